@@ -1,0 +1,65 @@
+"""The package's single logger and progress bars (quiet by default)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+logger = logging.getLogger("eeg2fmri")
+logger.addHandler(logging.NullHandler())
+
+T = TypeVar("T")
+
+_LEVELS = {
+    True: logging.INFO,
+    False: logging.WARNING,
+    None: None,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def set_log_level(verbose: bool | str | int | None = "info") -> None:
+    """Set the eeg2fmri logger level and attach a stderr handler once.
+
+    Parameters
+    ----------
+    verbose : bool | str | int | None
+        ``True``/``"info"`` shows progress messages, ``False``/``"warning"``
+        only warnings, ``"debug"`` everything; an int is a logging level.
+    """
+    level = verbose if isinstance(verbose, int) and not isinstance(verbose, bool) else _LEVELS.get(verbose)
+    if level is None:
+        return
+    logger.setLevel(level)
+    if not any(getattr(h, "_eeg2fmri", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._eeg2fmri = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
+    """Wrap an iterable in a tqdm progress bar that can be switched off.
+
+    Parameters
+    ----------
+    iterable : iterable
+        What to iterate over.
+    desc : str
+        Short label shown left of the bar.
+    total : int | None
+        Number of items when ``len(iterable)`` is unavailable.
+    enabled : bool
+        ``False`` returns the plain iterable (no output at all).
+    """
+    if not enabled:
+        yield from iterable
+        return
+    yield from tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, file=sys.stderr)
