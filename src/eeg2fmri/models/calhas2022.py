@@ -1,0 +1,690 @@
+"""Calhas & Henriques (2022) EEG-to-fMRI synthesiser, reimplemented in PyTorch.
+
+Data flow for one STFT window ``x`` of shape ``(batch, C, F, T)`` (original
+NODDI: ``C=64`` channels, ``F=134`` frequency bins, ``T=10`` TRs):
+
+1. **Topographical attention** over channels: a learned matrix ``A`` of shape
+   ``(C, F*T)`` gives per-sample scores ``S = softmax(X A^T)`` of shape
+   ``(C, C)`` (rows sum to one) and the re-mixed input ``S @ X``. The
+   "OrganizeChannels" activity regulariser ``-sum_j log(sum_i S_ij)`` keeps
+   every channel in use (it is zero when every column of ``S`` sums to one).
+2. **EEG encoder**: residual blocks of 3D convolutions over the
+   ``(channel, frequency, time)`` volume with one input feature map, then a
+   Linear layer to the latent ``z_eeg`` of size ``latent_dim``.
+3. **Decoder**: random Fourier features ``cos(z W / l + b)`` of the latent
+   (frozen Gaussian ``W`` drawn from an explicit ``seed``, trainable length
+   scale ``l``, random phase ``b``), gated element-wise by a Linear projection
+   of the flattened attention scores ("conditional attention style"), then one
+   Linear layer to ``prod(output_shape)`` outputs (the bulk of the parameters),
+   reshaped to ``output_shape``; a volume output goes through a 1x1x1 Conv3d.
+4. **fMRI encoder** (training only): residual 3D blocks over a volume target,
+   or an MLP over a vector target, then a Linear layer to the latent and
+   dropout. The alignment loss is ``1 - cos(z_eeg, z_fmri)``.
+
+Reference: D. Calhas and R. Henriques, "EEG to fMRI synthesis benefits from
+attentional graphs of electrode relationships", arXiv:2203.03481 (2022), and
+the EEG-to-fMRI package paper (SciPy 2023).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
+
+__all__ = ["Calhas2022", "TopographicalAttention", "laplace_nll", "organize_channels"]
+
+_LOG_EPS = 1e-6  # added inside log() of the attention column sums
+_LOG2 = math.log(2.0)
+
+
+# --------------------------------------------------------------------------- helpers
+def organize_channels(scores: Tensor) -> Tensor:
+    """OrganizeChannels activity regulariser of the topographical attention.
+
+    Parameters
+    ----------
+    scores : Tensor, shape (batch, C, C)
+        Attention scores, each row a softmax (sums to one).
+
+    Returns
+    -------
+    Tensor, shape ()
+        ``-sum_j log(eps + sum_i S_ij)`` averaged over the batch, computed in
+        float32. Because the ``C`` column sums add up to ``C``, the term is
+        minimal (about 0) when every channel receives a total weight of one,
+        i.e. when no channel is suppressed.
+    """
+    col_sums = scores.float().sum(dim=-2)
+    return -torch.log(col_sums + _LOG_EPS).sum(dim=-1).mean()
+
+
+def laplace_nll(pred: Tensor, log_scale: Tensor, target: Tensor) -> Tensor:
+    """Mean Laplace negative log-likelihood (the aleatoric training loss).
+
+    Parameters
+    ----------
+    pred : Tensor, shape (batch, *output_shape)
+        Predicted location ``mu``.
+    log_scale : Tensor, shape (batch, *output_shape)
+        Predicted ``log b`` of the Laplace scale ``b``.
+    target : Tensor, shape (batch, *output_shape)
+        Observed values.
+
+    Returns
+    -------
+    Tensor, shape ()
+        ``mean(|y - mu| / b + log b) + log 2``, computed in float32.
+    """
+    log_scale = log_scale.float()
+    return (torch.abs(target.float() - pred.float()) * torch.exp(-log_scale) + log_scale).mean() + _LOG2
+
+
+def _as_triple(value: int | Sequence[int], name: str, *, odd: bool = False) -> tuple[int, int, int]:
+    """Return ``value`` as three positive ints (odd if ``odd``), else raise."""
+    vals = (value,) * 3 if isinstance(value, int) else tuple(value)
+    ok = len(vals) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vals)
+    if ok and odd:
+        ok = all(v % 2 == 1 for v in vals)
+    if not ok:
+        kind = "odd integers >= 1" if odd else "integers >= 1"
+        raise Eeg2fmriInputError(
+            f"expected {name} to be one or three {kind} (one per channel/frequency/time axis), "
+            f"got {value!r}; pass e.g. {name}=3."
+        )
+    return vals  # type: ignore[return-value]
+
+
+def _fit_kernel(k: int, size: int) -> int:
+    """Shrink an odd conv kernel so it spans at most the axis (plus one for even sizes)."""
+    cap = size if size % 2 == 1 else size + 1
+    return min(k, cap)
+
+
+def _fit_pool(p: int, size: int) -> int:
+    """Pool only along axes longer than one sample, never with a window wider than the axis."""
+    return 1 if size <= 1 else min(p, size)
+
+
+def _inv_softplus(x: float) -> float:
+    return math.log(math.expm1(x))
+
+
+# --------------------------------------------------------------------------- layers
+class TopographicalAttention(nn.Module):
+    """Self-attention across EEG channels with a learned key matrix.
+
+    Parameters
+    ----------
+    n_chans : int
+        Number of EEG channels ``C``.
+    n_features : int
+        Features per channel ``F*T`` (flattened frequency x time).
+
+    Notes
+    -----
+    For channel features ``X`` of shape ``(batch, C, D)`` the scores are
+    ``S = softmax_j(X A^T)`` of shape ``(batch, C, C)`` (the softmax runs over
+    the last axis, in float32) and the output is ``S @ X``: output channel
+    ``i`` is a convex mix of all input channels. ``S`` is the "attentional
+    graph of electrode relationships".
+    """
+
+    def __init__(self, n_chans: int, n_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_chans, n_features))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, x_flat: Tensor) -> tuple[Tensor, Tensor]:
+        """Re-mix channels.
+
+        Parameters
+        ----------
+        x_flat : Tensor, shape (batch, C, D)
+
+        Returns
+        -------
+        out : Tensor, shape (batch, C, D)
+        scores : Tensor, shape (batch, C, C), float32
+        """
+        logits = torch.matmul(x_flat, self.weight.t())
+        scores = torch.softmax(logits.float(), dim=-1)
+        out = torch.matmul(scores.to(x_flat.dtype), x_flat)
+        return out, scores
+
+
+class _ResBlock3d(nn.Module):
+    """Residual 3D block: conv -> maxpool -> BN -> ReLU -> conv -> BN -> ReLU, plus conv/maxpool/BN shortcut.
+
+    The first convolution of the main path and the shortcut convolution read
+    the same input with the same kernel, so they are computed as one
+    convolution with ``2 * out_ch`` filters, pooled and batch-normalised once
+    (per-channel BatchNorm is separable, so this equals two separate BNs), then
+    split. Convolutions use "same" padding with kernels shrunk to fit short
+    axes; pooling (window = stride = ``pool``) uses ``ceil_mode`` and is skipped
+    on axes of length one, so any axis of length >= 1 is accepted.
+
+    Parameters
+    ----------
+    in_ch, out_ch : int
+        Input / output feature maps.
+    in_size : tuple of 3 int
+        Spatial size of the input volume.
+    kernel_size : tuple of 3 odd int
+        Kernel of the first (downsampling) convolution and of the shortcut.
+    pool_size : tuple of 3 int
+        Max-pool window and stride.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        in_size: tuple[int, int, int],
+        kernel_size: tuple[int, int, int],
+        pool_size: tuple[int, int, int],
+    ) -> None:
+        super().__init__()
+        self.out_ch = out_ch
+        k1 = tuple(_fit_kernel(k, s) for k, s in zip(kernel_size, in_size))
+        pool = tuple(_fit_pool(p, s) for p, s in zip(pool_size, in_size))
+        self.out_size: tuple[int, int, int] = tuple(math.ceil(s / p) for s, p in zip(in_size, pool))  # type: ignore[assignment]
+        k2 = tuple(_fit_kernel(3, s) for s in self.out_size)
+        self.conv_in = nn.Conv3d(in_ch, 2 * out_ch, k1, padding=tuple(k // 2 for k in k1), bias=False)
+        self.pool = nn.MaxPool3d(pool, stride=pool, ceil_mode=True)
+        self.bn_in = nn.BatchNorm3d(2 * out_ch)
+        self.conv_mid = nn.Conv3d(out_ch, out_ch, k2, padding=tuple(k // 2 for k in k2), bias=False)
+        self.bn_mid = nn.BatchNorm3d(out_ch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``(batch, in_ch, *in_size)`` to ``(batch, out_ch, *out_size)``."""
+        h = self.bn_in(self.pool(self.conv_in(x)))
+        main, skip = h[:, : self.out_ch], h[:, self.out_ch :]
+        main = F.relu(self.bn_mid(self.conv_mid(F.relu(main))))
+        return F.relu(main + skip)
+
+
+class _RandomFourierFeatures(nn.Module):
+    """``cos(z W / l + b)`` with frozen Gaussian ``W``, frozen phase ``b`` and trainable length scale ``l``.
+
+    ``W`` (``(in_dim, out_dim)``, standard normal) and ``b`` (uniform on
+    ``[0, 2 pi)``) are persistent buffers drawn from a ``torch.Generator``
+    seeded with ``seed``; ``log l`` starts at ``log sqrt(in_dim / 2)`` (the
+    Gaussian-kernel default of the original). Computed in float32 with
+    autocast disabled, since ``cos`` of large bf16 arguments is inaccurate.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, seed: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("projection", torch.randn(in_dim, out_dim, generator=gen))
+        self.register_buffer("phase", torch.rand(out_dim, generator=gen) * (2.0 * math.pi))
+        self.log_lengthscale = nn.Parameter(torch.tensor(0.5 * math.log(in_dim / 2.0) if in_dim > 2 else 0.0))
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Map ``(batch, in_dim)`` to float32 features ``(batch, out_dim)``."""
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            arg = torch.matmul(z.float(), self.projection.float()) * torch.exp(-self.log_lengthscale.float())
+            return torch.cos(arg + self.phase.float())
+
+
+class _VariationalLinear(nn.Module):
+    """Linear layer with a factorised Gaussian posterior over weights and biases.
+
+    Sampling uses the local reparameterisation trick: the pre-activation of
+    each sample is drawn from its exact Gaussian marginal
+    ``N(h W_mu^T + b_mu, h^2 sigma_W^2^T + sigma_b^2)``, which is what sampling
+    independent weights per example gives, at the cost of two matmuls instead
+    of materialising a random weight matrix. Without sampling the layer uses
+    the posterior means (deterministic).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    prior_std : float
+        Standard deviation of the zero-mean Gaussian prior.
+    init_std : float
+        Initial posterior standard deviation (``softplus(rho)``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, prior_std: float, init_std: float) -> None:
+        super().__init__()
+        self.prior_std = float(prior_std)
+        ref = nn.Linear(in_features, out_features)  # reuse PyTorch's default initialisation of the means
+        self.weight_mu = nn.Parameter(ref.weight.detach().clone())
+        self.bias_mu = nn.Parameter(ref.bias.detach().clone())
+        rho = _inv_softplus(init_std)
+        self.weight_rho = nn.Parameter(torch.full((out_features, in_features), rho))
+        self.bias_rho = nn.Parameter(torch.full((out_features,), rho))
+
+    def forward(self, h: Tensor, sample: bool, generator: torch.Generator | None = None) -> Tensor:
+        """Map ``(batch, in_features)`` to ``(batch, out_features)``; random only if ``sample``."""
+        mean = F.linear(h, self.weight_mu, self.bias_mu)
+        if not sample:
+            return mean
+        var = F.linear(h * h, F.softplus(self.weight_rho).square(), F.softplus(self.bias_rho).square())
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.sqrt(var.clamp_min(1e-12)) * noise
+
+    def kl(self) -> Tensor:
+        """KL(q || prior) summed over all weights and biases (float32 scalar)."""
+        total = torch.zeros((), device=self.weight_mu.device, dtype=torch.float32)
+        log_prior = math.log(self.prior_std)
+        inv_2var = 0.5 / self.prior_std**2
+        for mu, rho in ((self.weight_mu, self.weight_rho), (self.bias_mu, self.bias_rho)):
+            sigma = F.softplus(rho.float())
+            total = total + (log_prior - torch.log(sigma) + (sigma.square() + mu.float().square()) * inv_2var - 0.5).sum()
+        return total
+
+
+# --------------------------------------------------------------------------- model
+@register_model("calhas2022")
+class Calhas2022(nn.Module):
+    """EEG-to-fMRI synthesiser of Calhas & Henriques (2022).
+
+    Parameters
+    ----------
+    spec : DataSpec
+        Data description; ``spec.input_kind`` must be ``"stft"`` with
+        ``input_shape = (C, F, T)``; ``output_shape`` is a volume ``(X, Y, Z)``
+        or a vector ``(n,)``.
+    latent_dim : int, default 343
+        Size of the EEG and fMRI latents (343 = 7x7x7 in the original).
+    n_fourier : int or None, default None
+        Number of random Fourier features (width of the decoder's hidden
+        layer); ``None`` uses ``latent_dim`` as in the original.
+    dropout : float, default 0.5
+        Dropout on the fMRI latent (training only), in ``[0, 1)``.
+    aleatoric : bool, default False
+        Add a per-output Laplace log-scale head ``log b = w * pred + c`` (a
+        shared weight ``w`` as in the original's 1-unit head on the prediction,
+        plus a learned per-output offset ``c``); ``training_terms`` then returns
+        ``"log_scale"`` for :func:`laplace_nll`.
+    variational : bool, default False
+        Make the final decoder Linear variational (Gaussian weights, local
+        reparameterisation); ``training_terms`` then returns ``"kl"`` and
+        :meth:`predict_mc` gives Monte-Carlo mean and std.
+    n_filters : int, default 4
+        Feature maps of every residual 3D block (4 in the original).
+    kernel_size : int or tuple of 3 odd int, default 3
+        Kernel of the downsampling/shortcut convolutions (shrunk on short axes).
+    pool_size : int or tuple of 3 int, default 2
+        Max-pool window and stride of each block (skipped on length-1 axes).
+    n_eeg_blocks : int, default 2
+        Residual blocks of the EEG encoder.
+    n_fmri_blocks : int, default 3
+        Residual blocks of the fMRI encoder for volume targets; hidden layers
+        of its MLP for vector targets.
+    fmri_hidden : int, default 256
+        Width of the fMRI MLP hidden layers (vector targets only).
+    prior_std : float, default 1.0
+        Prior standard deviation of the variational weights.
+    posterior_init_std : float, default 1e-3
+        Initial posterior standard deviation of the variational weights.
+    seed : int, default 0
+        Seed of the ``torch.Generator`` that draws the frozen Fourier
+        projection and phase (independent of the global RNG).
+
+    Notes
+    -----
+    * Latent alignment: ``"latent_cosine"`` is ``1 - cos(z_eeg[i], z_fmri[i])``
+      averaged over the batch, a per-pair cosine. The original code's cosine
+      broadcasts to a batch-by-batch cross product (every EEG latent against
+      every fMRI latent); we deliberately use the per-pair form, which is what
+      the paper's equation describes.
+    * ``"kl"`` is the KL divergence summed over all variational weights; for an
+      ELBO weight it by ``1 / n_training_windows`` in the training config.
+    * ``subject`` is accepted for API compatibility and ignored.
+    * Parameter count at the NODDI shape ((64, 134, 10) -> (64, 64, 30)) with
+      the defaults: 46.36 M (42.27 M of them in the final Linear); 88.75 M with
+      ``variational=True`` (the head doubles: means and rhos).
+    """
+
+    def __init__(
+        self,
+        spec: DataSpec,
+        *,
+        latent_dim: int = 343,
+        n_fourier: int | None = None,
+        dropout: float = 0.5,
+        aleatoric: bool = False,
+        variational: bool = False,
+        n_filters: int = 4,
+        kernel_size: int | Sequence[int] = 3,
+        pool_size: int | Sequence[int] = 2,
+        n_eeg_blocks: int = 2,
+        n_fmri_blocks: int = 3,
+        fmri_hidden: int = 256,
+        prior_std: float = 1.0,
+        posterior_init_std: float = 1e-3,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        where = "calhas2022"
+        if spec.input_kind != "stft":
+            raise Eeg2fmriInputError(
+                f"{where}: expected input_kind 'stft' (x of shape (batch, n_chans, n_freqs, n_frames)), "
+                f"got {spec.input_kind!r}; prepare the data with an STFT representation "
+                f"(magnitude per channel, frequency bin and frame) or choose a model for {spec.input_kind!r} inputs."
+            )
+        if len(spec.output_shape) not in (1, 3):
+            raise Eeg2fmriInputError(
+                f"{where}: expected output_shape (X, Y, Z) or (n_outputs,), got {spec.output_shape}; "
+                f"flatten masked voxels to a vector or pass the full volume."
+            )
+        latent_dim = check_positive_int(latent_dim, "latent_dim", where=where)
+        n_fourier = latent_dim if n_fourier is None else check_positive_int(n_fourier, "n_fourier", where=where)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= float(dropout) < 1.0:
+            raise Eeg2fmriInputError(f"{where}: expected dropout in [0, 1), got {dropout!r}; pass e.g. dropout=0.5.")
+        n_filters = check_positive_int(n_filters, "n_filters", where=where)
+        kernel = _as_triple(kernel_size, "kernel_size", odd=True)
+        pool = _as_triple(pool_size, "pool_size")
+        n_eeg_blocks = check_positive_int(n_eeg_blocks, "n_eeg_blocks", where=where)
+        n_fmri_blocks = check_positive_int(n_fmri_blocks, "n_fmri_blocks", where=where)
+        fmri_hidden = check_positive_int(fmri_hidden, "fmri_hidden", where=where)
+        prior_std = check_positive(prior_std, "prior_std", where=where)
+        posterior_init_std = check_positive(posterior_init_std, "posterior_init_std", where=where)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise Eeg2fmriInputError(f"{where}: expected seed to be a non-negative int, got {seed!r}; pass e.g. seed=0.")
+
+        self.spec = spec
+        self.hparams = {
+            "latent_dim": latent_dim,
+            "n_fourier": n_fourier,
+            "dropout": float(dropout),
+            "aleatoric": bool(aleatoric),
+            "variational": bool(variational),
+            "n_filters": n_filters,
+            "kernel_size": kernel,
+            "pool_size": pool,
+            "n_eeg_blocks": n_eeg_blocks,
+            "n_fmri_blocks": n_fmri_blocks,
+            "fmri_hidden": fmri_hidden,
+            "prior_std": prior_std,
+            "posterior_init_std": posterior_init_std,
+            "seed": seed,
+        }
+        self.aleatoric = bool(aleatoric)
+        self.variational = bool(variational)
+        self.input_shape: tuple[int, int, int] = tuple(int(s) for s in spec.input_shape)  # type: ignore[assignment]
+        self.output_shape: tuple[int, ...] = tuple(int(s) for s in spec.output_shape)
+        self.is_volume = len(self.output_shape) == 3
+        n_chans, n_freqs, n_frames = self.input_shape
+        n_out = spec.n_outputs
+
+        # EEG path ------------------------------------------------------------
+        self.attention = TopographicalAttention(n_chans, n_freqs * n_frames)
+        blocks: list[nn.Module] = []
+        size, ch = self.input_shape, 1
+        for _ in range(n_eeg_blocks):
+            block = _ResBlock3d(ch, n_filters, size, kernel, pool)
+            blocks.append(block)
+            size, ch = block.out_size, n_filters
+        self.eeg_blocks = nn.Sequential(*blocks)
+        self.eeg_to_latent = nn.Linear(ch * math.prod(size), latent_dim)
+
+        # Decoder ---------------------------------------------------------------
+        self.fourier = _RandomFourierFeatures(latent_dim, n_fourier, seed)
+        self.style = nn.Linear(n_chans * n_chans, n_fourier, bias=False)
+        # Unit-variance weights make the style gate O(1) at uniform attention
+        # (scores 1/C): each gate is then a mean of C^2 standard normals times C.
+        nn.init.normal_(self.style.weight, std=1.0)
+        self.head: nn.Module
+        if self.variational:
+            self.head = _VariationalLinear(n_fourier, n_out, prior_std, posterior_init_std)
+        else:
+            self.head = nn.Linear(n_fourier, n_out)
+        self.out_conv = nn.Conv3d(1, 1, kernel_size=1) if self.is_volume else None
+        if self.aleatoric:
+            self.log_scale_weight = nn.Parameter(torch.zeros(()))
+            self.log_scale_bias = nn.Parameter(torch.zeros(self.output_shape))
+
+        # fMRI encoder (training only) -------------------------------------------
+        if self.is_volume:
+            fblocks: list[nn.Module] = []
+            size, ch = self.output_shape, 1  # type: ignore[assignment]
+            for _ in range(n_fmri_blocks):
+                block = _ResBlock3d(ch, n_filters, size, kernel, pool)
+                fblocks.append(block)
+                size, ch = block.out_size, n_filters
+            self.fmri_encoder = nn.Sequential(
+                *fblocks,
+                nn.Flatten(),
+                nn.Linear(ch * math.prod(size), latent_dim),
+                nn.Dropout(float(dropout)),
+            )
+        else:
+            layers: list[nn.Module] = []
+            width = n_out
+            for _ in range(n_fmri_blocks):
+                layers += [nn.Linear(width, fmri_hidden), nn.ReLU()]
+                width = fmri_hidden
+            self.fmri_encoder = nn.Sequential(*layers, nn.Linear(width, latent_dim), nn.Dropout(float(dropout)))
+
+    # ------------------------------------------------------------------- checks
+    def _check_x(self, x: Tensor) -> None:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise Eeg2fmriInputError(
+                f"calhas2022: expected x of shape (batch, {', '.join(map(str, self.input_shape))}) "
+                f"(batch, n_chans, n_freqs, n_frames), got {tuple(x.shape)}; "
+                f"use the DataSpec the model was built with."
+            )
+
+    def _check_y(self, y: Tensor, batch: int) -> None:
+        if tuple(y.shape) != (batch, *self.output_shape):
+            raise Eeg2fmriInputError(
+                f"calhas2022: expected y of shape {(batch, *self.output_shape)} (batch, *output_shape), "
+                f"got {tuple(y.shape)}; pair each EEG window with one target of spec.output_shape."
+            )
+
+    # ------------------------------------------------------------------ pieces
+    def encode_eeg(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """EEG latent and attention graph.
+
+        Parameters
+        ----------
+        x : Tensor, shape (batch, C, F, T)
+
+        Returns
+        -------
+        z : Tensor, shape (batch, latent_dim)
+        scores : Tensor, shape (batch, C, C), float32
+            Topographical attention scores (rows sum to one).
+        """
+        self._check_x(x)
+        b, c, f, t = x.shape
+        mixed, scores = self.attention(x.reshape(b, c, f * t))
+        h = self.eeg_blocks(mixed.reshape(b, 1, c, f, t))
+        z = self.eeg_to_latent(h.flatten(1))
+        return z, scores
+
+    def encode_fmri(self, y: Tensor) -> Tensor:
+        """fMRI latent of targets ``y`` of shape ``(batch, *output_shape)`` -> ``(batch, latent_dim)``."""
+        self._check_y(y, y.shape[0])
+        return self.fmri_encoder(y.unsqueeze(1) if self.is_volume else y)
+
+    def _hidden(self, z: Tensor, scores: Tensor) -> Tensor:
+        """Fourier features gated by the attention style: ``(batch, n_fourier)``."""
+        style = self.style(scores.flatten(1).to(self.style.weight.dtype))
+        return self.fourier(z).to(style.dtype) * style
+
+    def _output(
+        self, h: Tensor, sample: bool, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Final Linear (+ 1x1x1 conv for volumes) and optional log-scale head."""
+        if self.variational:
+            flat = self.head(h, sample, generator)
+        else:
+            flat = self.head(h)
+        pred = flat.reshape(flat.shape[0], *self.output_shape)
+        if self.out_conv is not None:
+            # A 1->1 channel 1x1x1 convolution is a scalar affine map; applying it
+            # elementwise avoids a convolution kernel launch over the whole volume.
+            pred = pred * self.out_conv.weight.reshape(()) + self.out_conv.bias.reshape(())
+        log_scale = None
+        if self.aleatoric:
+            log_scale = pred * self.log_scale_weight + self.log_scale_bias
+        return pred, log_scale
+
+    # ----------------------------------------------------------------- public
+    def forward(self, x: Tensor, subject: Tensor | None = None) -> Tensor:
+        """Predict fMRI from EEG.
+
+        Parameters
+        ----------
+        x : Tensor, shape (batch, C, F, T)
+            STFT magnitude windows.
+        subject : Tensor or None
+            Ignored (no subject embedding in this model).
+
+        Returns
+        -------
+        Tensor, shape (batch, *output_shape)
+            Prediction; deterministic in eval mode (posterior means when
+            ``variational``), sampled in training mode when ``variational``.
+        """
+        z, scores = self.encode_eeg(x)
+        pred, _ = self._output(self._hidden(z, scores), sample=self.variational and self.training)
+        return pred
+
+    def training_terms(self, x: Tensor, y: Tensor, subject: Tensor | None = None) -> dict[str, Tensor]:
+        """Prediction and auxiliary losses for one training batch.
+
+        Parameters
+        ----------
+        x : Tensor, shape (batch, C, F, T)
+        y : Tensor, shape (batch, *output_shape)
+            Target fMRI (input of the fMRI encoder).
+        subject : Tensor or None
+            Ignored.
+
+        Returns
+        -------
+        dict of str to Tensor
+            ``"pred"`` (batch, *output_shape); ``"latent_cosine"`` scalar,
+            ``1 - cos(z_eeg, z_fmri)`` per pair, batch mean; ``"organize_channels"``
+            scalar attention regulariser; ``"log_scale"`` (batch, *output_shape)
+            when ``aleatoric`` (use :func:`laplace_nll`); ``"kl"`` scalar when
+            ``variational``.
+        """
+        z_eeg, scores = self.encode_eeg(x)
+        self._check_y(y, x.shape[0])
+        pred, log_scale = self._output(self._hidden(z_eeg, scores), sample=self.variational and self.training)
+        z_fmri = self.fmri_encoder(y.unsqueeze(1) if self.is_volume else y)
+        cosine = F.cosine_similarity(z_eeg.float(), z_fmri.float(), dim=1, eps=1e-8)
+        terms = {
+            "pred": pred,
+            "latent_cosine": 1.0 - cosine.mean(),
+            "organize_channels": organize_channels(scores),
+        }
+        if log_scale is not None:
+            terms["log_scale"] = log_scale
+        if self.variational:
+            terms["kl"] = self.kl()
+        return terms
+
+    def kl(self) -> Tensor:
+        """KL divergence of the variational decoder weights to their prior (0 if not variational)."""
+        if isinstance(self.head, _VariationalLinear):
+            return self.head.kl()
+        return torch.zeros((), device=self.head.weight.device)
+
+    def attention_scores(self, x: Tensor) -> Tensor:
+        """Attentional graph of electrode relationships, shape ``(batch, C, C)`` (rows sum to one)."""
+        self._check_x(x)
+        b, c, f, t = x.shape
+        return self.attention(x.reshape(b, c, f * t))[1]
+
+    @torch.no_grad()
+    def _monte_carlo(
+        self, x: Tensor, n_samples: int, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Mean/std of predictions and mean Laplace scale over ``n_samples`` decoder draws (eval mode)."""
+        was_training = self.training
+        self.eval()
+        try:
+            z, scores = self.encode_eeg(x)
+            h = self._hidden(z, scores)  # deterministic: computed once, only the head is sampled
+            mean = m2 = scale_sum = None
+            for k in range(1, n_samples + 1):
+                pred, log_scale = self._output(h, sample=self.variational, generator=generator)
+                pred = pred.float()
+                if mean is None:
+                    mean, m2 = pred.clone(), torch.zeros_like(pred)
+                else:
+                    delta = pred - mean
+                    mean += delta / k
+                    m2 += delta * (pred - mean)
+                if log_scale is not None:
+                    scale = torch.exp(log_scale.float())
+                    scale_sum = scale if scale_sum is None else scale_sum + scale
+        finally:
+            self.train(was_training)
+        std = torch.sqrt(m2 / n_samples)
+        scale_mean = None if scale_sum is None else scale_sum / n_samples
+        return mean, std, scale_mean
+
+    def predict_mc(
+        self, x: Tensor, n_samples: int = 20, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Monte-Carlo predictive mean and (epistemic) standard deviation.
+
+        Runs in eval mode (BatchNorm running statistics); the EEG encoder is
+        evaluated once and the variational head is sampled ``n_samples`` times.
+
+        Parameters
+        ----------
+        x : Tensor, shape (batch, C, F, T)
+        n_samples : int, default 20
+            Number of weight draws.
+        generator : torch.Generator or None
+            Source of the weight noise, for reproducible draws.
+
+        Returns
+        -------
+        mean, std : Tensor, shape (batch, *output_shape), float32
+        """
+        if not self.variational:
+            raise Eeg2fmriInputError(
+                "calhas2022: predict_mc needs a variational decoder (its deterministic output has no spread); "
+                "build the model with variational=True, or call the model directly for a point prediction."
+            )
+        n_samples = check_positive_int(n_samples, "n_samples", where="calhas2022.predict_mc")
+        mean, std, _ = self._monte_carlo(x, n_samples, generator)
+        return mean, std
+
+    def predict_uncertainty(
+        self, x: Tensor, n_samples: int = 1, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Predictive mean and aleatoric Laplace scale.
+
+        Parameters
+        ----------
+        x : Tensor, shape (batch, C, F, T)
+        n_samples : int, default 1
+            Monte-Carlo draws of the variational head (if ``variational``);
+            with a deterministic head every draw is identical.
+        generator : torch.Generator or None
+            Source of the weight noise.
+
+        Returns
+        -------
+        mean : Tensor, shape (batch, *output_shape), float32
+            Mean prediction (Laplace location).
+        scale : Tensor, shape (batch, *output_shape), float32
+            Laplace scale ``b`` (> 0), averaged over draws; the standard
+            deviation of the Laplace distribution is ``sqrt(2) * b``.
+        """
+        if not self.aleatoric:
+            raise Eeg2fmriInputError(
+                "calhas2022: predict_uncertainty needs the aleatoric head; build the model with aleatoric=True."
+            )
+        n_samples = check_positive_int(n_samples, "n_samples", where="calhas2022.predict_uncertainty")
+        mean, _, scale = self._monte_carlo(x, n_samples if self.variational else 1, generator)
+        return mean, scale  # type: ignore[return-value]  (not None: the aleatoric head exists)
