@@ -19,6 +19,15 @@ SPECS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest single-threaded (and do not fight other test processes)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _batch(spec: DataSpec, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(BATCH, *spec.input_shape, generator=g)
@@ -67,9 +76,9 @@ def test_overfits_tiny_batch(name, kind):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    # targets are unit-variance noise: predicting the mean leaves loss ~ 1; memorising drives it to ~0
-    assert losses[-1] < 0.02 * losses[0], (losses[0], losses[-1])
-    assert losses[-1] < 0.02
+    # targets are unit-variance noise: the best input-independent prediction (the batch mean)
+    # leaves ~2/3 of the initial loss; memorising the 3 windows drives it to ~0
+    assert losses[-1] < 0.05 * losses[0], (losses[0], losses[-1])
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -78,7 +87,9 @@ def test_seed_determinism(name):
     x, _ = _batch(spec)
     state_before = torch.random.get_rng_state()
     a = build_model(name, spec, seed=7).eval()
-    assert torch.equal(torch.random.get_rng_state(), state_before), "seeded init touched the global RNG"
+    assert torch.equal(torch.random.get_rng_state(), state_before), (
+        "seeded init touched the global RNG"
+    )
     b = build_model(name, spec, seed=7).eval()
     c = build_model(name, spec, seed=8).eval()
     with torch.no_grad():
@@ -110,8 +121,12 @@ def test_safetensors_roundtrip(name, tmp_path):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_wrong_input_kind_raises(name):
-    spec = DataSpec("stft", (N_CHANS, 9, 11), (7,), sfreq=SFREQ, tr=2.0, freqs=tuple(range(9)), frame_rate=4.0)
-    with pytest.raises(Eeg2fmriInputError, match=r"expected input_kind 'raw'.*got 'stft'.*representation='raw'"):
+    spec = DataSpec(
+        "stft", (N_CHANS, 9, 11), (7,), sfreq=SFREQ, tr=2.0, freqs=tuple(range(9)), frame_rate=4.0
+    )
+    with pytest.raises(
+        Eeg2fmriInputError, match=r"expected input_kind 'raw'.*got 'stft'.*representation='raw'"
+    ):
         build_model(name, spec)
 
 
@@ -126,7 +141,9 @@ def test_wrong_input_shape_raises(name):
 
 def test_fc_requires_window_length():
     model = build_model("bricman_fc", SPECS["vector"], seed=0)
-    with pytest.raises(Eeg2fmriInputError, match=f"expected x of shape \\(batch, {N_CHANS}, {N_TIMES}\\)"):
+    with pytest.raises(
+        Eeg2fmriInputError, match=f"expected x of shape \\(batch, {N_CHANS}, {N_TIMES}\\)"
+    ):
         model(torch.randn(BATCH, N_CHANS, N_TIMES + 4))
 
 
@@ -201,7 +218,7 @@ def test_beira_interpretability(kind):
     assert torch.all(peaks < SFREQ / 2)
     centres = torch.tensor(model.centre_freqs_hz)
     assert torch.all(centres < SFREQ / 2)
-    assert torch.allclose(mag.max(dim=1).values, torch.ones(6), atol=0.15)
+    assert torch.allclose(mag.max(dim=1).values, torch.ones(6), atol=0.02)
     # low-pass initialised as a moving average
     assert torch.allclose(model.lowpass.weight.sum(-1), torch.ones(6, 1))
     # response of a longer FFT agrees (exact DTFT samples, no truncation of the filter)

@@ -117,7 +117,9 @@ def check_seed(seed: int | None) -> int | None:
         return None
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
         return int(seed)
-    raise Eeg2fmriInputError(f"expected seed to be a non-negative int or None, got {seed!r}; pass e.g. seed=0.")
+    raise Eeg2fmriInputError(
+        f"expected seed to be a non-negative int or None, got {seed!r}; pass e.g. seed=0."
+    )
 
 
 @contextmanager
@@ -210,7 +212,11 @@ def strided_conv_stack(
     ch, length = in_channels, int(n_times)
     for i in range(n_layers):
         out = min(base_width * 2**i, max_width)
-        layers.append(nn.Conv1d(ch, out, kernel_size, stride=stride, padding=kernel_size // 2, bias=not batch_norm))
+        layers.append(
+            nn.Conv1d(
+                ch, out, kernel_size, stride=stride, padding=kernel_size // 2, bias=not batch_norm
+            )
+        )
         if batch_norm:
             layers.append(nn.BatchNorm1d(out))
         layers.append(nn.GELU())
@@ -220,7 +226,9 @@ def strided_conv_stack(
     return nn.Sequential(*layers), ch, length
 
 
-def make_mlp(n_in: int, hidden: Sequence[int], n_out: int, *, dropout: float = 0.0) -> nn.Sequential:
+def make_mlp(
+    n_in: int, hidden: Sequence[int], n_out: int, *, dropout: float = 0.0
+) -> nn.Sequential:
     """Fully connected network ``n_in -> hidden... -> n_out`` (GELU, dropout; linear last layer).
 
     Parameters

@@ -41,7 +41,7 @@ def _odd_length(seconds: float, sfreq: float, name: str) -> int:
 
 
 def _bandpass_bank(centres_hz: torch.Tensor, n_taps: int, sfreq: float) -> torch.Tensor:
-    """Hann-windowed cosine (Gabor) band-pass filters, unit gain at the centre, zero DC.
+    """Hann-windowed cosine (Gabor) band-pass filters with unit peak gain and zero DC gain.
 
     Parameters
     ----------
@@ -59,8 +59,9 @@ def _bandpass_bank(centres_hz: torch.Tensor, n_taps: int, sfreq: float) -> torch
     win = torch.hann_window(n_taps + 2, periodic=False, dtype=torch.float64)[1:-1]
     h = win * torch.cos(2 * math.pi * centres_hz.double()[:, None] * t)
     h = h - win * (h.sum(1, keepdim=True) / win.sum())  # remove DC response
-    # unit magnitude at the centre frequency
-    gain = (h * torch.exp(-2j * math.pi * centres_hz.double()[:, None] * t)).sum(1).abs()
+    # unit peak magnitude (removing DC shifts the peak of the lowest filters above their centre)
+    n_fft = 1 << max(12, (8 * n_taps - 1).bit_length())
+    gain = torch.fft.rfft(h, n=n_fft, dim=-1).abs().amax(-1)
     return (h / gain[:, None]).float()
 
 
@@ -170,14 +171,24 @@ class BEIRA(nn.Module):
         self.filter_taps = _odd_length(filter_len_s, sfreq, "filter_len_s")
         self.smooth_taps = _odd_length(smooth_len_s, sfreq, "smooth_len_s")
         self.decimation = max(1, int(sfreq // check_positive(envelope_sfreq, "envelope_sfreq")))
-        centres = torch.logspace(math.log10(low), math.log10(high), self.n_virtual, dtype=torch.float64)
+        centres = torch.logspace(
+            math.log10(low), math.log10(high), self.n_virtual, dtype=torch.float64
+        )
         self.centre_freqs_hz = tuple(float(f) for f in centres)
         v = self.n_virtual
         with seeded_init(seed):
             self.unmix = nn.Conv1d(n_chans, v, 1, bias=False)
-            self.bandpass = nn.Conv1d(v, v, self.filter_taps, padding=self.filter_taps // 2, groups=v, bias=False)
+            self.bandpass = nn.Conv1d(
+                v, v, self.filter_taps, padding=self.filter_taps // 2, groups=v, bias=False
+            )
             self.lowpass = nn.Conv1d(
-                v, v, self.smooth_taps, stride=self.decimation, padding=self.smooth_taps // 2, groups=v, bias=False
+                v,
+                v,
+                self.smooth_taps,
+                stride=self.decimation,
+                padding=self.smooth_taps // 2,
+                groups=v,
+                bias=False,
             )
             env_len = (n_times - 1) // self.decimation + 1
             self.encoder, width, enc_len = strided_conv_stack(
@@ -201,7 +212,9 @@ class BEIRA(nn.Module):
             )
             if len(spec.output_shape) >= 2:
                 rank = check_positive_int(rank, "rank")
-                self.decoder = nn.Sequential(nn.Linear(latent_dim, rank), nn.Linear(rank, spec.n_outputs))
+                self.decoder = nn.Sequential(
+                    nn.Linear(latent_dim, rank), nn.Linear(rank, spec.n_outputs)
+                )
             else:
                 self.decoder = nn.Sequential(nn.Linear(latent_dim, spec.n_outputs))
         with torch.no_grad():
@@ -237,7 +250,9 @@ class BEIRA(nn.Module):
         torch.Tensor, shape (batch, *spec.output_shape)
         """
         h = self.pool(self.encoder(self.features(x)))  # (batch, width, pool_len)
-        return self.decoder(self.bottleneck(h.flatten(1))).reshape(x.shape[0], *self.spec.output_shape)
+        return self.decoder(self.bottleneck(h.flatten(1))).reshape(
+            x.shape[0], *self.spec.output_shape
+        )
 
     @torch.no_grad()
     def spatial_patterns(self, x: torch.Tensor | None = None) -> torch.Tensor:
@@ -285,7 +300,9 @@ class BEIRA(nn.Module):
         """
         n_freqs = check_positive_int(n_freqs, "n_freqs")
         if n_freqs < 2:
-            raise Eeg2fmriInputError(f"beira: expected n_freqs >= 2, got {n_freqs}; pass e.g. n_freqs=256.")
+            raise Eeg2fmriInputError(
+                f"beira: expected n_freqs >= 2, got {n_freqs}; pass e.g. n_freqs=256."
+            )
         h = self.bandpass.weight[:, 0, :].detach()  # (n_virtual, taps)
         step = 2 * (n_freqs - 1)
         m = -(-h.shape[-1] // step)  # zero-pad to a multiple of step >= taps, keep every m-th bin

@@ -98,7 +98,9 @@ class BricmanConv(nn.Module):
                 dropout=dropout,
             )
             self.act = nn.GELU()
-            self.head = make_mlp(n_chans * self.embedder.emb_dim, head_hidden, spec.n_outputs, dropout=dropout)
+            self.head = make_mlp(
+                n_chans * self.embedder.emb_dim, head_hidden, spec.n_outputs, dropout=dropout
+            )
 
     def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the target from raw EEG.

@@ -77,7 +77,9 @@ class BricmanFC(nn.Module):
             self.embedder = FCChannelEmbedder(
                 n_times, emb_dim=emb_dim, hidden=embed_hidden, time_pool=time_pool, dropout=dropout
             )
-            self.head = make_mlp(n_chans * self.embedder.emb_dim, head_hidden, spec.n_outputs, dropout=dropout)
+            self.head = make_mlp(
+                n_chans * self.embedder.emb_dim, head_hidden, spec.n_outputs, dropout=dropout
+            )
 
     def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the target from raw EEG.

@@ -112,6 +112,28 @@ def _fit_pool(p: int, size: int) -> int:
     return 1 if size <= 1 else min(p, size)
 
 
+def _volume_channels_last(v: Tensor) -> Tensor:
+    """``(batch, D, H, W)`` -> ``(batch, 1, D, H, W)`` in channels-last-3d layout.
+
+    With one feature map this is the same memory order; marking it channels-last
+    makes every following conv / pool / BatchNorm run in NDHWC, which is much
+    faster on GPUs for the few-filter 3D convolutions used here.
+    """
+    return v.unsqueeze(1).contiguous(memory_format=torch.channels_last_3d)
+
+
+def _flatten_channels_last(h: Tensor) -> Tensor:
+    """Flatten ``(batch, ch, D, H, W)`` in ``(D, H, W, ch)`` order (a free view for channels-last tensors)."""
+    return h.permute(0, 2, 3, 4, 1).flatten(1)
+
+
+class _FlattenChannelsLast(nn.Module):
+    """Module form of :func:`_flatten_channels_last`."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        return _flatten_channels_last(h)
+
+
 def _inv_softplus(x: float) -> float:
     return math.log(math.expm1(x))
 
@@ -455,7 +477,7 @@ class Calhas2022(nn.Module):
                 size, ch = block.out_size, n_filters
             self.fmri_encoder = nn.Sequential(
                 *fblocks,
-                nn.Flatten(),
+                _FlattenChannelsLast(),
                 nn.Linear(ch * math.prod(size), latent_dim),
                 nn.Dropout(float(dropout)),
             )
@@ -500,14 +522,14 @@ class Calhas2022(nn.Module):
         self._check_x(x)
         b, c, f, t = x.shape
         mixed, scores = self.attention(x.reshape(b, c, f * t))
-        h = self.eeg_blocks(mixed.reshape(b, 1, c, f, t))
-        z = self.eeg_to_latent(h.flatten(1))
+        h = self.eeg_blocks(_volume_channels_last(mixed.reshape(b, c, f, t)))
+        z = self.eeg_to_latent(_flatten_channels_last(h))
         return z, scores
 
     def encode_fmri(self, y: Tensor) -> Tensor:
         """fMRI latent of targets ``y`` of shape ``(batch, *output_shape)`` -> ``(batch, latent_dim)``."""
         self._check_y(y, y.shape[0])
-        return self.fmri_encoder(y.unsqueeze(1) if self.is_volume else y)
+        return self.fmri_encoder(_volume_channels_last(y) if self.is_volume else y)
 
     def _hidden(self, z: Tensor, scores: Tensor) -> Tensor:
         """Fourier features gated by the attention style: ``(batch, n_fourier)``."""
@@ -576,7 +598,7 @@ class Calhas2022(nn.Module):
         z_eeg, scores = self.encode_eeg(x)
         self._check_y(y, x.shape[0])
         pred, log_scale = self._output(self._hidden(z_eeg, scores), sample=self.variational and self.training)
-        z_fmri = self.fmri_encoder(y.unsqueeze(1) if self.is_volume else y)
+        z_fmri = self.fmri_encoder(_volume_channels_last(y) if self.is_volume else y)
         cosine = F.cosine_similarity(z_eeg.float(), z_fmri.float(), dim=1, eps=1e-8)
         terms = {
             "pred": pred,

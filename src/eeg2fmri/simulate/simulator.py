@@ -149,12 +149,12 @@ class SimulationConfig:
     n_channels: int = 32
     montage: str = "easycap-M1"
     voxel_size: float = 6.0
-    n_regions: int = 40
+    n_regions: int = 24
     n_networks: int = 5
     bands: dict = field(default_factory=lambda: {"theta": (4.0, 7.0), "alpha": (8.0, 12.0), "beta": (15.0, 25.0), "gamma": (30.0, 45.0)})
-    coupling: dict = field(default_factory=lambda: {"theta": 0.15, "alpha": -0.45, "beta": -0.3, "gamma": 0.4})
+    coupling: dict = field(default_factory=lambda: {"theta": 0.2, "alpha": -0.6, "beta": -0.4, "gamma": 0.5})
     band_amplitude: dict = field(default_factory=lambda: {"theta": 0.6, "alpha": 1.0, "beta": 0.5, "gamma": 0.25})
-    network_share: float = 0.6
+    network_share: float = 0.7
     visible_max: float = 0.8
     visible_min: float = 0.2
     local_share: float = 0.15

@@ -1,0 +1,78 @@
+"""Read EEG recordings (paths or MNE Raw) through MNE / mne-bids."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["read_eeg"]
+
+_READERS = {".vhdr": "read_raw_brainvision", ".edf": "read_raw_edf", ".bdf": "read_raw_bdf", ".set": "read_raw_eeglab", ".fif": "read_raw_fif", ".gdf": "read_raw_gdf", ".cnt": "read_raw_cnt"}
+
+
+def read_eeg(eeg, *, preload: bool = True):
+    """Read an EEG recording into an MNE ``Raw``.
+
+    Parameters
+    ----------
+    eeg : path-like | mne.io.BaseRaw
+        A recording (BrainVision ``.vhdr``, EDF/BDF, EEGLAB ``.set``, FIF, ...)
+        or an already loaded ``Raw`` (returned as is, loaded if needed). Inside
+        a BIDS dataset, channel types come from ``channels.tsv`` (so ECG/EOG
+        are typed correctly and can be dropped).
+    preload : bool
+        Load the data into memory.
+
+    Returns
+    -------
+    raw : mne.io.BaseRaw
+    """
+    import mne
+
+    if isinstance(eeg, mne.io.BaseRaw):
+        if preload and not eeg.preload:
+            eeg.load_data(verbose=False)
+        return eeg
+    path = Path(os.fspath(eeg))
+    if not path.exists():
+        raise Eeg2fmriInputError(f"{path}: EEG file not found; check the path.")
+    ext = path.suffix.lower()
+    if ext not in _READERS:
+        raise Eeg2fmriInputError(
+            f"{path}: unsupported EEG format {ext!r}; expected one of {sorted(_READERS)}. Convert it with MNE "
+            "(mne.io.read_raw(...).export(...)) or pass a loaded mne.io.Raw."
+        )
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            channels_tsv = _bids_sidecar(path, "channels.tsv")
+            if channels_tsv is not None:
+                import mne_bids
+
+                bp = mne_bids.get_bids_path_from_fname(path)
+                raw = mne_bids.read_raw_bids(bp, verbose=False)
+                if preload:
+                    raw.load_data(verbose=False)
+            else:
+                raw = getattr(mne.io, _READERS[ext])(path, preload=preload, verbose=False)
+    except (ValueError, OSError, RuntimeError, KeyError) as err:
+        if isinstance(err, Eeg2fmriInputError):
+            raise
+        raise Eeg2fmriInputError(f"{path}: could not read EEG ({type(err).__name__}: {err}); is the file complete and in the format its extension says?") from err
+    for w in caught:
+        logger.debug("%s: reader warning: %s", path.name, w.message)
+    return raw
+
+
+def _bids_sidecar(path: Path, suffix: str) -> Path | None:
+    """The BIDS sidecar (e.g. channels.tsv) next to an ``*_eeg.<ext>`` file, if any."""
+    name = path.name
+    if "_eeg" not in name:
+        return None
+    cand = path.with_name(name[: name.rindex("_eeg")] + "_" + suffix)
+    return cand if cand.exists() else None

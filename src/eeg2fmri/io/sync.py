@@ -1,0 +1,145 @@
+"""Synchronise EEG and BOLD: volume onsets from scanner markers in the EEG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["SyncReport", "volume_onsets"]
+
+DEFAULT_MARKERS = ("R128", "Scanner/Scan Start", "Scan Start", "TR")
+
+
+@dataclass
+class SyncReport:
+    """What synchronisation found and did.
+
+    Attributes
+    ----------
+    onsets : array, shape (n_volumes,)
+        Volume onsets in seconds from the EEG start.
+    method : str
+        ``"markers"`` or ``"regular"`` (fallback without markers).
+    marker : str | None
+        Marker description that was used.
+    n_markers : int
+        Markers found in the EEG.
+    dropped : int
+        Markers ignored (dummy scans before the recorded volumes, or extras).
+    notes : list of str
+        Human-readable notes.
+    """
+
+    onsets: np.ndarray
+    method: str
+    marker: str | None
+    n_markers: int
+    dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _match(desc: str, marker: str) -> bool:
+    d, m = desc.strip().lower(), marker.strip().lower()
+    return d == m or d.endswith("/" + m) or d.replace(" ", "") == m.replace(" ", "") or d.endswith("/" + m.replace(" ", ""))
+
+
+def volume_onsets(
+    raw,
+    n_volumes: int,
+    tr: float,
+    *,
+    marker: str | tuple[str, ...] | None = DEFAULT_MARKERS,
+    first_onset: float | None = None,
+    dummy_scans: str = "drop-first",
+    tolerance: float = 0.05,
+    where: str = "EEG",
+) -> SyncReport:
+    """Find the onset of every BOLD volume in the EEG time axis.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        EEG with scanner markers as annotations (e.g. ``Response/R128``).
+    n_volumes : int
+        Volumes in the BOLD run.
+    tr : float
+        Repetition time in seconds.
+    marker : str | tuple of str | None
+        Marker description(s) to look for (matched case-insensitively, with or
+        without a ``Type/`` prefix). The first one found is used. ``None``
+        skips markers and uses ``first_onset``.
+    first_onset : float | None
+        Fallback without markers: volume ``k`` starts at ``first_onset + k * tr``
+        seconds from the EEG start (documented, regular timing).
+    dummy_scans : {"drop-first", "error"}
+        When there are more markers than volumes (dummy scans that were not
+        saved), drop the first extra markers (``"drop-first"``) or raise.
+    tolerance : float
+        Allowed relative deviation of the median marker interval from ``tr``.
+    where : str
+        Name of the recording for messages.
+
+    Returns
+    -------
+    report : SyncReport
+    """
+    notes: list[str] = []
+    if marker is not None:
+        wanted = (marker,) if isinstance(marker, str) else tuple(marker)
+        descs = np.array([str(d) for d in raw.annotations.description], dtype=object)
+        times = np.asarray(raw.annotations.onset, dtype=float) - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
+        for m in wanted:
+            hit = np.array([_match(d, m) for d in descs], dtype=bool)
+            if hit.any():
+                on = np.sort(times[hit])
+                break
+        else:
+            on = None
+        if on is None:
+            if first_onset is None:
+                present = sorted(set(descs.tolist()))[:15]
+                raise Eeg2fmriInputError(
+                    f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}); "
+                    "pass marker=<the scanner marker name> or, with no markers, first_onset=<seconds of volume 0> for regular timing."
+                )
+        else:
+            n_found = len(on)
+            if n_found < n_volumes:
+                raise Eeg2fmriInputError(
+                    f"{where}: found {n_found} '{m}' markers but the BOLD run has {n_volumes} volumes; expected at least one marker per volume. "
+                    "Check that the EEG covers the whole scan, trim the BOLD to the recorded volumes, or pass first_onset=<s> for regular timing."
+                )
+            steps = np.diff(on)
+            if len(steps):
+                med = float(np.median(steps))
+                if abs(med - tr) > tolerance * tr:
+                    raise Eeg2fmriInputError(
+                        f"{where}: '{m}' markers are {med:.4f} s apart but TR is {tr} s; expected one marker per volume. "
+                        "If markers are per slice, pass the per-volume marker name; otherwise check the TR."
+                    )
+                irregular = np.abs(steps - tr) > 0.5 * tr
+                if irregular.any():
+                    notes.append(f"{int(irregular.sum())} marker interval(s) deviate from the TR by > 50% (missed or extra markers).")
+            dropped = n_found - n_volumes
+            if dropped:
+                if dummy_scans == "error":
+                    raise Eeg2fmriInputError(f"{where}: {n_found} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} were dummy scans.")
+                notes.append(f"{dropped} more marker(s) than volumes: the first {dropped} treated as dummy scans and dropped.")
+                on = on[dropped:]
+            if on[-1] + tr > raw.times[-1] + 1.0 / raw.info["sfreq"] + 1e-9:
+                notes.append("the EEG ends before the last volume is complete.")
+            rep = SyncReport(on, "markers", m, n_found, dropped, notes)
+            for n in notes:
+                logger.info("%s: %s", where, n)
+            return rep
+    if first_onset is None:
+        raise Eeg2fmriInputError(f"{where}: no markers requested and no first_onset given; pass one of them.")
+    on = first_onset + np.arange(n_volumes) * tr
+    if on[-1] + tr > raw.times[-1] + 1e-6:
+        raise Eeg2fmriInputError(f"{where}: EEG is {raw.times[-1]:.1f} s long but {n_volumes} volumes from {first_onset} s need {on[-1] + tr:.1f} s; the EEG is shorter than the BOLD.")
+    notes.append(f"no markers used: regular timing from {first_onset} s every {tr} s.")
+    return SyncReport(on, "regular", None, 0, 0, notes)

@@ -1,0 +1,50 @@
+"""``mean``: the trivial baseline every comparison must show.
+
+Predicts each subject's mean training target (the subject-mean volume); for
+subjects never seen in training, the mean over training subjects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["MeanBaseline"]
+
+
+@register_model("mean")
+class MeanBaseline:
+    """Subject-mean baseline (scikit-learn style).
+
+    Attributes
+    ----------
+    means_ : dict
+        Subject label -> mean target, array of shape ``output_shape``.
+    grand_mean_ : array, shape ``output_shape``
+    """
+
+    kind = "sklearn"
+
+    def __init__(self, spec: DataSpec) -> None:
+        self.spec = spec
+
+    def get_params(self) -> dict[str, Any]:
+        return {}
+
+    def fit(self, x: np.ndarray, y: np.ndarray, subjects: np.ndarray | None = None, **_: Any) -> MeanBaseline:
+        y = np.asarray(y, dtype=np.float64).reshape((len(y),) + tuple(self.spec.output_shape))
+        subjects = np.zeros(len(y), dtype=int) if subjects is None else np.asarray(subjects)
+        self.means_ = {s: y[subjects == s].mean(0).astype(np.float32) for s in np.unique(subjects)}
+        self.grand_mean_ = y.mean(0).astype(np.float32)
+        return self
+
+    def predict(self, x: np.ndarray, subjects: np.ndarray | None = None) -> np.ndarray:
+        if not hasattr(self, "grand_mean_"):
+            raise Eeg2fmriInputError("mean: call fit() before predict().")
+        n = len(x)
+        subjects = np.full(n, None) if subjects is None else np.asarray(subjects)
+        return np.stack([self.means_.get(s, self.grand_mean_) for s in subjects]) if n else np.empty((0,) + tuple(self.spec.output_shape), np.float32)

@@ -1,0 +1,142 @@
+"""``eeg2fmri quickstart``: the whole job on simulated data, in minutes.
+
+simulate -> prepare -> split (later span of each subject held out, with a gap)
+-> fit the default model and the subject-mean baseline (penalty chosen on the
+validation span) -> evaluate on the test span against the time-shifted null
+and the ground-truth noise/oracle ceilings -> save the model -> synthesise a
+4D NIfTI from an EEG-only recording -> metrics JSON, report and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.datasets import prepare_dataset
+from eeg2fmri.datasets.targets import make_split, split_targets
+from eeg2fmri.evaluation import evaluate_split
+from eeg2fmri.models import save_model
+from eeg2fmri.plotting import plot_slices, plot_timecourses, write_report
+from eeg2fmri.simulate import SimulationConfig, simulate_dataset
+from eeg2fmri.synthesis import synthesize
+from eeg2fmri.training import fit_model
+from eeg2fmri.utils.atomic import atomic_dir
+from eeg2fmri.utils.logs import logger
+
+__all__ = ["run_quickstart", "format_table"]
+
+DEFAULT_MODEL = "ridge_hrf"
+
+
+def format_table(summary: dict[str, float], model: str) -> str:
+    """Plain-text summary table: model vs baselines vs ceilings (test span)."""
+    def f(key, ci=None):
+        v = summary.get(key)
+        return "   n/a" if v is None else f"{v:6.3f}"
+
+    rows = [
+        ("", "median r", "R^2", "RMSE(z)"),
+        (model, f("model_median_r"), f("model_r2"), f("model_rmse")),
+        ("subject-mean baseline", "  const", f("mean_r2"), f("mean_rmse")),
+        ("time-shifted null", f("null_shifted_median_r"), "", ""),
+    ]
+    if "oracle_ceiling_median_r" in summary:
+        rows += [("oracle ceiling (EEG-visible)", f("oracle_ceiling_median_r"), "", ""), ("noise ceiling", f("noise_ceiling_median_r"), "", ""),
+                 (f"{model} / oracle (same voxels)", f("fraction_of_oracle"), "", "")]
+    w = max(len(r[0]) for r in rows) + 2
+    return "\n".join(f"{r[0]:<{w}}{r[1]:>10}{r[2]:>9}{r[3]:>9}" for r in rows)
+
+
+def run_quickstart(
+    out: str | os.PathLike = "eeg2fmri_quickstart",
+    *,
+    subjects: int = 4,
+    minutes: float = 8.0,
+    seed: int = 0,
+    model: str = DEFAULT_MODEL,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+    sim_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the whole job on a freshly simulated dataset.
+
+    Parameters
+    ----------
+    out : path-like
+        Output folder (must not exist unless ``overwrite``; written atomically).
+    subjects, minutes, seed : int, float, int
+        Size and seed of the simulated dataset.
+    model : str
+        A closed-form registered model (default ``ridge_hrf``).
+    overwrite : bool
+        Replace ``out``.
+    progress_bar : bool
+        Progress bars on the long steps.
+    sim_overrides : dict | None
+        Extra :class:`SimulationConfig` fields.
+
+    Returns
+    -------
+    metrics : dict
+        What ``metrics.json`` holds (summary, per subject, timings, table).
+    """
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    cfg = SimulationConfig(n_subjects=subjects, minutes=minutes, seed=seed, **(sim_overrides or {})).validate()
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        bids = simulate_dataset(tmp / "bids", cfg, progress_bar=progress_bar)
+        timings["simulate"] = time.perf_counter() - t0
+        ds = prepare_dataset(bids, progress_bar=progress_bar)
+        ds.save(tmp / "prepared")
+        # provenance must point at the final location once renamed
+        final_root = Path(out).absolute()
+        timings["prepare"] = time.perf_counter() - t0 - sum(timings.values())
+        split = make_split(ds, "within")
+        targets = split_targets(ds, split)
+        fitted = fit_model(ds, split, model, targets=targets)
+        baseline = fit_model(ds, split, "mean", targets=targets)
+        timings["fit"] = time.perf_counter() - t0 - sum(timings.values())
+        results = evaluate_split(ds, split, targets, fitted.model, baseline=baseline.model)
+        timings["evaluate"] = time.perf_counter() - t0 - sum(timings.values())
+        split_info = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
+                      "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+        table = format_table(results["summary"], model)
+        card = {"training data": {"dataset": "eeg2fmri simulator", "subjects": ds.subjects, "seed": seed}, "split": split_info,
+                "test metrics (within-subject, later span)": results["summary"], "fit": fitted.info}
+        save_model(fitted.model, tmp / "model", spec=fitted.spec, name=model, hparams=fitted.model.get_params(), mask=ds.mask, affine=ds.affine,
+                   window={"n_frames": split.n_frames, "lag": split.lag}, prepare=ds.config.to_dict(), card=card)
+        # EEG-only recording -> 4D NIfTI (the EEG file alone; its BOLD is not used)
+        eeg_only = sorted((tmp / "bids").glob("sub-*/eeg/*_eeg.vhdr"))[0]
+        synth = synthesize(eeg_only, tmp / "model", tmp / "synthesized" / f"{eeg_only.name.replace('_eeg.vhdr', '')}_desc-synth_bold.nii.gz", progress_bar=progress_bar)
+        timings["synthesize"] = time.perf_counter() - t0 - sum(timings.values())
+        # figures on the first test run
+        i0 = next(iter(split.selections["test"]))
+        run = ds.runs[i0]
+        from eeg2fmri.datasets.windows import run_windows
+
+        x = run_windows(run, split.selections["test"][i0], split.n_frames, ds.config.frames_per_tr, split.lag)
+        y = targets["test"][i0]
+        p = np.asarray(fitted.model.predict(x)).reshape(len(y), -1)
+        r = results["subjects"][run.subject][run.key]["_r"]
+        tmid = len(y) // 2
+        figs = [plot_slices(ds.mask, y[tmid], p[tmid], r, tmp / "slices.png", f"{run.key}: test volume {int(split.selections['test'][i0][tmid])}"),
+                plot_timecourses(y, p, r, ds.tr, tmp / "timecourses.png", f"{run.key}: test span")]
+        for subj in results["subjects"].values():
+            for res in subj.values():
+                res.pop("_r", None)
+        metrics = {"model": model, "protocol": "within", "split": split_info, "summary": results["summary"], "subjects": results["subjects"],
+                   "timings_s": timings, "table": table, "synthesized": str(final_root / synth.relative_to(tmp))}
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+        write_report(tmp, table, figs, metrics, title="eeg2fmri quickstart report")
+        # fix the prepared dataset's provenance to the final path
+        man = json.loads((tmp / "prepared" / "manifest.json").read_text())
+        man["provenance"]["bids_root"] = str(final_root / "bids")
+        (tmp / "prepared" / "manifest.json").write_text(json.dumps(man, indent=1))
+    timings["total"] = time.perf_counter() - t0
+    logger.info("quickstart finished in %.1f s", timings["total"])
+    return metrics

@@ -1,0 +1,95 @@
+"""Fit a registered model on a leak-free split of a prepared dataset.
+
+scikit-learn-style models (``kind = "sklearn"``: ``ridge_hrf``, ``mean``) are
+fitted in closed form; the validation split only chooses hyperparameters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.datasets.prepared import PreparedDataset
+from eeg2fmri.datasets.targets import Split, split_targets
+from eeg2fmri.datasets.windows import window_matrix
+from eeg2fmri.models.base import DataSpec, build_model
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["FitResult", "data_spec", "fit_model", "stack_split"]
+
+
+def data_spec(ds: PreparedDataset, n_frames: int) -> DataSpec:
+    """The :class:`DataSpec` of band-power windows of ``n_frames`` frames -> masked voxels."""
+    return DataSpec(
+        input_kind="bandpower",
+        input_shape=(len(ds.ch_names), len(ds.bands), int(n_frames)),
+        output_shape=(int(ds.mask.sum()),),
+        sfreq=float(ds.sfreq),
+        tr=float(ds.tr),
+        ch_names=tuple(ds.ch_names),
+        freqs=tuple(float(np.mean(b)) for b in ds.config.bands.values()),
+        frame_rate=float(ds.frame_rate),
+        n_subjects=len(ds.subjects),
+    )
+
+
+def stack_split(ds: PreparedDataset, split: Split, targets: dict, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows, targets and run index of every sample of split ``name``."""
+    sel = split.selections[name]
+    if not sel:
+        return np.empty((0,)), np.empty((0,)), np.empty((0,), dtype=int)
+    x, _, runs = window_matrix(ds, sel, split.n_frames, split.lag)
+    y = np.concatenate([targets[name][i] for i in sel])
+    return x, y, runs
+
+
+@dataclass
+class FitResult:
+    """A fitted model with what is needed to evaluate and save it."""
+
+    model: Any
+    spec: DataSpec
+    name: str
+    hparams: dict
+    fit_seconds: float
+    info: dict = field(default_factory=dict)
+
+
+def fit_model(ds: PreparedDataset, split: Split, name: str = "ridge_hrf", hparams: dict | None = None, targets: dict | None = None) -> FitResult:
+    """Fit registered model ``name`` on ``split``'s training windows.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    split : Split
+    name : str
+        Registered model (``eeg2fmri.models.list_models()``).
+    hparams : dict | None
+        Model hyperparameters.
+    targets : dict | None
+        Output of :func:`split_targets` (computed when ``None``).
+    """
+    hparams = dict(hparams or {})
+    targets = split_targets(ds, split) if targets is None else targets
+    spec = data_spec(ds, split.n_frames)
+    model = build_model(name, spec, **hparams)
+    if getattr(model, "kind", "torch") != "sklearn":
+        raise Eeg2fmriInputError(f"model {name!r} is a neural network; train it with `eeg2fmri train CONFIG` (fit_model handles closed-form models).")
+    x, y, runs = stack_split(ds, split, targets, "train")
+    xv, yv, _ = stack_split(ds, split, targets, "val")
+    t0 = time.perf_counter()
+    subjects = np.array([ds.runs[i].subject for i in runs])
+    if name == "mean":
+        model.fit(x, y, subjects=subjects)
+    else:
+        model.fit(x, y, xv if len(xv) else None, yv if len(yv) else None)
+    dt = time.perf_counter() - t0
+    info = {"n_train": int(len(x)), "n_val": int(len(xv))}
+    if hasattr(model, "alpha_"):
+        info["alpha"] = model.alpha_
+    logger.info("fitted %s on %d windows in %.2f s", name, len(x), dt)
+    return FitResult(model, spec, name, hparams, dt, info)
