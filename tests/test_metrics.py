@@ -73,6 +73,9 @@ def test_pearson_r_matches_corrcoef_both_axes():
     np.testing.assert_allclose(r1, expected, atol=1e-12)
     r_neg = M.pearson_r(a.T, b.T, axis=-1)
     np.testing.assert_allclose(r_neg, expected, atol=1e-12)
+    r32 = M.pearson_r(a.astype(np.float32), b.astype(np.float32))
+    assert r32.dtype == np.float64
+    np.testing.assert_allclose(r32, expected, atol=1e-6)
     # 3D: time on axis 2, result keeps the other axes
     c = rng.standard_normal((3, 4, 9))
     d = rng.standard_normal((3, 4, 9))

@@ -18,7 +18,7 @@ Start with `eeg2fmri quickstart` (runs everything on simulated data)."""
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info messages")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    p.add_argument("-v", "--verbose", action="store_true", help="report what each step does (info messages)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
-    set_log_level("debug" if args.verbose else ("warning" if args.quiet else "info"))
+    set_log_level("info" if args.verbose else "warning")
     try:
         return _run(args)
     except Eeg2fmriInputError as err:

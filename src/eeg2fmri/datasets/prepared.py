@@ -21,7 +21,14 @@ import numpy as np
 from eeg2fmri.io import find_runs, read_bold, read_eeg, volume_onsets
 from eeg2fmri.io.bold import load_bold_data
 from eeg2fmri.io.sync import DEFAULT_MARKERS
-from eeg2fmri.preprocessing import DEFAULT_BANDS, band_envelopes, bin_frames, clean_eeg, compute_mask, standardize_features
+from eeg2fmri.preprocessing import (
+    DEFAULT_BANDS,
+    band_envelopes,
+    bin_frames,
+    clean_eeg,
+    compute_mask,
+    standardize_features,
+)
 from eeg2fmri.utils.atomic import atomic_dir
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int

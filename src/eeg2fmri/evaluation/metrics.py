@@ -1098,8 +1098,8 @@ def block_bootstrap_ci(
     metric : callable
         ``metric(y_true, y_pred) -> float`` on 2D ``(n_times, n_voxels)``
         arrays, e.g. :func:`median_r`. Passing :func:`median_r` itself uses
-        the fast sufficient-statistics path (same draws, same result as the
-        generic loop up to rounding; see :func:`bootstrap_median_r`).
+        the fast sufficient-statistics path (same resamples, the same interval
+        as the generic loop to ~1e-6; see :func:`bootstrap_median_r`).
     n_boot : int, default 1000
         Number of resamples.
     block_len : int, optional

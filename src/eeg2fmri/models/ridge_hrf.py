@@ -4,8 +4,8 @@ EEG band power per channel (a ``bandpower`` window of the last ``n_frames``
 frames) is either expanded into lags (each frame is a feature: a finite
 impulse response, so every voxel learns its own HRF) or convolved with the
 canonical double-gamma HRF (``hrf="canonical"``), then mapped to every output
-by ridge regression. The penalty is chosen on a validation split (median
-voxel r) when one is given, otherwise by efficient leave-one-out (GCV).
+by ridge regression. The penalty is chosen on a validation split (mean
+squared error over all outputs) when one is given, otherwise by efficient leave-one-out (GCV).
 """
 
 from __future__ import annotations
@@ -18,14 +18,6 @@ from eeg2fmri.models.base import DataSpec, register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["RidgeHRF"]
-
-
-def _col_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), np.nan)
 
 
 @register_model("ridge_hrf")
@@ -54,7 +46,7 @@ class RidgeHRF:
 
     def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "canonical") -> None:
         self.spec = spec
-        self.alphas = tuple(np.logspace(-2, 4, 13)) if alphas is None else tuple(alphas)
+        self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
         self.hrf = hrf
         if spec.input_kind != "bandpower":
             raise Eeg2fmriInputError(f"ridge_hrf expects input_kind 'bandpower' (n_chans, n_bands, n_frames), got {spec.input_kind!r}; prepare band-power features.")
@@ -104,10 +96,11 @@ class RidgeHRF:
             yv = np.asarray(y_val, dtype=np.float64).reshape(len(fv), -1)
             proj = fv @ vt.T
             scores = []
+            yv_c = yv - y_mean
             for a in self.alphas:
                 d = s / (s**2 + a * p)
-                scores.append(np.nanmedian(_col_r(yv, proj @ (d[:, None] * uty))))
-            self.alpha_ = float(self.alphas[int(np.nanargmax(scores))])
+                scores.append(float(((yv_c - proj @ (d[:, None] * uty)) ** 2).mean()))
+            self.alpha_ = float(self.alphas[int(np.argmin(scores))])
             self.val_scores_ = [float(v) for v in scores]
         else:  # GCV
             n = len(fz)

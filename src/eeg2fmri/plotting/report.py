@@ -33,7 +33,7 @@ def plot_slices(mask: np.ndarray, measured: np.ndarray, predicted: np.ndarray, r
     import matplotlib.pyplot as plt
 
     zs = np.where(mask.any(axis=(0, 1)))[0]
-    picks = zs[np.linspace(0.25, 0.75, 3) * (len(zs) - 1)].astype(int) if len(zs) else [mask.shape[2] // 2]
+    picks = zs[(np.linspace(0.25, 0.75, 3) * (len(zs) - 1)).astype(int)] if len(zs) else [mask.shape[2] // 2]
     rows = [("measured", _unmask(mask, measured), "RdBu_r", 2.5), ("predicted", _unmask(mask, predicted), "RdBu_r", 2.5), ("test r", _unmask(mask, r), "RdBu_r", 0.6)]
     fig, axes = plt.subplots(3, len(picks), figsize=(3 * len(picks), 8.5))
     for i, (name, vol, cmap, lim) in enumerate(rows):

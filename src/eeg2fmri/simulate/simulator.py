@@ -46,10 +46,21 @@ import numpy as np
 
 from eeg2fmri.simulate.anatomy import Anatomy, make_anatomy
 from eeg2fmri.simulate.hrf import balloon_bold, double_gamma_hrf
-from eeg2fmri.simulate.signals import band_noise, blink_train, cardiac_train, pink_noise, slow_fluctuations
+from eeg2fmri.simulate.signals import (
+    band_noise,
+    blink_train,
+    cardiac_train,
+    pink_noise,
+    slow_fluctuations,
+)
 from eeg2fmri.utils.atomic import atomic_dir
 from eeg2fmri.utils.logs import logger, progress
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_positive, check_positive_int
+from eeg2fmri.utils.validation import (
+    Eeg2fmriInputError,
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = ["SimulationConfig", "simulate_dataset", "load_groundtruth", "ceilings", "CHANNEL_ORDER"]
 
@@ -464,11 +475,11 @@ def _write_eeg(root: Path, tmpdir: Path, sub: str, run: int, cfg: SimulationConf
     from pybv import write_brainvision
 
     ch_names = list(info["ch_names"]) + list(extra)
-    data = np.vstack([data_uv] + [extra[k][None, :] for k in extra])
+    data = np.vstack([data_uv] + [extra[k][None, :] for k in extra])  # microvolts; pybv takes volts
     code = int(cfg.marker[1:])
     markers = [{"onset": int(round(o * cfg.sfreq)), "duration": 1, "description": code, "type": "Response"} for o in onsets]
     base = f"sub-{sub}_run-{run}"
-    write_brainvision(data=data, sfreq=cfg.sfreq, ch_names=ch_names, fname_base=base, folder_out=str(tmpdir), events=markers, unit="µV", fmt="binary_float32", overwrite=True)
+    write_brainvision(data=data * 1e-6, sfreq=cfg.sfreq, ch_names=ch_names, fname_base=base, folder_out=str(tmpdir), events=markers, unit="µV", fmt="binary_float32", overwrite=True)
     raw = mne.io.read_raw_brainvision(tmpdir / f"{base}.vhdr", preload=False, verbose=False)
     types = {k: k.lower() for k in extra}
     if types:

@@ -1,0 +1,23 @@
+"""Shared tiny fixtures: a simulated dataset with a different size on every axis."""
+
+from __future__ import annotations
+
+import pytest
+
+# Tiny but complete: 2 subjects, 3 minutes, 12 mm voxels, 16 channels at 100 Hz.
+TINY = dict(n_subjects=2, minutes=3.0, voxel_size=12.0, n_channels=16, n_regions=8, n_networks=3, sfreq=100.0, seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_bids(tmp_path_factory):
+    from eeg2fmri.simulate import simulate_dataset
+
+    root = tmp_path_factory.mktemp("sim") / "bids"
+    return simulate_dataset(root, progress_bar=False, **TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_bids):
+    from eeg2fmri.datasets import prepare_dataset
+
+    return prepare_dataset(tiny_bids, progress_bar=False)

@@ -1,0 +1,104 @@
+"""Reading and synchronisation: pairing, TR, markers, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import mne
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.io import find_runs, read_bold, read_eeg, volume_onsets
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+def test_find_runs_pairs_eeg_and_bold(tiny_bids):
+    runs = find_runs(tiny_bids)
+    assert [r.subject for r in runs] == ["01", "02"]
+    assert runs[0].bold_path.name == "sub-01_task-rest_run-1_bold.nii.gz"
+    assert runs[0].key == "sub-01_task-rest_run-1"
+
+
+def test_missing_bold_is_named(tiny_bids, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    (root / "sub-02/func/sub-02_task-rest_run-1_bold.nii.gz").unlink()
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_eeg.vhdr: found EEG but no BOLD run; expected .*sub-02_task-rest_run-1_bold.nii.gz"):
+        find_runs(root)
+    assert len(find_runs(root, require_bold=False)) == 2
+
+
+def test_not_a_bids_folder(tmp_path):
+    with pytest.raises(Eeg2fmriInputError, match="expected EEG files sub-"):
+        find_runs(tmp_path)
+    with pytest.raises(Eeg2fmriInputError, match="expected a BIDS dataset folder, found nothing"):
+        find_runs(tmp_path / "nope")
+
+
+def test_tr_from_sidecar_and_disagreement(tiny_bids, tmp_path):
+    bold = tiny_bids / "sub-01/func/sub-01_task-rest_run-1_bold.nii.gz"
+    img, tr = read_bold(bold)
+    assert tr == 2.0 and img.shape[3] == 90
+    dst = tmp_path / "sub-01_task-rest_bold.nii.gz"
+    shutil.copy(bold, dst)
+    (tmp_path / "sub-01_task-rest_bold.json").write_text(json.dumps({"RepetitionTime": 2.5}))
+    with pytest.raises(Eeg2fmriInputError, match=r"TR disagreement: sidecar .* RepetitionTime=2.5 s, the NIfTI header says 2.0 s"):
+        read_bold(dst)
+    assert read_bold(dst, tr=2.0)[1] == 2.0
+
+
+def test_truncated_and_3d_nifti(tmp_path):
+    p = tmp_path / "vol.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), p)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a 4D BOLD image .* found shape \(4, 5, 6\)"):
+        read_bold(p)
+    bad = tmp_path / "bad.nii"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 7), np.float32), np.eye(4)), bad)
+    bad.write_bytes(bad.read_bytes()[:600])
+    from eeg2fmri.io.bold import load_bold_data
+
+    img, _ = read_bold(bad)
+    with pytest.raises(Eeg2fmriInputError, match="may be truncated"):
+        load_bold_data(img, str(bad))
+
+
+def test_unsupported_eeg_format(tmp_path):
+    p = tmp_path / "rec.xyz"
+    p.write_text("x")
+    with pytest.raises(Eeg2fmriInputError, match=r"unsupported EEG format '.xyz'"):
+        read_eeg(p)
+
+
+def test_markers_and_fallback(tiny_bids):
+    raw = read_eeg(tiny_bids / "sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr")
+    assert set(raw.get_channel_types()) == {"eeg", "ecg", "eog"}  # typed from channels.tsv
+    rep = volume_onsets(raw, 90, 2.0)
+    assert rep.method == "markers" and rep.marker == "R128" and len(rep.onsets) == 90
+    # dummy scans: fewer volumes than markers -> first markers dropped
+    rep2 = volume_onsets(raw, 88, 2.0)
+    assert rep2.dropped == 2 and rep2.onsets[0] == pytest.approx(rep.onsets[2])
+    with pytest.raises(Eeg2fmriInputError, match=r"found 90 'R128' markers but the BOLD run has 95 volumes"):
+        volume_onsets(raw, 95, 2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"markers are 2.0000 s apart but TR is 3.0 s"):
+        volume_onsets(raw, 90, 3.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected scanner volume markers \['TR'\], found none"):
+        volume_onsets(raw, 90, 2.0, marker="TR")
+    reg = volume_onsets(raw, 10, 2.0, marker=None, first_onset=1.5)
+    assert reg.method == "regular" and reg.onsets[1] == pytest.approx(3.5)
+    with pytest.raises(Eeg2fmriInputError, match="the EEG is shorter than the BOLD"):
+        volume_onsets(raw, 1000, 2.0, marker=None, first_onset=0.0)
+
+
+def test_nan_and_flat_channels_rejected():
+    from eeg2fmri.preprocessing import clean_eeg
+
+    info = mne.create_info(["A", "B", "C"], 100.0, "eeg")
+    data = np.random.default_rng(0).standard_normal((3, 1000)) * 1e-5
+    data[1] = 0.0
+    with pytest.raises(Eeg2fmriInputError, match=r"channel\(s\) \['B'\] are flat"):
+        clean_eeg(mne.io.RawArray(data, info, verbose=False))
+    data[1, 5] = np.nan
+    with pytest.raises(Eeg2fmriInputError, match=r"channel\(s\) \['B'\] contain NaN/Inf"):
+        clean_eeg(mne.io.RawArray(data, info, verbose=False))

@@ -1,0 +1,87 @@
+"""End to end: prepare, split without leakage, fit, evaluate, synthesise, quickstart, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.cli import main
+from eeg2fmri.datasets import load_prepared
+from eeg2fmri.datasets.targets import make_split
+from eeg2fmri.quickstart import run_quickstart
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+from .conftest import TINY
+
+TINY_SIM = {k: v for k, v in TINY.items() if k not in ("n_subjects", "minutes", "seed")}
+
+
+def test_prepared_roundtrip_is_memory_mapped(tiny_prepared, tmp_path):
+    out = tiny_prepared.save(tmp_path / "prep")
+    ds = load_prepared(out)
+    assert isinstance(ds.runs[0].features, np.memmap)
+    np.testing.assert_array_equal(ds.runs[1].bold, tiny_prepared.runs[1].bold)
+    assert ds.ch_names == tiny_prepared.ch_names and len(ds.ch_names) == TINY["n_channels"]
+    with pytest.raises(Eeg2fmriInputError, match="already exists"):
+        tiny_prepared.save(out)
+
+
+def test_split_has_gap_and_no_overlap(tiny_prepared):
+    sp = make_split(tiny_prepared, "within")
+    for i in sp.selections["train"]:
+        tr, va, te = (sp.selections[k][i] for k in ("train", "val", "test"))
+        assert tr.max() + sp.gap < va.min() and va.max() + sp.gap < te.min()
+        assert sp.gap >= sp.n_frames  # gap covers at least one EEG window
+    loso = make_split(tiny_prepared, "loso", test_subjects=["01"])
+    assert list(loso.selections["test"]) == [0] and 0 not in loso.selections["train"]
+    with pytest.raises(Eeg2fmriInputError, match=r"test subject\(s\) \['09'\] not in the dataset"):
+        make_split(tiny_prepared, "loso", test_subjects=["09"])
+
+
+def test_quickstart_end_to_end(tmp_path):
+    out = tmp_path / "qs"
+    m = run_quickstart(out, subjects=2, minutes=6.0, seed=3, progress_bar=False, sim_overrides=TINY_SIM)
+    for f in ("metrics.json", "report.md", "slices.png", "timecourses.png", "model/model.json", "model/weights.safetensors", "model/MODEL_CARD.md"):
+        assert (out / f).exists(), f
+    s = m["summary"]
+    # the model clearly beats the subject-mean baseline and the shifted null on held-out data
+    assert s["model_r2"] > s["mean_r2"]
+    assert s["model_median_r"] > s["null_shifted_median_r"] + 0.05
+    assert s["model_median_r"] < s["noise_ceiling_median_r"]
+    synth = nib.load(m["synthesized"])
+    assert synth.ndim == 4 and synth.header.get_zooms()[3] == pytest.approx(2.0)
+    np.testing.assert_allclose(synth.affine, nib.load(out / "model" / "mask.nii.gz").affine)
+    assert json.loads((out / "metrics.json").read_text())["split"]["gap_volumes"] >= 9
+
+
+def test_cli_help_and_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "quickstart" in capsys.readouterr().out
+    for cmd in ("quickstart", "simulate", "prepare", "synthesize", "models"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        assert "usage: eeg2fmri " + cmd in capsys.readouterr().out
+    assert main(["simulate", str(tmp_path / "s"), "--minutes", "0"]) == 2
+    assert "expected minutes > 0, got 0.0; pass --minutes greater than 0" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "s"), "--subjects", "0"]) == 2
+    assert "expected n_subjects to be an integer >= 1, got 0" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "s"), "--montage", "bogus"]) == 2
+    assert "unknown montage 'bogus'" in capsys.readouterr().err
+    (tmp_path / "exists").mkdir()
+    assert main(["quickstart", "--out", str(tmp_path / "exists")]) == 2
+    assert "already exists; choose another path or pass overwrite=True (--overwrite" in capsys.readouterr().err
+    assert main(["models"]) == 0
+    assert "ridge_hrf" in capsys.readouterr().out
+
+
+def test_synthesize_errors(tmp_path, tiny_bids):
+    from eeg2fmri.synthesis import synthesize
+
+    with pytest.raises(Eeg2fmriInputError, match="expected a model directory with model.json"):
+        synthesize(tiny_bids / "sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr", tmp_path, tmp_path / "o.nii.gz")
+    with pytest.raises(Eeg2fmriInputError, match="expected an output name ending in .nii.gz"):
+        synthesize(tiny_bids / "sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr", tmp_path, tmp_path / "o.png")
