@@ -134,6 +134,27 @@ class _FlattenChannelsLast(nn.Module):
         return _flatten_channels_last(h)
 
 
+#: On CUDA, how convolutions of one-feature-map volumes run: "conv" (cuDNN,
+#: channels-last) or "pad8" (input and filters zero-padded to 8 feature maps so
+#: cuDNN's tensor-core kernels apply; same values). CPU always uses ``F.conv3d``.
+_SINGLE_CHANNEL_MODE = "pad8"
+_PAD_CHANNELS = 8
+
+
+def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
+    """Apply ``conv`` (stride 1, zero padding), picking a fast layout on CUDA."""
+    weight = conv.weight
+    if x.is_cuda:
+        if conv.in_channels == 1 and _SINGLE_CHANNEL_MODE == "pad8":
+            if torch.is_autocast_enabled("cuda"):
+                x = x.to(torch.get_autocast_dtype("cuda"))
+            x = torch.cat([x, x.new_zeros(x.shape[0], _PAD_CHANNELS - 1, *x.shape[2:])], dim=1)
+            weight = torch.cat([weight, weight.new_zeros(weight.shape[0], _PAD_CHANNELS - 1, *weight.shape[2:])], dim=1)
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        weight = weight.contiguous(memory_format=torch.channels_last_3d)
+    return F.conv3d(x, weight, conv.bias, padding=conv.padding)
+
+
 def _inv_softplus(x: float) -> float:
     return math.log(math.expm1(x))
 
@@ -226,9 +247,9 @@ class _ResBlock3d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(batch, in_ch, *in_size)`` to ``(batch, out_ch, *out_size)``."""
-        h = self.bn_in(self.pool(self.conv_in(x)))
+        h = self.bn_in(self.pool(_conv3d(x, self.conv_in)))
         main, skip = h[:, : self.out_ch], h[:, self.out_ch :]
-        main = F.relu(self.bn_mid(self.conv_mid(F.relu(main))))
+        main = F.relu(self.bn_mid(_conv3d(F.relu(main), self.conv_mid)))
         return F.relu(main + skip)
 
 
