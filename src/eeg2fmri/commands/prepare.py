@@ -1,0 +1,30 @@
+"""``eeg2fmri prepare``."""
+
+from __future__ import annotations
+
+from eeg2fmri.commands._common import read_config
+
+NAME = "prepare"
+ORDER = 30
+HELP = "read, synchronise and preprocess a BIDS EEG-fMRI dataset into a prepared dataset"
+DESCRIPTION = (
+    "Pair EEG and BOLD runs, find volume onsets from scanner markers, preprocess EEG and mask BOLD; write continuous "
+    "arrays once plus manifest.json."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("bids_root", help="BIDS dataset folder")
+    p.add_argument("--out", required=True, help="output folder for the prepared dataset")
+    p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields")
+    p.add_argument("--subjects", nargs="*", help="subset of subject labels")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def run(args) -> int:
+    from eeg2fmri.datasets import prepare_dataset
+
+    ds = prepare_dataset(args.bids_root, read_config(args.config), subjects=args.subjects, progress_bar=not args.quiet)
+    out = ds.save(args.out, overwrite=args.overwrite)
+    print(f"wrote {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {int(ds.mask.sum())} voxels")
+    return 0
