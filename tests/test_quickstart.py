@@ -37,7 +37,7 @@ def test_split_has_gap_and_no_overlap(tiny_prepared):
         assert sp.gap >= sp.n_frames  # gap covers at least one EEG window
     loso = make_split(tiny_prepared, "loso", test_subjects=["01"])
     assert list(loso.selections["test"]) == [0] and 0 not in loso.selections["train"]
-    with pytest.raises(Eeg2fmriInputError, match=r"test subject\(s\) \['09'\] not in the dataset"):
+    with pytest.raises(Eeg2fmriInputError, match=r"subject\(s\) \['09'\] not in the dataset \['01', '02'\]"):
         make_split(tiny_prepared, "loso", test_subjects=["09"])
 
 
@@ -85,3 +85,62 @@ def test_synthesize_errors(tmp_path, tiny_bids):
         synthesize(tiny_bids / "sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr", tmp_path, tmp_path / "o.nii.gz")
     with pytest.raises(Eeg2fmriInputError, match="expected an output name ending in .nii.gz"):
         synthesize(tiny_bids / "sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr", tmp_path, tmp_path / "o.png")
+
+
+def test_window_dataset_views_and_memory(tiny_prepared, tmp_path):
+    import torch
+
+    from eeg2fmri.datasets import WindowDataset, load_prepared
+    from eeg2fmri.datasets.targets import split_targets
+    from eeg2fmri.datasets.windows import run_windows
+
+    ds = load_prepared(tiny_prepared.save(tmp_path / "p"))
+    sp = make_split(ds, "within")
+    tg = split_targets(ds, sp)
+    wd = WindowDataset(ds, sp.selections["train"], sp.n_frames, targets=tg["train"])
+    x, y, s = wd[3]
+    assert x.dtype == torch.float32 and tuple(x.shape) == wd.spec.input_shape == (16, 5, sp.n_frames)
+    assert y.shape == (int(ds.mask.sum()),) and s.item() == 0
+    # windows are views of the memory-mapped continuous array (no copy, whatever the overlap)
+    v = wd.window(3)
+    assert np.shares_memory(v, ds.runs[0].features) or v.base is not None and not v.flags.owndata
+    many = run_windows(ds.runs[0], np.arange(10, 40), sp.n_frames)
+    assert np.shares_memory(many, ds.runs[0].features)
+    # window k ends with its volume's own frame
+    vol = sp.selections["train"][0][3]
+    np.testing.assert_array_equal(x.numpy()[..., -1], ds.runs[0].features[ds.runs[0].window_end[vol] - 1])
+    loader = torch.utils.data.DataLoader(wd, batch_size=7, num_workers=2, shuffle=True, generator=torch.Generator().manual_seed(0))
+    xb, yb, sb = next(iter(loader))
+    assert xb.shape[0] == 7 and yb.shape == (7, int(ds.mask.sum()))
+
+
+def test_subject_splits(tiny_prepared):
+    kf = make_split(tiny_prepared, "kfold", n_folds=2, fold=1)
+    assert kf.test_subjects == ["02"] and list(kf.selections["test"]) == [1]
+    ex = make_split(tiny_prepared, "subjects", test_subjects=["01"])
+    assert list(ex.selections["test"]) == [0] and list(ex.selections["train"]) == [1] and list(ex.selections["val"]) == [1]
+    assert ex.selections["train"][1].max() + ex.gap < ex.selections["val"][1].min()
+    with pytest.raises(Eeg2fmriInputError, match=r"expected 2 <= n_folds <= 2"):
+        make_split(tiny_prepared, "kfold", n_folds=3)
+    with pytest.raises(Eeg2fmriInputError, match="are in both test_subjects and val_subjects"):
+        make_split(tiny_prepared, "subjects", test_subjects=["01"], val_subjects=["01"])
+    with pytest.raises(Eeg2fmriInputError, match="no training subject left"):
+        make_split(tiny_prepared, "subjects", test_subjects=["01"], val_subjects=["02"])
+
+
+def test_raw_representation_and_noop_reprepare(tiny_bids, tmp_path):
+    from eeg2fmri.datasets import WindowDataset, prepare
+
+    out, written = prepare(tiny_bids, tmp_path / "raw", {"representation": "raw", "raw_sfreq": 50.0}, progress_bar=False)
+    assert written
+    ds = load_prepared(out)
+    assert ds.runs[0].features.shape[1] == 16 and ds.frame_rate == 50.0
+    sp = make_split(ds, "within")
+    assert sp.n_frames == int((16 + 2) * 50)
+    wd = WindowDataset(ds, sp.selections["test"], sp.n_frames)
+    assert tuple(wd[0][0].shape) == (16, sp.n_frames) and wd.spec.input_kind == "raw"
+    mtime = (out / "manifest.json").stat().st_mtime_ns
+    _, written2 = prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 50.0}, progress_bar=False)
+    assert not written2 and (out / "manifest.json").stat().st_mtime_ns == mtime
+    with pytest.raises(Eeg2fmriInputError, match="already exists"):
+        prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 40.0}, progress_bar=False)

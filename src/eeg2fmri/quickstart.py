@@ -119,7 +119,7 @@ def run_quickstart(
         run = ds.runs[i0]
         from eeg2fmri.datasets.windows import run_windows
 
-        x = run_windows(run, split.selections["test"][i0], split.n_frames, ds.config.frames_per_tr, split.lag)
+        x = run_windows(run, split.selections["test"][i0], split.n_frames, split.lag)
         y = targets["test"][i0]
         p = np.asarray(fitted.model.predict(x)).reshape(len(y), -1)
         r = results["subjects"][run.subject][run.key]["_r"]

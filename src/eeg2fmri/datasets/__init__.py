@@ -4,10 +4,25 @@ from eeg2fmri.datasets.prepared import (
     PrepareConfig,
     PreparedDataset,
     PreparedRun,
+    eeg_representation,
     eeg_to_frames,
     load_prepared,
+    prepare,
     prepare_dataset,
 )
 from eeg2fmri.datasets.splits import check_no_overlap, temporal_split
+from eeg2fmri.datasets.windows import WindowDataset
 
-__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "check_no_overlap", "eeg_to_frames", "load_prepared", "prepare_dataset", "temporal_split"]
+__all__ = [
+    "PrepareConfig",
+    "PreparedDataset",
+    "PreparedRun",
+    "WindowDataset",
+    "check_no_overlap",
+    "eeg_representation",
+    "eeg_to_frames",
+    "load_prepared",
+    "prepare",
+    "prepare_dataset",
+    "temporal_split",
+]

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ from eeg2fmri.preprocessing import (
     DEFAULT_BANDS,
     band_envelopes,
     bin_frames,
-    clean_eeg,
     compute_mask,
     standardize_features,
 )
@@ -61,6 +61,23 @@ class PrepareConfig:
     mask : str
         ``"data"`` (EPI mask of the first run's mean image, used for all runs)
         or a path to a mask NIfTI on the BOLD grid.
+    representation : {"bandpower", "stft", "raw"}
+        EEG representation stored continuously: band-power frames
+        ``(n_frames, n_chans, n_bands)``, STFT magnitude frames
+        ``(n_frames, n_chans, n_freqs)`` (one frame per ``tr / frames_per_tr``,
+        bins ``stft_fmin``..``stft_fmax`` Hz), or raw samples
+        ``(n_samples, n_chans)`` at ``raw_sfreq``.
+    work_sfreq : float | None
+        EEG is filtered and resampled to this rate (Hz) channel group by
+        channel group right after reading, which bounds memory and time;
+        ``None`` picks ``max(100, 2.5 * highest frequency needed)`` (never above
+        the recording's rate).
+    stft_fmin, stft_fmax : float
+        Frequency range of STFT bins in Hz (``stft_fmax`` is capped below Nyquist).
+    stft_log : bool
+        Log power instead of magnitude for STFT frames.
+    raw_sfreq : float
+        Sampling rate of the raw representation in Hz.
     """
 
     bands: dict = field(default_factory=lambda: dict(DEFAULT_BANDS))
@@ -72,6 +89,20 @@ class PrepareConfig:
     marker: list | None = field(default_factory=lambda: list(DEFAULT_MARKERS))
     first_onset: float | None = None
     mask: str = "data"
+    representation: str = "bandpower"
+    work_sfreq: float | None = None
+    stft_fmin: float = 0.5
+    stft_fmax: float = 62.0
+    stft_log: bool = False
+    raw_sfreq: float = 100.0
+
+    def needed_fmax(self) -> float:
+        """Highest EEG frequency the representation uses (Hz)."""
+        if self.representation == "stft":
+            return float(self.stft_fmax)
+        if self.representation == "raw":
+            return float(self.raw_sfreq) / 2.5
+        return float(max(hi for _, hi in self.bands.values()))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,6 +120,9 @@ class PrepareConfig:
         return cls(**d)
 
 
+REPRESENTATIONS = ("bandpower", "stft", "raw")
+
+
 @dataclass
 class PreparedRun:
     """Continuous arrays of one run.
@@ -96,11 +130,14 @@ class PreparedRun:
     Attributes
     ----------
     key, subject : str
-    features : array, shape (n_frames, n_chans, n_bands)
-        Standardised log band power, frames of ``tr / frames_per_tr`` seconds;
-        frame ``frame_offset + i * frames_per_tr`` starts at volume ``i``'s onset.
-    frame_offset : int
-        Frames before volume 0 (EEG recorded before the scan).
+    features : array
+        The EEG representation, continuous along axis 0: ``(n_frames, n_chans,
+        n_bands)`` (bandpower), ``(n_frames, n_chans, n_freqs)`` (stft) or
+        ``(n_samples, n_chans)`` (raw).
+    window_end : array of int, shape (n_volumes,)
+        For each volume, the index along axis 0 of ``features`` (exclusive) at
+        which the volume's acquisition ends; a window of length ``n`` with lag
+        ``lag`` is ``features[window_end[i] + lag - n : window_end[i] + lag]``.
     bold : array, shape (n_volumes, n_voxels) | None
         Masked BOLD intensities (``None`` for EEG-only runs).
     onsets : array, shape (n_volumes,)
@@ -110,7 +147,7 @@ class PreparedRun:
     key: str
     subject: str
     features: np.ndarray
-    frame_offset: int
+    window_end: np.ndarray
     bold: np.ndarray | None
     onsets: np.ndarray
 
@@ -121,7 +158,15 @@ class PreparedRun:
 
 @dataclass
 class PreparedDataset:
-    """Runs plus what is common to them (grid, rates, channel names, config)."""
+    """Runs plus what is common to them (grid, rates, channel names, config).
+
+    Attributes
+    ----------
+    frame_rate : float
+        Samples per second along axis 0 of every run's ``features``.
+    freqs : list of float | None
+        Frequencies (Hz) of the STFT bins or band centres.
+    """
 
     runs: list[PreparedRun]
     mask: np.ndarray
@@ -130,6 +175,8 @@ class PreparedDataset:
     sfreq: float
     ch_names: list[str]
     config: PrepareConfig
+    frame_rate: float
+    freqs: list[float] | None = None
     provenance: dict = field(default_factory=dict)
 
     @property
@@ -141,28 +188,41 @@ class PreparedDataset:
         return list(self.config.bands)
 
     @property
-    def frame_rate(self) -> float:
-        return self.config.frames_per_tr / self.tr
+    def representation(self) -> str:
+        return self.config.representation
+
+    def subject_index(self, subject: str) -> int:
+        return self.subjects.index(subject)
+
+    def _manifest(self, runs_meta: list[dict]) -> dict:
+        return dict(format_version=FORMAT_VERSION, kind="eeg2fmri-prepared", tr=self.tr, sfreq=self.sfreq, ch_names=self.ch_names,
+                    frame_rate=self.frame_rate, freqs=self.freqs, representation=self.representation, n_voxels=int(self.mask.sum()),
+                    grid_shape=list(self.mask.shape), affine=np.asarray(self.affine).tolist(), config=self.config.to_dict(), runs=runs_meta,
+                    provenance=self.provenance)
 
     def save(self, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the dataset atomically: one ``.npy`` per array and ``manifest.json``."""
-        import nibabel as nib
-
         with atomic_dir(out, overwrite=overwrite) as tmp:
-            runs_meta = []
-            for i, r in enumerate(self.runs):
-                np.save(tmp / f"run{i:03d}_features.npy", np.ascontiguousarray(r.features, dtype=np.float32))
-                if r.bold is not None:
-                    np.save(tmp / f"run{i:03d}_bold.npy", np.ascontiguousarray(r.bold, dtype=np.float32))
-                np.save(tmp / f"run{i:03d}_onsets.npy", np.asarray(r.onsets, dtype=np.float64))
-                runs_meta.append(dict(index=i, key=r.key, subject=r.subject, frame_offset=int(r.frame_offset), n_volumes=r.n_volumes,
-                                      features_shape=list(r.features.shape), bold_shape=None if r.bold is None else list(r.bold.shape)))
-            nib.save(nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), tmp / "mask.nii.gz")
-            manifest = dict(format_version=FORMAT_VERSION, kind="eeg2fmri-prepared", tr=self.tr, sfreq=self.sfreq, ch_names=self.ch_names,
-                            frame_rate=self.frame_rate, n_voxels=int(self.mask.sum()), grid_shape=list(self.mask.shape), affine=self.affine.tolist(),
-                            config=self.config.to_dict(), runs=runs_meta, provenance=self.provenance)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            runs_meta = [_write_run(tmp, i, r) for i, r in enumerate(self.runs)]
+            _write_common(tmp, self, runs_meta)
         return Path(out)
+
+
+def _write_run(folder: Path, i: int, r: PreparedRun) -> dict:
+    np.save(folder / f"run{i:03d}_features.npy", np.ascontiguousarray(r.features, dtype=np.float32))
+    if r.bold is not None:
+        np.save(folder / f"run{i:03d}_bold.npy", np.ascontiguousarray(r.bold, dtype=np.float32))
+    np.save(folder / f"run{i:03d}_onsets.npy", np.asarray(r.onsets, dtype=np.float64))
+    np.save(folder / f"run{i:03d}_window_end.npy", np.asarray(r.window_end, dtype=np.int64))
+    return dict(index=i, key=r.key, subject=r.subject, n_volumes=r.n_volumes, features_shape=list(r.features.shape),
+                bold_shape=None if r.bold is None else list(r.bold.shape))
+
+
+def _write_common(folder: Path, ds: PreparedDataset, runs_meta: list[dict]) -> None:
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(ds.mask.astype(np.uint8), np.asarray(ds.affine)), folder / "mask.nii.gz")
+    (folder / "manifest.json").write_text(json.dumps(ds._manifest(runs_meta), indent=1))
 
 
 def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedDataset:
@@ -181,60 +241,233 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
     for rm in man["runs"]:
         i = rm["index"]
         bold_p = path / f"run{i:03d}_bold.npy"
-        runs.append(PreparedRun(rm["key"], rm["subject"], np.load(path / f"run{i:03d}_features.npy", mmap_mode=mode), rm["frame_offset"],
+        runs.append(PreparedRun(rm["key"], rm["subject"], np.load(path / f"run{i:03d}_features.npy", mmap_mode=mode),
+                                np.load(path / f"run{i:03d}_window_end.npy"),
                                 np.load(bold_p, mmap_mode=mode) if bold_p.exists() else None, np.load(path / f"run{i:03d}_onsets.npy")))
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
-    return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict(man["config"]), man.get("provenance", {}))
+    return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict(man["config"]),
+                           float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}))
 
 
-def eeg_to_frames(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> tuple[np.ndarray, int, np.ndarray, list[str]]:
-    """Turn one EEG recording into standardised band-power frames.
+# ---------------------------------------------------------------------------------------
+# EEG
+
+
+def work_rate(sfreq: float, config: PrepareConfig) -> float:
+    """Rate (Hz) at which EEG is filtered and turned into the representation."""
+    want = config.work_sfreq if config.work_sfreq is not None else max(100.0, 2.5 * config.needed_fmax())
+    return float(min(sfreq, want))
+
+
+def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", max_chunk_bytes: int = 1 << 27) -> tuple[np.ndarray, float, list[str]]:
+    """Read EEG channels group by group, resample to the work rate and filter.
+
+    Only EEG channels are kept (others and bad channels are dropped and
+    reported). Each group of channels is read, checked (NaN/Inf, flat),
+    resampled (polyphase, anti-aliased) and filtered, so peak memory is one
+    group at the original rate plus the whole recording at the work rate.
+    Re-referencing happens at the work rate (it commutes with these linear
+    steps).
+
+    Returns
+    -------
+    data : array, shape (n_chans, n_times), float32, volts
+    sfreq : float
+        The work rate.
+    ch_names : list of str
+    """
+    import mne
+
+    types = raw.get_channel_types()
+    drop = [c for c, t in zip(raw.ch_names, types) if t != "eeg"] + [c for c in raw.info["bads"] if c in raw.ch_names]
+    drop = list(dict.fromkeys(drop))
+    if drop:
+        logger.info("%s: dropping %d non-EEG/bad channel(s): %s", where, len(drop), ", ".join(drop))
+    picks = [c for c in raw.ch_names if c not in drop]
+    if not picks:
+        raise Eeg2fmriInputError(f"{where}: no EEG channels left after dropping {drop}; check channel types (channels.tsv) or set them with raw.set_channel_types.")
+    sf = float(raw.info["sfreq"])
+    wsf = work_rate(sf, config)
+    from fractions import Fraction
+
+    frac = Fraction(wsf / sf).limit_denominator(1000)
+    up, down = frac.numerator, frac.denominator
+    n_out = int(np.ceil(raw.n_times * up / down))
+    out = np.empty((len(picks), n_out), dtype=np.float32)
+    group = max(1, int(max_chunk_bytes // (8 * max(raw.n_times, 1))))
+    notch = raw.info.get("line_freq") if config.notch is None else config.notch
+    nyq = wsf / 2
+    for g0 in range(0, len(picks), group):
+        names = picks[g0 : g0 + group]
+        x = raw.get_data(picks=names)
+        bad_nan = [names[i] for i in np.where(~np.isfinite(x).all(axis=1))[0]]
+        if bad_nan:
+            raise Eeg2fmriInputError(f"{where}: channel(s) {bad_nan} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them first.")
+        flat = [names[i] for i in np.where(np.ptp(x, axis=1) == 0)[0]]
+        if flat:
+            raise Eeg2fmriInputError(f"{where}: channel(s) {flat} are flat (constant); mark them bad and interpolate, or drop them.")
+        if up != down:
+            x = mne.filter.resample(x, up=up, down=down, method="polyphase", verbose=False)
+        hf = config.h_freq if config.h_freq is not None and config.h_freq < nyq else None
+        if config.l_freq is not None or hf is not None:
+            x = mne.filter.filter_data(x, wsf, config.l_freq, hf, verbose=False)
+        if notch:
+            freqs = np.arange(notch, nyq - 1, notch)
+            if len(freqs):
+                x = mne.filter.notch_filter(x, wsf, freqs, verbose=False)
+        out[g0 : g0 + len(names)] = x[:, :n_out]
+    if config.reference == "average" and len(picks) > 1:
+        out -= out.mean(axis=0, keepdims=True)
+    return out, wsf, picks
+
+
+def _frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str) -> tuple[np.ndarray, int]:
+    flen = tr / m
+    n_pre = int(np.floor(onsets[0] / flen + 1e-9))
+    starts_pre = onsets[0] - flen * np.arange(n_pre, 0, -1)
+    starts_in = (onsets[:, None] + flen * np.arange(m)[None, :]).ravel()
+    if starts_in[-1] + flen > dur + 1e-6:
+        raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
+    return np.concatenate([starts_pre, starts_in]), n_pre
+
+
+def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> dict[str, Any]:
+    """Turn one EEG recording into its continuous representation.
 
     Parameters
     ----------
     raw : mne.io.BaseRaw
     config : PrepareConfig
     tr : float
-        Repetition time (s); frames are ``tr / frames_per_tr`` long.
+        Repetition time (s).
     onsets : array | None
-        Volume onsets (s from EEG start). ``None`` (EEG-only use): a regular
-        grid from the first sample.
+        Volume onsets (s from EEG start); ``None`` (EEG-only use) takes a
+        regular grid from the first sample.
 
     Returns
     -------
-    features : array, shape (n_frames, n_chans, n_bands)
-    frame_offset : int
-        Frames before the first onset.
-    onsets : array
-        The onsets used (the regular grid when none were given).
-    ch_names : list of str
+    rep : dict
+        ``features`` (continuous array, see :class:`PreparedRun`),
+        ``window_end`` (n_volumes,), ``frame_rate``, ``freqs``, ``ch_names``,
+        ``onsets``, ``sfreq`` (original EEG rate).
     """
-    clean = clean_eeg(raw, l_freq=config.l_freq, h_freq=config.h_freq, notch=config.notch, reference=config.reference, where=where)
-    sf = clean.info["sfreq"]
-    dur = clean.n_times / sf
-    m = config.frames_per_tr
-    flen = tr / m
+    data, wsf, ch = load_eeg_lowrate(raw, config, where=where)
+    dur = data.shape[1] / wsf
     if onsets is None:
         onsets = np.arange(int(np.floor(dur / tr))) * tr
-    n_pre = int(np.floor(onsets[0] / flen + 1e-9))
-    starts_pre = onsets[0] - flen * np.arange(n_pre, 0, -1)
-    starts_in = (onsets[:, None] + flen * np.arange(m)[None, :]).ravel()
-    starts = np.concatenate([starts_pre, starts_in])
-    keep = starts + flen <= dur + 1e-9
-    if not keep[n_pre:].all():
-        raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
-    power = band_envelopes(clean.get_data(), sf, config.bands)
-    frames = bin_frames(power, sf, starts, flen)  # (n_frames, n_bands, n_chans)
-    feats = standardize_features(np.transpose(frames, (0, 2, 1)))
-    return feats, n_pre, onsets, list(clean.ch_names)
+    onsets = np.asarray(onsets, dtype=np.float64)
+    m = config.frames_per_tr
+    rep_kind = config.representation
+    if rep_kind == "bandpower":
+        starts, n_pre = _frame_starts(onsets, tr, m, dur, where)
+        power = band_envelopes(data, wsf, config.bands)
+        frames = bin_frames(power, wsf, starts, tr / m)  # (n_frames, n_bands, n_chans)
+        del power
+        feats = standardize_features(np.transpose(frames, (0, 2, 1)))
+        freqs = [float(np.mean(b)) for b in config.bands.values()]
+        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
+        frame_rate = m / tr
+    elif rep_kind == "stft":
+        from eeg2fmri.preprocessing.representations import stft_frames
+
+        fmax = min(config.stft_fmax, 0.99 * wsf / 2)
+        feats, f, n_pre = stft_frames(data, wsf, onsets, tr / m, config.stft_fmin, fmax, frames_per_tr=m, log=config.stft_log)
+        feats = standardize_features(feats, log=False) if config.stft_log else (feats / max(float(np.median(feats)), 1e-30)).astype(np.float32)
+        freqs = [float(v) for v in f]
+        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
+        frame_rate = m / tr
+    else:
+        import mne
+
+        rsf = float(config.raw_sfreq)
+        x = data if abs(rsf - wsf) < 1e-9 else mne.filter.resample(data.astype(np.float64), up=rsf, down=wsf, method="polyphase", verbose=False)
+        med = np.median(x, axis=1, keepdims=True)
+        q75, q25 = np.percentile(x, [75, 25], axis=1, keepdims=True)
+        scale = (q75 - q25) / 1.349
+        scale[scale <= 0] = 1.0
+        feats = np.ascontiguousarray(((x - med) / scale).T, dtype=np.float32)  # (n_samples, n_chans)
+        freqs = None
+        window_end = np.round((onsets + tr) * rsf).astype(np.int64)
+        if window_end[-1] > len(feats):
+            raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
+        frame_rate = rsf
+    return dict(features=feats, window_end=np.asarray(window_end, dtype=np.int64), frame_rate=float(frame_rate), freqs=freqs, ch_names=ch,
+                onsets=onsets, sfreq=float(raw.info["sfreq"]))
+
+
+def eeg_to_frames(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> tuple[np.ndarray, int, np.ndarray, list[str]]:
+    """Band-power frames of one recording (kept for the quickstart's first version).
+
+    Returns ``features, n_pre, onsets, ch_names`` with ``features`` of shape
+    (n_frames, n_chans, n_bands).
+    """
+    cfg = PrepareConfig.from_dict({**config.to_dict(), "representation": "bandpower"})
+    rep = eeg_representation(raw, cfg, tr=tr, onsets=onsets, where=where)
+    n_pre = int(rep["window_end"][0] - cfg.frames_per_tr)
+    return rep["features"], n_pre, rep["onsets"], rep["ch_names"]
+
+
+# ---------------------------------------------------------------------------------------
+# whole datasets
 
 
 def _checksum(path: Path) -> str:
     h = hashlib.sha1()
-    h.update(str(path.stat().st_size).encode())
+    st = path.stat()
+    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
     with open(path, "rb") as f:
         h.update(f.read(1 << 20))
     return h.hexdigest()
+
+
+def _validate_config(cfg: PrepareConfig) -> None:
+    from eeg2fmri.utils.validation import check_choice
+
+    check_positive_int(cfg.frames_per_tr, "frames_per_tr")
+    check_choice(cfg.representation, "representation", REPRESENTATIONS)
+
+
+def _resolve_mask(cfg: PrepareConfig, img) -> np.ndarray:
+    import nibabel as nib
+
+    if cfg.mask == "data":
+        return compute_mask(img)
+    if cfg.mask == "mni":
+        from eeg2fmri.preprocessing.volumes import mni_mask
+
+        return np.asarray(mni_mask(img), dtype=bool)
+    mimg = nib.load(cfg.mask)
+    if mimg.shape[:3] != img.shape[:3]:
+        raise Eeg2fmriInputError(f"{cfg.mask}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
+    return np.asarray(mimg.dataobj) > 0
+
+
+def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple) -> tuple[PreparedRun, dict, dict]:
+    img, tr = read_bold(rec.bold_path)
+    where = str(rec.eeg_path)
+    if abs(tr - tr0) > 1e-3 * tr0:
+        raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
+    if img.shape[:3] != shape0:
+        raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first.")
+    raw = read_eeg(rec.eeg_path, preload=False)
+    sync = volume_onsets(raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset, where=where)
+    rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
+    data = load_bold_data(img, str(rec.bold_path))
+    bold = np.ascontiguousarray(data[mask].T)
+    run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"])
+    info = {"sfreq": rep["sfreq"], "ch_names": rep["ch_names"], "frame_rate": rep["frame_rate"], "freqs": rep["freqs"]}
+    prov = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "sync": sync.method, "sync_marker": sync.marker, "sync_dropped": sync.dropped, "sync_notes": sync.notes}
+    logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, img.shape[3], len(rep["ch_names"]), rep["features"].shape)
+    return run, info, prov
+
+
+def _check_consistent(infos: list[dict], records) -> None:
+    first = infos[0]
+    for inf, rec in zip(infos[1:], records[1:]):
+        if abs(inf["sfreq"] - first["sfreq"]) > 1e-6:
+            raise Eeg2fmriInputError(f"{rec.eeg_path}: sampling rate {inf['sfreq']} Hz differs from the first run's {first['sfreq']} Hz; resample the recordings to one rate first.")
+        if inf["ch_names"] != first["ch_names"]:
+            raise Eeg2fmriInputError(f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}; pick or reorder channels to one set.")
 
 
 def prepare_dataset(
@@ -243,6 +476,7 @@ def prepare_dataset(
     *,
     subjects: list[str] | None = None,
     progress_bar: bool = True,
+    n_jobs: int = 1,
 ) -> PreparedDataset:
     """Read, synchronise and preprocess every run of a BIDS EEG-fMRI dataset (in memory).
 
@@ -256,49 +490,78 @@ def prepare_dataset(
         Subset of subject labels.
     progress_bar : bool
         Show a progress bar over runs.
+    n_jobs : int
+        Runs processed in parallel (processes).
 
     Returns
     -------
     dataset : PreparedDataset
-        Save it with :meth:`PreparedDataset.save`.
+        Save it with :meth:`PreparedDataset.save` (or use :func:`prepare` to
+        write straight to disk).
     """
-    import nibabel as nib
-
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
-    check_positive_int(cfg.frames_per_tr, "frames_per_tr")
+    _validate_config(cfg)
     records = find_runs(bids_root, subjects=subjects)
-    runs, mask, affine, tr0, sf0, ch0, shape0 = [], None, None, None, None, None, None
+    img0, tr0 = read_bold(records[0].bold_path)
+    mask = _resolve_mask(cfg, img0)
+    shape0 = img0.shape[:3]
+    results = _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0), records, n_jobs, progress_bar)
+    runs = [r[0] for r in results]
+    infos = [r[1] for r in results]
+    _check_consistent(infos, records)
     prov = {"bids_root": str(Path(bids_root).absolute()), "inputs": {}}
-    for rec in progress(records, desc="prepare runs", enabled=progress_bar):
-        img, tr = read_bold(rec.bold_path)
-        where = str(rec.eeg_path)
-        if tr0 is None:
-            tr0, shape0, affine = tr, img.shape[:3], img.affine
-            if cfg.mask == "data":
-                mask = compute_mask(img)
-            else:
-                mimg = nib.load(cfg.mask)
-                if mimg.shape[:3] != shape0:
-                    raise Eeg2fmriInputError(f"{cfg.mask}: mask grid {mimg.shape[:3]} differs from the BOLD grid {shape0}; resample it to the BOLD grid first.")
-                mask = np.asarray(mimg.dataobj) > 0
-        elif abs(tr - tr0) > 1e-3 * tr0:
-            raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
-        elif img.shape[:3] != shape0:
-            raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first.")
-        raw = read_eeg(rec.eeg_path)
-        if sf0 is None:
-            sf0 = raw.info["sfreq"]
-        elif abs(raw.info["sfreq"] - sf0) > 1e-6:
-            raise Eeg2fmriInputError(f"{where}: sampling rate {raw.info['sfreq']} Hz differs from the first run's {sf0} Hz; resample the recordings to one rate first.")
-        sync = volume_onsets(raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset, where=where)
-        feats, off, onsets, ch = eeg_to_frames(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-        if ch0 is None:
-            ch0 = ch
-        elif ch != ch0:
-            raise Eeg2fmriInputError(f"{where}: EEG channels {ch} differ from the first run's {ch0}; pick or reorder channels to one set.")
-        data = load_bold_data(img, str(rec.bold_path))
-        bold = np.ascontiguousarray(data[mask].T)
-        runs.append(PreparedRun(rec.key, rec.subject, feats, off, bold, onsets))
-        prov["inputs"][rec.key] = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path), "sync": sync.method, "sync_notes": sync.notes}
-        logger.info("%s: %d volumes, %d EEG channels, %d frames", rec.key, img.shape[3], len(ch), len(feats))
-    return PreparedDataset(runs, mask, np.asarray(affine), float(tr0), float(sf0), list(ch0), cfg, prov)
+    for rec, (_, _, p) in zip(records, results):
+        prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
+    return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), float(infos[0]["sfreq"]), list(infos[0]["ch_names"]), cfg,
+                           float(infos[0]["frame_rate"]), infos[0]["freqs"], prov)
+
+
+def _map(fn, items: list, n_jobs: int, progress_bar: bool) -> list:
+    if n_jobs <= 1 or len(items) <= 1:
+        return [fn(it) for it in progress(items, desc="prepare runs", enabled=progress_bar)]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = [None] * len(items)
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("fork")) as ex:
+        futs = {ex.submit(fn, it): i for i, it in enumerate(items)}
+        from concurrent.futures import as_completed
+
+        for fut in progress(as_completed(futs), desc="prepare runs", total=len(futs), enabled=progress_bar):
+            out[futs[fut]] = fut.result()
+    return out
+
+
+def prepare(
+    bids_root: str | os.PathLike,
+    out: str | os.PathLike,
+    config: PrepareConfig | dict | None = None,
+    *,
+    subjects: list[str] | None = None,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+    n_jobs: int = 1,
+) -> tuple[Path, bool]:
+    """Prepare a dataset straight to disk; a re-run with the same inputs is a no-op.
+
+    Returns
+    -------
+    out : Path
+    written : bool
+        ``False`` when ``out`` already held this dataset prepared from the same
+        inputs (same checksums) with the same config.
+    """
+    cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
+    _validate_config(cfg)
+    out = Path(out)
+    man = out / "manifest.json"
+    if man.exists():
+        old = json.loads(man.read_text())
+        records = find_runs(bids_root, subjects=subjects)
+        same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
+            r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
+        if same_inputs and old.get("config") == cfg.to_dict():
+            logger.info("%s is up to date (same inputs and config): nothing to do", out)
+            return out, False
+    ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs)
+    return ds.save(out, overwrite=overwrite), True

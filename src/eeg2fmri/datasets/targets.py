@@ -24,9 +24,9 @@ __all__ = ["Split", "make_split", "split_targets", "default_window"]
 HRF_SPAN = 16.0  # seconds of haemodynamic memory used for gaps
 
 
-def default_window(tr: float, frames_per_tr: int = 1, seconds: float = HRF_SPAN) -> int:
-    """Window length in frames covering ``seconds`` of EEG before the volume end."""
-    return int(math.ceil(seconds / tr * frames_per_tr)) + frames_per_tr
+def default_window(tr: float, frame_rate: float, seconds: float = HRF_SPAN) -> int:
+    """Window length (samples of the representation) covering ``seconds`` + one TR of EEG up to the volume's end."""
+    return int(math.ceil((seconds + tr) * frame_rate - 1e-9))
 
 
 @dataclass
@@ -44,6 +44,14 @@ class Split:
         return int(sum(len(v) for v in self.selections[name].values()))
 
 
+def _kfold_subjects(subjects: list[str], n_folds: int, fold: int) -> list[str]:
+    if not 2 <= n_folds <= len(subjects):
+        raise Eeg2fmriInputError(f"expected 2 <= n_folds <= {len(subjects)} (the number of subjects), got n_folds={n_folds}.")
+    if not 0 <= fold < n_folds:
+        raise Eeg2fmriInputError(f"expected fold in [0, {n_folds}), got {fold}.")
+    return [s for k, s in enumerate(subjects) if k % n_folds == fold]
+
+
 def make_split(
     ds: PreparedDataset,
     protocol: str = "within",
@@ -53,64 +61,87 @@ def make_split(
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     gap: int | None = None,
     test_subjects: list[str] | None = None,
+    val_subjects: list[str] | None = None,
+    n_folds: int = 5,
+    fold: int = 0,
 ) -> Split:
     """Leak-free split of a prepared dataset.
 
     Parameters
     ----------
     ds : PreparedDataset
-    protocol : {"within", "loso"}
-        ``"within"``: each run's later span is the test set, an earlier span
+    protocol : {"within", "loso", "kfold", "subjects"}
+        ``"within"``: each run's later span is the test set and an earlier span
         the validation set, separated by ``gap`` volumes. ``"loso"``: the
         subjects in ``test_subjects`` (default: the last subject) are the test
-        set; validation is the later span of the training subjects' runs.
+        set. ``"kfold"``: fold ``fold`` of ``n_folds`` subject folds (subjects
+        dealt round-robin in sorted order) is the test set. ``"subjects"``:
+        explicit ``test_subjects`` (and optionally ``val_subjects``). For the
+        subject-wise protocols, validation is ``val_subjects`` when given,
+        otherwise the later span (with a gap) of each training run.
     n_frames : int | None
-        EEG window length in frames (default: 16 s of history).
+        EEG window length in samples of the representation (default: 16 s + 1 TR).
     lag : int
-        Frames between the end of the volume and the end of its window.
+        Samples between the end of the volume and the end of its window.
     fractions : (float, float, float)
         Train/val/test shares within runs.
     gap : int | None
-        Volumes dropped between spans; default window length (in volumes)
-        plus the HRF span.
-    test_subjects : list of str | None
-        For ``"loso"``.
+        Volumes dropped between spans; default the window length plus the HRF
+        span (16 s), in volumes.
+    test_subjects, val_subjects : list of str | None
+        Subject labels for the subject-wise protocols.
+    n_folds, fold : int
+        For ``"kfold"``.
     """
-    check_choice(protocol, "protocol", ("within", "loso"))
-    m = ds.config.frames_per_tr
-    n_frames = default_window(ds.tr, m) if n_frames is None else int(n_frames)
+    check_choice(protocol, "protocol", ("within", "loso", "kfold", "subjects"))
+    fr = ds.frame_rate
+    n_frames = default_window(ds.tr, fr) if n_frames is None else int(n_frames)
     if gap is None:
-        gap = int(math.ceil(n_frames / m + HRF_SPAN / ds.tr))
-    sel: dict[str, dict[int, np.ndarray]] = {"train": {}, "val": {}, "test": {}}
-    if protocol == "loso":
-        test_subjects = [ds.subjects[-1]] if test_subjects is None else list(test_subjects)
-        unknown = set(test_subjects) - set(ds.subjects)
-        if unknown:
-            raise Eeg2fmriInputError(f"test subject(s) {sorted(unknown)} not in the dataset {ds.subjects}.")
-        if len(set(ds.subjects) - set(test_subjects)) == 0:
-            raise Eeg2fmriInputError("leave-one-subject-out needs at least one training subject; add subjects or use protocol='within'.")
-    else:
+        gap = int(math.ceil((n_frames / fr + HRF_SPAN) / ds.tr))
+    subjects = ds.subjects
+    val_subjects = list(val_subjects or [])
+    if protocol == "within":
         test_subjects = []
+        val_subjects = []
+    elif protocol == "loso":
+        test_subjects = [subjects[-1]] if test_subjects is None else list(test_subjects)
+    elif protocol == "kfold":
+        test_subjects = _kfold_subjects(subjects, n_folds, fold)
+    elif not test_subjects:
+        raise Eeg2fmriInputError("protocol 'subjects' needs test_subjects=[...] (subject labels without 'sub-').")
+    unknown = (set(test_subjects) | set(val_subjects)) - set(subjects)
+    if unknown:
+        raise Eeg2fmriInputError(f"subject(s) {sorted(unknown)} not in the dataset {subjects}; use labels without 'sub-'.")
+    if set(test_subjects) & set(val_subjects):
+        raise Eeg2fmriInputError(f"subject(s) {sorted(set(test_subjects) & set(val_subjects))} are in both test_subjects and val_subjects.")
+    if protocol != "within" and not (set(subjects) - set(test_subjects) - set(val_subjects)):
+        raise Eeg2fmriInputError("no training subject left after removing test/validation subjects; add subjects or use protocol='within'.")
+    sel: dict[str, dict[int, np.ndarray]] = {"train": {}, "val": {}, "test": {}}
     for i, run in enumerate(ds.runs):
-        valid = valid_volumes(run, n_frames, m, lag)
+        valid = valid_volumes(run, n_frames, lag)
         if len(valid) == 0:
-            raise Eeg2fmriInputError(f"{run.key}: no volume has a complete {n_frames}-frame EEG window; use a shorter window.")
-        first = int(valid[0])
-        last = int(valid[-1]) + 1
+            raise Eeg2fmriInputError(f"{run.key}: no volume has a complete {n_frames}-sample EEG window; use a shorter window.")
+        first, last = int(valid[0]), int(valid[-1]) + 1
         if run.subject in test_subjects:
             sel["test"][i] = np.arange(first, last)
             continue
-        if protocol == "loso":
+        if run.subject in val_subjects:
+            sel["val"][i] = np.arange(first, last)
+            continue
+        if protocol == "within":
+            sp = temporal_split(last, first, fractions=fractions, gap=gap)
+        elif val_subjects:
+            sp = {"train": np.arange(first, last), "val": np.array([], int), "test": np.array([], int)}
+        else:
             sp = temporal_split(last, first, fractions=(fractions[0] + fractions[2], fractions[1], 0.0), gap=gap)
             sp["test"] = np.array([], dtype=int)
-        else:
-            sp = temporal_split(last, first, fractions=fractions, gap=gap)
         for k in sel:
             if len(sp[k]):
                 sel[k][i] = sp[k]
-        spans = {k: [(float(run.onsets[v]) - n_frames * ds.tr / m, float(run.onsets[v]) + ds.tr + HRF_SPAN) for v in sp[k]] for k in ("train", "test")}
-        check_no_overlap([(a, b - HRF_SPAN) for a, b in spans["train"]], [(a, b - HRF_SPAN) for a, b in spans["test"]], where=run.key)
-    return Split(protocol, sel, n_frames, lag, gap, test_subjects)
+        spans = {k: [(float(run.onsets[v]) + ds.tr - n_frames / fr, float(run.onsets[v]) + ds.tr) for v in sp[k]] for k in ("train", "val", "test")}
+        check_no_overlap(spans["train"], spans["test"], where=run.key)
+        check_no_overlap(spans["train"], spans["val"], where=run.key)
+    return Split(protocol, sel, n_frames, lag, gap, list(test_subjects))
 
 
 def split_targets(ds: PreparedDataset, split: Split) -> dict[str, dict[int, np.ndarray]]:

@@ -1,81 +1,190 @@
 """Paired windows: views into the continuous arrays of a prepared dataset.
 
-For volume ``i`` of a run, the EEG window is the ``n_frames`` feature frames
-ending ``lag`` frames after the end of the volume's own frame(s):
-``features[end - n_frames : end]`` with
-``end = frame_offset + (i + 1) * frames_per_tr + lag``. A window is a
-``numpy.lib.stride_tricks.sliding_window_view`` view: memory does not grow
-with the overlap between windows.
+For volume ``i`` of a run, the EEG window is the ``n_frames`` samples of the
+continuous representation ending ``lag`` samples after the end of the
+volume's acquisition: ``features[end - n_frames : end]`` with
+``end = window_end[i] + lag``. A window is a slice of a
+``numpy.lib.stride_tricks.sliding_window_view``: memory does not grow with
+the overlap between windows, and memory-mapped arrays stay on disk.
+
+Window layout (the :class:`~eeg2fmri.models.base.DataSpec` conventions):
+``(n_chans, n_bands, n_frames)`` for band power, ``(n_chans, n_freqs,
+n_frames)`` for STFT, ``(n_chans, n_times)`` for raw EEG.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from eeg2fmri.datasets.prepared import PreparedDataset, PreparedRun
+from eeg2fmri.models.base import DataSpec
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["run_windows", "valid_volumes", "window_matrix"]
+__all__ = ["WindowDataset", "run_windows", "valid_volumes", "window_matrix", "dataset_spec"]
 
 
-def _window_end(run: PreparedRun, frames_per_tr: int, lag: int) -> np.ndarray:
-    return run.frame_offset + (np.arange(run.n_volumes) + 1) * frames_per_tr + lag
+def _ends(run: PreparedRun, lag: int) -> np.ndarray:
+    return np.asarray(run.window_end, dtype=np.int64) + int(lag)
 
 
-def valid_volumes(run: PreparedRun, n_frames: int, frames_per_tr: int, lag: int = 0) -> np.ndarray:
+def valid_volumes(run: PreparedRun, n_frames: int, lag: int = 0) -> np.ndarray:
     """Indices of the volumes whose whole window lies inside the recording."""
-    end = _window_end(run, frames_per_tr, lag)
+    end = _ends(run, lag)
     ok = (end - n_frames >= 0) & (end <= len(run.features))
     return np.where(ok)[0]
 
 
-def run_windows(run: PreparedRun, volumes: np.ndarray, n_frames: int, frames_per_tr: int, lag: int = 0) -> np.ndarray:
-    """Windows for ``volumes`` as a strided view.
+def _view(run: PreparedRun, n_frames: int) -> np.ndarray:
+    return sliding_window_view(run.features, n_frames, axis=0)  # (n - n_frames + 1, C, [F,] n_frames)
 
-    Returns
-    -------
-    x : array, shape (n_selected, n_chans, n_bands, n_frames)
-        A view (no copy) when ``volumes`` is a contiguous range; fancy indexing
-        of an arbitrary selection copies only the selected windows.
+
+def run_windows(run: PreparedRun, volumes: np.ndarray, n_frames: int, lag: int = 0) -> np.ndarray:
+    """Windows for ``volumes``, shape (n_selected, *window_shape).
+
+    A view (no copy) when the selected windows are evenly spaced; fancy
+    indexing of an arbitrary selection copies only the selected windows.
     """
     check_positive_int(n_frames, "n_frames")
     volumes = np.asarray(volumes, dtype=int)
-    ok = set(valid_volumes(run, n_frames, frames_per_tr, lag).tolist())
-    bad = [int(v) for v in volumes if int(v) not in ok]
-    if bad:
-        raise Eeg2fmriInputError(f"{run.key}: volumes {bad[:5]} have incomplete EEG windows of {n_frames} frames; select volumes from valid_volumes().")
-    view = sliding_window_view(run.features, n_frames, axis=0)  # (n_frames_total - n + 1, n_chans, n_bands, n)
-    starts = _window_end(run, frames_per_tr, lag)[volumes] - n_frames
-    if len(starts) and np.all(np.diff(starts) == frames_per_tr) and frames_per_tr == 1:
-        return view[starts[0] : starts[-1] + 1]
+    ends = _ends(run, lag)
+    if len(volumes) and (volumes.min() < 0 or volumes.max() >= run.n_volumes):
+        raise Eeg2fmriInputError(f"{run.key}: volume indices must be in [0, {run.n_volumes}), got {volumes.min()}..{volumes.max()}.")
+    starts = ends[volumes] - n_frames
+    if len(starts) and (starts.min() < 0 or ends[volumes].max() > len(run.features)):
+        bad = volumes[(starts < 0) | (ends[volumes] > len(run.features))]
+        raise Eeg2fmriInputError(f"{run.key}: volumes {bad[:5].tolist()} have incomplete EEG windows of {n_frames} frames; select volumes from valid_volumes().")
+    view = _view(run, n_frames)
+    if len(starts) > 1:
+        step = np.diff(starts)
+        if np.all(step == step[0]) and step[0] > 0:
+            return view[starts[0] : starts[-1] + 1 : int(step[0])]
     return view[starts]
 
 
 def window_matrix(ds: PreparedDataset, selection: dict[int, np.ndarray], n_frames: int, lag: int = 0) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Stack the windows and targets of selected volumes of several runs.
-
-    Parameters
-    ----------
-    ds : PreparedDataset
-    selection : dict
-        Run index -> volume indices.
-    n_frames, lag : int
-        Window length and lag in frames.
+    """Stack (copy) the windows and raw targets of selected volumes of several runs.
 
     Returns
     -------
-    x : array, shape (n_samples, n_chans, n_bands, n_frames)
+    x : array, shape (n_samples, *window_shape)
     y : array, shape (n_samples, n_voxels) | None
     run_of : array, shape (n_samples,)
-        Run index of each sample.
     """
     xs, ys, rs = [], [], []
     for i, vols in selection.items():
         run = ds.runs[i]
-        xs.append(run_windows(run, vols, n_frames, ds.config.frames_per_tr, lag))
+        xs.append(run_windows(run, vols, n_frames, lag))
         if run.bold is not None:
             ys.append(np.asarray(run.bold[vols]))
         rs.append(np.full(len(vols), i))
     y = np.concatenate(ys) if len(ys) == len(xs) else None
     return np.concatenate(xs), y, np.concatenate(rs)
+
+
+def dataset_spec(ds: PreparedDataset, n_frames: int, output_shape: tuple[int, ...] | None = None) -> DataSpec:
+    """The :class:`DataSpec` of windows of ``n_frames`` -> masked voxels (or ``output_shape``)."""
+    rep = ds.representation
+    n_ch = len(ds.ch_names)
+    if rep == "raw":
+        shape: tuple[int, ...] = (n_ch, int(n_frames))
+    else:
+        n_f = len(ds.freqs) if ds.freqs is not None else len(ds.bands)
+        shape = (n_ch, n_f, int(n_frames))
+    return DataSpec(
+        input_kind=rep,
+        input_shape=shape,
+        output_shape=tuple(output_shape) if output_shape is not None else (int(ds.mask.sum()),),
+        sfreq=float(ds.frame_rate if rep == "raw" else ds.sfreq),
+        tr=float(ds.tr),
+        ch_names=tuple(ds.ch_names),
+        freqs=None if ds.freqs is None else tuple(float(f) for f in ds.freqs),
+        frame_rate=float(ds.frame_rate),
+        n_subjects=len(ds.subjects),
+    )
+
+
+class WindowDataset:
+    """A torch ``Dataset`` of (EEG window, target, subject index) triples.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    selection : dict
+        Run index -> volume indices (e.g. ``split.selections["train"]``).
+    n_frames : int
+        Window length along the representation's time axis.
+    lag : int
+        Samples between the end of the volume and the end of its window.
+    targets : dict | None
+        Run index -> array (n_selected_volumes, n_outputs) aligned with
+        ``selection`` (e.g. ``split_targets(ds, split)["train"]``); ``None``
+        serves the masked BOLD as stored.
+    target_transform : callable | None
+        Applied to each target vector (e.g. an atlas averaging to ROIs).
+
+    Notes
+    -----
+    ``__getitem__`` returns ``(x, y, s)``: ``x`` float32 tensor in the
+    DataSpec layout (a copy of one window, made from a view), ``y`` float32
+    tensor (n_outputs,), ``s`` int64 subject index into ``ds.subjects``.
+    Safe with DataLoader workers (arrays are memory-mapped when loaded from disk).
+    """
+
+    def __init__(self, ds: PreparedDataset, selection: dict[int, np.ndarray], n_frames: int, lag: int = 0,
+                 targets: dict[int, np.ndarray] | None = None, target_transform: Any = None) -> None:
+        self.ds = ds
+        self.n_frames = check_positive_int(n_frames, "n_frames")
+        self.lag = int(lag)
+        self.targets = targets
+        self.target_transform = target_transform
+        runs, vols, rows = [], [], []
+        for i, v in selection.items():
+            v = np.asarray(v, dtype=np.int64)
+            run_windows(ds.runs[i], v, self.n_frames, self.lag)[:0]  # validates the whole selection once
+            if targets is not None and len(targets[i]) != len(v):
+                raise Eeg2fmriInputError(f"{ds.runs[i].key}: {len(targets[i])} targets for {len(v)} selected volumes; pass targets aligned with the selection.")
+            runs.append(np.full(len(v), i))
+            vols.append(v)
+            rows.append(np.arange(len(v)))
+        self._run = np.concatenate(runs) if runs else np.empty(0, np.int64)
+        self._vol = np.concatenate(vols) if vols else np.empty(0, np.int64)
+        self._row = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        self._subj = np.array([ds.subject_index(ds.runs[i].subject) for i in self._run], dtype=np.int64)
+        self._views = {i: _view(ds.runs[i], self.n_frames) for i in selection}
+        self._ends = {i: _ends(ds.runs[i], self.lag) for i in selection}
+
+    def __len__(self) -> int:
+        return len(self._run)
+
+    @property
+    def spec(self) -> DataSpec:
+        y0 = self._target(0) if len(self) else np.zeros(int(self.ds.mask.sum()))
+        return dataset_spec(self.ds, self.n_frames, tuple(np.shape(y0)))
+
+    @property
+    def subjects(self) -> np.ndarray:
+        """Subject index of every sample, shape (n_samples,)."""
+        return self._subj
+
+    def _target(self, k: int) -> np.ndarray:
+        i, v, row = self._run[k], self._vol[k], self._row[k]
+        y = self.targets[i][row] if self.targets is not None else self.ds.runs[i].bold[v]
+        return self.target_transform(y) if self.target_transform is not None else y
+
+    def window(self, k: int) -> np.ndarray:
+        """Window ``k`` as a read-only view (no copy)."""
+        i = self._run[k]
+        return self._views[i][self._ends[i][self._vol[k]] - self.n_frames]
+
+    def __getitem__(self, k: int):
+        import torch
+
+        if not -len(self) <= k < len(self):
+            raise IndexError(k)
+        k = k % len(self)
+        x = torch.from_numpy(np.array(self.window(k), dtype=np.float32))
+        y = torch.from_numpy(np.asarray(self._target(k), dtype=np.float32).copy())
+        return x, y, torch.tensor(self._subj[k])

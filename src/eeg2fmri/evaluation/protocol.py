@@ -102,7 +102,7 @@ def evaluate_split(
     rows: dict[str, list] = {}
     for i, vols in split.selections["test"].items():
         run = ds.runs[i]
-        x = run_windows(run, vols, split.n_frames, ds.config.frames_per_tr, split.lag)
+        x = run_windows(run, vols, split.n_frames, split.lag)
         y = targets["test"][i]
         p = np.asarray(model.predict(x)).reshape(len(y), -1)
         r = pearson_r(y, p)

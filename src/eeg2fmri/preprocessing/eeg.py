@@ -112,6 +112,7 @@ def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[flo
 
     out = np.empty((len(bands), data.shape[0], data.shape[1]), dtype=np.float32)
     n_fft = int(2 ** np.ceil(np.log2(data.shape[1])))
+    data = np.asarray(data, dtype=np.float64)
     for b, (name, (lo, hi)) in enumerate(bands.items()):
         if not 0 < lo < hi < sfreq / 2:
             raise Eeg2fmriInputError(f"band {name!r}={lo, hi} Hz is outside (0, {sfreq / 2}) Hz (Nyquist at sfreq={sfreq}); drop the band or keep a higher sampling rate.")

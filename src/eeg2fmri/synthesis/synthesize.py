@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PrepareConfig
+from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate
 from eeg2fmri.io import read_eeg
 from eeg2fmri.models import load_model
-from eeg2fmri.preprocessing import band_envelopes, bin_frames, clean_eeg, standardize_features
+from eeg2fmri.preprocessing import band_envelopes, bin_frames, standardize_features
 from eeg2fmri.utils.atomic import atomic_file
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive
@@ -100,16 +100,17 @@ def synthesize(
     if q < 1 - 1e-9 and abs(q - 1) > 1e-9 or abs(q - round(q)) > 1e-6:
         raise Eeg2fmriInputError(f"tr={tr_out} s must divide the training frame length {flen} s (e.g. {flen}, {flen / 2}, {flen / 4}).")
     q = int(round(q))
-    clean = clean_eeg(raw, l_freq=cfg.l_freq, h_freq=cfg.h_freq, notch=cfg.notch, reference=cfg.reference, where=where)
-    clean = _match_channels(clean, list(spec.ch_names), where)
-    sf = clean.info["sfreq"]
-    dur = clean.n_times / sf
+    raw = _match_channels(raw.copy(), list(spec.ch_names), where)
+    raw.set_channel_types({c: "eeg" for c in raw.ch_names}, verbose=False)
+    raw.info["bads"] = []
+    data, sf, _ = load_eeg_lowrate(raw, cfg, where=where)
+    dur = data.shape[1] / sf
     n_frames = int(meta["window"]["n_frames"])
     lag = int(meta["window"].get("lag", 0))
     starts = np.arange(0.0, dur - flen + 1e-9, tr_out)
     if len(starts) < n_frames * q:
         raise Eeg2fmriInputError(f"{where}: the recording lasts {dur:.1f} s but one window needs {n_frames * flen:.1f} s of EEG; use a longer recording.")
-    power = band_envelopes(clean.get_data(), sf, cfg.bands)
+    power = band_envelopes(data, sf, cfg.bands)
     frames = bin_frames(power, sf, starts, flen)  # (n_hops, n_bands, n_chans)
     del power
     feats = standardize_features(np.transpose(frames, (0, 2, 1)))  # (n_hops, C, B)

@@ -23,18 +23,10 @@ __all__ = ["FitResult", "data_spec", "fit_model", "stack_split"]
 
 
 def data_spec(ds: PreparedDataset, n_frames: int) -> DataSpec:
-    """The :class:`DataSpec` of band-power windows of ``n_frames`` frames -> masked voxels."""
-    return DataSpec(
-        input_kind="bandpower",
-        input_shape=(len(ds.ch_names), len(ds.bands), int(n_frames)),
-        output_shape=(int(ds.mask.sum()),),
-        sfreq=float(ds.sfreq),
-        tr=float(ds.tr),
-        ch_names=tuple(ds.ch_names),
-        freqs=tuple(float(np.mean(b)) for b in ds.config.bands.values()),
-        frame_rate=float(ds.frame_rate),
-        n_subjects=len(ds.subjects),
-    )
+    """The :class:`DataSpec` of windows of ``n_frames`` -> masked voxels."""
+    from eeg2fmri.datasets.windows import dataset_spec
+
+    return dataset_spec(ds, n_frames)
 
 
 def stack_split(ds: PreparedDataset, split: Split, targets: dict, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
