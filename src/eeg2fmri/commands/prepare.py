@@ -18,13 +18,16 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output folder for the prepared dataset")
     p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields")
     p.add_argument("--subjects", nargs="*", help="subset of subject labels")
+    p.add_argument("--jobs", type=int, default=1, help="runs prepared in parallel (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
 
 def run(args) -> int:
-    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets import load_prepared, prepare
 
-    ds = prepare_dataset(args.bids_root, read_config(args.config), subjects=args.subjects, progress_bar=not args.quiet)
-    out = ds.save(args.out, overwrite=args.overwrite)
-    print(f"wrote {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {int(ds.mask.sum())} voxels")
+    out, written = prepare(args.bids_root, args.out, read_config(args.config), subjects=args.subjects, overwrite=args.overwrite,
+                           progress_bar=not args.quiet, n_jobs=args.jobs)
+    ds = load_prepared(out)
+    what = "wrote" if written else "up to date (same inputs and config):"
+    print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {int(ds.mask.sum())} voxels, representation {ds.representation}")
     return 0
