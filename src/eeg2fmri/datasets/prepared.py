@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.io import find_runs, read_bold, read_eeg, volume_onsets
-from eeg2fmri.io.bold import load_bold_data
+from eeg2fmri.io.bold import load_masked_bold
 from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing import (
     DEFAULT_BANDS,
     band_envelopes,
     bin_frames,
-    compute_mask,
     standardize_features,
 )
 from eeg2fmri.utils.atomic import atomic_dir
@@ -427,22 +426,24 @@ def _validate_config(cfg: PrepareConfig) -> None:
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
 
 
-def _resolve_mask(cfg: PrepareConfig, img) -> np.ndarray:
+def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | None]:
+    """The BOLD mask, and the first run's masked data when computing the mask needed it anyway."""
     import nibabel as nib
 
     if cfg.mask == "data":
-        return compute_mask(img)
+        data, mask, _ = load_masked_bold(img, None, where=str(img.get_filename()))
+        return mask, data
     if cfg.mask == "mni":
         from eeg2fmri.preprocessing.volumes import mni_mask
 
-        return np.asarray(mni_mask(img), dtype=bool)
+        return np.asarray(mni_mask(img), dtype=bool), None
     mimg = nib.load(cfg.mask)
     if mimg.shape[:3] != img.shape[:3]:
         raise Eeg2fmriInputError(f"{cfg.mask}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
-    return np.asarray(mimg.dataobj) > 0
+    return np.asarray(mimg.dataobj) > 0, None
 
 
-def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple) -> tuple[PreparedRun, dict, dict]:
+def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple, first: tuple | None = None) -> tuple[PreparedRun, dict, dict]:
     img, tr = read_bold(rec.bold_path)
     where = str(rec.eeg_path)
     if abs(tr - tr0) > 1e-3 * tr0:
@@ -452,8 +453,10 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
     raw = read_eeg(rec.eeg_path, preload=False)
     sync = volume_onsets(raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset, where=where)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-    data = load_bold_data(img, str(rec.bold_path))
-    bold = np.ascontiguousarray(data[mask].T)
+    if first is not None and first[0] == rec.bold_path:
+        bold = first[1]
+    else:
+        bold, _, _ = load_masked_bold(img, mask, where=str(rec.bold_path))
     run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"])
     info = {"sfreq": rep["sfreq"], "ch_names": rep["ch_names"], "frame_rate": rep["frame_rate"], "freqs": rep["freqs"]}
     prov = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "sync": sync.method, "sync_marker": sync.marker, "sync_dropped": sync.dropped, "sync_notes": sync.notes}
@@ -503,9 +506,13 @@ def prepare_dataset(
     _validate_config(cfg)
     records = find_runs(bids_root, subjects=subjects)
     img0, tr0 = read_bold(records[0].bold_path)
-    mask = _resolve_mask(cfg, img0)
+    mask, first_bold = _resolve_mask(cfg, img0)
     shape0 = img0.shape[:3]
-    results = _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0), records, n_jobs, progress_bar)
+    first = (records[0].bold_path, first_bold) if first_bold is not None else None
+    # the first run in this process (it may reuse the data read for the mask), the rest in parallel
+    results = [_prepare_one(records[0], cfg, mask, tr0, shape0, first)]
+    del first, first_bold
+    results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0), records[1:], n_jobs, progress_bar)
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
     _check_consistent(infos, records)

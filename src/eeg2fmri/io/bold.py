@@ -96,3 +96,94 @@ def load_bold_data(img, where: str = "BOLD image") -> np.ndarray:
         return np.asarray(img.dataobj, dtype=np.float32)
     except Exception as err:
         raise Eeg2fmriInputError(f"{where}: could not read the image data ({type(err).__name__}: {err}); the file may be truncated, re-copy or re-export it.") from err
+
+
+def iter_bold_chunks(img, chunk_volumes: int = 64, where: str = "BOLD image"):
+    """Yield ``(start, data)`` with ``data`` of shape (X, Y, Z, n) in file order, streaming.
+
+    For an uncompressed or gzipped NIfTI file this reads the file once,
+    sequentially (a single decompression pass; no random access into the
+    gzip stream), applying the header's scaling; other images are sliced.
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image
+    chunk_volumes : int
+        Volumes per chunk.
+    """
+    import gzip
+
+    import nibabel as nib
+
+    shape = img.shape
+    n_vol = shape[3]
+    fname = img.get_filename() if hasattr(img, "get_filename") else None
+    hdr = img.header
+    simple = fname is not None and isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)) and str(fname).endswith((".nii", ".nii.gz"))
+    if not simple:
+        for a in range(0, n_vol, chunk_volumes):
+            yield a, np.asarray(img.dataobj[..., a : a + chunk_volumes], dtype=np.float32)
+        return
+    dtype = hdr.get_data_dtype()
+    slope, inter = hdr.get_slope_inter()
+    vol_items = int(np.prod(shape[:3]))
+    opener = gzip.open if str(fname).endswith(".gz") else open
+    try:
+        with opener(fname, "rb") as f:
+            f.read(int(hdr.get_data_offset()))
+            for a in range(0, n_vol, chunk_volumes):
+                n = min(chunk_volumes, n_vol - a)
+                buf = f.read(n * vol_items * dtype.itemsize)
+                if len(buf) != n * vol_items * dtype.itemsize:
+                    raise Eeg2fmriInputError(f"{fname}: the file ends after {a + len(buf) // (vol_items * dtype.itemsize)} of {n_vol} volumes; it is truncated, re-copy or re-export it.")
+                x = np.frombuffer(buf, dtype=dtype).reshape(shape[:3] + (n,), order="F").astype(np.float32)
+                if slope is not None and slope not in (0.0, 1.0) and np.isfinite(slope):
+                    x *= np.float32(slope)
+                if inter is not None and inter != 0.0 and np.isfinite(inter):
+                    x += np.float32(inter)
+                yield a, x
+    except (OSError, EOFError) as err:
+        raise Eeg2fmriInputError(f"{fname}: could not read the image data ({type(err).__name__}: {err}); the file may be truncated, re-copy or re-export it.") from err
+
+
+def load_masked_bold(img, mask: np.ndarray | None = None, *, chunk_volumes: int = 64, where: str = "BOLD image") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masked BOLD time series in one streaming pass.
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image
+    mask : array of bool, shape (X, Y, Z) | None
+        ``None`` computes the EPI mask of the mean image (nilearn), keeping the
+        data in its stored dtype meanwhile (not float64).
+
+    Returns
+    -------
+    data : array, shape (n_volumes, n_voxels), float32
+    mask : array of bool, shape (X, Y, Z)
+    mean : array, shape (X, Y, Z)
+        Mean image.
+    """
+    shape = img.shape
+    total = np.zeros(shape[:3], dtype=np.float64)
+    if mask is not None:
+        out = np.empty((shape[3], int(mask.sum())), dtype=np.float32)
+        for a, x in iter_bold_chunks(img, chunk_volumes, where):
+            total += x.sum(axis=3)
+            out[a : a + x.shape[3]] = x[mask].T
+        return out, mask, (total / shape[3]).astype(np.float32)
+    keep = []
+    for a, x in iter_bold_chunks(img, chunk_volumes, where):
+        total += x.sum(axis=3)
+        keep.append(x.astype(img.header.get_data_dtype()) if img.header.get_slope_inter() == (None, None) else x)
+    mean = (total / shape[3]).astype(np.float32)
+    import nibabel as nib
+
+    from eeg2fmri.preprocessing.bold import compute_mask
+
+    mask = compute_mask(nib.Nifti1Image(mean, img.affine))
+    out = np.empty((shape[3], int(mask.sum())), dtype=np.float32)
+    a = 0
+    for x in keep:
+        out[a : a + x.shape[3]] = x[mask].T
+        a += x.shape[3]
+    return out, mask, mean
