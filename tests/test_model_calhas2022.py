@@ -30,7 +30,9 @@ def make_spec(output_shape=VOLUME, input_shape=IN_SHAPE, input_kind="stft") -> D
     )
 
 
-def make_batch(spec: DataSpec, seed: int = 0, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    spec: DataSpec, seed: int = 0, batch: int = BATCH
+) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand((batch, *spec.input_shape), generator=gen)
     y = torch.randn((batch, *spec.output_shape), generator=gen)
@@ -72,7 +74,9 @@ def test_forward_backward_shapes(spec):
         assert torch.isfinite(terms[key])
     assert "log_scale" not in terms and "kl" not in terms
     assert 0.0 <= terms["latent_cosine"].item() <= 2.0
-    loss = (terms["pred"] - y).abs().mean() + terms["latent_cosine"] + 0.1 * terms["organize_channels"]
+    loss = (
+        (terms["pred"] - y).abs().mean() + terms["latent_cosine"] + 0.1 * terms["organize_channels"]
+    )
     loss.backward()
     for name, param in model.named_parameters():
         assert param.grad is not None, name
@@ -145,7 +149,11 @@ def test_deterministic_with_seed(spec):
             outs.append(model(x))
     assert torch.equal(outs[0], outs[1])
     # the frozen Fourier projection depends only on the explicit seed hparam
-    a, b, c = build(spec, torch_seed=1), build(spec, torch_seed=2), build(spec, torch_seed=1, seed=7)
+    a, b, c = (
+        build(spec, torch_seed=1),
+        build(spec, torch_seed=2),
+        build(spec, torch_seed=1, seed=7),
+    )
     assert torch.equal(a.fourier.projection, b.fourier.projection)
     assert torch.equal(a.fourier.phase, b.fourier.phase)
     assert not torch.equal(a.fourier.projection, c.fourier.projection)
@@ -155,7 +163,9 @@ def test_deterministic_with_seed(spec):
         assert torch.equal(model(x), model(x))
 
 
-@pytest.mark.parametrize("options", [{}, {"aleatoric": True, "variational": True}], ids=["plain", "uncertain"])
+@pytest.mark.parametrize(
+    "options", [{}, {"aleatoric": True, "variational": True}], ids=["plain", "uncertain"]
+)
 def test_safetensors_roundtrip(spec, tmp_path, options):
     model = build(spec, torch_seed=0, **options)
     x, y = make_batch(spec)
@@ -254,3 +264,33 @@ def test_bad_inputs_raise():
         model.predict_uncertainty(x)
     with pytest.raises(Eeg2fmriInputError, match="output_shape"):
         Calhas2022(make_spec(output_shape=(4, 5)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_layout_matches_cpu(spec):
+    # the CUDA path runs convolutions channels-last with one-map inputs zero-padded: same values
+    import copy
+
+    model = build(spec, dropout=0.0)
+    gpu = copy.deepcopy(model).cuda()
+    x, y = make_batch(spec)
+    prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        terms_cpu = model.training_terms(x, y)
+        terms_gpu = gpu.training_terms(x.cuda(), y.cuda())
+        for key in ("pred", "latent_cosine", "organize_channels"):
+            torch.testing.assert_close(terms_gpu[key].cpu(), terms_cpu[key], atol=1e-4, rtol=1e-4)
+        for terms in (terms_cpu, terms_gpu):
+            (
+                terms["pred"].square().mean()
+                + terms["latent_cosine"]
+                + 0.1 * terms["organize_channels"]
+            ).backward()
+        for (name, p_cpu), p_gpu in zip(model.named_parameters(), gpu.parameters()):
+            torch.testing.assert_close(p_gpu.grad.cpu(), p_cpu.grad, atol=1e-4, rtol=1e-3, msg=name)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = gpu(x.cuda())
+        assert out.shape == (BATCH, *spec.output_shape) and torch.isfinite(out).all()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev

@@ -179,6 +179,48 @@ class WindowDataset:
         i = self._run[k]
         return self._views[i][self._ends[i][self._vol[k]] - self.n_frames]
 
+    def __getitems__(self, indices: list[int]):
+        """Batched fetch used by ``torch.utils.data.DataLoader`` (see :meth:`loader`).
+
+        Windows are copied as contiguous time-major blocks (a plain memory copy)
+        and returned as a permuted view in the DataSpec layout, so ``x`` may be
+        non-contiguous; models (or ``x.to(device).contiguous()``) handle that
+        on the device, where the transpose is cheap.
+        """
+        import torch
+
+        idx = np.asarray(indices, dtype=np.int64) % max(len(self), 1)
+        feats0 = self.ds.runs[int(self._run[0])].features
+        block = np.empty((len(idx), self.n_frames) + feats0.shape[1:], dtype=np.float32)
+        runs = self._run[idx]
+        for j, k in enumerate(idx):
+            i = runs[j]
+            e = self._ends[i][self._vol[k]]
+            block[j] = self.ds.runs[i].features[e - self.n_frames : e]
+        if self.targets is None and self.target_transform is None:
+            y = np.empty((len(idx),) + np.shape(self._target(0)), dtype=np.float32)
+            for i in np.unique(runs):
+                sel = np.where(runs == i)[0]
+                y[sel] = self.ds.runs[i].bold[self._vol[idx[sel]]]
+        else:
+            y = np.stack([np.asarray(self._target(int(k)), dtype=np.float32) for k in idx])
+        x = torch.from_numpy(block)
+        x = x.permute(0, *range(2, x.ndim), 1)  # (B, T, C[, F]) -> (B, C[, F], T)
+        return x, torch.from_numpy(y), torch.from_numpy(self._subj[idx].copy())
+
+    @staticmethod
+    def collate(batch):
+        """Collate function for batches produced by :meth:`__getitems__` (already stacked)."""
+        return batch
+
+    def loader(self, batch_size: int = 32, *, shuffle: bool = False, num_workers: int = 0, seed: int = 0, drop_last: bool = False, **kwargs):
+        """A ``DataLoader`` that fetches whole batches at once (fast path), seeded shuffling."""
+        import torch
+
+        gen = torch.Generator().manual_seed(int(seed))
+        return torch.utils.data.DataLoader(self, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=gen,
+                                           drop_last=drop_last, collate_fn=self.collate, persistent_workers=num_workers > 0, **kwargs)
+
     def __getitem__(self, k: int):
         import torch
 

