@@ -18,6 +18,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output folder for the prepared dataset")
     p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields")
     p.add_argument("--subjects", nargs="*", help="subset of subject labels")
+    p.add_argument("--layout", default="bids", help="dataset layout: bids (default), auto, or a published dataset's name (see `eeg2fmri datasets`)")
     p.add_argument("--jobs", type=int, default=1, help="runs prepared in parallel (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
@@ -26,7 +27,7 @@ def run(args) -> int:
     from eeg2fmri.datasets import load_prepared, prepare
 
     out, written = prepare(args.bids_root, args.out, read_config(args.config), subjects=args.subjects, overwrite=args.overwrite,
-                           progress_bar=not args.quiet, n_jobs=args.jobs)
+                           progress_bar=not args.quiet, n_jobs=args.jobs, layout=args.layout)
     ds = load_prepared(out)
     what = "wrote" if written else "up to date (same inputs and config):"
     print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {int(ds.mask.sum())} voxels, representation {ds.representation}")

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.io import find_runs, read_bold, read_eeg, volume_onsets
 from eeg2fmri.io.bold import load_masked_bold
 from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing import (
@@ -359,8 +358,8 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
     rep_kind = config.representation
     if rep_kind == "bandpower":
         starts, n_pre = _frame_starts(onsets, tr, m, dur, where)
-        power = band_envelopes(data, wsf, config.bands)
-        frames = bin_frames(power, wsf, starts, tr / m)  # (n_frames, n_bands, n_chans)
+        power, prate = band_envelopes(data, wsf, config.bands, out_rate=max(8.0 * m / tr, 10.0))
+        frames = bin_frames(power, prate, starts, tr / m)  # (n_frames, n_bands, n_chans)
         del power
         feats = standardize_features(np.transpose(frames, (0, 2, 1)))
         freqs = [float(np.mean(b)) for b in config.bands.values()]
@@ -444,22 +443,27 @@ def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple, first: tuple | None = None) -> tuple[PreparedRun, dict, dict]:
-    img, tr = read_bold(rec.bold_path)
+    from eeg2fmri.io.layouts import layout_volume_onsets, read_layout_bold, read_layout_eeg
+
+    img, tr = read_layout_bold(rec)
     where = str(rec.eeg_path)
     if abs(tr - tr0) > 1e-3 * tr0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
     if img.shape[:3] != shape0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first.")
-    raw = read_eeg(rec.eeg_path, preload=False)
-    sync = volume_onsets(raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset, where=where)
+    raw = read_layout_eeg(rec, preload=False)
+    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
     if first is not None and first[0] == rec.bold_path:
         bold = first[1]
     else:
         bold, _, _ = load_masked_bold(img, mask, where=str(rec.bold_path))
+    bold = np.ascontiguousarray(bold[sync.volumes])
     run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"])
     info = {"sfreq": rep["sfreq"], "ch_names": rep["ch_names"], "frame_rate": rep["frame_rate"], "freqs": rep["freqs"]}
-    prov = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "sync": sync.method, "sync_marker": sync.marker, "sync_dropped": sync.dropped, "sync_notes": sync.notes}
+    rp = sync.report
+    prov = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
+            "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [sync.volumes.start, sync.volumes.stop]}
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, img.shape[3], len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
 
@@ -480,6 +484,8 @@ def prepare_dataset(
     subjects: list[str] | None = None,
     progress_bar: bool = True,
     n_jobs: int = 1,
+    layout: str = "bids",
+    layout_options: dict | None = None,
 ) -> PreparedDataset:
     """Read, synchronise and preprocess every run of a BIDS EEG-fMRI dataset (in memory).
 
@@ -495,6 +501,11 @@ def prepare_dataset(
         Show a progress bar over runs.
     n_jobs : int
         Runs processed in parallel (processes).
+    layout : str
+        ``"bids"`` (default), ``"auto"`` or a published dataset's own layout
+        (``eeg2fmri datasets`` lists them).
+    layout_options : dict | None
+        Options of that layout (e.g. ``{"variant": "noGA"}``).
 
     Returns
     -------
@@ -504,8 +515,10 @@ def prepare_dataset(
     """
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
-    records = find_runs(bids_root, subjects=subjects)
-    img0, tr0 = read_bold(records[0].bold_path)
+    records = _records(bids_root, subjects, layout, layout_options)
+    from eeg2fmri.io.layouts import read_layout_bold
+
+    img0, tr0 = read_layout_bold(records[0])
     mask, first_bold = _resolve_mask(cfg, img0)
     shape0 = img0.shape[:3]
     first = (records[0].bold_path, first_bold) if first_bold is not None else None
@@ -516,7 +529,7 @@ def prepare_dataset(
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
     _check_consistent(infos, records)
-    prov = {"bids_root": str(Path(bids_root).absolute()), "inputs": {}}
+    prov = {"bids_root": str(Path(bids_root).absolute()), "layout": layout, "inputs": {}}
     for rec, (_, _, p) in zip(records, results):
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
     return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), float(infos[0]["sfreq"]), list(infos[0]["ch_names"]), cfg,
@@ -539,6 +552,17 @@ def _map(fn, items: list, n_jobs: int, progress_bar: bool) -> list:
     return out
 
 
+def _records(root, subjects, layout: str, layout_options: dict | None) -> list:
+    from eeg2fmri.io.layouts import find_runs_layout
+
+    records = find_runs_layout(root, layout=layout, subjects=subjects, **(layout_options or {}))
+    eeg_only = [r.key for r in records if r.bold_path is None]
+    if eeg_only:
+        raise Eeg2fmriInputError(f"{root}: runs {eeg_only[:5]} have EEG but no BOLD (an EEG-only layout?); preparing training data needs both. "
+                                 "Use `eeg2fmri synthesize` for EEG-only recordings.")
+    return records
+
+
 def prepare(
     bids_root: str | os.PathLike,
     out: str | os.PathLike,
@@ -548,6 +572,8 @@ def prepare(
     overwrite: bool = False,
     progress_bar: bool = True,
     n_jobs: int = 1,
+    layout: str = "bids",
+    layout_options: dict | None = None,
 ) -> tuple[Path, bool]:
     """Prepare a dataset straight to disk; a re-run with the same inputs is a no-op.
 
@@ -564,11 +590,11 @@ def prepare(
     man = out / "manifest.json"
     if man.exists():
         old = json.loads(man.read_text())
-        records = find_runs(bids_root, subjects=subjects)
+        records = _records(bids_root, subjects, layout, layout_options)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
             r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
         if same_inputs and old.get("config") == cfg.to_dict():
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
-    ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs)
+    ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)
     return ds.save(out, overwrite=overwrite), True

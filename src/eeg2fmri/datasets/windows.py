@@ -179,8 +179,8 @@ class WindowDataset:
         i = self._run[k]
         return self._views[i][self._ends[i][self._vol[k]] - self.n_frames]
 
-    def __getitems__(self, indices: list[int]):
-        """Batched fetch used by ``torch.utils.data.DataLoader`` (see :meth:`loader`).
+    def get_batch(self, indices) -> tuple:
+        """A whole batch at once (the fast path used by :meth:`loader`).
 
         Windows are copied as contiguous time-major blocks (a plain memory copy)
         and returned as a permuted view in the DataSpec layout, so ``x`` may be
@@ -210,20 +210,29 @@ class WindowDataset:
 
     @staticmethod
     def collate(batch):
-        """Collate function for batches produced by :meth:`__getitems__` (already stacked)."""
+        """Identity collate: batches from :meth:`get_batch` are already stacked."""
         return batch
 
     def loader(self, batch_size: int = 32, *, shuffle: bool = False, num_workers: int = 0, seed: int = 0, drop_last: bool = False, **kwargs):
-        """A ``DataLoader`` that fetches whole batches at once (fast path), seeded shuffling."""
+        """A ``DataLoader`` that fetches whole batches at once (fast path), with seeded shuffling.
+
+        Each item of the loader is ``(x, y, s)`` with a leading batch axis.
+        (A plain ``DataLoader(dataset, batch_size=...)`` works too, one window
+        at a time.)
+        """
         import torch
 
         gen = torch.Generator().manual_seed(int(seed))
-        return torch.utils.data.DataLoader(self, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=gen,
-                                           drop_last=drop_last, collate_fn=self.collate, persistent_workers=num_workers > 0, **kwargs)
+        base = torch.utils.data.RandomSampler(self, generator=gen) if shuffle else torch.utils.data.SequentialSampler(self)
+        batches = torch.utils.data.BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
+        return torch.utils.data.DataLoader(self, sampler=batches, batch_size=None, num_workers=num_workers, collate_fn=self.collate,
+                                           persistent_workers=num_workers > 0, **kwargs)
 
-    def __getitem__(self, k: int):
+    def __getitem__(self, k):
         import torch
 
+        if not np.isscalar(k):
+            return self.get_batch(k)
         if not -len(self) <= k < len(self):
             raise IndexError(k)
         k = k % len(self)

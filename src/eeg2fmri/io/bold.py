@@ -180,7 +180,7 @@ def load_masked_bold(img, mask: np.ndarray | None = None, *, chunk_volumes: int 
 
     from eeg2fmri.preprocessing.bold import compute_mask
 
-    mask = compute_mask(nib.Nifti1Image(mean, img.affine))
+    mask = compute_mask(nib.Nifti1Image(mean, img.affine), where=where)
     out = np.empty((shape[3], int(mask.sum())), dtype=np.float32)
     a = 0
     for x in keep:

@@ -139,7 +139,7 @@ def volume_onsets(
     if first_onset is None:
         raise Eeg2fmriInputError(f"{where}: no markers requested and no first_onset given; pass one of them.")
     on = first_onset + np.arange(n_volumes) * tr
-    if on[-1] + tr > raw.times[-1] + 1e-6:
+    if on[-1] + tr > raw.times[-1] + 1.0 / raw.info["sfreq"] + 1e-6:
         raise Eeg2fmriInputError(f"{where}: EEG is {raw.times[-1]:.1f} s long but {n_volumes} volumes from {first_onset} s need {on[-1] + tr:.1f} s; the EEG is shorter than the BOLD.")
     notes.append(f"no markers used: regular timing from {first_onset} s every {tr} s.")
     return SyncReport(on, "regular", None, 0, 0, notes)

@@ -11,7 +11,7 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 __all__ = ["compute_mask", "detrend", "Standardizer"]
 
 
-def compute_mask(img) -> np.ndarray:
+def compute_mask(img, where: str = "BOLD") -> np.ndarray:
     """Brain mask from the data (nilearn's EPI mask of the mean image).
 
     Returns
@@ -25,7 +25,7 @@ def compute_mask(img) -> np.ndarray:
         m = compute_epi_mask(img)
     mask = np.asarray(m.get_fdata()) > 0
     if mask.sum() == 0:
-        raise Eeg2fmriInputError("the automatic brain mask is empty; pass a mask image (mask=...) for this BOLD data.")
+        raise Eeg2fmriInputError(f"{where}: the automatic brain mask (EPI mask of the mean image) is empty; pass a mask image on the BOLD grid (prepare option mask=<path> or mask='mni').")
     return mask
 
 

@@ -91,8 +91,15 @@ def clean_eeg(
     return raw
 
 
-def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[float, float]]) -> np.ndarray:
-    """Band-limited power envelopes (squared Hilbert amplitude).
+def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[float, float]], *, transition: float = 2.0,
+                   out_rate: float | None = None, chunk_channels: int = 8) -> np.ndarray | tuple[np.ndarray, float]:
+    """Band-limited power envelopes, computed in the frequency domain.
+
+    Each channel is Fourier-transformed once; for every band the positive
+    frequencies inside the band (with raised-cosine edges ``transition`` Hz
+    wide) give the analytic signal, whose squared magnitude is the band
+    power. This equals band-pass filtering (zero phase) followed by the
+    Hilbert envelope, at a fraction of the cost of one FIR filter per band.
 
     Parameters
     ----------
@@ -101,25 +108,54 @@ def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[flo
     sfreq : float
         Sampling frequency in Hz.
     bands : mapping
-        Band name -> (low, high) in Hz; bands at or above Nyquist raise.
+        Band name -> (low, high) in Hz; bands outside (0, Nyquist) raise.
+    transition : float
+        Width of the raised-cosine band edges in Hz.
+    out_rate : float | None
+        ``None`` returns the power at ``sfreq``. A rate (Hz) returns it
+        demodulated to baseband at (about) that rate, which is exact for the
+        envelope as long as ``out_rate`` exceeds the widest band plus twice the
+        transition; the actual rate is returned too.
+    chunk_channels : int
+        Channels transformed at once (bounds memory).
 
     Returns
     -------
-    power : array, shape (n_bands, n_chans, n_times), float32
+    power : array, shape (n_bands, n_chans, n_out), float32
+    rate : float
+        Only when ``out_rate`` is given: the rate of ``power`` in Hz.
     """
-    import mne
-    from scipy.signal import hilbert
-
-    out = np.empty((len(bands), data.shape[0], data.shape[1]), dtype=np.float32)
-    n_fft = int(2 ** np.ceil(np.log2(data.shape[1])))
-    data = np.asarray(data, dtype=np.float64)
-    for b, (name, (lo, hi)) in enumerate(bands.items()):
+    data = np.asarray(data)
+    n_ch, n = data.shape
+    freqs = np.fft.rfftfreq(n, 1.0 / sfreq)
+    edges = []
+    for name, (lo, hi) in bands.items():
         if not 0 < lo < hi < sfreq / 2:
             raise Eeg2fmriInputError(f"band {name!r}={lo, hi} Hz is outside (0, {sfreq / 2}) Hz (Nyquist at sfreq={sfreq}); drop the band or keep a higher sampling rate.")
-        filt = mne.filter.filter_data(data, sfreq, lo, hi, verbose=False)
-        amp = np.abs(hilbert(filt, N=n_fft, axis=-1)[:, : data.shape[1]])
-        out[b] = amp**2
-    return out
+        t = min(transition, (hi - lo) / 2)
+        gain = np.clip((freqs - (lo - t / 2)) / t, 0, 1) * np.clip(((hi + t / 2) - freqs) / t, 0, 1)
+        gain = 0.5 - 0.5 * np.cos(np.pi * gain)  # raised cosine edges
+        k = np.nonzero(gain)[0]
+        edges.append((k[0], k[-1] + 1, gain[k[0] : k[-1] + 1]))
+    if out_rate is None:
+        m = n
+    else:
+        widest = max(b - a for a, b, _ in edges)
+        m = int(min(n, max(np.ceil(n * out_rate / sfreq), 2 * widest)))
+    out = np.empty((len(edges), n_ch, m), dtype=np.float32)
+    for c0 in range(0, n_ch, chunk_channels):
+        spec = np.fft.rfft(np.asarray(data[c0 : c0 + chunk_channels], dtype=np.float64), axis=-1)
+        for b, (a, e, g) in enumerate(edges):
+            z = np.zeros((spec.shape[0], m), dtype=np.complex128)
+            if m == n:
+                z[:, a:e] = spec[:, a:e] * g
+            else:  # shift the band to baseband: the envelope is unchanged
+                z[:, : e - a] = spec[:, a:e] * g
+            analytic = np.fft.ifft(z, axis=-1) * (2.0 * m / n)
+            out[b, c0 : c0 + spec.shape[0]] = (analytic.real**2 + analytic.imag**2).astype(np.float32)
+    if out_rate is None:
+        return out
+    return out, sfreq * m / n
 
 
 def bin_frames(x: np.ndarray, sfreq: float, starts: np.ndarray, length: float) -> np.ndarray:

@@ -1,0 +1,483 @@
+"""Adapters for the on-disk layouts of published simultaneous EEG-fMRI datasets.
+
+Each module of this package registers one :class:`Layout` (``@register_layout``):
+NODDI, ds000116 (legacy), CWL, ds002336 (XP1), ds002338 (XP2), ds002158
+(CN-EPFL), ds004000 (EEG only) and plain BIDS. A layout finds runs
+(:class:`LayoutRun`, a :class:`~eeg2fmri.io.RunRecord` with reader hints);
+:func:`read_layout_eeg`, :func:`read_layout_bold` and
+:func:`layout_volume_onsets` read and synchronise them.
+
+Typical use::
+
+    runs = find_runs_layout(root, layout="auto")
+    for run in runs:
+        img, tr = read_layout_bold(run)
+        raw = read_layout_eeg(run)
+        sync = layout_volume_onsets(run, raw, img.shape[3], tr)
+        # keep BOLD volumes sync.volumes; their onsets are sync.onsets
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.io.bids import RunRecord
+from eeg2fmri.io.layouts._base import (
+    FrozenDict,
+    Layout,
+    LayoutRun,
+    Scan,
+    get_layout,
+    guess_channel_type,
+    header_field,
+    list_layouts,
+    marker_matches,
+    match_channels,
+    norm_subjects,
+    register_layout,
+)
+from eeg2fmri.io.layouts._readers import (
+    brainvision_files,
+    get_reader,
+    list_readers,
+    read_brainvision,
+    read_ds000116_mat,
+    register_reader,
+)
+from eeg2fmri.io.sync import DEFAULT_MARKERS, SyncReport, volume_onsets
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = [
+    "FrozenDict",
+    "Layout",
+    "LayoutCheck",
+    "LayoutRun",
+    "LayoutSync",
+    "Scan",
+    "as_layout_run",
+    "brainvision_files",
+    "check_layout",
+    "detect_layout",
+    "find_runs_layout",
+    "get_layout",
+    "get_reader",
+    "layout_volume_onsets",
+    "list_layouts",
+    "list_readers",
+    "read_brainvision",
+    "read_ds000116_mat",
+    "read_layout_bold",
+    "read_layout_eeg",
+    "register_layout",
+    "register_reader",
+]
+
+
+def _import_layouts() -> None:
+    for m in pkgutil.iter_modules(__path__):
+        if not m.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{m.name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# finding runs
+# ---------------------------------------------------------------------------------------------
+def detect_layout(root: str | os.PathLike) -> str:
+    """Name of the layout of the dataset in ``root``.
+
+    Published layouts are tried first; ``bids`` is the fallback.
+
+    Parameters
+    ----------
+    root : path-like
+        Dataset folder.
+
+    Returns
+    -------
+    name : str
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise Eeg2fmriInputError(f"{root}: expected a dataset folder, found {'a file' if root.exists() else 'nothing'}; check the path.")
+    hits = [n for n in list_layouts() if n != "bids" and get_layout(n).detect(root)]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise Eeg2fmriInputError(f"{root}: looks like several layouts {hits}; pass layout=<one of them> (--layout) explicitly.")
+    if get_layout("bids").detect(root):
+        return "bids"
+    raise Eeg2fmriInputError(
+        f"{root}: expected a BIDS dataset (sub-*/[ses-*/]eeg/*_eeg.*) or one of the published layouts {[n for n in list_layouts() if n != 'bids']}, "
+        "found none of them; run `eeg2fmri datasets` to see what each needs on disk, or `eeg2fmri datasets NAME --check ROOT`."
+    )
+
+
+def find_runs_layout(root: str | os.PathLike, layout: str = "bids", *, subjects: list[str] | None = None, strict: bool = False, **options: Any) -> list[LayoutRun]:
+    """Pair EEG with BOLD runs of a dataset in a published or BIDS layout.
+
+    Parameters
+    ----------
+    root : path-like
+        Dataset folder.
+    layout : str
+        ``"bids"`` (default), a registered layout name (``eeg2fmri datasets``
+        lists them) or ``"auto"`` (detect it from the folder content).
+    subjects : list of str | None
+        Restrict to these subject labels.
+    strict : bool
+        Raise when a piece cannot be paired (default: skip it and log a warning).
+    **options
+        Layout options, e.g. ``variant="noGA"`` for ds000116, ``eeg="raw"``
+        for ds002336/ds002338, ``task="responder"`` for ds004000; ``bids``
+        passes them to :func:`eeg2fmri.io.find_runs` (e.g. ``require_bold``).
+
+    Returns
+    -------
+    runs : list of LayoutRun
+        ``run.layout`` names the layout; ``bold_path`` is ``None`` for EEG-only data.
+    """
+    name = detect_layout(root) if layout == "auto" else layout
+    if layout == "auto":
+        logger.info("%s: detected layout %r", root, name)
+    return get_layout(name).find_runs(root, subjects, strict=strict, **options)
+
+
+def as_layout_run(run: RunRecord, **hints: Any) -> LayoutRun:
+    """A :class:`LayoutRun` from a plain :class:`RunRecord` (``layout="bids"``; ``hints`` set fields)."""
+    if isinstance(run, LayoutRun) and not hints:
+        return run
+    base = {f.name: getattr(run, f.name) for f in fields(run)}
+    base.update(hints)
+    return LayoutRun(**base)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+def read_layout_eeg(run: RunRecord, *, preload: bool = True):
+    """Read the EEG of a run the way its layout needs.
+
+    Dispatches to the run's reader (``run.eeg_reader``; ``None`` is
+    :func:`eeg2fmri.io.read_eeg`), types ``run.non_eeg_channels`` as
+    ecg/eog/stim/emg/misc (so preprocessing drops them) and renames every
+    spelling of the run's volume marker to ``run.marker[0]``.
+
+    Parameters
+    ----------
+    run : LayoutRun | RunRecord
+    preload : bool
+        Load the data.
+
+    Returns
+    -------
+    raw : mne.io.BaseRaw
+    """
+    run = as_layout_run(run)
+    raw = get_reader(run.eeg_reader or "mne")(run, preload)
+    hit = match_channels(raw.ch_names, run.non_eeg_channels)
+    types = dict(zip(raw.ch_names, raw.get_channel_types()))
+    mapping = {c: guess_channel_type(c) for c in hit if types[c] in ("eeg", "misc") and guess_channel_type(c) != types[c]}
+    if mapping:
+        raw.set_channel_types(mapping, on_unit_change="ignore", verbose=False)
+        logger.info("%s: typed non-EEG channel(s) %s", run.eeg_path.name, mapping)
+    if run.marker:
+        desc = np.array(raw.annotations.description, dtype=object)
+        hitm = np.array([marker_matches(d, run.marker) and d != run.marker[0] for d in desc], dtype=bool)
+        if hitm.any():
+            desc[hitm] = run.marker[0]
+            raw.annotations.description = desc.astype(str)
+            logger.info("%s: %d volume marker(s) renamed to %r", run.eeg_path.name, int(hitm.sum()), run.marker[0])
+    return raw
+
+
+def read_layout_bold(run: RunRecord):
+    """Read the BOLD image of a run with the layout's TR override.
+
+    Returns
+    -------
+    img : nibabel.Nifti1Image
+    tr : float
+        ``run.tr`` when the layout fixes it, else the sidecar/header TR.
+    """
+    from eeg2fmri.io.bold import read_bold
+
+    run = as_layout_run(run)
+    if run.bold_path is None:
+        raise Eeg2fmriInputError(f"{run.eeg_path}: run {run.key} of layout {run.layout!r} has no BOLD (EEG-only data); use it for EEG-only synthesis/classification, not for training.")
+    return read_bold(run.bold_path, tr=run.tr)
+
+
+# ---------------------------------------------------------------------------------------------
+# synchronisation
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class LayoutSync:
+    """Volume timing of one run.
+
+    Attributes
+    ----------
+    onsets : array, shape (n_kept,)
+        Onsets (s from the EEG start) of the BOLD volumes the EEG covers.
+    volumes : slice
+        Which BOLD volumes those are (keep ``bold[..., volumes]``).
+    report : SyncReport
+        Details (method, marker, counts, notes).
+    """
+
+    onsets: np.ndarray
+    volumes: slice
+    report: SyncReport = field(repr=False)
+
+
+def _marker_times(annotations, names, first_time: float = 0.0) -> np.ndarray:
+    t = np.asarray(annotations.onset, dtype=float) - (first_time if annotations.orig_time is not None else 0.0)
+    hit = np.array([marker_matches(d, names) for d in annotations.description], dtype=bool)
+    return np.sort(t[hit]) if len(t) else np.zeros(0)
+
+
+def _regular(raw, n_volumes: int, tr: float, first_onset: float, where: str) -> LayoutSync:
+    sf = raw.info["sfreq"]
+    dur = raw.n_times / sf
+    on = first_onset + np.arange(n_volumes) * tr
+    if on[-1] + tr > dur + 0.5 / sf:
+        raise Eeg2fmriInputError(f"{where}: EEG is {dur:.3f} s long but {n_volumes} volumes from {first_onset} s every {tr} s need {on[-1] + tr:.3f} s; the EEG is shorter than the BOLD run (wrong file or sampling rate?).")
+    rep = SyncReport(on, "regular", None, 0, 0, [f"no scanner markers in this layout: volume 0 at {first_onset} s, then every {tr} s."])
+    return LayoutSync(on, slice(0, n_volumes), rep)
+
+
+def _from_raw_markers(run: LayoutRun, raw, n_volumes: int, tr: float, where: str) -> LayoutSync:
+    """Onsets for a preprocessed segment, placed with the markers of the raw recording."""
+    import mne
+
+    src = Path(run.meta["marker_source"])
+    vmrk = _raw_marker_file(src)
+    si = header_field(src, "SamplingInterval")
+    if si is None:
+        raise Eeg2fmriInputError(f"{src}: expected a SamplingInterval= line in the BrainVision header, found none; is it a complete .vhdr?")
+    si = float(si)
+    ann = mne.read_annotations(vmrk, sfreq=1e6 / si)
+    t_vol = _marker_times(ann, run.marker)
+    if len(t_vol) < n_volumes:
+        raise Eeg2fmriInputError(f"{vmrk}: found {len(t_vol)} {run.marker[0]!r} markers in the raw recording for {n_volumes} BOLD volumes; expected at least one per volume. Check that the raw .vmrk is complete.")
+    dropped = len(t_vol) - n_volumes
+    t_vol = t_vol[dropped:]
+    med = float(np.median(np.diff(t_vol))) if n_volumes > 1 else tr
+    if abs(med - tr) > 0.05 * tr:
+        raise Eeg2fmriInputError(f"{vmrk}: {run.marker[0]!r} markers are {med:.4f} s apart but TR is {tr} s; expected one marker per volume.")
+    seg = run.meta.get("segment_marker")
+    t_seg_raw = _marker_times(ann, (seg,))
+    if not len(t_seg_raw):
+        raise Eeg2fmriInputError(f"{vmrk}: expected a {seg!r} marker where the preprocessed segment starts, found none; use the raw EEG instead (eeg='raw').")
+    t_seg_pp = _marker_times(raw.annotations, (seg,), raw.first_time)
+    offset = float(t_seg_raw[0] - (t_seg_pp[0] if len(t_seg_pp) else 0.0))
+    on = t_vol - offset
+    sf = raw.info["sfreq"]
+    dur = raw.n_times / sf
+    inside = np.flatnonzero((on >= -0.5 / sf) & (on + tr <= dur + 0.5 / sf))
+    if not len(inside):
+        raise Eeg2fmriInputError(f"{where}: no BOLD volume lies inside the preprocessed EEG ({dur:.1f} s from {seg!r} at {t_seg_raw[0]:.2f} s of the raw recording); check that the files belong together.")
+    keep = slice(int(inside[0]), int(inside[-1]) + 1)
+    own = _marker_times(raw.annotations, run.marker, raw.first_time)
+    if len(own):
+        err = np.abs(own[:, None] - on[None, :]).min(axis=1)
+        if err.max() > 2.0 / sf:
+            raise Eeg2fmriInputError(f"{where}: its {run.marker[0]!r} markers are up to {err.max():.3f} s away from the raw recording's markers shifted by {offset:.3f} s; the segment start ({seg!r}) is ambiguous. Use eeg='raw'.")
+    notes = [f"volumes placed with the raw recording's markers ({src.name}) shifted by {offset:.3f} s ({seg!r})."]
+    if dropped:
+        notes.append(f"{dropped} more raw marker(s) than volumes: the first {dropped} treated as dummy scans.")
+    if keep.start or keep.stop < n_volumes:
+        notes.append(f"the preprocessed EEG covers volumes {keep.start}..{keep.stop - 1} of {n_volumes}; the others are dropped.")
+    for n in notes:
+        logger.info("%s: %s", where, n)
+    return LayoutSync(on[keep], keep, SyncReport(on[keep], "markers", run.marker[0], len(t_vol) + dropped, dropped, notes))
+
+
+def _raw_marker_file(vhdr: Path) -> Path:
+    """The marker file of a raw BrainVision recording (its binary data need not be present)."""
+    if not vhdr.is_file():
+        raise Eeg2fmriInputError(f"{vhdr}: expected the raw recording's header (to place the preprocessed EEG in time), found nothing; download sub-*/eeg/*_eeg.vhdr and .vmrk (the .eeg is not needed) or use eeg='raw'.")
+    named = header_field(vhdr, "MarkerFile")
+    for cand in ([vhdr.parent / named] if named else []) + [vhdr.with_suffix(".vmrk")]:
+        if cand.is_file():
+            return cand
+    raise Eeg2fmriInputError(f"{vhdr}: expected its marker file {named or vhdr.with_suffix('.vmrk').name} beside it, found none; download the .vmrk too.")
+
+
+def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None, tolerance: float = 0.05) -> LayoutSync:
+    """Onsets of the BOLD volumes in the EEG time axis, with the layout's conventions.
+
+    * markers (``run.marker``, or ``marker`` when the layout has none):
+      :func:`eeg2fmri.io.volume_onsets`;
+    * no markers (``run.first_onset`` set, ds000116): regular timing from
+      that onset, checked against the EEG length to the sample;
+    * a preprocessed segment placed with a raw recording's markers
+      (``run.meta["marker_source"]``, ds002336/ds002338 ``eeg_pp``): raw
+      marker times shifted to the segment, keeping the volumes it covers;
+    * fewer markers than volumes with ``run.meta["fewer_markers"] ==
+      "keep-first"`` (CWL): the first volumes, one per marker.
+
+    Parameters
+    ----------
+    run : LayoutRun | RunRecord
+    raw : mne.io.BaseRaw
+        The run's EEG from :func:`read_layout_eeg`.
+    n_volumes : int
+        Volumes in the BOLD file.
+    tr : float
+        Repetition time (s).
+    marker, first_onset :
+        Fallbacks for runs whose layout does not fix them (plain BIDS).
+    tolerance : float
+        Relative deviation of the marker spacing from ``tr`` allowed.
+
+    Returns
+    -------
+    sync : LayoutSync
+        ``sync.volumes`` selects the BOLD volumes to keep, ``sync.onsets``
+        their onsets.
+    """
+    run = as_layout_run(run)
+    where = str(run.eeg_path)
+    if run.marker is None and run.first_onset is not None:
+        return _regular(raw, n_volumes, tr, run.first_onset, where)
+    if run.meta.get("marker_source"):
+        return _from_raw_markers(run, raw, n_volumes, tr, where)
+    names = run.marker if run.marker is not None else marker
+    if names is None:  # the caller's regular timing, exactly as eeg2fmri.io.volume_onsets does it
+        rep = volume_onsets(raw, n_volumes, tr, marker=None, first_onset=first_onset, tolerance=tolerance, where=where)
+        return LayoutSync(rep.onsets, slice(0, n_volumes), rep)
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if run.meta.get("fewer_markers") == "keep-first":
+        n_found = len(_marker_times(raw.annotations, names, raw.first_time))
+        if 2 <= n_found < n_volumes:
+            rep = volume_onsets(raw, n_found, tr, marker=names, tolerance=tolerance, where=where)
+            note = f"{n_found} markers for {n_volumes} volumes: keeping the first {n_found} volumes (dataset convention)."
+            rep.notes.append(note)
+            logger.info("%s: %s", where, note)
+            return LayoutSync(rep.onsets, slice(0, n_found), rep)
+    rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, where=where)
+    return LayoutSync(rep.onsets, slice(0, n_volumes), rep)
+
+
+# ---------------------------------------------------------------------------------------------
+# checking a folder
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class LayoutCheck:
+    """Result of :func:`check_layout`.
+
+    Attributes
+    ----------
+    layout : str
+        Layout checked (detected when ``"auto"`` was asked).
+    ok : bool
+        Runs were found and every one has its files.
+    runs : list of LayoutRun
+    problems : list of str
+        Missing or unreadable pieces of the runs found (``ok`` is False).
+    skipped : list of str
+        Pieces that could not be paired and are left out (the dataset's known
+        gaps end up here; they do not make ``ok`` False).
+    notes : list of str
+        Decisions taken on purpose and files repaired on the fly.
+    """
+
+    layout: str
+    ok: bool
+    runs: list[LayoutRun] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Readable report lines."""
+        out = [f"layout {self.layout}: {len(self.runs)} complete run(s); {'OK' if self.ok else 'PROBLEMS'}"]
+        out += [f"  problem: {p}" for p in self.problems]
+        out += [f"  skipped: {p}" for p in self.skipped]
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+
+def _check_run(run: LayoutRun) -> tuple[list[str], list[str]]:
+    problems, notes = [], []
+    eeg = run.eeg_path
+    if not eeg.is_file():
+        problems.append(f"{run.key}: EEG file {eeg} does not exist")
+    elif eeg.suffix.lower() == ".vhdr":
+        try:
+            data, _, n = brainvision_files(eeg)
+            notes += [f"{run.key}: {eeg.name}: {x}" for x in n]
+            if data.stat().st_size == 0:
+                problems.append(f"{run.key}: {data} is empty")
+        except Eeg2fmriInputError as err:
+            problems.append(f"{run.key}: {err}")
+    if run.meta.get("marker_source"):
+        try:
+            _raw_marker_file(Path(run.meta["marker_source"]))
+        except Eeg2fmriInputError as err:
+            problems.append(f"{run.key}: {err}")
+    if run.bold_path is not None:
+        if not run.bold_path.is_file():
+            problems.append(f"{run.key}: BOLD file {run.bold_path} does not exist")
+        else:
+            try:
+                read_layout_bold(run)
+            except Eeg2fmriInputError as err:
+                problems.append(f"{run.key}: {err}")
+    return problems, notes
+
+
+def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) -> LayoutCheck:
+    """Check a folder against a layout: detection, pairing, and every run's files.
+
+    Parameters
+    ----------
+    root : path-like
+        Dataset folder.
+    layout : str
+        Layout name or ``"auto"``.
+    **options
+        Layout options (as for :func:`find_runs_layout`).
+
+    Returns
+    -------
+    check : LayoutCheck
+        Never raises for missing data: problems are listed.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return LayoutCheck(layout, False, problems=[f"{root}: no such folder"])
+    if layout == "auto":
+        try:
+            layout = detect_layout(root)
+        except Eeg2fmriInputError as err:
+            return LayoutCheck("auto", False, problems=[str(err)])
+    lay = get_layout(layout)
+    problems, notes = [], []
+    if not lay.detect(root):
+        problems.append(f"{root} does not look like {layout!r}: expected " + "; ".join(lay.NEEDS))
+    subjects = norm_subjects(options.pop("subjects", None))
+    try:
+        lay._check_options(options)
+        sc = lay.scan(root, subjects, **options)
+    except Eeg2fmriInputError as err:
+        return LayoutCheck(layout, False, problems=problems + [str(err)])
+    notes += sc.notes
+    for r in sc.runs:
+        p, n = _check_run(r)
+        problems += p
+        notes += n
+    if not sc.runs and not problems:
+        problems.append(f"no complete runs; expected {'; '.join(lay.NEEDS)}")
+    return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes)
+
+
+_import_layouts()

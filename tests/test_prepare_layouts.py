@@ -1,0 +1,47 @@
+"""prepare() on published datasets' own layouts (tiny fixtures reproducing them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eeg2fmri.datasets import prepare_dataset
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+from .test_layouts import build_ds4k, build_ds116, build_noddi
+
+
+def _full_mask(root, pattern, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    img = nib.load(next(root.rglob(pattern)))
+    p = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones(img.shape[:3], np.uint8), img.affine), p)
+    return str(p)
+
+
+def test_prepare_noddi_layout(tmp_path):
+    root = build_noddi(tmp_path / "NODDI")
+    with pytest.raises(Eeg2fmriInputError, match=r"rest_with_cross.nii.gz: the automatic brain mask .* is empty; pass a mask image"):
+        prepare_dataset(root, layout="noddi", progress_bar=False)  # the fixture's BOLD is pure noise
+    ds = prepare_dataset(root, {"mask": _full_mask(root, "*rest_with_cross.nii.gz", tmp_path)}, layout="noddi", progress_bar=False)
+    assert ds.tr == pytest.approx(2.16)
+    assert "ECG" not in ds.ch_names
+    assert {r.subject for r in ds.runs} <= {"32", "35", "40", "50"}
+    for r in ds.runs:
+        assert r.bold.shape[0] == r.n_volumes == len(r.window_end)
+    assert ds.provenance["layout"] == "noddi"
+
+
+def test_prepare_ds000116_without_markers(tmp_path):
+    root = build_ds116(tmp_path / "ds116")
+    ds = prepare_dataset(root, {"mask": _full_mask(root, "bold.nii.gz", tmp_path)}, layout="ds000116", progress_bar=False)
+    assert ds.tr == pytest.approx(2.0)
+    assert all(n.startswith(("ECG", "STI")) is False for n in ds.ch_names)
+    assert next(iter(ds.provenance["inputs"].values()))["sync"] == "regular"
+
+
+def test_prepare_refuses_eeg_only(tmp_path):
+    root = build_ds4k(tmp_path / "ds4000")
+    with pytest.raises(Eeg2fmriInputError, match="have EEG but no BOLD"):
+        prepare_dataset(root, layout="ds004000", progress_bar=False)
