@@ -45,3 +45,22 @@ def test_prepare_refuses_eeg_only(tmp_path):
     root = build_ds4k(tmp_path / "ds4000")
     with pytest.raises(Eeg2fmriInputError, match="have EEG but no BOLD"):
         prepare_dataset(root, layout="ds004000", progress_bar=False)
+
+
+def test_prepare_options_atlas_grid_and_artifact_check(tiny_bids, tmp_path):
+    import numpy as np
+
+    from eeg2fmri.datasets import WindowDataset, load_prepared
+    from eeg2fmri.datasets.targets import make_split, split_targets
+
+    ds = prepare_dataset(tiny_bids, {"atlas": "power_2011", "atlas_radius": 10.0, "mask": "mni"}, progress_bar=False)
+    n_roi = len(ds.rois["labels"])
+    assert 10 < n_roi <= 264 and ds.runs[0].bold.shape == (ds.runs[0].n_volumes, n_roi)
+    assert next(iter(ds.provenance["inputs"].values()))["gradient_artifact_check"]["detected"] is False
+    back = load_prepared(ds.save(tmp_path / "roi"))
+    assert back.rois["names"] == ds.rois["names"]
+    sp = make_split(back, "within")
+    wd = WindowDataset(back, sp.selections["train"], sp.n_frames, targets=split_targets(back, sp)["train"])
+    assert wd.spec.output_shape == (n_roi,)
+    g = prepare_dataset(tiny_bids, {"grid": [9, 11, 8], "mask": "mni", "check_artifacts": False}, progress_bar=False)
+    assert g.mask.shape == (9, 11, 8) and np.isfinite(g.runs[0].bold).all()

@@ -76,6 +76,22 @@ class PrepareConfig:
         Log power instead of magnitude for STFT frames.
     raw_sfreq : float
         Sampling rate of the raw representation in Hz.
+    check_artifacts : bool
+        Warn when the EEG looks uncorrected for MRI gradient artifacts (large
+        spectral lines at the volume/slice repetition frequencies).
+    grid : list of int | None
+        Resample BOLD to this grid shape (same field of view), e.g. ``[64, 64, 30]``.
+    voxel_size : float | None
+        Or resample BOLD to this isotropic voxel size in mm.
+    confounds : list of str | None
+        Columns (names or glob patterns) of the run's fMRIPrep
+        ``*_desc-confounds_timeseries.tsv`` regressed out of the BOLD.
+    atlas : str | None
+        Targets become ROI time series: ``"power_2011"`` (264 spheres, ships
+        with nilearn) or a path to a labels (3D) or probabilistic (4D) atlas
+        NIfTI (resampled to the BOLD grid, with a note, when grids differ).
+    atlas_radius : float
+        Sphere radius in mm for coordinate atlases.
     """
 
     bands: dict = field(default_factory=lambda: dict(DEFAULT_BANDS))
@@ -93,6 +109,12 @@ class PrepareConfig:
     stft_fmax: float = 62.0
     stft_log: bool = False
     raw_sfreq: float = 100.0
+    check_artifacts: bool = True
+    grid: list | None = None
+    voxel_size: float | None = None
+    confounds: list | None = None
+    atlas: str | None = None
+    atlas_radius: float = 5.0
 
     def needed_fmax(self) -> float:
         """Highest EEG frequency the representation uses (Hz)."""
@@ -176,6 +198,7 @@ class PreparedDataset:
     frame_rate: float
     freqs: list[float] | None = None
     provenance: dict = field(default_factory=dict)
+    rois: dict | None = None
 
     @property
     def subjects(self) -> list[str]:
@@ -196,7 +219,7 @@ class PreparedDataset:
         return dict(format_version=FORMAT_VERSION, kind="eeg2fmri-prepared", tr=self.tr, sfreq=self.sfreq, ch_names=self.ch_names,
                     frame_rate=self.frame_rate, freqs=self.freqs, representation=self.representation, n_voxels=int(self.mask.sum()),
                     grid_shape=list(self.mask.shape), affine=np.asarray(self.affine).tolist(), config=self.config.to_dict(), runs=runs_meta,
-                    provenance=self.provenance)
+                    provenance=self.provenance, rois=self.rois)
 
     def save(self, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the dataset atomically: one ``.npy`` per array and ``manifest.json``."""
@@ -244,7 +267,7 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
                                 np.load(bold_p, mmap_mode=mode) if bold_p.exists() else None, np.load(path / f"run{i:03d}_onsets.npy")))
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict(man["config"]),
-                           float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}))
+                           float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}), man.get("rois"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,15 +280,17 @@ def work_rate(sfreq: float, config: PrepareConfig) -> float:
     return float(min(sfreq, want))
 
 
-def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", max_chunk_bytes: int = 1 << 27) -> tuple[np.ndarray, float, list[str]]:
-    """Read EEG channels group by group, resample to the work rate and filter.
+def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_seconds: float = 30.0) -> tuple[np.ndarray, float, list[str]]:
+    """Read EEG channels in time blocks, resample to the work rate and filter.
 
     Only EEG channels are kept (others and bad channels are dropped and
-    reported). Each group of channels is read, checked (NaN/Inf, flat),
-    resampled (polyphase, anti-aliased) and filtered, so peak memory is one
-    group at the original rate plus the whole recording at the work rate.
-    Re-referencing happens at the work rate (it commutes with these linear
-    steps).
+    reported). The recording is read once, sequentially, in blocks of
+    ``block_seconds`` (with margins so block edges leave no trace), each
+    block checked (NaN/Inf) and resampled (polyphase, anti-aliased); the
+    band-pass and notch then run at the work rate, channel group by channel
+    group. Peak memory is one block at the original rate plus the recording at
+    the work rate. Re-referencing happens at the work rate (it commutes with
+    these linear steps).
 
     Returns
     -------
@@ -274,7 +299,10 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", max_chun
         The work rate.
     ch_names : list of str
     """
+    from fractions import Fraction
+
     import mne
+    from scipy.signal import firwin, resample_poly
 
     types = raw.get_channel_types()
     drop = [c for c, t in zip(raw.ch_names, types) if t != "eeg"] + [c for c in raw.info["bads"] if c in raw.ch_names]
@@ -286,34 +314,50 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", max_chun
         raise Eeg2fmriInputError(f"{where}: no EEG channels left after dropping {drop}; check channel types (channels.tsv) or set them with raw.set_channel_types.")
     sf = float(raw.info["sfreq"])
     wsf = work_rate(sf, config)
-    from fractions import Fraction
-
     frac = Fraction(wsf / sf).limit_denominator(1000)
     up, down = frac.numerator, frac.denominator
-    n_out = int(np.ceil(raw.n_times * up / down))
+    wsf = sf * up / down
+    n_in = raw.n_times
+    n_out = int(np.ceil(n_in * up / down))
     out = np.empty((len(picks), n_out), dtype=np.float32)
-    group = max(1, int(max_chunk_bytes // (8 * max(raw.n_times, 1))))
+    block = max(down, int(block_seconds * sf) // down * down)
+    margin = 0 if up == down else int(np.ceil(max(1.0 * sf, 40 * max(up, down) / up) / down)) * down
+    # anti-aliasing FIR: shorter than scipy's default (the work rate leaves a guard band above
+    # the highest frequency the representation uses), so resampling costs ~3x less
+    h = firwin(2 * 6 * max(up, down) + 1, 1.0 / max(up, down), window=("kaiser", 5.0)) if up != down else None
+    lo = np.full(len(picks), np.inf)
+    hi = np.full(len(picks), -np.inf)
+    pick_idx = [raw.ch_names.index(c) for c in picks]
+    for a in range(0, n_in, block):
+        s0, s1 = max(0, a - margin), min(n_in, a + block + margin)
+        x = raw.get_data(picks=pick_idx, start=s0, stop=s1)
+        if not np.isfinite(x).all():
+            bad = [picks[i] for i in np.where(~np.isfinite(x).all(axis=1))[0]]
+            raise Eeg2fmriInputError(f"{where}: channel(s) {bad} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them first.")
+        core = x[:, a - s0 : a - s0 + min(block, n_in - a)]
+        lo = np.minimum(lo, core.min(axis=1))
+        hi = np.maximum(hi, core.max(axis=1))
+        if up != down:
+            x = resample_poly(x, up, down, axis=1, window=h)
+        o0 = (a - s0) * up // down
+        o_start = a * up // down
+        n_take = min(int(np.ceil(min(block, n_in - a) * up / down)), n_out - o_start)
+        out[:, o_start : o_start + n_take] = x[:, o0 : o0 + n_take]
+    flat = [picks[i] for i in np.where(hi - lo == 0)[0]]
+    if flat:
+        raise Eeg2fmriInputError(f"{where}: channel(s) {flat} are flat (constant); mark them bad and interpolate, or drop them.")
     notch = raw.info.get("line_freq") if config.notch is None else config.notch
     nyq = wsf / 2
+    hf = config.h_freq if config.h_freq is not None and config.h_freq < nyq else None
+    freqs = np.arange(notch, nyq - 1, notch) if notch else np.array([])
+    group = max(1, (1 << 22) // max(n_out, 1))
     for g0 in range(0, len(picks), group):
-        names = picks[g0 : g0 + group]
-        x = raw.get_data(picks=names)
-        bad_nan = [names[i] for i in np.where(~np.isfinite(x).all(axis=1))[0]]
-        if bad_nan:
-            raise Eeg2fmriInputError(f"{where}: channel(s) {bad_nan} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them first.")
-        flat = [names[i] for i in np.where(np.ptp(x, axis=1) == 0)[0]]
-        if flat:
-            raise Eeg2fmriInputError(f"{where}: channel(s) {flat} are flat (constant); mark them bad and interpolate, or drop them.")
-        if up != down:
-            x = mne.filter.resample(x, up=up, down=down, method="polyphase", verbose=False)
-        hf = config.h_freq if config.h_freq is not None and config.h_freq < nyq else None
+        x = out[g0 : g0 + group].astype(np.float64)
         if config.l_freq is not None or hf is not None:
             x = mne.filter.filter_data(x, wsf, config.l_freq, hf, verbose=False)
-        if notch:
-            freqs = np.arange(notch, nyq - 1, notch)
-            if len(freqs):
-                x = mne.filter.notch_filter(x, wsf, freqs, verbose=False)
-        out[g0 : g0 + len(names)] = x[:, :n_out]
+        if len(freqs):
+            x = mne.filter.notch_filter(x, wsf, freqs, verbose=False)
+        out[g0 : g0 + group] = x
     if config.reference == "average" and len(picks) > 1:
         out -= out.mean(axis=0, keepdims=True)
     return out, wsf, picks
@@ -442,30 +486,73 @@ def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | Non
     return np.asarray(mimg.dataobj) > 0, None
 
 
-def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple, first: tuple | None = None) -> tuple[PreparedRun, dict, dict]:
-    from eeg2fmri.io.layouts import layout_volume_onsets, read_layout_bold, read_layout_eeg
+def _read_bold_on_grid(rec, cfg: PrepareConfig):
+    from eeg2fmri.io.layouts import read_layout_bold
 
     img, tr = read_layout_bold(rec)
+    if cfg.grid is not None or cfg.voxel_size is not None:
+        from eeg2fmri.preprocessing.volumes import resample_bold
+
+        img = resample_bold(img, target_shape=tuple(cfg.grid) if cfg.grid is not None else None, voxel_size=cfg.voxel_size)
+    return img, tr
+
+
+def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
+    """EEG side of one run: artifact check, volume onsets, representation."""
+    from eeg2fmri.io.layouts import layout_volume_onsets, read_layout_eeg
+
     where = str(rec.eeg_path)
-    if abs(tr - tr0) > 1e-3 * tr0:
-        raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
-    if img.shape[:3] != shape0:
-        raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first.")
     raw = read_layout_eeg(rec, preload=False)
+    art = None
+    if cfg.check_artifacts:
+        from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
+
+        art = check_gradient_artifacts(raw, tr=tr, where=where)
     sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-    if first is not None and first[0] == rec.bold_path:
-        bold = first[1]
-    else:
-        bold, _, _ = load_masked_bold(img, mask, where=str(rec.bold_path))
+    return {"rep": rep, "sync": sync, "art": art}
+
+
+def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int) -> tuple[PreparedRun, dict, dict]:
+    """BOLD side of one run (volumes kept by synchronisation, confounds, atlas) and the run record."""
+    rep, sync, art = eeg["rep"], eeg["sync"], eeg["art"]
     bold = np.ascontiguousarray(bold[sync.volumes])
+    if cfg.confounds:
+        from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
+
+        conf = read_confounds(find_confounds(rec.bold_path), cfg.confounds).to_numpy()[sync.volumes]
+        bold = regress_confounds(bold, conf, where=str(rec.bold_path))
+    if atlas is not None:
+        bold = np.ascontiguousarray(atlas.transform(bold), dtype=np.float32)
     run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"])
     info = {"sfreq": rep["sfreq"], "ch_names": rep["ch_names"], "frame_rate": rep["frame_rate"], "freqs": rep["freqs"]}
     rp = sync.report
     prov = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [sync.volumes.start, sync.volumes.stop]}
-    logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, img.shape[3], len(rep["ch_names"]), rep["features"].shape)
+    if art is not None:
+        prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
+    logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
+
+
+def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple) -> None:
+    if abs(tr - tr0) > 1e-3 * tr0:
+        raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
+    if img.shape[:3] != shape0:
+        raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first.")
+
+
+def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple, atlas=None) -> tuple[PreparedRun, dict, dict]:
+    """One run: the BOLD is streamed in a thread while the EEG is processed (both release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    img, tr = _read_bold_on_grid(rec, cfg)
+    _check_run_grid(rec, img, tr, tr0, shape0)
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(load_masked_bold, img, mask, where=str(rec.bold_path))
+        eeg = _prepare_eeg(rec, cfg, img, tr)
+        bold = fut.result()[0]
+    return _finish_run(rec, cfg, eeg, bold, atlas, img.shape[3])
 
 
 def _check_consistent(infos: list[dict], records) -> None:
@@ -516,16 +603,22 @@ def prepare_dataset(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     records = _records(bids_root, subjects, layout, layout_options)
-    from eeg2fmri.io.layouts import read_layout_bold
+    from concurrent.futures import ThreadPoolExecutor
 
-    img0, tr0 = read_layout_bold(records[0])
-    mask, first_bold = _resolve_mask(cfg, img0)
+    img0, tr0 = _read_bold_on_grid(records[0], cfg)
     shape0 = img0.shape[:3]
-    first = (records[0].bold_path, first_bold) if first_bold is not None else None
-    # the first run in this process (it may reuse the data read for the mask), the rest in parallel
-    results = [_prepare_one(records[0], cfg, mask, tr0, shape0, first)]
-    del first, first_bold
-    results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0), records[1:], n_jobs, progress_bar)
+    # first run: the mask (and, for a data-derived mask, the run's BOLD) is computed in a thread
+    # while this thread processes the run's EEG
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(_resolve_mask, cfg, img0)
+        eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
+        mask, first_bold = fut.result()
+    atlas, rois = _fit_atlas(cfg, mask, img0.affine)
+    if first_bold is None:
+        first_bold = load_masked_bold(img0, mask, where=str(records[0].bold_path))[0]
+    results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3])]
+    del first_bold, eeg0
+    results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0, atlas=atlas), records[1:], n_jobs, progress_bar)
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
     _check_consistent(infos, records)
@@ -533,7 +626,27 @@ def prepare_dataset(
     for rec, (_, _, p) in zip(records, results):
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
     return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), float(infos[0]["sfreq"]), list(infos[0]["ch_names"]), cfg,
-                           float(infos[0]["frame_rate"]), infos[0]["freqs"], prov)
+                           float(infos[0]["frame_rate"]), infos[0]["freqs"], prov, rois)
+
+
+def _fit_atlas(cfg: PrepareConfig, mask: np.ndarray, affine: np.ndarray):
+    """The fitted atlas (or None) and what the manifest records about its ROIs."""
+    if cfg.atlas is None:
+        return None, None
+    from eeg2fmri.preprocessing.atlas import Atlas
+
+    if cfg.atlas == "power_2011":
+        atlas = Atlas.power_2011(cfg.atlas_radius, on_empty="drop")
+    else:
+        import nibabel as nib
+
+        img = nib.load(cfg.atlas)
+        atlas = Atlas.from_probabilistic(img) if img.ndim == 4 else Atlas.from_labels(img)
+    atlas.fit((mask, affine))
+    w = atlas.weights_.tocoo()
+    rois = {"labels": [int(v) for v in atlas.labels_], "names": [str(n) for n in atlas.names_], "source": cfg.atlas,
+            "weights": {"rows": w.row.tolist(), "cols": w.col.tolist(), "values": w.data.tolist()}}
+    return atlas, rois
 
 
 def _map(fn, items: list, n_jobs: int, progress_bar: bool) -> list:

@@ -183,7 +183,38 @@ def load_masked_bold(img, mask: np.ndarray | None = None, *, chunk_volumes: int 
     mask = compute_mask(nib.Nifti1Image(mean, img.affine), where=where)
     out = np.empty((shape[3], int(mask.sum())), dtype=np.float32)
     a = 0
-    for x in keep:
+    keep.reverse()
+    k = 0
+    while keep:  # free each chunk as soon as it is copied
+        x = keep.pop()
         out[a : a + x.shape[3]] = x[mask].T
         a += x.shape[3]
+        del x
+        k += 1
+        if k % 4 == 0:
+            release_memory()
     return out, mask, mean
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the operating system (glibc ``malloc_trim``; no-op elsewhere).
+
+    Large arrays freed one after another otherwise stay in the process's heap
+    (glibc raises its mmap threshold after the first frees), so peak memory
+    would count data that is no longer used.
+    """
+    import ctypes
+    import ctypes.util
+
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (check the symbol exists)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None

@@ -172,15 +172,20 @@ def bin_frames(x: np.ndarray, sfreq: float, starts: np.ndarray, length: float) -
 
     Returns
     -------
-    frames : array, shape (n_frames, ...)
+    frames : array, shape (n_frames, ...), float32
     """
-    c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1, dtype=np.float64)], axis=-1)
     a = np.round(np.asarray(starts) * sfreq).astype(int)
     b = np.round((np.asarray(starts) + length) * sfreq).astype(int)
     if len(a) and (a.min() < 0 or b.max() > x.shape[-1]):
         raise Eeg2fmriInputError("frames extend beyond the EEG recording; the EEG must cover every volume's window.")
-    vals = (c[..., b] - c[..., a]) / np.maximum(b - a, 1)
-    return np.moveaxis(vals, -1, 0).astype(np.float32)
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.empty((len(a), flat.shape[0]), dtype=np.float32)
+    n = np.maximum(b - a, 1)
+    for r in range(flat.shape[0]):  # one row at a time keeps the float64 cumulative sum small
+        c = np.concatenate([[0.0], np.cumsum(flat[r], dtype=np.float64)])
+        out[:, r] = (c[b] - c[a]) / n
+    return out.reshape((len(a),) + lead)
 
 
 def standardize_features(frames: np.ndarray, log: bool = True) -> np.ndarray:

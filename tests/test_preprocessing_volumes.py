@@ -1,0 +1,288 @@
+"""BOLD target side: MNI mask, confounds (reader + regression), resampling to a grid."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.preprocessing.volumes import (
+    MOTION_PARAMS,
+    find_confounds,
+    grid_of,
+    mni_mask,
+    read_confounds,
+    regress_confounds,
+    resample_bold,
+    sample_nearest,
+    world_box,
+)
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+def _affine(vox, origin) -> np.ndarray:
+    a = np.diag([*vox, 1.0])
+    a[:3, 3] = origin
+    return a
+
+
+# --------------------------------------------------------------------------- grids
+def test_sample_nearest_identity_flip_and_downsample():
+    data = np.arange(4 * 5 * 6).reshape(4, 5, 6)
+    aff = _affine((2.0, 2.0, 2.0), (-4.0, -5.0, -6.0))
+    np.testing.assert_array_equal(sample_nearest(data, aff, aff, data.shape), data)
+    # same world grid stored with the first axis flipped (LAS instead of RAS)
+    flip = aff.copy()
+    flip[0, 0], flip[0, 3] = -2.0, aff[0, 3] + 2.0 * 3
+    np.testing.assert_array_equal(sample_nearest(data, aff, flip, data.shape), data[::-1])
+    # 4 mm grid on the same corner: target centre (i) sits at source index 2i + 0.5 -> rounds up
+    coarse = _affine((4.0, 4.0, 4.0), aff[:3, 3] + 1.0)
+    out = sample_nearest(data, aff, coarse, (2, 3, 3), fill=-1)
+    np.testing.assert_array_equal(out[:, :2, :], data[1::2, 1::2, 1::2][:, :2, :])
+    assert (out[:, 2, :] == -1).all()  # centre at source index 5.5 -> 6 is outside (5 voxels on axis 1)
+    ijk = np.array([[0, 0, 0], [1, 1, 2]])
+    np.testing.assert_array_equal(sample_nearest(data, aff, coarse, ijk=ijk), out[ijk[:, 0], ijk[:, 1], ijk[:, 2]])
+
+
+def test_grid_of_accepts_images_tuples_and_datasets(tmp_path):
+    aff = _affine((3.0, 3.0, 4.0), (1.0, 2.0, 3.0))
+    img = nib.Nifti1Image(np.zeros((5, 6, 7, 2), np.float32), aff)
+    nib.save(img, tmp_path / "b.nii.gz")
+    for obj in (img, tmp_path / "b.nii.gz", (aff, (5, 6, 7)), (np.zeros((5, 6, 7), bool), aff)):
+        a, s = grid_of(obj)
+        np.testing.assert_array_equal(a, aff)
+        assert s == (5, 6, 7)
+
+    class Prepared:
+        mask = np.zeros((5, 6, 7), bool)
+        affine = aff
+
+    assert grid_of(Prepared())[1] == (5, 6, 7)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a grid as \(affine \(4, 4\), shape \(3,\)\) or \(mask \(X, Y, Z\), affine \(4, 4\)\), got shapes \(3, 3\) and \(3,\)"):
+        grid_of((np.eye(3), (5, 6, 7)))
+    with pytest.raises(Eeg2fmriInputError, match=r"nope.nii: BOLD file not found"):
+        grid_of(tmp_path / "nope.nii")
+    with pytest.raises(Eeg2fmriInputError, match=r"BOLD: expected a NIfTI path or nibabel image, got int"):
+        grid_of(3)
+
+
+# --------------------------------------------------------------------------- MNI mask
+def test_mni_mask_on_a_coarse_mni_grid():
+    aff = _affine((12.0, 12.0, 12.0), (-90.0, -126.0, -72.0))
+    shape = (16, 19, 15)
+    mask = mni_mask((aff, shape))
+    assert mask.shape == shape and mask.dtype == bool
+    # about 1.9 l of brain / 1.728 ml per voxel, give or take the nearest sampling
+    assert 900 < mask.sum() < 1300
+    # world (0, -18, 18) is deep inside the brain; the grid corner is outside
+    assert mask[8, 9, 8] and not mask[0, 0, 0]
+    # same grid as an image, flipped on x: the mask flips with it
+    flip = aff.copy()
+    flip[0, 0], flip[0, 3] = -12.0, -90.0 + 12.0 * 15
+    img = nib.Nifti1Image(np.zeros(shape + (3,), np.float32), flip)
+    np.testing.assert_array_equal(mni_mask(img), mask[::-1])
+
+
+def test_mni_mask_errors_and_partial_coverage(caplog):
+    far = _affine((4.0, 4.0, 4.0), (500.0, 500.0, 500.0))
+    with pytest.raises(Eeg2fmriInputError, match=r"the MNI152 brain mask does not overlap the BOLD grid \(world box \[498.0, 498.0, 498.0\]..\[518.0, 522.0, 526.0\] mm, orientation RAS\); mask='mni' needs BOLD in MNI space"):
+        mni_mask((far, (5, 6, 7)))
+    small = _affine((4.0, 4.0, 4.0), (-10.0, -10.0, 0.0))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        mask = mni_mask((small, (5, 6, 7)))
+    assert mask.all()
+    assert re.search(r"covers only \d+% of the MNI brain; is the BOLD in MNI space", caplog.text)
+
+
+# --------------------------------------------------------------------------- confounds
+TSV = (
+    "trans_x\ttrans_y\ttrans_z\trot_x\trot_y\trot_z\tframewise_displacement\ta_comp_cor_00\ta_comp_cor_01\tglobal_signal\tnote\n"
+    "0.1\t0.2\t0.3\t0.01\t0.02\t0.03\tn/a\t1\t5\t100\tx\n"
+    "0.2\t0.1\t0.3\t0.02\t0.01\t0.03\t0.5\t2\t4\t101\tx\n"
+    "0.3\t0.2\t0.1\t0.03\t0.02\t0.01\t0.3\t3\t3\t102\tx\n"
+    "0.4\t0.3\t0.2\t0.04\t0.03\t0.02\t0.1\t4\t2\t99\tx\n"
+)
+
+
+def test_read_confounds_names_patterns_and_leading_na(tmp_path):
+    p = tmp_path / "sub-01_task-rest_desc-confounds_timeseries.tsv"
+    p.write_text(TSV)
+    df = read_confounds(p, list(MOTION_PARAMS) + ["framewise_displacement", "a_comp_cor_*", "trans_x"])
+    assert list(df.columns) == [*MOTION_PARAMS, "framewise_displacement", "a_comp_cor_00", "a_comp_cor_01"]
+    assert df.shape == (4, 9)
+    np.testing.assert_allclose(df["framewise_displacement"], [0.3, 0.5, 0.3, 0.1])  # leading n/a -> mean
+    np.testing.assert_allclose(df["a_comp_cor_01"], [5, 4, 3, 2])
+    assert list(read_confounds(p, "global_signal").columns) == ["global_signal"]
+
+
+@pytest.mark.parametrize(
+    ("text", "columns", "match"),
+    [
+        (TSV, ["trans_x", "motion_outlier*", "csf"], r"column\(s\) \['motion_outlier\*', 'csf'\] not found; available: trans_x, trans_y"),
+        (TSV, ["note"], r"column 'note' holds non-numeric value 'x' at row 0; expected numbers or n/a"),
+        (TSV, [], r"expected at least one confound column, got none"),
+        ("a\tb\n1\tn/a\nn/a\tn/a\n3\tn/a\n", ["a"], r"column 'a' has n/a at row\(s\) \[1\] after its first value"),
+        ("a\tb\n1\tn/a\n2\tn/a\n", ["b"], r"column 'b' is entirely n/a; drop it from columns"),
+        ("", ["a"], r"could not read a tab-separated table with a header row \(EmptyDataError"),
+        ("a\tb\n", ["a"], r"expected a header row and one row per volume, found 0 row\(s\) and 2 column\(s\)"),
+    ],
+)
+def test_read_confounds_errors(tmp_path, text, columns, match):
+    p = tmp_path / "c.tsv"
+    p.write_text(text)
+    with pytest.raises(Eeg2fmriInputError, match=match):
+        read_confounds(p, columns)
+
+
+def test_read_confounds_missing_file(tmp_path):
+    with pytest.raises(Eeg2fmriInputError, match=r"none.tsv: confounds file not found; expected a \*_desc-confounds_timeseries.tsv"):
+        read_confounds(tmp_path / "none.tsv", MOTION_PARAMS)
+
+
+def test_regress_confounds_removes_an_injected_regressor_exactly():
+    rng = np.random.default_rng(0)
+    n, v = 37, 11
+    conf = np.stack([np.linspace(-1, 1, n) ** 2 + 3.0, np.sin(np.arange(n) / 3.0)], axis=1)  # (37, 2), non-zero mean
+    signal = rng.normal(size=(n, v))
+    cc = conf - conf.mean(axis=0)
+    signal -= cc @ np.linalg.lstsq(cc, signal, rcond=None)[0]  # orthogonal to the centred confounds
+    signal += np.arange(v) * 10.0  # column means must survive
+    beta = rng.normal(size=(2, v)) * 5
+    y = (signal + conf @ beta).astype(np.float32)
+    res = regress_confounds(y, conf)
+    assert res.dtype == np.float32 and res.shape == (n, v)
+    np.testing.assert_allclose(res, signal + (conf.mean(axis=0) @ beta), atol=1e-4)
+    np.testing.assert_allclose(res.mean(axis=0), y.mean(axis=0), atol=1e-4)
+    # duplicated / rank-deficient confounds give the same residuals; keep_mean=False centres
+    res2 = regress_confounds(y, np.c_[conf, conf[:, :1] * 2.0], keep_mean=False)
+    np.testing.assert_allclose(res2, res - res.mean(axis=0), atol=1e-4)
+    # a single confound as a 1D array, and a DataFrame input
+    import pandas as pd
+
+    one = regress_confounds(y, conf[:, 1])
+    np.testing.assert_allclose(one, regress_confounds(y, pd.DataFrame({"c": conf[:, 1]})))
+
+
+def test_regress_confounds_errors():
+    y = np.zeros((10, 3))
+    with pytest.raises(Eeg2fmriInputError, match=r"confounds have 12 rows but the BOLD has 10 volumes; .* e.g. confounds\[2:\]"):
+        regress_confounds(y, np.zeros((12, 2)))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected fewer confounds than volumes - 1, got 9 confounds for 10 volumes"):
+        regress_confounds(y, np.random.default_rng(0).normal(size=(10, 9)))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected finite values in confounds, found 1 NaN/Inf"):
+        regress_confounds(y, np.r_[np.nan, np.ones(9)])
+    with pytest.raises(Eeg2fmriInputError, match=r"expected y of shape \(n_volumes, n_voxels\), got shape \(10,\)"):
+        regress_confounds(np.zeros(10), np.ones(10))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected confounds of shape \(n_volumes, n_confounds\), got shape \(10, 1, 1\)"):
+        regress_confounds(y, np.ones((10, 1, 1)))
+
+
+# --------------------------------------------------------------------------- resampling
+def _bold(shape=(8, 10, 6, 4), vox=(3.0, 3.0, 4.0), origin=(-12.0, -15.0, -10.0), seed=0) -> nib.Nifti1Image:
+    data = np.random.default_rng(seed).normal(size=shape).astype(np.float32) + 100.0
+    img = nib.Nifti1Image(data, _affine(vox, origin))
+    img.header.set_zooms(tuple(vox) + (2.5,))
+    img.header.set_xyzt_units("mm", "sec")
+    return img
+
+
+def test_resample_to_target_shape_keeps_the_world_box_and_tr():
+    img = _bold()
+    out = resample_bold(img, target_shape=(4, 5, 3))
+    assert out.shape == (4, 5, 3, 4) and out.get_data_dtype() == np.float32
+    for a, b in zip(world_box(out.affine, out.shape), world_box(img.affine, img.shape)):
+        np.testing.assert_allclose(a, b)
+    np.testing.assert_allclose(np.diag(out.affine)[:3], [6.0, 6.0, 8.0])
+    assert out.header.get_zooms() == (6.0, 6.0, 8.0, 2.5)
+    assert out.header.get_xyzt_units() == ("mm", "sec")
+    assert int(out.header["sform_code"]) > 0
+
+
+def test_resample_to_voxel_size_reproduces_a_linear_ramp():
+    # a linear ramp in world space is reproduced exactly by linear interpolation (every
+    # 4 mm centre lies between 2 mm centres) and closely by the default cubic spline
+    shape = (12, 10, 8)
+    aff = _affine((2.0, 2.0, 2.0), (-11.0, -9.0, -7.0))
+    ijk = np.indices(shape).reshape(3, -1).T
+    xyz = ijk @ aff[:3, :3].T + aff[:3, 3]
+    ramp = (xyz @ np.array([0.5, -0.25, 1.0]) + 50.0).reshape(shape).astype(np.float32)
+    out = resample_bold(nib.Nifti1Image(ramp, aff), voxel_size=4.0, interpolation="linear")
+    assert out.shape == (6, 5, 4)
+    for a, b in zip(world_box(out.affine, out.shape), world_box(aff, shape)):
+        np.testing.assert_allclose(a, b)
+    oxyz = np.indices(out.shape).reshape(3, -1).T @ out.affine[:3, :3].T + out.affine[:3, 3]
+    expect = (oxyz @ np.array([0.5, -0.25, 1.0]) + 50.0).reshape(out.shape)
+    np.testing.assert_allclose(np.asarray(out.dataobj), expect, atol=1e-3)
+    spline = resample_bold(nib.Nifti1Image(ramp, aff), voxel_size=4.0)
+    inner = (slice(1, -1),) * 3  # the spline's boundary handling bends the outer voxels
+    np.testing.assert_allclose(np.asarray(spline.dataobj)[inner], expect[inner], atol=0.1)
+    # non-divisible voxel size: the grid grows to whole voxels, centred on the same box
+    odd = resample_bold(nib.Nifti1Image(ramp, aff), voxel_size=(5.0, 3.0, 7.0))
+    assert odd.shape == (5, 7, 3)
+    lo, hi = world_box(odd.affine, odd.shape)
+    olo, ohi = world_box(aff, shape)
+    np.testing.assert_allclose((lo + hi) / 2, (olo + ohi) / 2)
+
+
+def test_resample_to_another_images_grid_and_int_data(tmp_path):
+    img = _bold()
+    ints = nib.Nifti1Image(np.round(np.asarray(img.dataobj)).astype(np.int16), img.affine)
+    nib.save(ints, tmp_path / "b.nii.gz")
+    target = _affine((2.0, 2.0, 2.0), (-10.0, -12.0, -8.0))
+    out = resample_bold(tmp_path / "b.nii.gz", target_shape=(7, 9, 5), target_affine=target)
+    np.testing.assert_array_equal(out.affine, target)
+    assert out.shape == (7, 9, 5, 4)
+    near = resample_bold(ints, target_shape=(8, 10, 6), target_affine=ints.affine, interpolation="nearest")
+    np.testing.assert_array_equal(np.asarray(near.dataobj), np.asarray(ints.dataobj, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(), r"expected exactly one of target_shape, voxel_size, or target_affine together with target_shape, got none"),
+        (dict(target_shape=(4, 5, 3), voxel_size=2.0), r"got \['target_shape', 'voxel_size'\]"),
+        (dict(target_affine=np.eye(4)), r"got \['target_affine'\]"),
+        (dict(target_shape=(4, 5)), r"expected target_shape as 3 integers >= 1, got \(4, 5\)"),
+        (dict(target_shape=(4, 5, 2.5)), r"expected target_shape as 3 integers >= 1"),
+        (dict(voxel_size=-2.0), r"expected voxel_size as a positive number or 3 positive numbers \(mm\), got -2.0"),
+        (dict(target_shape=(4, 5, 3), target_affine=np.zeros((4, 4))), r"expected target_affine as an invertible \(4, 4\) voxel-to-mm matrix"),
+        (dict(voxel_size=2.0, interpolation="cubic"), r"unknown interpolation 'cubic'; choose one of: 'continuous', 'linear', 'nearest'"),
+    ],
+)
+def test_resample_errors(kwargs, match):
+    with pytest.raises(Eeg2fmriInputError, match=match):
+        resample_bold(_bold(), **kwargs)
+
+
+def test_resample_rejects_nan_and_unknown_orientation():
+    img = _bold()
+    data = np.asarray(img.dataobj).copy()
+    data[0, 0, 0, 0] = np.nan
+    with pytest.raises(Eeg2fmriInputError, match=r"BOLD image: expected finite values in BOLD data, found 1 NaN/Inf"):
+        resample_bold(nib.Nifti1Image(data, img.affine), voxel_size=6.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"the image has no affine, so the orientation is unknown"):
+        resample_bold(nib.Nifti1Image(np.ones((4, 5, 6), np.float32), None), voxel_size=2.0)
+    bare = nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4))
+    bare.header["sform_code"] = 0
+    bare.header["qform_code"] = 0
+    with pytest.raises(Eeg2fmriInputError, match=r"the header has neither an sform nor a qform, so the orientation is unknown"):
+        resample_bold(bare, voxel_size=2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a 3D or 4D image, got shape \(4, 5\)"):
+        resample_bold(nib.Nifti1Image(np.ones((4, 5), np.float32), np.eye(4)), voxel_size=2.0)
+
+
+def test_find_confounds_next_to_fmriprep_bold(tmp_path):
+    bold = tmp_path / "sub-01_ses-2_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz"
+    with pytest.raises(Eeg2fmriInputError, match=r"no confounds file found; expected sub-01_ses-2_task-rest_run-1_desc-confounds_timeseries.tsv \(fMRIPrep\)"):
+        find_confounds(bold)
+    old = tmp_path / "sub-01_ses-2_task-rest_run-1_desc-confounds_regressors.tsv"
+    old.write_text(TSV)
+    assert find_confounds(bold) == old
+    new = tmp_path / "sub-01_ses-2_task-rest_run-1_desc-confounds_timeseries.tsv"
+    new.write_text(TSV)
+    assert find_confounds(str(bold)) == new
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a BIDS BOLD file name ending in _bold.nii\[.gz\]"):
+        find_confounds(tmp_path / "sub-01_T1w.nii.gz")
