@@ -3,6 +3,10 @@
 A model directory holds ``model.json`` (registry name, :class:`DataSpec`,
 hyperparameters, preprocessing, window, grid), ``weights.safetensors``,
 ``mask.nii.gz`` (target grid) and ``MODEL_CARD.md``. Nothing is unpickled.
+Models trained from a config (:func:`save_trained_model`) also hold
+``train_config.json`` (the resolved training config) and a card with the
+split and the metrics. :func:`check_compatible` refuses EEG that differs
+from the training data in channels, sampling rate or representation.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from eeg2fmri.models.base import DataSpec, build_model
 from eeg2fmri.utils.atomic import atomic_dir
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["LoadedModel", "load_model", "save_model"]
+__all__ = ["LoadedModel", "check_compatible", "load_model", "load_predictor", "save_model", "save_trained_model"]
 
 FORMAT_VERSION = 1
 
@@ -41,24 +45,29 @@ class LoadedModel:
 def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
                window: dict, prepare: dict, card: dict | None = None, overwrite: bool = False) -> Path:
     """Write a model directory atomically (see module docstring)."""
+    kind = getattr(model, "kind", "torch")
+    meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
+                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card or {})
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        _write_model_dir(tmp, model, meta, mask, affine)
+    return Path(out)
+
+
+def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine: np.ndarray) -> None:
+    """Weights, mask, ``model.json`` and ``MODEL_CARD.md`` into folder ``tmp``."""
     import nibabel as nib
     import torch
     from safetensors.numpy import save_file as save_np
     from safetensors.torch import save_file as save_torch
 
-    kind = getattr(model, "kind", "torch")
-    meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
-                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card or {})
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        if kind == "sklearn":
-            save_np({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
-        else:
-            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
-            save_torch(state, str(tmp / "weights.safetensors"))
-        nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine)), tmp / "mask.nii.gz")
-        (tmp / "model.json").write_text(json.dumps(meta, indent=1, default=float))
-        (tmp / "MODEL_CARD.md").write_text(_card_text(meta))
-    return Path(out)
+    if meta["kind"] == "sklearn":
+        save_np({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
+    else:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
+        save_torch(state, str(tmp / "weights.safetensors"))
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine)), tmp / "mask.nii.gz")
+    (tmp / "model.json").write_text(json.dumps(meta, indent=1, default=float))
+    (tmp / "MODEL_CARD.md").write_text(_card_text(meta))
 
 
 def _card_text(meta: dict) -> str:
@@ -98,3 +107,105 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         model.eval()
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     return LoadedModel(model, meta, mask, np.asarray(meta["affine"]))
+
+
+def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
+                       window: dict, prepare: dict, config: dict, split: dict, metrics: dict, overwrite: bool = False) -> Path:
+    """Write a model directory like :func:`save_model`, plus the training config and a fuller card.
+
+    Parameters
+    ----------
+    model : object with ``state_dict()``
+        A torch module, a :class:`~eeg2fmri.training.predictor.TorchPredictor`
+        or a closed-form model.
+    out : path-like
+        Model directory (written atomically; an existing one needs ``overwrite``).
+    spec, name, hparams, mask, affine, window, prepare
+        As in :func:`save_model`.
+    config : dict
+        The resolved training config (saved as ``train_config.json``).
+    split : dict
+        Split description (protocol, window, sizes, test subjects).
+    metrics : dict
+        ``{"validation": {...}, "test": {...}, "training": {...}}`` (any subset).
+    """
+    kind = getattr(model, "kind", "torch")
+    card = {"training data": {"prepared": config.get("data", {}).get("prepared"), "bids": config.get("data", {}).get("bids")}, "split": split}
+    for k, v in metrics.items():
+        card[f"{k} metrics"] = v
+    card["training config"] = {k: config[k] for k in ("seed", "model", "optimizer", "loss") if k in config}
+    meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
+                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        _write_model_dir(tmp, model, meta, mask, affine)
+        (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))
+    return Path(out)
+
+
+def load_predictor(path: str | os.PathLike, *, batch_size: int = 256, device: str | None = None) -> LoadedModel:
+    """:func:`load_model`, with torch models wrapped so that ``.model.predict(x)`` works for every kind.
+
+    Torch models come back as a :class:`~eeg2fmri.training.predictor.TorchPredictor`
+    (eval mode, no gradients, float32 out); closed-form models as they are.
+    """
+    lm = load_model(path)
+    if lm.meta["kind"] != "sklearn":
+        from eeg2fmri.training.predictor import TorchPredictor
+
+        if device is not None:
+            lm.model.to(device)
+        lm.model = TorchPredictor(lm.model, lm.spec, lm.meta.get("hparams", {}), batch_size=batch_size, device=device)
+    return lm
+
+
+def check_compatible(meta: dict, ch_names: list[str] | tuple[str, ...], sfreq: float, representation: str, *, where: str = "EEG") -> None:
+    """Refuse EEG whose channels, sampling rate or representation differ from the model's training data.
+
+    Parameters
+    ----------
+    meta : dict
+        ``model.json`` of a model directory (``LoadedModel.meta``).
+    ch_names : sequence of str
+        Channel names of the EEG to use, in order.
+    sfreq : float
+        Its sampling rate in Hz.
+    representation : {"bandpower", "stft", "raw"}
+        How it was (or will be) prepared.
+    where : str
+        Name of the recording for messages.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        Saying what differs and how to fix it (rename or pick/reorder
+        channels, resample, prepare with the model's representation).
+    """
+    spec = meta["spec"]
+    want = [str(c) for c in spec.get("ch_names", [])]
+    got = [str(c) for c in ch_names]
+    model = meta.get("model", "model")
+    if representation != spec["input_kind"]:
+        raise Eeg2fmriInputError(
+            f"{where}: {model} was trained on {spec['input_kind']!r} EEG, got {representation!r}; "
+            f"prepare the EEG with representation={spec['input_kind']!r} (the model's prepare options are in model.json)."
+        )
+    if want and got != want:
+        missing = [c for c in want if c not in got]
+        extra = [c for c in got if c not in want]
+        if not missing and not extra:
+            raise Eeg2fmriInputError(
+                f"{where}: the channels are those of training but in another order; reorder them first, e.g. raw.reorder_channels({want})."
+            )
+        lower = {c.lower(): c for c in extra}
+        rename = {lower[c.lower()]: c for c in missing if c.lower() in lower}
+        hint = f"rename channels, e.g. raw.rename_channels({rename})" if rename else "map your channel names to the training names with raw.rename_channels({...})"
+        raise Eeg2fmriInputError(
+            f"{where}: expected the {len(want)} EEG channels of training, found {len(got)}: missing {missing[:10]}"
+            f"{' ...' if len(missing) > 10 else ''}, not used in training {extra[:10]}{' ...' if len(extra) > 10 else ''}; "
+            f"{hint}, drop extra channels with raw.pick({want[:3]}...), and interpolate missing ones (raw.info['bads'] + raw.interpolate_bads())."
+        )
+    train_sf = float(spec["sfreq"])
+    if abs(float(sfreq) - train_sf) > 1e-6 * max(train_sf, 1.0):
+        raise Eeg2fmriInputError(
+            f"{where}: {model} was trained on EEG sampled at {train_sf:g} Hz, got {float(sfreq):g} Hz; resample first, e.g. raw.resample({train_sf:g})."
+        )

@@ -1,11 +1,16 @@
-"""Fit a registered model on a leak-free split of a prepared dataset.
+"""Fit a registered model on a leak-free split of a prepared dataset: one entry point for every model.
 
 scikit-learn-style models (``kind = "sklearn"``: ``ridge_hrf``, ``mean``) are
 fitted in closed form; the validation split only chooses hyperparameters.
+Torch models are trained with PyTorch Lightning
+(:func:`eeg2fmri.training.trainer.fit_torch`): early stopping and the
+checkpoint choice use the validation split; the test split is never read.
+Either way the result's ``model`` has ``predict(x) -> array``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +20,8 @@ import numpy as np
 from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.datasets.targets import Split, split_targets
 from eeg2fmri.datasets.windows import window_matrix
-from eeg2fmri.models.base import DataSpec, build_model
+from eeg2fmri.models.base import DataSpec, build_model, get_model_class
 from eeg2fmri.utils.logs import logger
-from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["FitResult", "data_spec", "fit_model", "stack_split"]
 
@@ -51,7 +55,16 @@ class FitResult:
     info: dict = field(default_factory=dict)
 
 
-def fit_model(ds: PreparedDataset, split: Split, name: str = "ridge_hrf", hparams: dict | None = None, targets: dict | None = None) -> FitResult:
+def fit_model(
+    ds: PreparedDataset,
+    split: Split,
+    name: str = "ridge_hrf",
+    hparams: dict | None = None,
+    targets: dict | None = None,
+    *,
+    train_config: dict | None = None,
+    out_dir: str | os.PathLike | None = None,
+) -> FitResult:
     """Fit registered model ``name`` on ``split``'s training windows.
 
     Parameters
@@ -64,13 +77,29 @@ def fit_model(ds: PreparedDataset, split: Split, name: str = "ridge_hrf", hparam
         Model hyperparameters.
     targets : dict | None
         Output of :func:`split_targets` (computed when ``None``).
+    train_config : dict | None
+        Training config for torch models (``seed``, ``optimizer``, ``loss``,
+        ``trainer`` sections; see :mod:`eeg2fmri.training.config`); ignored
+        by closed-form models.
+    out_dir : path-like | None
+        Torch models: folder for checkpoints and logs (a temporary folder
+        when ``None``); ignored by closed-form models.
+
+    Returns
+    -------
+    FitResult
+        ``model.predict(x)`` maps windows ``(n, *spec.input_shape)`` to
+        ``(n, *spec.output_shape)`` float32 for every kind of model.
     """
     hparams = dict(hparams or {})
+    cls = get_model_class(name)
+    if getattr(cls, "kind", "torch") != "sklearn":
+        from eeg2fmri.training.trainer import fit_torch
+
+        return fit_torch(ds, split, name, hparams, targets, train_config=train_config, out_dir=out_dir)
     targets = split_targets(ds, split) if targets is None else targets
     spec = data_spec(ds, split.n_frames)
     model = build_model(name, spec, **hparams)
-    if getattr(model, "kind", "torch") != "sklearn":
-        raise Eeg2fmriInputError(f"model {name!r} is a neural network; train it with `eeg2fmri train CONFIG` (fit_model handles closed-form models).")
     x, y, runs = stack_split(ds, split, targets, "train")
     xv, yv, _ = stack_split(ds, split, targets, "val")
     t0 = time.perf_counter()

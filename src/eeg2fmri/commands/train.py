@@ -1,0 +1,43 @@
+"""``eeg2fmri train``."""
+
+from __future__ import annotations
+
+NAME = "train"
+ORDER = 40
+HELP = "train a model from one config file (laptop CPU to many GPUs), resumable"
+DESCRIPTION = (
+    "Train the model a YAML/TOML/JSON config describes (data, split, model, optimiser, loss weights, trainer). "
+    "Early stopping and the checkpoint choice use the validation split only; the test split is scored once at the end. "
+    "Writes the resolved config, checkpoints (last + best), CSV logs, metrics.json and model/ (safetensors + model card). "
+    "--devices/--num-nodes > 1 train with DDP without code changes; --resume continues an interrupted run."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="training config (.yaml, .yml, .toml or .json); see docs/training.md")
+    p.add_argument("--out", help="output folder (overrides `out` in the config)")
+    p.add_argument("--devices", type=int, help="devices per node (overrides trainer.devices)")
+    p.add_argument("--num-nodes", type=int, dest="num_nodes", help="nodes (overrides trainer.num_nodes)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the output folder from checkpoints/last.ckpt")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--no-test", action="store_true", help="do not score the final model on the test split")
+
+
+def run(args) -> int:
+    from eeg2fmri.training.run import train
+
+    res = train(args.config, out=args.out, devices=args.devices, num_nodes=args.num_nodes, resume=args.resume, overwrite=args.overwrite,
+                progress_bar=False if args.quiet else None, verbose=args.verbose, evaluate_test=not args.no_test)
+    if res.fit is None and not res.metrics:
+        return 0  # a DDP worker process: rank 0 reports
+    m = res.metrics
+    v = m.get("validation", {})
+    line = f"validation: mse {v.get('mse', float('nan')):.4f}, mean r {v.get('mean_r', float('nan')):.4f}"
+    if "test" in m:
+        line += f" | test: mse {m['test']['mse']:.4f}, mean r {m['test']['mean_r']:.4f}, median r {m['test']['median_r']:.4f}"
+    tr = m.get("training", {})
+    if "best_epoch" in tr:
+        line += f" | best epoch {tr['best_epoch']} of {tr['epochs']}"
+    print(line)
+    print(f"wrote {res.out}: {', '.join(sorted(p.name + ('/' if p.is_dir() else '') for p in res.out.iterdir()))}")
+    return 0

@@ -1,0 +1,35 @@
+"""``eeg2fmri tune``."""
+
+from __future__ import annotations
+
+NAME = "tune"
+ORDER = 45
+HELP = "search hyperparameters with Optuna on validation data (resumable); writes best_config.yaml"
+DESCRIPTION = (
+    "Search the space in the config's `tune` section with Optuna. Each trial trains on the training split and is scored on the "
+    "validation split only. The study is stored (default sqlite:///<out>/tune/study.db), so the search resumes where it stopped: "
+    "--trials is the total number of finished trials wanted. Several processes may share one --storage to search in parallel. "
+    "Writes best_config.yaml, a complete train config with the best parameters."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="training config with a `tune` search space; see docs/training.md")
+    p.add_argument("--trials", type=int, required=True, help="total number of finished trials wanted in the study")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<out>/tune/study.db)")
+    p.add_argument("--study-name", default="eeg2fmri", dest="study_name", help="study name inside the storage (default: %(default)s)")
+    p.add_argument("--out", help="output folder (overrides `out` in the config)")
+    p.add_argument("--pruner", choices=("median", "none"), default="median", help="stop unpromising trials early (default: %(default)s)")
+    p.add_argument("--keep-checkpoints", action="store_true", dest="keep_checkpoints", help="keep every trial's checkpoints")
+
+
+def run(args) -> int:
+    from eeg2fmri.training.tune import tune
+
+    res = tune(args.config, trials=args.trials, storage=args.storage, out=args.out, study_name=args.study_name, pruner=args.pruner,
+               keep_checkpoints=args.keep_checkpoints, progress_bar=False if args.quiet else None, verbose=args.verbose)
+    print(f"study {res.study_name!r} ({res.storage}): {res.n_finished} finished trial(s)")
+    if res.best_config is not None:
+        print(f"best value {res.best_value:.6g} with {res.best_params}")
+        print(f"wrote {res.best_config}; train it with: eeg2fmri train {res.best_config}")
+    return 0

@@ -1,0 +1,493 @@
+"""The training config: one YAML/TOML/JSON file that fully describes a run.
+
+Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
+
+    seed: 0                      # seeds model init, shuffling, dropout
+    out: runs/my_run             # output folder (or --out)
+    data:                        # exactly one of prepared / bids
+      prepared: path/to/prepared # a prepared dataset (eeg2fmri prepare)
+      bids: path/to/bids         # or a BIDS root, prepared on the fly ...
+      prepare: {}                # ... with these PrepareConfig options
+      subjects: null             # subset of subjects (bids only)
+      prepared_out: null         # where to keep the prepared data (default <out>/prepared)
+    split:
+      protocol: within           # within | loso | kfold, plus any keyword of make_split
+    model:
+      name: calhas2022           # required: a registered model
+      hparams: {}
+    optimizer:
+      name: adamw                # adamw | adam
+      lr: 0.001
+      weight_decay: 0.0
+      batch_size: 32
+      max_epochs: 50
+      patience: 10               # early stopping (epochs without improvement); null: off
+      min_delta: 0.0
+      monitor: val_loss          # val_loss | val_mse | val_r (validation split only)
+      gradient_clip: null        # max gradient norm; null: off
+      precision: "32"            # "32" | "bf16-mixed" | "16-mixed"
+      scheduler: none            # none | cosine
+      accumulate_grad_batches: 1
+    loss:                        # weights; 0 switches a term off
+      mse: 1.0
+      mae: 0.0
+      corr: 0.0
+      ssim: 0.0
+      latent_cosine: 0.0
+      laplace_nll: 0.0
+      gaussian_nll: 0.0
+      organize_channels: 0.0
+      kl: 0.0
+    trainer:
+      accelerator: auto          # auto | cpu | gpu | cuda | mps
+      devices: 1                 # or "auto"
+      num_nodes: 1
+      strategy: auto             # auto: "ddp" when devices * num_nodes > 1
+      num_workers: 0
+      log: auto                  # auto (csv + tensorboard if installed) | [csv, tensorboard]
+      deterministic: auto        # auto: deterministic algorithms on CPU
+      predict_batch_size: 256
+      progress_bar: true         # -q switches it off
+    tune:                        # search space for `eeg2fmri tune`
+      lr: {low: 1.0e-4, high: 1.0e-2, log: true}
+
+Errors name the key, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from eeg2fmri.training.losses import LOSS_TERMS, PRED_TERMS
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["DEFAULTS", "MONITORS", "apply_overrides", "config_diff", "dump_config", "load_config", "resolve_config", "set_dotted", "tune_target"]
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "out": None,
+    "data": {"prepared": None, "bids": None, "prepare": {}, "subjects": None, "prepared_out": None, "n_jobs": 1},
+    "split": {"protocol": "within"},
+    "model": {"name": None, "hparams": {}},
+    "optimizer": {
+        "name": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "batch_size": 32,
+        "max_epochs": 50,
+        "patience": 10,
+        "min_delta": 0.0,
+        "monitor": "val_loss",
+        "gradient_clip": None,
+        "precision": "32",
+        "scheduler": "none",
+        "accumulate_grad_batches": 1,
+    },
+    "loss": {**{k: 0.0 for k in LOSS_TERMS}, "mse": 1.0},
+    "trainer": {
+        "accelerator": "auto",
+        "devices": 1,
+        "num_nodes": 1,
+        "strategy": "auto",
+        "num_workers": 0,
+        "log": "auto",
+        "deterministic": "auto",
+        "predict_batch_size": 256,
+        "progress_bar": True,
+    },
+    "tune": {},
+}
+
+PROTOCOLS = ("within", "loso", "kfold")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+MONITORS = {"val_loss": "min", "val_mse": "min", "val_r": "max"}
+LOGGERS = ("csv", "tensorboard")
+
+
+# ----------------------------------------------------------------------------- checks
+class _Ctx:
+    """Where a config came from, for messages."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str, found: Any, fix: str = "") -> None:
+        where = f"{self.source}: " if self.source else "config: "
+        tail = f"; {fix}" if fix else ""
+        raise Eeg2fmriInputError(f"{where}{key}: expected {expected}, found {found!r}{tail}.")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _num(lo: float | None = None, *, strict: bool = False, allow_none: bool = False, integer: bool = False) -> Callable:
+    def check(ctx: _Ctx, key: str, v: Any) -> Any:
+        if v is None and allow_none:
+            return None
+        if isinstance(v, str) and not integer:
+            try:  # YAML reads 1e-3 (no dot) as a string
+                v = float(v)
+            except ValueError:
+                pass
+        ok = _is_int(v) if integer else _is_num(v)
+        if ok and lo is not None:
+            ok = v > lo if strict else v >= lo
+        if not ok:
+            kind = "an integer" if integer else "a number"
+            bound = "" if lo is None else f" {'>' if strict else '>='} {lo:g}"
+            ctx.fail(key, f"{kind}{bound}" + (" or null" if allow_none else ""), v)
+        return None if v is None else (int(v) if integer else float(v))
+
+    return check
+
+
+def _choice(options: tuple | list, allow_none: bool = False) -> Callable:
+    def check(ctx: _Ctx, key: str, v: Any) -> Any:
+        if v is None and allow_none:
+            return None
+        if v not in options:
+            ctx.fail(key, f"one of {list(options)}", v)
+        return v
+
+    return check
+
+
+def _bool(ctx: _Ctx, key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        ctx.fail(key, "true or false", v)
+    return v
+
+
+def _opt_str(ctx: _Ctx, key: str, v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, os.PathLike):
+        v = os.fspath(v)
+    if not isinstance(v, str) or not v:
+        ctx.fail(key, "a non-empty string (a path) or null", v)
+    return v
+
+
+def _mapping(ctx: _Ctx, key: str, v: Any) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        ctx.fail(key, "a mapping of settings", v)
+    return dict(v)
+
+
+def _precision(ctx: _Ctx, key: str, v: Any) -> str:
+    v = str(v) if _is_int(v) else v
+    if v not in PRECISIONS:
+        ctx.fail(key, f"one of {list(PRECISIONS)}", v, 'quote "32" in YAML or use "bf16-mixed" on recent GPUs/CPUs')
+    return v
+
+
+def _devices(ctx: _Ctx, key: str, v: Any) -> int | str:
+    if v == "auto":
+        return v
+    if not _is_int(v) or v < 1:
+        ctx.fail(key, 'an integer >= 1 or "auto"', v)
+    return v
+
+
+def _subjects(ctx: _Ctx, key: str, v: Any) -> list | None:
+    if v is None:
+        return None
+    if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) for s in v):
+        ctx.fail(key, "a list of subject labels (strings) or null", v)
+    return list(v)
+
+
+def _log(ctx: _Ctx, key: str, v: Any) -> str | list:
+    if v == "auto":
+        return v
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not all(x in LOGGERS for x in v):
+        ctx.fail(key, f'"auto" or a list from {list(LOGGERS)}', v)
+    return list(v)
+
+
+def _deterministic(ctx: _Ctx, key: str, v: Any) -> str | bool:
+    if v not in ("auto", True, False):
+        ctx.fail(key, '"auto", true or false', v)
+    return v
+
+
+_SCHEMA: dict[str, dict[str, Callable]] = {
+    "data": {"prepared": _opt_str, "bids": _opt_str, "prepare": _mapping, "subjects": _subjects, "prepared_out": _opt_str, "n_jobs": _num(1, integer=True)},
+    "optimizer": {
+        "name": _choice(("adamw", "adam")),
+        "lr": _num(0, strict=True),
+        "weight_decay": _num(0),
+        "batch_size": _num(1, integer=True),
+        "max_epochs": _num(1, integer=True),
+        "patience": _num(1, integer=True, allow_none=True),
+        "min_delta": _num(0),
+        "monitor": _choice(tuple(MONITORS)),
+        "gradient_clip": _num(0, strict=True, allow_none=True),
+        "precision": _precision,
+        "scheduler": _choice(("none", "cosine")),
+        "accumulate_grad_batches": _num(1, integer=True),
+    },
+    "loss": {k: _num(0) for k in LOSS_TERMS},
+    "trainer": {
+        "accelerator": _choice(("auto", "cpu", "gpu", "cuda", "mps")),
+        "devices": _devices,
+        "num_nodes": _num(1, integer=True),
+        "strategy": lambda ctx, key, v: v if isinstance(v, str) and v else ctx.fail(key, 'a strategy name such as "auto" or "ddp"', v),
+        "num_workers": _num(0, integer=True),
+        "log": _log,
+        "deterministic": _deterministic,
+        "predict_batch_size": _num(1, integer=True),
+        "progress_bar": _bool,
+    },
+}
+
+
+def _split_options() -> set[str]:
+    from eeg2fmri.datasets.targets import make_split
+
+    return {n for n, p in inspect.signature(make_split).parameters.items() if n not in ("ds", "protocol") and p.kind is not p.VAR_KEYWORD}
+
+
+def _check_section(ctx: _Ctx, name: str, given: Any, defaults: dict, schema: dict[str, Callable]) -> dict:
+    given = _mapping(ctx, name, given)
+    unknown = sorted(set(given) - set(schema))
+    if unknown:
+        ctx.fail(f"{name}.{unknown[0]}", f"one of the keys {sorted(schema)}", unknown[0], "check the spelling (see docs/training.md)")
+    out = dict(defaults)
+    for k, v in given.items():
+        out[k] = schema[k](ctx, f"{name}.{k}", v)
+    return out
+
+
+def _check_tune(ctx: _Ctx, space: Any) -> dict:
+    space = _mapping(ctx, "tune", space)
+    out = {}
+    for name, spec in space.items():
+        key = f"tune.{name}"
+        target = tune_target(name)
+        if target[0] not in ("optimizer", "loss", "model", "split") or (target[0] == "model" and (len(target) != 3 or target[1] != "hparams")):
+            ctx.fail(key, "a parameter of optimizer, loss, split or model.hparams (bare, or dotted such as model.hparams.latent_dim)", name)
+        if target[0] in ("optimizer", "loss") and target[1] not in DEFAULTS[target[0]]:
+            ctx.fail(key, f"a key of {target[0]}: {sorted(DEFAULTS[target[0]])}", target[1])
+        if not isinstance(spec, Mapping):
+            ctx.fail(key, "{low: .., high: .., log: false, step: null} or {choices: [...]}", spec)
+        spec = dict(spec)
+        if "choices" in spec:
+            if set(spec) != {"choices"} or not isinstance(spec["choices"], (list, tuple)) or not spec["choices"]:
+                ctx.fail(key, "{choices: [a non-empty list]} and nothing else", spec)
+            out[name] = {"choices": list(spec["choices"])}
+            continue
+        extra = set(spec) - {"low", "high", "log", "step", "type"}
+        if extra or "low" not in spec or "high" not in spec:
+            ctx.fail(key, "{low: .., high: .., log: false, step: null} or {choices: [...]}", spec)
+        low, high = spec["low"], spec["high"]
+        for bound, v in (("low", low), ("high", high)):
+            if isinstance(v, str):
+                try:
+                    v = float(v)
+                except ValueError:
+                    pass
+            if not _is_num(v):
+                ctx.fail(f"{key}.{bound}", "a number", v)
+            spec[bound] = v
+        low, high = spec["low"], spec["high"]
+        if not low < high:
+            ctx.fail(key, "low < high", f"low={low}, high={high}")
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            ctx.fail(f"{key}.log", "true or false", log)
+        if log and low <= 0:
+            ctx.fail(f"{key}.low", "a number > 0 with log: true", low)
+        step = spec.get("step")
+        if step is not None and (not _is_num(step) or step <= 0 or log):
+            ctx.fail(f"{key}.step", "a number > 0 (and log: false) or null", step)
+        kind = spec.get("type")
+        if kind is None:
+            kind = "int" if _is_int(low) and _is_int(high) and (step is None or _is_int(step)) else "float"
+        elif kind not in ("int", "float"):
+            ctx.fail(f"{key}.type", "int or float", kind)
+        out[name] = {"low": low, "high": high, "log": log, "step": step, "type": kind}
+    return out
+
+
+def tune_target(name: str) -> list[str]:
+    """Config path of a search-space key: dotted paths as written, bare names resolved.
+
+    A bare name is an optimizer key (``lr``), a loss term (``corr``) or else a
+    model hyperparameter (``latent_dim`` -> ``model.hparams.latent_dim``).
+    """
+    if "." in name:
+        return name.split(".")
+    if name in DEFAULTS["optimizer"]:
+        return ["optimizer", name]
+    if name in DEFAULTS["loss"]:
+        return ["loss", name]
+    return ["model", "hparams", name]
+
+
+def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = None, require_model: bool = True) -> dict[str, Any]:
+    """Validate a config and fill every default.
+
+    Parameters
+    ----------
+    config : mapping | None
+        The config as read from a file (see the module docstring).
+    source : str | None
+        Name used in error messages (the file).
+    require_model : bool
+        Require ``model.name`` (not needed when the caller passes the model).
+
+    Returns
+    -------
+    dict
+        The resolved config: every section and key present.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        Naming the key, what was expected and what was found.
+    """
+    ctx = _Ctx(source)
+    cfg = _mapping(ctx, "config", copy.deepcopy(dict(config or {})))
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        ctx.fail(unknown[0], f"one of the top-level sections {sorted(DEFAULTS)}", unknown[0], "check the spelling (see docs/training.md)")
+    out: dict[str, Any] = {}
+    seed = cfg.get("seed", DEFAULTS["seed"])
+    if not _is_int(seed) or seed < 0:
+        ctx.fail("seed", "an integer >= 0", seed)
+    out["seed"] = seed
+    out["out"] = _opt_str(ctx, "out", cfg.get("out"))
+    for name, schema in _SCHEMA.items():
+        out[name] = _check_section(ctx, name, cfg.get(name), DEFAULTS[name], schema)
+    # data
+    d = out["data"]
+    if d["prepared"] is not None and d["bids"] is not None:
+        ctx.fail("data", "one of data.prepared or data.bids", "both", "keep the one you want")
+    if d["prepare"] and d["bids"] is None:
+        ctx.fail("data.prepare", "options only together with data.bids", d["prepare"], "a prepared dataset already fixes its preprocessing")
+    if d["prepare"]:
+        from eeg2fmri.datasets.prepared import PrepareConfig
+
+        fields = set(PrepareConfig.__dataclass_fields__)
+        bad = sorted(set(d["prepare"]) - fields)
+        if bad:
+            ctx.fail(f"data.prepare.{bad[0]}", f"one of the PrepareConfig fields {sorted(fields)}", bad[0])
+    # split
+    split = _mapping(ctx, "split", cfg.get("split"))
+    split = {**DEFAULTS["split"], **split}
+    if split["protocol"] not in PROTOCOLS:
+        ctx.fail("split.protocol", f"one of {list(PROTOCOLS)}", split["protocol"])
+    allowed = _split_options()
+    bad = sorted(set(split) - allowed - {"protocol"})
+    if bad:
+        ctx.fail(f"split.{bad[0]}", f"an option of make_split: {sorted(allowed)}", bad[0])
+    out["split"] = split
+    # model
+    model = _mapping(ctx, "model", cfg.get("model"))
+    bad = sorted(set(model) - {"name", "hparams"})
+    if bad:
+        ctx.fail(f"model.{bad[0]}", "only the keys name and hparams", bad[0])
+    name = model.get("name")
+    if name is None and require_model:
+        ctx.fail("model.name", "a registered model name", None, "list them with `eeg2fmri models`")
+    if name is not None:
+        from eeg2fmri.models import list_models
+
+        if name not in list_models():
+            ctx.fail("model.name", f"a registered model ({', '.join(list_models())})", name)
+    out["model"] = {"name": name, "hparams": _mapping(ctx, "model.hparams", model.get("hparams"))}
+    # loss
+    if not any(out["loss"][k] > 0 for k in PRED_TERMS):
+        ctx.fail("loss", f"a weight > 0 for at least one of {list(PRED_TERMS)}", {k: out["loss"][k] for k in PRED_TERMS}, "e.g. loss: {mse: 1.0}")
+    out["tune"] = _check_tune(ctx, cfg.get("tune"))
+    return {k: out[k] for k in DEFAULTS}
+
+
+def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[str, Any]:
+    """Read a YAML/TOML/JSON training config and :func:`resolve_config` it.
+
+    Relative paths in ``data`` and ``out`` are taken relative to the config
+    file's folder.
+    """
+    from eeg2fmri.commands._common import read_config
+
+    path = Path(path)
+    raw = read_config(str(path))
+    cfg = resolve_config(raw, source=str(path), require_model=require_model)
+    base = path.absolute().parent
+    for sect, key in (("data", "prepared"), ("data", "bids"), ("data", "prepared_out")):
+        if cfg[sect][key] is not None:
+            cfg[sect][key] = str((base / cfg[sect][key]).resolve()) if not os.path.isabs(cfg[sect][key]) else cfg[sect][key]
+    if cfg["out"] is not None and not os.path.isabs(cfg["out"]):
+        cfg["out"] = str((base / cfg["out"]).resolve())
+    return cfg
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        return obj.item()
+    return obj
+
+
+def dump_config(cfg: Mapping[str, Any]) -> str:
+    """YAML text of a (resolved) config; :func:`load_config` reads it back unchanged."""
+    import yaml
+
+    return yaml.safe_dump(_plain(cfg), sort_keys=False, default_flow_style=False)
+
+
+def set_dotted(cfg: dict[str, Any], path: list[str] | str, value: Any) -> dict[str, Any]:
+    """Set ``cfg[a][b][c] = value`` for ``path = "a.b.c"`` (creating mappings), in place."""
+    keys = path.split(".") if isinstance(path, str) else list(path)
+    node = cfg
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+    return cfg
+
+
+def apply_overrides(cfg: Mapping[str, Any], overrides: Mapping[str, Any], *, source: str | None = None) -> dict[str, Any]:
+    """Copy of ``cfg`` with ``{"dotted.key": value}`` set, validated again."""
+    new = copy.deepcopy(dict(cfg))
+    for k, v in overrides.items():
+        set_dotted(new, tune_target(k), v)
+    return resolve_config(new, source=source)
+
+
+def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if prefix in ignore:
+            return
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{prefix}.{k}" if prefix else str(k))
+        elif json.dumps(_plain(x), sort_keys=True) != json.dumps(_plain(y), sort_keys=True):
+            out.append(prefix)
+
+    walk(a, b, "")
+    return out

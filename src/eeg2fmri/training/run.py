@@ -1,0 +1,278 @@
+"""``eeg2fmri train CONFIG``: a whole training run from one config file.
+
+Output folder (``out``)::
+
+    config.yaml          the resolved config (every default filled in); --resume checks it
+    checkpoints/         last.ckpt (resume) and best.ckpt (lowest validation loss / highest r)
+    logs/version_N/      metrics.csv per (re)start; tensorboard/ when installed
+    prepared/            the prepared dataset (only when the config gives a BIDS root)
+    model/               the best checkpoint as a model directory (safetensors, model.json,
+                         MODEL_CARD.md, train_config.json, mask.nii.gz)
+    metrics.json         validation and test metrics of the best model, training history
+
+The trainer sees the training and validation windows only; the test split is
+scored once, after training, with the chosen weights (``evaluate_test``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared
+from eeg2fmri.datasets.targets import Split, make_split, split_targets
+from eeg2fmri.models.base import get_model_class
+from eeg2fmri.training.config import config_diff, dump_config, load_config, resolve_config
+from eeg2fmri.training.fit import FitResult, fit_model
+from eeg2fmri.training.predictor import TorchPredictor
+from eeg2fmri.utils.atomic import atomic_file
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["TrainRun", "load_data", "score_windows", "split_info", "train"]
+
+CONFIG_NAME = "config.yaml"
+METRICS_NAME = "metrics.json"
+#: Keys that may differ between a run and its resumption (hardware and the output path).
+RESUME_IGNORES = ("out", "trainer", "data.n_jobs", "tune")
+
+
+@dataclass
+class TrainRun:
+    """What :func:`train` produced."""
+
+    out: Path
+    fit: FitResult | None
+    metrics: dict
+
+
+def _as_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(config, Mapping):
+        return resolve_config(config)
+    return load_config(config)
+
+
+def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = True) -> tuple[PreparedDataset, Split]:
+    """The prepared dataset and split a resolved config describes.
+
+    A ``data.bids`` root is prepared into ``data.prepared_out`` (default
+    ``<out>/prepared``) once; later runs reuse it when inputs and options
+    are unchanged.
+    """
+    d = cfg["data"]
+    if d["prepared"] is None and d["bids"] is None:
+        raise Eeg2fmriInputError("config: data: expected data.prepared (a prepared dataset) or data.bids (a BIDS root), found neither.")
+    if d["prepared"] is not None:
+        ds = load_prepared(d["prepared"])
+    else:
+        from eeg2fmri.datasets.prepared import prepare
+
+        dest = d["prepared_out"] or (None if out is None else str(out / "prepared"))
+        if dest is None:
+            raise Eeg2fmriInputError("config: data.prepared_out: expected a folder for the prepared data (or an out folder), found null.")
+        prepare(d["bids"], dest, d["prepare"], subjects=d["subjects"], progress_bar=progress_bar, n_jobs=d["n_jobs"], overwrite=True)
+        ds = load_prepared(dest)
+    opts = {k: v for k, v in cfg["split"].items() if k != "protocol"}
+    if isinstance(opts.get("fractions"), list):
+        opts["fractions"] = tuple(opts["fractions"])
+    split = make_split(ds, cfg["split"]["protocol"], **opts)
+    return ds, split
+
+
+def split_info(split: Split) -> dict[str, Any]:
+    """Plain description of a split (sizes only; no data is read)."""
+    return {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
+            "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")}}
+
+
+def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[str, float]:
+    """MSE and voxel-wise Pearson r of ``model.predict`` on every window of ``dataset``.
+
+    Parameters
+    ----------
+    model : object with ``predict(x)``
+    dataset : WindowDataset
+        Yields ``(x, y, subject)``.
+
+    Returns
+    -------
+    dict
+        ``n``, ``mse``, ``mean_r`` and ``median_r`` (over outputs with
+        non-constant targets and predictions).
+    """
+    n = 0
+    acc: dict[str, np.ndarray] = {}
+    idx = np.arange(len(dataset))
+    takes_subject = isinstance(model, TorchPredictor)
+    for b0 in range(0, len(idx), batch_size):
+        sel = idx[b0 : b0 + batch_size].tolist()
+        if hasattr(dataset, "__getitems__"):
+            xb, yb, sb = dataset.__getitems__(sel)
+        else:
+            items = [dataset[i] for i in sel]
+            xb, yb, sb = (np.stack([np.asarray(it[j]) for it in items]) for j in range(3))
+        x = np.asarray(xb, dtype=np.float32)
+        t = np.asarray(yb, dtype=np.float64).reshape(len(sel), -1)
+        p = model.predict(x, subject=np.asarray(sb)) if takes_subject else model.predict(x)
+        p = np.asarray(p, dtype=np.float64).reshape(len(sel), -1)
+        for k, v in (("sp", p.sum(0)), ("st", t.sum(0)), ("spp", (p * p).sum(0)), ("stt", (t * t).sum(0)), ("spt", (p * t).sum(0)), ("sse", ((p - t) ** 2).sum(0))):
+            acc[k] = acc[k] + v if k in acc else v
+        n += len(sel)
+    if n == 0:
+        return {"n": 0}
+    mp, mt = acc["sp"] / n, acc["st"] / n
+    cov = acc["spt"] / n - mp * mt
+    vp = np.clip(acc["spp"] / n - mp**2, 0, None)
+    vt = np.clip(acc["stt"] / n - mt**2, 0, None)
+    ok = (vp > 0) & (vt > 0)
+    r = cov[ok] / np.sqrt(vp[ok] * vt[ok])
+    mse = float(acc["sse"].sum() / (n * len(mp)))
+    return {"n": int(n), "mse": mse, "mean_r": float(r.mean()) if len(r) else math.nan, "median_r": float(np.median(r)) if len(r) else math.nan}
+
+
+def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict | None:
+    """Check/create the output folder; return saved metrics when a resumed run had already finished."""
+    saved = out / CONFIG_NAME
+    if resume:
+        if not saved.exists():
+            raise Eeg2fmriInputError(f"{out}: expected a training folder with {CONFIG_NAME} to resume, found none; start without --resume.")
+        old = load_config(saved)
+        diff = config_diff(old, cfg, ignore=RESUME_IGNORES)
+        if diff:
+            raise Eeg2fmriInputError(
+                f"{saved}: the run to resume used other settings for {diff[:8]}; resume with the same config "
+                f"(only trainer settings and out may change) or start a new run in another folder."
+            )
+        if (out / METRICS_NAME).exists():
+            return json.loads((out / METRICS_NAME).read_text())
+    elif out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise Eeg2fmriInputError(f"{out}: output folder exists and is not empty; resume it (--resume), choose another --out, or pass --overwrite.")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(saved, overwrite=True) as tmp:
+        tmp.write_text(dump_config(cfg))
+    return None
+
+
+def train(
+    config: str | os.PathLike | Mapping[str, Any],
+    *,
+    out: str | os.PathLike | None = None,
+    devices: int | None = None,
+    num_nodes: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress_bar: bool | None = None,
+    verbose: bool = False,
+    callbacks: Sequence[Any] = (),
+    evaluate_test: bool = True,
+) -> TrainRun:
+    """Train the model a config describes; write the output folder described in the module docstring.
+
+    Parameters
+    ----------
+    config : path-like | mapping
+        A YAML/TOML/JSON file or the config as a mapping.
+    out : path-like | None
+        Output folder (overrides ``out`` of the config).
+    devices, num_nodes : int | None
+        Override ``trainer.devices`` / ``trainer.num_nodes`` (DDP when > 1).
+    resume : bool
+        Continue an interrupted run in ``out`` from ``checkpoints/last.ckpt``;
+        the config must match the saved one (trainer settings may differ).
+    overwrite : bool
+        Replace a non-empty ``out``.
+    progress_bar : bool | None
+        Progress bars (``None``: ``trainer.progress_bar`` of the config).
+    verbose : bool
+        Info messages.
+    callbacks : sequence of pytorch_lightning.Callback
+        Extra Lightning callbacks (torch models).
+    evaluate_test : bool
+        After training, score the chosen model once on the test split
+        (MSE, voxel-wise r). Nothing is chosen with these numbers.
+
+    Returns
+    -------
+    TrainRun
+        ``fit`` is ``None`` on DDP ranks other than 0 and when a resumed run
+        had already finished.
+    """
+    from eeg2fmri.training.trainer import fit_torch, global_rank
+
+    cfg = _as_config(config)
+    if out is not None:
+        cfg["out"] = str(Path(out).absolute())
+    if devices is not None:
+        cfg["trainer"]["devices"] = devices
+    if num_nodes is not None:
+        cfg["trainer"]["num_nodes"] = num_nodes
+    cfg = resolve_config(cfg)
+    if cfg["out"] is None:
+        raise Eeg2fmriInputError("config: out: expected an output folder, found null; set out: in the config or pass --out.")
+    out_path = Path(cfg["out"]).absolute()
+    rank0 = global_rank() == 0
+    if rank0:
+        done = _prepare_out(cfg, out_path, resume=resume, overwrite=overwrite)
+        if done is not None:
+            logger.info("%s: this run had already finished; nothing to resume", out_path)
+            return TrainRun(out_path, None, done)
+    # DDP workers (ranks > 0) re-run this command with the same arguments; only rank 0 touches the folder
+    if progress_bar is None:
+        progress_bar = cfg["trainer"]["progress_bar"]
+    ds, split = load_data(cfg, out_path, progress_bar=progress_bar and rank0)
+    name, hparams = cfg["model"]["name"], cfg["model"]["hparams"]
+    is_torch = getattr(get_model_class(name), "kind", "torch") != "sklearn"
+    if is_torch:
+        fitted = fit_torch(ds, split, name, hparams, train_config=cfg, out_dir=out_path, resume=resume, progress_bar=progress_bar,
+                           verbose=verbose, callbacks=callbacks)
+    else:
+        fitted = fit_model(ds, split, name, hparams)
+    if not rank0:
+        return TrainRun(out_path, None, {})
+    return _finish(cfg, ds, split, fitted, out_path, evaluate_test=evaluate_test)
+
+
+def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out: Path, *, evaluate_test: bool) -> TrainRun:
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.models._persist import save_trained_model
+
+    bs = cfg["trainer"]["predict_batch_size"]
+    names = ["val"] + (["test"] if evaluate_test and split.selections["test"] else [])
+    targets = split_targets(ds, split)
+    scores = {}
+    module = getattr(fitted.model, "module", None)
+    on_gpu = module is not None and torch.cuda.is_available() and cfg["trainer"]["accelerator"] in ("auto", "gpu", "cuda")
+    if on_gpu:
+        module.to("cuda")
+    try:
+        for nm in names:
+            wd = WindowDataset(ds, selection=split.selections[nm], n_frames=split.n_frames, lag=split.lag, targets=targets[nm])
+            scores[nm] = score_windows(fitted.model, wd, batch_size=bs)
+    finally:
+        if on_gpu:
+            module.to("cpu")
+    info = {k: v for k, v in fitted.info.items() if k not in ("history", "checkpoints")}
+    metrics = {"model": fitted.name, "split": split_info(split), "validation": scores["val"], "training": {**info, "fit_seconds": fitted.fit_seconds}}
+    if "test" in scores:
+        metrics["test"] = scores["test"]
+    if "history" in fitted.info:
+        metrics["history"] = fitted.info["history"]
+    card_metrics = {"validation": scores["val"], **({"test": scores["test"]} if "test" in scores else {}), "training": metrics["training"]}
+    save_trained_model(fitted.model, out / "model", spec=fitted.spec, name=fitted.name, hparams=fitted.hparams, mask=ds.mask, affine=ds.affine,
+                       window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=ds.config.to_dict(), config=cfg,
+                       split=metrics["split"], metrics=card_metrics, overwrite=True)
+    with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1, default=float))
+    logger.info("wrote %s (model/, metrics.json)", out)
+    return TrainRun(out, fitted, metrics)

@@ -1,0 +1,497 @@
+"""PyTorch Lightning training of any registered torch model on windows of a prepared dataset.
+
+:func:`fit_torch` trains on the training windows of a split, chooses the
+checkpoint and stops early on the VALIDATION windows only (the test
+selection is never read), and returns the best weights behind a
+:class:`~eeg2fmri.training.predictor.TorchPredictor`. The same code runs on a
+laptop CPU and on many GPUs/nodes (DDP): only ``trainer.devices`` /
+``trainer.num_nodes`` change.
+
+Reproducibility: the model is built after seeding, the training order is a
+permutation drawn from ``(seed, epoch)``, and every epoch reseeds the global
+generators from ``(seed, epoch, rank)``. A run resumed from ``last.ckpt``
+therefore continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from eeg2fmri.datasets.prepared import PreparedDataset
+from eeg2fmri.datasets.targets import Split, split_targets
+from eeg2fmri.models.base import build_model
+from eeg2fmri.training.config import MONITORS, resolve_config
+from eeg2fmri.training.losses import WeightedLoss
+from eeg2fmri.training.predictor import TorchPredictor
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["EpochShuffleSampler", "LitModel", "WindowDataModule", "fit_torch", "global_rank", "train_val_datasets"]
+
+CHECKPOINTS = "checkpoints"
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+
+
+# ----------------------------------------------------------------------------- data
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; Lightning calls :meth:`set_epoch`.
+
+    Because the order depends only on the epoch number, a resumed run visits
+    the windows in the same order as an uninterrupted one.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = int(n)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(_derive_seed(self.seed, self.epoch, 0))
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _derive_seed(seed: int, epoch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(rank)]).generate_state(1)[0])
+
+
+class WindowDataModule(pl.LightningDataModule):
+    """Training and validation windows (no test windows exist here).
+
+    Parameters
+    ----------
+    train, val : Dataset
+        Map-style datasets yielding ``(x, y, subject)``.
+    batch_size, num_workers, seed : int
+    """
+
+    def __init__(self, train: Dataset, val: Dataset, *, batch_size: int, num_workers: int, seed: int) -> None:
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
+
+    def _loader(self, ds: Dataset, sampler: Sampler, drop_last: bool) -> DataLoader:
+        # datasets with a batched ``__getitems__`` (WindowDataset) return stacked batches and bring their own collate
+        collate = getattr(ds, "collate", None) if hasattr(ds, "__getitems__") else None
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last, num_workers=self.num_workers, collate_fn=collate,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+                          generator=torch.Generator().manual_seed(self.seed))
+
+    def train_dataloader(self) -> DataLoader:
+        n = len(self.train_set)
+        world = self.trainer.world_size if self.trainer is not None else 1
+        drop_last = n // world > self.batch_size  # no ragged last batch (BatchNorm needs > 1 window) unless one batch is all
+        if world > 1:
+            sampler = DistributedSampler(self.train_set, num_replicas=world, rank=self.trainer.global_rank, shuffle=True, seed=self.seed)
+        else:
+            sampler = EpochShuffleSampler(n, self.seed)
+        return self._loader(self.train_set, sampler, drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if world > 1:
+            sampler = DistributedSampler(self.val_set, num_replicas=world, rank=self.trainer.global_rank, shuffle=False)
+        else:
+            sampler = torch.utils.data.SequentialSampler(self.val_set)
+        return self._loader(self.val_set, sampler, False)
+
+
+def train_val_datasets(ds: PreparedDataset, split: Split, targets: dict | None = None, window_dataset: Callable | None = None) -> tuple[Dataset, Dataset]:
+    """Window datasets of the training and validation selections of ``split``.
+
+    The test selection is not read: when ``targets`` is ``None`` they are
+    computed for the training and validation spans only.
+    """
+    if window_dataset is None:
+        from eeg2fmri.datasets import WindowDataset as window_dataset
+    if targets is None:
+        targets = split_targets(ds, replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": {}}))
+    if not split.selections["train"]:
+        raise Eeg2fmriInputError("split: expected training windows, found none; use more data or other split fractions.")
+    if not split.selections["val"]:
+        raise Eeg2fmriInputError(
+            "split: expected validation windows (early stopping and checkpoint choice use them), found none; "
+            "give the split a validation share (fractions) or validation subjects."
+        )
+    out = []
+    for name in ("train", "val"):
+        out.append(window_dataset(ds, selection=split.selections[name], n_frames=split.n_frames, lag=split.lag, targets=targets[name]))
+    return out[0], out[1]
+
+
+# ----------------------------------------------------------------------------- module
+class LitModel(pl.LightningModule):
+    """LightningModule around a registered model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        ``forward(x, subject=None)``, optionally ``training_terms(x, y, subject=None)``.
+    loss : WeightedLoss
+    optimizer : dict
+        The ``optimizer`` section of a resolved config.
+    seed : int
+    name : str
+        Model name for messages.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss: WeightedLoss, optimizer: dict, seed: int, name: str = "model") -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.opt = dict(optimizer)
+        self.seed = int(seed)
+        self.model_name = name
+        self.use_terms = hasattr(model, "training_terms")
+        self.history: list[dict[str, float]] = []
+        self._train_sum: list[torch.Tensor] = []
+        self._val: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x, subject=subject)
+
+    def _terms(self, x: torch.Tensor, y: torch.Tensor, s: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.use_terms:
+            return self.model.training_terms(x, y.reshape((len(y),) + tuple(self.model_output_shape)), subject=s)
+        return {"pred": self.model(x, subject=s)}
+
+    @property
+    def model_output_shape(self) -> tuple[int, ...]:
+        spec = getattr(self.model, "spec", None)
+        return tuple(spec.output_shape) if spec is not None else (-1,)
+
+    # training ------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        pl.seed_everything(_derive_seed(self.seed, self.current_epoch, self.global_rank + 1), workers=True, verbose=False)
+        self._train_sum = [torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)]
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y, s = batch
+        terms = self._terms(x, y, s)
+        total, parts = self.loss(terms, y, model_name=self.model_name)
+        b = len(x)
+        self.log("train_loss", total, on_step=True, on_epoch=False, prog_bar=True, batch_size=b)
+        for k, v in parts.items():
+            self.log(f"train_{k}", v, on_step=False, on_epoch=True, batch_size=b, sync_dist=True)
+        self._train_sum[0] += float(total.detach()) * b
+        self._train_sum[1] += b
+        return total
+
+    # validation ------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val = {}
+
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        x, y, s = batch
+        terms = self._terms(x, y, s)
+        total, parts = self.loss(terms, y, model_name=self.model_name)
+        p = terms["pred"].detach().reshape(len(x), -1)
+        t = y.detach().reshape(len(x), -1)
+        dt = torch.float32 if p.device.type == "mps" else torch.float64
+        p, t = p.to(dt), t.to(dt)
+        stats = {"n": torch.tensor(float(len(x)), dtype=dt, device=p.device), "loss": total.detach().to(dt) * len(x), "sp": p.sum(0), "st": t.sum(0),
+                 "spp": (p * p).sum(0), "stt": (t * t).sum(0), "spt": (p * t).sum(0),
+                 "sse": ((p - t) ** 2).sum()}
+        for k, v in parts.items():
+            stats[f"part_{k}"] = v.to(dt) * len(x)
+        for k, v in stats.items():
+            self._val[k] = self._val[k] + v if k in self._val else v
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        red = {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in self._val.items()}
+        n = red["n"]
+        mean_p, mean_t = red["sp"] / n, red["st"] / n
+        cov = red["spt"] / n - mean_p * mean_t
+        var_p = (red["spp"] / n - mean_p**2).clamp_min(0)
+        var_t = (red["stt"] / n - mean_t**2).clamp_min(0)
+        ok = (var_p > 0) & (var_t > 0)
+        r = torch.where(ok, cov / torch.sqrt(var_p * var_t).clamp_min(1e-30), torch.full_like(cov, float("nan")))
+        mse = red["sse"] / (n * len(red["sp"]))
+        metrics = {"val_loss": red["loss"] / n, "val_mse": mse, "val_r": torch.nanmean(r) if bool(ok.any()) else torch.zeros((), dtype=r.dtype, device=r.device)}
+        for k, v in red.items():
+            if k.startswith("part_"):
+                metrics[f"val_{k[5:]}"] = v / n
+        for k, v in metrics.items():
+            self.log(k, v.float(), prog_bar=k in ("val_loss", "val_r"), sync_dist=False)
+        if not self.trainer.sanity_checking:
+            row = {"epoch": int(self.current_epoch), **{k: float(v) for k, v in metrics.items()}}
+            if self._train_sum:
+                tot = self.trainer.strategy.reduce(torch.stack(self._train_sum).to(n.device), reduce_op="sum")
+                if float(tot[1]) > 0:
+                    row["train_loss"] = float(tot[0] / tot[1])
+            self.history.append(row)
+
+    # optimisation ------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        cls = torch.optim.AdamW if self.opt["name"] == "adamw" else torch.optim.Adam
+        opt = cls(params, lr=self.opt["lr"], weight_decay=self.opt["weight_decay"])
+        if self.opt["scheduler"] == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.opt["max_epochs"])
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return opt
+
+    # checkpoint extras (plain lists of floats: loadable with weights_only=True) ---------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["eeg2fmri_history"] = [dict(r) for r in self.history]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = [dict(r) for r in checkpoint.get("eeg2fmri_history", [])]
+
+
+# ----------------------------------------------------------------------------- helpers
+def global_rank() -> int:
+    """This process's rank in a (possibly not yet started) distributed run; 0 otherwise."""
+    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if var in os.environ:
+            return int(os.environ[var])
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0)))
+    return node * int(os.environ.get("LOCAL_WORLD_SIZE", 1)) + local if node else local
+
+
+def _accelerator_is_cpu(acc: str) -> bool:
+    if acc == "cpu":
+        return True
+    if acc == "auto":
+        mps = getattr(torch.backends, "mps", None)
+        return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+    return False
+
+
+def _loggers(kind: str | list, out: Path) -> list:
+    from pytorch_lightning.loggers import CSVLogger
+
+    kinds = list(kind) if kind != "auto" else ["csv", "tensorboard"]
+    loggers = []
+    have_tb = _tensorboard_available()
+    for k in kinds:
+        if k == "csv":
+            loggers.append(CSVLogger(save_dir=str(out), name="logs"))
+        elif have_tb:
+            from pytorch_lightning.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
+        elif kind != "auto":
+            raise Eeg2fmriInputError("trainer.log: 'tensorboard' needs the tensorboard package, found none; `pip install tensorboard` or log: [csv].")
+    return loggers
+
+
+def _tensorboard_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
+
+
+@contextlib.contextmanager
+def _quiet_lightning(verbose: bool) -> Iterator[None]:
+    """Lightning's info chatter only with ``verbose``; expected warnings of our layout silenced."""
+    names = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
+    levels = {n: logging.getLogger(n).level for n in names}
+    det = torch.are_deterministic_algorithms_enabled()
+    det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if not verbose:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            from lightning_fabric.utilities.warnings import PossibleUserWarning
+
+            # hints about worker counts / logging intervals on tiny data are not problems
+            warnings.filterwarnings("ignore", category=PossibleUserWarning)
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            # Lightning 2.6 on torch >= 2.9 uses a deprecated pytree class internally (third party, harmless)
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
+            yield
+    finally:
+        for n, lv in levels.items():
+            logging.getLogger(n).setLevel(lv)
+        torch.use_deterministic_algorithms(det, warn_only=det_warn)
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _strip(state: dict[str, torch.Tensor], prefix: str = "model.") -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+# ----------------------------------------------------------------------------- entry point
+def fit_torch(
+    ds: PreparedDataset,
+    split: Split,
+    name: str,
+    hparams: dict | None = None,
+    targets: dict | None = None,
+    *,
+    train_config: dict | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress_bar: bool | None = None,
+    verbose: bool = False,
+    callbacks: Sequence[pl.Callback] = (),
+    window_dataset: Callable | None = None,
+):
+    """Train registered torch model ``name`` with Lightning; return the best (validation) weights.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    split : Split
+        Only ``selections["train"]`` and ``selections["val"]`` are read.
+    name : str
+        Registered torch model.
+    hparams : dict | None
+        Model hyperparameters.
+    targets : dict | None
+        From :func:`~eeg2fmri.datasets.targets.split_targets`; computed for
+        the training and validation spans when ``None``.
+    train_config : dict | None
+        A training config (see :mod:`eeg2fmri.training.config`); its
+        ``seed``, ``optimizer``, ``loss`` and ``trainer`` sections are used
+        (``data``/``split``/``model`` are the caller's business).
+    out_dir : path-like | None
+        Folder for ``checkpoints/{last,best}.ckpt`` and ``logs/``; ``None``
+        uses a temporary folder that is removed afterwards.
+    resume : bool
+        Continue from ``out_dir/checkpoints/last.ckpt``.
+    progress_bar : bool | None
+        Lightning's progress bar (``None``: ``trainer.progress_bar`` of the config).
+    verbose : bool
+        Lightning's info messages and model summary.
+    callbacks : sequence of pytorch_lightning.Callback
+        Extra callbacks (e.g. Optuna pruning).
+    window_dataset : callable | None
+        Class/factory with the signature of :class:`eeg2fmri.datasets.WindowDataset`
+        (default: that class).
+
+    Returns
+    -------
+    FitResult
+        ``model`` is a :class:`TorchPredictor` holding the best checkpoint's
+        weights (on the CPU); ``info`` has ``best_epoch``, ``best_score``,
+        ``monitor``, ``epochs``, ``stopped_early``, ``history`` (one row per
+        epoch: ``train_loss``, ``val_loss``, ``val_mse``, ``val_r``, ...),
+        ``n_train``, ``n_val``, ``rank`` and, with ``out_dir``, the checkpoint paths.
+    """
+    from eeg2fmri.training.fit import FitResult
+
+    cfg = resolve_config({k: v for k, v in (train_config or {}).items() if k not in ("data", "split", "model")}, require_model=False)
+    hparams = dict(hparams or {})
+    opt, tcfg = cfg["optimizer"], cfg["trainer"]
+    progress_bar = tcfg["progress_bar"] if progress_bar is None else bool(progress_bar)
+    seed = cfg["seed"]
+    pl.seed_everything(seed, workers=True, verbose=False)
+    train_ds, val_ds = train_val_datasets(ds, split, targets, window_dataset)
+    spec = train_ds.spec
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(name, spec, **hparams)
+    if getattr(model, "kind", "torch") != "torch":
+        raise Eeg2fmriInputError(f"model {name!r} is fitted in closed form; use eeg2fmri.training.fit_model.")
+    ds_mask = np.asarray(ds.mask, dtype=bool)
+    on_mask = (len(spec.output_shape) == 1 and spec.n_outputs == int(ds_mask.sum())) or tuple(spec.output_shape) == ds_mask.shape
+    mask = ds_mask if on_mask else None  # vectors of masked voxels, or volumes on the dataset's grid
+    loss = WeightedLoss(cfg["loss"], mask=mask)
+    if loss.needs_terms and not hasattr(model, "training_terms"):
+        raise Eeg2fmriInputError(f"loss: {loss.needs_terms} need a model with training_terms(); {name!r} has none; set those weights to 0.")
+    precision = opt["precision"]
+    if precision == "16-mixed" and _accelerator_is_cpu(tcfg["accelerator"]):
+        raise Eeg2fmriInputError('optimizer.precision: expected "32" or "bf16-mixed" on the CPU, found "16-mixed"; float16 mixed precision needs a GPU.')
+    devices, nodes = tcfg["devices"], tcfg["num_nodes"]
+    strategy = tcfg["strategy"]
+    if strategy == "auto" and (nodes > 1 or (devices != "auto" and devices > 1)):
+        strategy = "ddp"
+    deterministic = tcfg["deterministic"]
+    if deterministic == "auto":
+        deterministic = _accelerator_is_cpu(tcfg["accelerator"])
+
+    tmp = None
+    if out_dir is None:
+        if resume:
+            raise Eeg2fmriInputError("resume=True needs out_dir (the folder holding checkpoints/last.ckpt).")
+        tmp = tempfile.mkdtemp(prefix="eeg2fmri-train-")
+        out = Path(tmp)
+    else:
+        out = Path(out_dir).absolute()
+    ckpt_dir = out / CHECKPOINTS
+    last = ckpt_dir / LAST
+    if resume and not last.exists():
+        raise Eeg2fmriInputError(f"{out}: expected {CHECKPOINTS}/{LAST} to resume from, found none; start without --resume.")
+    if not resume and last.exists() and global_rank() == 0:  # other ranks of a launcher-less (srun/torchrun) start may see rank 0's files
+        raise Eeg2fmriInputError(f"{out}: holds checkpoints of an earlier run; resume it (--resume) or choose a new output folder (or --overwrite).")
+
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    monitor, mode = opt["monitor"], MONITORS[opt["monitor"]]
+    ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), filename=BEST[: -len(".ckpt")], monitor=monitor, mode=mode, save_top_k=1, save_last=True,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    cbs: list[pl.Callback] = [ckpt]
+    early = None
+    if opt["patience"] is not None:
+        early = EarlyStopping(monitor=monitor, mode=mode, patience=opt["patience"], min_delta=opt["min_delta"], check_finite=True)
+        cbs.append(early)
+    cbs += list(callbacks)
+    world_guess = nodes * (devices if devices != "auto" else 1)
+    n_batches = max(1, len(train_ds) // max(1, world_guess) // opt["batch_size"])
+    lit = LitModel(model, loss, opt, seed, name)
+    dm = WindowDataModule(train_ds, val_ds, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed)
+    t0 = time.perf_counter()
+    try:
+        with _quiet_lightning(verbose):
+            trainer = pl.Trainer(
+                accelerator=tcfg["accelerator"], devices=devices, num_nodes=nodes, strategy=strategy, precision=precision,
+                max_epochs=opt["max_epochs"], gradient_clip_val=opt["gradient_clip"], gradient_clip_algorithm="norm",
+                accumulate_grad_batches=opt["accumulate_grad_batches"], deterministic=deterministic, callbacks=cbs,
+                logger=_loggers(tcfg["log"], out) or False, enable_progress_bar=progress_bar, enable_model_summary=verbose,
+                log_every_n_steps=min(50, n_batches), num_sanity_val_steps=1, default_root_dir=str(out), use_distributed_sampler=False,
+                benchmark=False if deterministic else None,
+            )
+            trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
+        dt = time.perf_counter() - t0
+        rank = trainer.global_rank
+        best_path = Path(ckpt.best_model_path) if ckpt.best_model_path else last
+        info: dict[str, Any] = {"n_train": len(train_ds), "n_val": len(val_ds), "monitor": monitor, "epochs": int(trainer.current_epoch),
+                                "stopped_early": bool(early is not None and early.stopped_epoch > 0), "history": list(lit.history), "rank": int(rank),
+                                "world_size": int(trainer.world_size)}
+        model = model.cpu()
+        if trainer.is_global_zero or best_path.exists():
+            state = _load_state(best_path)
+            model.load_state_dict(_strip(state["state_dict"]))
+            info["best_epoch"] = int(state["epoch"])
+            score = ckpt.best_model_score
+            info["best_score"] = None if score is None else float(score)
+        if tmp is None:
+            info["checkpoints"] = {"best": str(best_path), "last": str(last)}
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    model.eval()
+    logger.info("trained %s for %d epoch(s) in %.1f s; best %s %.4g at epoch %s", name, info["epochs"], dt, monitor,
+                info.get("best_score") if info.get("best_score") is not None else math.nan, info.get("best_epoch"))
+    return FitResult(TorchPredictor(model, spec, hparams, batch_size=tcfg["predict_batch_size"]), spec, name, hparams, dt, info)

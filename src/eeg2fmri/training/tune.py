@@ -1,0 +1,254 @@
+"""``eeg2fmri tune CONFIG --trials N``: hyperparameter search with Optuna on validation data only.
+
+The search space is the config's ``tune`` section: each key is a config
+parameter (a bare optimizer/loss key such as ``lr``, a bare model
+hyperparameter such as ``latent_dim``, or a dotted path such as
+``model.hparams.latent_dim``) with ``{low, high, log, step}`` (float, or int
+when ``low`` and ``high`` are integers) or ``{choices: [...]}``.
+
+Every trial trains with :func:`~eeg2fmri.training.trainer.fit_torch` and is
+scored by its best validation value of ``optimizer.monitor``; the test split
+is never read. The study lives in an Optuna storage (default
+``sqlite:///<out>/tune/study.db``), so a search resumes where it stopped:
+``--trials N`` is the total number of finished trials wanted, and a second
+call with a larger N adds the missing ones. The sampler of trial ``k`` is
+seeded from ``(seed, k)``, so a resumed search proposes what an uninterrupted
+one would have. Several processes may share one storage to search in
+parallel (one device each).
+
+Outputs under ``out``: ``tune/study.db``, ``tune/trial_NNNN/`` (config,
+metrics and logs of each trial; checkpoints removed unless kept),
+``tune/trials.json`` and ``best_config.yaml`` (a complete train config with
+the best parameters; train it with ``eeg2fmri train best_config.yaml``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+
+from eeg2fmri.datasets.targets import split_targets
+from eeg2fmri.models.base import get_model_class
+from eeg2fmri.training.config import (
+    MONITORS,
+    apply_overrides,
+    config_diff,
+    dump_config,
+    resolve_config,
+)
+from eeg2fmri.training.run import _as_config, load_data
+from eeg2fmri.utils.atomic import atomic_file
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
+
+__all__ = ["TuneResult", "tune"]
+
+STUDY_ATTR = "eeg2fmri_config"
+STUDY_IGNORES = ("out", "trainer", "data.n_jobs")
+
+
+@dataclass
+class TuneResult:
+    """Outcome of :func:`tune`."""
+
+    study_name: str
+    storage: str
+    n_finished: int
+    best_value: float | None
+    best_params: dict
+    best_config: Path | None
+
+
+class _Pruning(pl.Callback):
+    """Report the monitored validation value to Optuna each epoch; stop unpromising trials."""
+
+    def __init__(self, trial: Any, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        import optuna
+
+        epoch = int(trainer.current_epoch)
+        self.trial.report(float(trainer.callback_metrics[self.monitor]), epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+
+def _suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
+    if "choices" in spec:
+        return trial.suggest_categorical(name, spec["choices"])
+    if spec["type"] == "int":
+        return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), step=int(spec["step"] or 1), log=spec["log"])
+    return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), step=spec["step"], log=spec["log"])
+
+
+def _seed(seed: int, k: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(k), 7]).generate_state(1)[0])
+
+
+def tune(
+    config: str | os.PathLike | Mapping[str, Any],
+    *,
+    trials: int,
+    storage: str | None = None,
+    out: str | os.PathLike | None = None,
+    study_name: str = "eeg2fmri",
+    pruner: str = "median",
+    keep_checkpoints: bool = False,
+    progress_bar: bool | None = None,
+    verbose: bool = False,
+) -> TuneResult:
+    """Search the config's ``tune`` space with Optuna; write ``best_config.yaml``.
+
+    Parameters
+    ----------
+    config : path-like | mapping
+        A training config with a non-empty ``tune`` section.
+    trials : int
+        Total number of finished trials wanted in the study (resuming adds the missing ones).
+    storage : str | None
+        Optuna RDB storage URL; default ``sqlite:///<out>/tune/study.db``.
+    out : path-like | None
+        Output folder (overrides the config's ``out``).
+    study_name : str
+        Name of the study inside the storage.
+    pruner : {"median", "none"}
+        Stop trials whose validation curve falls below the median of earlier trials.
+    keep_checkpoints : bool
+        Keep every trial's checkpoints (otherwise removed after the trial).
+    progress_bar : bool | None
+        Progress bars (``None``: ``trainer.progress_bar`` of the config).
+    verbose : bool
+        Optuna's and Lightning's info messages.
+
+    Returns
+    -------
+    TuneResult
+    """
+    import optuna
+
+    trials = check_positive_int(trials, "trials", fix="pass --trials N with N >= 1")
+    if pruner not in ("median", "none"):
+        raise Eeg2fmriInputError(f"pruner: expected 'median' or 'none', got {pruner!r}.")
+    cfg = _as_config(config)
+    if out is not None:
+        cfg["out"] = str(Path(out).absolute())
+    if not cfg["tune"]:
+        raise Eeg2fmriInputError("config: tune: expected a search space, e.g. tune: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}}, found none.")
+    if cfg["out"] is None:
+        raise Eeg2fmriInputError("config: out: expected an output folder, found null; set out: in the config or pass --out.")
+    name = cfg["model"]["name"]
+    if getattr(get_model_class(name), "kind", "torch") == "sklearn":
+        raise Eeg2fmriInputError(f"model.name: expected a torch model for tuning, found the closed-form {name!r} (it chooses its penalty on validation data itself).")
+    t = cfg["trainer"]
+    if t["num_nodes"] != 1 or t["devices"] not in (1, "auto"):
+        raise Eeg2fmriInputError(
+            f"trainer: expected one device per tuning process, found devices={t['devices']}, num_nodes={t['num_nodes']}; "
+            "run several `eeg2fmri tune` processes with the same --storage instead (one GPU each)."
+        )
+    cfg["trainer"]["devices"] = 1
+    out_path = Path(cfg["out"]).absolute()
+    tune_dir = out_path / "tune"
+    tune_dir.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{tune_dir / 'study.db'}"
+    monitor = cfg["optimizer"]["monitor"]
+    direction = "minimize" if MONITORS[monitor] == "min" else "maximize"
+    base = copy.deepcopy(cfg)
+    space = base.pop("tune")
+    base["tune"] = {}
+
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=120,
+                                         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        study = optuna.create_study(storage=rdb, study_name=study_name, direction=direction, load_if_exists=True,
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2) if pruner == "median" else optuna.pruners.NopPruner())
+    stored = study.user_attrs.get(STUDY_ATTR)
+    fingerprint = {**base, "tune_space": space}
+    if stored is None:
+        study.set_user_attr(STUDY_ATTR, json.loads(json.dumps(fingerprint, default=str)))
+    else:
+        diff = config_diff(stored, json.loads(json.dumps(fingerprint, default=str)), ignore=STUDY_IGNORES)
+        if diff:
+            raise Eeg2fmriInputError(
+                f"{storage} (study {study_name!r}): was started from a config that differs in {diff[:8]}; "
+                "resume with the same config, or use another --out / --study-name for a new search."
+            )
+
+    if progress_bar is None:
+        progress_bar = cfg["trainer"]["progress_bar"]
+    ds, split = load_data(cfg, out_path, progress_bar=progress_bar)
+    tv_split = replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": {}})
+    targets = split_targets(ds, tv_split)
+
+    def objective(trial: Any) -> float:
+        from eeg2fmri.training.trainer import fit_torch
+
+        params = {k: _suggest(trial, k, spec) for k, spec in space.items()}
+        tcfg = apply_overrides(base, params, source=f"trial {trial.number}")
+        tdir = tune_dir / f"trial_{trial.number:04d}"
+        if tdir.exists():
+            shutil.rmtree(tdir)
+        tdir.mkdir(parents=True)
+        (tdir / "config.yaml").write_text(dump_config({**tcfg, "out": str(tdir)}))
+        trial.set_user_attr("out", str(tdir))
+        try:
+            fit = fit_torch(ds, tv_split, tcfg["model"]["name"], tcfg["model"]["hparams"], targets, train_config=tcfg, out_dir=tdir,
+                            progress_bar=progress_bar, verbose=verbose, callbacks=[_Pruning(trial, monitor)])
+        except Eeg2fmriInputError as err:  # e.g. hyperparameters the model refuses: this trial fails, the search goes on
+            trial.set_user_attr("error", str(err))
+            raise
+        finally:
+            if not keep_checkpoints:
+                shutil.rmtree(tdir / "checkpoints", ignore_errors=True)
+        value = fit.info["best_score"]
+        trial.set_user_attr("best_epoch", fit.info.get("best_epoch"))
+        (tdir / "metrics.json").write_text(json.dumps({"params": params, "value": value, "monitor": monitor, "history": fit.info["history"]}, indent=1))
+        return float(value)
+
+    def finished() -> int:
+        return sum(1 for tr in study.get_trials(deepcopy=False) if tr.state.is_finished())
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        while finished() < trials:
+            study.sampler = optuna.samplers.TPESampler(seed=_seed(cfg["seed"], len(study.get_trials(deepcopy=False))))
+            study.optimize(objective, n_trials=1, catch=(Eeg2fmriInputError,))
+    all_trials = study.get_trials(deepcopy=False)
+    rows = [{"number": tr.number, "state": tr.state.name, "value": tr.value, "params": tr.params, "out": tr.user_attrs.get("out"),
+             **({"error": tr.user_attrs["error"]} if "error" in tr.user_attrs else {})} for tr in all_trials]
+    with atomic_file(tune_dir / "trials.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(rows, indent=1, default=str))
+    complete = [tr for tr in all_trials if tr.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        failed = [tr for tr in all_trials if tr.state == optuna.trial.TrialState.FAIL]
+        if failed and len(failed) == len([tr for tr in all_trials if tr.state.is_finished()]):
+            reason = failed[-1].user_attrs.get("error", "see the log above")
+            raise Eeg2fmriInputError(f"{storage}: every trial failed; the last one with: {reason}")
+        logger.warning("no trial of study %r completed; see %s", study_name, tune_dir / "trials.json")
+        return TuneResult(study_name, storage, finished(), None, {}, None)
+    best = study.best_trial
+    best_cfg = apply_overrides(base, best.params)
+    best_cfg["out"] = str(out_path / "best")
+    best_cfg = resolve_config(best_cfg)
+    path = out_path / "best_config.yaml"
+    header = (f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})\n"
+              f"# trial {best.number}: {monitor} = {best.value:.6g}; params {json.dumps(best.params, default=str)}\n"
+              f"# train it with: eeg2fmri train {path}\n")
+    with atomic_file(path, overwrite=True) as tmp:
+        tmp.write_text(header + dump_config(best_cfg))
+    logger.info("best trial %d: %s = %.4g (%s)", best.number, monitor, best.value, best.params)
+    return TuneResult(study_name, storage, finished(), float(best.value), dict(best.params), path)

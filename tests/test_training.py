@@ -1,0 +1,391 @@
+"""Training: config validation, losses, Lightning fit/resume/early stopping, save/load, compatibility, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eeg2fmri.models.base import register_model
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+MODEL = "_test_bandpower_mlp"
+
+
+@register_model(MODEL)
+class BandpowerMLP(nn.Module):
+    """Tiny torch model for band-power windows (the prepared fixture's representation)."""
+
+    def __init__(self, spec, hidden: int = 8, dropout: float = 0.1, aux: bool = False):
+        super().__init__()
+        if hidden < 1:
+            raise Eeg2fmriInputError(f"{MODEL}: expected hidden >= 1, got {hidden}.")
+        self.spec = spec
+        self.aux = aux
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(spec.input_shape)), hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, spec.n_outputs))
+
+    def forward(self, x, subject=None):
+        return self.net(x).reshape(len(x), *self.spec.output_shape)
+
+    def training_terms(self, x, y, subject=None):
+        pred = self.forward(x, subject)
+        terms = {"pred": pred}
+        if self.aux:
+            terms["log_scale"] = torch.zeros_like(pred)
+            terms["kl"] = sum(p.square().sum() for p in self.parameters())
+        return terms
+
+
+BIAS = "_test_bias_only"
+
+
+@register_model(BIAS)
+class BiasOnly(nn.Module):
+    """Predicts one learned value per output, whatever the input."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        self.bias = nn.Parameter(torch.zeros(spec.n_outputs))
+
+    def forward(self, x, subject=None):
+        return self.bias.expand(len(x), -1).reshape(len(x), *self.spec.output_shape)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def split(tiny_prepared):
+    from eeg2fmri.datasets.targets import make_split
+
+    return make_split(tiny_prepared, "within")
+
+
+@pytest.fixture(scope="module")
+def prepared_dir(tiny_prepared, tmp_path_factory):
+    return tiny_prepared.save(tmp_path_factory.mktemp("train") / "prepared")
+
+
+def _cfg(**opt):
+    return {"seed": 0, "optimizer": {"lr": 1e-2, "batch_size": 8, "max_epochs": 4, "patience": None, **opt}, "trainer": {"log": ["csv"]}}
+
+
+class _Forbidden(dict):
+    """A mapping that fails on any use: stands for the test selection."""
+
+    def _no(self, *args, **kwargs):
+        raise AssertionError("the test split was read during training")
+
+    __getitem__ = __iter__ = __len__ = __contains__ = __bool__ = keys = items = values = get = _no
+
+
+# ----------------------------------------------------------------------------- config
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        ({"optimizer": {"lr": -1}}, r"optimizer\.lr: expected a number > 0, found -1"),
+        ({"optimizer": {"lrate": 0.1}}, r"optimizer\.lrate: expected one of the keys .*'lr'"),
+        ({"optimizer": {"precision": "64"}}, r"optimizer\.precision: expected one of \['32', 'bf16-mixed', '16-mixed'\], found '64'"),
+        ({"optimizer": {"batch_size": 2.5}}, r"optimizer\.batch_size: expected an integer >= 1, found 2\.5"),
+        ({"model": {"name": "no_such_model"}}, r"model\.name: expected a registered model .*found 'no_such_model'"),
+        ({"model": {"hparams": {}}}, r"model\.name: expected a registered model name, found None"),
+        ({"loss": {"mse": 0.0}}, r"loss: expected a weight > 0 for at least one of"),
+        ({"loss": {"mse": -1.0}}, r"loss\.mse: expected a number >= 0, found -1\.0"),
+        ({"loss": {"ssmi": 1.0}}, r"loss\.ssmi: expected one of the keys"),
+        ({"split": {"protocol": "random"}}, r"split\.protocol: expected one of \['within', 'loso', 'kfold'\], found 'random'"),
+        ({"split": {"gapp": 3}}, r"split\.gapp: expected an option of make_split"),
+        ({"data": {"prepared": "a", "bids": "b"}}, r"data: expected one of data\.prepared or data\.bids, found 'both'"),
+        ({"data": {"prepared": "a", "prepare": {"l_freq": 1.0}}}, r"data\.prepare: expected options only together with data\.bids"),
+        ({"trainer": {"devices": 0}}, r"trainer\.devices: expected an integer >= 1 or \"auto\", found 0"),
+        ({"trainer": {"log": ["wandb"]}}, r"trainer\.log: expected \"auto\" or a list from \['csv', 'tensorboard'\]"),
+        ({"tune": {"lr": {"low": 1e-2, "high": 1e-4}}}, r"tune\.lr: expected low < high"),
+        ({"tune": {"lr": {"low": 0.0, "high": 1.0, "log": True}}}, r"tune\.lr\.low: expected a number > 0 with log: true"),
+        ({"tune": {"trainer.devices": {"choices": [1, 2]}}}, r"tune\.trainer\.devices: expected a parameter of optimizer, loss, split or model\.hparams"),
+        ({"tune": {"optimizer.lrr": {"choices": [1, 2]}}}, r"tune\.optimizer\.lrr: expected a key of optimizer: .*found 'lrr'"),
+        ({"tune": {"lr": {"min": 1, "max": 2}}}, r"tune\.lr: expected \{low: \.\., high: \.\., log: false, step: null\} or \{choices: \[\.\.\.\]\}"),
+        ({"seed": -3}, r"seed: expected an integer >= 0, found -3"),
+        ({"sead": 1}, r"sead: expected one of the top-level sections"),
+    ],
+)
+def test_config_errors_name_key_expected_found(cfg, match):
+    from eeg2fmri.training.config import resolve_config
+
+    full = {"model": {"name": MODEL}, **cfg}
+    with pytest.raises(Eeg2fmriInputError, match=match):
+        resolve_config(full, source="run.yaml")
+
+
+def test_config_file_roundtrip_and_relative_paths(tmp_path):
+    from eeg2fmri.training.config import dump_config, load_config
+
+    (tmp_path / "c.toml").write_text(f'out = "runs/a"\n[data]\nprepared = "prep"\n[model]\nname = "{MODEL}"\n[optimizer]\nlr = 1e-3\nprecision = "bf16-mixed"\n')
+    cfg = load_config(tmp_path / "c.toml")
+    assert cfg["data"]["prepared"] == str(tmp_path / "prep") and cfg["out"] == str(tmp_path / "runs" / "a")
+    assert cfg["optimizer"]["precision"] == "bf16-mixed" and cfg["loss"]["mse"] == 1.0 and cfg["trainer"]["devices"] == 1
+    (tmp_path / "back.yaml").write_text(dump_config(cfg))
+    assert load_config(tmp_path / "back.yaml") == cfg
+    (tmp_path / "bad.yaml").write_text(f"model: {{name: {MODEL}}}\noptimizer: {{max_epochs: 0}}\n")
+    with pytest.raises(Eeg2fmriInputError, match=r"bad\.yaml: optimizer\.max_epochs: expected an integer >= 1, found 0"):
+        load_config(tmp_path / "bad.yaml")
+
+
+# ----------------------------------------------------------------------------- losses
+def test_losses_hand_computed():
+    from eeg2fmri.training.losses import (
+        WeightedLoss,
+        corr_loss,
+        gaussian_nll,
+        laplace_nll,
+        mae_loss,
+        mse_loss,
+        ssim3d_loss,
+    )
+
+    y = torch.tensor([[1.0, 0.0, 2.0], [3.0, 1.0, 0.0], [5.0, 2.0, 1.0]])
+    p = 2 * y + 1  # perfectly correlated with every output
+    assert float(corr_loss(p, y)) == pytest.approx(0.0, abs=1e-6)
+    assert float(corr_loss(-p, y)) == pytest.approx(2.0, abs=1e-6)
+    assert float(mae_loss(p, y)) == pytest.approx(float((y + 1).abs().mean()))
+    assert float(mse_loss(p, y)) == pytest.approx(float(((y + 1) ** 2).mean()))
+    s = torch.full_like(y, 0.5)
+    assert float(laplace_nll(p, s, y)) == pytest.approx(float(((y + 1).abs() * np.exp(-0.5) + 0.5).mean() + np.log(2)), rel=1e-6)
+    assert float(gaussian_nll(p, s, y)) == pytest.approx(float((0.5 * (y + 1) ** 2 * np.exp(-1.0) + 0.5).mean() + 0.5 * np.log(2 * np.pi)), rel=1e-6)
+    # SSIM: 0 for identical volumes; vectors on a mask equal the same volumes
+    mask = torch.zeros(5, 6, 4, dtype=torch.bool)
+    mask[1:4, 1:5, 1:3] = True
+    g = torch.Generator().manual_seed(0)
+    vol = torch.randn(2, 5, 6, 4, generator=g) * mask
+    other = torch.randn(2, 5, 6, 4, generator=g) * mask
+    assert float(ssim3d_loss(vol, vol, mask)) == pytest.approx(0.0, abs=1e-6)
+    assert float(ssim3d_loss(other, vol, mask)) == pytest.approx(float(ssim3d_loss(other[:, mask], vol[:, mask], mask)), rel=1e-6)
+    assert 0.5 < float(ssim3d_loss(other, vol, mask)) < 1.5
+    wl = WeightedLoss({"mse": 1.0, "corr": 2.0}, None)
+    total, parts = wl({"pred": p}, y)
+    assert float(total) == pytest.approx(float(parts["mse"] + 2 * parts["corr"]))
+    with pytest.raises(Eeg2fmriInputError, match=r"loss\.kl: net returned no 'kl' term \(it returns \['pred'\]\); set loss\.kl: 0"):
+        WeightedLoss({"mse": 1.0, "kl": 0.1})({"pred": p}, y, model_name="net")
+    with pytest.raises(Eeg2fmriInputError, match=r"loss\.laplace_nll: net returned no 'log_scale'"):
+        WeightedLoss({"laplace_nll": 1.0})({"pred": p}, y, model_name="net")
+
+
+# ----------------------------------------------------------------------------- fitting
+def test_fit_model_trains_torch_model_loss_goes_down(tiny_prepared, split):
+    from eeg2fmri.training import TorchPredictor, fit_model
+
+    res = fit_model(tiny_prepared, split, MODEL, {"hidden": 16, "aux": True}, train_config=_cfg(max_epochs=6, gradient_clip=1.0, precision="bf16-mixed")
+                    | {"loss": {"mse": 1.0, "corr": 0.5, "ssim": 0.1, "laplace_nll": 0.1, "kl": 1e-4}})
+    hist = res.info["history"]
+    assert len(hist) == 6 and hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
+    assert {"val_loss", "val_mse", "val_r", "val_corr", "val_ssim", "val_kl"} <= set(hist[0])
+    assert isinstance(res.model, TorchPredictor)
+    x = np.random.default_rng(0).standard_normal((5, *res.spec.input_shape)).astype(np.float32)
+    pred = res.model.predict(x)
+    assert pred.shape == (5, int(tiny_prepared.mask.sum())) and pred.dtype == np.float32
+    with pytest.raises(Eeg2fmriInputError, match=r"expected windows of shape \(n, 16, 5, \d+\) \(bandpower\), got \(5, 3\)"):
+        res.model.predict(np.zeros((5, 3)))
+    # closed-form models still go through the same entry point
+    ridge = fit_model(tiny_prepared, split, "ridge_hrf")
+    assert ridge.model.predict(x).shape == pred.shape
+
+
+def test_resume_equals_uninterrupted_and_reruns_reproduce(tiny_prepared, split, tmp_path):
+    import pytorch_lightning as pl
+
+    from eeg2fmri.training.trainer import fit_torch
+
+    class Crash(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 2:
+                raise RuntimeError("simulated interruption")
+
+    cfg = _cfg(max_epochs=5, scheduler="cosine", patience=3)
+    hp = {"hidden": 8, "dropout": 0.3}
+    full = fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, out_dir=tmp_path / "a", progress_bar=False)
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, out_dir=tmp_path / "b", progress_bar=False, callbacks=[Crash()])
+    assert (tmp_path / "b" / "checkpoints" / "last.ckpt").exists()
+    with pytest.raises(Eeg2fmriInputError, match=r"holds checkpoints of an earlier run; resume it"):
+        fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, out_dir=tmp_path / "b", progress_bar=False)
+    resumed = fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, out_dir=tmp_path / "b", progress_bar=False, resume=True)
+    again = fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, progress_bar=False)
+    a, b, c = (r.model.state_dict() for r in (full, resumed, again))
+    assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
+    assert full.info["history"] == resumed.info["history"] == again.info["history"]
+    assert len(full.info["history"]) == 5
+    with pytest.raises(Eeg2fmriInputError, match=r"expected checkpoints/last\.ckpt to resume from, found none"):
+        fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, out_dir=tmp_path / "c", resume=True)
+
+
+def test_early_stopping_and_checkpoint_use_validation_only(tiny_prepared, split):
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.training.run import score_windows
+
+    # training targets +1, validation targets -1: as the bias climbs towards +1 the training loss falls
+    # every epoch and the validation loss rises every epoch, so only a validation-driven run stops early
+    targets = {"train": {i: np.ones((len(v), int(tiny_prepared.mask.sum())), np.float32) for i, v in split.selections["train"].items()},
+               "val": {i: -np.ones((len(v), int(tiny_prepared.mask.sum())), np.float32) for i, v in split.selections["val"].items()},
+               "test": _Forbidden()}
+    guarded = replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": _Forbidden()})
+    res = fit_model(tiny_prepared, guarded, BIAS, {}, targets,
+                    train_config={"seed": 0, "optimizer": {"lr": 2e-2, "batch_size": 8, "max_epochs": 20, "patience": 2}, "trainer": {"log": ["csv"]}})
+    hist = res.info["history"]
+    train_loss, val_loss = [h["train_loss"] for h in hist], [h["val_loss"] for h in hist]
+    assert np.all(np.diff(train_loss) < 0) and np.all(np.diff(val_loss) > 0)
+    assert res.info["stopped_early"] and len(hist) == 3 and res.info["best_epoch"] == 0
+    assert res.info["best_score"] == pytest.approx(val_loss[0], rel=1e-5)
+    # the returned weights are the best validation epoch's
+    wd = WindowDataset(tiny_prepared, selection=split.selections["val"], n_frames=split.n_frames, lag=split.lag, targets=targets["val"])
+    assert score_windows(res.model, wd)["mse"] == pytest.approx(val_loss[0], rel=1e-5)
+    # with targets computed inside, the test selection is not read either
+    fit_model(tiny_prepared, guarded, MODEL, {"hidden": 4}, train_config=_cfg(max_epochs=1))
+
+
+def test_fit_errors(tiny_prepared, split):
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.training.trainer import fit_torch
+
+    no_val = replace(split, selections={**split.selections, "val": {}})
+    with pytest.raises(Eeg2fmriInputError, match=r"split: expected validation windows \(early stopping and checkpoint choice use them\), found none"):
+        fit_model(tiny_prepared, no_val, MODEL, {}, train_config=_cfg())
+    with pytest.raises(Eeg2fmriInputError, match=r'optimizer\.precision: expected "32" or "bf16-mixed" on the CPU, found "16-mixed"'):
+        fit_torch(tiny_prepared, split, MODEL, {}, train_config=_cfg(precision="16-mixed") | {"trainer": {"accelerator": "cpu"}})
+    with pytest.raises(Eeg2fmriInputError, match=r"loss\.kl: _test_bandpower_mlp returned no 'kl' term"):
+        fit_model(tiny_prepared, split, MODEL, {}, train_config=_cfg(max_epochs=1) | {"loss": {"mse": 1.0, "kl": 1.0}})
+
+
+# ----------------------------------------------------------------------------- train command, save/load, compatibility
+def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets import load_prepared
+    from eeg2fmri.models import load_model
+    from eeg2fmri.models._persist import load_predictor
+
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(
+        f"seed: 4\nout: run\ndata: {{prepared: {prepared_dir}}}\nsplit: {{protocol: within}}\n"
+        f"model: {{name: {MODEL}, hparams: {{hidden: 8}}}}\noptimizer: {{lr: 1.0e-2, batch_size: 8, max_epochs: 3, patience: 2}}\n"
+        "loss: {mse: 1.0, corr: 0.2}\ntrainer: {log: [csv]}\n"
+    )
+    assert main(["train", str(cfg_path), "-q"]) == 0
+    out = tmp_path / "run"
+    assert "validation: mse" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} >= {"config.yaml", "checkpoints", "logs", "metrics.json", "model"}
+    assert (out / "checkpoints" / "best.ckpt").exists() and (out / "logs" / "version_0" / "metrics.csv").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation"]["n"] == metrics["split"]["n_val"] and "test" in metrics and len(metrics["history"]) == 3
+    assert {p.name for p in (out / "model").iterdir()} == {"model.json", "weights.safetensors", "mask.nii.gz", "MODEL_CARD.md", "train_config.json"}
+    card = (out / "model" / "MODEL_CARD.md").read_text()
+    assert "## split" in card and "## validation metrics" in card and "## test metrics" in card
+    assert set(load_file(str(out / "model" / "weights.safetensors"))) == {"net.1.weight", "net.1.bias", "net.4.weight", "net.4.bias"}
+    # load -> identical predictions to the model that training returned
+    from eeg2fmri.training.run import train
+
+    ds = load_prepared(prepared_dir)
+    lm = load_predictor(out / "model")
+    assert isinstance(load_model(out / "model").model, nn.Module)
+    from eeg2fmri.datasets.windows import window_matrix
+
+    x, _, _ = window_matrix(ds, {0: np.arange(20, 30)}, lm.meta["window"]["n_frames"])
+    rerun = train(cfg_path, out=tmp_path / "run2", progress_bar=False)
+    assert np.array_equal(lm.model.predict(x), rerun.fit.model.predict(x))  # same config, same numbers
+    assert json.loads((tmp_path / "run2" / "metrics.json").read_text())["validation"] == metrics["validation"]
+    # existing output: refuse without --resume/--overwrite; a finished run resumes to nothing
+    assert main(["train", str(cfg_path), "-q"]) == 2
+    assert "output folder exists and is not empty; resume it (--resume)" in capsys.readouterr().err
+    assert main(["train", str(cfg_path), "-q", "--resume"]) == 0
+    changed = cfg_path.read_text().replace("lr: 1.0e-2", "lr: 2.0e-2")
+    (tmp_path / "changed.yaml").write_text(changed)
+    assert main(["train", str(tmp_path / "changed.yaml"), "-q", "--resume", "--out", str(out)]) == 2
+    assert "the run to resume used other settings for ['optimizer.lr']" in capsys.readouterr().err
+
+
+def test_check_compatible_errors():
+    from eeg2fmri.models._persist import check_compatible
+
+    meta = {"model": "m", "spec": {"input_kind": "stft", "ch_names": ["Fp1", "Cz", "O1"], "sfreq": 250.0}}
+    check_compatible(meta, ["Fp1", "Cz", "O1"], 250.0, "stft")
+    with pytest.raises(Eeg2fmriInputError, match=r"rec\.vhdr: m was trained on 'stft' EEG, got 'raw'; prepare the EEG with representation='stft'"):
+        check_compatible(meta, ["Fp1", "Cz", "O1"], 250.0, "raw", where="rec.vhdr")
+    with pytest.raises(Eeg2fmriInputError, match=r"missing \['Fp1'\], not used in training \['FP1'\]; rename channels, e.g. raw\.rename_channels\(\{'FP1': 'Fp1'\}\)"):
+        check_compatible(meta, ["FP1", "Cz", "O1"], 250.0, "stft")
+    with pytest.raises(Eeg2fmriInputError, match=r"missing \['O1'\], not used in training \[\]; map your channel names"):
+        check_compatible(meta, ["Fp1", "Cz"], 250.0, "stft")
+    with pytest.raises(Eeg2fmriInputError, match=r"in another order; reorder them first, e\.g\. raw\.reorder_channels\(\['Fp1', 'Cz', 'O1'\]\)"):
+        check_compatible(meta, ["Cz", "Fp1", "O1"], 250.0, "stft")
+    with pytest.raises(Eeg2fmriInputError, match=r"sampled at 250 Hz, got 500 Hz; resample first, e\.g\. raw\.resample\(250\)"):
+        check_compatible(meta, ["Fp1", "Cz", "O1"], 500.0, "stft")
+
+
+# ----------------------------------------------------------------------------- registered models of the package
+def test_registered_models_train_save_load(tiny_bids, tmp_path):
+    """calhas2022 (STFT, every auxiliary term) and beira (raw EEG) through fit_model -> save -> load."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.models._persist import check_compatible, load_predictor, save_trained_model
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.training.run import split_info
+
+    cases = [
+        ("stft", {"stft_fmax": 12.0}, "calhas2022",
+         {"latent_dim": 6, "n_filters": 2, "n_eeg_blocks": 1, "n_fmri_blocks": 1, "fmri_hidden": 5, "aleatoric": True, "variational": True},
+         {"mse": 1.0, "latent_cosine": 0.5, "organize_channels": 0.01, "laplace_nll": 0.1, "kl": 1e-4}),
+        ("raw", {"raw_sfreq": 50.0}, "beira", {"n_virtual": 3, "latent_dim": 7}, {"mse": 1.0, "corr": 0.5}),
+    ]
+    for rep, opts, name, hp, loss in cases:
+        ds = prepare_dataset(tiny_bids, {"representation": rep, **opts}, progress_bar=False)
+        split = make_split(ds, "within", n_frames=4 if rep == "stft" else 300)
+        cfg = {"seed": 1, "optimizer": {"max_epochs": 2, "batch_size": 8, "patience": None}, "loss": loss, "trainer": {"log": ["csv"], "progress_bar": False}}
+        res = fit_model(ds, split, name, hp, train_config=cfg)
+        hist = res.info["history"]
+        assert len(hist) == 2 and all(np.isfinite(h["train_loss"]) for h in hist)
+        assert {f"val_{k}" for k in loss} <= set(hist[0])
+        out = save_trained_model(res.model, tmp_path / name, spec=res.spec, name=name, hparams=hp, mask=ds.mask, affine=ds.affine,
+                                 window={"n_frames": split.n_frames, "lag": split.lag}, prepare=ds.config.to_dict(), config=cfg,
+                                 split=split_info(split), metrics={"validation": hist[-1]})
+        lm = load_predictor(out)
+        x = np.random.default_rng(2).standard_normal((3, *res.spec.input_shape)).astype(np.float32)
+        assert np.array_equal(lm.model.predict(x), res.model.predict(x))
+        check_compatible(lm.meta, ds.ch_names, res.spec.sfreq, rep)
+        with pytest.raises(Eeg2fmriInputError, match=rf"{name} was trained on '{rep}' EEG, got 'bandpower'"):
+            check_compatible(lm.meta, ds.ch_names, res.spec.sfreq, "bandpower")
+
+
+def test_train_from_bids_closed_form_model(tiny_bids, tmp_path):
+    """A config with a BIDS root prepares the data under out/ once; closed-form models use the same command."""
+    from eeg2fmri.training.run import train
+
+    cfg = {"out": str(tmp_path / "r"), "data": {"bids": str(tiny_bids), "prepare": {"l_freq": 1.0}}, "split": {"protocol": "loso"},
+           "model": {"name": "ridge_hrf", "hparams": {"hrf": "lags"}}, "trainer": {"progress_bar": False}}
+    res = train(cfg)
+    assert (tmp_path / "r" / "prepared" / "manifest.json").exists() and not (tmp_path / "r" / "checkpoints").exists()
+    assert res.metrics["split"]["test_subjects"] == ["02"] and res.metrics["test"]["n"] == res.metrics["split"]["n_test"]
+    assert json.loads((tmp_path / "r" / "model" / "train_config.json").read_text())["model"]["hparams"] == {"hrf": "lags"}
+    again = train(cfg, resume=True)  # finished: nothing to do, same numbers
+    assert again.fit is None and again.metrics == res.metrics
+    with pytest.raises(Eeg2fmriInputError, match=r"config: out: expected an output folder, found null; set out: in the config or pass --out"):
+        train({**cfg, "out": None})
+
+
+def test_example_config_is_valid():
+    from pathlib import Path
+
+    from eeg2fmri.training.config import load_config
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_calhas2022.yaml"
+    cfg = load_config(path)
+    assert cfg["model"]["name"] == "calhas2022" and cfg["data"]["prepare"]["representation"] == "stft"
+    assert cfg["tune"]["latent_dim"] == {"choices": [64, 125, 343]}

@@ -1,0 +1,77 @@
+"""Hyperparameter search: Optuna on validation data, resumable, writes a complete train config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+from tests.test_training import MODEL  # noqa: F401  (registers the tiny band-power model)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def prepared_dir(tiny_prepared, tmp_path_factory):
+    return tiny_prepared.save(tmp_path_factory.mktemp("tune") / "prepared")
+
+
+def _config(prepared_dir, out):
+    return {"seed": 5, "out": str(out), "data": {"prepared": str(prepared_dir)}, "model": {"name": MODEL, "hparams": {"hidden": 4}},
+            "optimizer": {"batch_size": 8, "max_epochs": 2, "patience": None}, "trainer": {"log": ["csv"], "progress_bar": False},
+            "tune": {"lr": {"low": 1e-3, "high": 3e-2, "log": True}, "hidden": {"choices": [4, 8]}, "loss.corr": {"low": 0.0, "high": 0.5}}}
+
+
+def test_tune_two_trials_resume_to_three(prepared_dir, tmp_path):
+    from eeg2fmri.training.config import load_config
+    from eeg2fmri.training.tune import tune
+
+    cfg = _config(prepared_dir, tmp_path / "search")
+    first = tune(cfg, trials=2, pruner="none")
+    assert first.n_finished == 2 and (tmp_path / "search" / "tune" / "study.db").exists()
+    resumed = tune(cfg, trials=3, pruner="none")
+    assert resumed.n_finished == 3
+    rows = json.loads((tmp_path / "search" / "tune" / "trials.json").read_text())
+    assert [r["number"] for r in rows] == [0, 1, 2] and all(r["state"] == "COMPLETE" for r in rows)
+    assert not (tmp_path / "search" / "tune" / "trial_0002" / "checkpoints").exists()
+    # an uninterrupted search of three trials proposes the same parameters and finds the same values
+    straight = tune(_config(prepared_dir, tmp_path / "straight"), trials=3, pruner="none")
+    rows2 = json.loads((tmp_path / "straight" / "tune" / "trials.json").read_text())
+    assert [r["params"] for r in rows2] == [r["params"] for r in rows]
+    assert [r["value"] for r in rows2] == pytest.approx([r["value"] for r in rows], rel=1e-6)
+    assert straight.best_params == resumed.best_params
+    # best_config.yaml is a complete train config with the best parameters
+    best = load_config(resumed.best_config)
+    assert best["optimizer"]["lr"] == resumed.best_params["lr"] and best["model"]["hparams"]["hidden"] == resumed.best_params["hidden"]
+    assert best["loss"]["corr"] == resumed.best_params["loss.corr"] and best["tune"] == {}
+    assert best["out"] == str(tmp_path / "search" / "best")
+    assert resumed.best_value == min(r["value"] for r in rows)
+
+
+def test_tune_errors(prepared_dir, tmp_path):
+    from eeg2fmri.training.tune import tune
+
+    cfg = _config(prepared_dir, tmp_path / "s")
+    with pytest.raises(Eeg2fmriInputError, match=r"config: tune: expected a search space, e\.g\. tune: \{lr: .*found none"):
+        tune({**cfg, "tune": {}}, trials=1)
+    with pytest.raises(Eeg2fmriInputError, match=r"trainer: expected one device per tuning process, found devices=2, num_nodes=1; run several"):
+        tune({**cfg, "trainer": {"devices": 2}}, trials=1)
+    with pytest.raises(Eeg2fmriInputError, match=r"model\.name: expected a torch model for tuning, found the closed-form 'ridge_hrf'"):
+        tune({**cfg, "model": {"name": "ridge_hrf"}}, trials=1)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected trials to be an integer >= 1, got 0; pass --trials N with N >= 1"):
+        tune(cfg, trials=0)
+    tune(cfg, trials=1, pruner="none")
+    other = {**cfg, "optimizer": {**cfg["optimizer"], "max_epochs": 3}}
+    with pytest.raises(Eeg2fmriInputError, match=r"was started from a config that differs in \['optimizer\.max_epochs'\]; resume with the same config"):
+        tune(other, trials=2)
+    bad = {**cfg, "out": str(tmp_path / "bad"), "tune": {"hidden": {"choices": [0]}}}
+    with pytest.raises(Eeg2fmriInputError, match=r"every trial failed; the last one with: .*expected hidden >= 1, got 0"):
+        tune(bad, trials=1)
