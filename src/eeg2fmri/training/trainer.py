@@ -50,6 +50,14 @@ BEST = "best.ckpt"
 
 
 # ----------------------------------------------------------------------------- data
+class _EpochBatchSampler(torch.utils.data.BatchSampler):
+    """A BatchSampler that forwards ``set_epoch`` to its sampler (Lightning calls it every epoch)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+
 class EpochShuffleSampler(Sampler[int]):
     """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; Lightning calls :meth:`set_epoch`.
 
@@ -93,9 +101,14 @@ class WindowDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
 
     def _loader(self, ds: Dataset, sampler: Sampler, drop_last: bool) -> DataLoader:
-        # datasets with a batched ``__getitems__`` (WindowDataset) return stacked batches and bring their own collate
-        collate = getattr(ds, "collate", None) if hasattr(ds, "__getitems__") else None
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last, num_workers=self.num_workers, collate_fn=collate,
+        if hasattr(ds, "get_batch"):
+            # WindowDataset fetches a whole batch at once (contiguous block copies, no per-window collate):
+            # the sampler's indices are grouped into batches here and each batch is one dataset item
+            batches = _EpochBatchSampler(sampler, self.batch_size, drop_last)
+            return DataLoader(ds, sampler=batches, batch_size=None, num_workers=self.num_workers, collate_fn=ds.collate,
+                              persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+                              generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
                           generator=torch.Generator().manual_seed(self.seed))
 
