@@ -106,6 +106,20 @@ def dataset_spec(ds: PreparedDataset, n_frames: int, output_shape: tuple[int, ..
     )
 
 
+_POOL = None
+
+
+def _copy_pool():
+    """A one-thread executor (per process; recreated after fork in DataLoader workers)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(1))
+    return _POOL[1]
+
+
 class WindowDataset:
     """A torch ``Dataset`` of (EEG window, target, subject index) triples.
 
@@ -193,17 +207,24 @@ class WindowDataset:
         feats0 = self.ds.runs[int(self._run[0])].features
         block = np.empty((len(idx), self.n_frames) + feats0.shape[1:], dtype=np.float32)
         runs = self._run[idx]
+
+        def targets() -> np.ndarray:
+            if self.targets is None and self.target_transform is None:
+                y = np.empty((len(idx),) + np.shape(self._target(0)), dtype=np.float32)
+                for i in np.unique(runs):
+                    sel = np.where(runs == i)[0]
+                    y[sel] = self.ds.runs[i].bold[self._vol[idx[sel]]]
+                return y
+            return np.stack([np.asarray(self._target(int(k)), dtype=np.float32) for k in idx])
+
+        # targets are gathered in a second thread while this one copies the windows (both are
+        # memory copies that release the GIL)
+        fut = _copy_pool().submit(targets)
         for j, k in enumerate(idx):
             i = runs[j]
             e = self._ends[i][self._vol[k]]
             block[j] = self.ds.runs[i].features[e - self.n_frames : e]
-        if self.targets is None and self.target_transform is None:
-            y = np.empty((len(idx),) + np.shape(self._target(0)), dtype=np.float32)
-            for i in np.unique(runs):
-                sel = np.where(runs == i)[0]
-                y[sel] = self.ds.runs[i].bold[self._vol[idx[sel]]]
-        else:
-            y = np.stack([np.asarray(self._target(int(k)), dtype=np.float32) for k in idx])
+        y = fut.result()
         x = torch.from_numpy(block)
         x = x.permute(0, *range(2, x.ndim), 1)  # (B, T, C[, F]) -> (B, C[, F], T)
         return x, torch.from_numpy(y), torch.from_numpy(self._subj[idx].copy())
