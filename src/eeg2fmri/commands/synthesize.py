@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import json
+
 NAME = "synthesize"
 ORDER = 70
 HELP = "turn an EEG-only recording into a 4D BOLD NIfTI with a trained model"
-DESCRIPTION = "Predict BOLD volumes from an EEG recording in any format MNE reads; writes OUT (.nii.gz) and a JSON sidecar."
+DESCRIPTION = (
+    "Predict BOLD volumes from an EEG recording in any format MNE reads. The EEG is streamed in time chunks (memory does not grow "
+    "with the recording's length); channels are matched to the model's by name (case-insensitive; extra channels are ignored, "
+    "missing ones are an error); another sampling rate is resampled. Writes OUT (.nii.gz or .nii) on the training grid with a "
+    "JSON sidecar, and OUT_uncertainty.nii.gz when the model provides an uncertainty."
+)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("eeg", help="EEG recording (.vhdr, .edf, .bdf, .set, .fif)")
-    p.add_argument("--model", required=True, help="trained model folder")
-    p.add_argument("--out", required=True, help="output .nii.gz")
-    p.add_argument("--tr", type=float, default=None, help="output volume spacing in s (default: training TR)")
+    p.add_argument("eeg", help="EEG recording (.vhdr, .edf, .bdf, .set, .fif, ...)")
+    p.add_argument("--model", required=True, help="trained model folder (model.json, weights, mask.nii.gz)")
+    p.add_argument("--out", required=True, help="output .nii.gz or .nii")
+    p.add_argument("--tr", type=float, default=None, help="output volume spacing in s (default: training TR; finer steps must divide it)")
+    unc = p.add_mutually_exclusive_group()
+    unc.add_argument("--uncertainty", dest="uncertainty", action="store_true", default=None,
+                     help="require an uncertainty NIfTI (default: written when the model provides one)")
+    unc.add_argument("--no-uncertainty", dest="uncertainty", action="store_false", help="never write an uncertainty NIfTI")
+    p.add_argument("--chunk-seconds", type=float, default=120.0, help="EEG seconds processed per chunk (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
 def run(args) -> int:
     from eeg2fmri.synthesis import synthesize
+    from eeg2fmri.synthesis.synthesize import output_paths
 
-    out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, progress_bar=not args.quiet)
-    print(f"wrote {out}")
+    out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
+                     chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet)
+    _, sidecar, _ = output_paths(out)
+    side = json.loads(sidecar.read_text())
+    extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
+    print(f"wrote {out} ({side['RepetitionTime']:g} s TR, first volume at {side['StartTime']:.2f} s) and {sidecar.name}{extra}")
+    if side.get("ChannelsIgnored"):
+        print(f"ignored {len(side['ChannelsIgnored'])} channel(s) the model does not use: {', '.join(side['ChannelsIgnored'][:10])}")
+    if side.get("Resampled"):
+        train = side.get("TrainingSamplingFrequency")
+        print(f"resampled: the recording is sampled at {side['SamplingFrequency']:g} Hz" + (f" (training: {train:g} Hz)" if train else "")
+              + f"; its features were computed at the training work rate {side['WorkSamplingFrequency']:g} Hz")
     return 0

@@ -419,10 +419,16 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
         window_end = n_pre + (np.arange(len(onsets)) + 1) * m
         frame_rate = m / tr
     else:
-        import mne
-
         rsf = float(config.raw_sfreq)
-        x = data if abs(rsf - wsf) < 1e-9 else mne.filter.resample(data.astype(np.float64), up=rsf, down=wsf, method="polyphase", verbose=False)
+        if abs(rsf - wsf) < 1e-9:
+            x = data
+        else:
+            from fractions import Fraction
+
+            from scipy.signal import resample_poly
+
+            fr = Fraction(rsf / wsf).limit_denominator(1000)
+            x = resample_poly(data.astype(np.float64), fr.numerator, fr.denominator, axis=1)
         med = np.median(x, axis=1, keepdims=True)
         q75, q25 = np.percentile(x, [75, 25], axis=1, keepdims=True)
         scale = (q75 - q25) / 1.349

@@ -1,5 +1,13 @@
 """Evaluation: metrics, baselines and ceilings on leak-free test sets."""
 
-from eeg2fmri.evaluation.protocol import evaluate_split, groundtruth_ceilings
+from eeg2fmri.evaluation.protocol import (
+    evaluate_models,
+    evaluate_split,
+    groundtruth_ceilings,
+    merge_results,
+    predict_windows,
+    results_to_json,
+    score_runs,
+)
 
-__all__ = ["evaluate_split", "groundtruth_ceilings"]
+__all__ = ["evaluate_models", "evaluate_split", "groundtruth_ceilings", "merge_results", "predict_windows", "results_to_json", "score_runs"]

@@ -1,44 +1,229 @@
-"""Evaluate a fitted model on the test set of a split, with the baselines and ceilings.
+"""Evaluate fitted models on the test set of a split, with baselines, a reference and ceilings.
 
-Every report shows, on the same test windows:
+Every evaluation scores, on the very same test windows:
 
-* the model's voxel-wise Pearson r (median over the brain mask, with a
-  per-subject block-bootstrap CI), RMSE and R² in standardised units;
-* the subject-mean baseline (predicts the subject's mean training volume; its r
-  is undefined because it is constant, so it is compared by RMSE and R²);
-* the time-shifted null (the model's own prediction circularly shifted by half
-  the test span: what r looks like with the right spectrum but no alignment);
-* on simulated data, the noise ceiling and oracle ceiling from the ground truth
-  on the same voxels and volumes.
+* the model(s): voxel-wise temporal Pearson r (distribution in the brain mask,
+  median with a per-subject block-bootstrap CI), RMSE, MAE and R² in the mask
+  (standardised units), 3D SSIM in the mask and PSNR with a *stated* data
+  range (the 1st-99th percentile range of the measured test data, recorded),
+  ROI r when an atlas is given;
+* the peers' own metrics, labelled as theirs (``calhas_rmse`` over the whole
+  grid including background, ``calhas_ssim`` slice-wise), on unmasked volumes
+  (zero outside the mask, in both the measured and the predicted data);
+* the reference ``ridge_hrf`` (fitted on the split's training windows when not
+  given) and a paired block bootstrap of model minus reference on the same
+  resampled blocks, with a two-sided p-value;
+* the subject-mean baseline (constant over time, so its r is undefined: it is
+  compared by RMSE, MAE, R², SSIM and PSNR);
+* the time-shifted null (each model's own prediction circularly shifted by half
+  of each test run: the right spectrum, no alignment);
+* on simulated data, the noise and oracle ceilings from the ground truth on the
+  same voxels and volumes, and the fraction of each that the model reaches.
+
+Results are per run, per subject (the test runs of a subject concatenated)
+and over subjects (means of the per-subject values; the CI of the mean median
+r comes from averaging the per-subject bootstrap draws, subjects fixed).
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PreparedDataset
-from eeg2fmri.datasets.targets import Split
+from eeg2fmri.datasets.targets import HRF_SPAN, Split
 from eeg2fmri.datasets.windows import run_windows
-from eeg2fmri.evaluation.metrics import bootstrap_median_r, pearson_r
-from eeg2fmri.utils.logs import logger
+from eeg2fmri.evaluation.metrics import (
+    _boot_median_r,
+    _weights,
+    block_bootstrap_indices,
+    calhas_ssim,
+    ceiling_fraction,
+    pearson_r,
+    rmse,
+    roi_r,
+    ssim3d_series,
+    summarize_r,
+)
+from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.rng import check_random_state
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["evaluate_split", "groundtruth_ceilings"]
+__all__ = [
+    "BASELINE",
+    "DEFAULT_N_BOOT",
+    "DEFAULT_SSIM_VOLUMES",
+    "REFERENCE",
+    "default_block_len",
+    "evaluate_models",
+    "evaluate_split",
+    "groundtruth_ceilings",
+    "load_labels",
+    "merge_results",
+    "predict_windows",
+    "results_to_json",
+    "score_runs",
+]
+
+#: Name of the reference model shown in every report.
+REFERENCE = "ridge_hrf"
+#: Name of the subject-mean baseline.
+BASELINE = "mean"
+#: Bootstrap resamples per subject: sized so that a NODDI-sized test set
+#: (600 volumes x 30k voxels, model + reference) is scored in seconds.
+DEFAULT_N_BOOT = 200
+#: 3D SSIM (and the peers' slice SSIM) are averaged over at most this many
+#: evenly spaced test volumes per subject (recorded in the results).
+DEFAULT_SSIM_VOLUMES = 40
+#: Percentiles of the measured test data (in the mask) whose difference is the
+#: data range of SSIM and PSNR.
+DATA_RANGE_PERCENTILES = (1.0, 99.0)
 
 
 def _r2(y: np.ndarray, p: np.ndarray) -> float:
-    ss_res = ((y - p) ** 2).sum()
-    ss_tot = ((y - y.mean(0)) ** 2).sum()
-    return float(1 - ss_res / ss_tot) if ss_tot > 0 else float("nan")
+    y = np.asarray(y, dtype=np.float64)
+    ss_res = float(((y - p) ** 2).sum())
+    ss_tot = float(((y - y.mean(0)) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+def default_block_len(n_times: int, tr: float) -> int:
+    """Bootstrap block length in volumes: the HRF span, at least ``n ** (1/3)``.
+
+    Residual BOLD is autocorrelated over roughly the haemodynamic response
+    (16 s), so blocks cover at least that; capped at half the series.
+
+    Parameters
+    ----------
+    n_times : int
+        Volumes in the series.
+    tr : float
+        Repetition time in seconds.
+
+    Returns
+    -------
+    block_len : int
+        ``clip(max(ceil(16 s / tr), round(n ** (1/3))), 1, max(1, n // 2))``.
+    """
+    bl = max(int(math.ceil(HRF_SPAN / float(tr) - 1e-9)), int(round(n_times ** (1.0 / 3.0))))
+    return int(min(max(bl, 1), max(1, n_times // 2)))
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def _takes(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def predict_windows(
+    model: Any,
+    x: np.ndarray,
+    *,
+    n_outputs: int | None = None,
+    mask: np.ndarray | None = None,
+    subject: str | None = None,
+    subject_index: int | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Predict masked voxels for windows with any fitted model.
+
+    Parameters
+    ----------
+    model : object
+        A closed-form model with ``predict(x)`` (``predict(x, subjects=...)``
+        for the subject-mean baseline), a predictor with
+        ``predict(x, subject=...)`` or a ``torch.nn.Module`` (run in eval
+        mode without gradients, in batches).
+    x : array, shape (n_windows, *window_shape)
+        Windows in the model's DataSpec layout.
+    n_outputs : int | None
+        Expected number of outputs per window (masked voxels); checked.
+    mask : array of bool, shape (X, Y, Z) | None
+        Brain mask; a model that predicts whole volumes ``(X, Y, Z)`` is
+        reduced to the in-mask voxels.
+    subject : str | None
+        Subject label of all windows (for the subject-mean baseline).
+    subject_index : int | None
+        Index of that subject among the training subjects, for models with
+        subject embeddings; ``None`` when the subject was not trained on.
+    batch_size : int
+        Windows per forward pass for torch modules.
+
+    Returns
+    -------
+    pred : array, shape (n_windows, n_outputs), float32
+    """
+    n = len(x)
+    pred_fn = getattr(model, "predict", None)
+    if pred_fn is not None:
+        if _takes(pred_fn, "subjects"):
+            out = pred_fn(x, subjects=np.full(n, subject, dtype=object))
+        elif _takes(pred_fn, "subject") and subject_index is not None:
+            out = pred_fn(x, subject=np.full(n, subject_index, dtype=np.int64))
+        else:
+            out = pred_fn(x)
+    else:
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            raise Eeg2fmriInputError(
+                f"predict_windows: expected a fitted model with predict(x) or a torch.nn.Module, got {type(model).__name__}; "
+                "pass FitResult.model or LoadedModel.model."
+            )
+        chunks = []
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                for b0 in range(0, n, batch_size):
+                    xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32))
+                    sb = None if subject_index is None else torch.full((len(xb),), int(subject_index), dtype=torch.long)
+                    chunks.append(model(xb, subject=sb).float().cpu().numpy())
+        finally:
+            model.train(was_training)
+        out = np.concatenate(chunks) if chunks else np.empty((0,), np.float32)
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    out = np.asarray(out, dtype=np.float32)
+    if mask is not None and out.ndim == 4 and out.shape[1:] == mask.shape:
+        out = out[:, mask]
+    out = out.reshape(n, -1)
+    if n_outputs is not None and out.shape[1] != n_outputs:
+        raise Eeg2fmriInputError(
+            f"predict_windows: expected {n_outputs} outputs per window (the masked voxels), got {out.shape[1]}; "
+            "evaluate the model on the dataset (grid and mask) it was trained for."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- ground truth
 
 
 def groundtruth_ceilings(ds: PreparedDataset, run_index: int, volumes: np.ndarray) -> dict[str, np.ndarray] | None:
     """Noise/oracle ceilings of a simulated run on ``volumes``, on the prepared voxels.
 
-    Returns ``None`` when the dataset has no ``derivatives/groundtruth``.
-    Voxels of the prepared mask outside the simulated brain get NaN.
+    Parameters
+    ----------
+    ds : PreparedDataset
+    run_index : int
+    volumes : array of int, shape (n,)
+
+    Returns
+    -------
+    ceilings : dict | None
+        ``noise`` and ``oracle``, arrays of shape (n_voxels,) (NaN for
+        prepared voxels outside the simulated brain); ``None`` when the
+        dataset has no ``derivatives/groundtruth``.
     """
     import nibabel as nib
 
@@ -51,7 +236,9 @@ def groundtruth_ceilings(ds: PreparedDataset, run_index: int, volumes: np.ndarra
     if not (gt_dir / "mask.nii.gz").exists():
         return None
     run = ds.runs[run_index]
-    parts = dict(p.split("-", 1) for p in run.key.split("_"))
+    parts = dict(p.split("-", 1) for p in run.key.split("_") if "-" in p)
+    if "sub" not in parts:
+        return None
     gt = load_groundtruth(root, parts["sub"], int(parts.get("run", 1)), parts.get("task"))
     gmask = np.asarray(nib.load(gt_dir / "mask.nii.gz").dataobj) > 0
     if gmask.shape != ds.mask.shape:
@@ -68,6 +255,594 @@ def groundtruth_ceilings(ds: PreparedDataset, run_index: int, volumes: np.ndarra
     return out
 
 
+# --------------------------------------------------------------------------- atlas
+
+
+def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, *, where: str = "atlas") -> np.ndarray:
+    """ROI labels of the masked voxels from an atlas.
+
+    Parameters
+    ----------
+    atlas : path-like | nibabel image | array
+        Integer labels (0 = background) on the data grid, as a volume
+        ``(X, Y, Z)`` or one label per masked voxel ``(n_voxels,)``. A NIfTI
+        on another grid is resampled to the data grid with nearest-neighbour
+        interpolation (reported).
+    mask : array of bool, shape (X, Y, Z)
+    affine : array, shape (4, 4) | None
+        Data grid affine (needed to resample an image on another grid).
+
+    Returns
+    -------
+    labels : array of int64, shape (n_voxels,)
+    """
+    import nibabel as nib
+
+    n_vox = int(mask.sum())
+    if isinstance(atlas, (str, os.PathLike)):
+        p = Path(atlas)
+        if not p.exists():
+            raise Eeg2fmriInputError(f"{p}: atlas file not found; pass a NIfTI of integer labels on the data grid.")
+        atlas = nib.load(p)
+    if isinstance(atlas, nib.spatialimages.SpatialImage):
+        img = atlas
+        if img.shape[:3] != mask.shape or (affine is not None and not np.allclose(img.affine, affine, atol=1e-3)):
+            if affine is None:
+                raise Eeg2fmriInputError(f"{where}: grid {img.shape[:3]} differs from the data grid {mask.shape}; resample the atlas to the data grid.")
+            from nilearn.image import resample_img
+
+            logger.info("%s: resampling the atlas from grid %s to the data grid %s (nearest neighbour)", where, img.shape[:3], mask.shape)
+            img = resample_img(img, target_affine=affine, target_shape=mask.shape, interpolation="nearest", force_resample=True, copy_header=True)
+        lab = np.asarray(img.dataobj)
+        if lab.ndim == 4 and lab.shape[3] == 1:
+            lab = lab[..., 0]
+    else:
+        lab = np.asarray(atlas)
+    if lab.shape == mask.shape:
+        lab = lab[mask]
+    if lab.shape != (n_vox,):
+        raise Eeg2fmriInputError(
+            f"{where}: expected labels of shape {mask.shape} (the data grid) or ({n_vox},) (one per masked voxel), got {lab.shape}; "
+            "resample the atlas to the data grid."
+        )
+    if lab.dtype.kind not in "fiu" or not np.all(np.isfinite(lab)) or (lab < 0).any() or (lab != np.round(lab)).any():
+        raise Eeg2fmriInputError(f"{where}: expected whole-number labels >= 0 (0 = background); resample atlases with nearest-neighbour interpolation.")
+    lab = lab.astype(np.int64)
+    if not lab.any():
+        raise Eeg2fmriInputError(f"{where}: no ROI label inside the brain mask (all 0); check that the atlas is on the data's space.")
+    return lab
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _volumes(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(X, Y, Z, n) float32 volumes, zero outside the mask, from (n, n_voxels) rows."""
+    vol = np.zeros(mask.shape + (len(rows),), dtype=np.float32)
+    vol[mask] = np.asarray(rows, dtype=np.float32).T
+    return vol
+
+
+def _ssim_box(mask: np.ndarray, sigma: float = 1.5, truncate: float = 3.5) -> tuple[slice, slice, slice]:
+    """Bounding box of the mask grown by the SSIM window's radius (clipped to the grid).
+
+    Every in-mask voxel's Gaussian window lies inside it, and where it meets
+    the grid's edge it is that edge, so the SSIM averaged over the mask is the
+    same on the cropped volumes (at a fraction of the cost).
+    """
+    radius = int(truncate * sigma + 0.5) + 1
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(axis=0) - radius, 0)
+    hi = np.minimum(idx.max(axis=0) + radius + 1, mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))  # type: ignore[return-value]
+
+
+def _errors_per_volume(y: np.ndarray, p: np.ndarray, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of squared and of absolute errors of every time point (row), float64, in blocks of rows."""
+    sq = np.empty(len(y))
+    ab = np.empty(len(y))
+    for a in range(0, len(y), block):
+        d = np.asarray(y[a : a + block], dtype=np.float64) - p[a : a + block]
+        sq[a : a + block] = np.einsum("ij,ij->i", d, d)
+        ab[a : a + block] = np.abs(d).sum(axis=1)
+    return sq, ab
+
+
+def _ss_total(y: np.ndarray, block: int = 8192) -> float:
+    """Sum over voxels of the squared deviations from each voxel's mean (the R² denominator)."""
+    tot = 0.0
+    for a in range(0, y.shape[1], block):
+        c = np.asarray(y[:, a : a + block], dtype=np.float64)
+        c -= c.mean(axis=0)
+        tot += float(np.einsum("ij,ij->", c, c))
+    return tot
+
+
+def _interval(draws: np.ndarray, ci: float) -> list[float]:
+    ok = draws[np.isfinite(draws)]
+    if ok.size == 0:
+        return [float("nan"), float("nan")]
+    a = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(ok, [a, 1.0 - a])
+    return [float(lo), float(hi)]
+
+
+def _p_value(diffs: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a difference (as :func:`metrics.paired_bootstrap`)."""
+    ok = diffs[np.isfinite(diffs)]
+    if ok.size == 0:
+        return float("nan")
+    tail = min(np.count_nonzero(ok <= 0), np.count_nonzero(ok >= 0)) + 1
+    return float(min(1.0, 2.0 * tail / (ok.size + 1)))
+
+
+def _nanmedian(a: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else float("nan")
+
+
+def _score_subject(
+    subject: str,
+    runs: list[dict[str, Any]],
+    names: list[str],
+    r_names: list[str],
+    reference: str | None,
+    mask: np.ndarray,
+    labels: np.ndarray | None,
+    tr: float,
+    *,
+    n_boot: int,
+    block_len: int | None,
+    ci: float,
+    rng: np.random.Generator,
+    ssim_volumes: int,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Metrics of every predictor on one subject's concatenated test runs; returns (result, draws)."""
+    y = np.concatenate([r["y"] for r in runs]).astype(np.float32, copy=False)
+    preds = {nm: np.concatenate([r["preds"][nm] for r in runs]) for nm in names}
+    n, v = y.shape
+    p_lo, p_hi = np.percentile(y, DATA_RANGE_PERCENTILES)
+    dr = float(p_hi - p_lo)
+    if not dr > 0:
+        dr = float(np.ptp(y)) or 1.0
+    k = min(n, ssim_volumes)
+    ssim_idx = np.unique(np.linspace(0, n - 1, k).round().astype(int))
+    vol_y_ssim = _volumes(mask, y[ssim_idx])
+    box = _ssim_box(mask) + (slice(None),)
+    n_grid = int(np.prod(mask.shape))
+    ss_tot = _ss_total(y)
+    res: dict[str, Any] = {
+        "runs": [r["key"] for r in runs],
+        "n_test": int(n),
+        "n_voxels": int(v),
+        "data_range": {"value": dr, "low": float(p_lo), "high": float(p_hi), "percentiles": list(DATA_RANGE_PERCENTILES),
+                       "definition": "1st-99th percentile range of the measured test data in the brain mask (standardised units)"},
+        "ssim_volumes": int(len(ssim_idx)),
+        "models": {},
+    }
+    rs: dict[str, np.ndarray] = {}
+    r_nulls: dict[str, np.ndarray] = {}
+    for nm in names:
+        p = preds[nm]
+        # one pass over the errors gives our RMSE, MAE, R² and PSNR and the peers' RMSE; each equals the
+        # function of the same name in evaluation.metrics (see the tests), without repeating the pass
+        sse_t, sae_t = _errors_per_volume(y, p)
+        mse = float(sse_t.sum()) / (n * v)
+        m: dict[str, Any] = {
+            "rmse": math.sqrt(mse),
+            "mae": float(sae_t.sum()) / (n * v),
+            "r2": 1.0 - float(sse_t.sum()) / ss_tot if ss_tot > 0 else float("nan"),
+            # = metrics.psnr(y, p, dr) = 10 log10(dr^2 / MSE), from the same squared errors
+            "psnr": 10.0 * math.log10(dr * dr / mse) if mse > 0 else float("inf"),
+            # = metrics.calhas_rmse on the unmasked volumes (zero outside the mask in both): per volume
+            # sqrt(sum of squared errors / all grid voxels), background included, then the mean over volumes
+            "calhas_rmse": float(np.mean(np.sqrt(sse_t / n_grid))),
+        }
+        vol_p = _volumes(mask, p[ssim_idx])
+        m["ssim"] = float(ssim3d_series(vol_y_ssim[box], vol_p[box], dr, mask[box[:3]]))
+        m["calhas_ssim"] = float(calhas_ssim(vol_y_ssim, vol_p)) if min(mask.shape[:2]) >= 11 and mask.shape[2] >= 3 else float("nan")
+        del vol_p
+        if nm in r_names:
+            r = np.asarray(pearson_r(y, p), dtype=np.float64)
+            rs[nm] = r
+            m["r"] = summarize_r(r)
+            m["median_r"] = m["r"]["median"]
+            shifted = np.concatenate([np.roll(rr["preds"][nm], len(rr["y"]) // 2, axis=0) for rr in runs])
+            r_null = np.asarray(pearson_r(y, shifted), dtype=np.float64)
+            r_nulls[nm] = r_null
+            m["null_median_r"] = _nanmedian(r_null)
+            if labels is not None:
+                rr_roi = roi_r(y, p, labels)
+                m["roi_r"] = {str(key): val for key, val in rr_roi.items()}
+                m["roi_median_r"] = _nanmedian(np.array(list(rr_roi.values())))
+        else:
+            m["median_r"] = float("nan")
+            m["r"] = None
+        res["models"][nm] = m
+    # block bootstrap: all predictors with an r on the same resampled blocks
+    draws = None
+    if r_names and n >= 2 and n_boot > 0:
+        bl = default_block_len(n, tr) if block_len is None else int(min(block_len, n))
+        idx = block_bootstrap_indices(n, n_boot, bl, "circular", rng)
+        draws = _boot_median_r(y, [preds[nm] for nm in r_names], _weights(idx, n))
+        res["bootstrap"] = {"n_boot": int(n_boot), "block_len": int(bl), "ci": float(ci), "method": "circular block bootstrap over time"}
+        for j, nm in enumerate(r_names):
+            res["models"][nm]["median_r_ci"] = _interval(draws[j], ci)
+        if reference is not None and reference in r_names:
+            jr = r_names.index(reference)
+            res["paired"] = {}
+            for j, nm in enumerate(r_names):
+                if nm == reference:
+                    continue
+                d = draws[j] - draws[jr]
+                lo, hi = _interval(d, ci)
+                res["paired"][nm] = {"vs": reference, "diff_median_r": res["models"][nm]["median_r"] - res["models"][reference]["median_r"],
+                                     "low": lo, "high": hi, "p_value": _p_value(d)}
+    # ground-truth ceilings (simulated data): per-voxel, length-weighted over the subject's runs
+    ceils = [r["ceilings"] for r in runs]
+    if all(c is not None for c in ceils) and ceils:
+        w = np.array([len(r["y"]) for r in runs], dtype=np.float64)
+        noise = sum(c["noise"] * wi for c, wi in zip(ceils, w)) / w.sum()
+        oracle = sum(c["oracle"] * wi for c, wi in zip(ceils, w)) / w.sum()
+        ok = np.isfinite(noise) & np.isfinite(oracle)
+        cres: dict[str, Any] = {"noise_median_r": _nanmedian(noise[ok]), "oracle_median_r": _nanmedian(oracle[ok]), "n_voxels": int(ok.sum()),
+                                "definition": "simulator ground truth on the same volumes; noise: corr(noise-free, measured), oracle: corr(EEG-visible part, measured)"}
+        for nm, r in rs.items():
+            okr = ok & np.isfinite(r)
+            mm = res["models"][nm]
+            mm["median_r_in_groundtruth_mask"] = _nanmedian(r[okr])
+            for cname, cvals in (("noise", noise), ("oracle", oracle)):
+                if okr.any() and _nanmedian(cvals[okr]) > 0:
+                    mm[f"fraction_of_{cname}"] = ceiling_fraction(r[okr], cvals[okr])
+                else:
+                    mm[f"fraction_of_{cname}"] = float("nan")
+        res["ceilings"] = cres
+    res["_r"] = rs
+    res["_r_null"] = r_nulls
+    return res, draws
+
+
+def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], names: list[str], r_names: list[str], reference: str | None,
+           ci: float) -> dict[str, Any]:
+    """Means over subjects; CIs of the mean median r from averaged per-subject draws."""
+    subs = sorted(per_subject)
+    out: dict[str, Any] = {"n_subjects": len(subs), "models": {}, "paired": {}}
+    scalar_keys = ("median_r", "null_median_r", "rmse", "mae", "r2", "ssim", "psnr", "calhas_rmse", "calhas_ssim", "roi_median_r",
+                   "median_r_in_groundtruth_mask", "fraction_of_noise", "fraction_of_oracle")
+    have_draws = all(draws.get(s) is not None for s in subs) and subs
+    mean_draws = np.mean([draws[s] for s in subs], axis=0) if have_draws else None
+    for nm in names:
+        g: dict[str, Any] = {}
+        for key in scalar_keys:
+            vals = [per_subject[s]["models"][nm].get(key) for s in subs]
+            if all(isinstance(v, float) for v in vals) and vals:
+                g[key] = float(np.mean(vals)) if all(np.isfinite(vals)) else (float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"))
+        if mean_draws is not None and nm in r_names:
+            g["median_r_ci"] = _interval(mean_draws[r_names.index(nm)], ci)
+        out["models"][nm] = g
+    if mean_draws is not None and reference in r_names:
+        jr = r_names.index(reference)
+        for j, nm in enumerate(r_names):
+            if nm == reference:
+                continue
+            d = mean_draws[j] - mean_draws[jr]
+            lo, hi = _interval(d, ci)
+            out["paired"][nm] = {"vs": reference, "diff_median_r": out["models"][nm]["median_r"] - out["models"][reference]["median_r"],
+                                 "low": lo, "high": hi, "p_value": _p_value(d)}
+    ce = [per_subject[s].get("ceilings") for s in subs]
+    if subs and all(c is not None for c in ce):
+        out["ceilings"] = {"noise_median_r": float(np.mean([c["noise_median_r"] for c in ce])),
+                           "oracle_median_r": float(np.mean([c["oracle_median_r"] for c in ce]))}
+    return out
+
+
+def score_runs(
+    runs: list[dict[str, Any]],
+    names: list[str],
+    mask: np.ndarray,
+    tr: float,
+    *,
+    reference: str | None = REFERENCE,
+    baseline: str | None = BASELINE,
+    labels: np.ndarray | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    block_len: int | None = None,
+    ci: float = 0.95,
+    random_state: int | np.random.Generator | None = 0,
+    ssim_volumes: int = DEFAULT_SSIM_VOLUMES,
+) -> dict[str, Any]:
+    """Score predictions that are already computed (no model involved).
+
+    Parameters
+    ----------
+    runs : list of dict
+        One per test run: ``key`` (str), ``subject`` (str), ``y`` (measured,
+        ``(n, n_voxels)``), ``preds`` (name -> ``(n, n_voxels)``), and
+        optionally ``volumes`` and ``ceilings`` (from
+        :func:`groundtruth_ceilings`, or ``None``).
+    names : list of str
+        Predictors to score (keys of every run's ``preds``).
+    mask : array of bool, shape (X, Y, Z)
+        Brain mask of the voxel columns (for SSIM and the peers' metrics).
+    tr : float
+        Repetition time (s), for the default bootstrap block length.
+    reference, baseline : str | None
+        Names of the reference (paired comparisons) and of the constant
+        baseline (no r) among ``names``.
+    labels : array of int, shape (n_voxels,) | None
+        ROI labels for ROI r.
+    n_boot, block_len, ci, random_state, ssim_volumes
+        As in :func:`evaluate_models`.
+
+    Returns
+    -------
+    core : dict
+        ``per_subject``, ``group``, ``runs`` (see :func:`evaluate_models`),
+        plus ``_draws`` and ``_r_names``.
+    """
+    r_names = [nm for nm in names if nm != baseline]
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for rr in runs:
+        rr.setdefault("ceilings", None)
+        rr.setdefault("volumes", np.arange(len(rr["y"])))
+        by_subject.setdefault(rr["subject"], []).append(rr)
+    rng = check_random_state(random_state)
+    per_subject: dict[str, dict] = {}
+    draws: dict[str, np.ndarray | None] = {}
+    runs_out: dict[str, dict] = {}
+    for subj in sorted(by_subject):
+        sruns = by_subject[subj]
+        res, d = _score_subject(subj, sruns, names, r_names, reference if reference in names else None, mask, labels, tr, n_boot=n_boot,
+                                block_len=block_len, ci=ci, rng=rng, ssim_volumes=ssim_volumes)
+        per_subject[subj] = res
+        draws[subj] = d
+        for rr in sruns:
+            y = rr["y"]
+            one: dict[str, Any] = {"subject": subj, "n_test": int(len(y)), "models": {}, "_preds": rr["preds"], "_y": y, "_volumes": rr["volumes"]}
+            for nm in names:
+                p = rr["preds"][nm]
+                if len(sruns) == 1:  # the subject's own numbers
+                    sm = res["models"][nm]
+                    mm: dict[str, Any] = {"rmse": sm["rmse"], "r2": sm["r2"]}
+                    if nm in r_names:
+                        mm.update(median_r=sm["median_r"], null_median_r=sm["null_median_r"], _r=res["_r"][nm])
+                else:
+                    mm = {"rmse": rmse(y, p), "r2": _r2(y, p)}
+                    if nm in r_names:
+                        r = np.asarray(pearson_r(y, p), dtype=np.float64)
+                        mm.update(median_r=_nanmedian(r), null_median_r=_nanmedian(pearson_r(y, np.roll(p, len(p) // 2, axis=0))), _r=r)
+                one["models"][nm] = mm
+            runs_out[rr["key"]] = one
+    group = _group(per_subject, draws, names, r_names, reference if reference in names else None, ci)
+    return {"per_subject": per_subject, "group": group, "runs": runs_out, "_draws": draws, "_r_names": r_names}
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+class _OnView:
+    """A model fitted on another view of the same volumes (band-power windows of an STFT/raw dataset)."""
+
+    kind = "sklearn"
+
+    def __init__(self, model: Any, view: PreparedDataset, split: Split, note: str) -> None:
+        self.model, self.view, self.split, self.note = model, view, split, note
+
+    def windows(self, run_index: int, volumes: np.ndarray) -> np.ndarray:
+        return run_windows(self.view.runs[run_index], volumes, self.split.n_frames, self.split.lag)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict(x)
+
+
+def _fit_reference(ds: PreparedDataset, split: Split, targets: dict, name: str) -> tuple[Any, str | None]:
+    """Fit ``name`` on the split's training windows; (model, None) or (None, reason)."""
+    from eeg2fmri.training.fit import fit_model
+
+    if not split.selections.get("train"):
+        return None, "no training windows in this split (pass the fitted model)"
+    if name == REFERENCE and ds.representation != "bandpower":
+        from eeg2fmri.datasets.targets import split_targets
+        from eeg2fmri.evaluation.reference import bandpower_view
+
+        try:
+            view, vsplit = bandpower_view(ds, split)
+        except ValueError as err:
+            return None, f"ridge_hrf needs band-power windows and none could be derived from the {ds.representation} windows: {err}"
+        model = fit_model(view, vsplit, name, targets=split_targets(view, vsplit)).model
+        return _OnView(model, view, vsplit, f"fitted on band-power windows derived from the {ds.representation} data of the same volumes"), None
+    return fit_model(ds, split, name, targets=targets).model, None
+
+
+def evaluate_models(
+    ds: PreparedDataset,
+    split: Split,
+    targets: dict,
+    models: Mapping[str, Any],
+    *,
+    baseline: Any | None = None,
+    reference: Any | None = None,
+    fit_missing: bool = True,
+    atlas: Any = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    block_len: int | None = None,
+    ci: float = 0.95,
+    random_state: int | np.random.Generator | None = 0,
+    ssim_volumes: int = DEFAULT_SSIM_VOLUMES,
+    batch_size: int = 256,
+    progress_bar: bool = False,
+) -> dict[str, Any]:
+    """Score several fitted models, the reference and the baselines on a split's test set.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    split : Split
+        Its ``test`` selection is scored; its ``train`` selection fits missing
+        baselines.
+    targets : dict
+        From :func:`eeg2fmri.datasets.targets.split_targets` (needs ``"test"``).
+    models : mapping of str to fitted model
+        Name -> model with ``predict(x)`` (or a torch module). A model named
+        ``"ridge_hrf"`` or ``"mean"`` is used as the reference or baseline.
+    baseline : fitted ``mean`` model | None
+        Subject-mean baseline; fitted on the training windows when ``None``.
+    reference : fitted ``ridge_hrf`` model | None
+        Reference model; fitted on the training windows when ``None`` (band-
+        power datasets with training windows; otherwise the reason is recorded
+        in ``results["reference"]``).
+    fit_missing : bool
+        Fit missing baseline/reference (``False`` leaves them out).
+    atlas : path-like | image | array | None
+        ROI labels on the data grid (see :func:`load_labels`) for ROI r.
+    n_boot : int
+        Block-bootstrap resamples per subject (0 skips the CIs).
+    block_len : int | None
+        Bootstrap block length in volumes (default :func:`default_block_len`).
+    ci : float
+        Coverage of the intervals.
+    random_state : int | Generator | None
+        Seed of the bootstrap.
+    ssim_volumes : int
+        SSIM volumes per subject (evenly spaced; recorded).
+    batch_size : int
+        Windows per forward pass of torch models.
+    progress_bar : bool
+
+    Returns
+    -------
+    results : dict
+        ``protocol``, ``models`` (names scored, in order), ``roles``
+        (``reference``, ``baseline``), ``reference`` (availability),
+        ``per_subject`` (see the module docstring), ``group`` (means over
+        subjects with CIs and the paired comparison), ``runs`` (per-run point
+        estimates), ``settings``. Keys starting with ``_`` hold arrays (voxel
+        r, predictions) for figures; :func:`results_to_json` drops them.
+    """
+    n_boot = int(n_boot)
+    if n_boot < 0:
+        raise Eeg2fmriInputError(f"evaluate: expected n_boot >= 0, got {n_boot}; pass e.g. n_boot=200 (0 skips the CIs).")
+    ssim_volumes = check_positive_int(ssim_volumes, "ssim_volumes", where="evaluate")
+    if not (0.0 < float(ci) < 1.0):
+        raise Eeg2fmriInputError(f"evaluate: expected 0 < ci < 1, got {ci}; e.g. ci=0.95.")
+    if not split.selections.get("test"):
+        raise Eeg2fmriInputError(f"split ({split.protocol}): expected a test selection, found none; make the split with a test span or test subjects.")
+    models = dict(models)
+    if not models:
+        raise Eeg2fmriInputError("evaluate: expected at least one model to score, got none.")
+    ref_status: dict[str, Any] = {"name": REFERENCE, "available": True, "fitted_here": False}
+    if REFERENCE in models:
+        reference = models[REFERENCE]
+    elif reference is None and fit_missing:
+        reference, reason = _fit_reference(ds, split, targets, REFERENCE)
+        ref_status["fitted_here"] = reference is not None
+        if reason:
+            ref_status.update(available=False, reason=reason)
+        elif isinstance(reference, _OnView):
+            ref_status["note"] = reference.note
+    elif reference is None:
+        ref_status.update(available=False, reason="not requested (fit_missing=False)")
+    if BASELINE in models:
+        baseline = models.pop(BASELINE)
+    elif baseline is None and fit_missing:
+        baseline, _ = _fit_reference(ds, split, targets, BASELINE)
+    names = list(models)
+    if reference is not None and REFERENCE not in models:
+        models[REFERENCE] = reference
+        names.append(REFERENCE)
+    if baseline is not None:
+        models[BASELINE] = baseline
+        names.append(BASELINE)
+    r_names = [nm for nm in names if nm != BASELINE]
+    ref_name = REFERENCE if REFERENCE in models else None
+    labels = None if atlas is None else load_labels(atlas, ds.mask, ds.affine)
+    n_vox = int(ds.mask.sum())
+    trained_subjects = {ds.runs[i].subject for i in split.selections.get("train", {})}
+    train_index = {s: k for k, s in enumerate(ds.subjects)}
+
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for i, vols in progress(split.selections["test"].items(), desc="evaluate runs", enabled=progress_bar):
+        run = ds.runs[i]
+        x = run_windows(run, vols, split.n_frames, split.lag)
+        y = np.asarray(targets["test"][i], dtype=np.float32)
+        sidx = train_index.get(run.subject) if run.subject in trained_subjects else None
+        preds = {nm: predict_windows(models[nm], models[nm].windows(i, vols) if isinstance(models[nm], _OnView) else x, n_outputs=n_vox,
+                                     mask=ds.mask, subject=run.subject, subject_index=sidx, batch_size=batch_size) for nm in names}
+        for nm, p in preds.items():
+            if len(p) != len(y):
+                raise Eeg2fmriInputError(f"{run.key}: {nm} returned {len(p)} predictions for {len(y)} test windows.")
+        by_subject.setdefault(run.subject, []).append(
+            {"index": i, "key": run.key, "subject": run.subject, "volumes": np.asarray(vols), "y": y, "preds": preds,
+             "ceilings": groundtruth_ceilings(ds, i, vols)})
+
+    core = score_runs([rr for subj in sorted(by_subject) for rr in by_subject[subj]], names, ds.mask, ds.tr, reference=ref_name,
+                      baseline=BASELINE if BASELINE in models else None, labels=labels, n_boot=n_boot, block_len=block_len, ci=ci,
+                      random_state=random_state, ssim_volumes=ssim_volumes)
+    r_names, per_subject, draws, runs_out, group = core["_r_names"], core["per_subject"], core["_draws"], core["runs"], core["group"]
+    return {
+        "protocol": split.protocol,
+        "models": names,
+        "roles": {"reference": ref_name, "baseline": BASELINE if BASELINE in models else None,
+                  "null": "each model's own prediction circularly shifted by half of each test run"},
+        "reference": ref_status,
+        "per_subject": per_subject,
+        "group": group,
+        "runs": runs_out,
+        "settings": {"n_boot": n_boot, "block_len": block_len if block_len is not None else "default: max(ceil(16 s / TR), round(n ** (1/3)))",
+                     "ci": float(ci), "ssim_volumes_max": int(ssim_volumes), "ssim_window": "Gaussian, sigma 1.5 voxels, truncate 3.5",
+                     "data_range": "per subject: 1st-99th percentile range of the measured test data in the mask",
+                     "units": "targets detrended per span and standardised with the training span's scale (z units)",
+                     "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
+                     "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0])))},
+        "split": {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
+                  "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")}},
+        "_r_names": r_names,
+        "_draws": draws,
+        "_ci": float(ci),
+    }
+
+
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine the results of several folds (disjoint test subjects) into one.
+
+    Parameters
+    ----------
+    parts : list of dict
+        Outputs of :func:`evaluate_models` for the folds of one protocol (e.g.
+        every held-out subject of leave-one-subject-out), scoring the same
+        models.
+
+    Returns
+    -------
+    results : dict
+        Same layout; ``per_subject`` and ``runs`` are the union, ``group``
+        is recomputed over all subjects (CIs from the per-subject bootstrap
+        draws), ``folds`` holds each fold's split description.
+    """
+    if not parts:
+        raise Eeg2fmriInputError("merge_results: expected at least one fold's results, got none.")
+    first = parts[0]
+    for p in parts[1:]:
+        if p["models"] != first["models"]:
+            raise Eeg2fmriInputError(f"merge_results: folds scored different models ({first['models']} vs {p['models']}); score the same models in every fold.")
+    per_subject: dict[str, dict] = {}
+    draws: dict[str, np.ndarray | None] = {}
+    runs: dict[str, dict] = {}
+    for p in parts:
+        for subj, res in p["per_subject"].items():
+            key = subj if subj not in per_subject else f"{subj} (fold {parts.index(p)})"
+            per_subject[key] = res
+            draws[key] = p["_draws"].get(subj)
+        runs.update(p["runs"])
+    out = dict(first)
+    out.update(per_subject=per_subject, runs=runs, _draws=draws, folds=[p["split"] for p in parts])
+    out["group"] = _group(per_subject, draws, first["models"], first["_r_names"], first["roles"]["reference"], first["_ci"])
+    ref = [p["reference"] for p in parts]
+    out["reference"] = ref[0] if all(r == ref[0] for r in ref) else {"name": REFERENCE, "per_fold": ref}
+    return out
+
+
 def evaluate_split(
     ds: PreparedDataset,
     split: Split,
@@ -75,65 +850,113 @@ def evaluate_split(
     model: Any,
     *,
     baseline: Any | None = None,
-    n_boot: int = 200,
-    random_state: int = 0,
+    reference: Any | None = None,
+    model_name: str | None = None,
+    atlas: Any = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    block_len: int | None = None,
+    ci: float = 0.95,
+    random_state: int | np.random.Generator | None = 0,
+    ssim_volumes: int = DEFAULT_SSIM_VOLUMES,
+    progress_bar: bool = False,
 ) -> dict[str, Any]:
-    """Metrics of ``model`` (and baselines) on the test set, per subject and overall.
+    """Metrics of one model, the reference ``ridge_hrf`` and the baselines on the test set.
 
     Parameters
     ----------
-    ds : PreparedDataset
-    split : Split
-    targets : dict
-        From :func:`eeg2fmri.datasets.targets.split_targets`.
-    model : object with ``predict(x)``
-        Fitted model mapping windows to (n, n_voxels).
-    baseline : object with ``predict(x, subjects=...)`` | None
-        Fitted subject-mean baseline.
-    n_boot : int
-        Block-bootstrap resamples for the CI of the median r.
+    ds, split, targets
+        As in :func:`evaluate_models`.
+    model : fitted model
+        Predicts windows (``predict(x)``) or a torch module.
+    baseline, reference : fitted models | None
+        Subject-mean baseline and ``ridge_hrf``; fitted when ``None``. When
+        ``model`` is itself a ``ridge_hrf`` it is its own reference.
+    model_name : str | None
+        Name shown for the model (default its registry name).
+    atlas, n_boot, block_len, ci, random_state, ssim_volumes, progress_bar
+        As in :func:`evaluate_models`.
 
     Returns
     -------
     results : dict
-        ``subjects`` (per-subject dicts) and ``summary`` (means over subjects).
+        Everything :func:`evaluate_models` returns, plus ``model`` (the
+        model's name), ``summary`` (flat floats, means over subjects:
+        ``model_median_r``, ``model_r2``, ``model_rmse``, ``model_mae``,
+        ``model_ssim``, ``model_psnr``, ``null_shifted_median_r``,
+        ``mean_r2``/``mean_rmse``/..., ``ridge_hrf_median_r``/...,
+        ``diff_vs_ridge_hrf``/``p_vs_ridge_hrf``, ceilings and
+        ``fraction_of_oracle``/``fraction_of_noise`` on simulated data) and
+        ``subjects`` (``{subject: {run_key: per-run dict}}``, each with the
+        voxel r of the model under ``"_r"``).
     """
-    per_subject: dict[str, dict[str, Any]] = {}
-    rows: dict[str, list] = {}
-    for i, vols in split.selections["test"].items():
-        run = ds.runs[i]
-        x = run_windows(run, vols, split.n_frames, split.lag)
-        y = targets["test"][i]
-        p = np.asarray(model.predict(x)).reshape(len(y), -1)
-        r = pearson_r(y, p)
-        shift = np.roll(p, len(p) // 2, axis=0)
-        r_null = pearson_r(y, shift)
-        ci = bootstrap_median_r(y, p, n_boot=n_boot, random_state=random_state)
-        res = {
-            "run": run.key,
-            "n_test": int(len(y)),
-            "model_median_r": float(np.nanmedian(r)),
-            "model_median_r_ci": [float(ci["low"]), float(ci["high"])],
-            "model_rmse": float(np.sqrt(np.mean((y - p) ** 2))),
-            "model_r2": _r2(y, p),
-            "null_shifted_median_r": float(np.nanmedian(r_null)),
-        }
-        if baseline is not None:
-            b = np.asarray(baseline.predict(x, subjects=np.full(len(x), run.subject))).reshape(len(y), -1)
-            res["mean_rmse"] = float(np.sqrt(np.mean((y - b) ** 2)))
-            res["mean_r2"] = _r2(y, b)
-        ceil = groundtruth_ceilings(ds, i, vols)
-        if ceil is not None:
-            ok = np.isfinite(ceil["noise"]) & np.isfinite(r)
-            res["noise_ceiling_median_r"] = float(np.median(ceil["noise"][ok]))
-            res["oracle_ceiling_median_r"] = float(np.median(ceil["oracle"][ok]))
-            res["model_median_r_in_groundtruth_mask"] = float(np.median(r[ok]))
-            res["fraction_of_oracle"] = res["model_median_r_in_groundtruth_mask"] / res["oracle_ceiling_median_r"]
-        res["_r"] = r
-        per_subject.setdefault(run.subject, {})[run.key] = res
-        for k, v in res.items():
-            if isinstance(v, float):
-                rows.setdefault(k, []).append(v)
-    summary = {k: float(np.mean(v)) for k, v in rows.items()}
-    logger.info("test median r (mean over runs): %.3f", summary.get("model_median_r", float("nan")))
-    return {"protocol": split.protocol, "subjects": per_subject, "summary": summary}
+    name = model_name or getattr(model, "registry_name", None) or "model"
+    if name == BASELINE:
+        raise Eeg2fmriInputError("evaluate_split: the subject-mean baseline is always shown; evaluate another model, or use evaluate_models.")
+    if name == REFERENCE and reference is None:
+        reference = model
+    res = evaluate_models(ds, split, targets, {name: model} if name != REFERENCE else {REFERENCE: model}, baseline=baseline,
+                          reference=None if name == REFERENCE else reference, atlas=atlas, n_boot=n_boot, block_len=block_len, ci=ci,
+                          random_state=random_state, ssim_volumes=ssim_volumes, progress_bar=progress_bar)
+    res["model"] = name
+    g = res["group"]["models"]
+    summary: dict[str, float] = {}
+    for key in ("median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse", "calhas_ssim", "roi_median_r",
+                "median_r_in_groundtruth_mask", "fraction_of_oracle", "fraction_of_noise"):
+        if key in g[name]:
+            summary[f"model_{key}"] = g[name][key]
+    summary["null_shifted_median_r"] = g[name].get("null_median_r", float("nan"))
+    for legacy in ("fraction_of_oracle", "fraction_of_noise"):  # the quickstart's table reads these names
+        if f"model_{legacy}" in summary:
+            summary[legacy] = summary[f"model_{legacy}"]
+    for other in (BASELINE, REFERENCE):
+        if other in g and other != name:
+            for key in ("median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse", "calhas_ssim"):
+                if key in g[other] and not (other == BASELINE and key == "median_r"):
+                    summary[f"{other}_{key}"] = g[other][key]
+    if name in res["group"]["paired"]:
+        pr = res["group"]["paired"][name]
+        summary[f"diff_vs_{REFERENCE}"] = pr["diff_median_r"]
+        summary[f"p_vs_{REFERENCE}"] = pr["p_value"]
+    if "ceilings" in res["group"]:
+        summary["noise_ceiling_median_r"] = res["group"]["ceilings"]["noise_median_r"]
+        summary["oracle_ceiling_median_r"] = res["group"]["ceilings"]["oracle_median_r"]
+    res["summary"] = summary
+    subjects: dict[str, dict[str, dict]] = {}
+    for key, one in res["runs"].items():
+        mm = one["models"][name]
+        legacy = {"run": key, "n_test": one["n_test"], "model_median_r": mm["median_r"], "model_rmse": mm["rmse"], "model_r2": mm["r2"],
+                  "null_shifted_median_r": mm["null_median_r"], "_r": mm["_r"]}
+        if BASELINE in one["models"]:
+            legacy["mean_rmse"] = one["models"][BASELINE]["rmse"]
+            legacy["mean_r2"] = one["models"][BASELINE]["r2"]
+        subjects.setdefault(one["subject"], {})[key] = legacy
+    res["subjects"] = subjects
+    return res
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def results_to_json(results: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-safe copy of evaluation results.
+
+    Keys starting with ``_`` (arrays for figures) are dropped, NumPy values
+    become Python numbers and NaN/inf become ``None`` (strict JSON).
+    """
+    return _plain(dict(results))

@@ -1,13 +1,42 @@
-"""Figures and a Markdown report for an evaluation (matplotlib, Agg backend)."""
+"""Figures and Markdown/HTML reports of an evaluation (matplotlib Agg; nilearn for brain maps).
+
+* :func:`plot_r_map` - voxel-wise test r on orthogonal slices over the MNI152
+  template (nilearn ships it, no download), or over the measured mean when
+  the grid is not in MNI space;
+* :func:`plot_timecourses` - measured vs predicted time courses of voxels at
+  the 90th, 50th and 10th percentile of r;
+* :func:`plot_r_distributions` - histograms of voxel r for the model, the
+  reference and their time-shifted nulls;
+* :func:`plot_subject_r` - per-subject median r with bootstrap CIs;
+* :func:`plot_slices` - measured vs predicted axial slices at one time point;
+* :func:`write_evaluation_report` - ``report.md`` (and ``report.html``) with
+  the summary, the paired comparison, the per-subject table, the baselines
+  and the peers' metrics, each labelled;
+* :func:`write_report` - the short report of the quickstart.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import math
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_slices", "plot_timecourses", "write_report"]
+__all__ = ["plot_r_distributions", "plot_r_map", "plot_slices", "plot_subject_r", "plot_timecourses", "write_evaluation_report", "write_report"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _unmask(mask: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
@@ -26,16 +55,14 @@ def plot_slices(mask: np.ndarray, measured: np.ndarray, predicted: np.ndarray, r
         One volume in standardised units.
     r : array, shape (n_voxels,)
         Voxel-wise test r.
+    out : Path
+        PNG to write.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     zs = np.where(mask.any(axis=(0, 1)))[0]
     picks = zs[(np.linspace(0.25, 0.75, 3) * (len(zs) - 1)).astype(int)] if len(zs) else [mask.shape[2] // 2]
     rows = [("measured", _unmask(mask, measured), "RdBu_r", 2.5), ("predicted", _unmask(mask, predicted), "RdBu_r", 2.5), ("test r", _unmask(mask, r), "RdBu_r", 0.6)]
-    fig, axes = plt.subplots(3, len(picks), figsize=(3 * len(picks), 8.5))
+    fig, axes = plt.subplots(3, len(picks), figsize=(3 * len(picks), 8.5), squeeze=False)
     for i, (name, vol, cmap, lim) in enumerate(rows):
         for j, z in enumerate(picks):
             ax = axes[i, j]
@@ -53,22 +80,84 @@ def plot_slices(mask: np.ndarray, measured: np.ndarray, predicted: np.ndarray, r
     return out
 
 
+def _in_mni_box(affine: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether the grid's centre lies inside the MNI152 brain's bounding box (mm)."""
+    centre = affine @ np.array([(s - 1) / 2 for s in shape[:3]] + [1.0])
+    return bool(np.all(np.abs(centre[:3] - np.array([0.0, -18.0, 18.0])) < np.array([40.0, 50.0, 40.0])))
+
+
+def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, title: str = "", *, background: Any = "mni",
+               vmax: float | None = None) -> Path:
+    """Voxel-wise test r on orthogonal slices over the MNI152 template.
+
+    Parameters
+    ----------
+    mask : array of bool, shape (X, Y, Z)
+    affine : array, shape (4, 4)
+        Voxel-to-world affine of the grid (MNI mm for the overlay to be meaningful).
+    r : array, shape (n_voxels,)
+        r per masked voxel (NaN allowed, shown as 0).
+    out : Path
+        PNG to write.
+    background : "mni" | nibabel image | None
+        ``"mni"``: nilearn's MNI152 template (shipped with nilearn, no
+        download), used when the grid's centre lies in MNI space, otherwise
+        no background; an image (e.g. the mean measured volume) is used as is.
+    vmax : float | None
+        Colour scale limit (default: the 99th percentile of |r|, at least 0.1).
+    """
+    import nibabel as nib
+    from nilearn import plotting
+
+    plt = _plt()
+    vals = np.nan_to_num(np.asarray(r, dtype=np.float32), nan=0.0)
+    img = nib.Nifti1Image(_unmask(mask, vals, fill=0.0), np.asarray(affine, dtype=np.float64))
+    if vmax is None:
+        finite = np.abs(np.asarray(r, dtype=np.float64))
+        finite = finite[np.isfinite(finite)]
+        vmax = max(0.1, float(np.percentile(finite, 99))) if finite.size else 0.5
+    bg = None
+    if isinstance(background, str) and background == "mni":
+        if _in_mni_box(np.asarray(affine), mask.shape):
+            from nilearn.datasets import load_mni152_template
+
+            bg = load_mni152_template(resolution=2)
+    elif background is not None:
+        bg = background
+    centre = np.asarray(affine) @ np.append(np.argwhere(mask).mean(axis=0), 1.0)  # slices through the mask's centroid
+    fig = plt.figure(figsize=(9, 3.4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn's notes on resampling and colour bars
+        disp = plotting.plot_stat_map(img, bg_img=bg, display_mode="ortho", cut_coords=tuple(centre[:3]), cmap="RdBu_r", vmax=vmax,
+                                      symmetric_cbar=True, colorbar=True, title=title or None, figure=fig, draw_cross=False, black_bg=False,
+                                      annotate=True)
+        disp.savefig(str(out), dpi=90)
+        disp.close()
+    plt.close(fig)
+    return out
+
+
 def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray, tr: float, out: Path, title: str = "") -> Path:
-    """Measured vs predicted time courses of voxels at the 90th, 50th and 10th percentile of r."""
-    import matplotlib
+    """Measured vs predicted time courses of voxels at the 90th, 50th and 10th percentile of r.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    Parameters
+    ----------
+    measured, predicted : array, shape (n_times, n_voxels)
+    r : array, shape (n_voxels,)
+    tr : float
+        Seconds between time points.
+    out : Path
+    """
+    plt = _plt()
     ok = np.where(np.isfinite(r))[0]
-    order = ok[np.argsort(r[ok])]
+    order = ok[np.argsort(r[ok])] if len(ok) else np.arange(measured.shape[1])
     picks = [(q, order[int(q / 100 * (len(order) - 1))]) for q in (90, 50, 10)]
     t = np.arange(measured.shape[0]) * tr
     fig, axes = plt.subplots(len(picks), 1, figsize=(8, 6), sharex=True)
     for ax, (q, v) in zip(axes, picks):
         ax.plot(t, measured[:, v], color="k", lw=1, label="measured")
         ax.plot(t, predicted[:, v] / max(predicted[:, v].std(), 1e-6) * measured[:, v].std(), color="C3", lw=1, label="predicted (rescaled)")
-        ax.set_ylabel(f"p{q}: r={r[v]:.2f}")
+        ax.set_ylabel(f"p{q}: r={r[v]:.2f}" if np.isfinite(r[v]) else f"p{q}")
     axes[0].legend(loc="upper right", fontsize=8)
     axes[-1].set_xlabel("time in test span (s)")
     fig.suptitle(title)
@@ -78,12 +167,301 @@ def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray,
     return out
 
 
+def plot_r_distributions(rs: dict[str, np.ndarray], out: Path, title: str = "") -> Path:
+    """Histograms of voxel-wise r (one line per predictor).
+
+    Parameters
+    ----------
+    rs : dict
+        Label -> voxel r (NaN ignored), e.g. the model, ``ridge_hrf`` and their shifted nulls.
+    out : Path
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    bins = np.linspace(-1, 1, 81)
+    for k, (label, r) in enumerate(rs.items()):
+        v = np.asarray(r, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            continue
+        style = "--" if "null" in label else "-"
+        ax.hist(v, bins=bins, histtype="step", lw=1.5, ls=style, color=f"C{k}", density=True, label=f"{label} (median {np.median(v):.3f})")
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_xlabel("voxel-wise test r")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_subject_r(per_subject: dict[str, dict], names: list[str], out: Path, title: str = "") -> Path:
+    """Per-subject median r with bootstrap CIs for several predictors.
+
+    Parameters
+    ----------
+    per_subject : dict
+        ``results["per_subject"]`` of an evaluation.
+    names : list of str
+        Predictors to show (those with an r).
+    out : Path
+    """
+    plt = _plt()
+    subs = sorted(per_subject)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(subs) + 2.5), 3.4))
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(subs))
+    for k, nm in enumerate(names):
+        med = np.array([per_subject[s]["models"][nm].get("median_r", np.nan) for s in subs], dtype=float)
+        ci = np.array([per_subject[s]["models"][nm].get("median_r_ci", [np.nan, np.nan]) for s in subs], dtype=float).reshape(-1, 2)
+        err = np.vstack([med - ci[:, 0], ci[:, 1] - med])
+        err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
+        ax.errorbar(x + (k - (len(names) - 1) / 2) * width, med, yerr=err, fmt="o", capsize=3, label=nm, color=f"C{k}")
+    ceil = [per_subject[s].get("ceilings", {}).get("noise_median_r") for s in subs]
+    if all(c is not None for c in ceil) and subs:
+        ax.scatter(x, ceil, marker="_", s=200, color="0.3", label="noise ceiling")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(subs, rotation=45 if len(subs) > 8 else 0)
+    ax.set_ylabel("median voxel r (95% CI)")
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- reports
+
+
 def write_report(out_dir: Path, table: str, figures: list[Path], metrics: dict[str, Any], title: str = "eeg2fmri report") -> Path:
-    """Write ``report.md`` with the summary table and figures."""
+    """Write ``report.md`` with the summary table and figures (quickstart)."""
     lines = [f"# {title}", "", "All numbers are measured on held-out test data (see the protocol below).", "", "```", table, "```", ""]
     for f in figures:
-        lines += [f"![{f.stem}]({f.name})", ""]
+        lines += [f"![{Path(f).stem}]({Path(f).name})", ""]
     lines += ["## Protocol", "", f"- protocol: {metrics.get('protocol')}", f"- split: {metrics.get('split')}", ""]
-    p = out_dir / "report.md"
+    p = Path(out_dir) / "report.md"
     p.write_text("\n".join(lines))
     return p
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _ci(v: Any) -> str:
+    if not v or any(x is None or not math.isfinite(x) for x in v):
+        return "—"
+    return f"[{v[0]:.3f}, {v[1]:.3f}]"
+
+
+def _p(v: Any) -> str:
+    if v is None or not math.isfinite(v):
+        return "—"
+    return f"{v:.3f}" if v >= 0.001 else "<0.001"
+
+
+def _reference_line(results: dict[str, Any]) -> str:
+    ref = results.get("reference", {}) or {}
+    if not ref.get("available", True):
+        return "not available: " + str(ref.get("reason"))
+    return ref.get("note") or "fitted on the same training windows, scored on the same test windows"
+
+
+def _block_lens(results: dict[str, Any]) -> str:
+    lens = sorted({ps["bootstrap"]["block_len"] for ps in results["per_subject"].values() if "bootstrap" in ps})
+    bl = results["settings"]["block_len"]
+    how = "given" if isinstance(bl, int) else "max(ceil(16 s / TR), round(n ** (1/3)))"
+    return (", ".join(map(str, lens)) + f" volumes ({how})") if lens else "none (no bootstrap)"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: str, model: str | None = None, extra: dict[str, Any] | None = None) -> str:
+    """The Markdown text of an evaluation report (see :func:`write_evaluation_report`)."""
+    g = results["group"]
+    names = results["models"]
+    ref = results["roles"]["reference"]
+    base = results["roles"]["baseline"]
+    model = model or next((n for n in names if n not in (ref, base)), ref)
+    subs = sorted(results["per_subject"])
+    gm = g["models"]
+    lines = [f"# {title}", ""]
+    m = gm.get(model, {})
+    sent = (f"On held-out test data ({results['protocol']} protocol, {len(subs)} test subject(s)), **{model}** reaches a median voxel-wise "
+            f"r of {_f(m.get('median_r'))} {_ci(m.get('median_r_ci'))} (mean over subjects of the per-subject median in the brain mask)")
+    if ref and ref != model and ref in gm:
+        pr = g.get("paired", {}).get(model, {})
+        sent += (f"; the reference ridge_hrf reaches {_f(gm[ref].get('median_r'))} {_ci(gm[ref].get('median_r_ci'))}, a difference of "
+                 f"{_f(pr.get('diff_median_r'))} {_ci([pr.get('low'), pr.get('high')] if pr else None)} (paired block bootstrap, p = {_p(pr.get('p_value'))})")
+    elif not results.get("reference", {}).get("available", True):
+        sent += f"; the reference ridge_hrf is not available here: {results['reference'].get('reason')}"
+    sent += f". Its time-shifted null reaches {_f(m.get('null_median_r'))}."
+    if "ceilings" in g:
+        sent += (f" On this simulated data the noise ceiling is {_f(g['ceilings']['noise_median_r'])} and the oracle (EEG-visible) ceiling "
+                 f"{_f(g['ceilings']['oracle_median_r'])}; the model reaches {_f(m.get('fraction_of_oracle'))} of the oracle ceiling.")
+    lines += [sent, "", "Intervals are 95% block-bootstrap intervals over time (per subject; for means over subjects, the per-subject draws "
+              "averaged, subjects fixed). Units: BOLD detrended per span and standardised with the training span's scale (z).", ""]
+    lines += ["## Models, reference and baselines (means over test subjects)", ""]
+    head = ["", "median r", "95% CI", "shifted-null r", "R²", "RMSE", "MAE", "SSIM (3D, mask)", "PSNR (dB)", "÷ noise ceiling", "÷ oracle"]
+    rows = []
+    for nm in names:
+        mm = gm[nm]
+        label = nm + (" (reference)" if nm == ref else " (subject-mean baseline)" if nm == base else "")
+        rows.append([label, _f(mm.get("median_r")) if nm != base else "undefined (constant)", _ci(mm.get("median_r_ci")), _f(mm.get("null_median_r")),
+                     _f(mm.get("r2")), _f(mm.get("rmse")), _f(mm.get("mae")), _f(mm.get("ssim")), _f(mm.get("psnr"), 1),
+                     _f(mm.get("fraction_of_noise")), _f(mm.get("fraction_of_oracle"))])
+    if "ceilings" in g:
+        rows.append(["noise ceiling (ground truth)", _f(g["ceilings"]["noise_median_r"])] + ["—"] * (len(head) - 2))
+        rows.append(["oracle ceiling (EEG-visible part)", _f(g["ceilings"]["oracle_median_r"])] + ["—"] * (len(head) - 2))
+    lines += _table(head, rows) + [""]
+    if any(gm[nm].get("roi_median_r") is not None for nm in names):
+        lines += [f"ROI r (ROI-average series, {results['settings'].get('n_rois')} ROIs): " + ", ".join(
+            f"{nm} median {_f(gm[nm].get('roi_median_r'))}" for nm in names if gm[nm].get("roi_median_r") is not None), ""]
+    if g.get("paired"):
+        lines += ["## Paired comparison with the reference (same resampled blocks)", ""]
+        lines += _table(["model", "Δ median r vs ridge_hrf", "95% CI", "p (two-sided)"],
+                        [[nm, _f(pr["diff_median_r"]), _ci([pr["low"], pr["high"]]), _p(pr["p_value"])] for nm, pr in g["paired"].items()]) + [""]
+    lines += ["## Per subject", ""]
+    head = ["subject", "runs", "test volumes"] + [f"{nm} r [95% CI]" for nm in names if nm != base]
+    if ref and model in g.get("paired", {}):
+        head += ["Δ vs ridge_hrf [95% CI], p"]
+    head += [f"{nm} RMSE" for nm in names] + ["data range (p1-p99)"]
+    if "ceilings" in g:
+        head += ["noise / oracle ceiling"]
+    rows = []
+    for s in subs:
+        ps = results["per_subject"][s]
+        row = [s, str(len(ps["runs"])), str(ps["n_test"])]
+        row += [f"{_f(ps['models'][nm].get('median_r'))} {_ci(ps['models'][nm].get('median_r_ci'))}" for nm in names if nm != base]
+        if ref and model in g.get("paired", {}):
+            pr = ps.get("paired", {}).get(model)
+            row.append(f"{_f(pr['diff_median_r'])} {_ci([pr['low'], pr['high']])}, p = {_p(pr['p_value'])}" if pr else "—")
+        row += [_f(ps["models"][nm].get("rmse")) for nm in names]
+        row.append(f"{ps['data_range']['value']:.3f} ({ps['data_range']['low']:.2f} to {ps['data_range']['high']:.2f})")
+        if "ceilings" in g:
+            c = ps.get("ceilings", {})
+            row.append(f"{_f(c.get('noise_median_r'))} / {_f(c.get('oracle_median_r'))}")
+        rows.append(row)
+    lines += _table(head, rows) + [""]
+    lines += ["## Peers' own metrics (their definitions, for comparison with published numbers only)", "",
+              "`calhas_rmse`: RMSE over the whole grid including the background, per volume, averaged; `calhas_ssim`: slice-wise 2D SSIM "
+              "with their per-slice data range (Calhas & Henriques, EEG-to-fMRI). Both reward reproducing the mean anatomy and the "
+              "empty background; they are computed on unmasked volumes (zero outside the brain mask) and are not our metrics.", ""]
+    lines += _table(["", "calhas_rmse", "calhas_ssim"], [[nm, _f(gm[nm].get("calhas_rmse")), _f(gm[nm].get("calhas_ssim"))] for nm in names]) + [""]
+    if figures:
+        lines += ["## Figures", ""]
+        for f in figures:
+            lines += [f"![{Path(f).stem}]({Path(f).name})", ""]
+    st = results["settings"]
+    sp = results.get("split", {})
+    lines += ["## Protocol and settings", "",
+              f"- protocol: {results['protocol']}" + (f" ({len(results['folds'])} folds)" if results.get("folds") and len(results["folds"]) > 1 else ""),
+              f"- split: window {sp.get('n_frames')} samples of the EEG representation, lag {sp.get('lag')}, gap {sp.get('gap_volumes')} volumes "
+              f"between spans; {sp.get('n_train')} training, {sp.get('n_val')} validation, {sp.get('n_test')} test windows"
+              + (" (first fold)" if results.get("folds") and len(results["folds"]) > 1 else ""),
+              f"- reference ridge_hrf: {_reference_line(results)}",
+              f"- bootstrap: {st['n_boot']} circular block resamples per subject, block length {_block_lens(results)}, {st['ci']:.0%} percentile intervals",
+              f"- SSIM: 3D, {st['ssim_window']}, averaged over the brain mask and over at most {st['ssim_volumes_max']} evenly spaced test volumes per subject; "
+              f"data range of SSIM and PSNR: {st['data_range']} (values in the per-subject table)",
+              f"- units: {st['units']}",
+              f"- null: {results['roles']['null']}"]
+    for k, v in (extra or {}).items():
+        lines.append(f"- {k}: {v}")
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation_report(out_dir: str | os.PathLike, results: dict[str, Any], figures: list[Path], *, title: str = "eeg2fmri evaluation",
+                            model: str | None = None, extra: dict[str, Any] | None = None, html_report: bool = False) -> Path:
+    """Write ``report.md`` (and ``report.html`` with the figures embedded).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Folder holding the figures; the report goes next to them.
+    results : dict
+        From :func:`~eeg2fmri.evaluation.protocol.evaluate_models` (or merged folds).
+    figures : list of Path
+        PNG files in ``out_dir``.
+    title : str
+    model : str | None
+        The model the summary sentence is about (default: the first that is
+        neither the reference nor the baseline).
+    extra : dict | None
+        More "key: value" lines for the settings section.
+    html_report : bool
+        Also write a self-contained ``report.html``.
+
+    Returns
+    -------
+    report : Path
+        ``report.md``.
+    """
+    out_dir = Path(out_dir)
+    text = evaluation_markdown(results, figures, title=title, model=model, extra=extra)
+    md = out_dir / "report.md"
+    md.write_text(text)
+    if html_report:
+        (out_dir / "report.html").write_text(markdown_to_html(text, out_dir, title=title))
+    return md
+
+
+def markdown_to_html(text: str, folder: Path, *, title: str) -> str:
+    """A small, dependency-free rendering of the report's Markdown (headings, paragraphs, tables, lists, images)."""
+    import re
+
+    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>",
+           "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}table{border-collapse:collapse;font-size:90%}"
+           "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>",
+           "</head><body>"]
+
+    def inline(s: str) -> str:
+        s = html.escape(s)
+        s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("#"):
+            level = len(ln) - len(ln.lstrip("#"))
+            out.append(f"<h{level}>{inline(ln[level:].strip())}</h{level}>")
+        elif ln.startswith("| "):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                if not set(lines[i].replace("|", "").strip()) <= set("-:"):
+                    rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            out.append("<table>")
+            for k, r in enumerate(rows):
+                tag = "th" if k == 0 else "td"
+                out.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in r) + "</tr>")
+            out.append("</table>")
+            continue
+        elif ln.startswith("!["):
+            m = re.match(r"!\[(.*?)\]\((.*?)\)", ln)
+            if m and (folder / m.group(2)).exists():
+                data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
+                out.append(f"<p><img alt='{html.escape(m.group(1))}' src='data:image/png;base64,{data}'></p>")
+        elif ln.startswith("- "):
+            out.append("<ul>")
+            while i < len(lines) and lines[i].startswith("- "):
+                out.append(f"<li>{inline(lines[i][2:])}</li>")
+                i += 1
+            out.append("</ul>")
+            continue
+        elif ln.strip():
+            out.append(f"<p>{inline(ln)}</p>")
+        i += 1
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -20,9 +20,12 @@ def compute_mask(img, where: str = "BOLD") -> np.ndarray:
     """
     from nilearn.masking import compute_epi_mask
 
+    # the morphological opening removes thin structures; on coarse grids it would erode the brain itself
+    voxel = float(np.max(np.sqrt((np.asarray(img.affine)[:3, :3] ** 2).sum(0))))
+    opening = 2 if voxel <= 4.0 else (1 if voxel <= 8.0 else False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = compute_epi_mask(img)
+        m = compute_epi_mask(img, opening=opening)
     mask = np.asarray(m.get_fdata()) > 0
     if mask.sum() == 0:
         raise Eeg2fmriInputError(f"{where}: the automatic brain mask (EPI mask of the mean image) is empty; pass a mask image on the BOLD grid (prepare option mask=<path> or mask='mni').")

@@ -1,38 +1,163 @@
-"""Turn an EEG-only recording into a 4D BOLD NIfTI with a trained model."""
+"""Turn an EEG-only recording into a 4D BOLD NIfTI with a trained model, in bounded memory.
+
+Steps (see :func:`synthesize`):
+
+1. the recording is opened lazily (any format MNE reads) and its channels are
+   matched to the model's by name, case-insensitively (extra channels are
+   ignored and reported, missing ones are an error naming them);
+2. the EEG representation the model was trained on (band power, STFT or raw,
+   with the preprocessing recorded in ``model.json``) is computed in time
+   chunks by :func:`~eeg2fmri.synthesis.stream.stream_representation` into a
+   memory-mapped temporary file; a recording at another sampling rate is
+   resampled to the training work rate (reported);
+3. windows are predicted in batches and written volume block by volume block
+   into a memory-mapped temporary NIfTI (:class:`~eeg2fmri.synthesis.nifti.StreamingNifti`),
+   renamed (or gzip-compressed) into place at the end, with a JSON sidecar;
+   an uncertainty NIfTI is written too when the model provides one.
+
+Peak memory does not grow with the length of the recording, and an interrupted
+synthesis leaves no output file behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate
+from eeg2fmri.datasets.prepared import PrepareConfig, work_rate
+from eeg2fmri.evaluation.protocol import predict_windows
 from eeg2fmri.io import read_eeg
 from eeg2fmri.models import load_model
-from eeg2fmri.preprocessing import band_envelopes, bin_frames, standardize_features
+from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
+from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_representation
 from eeg2fmri.utils.atomic import atomic_file
 from eeg2fmri.utils.logs import logger, progress
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
-__all__ = ["synthesize"]
+__all__ = ["match_channels", "output_paths", "synthesize"]
+
+# Window elements (float32) fetched per prediction batch at most (64 MiB).
+_BATCH_ELEMS = 1 << 24
+# Output volume elements (float32) written per batch at most (16 MiB).
+_VOLUME_ELEMS = 1 << 22
 
 
-def _match_channels(raw, wanted: list[str], where: str):
-    have = list(raw.ch_names)
-    lower = {c.lower(): c for c in have}
-    missing = [c for c in wanted if c.lower() not in lower]
+def output_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """The BOLD, sidecar and uncertainty paths of an output name.
+
+    Parameters
+    ----------
+    out : path-like
+        ``NAME.nii.gz`` or ``NAME.nii``.
+
+    Returns
+    -------
+    bold, sidecar, uncertainty : Path
+        ``NAME.nii[.gz]``, ``NAME.json`` and ``NAME_uncertainty.nii[.gz]``.
+    """
+    out = Path(out)
+    for ext in (".nii.gz", ".nii"):
+        if out.name.endswith(ext):
+            stem = out.name[: -len(ext)]
+            return out, out.with_name(stem + ".json"), out.with_name(stem + "_uncertainty" + ext)
+    raise Eeg2fmriInputError(f"{out}: expected an output name ending in .nii.gz or .nii, got {out.name!r}; e.g. --out sub-01_desc-synth_bold.nii.gz.")
+
+
+def match_channels(available: list[str], wanted: list[str], where: str = "EEG") -> tuple[list[str], list[str]]:
+    """Map the model's channel names onto a recording's, case-insensitively.
+
+    Parameters
+    ----------
+    available : list of str
+        Channel names of the recording.
+    wanted : list of str
+        Channel names the model was trained on, in input order.
+
+    Returns
+    -------
+    picks : list of str
+        The recording's names of the model's channels, in the model's order.
+    extra : list of str
+        Recording channels the model does not use (ignored).
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        A model channel is missing (the message names them and how to fix
+        it) or a name matches several channels that differ only in case.
+    """
+    by_lower: dict[str, list[str]] = {}
+    for c in available:
+        by_lower.setdefault(c.lower(), []).append(c)
+    missing = [c for c in wanted if c.lower() not in by_lower]
     if missing:
         raise Eeg2fmriInputError(
-            f"{where}: the model was trained on {len(wanted)} EEG channels but {len(missing)} are missing here: {missing[:10]}"
-            f"{' ...' if len(missing) > 10 else ''}; rename channels to the training names (raw.rename_channels) or interpolate them "
-            "(set a montage, mark them bad, raw.interpolate_bads)."
+            f"{where}: the model was trained on {len(wanted)} EEG channels and {len(missing)} are missing here: "
+            f"{missing[:12]}{' ...' if len(missing) > 12 else ''}; rename channels to the training names "
+            "(raw.rename_channels({...}), matching ignores case) or add them by interpolation (set a montage, add "
+            "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording."
         )
-    extra = [c for c in have if c.lower() not in {w.lower() for w in wanted}]
-    if extra:
-        logger.info("%s: ignoring %d channel(s) the model was not trained on: %s", where, len(extra), ", ".join(extra[:10]))
-    return raw.pick([lower[c.lower()] for c in wanted])
+    ambiguous = [c for c in wanted if len(by_lower[c.lower()]) > 1]
+    if ambiguous:
+        raise Eeg2fmriInputError(
+            f"{where}: channel name(s) {ambiguous[:5]} match several channels that differ only in case "
+            f"({[by_lower[c.lower()] for c in ambiguous[:3]]}); rename or drop the duplicates."
+        )
+    picks = [by_lower[c.lower()][0] for c in wanted]
+    used = set(picks)
+    extra = [c for c in available if c not in used]
+    return picks, extra
+
+
+def _hop_for(tr_out: float, tr_train: float, flen: float, kind: str) -> int:
+    """Frame hops per frame for ``tr_out`` (1 for the raw representation)."""
+    if kind == "raw":
+        if tr_out > tr_train + 1e-9:
+            raise Eeg2fmriInputError(f"tr={tr_out} s: expected at most the training TR {tr_train} s (finer steps are allowed); omit --tr for the training TR.")
+        return 1
+    q = flen / tr_out
+    if q < 1 - 1e-9 or abs(q - round(q)) > 1e-6:
+        raise Eeg2fmriInputError(
+            f"tr={tr_out} s: expected the training TR or a step that divides the training frame length {flen:g} s "
+            f"(e.g. {flen:g}, {flen / 2:g}, {flen / 4:g}); omit --tr for the training TR."
+        )
+    return int(round(q))
+
+
+def _uncertainty_fns(model: Any) -> list[tuple[Any, str]]:
+    """The uncertainty methods a model provides, in order of preference, with what their scale means."""
+    out = []
+    for name, meaning in (("predict_uncertainty", "predictive scale returned by the model's predict_uncertainty (e.g. the Laplace scale b; std = sqrt(2) b)"),
+                          ("predict_mc", "Monte-Carlo standard deviation from the model's predict_mc")):
+        fn = getattr(model, name, None)
+        if fn is not None:
+            out.append((fn, meaning))
+    return out
+
+
+def _call(fn, x: np.ndarray, model: Any):
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        with torch.inference_mode():
+            return fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+    return fn(x)
+
+
+def _as_masked(a: Any, n: int, mask: np.ndarray) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 4 and a.shape[1:] == mask.shape:
+        a = a[:, mask]
+    return a.reshape(n, -1)
 
 
 def synthesize(
@@ -42,102 +167,210 @@ def synthesize(
     *,
     tr: float | None = None,
     overwrite: bool = False,
+    uncertainty: bool | None = None,
     batch_size: int = 256,
+    chunk_seconds: float = CHUNK_SECONDS,
+    pad_seconds: float = PAD_SECONDS,
     progress_bar: bool = True,
 ) -> Path:
-    """Predict a 4D BOLD image from an EEG recording.
+    """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
     Parameters
     ----------
     eeg : path-like | mne.io.BaseRaw
-        EEG-only recording (any format MNE reads). Channels are matched to the
-        training channels by name (case-insensitive); extra channels are
-        ignored (reported), missing ones raise.
+        EEG-only recording in any format MNE reads (``.vhdr``, ``.edf``,
+        ``.bdf``, ``.set``, ``.fif``, ...), or a Raw object (need not be
+        preloaded). Its channels are matched to the training channels by
+        name, case-insensitively; extra channels are ignored (reported),
+        missing ones raise. Another sampling rate is resampled to the
+        training work rate (reported).
     model_dir : path-like
-        A trained model directory.
+        A trained model directory (``model.json``, weights, ``mask.nii.gz``).
     out : path-like
-        Output ``.nii.gz`` (written atomically; an existing file needs ``overwrite``).
-        A JSON sidecar with the same stem records TR, start time and the model.
+        Output ``.nii.gz`` or ``.nii``; written through a memory-mapped
+        temporary file and renamed at the end (an existing file needs
+        ``overwrite``). A JSON sidecar ``NAME.json`` records TR, start time,
+        channels, resampling and the model.
     tr : float | None
         Output volume spacing in seconds; default the training TR. A finer
-        step must divide the training frame length (e.g. 0.5 s for TR 2 s).
+        step must divide the training frame length (e.g. 1 or 0.5 s for a TR
+        of 2 s with one frame per TR).
     overwrite : bool
         Replace existing outputs.
+    uncertainty : bool | None
+        Also write ``NAME_uncertainty.nii[.gz]`` from the model's
+        ``predict_uncertainty(x) -> (mean, scale)`` or ``predict_mc(x) ->
+        (mean, std)``. ``None`` writes it when the model provides one,
+        ``True`` requires it, ``False`` never writes it.
     batch_size : int
-        Windows predicted at once.
+        Windows predicted at once (fewer for large windows).
+    chunk_seconds, pad_seconds : float
+        EEG kept per chunk and the padding on each side (seconds); memory
+        grows with these, not with the recording.
+    progress_bar : bool
 
     Returns
     -------
     out : Path
+        The BOLD NIfTI, shape ``(X, Y, Z, n_volumes)`` on the training grid
+        (its affine, zooms, ``xyzt`` units mm/s and the TR in ``pixdim[4]``),
+        float32 in per-voxel standardised (z) units, zero outside the mask.
 
     Notes
     -----
-    Volume ``j`` starts ``j * tr`` seconds after the first volume whose whole
-    EEG window lies in the recording (``StartTime`` in the sidecar, seconds
-    from the EEG start). Values are per-voxel standardised units.
+    Volume ``j`` starts ``StartTime + j * tr`` seconds after the first EEG
+    sample (``StartTime`` in the sidecar): the first volume whose whole EEG
+    window lies in the recording, placed as in training (the window ends
+    with the volume's own acquisition, plus the model's lag).
     """
     import nibabel as nib
 
-    out = Path(out)
-    if not (out.name.endswith(".nii.gz") or out.name.endswith(".nii")):
-        raise Eeg2fmriInputError(f"{out}: expected an output name ending in .nii.gz or .nii.")
-    sidecar = Path(str(out)[: -len(".nii.gz")] if out.name.endswith(".nii.gz") else str(out)[: -len(".nii")]).with_suffix(".json")
-    for p in (out, sidecar):
+    bold_out, sidecar, unc_out = output_paths(out)
+    batch_size = check_positive_int(batch_size, "batch_size", where="synthesize")
+    for p in (bold_out, sidecar) + ((unc_out,) if uncertainty else ()):
         if p.exists() and not overwrite:
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
     lm = load_model(model_dir)
     meta, spec = lm.meta, lm.spec
-    if spec.input_kind != "bandpower":
-        raise Eeg2fmriInputError(f"{model_dir}: synthesis from input_kind {spec.input_kind!r} is not available in this version; use a band-power model (e.g. ridge_hrf).")
     cfg = PrepareConfig.from_dict(meta["prepare"])
-    where = str(eeg) if not hasattr(eeg, "info") else "EEG"
-    raw = read_eeg(eeg)
+    kind = spec.input_kind
+    if kind != cfg.representation:
+        raise Eeg2fmriInputError(f"{Path(model_dir) / 'model.json'}: the model takes {kind!r} windows but its preprocessing says {cfg.representation!r}; re-save the model.")
+    where = str(eeg) if not hasattr(eeg, "info") else "EEG (Raw object)"
     tr_train = float(spec.tr)
-    tr_out = tr_train if tr is None else check_positive(tr, "tr")
-    m = cfg.frames_per_tr
+    m = int(cfg.frames_per_tr)
     flen = tr_train / m
-    q = flen / tr_out
-    if q < 1 - 1e-9 and abs(q - 1) > 1e-9 or abs(q - round(q)) > 1e-6:
-        raise Eeg2fmriInputError(f"tr={tr_out} s must divide the training frame length {flen} s (e.g. {flen}, {flen / 2}, {flen / 4}).")
-    q = int(round(q))
-    raw = _match_channels(raw.copy(), list(spec.ch_names), where)
-    raw.set_channel_types({c: "eeg" for c in raw.ch_names}, verbose=False)
-    raw.info["bads"] = []
-    data, sf, _ = load_eeg_lowrate(raw, cfg, where=where)
-    dur = data.shape[1] / sf
+    tr_out = tr_train if tr is None else check_positive(tr, "tr", where="synthesize", fix="pass the output volume spacing in seconds")
+    q = _hop_for(tr_out, tr_train, flen, kind)
     n_frames = int(meta["window"]["n_frames"])
     lag = int(meta["window"].get("lag", 0))
-    starts = np.arange(0.0, dur - flen + 1e-9, tr_out)
-    if len(starts) < n_frames * q:
-        raise Eeg2fmriInputError(f"{where}: the recording lasts {dur:.1f} s but one window needs {n_frames * flen:.1f} s of EEG; use a longer recording.")
-    power = band_envelopes(data, sf, cfg.bands)
-    frames = bin_frames(power, sf, starts, flen)  # (n_hops, n_bands, n_chans)
-    del power
-    feats = standardize_features(np.transpose(frames, (0, 2, 1)))  # (n_hops, C, B)
-    # output j: the window's last frame is hop e_j = first_end + j; frames e_j - q*(n_frames-1), ..., e_j (step q)
-    first_end = q * (n_frames - 1)
-    n_out = len(feats) - first_end
-    if n_out <= 0:
-        raise Eeg2fmriInputError(f"{where}: too short for one window; need at least {(n_frames + lag) * flen:.1f} s of EEG.")
-    idx = first_end + np.arange(n_out)[:, None] - q * np.arange(n_frames - 1, -1, -1)[None, :]
     mask = lm.mask
     n_vox = int(mask.sum())
-    data = np.zeros(mask.shape + (n_out,), dtype=np.float32)
-    for b0 in progress(range(0, n_out, batch_size), desc="synthesize", total=(n_out + batch_size - 1) // batch_size, enabled=progress_bar):
-        sel = idx[b0 : b0 + batch_size]
-        x = np.transpose(feats[sel], (0, 2, 3, 1))  # (n, C, B, n_frames)
-        pred = np.asarray(lm.model.predict(x)).reshape(len(sel), n_vox)
-        data[mask, b0 : b0 + len(sel)] = pred.T
-    # the window of a volume ends `lag` frames after the end of the volume's acquisition (as in training)
-    start_time = float(starts[first_end] + flen - tr_train - lag * flen)
-    img = nib.Nifti1Image(data, lm.affine)
-    img.header.set_xyzt_units("mm", "sec")
-    zooms = tuple(float(z) for z in np.sqrt((lm.affine[:3, :3] ** 2).sum(0)))
-    img.header.set_zooms(zooms + (tr_out,))
-    with atomic_file(out, overwrite=overwrite) as tmp:
-        nib.save(img, tmp)
-    with atomic_file(sidecar, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps({"RepetitionTime": tr_out, "StartTime": start_time, "Units": "standardised (z) BOLD", "Model": meta["model"],
-                                   "ModelDir": str(Path(model_dir).absolute()), "Source": where, "GeneratedBy": "eeg2fmri.synthesize"}, indent=2))
-    logger.info("wrote %s (%d volumes, TR %.3f s)", out, n_out, tr_out)
-    return out
+    unc_fns = _uncertainty_fns(lm.model) if uncertainty is not False else []
+    if uncertainty and not unc_fns:
+        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (predict_uncertainty or predict_mc); omit --uncertainty.")
+
+    raw = read_eeg(eeg, preload=False)
+    sf = float(raw.info["sfreq"])
+    picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
+    if extra:
+        logger.info("%s: ignoring %d channel(s) the model was not trained on: %s", where, len(extra), ", ".join(extra[:20]))
+    renamed = {p: w for p, w in zip(picks, spec.ch_names) if p != w}
+    bad_used = [c for c in picks if c in raw.info["bads"]]
+    if bad_used:
+        logger.warning("%s: channel(s) %s are marked bad in the recording but the model needs them; they are used as recorded", where, bad_used)
+    # the training work rate: features must be computed at the same rate as in training
+    train_sf = float(spec.sfreq) if kind != "raw" else math.inf
+    wsf_train = work_rate(train_sf, cfg)
+    if sf / 2 <= cfg.needed_fmax():
+        raise Eeg2fmriInputError(
+            f"{where}: sampled at {sf:g} Hz, but the model's features use EEG up to {cfg.needed_fmax():g} Hz (the training work rate is "
+            f"{wsf_train:g} Hz); use a recording sampled above {2 * cfg.needed_fmax():g} Hz."
+        )
+    # "resampled": the recording's rate differs from the training recordings' (for raw models, whose
+    # DataSpec keeps only the raw rate, from the work rate); the usual work-rate conversion is not reported
+    resampled = abs(sf - (train_sf if math.isfinite(train_sf) else wsf_train)) > 1e-6 * sf
+    if resampled:
+        logger.info("%s: sampled at %g Hz (training: %g Hz); resampled to the training work rate %g Hz", where, sf,
+                    train_sf if math.isfinite(train_sf) else wsf_train, wsf_train)
+    duration = raw.n_times / sf
+    need = (n_frames - 1) * flen + flen if kind != "raw" else n_frames / float(cfg.raw_sfreq)
+    if duration < need + max(0, lag) * (flen if kind != "raw" else 1.0 / float(cfg.raw_sfreq)):
+        raise Eeg2fmriInputError(
+            f"{where}: the recording lasts {duration:.1f} s but one EEG window of the model needs {need:.1f} s; "
+            "use a longer recording (or a model trained with a shorter window)."
+        )
+    out_dir = bold_out.absolute().parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{bold_out.name.split('.')[0]}.synth-", dir=out_dir) as tmp:
+        st = stream_representation(raw, cfg, tr=tr_train, picks=picks, hop=None if kind == "raw" else flen / q, work_sfreq=wsf_train,
+                                   chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where)
+        feats = st.features
+        if kind == "stft" and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
+            raise Eeg2fmriInputError(f"{where}: the STFT bins ({len(st.freqs)}) differ from the model's ({len(spec.freqs)}); use a recording at the training sampling rate.")
+        # windows: indices of the rows of every output volume's window
+        if kind == "raw":
+            rsf = float(cfg.raw_sfreq)
+            n_rows = len(feats)
+            j = np.arange(int(math.floor(st.duration / tr_out)) + 2)
+            ends = np.round((j * tr_out + tr_train) * rsf).astype(np.int64) + lag
+            ok = (ends - n_frames >= 0) & (ends <= n_rows)
+            j, ends = j[ok], ends[ok]
+            onsets = j * tr_out
+        else:
+            first_end = q * (n_frames - 1)
+            ends = np.arange(first_end, len(feats)) + 1  # exclusive end (hop index + 1) of each window's last frame
+            onsets = st.starts[ends - 1] + flen - lag * flen - tr_train
+        n_out = len(ends)
+        if n_out <= 0:
+            raise Eeg2fmriInputError(f"{where}: too short for one window; need at least {need:.1f} s of EEG.")
+        win_elems = int(np.prod(spec.input_shape))
+        # windows fetched and volumes written per batch are bounded (memory independent of the recording)
+        bs = max(1, min(batch_size, _BATCH_ELEMS // max(win_elems, 1), _VOLUME_ELEMS // int(np.prod(mask.shape))))
+        zooms = tuple(float(z) for z in np.sqrt((lm.affine[:3, :3] ** 2).sum(0)))
+        template = nib.load(Path(model_dir) / "mask.nii.gz").header
+        hdr = nifti_header(mask.shape + (n_out,), lm.affine, zooms, tr_out, template=template)
+        with contextlib.ExitStack() as stack:
+            w_bold = stack.enter_context(StreamingNifti(bold_out, hdr, overwrite=overwrite, tmp_dir=tmp))
+            w_unc = None
+            for b0 in progress(range(0, n_out, bs), desc="synthesize", total=(n_out + bs - 1) // bs, enabled=progress_bar):
+                e = ends[b0 : b0 + bs]
+                if kind == "raw":
+                    x = np.stack([feats[k - n_frames : k].T for k in e])  # (b, C, n_frames)
+                else:
+                    idx = e[:, None] - 1 - q * np.arange(n_frames - 1, -1, -1)[None, :]
+                    x = np.transpose(np.asarray(feats[idx]), (0, 2, 3, 1))  # (b, C, F, n_frames)
+                while unc_fns:
+                    fn, meaning = unc_fns[0]
+                    try:
+                        mean, scale = _call(fn, x, lm.model)
+                    except Eeg2fmriInputError as err:  # e.g. a model built without the head this method needs
+                        if w_unc is not None:
+                            raise
+                        logger.info("%s: %s unavailable (%s)", meta["model"], getattr(fn, "__name__", "uncertainty"), err)
+                        unc_fns.pop(0)
+                        continue
+                    if w_unc is None:
+                        w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, tmp_dir=tmp))
+                        unc_meaning = meaning
+                    w_bold.write_masked(b0, _as_masked(mean, len(e), mask), mask)
+                    w_unc.write_masked(b0, _as_masked(scale, len(e), mask), mask)
+                    break
+                else:
+                    if uncertainty:
+                        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no usable uncertainty (its methods refused, see -v); omit --uncertainty.")
+                if w_unc is not None:
+                    continue
+                pred = predict_windows(lm.model, x, n_outputs=n_vox, mask=mask)
+                w_bold.write_masked(b0, pred, mask)
+            side = {
+                "RepetitionTime": tr_out,
+                "StartTime": float(onsets[0]),
+                "TrainingRepetitionTime": tr_train,
+                "Units": "per-voxel standardised (z) BOLD; 0 outside the model's mask",
+                "Model": meta["model"],
+                "ModelDir": str(Path(model_dir).absolute()),
+                "Source": where,
+                "SamplingFrequency": sf,
+                "TrainingSamplingFrequency": train_sf if math.isfinite(train_sf) else None,
+                "WorkSamplingFrequency": st.work_sfreq,
+                "Resampled": bool(resampled),
+                "Representation": kind,
+                "ChannelsUsed": picks,
+                "ChannelsIgnored": extra,
+                "ChannelsRenamed": renamed,
+                "ChannelsMarkedBadButUsed": bad_used,
+                "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
+                "GeneratedBy": "eeg2fmri.synthesize",
+            }
+            if w_unc is not None:
+                side["UncertaintyFile"] = unc_out.name
+                side["UncertaintyMeaning"] = unc_meaning
+            with atomic_file(sidecar, overwrite=overwrite) as tmp_json:
+                tmp_json.write_text(json.dumps(side, indent=2))
+                w_bold.finish()
+                if w_unc is not None:
+                    w_unc.finish()
+        del feats, st
+    logger.info("wrote %s (%d volumes, TR %.3f s)", bold_out, n_out, tr_out)
+    return bold_out

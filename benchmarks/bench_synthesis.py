@@ -1,0 +1,174 @@
+"""Synthesis speed and memory: EEG recording -> 4D NIfTI with the default model (ridge_hrf).
+
+Builds a ``ridge_hrf`` model for 64 EEG channels (band power, 5 bands, TR 2 s,
+window 16 s + 1 TR) on a 64 x 64 x 30 grid with about 37,000 in-mask voxels (NODDI: about 30,000)
+(fitted on random windows: the cost of synthesis does not depend on the
+weights), writes synthetic 64-channel EEG at 500 Hz (FIF, read lazily) of 10
+and 30 minutes, and times ``synthesize`` on each in a fresh process:
+
+* wall time of the whole call (reading, streaming features, prediction,
+  writing and gzip-compressing the NIfTI);
+* peak memory traced by ``tracemalloc`` during the call (NumPy and Python
+  allocations) and the peak resident set size during the call (Linux
+  ``VmHWM``, reset just before it; it includes the interpreter and the
+  libraries, see the "RSS imports" column).
+
+Usage::
+
+    python benchmarks/bench_synthesis.py [--minutes 10 30] [--threads 2] [--out DIR]
+
+Threads default to 2 (OpenBLAS/OMP/torch); the numbers in docs/evaluation.md
+were measured on a shared 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+N_CHANNELS = 64
+SFREQ = 500.0
+GRID = (64, 64, 30)
+
+
+def _make_model(folder: Path) -> Path:
+    import numpy as np
+
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.datasets.targets import default_window
+    from eeg2fmri.models import DataSpec, build_model, save_model
+
+    out = folder / "model"
+    if (out / "model.json").exists():
+        return out
+    rng = np.random.default_rng(0)
+    cfg = PrepareConfig()
+    tr = 2.0
+    n_frames = default_window(tr, cfg.frames_per_tr / tr)
+    ii, jj, kk = np.meshgrid(*[np.linspace(-1, 1, s) for s in GRID], indexing="ij")
+    mask = (ii**2 / 0.8 + jj**2 / 0.9 + kk**2 / 0.85) < 0.85  # an ellipsoid "brain"
+    chans = [f"EEG{i:03d}" for i in range(N_CHANNELS)]
+    spec = DataSpec("bandpower", (N_CHANNELS, len(cfg.bands), n_frames), (int(mask.sum()),), SFREQ, tr, tuple(chans),
+                    tuple(float(np.mean(b)) for b in cfg.bands.values()), cfg.frames_per_tr / tr, 1)
+    model = build_model("ridge_hrf", spec)
+    x = rng.standard_normal((400,) + spec.input_shape).astype(np.float32)
+    y = rng.standard_normal((400, spec.n_outputs)).astype(np.float32)
+    model.fit(x, y)
+    affine = np.diag([3.0, 3.0, 4.0, 1.0])
+    affine[:3, 3] = [-96.0, -132.0, -60.0]
+    save_model(model, out, spec=spec, name="ridge_hrf", hparams=model.get_params(), mask=mask, affine=affine,
+               window={"n_frames": n_frames, "lag": 0}, prepare=cfg.to_dict())
+    return out
+
+
+def _make_eeg(folder: Path, minutes: float) -> Path:
+    import mne
+    import numpy as np
+
+    path = folder / f"eeg_{minutes:g}min_raw.fif"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(1)
+    n = int(minutes * 60 * SFREQ)
+    data = np.empty((N_CHANNELS, n), dtype=np.float64)
+    t = np.arange(n) / SFREQ
+    for c in range(N_CHANNELS):
+        env = 1.0 + 0.5 * np.sin(2 * np.pi * 0.03 * t + c)
+        data[c] = 5e-6 * rng.standard_normal(n) + 10e-6 * env * np.sin(2 * np.pi * (9.0 + c % 4) * t)
+    info = mne.create_info([f"EEG{i:03d}" for i in range(N_CHANNELS)], SFREQ, "eeg")
+    info["line_freq"] = 50.0
+    mne.io.RawArray(data, info, verbose=False).save(path, fmt="single", verbose=False)
+    return path
+
+
+def _vm_hwm_mb() -> float | None:
+    """Peak resident memory of this process since the last reset (Linux), MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_hwm() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _child(eeg: str, model: str, out: str) -> None:
+    import time
+    import tracemalloc
+
+    t0 = time.perf_counter()
+    import mne  # noqa: F401
+    import nibabel as nib
+    import scipy.signal  # noqa: F401
+
+    from eeg2fmri.synthesis import synthesize
+
+    t_import = time.perf_counter() - t0
+    rss_before = _vm_hwm_mb()
+    reset = _reset_hwm()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    synthesize(eeg, model, out, overwrite=True, progress_bar=False)
+    dt = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_call = _vm_hwm_mb() if reset else None
+    t0 = time.perf_counter()
+    synthesize(eeg, model, out, overwrite=True, progress_bar=False)  # again, in the same (warm) process
+    dt2 = time.perf_counter() - t0
+    shape = nib.load(out).shape
+    print(json.dumps({"seconds": dt, "seconds_again": dt2, "import_seconds": t_import, "traced_peak_mb": peak / 2**20, "rss_after_imports_mb": rss_before,
+                      "rss_peak_during_call_mb": rss_call, "shape": list(shape), "nifti_mb": os.path.getsize(out) / 2**20}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="folder for the inputs and outputs (default: a temporary folder)")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(*args.child)
+        return 0
+    folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_synthesis-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    model = _make_model(folder)
+    env = {**os.environ, **{k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+    rows = []
+    for minutes in args.minutes:
+        eeg = _make_eeg(folder, minutes)
+        out = folder / f"synth_{minutes:g}min_bold.nii.gz"
+        res = subprocess.run([sys.executable, __file__, "--child", str(eeg), str(model), str(out)], env=env, capture_output=True, text=True)
+        if res.returncode:
+            print(res.stderr, file=sys.stderr)
+            return res.returncode
+        rows.append((minutes, json.loads(res.stdout.strip().splitlines()[-1])))
+    print(f"synthesis: {N_CHANNELS} channels at {SFREQ:g} Hz -> {GRID[0]}x{GRID[1]}x{GRID[2]} NIfTI (.nii.gz, ridge_hrf), {args.threads} threads")
+    print("wall s: the first synthesize() call in a process that has imported eeg2fmri, MNE and SciPy (import s: that import, paid once "
+          "per process); again s: a second call in the same process;")
+    print("traced: tracemalloc peak during the call; RSS: resident set after imports, and its peak during the call (VmHWM reset before it)")
+    print(f"{'EEG':>7} {'volumes':>8} {'wall s':>7} {'again s':>8} {'import s':>9} {'traced MB':>10} {'RSS imports MB':>15} {'RSS peak MB':>12} "
+          f"{'NIfTI MB':>9}")
+    for minutes, r in rows:
+        peak = r["rss_peak_during_call_mb"]
+        print(f"{minutes:>5g} m {r['shape'][3]:>8d} {r['seconds']:>7.2f} {r['seconds_again']:>8.2f} {r['import_seconds']:>9.2f} {r['traced_peak_mb']:>10.1f} "
+              f"{r['rss_after_imports_mb'] or float('nan'):>15.0f} {peak if peak is not None else float('nan'):>12.0f} {r['nifti_mb']:>9.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

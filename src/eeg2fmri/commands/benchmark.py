@@ -1,0 +1,121 @@
+"""``eeg2fmri benchmark``."""
+
+from __future__ import annotations
+
+NAME = "benchmark"
+ORDER = 65
+HELP = "train and evaluate several models under one protocol and print a leaderboard"
+DESCRIPTION = (
+    "Fit every listed model on the training windows of each fold of a protocol (within: each run's later span held out; loso: "
+    "every subject held out in turn; kfold: subject folds; cross: train on DATASET, test on --test), score them on the same test "
+    "windows and print a leaderboard (median voxel r with 95% block-bootstrap CIs, paired difference with ridge_hrf and its p-value, "
+    "R², RMSE, MAE, SSIM, PSNR, the peers' metrics, training time, parameter count). The reference ridge_hrf, the subject-mean "
+    "baseline and the time-shifted null are always included. DATASET is a prepared dataset or a BIDS folder (prepared into "
+    "OUT/prepared). With --out, writes leaderboard.md, leaderboard.json and metrics.json."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("dataset", help="prepared dataset folder (manifest.json) or BIDS root")
+    p.add_argument("--protocol", choices=["within", "loso", "kfold", "cross"], default="within", help="evaluation protocol (default: %(default)s)")
+    p.add_argument("--models", nargs="+", default=["ridge_hrf", "mean"], help="registered models (ridge_hrf and mean are always added)")
+    p.add_argument("--test", help="cross: the test dataset (prepared folder or BIDS root)")
+    p.add_argument("--n-folds", type=int, default=5, help="kfold: subject folds (default: %(default)s)")
+    p.add_argument("--hparams", help="JSON/YAML/TOML file (or inline JSON) mapping model name -> hyperparameters")
+    p.add_argument("--train-config", help="JSON/YAML/TOML training config for torch models (optimizer, trainer, ...)")
+    p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
+    p.add_argument("--min-channels", type=int, default=None, help="cross: fewest common channels accepted (default: 8)")
+    p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--out", help="output folder (leaderboard.md/.json, metrics.json; prepared/ for BIDS input)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
+
+
+def _load_dataset(path: str, out, role: str, progress_bar: bool):
+    from pathlib import Path
+
+    from eeg2fmri.datasets import load_prepared, prepare
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    p = Path(path)
+    if (p / "manifest.json").exists():
+        return load_prepared(p)
+    if not p.is_dir():
+        raise Eeg2fmriInputError(f"{p}: expected a prepared dataset folder (manifest.json) or a BIDS root, found no such folder.")
+    if not ((p / "dataset_description.json").exists() or any(p.glob("sub-*"))):
+        raise Eeg2fmriInputError(f"{p}: expected a prepared dataset (manifest.json) or a BIDS root (dataset_description.json, sub-*/), found neither.")
+    if out is None:
+        raise Eeg2fmriInputError(f"{p}: a BIDS folder is prepared on the fly into OUT/prepared; pass --out DIR.")
+    dest = Path(out) / ("prepared" if role == "train" else "prepared_test")
+    prepared, _ = prepare(p, dest, progress_bar=progress_bar)
+    return load_prepared(prepared)
+
+
+def _mapping(text: str | None, what: str) -> dict:
+    import json
+    from pathlib import Path
+
+    from eeg2fmri.commands._common import read_config
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    if not text:
+        return {}
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise Eeg2fmriInputError(f"--{what}: expected a JSON object or a config file, got invalid JSON ({err}).") from err
+        if not isinstance(data, dict):
+            raise Eeg2fmriInputError(f"--{what}: expected a mapping, got {type(data).__name__}.")
+        return data
+    return read_config(str(Path(text)))
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from eeg2fmri.evaluation.benchmark import format_leaderboard, run_benchmark
+    from eeg2fmri.evaluation.protocol import results_to_json
+    from eeg2fmri.utils.atomic import atomic_file
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    out = Path(args.out) if args.out else None
+    names = ("leaderboard.md", "leaderboard.json", "metrics.json")
+    if out is not None and not args.overwrite:
+        for n in names:
+            if (out / n).exists():
+                raise Eeg2fmriInputError(f"{out / n}: output file already exists; choose another --out or pass --overwrite.")
+    if args.protocol == "cross" and not args.test:
+        raise Eeg2fmriInputError("--protocol cross: expected --test DATASET (prepared folder or BIDS root), got none.")
+    hparams = _mapping(args.hparams, "hparams")
+    train_config = _mapping(args.train_config, "train-config") or None
+    ds = _load_dataset(args.dataset, out, "train", not args.quiet)
+    test_ds = _load_dataset(args.test, out, "test", not args.quiet) if args.test else None
+    bench = run_benchmark(ds, args.protocol, list(args.models), hparams=hparams, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
+                          random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=train_config,
+                          progress_bar=not args.quiet)
+    res = bench["results"]
+    subs = sorted(res["per_subject"])
+    header = (f"eeg2fmri benchmark: {args.dataset} ({args.protocol}, {bench['n_folds']} fold(s), {len(subs)} test subject(s)); "
+              f"median voxel r in the brain mask, 95% block-bootstrap CIs; † = the peers' own metric definitions")
+    print(header)
+    print(format_leaderboard(bench["leaderboard"], markdown=False))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        md = "\n".join([f"# {header}", "", format_leaderboard(bench["leaderboard"]), ""])
+        doc = {"dataset": str(Path(args.dataset).absolute()), "test_dataset": str(Path(args.test).absolute()) if args.test else None,
+               "protocol": args.protocol, "n_folds": bench["n_folds"], "models": bench["models"], "fits": bench["fits"],
+               "leaderboard": bench["leaderboard"], "cross_dataset": bench["cross_dataset"]}
+        with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
+            tmp.write_text(md)
+        with atomic_file(out / "leaderboard.json", overwrite=args.overwrite) as tmp:
+            tmp.write_text(json.dumps(results_to_json(doc), indent=1))
+        with atomic_file(out / "metrics.json", overwrite=args.overwrite) as tmp:
+            tmp.write_text(json.dumps(results_to_json(res), indent=1))
+        print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and {out / 'metrics.json'}")
+    failed = [r["name"] for r in bench["leaderboard"] if r.get("error")]
+    if failed:
+        print(f"could not train: {', '.join(failed)} (see the leaderboard)")
+        return 1
+    return 0

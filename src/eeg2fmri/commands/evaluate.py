@@ -1,0 +1,60 @@
+"""``eeg2fmri evaluate``."""
+
+from __future__ import annotations
+
+NAME = "evaluate"
+ORDER = 60
+HELP = "evaluate a trained model on its held-out test split: metrics.json, report and figures"
+DESCRIPTION = (
+    "Score a trained model on the test windows of the split it was trained with (recorded in the model directory), next to the "
+    "reference ridge_hrf and the subject-mean baseline fitted on the same training windows, the time-shifted null and, on simulated "
+    "data, the noise/oracle ceilings. Writes metrics.json, report.md (report.html with --html) and figures (r maps over the MNI "
+    "template, r distributions, per-subject CIs, time courses) into OUT (default RUN_DIR/evaluation). Without a recorded dataset "
+    "and split, pass --data and --protocol. --protocol cross tests on every window of another prepared dataset (--data)."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", nargs="?", help="training run folder (with model/) or model directory")
+    p.add_argument("--model", help="model directory (instead of RUN_DIR)")
+    p.add_argument("--data", help="prepared dataset (default: the one recorded with the model)")
+    p.add_argument("--protocol", choices=["within", "loso", "kfold", "subjects", "cross"], help="split protocol (default: the recorded one)")
+    p.add_argument("--test-subjects", nargs="+", help="held-out subject labels (loso/subjects)")
+    p.add_argument("--n-folds", type=int, help="subject folds (kfold)")
+    p.add_argument("--fold", type=int, help="held-out fold (kfold)")
+    p.add_argument("--train-data", help="cross: the model's training dataset, to fit the reference and baseline (default: recorded)")
+    p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/evaluation)")
+    p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--html", action="store_true", help="also write report.html (figures embedded)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def run(args) -> int:
+    from eeg2fmri.evaluation.run import evaluate_run
+
+    opts = {}
+    if args.test_subjects:
+        opts["test_subjects"] = args.test_subjects
+    if args.n_folds is not None:
+        opts["n_folds"] = args.n_folds
+    if args.fold is not None:
+        opts["fold"] = args.fold
+    out, res = evaluate_run(args.run_dir, model=args.model, data=args.data, protocol=args.protocol, split_options=opts, train_data=args.train_data,
+                            out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=args.html,
+                            overwrite=args.overwrite, progress_bar=not args.quiet)
+    g = res["group"]["models"]
+    name = res["model"]
+    ci = g[name].get("median_r_ci")
+    line = f"{name}: median test r {g[name].get('median_r', float('nan')):.3f}"
+    if ci:
+        line += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    if "ridge_hrf" in g and name != "ridge_hrf":
+        line += f"; ridge_hrf {g['ridge_hrf'].get('median_r', float('nan')):.3f}"
+        pr = res["group"]["paired"].get(name)
+        if pr:
+            line += f" (difference {pr['diff_median_r']:+.3f}, p = {pr['p_value']:.3f})"
+    print(line)
+    print(f"wrote {out}/metrics.json, {out}/report.md and figures")
+    return 0

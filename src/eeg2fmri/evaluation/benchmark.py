@@ -1,0 +1,303 @@
+"""Train and evaluate several models under one protocol, and rank them in a leaderboard.
+
+:func:`run_benchmark` fits every listed model with
+:func:`eeg2fmri.training.fit_model` on each fold of a protocol
+(``within``: each run's later span held out; ``loso``: every subject held out
+in turn; ``kfold``: subject folds; ``cross``: train on one dataset, test on
+another), scores them together on the same test windows
+(:func:`~eeg2fmri.evaluation.protocol.evaluate_models`), merges the folds and
+builds a leaderboard that always holds the reference ``ridge_hrf``, the
+subject-mean baseline and the time-shifted null next to the models, with
+CIs, the paired comparison with ``ridge_hrf``, training time and parameter
+count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.datasets.prepared import PreparedDataset
+from eeg2fmri.datasets.targets import make_split, split_targets
+from eeg2fmri.evaluation.protocol import (
+    BASELINE,
+    DEFAULT_N_BOOT,
+    REFERENCE,
+    _fit_reference,
+    _OnView,
+    evaluate_models,
+    merge_results,
+)
+from eeg2fmri.evaluation.reference import bandpower_view
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
+
+__all__ = ["PROTOCOLS", "count_parameters", "format_leaderboard", "leaderboard_rows", "run_benchmark"]
+
+PROTOCOLS = ("within", "loso", "kfold", "cross")
+
+_COLUMNS = [
+    ("name", "model"),
+    ("median_r", "median r"),
+    ("median_r_ci", "95% CI"),
+    ("diff_vs_reference", "Δr vs ridge_hrf"),
+    ("diff_ci", "Δ 95% CI"),
+    ("p_value", "p"),
+    ("null_median_r", "shifted-null r"),
+    ("r2", "R²"),
+    ("rmse", "RMSE"),
+    ("mae", "MAE"),
+    ("ssim", "SSIM"),
+    ("psnr", "PSNR dB"),
+    ("calhas_rmse", "calhas_rmse†"),
+    ("calhas_ssim", "calhas_ssim†"),
+    ("fraction_of_oracle", "÷ oracle"),
+    ("fit_seconds", "fit s"),
+    ("n_params", "params"),
+]
+
+
+def count_parameters(model: Any) -> int | None:
+    """Number of learned parameters.
+
+    Torch modules (or predictors wrapping one in ``.module``): the sum of
+    ``numel`` over parameters. Closed-form models: the size of the fitted
+    coefficients and intercepts (``ridge_hrf``) or of the stored means
+    (``mean``). ``None`` when unknown.
+    """
+    mod = getattr(model, "module", model)
+    params = getattr(mod, "parameters", None)
+    if callable(params) and not hasattr(mod, "coef_"):
+        try:
+            return int(sum(p.numel() for p in params()))
+        except TypeError:
+            pass
+    if hasattr(model, "coef_"):
+        return int(np.size(model.coef_) + np.size(getattr(model, "intercept_", 0)))
+    if hasattr(model, "means_"):
+        return int(sum(np.size(v) for v in model.means_.values()) + np.size(getattr(model, "grand_mean_", 0)))
+    state = getattr(model, "state_dict", None)
+    if callable(state):
+        return int(sum(np.size(v) for v in state().values()))
+    return None
+
+
+def _folds(ds: PreparedDataset, protocol: str, n_folds: int, split_options: dict) -> list:
+    if protocol == "within":
+        return [make_split(ds, "within", **split_options)]
+    if protocol == "loso":
+        return [make_split(ds, "loso", test_subjects=[s], **split_options) for s in ds.subjects]
+    k = min(n_folds, len(ds.subjects))
+    return [make_split(ds, "kfold", n_folds=k, fold=f, **split_options) for f in range(k)]
+
+
+def run_benchmark(
+    ds: PreparedDataset,
+    protocol: str,
+    models: list[str],
+    *,
+    hparams: dict[str, dict] | None = None,
+    test_ds: PreparedDataset | None = None,
+    n_folds: int = 5,
+    split_options: dict | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    random_state: int = 0,
+    atlas: Any = None,
+    min_channels: int | None = None,
+    train_config: dict | None = None,
+    progress_bar: bool = False,
+) -> dict[str, Any]:
+    """Fit and score models under one protocol; results and a leaderboard.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+        The (training) dataset.
+    protocol : {"within", "loso", "kfold", "cross"}
+        ``cross`` trains on ``ds`` and tests on ``test_ds``.
+    models : list of str
+        Registered model names; ``ridge_hrf`` and ``mean`` are always added.
+    hparams : dict | None
+        Model name -> hyperparameters for :func:`eeg2fmri.training.fit_model`.
+    test_ds : PreparedDataset | None
+        Test dataset for ``cross``.
+    n_folds : int
+        Subject folds for ``kfold``.
+    split_options : dict | None
+        Extra :func:`~eeg2fmri.datasets.targets.make_split` options (window, gap, fractions).
+    n_boot, random_state, atlas
+        As in :func:`~eeg2fmri.evaluation.protocol.evaluate_models`.
+    min_channels : int | None
+        Fewest common channels accepted for ``cross`` (default 8).
+    train_config : dict | None
+        Training config for torch models (optimizer, trainer, ...), passed to
+        :func:`~eeg2fmri.training.fit_model`.
+    progress_bar : bool
+
+    Returns
+    -------
+    bench : dict
+        ``results`` (merged evaluation results), ``leaderboard`` (rows, best
+        first), ``fits`` (per model: seconds summed over folds, parameter
+        count, error if it could not be trained), ``protocol``, ``n_folds``,
+        ``cross_dataset`` (channel/voxel mapping, for ``cross``).
+    """
+    from eeg2fmri.models import list_models
+    from eeg2fmri.training import fit_model
+
+    check_choice(protocol, "protocol", PROTOCOLS)
+    known = list_models()
+    for name in models:
+        check_choice(name, "model", known)
+    names = list(dict.fromkeys(list(models) + [REFERENCE, BASELINE]))
+    hparams = dict(hparams or {})
+    unknown_h = set(hparams) - set(names)
+    if unknown_h:
+        raise Eeg2fmriInputError(f"hparams given for model(s) {sorted(unknown_h)} that are not benchmarked; benchmark them with --models or drop them.")
+    split_options = dict(split_options or {})
+    cross_info = None
+    if protocol == "cross":
+        from eeg2fmri.evaluation.crossdata import MIN_CHANNELS, cross_dataset_split
+
+        if test_ds is None:
+            raise Eeg2fmriInputError("protocol 'cross': expected a test dataset (--test PREPARED_OR_BIDS), got none.")
+        train_ds, split, test_view, test_split, cross_info = cross_dataset_split(
+            ds, test_ds, min_channels=MIN_CHANNELS if min_channels is None else min_channels, n_frames=split_options.get("n_frames"),
+            lag=split_options.get("lag", 0))
+        folds = [(train_ds, split, test_view, test_split)]
+    else:
+        if test_ds is not None:
+            raise Eeg2fmriInputError(f"protocol {protocol!r}: a test dataset is only used with protocol 'cross'; drop --test or use --protocol cross.")
+        folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
+    fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
+    parts = []
+    for k, (train_ds, split, eval_ds, eval_split) in enumerate(folds):
+        targets = split_targets(train_ds, split)
+        eval_targets = targets if eval_ds is train_ds else split_targets(eval_ds, eval_split)
+        fitted: dict[str, Any] = {}
+        for nm in names:
+            if fits[nm]["error"]:
+                continue
+            t0 = time.perf_counter()
+            if nm == REFERENCE and train_ds.representation != "bandpower" and not hparams.get(nm):
+                # ridge_hrf on band-power windows derived from the same STFT/raw data (see evaluation.reference)
+                model, reason = _fit_reference(train_ds, split, targets, REFERENCE)
+                if model is not None and eval_ds is not train_ds:
+                    try:
+                        view, vsplit = bandpower_view(eval_ds, eval_split)
+                    except ValueError as err:
+                        model, reason = None, f"no band-power windows for the test data: {err}"
+                    else:
+                        model = _OnView(model.model, view, vsplit, model.note)
+                if model is None:
+                    fits[nm]["error"] = reason
+                    continue
+                fits[nm]["fit_seconds"] += time.perf_counter() - t0
+                fits[nm]["n_params"] = fits[nm]["n_params"] or count_parameters(model.model)
+                fitted[nm] = model
+                continue
+            try:
+                res = fit_model(train_ds, split, nm, hparams.get(nm), targets=targets, train_config=train_config)
+            except Eeg2fmriInputError as err:
+                if nm == BASELINE:
+                    raise
+                fits[nm]["error"] = str(err)
+                logger.warning("%s could not be trained: %s", nm, err)
+                continue
+            fits[nm]["fit_seconds"] += float(getattr(res, "fit_seconds", time.perf_counter() - t0))
+            if fits[nm]["n_params"] is None:
+                fits[nm]["n_params"] = count_parameters(res.model)
+            fitted[nm] = res.model
+        logger.info("fold %d/%d: fitted %s", k + 1, len(folds), ", ".join(fitted))
+        parts.append(evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
+                                     random_state=random_state + k, progress_bar=progress_bar))
+        if REFERENCE not in fitted:
+            parts[-1]["reference"] = {"name": REFERENCE, "available": False, "reason": fits[REFERENCE]["error"]}
+    results = merge_results(parts)
+    if cross_info is not None:
+        results["cross_dataset"] = cross_info
+    rows = leaderboard_rows(results, fits)
+    return {"protocol": protocol, "n_folds": len(folds), "models": names, "results": results, "leaderboard": rows, "fits": fits,
+            "cross_dataset": cross_info}
+
+
+def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Leaderboard rows from (merged) evaluation results, best median r first.
+
+    Every scored model gets a row; the reference ``ridge_hrf`` and the
+    subject-mean baseline are marked by ``role``; a ``time-shifted null``
+    row holds the reference's (or the first model's) shifted prediction;
+    models that could not be trained get a row with their ``error``.
+    """
+    fits = fits or {}
+    g = results["group"]
+    ref = results["roles"]["reference"]
+    rows = []
+    for nm in results["models"]:
+        m = g["models"][nm]
+        row: dict[str, Any] = {"name": nm, "role": "reference" if nm == ref else "baseline" if nm == BASELINE else "model"}
+        for key in ("median_r", "median_r_ci", "null_median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse", "calhas_ssim",
+                    "fraction_of_oracle", "fraction_of_noise", "roi_median_r"):
+            if key in m:
+                row[key] = m[key]
+        if nm in g.get("paired", {}):
+            pr = g["paired"][nm]
+            row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
+        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params")})
+        rows.append(row)
+    null_src = ref if ref in g["models"] else next((nm for nm in results["models"] if nm != BASELINE), None)
+    if null_src is not None and "null_median_r" in g["models"][null_src]:
+        rows.append({"name": f"time-shifted null ({null_src})", "role": "null", "median_r": g["models"][null_src]["null_median_r"]})
+    for nm, f in fits.items():
+        if f.get("error"):
+            rows.append({"name": nm, "role": "model", "error": f["error"]})
+
+    def key(r: dict) -> tuple:
+        v = r.get("median_r")
+        order = {"model": 0, "reference": 0, "null": 1, "baseline": 2}[r["role"]]
+        return (order if v is not None and math.isfinite(v) else 3, -(v if v is not None and math.isfinite(v) else 0.0))
+
+    return sorted(rows, key=key)
+
+
+def _fmt(key: str, v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_fmt(key, x) for x in v) + "]"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "—"
+        if key == "p_value":
+            return f"{v:.3f}" if v >= 0.001 else "<0.001"
+        if key in ("psnr", "fit_seconds"):
+            return f"{v:.1f}" if key == "psnr" else f"{v:.2f}"
+        return f"{v:.3f}"
+    if isinstance(v, int) and key == "n_params":
+        return f"{v:,}"
+    return str(v)
+
+
+def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> str:
+    """The leaderboard as a Markdown table (or aligned plain text).
+
+    Undefined values (the constant baseline's r, metrics a row does not
+    have) show as an em dash; † marks the peers' own metric definitions.
+    """
+    head = [h for _, h in _COLUMNS]
+    body = []
+    for r in rows:
+        name = r["name"] + (" (reference)" if r["role"] == "reference" else " (baseline)" if r["role"] == "baseline" else "")
+        if r.get("error"):
+            body.append([name] + ["not trained: " + r["error"][:80]] + [""] * (len(_COLUMNS) - 2))
+            continue
+        body.append([name] + [_fmt(k, r.get(k)) for k, _ in _COLUMNS[1:]])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    return "\n".join("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body)

@@ -1,0 +1,322 @@
+"""Evaluate a trained model directory and write ``metrics.json`` and a report (``eeg2fmri evaluate``).
+
+The model directory (written by ``eeg2fmri train``, the quickstart or
+:func:`eeg2fmri.models.save_model`) says which prepared dataset and split it
+was trained on (``train_config.json``, or the card's ``training data`` and
+``split``); the same split is rebuilt, so the test windows are exactly those
+held out in training. Without that record, ``data`` and ``protocol`` must be
+given. The reference ``ridge_hrf`` and the subject-mean baseline are fitted
+on the same training windows and scored on the same test windows.
+
+``protocol="cross"`` scores the model on every complete window of another
+prepared dataset: the model's channels are looked up there by name
+(case-insensitive), voxels are those inside both brain masks, and the
+reference and baseline are fitted on the model's training data restricted to
+the same channels and voxels (when it can be found).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared
+from eeg2fmri.datasets.targets import make_split, split_targets
+from eeg2fmri.evaluation.protocol import (
+    BASELINE,
+    DEFAULT_N_BOOT,
+    REFERENCE,
+    evaluate_models,
+    results_to_json,
+)
+from eeg2fmri.utils.atomic import atomic_dir
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
+
+__all__ = ["EVAL_PROTOCOLS", "evaluate_run", "resolve_run"]
+
+EVAL_PROTOCOLS = ("within", "loso", "kfold", "subjects", "cross")
+
+
+def _read_json(p: Path) -> dict:
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def resolve_run(run_dir: str | os.PathLike | None = None, *, model: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
+    """The model directory (and the run folder around it) of ``eeg2fmri evaluate`` arguments.
+
+    Parameters
+    ----------
+    run_dir : path-like | None
+        A model directory (holding ``model.json``) or a run folder holding
+        ``model/model.json`` (``eeg2fmri train`` and quickstart outputs).
+    model : path-like | None
+        An explicit model directory (``--model``).
+
+    Returns
+    -------
+    model_dir, run_dir : Path, Path | None
+    """
+    if model is not None:
+        md = Path(model)
+        if not (md / "model.json").exists():
+            raise Eeg2fmriInputError(f"{md}: expected a model directory with model.json, found none; pass the folder written by training.")
+        return md, (Path(run_dir) if run_dir is not None else None)
+    if run_dir is None:
+        raise Eeg2fmriInputError("evaluate: expected RUN_DIR (a training run or model directory) or --model DIR, got neither.")
+    rd = Path(run_dir)
+    if (rd / "model.json").exists():
+        return rd, rd.parent
+    if (rd / "model" / "model.json").exists():
+        return rd / "model", rd
+    raise Eeg2fmriInputError(f"{rd}: expected a model directory (model.json) or a run folder with model/model.json, found neither; "
+                             "pass the folder written by `eeg2fmri train` or the quickstart, or --model DIR --data PREPARED --protocol within.")
+
+
+def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path | None, dict | None, str, str]:
+    """(prepared path, split options, where each came from) recorded with a model."""
+    cfg = _read_json(model_dir / "train_config.json")
+    card = meta.get("card", {}) or {}
+    data = None
+    d = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
+    for key in ("prepared", "prepared_out"):
+        if d.get(key):
+            data = Path(d[key])
+            break
+    if data is None and d.get("bids") and run_dir is not None and (run_dir / "prepared" / "manifest.json").exists():
+        data = run_dir / "prepared"
+    td = card.get("training data", {}) if isinstance(card.get("training data"), dict) else {}
+    if data is None and td.get("prepared"):
+        data = Path(td["prepared"])
+    source = "recorded in train_config.json" if cfg else "recorded in the model card"
+    if data is None:
+        for cand in ([run_dir / "prepared"] if run_dir is not None else []) + [model_dir.parent / "prepared"]:
+            if (cand / "manifest.json").exists():
+                data, source = cand, "found next to the model"
+                break
+    split_source = "train_config.json" if cfg.get("split") else "the model card"
+    split = None
+    if isinstance(cfg.get("split"), dict) and cfg["split"].get("protocol"):
+        split = dict(cfg["split"])
+    elif isinstance(card.get("split"), dict) and card["split"].get("protocol"):
+        cs = card["split"]
+        split = {"protocol": cs["protocol"]}
+        if cs.get("test_subjects"):
+            split["test_subjects"] = list(cs["test_subjects"])
+        if cs.get("gap_volumes") is not None:
+            split["gap"] = int(cs["gap_volumes"])
+    return data, split, source, split_source
+
+
+def _restricted_model(model: Any, keep: np.ndarray):
+    """A predictor returning only the outputs ``keep`` (bool over the model's outputs)."""
+
+    class _Subset:
+        kind = getattr(model, "kind", "torch")
+
+        def predict(self, x, subject=None):
+            from eeg2fmri.evaluation.protocol import predict_windows
+
+            p = predict_windows(model, x, subject_index=None if subject is None else int(np.asarray(subject).ravel()[0]))
+            return p[:, keep]
+
+    return _Subset()
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike | None = None,
+    *,
+    model: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    protocol: str | None = None,
+    split_options: dict | None = None,
+    train_data: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    atlas: Any = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    random_state: int = 0,
+    html_report: bool = False,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Evaluate a trained model and write ``metrics.json``, ``report.md`` and figures.
+
+    Parameters
+    ----------
+    run_dir : path-like | None
+        Training run folder or model directory (see :func:`resolve_run`).
+    model : path-like | None
+        Model directory, when ``run_dir`` is not one.
+    data : path-like | None
+        Prepared dataset (default: the one recorded with the model).
+    protocol : {"within", "loso", "kfold", "subjects", "cross"} | None
+        Split protocol (default: the recorded one). ``cross``: test on every
+        window of ``data``, another dataset.
+    split_options : dict | None
+        :func:`~eeg2fmri.datasets.targets.make_split` options overriding the
+        recorded ones (``test_subjects``, ``n_folds``, ``fold``, ...).
+    train_data : path-like | None
+        For ``cross``: the model's training dataset, to fit the reference and
+        baseline (default: the recorded one).
+    out : path-like | None
+        Output folder (default ``<run>/evaluation``); written atomically.
+    atlas : path-like | image | array | None
+        ROI labels on the data grid, for ROI r.
+    n_boot, random_state
+        Bootstrap resamples per subject and seed.
+    html_report : bool
+        Also write ``report.html``.
+    overwrite : bool
+        Replace an existing output folder.
+    progress_bar : bool
+
+    Returns
+    -------
+    out, results : Path, dict
+        The output folder and the evaluation results (arrays included).
+    """
+    from eeg2fmri.models import load_model
+    from eeg2fmri.plotting.report import (
+        plot_r_distributions,
+        plot_r_map,
+        plot_subject_r,
+        plot_timecourses,
+        write_evaluation_report,
+    )
+
+    t0 = time.perf_counter()
+    model_dir, rdir = resolve_run(run_dir, model=model)
+    out_path = Path(out) if out is not None else (rdir if rdir is not None else model_dir.parent) / "evaluation"
+    if out_path.exists() and not overwrite:
+        raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")
+    lm = load_model(model_dir)
+    meta, spec = lm.meta, lm.spec
+    name = str(meta["model"])
+    rec_data, rec_split, source, split_source = _recorded(model_dir, rdir, meta)
+    notes: dict[str, Any] = {"model directory": str(model_dir.absolute())}
+    if protocol is not None:
+        check_choice(protocol, "protocol", EVAL_PROTOCOLS)
+    data_path = Path(data) if data is not None else rec_data
+    if data_path is None:
+        raise Eeg2fmriInputError(f"{model_dir}: the model records no prepared dataset; pass --data PREPARED (and --protocol within|loso).")
+    ds = load_prepared(data_path)
+    notes["data"] = f"{Path(data_path).absolute()}" + (f" ({source})" if data is None else "")
+    window = meta.get("window", {})
+    n_frames, lag = int(window.get("n_frames", 0)) or None, int(window.get("lag", 0))
+    proto = protocol or (rec_split or {}).get("protocol")
+    if proto is None:
+        raise Eeg2fmriInputError(f"{model_dir}: the model records no split; pass --protocol within|loso|kfold|subjects (and the split options used in training).")
+    if proto == "cross":
+        ds_eval, split, targets, fitted, cross_info = _cross_setup(lm, ds, train_data if train_data is not None else rec_data, data_path, n_frames, lag)
+        notes["cross-dataset"] = (f"{cross_info['n_channels']} model channels found by name in the test data (ignored there: "
+                                  f"{cross_info['ignored_test_channels'][:10]}); {cross_info['n_voxels']} voxels inside both masks")
+    else:
+        opts = {k: v for k, v in (rec_split or {}).items() if k != "protocol"} if (rec_split or {}).get("protocol") == proto else {}
+        opts.update(split_options or {})
+        opts.update(n_frames=n_frames, lag=lag)
+        if list(ds.ch_names) != list(spec.ch_names):
+            raise Eeg2fmriInputError(f"{data_path}: its EEG channels differ from the model's ({len(ds.ch_names)} vs {len(spec.ch_names)}); "
+                                     "to test on another dataset use --protocol cross.")
+        if ds.mask.shape != lm.mask.shape or not np.array_equal(ds.mask, lm.mask):
+            raise Eeg2fmriInputError(f"{data_path}: its brain mask differs from the model's ({int(ds.mask.sum())} vs {int(lm.mask.sum())} voxels); "
+                                     "evaluate on the dataset the model was trained on, or use --protocol cross.")
+        split = make_split(ds, proto, **opts)
+        targets = split_targets(ds, split)
+        ds_eval, fitted = ds, {name: lm.model}
+        if rec_split is None or protocol is not None and protocol != (rec_split or {}).get("protocol"):
+            notes["split"] = ("rebuilt from the command line; make sure the model was trained on this split's training set, "
+                              "otherwise test windows may have been seen in training")
+        else:
+            notes["split"] = f"rebuilt from the split recorded in {split_source}"
+    results = evaluate_models(ds_eval, split, targets, fitted, fit_missing=proto != "cross", atlas=atlas, n_boot=n_boot,
+                              random_state=random_state, progress_bar=progress_bar)
+    if proto == "cross":
+        results["cross_dataset"] = cross_info
+    results["model"] = name
+    seconds = time.perf_counter() - t0
+    with atomic_dir(out_path, overwrite=overwrite) as tmp:
+        figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)
+        doc = results_to_json(results)
+        doc.update(model_dir=str(model_dir.absolute()), data=str(Path(data_path).absolute()), evaluation_seconds=seconds, notes=notes)
+        (tmp / "metrics.json").write_text(json.dumps(doc, indent=1))
+        write_evaluation_report(tmp, results, figs, title=f"eeg2fmri evaluation: {name} ({results['protocol']})", model=name, extra=notes,
+                                html_report=html_report)
+    logger.info("wrote %s (metrics.json, report.md, %d figures)", out_path, len(figs))
+    return out_path, results
+
+
+def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, lag):
+    """Test view of another dataset for a trained model, and baselines fitted on its training data."""
+    from eeg2fmri.evaluation.crossdata import (
+        all_test_split,
+        check_disjoint,
+        check_same_space,
+        restrict_dataset,
+    )
+    from eeg2fmri.synthesis.synthesize import match_channels
+    from eeg2fmri.training import fit_model
+
+    spec = lm.spec
+    picks, extra = match_channels(list(ds_test.ch_names), [str(c) for c in spec.ch_names], where=str(test_path))
+    if ds_test.mask.shape != lm.mask.shape or not np.allclose(ds_test.affine, lm.affine, atol=1e-3):
+        raise Eeg2fmriInputError(f"{test_path}: grid {ds_test.mask.shape} differs from the model's {lm.mask.shape} (or another affine); "
+                                 "prepare the test data on the model's grid (e.g. both in MNI space).")
+    inter = lm.mask & ds_test.mask
+    if not inter.any():
+        raise Eeg2fmriInputError(f"{test_path}: its brain mask shares no voxel with the model's; check the spaces.")
+    test_view = restrict_dataset(ds_test, picks, inter, names=[str(c) for c in spec.ch_names], subject_prefix="test-")
+    if n_frames is None:
+        raise Eeg2fmriInputError("model.json: expected window.n_frames; re-save the model.")
+    split = all_test_split(test_view, n_frames, lag)
+    targets = split_targets(test_view, split)
+    keep = inter[lm.mask]
+    fitted: dict[str, Any] = {lm.meta["model"]: lm.model if keep.all() else _restricted_model(lm.model, keep)}
+    info = {"n_channels": len(picks), "ignored_test_channels": extra, "n_voxels": int(inter.sum()), "train_data": None}
+    if train_path is not None and Path(train_path).absolute() == Path(test_path).absolute():
+        raise Eeg2fmriInputError(f"{test_path}: this is the model's training dataset; a cross-dataset test needs another dataset (or use --protocol within|loso).")
+    if train_path is not None and (Path(train_path) / "manifest.json").exists():
+        ds_train = load_prepared(train_path)
+        check_same_space(ds_train, ds_test, where="cross-dataset")
+        check_disjoint(ds_train, ds_test)
+        usable = not (inter & ~ds_train.mask).any() and all(str(c) in ds_train.ch_names for c in spec.ch_names)
+        a = restrict_dataset(ds_train, [str(c) for c in spec.ch_names], inter) if usable else None
+        if a is not None:
+            sp = make_split(a, "within", n_frames=n_frames, lag=lag, fractions=(0.8, 0.2, 0.0))
+            sp.selections["test"] = {}
+            tg = split_targets(a, sp)
+            for nm in (REFERENCE, BASELINE):
+                if nm == lm.meta["model"]:
+                    continue
+                if nm == REFERENCE and a.representation != "bandpower":
+                    continue
+                fitted[nm] = fit_model(a, sp, nm, targets=tg).model
+            info["train_data"] = str(Path(train_path).absolute())
+    return test_view, split, targets, fitted, info
+
+
+def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses) -> list[Path]:
+    """r maps, r distributions, per-subject CIs and time courses of the first test run."""
+    figs = []
+    subs = sorted(results["per_subject"])
+    r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
+    for nm in [name] + [n for n in r_names if n == REFERENCE and n != name]:
+        r = np.nanmean(np.stack([results["per_subject"][s]["_r"][nm] for s in subs]), axis=0) if len(subs) > 1 else results["per_subject"][subs[0]]["_r"][nm]
+        title = f"{nm}: test r" + (f" (mean over {len(subs)} subjects)" if len(subs) > 1 else "")
+        figs.append(plot_r_map(ds.mask, ds.affine, r, folder / f"r_map_{nm}.png", title))
+    dist = {}
+    for nm in r_names:
+        dist[nm] = np.concatenate([results["per_subject"][s]["_r"][nm] for s in subs])
+        dist[f"{nm} shifted null"] = np.concatenate([results["per_subject"][s]["_r_null"][nm] for s in subs])
+    figs.append(plot_r_distributions(dist, folder / "r_distributions.png", "voxel-wise test r (all test subjects)"))
+    figs.append(plot_subject_r(results["per_subject"], r_names, folder / "subjects.png", "median r per test subject"))
+    key, run = next(iter(results["runs"].items()))
+    figs.append(plot_timecourses(run["_y"], run["_preds"][name], run["models"][name]["_r"], ds.tr, folder / "timecourses.png", f"{key}: {name}, test span"))
+    return figs

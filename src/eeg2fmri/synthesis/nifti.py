@@ -1,0 +1,199 @@
+"""Write a 4D NIfTI volume by volume through a memory-mapped temporary file.
+
+:class:`StreamingNifti` lays out a single-file NIfTI-1 (header, then
+float32 data in Fortran order, so that every volume is one contiguous block)
+in a temporary file, maps one block of volumes at a time to fill it (so the
+resident memory is one block, whatever the number of volumes), and on
+:meth:`StreamingNifti.finish` moves it into place: renamed for ``.nii``,
+gzip-compressed in chunks for ``.nii.gz``. Until then nothing exists at the
+output path, and :meth:`StreamingNifti.abort` (or an exception inside the
+``with`` block) removes the temporary file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["StreamingNifti", "nifti_header"]
+
+_VOX_OFFSET = 352  # 348-byte NIfTI-1 header + 4-byte extension flag
+_COPY_CHUNK = 1 << 24
+
+
+def nifti_header(shape: tuple[int, int, int, int], affine: np.ndarray, zooms: tuple[float, float, float], tr: float, *,
+                 template=None):
+    """NIfTI-1 header of a float32 4D series on a grid.
+
+    Parameters
+    ----------
+    shape : (X, Y, Z, T)
+    affine : array, shape (4, 4)
+        Voxel-to-world affine of the grid (written as qform and sform).
+    zooms : (float, float, float)
+        Voxel sizes in mm.
+    tr : float
+        Volume spacing in seconds (``pixdim[4]``, time unit seconds).
+    template : nibabel header | None
+        Header of the grid (e.g. the model's ``mask.nii.gz``) whose
+        qform/sform codes are kept (``aligned`` when it has none).
+
+    Returns
+    -------
+    header : nibabel.Nifti1Header
+    """
+    import nibabel as nib
+
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(np.float32)
+    hdr.set_data_shape(tuple(int(s) for s in shape))
+    code = 2
+    if template is not None:
+        s_code = int(template.get_sform(coded=True)[1] or 0)
+        q_code = int(template.get_qform(coded=True)[1] or 0)
+        code = s_code or q_code or 2
+    hdr.set_qform(np.asarray(affine, dtype=np.float64), code=code)
+    hdr.set_sform(np.asarray(affine, dtype=np.float64), code=code)
+    hdr.set_zooms(tuple(float(z) for z in zooms) + (float(tr),))
+    hdr.set_xyzt_units("mm", "sec")
+    hdr["vox_offset"] = _VOX_OFFSET
+    return hdr
+
+
+def _gzip_member(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=1, mtime=0)
+
+
+def _gzip_file(src: Path, dst: Path, chunk: int = _COPY_CHUNK, workers: int | None = None) -> None:
+    """Gzip ``src`` into ``dst`` as independent members compressed in parallel threads.
+
+    A file of several gzip members is a valid gzip file (RFC 1952): gzip,
+    zlib's ``gzread``, Python and nibabel read it as one stream. zlib releases
+    the GIL, so the members compress on all cores; at most ``2 * workers``
+    chunks are in memory at once.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    with open(src, "rb") as fi, open(dst, "wb") as fo, ThreadPoolExecutor(max_workers=workers) as ex:
+        pending = []
+        while True:
+            data = fi.read(chunk)
+            if data:
+                pending.append(ex.submit(_gzip_member, data))
+            if pending and (len(pending) >= 2 * workers or not data):
+                fo.write(pending.pop(0).result())
+            if not data and not pending:
+                break
+
+
+class StreamingNifti:
+    """A float32 4D NIfTI written block by block through a memory-mapped temporary file.
+
+    Parameters
+    ----------
+    out : path-like
+        Final ``.nii`` or ``.nii.gz`` path (must not exist unless ``overwrite``).
+    header : nibabel.Nifti1Header
+        From :func:`nifti_header`; its shape fixes the data size.
+    overwrite : bool
+        Replace an existing ``out`` at :meth:`finish`.
+    tmp_dir : path-like | None
+        Folder of the uncompressed temporary file (default: next to ``out``).
+
+    Notes
+    -----
+    Use as a context manager: leaving the block with an exception removes
+    every temporary file and leaves ``out`` untouched.
+    """
+
+    def __init__(self, out: str | os.PathLike, header, *, overwrite: bool = False, tmp_dir: str | os.PathLike | None = None) -> None:
+        self.out = Path(out).absolute()
+        if not (self.out.name.endswith(".nii") or self.out.name.endswith(".nii.gz")):
+            raise Eeg2fmriInputError(f"{self.out}: expected an output name ending in .nii.gz or .nii.")
+        if self.out.exists() and not overwrite:
+            raise Eeg2fmriInputError(f"{self.out}: output file already exists; choose another path or pass overwrite=True (--overwrite on the command line).")
+        self.overwrite = overwrite
+        self.header = header
+        self.shape = tuple(int(s) for s in header.get_data_shape())
+        self._vol_bytes = int(np.prod(self.shape[:3])) * 4
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tmp_dir) if tmp_dir is not None else self.out.parent
+        fd, name = tempfile.mkstemp(prefix=f".{self.out.name.split('.')[0]}.tmp-", suffix=".nii", dir=folder)
+        self.tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
+            header.write_to(f)
+            f.write(b"\x00" * (_VOX_OFFSET - f.tell()))
+            f.truncate(_VOX_OFFSET + self._vol_bytes * self.shape[3])
+        self._done = False
+
+    def write(self, start: int, volumes: np.ndarray) -> None:
+        """Write volumes ``start, start + 1, ...``.
+
+        Parameters
+        ----------
+        start : int
+            Index of the first volume.
+        volumes : array, shape (X, Y, Z, n)
+        """
+        n = volumes.shape[3]
+        if volumes.shape[:3] != self.shape[:3] or start < 0 or start + n > self.shape[3]:
+            raise ValueError(f"volumes {volumes.shape} at {start} do not fit a series of shape {self.shape}")
+        mm = np.memmap(self.tmp, dtype="<f4", mode="r+", offset=_VOX_OFFSET + start * self._vol_bytes, shape=self.shape[:3] + (n,), order="F")
+        mm[...] = volumes
+        mm.flush()
+        del mm
+
+    def write_masked(self, start: int, values: np.ndarray, mask: np.ndarray) -> None:
+        """Write volumes given as in-mask values, zero outside the mask.
+
+        Parameters
+        ----------
+        values : array, shape (n, n_voxels)
+        mask : array of bool, shape (X, Y, Z)
+        """
+        vol = np.zeros(self.shape[:3] + (len(values),), dtype=np.float32, order="F")
+        vol[mask] = np.asarray(values, dtype=np.float32).T
+        self.write(start, vol)
+
+    def finish(self) -> Path:
+        """Move the data into place (rename or gzip) and return the output path."""
+        if self.out.name.endswith(".gz"):
+            fd, name = tempfile.mkstemp(prefix=f".{self.out.name.split('.')[0]}.tmp-", suffix=".nii.gz", dir=self.out.parent)
+            os.close(fd)
+            gz = Path(name)
+            try:
+                _gzip_file(self.tmp, gz)
+                self._check_target()
+                os.replace(gz, self.out)
+            except BaseException:
+                gz.unlink(missing_ok=True)
+                raise
+            self.tmp.unlink(missing_ok=True)
+        else:
+            self._check_target()
+            os.replace(self.tmp, self.out)
+        self._done = True
+        return self.out
+
+    def _check_target(self) -> None:
+        if self.out.exists() and not self.overwrite:
+            raise Eeg2fmriInputError(f"{self.out}: output file appeared while writing; choose another path or pass overwrite=True.")
+
+    def abort(self) -> None:
+        """Remove the temporary file (nothing is written at the output path)."""
+        self.tmp.unlink(missing_ok=True)
+        self._done = True
+
+    def __enter__(self) -> StreamingNifti:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()

@@ -1,0 +1,461 @@
+"""The EEG representation of a recording, computed in time chunks with bounded memory.
+
+:func:`stream_representation` gives the features that
+:func:`eeg2fmri.datasets.prepared.eeg_representation` computes in one shot
+(same reading, resampling, filters, re-reference, envelopes/spectra and
+within-recording standardisation), without ever holding the whole recording:
+
+1. the recording is read in chunks of ``chunk_seconds`` (at the work rate),
+   each extended by ``pad_seconds`` on both sides so that the resampling and
+   filter kernels and the Hilbert envelopes see the same neighbourhood as in
+   the one-shot path; only the chunk's own (unpadded) frames are kept. Chunk
+   starts lie on samples that map to whole samples at every rate involved, so
+   the resampled grids coincide with the one-shot grids;
+2. the frames (or raw samples) go to a memory-mapped array on disk;
+3. the within-recording standardisation (per-channel/band median and IQR, or
+   the global median for STFT magnitudes) is computed from the memory-mapped
+   frames, channel block by channel block, and applied in place.
+
+Peak memory is one padded chunk of EEG plus its envelopes, whatever the
+length of the recording. The band-power envelopes, which the one-shot path
+computes with one FFT of the whole recording (periodic at its ends) and
+samples at a rate that depends on the recording's length, are reproduced by
+extending the first and last chunks periodically and interpolating each
+chunk's envelopes at the one-shot sample times. The results match the
+one-shot path up to edge effects and that interpolation (about 1e-3 in
+standardised units for band power, 1e-6 for STFT and raw), see the tests.
+
+Frame grid
+----------
+Frames of length ``flen = tr / frames_per_tr`` start every ``hop`` seconds
+(``hop = flen`` reproduces the prepared frames; a finer ``hop = flen / q``
+gives overlapping frames for a finer output TR): frame ``k`` starts at
+``(k // (frames_per_tr * q)) * tr + (k % (frames_per_tr * q)) * hop``
+seconds from the first sample (the one-shot path's volume grid from time 0).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate, work_rate
+from eeg2fmri.preprocessing import band_envelopes, standardize_features
+from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive
+
+__all__ = ["StreamedEEG", "stream_representation"]
+
+#: Default chunk length (s of EEG kept per chunk) and padding on each side.
+CHUNK_SECONDS = 120.0
+PAD_SECONDS = 15.0
+# Channels standardised together in the normalisation pass.
+_CHAN_BLOCK = 8
+# Histogram bins of the exact streaming median.
+_HIST_BINS = 1 << 14
+# Values gathered at once when the median's bin is refined.
+_GATHER_LIMIT = 1 << 22
+
+
+@dataclass
+class StreamedEEG:
+    """Continuous EEG representation of a whole recording (memory-mapped when a folder was given).
+
+    Attributes
+    ----------
+    features : array
+        ``(n_frames, n_chans, n_bands)`` (bandpower), ``(n_frames, n_chans,
+        n_freqs)`` (stft) or ``(n_samples, n_chans)`` (raw), float32,
+        standardised within the recording as in the prepared datasets.
+    representation : str
+    step : float
+        Seconds between consecutive rows of ``features`` (the frame hop, or
+        ``1 / raw_sfreq``).
+    frame_len : float
+        Frame length in seconds (``tr / frames_per_tr``; ``step`` for raw).
+    starts : array, shape (n_rows,)
+        Start of every row in seconds from the first EEG sample.
+    work_sfreq : float
+        Rate at which the EEG was filtered (Hz).
+    sfreq : float
+        Rate of the recording (Hz).
+    duration : float
+        Seconds of EEG at the work rate.
+    ch_names : list of str
+    freqs : list of float | None
+        STFT bin or band centre frequencies.
+    info : dict
+        Chunking and resampling details (for sidecars and logs).
+    """
+
+    features: np.ndarray
+    representation: str
+    step: float
+    frame_len: float
+    starts: np.ndarray
+    work_sfreq: float
+    sfreq: float
+    duration: float
+    ch_names: list[str]
+    freqs: list[float] | None = None
+    info: dict = field(default_factory=dict)
+
+
+def _lcm(a: int, b: int) -> int:
+    return a * b // math.gcd(a, b)
+
+
+def _resample_mne(x: np.ndarray, up: int, down: int, n_out: int) -> np.ndarray:
+    """Polyphase resampling by exactly ``up / down`` (the raw representation's second rate change).
+
+    The same call as the one-shot path (:func:`eeg2fmri.datasets.prepared.eeg_representation`).
+    """
+    from scipy.signal import resample_poly
+
+    if up == down:
+        return x[:, :n_out]
+    return resample_poly(x, up, down, axis=1)[:, :n_out]
+
+
+def envelope_rate(n: int, sfreq: float, bands: dict, out_rate: float) -> float:
+    """Rate of the power envelopes :func:`~eeg2fmri.preprocessing.band_envelopes` returns for ``n`` samples.
+
+    Asked from ``band_envelopes`` itself, on one channel of zeros of length
+    ``n`` (a few MB for hours of EEG at the work rate).
+    """
+    _, rate = band_envelopes(np.zeros((1, n), dtype=np.float32), sfreq, bands, out_rate=out_rate)
+    return float(rate)
+
+
+def _bandpower_frames(seg: np.ndarray, wsf: float, bands: dict, t_seg: float, starts: np.ndarray, flen: float, prate: float) -> np.ndarray:
+    """Frame means of band power as the one-shot path computes them, from one padded segment.
+
+    The one-shot path samples each band's power envelope at ``prate`` (a rate
+    that depends on the recording's length) and averages the samples
+    ``round(start * prate) <= j < round((start + flen) * prate)``. Here the
+    envelopes of the segment are computed at the work rate with the same
+    function (where the power is oversampled), interpolated (4-point cubic Lagrange) at exactly the sample times ``j / prate`` and averaged the same way.
+
+    Parameters
+    ----------
+    seg : array, shape (n_chans, n)
+        EEG segment at the work rate ``wsf``; its first sample is ``t_seg``
+        seconds after the start of the recording.
+    starts : array, shape (n_frames,)
+        Frame starts in seconds from the recording start (inside the segment).
+
+    Returns
+    -------
+    frames : array, shape (n_frames, n_chans, n_bands), float32
+    """
+    a = np.round(starts * prate).astype(np.int64)
+    b = np.round((starts + flen) * prate).astype(np.int64)
+    j0, j1 = int(a.min()), int(b.max())
+    pos = (np.arange(j0, j1) / prate - t_seg) * wsf  # fractional sample positions of the one-shot's envelope samples
+    n = seg.shape[1]
+    i1 = np.clip(np.floor(pos).astype(np.int64), 1, n - 3)
+    u = pos - i1
+    # 4-point (cubic Lagrange) weights of samples i1 - 1, i1, i1 + 1, i1 + 2
+    w = np.stack([-u * (u - 1) * (u - 2) / 6, (u + 1) * (u - 1) * (u - 2) / 2, -(u + 1) * u * (u - 2) / 2, (u + 1) * u * (u - 1) / 6])
+    power = band_envelopes(seg, wsf, bands)  # (B, C, n) at the work rate
+    out = np.empty((len(starts), seg.shape[0], len(bands)), dtype=np.float32)
+    for bi in range(power.shape[0]):
+        pb = power[bi]
+        p = pb[:, i1 - 1] * w[0] + pb[:, i1] * w[1] + pb[:, i1 + 1] * w[2] + pb[:, i1 + 2] * w[3]
+        cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=-1, dtype=np.float64)], axis=-1)
+        out[:, :, bi] = ((cs[:, b - j0] - cs[:, a - j0]) / np.maximum(b - a, 1)).T
+    return out
+
+
+def _frame_grid(duration: float, n_work: int, wsf: float, tr: float, m: int, q: int, flen: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Starts (s), first and end work samples of every frame that fits in the recording."""
+    hop = flen / q
+    per_tr = m * q
+    k = np.arange(int(math.floor(duration / hop)) + 2)
+    starts = (k // per_tr) * tr + (k % per_tr) * hop
+    a = np.round(starts * wsf).astype(np.int64)
+    b = np.round((starts + flen) * wsf).astype(np.int64)
+    ok = (starts + flen <= duration + 1e-6) & (b <= n_work)
+    n = int(np.argmin(ok)) if not ok.all() else len(ok)
+    return starts[:n], a[:n], b[:n]
+
+
+def _exact_median(arr: np.ndarray, rows: int) -> float:
+    """``np.median`` of a (possibly memory-mapped) array, reading ``rows`` rows at a time.
+
+    Histogram refinement: the bins holding the middle order statistics are
+    narrowed until their values fit in memory, then sorted.
+    """
+    n = int(arr.size)
+    ranks = sorted({(n - 1) // 2, n // 2})
+
+    def blocks():
+        for r0 in range(0, arr.shape[0], rows):
+            yield np.asarray(arr[r0 : r0 + rows], dtype=np.float64).ravel()
+
+    lo = min(float(b.min()) for b in blocks())
+    hi = max(float(b.max()) for b in blocks())
+    vals = []
+    for rank in ranks:
+        a, z, below = lo, hi, 0  # values < a: `below`; the answer lies in [a, z]
+        while True:
+            if a == z:
+                vals.append(a)
+                break
+            counts = np.zeros(_HIST_BINS, dtype=np.int64)
+            n_in = 0
+            for b in blocks():
+                sel = b[(b >= a) & (b <= z)]
+                n_in += sel.size
+                idx = np.minimum(((sel - a) / (z - a) * _HIST_BINS).astype(np.int64), _HIST_BINS - 1)
+                counts += np.bincount(idx, minlength=_HIST_BINS)
+            cum = np.cumsum(counts)
+            j = int(np.searchsorted(cum, rank - below, side="right"))
+            below_j = below + (int(cum[j - 1]) if j else 0)
+            if counts[j] <= _GATHER_LIMIT:
+                got = []
+                for b in blocks():
+                    sel = b[(b >= a) & (b <= z)]
+                    idx = np.minimum(((sel - a) / (z - a) * _HIST_BINS).astype(np.int64), _HIST_BINS - 1)
+                    got.append(sel[idx == j])
+                g = np.sort(np.concatenate(got))
+                vals.append(float(g[rank - below_j]))
+                break
+            edges_a = a + (z - a) * j / _HIST_BINS
+            edges_z = a + (z - a) * (j + 1) / _HIST_BINS
+            if edges_z <= edges_a or (edges_a == a and edges_z == z):
+                vals.append(edges_a)
+                break
+            a, z, below = edges_a, np.nextafter(edges_z, -np.inf) if j < _HIST_BINS - 1 else z, below_j
+    return float(np.mean(vals))
+
+
+def _open_array(folder: Path | None, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if folder is None:
+        return np.empty(shape, dtype=np.float32)
+    return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
+
+
+def stream_representation(
+    raw,
+    config: PrepareConfig,
+    *,
+    tr: float,
+    picks: list[str] | None = None,
+    hop: float | None = None,
+    work_sfreq: float | None = None,
+    chunk_seconds: float = CHUNK_SECONDS,
+    pad_seconds: float = PAD_SECONDS,
+    folder: str | os.PathLike | None = None,
+    progress_bar: bool = False,
+    where: str = "EEG",
+) -> StreamedEEG:
+    """Continuous representation of a recording, computed chunk by chunk.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        The recording; need not be preloaded (only one padded chunk is read
+        at a time).
+    config : PrepareConfig
+        Preprocessing of the training data (``model.json["prepare"]``).
+    tr : float
+        Training repetition time in seconds (the frame grid).
+    picks : list of str | None
+        Channels to use, in order (e.g. the model's channels, mapped to the
+        recording's names); default every EEG channel not marked bad.
+    hop : float | None
+        Seconds between frame starts; default the frame length
+        ``tr / frames_per_tr``. Must divide the frame length. Ignored for the
+        raw representation.
+    work_sfreq : float | None
+        Rate (Hz) the EEG is resampled to and filtered at; default as in
+        :func:`eeg2fmri.datasets.prepared.work_rate` (the training work rate
+        for a recording at the training sampling rate).
+    chunk_seconds, pad_seconds : float
+        Kept length and padding (each side) of a chunk, in seconds.
+    folder : path-like | None
+        Folder for the memory-mapped features (``None`` keeps them in RAM).
+    progress_bar : bool
+    where : str
+        Name of the recording in messages.
+
+    Returns
+    -------
+    streamed : StreamedEEG
+    """
+    import mne
+
+    rep = config.representation
+    tr = check_positive(tr, "tr", where=where)
+    chunk_seconds = check_positive(chunk_seconds, "chunk_seconds", where=where)
+    pad_seconds = float(pad_seconds)
+    if not pad_seconds >= 0:
+        raise Eeg2fmriInputError(f"{where}: expected pad_seconds >= 0, got {pad_seconds}.")
+    sf = float(raw.info["sfreq"])
+    if picks is None:
+        types = raw.get_channel_types()
+        picks = [c for c, t in zip(raw.ch_names, types) if t == "eeg" and c not in raw.info["bads"]]
+    picks = list(picks)
+    if not picks:
+        raise Eeg2fmriInputError(f"{where}: no EEG channels to use; check channel types or pass picks=[...].")
+    wsf = float(work_sfreq) if work_sfreq is not None else work_rate(sf, config)
+    frac = Fraction(wsf / sf).limit_denominator(1000)
+    up, down = frac.numerator, frac.denominator
+    wsf = sf * up / down
+    n_times = int(raw.n_times)
+    n_work = -(-n_times * up // down)
+    duration = n_work / wsf
+    m = int(config.frames_per_tr)
+    flen = tr / m
+    folder = None if folder is None else Path(folder)
+    # rate conversions after the work rate (raw representation only)
+    if rep == "raw":
+        rsf = float(config.raw_sfreq)
+        frac2 = Fraction(rsf / wsf).limit_denominator(1000)
+        up2, down2 = frac2.numerator, frac2.denominator
+        align = _lcm(up, down2)
+        n_rows = (n_work - 1) * up2 // down2 + 1
+        step = 1.0 / rsf
+        starts = np.arange(n_rows) / rsf
+        q = 1
+        freqs = None
+        feats = _open_array(folder, "features", (n_rows, len(picks)))
+    else:
+        hop = flen if hop is None else check_positive(hop, "hop", where=where)
+        q = int(round(flen / hop))
+        if q < 1 or abs(q * hop - flen) > 1e-9 * flen:
+            raise Eeg2fmriInputError(f"{where}: hop={hop} s must divide the frame length {flen} s (e.g. {flen}, {flen / 2}, {flen / 4}).")
+        align = up
+        starts, fa, fb = _frame_grid(duration, n_work, wsf, tr, m, q, flen)
+        n_rows = len(starts)
+        step = hop
+        if rep == "bandpower":
+            for name, (lo, hi) in config.bands.items():
+                if not 0 < lo < hi < wsf / 2:
+                    raise Eeg2fmriInputError(
+                        f"{where}: band {name!r}={lo, hi} Hz needs a sampling rate above {2 * hi:g} Hz, the EEG is filtered at {wsf:g} Hz; "
+                        "use a recording sampled faster (the training rate)."
+                    )
+            freqs = [float(np.mean(b)) for b in config.bands.values()]
+            prate = envelope_rate(n_work, wsf, config.bands, max(8.0 * m / tr, 10.0))
+            feats = _open_array(folder, "features", (n_rows, len(picks), len(config.bands)))
+        else:
+            from eeg2fmri.preprocessing.representations import stft_frames
+
+            fmax = min(config.stft_fmax, 0.99 * wsf / 2)
+            n_len = int(round(flen * wsf))
+            all_f = np.fft.rfftfreq(n_len, 1.0 / wsf)
+            fsel = all_f[(all_f >= config.stft_fmin - 1e-9) & (all_f <= fmax + 1e-9)]
+            freqs = [float(f) for f in fsel]
+            feats = _open_array(folder, "features", (n_rows, len(picks), len(fsel)))
+    if n_rows < 1:
+        raise Eeg2fmriInputError(f"{where}: the recording ({n_times / sf:.1f} s) is shorter than one frame ({flen:g} s); use a longer recording.")
+    w_chunk = align * max(1, int(math.ceil(chunk_seconds * wsf / align)))
+    # the padding also covers one frame, so that a chunk's last frame lies inside the segment
+    w_pad = align * int(math.ceil(max(pad_seconds, flen + 1.0 / wsf) * wsf / align))
+    n_chunks = max(1, int(math.ceil(n_work / w_chunk)))
+    notch = raw.info.get("line_freq") if config.notch is None else config.notch
+    # A recording sampled below the work rate is upsampled first (polyphase); otherwise the
+    # one-shot code resamples it, with the work rate pinned so that both agree.
+    upsample = up > down
+    seg_info = mne.create_info(picks, wsf if upsample else sf, "eeg")
+    seg_info["line_freq"] = raw.info.get("line_freq")
+    cfg_seg = replace(config, work_sfreq=wsf)
+
+    def lowrate(s0: int, s1: int) -> np.ndarray:
+        """Work-rate EEG of work samples [s0, s1) (s0 aligned, s1 aligned or the end), by the one-shot code."""
+        from scipy.signal import resample_poly
+
+        S0 = s0 * down // up
+        S1 = n_times if s1 == n_work else s1 * down // up
+        x = raw.get_data(picks=picks, start=S0, stop=S1)
+        if upsample:
+            x = resample_poly(x, up, down, axis=1)[:, : s1 - s0]
+        seg_raw = mne.io.RawArray(x, seg_info, verbose=False)
+        del x
+        seg, _, _ = load_eeg_lowrate(seg_raw, cfg_seg, where=where)
+        return seg[:, : s1 - s0]
+
+    # The one-shot band envelopes come from one FFT of the whole recording, which treats it as
+    # periodic: its first frames see the recording's end and its last frames its start. The first
+    # and last chunks are extended the same way (with `w_pad` samples from the other end).
+    head = tail = None
+    if rep == "bandpower" and n_chunks > 1:
+        head = lowrate(0, min(n_work, 2 * w_pad))[:, :w_pad]
+        t0 = max(0, (n_work - 2 * w_pad) // align * align)
+        tail = lowrate(t0, n_work)[:, -w_pad:]
+    row = 0
+    for c in progress(range(n_chunks), desc="EEG chunks", enabled=progress_bar):
+        w0 = c * w_chunk
+        w1 = min(n_work, w0 + w_chunk)
+        last = w1 >= n_work
+        s0 = max(0, w0 - w_pad)
+        s1 = n_work if (last or w1 + w_pad >= n_work) else w1 + w_pad
+        seg = lowrate(s0, s1)
+        t_seg = s0 / wsf
+        if head is not None and s0 == 0 and s1 < n_work:
+            seg = np.concatenate([tail, seg], axis=1)
+            t_seg -= tail.shape[1] / wsf
+        elif head is not None and s1 == n_work and s0 > 0:
+            seg = np.concatenate([seg, head], axis=1)
+        if rep == "raw":
+            r0 = w0 * up2 // down2
+            r1 = n_rows if last else w1 * up2 // down2
+            if up2 != down2:
+                seg_r = _resample_mne(seg.astype(np.float64), up2, down2, (s1 - s0) * up2 // down2 if s1 != n_work else n_rows - s0 * up2 // down2)
+            else:
+                seg_r = seg
+            off = s0 * up2 // down2
+            feats[r0:r1] = seg_r[:, r0 - off : r1 - off].T
+            row = r1
+            continue
+        keep = np.where((fa >= w0) & ((fa < w1) | last))[0]
+        if len(keep) == 0:
+            continue
+        if rep == "bandpower":
+            out = _bandpower_frames(seg, wsf, config.bands, t_seg, starts[keep], flen, prate)
+        else:
+            out = np.empty((len(keep), len(picks), len(fsel)), dtype=np.float32)
+            for ph in range(q):
+                sub = keep[(keep % q) == ph] if q > 1 else keep
+                if len(sub) == 0:
+                    continue
+                local = starts[sub] - s0 / wsf
+                res = stft_frames(seg, wsf, local, flen, config.stft_fmin, fmax, frames_per_tr=1, log=config.stft_log, where=where)
+                out[np.searchsorted(keep, sub)] = res.frames[res.n_pre :]
+        feats[keep[0] : keep[-1] + 1] = out
+        row = keep[-1] + 1
+    if row < n_rows:
+        raise Eeg2fmriInputError(f"{where}: could only compute {row} of {n_rows} frames; is the recording complete?")
+    # within-recording standardisation, as in the one-shot path
+    rows_per_block = max(1, (1 << 22) // max(1, int(np.prod(feats.shape[1:]))))
+    if rep == "bandpower" or (rep == "stft" and config.stft_log):
+        for c0 in range(0, len(picks), _CHAN_BLOCK):
+            cs = slice(c0, min(len(picks), c0 + _CHAN_BLOCK))
+            feats[:, cs] = standardize_features(np.asarray(feats[:, cs]), log=rep == "bandpower")
+    elif rep == "stft":
+        med = _exact_median(feats, rows_per_block)
+        scale = np.float32(max(med, 1e-30))
+        for r0 in range(0, n_rows, rows_per_block):
+            feats[r0 : r0 + rows_per_block] = feats[r0 : r0 + rows_per_block] / scale
+    else:
+        for c0 in range(0, len(picks), _CHAN_BLOCK):
+            cs = slice(c0, min(len(picks), c0 + _CHAN_BLOCK))
+            xc = np.asarray(feats[:, cs])
+            med = np.median(xc, axis=0, keepdims=True)
+            q75, q25 = np.percentile(xc, [75, 25], axis=0, keepdims=True)
+            scale = (q75 - q25) / 1.349
+            scale[scale <= 0] = 1.0
+            feats[:, cs] = ((xc - med) / scale).astype(np.float32)
+    if isinstance(feats, np.memmap):
+        feats.flush()
+    info = {"chunk_seconds": w_chunk / wsf, "pad_seconds": w_pad / wsf, "n_chunks": n_chunks, "work_sfreq": wsf, "resample": [up, down],
+            "notch": notch or None}
+    logger.info("%s: %d channels, %.1f s, %d %s rows in %d chunk(s)", where, len(picks), duration, n_rows, rep, n_chunks)
+    return StreamedEEG(feats, rep, float(step), float(flen if rep != "raw" else step), np.asarray(starts), wsf, sf, duration, picks, freqs, info)

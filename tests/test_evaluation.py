@@ -1,0 +1,282 @@
+"""Evaluation protocol: metric wiring (hand-computed and against evaluation.metrics), bootstrap and paired
+comparison, ceilings, ROI r, subject aggregation, fold merging, cross-dataset mapping, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eeg2fmri.evaluation import metrics as M
+from eeg2fmri.evaluation.protocol import (
+    default_block_len,
+    evaluate_models,
+    evaluate_split,
+    load_labels,
+    merge_results,
+    predict_windows,
+    results_to_json,
+    score_runs,
+)
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+GRID = (13, 12, 4)  # calhas_ssim needs >= 11 x 11 slices and >= 3 slices
+
+
+def _mask() -> np.ndarray:
+    m = np.zeros(GRID, bool)
+    m[2:11, 3:10, 1:4] = True
+    return m
+
+
+def _unmasked(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    vol = np.zeros(mask.shape + (len(rows),), np.float32)
+    vol[mask] = rows.T
+    return vol
+
+
+def _runs(seed: int = 0, n: int = 30, subjects=("01",)):
+    rng = np.random.default_rng(seed)
+    mask = _mask()
+    v = int(mask.sum())
+    runs = []
+    for s in subjects:
+        sig = rng.standard_normal((n, v)).astype(np.float32)
+        y = (sig + rng.standard_normal((n, v))).astype(np.float32)
+        runs.append({"key": f"sub-{s}_run-1", "subject": s, "y": y,
+                     "preds": {"model": (0.6 * sig + 0.5 * rng.standard_normal((n, v))).astype(np.float32),
+                               "ridge_hrf": (0.3 * sig + rng.standard_normal((n, v))).astype(np.float32),
+                               "mean": np.full((n, v), 0.1, np.float32)}})
+    return mask, runs
+
+
+def test_hand_computed_errors():
+    """Two voxels, four volumes: every error metric by hand."""
+    mask = np.zeros((3, 2, 2), bool)
+    mask[0, 0, 0] = mask[2, 1, 1] = True
+    y = np.array([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0], [2.0, 0.0]], np.float32)
+    p = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]], np.float32)
+    core = score_runs([{"key": "k", "subject": "s", "y": y, "preds": {"model": p, "mean": p}}], ["model", "mean"], mask, 2.0,
+                      reference=None, n_boot=0)
+    m = core["per_subject"]["s"]["models"]["model"]
+    # squared errors 1,0 / 1,1 / 1,4 / 1,1 -> SSE 10 over 8 values; absolute errors sum 1+0+1+1+1+2+1+1 = 8
+    assert m["rmse"] == pytest.approx(np.sqrt(10 / 8))
+    assert m["mae"] == pytest.approx(1.0)
+    # SS_tot: voxel 0 mean 1 -> 4; voxel 1 mean 1 -> 0 + 1 + 4 + 1 = 6; R² = 1 - 10/10 = 0
+    assert m["r2"] == pytest.approx(0.0, abs=1e-12)
+    # data range: 1st-99th percentile of y (sorted 0 0 0 0 1 2 2 3): 0 and 2 + 0.93 (position 0.99 * 7 = 6.93)
+    dr = core["per_subject"]["s"]["data_range"]
+    assert dr["low"] == pytest.approx(0.0) and dr["high"] == pytest.approx(2.93) and dr["value"] == pytest.approx(2.93)
+    assert m["psnr"] == pytest.approx(10 * np.log10(2.93**2 / (10 / 8)))
+    # the peers' RMSE: per volume over all 12 grid voxels, then the mean over volumes
+    assert m["calhas_rmse"] == pytest.approx(np.mean(np.sqrt(np.array([1, 2, 5, 2]) / 12)))
+    # a constant prediction has no r; a 3x2x2 grid is too small for the peers' slice SSIM
+    assert np.isnan(m["median_r"]) and np.isnan(m["calhas_ssim"])
+
+
+def test_metrics_wiring_matches_metrics_module():
+    mask, runs = _runs()
+    y, pm, pr = runs[0]["y"], runs[0]["preds"]["model"], runs[0]["preds"]["ridge_hrf"]
+    core = score_runs(runs, ["model", "ridge_hrf", "mean"], mask, 2.0, n_boot=150, block_len=4, random_state=3, ssim_volumes=100)
+    res = core["per_subject"]["01"]
+    m = res["models"]["model"]
+    dr = float(np.diff(np.percentile(y, [1, 99]))[0])
+    assert res["data_range"]["value"] == pytest.approx(dr)
+    vy, vp = _unmasked(mask, y), _unmasked(mask, pm)
+    assert m["rmse"] == pytest.approx(M.rmse(y, pm))
+    assert m["mae"] == pytest.approx(M.mae(y, pm))
+    assert m["psnr"] == pytest.approx(M.psnr(y, pm, dr))
+    assert m["r2"] == pytest.approx(1 - ((y - pm.astype(np.float64)) ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
+    assert m["ssim"] == pytest.approx(M.ssim3d_series(vy, vp, dr, mask))  # on the cropped volumes: the same number
+    assert m["calhas_rmse"] == pytest.approx(M.calhas_rmse(vy, vp))
+    assert m["calhas_ssim"] == pytest.approx(M.calhas_ssim(vy, vp))
+    r = M.voxelwise_r(y, pm)
+    assert m["r"] == M.summarize_r(r) and m["median_r"] == pytest.approx(np.median(r))
+    assert m["null_median_r"] == pytest.approx(np.median(M.voxelwise_r(y, np.roll(pm, 15, axis=0))))
+    # the bootstrap: the same resamples as metrics.bootstrap_median_r / paired_bootstrap with the same seed
+    ci = M.bootstrap_median_r(y, pm, n_boot=150, block_len=4, random_state=3)
+    assert m["median_r_ci"] == pytest.approx([ci["low"], ci["high"]])
+    pb = M.paired_bootstrap(y, pm, pr, M.median_r, n_boot=150, block_len=4, random_state=3)
+    paired = res["paired"]["model"]
+    assert paired["vs"] == "ridge_hrf" and paired["diff_median_r"] == pytest.approx(pb["estimate"])
+    assert [paired["low"], paired["high"]] == pytest.approx([pb["low"], pb["high"]]) and paired["p_value"] == pytest.approx(pb["p_value"])
+    assert res["bootstrap"]["block_len"] == 4 and res["ssim_volumes"] == 30
+    # the constant baseline: no r, errors as usual
+    b = res["models"]["mean"]
+    assert np.isnan(b["median_r"]) and b["r"] is None and b["rmse"] == pytest.approx(M.rmse(y, runs[0]["preds"]["mean"]))
+
+
+def test_ceiling_fractions_and_roi():
+    mask, runs = _runs(seed=1)
+    v = int(mask.sum())
+    noise = np.linspace(0.2, 0.8, v)
+    oracle = noise / 2
+    oracle[:5] = np.nan  # voxels outside the simulated brain
+    runs[0]["ceilings"] = {"noise": noise, "oracle": oracle}
+    labels = np.repeat(np.arange(1, 8), int(np.ceil(v / 7)))[:v]
+    core = score_runs(runs, ["model", "ridge_hrf", "mean"], mask, 2.0, labels=labels, n_boot=0)
+    res = core["per_subject"]["01"]
+    r = M.voxelwise_r(runs[0]["y"], runs[0]["preds"]["model"])
+    ok = np.isfinite(oracle)
+    m = res["models"]["model"]
+    assert m["fraction_of_oracle"] == pytest.approx(np.median(r[ok]) / np.median(oracle[ok]))
+    assert m["fraction_of_noise"] == pytest.approx(np.median(r[ok]) / np.median(noise[ok]))
+    assert res["ceilings"]["oracle_median_r"] == pytest.approx(np.median(oracle[ok])) and res["ceilings"]["n_voxels"] == ok.sum()
+    roi = M.roi_r(runs[0]["y"], runs[0]["preds"]["model"], labels)
+    assert m["roi_r"] == {str(k): pytest.approx(val) for k, val in roi.items()}
+    assert m["roi_median_r"] == pytest.approx(np.median(list(roi.values())))
+    assert "roi_r" not in res["models"]["mean"]
+    # labels from a volume on the grid, and their errors
+    vol = np.zeros(mask.shape, int)
+    vol[mask] = labels
+    np.testing.assert_array_equal(load_labels(vol, mask), labels)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected labels of shape \(13, 12, 4\) \(the data grid\) or \(189,\)"):
+        load_labels(np.ones((3, 3)), mask)
+    with pytest.raises(Eeg2fmriInputError, match="expected whole-number labels >= 0"):
+        load_labels(vol + 0.5, mask)
+    with pytest.raises(Eeg2fmriInputError, match="no ROI label inside the brain mask"):
+        load_labels(np.zeros(mask.shape), mask)
+
+
+def test_group_means_and_draws():
+    mask, runs = _runs(seed=2, subjects=("01", "02", "03"))
+    core = score_runs(runs, ["model", "ridge_hrf", "mean"], mask, 2.0, n_boot=100, random_state=0)
+    g = core["group"]
+    subs = core["per_subject"]
+    for key in ("median_r", "rmse", "ssim", "calhas_rmse"):
+        assert g["models"]["model"][key] == pytest.approx(np.mean([subs[s]["models"]["model"][key] for s in subs]))
+    mean_draws = np.mean([core["_draws"][s] for s in subs], axis=0)
+    assert g["models"]["model"]["median_r_ci"] == pytest.approx(list(np.quantile(mean_draws[0], [0.025, 0.975])))
+    assert g["paired"]["model"]["low"] > 0 and g["paired"]["model"]["p_value"] < 0.05  # 0.6 vs 0.3 signal: clearly better
+    assert "median_r_ci" not in g["models"]["mean"] and "ceilings" not in g
+    # two folds with disjoint test subjects merge into the same group summary
+    parts = []
+    for s in ("01", "02", "03"):
+        one = [r for r in runs if r["subject"] == s]
+        c = score_runs(one, ["model", "ridge_hrf", "mean"], mask, 2.0, n_boot=100, random_state=0)
+        c.update(models=["model", "ridge_hrf", "mean"], roles={"reference": "ridge_hrf", "baseline": "mean", "null": ""}, reference={},
+                 split={"protocol": "loso"}, _ci=0.95)
+        parts.append(c)
+    merged = merge_results(parts)
+    assert sorted(merged["per_subject"]) == ["01", "02", "03"] and len(merged["folds"]) == 3
+    assert merged["group"]["models"]["model"]["median_r"] == pytest.approx(g["models"]["model"]["median_r"])
+    parts[1]["models"] = ["model"]
+    with pytest.raises(Eeg2fmriInputError, match="folds scored different models"):
+        merge_results(parts)
+    with pytest.raises(Eeg2fmriInputError, match="expected at least one fold's results"):
+        merge_results([])
+
+
+def test_default_block_len():
+    assert default_block_len(600, 2.16) == 8  # ceil(16 / 2.16) = 8 >= round(600 ** (1/3)) = 8
+    assert default_block_len(600, 0.5) == 32
+    assert default_block_len(10, 2.0) == 5  # capped at half the series
+
+
+def test_evaluate_split_on_tiny_dataset(tiny_prepared):
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    tg = split_targets(tiny_prepared, sp)
+    lags = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "lags"}, targets=tg).model
+    res = evaluate_split(tiny_prepared, sp, tg, lags, model_name="ridge_lags", n_boot=50)
+    # the reference and the baseline were fitted on the same training windows and scored on the same test windows
+    assert res["models"] == ["ridge_lags", "ridge_hrf", "mean"] and res["reference"]["fitted_here"]
+    s = res["summary"]
+    for key in ("model_median_r", "model_r2", "model_rmse", "model_ssim", "model_psnr", "mean_r2", "mean_rmse", "ridge_hrf_median_r",
+                "null_shifted_median_r", "diff_vs_ridge_hrf", "p_vs_ridge_hrf", "noise_ceiling_median_r", "oracle_ceiling_median_r",
+                "fraction_of_oracle"):
+        assert key in s and isinstance(s[key], float), key
+    assert s["noise_ceiling_median_r"] > s["oracle_ceiling_median_r"] > 0
+    assert sorted(res["subjects"]) == ["01", "02"] and all("_r" in run for subj in res["subjects"].values() for run in subj.values())
+    ps = res["per_subject"]["01"]
+    assert ps["n_test"] == sp.n_samples("test") // 2 and ps["data_range"]["percentiles"] == [1.0, 99.0]
+    doc = results_to_json(res)
+    json.dumps(doc, allow_nan=False)  # strict JSON: NaN -> null, arrays dropped
+    assert doc["group"]["models"]["mean"]["median_r"] is None and '"_r"' not in json.dumps(doc)
+    # a ridge_hrf model is its own reference
+    same = evaluate_split(tiny_prepared, sp, tg, lags, model_name="ridge_hrf", n_boot=0)
+    assert same["models"] == ["ridge_hrf", "mean"] and "diff_vs_ridge_hrf" not in same["summary"]
+    with pytest.raises(Eeg2fmriInputError, match="the subject-mean baseline is always shown"):
+        evaluate_split(tiny_prepared, sp, tg, lags, model_name="mean")
+    with pytest.raises(Eeg2fmriInputError, match=r"expected n_boot >= 0, got -1"):
+        evaluate_models(tiny_prepared, sp, tg, {"x": lags}, n_boot=-1)
+    with pytest.raises(Eeg2fmriInputError, match="expected at least one model to score"):
+        evaluate_models(tiny_prepared, sp, tg, {})
+    with pytest.raises(Eeg2fmriInputError, match=r"expected 0 < ci < 1, got 1\.5"):
+        evaluate_models(tiny_prepared, sp, tg, {"x": lags}, ci=1.5)
+
+
+def test_predict_windows_torch_and_volumes():
+    import torch
+
+    mask = np.zeros((3, 4, 5), bool)
+    mask[1, 1:3, 2:5] = True
+
+    class Vol(torch.nn.Module):
+        def forward(self, x, subject=None):
+            return x.sum(dim=(1, 2))[:, None, None, None] * torch.ones((len(x), 3, 4, 5))
+
+    x = np.ones((7, 2, 6), np.float32)
+    out = predict_windows(Vol(), x, n_outputs=int(mask.sum()), mask=mask, batch_size=3)
+    assert out.shape == (7, 6) and np.allclose(out, 12.0)
+    with pytest.raises(Eeg2fmriInputError, match="expected 5 outputs per window"):
+        predict_windows(Vol(), x, n_outputs=5, mask=mask)
+    with pytest.raises(Eeg2fmriInputError, match="expected a fitted model with predict"):
+        predict_windows(object(), x)
+
+
+def test_cross_dataset_mapping(tiny_prepared):
+    from eeg2fmri.evaluation.crossdata import (
+        check_same_space,
+        common_channels,
+        cross_dataset_split,
+        restrict_dataset,
+    )
+
+    names = tiny_prepared.ch_names
+    tr, te, rep = common_channels(names, [c.upper() for c in names[::-1][:12]] + ["EXTRA"])
+    assert len(tr) == 12 and te == [c.upper() for c in tr] and rep["only_test"] == ["EXTRA"] and rep["min_required"] == 8
+    assert tr == [c for c in names if c in tr]  # training order
+    with pytest.raises(Eeg2fmriInputError, match=r"expected at least 8 EEG channels in common .* found 3 of 16 \(training\) and 3 \(test\)"):
+        common_channels(names, names[:3])
+    # another "dataset": 12 of the channels, renamed, in another order
+    other = restrict_dataset(tiny_prepared, names[::-1][:12], names=[c.upper() for c in names[::-1][:12]])
+    with pytest.raises(Eeg2fmriInputError, match=r"the test dataset holds recordings of the training dataset \(\['sub-01_task-rest_run-1'"):
+        cross_dataset_split(tiny_prepared, other)  # same recordings (provenance checksums)
+    other.provenance = {}
+    a, split_a, b, split_b, info = cross_dataset_split(tiny_prepared, other)
+    assert a.ch_names == b.ch_names == [c for c in names if c in names[::-1][:12]]
+    assert info["channels"]["n_common"] == 12 and not split_a.selections["test"] and not split_b.selections["train"]
+    assert b.subjects == ["test-01", "test-02"]
+    np.testing.assert_array_equal(b.runs[0].features, other.runs[0].features[:, [other.ch_names.index(c.upper()) for c in b.ch_names]])
+    shifted = restrict_dataset(tiny_prepared, names)
+    shifted.affine = shifted.affine.copy()
+    shifted.affine[0, 3] += 5
+    with pytest.raises(Eeg2fmriInputError, match=r"found differences: affine \(voxel-to-world\); prepare both with the same options"):
+        check_same_space(tiny_prepared, shifted)
+
+
+def test_reference_on_raw_windows(tiny_bids):
+    """ridge_hrf is shown for a raw-EEG dataset too, on band-power windows derived from the same data and volumes."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.reference import bandpower_view
+    from eeg2fmri.training import fit_model
+
+    ds = prepare_dataset(tiny_bids, {"representation": "raw", "raw_sfreq": 50.0}, progress_bar=False)
+    sp = make_split(ds, "loso", test_subjects=["01"])
+    tg = split_targets(ds, sp)
+    mean = fit_model(ds, sp, "mean", targets=tg).model
+    res = evaluate_models(ds, sp, tg, {"mean": mean}, n_boot=0)
+    assert res["reference"]["available"] and "band-power windows derived from the raw data" in res["reference"]["note"]
+    assert res["models"] == ["ridge_hrf", "mean"] and np.isfinite(res["group"]["models"]["ridge_hrf"]["median_r"])
+    view, vsp = bandpower_view(ds, sp)
+    assert view.runs[0].features.shape[1:] == (16, 3) and vsp.n_frames == 9  # delta, theta, alpha lie below 25 Hz
+    np.testing.assert_array_equal(vsp.selections["test"][0], sp.selections["test"][0])  # the same test volumes
+    # no band below the raw data's Nyquist frequency: the reason is recorded, the rest is scored
+    ds.config = ds.config.__class__(**{**ds.config.to_dict(), "bands": {"gamma": (30.0, 45.0)}})
+    res = evaluate_models(ds, sp, tg, {"mean": mean}, n_boot=0)
+    assert not res["reference"]["available"] and "lies below the raw data's Nyquist frequency (25 Hz)" in res["reference"]["reason"]

@@ -1,0 +1,88 @@
+"""Every remaining user error of evaluation and synthesis: message and fix."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mne
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.datasets.prepared import PrepareConfig
+from eeg2fmri.evaluation.crossdata import (
+    all_test_split,
+    check_same_space,
+    cross_dataset_split,
+    restrict_dataset,
+)
+from eeg2fmri.evaluation.protocol import evaluate_models, load_labels
+from eeg2fmri.synthesis import StreamingNifti, nifti_header, stream_representation
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+def _raw(seconds: float = 20.0, sfreq: float = 100.0) -> mne.io.RawArray:
+    x = np.random.default_rng(0).standard_normal((3, int(seconds * sfreq))) * 1e-5
+    return mne.io.RawArray(x, mne.create_info(["A", "B", "C"], sfreq, "eeg"), verbose=False)
+
+
+def test_stream_errors():
+    raw = _raw()
+    with pytest.raises(Eeg2fmriInputError, match=r"expected pad_seconds >= 0, got -1\.0"):
+        stream_representation(raw, PrepareConfig(), tr=2.0, pad_seconds=-1)
+    with pytest.raises(Eeg2fmriInputError, match=r"no EEG channels to use; check channel types or pass picks=\[\.\.\.\]"):
+        stream_representation(raw, PrepareConfig(), tr=2.0, picks=[])
+    with pytest.raises(Eeg2fmriInputError, match=r"the recording \(1\.0 s\) is shorter than one frame \(2 s\)"):
+        stream_representation(_raw(seconds=1.0), PrepareConfig(), tr=2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"band 'gamma'=\(30\.0, 45\.0\) Hz needs a sampling rate above 90 Hz, the EEG is filtered at 80 Hz"):
+        stream_representation(_raw(sfreq=80.0), PrepareConfig(), tr=2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected tr > 0, got 0"):
+        stream_representation(raw, PrepareConfig(), tr=0)
+
+
+def test_nifti_name_error(tmp_path):
+    hdr = nifti_header((2, 3, 4, 5), np.eye(4), (1.0, 1.0, 1.0), 2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected an output name ending in \.nii\.gz or \.nii"):
+        StreamingNifti(tmp_path / "x.mgz", hdr)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crossdata_errors(tiny_prepared):
+    stft = replace(tiny_prepared, config=replace(tiny_prepared.config, representation="stft"), freqs=[1.0, 2.0])
+    with pytest.raises(Eeg2fmriInputError, match=r"found differences: representation 'bandpower' vs 'stft'; prepare both with the same options"):
+        check_same_space(tiny_prepared, stft)
+    with pytest.raises(Eeg2fmriInputError, match=r"found differences: STFT bins \(2 vs 1\)"):
+        check_same_space(stft, replace(stft, freqs=[1.0]))
+    with pytest.raises(Eeg2fmriInputError, match="found differences: TR 2.0 vs 2.5 s"):
+        check_same_space(tiny_prepared, replace(tiny_prepared, tr=2.5))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected voxels inside the dataset's mask; intersect the masks first"):
+        restrict_dataset(tiny_prepared, tiny_prepared.ch_names, np.ones(tiny_prepared.mask.shape, bool))
+    with pytest.raises(Eeg2fmriInputError, match=r"test dataset: no volume has a complete 500-frame EEG window"):
+        all_test_split(tiny_prepared, 500)
+    other = replace(tiny_prepared, mask=~tiny_prepared.mask, provenance={})
+    with pytest.raises(Eeg2fmriInputError, match="the two brain masks share no voxel"):
+        cross_dataset_split(tiny_prepared, other)
+
+
+def test_labels_and_split_errors(tiny_prepared, tmp_path):
+    from eeg2fmri.datasets.targets import make_split, split_targets
+
+    mask, affine = tiny_prepared.mask, tiny_prepared.affine
+    with pytest.raises(Eeg2fmriInputError, match=r"nope\.nii\.gz: atlas file not found; pass a NIfTI of integer labels"):
+        load_labels(tmp_path / "nope.nii.gz", mask, affine)
+    # an atlas on a finer grid of the same space is resampled (nearest neighbour) to the data grid
+    fine_aff = affine.copy()
+    fine_aff[:3, :3] /= 2
+    fine = np.zeros(tuple(2 * s for s in mask.shape), np.int16)
+    fine[: mask.shape[0], :, :] = 1
+    fine[mask.shape[0] :, :, :] = 2
+    nib.save(nib.Nifti1Image(fine, fine_aff), tmp_path / "atlas.nii.gz")
+    lab = load_labels(tmp_path / "atlas.nii.gz", mask, affine)
+    assert lab.shape == (int(mask.sum()),) and set(np.unique(lab)) <= {0, 1, 2} and (lab > 0).any()
+    with pytest.raises(Eeg2fmriInputError, match=r"grid \(34, 40, 32\) differs from the data grid \(17, 20, 16\)"):
+        load_labels(nib.Nifti1Image(fine, fine_aff), mask, None)
+    sp = make_split(tiny_prepared, "within")
+    tg = split_targets(tiny_prepared, sp)
+    sp.selections["test"] = {}
+    with pytest.raises(Eeg2fmriInputError, match=r"split \(within\): expected a test selection, found none"):
+        evaluate_models(tiny_prepared, sp, tg, {"x": object()})

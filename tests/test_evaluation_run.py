@@ -1,0 +1,92 @@
+"""``eeg2fmri evaluate``: model directory -> metrics.json, report and figures; recorded split; errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eeg2fmri.cli import main
+from eeg2fmri.evaluation.run import evaluate_run, resolve_run
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_prepared, tmp_path_factory):
+    """A prepared dataset on disk and a ridge_hrf model whose card records it and the split."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models import save_model
+    from eeg2fmri.training import fit_model
+
+    root = tmp_path_factory.mktemp("evalrun")
+    prep = tiny_prepared.save(root / "prepared")
+    sp = make_split(tiny_prepared, "loso", test_subjects=["02"])
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "lags"}, targets=split_targets(tiny_prepared, sp))
+    card = {"training data": {"prepared": str(prep)}, "split": {"protocol": "loso", "test_subjects": ["02"], "gap_volumes": sp.gap}}
+    kw = dict(spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask, affine=tiny_prepared.affine,
+              window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
+    save_model(fitted.model, root / "run" / "model", card=card, **kw)
+    save_model(fitted.model, root / "elsewhere" / "bare_model", **kw)  # records nothing, no prepared/ beside it
+    return root, prep
+
+
+def test_evaluate_run_writes_report(trained):
+    root, prep = trained
+    out, res = evaluate_run(root / "run", n_boot=40, html_report=True, progress_bar=False)
+    assert out == root / "run" / "evaluation"
+    for f in ("metrics.json", "report.md", "report.html", "r_map_ridge_hrf.png", "r_distributions.png", "subjects.png", "timecourses.png"):
+        assert (out / f).exists(), f
+    # the recorded split: subject 02 held out, so the test set is subject 02 only
+    assert sorted(res["per_subject"]) == ["02"] and res["protocol"] == "loso"
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["model"] == "ridge_hrf" and doc["data"] == str(prep.absolute()) and "rebuilt from the split recorded in the model card" in doc["notes"]["split"]
+    assert doc["group"]["models"]["mean"]["rmse"] > 0 and doc["per_subject"]["02"]["data_range"]["value"] > 0
+    report = (out / "report.md").read_text()
+    for text in ("**ridge_hrf** reaches a median voxel-wise r of", "subject-mean baseline", "## Per subject", "Peers' own metrics",
+                 "calhas_rmse", "1st-99th percentile range", "![r_map_ridge_hrf](r_map_ridge_hrf.png)", "noise ceiling"):
+        assert text in report, text
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    with pytest.raises(Eeg2fmriInputError, match="output directory already exists; choose another --out or pass overwrite=True"):
+        evaluate_run(root / "run", n_boot=0, progress_bar=False)
+
+
+def test_evaluate_cli_and_errors(trained, tmp_path, capsys):
+    root, prep = trained
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--model", str(root / "elsewhere" / "bare_model"), "--data", str(prep), "--protocol", "within", "--out", str(out), "-q",
+                 "--n-boot", "20"]) == 0
+    printed = capsys.readouterr().out
+    assert "ridge_hrf: median test r" in printed and f"wrote {out}/metrics.json" in printed
+    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    assert "rebuilt from the command line" in notes["split"]
+    assert main(["evaluate", str(tmp_path / "nothing"), "-q"]) == 2
+    assert "expected a model directory (model.json) or a run folder with model/model.json, found neither" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(root / "elsewhere" / "bare_model"), "--out", str(tmp_path / "x"), "-q"]) == 2
+    assert "the model records no prepared dataset; pass --data PREPARED" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(root / "elsewhere" / "bare_model"), "--data", str(prep), "--out", str(tmp_path / "x"), "-q"]) == 2
+    assert "the model records no split; pass --protocol within|loso|kfold|subjects" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(Eeg2fmriInputError, match="expected RUN_DIR"):
+        resolve_run(None)
+
+
+def test_evaluate_cross_dataset(trained, tiny_prepared, tmp_path):
+    from eeg2fmri.evaluation.crossdata import restrict_dataset
+
+    root, prep = trained
+    names = tiny_prepared.ch_names
+    upper = restrict_dataset(tiny_prepared, names[::-1], names=[c.upper() for c in names[::-1]])
+    with pytest.raises(Eeg2fmriInputError, match="the test dataset holds recordings of the training dataset"):
+        evaluate_run(root / "run", data=upper.save(tmp_path / "same"), protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev0")
+    with pytest.raises(Eeg2fmriInputError, match="this is the model's training dataset; a cross-dataset test needs another dataset"):
+        evaluate_run(root / "run", data=prep, protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev1")
+    upper.provenance = {"bids_root": upper.provenance["bids_root"]}  # "another" dataset: no shared input checksums
+    other = upper.save(tmp_path / "other")
+    out, res = evaluate_run(root / "run", data=other, protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev")
+    assert sorted(res["per_subject"]) == ["test-01", "test-02"] and res["models"] == ["ridge_hrf", "mean"]
+    assert res["cross_dataset"]["n_channels"] == 16 and res["cross_dataset"]["train_data"] == str(prep.absolute())
+    fewer = restrict_dataset(tiny_prepared, names[2:]).save(tmp_path / "fewer")
+    with pytest.raises(Eeg2fmriInputError, match=r"2 are missing here: \['Fp1', 'Fp2'\]"):
+        evaluate_run(root / "run", data=fewer, protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev2")
+    with pytest.raises(Eeg2fmriInputError, match="its EEG channels differ from the model's .* use --protocol cross"):
+        evaluate_run(root / "run", data=fewer, n_boot=0, progress_bar=False, out=tmp_path / "ev3")

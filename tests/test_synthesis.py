@@ -1,0 +1,274 @@
+"""Synthesis: streamed features == one-shot features, NIfTI header/affine/TR, channel mapping,
+resampling, errors, no partial output after an interruption, uncertainty output, CLI."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import mne
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.cli import main
+from eeg2fmri.datasets.prepared import PrepareConfig, eeg_representation
+from eeg2fmri.synthesis import StreamingNifti, nifti_header, stream_representation, synthesize
+from eeg2fmri.synthesis import stream as stream_mod
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+synth_mod = importlib.import_module("eeg2fmri.synthesis.synthesize")  # the module (the package exports the function)
+EEG_NAME = "sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr"
+
+
+def _synthetic_raw(sfreq: float = 250.0, seconds: float = 300.0, n_chans: int = 6, extra_samples: int = 0, seed: int = 0) -> mne.io.RawArray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sfreq) + extra_samples
+    t = np.arange(n) / sfreq
+    x = rng.standard_normal((n_chans, n)) * 5e-6
+    for c in range(n_chans):
+        x[c] += 10e-6 * (1 + 0.5 * np.sin(2 * np.pi * 0.02 * t + c)) * np.sin(2 * np.pi * (9 + c) * t)
+    info = mne.create_info([f"E{i}" for i in range(n_chans)], sfreq, "eeg")
+    info["line_freq"] = 50.0
+    return mne.io.RawArray(x, info, verbose=False)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "tol", "extra"),
+    [
+        ({}, 5e-3, 7),  # band power: FFT envelopes interpolated at the one-shot sample times
+        ({"representation": "stft"}, 1e-4, 7),
+        ({"representation": "stft", "stft_log": True, "frames_per_tr": 2}, 1e-4, 7),
+        ({"representation": "raw", "raw_sfreq": 50.0}, 1e-4, 0),
+        ({"representation": "raw", "raw_sfreq": 50.0}, 1e-4, 7),
+    ],
+)
+def test_streaming_matches_one_shot(cfg, tol, extra):
+    # 7 extra samples: a length that is not a multiple of the resampling factor (250 -> 112.5 Hz is 9/20)
+    raw = _synthetic_raw(seconds=170.0, extra_samples=extra)
+    config = PrepareConfig(**cfg)
+    one = eeg_representation(raw, config, tr=2.0)["features"]
+    chunked = stream_representation(raw, config, tr=2.0, chunk_seconds=60.0, pad_seconds=15.0)
+    assert chunked.info["n_chunks"] == 3
+    got = np.asarray(chunked.features)
+    assert got.shape == one.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, one, atol=tol, rtol=0)
+    whole = stream_representation(raw, config, tr=2.0, chunk_seconds=1000.0)
+    assert whole.info["n_chunks"] == 1
+    np.testing.assert_allclose(np.asarray(whole.features), one, atol=tol, rtol=0)
+
+
+def test_streaming_memmap_and_finer_hop(tmp_path):
+    raw = _synthetic_raw(sfreq=200.0, seconds=120.0, n_chans=3)
+    st = stream_representation(raw, PrepareConfig(), tr=2.0, hop=0.5, folder=tmp_path, chunk_seconds=40.0)
+    assert isinstance(st.features, np.memmap) and (tmp_path / "features.npy").exists()
+    assert st.step == 0.5 and st.features.shape == (len(st.starts), 3, 5)
+    np.testing.assert_allclose(st.starts[:5], [0.0, 0.5, 1.0, 1.5, 2.0])
+    # every 4th frame is a frame of the TR grid: the same frames as with the default hop, up to the
+    # standardisation (statistics over 4x more, overlapping frames)
+    coarse = np.asarray(stream_representation(raw, PrepareConfig(), tr=2.0).features)
+    fine = np.asarray(st.features)[::4][: len(coarse)]
+    assert np.corrcoef(fine.ravel(), coarse.ravel())[0, 1] > 0.99
+    with pytest.raises(Eeg2fmriInputError, match=r"hop=0\.3 s must divide the frame length 2\.0 s"):
+        stream_representation(raw, PrepareConfig(), tr=2.0, hop=0.3)
+
+
+def test_exact_median_matches_numpy(monkeypatch):
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr(stream_mod, "_GATHER_LIMIT", 5)  # force several refinements
+    monkeypatch.setattr(stream_mod, "_HIST_BINS", 7)
+    for shape in [(101, 3, 2), (64, 5, 3)]:
+        a = rng.standard_normal(shape).astype(np.float32)
+        a[:10] = 0.25  # ties
+        assert stream_mod._exact_median(a, rows=13) == pytest.approx(float(np.median(a.astype(np.float64))), abs=0)
+
+
+def test_streaming_nifti_roundtrip_and_abort(tmp_path):
+    mask = np.zeros((5, 4, 3), bool)
+    mask[1:4, 1:3, :] = True
+    aff = np.diag([2.0, 3.0, 4.0, 1.0])
+    hdr = nifti_header((5, 4, 3, 7), aff, (2.0, 3.0, 4.0), 1.5)
+    vals = np.arange(7 * int(mask.sum()), dtype=np.float32).reshape(7, -1)
+    for name in ("a.nii", "b.nii.gz"):
+        with StreamingNifti(tmp_path / name, hdr) as w:
+            w.write_masked(0, vals[:3], mask)
+            w.write_masked(3, vals[3:], mask)
+            w.finish()
+        img = nib.load(tmp_path / name)
+        data = np.asarray(img.dataobj)
+        assert data.dtype == np.float32 and data.shape == (5, 4, 3, 7)
+        np.testing.assert_array_equal(data[mask].T, vals)
+        assert (data[~mask] == 0).all()
+        np.testing.assert_allclose(img.affine, aff)
+        assert img.header.get_zooms() == (2.0, 3.0, 4.0, 1.5) and img.header.get_xyzt_units() == ("mm", "sec")
+    with pytest.raises(Eeg2fmriInputError, match="output file already exists"):
+        StreamingNifti(tmp_path / "a.nii", hdr)
+    with pytest.raises(RuntimeError, match="stop"), StreamingNifti(tmp_path / "c.nii.gz", hdr) as w:
+        w.write_masked(0, vals[:3], mask)
+        raise RuntimeError("stop")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii", "b.nii.gz"]
+
+
+# --------------------------------------------------------------------------- with a trained model
+
+
+@pytest.fixture(scope="module")
+def ridge_dir(tiny_prepared, tmp_path_factory):
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models import save_model
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", targets=split_targets(tiny_prepared, sp))
+    out = tmp_path_factory.mktemp("models") / "ridge"
+    save_model(fitted.model, out, spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask,
+               affine=tiny_prepared.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
+    return out
+
+
+def test_synthesize_header_affine_tr_and_values(tiny_bids, tiny_prepared, ridge_dir, tmp_path):
+    from eeg2fmri.models import load_model
+
+    eeg = tiny_bids / EEG_NAME
+    out = synthesize(eeg, ridge_dir, tmp_path / "s_bold.nii.gz", progress_bar=False)
+    img = nib.load(out)
+    data = np.asarray(img.dataobj)
+    mask = tiny_prepared.mask
+    assert data.dtype == np.float32 and data.ndim == 4 and data.shape[:3] == mask.shape == (17, 20, 16)
+    np.testing.assert_allclose(img.affine, tiny_prepared.affine)
+    assert img.header.get_zooms() == pytest.approx((12.0, 12.0, 12.0, 2.0))
+    assert img.header.get_xyzt_units() == ("mm", "sec")
+    assert (data[~mask] == 0).all() and data[mask].std() > 0
+    side = json.loads((tmp_path / "s_bold.json").read_text())
+    assert side["RepetitionTime"] == 2.0 and side["ChannelsIgnored"] == ["ECG", "EOG"] and not side["Resampled"]
+    assert side["Model"] == "ridge_hrf" and len(side["ChannelsUsed"]) == 16
+    # volume j = the model's prediction on the window of one-shot frames j .. j + n_frames - 1
+    lm = load_model(ridge_dir)
+    raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False).pick(side["ChannelsUsed"])
+    feats = eeg_representation(raw, tiny_prepared.config, tr=2.0)["features"]
+    n_frames = lm.meta["window"]["n_frames"]
+    # the first window is frames 0 .. n_frames - 1 (2 s each from the first sample); its volume is the last frame
+    assert side["StartTime"] == pytest.approx((n_frames - 1) * 2.0)
+    x = np.stack([feats[j : j + n_frames].transpose(1, 2, 0) for j in range(data.shape[3])])
+    ref = lm.model.predict(x)
+    np.testing.assert_allclose(data[mask].T, ref, atol=2e-3 * np.abs(ref).max())
+    # a finer output step: twice the volumes, TR in the header
+    out2 = synthesize(eeg, ridge_dir, tmp_path / "fine.nii", tr=1.0, progress_bar=False)
+    img2 = nib.load(out2)
+    assert img2.header.get_zooms()[3] == pytest.approx(1.0) and img2.shape[3] in (2 * data.shape[3], 2 * data.shape[3] + 1)
+    with pytest.raises(Eeg2fmriInputError, match=r"tr=0\.7 s: expected the training TR or a step that divides the training frame length 2 s"):
+        synthesize(eeg, ridge_dir, tmp_path / "bad.nii.gz", tr=0.7, progress_bar=False)
+
+
+def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_path):
+    eeg = tiny_bids / EEG_NAME
+    base = np.asarray(nib.load(synthesize(eeg, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)).dataobj)
+    raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False)
+    renamed = raw.copy().rename_channels({c: c.upper() for c in raw.ch_names})  # case differs
+    renamed.add_channels([mne.io.RawArray(np.random.default_rng(0).standard_normal((1, raw.n_times)) * 1e-5,
+                                          mne.create_info(["Extra1"], raw.info["sfreq"], "eeg"), verbose=False)])
+    synthesize(renamed, ridge_dir, tmp_path / "upper.nii.gz", progress_bar=False)
+    side = json.loads((tmp_path / "upper.json").read_text())
+    assert "Extra1" in side["ChannelsIgnored"] and side["ChannelsRenamed"]["FP1"] == "Fp1"
+    np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "upper.nii.gz").dataobj), base, atol=1e-5)
+    # another sampling rate is resampled to the training work rate (100 Hz) and reported
+    up = raw.copy().resample(200.0, verbose=False)
+    synthesize(up, ridge_dir, tmp_path / "up.nii.gz", progress_bar=False)
+    side = json.loads((tmp_path / "up.json").read_text())
+    assert side["Resampled"] and side["SamplingFrequency"] == 200.0 and side["WorkSamplingFrequency"] == 100.0
+    got = np.asarray(nib.load(tmp_path / "up.nii.gz").dataobj)
+    assert got.shape == base.shape and np.corrcoef(got.ravel(), base.ravel())[0, 1] > 0.95
+    with pytest.raises(Eeg2fmriInputError, match=r"missing here: \['O1', 'O2'\]; rename channels to the training names"):
+        synthesize(raw.copy().drop_channels(["O1", "O2"]), ridge_dir, tmp_path / "miss.nii.gz", progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"sampled at 80 Hz, but the model's features use EEG up to 45 Hz"):
+        synthesize(raw.copy().resample(80.0, verbose=False), ridge_dir, tmp_path / "low.nii.gz", progress_bar=False)
+    dup = raw.copy().pick(["Fp1", "Fp2"])
+    with pytest.raises(Eeg2fmriInputError, match=r"and 14 are missing here"):
+        synthesize(dup, ridge_dir, tmp_path / "few.nii.gz", progress_bar=False)
+    assert not any(p.name.startswith(("miss", "low", "few")) for p in tmp_path.iterdir())
+
+
+def test_synthesize_errors_and_overwrite(tiny_bids, ridge_dir, tmp_path):
+    eeg = tiny_bids / EEG_NAME
+    raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"the recording lasts 10\.0 s but one EEG window of the model needs 18\.0 s"):
+        synthesize(raw.copy().crop(0, 10.0, include_tmax=False), ridge_dir, tmp_path / "short.nii.gz", progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match="expected an output name ending in .nii.gz or .nii"):
+        synthesize(eeg, ridge_dir, tmp_path / "o.png", progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match="expected a model directory with model.json"):
+        synthesize(eeg, tmp_path, tmp_path / "o.nii.gz", progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match="provides no uncertainty"):
+        synthesize(eeg, ridge_dir, tmp_path / "u.nii.gz", uncertainty=True, progress_bar=False)
+    out = synthesize(eeg, ridge_dir, tmp_path / "o.nii.gz", progress_bar=False)
+    mtime = out.stat().st_mtime_ns
+    with pytest.raises(Eeg2fmriInputError, match=r"o\.nii\.gz: output already exists; choose another path or pass overwrite=True"):
+        synthesize(eeg, ridge_dir, out, progress_bar=False)
+    assert out.stat().st_mtime_ns == mtime
+    synthesize(eeg, ridge_dir, out, overwrite=True, progress_bar=False)
+    assert out.stat().st_mtime_ns != mtime
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_interrupted_synthesis_leaves_nothing(tiny_bids, ridge_dir, tmp_path, monkeypatch, exc):
+    calls = {"n": 0}
+    real = synth_mod.predict_windows
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise exc("interrupted mid-way")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synth_mod, "predict_windows", flaky)
+    out_dir = tmp_path / "out"
+    with pytest.raises(exc, match="interrupted mid-way"):
+        synthesize(tiny_bids / EEG_NAME, ridge_dir, out_dir / "x_bold.nii.gz", batch_size=8, progress_bar=False)
+    assert calls["n"] == 3  # two batches were written before the interruption
+    assert list(out_dir.iterdir()) == []  # no NIfTI, no sidecar, no temporary file
+
+
+def test_synthesize_stft_model_with_uncertainty(tiny_bids, tiny_prepared, tmp_path):
+    """An STFT model that provides predict_uncertainty gets a second NIfTI with the same grid."""
+    from eeg2fmri.datasets.targets import default_window
+    from eeg2fmri.models import DataSpec, build_model, save_model
+
+    cfg = PrepareConfig(representation="stft", stft_fmax=30.0)
+    freqs = np.fft.rfftfreq(200, 1 / 100.0)
+    freqs = freqs[(freqs >= cfg.stft_fmin - 1e-9) & (freqs <= cfg.stft_fmax + 1e-9)]
+    n_frames = default_window(2.0, 0.5)
+    chans = tuple(tiny_prepared.ch_names)
+    spec = DataSpec("stft", (len(chans), len(freqs), n_frames), (int(tiny_prepared.mask.sum()),), 100.0, 2.0, chans, tuple(freqs), 0.5, 2)
+    model = build_model("calhas2022", spec, aleatoric=True, latent_dim=27, n_fourier=16)
+    save_model(model, tmp_path / "calhas", spec=spec, name="calhas2022", hparams={"aleatoric": True, "latent_dim": 27, "n_fourier": 16},
+               mask=tiny_prepared.mask, affine=tiny_prepared.affine, window={"n_frames": n_frames, "lag": 0}, prepare=cfg.to_dict())
+    out = synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "c_bold.nii.gz", progress_bar=False)
+    side = json.loads((tmp_path / "c_bold.json").read_text())
+    assert side["Representation"] == "stft" and side["UncertaintyFile"] == "c_bold_uncertainty.nii.gz"
+    bold, unc = nib.load(out), nib.load(tmp_path / "c_bold_uncertainty.nii.gz")
+    assert bold.shape == unc.shape and np.allclose(unc.affine, bold.affine) and unc.header.get_zooms() == bold.header.get_zooms()
+    u = np.asarray(unc.dataobj)
+    assert (u[tiny_prepared.mask] > 0).all() and (u[~tiny_prepared.mask] == 0).all()
+    assert "predict_uncertainty" in side["UncertaintyMeaning"]
+    synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "n_bold.nii.gz", uncertainty=False, progress_bar=False)
+    assert not (tmp_path / "n_bold_uncertainty.nii.gz").exists()
+    # a variational model without the aleatoric head: predict_uncertainty refuses, predict_mc gives the spread
+    mc = build_model("calhas2022", spec, variational=True, latent_dim=27, n_fourier=16)
+    save_model(mc, tmp_path / "mc", spec=spec, name="calhas2022", hparams={"variational": True, "latent_dim": 27, "n_fourier": 16},
+               mask=tiny_prepared.mask, affine=tiny_prepared.affine, window={"n_frames": n_frames, "lag": 0}, prepare=cfg.to_dict())
+    synthesize(tiny_bids / EEG_NAME, tmp_path / "mc", tmp_path / "m_bold.nii.gz", uncertainty=True, progress_bar=False)
+    assert "Monte-Carlo" in json.loads((tmp_path / "m_bold.json").read_text())["UncertaintyMeaning"]
+    assert (np.asarray(nib.load(tmp_path / "m_bold_uncertainty.nii.gz").dataobj)[tiny_prepared.mask] > 0).all()
+
+
+def test_synthesize_cli(tiny_bids, ridge_dir, tmp_path, capsys):
+    eeg = str(tiny_bids / EEG_NAME)
+    out = tmp_path / "cli_bold.nii.gz"
+    assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "cli_bold.json" in printed and "ignored 2 channel(s) the model does not use: ECG, EOG" in printed
+    assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(out), "-q"]) == 2
+    assert "output already exists; choose another path or pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert main(["synthesize", str(tmp_path / "nope.vhdr"), "--model", str(ridge_dir), "--out", str(tmp_path / "n.nii.gz"), "-q"]) == 2
+    assert "nope.vhdr: EEG file not found; check the path." in capsys.readouterr().err
+    assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(tmp_path / "t.nii.gz"), "--tr", "1", "-q", "--no-uncertainty"]) == 0
+    assert nib.load(tmp_path / "t.nii.gz").header.get_zooms()[3] == pytest.approx(1.0)
