@@ -32,7 +32,6 @@ def build(folder: Path, n_vol: int, n_ch=64, n_freq=134, grid=(64, 64, 30), tr=2
 
 
 def measure(path: Path, batch: int, workers: int, seconds: float) -> dict:
-    import torch
 
     from eeg2fmri.datasets import WindowDataset, load_prepared
 
@@ -42,7 +41,7 @@ def measure(path: Path, batch: int, workers: int, seconds: float) -> dict:
     loader = wd.loader(batch, shuffle=True, num_workers=workers, seed=0, drop_last=True)
     n, t0, nbytes = 0, None, 0
     while True:
-        for x, y, s in loader:
+        for x, y, _s in loader:
             if t0 is None:  # skip the first batch (worker start-up)
                 t0 = time.perf_counter()
                 continue

@@ -172,7 +172,7 @@ def load_masked_bold(img, mask: np.ndarray | None = None, *, chunk_volumes: int 
             out[a : a + x.shape[3]] = x[mask].T
         return out, mask, (total / shape[3]).astype(np.float32)
     keep = []
-    for a, x in iter_bold_chunks(img, chunk_volumes, where):
+    for _a, x in iter_bold_chunks(img, chunk_volumes, where):
         total += x.sum(axis=3)
         keep.append(x.astype(img.header.get_data_dtype()) if img.header.get_slope_inter() == (None, None) else x)
     mean = (total / shape[3]).astype(np.float32)

@@ -3,9 +3,27 @@
 from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
 from eeg2fmri.preprocessing.atlas import Atlas
 from eeg2fmri.preprocessing.bold import Standardizer, compute_mask, detrend
-from eeg2fmri.preprocessing.eeg import DEFAULT_BANDS, band_envelopes, bin_frames, clean_eeg, standardize_features
-from eeg2fmri.preprocessing.representations import RobustScaler, raw_continuous, robust_standardize, stft_frames
-from eeg2fmri.preprocessing.volumes import MOTION_PARAMS, find_confounds, mni_mask, read_confounds, regress_confounds, resample_bold
+from eeg2fmri.preprocessing.eeg import (
+    DEFAULT_BANDS,
+    band_envelopes,
+    bin_frames,
+    clean_eeg,
+    standardize_features,
+)
+from eeg2fmri.preprocessing.representations import (
+    RobustScaler,
+    raw_continuous,
+    robust_standardize,
+    stft_frames,
+)
+from eeg2fmri.preprocessing.volumes import (
+    MOTION_PARAMS,
+    find_confounds,
+    mni_mask,
+    read_confounds,
+    regress_confounds,
+    resample_bold,
+)
 
 __all__ = [
     "DEFAULT_BANDS",
