@@ -64,3 +64,29 @@ def test_prepare_options_atlas_grid_and_artifact_check(tiny_bids, tmp_path):
     assert wd.spec.output_shape == (n_roi,)
     g = prepare_dataset(tiny_bids, {"grid": [9, 11, 8], "mask": "mni", "check_artifacts": False}, progress_bar=False)
     assert g.mask.shape == (9, 11, 8) and np.isfinite(g.runs[0].bold).all()
+
+
+def test_runs_with_different_rates_or_channels_are_refused(tiny_bids, tmp_path):
+    """prepare names the run whose sampling rate or channel set differs from the first run's."""
+    import shutil
+
+    import mne
+
+    from eeg2fmri.datasets.prepared import _check_consistent
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    recs = [type("R", (), {"eeg_path": root / f"sub-0{i}/eeg/sub-0{i}_task-rest_run-1_eeg.vhdr"})() for i in (1, 2)]
+    base = {"sfreq": 100.0, "ch_names": ["A", "B"]}
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_eeg.vhdr: sampling rate 250.0 Hz differs from the first run's 100.0 Hz; resample"):
+        _check_consistent([base, {"sfreq": 250.0, "ch_names": ["A", "B"]}], recs)
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG channels \['A', 'C'\] differ from the first run's \['A', 'B'\]; pick or reorder"):
+        _check_consistent([base, {"sfreq": 100.0, "ch_names": ["A", "C"]}], recs)
+    # end to end: resample subject 02's recording and prepare refuses the dataset
+    vhdr = recs[1].eeg_path
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False).resample(125.0, verbose=False)
+    for f in vhdr.parent.glob("sub-02_task-rest_run-1_eeg.*"):
+        f.unlink()
+    mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"sampling rate 125.0 Hz differs from the first run's 100.0 Hz"):
+        prepare_dataset(root, progress_bar=False)
