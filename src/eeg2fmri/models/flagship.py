@@ -1,0 +1,442 @@
+"""``eeg2fmri_net``: the package's flagship EEG -> fMRI model.
+
+A small, physiologically structured network that is, at its core, a
+reduced-rank haemodynamic regression, trained as an implicit ensemble:
+
+1. **front end** -- band-power windows ``(n_chans, n_bands, n_frames)`` are
+   used as they are (log power, standardised per recording by
+   ``eeg2fmri prepare``); raw EEG windows ``(n_chans, n_times)`` pass a
+   learned filter bank (one band-pass filter per band, shared across
+   channels, initialised on the classical EEG bands), squared, averaged over
+   frames of ``frame_s`` seconds and log-transformed (BEIRA-like), which
+   gives the same ``(n_chans, n_bands, n_frames)`` layout;
+2. **spatial unmixing per band** -- each band's channels are projected to
+   ``n_sources`` virtual sources (a learned ``n_sources x n_chans`` matrix
+   per band: EEG mixes sources linearly and differently in each band);
+3. **haemodynamic response per source** -- every virtual source's band-power
+   time course within the window is weighted by its own haemodynamic response
+   function: the canonical double gamma (SPM; peak ~5 s, undershoot ~15 s),
+   averaged over each frame's lag interval, with a learnable latency shift
+   (bounded to +/- ``hrf_max_shift_s``) and width (bounded to a factor
+   ``exp(+/- hrf_max_log_width)``) -- or a free FIR initialised at the
+   canonical shape (``hrf="fir"``), or the fixed canonical shape;
+4. **latent** -- the ``n_bands * n_sources`` haemodynamic source signals are
+   standardised (batch norm without affine parameters), optionally modulated
+   per subject (FiLM: gain and offset, zero-initialised; unseen subjects and
+   ``subject=None`` use the population model, i.e. zero modulation), and
+   dropped out during training;
+5. **reduced-rank voxel decoder** -- latent -> ``rank`` -> every output
+   (voxel/ROI), sharing structure across voxels, which cuts the estimation
+   variance that limits per-voxel ridge regression;
+6. **implicit ensemble** -- ``n_members`` independent copies of steps 2-5
+   live in one module. In training every window is routed to one member
+   drawn at random, so each member is trained on its own loss (as if trained
+   separately, with no co-adaptation); in evaluation the members' predictions
+   are averaged (:meth:`member_predictions` gives them individually, their
+   spread is an estimate of the model uncertainty).
+
+Every size is derived from the :class:`~eeg2fmri.models.base.DataSpec`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.utils.validation import (
+    Eeg2fmriInputError,
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
+
+__all__ = ["EEG2fMRINet", "canonical_hrf"]
+
+#: Classical EEG bands (Hz) the raw front end's filters start from (capped below Nyquist).
+RAW_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
+HRF_KINDS = ("gamma", "fir", "canonical")
+_SUBSTEPS = 8  # points per frame when averaging the HRF over a frame's lag interval
+
+
+def _gamma_pdf(t: torch.Tensor, shape: float) -> torch.Tensor:
+    """Gamma density with unit scale at ``t > 0`` (``t`` clamped away from 0)."""
+    t = t.clamp_min(1e-4)
+    return torch.exp((shape - 1.0) * torch.log(t) - t - math.lgamma(shape))
+
+
+def canonical_hrf(t: torch.Tensor) -> torch.Tensor:
+    """SPM canonical double-gamma HRF (peak delay 6, undershoot delay 16, ratio 1/6).
+
+    Parameters
+    ----------
+    t : torch.Tensor, any shape
+        Time after the neural event in seconds.
+
+    Returns
+    -------
+    torch.Tensor, same shape as ``t``
+        Unnormalised response; zero for ``t <= 0``.
+    """
+    h = _gamma_pdf(t, 6.0) - _gamma_pdf(t, 16.0) / 6.0
+    return torch.where(t > 0, h, torch.zeros_like(h))
+
+
+def _check_fraction(p: Any, name: str) -> float:
+    try:
+        out = float(p)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if not 0.0 <= out < 1.0:
+        raise Eeg2fmriInputError(f"eeg2fmri_net: expected {name} in [0, 1), got {p!r}; pass e.g. {name}=0.3.")
+    return out
+
+
+def _gabor_bank(bands: list[tuple[float, float]], n_taps: int, sfreq: float) -> torch.Tensor:
+    """Hann-windowed cosine band-pass filters at the band centres, zero DC, unit peak gain.
+
+    Returns
+    -------
+    torch.Tensor, shape (n_bands, n_taps)
+    """
+    t = (torch.arange(n_taps, dtype=torch.float64) - (n_taps - 1) / 2) / sfreq
+    win = torch.hann_window(n_taps + 2, periodic=False, dtype=torch.float64)[1:-1]
+    centres = torch.tensor([(lo + hi) / 2 for lo, hi in bands], dtype=torch.float64)
+    h = win * torch.cos(2 * math.pi * centres[:, None] * t)
+    h = h - win * (h.sum(1, keepdim=True) / win.sum())
+    n_fft = 1 << max(12, (8 * n_taps - 1).bit_length())
+    gain = torch.fft.rfft(h, n=n_fft, dim=-1).abs().amax(-1)
+    return (h / gain[:, None]).float()
+
+
+@register_model("eeg2fmri_net")
+class EEG2fMRINet(nn.Module):
+    """Band unmixing -> per-source HRF -> latent (+ subject FiLM) -> reduced-rank decoder, as an implicit ensemble.
+
+    See the module docstring for the design.
+
+    Parameters
+    ----------
+    spec : DataSpec
+        ``input_kind`` ``"bandpower"`` (input ``(n_chans, n_bands, n_frames)``,
+        needs ``frame_rate``) or ``"raw"`` (input ``(n_chans, n_times)`` at
+        ``sfreq``); any ``output_shape``.
+    n_sources : int or None
+        Virtual sources per band (default ``min(8, n_chans)``).
+    rank : int or None
+        Rank of the voxel decoder (default ``min(16, latent size, n_outputs)``).
+    n_members : int
+        Ensemble members (1: a single network).
+    hrf : {"gamma", "fir", "canonical"}
+        Haemodynamic response per source: canonical double gamma with learnable
+        latency and width (``"gamma"``), a free FIR kernel initialised at the
+        canonical shape (``"fir"``), or the fixed canonical shape.
+    hrf_max_shift_s : float
+        Bound of the learnable latency shift in seconds (``hrf="gamma"``).
+    hrf_max_log_width : float
+        Bound of the learnable log time-scale (``hrf="gamma"``; 0.4 allows the
+        response to be up to ~1.5 times narrower or wider).
+    dropout : float
+        Dropout on the latent during training.
+    subject_film : bool
+        Per-subject gain and offset of the latent (FiLM), zero-initialised
+        (off by default: it did not improve validation scores on the
+        simulator, and predictions without subject indices use the
+        population model anyway).
+    subject_dropout : float
+        Probability, per training window, of using the population model (no
+        FiLM) instead of the subject's, so that the population model used for
+        unseen subjects and ``subject=None`` is trained as well.
+    frame_s : float or None
+        Raw input only: frame length of the envelopes in seconds (default ``spec.tr``).
+    raw_filter_len_s : float
+        Raw input only: length of the band-pass filters in seconds.
+    raw_bands : sequence of (low, high) or None
+        Raw input only: initial pass bands in Hz (default the classical
+        delta/theta/alpha/beta/gamma bands below 0.9 x Nyquist).
+    seed : int or None
+        Seed of the parameter initialisation (the global RNG is left untouched).
+
+    Attributes
+    ----------
+    n_bands, n_frames, latent_size : int
+        Sizes of the band-power representation and of one member's latent.
+    frame_lags_s : torch.Tensor, shape (n_frames, 2)
+        Lag interval ``[start, end)`` in seconds of each frame (oldest first)
+        relative to the middle of the target volume's acquisition.
+    seen_subjects : torch.Tensor of uint8, shape (n_subjects,)
+        Buffer: 1 for subjects seen in training (their FiLM is used).
+    """
+
+    kind = "torch"
+    #: Training settings the defaults were chosen with (a ``train_config`` for
+    #: :func:`eeg2fmri.training.fit_model`); early stopping and the checkpoint
+    #: use the validation windows' mean voxel r.
+    recommended_train_config: dict[str, Any] = {
+        "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 150, "patience": 25, "monitor": "val_r"},
+        "loss": {"mse": 1.0},
+    }
+
+    def __init__(
+        self,
+        spec: DataSpec,
+        *,
+        n_sources: int | None = None,
+        rank: int | None = None,
+        n_members: int = 8,
+        hrf: str = "gamma",
+        hrf_max_shift_s: float = 2.0,
+        hrf_max_log_width: float = 0.4,
+        dropout: float = 0.3,
+        subject_film: bool = False,
+        subject_dropout: float = 0.5,
+        frame_s: float | None = None,
+        raw_filter_len_s: float = 0.5,
+        raw_bands: list[tuple[float, float]] | tuple[tuple[float, float], ...] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(spec, DataSpec):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected a DataSpec, got {type(spec).__name__}; build one from the prepared data (eeg2fmri.models.DataSpec).")
+        if spec.input_kind not in ("bandpower", "raw"):
+            raise Eeg2fmriInputError(
+                f"eeg2fmri_net: expected input_kind 'bandpower' (n_chans, n_bands, n_frames) or 'raw' (n_chans, n_times), got {spec.input_kind!r}; "
+                "prepare the data with representation='bandpower' (recommended) or 'raw'."
+            )
+        self.spec = spec
+        self.hrf = check_choice(hrf, "hrf", HRF_KINDS, where="eeg2fmri_net")
+        self.n_members = check_positive_int(n_members, "n_members", where="eeg2fmri_net")
+        self.dropout = _check_fraction(dropout, "dropout")
+        self.subject_dropout = _check_fraction(subject_dropout, "subject_dropout")
+        self.subject_film = bool(subject_film)
+        self.hrf_max_shift_s = check_positive(hrf_max_shift_s, "hrf_max_shift_s", where="eeg2fmri_net")
+        self.hrf_max_log_width = check_positive(hrf_max_log_width, "hrf_max_log_width", where="eeg2fmri_net")
+        tr = check_positive(spec.tr, "spec.tr", where="eeg2fmri_net")
+        n_chans = spec.n_chans
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected seed to be a non-negative int or None, got {seed!r}; pass e.g. seed=0.")
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+
+        if spec.input_kind == "bandpower":
+            _, self.n_bands, self.n_frames = (int(s) for s in spec.input_shape)
+            frame_rate = check_positive(spec.frame_rate, "spec.frame_rate", where="eeg2fmri_net",
+                                        fix="band-power windows need the frame rate (frames per second) in the DataSpec")
+            frame_len_s = 1.0 / frame_rate
+            self.filters = None
+        else:
+            n_times = int(spec.input_shape[1])
+            sfreq = check_positive(spec.sfreq, "spec.sfreq", where="eeg2fmri_net")
+            frame_len_s = tr if frame_s is None else check_positive(frame_s, "frame_s", where="eeg2fmri_net")
+            self.frame_samples = max(1, int(round(frame_len_s * sfreq)))
+            frame_len_s = self.frame_samples / sfreq
+            self.n_frames = n_times // self.frame_samples
+            if self.n_frames < 1:
+                raise Eeg2fmriInputError(
+                    f"eeg2fmri_net: raw windows of {n_times} samples are shorter than one frame of {self.frame_samples} samples "
+                    f"({frame_len_s:g} s); pass a shorter frame_s or longer windows."
+                )
+            nyq = sfreq / 2
+            bands = [tuple(float(v) for v in b) for b in (raw_bands if raw_bands is not None else RAW_BANDS)]
+            if raw_bands is None:
+                bands = [(lo, min(hi, 0.9 * nyq)) for lo, hi in bands if lo < 0.9 * nyq]
+            if not bands or any(not (0 < lo < hi < nyq) for lo, hi in bands):
+                raise Eeg2fmriInputError(
+                    f"eeg2fmri_net: expected raw_bands as (low, high) pairs with 0 < low < high < Nyquist ({nyq:g} Hz), got {raw_bands!r}; "
+                    "e.g. raw_bands=[(4, 8), (8, 13), (13, 30)]."
+                )
+            self.raw_bands = tuple(bands)
+            self.n_bands = len(bands)
+            taps = max(3, int(round(check_positive(raw_filter_len_s, "raw_filter_len_s", where="eeg2fmri_net") * sfreq)))
+            taps += 1 - taps % 2
+            self.filters = nn.Parameter(_gabor_bank(bands, taps, sfreq)[:, None, :])  # (n_bands, 1, taps)
+            self.power_norm = nn.BatchNorm2d(n_chans * self.n_bands, affine=False)  # per (channel, band) standardisation of log power
+
+        self.n_sources = min(8, n_chans) if n_sources is None else check_positive_int(n_sources, "n_sources", where="eeg2fmri_net")
+        self.latent_size = self.n_bands * self.n_sources
+        self.rank = min(16, self.latent_size, spec.n_outputs) if rank is None else check_positive_int(rank, "rank", where="eeg2fmri_net")
+        k_, f_, m_, t_ = self.n_members, self.n_bands, self.n_sources, self.n_frames
+
+        # lag interval of each frame (oldest first) relative to the middle of the volume's acquisition
+        k = torch.arange(t_ - 1, -1, -1, dtype=torch.float64)
+        lags = torch.stack([k * frame_len_s - tr / 2, (k + 1) * frame_len_s - tr / 2], 1)
+        self.register_buffer("frame_lags_s", lags.float(), persistent=False)
+        sub = (torch.arange(_SUBSTEPS, dtype=torch.float64) + 0.5) / _SUBSTEPS
+        self.register_buffer("_lag_points", (lags[:, :1] + (lags[:, 1:] - lags[:, :1]) * sub).float(), persistent=False)  # (T, S)
+
+        def randn(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, generator=gen)
+
+        self.unmix = nn.Parameter(randn(k_, f_, m_, n_chans) / math.sqrt(n_chans))  # (K, F, M, C)
+        if self.hrf == "gamma":
+            self.hrf_shift = nn.Parameter(torch.zeros(k_, f_, m_))
+            self.hrf_log_width = nn.Parameter(torch.zeros(k_, f_, m_))
+        elif self.hrf == "fir":
+            self.hrf_fir = nn.Parameter(self._canonical_kernel().expand(k_, f_, m_, t_).clone())
+        self.latent_norm = nn.BatchNorm1d(k_ * self.latent_size, affine=False)
+        n_subj = max(1, int(spec.n_subjects))
+        self.register_buffer("seen_subjects", torch.zeros(n_subj, dtype=torch.uint8))
+        if self.subject_film:
+            self.film_gain = nn.Parameter(torch.zeros(n_subj, k_, self.latent_size))
+            self.film_offset = nn.Parameter(torch.zeros(n_subj, k_, self.latent_size))
+        self.encode = nn.Parameter(randn(k_, self.latent_size, self.rank) / math.sqrt(self.latent_size))
+        self.decode = nn.Parameter(randn(k_, self.rank, spec.n_outputs) * (0.1 / math.sqrt(self.rank)))
+        self.bias = nn.Parameter(torch.zeros(k_, spec.n_outputs))
+
+    # ------------------------------------------------------------------ pieces
+    def _canonical_kernel(self) -> torch.Tensor:
+        h = canonical_hrf(self._lag_points).mean(-1)
+        return h / h.sum().clamp_min(1e-6)
+
+    def hrf_kernels(self) -> torch.Tensor:
+        """Haemodynamic weights of every frame, per member, band and source.
+
+        Returns
+        -------
+        torch.Tensor, shape (n_members, n_bands, n_sources, n_frames)
+            Oldest frame first; each kernel sums to 1 (``"gamma"``/``"canonical"``).
+        """
+        k_, f_, m_, t_ = self.n_members, self.n_bands, self.n_sources, self.n_frames
+        if self.hrf == "canonical":
+            return self._canonical_kernel().expand(k_, f_, m_, t_)
+        if self.hrf == "fir":
+            return self.hrf_fir
+        shift = self.hrf_max_shift_s * torch.tanh(self.hrf_shift)[..., None, None]
+        scale = torch.exp(self.hrf_max_log_width * torch.tanh(self.hrf_log_width))[..., None, None]
+        h = canonical_hrf((self._lag_points - shift) / scale).mean(-1)  # (K, F, M, T)
+        return h / h.sum(-1, keepdim=True).clamp_min(1e-6)
+
+    def _check_x(self, x: torch.Tensor) -> None:
+        want = tuple(int(s) for s in self.spec.input_shape)
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise Eeg2fmriInputError(
+                f"eeg2fmri_net: expected x of shape (batch, {', '.join(map(str, want))}) ({self.spec.input_kind}), got {tuple(x.shape)}; "
+                "pass windows prepared like the training data (add a batch axis for a single window)."
+            )
+
+    def band_power(self, x: torch.Tensor) -> torch.Tensor:
+        """Band-power frames of a batch of windows.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, *spec.input_shape)
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, n_chans, n_bands, n_frames)
+            The input itself for band-power windows; for raw windows the
+            standardised log power of the learned filter bank's outputs,
+            averaged over frames ending with the window.
+        """
+        self._check_x(x)
+        x = x.float()
+        if self.filters is None:
+            return x
+        b, c, n = x.shape
+        used = self.n_frames * self.frame_samples
+        xf = nn.functional.conv1d(x.reshape(b * c, 1, n), self.filters, padding=self.filters.shape[-1] // 2)  # (B*C, F, N)
+        p = xf[..., n - used:].square().reshape(b * c, self.n_bands, self.n_frames, self.frame_samples).mean(-1)
+        logp = torch.log(p + 1e-6).reshape(b, c * self.n_bands, self.n_frames, 1)
+        return self.power_norm(logp).reshape(b, c, self.n_bands, self.n_frames)
+
+    def _subject_mask(self, subject: torch.Tensor | None, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Subject indices and a (batch, 1, 1) float mask of the windows that use FiLM."""
+        if subject is None:
+            return None
+        s = torch.as_tensor(subject, device=device).long().reshape(-1)
+        n_subj = self.seen_subjects.numel()
+        if s.numel() != batch:
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected one subject index per window ({batch}), got {s.numel()}.")
+        if s.numel() and (int(s.min()) < 0 or int(s.max()) >= n_subj):
+            raise Eeg2fmriInputError(
+                f"eeg2fmri_net: expected subject indices in [0, {n_subj}) (the training dataset's subjects), got {s.min().item()}..{s.max().item()}; "
+                "pass subject=None for a subject the model was not built for."
+            )
+        if self.training:
+            self.seen_subjects[s] = 1
+            use = torch.ones(batch, device=device)
+            if self.subject_dropout > 0:
+                use = (torch.rand(batch, device=device) >= self.subject_dropout).float()
+        else:
+            use = self.seen_subjects[s].float()
+        return s, use[:, None, None]
+
+    def latent(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised (and subject-modulated) haemodynamic source signals.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, *spec.input_shape)
+        subject : torch.Tensor of int, shape (batch,) or None
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, n_members, latent_size)
+            Latent ``j = band * n_sources + source``.
+        """
+        bp = self.band_power(x)  # (B, C, F, T)
+        src = torch.einsum("bcft,kfmc->bkfmt", bp, self.unmix)
+        z = (src * self.hrf_kernels()).sum(-1).reshape(len(bp), -1)  # (B, K*L)
+        z = self.latent_norm(z).reshape(len(bp), self.n_members, self.latent_size)
+        sm = self._subject_mask(subject, len(bp), z.device) if self.subject_film else None
+        if sm is not None:
+            s, use = sm
+            z = z * (1 + use * self.film_gain[s]) + use * self.film_offset[s]
+        return z
+
+    def _ranked(self, x: torch.Tensor, subject: torch.Tensor | None) -> torch.Tensor:
+        """Every member's rank-``rank`` code, shape (batch, n_members, rank) (latent dropout in training)."""
+        z = nn.functional.dropout(self.latent(x, subject), self.dropout, self.training)
+        return torch.einsum("bkl,klr->bkr", z, self.encode)
+
+    def member_predictions(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        """Every member's prediction.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, *spec.input_shape)
+        subject : torch.Tensor of int, shape (batch,) or None
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, n_members, *spec.output_shape)
+            Their mean is the evaluation-mode prediction; their spread a rough
+            measure of model uncertainty.
+        """
+        r = self._ranked(x, subject)
+        out = torch.einsum("bkr,kro->bko", r, self.decode) + self.bias
+        return out.reshape(len(out), self.n_members, *self.spec.output_shape)
+
+    def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the targets of a batch of windows.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, *spec.input_shape)
+        subject : torch.Tensor of int, shape (batch,) or None
+            Subject indices into the training dataset's subjects; ``None`` or
+            a subject never seen in training uses the population model.
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, *spec.output_shape)
+            In training mode, each window's prediction comes from one member
+            drawn at random (so each member learns from its own loss); in
+            evaluation mode, the mean over members. Neither materialises
+            every member's full output.
+        """
+        r = self._ranked(x, subject)  # (B, K, rank)
+        b, k_ = len(r), self.n_members
+        if self.training and k_ > 1:
+            pick = torch.randint(0, k_, (b,), device=r.device)
+            code = r[torch.arange(b, device=r.device), pick]  # (B, rank)
+            out = r.new_zeros(b, self.spec.n_outputs)
+            for k in range(k_):
+                rows = pick == k
+                if bool(rows.any()):
+                    out[rows] = code[rows] @ self.decode[k] + self.bias[k]
+        else:
+            out = r.reshape(b, k_ * self.rank) @ self.decode.reshape(k_ * self.rank, -1) / k_ + self.bias.mean(0)
+        return out.reshape(b, *self.spec.output_shape)

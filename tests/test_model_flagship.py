@@ -1,0 +1,292 @@
+"""Tests for the flagship model ``eeg2fmri_net`` (band-power and raw front ends)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from eeg2fmri.models import DataSpec, build_model, list_models
+from eeg2fmri.models.flagship import EEG2fMRINet, canonical_hrf
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+# a different size on every axis: batch 6, 5 channels, 4 bands, 7 frames, 3 subjects, outputs (11,) or (4, 3, 2)
+BATCH, N_CHANS, N_BANDS, N_FRAMES, N_SUBJ = 6, 5, 4, 7, 3
+BP = DataSpec("bandpower", (N_CHANS, N_BANDS, N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5, n_subjects=N_SUBJ)
+BP_VOL = DataSpec("bandpower", (N_CHANS, N_BANDS, N_FRAMES), (4, 3, 2), sfreq=250.0, tr=2.0, frame_rate=0.5, n_subjects=N_SUBJ)
+# raw: 5 channels, 130 samples at 40 Hz (3.25 s), frames of 0.5 s -> 6 frames
+RAW = DataSpec("raw", (N_CHANS, 130), (11,), sfreq=40.0, tr=1.0, frame_rate=40.0, n_subjects=N_SUBJ)
+RAW_KW = {"frame_s": 0.5, "raw_filter_len_s": 0.25}
+SPECS = {"bandpower": (BP, {}), "volume": (BP_VOL, {}), "raw": (RAW, RAW_KW)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest single-threaded (and do not fight other test processes)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _batch(spec: DataSpec, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(BATCH, *spec.input_shape, generator=g)
+    y = torch.randn(BATCH, *spec.output_shape, generator=g)
+    s = torch.arange(BATCH) % N_SUBJ
+    return x, y, s
+
+
+def test_registered():
+    assert "eeg2fmri_net" in list_models()
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_forward_backward_shapes(kind):
+    spec, kw = SPECS[kind]
+    model = build_model("eeg2fmri_net", spec, seed=0, subject_film=True, n_members=3, **kw)
+    x, y, s = _batch(spec)
+    out = model(x, subject=s)
+    assert out.shape == (BATCH, *spec.output_shape)
+    torch.nn.functional.mse_loss(out, y).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), name
+    assert any(float(p.grad.abs().sum()) > 0 for n, p in model.named_parameters() if n == "unmix")
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (BATCH, *spec.output_shape)
+        members = model.member_predictions(x)
+        assert members.shape == (BATCH, 3, *spec.output_shape)
+        torch.testing.assert_close(members.mean(1), model(x))
+        # eval: each window's output depends on that window only
+        torch.testing.assert_close(model(x[2:3]), model(x)[2:3])
+
+
+def test_sizes_derived_from_spec():
+    model = EEG2fMRINet(BP, seed=0)
+    assert (model.n_bands, model.n_frames, model.n_sources) == (N_BANDS, N_FRAMES, N_CHANS)  # min(8, n_chans)
+    assert model.latent_size == N_BANDS * N_CHANS
+    assert model.rank == 11  # min(16, latent 20, 11 outputs)
+    assert model.unmix.shape == (8, N_BANDS, N_CHANS, N_CHANS)
+    assert model.decode.shape == (8, 11, 11)
+    raw = EEG2fMRINet(RAW, seed=0, **RAW_KW)
+    assert raw.n_frames == 6 and raw.n_bands == 4  # gamma (30-45 Hz) is above 0.9 x Nyquist (18 Hz) and dropped
+    assert raw.filters.shape == (4, 1, 11)
+
+
+def test_hrf_kernels_canonical_start():
+    model = EEG2fMRINet(BP, seed=0)
+    h = model.hrf_kernels().detach()
+    assert h.shape == (8, N_BANDS, N_CHANS, N_FRAMES)
+    torch.testing.assert_close(h.sum(-1), torch.ones(8, N_BANDS, N_CHANS))
+    # oldest frame first: the newest frame (lag [0, 1] s after clamping) carries almost no weight, the peak is ~5 s back
+    k = h[0, 0, 0]
+    assert int(torch.argmax(k)) == N_FRAMES - 1 - 3 or int(torch.argmax(k)) == N_FRAMES - 1 - 2
+    assert float(k[-1]) < 0.02
+    canon = EEG2fMRINet(BP, seed=0, hrf="canonical").hrf_kernels()
+    torch.testing.assert_close(canon, h)  # zero shift / unit width at the start
+    assert float(canonical_hrf(torch.tensor([-1.0, 0.0]))[0]) == 0.0
+    t = torch.linspace(0.1, 30, 300)
+    assert 4.0 < float(t[torch.argmax(canonical_hrf(t))]) < 6.0
+
+
+def test_overfits_tiny_batch():
+    torch.manual_seed(0)
+    model = EEG2fMRINet(BP, seed=0, n_members=1, dropout=0.0)
+    x, y, _ = _batch(BP, seed=1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.train()
+    first = None
+    for _ in range(300):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        final = float(torch.nn.functional.mse_loss(model(x), y))
+    assert final < 0.05 * first
+
+
+def test_ensemble_members_trained_on_their_own_windows():
+    model = EEG2fMRINet(BP, seed=0, n_members=4, dropout=0.0)
+    x, y, _ = _batch(BP)
+    model.train()
+    torch.manual_seed(3)
+    out = model(x)
+    with torch.no_grad():
+        members = model.member_predictions(x)  # no dropout: the same values the forward pass drew from
+    dist = (members - out[:, None]).abs().amax(-1)  # (batch, n_members)
+    assert bool((dist.amin(1) < 1e-6).all())  # each window's prediction is one member's
+    used = set(dist.argmin(1).tolist())
+    torch.nn.functional.mse_loss(out, y).backward()
+    for k in range(4):
+        assert bool(model.decode.grad[k].abs().sum() > 0) == (k in used), k
+
+
+def test_deterministic_with_seed():
+    x, _, _ = _batch(BP)
+    a, b, c = (EEG2fMRINet(BP, seed=s).eval() for s in (4, 4, 5))
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), b(x))
+        assert not torch.allclose(a(x), c(x))
+    state = torch.random.get_rng_state()
+    EEG2fMRINet(BP, seed=4)
+    assert torch.equal(state, torch.random.get_rng_state())  # seeded init leaves the global RNG alone
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_save_load_safetensors(tmp_path, kind):
+    spec, kw = SPECS[kind]
+    model = EEG2fMRINet(spec, seed=0, subject_film=True, **kw)
+    x, y, s = _batch(spec)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(3):  # move weights, batch-norm statistics and the seen-subject buffer away from their start
+        loss = torch.nn.functional.mse_loss(model(x, subject=s), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    clone = EEG2fMRINet(spec, seed=1, subject_film=True, **kw)
+    clone.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    clone.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(clone(x), model(x), rtol=0, atol=0)
+        torch.testing.assert_close(clone(x, subject=s), model(x, subject=s), rtol=0, atol=0)
+
+
+def test_save_model_roundtrip(tmp_path):
+    from eeg2fmri.models import load_model, save_model
+
+    model = EEG2fMRINet(BP, seed=0, hrf="fir", n_members=2).eval()
+    x, _, _ = _batch(BP)
+    mask = np.ones((11, 1, 1), dtype=bool)
+    save_model(model, tmp_path / "m", spec=BP, name="eeg2fmri_net", hparams={"hrf": "fir", "n_members": 2}, mask=mask, affine=np.eye(4),
+               window={"n_frames": N_FRAMES, "lag": 0}, prepare={})
+    loaded = load_model(tmp_path / "m").model
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_unseen_subject_uses_population_model():
+    model = EEG2fMRINet(BP, seed=0, subject_film=True, subject_dropout=0.0, n_members=2)
+    x, y, _ = _batch(BP)
+    seen = torch.tensor([0, 1, 0, 1, 0, 1])  # subject 2 never seen in training
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.train()
+    for _ in range(5):
+        loss = torch.nn.functional.mse_loss(model(x, subject=seen), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model.seen_subjects.tolist() == [1, 1, 0]
+    assert float(model.film_gain[:2].detach().abs().sum()) > 0
+    assert float(model.film_gain[2].detach().abs().sum()) == 0.0  # never trained
+    model.eval()
+    with torch.no_grad():
+        population = model(x)
+        torch.testing.assert_close(model(x, subject=torch.full((BATCH,), 2)), population, rtol=0, atol=0)
+        assert not torch.allclose(model(x, subject=torch.zeros(BATCH, dtype=torch.long)), population)
+
+
+def test_without_film_subject_is_ignored():
+    model = EEG2fMRINet(BP, seed=0).eval()
+    x, _, s = _batch(BP)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, subject=s), model(x), rtol=0, atol=0)
+
+
+def test_wrong_input_kind():
+    stft = DataSpec("stft", (N_CHANS, 13, N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected input_kind 'bandpower' .* or 'raw' .*, got 'stft'"):
+        EEG2fMRINet(stft)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hrf": "spline"}, r"unknown hrf 'spline'"),
+        ({"n_members": 0}, r"expected n_members to be an integer >= 1, got 0"),
+        ({"dropout": 1.0}, r"expected dropout in \[0, 1\), got 1.0"),
+        ({"subject_dropout": -0.1}, r"expected subject_dropout in \[0, 1\), got -0.1"),
+        ({"rank": 2.5}, r"expected rank to be an integer >= 1, got 2.5"),
+        ({"seed": -1}, r"expected seed to be a non-negative int or None, got -1"),
+        ({"hrf_max_shift_s": 0}, r"expected hrf_max_shift_s > 0, got 0"),
+    ],
+)
+def test_bad_hparams(kwargs, match):
+    with pytest.raises(Eeg2fmriInputError, match=match):
+        EEG2fMRINet(BP, **kwargs)
+
+
+def test_bad_raw_settings():
+    with pytest.raises(Eeg2fmriInputError, match=r"shorter than one frame of 200 samples"):
+        EEG2fMRINet(RAW, frame_s=5.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected raw_bands as \(low, high\) pairs with 0 < low < high < Nyquist \(20 Hz\)"):
+        EEG2fMRINet(RAW, frame_s=0.5, raw_bands=[(8.0, 25.0)])
+    no_rate = DataSpec("bandpower", (N_CHANS, N_BANDS, N_FRAMES), (11,), sfreq=250.0, tr=2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected spec.frame_rate > 0, got None"):
+        EEG2fMRINet(no_rate)
+
+
+def test_bad_inputs():
+    model = EEG2fMRINet(BP, seed=0, subject_film=True).eval()
+    x, _, _ = _batch(BP)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected x of shape \(batch, 5, 4, 7\) \(bandpower\), got \(6, 5, 4, 8\)"):
+        model(torch.randn(BATCH, N_CHANS, N_BANDS, N_FRAMES + 1))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected subject indices in \[0, 3\)"):
+        model(x, subject=torch.full((BATCH,), 3))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected one subject index per window \(6\), got 2"):
+        model(x, subject=torch.tensor([0, 1]))
+
+
+def test_raw_front_end_is_band_power():
+    """A pure sinusoid in one band lights up that band's envelope, not the others."""
+    model = EEG2fMRINet(RAW, seed=0, **RAW_KW).eval()
+    t = torch.arange(130) / 40.0
+    x = torch.zeros(BATCH, N_CHANS, 130)
+    x[:, 0] = torch.sin(2 * math.pi * 10.5 * t)  # alpha (8-13 Hz) in channel 0
+    x = x + 0.01 * torch.randn(BATCH, N_CHANS, 130, generator=torch.Generator().manual_seed(0))
+    model.power_norm.eval()
+    with torch.no_grad():
+        model.power_norm.running_mean.zero_()
+        model.power_norm.running_var.fill_(1.0)
+        bp = model.band_power(x)  # (B, C, F, T) = log power
+    assert bp.shape == (BATCH, N_CHANS, 4, 6)
+    alpha = bp[:, 0, 2].mean()
+    assert alpha > bp[:, 0, [0, 1, 3]].mean() + 3.0
+    assert alpha > bp[:, 1:, 2].mean() + 3.0
+
+
+def test_tiny_prepared_end_to_end(tiny_prepared):
+    """Sizes come from a prepared dataset's DataSpec; a few steps lower the training loss."""
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+
+    split = make_split(tiny_prepared, "within", fractions=(0.5, 0.25, 0.25))
+    targets = split_targets(tiny_prepared, split)
+    wd = WindowDataset(tiny_prepared, split.selections["train"], split.n_frames, split.lag, targets=targets["train"])
+    spec = wd.spec
+    model = EEG2fMRINet(spec, seed=0, n_members=2)
+    assert model.unmix.shape[-1] == len(tiny_prepared.ch_names)
+    assert model.decode.shape[-1] == int(tiny_prepared.mask.sum())
+    x = torch.stack([wd[i][0] for i in range(len(wd))])
+    y = torch.stack([wd[i][1] for i in range(len(wd))])
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model.train()
+    torch.manual_seed(0)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
