@@ -31,7 +31,7 @@ from eeg2fmri.utils.atomic import atomic_dir
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_to_frames", "prepare_dataset", "load_prepared"]
+__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "prepare_dataset", "load_prepared"]
 
 FORMAT_VERSION = 1
 
@@ -441,18 +441,6 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
         frame_rate = rsf
     return dict(features=feats, window_end=np.asarray(window_end, dtype=np.int64), frame_rate=float(frame_rate), freqs=freqs, ch_names=ch,
                 onsets=onsets, sfreq=float(raw.info["sfreq"]))
-
-
-def eeg_to_frames(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> tuple[np.ndarray, int, np.ndarray, list[str]]:
-    """Band-power frames of one recording (kept for the quickstart's first version).
-
-    Returns ``features, n_pre, onsets, ch_names`` with ``features`` of shape
-    (n_frames, n_chans, n_bands).
-    """
-    cfg = PrepareConfig.from_dict({**config.to_dict(), "representation": "bandpower"})
-    rep = eeg_representation(raw, cfg, tr=tr, onsets=onsets, where=where)
-    n_pre = int(rep["window_end"][0] - cfg.frames_per_tr)
-    return rep["features"], n_pre, rep["onsets"], rep["ch_names"]
 
 
 # ---------------------------------------------------------------------------------------
