@@ -31,7 +31,7 @@ from eeg2fmri.utils.atomic import atomic_dir
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "prepare_dataset", "load_prepared"]
+__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "prepare", "prepare_dataset"]
 
 FORMAT_VERSION = 1
 
