@@ -144,3 +144,10 @@ def test_raw_representation_and_noop_reprepare(tiny_bids, tmp_path):
     assert not written2 and (out / "manifest.json").stat().st_mtime_ns == mtime
     with pytest.raises(Eeg2fmriInputError, match="already exists"):
         prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 40.0}, progress_bar=False)
+
+
+@pytest.mark.slow
+def test_quickstart_with_the_flagship(tmp_path):
+    m = run_quickstart(tmp_path / "qsf", subjects=2, minutes=6.0, seed=3, model="eeg2fmri_net", progress_bar=False, sim_overrides=TINY_SIM)
+    assert "ridge_hrf_median_r" in m["summary"] and "ridge_hrf (reference)" in m["table"]
+    assert (tmp_path / "qsf" / "model" / "weights.safetensors").exists()

@@ -19,13 +19,15 @@ def add_arguments(p) -> None:
     p.add_argument("--subjects", type=int, default=4, help="simulated subjects (default: %(default)s)")
     p.add_argument("--minutes", type=float, default=8.0, help="minutes per subject (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--model", default="ridge_hrf", help="model to train (default: %(default)s; eeg2fmri_net trains the flagship, minutes on a CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
 
 def run(args) -> int:
     from eeg2fmri.quickstart import run_quickstart
 
-    m = run_quickstart(args.out, subjects=args.subjects, minutes=args.minutes, seed=args.seed, overwrite=args.overwrite, progress_bar=not args.quiet)
+    m = run_quickstart(args.out, subjects=args.subjects, minutes=args.minutes, seed=args.seed, model=args.model, overwrite=args.overwrite,
+                       progress_bar=not args.quiet)
     print(m["table"])
     print(f"\nwrote {Path(args.out).absolute()}: metrics.json, report.md, model/, synthesized/ ({m['timings_s']['total']:.0f} s)")
     return 0
