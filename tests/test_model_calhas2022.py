@@ -266,10 +266,57 @@ def test_bad_inputs_raise():
         Calhas2022(make_spec(output_shape=(4, 5)))
 
 
+@pytest.mark.parametrize(
+    ("shape", "kernel"),
+    [((3, 1, 6, 8, 10), (3, 3, 3)), ((2, 1, 5, 7, 4), (3, 1, 5)), ((2, 1, 4, 3, 1), (1, 3, 1))],
+)
+def test_banded_conv_equals_conv3d(shape, kernel):
+    # the CUDA fast path for one-map inputs (a 2D convolution over the first two
+    # axes with the last axis as channels) gives conv3d's values and gradients
+    from eeg2fmri.models.calhas2022 import _banded_weight, _conv3d_banded
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(1, 5, kernel, padding=tuple(k // 2 for k in kernel), bias=True).double()
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    ref = conv(x)
+    out = _conv3d_banded(x, conv)
+    assert out.shape == ref.shape
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(out, ref)
+    g_ref = torch.autograd.grad(ref.square().sum(), [x, conv.weight, conv.bias])
+    g_out = torch.autograd.grad(out.square().sum(), [x, conv.weight, conv.bias])
+    for a, b in zip(g_out, g_ref):
+        torch.testing.assert_close(a, b)
+    band = _banded_weight(conv.weight, shape[-1])
+    assert band.shape == (shape[-1] * 5, shape[-1], kernel[0], kernel[1])
+    # filter (w_out=0, o=0) reaches input positions 0 .. kw//2 only
+    assert torch.count_nonzero(band[0, kernel[2] // 2 + 1 :]) == 0
+
+
+def test_resblock_split_matches_slicing(spec):
+    # the residual block splits its merged conv output with split(); same values as slicing
+    from eeg2fmri.models.calhas2022 import _ResBlock3d
+
+    torch.manual_seed(1)
+    block = _ResBlock3d(1, 3, (6, 5, 4), (3, 3, 3), (2, 2, 2)).double().eval()
+    x = torch.randn(2, 1, 6, 5, 4, dtype=torch.float64)
+    h = block.bn_in(block.pool(block.conv_in(x)))
+    main, skip = h[:, :3], h[:, 3:]
+    expected = torch.relu(torch.relu(block.bn_mid(block.conv_mid(torch.relu(main)))) + skip)
+    torch.testing.assert_close(block(x), expected)
+    assert block(x).shape == (2, 3, *block.out_size) and block.out_size == (3, 3, 2)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_layout_matches_cpu(spec):
-    # the CUDA path runs convolutions channels-last with one-map inputs zero-padded: same values
+@pytest.mark.parametrize("banded_max_axis", [64, 0])
+def test_cuda_layout_matches_cpu(spec, banded_max_axis, monkeypatch):
+    # the CUDA path runs convolutions channels-last, one-map inputs as a banded 2D
+    # convolution (or, for long last axes, zero-padded to 8 maps): same values
     import copy
+
+    import eeg2fmri.models.calhas2022 as calhas
+
+    monkeypatch.setattr(calhas, "_BANDED_MAX_AXIS", banded_max_axis)
 
     model = build(spec, dropout=0.0)
     gpu = copy.deepcopy(model).cuda()
