@@ -198,7 +198,9 @@ class LitModel(pl.LightningModule):
     # training ------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         pl.seed_everything(_derive_seed(self.seed, self.current_epoch, self.global_rank + 1), workers=True, verbose=False)
-        self._train_sum = [torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)]
+        # running (loss sum, count) kept on the device: no host-device sync per step
+        dt = torch.float32 if self.device.type == "mps" else torch.float64
+        self._train_sum = [torch.zeros((), dtype=dt, device=self.device), torch.zeros((), dtype=dt, device=self.device)]
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, s = batch
@@ -208,7 +210,7 @@ class LitModel(pl.LightningModule):
         self.log("train_loss", total, on_step=True, on_epoch=False, prog_bar=True, batch_size=b)
         for k, v in parts.items():
             self.log(f"train_{k}", v, on_step=False, on_epoch=True, batch_size=b, sync_dist=True)
-        self._train_sum[0] += float(total.detach()) * b
+        self._train_sum[0] += total.detach().to(self._train_sum[0].dtype) * b
         self._train_sum[1] += b
         return total
 
