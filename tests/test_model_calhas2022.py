@@ -293,6 +293,22 @@ def test_banded_conv_equals_conv3d(shape, kernel):
     assert torch.count_nonzero(band[0, kernel[2] // 2 + 1 :]) == 0
 
 
+@pytest.mark.parametrize("kernel", [(2, 2, 2), (2, 3, 1)])
+def test_amax_pool_equals_max_pool(kernel):
+    # the deterministic CUDA pooling (reshape + amax, -inf padding for ceil_mode) equals max_pool3d
+    from eeg2fmri.models.calhas2022 import _max_pool3d_amax
+
+    torch.manual_seed(2)
+    h = torch.randn(2, 3, 5, 7, 3, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
+    h.requires_grad_(True)
+    ref = torch.nn.functional.max_pool3d(h, kernel, kernel, ceil_mode=True)
+    out = _max_pool3d_amax(h, kernel)
+    torch.testing.assert_close(out, ref)
+    g_ref = torch.autograd.grad(ref.square().sum(), h)[0]
+    g_out = torch.autograd.grad(out.square().sum(), h)[0]
+    torch.testing.assert_close(g_out, g_ref)
+
+
 def test_resblock_split_matches_slicing(spec):
     # the residual block splits its merged conv output with split(); same values as slicing
     from eeg2fmri.models.calhas2022 import _ResBlock3d

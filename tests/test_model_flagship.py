@@ -290,3 +290,18 @@ def test_tiny_prepared_end_to_end(tiny_prepared):
         opt.step()
         losses.append(float(loss.detach()))
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_trains_under_bf16_autocast(kind):
+    # bf16 mixed precision (optimizer.precision: bf16-mixed): the per-member routing of the
+    # training forward mixes bf16 codes with float32 decoders; the output is float32
+    spec, kw = SPECS[kind]
+    model = EEG2fMRINet(spec, seed=0, n_members=3, **kw).train()
+    x, y, s = _batch(spec)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, s)
+    assert out.dtype == torch.float32 and out.shape == y.shape
+    (out - y).square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert model.decode.grad is not None and float(model.decode.grad.abs().sum()) > 0

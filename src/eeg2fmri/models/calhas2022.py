@@ -223,6 +223,37 @@ def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
     return F.conv3d(x, weight, conv.bias, padding=conv.padding)
 
 
+def _max_pool3d_amax(h: Tensor, kernel: tuple[int, int, int]) -> Tensor:
+    """Max-pool (window = stride = ``kernel``, ``ceil_mode``) as a reshape + ``amax``.
+
+    The channels-last tensor is padded with ``-inf`` to whole windows; same
+    values as ``F.max_pool3d``, with an elementwise (repeatable) backward that
+    splits the gradient evenly between tied maxima.
+    """
+    b, c, d, hh, w = h.shape
+    pads = [(-n) % q for n, q in zip((d, hh, w), kernel)]
+    v = h.permute(0, 2, 3, 4, 1)  # (B, D, H, W, C): a free view of a channels-last tensor
+    if any(pads):
+        v = F.pad(v, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]), value=float("-inf"))
+    dp, hp, wp = d + pads[0], hh + pads[1], w + pads[2]
+    v = v.reshape(b, dp // kernel[0], kernel[0], hp // kernel[1], kernel[1], wp // kernel[2], kernel[2], c)
+    return v.amax(dim=(2, 4, 6)).permute(0, 4, 1, 2, 3)
+
+
+def _max_pool3d(h: Tensor, pool: nn.MaxPool3d) -> Tensor:
+    """``pool(h)``, deterministic on CUDA when deterministic algorithms are on.
+
+    PyTorch's CUDA max-pool backward accumulates with atomics and raises under
+    ``torch.use_deterministic_algorithms(True)`` (``trainer.deterministic:
+    true``); in that mode :func:`_max_pool3d_amax` is used instead (1.6x slower
+    forward + backward at the NODDI shape on an H100, ``bench_first_conv.py``).
+    """
+    if not (h.is_cuda and torch.are_deterministic_algorithms_enabled() and h.requires_grad):
+        return pool(h)
+    k = pool.kernel_size
+    return _max_pool3d_amax(h, k if isinstance(k, tuple) else (k,) * 3)
+
+
 def _inv_softplus(x: float) -> float:
     return math.log(math.expm1(x))
 
@@ -317,7 +348,7 @@ class _ResBlock3d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``(batch, in_ch, *in_size)`` to ``(batch, out_ch, *out_size)``."""
-        h = self.bn_in(self.pool(_conv3d(x, self.conv_in)))
+        h = self.bn_in(_max_pool3d(_conv3d(x, self.conv_in), self.pool))
         # split (not slicing): its backward concatenates the two gradients in
         # channels-last layout, which keeps BatchNorm's backward on the fast
         # channels-last kernels (slicing's backward gives a contiguous NCDHW

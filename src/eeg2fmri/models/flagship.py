@@ -432,11 +432,19 @@ class EEG2fMRINet(nn.Module):
         if self.training and k_ > 1:
             pick = torch.randint(0, k_, (b,), device=r.device)
             code = r[torch.arange(b, device=r.device), pick]  # (B, rank)
-            out = r.new_zeros(b, self.spec.n_outputs)
-            for k in range(k_):
-                rows = pick == k
-                if bool(rows.any()):
-                    out[rows] = code[rows] @ self.decode[k] + self.bias[k]
+            # the windows of each member, in batch order, from one sort (one host sync per step
+            # instead of one per member); `out` takes the dtype of the decoded rows (float32 under
+            # autocast, where `r` may be bfloat16)
+            order = torch.argsort(pick, stable=True)
+            out = None
+            for k, rows in enumerate(order.split(torch.bincount(pick, minlength=k_).tolist())):
+                if len(rows):
+                    val = code[rows] @ self.decode[k] + self.bias[k]
+                    if out is None:
+                        out = val.new_empty(b, self.spec.n_outputs)
+                    out[rows] = val
+            if out is None:  # an empty batch
+                out = code.new_zeros(b, self.spec.n_outputs)
         else:
             out = r.reshape(b, k_ * self.rank) @ self.decode.reshape(k_ * self.rank, -1) / k_ + self.bias.mean(0)
         return out.reshape(b, *self.spec.output_shape)
