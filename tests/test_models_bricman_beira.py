@@ -234,3 +234,13 @@ def test_beira_feature_rate():
     assert model.decimation == 5
     x, _ = _batch(spec)
     assert model.features(x).shape == (BATCH, 16, (N_TIMES - 1) // 5 + 1)
+
+
+@pytest.mark.parametrize(("n_in", "n_out"), [(13, 4), (12, 4), (5, 5), (7, 1), (3, 5)])
+def test_adaptive_avg_matrix_equals_adaptive_pool(n_in, n_out):
+    # the deterministic CUDA form of the embedders' adaptive average pooling gives PyTorch's values
+    from eeg2fmri.models._bricman_common import adaptive_avg_matrix
+
+    x = torch.randn(2, 3, n_in, dtype=torch.float64)
+    ref = torch.nn.functional.adaptive_avg_pool1d(x, n_out)
+    torch.testing.assert_close(x @ adaptive_avg_matrix(n_in, n_out).double(), ref)

@@ -27,6 +27,42 @@ from torch import nn
 from eeg2fmri.models.base import DataSpec
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
+
+class AdaptiveAvgPool1d(nn.AdaptiveAvgPool1d):
+    """``nn.AdaptiveAvgPool1d`` that stays usable in deterministic mode on CUDA.
+
+    PyTorch's CUDA adaptive-average-pool backward accumulates with atomics and
+    raises under ``torch.use_deterministic_algorithms(True)``
+    (``trainer.deterministic: true``). In that mode the pooling is a matrix
+    product with the fixed averaging matrix of the same windows (start
+    ``floor(i L / n)``, end ``ceil((i + 1) L / n)``), which gives the same
+    values up to rounding; otherwise (and always on the CPU) it is the
+    PyTorch layer unchanged. Same state dict as ``nn.AdaptiveAvgPool1d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (x.is_cuda and torch.are_deterministic_algorithms_enabled() and x.requires_grad):
+            return super().forward(x)
+        n_out = int(self.output_size if isinstance(self.output_size, int) else self.output_size[0])
+        return x @ adaptive_avg_matrix(x.shape[-1], n_out).to(device=x.device, dtype=x.dtype)
+
+
+def adaptive_avg_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """Averaging matrix of adaptive average pooling, ``x @ M == adaptive_avg_pool1d(x, n_out)``.
+
+    Returns
+    -------
+    Tensor, shape (n_in, n_out), float32
+        Column ``i`` averages samples ``floor(i n_in / n_out)`` to
+        ``ceil((i + 1) n_in / n_out) - 1`` (PyTorch's windows).
+    """
+    weights = torch.zeros(n_in, n_out)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        weights[start:end, i] = 1.0 / (end - start)
+    return weights
+
+
 # ----------------------------------------------------------------------------- checks
 
 
@@ -382,7 +418,7 @@ class ConvChannelEmbedder(nn.Module):
             dropout=dropout,
         )
         self.pool_len = min(check_positive_int(pool_len, "pool_len"), out_len)
-        self.pool = nn.AdaptiveAvgPool1d(self.pool_len)
+        self.pool = AdaptiveAvgPool1d(self.pool_len)
         self.proj = nn.Linear(width * self.pool_len, self.emb_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from eeg2fmri.models._bricman_common import (
+    AdaptiveAvgPool1d,
     check_dropout,
     check_raw_batch,
     require_raw_spec,
@@ -204,7 +205,7 @@ class BEIRA(nn.Module):
                 dropout=dropout,
             )
             self.pool_len = min(check_positive_int(pool_len, "pool_len"), enc_len)
-            self.pool = nn.AdaptiveAvgPool1d(self.pool_len)
+            self.pool = AdaptiveAvgPool1d(self.pool_len)
             self.bottleneck = nn.Sequential(
                 nn.Linear(width * self.pool_len, latent_dim),
                 nn.GELU(),
