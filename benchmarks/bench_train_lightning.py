@@ -7,7 +7,10 @@ training rate (windows per second between consecutive training steps, all GPUs t
 the first steps of each epoch excluded) and the whole fit (train windows x epochs / fit
 time, including start-up, validation and checkpoint writing every epoch).
 
-    python benchmarks/bench_train_lightning.py [--volumes 3000] [--epochs 3] [--devices 1 2] [--batch 256] [--workers 8]
+    python benchmarks/bench_train_lightning.py [--volumes 3000] [--epochs 3] [--devices 1 2] [--batch 256] [--workers 8] [--threads 0]
+
+``--threads N`` fetches batches with N threads of each training process (``trainer.loader_threads``)
+instead of ``--workers`` DataLoader worker processes.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=0, help="trainer.loader_threads (> 0: loader threads instead of worker processes)")
     ap.add_argument("--precision", default="bf16-mixed")
     ap.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -88,7 +92,8 @@ def main() -> None:
             cfg = {"seed": 0, "data": {"prepared": str(prep)}, "split": {"protocol": "within", "n_frames": 10},
                    "model": {"name": args.model}, "loss": {"mse": 1.0, "latent_cosine": 1.0, "organize_channels": 0.01},
                    "optimizer": {"batch_size": args.batch, "max_epochs": args.epochs, "patience": 1000, "precision": args.precision},
-                   "trainer": {"devices": n, "num_workers": args.workers, "progress_bar": False}}
+                   "trainer": {"devices": n, "num_workers": 0 if args.threads else args.workers, "loader_threads": args.threads,
+                               "progress_bar": False}}
             (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
             out = tmp / f"run{n}"
             res = subprocess.run([sys.executable, __file__, "--single", str(n), "--workdir", str(tmp)], capture_output=True, text=True)
@@ -101,11 +106,12 @@ def main() -> None:
             rows.append({"devices": n, "n_train": t["n_train"], "epochs": t["epochs"], "fit_s": t["fit_seconds"],
                          "fit_windows_per_s": t["n_train"] * t["epochs"] / t["fit_seconds"], "windows_per_s": st["windows"] / st["seconds"] if st["seconds"] > 0 else float("nan")})
     base = next((r["windows_per_s"] for r in rows if r["devices"] == 1), None)
-    print("| model | devices | train windows | epochs | steady training rate | speed-up | whole fit (incl. start-up, validation, checkpoints) |")
-    print("|---|---|---|---|---|---|---|")
+    loader = f"{args.threads} threads" if args.threads else f"{args.workers} worker processes"
+    print("| model | devices | loader (per GPU) | train windows | epochs | steady training rate | speed-up | whole fit (incl. start-up, validation, checkpoints) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         sp = f"{r['windows_per_s'] / base:.2f}x" if base else "-"
-        print(f"| {args.model} | {r['devices']} | {r['n_train']} | {r['epochs']} | {r['windows_per_s']:.0f} windows/s | {sp} | {r['fit_s']:.1f} s = {r['fit_windows_per_s']:.0f} windows/s |")
+        print(f"| {args.model} | {r['devices']} | {loader} | {r['n_train']} | {r['epochs']} | {r['windows_per_s']:.0f} windows/s | {sp} | {r['fit_s']:.1f} s = {r['fit_windows_per_s']:.0f} windows/s |")
     print(json.dumps(rows))
 
 

@@ -389,3 +389,46 @@ def test_example_config_is_valid():
     cfg = load_config(path)
     assert cfg["model"]["name"] == "calhas2022" and cfg["data"]["prepare"]["representation"] == "stft"
     assert cfg["tune"]["latent_dim"] == {"choices": [64, 125, 343]}
+
+
+def test_loader_threads_give_the_same_batches_and_run(tiny_prepared, split):
+    # ThreadedBatchLoader: the same batches, in the sampler's order, as the DataLoader path; a
+    # training run with loader threads equals one with the main-process loader
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.windows import ThreadedBatchLoader
+    from eeg2fmri.training.trainer import EpochShuffleSampler, _EpochBatchSampler, fit_torch
+
+    wd = WindowDataset(tiny_prepared, split.selections["train"], n_frames=4)
+    batches = _EpochBatchSampler(EpochShuffleSampler(len(wd), seed=5), 7, drop_last=False)
+    expected = [wd.get_batch(b) for b in batches]
+    for threads, prefetch in ((1, None), (3, 2), (4, 50)):
+        loader = ThreadedBatchLoader(wd, batches, num_threads=threads, prefetch=prefetch)
+        assert len(loader) == len(expected) and loader.sampler is batches.sampler
+        got = list(loader)
+        assert len(got) == len(expected)
+        for (x, y, s), (xe, ye, se) in zip(got, expected):
+            assert torch.equal(x, xe) and torch.equal(y, ye) and torch.equal(s, se)
+    # a new epoch through the sampler (what Lightning calls) gives a new order
+    batches.set_epoch(1)
+    first = next(iter(ThreadedBatchLoader(wd, batches, num_threads=2)))
+    assert not torch.equal(first[2], expected[0][2]) or not torch.equal(first[0], expected[0][0])
+    with pytest.raises(Eeg2fmriInputError, match=r"ThreadedBatchLoader: expected a WindowDataset, got list; use a torch DataLoader"):
+        ThreadedBatchLoader([1, 2], batches)
+    with pytest.raises(Eeg2fmriInputError, match=r"num_threads"):
+        ThreadedBatchLoader(wd, batches, num_threads=0)
+
+    hp = {"hidden": 8}
+    plain = fit_torch(tiny_prepared, split, MODEL, hp, train_config=_cfg(max_epochs=3), progress_bar=False)
+    cfg = _cfg(max_epochs=3)
+    cfg["trainer"]["loader_threads"] = 3
+    threaded = fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, progress_bar=False)
+    a, b = plain.model.state_dict(), threaded.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert plain.info["history"] == threaded.info["history"]
+
+
+def test_loader_threads_config_error():
+    from eeg2fmri.training.config import resolve_config
+
+    with pytest.raises(Eeg2fmriInputError, match=r"trainer\.loader_threads"):
+        resolve_config({"model": {"name": "mean"}, "trainer": {"loader_threads": -1}}, require_model=False)

@@ -23,7 +23,7 @@ from eeg2fmri.datasets.prepared import PreparedDataset, PreparedRun
 from eeg2fmri.models.base import DataSpec
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["WindowDataset", "run_windows", "valid_volumes", "window_matrix", "dataset_spec"]
+__all__ = ["ThreadedBatchLoader", "WindowDataset", "run_windows", "valid_volumes", "window_matrix", "dataset_spec"]
 
 
 def _ends(run: PreparedRun, lag: int) -> np.ndarray:
@@ -193,41 +193,61 @@ class WindowDataset:
         i = self._run[k]
         return self._views[i][self._ends[i][self._vol[k]] - self.n_frames]
 
-    def get_batch(self, indices) -> tuple:
+    def get_batch(self, indices, *, pin_memory: bool = False) -> tuple:
         """A whole batch at once (the fast path used by :meth:`loader`).
 
         Windows are copied as contiguous time-major blocks (a plain memory copy)
         and returned as a permuted view in the DataSpec layout, so ``x`` may be
         non-contiguous; models (or ``x.to(device).contiguous()``) handle that
         on the device, where the transpose is cheap.
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Window indices.
+        pin_memory : bool
+            Allocate ``x`` and ``y`` in page-locked memory (for fast,
+            asynchronous copies to a GPU); needs CUDA.
+
+        Returns
+        -------
+        x : Tensor, shape (batch, *spec.input_shape), float32
+        y : Tensor, shape (batch, *target_shape), float32
+        s : Tensor, shape (batch,), int64
+            Subject indices.
         """
+        return self._fetch(indices, pin_memory=pin_memory, targets_in_thread=True)
+
+    def _fetch(self, indices, *, pin_memory: bool, targets_in_thread: bool) -> tuple:
         import torch
 
         idx = np.asarray(indices, dtype=np.int64) % max(len(self), 1)
         feats0 = self.ds.runs[int(self._run[0])].features
-        block = np.empty((len(idx), self.n_frames) + feats0.shape[1:], dtype=np.float32)
+        block_t = torch.empty((len(idx), self.n_frames) + feats0.shape[1:], dtype=torch.float32, pin_memory=pin_memory)
+        block = block_t.numpy()
         runs = self._run[idx]
 
-        def targets() -> np.ndarray:
+        def targets() -> torch.Tensor:
             if self.targets is None and self.target_transform is None:
-                y = np.empty((len(idx),) + np.shape(self._target(0)), dtype=np.float32)
+                y_t = torch.empty((len(idx),) + np.shape(self._target(0)), dtype=torch.float32, pin_memory=pin_memory)
+                y = y_t.numpy()
                 for i in np.unique(runs):
                     sel = np.where(runs == i)[0]
                     y[sel] = self.ds.runs[i].bold[self._vol[idx[sel]]]
-                return y
-            return np.stack([np.asarray(self._target(int(k)), dtype=np.float32) for k in idx])
+                return y_t
+            y_t = torch.from_numpy(np.stack([np.asarray(self._target(int(k)), dtype=np.float32) for k in idx]))
+            return y_t.pin_memory() if pin_memory else y_t
 
         # targets are gathered in a second thread while this one copies the windows (both are
-        # memory copies that release the GIL)
-        fut = _copy_pool().submit(targets)
+        # memory copies that release the GIL); loader threads gather them themselves
+        fut = _copy_pool().submit(targets) if targets_in_thread else None
         for j, k in enumerate(idx):
             i = runs[j]
             e = self._ends[i][self._vol[k]]
             block[j] = self.ds.runs[i].features[e - self.n_frames : e]
-        y = fut.result()
-        x = torch.from_numpy(block)
-        x = x.permute(0, *range(2, x.ndim), 1)  # (B, T, C[, F]) -> (B, C[, F], T)
-        return x, torch.from_numpy(y), torch.from_numpy(self._subj[idx].copy())
+        y = fut.result() if fut is not None else targets()
+        x = block_t.permute(0, *range(2, block_t.ndim), 1)  # (B, T, C[, F]) -> (B, C[, F], T)
+        return x, y, torch.from_numpy(self._subj[idx].copy())
 
     @staticmethod
     def collate(batch):
@@ -260,3 +280,79 @@ class WindowDataset:
         x = torch.from_numpy(np.array(self.window(k), dtype=np.float32))
         y = torch.from_numpy(np.asarray(self._target(k), dtype=np.float32).copy())
         return x, y, torch.tensor(self._subj[k])
+
+
+class ThreadedBatchLoader:
+    """Batches of a :class:`WindowDataset` fetched by threads of this process.
+
+    An alternative to DataLoader worker processes: the batch copies (plain
+    memory copies from memory-mapped arrays, which release the GIL) run in
+    ``num_threads`` threads, optionally straight into page-locked memory, so a
+    batch is written once and never passed between processes (worker
+    processes write it into shared memory, then the main process copies it
+    again into page-locked memory).
+
+    Parameters
+    ----------
+    dataset : WindowDataset
+    batch_sampler : iterable of sequences of int
+        Yields the window indices of each batch (e.g. a
+        ``torch.utils.data.BatchSampler``); its ``sampler.set_epoch`` is what
+        Lightning calls every epoch.
+    num_threads : int
+        Threads fetching batches.
+    prefetch : int | None
+        Batches fetched ahead (default ``2 * num_threads``).
+    pin_memory : bool
+        Allocate batches in page-locked memory (needs CUDA).
+
+    Notes
+    -----
+    Batches come in the order of ``batch_sampler`` whatever the number of
+    threads, so training is as reproducible as with a plain loader.
+    """
+
+    def __init__(self, dataset: WindowDataset, batch_sampler, *, num_threads: int = 4, prefetch: int | None = None,
+                 pin_memory: bool = False) -> None:
+        if not hasattr(dataset, "_fetch"):
+            raise Eeg2fmriInputError(f"ThreadedBatchLoader: expected a WindowDataset, got {type(dataset).__name__}; "
+                                     "use a torch DataLoader for other datasets.")
+        self.dataset = dataset
+        self.batch_sampler = batch_sampler
+        self.num_threads = check_positive_int(num_threads, "num_threads", where="ThreadedBatchLoader")
+        self.prefetch = 2 * self.num_threads if prefetch is None else check_positive_int(prefetch, "prefetch", where="ThreadedBatchLoader")
+        self.pin_memory = bool(pin_memory)
+
+    @property
+    def sampler(self):
+        """The batch sampler's index sampler (Lightning sets its epoch through this)."""
+        return getattr(self.batch_sampler, "sampler", None)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def _fetch(self, indices) -> tuple:
+        return self.dataset._fetch(indices, pin_memory=self.pin_memory, targets_in_thread=False)
+
+    def __iter__(self):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = iter(self.batch_sampler)
+        pool = ThreadPoolExecutor(self.num_threads, thread_name_prefix="eeg2fmri-loader")
+        pending: deque = deque()
+        try:
+            for indices in batches:
+                pending.append(pool.submit(self._fetch, list(indices)))
+                if len(pending) >= self.prefetch:
+                    break
+            while pending:
+                batch = pending.popleft().result()
+                nxt = next(batches, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._fetch, list(nxt)))
+                yield batch
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True)

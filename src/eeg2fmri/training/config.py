@@ -43,7 +43,8 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       devices: 1                 # or "auto"
       num_nodes: 1
       strategy: auto             # auto: "ddp" when devices * num_nodes > 1
-      num_workers: 0
+      num_workers: 0             # DataLoader worker processes
+      loader_threads: 0          # > 0: fetch batches with this many threads instead (no worker processes)
       log: auto                  # auto (csv + tensorboard if installed) | [csv, tensorboard]
       deterministic: auto        # auto: deterministic algorithms on CPU
       predict_batch_size: 256
@@ -96,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
         "num_nodes": 1,
         "strategy": "auto",
         "num_workers": 0,
+        "loader_threads": 0,
         "log": "auto",
         "deterministic": "auto",
         "predict_batch_size": 256,
@@ -249,6 +251,7 @@ _SCHEMA: dict[str, dict[str, Callable]] = {
         "num_nodes": _num(1, integer=True),
         "strategy": lambda ctx, key, v: v if isinstance(v, str) and v else ctx.fail(key, 'a strategy name such as "auto" or "ddp"', v),
         "num_workers": _num(0, integer=True),
+        "loader_threads": _num(0, integer=True),
         "log": _log,
         "deterministic": _deterministic,
         "predict_batch_size": _num(1, integer=True),

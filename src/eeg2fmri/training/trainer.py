@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.datasets.targets import Split, split_targets
+from eeg2fmri.datasets.windows import ThreadedBatchLoader
 from eeg2fmri.models.base import build_model
 from eeg2fmri.training.config import MONITORS, resolve_config
 from eeg2fmri.training.losses import WeightedLoss
@@ -93,18 +94,26 @@ class WindowDataModule(pl.LightningDataModule):
     train, val : Dataset
         Map-style datasets yielding ``(x, y, subject)``.
     batch_size, num_workers, seed : int
+    loader_threads : int
+        If > 0 (and the datasets are :class:`~eeg2fmri.datasets.WindowDataset`),
+        batches are fetched by this many threads of the training process
+        (:class:`~eeg2fmri.datasets.windows.ThreadedBatchLoader`, page-locked
+        batches when CUDA is available) instead of DataLoader worker processes.
     """
 
-    def __init__(self, train: Dataset, val: Dataset, *, batch_size: int, num_workers: int, seed: int) -> None:
+    def __init__(self, train: Dataset, val: Dataset, *, batch_size: int, num_workers: int, seed: int, loader_threads: int = 0) -> None:
         super().__init__()
         self.train_set, self.val_set = train, val
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
+        self.loader_threads = int(loader_threads)
 
-    def _loader(self, ds: Dataset, sampler: Sampler, drop_last: bool) -> DataLoader:
+    def _loader(self, ds: Dataset, sampler: Sampler, drop_last: bool) -> DataLoader | ThreadedBatchLoader:
         if hasattr(ds, "get_batch"):
             # WindowDataset fetches a whole batch at once (contiguous block copies, no per-window collate):
             # the sampler's indices are grouped into batches here and each batch is one dataset item
             batches = _EpochBatchSampler(sampler, self.batch_size, drop_last)
+            if self.loader_threads > 0:
+                return ThreadedBatchLoader(ds, batches, num_threads=self.loader_threads, pin_memory=torch.cuda.is_available())
             return DataLoader(ds, sampler=batches, batch_size=None, num_workers=self.num_workers, collate_fn=ds.collate,
                               persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
                               generator=torch.Generator().manual_seed(self.seed))
@@ -475,7 +484,8 @@ def fit_torch(
     world_guess = nodes * (devices if devices != "auto" else 1)
     n_batches = max(1, len(train_ds) // max(1, world_guess) // opt["batch_size"])
     lit = LitModel(model, loss, opt, seed, name)
-    dm = WindowDataModule(train_ds, val_ds, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed)
+    dm = WindowDataModule(train_ds, val_ds, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed,
+                          loader_threads=tcfg["loader_threads"])
     t0 = time.perf_counter()
     try:
         with _quiet_lightning(verbose):
