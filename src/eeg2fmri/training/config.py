@@ -44,7 +44,8 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       num_nodes: 1
       strategy: auto             # auto: "ddp" when devices * num_nodes > 1
       num_workers: 0             # DataLoader worker processes
-      loader_threads: 0          # > 0: fetch batches with this many threads instead (no worker processes)
+      loader_threads: auto       # threads fetching batches instead of worker processes; auto: 4 on a GPU
+                                 # when num_workers is 0, else 0
       log: auto                  # auto (csv + tensorboard if installed) | [csv, tensorboard]
       deterministic: auto        # auto: deterministic algorithms on CPU
       predict_batch_size: 256
@@ -97,7 +98,7 @@ DEFAULTS: dict[str, Any] = {
         "num_nodes": 1,
         "strategy": "auto",
         "num_workers": 0,
-        "loader_threads": 0,
+        "loader_threads": "auto",
         "log": "auto",
         "deterministic": "auto",
         "predict_batch_size": 256,
@@ -204,6 +205,14 @@ def _devices(ctx: _Ctx, key: str, v: Any) -> int | str:
     return v
 
 
+def _loader_threads(ctx: _Ctx, key: str, v: Any) -> int | str:
+    if v == "auto":
+        return v
+    if not _is_int(v) or v < 0:
+        ctx.fail(key, 'an integer >= 0 or "auto"', v)
+    return v
+
+
 def _subjects(ctx: _Ctx, key: str, v: Any) -> list | None:
     if v is None:
         return None
@@ -251,7 +260,7 @@ _SCHEMA: dict[str, dict[str, Callable]] = {
         "num_nodes": _num(1, integer=True),
         "strategy": lambda ctx, key, v: v if isinstance(v, str) and v else ctx.fail(key, 'a strategy name such as "auto" or "ddp"', v),
         "num_workers": _num(0, integer=True),
-        "loader_threads": _num(0, integer=True),
+        "loader_threads": _loader_threads,
         "log": _log,
         "deterministic": _deterministic,
         "predict_batch_size": _num(1, integer=True),

@@ -484,8 +484,11 @@ def fit_torch(
     world_guess = nodes * (devices if devices != "auto" else 1)
     n_batches = max(1, len(train_ds) // max(1, world_guess) // opt["batch_size"])
     lit = LitModel(model, loss, opt, seed, name)
+    threads = tcfg["loader_threads"]
+    if threads == "auto":  # threads beat worker processes for whole-batch copies (benchmarks/bench_dataloader.py)
+        threads = 4 if tcfg["num_workers"] == 0 and torch.cuda.is_available() and not _accelerator_is_cpu(tcfg["accelerator"]) else 0
     dm = WindowDataModule(train_ds, val_ds, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed,
-                          loader_threads=tcfg["loader_threads"])
+                          loader_threads=threads)
     t0 = time.perf_counter()
     try:
         with _quiet_lightning(verbose):
