@@ -432,3 +432,19 @@ def test_loader_threads_config_error():
 
     with pytest.raises(Eeg2fmriInputError, match=r"trainer\.loader_threads"):
         resolve_config({"model": {"name": "mean"}, "trainer": {"loader_threads": -1}}, require_model=False)
+
+
+def test_window_loader_with_threads(tiny_prepared, split):
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.windows import ThreadedBatchLoader
+
+    wd = WindowDataset(tiny_prepared, split.selections["train"], n_frames=4)
+    plain = list(wd.loader(6, shuffle=True, seed=2))
+    threaded = wd.loader(6, shuffle=True, seed=2, num_threads=2)
+    assert isinstance(threaded, ThreadedBatchLoader) and len(threaded) == len(plain)
+    for (x, y, s), (xe, ye, se) in zip(threaded, plain):
+        assert torch.equal(x, xe) and torch.equal(y, ye) and torch.equal(s, se)
+    with pytest.raises(Eeg2fmriInputError, match=r"num_threads=2 replaces the DataLoader, so it takes no num_workers; pass either"):
+        wd.loader(6, num_threads=2, num_workers=1)
+    with pytest.raises(Eeg2fmriInputError, match=r"so it takes no prefetch_factor; pass either"):
+        wd.loader(6, num_threads=2, prefetch_factor=2)

@@ -254,18 +254,44 @@ class WindowDataset:
         """Identity collate: batches from :meth:`get_batch` are already stacked."""
         return batch
 
-    def loader(self, batch_size: int = 32, *, shuffle: bool = False, num_workers: int = 0, seed: int = 0, drop_last: bool = False, **kwargs):
-        """A ``DataLoader`` that fetches whole batches at once (fast path), with seeded shuffling.
+    def loader(self, batch_size: int = 32, *, shuffle: bool = False, num_workers: int = 0, num_threads: int = 0, seed: int = 0,
+               drop_last: bool = False, **kwargs):
+        """A loader that fetches whole batches at once (fast path), with seeded shuffling.
 
         Each item of the loader is ``(x, y, s)`` with a leading batch axis.
         (A plain ``DataLoader(dataset, batch_size=...)`` works too, one window
         at a time.)
+
+        Parameters
+        ----------
+        batch_size : int
+        shuffle : bool
+            A new seeded permutation every pass.
+        num_workers : int
+            DataLoader worker processes (0: batches are read in this process).
+        num_threads : int
+            If > 0, a :class:`ThreadedBatchLoader` with this many threads instead
+            of a DataLoader (usually much faster than worker processes, see
+            ``benchmarks/bench_dataloader.py``); ``pin_memory=True`` puts its
+            batches in page-locked memory.
+        seed : int
+        drop_last : bool
+        **kwargs
+            More DataLoader arguments (``pin_memory`` only, with threads).
         """
         import torch
 
         gen = torch.Generator().manual_seed(int(seed))
         base = torch.utils.data.RandomSampler(self, generator=gen) if shuffle else torch.utils.data.SequentialSampler(self)
         batches = torch.utils.data.BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
+        if num_threads:
+            extra = set(kwargs) - {"pin_memory"}
+            if num_workers or extra:
+                raise Eeg2fmriInputError(
+                    f"WindowDataset.loader: num_threads={num_threads} replaces the DataLoader, so it takes no "
+                    f"{'num_workers' if num_workers else ''}{' or ' if num_workers and extra else ''}{', '.join(sorted(extra))}; "
+                    "pass either num_threads or DataLoader options.")
+            return ThreadedBatchLoader(self, batches, num_threads=num_threads, pin_memory=bool(kwargs.get("pin_memory", False)))
         return torch.utils.data.DataLoader(self, sampler=batches, batch_size=None, num_workers=num_workers, collate_fn=self.collate,
                                            persistent_workers=num_workers > 0, **kwargs)
 
