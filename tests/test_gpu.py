@@ -11,20 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from eeg2fmri.models import DataSpec, build_model, get_model_class, list_models
+from eeg2fmri.models import build_model
+from tests.test_models_all import BATCH, INPUT_KIND, N_SUBJ, SMALL, SPECS, TORCH_MODELS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-# a different size on every axis: batch 6, 5 channels, 3 subjects, volume (6, 5, 4)
-BATCH, N_SUBJ = 6, 3
-SPECS = {
-    "stft": DataSpec("stft", (5, 7, 4), (6, 5, 4), sfreq=250.0, tr=2.0, freqs=tuple(float(i + 1) for i in range(7)), frame_rate=0.5),
-    "raw": DataSpec("raw", (5, 97), (6, 5, 4), sfreq=50.0, tr=2.0),
-    "bandpower": DataSpec("bandpower", (5, 4, 7), (6, 5, 4), sfreq=250.0, tr=2.0, frame_rate=0.5, n_subjects=N_SUBJ),
-}
-INPUT_KIND = {"calhas2022": "stft", "eeg2fmri_net": "bandpower"}  # the others read raw EEG
-SMALL = {"calhas2022": {"latent_dim": 16, "n_fourier": 24, "n_filters": 2}}
-TORCH_MODELS = [m for m in list_models() if getattr(get_model_class(m), "kind", "torch") == "torch" and not m.startswith("_")]
 
 
 @pytest.fixture
