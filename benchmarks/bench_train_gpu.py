@@ -9,6 +9,10 @@ backward + fused AdamW, in bf16 autocast. With ``--devices N`` the same step run
 DistributedDataParallel on N GPUs (one process each, NCCL) and the table shows the speed-up.
 
     python benchmarks/bench_train_gpu.py [--model calhas2022] [--batch 256] [--steps 60] [--devices 1 2] [--compile] [--no-prefetch]
+                                         [--deterministic]
+
+``--deterministic`` runs with ``torch.use_deterministic_algorithms(True)`` and cuDNN autotuning off,
+as ``trainer.deterministic: true`` does.
 """
 
 from __future__ import annotations
@@ -50,7 +54,10 @@ def run(rank: int, world: int, args, out_q=None) -> dict:
         torch.distributed.init_process_group("nccl", rank=rank, world_size=world)
     torch.cuda.set_device(rank)
     dev = torch.device("cuda", rank)
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = not args.deterministic
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     grid = (64, 64, 30)
@@ -114,7 +121,8 @@ def run(rank: int, world: int, args, out_q=None) -> dict:
         step(i)
     torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    res = dict(model=args.model, devices=world, batch_per_gpu=args.batch, compile=bool(args.compile), prefetch=bool(args.prefetch), params=n_params,
+    res = dict(model=args.model, devices=world, batch_per_gpu=args.batch, compile=bool(args.compile), prefetch=bool(args.prefetch),
+               deterministic=bool(args.deterministic), params=n_params,
                windows_per_s=world * args.batch * args.steps / dt, peak_mem_gb=torch.cuda.max_memory_allocated(dev) / 1e9)
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -135,6 +143,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=15)
     ap.add_argument("--devices", type=int, nargs="*", default=[1])
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--deterministic", action="store_true", help="deterministic algorithms (trainer.deterministic: true)")
     ap.add_argument("--no-prefetch", dest="prefetch", action="store_false",
                     help="copy each batch on the compute stream instead of prefetching it on a side stream")
     args = ap.parse_args()
@@ -154,11 +163,11 @@ def main() -> None:
             rows.append(q.get())
     base = next((r["windows_per_s"] for r in rows if r["devices"] == 1), None)
     print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
-    print("| model | devices | batch/GPU | compile | prefetch | params | windows/s | speed-up | peak GPU mem |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | devices | batch/GPU | compile | prefetch | deterministic | params | windows/s | speed-up | peak GPU mem |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         sp = f"{r['windows_per_s'] / base:.2f}x" if base else "-"
-        print(f"| {r['model']} | {r['devices']} | {r['batch_per_gpu']} | {r['compile']} | {r['prefetch']} | {r['params'] / 1e6:.1f} M | {r['windows_per_s']:.0f} | {sp} | {r['peak_mem_gb']:.1f} GB |")
+        print(f"| {r['model']} | {r['devices']} | {r['batch_per_gpu']} | {r['compile']} | {r['prefetch']} | {r['deterministic']} | {r['params'] / 1e6:.1f} M | {r['windows_per_s']:.0f} | {sp} | {r['peak_mem_gb']:.1f} GB |")
     print(json.dumps(rows))
 
 
