@@ -8,7 +8,11 @@ convolution ("plain"), the input zero-padded to 8 maps ("pad8") and the banded 2
 the model ("banded") -- and two poolings (``max_pool3d``, reshape + ``amax``), with the largest
 difference to the first variant (bf16 rounding).
 
-    python benchmarks/bench_first_conv.py [--batch 512] [--profile]
+    python benchmarks/bench_first_conv.py [--batch 512] [--profile] [--sweep]
+
+``--sweep`` adds the crossover behind ``_BANDED_MAX_AXIS``: forward + backward of the first
+convolution alone (input gradient included) on (64, 64, W) volumes at batch 64, banded vs pad8,
+for W from 8 to 128.
 
 Measured on an H100 (torch 2.11, batch 512), fwd + bwd ms with max_pool3d: EEG plain 40.3,
 pad8 32.9, banded 7.7; fMRI plain 33.2, pad8 35.1, banded 7.7.
@@ -28,6 +32,7 @@ from bench_train_gpu import _LossWrap, make_model  # noqa: E402
 _ap = argparse.ArgumentParser(description=__doc__)
 _ap.add_argument("--batch", type=int, default=512)
 _ap.add_argument("--profile", action="store_true", help="print the top CUDA kernels of a training step")
+_ap.add_argument("--sweep", action="store_true", help="banded vs pad8 over the length of the last axis")
 ARGS = _ap.parse_args()
 dev = torch.device("cuda")
 torch.backends.cudnn.benchmark = True
@@ -145,3 +150,22 @@ print("| shape | conv | pool | forward ms | forward + backward ms | max abs diff
 print("|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.3g} |")
+
+if ARGS.sweep:
+    print()
+    print("| last axis W | banded fwd+bwd ms | pad8 fwd+bwd ms | banded / pad8 |")
+    print("|---|---|---|---|")
+    for n in (8, 16, 32, 48, 64, 96, 128):
+        v = torch.randn(64, 1, 64, 64, n, device=dev, dtype=torch.bfloat16)
+        v = v.contiguous(memory_format=torch.channels_last_3d).requires_grad_(True)
+        w3 = (torch.randn(8, 1, 3, 3, 3, device=dev) * 0.2).requires_grad_(True)
+        times = []
+        for conv in (conv_banded, conv_pad8):
+
+            def fb(conv=conv, v=v, w3=w3) -> None:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    out = conv(v, w3)
+                out.float().square().mean().backward()
+
+            times.append(bench(fb, n=10))
+        print(f"| {n} | {times[0]:.2f} | {times[1]:.2f} | {times[0] / times[1]:.2f} |")
