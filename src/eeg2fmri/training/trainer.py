@@ -112,7 +112,7 @@ class WindowDataModule(pl.LightningDataModule):
             # WindowDataset fetches a whole batch at once (contiguous block copies, no per-window collate):
             # the sampler's indices are grouped into batches here and each batch is one dataset item
             batches = _EpochBatchSampler(sampler, self.batch_size, drop_last)
-            if self.loader_threads > 0:
+            if self.loader_threads > 0 and hasattr(ds, "_fetch"):  # a WindowDataset (or subclass)
                 return ThreadedBatchLoader(ds, batches, num_threads=self.loader_threads, pin_memory=torch.cuda.is_available())
             return DataLoader(ds, sampler=batches, batch_size=None, num_workers=self.num_workers, collate_fn=ds.collate,
                               persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
