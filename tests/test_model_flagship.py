@@ -305,3 +305,35 @@ def test_trains_under_bf16_autocast(kind):
     (out - y).square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert model.decode.grad is not None and float(model.decode.grad.abs().sum()) > 0
+def test_calibrate_shrinks_fluctuations_keeps_r():
+    model = EEG2fMRINet(BP, seed=0, n_members=2).eval()
+    x, _, _ = _batch(BP)
+    with torch.no_grad():
+        raw = model(x)
+    base = model.bias.detach().mean(0)
+    y = base + 0.25 * (raw - base)  # the right prediction is a quarter of the fluctuations
+    assert float(model.output_gain) == 1.0
+    assert model.calibrate(x.numpy(), y.numpy()) is model
+    assert float(model.output_gain) == pytest.approx(0.25, abs=1e-5)
+    assert not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), y, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(model.member_predictions(x).mean(1), model(x), rtol=1e-4, atol=1e-6)
+    # never inflates, never flips the sign
+    model.calibrate(x, base + 3.0 * (raw - base))
+    assert float(model.output_gain) == 1.0
+    model.calibrate(x, base - (raw - base))
+    assert float(model.output_gain) == 0.0
+    # the gain is saved with the weights
+    model.calibrate(x, y, batch_size=4)
+    assert float(model.output_gain) == pytest.approx(0.25, abs=1e-5)
+    clone = EEG2fMRINet(BP, seed=3, n_members=2)
+    clone.load_state_dict(model.state_dict())
+    assert float(clone.output_gain) == pytest.approx(0.25, abs=1e-5)
+
+
+def test_calibrate_bad_input():
+    model = EEG2fMRINet(BP, seed=0)
+    x, y, _ = _batch(BP)
+    with pytest.raises(Eeg2fmriInputError, match=r"calibrate: expected >= 2 windows and as many targets of 11 outputs, got 6 windows and targets of shape \(5, 11\)"):
+        model.calibrate(x, y[:5])

@@ -448,3 +448,30 @@ def test_window_loader_with_threads(tiny_prepared, split):
         wd.loader(6, num_threads=2, num_workers=1)
     with pytest.raises(Eeg2fmriInputError, match=r"so it takes no prefetch_factor; pass either"):
         wd.loader(6, num_threads=2, prefetch_factor=2)
+
+
+def test_flagship_output_calibrated_on_validation_windows_only(tiny_prepared, split):
+    # after training, fit_torch restores the best weights and calls the model's after_fit with the
+    # validation windows: eeg2fmri_net's output gain is then the least-squares shrinkage on them
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.targets import split_targets
+    from eeg2fmri.training.trainer import fit_torch
+
+    guarded = replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": _Forbidden()})
+    targets = split_targets(tiny_prepared, split)
+    targets = {"train": targets["train"], "val": targets["val"], "test": _Forbidden()}
+    cfg = {"seed": 1, "optimizer": {"lr": 3e-2, "batch_size": 16, "max_epochs": 3, "patience": None}, "trainer": {"log": ["csv"]}}
+    res = fit_torch(tiny_prepared, guarded, "eeg2fmri_net", {"n_members": 2, "seed": 0}, targets=targets, train_config=cfg, progress_bar=False)
+    module = res.model.module
+    gain = float(module.output_gain)
+    assert res.info["output_gain"] == gain and 0.0 <= gain <= 1.0
+    # the same gain from the validation windows directly
+    val = WindowDataset(tiny_prepared, split.selections["val"], split.n_frames, split.lag, targets=targets["val"])
+    x, y, s = val.get_batch(np.arange(len(val)))
+    module.output_gain.fill_(1.0)
+    module.calibrate(x, y, s)
+    assert float(module.output_gain) == pytest.approx(gain, abs=1e-6)
+    # calibrate_output=False leaves the gain at 1
+    off = fit_torch(tiny_prepared, guarded, "eeg2fmri_net", {"n_members": 2, "seed": 0, "calibrate_output": False}, targets=targets,
+                    train_config=cfg, progress_bar=False)
+    assert off.info["output_gain"] == 1.0 and float(off.model.module.output_gain) == 1.0

@@ -421,7 +421,8 @@ def fit_torch(
         weights (on the CPU); ``info`` has ``best_epoch``, ``best_score``,
         ``monitor``, ``epochs``, ``stopped_early``, ``history`` (one row per
         epoch: ``train_loss``, ``val_loss``, ``val_mse``, ``val_r``, ...),
-        ``n_train``, ``n_val``, ``rank`` and, with ``out_dir``, the checkpoint paths.
+        ``n_train``, ``n_val``, ``rank``, what the model's ``after_fit`` returns (``eeg2fmri_net``:
+        ``output_gain``) and, with ``out_dir``, the checkpoint paths.
     """
     from eeg2fmri.training.fit import FitResult
 
@@ -514,6 +515,11 @@ def fit_torch(
             info["best_epoch"] = int(state["epoch"])
             score = ckpt.best_model_score
             info["best_score"] = None if score is None else float(score)
+        if hasattr(model, "after_fit") and len(val_ds) and hasattr(val_ds, "get_batch"):
+            # a model's own post-training step (e.g. eeg2fmri_net's output calibration), on the
+            # validation windows only: the test windows never reach this function
+            x_val, y_val, s_val = val_ds.get_batch(np.arange(len(val_ds)))
+            info.update(model.after_fit(x_val.contiguous(), y_val, s_val) or {})
         if tmp is None:
             info["checkpoints"] = {"best": str(best_path), "last": str(last)}
     finally:
