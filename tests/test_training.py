@@ -416,6 +416,9 @@ def test_loader_threads_give_the_same_batches_and_run(tiny_prepared, split):
         ThreadedBatchLoader([1, 2], batches)
     with pytest.raises(Eeg2fmriInputError, match=r"num_threads"):
         ThreadedBatchLoader(wd, batches, num_threads=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(Eeg2fmriInputError, match=r"pin_memory=True needs CUDA .*found no CUDA device; pass pin_memory=False"):
+            ThreadedBatchLoader(wd, batches, pin_memory=True)
 
     hp = {"hidden": 8}
     plain = fit_torch(tiny_prepared, split, MODEL, hp, train_config=_cfg(max_epochs=3), progress_bar=False)

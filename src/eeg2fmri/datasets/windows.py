@@ -348,6 +348,12 @@ class ThreadedBatchLoader:
         self.num_threads = check_positive_int(num_threads, "num_threads", where="ThreadedBatchLoader")
         self.prefetch = 2 * self.num_threads if prefetch is None else check_positive_int(prefetch, "prefetch", where="ThreadedBatchLoader")
         self.pin_memory = bool(pin_memory)
+        if self.pin_memory:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise Eeg2fmriInputError("ThreadedBatchLoader: pin_memory=True needs CUDA (page-locked memory is for copies to a GPU), "
+                                         "found no CUDA device; pass pin_memory=False.")
 
     @property
     def sampler(self):
