@@ -78,7 +78,7 @@ def prepared_dir(tiny_prepared, tmp_path_factory):
 
 
 def _cfg(**opt):
-    return {"seed": 0, "optimizer": {"lr": 1e-2, "batch_size": 8, "max_epochs": 4, "patience": None, **opt}, "trainer": {"log": ["csv"]}}
+    return {"seed": 0, "optimizer": {"lr": 1e-2, "batch_size": 8, "max_epochs": 4, "patience": None, **opt}, "trainer": {"log": ["csv"], "accelerator": "cpu"}}
 
 
 class _Forbidden(dict):
@@ -239,7 +239,7 @@ def test_early_stopping_and_checkpoint_use_validation_only(tiny_prepared, split)
                "test": _Forbidden()}
     guarded = replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": _Forbidden()})
     res = fit_model(tiny_prepared, guarded, BIAS, {}, targets,
-                    train_config={"seed": 0, "optimizer": {"lr": 2e-2, "batch_size": 8, "max_epochs": 20, "patience": 2}, "trainer": {"log": ["csv"]}})
+                    train_config={"seed": 0, "optimizer": {"lr": 2e-2, "batch_size": 8, "max_epochs": 20, "patience": 2}, "trainer": {"log": ["csv"], "accelerator": "cpu"}})
     hist = res.info["history"]
     train_loss, val_loss = [h["train_loss"] for h in hist], [h["val_loss"] for h in hist]
     assert np.all(np.diff(train_loss) < 0) and np.all(np.diff(val_loss) > 0)
@@ -278,7 +278,7 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     cfg_path.write_text(
         f"seed: 4\nout: run\ndata: {{prepared: {prepared_dir}}}\nsplit: {{protocol: within}}\n"
         f"model: {{name: {MODEL}, hparams: {{hidden: 8}}}}\noptimizer: {{lr: 1.0e-2, batch_size: 8, max_epochs: 3, patience: 2}}\n"
-        "loss: {mse: 1.0, corr: 0.2}\ntrainer: {log: [csv]}\n"
+        "loss: {mse: 1.0, corr: 0.2}\ntrainer: {log: [csv], accelerator: cpu}\n"
     )
     assert main(["train", str(cfg_path), "-q"]) == 0
     out = tmp_path / "run"
@@ -348,7 +348,7 @@ def test_registered_models_train_save_load(tiny_bids, tmp_path):
     for rep, opts, name, hp, loss in cases:
         ds = prepare_dataset(tiny_bids, {"representation": rep, **opts}, progress_bar=False)
         split = make_split(ds, "within", n_frames=4 if rep == "stft" else 300)
-        cfg = {"seed": 1, "optimizer": {"max_epochs": 2, "batch_size": 8, "patience": None}, "loss": loss, "trainer": {"log": ["csv"], "progress_bar": False}}
+        cfg = {"seed": 1, "optimizer": {"max_epochs": 2, "batch_size": 8, "patience": None}, "loss": loss, "trainer": {"log": ["csv"], "progress_bar": False, "accelerator": "cpu"}}
         res = fit_model(ds, split, name, hp, train_config=cfg)
         hist = res.info["history"]
         assert len(hist) == 2 and all(np.isfinite(h["train_loss"]) for h in hist)
@@ -463,7 +463,7 @@ def test_flagship_output_calibrated_on_validation_windows_only(tiny_prepared, sp
     guarded = replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": _Forbidden()})
     targets = split_targets(tiny_prepared, split)
     targets = {"train": targets["train"], "val": targets["val"], "test": _Forbidden()}
-    cfg = {"seed": 1, "optimizer": {"lr": 3e-2, "batch_size": 16, "max_epochs": 3, "patience": None}, "trainer": {"log": ["csv"]}}
+    cfg = {"seed": 1, "optimizer": {"lr": 3e-2, "batch_size": 16, "max_epochs": 3, "patience": None}, "trainer": {"log": ["csv"], "accelerator": "cpu"}}
     res = fit_torch(tiny_prepared, guarded, "eeg2fmri_net", {"n_members": 2, "seed": 0}, targets=targets, train_config=cfg, progress_bar=False)
     module = res.model.module
     gain = float(module.output_gain)

@@ -26,7 +26,7 @@ def prepared_dir(tiny_prepared, tmp_path_factory):
 
 def _config(prepared_dir, out):
     return {"seed": 5, "out": str(out), "data": {"prepared": str(prepared_dir)}, "model": {"name": MODEL, "hparams": {"hidden": 4}},
-            "optimizer": {"batch_size": 8, "max_epochs": 2, "patience": None}, "trainer": {"log": ["csv"], "progress_bar": False},
+            "optimizer": {"batch_size": 8, "max_epochs": 2, "patience": None}, "trainer": {"log": ["csv"], "progress_bar": False, "accelerator": "cpu"},
             "tune": {"lr": {"low": 1e-3, "high": 3e-2, "log": True}, "hidden": {"choices": [4, 8]}, "loss.corr": {"low": 0.0, "high": 0.5}}}
 
 
