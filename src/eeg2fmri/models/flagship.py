@@ -46,6 +46,7 @@ Every size is derived from the :class:`~eeg2fmri.models.base.DataSpec`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -462,21 +463,25 @@ class EEG2fMRINet(nn.Module):
             out = self.output_gain * (r.reshape(b, k_ * self.rank) @ self.decode.reshape(k_ * self.rank, -1)) / k_ + self.bias.mean(0)
         return out.reshape(b, *self.spec.output_shape)
 
-    def after_fit(self, x: torch.Tensor | Any, y: torch.Tensor | Any, subject: torch.Tensor | Any | None = None) -> dict[str, float]:
+    def after_fit(self, batches: Iterable[tuple[Any, Any, Any]]) -> dict[str, float]:
         """Called by the trainer once the best weights are restored, with the validation windows.
 
-        Calibrates the output gain (:meth:`calibrate`) when ``calibrate_output``.
+        Calibrates the output gain (see :meth:`calibrate`) when ``calibrate_output``.
+
+        Parameters
+        ----------
+        batches : iterable of (x, y, subject)
+            The validation windows in batches (``subject`` may be None).
 
         Returns
         -------
         dict
             ``{"output_gain": g}``, recorded in the fit's ``info``.
         """
-        if self.calibrate_output and len(x) >= 2:
-            self.calibrate(x, y, subject)
+        if self.calibrate_output:
+            self._calibrate_batches(batches)
         return {"output_gain": float(self.output_gain)}
 
-    @torch.no_grad()
     def calibrate(self, x: torch.Tensor | Any, y: torch.Tensor | Any, subject: torch.Tensor | Any | None = None, *, batch_size: int = 256) -> EEG2fMRINet:
         """Shrink the predicted fluctuations to the scale that fits held-out (validation) windows.
 
@@ -486,7 +491,8 @@ class EEG2fMRINet(nn.Module):
         least-squares factor ``g`` in ``y ~ bias + g * fluctuation`` over all
         windows and outputs of the given data, clipped to ``[0, 1]`` (it only
         shrinks). Call it once after training, with the VALIDATION windows
-        (never the test windows); voxel r is unchanged.
+        (never the test windows); voxel r is unchanged. The trainer does this
+        by itself (:meth:`after_fit`).
 
         Parameters
         ----------
@@ -508,22 +514,30 @@ class EEG2fMRINet(nn.Module):
                 f"got {len(x)} windows and targets of shape {tuple(y.shape)}; pass the validation windows and their targets."
             )
         check_positive_int(batch_size, "batch_size", where="eeg2fmri_net.calibrate")
+        subject = None if subject is None else torch.as_tensor(subject)
+        self._calibrate_batches(
+            (x[b0 : b0 + batch_size], y[b0 : b0 + batch_size], None if subject is None else subject[b0 : b0 + batch_size])
+            for b0 in range(0, len(x), batch_size)
+        )
+        return self
+
+    @torch.no_grad()
+    def _calibrate_batches(self, batches: Iterable[tuple[Any, Any, Any]]) -> None:
+        """Set :attr:`output_gain` from ``(x, y, subject)`` batches (sums over all of them; 1 if nothing to fit)."""
         was_training = self.training
         self.eval()
         try:
             num = torch.zeros((), dtype=torch.float64)
             den = torch.zeros((), dtype=torch.float64)
-            base = self.bias.mean(0)
-            for b0 in range(0, len(x), batch_size):
-                xb = x[b0 : b0 + batch_size].float()
-                sb = None if subject is None else torch.as_tensor(subject)[b0 : b0 + batch_size]
-                r = self._ranked(xb, sb)
+            base = self.bias.mean(0).double()
+            for xb, yb, sb in batches:
+                xb = torch.as_tensor(xb).float()
+                r = self._ranked(xb, None if sb is None else torch.as_tensor(sb))
                 fluct = (r.reshape(len(xb), -1) @ self.decode.reshape(-1, self.spec.n_outputs) / self.n_members).double()
-                resid = y[b0 : b0 + batch_size].reshape(len(xb), -1).double() - base.double()
+                resid = torch.as_tensor(yb, dtype=torch.float32).reshape(len(xb), -1).double() - base
                 num += (fluct * resid).sum()
                 den += (fluct * fluct).sum()
             gain = float(num / den) if float(den) > 0 else 1.0
             self.output_gain.fill_(min(max(gain, 0.0), 1.0))
         finally:
             self.train(was_training)
-        return self

@@ -518,8 +518,9 @@ def fit_torch(
         if hasattr(model, "after_fit") and len(val_ds) and hasattr(val_ds, "get_batch"):
             # a model's own post-training step (e.g. eeg2fmri_net's output calibration), on the
             # validation windows only: the test windows never reach this function
-            x_val, y_val, s_val = val_ds.get_batch(np.arange(len(val_ds)))
-            info.update(model.after_fit(x_val.contiguous(), y_val, s_val) or {})
+            bs, n_val = tcfg["predict_batch_size"], len(val_ds)
+            val_batches = (val_ds.get_batch(np.arange(b0, min(b0 + bs, n_val))) for b0 in range(0, n_val, bs))
+            info.update(model.after_fit(val_batches) or {})
         if tmp is None:
             info["checkpoints"] = {"best": str(best_path), "last": str(last)}
     finally:
