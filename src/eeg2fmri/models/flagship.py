@@ -36,7 +36,7 @@ reduced-rank haemodynamic regression, trained as an implicit ensemble:
    spread is an estimate of the model uncertainty);
 7. **calibration** -- after training, :meth:`calibrate` on the validation
    windows shrinks the predicted fluctuations by one global factor in
-   ``[0, 1]`` (``output_gain``), since a model fitted to few noisy windows
+   ``[0.001, 1]`` (``output_gain``), since a model fitted to few noisy windows
    predicts too large fluctuations for new data; voxel r is unchanged, R²
    and RMSE on new data usually improve.
 
@@ -116,6 +116,9 @@ def _gabor_bank(bands: list[tuple[float, float]], n_taps: int, sfreq: float) -> 
     n_fft = 1 << max(12, (8 * n_taps - 1).bit_length())
     gain = torch.fft.rfft(h, n=n_fft, dim=-1).abs().amax(-1)
     return (h / gain[:, None]).float()
+
+
+_MIN_OUTPUT_GAIN = 1e-3  # floor of the calibrated output gain (keeps the predictions non-constant)
 
 
 @register_model("eeg2fmri_net")
@@ -489,8 +492,9 @@ class EEG2fMRINet(nn.Module):
         large for new data (its training fit is optimistic), which costs R²
         and RMSE though not r. This sets :attr:`output_gain` to the single
         least-squares factor ``g`` in ``y ~ bias + g * fluctuation`` over all
-        windows and outputs of the given data, clipped to ``[0, 1]`` (it only
-        shrinks). Call it once after training, with the VALIDATION windows
+        windows and outputs of the given data, clipped to ``[0.001, 1]`` (it only
+        shrinks, and a positive floor keeps the predictions' voxel r defined and
+        unchanged even when the fit asks for no fluctuation at all). Call it once after training, with the VALIDATION windows
         (never the test windows); voxel r is unchanged. The trainer does this
         by itself (:meth:`after_fit`).
 
@@ -538,6 +542,6 @@ class EEG2fMRINet(nn.Module):
                 num += (fluct * resid).sum()
                 den += (fluct * fluct).sum()
             gain = float(num / den) if float(den) > 0 else 1.0
-            self.output_gain.fill_(min(max(gain, 0.0), 1.0))
+            self.output_gain.fill_(min(max(gain, _MIN_OUTPUT_GAIN), 1.0))
         finally:
             self.train(was_training)
