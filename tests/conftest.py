@@ -21,3 +21,14 @@ def tiny_prepared(tiny_bids):
     from eeg2fmri.datasets import prepare_dataset
 
     return prepare_dataset(tiny_bids, progress_bar=False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test (tiny tensors: threading only adds overhead), restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

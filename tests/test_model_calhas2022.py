@@ -44,13 +44,7 @@ def build(spec: DataSpec, torch_seed: int = 0, **hparams) -> Calhas2022:
     return build_model("calhas2022", spec, **{**SMALL, **hparams})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threading only adds overhead (and stalls on a busy machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(params=[VOLUME, VECTOR], ids=["volume", "vector"])

@@ -23,13 +23,7 @@ RAW_KW = {"frame_s": 0.5, "raw_filter_len_s": 0.25}
 SPECS = {"bandpower": (BP, {}), "volume": (BP_VOL, {}), "raw": (RAW, RAW_KW)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest single-threaded (and do not fight other test processes)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(spec: DataSpec, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

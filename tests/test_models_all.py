@@ -19,12 +19,7 @@ SMALL = {"calhas2022": {"latent_dim": 16, "n_fourier": 24, "n_filters": 2}}
 TORCH_MODELS = [m for m in list_models() if getattr(get_model_class(m), "kind", "torch") == "torch" and not m.startswith("_")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_published_model_and_the_flagship_are_registered():

@@ -57,12 +57,7 @@ class BiasOnly(nn.Module):
         return self.bias.expand(len(x), -1).reshape(len(x), *self.spec.output_shape)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
