@@ -1,0 +1,199 @@
+"""The BOLD reader and the prepared BOLD, checked against nibabel and nilearn on the same files.
+
+Every prepared voxel time series must equal what nibabel reads at that voxel
+(``np.asarray(img.dataobj)[mask]``) and what nilearn's ``apply_mask`` returns; the
+automatic ("data") mask must equal nilearn's ``compute_epi_mask`` of the mean image.
+The files cover the cases where a hand-written reader goes wrong: ``.nii`` and
+``.nii.gz``, float32 and int16 with ``scl_slope``/``scl_inter``, big-endian data, a
+header extension (data offset past 352 bytes) and a last chunk shorter than the others.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.io.bold import iter_bold_chunks, load_masked_bold, read_bold
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+SHAPE = (13, 11, 9, 23)  # a different size on every axis; 23 volumes = chunks of 4 leave a short last one
+AFFINE = np.array([[3.0, 0, 0, -10], [0, 3.5, 0, -12], [0, 0, 4.0, -8], [0, 0, 0, 1]])
+
+
+def _data(seed: int = 0) -> np.ndarray:
+    """A bright ellipsoid ("brain", varying intensity) in a dark field, plus noise over time."""
+    rng = np.random.default_rng(seed)
+    ijk = np.indices(SHAPE[:3]).astype(float)
+    centre = np.array([6.0, 5.0, 4.0])[:, None, None, None]
+    inside = (((ijk - centre) / np.array([5.5, 4.5, 3.6])[:, None, None, None]) ** 2).sum(0) <= 1
+    base = np.where(inside, 800.0 + 300.0 * rng.random(SHAPE[:3]), 40.0)
+    return (base[..., None] + 20.0 * rng.standard_normal(SHAPE)).astype(np.float32)
+
+
+def _write(tmp_path, name: str, kind: str):
+    """Write one test image; return its path and the loaded nibabel image."""
+    data = _data()
+    if kind == "bigendian":
+        hdr = nib.Nifti1Header(endianness=">")
+        img = nib.Nifti1Image(data, AFFINE, hdr)
+    else:
+        img = nib.Nifti1Image(data, AFFINE)
+    if kind == "int16_scaled":
+        img.set_data_dtype(np.int16)  # nibabel writes scl_slope / scl_inter to fit the float range
+    if kind == "extension":
+        img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"eeg2fmri test extension " * 9))
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["pixdim"][4] = 2.0
+    path = tmp_path / name
+    nib.save(img, path)
+    return path, nib.load(path)
+
+
+CASES = [
+    ("f32.nii", "float32"),
+    ("f32.nii.gz", "float32"),
+    ("i16.nii", "int16_scaled"),
+    ("i16.nii.gz", "int16_scaled"),
+    ("be.nii", "bigendian"),
+    ("be.nii.gz", "bigendian"),
+    ("ext.nii", "extension"),
+    ("ext.nii.gz", "extension"),
+]
+
+
+@pytest.mark.parametrize("name,kind", CASES)
+def test_chunks_equal_nibabel(tmp_path, name, kind):
+    """``iter_bold_chunks`` == ``np.asarray(img.dataobj, float32)`` (nibabel), chunk by chunk."""
+    path, img = _write(tmp_path, name, kind)
+    # the file really has the property the case is about
+    if kind == "int16_scaled":
+        assert img.dataobj.dtype == np.int16 and img.dataobj.slope != 1.0 and img.dataobj.inter != 0.0
+    if kind == "bigendian":
+        assert img.header.endianness == ">"
+    if kind == "extension":
+        assert img.dataobj.offset > 352
+    ref = np.asarray(img.dataobj, dtype=np.float32)
+    starts, blocks = [], []
+    for a, x in iter_bold_chunks(img, chunk_volumes=4, where=str(path)):
+        assert x.dtype == np.float32 and x.shape[:3] == SHAPE[:3]
+        starts.append(a)
+        blocks.append(x)
+    assert starts == list(range(0, SHAPE[3], 4)) and blocks[-1].shape[3] == SHAPE[3] % 4
+    got = np.concatenate(blocks, axis=3)
+    # float32 precision: nibabel's own float32 reading, so equal up to the last bit of the scaling
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)
+    # and the values are the ones written (int16 scaling quantises: half a step at most)
+    tol = float(img.dataobj.slope) / 2 + 1e-3 if kind == "int16_scaled" else 1e-4
+    assert np.max(np.abs(got - _data())) <= tol
+
+
+@pytest.mark.parametrize("name,kind", CASES)
+def test_masked_bold_equals_nilearn_apply_mask(tmp_path, name, kind):
+    """``load_masked_bold`` with a given mask == ``nilearn.masking.apply_mask`` == ``dataobj[mask]``."""
+    from nilearn.masking import apply_mask
+
+    path, img = _write(tmp_path, name, kind)
+    mask = np.zeros(SHAPE[:3], bool)
+    mask[1:6, 2:5, 1:4] = True
+    mask[0, 0, 0] = True  # a corner voxel: any offset error moves it
+    got, _, mean = load_masked_bold(img, mask, chunk_volumes=5, where=str(path))
+    ref = apply_mask(img, nib.Nifti1Image(mask.astype(np.uint8), AFFINE))
+    assert got.shape == ref.shape == (SHAPE[3], int(mask.sum()))
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    np.testing.assert_allclose(got, np.asarray(img.dataobj, dtype=np.float32)[mask].T, rtol=1e-6)
+    np.testing.assert_allclose(mean, np.asarray(img.dataobj, dtype=np.float64).mean(axis=3), rtol=1e-5)
+    r = [np.corrcoef(got[:, j], ref[:, j])[0, 1] for j in range(got.shape[1])]
+    assert np.median(r) > 0.999
+
+
+@pytest.mark.parametrize("name,kind", [("f32.nii.gz", "float32"), ("i16.nii", "int16_scaled"), ("be.nii.gz", "bigendian")])
+def test_data_mask_equals_nilearn_epi_mask(tmp_path, name, kind):
+    """The automatic mask == ``nilearn.masking.compute_epi_mask`` of nilearn's mean image (same opening)."""
+    from nilearn.image import mean_img
+    from nilearn.masking import apply_mask, compute_epi_mask
+
+    path, img = _write(tmp_path, name, kind)
+    got, mask, _ = load_masked_bold(img, None, chunk_volumes=6, where=str(path))
+    # compute_mask's opening for voxels of at most 4 mm (these are 3-4 mm) is 2
+    ref = compute_epi_mask(mean_img(img, copy_header=True), opening=2).get_fdata() > 0
+    np.testing.assert_array_equal(mask, ref)
+    np.testing.assert_allclose(got, apply_mask(img, nib.Nifti1Image(ref.astype(np.uint8), AFFINE)), rtol=1e-6)
+
+
+def test_data_mask_finds_the_brain(tmp_path):
+    """On a brain-like image the EPI mask is the bright object (not a shifted, scrambled one)."""
+    from nilearn.masking import compute_epi_mask
+
+    shape = (13, 11, 9, 17)
+    ijk = np.indices(shape[:3]).astype(float)
+    centre = np.array([6.0, 4.5, 4.0])[:, None, None, None]
+    inside = (((ijk - centre) / np.array([5.0, 4.0, 3.3])[:, None, None, None]) ** 2).sum(0) <= 1
+    rng = np.random.default_rng(3)
+    data = np.where(inside[..., None], 1000.0, 30.0) + 5 * rng.standard_normal(shape)
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.diag([6.0, 6.0, 6.0, 1.0])), path)
+    img = nib.load(path)
+    _, mask, _ = load_masked_bold(img, None, chunk_volumes=5, where=str(path))
+    ref = compute_epi_mask(nib.Nifti1Image(np.asarray(img.dataobj).mean(3), img.affine), opening=1).get_fdata() > 0
+    np.testing.assert_array_equal(mask, ref)
+    dice = 2 * (mask & inside).sum() / (mask.sum() + inside.sum())
+    assert dice > 0.95
+
+
+def test_in_memory_image_is_sliced(tmp_path):
+    """An image built in memory (no file) is read from its array, like nibabel does."""
+    data = _data(5)
+    img = nib.Nifti1Image(data, AFFINE)
+    got = np.concatenate([x for _, x in iter_bold_chunks(img, 6)], axis=3)
+    np.testing.assert_array_equal(got, data)
+
+
+@pytest.mark.parametrize("name", ["cut.nii", "cut.nii.gz"])
+def test_truncated_file_is_a_clear_error(tmp_path, name):
+    path, _ = _write(tmp_path, name, "float32")
+    raw = path.read_bytes()
+    if name.endswith(".gz"):
+        import gzip
+
+        raw = gzip.compress(gzip.decompress(raw)[: 352 + 4 * 13 * 11 * 9 * 10])
+    else:
+        raw = raw[: 352 + 4 * 13 * 11 * 9 * 10]
+    path.write_bytes(raw)
+    img = nib.load(path)
+    with pytest.raises(Eeg2fmriInputError, match=rf"{name}: could not read volumes .* of 23 .*the file may be truncated, re-copy or re-export it"):
+        for _ in iter_bold_chunks(img, 4, where=str(path)):
+            pass
+
+
+def test_prepared_bold_equals_nibabel(tiny_bids, tiny_prepared):
+    """End to end: what ``prepare`` stores per run == nibabel's masked reading of the BIDS file."""
+    from nilearn.masking import apply_mask, compute_epi_mask
+
+    ds = tiny_prepared
+    mask = np.asarray(ds.mask, bool)
+    assert len(ds.runs) >= 2
+    for run in ds.runs:
+        prov = ds.provenance["inputs"][run.key]
+        img, _ = read_bold(prov["bold"])
+        a, b = prov["volumes"]
+        ref = np.asarray(img.dataobj, dtype=np.float32)[mask].T[a:b]
+        got = np.asarray(run.bold)
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+        np.testing.assert_allclose(got, apply_mask(img, nib.Nifti1Image(mask.astype(np.uint8), img.affine))[a:b], rtol=1e-6)
+        r = [np.corrcoef(got[:, j], ref[:, j])[0, 1] for j in range(0, got.shape[1], 7)]
+        assert np.median(r) > 0.999
+    # the data mask is nilearn's EPI mask of the first run's mean image (12 mm voxels: opening=False)
+    first = read_bold(ds.provenance["inputs"][ds.runs[0].key]["bold"])[0]
+    mean = nib.Nifti1Image(np.asarray(first.dataobj, dtype=np.float64).mean(3), first.affine)
+    np.testing.assert_array_equal(mask, compute_epi_mask(mean, opening=False).get_fdata() > 0)
+    # and it covers the simulator's brain: a shifted reader gave a scrambled, half-brain mask
+    gt = tiny_bids / "derivatives" / "groundtruth"
+    brain = np.asarray(nib.load(next(gt.rglob("mask.nii.gz"))).dataobj) > 0
+    dice = 2 * (mask & brain).sum() / (mask.sum() + brain.sum())
+    assert dice > 0.8, dice
+    meta = json.loads(next(tiny_bids.rglob("*_bold.json")).read_text())
+    assert meta["RepetitionTime"] == ds.tr
