@@ -31,7 +31,8 @@ fraction of the oracle ceiling, fit time and parameter count.
 Usage::
 
     python benchmarks/bench_quality.py [--seeds 0 1] [--protocols within loso] [--published] [--raw]
-        [--subjects 4] [--minutes 8] [--sim JSON] [--cache DIR] [--threads 2] [--json results.json]
+        [--subjects 4] [--minutes 8] [--sim JSON] [--cache DIR] [--threads 2] [--accelerator cpu|gpu]
+        [--json results.json]
 
 Runtime on a shared 2-core CPU: about 15 minutes per seed for the flagship,
 ridge_hrf and mean (within + loso); the published models (``--published``)
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject")
     ap.add_argument("--cache", type=Path, default=None, help="folder for simulated/prepared data (kept; default: a temporary folder)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "auto"],
+                    help="where the torch models train (default cpu; ridge and evaluation always run on the CPU)")
     ap.add_argument("--json", type=Path, default=None, help="write every table row as JSON")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows: list[dict] = []
                 for group in groups:
                     cfg = {**group["config"], "seed": args.model_seed,
-                           "trainer": {"accelerator": "cpu", "log": ["csv"], "progress_bar": bool(args.verbose), **group["config"].get("trainer", {})}}
+                           "trainer": {"accelerator": args.accelerator, "log": ["csv"], "progress_bar": bool(args.verbose), **group["config"].get("trainer", {})}}
                     hp = {m: {"seed": args.model_seed} for m in group["models"]}
                     bench = run_benchmark(datasets[group["representation"]], proto, group["models"], hparams=hp, train_config=cfg,
                                           n_boot=args.n_boot, random_state=0)
@@ -235,7 +238,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(_table(rows), flush=True)
         print(f"\n## summary: mean over seeds {args.seeds} (Δr: paired difference to the group's ridge_hrf)\n")
         print(_summary(all_rows))
-        print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+        import subprocess
+
+        try:
+            commit = os.environ.get("EEG2FMRI_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        except OSError:
+            commit = "unknown"
+        print(f"\ntotal {time.perf_counter() - t_start:.0f} s; commit {commit or 'unknown'}; command: python benchmarks/bench_quality.py {' '.join(argv if argv is not None else sys.argv[1:])}")
         if args.json is not None:
             args.json.write_text(json.dumps({f"seed{s}_{p}": r for (s, p), r in all_rows.items()}, indent=1, default=float))
     finally:

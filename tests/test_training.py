@@ -181,7 +181,8 @@ def test_fit_model_trains_torch_model_loss_goes_down(tiny_prepared, split):
     res = fit_model(tiny_prepared, split, MODEL, {"hidden": 16, "aux": True}, train_config=_cfg(max_epochs=6, gradient_clip=1.0, precision="bf16-mixed")
                     | {"loss": {"mse": 1.0, "corr": 0.5, "ssim": 0.1, "laplace_nll": 0.1, "kl": 1e-4}})
     hist = res.info["history"]
-    assert len(hist) == 6 and hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
+    # 2.02 -> 1.71 on the correctly read fixture (the shifted reader gave an easier, scrambled target)
+    assert len(hist) == 6 and hist[-1]["train_loss"] < 0.9 * hist[0]["train_loss"]
     assert {"val_loss", "val_mse", "val_r", "val_corr", "val_ssim", "val_kl"} <= set(hist[0])
     assert isinstance(res.model, TorchPredictor)
     x = np.random.default_rng(0).standard_normal((5, *res.spec.input_shape)).astype(np.float32)

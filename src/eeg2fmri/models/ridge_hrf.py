@@ -1,11 +1,24 @@
-"""``ridge_hrf``: the field's classical baseline, band power -> lags/HRF -> ridge.
+"""``ridge_hrf``: the field's standard linear encoding model, band power -> lags/HRF -> ridge.
 
 EEG band power per channel (a ``bandpower`` window of the last ``n_frames``
-frames) is either expanded into lags (each frame is a feature: a finite
-impulse response, so every voxel learns its own HRF) or convolved with the
-canonical double-gamma HRF (``hrf="canonical"``), then mapped to every output
-by ridge regression. The penalty is chosen on a validation split (mean
-squared error over all outputs) when one is given, otherwise by efficient leave-one-out (GCV).
+frames, by default 16 s + 1 TR) goes through one of three haemodynamic
+bases, then to every output by ridge regression:
+
+* ``"canonical"``: convolved with the canonical double-gamma HRF (one
+  feature per channel and band; the classical, cheapest variant);
+* ``"basis"``: projected on SPM's informed basis set (canonical HRF, its
+  time and dispersion derivatives, from nilearn, averaged over each frame):
+  three features per channel and band, latency and width free per voxel;
+* ``"lags"``: every frame is a feature (finite impulse response over lags
+  0..16 s: any HRF shape per voxel, the most parameters);
+* ``"auto"`` (default): all three fitted, the one with the lowest validation
+  error kept (``hrf_``), so the reference adapts to the data's length and
+  haemodynamics instead of assuming either.
+
+The penalty is chosen on a validation split (mean squared error) when one is
+given, otherwise by generalised cross-validation (GCV) on the training
+windows; one for all outputs, or one per output (``alpha_per_target=True``,
+as scikit-learn's ``RidgeCV(alpha_per_target=True)``).
 """
 
 from __future__ import annotations
@@ -17,7 +30,46 @@ import numpy as np
 from eeg2fmri.models.base import DataSpec, register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["RidgeHRF"]
+__all__ = ["RidgeHRF", "informed_basis"]
+
+HRF_CHOICES = ("auto", "canonical", "basis", "lags")
+_BASES = ("canonical", "basis", "lags")
+
+
+def informed_basis(dt: float, n_frames: int, *, oversampling: int = 50) -> np.ndarray:
+    """SPM's informed basis set averaged over frames of ``dt`` seconds.
+
+    Parameters
+    ----------
+    dt : float
+        Frame length in seconds.
+    n_frames : int
+        Number of frames (lags 0 .. ``n_frames * dt``).
+    oversampling : int
+        Samples per frame at which nilearn evaluates the functions.
+
+    Returns
+    -------
+    basis : array, shape (3, n_frames)
+        Canonical HRF, time derivative, dispersion derivative
+        (``nilearn.glm.first_level``'s ``spm_hrf``, ``spm_time_derivative``,
+        ``spm_dispersion_derivative``), each averaged within frame ``k``
+        (lags ``[k dt, (k + 1) dt)``), oldest lag last; rows scaled to unit norm.
+    """
+    from nilearn.glm.first_level.hemodynamic_models import (
+        spm_dispersion_derivative,
+        spm_hrf,
+        spm_time_derivative,
+    )
+
+    length = n_frames * dt
+    rows = []
+    for fn in (spm_hrf, spm_time_derivative, spm_dispersion_derivative):
+        h = np.asarray(fn(dt, oversampling=oversampling, time_length=length), dtype=np.float64)
+        h = np.pad(h, (0, max(0, n_frames * oversampling - len(h))))[: n_frames * oversampling]
+        b = h.reshape(n_frames, oversampling).mean(1)
+        rows.append(b / np.linalg.norm(b))
+    return np.stack(rows)
 
 
 @register_model("ridge_hrf")
@@ -30,91 +82,125 @@ class RidgeHRF:
         ``input_kind="bandpower"``, input ``(n_chans, n_bands, n_frames)``.
     alphas : sequence of float
         Candidate ridge penalties (relative to the number of features).
-    hrf : {"lags", "canonical"}
-        Lag expansion (FIR) or canonical-HRF convolution of the frames.
+    hrf : {"auto", "canonical", "basis", "lags"}
+        Haemodynamic basis (see the module docstring); ``"auto"`` chooses on
+        validation data.
+    alpha_per_target : bool
+        Choose the penalty per output (voxel/ROI) instead of one for all.
 
     Attributes
     ----------
     coef_ : array, shape (n_features, n_outputs)
     intercept_ : array, shape (n_outputs,)
     x_mean_, x_scale_ : array, shape (n_features,)
-    alpha_ : float
-        Chosen penalty.
+    alpha_ : float | array, shape (n_outputs,)
+        Chosen penalty (one per output with ``alpha_per_target``).
+    hrf_ : str
+        The basis used (the chosen one with ``hrf="auto"``).
+    hrf_scores_ : dict
+        Validation (or GCV) mean squared error of each basis tried.
     """
 
     kind = "sklearn"
 
-    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "canonical") -> None:
+    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool = False) -> None:
         self.spec = spec
         self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
         self.hrf = hrf
+        self.alpha_per_target = bool(alpha_per_target)
         if spec.input_kind != "bandpower":
             raise Eeg2fmriInputError(f"ridge_hrf expects input_kind 'bandpower' (n_chans, n_bands, n_frames), got {spec.input_kind!r}; prepare band-power features.")
-        if hrf not in ("lags", "canonical"):
-            raise Eeg2fmriInputError(f"unknown hrf {hrf!r}; choose 'lags' or 'canonical'.")
+        if hrf not in HRF_CHOICES:
+            raise Eeg2fmriInputError(f"unknown hrf {hrf!r}; choose one of {', '.join(map(repr, HRF_CHOICES))}.")
 
     def get_params(self) -> dict[str, Any]:
-        return {"alphas": list(self.alphas), "hrf": self.hrf}
+        return {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target}
 
-    def _features(self, x: np.ndarray) -> np.ndarray:
+    def _features(self, x: np.ndarray, hrf: str | None = None) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 4 or x.shape[1:] != tuple(self.spec.input_shape):
             raise Eeg2fmriInputError(f"ridge_hrf: expected windows of shape (n, {', '.join(map(str, self.spec.input_shape))}), got {x.shape}.")
-        if self.hrf == "canonical":
+        hrf = hrf or getattr(self, "hrf_", self.hrf)
+        n = x.shape[-1]
+        dt = 1.0 / (self.spec.frame_rate or 1.0 / self.spec.tr)
+        if hrf == "canonical":
             from eeg2fmri.simulate.hrf import double_gamma_hrf
 
-            n = x.shape[-1]
-            dt = 1.0 / (self.spec.frame_rate or 1.0 / self.spec.tr)
             h = double_gamma_hrf(dt, length=n * dt)[:n][::-1]  # newest frame last
             return (x * h).sum(-1).reshape(len(x), -1)
+        if hrf == "basis":
+            b = informed_basis(dt, n)[:, ::-1]  # (3, n_frames), newest frame last
+            return np.einsum("ncbt,kt->ncbk", x, b).reshape(len(x), -1)
         return x.reshape(len(x), -1)
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> RidgeHRF:
-        """Fit on training windows; choose ``alpha_`` on the validation windows if given.
+        """Fit on training windows; choose the basis and ``alpha_`` on the validation windows if given.
 
         Parameters
         ----------
         x : array, shape (n_samples, n_chans, n_bands, n_frames)
         y : array, shape (n_samples, n_outputs)
         x_val, y_val : arrays | None
-            Validation windows/targets (model selection only).
+            Validation windows/targets (model selection only); without them,
+            GCV on the training windows.
+
+        Returns
+        -------
+        self : RidgeHRF
         """
-        f = self._features(x)
+        candidates = _BASES if self.hrf == "auto" else (self.hrf,)
+        fits = {h: self._fit_basis(h, x, y, x_val, y_val) for h in candidates}
+        self.hrf_scores_ = {h: f["score"] for h, f in fits.items()}
+        self.hrf_ = min(fits, key=lambda h: fits[h]["score"])
+        for k, v in fits[self.hrf_].items():
+            if k != "score":
+                setattr(self, k, v)
+        return self
+
+    def _fit_basis(self, hrf: str, x, y, x_val, y_val) -> dict:
+        """Ridge on one basis's features: fitted attributes and the selection score."""
+        f = self._features(x, hrf)
         y = np.asarray(y, dtype=np.float64).reshape(len(f), -1)
         if len(f) != len(y):
             raise Eeg2fmriInputError(f"ridge_hrf: {len(f)} windows but {len(y)} targets; pass one target per window.")
-        self.x_mean_ = f.mean(0)
+        x_mean = f.mean(0)
         sd = f.std(0)
-        self.x_scale_ = np.where(sd > 0, sd, 1.0)
-        fz = (f - self.x_mean_) / self.x_scale_
+        x_scale = np.where(sd > 0, sd, 1.0)
+        fz = (f - x_mean) / x_scale
         y_mean = y.mean(0)
         u, s, vt = np.linalg.svd(fz, full_matrices=False)
         uty = u.T @ (y - y_mean)
         p = fz.shape[1]
+        alphas = np.asarray(self.alphas, dtype=np.float64)
         if x_val is not None and y_val is not None:
-            fv = (self._features(x_val) - self.x_mean_) / self.x_scale_
+            fv = (self._features(x_val, hrf) - x_mean) / x_scale
             yv = np.asarray(y_val, dtype=np.float64).reshape(len(fv), -1)
             proj = fv @ vt.T
-            scores = []
             yv_c = yv - y_mean
-            for a in self.alphas:
-                d = s / (s**2 + a * p)
-                scores.append(float(((yv_c - proj @ (d[:, None] * uty)) ** 2).mean()))
-            self.alpha_ = float(self.alphas[int(np.argmin(scores))])
-            self.val_scores_ = [float(v) for v in scores]
-        else:  # GCV
+            # validation mean squared error, shape (n_alphas, n_outputs)
+            err = np.stack([((yv_c - proj @ ((s / (s**2 + a * p))[:, None] * uty)) ** 2).mean(0) for a in alphas])
+        else:  # GCV on the training windows
             n = len(fz)
-            gcv = []
-            for a in self.alphas:
+            err = []
+            for a in alphas:
                 d = s**2 / (s**2 + a * p)
-                fitted = u @ (d[:, None] * uty)
-                res = ((y - y_mean) - fitted) ** 2
-                gcv.append(res.mean() / (1 - d.sum() / n) ** 2)
-            self.alpha_ = float(self.alphas[int(np.argmin(gcv))])
-        d = s / (s**2 + self.alpha_ * p)
-        self.coef_ = (vt.T @ (d[:, None] * uty)).astype(np.float32)
-        self.intercept_ = y_mean.astype(np.float32)
-        return self
+                res = ((y - y_mean) - u @ (d[:, None] * uty)) ** 2
+                err.append(res.mean(0) / (1 - d.sum() / n) ** 2)
+            err = np.stack(err)
+        if self.alpha_per_target:
+            best = np.argmin(err, axis=0)
+            alpha = alphas[best]
+        else:
+            best = np.full(err.shape[1], int(np.argmin(err.mean(1))))
+            alpha = float(alphas[best[0]])
+        coef = np.empty((p, uty.shape[1]), dtype=np.float32)
+        for i in np.unique(best):
+            sel = best == i
+            d = s / (s**2 + alphas[i] * p)
+            coef[:, sel] = vt.T @ (d[:, None] * uty[:, sel])
+        score = float(err[best, np.arange(err.shape[1])].mean())
+        return {"x_mean_": x_mean, "x_scale_": x_scale, "coef_": coef, "intercept_": y_mean.astype(np.float32), "alpha_": alpha,
+                "val_scores_": [float(v) for v in err.mean(1)], "score": score}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predict targets, array of shape (n_samples, *output_shape)."""
@@ -125,12 +211,20 @@ class RidgeHRF:
         return out.reshape((len(out),) + tuple(self.spec.output_shape))
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"coef": self.coef_, "intercept": self.intercept_, "x_mean": self.x_mean_.astype(np.float64), "x_scale": self.x_scale_.astype(np.float64), "alpha": np.array([self.alpha_])}
+        return {"coef": self.coef_, "intercept": self.intercept_, "x_mean": self.x_mean_.astype(np.float64), "x_scale": self.x_scale_.astype(np.float64), "alpha": np.atleast_1d(np.asarray(self.alpha_, dtype=np.float64)),
+                "hrf": np.array([_BASES.index(getattr(self, "hrf_", self.hrf))])}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> RidgeHRF:
         self.coef_ = np.asarray(state["coef"], dtype=np.float32)
         self.intercept_ = np.asarray(state["intercept"], dtype=np.float32)
         self.x_mean_ = np.asarray(state["x_mean"])
         self.x_scale_ = np.asarray(state["x_scale"])
-        self.alpha_ = float(np.asarray(state["alpha"])[0])
+        if "hrf" in state:
+            self.hrf_ = _BASES[int(np.asarray(state["hrf"])[0])]
+        elif self.hrf != "auto":
+            self.hrf_ = self.hrf
+        else:  # saved before "auto" existed: the old default was the canonical HRF
+            self.hrf_ = "canonical"
+        alpha = np.asarray(state["alpha"], dtype=np.float64)
+        self.alpha_ = float(alpha[0]) if alpha.size == 1 and not self.alpha_per_target else alpha
         return self

@@ -1,0 +1,125 @@
+"""ridge_hrf (the reference encoding model) checked against scikit-learn's Ridge on the same features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eeg2fmri.models.base import DataSpec
+from eeg2fmri.models.ridge_hrf import RidgeHRF
+
+# a different size on every axis: 5 channels, 3 bands, 7 frames, 11 outputs
+SPEC = DataSpec(input_kind="bandpower", input_shape=(5, 3, 7), output_shape=(11,), sfreq=100.0, tr=2.0, ch_names=tuple("abcde"), frame_rate=0.5)
+
+
+def _data(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 5, 3, 7))
+    w = rng.standard_normal((5 * 3 * 7, 11)) * np.linspace(0.0, 0.3, 11)  # outputs from noise-only to strong
+    y = x.reshape(n, -1) @ w + rng.standard_normal((n, 11))
+    return x, y
+
+
+def _standardised(model: RidgeHRF, x):
+    return (x.reshape(len(x), -1) - model.x_mean_) / model.x_scale_
+
+
+@pytest.mark.parametrize("per_target", [True, False])
+def test_validation_choice_and_coefficients_equal_sklearn(per_target):
+    """Per output: alpha_ = argmin of sklearn Ridge's validation MSE, coef_ == sklearn Ridge(alpha * n_features)."""
+    from sklearn.linear_model import Ridge
+
+    x, y = _data(130, 0)
+    xv, yv = _data(47, 1)
+    alphas = (0.01, 0.3, 3.0, 30.0, 300.0)
+    m = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target).fit(x, y, xv, yv)
+    f, fv = _standardised(m, x), _standardised(m, xv)
+    p = f.shape[1]
+    fits = [Ridge(alpha=a * p).fit(f, y) for a in alphas]
+    mse = np.stack([((yv - r.predict(fv)) ** 2).mean(0) for r in fits])  # (n_alphas, n_outputs)
+    best = mse.argmin(0) if per_target else np.full(11, mse.mean(1).argmin())
+    np.testing.assert_allclose(np.atleast_1d(m.alpha_) * np.ones(11), np.asarray(alphas)[best])
+    ref = np.stack([fits[b].coef_[j] for j, b in enumerate(best)], axis=1)
+    np.testing.assert_allclose(m.coef_, ref, rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(m.predict(xv), np.stack([fits[b].predict(fv)[:, j] for j, b in enumerate(best)], 1), rtol=1e-3, atol=1e-5)
+    if per_target:  # the outputs really chose different penalties (else the case tests nothing)
+        assert len(np.unique(m.alpha_)) > 1
+
+
+def test_auto_keeps_the_basis_with_the_lowest_validation_error():
+    x, y = _data(90, 2)
+    xv, yv = _data(40, 4)
+    auto = RidgeHRF(SPEC).fit(x, y, xv, yv)
+    assert auto.hrf == "auto" and set(auto.hrf_scores_) == {"canonical", "basis", "lags"}
+    assert auto.hrf_ == min(auto.hrf_scores_, key=auto.hrf_scores_.get)
+    n_feat = {"canonical": 5 * 3, "basis": 5 * 3 * 3, "lags": 5 * 3 * 7}
+    for h in ("canonical", "basis", "lags"):
+        one = RidgeHRF(SPEC, hrf=h).fit(x, y, xv, yv)
+        assert one.hrf_ == h and one.coef_.shape == (n_feat[h], 11)
+        assert one.hrf_scores_[h] == pytest.approx(auto.hrf_scores_[h])
+        if h == auto.hrf_:
+            np.testing.assert_array_equal(one.predict(xv), auto.predict(xv))
+    # the lag weights here are white noise over lags: only the full FIR can fit them
+    assert auto.hrf_ == "lags"
+
+
+def test_canonical_signal_picks_a_small_basis():
+    """Data made with the canonical HRF and few windows: the 1- or 3-function basis wins over 7 free lags."""
+    from eeg2fmri.simulate.hrf import double_gamma_hrf
+
+    rng = np.random.default_rng(5)
+    h = double_gamma_hrf(2.0, length=14.0)[::-1]
+    w = rng.standard_normal((15, 11))
+
+    def make(n):
+        x = rng.standard_normal((n, 5, 3, 7))
+        return x, (x * h).sum(-1).reshape(n, -1) @ w * 0.5 + rng.standard_normal((n, 11))
+
+    (x, y), (xv, yv) = make(60), make(40)
+    m = RidgeHRF(SPEC).fit(x, y, xv, yv)
+    assert m.hrf_ in ("canonical", "basis") and m.hrf_scores_[m.hrf_] < m.hrf_scores_["lags"]
+
+
+def test_informed_basis_is_nilearns_spm_basis():
+    """informed_basis == nilearn's spm_hrf / time / dispersion derivatives, averaged over frames."""
+    from nilearn.glm.first_level.hemodynamic_models import spm_hrf, spm_time_derivative
+
+    from eeg2fmri.models.ridge_hrf import informed_basis
+
+    b = informed_basis(2.0, 9, oversampling=20)
+    assert b.shape == (3, 9)
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0)
+    ref = spm_hrf(2.0, oversampling=20, time_length=18.0).reshape(9, 20).mean(1)
+    np.testing.assert_allclose(b[0], ref / np.linalg.norm(ref), rtol=1e-10)
+    ref_t = spm_time_derivative(2.0, oversampling=20, time_length=18.0).reshape(9, 20).mean(1)
+    np.testing.assert_allclose(b[1], ref_t / np.linalg.norm(ref_t), rtol=1e-10)
+    assert 1 <= int(np.argmax(b[0])) <= 3  # the canonical peak lies at 4-6 s
+
+
+def test_per_target_and_single_alpha_shapes():
+    x, y = _data(90, 2)
+    per = RidgeHRF(SPEC, hrf="lags", alpha_per_target=True).fit(x, y)
+    assert per.coef_.shape == (5 * 3 * 7, 11) and np.shape(per.alpha_) == (11,)
+    one = RidgeHRF(SPEC, hrf="canonical").fit(x, y)
+    assert one.coef_.shape == (5 * 3, 11) and isinstance(one.alpha_, float)
+
+
+def test_state_roundtrip_keeps_per_target_alphas():
+    x, y = _data(90, 3)
+    m = RidgeHRF(SPEC, alpha_per_target=True).fit(x, y)
+    m2 = RidgeHRF(SPEC, alpha_per_target=True).load_state_dict(m.state_dict())
+    assert m2.hrf_ == m.hrf_
+    np.testing.assert_array_equal(m2.alpha_, m.alpha_)
+    np.testing.assert_array_equal(m2.predict(x), m.predict(x))
+
+
+def test_bad_input_errors():
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    with pytest.raises(Eeg2fmriInputError, match=r"unknown hrf 'fir'; choose one of 'auto', 'canonical', 'basis', 'lags'"):
+        RidgeHRF(SPEC, hrf="fir")
+    m = RidgeHRF(SPEC)
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: expected windows of shape \(n, 5, 3, 7\), got \(4, 5, 3, 6\)"):
+        m.fit(np.zeros((4, 5, 3, 6)), np.zeros((4, 11)))
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: call fit\(\) before predict\(\)"):
+        m.predict(np.zeros((4, 5, 3, 7)))
