@@ -91,6 +91,41 @@ def test_markers_and_fallback(tiny_bids):
         volume_onsets(raw, 1000, 2.0, marker=None, first_onset=0.0)
 
 
+def _raw_with_markers(times, sfreq=250.0, dur=None):
+    dur = dur or float(times[-1]) + 5.0
+    info = mne.create_info(["Cz", "Pz"], sfreq, "eeg")
+    raw = mne.io.RawArray(np.zeros((2, int(dur * sfreq))), info, verbose=False)
+    raw.set_annotations(mne.Annotations(times, [0.0] * len(times), ["Response/R128"] * len(times)))
+    return raw
+
+
+def test_markers_with_jitter_missing_and_spurious():
+    """Real marker streams: sample jitter kept as is, a lost marker filled in, a spurious one dropped."""
+    from eeg2fmri.io.sync import repair_markers
+
+    rng = np.random.default_rng(1)
+    true = 3.0 + 2.0 * np.arange(40) + rng.integers(-1, 2, 40) / 250.0  # +-1 sample of jitter
+    rep = volume_onsets(_raw_with_markers(true), 40, 2.0)
+    np.testing.assert_array_equal(rep.onsets, true)
+    assert not rep.notes
+    lost = np.delete(true, [7, 20, 21])  # one and then two consecutive markers lost
+    rep = volume_onsets(_raw_with_markers(lost), 40, 2.0)
+    np.testing.assert_allclose(rep.onsets, true, atol=0.01)
+    assert any("3 missed marker(s) filled in" in n for n in rep.notes)
+    spurious = np.sort(np.concatenate([true, [true[11] + 0.13]]))
+    rep = volume_onsets(_raw_with_markers(spurious), 40, 2.0)
+    np.testing.assert_array_equal(rep.onsets, true)
+    assert any("1 spurious marker(s)" in n for n in rep.notes)
+    # dummy scans after a repair: the extra leading markers are still the ones dropped
+    rep = volume_onsets(_raw_with_markers(lost), 38, 2.0)
+    assert rep.dropped == 2 and rep.onsets[0] == pytest.approx(true[2])
+    paused = np.concatenate([true[:20], true[20:] + 7.3])  # the scan paused 7.3 s: not a whole number of TRs
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG: the scanner markers at 4\d\.\d{3} s and 50\.\d{3} s are 9\.\d{3} s apart, which is not a whole number \(<= 4\) of the marker interval"):
+        volume_onsets(_raw_with_markers(paused), 40, 2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"not a whole number \(<= 2\)"):
+        repair_markers(np.delete(true, [5, 6, 7]), 2.0, max_missing=1)
+
+
 def test_nan_and_flat_channels_rejected():
     from eeg2fmri.preprocessing import clean_eeg
 

@@ -92,7 +92,8 @@ def test_stft_long_recording_is_blocked_identically(monkeypatch):
         (dict(frame_len=-1.0), r"expected frame_len > 0, got -1.0; pass the frame length in seconds"),
         (dict(fmax=60.0), r"expected 0 <= fmin < fmax <= 50 Hz .* got fmin=1.0, fmax=60.0"),
         (dict(fmin=1.1, fmax=1.4), r"no frequency bin between fmin=1.1 and fmax=1.4 Hz at the frame resolution of 0.5 Hz"),
-        (dict(frames_per_tr=2), r"frames would overlap: frames_per_tr \* frame_len = 2 x 2 s = 4 s exceeds .* \(2 s\)"),
+        (dict(frames_per_tr=2), r"frames would overlap: frames_per_tr \* frame_len = 2 x 2 s = 4 s exceeds .* \(2 s, volumes 0 and 1, median 2 s\) by more than the 5% of a frame allowed for marker jitter"),
+        (dict(onsets=np.array([1.0, 2.8])), r"frames would overlap: .* \(1.8 s, volumes 0 and 1, median 1.8 s\)"),
         (dict(frames_per_tr=0), r"expected frames_per_tr to be an integer >= 1, got 0"),
         (dict(onsets=np.array([1.0, 3.0, 5.0])), r"the EEG \(6.00 s, 600 samples\) ends before the last frame \(7.00 s\).*got \(2, 600\)"),
     ],
@@ -102,6 +103,24 @@ def test_stft_errors(kwargs, match):
     args.update(kwargs)
     with pytest.raises(Eeg2fmriInputError, match=match):
         stft_frames(**args)
+
+
+def test_stft_tolerates_marker_jitter():
+    """Onsets jittered by a few samples (real scanner markers) still give one frame per volume, as scipy computes it."""
+    from scipy.signal import get_window
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2500)).astype(np.float32)
+    onsets = 1.0 + 2.0 * np.arange(10) + np.array([0, 0.004, -0.003, 0.002, 0, -0.004, 0.001, 0, 0.003, 0])
+    assert np.diff(onsets).min() < 2.0  # frames of 2 s overlap the next volume's by up to 7 ms
+    out = stft_frames(x, SF, onsets, 2.0, 1.0, 20.0, window="hann")
+    assert out.frames.shape[0] == out.n_pre + 10
+    # frame of volume 5 == scipy's rfft of the hann-windowed samples from its onset's sample
+    a = int(np.rint(onsets[5] * SF))
+    w = get_window("hann", 200, fftbins=True)
+    ref = np.abs(np.fft.rfft(x[:, a : a + 200] * w, axis=-1)) * 2 / w.sum()
+    sel = (np.fft.rfftfreq(200, 1 / SF) >= 1.0 - 1e-9) & (np.fft.rfftfreq(200, 1 / SF) <= 20.0 + 1e-9)
+    np.testing.assert_allclose(out.frames[out.n_pre + 5], ref[:, sel], rtol=1e-4, atol=1e-6)
 
 
 def test_raw_continuous_time_first_and_resampled():

@@ -47,6 +47,73 @@ def _match(desc: str, marker: str) -> bool:
     return d == m or d.endswith("/" + m) or d.replace(" ", "") == m.replace(" ", "") or d.endswith("/" + m.replace(" ", ""))
 
 
+def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_missing: int = 3, where: str = "EEG") -> tuple[np.ndarray, list[str]]:
+    """Drop spurious scanner markers and fill in missed ones, as real recordings need.
+
+    Scanner markers jitter by a sample or two, an occasional one is lost (an
+    interval of about two TRs) and an occasional spurious one appears (an interval
+    far shorter than the TR). With ``step`` the median marker interval:
+
+    * a marker less than ``0.5 * step`` after the previous kept one is dropped;
+    * an interval within ``tolerance * step`` of ``k * step`` (``2 <= k <=
+      max_missing + 1``) gets ``k - 1`` evenly spaced markers inserted;
+    * any other interval longer than ``1.5 * step`` is a real gap (the recording
+      was paused or the markers are corrupt) and raises.
+
+    Parameters
+    ----------
+    on : array, shape (n_markers,)
+        Marker times in seconds, sorted.
+    tr : float
+        Repetition time in seconds (used only when there are fewer than 3 markers).
+    tolerance : float
+        Relative tolerance on the interval, of the median interval.
+    max_missing : int
+        Most consecutive missed markers filled in.
+    where : str
+        Name of the recording for messages.
+
+    Returns
+    -------
+    onsets : array, shape (n_onsets,)
+    notes : list of str
+        What was dropped or filled in.
+    """
+    on = np.asarray(on, dtype=float)
+    notes: list[str] = []
+    if len(on) < 3:
+        return on, notes
+    step = float(np.median(np.diff(on)))
+    kept = [on[0]]
+    extra = []
+    for t in on[1:]:
+        if t - kept[-1] < 0.5 * step:
+            extra.append(float(t))
+        else:
+            kept.append(t)
+    if extra:
+        notes.append(f"{len(extra)} spurious marker(s) less than half a TR after the previous one dropped (at {', '.join(f'{t:.3f}' for t in extra[:5])} s).")
+    out = [kept[0]]
+    filled = 0
+    for t0, t1 in zip(kept[:-1], kept[1:]):
+        gap = t1 - t0
+        if gap > 1.5 * step:
+            k = int(round(gap / step))
+            if abs(gap - k * step) <= tolerance * step and k - 1 <= max_missing:
+                out.extend(t0 + gap * np.arange(1, k) / k)
+                filled += k - 1
+            else:
+                raise Eeg2fmriInputError(
+                    f"{where}: the scanner markers at {t0:.3f} s and {t1:.3f} s are {gap:.3f} s apart, which is not a whole number "
+                    f"(<= {max_missing + 1}) of the marker interval ({step:.4f} s): the recording was interrupted or the markers are corrupt. "
+                    "Split the run at that point, or pass first_onset=<s> for regular timing if the scan really was regular."
+                )
+        out.append(t1)
+    if filled:
+        notes.append(f"{filled} missed marker(s) filled in at the midpoints of intervals of about 2-{max_missing + 1} TRs.")
+    return np.asarray(out, dtype=float), notes
+
+
 def volume_onsets(
     raw,
     n_volumes: int,
@@ -79,7 +146,8 @@ def volume_onsets(
         When there are more markers than volumes (dummy scans that were not
         saved), drop the first extra markers (``"drop-first"``) or raise.
     tolerance : float
-        Allowed relative deviation of the median marker interval from ``tr``.
+        Allowed relative deviation of the median marker interval from ``tr``
+        (and of a missed-marker gap from a whole number of intervals).
     where : str
         Name of the recording for messages.
 
@@ -108,9 +176,11 @@ def volume_onsets(
                 )
         else:
             n_found = len(on)
-            if n_found < n_volumes:
+            on, fixes = repair_markers(on, tr, tolerance=tolerance, where=where)
+            notes.extend(fixes)
+            if len(on) < n_volumes:
                 raise Eeg2fmriInputError(
-                    f"{where}: found {n_found} '{m}' markers but the BOLD run has {n_volumes} volumes; expected at least one marker per volume. "
+                    f"{where}: found {n_found} '{m}' markers{'' if len(on) == n_found else f' ({len(on)} after repairs)'} but the BOLD run has {n_volumes} volumes; expected at least one marker per volume. "
                     "Check that the EEG covers the whole scan, trim the BOLD to the recorded volumes, or pass first_onset=<s> for regular timing."
                 )
             steps = np.diff(on)
@@ -124,7 +194,7 @@ def volume_onsets(
                 irregular = np.abs(steps - tr) > 0.5 * tr
                 if irregular.any():
                     notes.append(f"{int(irregular.sum())} marker interval(s) deviate from the TR by > 50% (missed or extra markers).")
-            dropped = n_found - n_volumes
+            dropped = len(on) - n_volumes
             if dropped:
                 if dummy_scans == "error":
                     raise Eeg2fmriInputError(f"{where}: {n_found} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} were dummy scans.")

@@ -32,6 +32,8 @@ NORMAL_IQR = 1.3489795003921634
 
 # Upper bound on the float32 elements gathered per FFT block (64 MiB): long recordings
 # are transformed in a few vectorised blocks instead of one huge copy.
+#: Overlap of consecutive volumes' frames allowed for scanner-marker jitter (fraction of a frame).
+_JITTER_TOLERANCE = 0.05
 _BLOCK_ELEMENTS = 16 * 1024 * 1024
 
 
@@ -119,7 +121,8 @@ def stft_frames(
         Keep the bins with ``fmin <= f <= fmax`` (Hz), ``0 <= fmin < fmax <= sfreq / 2``.
     frames_per_tr : int
         Frames per volume; ``frames_per_tr * frame_len`` must not exceed the shortest
-        interval between onsets (frames never overlap).
+        interval between onsets by more than 5% of a frame (scanner-marker jitter;
+        frames of consecutive volumes overlap by at most that much).
     log : bool
         Return ``log(amplitude ** 2)`` (natural log of power, floored at 1e-30) instead
         of the amplitude.
@@ -151,11 +154,17 @@ def stft_frames(
     if not (np.isfinite(fmin) and np.isfinite(fmax) and 0 <= fmin < fmax <= sfreq / 2):
         raise Eeg2fmriInputError(f"{where}: expected 0 <= fmin < fmax <= {sfreq / 2:g} Hz (Nyquist at sfreq={sfreq:g}), got fmin={fmin}, fmax={fmax}; choose a band below Nyquist.")
     if len(on) > 1:
-        shortest = float(np.min(np.diff(on)))
-        if m * frame_len > shortest + 0.5 / sfreq:
+        # scanner markers jitter by a sample or a few: frames of one TR may then overlap the next
+        # volume's first frame by that much (at most 5% of a frame), which changes nothing that matters
+        gaps = np.diff(on)
+        shortest = float(np.min(gaps))
+        if m * frame_len > shortest + max(0.5 / sfreq, _JITTER_TOLERANCE * frame_len):
+            i = int(np.argmin(gaps))
             raise Eeg2fmriInputError(
                 f"{where}: frames would overlap: frames_per_tr * frame_len = {m} x {frame_len:g} s = {m * frame_len:g} s exceeds "
-                f"the shortest interval between volume onsets ({shortest:g} s); use frame_len = TR / frames_per_tr."
+                f"the shortest interval between volume onsets ({shortest:g} s, volumes {i} and {i + 1}, median {float(np.median(gaps)):g} s) "
+                f"by more than the {_JITTER_TOLERANCE:.0%} of a frame allowed for marker jitter; use frame_len = TR / frames_per_tr, "
+                "and check the scanner markers near that volume."
             )
     all_freqs = sfft.rfftfreq(n, 1.0 / sfreq)
     sel = np.flatnonzero((all_freqs >= fmin - 1e-9) & (all_freqs <= fmax + 1e-9))
