@@ -25,7 +25,8 @@ time-shifted null and the ground-truth oracle and noise ceilings.
 
 Prints one table per seed and protocol and a summary over seeds:
 median voxel r (mean over test subjects; 95 % CI from the per-subject block
-bootstrap), the paired difference to ridge_hrf with its CI and p-value, R²,
+bootstrap; for the time-shifted null, the 95th percentile of the median r over
+50 circular shifts, "p95"), the paired difference to ridge_hrf with its CI and p-value, R²,
 fraction of the oracle ceiling, fit time and parameter count.
 
 Usage::
@@ -115,7 +116,8 @@ def _rows(bench: dict, group: dict) -> list[dict]:
         name = r["name"] if role != "null" else f"time-shifted null ({r['name'].split('(')[-1].rstrip(')')})"
         rows.append({"model": name, "input": group["representation"], "role": role, "median_r": r.get("median_r"), "median_r_ci": r.get("median_r_ci"),
                      "diff": r.get("diff_vs_reference"), "diff_ci": r.get("diff_ci"), "p": r.get("p_value"), "r2": r.get("r2"),
-                     "oracle_fraction": r.get("fraction_of_oracle"), "fit_s": r.get("fit_seconds"), "n_params": r.get("n_params")})
+                     "oracle_fraction": r.get("fraction_of_oracle"), "fit_s": r.get("fit_seconds"), "n_params": r.get("n_params"),
+                     "null_p95": r.get("null_p95_median_r")})
     if "ceilings" in g:
         rows.append({"model": "oracle ceiling (EEG-visible)", "input": "ground truth", "role": "ceiling", "median_r": g["ceilings"]["oracle_median_r"]})
         rows.append({"model": "noise ceiling", "input": "ground truth", "role": "ceiling", "median_r": g["ceilings"]["noise_median_r"]})
@@ -135,7 +137,8 @@ def _table(rows: list[dict]) -> str:
             name = r["model"] + " (subject mean)"
         else:
             name = r["model"]
-        body.append([name, r["input"], _fmt(r.get("median_r")), _ci(r.get("median_r_ci")), _fmt(r.get("diff")), _ci(r.get("diff_ci")),
+        ci_cell = _ci(r.get("median_r_ci")) if r.get("role") != "null" or r.get("null_p95") is None else f"p95 {_fmt(r['null_p95'])}"
+        body.append([name, r["input"], _fmt(r.get("median_r")), ci_cell, _fmt(r.get("diff")), _ci(r.get("diff_ci")),
                      "-" if r.get("p") is None else ("<0.001" if r["p"] < 0.001 else f"{r['p']:.3f}"), _fmt(r.get("r2")),
                      _fmt(r.get("oracle_fraction")), _fmt(r.get("fit_s"), 1), "-" if r.get("n_params") is None else f"{r['n_params']:,}"])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]

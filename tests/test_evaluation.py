@@ -280,3 +280,24 @@ def test_reference_on_raw_windows(tiny_bids):
     ds.config = ds.config.__class__(**{**ds.config.to_dict(), "bands": {"gamma": (30.0, 45.0)}})
     res = evaluate_models(ds, sp, tg, {"mean": mean}, n_boot=0)
     assert not res["reference"]["available"] and "lies below the raw data's Nyquist frequency (25 Hz)" in res["reference"]["reason"]
+
+
+def test_circular_shift_null_distribution():
+    """The null of the median r over circular shifts: near 0 for unrelated alignment, far below a real prediction."""
+    from eeg2fmri.evaluation.metrics import pearson_r
+    from eeg2fmri.evaluation.protocol import _shift_null_distribution
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for n in (130, 97):  # two runs of different lengths: each is shifted within itself
+        y = rng.standard_normal((n, 23)).astype(np.float32)
+        runs.append({"y": y, "preds": {"m": y + rng.standard_normal((n, 23)).astype(np.float32)}})
+    y = np.concatenate([r["y"] for r in runs])
+    p = np.concatenate([r["preds"]["m"] for r in runs])
+    dist = _shift_null_distribution(y, runs, "m")
+    assert dist is not None and 40 <= len(dist) <= 50
+    assert abs(float(np.median(dist))) < 0.05 and np.percentile(dist, 95) < 0.12
+    assert np.median(pearson_r(y, p)) > 0.6
+    # too short to shift: no distribution
+    short = [{"y": y[:4], "preds": {"m": p[:4]}}]
+    assert _shift_null_distribution(y[:4], short, "m") is None

@@ -16,7 +16,10 @@ Every evaluation scores, on the very same test windows:
 * the subject-mean baseline (constant over time, so its r is undefined: it is
   compared by RMSE, MAE, R², SSIM and PSNR);
 * the time-shifted null (each model's own prediction circularly shifted by half
-  of each test run: the right spectrum, no alignment);
+  of each test run: the right spectrum, no alignment), and the 95th percentile
+  of the median r over 50 circular shifts spread over 10-90% of each run
+  (``null_p95_median_r``: a model's median r below it is not distinguishable
+  from chance alignment);
 * on simulated data, the noise and oracle ceilings from the ground truth on the
   same voxels and volumes, and the fraction of each that the model reaches.
 
@@ -452,6 +455,10 @@ def _score_subject(
             r_null = np.asarray(pearson_r(y, shifted), dtype=np.float64)
             r_nulls[nm] = r_null
             m["null_median_r"] = _nanmedian(r_null)
+            dist = _shift_null_distribution(y, runs, nm)
+            if dist is not None:
+                m["null_p95_median_r"] = float(np.percentile(dist, 95))
+                m["null_shifts"] = int(len(dist))
             if labels is not None:
                 rr_roi = roi_r(y, p, labels)
                 m["roi_r"] = {str(key): val for key, val in rr_roi.items()}
@@ -503,12 +510,37 @@ def _score_subject(
     return res, draws
 
 
+#: Circular shifts of the predictions behind the null distribution of the median r.
+NULL_SHIFTS = 50
+
+
+def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: str, n_shifts: int = NULL_SHIFTS) -> np.ndarray | None:
+    """Median r of the prediction circularly shifted within each run, for shifts spread over 10-90% of the run.
+
+    Shifts near 0 or a whole run would keep the alignment (autocorrelated signals), so
+    only the middle 80% of each run's length is used; ``None`` when a run is shorter
+    than 10 volumes or there are fewer than 5 distinct shifts.
+    """
+    lens = [len(rr["y"]) for rr in runs]
+    if min(lens) < 10:  # a shift of 10% would be under one volume
+        return None
+    fracs = np.linspace(0.1, 0.9, n_shifts)
+    shifts = {tuple(int(round(f * n)) for n in lens) for f in fracs}
+    if len(shifts) < 5:
+        return None
+    out = []
+    for sh in sorted(shifts):
+        p = np.concatenate([np.roll(rr["preds"][name], k, axis=0) for rr, k in zip(runs, sh)])
+        out.append(_nanmedian(np.asarray(pearson_r(y, p), dtype=np.float64)))
+    return np.asarray(out)
+
+
 def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], names: list[str], r_names: list[str], reference: str | None,
            ci: float) -> dict[str, Any]:
     """Means over subjects; CIs of the mean median r from averaged per-subject draws."""
     subs = sorted(per_subject)
     out: dict[str, Any] = {"n_subjects": len(subs), "models": {}, "paired": {}}
-    scalar_keys = ("median_r", "null_median_r", "rmse", "mae", "r2", "ssim", "psnr", "calhas_rmse", "calhas_ssim", "roi_median_r",
+    scalar_keys = ("median_r", "null_median_r", "null_p95_median_r", "rmse", "mae", "r2", "ssim", "psnr", "calhas_rmse", "calhas_ssim", "roi_median_r",
                    "median_r_in_groundtruth_mask", "fraction_of_noise", "fraction_of_oracle")
     have_draws = all(draws.get(s) is not None for s in subs) and subs
     mean_draws = np.mean([draws[s] for s in subs], axis=0) if have_draws else None
@@ -905,6 +937,7 @@ def evaluate_split(
         if key in g[name]:
             summary[f"model_{key}"] = g[name][key]
     summary["null_shifted_median_r"] = g[name].get("null_median_r", float("nan"))
+    summary["null_p95_median_r"] = g[name].get("null_p95_median_r", float("nan"))
     for legacy in ("fraction_of_oracle", "fraction_of_noise"):  # the quickstart's table reads these names
         if f"model_{legacy}" in summary:
             summary[legacy] = summary[f"model_{legacy}"]
