@@ -89,3 +89,15 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     assert (tmp_path / "b2" / "prepared" / "manifest.json").exists()
     capsys.readouterr()
     assert np.isfinite(json.loads((tmp_path / "b2" / "leaderboard.json").read_text())["leaderboard"][0]["median_r"])
+
+
+def test_quiet_benchmark_prints_no_training_bars(tiny_prepared, capfd, one_torch_thread):
+    """progress_bar=False (``benchmark -q``) silences Lightning's epoch bars; progress_bar=True shows them."""
+    cfg = {"optimizer": {"max_epochs": 1, "batch_size": 64}, "trainer": {"accelerator": "cpu"}}
+    hp = {"eeg2fmri_net": {"n_members": 2, "seed": 0}}
+    run_benchmark(tiny_prepared, "within", ["eeg2fmri_net"], hparams=hp, train_config=cfg, n_boot=0, progress_bar=False)
+    quiet = capfd.readouterr()
+    assert "Epoch" not in quiet.out + quiet.err
+    run_benchmark(tiny_prepared, "within", ["eeg2fmri_net"], hparams=hp, train_config=cfg, n_boot=0, progress_bar=True)
+    loud = capfd.readouterr()
+    assert "Epoch" in loud.out + loud.err

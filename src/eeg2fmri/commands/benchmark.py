@@ -11,7 +11,10 @@ DESCRIPTION = (
     "windows and print a leaderboard (median voxel r with 95% block-bootstrap CIs, paired difference with ridge_hrf and its p-value, "
     "R², RMSE, MAE, SSIM, PSNR, the peers' metrics, training time, parameter count). The reference ridge_hrf, the subject-mean "
     "baseline and the time-shifted null are always included. DATASET is a prepared dataset or a BIDS folder (prepared into "
-    "OUT/prepared). With --out, writes leaderboard.md, leaderboard.json and metrics.json."
+    "OUT/prepared). With --out, writes leaderboard.md, leaderboard.json and metrics.json. A --train-config (a train config file) "
+    "gives the torch models their seed, optimizer, loss and trainer settings, and its data.subjects and split options apply to "
+    "every model; its data.prepare, data.n_jobs and data.prepared_out are used when DATASET is the BIDS folder it names; "
+    "settings a benchmark would not use (model, out, tune, another data path or split.protocol) are refused."
 )
 
 
@@ -20,23 +23,25 @@ def add_arguments(p) -> None:
     p.add_argument("--protocol", choices=["within", "loso", "kfold", "cross"], default="within", help="evaluation protocol (default: %(default)s)")
     p.add_argument("--models", nargs="+", default=["ridge_hrf", "mean"], help="registered models (ridge_hrf and mean are always added)")
     p.add_argument("--test", help="cross: the test dataset (prepared folder or BIDS root)")
-    p.add_argument("--n-folds", type=int, default=5, help="kfold: subject folds (default: %(default)s)")
+    p.add_argument("--n-folds", type=int, default=None, help="kfold only: subject folds (default: 5)")
     p.add_argument("--hparams", help="JSON/YAML/TOML file (or inline JSON) mapping model name -> hyperparameters")
-    p.add_argument("--train-config", help="JSON/YAML/TOML training config for torch models (optimizer, trainer, ...)")
+    p.add_argument("--train-config", help="JSON/YAML/TOML training config: seed/optimizer/loss/trainer for torch models; data.subjects and split "
+                   "options for every model")
     p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
-    p.add_argument("--min-channels", type=int, default=None, help="cross: fewest common channels accepted (default: 8)")
+    p.add_argument("--min-channels", type=int, default=None, help="cross only: fewest common channels accepted (default: 8)")
     p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--out", help="output folder (leaderboard.md/.json, metrics.json; prepared/ for BIDS input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
 
 
-def _load_dataset(path: str, out, role: str, progress_bar: bool):
+def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | None = None):
     from pathlib import Path
 
     from eeg2fmri.datasets import load_prepared, prepare
     from eeg2fmri.utils.validation import Eeg2fmriInputError
 
+    prep = prep or {}
     p = Path(path)
     if (p / "manifest.json").exists():
         return load_prepared(p)
@@ -44,11 +49,61 @@ def _load_dataset(path: str, out, role: str, progress_bar: bool):
         raise Eeg2fmriInputError(f"{p}: expected a prepared dataset folder (manifest.json) or a BIDS root, found no such folder.")
     if not ((p / "dataset_description.json").exists() or any(p.glob("sub-*"))):
         raise Eeg2fmriInputError(f"{p}: expected a prepared dataset (manifest.json) or a BIDS root (dataset_description.json, sub-*/), found neither.")
-    if out is None:
-        raise Eeg2fmriInputError(f"{p}: a BIDS folder is prepared on the fly into OUT/prepared; pass --out DIR.")
-    dest = Path(out) / ("prepared" if role == "train" else "prepared_test")
-    prepared, _ = prepare(p, dest, progress_bar=progress_bar)
+    dest = prep.get("prepared_out") if role == "train" else None
+    if dest is None:
+        if out is None:
+            raise Eeg2fmriInputError(f"{p}: a BIDS folder is prepared on the fly into OUT/prepared; pass --out DIR.")
+        dest = Path(out) / ("prepared" if role == "train" else "prepared_test")
+    prepared, _ = prepare(p, dest, prep.get("config"), progress_bar=progress_bar, n_jobs=prep.get("n_jobs", 1))
     return load_prepared(prepared)
+
+
+def _data_keys(train_config: dict, config_arg: str, dataset: str) -> tuple[dict, dict]:
+    """Take the ``data`` paths and preparation options out of a train config given to a benchmark.
+
+    ``data.prepared`` / ``data.bids`` must name DATASET (relative paths are
+    relative to the config file); ``data.prepare``, ``data.n_jobs`` and
+    ``data.prepared_out`` then say how the BIDS DATASET is prepared.
+    ``data.subjects`` stays in the config (``run_benchmark`` applies it).
+
+    Returns
+    -------
+    train_config, prep : dict, dict
+        The config without those keys, and ``config``/``n_jobs``/``prepared_out`` for preparing.
+    """
+    import os
+    from pathlib import Path
+
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    data = train_config.get("data")
+    if not isinstance(data, dict):
+        return train_config, {}
+    data = dict(data)
+    base = Path(config_arg).absolute().parent if not config_arg.lstrip().startswith("{") else Path.cwd()
+
+    def here(v: str) -> Path:
+        return (base / v).resolve() if not os.path.isabs(v) else Path(v).resolve()
+
+    target = Path(dataset).resolve()
+    prep: dict = {}
+    for key in ("prepared", "bids"):
+        v = data.pop(key, None)
+        if v is None:
+            continue
+        if not isinstance(v, (str, os.PathLike)) or here(str(v)) != target:
+            raise Eeg2fmriInputError(f"--train-config: data.{key}: expected DATASET ({target}) or nothing, got {v!r}; "
+                                     "the benchmark reads DATASET: remove the key or benchmark that folder.")
+        if key == "bids":
+            if "prepare" in data:
+                prep["config"] = data.pop("prepare")
+            if "n_jobs" in data:
+                prep["n_jobs"] = data.pop("n_jobs")
+            if data.get("prepared_out") is not None:
+                prep["prepared_out"] = here(str(data.pop("prepared_out")))
+    if prep and (target / "manifest.json").exists():
+        raise Eeg2fmriInputError(f"--train-config: data.bids: expected a BIDS folder, got the prepared dataset {target}; use data.prepared instead.")
+    return {**train_config, "data": data}, prep
 
 
 def _mapping(text: str | None, what: str) -> dict:
@@ -90,8 +145,15 @@ def run(args) -> int:
         raise Eeg2fmriInputError("--protocol cross: expected --test DATASET (prepared folder or BIDS root), got none.")
     hparams = _mapping(args.hparams, "hparams")
     train_config = _mapping(args.train_config, "train-config") or None
-    ds = _load_dataset(args.dataset, out, "train", not args.quiet)
-    test_ds = _load_dataset(args.test, out, "test", not args.quiet) if args.test else None
+    prep: dict = {}
+    if train_config is not None:
+        from eeg2fmri.training.config import resolve_config
+
+        resolve_config(train_config, source="--train-config", require_model=False)  # every key checked before any work
+        train_config, prep = _data_keys(train_config, args.train_config, args.dataset)
+    ds = _load_dataset(args.dataset, out, "train", not args.quiet, prep)
+    test_prep = {"config": prep["config"]} if prep.get("config") else {}
+    test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
     bench = run_benchmark(ds, args.protocol, list(args.models), hparams=hparams, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                           random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=train_config,
                           progress_bar=not args.quiet)
@@ -105,7 +167,7 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         md = "\n".join([f"# {header}", "", format_leaderboard(bench["leaderboard"]), ""])
         doc = {"dataset": str(Path(args.dataset).absolute()), "test_dataset": str(Path(args.test).absolute()) if args.test else None,
-               "protocol": args.protocol, "n_folds": bench["n_folds"], "models": bench["models"], "fits": bench["fits"],
+               "protocol": args.protocol, "n_folds": bench["n_folds"], "models": bench["models"], "subjects": bench["subjects"], "fits": bench["fits"],
                "leaderboard": bench["leaderboard"], "cross_dataset": bench["cross_dataset"]}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
             tmp.write_text(md)

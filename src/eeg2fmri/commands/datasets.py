@@ -15,12 +15,16 @@ DESCRIPTION = (
 def add_arguments(p) -> None:
     p.add_argument("name", nargs="?", help="a layout name (see the list); with --check, 'auto' (default) detects it")
     p.add_argument("--check", metavar="ROOT", help="check the dataset folder ROOT against the layout")
-    p.add_argument("--subjects", nargs="*", help="with --check: only these subject labels")
+    p.add_argument("--subjects", nargs="+", help="with --check only: only these subject labels")
 
 
 def run(args) -> int:
     from eeg2fmri.io.layouts import check_layout, get_layout, list_layouts
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
 
+    if args.subjects and not args.check:
+        raise Eeg2fmriInputError(f"--subjects: expected only together with --check ROOT (it restricts the check), got {args.subjects}; "
+                                 "add --check ROOT or drop --subjects.")
     if args.check:
         opts = {"subjects": args.subjects} if args.subjects else {}
         rep = check_layout(args.check, args.name or "auto", **opts)

@@ -10,7 +10,9 @@ DESCRIPTION = (
     "reference ridge_hrf and the subject-mean baseline fitted on the same training windows, the time-shifted null and, on simulated "
     "data, the noise/oracle ceilings. Writes metrics.json, report.md (report.html with --html) and figures (r maps over the MNI "
     "template, r distributions, per-subject CIs, time courses) into OUT (default RUN_DIR/evaluation). Without a recorded dataset "
-    "and split, pass --data and --protocol. --protocol cross tests on every window of another prepared dataset (--data)."
+    "and split, pass --data and --protocol. --protocol cross tests on every window of another prepared dataset (--data). "
+    "The subjects the model was trained on (data.subjects of its training config) restrict the dataset as in training; "
+    "--subjects gives others (e.g. to test on a subject left out of training)."
 )
 
 
@@ -23,6 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--n-folds", type=int, help="subject folds (kfold)")
     p.add_argument("--fold", type=int, help="held-out fold (kfold)")
     p.add_argument("--train-data", help="cross: the model's training dataset, to fit the reference and baseline (default: recorded)")
+    p.add_argument("--subjects", nargs="+", help="subjects of the training dataset to use, as data.subjects in training (default: the recorded ones)")
     p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
     p.add_argument("--out", help="output folder (default: RUN_DIR/evaluation)")
     p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
@@ -42,7 +45,7 @@ def run(args) -> int:
     if args.fold is not None:
         opts["fold"] = args.fold
     out, res = evaluate_run(args.run_dir, model=args.model, data=args.data, protocol=args.protocol, split_options=opts, train_data=args.train_data,
-                            out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=args.html,
+                            subjects=args.subjects, out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=args.html,
                             overwrite=args.overwrite, progress_bar=not args.quiet)
     g = res["group"]["models"]
     name = res["model"]

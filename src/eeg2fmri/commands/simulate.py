@@ -14,23 +14,34 @@ DESCRIPTION = (
 )
 
 
+#: Command-line option (argparse dest) -> (SimulationConfig field, its default as shown in --help). The
+#: options default to None, so that a --config file's value is used unless the option is given.
+_OPTIONS = {
+    "subjects": ("n_subjects", 4), "minutes": ("minutes", 6.0), "runs": ("n_runs", 1), "seed": ("seed", 0), "tr": ("tr", 2.0),
+    "sfreq": ("sfreq", 250.0), "channels": ("n_channels", 32), "montage": ("montage", "easycap-M1"), "voxel_size": ("voxel_size", 6.0),
+    "regions": ("n_regions", 24), "task": ("task", None), "hemodynamics": ("hemodynamics", "gamma"), "eeg_format": ("eeg_format", "BrainVision"),
+}
+
+
 def add_arguments(p) -> None:
+    d = {k: v for k, (_, v) in _OPTIONS.items()}
     p.add_argument("out", help="output BIDS folder (must not exist unless --overwrite)")
-    p.add_argument("--subjects", type=int, default=4, help="number of subjects (default: %(default)s)")
-    p.add_argument("--minutes", type=float, default=6.0, help="scan minutes per run (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=1, help="runs per subject (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--tr", type=float, default=2.0, help="repetition time in s (default: %(default)s)")
-    p.add_argument("--sfreq", type=float, default=250.0, help="EEG sampling rate in Hz (default: %(default)s)")
-    p.add_argument("--channels", type=int, default=32, help="EEG channels (default: %(default)s)")
-    p.add_argument("--montage", default="easycap-M1", help="MNE standard montage (default: %(default)s)")
-    p.add_argument("--voxel-size", type=float, default=6.0, help="BOLD voxel size in mm (default: %(default)s)")
-    p.add_argument("--regions", type=int, default=24, help="source regions (default: %(default)s)")
-    p.add_argument("--task", choices=["blocks"], default=None, help="add a block design (default: rest)")
-    p.add_argument("--hemodynamics", choices=["gamma", "balloon"], default="gamma", help="HRF model (default: %(default)s)")
-    p.add_argument("--eeg-format", choices=["BrainVision", "EDF", "EEGLAB"], default="BrainVision", help="EEG file format (default: %(default)s)")
+    p.add_argument("--subjects", type=int, help=f"number of subjects (default: {d['subjects']})")
+    p.add_argument("--minutes", type=float, help=f"scan minutes per run (default: {d['minutes']})")
+    p.add_argument("--runs", type=int, help=f"runs per subject (default: {d['runs']})")
+    p.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
+    p.add_argument("--tr", type=float, help=f"repetition time in s (default: {d['tr']})")
+    p.add_argument("--sfreq", type=float, help=f"EEG sampling rate in Hz (default: {d['sfreq']})")
+    p.add_argument("--channels", type=int, help=f"EEG channels (default: {d['channels']})")
+    p.add_argument("--montage", help=f"MNE standard montage (default: {d['montage']})")
+    p.add_argument("--voxel-size", type=float, help=f"BOLD voxel size in mm (default: {d['voxel_size']})")
+    p.add_argument("--regions", type=int, help=f"source regions (default: {d['regions']})")
+    p.add_argument("--task", choices=["blocks"], help="add a block design (default: rest)")
+    p.add_argument("--hemodynamics", choices=["gamma", "balloon"], help=f"HRF model (default: {d['hemodynamics']})")
+    p.add_argument("--eeg-format", choices=["BrainVision", "EDF", "EEGLAB"], help=f"EEG file format (default: {d['eeg_format']})")
     p.add_argument("--no-artifacts", action="store_true", help="no blinks, ECG or line noise")
-    p.add_argument("--config", help="JSON/YAML/TOML file of SimulationConfig fields (command-line options win)")
+    p.add_argument("--config", help="JSON/YAML/TOML file of SimulationConfig fields (options given on the command line win; the others "
+                   "take the file's values, then the defaults)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
 
@@ -38,9 +49,10 @@ def run(args) -> int:
     from eeg2fmri.simulate import SimulationConfig, simulate_dataset
 
     base = read_config(args.config)
-    cli = dict(n_subjects=args.subjects, minutes=args.minutes, n_runs=args.runs, seed=args.seed, tr=args.tr, sfreq=args.sfreq,
-               n_channels=args.channels, montage=args.montage, voxel_size=args.voxel_size, n_regions=args.regions, task=args.task,
-               hemodynamics=args.hemodynamics, eeg_format=args.eeg_format, artifacts=not args.no_artifacts)
+    # SimulationConfig's defaults < the config file < the options given on the command line
+    cli = {field: getattr(args, dest) for dest, (field, _) in _OPTIONS.items() if getattr(args, dest) is not None}
+    if args.no_artifacts:
+        cli["artifacts"] = False
     unknown = set(base) - set(SimulationConfig.__dataclass_fields__)
     if unknown:
         raise Eeg2fmriInputError(f"{args.config}: unknown simulation setting(s) {sorted(unknown)}; valid: {sorted(SimulationConfig.__dataclass_fields__)}.")

@@ -8,6 +8,7 @@ from eeg2fmri.datasets.prepared import (
     load_prepared,
     prepare,
     prepare_dataset,
+    select_subjects,
 )
 from eeg2fmri.datasets.splits import check_no_overlap, temporal_split
 from eeg2fmri.datasets.windows import WindowDataset
@@ -22,5 +23,6 @@ __all__ = [
     "load_prepared",
     "prepare",
     "prepare_dataset",
+    "select_subjects",
     "temporal_split",
 ]

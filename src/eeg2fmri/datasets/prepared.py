@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from eeg2fmri.utils.atomic import atomic_dir
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "prepare", "prepare_dataset"]
+__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "prepare", "prepare_dataset",
+           "select_subjects", "subject_labels"]
 
 FORMAT_VERSION = 1
 
@@ -268,6 +270,83 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict(man["config"]),
                            float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}), man.get("rois"))
+
+
+def subject_labels(subjects: Sequence[str], *, where: str = "subjects") -> list[str]:
+    """Subject labels without a ``sub-`` prefix, in the given order, duplicates dropped.
+
+    Parameters
+    ----------
+    subjects : sequence of str | str
+        Labels such as ``"01"`` or ``"sub-01"`` (one label may be given as a string).
+    where : str
+        Name used in error messages (e.g. ``"config: data.subjects"``).
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        When ``subjects`` is empty or holds something other than non-empty strings.
+    """
+    if isinstance(subjects, str):
+        subjects = [subjects]
+    if not isinstance(subjects, Sequence):
+        raise Eeg2fmriInputError(f"{where}: expected a list of subject labels, got {subjects!r}; pass e.g. ['01', '02'].")
+    labels = []
+    for s in subjects:
+        if not isinstance(s, str) or not s.strip() or s.strip() == "sub-":
+            raise Eeg2fmriInputError(f"{where}: expected subject labels (non-empty strings such as '01'), got {s!r}; fix the list.")
+        s = s.strip()
+        labels.append(s[4:] if s.startswith("sub-") else s)
+    if not labels:
+        raise Eeg2fmriInputError(f"{where}: expected at least one subject label, got an empty list; list the subjects to use, or give null for all.")
+    return list(dict.fromkeys(labels))
+
+
+def select_subjects(ds: PreparedDataset, subjects: Sequence[str] | None, *, where: str = "subjects") -> PreparedDataset:
+    """The dataset restricted to the runs of ``subjects`` (no array is copied).
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    subjects : sequence of str | None
+        Subject labels to keep (a ``sub-`` prefix is ignored); ``None`` keeps
+        every subject and returns ``ds`` itself.
+    where : str
+        Name used in error messages (e.g. ``"config: data.subjects"``).
+
+    Returns
+    -------
+    PreparedDataset
+        Same grid, mask, channels and config; only the kept runs (in their
+        original order), and the provenance of their inputs only, so that
+        checks against other datasets see just these recordings.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        Naming the labels that are not in the dataset and listing those that are.
+    """
+    if subjects is None:
+        return ds
+    labels = subject_labels(subjects, where=where)
+    available = ds.subjects
+    unknown = [s for s in labels if s not in available]
+    if unknown:
+        raise Eeg2fmriInputError(
+            f"{where}: expected subjects of the dataset {available}, got unknown subject(s) {unknown}; "
+            "use labels from that list (with or without 'sub-')."
+        )
+    keep = set(labels)
+    runs = [r for r in ds.runs if r.subject in keep]
+    prov = dict(ds.provenance)
+    if isinstance(prov.get("inputs"), dict):
+        keys = {r.key for r in runs}
+        prov["inputs"] = {k: v for k, v in prov["inputs"].items() if k in keys}
+    return replace(ds, runs=runs, provenance=prov)
 
 
 # ---------------------------------------------------------------------------------------
@@ -663,6 +742,16 @@ def _records(root, subjects, layout: str, layout_options: dict | None) -> list:
     from eeg2fmri.io.layouts import find_runs_layout
 
     records = find_runs_layout(root, layout=layout, subjects=subjects, **(layout_options or {}))
+    if subjects is not None:
+        wanted = subject_labels(subjects, where="subjects")
+        found = {r.subject for r in records}
+        missing = [s for s in wanted if s not in found]
+        if missing:
+            available = sorted({r.subject for r in find_runs_layout(root, layout=layout, **(layout_options or {}))})
+            raise Eeg2fmriInputError(
+                f"{root}: expected subjects with complete runs {available}, got subject(s) {missing} without any; "
+                "use labels from that list (with or without 'sub-'), or check the folder with `eeg2fmri datasets --check ROOT`."
+            )
     eeg_only = [r.key for r in records if r.bold_path is None]
     if eeg_only:
         raise Eeg2fmriInputError(f"{root}: runs {eeg_only[:5]} have EEG but no BOLD (an EEG-only layout?); preparing training data needs both. "

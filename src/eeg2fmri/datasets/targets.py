@@ -52,18 +52,50 @@ def _kfold_subjects(subjects: list[str], n_folds: int, fold: int) -> list[str]:
     return [s for k, s in enumerate(subjects) if k % n_folds == fold]
 
 
+def _check_split_options(protocol: str, **given: object) -> None:
+    """Refuse split options that ``protocol`` would silently not use."""
+    unused = {
+        "within": ("test_subjects", "val_subjects", "n_folds", "fold"),
+        "loso": ("n_folds", "fold"),
+        "subjects": ("n_folds", "fold"),
+        "kfold": ("test_subjects",),
+    }[protocol]
+    why = {
+        "test_subjects": "a subject-wise protocol ('loso' or 'subjects')",
+        "val_subjects": "a subject-wise protocol ('loso', 'kfold' or 'subjects')",
+        "n_folds": "protocol 'kfold'",
+        "fold": "protocol 'kfold'",
+    }
+
+    def is_given(v: object) -> bool:
+        return v is not None and not (isinstance(v, (list, tuple)) and len(v) == 0)
+
+    for key in unused:
+        if is_given(given.get(key)):
+            fix = ("drop it: the test fold is chosen with n_folds and fold (or use protocol 'subjects' for explicit test subjects)"
+                   if protocol == "kfold" else f"drop {key} or use {why[key]}")
+            raise Eeg2fmriInputError(f"split option {key}: expected none with protocol {protocol!r} (it does not use it), got {given[key]!r}; {fix}.")
+    if is_given(given.get("val_subjects")) and protocol != "within":
+        for key in ("fractions", "gap"):
+            if is_given(given.get(key)):
+                raise Eeg2fmriInputError(
+                    f"split option {key}: expected none together with val_subjects (the validation set is then those subjects and every "
+                    f"training run is used whole), got {given[key]!r}; drop {key} or val_subjects."
+                )
+
+
 def make_split(
     ds: PreparedDataset,
     protocol: str = "within",
     *,
     n_frames: int | None = None,
     lag: int = 0,
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    fractions: tuple[float, float, float] | None = None,
     gap: int | None = None,
     test_subjects: list[str] | None = None,
     val_subjects: list[str] | None = None,
-    n_folds: int = 5,
-    fold: int = 0,
+    n_folds: int | None = None,
+    fold: int | None = None,
 ) -> Split:
     """Leak-free split of a prepared dataset.
 
@@ -83,17 +115,30 @@ def make_split(
         EEG window length in samples of the representation (default: 16 s + 1 TR).
     lag : int
         Samples between the end of the volume and the end of its window.
-    fractions : (float, float, float)
-        Train/val/test shares within runs.
+    fractions : (float, float, float) | None
+        Train/val/test shares within runs (default ``(0.6, 0.2, 0.2)``); for
+        the subject-wise protocols the test share joins the training span.
     gap : int | None
         Volumes dropped between spans; default the window length plus the HRF
         span (16 s), in volumes.
     test_subjects, val_subjects : list of str | None
         Subject labels for the subject-wise protocols.
-    n_folds, fold : int
-        For ``"kfold"``.
+    n_folds, fold : int | None
+        For ``"kfold"`` (default 5 folds, fold 0).
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        For unknown subjects, and for an option the protocol would not use
+        (``test_subjects``/``val_subjects`` with ``"within"``, ``n_folds``/``fold``
+        outside ``"kfold"``, ``test_subjects`` with ``"kfold"``,
+        ``fractions``/``gap`` next to ``val_subjects``).
     """
     check_choice(protocol, "protocol", ("within", "loso", "kfold", "subjects"))
+    _check_split_options(protocol, fractions=fractions, gap=gap, test_subjects=test_subjects, val_subjects=val_subjects, n_folds=n_folds, fold=fold)
+    fractions = (0.6, 0.2, 0.2) if fractions is None else tuple(fractions)
+    n_folds = 5 if n_folds is None else n_folds
+    fold = 0 if fold is None else fold
     fr = ds.frame_rate
     n_frames = default_window(ds.tr, fr) if n_frames is None else int(n_frames)
     if gap is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PreparedDataset
+from eeg2fmri.datasets.prepared import PreparedDataset, select_subjects
 from eeg2fmri.datasets.targets import make_split, split_targets
 from eeg2fmri.evaluation.protocol import (
     BASELINE,
@@ -85,6 +85,79 @@ def count_parameters(model: Any) -> int | None:
     return None
 
 
+#: Split options that a protocol sets itself for each fold (so a benchmark cannot take them).
+_FOLD_OPTIONS = {"within": (), "loso": ("test_subjects", "n_folds", "fold"), "kfold": ("test_subjects", "n_folds", "fold"), "cross": ()}
+#: The only split options the cross-dataset protocol uses.
+_CROSS_OPTIONS = ("n_frames", "lag")
+
+
+def _benchmark_train_config(train_config: dict[str, Any] | None, protocol: str, names: list[str]) -> tuple[dict | None, dict, list | None]:
+    """Check a training config given to a benchmark; return (what fit_model takes, split options, subjects).
+
+    A benchmark takes its data from its dataset argument and its models from
+    ``models``/``hparams``; of a train config it uses ``seed``, ``optimizer``,
+    ``loss`` and ``trainer`` (torch models), ``data.subjects`` and the
+    ``split`` options that its protocol does not set itself. Anything else
+    would be ignored, so it is refused.
+    """
+    if train_config is None:
+        return None, {}, None
+    from eeg2fmri.models.base import get_model_class
+    from eeg2fmri.training.config import closed_form_unused, resolve_config
+
+    where = "train_config"
+    if not isinstance(train_config, dict):
+        raise Eeg2fmriInputError(f"{where}: expected a mapping of config sections, got {type(train_config).__name__}; pass a train config (see docs/training.md).")
+    cfg = resolve_config(train_config, source=where, require_model=False)
+    if cfg["model"]["name"] is not None or cfg["model"]["hparams"]:
+        raise Eeg2fmriInputError(f"{where}: model: expected no model section (a benchmark trains every model of --models), got {cfg['model']!r}; "
+                                 "list the models with --models and give their hyperparameters with --hparams.")
+    if cfg["out"] is not None:
+        raise Eeg2fmriInputError(f"{where}: out: expected none (a benchmark writes into --out), got {cfg['out']!r}; remove it and pass --out.")
+    if cfg["tune"]:
+        raise Eeg2fmriInputError(f"{where}: tune: expected no search space (a benchmark does not search), got {sorted(cfg['tune'])}; "
+                                 "remove it, or search with `eeg2fmri tune` and benchmark the best config's settings.")
+    d = cfg["data"]
+    for key in ("prepared", "bids"):
+        if d[key] is not None:
+            raise Eeg2fmriInputError(f"{where}: data.{key}: expected none (a benchmark reads the dataset it is given), got {d[key]!r}; "
+                                     "remove it and pass the data as the DATASET argument.")
+    raw_split = dict(train_config.get("split") or {})
+    if "protocol" in raw_split and raw_split["protocol"] != protocol:
+        raise Eeg2fmriInputError(f"{where}: split.protocol: expected the benchmark's protocol {protocol!r}, got {raw_split['protocol']!r}; "
+                                 f"remove it or pass --protocol {raw_split['protocol']}.")
+    split_options = {k: v for k, v in cfg["split"].items() if k != "protocol"}
+    if isinstance(split_options.get("fractions"), list):
+        split_options["fractions"] = tuple(split_options["fractions"])
+    _check_benchmark_split_options(split_options, protocol, where=f"{where}: split")
+    torch_models = [nm for nm in names if getattr(get_model_class(nm), "kind", "torch") != "sklearn"]
+    if not torch_models:
+        unused = closed_form_unused(cfg, used=())
+        if cfg["seed"] != 0:
+            unused.insert(0, "seed")
+        if unused:
+            raise Eeg2fmriInputError(
+                f"{where}: {', '.join(unused)}: expected the defaults, since every benchmarked model ({', '.join(names)}) is fitted in closed form "
+                "and takes no seed, optimiser, loss or trainer settings; add a torch model to --models or remove these settings."
+            )
+    fit_config = {k: cfg[k] for k in ("seed", "optimizer", "loss", "trainer")}
+    return fit_config, split_options, d["subjects"]
+
+
+def _check_benchmark_split_options(split_options: dict[str, Any], protocol: str, *, where: str = "split_options") -> None:
+    """Refuse split options the protocol sets per fold (or, for ``cross``, does not use)."""
+    if protocol == "cross":
+        bad = sorted(set(split_options) - set(_CROSS_OPTIONS))
+        if bad:
+            raise Eeg2fmriInputError(f"{where}: expected only {list(_CROSS_OPTIONS)} with protocol 'cross' (the training data is split 80/20 in time "
+                                     f"and the test dataset is used whole), got {bad}; remove them.")
+        return
+    bad = sorted(set(split_options) & set(_FOLD_OPTIONS[protocol]))
+    if bad:
+        raise Eeg2fmriInputError(f"{where}: expected none of {bad} with protocol {protocol!r} (every fold sets them), got "
+                                 f"{ {k: split_options[k] for k in bad} }; remove them (kfold: the number of folds is n_folds= / --n-folds).")
+
+
 def _folds(ds: PreparedDataset, protocol: str, n_folds: int, split_options: dict) -> list:
     if protocol == "within":
         return [make_split(ds, "within", **split_options)]
@@ -101,8 +174,9 @@ def run_benchmark(
     *,
     hparams: dict[str, dict] | None = None,
     test_ds: PreparedDataset | None = None,
-    n_folds: int = 5,
+    n_folds: int | None = None,
     split_options: dict | None = None,
+    subjects: list[str] | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     random_state: int = 0,
     atlas: Any = None,
@@ -124,18 +198,30 @@ def run_benchmark(
         Model name -> hyperparameters for :func:`eeg2fmri.training.fit_model`.
     test_ds : PreparedDataset | None
         Test dataset for ``cross``.
-    n_folds : int
-        Subject folds for ``kfold``.
+    n_folds : int | None
+        Subject folds for ``kfold`` (default 5); only with ``kfold``.
     split_options : dict | None
-        Extra :func:`~eeg2fmri.datasets.targets.make_split` options (window, gap, fractions).
+        Extra :func:`~eeg2fmri.datasets.targets.make_split` options (window, gap,
+        fractions, val_subjects); not those each fold sets (``test_subjects``,
+        ``n_folds``, ``fold``); with ``cross`` only ``n_frames`` and ``lag``.
+    subjects : list of str | None
+        Use only these subjects' runs of ``ds`` (every subject when ``None``;
+        also taken from ``train_config``'s ``data.subjects``).
     n_boot, random_state, atlas
         As in :func:`~eeg2fmri.evaluation.protocol.evaluate_models`.
     min_channels : int | None
-        Fewest common channels accepted for ``cross`` (default 8).
+        Fewest common channels accepted for ``cross`` (default 8); only with ``cross``.
     train_config : dict | None
-        Training config for torch models (optimizer, trainer, ...), passed to
-        :func:`~eeg2fmri.training.fit_model`.
+        A training config (see :mod:`eeg2fmri.training.config`): ``seed``,
+        ``optimizer``, ``loss`` and ``trainer`` train the torch models
+        (:func:`~eeg2fmri.training.fit_model`); ``data.subjects`` and ``split``
+        options are used as ``subjects`` and ``split_options``. Sections a
+        benchmark would not use (``model``, ``out``, ``tune``, data paths, a
+        different ``split.protocol``) are refused; so are optimiser, loss and
+        trainer settings when every model is fitted in closed form.
     progress_bar : bool
+        Progress bars of evaluation and of the torch models' training (Lightning's
+        epoch bars; a ``trainer.progress_bar`` in ``train_config`` wins).
 
     Returns
     -------
@@ -143,6 +229,7 @@ def run_benchmark(
         ``results`` (merged evaluation results), ``leaderboard`` (rows, best
         first), ``fits`` (per model: seconds summed over folds, parameter
         count, error if it could not be trained), ``protocol``, ``n_folds``,
+        ``subjects`` (the training dataset's subjects used),
         ``cross_dataset`` (channel/voxel mapping, for ``cross``).
     """
     from eeg2fmri.models import list_models
@@ -157,7 +244,29 @@ def run_benchmark(
     unknown_h = set(hparams) - set(names)
     if unknown_h:
         raise Eeg2fmriInputError(f"hparams given for model(s) {sorted(unknown_h)} that are not benchmarked; benchmark them with --models or drop them.")
+    if n_folds is not None and protocol != "kfold":
+        raise Eeg2fmriInputError(f"n_folds: expected only with protocol 'kfold', got n_folds={n_folds} with protocol {protocol!r}; "
+                                 "drop --n-folds or use --protocol kfold.")
+    if min_channels is not None and protocol != "cross":
+        raise Eeg2fmriInputError(f"min_channels: expected only with protocol 'cross' (channels are matched across datasets), got "
+                                 f"min_channels={min_channels} with protocol {protocol!r}; drop --min-channels or use --protocol cross.")
+    n_folds = 5 if n_folds is None else n_folds
+    asked_bar = isinstance(train_config, dict) and "progress_bar" in dict(train_config.get("trainer") or {})
+    train_config, cfg_split, cfg_subjects = _benchmark_train_config(train_config, protocol, names)
+    if not progress_bar and not asked_bar:  # quiet means quiet: no Lightning epoch bars either, unless the config asks for them
+        train_config = dict(train_config or {})
+        train_config["trainer"] = {**dict(train_config.get("trainer") or {}), "progress_bar": False}
     split_options = dict(split_options or {})
+    clash = sorted(k for k in set(split_options) & set(cfg_split) if split_options[k] != cfg_split[k])
+    if clash:
+        raise Eeg2fmriInputError(f"split_options: expected the same values as train_config's split, got {clash} set differently in both; keep one.")
+    split_options = {**cfg_split, **split_options}
+    _check_benchmark_split_options(split_options, protocol)
+    if subjects is not None and cfg_subjects is not None and list(subjects) != list(cfg_subjects):
+        raise Eeg2fmriInputError(f"subjects: expected the same subjects as train_config's data.subjects, got {list(subjects)} and {list(cfg_subjects)}; keep one.")
+    if subjects is not None or cfg_subjects is not None:
+        ds = select_subjects(ds, subjects if subjects is not None else cfg_subjects,
+                             where="subjects" if subjects is not None else "train_config: data.subjects")
     cross_info = None
     if protocol == "cross":
         from eeg2fmri.evaluation.crossdata import MIN_CHANNELS, cross_dataset_split
@@ -220,8 +329,8 @@ def run_benchmark(
     if cross_info is not None:
         results["cross_dataset"] = cross_info
     rows = leaderboard_rows(results, fits)
-    return {"protocol": protocol, "n_folds": len(folds), "models": names, "results": results, "leaderboard": rows, "fits": fits,
-            "cross_dataset": cross_info}
+    return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
+            "fits": fits, "cross_dataset": cross_info}
 
 
 def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -250,7 +359,8 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         rows.append(row)
     null_src = ref if ref in g["models"] else next((nm for nm in results["models"] if nm != BASELINE), None)
     if null_src is not None and "null_median_r" in g["models"][null_src]:
-        rows.append({"name": f"time-shifted null ({null_src})", "role": "null", "median_r": g["models"][null_src]["null_median_r"]})
+        rows.append({"name": f"time-shifted null ({null_src})", "role": "null", "median_r": g["models"][null_src]["null_median_r"],
+                     "null_p95_median_r": g["models"][null_src].get("null_p95_median_r")})
     for nm, f in fits.items():
         if f.get("error"):
             rows.append({"name": nm, "role": "model", "error": f["error"]})

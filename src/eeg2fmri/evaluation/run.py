@@ -25,7 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared
+from eeg2fmri.datasets.prepared import (
+    PreparedDataset,
+    load_prepared,
+    select_subjects,
+    subject_labels,
+)
 from eeg2fmri.datasets.targets import make_split, split_targets
 from eeg2fmri.evaluation.protocol import (
     BASELINE,
@@ -81,8 +86,8 @@ def resolve_run(run_dir: str | os.PathLike | None = None, *, model: str | os.Pat
                              "pass the folder written by `eeg2fmri train` or the quickstart, or --model DIR --data PREPARED --protocol within.")
 
 
-def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path | None, dict | None, str, str]:
-    """(prepared path, split options, where each came from) recorded with a model."""
+def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path | None, dict | None, str, str, list[str] | None]:
+    """(prepared path, split options, where each came from, training subjects or None for all) recorded with a model."""
     cfg = _read_json(model_dir / "train_config.json")
     card = meta.get("card", {}) or {}
     data = None
@@ -113,7 +118,26 @@ def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path |
             split["test_subjects"] = list(cs["test_subjects"])
         if cs.get("gap_volumes") is not None:
             split["gap"] = int(cs["gap_volumes"])
-    return data, split, source, split_source
+    subjects = d.get("subjects") if d else td.get("subjects")
+    subjects = list(subjects) if isinstance(subjects, (list, tuple)) and subjects else None
+    return data, split, source, split_source, subjects
+
+
+def _check_subject_positions(trained: list[str], used: list[str]) -> None:
+    """Refuse a subject set that moves training subjects to other positions.
+
+    A torch model's per-subject parameters (e.g. FiLM) are looked up by the
+    subject's position among the dataset's sorted subjects, so a training
+    subject must keep its training position in the evaluated dataset.
+    """
+    trained = sorted(trained)
+    moved = [s for s in used if s in trained and trained.index(s) != used.index(s)]
+    if moved:
+        raise Eeg2fmriInputError(
+            f"subjects (--subjects): expected a set in which the training subjects {trained} keep their positions (the model's per-subject "
+            f"parameters are looked up by position), got {used}, which moves {moved}; include every training subject, and add only subjects "
+            "that sort after all of them."
+        )
 
 
 def _restricted_model(model: Any, keep: np.ndarray):
@@ -139,6 +163,7 @@ def evaluate_run(
     protocol: str | None = None,
     split_options: dict | None = None,
     train_data: str | os.PathLike | None = None,
+    subjects: list[str] | None = None,
     out: str | os.PathLike | None = None,
     atlas: Any = None,
     n_boot: int = DEFAULT_N_BOOT,
@@ -162,10 +187,16 @@ def evaluate_run(
         window of ``data``, another dataset.
     split_options : dict | None
         :func:`~eeg2fmri.datasets.targets.make_split` options overriding the
-        recorded ones (``test_subjects``, ``n_folds``, ``fold``, ...).
+        recorded ones (``test_subjects``, ``n_folds``, ``fold``, ...); not
+        with ``cross`` (it tests on every window of ``data``).
     train_data : path-like | None
-        For ``cross``: the model's training dataset, to fit the reference and
-        baseline (default: the recorded one).
+        For ``cross`` only: the model's training dataset, to fit the reference
+        and baseline (default: the recorded one).
+    subjects : list of str | None
+        Subjects of the model's training dataset to use, as ``data.subjects``
+        of a train config: the split is rebuilt on their runs only (for
+        ``cross``: the reference and baseline are fitted on them). Default:
+        the subjects recorded with the model (every subject when none were).
     out : path-like | None
         Output folder (default ``<run>/evaluation``); written atomically.
     atlas : path-like | image | array | None
@@ -200,10 +231,19 @@ def evaluate_run(
     lm = load_model(model_dir)
     meta, spec = lm.meta, lm.spec
     name = str(meta["model"])
-    rec_data, rec_split, source, split_source = _recorded(model_dir, rdir, meta)
+    rec_data, rec_split, source, split_source, rec_subjects = _recorded(model_dir, rdir, meta)
     notes: dict[str, Any] = {"model directory": str(model_dir.absolute())}
     if protocol is not None:
         check_choice(protocol, "protocol", EVAL_PROTOCOLS)
+    proto_given = protocol or (rec_split or {}).get("protocol")
+    if proto_given == "cross" and split_options:
+        raise Eeg2fmriInputError(f"protocol 'cross': expected no split options (it tests on every window of --data), got {sorted(split_options)}; "
+                                 "drop --test-subjects/--n-folds/--fold, or use another --protocol.")
+    if proto_given != "cross" and train_data is not None:
+        raise Eeg2fmriInputError(f"train_data: expected only with protocol 'cross' (the reference is fitted on the split's training windows "
+                                 f"otherwise), got {str(train_data)!r} with protocol {proto_given!r}; drop --train-data or use --protocol cross.")
+    use_subjects = rec_subjects if subjects is None else list(subjects)
+    subjects_where = "subjects (--subjects)" if subjects is not None else f"{model_dir}: data.subjects recorded in train_config.json"
     data_path = Path(data) if data is not None else rec_data
     if data_path is None:
         raise Eeg2fmriInputError(f"{model_dir}: the model records no prepared dataset; pass --data PREPARED (and --protocol within|loso).")
@@ -215,13 +255,23 @@ def evaluate_run(
     if proto is None:
         raise Eeg2fmriInputError(f"{model_dir}: the model records no split; pass --protocol within|loso|kfold|subjects (and the split options used in training).")
     if proto == "cross":
-        ds_eval, split, targets, fitted, cross_info = _cross_setup(lm, ds, train_data if train_data is not None else rec_data, data_path, n_frames, lag)
+        ds_eval, split, targets, fitted, cross_info = _cross_setup(lm, ds, train_data if train_data is not None else rec_data, data_path, n_frames, lag,
+                                                                   subjects=use_subjects, subjects_where=subjects_where)
         notes["cross-dataset"] = (f"{cross_info['n_channels']} model channels found by name in the test data (ignored there: "
                                   f"{cross_info['ignored_test_channels'][:10]}); {cross_info['n_voxels']} voxels inside both masks")
     else:
         opts = {k: v for k, v in (rec_split or {}).items() if k != "protocol"} if (rec_split or {}).get("protocol") == proto else {}
         opts.update(split_options or {})
         opts.update(n_frames=n_frames, lag=lag)
+        all_subjects = ds.subjects
+        try:
+            ds = select_subjects(ds, use_subjects, where=subjects_where)
+        except Eeg2fmriInputError as err:
+            raise Eeg2fmriInputError(f"{err} To evaluate on other subjects, pass --subjects (subjects=) with the ones to use.") from None
+        if subjects is not None and meta.get("kind") != "sklearn" and int(spec.n_subjects) > 1:
+            _check_subject_positions(subject_labels(rec_subjects) if rec_subjects else all_subjects, ds.subjects)
+        if use_subjects is not None:
+            notes["subjects"] = f"{', '.join(ds.subjects)} (" + ("given" if subjects is not None else "recorded with the model, as in training") + ")"
         if list(ds.ch_names) != list(spec.ch_names):
             raise Eeg2fmriInputError(f"{data_path}: its EEG channels differ from the model's ({len(ds.ch_names)} vs {len(spec.ch_names)}); "
                                      "to test on another dataset use --protocol cross.")
@@ -253,8 +303,9 @@ def evaluate_run(
     return out_path, results
 
 
-def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, lag):
-    """Test view of another dataset for a trained model, and baselines fitted on its training data."""
+def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, lag, *, subjects: list[str] | None = None,
+                 subjects_where: str = "subjects"):
+    """Test view of another dataset for a trained model, and baselines fitted on its training data (``subjects`` of it only)."""
     from eeg2fmri.evaluation.crossdata import (
         all_test_split,
         check_disjoint,
@@ -283,7 +334,7 @@ def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, 
     if train_path is not None and Path(train_path).absolute() == Path(test_path).absolute():
         raise Eeg2fmriInputError(f"{test_path}: this is the model's training dataset; a cross-dataset test needs another dataset (or use --protocol within|loso).")
     if train_path is not None and (Path(train_path) / "manifest.json").exists():
-        ds_train = load_prepared(train_path)
+        ds_train = select_subjects(load_prepared(train_path), subjects, where=subjects_where)
         check_same_space(ds_train, ds_test, where="cross-dataset")
         check_disjoint(ds_train, ds_test)
         usable = not (inter & ~ds_train.mask).any() and all(str(c) in ds_train.ch_names for c in spec.ch_names)

@@ -130,7 +130,8 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
         ``{"validation": {...}, "test": {...}, "training": {...}}`` (any subset).
     """
     kind = getattr(model, "kind", "torch")
-    card = {"training data": {"prepared": config.get("data", {}).get("prepared"), "bids": config.get("data", {}).get("bids")}, "split": split}
+    data = config.get("data", {})
+    card = {"training data": {"prepared": data.get("prepared"), "bids": data.get("bids"), "subjects": data.get("subjects")}, "split": split}
     for k, v in metrics.items():
         card[f"{k} metrics"] = v
     card["training config"] = {k: config[k] for k in ("seed", "model", "optimizer", "loss") if k in config}

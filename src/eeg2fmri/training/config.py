@@ -8,8 +8,9 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       prepared: path/to/prepared # a prepared dataset (eeg2fmri prepare)
       bids: path/to/bids         # or a BIDS root, prepared on the fly ...
       prepare: {}                # ... with these PrepareConfig options
-      subjects: null             # subset of subjects (bids only)
-      prepared_out: null         # where to keep the prepared data (default <out>/prepared)
+      subjects: null             # subset of subjects (their runs only; prepared or bids)
+      prepared_out: null         # where to keep the prepared data (bids only; default <out>/prepared)
+      n_jobs: 1                  # runs prepared in parallel (bids only)
     split:
       protocol: within           # within | loso | kfold, plus any keyword of make_split
     model:
@@ -22,7 +23,7 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       batch_size: 32
       max_epochs: 50
       patience: 10               # early stopping (epochs without improvement); null: off
-      min_delta: 0.0
+      min_delta: 0.0             # needs patience (not null)
       monitor: val_loss          # val_loss | val_mse | val_r (validation split only)
       gradient_clip: null        # max gradient norm; null: off
       precision: "32"            # "32" | "bf16-mixed" | "16-mixed"
@@ -43,7 +44,7 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       devices: 1                 # or "auto"
       num_nodes: 1
       strategy: auto             # auto: "ddp" when devices * num_nodes > 1
-      num_workers: 0             # DataLoader worker processes
+      num_workers: 0             # DataLoader worker processes (not with loader_threads > 0)
       loader_threads: auto       # threads fetching batches instead of worker processes; auto: 4 on a GPU
                                  # when num_workers is 0, else 0
       log: auto                  # auto (csv + tensorboard if installed) | [csv, tensorboard]
@@ -53,7 +54,12 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
     tune:                        # search space for `eeg2fmri tune`
       lr: {low: 1.0e-4, high: 1.0e-2, log: true}
 
-Errors name the key, what was expected and what was found.
+Errors name the key, what was expected and what was found. A key that a
+run would not use is refused rather than recorded and ignored: the
+bids-only data keys next to ``data.prepared``, ``optimizer.min_delta``
+without early stopping, ``trainer.num_workers`` next to loader threads
+(and, in ``eeg2fmri train``, optimizer/loss/trainer settings for a
+closed-form model: :func:`closed_form_unused`).
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ from typing import Any
 from eeg2fmri.training.losses import LOSS_TERMS, PRED_TERMS
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["DEFAULTS", "MONITORS", "apply_overrides", "config_diff", "dump_config", "load_config", "resolve_config", "set_dotted", "tune_target"]
+__all__ = ["CLOSED_FORM_USED", "DEFAULTS", "MONITORS", "apply_overrides", "closed_form_unused", "config_diff", "dump_config", "load_config",
+           "resolve_config", "set_dotted", "tune_target"]
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -216,8 +223,8 @@ def _loader_threads(ctx: _Ctx, key: str, v: Any) -> int | str:
 def _subjects(ctx: _Ctx, key: str, v: Any) -> list | None:
     if v is None:
         return None
-    if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) for s in v):
-        ctx.fail(key, "a list of subject labels (strings) or null", v)
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(s, str) and s.strip() for s in v):
+        ctx.fail(key, "a non-empty list of subject labels (strings such as '01') or null for every subject", v)
     return list(v)
 
 
@@ -337,6 +344,38 @@ def _check_tune(ctx: _Ctx, space: Any) -> dict:
     return out
 
 
+#: Keys a closed-form model (``kind = "sklearn"``) uses in ``eeg2fmri train``; every other optimizer,
+#: loss and trainer key belongs to gradient training. ``seed`` is accepted: closed-form fits draw no
+#: random numbers, so every seed gives the same model.
+CLOSED_FORM_USED = ("trainer.predict_batch_size", "trainer.progress_bar")
+
+
+def closed_form_unused(cfg: Mapping[str, Any], *, used: tuple[str, ...] = CLOSED_FORM_USED) -> list[str]:
+    """Dotted keys of a resolved config that a closed-form model would not use, set to other than their defaults.
+
+    Parameters
+    ----------
+    cfg : mapping
+        A resolved config (:func:`resolve_config`).
+    used : tuple of str
+        Dotted optimizer/loss/trainer keys that the caller does use for
+        closed-form models (default: :data:`CLOSED_FORM_USED`, as ``eeg2fmri train``).
+
+    Returns
+    -------
+    list of str
+        E.g. ``["optimizer.lr", "trainer.devices"]``; empty when the config
+        only sets what a closed-form fit uses.
+    """
+    out = []
+    for sect in ("optimizer", "loss", "trainer"):
+        for key, default in DEFAULTS[sect].items():
+            dotted = f"{sect}.{key}"
+            if dotted not in used and json.dumps(_plain(cfg[sect][key])) != json.dumps(_plain(default)):
+                out.append(dotted)
+    return out
+
+
 def tune_target(name: str) -> list[str]:
     """Config path of a search-space key: dotted paths as written, bare names resolved.
 
@@ -393,6 +432,13 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
         ctx.fail("data", "one of data.prepared or data.bids", "both", "keep the one you want")
     if d["prepare"] and d["bids"] is None:
         ctx.fail("data.prepare", "options only together with data.bids", d["prepare"], "a prepared dataset already fixes its preprocessing")
+    if d["bids"] is None:
+        if d["prepared_out"] is not None:
+            ctx.fail("data.prepared_out", "a folder only together with data.bids (where to prepare it)", d["prepared_out"],
+                     "remove it: a prepared dataset (data.prepared) is read where it is")
+        if d["n_jobs"] != 1:
+            ctx.fail("data.n_jobs", "1 unless data.bids is prepared (runs prepared in parallel)", d["n_jobs"],
+                     "remove it: a prepared dataset (data.prepared) needs no preparing")
     if d["prepare"]:
         from eeg2fmri.datasets.prepared import PrepareConfig
 
@@ -400,6 +446,13 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
         bad = sorted(set(d["prepare"]) - fields)
         if bad:
             ctx.fail(f"data.prepare.{bad[0]}", f"one of the PrepareConfig fields {sorted(fields)}", bad[0])
+    o, t = out["optimizer"], out["trainer"]
+    if o["patience"] is None and o["min_delta"] != 0:
+        ctx.fail("optimizer.min_delta", "0 while early stopping is off (patience: null)", o["min_delta"],
+                 "set optimizer.patience to an integer to stop early, or remove min_delta")
+    if t["num_workers"] > 0 and _is_int(t["loader_threads"]) and t["loader_threads"] > 0:
+        ctx.fail("trainer.num_workers", f"0 when trainer.loader_threads is {t['loader_threads']} (threads replace the worker processes)", t["num_workers"],
+                 'keep one of them: num_workers (with loader_threads: 0 or "auto") or loader_threads')
     # split
     split = _mapping(ctx, "split", cfg.get("split"))
     split = {**DEFAULTS["split"], **split}

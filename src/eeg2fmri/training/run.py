@@ -28,10 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared
+from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared, select_subjects
 from eeg2fmri.datasets.targets import Split, make_split, split_targets
 from eeg2fmri.models.base import get_model_class
-from eeg2fmri.training.config import config_diff, dump_config, load_config, resolve_config
+from eeg2fmri.training.config import (
+    closed_form_unused,
+    config_diff,
+    dump_config,
+    load_config,
+    resolve_config,
+)
 from eeg2fmri.training.fit import FitResult, fit_model
 from eeg2fmri.training.predictor import TorchPredictor
 from eeg2fmri.utils.atomic import atomic_file
@@ -66,7 +72,26 @@ def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = 
 
     A ``data.bids`` root is prepared into ``data.prepared_out`` (default
     ``<out>/prepared``) once; later runs reuse it when inputs and options
-    are unchanged.
+    are unchanged. ``data.subjects`` keeps only those subjects' runs (of a
+    prepared dataset or of the BIDS root) before the split is made.
+
+    Parameters
+    ----------
+    cfg : mapping
+        A resolved config.
+    out : Path | None
+        The run's output folder (where a BIDS root is prepared by default).
+    progress_bar : bool
+        Progress bar while preparing a BIDS root.
+
+    Returns
+    -------
+    ds, split : PreparedDataset, Split
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        No data given, or ``data.subjects`` naming subjects the data does not hold.
     """
     d = cfg["data"]
     if d["prepared"] is None and d["bids"] is None:
@@ -81,6 +106,7 @@ def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = 
             raise Eeg2fmriInputError("config: data.prepared_out: expected a folder for the prepared data (or an out folder), found null.")
         prepare(d["bids"], dest, d["prepare"], subjects=d["subjects"], progress_bar=progress_bar, n_jobs=d["n_jobs"], overwrite=True)
         ds = load_prepared(dest)
+    ds = select_subjects(ds, d["subjects"], where=f"config: data.subjects ({d['prepared'] or d['bids']})")
     opts = {k: v for k, v in cfg["split"].items() if k != "protocol"}
     if isinstance(opts.get("fractions"), list):
         opts["fractions"] = tuple(opts["fractions"])
@@ -88,10 +114,25 @@ def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = 
     return ds, split
 
 
-def split_info(split: Split) -> dict[str, Any]:
-    """Plain description of a split (sizes only; no data is read)."""
-    return {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
+def split_info(split: Split, ds: PreparedDataset | None = None) -> dict[str, Any]:
+    """Plain description of a split (sizes only; no data is read).
+
+    Parameters
+    ----------
+    split : Split
+    ds : PreparedDataset | None
+        The dataset the split was made on; adds ``subjects``: the subjects
+        whose runs are in each of ``train``, ``val`` and ``test``.
+
+    Returns
+    -------
+    dict
+    """
+    info = {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
             "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")}}
+    if ds is not None:
+        info["subjects"] = {k: sorted({ds.runs[i].subject for i, v in sel.items() if len(v)}) for k, sel in split.selections.items()}
+    return info
 
 
 def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[str, float]:
@@ -137,6 +178,13 @@ def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[st
     r = cov[ok] / np.sqrt(vp[ok] * vt[ok])
     mse = float(acc["sse"].sum() / (n * len(mp)))
     return {"n": int(n), "mse": mse, "mean_r": float(r.mean()) if len(r) else math.nan, "median_r": float(np.median(r)) if len(r) else math.nan}
+
+
+def _dotted(cfg: Mapping[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for k in key.split("."):
+        node = node[k]
+    return node
 
 
 def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict | None:
@@ -220,18 +268,30 @@ def train(
     cfg = resolve_config(cfg)
     if cfg["out"] is None:
         raise Eeg2fmriInputError("config: out: expected an output folder, found null; set out: in the config or pass --out.")
+    name = cfg["model"]["name"]
+    if getattr(get_model_class(name), "kind", "torch") == "sklearn":
+        unused = closed_form_unused(cfg)
+        if unused:
+            raise Eeg2fmriInputError(
+                f"config: {', '.join(unused)}: expected the defaults for the closed-form model {name!r} (it is fitted in one step, with no "
+                f"optimiser, loss weights or Lightning trainer), found {', '.join(f'{k}={_dotted(cfg, k)!r}' for k in unused)}; "
+                "remove these settings (and --devices/--num-nodes), or choose a torch model."
+            )
     out_path = Path(cfg["out"]).absolute()
     rank0 = global_rank() == 0
+    if progress_bar is None:
+        progress_bar = cfg["trainer"]["progress_bar"]
+    # a new run opens (memory-maps) and splits a prepared dataset before the output folder is touched, so that
+    # bad data.subjects or split options leave nothing behind; a BIDS root is prepared into that folder
+    data = load_data(cfg, out_path) if cfg["data"]["prepared"] is not None and not resume else None
     if rank0:
         done = _prepare_out(cfg, out_path, resume=resume, overwrite=overwrite)
         if done is not None:
             logger.info("%s: this run had already finished; nothing to resume", out_path)
             return TrainRun(out_path, None, done)
     # DDP workers (ranks > 0) re-run this command with the same arguments; only rank 0 touches the folder
-    if progress_bar is None:
-        progress_bar = cfg["trainer"]["progress_bar"]
-    ds, split = load_data(cfg, out_path, progress_bar=progress_bar and rank0)
-    name, hparams = cfg["model"]["name"], cfg["model"]["hparams"]
+    ds, split = data if data is not None else load_data(cfg, out_path, progress_bar=progress_bar and rank0)
+    hparams = cfg["model"]["hparams"]
     is_torch = getattr(get_model_class(name), "kind", "torch") != "sklearn"
     if is_torch:
         fitted = fit_torch(ds, split, name, hparams, train_config=cfg, out_dir=out_path, resume=resume, progress_bar=progress_bar,
@@ -263,7 +323,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
         if on_gpu:
             module.to("cpu")
     info = {k: v for k, v in fitted.info.items() if k not in ("history", "checkpoints")}
-    metrics = {"model": fitted.name, "split": split_info(split), "validation": scores["val"], "training": {**info, "fit_seconds": fitted.fit_seconds}}
+    metrics = {"model": fitted.name, "split": split_info(split, ds), "validation": scores["val"], "training": {**info, "fit_seconds": fitted.fit_seconds}}
     if "test" in scores:
         metrics["test"] = scores["test"]
     if "history" in fitted.info:
