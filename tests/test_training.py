@@ -474,3 +474,23 @@ def test_flagship_output_calibrated_on_validation_windows_only(tiny_prepared, sp
     off = fit_torch(tiny_prepared, guarded, "eeg2fmri_net", {"n_members": 2, "seed": 0, "calibrate_output": False}, targets=targets,
                     train_config=cfg, progress_bar=False)
     assert off.info["output_gain"] == 1.0 and float(off.model.module.output_gain) == 1.0
+
+
+def test_train_mean_baseline_saves_and_reloads(tiny_prepared, tmp_path):
+    """`eeg2fmri train` with model.name: mean (it crashed while saving: no state_dict)."""
+    from eeg2fmri.models import load_model
+    from eeg2fmri.training.run import train
+
+    prep = tmp_path / "prep"
+    tiny_prepared.save(prep)
+    cfg = {"out": str(tmp_path / "m"), "data": {"prepared": str(prep)}, "split": {"protocol": "within"},
+           "model": {"name": "mean"}, "trainer": {"progress_bar": False}}
+    res = train(cfg)
+    fitted = res.fit.model
+    fitted = getattr(fitted, "model", fitted)
+    loaded = load_model(tmp_path / "m" / "model").model
+    assert set(map(str, loaded.means_)) == set(map(str, fitted.means_)) == {"01", "02"}
+    np.testing.assert_array_equal(loaded.grand_mean_, fitted.grand_mean_)
+    x, subs = np.zeros((3, 1)), np.array(["02", "01", "99"])  # "99": unseen subject, the grand mean
+    np.testing.assert_array_equal(loaded.predict(x, subs), fitted.predict(x, subs))
+    np.testing.assert_array_equal(loaded.predict(x, subs)[2], fitted.grand_mean_)

@@ -48,3 +48,30 @@ class MeanBaseline:
         n = len(x)
         subjects = np.full(n, None) if subjects is None else np.asarray(subjects)
         return np.stack([self.means_.get(s, self.grand_mean_) for s in subjects]) if n else np.empty((0,) + tuple(self.spec.output_shape), np.float32)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Arrays to save (safetensors): the grand mean and each training subject's mean.
+
+        Returns
+        -------
+        state : dict
+            ``grand_mean`` (``output_shape``), ``means`` (shape (n_subjects, *output_shape)),
+            ``subject_labels`` (the labels, UTF-8, newline-separated, as uint8).
+        """
+        if not hasattr(self, "grand_mean_"):
+            raise Eeg2fmriInputError("mean: call fit() before saving the model.")
+        keys = [str(k) for k in self.means_]
+        if any("\n" in k for k in keys):
+            raise Eeg2fmriInputError(f"mean: subject labels must not contain newlines to be saved, got {keys!r}; rename the subjects.")
+        shape = tuple(self.spec.output_shape)
+        means = np.stack(list(self.means_.values())) if keys else np.empty((0,) + shape, np.float32)
+        labels = np.frombuffer("\n".join(keys).encode("utf-8"), dtype=np.uint8).copy()
+        return {"grand_mean": self.grand_mean_, "means": means.astype(np.float32), "subject_labels": labels}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> MeanBaseline:
+        """Restore what :meth:`state_dict` returned (labels come back as str)."""
+        self.grand_mean_ = np.asarray(state["grand_mean"], dtype=np.float32)
+        raw = bytes(np.asarray(state["subject_labels"], dtype=np.uint8))
+        keys = raw.decode("utf-8").split("\n") if raw else []
+        self.means_ = {k: np.asarray(m, dtype=np.float32) for k, m in zip(keys, np.asarray(state["means"]))}
+        return self
