@@ -314,3 +314,22 @@ def test_simulate_config_values_are_used(tmp_path, monkeypatch):
     # the defaults --help shows are SimulationConfig's
     defaults = sim.SimulationConfig()
     assert all(getattr(defaults, field) == default for field, default in _OPTIONS.values())
+
+
+def test_simulate_neural_mass_generator_options(tmp_path, monkeypatch, capsys):
+    import eeg2fmri.simulate as sim
+
+    got = {}
+
+    def fake(out, **kw):
+        got.update(kw)
+        return out
+
+    monkeypatch.setattr(sim, "simulate_neural_mass_dataset", fake)
+    (tmp_path / "nm.yaml").write_text("coupling: 0.5\nminutes: 2.0\n")
+    argv = ["simulate", str(tmp_path / "s"), "--generator", "neural_mass", "--config", str(tmp_path / "nm.yaml"), "--regions", "12", "-q"]
+    assert main(argv) == 0
+    assert (got["coupling"], got["minutes"], got["n_regions"], got["progress_bar"]) == (0.5, 2.0, 12, False)
+    # options the neural-mass generator has no use for are refused, not ignored
+    assert main(["simulate", str(tmp_path / "s"), "--generator", "neural_mass", "--task", "blocks", "--no-artifacts", "-q"]) == 2
+    assert "--generator neural_mass does not take --task, --no-artifacts" in capsys.readouterr().err

@@ -42,13 +42,43 @@ def add_arguments(p) -> None:
     p.add_argument("--no-artifacts", action="store_true", help="no blinks, ECG or line noise")
     p.add_argument("--config", help="JSON/YAML/TOML file of SimulationConfig fields (options given on the command line win; the others "
                    "take the file's values, then the defaults)")
+    p.add_argument("--generator", choices=["envelope", "neural_mass"], default="envelope",
+                   help="generative model: 'envelope' (prescribed band envelopes following a latent drive; default) or "
+                   "'neural_mass' (Jansen-Rit columns on a connectome, Balloon-Windkessel BOLD; --config then takes "
+                   "NEURAL_MASS_DEFAULTS keys)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+#: Options the neural-mass generator takes (argparse dest -> keyword of simulate_neural_mass_dataset).
+_NEURAL_MASS_OPTIONS = {
+    "subjects": "n_subjects", "minutes": "minutes", "seed": "seed", "tr": "tr", "sfreq": "sfreq", "channels": "n_channels",
+    "montage": "montage", "voxel_size": "voxel_size", "regions": "n_regions",
+}
+
+
+def _run_neural_mass(args, base: dict) -> int:
+    from eeg2fmri.simulate import simulate_neural_mass_dataset
+
+    refused = [f"--{d.replace('_', '-')}" for d in _OPTIONS if d not in _NEURAL_MASS_OPTIONS and getattr(args, d) is not None]
+    if args.no_artifacts:
+        refused.append("--no-artifacts")
+    if refused:
+        raise Eeg2fmriInputError(
+            f"--generator neural_mass does not take {', '.join(refused)} (one resting BrainVision run per subject, "
+            f"no artefacts, Balloon-Windkessel BOLD); drop them or use --generator envelope."
+        )
+    kwargs = {**base, **{kw: getattr(args, d) for d, kw in _NEURAL_MASS_OPTIONS.items() if getattr(args, d) is not None}}
+    root = simulate_neural_mass_dataset(args.out, overwrite=args.overwrite, progress_bar=not args.quiet, **kwargs)
+    print(f"wrote {root}")
+    return 0
 
 
 def run(args) -> int:
     from eeg2fmri.simulate import SimulationConfig, simulate_dataset
 
     base = read_config(args.config)
+    if getattr(args, "generator", "envelope") == "neural_mass":
+        return _run_neural_mass(args, base)
     # SimulationConfig's defaults < the config file < the options given on the command line
     cli = {field: getattr(args, dest) for dest, (field, _) in _OPTIONS.items() if getattr(args, dest) is not None}
     if args.no_artifacts:

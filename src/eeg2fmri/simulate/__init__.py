@@ -1,5 +1,11 @@
-"""Ground-truth EEG-fMRI simulator (writes BIDS + derivatives/groundtruth)."""
+"""Ground-truth EEG-fMRI simulators (write BIDS + derivatives/groundtruth).
 
+* :func:`simulate_dataset` -- prescribed band envelopes following a latent drive (``simulator.py``);
+* :func:`simulate_neural_mass_dataset` -- an independent generator family: Jansen-Rit
+  neural masses on a connectome, Balloon-Windkessel BOLD (``neural_mass.py``).
+"""
+
+from eeg2fmri.simulate.neural_mass import simulate_neural_mass_dataset
 from eeg2fmri.simulate.simulator import (
     CHANNEL_ORDER,
     SimulationConfig,
@@ -8,4 +14,4 @@ from eeg2fmri.simulate.simulator import (
     simulate_dataset,
 )
 
-__all__ = ["CHANNEL_ORDER", "SimulationConfig", "ceilings", "load_groundtruth", "simulate_dataset"]
+__all__ = ["CHANNEL_ORDER", "SimulationConfig", "ceilings", "load_groundtruth", "simulate_dataset", "simulate_neural_mass_dataset"]
