@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -55,6 +58,21 @@ def test_quickstart_end_to_end(tmp_path):
     assert synth.ndim == 4 and synth.header.get_zooms()[3] == pytest.approx(2.0)
     np.testing.assert_allclose(synth.affine, nib.load(out / "model" / "mask.nii.gz").affine)
     assert json.loads((out / "metrics.json").read_text())["split"]["gap_volumes"] >= 9
+    # provenance names the final paths, never the temporary folder the quickstart wrote into
+    side = json.loads(Path(m["synthesized"].replace(".nii.gz", ".json")).read_text())
+    assert side["ModelDir"] == str(out.absolute() / "model")
+    assert Path(side["Source"]).is_file() and Path(side["Source"]).is_relative_to(out.absolute())
+    man = json.loads((out / "prepared" / "manifest.json").read_text())
+    assert man["provenance"]["bids_root"] == str(out.absolute() / "bids")
+    for f in out.rglob("*"):
+        if f.suffix in (".json", ".yaml", ".md", ".tsv"):
+            assert ".tmp-" not in f.read_text(), f
+    # the user's umask, not mkdtemp's 0700 / mkstemp's 0600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
+    for f in ("model/weights.safetensors", "metrics.json", "model/model.json", Path(m["synthesized"]).relative_to(out.absolute())):
+        assert stat.S_IMODE((out / f).stat().st_mode) == 0o666 & ~umask, f
 
 
 def test_cli_help_and_errors(tmp_path, capsys):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from eeg2fmri.plotting import plot_slices, plot_timecourses, write_report
 from eeg2fmri.simulate import SimulationConfig, simulate_dataset
 from eeg2fmri.synthesis import synthesize
 from eeg2fmri.training import fit_model
-from eeg2fmri.utils.atomic import atomic_dir
+from eeg2fmri.utils.atomic import atomic_dir, final_path, final_paths
 from eeg2fmri.utils.logs import logger
 
 __all__ = ["run_quickstart", "format_table"]
@@ -103,8 +102,6 @@ def run_quickstart(
         timings["simulate"] = time.perf_counter() - t0
         ds = prepare_dataset(bids, progress_bar=progress_bar)
         ds.save(tmp / "prepared")
-        # provenance must point at the final location once renamed
-        final_root = Path(out).absolute()
         timings["prepare"] = time.perf_counter() - t0 - sum(timings.values())
         split = make_split(ds, "within")
         targets = split_targets(ds, split)
@@ -150,13 +147,9 @@ def run_quickstart(
             for res in subj.values():
                 res.pop("_r", None)
         metrics = {"model": model, "protocol": "within", "split": split_info, "summary": results["summary"], "subjects": results["subjects"],
-                   "timings_s": timings, "table": table, "synthesized": str(final_root / synth.relative_to(tmp))}
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+                   "timings_s": timings, "table": table, "synthesized": str(final_path(synth))}
+        (tmp / "metrics.json").write_text(json.dumps(final_paths(metrics), indent=1, default=float))
         write_report(tmp, table, figs, metrics, title="eeg2fmri quickstart report")
-        # fix the prepared dataset's provenance to the final path
-        man = json.loads((tmp / "prepared" / "manifest.json").read_text())
-        man["provenance"]["bids_root"] = str(final_root / "bids")
-        (tmp / "prepared" / "manifest.json").write_text(json.dumps(man, indent=1))
     timings["total"] = time.perf_counter() - t0
     logger.info("quickstart finished in %.1f s", timings["total"])
     return metrics

@@ -28,7 +28,7 @@ from eeg2fmri.preprocessing import (
     bin_frames,
     standardize_features,
 )
-from eeg2fmri.utils.atomic import atomic_dir
+from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
@@ -245,7 +245,7 @@ def _write_common(folder: Path, ds: PreparedDataset, runs_meta: list[dict]) -> N
     import nibabel as nib
 
     nib.save(nib.Nifti1Image(ds.mask.astype(np.uint8), np.asarray(ds.affine)), folder / "mask.nii.gz")
-    (folder / "manifest.json").write_text(json.dumps(ds._manifest(runs_meta), indent=1))
+    (folder / "manifest.json").write_text(json.dumps(final_paths(ds._manifest(runs_meta)), indent=1))
 
 
 def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedDataset:

@@ -39,7 +39,7 @@ from eeg2fmri.evaluation.protocol import (
     evaluate_models,
     results_to_json,
 )
-from eeg2fmri.utils.atomic import atomic_dir
+from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
 
@@ -294,9 +294,10 @@ def evaluate_run(
     seconds = time.perf_counter() - t0
     with atomic_dir(out_path, overwrite=overwrite) as tmp:
         figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)
+        _write_r_maps(results, ds_eval, name, tmp)
         doc = results_to_json(results)
         doc.update(model_dir=str(model_dir.absolute()), data=str(Path(data_path).absolute()), evaluation_seconds=seconds, notes=notes)
-        (tmp / "metrics.json").write_text(json.dumps(doc, indent=1))
+        (tmp / "metrics.json").write_text(json.dumps(final_paths(doc), indent=1))
         write_evaluation_report(tmp, results, figs, title=f"eeg2fmri evaluation: {name} ({results['protocol']})", model=name, extra=notes,
                                 html_report=html_report)
     logger.info("wrote %s (metrics.json, report.md, %d figures)", out_path, len(figs))
@@ -353,13 +354,38 @@ def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, 
     return test_view, split, targets, fitted, info
 
 
+def _mean_r_maps(results: dict, name: str) -> dict[str, np.ndarray]:
+    """Per-voxel test r of ``name`` (and the reference), averaged over the test subjects."""
+    subs = sorted(results["per_subject"])
+    r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
+    out = {}
+    for nm in [name] + [n for n in r_names if n == REFERENCE and n != name]:
+        out[nm] = np.nanmean(np.stack([results["per_subject"][s]["_r"][nm] for s in subs]), axis=0)
+    return out
+
+
+def _write_r_maps(results: dict, ds: PreparedDataset, name: str, folder: Path) -> list[Path]:
+    """``r_map_<model>.nii.gz``: the mean test r per voxel on the prepared grid (0 outside the mask)."""
+    import nibabel as nib
+
+    paths = []
+    for nm, r in _mean_r_maps(results, name).items():
+        vol = np.zeros(ds.mask.shape, np.float32)
+        vol[ds.mask] = np.nan_to_num(np.asarray(r, np.float32))
+        img = nib.Nifti1Image(vol, np.asarray(ds.affine))
+        img.header.set_xyzt_units("mm")
+        img.header["descrip"] = f"eeg2fmri test r {nm}"[:79].encode()
+        nib.save(img, folder / f"r_map_{nm}.nii.gz")
+        paths.append(folder / f"r_map_{nm}.nii.gz")
+    return paths
+
+
 def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses) -> list[Path]:
     """r maps, r distributions, per-subject CIs and time courses of the first test run."""
     figs = []
     subs = sorted(results["per_subject"])
     r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
-    for nm in [name] + [n for n in r_names if n == REFERENCE and n != name]:
-        r = np.nanmean(np.stack([results["per_subject"][s]["_r"][nm] for s in subs]), axis=0) if len(subs) > 1 else results["per_subject"][subs[0]]["_r"][nm]
+    for nm, r in _mean_r_maps(results, name).items():
         title = f"{nm}: test r" + (f" (mean over {len(subs)} subjects)" if len(subs) > 1 else "")
         figs.append(plot_r_map(ds.mask, ds.affine, r, folder / f"r_map_{nm}.png", title))
     dist = {}

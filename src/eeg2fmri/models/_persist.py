@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.models.base import DataSpec, build_model
-from eeg2fmri.utils.atomic import atomic_dir
+from eeg2fmri.utils.atomic import _user_mode, atomic_dir, final_paths
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["LoadedModel", "check_compatible", "load_model", "load_predictor", "save_model", "save_trained_model"]
@@ -65,8 +65,9 @@ def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine
     else:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
         save_torch(state, str(tmp / "weights.safetensors"))
+    _user_mode(tmp / "weights.safetensors", directory=False)  # safetensors creates it 0600
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine)), tmp / "mask.nii.gz")
-    (tmp / "model.json").write_text(json.dumps(meta, indent=1, default=float))
+    (tmp / "model.json").write_text(json.dumps(final_paths(meta), indent=1, default=float))
     (tmp / "MODEL_CARD.md").write_text(_card_text(meta))
 
 

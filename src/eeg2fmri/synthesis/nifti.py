@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eeg2fmri.utils.atomic import _user_mode
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["StreamingNifti", "nifti_header"]
@@ -170,6 +171,7 @@ class StreamingNifti:
             gz = Path(name)
             try:
                 _gzip_file(self.tmp, gz)
+                _user_mode(gz, directory=False)
                 self._check_target()
                 os.replace(gz, self.out)
             except BaseException:
@@ -178,6 +180,7 @@ class StreamingNifti:
             self.tmp.unlink(missing_ok=True)
         else:
             self._check_target()
+            _user_mode(self.tmp, directory=False)
             os.replace(self.tmp, self.out)
         self._done = True
         return self.out

@@ -37,7 +37,7 @@ from eeg2fmri.io import read_eeg
 from eeg2fmri.models import load_model
 from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
 from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_representation
-from eeg2fmri.utils.atomic import atomic_file
+from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
@@ -367,7 +367,7 @@ def synthesize(
                 side["UncertaintyFile"] = unc_out.name
                 side["UncertaintyMeaning"] = unc_meaning
             with atomic_file(sidecar, overwrite=overwrite) as tmp_json:
-                tmp_json.write_text(json.dumps(side, indent=2))
+                tmp_json.write_text(json.dumps(final_paths(side), indent=2))
                 w_bold.finish()
                 if w_unc is not None:
                     w_unc.finish()

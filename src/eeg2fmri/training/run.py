@@ -40,7 +40,7 @@ from eeg2fmri.training.config import (
 )
 from eeg2fmri.training.fit import FitResult, fit_model
 from eeg2fmri.training.predictor import TorchPredictor
-from eeg2fmri.utils.atomic import atomic_file
+from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -208,7 +208,7 @@ def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(saved, overwrite=True) as tmp:
-        tmp.write_text(dump_config(cfg))
+        tmp.write_text(dump_config(final_paths(cfg)))
     return None
 
 
@@ -333,6 +333,6 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
                        window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=ds.config.to_dict(), config=cfg,
                        split=metrics["split"], metrics=card_metrics, overwrite=True)
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1, default=float))
+        tmp.write_text(json.dumps(final_paths(metrics), indent=1, default=float))
     logger.info("wrote %s (model/, metrics.json)", out)
     return TrainRun(out, fitted, metrics)

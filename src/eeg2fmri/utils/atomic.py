@@ -2,6 +2,15 @@
 
 Nothing a user made is ever overwritten without ``overwrite=True`` and an
 interrupted run never leaves a half-written file or directory.
+
+Two things the temporary path must not leak into what the user gets:
+
+* **permissions**: :func:`tempfile.mkdtemp` / :func:`tempfile.mkstemp` create
+  0700 / 0600 entries; the final folder or file gets the mode a plain
+  ``mkdir``/``open`` would have given it under the user's umask;
+* **provenance**: a file written inside an :func:`atomic_dir` that records a
+  path (a sidecar's ``ModelDir``, a prepared dataset's ``bids_root``) records
+  :func:`final_path` of it, the place it will have after the rename.
 """
 
 from __future__ import annotations
@@ -12,8 +21,55 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+#: Temporary folder -> final folder of every :func:`atomic_dir` still open in this process.
+_PENDING: dict[Path, Path] = {}
+
+
+def _umask() -> int:
+    """The process umask (read without changing it for longer than one call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _user_mode(path: Path, *, directory: bool) -> None:
+    """Give ``path`` the mode a plain mkdir/open would have given it under the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _innermost_first() -> list[tuple[Path, Path]]:
+    return sorted(_PENDING.items(), key=lambda kv: len(kv[0].parts), reverse=True)
+
+
+def final_path(path: str | os.PathLike) -> Path:
+    """Where ``path`` will be once every enclosing :func:`atomic_dir` has been renamed into place.
+
+    Paths outside any open atomic directory are returned unchanged (absolute).
+
+    Parameters
+    ----------
+    path : path-like
+        A path, possibly inside the temporary folder of an open :func:`atomic_dir`.
+
+    Returns
+    -------
+    path : Path
+        The absolute final path.
+    """
+    p = Path(path).absolute()
+    changed = True
+    while changed:  # nested atomic directories: translate from the innermost out
+        changed = False
+        for tmp, final in _innermost_first():
+            if p == tmp or tmp in p.parents:
+                p = final / p.relative_to(tmp)
+                changed = True
+                break
+    return p
 
 
 def _check_target(path: Path, overwrite: bool, what: str) -> None:
@@ -21,6 +77,31 @@ def _check_target(path: Path, overwrite: bool, what: str) -> None:
         raise Eeg2fmriInputError(
             f"{path}: {what} already exists; choose another path or pass overwrite=True (--overwrite on the command line)."
         )
+
+
+def final_paths(obj: Any) -> Any:
+    """``obj`` (dicts, lists, tuples of strings and numbers) with every path string under an open
+    :func:`atomic_dir` replaced by its :func:`final_path`; anything else unchanged.
+
+    Use on a document (sidecar, provenance, config) just before writing it.
+    """
+    if isinstance(obj, dict):
+        return {k: final_paths(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(final_paths(v) for v in obj)
+    if isinstance(obj, os.PathLike):
+        return type(obj)(final_path(obj)) if _PENDING else obj
+    if isinstance(obj, str) and _PENDING:
+        changed = True
+        while changed:  # nested atomic directories: an inner final folder may lie in an outer temporary one
+            changed = False
+            for tmp, final in _innermost_first():
+                t = str(tmp)
+                if obj == t:
+                    obj, changed = str(final), True
+                elif t + os.sep in obj:  # a path, or a path inside a message
+                    obj, changed = obj.replace(t + os.sep, str(final) + os.sep), True
+    return obj
 
 
 @contextlib.contextmanager
@@ -38,11 +119,15 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     _check_target(path, overwrite, "output directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    _PENDING[tmp] = path
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _PENDING.pop(tmp, None)
+    _user_mode(tmp, directory=True)
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)
@@ -71,4 +156,5 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = False, suffix: str
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _user_mode(tmp, directory=False)
     os.replace(tmp, path)

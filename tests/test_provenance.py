@@ -1,0 +1,77 @@
+"""Atomic output: final paths in provenance, the user's umask on what is created."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
+from eeg2fmri.utils.atomic import atomic_dir, atomic_file, final_path, final_paths
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o002])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def _mode(p):
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_atomic_outputs_get_the_umask_mode(tmp_path, umask):
+    with atomic_dir(tmp_path / "out") as tmp:
+        assert _mode(tmp) == 0o700  # private while being written
+        (tmp / "a.txt").write_text("x")
+    assert _mode(tmp_path / "out") == 0o777 & ~umask
+    with atomic_file(tmp_path / "f.json") as tmp:
+        tmp.write_text("{}")
+    assert _mode(tmp_path / "f.json") == 0o666 & ~umask
+
+
+def test_streaming_nifti_gets_the_umask_mode(tmp_path, umask):
+    hdr = nifti_header((3, 4, 5, 2), np.eye(4), (2.0, 2.0, 2.0), 2.0)
+    for name in ("s.nii", "s.nii.gz"):
+        with StreamingNifti(tmp_path / name, hdr) as w:
+            w.write(0, np.ones((3, 4, 5, 2), np.float32))
+            out = w.finish()
+        assert _mode(out) == 0o666 & ~umask
+        assert nib.load(out).shape == (3, 4, 5, 2)
+
+
+def test_final_path_translates_nested_atomic_dirs(tmp_path):
+    outside = tmp_path / "elsewhere" / "x.nii.gz"
+    assert final_path(outside) == outside.absolute()
+    with atomic_dir(tmp_path / "outer") as t_out:
+        with atomic_dir(t_out / "inner") as t_in:
+            p = t_in / "model" / "weights.bin"
+            assert final_path(p) == tmp_path / "outer" / "inner" / "model" / "weights.bin"
+            doc = {"ModelDir": str(t_in / "model"), "Source": str(t_out / "bids" / "eeg.vhdr"), "n": 3,
+                   "files": [str(t_in), f"{t_out}/run: 2 subjects"], "other": str(outside)}
+            got = final_paths(doc)
+        # the inner folder is gone from the registry once renamed; the outer one still translates
+        assert final_path(t_out / "inner") == tmp_path / "outer" / "inner"
+    assert got == {
+        "ModelDir": str(tmp_path / "outer" / "inner" / "model"), "Source": str(tmp_path / "outer" / "bids" / "eeg.vhdr"), "n": 3,
+        "files": [str(tmp_path / "outer" / "inner"), f"{tmp_path / 'outer'}/run: 2 subjects"], "other": str(outside),
+    }
+    # nothing pending: unchanged
+    assert final_paths({"a": str(tmp_path / "q")}) == {"a": str(tmp_path / "q")}
+
+
+def test_failed_atomic_dir_leaves_nothing_and_forgets_its_path(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_dir(tmp_path / "out") as tmp:
+            raise RuntimeError("boom")
+    assert not (tmp_path / "out").exists() and not tmp.exists()
+    assert final_path(tmp / "x") == tmp / "x"
+    (tmp_path / "out").mkdir()
+    with pytest.raises(Eeg2fmriInputError, match="output directory already exists; choose another path or pass overwrite=True"):
+        with atomic_dir(tmp_path / "out"):
+            pass
