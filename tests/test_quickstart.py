@@ -169,3 +169,23 @@ def test_quickstart_with_the_flagship(tmp_path):
     m = run_quickstart(tmp_path / "qsf", subjects=2, minutes=6.0, seed=3, model="eeg2fmri_net", progress_bar=False, sim_overrides=TINY_SIM)
     assert "ridge_hrf_median_r" in m["summary"] and "ridge_hrf (reference)" in m["table"]
     assert (tmp_path / "qsf" / "model" / "weights.safetensors").exists()
+
+
+def test_auto_bands_follow_the_sampling_rate(tmp_path):
+    from eeg2fmri.datasets import prepare
+    from eeg2fmri.preprocessing import DEFAULT_BANDS, auto_bands
+    from eeg2fmri.simulate import simulate_dataset
+
+    assert auto_bands(100.0) == DEFAULT_BANDS and auto_bands(250.0)["high_gamma"] == (55.0, 95.0) and "high_gamma" not in auto_bands(170.0)
+    root = simulate_dataset(tmp_path / "b", progress_bar=False, **{**TINY, "n_subjects": 1, "minutes": 1.0, "sfreq": 250.0})
+    out, written = prepare(root, tmp_path / "p", progress_bar=False)
+    ds = load_prepared(out)
+    # the manifest records the bands used, not "auto"
+    assert written and ds.config.bands == auto_bands(250.0) and ds.runs[0].features.shape[2] == 6
+    assert json.loads((out / "manifest.json").read_text())["config"]["bands"]["high_gamma"] == [55.0, 95.0]
+    _, again = prepare(root, out, progress_bar=False)  # "auto" resolves to the recorded bands: nothing to do
+    assert not again
+    low = load_prepared(prepare(root, tmp_path / "q", {"work_sfreq": 125.0}, progress_bar=False)[0])
+    assert low.config.bands == DEFAULT_BANDS  # a 125 Hz work rate leaves no room for high gamma
+    with pytest.raises(Eeg2fmriInputError, match="prepare option bands: expected 'auto' or a mapping name -> \\[low, high\\] in Hz, got 'wide'"):
+        prepare(root, tmp_path / "r", {"bands": "wide"}, progress_bar=False)

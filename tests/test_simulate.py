@@ -151,6 +151,10 @@ def test_coupling_recoverable_from_true_envelopes(tmp_path):
         (dict(marker="S1"), r"expected marker like 'R128'"),
         (dict(minutes=0.1), r"expected at least 10 volumes per run"),
         (dict(bands={"x": (10.0, 80.0)}, coupling={"x": 1.0}, band_amplitude={"x": 1.0}, sfreq=100.0), r"expected band 'x' within"),
+        (dict(hrf_peak_range=(9.0, 4.0)), r"expected hrf_peak_range as \(low, high\) with 2.0 <= low <= high <= 12.0, got \(9.0, 4.0\)"),
+        (dict(hrf_undershoot_range=(0.1,)), r"expected hrf_undershoot_range as \(low, high\)"),
+        (dict(bold_nonlinearity="cubic"), r"unknown bold_nonlinearity 'cubic'"),
+        (dict(subject_variability=-1.0), r"expected subject_variability in \[0, 5\], got -1.0"),
     ],
 )
 def test_invalid_settings(tmp_path, kwargs, match):
@@ -188,3 +192,26 @@ def test_other_formats_and_options(tmp_path):
     assert events[0] == "onset\tduration\ttrial_type" and len(events) > 1
     raw = mne.io.read_raw_edf(edf[0], verbose=False)
     assert raw.info["sfreq"] == TINY["sfreq"]
+
+
+def test_robustness_options(tmp_path, tiny_bids):
+    """HRFs far from canonical, saturating coupling and per-subject parcellations do what they say."""
+    kw = {**TINY, "hrf_peak_range": (4.0, 9.0), "hrf_undershoot_range": (0.0, 0.5), "bold_nonlinearity": "saturating", "subject_variability": 1.0}
+    root = simulate_dataset(tmp_path / "r", progress_bar=False, **kw)
+    params = [json.loads((root / "derivatives" / "groundtruth" / f"sub-{s}" / f"sub-{s}_parameters.json").read_text()) for s in ("01", "02")]
+    for p in params:
+        assert 4.0 <= min(p["hrf"]["delay"]) and max(p["hrf"]["delay"]) <= 9.0 and np.ptp(p["hrf"]["delay"]) > 2.0
+        assert 0.0 <= min(p["hrf"]["undershoot"]) and max(p["hrf"]["undershoot"]) <= 0.5
+    g = [load_groundtruth(root, s) for s in ("01", "02")]
+    # per-subject parcellations: the same brain mask, different region labels
+    assert g[0]["labels"].shape == g[1]["labels"].shape and not np.array_equal(g[0]["labels"], g[1]["labels"])
+    ref = load_groundtruth(tiny_bids, "01")
+    assert not np.array_equal(g[0]["labels"], ref["labels"])
+    # saturating: with the same draws, the clean BOLD follows tanh(1.5 d) / 1.5 of the drive, not d
+    lin = simulate_dataset(tmp_path / "lin", progress_bar=False, **{**kw, "n_subjects": 1, "bold_nonlinearity": "linear"})
+    a, b = g[0]["bold_clean"], load_groundtruth(lin, "01")["bold_clean"]
+    r = [np.corrcoef(a[:, v], b[:, v])[0, 1] for v in range(0, a.shape[1], 7)]
+    assert 0.5 < np.median(r) < 0.995
+    m = nib.load(root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz").get_fdata().mean(-1) > 0
+    m2 = nib.load(tiny_bids / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz").get_fdata().mean(-1) > 0
+    np.testing.assert_array_equal(m, m2)

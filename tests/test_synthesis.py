@@ -13,6 +13,7 @@ import pytest
 
 from eeg2fmri.cli import main
 from eeg2fmri.datasets.prepared import PrepareConfig, eeg_representation
+from eeg2fmri.preprocessing import auto_bands
 from eeg2fmri.synthesis import StreamingNifti, nifti_header, stream_representation, synthesize
 from eeg2fmri.synthesis import stream as stream_mod
 from eeg2fmri.utils.validation import Eeg2fmriInputError
@@ -62,7 +63,9 @@ def test_streaming_memmap_and_finer_hop(tmp_path):
     raw = _synthetic_raw(sfreq=200.0, seconds=120.0, n_chans=3)
     st = stream_representation(raw, PrepareConfig(), tr=2.0, hop=0.5, folder=tmp_path, chunk_seconds=40.0)
     assert isinstance(st.features, np.memmap) and (tmp_path / "features.npy").exists()
-    assert st.step == 0.5 and st.features.shape == (len(st.starts), 3, 5)
+    # bands="auto" at 200 Hz: delta..gamma and high gamma up to 0.4 x 200 = 80 Hz
+    assert auto_bands(200.0)["high_gamma"] == (55.0, 80.0)
+    assert st.step == 0.5 and st.features.shape == (len(st.starts), 3, 6)
     np.testing.assert_allclose(st.starts[:5], [0.0, 0.5, 1.0, 1.5, 2.0])
     # every 4th frame is a frame of the TR grid: the same frames as with the default hop, up to the
     # standardisation (statistics over 4x more, overlapping frames)

@@ -23,7 +23,6 @@ import numpy as np
 from eeg2fmri.io.bold import load_masked_bold
 from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing import (
-    DEFAULT_BANDS,
     band_envelopes,
     bin_frames,
     standardize_features,
@@ -44,8 +43,12 @@ class PrepareConfig:
 
     Parameters
     ----------
-    bands : dict
-        Band name -> (low, high) Hz for band-power envelopes.
+    bands : dict | "auto"
+        Band name -> (low, high) Hz for band-power envelopes. ``"auto"``
+        (default): :func:`~eeg2fmri.preprocessing.eeg.auto_bands` of the
+        lowest sampling rate among the recordings -- delta to gamma (1-45 Hz)
+        plus high gamma (55-95 Hz) where the rate allows; the manifest records
+        the bands used.
     frames_per_tr : int
         Feature frames per repetition time.
     l_freq, h_freq : float | None
@@ -96,7 +99,7 @@ class PrepareConfig:
         Sphere radius in mm for coordinate atlases.
     """
 
-    bands: dict = field(default_factory=lambda: dict(DEFAULT_BANDS))
+    bands: dict | str = "auto"
     frames_per_tr: int = 1
     l_freq: float | None = 0.5
     h_freq: float | None = None
@@ -118,17 +121,29 @@ class PrepareConfig:
     atlas: str | None = None
     atlas_radius: float = 5.0
 
+    def resolved(self, sfreq: float) -> PrepareConfig:
+        """This config with ``bands="auto"`` replaced by the bands of EEG sampled at ``sfreq`` (Hz)
+        (and worked at ``work_sfreq`` when that is lower)."""
+        if isinstance(self.bands, str):
+            from eeg2fmri.preprocessing.eeg import auto_bands
+
+            rate = float(sfreq) if self.work_sfreq is None else min(float(sfreq), float(self.work_sfreq))
+            return replace(self, bands=auto_bands(rate))
+        return self
+
     def needed_fmax(self) -> float:
         """Highest EEG frequency the representation uses (Hz)."""
         if self.representation == "stft":
             return float(self.stft_fmax)
         if self.representation == "raw":
             return float(self.raw_sfreq) / 2.5
+        if isinstance(self.bands, str):
+            raise ValueError("bands='auto' must be resolved with PrepareConfig.resolved(sfreq) first")
         return float(max(hi for _, hi in self.bands.values()))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["bands"] = {k: list(v) for k, v in self.bands.items()}
+        d["bands"] = self.bands if isinstance(self.bands, str) else {k: list(v) for k, v in self.bands.items()}
         return d
 
     @classmethod
@@ -137,7 +152,9 @@ class PrepareConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise Eeg2fmriInputError(f"unknown prepare option(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}.")
-        if "bands" in d:
+        if "bands" in d and not isinstance(d["bands"], str):
+            if not isinstance(d["bands"], dict):
+                raise Eeg2fmriInputError(f"prepare option bands: expected 'auto' or a mapping name -> [low, high] in Hz, got {d['bands']!r}.")
             d["bands"] = {k: tuple(v) for k, v in d["bands"].items()}
         return cls(**d)
 
@@ -355,7 +372,7 @@ def select_subjects(ds: PreparedDataset, subjects: Sequence[str] | None, *, wher
 
 def work_rate(sfreq: float, config: PrepareConfig) -> float:
     """Rate (Hz) at which EEG is filtered and turned into the representation."""
-    want = config.work_sfreq if config.work_sfreq is not None else max(100.0, 2.5 * config.needed_fmax())
+    want = config.work_sfreq if config.work_sfreq is not None else max(100.0, 2.5 * config.resolved(sfreq).needed_fmax())
     return float(min(sfreq, want))
 
 
@@ -472,6 +489,7 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
         ``window_end`` (n_volumes,), ``frame_rate``, ``freqs``, ``ch_names``,
         ``onsets``, ``sfreq`` (original EEG rate).
     """
+    config = config.resolved(float(raw.info["sfreq"]))
     data, wsf, ch = load_eeg_lowrate(raw, config, where=where)
     dur = data.shape[1] / wsf
     if onsets is None:
@@ -540,6 +558,18 @@ def _validate_config(cfg: PrepareConfig) -> None:
 
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
+    if isinstance(cfg.bands, str) and cfg.bands != "auto":
+        raise Eeg2fmriInputError(f"prepare option bands: expected 'auto' or a mapping name -> [low, high] in Hz, got {cfg.bands!r}.")
+
+
+def _resolve_bands(cfg: PrepareConfig, records: list) -> PrepareConfig:
+    """``bands="auto"`` -> the bands of the lowest sampling rate among the recordings (headers only)."""
+    if not isinstance(cfg.bands, str):
+        return cfg
+    from eeg2fmri.io.layouts import read_layout_eeg
+
+    sfreq = min(float(read_layout_eeg(rec, preload=False).info["sfreq"]) for rec in records)
+    return cfg.resolved(sfreq)
 
 
 def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | None]:
@@ -676,6 +706,7 @@ def prepare_dataset(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     records = _records(bids_root, subjects, layout, layout_options)
+    cfg = _resolve_bands(cfg, records)
     from concurrent.futures import ThreadPoolExecutor
 
     img0, tr0 = _read_bold_on_grid(records[0], cfg)
@@ -789,7 +820,7 @@ def prepare(
         records = _records(bids_root, subjects, layout, layout_options)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
             r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
-        if same_inputs and old.get("config") == cfg.to_dict():
+        if same_inputs and old.get("config") == _resolve_bands(cfg, records).to_dict():
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
     ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)

@@ -5,6 +5,7 @@ from eeg2fmri.preprocessing.atlas import Atlas
 from eeg2fmri.preprocessing.bold import Standardizer, compute_mask, detrend
 from eeg2fmri.preprocessing.eeg import (
     DEFAULT_BANDS,
+    auto_bands,
     band_envelopes,
     bin_frames,
     clean_eeg,
@@ -27,6 +28,7 @@ from eeg2fmri.preprocessing.volumes import (
 
 __all__ = [
     "DEFAULT_BANDS",
+    "auto_bands",
     "MOTION_PARAMS",
     "Atlas",
     "RobustScaler",

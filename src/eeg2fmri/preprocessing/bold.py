@@ -23,10 +23,18 @@ def compute_mask(img, where: str = "BOLD") -> np.ndarray:
     # the morphological opening removes thin structures; on coarse grids it would erode the brain itself
     voxel = float(np.max(np.sqrt((np.asarray(img.affine)[:3, :3] ** 2).sum(0))))
     opening = 2 if voxel <= 4.0 else (1 if voxel <= 8.0 else False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = compute_epi_mask(img, opening=opening)
-    mask = np.asarray(m.get_fdata()) > 0
+    from nilearn.exceptions import MaskWarning
+
+    # (``catch_warnings`` is process-global and not thread-safe: prepare computes the mask in a
+    # thread while the main thread reads EEG, so a warning turned into an error elsewhere can
+    # still reach here; an empty-mask warning means what the check below says)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = compute_epi_mask(img, opening=opening)
+        mask = np.asarray(m.get_fdata()) > 0
+    except MaskWarning:
+        mask = np.zeros(img.shape[:3], dtype=bool)
     if mask.sum() == 0:
         raise Eeg2fmriInputError(f"{where}: the automatic brain mask (EPI mask of the mean image) is empty; pass a mask image on the BOLD grid (prepare option mask=<path> or mask='mni').")
     return mask

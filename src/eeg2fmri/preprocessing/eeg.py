@@ -9,7 +9,7 @@ import numpy as np
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["DEFAULT_BANDS", "band_envelopes", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
+__all__ = ["DEFAULT_BANDS", "HIGH_GAMMA", "auto_bands", "band_envelopes", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
 
 #: Default frequency bands (Hz) of band-power features.
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
@@ -19,6 +19,33 @@ DEFAULT_BANDS: dict[str, tuple[float, float]] = {
     "beta": (13.0, 30.0),
     "gamma": (30.0, 45.0),
 }
+
+#: High-gamma band added by :func:`auto_bands` where the sampling rate allows it (above 50 Hz mains).
+HIGH_GAMMA: tuple[float, float] = (55.0, 95.0)
+
+
+def auto_bands(sfreq: float) -> dict[str, tuple[float, float]]:
+    """The default band set for EEG sampled at ``sfreq``: the classical bands up to what the rate allows.
+
+    :data:`DEFAULT_BANDS` (1-45 Hz) plus ``high_gamma`` from 55 Hz (above 50 Hz
+    mains) to ``min(95, 0.4 * sfreq)`` Hz when that band is at least 15 Hz
+    wide (e.g. 55-95 Hz at 250 Hz, 55-80 Hz at 200 Hz, none at 100 Hz).
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate of the lowest-rate recording, in Hz.
+
+    Returns
+    -------
+    bands : dict
+        Band name -> (low, high) in Hz.
+    """
+    bands = dict(DEFAULT_BANDS)
+    hi = min(HIGH_GAMMA[1], 0.4 * float(sfreq))
+    if hi - HIGH_GAMMA[0] >= 15.0:
+        bands["high_gamma"] = (HIGH_GAMMA[0], float(hi))
+    return bands
 
 
 def check_channels(raw, where: str = "EEG") -> None:

@@ -131,6 +131,23 @@ class SimulationConfig:
         relative variation of its width.
     coupling_sd : float
         Log-normal spread of coupling gains across subjects and regions.
+    hrf_peak_range : (float, float) | None
+        When given, every subject x region HRF peaks at a delay drawn uniformly
+        from this range in seconds (e.g. ``(4, 9)``: far from canonical),
+        replacing ``hrf_delay_sd_subject``/``hrf_delay_sd_region``.
+    hrf_undershoot_range : (float, float) | None
+        When given, every subject x region HRF undershoot ratio is drawn
+        uniformly from this range (canonical: 1/6).
+    bold_nonlinearity : {"linear", "saturating"}
+        How the neural drive enters the haemodynamics: as is, or through a
+        saturating ``tanh(1.5 x) / 1.5`` (the EEG envelopes stay log-linear in
+        the drive, so the EEG-BOLD relation becomes non-linear).
+    subject_variability : float
+        0: every subject shares the group parcellation and network loadings.
+        > 0: every subject gets its own parcellation (k-means of grey matter
+        with a subject seed) and network loadings perturbed by this standard
+        deviation, so that what is learnt from other subjects transfers less
+        (leave-one-subject-out becomes harder than within-subject).
     hemodynamics : {"gamma", "balloon"}
         Linear double-gamma convolution or the nonlinear balloon model.
     task : {None, "blocks"}
@@ -179,6 +196,10 @@ class SimulationConfig:
     hrf_delay_sd_region: float = 0.3
     hrf_width_sd: float = 0.1
     coupling_sd: float = 0.25
+    hrf_peak_range: tuple | None = None
+    hrf_undershoot_range: tuple | None = None
+    bold_nonlinearity: str = "linear"
+    subject_variability: float = 0.0
     hemodynamics: str = "gamma"
     task: str | None = None
     task_block: float = 20.0
@@ -206,6 +227,15 @@ class SimulationConfig:
             raise Eeg2fmriInputError(f"expected seed to be a non-negative integer, got {self.seed!r}.")
         check_choice(self.montage, "montage", mne.channels.get_builtin_montages())
         check_choice(self.hemodynamics, "hemodynamics", ("gamma", "balloon"))
+        check_choice(self.bold_nonlinearity, "bold_nonlinearity", ("linear", "saturating"))
+        for name, lo_ok, hi_ok in (("hrf_peak_range", 2.0, 12.0), ("hrf_undershoot_range", 0.0, 1.0)):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and lo_ok <= v[0] <= v[1] <= hi_ok):
+                raise Eeg2fmriInputError(f"expected {name} as (low, high) with {lo_ok} <= low <= high <= {hi_ok}, got {v!r}; fix it or leave it null.")
+        if not (isinstance(self.subject_variability, (int, float)) and 0 <= self.subject_variability <= 5):
+            raise Eeg2fmriInputError(f"expected subject_variability in [0, 5], got {self.subject_variability!r}.")
         check_choice(self.task, "task", (None, "blocks"))
         check_choice(self.eeg_format, "eeg_format", ("BrainVision", "EDF", "EEGLAB"))
         if self.minutes * 60 < 10 * self.tr:
@@ -326,6 +356,12 @@ def _simulate_run(cfg: SimulationConfig, anat: Anatomy, group: dict, info, subj_
         drive_inv[:, in_net] += 0.5 * cfg.task_amplitude * task_box[:, None]
     vis = group["visible_share"]
     drive_total = np.sqrt(vis) * drive_vis + np.sqrt(1 - vis) * drive_inv
+    if cfg.bold_nonlinearity == "saturating":
+        def hemo_in(x):
+            return np.tanh(1.5 * x) / 1.5
+    else:
+        def hemo_in(x):
+            return x
 
     # ---- EEG
     sf = cfg.sfreq
@@ -363,16 +399,16 @@ def _simulate_run(cfg: SimulationConfig, anat: Anatomy, group: dict, info, subj_
         def conv(x):
             out = np.empty_like(x)
             for r in range(R):
-                h = double_gamma_hrf(1.0 / NEURAL_RATE, peak_delay=hp["delay"][r], width=hp["width"][r])
+                h = double_gamma_hrf(1.0 / NEURAL_RATE, peak_delay=hp["delay"][r], width=hp["width"][r], undershoot_ratio=hp["undershoot"][r])
                 out[:, r] = np.convolve(x[:, r], h)[: len(x)]
             return out
-        region_total = conv(drive_total)
-        region_vis = conv(np.sqrt(vis) * drive_vis)
+        region_total = conv(hemo_in(drive_total))
+        region_vis = conv(hemo_in(np.sqrt(vis) * drive_vis))
     else:
-        u_tot = np.log1p(np.exp(drive_total))  # softplus keeps the flow input positive
+        u_tot = np.log1p(np.exp(hemo_in(drive_total)))  # softplus keeps the flow input positive
         region_total = balloon_bold(u_tot, 1.0 / NEURAL_RATE)
         # the visible part: response to the visible drive with the invisible part at its mean
-        u_vis = np.log1p(np.exp(np.sqrt(vis) * drive_vis))
+        u_vis = np.log1p(np.exp(hemo_in(np.sqrt(vis) * drive_vis)))
         region_vis = balloon_bold(u_vis, 1.0 / NEURAL_RATE)
     acq = np.arange(n_vols) * cfg.tr + cfg.tr / 2.0  # mid-volume acquisition times
     idx = np.clip(np.round((acq + _PRE) * NEURAL_RATE).astype(int), 0, n_neural - 1)
@@ -437,11 +473,27 @@ def _local_component(n_vols: int, anat: Anatomy, cfg: SimulationConfig, rng: np.
     return x / x.std(0).clip(1e-12)
 
 
+def _subject_anatomy(cfg: SimulationConfig, anat: Anatomy, group: dict, subj: int) -> tuple[Anatomy, dict]:
+    """The group anatomy and parameters, or with ``subject_variability`` the subject's own parcellation and loadings."""
+    if not cfg.subject_variability:
+        return anat, group
+    anat_s = make_anatomy(cfg.voxel_size, cfg.n_regions, cfg.seed + 1000 * (subj + 1))
+    group_s = _group_parameters(cfg, anat_s)  # the group's random draws, this subject's parcel depths and orientations
+    rng = np.random.default_rng([cfg.seed, 6, subj])
+    group_s["loadings"] = group["loadings"] + cfg.subject_variability * 0.5 * rng.standard_normal(group["loadings"].shape)
+    return anat_s, group_s
+
+
 def _subject_parameters(cfg: SimulationConfig, anat: Anatomy, group: dict, info, subj: int) -> dict[str, Any]:
     rng = np.random.default_rng([cfg.seed, 1, subj])
     R = anat.n_regions
     delay = 6.0 + cfg.hrf_delay_sd_subject * rng.standard_normal() + cfg.hrf_delay_sd_region * rng.standard_normal(R)
     width = np.exp(cfg.hrf_width_sd * rng.standard_normal(R))
+    # options draw from their own streams, so the defaults' random numbers are unchanged
+    opt_rng = np.random.default_rng([cfg.seed, 5, subj])
+    if cfg.hrf_peak_range is not None:
+        delay = opt_rng.uniform(*cfg.hrf_peak_range, R)
+    undershoot = np.full(R, 1.0 / 6.0) if cfg.hrf_undershoot_range is None else opt_rng.uniform(*cfg.hrf_undershoot_range, R)
     orient = group["orientation"] + 0.3 * rng.standard_normal((R, 3))
     orient /= np.linalg.norm(orient, axis=1, keepdims=True)
     shift = rng.normal(0, 0.004, 3)
@@ -450,7 +502,8 @@ def _subject_parameters(cfg: SimulationConfig, anat: Anatomy, group: dict, info,
     coupling_gain = {b: np.exp(cfg.coupling_sd * rng.standard_normal(R)) for b in cfg.bands}
     voxel_gain = (0.25 + 0.75 * anat.gm) * np.exp(0.15 * rng.standard_normal(anat.n_voxels))
     baseline = (400.0 + 700.0 * anat.gm + 500.0 * anat.wm) * float(rng.uniform(0.8, 1.2))
-    return dict(hrf=dict(delay=np.clip(delay, 3.0, 10.0), width=width), orientation=orient, head_shift_m=shift, head_scale=head_scale, leadfield=lf, coupling_gain=coupling_gain, voxel_gain=voxel_gain, baseline=baseline)
+    return dict(hrf=dict(delay=np.clip(delay, 2.0, 12.0) if cfg.hrf_peak_range is not None else np.clip(delay, 3.0, 10.0), width=width,
+                         undershoot=undershoot), orientation=orient, head_shift_m=shift, head_scale=head_scale, leadfield=lf, coupling_gain=coupling_gain, voxel_gain=voxel_gain, baseline=baseline)
 
 
 # ---------------------------------------------------------------------------------------
@@ -557,13 +610,14 @@ def simulate_dataset(
         gt_root.mkdir(parents=True)
         subjects = [f"{i + 1:02d}" for i in range(cfg.n_subjects)]
         for s_i, sub in progress(list(enumerate(subjects)), desc="simulate subjects", enabled=progress_bar):
-            sp = _subject_parameters(cfg, anat, group, info, s_i)
+            anat_s, group_s = _subject_anatomy(cfg, anat, group, s_i)
+            sp = _subject_parameters(cfg, anat_s, group_s, info, s_i)
             gdir = gt_root / f"sub-{sub}"
             gdir.mkdir()
             for run in range(1, cfg.n_runs + 1):
-                res = _simulate_run(cfg, anat, group, info, sp, [cfg.seed, 2, s_i, run], None)
+                res = _simulate_run(cfg, anat_s, group_s, info, sp, [cfg.seed, 2, s_i, run], None)
                 _write_eeg(root, scratch, sub, run, cfg, info, res["eeg"], res["extra"], res["onsets_eeg"], task)
-                _write_bold(root, sub, run, task, anat, res["bold"], cfg.tr, res["events"])
+                _write_bold(root, sub, run, task, anat_s, res["bold"], cfg.tr, res["events"])
                 np.savez_compressed(gdir / f"sub-{sub}_task-{task}_run-{run}_groundtruth.npz", **res["gt"])
             params = dict(subject=sub, **{k: v for k, v in sp.items()})
             (gdir / f"sub-{sub}_parameters.json").write_text(json.dumps(_jsonable(params)))

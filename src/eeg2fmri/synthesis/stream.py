@@ -291,6 +291,7 @@ def stream_representation(
     """
     import mne
 
+    config = config.resolved(float(raw.info["sfreq"]))
     rep = config.representation
     tr = check_positive(tr, "tr", where=where)
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds", where=where)
