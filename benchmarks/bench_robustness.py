@@ -1,0 +1,281 @@
+"""Robustness matrix: the flagship and the linear references over generative settings it was not designed from.
+
+Every cell is one generative setting x one simulator seed: a BIDS dataset
+(``--subjects`` subjects x ``--minutes`` minutes, 250 Hz EEG, 6 mm BOLD,
+TR 2 s) is simulated, prepared with the package defaults (band power,
+``bands="auto"``: 1-45 Hz classical bands plus 55-95 Hz high gamma) and
+scored under the ``within`` protocol (later 20 % of each run is the test
+span, the 20 % before it validation, gaps between spans) and ``loso``
+(each subject held out in turn). Models:
+
+* ``ridge_hrf`` -- the package's reference (canonical HRF, SPM informed basis
+  or FIR lags 0-16 s, chosen on validation; one penalty chosen on validation);
+* ``ridge_fir_pt`` -- the field's strongest standard linear encoding model:
+  FIR lags 0-16 s with a penalty per voxel chosen on validation;
+* ``eeg2fmri_net`` -- the flagship with its recommended training config
+  (early stopping and checkpoint on validation windows only);
+* any other registered model given with ``--models``.
+
+Settings (``--settings``; every one differs from the default in one respect):
+
+=============  ==============================================================
+default        the package simulator's defaults (the flagship was designed on it)
+balloon        Balloon-Windkessel haemodynamics instead of the double gamma
+hrf_far        region HRFs peaking anywhere in 4-9 s, undershoot ratio 0-0.5
+saturating     the drive enters the haemodynamics through tanh (non-linear EEG-BOLD coupling)
+other_bands    the EEG-BOLD coupling in 1-4 Hz delta and 55-90 Hz high gamma (and weak alpha) only
+per_subject    every subject has its own parcellation and network loadings
+low_snr        twice the thermal and physiological BOLD noise
+short          4-minute recordings
+long           12-minute recordings
+neural_mass    another generator family: Jansen-Rit neural masses on a connectome,
+               Balloon-Windkessel BOLD (eeg2fmri.simulate.simulate_neural_mass_dataset)
+=============  ==============================================================
+
+For each cell and protocol the per-subject median voxel r of every model is
+kept; the difference of a model to a reference is summarised over seeds and
+subjects with a hierarchical bootstrap (seeds resampled, then subjects
+within each seed: :func:`eeg2fmri.evaluation.hierarchical.hierarchical_bootstrap`).
+Printed: one table, rows = settings, columns = within / LOSO median r of each
+model (mean over seeds), and Δr of the flagship vs each reference with its
+95 % CI; then the cells in which the CI lies above 0.
+
+Every cell's result is written to ``--out/cells/<setting>_s<seed>.json`` as
+soon as it is done; a re-run skips the cells already there (so a long matrix
+can be run in pieces). ``--jobs N`` runs N cells in parallel processes,
+``--threads`` CPU threads each; ``--accelerator gpu`` trains the torch
+models on the GPU (processes share it).
+
+Usage::
+
+    python benchmarks/bench_robustness.py --out robustness/ [--settings default hrf_far ...] [--seeds 0 1 2 3 4]
+        [--subjects 4] [--minutes 6] [--models eeg2fmri_net] [--jobs 4] [--threads 2] [--accelerator cpu|gpu]
+        [--quick] [--table-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+SETTINGS: dict[str, dict] = {
+    "default": {},
+    "balloon": {"sim": {"hemodynamics": "balloon"}},
+    "hrf_far": {"sim": {"hrf_peak_range": [4.0, 9.0], "hrf_undershoot_range": [0.0, 0.5]}},
+    "saturating": {"sim": {"bold_nonlinearity": "saturating"}},
+    "other_bands": {"sim": {"bands": {"delta": [1.0, 4.0], "alpha": [8.0, 12.0], "high_gamma": [55.0, 90.0]},
+                            "coupling": {"delta": 0.4, "alpha": -0.2, "high_gamma": 0.6},
+                            "band_amplitude": {"delta": 1.0, "alpha": 1.0, "high_gamma": 0.3}}},
+    "per_subject": {"sim": {"subject_variability": 1.0}},
+    "low_snr": {"sim": {"thermal_noise": 1.6, "physio_noise": 1.6}},
+    "short": {"minutes": 4.0},
+    "long": {"minutes": 12.0},
+    "neural_mass": {"generator": "neural_mass"},
+}
+#: Linear references (label -> (registered model, hyperparameters)).
+REFERENCES = {"ridge_hrf": ("ridge_hrf", {}), "ridge_fir_pt": ("ridge_hrf", {"hrf": "lags", "alpha_per_target": True})}
+FLAGSHIP = "eeg2fmri_net"
+
+
+def _simulate(bids: Path, setting: str, seed: int, args) -> None:
+    spec = SETTINGS[setting]
+    minutes = spec.get("minutes", args.minutes)
+    if (bids / "dataset_description.json").exists():
+        return
+    if spec.get("generator") == "neural_mass":
+        from eeg2fmri.simulate import simulate_neural_mass_dataset
+
+        simulate_neural_mass_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, overwrite=bids.exists())
+    else:
+        from eeg2fmri.simulate import simulate_dataset
+
+        sim = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.get("sim", {}).items()}
+        if "bands" in sim:
+            sim["bands"] = {k: tuple(v) for k, v in sim["bands"].items()}
+        simulate_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, progress_bar=False, overwrite=bids.exists(), **sim)
+
+
+def run_cell(setting: str, seed: int, args) -> dict:
+    """Simulate, prepare and score one cell under every protocol; the cell's JSON document."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import numpy as np
+    import torch
+
+    from eeg2fmri.datasets import load_prepared
+    from eeg2fmri.datasets.prepared import prepare
+    from eeg2fmri.datasets.targets import split_targets
+    from eeg2fmri.evaluation.benchmark import _folds
+    from eeg2fmri.evaluation.protocol import evaluate_models, merge_results
+    from eeg2fmri.models import get_model_class
+    from eeg2fmri.training import fit_model
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    data = Path(args.out) / "data"
+    bids = data / f"{setting}_s{seed}_n{args.subjects}"
+    _simulate(bids, setting, seed, args)
+    t_sim = time.perf_counter() - t0
+    prepared, _ = prepare(bids, data / f"{bids.name}_prepared", None, progress_bar=False)
+    ds = load_prepared(prepared)
+    t_prep = time.perf_counter() - t0 - t_sim
+    doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": SETTINGS[setting].get("minutes", args.minutes),
+                 "bands": {k: list(v) for k, v in ds.config.bands.items()}, "protocols": {}, "seconds": {"simulate": t_sim, "prepare": t_prep}}
+    models = {**{k: v for k, v in REFERENCES.items()}, **{m: (m, {"seed": args.model_seed}) for m in args.models}}
+    for proto in args.protocols:
+        parts, fit_s = [], {nm: 0.0 for nm in models}
+        for k, split in enumerate(_folds(ds, proto, 5, {})):
+            targets = split_targets(ds, split)
+            fitted = {}
+            for label, (name, hp) in models.items():
+                t1 = time.perf_counter()
+                cfg = None
+                if getattr(get_model_class(name), "kind", "torch") != "sklearn":
+                    rec = getattr(get_model_class(name), "recommended_train_config", {})
+                    cfg = {**rec, "seed": args.model_seed, "trainer": {"accelerator": args.accelerator, "log": [], "progress_bar": False}}
+                fitted[label] = fit_model(ds, split, name, hp, targets=targets, train_config=cfg).model
+                fit_s[label] += time.perf_counter() - t1
+            parts.append(evaluate_models(ds, split, targets, fitted, fit_missing=True, n_boot=20, random_state=k))
+        res = merge_results(parts)
+        per_subject = {s: {nm: float(np.nanmedian(v["_r"][nm])) for nm in models} for s, v in res["per_subject"].items()}
+        ceil = res["group"].get("ceilings") or {}
+        doc["protocols"][proto] = {"per_subject": per_subject, "fit_seconds": fit_s,
+                                   "noise_ceiling": ceil.get("noise_median_r"), "oracle_ceiling": ceil.get("oracle_median_r")}
+    doc["seconds"]["total"] = time.perf_counter() - t0
+    return doc
+
+
+def _worker(setting: str, seed: int, args) -> tuple[str, int, dict | str]:
+    try:
+        doc = run_cell(setting, seed, args)
+    except Exception as err:  # a failed cell is reported, the others go on
+        import traceback
+
+        return setting, seed, f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"
+    # written by the worker (atomically), so a cell finished after the parent was stopped is kept
+    cell_dir = Path(args.out) / "cells"
+    tmp = cell_dir / f".{setting}_s{seed}.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, cell_dir / f"{setting}_s{seed}.json")
+    return setting, seed, doc
+
+
+def _fmt(v, d: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.{d}f}" if d < 0 else f"{v:.{d}f}"
+
+
+def table(cells: dict, settings: list[str], protocols: list[str], models: list[str]) -> tuple[str, list[dict]]:
+    """The printed matrix and its rows (Δr of every non-reference model vs every reference)."""
+    import numpy as np
+
+    from eeg2fmri.evaluation.hierarchical import hierarchical_bootstrap
+
+    others = [m for m in models if m not in REFERENCES]
+    head = ["setting", "seeds"]
+    for p in protocols:
+        head += [f"{p} {m}" for m in models] + [f"{p} Δ {o} vs {ref} [95% CI]" for o in others for ref in REFERENCES] + [f"{p} noise ceil."]
+    body, rows = [], []
+    for st in settings:
+        docs = [d for (s, _), d in sorted(cells.items()) if s == st]
+        if not docs:
+            continue
+        line = [st, str(len(docs))]
+        for p in protocols:
+            per = [d["protocols"][p]["per_subject"] for d in docs if p in d["protocols"]]
+            for m in models:
+                line.append(_fmt(float(np.mean([np.mean([v[m] for v in ps.values()]) for ps in per]))) if per else "-")
+            for o in others:
+                for ref in REFERENCES:
+                    groups = [[v[o] - v[ref] for v in ps.values()] for ps in per]
+                    hb = hierarchical_bootstrap(groups, n_boot=2000, random_state=0)
+                    rows.append({"setting": st, "protocol": p, "model": o, "reference": ref, **hb})
+                    line.append(f"{hb['mean']:+.3f} [{hb['low']:+.3f}, {hb['high']:+.3f}]")
+            nc = [d["protocols"][p]["noise_ceiling"] for d in docs if d["protocols"].get(p, {}).get("noise_ceiling") is not None]
+            line.append(_fmt(float(np.mean(nc))) if nc else "-")
+        body.append(line)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    text = "\n".join("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths))) for r in [head] + body)
+    return text, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="folder for data/, cells/*.json and robustness.json")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--protocols", nargs="+", default=["within", "loso"], choices=["within", "loso"])
+    ap.add_argument("--subjects", type=int, default=4)
+    ap.add_argument("--minutes", type=float, default=6.0, help="minutes per recording (settings short/long set their own)")
+    ap.add_argument("--models", nargs="+", default=[FLAGSHIP], help="models compared with the references (default: the flagship)")
+    ap.add_argument("--model-seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads per process")
+    ap.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "auto"])
+    ap.add_argument("--quick", action="store_true", help="smoke run: seeds 0, 3 subjects x 4 min, settings default and hrf_far")
+    ap.add_argument("--table-only", action="store_true", help="print the table from the cells already in --out; run nothing")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.subjects, args.minutes = [0], 3, 4.0
+        if args.settings == list(SETTINGS):
+            args.settings = ["default", "hrf_far"]
+    cell_dir = args.out / "cells"
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cells: dict[tuple[str, int], dict] = {}
+    todo = []
+    for st in args.settings:
+        for seed in args.seeds:
+            f = cell_dir / f"{st}_s{seed}.json"
+            if f.exists():
+                doc = json.loads(f.read_text())
+                if doc.get("subjects") == args.subjects and all(p in doc["protocols"] for p in args.protocols):
+                    cells[(st, seed)] = doc
+                    continue
+            todo.append((st, seed))
+    if todo and not args.table_only:
+        print(f"running {len(todo)} cell(s) ({len(cells)} already done) with {args.jobs} job(s) x {args.threads} thread(s), {args.accelerator}", flush=True)
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as ex:
+            futs = [ex.submit(_worker, st, seed, args) for st, seed in todo]
+            for fut in as_completed(futs):
+                st, seed, doc = fut.result()
+                if isinstance(doc, str):
+                    print(f"cell {st} seed {seed} FAILED: {doc}", flush=True)
+                    continue
+                cells[(st, seed)] = doc
+                w = doc["protocols"].get("within", {}).get("per_subject", {})
+                brief = ", ".join(f"{m} {sum(v[m] for v in w.values()) / max(len(w), 1):.3f}" for m in [*REFERENCES, *args.models]) if w else ""
+                print(f"done {st} seed {seed} in {doc['seconds']['total']:.0f} s (within: {brief})", flush=True)
+    models = [*REFERENCES, *args.models]
+    text, rows = table(cells, args.settings, args.protocols, models)
+    import subprocess
+
+    try:
+        commit = os.environ.get("EEG2FMRI_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                                                    cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = "unknown"
+    print(f"\n## Robustness matrix: median voxel r on held-out data (mean over seeds and test subjects); Δr with a hierarchical "
+          f"bootstrap CI (seeds, then subjects); {args.subjects} subjects, {args.minutes:g} min unless the setting says otherwise\n")
+    print(text)
+    wins = [r for r in rows if r["low"] > 0]
+    losses = [r for r in rows if r["high"] < 0]
+    print(f"\nCI above 0: {len(wins)} of {len(rows)} comparisons; CI below 0: {len(losses)}")
+    for r in losses:
+        print(f"  below 0: {r['setting']} {r['protocol']} {r['model']} vs {r['reference']}: {r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]")
+    print(f"\n{time.perf_counter() - t0:.0f} s; commit {commit or 'unknown'}; command: python benchmarks/bench_robustness.py "
+          f"{' '.join(argv if argv is not None else sys.argv[1:])}")
+    (args.out / "robustness.json").write_text(json.dumps({"commit": commit, "rows": rows, "cells": {f"{s}_s{k}": d for (s, k), d in cells.items()}},
+                                                         indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
