@@ -213,6 +213,9 @@ def test_wrong_input_kind():
         ({"rank": 2.5}, r"expected rank to be an integer >= 1, got 2.5"),
         ({"seed": -1}, r"expected seed to be a non-negative int or None, got -1"),
         ({"hrf_max_shift_s": 0}, r"expected hrf_max_shift_s > 0, got 0"),
+        ({"ridge_blend": 1.5}, r"expected ridge_blend as a weight in \[0, 1\] or 'validation', got 1.5"),
+        ({"ridge_blend": True}, r"expected ridge_blend as a weight in \[0, 1\] or 'validation', got True"),
+        ({"ridge_blend": "best"}, r"unknown ridge_blend 'best'"),
     ],
 )
 def test_bad_hparams(kwargs, match):
@@ -331,3 +334,73 @@ def test_calibrate_bad_input():
     x, y, _ = _batch(BP)
     with pytest.raises(Eeg2fmriInputError, match=r"calibrate: expected >= 2 windows and as many targets of 11 outputs, got 6 windows and targets of shape \(5, 11\)"):
         model.calibrate(x, y[:5])
+
+
+def _windows(spec: DataSpec, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows whose targets follow a linear function of the band power (so a ridge has something to find)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *spec.input_shape, generator=g)
+    w = torch.randn(int(np.prod(spec.input_shape)), spec.n_outputs, generator=torch.Generator().manual_seed(99)) / 10
+    y = x.reshape(n, -1) @ w + 0.5 * torch.randn(n, spec.n_outputs, generator=g)
+    return x, y.reshape(n, *spec.output_shape)
+
+
+def _batches(x, y, bs=13):
+    return [(x[i : i + bs], y[i : i + bs], None) for i in range(0, len(x), bs)]
+
+
+@pytest.mark.parametrize("spec", [BP, BP_VOL], ids=["rois", "volume"])
+def test_stacked_linear_path_equals_ridge_hrf(spec, tmp_path):
+    """after_fit fits ridge_hrf on the training windows; the output is the 0.5/0.5 blend; it survives save/load."""
+    from eeg2fmri.models.ridge_hrf import RidgeHRF
+
+    x_tr, y_tr = _windows(spec, 60, 1)
+    x_va, y_va = _windows(spec, 25, 2)
+    x_te, _ = _windows(spec, 9, 3)
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False)
+    model.eval()
+    with torch.no_grad():
+        net = model(x_te).reshape(9, -1)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    ref = RidgeHRF(spec).fit(x_tr.numpy(), y_tr.reshape(60, -1).numpy(), x_va.numpy(), y_va.reshape(25, -1).numpy())
+    assert info["ridge_weight"] == 0.5 and info["ridge_hrf"] == ref.hrf_
+    with torch.no_grad():
+        lin = model.ridge_prediction(x_te)
+        out = model(x_te).reshape(9, -1)
+        members = model.member_predictions(x_te).reshape(9, 2, -1)
+    np.testing.assert_allclose(lin.numpy(), ref.predict(x_te.numpy()).reshape(9, -1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), (0.5 * net + 0.5 * lin).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(members.mean(1).numpy(), out.numpy(), rtol=1e-4, atol=1e-5)
+    model.train()
+    with torch.no_grad():  # training mode: the network alone (the path is fitted after training)
+        assert model(x_te).shape == (9, *spec.output_shape)
+    # the fitted path is part of the saved state; a fresh model of the same spec loads it
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    again = EEG2fMRINet(spec, seed=5, n_members=2)
+    again.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    again.eval()
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(again(x_te).numpy(), model(x_te).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_linear_path_options():
+    x_tr, y_tr = _windows(BP, 60, 1)
+    x_va, y_va = _windows(BP, 25, 2)
+    off = EEG2fMRINet(BP, seed=0, n_members=2, ridge_blend=0)
+    info = off.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert "ridge_weight" not in info and float(off.ridge_weight) == 0.0
+    with pytest.raises(Eeg2fmriInputError, match="the linear path is not fitted; it is fitted by after_fit"):
+        off.ridge_prediction(x_va)
+    # without the training windows (e.g. a caller that only calibrates) nothing is fitted
+    assert "ridge_weight" not in EEG2fMRINet(BP, seed=0).after_fit(_batches(x_va, y_va))
+    # chosen on validation: the grid point with the highest mean voxel r (here the targets are linear: the ridge dominates)
+    val = EEG2fMRINet(BP, seed=0, n_members=2, ridge_blend="validation")
+    info = val.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["ridge_weight"] in np.round(np.linspace(0, 1, 21), 2) and info["ridge_weight"] >= 0.5
+    assert info["val_r_blend"] >= max(info["val_r_network"], info["val_r_ridge"]) - 1e-9
+    # the raw front end has no fixed band power to fit a ridge on: no path
+    raw = EEG2fMRINet(RAW, seed=0, **RAW_KW)
+    xr = torch.randn(20, *RAW.input_shape)
+    yr = torch.randn(20, *RAW.output_shape)
+    assert "ridge_weight" not in raw.after_fit(_batches(xr, yr), train_batches=_batches(xr, yr))

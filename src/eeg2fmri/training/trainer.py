@@ -520,7 +520,12 @@ def fit_torch(
             # validation windows only: the test windows never reach this function
             bs, n_val = tcfg["predict_batch_size"], len(val_ds)
             val_batches = (val_ds.get_batch(np.arange(b0, min(b0 + bs, n_val))) for b0 in range(0, n_val, bs))
-            info.update(model.after_fit(val_batches) or {})
+            kw = {}
+            if getattr(model, "after_fit_uses_train", False) and len(train_ds) and hasattr(train_ds, "get_batch"):
+                # e.g. eeg2fmri_net's stacked linear path, fitted on the training windows (its weight on the validation ones)
+                n_tr = len(train_ds)
+                kw["train_batches"] = (train_ds.get_batch(np.arange(b0, min(b0 + bs, n_tr))) for b0 in range(0, n_tr, bs))
+            info.update(model.after_fit(val_batches, **kw) or {})
         if tmp is None:
             info["checkpoints"] = {"best": str(best_path), "last": str(last)}
     finally:
