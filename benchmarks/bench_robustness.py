@@ -127,7 +127,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
     t_prep = time.perf_counter() - t0 - t_sim
     doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": SETTINGS[setting].get("minutes", args.minutes),
                  "bands": {k: list(v) for k, v in ds.config.bands.items()}, "protocols": {}, "seconds": {"simulate": t_sim, "prepare": t_prep}}
-    models = {**{k: v for k, v in REFERENCES.items()}, **{m: (m, {"seed": args.model_seed}) for m in args.models}}
+    models = {**{k: REFERENCES[k] for k in args.references}, **{m: (m, {"seed": args.model_seed}) for m in args.models}}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}
         for k, split in enumerate(_folds(ds, proto, 5, {})):
@@ -170,16 +170,16 @@ def _fmt(v, d: int = 3) -> str:
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.{d}f}" if d < 0 else f"{v:.{d}f}"
 
 
-def table(cells: dict, settings: list[str], protocols: list[str], models: list[str]) -> tuple[str, list[dict]]:
+def table(cells: dict, settings: list[str], protocols: list[str], models: list[str], references: list[str]) -> tuple[str, list[dict]]:
     """The printed matrix and its rows (Δr of every non-reference model vs every reference)."""
     import numpy as np
 
     from eeg2fmri.evaluation.hierarchical import hierarchical_bootstrap
 
-    others = [m for m in models if m not in REFERENCES]
+    others = [m for m in models if m not in references]
     head = ["setting", "seeds"]
     for p in protocols:
-        head += [f"{p} {m}" for m in models] + [f"{p} Δ {o} vs {ref} [95% CI]" for o in others for ref in REFERENCES] + [f"{p} noise ceil."]
+        head += [f"{p} {m}" for m in models] + [f"{p} Δ {o} vs {ref} [95% CI]" for o in others for ref in references] + [f"{p} noise ceil."]
     body, rows = [], []
     for st in settings:
         docs = [d for (s, _), d in sorted(cells.items()) if s == st]
@@ -191,7 +191,7 @@ def table(cells: dict, settings: list[str], protocols: list[str], models: list[s
             for m in models:
                 line.append(_fmt(float(np.mean([np.mean([v[m] for v in ps.values()]) for ps in per]))) if per else "-")
             for o in others:
-                for ref in REFERENCES:
+                for ref in references:
                     groups = [[v[o] - v[ref] for v in ps.values()] for ps in per]
                     hb = hierarchical_bootstrap(groups, n_boot=2000, random_state=0)
                     rows.append({"setting": st, "protocol": p, "model": o, "reference": ref, **hb})
@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subjects", type=int, default=4)
     ap.add_argument("--minutes", type=float, default=6.0, help="minutes per recording (settings short/long set their own)")
     ap.add_argument("--models", nargs="+", default=[FLAGSHIP], help="models compared with the references (default: the flagship)")
+    ap.add_argument("--references", nargs="+", default=list(REFERENCES), choices=list(REFERENCES), help="linear references (default: all)")
     ap.add_argument("--model-seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads per process")
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             f = cell_dir / f"{st}_s{seed}.json"
             if f.exists():
                 doc = json.loads(f.read_text())
-                if doc.get("subjects") == args.subjects and all(p in doc["protocols"] for p in args.protocols):
+                have = set(next(iter(next(iter(doc["protocols"].values()))["per_subject"].values()))) if doc["protocols"] else set()
+                if doc.get("subjects") == args.subjects and all(p in doc["protocols"] for p in args.protocols) and set(args.references + args.models) <= have:
                     cells[(st, seed)] = doc
                     continue
             todo.append((st, seed))
@@ -251,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 cells[(st, seed)] = doc
                 w = doc["protocols"].get("within", {}).get("per_subject", {})
-                brief = ", ".join(f"{m} {sum(v[m] for v in w.values()) / max(len(w), 1):.3f}" for m in [*REFERENCES, *args.models]) if w else ""
+                brief = ", ".join(f"{m} {sum(v[m] for v in w.values()) / max(len(w), 1):.3f}" for m in [*args.references, *args.models]) if w else ""
                 print(f"done {st} seed {seed} in {doc['seconds']['total']:.0f} s (within: {brief})", flush=True)
-    models = [*REFERENCES, *args.models]
-    text, rows = table(cells, args.settings, args.protocols, models)
+    models = [*args.references, *args.models]
+    text, rows = table(cells, args.settings, args.protocols, models, args.references)
     import subprocess
 
     try:
