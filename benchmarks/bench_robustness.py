@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     cells: dict[tuple[str, int], dict] = {}
     todo = []
-    for st in args.settings:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: a run cut short still covers every setting
+        for st in args.settings:
             f = cell_dir / f"{st}_s{seed}.json"
             if f.exists():
                 doc = json.loads(f.read_text())
