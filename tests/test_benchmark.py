@@ -101,3 +101,56 @@ def test_quiet_benchmark_prints_no_training_bars(tiny_prepared, capfd, one_torch
     run_benchmark(tiny_prepared, "within", ["eeg2fmri_net"], hparams=hp, train_config=cfg, n_boot=0, progress_bar=True)
     loud = capfd.readouterr()
     assert "Epoch" in loud.out + loud.err
+
+
+def test_benchmark_groups_models_by_input_and_config():
+    from eeg2fmri.commands.benchmark import _groups
+    from eeg2fmri.models import get_model_class, list_models
+
+    groups, refused = _groups(list_models(), None, None)
+    assert not refused and [g["representation"] for g in groups][0] == "bandpower"
+    where = {m: g for g in groups for m in g["models"]}
+    assert set(where) == set(list_models())
+    assert where["calhas2022"]["representation"] == "stft" and where["bricman_fc"]["representation"] == "raw"
+    assert where["eeg2fmri_net"]["representation"] == "bandpower"
+    # each torch model with its own recommended config; closed-form models with none
+    assert where["eeg2fmri_net"]["train_config"] == get_model_class("eeg2fmri_net").recommended_train_config
+    assert where["calhas2022"]["train_config"]["loss"]["latent_cosine"] == 1.0
+    assert where["ridge_hrf"]["train_config"] is None
+    # a --train-config applies to every torch model; a prepared dataset fixes the representation
+    cfg = {"optimizer": {"max_epochs": 2}}
+    groups, refused = _groups(["eeg2fmri_net", "calhas2022", "bricman_fc"], "bandpower", cfg)
+    assert [g["models"] for g in groups] == [["eeg2fmri_net"]] and groups[0]["train_config"] == cfg
+    assert [r["name"] for r in refused] == ["calhas2022", "bricman_fc"]
+    assert "reads stft windows, the dataset holds bandpower; benchmark the BIDS folder" in refused[0]["error"]
+
+
+def test_benchmark_cli_prepares_every_representation(tiny_bids, tmp_path, capsys, one_torch_thread):
+    """From a BIDS folder, models that read STFT or raw EEG get their representation prepared from the same runs."""
+    out = tmp_path / "all"
+    cfg = tmp_path / "fast.json"
+    cfg.write_text(json.dumps({"optimizer": {"max_epochs": 1, "batch_size": 64}, "trainer": {"accelerator": "cpu"}}))
+    argv = ["benchmark", str(tiny_bids), "--models", "eeg2fmri_net", "calhas2022", "bricman_fc", "--train-config", str(cfg),
+            "--hparams", json.dumps({"eeg2fmri_net": {"n_members": 2}, "calhas2022": {"latent_dim": 8, "n_filters": 2}}),
+            "--out", str(out), "--n-boot", "0", "-q"]
+    assert main(argv) == 0
+    for rep in ("prepared", "prepared_stft", "prepared_raw"):
+        assert (out / rep / "manifest.json").exists(), rep
+    board = json.loads((out / "leaderboard.json").read_text())
+    names = [r["name"] for r in board["leaderboard"]]
+    assert {"eeg2fmri_net", "calhas2022 [stft]", "bricman_fc [raw]", "ridge_hrf", "ridge_hrf [stft]", "ridge_hrf [raw]"} <= set(names)
+    assert [g["representation"] for g in board["groups"]] == ["bandpower", "stft", "raw"]
+    assert "against the ridge_hrf of its own input group" in capsys.readouterr().out
+    # a prepared band-power dataset cannot feed an STFT model: its row says why and the command fails
+    assert main(["benchmark", str(out / "prepared"), "--models", "calhas2022", "--n-boot", "0", "-q"]) == 1
+    printed = capsys.readouterr().out
+    line = next(ln for ln in printed.splitlines() if ln.startswith("calhas2022"))
+    assert "not trained: reads stft windows, the dataset holds bandpower" in line
+
+
+def test_models_command_lists_inputs_and_configs(capsys):
+    assert main(["models", "--configs"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("calhas2022"))
+    assert " stft " in line
+    assert '"latent_cosine": 1.0' in out and "closed form (no training config)" in out

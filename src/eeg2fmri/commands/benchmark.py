@@ -14,14 +14,18 @@ DESCRIPTION = (
     "OUT/prepared). With --out, writes leaderboard.md, leaderboard.json and metrics.json. A --train-config (a train config file) "
     "gives the torch models their seed, optimizer, loss and trainer settings, and its data.subjects and split options apply to "
     "every model; its data.prepare, data.n_jobs and data.prepared_out are used when DATASET is the BIDS folder it names; "
-    "settings a benchmark would not use (model, out, tune, another data path or split.protocol) are refused."
+    "settings a benchmark would not use (model, out, tune, another data path or split.protocol) are refused. "
+    "--models all benchmarks every registered model; from a BIDS folder each representation the models need (band power, STFT, "
+    "raw EEG) is prepared from the same runs (OUT/prepared, OUT/prepared_stft, OUT/prepared_raw) and every model is scored on the "
+    "same test volumes, each group of models against its own ridge_hrf. Without --train-config each torch model trains with its "
+    "own recommended config (eeg2fmri models shows them)."
 )
 
 
 def add_arguments(p) -> None:
     p.add_argument("dataset", help="prepared dataset folder (manifest.json) or BIDS root")
     p.add_argument("--protocol", choices=["within", "loso", "kfold", "cross"], default="within", help="evaluation protocol (default: %(default)s)")
-    p.add_argument("--models", nargs="+", default=["ridge_hrf", "mean"], help="registered models (ridge_hrf and mean are always added)")
+    p.add_argument("--models", nargs="+", default=["ridge_hrf", "mean"], help="registered models, or 'all' (ridge_hrf and mean are always added)")
     p.add_argument("--test", help="cross: the test dataset (prepared folder or BIDS root)")
     p.add_argument("--n-folds", type=int, default=None, help="kfold only: subject folds (default: 5)")
     p.add_argument("--hparams", help="JSON/YAML/TOML file (or inline JSON) mapping model name -> hyperparameters")
@@ -106,6 +110,34 @@ def _data_keys(train_config: dict, config_arg: str, dataset: str) -> tuple[dict,
     return {**train_config, "data": data}, prep
 
 
+def _groups(models: list[str], representation: str | None, train_config: dict | None) -> tuple[list[dict], list[dict]]:
+    """Models grouped by the representation they read and the training config they get.
+
+    ``representation`` is the prepared dataset's (``None`` for a BIDS folder, which can be prepared in any).
+    Returns the groups (``representation``, ``models``, ``train_config``; band power first) and the
+    models that cannot be benchmarked (``name``, ``error``).
+    """
+    import json
+
+    from eeg2fmri.models.base import get_model_class, model_input_kinds
+
+    groups: dict[tuple, dict] = {}
+    refused = []
+    for m in models:
+        kinds = model_input_kinds(m)
+        if representation is not None and representation not in kinds:
+            refused.append({"name": m, "role": "model", "error": f"reads {' or '.join(kinds)} windows, the dataset holds {representation}; "
+                            f"benchmark the BIDS folder (it prepares every representation) or prepare with representation={kinds[0]}"})
+            continue
+        rep = representation or kinds[0]
+        cls = get_model_class(m)
+        cfg = train_config if train_config is not None or getattr(cls, "kind", "torch") == "sklearn" else getattr(cls, "recommended_train_config", None)
+        key = (rep, json.dumps(cfg, sort_keys=True, default=str))
+        groups.setdefault(key, {"representation": rep, "models": [], "train_config": cfg})["models"].append(m)
+    order = {"bandpower": 0, "stft": 1, "raw": 2}
+    return sorted(groups.values(), key=lambda g: order.get(g["representation"], 3)), refused
+
+
 def _mapping(text: str | None, what: str) -> dict:
     import json
     from pathlib import Path
@@ -124,6 +156,33 @@ def _mapping(text: str | None, what: str) -> dict:
             raise Eeg2fmriInputError(f"--{what}: expected a mapping, got {type(data).__name__}.")
         return data
     return read_config(str(Path(text)))
+
+
+def _merged_rows(benches: list) -> list[dict]:
+    """One leaderboard from the groups: every model once; each group's reference, baseline and null labelled by its input."""
+    if len(benches) == 1:
+        return benches[0][1]["leaderboard"]
+    rows, seen = [], set()
+    for k, (g, b) in enumerate(benches):
+        for r in b["leaderboard"]:
+            r = dict(r, input=g["representation"])
+            if r["role"] in ("reference", "baseline", "null"):
+                if k > 0:
+                    r["name"] = f"{r['name']} [{g['representation']}]"
+            elif r["name"] in seen:
+                continue
+            elif g["representation"] != "bandpower":
+                r["name"] = f"{r['name']} [{g['representation']}]"
+            seen.add(r["name"])
+            rows.append(r)
+
+    def key(r: dict) -> tuple:
+        v = r.get("median_r")
+        order = {"model": 0, "reference": 0, "null": 1, "baseline": 2}[r["role"]]
+        ok = v is not None and v == v
+        return (order if ok else 3, -(v if ok else 0.0))
+
+    return sorted(rows, key=key)
 
 
 def run(args) -> int:
@@ -151,24 +210,59 @@ def run(args) -> int:
 
         resolve_config(train_config, source="--train-config", require_model=False)  # every key checked before any work
         train_config, prep = _data_keys(train_config, args.train_config, args.dataset)
-    ds = _load_dataset(args.dataset, out, "train", not args.quiet, prep)
-    test_prep = {"config": prep["config"]} if prep.get("config") else {}
-    test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
-    bench = run_benchmark(ds, args.protocol, list(args.models), hparams=hparams, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
-                          random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=train_config,
-                          progress_bar=not args.quiet)
-    res = bench["results"]
-    subs = sorted(res["per_subject"])
+    from eeg2fmri.models import list_models
+
+    models = list(args.models)
+    if "all" in models:
+        models = list(dict.fromkeys([m for m in models if m != "all"] + list_models()))
+    is_prepared = (Path(args.dataset) / "manifest.json").exists()
+    if is_prepared:
+        from eeg2fmri.datasets import load_prepared
+
+        representation = load_prepared(args.dataset).representation
+    else:
+        representation = None
+        if prep.get("config", {}).get("representation") if isinstance(prep.get("config"), dict) else None:
+            representation = prep["config"]["representation"]
+    unused_h = sorted(set(hparams) - set(models) - {"ridge_hrf", "mean"})
+    if unused_h:
+        raise Eeg2fmriInputError(f"hparams given for model(s) {unused_h} that are not benchmarked; benchmark them with --models or drop them.")
+    groups, refused = _groups(models, representation, train_config)
+    if not groups:
+        groups = [{"representation": representation or "bandpower", "models": [], "train_config": train_config}]
+    benches = []
+    for g in groups:
+        rep = g["representation"]
+        g_prep = dict(prep)
+        if not is_prepared and rep != "bandpower":
+            g_prep["config"] = {**dict(prep.get("config") or {}), "representation": rep}
+            g_prep["prepared_out"] = (Path(prep["prepared_out"]).with_name(Path(prep["prepared_out"]).name + f"_{rep}")
+                                      if prep.get("prepared_out") else (out / f"prepared_{rep}" if out is not None else None))
+        ds = _load_dataset(args.dataset, out, "train", not args.quiet, g_prep)
+        test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
+        test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
+        g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
+        bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
+                              random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
+                              progress_bar=not args.quiet)
+        benches.append((g, bench))
+    rows = _merged_rows(benches) + refused
+    bench = benches[0][1]
+    res = bench["results"] if len(benches) == 1 else {"groups": {f"{g['representation']}: {', '.join(g['models'])}": b["results"] for g, b in benches}}
+    subs = sorted(bench["results"]["per_subject"])
     header = (f"eeg2fmri benchmark: {args.dataset} ({args.protocol}, {bench['n_folds']} fold(s), {len(subs)} test subject(s)); "
-              f"median voxel r in the brain mask, 95% block-bootstrap CIs; † = the peers' own metric definitions")
+              f"median voxel r in the brain mask, 95% block-bootstrap CIs; † = the peers' own metric definitions"
+              + ("; Δr of each model against the ridge_hrf of its own input group" if len(benches) > 1 else ""))
     print(header)
-    print(format_leaderboard(bench["leaderboard"], markdown=False))
+    print(format_leaderboard(rows, markdown=False))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        md = "\n".join([f"# {header}", "", format_leaderboard(bench["leaderboard"]), ""])
+        md = "\n".join([f"# {header}", "", format_leaderboard(rows), ""])
         doc = {"dataset": str(Path(args.dataset).absolute()), "test_dataset": str(Path(args.test).absolute()) if args.test else None,
-               "protocol": args.protocol, "n_folds": bench["n_folds"], "models": bench["models"], "subjects": bench["subjects"], "fits": bench["fits"],
-               "leaderboard": bench["leaderboard"], "cross_dataset": bench["cross_dataset"]}
+               "protocol": args.protocol, "n_folds": bench["n_folds"], "models": [m for _, b in benches for m in b["models"]],
+               "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},
+               "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"]} for g, _ in benches],
+               "leaderboard": rows, "cross_dataset": bench["cross_dataset"]}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
             tmp.write_text(md)
         with atomic_file(out / "leaderboard.json", overwrite=args.overwrite) as tmp:
@@ -176,7 +270,7 @@ def run(args) -> int:
         with atomic_file(out / "metrics.json", overwrite=args.overwrite) as tmp:
             tmp.write_text(json.dumps(results_to_json(res), indent=1))
         print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and {out / 'metrics.json'}")
-    failed = [r["name"] for r in bench["leaderboard"] if r.get("error")]
+    failed = [r["name"] for r in rows if r.get("error")]
     if failed:
         print(f"could not train: {', '.join(failed)} (see the leaderboard)")
         return 1

@@ -136,6 +136,11 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_input_kinds(name: str) -> tuple[str, ...]:
+    """Input kinds a registered model reads, its preferred one first (class attribute ``input_kinds``)."""
+    return tuple(getattr(get_model_class(name), "input_kinds", INPUT_KINDS))
+
+
 def get_model_class(name: str) -> type:
     """Return the registered class for ``name`` or raise listing the choices."""
     import eeg2fmri.models  # noqa: F401

@@ -126,6 +126,11 @@ class BEIRA(nn.Module):
         Initial centre frequency of each virtual channel's band-pass filter.
     """
 
+    input_kinds = ("raw",)
+    #: The training setting ``eeg2fmri benchmark`` uses for this published model (our choice, not the paper's:
+    #: a generic AdamW schedule with early stopping and the checkpoint on the validation windows' mean voxel r).
+    recommended_train_config: dict = {"optimizer": {"lr": 1e-3, "batch_size": 32, "max_epochs": 60, "patience": 10, "monitor": "val_r"}}
+
     def __init__(
         self,
         spec: DataSpec,

@@ -56,6 +56,11 @@ class BricmanFC(nn.Module):
     ``(batch, *spec.output_shape)``; ``n_times`` must equal the spec's.
     """
 
+    input_kinds = ("raw",)
+    #: The training setting ``eeg2fmri benchmark`` uses for this published model (our choice, not the paper's:
+    #: a generic AdamW schedule with early stopping and the checkpoint on the validation windows' mean voxel r).
+    recommended_train_config: dict = {"optimizer": {"lr": 1e-3, "batch_size": 32, "max_epochs": 60, "patience": 10, "monitor": "val_r"}}
+
     def __init__(
         self,
         spec: DataSpec,

@@ -68,6 +68,11 @@ class BricmanTransformer(nn.Module):
     ``forward(x)`` maps ``(batch, n_chans, n_times)`` to ``(batch, *spec.output_shape)``.
     """
 
+    input_kinds = ("raw",)
+    #: The training setting ``eeg2fmri benchmark`` uses for this published model (our choice, not the paper's:
+    #: a generic AdamW schedule with early stopping and the checkpoint on the validation windows' mean voxel r).
+    recommended_train_config: dict = {"optimizer": {"lr": 1e-3, "batch_size": 32, "max_epochs": 60, "patience": 10, "monitor": "val_r"}}
+
     def __init__(
         self,
         spec: DataSpec,

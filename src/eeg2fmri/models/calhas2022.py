@@ -514,6 +514,16 @@ class Calhas2022(nn.Module):
       ``variational=True`` (the head doubles: means and rhos).
     """
 
+    input_kinds = ("stft",)
+    #: The training setting ``eeg2fmri benchmark`` uses (``examples/train_calhas2022.yaml``: MSE + 0.5
+    #: correlation + latent cosine + channel regulariser, AdamW, cosine schedule, at most 60 epochs,
+    #: early stopping on the validation loss).
+    recommended_train_config: dict = {
+        "optimizer": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "max_epochs": 60, "patience": 10, "monitor": "val_loss",
+                      "gradient_clip": 1.0, "scheduler": "cosine"},
+        "loss": {"mse": 1.0, "corr": 0.5, "latent_cosine": 1.0, "organize_channels": 0.01},
+    }
+
     def __init__(
         self,
         spec: DataSpec,

@@ -28,6 +28,7 @@ class MeanBaseline:
     """
 
     kind = "sklearn"
+    input_kinds = ("bandpower", "stft", "raw")
 
     def __init__(self, spec: DataSpec) -> None:
         self.spec = spec

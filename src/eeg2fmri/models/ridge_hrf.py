@@ -102,6 +102,7 @@ class RidgeHRF:
     """
 
     kind = "sklearn"
+    input_kinds = ("bandpower",)
 
     def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool = False) -> None:
         self.spec = spec
