@@ -398,7 +398,7 @@ class EEG2fMRINet(nn.Module):
         t_ = self.n_frames
         dt = 1.0 / (self.spec.frame_rate or 1.0 / self.spec.tr)
         if ridge.hrf_ == "canonical":
-            from eeg2fmri.simulate.hrf import double_gamma_hrf
+            from eeg2fmri.preprocessing.hrf import double_gamma_hrf
 
             basis = double_gamma_hrf(dt, length=t_ * dt)[:t_][::-1][None, :]
         elif ridge.hrf_ == "basis":

@@ -125,7 +125,7 @@ class RidgeHRF:
         n = x.shape[-1]
         dt = 1.0 / (self.spec.frame_rate or 1.0 / self.spec.tr)
         if hrf == "canonical":
-            from eeg2fmri.simulate.hrf import double_gamma_hrf
+            from eeg2fmri.preprocessing.hrf import double_gamma_hrf
 
             h = double_gamma_hrf(dt, length=n * dt)[:n][::-1]  # newest frame last
             return (x * h).sum(-1).reshape(len(x), -1)

@@ -1,7 +1,7 @@
 """Haemodynamic response models used by the simulator (and usable on their own).
 
-* :func:`double_gamma_hrf` — SPM-style canonical double-gamma with a
-  configurable peak delay and width (dispersion);
+* :func:`double_gamma_hrf` — SPM-style canonical double-gamma (defined in
+  :mod:`eeg2fmri.preprocessing.hrf`, re-exported here);
 * :func:`balloon_bold` — the nonlinear balloon–Windkessel model
   (Buxton 1998; Friston et al. 2000) integrated with forward Euler.
 """
@@ -9,47 +9,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import gamma
+
+from eeg2fmri.preprocessing.hrf import double_gamma_hrf
 
 __all__ = ["balloon_bold", "double_gamma_hrf"]
-
-
-def double_gamma_hrf(
-    dt: float,
-    *,
-    peak_delay: float = 6.0,
-    undershoot_delay: float = 16.0,
-    width: float = 1.0,
-    undershoot_ratio: float = 1.0 / 6.0,
-    length: float = 32.0,
-) -> np.ndarray:
-    """Sampled double-gamma HRF, normalised to unit sum.
-
-    Parameters
-    ----------
-    dt : float
-        Sampling step in seconds.
-    peak_delay : float
-        Delay of the positive response in seconds (SPM default 6 s).
-    undershoot_delay : float
-        Delay of the undershoot in seconds (SPM default 16 s).
-    width : float
-        Dispersion multiplier (1 = SPM canonical; larger = wider response).
-    undershoot_ratio : float
-        Amplitude ratio of undershoot to peak.
-    length : float
-        Kernel length in seconds.
-
-    Returns
-    -------
-    hrf : array, shape (n_taps,)
-        Kernel sampled at ``0, dt, 2 dt, ...``; sums to 1.
-    """
-    t = np.arange(0.0, length, dt)
-    peak = gamma.pdf(t, peak_delay / width, scale=width)
-    under = gamma.pdf(t, undershoot_delay / width, scale=width)
-    h = peak - undershoot_ratio * under
-    return h / h.sum()
 
 
 def balloon_bold(
