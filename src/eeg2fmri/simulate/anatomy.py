@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -115,3 +116,16 @@ def make_anatomy(voxel_size: float, n_regions: int, seed: int) -> Anatomy:
     centroids, _ = _kmeans(coords[cortex], n_regions, rng)
     labels = np.argmin(((coords[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
     return Anatomy(affine, shape, mask, gm_v, wm_v, coords, labels, centroids)
+
+
+def write_anatomy_maps(anat: Anatomy, folder: Path) -> None:
+    """Ground-truth maps of an anatomy: ``mask.nii.gz``, ``regions.nii.gz`` (labels + 1) and ``gm.nii.gz``."""
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(anat.mask.astype(np.uint8), anat.affine), folder / "mask.nii.gz")
+    lab = np.zeros(anat.shape, dtype=np.int16)
+    lab[anat.mask] = anat.labels + 1
+    nib.save(nib.Nifti1Image(lab, anat.affine), folder / "regions.nii.gz")
+    gm = np.zeros(anat.shape, dtype=np.float32)
+    gm[anat.mask] = anat.gm
+    nib.save(nib.Nifti1Image(gm, anat.affine), folder / "gm.nii.gz")

@@ -94,7 +94,7 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.simulate.anatomy import Anatomy, make_anatomy
+from eeg2fmri.simulate.anatomy import Anatomy, make_anatomy, write_anatomy_maps
 from eeg2fmri.simulate.signals import pink_noise
 from eeg2fmri.simulate.simulator import (
     SimulationConfig,
@@ -711,17 +711,10 @@ def simulate_neural_mass_dataset(
 
 
 def _write_common(root: Path, gt_root: Path, anat: Anatomy, W, dist, delays_s, o: dict, names: list[str], settings: dict) -> None:
-    import nibabel as nib
 
     from eeg2fmri import __version__
 
-    nib.save(nib.Nifti1Image(anat.mask.astype(np.uint8), anat.affine), gt_root / "mask.nii.gz")
-    lab = np.zeros(anat.shape, dtype=np.int16)
-    lab[anat.mask] = anat.labels + 1
-    nib.save(nib.Nifti1Image(lab, anat.affine), gt_root / "regions.nii.gz")
-    gm = np.zeros(anat.shape, dtype=np.float32)
-    gm[anat.mask] = anat.gm
-    nib.save(nib.Nifti1Image(gm, anat.affine), gt_root / "gm.nii.gz")
+    write_anatomy_maps(anat, gt_root)
     meta = dict(
         generator="eeg2fmri.simulate.neural_mass", settings=settings, options=o, channels=names,
         jansen_rit=JANSEN_RIT, balloon_windkessel=dict(kinetics_mean_cv=BALLOON, output=BOLD_OUTPUT), neural_rate=NEURAL_RATE, pre_seconds=_PRE,

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.simulate.anatomy import Anatomy, make_anatomy
+from eeg2fmri.simulate.anatomy import Anatomy, make_anatomy, write_anatomy_maps
 from eeg2fmri.simulate.hrf import balloon_bold, double_gamma_hrf
 from eeg2fmri.simulate.signals import (
     band_noise,
@@ -631,15 +631,8 @@ def simulate_dataset(
 
 
 def _write_groundtruth_common(gt_root: Path, cfg: SimulationConfig, anat: Anatomy, group: dict, names: list[str]) -> None:
-    import nibabel as nib
 
-    nib.save(nib.Nifti1Image(anat.mask.astype(np.uint8), anat.affine), gt_root / "mask.nii.gz")
-    lab = np.zeros(anat.shape, dtype=np.int16)
-    lab[anat.mask] = anat.labels + 1
-    nib.save(nib.Nifti1Image(lab, anat.affine), gt_root / "regions.nii.gz")
-    gm = np.zeros(anat.shape, dtype=np.float32)
-    gm[anat.mask] = anat.gm
-    nib.save(nib.Nifti1Image(gm, anat.affine), gt_root / "gm.nii.gz")
+    write_anatomy_maps(anat, gt_root)
     meta = dict(config=cfg.to_dict(), channels=names, neural_rate=NEURAL_RATE, pre_seconds=_PRE, group=_jsonable(group), region_centroids_mm=anat.centroids.tolist())
     (gt_root / "simulation.json").write_text(json.dumps(meta, indent=1))
     (gt_root / "dataset_description.json").write_text(json.dumps({
