@@ -11,6 +11,7 @@ import pytest
 from eeg2fmri.evaluation import metrics as M
 from eeg2fmri.evaluation.protocol import (
     default_block_len,
+    measured_block_len,
     evaluate_models,
     evaluate_split,
     load_labels,
@@ -301,3 +302,24 @@ def test_circular_shift_null_distribution():
     # too short to shift: no distribution
     short = [{"y": y[:4], "preds": {"m": p[:4]}}]
     assert _shift_null_distribution(y[:4], short, "m") is None
+
+
+def test_measured_block_len_follows_the_autocorrelation():
+    rng = np.random.default_rng(0)
+    n, v = 400, 30
+    white = rng.standard_normal((n, v))
+    assert measured_block_len(white, 2.0) == default_block_len(n, 2.0)  # no memory: the HRF-span rule
+    ar = np.empty((n, v))
+    ar[0] = rng.standard_normal(v)
+    for t in range(1, n):
+        ar[t] = 0.9 * ar[t - 1] + np.sqrt(1 - 0.81) * rng.standard_normal(v)
+    # rho^k < 0.1 from k = 22 on (0.9 ** 22 = 0.098); estimated: within a few lags; blocks twice that
+    bl = measured_block_len(ar, 2.0)
+    assert 30 <= bl <= 60
+    # the FFT autocorrelation equals the direct sum at a lag
+    x = ar[:, 0] - ar[:, 0].mean()
+    direct = np.dot(x[:-5], x[5:]) / np.dot(x, x)
+    f = np.fft.rfft(x, n=2 * n)
+    assert np.fft.irfft(np.abs(f) ** 2)[5] / np.dot(x, x) == pytest.approx(direct)
+    assert measured_block_len(np.zeros((50, 3)), 2.0) == default_block_len(50, 2.0)
+    assert measured_block_len(ar[:20], 2.0) <= 10  # capped at half the series

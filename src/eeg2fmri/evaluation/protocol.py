@@ -118,6 +118,46 @@ def default_block_len(n_times: int, tr: float) -> int:
     return int(min(max(bl, 1), max(1, n_times // 2)))
 
 
+def measured_block_len(residuals: np.ndarray, tr: float, *, threshold: float = 0.1) -> int:
+    """Bootstrap block length from the residuals' measured autocorrelation, never below :func:`default_block_len`.
+
+    The autocorrelation of every column (voxel) of ``residuals`` is computed
+    (FFT, biased estimator); the block length is twice the first lag at which
+    the median over voxels falls below ``threshold``, at least the HRF-span
+    rule of :func:`default_block_len` and at most half the series.
+
+    Parameters
+    ----------
+    residuals : array, shape (n_times, n_voxels)
+        Measured minus predicted test series (of the reference model).
+    tr : float
+        Repetition time in seconds.
+    threshold : float
+        Autocorrelation regarded as negligible.
+
+    Returns
+    -------
+    block_len : int
+    """
+    x = np.asarray(residuals, dtype=np.float64)
+    x = x.reshape(len(x), -1)
+    n = len(x)
+    base = default_block_len(n, tr)
+    if n < 4 or x.shape[1] == 0:
+        return base
+    x = x - x.mean(0)
+    var = (x**2).sum(0)
+    keep = var > 0
+    if not keep.any():
+        return base
+    f = np.fft.rfft(x[:, keep], n=2 * n, axis=0)
+    acf = np.fft.irfft(np.abs(f) ** 2, axis=0)[:n] / var[keep]
+    med = np.median(acf, axis=1)
+    below = np.nonzero(med < threshold)[0]
+    lag = int(below[0]) if len(below) else n
+    return int(min(max(base, 2 * lag), max(1, n // 2)))
+
+
 # --------------------------------------------------------------------------- predictions
 
 
@@ -470,10 +510,16 @@ def _score_subject(
     # block bootstrap: all predictors with an r on the same resampled blocks
     draws = None
     if r_names and n >= 2 and n_boot > 0:
-        bl = default_block_len(n, tr) if block_len is None else int(min(block_len, n))
+        if block_len is None:
+            resid_src = reference if reference in r_names else r_names[0]
+            bl = measured_block_len(y - preds[resid_src], tr)
+        else:
+            bl = int(min(block_len, n))
         idx = block_bootstrap_indices(n, n_boot, bl, "circular", rng)
         draws = _boot_median_r(y, [preds[nm] for nm in r_names], _weights(idx, n))
-        res["bootstrap"] = {"n_boot": int(n_boot), "block_len": int(bl), "ci": float(ci), "method": "circular block bootstrap over time"}
+        res["bootstrap"] = {"n_boot": int(n_boot), "block_len": int(bl), "ci": float(ci),
+                            "method": "circular block bootstrap over time (block length from the residuals' autocorrelation)"
+                            if block_len is None else "circular block bootstrap over time"}
         for j, nm in enumerate(r_names):
             res["models"][nm]["median_r_ci"] = _interval(draws[j], ci)
         if reference is not None and reference in r_names:
