@@ -31,7 +31,13 @@ def read_config(path: str | None) -> dict:
     elif suffix == ".json":
         data = json.loads(text)
     elif suffix == ".toml":
-        import tomllib
+        try:
+            import tomllib  # Python >= 3.11
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ModuleNotFoundError as err:
+                raise Eeg2fmriInputError(f"{p}: reading TOML on Python < 3.11 needs the 'tomli' package; pip install tomli, or use YAML/JSON.") from err
 
         data = tomllib.loads(text)
     else:
