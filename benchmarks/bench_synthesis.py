@@ -1,6 +1,6 @@
 """Synthesis speed and memory: EEG recording -> 4D NIfTI with the default model (ridge_hrf).
 
-Builds a ``ridge_hrf`` model for 64 EEG channels (band power, 5 bands, TR 2 s,
+Builds a ``ridge_hrf`` model for 64 EEG channels (band power, the default ``bands="auto"``: 6 bands at 500 Hz, TR 2 s,
 window 16 s + 1 TR) on a 64 x 64 x 30 grid with about 37,000 in-mask voxels (NODDI: about 30,000)
 (fitted on random windows: the cost of synthesis does not depend on the
 weights), writes synthetic 64-channel EEG at 500 Hz (FIF, read lazily) of 10
@@ -47,7 +47,7 @@ def _make_model(folder: Path) -> Path:
     if (out / "model.json").exists():
         return out
     rng = np.random.default_rng(0)
-    cfg = PrepareConfig()
+    cfg = PrepareConfig().resolved(SFREQ)  # bands="auto": the bands of EEG at SFREQ (with high gamma at 500 Hz)
     tr = 2.0
     n_frames = default_window(tr, cfg.frames_per_tr / tr)
     ii, jj, kk = np.meshgrid(*[np.linspace(-1, 1, s) for s in GRID], indexing="ij")
