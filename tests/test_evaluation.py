@@ -11,10 +11,10 @@ import pytest
 from eeg2fmri.evaluation import metrics as M
 from eeg2fmri.evaluation.protocol import (
     default_block_len,
-    measured_block_len,
     evaluate_models,
     evaluate_split,
     load_labels,
+    measured_block_len,
     merge_results,
     predict_windows,
     results_to_json,
