@@ -348,7 +348,7 @@ RATIO_TOL = 1e-3
 @pytest.mark.parametrize(("dt", "length"), [(0.1, 32.0), (0.7, 25.2), (2.0, 30.0)])
 def test_double_gamma_hrf_equals_nilearn_spm_hrf(dt, length):
     """simulate.hrf.double_gamma_hrf == nilearn.glm.first_level.spm_hrf on the same time grid, both with unit sum."""
-    from eeg2fmri.simulate.hrf import double_gamma_hrf
+    from eeg2fmri.preprocessing.hrf import double_gamma_hrf
 
     h = double_gamma_hrf(dt, length=length, undershoot_ratio=0.167)  # nilearn's ratio
     ref = _nilearn_spm_hrf_at(0.0, dt, len(h))
@@ -368,7 +368,7 @@ def test_flagship_and_ridge_canonical_hrfs_equal_nilearn_spm_hrf():
     from eeg2fmri.models.base import DataSpec
     from eeg2fmri.models.flagship import _SUBSTEPS, EEG2fMRINet, canonical_hrf
     from eeg2fmri.models.ridge_hrf import RidgeHRF
-    from eeg2fmri.simulate.hrf import double_gamma_hrf
+    from eeg2fmri.preprocessing.hrf import double_gamma_hrf
 
     # 1. the function, float64, on a 0.05 s grid from 0 to 30 s
     dt, n = 0.05, 601

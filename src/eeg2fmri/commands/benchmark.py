@@ -160,6 +160,8 @@ def _mapping(text: str | None, what: str) -> dict:
 
 def _merged_rows(benches: list) -> list[dict]:
     """One leaderboard from the groups: every model once; each group's reference, baseline and null labelled by its input."""
+    from eeg2fmri.evaluation.benchmark import sort_leaderboard
+
     if len(benches) == 1:
         return benches[0][1]["leaderboard"]
     rows, seen = [], set()
@@ -176,13 +178,7 @@ def _merged_rows(benches: list) -> list[dict]:
             seen.add(r["name"])
             rows.append(r)
 
-    def key(r: dict) -> tuple:
-        v = r.get("median_r")
-        order = {"model": 0, "reference": 0, "null": 1, "baseline": 2}[r["role"]]
-        ok = v is not None and v == v
-        return (order if ok else 3, -(v if ok else 0.0))
-
-    return sorted(rows, key=key)
+    return sort_leaderboard(rows)
 
 
 def run(args) -> int:

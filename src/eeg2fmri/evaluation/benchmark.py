@@ -365,6 +365,12 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         if f.get("error"):
             rows.append({"name": nm, "role": "model", "error": f["error"]})
 
+    return sort_leaderboard(rows)
+
+
+def sort_leaderboard(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Models and references by median r (best first), then nulls, baselines, and rows without an r."""
+
     def key(r: dict) -> tuple:
         v = r.get("median_r")
         order = {"model": 0, "reference": 0, "null": 1, "baseline": 2}[r["role"]]
