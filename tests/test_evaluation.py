@@ -323,3 +323,45 @@ def test_measured_block_len_follows_the_autocorrelation():
     assert np.fft.irfft(np.abs(f) ** 2)[5] / np.dot(x, x) == pytest.approx(direct)
     assert measured_block_len(np.zeros((50, 3)), 2.0) == default_block_len(50, 2.0)
     assert measured_block_len(ar[:20], 2.0) <= 10  # capped at half the series
+
+
+def test_unseen_subject_targets_use_training_scale(tiny_prepared):
+    """A held-out subject's targets are not scaled by its own variance (that would flatter R² and MSE)."""
+    import copy
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.preprocessing.bold import detrend
+
+    ds = copy.copy(tiny_prepared)
+    ds.runs = [copy.copy(r) for r in tiny_prepared.runs]
+    sp = make_split(ds, "loso", test_subjects=[ds.runs[-1].subject])
+    (i_test, vols), = sp.selections["test"].items()
+    base = split_targets(ds, sp)
+    own = split_targets(ds, sp, unseen_scale="own")
+    # the held-out run by hand: relative change / the training runs' median relative sd
+    rel = []
+    for i, v in sp.selections["train"].items():
+        raw = np.asarray(ds.runs[i].bold[v], dtype=np.float64)
+        rel.append(detrend(raw, ds.tr).std(0) / raw.mean(0))
+    raw = np.asarray(ds.runs[i_test].bold[vols], dtype=np.float64)
+    expected = detrend(raw, ds.tr) / (np.median(np.stack(rel), 0) * raw.mean(0))
+    np.testing.assert_allclose(base["test"][i_test], expected, rtol=2e-4, atol=1e-5)
+    np.testing.assert_allclose(own["test"][i_test].std(0), 1.0, rtol=1e-3)
+    for name in ("train", "val"):  # runs with a training span are untouched
+        for i in base[name]:
+            np.testing.assert_array_equal(base[name][i], own[name][i])
+    # triple the held-out subject's fluctuations around its baseline: "own" hides it, "train" shows it
+    bold = np.asarray(ds.runs[i_test].bold, dtype=np.float64)
+    m = bold[vols].mean(0)  # the span's baseline stays, its fluctuations triple
+    run = ds.runs[i_test]
+    run.bold = (m + 3.0 * (bold - m)).astype(np.float32)
+    louder = split_targets(ds, sp)["test"][i_test]
+    np.testing.assert_allclose(louder.std(0), 3.0 * base["test"][i_test].std(0), rtol=1e-3)
+    np.testing.assert_allclose(split_targets(ds, sp, unseen_scale="own")["test"][i_test].std(0), 1.0, rtol=1e-3)
+    # without a usable baseline (demeaned data) a voxel falls back to its own scale
+    for r in ds.runs:
+        b = np.asarray(r.bold, dtype=np.float64)
+        r.bold = (b - b.mean(0)).astype(np.float32)
+    np.testing.assert_allclose(split_targets(ds, sp)["test"][i_test].std(0), 1.0, rtol=1e-3)
+    with pytest.raises(Eeg2fmriInputError, match="unseen_scale"):
+        split_targets(ds, sp, unseen_scale="test")

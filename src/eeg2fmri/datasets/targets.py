@@ -3,12 +3,20 @@
 Targets are detrended (linear + cosine high-pass) separately on every span
 (train, validation, test) of every run, so no span's trend estimate uses
 another span's data, and z-scored with the scale of that run's *training*
-span (a subject never seen in training uses its own span's scale).
+span. A run without a training span (a subject held out by ``loso``/``kfold``/
+``subjects``, or a validation subject) is put on the training subjects' scale
+without using its own fluctuations: its detrended signal, as a fraction of its
+own baseline (mean intensity), is divided by the training runs' median relative
+standard deviation per voxel. Where a baseline is not usable (a mean that is not
+clearly positive, e.g. demeaned or confound-regressed data without the mean),
+that voxel falls back to the span's own standard deviation, and the log says
+how many voxels did.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +25,7 @@ from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.datasets.splits import check_no_overlap, temporal_split
 from eeg2fmri.datasets.windows import valid_volumes
 from eeg2fmri.preprocessing.bold import detrend
+from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
 
 __all__ = ["Split", "make_split", "split_targets", "default_window"]
@@ -189,18 +198,70 @@ def make_split(
     return Split(protocol, sel, n_frames, lag, gap, list(test_subjects))
 
 
-def split_targets(ds: PreparedDataset, split: Split) -> dict[str, dict[int, np.ndarray]]:
-    """Detrended, standardised targets per split and run, shape (n_selected, n_voxels) each."""
+#: a voxel's baseline is usable when its mean exceeds this many standard deviations of its signal
+_BASELINE_MIN_SNR = 5.0
+
+
+def _usable_baseline(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    return np.isfinite(mean) & (mean > _BASELINE_MIN_SNR * sd) & (sd > 0)
+
+
+def split_targets(ds: PreparedDataset, split: Split, *, unseen_scale: str = "train") -> dict[str, dict[int, np.ndarray]]:
+    """Detrended, standardised targets per split and run.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    split : Split
+    unseen_scale : {"train", "own"}
+        How runs without a training span (held-out or validation subjects) are
+        scaled. ``"train"`` (default): relative signal change (detrended signal /
+        the span's mean intensity) divided by the training runs' median relative
+        standard deviation per voxel, so that the span's own variance is not
+        used; voxels without a usable baseline fall back to ``"own"``.
+        ``"own"``: the span's own standard deviation (the behaviour before
+        2026-12-03; flatters R² and MSE across subjects).
+
+    Returns
+    -------
+    dict
+        ``{split_name: {run_index: array, shape (n_selected, n_voxels)}}``, float32.
+    """
+    check_choice(unseen_scale, "unseen_scale", ("train", "own"))
     out: dict[str, dict[int, np.ndarray]] = {k: {} for k in split.selections}
     scales: dict[int, np.ndarray] = {}
+    rel_sd: list[np.ndarray] = []  # training runs' sd / mean per voxel (nan without a usable baseline)
+    pending: list[tuple[str, int, np.ndarray, np.ndarray]] = []
     for name in ("train", "val", "test"):
         for i, vols in split.selections[name].items():
             run = ds.runs[i]
             if run.bold is None:
                 raise Eeg2fmriInputError(f"{run.key}: no BOLD in this run; it cannot be used for training or evaluation.")
-            y = detrend(np.asarray(run.bold[vols]), ds.tr)
-            if name == "train" or i not in scales:
-                sd = y.std(0)
+            raw = np.asarray(run.bold[vols], dtype=np.float64)
+            y = detrend(raw, ds.tr)
+            sd = y.std(0)
+            if name == "train":
                 scales[i] = np.where(sd > 0, sd, 1.0).astype(np.float32)
-            out[name][i] = (y / scales[i]).astype(np.float32)
+                mean = raw.mean(0)
+                rel_sd.append(np.where(_usable_baseline(mean, sd), sd / np.where(mean > 0, mean, 1.0), np.nan))
+            if i in scales:
+                out[name][i] = (y / scales[i]).astype(np.float32)
+            else:
+                pending.append((name, i, y, raw.mean(0)))
+    pooled = None
+    if rel_sd and unseen_scale == "train":
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan voxels
+            pooled = np.nanmedian(np.stack(rel_sd), axis=0)
+    for name, i, y, mean in pending:
+        own = y.std(0)
+        own = np.where(own > 0, own, 1.0)
+        if pooled is None:
+            scale = own
+        else:
+            ok = np.isfinite(pooled) & (pooled > 0) & _usable_baseline(mean, y.std(0))
+            scale = np.where(ok, pooled * np.where(ok, mean, 1.0), own)
+            if not ok.all():
+                logger.info("%s: %d of %d targets have no usable baseline; scaled by their own standard deviation.", ds.runs[i].key, int((~ok).sum()), ok.size)
+        out[name][i] = (y / scale).astype(np.float32)
     return out
