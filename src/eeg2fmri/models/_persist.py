@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.models.base import DataSpec, build_model
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models.base import build_model
 from eeg2fmri.utils.atomic import _user_mode, atomic_dir, final_paths
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 

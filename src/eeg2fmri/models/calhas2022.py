@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
 __all__ = ["Calhas2022", "TopographicalAttention", "laplace_nll", "organize_channels"]

@@ -66,7 +66,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import (
     Eeg2fmriInputError,
     check_choice,

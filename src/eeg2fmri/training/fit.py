@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PreparedDataset
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.datasets.targets import Split, split_targets
 from eeg2fmri.datasets.windows import window_matrix
-from eeg2fmri.models.base import DataSpec, build_model, get_model_class
+from eeg2fmri.models.base import build_model, get_model_class
 from eeg2fmri.utils.logs import logger
 
 __all__ = ["FitResult", "data_spec", "fit_model", "stack_split"]
