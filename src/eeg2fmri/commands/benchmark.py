@@ -142,7 +142,7 @@ def _mapping(text: str | None, what: str) -> dict:
     import json
     from pathlib import Path
 
-    from eeg2fmri.commands._common import read_config
+    from eeg2fmri.utils.config import read_config
     from eeg2fmri.utils.validation import Eeg2fmriInputError
 
     if not text:

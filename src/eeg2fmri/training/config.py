@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.training.losses import LOSS_TERMS, PRED_TERMS
+from eeg2fmri.utils.config import read_config
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["CLOSED_FORM_USED", "DEFAULTS", "MONITORS", "apply_overrides", "closed_form_unused", "config_diff", "dump_config", "load_config",
@@ -490,8 +491,6 @@ def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[
     Relative paths in ``data`` and ``out`` are taken relative to the config
     file's folder.
     """
-    from eeg2fmri.commands._common import read_config
-
     path = Path(path)
     raw = read_config(str(path))
     cfg = resolve_config(raw, source=str(path), require_model=require_model)
