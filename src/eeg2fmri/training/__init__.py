@@ -11,9 +11,9 @@
 
 from eeg2fmri.training.config import DEFAULTS, load_config, resolve_config
 from eeg2fmri.training.fit import FitResult, data_spec, fit_model, stack_split
-from eeg2fmri.training.predictor import TorchPredictor
+from eeg2fmri.training.predictor import Predictor, TorchPredictor, predict_windows
 
-__all__ = ["DEFAULTS", "FitResult", "TorchPredictor", "data_spec", "fit_model", "fit_torch", "load_config", "resolve_config", "stack_split"]
+__all__ = ["DEFAULTS", "FitResult", "Predictor", "TorchPredictor", "data_spec", "fit_model", "fit_torch", "load_config", "predict_windows", "resolve_config", "stack_split"]
 
 
 def __getattr__(name: str):

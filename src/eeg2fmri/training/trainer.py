@@ -40,6 +40,7 @@ from eeg2fmri.models.base import build_model
 from eeg2fmri.training.config import MONITORS, resolve_config
 from eeg2fmri.training.losses import WeightedLoss
 from eeg2fmri.training.predictor import TorchPredictor
+from eeg2fmri.training.result import FitResult
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -424,8 +425,6 @@ def fit_torch(
         ``n_train``, ``n_val``, ``rank``, what the model's ``after_fit`` returns (``eeg2fmri_net``:
         ``output_gain``) and, with ``out_dir``, the checkpoint paths.
     """
-    from eeg2fmri.training.fit import FitResult
-
     cfg = resolve_config({k: v for k, v in (train_config or {}).items() if k not in ("data", "split", "model")}, require_model=False)
     hparams = dict(hparams or {})
     opt, tcfg = cfg["optimizer"], cfg["trainer"]

@@ -31,6 +31,7 @@ import torch
 from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared, select_subjects
 from eeg2fmri.datasets.targets import Split, make_split, split_targets
 from eeg2fmri.models.base import get_model_class
+from eeg2fmri.models.predictor import TorchPredictor
 from eeg2fmri.training.config import (
     closed_form_unused,
     config_diff,
@@ -39,7 +40,6 @@ from eeg2fmri.training.config import (
     resolve_config,
 )
 from eeg2fmri.training.fit import FitResult, fit_model
-from eeg2fmri.training.predictor import TorchPredictor
 from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
