@@ -53,6 +53,7 @@ from eeg2fmri.evaluation.metrics import (
     ssim3d_series,
     summarize_r,
 )
+from eeg2fmri.simulate.groundtruth import groundtruth_ceilings
 from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.rng import check_random_state
@@ -156,55 +157,6 @@ def measured_block_len(residuals: np.ndarray, tr: float, *, threshold: float = 0
     below = np.nonzero(med < threshold)[0]
     lag = int(below[0]) if len(below) else n
     return int(min(max(base, 2 * lag), max(1, n // 2)))
-
-
-# --------------------------------------------------------------------------- ground truth
-
-
-def groundtruth_ceilings(ds: PreparedDataset, run_index: int, volumes: np.ndarray) -> dict[str, np.ndarray] | None:
-    """Noise/oracle ceilings of a simulated run on ``volumes``, on the prepared voxels.
-
-    Parameters
-    ----------
-    ds : PreparedDataset
-    run_index : int
-    volumes : array of int, shape (n,)
-
-    Returns
-    -------
-    ceilings : dict | None
-        ``noise`` and ``oracle``, arrays of shape (n_voxels,) (NaN for
-        prepared voxels outside the simulated brain); ``None`` when the
-        dataset has no ``derivatives/groundtruth``.
-    """
-    import nibabel as nib
-
-    from eeg2fmri.simulate import ceilings, load_groundtruth
-
-    root = ds.provenance.get("bids_root")
-    if not root:
-        return None
-    gt_dir = Path(root) / "derivatives" / "groundtruth"
-    if not (gt_dir / "mask.nii.gz").exists():
-        return None
-    run = ds.runs[run_index]
-    parts = dict(p.split("-", 1) for p in run.key.split("_") if "-" in p)
-    if "sub" not in parts:
-        return None
-    gt = load_groundtruth(root, parts["sub"], int(parts.get("run", 1)), parts.get("task"))
-    gmask = np.asarray(nib.load(gt_dir / "mask.nii.gz").dataobj) > 0
-    if gmask.shape != ds.mask.shape:
-        return None
-    c = ceilings(gt, np.asarray(volumes))
-    gidx = np.cumsum(gmask.ravel()) - 1
-    flat = np.flatnonzero(ds.mask.ravel())
-    inside = gmask.ravel()[flat]
-    out = {}
-    for k, v in c.items():
-        arr = np.full(len(flat), np.nan, dtype=np.float64)
-        arr[inside] = v[gidx[flat[inside]]]
-        out[k] = arr
-    return out
 
 
 # --------------------------------------------------------------------------- atlas
