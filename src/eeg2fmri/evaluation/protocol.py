@@ -55,6 +55,7 @@ from eeg2fmri.evaluation.metrics import (
 )
 from eeg2fmri.simulate.groundtruth import groundtruth_ceilings
 from eeg2fmri.training.predictor import predict_windows
+from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.rng import check_random_state
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
@@ -874,29 +875,10 @@ def evaluate_split(
     return res
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items() if not str(k).startswith("_")}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def results_to_json(results: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-safe copy of evaluation results.
 
     Keys starting with ``_`` (arrays for figures) are dropped, NumPy values
     become Python numbers and NaN/inf become ``None`` (strict JSON).
     """
-    return _plain(dict(results))
+    return to_jsonable(dict(results), drop_private=True, finite=True)
