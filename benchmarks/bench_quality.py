@@ -3,7 +3,7 @@
 For every simulator seed, simulates ``--subjects`` subjects x ``--minutes``
 minutes (default 6 mm grid), prepares the representations the models need
 (band power; raw EEG and STFT for the published models and the flagship's raw
-front end) and runs :func:`eeg2fmri.evaluation.benchmark.run_benchmark` under
+front end) and runs :func:`eeg2fmri.workflows.benchmark.run_benchmark` under
 each protocol:
 
 * ``within``: each run's later 20 % is the test span, the 20 % before it the
@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[var] = str(args.threads)
     import torch
 
-    from eeg2fmri.evaluation.benchmark import run_benchmark
     from eeg2fmri.utils.logs import set_log_level
+    from eeg2fmri.workflows.benchmark import run_benchmark
 
     torch.set_num_threads(args.threads)
     if args.verbose:

@@ -111,10 +111,10 @@ def run_cell(setting: str, seed: int, args) -> dict:
     from eeg2fmri.datasets import load_prepared
     from eeg2fmri.datasets.prepared import prepare
     from eeg2fmri.datasets.targets import split_targets
-    from eeg2fmri.evaluation.benchmark import _folds
     from eeg2fmri.evaluation.protocol import evaluate_models, merge_results
     from eeg2fmri.models import get_model_class
     from eeg2fmri.training import fit_model
+    from eeg2fmri.workflows.benchmark import _folds
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

@@ -60,7 +60,7 @@ class StepTimer:
 
 def single(args) -> None:
     """One training run on ``args.single`` devices (re-executed per rank by Lightning's DDP launcher)."""
-    from eeg2fmri.training import train
+    from eeg2fmri.workflows import train
 
     tmp = Path(args.workdir)
     cfg = yaml.safe_load((tmp / "cfg.yaml").read_text())

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from eeg2fmri.cli import main
-from eeg2fmri.evaluation.benchmark import count_parameters, format_leaderboard, run_benchmark
 from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.workflows.benchmark import count_parameters, format_leaderboard, run_benchmark
 
 
 def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):

@@ -28,7 +28,7 @@ def _train_cfg(prepared_dir, out, **data):
 @pytest.fixture(scope="module")
 def run_01(prepared_dir, tmp_path_factory):
     """`eeg2fmri train` of ridge_hrf with data.prepared + data.subjects: [sub-01]."""
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     out = tmp_path_factory.mktemp("run01") / "run"
     return train(_train_cfg(prepared_dir, out, subjects=["sub-01"])), out
@@ -60,7 +60,7 @@ def test_train_prepared_subjects_trains_only_on_them(run_01, tiny_prepared):
 
 
 def test_train_prepared_unknown_subject_refused_before_writing(prepared_dir, tmp_path):
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     with pytest.raises(Eeg2fmriInputError, match=r"config: data\.subjects \(.*prepared\): " + SUBJECTS_ERR + r"; use labels from that list"):
         train(_train_cfg(prepared_dir, tmp_path / "r", subjects=["01", "07"]))
@@ -70,7 +70,7 @@ def test_train_prepared_unknown_subject_refused_before_writing(prepared_dir, tmp
 def test_select_subjects_and_load_data(tiny_prepared, prepared_dir):
     from eeg2fmri.datasets import select_subjects
     from eeg2fmri.training.config import resolve_config
-    from eeg2fmri.training.run import load_data
+    from eeg2fmri.workflows.train import load_data
 
     sub = select_subjects(tiny_prepared, ["02"])
     assert sub.subjects == ["02"] and all(r.subject == "02" for r in sub.runs)
@@ -95,7 +95,7 @@ def test_prepare_unknown_subject_refused(tiny_bids, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- evaluate: recorded subjects
 def test_evaluate_uses_recorded_subjects(run_01, tmp_path):
-    from eeg2fmri.evaluation.run import evaluate_run
+    from eeg2fmri.workflows.evaluate import evaluate_run
 
     _, out = run_01
     _, res = evaluate_run(out, out=tmp_path / "ev", n_boot=0, progress_bar=False)
@@ -110,7 +110,7 @@ def test_evaluate_uses_recorded_subjects(run_01, tmp_path):
 
 
 def test_evaluate_subjects_keep_training_positions():
-    from eeg2fmri.evaluation.run import _check_subject_positions
+    from eeg2fmri.workflows.evaluate import _check_subject_positions
 
     _check_subject_positions(["02", "03"], ["02", "03", "04"])  # an unseen subject after the training ones
     with pytest.raises(Eeg2fmriInputError, match=r"subjects \(--subjects\): expected a set in which the training subjects \['02', '03'\] keep their "
@@ -119,7 +119,7 @@ def test_evaluate_subjects_keep_training_positions():
 
 
 def test_evaluate_flags_of_other_protocols_refused(run_01, tmp_path, capsys):
-    from eeg2fmri.evaluation.run import evaluate_run
+    from eeg2fmri.workflows.evaluate import evaluate_run
 
     _, out = run_01
     with pytest.raises(Eeg2fmriInputError, match=r"train_data: expected only with protocol 'cross' .*got '.*' with protocol 'within'; drop --train-data"):
@@ -176,7 +176,7 @@ def test_unknown_config_keys_are_refused(cfg, match):
 
 def test_training_settings_of_a_closed_form_model_refused(prepared_dir, tmp_path, capsys):
     from eeg2fmri.training.config import closed_form_unused, resolve_config
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     cfg = {**_train_cfg(prepared_dir, tmp_path / "r"), "optimizer": {"lr": 0.01}, "loss": {"corr": 1.0}}
     with pytest.raises(Eeg2fmriInputError, match=r"config: optimizer\.lr, loss\.corr: expected the defaults for the closed-form model 'ridge_hrf' "
@@ -218,7 +218,7 @@ def test_split_options_a_protocol_would_ignore_are_refused(tiny_prepared, protoc
 def test_split_option_in_train_config_refused(prepared_dir, tmp_path):
     from eeg2fmri.datasets import load_prepared
     from eeg2fmri.datasets.targets import make_split
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     cfg = _train_cfg(prepared_dir, tmp_path / "r")
     cfg["split"] = {"protocol": "within", "test_subjects": ["02"]}
@@ -234,7 +234,7 @@ def test_split_option_in_train_config_refused(prepared_dir, tmp_path):
 
 # ----------------------------------------------------------------------------- benchmark
 def test_benchmark_train_config_subjects_and_split(tiny_prepared):
-    from eeg2fmri.evaluation.benchmark import run_benchmark
+    from eeg2fmri.workflows.benchmark import run_benchmark
 
     bench = run_benchmark(tiny_prepared, "within", ["mean"], train_config={"data": {"subjects": ["02"]}, "split": {"protocol": "within", "gap": 20}},
                           n_boot=0)
@@ -264,7 +264,7 @@ def test_benchmark_train_config_subjects_and_split(tiny_prepared):
     ],
 )
 def test_benchmark_options_it_would_ignore_are_refused(tiny_prepared, protocol, kw, match):
-    from eeg2fmri.evaluation.benchmark import run_benchmark
+    from eeg2fmri.workflows.benchmark import run_benchmark
 
     with pytest.raises(Eeg2fmriInputError, match=match):
         run_benchmark(tiny_prepared, protocol, ["mean"], n_boot=0, **kw)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from eeg2fmri.cli import main
-from eeg2fmri.evaluation.run import evaluate_run, resolve_run
 from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.workflows.evaluate import evaluate_run, resolve_run
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import pytest
 from eeg2fmri.cli import main
 from eeg2fmri.datasets import load_prepared
 from eeg2fmri.datasets.targets import make_split
-from eeg2fmri.quickstart import run_quickstart
 from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.workflows.quickstart import run_quickstart
 
 from .conftest import TINY
 

@@ -226,7 +226,7 @@ def test_resume_equals_uninterrupted_and_reruns_reproduce(tiny_prepared, split, 
 def test_early_stopping_and_checkpoint_use_validation_only(tiny_prepared, split):
     from eeg2fmri.datasets import WindowDataset
     from eeg2fmri.training import fit_model
-    from eeg2fmri.training.run import score_windows
+    from eeg2fmri.workflows.train import score_windows
 
     # training targets +1, validation targets -1: as the bias climbs towards +1 the training loss falls
     # every epoch and the validation loss rises every epoch, so only a validation-driven run stops early
@@ -288,7 +288,7 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     assert "## split" in card and "## validation metrics" in card and "## test metrics" in card
     assert set(load_file(str(out / "model" / "weights.safetensors"))) == {"net.1.weight", "net.1.bias", "net.4.weight", "net.4.bias"}
     # load -> identical predictions to the model that training returned
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     ds = load_prepared(prepared_dir)
     lm = load_predictor(out / "model")
@@ -333,7 +333,7 @@ def test_registered_models_train_save_load(tiny_bids, tmp_path):
     from eeg2fmri.datasets.targets import make_split
     from eeg2fmri.models._persist import check_compatible, load_predictor, save_trained_model
     from eeg2fmri.training import fit_model
-    from eeg2fmri.training.run import split_info
+    from eeg2fmri.workflows.train import split_info
 
     cases = [
         ("stft", {"stft_fmax": 12.0}, "calhas2022",
@@ -362,7 +362,7 @@ def test_registered_models_train_save_load(tiny_bids, tmp_path):
 
 def test_train_from_bids_closed_form_model(tiny_bids, tmp_path):
     """A config with a BIDS root prepares the data under out/ once; closed-form models use the same command."""
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     cfg = {"out": str(tmp_path / "r"), "data": {"bids": str(tiny_bids), "prepare": {"l_freq": 1.0}}, "split": {"protocol": "loso"},
            "model": {"name": "ridge_hrf", "hparams": {"hrf": "lags"}}, "trainer": {"progress_bar": False}}
@@ -479,7 +479,7 @@ def test_flagship_output_calibrated_on_validation_windows_only(tiny_prepared, sp
 def test_train_mean_baseline_saves_and_reloads(tiny_prepared, tmp_path):
     """`eeg2fmri train` with model.name: mean (it crashed while saving: no state_dict)."""
     from eeg2fmri.models import load_model
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     prep = tmp_path / "prep"
     tiny_prepared.save(prep)

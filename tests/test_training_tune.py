@@ -25,7 +25,7 @@ def _config(prepared_dir, out):
 
 def test_tune_two_trials_resume_to_three(prepared_dir, tmp_path):
     from eeg2fmri.training.config import load_config
-    from eeg2fmri.training.tune import tune
+    from eeg2fmri.workflows.tune import tune
 
     cfg = _config(prepared_dir, tmp_path / "search")
     first = tune(cfg, trials=2, pruner="none")
@@ -50,7 +50,7 @@ def test_tune_two_trials_resume_to_three(prepared_dir, tmp_path):
 
 
 def test_tune_errors(prepared_dir, tmp_path):
-    from eeg2fmri.training.tune import tune
+    from eeg2fmri.workflows.tune import tune
 
     cfg = _config(prepared_dir, tmp_path / "s")
     with pytest.raises(Eeg2fmriInputError, match=r"config: tune: expected a search space, e\.g\. tune: \{lr: .*found none"):

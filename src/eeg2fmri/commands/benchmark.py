@@ -142,7 +142,7 @@ def _mapping(text: str | None, what: str) -> dict:
     import json
     from pathlib import Path
 
-    from eeg2fmri.commands._common import read_config
+    from eeg2fmri.utils.config import read_config
     from eeg2fmri.utils.validation import Eeg2fmriInputError
 
     if not text:
@@ -160,7 +160,7 @@ def _mapping(text: str | None, what: str) -> dict:
 
 def _merged_rows(benches: list) -> list[dict]:
     """One leaderboard from the groups: every model once; each group's reference, baseline and null labelled by its input."""
-    from eeg2fmri.evaluation.benchmark import sort_leaderboard
+    from eeg2fmri.workflows.benchmark import sort_leaderboard
 
     if len(benches) == 1:
         return benches[0][1]["leaderboard"]
@@ -185,10 +185,10 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from eeg2fmri.evaluation.benchmark import format_leaderboard, run_benchmark
     from eeg2fmri.evaluation.protocol import results_to_json
     from eeg2fmri.utils.atomic import atomic_file
     from eeg2fmri.utils.validation import Eeg2fmriInputError
+    from eeg2fmri.workflows.benchmark import format_leaderboard, run_benchmark
 
     out = Path(args.out) if args.out else None
     names = ("leaderboard.md", "leaderboard.json", "metrics.json")

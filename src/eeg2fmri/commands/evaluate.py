@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from eeg2fmri.evaluation.run import evaluate_run
+    from eeg2fmri.workflows.evaluate import evaluate_run
 
     opts = {}
     if args.test_subjects:

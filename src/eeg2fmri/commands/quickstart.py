@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from eeg2fmri.quickstart import run_quickstart
+    from eeg2fmri.workflows.quickstart import run_quickstart
 
     m = run_quickstart(args.out, subjects=args.subjects, minutes=args.minutes, seed=args.seed, model=args.model, overwrite=args.overwrite,
                        progress_bar=not args.quiet)

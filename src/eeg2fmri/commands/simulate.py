@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eeg2fmri.commands._common import read_config
+from eeg2fmri.utils.config import read_config
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 NAME = "simulate"

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from eeg2fmri.training.run import train
+    from eeg2fmri.workflows.train import train
 
     res = train(args.config, out=args.out, devices=args.devices, num_nodes=args.num_nodes, resume=args.resume, overwrite=args.overwrite,
                 progress_bar=False if args.quiet else None, verbose=args.verbose, evaluate_test=not args.no_test)

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from eeg2fmri.training.tune import tune
+    from eeg2fmri.workflows.tune import tune
 
     res = tune(args.config, trials=args.trials, storage=args.storage, out=args.out, study_name=args.study_name, pruner=args.pruner,
                keep_checkpoints=args.keep_checkpoints, progress_bar=False if args.quiet else None, verbose=args.verbose)

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from eeg2fmri.datasets.prepared import PreparedDataset, PreparedRun
-from eeg2fmri.models.base import DataSpec
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
 __all__ = ["ThreadedBatchLoader", "WindowDataset", "run_windows", "valid_volumes", "window_matrix", "dataset_spec"]

@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike
 from scipy import ndimage, sparse
 
 from eeg2fmri.utils.rng import check_random_state
+from eeg2fmri.utils.stats import CHUNK_ELEMS, pearson_columns
 from eeg2fmri.utils.validation import (
     Eeg2fmriInputError,
     check_choice,
@@ -69,7 +70,7 @@ K1 = 0.01
 K2 = 0.03
 
 # Element budget of one float64 working array in the chunked computations (16 MiB).
-_CHUNK_ELEMS = 1 << 21
+_CHUNK_ELEMS = CHUNK_ELEMS
 # Element budget of the float32 per-time statistics of one voxel chunk (32 MiB).
 _STATS_ELEMS = 1 << 23
 # Element budget of the float32 bootstrap draws of r kept at once (256 MiB).
@@ -183,29 +184,6 @@ def _check_data_range(data_range: Any, where: str) -> float:
 # --------------------------------------------------------------------------- correlation
 
 
-def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r between matching columns of two (n, m) arrays, in column chunks."""
-    n, m = a.shape
-    out = np.empty(m, dtype=np.float64)
-    step = max(1, _CHUNK_ELEMS // max(n, 1))
-    for start in range(0, m, step):
-        sl = slice(start, min(start + step, m))
-        x = np.array(a[:, sl], dtype=np.float64)
-        y = np.array(b[:, sl], dtype=np.float64)
-        x -= x.mean(axis=0)
-        y -= y.mean(axis=0)
-        sxy = np.einsum("ij,ij->j", x, y)
-        sxx = np.einsum("ij,ij->j", x, x)
-        syy = np.einsum("ij,ij->j", y, y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = sxy / np.sqrt(sxx * syy)
-        # A constant series (exactly, after centring) has no defined r.
-        const = (np.ptp(x, axis=0) == 0) | (np.ptp(y, axis=0) == 0)
-        r[const] = np.nan
-        out[sl] = np.clip(r, -1.0, 1.0)
-    return out
-
-
 def pearson_r(y_true: ArrayLike, y_pred: ArrayLike, axis: int = 0) -> np.ndarray | float:
     """Pearson correlation along one axis (voxel-wise temporal r by default).
 
@@ -248,7 +226,7 @@ def pearson_r(y_true: ArrayLike, y_pred: ArrayLike, axis: int = 0) -> np.ndarray
             f"needs a time series, check which axis holds time."
         )
     rest = t.shape[1:]
-    r = _pearson_columns(t.reshape(n, -1), p.reshape(n, -1))
+    r = pearson_columns(t.reshape(n, -1), p.reshape(n, -1))
     if not rest:
         return float(r[0])
     return r.reshape(rest)
@@ -319,7 +297,7 @@ def voxelwise_r(y_true: ArrayLike, y_pred: ArrayLike, mask: ArrayLike | None = N
             f"voxelwise_r: expected at least 2 time points, got {ts.shape[0]}; time is the first "
             f"axis of 2D data and the last axis of 4D data."
         )
-    return _pearson_columns(ts, ps)
+    return pearson_columns(ts, ps)
 
 
 def r_map(y_true: ArrayLike, y_pred: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray:
@@ -355,7 +333,7 @@ def r_map(y_true: ArrayLike, y_pred: ArrayLike, mask: ArrayLike | None = None) -
             f"r_map: expected at least 2 time points (last axis), got {ts.shape[0]}."
         )
     out = np.full(t.shape[:3], np.nan)
-    out[m] = _pearson_columns(ts, ps)
+    out[m] = pearson_columns(ts, ps)
     return out
 
 
@@ -467,7 +445,7 @@ def roi_r(y_true: ArrayLike, y_pred: ArrayLike, labels: ArrayLike) -> dict[int, 
     )
     roi_t = np.asarray((avg.T @ ts.T.astype(np.float64)).T)
     roi_p = np.asarray((avg.T @ ps.T.astype(np.float64)).T)
-    r = _pearson_columns(roi_t, roi_p)
+    r = pearson_columns(roi_t, roi_p)
     return {int(k): float(v) for k, v in zip(uniq, r)}
 
 

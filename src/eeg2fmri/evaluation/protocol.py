@@ -30,7 +30,6 @@ r comes from averaging the per-subject bootstrap draws, subjects fixed).
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 from collections.abc import Mapping
@@ -54,6 +53,9 @@ from eeg2fmri.evaluation.metrics import (
     ssim3d_series,
     summarize_r,
 )
+from eeg2fmri.simulate.groundtruth import groundtruth_ceilings
+from eeg2fmri.training.predictor import predict_windows
+from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.rng import check_random_state
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
@@ -156,146 +158,6 @@ def measured_block_len(residuals: np.ndarray, tr: float, *, threshold: float = 0
     below = np.nonzero(med < threshold)[0]
     lag = int(below[0]) if len(below) else n
     return int(min(max(base, 2 * lag), max(1, n // 2)))
-
-
-# --------------------------------------------------------------------------- predictions
-
-
-def _takes(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def predict_windows(
-    model: Any,
-    x: np.ndarray,
-    *,
-    n_outputs: int | None = None,
-    mask: np.ndarray | None = None,
-    subject: str | None = None,
-    subject_index: int | None = None,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """Predict masked voxels for windows with any fitted model.
-
-    Parameters
-    ----------
-    model : object
-        A closed-form model with ``predict(x)`` (``predict(x, subjects=...)``
-        for the subject-mean baseline), a predictor with
-        ``predict(x, subject=...)`` or a ``torch.nn.Module`` (run in eval
-        mode without gradients, in batches).
-    x : array, shape (n_windows, *window_shape)
-        Windows in the model's DataSpec layout.
-    n_outputs : int | None
-        Expected number of outputs per window (masked voxels); checked.
-    mask : array of bool, shape (X, Y, Z) | None
-        Brain mask; a model that predicts whole volumes ``(X, Y, Z)`` is
-        reduced to the in-mask voxels.
-    subject : str | None
-        Subject label of all windows (for the subject-mean baseline).
-    subject_index : int | None
-        Index of that subject among the training subjects, for models with
-        subject embeddings; ``None`` when the subject was not trained on.
-    batch_size : int
-        Windows per forward pass for torch modules.
-
-    Returns
-    -------
-    pred : array, shape (n_windows, n_outputs), float32
-    """
-    n = len(x)
-    pred_fn = getattr(model, "predict", None)
-    if pred_fn is not None:
-        if _takes(pred_fn, "subjects"):
-            out = pred_fn(x, subjects=np.full(n, subject, dtype=object))
-        elif _takes(pred_fn, "subject") and subject_index is not None:
-            out = pred_fn(x, subject=np.full(n, subject_index, dtype=np.int64))
-        else:
-            out = pred_fn(x)
-    else:
-        import torch
-
-        if not isinstance(model, torch.nn.Module):
-            raise Eeg2fmriInputError(
-                f"predict_windows: expected a fitted model with predict(x) or a torch.nn.Module, got {type(model).__name__}; "
-                "pass FitResult.model or LoadedModel.model."
-            )
-        chunks = []
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                for b0 in range(0, n, batch_size):
-                    xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32))
-                    sb = None if subject_index is None else torch.full((len(xb),), int(subject_index), dtype=torch.long)
-                    chunks.append(model(xb, subject=sb).float().cpu().numpy())
-        finally:
-            model.train(was_training)
-        out = np.concatenate(chunks) if chunks else np.empty((0,), np.float32)
-    if hasattr(out, "detach"):
-        out = out.detach().cpu().numpy()
-    out = np.asarray(out, dtype=np.float32)
-    if mask is not None and out.ndim == 4 and out.shape[1:] == mask.shape:
-        out = out[:, mask]
-    out = out.reshape(n, -1)
-    if n_outputs is not None and out.shape[1] != n_outputs:
-        raise Eeg2fmriInputError(
-            f"predict_windows: expected {n_outputs} outputs per window (the masked voxels), got {out.shape[1]}; "
-            "evaluate the model on the dataset (grid and mask) it was trained for."
-        )
-    return out
-
-
-# --------------------------------------------------------------------------- ground truth
-
-
-def groundtruth_ceilings(ds: PreparedDataset, run_index: int, volumes: np.ndarray) -> dict[str, np.ndarray] | None:
-    """Noise/oracle ceilings of a simulated run on ``volumes``, on the prepared voxels.
-
-    Parameters
-    ----------
-    ds : PreparedDataset
-    run_index : int
-    volumes : array of int, shape (n,)
-
-    Returns
-    -------
-    ceilings : dict | None
-        ``noise`` and ``oracle``, arrays of shape (n_voxels,) (NaN for
-        prepared voxels outside the simulated brain); ``None`` when the
-        dataset has no ``derivatives/groundtruth``.
-    """
-    import nibabel as nib
-
-    from eeg2fmri.simulate import ceilings, load_groundtruth
-
-    root = ds.provenance.get("bids_root")
-    if not root:
-        return None
-    gt_dir = Path(root) / "derivatives" / "groundtruth"
-    if not (gt_dir / "mask.nii.gz").exists():
-        return None
-    run = ds.runs[run_index]
-    parts = dict(p.split("-", 1) for p in run.key.split("_") if "-" in p)
-    if "sub" not in parts:
-        return None
-    gt = load_groundtruth(root, parts["sub"], int(parts.get("run", 1)), parts.get("task"))
-    gmask = np.asarray(nib.load(gt_dir / "mask.nii.gz").dataobj) > 0
-    if gmask.shape != ds.mask.shape:
-        return None
-    c = ceilings(gt, np.asarray(volumes))
-    gidx = np.cumsum(gmask.ravel()) - 1
-    flat = np.flatnonzero(ds.mask.ravel())
-    inside = gmask.ravel()[flat]
-    out = {}
-    for k, v in c.items():
-        arr = np.full(len(flat), np.nan, dtype=np.float64)
-        arr[inside] = v[gidx[flat[inside]]]
-        out[k] = arr
-    return out
 
 
 # --------------------------------------------------------------------------- atlas
@@ -1013,29 +875,10 @@ def evaluate_split(
     return res
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items() if not str(k).startswith("_")}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def results_to_json(results: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-safe copy of evaluation results.
 
     Keys starting with ``_`` (arrays for figures) are dropped, NumPy values
     become Python numbers and NaN/inf become ``None`` (strict JSON).
     """
-    return _plain(dict(results))
+    return to_jsonable(dict(results), drop_private=True, finite=True)

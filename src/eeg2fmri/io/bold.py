@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["read_bold", "bold_sidecar"]
+__all__ = ["read_bold", "bold_sidecar", "compute_mask"]
 
 
 def bold_sidecar(path: Path) -> Path | None:
@@ -212,8 +213,6 @@ def load_masked_bold(img, mask: np.ndarray | None = None, *, chunk_volumes: int 
     mean = (total / shape[3]).astype(np.float32)
     import nibabel as nib
 
-    from eeg2fmri.preprocessing.bold import compute_mask
-
     mask = compute_mask(nib.Nifti1Image(mean, img.affine), where=where)
     out = np.empty((shape[3], int(mask.sum())), dtype=np.float32)
     a = 0
@@ -252,3 +251,32 @@ def release_memory() -> None:
 
 
 _LIBC = None
+
+
+def compute_mask(img, where: str = "BOLD") -> np.ndarray:
+    """Brain mask from the data (nilearn's EPI mask of the mean image).
+
+    Returns
+    -------
+    mask : array of bool, shape (X, Y, Z)
+    """
+    from nilearn.masking import compute_epi_mask
+
+    # the morphological opening removes thin structures; on coarse grids it would erode the brain itself
+    voxel = float(np.max(np.sqrt((np.asarray(img.affine)[:3, :3] ** 2).sum(0))))
+    opening = 2 if voxel <= 4.0 else (1 if voxel <= 8.0 else False)
+    from nilearn.exceptions import MaskWarning
+
+    # (``catch_warnings`` is process-global and not thread-safe: prepare computes the mask in a
+    # thread while the main thread reads EEG, so a warning turned into an error elsewhere can
+    # still reach here; an empty-mask warning means what the check below says)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = compute_epi_mask(img, opening=opening)
+        mask = np.asarray(m.get_fdata()) > 0
+    except MaskWarning:
+        mask = np.zeros(img.shape[:3], dtype=bool)
+    if mask.sum() == 0:
+        raise Eeg2fmriInputError(f"{where}: the automatic brain mask (EPI mask of the mean image) is empty; pass a mask image on the BOLD grid (prepare option mask=<path> or mask='mni').")
+    return mask

@@ -8,8 +8,9 @@ file here that defines and registers one ``torch.nn.Module``.
 import importlib
 import pkgutil
 
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models._persist import LoadedModel, load_model, save_model
-from eeg2fmri.models.base import DataSpec, build_model, get_model_class, list_models, register_model
+from eeg2fmri.models.base import build_model, get_model_class, list_models, register_model
 
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_") and _mod.name != "base":

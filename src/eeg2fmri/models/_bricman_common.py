@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eeg2fmri.models.base import DataSpec
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
 

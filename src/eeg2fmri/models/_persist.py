@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.models.base import DataSpec, build_model
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models.base import build_model
 from eeg2fmri.utils.atomic import _user_mode, atomic_dir, final_paths
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -117,7 +118,7 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
     Parameters
     ----------
     model : object with ``state_dict()``
-        A torch module, a :class:`~eeg2fmri.training.predictor.TorchPredictor`
+        A torch module, a :class:`~eeg2fmri.models.predictor.TorchPredictor`
         or a closed-form model.
     out : path-like
         Model directory (written atomically; an existing one needs ``overwrite``).
@@ -147,12 +148,12 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
 def load_predictor(path: str | os.PathLike, *, batch_size: int = 256, device: str | None = None) -> LoadedModel:
     """:func:`load_model`, with torch models wrapped so that ``.model.predict(x)`` works for every kind.
 
-    Torch models come back as a :class:`~eeg2fmri.training.predictor.TorchPredictor`
+    Torch models come back as a :class:`~eeg2fmri.models.predictor.TorchPredictor`
     (eval mode, no gradients, float32 out); closed-form models as they are.
     """
     lm = load_model(path)
     if lm.meta["kind"] != "sklearn":
-        from eeg2fmri.training.predictor import TorchPredictor
+        from eeg2fmri.models.predictor import TorchPredictor
 
         if device is not None:
             lm.model.to(device)

@@ -1,4 +1,4 @@
-"""Model registry and the data specification every model is built from.
+"""Model registry (the data specification every model is built from, :class:`DataSpec`, is in :mod:`eeg2fmri.datasets.spec`).
 
 Every model is a plain :class:`torch.nn.Module` built from sizes derived from
 the data (never hard-coded), described by a :class:`DataSpec`:
@@ -26,92 +26,10 @@ alignment, attention regulariser, Laplace scale) also implement
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
-
-INPUT_KINDS = ("raw", "stft", "bandpower")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Sizes and rates a model is built from (all derived from the prepared data).
-
-    Parameters
-    ----------
-    input_kind : {"raw", "stft", "bandpower"}
-        EEG representation of one window.
-    input_shape : tuple of int
-        Shape of one window without the batch axis (see module docstring).
-    output_shape : tuple of int
-        Shape of one target without the batch axis: ``(X, Y, Z)`` or ``(n_outputs,)``.
-    sfreq : float
-        EEG sampling frequency in Hz (of the raw samples the window came from).
-    tr : float
-        Repetition time of the BOLD series in seconds.
-    ch_names : tuple of str
-        EEG channel names, in input order.
-    freqs : tuple of float | None
-        Centre frequencies (Hz) of the ``stft`` bins or ``bandpower`` bands.
-    frame_rate : float | None
-        Frames per second along the last axis of ``stft``/``bandpower`` inputs.
-    n_subjects : int
-        Number of training subjects (for subject embeddings); ``subject``
-        indices passed to ``forward`` are in ``range(n_subjects)``.
-    """
-
-    input_kind: str
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    sfreq: float
-    tr: float
-    ch_names: tuple[str, ...] = ()
-    freqs: tuple[float, ...] | None = None
-    frame_rate: float | None = None
-    n_subjects: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_choice(self.input_kind, "input_kind", INPUT_KINDS)
-        expected = 2 if self.input_kind == "raw" else 3
-        if len(self.input_shape) != expected:
-            raise Eeg2fmriInputError(
-                f"expected a {expected}-axis input_shape for input_kind={self.input_kind!r}, "
-                f"got {self.input_shape}; see eeg2fmri.models.base for the axis order."
-            )
-        if self.ch_names and len(self.ch_names) != self.input_shape[0]:
-            raise Eeg2fmriInputError(
-                f"expected {self.input_shape[0]} channel names (input_shape[0]), got {len(self.ch_names)}."
-            )
-        if not self.output_shape or any(int(s) < 1 for s in self.output_shape):
-            raise Eeg2fmriInputError(f"expected a non-empty output_shape of positive sizes, got {self.output_shape}.")
-
-    @property
-    def n_chans(self) -> int:
-        return int(self.input_shape[0])
-
-    @property
-    def n_outputs(self) -> int:
-        n = 1
-        for s in self.output_shape:
-            n *= int(s)
-        return n
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (tuples become lists)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
-        d = dict(d)
-        for key in ("input_shape", "output_shape", "ch_names"):
-            if key in d and d[key] is not None:
-                d[key] = tuple(d[key])
-        if d.get("freqs") is not None:
-            d["freqs"] = tuple(float(f) for f in d["freqs"])
-        return cls(**d)
-
+from eeg2fmri.datasets.spec import INPUT_KINDS, DataSpec  # noqa: F401  (re-exported for users)
+from eeg2fmri.utils.validation import check_choice
 
 _REGISTRY: dict[str, type] = {}
 

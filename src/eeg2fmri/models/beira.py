@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models._bricman_common import (
     AdaptiveAvgPool1d,
     check_dropout,
@@ -30,7 +31,7 @@ from eeg2fmri.models._bricman_common import (
     seeded_init,
     strided_conv_stack,
 )
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
 

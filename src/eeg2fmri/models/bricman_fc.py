@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models._bricman_common import (
     FCChannelEmbedder,
     check_dropout,
@@ -23,7 +24,7 @@ from eeg2fmri.models._bricman_common import (
     require_raw_spec,
     seeded_init,
 )
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.models.base import register_model
 
 
 @register_model("bricman_fc")

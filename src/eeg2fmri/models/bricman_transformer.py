@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models._bricman_common import (
     ConvChannelEmbedder,
     check_dropout,
@@ -22,7 +23,7 @@ from eeg2fmri.models._bricman_common import (
     require_raw_spec,
     seeded_init,
 )
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
 

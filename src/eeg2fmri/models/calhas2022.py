@@ -35,13 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models.base import register_model
+from eeg2fmri.utils.stats import laplace_nll
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
 __all__ = ["Calhas2022", "TopographicalAttention", "laplace_nll", "organize_channels"]
 
 _LOG_EPS = 1e-6  # added inside log() of the attention column sums
-_LOG2 = math.log(2.0)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -63,29 +64,6 @@ def organize_channels(scores: Tensor) -> Tensor:
     """
     col_sums = scores.float().sum(dim=-2)
     return -torch.log(col_sums + _LOG_EPS).sum(dim=-1).mean()
-
-
-def laplace_nll(pred: Tensor, log_scale: Tensor, target: Tensor) -> Tensor:
-    """Mean Laplace negative log-likelihood (the aleatoric training loss).
-
-    Parameters
-    ----------
-    pred : Tensor, shape (batch, *output_shape)
-        Predicted location ``mu``.
-    log_scale : Tensor, shape (batch, *output_shape)
-        Predicted ``log b`` of the Laplace scale ``b``.
-    target : Tensor, shape (batch, *output_shape)
-        Observed values.
-
-    Returns
-    -------
-    Tensor, shape ()
-        ``mean(|y - mu| / b + log b) + log 2``, computed in float32.
-    """
-    log_scale = log_scale.float()
-    return (
-        torch.abs(target.float() - pred.float()) * torch.exp(-log_scale) + log_scale
-    ).mean() + _LOG2
 
 
 def _as_triple(value: int | Sequence[int], name: str, *, odd: bool = False) -> tuple[int, int, int]:

@@ -66,7 +66,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models.base import register_model
+from eeg2fmri.utils.stats import pearson_columns
 from eeg2fmri.utils.validation import (
     Eeg2fmriInputError,
     check_choice,
@@ -412,13 +414,9 @@ class EEG2fMRINet(nn.Module):
         self.ridge_weight.fill_(0.0)
         net = np.concatenate([self(torch.as_tensor(b[0]).float()).reshape(len(b[0]), -1).numpy() for b in val])
         lin = np.concatenate([self.ridge_prediction(torch.as_tensor(b[0]).float()).numpy() for b in val])
-        yc = y_va - y_va.mean(0)
 
-        def mean_r(p: np.ndarray) -> float:
-            pc = p - p.mean(0)
-            den = np.sqrt((pc**2).sum(0) * (yc**2).sum(0))
-            r = np.where(den > 0, (pc * yc).sum(0) / np.where(den > 0, den, 1.0), 0.0)
-            return float(r.mean())
+        def mean_r(p: np.ndarray) -> float:  # constant voxels count as r = 0
+            return float(pearson_columns(p, y_va, constant=0.0, clip=False).mean())
 
         if self.ridge_blend == "validation":
             grid = np.linspace(0.0, 1.0, 21)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.models.base import DataSpec, register_model
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["MeanBaseline"]

@@ -1,43 +1,15 @@
-"""BOLD preprocessing: brain mask, detrending/high-pass, standardisation."""
+"""BOLD preprocessing: brain mask, detrending/high-pass, standardisation.
+
+:func:`compute_mask` is defined in :mod:`eeg2fmri.io.bold` (reading masked BOLD needs it) and re-exported here.
+"""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.io.bold import compute_mask
 
 __all__ = ["compute_mask", "detrend", "Standardizer"]
-
-
-def compute_mask(img, where: str = "BOLD") -> np.ndarray:
-    """Brain mask from the data (nilearn's EPI mask of the mean image).
-
-    Returns
-    -------
-    mask : array of bool, shape (X, Y, Z)
-    """
-    from nilearn.masking import compute_epi_mask
-
-    # the morphological opening removes thin structures; on coarse grids it would erode the brain itself
-    voxel = float(np.max(np.sqrt((np.asarray(img.affine)[:3, :3] ** 2).sum(0))))
-    opening = 2 if voxel <= 4.0 else (1 if voxel <= 8.0 else False)
-    from nilearn.exceptions import MaskWarning
-
-    # (``catch_warnings`` is process-global and not thread-safe: prepare computes the mask in a
-    # thread while the main thread reads EEG, so a warning turned into an error elsewhere can
-    # still reach here; an empty-mask warning means what the check below says)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m = compute_epi_mask(img, opening=opening)
-        mask = np.asarray(m.get_fdata()) > 0
-    except MaskWarning:
-        mask = np.zeros(img.shape[:3], dtype=bool)
-    if mask.sum() == 0:
-        raise Eeg2fmriInputError(f"{where}: the automatic brain mask (EPI mask of the mean image) is empty; pass a mask image on the BOLD grid (prepare option mask=<path> or mask='mni').")
-    return mask
 
 
 def detrend(y: np.ndarray, tr: float, *, high_pass: float | None = 1.0 / 128.0, order: int = 1) -> np.ndarray:

@@ -54,7 +54,9 @@ from eeg2fmri.simulate.signals import (
     slow_fluctuations,
 )
 from eeg2fmri.utils.atomic import atomic_dir
+from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.stats import pearson_columns
 from eeg2fmri.utils.validation import (
     Eeg2fmriInputError,
     check_choice,
@@ -510,16 +512,7 @@ def _subject_parameters(cfg: SimulationConfig, anat: Anatomy, group: dict, info,
 # writing
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
+_jsonable = to_jsonable
 
 
 def _write_eeg(root: Path, tmpdir: Path, sub: str, run: int, cfg: SimulationConfig, info, data_uv: np.ndarray, extra: dict, onsets: np.ndarray, task: str) -> None:
@@ -703,11 +696,4 @@ def ceilings(gt: dict[str, np.ndarray], volumes: slice | np.ndarray | None = Non
     if detrend:
         clean, vis, meas = (_detrend(a, axis=0) for a in (clean, vis, meas))
 
-    def corr(a, b):
-        a = a - a.mean(0)
-        b = b - b.mean(0)
-        den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (a * b).sum(0) / den
-
-    return {"noise": corr(clean, meas), "oracle": corr(vis, meas)}
+    return {"noise": pearson_columns(clean, meas, clip=False), "oracle": pearson_columns(vis, meas, clip=False)}

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PrepareConfig, work_rate
-from eeg2fmri.evaluation.protocol import predict_windows
 from eeg2fmri.io import read_eeg
 from eeg2fmri.models import load_model
 from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
 from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_representation
+from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int

@@ -73,6 +73,8 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.training.losses import LOSS_TERMS, PRED_TERMS
+from eeg2fmri.utils.config import read_config
+from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["CLOSED_FORM_USED", "DEFAULTS", "MONITORS", "apply_overrides", "closed_form_unused", "config_diff", "dump_config", "load_config",
@@ -371,7 +373,7 @@ def closed_form_unused(cfg: Mapping[str, Any], *, used: tuple[str, ...] = CLOSED
     for sect in ("optimizer", "loss", "trainer"):
         for key, default in DEFAULTS[sect].items():
             dotted = f"{sect}.{key}"
-            if dotted not in used and json.dumps(_plain(cfg[sect][key])) != json.dumps(_plain(default)):
+            if dotted not in used and json.dumps(to_jsonable(cfg[sect][key])) != json.dumps(to_jsonable(default)):
                 out.append(dotted)
     return out
 
@@ -490,8 +492,6 @@ def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[
     Relative paths in ``data`` and ``out`` are taken relative to the config
     file's folder.
     """
-    from eeg2fmri.commands._common import read_config
-
     path = Path(path)
     raw = read_config(str(path))
     cfg = resolve_config(raw, source=str(path), require_model=require_model)
@@ -504,23 +504,11 @@ def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[
     return cfg
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        return obj.item()
-    return obj
-
-
 def dump_config(cfg: Mapping[str, Any]) -> str:
     """YAML text of a (resolved) config; :func:`load_config` reads it back unchanged."""
     import yaml
 
-    return yaml.safe_dump(_plain(cfg), sort_keys=False, default_flow_style=False)
+    return yaml.safe_dump(to_jsonable(cfg), sort_keys=False, default_flow_style=False)
 
 
 def set_dotted(cfg: dict[str, Any], path: list[str] | str, value: Any) -> dict[str, Any]:
@@ -551,7 +539,7 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], *, ignore: tuple[str
         if isinstance(x, Mapping) and isinstance(y, Mapping):
             for k in sorted(set(x) | set(y)):
                 walk(x.get(k), y.get(k), f"{prefix}.{k}" if prefix else str(k))
-        elif json.dumps(_plain(x), sort_keys=True) != json.dumps(_plain(y), sort_keys=True):
+        elif json.dumps(to_jsonable(x), sort_keys=True) != json.dumps(to_jsonable(y), sort_keys=True):
             out.append(prefix)
 
     walk(a, b, "")

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PreparedDataset
+from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.datasets.targets import Split, split_targets
 from eeg2fmri.datasets.windows import window_matrix
-from eeg2fmri.models.base import DataSpec, build_model, get_model_class
+from eeg2fmri.models.base import build_model, get_model_class
+from eeg2fmri.training.result import FitResult
 from eeg2fmri.utils.logs import logger
 
 __all__ = ["FitResult", "data_spec", "fit_model", "stack_split"]
@@ -41,18 +41,6 @@ def stack_split(ds: PreparedDataset, split: Split, targets: dict, name: str) -> 
     x, _, runs = window_matrix(ds, sel, split.n_frames, split.lag)
     y = np.concatenate([targets[name][i] for i in sel])
     return x, y, runs
-
-
-@dataclass
-class FitResult:
-    """A fitted model with what is needed to evaluate and save it."""
-
-    model: Any
-    spec: DataSpec
-    name: str
-    hparams: dict
-    fit_seconds: float
-    info: dict = field(default_factory=dict)
 
 
 def fit_model(

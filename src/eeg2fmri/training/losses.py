@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from eeg2fmri.utils.stats import laplace_nll
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = [
@@ -87,21 +88,6 @@ def corr_loss(pred: Tensor, y: Tensor, eps: float = 1e-8) -> Tensor:
     t = t - t.mean(0, keepdim=True)
     r = (p * t).sum(0) / torch.sqrt((p * p).sum(0) * (t * t).sum(0) + eps)
     return 1.0 - r.mean()
-
-
-def laplace_nll(pred: Tensor, log_scale: Tensor, y: Tensor) -> Tensor:
-    """Laplace negative log-likelihood, ``mean(|y - mu| / b + log b) + log 2``.
-
-    Parameters
-    ----------
-    pred : Tensor, shape (batch, *output_shape)
-        Location ``mu``.
-    log_scale : Tensor, shape (batch, *output_shape)
-        ``log b``.
-    y : Tensor, shape (batch, *output_shape)
-    """
-    s = log_scale.float()
-    return ((y.float() - pred.float()).abs() * torch.exp(-s) + s).mean() + math.log(2.0)
 
 
 def gaussian_nll(pred: Tensor, log_scale: Tensor, y: Tensor) -> Tensor:

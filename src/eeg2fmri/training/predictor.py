@@ -1,99 +1,125 @@
-"""A trained torch model behind the ``predict(x) -> array`` interface of the closed-form models."""
+"""Predict with any fitted model: the :class:`Predictor` protocol and :func:`predict_windows`.
+
+Every fitted model the package hands out predicts with ``predict(x)``:
+closed-form models (``ridge_hrf``; ``mean`` takes ``predict(x, subjects=...)``
+with subject labels), :class:`TorchPredictor` (``predict(x, subject=None)``
+with subject indices) and anything following :class:`Predictor`.
+:func:`predict_windows` calls each the right way, runs a bare
+``torch.nn.Module`` in eval mode without gradients, and returns the masked
+voxels as float32. Evaluation and synthesis both predict through it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
-from torch import nn
 
-from eeg2fmri.models.base import DataSpec
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
+from eeg2fmri.models.predictor import TorchPredictor
+from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["TorchPredictor"]
+__all__ = ["Predictor", "TorchPredictor", "predict_windows"]
 
 
-class TorchPredictor:
-    """Predict with a torch model from NumPy windows: batches, eval mode, no gradients, float32 out.
+@runtime_checkable
+class Predictor(Protocol):
+    """A fitted model that predicts targets for windows.
+
+    ``predict(x, subject=None)`` takes windows of shape
+    ``(n_windows, *spec.input_shape)`` and optional subject indices of shape
+    ``(n_windows,)`` (into the training subjects, for models with subject
+    embeddings) and returns an array of shape ``(n_windows, *output_shape)``.
+    """
+
+    def predict(self, x: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
+        """Predict targets for windows ``x`` (optionally of subjects ``subject``)."""
+        ...
+
+
+def _takes(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def predict_windows(
+    model: Any,
+    x: np.ndarray,
+    *,
+    n_outputs: int | None = None,
+    mask: np.ndarray | None = None,
+    subject: str | None = None,
+    subject_index: int | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Predict masked voxels for windows with any fitted model.
 
     Parameters
     ----------
-    module : torch.nn.Module
-        A registered model (``forward(x, subject=None)``).
-    spec : DataSpec
-        The data specification the model was built from.
-    hparams : dict | None
-        Hyperparameters it was built with (returned by :meth:`get_params`).
+    model : object
+        A closed-form model with ``predict(x)`` (``predict(x, subjects=...)``
+        for the subject-mean baseline), a predictor with
+        ``predict(x, subject=...)`` or a ``torch.nn.Module`` (run in eval
+        mode without gradients, in batches).
+    x : array, shape (n_windows, *window_shape)
+        Windows in the model's DataSpec layout.
+    n_outputs : int | None
+        Expected number of outputs per window (masked voxels); checked.
+    mask : array of bool, shape (X, Y, Z) | None
+        Brain mask; a model that predicts whole volumes ``(X, Y, Z)`` is
+        reduced to the in-mask voxels.
+    subject : str | None
+        Subject label of all windows (for the subject-mean baseline).
+    subject_index : int | None
+        Index of that subject among the training subjects, for models with
+        subject embeddings; ``None`` when the subject was not trained on.
     batch_size : int
-        Windows per forward pass.
-    device : str | torch.device | None
-        Where to run (default: where the module's parameters are).
+        Windows per forward pass for torch modules.
 
-    Notes
-    -----
-    ``kind = "torch"`` and :meth:`state_dict` make it a drop-in argument of
-    :func:`eeg2fmri.models.save_model`.
+    Returns
+    -------
+    pred : array, shape (n_windows, n_outputs), float32
     """
+    n = len(x)
+    pred_fn = getattr(model, "predict", None)
+    if pred_fn is not None:
+        if _takes(pred_fn, "subjects"):
+            out = pred_fn(x, subjects=np.full(n, subject, dtype=object))
+        elif _takes(pred_fn, "subject") and subject_index is not None:
+            out = pred_fn(x, subject=np.full(n, subject_index, dtype=np.int64))
+        else:
+            out = pred_fn(x)
+    else:
+        import torch
 
-    kind = "torch"
-
-    def __init__(self, module: nn.Module, spec: DataSpec, hparams: dict | None = None, *, batch_size: int = 256, device: str | torch.device | None = None) -> None:
-        self.module = module
-        self.spec = spec
-        self.hparams = dict(hparams or {})
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.device = device
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters of the wrapped model."""
-        return dict(self.hparams)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The wrapped module's state dict."""
-        return self.module.state_dict()
-
-    def _device(self) -> torch.device:
-        if self.device is not None:
-            return torch.device(self.device)
-        p = next(iter(self.module.parameters()), None)
-        return p.device if p is not None else torch.device("cpu")
-
-    def predict(self, x: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
-        """Predict targets for windows.
-
-        Parameters
-        ----------
-        x : array, shape (n_windows, *spec.input_shape)
-            Windows in the layout of ``spec.input_kind``.
-        subject : array of int, shape (n_windows,) | None
-            Subject indices (into the training dataset's subjects) for models
-            with subject embeddings; ``None`` lets the model decide.
-
-        Returns
-        -------
-        array, shape (n_windows, *spec.output_shape), float32
-        """
-        x = np.asarray(x)
-        want = tuple(int(s) for s in self.spec.input_shape)
-        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+        if not isinstance(model, torch.nn.Module):
             raise Eeg2fmriInputError(
-                f"{getattr(self.module, 'registry_name', type(self.module).__name__)}: expected windows of shape (n, {', '.join(map(str, want))}) "
-                f"({self.spec.input_kind}), got {x.shape}; prepare the EEG like the training data (see the model card)."
+                f"predict_windows: expected a fitted model with predict(x) or a torch.nn.Module, got {type(model).__name__}; "
+                "pass FitResult.model or LoadedModel.model."
             )
-        if subject is not None and len(subject) != len(x):
-            raise Eeg2fmriInputError(f"predict: expected one subject index per window ({len(x)}), got {len(subject)}.")
-        out = np.empty((len(x),) + tuple(int(s) for s in self.spec.output_shape), dtype=np.float32)
-        device = self._device()
-        was_training = self.module.training
-        self.module.eval()
+        chunks = []
+        was_training = model.training
+        model.eval()
         try:
             with torch.inference_mode():
-                for b0 in range(0, len(x), self.batch_size):
-                    xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + self.batch_size], dtype=np.float32), device=device)
-                    sb = None if subject is None else torch.as_tensor(np.asarray(subject[b0 : b0 + self.batch_size], dtype=np.int64), device=device)
-                    pred = self.module(xb, subject=sb)
-                    out[b0 : b0 + len(xb)] = pred.float().reshape(out[b0 : b0 + len(xb)].shape).cpu().numpy()
+                for b0 in range(0, n, batch_size):
+                    xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32))
+                    sb = None if subject_index is None else torch.full((len(xb),), int(subject_index), dtype=torch.long)
+                    chunks.append(model(xb, subject=sb).float().cpu().numpy())
         finally:
-            self.module.train(was_training)
-        return out
+            model.train(was_training)
+        out = np.concatenate(chunks) if chunks else np.empty((0,), np.float32)
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    out = np.asarray(out, dtype=np.float32)
+    if mask is not None and out.ndim == 4 and out.shape[1:] == mask.shape:
+        out = out[:, mask]
+    out = out.reshape(n, -1)
+    if n_outputs is not None and out.shape[1] != n_outputs:
+        raise Eeg2fmriInputError(
+            f"predict_windows: expected {n_outputs} outputs per window (the masked voxels), got {out.shape[1]}; "
+            "evaluate the model on the dataset (grid and mask) it was trained for."
+        )
+    return out

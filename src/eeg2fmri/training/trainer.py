@@ -40,7 +40,9 @@ from eeg2fmri.models.base import build_model
 from eeg2fmri.training.config import MONITORS, resolve_config
 from eeg2fmri.training.losses import WeightedLoss
 from eeg2fmri.training.predictor import TorchPredictor
+from eeg2fmri.training.result import FitResult
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.stats import pearson_from_sums
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["EpochShuffleSampler", "LitModel", "WindowDataModule", "fit_torch", "global_rank", "train_val_datasets"]
@@ -248,12 +250,7 @@ class LitModel(pl.LightningModule):
             return
         red = {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in self._val.items()}
         n = red["n"]
-        mean_p, mean_t = red["sp"] / n, red["st"] / n
-        cov = red["spt"] / n - mean_p * mean_t
-        var_p = (red["spp"] / n - mean_p**2).clamp_min(0)
-        var_t = (red["stt"] / n - mean_t**2).clamp_min(0)
-        ok = (var_p > 0) & (var_t > 0)
-        r = torch.where(ok, cov / torch.sqrt(var_p * var_t).clamp_min(1e-30), torch.full_like(cov, float("nan")))
+        r, ok = pearson_from_sums(n, red["sp"], red["st"], red["spp"], red["stt"], red["spt"])
         mse = red["sse"] / (n * len(red["sp"]))
         metrics = {"val_loss": red["loss"] / n, "val_mse": mse, "val_r": torch.nanmean(r) if bool(ok.any()) else torch.zeros((), dtype=r.dtype, device=r.device)}
         for k, v in red.items():
@@ -424,8 +421,6 @@ def fit_torch(
         ``n_train``, ``n_val``, ``rank``, what the model's ``after_fit`` returns (``eeg2fmri_net``:
         ``output_gain``) and, with ``out_dir``, the checkpoint paths.
     """
-    from eeg2fmri.training.fit import FitResult
-
     cfg = resolve_config({k: v for k, v in (train_config or {}).items() if k not in ("data", "split", "model")}, require_model=False)
     hparams = dict(hparams or {})
     opt, tcfg = cfg["optimizer"], cfg["trainer"]

@@ -39,6 +39,7 @@ from eeg2fmri.evaluation.protocol import (
     evaluate_models,
     results_to_json,
 )
+from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
@@ -147,8 +148,6 @@ def _restricted_model(model: Any, keep: np.ndarray):
         kind = getattr(model, "kind", "torch")
 
         def predict(self, x, subject=None):
-            from eeg2fmri.evaluation.protocol import predict_windows
-
             p = predict_windows(model, x, subject_index=None if subject is None else int(np.asarray(subject).ravel()[0]))
             return p[:, keep]
 

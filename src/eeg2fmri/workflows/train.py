@@ -31,6 +31,7 @@ import torch
 from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared, select_subjects
 from eeg2fmri.datasets.targets import Split, make_split, split_targets
 from eeg2fmri.models.base import get_model_class
+from eeg2fmri.models.predictor import TorchPredictor
 from eeg2fmri.training.config import (
     closed_form_unused,
     config_diff,
@@ -39,9 +40,9 @@ from eeg2fmri.training.config import (
     resolve_config,
 )
 from eeg2fmri.training.fit import FitResult, fit_model
-from eeg2fmri.training.predictor import TorchPredictor
 from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.stats import pearson_from_sums
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["TrainRun", "load_data", "score_windows", "split_info", "train"]
@@ -170,13 +171,9 @@ def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[st
         n += len(sel)
     if n == 0:
         return {"n": 0}
-    mp, mt = acc["sp"] / n, acc["st"] / n
-    cov = acc["spt"] / n - mp * mt
-    vp = np.clip(acc["spp"] / n - mp**2, 0, None)
-    vt = np.clip(acc["stt"] / n - mt**2, 0, None)
-    ok = (vp > 0) & (vt > 0)
-    r = cov[ok] / np.sqrt(vp[ok] * vt[ok])
-    mse = float(acc["sse"].sum() / (n * len(mp)))
+    r, ok = pearson_from_sums(n, acc["sp"], acc["st"], acc["spp"], acc["stt"], acc["spt"])
+    r = r[ok]
+    mse = float(acc["sse"].sum() / (n * len(acc["sp"])))
     return {"n": int(n), "mse": mse, "mean_r": float(r.mean()) if len(r) else math.nan, "median_r": float(np.median(r)) if len(r) else math.nan}
 
 

@@ -46,10 +46,10 @@ from eeg2fmri.training.config import (
     dump_config,
     resolve_config,
 )
-from eeg2fmri.training.run import _as_config, load_data
 from eeg2fmri.utils.atomic import atomic_file
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
+from eeg2fmri.workflows.train import _as_config, load_data
 
 __all__ = ["TuneResult", "tune"]
 

@@ -1,0 +1,105 @@
+"""A trained torch model behind the ``predict(x, subject=None) -> array`` interface of the closed-form models.
+
+:func:`eeg2fmri.models.load_predictor` wraps loaded torch models in it; the
+:class:`~eeg2fmri.training.predictor.Predictor` protocol and
+:func:`~eeg2fmri.training.predictor.predict_windows` are in
+:mod:`eeg2fmri.training.predictor`, which re-exports :class:`TorchPredictor`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
+
+__all__ = ["TorchPredictor"]
+
+
+class TorchPredictor:
+    """Predict with a torch model from NumPy windows: batches, eval mode, no gradients, float32 out.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A registered model (``forward(x, subject=None)``).
+    spec : DataSpec
+        The data specification the model was built from.
+    hparams : dict | None
+        Hyperparameters it was built with (returned by :meth:`get_params`).
+    batch_size : int
+        Windows per forward pass.
+    device : str | torch.device | None
+        Where to run (default: where the module's parameters are).
+
+    Notes
+    -----
+    ``kind = "torch"`` and :meth:`state_dict` make it a drop-in argument of
+    :func:`eeg2fmri.models.save_model`.
+    """
+
+    kind = "torch"
+
+    def __init__(self, module: nn.Module, spec: DataSpec, hparams: dict | None = None, *, batch_size: int = 256, device: str | torch.device | None = None) -> None:
+        self.module = module
+        self.spec = spec
+        self.hparams = dict(hparams or {})
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.device = device
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters of the wrapped model."""
+        return dict(self.hparams)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The wrapped module's state dict."""
+        return self.module.state_dict()
+
+    def _device(self) -> torch.device:
+        if self.device is not None:
+            return torch.device(self.device)
+        p = next(iter(self.module.parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def predict(self, x: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
+        """Predict targets for windows.
+
+        Parameters
+        ----------
+        x : array, shape (n_windows, *spec.input_shape)
+            Windows in the layout of ``spec.input_kind``.
+        subject : array of int, shape (n_windows,) | None
+            Subject indices (into the training dataset's subjects) for models
+            with subject embeddings; ``None`` lets the model decide.
+
+        Returns
+        -------
+        array, shape (n_windows, *spec.output_shape), float32
+        """
+        x = np.asarray(x)
+        want = tuple(int(s) for s in self.spec.input_shape)
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise Eeg2fmriInputError(
+                f"{getattr(self.module, 'registry_name', type(self.module).__name__)}: expected windows of shape (n, {', '.join(map(str, want))}) "
+                f"({self.spec.input_kind}), got {x.shape}; prepare the EEG like the training data (see the model card)."
+            )
+        if subject is not None and len(subject) != len(x):
+            raise Eeg2fmriInputError(f"predict: expected one subject index per window ({len(x)}), got {len(subject)}.")
+        out = np.empty((len(x),) + tuple(int(s) for s in self.spec.output_shape), dtype=np.float32)
+        device = self._device()
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.inference_mode():
+                for b0 in range(0, len(x), self.batch_size):
+                    xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + self.batch_size], dtype=np.float32), device=device)
+                    sb = None if subject is None else torch.as_tensor(np.asarray(subject[b0 : b0 + self.batch_size], dtype=np.int64), device=device)
+                    pred = self.module(xb, subject=sb)
+                    out[b0 : b0 + len(xb)] = pred.float().reshape(out[b0 : b0 + len(xb)].shape).cpu().numpy()
+        finally:
+            self.module.train(was_training)
+        return out

@@ -1,0 +1,61 @@
+"""Reading settings files (JSON, YAML, TOML) into a mapping.
+
+Used by the commands (``--config``) and by :func:`eeg2fmri.training.config.load_config`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["read_config"]
+
+
+def read_config(path: str | None) -> dict:
+    """Read a JSON/YAML/TOML mapping of settings.
+
+    Parameters
+    ----------
+    path : str | None
+        A ``.json``, ``.yaml``/``.yml`` or ``.toml`` file; ``None`` or ``""`` gives ``{}``.
+
+    Returns
+    -------
+    dict
+        The top-level mapping of the file.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        The file is missing, has another suffix, or does not hold a mapping.
+    """
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.exists():
+        raise Eeg2fmriInputError(f"{p}: config file not found; check the path.")
+    text = p.read_text()
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    elif suffix == ".json":
+        data = json.loads(text)
+    elif suffix == ".toml":
+        try:
+            import tomllib  # Python >= 3.11
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ModuleNotFoundError as err:
+                raise Eeg2fmriInputError(f"{p}: reading TOML on Python < 3.11 needs the 'tomli' package; pip install tomli, or use YAML/JSON.") from err
+
+        data = tomllib.loads(text)
+    else:
+        raise Eeg2fmriInputError(f"{p}: expected a .yaml, .yml, .json or .toml config, got {p.suffix!r}.")
+    if not isinstance(data, dict):
+        raise Eeg2fmriInputError(f"{p}: expected a mapping of settings at the top level, got {type(data).__name__}.")
+    return data

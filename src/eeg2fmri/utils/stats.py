@@ -1,0 +1,117 @@
+"""The package's one Pearson r (NumPy, and from streamed sums for NumPy or torch) and one Laplace NLL.
+
+* :func:`pearson_columns` -- r between matching columns of two arrays (the
+  evaluation metrics, the simulator's ceilings, the flagship's validation
+  blend);
+* :func:`pearson_from_sums` -- r per output from sums accumulated over
+  batches (the trainer's ``val_r``, the scores of ``eeg2fmri train``);
+* :func:`laplace_nll` -- the Laplace negative log-likelihood of the training
+  losses and of ``calhas2022``.
+
+Torch is never imported here: the torch paths use tensor methods only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CHUNK_ELEMS", "laplace_nll", "pearson_columns", "pearson_from_sums"]
+
+#: Elements per float64 block in column-chunked computations (16 MiB).
+CHUNK_ELEMS = 1 << 21
+
+_LOG2 = math.log(2.0)
+
+
+def pearson_columns(a: np.ndarray, b: np.ndarray, *, constant: float = np.nan, clip: bool = True) -> np.ndarray:
+    """Pearson r between matching columns of two ``(n, m)`` arrays, in float64 column chunks.
+
+    Parameters
+    ----------
+    a, b : array, shape (n_samples, n_columns)
+        Two arrays of the same shape (not checked: callers validate user input).
+    constant : float
+        The value of r for a column that is exactly constant (after centring)
+        in either array: NaN (undefined; the evaluation metrics) or 0.0.
+    clip : bool
+        Clip r to [-1, 1] (rounding can step over by an ulp).
+
+    Returns
+    -------
+    r : array, shape (n_columns,), float64
+    """
+    n, m = a.shape
+    out = np.empty(m, dtype=np.float64)
+    step = max(1, CHUNK_ELEMS // max(n, 1))
+    for start in range(0, m, step):
+        sl = slice(start, min(start + step, m))
+        x = np.array(a[:, sl], dtype=np.float64)
+        y = np.array(b[:, sl], dtype=np.float64)
+        x -= x.mean(axis=0)
+        y -= y.mean(axis=0)
+        sxy = np.einsum("ij,ij->j", x, y)
+        sxx = np.einsum("ij,ij->j", x, x)
+        syy = np.einsum("ij,ij->j", y, y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = sxy / np.sqrt(sxx * syy)
+        # A constant series (exactly, after centring) has no defined r.
+        const = (np.ptp(x, axis=0) == 0) | (np.ptp(y, axis=0) == 0)
+        r[const] = constant
+        out[sl] = np.clip(r, -1.0, 1.0) if clip else r
+    return out
+
+
+def pearson_from_sums(n: Any, sp: Any, st: Any, spp: Any, stt: Any, spt: Any) -> Any:
+    """Pearson r per output from sums over samples (NumPy arrays or torch tensors).
+
+    Parameters
+    ----------
+    n : int | float | Tensor
+        Number of samples summed.
+    sp, st, spp, stt, spt : array or Tensor, shape (n_outputs,)
+        Sums of ``p``, ``t``, ``p * p``, ``t * t`` and ``p * t``.
+
+    Returns
+    -------
+    r, ok : array or Tensor, shape (n_outputs,)
+        r (NaN where ``p`` or ``t`` has no variance) and the mask of outputs
+        where both variances are positive. Variances are the biased moments
+        clipped at 0; the denominator is clamped at 1e-30.
+    """
+    mp, mt = sp / n, st / n
+    cov = spt / n - mp * mt
+    if isinstance(cov, np.ndarray):
+        vp = np.clip(spp / n - mp**2, 0, None)
+        vt = np.clip(stt / n - mt**2, 0, None)
+        ok = (vp > 0) & (vt > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(ok, cov / np.maximum(np.sqrt(vp * vt), 1e-30), np.nan)
+        return r, ok
+    vp = (spp / n - mp**2).clamp_min(0)
+    vt = (stt / n - mt**2).clamp_min(0)
+    ok = (vp > 0) & (vt > 0)
+    r = cov / (vp * vt).sqrt().clamp_min(1e-30)
+    return r.where(ok, r.new_full((), float("nan"))), ok
+
+
+def laplace_nll(pred: Any, log_scale: Any, y: Any) -> Any:
+    """Laplace negative log-likelihood, ``mean(|y - mu| / b + log b) + log 2``, in float32.
+
+    Parameters
+    ----------
+    pred : Tensor, shape (batch, *output_shape)
+        Location ``mu``.
+    log_scale : Tensor, shape (batch, *output_shape)
+        ``log b`` of the Laplace scale ``b``.
+    y : Tensor, shape (batch, *output_shape)
+        Observed values.
+
+    Returns
+    -------
+    Tensor, shape ()
+    """
+    s = log_scale.float()
+    return ((y.float() - pred.float()).abs() * (-s).exp() + s).mean() + _LOG2

@@ -1,0 +1,31 @@
+"""Workflows: whole runs that orchestrate the layers below (the layer under the commands).
+
+* :func:`train` - a training run from one config file (``eeg2fmri train``; ``train.py``);
+* :func:`tune` - an Optuna search on validation data (``eeg2fmri tune``; ``tune.py``);
+* :func:`evaluate_run` - evaluate a trained model directory (``eeg2fmri evaluate``; ``evaluate.py``);
+* :func:`run_benchmark` - several models on the same folds (``eeg2fmri benchmark``; ``benchmark.py``);
+* :func:`run_quickstart` - simulate, train, evaluate and synthesise (``eeg2fmri quickstart``; ``quickstart.py``).
+
+The functions load on first use (Lightning and Optuna are imported only when asked for).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = ["evaluate_run", "run_benchmark", "run_quickstart", "train", "tune"]
+
+_WHERE = {
+    "train": "eeg2fmri.workflows.train",
+    "tune": "eeg2fmri.workflows.tune",
+    "evaluate_run": "eeg2fmri.workflows.evaluate",
+    "run_benchmark": "eeg2fmri.workflows.benchmark",
+    "run_quickstart": "eeg2fmri.workflows.quickstart",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'eeg2fmri.workflows' has no attribute {name!r}")
