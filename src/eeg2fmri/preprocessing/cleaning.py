@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.utils.logs import logger
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_positive, check_positive_int
+from eeg2fmri.utils.validation import (
+    Eeg2fmriInputError,
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = ["GRADIENT_METHODS", "BCG_METHODS", "artifact_power_report", "clean_raw", "find_markers", "remove_bcg_artifacts",
            "remove_gradient_artifacts"]
@@ -375,13 +380,19 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
         ecg_channel = ecg[0]
     elif ecg_channel not in raw.ch_names:
         raise Eeg2fmriInputError(f"{where}: expected an ECG channel named {ecg_channel!r}, found none among {raw.ch_names[:12]}; pass the ECG channel's name.")
+    need = max(n_components + 2, 10)
+    if raw.times[-1] < 20.0:
+        raise Eeg2fmriInputError(
+            f"{where}: the recording lasts {raw.times[-1]:.1f} s, expected at least 20 s (and {need} heartbeats) to find R peaks in ECG channel "
+            f"{ecg_channel!r} and fit PCA-OBS; clean a longer recording."
+        )
     out = raw.copy().load_data(verbose=False)
     events = mne.preprocessing.find_ecg_events(out, ch_name=ecg_channel, verbose=False)[0]
     qrs = (events[:, 0] - out.first_samp) / float(out.info["sfreq"])
     qrs = qrs[(qrs > 0) & (qrs < out.times[-1])].astype(np.float64)
-    if len(qrs) < max(n_components + 2, 10):
+    if len(qrs) < need:
         raise Eeg2fmriInputError(
-            f"{where}: found {len(qrs)} R peak(s) in ECG channel {ecg_channel!r}, expected at least {max(n_components + 2, 10)} heartbeats for PCA-OBS; "
+            f"{where}: found {len(qrs)} R peak(s) in ECG channel {ecg_channel!r}, expected at least {need} heartbeats; "
             "check that the channel holds the ECG (and that gradient artifacts were removed first), or clean a longer recording."
         )
     eeg = [n for n, t in zip(out.ch_names, out.get_channel_types()) if t == "eeg" and n not in out.info["bads"]]
