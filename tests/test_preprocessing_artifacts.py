@@ -48,7 +48,7 @@ def test_clean_eeg_passes_quietly():
 def test_uncorrected_gradient_artifact_warns_with_the_measured_ratio():
     x = _eeg()
     x = x + _artifact(x.shape[1], 50e-6)
-    with pytest.warns(UserWarning, match=r"run-1: strong periodic power at multiples of 10 Hz \(k x 1/TR, TR=1.6 s\).*uncorrected for MRI gradient artifacts.*FMRIB / average artifact subtraction \(AAS\)"):
+    with pytest.warns(UserWarning, match=r"run-1: strong periodic power at multiples of 10 Hz \(k x 1/TR, TR=1.6 s\).*uncorrected for MRI gradient artifacts: prepare with --clean gradient.*eeg2fmri clean"):
         rep = check_gradient_artifacts(x, SF, TR, where="run-1")
     assert rep["detected"] is True and rep["peak_ratio"] > 100.0
     assert rep["comb_hz"] == pytest.approx(N_SLICES / TR)  # found without n_slices

@@ -20,13 +20,20 @@ def add_arguments(p) -> None:
     p.add_argument("--subjects", nargs="*", help="subset of subject labels")
     p.add_argument("--layout", default="bids", help="dataset layout: bids (default), auto, or a published dataset's name (see `eeg2fmri datasets`)")
     p.add_argument("--jobs", type=int, default=1, help="runs prepared in parallel (default: %(default)s)")
+    p.add_argument("--clean", help="remove scanner artifacts from the EEG first: 'gradient', 'bcg' or 'gradient,bcg' (AAS for gradient, "
+                   "PCA-OBS for pulse; 'bcg=aas' picks average subtraction); overrides the config's clean")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
 
 def run(args) -> int:
     from eeg2fmri.datasets import load_prepared, prepare
 
-    out, written = prepare(args.bids_root, args.out, read_config(args.config), subjects=args.subjects, overwrite=args.overwrite,
+    config = read_config(args.config)
+    if args.clean:
+        from eeg2fmri.preprocessing.cleaning import parse_clean_steps
+
+        config["clean"] = parse_clean_steps(args.clean)
+    out, written = prepare(args.bids_root, args.out, config, subjects=args.subjects, overwrite=args.overwrite,
                            progress_bar=not args.quiet, n_jobs=args.jobs, layout=args.layout)
     ds = load_prepared(out)
     what = "wrote" if written else "up to date (same inputs and config):"

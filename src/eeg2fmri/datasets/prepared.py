@@ -84,6 +84,11 @@ class PrepareConfig:
     check_artifacts : bool
         Warn when the EEG looks uncorrected for MRI gradient artifacts (large
         spectral lines at the volume/slice repetition frequencies).
+    clean : dict | None
+        Remove scanner artifacts from the raw EEG first: keyword arguments of
+        :func:`eeg2fmri.preprocessing.cleaning.clean_raw`, e.g. ``{"gradient": "aas",
+        "bcg": "pca_obs"}`` (missing keys: ``None``, i.e. that step off); the report
+        (residual artifact power) is recorded in the manifest's provenance.
     grid : list of int | None
         Resample BOLD to this grid shape (same field of view), e.g. ``[64, 64, 30]``.
     voxel_size : float | None
@@ -115,6 +120,7 @@ class PrepareConfig:
     stft_log: bool = False
     raw_sfreq: float = 100.0
     check_artifacts: bool = True
+    clean: dict | None = None
     grid: list | None = None
     voxel_size: float | None = None
     confounds: list | None = None
@@ -560,6 +566,10 @@ def _validate_config(cfg: PrepareConfig) -> None:
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
         raise Eeg2fmriInputError(f"prepare option bands: expected 'auto' or a mapping name -> [low, high] in Hz, got {cfg.bands!r}.")
+    if cfg.clean is not None:
+        from eeg2fmri.preprocessing.cleaning import check_clean_options
+
+        check_clean_options(cfg.clean)
 
 
 def _resolve_bands(cfg: PrepareConfig, records: list) -> PrepareConfig:
@@ -606,14 +616,19 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
     where = str(rec.eeg_path)
     raw = read_layout_eeg(rec, preload=False)
+    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset)
+    cleaning = None
+    if cfg.clean:
+        from eeg2fmri.preprocessing.cleaning import clean_for_prepare
+
+        raw, cleaning = clean_for_prepare(raw, cfg.clean, tr=tr, marker=cfg.marker, onsets=sync.onsets, where=where)
     art = None
     if cfg.check_artifacts:
         from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
 
         art = check_gradient_artifacts(raw, tr=tr, where=where)
-    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-    return {"rep": rep, "sync": sync, "art": art}
+    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning}
 
 
 def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int) -> tuple[PreparedRun, dict, dict]:
@@ -634,6 +649,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [sync.volumes.start, sync.volumes.stop]}
     if art is not None:
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
+    if eeg.get("cleaning") is not None:
+        prov["cleaning"] = eeg["cleaning"]
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
 

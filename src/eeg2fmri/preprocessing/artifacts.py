@@ -1,4 +1,4 @@
-"""Detect EEG that still carries MRI gradient artifacts (eeg2fmri does not remove them).
+"""Detect EEG that still carries MRI gradient artifacts (remove them with :mod:`eeg2fmri.preprocessing.cleaning`).
 
 Gradient artifacts repeat with every slice and every volume, so uncorrected EEG shows
 a comb of sharp spectral lines at multiples of ``1 / TR`` (strongest at the slice rate
@@ -120,8 +120,8 @@ def check_gradient_artifacts(
     -----
     UserWarning
         When ``peak_ratio >= threshold``: the EEG looks uncorrected for gradient
-        artifacts, which the user's pipeline must remove first (e.g. FMRIB / average
-        artifact subtraction, AAS).
+        artifacts; the message says to use ``--clean gradient`` (average artifact
+        subtraction, AAS) or ``eeg2fmri clean``.
     """
     from scipy.signal import welch
 
@@ -189,9 +189,9 @@ def check_gradient_artifacts(
         warnings.warn(
             f"{where}: strong periodic power at multiples of {best[1] / tr:.4g} Hz (k x 1/TR, TR={tr:g} s): the spectral lines are "
             f"{best[0]:.3g} times the power next to them (lower quartile over {best[2]} lines; clean EEG is about 1, threshold {threshold:g}). "
-            "The EEG looks uncorrected for MRI gradient artifacts. eeg2fmri does not remove them: clean the gradient and pulse (BCG) "
-            "artifacts in your own pipeline first (e.g. FMRIB / average artifact subtraction (AAS) in EEGLAB or BrainVision Analyzer) "
-            "and prepare the corrected recording.",
+            "The EEG looks uncorrected for MRI gradient artifacts: prepare with --clean gradient (or --clean gradient,bcg to remove "
+            "pulse artifacts too; clean={'gradient': 'aas'} in Python), clean the file with `eeg2fmri clean`, or correct it in your own "
+            "pipeline (e.g. FMRIB / average artifact subtraction (AAS) in EEGLAB or BrainVision Analyzer).",
             UserWarning,
             stacklevel=2,
         )

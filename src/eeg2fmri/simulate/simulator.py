@@ -168,6 +168,14 @@ class SimulationConfig:
         Scanner volume marker, written as a BrainVision "Response" marker (must be ``R<number>``).
     eeg_format : {"BrainVision", "EDF", "EEGLAB"}
         File format of the EEG.
+    scanner_artifacts : list of {"gradient", "bcg"} | None
+        MRI scanner artifacts in the EEG (:mod:`eeg2fmri.simulate.artifacts`): gradient
+        bursts locked to every volume and slice (slice markers ``R2`` are written next to the
+        volume markers) and/or pulse (BCG) artifacts locked to the R peaks of a new ECG
+        channel. Drawn from their own random stream: the same seed without them gives the
+        same, artifact-free dataset.
+    n_slices : int
+        Slice excitations per volume for the gradient artifact.
     """
 
     n_subjects: int = 4
@@ -211,6 +219,8 @@ class SimulationConfig:
     sensor_noise: float = 2.0
     marker: str = "R128"
     eeg_format: str = "BrainVision"
+    scanner_artifacts: list | None = None
+    n_slices: int = 20
 
     def validate(self) -> SimulationConfig:
         """Check every setting; raise :class:`Eeg2fmriInputError` with the fix."""
@@ -240,6 +250,11 @@ class SimulationConfig:
             raise Eeg2fmriInputError(f"expected subject_variability in [0, 5], got {self.subject_variability!r}.")
         check_choice(self.task, "task", (None, "blocks"))
         check_choice(self.eeg_format, "eeg_format", ("BrainVision", "EDF", "EEGLAB"))
+        if self.scanner_artifacts is not None:
+            from eeg2fmri.simulate.artifacts import _check_kinds
+
+            _check_kinds(self.scanner_artifacts)
+            check_positive_int(self.n_slices, "n_slices")
         if self.minutes * 60 < 10 * self.tr:
             raise Eeg2fmriInputError(
                 f"expected at least 10 volumes per run, got minutes={self.minutes} with tr={self.tr} "
@@ -394,6 +409,16 @@ def _simulate_run(cfg: SimulationConfig, anat: Anatomy, group: dict, info, subj_
         extra["ECG"] = 800.0 * ecg + 10.0 * rng.standard_normal(n_eeg)
         extra["EOG"] = 200.0 * blinks + 5.0 * rng.standard_normal(n_eeg)
     onsets_eeg = eeg_pre + np.arange(n_vols) * cfg.tr
+    markers_eeg, slices_eeg = onsets_eeg, None
+    if cfg.scanner_artifacts:
+        from eeg2fmri.simulate.artifacts import scanner_artifacts
+
+        sa = scanner_artifacts(n_eeg, sf, eeg.shape[1], onsets_eeg, cfg.tr, np.random.default_rng([*run_seed, 7]), kinds=cfg.scanner_artifacts,
+                               n_slices=cfg.n_slices)
+        eeg += sa["eeg"].T
+        extra["ECG"] = sa["ecg"] if sa["ecg"] is not None else extra.get("ECG", np.zeros(n_eeg)) + sa["ecg_gradient"]
+        if "gradient" in cfg.scanner_artifacts:
+            markers_eeg, slices_eeg = sa["volume_onsets"], sa["slice_onsets"]
 
     # ---- BOLD (region level at NEURAL_RATE)
     hp = subj_params["hrf"]
@@ -448,7 +473,7 @@ def _simulate_run(cfg: SimulationConfig, anat: Anatomy, group: dict, info, subj_
     bold[outside] = (30.0 + 10.0 * np.abs(rng.standard_normal((int(outside.sum()), n_vols)))).astype(np.float32)
     bold[anat.mask] = measured_in.T.astype(np.float32)
     return dict(
-        n_vols=n_vols, eeg=eeg.T.astype(np.float64), extra=extra, onsets_eeg=onsets_eeg, eeg_pre=eeg_pre,
+        n_vols=n_vols, eeg=eeg.T.astype(np.float64), extra=extra, onsets_eeg=onsets_eeg, eeg_pre=eeg_pre, markers_eeg=markers_eeg, slices_eeg=slices_eeg,
         bold=bold, events=events,
         gt=dict(
             t_neural=t_neural.astype(np.float32), drive_visible=drive_vis.astype(np.float32), drive_invisible=drive_inv.astype(np.float32),
@@ -515,7 +540,8 @@ def _subject_parameters(cfg: SimulationConfig, anat: Anatomy, group: dict, info,
 _jsonable = to_jsonable
 
 
-def _write_eeg(root: Path, tmpdir: Path, sub: str, run: int, cfg: SimulationConfig, info, data_uv: np.ndarray, extra: dict, onsets: np.ndarray, task: str) -> None:
+def _write_eeg(root: Path, tmpdir: Path, sub: str, run: int, cfg: SimulationConfig, info, data_uv: np.ndarray, extra: dict, onsets: np.ndarray, task: str,
+               slices: np.ndarray | None = None) -> None:
     import mne
     import mne_bids
     from pybv import write_brainvision
@@ -524,6 +550,9 @@ def _write_eeg(root: Path, tmpdir: Path, sub: str, run: int, cfg: SimulationConf
     data = np.vstack([data_uv] + [extra[k][None, :] for k in extra])  # microvolts; pybv takes volts
     code = int(cfg.marker[1:])
     markers = [{"onset": int(round(o * cfg.sfreq)), "duration": 1, "description": code, "type": "Response"} for o in onsets]
+    if slices is not None:  # slice markers (eeg2fmri.simulate.artifacts.SLICE_MARKER), sorted in with the volume markers
+        markers = sorted(markers + [{"onset": int(round(o * cfg.sfreq)), "duration": 1, "description": 2, "type": "Response"} for o in slices],
+                         key=lambda m: (m["onset"], m["description"] != code))
     base = f"sub-{sub}_run-{run}"
     write_brainvision(data=data * 1e-6, sfreq=cfg.sfreq, ch_names=ch_names, fname_base=base, folder_out=str(tmpdir), events=markers, unit="µV", fmt="binary_float32", overwrite=True)
     raw = mne.io.read_raw_brainvision(tmpdir / f"{base}.vhdr", preload=False, verbose=False)
@@ -609,7 +638,7 @@ def simulate_dataset(
             gdir.mkdir()
             for run in range(1, cfg.n_runs + 1):
                 res = _simulate_run(cfg, anat_s, group_s, info, sp, [cfg.seed, 2, s_i, run], None)
-                _write_eeg(root, scratch, sub, run, cfg, info, res["eeg"], res["extra"], res["onsets_eeg"], task)
+                _write_eeg(root, scratch, sub, run, cfg, info, res["eeg"], res["extra"], res["markers_eeg"], task, res["slices_eeg"])
                 _write_bold(root, sub, run, task, anat_s, res["bold"], cfg.tr, res["events"])
                 np.savez_compressed(gdir / f"sub-{sub}_task-{task}_run-{run}_groundtruth.npz", **res["gt"])
             params = dict(subject=sub, **{k: v for k, v in sp.items()})

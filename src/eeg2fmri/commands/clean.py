@@ -1,0 +1,130 @@
+"""``eeg2fmri clean``: remove MRI gradient and pulse artifacts from one EEG file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+NAME = "clean"
+ORDER = 28
+HELP = "remove MRI gradient (AAS) and pulse (BCG) artifacts from an in-scanner EEG file"
+DESCRIPTION = (
+    "Read one EEG recording, subtract the gradient artifact (average artifact subtraction locked to the volume or slice markers) "
+    "and the pulse artifact (R peaks from the ECG channel, then PCA-OBS), write the cleaned recording (FIF, or BrainVision for a "
+    ".vhdr output) and print the residual artifact power at the volume and slice frequencies."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("eeg_file", help="EEG recording (BrainVision .vhdr, EDF, EEGLAB .set, FIF, ...)")
+    p.add_argument("--out", required=True, help="cleaned output: a .fif file, or a .vhdr (BrainVision: .vhdr/.vmrk/.eeg)")
+    p.add_argument("--gradient", default="aas", choices=["aas", "none"], help="gradient-artifact removal (default: %(default)s)")
+    p.add_argument("--bcg", default="pca_obs", choices=["pca_obs", "aas", "none"], help="pulse-artifact removal (default: %(default)s)")
+    p.add_argument("--marker", help="volume marker name (default: R128, Scanner/Scan Start, Scan Start or TR, the first found)")
+    p.add_argument("--slice-marker", help="slice marker name: epochs per slice instead of per volume (e.g. R2)")
+    p.add_argument("--ecg-channel", help="ECG channel name (default: the channel of type ecg)")
+    p.add_argument("--n-template", type=int, default=21, help="artifact epochs averaged per template (default: %(default)s)")
+    p.add_argument("--report", help="also write the artifact report to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def _outputs(out: Path) -> list[Path]:
+    if out.suffix.lower() == ".vhdr":
+        return [out, out.with_suffix(".vmrk"), out.with_suffix(".eeg")]
+    return [out]
+
+
+def write_cleaned(raw, out: str | os.PathLike, *, overwrite: bool = False, source: str | os.PathLike | None = None) -> list[Path]:
+    """Write a cleaned recording atomically: FIF (``raw.save``) or BrainVision (``mne.export``) for ``.vhdr``.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+    out : path-like
+        ``*.fif`` or ``*.vhdr``.
+    overwrite : bool
+        Replace existing output files.
+    source : path-like | None
+        The input file; writing over it (or its BrainVision companions) is refused.
+
+    Returns
+    -------
+    paths : list of Path
+        The files written.
+    """
+    import mne
+
+    out = Path(out).absolute()
+    suffix = out.suffix.lower()
+    if suffix not in (".fif", ".vhdr") and not out.name.lower().endswith(".fif.gz"):
+        raise Eeg2fmriInputError(f"{out}: expected an output ending in .fif (FIF) or .vhdr (BrainVision), got {out.suffix!r}; rename the output.")
+    targets = _outputs(out)
+    if source is not None:
+        src = Path(source).absolute().resolve()
+        srcs = {p.resolve() for p in _outputs(src)} | {src}
+        same = [t for t in targets if t.resolve() in srcs]
+        if same:
+            raise Eeg2fmriInputError(f"{out}: the output would overwrite the input {src}; choose another --out (the input is never overwritten).")
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise Eeg2fmriInputError(f"{existing[0]}: output already exists; choose another --out or pass --overwrite.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tmp-", dir=out.parent))
+    try:
+        if suffix == ".vhdr":
+            mne.export.export_raw(tmp / out.name, raw, fmt="brainvision", overwrite=True, verbose=False)
+        else:
+            raw.save(tmp / "cleaned_raw.fif", overwrite=True, verbose=False)
+            os.replace(tmp / "cleaned_raw.fif", tmp / out.name)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        for t in targets[::-1]:  # the header (.vhdr) last, so that it never points at missing data
+            os.chmod(tmp / t.name, 0o666 & ~mask)
+            os.replace(tmp / t.name, t)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return targets
+
+
+def _print_report(rep: dict) -> None:
+    g, b, p = rep.get("gradient"), rep.get("bcg"), rep.get("artifact_power")
+    if g:
+        print(f"gradient: AAS on {g['n_epochs']} {g['epochs']} epochs of {g['epoch_samples']} samples, {len(g['channels'])} channel(s), "
+              f"template of {g['n_template']}, OBS {g['obs_components']} component(s)")
+    if p:
+        line = (f"residual artifact power (median over EEG channels, dB re 1 uV^2/Hz): volume comb ({p['volume_hz']:.4g} Hz x k) "
+                f"{p['volume_db_before']:.1f} -> {p['volume_db_after']:.1f} dB (reduced {p['volume_reduction_db']:.1f} dB)")
+        if p.get("slice_hz"):
+            line += f"; slice comb ({p['slice_hz']:.4g} Hz x k) {p['slice_db_before']:.1f} -> {p['slice_db_after']:.1f} dB (reduced {p['slice_reduction_db']:.1f} dB)"
+        print(line)
+    if b:
+        print(f"bcg: {b['method']} with {b['n_beats']} R peaks from {b['ecg_channel']} ({b['heart_rate_bpm']:.0f} bpm)")
+
+
+def run(args) -> int:
+    from eeg2fmri.io.eeg import read_eeg
+    from eeg2fmri.preprocessing.cleaning import VOLUME_MARKERS, _jsonable, clean_raw
+    from eeg2fmri.utils.atomic import atomic_file
+
+    src = Path(args.eeg_file)
+    if not src.exists():
+        raise Eeg2fmriInputError(f"{src}: EEG file not found; check the path.")
+    gradient = None if args.gradient == "none" else args.gradient
+    bcg = None if args.bcg == "none" else args.bcg
+    if gradient is None and bcg is None:
+        raise Eeg2fmriInputError("--gradient none and --bcg none: nothing to do; choose at least one step.")
+    raw = read_eeg(src, preload=True)
+    cleaned, rep = clean_raw(raw, gradient=gradient, bcg=bcg, marker=args.marker or VOLUME_MARKERS, slice_marker=args.slice_marker,
+                             ecg_channel=args.ecg_channel, n_template=args.n_template, where=str(src))
+    paths = write_cleaned(cleaned, args.out, overwrite=args.overwrite, source=src)
+    _print_report(rep)
+    if args.report:
+        with atomic_file(args.report, overwrite=args.overwrite) as tmp:
+            tmp.write_text(json.dumps(_jsonable(rep), indent=1))
+    print(f"wrote {paths[0]}")
+    return 0

@@ -1,0 +1,181 @@
+"""Gradient (AAS) and pulse (BCG) artifact removal on tiny simulated in-scanner EEG with ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import mne
+import numpy as np
+import pytest
+
+from eeg2fmri.datasets.prepared import PrepareConfig, eeg_representation
+from eeg2fmri.preprocessing.cleaning import (
+    artifact_power_report,
+    check_clean_options,
+    clean_raw,
+    parse_clean_steps,
+    remove_bcg_artifacts,
+    remove_gradient_artifacts,
+)
+from eeg2fmri.simulate.artifacts import simulate_scanner_eeg
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+SF, TR = 250.0, 2.0
+BANDS = {"theta": (4.0, 7.0), "alpha": (8.0, 12.0), "beta": (15.0, 25.0), "gamma": (30.0, 45.0)}
+
+
+@pytest.fixture(scope="module")
+def grad_sim():
+    return simulate_scanner_eeg(n_channels=5, n_volumes=90, n_slices=20, kinds=("gradient",), random_state=3)
+
+
+@pytest.fixture(scope="module")
+def bcg_sim():
+    return simulate_scanner_eeg(n_channels=3, n_volumes=30, kinds=("bcg",), random_state=4)
+
+
+def _bandpower_r(cleaned, sim) -> np.ndarray:
+    """Correlation with the ground truth of every (channel, band) band-power series, as prepare computes them."""
+    cfg = PrepareConfig(bands=BANDS, frames_per_tr=4)
+    on = np.round(sim["volume_onsets"] * SF) / SF
+    a = eeg_representation(cleaned, cfg, tr=TR, onsets=on)["features"]
+    b = eeg_representation(sim["clean"], cfg, tr=TR, onsets=on)["features"]
+    return np.array([[np.corrcoef(a[:, c, k], b[:, c, k])[0, 1] for k in range(a.shape[2])] for c in range(a.shape[1])])
+
+
+def test_aas_recovers_the_artifact_free_eeg(grad_sim):
+    raw = grad_sim["raw"]
+    before = raw.get_data().copy()
+    cleaned, rep = clean_raw(raw, gradient="aas", bcg=None)
+    np.testing.assert_array_equal(raw.get_data(), before)  # the input is not modified
+    assert cleaned is not raw
+    g = rep["gradient"]
+    assert g["epochs"] == "volume" and g["n_epochs"] == 90 and g["epoch_samples"] == 500
+    assert rep["artifact_power"]["volume_reduction_db"] > 20.0
+    r = _bandpower_r(cleaned, grad_sim)
+    uncleaned = _bandpower_r(raw, grad_sim)
+    assert np.median(r) > 0.9 and r.min() > 0.8, r
+    assert np.median(r) > np.median(uncleaned) + 0.3  # the artifact really spoilt the features
+    # the residual is far smaller than the artifact
+    eeg = mne.pick_types(raw.info, eeg=True)
+    resid = (cleaned.get_data()[eeg] - grad_sim["clean"].get_data()[eeg]).std(axis=1)
+    art = grad_sim["artifacts"]["gradient"].std(axis=1) * 1e-6
+    assert np.all(resid < 0.02 * art)
+
+
+@pytest.mark.slow
+def test_aas_with_slice_markers_and_without_obs(grad_sim):
+    cleaned, info = remove_gradient_artifacts(grad_sim["raw"], slice_marker="R2", obs_components=0)
+    assert info["epochs"] == "slice" and info["n_epochs"] == 1800 and info["epoch_samples"] == 25
+    rep = artifact_power_report(grad_sim["raw"], cleaned, tr=TR, n_slices=20)
+    assert rep["slice_hz"] == pytest.approx(10.0)
+    assert rep["slice_reduction_db"] > 20.0 and rep["volume_reduction_db"] > 20.0
+    # explicit onsets give the same result as the annotations
+    again, _ = remove_gradient_artifacts(grad_sim["raw"], slice_onsets=np.round(grad_sim["slice_onsets"] * SF) / SF, obs_components=0)
+    np.testing.assert_allclose(again.get_data(), cleaned.get_data(), atol=1e-12)
+
+
+@pytest.mark.parametrize("method, min_r", [("aas", 0.9), ("pca_obs", 0.6)])
+def test_bcg_cleaning_against_ground_truth(bcg_sim, method, min_r):
+    raw = bcg_sim["raw"]
+    before = raw.get_data().copy()
+    cleaned, rep = clean_raw(raw, gradient=None, bcg=method)
+    np.testing.assert_array_equal(raw.get_data(), before)
+    b = rep["bcg"]
+    assert b["ecg_channel"] == "ECG" and b["method"] == method
+    assert abs(b["n_beats"] - len(bcg_sim["r_peaks"])) <= 3
+    assert rep["artifact_power"] is None
+    r = _bandpower_r(cleaned, bcg_sim)
+    assert np.median(r) > min_r, r
+    eeg = mne.pick_types(raw.info, eeg=True)
+    truth = bcg_sim["clean"].get_data()[eeg]
+    truth = truth - truth.mean(axis=1, keepdims=True)
+    err_before = (raw.get_data()[eeg] - truth).std(axis=1)
+    err_after = (cleaned.get_data()[eeg] - cleaned.get_data()[eeg].mean(axis=1, keepdims=True) - truth).std(axis=1)
+    if method == "aas":
+        assert err_after.sum() < 0.5 * err_before.sum()
+
+
+def test_errors_name_the_recording_and_the_fix(grad_sim):
+    raw = grad_sim["raw"]
+    with pytest.raises(Eeg2fmriInputError, match=r"run-7: expected an ECG channel \(channel type 'ecg'\).*found none.*ecg_channel=<name>.*clean without bcg"):
+        remove_bcg_artifacts(raw, where="run-7")
+    renamed = raw.copy().rename_channels({"EEG00": "ECG1"})
+    with pytest.raises(Eeg2fmriInputError, match=r"\['ECG1'\] look like ECG"):
+        remove_bcg_artifacts(renamed, where="run-7")
+    with pytest.raises(Eeg2fmriInputError, match=r"expected an ECG channel named 'EKG'"):
+        remove_bcg_artifacts(raw, ecg_channel="EKG")
+    bare = raw.copy().set_annotations(None)
+    with pytest.raises(Eeg2fmriInputError, match=r"run-7: expected scanner volume markers \['R128'.*found none.*pass marker=<the volume marker name>"):
+        remove_gradient_artifacts(bare, where="run-7")
+    with pytest.raises(Eeg2fmriInputError, match=r"found 90 volume marker\(s\), expected at least n_template \+ 1 = 101 .*lower n_template \(e.g. 89\)"):
+        remove_gradient_artifacts(raw, n_template=100)
+    with pytest.raises(Eeg2fmriInputError, match="expected obs_components to be an integer >= 0"):
+        remove_gradient_artifacts(raw, obs_components=-1)
+    with pytest.raises(Eeg2fmriInputError, match="unknown gradient method 'fastr'"):
+        clean_raw(raw, gradient="fastr")
+    with pytest.raises(Eeg2fmriInputError, match="expected an mne.io.Raw, got ndarray"):
+        clean_raw(raw.get_data())
+    with pytest.raises(Eeg2fmriInputError, match=r"--clean: expected a comma-separated list of 'gradient' and 'bcg'.*got 'pulse'"):
+        parse_clean_steps("gradient,pulse")
+    with pytest.raises(Eeg2fmriInputError, match="expected a mapping such as"):
+        check_clean_options("gradient")
+
+
+def test_parse_clean_steps():
+    assert parse_clean_steps("gradient,bcg") == {"gradient": "aas", "bcg": "pca_obs"}
+    assert parse_clean_steps("gradient") == {"gradient": "aas", "bcg": None}
+    assert parse_clean_steps("bcg=aas") == {"gradient": None, "bcg": "aas"}
+    assert parse_clean_steps("") is None
+
+
+def test_too_few_heartbeats():
+    sim = simulate_scanner_eeg(n_channels=2, n_volumes=3, kinds=("bcg",), random_state=1, pre=0.5, post=0.5)
+    with pytest.raises(Eeg2fmriInputError, match=r"lasts 7.0 s, expected at least 20 s \(and 10 heartbeats\) to find R peaks in ECG channel 'ECG'"):
+        remove_bcg_artifacts(sim["raw"])
+    flat = simulate_scanner_eeg(n_channels=2, n_volumes=12, kinds=("bcg",), random_state=1)["raw"]
+    flat._data[-1] = 0.0  # an ECG channel without a heartbeat
+    with pytest.raises(Eeg2fmriInputError, match=r"found 0 R peak\(s\) in ECG channel 'ECG', expected at least 10 heartbeats"):
+        remove_bcg_artifacts(flat)
+
+
+def test_cli_round_trip(grad_sim, tmp_path, capsys):
+    from eeg2fmri.cli import main
+
+    src = tmp_path / "in_raw.fif"
+    grad_sim["raw"].save(src, verbose=False)
+    out = tmp_path / "out" / "cleaned_eeg.fif"
+    rep = tmp_path / "report.json"
+    assert main(["clean", str(src), "--out", str(out), "--bcg", "none", "--report", str(rep)]) == 0
+    text = capsys.readouterr().out
+    assert "residual artifact power" in text and "reduced" in text and str(out) in text
+    back = mne.io.read_raw_fif(out, verbose=False)
+    direct, _ = clean_raw(grad_sim["raw"], bcg=None)
+    np.testing.assert_allclose(back.get_data(), direct.get_data(), atol=1e-9)
+    assert json.loads(rep.read_text())["artifact_power"]["volume_reduction_db"] > 20
+    assert main(["clean", str(src), "--out", str(out), "--bcg", "none"]) != 0
+    assert "output already exists; choose another --out or pass --overwrite" in capsys.readouterr().err
+    assert main(["clean", str(src), "--out", str(src), "--bcg", "none", "--overwrite"]) != 0
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert main(["clean", str(src), "--out", str(out), "--bcg", "none", "--overwrite"]) == 0
+    vhdr = tmp_path / "bv" / "cleaned.vhdr"
+    assert main(["clean", str(src), "--out", str(vhdr), "--bcg", "none"]) == 0
+    bv = mne.io.read_raw_brainvision(vhdr, verbose=False)
+    np.testing.assert_allclose(bv.get_data(), direct.get_data(), atol=1e-6)
+    assert sorted(p.name for p in (tmp_path / "bv").iterdir()) == ["cleaned.eeg", "cleaned.vhdr", "cleaned.vmrk"]
+
+
+@pytest.mark.slow
+def test_prepare_with_clean_records_the_report(tmp_path):
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.simulate import simulate_dataset
+
+    root = simulate_dataset(tmp_path / "bids", n_subjects=1, minutes=1.5, n_channels=16, n_regions=6, voxel_size=10.0,
+                            scanner_artifacts=["gradient", "bcg"], progress_bar=False)
+    ds = prepare_dataset(root, {"clean": {"gradient": "aas", "bcg": "aas"}, "bands": BANDS}, progress_bar=False)
+    prov = next(iter(ds.provenance["inputs"].values()))
+    assert prov["cleaning"]["artifact_power"]["volume_reduction_db"] > 20
+    assert prov["cleaning"]["bcg"]["ecg_channel"] == "ECG"
+    assert prov["gradient_artifact_check"]["detected"] is False
+    with pytest.warns(UserWarning, match="prepare with --clean gradient"):
+        prepare_dataset(root, {"bands": BANDS}, progress_bar=False)
