@@ -2,10 +2,10 @@
 
 * :func:`remove_gradient_artifacts` -- average artefact subtraction (AAS, Allen et al. 2000)
   as in FASTR (Niazy et al. 2005): epochs locked to the volume (or slice) markers are
-  upsampled (``scipy.signal.resample_poly``), aligned to a common reference to a fraction of
-  a sample by cross-correlation, and each epoch's artefact is the mean of the ``n_template``
-  nearest other epochs, evaluated back at that epoch's own sub-sample position and
-  subtracted; optionally the optimal basis set (OBS: the first principal components of the
+  aligned to a common reference to a fraction of a sample by cross-correlation, and each
+  epoch's artefact is the mean of the ``n_template`` nearest other epochs, evaluated back
+  at that epoch's own sub-sample position and subtracted (sub-sample shifts as phase ramps
+  on the epochs' spectra: exact interpolation without upsampling); optionally the optimal basis set (OBS: the first principal components of the
   residual artefact over epochs, fitted per epoch and channel) removes what averaging
   leaves. Low-pass filtering is left to the band-power step.
 * :func:`remove_bcg_artifacts` -- R peaks from the ECG channel
@@ -38,8 +38,6 @@ GRADIENT_METHODS = (None, "aas")
 BCG_METHODS = (None, "pca_obs", "aas")
 #: Default scanner volume marker names (as in :mod:`eeg2fmri.io.sync`).
 VOLUME_MARKERS = ("R128", "Scanner/Scan Start", "Scan Start", "TR")
-#: Half-length (original samples) of the interpolation filter used for upsampling.
-_HALF = 48
 
 
 def _where(raw, where: str | None) -> str:
@@ -95,64 +93,113 @@ def _epochs(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     return x[np.clip(idx, 0, len(x) - 1)]
 
 
-def _frac_index(up: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """``up[k, pos[k, j]]`` at fractional positions, by linear interpolation between upsampled samples.
+def _deramp(segs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``segs - (a + b t)`` with ``a``, ``b`` such that every row starts and ends at 0 (in place), and ``a``, ``b``.
 
-    ``up`` (n_epochs, n_up), ``pos`` (n_epochs, n) -> (n_epochs, n). Between samples of a
-    ``upsample``-times oversampled signal linear interpolation is accurate to a few 1e-3.
+    A segment whose ends meet has no jump where the FFT wraps it around, so a sub-sample
+    shift by a phase ramp rings only from the (much smaller) change of slope there.
     """
-    i0 = np.clip(np.floor(pos).astype(np.int64), 0, up.shape[1] - 2)
-    w = np.clip(pos - i0, 0.0, 1.0)
-    rows = np.arange(len(up))[:, None]
-    return up[rows, i0] * (1.0 - w) + up[rows, i0 + 1] * w
+    n = segs.shape[-1]
+    a = segs[..., 0].copy()
+    b = (segs[..., -1] - a) / (n - 1)
+    segs -= a[..., None]
+    segs -= b[..., None] * np.arange(n, dtype=segs.dtype)
+    return segs, a, b
 
 
-def _estimate_shifts(up: np.ndarray, base: int, length: int, search: int, n_iter: int = 2) -> np.ndarray:
-    """Shifts (upsampled samples, fractional) aligning every epoch to the mean aligned epoch.
+def _estimate_shifts(spec: np.ndarray, n: int, search: int, upsample: int, n_iter: int = 2) -> np.ndarray:
+    """Sub-sample shifts (samples) aligning every epoch to the mean aligned epoch.
 
-    ``up`` (n_epochs, n_up); the aligned epoch ``k`` is ``up[k, base + s_k : base + s_k + length]``.
-    The cross-correlation is computed at whole upsampled lags within ``±search`` and its peak
-    refined by a parabola through the best lag and its neighbours.
+    ``spec`` (n_epochs, n_freqs): rFFTs of the de-ramped epoch segments (length ``n``) of one
+    channel. The cross-correlation with the reference, ``g(s) = Re sum_f X_k(f) R*(f)
+    exp(i w_f s)``, is the band-limited (exactly interpolated) correlation at any lag ``s``:
+    it is evaluated at the whole lags within ``±search``, then on a grid of ``1 / upsample``
+    samples within ±1 sample of the best one, and its peak refined by a parabola. Epoch
+    ``k`` aligned is ``x_k(t + s_k)``; the reference is the mean aligned epoch (``n_iter``
+    rounds, the first with no shifts).
     """
-    shifts = np.zeros(len(up))
-    lags = np.arange(-search, search + 1)
-    grid = np.arange(length)[None, :]
+    nf = spec.shape[1]
+    omega = 2 * np.pi * np.arange(nf) / n
+    weight = np.full(nf, 2.0)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    shifts = np.zeros(len(spec))
+    whole = np.arange(-search, search + 1)
+    fine = np.arange(-upsample, upsample + 1) / upsample
+    e_whole = np.exp(1j * np.outer(omega, whole))
+    e_fine = np.exp(1j * np.outer(omega, fine))
+    rows = np.arange(len(spec))
     for _ in range(n_iter):
-        ref = _frac_index(up, base + shifts[:, None] + grid).mean(axis=0)
-        ref = ref - ref.mean()
-        score = np.empty((len(up), len(lags)))
-        for j, lag in enumerate(lags):
-            seg = up[:, base + lag : base + lag + length]
-            seg = seg - seg.mean(axis=1, keepdims=True)
-            score[:, j] = (seg @ ref) / np.maximum(np.linalg.norm(seg, axis=1), 1e-30)
-        best = np.clip(np.argmax(score, axis=1), 1, len(lags) - 2)
-        r = np.arange(len(up))
-        y0, y1, y2 = score[r, best - 1], score[r, best], score[r, best + 1]
+        phase = np.exp(1j * omega[None, :] * shifts[:, None])
+        ref = (spec * phase).mean(axis=0)
+        cross = spec * (np.conj(ref) * weight)[None, :]
+        n0 = whole[np.argmax((cross @ e_whole).real, axis=1)]
+        g = ((cross * np.exp(1j * omega[None, :] * n0[:, None])) @ e_fine).real
+        best = np.clip(np.argmax(g, axis=1), 1, len(fine) - 2)
+        y0, y1, y2 = g[rows, best - 1], g[rows, best], g[rows, best + 1]
         den = y0 - 2 * y1 + y2
-        delta = np.where(np.abs(den) > 1e-30, 0.5 * (y0 - y2) / np.where(np.abs(den) > 1e-30, den, 1.0), 0.0)
-        shifts = lags[best] + np.clip(delta, -1.0, 1.0)
+        ok = np.abs(den) > 1e-30 * np.maximum(np.abs(y1), 1e-300)
+        delta = np.where(ok, 0.5 * (y0 - y2) / np.where(ok, den, 1.0), 0.0)
+        shifts = n0 + fine[best] + np.clip(delta, -1.0, 1.0) / upsample
         shifts -= np.median(shifts)  # keep the reference frame centred
         shifts = np.clip(shifts, -search, search)
     return shifts
 
 
-def _sliding_mean(al: np.ndarray, n_template: int) -> np.ndarray:
-    """For every epoch, the mean of the ``n_template`` nearest *other* epochs, shape like ``al``."""
+def _sliding_mean(al: np.ndarray, n_template: int, axis: int = 0, center: bool = False) -> np.ndarray:
+    """For every epoch (along ``axis``), the mean of the ``n_template`` nearest *other* epochs.
+
+    The window of ``n_template + 1`` epochs (the epoch and ``n_template`` others) is centred
+    on the epoch where it can be and slides no further than the ends. With ``center`` the
+    mean over all epochs is taken out before the running sum and put back after, so that a
+    float32 running sum of a large, nearly repeating artefact loses no precision.
+    """
+    al = np.moveaxis(al, axis, 0)
     n = len(al)
     k = min(n_template, n - 1)
     half = k // 2
-    lo = np.clip(np.arange(n) - half, 0, n - 1 - k)  # window [lo, lo + k + 1) holds k others plus the epoch itself
-    csum = np.concatenate([np.zeros((1,) + al.shape[1:]), np.cumsum(al, axis=0)])
-    total = csum[lo + k + 1] - csum[lo]
-    return (total - al) / k
+    base = al.mean(axis=0) if center else 0.0
+    csum = al - base if center else al.copy()
+    np.cumsum(csum, axis=0, out=csum)
+    win = np.empty((n - k,) + al.shape[1:], dtype=csum.dtype)  # sums over the windows [lo, lo + k], lo = 0 .. n - 1 - k
+    win[0] = csum[k]
+    np.subtract(csum[k + 1 :], csum[: n - 1 - k], out=win[1:])
+    del csum
+    out = np.empty_like(al)
+    out[:half] = win[0]  # epoch e's window starts at clip(e - half, 0, n - 1 - k)
+    out[half : half + n - k] = win
+    out[half + n - k :] = win[-1]
+    del win
+    out -= al
+    if center:
+        out += base  # the window held the epoch's deviation from the mean, not the epoch
+    out /= k
+    if center:
+        out += base
+    return np.moveaxis(out, 0, axis)
 
 
-def _obs(resid: np.ndarray, n_components: int) -> np.ndarray:
-    """The part of every residual epoch (rows) in the span of the first principal components over epochs."""
-    r = resid - resid.mean(axis=1, keepdims=True)  # each epoch's offset is EEG, not artefact
-    _, _, vt = np.linalg.svd(r, full_matrices=False)
-    v = vt[:n_components]
-    return (r @ v.T) @ v
+def _obs(epochs: np.ndarray, n_components: int, learn: np.ndarray | None = None) -> None:
+    """Subtract (in place) from every epoch (row) its part in the span of the first principal components over epochs.
+
+    The components are the leading right singular vectors of the (row-centred) epochs
+    ``learn`` (default: all), from the eigenvectors of the smaller Gram matrix; every
+    row's offset is EEG, not artefact, and is kept.
+    """
+    rl = epochs if learn is None else epochs[learn]
+    rl = rl.astype(np.float64)
+    rl -= rl.mean(axis=1, keepdims=True)
+    if rl.shape[0] <= rl.shape[1]:
+        _, u = np.linalg.eigh(rl @ rl.T)
+        v = u[:, ::-1][:, :n_components].T @ rl
+        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
+    else:
+        _, v = np.linalg.eigh(rl.T @ rl)
+        v = v[:, ::-1][:, :n_components].T
+    # (r @ v.T) @ v with r the row-centred epochs, without forming r
+    coef = epochs @ v.T.astype(epochs.dtype) - epochs.mean(axis=1, keepdims=True) * v.sum(axis=1).astype(epochs.dtype)[None, :]
+    epochs -= coef @ v.astype(epochs.dtype)
 
 
 def remove_gradient_artifacts(
@@ -167,28 +214,37 @@ def remove_gradient_artifacts(
     obs_components: int = 3,
     search: int = 2,
     picks=("eeg", "ecg", "eog", "emg"),
+    n_jobs: int = 1,
     where: str | None = None,
 ):
     """Gradient artefact removal by average artefact subtraction (AAS), with optional OBS.
 
     Epochs start at the markers (slice markers when given, else volume markers) and last
     the median marker interval ``L``; each epoch is corrected over ``[marker, next
-    marker)`` (at most ``L + 1`` samples; longer gaps are left as they are). For every
-    channel:
+    marker)`` (at most ``L + 1`` samples; longer gaps are left as they are). Every epoch
+    is taken with ``max(32, 4 * search)`` samples of margin either side, a line through its
+    two ends is taken out (so that its ends meet), and it is Fourier transformed (rFFT,
+    float32). For every channel:
 
-    1. epochs (with margins for the filter) are mean-removed and upsampled ``upsample`` times
-       (``resample_poly`` with a 97-sample Kaiser-windowed sinc);
-    2. sub-sample shifts (within ``±search`` samples) align every epoch to the mean epoch:
-       the peak of the cross-correlation at the upsampled lags, refined by a parabola
-       (aligned epochs are read between upsampled samples by linear interpolation); they are
-       estimated once, on the channel with the largest artefact, since timing is common
-       to all channels;
-    3. the template of epoch ``k`` is the mean of the ``n_template`` aligned epochs
-       nearest to it (``k`` excluded, so that its own EEG is not subtracted), read back at
-       ``k``'s own shift at the original samples and subtracted;
-    4. with ``obs_components > 0``, the first principal components over epochs of the
-       residual (the artefact left by imperfect alignment and slow changes) are fitted to
-       every epoch by least squares and subtracted.
+    1. sub-sample shifts (within ``±search`` samples) align every epoch to the mean epoch:
+       the peak of the band-limited cross-correlation, evaluated from the spectra at the
+       whole lags, then on a ``1 / upsample``-sample grid around the best one, refined by a
+       parabola; they are estimated once, on the channel with the largest artefact, since
+       the timing is common to all channels;
+    2. the template of epoch ``k`` is the mean of the ``n_template`` aligned epochs
+       nearest to it (``k`` excluded, so that its own EEG is not subtracted), evaluated at
+       ``k``'s own shift: in the frequency domain, the epochs aligned by phase ramps
+       ``exp(i w s_j)``, averaged, and shifted back by ``exp(-i w s_k)`` -- exact (sinc)
+       interpolation without upsampling; the lines taken out are shifted exactly too, and
+       every epoch keeps its own mean (EEG);
+    3. with ``obs_components > 0``, the first principal components over epochs of the
+       residual (the artefact left by imperfect alignment and slow changes; learnt from at
+       most 256 epochs spread over the recording) are fitted to every epoch by least
+       squares and subtracted.
+
+    Channels are processed in chunks (about 8 M float32 segment samples each, a few times
+    that at the peak), in ``n_jobs`` threads; memory beyond the cleaned copy stays bounded
+    whatever the recording's length.
 
     Parameters
     ----------
@@ -202,13 +258,17 @@ def remove_gradient_artifacts(
     n_template : int
         Epochs averaged into every template (default 21).
     upsample : int
-        Upsampling factor for the sub-sample alignment.
+        Resolution of the sub-sample shift search: ``1 / upsample`` samples (then refined
+        by a parabola).
     obs_components : int
         Principal components of the residual removed per epoch (0: none).
     search : int
         Largest alignment shift searched, in original samples.
     picks : sequence of str
         Channel types corrected (gradient artefacts reach every lead).
+    n_jobs : int
+        Threads working on channel chunks in parallel (numpy and ``scipy.fft`` release
+        the GIL).
     where : str | None
         Recording name for messages (default: the file name).
 
@@ -226,12 +286,13 @@ def remove_gradient_artifacts(
         No markers, fewer than ``n_template + 1`` epochs, or bad settings.
     """
     import mne
-    from scipy.signal import resample_poly
+    from scipy.fft import irfft, next_fast_len, rfft
 
     where = _where(raw, where)
     n_template = check_positive_int(n_template, "n_template", where=where, fix="pass the number of epochs averaged, e.g. 21")
     upsample = check_positive_int(upsample, "upsample", where=where, fix="pass an upsampling factor such as 10")
     search = check_positive_int(search, "search", where=where)
+    n_jobs = check_positive_int(n_jobs, "n_jobs", where=where)
     if not isinstance(obs_components, (int, np.integer)) or isinstance(obs_components, bool) or obs_components < 0:
         raise Eeg2fmriInputError(f"{where}: expected obs_components to be an integer >= 0, got {obs_components!r}; pass 0 to skip OBS.")
     sf = float(raw.info["sfreq"])
@@ -273,37 +334,75 @@ def remove_gradient_artifacts(
     if not chans:
         raise Eeg2fmriInputError(f"{where}: expected channels of type {sorted(types)} to clean, found none; set the channel types (raw.set_channel_types).")
     data = out._data  # the copy's array, corrected in place
-    margin = 2 * search + _HALF + 1  # the interpolation filter reaches _HALF original samples beyond the shifted frame
-    from scipy.signal import firwin
+    n_ep = len(starts)
+    # segments: the epoch (length + 1 samples) with ``margin`` samples either side, so that the
+    # ringing of a phase-ramp shift at the wrapped ends stays outside the corrected part
+    margin = max(32, 4 * search)
+    n_seg = next_fast_len(length + 1 + 2 * margin, real=True)
+    itype = np.int32 if raw.n_times < 2**31 else np.int64
+    seg_idx = np.clip((starts - margin)[:, None] + np.arange(n_seg, dtype=np.int64)[None, :], 0, raw.n_times - 1).astype(itype)
+    core = slice(margin, margin + length + 1)
+    tt = np.arange(length + 1, dtype=np.float32) + margin
+    # shifts from the channel with the largest artefact (the timing is common to all leads), judged on <= 16 epochs
+    probe = starts[np.unique(np.linspace(0, n_ep - 1, min(n_ep, 16)).astype(int))]
+    ref_ch = chans[int(np.argmax([np.std(_epochs(data[c], probe, length)) for c in chans]))]
+    ref = _deramp(data[ref_ch][seg_idx].astype(np.float64))[0]
+    shifts = _estimate_shifts(rfft(ref, axis=1), n_seg, search, upsample)
+    del ref
+    omega = 2 * np.pi * np.arange(n_seg // 2 + 1) / n_seg
+    phase = np.exp(1j * omega[None, :] * shifts[:, None]).astype(np.complex64)  # aligns epoch k: x_k(t + s_k)
+    sub = np.unique(np.linspace(0, n_ep - 1, min(n_ep, 256)).astype(int))  # epochs the OBS components are learnt from
+    conj_phase = np.conj(phase)
+    inner = np.flatnonzero((starts - margin >= 0) & (starts - margin + n_seg <= raw.n_times))  # segments inside the data
+    edge = np.setdiff1d(np.arange(n_ep), inner)
+    workers = 1 if n_jobs > 1 else None  # threads already share the channels
 
-    # a long Kaiser-windowed sinc: accurate interpolation up to ~0.95 x Nyquist (resample_poly's default is 10 samples long)
-    interp = firwin(2 * _HALF * upsample + 1, 1.0 / upsample, window=("kaiser", 9.0))
-    ext = length + 1 + 2 * search  # aligned frame: offsets -search .. length + search (original samples)
-    n_seg = ext + 2 * (margin - search)
-    seg_starts = starts - margin
-    base = (margin - search) * upsample  # aligned frame start inside an upsampled segment, before shifting
-    frame = ext * upsample
-    # shifts from the channel with the largest artefact (the timing is common to all leads)
-    ref_ch = chans[int(np.argmax([np.median(np.abs(_epochs(data[c], starts, length) - data[c].mean())) for c in chans]))]
-    up_ref = resample_poly(_epochs(data[ref_ch], seg_starts, n_seg), upsample, 1, axis=1, window=interp)
-    shifts = _estimate_shifts(up_ref, base, frame, search * upsample)
-    del up_ref
-    for c in chans:
-        segs = _epochs(data[c], seg_starts, n_seg).astype(np.float64)
-        segs -= segs.mean(axis=1, keepdims=True)
-        up = resample_poly(segs, upsample, 1, axis=1, window=interp)
-        aligned = _frac_index(up, base + shifts[:, None] + np.arange(frame)[None, :])
-        template = _sliding_mean(aligned, n_template)
-        # artefact of epoch k at its original samples i = 0 .. tile_k - 1: template at (i + search) * upsample - shift_k
-        pos = (np.arange(length + 1)[None, :] + search) * upsample - shifts[:, None]
-        art = _frac_index(template, pos)
-        if obs_components:
-            orig = _epochs(data[c], starts, length + 1)
-            resid = orig - orig.mean(axis=1, keepdims=True) - art
-            art = art + _obs(resid, obs_components)
-        for k, s in enumerate(starts):
-            data[c, s : s + tile[k]] -= art[k, : tile[k]]
-    sh = shifts / upsample
+    def clean_chunk(cs: list[int]) -> None:
+        x = np.empty((len(cs), n_ep, n_seg), dtype=np.float32)
+        for i, c in enumerate(cs):
+            row = data[c]
+            for k in inner:  # contiguous copies (cast to float32 on the way)
+                s0 = starts[k] - margin
+                x[i, k] = row[s0 : s0 + n_seg]
+            if len(edge):
+                x[i, edge] = row[seg_idx[edge]]
+        x, a, b = _deramp(x)
+        own = x[..., core].mean(axis=-1) + a + b * tt.mean()  # every epoch keeps its mean (EEG)
+        spec = rfft(x, axis=-1, workers=workers)
+        del x
+        tpl = spec * phase
+        tpl = _sliding_mean(tpl, n_template, axis=1, center=True)  # template of every epoch, aligned frame ...
+        tpl *= conj_phase  # ... evaluated at the epoch's own shift
+        spec -= tpl
+        del tpl
+        cleaned = irfft(spec, n=n_seg, axis=-1, workers=workers)[..., core]
+        del spec
+        # the ramps: the epoch's own, minus the template's, mean_j a_j + b_j (t - s_k + s_j) (a ramp shifts exactly)
+        # (the constant parts drop out: every epoch keeps its own mean)
+        b = b.astype(np.float64)
+        slope = (b - _sliding_mean(b, n_template, axis=1)).astype(np.float32)
+        offset = own - cleaned.mean(axis=-1) - slope * tt.mean()
+        cleaned += offset.astype(np.float32)[..., None] + slope[..., None] * tt
+        for i, c in enumerate(cs):
+            ep = cleaned[i]
+            if obs_components:
+                _obs(ep, obs_components, sub)
+            row = data[c]
+            for k, s0 in enumerate(starts):
+                row[s0 : s0 + tile[k]] = ep[k, : tile[k]]
+
+    # channels in chunks of about 8M samples of float32 segments (peak: a few times that per thread)
+    chunk = max(1, int(2**23 // max(n_ep * n_seg, 1)))
+    groups = [chans[c0 : c0 + chunk] for c0 in range(0, len(chans), chunk)]
+    if n_jobs > 1 and len(groups) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=n_jobs) as ex:
+            list(ex.map(clean_chunk, groups))
+    else:
+        for g in groups:
+            clean_chunk(g)
+    sh = shifts
     info = dict(epochs=kind, n_epochs=int(len(starts)), epoch_samples=length, channels=[out.ch_names[c] for c in chans],
                 shifts=[float(sh.min()), float(np.median(sh)), float(sh.max())], n_template=n_template, upsample=upsample,
                 obs_components=int(obs_components))
@@ -435,7 +534,8 @@ def _bcg_aas(raw, picks: list[str], qrs: np.ndarray, n_template: int, where: str
 # residual artefact power
 
 
-def _line_power(raw, tr: float, n_slices: int | None, fmin: float, max_duration: float) -> dict[str, Any]:
+def _psd(raw, tr: float, max_duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """Welch PSD (µV²/Hz) of the EEG channels over at most ``max_duration`` s from the middle; channels in groups (bounded memory)."""
     from scipy.signal import welch
 
     sf = float(raw.info["sfreq"])
@@ -445,9 +545,18 @@ def _line_power(raw, tr: float, n_slices: int | None, fmin: float, max_duration:
     n = raw.n_times
     length = min(n, int(round(max_duration * sf)))
     start = (n - length) // 2
-    x = raw.get_data(picks=picks, start=start, stop=start + length) * 1e6  # µV
     nperseg = min(length, int(round(8 * tr * sf)))
-    f, p = welch(x, fs=sf, window="hann", nperseg=nperseg, noverlap=nperseg // 2, detrend="constant", axis=-1)
+    group = max(1, int(2**23 // max(length, 1)))
+    parts = []
+    for g0 in range(0, len(picks), group):
+        x = raw.get_data(picks=picks[g0 : g0 + group], start=start, stop=start + length) * 1e6  # µV
+        f, p = welch(x, fs=sf, window="hann", nperseg=nperseg, noverlap=nperseg // 2, detrend="constant", axis=-1)
+        parts.append(p)
+    return f, np.concatenate(parts)
+
+
+def _line_power(raw, f: np.ndarray, p: np.ndarray, tr: float, n_slices: int | None, fmin: float) -> dict[str, Any]:
+    sf = float(raw.info["sfreq"])
     df = f[1] - f[0]
     line = raw.info.get("line_freq") or None
 
@@ -517,8 +626,10 @@ def artifact_power_report(
     tr = check_positive(tr, "tr", where=where, fix="pass the repetition time in seconds")
     if n_slices is not None:
         n_slices = check_positive_int(n_slices, "n_slices", where=where)
-    b = _line_power(before, tr, n_slices, fmin, max_duration)
-    a = _line_power(after, tr, n_slices, fmin, max_duration)
+    psd_b = _psd(before, tr, max_duration)
+    psd_a = _psd(after, tr, max_duration)
+    b = _line_power(before, *psd_b, tr, n_slices, fmin)
+    a = _line_power(after, *psd_a, tr, n_slices, fmin)
     tiny = 1e-30
     rep: dict[str, Any] = dict(volume_hz=1.0 / tr, slice_hz=None if n_slices is None else n_slices / tr)
     for comb in ("volume", "slice"):
@@ -532,8 +643,8 @@ def artifact_power_report(
         rep[f"{comb}_db_after"] = float(np.median(ta))
         rep[f"{comb}_reduction_db"] = float(np.median(tb - ta))
         rep[f"{comb}_n_lines"] = int(len(fb))
-    fb, pb = _line_power(before, tr, None, 0.0, max_duration)["volume"]
-    pa = _line_power(after, tr, None, 0.0, max_duration)["volume"][1]
+    fb, pb = _line_power(before, *psd_b, tr, None, 0.0)["volume"]
+    pa = _line_power(after, *psd_a, tr, None, 0.0)["volume"][1]
     rep["fundamental_db_before"] = float(np.median(10 * np.log10(np.maximum(pb[:, 0], tiny))))
     rep["fundamental_db_after"] = float(np.median(10 * np.log10(np.maximum(pa[:, 0], tiny))))
     msg = f"volume comb {rep['volume_db_before']:.1f} -> {rep['volume_db_after']:.1f} dB (-{rep['volume_reduction_db']:.1f} dB)"
@@ -563,6 +674,7 @@ def clean_raw(
     upsample: int = 10,
     obs_components: int = 3,
     bcg_components: int = 4,
+    n_jobs: int = 1,
     random_state: int | None = None,
     verbose: bool | str | None = None,
     where: str | None = None,
@@ -593,6 +705,8 @@ def clean_raw(
         AAS settings (see :func:`remove_gradient_artifacts`).
     bcg_components : int
         PCA-OBS components for the pulse artefact.
+    n_jobs : int
+        Threads for the gradient AAS (:func:`remove_gradient_artifacts`).
     random_state : int | None
         Accepted for a uniform API; both methods are deterministic.
     verbose : bool | str | None
@@ -624,7 +738,7 @@ def clean_raw(
     if gradient == "aas":
         out, report["gradient"] = remove_gradient_artifacts(raw, volume_onsets=volume_onsets, slice_onsets=slice_onsets, marker=marker,
                                                             slice_marker=slice_marker, n_template=n_template, upsample=upsample,
-                                                            obs_components=obs_components, where=where)
+                                                            obs_components=obs_components, n_jobs=n_jobs, where=where)
         vol = np.sort(np.asarray(volume_onsets, dtype=float)) if volume_onsets is not None else find_markers(raw, marker or (), where=where)[0]
         if tr is None and len(vol) > 1:
             tr = float(np.median(np.diff(vol)))
@@ -640,7 +754,8 @@ def clean_raw(
 
 
 #: Options of :func:`clean_raw` that a prepare config's ``clean`` mapping may set.
-CLEAN_OPTIONS = ("gradient", "bcg", "slice_marker", "n_slices", "ecg_channel", "n_template", "upsample", "obs_components", "bcg_components")
+CLEAN_OPTIONS = ("gradient", "bcg", "slice_marker", "n_slices", "ecg_channel", "n_template", "upsample", "obs_components", "bcg_components",
+                 "n_jobs")
 
 
 def check_clean_options(options: Any, where: str = "prepare option clean") -> dict[str, Any]:
