@@ -50,8 +50,8 @@ CONDITIONS = {
 }
 
 
-def _feature_r(ds, ref) -> float:
-    """Median over runs, channels and bands of corr(features of ``ds``, features of ``ref``)."""
+def _feature_r(ds, ref) -> tuple[float, dict[str, float]]:
+    """Median over runs, channels and bands of corr(features of ``ds``, features of ``ref``); and per band."""
     import numpy as np
 
     by_key = {r.key: r for r in ref.runs}
@@ -63,8 +63,9 @@ def _feature_r(ds, ref) -> float:
         a, b = a[:n].reshape(n, -1), b[:n].reshape(n, -1)
         a = a - a.mean(0)
         b = b - b.mean(0)
-        rs.append((a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0) + 1e-300))
-    return float(np.median(np.concatenate(rs)))
+        rs.append(((a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0) + 1e-300)).reshape(run.features.shape[1:]))
+    per = np.concatenate(rs, axis=0)  # (runs x channels, bands)
+    return float(np.median(per)), {band: float(np.median(per[:, i])) for i, band in enumerate(ds.bands)}
 
 
 def _score(ds, models: dict, args) -> dict[str, float]:
@@ -103,16 +104,16 @@ def run_seed(seed: int, args, conditions: dict) -> dict:
         if not (root / "dataset_description.json").exists():
             simulate_dataset(root, scanner_artifacts=["gradient", "bcg"] if dirty else None, overwrite=root.exists(), **sim)
         roots[dirty] = root
-    out = {"seconds": {"simulate": time.perf_counter() - t0}, "r": {}, "feat_r": {}}
+    out = {"seconds": {"simulate": time.perf_counter() - t0}, "r": {}, "feat_r": {}, "band_r": {}}
     ref = None
     for cond, (dirty, clean) in conditions.items():
         t1 = time.perf_counter()
-        cfg = {} if clean is None else {"clean": clean}
+        cfg = {} if clean is None else {"clean": {**clean, "n_jobs": args.threads}}
         ds = prepare_dataset(roots[dirty], cfg, progress_bar=False)
         t2 = time.perf_counter()
         if ref is None:
             ref = ds
-        out["feat_r"][cond] = _feature_r(ds, ref)
+        out["feat_r"][cond], out["band_r"][cond] = _feature_r(ds, ref)
         out["r"][cond] = _score(ds, models, args)
         out["seconds"][cond] = {"prepare": t2 - t1, "fit": time.perf_counter() - t2}
         print(f"  seed {seed} {cond:14s} r " + " ".join(f"{m} {v:.4f}" for m, v in out["r"][cond].items())
@@ -169,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model {m}")
         print("\n".join("  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body))
         print()
+    bands = list(docs[seeds[0]]["band_r"]["clean_eeg"])
+    print("feat r per band (median over runs and channels, mean over seeds)")
+    head = ["condition", *bands]
+    body = [[c] + [f"{np.mean([docs[s]['band_r'][c][b] for s in seeds]):.3f}" for b in bands] for c in conditions]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    print("\n".join("  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body))
+    print()
     print("feat r: median correlation of the prepared band-power features with the artefact-free ones (runs x channels x bands), mean over seeds")
     prep = {c: np.mean([docs[s]["seconds"][c]["prepare"] for s in seeds]) for c in conditions}
     print("prepare seconds per dataset (mean over seeds): " + ", ".join(f"{c} {v:.0f}" for c, v in prep.items()))

@@ -180,14 +180,17 @@ def _sliding_mean(al: np.ndarray, n_template: int, axis: int = 0, center: bool =
     return np.moveaxis(out, 0, axis)
 
 
-def _obs(epochs: np.ndarray, n_components: int, learn: np.ndarray | None = None) -> None:
+def _obs(epochs: np.ndarray, n_components: int, learn: np.ndarray | None = None, view: np.ndarray | None = None) -> None:
     """Subtract (in place) from every epoch (row) its part in the span of the first principal components over epochs.
 
     The components are the leading right singular vectors of the (row-centred) epochs
     ``learn`` (default: all), from the eigenvectors of the smaller Gram matrix; every
-    row's offset is EEG, not artefact, and is kept.
+    row's offset is EEG, not artefact, and is kept. With ``view`` (e.g. the epochs
+    high-passed) the components are learnt from and fitted to ``view`` and the fit is
+    subtracted from ``epochs``.
     """
-    rl = epochs if learn is None else epochs[learn]
+    src = epochs if view is None else view
+    rl = src if learn is None else src[learn]
     rl = rl.astype(np.float64)
     rl -= rl.mean(axis=1, keepdims=True)
     if rl.shape[0] <= rl.shape[1]:
@@ -198,7 +201,7 @@ def _obs(epochs: np.ndarray, n_components: int, learn: np.ndarray | None = None)
         _, v = np.linalg.eigh(rl.T @ rl)
         v = v[:, ::-1][:, :n_components].T
     # (r @ v.T) @ v with r the row-centred epochs, without forming r
-    coef = epochs @ v.T.astype(epochs.dtype) - epochs.mean(axis=1, keepdims=True) * v.sum(axis=1).astype(epochs.dtype)[None, :]
+    coef = src @ v.T.astype(src.dtype) - src.mean(axis=1, keepdims=True) * v.sum(axis=1).astype(src.dtype)[None, :]
     epochs -= coef @ v.astype(epochs.dtype)
 
 
@@ -212,6 +215,7 @@ def remove_gradient_artifacts(
     n_template: int = 21,
     upsample: int = 10,
     obs_components: int = 3,
+    obs_highpass: float | None = None,
     search: int = 2,
     picks=("eeg", "ecg", "eog", "emg"),
     n_jobs: int = 1,
@@ -262,6 +266,10 @@ def remove_gradient_artifacts(
         by a parabola).
     obs_components : int
         Principal components of the residual removed per epoch (0: none).
+    obs_highpass : float | None
+        When set (Hz), the OBS components are learnt from and fitted to the residual
+        high-passed at this frequency (FASTR's practice, 70 Hz there), so that they cannot
+        remove EEG below it; ``None``: the full-band residual.
     search : int
         Largest alignment shift searched, in original samples.
     picks : sequence of str
@@ -356,6 +364,7 @@ def remove_gradient_artifacts(
     inner = np.flatnonzero((starts - margin >= 0) & (starts - margin + n_seg <= raw.n_times))  # segments inside the data
     edge = np.setdiff1d(np.arange(n_ep), inner)
     workers = 1 if n_jobs > 1 else None  # threads already share the channels
+    n_cut = 0 if not obs_highpass else int(np.ceil(float(obs_highpass) * n_seg / sf))  # spectral bins below the OBS high-pass
 
     def clean_chunk(cs: list[int]) -> None:
         x = np.empty((len(cs), n_ep, n_seg), dtype=np.float32)
@@ -375,6 +384,12 @@ def remove_gradient_artifacts(
         tpl *= conj_phase  # ... evaluated at the epoch's own shift
         spec -= tpl
         del tpl
+        hp = None
+        if obs_components and n_cut:
+            spec_hp = spec.copy()
+            spec_hp[..., :n_cut] = 0
+            hp = irfft(spec_hp, n=n_seg, axis=-1, workers=workers)[..., core]
+            del spec_hp
         cleaned = irfft(spec, n=n_seg, axis=-1, workers=workers)[..., core]
         del spec
         # the ramps: the epoch's own, minus the template's, mean_j a_j + b_j (t - s_k + s_j) (a ramp shifts exactly)
@@ -386,7 +401,7 @@ def remove_gradient_artifacts(
         for i, c in enumerate(cs):
             ep = cleaned[i]
             if obs_components:
-                _obs(ep, obs_components, sub)
+                _obs(ep, obs_components, sub, None if hp is None else hp[i])
             row = data[c]
             for k, s0 in enumerate(starts):
                 row[s0 : s0 + tile[k]] = ep[k, : tile[k]]
