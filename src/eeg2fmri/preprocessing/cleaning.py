@@ -549,7 +549,7 @@ def _bcg_aas(raw, picks: list[str], qrs: np.ndarray, n_template: int, where: str
 # residual artefact power
 
 
-def _psd(raw, tr: float, max_duration: float) -> tuple[np.ndarray, np.ndarray]:
+def _psd(raw, tr: float, max_duration: float, max_channels: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Welch PSD (µV²/Hz) of the EEG channels over at most ``max_duration`` s from the middle; channels in groups (bounded memory)."""
     from scipy.signal import welch
 
@@ -557,6 +557,8 @@ def _psd(raw, tr: float, max_duration: float) -> tuple[np.ndarray, np.ndarray]:
     picks = [i for i, t in enumerate(raw.get_channel_types()) if t == "eeg" and raw.ch_names[i] not in raw.info["bads"]]
     if not picks:
         raise Eeg2fmriInputError("expected EEG channels to measure artifact power on, found none; set the channel types.")
+    if len(picks) > max_channels:  # a median over channels: an evenly spread subset will do
+        picks = [picks[i] for i in np.unique(np.linspace(0, len(picks) - 1, max_channels).round().astype(int))]
     n = raw.n_times
     length = min(n, int(round(max_duration * sf)))
     start = (n - length) // 2
@@ -602,13 +604,15 @@ def artifact_power_report(
     tr: float,
     n_slices: int | None = None,
     fmin: float = 1.0,
-    max_duration: float = 300.0,
+    max_duration: float = 120.0,
+    max_channels: int = 16,
     where: str | None = None,
 ) -> dict[str, Any]:
     """Residual gradient-artefact power at the volume and slice frequencies, before and after.
 
     Power spectra (Welch, ``8 * TR`` s Hann segments, of at most ``max_duration`` s from the
-    middle of the recording, EEG channels, µV²/Hz) are read at every multiple of ``1 / TR``
+    middle of the recording, at most ``max_channels`` EEG channels spread over the montage,
+    µV²/Hz) are read at every multiple of ``1 / TR``
     (the volume comb) and of ``n_slices / TR`` (the slice comb) between ``fmin`` and
     Nyquist, skipping lines within 1 Hz of a power-line harmonic (largest of the 3 bins
     around each line).
@@ -625,6 +629,8 @@ def artifact_power_report(
         Lowest line frequency (Hz).
     max_duration : float
         Seconds analysed.
+    max_channels : int
+        EEG channels analysed (an evenly spread subset when there are more).
     where : str | None
         Recording name for the log.
 
@@ -641,8 +647,8 @@ def artifact_power_report(
     tr = check_positive(tr, "tr", where=where, fix="pass the repetition time in seconds")
     if n_slices is not None:
         n_slices = check_positive_int(n_slices, "n_slices", where=where)
-    psd_b = _psd(before, tr, max_duration)
-    psd_a = _psd(after, tr, max_duration)
+    psd_b = _psd(before, tr, max_duration, max_channels)
+    psd_a = _psd(after, tr, max_duration, max_channels)
     b = _line_power(before, *psd_b, tr, n_slices, fmin)
     a = _line_power(after, *psd_a, tr, n_slices, fmin)
     tiny = 1e-30
