@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eeg2fmri.commands._common import add_device
+
 NAME = "benchmark"
 ORDER = 65
 HELP = "train and evaluate several models under one protocol and print a leaderboard"
@@ -37,6 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--out", help="output folder (leaderboard.md/.json, metrics.json; prepared/ for BIDS input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
+    add_device(p, "train and predict")
 
 
 def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | None = None):
@@ -240,7 +243,7 @@ def run(args) -> int:
         g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
         bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
-                              progress_bar=not args.quiet)
+                              progress_bar=not args.quiet, device=args.device)
         benches.append((g, bench))
     rows = _merged_rows(benches) + refused
     bench = benches[0][1]

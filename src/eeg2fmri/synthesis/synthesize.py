@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from eeg2fmri.datasets.prepared import PrepareConfig, work_rate
 from eeg2fmri.io import read_eeg
 from eeg2fmri.models import load_model
+from eeg2fmri.models.predictor import place_model, resolve_device
 from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
 from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_representation
 from eeg2fmri.training.predictor import predict_windows
@@ -143,11 +145,10 @@ def _uncertainty_fns(model: Any) -> list[tuple[Any, str]]:
 
 
 def _call(fn, x: np.ndarray, model: Any):
-    import torch
-
     if isinstance(model, torch.nn.Module):
+        par = next(iter(model.parameters()), None)
         with torch.inference_mode():
-            return fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+            return fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=None if par is None else par.device))
     return fn(x)
 
 
@@ -172,6 +173,7 @@ def synthesize(
     chunk_seconds: float = CHUNK_SECONDS,
     pad_seconds: float = PAD_SECONDS,
     progress_bar: bool = True,
+    device: str | None = "auto",
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -208,6 +210,10 @@ def synthesize(
         EEG kept per chunk and the padding on each side (seconds); memory
         grows with these, not with the recording.
     progress_bar : bool
+    device : {"auto", "cpu", "cuda"} | "cuda:N" | None
+        Where a torch model runs (``"auto"``: a visible GPU, else the CPU;
+        ``None``: where it was loaded, the CPU). Closed-form models run in
+        NumPy on the CPU whatever the device.
 
     Returns
     -------
@@ -230,7 +236,9 @@ def synthesize(
     for p in (bold_out, sidecar) + ((unc_out,) if uncertainty else ()):
         if p.exists() and not overwrite:
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
+    dev = resolve_device(device, where="synthesize: device") if device is not None else None
     lm = load_model(model_dir)
+    place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
     cfg = PrepareConfig.from_dict(meta["prepare"])
     kind = spec.input_kind
@@ -356,6 +364,7 @@ def synthesize(
                 "WorkSamplingFrequency": st.work_sfreq,
                 "Resampled": bool(resampled),
                 "Representation": kind,
+                "Device": str(dev) if dev is not None and isinstance(lm.model, torch.nn.Module) else "cpu",
                 "ChannelsUsed": picks,
                 "ChannelsIgnored": extra,
                 "ChannelsRenamed": renamed,

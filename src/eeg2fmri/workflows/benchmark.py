@@ -183,6 +183,7 @@ def run_benchmark(
     min_channels: int | None = None,
     train_config: dict | None = None,
     progress_bar: bool = False,
+    device: str | None = "auto",
 ) -> dict[str, Any]:
     """Fit and score models under one protocol; results and a leaderboard.
 
@@ -222,6 +223,10 @@ def run_benchmark(
     progress_bar : bool
         Progress bars of evaluation and of the torch models' training (Lightning's
         epoch bars; a ``trainer.progress_bar`` in ``train_config`` wins).
+    device : {"auto", "cpu", "cuda"} | "cuda:N" | None
+        Where torch models train (the trainer's ``accelerator``/``devices``,
+        unless ``train_config`` sets them) and predict for scoring. ``"auto"``:
+        a visible GPU, else the CPU.
 
     Returns
     -------
@@ -233,6 +238,7 @@ def run_benchmark(
         ``cross_dataset`` (channel/voxel mapping, for ``cross``).
     """
     from eeg2fmri.models import list_models
+    from eeg2fmri.models.predictor import place_model, resolve_device
     from eeg2fmri.training import fit_model
 
     check_choice(protocol, "protocol", PROTOCOLS)
@@ -251,11 +257,20 @@ def run_benchmark(
         raise Eeg2fmriInputError(f"min_channels: expected only with protocol 'cross' (channels are matched across datasets), got "
                                  f"min_channels={min_channels} with protocol {protocol!r}; drop --min-channels or use --protocol cross.")
     n_folds = 5 if n_folds is None else n_folds
-    asked_bar = isinstance(train_config, dict) and "progress_bar" in dict(train_config.get("trainer") or {})
+    given_trainer = dict(train_config.get("trainer") or {}) if isinstance(train_config, dict) else {}
+    asked_bar = "progress_bar" in given_trainer
     train_config, cfg_split, cfg_subjects = _benchmark_train_config(train_config, protocol, names)
     if not progress_bar and not asked_bar:  # quiet means quiet: no Lightning epoch bars either, unless the config asks for them
         train_config = dict(train_config or {})
         train_config["trainer"] = {**dict(train_config.get("trainer") or {}), "progress_bar": False}
+    dev = resolve_device(device, where="benchmark: device") if device is not None else None
+    if dev is not None and device != "auto":
+        trainer = dict((train_config or {}).get("trainer") or {})
+        if "accelerator" not in given_trainer:
+            trainer["accelerator"] = "gpu" if dev.type == "cuda" else "cpu"
+            if dev.type == "cuda":
+                trainer["devices"] = [dev.index or 0]
+            train_config = {**dict(train_config or {}), "trainer": trainer}
     split_options = dict(split_options or {})
     clash = sorted(k for k in set(split_options) & set(cfg_split) if split_options[k] != cfg_split[k])
     if clash:
@@ -320,6 +335,8 @@ def run_benchmark(
             if fits[nm]["n_params"] is None:
                 fits[nm]["n_params"] = count_parameters(res.model)
             fitted[nm] = res.model
+        for m in fitted.values():
+            place_model(m, dev)  # closed-form models (and the reference on a band-power view) stay as they are
         logger.info("fold %d/%d: fitted %s", k + 1, len(folds), ", ".join(fitted))
         parts.append(evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
                                      random_state=random_state + k, progress_bar=progress_bar))

@@ -170,6 +170,7 @@ def evaluate_run(
     html_report: bool = False,
     overwrite: bool = False,
     progress_bar: bool = True,
+    device: str | None = "auto",
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a trained model and write ``metrics.json``, ``report.md`` and figures.
 
@@ -207,6 +208,8 @@ def evaluate_run(
     overwrite : bool
         Replace an existing output folder.
     progress_bar : bool
+    device : {"auto", "cpu", "cuda"} | "cuda:N" | None
+        Where a torch model predicts (``"auto"``: a visible GPU, else the CPU).
 
     Returns
     -------
@@ -214,6 +217,7 @@ def evaluate_run(
         The output folder and the evaluation results (arrays included).
     """
     from eeg2fmri.models import load_model
+    from eeg2fmri.models.predictor import place_model, resolve_device
     from eeg2fmri.plotting.report import (
         plot_r_distributions,
         plot_r_map,
@@ -227,7 +231,9 @@ def evaluate_run(
     out_path = Path(out) if out is not None else (rdir if rdir is not None else model_dir.parent) / "evaluation"
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")
+    dev = resolve_device(device, where="evaluate: device") if device is not None else None
     lm = load_model(model_dir)
+    place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
     name = str(meta["model"])
     rec_data, rec_split, source, split_source, rec_subjects = _recorded(model_dir, rdir, meta)
