@@ -175,3 +175,17 @@ def test_benchmark_device_sets_the_trainer(tiny_prepared, monkeypatch, one_torch
     assert torch_runs and all(t["accelerator"] == "cpu" for t in torch_runs)
     with pytest.raises(Eeg2fmriInputError, match="benchmark: device: expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
         run_benchmark(tiny_prepared, "within", ["ridge_hrf"], n_boot=0, device="tpu")
+
+
+def test_benchmark_folds_in_processes_match_a_serial_run(tiny_prepared):
+    """n_jobs=2 runs the folds in worker processes and merges them in fold order: the same leaderboard as a serial run."""
+    serial = run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=20, device="cpu")
+    para = run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=20, device="cpu", n_jobs=2)
+    assert [r["name"] for r in para["leaderboard"]] == [r["name"] for r in serial["leaderboard"]]
+    for a, b in zip(serial["leaderboard"], para["leaderboard"]):
+        for key in ("median_r", "r2", "rmse"):
+            if a.get(key) is not None:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6, nan_ok=True), (a["name"], key)
+    assert para["fits"]["ridge_hrf"]["n_params"] == serial["fits"]["ridge_hrf"]["n_params"]
+    with pytest.raises(Eeg2fmriInputError, match="n_jobs"):
+        run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=0, n_jobs=0)

@@ -40,6 +40,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="output folder (leaderboard.md/.json, metrics.json; prepared/ for BIDS input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
     add_device(p, "train and predict")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="folds run at once, each in its own process with a share of the cores (-1: one per core; default: %(default)s)")
 
 
 def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | None = None):
@@ -243,7 +245,7 @@ def run(args) -> int:
         g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
         bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
-                              progress_bar=not args.quiet, device=args.device)
+                              progress_bar=not args.quiet, device=args.device, n_jobs=args.jobs)
         benches.append((g, bench))
     rows = _merged_rows(benches) + refused
     bench = benches[0][1]
