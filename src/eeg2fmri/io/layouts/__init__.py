@@ -388,6 +388,8 @@ class LayoutCheck:
         gaps end up here; they do not make ``ok`` False).
     notes : list of str
         Decisions taken on purpose and files repaired on the fly.
+    table : eeg2fmri.io.pairing.PairingTable | None
+        Run-by-run pairing (paired / left out and why) for BIDS-style layouts.
     """
 
     layout: str
@@ -396,10 +398,13 @@ class LayoutCheck:
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    table: Any = None
 
     def lines(self) -> list[str]:
-        """Readable report lines."""
+        """Readable report lines (with the pairing table when the layout made one)."""
         out = [f"layout {self.layout}: {len(self.runs)} complete run(s); {'OK' if self.ok else 'PROBLEMS'}"]
+        if self.table is not None:
+            out += ["  " + line for line in self.table.lines() if not line.startswith("  note: ")]
         out += [f"  problem: {p}" for p in self.problems]
         out += [f"  skipped: {p}" for p in self.skipped]
         out += [f"  note: {n}" for n in self.notes]
@@ -477,7 +482,7 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
         notes += n
     if not sc.runs and not problems:
         problems.append(f"no complete runs; expected {'; '.join(lay.NEEDS)}")
-    return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes)
+    return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes, sc.table)
 
 
 _import_layouts()
