@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eeg2fmri.commands._common import read_config
+from eeg2fmri.commands._pairing import add_pairing_arguments, pairing_options
 
 NAME = "prepare"
 ORDER = 30
@@ -19,6 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields")
     p.add_argument("--subjects", nargs="*", help="subset of subject labels")
     p.add_argument("--layout", default="bids", help="dataset layout: bids (default), auto, or a published dataset's name (see `eeg2fmri datasets`)")
+    add_pairing_arguments(p)
     p.add_argument("--jobs", type=int, default=1, help="runs prepared in parallel (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
@@ -27,7 +29,8 @@ def run(args) -> int:
     from eeg2fmri.datasets import load_prepared, prepare
 
     out, written = prepare(args.bids_root, args.out, read_config(args.config), subjects=args.subjects, overwrite=args.overwrite,
-                           progress_bar=not args.quiet, n_jobs=args.jobs, layout=args.layout)
+                           progress_bar=not args.quiet, n_jobs=args.jobs, layout=args.layout,
+                           layout_options=pairing_options(args) or None)
     ds = load_prepared(out)
     what = "wrote" if written else "up to date (same inputs and config):"
     print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {int(ds.mask.sum())} voxels, representation {ds.representation}")

@@ -202,7 +202,7 @@ def _bold_files(src: Path, derivatives: bool, space: str | None, subjects: set[s
 
 
 def _differing(cands: list[tuple[Path, dict[str, str]]]) -> dict[str, list[str | None]]:
-    keys = sorted({k for _, e in cands for k in e if k in BOLD_ENTITIES})
+    keys = [k for k in BOLD_ENTITIES if any(k in e for _, e in cands)]
     return {k: sorted({e.get(k) for _, e in cands}, key=lambda v: "" if v is None else v) for k in keys if len({e.get(k) for _, e in cands}) > 1}
 
 
@@ -210,11 +210,13 @@ def ambiguity_advice(differ: Mapping[str, list[str | None]]) -> str:
     """How to choose one BOLD run: ``bold_entities={...}`` / ``--bold-filter K=V`` for the first differing entity."""
     if not differ:
         return "remove the duplicate BOLD files"
+    what = f"they differ in {', '.join(f'{e}-{vs}' for e, vs in differ.items())}"
+    if "space" in differ:
+        v = next(x for x in differ["space"] if x is not None)
+        return f"choose the fMRIPrep output space with space={v!r} (command line: --space {v}); {what}"
     k, vals = next(iter(differ.items()))
     v = next((x for x in vals if x is not None), "none")
-    extra = " and space=<label> (--space)" if "space" in differ and k != "space" else ""
-    return (f"choose one with bold_entities={{{k!r}: {v!r}}} (command line: --bold-filter {k}={v}){extra}; "
-            f"they differ in {', '.join(f'{e}-{vs}' for e, vs in differ.items())}")
+    return f"choose one with bold_entities={{{k!r}: {v!r}}} (command line: --bold-filter {k}={v}); {what}"
 
 
 def pair_bids_runs(
