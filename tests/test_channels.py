@@ -96,3 +96,46 @@ def test_synthesize_biosemi_recording_with_a_10_20_model(tiny_bids, ridge_dir, t
     with pytest.raises(Eeg2fmriInputError, match=r"only 3 of the model's 16 training channels were found by name or position"):
         synthesize(few, ridge_dir, tmp_path / "few.nii.gz", progress_bar=False, channel_positions="biosemi64")
     assert not (tmp_path / "few.nii.gz").exists()
+
+
+def _biosemi_bids(tiny_bids, root):
+    """A copy of the tiny dataset whose sub-01 names its channels the BioSemi way (A1..B32) and has no electrodes.tsv."""
+    import shutil
+
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    eeg = root / "sub-01" / "eeg"
+    for f in eeg.glob("*electrodes*"):
+        f.unlink()
+    for f in eeg.glob("*coordsystem*"):
+        f.unlink()
+    ren = {s: biosemi_name(s) for s in TEN20}
+    vhdr = eeg / "sub-01_task-rest_run-1_eeg.vhdr"
+    lines = vhdr.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Ch") and "=" in line and "," in line:
+            key, rest = line.split("=", 1)
+            name, tail = rest.split(",", 1)
+            lines[i] = f"{key}={ren.get(name, name)},{tail}"
+    vhdr.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tsv = eeg / "sub-01_task-rest_run-1_channels.tsv"
+    rows = tsv.read_text(encoding="utf-8").splitlines()
+    tsv.write_text("\n".join([rows[0]] + [ren.get(r.split("\t", 1)[0], r.split("\t", 1)[0]) + "\t" + r.split("\t", 1)[1] for r in rows[1:]]) + "\n", encoding="utf-8")
+    return root
+
+
+def test_prepare_maps_channels_by_position(tiny_bids, tmp_path):
+    from eeg2fmri.datasets import prepare_dataset
+
+    root = _biosemi_bids(tiny_bids, tmp_path / "bio")
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG channels .* differ from the first run's"):
+        prepare_dataset(root, {"check_artifacts": False}, progress_bar=False)
+    wanted = TEN20 + ["Cz"]
+    ds = prepare_dataset(root, {"channels": wanted, "channel_positions": "biosemi64", "check_artifacts": False}, progress_bar=False)
+    assert ds.ch_names == wanted and len(ds.runs) == 2
+    m1 = ds.provenance["inputs"]["sub-01_task-rest_run-1"]["channel_mapping"]
+    m2 = ds.provenance["inputs"]["sub-02_task-rest_run-1"]["channel_mapping"]
+    assert m1["by_position"] == {s: biosemi_name(s) for s in TEN20} and m1["interpolated"] == ["Cz"] and m1["by_name"] == []
+    assert m2["by_name"] == TEN20 and m2["by_position"] == {} and m2["interpolated"] == ["Cz"]
+    assert all(np.isfinite(r.features).all() and r.features.shape[1] == len(wanted) for r in ds.runs)
+    with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi64': expected together with channels="):
+        prepare_dataset(root, {"channel_positions": "biosemi64"}, progress_bar=False)

@@ -97,6 +97,14 @@ class PrepareConfig:
         NIfTI (resampled to the BOLD grid, with a note, when grids differ).
     atlas_radius : float
         Sphere radius in mm for coordinate atlases.
+    channels : list of str | None
+        Give every run exactly these EEG channels, in this order: by name, else
+        by electrode position (``channel_positions``), else interpolated
+        (:func:`eeg2fmri.preprocessing.channels.map_channels_by_position`); the
+        manifest records the mapping per run. ``None``: the runs' own EEG channels.
+    channel_positions : str | None
+        With ``channels``: ``"file"`` (the recordings' digitisation, default) or
+        an MNE standard montage such as ``"biosemi64"``.
     """
 
     bands: dict | str = "auto"
@@ -120,6 +128,8 @@ class PrepareConfig:
     confounds: list | None = None
     atlas: str | None = None
     atlas_radius: float = 5.0
+    channels: list | None = None
+    channel_positions: str | None = None
 
     def resolved(self, sfreq: float) -> PrepareConfig:
         """This config with ``bands="auto"`` replaced by the bands of EEG sampled at ``sfreq`` (Hz)
@@ -558,6 +568,8 @@ def _validate_config(cfg: PrepareConfig) -> None:
 
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
+    if cfg.channel_positions is not None and not cfg.channels:
+        raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
         raise Eeg2fmriInputError(f"prepare option bands: expected 'auto' or a mapping name -> [low, high] in Hz, got {cfg.bands!r}.")
 
@@ -606,6 +618,11 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
     where = str(rec.eeg_path)
     raw = read_layout_eeg(rec, preload=False)
+    chmap = None
+    if cfg.channels:
+        from eeg2fmri.preprocessing.channels import map_channels_by_position
+
+        raw, chmap = map_channels_by_position(raw, [str(c) for c in cfg.channels], positions=cfg.channel_positions or "file", where=where)
     art = None
     if cfg.check_artifacts:
         from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
@@ -613,7 +630,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         art = check_gradient_artifacts(raw, tr=tr, where=where)
     sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-    return {"rep": rep, "sync": sync, "art": art}
+    return {"rep": rep, "sync": sync, "art": art, "chmap": chmap}
 
 
 def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int) -> tuple[PreparedRun, dict, dict]:
@@ -634,6 +651,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [sync.volumes.start, sync.volumes.stop]}
     if art is not None:
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
+    if eeg.get("chmap") is not None:
+        prov["channel_mapping"] = eeg["chmap"].to_dict()
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
 

@@ -151,6 +151,12 @@ def map_channels_by_position(
     free = [c for c in eeg if c.lower() not in {w.lower() for w in by_name}]
     rep = ChannelMapping(positions)
     rep.by_name = list(by_name)
+    if not todo:  # every training channel by name: no positions needed
+        out = raw.copy().load_data(verbose=False)
+        out.drop_channels([c for c in out.ch_names if c not in {by_lower[w.lower()] for w in wanted}])
+        out.rename_channels({by_lower[w.lower()]: w for w in wanted if by_lower[w.lower()] != w})
+        rep.ignored = [c for c in eeg if c.lower() not in {w.lower() for w in wanted}]
+        return out.reorder_channels(list(wanted)), rep
     rec_pos = _recording_positions(raw, eeg, positions, where)
     tm = mne.channels.make_standard_montage(training_montage_name())
     tpos_all = {k.lower(): np.asarray(v, float) for k, v in tm.get_positions()["ch_pos"].items()}
