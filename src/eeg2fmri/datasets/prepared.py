@@ -803,6 +803,10 @@ def _records(root, subjects, layout: str, layout_options: dict | None) -> list:
                 "use labels from that list (with or without 'sub-'), or check the folder with `eeg2fmri datasets --check ROOT`."
             )
     eeg_only = [r.key for r in records if r.bold_path is None]
+    roi_only = [r.key for r in records if r.bold_path is None and getattr(r, "meta", {}).get("roi_targets")]
+    if roi_only:
+        raise Eeg2fmriInputError(f"{root}: runs {roi_only[:5]} have ROI target tables instead of BOLD volumes (layout {layout!r}); prepare needs BOLD "
+                                 "volumes. Read the targets with eeg2fmri.io.layouts.neurobolt.read_roi_targets; training on ROI tables is not supported yet.")
     if eeg_only:
         raise Eeg2fmriInputError(f"{root}: runs {eeg_only[:5]} have EEG but no BOLD (an EEG-only layout?); preparing training data needs both. "
                                  "Use `eeg2fmri synthesize` for EEG-only recordings.")
