@@ -181,3 +181,25 @@ def test_cli_check_prints_the_pairing_table(capsys, sessions_root, tmp_path):
     assert "--bold-filter echo=1" in capsys.readouterr().out
     assert main(["datasets", "--check", str(root), "--bold-filter", "echo=2"]) == 0
     assert "sub-01_task-rest_echo-2_run-1_bold.nii.gz" in capsys.readouterr().out
+
+
+def test_cli_prepare_with_derivatives_and_space(tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets import load_prepared
+
+    root, deriv = fmriprep_root(tmp_path)
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 3), np.uint8), np.diag([3.0, 3.0, 4.0, 1.0])), mask)
+    cfg = tmp_path / "prep.json"
+    cfg.write_text(json.dumps({"mask": str(mask), "confounds": ["trans_*"], "check_artifacts": False}))
+    out = tmp_path / "prepared"
+    assert main(["prepare", str(root), "--out", str(out), "--config", str(cfg), "--subjects", "01", "--derivatives", str(deriv),
+                 "--space", "MNI152NLin2009cAsym", "--quiet"]) == 0
+    ds = load_prepared(out)
+    assert ds.provenance["inputs"]["sub-01_task-rest_run-1"]["bold"].endswith("_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz")
+    assert main(["prepare", str(root), "--out", str(tmp_path / "p2"), "--config", str(cfg), "--bold-filter", "colour=red"]) == 2
+    assert "bold filter 'colour': expected one of the entities" in capsys.readouterr().err

@@ -137,7 +137,9 @@ def find_runs_layout(root: str | os.PathLike, layout: str = "bids", *, subjects:
     **options
         Layout options, e.g. ``variant="noGA"`` for ds000116, ``eeg="raw"``
         for ds002336/ds002338, ``task="responder"`` for ds004000; ``bids``
-        passes them to :func:`eeg2fmri.io.find_runs` (e.g. ``require_bold``).
+        (and ds003768) take the pairing options of
+        :func:`eeg2fmri.io.pairing.pair_bids_runs` (``bold_entities={"echo": "1"}``,
+        ``derivatives=``, ``space=``, ``sessions=``, ``tasks=``) and ``require_bold``.
 
     Returns
     -------
