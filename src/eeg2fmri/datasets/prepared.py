@@ -102,6 +102,14 @@ class PrepareConfig:
         NIfTI (resampled to the BOLD grid, with a note, when grids differ).
     atlas_radius : float
         Sphere radius in mm for coordinate atlases.
+    channels : list of str | None
+        Give every run exactly these EEG channels, in this order: by name, else
+        by electrode position (``channel_positions``), else interpolated
+        (:func:`eeg2fmri.preprocessing.channels.map_channels_by_position`); the
+        manifest records the mapping per run. ``None``: the runs' own EEG channels.
+    channel_positions : str | None
+        With ``channels``: ``"file"`` (the recordings' digitisation, default) or
+        an MNE standard montage such as ``"biosemi64"``.
     """
 
     bands: dict | str = "auto"
@@ -126,6 +134,8 @@ class PrepareConfig:
     confounds: list | None = None
     atlas: str | None = None
     atlas_radius: float = 5.0
+    channels: list | None = None
+    channel_positions: str | None = None
 
     def resolved(self, sfreq: float) -> PrepareConfig:
         """This config with ``bands="auto"`` replaced by the bands of EEG sampled at ``sfreq`` (Hz)
@@ -564,6 +574,8 @@ def _validate_config(cfg: PrepareConfig) -> None:
 
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
+    if cfg.channel_positions is not None and not cfg.channels:
+        raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
         raise Eeg2fmriInputError(f"prepare option bands: expected 'auto' or a mapping name -> [low, high] in Hz, got {cfg.bands!r}.")
     if cfg.clean is not None:
@@ -622,13 +634,18 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
 
         raw, cleaning = clean_for_prepare(raw, cfg.clean, tr=tr, marker=cfg.marker, onsets=sync.onsets, where=where)
+    chmap = None
+    if cfg.channels:
+        from eeg2fmri.preprocessing.channels import map_channels_by_position
+
+        raw, chmap = map_channels_by_position(raw, [str(c) for c in cfg.channels], positions=cfg.channel_positions or "file", where=where)
     art = None
     if cfg.check_artifacts:
         from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
 
         art = check_gradient_artifacts(raw, tr=tr, where=where)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning}
+    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap}
 
 
 def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int) -> tuple[PreparedRun, dict, dict]:
@@ -651,6 +668,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
     if eeg.get("cleaning") is not None:
         prov["cleaning"] = eeg["cleaning"]
+    if eeg.get("chmap") is not None:
+        prov["channel_mapping"] = eeg["chmap"].to_dict()
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
 
@@ -801,6 +820,10 @@ def _records(root, subjects, layout: str, layout_options: dict | None) -> list:
                 "use labels from that list (with or without 'sub-'), or check the folder with `eeg2fmri datasets --check ROOT`."
             )
     eeg_only = [r.key for r in records if r.bold_path is None]
+    roi_only = [r.key for r in records if r.bold_path is None and getattr(r, "meta", {}).get("roi_targets")]
+    if roi_only:
+        raise Eeg2fmriInputError(f"{root}: runs {roi_only[:5]} have ROI target tables instead of BOLD volumes (layout {layout!r}); prepare needs BOLD "
+                                 "volumes. Read the targets with eeg2fmri.io.layouts.neurobolt.read_roi_targets; training on ROI tables is not supported yet.")
     if eeg_only:
         raise Eeg2fmriInputError(f"{root}: runs {eeg_only[:5]} have EEG but no BOLD (an EEG-only layout?); preparing training data needs both. "
                                  "Use `eeg2fmri synthesize` for EEG-only recordings.")
@@ -837,7 +860,11 @@ def prepare(
         records = _records(bids_root, subjects, layout, layout_options)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
             r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
-        if same_inputs and old.get("config") == _resolve_bands(cfg, records).to_dict():
+        try:  # keys added since the manifest was written take their defaults, so a newer eeg2fmri does not redo the same work
+            old_cfg = PrepareConfig.from_dict(old.get("config") or {}).to_dict()
+        except (Eeg2fmriInputError, TypeError, ValueError):
+            old_cfg = None
+        if same_inputs and old_cfg == _resolve_bands(cfg, records).to_dict():
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
     ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)

@@ -104,7 +104,8 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
             f"{where}: the model was trained on {len(wanted)} EEG channels and {len(missing)} are missing here: "
             f"{missing[:12]}{' ...' if len(missing) > 12 else ''}; rename channels to the training names "
             "(raw.rename_channels({...}), matching ignores case) or add them by interpolation (set a montage, add "
-            "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording."
+            "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording; or map them by electrode "
+            "position with channel_positions='file' or a montage name such as 'biosemi64' (--channel-positions)."
         )
     ambiguous = [c for c in wanted if len(by_lower[c.lower()]) > 1]
     if ambiguous:
@@ -174,6 +175,9 @@ def synthesize(
     pad_seconds: float = PAD_SECONDS,
     progress_bar: bool = True,
     device: str | None = "auto",
+    channel_positions: str | None = None,
+    channel_tolerance_mm: float = 25.0,
+    min_channel_share: float = 0.5,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -214,6 +218,17 @@ def synthesize(
         Where a torch model runs (``"auto"``: a visible GPU, else the CPU;
         ``None``: where it was loaded, the CPU). Closed-form models run in
         NumPy on the CPU whatever the device.
+    channel_positions : str | None
+        When training channels are missing by name: map them by electrode
+        position (:func:`eeg2fmri.preprocessing.channels.map_channels_by_position`),
+        taking the recording's positions from its digitisation (``"file"``) or
+        a named MNE montage (``"biosemi64"``: BioSemi ``A1..B32`` in cap order);
+        training channels still missing are interpolated (spherical splines).
+        The sidecar's ``ChannelMapping`` records pairs, distances and
+        interpolated channels. The recording is then loaded into memory.
+    channel_tolerance_mm, min_channel_share : float
+        Largest electrode-to-site distance paired (mm) and the smallest share
+        of training channels found by name or position (fewer raises).
 
     Returns
     -------
@@ -260,7 +275,18 @@ def synthesize(
 
     raw = read_eeg(eeg, preload=False)
     sf = float(raw.info["sfreq"])
-    picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
+    chmap = None
+    try:
+        picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
+    except Eeg2fmriInputError:
+        if channel_positions is None:
+            raise
+        from eeg2fmri.preprocessing.channels import map_channels_by_position
+
+        raw, chmap = map_channels_by_position(raw, [str(c) for c in spec.ch_names], positions=channel_positions, tolerance_mm=channel_tolerance_mm,
+                                              min_share=min_channel_share, where=where)
+        picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
+        extra = chmap.ignored
     if extra:
         logger.info("%s: ignoring %d channel(s) the model was not trained on: %s", where, len(extra), ", ".join(extra[:20]))
     renamed = {p: w for p, w in zip(picks, spec.ch_names) if p != w}
@@ -369,6 +395,7 @@ def synthesize(
                 "ChannelsIgnored": extra,
                 "ChannelsRenamed": renamed,
                 "ChannelsMarkedBadButUsed": bad_used,
+                "ChannelMapping": None if chmap is None else chmap.to_dict(),
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "GeneratedBy": "eeg2fmri.synthesize",
             }
