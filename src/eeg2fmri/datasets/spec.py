@@ -22,11 +22,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from eeg2fmri.preprocessing.representations import list_representations
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
 
 __all__ = ["INPUT_KINDS", "DataSpec"]
 
-INPUT_KINDS = ("raw", "stft", "bandpower")
+#: Every registered representation (eeg2fmri.preprocessing.representations): the three built-in ones in
+#: their historical order, then any other.
+INPUT_KINDS = ("raw", "stft", "bandpower") + tuple(n for n in list_representations() if n not in ("raw", "stft", "bandpower"))
 
 
 @dataclass(frozen=True)
