@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eeg2fmri.commands._common import add_device
+from eeg2fmri.preprocessing.representations import list_representations
 
 NAME = "benchmark"
 ORDER = 65
@@ -139,8 +140,8 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
         cfg = train_config if train_config is not None or getattr(cls, "kind", "torch") == "sklearn" else getattr(cls, "recommended_train_config", None)
         key = (rep, json.dumps(cfg, sort_keys=True, default=str))
         groups.setdefault(key, {"representation": rep, "models": [], "train_config": cfg})["models"].append(m)
-    order = {"bandpower": 0, "stft": 1, "raw": 2}
-    return sorted(groups.values(), key=lambda g: order.get(g["representation"], 3)), refused
+    order = {name: i for i, name in enumerate(list_representations())}  # band power, stft, raw
+    return sorted(groups.values(), key=lambda g: order.get(g["representation"], len(order))), refused
 
 
 def _mapping(text: str | None, what: str) -> dict:

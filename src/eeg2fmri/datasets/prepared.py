@@ -22,11 +22,7 @@ import numpy as np
 
 from eeg2fmri.io.bold import load_masked_bold
 from eeg2fmri.io.sync import DEFAULT_MARKERS
-from eeg2fmri.preprocessing import (
-    band_envelopes,
-    bin_frames,
-    standardize_features,
-)
+from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
@@ -149,13 +145,7 @@ class PrepareConfig:
 
     def needed_fmax(self) -> float:
         """Highest EEG frequency the representation uses (Hz)."""
-        if self.representation == "stft":
-            return float(self.stft_fmax)
-        if self.representation == "raw":
-            return float(self.raw_sfreq) / 2.5
-        if isinstance(self.bands, str):
-            raise ValueError("bands='auto' must be resolved with PrepareConfig.resolved(sfreq) first")
-        return float(max(hi for _, hi in self.bands.values()))
+        return get_representation(self.representation).needed_fmax(self)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -175,7 +165,8 @@ class PrepareConfig:
         return cls(**d)
 
 
-REPRESENTATIONS = ("bandpower", "stft", "raw")
+#: Names of the registered representations (preprocessing/representations/).
+REPRESENTATIONS = list_representations()
 
 
 @dataclass
@@ -475,16 +466,6 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
     return out, wsf, picks
 
 
-def _frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str) -> tuple[np.ndarray, int]:
-    flen = tr / m
-    n_pre = int(np.floor(onsets[0] / flen + 1e-9))
-    starts_pre = onsets[0] - flen * np.arange(n_pre, 0, -1)
-    starts_in = (onsets[:, None] + flen * np.arange(m)[None, :]).ravel()
-    if starts_in[-1] + flen > dur + 1e-6:
-        raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
-    return np.concatenate([starts_pre, starts_in]), n_pre
-
-
 def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> dict[str, Any]:
     """Turn one EEG recording into its continuous representation.
 
@@ -511,47 +492,8 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
     if onsets is None:
         onsets = np.arange(int(np.floor(dur / tr))) * tr
     onsets = np.asarray(onsets, dtype=np.float64)
-    m = config.frames_per_tr
-    rep_kind = config.representation
-    if rep_kind == "bandpower":
-        starts, n_pre = _frame_starts(onsets, tr, m, dur, where)
-        power, prate = band_envelopes(data, wsf, config.bands, out_rate=max(8.0 * m / tr, 10.0))
-        frames = bin_frames(power, prate, starts, tr / m)  # (n_frames, n_bands, n_chans)
-        del power
-        feats = standardize_features(np.transpose(frames, (0, 2, 1)))
-        freqs = [float(np.mean(b)) for b in config.bands.values()]
-        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
-        frame_rate = m / tr
-    elif rep_kind == "stft":
-        from eeg2fmri.preprocessing.representations import stft_frames
-
-        fmax = min(config.stft_fmax, 0.99 * wsf / 2)
-        feats, f, n_pre = stft_frames(data, wsf, onsets, tr / m, config.stft_fmin, fmax, frames_per_tr=m, log=config.stft_log)
-        feats = standardize_features(feats, log=False) if config.stft_log else (feats / max(float(np.median(feats)), 1e-30)).astype(np.float32)
-        freqs = [float(v) for v in f]
-        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
-        frame_rate = m / tr
-    else:
-        rsf = float(config.raw_sfreq)
-        if abs(rsf - wsf) < 1e-9:
-            x = data
-        else:
-            from fractions import Fraction
-
-            from scipy.signal import resample_poly
-
-            fr = Fraction(rsf / wsf).limit_denominator(1000)
-            x = resample_poly(data.astype(np.float64), fr.numerator, fr.denominator, axis=1)
-        med = np.median(x, axis=1, keepdims=True)
-        q75, q25 = np.percentile(x, [75, 25], axis=1, keepdims=True)
-        scale = (q75 - q25) / 1.349
-        scale[scale <= 0] = 1.0
-        feats = np.ascontiguousarray(((x - med) / scale).T, dtype=np.float32)  # (n_samples, n_chans)
-        freqs = None
-        window_end = np.round((onsets + tr) * rsf).astype(np.int64)
-        if window_end[-1] > len(feats):
-            raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
-        frame_rate = rsf
+    r = get_representation(config.representation).compute(data, wsf, onsets, tr, config, where=where)
+    feats, freqs, window_end, frame_rate = r["features"], r["freqs"], r["window_end"], r["frame_rate"]
     return dict(features=feats, window_end=np.asarray(window_end, dtype=np.int64), frame_rate=float(frame_rate), freqs=freqs, ch_names=ch,
                 onsets=onsets, sfreq=float(raw.info["sfreq"]))
 

@@ -36,6 +36,7 @@ from eeg2fmri.datasets.prepared import PrepareConfig, work_rate
 from eeg2fmri.io import read_eeg
 from eeg2fmri.models import load_model
 from eeg2fmri.models.predictor import place_model, resolve_device
+from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
 from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_representation
 from eeg2fmri.training.predictor import predict_windows
@@ -120,8 +121,8 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
 
 
 def _hop_for(tr_out: float, tr_train: float, flen: float, kind: str) -> int:
-    """Frame hops per frame for ``tr_out`` (1 for the raw representation)."""
-    if kind == "raw":
+    """Frame hops per frame for ``tr_out`` (1 for a sample-based representation such as raw)."""
+    if not get_representation(kind).frame_based:
         if tr_out > tr_train + 1e-9:
             raise Eeg2fmriInputError(f"tr={tr_out} s: expected at most the training TR {tr_train} s (finer steps are allowed); omit --tr for the training TR.")
         return 1
@@ -259,6 +260,7 @@ def synthesize(
     kind = spec.input_kind
     if kind != cfg.representation:
         raise Eeg2fmriInputError(f"{Path(model_dir) / 'model.json'}: the model takes {kind!r} windows but its preprocessing says {cfg.representation!r}; re-save the model.")
+    frame_based = get_representation(kind).frame_based
     where = str(eeg) if not hasattr(eeg, "info") else "EEG (Raw object)"
     tr_train = float(spec.tr)
     m = int(cfg.frames_per_tr)
@@ -294,7 +296,7 @@ def synthesize(
     if bad_used:
         logger.warning("%s: channel(s) %s are marked bad in the recording but the model needs them; they are used as recorded", where, bad_used)
     # the training work rate: features must be computed at the same rate as in training
-    train_sf = float(spec.sfreq) if kind != "raw" else math.inf
+    train_sf = float(spec.sfreq) if frame_based else math.inf
     wsf_train = work_rate(train_sf, cfg)
     if sf / 2 <= cfg.needed_fmax():
         raise Eeg2fmriInputError(
@@ -308,8 +310,8 @@ def synthesize(
         logger.info("%s: sampled at %g Hz (training: %g Hz); resampled to the training work rate %g Hz", where, sf,
                     train_sf if math.isfinite(train_sf) else wsf_train, wsf_train)
     duration = raw.n_times / sf
-    need = (n_frames - 1) * flen + flen if kind != "raw" else n_frames / float(cfg.raw_sfreq)
-    if duration < need + max(0, lag) * (flen if kind != "raw" else 1.0 / float(cfg.raw_sfreq)):
+    need = (n_frames - 1) * flen + flen if frame_based else n_frames / float(cfg.raw_sfreq)
+    if duration < need + max(0, lag) * (flen if frame_based else 1.0 / float(cfg.raw_sfreq)):
         raise Eeg2fmriInputError(
             f"{where}: the recording lasts {duration:.1f} s but one EEG window of the model needs {need:.1f} s; "
             "use a longer recording (or a model trained with a shorter window)."
@@ -317,13 +319,13 @@ def synthesize(
     out_dir = bold_out.absolute().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{bold_out.name.split('.')[0]}.synth-", dir=out_dir) as tmp:
-        st = stream_representation(raw, cfg, tr=tr_train, picks=picks, hop=None if kind == "raw" else flen / q, work_sfreq=wsf_train,
+        st = stream_representation(raw, cfg, tr=tr_train, picks=picks, hop=None if not frame_based else flen / q, work_sfreq=wsf_train,
                                    chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where)
         feats = st.features
-        if kind == "stft" and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
+        if get_representation(kind).rate_dependent_freqs and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
             raise Eeg2fmriInputError(f"{where}: the STFT bins ({len(st.freqs)}) differ from the model's ({len(spec.freqs)}); use a recording at the training sampling rate.")
         # windows: indices of the rows of every output volume's window
-        if kind == "raw":
+        if not frame_based:
             rsf = float(cfg.raw_sfreq)
             n_rows = len(feats)
             j = np.arange(int(math.floor(st.duration / tr_out)) + 2)
@@ -349,7 +351,7 @@ def synthesize(
             w_unc = None
             for b0 in progress(range(0, n_out, bs), desc="synthesize", total=(n_out + bs - 1) // bs, enabled=progress_bar):
                 e = ends[b0 : b0 + bs]
-                if kind == "raw":
+                if not frame_based:
                     x = np.stack([feats[k - n_frames : k].T for k in e])  # (b, C, n_frames)
                 else:
                     idx = e[:, None] - 1 - q * np.arange(n_frames - 1, -1, -1)[None, :]
