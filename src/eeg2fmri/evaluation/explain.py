@@ -198,7 +198,7 @@ def _attribute(method: str, model: Any, x: np.ndarray, baseline: np.ndarray, idx
     outs = []
     base = torch.as_tensor(baseline, dtype=torch.float32)[None]
     for b0 in progress(range(0, len(x), batch_size), desc=f"explain ({method})", total=-(-len(x) // batch_size), enabled=progress_bar):
-        xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32))
+        xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32)).requires_grad_(True)
         if method == "integrated_gradients":
             a = algo.attribute(xb, baselines=base.expand_as(xb), target=0, n_steps=n_steps, internal_batch_size=max(batch_size, 1) * 4)
         else:
