@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.utils.logs import progress
@@ -33,8 +34,12 @@ CLASSIFY_SOURCES = ("synth", "eeg", "bold")
 _CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
-class GroupedLogistic:
+class GroupedLogistic(ClassifierMixin, BaseEstimator):
     """Standardise + L2 logistic regression whose penalty is chosen by grouped inner CV (scikit-learn estimator).
+
+    liblinear solver (one-vs-rest for more than two classes), balanced class
+    weights; ``fit(X, y, groups)`` runs the inner ``GroupKFold`` on ``groups``
+    (without groups every sample is its own group).
 
     Parameters
     ----------
@@ -43,7 +48,7 @@ class GroupedLogistic:
     inner_splits : int
         Folds of the inner ``GroupKFold`` (capped at the number of groups).
     random_state : int
-        Seed of the solver (liblinear/lbfgs are deterministic; kept for the contract).
+        Seed of liblinear's coordinate order.
 
     Attributes
     ----------
@@ -57,51 +62,56 @@ class GroupedLogistic:
         self.inner_splits = inner_splits
         self.random_state = random_state
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"Cs": self.Cs, "inner_splits": self.inner_splits, "random_state": self.random_state}
-
-    def set_params(self, **params: Any) -> GroupedLogistic:
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"GroupedLogistic: unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
-    def _pipe(self, c: float):
+    def _pipe(self, c: float, n_classes: int = 2):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=self.random_state))
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", solver="liblinear" if n_classes <= 2 else "lbfgs",
+                                                                max_iter=2000, random_state=self.random_state))
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> GroupedLogistic:
         """Fit on ``X`` (n_samples, n_features), labels ``y`` (n_samples,), choosing C by inner grouped CV."""
         from sklearn.metrics import balanced_accuracy_score
         from sklearn.model_selection import GroupKFold
+        from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import check_X_y
 
         X, y = check_X_y(X, y)
+        check_classification_targets(y)
         self.classes_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
+        k = len(self.classes_)
+        if k < 2:
+            raise ValueError(f"GroupedLogistic: expected at least 2 classes in y, got 1 class ({self.classes_[0]!r}).")
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
         n_g = len(np.unique(groups))
         cs = list(self.Cs)
         if len(cs) > 1 and n_g >= 2:
-            scores = np.zeros(len(cs))
+            # inner out-of-fold predictions pooled over the folds, scored once per C (a fold may hold one class only)
+            oof = np.empty((len(cs), len(y)), dtype=y.dtype)
+            done = np.zeros(len(y), bool)
             for tr, te in GroupKFold(n_splits=min(int(self.inner_splits), n_g)).split(X, y, groups):
                 if len(np.unique(y[tr])) < 2:
                     continue
+                done[te] = True
                 for j, c in enumerate(cs):
-                    scores[j] += balanced_accuracy_score(y[te], self._pipe(c).fit(X[tr], y[tr]).predict(X[te]))
+                    oof[j, te] = self._pipe(c, k).fit(X[tr], y[tr]).predict(X[te])
+            scores = np.array([balanced_accuracy_score(y[done], oof[j, done]) if done.any() and len(np.unique(y[done])) > 1 else 0.0
+                               for j in range(len(cs))])
             self.best_C_ = float(cs[int(np.argmax(scores))])
         else:
             self.best_C_ = float(cs[0])
-        self.estimator_ = self._pipe(self.best_C_).fit(X, y)
+        self.estimator_ = self._pipe(self.best_C_, k).fit(X, y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        from sklearn.utils.validation import check_is_fitted
+        from sklearn.utils.validation import check_array, check_is_fitted
 
         check_is_fitted(self, "estimator_")
+        X = check_array(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but GroupedLogistic is expecting {self.n_features_in_} features as input.")
         return self.estimator_.predict(X)
 
 
