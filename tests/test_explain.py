@@ -239,3 +239,15 @@ def test_attributions_find_the_simulated_driving_band_and_channels(tmp_path):
     shifted_score = _gt_scores(by_roi, leadfield, {roi: roi % 5 for roi in by_roi})  # every ROI given its neighbour's pattern
     assert true_score > 0.15, true_score
     assert shifted_score < 0.15, shifted_score
+
+
+def test_montage_fallback_by_channel_name(tiny_prepared):
+    """Without an electrodes.tsv (no provenance), positions come from MNE's colin27_1005 montage by channel name."""
+    import dataclasses
+
+    from eeg2fmri.evaluation.explain import dataset_montage
+
+    ds = dataclasses.replace(tiny_prepared, provenance={})
+    mont, source = dataset_montage(ds)
+    assert "colin27_1005" in source
+    assert {c.lower() for c in ds.ch_names} <= {c.lower() for c in mont.ch_names}

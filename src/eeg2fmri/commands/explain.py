@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
                    help="attribution methods (default: %(default)s)")
     p.add_argument("--n-windows", type=int, default=128, help="test windows attributed (default: %(default)s)")
     p.add_argument("--n-steps", type=int, default=32, help="Integrated Gradients steps (default: %(default)s)")
-    p.add_argument("--montage", help="MNE standard montage for the topomaps (default: the data's electrodes.tsv, else standard_1005)")
+    p.add_argument("--montage", help="MNE standard montage for the topomaps (default: the data's electrodes.tsv, else colin27_1005)")
     p.add_argument("--out", help="output folder (default: RUN_DIR/explain)")
     p.add_argument("--seed", type=int, default=0, help="seed of the window draw (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")

@@ -262,7 +262,7 @@ def _beira_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------- montage
-def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fallback: str = "standard_1005") -> tuple[Any, str]:
+def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fallback: str = "colin27_1005") -> tuple[Any, str]:
     """Channel positions of the training data as an MNE montage.
 
     Looks for the BIDS ``*_electrodes.tsv`` next to the first run's EEG file

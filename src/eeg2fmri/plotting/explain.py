@@ -54,7 +54,7 @@ def plot_channel_topomaps(maps: np.ndarray, ch_names: list[str], montage: Any, o
     n = len(maps)
     cols = min(n_cols, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.5 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(3.6, 2.4 * cols), 2.5 * rows + 0.6), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         if i >= n:
             ax.axis("off")
@@ -65,7 +65,9 @@ def plot_channel_topomaps(maps: np.ndarray, ch_names: list[str], montage: Any, o
         mne.viz.plot_topomap(v, info, axes=ax, show=False, cmap=cmap if symmetric else "viridis", vlim=vlim, contours=0, sensors=True)
         ax.set_title(titles[i], fontsize=8)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(suptitle, width=int(16 * max(3.6, 2.4 * cols))), fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)

@@ -149,7 +149,7 @@ def explain_run(
     montage : str | None
         An MNE standard montage for the topomaps; default the electrode
         positions of the training data (BIDS ``*_electrodes.tsv``), else
-        ``standard_1005`` by name.
+        ``colin27_1005`` by name.
     out : path-like | None
         Output folder (default ``<run>/explain``); written atomically.
     overwrite, progress_bar : bool
