@@ -171,6 +171,7 @@ def evaluate_run(
     overwrite: bool = False,
     progress_bar: bool = True,
     device: str | None = "auto",
+    intervals: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a trained model and write ``metrics.json``, ``report.md`` and figures.
 
@@ -210,6 +211,10 @@ def evaluate_run(
     progress_bar : bool
     device : {"auto", "cpu", "cuda"} | "cuda:N" | None
         Where a torch model predicts (``"auto"``: a visible GPU, else the CPU).
+    intervals : bool
+        Calibrate per-voxel conformal intervals (50/80/95%) on the validation
+        windows and report their coverage on the test windows
+        (``results["conformal"]``; not for ``cross``).
 
     Returns
     -------
@@ -296,6 +301,18 @@ def evaluate_run(
     if proto == "cross":
         results["cross_dataset"] = cross_info
     results["model"] = name
+    if proto != "cross" and intervals:
+        from eeg2fmri.evaluation.uncertainty import conformal_coverage
+
+        try:
+            conf = conformal_coverage(lm.model, ds_eval, split, targets)
+        except Eeg2fmriInputError as err:
+            notes["conformal intervals"] = f"not computed: {err}"
+        else:
+            conf["_halfwidths"] = conf.pop("halfwidths")
+            results["conformal"] = conf
+            notes["conformal intervals"] = ("coverage on the test windows of per-voxel intervals calibrated on the validation windows: "
+                                            + ", ".join(f"{lv:.0%} -> {c:.3f}" for lv, c in zip(conf["levels"], conf["coverage"])))
     seconds = time.perf_counter() - t0
     with atomic_dir(out_path, overwrite=overwrite) as tmp:
         figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)
