@@ -7,7 +7,7 @@ wall time, the time spent preparing each representation, and every model's fit t
 folds, next to the issue's targets (<= 10 min on a 2-core CPU, <= 2 min on one GPU).
 
     python benchmarks/bench_leaderboard.py --device cpu  [--threads 2] [--protocol loso]
-    python benchmarks/bench_leaderboard.py --device cuda
+    python benchmarks/bench_leaderboard.py --device cuda [--jobs 4]
 
 ``--device cpu`` hides every GPU (``CUDA_VISIBLE_DEVICES=``); pin cores with ``taskset -c 0,1``
 to reproduce a 2-core machine on a larger one.
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["all"])
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default: all cores)")
+    ap.add_argument("--jobs", type=int, default=1, help="benchmark --jobs: folds run at once in worker processes")
     ap.add_argument("--out", type=Path, default=None, help="benchmark output folder (default: temporary)")
     args = ap.parse_args(argv)
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env[k] = str(args.threads)
         cmd = [sys.executable, "-m", "eeg2fmri", "benchmark", str(bids), "--protocol", args.protocol, "--models", *args.models,
-               "--out", str(out), "--overwrite", "-q", "-v"]
+               "--out", str(out), "--overwrite", "-q", "-v", "--device", args.device, "--jobs", str(args.jobs)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     target = 600.0 if args.device == "cpu" else 120.0
     print(f"## benchmark --models {' '.join(args.models)} --protocol {args.protocol}: {args.subjects} subjects x {args.minutes:g} min "
           f"(simulated, seed {args.seed}; simulation {t_sim:.0f} s, not counted)")
-    print(f"device {args.device}, {os.cpu_count()} visible cores, threads {args.threads or 'all'}, {platform.processor() or platform.machine()}")
+    print(f"device {args.device}, {len(os.sched_getaffinity(0))} usable cores, threads {args.threads or 'all'}, jobs {args.jobs}, {platform.processor() or platform.machine()}")
     print()
     print("| what | seconds |")
     print("|---|---:|")

@@ -154,3 +154,38 @@ def test_models_command_lists_inputs_and_configs(capsys):
     line = next(ln for ln in out.splitlines() if ln.startswith("calhas2022"))
     assert " stft " in line
     assert '"latent_cosine": 1.0' in out and "closed form (no training config)" in out
+
+
+def test_benchmark_device_sets_the_trainer(tiny_prepared, monkeypatch, one_torch_thread):
+    """device='cpu' trains torch models on the CPU unless the train config names an accelerator; a bad device is refused."""
+    import eeg2fmri.training as training
+
+    seen = []
+    real = training.fit_model
+
+    def spy(*args, train_config=None, **kw):
+        seen.append(dict((train_config or {}).get("trainer") or {}))
+        return real(*args, train_config=train_config, **kw)
+
+    monkeypatch.setattr(training, "fit_model", spy)
+    cfg = {"optimizer": {"max_epochs": 1, "batch_size": 64}}
+    hp = {"eeg2fmri_net": {"n_members": 2, "seed": 0}}
+    run_benchmark(tiny_prepared, "within", ["eeg2fmri_net"], hparams=hp, train_config=cfg, n_boot=0, device="cpu")
+    torch_runs = [t for t in seen if t]
+    assert torch_runs and all(t["accelerator"] == "cpu" for t in torch_runs)
+    with pytest.raises(Eeg2fmriInputError, match="benchmark: device: expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        run_benchmark(tiny_prepared, "within", ["ridge_hrf"], n_boot=0, device="tpu")
+
+
+def test_benchmark_folds_in_processes_match_a_serial_run(tiny_prepared):
+    """n_jobs=2 runs the folds in worker processes and merges them in fold order: the same leaderboard as a serial run."""
+    serial = run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=20, device="cpu")
+    para = run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=20, device="cpu", n_jobs=2)
+    assert [r["name"] for r in para["leaderboard"]] == [r["name"] for r in serial["leaderboard"]]
+    for a, b in zip(serial["leaderboard"], para["leaderboard"]):
+        for key in ("median_r", "r2", "rmse"):
+            if a.get(key) is not None:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6, nan_ok=True), (a["name"], key)
+    assert para["fits"]["ridge_hrf"]["n_params"] == serial["fits"]["ridge_hrf"]["n_params"]
+    with pytest.raises(Eeg2fmriInputError, match="n_jobs"):
+        run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=0, n_jobs=0)

@@ -41,6 +41,7 @@ def test_evaluate_run_writes_report(trained):
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["model"] == "ridge_hrf" and doc["data"] == str(prep.absolute()) and "rebuilt from the split recorded in the model card" in doc["notes"]["split"]
     assert doc["group"]["models"]["mean"]["rmse"] > 0 and doc["per_subject"]["02"]["data_range"]["value"] > 0
+    assert doc["conformal"]["levels"] == [0.5, 0.8, 0.95] and len(doc["conformal"]["coverage"]) == 3  # intervals calibrated on validation
     report = (out / "report.md").read_text()
     for text in ("**ridge_hrf** reaches a median voxel-wise r of", "subject-mean baseline", "## Per subject", "Peers' own metrics",
                  "calhas_rmse", "1st-99th percentile range", "![r_map_ridge_hrf](r_map_ridge_hrf.png)", "noise ceiling"):

@@ -594,7 +594,7 @@ def test_bids_layout(tmp_path):
 
 
 def test_registry_and_detection_errors(tmp_path):
-    assert set(list_layouts()) == {"bids", "noddi", "ds000116", "cwl", "ds002336", "ds002338", "ds002158", "ds004000"}
+    assert set(list_layouts()) == {"bids", "noddi", "ds000116", "cwl", "ds002336", "ds002338", "ds002158", "ds003768", "ds004000", "neurobolt"}
     assert list_layouts()[0] == "bids"
     with pytest.raises(Eeg2fmriInputError, match=r"layout 'ds999': expected one of \['bids'"):
         get_layout("ds999")

@@ -190,3 +190,53 @@ def test_robust_scaler_errors():
         RobustScaler().fit(np.zeros((1, 3)))
     with pytest.raises(Eeg2fmriInputError, match=r"expected finite values in x, found 1 NaN/Inf"):
         RobustScaler().fit(np.array([[1.0, np.inf], [2.0, 3.0]]))
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_registry_lists_and_describes_every_representation():
+    from eeg2fmri.datasets.prepared import REPRESENTATIONS, PrepareConfig
+    from eeg2fmri.datasets.spec import INPUT_KINDS
+    from eeg2fmri.preprocessing.representations import (
+        Representation,
+        get_representation,
+        list_representations,
+    )
+
+    assert list_representations() == ("bandpower", "stft", "raw") == REPRESENTATIONS
+    assert set(INPUT_KINDS) == set(list_representations())
+    for name in list_representations():
+        rep = get_representation(name)
+        assert isinstance(rep, Representation) and rep.name == rep.input_kind == name
+    cfg = PrepareConfig(frames_per_tr=2, raw_sfreq=50.0, stft_fmax=30.0, bands={"alpha": (8.0, 12.0), "beta": (13.0, 30.0)})
+    bp, st, raw = (get_representation(n) for n in ("bandpower", "stft", "raw"))
+    assert bp.frame_based and st.frame_based and not raw.frame_based
+    assert st.rate_dependent_freqs and not bp.rate_dependent_freqs
+    assert bp.frame_rate(cfg, 2.0) == st.frame_rate(cfg, 2.0) == 1.0 and raw.frame_rate(cfg, 2.0) == 50.0
+    assert bp.rows_per_tr(cfg, 2.0) == 2.0 and raw.rows_per_tr(cfg, 2.0) == 100.0
+    assert bp.default_window(cfg, 2.0, 16.0) == 18 and raw.default_window(cfg, 2.0, 16.0) == 900
+    assert bp.input_shape(4, 2, 18) == (4, 2, 18) and raw.input_shape(4, None, 900) == (4, 900)
+    assert (bp.needed_fmax(cfg), st.needed_fmax(cfg), raw.needed_fmax(cfg)) == (30.0, 30.0, 20.0)
+    assert cfg.needed_fmax() == 30.0
+    with pytest.raises(Eeg2fmriInputError, match=r"expected one of \['bandpower', 'stft', 'raw'\], got 'wavelet'"):
+        get_representation("wavelet")
+
+
+def test_registry_compute_is_what_prepare_stores():
+    """eeg_representation is the registered representation's compute on the work-rate EEG."""
+    from eeg2fmri.datasets.prepared import PrepareConfig, eeg_representation, load_eeg_lowrate
+    from eeg2fmri.preprocessing.representations import get_representation
+
+    rng = np.random.default_rng(0)
+    info = mne.create_info([f"E{i}" for i in range(3)], 200.0, "eeg")
+    raw = mne.io.RawArray(rng.standard_normal((3, 200 * 60)) * 1e-5, info, verbose=False)
+    onsets = np.arange(1.0, 55.0, 2.0)
+    for cfg in (PrepareConfig(), PrepareConfig(representation="stft", stft_fmax=40.0), PrepareConfig(representation="raw", raw_sfreq=50.0)):
+        got = eeg_representation(raw, cfg, tr=2.0, onsets=onsets)
+        c = cfg.resolved(200.0)
+        data, wsf, _ = load_eeg_lowrate(raw, c)
+        want = get_representation(cfg.representation).compute(data, wsf, onsets, 2.0, c)
+        np.testing.assert_array_equal(got["features"], want["features"])
+        np.testing.assert_array_equal(got["window_end"], want["window_end"])
+        assert got["frame_rate"] == want["frame_rate"] and got["freqs"] == want["freqs"]

@@ -160,6 +160,16 @@ def test_raw_representation_and_noop_reprepare(tiny_bids, tmp_path):
     mtime = (out / "manifest.json").stat().st_mtime_ns
     _, written2 = prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 50.0}, progress_bar=False)
     assert not written2 and (out / "manifest.json").stat().st_mtime_ns == mtime
+    # a manifest written before a config key existed (the key at its default) is still the same config
+    import json
+
+    man = json.loads((out / "manifest.json").read_text())
+    for key in ("clean", "channels", "channel_positions"):
+        assert man["config"].pop(key) is None
+    (out / "manifest.json").write_text(json.dumps(man))
+    mtime = (out / "manifest.json").stat().st_mtime_ns
+    _, written3 = prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 50.0}, progress_bar=False)
+    assert not written3 and (out / "manifest.json").stat().st_mtime_ns == mtime
     with pytest.raises(Eeg2fmriInputError, match="already exists"):
         prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 40.0}, progress_bar=False)
 

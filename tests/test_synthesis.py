@@ -275,3 +275,49 @@ def test_synthesize_cli(tiny_bids, ridge_dir, tmp_path, capsys):
     assert "nope.vhdr: EEG file not found; check the path." in capsys.readouterr().err
     assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(tmp_path / "t.nii.gz"), "--tr", "1", "-q", "--no-uncertainty"]) == 0
     assert nib.load(tmp_path / "t.nii.gz").header.get_zooms()[3] == pytest.approx(1.0)
+
+
+def test_device_choice_and_errors(tiny_bids, tiny_prepared, tmp_path, capsys):
+    """--device: auto falls back to the CPU, cuda never falls back silently, the sidecar says where it ran."""
+    import torch
+
+    from eeg2fmri.datasets.targets import default_window
+    from eeg2fmri.models import DataSpec, build_model, save_model
+    from eeg2fmri.models.predictor import TorchPredictor, place_model, resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == resolve_device("auto") and resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(Eeg2fmriInputError, match="expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(Eeg2fmriInputError, match=r"--device: expected a visible CUDA GPU for 'cuda', found none .*use 'cpu' or 'auto'"):
+            resolve_device("cuda", where="--device")
+    else:
+        with pytest.raises(Eeg2fmriInputError, match="expected a GPU index below"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    cfg = PrepareConfig(representation="stft", stft_fmax=30.0)
+    freqs = np.fft.rfftfreq(200, 1 / 100.0)
+    freqs = freqs[(freqs >= cfg.stft_fmin - 1e-9) & (freqs <= cfg.stft_fmax + 1e-9)]
+    n_frames = default_window(2.0, 0.5)
+    chans = tuple(tiny_prepared.ch_names)
+    spec = DataSpec("stft", (len(chans), len(freqs), n_frames), (int(tiny_prepared.mask.sum()),), 100.0, 2.0, chans, tuple(freqs), 0.5, 2)
+    model = build_model("calhas2022", spec, latent_dim=19, n_fourier=8)
+    # place_model moves torch modules and predictors, leaves closed-form models alone
+    tp = place_model(TorchPredictor(model, spec), "cpu")
+    assert tp.device == torch.device("cpu") and next(model.parameters()).device.type == "cpu"
+    sentinel = object()
+    assert place_model(sentinel, "cpu") is sentinel and place_model(model, None) is model
+    save_model(model, tmp_path / "m", spec=spec, name="calhas2022", hparams={"latent_dim": 19, "n_fourier": 8},
+               mask=tiny_prepared.mask, affine=tiny_prepared.affine, window={"n_frames": n_frames, "lag": 0}, prepare=cfg.to_dict())
+    eeg = tiny_bids / EEG_NAME
+    synthesize(eeg, tmp_path / "m", tmp_path / "cpu.nii.gz", device="cpu", progress_bar=False)
+    assert json.loads((tmp_path / "cpu.json").read_text())["Device"] == "cpu"
+    if torch.cuda.is_available():
+        synthesize(eeg, tmp_path / "m", tmp_path / "gpu.nii.gz", device="cuda", progress_bar=False)
+        assert json.loads((tmp_path / "gpu.json").read_text())["Device"].startswith("cuda")
+        np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "gpu.nii.gz").dataobj), np.asarray(nib.load(tmp_path / "cpu.nii.gz").dataobj),
+                                   atol=2e-3, rtol=2e-3)
+    else:
+        assert main(["synthesize", str(eeg), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "g.nii.gz"), "-q", "--device", "cuda"]) == 2
+        assert "synthesize: device: expected a visible CUDA GPU for 'cuda', found none" in capsys.readouterr().err
+        assert not (tmp_path / "g.nii.gz").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from eeg2fmri.commands._common import add_device
+from eeg2fmri.preprocessing.representations import list_representations
+
 NAME = "benchmark"
 ORDER = 65
 HELP = "train and evaluate several models under one protocol and print a leaderboard"
@@ -37,6 +40,9 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--out", help="output folder (leaderboard.md/.json, metrics.json; prepared/ for BIDS input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
+    add_device(p, "train and predict")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="folds run at once, each in its own process with a share of the cores (-1: one per core; default: %(default)s)")
 
 
 def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | None = None):
@@ -134,8 +140,8 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
         cfg = train_config if train_config is not None or getattr(cls, "kind", "torch") == "sklearn" else getattr(cls, "recommended_train_config", None)
         key = (rep, json.dumps(cfg, sort_keys=True, default=str))
         groups.setdefault(key, {"representation": rep, "models": [], "train_config": cfg})["models"].append(m)
-    order = {"bandpower": 0, "stft": 1, "raw": 2}
-    return sorted(groups.values(), key=lambda g: order.get(g["representation"], 3)), refused
+    order = {name: i for i, name in enumerate(list_representations())}  # band power, stft, raw
+    return sorted(groups.values(), key=lambda g: order.get(g["representation"], len(order))), refused
 
 
 def _mapping(text: str | None, what: str) -> dict:
@@ -240,7 +246,7 @@ def run(args) -> int:
         g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
         bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
-                              progress_bar=not args.quiet)
+                              progress_bar=not args.quiet, device=args.device, n_jobs=args.jobs)
         benches.append((g, bench))
     rows = _merged_rows(benches) + refused
     bench = benches[0][1]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from eeg2fmri.commands._pairing import add_pairing_arguments, pairing_options
+
 NAME = "datasets"
 ORDER = 25
 HELP = "list the supported dataset layouts (published EEG-fMRI datasets) and check a folder against one"
 DESCRIPTION = (
     "Without arguments: list every layout and what it needs on disk. With NAME: show that layout in detail "
     "(files, volume timing, TR, channels dropped, options). With --check ROOT: find the runs of the folder ROOT "
-    "(layout NAME, or detected) and report missing or unpaired pieces; exit status 0 when it is usable."
+    "(layout NAME, or detected) and report missing or unpaired pieces (for BIDS-style layouts a run-by-run pairing table: "
+    "what was paired, what was left out and why); exit status 0 when it is usable."
 )
 
 
@@ -16,6 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("name", nargs="?", help="a layout name (see the list); with --check, 'auto' (default) detects it")
     p.add_argument("--check", metavar="ROOT", help="check the dataset folder ROOT against the layout")
     p.add_argument("--subjects", nargs="+", help="with --check only: only these subject labels")
+    add_pairing_arguments(p)
 
 
 def run(args) -> int:
@@ -27,6 +31,7 @@ def run(args) -> int:
                                  "add --check ROOT or drop --subjects.")
     if args.check:
         opts = {"subjects": args.subjects} if args.subjects else {}
+        opts.update(pairing_options(args))
         rep = check_layout(args.check, args.name or "auto", **opts)
         print("\n".join(rep.lines()))
         if rep.ok:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eeg2fmri.commands._common import add_device
+
 NAME = "evaluate"
 ORDER = 60
 HELP = "evaluate a trained model on its held-out test split: metrics.json, report and figures"
@@ -32,6 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--html", action="store_true", help="also write report.html (figures embedded)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_device(p, "predict")
 
 
 def run(args) -> int:
@@ -46,7 +49,7 @@ def run(args) -> int:
         opts["fold"] = args.fold
     out, res = evaluate_run(args.run_dir, model=args.model, data=args.data, protocol=args.protocol, split_options=opts, train_data=args.train_data,
                             subjects=args.subjects, out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=args.html,
-                            overwrite=args.overwrite, progress_bar=not args.quiet)
+                            overwrite=args.overwrite, progress_bar=not args.quiet, device=args.device)
     g = res["group"]["models"]
     name = res["model"]
     ci = g[name].get("median_r_ci")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from eeg2fmri.commands._pairing import add_pairing_arguments, pairing_options
 from eeg2fmri.utils.config import read_config
 
 NAME = "prepare"
@@ -19,6 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields")
     p.add_argument("--subjects", nargs="*", help="subset of subject labels")
     p.add_argument("--layout", default="bids", help="dataset layout: bids (default), auto, or a published dataset's name (see `eeg2fmri datasets`)")
+    add_pairing_arguments(p)
     p.add_argument("--jobs", type=int, default=1, help="runs prepared in parallel (default: %(default)s)")
     p.add_argument("--clean", help="remove scanner artifacts from the EEG first: 'gradient', 'bcg' or 'gradient,bcg' (AAS for gradient, "
                    "PCA-OBS for pulse; 'bcg=aas' picks average subtraction); overrides the config's clean")
@@ -34,7 +36,8 @@ def run(args) -> int:
 
         config["clean"] = parse_clean_steps(args.clean)
     out, written = prepare(args.bids_root, args.out, config, subjects=args.subjects, overwrite=args.overwrite,
-                           progress_bar=not args.quiet, n_jobs=args.jobs, layout=args.layout)
+                           progress_bar=not args.quiet, n_jobs=args.jobs, layout=args.layout,
+                           layout_options=pairing_options(args) or None)
     ds = load_prepared(out)
     what = "wrote" if written else "up to date (same inputs and config):"
     print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {int(ds.mask.sum())} voxels, representation {ds.representation}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from eeg2fmri.commands._common import add_device
+
 NAME = "synthesize"
 ORDER = 70
 HELP = "turn an EEG-only recording into a 4D BOLD NIfTI with a trained model"
@@ -25,7 +27,10 @@ def add_arguments(p) -> None:
                      help="require an uncertainty NIfTI (default: written when the model provides one)")
     unc.add_argument("--no-uncertainty", dest="uncertainty", action="store_false", help="never write an uncertainty NIfTI")
     p.add_argument("--chunk-seconds", type=float, default=120.0, help="EEG seconds processed per chunk (default: %(default)s)")
+    p.add_argument("--channel-positions", default=None, metavar="file|MONTAGE",
+                   help="map channels missing by name by electrode position: 'file' (the recording's digitisation) or an MNE montage, e.g. biosemi64")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_device(p, "predict")
 
 
 def run(args) -> int:
@@ -33,7 +38,8 @@ def run(args) -> int:
     from eeg2fmri.synthesis.synthesize import output_paths
 
     out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
-                     chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet)
+                     chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
+                     channel_positions=args.channel_positions)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

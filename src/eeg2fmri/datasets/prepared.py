@@ -22,11 +22,7 @@ import numpy as np
 
 from eeg2fmri.io.bold import load_masked_bold
 from eeg2fmri.io.sync import DEFAULT_MARKERS
-from eeg2fmri.preprocessing import (
-    band_envelopes,
-    bin_frames,
-    standardize_features,
-)
+from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
@@ -102,6 +98,14 @@ class PrepareConfig:
         NIfTI (resampled to the BOLD grid, with a note, when grids differ).
     atlas_radius : float
         Sphere radius in mm for coordinate atlases.
+    channels : list of str | None
+        Give every run exactly these EEG channels, in this order: by name, else
+        by electrode position (``channel_positions``), else interpolated
+        (:func:`eeg2fmri.preprocessing.channels.map_channels_by_position`); the
+        manifest records the mapping per run. ``None``: the runs' own EEG channels.
+    channel_positions : str | None
+        With ``channels``: ``"file"`` (the recordings' digitisation, default) or
+        an MNE standard montage such as ``"biosemi64"``.
     """
 
     bands: dict | str = "auto"
@@ -126,6 +130,8 @@ class PrepareConfig:
     confounds: list | None = None
     atlas: str | None = None
     atlas_radius: float = 5.0
+    channels: list | None = None
+    channel_positions: str | None = None
 
     def resolved(self, sfreq: float) -> PrepareConfig:
         """This config with ``bands="auto"`` replaced by the bands of EEG sampled at ``sfreq`` (Hz)
@@ -139,13 +145,7 @@ class PrepareConfig:
 
     def needed_fmax(self) -> float:
         """Highest EEG frequency the representation uses (Hz)."""
-        if self.representation == "stft":
-            return float(self.stft_fmax)
-        if self.representation == "raw":
-            return float(self.raw_sfreq) / 2.5
-        if isinstance(self.bands, str):
-            raise ValueError("bands='auto' must be resolved with PrepareConfig.resolved(sfreq) first")
-        return float(max(hi for _, hi in self.bands.values()))
+        return get_representation(self.representation).needed_fmax(self)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -165,7 +165,8 @@ class PrepareConfig:
         return cls(**d)
 
 
-REPRESENTATIONS = ("bandpower", "stft", "raw")
+#: Names of the registered representations (preprocessing/representations/).
+REPRESENTATIONS = list_representations()
 
 
 @dataclass
@@ -465,16 +466,6 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
     return out, wsf, picks
 
 
-def _frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str) -> tuple[np.ndarray, int]:
-    flen = tr / m
-    n_pre = int(np.floor(onsets[0] / flen + 1e-9))
-    starts_pre = onsets[0] - flen * np.arange(n_pre, 0, -1)
-    starts_in = (onsets[:, None] + flen * np.arange(m)[None, :]).ravel()
-    if starts_in[-1] + flen > dur + 1e-6:
-        raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
-    return np.concatenate([starts_pre, starts_in]), n_pre
-
-
 def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> dict[str, Any]:
     """Turn one EEG recording into its continuous representation.
 
@@ -501,47 +492,8 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
     if onsets is None:
         onsets = np.arange(int(np.floor(dur / tr))) * tr
     onsets = np.asarray(onsets, dtype=np.float64)
-    m = config.frames_per_tr
-    rep_kind = config.representation
-    if rep_kind == "bandpower":
-        starts, n_pre = _frame_starts(onsets, tr, m, dur, where)
-        power, prate = band_envelopes(data, wsf, config.bands, out_rate=max(8.0 * m / tr, 10.0))
-        frames = bin_frames(power, prate, starts, tr / m)  # (n_frames, n_bands, n_chans)
-        del power
-        feats = standardize_features(np.transpose(frames, (0, 2, 1)))
-        freqs = [float(np.mean(b)) for b in config.bands.values()]
-        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
-        frame_rate = m / tr
-    elif rep_kind == "stft":
-        from eeg2fmri.preprocessing.representations import stft_frames
-
-        fmax = min(config.stft_fmax, 0.99 * wsf / 2)
-        feats, f, n_pre = stft_frames(data, wsf, onsets, tr / m, config.stft_fmin, fmax, frames_per_tr=m, log=config.stft_log)
-        feats = standardize_features(feats, log=False) if config.stft_log else (feats / max(float(np.median(feats)), 1e-30)).astype(np.float32)
-        freqs = [float(v) for v in f]
-        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
-        frame_rate = m / tr
-    else:
-        rsf = float(config.raw_sfreq)
-        if abs(rsf - wsf) < 1e-9:
-            x = data
-        else:
-            from fractions import Fraction
-
-            from scipy.signal import resample_poly
-
-            fr = Fraction(rsf / wsf).limit_denominator(1000)
-            x = resample_poly(data.astype(np.float64), fr.numerator, fr.denominator, axis=1)
-        med = np.median(x, axis=1, keepdims=True)
-        q75, q25 = np.percentile(x, [75, 25], axis=1, keepdims=True)
-        scale = (q75 - q25) / 1.349
-        scale[scale <= 0] = 1.0
-        feats = np.ascontiguousarray(((x - med) / scale).T, dtype=np.float32)  # (n_samples, n_chans)
-        freqs = None
-        window_end = np.round((onsets + tr) * rsf).astype(np.int64)
-        if window_end[-1] > len(feats):
-            raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
-        frame_rate = rsf
+    r = get_representation(config.representation).compute(data, wsf, onsets, tr, config, where=where)
+    feats, freqs, window_end, frame_rate = r["features"], r["freqs"], r["window_end"], r["frame_rate"]
     return dict(features=feats, window_end=np.asarray(window_end, dtype=np.int64), frame_rate=float(frame_rate), freqs=freqs, ch_names=ch,
                 onsets=onsets, sfreq=float(raw.info["sfreq"]))
 
@@ -564,6 +516,8 @@ def _validate_config(cfg: PrepareConfig) -> None:
 
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
+    if cfg.channel_positions is not None and not cfg.channels:
+        raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
         raise Eeg2fmriInputError(f"prepare option bands: expected 'auto' or a mapping name -> [low, high] in Hz, got {cfg.bands!r}.")
     if cfg.clean is not None:
@@ -622,13 +576,18 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
 
         raw, cleaning = clean_for_prepare(raw, cfg.clean, tr=tr, marker=cfg.marker, onsets=sync.onsets, where=where)
+    chmap = None
+    if cfg.channels:
+        from eeg2fmri.preprocessing.channels import map_channels_by_position
+
+        raw, chmap = map_channels_by_position(raw, [str(c) for c in cfg.channels], positions=cfg.channel_positions or "file", where=where)
     art = None
     if cfg.check_artifacts:
         from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
 
         art = check_gradient_artifacts(raw, tr=tr, where=where)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning}
+    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap}
 
 
 def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int) -> tuple[PreparedRun, dict, dict]:
@@ -651,6 +610,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
     if eeg.get("cleaning") is not None:
         prov["cleaning"] = eeg["cleaning"]
+    if eeg.get("chmap") is not None:
+        prov["channel_mapping"] = eeg["chmap"].to_dict()
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
 
@@ -801,6 +762,10 @@ def _records(root, subjects, layout: str, layout_options: dict | None) -> list:
                 "use labels from that list (with or without 'sub-'), or check the folder with `eeg2fmri datasets --check ROOT`."
             )
     eeg_only = [r.key for r in records if r.bold_path is None]
+    roi_only = [r.key for r in records if r.bold_path is None and getattr(r, "meta", {}).get("roi_targets")]
+    if roi_only:
+        raise Eeg2fmriInputError(f"{root}: runs {roi_only[:5]} have ROI target tables instead of BOLD volumes (layout {layout!r}); prepare needs BOLD "
+                                 "volumes. Read the targets with eeg2fmri.io.layouts.neurobolt.read_roi_targets; training on ROI tables is not supported yet.")
     if eeg_only:
         raise Eeg2fmriInputError(f"{root}: runs {eeg_only[:5]} have EEG but no BOLD (an EEG-only layout?); preparing training data needs both. "
                                  "Use `eeg2fmri synthesize` for EEG-only recordings.")
@@ -837,7 +802,11 @@ def prepare(
         records = _records(bids_root, subjects, layout, layout_options)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
             r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
-        if same_inputs and old.get("config") == _resolve_bands(cfg, records).to_dict():
+        try:  # keys added since the manifest was written take their defaults, so a newer eeg2fmri does not redo the same work
+            old_cfg = PrepareConfig.from_dict(old.get("config") or {}).to_dict()
+        except (Eeg2fmriInputError, TypeError, ValueError):
+            old_cfg = None
+        if same_inputs and old_cfg == _resolve_bands(cfg, records).to_dict():
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
     ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)

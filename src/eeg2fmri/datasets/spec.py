@@ -22,11 +22,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
 
 __all__ = ["INPUT_KINDS", "DataSpec"]
 
-INPUT_KINDS = ("raw", "stft", "bandpower")
+#: Every registered representation (eeg2fmri.preprocessing.representations): the three built-in ones in
+#: their historical order, then any other.
+INPUT_KINDS = ("raw", "stft", "bandpower") + tuple(n for n in list_representations() if n not in ("raw", "stft", "bandpower"))
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         check_choice(self.input_kind, "input_kind", INPUT_KINDS)
-        expected = 2 if self.input_kind == "raw" else 3
+        expected = 3 if get_representation(self.input_kind).frame_based else 2  # (chans, freqs, frames) or (chans, samples)
         if len(self.input_shape) != expected:
             raise Eeg2fmriInputError(
                 f"expected a {expected}-axis input_shape for input_kind={self.input_kind!r}, "

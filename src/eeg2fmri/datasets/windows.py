@@ -21,6 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from eeg2fmri.datasets.prepared import PreparedDataset, PreparedRun
 from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
 __all__ = ["ThreadedBatchLoader", "WindowDataset", "run_windows", "valid_volumes", "window_matrix", "dataset_spec"]
@@ -87,17 +88,18 @@ def window_matrix(ds: PreparedDataset, selection: dict[int, np.ndarray], n_frame
 def dataset_spec(ds: PreparedDataset, n_frames: int, output_shape: tuple[int, ...] | None = None) -> DataSpec:
     """The :class:`DataSpec` of windows of ``n_frames`` -> masked voxels (or ``output_shape``)."""
     rep = ds.representation
+    representation = get_representation(rep)
     n_ch = len(ds.ch_names)
-    if rep == "raw":
-        shape: tuple[int, ...] = (n_ch, int(n_frames))
+    if not representation.frame_based:
+        shape: tuple[int, ...] = representation.input_shape(n_ch, None, n_frames)
     else:
         n_f = len(ds.freqs) if ds.freqs is not None else len(ds.bands)
-        shape = (n_ch, n_f, int(n_frames))
+        shape = representation.input_shape(n_ch, n_f, n_frames)
     return DataSpec(
         input_kind=rep,
         input_shape=shape,
         output_shape=tuple(output_shape) if output_shape is not None else (int(ds.mask.sum()),),
-        sfreq=float(ds.frame_rate if rep == "raw" else ds.sfreq),
+        sfreq=float(ds.sfreq if representation.frame_based else ds.frame_rate),
         tr=float(ds.tr),
         ch_names=tuple(ds.ch_names),
         freqs=None if ds.freqs is None else tuple(float(f) for f in ds.freqs),

@@ -19,6 +19,7 @@ import numpy as np
 from eeg2fmri.datasets.prepared import PreparedDataset, PreparedRun
 from eeg2fmri.datasets.targets import Split, make_split
 from eeg2fmri.datasets.windows import valid_volumes
+from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -90,7 +91,7 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
         diffs.append(f"frame rate {train.frame_rate} vs {test.frame_rate} Hz")
     if train.representation == "bandpower" and dict(train.config.bands) != dict(test.config.bands):
         diffs.append(f"bands {dict(train.config.bands)} vs {dict(test.config.bands)}")
-    if train.representation == "stft":
+    if get_representation(train.representation).rate_dependent_freqs:  # STFT bins
         fa, fb = train.freqs, test.freqs
         if (fa is None) != (fb is None) or (fa is not None and (len(fa) != len(fb) or not np.allclose(fa, fb))):
             diffs.append(f"STFT bins ({0 if fa is None else len(fa)} vs {0 if fb is None else len(fb)})")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,10 +52,11 @@ from eeg2fmri.evaluation.metrics import (
     ssim3d_series,
     summarize_r,
 )
+from eeg2fmri.preprocessing.atlas import load_labels
 from eeg2fmri.simulate.groundtruth import groundtruth_ceilings
 from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.jsonable import to_jsonable
-from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.logs import progress
 from eeg2fmri.utils.rng import check_random_state
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
@@ -158,64 +158,6 @@ def measured_block_len(residuals: np.ndarray, tr: float, *, threshold: float = 0
     below = np.nonzero(med < threshold)[0]
     lag = int(below[0]) if len(below) else n
     return int(min(max(base, 2 * lag), max(1, n // 2)))
-
-
-# --------------------------------------------------------------------------- atlas
-
-
-def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, *, where: str = "atlas") -> np.ndarray:
-    """ROI labels of the masked voxels from an atlas.
-
-    Parameters
-    ----------
-    atlas : path-like | nibabel image | array
-        Integer labels (0 = background) on the data grid, as a volume
-        ``(X, Y, Z)`` or one label per masked voxel ``(n_voxels,)``. A NIfTI
-        on another grid is resampled to the data grid with nearest-neighbour
-        interpolation (reported).
-    mask : array of bool, shape (X, Y, Z)
-    affine : array, shape (4, 4) | None
-        Data grid affine (needed to resample an image on another grid).
-
-    Returns
-    -------
-    labels : array of int64, shape (n_voxels,)
-    """
-    import nibabel as nib
-
-    n_vox = int(mask.sum())
-    if isinstance(atlas, (str, os.PathLike)):
-        p = Path(atlas)
-        if not p.exists():
-            raise Eeg2fmriInputError(f"{p}: atlas file not found; pass a NIfTI of integer labels on the data grid.")
-        atlas = nib.load(p)
-    if isinstance(atlas, nib.spatialimages.SpatialImage):
-        img = atlas
-        if img.shape[:3] != mask.shape or (affine is not None and not np.allclose(img.affine, affine, atol=1e-3)):
-            if affine is None:
-                raise Eeg2fmriInputError(f"{where}: grid {img.shape[:3]} differs from the data grid {mask.shape}; resample the atlas to the data grid.")
-            from nilearn.image import resample_img
-
-            logger.info("%s: resampling the atlas from grid %s to the data grid %s (nearest neighbour)", where, img.shape[:3], mask.shape)
-            img = resample_img(img, target_affine=affine, target_shape=mask.shape, interpolation="nearest", force_resample=True, copy_header=True)
-        lab = np.asarray(img.dataobj)
-        if lab.ndim == 4 and lab.shape[3] == 1:
-            lab = lab[..., 0]
-    else:
-        lab = np.asarray(atlas)
-    if lab.shape == mask.shape:
-        lab = lab[mask]
-    if lab.shape != (n_vox,):
-        raise Eeg2fmriInputError(
-            f"{where}: expected labels of shape {mask.shape} (the data grid) or ({n_vox},) (one per masked voxel), got {lab.shape}; "
-            "resample the atlas to the data grid."
-        )
-    if lab.dtype.kind not in "fiu" or not np.all(np.isfinite(lab)) or (lab < 0).any() or (lab != np.round(lab)).any():
-        raise Eeg2fmriInputError(f"{where}: expected whole-number labels >= 0 (0 = background); resample atlases with nearest-neighbour interpolation.")
-    lab = lab.astype(np.int64)
-    if not lab.any():
-        raise Eeg2fmriInputError(f"{where}: no ROI label inside the brain mask (all 0); check that the atlas is on the data's space.")
-    return lab
 
 
 # --------------------------------------------------------------------------- scoring

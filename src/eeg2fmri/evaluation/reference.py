@@ -29,6 +29,7 @@ from eeg2fmri.datasets.prepared import PreparedDataset, PreparedRun
 from eeg2fmri.datasets.targets import Split, default_window
 from eeg2fmri.datasets.windows import valid_volumes
 from eeg2fmri.preprocessing import band_envelopes, bin_frames, standardize_features
+from eeg2fmri.preprocessing.representations import get_representation
 
 __all__ = ["bandpower_view"]
 
@@ -76,6 +77,20 @@ def _raw_bands(ds: PreparedDataset) -> tuple[list[PreparedRun], dict]:
     return runs, bands
 
 
+def _cached_bands(ds: PreparedDataset, compute):
+    """``compute(ds)``, kept on the dataset object: every fold of a benchmark derives the same band power once."""
+    key = (ds.representation, repr(ds.config.to_dict()), tuple(id(r) for r in ds.runs))
+    cache = ds.__dict__.setdefault("_bandpower_view_cache", {})
+    if key not in cache:
+        cache.clear()  # one entry: the dataset's current configuration
+        cache[key] = compute(ds)
+    return cache[key]
+
+
+#: How each non-band-power representation becomes band power (evaluation-side: they read prepared runs).
+_BAND_VIEWS = {"stft": _stft_bands, "raw": _raw_bands}
+
+
 def bandpower_view(ds: PreparedDataset, split: Split) -> tuple[PreparedDataset, Split]:
     """A band-power version of an STFT or raw dataset, with the same volumes selected.
 
@@ -99,19 +114,18 @@ def bandpower_view(ds: PreparedDataset, split: Split) -> tuple[PreparedDataset, 
         With the reason when no band fits, the split has a lag, or a test
         volume has no complete band-power window.
     """
-    if ds.representation == "stft":
-        runs, bands = _stft_bands(ds)
-        n_frames = split.n_frames
-    elif ds.representation == "raw":
-        if split.lag:
-            raise ValueError("the split has a lag, which has no band-power equivalent")
-        runs, bands = _raw_bands(ds)
-        n_frames = default_window(ds.tr, ds.config.frames_per_tr / ds.tr)
-    else:
+    to_bands = _BAND_VIEWS.get(ds.representation)
+    if to_bands is None:
         raise ValueError(f"representation {ds.representation!r} is already band power or unknown")
+    frame_based = get_representation(ds.representation).frame_based
+    if not frame_based and split.lag:
+        raise ValueError("the split has a lag, which has no band-power equivalent")
+    runs, bands = _cached_bands(ds, to_bands)
+    # frame-based representations keep their frames (the same windows); sample-based ones get frames of tr / frames_per_tr
+    n_frames = split.n_frames if frame_based else default_window(ds.tr, ds.config.frames_per_tr / ds.tr)
     cfg = replace(ds.config, representation="bandpower", bands=dict(bands))
     view = replace(ds, runs=runs, config=cfg, frame_rate=ds.config.frames_per_tr / ds.tr, freqs=[float(np.mean(b)) for b in bands.values()])
-    lag = int(split.lag) if ds.representation == "stft" else 0
+    lag = int(split.lag) if frame_based else 0
     sel: dict[str, dict[int, np.ndarray]] = {}
     for name, parts in split.selections.items():
         sel[name] = {}

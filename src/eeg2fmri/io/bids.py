@@ -52,17 +52,21 @@ class RunRecord:
         return "_".join(parts)
 
 
-def _bold_candidates(func_dir: Path, ent: dict[str, str]) -> list[Path]:
-    out = []
-    for p in sorted(func_dir.glob("*_bold.nii*")) if func_dir.is_dir() else []:
-        e = parse_entities(p.name)
-        if all(e.get(k) == ent.get(k) for k in ("sub", "ses", "task", "run")):
-            out.append(p)
-    return out
-
-
-def find_runs(bids_root: str | os.PathLike, *, require_bold: bool = True, subjects: list[str] | None = None) -> list[RunRecord]:
+def find_runs(
+    bids_root: str | os.PathLike,
+    *,
+    require_bold: bool = True,
+    subjects: list[str] | None = None,
+    sessions: list[str] | None = None,
+    tasks: list[str] | None = None,
+    bold_entities: dict[str, str | None] | list[str] | None = None,
+    derivatives: str | os.PathLike | None = None,
+    space: str | None = None,
+) -> list[RunRecord]:
     """Pair every EEG run of a BIDS dataset with its BOLD run.
+
+    Pairing goes through mne-bids (:func:`eeg2fmri.io.pairing.pair_bids_runs`,
+    which also returns the table of what was left out and why).
 
     Parameters
     ----------
@@ -72,46 +76,43 @@ def find_runs(bids_root: str | os.PathLike, *, require_bold: bool = True, subjec
         Raise if an EEG run has no matching ``func/*_bold.nii[.gz]`` (same
         subject, session, task and run); ``False`` keeps EEG-only runs with
         ``bold_path=None``.
-    subjects : list of str | None
-        Restrict to these subject labels (without ``sub-``).
+    subjects, sessions, tasks : list of str | None
+        Restrict to these labels (without ``sub-``/``ses-``/``task-``).
+    bold_entities : dict | list of "K=V" | None
+        Choose among BOLD files that share subject/session/task/run and differ
+        by ``acq-``, ``echo-``, ``ce-``, ``dir-``, ``rec-`` (or ``space-``), e.g.
+        ``{"echo": "1"}``.
+    derivatives : path-like | None
+        fMRIPrep derivatives folder: BOLD is its
+        ``*_space-<space>_desc-preproc_bold.nii.gz`` (confounds beside it).
+    space : str | None
+        fMRIPrep output space (with ``derivatives``).
 
     Returns
     -------
     runs : list of RunRecord
         Sorted by subject, session, task, run.
     """
+    from eeg2fmri.io.pairing import pair_bids_runs
+
     root = Path(bids_root)
-    if not root.is_dir():
-        raise Eeg2fmriInputError(f"{root}: expected a BIDS dataset folder, found {'a file' if root.exists() else 'nothing'}; pass the folder that holds sub-*/.")
-    eeg_files = []
-    for ext in EEG_EXTENSIONS:
-        eeg_files += list(root.glob(f"sub-*/eeg/*_eeg{ext}")) + list(root.glob(f"sub-*/ses-*/eeg/*_eeg{ext}"))
-    if not eeg_files:
+    table = pair_bids_runs(root, subjects=subjects, sessions=sessions, tasks=tasks, bold_entities=bold_entities, derivatives=derivatives,
+                           space=space, keep_eeg_only=not require_bold)
+    eeg_rows = [r for r in table.rows if r.eeg_path is not None]
+    if not eeg_rows and subjects is None:
         raise Eeg2fmriInputError(
             f"{root}: expected EEG files sub-*/[ses-*/]eeg/*_eeg.{{vhdr,edf,bdf,set,fif}}, found none; "
             "is this a BIDS EEG dataset? For a published dataset's own layout see `eeg2fmri datasets`."
         )
-    runs: dict[tuple, RunRecord] = {}
-    for eeg in sorted(eeg_files):
-        ent = parse_entities(eeg.name)
-        if "sub" not in ent:
-            continue
-        if subjects is not None and ent["sub"] not in subjects:
-            continue
-        key = tuple(ent.get(k) for k in ("sub", "ses", "task", "run"))
-        if key in runs:  # a second format of the same run (e.g. .edf next to .vhdr): keep the first
-            continue
-        func = eeg.parent.parent / "func"
-        cands = _bold_candidates(func, ent)
-        if len(cands) > 1:
-            raise Eeg2fmriInputError(f"{eeg}: expected one matching BOLD file, found {len(cands)}: {[c.name for c in cands]}; remove duplicates or use acq- entities.")
-        if not cands and require_bold:
-            stem = "_".join(f"{k}-{ent[k]}" for k in ("sub", "ses", "task", "run") if k in ent)
+    for r in eeg_rows:
+        if r.status == "ambiguous":
+            raise Eeg2fmriInputError(f"{r.eeg_path}: expected one matching BOLD file, found {r.reason}.")
+        if r.status == "left out":
             raise Eeg2fmriInputError(
-                f"{eeg}: found EEG but no BOLD run; expected {func / (stem + '_bold.nii.gz')}. "
+                f"{r.eeg_path}: found EEG but {r.reason}. "
                 "Add the BOLD file, remove the EEG run, or pass require_bold=False for EEG-only use."
             )
-        runs[key] = RunRecord(ent["sub"], ent.get("ses"), ent.get("task"), ent.get("run"), eeg, cands[0] if cands else None)
+    runs = [RunRecord(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path) for r in eeg_rows]
     if not runs:
         raise Eeg2fmriInputError(f"{root}: no runs left for subjects={subjects}; check the subject labels (without 'sub-').")
-    return [runs[k] for k in sorted(runs, key=lambda k: tuple("" if v is None else v for v in k))]
+    return runs

@@ -17,7 +17,59 @@ from torch import nn
 from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["TorchPredictor"]
+__all__ = ["TorchPredictor", "resolve_device", "place_model", "DEVICES"]
+
+#: what ``--device`` accepts (``cuda:N`` picks one GPU)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device | None = "auto", *, where: str = "device") -> torch.device:
+    """The torch device to run on.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"} | "cuda:N" | torch.device | None
+        ``"auto"`` (or ``None``): the first CUDA GPU when one is visible, else
+        the CPU. ``"cuda"`` refuses to fall back silently.
+    where : str
+        Named in the error message (e.g. ``"--device"``).
+
+    Returns
+    -------
+    torch.device
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = str(device)
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise Eeg2fmriInputError(f"{where}: expected a visible CUDA GPU for {name!r}, found none (torch.cuda.is_available() is False); "
+                                     "use 'cpu' or 'auto'.")
+        idx = int(name[5:]) if ":" in name else 0
+        if idx >= torch.cuda.device_count():
+            raise Eeg2fmriInputError(f"{where}: expected a GPU index below {torch.cuda.device_count()} (visible GPUs), got {name!r}.")
+        return torch.device(name)
+    raise Eeg2fmriInputError(f"{where}: expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}.")
+
+
+def place_model(model: Any, device: str | torch.device | None) -> Any:
+    """Move a torch model (a module or a :class:`TorchPredictor`) to ``device``; closed-form models are returned as they are.
+
+    ``device=None`` leaves the model where it is.
+    """
+    if device is None:
+        return model
+    dev = resolve_device(device)
+    if isinstance(model, TorchPredictor):
+        model.module.to(dev)
+        model.device = dev
+    elif isinstance(model, nn.Module):
+        model.to(dev)
+    return model
 
 
 class TorchPredictor:
@@ -91,6 +143,8 @@ class TorchPredictor:
             raise Eeg2fmriInputError(f"predict: expected one subject index per window ({len(x)}), got {len(subject)}.")
         out = np.empty((len(x),) + tuple(int(s) for s in self.spec.output_shape), dtype=np.float32)
         device = self._device()
+        if self.device is not None:
+            self.module.to(device)
         was_training = self.module.training
         self.module.eval()
         try:

@@ -45,7 +45,10 @@ from pathlib import Path
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate, work_rate
-from eeg2fmri.preprocessing import band_envelopes, standardize_features
+from eeg2fmri.preprocessing import standardize_features
+from eeg2fmri.preprocessing.representations import get_representation
+from eeg2fmri.preprocessing.representations.bandpower import bandpower_frames as _bandpower_frames  # noqa: F401 (moved there)
+from eeg2fmri.preprocessing.representations.bandpower import envelope_rate  # noqa: F401 (moved there)
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive
 
@@ -120,56 +123,6 @@ def _resample_mne(x: np.ndarray, up: int, down: int, n_out: int) -> np.ndarray:
     if up == down:
         return x[:, :n_out]
     return resample_poly(x, up, down, axis=1)[:, :n_out]
-
-
-def envelope_rate(n: int, sfreq: float, bands: dict, out_rate: float) -> float:
-    """Rate of the power envelopes :func:`~eeg2fmri.preprocessing.band_envelopes` returns for ``n`` samples.
-
-    Asked from ``band_envelopes`` itself, on one channel of zeros of length
-    ``n`` (a few MB for hours of EEG at the work rate).
-    """
-    _, rate = band_envelopes(np.zeros((1, n), dtype=np.float32), sfreq, bands, out_rate=out_rate)
-    return float(rate)
-
-
-def _bandpower_frames(seg: np.ndarray, wsf: float, bands: dict, t_seg: float, starts: np.ndarray, flen: float, prate: float) -> np.ndarray:
-    """Frame means of band power as the one-shot path computes them, from one padded segment.
-
-    The one-shot path samples each band's power envelope at ``prate`` (a rate
-    that depends on the recording's length) and averages the samples
-    ``round(start * prate) <= j < round((start + flen) * prate)``. Here the
-    envelopes of the segment are computed at the work rate with the same
-    function (where the power is oversampled), interpolated (4-point cubic Lagrange) at exactly the sample times ``j / prate`` and averaged the same way.
-
-    Parameters
-    ----------
-    seg : array, shape (n_chans, n)
-        EEG segment at the work rate ``wsf``; its first sample is ``t_seg``
-        seconds after the start of the recording.
-    starts : array, shape (n_frames,)
-        Frame starts in seconds from the recording start (inside the segment).
-
-    Returns
-    -------
-    frames : array, shape (n_frames, n_chans, n_bands), float32
-    """
-    a = np.round(starts * prate).astype(np.int64)
-    b = np.round((starts + flen) * prate).astype(np.int64)
-    j0, j1 = int(a.min()), int(b.max())
-    pos = (np.arange(j0, j1) / prate - t_seg) * wsf  # fractional sample positions of the one-shot's envelope samples
-    n = seg.shape[1]
-    i1 = np.clip(np.floor(pos).astype(np.int64), 1, n - 3)
-    u = pos - i1
-    # 4-point (cubic Lagrange) weights of samples i1 - 1, i1, i1 + 1, i1 + 2
-    w = np.stack([-u * (u - 1) * (u - 2) / 6, (u + 1) * (u - 1) * (u - 2) / 2, -(u + 1) * u * (u - 2) / 2, (u + 1) * u * (u - 1) / 6])
-    power = band_envelopes(seg, wsf, bands)  # (B, C, n) at the work rate
-    out = np.empty((len(starts), seg.shape[0], len(bands)), dtype=np.float32)
-    for bi in range(power.shape[0]):
-        pb = power[bi]
-        p = pb[:, i1 - 1] * w[0] + pb[:, i1] * w[1] + pb[:, i1 + 1] * w[2] + pb[:, i1 + 2] * w[3]
-        cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=-1, dtype=np.float64)], axis=-1)
-        out[:, :, bi] = ((cs[:, b - j0] - cs[:, a - j0]) / np.maximum(b - a, 1)).T
-    return out
 
 
 def _frame_grid(duration: float, n_work: int, wsf: float, tr: float, m: int, q: int, flen: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -293,6 +246,7 @@ def stream_representation(
 
     config = config.resolved(float(raw.info["sfreq"]))
     rep = config.representation
+    representation = get_representation(rep)
     tr = check_positive(tr, "tr", where=where)
     chunk_seconds = check_positive(chunk_seconds, "chunk_seconds", where=where)
     pad_seconds = float(pad_seconds)
@@ -316,7 +270,7 @@ def stream_representation(
     flen = tr / m
     folder = None if folder is None else Path(folder)
     # rate conversions after the work rate (raw representation only)
-    if rep == "raw":
+    if not representation.frame_based:  # raw samples: a second rate change, no frames
         rsf = float(config.raw_sfreq)
         frac2 = Fraction(rsf / wsf).limit_denominator(1000)
         up2, down2 = frac2.numerator, frac2.denominator
@@ -336,25 +290,9 @@ def stream_representation(
         starts, fa, fb = _frame_grid(duration, n_work, wsf, tr, m, q, flen)
         n_rows = len(starts)
         step = hop
-        if rep == "bandpower":
-            for name, (lo, hi) in config.bands.items():
-                if not 0 < lo < hi < wsf / 2:
-                    raise Eeg2fmriInputError(
-                        f"{where}: band {name!r}={lo, hi} Hz needs a sampling rate above {2 * hi:g} Hz, the EEG is filtered at {wsf:g} Hz; "
-                        "use a recording sampled faster (the training rate)."
-                    )
-            freqs = [float(np.mean(b)) for b in config.bands.values()]
-            prate = envelope_rate(n_work, wsf, config.bands, max(8.0 * m / tr, 10.0))
-            feats = _open_array(folder, "features", (n_rows, len(picks), len(config.bands)))
-        else:
-            from eeg2fmri.preprocessing.representations import stft_frames
-
-            fmax = min(config.stft_fmax, 0.99 * wsf / 2)
-            n_len = int(round(flen * wsf))
-            all_f = np.fft.rfftfreq(n_len, 1.0 / wsf)
-            fsel = all_f[(all_f >= config.stft_fmin - 1e-9) & (all_f <= fmax + 1e-9)]
-            freqs = [float(f) for f in fsel]
-            feats = _open_array(folder, "features", (n_rows, len(picks), len(fsel)))
+        state = representation.stream_setup(config, wsf=wsf, n_work=n_work, tr=tr, where=where)
+        freqs = state["freqs"]
+        feats = _open_array(folder, "features", (n_rows, len(picks), len(freqs)))
     if n_rows < 1:
         raise Eeg2fmriInputError(f"{where}: the recording ({n_times / sf:.1f} s) is shorter than one frame ({flen:g} s); use a longer recording.")
     w_chunk = align * max(1, int(math.ceil(chunk_seconds * wsf / align)))
@@ -387,7 +325,7 @@ def stream_representation(
     # periodic: its first frames see the recording's end and its last frames its start. The first
     # and last chunks are extended the same way (with `w_pad` samples from the other end).
     head = tail = None
-    if rep == "bandpower" and n_chunks > 1:
+    if representation.periodic_edges and n_chunks > 1:
         head = lowrate(0, min(n_work, 2 * w_pad))[:, :w_pad]
         t0 = max(0, (n_work - 2 * w_pad) // align * align)
         tail = lowrate(t0, n_work)[:, -w_pad:]
@@ -405,7 +343,7 @@ def stream_representation(
             t_seg -= tail.shape[1] / wsf
         elif head is not None and s1 == n_work and s0 > 0:
             seg = np.concatenate([seg, head], axis=1)
-        if rep == "raw":
+        if not representation.frame_based:
             r0 = w0 * up2 // down2
             r1 = n_rows if last else w1 * up2 // down2
             if up2 != down2:
@@ -419,28 +357,19 @@ def stream_representation(
         keep = np.where((fa >= w0) & ((fa < w1) | last))[0]
         if len(keep) == 0:
             continue
-        if rep == "bandpower":
-            out = _bandpower_frames(seg, wsf, config.bands, t_seg, starts[keep], flen, prate)
-        else:
-            out = np.empty((len(keep), len(picks), len(fsel)), dtype=np.float32)
-            for ph in range(q):
-                sub = keep[(keep % q) == ph] if q > 1 else keep
-                if len(sub) == 0:
-                    continue
-                local = starts[sub] - s0 / wsf
-                res = stft_frames(seg, wsf, local, flen, config.stft_fmin, fmax, frames_per_tr=1, log=config.stft_log, where=where)
-                out[np.searchsorted(keep, sub)] = res.frames[res.n_pre :]
+        out = representation.stream_frames(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
         feats[keep[0] : keep[-1] + 1] = out
         row = keep[-1] + 1
     if row < n_rows:
         raise Eeg2fmriInputError(f"{where}: could only compute {row} of {n_rows} frames; is the recording complete?")
     # within-recording standardisation, as in the one-shot path
     rows_per_block = max(1, (1 << 22) // max(1, int(np.prod(feats.shape[1:]))))
-    if rep == "bandpower" or (rep == "stft" and config.stft_log):
+    norm, log = representation.normalisation(config)
+    if norm == "standardize":
         for c0 in range(0, len(picks), _CHAN_BLOCK):
             cs = slice(c0, min(len(picks), c0 + _CHAN_BLOCK))
-            feats[:, cs] = standardize_features(np.asarray(feats[:, cs]), log=rep == "bandpower")
-    elif rep == "stft":
+            feats[:, cs] = standardize_features(np.asarray(feats[:, cs]), log=log)
+    elif norm == "median":
         med = _exact_median(feats, rows_per_block)
         scale = np.float32(max(med, 1e-30))
         for r0 in range(0, n_rows, rows_per_block):
@@ -459,4 +388,4 @@ def stream_representation(
     info = {"chunk_seconds": w_chunk / wsf, "pad_seconds": w_pad / wsf, "n_chunks": n_chunks, "work_sfreq": wsf, "resample": [up, down],
             "notch": notch or None}
     logger.info("%s: %d channels, %.1f s, %d %s rows in %d chunk(s)", where, len(picks), duration, n_rows, rep, n_chunks)
-    return StreamedEEG(feats, rep, float(step), float(flen if rep != "raw" else step), np.asarray(starts), wsf, sf, duration, picks, freqs, info)
+    return StreamedEEG(feats, rep, float(step), float(flen if representation.frame_based else step), np.asarray(starts), wsf, sf, duration, picks, freqs, info)

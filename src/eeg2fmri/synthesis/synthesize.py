@@ -30,10 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from eeg2fmri.datasets.prepared import PrepareConfig, work_rate
 from eeg2fmri.io import read_eeg
 from eeg2fmri.models import load_model
+from eeg2fmri.models.predictor import place_model, resolve_device
+from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
 from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_representation
 from eeg2fmri.training.predictor import predict_windows
@@ -102,7 +105,8 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
             f"{where}: the model was trained on {len(wanted)} EEG channels and {len(missing)} are missing here: "
             f"{missing[:12]}{' ...' if len(missing) > 12 else ''}; rename channels to the training names "
             "(raw.rename_channels({...}), matching ignores case) or add them by interpolation (set a montage, add "
-            "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording."
+            "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording; or map them by electrode "
+            "position with channel_positions='file' or a montage name such as 'biosemi64' (--channel-positions)."
         )
     ambiguous = [c for c in wanted if len(by_lower[c.lower()]) > 1]
     if ambiguous:
@@ -117,8 +121,8 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
 
 
 def _hop_for(tr_out: float, tr_train: float, flen: float, kind: str) -> int:
-    """Frame hops per frame for ``tr_out`` (1 for the raw representation)."""
-    if kind == "raw":
+    """Frame hops per frame for ``tr_out`` (1 for a sample-based representation such as raw)."""
+    if not get_representation(kind).frame_based:
         if tr_out > tr_train + 1e-9:
             raise Eeg2fmriInputError(f"tr={tr_out} s: expected at most the training TR {tr_train} s (finer steps are allowed); omit --tr for the training TR.")
         return 1
@@ -143,11 +147,10 @@ def _uncertainty_fns(model: Any) -> list[tuple[Any, str]]:
 
 
 def _call(fn, x: np.ndarray, model: Any):
-    import torch
-
     if isinstance(model, torch.nn.Module):
+        par = next(iter(model.parameters()), None)
         with torch.inference_mode():
-            return fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+            return fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=None if par is None else par.device))
     return fn(x)
 
 
@@ -172,6 +175,10 @@ def synthesize(
     chunk_seconds: float = CHUNK_SECONDS,
     pad_seconds: float = PAD_SECONDS,
     progress_bar: bool = True,
+    device: str | None = "auto",
+    channel_positions: str | None = None,
+    channel_tolerance_mm: float = 25.0,
+    min_channel_share: float = 0.5,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -208,6 +215,21 @@ def synthesize(
         EEG kept per chunk and the padding on each side (seconds); memory
         grows with these, not with the recording.
     progress_bar : bool
+    device : {"auto", "cpu", "cuda"} | "cuda:N" | None
+        Where a torch model runs (``"auto"``: a visible GPU, else the CPU;
+        ``None``: where it was loaded, the CPU). Closed-form models run in
+        NumPy on the CPU whatever the device.
+    channel_positions : str | None
+        When training channels are missing by name: map them by electrode
+        position (:func:`eeg2fmri.preprocessing.channels.map_channels_by_position`),
+        taking the recording's positions from its digitisation (``"file"``) or
+        a named MNE montage (``"biosemi64"``: BioSemi ``A1..B32`` in cap order);
+        training channels still missing are interpolated (spherical splines).
+        The sidecar's ``ChannelMapping`` records pairs, distances and
+        interpolated channels. The recording is then loaded into memory.
+    channel_tolerance_mm, min_channel_share : float
+        Largest electrode-to-site distance paired (mm) and the smallest share
+        of training channels found by name or position (fewer raises).
 
     Returns
     -------
@@ -230,12 +252,15 @@ def synthesize(
     for p in (bold_out, sidecar) + ((unc_out,) if uncertainty else ()):
         if p.exists() and not overwrite:
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
+    dev = resolve_device(device, where="synthesize: device") if device is not None else None
     lm = load_model(model_dir)
+    place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
     cfg = PrepareConfig.from_dict(meta["prepare"])
     kind = spec.input_kind
     if kind != cfg.representation:
         raise Eeg2fmriInputError(f"{Path(model_dir) / 'model.json'}: the model takes {kind!r} windows but its preprocessing says {cfg.representation!r}; re-save the model.")
+    frame_based = get_representation(kind).frame_based
     where = str(eeg) if not hasattr(eeg, "info") else "EEG (Raw object)"
     tr_train = float(spec.tr)
     m = int(cfg.frames_per_tr)
@@ -252,7 +277,18 @@ def synthesize(
 
     raw = read_eeg(eeg, preload=False)
     sf = float(raw.info["sfreq"])
-    picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
+    chmap = None
+    try:
+        picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
+    except Eeg2fmriInputError:
+        if channel_positions is None:
+            raise
+        from eeg2fmri.preprocessing.channels import map_channels_by_position
+
+        raw, chmap = map_channels_by_position(raw, [str(c) for c in spec.ch_names], positions=channel_positions, tolerance_mm=channel_tolerance_mm,
+                                              min_share=min_channel_share, where=where)
+        picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
+        extra = chmap.ignored
     if extra:
         logger.info("%s: ignoring %d channel(s) the model was not trained on: %s", where, len(extra), ", ".join(extra[:20]))
     renamed = {p: w for p, w in zip(picks, spec.ch_names) if p != w}
@@ -260,7 +296,7 @@ def synthesize(
     if bad_used:
         logger.warning("%s: channel(s) %s are marked bad in the recording but the model needs them; they are used as recorded", where, bad_used)
     # the training work rate: features must be computed at the same rate as in training
-    train_sf = float(spec.sfreq) if kind != "raw" else math.inf
+    train_sf = float(spec.sfreq) if frame_based else math.inf
     wsf_train = work_rate(train_sf, cfg)
     if sf / 2 <= cfg.needed_fmax():
         raise Eeg2fmriInputError(
@@ -274,8 +310,8 @@ def synthesize(
         logger.info("%s: sampled at %g Hz (training: %g Hz); resampled to the training work rate %g Hz", where, sf,
                     train_sf if math.isfinite(train_sf) else wsf_train, wsf_train)
     duration = raw.n_times / sf
-    need = (n_frames - 1) * flen + flen if kind != "raw" else n_frames / float(cfg.raw_sfreq)
-    if duration < need + max(0, lag) * (flen if kind != "raw" else 1.0 / float(cfg.raw_sfreq)):
+    need = (n_frames - 1) * flen + flen if frame_based else n_frames / float(cfg.raw_sfreq)
+    if duration < need + max(0, lag) * (flen if frame_based else 1.0 / float(cfg.raw_sfreq)):
         raise Eeg2fmriInputError(
             f"{where}: the recording lasts {duration:.1f} s but one EEG window of the model needs {need:.1f} s; "
             "use a longer recording (or a model trained with a shorter window)."
@@ -283,13 +319,13 @@ def synthesize(
     out_dir = bold_out.absolute().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{bold_out.name.split('.')[0]}.synth-", dir=out_dir) as tmp:
-        st = stream_representation(raw, cfg, tr=tr_train, picks=picks, hop=None if kind == "raw" else flen / q, work_sfreq=wsf_train,
+        st = stream_representation(raw, cfg, tr=tr_train, picks=picks, hop=None if not frame_based else flen / q, work_sfreq=wsf_train,
                                    chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where)
         feats = st.features
-        if kind == "stft" and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
+        if get_representation(kind).rate_dependent_freqs and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
             raise Eeg2fmriInputError(f"{where}: the STFT bins ({len(st.freqs)}) differ from the model's ({len(spec.freqs)}); use a recording at the training sampling rate.")
         # windows: indices of the rows of every output volume's window
-        if kind == "raw":
+        if not frame_based:
             rsf = float(cfg.raw_sfreq)
             n_rows = len(feats)
             j = np.arange(int(math.floor(st.duration / tr_out)) + 2)
@@ -315,7 +351,7 @@ def synthesize(
             w_unc = None
             for b0 in progress(range(0, n_out, bs), desc="synthesize", total=(n_out + bs - 1) // bs, enabled=progress_bar):
                 e = ends[b0 : b0 + bs]
-                if kind == "raw":
+                if not frame_based:
                     x = np.stack([feats[k - n_frames : k].T for k in e])  # (b, C, n_frames)
                 else:
                     idx = e[:, None] - 1 - q * np.arange(n_frames - 1, -1, -1)[None, :]
@@ -356,10 +392,12 @@ def synthesize(
                 "WorkSamplingFrequency": st.work_sfreq,
                 "Resampled": bool(resampled),
                 "Representation": kind,
+                "Device": str(dev) if dev is not None and isinstance(lm.model, torch.nn.Module) else "cpu",
                 "ChannelsUsed": picks,
                 "ChannelsIgnored": extra,
                 "ChannelsRenamed": renamed,
                 "ChannelsMarkedBadButUsed": bad_used,
+                "ChannelMapping": None if chmap is None else chmap.to_dict(),
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "GeneratedBy": "eeg2fmri.synthesize",
             }

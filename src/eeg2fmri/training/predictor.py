@@ -104,9 +104,11 @@ def predict_windows(
         model.eval()
         try:
             with torch.inference_mode():
+                par = next(iter(model.parameters()), None)
+                dev = par.device if par is not None else torch.device("cpu")
                 for b0 in range(0, n, batch_size):
-                    xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32))
-                    sb = None if subject_index is None else torch.full((len(xb),), int(subject_index), dtype=torch.long)
+                    xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32), device=dev)
+                    sb = None if subject_index is None else torch.full((len(xb),), int(subject_index), dtype=torch.long, device=dev)
                     chunks.append(model(xb, subject=sb).float().cpu().numpy())
         finally:
             model.train(was_training)

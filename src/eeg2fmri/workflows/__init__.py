@@ -4,6 +4,8 @@
 * :func:`tune` - an Optuna search on validation data (``eeg2fmri tune``; ``tune.py``);
 * :func:`evaluate_run` - evaluate a trained model directory (``eeg2fmri evaluate``; ``evaluate.py``);
 * :func:`run_benchmark` - several models on the same folds (``eeg2fmri benchmark``; ``benchmark.py``);
+* :func:`explain_run` - attributions, patterns and HRFs of a trained model (``eeg2fmri explain``; ``explain.py``);
+* :func:`classify_run` - decode task labels from synthesised BOLD, EEG and BOLD (``eeg2fmri classify``; ``classify.py``);
 * :func:`run_quickstart` - simulate, train, evaluate and synthesise (``eeg2fmri quickstart``; ``quickstart.py``).
 
 The functions load on first use (Lightning and Optuna are imported only when asked for).
@@ -14,7 +16,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["evaluate_run", "run_benchmark", "run_quickstart", "train", "tune"]
+__all__ = ["classify_run", "evaluate_run", "explain_run", "run_benchmark", "run_quickstart", "train", "tune"]
 
 _WHERE = {
     "train": "eeg2fmri.workflows.train",
@@ -22,6 +24,8 @@ _WHERE = {
     "evaluate_run": "eeg2fmri.workflows.evaluate",
     "run_benchmark": "eeg2fmri.workflows.benchmark",
     "run_quickstart": "eeg2fmri.workflows.quickstart",
+    "explain_run": "eeg2fmri.workflows.explain",
+    "classify_run": "eeg2fmri.workflows.classify",
 }
 
 

@@ -15,6 +15,7 @@ count.
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -32,8 +33,8 @@ from eeg2fmri.evaluation.protocol import (
     merge_results,
 )
 from eeg2fmri.evaluation.reference import bandpower_view
-from eeg2fmri.utils.logs import logger
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
+from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_positive_int
 
 __all__ = ["PROTOCOLS", "count_parameters", "format_leaderboard", "leaderboard_rows", "run_benchmark"]
 
@@ -183,6 +184,8 @@ def run_benchmark(
     min_channels: int | None = None,
     train_config: dict | None = None,
     progress_bar: bool = False,
+    device: str | None = "auto",
+    n_jobs: int = 1,
 ) -> dict[str, Any]:
     """Fit and score models under one protocol; results and a leaderboard.
 
@@ -222,6 +225,14 @@ def run_benchmark(
     progress_bar : bool
         Progress bars of evaluation and of the torch models' training (Lightning's
         epoch bars; a ``trainer.progress_bar`` in ``train_config`` wins).
+    device : {"auto", "cpu", "cuda"} | "cuda:N" | None
+        Where torch models train (the trainer's ``accelerator``/``devices``,
+        unless ``train_config`` sets them) and predict for scoring. ``"auto"``:
+        a visible GPU, else the CPU.
+    n_jobs : int
+        Folds run at once, each in its own process with an equal share of the
+        cores (``-1``: one per core, at most one per fold). Every fold is
+        seeded as in a serial run; with a GPU the processes share it.
 
     Returns
     -------
@@ -233,7 +244,7 @@ def run_benchmark(
         ``cross_dataset`` (channel/voxel mapping, for ``cross``).
     """
     from eeg2fmri.models import list_models
-    from eeg2fmri.training import fit_model
+    from eeg2fmri.models.predictor import resolve_device
 
     check_choice(protocol, "protocol", PROTOCOLS)
     known = list_models()
@@ -251,11 +262,20 @@ def run_benchmark(
         raise Eeg2fmriInputError(f"min_channels: expected only with protocol 'cross' (channels are matched across datasets), got "
                                  f"min_channels={min_channels} with protocol {protocol!r}; drop --min-channels or use --protocol cross.")
     n_folds = 5 if n_folds is None else n_folds
-    asked_bar = isinstance(train_config, dict) and "progress_bar" in dict(train_config.get("trainer") or {})
+    given_trainer = dict(train_config.get("trainer") or {}) if isinstance(train_config, dict) else {}
+    asked_bar = "progress_bar" in given_trainer
     train_config, cfg_split, cfg_subjects = _benchmark_train_config(train_config, protocol, names)
     if not progress_bar and not asked_bar:  # quiet means quiet: no Lightning epoch bars either, unless the config asks for them
         train_config = dict(train_config or {})
         train_config["trainer"] = {**dict(train_config.get("trainer") or {}), "progress_bar": False}
+    dev = resolve_device(device, where="benchmark: device") if device is not None else None
+    if dev is not None and device != "auto":
+        trainer = dict((train_config or {}).get("trainer") or {})
+        if "accelerator" not in given_trainer:
+            trainer["accelerator"] = "gpu" if dev.type == "cuda" else "cpu"
+            if dev.type == "cuda":
+                trainer["devices"] = [dev.index or 0]
+            train_config = {**dict(train_config or {}), "trainer": trainer}
     split_options = dict(split_options or {})
     clash = sorted(k for k in set(split_options) & set(cfg_split) if split_options[k] != cfg_split[k])
     if clash:
@@ -282,49 +302,33 @@ def run_benchmark(
             raise Eeg2fmriInputError(f"protocol {protocol!r}: a test dataset is only used with protocol 'cross'; drop --test or use --protocol cross.")
         folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
+    jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
+    jobs = min(jobs, len(folds))
+    fold_args = dict(names=names, hparams=hparams, train_config=train_config, atlas=atlas, n_boot=n_boot, random_state=random_state,
+                     progress_bar=progress_bar and jobs == 1, device=None if dev is None else str(dev))
     parts = []
-    for k, (train_ds, split, eval_ds, eval_split) in enumerate(folds):
-        targets = split_targets(train_ds, split)
-        eval_targets = targets if eval_ds is train_ds else split_targets(eval_ds, eval_split)
-        fitted: dict[str, Any] = {}
-        for nm in names:
-            if fits[nm]["error"]:
-                continue
-            t0 = time.perf_counter()
-            if nm == REFERENCE and train_ds.representation != "bandpower" and not hparams.get(nm):
-                # ridge_hrf on band-power windows derived from the same STFT/raw data (see evaluation.reference)
-                model, reason = _fit_reference(train_ds, split, targets, REFERENCE)
-                if model is not None and eval_ds is not train_ds:
-                    try:
-                        view, vsplit = bandpower_view(eval_ds, eval_split)
-                    except ValueError as err:
-                        model, reason = None, f"no band-power windows for the test data: {err}"
-                    else:
-                        model = _OnView(model.model, view, vsplit, model.note)
-                if model is None:
-                    fits[nm]["error"] = reason
-                    continue
-                fits[nm]["fit_seconds"] += time.perf_counter() - t0
-                fits[nm]["n_params"] = fits[nm]["n_params"] or count_parameters(model.model)
-                fitted[nm] = model
-                continue
-            try:
-                res = fit_model(train_ds, split, nm, hparams.get(nm), targets=targets, train_config=train_config)
-            except Eeg2fmriInputError as err:
-                if nm == BASELINE:
-                    raise
-                fits[nm]["error"] = str(err)
-                logger.warning("%s could not be trained: %s", nm, err)
-                continue
-            fits[nm]["fit_seconds"] += float(getattr(res, "fit_seconds", time.perf_counter() - t0))
-            if fits[nm]["n_params"] is None:
-                fits[nm]["n_params"] = count_parameters(res.model)
-            fitted[nm] = res.model
-        logger.info("fold %d/%d: fitted %s", k + 1, len(folds), ", ".join(fitted))
-        parts.append(evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
-                                     random_state=random_state + k, progress_bar=progress_bar))
-        if REFERENCE not in fitted:
-            parts[-1]["reference"] = {"name": REFERENCE, "available": False, "reason": fits[REFERENCE]["error"]}
+    if jobs == 1:
+        skip: set[str] = set()
+        for k, fold in enumerate(folds):
+            part, fold_fits = _run_fold(k, len(folds), *fold, skip=skip, **fold_args)
+            _add_fits(fits, fold_fits)
+            skip = {nm for nm, f in fits.items() if f["error"]}
+            parts.append(part)
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        threads = max(1, _n_cores() // jobs)
+        logger.info("benchmark: %d folds in %d processes of %d thread(s) each", len(folds), jobs, threads)
+        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as ex:
+            futs = {ex.submit(_run_fold, k, len(folds), *fold, skip=set(), **fold_args): k for k, fold in enumerate(folds)}
+            done: dict[int, tuple] = {}
+            for fut in progress(cf.as_completed(futs), desc="benchmark folds", total=len(futs), enabled=progress_bar):
+                done[futs[fut]] = fut.result()
+        for k in range(len(folds)):  # in fold order, as a serial run merges them
+            part, fold_fits = done[k]
+            _add_fits(fits, fold_fits)
+            parts.append(part)
     results = merge_results(parts)
     if cross_info is not None:
         results["cross_dataset"] = cross_info
@@ -332,6 +336,88 @@ def run_benchmark(
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
             "fits": fits, "cross_dataset": cross_info}
 
+
+
+def _n_cores() -> int:
+    """Cores this process may run on (its affinity, e.g. under ``taskset``), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _worker_init(threads: int) -> None:
+    """A benchmark worker process: its share of the cores for torch and BLAS."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        pass
+
+
+def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]]) -> None:
+    for nm, f in fold.items():
+        t = total[nm]
+        t["fit_seconds"] += f["fit_seconds"]
+        t["n_params"] = t["n_params"] if t["n_params"] is not None else f["n_params"]
+        t["error"] = t["error"] or f["error"]
+
+
+def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
+              hparams: dict, train_config: dict | None, atlas: Any, n_boot: int, random_state: int, progress_bar: bool,
+              device: str | None, skip: set[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Fit ``names`` on one fold's training windows and score them on its test windows (in this or a worker process)."""
+    from eeg2fmri.models.predictor import place_model
+    from eeg2fmri.training import fit_model
+
+    fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
+    targets = split_targets(train_ds, split)
+    eval_targets = targets if eval_ds is train_ds else split_targets(eval_ds, eval_split)
+    fitted: dict[str, Any] = {}
+    for nm in names:
+        if nm in skip:
+            continue
+        t0 = time.perf_counter()
+        if nm == REFERENCE and train_ds.representation != "bandpower" and not hparams.get(nm):
+            # ridge_hrf on band-power windows derived from the same STFT/raw data (see evaluation.reference)
+            model, reason = _fit_reference(train_ds, split, targets, REFERENCE)
+            if model is not None and eval_ds is not train_ds:
+                try:
+                    view, vsplit = bandpower_view(eval_ds, eval_split)
+                except ValueError as err:
+                    model, reason = None, f"no band-power windows for the test data: {err}"
+                else:
+                    model = _OnView(model.model, view, vsplit, model.note)
+            if model is None:
+                fits[nm]["error"] = reason
+                continue
+            fits[nm]["fit_seconds"] += time.perf_counter() - t0
+            fits[nm]["n_params"] = count_parameters(model.model)
+            fitted[nm] = model
+            continue
+        try:
+            res = fit_model(train_ds, split, nm, hparams.get(nm), targets=targets, train_config=train_config)
+        except Eeg2fmriInputError as err:
+            if nm == BASELINE:
+                raise
+            fits[nm]["error"] = str(err)
+            logger.warning("%s could not be trained: %s", nm, err)
+            continue
+        fits[nm]["fit_seconds"] += float(getattr(res, "fit_seconds", time.perf_counter() - t0))
+        fits[nm]["n_params"] = count_parameters(res.model)
+        fitted[nm] = res.model
+    for m in fitted.values():
+        place_model(m, device)  # closed-form models (and the reference on a band-power view) stay as they are
+    logger.info("fold %d/%d: fitted %s", k + 1, n_folds, ", ".join(fitted))
+    part = evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
+                           random_state=random_state + k, progress_bar=progress_bar)
+    if REFERENCE not in fitted:
+        part["reference"] = {"name": REFERENCE, "available": False, "reason": fits[REFERENCE]["error"]}
+    return part, fits
 
 def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Leaderboard rows from (merged) evaluation results, best median r first.

@@ -170,6 +170,8 @@ def evaluate_run(
     html_report: bool = False,
     overwrite: bool = False,
     progress_bar: bool = True,
+    device: str | None = "auto",
+    intervals: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a trained model and write ``metrics.json``, ``report.md`` and figures.
 
@@ -207,6 +209,12 @@ def evaluate_run(
     overwrite : bool
         Replace an existing output folder.
     progress_bar : bool
+    device : {"auto", "cpu", "cuda"} | "cuda:N" | None
+        Where a torch model predicts (``"auto"``: a visible GPU, else the CPU).
+    intervals : bool
+        Calibrate per-voxel conformal intervals (50/80/95%) on the validation
+        windows and report their coverage on the test windows
+        (``results["conformal"]``; not for ``cross``).
 
     Returns
     -------
@@ -214,6 +222,7 @@ def evaluate_run(
         The output folder and the evaluation results (arrays included).
     """
     from eeg2fmri.models import load_model
+    from eeg2fmri.models.predictor import place_model, resolve_device
     from eeg2fmri.plotting.report import (
         plot_r_distributions,
         plot_r_map,
@@ -227,7 +236,9 @@ def evaluate_run(
     out_path = Path(out) if out is not None else (rdir if rdir is not None else model_dir.parent) / "evaluation"
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")
+    dev = resolve_device(device, where="evaluate: device") if device is not None else None
     lm = load_model(model_dir)
+    place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
     name = str(meta["model"])
     rec_data, rec_split, source, split_source, rec_subjects = _recorded(model_dir, rdir, meta)
@@ -290,6 +301,18 @@ def evaluate_run(
     if proto == "cross":
         results["cross_dataset"] = cross_info
     results["model"] = name
+    if proto != "cross" and intervals:
+        from eeg2fmri.evaluation.uncertainty import conformal_coverage
+
+        try:
+            conf = conformal_coverage(lm.model, ds_eval, split, targets)
+        except Eeg2fmriInputError as err:
+            notes["conformal intervals"] = f"not computed: {err}"
+        else:
+            conf["_halfwidths"] = conf.pop("halfwidths")
+            results["conformal"] = conf
+            notes["conformal intervals"] = ("coverage on the test windows of per-voxel intervals calibrated on the validation windows: "
+                                            + ", ".join(f"{lv:.0%} -> {c:.3f}" for lv, c in zip(conf["levels"], conf["coverage"])))
     seconds = time.perf_counter() - t0
     with atomic_dir(out_path, overwrite=overwrite) as tmp:
         figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)

@@ -137,7 +137,9 @@ def find_runs_layout(root: str | os.PathLike, layout: str = "bids", *, subjects:
     **options
         Layout options, e.g. ``variant="noGA"`` for ds000116, ``eeg="raw"``
         for ds002336/ds002338, ``task="responder"`` for ds004000; ``bids``
-        passes them to :func:`eeg2fmri.io.find_runs` (e.g. ``require_bold``).
+        (and ds003768) take the pairing options of
+        :func:`eeg2fmri.io.pairing.pair_bids_runs` (``bold_entities={"echo": "1"}``,
+        ``derivatives=``, ``space=``, ``sessions=``, ``tasks=``) and ``require_bold``.
 
     Returns
     -------
@@ -388,6 +390,8 @@ class LayoutCheck:
         gaps end up here; they do not make ``ok`` False).
     notes : list of str
         Decisions taken on purpose and files repaired on the fly.
+    table : eeg2fmri.io.pairing.PairingTable | None
+        Run-by-run pairing (paired / left out and why) for BIDS-style layouts.
     """
 
     layout: str
@@ -396,10 +400,13 @@ class LayoutCheck:
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    table: Any = None
 
     def lines(self) -> list[str]:
-        """Readable report lines."""
+        """Readable report lines (with the pairing table when the layout made one)."""
         out = [f"layout {self.layout}: {len(self.runs)} complete run(s); {'OK' if self.ok else 'PROBLEMS'}"]
+        if self.table is not None:
+            out += ["  " + line for line in self.table.lines() if not line.startswith("  note: ")]
         out += [f"  problem: {p}" for p in self.problems]
         out += [f"  skipped: {p}" for p in self.skipped]
         out += [f"  note: {n}" for n in self.notes]
@@ -477,7 +484,7 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
         notes += n
     if not sc.runs and not problems:
         problems.append(f"no complete runs; expected {'; '.join(lay.NEEDS)}")
-    return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes)
+    return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes, sc.table)
 
 
 _import_layouts()

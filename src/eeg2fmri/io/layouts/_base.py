@@ -104,11 +104,15 @@ class Scan:
     notes : list of str
         Decisions taken on purpose (excluded subjects, repaired pairings,
         ignored stray files).
+    table : eeg2fmri.io.pairing.PairingTable | None
+        The run-by-run pairing table, for layouts that pair through
+        :func:`eeg2fmri.io.pairing.pair_bids_runs` (BIDS, ds003768).
     """
 
     runs: list[LayoutRun] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    table: Any = None
 
 
 def norm_subjects(subjects: Iterable[str] | None) -> set[str] | None:
@@ -276,6 +280,8 @@ class Layout(ABC):
         sc = self.scan(root, subs, **options)
         if strict and sc.skipped:
             raise Eeg2fmriInputError(f"{root}: strict pairing failed for layout {self.NAME!r}: " + " | ".join(sc.skipped) + "; add the missing files or pass strict=False to skip them.")
+        if sc.table is not None:
+            logger.info("%s: %s", self.NAME, "\n".join(sc.table.lines()))
         for s in sc.notes:
             logger.info("%s: %s", self.NAME, s)
         for s in sc.skipped:

@@ -1,34 +1,22 @@
-"""EEG representations computed once on continuous data (windows are views into them).
-
-Three building blocks, all pure functions of arrays (MNE ``Raw`` accepted at the edge):
-
-* :func:`stft_frames` -- magnitude (or log power) spectrum of non-overlapping frames
-  anchored at the volume onsets (one frame per TR by default, as in the EEG-to-fMRI
-  package of Calhas & Henriques), continuous along time: ``(n_frames, n_chans, n_freqs)``.
-* :func:`raw_continuous` -- the (optionally resampled) waveform, time first:
-  ``(n_samples, n_chans)``.
-* :class:`RobustScaler` / :func:`robust_standardize` -- per-channel median/IQR scaling
-  whose statistics can be stored and re-applied to other runs.
-"""
+"""STFT representation: magnitude (or log power) spectrum of non-overlapping frames anchored at the volume onsets."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from eeg2fmri.preprocessing.eeg import standardize_features
+from eeg2fmri.preprocessing.representations._checks import _check_data_2d
+from eeg2fmri.preprocessing.representations.registry import Representation, register_representation
 from eeg2fmri.utils.validation import (
     Eeg2fmriInputError,
-    check_choice,
     check_finite,
     check_positive,
     check_positive_int,
 )
 
-__all__ = ["RobustScaler", "StftFrames", "raw_continuous", "robust_standardize", "stft_frames"]
-
-#: IQR of the standard normal distribution (2 * Phi^-1(0.75)); IQR / this estimates the SD.
-NORMAL_IQR = 1.3489795003921634
+__all__ = ["STFT", "StftFrames", "stft_frames"]
 
 # Upper bound on the float32 elements gathered per FFT block (64 MiB): long recordings
 # are transformed in a few vectorised blocks instead of one huge copy.
@@ -54,16 +42,6 @@ class StftFrames(NamedTuple):
     frames: np.ndarray
     freqs: np.ndarray
     n_pre: int
-
-
-def _check_data_2d(data, where: str) -> np.ndarray:
-    arr = np.asarray(data)
-    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise Eeg2fmriInputError(f"{where}: expected EEG data of shape (n_chans, n_times), got shape {arr.shape}; pass raw.get_data() or a 2D array.")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise Eeg2fmriInputError(f"{where}: expected real numeric EEG data, got dtype {arr.dtype}; convert it with np.asarray(data, dtype=float).")
-    check_finite(arr, "EEG data", where=where)
-    return arr
 
 
 def _check_onsets(onsets, where: str) -> np.ndarray:
@@ -209,147 +187,49 @@ def stft_frames(
     return StftFrames(out, all_freqs[sel].astype(np.float64), n_pre)
 
 
-def raw_continuous(
-    raw_or_array, sfreq: float | None = None, resample: float | None = None, *, method: str = "fft", where: str = "EEG"
-) -> np.ndarray:
-    """Continuous EEG waveform, time first, optionally resampled.
+class Stft(Representation):
+    """STFT frames ``(n_frames, n_chans, n_freqs)``: amplitude (or log power) spectra of frames of
+    ``tr / frames_per_tr`` s anchored at the volume onsets, bins ``stft_fmin``..``stft_fmax`` Hz."""
 
-    Parameters
-    ----------
-    raw_or_array : mne.io.BaseRaw | array, shape (n_chans, n_times)
-        A (cleaned) recording; every channel it holds is kept, in order. An array is
-        channels first, as returned by ``raw.get_data()``.
-    sfreq : float | None
-        Sampling frequency of an array in Hz (required for arrays); for a ``Raw`` it
-        defaults to ``raw.info["sfreq"]`` and must agree with it when given.
-    resample : float | None
-        New sampling rate in Hz (:func:`mne.filter.resample`, with its anti-aliasing;
-        ``round(n_times * resample / sfreq)`` samples); ``None`` keeps the rate.
-    method : {"fft", "polyphase"}
-        MNE's resampling method (``"polyphase"`` is faster on long recordings).
-    where : str
-        Recording name used in error messages.
+    name = "stft"
+    order = 1
+    frame_based = True
+    rate_dependent_freqs = True
 
-    Returns
-    -------
-    x : array, shape (n_samples, n_chans), float32, C-contiguous
-        Sample ``j`` is at time ``j / rate`` s from the first sample, with
-        ``rate = resample or sfreq``.
-    """
-    import mne
+    def needed_fmax(self, config: Any) -> float:
+        return float(config.stft_fmax)
 
-    if isinstance(raw_or_array, mne.io.BaseRaw):
-        raw = raw_or_array
-        rsf = float(raw.info["sfreq"])
-        if sfreq is not None and abs(float(sfreq) - rsf) > 1e-6 * rsf:
-            raise Eeg2fmriInputError(f"{where}: sfreq={sfreq} Hz disagrees with the recording's {rsf} Hz; leave sfreq=None for a Raw.")
-        sfreq = rsf
-        data = raw.get_data()
-    else:
-        if sfreq is None:
-            raise Eeg2fmriInputError(f"{where}: expected sfreq (Hz) with an array input, got None; pass sfreq=... or an mne Raw.")
-        data = raw_or_array
-    x = _check_data_2d(data, where)
-    sfreq = check_positive(sfreq, "sfreq", where=where)
-    check_choice(method, "resampling method", ("fft", "polyphase"), where=where)
-    if resample is not None:
-        resample = check_positive(resample, "resample", where=where, fix="pass the new sampling rate in Hz, or None")
-        if abs(resample - sfreq) > 1e-9 * sfreq:
-            x = mne.filter.resample(np.asarray(x, dtype=np.float64), up=resample, down=sfreq, axis=-1, method=method, verbose=False)
-    return np.ascontiguousarray(np.asarray(x).T, dtype=np.float32)
+    def compute(self, data, wsf, onsets, tr, config, *, where="EEG"):
+        m = config.frames_per_tr
+        fmax = min(config.stft_fmax, 0.99 * wsf / 2)
+        feats, f, n_pre = stft_frames(data, wsf, onsets, tr / m, config.stft_fmin, fmax, frames_per_tr=m, log=config.stft_log)
+        feats = standardize_features(feats, log=False) if config.stft_log else (feats / max(float(np.median(feats)), 1e-30)).astype(np.float32)
+        freqs = [float(v) for v in f]
+        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
+        frame_rate = m / tr
+        return dict(features=feats, freqs=freqs, window_end=window_end, frame_rate=frame_rate)
+
+    def stream_setup(self, config, *, wsf, n_work, tr, where="EEG"):
+        flen = tr / int(config.frames_per_tr)
+        fmax = min(config.stft_fmax, 0.99 * wsf / 2)
+        n_len = int(round(flen * wsf))
+        all_f = np.fft.rfftfreq(n_len, 1.0 / wsf)
+        fsel = all_f[(all_f >= config.stft_fmin - 1e-9) & (all_f <= fmax + 1e-9)]
+        return {"freqs": [float(f) for f in fsel], "fmax": fmax}
+
+    def stream_frames(self, seg, wsf, t_seg, starts, keep, q, flen, config, state, *, where="EEG"):
+        out = np.empty((len(keep), seg.shape[0], len(state["freqs"])), dtype=np.float32)
+        for ph in range(q):
+            sub = keep[(keep % q) == ph] if q > 1 else keep
+            if len(sub) == 0:
+                continue
+            local = starts[sub] - t_seg
+            res = stft_frames(seg, wsf, local, flen, config.stft_fmin, state["fmax"], frames_per_tr=1, log=config.stft_log, where=where)
+            out[np.searchsorted(keep, sub)] = res.frames[res.n_pre :]
+        return out
+
+    def normalisation(self, config):
+        return ("standardize", False) if config.stft_log else ("median", False)
 
 
-class RobustScaler:
-    """Median/IQR scaling along one axis, with statistics that can be stored and re-applied.
-
-    ``fit`` computes, for every position of the other axes (e.g. every channel of
-    ``(n_samples, n_chans)`` or every channel/frequency of ``(n_frames, n_chans,
-    n_freqs)``), the median ``center_`` and the inter-quartile range; ``transform``
-    returns ``(x - center_) / scale_``. Positions with a zero IQR get scale 1.
-
-    Parameters
-    ----------
-    axis : int
-        The axis the statistics are computed along (time, usually 0).
-    unit_variance : bool
-        Divide the IQR by that of the standard normal (1.349) so that Gaussian data get
-        unit standard deviation (as :func:`~eeg2fmri.preprocessing.standardize_features`).
-
-    Attributes
-    ----------
-    center_ : array, float32
-        Medians, shape of the fitted data without ``axis``.
-    scale_ : array, float32
-        Scales, same shape.
-    n_samples_seen_ : int
-        Length of the fitted data along ``axis``.
-    """
-
-    def __init__(self, axis: int = 0, unit_variance: bool = True) -> None:
-        self.axis = axis
-        self.unit_variance = unit_variance
-
-    def _moved(self, x, what: str) -> np.ndarray:
-        arr = np.asarray(x)
-        if not isinstance(self.axis, (int, np.integer)) or not -arr.ndim <= self.axis < arr.ndim:
-            raise Eeg2fmriInputError(f"RobustScaler: expected axis in [-{arr.ndim}, {arr.ndim}) for {what} of shape {arr.shape}, got axis={self.axis!r}; pass the time axis.")
-        return np.moveaxis(arr, self.axis, 0)
-
-    def fit(self, x: np.ndarray, y=None) -> RobustScaler:
-        """Compute the medians and scales of ``x`` along ``axis``; returns ``self``."""
-        xm = self._moved(x, "x")
-        if xm.shape[0] < 2:
-            raise Eeg2fmriInputError(f"RobustScaler: expected >= 2 samples along axis {self.axis}, got shape {np.shape(x)}; fit on the time axis of a whole run.")
-        check_finite(xm, "x", where="RobustScaler")
-        q25, med, q75 = np.percentile(xm, [25.0, 50.0, 75.0], axis=0)
-        iqr = q75 - q25
-        if self.unit_variance:
-            iqr = iqr / NORMAL_IQR
-        self.center_ = np.asarray(med, dtype=np.float32)
-        self.scale_ = np.asarray(np.where(iqr > 0, iqr, 1.0), dtype=np.float32)
-        self.n_samples_seen_ = int(xm.shape[0])
-        return self
-
-    def _check_fitted(self, x, what: str) -> np.ndarray:
-        if not hasattr(self, "center_"):
-            raise Eeg2fmriInputError("RobustScaler: not fitted yet; call fit(x) first (or load stored center_/scale_).")
-        xm = self._moved(x, what)
-        if xm.shape[1:] != self.center_.shape:
-            raise Eeg2fmriInputError(f"RobustScaler: expected {what} with shape (..., {self.center_.shape}) around axis {self.axis}, got {np.shape(x)}; transform data with the fitted channel layout.")
-        return xm
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Scale ``x`` (any length along ``axis``); float32, same shape."""
-        xm = self._check_fitted(x, "x")
-        z = (xm.astype(np.float32, copy=False) - self.center_) / self.scale_
-        return np.moveaxis(z, 0, self.axis)
-
-    def fit_transform(self, x: np.ndarray, y=None) -> np.ndarray:
-        """``fit(x).transform(x)``."""
-        return self.fit(x).transform(x)
-
-    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
-        """Undo :meth:`transform`; float32, same shape."""
-        zm = self._check_fitted(z, "z")
-        return np.moveaxis(zm.astype(np.float32, copy=False) * self.scale_ + self.center_, 0, self.axis)
-
-
-def robust_standardize(x: np.ndarray, axis: int = 0, *, unit_variance: bool = True) -> tuple[np.ndarray, RobustScaler]:
-    """Median/IQR-standardise ``x`` along ``axis`` and return the fitted scaler.
-
-    Parameters
-    ----------
-    x : array, e.g. shape (n_samples, n_chans) or (n_frames, n_chans, n_freqs)
-    axis : int
-        Time axis (statistics are per position of the other axes).
-    unit_variance : bool
-        See :class:`RobustScaler`.
-
-    Returns
-    -------
-    z : array, same shape as ``x``, float32
-    scaler : RobustScaler
-        Holds ``center_`` and ``scale_`` to store and re-apply (``scaler.transform``).
-    """
-    scaler = RobustScaler(axis=axis, unit_variance=unit_variance)
-    return scaler.fit_transform(x), scaler
+STFT = register_representation(Stft())

@@ -1,0 +1,30 @@
+"""Command-line options of BIDS pairing shared by ``eeg2fmri prepare`` and ``eeg2fmri datasets --check``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["add_pairing_arguments", "pairing_options"]
+
+
+def add_pairing_arguments(p) -> None:
+    """Add ``--bold-filter``, ``--derivatives`` and ``--space`` to an argparse parser."""
+    p.add_argument("--bold-filter", nargs="+", metavar="ENTITY=VALUE", default=None,
+                   help="BIDS layouts: choose among BOLD files of one run that differ by acq/echo/ce/dir/rec/space, e.g. echo=1 acq=mb")
+    p.add_argument("--derivatives", metavar="DIR", default=None,
+                   help="BIDS layouts: fMRIPrep derivatives folder; BOLD is its *_space-<space>_desc-preproc_bold.nii.gz (confounds beside it)")
+    p.add_argument("--space", default=None, help="with --derivatives: fMRIPrep output space, e.g. MNI152NLin2009cAsym")
+
+
+def pairing_options(args) -> dict[str, Any]:
+    """Layout options from the parsed pairing arguments (only those given)."""
+    from eeg2fmri.io.pairing import parse_bold_filter
+
+    out: dict[str, Any] = {}
+    if getattr(args, "bold_filter", None):
+        out["bold_entities"] = parse_bold_filter(args.bold_filter)
+    if getattr(args, "derivatives", None):
+        out["derivatives"] = args.derivatives
+    if getattr(args, "space", None):
+        out["space"] = args.space
+    return out

@@ -1,0 +1,48 @@
+"""``eeg2fmri explain``."""
+
+from __future__ import annotations
+
+NAME = "explain"
+ORDER = 62
+HELP = "attribute a trained model's predictions to channels, bands and lags (Captum) on its test windows; topomaps, HRFs"
+DESCRIPTION = (
+    "Integrated Gradients (and LRP where every layer of the model has a rule; otherwise the output says why not) on the held-out test "
+    "windows of the split the model was trained with, for one target: the whole mask (mean of every voxel), one voxel (voxel:I, "
+    "in-mask index) or an ROI (roi:L with --atlas). Writes explain.json, explain.tsv (importance per channel, band/frequency and lag) "
+    "and figures (channel topomaps on the training montage, band bars, lag curves; for eeg2fmri_net its spatial patterns (Haufe) and "
+    "learned HRFs; for beira its patterns) into OUT (default RUN_DIR/explain). Needs Captum (pip install 'eeg2fmri[explain]')."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", nargs="?", help="training run folder (with model/) or model directory")
+    p.add_argument("--model", help="model directory (instead of RUN_DIR)")
+    p.add_argument("--data", help="prepared dataset (default: the one recorded with the model)")
+    p.add_argument("--target", default="mask", help="mask | voxel:I | roi:L (default: %(default)s)")
+    p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (for --target roi:L)")
+    p.add_argument("--methods", nargs="+", default=["integrated_gradients", "lrp"], choices=["integrated_gradients", "lrp"],
+                   help="attribution methods (default: %(default)s)")
+    p.add_argument("--n-windows", type=int, default=128, help="test windows attributed (default: %(default)s)")
+    p.add_argument("--n-steps", type=int, default=32, help="Integrated Gradients steps (default: %(default)s)")
+    p.add_argument("--montage", help="MNE standard montage for the topomaps (default: the data's electrodes.tsv, else colin27_1005)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/explain)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the window draw (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def run(args) -> int:
+    from eeg2fmri.workflows.explain import explain_run
+
+    out, res = explain_run(args.run_dir, model=args.model, data=args.data, target=args.target, atlas=args.atlas, methods=tuple(args.methods),
+                           n_windows=args.n_windows, n_steps=args.n_steps, montage=args.montage, out=args.out, random_state=args.seed,
+                           overwrite=args.overwrite, progress_bar=not args.quiet)
+    for m, agg in res["methods"].items():
+        top = sorted(zip(agg["channel"], res["channels"]), reverse=True)[:5]
+        line = f"{m} ({res['target']}, {res['n_windows']} test windows): top channels " + ", ".join(f"{c} {v:.2f}" for v, c in top)
+        if "band" in agg and res.get("band_names"):
+            line += f"; top band {res['band_names'][int(agg['band'].argmax())]} {agg['band'].max():.2f}"
+        print(line)
+    if res.get("lrp_note"):
+        print(res["lrp_note"])
+    print(f"wrote {out}/explain.json, {out}/explain.tsv and figures")
+    return 0

@@ -1,0 +1,436 @@
+"""Attributions of a trained torch model: which channels, bands (or frequencies) and lags drive a target.
+
+:func:`explain` runs Captum's Integrated Gradients (and Layer-wise Relevance
+Propagation where every layer of the model has an LRP rule) on held-out (test)
+windows, for a scalar target: one voxel, the mean of an ROI (atlas label) or
+the mean of the whole mask. Attributions ``(n_windows, *input_shape)`` are
+aggregated per channel, per band (or STFT frequency) and per time lag; the
+flagship's spatial filters are turned into activation patterns (Haufe et al.
+2014, ``A = Cov(X) W^T Cov(S)^-1`` with ``S = X W^T``, on the training
+windows) and its learned HRFs are returned as curves; BEIRA's patterns come
+from its own :meth:`~eeg2fmri.models.beira.Beira.spatial_patterns`.
+
+Captum is an optional dependency (``pip install eeg2fmri[explain]``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.datasets.prepared import PreparedDataset
+from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.datasets.targets import Split
+from eeg2fmri.datasets.windows import window_matrix
+from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_positive_int
+
+__all__ = ["EXPLAIN_METHODS", "explain", "haufe_patterns", "resolve_target", "aggregate_attributions", "explanation_rows", "dataset_montage"]
+
+EXPLAIN_METHODS = ("integrated_gradients", "lrp")
+
+
+# ---------------------------------------------------------------------------------------------------------- targets
+def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Output indices whose mean is the explained scalar.
+
+    Parameters
+    ----------
+    target : "mask" | int | str
+        ``"mask"`` (every output), an int or ``"voxel:I"`` (output ``I``, an
+        in-mask voxel index in C order) or ``"roi:L"`` (outputs whose atlas
+        label is ``L``; needs ``atlas``).
+    n_outputs : int
+        Outputs of the model (masked voxels or ROIs).
+    atlas : array of int, shape (n_outputs,) | None
+        Label of every output.
+
+    Returns
+    -------
+    idx : array of int, shape (n_selected,)
+    description : str
+    """
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        target = f"voxel:{int(target)}"
+    if not isinstance(target, str):
+        raise Eeg2fmriInputError(f"explain: expected target 'mask', 'voxel:I' or 'roi:L', got {target!r}; e.g. target='roi:3'.")
+    kind, _, val = target.partition(":")
+    if kind == "mask" and not val:
+        return np.arange(n_outputs), "whole mask (mean of every output)"
+    try:
+        num = int(val)
+    except ValueError:
+        num = None
+    if kind == "voxel" and num is not None:
+        if not 0 <= num < n_outputs:
+            raise Eeg2fmriInputError(f"explain: expected a voxel index in [0, {n_outputs}) (in-mask voxels, C order), got {num}; pick one below {n_outputs}.")
+        return np.array([num]), f"voxel {num}"
+    if kind == "roi" and num is not None:
+        if atlas is None:
+            raise Eeg2fmriInputError(f"explain: target {target!r} needs an atlas (labels of the outputs); pass atlas= (--atlas LABELS.nii.gz).")
+        lab = np.asarray(atlas).reshape(-1)
+        if len(lab) != n_outputs:
+            raise Eeg2fmriInputError(f"explain: expected an atlas with one label per output ({n_outputs}), got {len(lab)}; pass labels on the model's grid.")
+        idx = np.flatnonzero(lab == num)
+        if not len(idx):
+            present = sorted(int(v) for v in np.unique(lab) if v != 0)
+            raise Eeg2fmriInputError(f"explain: ROI label {num} has no voxel in the mask; labels present: {present[:20]}.")
+        return idx, f"ROI {num} ({len(idx)} voxels)"
+    raise Eeg2fmriInputError(f"explain: expected target 'mask', 'voxel:I' or 'roi:L', got {target!r}; e.g. target='roi:3'.")
+
+
+# ---------------------------------------------------------------------------------------------------------- aggregation
+def _lags_s(spec: DataSpec, lag: int) -> np.ndarray:
+    """Centre of every input step in seconds before the end of the target volume's acquisition (oldest first)."""
+    rate = float(spec.frame_rate or spec.sfreq)
+    n = int(spec.input_shape[-1])
+    return ((n - np.arange(n) - 0.5) - lag) / rate
+
+
+def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0) -> dict[str, Any]:
+    """Per-channel, per-band (or frequency) and per-lag importance of attributions.
+
+    Parameters
+    ----------
+    attr : array, shape (n_windows, *spec.input_shape)
+    spec : DataSpec
+    lag : int
+        The window's lag in input steps (``window.lag`` of the model).
+
+    Returns
+    -------
+    dict
+        ``channel``, ``band`` (absent for raw input) and ``lag`` importance:
+        mean over windows of the summed absolute attribution over the other
+        axes, normalised to sum to 1 (``*_signed``: the mean signed
+        attribution, not normalised); ``lag_s`` (seconds before the end of the
+        volume) and ``band_names`` / ``freqs``.
+    """
+    a = np.asarray(attr, dtype=np.float64)
+    ab = np.abs(a)
+
+    def frac(v: np.ndarray) -> np.ndarray:
+        s = v.sum()
+        return v / s if s > 0 else v
+
+    out: dict[str, Any] = {}
+    if spec.input_kind == "raw":
+        out["channel"] = frac(ab.sum(2).mean(0))
+        out["channel_signed"] = a.sum(2).mean(0)
+        out["lag"] = frac(ab.sum(1).mean(0))
+        out["lag_signed"] = a.sum(1).mean(0)
+    else:
+        out["channel"] = frac(ab.sum((2, 3)).mean(0))
+        out["channel_signed"] = a.sum((2, 3)).mean(0)
+        out["band"] = frac(ab.sum((1, 3)).mean(0))
+        out["band_signed"] = a.sum((1, 3)).mean(0)
+        out["lag"] = frac(ab.sum((1, 2)).mean(0))
+        out["lag_signed"] = a.sum((1, 2)).mean(0)
+        out["channel_band"] = frac(ab.sum(3).mean(0).ravel()).reshape(ab.shape[1:3])
+    out["lag_s"] = _lags_s(spec, lag)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- attribution
+def _require_captum():
+    try:
+        import captum.attr  # noqa: F401
+    except ImportError:  # pragma: no cover - captum is in the test extra
+        raise Eeg2fmriInputError("explain: Captum is not installed; pip install 'eeg2fmri[explain]' (or pip install captum).") from None
+    import captum.attr
+
+    return captum.attr
+
+
+def _scalar_model(model: Any, idx: np.ndarray):
+    import torch
+
+    sel = torch.as_tensor(idx, dtype=torch.long)
+
+    class _Target(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.inner(x).reshape(len(x), -1)
+            return out.index_select(1, sel.to(out.device)).mean(1, keepdim=True)
+
+    return _Target()
+
+
+def lrp_support(model: Any) -> tuple[bool, str]:
+    """Whether Captum's LRP rule set covers ``model`` (every leaf module has a rule, no bare parameters).
+
+    Returns
+    -------
+    ok : bool
+    reason : str
+        Why not (names the unsupported pieces) or what is used.
+    """
+    from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LINEAR_LAYERS
+
+    ok_types = tuple(SUPPORTED_LAYERS_WITH_RULES) + tuple(SUPPORTED_NON_LINEAR_LAYERS)
+    bad: list[str] = []
+    for name, mod in model.named_modules():
+        own = [p for p, _ in mod.named_parameters(recurse=False)]
+        if list(mod.children()):
+            if own:
+                bad.append(f"{name or type(model).__name__}: parameters used outside layers ({', '.join(own[:4])})")
+            continue
+        if not isinstance(mod, ok_types):
+            bad.append(f"{name}: {type(mod).__name__}")
+    if bad:
+        return False, "LRP not applicable: Captum has no LRP rule for " + "; ".join(bad[:6]) + (" ..." if len(bad) > 6 else "")
+    return True, "LRP (Captum's epsilon rule on linear/conv layers, pass-through on non-linearities)"
+
+
+def _attribute(method: str, model: Any, x: np.ndarray, baseline: np.ndarray, idx: np.ndarray, *, n_steps: int, batch_size: int,
+               progress_bar: bool) -> np.ndarray:
+    import torch
+
+    ca = _require_captum()
+    f = _scalar_model(model, idx).eval()
+    algo = ca.IntegratedGradients(f) if method == "integrated_gradients" else ca.LRP(f)
+    outs = []
+    base = torch.as_tensor(baseline, dtype=torch.float32)[None]
+    for b0 in progress(range(0, len(x), batch_size), desc=f"explain ({method})", total=-(-len(x) // batch_size), enabled=progress_bar):
+        xb = torch.as_tensor(np.ascontiguousarray(x[b0 : b0 + batch_size], dtype=np.float32)).requires_grad_(True)
+        if method == "integrated_gradients":
+            a = algo.attribute(xb, baselines=base.expand_as(xb), target=0, n_steps=n_steps, internal_batch_size=max(batch_size, 1) * 4)
+        else:
+            a = algo.attribute(xb, target=0)
+        outs.append(a.detach().float().cpu().numpy())
+    return np.concatenate(outs)
+
+
+# ---------------------------------------------------------------------------------------------------------- patterns
+def haufe_patterns(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Activation patterns of linear spatial filters (Haufe et al. 2014).
+
+    Parameters
+    ----------
+    w : array, shape (n_sources, n_chans)
+        Filters: source ``s = w @ x``.
+    x : array, shape (n_samples, n_chans)
+        The data the filters are applied to (e.g. training features).
+
+    Returns
+    -------
+    patterns : array, shape (n_sources, n_chans)
+        ``A = Cov(X) W^T Cov(S)^-1`` (pseudo-inverse), one pattern per row.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise Eeg2fmriInputError(f"haufe_patterns: expected w (n_sources, n_chans) and x (n_samples, n_chans) with the same n_chans, "
+                                 f"got {w.shape} and {x.shape}.")
+    xc = x - x.mean(0)
+    cx = xc.T @ xc / max(len(x) - 1, 1)
+    cs = w @ cx @ w.T
+    return (cx @ w.T @ np.linalg.pinv(cs)).T
+
+
+def _flagship_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
+    """Haufe patterns of the flagship's per-band unmixing, the sources' decoder weight and the learned HRFs."""
+    import torch
+
+    with torch.no_grad():
+        bp = model.band_power(torch.as_tensor(np.ascontiguousarray(x_train, dtype=np.float32))).numpy()  # (N, C, F, T)
+        unmix = model.unmix.detach().numpy()  # (K, F, M, C)
+        hrf = model.hrf_kernels().detach().numpy()  # (K, F, M, T)
+        weight = np.linalg.norm(np.einsum("klr,kro->klo", model.encode.detach().numpy(), model.decode.detach().numpy()), axis=-1)  # (K, L)
+    k_, f_, m_, c_ = unmix.shape
+    pats = np.empty_like(unmix, dtype=np.float64)
+    for f in range(f_):
+        xf = bp[:, :, f, :].transpose(0, 2, 1).reshape(-1, c_)  # frames of every training window, (N*T, C)
+        for k in range(k_):
+            pats[k, f] = haufe_patterns(unmix[k, f], xf)
+    return {"patterns": pats, "source_weight": weight.reshape(k_, f_, m_), "hrf_kernels": hrf.astype(np.float64),
+            "hrf_lag_s": model.frame_lags_s.mean(1).numpy().astype(np.float64), "kind": "eeg2fmri_net"}
+
+
+def _beira_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
+    import torch
+
+    with torch.no_grad():
+        pats = model.spatial_patterns(torch.as_tensor(np.ascontiguousarray(x_train[:256], dtype=np.float32))).numpy()
+    return {"patterns": pats.astype(np.float64)[None, None], "kind": "beira"}
+
+
+# ---------------------------------------------------------------------------------------------------------- montage
+def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fallback: str = "colin27_1005") -> tuple[Any, str]:
+    """Channel positions of the training data as an MNE montage.
+
+    Looks for the BIDS ``*_electrodes.tsv`` next to the first run's EEG file
+    (recorded in the dataset's provenance); without one, positions come from
+    MNE's standard montage ``fallback`` by channel name.
+
+    Returns
+    -------
+    montage : mne.channels.DigMontage
+    source : str
+        Where the positions came from.
+    """
+    import mne
+
+    names = list(ch_names if ch_names is not None else ds.ch_names)
+    inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
+    for info in inputs.values():
+        eeg = Path(str(info.get("eeg", ""))) if isinstance(info, dict) else None
+        if eeg is None or not eeg.parent.is_dir():
+            continue
+        for tsv in sorted(eeg.parent.glob("*_electrodes.tsv")):
+            pos = {}
+            with open(tsv, newline="") as fh:
+                for row in csv.DictReader(fh, delimiter="\t"):
+                    try:
+                        pos[row["name"]] = np.array([float(row["x"]), float(row["y"]), float(row["z"])])
+                    except (KeyError, ValueError):
+                        continue
+            lower = {k.lower(): v for k, v in pos.items()}
+            found = {n: lower[n.lower()] for n in names if n.lower() in lower}
+            if len(found) >= 3:
+                return mne.channels.make_dig_montage(ch_pos=found, coord_frame="head"), str(tsv)
+        break
+    return mne.channels.make_standard_montage(fallback), f"MNE standard montage {fallback!r} (by channel name)"
+
+
+# ---------------------------------------------------------------------------------------------------------- main
+def explain(
+    model: Any,
+    ds: PreparedDataset,
+    split: Split,
+    *,
+    target: Any = "mask",
+    atlas: np.ndarray | None = None,
+    methods: tuple[str, ...] | list[str] = ("integrated_gradients", "lrp"),
+    n_windows: int = 128,
+    n_steps: int = 32,
+    window: dict | None = None,
+    batch_size: int = 16,
+    random_state: int = 0,
+    progress_bar: bool = True,
+) -> dict[str, Any]:
+    """Attribute a torch model's predictions for one target to channels, bands and lags on the test windows.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or LoadedModel
+        A registered torch model (``LoadedModel.model`` or a ``FitResult.model``
+        wrapping one is unwrapped).
+    ds : PreparedDataset
+        The data it was trained on.
+    split : Split
+        Its split: attributions use ``split``'s test windows; the Integrated
+        Gradients baseline (the mean training window) and the flagship's
+        patterns use its training windows.
+    target : "mask" | int | str
+        See :func:`resolve_target`.
+    atlas : array of int, shape (n_outputs,) | None
+        Labels of the outputs, for ``target="roi:L"``.
+    methods : sequence of {"integrated_gradients", "lrp"}
+        LRP is run only where :func:`lrp_support` says every layer has a rule;
+        otherwise the result says why not.
+    n_windows : int
+        Test windows attributed (drawn evenly over the test set, at most all).
+    n_steps : int
+        Integration steps of Integrated Gradients.
+    window : dict | None
+        ``{"n_frames": .., "lag": ..}`` of the model (default: the split's).
+    batch_size : int
+    random_state : int
+        Seed of the window draw when there are more test windows than ``n_windows``.
+    progress_bar : bool
+
+    Returns
+    -------
+    dict
+        ``target``, ``n_windows``, per method ``methods[m]`` with the
+        aggregated importance (:func:`aggregate_attributions`) and the
+        completeness check of IG (``convergence_delta``), ``lrp_note``,
+        ``insight`` (flagship/BEIRA patterns and HRFs, when available),
+        ``channels``, ``band_names``, ``input_kind``.
+    """
+    import torch
+
+    mdl = getattr(model, "model", model)
+    mdl = getattr(mdl, "module", mdl) if not isinstance(mdl, torch.nn.Module) else mdl
+    if not isinstance(mdl, torch.nn.Module):
+        raise Eeg2fmriInputError(f"explain: expected a torch model (a registered neural model), got {type(mdl).__name__}; "
+                                 "closed-form models (ridge_hrf, mean) have coefficients to read instead of attributions.")
+    spec: DataSpec | None = getattr(mdl, "spec", None)
+    if not isinstance(spec, DataSpec):
+        raise Eeg2fmriInputError("explain: expected a registered model with a DataSpec (model.spec); build it through eeg2fmri.models.")
+    for m in methods:
+        check_choice(m, "methods", EXPLAIN_METHODS, where="explain")
+    n_windows = check_positive_int(n_windows, "n_windows", where="explain")
+    n_steps = check_positive_int(n_steps, "n_steps", where="explain")
+    batch_size = check_positive_int(batch_size, "batch_size", where="explain")
+    n_frames = int((window or {}).get("n_frames") or split.n_frames)
+    lag = int((window or {}).get("lag", split.lag))
+    if not split.selections.get("test") or not sum(len(v) for v in split.selections["test"].values()):
+        raise Eeg2fmriInputError("explain: the split has no test windows; explanations are computed on held-out windows (use a split with a test span).")
+    x_test, _, _ = window_matrix(ds, split.selections["test"], n_frames, lag)
+    if tuple(x_test.shape[1:]) != tuple(spec.input_shape):
+        raise Eeg2fmriInputError(f"explain: the dataset's windows have shape {tuple(x_test.shape[1:])}, the model expects {tuple(spec.input_shape)}; "
+                                 "explain the model on the dataset (and representation) it was trained on.")
+    rng = np.random.default_rng(random_state)
+    if len(x_test) > n_windows:
+        pick = np.sort(rng.choice(len(x_test), n_windows, replace=False))
+        x_test = x_test[pick]
+    x_train, _, _ = window_matrix(ds, split.selections["train"], n_frames, lag)
+    baseline = x_train.mean(0)
+    idx, desc = resolve_target(target, int(spec.n_outputs), atlas)
+    was_training = mdl.training
+    mdl.eval()
+    res: dict[str, Any] = {"target": desc, "target_indices": idx, "n_windows": int(len(x_test)), "input_kind": spec.input_kind,
+                           "channels": list(spec.ch_names), "band_names": list(ds.bands) if spec.input_kind == "bandpower" else None,
+                           "freqs": None if spec.freqs is None else list(spec.freqs), "window": {"n_frames": n_frames, "lag": lag},
+                           "baseline": "mean training window", "methods": {}}
+    try:
+        for m in methods:
+            if m == "lrp":
+                ok, note = lrp_support(mdl)
+                res["lrp_note"] = note
+                if not ok:
+                    logger.info("explain: %s", note)
+                    continue
+            attr = _attribute(m, mdl, x_test, baseline, idx, n_steps=n_steps, batch_size=batch_size, progress_bar=progress_bar)
+            agg = aggregate_attributions(attr, spec, lag)
+            if m == "integrated_gradients":
+                # completeness: attributions sum to f(x) - f(baseline)
+                f = _scalar_model(mdl, idx).eval()
+                with torch.no_grad():
+                    fx = f(torch.as_tensor(x_test, dtype=torch.float32))[:, 0].numpy()
+                    fb = f(torch.as_tensor(baseline[None], dtype=torch.float32))[0, 0].item()
+                gap = attr.reshape(len(attr), -1).sum(1) - (fx - fb)
+                agg["convergence_delta"] = float(np.abs(gap).max() / max(np.abs(fx - fb).max(), 1e-12))
+            res["methods"][m] = agg
+        name = getattr(type(mdl), "registry_name", None) or type(mdl).__name__
+        if hasattr(mdl, "unmix") and hasattr(mdl, "hrf_kernels") and hasattr(mdl, "band_power"):
+            res["insight"] = _flagship_insight(mdl, x_train[:: max(1, len(x_train) // 512)])
+        elif hasattr(mdl, "spatial_patterns") and spec.input_kind == "raw":
+            res["insight"] = _beira_insight(mdl, x_train[:: max(1, len(x_train) // 256)])
+        res["model_class"] = name
+    finally:
+        mdl.train(was_training)
+    return res
+
+
+def explanation_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The aggregated importances of :func:`explain` as table rows (``method, axis, name, importance, signed``)."""
+    rows = []
+    for m, agg in res["methods"].items():
+        for i, ch in enumerate(res["channels"]):
+            rows.append({"method": m, "axis": "channel", "name": ch, "importance": float(agg["channel"][i]), "signed": float(agg["channel_signed"][i])})
+        if "band" in agg:
+            names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(agg["band"]) else [f"{f:g} Hz" for f in (res["freqs"] or [])]
+            for i, b in enumerate(names):
+                rows.append({"method": m, "axis": "band", "name": b, "importance": float(agg["band"][i]), "signed": float(agg["band_signed"][i])})
+        for i, s in enumerate(agg["lag_s"]):
+            rows.append({"method": m, "axis": "lag_s", "name": f"{s:.3f}", "importance": float(agg["lag"][i]), "signed": float(agg["lag_signed"][i])})
+    return rows

@@ -1,0 +1,333 @@
+"""Pair the EEG runs of a BIDS dataset with their BOLD runs through mne-bids, with a table of the outcome.
+
+EEG runs are found with :func:`mne_bids.find_matching_paths` (``datatype`` eeg,
+suffix ``eeg``), subjects and sessions listed with :func:`mne_bids.get_entity_vals`,
+and expected paths spelled with :class:`mne_bids.BIDSPath`. BOLD files are globbed
+(``func/*_bold.nii[.gz]``) and their entities parsed with
+:func:`mne_bids.get_entities_from_fname`: the file-name pattern of
+``find_matching_paths`` does not accept the ``echo-``, ``dir-``, ``ce-``,
+``rec-`` or ``res-`` entities that BOLD (and fMRIPrep) names carry.
+
+An EEG run pairs with the BOLD run of the same subject, session, task and run.
+When several BOLD files share those (they differ by ``acq-``, ``echo-``,
+``ce-``, ``dir-``, ``rec-`` or, for derivatives, ``space-``), ``bold_entities``
+chooses among them, e.g. ``{"echo": "1"}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["BOLD_ENTITIES", "PairingRow", "PairingTable", "pair_bids_runs", "parse_bold_filter"]
+
+#: Entities that can tell BOLD files of one sub/ses/task/run apart (short BIDS keys).
+BOLD_ENTITIES = ("acq", "ce", "dir", "rec", "echo", "part", "space", "res", "den")
+_EEG_EXT = (".vhdr", ".edf", ".bdf", ".set", ".fif")
+#: mne-bids' long entity names -> the short keys used in file names and in ``bold_entities``.
+_SHORT = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq", "run": "run", "processing": "proc",
+          "space": "space", "recording": "recording", "split": "split", "description": "desc", "tracking_system": "tracksys"}
+_LONG = {"acquisition": "acq", "reconstruction": "rec", "contrast": "ce", "direction": "dir", "session": "ses", "subject": "sub"}
+
+
+def _entities(path: Path) -> dict[str, str]:
+    """Short-keyed entities of a BIDS file name (``None`` values dropped), parsed by mne-bids."""
+    from mne_bids.path import get_entities_from_fname
+
+    ent = get_entities_from_fname(path.name, on_error="ignore")
+    return {_SHORT.get(k, k): str(v) for k, v in ent.items() if v is not None}
+
+
+def parse_bold_filter(items: Iterable[str] | Mapping[str, str | None] | None) -> dict[str, str | None]:
+    """``["echo=1", "acq=mb"]`` (or a mapping) -> ``{"echo": "1", "acq": "mb"}``.
+
+    Keys may be short (``acq``, ``echo``, ``ce``, ``dir``, ``rec``, ``space``) or
+    long (``acquisition``, ``reconstruction``, ``contrast``, ``direction``); a
+    value ``none`` (any case) or ``None`` requires the entity to be absent.
+    """
+    if items is None:
+        return {}
+    pairs = list(items.items()) if isinstance(items, Mapping) else []
+    if not isinstance(items, Mapping):
+        for it in [items] if isinstance(items, str) else items:
+            if "=" not in str(it):
+                raise Eeg2fmriInputError(f"bold filter {it!r}: expected ENTITY=VALUE such as echo=1 or acq=mb; write it that way.")
+            k, v = str(it).split("=", 1)
+            pairs.append((k, v))
+    out: dict[str, str | None] = {}
+    for k, v in pairs:
+        key = _LONG.get(str(k).strip(), str(k).strip())
+        if key not in BOLD_ENTITIES:
+            raise Eeg2fmriInputError(f"bold filter {k!r}: expected one of the entities {list(BOLD_ENTITIES)}; choose BOLD runs by those.")
+        out[key] = None if v is None or str(v).strip().lower() == "none" else str(v).strip()
+    return out
+
+
+@dataclass(frozen=True)
+class PairingRow:
+    """One line of the pairing table.
+
+    Attributes
+    ----------
+    key : str
+        ``sub-01_ses-1_task-rest_run-1``.
+    subject, session, task, run : str | None
+        Entities of the run.
+    eeg_path, bold_path : Path | None
+        The paired files (either may be ``None`` for a file left out).
+    status : str
+        ``"paired"``, ``"eeg-only"`` (kept without BOLD), ``"left out"`` or ``"ambiguous"``.
+    reason : str
+        Why the run was left out (empty when paired).
+    confounds_path : Path | None
+        fMRIPrep confounds of the BOLD run (derivatives only).
+    """
+
+    key: str
+    subject: str
+    session: str | None
+    task: str | None
+    run: str | None
+    eeg_path: Path | None
+    bold_path: Path | None
+    status: str
+    reason: str = ""
+    confounds_path: Path | None = None
+
+
+@dataclass
+class PairingTable:
+    """What :func:`pair_bids_runs` paired and what it left out, and why.
+
+    Attributes
+    ----------
+    root : Path
+        The dataset.
+    rows : list of PairingRow
+        Sorted by subject, session, task, run.
+    bold_root : Path
+        Where the BOLD runs were taken from (``root`` or a derivatives folder).
+    notes : list of str
+        Decisions taken (a second format of an EEG run ignored, missing confounds).
+    """
+
+    root: Path
+    rows: list[PairingRow] = field(default_factory=list)
+    bold_root: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def paired(self) -> list[PairingRow]:
+        """Rows with both EEG and BOLD."""
+        return [r for r in self.rows if r.status == "paired"]
+
+    @property
+    def left_out(self) -> list[PairingRow]:
+        """Rows not used (no BOLD, no EEG, ambiguous, filtered out)."""
+        return [r for r in self.rows if r.status in ("left out", "ambiguous")]
+
+    def lines(self) -> list[str]:
+        """The table as text: one line per run (status, run, EEG file, BOLD file or reason)."""
+        head = f"pairing of {self.root}" + (f" (BOLD from {self.bold_root})" if self.bold_root and self.bold_root != self.root else "")
+        out = [f"{head}: {len(self.paired)} paired, {len(self.left_out)} left out"]
+        w = max([len(r.key) for r in self.rows] + [3])
+        out.append(f"  {'status':10s} {'run':{w}s}  eeg -> bold / why left out")
+        for r in self.rows:
+            eeg = r.eeg_path.name if r.eeg_path is not None else "-"
+            if r.status == "paired":
+                what = f"{eeg} -> {r.bold_path.name}" + (f" (+ {r.confounds_path.name})" if r.confounds_path is not None else "")
+            elif r.status == "eeg-only":
+                what = f"{eeg} (no BOLD; kept for EEG-only use)"
+            else:
+                what = f"{eeg if r.eeg_path is not None else r.bold_path.name}: {r.reason}"
+            out.append(f"  {r.status:10s} {r.key:{w}s}  {what}")
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def _key(ent: Mapping[str, str]) -> tuple[str | None, ...]:
+    return tuple(ent.get(k) for k in ("sub", "ses", "task", "run"))
+
+
+def _label(key: tuple[str | None, ...]) -> str:
+    return "_".join(f"{n}-{v}" for n, v in zip(("sub", "ses", "task", "run"), key) if v is not None)
+
+
+def _sort(key: tuple[str | None, ...]) -> tuple[str, ...]:
+    return tuple("" if v is None else v for v in key)
+
+
+def _expected_bold(root: Path, key: tuple[str | None, ...]) -> Path:
+    from mne_bids import BIDSPath
+
+    sub, ses, task, run = key
+    return BIDSPath(subject=sub, session=ses, task=task, run=run, datatype="func", suffix="bold", extension=".nii.gz", root=root, check=False).fpath
+
+
+def _confounds(bold: Path) -> Path | None:
+    """The fMRIPrep confounds beside a preprocessed BOLD (entities space/res/den/desc dropped)."""
+    stem = bold.name.split("_bold.nii")[0]
+    keep = [p for p in stem.split("_") if p.split("-", 1)[0] not in ("space", "res", "den", "desc")]
+    for kind in ("timeseries", "regressors"):
+        p = bold.with_name("_".join(keep) + f"_desc-confounds_{kind}.tsv")
+        if p.is_file():
+            return p
+    return None
+
+
+def _bold_files(src: Path, derivatives: bool, space: str | None, subjects: set[str] | None) -> list[tuple[Path, dict[str, str]]]:
+    files = sorted(set(src.glob("sub-*/func/*_bold.nii*")) | set(src.glob("sub-*/ses-*/func/*_bold.nii*")))
+    out = []
+    for p in files:
+        if not p.name.endswith(("_bold.nii", "_bold.nii.gz")):
+            continue
+        ent = _entities(p)
+        if "sub" not in ent or (subjects is not None and ent["sub"] not in subjects):
+            continue
+        if derivatives:
+            if ent.get("desc") != "preproc" or (space is not None and ent.get("space") != space):
+                continue
+        elif "desc" in ent:
+            continue
+        out.append((p, ent))
+    return out
+
+
+def _differing(cands: list[tuple[Path, dict[str, str]]]) -> dict[str, list[str | None]]:
+    keys = [k for k in BOLD_ENTITIES if any(k in e for _, e in cands)]
+    return {k: sorted({e.get(k) for _, e in cands}, key=lambda v: "" if v is None else v) for k in keys if len({e.get(k) for _, e in cands}) > 1}
+
+
+def ambiguity_advice(differ: Mapping[str, list[str | None]]) -> str:
+    """How to choose one BOLD run: ``bold_entities={...}`` / ``--bold-filter K=V`` for the first differing entity."""
+    if not differ:
+        return "remove the duplicate BOLD files"
+    what = f"they differ in {', '.join(f'{e}-{vs}' for e, vs in differ.items())}"
+    if "space" in differ:
+        v = next(x for x in differ["space"] if x is not None)
+        return f"choose the fMRIPrep output space with space={v!r} (command line: --space {v}); {what}"
+    k, vals = next(iter(differ.items()))
+    v = next((x for x in vals if x is not None), "none")
+    return f"choose one with bold_entities={{{k!r}: {v!r}}} (command line: --bold-filter {k}={v}); {what}"
+
+
+def pair_bids_runs(
+    bids_root: str | os.PathLike,
+    *,
+    subjects: Iterable[str] | None = None,
+    sessions: Iterable[str] | None = None,
+    tasks: Iterable[str] | None = None,
+    bold_entities: Mapping[str, str | None] | Iterable[str] | None = None,
+    derivatives: str | os.PathLike | None = None,
+    space: str | None = None,
+    keep_eeg_only: bool = False,
+) -> PairingTable:
+    """Pair every EEG run of a BIDS dataset with its BOLD run; never raises for unpaired runs.
+
+    Parameters
+    ----------
+    bids_root : path-like
+        BIDS root (``sub-*`` folders with ``eeg/`` and ``func/``).
+    subjects, sessions, tasks : list of str | None
+        Restrict to these labels (without ``sub-``/``ses-``/``task-``).
+    bold_entities : mapping | list of "K=V" | None
+        Keep only BOLD files with these entities, e.g. ``{"echo": "1"}``,
+        ``{"acq": "mb"}``; a value ``None`` requires the entity to be absent.
+        Needed when several BOLD files share one subject/session/task/run.
+    derivatives : path-like | None
+        An fMRIPrep derivatives folder (``sub-*/[ses-*/]func/
+        *_space-<label>_desc-preproc_bold.nii.gz`` with
+        ``*_desc-confounds_timeseries.tsv``); BOLD is taken from there instead
+        of the raw ``func/`` folders. A relative path is taken below ``bids_root``.
+    space : str | None
+        With ``derivatives``: the output space to use (e.g.
+        ``"MNI152NLin2009cAsym"``); needed when fMRIPrep wrote several.
+    keep_eeg_only : bool
+        List EEG runs without BOLD as ``"eeg-only"`` (kept) instead of ``"left out"``.
+
+    Returns
+    -------
+    table : PairingTable
+        ``table.paired`` / ``table.left_out`` rows; ``print(table)`` shows it.
+    """
+    from mne_bids import find_matching_paths, get_entity_vals
+
+    root = Path(bids_root)
+    if not root.is_dir():
+        raise Eeg2fmriInputError(f"{root}: expected a BIDS dataset folder, found {'a file' if root.exists() else 'nothing'}; pass the folder that holds sub-*/.")
+    subs = None if subjects is None else {s[4:] if s.startswith("sub-") else s for s in ([subjects] if isinstance(subjects, str) else subjects)}
+    filt = parse_bold_filter(bold_entities)
+    deriv = None
+    if derivatives is not None:
+        deriv = Path(derivatives)
+        if not deriv.is_absolute() and not deriv.is_dir():
+            deriv = root / deriv
+        if not deriv.is_dir():
+            raise Eeg2fmriInputError(f"{derivatives}: expected an fMRIPrep derivatives folder (sub-*/func/*_desc-preproc_bold.nii.gz), found nothing; pass its path (absolute or relative to {root}).")
+    elif space is not None:
+        raise Eeg2fmriInputError(f"space={space!r}: expected together with derivatives=<fMRIPrep folder> (--derivatives); raw BOLD has no space. Add the derivatives folder or drop space.")
+    all_subs = get_entity_vals(root, "subject")
+    if subs is not None:
+        unknown = sorted(subs - set(all_subs))
+        if unknown and all_subs:
+            logger.info("%s: subject(s) %s not in the dataset (it has %s)", root, unknown, all_subs)
+    eeg_paths = find_matching_paths(root, subjects=sorted(subs) if subs is not None else None, sessions=list(sessions) if sessions is not None else None,
+                                    tasks=list(tasks) if tasks is not None else None, datatypes="eeg", suffixes="eeg",
+                                    extensions=list(_EEG_EXT), ignore_json=True, ignore_nosub=True)
+    table = PairingTable(root, bold_root=deriv or root)
+    eeg_by_key: dict[tuple, Path] = {}
+    for bp in sorted(eeg_paths, key=lambda b: str(b.fpath)):
+        p = Path(bp.fpath)
+        ent = _entities(p)
+        if "sub" not in ent or "derivatives" in p.relative_to(root).parts:
+            continue
+        k = _key(ent)
+        if k in eeg_by_key:
+            table.notes.append(f"{_label(k)}: {p.name} ignored (a second file of the run beside {eeg_by_key[k].name})")
+            continue
+        eeg_by_key[k] = p
+    bold = _bold_files(deriv or root, deriv is not None, space, subs)
+    if sessions is not None:
+        bold = [(p, e) for p, e in bold if e.get("ses") in set(sessions)]
+    if tasks is not None:
+        bold = [(p, e) for p, e in bold if e.get("task") in set(tasks)]
+    bold_by_key: dict[tuple, list] = {}
+    for p, e in bold:
+        bold_by_key.setdefault(_key(e), []).append((p, e))
+    for k in sorted(set(eeg_by_key) | set(bold_by_key), key=_sort):
+        sub, ses, task, run = k
+        eeg = eeg_by_key.get(k)
+        cands = bold_by_key.get(k, [])
+        chosen = [(p, e) for p, e in cands if all(e.get(fk) == fv for fk, fv in filt.items())]
+        row = dict(key=_label(k), subject=sub, session=ses, task=task, run=run, eeg_path=eeg)
+        if eeg is None:
+            for p, _ in cands:
+                table.rows.append(PairingRow(**row, bold_path=p, status="left out", reason="BOLD without an EEG run of the same sub/ses/task/run"))
+            continue
+        if len(chosen) == 1:
+            p = chosen[0][0]
+            conf = _confounds(p) if deriv is not None else None
+            if deriv is not None and conf is None:
+                table.notes.append(f"{_label(k)}: no *_desc-confounds_timeseries.tsv beside {p.name} (confound regression will fail for this run)")
+            table.rows.append(PairingRow(**row, bold_path=p, status="paired", confounds_path=conf))
+        elif len(chosen) > 1:
+            differ = _differing(chosen)
+            reason = f"{len(chosen)} BOLD files match ({', '.join(p.name for p, _ in chosen)}); {ambiguity_advice(differ)}"
+            table.rows.append(PairingRow(**row, bold_path=None, status="ambiguous", reason=reason))
+        else:
+            if cands:
+                reason = f"no BOLD run left: bold_entities {filt} excluded every BOLD file of the run ({', '.join(p.name for p, _ in cands)})"
+            elif deriv is not None:
+                reason = (f"no BOLD run: no preprocessed {_label(k)}*" + (f"_space-{space}" if space else "_space-*") + f"*_desc-preproc_bold.nii.gz in {deriv}")
+            else:
+                reason = f"no BOLD run; expected {_expected_bold(root, k)}"
+            table.rows.append(PairingRow(**row, bold_path=None, status="eeg-only" if keep_eeg_only else "left out", reason=reason))
+    return table

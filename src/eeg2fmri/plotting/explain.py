@@ -1,0 +1,143 @@
+"""Figures of model explanations: channel topomaps (MNE), band bars, lag curves, spatial patterns, HRFs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.plotting.report import _plt
+
+__all__ = ["plot_channel_topomaps", "plot_importance_bars", "plot_lag_curves", "plot_hrfs"]
+
+
+def _info(ch_names: list[str], montage: Any) -> tuple[Any, np.ndarray]:
+    """An MNE Info with positions for the channels the montage knows, and their indices."""
+    import mne
+
+    pos = montage.get_positions()["ch_pos"]
+    lower = {k.lower(): k for k in pos}
+    keep = np.array([i for i, c in enumerate(ch_names) if c.lower() in lower], dtype=int)
+    names = [ch_names[i] for i in keep]
+    info = mne.create_info(names, 100.0, "eeg")
+    ch_pos = {n: pos[lower[n.lower()]] for n in names}
+    info.set_montage(mne.channels.make_dig_montage(ch_pos=ch_pos, coord_frame="head"), on_missing="ignore")
+    return info, keep
+
+
+def plot_channel_topomaps(maps: np.ndarray, ch_names: list[str], montage: Any, out: Path, titles: list[str], *, suptitle: str = "",
+                          n_cols: int = 4, cmap: str = "RdBu_r", symmetric: bool = True) -> Path:
+    """Topomaps (``mne.viz.plot_topomap``) of channel values.
+
+    Parameters
+    ----------
+    maps : array, shape (n_maps, n_chans)
+    ch_names : list of str, length n_chans
+    montage : mne.channels.DigMontage
+        Positions (channels it lacks are left out of the maps).
+    out : Path
+        PNG written.
+    titles : list of str, length n_maps
+    symmetric : bool
+        Colour limits symmetric around 0 (patterns) or from 0 (importances).
+
+    Returns
+    -------
+    Path
+    """
+    import mne
+
+    plt = _plt()
+    maps = np.atleast_2d(np.asarray(maps, dtype=float))
+    info, keep = _info(list(ch_names), montage)
+    n = len(maps)
+    cols = min(n_cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(3.6, 2.4 * cols), 2.5 * rows + 0.6), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= n:
+            ax.axis("off")
+            continue
+        v = maps[i, keep]
+        lim = float(np.nanmax(np.abs(v))) or 1.0
+        vlim = (-lim, lim) if symmetric else (0.0, lim)
+        mne.viz.plot_topomap(v, info, axes=ax, show=False, cmap=cmap if symmetric else "viridis", vlim=vlim, contours=0, sensors=True)
+        ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        import textwrap
+
+        fig.suptitle(textwrap.fill(suptitle, width=int(16 * max(3.6, 2.4 * cols))), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_importance_bars(values: dict[str, np.ndarray], names: list[str], out: Path, title: str = "", ylabel: str = "share of |attribution|") -> Path:
+    """Grouped bars, one group per name (band), one bar per method.
+
+    Parameters
+    ----------
+    values : dict of str -> array, shape (n_names,)
+    names : list of str
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(3.5, 0.7 * len(names) * max(1, len(values)) + 1.5), 3.0))
+    w = 0.8 / max(1, len(values))
+    for j, (lab, v) in enumerate(values.items()):
+        ax.bar(np.arange(len(names)) + j * w - 0.4 + w / 2, v, width=w, label=lab)
+    ax.set_xticks(np.arange(len(names)), names, rotation=30 if len(names) > 8 else 0, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    if len(values) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_lag_curves(lag_s: np.ndarray, values: dict[str, np.ndarray], out: Path, title: str = "") -> Path:
+    """Importance per lag (seconds before the end of the target volume), one curve per method."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3.0))
+    for lab, v in values.items():
+        ax.plot(lag_s, v, marker="o", ms=3, label=lab)
+    ax.set_xlabel("lag: seconds before the end of the volume", fontsize=8)
+    ax.set_ylabel("share of |attribution|", fontsize=8)
+    ax.invert_xaxis()
+    ax.set_title(title, fontsize=9)
+    if len(values) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_hrfs(lag_s: np.ndarray, kernels: np.ndarray, band_names: list[str], out: Path, title: str = "") -> Path:
+    """Learned haemodynamic kernels per band: every source (thin) and the band mean (thick).
+
+    Parameters
+    ----------
+    lag_s : array, shape (n_frames,)
+    kernels : array, shape (n_members, n_bands, n_sources, n_frames)
+    """
+    plt = _plt()
+    k = np.asarray(kernels)
+    fig, ax = plt.subplots(figsize=(4.8, 3.0))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for f, name in enumerate(band_names):
+        c = colours[f % len(colours)]
+        for curve in k[:, f].reshape(-1, k.shape[-1]):
+            ax.plot(lag_s, curve, color=c, alpha=0.08, lw=0.6)
+        ax.plot(lag_s, k[:, f].reshape(-1, k.shape[-1]).mean(0), color=c, lw=2, label=name)
+    ax.set_xlabel("lag (s)", fontsize=8)
+    ax.set_ylabel("weight", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

@@ -1,0 +1,122 @@
+"""Band-power representation: log-standardised band envelopes averaged over frames anchored at the volume onsets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.preprocessing.eeg import band_envelopes, bin_frames, standardize_features
+from eeg2fmri.preprocessing.representations.registry import Representation, register_representation
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["BANDPOWER", "envelope_rate"]
+
+
+def _frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str) -> tuple[np.ndarray, int]:
+    flen = tr / m
+    n_pre = int(np.floor(onsets[0] / flen + 1e-9))
+    starts_pre = onsets[0] - flen * np.arange(n_pre, 0, -1)
+    starts_in = (onsets[:, None] + flen * np.arange(m)[None, :]).ravel()
+    if starts_in[-1] + flen > dur + 1e-6:
+        raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
+    return np.concatenate([starts_pre, starts_in]), n_pre
+
+
+def envelope_rate(n: int, sfreq: float, bands: dict, out_rate: float) -> float:
+    """Rate of the power envelopes :func:`~eeg2fmri.preprocessing.band_envelopes` returns for ``n`` samples.
+
+    Asked from ``band_envelopes`` itself, on one channel of zeros of length
+    ``n`` (a few MB for hours of EEG at the work rate).
+    """
+    _, rate = band_envelopes(np.zeros((1, n), dtype=np.float32), sfreq, bands, out_rate=out_rate)
+    return float(rate)
+
+
+def bandpower_frames(seg: np.ndarray, wsf: float, bands: dict, t_seg: float, starts: np.ndarray, flen: float, prate: float) -> np.ndarray:
+    """Frame means of band power as the one-shot path computes them, from one padded segment.
+
+    The one-shot path samples each band's power envelope at ``prate`` (a rate
+    that depends on the recording's length) and averages the samples
+    ``round(start * prate) <= j < round((start + flen) * prate)``. Here the
+    envelopes of the segment are computed at the work rate with the same
+    function (where the power is oversampled), interpolated (4-point cubic Lagrange) at exactly the sample times ``j / prate`` and averaged the same way.
+
+    Parameters
+    ----------
+    seg : array, shape (n_chans, n)
+        EEG segment at the work rate ``wsf``; its first sample is ``t_seg``
+        seconds after the start of the recording.
+    starts : array, shape (n_frames,)
+        Frame starts in seconds from the recording start (inside the segment).
+
+    Returns
+    -------
+    frames : array, shape (n_frames, n_chans, n_bands), float32
+    """
+    a = np.round(starts * prate).astype(np.int64)
+    b = np.round((starts + flen) * prate).astype(np.int64)
+    j0, j1 = int(a.min()), int(b.max())
+    pos = (np.arange(j0, j1) / prate - t_seg) * wsf  # fractional sample positions of the one-shot's envelope samples
+    n = seg.shape[1]
+    i1 = np.clip(np.floor(pos).astype(np.int64), 1, n - 3)
+    u = pos - i1
+    # 4-point (cubic Lagrange) weights of samples i1 - 1, i1, i1 + 1, i1 + 2
+    w = np.stack([-u * (u - 1) * (u - 2) / 6, (u + 1) * (u - 1) * (u - 2) / 2, -(u + 1) * u * (u - 2) / 2, (u + 1) * u * (u - 1) / 6])
+    power = band_envelopes(seg, wsf, bands)  # (B, C, n) at the work rate
+    out = np.empty((len(starts), seg.shape[0], len(bands)), dtype=np.float32)
+    for bi in range(power.shape[0]):
+        pb = power[bi]
+        p = pb[:, i1 - 1] * w[0] + pb[:, i1] * w[1] + pb[:, i1 + 1] * w[2] + pb[:, i1 + 2] * w[3]
+        cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=-1, dtype=np.float64)], axis=-1)
+        out[:, :, bi] = ((cs[:, b - j0] - cs[:, a - j0]) / np.maximum(b - a, 1)).T
+    return out
+
+
+class Bandpower(Representation):
+    """Band-power frames ``(n_frames, n_chans, n_bands)``: the mean power envelope of each band over
+    frames of ``tr / frames_per_tr`` s anchored at the volume onsets, log-standardised per channel and band."""
+
+    name = "bandpower"
+    order = 0
+    frame_based = True
+    periodic_edges = True
+
+    def needed_fmax(self, config: Any) -> float:
+        if isinstance(config.bands, str):
+            raise ValueError("bands='auto' must be resolved with PrepareConfig.resolved(sfreq) first")
+        return float(max(hi for _, hi in config.bands.values()))
+
+    def compute(self, data, wsf, onsets, tr, config, *, where="EEG"):
+        m = config.frames_per_tr
+        dur = data.shape[1] / wsf
+        starts, n_pre = _frame_starts(onsets, tr, m, dur, where)
+        power, prate = band_envelopes(data, wsf, config.bands, out_rate=max(8.0 * m / tr, 10.0))
+        frames = bin_frames(power, prate, starts, tr / m)  # (n_frames, n_bands, n_chans)
+        del power
+        feats = standardize_features(np.transpose(frames, (0, 2, 1)))
+        freqs = [float(np.mean(b)) for b in config.bands.values()]
+        window_end = n_pre + (np.arange(len(onsets)) + 1) * m
+        frame_rate = m / tr
+        return dict(features=feats, freqs=freqs, window_end=window_end, frame_rate=frame_rate)
+
+    def stream_setup(self, config, *, wsf, n_work, tr, where="EEG"):
+        for name, (lo, hi) in config.bands.items():
+            if not 0 < lo < hi < wsf / 2:
+                raise Eeg2fmriInputError(
+                    f"{where}: band {name!r}={lo, hi} Hz needs a sampling rate above {2 * hi:g} Hz, the EEG is filtered at {wsf:g} Hz; "
+                    "use a recording sampled faster (the training rate)."
+                )
+        m = int(config.frames_per_tr)
+        freqs = [float(np.mean(b)) for b in config.bands.values()]
+        prate = envelope_rate(n_work, wsf, config.bands, max(8.0 * m / tr, 10.0))
+        return {"freqs": freqs, "prate": prate}
+
+    def stream_frames(self, seg, wsf, t_seg, starts, keep, q, flen, config, state, *, where="EEG"):
+        return bandpower_frames(seg, wsf, config.bands, t_seg, starts[keep], flen, state["prate"])
+
+    def normalisation(self, config):
+        return ("standardize", True)
+
+
+BANDPOWER = register_representation(Bandpower())

@@ -1,0 +1,209 @@
+"""Explain a trained model directory (``eeg2fmri explain``): attributions table, JSON and figures.
+
+The split the model was trained with is rebuilt (as in ``eeg2fmri evaluate``)
+so the attributions are computed on its held-out test windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared, select_subjects
+from eeg2fmri.datasets.targets import Split, make_split
+from eeg2fmri.evaluation.explain import dataset_montage, explain, explanation_rows
+from eeg2fmri.utils.atomic import atomic_dir, final_paths
+from eeg2fmri.utils.jsonable import to_jsonable
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.workflows.evaluate import _recorded, resolve_run
+
+__all__ = ["explain_run", "explain_fitted", "write_explanation", "atlas_labels"]
+
+
+def atlas_labels(atlas: Any, mask: np.ndarray) -> np.ndarray:
+    """Integer labels of the in-mask voxels from a label image on the data grid.
+
+    Parameters
+    ----------
+    atlas : path-like | nibabel image | array, shape (X, Y, Z) or (n_voxels,)
+    mask : array of bool, shape (X, Y, Z)
+
+    Returns
+    -------
+    labels : array of int, shape (n_voxels,)
+    """
+    if isinstance(atlas, (str, os.PathLike)):
+        import nibabel as nib
+
+        if not Path(atlas).exists():
+            raise Eeg2fmriInputError(f"{atlas}: atlas file not found; pass a NIfTI of integer labels on the model's grid.")
+        atlas = nib.load(str(atlas))
+    arr = np.asarray(atlas.get_fdata() if hasattr(atlas, "get_fdata") else atlas)
+    if arr.shape == mask.shape:
+        return np.rint(arr[mask]).astype(int)
+    if arr.ndim == 1 and len(arr) == int(mask.sum()):
+        return np.rint(arr).astype(int)
+    raise Eeg2fmriInputError(f"atlas: expected labels on the model's grid {mask.shape} (or one per in-mask voxel, {int(mask.sum())}), "
+                             f"got shape {arr.shape}; resample the atlas to the data grid (nearest neighbour).")
+
+
+def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_source: str, overwrite: bool = False,
+                      extra: dict | None = None) -> Path:
+    """Write ``explain.json``, ``explain.tsv`` and the figures of an :func:`~eeg2fmri.evaluation.explain.explain` result atomically.
+
+    Figures: ``channels_topomap.png`` (channel importance per method, MNE
+    topomaps), ``bands.png``, ``lags.png``; for the flagship
+    ``patterns_topomap.png`` (Haufe patterns, member 0, the strongest sources
+    per band) and ``hrfs.png``; for BEIRA ``patterns_topomap.png``.
+    """
+    from eeg2fmri.plotting.explain import (
+        plot_channel_topomaps,
+        plot_hrfs,
+        plot_importance_bars,
+        plot_lag_curves,
+    )
+
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        figs: list[str] = []
+        meth = res["methods"]
+        tgt = res["target"]
+        if meth:
+            plot_channel_topomaps(np.stack([m["channel"] for m in meth.values()]), res["channels"], montage, tmp / "channels_topomap.png",
+                                  [f"{k}: channel importance" for k in meth], suptitle=f"target: {tgt}", symmetric=False)
+            figs.append("channels_topomap.png")
+            first = next(iter(meth.values()))
+            if "band" in first:
+                names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(first["band"]) else [f"{f:g}" for f in res["freqs"]]
+                plot_importance_bars({k: m["band"] for k, m in meth.items()}, names, tmp / "bands.png", f"band importance, target: {tgt}")
+                figs.append("bands.png")
+            plot_lag_curves(first["lag_s"], {k: m["lag"] for k, m in meth.items()}, tmp / "lags.png", f"lag importance, target: {tgt}")
+            figs.append("lags.png")
+        ins = res.get("insight")
+        if ins is not None and ins["kind"] == "eeg2fmri_net":
+            pats, wgt = ins["patterns"], ins["source_weight"]
+            maps, titles = [], []
+            names = res["band_names"] or [f"band {i}" for i in range(pats.shape[1])]
+            n_top = min(3, pats.shape[2])
+            for f in range(pats.shape[1]):
+                for s in np.argsort(-wgt[0, f])[:n_top]:
+                    maps.append(pats[0, f, s])
+                    titles.append(f"{names[f]} source {s}")
+            plot_channel_topomaps(np.array(maps), res["channels"], montage, tmp / "patterns_topomap.png", titles, n_cols=n_top,
+                                  suptitle="eeg2fmri_net spatial patterns (Haufe), member 0, strongest sources per band")
+            plot_hrfs(ins["hrf_lag_s"], ins["hrf_kernels"], names, tmp / "hrfs.png", "eeg2fmri_net learned HRFs (mean per band)")
+            figs += ["patterns_topomap.png", "hrfs.png"]
+        elif ins is not None and ins["kind"] == "beira":
+            p = ins["patterns"][0, 0]
+            plot_channel_topomaps(p, res["channels"], montage, tmp / "patterns_topomap.png", [f"virtual channel {i}" for i in range(len(p))],
+                                  suptitle="BEIRA spatial patterns (Haufe)")
+            figs.append("patterns_topomap.png")
+        rows = explanation_rows(res)
+        with open(tmp / "explain.tsv", "w", newline="") as fh:
+            wr = csv.DictWriter(fh, fieldnames=["method", "axis", "name", "importance", "signed"], delimiter="\t")
+            wr.writeheader()
+            wr.writerows(rows)
+        doc = dict(res)
+        doc["target_indices"] = np.asarray(res["target_indices"]).tolist()
+        doc.update(montage=montage_source, figures=figs, **(extra or {}))
+        (tmp / "explain.json").write_text(json.dumps(final_paths(to_jsonable(doc)), indent=1))
+    logger.info("wrote %s (explain.json, explain.tsv, %d figures)", out, len(figs))
+    return out
+
+
+def explain_run(
+    run_dir: str | os.PathLike | None = None,
+    *,
+    model: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    target: Any = "mask",
+    atlas: Any = None,
+    methods: tuple[str, ...] | list[str] = ("integrated_gradients", "lrp"),
+    n_windows: int = 128,
+    n_steps: int = 32,
+    montage: str | None = None,
+    out: str | os.PathLike | None = None,
+    random_state: int = 0,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Explain a trained model on the test windows of its recorded split and write the outputs.
+
+    Parameters
+    ----------
+    run_dir, model : path-like | None
+        Training run folder or model directory (as ``eeg2fmri evaluate``).
+    data : path-like | None
+        Prepared dataset (default: the recorded one).
+    target : "mask" | int | str
+        ``"mask"``, ``"voxel:I"`` or ``"roi:L"`` (with ``atlas``).
+    atlas : path-like | image | array | None
+        Integer labels on the data grid.
+    methods, n_windows, n_steps, random_state
+        See :func:`eeg2fmri.evaluation.explain.explain`.
+    montage : str | None
+        An MNE standard montage for the topomaps; default the electrode
+        positions of the training data (BIDS ``*_electrodes.tsv``), else
+        ``colin27_1005`` by name.
+    out : path-like | None
+        Output folder (default ``<run>/explain``); written atomically.
+    overwrite, progress_bar : bool
+
+    Returns
+    -------
+    out, result : Path, dict
+    """
+    from eeg2fmri.models import load_model
+
+    model_dir, rdir = resolve_run(run_dir, model=model)
+    out_path = Path(out) if out is not None else (rdir if rdir is not None else model_dir.parent) / "explain"
+    if out_path.exists() and not overwrite:
+        raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")
+    lm = load_model(model_dir)
+    if lm.meta.get("kind") == "sklearn":
+        raise Eeg2fmriInputError(f"{model_dir}: model {lm.meta['model']!r} is closed-form; explain works on torch models (e.g. eeg2fmri_net).")
+    rec_data, rec_split, _, _, rec_subjects = _recorded(model_dir, rdir, lm.meta)
+    data_path = Path(data) if data is not None else rec_data
+    if data_path is None:
+        raise Eeg2fmriInputError(f"{model_dir}: the model records no prepared dataset; pass --data PREPARED.")
+    if rec_split is None:
+        raise Eeg2fmriInputError(f"{model_dir}: the model records no split, so its test windows are unknown; retrain with eeg2fmri train.")
+    ds = select_subjects(load_prepared(data_path), rec_subjects, where=f"{model_dir}: data.subjects")
+    win = lm.meta.get("window", {})
+    opts = {k: v for k, v in rec_split.items() if k != "protocol"}
+    opts.update(n_frames=int(win.get("n_frames", 0)) or None, lag=int(win.get("lag", 0)))
+    split = make_split(ds, rec_split["protocol"], **opts)
+    labels = atlas_labels(atlas, lm.mask) if atlas is not None else None
+    res = explain(lm.model, ds, split, target=target, atlas=labels, methods=methods, n_windows=n_windows, n_steps=n_steps, window=win,
+                  random_state=random_state, progress_bar=progress_bar)
+    res["model"] = lm.meta["model"]
+    mont, source = _montage(ds, montage)
+    write_explanation(res, out_path, montage=mont, montage_source=source, overwrite=overwrite,
+                      extra={"model_dir": str(model_dir.absolute()), "data": str(Path(data_path).absolute()), "split": rec_split})
+    return out_path, res
+
+
+def _montage(ds: PreparedDataset, name: str | None) -> tuple[Any, str]:
+    import mne
+
+    if name is None:
+        return dataset_montage(ds)
+    try:
+        return mne.channels.make_standard_montage(name), f"MNE standard montage {name!r} (given)"
+    except ValueError:
+        raise Eeg2fmriInputError(f"montage: expected an MNE standard montage name, got {name!r}; "
+                                 f"e.g. {', '.join(mne.channels.get_builtin_montages()[:4])}.") from None
+
+
+def explain_fitted(model: Any, ds: PreparedDataset, split: Split, out: str | os.PathLike, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
+    """:func:`~eeg2fmri.evaluation.explain.explain` an in-memory model and write the outputs to ``out`` (``overwrite=`` passed through)."""
+    overwrite = bool(kwargs.pop("overwrite", False))
+    montage = kwargs.pop("montage", None)
+    res = explain(model, ds, split, **kwargs)
+    mont, source = _montage(ds, montage)
+    return write_explanation(res, Path(out), montage=mont, montage_source=source, overwrite=overwrite), res

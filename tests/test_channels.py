@@ -1,0 +1,141 @@
+"""Channels by position: BioSemi-named recordings onto a model trained on 10-20 names (positions, interpolation, errors)."""
+
+from __future__ import annotations
+
+import json
+
+import mne
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.preprocessing.channels import map_channels_by_position
+from eeg2fmri.synthesis import synthesize
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+from .test_synthesis import EEG_NAME, ridge_dir  # noqa: F401  (module fixture: a ridge model trained on 10-20 names)
+
+BIOSEMI64 = mne.channels.make_standard_montage("biosemi64").ch_names
+TEN20 = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T7", "T8", "P7", "P8"]
+
+
+def biosemi_name(site: str) -> str:
+    """The BioSemi bank name (A1..B32) of a 10-20 site of the 64-channel cap."""
+    i = BIOSEMI64.index(site)
+    return f"{'AB'[i // 32]}{i % 32 + 1}"
+
+
+def biosemi_raw(seed: int = 0, n_times: int = 2000) -> mne.io.RawArray:
+    names = [f"{b}{i}" for b in "AB" for i in range(1, 33)]
+    data = np.random.default_rng(seed).standard_normal((64, n_times)) * 1e-5
+    return mne.io.RawArray(data, mne.create_info(names + [], 100.0, "eeg"), verbose=False)
+
+
+def test_biosemi_names_by_montage_order_and_interpolation():
+    raw = biosemi_raw()
+    out, rep = map_channels_by_position(raw, TEN20, positions="biosemi64")
+    assert out.ch_names == TEN20 and rep.interpolated == [] and rep.by_name == []
+    assert rep.by_position == {s: biosemi_name(s) for s in TEN20} and set(rep.distances_mm.values()) == {0.0}
+    np.testing.assert_array_equal(out.get_data(picks="O1"), raw.get_data(picks=biosemi_name("O1")))
+    assert len(rep.ignored) == 64 - 16 and raw.ch_names[0] == "A1"  # the input is not changed
+    # Cz's electrode missing: interpolated from its neighbours (spherical splines), and reported
+    wanted = TEN20 + ["Cz"]
+    smooth = mne.io.RawArray(np.tile(np.linspace(-1, 1, 64)[:, None], (1, 50)) * 1e-5, raw.info, verbose=False)  # a smooth field
+    out, rep = map_channels_by_position(smooth.copy().drop_channels([biosemi_name("Cz")]), wanted, positions="biosemi64")
+    assert rep.interpolated == ["Cz"] and out.ch_names == wanted and out.info["bads"] == []
+    assert np.isfinite(out.get_data(picks="Cz")).all() and np.abs(out.get_data(picks="Cz")).max() > 0
+
+
+def test_positions_from_the_files_digitisation():
+    """Positions of the recording's own montage (here biosemi64 sites, renamed) against the 10-05 sites of the training names."""
+    raw = biosemi_raw(1)
+    pos = mne.channels.make_standard_montage("biosemi64").get_positions()["ch_pos"]
+    dig = mne.channels.make_dig_montage(ch_pos={biosemi_name(s): pos[s] for s in BIOSEMI64}, coord_frame="head")
+    raw.set_montage(dig, verbose=False)
+    out, rep = map_channels_by_position(raw, TEN20 + ["Cz", "Fz"], positions="file")
+    assert rep.positions == "file" and rep.by_position == {s: biosemi_name(s) for s in TEN20 + ["Cz", "Fz"]}
+    assert max(rep.distances_mm.values()) < 25.0 and rep.interpolated == []
+    with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='file' but the recording carries no electrode positions"):
+        map_channels_by_position(biosemi_raw(), TEN20, positions="file")
+
+
+def test_too_few_channels_and_bad_montage():
+    raw = biosemi_raw().pick([biosemi_name("Fp1"), biosemi_name("O2")])
+    with pytest.raises(Eeg2fmriInputError, match=r"only 2 of the model's 16 training channels were found by name or position .* expected at least 50%"):
+        map_channels_by_position(raw, TEN20, positions="biosemi64")
+    with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi65': expected 'file' or an MNE standard montage"):
+        map_channels_by_position(raw, TEN20, positions="biosemi65")
+    out, rep = map_channels_by_position(raw, TEN20, positions="biosemi64", min_share=0.1)
+    assert sorted(rep.by_position) == ["Fp1", "O2"] and len(rep.interpolated) == 14 and out.ch_names == TEN20
+
+
+def _biosemi_recording(tiny_bids):
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    raw.set_channel_types({"ECG": "ecg", "EOG": "eog"}, verbose=False)
+    return raw, raw.copy().rename_channels({s: biosemi_name(s) for s in TEN20})
+
+
+def test_synthesize_biosemi_recording_with_a_10_20_model(tiny_bids, ridge_dir, tmp_path):  # noqa: F811
+    raw, bio = _biosemi_recording(tiny_bids)
+    base = np.asarray(nib.load(synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)).dataobj)
+    with pytest.raises(Eeg2fmriInputError, match=r"16 are missing here: .*or map them by electrode position with channel_positions="):
+        synthesize(bio, ridge_dir, tmp_path / "no.nii.gz", progress_bar=False)
+    synthesize(bio, ridge_dir, tmp_path / "bio.nii.gz", progress_bar=False, channel_positions="biosemi64")
+    np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "bio.nii.gz").dataobj), base, atol=1e-5)
+    side = json.loads((tmp_path / "bio.json").read_text())
+    assert side["ChannelMapping"]["by_position"]["O1"] == biosemi_name("O1") and side["ChannelMapping"]["interpolated"] == []
+    assert side["ChannelsUsed"] == TEN20
+    # O1's electrode missing: interpolated and recorded in the sidecar
+    synthesize(bio.copy().drop_channels([biosemi_name("O1")]), ridge_dir, tmp_path / "interp.nii.gz", progress_bar=False, channel_positions="biosemi64")
+    side = json.loads((tmp_path / "interp.json").read_text())
+    assert side["ChannelMapping"]["interpolated"] == ["O1"] and "O1" not in side["ChannelMapping"]["by_position"]
+    got = np.asarray(nib.load(tmp_path / "interp.nii.gz").dataobj)
+    assert got.shape == base.shape and np.isfinite(got).all()
+    # too few channels left: refused
+    few = bio.copy().pick([biosemi_name(s) for s in ("Fp1", "Fp2", "F3")] + ["ECG"])
+    with pytest.raises(Eeg2fmriInputError, match=r"only 3 of the model's 16 training channels were found by name or position"):
+        synthesize(few, ridge_dir, tmp_path / "few.nii.gz", progress_bar=False, channel_positions="biosemi64")
+    assert not (tmp_path / "few.nii.gz").exists()
+
+
+def _biosemi_bids(tiny_bids, root):
+    """A copy of the tiny dataset whose sub-01 names its channels the BioSemi way (A1..B32) and has no electrodes.tsv."""
+    import shutil
+
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    eeg = root / "sub-01" / "eeg"
+    for f in eeg.glob("*electrodes*"):
+        f.unlink()
+    for f in eeg.glob("*coordsystem*"):
+        f.unlink()
+    ren = {s: biosemi_name(s) for s in TEN20}
+    vhdr = eeg / "sub-01_task-rest_run-1_eeg.vhdr"
+    lines = vhdr.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Ch") and "=" in line and "," in line:
+            key, rest = line.split("=", 1)
+            name, tail = rest.split(",", 1)
+            lines[i] = f"{key}={ren.get(name, name)},{tail}"
+    vhdr.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tsv = eeg / "sub-01_task-rest_run-1_channels.tsv"
+    rows = tsv.read_text(encoding="utf-8").splitlines()
+    tsv.write_text("\n".join([rows[0]] + [ren.get(r.split("\t", 1)[0], r.split("\t", 1)[0]) + "\t" + r.split("\t", 1)[1] for r in rows[1:]]) + "\n", encoding="utf-8")
+    return root
+
+
+def test_prepare_maps_channels_by_position(tiny_bids, tmp_path):
+    from eeg2fmri.datasets import prepare_dataset
+
+    root = _biosemi_bids(tiny_bids, tmp_path / "bio")
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG channels .* differ from the first run's"):
+        prepare_dataset(root, {"check_artifacts": False}, progress_bar=False)
+    wanted = TEN20 + ["Cz"]
+    ds = prepare_dataset(root, {"channels": wanted, "channel_positions": "biosemi64", "check_artifacts": False}, progress_bar=False)
+    assert ds.ch_names == wanted and len(ds.runs) == 2
+    m1 = ds.provenance["inputs"]["sub-01_task-rest_run-1"]["channel_mapping"]
+    m2 = ds.provenance["inputs"]["sub-02_task-rest_run-1"]["channel_mapping"]
+    assert m1["by_position"] == {s: biosemi_name(s) for s in TEN20} and m1["interpolated"] == ["Cz"] and m1["by_name"] == []
+    assert m2["by_name"] == TEN20 and m2["by_position"] == {} and m2["interpolated"] == ["Cz"]
+    assert all(np.isfinite(r.features).all() and r.features.shape[1] == len(wanted) for r in ds.runs)
+    with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi64': expected together with channels="):
+        prepare_dataset(root, {"channel_positions": "biosemi64"}, progress_bar=False)

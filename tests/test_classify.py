@@ -1,0 +1,163 @@
+"""``eeg2fmri classify``: subject-wise nested CV, permutation null, subject-bootstrap CI; labels from events/participants."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eeg2fmri.evaluation.classify import (
+    GroupedLogistic,
+    _permute,
+    block_samples,
+    classify,
+    participant_labels,
+    volume_labels_from_events,
+)
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+_FAST = GroupedLogistic(Cs=(0.1, 1.0), inner_splits=2)
+
+
+def _blocks(n_subjects: int = 6, per_subject: int = 14, n_features: int = 9, effect: float = 1.2, seed: int = 0, fingerprint: float = 2.0):
+    """Samples of two alternating conditions per subject, a subject fingerprint on every feature, ``effect`` on features 0-2."""
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.array(["rest", "task"]), n_subjects * per_subject // 2)
+    groups = np.repeat([f"s{i}" for i in range(n_subjects)], per_subject)
+    x = rng.standard_normal((len(y), n_features)) + fingerprint * rng.standard_normal((n_subjects, n_features))[np.repeat(np.arange(n_subjects), per_subject)]
+    x[y == "task", :3] += effect
+    return x, y, groups
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+def test_grouped_logistic_is_a_scikit_learn_estimator():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    failed = [r for r in check_estimator(GroupedLogistic(Cs=(0.1, 1.0)), on_fail=None, on_skip=None) if r["status"] == "failed"]
+    assert not failed, [(r["check_name"], str(r["exception"])[:120]) for r in failed]
+
+
+def test_above_the_permutation_null_with_an_effect():
+    x, y, g = _blocks(effect=1.5, per_subject=10, fingerprint=0.3)
+    res = classify(x, y, g, n_permutations=19, n_boot=300, estimator=_FAST, random_state=0, progress_bar=False)
+    assert res["cv"] == "leave-one-subject-out" and res["n_subjects"] == 6 and res["permutation"] == "labels permuted within each subject"
+    assert res["balanced_accuracy"] > 0.8 and res["balanced_accuracy"] > res["null_95"]
+    assert res["p_value"] == pytest.approx(1 / 20)  # no permutation reached it
+    assert res["ci95"][0] > 0.6 and abs(res["null_mean"] - 0.5) < 0.1
+    assert len(res["chosen_C"]) == 6  # one nested choice per outer fold
+
+
+def test_at_chance_on_shuffled_labels_and_the_leak_it_guards_against():
+    """Subject-level labels unrelated to the features, strong subject fingerprints: subject-wise CV is at chance. The same data
+    with sample-wise folds (every sample its own group) is far above chance -- the leak a non-grouped CV would report."""
+    x, _, g = _blocks(n_subjects=6, per_subject=8, effect=0.0, seed=1)
+    rng = np.random.default_rng(3)
+    subject_label = dict(zip(np.unique(g), rng.permutation(np.repeat(["a", "b"], 3))))
+    y = np.array([subject_label[s] for s in g])
+    res = classify(x, y, g, n_permutations=19, n_boot=300, estimator=_FAST, random_state=0, progress_bar=False)
+    assert res["permutation"] == "subjects' labels permuted between subjects"
+    assert res["p_value"] > 0.05 and res["balanced_accuracy"] < res["null_95"]  # within the null of 6 subject-level labels
+    leaky = classify(x, y, np.arange(len(y)), n_splits=5, n_permutations=0, estimator=_FAST, random_state=0, progress_bar=False)
+    assert leaky["balanced_accuracy"] > 0.75  # sample-wise folds learn the subjects, hence their labels
+
+
+def test_permutations_keep_the_grouping():
+    rng = np.random.default_rng(0)
+    y = np.array(list("aabbb" "abab"))
+    g = np.array([0] * 5 + [1] * 4)
+    for _ in range(5):
+        p = _permute(y, g, rng)
+        for k in (0, 1):
+            assert sorted(p[g == k]) == sorted(y[g == k])
+    y2 = np.array(list("aaabbb"))
+    g2 = np.array([0, 0, 1, 1, 2, 2])
+    y2 = np.array(["a", "a", "b", "b", "a", "a"])
+    p2 = _permute(y2, g2, rng)
+    assert all(len(set(p2[g2 == k])) == 1 for k in range(3)) and sorted(p2) == sorted(y2)
+
+
+def test_classify_errors():
+    x, y, g = _blocks(n_subjects=3, per_subject=4)
+    with pytest.raises(Eeg2fmriInputError, match="at least 3 subjects"):
+        classify(x[:8], y[:8], g[:8])
+    with pytest.raises(Eeg2fmriInputError, match="at least 2 classes"):
+        classify(x, np.full(len(y), "task"), g)
+    with pytest.raises(Eeg2fmriInputError, match="non-finite"):
+        classify(np.where(np.eye(len(x), x.shape[1]) > 0, np.nan, x), y, g)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected X \(n_samples, n_features\)"):
+        classify(x, y[:-1], g)
+    with pytest.raises(Eeg2fmriInputError, match="n_permutations >= 0"):
+        classify(x, y, g, n_permutations=-1)
+
+
+def test_block_samples_hand_computed(tiny_prepared):
+    r0, r1 = (r.n_volumes for r in tiny_prepared.runs[:2])
+    lab = {0: np.array(["a"] * 10 + ["b"] * (r0 - 10)), 1: np.array(["b"] * r1)}
+    series = {0: np.arange(r0, dtype=float)[:, None], 1: np.ones((r1, 1))}
+    x, y, g = block_samples(tiny_prepared, lab, series, delay_volumes=2, standardize=False)
+    assert y.tolist() == ["a", "b", "b"] and g.tolist() == [tiny_prepared.runs[0].subject, tiny_prepared.runs[0].subject, tiny_prepared.runs[1].subject]
+    assert x[0, 0] == pytest.approx(np.arange(2, 12).mean()) and x[1, 0] == pytest.approx(np.arange(12, r0).mean())
+    x2, y2, _ = block_samples(tiny_prepared, lab, series, max_block=4, standardize=False)
+    assert y2.tolist()[:3] == ["a", "a", "a"] and x2[0, 0] == pytest.approx(1.5)
+
+
+def test_labels_errors(tiny_prepared, tmp_path):
+    with pytest.raises(Eeg2fmriInputError, match="every volume has the same condition"):
+        volume_labels_from_events(tiny_prepared)  # resting-state simulation: events.tsv without events
+    with pytest.raises(Eeg2fmriInputError, match="expected a participants.tsv"):
+        participant_labels(tiny_prepared, "group", participants=tmp_path / "none.tsv")
+    p = tmp_path / "participants.tsv"
+    p.write_text("participant_id\tage\nsub-01\t30\nsub-02\t\n")
+    with pytest.raises(Eeg2fmriInputError, match="expected a column 'group'"):
+        participant_labels(tiny_prepared, "group", participants=p)
+    with pytest.raises(Eeg2fmriInputError, match="subject '02' has no value in column 'age'"):
+        participant_labels(tiny_prepared, "age", participants=p)
+
+
+@pytest.fixture(scope="module")
+def task_run(tmp_path_factory):
+    """4 subjects x 3 min of 20 s task blocks, prepared, and a ridge_hrf model saved as a run with its split."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models import save_model
+    from eeg2fmri.simulate import simulate_dataset
+    from eeg2fmri.training import fit_model
+
+    root = tmp_path_factory.mktemp("task")
+    bids = simulate_dataset(root / "bids", n_subjects=4, minutes=3.0, voxel_size=12.0, n_channels=16, n_regions=8, n_networks=3, sfreq=100.0,
+                            seed=5, task="blocks", task_block=20.0, progress_bar=False)
+    ds = prepare_dataset(bids, progress_bar=False)
+    prep = ds.save(root / "prepared")
+    sp = make_split(ds, "within")
+    fitted = fit_model(ds, sp, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(ds, sp))
+    card = {"training data": {"prepared": str(prep)}, "split": {"protocol": "within", "gap_volumes": sp.gap}}
+    save_model(fitted.model, root / "run" / "model", card=card, spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(),
+               mask=ds.mask, affine=ds.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=ds.config.to_dict())
+    return root
+
+
+@pytest.mark.slow
+def test_classify_cli_on_simulated_task_blocks(task_run, capsys):
+    from eeg2fmri.cli import main
+
+    out = task_run / "cls"
+    assert main(["classify", str(task_run / "run"), "--n-permutations", "19", "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "source" in printed and "wrote" in printed
+    doc = json.loads((out / "classify.json").read_text())
+    res = doc["results"]
+    assert set(res) == {"synth", "eeg", "bold"} and "in-sample for the synthesis" in doc["notes"]["synth"]
+    for src in ("eeg", "bold", "synth"):
+        assert res[src]["balanced_accuracy"] > res[src]["null_95"], (src, res[src])
+        assert res[src]["p_value"] <= 0.05 and res[src]["cv"] == "leave-one-subject-out"
+    rows = (out / "classify.tsv").read_text().splitlines()
+    assert rows[0].startswith("source\tbalanced_accuracy\tci_low\tci_high") and len(rows) == 4
+    assert main(["classify", str(task_run / "run"), "--out", str(out), "-q"]) == 2
+    assert "output directory already exists" in capsys.readouterr().err
+    assert main(["classify", "--data", str(task_run / "prepared"), "--sources", "synth", "--out", str(task_run / "x"), "-q"]) == 2
+    assert "source 'synth' needs a trained model" in capsys.readouterr().err
+    assert main(["classify", "--data", str(task_run / "prepared"), "--labels", "age", "--out", str(task_run / "x"), "-q"]) == 2
+    assert "expected 'events' or 'participants:COLUMN'" in capsys.readouterr().err
+    assert not (task_run / "x").exists()

@@ -1,0 +1,205 @@
+"""BIDS pairing through mne-bids: sessions, acq-/echo- duplicates, fMRIPrep derivatives, the pairing table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eeg2fmri.io import find_runs
+from eeg2fmri.io.layouts import check_layout, find_runs_layout
+from eeg2fmri.io.pairing import pair_bids_runs, parse_bold_filter
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+from .test_layouts import eeg_uv, write_bold, write_bv
+
+CH = ["Fz", "Cz", "Pz", "Oz", "C3", "C4"]
+SF, TR, NVOL = 100.0, 2.0, 12
+
+
+def eeg_run(root: Path, stem: str, seed: int = 0, ses: str | None = None) -> Path:
+    sub = stem.split("_")[0]
+    d = root / sub / (f"ses-{ses}" if ses else "") / "eeg"
+    n = int((NVOL * TR + 2.0) * SF)
+    return write_bv(d, f"{stem}_eeg", eeg_uv(len(CH), n, seed), SF, CH, [("Response", "R128", int((0.5 + k * TR) * SF)) for k in range(NVOL)])
+
+
+def bold_run(root: Path, name: str, seed: int = 0, ses: str | None = None) -> Path:
+    sub = name.split("_")[0]
+    return write_bold(root / sub / (f"ses-{ses}" if ses else "") / "func" / name, (4, 5, 3, NVOL), TR, seed=seed, sidecar={"RepetitionTime": TR})
+
+
+def describe(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dataset_description.json").write_text('{"Name": "fixture", "BIDSVersion": "1.8.0"}')
+
+
+@pytest.fixture
+def sessions_root(tmp_path):
+    root = tmp_path / "ses"
+    describe(root)
+    for ses in ("1", "2"):
+        eeg_run(root, f"sub-01_ses-{ses}_task-rest_run-1", seed=int(ses), ses=ses)
+        bold_run(root, f"sub-01_ses-{ses}_task-rest_run-1_bold.nii.gz", seed=int(ses), ses=ses)
+    eeg_run(root, "sub-02_ses-1_task-rest_run-1", seed=5, ses="1")  # EEG without BOLD
+    bold_run(root, "sub-02_ses-2_task-rest_run-1_bold.nii.gz", seed=6, ses="2")  # BOLD without EEG
+    return root
+
+
+def test_sessions_pair_within_their_session(sessions_root):
+    table = pair_bids_runs(sessions_root)
+    assert [(r.key, r.status) for r in table.rows] == [
+        ("sub-01_ses-1_task-rest_run-1", "paired"), ("sub-01_ses-2_task-rest_run-1", "paired"),
+        ("sub-02_ses-1_task-rest_run-1", "left out"), ("sub-02_ses-2_task-rest_run-1", "left out")]
+    for r in table.paired:
+        assert f"ses-{r.session}" in r.bold_path.name and f"ses-{r.session}" in r.eeg_path.name
+    eeg_only, bold_only = table.left_out
+    assert eeg_only.reason.startswith("no BOLD run; expected") and eeg_only.reason.endswith("sub-02/ses-1/func/sub-02_ses-1_task-rest_run-1_bold.nii.gz")
+    assert bold_only.eeg_path is None and "BOLD without an EEG run" in bold_only.reason
+    text = str(table)
+    assert "2 paired, 2 left out" in text and "sub-02_ses-1_task-rest_run-1_eeg.vhdr: no BOLD run; expected" in text
+    assert [r.session for r in pair_bids_runs(sessions_root, sessions=["2"]).paired] == ["2"]
+    # the public function still raises for an EEG run without BOLD, unless require_bold=False
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_ses-1_task-rest_run-1_eeg.vhdr: found EEG but no BOLD run; expected .*sub-02_ses-1_task-rest_run-1_bold.nii.gz"):
+        find_runs(sessions_root)
+    runs = find_runs(sessions_root, require_bold=False)
+    assert [(r.subject, r.session, r.bold_path is None) for r in runs] == [("01", "1", False), ("01", "2", False), ("02", "1", True)]
+    # the bids layout leaves it out (warned, in the table) and keeps the complete runs
+    lay = find_runs_layout(sessions_root)
+    assert [r.key for r in lay] == ["sub-01_ses-1_task-rest_run-1", "sub-01_ses-2_task-rest_run-1"]
+    with pytest.raises(Eeg2fmriInputError, match=r"strict pairing failed .*sub-02_ses-1_task-rest_run-1: EEG sub-02_ses-1_task-rest_run-1_eeg.vhdr left out: no BOLD run"):
+        find_runs_layout(sessions_root, strict=True)
+    with pytest.raises(Eeg2fmriInputError, match=r"found EEG but no BOLD run; expected"):
+        find_runs_layout(sessions_root, require_bold=True)
+
+
+@pytest.mark.parametrize("entity", ["echo", "acq"])
+def test_duplicate_bold_runs_are_chosen_by_entity(tmp_path, entity):
+    root = tmp_path / entity
+    describe(root)
+    eeg_run(root, "sub-01_task-rest_run-1")
+    a, b = ("1", "2") if entity == "echo" else ("mb", "sb")
+    names = {v: (f"sub-01_task-rest_echo-{v}_run-1_bold.nii.gz" if entity == "echo" else f"sub-01_task-rest_acq-{v}_run-1_bold.nii.gz") for v in (a, b)}
+    for i, n in enumerate(names.values()):
+        bold_run(root, n, seed=i)
+    advice = rf"found 2 BOLD files match .*; choose one with bold_entities=\{{'{entity}': '{a}'\}} \(command line: --bold-filter {entity}={a}\)"
+    with pytest.raises(Eeg2fmriInputError, match=advice):
+        find_runs(root)
+    with pytest.raises(Eeg2fmriInputError, match=advice):
+        find_runs_layout(root)
+    for v in (a, b):
+        assert find_runs(root, bold_entities={entity: v})[0].bold_path.name == names[v]
+        assert find_runs_layout(root, bold_entities=[f"{entity}={v}"])[0].bold_path.name == names[v]
+    rep = check_layout(root, "bids")
+    assert not rep.ok and "choose one with bold_entities" in rep.problems[0]
+    with pytest.raises(Eeg2fmriInputError, match=r"no BOLD run left: bold_entities \{'echo': '9'\} excluded every BOLD file"):
+        find_runs(root, bold_entities={"echo": "9"})
+    with pytest.raises(Eeg2fmriInputError, match=r"bold filter 'colour': expected one of the entities"):
+        parse_bold_filter(["colour=red"])
+    with pytest.raises(Eeg2fmriInputError, match=r"expected ENTITY=VALUE such as echo=1"):
+        parse_bold_filter(["echo"])
+    assert parse_bold_filter(["acquisition=mb", "echo=none"]) == {"acq": "mb", "echo": None}
+
+
+def fmriprep_root(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "raw"
+    describe(root)
+    eeg_run(root, "sub-01_task-rest_run-1", seed=1)
+    eeg_run(root, "sub-02_task-rest_run-1", seed=2)
+    bold_run(root, "sub-01_task-rest_run-1_bold.nii.gz", seed=1)  # raw BOLD, ignored with derivatives=
+    deriv = root / "derivatives" / "fmriprep"
+    rng = np.random.default_rng(0)
+    for sub in ("01", "02"):
+        stem = f"sub-{sub}_task-rest_run-1"
+        for space in ("MNI152NLin2009cAsym_res-2", "T1w"):
+            bold_run(deriv, f"{stem}_space-{space}_desc-preproc_bold.nii.gz", seed=int(sub))
+        if sub == "01":  # sub-02 has no confounds file
+            cols = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z", "global_signal"]
+            rows = ["\t".join(f"{x:.5f}" for x in rng.normal(size=len(cols))) for _ in range(NVOL)]
+            (deriv / f"sub-{sub}" / "func" / f"{stem}_desc-confounds_timeseries.tsv").write_text("\t".join(cols) + "\n" + "\n".join(rows) + "\n")
+    return root, deriv
+
+
+def test_fmriprep_derivatives_with_confounds(tmp_path):
+    root, deriv = fmriprep_root(tmp_path)
+    with pytest.raises(Eeg2fmriInputError, match=r"found 2 BOLD files match .*choose the fMRIPrep output space with space='MNI152NLin2009cAsym' \(command line: --space MNI152NLin2009cAsym\)"):
+        find_runs(root, derivatives=deriv)
+    table = pair_bids_runs(root, derivatives="derivatives/fmriprep", space="MNI152NLin2009cAsym")
+    assert table.bold_root == deriv and [r.status for r in table.rows] == ["paired", "paired"]
+    r1, r2 = table.rows
+    assert r1.bold_path.name == "sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz"
+    assert r1.confounds_path.name == "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv" and r2.confounds_path is None
+    assert table.notes == ["sub-02_task-rest_run-1: no *_desc-confounds_timeseries.tsv beside sub-02_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz (confound regression will fail for this run)"]
+    assert "(+ sub-01_task-rest_run-1_desc-confounds_timeseries.tsv)" in str(table)
+    runs = find_runs_layout(root, derivatives=deriv, space="T1w")
+    assert [r.bold_path.name for r in runs] == [f"sub-0{i}_task-rest_run-1_space-T1w_desc-preproc_bold.nii.gz" for i in (1, 2)]
+    assert runs[0].meta["confounds"].endswith("sub-01_task-rest_run-1_desc-confounds_timeseries.tsv")
+    with pytest.raises(Eeg2fmriInputError, match=r"space='T1w': expected together with derivatives="):
+        find_runs(root, space="T1w")
+    with pytest.raises(Eeg2fmriInputError, match=r"nope: expected an fMRIPrep derivatives folder"):
+        find_runs(root, derivatives="nope")
+    no = pair_bids_runs(root, derivatives=deriv, space="MNI152NLin6Asym")
+    assert [r.status for r in no.rows] == ["left out", "left out"] and "no preprocessed sub-01_task-rest_run-1*_space-MNI152NLin6Asym" in no.rows[0].reason
+
+
+def test_prepare_from_fmriprep_derivatives_regresses_confounds(tmp_path):
+    """prepare end to end on the preprocessed BOLD of one space, confounds regressed (sub-01 only: sub-02 has none)."""
+    from eeg2fmri.datasets import prepare_dataset
+
+    root, deriv = fmriprep_root(tmp_path)
+    cfg = {"mask": "data", "confounds": ["trans_*", "rot_*"], "check_artifacts": False}
+    import nibabel as nib
+
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 3), np.uint8), np.diag([3.0, 3.0, 4.0, 1.0])), mask)
+    cfg["mask"] = str(mask)
+    ds = prepare_dataset(root, cfg, subjects=["01"], layout_options={"derivatives": str(deriv), "space": "MNI152NLin2009cAsym"}, progress_bar=False)
+    assert len(ds.runs) == 1 and ds.runs[0].bold.shape == (NVOL, 60)
+    # confound regression leaves BOLD orthogonal to the motion columns (up to the later standardisation)
+    import pandas as pd
+
+    conf = pd.read_csv(deriv / "sub-01/func/sub-01_task-rest_run-1_desc-confounds_timeseries.tsv", sep="\t").to_numpy()[:, :6]
+    conf = conf - conf.mean(0)
+    np.testing.assert_allclose(conf.T @ (ds.runs[0].bold - ds.runs[0].bold.mean(0)), 0, atol=1e-3)
+
+
+def test_cli_check_prints_the_pairing_table(capsys, sessions_root, tmp_path):
+    from eeg2fmri.cli import main
+
+    assert main(["datasets", "--check", str(sessions_root)]) == 0
+    out = capsys.readouterr().out
+    assert "layout bids: 2 complete run(s); OK" in out and "pairing of" in out and "2 paired, 2 left out" in out
+    assert "left out   sub-02_ses-1_task-rest_run-1  sub-02_ses-1_task-rest_run-1_eeg.vhdr: no BOLD run; expected" in out
+    assert "skipped: sub-02_ses-2_task-rest_run-1: BOLD sub-02_ses-2_task-rest_run-1_bold.nii.gz left out: BOLD without an EEG run" in out
+    root = tmp_path / "echo"
+    describe(root)
+    eeg_run(root, "sub-01_task-rest_run-1")
+    for e in ("1", "2"):
+        bold_run(root, f"sub-01_task-rest_echo-{e}_run-1_bold.nii.gz")
+    assert main(["datasets", "--check", str(root)]) == 1
+    assert "--bold-filter echo=1" in capsys.readouterr().out
+    assert main(["datasets", "--check", str(root), "--bold-filter", "echo=2"]) == 0
+    assert "sub-01_task-rest_echo-2_run-1_bold.nii.gz" in capsys.readouterr().out
+
+
+def test_cli_prepare_with_derivatives_and_space(tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets import load_prepared
+
+    root, deriv = fmriprep_root(tmp_path)
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 3), np.uint8), np.diag([3.0, 3.0, 4.0, 1.0])), mask)
+    cfg = tmp_path / "prep.json"
+    cfg.write_text(json.dumps({"mask": str(mask), "confounds": ["trans_*"], "check_artifacts": False}))
+    out = tmp_path / "prepared"
+    assert main(["prepare", str(root), "--out", str(out), "--config", str(cfg), "--subjects", "01", "--derivatives", str(deriv),
+                 "--space", "MNI152NLin2009cAsym", "--quiet"]) == 0
+    ds = load_prepared(out)
+    assert ds.provenance["inputs"]["sub-01_task-rest_run-1"]["bold"].endswith("_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz")
+    assert main(["prepare", str(root), "--out", str(tmp_path / "p2"), "--config", str(cfg), "--bold-filter", "colour=red"]) == 2
+    assert "bold filter 'colour': expected one of the entities" in capsys.readouterr().err
