@@ -15,7 +15,9 @@ and 30 minutes, and times ``synthesize`` on each in a fresh process:
 
 Usage::
 
-    python benchmarks/bench_synthesis.py [--minutes 10 30] [--threads 2] [--out DIR]
+    python benchmarks/bench_synthesis.py [--minutes 10 30] [--threads 2] [--out DIR] [--model eeg2fmri_net] [--device cuda]
+
+``x real time``: recording length / the warm call's wall time (``again s``).
 
 Threads default to 2 (OpenBLAS/OMP/torch); the numbers in docs/evaluation.md
 were measured on a shared 2-core CPU.
@@ -36,14 +38,14 @@ SFREQ = 500.0
 GRID = (64, 64, 30)
 
 
-def _make_model(folder: Path) -> Path:
+def _make_model(folder: Path, name: str = "ridge_hrf") -> Path:
     import numpy as np
 
     from eeg2fmri.datasets.prepared import PrepareConfig
     from eeg2fmri.datasets.targets import default_window
     from eeg2fmri.models import DataSpec, build_model, save_model
 
-    out = folder / "model"
+    out = folder / f"model_{name}"
     if (out / "model.json").exists():
         return out
     rng = np.random.default_rng(0)
@@ -55,13 +57,18 @@ def _make_model(folder: Path) -> Path:
     chans = [f"EEG{i:03d}" for i in range(N_CHANNELS)]
     spec = DataSpec("bandpower", (N_CHANNELS, len(cfg.bands), n_frames), (int(mask.sum()),), SFREQ, tr, tuple(chans),
                     tuple(float(np.mean(b)) for b in cfg.bands.values()), cfg.frames_per_tr / tr, 1)
-    model = build_model("ridge_hrf", spec)
-    x = rng.standard_normal((400,) + spec.input_shape).astype(np.float32)
-    y = rng.standard_normal((400, spec.n_outputs)).astype(np.float32)
-    model.fit(x, y)
+    if name == "ridge_hrf":
+        model = build_model("ridge_hrf", spec)
+        x = rng.standard_normal((400,) + spec.input_shape).astype(np.float32)
+        y = rng.standard_normal((400, spec.n_outputs)).astype(np.float32)
+        model.fit(x, y)
+        hparams = model.get_params()
+    else:  # a torch model at its initial weights: the cost of synthesis does not depend on them
+        hparams = {"seed": 0, "ridge_blend": 0.0} if name == "eeg2fmri_net" else {"seed": 0}
+        model = build_model(name, spec, **hparams)
     affine = np.diag([3.0, 3.0, 4.0, 1.0])
     affine[:3, 3] = [-96.0, -132.0, -60.0]
-    save_model(model, out, spec=spec, name="ridge_hrf", hparams=model.get_params(), mask=mask, affine=affine,
+    save_model(model, out, spec=spec, name=name, hparams=hparams, mask=mask, affine=affine,
                window={"n_frames": n_frames, "lag": 0}, prepare=cfg.to_dict())
     return out
 
@@ -105,7 +112,7 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _child(eeg: str, model: str, out: str) -> None:
+def _child(eeg: str, model: str, out: str, device: str) -> None:
     import time
     import tracemalloc
 
@@ -121,13 +128,13 @@ def _child(eeg: str, model: str, out: str) -> None:
     reset = _reset_hwm()
     tracemalloc.start()
     t0 = time.perf_counter()
-    synthesize(eeg, model, out, overwrite=True, progress_bar=False)
+    synthesize(eeg, model, out, overwrite=True, progress_bar=False, device=device)
     dt = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_call = _vm_hwm_mb() if reset else None
     t0 = time.perf_counter()
-    synthesize(eeg, model, out, overwrite=True, progress_bar=False)  # again, in the same (warm) process
+    synthesize(eeg, model, out, overwrite=True, progress_bar=False, device=device)  # again, in the same (warm) process
     dt2 = time.perf_counter() - t0
     shape = nib.load(out).shape
     print(json.dumps({"seconds": dt, "seconds_again": dt2, "import_seconds": t_import, "traced_peak_mb": peak / 2**20, "rss_after_imports_mb": rss_before,
@@ -139,34 +146,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="folder for the inputs and outputs (default: a temporary folder)")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="ridge_hrf", help="ridge_hrf (default) or a torch model such as eeg2fmri_net (initial weights)")
+    ap.add_argument("--device", default="cpu", help="synthesize(device=...): cpu, cuda, auto")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _child(*args.child)
         return 0
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_synthesis-"))
     folder.mkdir(parents=True, exist_ok=True)
-    model = _make_model(folder)
+    model = _make_model(folder, args.model)
     env = {**os.environ, **{k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     rows = []
     for minutes in args.minutes:
         eeg = _make_eeg(folder, minutes)
         out = folder / f"synth_{minutes:g}min_bold.nii.gz"
-        res = subprocess.run([sys.executable, __file__, "--child", str(eeg), str(model), str(out)], env=env, capture_output=True, text=True)
+        res = subprocess.run([sys.executable, __file__, "--child", str(eeg), str(model), str(out), args.device], env=env, capture_output=True, text=True)
         if res.returncode:
             print(res.stderr, file=sys.stderr)
             return res.returncode
         rows.append((minutes, json.loads(res.stdout.strip().splitlines()[-1])))
-    print(f"synthesis: {N_CHANNELS} channels at {SFREQ:g} Hz -> {GRID[0]}x{GRID[1]}x{GRID[2]} NIfTI (.nii.gz, ridge_hrf), {args.threads} threads")
+    print(f"synthesis: {N_CHANNELS} channels at {SFREQ:g} Hz -> {GRID[0]}x{GRID[1]}x{GRID[2]} NIfTI (.nii.gz, {args.model}), device {args.device}, "
+          f"{args.threads} threads")
     print("wall s: the first synthesize() call in a process that has imported eeg2fmri, MNE and SciPy (import s: that import, paid once "
           "per process); again s: a second call in the same process;")
     print("traced: tracemalloc peak during the call; RSS: resident set after imports, and its peak during the call (VmHWM reset before it)")
     print(f"{'EEG':>7} {'volumes':>8} {'wall s':>7} {'again s':>8} {'import s':>9} {'traced MB':>10} {'RSS imports MB':>15} {'RSS peak MB':>12} "
-          f"{'NIfTI MB':>9}")
+          f"{'NIfTI MB':>9} {'x real time':>12}")
     for minutes, r in rows:
         peak = r["rss_peak_during_call_mb"]
         print(f"{minutes:>5g} m {r['shape'][3]:>8d} {r['seconds']:>7.2f} {r['seconds_again']:>8.2f} {r['import_seconds']:>9.2f} {r['traced_peak_mb']:>10.1f} "
-              f"{r['rss_after_imports_mb'] or float('nan'):>15.0f} {peak if peak is not None else float('nan'):>12.0f} {r['nifti_mb']:>9.1f}")
+              f"{r['rss_after_imports_mb'] or float('nan'):>15.0f} {peak if peak is not None else float('nan'):>12.0f} {r['nifti_mb']:>9.1f} {minutes * 60 / r['seconds_again']:>12.0f}")
     return 0
 
 

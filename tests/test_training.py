@@ -102,7 +102,9 @@ class _Forbidden(dict):
         ({"split": {"gapp": 3}}, r"split\.gapp: expected an option of make_split"),
         ({"data": {"prepared": "a", "bids": "b"}}, r"data: expected one of data\.prepared or data\.bids, found 'both'"),
         ({"data": {"prepared": "a", "prepare": {"l_freq": 1.0}}}, r"data\.prepare: expected options only together with data\.bids"),
-        ({"trainer": {"devices": 0}}, r"trainer\.devices: expected an integer >= 1 or \"auto\", found 0"),
+        ({"trainer": {"devices": 0}}, r"trainer\.devices: expected an integer >= 1, \"auto\", or a list of distinct GPU indices >= 0 such as \[1\], found 0"),
+        ({"trainer": {"devices": [0, 0]}}, r"trainer\.devices: expected an integer >= 1, \"auto\", or a list of distinct GPU indices"),
+        ({"trainer": {"devices": []}}, r"trainer\.devices: expected an integer >= 1, \"auto\", or a list"),
         ({"trainer": {"log": ["wandb"]}}, r"trainer\.log: expected \"auto\" or a list from \['csv', 'tensorboard'\]"),
         ({"tune": {"lr": {"low": 1e-2, "high": 1e-4}}}, r"tune\.lr: expected low < high"),
         ({"tune": {"lr": {"low": 0.0, "high": 1.0, "log": True}}}, r"tune\.lr\.low: expected a number > 0 with log: true"),
@@ -494,3 +496,12 @@ def test_train_mean_baseline_saves_and_reloads(tiny_prepared, tmp_path):
     x, subs = np.zeros((3, 1)), np.array(["02", "01", "99"])  # "99": unseen subject, the grand mean
     np.testing.assert_array_equal(loaded.predict(x, subs), fitted.predict(x, subs))
     np.testing.assert_array_equal(loaded.predict(x, subs)[2], fitted.grand_mean_)
+
+
+def test_devices_accepts_gpu_indices():
+    """``benchmark --device cuda:N`` passes ``trainer.devices: [N]`` (Lightning's GPU-index form)."""
+    from eeg2fmri.training.config import resolve_config
+
+    cfg = resolve_config({"model": {"name": "mean"}, "trainer": {"devices": [1]}}, require_model=False)
+    assert cfg["trainer"]["devices"] == [1]
+    assert resolve_config({"model": {"name": "mean"}, "trainer": {"devices": 2}}, require_model=False)["trainer"]["devices"] == 2

@@ -41,7 +41,7 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       kl: 0.0
     trainer:
       accelerator: auto          # auto | cpu | gpu | cuda | mps
-      devices: 1                 # or "auto"
+      devices: 1                 # or "auto", or GPU indices such as [1]
       num_nodes: 1
       strategy: auto             # auto: "ddp" when devices * num_nodes > 1
       num_workers: 0             # DataLoader worker processes (not with loader_threads > 0)
@@ -206,11 +206,15 @@ def _precision(ctx: _Ctx, key: str, v: Any) -> str:
     return v
 
 
-def _devices(ctx: _Ctx, key: str, v: Any) -> int | str:
+def _devices(ctx: _Ctx, key: str, v: Any) -> int | str | list[int]:
     if v == "auto":
         return v
+    if isinstance(v, (list, tuple)):  # GPU indices, as Lightning takes them: [1] is the second GPU
+        if not v or not all(_is_int(i) and i >= 0 for i in v) or len(set(v)) != len(v):
+            ctx.fail(key, 'an integer >= 1, "auto", or a list of distinct GPU indices >= 0 such as [1]', v)
+        return [int(i) for i in v]
     if not _is_int(v) or v < 1:
-        ctx.fail(key, 'an integer >= 1 or "auto"', v)
+        ctx.fail(key, 'an integer >= 1, "auto", or a list of distinct GPU indices >= 0 such as [1]', v)
     return v
 
 

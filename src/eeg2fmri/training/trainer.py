@@ -444,8 +444,9 @@ def fit_torch(
     if precision == "16-mixed" and _accelerator_is_cpu(tcfg["accelerator"]):
         raise Eeg2fmriInputError('optimizer.precision: expected "32" or "bf16-mixed" on the CPU, found "16-mixed"; float16 mixed precision needs a GPU.')
     devices, nodes = tcfg["devices"], tcfg["num_nodes"]
+    n_devices = len(devices) if isinstance(devices, list) else devices
     strategy = tcfg["strategy"]
-    if strategy == "auto" and (nodes > 1 or (devices != "auto" and devices > 1)):
+    if strategy == "auto" and (nodes > 1 or (n_devices != "auto" and n_devices > 1)):
         strategy = "ddp"
     deterministic = tcfg["deterministic"]
     if deterministic == "auto":
@@ -477,7 +478,7 @@ def fit_torch(
         early = EarlyStopping(monitor=monitor, mode=mode, patience=opt["patience"], min_delta=opt["min_delta"], check_finite=True)
         cbs.append(early)
     cbs += list(callbacks)
-    world_guess = nodes * (devices if devices != "auto" else 1)
+    world_guess = nodes * (n_devices if n_devices != "auto" else 1)
     n_batches = max(1, len(train_ds) // max(1, world_guess) // opt["batch_size"])
     lit = LitModel(model, loss, opt, seed, name)
     threads = tcfg["loader_threads"]

@@ -153,12 +153,13 @@ def tune(
     if getattr(get_model_class(name), "kind", "torch") == "sklearn":
         raise Eeg2fmriInputError(f"model.name: expected a torch model for tuning, found the closed-form {name!r} (it chooses its penalty on validation data itself).")
     t = cfg["trainer"]
-    if t["num_nodes"] != 1 or t["devices"] not in (1, "auto"):
+    if t["num_nodes"] != 1 or t["devices"] not in (1, "auto") and not (isinstance(t["devices"], list) and len(t["devices"]) == 1):
         raise Eeg2fmriInputError(
             f"trainer: expected one device per tuning process, found devices={t['devices']}, num_nodes={t['num_nodes']}; "
             "run several `eeg2fmri tune` processes with the same --storage instead (one GPU each)."
         )
-    cfg["trainer"]["devices"] = 1
+    if not isinstance(t["devices"], list):
+        cfg["trainer"]["devices"] = 1
     out_path = Path(cfg["out"]).absolute()
     tune_dir = out_path / "tune"
     tune_dir.mkdir(parents=True, exist_ok=True)
