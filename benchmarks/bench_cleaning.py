@@ -158,14 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n## In-scanner EEG cleaning: test median voxel r (within protocol, mean over {args.subjects} test subjects), "
           f"{args.subjects} subjects x {args.minutes:g} min, EEG {args.sfreq:g} Hz, TR 2 s, {args.slices} slices, gradient + BCG artefacts\n")
     for m in models:
-        head = ["condition"] + [f"seed {s}" for s in seeds] + ["mean", "Δ vs clean_eeg", "feat r"]
+        from scipy import stats
+
+        head = ["condition"] + [f"seed {s}" for s in seeds] + ["mean", "Δ vs clean_eeg", "Δ 95% CI (seeds)", "feat r"]
         body = []
-        base = np.mean([docs[s]["r"]["clean_eeg"][m] for s in seeds])
+        base = np.array([docs[s]["r"]["clean_eeg"][m] for s in seeds])
         for cond in conditions:
-            vals = [docs[s]["r"][cond][m] for s in seeds]
+            vals = np.array([docs[s]["r"][cond][m] for s in seeds])
             mean = float(np.mean(vals))
+            d = vals - base  # paired by seed: same EEG, BOLD and ground truth
+            half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
             fr = float(np.mean([docs[s]["feat_r"][cond] for s in seeds]))
-            body.append([cond] + [f"{v:.4f}" for v in vals] + [f"{mean:.4f}", f"{mean - base:+.4f}", f"{fr:.3f}"])
+            body.append([cond] + [f"{v:.4f}" for v in vals] + [f"{mean:.4f}", f"{d.mean():+.4f}", f"[{d.mean() - half:+.4f}, {d.mean() + half:+.4f}]",
+                                                              f"{fr:.3f}"])
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
         print(f"model {m}")
         print("\n".join("  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body))

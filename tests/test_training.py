@@ -505,3 +505,32 @@ def test_devices_accepts_gpu_indices():
     cfg = resolve_config({"model": {"name": "mean"}, "trainer": {"devices": [1]}}, require_model=False)
     assert cfg["trainer"]["devices"] == [1]
     assert resolve_config({"model": {"name": "mean"}, "trainer": {"devices": 2}}, require_model=False)["trainer"]["devices"] == 2
+
+
+def test_best_weights_in_memory_equal_the_checkpoint(tiny_prepared, split, tmp_path):
+    """Without an output folder the best epoch is kept in memory; it must be the checkpoint's epoch and weights."""
+    import torch
+
+    from eeg2fmri.training.trainer import fit_torch
+
+    cfg = _cfg(max_epochs=5, lr=3e-2) | {"trainer": {"log": [], "accelerator": "cpu"}}
+    mem = fit_torch(tiny_prepared, split, MODEL, {"hidden": 8}, train_config=cfg)
+    disk = fit_torch(tiny_prepared, split, MODEL, {"hidden": 8}, train_config=cfg, out_dir=tmp_path / "run")
+    assert "checkpoints" in disk.info and "checkpoints" not in mem.info
+    assert mem.info["best_epoch"] == disk.info["best_epoch"]
+    assert mem.info["best_score"] == pytest.approx(disk.info["best_score"], abs=1e-7)
+    for (k, a), (_, b) in zip(mem.model.module.state_dict().items(), disk.model.module.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_fused_optimizer_only_where_lightning_allows_it():
+    import torch
+
+    from eeg2fmri.training.trainer import _fused_ok
+
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    assert _fused_ok(p, "32")
+    assert _fused_ok(p, "bf16-mixed", None)
+    assert not _fused_ok(p, "bf16-mixed", 1.0)  # the mixed-precision plugin refuses to clip for fused optimizers
+    assert not _fused_ok([], "32")
+    assert not _fused_ok([torch.zeros(3, dtype=torch.long)], "32")

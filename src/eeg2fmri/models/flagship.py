@@ -580,9 +580,12 @@ class EEG2fMRINet(nn.Module):
             # autocast, where `r` may be bfloat16)
             order = torch.argsort(pick, stable=True)
             out = None
+            # unbind: its backward stacks the members' gradients once, where indexing decode[k]
+            # would zero-fill and add a full-size gradient per member
+            decode, bias = self.decode.unbind(0), self.bias.unbind(0)
             for k, rows in enumerate(order.split(torch.bincount(pick, minlength=k_).tolist())):
                 if len(rows):
-                    val = self.output_gain * (code[rows] @ self.decode[k]) + self.bias[k]
+                    val = self.output_gain * (code[rows] @ decode[k]) + bias[k]
                     if out is None:
                         out = val.new_empty(b, self.spec.n_outputs)
                     out[rows] = val
