@@ -251,3 +251,31 @@ def test_montage_fallback_by_channel_name(tiny_prepared):
     mont, source = dataset_montage(ds)
     assert "colin27_1005" in source
     assert {c.lower() for c in ds.ch_names} <= {c.lower() for c in mont.ch_names}
+
+
+def test_calhas2022_attention_graph(tmp_path):
+    """The attention insight is the mean of the model's own attention scores, and plots on the scalp."""
+    import mne
+    import torch
+
+    from eeg2fmri.evaluation.explain import _attention_insight
+    from eeg2fmri.models import DataSpec, build_model
+    from eeg2fmri.plotting.explain import plot_attention_graph
+
+    chans = ("Fp1", "Fp2", "C3", "C4", "O1", "O2", "Cz")
+    spec = DataSpec("stft", (7, 5, 3), (6, 5, 4), 250.0, 2.0, chans, tuple(float(i + 1) for i in range(5)), 0.5)
+    torch.manual_seed(0)
+    model = build_model("calhas2022", spec, latent_dim=16, n_fourier=24, n_filters=2, fmri_hidden=32).eval()
+    x = np.random.default_rng(0).random((9, 7, 5, 3)).astype(np.float32)
+    ins = _attention_insight(model, x, batch_size=4)  # three batches, the last one short
+    with torch.no_grad():
+        ref = model.attention_scores(torch.as_tensor(x)).double()
+    assert ins["kind"] == "calhas2022" and ins["attention"].shape == (7, 7)
+    np.testing.assert_allclose(ins["attention"], ref.mean(0).numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ins["attention_sd"], ref.std(0, unbiased=False).numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(ins["attention"].sum(1), 1.0, rtol=1e-5)
+    ang = np.linspace(0, 2 * np.pi, len(chans), endpoint=False)
+    pos = {c: np.array([0.07 * np.cos(a), 0.07 * np.sin(a), 0.05]) for c, a in zip(chans, ang)}
+    montage = mne.channels.make_dig_montage(ch_pos=pos, coord_frame="head")
+    out = plot_attention_graph(ins["attention"], list(chans), montage, tmp_path / "att.png", n_edges=5)
+    assert out.stat().st_size > 5000

@@ -253,6 +253,26 @@ def _flagship_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
             "hrf_lag_s": model.frame_lags_s.mean(1).numpy().astype(np.float64), "kind": "eeg2fmri_net"}
 
 
+def _attention_insight(model: Any, x: np.ndarray, batch_size: int) -> dict[str, Any]:
+    """calhas2022's topographical attention graph, averaged over windows ``x``.
+
+    Returns ``attention``, array shape (n_chans, n_chans): row ``i`` is how much electrode
+    ``i``'s new representation draws on each electrode (rows sum to one), the mean over the
+    windows; ``attention_sd``, its standard deviation over windows.
+    """
+    import torch
+
+    total = total2 = None
+    with torch.no_grad():
+        for b0 in range(0, len(x), batch_size):
+            a = model.attention_scores(torch.as_tensor(np.ascontiguousarray(x[b0:b0 + batch_size], dtype=np.float32))).double()
+            total = a.sum(0) if total is None else total + a.sum(0)
+            total2 = (a * a).sum(0) if total2 is None else total2 + (a * a).sum(0)
+    mean = (total / len(x)).numpy()
+    sd = np.sqrt(np.maximum((total2 / len(x)).numpy() - mean**2, 0.0))
+    return {"attention": mean, "attention_sd": sd, "kind": "calhas2022"}
+
+
 def _beira_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
     import torch
 
@@ -415,6 +435,8 @@ def explain(
             res["insight"] = _flagship_insight(mdl, x_train[:: max(1, len(x_train) // 512)])
         elif hasattr(mdl, "spatial_patterns") and spec.input_kind == "raw":
             res["insight"] = _beira_insight(mdl, x_train[:: max(1, len(x_train) // 256)])
+        elif hasattr(mdl, "attention_scores"):
+            res["insight"] = _attention_insight(mdl, x_test, batch_size)
         res["model_class"] = name
     finally:
         mdl.train(was_training)

@@ -9,7 +9,7 @@ import numpy as np
 
 from eeg2fmri.plotting.report import _plt
 
-__all__ = ["plot_channel_topomaps", "plot_importance_bars", "plot_lag_curves", "plot_hrfs"]
+__all__ = ["plot_attention_graph", "plot_channel_topomaps", "plot_hrfs", "plot_importance_bars", "plot_lag_curves"]
 
 
 def _info(ch_names: list[str], montage: Any) -> tuple[Any, np.ndarray]:
@@ -139,5 +139,60 @@ def plot_hrfs(lag_s: np.ndarray, kernels: np.ndarray, band_names: list[str], out
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_attention_graph(attention: np.ndarray, ch_names: list[str], montage: Any, out: Path, *, n_edges: int = 30, title: str = "") -> Path:
+    """calhas2022's attention graph: the channel x channel matrix and its strongest edges on the scalp.
+
+    Parameters
+    ----------
+    attention : array, shape (n_chans, n_chans)
+        Mean attention (row ``i``: weights of electrode ``i``'s new representation over
+        the electrodes; rows sum to one).
+    ch_names : list of str
+    montage : mne.channels.DigMontage
+        Positions; channels it does not know are left out of the scalp panel.
+    out : Path
+        PNG to write.
+    n_edges : int
+        Off-diagonal edges drawn on the scalp (the largest weights).
+    """
+    plt = _plt()
+    att = np.asarray(attention, dtype=float)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 5.5))
+    im = ax0.imshow(att, cmap="viridis")
+    ticks = np.arange(len(ch_names))
+    ax0.set_xticks(ticks, ch_names, rotation=90, fontsize=6)
+    ax0.set_yticks(ticks, ch_names, fontsize=6)
+    ax0.set_xlabel("attended electrode")
+    ax0.set_ylabel("electrode")
+    fig.colorbar(im, ax=ax0, shrink=0.8, label="attention (rows sum to 1)")
+    info, keep = _info(ch_names, montage)
+    if len(keep) >= 2:
+        import mne
+
+        lay = mne.channels.make_eeg_layout(info)
+        where = {n: i for i, n in enumerate(lay.names)}
+        pos = np.array([lay.pos[where[n], :2] + lay.pos[where[n], 2:] / 2 for n in info.ch_names])
+        sub = att[np.ix_(keep, keep)].copy()
+        np.fill_diagonal(sub, np.nan)
+        flat = np.argsort(np.nan_to_num(sub, nan=-np.inf), axis=None)[::-1][: min(n_edges, sub.size - len(keep))]
+        top = np.nanmax(sub) if np.isfinite(np.nanmax(sub)) else 1.0
+        for f in flat:
+            i, j = np.unravel_index(f, sub.shape)
+            ax1.annotate("", xy=pos[j], xytext=pos[i], arrowprops={"arrowstyle": "->", "alpha": 0.25 + 0.75 * sub[i, j] / top,
+                                                                    "lw": 0.5 + 2.5 * sub[i, j] / top, "color": "C3"})
+        ax1.scatter(pos[:, 0], pos[:, 1], s=20, c="k", zorder=3)
+        for (x, y), n in zip(pos, [ch_names[k] for k in keep]):
+            ax1.text(x, y, n, fontsize=6, ha="center", va="bottom")
+        ax1.set_aspect("equal")
+        ax1.set_title(f"strongest {len(flat)} edges (electrode -> attended electrode)")
+    else:
+        ax1.text(0.5, 0.5, "no channel positions in the montage", ha="center", va="center")
+    ax1.axis("off")
+    fig.suptitle(title)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return out

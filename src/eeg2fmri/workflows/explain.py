@@ -60,9 +60,11 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
     Figures: ``channels_topomap.png`` (channel importance per method, MNE
     topomaps), ``bands.png``, ``lags.png``; for the flagship
     ``patterns_topomap.png`` (Haufe patterns, member 0, the strongest sources
-    per band) and ``hrfs.png``; for BEIRA ``patterns_topomap.png``.
+    per band) and ``hrfs.png``; for BEIRA ``patterns_topomap.png``; for calhas2022
+    ``attention_graph.png`` (its topographical attention, mean over the test windows).
     """
     from eeg2fmri.plotting.explain import (
+        plot_attention_graph,
         plot_channel_topomaps,
         plot_hrfs,
         plot_importance_bars,
@@ -98,6 +100,10 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
                                   suptitle="eeg2fmri_net spatial patterns (Haufe), member 0, strongest sources per band")
             plot_hrfs(ins["hrf_lag_s"], ins["hrf_kernels"], names, tmp / "hrfs.png", "eeg2fmri_net learned HRFs (mean per band)")
             figs += ["patterns_topomap.png", "hrfs.png"]
+        elif ins is not None and ins["kind"] == "calhas2022":
+            plot_attention_graph(ins["attention"], res["channels"], montage, tmp / "attention_graph.png",
+                                 title="calhas2022 topographical attention, mean over the test windows")
+            figs.append("attention_graph.png")
         elif ins is not None and ins["kind"] == "beira":
             p = ins["patterns"][0, 0]
             plot_channel_topomaps(p, res["channels"], montage, tmp / "patterns_topomap.png", [f"virtual channel {i}" for i in range(len(p))],
