@@ -123,3 +123,15 @@ def test_bad_input_errors():
         m.fit(np.zeros((4, 5, 3, 6)), np.zeros((4, 11)))
     with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: call fit\(\) before predict\(\)"):
         m.predict(np.zeros((4, 5, 3, 7)))
+
+
+def test_shared_penalty_validation_error_equals_the_predictions_error():
+    """The closed form used to choose one penalty for all outputs equals the error of the explicit predictions."""
+    from eeg2fmri.models.ridge_hrf import _shared_alpha_val_error
+
+    rng = np.random.default_rng(3)
+    proj, uty, y = rng.standard_normal((23, 11)), rng.standard_normal((11, 37)), rng.standard_normal((23, 37))
+    s = rng.random(11) + 0.05
+    pens = np.logspace(-3, 4, 9)
+    brute = [((y - proj @ ((s / (s**2 + a))[:, None] * uty)) ** 2).mean() for a in pens]
+    np.testing.assert_allclose(_shared_alpha_val_error(proj, uty, y, s, pens), brute, rtol=1e-10, atol=1e-12)

@@ -37,6 +37,29 @@ HRF_CHOICES = ("auto", "canonical", "basis", "lags")
 _BASES = ("canonical", "basis", "lags")
 
 
+def _shared_alpha_val_error(proj: np.ndarray, uty: np.ndarray, y_c: np.ndarray, s: np.ndarray, penalties: np.ndarray) -> np.ndarray:
+    """Validation mean squared error over all outputs for each ridge penalty, without forming the predictions.
+
+    With ``P = proj`` (n_val, k), ``U = uty`` (k, n_outputs), ``Y = y_c`` and
+    ``d = s / (s**2 + penalty)``, the prediction is ``P diag(d) U`` and
+    ``||Y - P diag(d) U||^2 = ||Y||^2 - 2 d.b + d' (G * C) d`` with
+    ``b_j = sum_v (P'Y)_jv U_jv``, ``G = P'P`` and ``C = UU'``: one pass over the
+    outputs for all penalties instead of one prediction per penalty.
+
+    Returns
+    -------
+    err : array, shape (n_penalties,)
+    """
+    b = ((proj.T @ y_c) * uty).sum(1)
+    gc = (proj.T @ proj) * (uty @ uty.T)
+    yy = float((y_c * y_c).sum())
+    out = np.empty(len(penalties))
+    for i, pen in enumerate(penalties):
+        d = s / (s**2 + pen)
+        out[i] = yy - 2.0 * d @ b + d @ gc @ d
+    return np.maximum(out, 0.0) / y_c.size
+
+
 def informed_basis(dt: float, n_frames: int, *, oversampling: int = 50) -> np.ndarray:
     """SPM's informed basis set averaged over frames of ``dt`` seconds.
 
@@ -179,8 +202,10 @@ class RidgeHRF:
             yv = np.asarray(y_val, dtype=np.float64).reshape(len(fv), -1)
             proj = fv @ vt.T
             yv_c = yv - y_mean
-            # validation mean squared error, shape (n_alphas, n_outputs)
-            err = np.stack([((yv_c - proj @ ((s / (s**2 + a * p))[:, None] * uty)) ** 2).mean(0) for a in alphas])
+            if self.alpha_per_target:  # validation mean squared error, shape (n_alphas, n_outputs)
+                err = np.stack([((yv_c - proj @ ((s / (s**2 + a * p))[:, None] * uty)) ** 2).mean(0) for a in alphas])
+            else:  # one penalty for all outputs: only the mean over outputs is needed, shape (n_alphas, 1)
+                err = _shared_alpha_val_error(proj, uty, yv_c, s, alphas * p)[:, None]
         else:  # GCV on the training windows
             n = len(fz)
             err = []
@@ -193,14 +218,14 @@ class RidgeHRF:
             best = np.argmin(err, axis=0)
             alpha = alphas[best]
         else:
-            best = np.full(err.shape[1], int(np.argmin(err.mean(1))))
+            best = np.full(uty.shape[1], int(np.argmin(err.mean(1))))
             alpha = float(alphas[best[0]])
         coef = np.empty((p, uty.shape[1]), dtype=np.float32)
         for i in np.unique(best):
             sel = best == i
             d = s / (s**2 + alphas[i] * p)
             coef[:, sel] = vt.T @ (d[:, None] * uty[:, sel])
-        score = float(err[best, np.arange(err.shape[1])].mean())
+        score = float(err[best, np.arange(err.shape[1])].mean()) if self.alpha_per_target else float(err[best[0]].mean())
         return {"x_mean_": x_mean, "x_scale_": x_scale, "coef_": coef, "intercept_": y_mean.astype(np.float32), "alpha_": alpha,
                 "val_scores_": [float(v) for v in err.mean(1)], "score": score}
 

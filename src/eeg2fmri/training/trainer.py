@@ -548,7 +548,7 @@ def fit_torch(
                 accumulate_grad_batches=opt["accumulate_grad_batches"], deterministic=deterministic, callbacks=cbs,
                 logger=_loggers(tcfg["log"], out) or False, enable_progress_bar=progress_bar, enable_model_summary=verbose,
                 log_every_n_steps=min(50, n_batches), num_sanity_val_steps=1, default_root_dir=str(out), use_distributed_sampler=False,
-                benchmark=False if deterministic else None,
+                benchmark=False if deterministic else None, enable_checkpointing=not in_memory,
             )
             trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
         dt = time.perf_counter() - t0
