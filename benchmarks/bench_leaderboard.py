@@ -86,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| fit {name} (all folds){' FAILED' if f.get('error') else ''} | {float(fs):.1f} |")
     print(f"| fits together | {total_fit:.1f} |")
     print(f"| prepared representations | {', '.join(prep) or '-'} |")
+    timings = board.get("timings") or {}
+    for rep, s in (timings.get("prepare_s") or {}).items():
+        print(f"| prepare/load {rep} | {float(s):.1f} |")
+    for rep, s in (timings.get("run_s") or {}).items():
+        print(f"| fit + score the {rep} group (all folds; groups overlap with --jobs > 1) | {float(s):.1f} |")
+    if "total_s" in timings:
+        print(f"| inside the benchmark command (after its imports) | {float(timings['total_s']):.1f} |")
     print(f"| **total wall** | **{wall:.1f}** |")
     print()
     print("| model | median r |")

@@ -189,3 +189,24 @@ def test_benchmark_folds_in_processes_match_a_serial_run(tiny_prepared):
     assert para["fits"]["ridge_hrf"]["n_params"] == serial["fits"]["ridge_hrf"]["n_params"]
     with pytest.raises(Eeg2fmriInputError, match="n_jobs"):
         run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=0, n_jobs=0)
+
+
+def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_thread):
+    """--jobs 2 with two input groups: one pool of workers runs every group's folds; same closed-form rows as a serial run."""
+    cfg = tmp_path / "fast.json"
+    cfg.write_text(json.dumps({"optimizer": {"max_epochs": 1, "batch_size": 64}, "trainer": {"accelerator": "cpu"}}))
+    boards = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        argv = ["benchmark", str(tiny_bids), "--protocol", "loso", "--models", "eeg2fmri_net", "bricman_fc", "--train-config", str(cfg),
+                "--hparams", json.dumps({"eeg2fmri_net": {"n_members": 2}}), "--out", str(out), "--n-boot", "0", "-q", "--device", "cpu", "--jobs", jobs]
+        assert main(argv) == 0
+        boards[jobs] = json.loads((out / "leaderboard.json").read_text())
+    serial, para = ({r["name"]: r for r in boards[j]["leaderboard"]} for j in ("1", "2"))
+    assert set(serial) == set(para) and "bricman_fc [raw]" in para
+    for name in ("ridge_hrf", "ridge_hrf [raw]"):
+        assert para[name]["median_r"] == pytest.approx(serial[name]["median_r"], rel=1e-4, abs=1e-6), name
+    assert np.isfinite(para["bricman_fc [raw]"]["median_r"]) and np.isfinite(para["eeg2fmri_net"]["median_r"])
+    timings = boards["2"]["timings"]
+    assert set(timings["prepare_s"]) == set(timings["run_s"]) == {"bandpower", "raw"}
+    assert timings["total_s"] >= max(timings["run_s"].values())

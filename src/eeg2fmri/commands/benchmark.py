@@ -42,7 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
     add_device(p, "train and predict")
     p.add_argument("--jobs", type=int, default=1,
-                   help="folds run at once, each in its own process with a share of the cores (-1: one per core; default: %(default)s)")
+                   help="worker processes, each with a share of the cores, that run the folds (of every input representation at once "
+                        "when several are benchmarked; -1: one per core; default: %(default)s)")
 
 
 def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | None = None):
@@ -232,8 +233,13 @@ def run(args) -> int:
     groups, refused = _groups(models, representation, train_config)
     if not groups:
         groups = [{"representation": representation or "bandpower", "models": [], "train_config": train_config}]
-    benches = []
-    for g in groups:
+    import time
+
+    timings: dict = {"prepare_s": {}, "run_s": {}}
+    t_start = time.perf_counter()
+    plans = []
+    for g in groups:  # every representation prepared (or loaded) before any model trains
+        t0 = time.perf_counter()
         rep = g["representation"]
         g_prep = dict(prep)
         if not is_prepared and rep != "bandpower":
@@ -244,10 +250,29 @@ def run(args) -> int:
         test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
         test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
         g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
+        timings["prepare_s"][rep] = round(time.perf_counter() - t0, 2)
+        plans.append((g, ds, test_ds, g_h))
+
+    def one(plan, executor=None):
+        g, ds, test_ds, g_h = plan
+        t0 = time.perf_counter()
         bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
-                              progress_bar=not args.quiet, device=args.device, n_jobs=args.jobs)
-        benches.append((g, bench))
+                              progress_bar=not args.quiet and executor is None, device=args.device, n_jobs=args.jobs, executor=executor)
+        timings["run_s"][g["representation"]] = round(time.perf_counter() - t0, 2)
+        return g, bench
+
+    if args.jobs != 1 and len(plans) > 1:
+        # one pool of --jobs worker processes for the folds of every input group, all groups at once
+        from concurrent.futures import ThreadPoolExecutor
+
+        from eeg2fmri.workflows.benchmark import fold_executor
+
+        with fold_executor(args.jobs) as pool, ThreadPoolExecutor(len(plans)) as threads:
+            benches = list(threads.map(lambda pl: one(pl, pool), plans))
+    else:
+        benches = [one(pl) for pl in plans]
+    timings["total_s"] = round(time.perf_counter() - t_start, 2)
     rows = _merged_rows(benches) + refused
     bench = benches[0][1]
     res = bench["results"] if len(benches) == 1 else {"groups": {f"{g['representation']}: {', '.join(g['models'])}": b["results"] for g, b in benches}}
@@ -264,7 +289,7 @@ def run(args) -> int:
                "protocol": args.protocol, "n_folds": bench["n_folds"], "models": [m for _, b in benches for m in b["models"]],
                "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},
                "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"]} for g, _ in benches],
-               "leaderboard": rows, "cross_dataset": bench["cross_dataset"]}
+               "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
             tmp.write_text(md)
         with atomic_file(out / "leaderboard.json", overwrite=args.overwrite) as tmp:

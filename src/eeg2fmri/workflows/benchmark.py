@@ -36,7 +36,7 @@ from eeg2fmri.evaluation.reference import bandpower_view
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_positive_int
 
-__all__ = ["PROTOCOLS", "count_parameters", "format_leaderboard", "leaderboard_rows", "run_benchmark"]
+__all__ = ["PROTOCOLS", "count_parameters", "fold_executor", "format_leaderboard", "leaderboard_rows", "run_benchmark"]
 
 PROTOCOLS = ("within", "loso", "kfold", "cross")
 
@@ -186,6 +186,7 @@ def run_benchmark(
     progress_bar: bool = False,
     device: str | None = "auto",
     n_jobs: int = 1,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Fit and score models under one protocol; results and a leaderboard.
 
@@ -233,6 +234,11 @@ def run_benchmark(
         Folds run at once, each in its own process with an equal share of the
         cores (``-1``: one per core, at most one per fold). Every fold is
         seeded as in a serial run; with a GPU the processes share it.
+    executor : concurrent.futures.Executor | None
+        Worker processes to run the folds in, shared with other benchmarks
+        running at once (e.g. from :func:`fold_executor`; the command's
+        groups of models per input representation); ``n_jobs`` is then
+        ignored. The caller shuts it down.
 
     Returns
     -------
@@ -303,7 +309,7 @@ def run_benchmark(
         folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
-    jobs = min(jobs, len(folds))
+    jobs = 2 if executor is not None else min(jobs, len(folds))  # with an executor: never in this process
     fold_args = dict(names=names, hparams=hparams, train_config=train_config, atlas=atlas, n_boot=n_boot, random_state=random_state,
                      progress_bar=progress_bar and jobs == 1, device=None if dev is None else str(dev))
     parts = []
@@ -316,15 +322,17 @@ def run_benchmark(
             parts.append(part)
     else:
         import concurrent.futures as cf
-        import multiprocessing as mp
 
-        threads = max(1, _n_cores() // jobs)
-        logger.info("benchmark: %d folds in %d processes of %d thread(s) each", len(folds), jobs, threads)
-        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as ex:
+        own = executor is None
+        ex = fold_executor(jobs) if own else executor
+        try:
             futs = {ex.submit(_run_fold, k, len(folds), *fold, skip=set(), **fold_args): k for k, fold in enumerate(folds)}
             done: dict[int, tuple] = {}
-            for fut in progress(cf.as_completed(futs), desc="benchmark folds", total=len(futs), enabled=progress_bar):
+            for fut in progress(cf.as_completed(futs), desc="benchmark folds", total=len(futs), enabled=progress_bar and own):
                 done[futs[fut]] = fut.result()
+        finally:
+            if own:
+                ex.shutdown(cancel_futures=True)
         for k in range(len(folds)):  # in fold order, as a serial run merges them
             part, fold_fits = done[k]
             _add_fits(fits, fold_fits)
@@ -336,6 +344,28 @@ def run_benchmark(
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
             "fits": fits, "cross_dataset": cross_info}
 
+
+
+def fold_executor(n_jobs: int) -> Any:
+    """Worker processes for benchmark folds, each with an equal share of this process's cores.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Processes (``-1``: one per core).
+
+    Returns
+    -------
+    concurrent.futures.ProcessPoolExecutor
+        Spawned workers (so CUDA can be used in them); shut it down when done.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
+    threads = max(1, _n_cores() // jobs)
+    logger.info("benchmark: folds in %d processes of %d thread(s) each", jobs, threads)
+    return cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,))
 
 
 def _n_cores() -> int:
