@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import scipy.fft as sp_fft
 
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.parallel import n_cores as _n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["DEFAULT_BANDS", "HIGH_GAMMA", "auto_bands", "band_envelopes", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
@@ -119,7 +121,7 @@ def clean_eeg(
 
 
 def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[float, float]], *, transition: float = 2.0,
-                   out_rate: float | None = None, chunk_channels: int = 8) -> np.ndarray | tuple[np.ndarray, float]:
+                   out_rate: float | None = None, chunk_channels: int = 8, workers: int | None = None) -> np.ndarray | tuple[np.ndarray, float]:
     """Band-limited power envelopes, computed in the frequency domain.
 
     Each channel is Fourier-transformed once; for every band the positive
@@ -145,10 +147,19 @@ def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[flo
         transition; the actual rate is returned too.
     chunk_channels : int
         Channels transformed at once (bounds memory).
+    workers : int | None
+        Threads of the Fourier transforms (:mod:`scipy.fft`); ``None``: the
+        cores this process may use, at most ``chunk_channels``.
 
     Returns
     -------
     power : array, shape (n_bands, n_chans, n_out), float32
+
+    Notes
+    -----
+    The transforms run in single precision (``complex64``): the relative
+    error of the power is ~1e-6, far below that of any EEG recording, at half
+    the memory traffic of double precision.
     rate : float
         Only when ``out_rate`` is given: the rate of ``power`` in Hz.
     """
@@ -169,17 +180,21 @@ def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[flo
     else:
         widest = max(b - a for a, b, _ in edges)
         m = int(min(n, max(np.ceil(n * out_rate / sfreq), 2 * widest)))
+    if workers is None:
+        workers = min(_n_cores(), chunk_channels)
     out = np.empty((len(edges), n_ch, m), dtype=np.float32)
     for c0 in range(0, n_ch, chunk_channels):
-        spec = np.fft.rfft(np.asarray(data[c0 : c0 + chunk_channels], dtype=np.float64), axis=-1)
+        spec = sp_fft.rfft(np.asarray(data[c0 : c0 + chunk_channels], dtype=np.float32), axis=-1, workers=workers)
+        z = np.empty((spec.shape[0], m), dtype=np.complex64)
         for b, (a, e, g) in enumerate(edges):
-            z = np.zeros((spec.shape[0], m), dtype=np.complex128)
+            z.fill(0)
+            g32 = (g * (2.0 * m / n)).astype(np.float32)
             if m == n:
-                z[:, a:e] = spec[:, a:e] * g
+                np.multiply(spec[:, a:e], g32, out=z[:, a:e])
             else:  # shift the band to baseband: the envelope is unchanged
-                z[:, : e - a] = spec[:, a:e] * g
-            analytic = np.fft.ifft(z, axis=-1) * (2.0 * m / n)
-            out[b, c0 : c0 + spec.shape[0]] = (analytic.real**2 + analytic.imag**2).astype(np.float32)
+                np.multiply(spec[:, a:e], g32, out=z[:, : e - a])
+            analytic = sp_fft.ifft(z, axis=-1, workers=workers, overwrite_x=False)
+            np.add(np.square(analytic.real), np.square(analytic.imag), out=out[b, c0 : c0 + spec.shape[0]])
     if out_rate is None:
         return out
     return out, sfreq * m / n

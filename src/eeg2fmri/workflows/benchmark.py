@@ -15,7 +15,6 @@ count.
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Any
 
@@ -34,6 +33,7 @@ from eeg2fmri.evaluation.protocol import (
 )
 from eeg2fmri.evaluation.reference import bandpower_view
 from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.parallel import n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_positive_int
 
 __all__ = ["PROTOCOLS", "count_parameters", "fold_executor", "format_leaderboard", "leaderboard_rows", "run_benchmark"]
@@ -370,10 +370,7 @@ def fold_executor(n_jobs: int) -> Any:
 
 def _n_cores() -> int:
     """Cores this process may run on (its affinity, e.g. under ``taskset``), else ``os.cpu_count()``."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
+    return n_cores()
 
 
 def _worker_init(threads: int) -> None:
