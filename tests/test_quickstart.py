@@ -50,6 +50,8 @@ def test_quickstart_end_to_end(tmp_path):
     for f in ("metrics.json", "report.md", "slices.png", "timecourses.png", "model/model.json", "model/weights.safetensors", "model/MODEL_CARD.md"):
         assert (out / f).exists(), f
     s = m["summary"]
+    # the default model is the flagship, shown next to the ridge_hrf reference
+    assert m["model"] == "eeg2fmri_net" and "ridge_hrf_median_r" in s and "ridge_hrf (reference)" in m["table"]
     # the model clearly beats the subject-mean baseline and the shifted null on held-out data
     assert s["model_r2"] > s["mean_r2"]
     assert s["model_median_r"] > s["null_shifted_median_r"] + 0.05
@@ -174,11 +176,18 @@ def test_raw_representation_and_noop_reprepare(tiny_bids, tmp_path):
         prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 40.0}, progress_bar=False)
 
 
-@pytest.mark.slow
-def test_quickstart_with_the_flagship(tmp_path):
-    m = run_quickstart(tmp_path / "qsf", subjects=2, minutes=6.0, seed=3, model="eeg2fmri_net", progress_bar=False, sim_overrides=TINY_SIM)
-    assert "ridge_hrf_median_r" in m["summary"] and "ridge_hrf (reference)" in m["table"]
-    assert (tmp_path / "qsf" / "model" / "weights.safetensors").exists()
+def test_quickstart_default_is_the_flagship_and_ridge_is_one_option_away(tmp_path):
+    import argparse
+
+    from eeg2fmri.commands import quickstart as qs_cmd
+    from eeg2fmri.workflows.quickstart import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser()
+    qs_cmd.add_arguments(parser)
+    assert parser.parse_args([]).model == DEFAULT_MODEL == "eeg2fmri_net"
+    m = run_quickstart(tmp_path / "qsr", subjects=2, minutes=6.0, seed=3, model="ridge_hrf", progress_bar=False, sim_overrides=TINY_SIM)
+    assert m["model"] == "ridge_hrf" and "ridge_hrf (reference)" not in m["table"]
+    assert json.loads((tmp_path / "qsr" / "model" / "model.json").read_text())["model"] == "ridge_hrf"
 
 
 def test_auto_bands_follow_the_sampling_rate(tmp_path):

@@ -69,7 +69,7 @@ def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine
     _user_mode(tmp / "weights.safetensors", directory=False)  # safetensors creates it 0600
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine)), tmp / "mask.nii.gz")
     (tmp / "model.json").write_text(json.dumps(final_paths(meta), indent=1, default=float))
-    (tmp / "MODEL_CARD.md").write_text(_card_text(meta))
+    (tmp / "MODEL_CARD.md").write_text(_card_text(final_paths(meta)))
 
 
 def _card_text(meta: dict) -> str:
