@@ -1,0 +1,243 @@
+"""One self-contained HTML page from a run or benchmark folder (``eeg2fmri report``).
+
+What the folder holds decides what the page shows:
+
+* ``metrics.json`` (quickstart / evaluate / benchmark): the summary numbers as
+  a table (quickstart's ``summary``, or one row per model of an evaluation's
+  ``group``), the timings and the printed summary table;
+* ``leaderboard.json`` (benchmark): the leaderboard rows (name, role, median r,
+  its 95% CI, ...) and a forest plot of median r with its CI per model;
+* every ``*.png`` in the folder and its subfolders, captioned with its path;
+* ``model/MODEL_CARD.md`` or ``MODEL_CARD.md`` as preformatted text;
+* an r-map NIfTI (``evaluation/r_map_*.nii.gz`` or ``r_map*.nii.gz``) drawn
+  over the MNI152 template.
+
+The last section, "Not shown", lists what the folder did not have.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.plotting.html import Image, Preformatted, write_html
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["build_report", "plot_forest"]
+
+#: Leaderboard columns shown, in this order (those present in at least one row).
+_LEADER_COLS = ("name", "role", "median_r", "median_r_ci", "null_median_r", "r2", "rmse", "fraction_of_oracle", "fraction_of_noise",
+                "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params", "error")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _ci(v: Any) -> tuple[float, float] | None:
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_num(x) for x in v):
+        return float(v[0]), float(v[1])
+    return None
+
+
+def plot_forest(rows: list[dict[str, Any]], title: str = "") -> bytes | None:
+    """A forest plot of median r with its 95% CI, one line per leaderboard row.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Leaderboard rows with ``name``, ``median_r`` and (optionally)
+        ``median_r_ci`` = ``[low, high]``.
+    title : str
+
+    Returns
+    -------
+    png : bytes | None
+        The figure as PNG bytes; None when no row has a finite median r.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(str(r.get("name", "?")), float(r["median_r"]), _ci(r.get("median_r_ci"))) for r in rows if _is_num(r.get("median_r"))]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(pts) + 1.4))
+    try:
+        ys = np.arange(len(pts))[::-1]
+        for y, (_, r, ci) in zip(ys, pts):
+            if ci is not None:
+                ax.plot(ci, [y, y], color="tab:blue", lw=2)
+            ax.plot([r], [y], "o", color="tab:blue" if ci is not None else "tab:gray")
+        ax.axvline(0.0, color="k", lw=0.8, ls="--")
+        ax.set_yticks(ys)
+        ax.set_yticklabels([n for n, _, _ in pts])
+        ax.set_xlabel("median test r (line: 95% CI)")
+        if title:
+            ax.set_title(title)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
+    blocks: list[Any] = []
+    head = {k: metrics[k] for k in ("model", "protocol") if isinstance(metrics.get(k), str)}
+    if head:
+        blocks.append(", ".join(f"{k}: {v}" for k, v in head.items()))
+    summary = metrics.get("summary")
+    if isinstance(summary, dict) and summary:
+        blocks.append([{"metric": k, "value": v} for k, v in summary.items() if _is_num(v) or v is None])
+    group = metrics.get("group")
+    if isinstance(group, dict) and isinstance(group.get("models"), dict):
+        rows = []
+        for nm, m in group["models"].items():
+            if isinstance(m, dict):
+                row: dict[str, Any] = {"model": nm}
+                row.update({k: v for k, v in m.items() if _is_num(v) or _ci(v) is not None})
+                rows.append(row)
+        if rows:
+            blocks.append(rows)
+    if isinstance(metrics.get("table"), str) and metrics["table"].strip():
+        blocks.append(Preformatted(metrics["table"]))
+    timings = metrics.get("timings_s")
+    if isinstance(timings, dict) and timings:
+        blocks.append("Timings (seconds):")
+        blocks.append([{"step": k, "seconds": v} for k, v in timings.items() if _is_num(v)])
+    if not blocks:
+        blocks.append(f"metrics.json has none of summary, group or table (keys: {', '.join(sorted(metrics)) or 'none'}).")
+    return blocks
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise Eeg2fmriInputError(f"{path}: expected a JSON document, got an unreadable file ({err}); re-run the command that wrote it.") from err
+    if not isinstance(doc, dict):
+        raise Eeg2fmriInputError(f"{path}: expected a JSON object, got {type(doc).__name__}; re-run the command that wrote it.")
+    return doc
+
+
+def _r_map_png(path: Path) -> bytes | None:
+    import nibabel as nib
+
+    from eeg2fmri.plotting.report import plot_r_map
+
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        return None
+    mask = np.isfinite(data) & (data != 0)
+    if not mask.any():
+        return None
+    with tempfile.TemporaryDirectory() as td:
+        out = Path(td) / "r_map.png"
+        plot_r_map(mask, img.affine, data[mask], out, title=path.name)
+        return out.read_bytes()
+
+
+def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, title: str | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write a self-contained ``report.html`` for a quickstart, evaluate or benchmark folder.
+
+    Parameters
+    ----------
+    folder : path-like
+        A folder with ``metrics.json`` and/or ``leaderboard.json``.
+    out : path-like | None
+        The HTML file (default: ``folder/report.html``).
+    title : str | None
+        Page title (default: "eeg2fmri report: <folder name>").
+    overwrite : bool
+        Replace an existing output file.
+
+    Returns
+    -------
+    path : Path
+        The HTML file written.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise Eeg2fmriInputError(f"{folder}: expected an eeg2fmri run or benchmark folder, found no such folder; check the path.")
+    out_path = Path(out) if out is not None else folder / "report.html"
+    metrics_p, board_p = folder / "metrics.json", folder / "leaderboard.json"
+    if not metrics_p.is_file() and not board_p.is_file():
+        raise Eeg2fmriInputError(
+            f"{folder}: expected an eeg2fmri run or benchmark folder (metrics.json or leaderboard.json), found neither; "
+            "run eeg2fmri quickstart/evaluate/benchmark first."
+        )
+    if out_path.exists() and not overwrite:
+        raise Eeg2fmriInputError(f"{out_path}: report already exists; pass --overwrite (overwrite=True) or choose another --out.")
+
+    sections: list[tuple[str, list[Any]]] = []
+    missing: list[dict[str, str]] = []
+
+    if metrics_p.is_file():
+        sections.append(("Summary", _summary_blocks(_read_json(metrics_p))))
+    else:
+        missing.append({"item": "metrics.json", "meaning": "no summary numbers (not a quickstart/evaluate folder)"})
+
+    if board_p.is_file():
+        board = _read_json(board_p)
+        rows = [r for r in board.get("leaderboard", []) if isinstance(r, dict)]
+        cols = [c for c in _LEADER_COLS if any(c in r for r in rows)]
+        blocks: list[Any] = []
+        if board.get("protocol"):
+            blocks.append(f"protocol: {board['protocol']}; folds: {board.get('n_folds', '—')}; dataset: {board.get('dataset', '—')}")
+        if rows:
+            blocks.append([{c: r.get(c) for c in cols} for r in rows])
+            png = plot_forest(rows, title="median test r per model")
+            if png is not None:
+                blocks.append(Image(png, caption="forest plot: median r and 95% CI per model"))
+            else:
+                missing.append({"item": "forest plot", "meaning": "no leaderboard row has a finite median_r"})
+        else:
+            blocks.append("leaderboard.json has no leaderboard rows.")
+        sections.append(("Leaderboard", blocks))
+    else:
+        missing.append({"item": "leaderboard.json", "meaning": "no leaderboard / forest plot (not a benchmark folder)"})
+
+    r_maps = sorted((folder / "evaluation").glob("r_map_*.nii.gz")) + sorted(folder.glob("r_map*.nii.gz"))
+    r_blocks: list[Any] = []
+    for p in r_maps:
+        png = _r_map_png(p)
+        if png is None:
+            missing.append({"item": str(p.relative_to(folder)), "meaning": "r-map NIfTI with no non-zero 3D values; not drawn"})
+        else:
+            r_blocks.append(Image(png, caption=f"{p.relative_to(folder)} over the MNI152 template"))
+    if r_blocks:
+        sections.append(("Voxel-wise r maps", r_blocks))
+    elif not r_maps:
+        missing.append({"item": "r-map NIfTI", "meaning": "no evaluation/r_map_*.nii.gz or r_map*.nii.gz (written by eeg2fmri evaluate)"})
+
+    pngs = sorted(p for p in folder.rglob("*.png") if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    if pngs:
+        sections.append(("Figures", [Image(p, caption=str(p.relative_to(folder))) for p in pngs]))
+    else:
+        missing.append({"item": "figures (*.png)", "meaning": "no PNG figure in the folder or its subfolders"})
+
+    card = next((p for p in (folder / "model" / "MODEL_CARD.md", folder / "MODEL_CARD.md") if p.is_file()), None)
+    if card is not None:
+        sections.append(("Model card", [f"{card.relative_to(folder)}:", Preformatted(card.read_text(encoding="utf-8", errors="replace"))]))
+    else:
+        missing.append({"item": "model card", "meaning": "no model/MODEL_CARD.md or MODEL_CARD.md"})
+
+    sections.append(("Not shown", [missing] if missing else ["Nothing: every kind of content the report knows was found."]))
+    path = write_html(out_path, title or f"eeg2fmri report: {folder.resolve().name}", sections, overwrite=overwrite)
+    logger.info("wrote %s (%d sections)", path, len(sections))
+    return path

@@ -1,0 +1,123 @@
+"""``eeg2fmri report``: one self-contained HTML page from a run or benchmark folder."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.cli import main
+from eeg2fmri.plotting.html import Image, Preformatted, render_html, write_html
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.workflows.quickstart import run_quickstart
+from eeg2fmri.workflows.report import build_report, plot_forest
+
+from .test_quickstart import TINY_SIM
+
+_IMG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+@pytest.fixture(scope="module")
+def qs_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "qs"
+    run_quickstart(out, subjects=2, minutes=6.0, seed=3, model="ridge_hrf", progress_bar=False, sim_overrides=TINY_SIM)
+    return out
+
+
+def _pngs(text: str) -> list[bytes]:
+    return [base64.b64decode(b) for b in _IMG.findall(text)]
+
+
+def _leaderboard(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "leaderboard.json").write_text(json.dumps({"protocol": "within", "n_folds": 3, "leaderboard": rows}))
+    return folder
+
+
+def test_report_of_quickstart_is_self_contained(qs_folder, tmp_path):
+    out = build_report(qs_folder, tmp_path / "r.html", title="Tiny <run>")
+    text = out.read_text()
+    assert "<script" not in text.lower()
+    assert not re.search(r'src="https?://', text) and "http://" not in text and "https://" not in text
+    imgs = _pngs(text)
+    assert len(imgs) >= 2 and all(b.startswith(b"\x89PNG") for b in imgs)  # slices.png, timecourses.png
+    assert "<figcaption>slices.png</figcaption>" in text and "<figcaption>timecourses.png</figcaption>" in text
+    summary = json.loads((qs_folder / "metrics.json").read_text())["summary"]
+    assert "<h2>Summary</h2>" in text and "<td>model_median_r</td>" in text
+    assert f'<td class="num">{summary["model_median_r"]:.4g}</td>' in text
+    assert "<h2>Model card</h2>" in text and "<pre>" in text
+    assert "<title>Tiny &lt;run&gt;</title>" in text  # the title is escaped
+    # the Not-shown section names what a quickstart folder lacks
+    tail = text.split("<h2>Not shown</h2>", 1)[1]
+    assert "leaderboard.json" in tail and "r-map NIfTI" in tail and "model card" not in tail
+    assert 'href="#summary"' in text and 'id="not-shown"' in text  # table of contents
+
+
+def test_report_of_benchmark_has_forest_plot_and_r_map(qs_folder, tmp_path):
+    rows = [{"name": "eeg2fmri_net", "role": "model", "median_r": 0.21, "median_r_ci": [0.12, 0.3], "r2": 0.03},
+            {"name": "ridge_hrf", "role": "reference", "median_r": 0.17, "median_r_ci": [0.09, 0.25]},
+            {"name": "time-shifted null (ridge_hrf)", "role": "null", "median_r": -0.02},
+            {"name": "broken", "role": "model", "error": "out of memory"}]
+    folder = _leaderboard(tmp_path / "bench", rows)
+    (folder / "evaluation").mkdir()
+    mask = nib.load(qs_folder / "model" / "mask.nii.gz")
+    m = np.asarray(mask.dataobj) > 0
+    r = np.zeros(m.shape, np.float32)
+    r[m] = np.random.default_rng(1).uniform(-0.2, 0.6, int(m.sum()))
+    nib.save(nib.Nifti1Image(r, mask.affine), folder / "evaluation" / "r_map_ridge_hrf.nii.gz")
+    assert main(["report", str(folder)]) == 0
+    text = (folder / "report.html").read_text()
+    assert "forest plot: median r and 95% CI per model" in text
+    assert "evaluation/r_map_ridge_hrf.nii.gz over the MNI152 template" in text
+    imgs = _pngs(text)
+    assert len(imgs) == 2 and all(b.startswith(b"\x89PNG") for b in imgs)
+    assert "<th>median_r_ci</th>" in text and "[0.12, 0.3]" in text and "out of memory" in text
+    assert "<script" not in text.lower()
+    tail = text.split("<h2>Not shown</h2>", 1)[1]
+    assert "metrics.json" in tail and "r-map" not in tail
+
+
+def test_forest_plot_needs_a_finite_r():
+    assert plot_forest([{"name": "x", "role": "model", "error": "failed"}]) is None
+    png = plot_forest([{"name": "a", "median_r": 0.1}, {"name": "b", "median_r": 0.2, "median_r_ci": [0.1, 0.3]}])
+    assert png is not None and png.startswith(b"\x89PNG")
+
+
+def test_report_errors(qs_folder, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(Eeg2fmriInputError, match=r"expected an eeg2fmri run or benchmark folder \(metrics.json or leaderboard.json\), found neither"):
+        build_report(empty)
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    shutil.copy2(qs_folder / "metrics.json", folder / "metrics.json")
+    first = build_report(folder)
+    assert first == folder / "report.html"
+    with pytest.raises(Eeg2fmriInputError, match=r"report.html: report already exists; pass --overwrite"):
+        build_report(folder)
+    assert main(["report", str(folder)]) != 0  # the CLI prints the error instead of a traceback
+    assert "report already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["report", str(folder), "--overwrite", "--title", "again"]) == 0
+    assert "<title>again</title>" in (folder / "report.html").read_text()
+
+
+def test_write_html_blocks(tmp_path):
+    png = plot_forest([{"name": "a", "median_r": 0.1}])
+    (tmp_path / "f.png").write_bytes(png)
+    out = write_html(tmp_path / "p.html", "A & B", [("One", ["x < y", [{"k": 1.5, "s": "a"}, {"k": None}]]),
+                                                  ("One", [Image(tmp_path / "f.png", caption="cap"), png, Preformatted("  <pre>")])])
+    text = out.read_text()
+    assert "<p>x &lt; y</p>" in text and '<td class="num">1.5</td>' in text and "<td>—</td>" in text
+    assert 'id="one"' in text and 'id="one-2"' in text and len(_pngs(text)) == 2
+    assert "<pre>  &lt;pre&gt;</pre>" in text
+    with pytest.raises(Eeg2fmriInputError, match="expected PNG data"):
+        render_html("t", [("s", [Image(b"GIF89a")])])
+    with pytest.raises(Eeg2fmriInputError, match="expected a block that is a paragraph"):
+        render_html("t", [("s", [42])])
+    with pytest.raises(Eeg2fmriInputError, match="p.html: output file already exists"):
+        write_html(tmp_path / "p.html", "t", [])
