@@ -136,6 +136,8 @@ def test_benchmark_cli_prepares_every_representation(tiny_bids, tmp_path, capsys
     assert main(argv) == 0
     for rep in ("prepared", "prepared_stft", "prepared_raw"):
         assert (out / rep / "manifest.json").exists(), rep
+    html = (out / "report.html").read_text()  # written by default next to the leaderboard
+    assert "Leaderboard" in html and "<script" not in html
     board = json.loads((out / "leaderboard.json").read_text())
     names = [r["name"] for r in board["leaderboard"]]
     assert {"eeg2fmri_net", "calhas2022 [stft]", "bricman_fc [raw]", "ridge_hrf", "ridge_hrf [stft]", "ridge_hrf [raw]"} <= set(names)
@@ -199,9 +201,10 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}"
         argv = ["benchmark", str(tiny_bids), "--protocol", "loso", "--models", "eeg2fmri_net", "bricman_fc", "--train-config", str(cfg),
-                "--hparams", json.dumps({"eeg2fmri_net": {"n_members": 2}}), "--out", str(out), "--n-boot", "0", "-q", "--device", "cpu", "--jobs", jobs]
+                "--hparams", json.dumps({"eeg2fmri_net": {"n_members": 2}}), "--out", str(out), "--no-report", "--n-boot", "0", "-q", "--device", "cpu", "--jobs", jobs]
         assert main(argv) == 0
         boards[jobs] = json.loads((out / "leaderboard.json").read_text())
+        assert not (out / "report.html").exists()
     serial, para = ({r["name"]: r for r in boards[j]["leaderboard"]} for j in ("1", "2"))
     assert set(serial) == set(para) and "bricman_fc [raw]" in para
     for name in ("ridge_hrf", "ridge_hrf [raw]"):

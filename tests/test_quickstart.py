@@ -47,7 +47,7 @@ def test_split_has_gap_and_no_overlap(tiny_prepared):
 def test_quickstart_end_to_end(tmp_path):
     out = tmp_path / "qs"
     m = run_quickstart(out, subjects=2, minutes=6.0, seed=3, progress_bar=False, sim_overrides=TINY_SIM)
-    for f in ("metrics.json", "report.md", "slices.png", "timecourses.png", "model/model.json", "model/weights.safetensors", "model/MODEL_CARD.md"):
+    for f in ("metrics.json", "report.md", "report.html", "slices.png", "timecourses.png", "model/model.json", "model/weights.safetensors", "model/MODEL_CARD.md"):
         assert (out / f).exists(), f
     s = m["summary"]
     # the default model is the flagship, shown next to the ridge_hrf reference
@@ -185,7 +185,9 @@ def test_quickstart_default_is_the_flagship_and_ridge_is_one_option_away(tmp_pat
     parser = argparse.ArgumentParser()
     qs_cmd.add_arguments(parser)
     assert parser.parse_args([]).model == DEFAULT_MODEL == "eeg2fmri_net"
-    m = run_quickstart(tmp_path / "qsr", subjects=2, minutes=6.0, seed=3, model="ridge_hrf", progress_bar=False, sim_overrides=TINY_SIM)
+    m = run_quickstart(tmp_path / "qsr", subjects=2, minutes=6.0, seed=3, model="ridge_hrf", progress_bar=False, sim_overrides=TINY_SIM,
+                       html_report=False)
+    assert not (tmp_path / "qsr" / "report.html").exists()
     assert m["model"] == "ridge_hrf" and "ridge_hrf (reference)" not in m["table"]
     assert json.loads((tmp_path / "qsr" / "model" / "model.json").read_text())["model"] == "ridge_hrf"
 

@@ -40,6 +40,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--out", help="output folder (leaderboard.md/.json, metrics.json; prepared/ for BIDS input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
+    p.add_argument("--no-report", action="store_true", help="with --out: do not write OUT/report.html")
     add_device(p, "train and predict")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes, each with a share of the cores, that run the folds (of every input representation at once "
@@ -198,7 +199,7 @@ def run(args) -> int:
     from eeg2fmri.workflows.benchmark import format_leaderboard, run_benchmark
 
     out = Path(args.out) if args.out else None
-    names = ("leaderboard.md", "leaderboard.json", "metrics.json")
+    names = ("leaderboard.md", "leaderboard.json", "metrics.json") + (() if args.no_report else ("report.html",))
     if out is not None and not args.overwrite:
         for n in names:
             if (out / n).exists():
@@ -297,6 +298,10 @@ def run(args) -> int:
         with atomic_file(out / "metrics.json", overwrite=args.overwrite) as tmp:
             tmp.write_text(json.dumps(results_to_json(res), indent=1))
         print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and {out / 'metrics.json'}")
+        if not args.no_report:
+            from eeg2fmri.workflows.report import build_report
+
+            print(f"wrote {build_report(out, overwrite=args.overwrite)}")
     failed = [r["name"] for r in rows if r.get("error")]
     if failed:
         print(f"could not train: {', '.join(failed)} (see the leaderboard)")

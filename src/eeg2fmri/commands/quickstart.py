@@ -22,13 +22,14 @@ def add_arguments(p) -> None:
     p.add_argument("--model", default="eeg2fmri_net",  # = workflows.quickstart.DEFAULT_MODEL (not imported: the CLI starts fast)
                    help="model to train (default: %(default)s, the flagship; ridge_hrf fits only the linear reference, in seconds)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
 
 
 def run(args) -> int:
     from eeg2fmri.workflows.quickstart import run_quickstart
 
     m = run_quickstart(args.out, subjects=args.subjects, minutes=args.minutes, seed=args.seed, model=args.model, overwrite=args.overwrite,
-                       progress_bar=not args.quiet)
+                       progress_bar=not args.quiet, html_report=not args.no_report)
     print(m["table"])
-    print(f"\nwrote {Path(args.out).absolute()}: metrics.json, report.md, model/, synthesized/ ({m['timings_s']['total']:.0f} s)")
+    print(f"\nwrote {Path(args.out).absolute()}: metrics.json, report.md{'' if args.no_report else ', report.html'}, model/, synthesized/ ({m['timings_s']['total']:.0f} s)")
     return 0

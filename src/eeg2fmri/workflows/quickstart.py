@@ -68,6 +68,7 @@ def run_quickstart(
     overwrite: bool = False,
     progress_bar: bool = True,
     sim_overrides: dict[str, Any] | None = None,
+    html_report: bool = True,
 ) -> dict[str, Any]:
     """Run the whole job on a freshly simulated dataset.
 
@@ -88,6 +89,8 @@ def run_quickstart(
         Progress bars on the long steps.
     sim_overrides : dict | None
         Extra :class:`SimulationConfig` fields.
+    html_report : bool
+        Also write ``report.html`` (:func:`eeg2fmri.workflows.report.build_report`).
 
     Returns
     -------
@@ -150,6 +153,10 @@ def run_quickstart(
                    "timings_s": timings, "table": table, "synthesized": str(final_path(synth))}
         (tmp / "metrics.json").write_text(json.dumps(final_paths(metrics), indent=1, default=float))
         write_report(tmp, table, figs, metrics, title="eeg2fmri quickstart report")
+        if html_report:
+            from eeg2fmri.workflows.report import build_report
+
+            build_report(tmp, title="eeg2fmri quickstart report")
     timings["total"] = time.perf_counter() - t0
     logger.info("quickstart finished in %.1f s", timings["total"])
     return metrics
