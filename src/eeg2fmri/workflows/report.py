@@ -92,6 +92,67 @@ def plot_forest(rows: list[dict[str, Any]], title: str = "") -> bytes | None:
     return buf.getvalue()
 
 
+def find_coverages(obj: Any, label: str = "") -> list[tuple[str, list[float], list[float]]]:
+    """Every measured interval coverage in a metrics document.
+
+    Looks for mappings with ``levels`` and ``coverage`` of equal length (what
+    :func:`eeg2fmri.evaluation.uncertainty.conformal_coverage` returns) at any depth.
+
+    Returns
+    -------
+    list of (label, levels, coverage)
+        ``label`` is the key path to the mapping (e.g. ``"conformal"``).
+    """
+    found: list[tuple[str, list[float], list[float]]] = []
+    if isinstance(obj, dict):
+        lv, cv = obj.get("levels"), obj.get("coverage")
+        if isinstance(lv, list) and isinstance(cv, list) and len(lv) == len(cv) > 0 and all(_is_num(v) for v in lv + cv):
+            found.append((label or "intervals", [float(v) for v in lv], [float(v) for v in cv]))
+        for k, v in obj.items():
+            if isinstance(v, (dict, list)):
+                found += find_coverages(v, f"{label}.{k}" if label else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            if isinstance(v, (dict, list)):
+                found += find_coverages(v, f"{label}[{i}]")
+    return found
+
+
+def plot_calibration(curves: list[tuple[str, list[float], list[float]]]) -> bytes:
+    """Calibration curve(s): nominal vs measured coverage of the prediction intervals (diagonal = calibrated).
+
+    Parameters
+    ----------
+    curves : list of (label, levels, coverage)
+        As :func:`find_coverages` returns; levels and coverage in [0, 1].
+
+    Returns
+    -------
+    png : bytes
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    try:
+        ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--", label="calibrated")
+        for label, lv, cv in curves:
+            ax.plot(lv, cv, "o-", label=label)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("nominal coverage")
+        ax.set_ylabel("measured coverage (test windows)")
+        ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
 def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
     blocks: list[Any] = []
     head = {k: metrics[k] for k in ("model", "protocol") if isinstance(metrics.get(k), str)}
@@ -188,7 +249,14 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     missing: list[dict[str, str]] = []
 
     if metrics_p.is_file():
-        sections.append(("Summary", _summary_blocks(_read_json(metrics_p))))
+        metrics_doc = _read_json(metrics_p)
+        sections.append(("Summary", _summary_blocks(metrics_doc)))
+        curves = find_coverages(metrics_doc)
+        if curves:
+            rows = [{"intervals": lab, **{f"{lv:.0%} nominal": round(cv, 3) for lv, cv in zip(lvs, cvs)}} for lab, lvs, cvs in curves]
+            sections.append(("Calibration", [rows, Image(plot_calibration(curves), caption="measured vs nominal coverage of the prediction intervals")]))
+        else:
+            missing.append({"item": "calibration curve", "meaning": "metrics.json holds no interval coverage (eeg2fmri evaluate measures it)"})
     else:
         missing.append({"item": "metrics.json", "meaning": "no summary numbers (not a quickstart/evaluate folder)"})
 
