@@ -46,7 +46,8 @@ def test_evaluate_run_writes_report(trained):
     for text in ("**ridge_hrf** reaches a median voxel-wise r of", "subject-mean baseline", "## Per subject", "Peers' own metrics",
                  "calhas_rmse", "1st-99th percentile range", "![r_map_ridge_hrf](r_map_ridge_hrf.png)", "noise ceiling"):
         assert text in report, text
-    assert "data:image/png;base64," in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()  # eeg2fmri.workflows.report: self-contained, with the calibration curve
+    assert "data:image/png;base64," in html and "Calibration" in html and "<script" not in html
     with pytest.raises(Eeg2fmriInputError, match="output directory already exists; choose another --out or pass overwrite=True"):
         evaluate_run(root / "run", n_boot=0, progress_bar=False)
 

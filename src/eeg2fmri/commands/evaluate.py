@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from eeg2fmri.commands._common import add_device
 
 NAME = "evaluate"
@@ -10,7 +12,7 @@ HELP = "evaluate a trained model on its held-out test split: metrics.json, repor
 DESCRIPTION = (
     "Score a trained model on the test windows of the split it was trained with (recorded in the model directory), next to the "
     "reference ridge_hrf and the subject-mean baseline fitted on the same training windows, the time-shifted null and, on simulated "
-    "data, the noise/oracle ceilings. Writes metrics.json, report.md (report.html with --html) and figures (r maps over the MNI "
+    "data, the noise/oracle ceilings. Writes metrics.json, report.md, report.html (one self-contained page; --no-report skips it) and figures (r maps over the MNI "
     "template, r distributions, per-subject CIs, time courses) into OUT (default RUN_DIR/evaluation). Without a recorded dataset "
     "and split, pass --data and --protocol. --protocol cross tests on every window of another prepared dataset (--data). "
     "The subjects the model was trained on (data.subjects of its training config) restrict the dataset as in training; "
@@ -32,7 +34,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="output folder (default: RUN_DIR/evaluation)")
     p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-    p.add_argument("--html", action="store_true", help="also write report.html (figures embedded)")
+    p.add_argument("--html", action="store_true", help=argparse.SUPPRESS)  # report.html is written by default now; kept so old scripts run
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_device(p, "predict")
 
@@ -48,7 +51,7 @@ def run(args) -> int:
     if args.fold is not None:
         opts["fold"] = args.fold
     out, res = evaluate_run(args.run_dir, model=args.model, data=args.data, protocol=args.protocol, split_options=opts, train_data=args.train_data,
-                            subjects=args.subjects, out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=args.html,
+                            subjects=args.subjects, out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=not args.no_report,
                             overwrite=args.overwrite, progress_bar=not args.quiet, device=args.device)
     g = res["group"]["models"]
     name = res["model"]

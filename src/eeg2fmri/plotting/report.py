@@ -9,7 +9,7 @@
   reference and their time-shifted nulls;
 * :func:`plot_subject_r` - per-subject median r with bootstrap CIs;
 * :func:`plot_slices` - measured vs predicted axial slices at one time point;
-* :func:`write_evaluation_report` - ``report.md`` (and ``report.html``) with
+* :func:`write_evaluation_report` - ``report.md`` with
   the summary, the paired comparison, the per-subject table, the baselines
   and the peers' metrics, each labelled;
 * :func:`write_report` - the short report of the quickstart.
@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import os
 import warnings
@@ -381,8 +379,8 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
 
 
 def write_evaluation_report(out_dir: str | os.PathLike, results: dict[str, Any], figures: list[Path], *, title: str = "eeg2fmri evaluation",
-                            model: str | None = None, extra: dict[str, Any] | None = None, html_report: bool = False) -> Path:
-    """Write ``report.md`` (and ``report.html`` with the figures embedded).
+                            model: str | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``report.md`` (the HTML page is :func:`eeg2fmri.workflows.report.build_report`).
 
     Parameters
     ----------
@@ -398,8 +396,6 @@ def write_evaluation_report(out_dir: str | os.PathLike, results: dict[str, Any],
         neither the reference nor the baseline).
     extra : dict | None
         More "key: value" lines for the settings section.
-    html_report : bool
-        Also write a self-contained ``report.html``.
 
     Returns
     -------
@@ -410,58 +406,4 @@ def write_evaluation_report(out_dir: str | os.PathLike, results: dict[str, Any],
     text = evaluation_markdown(results, figures, title=title, model=model, extra=extra)
     md = out_dir / "report.md"
     md.write_text(text)
-    if html_report:
-        (out_dir / "report.html").write_text(markdown_to_html(text, out_dir, title=title))
     return md
-
-
-def markdown_to_html(text: str, folder: Path, *, title: str) -> str:
-    """A small, dependency-free rendering of the report's Markdown (headings, paragraphs, tables, lists, images)."""
-    import re
-
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>",
-           "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}table{border-collapse:collapse;font-size:90%}"
-           "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>",
-           "</head><body>"]
-
-    def inline(s: str) -> str:
-        s = html.escape(s)
-        s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
-        return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        ln = lines[i]
-        if ln.startswith("#"):
-            level = len(ln) - len(ln.lstrip("#"))
-            out.append(f"<h{level}>{inline(ln[level:].strip())}</h{level}>")
-        elif ln.startswith("| "):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                if not set(lines[i].replace("|", "").strip()) <= set("-:"):
-                    rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            out.append("<table>")
-            for k, r in enumerate(rows):
-                tag = "th" if k == 0 else "td"
-                out.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in r) + "</tr>")
-            out.append("</table>")
-            continue
-        elif ln.startswith("!["):
-            m = re.match(r"!\[(.*?)\]\((.*?)\)", ln)
-            if m and (folder / m.group(2)).exists():
-                data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
-                out.append(f"<p><img alt='{html.escape(m.group(1))}' src='data:image/png;base64,{data}'></p>")
-        elif ln.startswith("- "):
-            out.append("<ul>")
-            while i < len(lines) and lines[i].startswith("- "):
-                out.append(f"<li>{inline(lines[i][2:])}</li>")
-                i += 1
-            out.append("</ul>")
-            continue
-        elif ln.strip():
-            out.append(f"<p>{inline(ln)}</p>")
-        i += 1
-    out.append("</body></html>")
-    return "\n".join(out)

@@ -167,7 +167,7 @@ def evaluate_run(
     atlas: Any = None,
     n_boot: int = DEFAULT_N_BOOT,
     random_state: int = 0,
-    html_report: bool = False,
+    html_report: bool = True,
     overwrite: bool = False,
     progress_bar: bool = True,
     device: str | None = "auto",
@@ -205,7 +205,8 @@ def evaluate_run(
     n_boot, random_state
         Bootstrap resamples per subject and seed.
     html_report : bool
-        Also write ``report.html``.
+        Also write ``report.html`` (:func:`eeg2fmri.workflows.report.build_report`: tables, r maps,
+        figures, calibration curve, model card in one self-contained page).
     overwrite : bool
         Replace an existing output folder.
     progress_bar : bool
@@ -320,8 +321,11 @@ def evaluate_run(
         doc = results_to_json(results)
         doc.update(model_dir=str(model_dir.absolute()), data=str(Path(data_path).absolute()), evaluation_seconds=seconds, notes=notes)
         (tmp / "metrics.json").write_text(json.dumps(final_paths(doc), indent=1))
-        write_evaluation_report(tmp, results, figs, title=f"eeg2fmri evaluation: {name} ({results['protocol']})", model=name, extra=notes,
-                                html_report=html_report)
+        write_evaluation_report(tmp, results, figs, title=f"eeg2fmri evaluation: {name} ({results['protocol']})", model=name, extra=notes)
+        if html_report:
+            from eeg2fmri.workflows.report import build_report
+
+            build_report(tmp, title=f"eeg2fmri evaluation: {name} ({results['protocol']})")
     logger.info("wrote %s (metrics.json, report.md, %d figures)", out_path, len(figs))
     return out_path, results
 
