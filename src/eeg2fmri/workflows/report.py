@@ -17,11 +17,13 @@ The last section, "Not shown", lists what the folder did not have.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from eeg2fmri.plotting.html import Image, Preformatted, write_html
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["build_report", "plot_forest"]
+__all__ = ["build_report", "find_coverages", "plot_calibration", "plot_forest"]
 
 #: Leaderboard columns shown, in this order (those present in at least one row).
 _LEADER_COLS = ("name", "role", "median_r", "median_r_ci", "null_median_r", "r2", "rmse", "fraction_of_oracle", "fraction_of_noise",
@@ -63,16 +65,10 @@ def plot_forest(rows: list[dict[str, Any]], title: str = "") -> bytes | None:
     png : bytes | None
         The figure as PNG bytes; None when no row has a finite median r.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pts = [(str(r.get("name", "?")), float(r["median_r"]), _ci(r.get("median_r_ci"))) for r in rows if _is_num(r.get("median_r"))]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(pts) + 1.4))
-    try:
+    with _png_figure((7.0, 0.45 * len(pts) + 1.4)) as (ax, png):
         ys = np.arange(len(pts))[::-1]
         for y, (_, r, ci) in zip(ys, pts):
             if ci is not None:
@@ -84,12 +80,27 @@ def plot_forest(rows: list[dict[str, Any]], title: str = "") -> bytes | None:
         ax.set_xlabel("median test r (line: 95% CI)")
         if title:
             ax.set_title(title)
+    return png[0]
+
+
+@contextlib.contextmanager
+def _png_figure(figsize: tuple[float, float]) -> Iterator[tuple[Any, list[bytes]]]:
+    """One matplotlib (Agg) axes to draw on; on leaving, the figure as PNG bytes in the yielded list, and closed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    png: list[bytes] = []
+    try:
+        yield ax, png
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
+        png.append(buf.getvalue())
     finally:
         plt.close(fig)
-    return buf.getvalue()
 
 
 def find_coverages(obj: Any, label: str = "") -> list[tuple[str, list[float], list[float]]]:
@@ -130,13 +141,7 @@ def plot_calibration(curves: list[tuple[str, list[float], list[float]]]) -> byte
     -------
     png : bytes
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    try:
+    with _png_figure((4.2, 4.0)) as (ax, png):
         ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--", label="calibrated")
         for label, lv, cv in curves:
             ax.plot(lv, cv, "o-", label=label)
@@ -145,12 +150,7 @@ def plot_calibration(curves: list[tuple[str, list[float], list[float]]]) -> byte
         ax.set_xlabel("nominal coverage")
         ax.set_ylabel("measured coverage (test windows)")
         ax.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+    return png[0]
 
 
 def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
