@@ -157,9 +157,11 @@ def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[flo
 
     Notes
     -----
-    The transforms run in single precision (``complex64``): the relative
-    error of the power is ~1e-6, far below that of any EEG recording, at half
-    the memory traffic of double precision.
+    The transforms run in single precision (``complex64``): against double
+    precision the median relative difference of the power is ~3e-7 (larger
+    only at the envelope's near-zero minima, which frame averages smooth
+    out), far below the noise of any EEG recording, at half the memory
+    traffic.
     rate : float
         Only when ``out_rate`` is given: the rate of ``power`` in Hz.
     """
