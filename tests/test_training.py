@@ -534,3 +534,13 @@ def test_fused_optimizer_only_where_lightning_allows_it():
     assert not _fused_ok(p, "bf16-mixed", 1.0)  # the mixed-precision plugin refuses to clip for fused optimizers
     assert not _fused_ok([], "32")
     assert not _fused_ok([torch.zeros(3, dtype=torch.long)], "32")
+
+
+def test_workflows_train_and_tune_are_the_functions_even_after_their_modules_are_imported():
+    import eeg2fmri.workflows.train  # noqa: F401 - the submodule, imported first on purpose
+    import eeg2fmri.workflows.tune  # noqa: F401
+    from eeg2fmri.workflows import train, tune
+    from eeg2fmri.workflows.train import train as train_fn
+    from eeg2fmri.workflows.tune import tune as tune_fn
+
+    assert train is train_fn and tune is tune_fn

@@ -29,6 +29,16 @@ _WHERE = {
 }
 
 
+# ``train`` and ``tune`` are also the names of submodules: importing a submodule sets the package
+# attribute to the module, which would shadow the function (``from eeg2fmri.workflows import train``
+# then gave a module). Import both once here and bind the names to the functions.
+from eeg2fmri.workflows import train as _train_module  # noqa: E402
+from eeg2fmri.workflows import tune as _tune_module  # noqa: E402
+
+train = _train_module.train
+tune = _tune_module.tune
+
+
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
         return getattr(import_module(_WHERE[name]), name)
