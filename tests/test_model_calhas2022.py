@@ -262,16 +262,17 @@ def test_bad_inputs_raise():
 
 @pytest.mark.parametrize(
     ("shape", "kernel"),
-    [((3, 1, 6, 8, 10), (3, 3, 3)), ((2, 1, 5, 7, 4), (3, 1, 5)), ((2, 1, 4, 3, 1), (1, 3, 1))],
+    [((3, 1, 6, 8, 10), (3, 3, 3)), ((2, 1, 5, 7, 4), (3, 1, 5)), ((2, 1, 4, 3, 1), (1, 3, 1)),
+     ((2, 4, 5, 6, 7), (3, 3, 3)), ((3, 3, 4, 2, 5), (1, 3, 5))],
 )
 def test_banded_conv_equals_conv3d(shape, kernel):
-    # the CUDA fast path for one-map inputs (a 2D convolution over the first two
-    # axes with the last axis as channels) gives conv3d's values and gradients
+    # the CUDA fast path for few-map inputs (a 2D convolution over the first two
+    # axes with (last axis, map) pairs as channels) gives conv3d's values and gradients
     from eeg2fmri.models.calhas2022 import _banded_weight, _conv3d_banded
 
     torch.manual_seed(0)
-    conv = torch.nn.Conv3d(1, 5, kernel, padding=tuple(k // 2 for k in kernel), bias=True).double()
-    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    conv = torch.nn.Conv3d(shape[1], 5, kernel, padding=tuple(k // 2 for k in kernel), bias=True).double()
+    x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d).requires_grad_(True)
     ref = conv(x)
     out = _conv3d_banded(x, conv)
     assert out.shape == ref.shape
@@ -282,9 +283,12 @@ def test_banded_conv_equals_conv3d(shape, kernel):
     for a, b in zip(g_out, g_ref):
         torch.testing.assert_close(a, b)
     band = _banded_weight(conv.weight, shape[-1])
-    assert band.shape == (shape[-1] * 5, shape[-1], kernel[0], kernel[1])
-    # filter (w_out=0, o=0) reaches input positions 0 .. kw//2 only
-    assert torch.count_nonzero(band[0, kernel[2] // 2 + 1 :]) == 0
+    c = shape[1]
+    assert band.shape == (shape[-1] * 5, shape[-1] * c, kernel[0], kernel[1])
+    # filter (w_out=0, o=0) reaches input positions 0 .. kw//2 only (channels (w_in, c) in that order)
+    assert torch.count_nonzero(band[0, (kernel[2] // 2 + 1) * c :]) == 0
+    # filter (w_out=0, o=1) on input channel (w_in=0, c=last) is weight[1, last, :, :, kw // 2]
+    torch.testing.assert_close(band[1, c - 1], conv.weight[1, c - 1, :, :, kernel[2] // 2])
 
 
 @pytest.mark.parametrize("kernel", [(2, 2, 2), (2, 3, 1)])

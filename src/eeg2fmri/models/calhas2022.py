@@ -121,54 +121,63 @@ _PAD_CHANNELS = 8  # one-feature-map convolutions are zero-padded to this many m
 #: Measured on an H100 (``bench_first_conv.py --sweep``): banded forward + backward takes 0.31-0.46x
 #: the time of the zero-padded cuDNN convolution for every last axis from 8 to 128 samples.
 _BANDED_MAX_AXIS = 128
+#: Most 2D input channels (last axis x input feature maps) for which a few-map convolution runs banded
+#: on CUDA. cuDNN's 3D kernels are slow for the 4-8 feature maps used here (an H200 profile of a
+#: calhas2022 training step at NODDI shape: 3D convolutions 65% of the GPU time, plus a padding kernel
+#: that widens 4 maps to 8); the banded form does ``W / kw`` times more multiply-adds on tensor-core
+#: friendly channel counts.
+_BANDED_MAX_CHANNELS = 256
 
 
 def _banded_weight(weight: Tensor, n: int) -> Tensor:
-    """Unfold a one-input-map 3D kernel along its last axis into a dense 2D kernel.
+    """Unfold a 3D kernel along its last axis into a dense 2D kernel.
 
     Parameters
     ----------
-    weight : Tensor, shape (O, 1, kd, kh, kw)
-        3D convolution filters of one input feature map (``kw`` odd).
+    weight : Tensor, shape (O, C, kd, kh, kw)
+        3D convolution filters of ``C`` input feature maps (``kw`` odd).
     n : int
         Length ``W`` of the input's last axis.
 
     Returns
     -------
-    Tensor, shape (n * O, n, kd, kh)
-        2D filters whose input channels are the ``n`` positions along the last
-        axis and whose output channels are ``(w_out, o)`` pairs: filter
-        ``(w_out, o)`` holds ``weight[o, 0, :, :, w_in - w_out + kw // 2]`` on
-        input channel ``w_in`` within the kernel's reach and zeros elsewhere
-        (zero padding of the last axis is built in). Differentiable, so
-        gradients reach ``weight``.
+    Tensor, shape (n * O, n * C, kd, kh)
+        2D filters whose input channels are the ``(w_in, c)`` pairs (position
+        along the last axis, input map) and whose output channels are
+        ``(w_out, o)`` pairs: filter ``(w_out, o)`` holds
+        ``weight[o, c, :, :, w_in - w_out + kw // 2]`` on input channel
+        ``(w_in, c)`` within the kernel's reach and zeros elsewhere (zero
+        padding of the last axis is built in). Differentiable, so gradients
+        reach ``weight``.
     """
-    o, _, kd, kh, kw = weight.shape
-    padded = torch.cat([weight[:, 0], weight.new_zeros(o, kd, kh, 1)], dim=-1)  # slot kw is zero
+    o, c, kd, kh, kw = weight.shape
+    padded = torch.cat([weight, weight.new_zeros(o, c, kd, kh, 1)], dim=-1)  # slot kw is zero
     pos = torch.arange(n, device=weight.device)
     offset = pos.view(1, n) - pos.view(n, 1) + kw // 2  # [w_out, w_in]
     index = torch.where((offset >= 0) & (offset < kw), offset, torch.full_like(offset, kw))
-    banded = padded[..., index]  # (O, kd, kh, w_out, w_in)
-    return banded.permute(3, 0, 4, 1, 2).reshape(n * o, n, kd, kh)
+    banded = padded[..., index]  # (O, C, kd, kh, w_out, w_in)
+    return banded.permute(4, 0, 5, 1, 2, 3).reshape(n * o, n * c, kd, kh)
 
 
 def _conv3d_banded(x: Tensor, conv: nn.Conv3d) -> Tensor:
-    """One-feature-map 3D convolution as a 2D convolution over the first two axes.
+    """A 3D convolution of few feature maps as a 2D convolution over the first two axes.
 
-    The last axis (length ``W``) becomes the 2D input channels and the
-    ``(W, out_channels)`` pairs the output channels (:func:`_banded_weight`),
-    so both the input ``(B, 1, D, H, W)`` and the result, in channels-last-3d
-    layout, are free views of the 2D tensors. It multiplies ``W / kw`` times
-    more zeros than a direct convolution but runs on the 2D tensor-core kernels,
-    which at the NODDI shape made the first convolution + max-pool 4-5x faster
-    (forward + backward) than cuDNN's 3D kernels on an H100.
+    The ``(W, in_channels)`` pairs of the last axis and the input maps become
+    the 2D input channels and the ``(W, out_channels)`` pairs the output
+    channels (:func:`_banded_weight`), so both the input ``(B, C, D, H, W)``
+    and the result, in channels-last-3d layout, are free views of the 2D
+    tensors. It multiplies ``W / kw`` times more zeros than a direct
+    convolution but runs on the 2D tensor-core kernels: at the NODDI shape the
+    first convolution + max-pool ran 4-5x faster (forward + backward) than
+    cuDNN's 3D kernels on an H100.
     """
-    b, _, d, h, w = x.shape
+    b, c, d, h, w = x.shape
     if torch.is_autocast_enabled(x.device.type):
         x = x.to(torch.get_autocast_dtype(x.device.type))
-    x2d = x.reshape(b, d, h, w).permute(0, 3, 1, 2)  # (B, W, D, H), channels-last 2D
+    x2d = x.permute(0, 2, 3, 4, 1).reshape(b, d, h, w * c).permute(0, 3, 1, 2)  # (B, W*C, D, H), channels-last 2D
     weight = _banded_weight(conv.weight.to(x.dtype), w).contiguous(memory_format=torch.channels_last)
     out = F.conv2d(x2d.contiguous(memory_format=torch.channels_last), weight, padding=conv.padding[:2])
+    out = out.contiguous(memory_format=torch.channels_last)  # a no-op, except for one 2D input channel
     out = out.permute(0, 2, 3, 1).reshape(b, d, h, w, conv.out_channels).permute(0, 4, 1, 2, 3)
     if conv.bias is not None:
         out = out + conv.bias.to(out.dtype).view(1, -1, 1, 1, 1)
@@ -179,18 +188,19 @@ def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
     """Apply ``conv`` (stride 1, zero "same" padding), with a fast layout on CUDA.
 
     On CUDA every convolution runs channels-last (NDHWC). cuDNN has no fast
-    kernel for a single input feature map, so there such a convolution runs as
-    a banded 2D convolution (:func:`_conv3d_banded`) when the last axis has at
-    most ``_BANDED_MAX_AXIS`` samples, and otherwise with the input and the
-    filters zero-padded to ``_PAD_CHANNELS`` maps so that the tensor-core 3D
+    kernel for a few input feature maps, so there a convolution whose last
+    axis has at most ``_BANDED_MAX_AXIS`` samples and at most
+    ``_BANDED_MAX_CHANNELS`` (last axis x input maps) runs as a banded 2D
+    convolution (:func:`_conv3d_banded`); a one-map input with a longer last
+    axis is zero-padded to ``_PAD_CHANNELS`` maps so that the tensor-core 3D
     kernels apply. Both give the direct convolution's result up to rounding.
     CPU uses ``F.conv3d`` unchanged.
     """
     weight = conv.weight
     if x.is_cuda:
+        if x.shape[-1] <= _BANDED_MAX_AXIS and x.shape[-1] * conv.in_channels <= _BANDED_MAX_CHANNELS:
+            return _conv3d_banded(x, conv)
         if conv.in_channels == 1:
-            if x.shape[-1] <= _BANDED_MAX_AXIS:
-                return _conv3d_banded(x, conv)
             if torch.is_autocast_enabled("cuda"):
                 x = x.to(torch.get_autocast_dtype("cuda"))
             extra = _PAD_CHANNELS - 1
