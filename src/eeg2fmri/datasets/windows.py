@@ -233,9 +233,11 @@ class WindowDataset:
             if self.targets is None and self.target_transform is None:
                 y_t = torch.empty((len(idx),) + np.shape(self._target(0)), dtype=torch.float32, pin_memory=pin_memory)
                 y = y_t.numpy()
-                for i in np.unique(runs):
-                    sel = np.where(runs == i)[0]
-                    y[sel] = self.ds.runs[i].bold[self._vol[idx[sel]]]
+                vols = self._vol[idx]
+                # one row copy per window: 2.5x faster than fancy indexing of the memory map, which
+                # gathers into a temporary array first (benchmarks/results/loader_rows.txt)
+                for j in range(len(idx)):
+                    y[j] = self.ds.runs[runs[j]].bold[vols[j]]
                 return y_t
             y_t = torch.from_numpy(np.stack([np.asarray(self._target(int(k)), dtype=np.float32) for k in idx]))
             return y_t.pin_memory() if pin_memory else y_t
