@@ -185,21 +185,23 @@ def _conv3d_banded(x: Tensor, conv: nn.Conv3d) -> Tensor:
 
 
 def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
-    """Apply ``conv`` (stride 1, zero "same" padding), with a fast layout on CUDA.
+    """Apply ``conv`` (stride 1, zero "same" padding) in a fast layout.
 
-    On CUDA every convolution runs channels-last (NDHWC). cuDNN has no fast
-    kernel for a few input feature maps, so there a convolution whose last
-    axis has at most ``_BANDED_MAX_AXIS`` samples and at most
-    ``_BANDED_MAX_CHANNELS`` (last axis x input maps) runs as a banded 2D
-    convolution (:func:`_conv3d_banded`); a one-map input with a longer last
-    axis is zero-padded to ``_PAD_CHANNELS`` maps so that the tensor-core 3D
-    kernels apply. Both give the direct convolution's result up to rounding.
-    CPU uses ``F.conv3d`` unchanged.
+    Neither cuDNN nor oneDNN has fast kernels for 3D convolutions of a few
+    feature maps, so a convolution whose last axis has at most
+    ``_BANDED_MAX_AXIS`` samples and at most ``_BANDED_MAX_CHANNELS`` (last
+    axis x input maps) runs as a banded 2D convolution
+    (:func:`_conv3d_banded`) on every device: measured 1.6x faster for a whole
+    calhas2022 training step on an H200 and 1.4-1.5x on 2 CPU cores
+    (``benchmarks/results/train_step_h200_banded.txt``, ``calhas_cpu_banded.txt``).
+    Otherwise, on CUDA, the convolution runs channels-last (NDHWC), a one-map
+    input zero-padded to ``_PAD_CHANNELS`` maps so that the tensor-core 3D
+    kernels apply. All give the direct convolution's result up to rounding.
     """
+    if x.shape[-1] <= _BANDED_MAX_AXIS and x.shape[-1] * conv.in_channels <= _BANDED_MAX_CHANNELS:
+        return _conv3d_banded(x, conv)
     weight = conv.weight
     if x.is_cuda:
-        if x.shape[-1] <= _BANDED_MAX_AXIS and x.shape[-1] * conv.in_channels <= _BANDED_MAX_CHANNELS:
-            return _conv3d_banded(x, conv)
         if conv.in_channels == 1:
             if torch.is_autocast_enabled("cuda"):
                 x = x.to(torch.get_autocast_dtype("cuda"))
