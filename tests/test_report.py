@@ -128,12 +128,14 @@ def test_report_draws_the_calibration_curve(qs_folder, tmp_path):
 
     folder = tmp_path / "ev"
     folder.mkdir()
-    doc = {"summary": {"model_median_r": 0.2}, "conformal": {"levels": [0.5, 0.8, 0.95], "coverage": [0.48, 0.79, 0.9]}}
+    doc = {"summary": {"model_median_r": 0.2}, "conformal": {"levels": [0.5, 0.8, 0.95], "coverage": [0.48, 0.79, 0.9],
+                                                            "nll_laplace": 1.23456, "scale_error_spearman": 0.4321}}
     (folder / "metrics.json").write_text(json.dumps(doc))
     assert find_coverages(doc) == [("conformal", [0.5, 0.8, 0.95], [0.48, 0.79, 0.9])]
     assert find_coverages({"a": {"levels": [0.5], "coverage": [0.4, 0.5]}}) == []  # lengths differ: not a coverage
     html = build_report(folder).read_text()
     assert "Calibration" in html and "95% nominal" in html and "0.9" in html
+    assert "nll_laplace" in html and "1.235" in html and "0.432" in html  # NLL and scale-error correlation next to the curve
     # the quickstart folder measures no coverage: the report says so
     plain = build_report(qs_folder, out=tmp_path / "plain.html").read_text()
     assert "calibration curve" in plain.split("Not shown")[-1]

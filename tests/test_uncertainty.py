@@ -67,4 +67,76 @@ def test_evaluate_reports_interval_coverage(tiny_prepared, tmp_path):
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["conformal"]["coverage"] == pytest.approx(res["coverage"]) and "halfwidths" not in doc["conformal"]
     assert "80% -> " in doc["notes"]["conformal intervals"]
+    assert "test NLL" in doc["notes"]["conformal NLL"] and np.isfinite(doc["conformal"]["nll_laplace"])
+    assert "model uncertainty" not in doc["notes"] and "model_uncertainty" not in doc  # ridge_hrf has no scale of its own
     assert "conformal intervals" in (out / "report.md").read_text()
+
+
+def test_nll_and_spearman_match_scipy():
+    from scipy import stats
+
+    from eeg2fmri.evaluation.uncertainty import gaussian_nll, laplace_nll, spearman
+
+    rng = np.random.default_rng(3)
+    y, mu = rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
+    sc = rng.uniform(0.3, 2.0, 5)
+    assert laplace_nll(y, mu, sc) == pytest.approx(-stats.laplace.logpdf(y, mu, sc).mean(), rel=1e-12)
+    assert gaussian_nll(y, mu, sc) == pytest.approx(-stats.norm.logpdf(y, mu, sc).mean(), rel=1e-12)
+    a, b = rng.standard_normal(30), rng.standard_normal(30)
+    b[:5] = b[5]  # ties
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, rel=1e-12)
+    assert np.isnan(spearman(np.ones(5), np.arange(5.0)))
+
+
+class _HeteroModel:
+    """predict(x) = x[:, :, 0]; predict_uncertainty returns 2x the true Laplace scale of the noise (kept in x[:, :, 1])."""
+
+    def predict(self, x):
+        return x[:, :, 0]
+
+    def predict_uncertainty(self, x):
+        return x[:, :, 0], 2.0 * x[:, :, 1]
+
+
+class _Span:
+    def __init__(self, n, n_out, rng):
+        self.scale = rng.uniform(0.2, 3.0, (n, n_out))  # every window and output its own noise level
+        self.mu = rng.standard_normal((n, n_out))
+        self.y = self.mu + rng.laplace(0.0, self.scale)
+
+
+def test_model_uncertainty_calibrates_a_scale_that_is_twice_too_wide(monkeypatch):
+    """A model whose scale is 2x the truth: the validation temperature is ~0.5, test coverage within 5 points of
+    nominal, calibrated NLL below the uncalibrated one, and the scale ranks the errors (Spearman > 0.3)."""
+    import eeg2fmri.evaluation.uncertainty as unc
+
+    rng = np.random.default_rng(4)
+    spans = {"val": _Span(1500, 13, rng), "test": _Span(2500, 13, rng)}
+
+    def fake_span(model, ds, split, targets, span):
+        sp = spans[span]
+        mean, scale = model.predict_uncertainty(np.stack([sp.mu, sp.scale], axis=2))
+        return sp.y, mean, scale, "Laplace scale"
+
+    monkeypatch.setattr(unc, "_predict_span_uncertainty", fake_span)
+    res = unc.model_uncertainty(_HeteroModel(), None, None, None)
+    assert res["temperature"] == pytest.approx(0.5, abs=0.03)
+    np.testing.assert_allclose(res["coverage"], res["levels"], atol=0.05)
+    assert res["nll_laplace"] < res["nll_laplace_uncalibrated"]
+    assert res["scale_error_spearman"] > 0.3
+
+
+def test_model_uncertainty_is_none_without_a_method(tiny_prepared):
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.uncertainty import model_uncertainty
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    tg = split_targets(tiny_prepared, sp)
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical"}, targets=tg)
+    assert model_uncertainty(fitted.model, tiny_prepared, sp, tg) is None
+    from eeg2fmri.evaluation.uncertainty import conformal_coverage
+
+    res = conformal_coverage(fitted.model, tiny_prepared, sp, tg)
+    for key in ("nll_laplace", "nll_gaussian", "nll_laplace_shared_scale", "scale_error_spearman"):
+        assert np.isfinite(res[key])

@@ -19,10 +19,11 @@ import numpy as np
 from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.datasets.targets import Split
 from eeg2fmri.datasets.windows import run_windows
-from eeg2fmri.training.predictor import predict_windows
+from eeg2fmri.training.predictor import predict_windows, predict_windows_uncertainty
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["DEFAULT_LEVELS", "conformal_halfwidths", "interval_coverage", "conformal_coverage"]
+__all__ = ["DEFAULT_LEVELS", "conformal_halfwidths", "interval_coverage", "conformal_coverage", "gaussian_nll", "laplace_nll",
+           "model_uncertainty", "spearman"]
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.95)
 
@@ -87,6 +88,48 @@ def interval_coverage(y: np.ndarray, pred: np.ndarray, halfwidths: np.ndarray) -
     return inside.mean(1)
 
 
+def laplace_nll(y: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> float:
+    """Mean Laplace negative log-likelihood ``log(2 b) + |y - mu| / b`` over all elements.
+
+    Parameters
+    ----------
+    y, loc : array, shape (n_windows, n_outputs)
+    scale : array, broadcastable to y
+        Laplace scale ``b`` (> 0).
+
+    Returns
+    -------
+    float
+        Nats per element (equals ``-scipy.stats.laplace.logpdf(y, loc, scale).mean()``).
+    """
+    y, loc, b = (np.asarray(a, dtype=np.float64) for a in (y, loc, scale))
+    b = np.maximum(b, 1e-12)
+    return float(np.mean(np.log(2.0 * b) + np.abs(y - loc) / b))
+
+
+def gaussian_nll(y: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> float:
+    """Mean Gaussian negative log-likelihood over all elements (``scale`` = standard deviation).
+
+    Equals ``-scipy.stats.norm.logpdf(y, loc, scale).mean()``.
+    """
+    y, loc, sd = (np.asarray(a, dtype=np.float64) for a in (y, loc, scale))
+    sd = np.maximum(sd, 1e-12)
+    return float(np.mean(0.5 * np.log(2.0 * np.pi) + np.log(sd) + 0.5 * ((y - loc) / sd) ** 2))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two flat arrays (average ranks for ties); NaN if either is constant."""
+    from scipy.stats import rankdata
+
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    ra, rb = rankdata(a[ok]), rankdata(b[ok])
+    if ra.size < 3 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def _predict_span(model: Any, ds: PreparedDataset, split: Split, targets: dict, span: str) -> tuple[np.ndarray, np.ndarray]:
     trained = {ds.runs[i].subject for i in split.selections.get("train", {})}
     index = {s: k for k, s in enumerate(ds.subjects)}
@@ -122,7 +165,12 @@ def conformal_coverage(model: Any, ds: PreparedDataset, split: Split, targets: d
         ``levels``; ``coverage`` (share of test windows x outputs inside),
         ``coverage_median_voxel`` and ``coverage_q10_voxel`` (10th
         percentile over outputs), ``median_halfwidth`` (target units) per
-        level; ``n_calibration``, ``n_test``; ``halfwidths`` (n_levels,
+        level; ``n_calibration``, ``n_test``; ``nll_laplace`` /
+        ``nll_gaussian`` (nats per test element under per-voxel Laplace /
+        Gaussian scales from the validation residuals) and
+        ``nll_laplace_shared_scale`` (one scale for all voxels);
+        ``scale_error_spearman`` (rank correlation over voxels of the
+        per-voxel scale with the mean absolute test error); ``halfwidths`` (n_levels,
         n_outputs) array (dropped from JSON by the caller if not wanted).
     """
     levels = _check_levels(levels)
@@ -130,6 +178,13 @@ def conformal_coverage(model: Any, ds: PreparedDataset, split: Split, targets: d
     y_te, p_te = _predict_span(model, ds, split, targets, "test")
     h = conformal_halfwidths(y_va - p_va, levels)
     cov = interval_coverage(y_te, p_te, h)
+    # per-voxel predictive distributions from the validation residuals: Laplace scale b = mean |r|
+    # (its maximum-likelihood estimate), Gaussian sd = RMS r; NLL of the test windows under each,
+    # next to one scale shared by all voxels (does the per-voxel scale say more than a constant?)
+    res_va = (y_va - p_va).astype(np.float64)
+    b_vox = np.maximum(np.abs(res_va).mean(0), 1e-6)
+    sd_vox = np.maximum(np.sqrt((res_va**2).mean(0)), 1e-6)
+    abs_err = np.abs(y_te - p_te).mean(0)
     return {
         "method": "split conformal, |residual| quantile per output on the validation windows",
         "levels": list(levels),
@@ -139,5 +194,75 @@ def conformal_coverage(model: Any, ds: PreparedDataset, split: Split, targets: d
         "median_halfwidth": [float(np.median(v)) for v in h],
         "n_calibration": int(len(y_va)),
         "n_test": int(len(y_te)),
+        "nll_laplace": laplace_nll(y_te, p_te, b_vox),
+        "nll_gaussian": gaussian_nll(y_te, p_te, sd_vox),
+        "nll_laplace_shared_scale": laplace_nll(y_te, p_te, np.full_like(b_vox, np.abs(res_va).mean())),
+        "scale_error_spearman": spearman(b_vox, abs_err),
         "halfwidths": h,
+    }
+
+
+def _predict_span_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: dict, span: str):
+    ys, ms, ss, meaning = [], [], [], ""
+    for i, vols in split.selections.get(span, {}).items():
+        if not len(vols):
+            continue
+        x = run_windows(ds.runs[i], vols, split.n_frames, split.lag)
+        got = predict_windows_uncertainty(model, x, mask=ds.mask)
+        if got is None:
+            return None
+        m, sc, meaning = got
+        ms.append(m)
+        ss.append(sc)
+        ys.append(np.asarray(targets[span][i], dtype=np.float32))
+    if not ys:
+        raise Eeg2fmriInputError(f"model uncertainty: the split has no {span} windows; the scale is calibrated on validation and checked on test windows.")
+    return np.concatenate(ys), np.concatenate(ms), np.concatenate(ss), meaning
+
+
+def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: dict, *, levels: Any = DEFAULT_LEVELS) -> dict[str, Any] | None:
+    """Calibrate a model's own predictive scale on the validation windows and measure it on the test windows.
+
+    The model's scale ``s`` (``predict_uncertainty`` or ``predict_mc``, see
+    :func:`~eeg2fmri.training.predictor.uncertainty_methods`) is read as a
+    Laplace scale and multiplied by one temperature ``T``, the maximum-
+    likelihood factor on the validation windows, ``T = mean(|y - mu| / s)``.
+    Test intervals ``mu +/- T s log(1 / (1 - level))`` (the Laplace quantiles).
+
+    Returns
+    -------
+    dict | None
+        None when the model gives no uncertainty. Otherwise ``method``,
+        ``meaning``, ``temperature``, ``levels``, ``coverage`` (share of
+        test windows x outputs inside), ``nll_laplace`` (nats per test element,
+        calibrated), ``nll_laplace_uncalibrated`` (T = 1),
+        ``scale_error_spearman`` (rank correlation over all test windows x
+        outputs of the calibrated scale with the absolute error),
+        ``n_calibration``, ``n_test``.
+    """
+    levels = _check_levels(levels)
+    va = _predict_span_uncertainty(model, ds, split, targets, "val")
+    if va is None:
+        return None
+    te = _predict_span_uncertainty(model, ds, split, targets, "test")
+    if te is None:
+        return None
+    y_va, m_va, s_va, meaning = va
+    y_te, m_te, s_te, _ = te
+    s_va = np.maximum(np.asarray(s_va, dtype=np.float64), 1e-12)
+    temp = float(np.mean(np.abs(y_va - m_va) / s_va))
+    scale = np.maximum(temp * np.asarray(s_te, dtype=np.float64), 1e-12)
+    err = np.abs(np.asarray(y_te, dtype=np.float64) - m_te)
+    cov = [float(np.mean(err <= scale * np.log(1.0 / (1.0 - lv)))) for lv in levels]
+    return {
+        "method": "the model's own predictive scale read as a Laplace scale, times one temperature fitted on the validation windows",
+        "meaning": meaning,
+        "temperature": temp,
+        "levels": list(levels),
+        "coverage": cov,
+        "nll_laplace": laplace_nll(y_te, m_te, scale),
+        "nll_laplace_uncalibrated": laplace_nll(y_te, m_te, np.maximum(np.asarray(s_te, dtype=np.float64), 1e-12)),
+        "scale_error_spearman": spearman(scale, err),
+        "n_calibration": int(len(y_va)),
+        "n_test": int(len(y_te)),
     }

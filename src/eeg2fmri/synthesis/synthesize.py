@@ -27,7 +27,6 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +38,12 @@ from eeg2fmri.models.predictor import place_model, resolve_device
 from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.synthesis.nifti import StreamingNifti, nifti_header
 from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_representation
-from eeg2fmri.training.predictor import predict_windows
+from eeg2fmri.training.predictor import (
+    as_masked,
+    call_uncertainty,
+    predict_windows,
+    uncertainty_methods,
+)
 from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
@@ -133,34 +137,6 @@ def _hop_for(tr_out: float, tr_train: float, flen: float, kind: str) -> int:
             f"(e.g. {flen:g}, {flen / 2:g}, {flen / 4:g}); omit --tr for the training TR."
         )
     return int(round(q))
-
-
-def _uncertainty_fns(model: Any) -> list[tuple[Any, str]]:
-    """The uncertainty methods a model provides, in order of preference, with what their scale means."""
-    out = []
-    for name, meaning in (("predict_uncertainty", "predictive scale returned by the model's predict_uncertainty (e.g. the Laplace scale b; std = sqrt(2) b)"),
-                          ("predict_mc", "Monte-Carlo standard deviation from the model's predict_mc")):
-        fn = getattr(model, name, None)
-        if fn is not None:
-            out.append((fn, meaning))
-    return out
-
-
-def _call(fn, x: np.ndarray, model: Any):
-    if isinstance(model, torch.nn.Module):
-        par = next(iter(model.parameters()), None)
-        with torch.inference_mode():
-            return fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=None if par is None else par.device))
-    return fn(x)
-
-
-def _as_masked(a: Any, n: int, mask: np.ndarray) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    a = np.asarray(a, dtype=np.float32)
-    if a.ndim == 4 and a.shape[1:] == mask.shape:
-        a = a[:, mask]
-    return a.reshape(n, -1)
 
 
 def synthesize(
@@ -271,7 +247,7 @@ def synthesize(
     lag = int(meta["window"].get("lag", 0))
     mask = lm.mask
     n_vox = int(mask.sum())
-    unc_fns = _uncertainty_fns(lm.model) if uncertainty is not False else []
+    unc_fns = uncertainty_methods(lm.model) if uncertainty is not False else []
     if uncertainty and not unc_fns:
         raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (predict_uncertainty or predict_mc); omit --uncertainty.")
 
@@ -359,7 +335,7 @@ def synthesize(
                 while unc_fns:
                     fn, meaning = unc_fns[0]
                     try:
-                        mean, scale = _call(fn, x, lm.model)
+                        mean, scale = call_uncertainty(fn, x, lm.model)
                     except Eeg2fmriInputError as err:  # e.g. a model built without the head this method needs
                         if w_unc is not None:
                             raise
@@ -369,8 +345,8 @@ def synthesize(
                     if w_unc is None:
                         w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, tmp_dir=tmp))
                         unc_meaning = meaning
-                    w_bold.write_masked(b0, _as_masked(mean, len(e), mask), mask)
-                    w_unc.write_masked(b0, _as_masked(scale, len(e), mask), mask)
+                    w_bold.write_masked(b0, as_masked(mean, len(e), mask), mask)
+                    w_unc.write_masked(b0, as_masked(scale, len(e), mask), mask)
                     break
                 else:
                     if uncertainty:

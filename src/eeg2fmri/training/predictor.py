@@ -19,7 +19,7 @@ import numpy as np
 from eeg2fmri.models.predictor import TorchPredictor
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["Predictor", "TorchPredictor", "predict_windows"]
+__all__ = ["Predictor", "TorchPredictor", "predict_windows", "predict_windows_uncertainty", "uncertainty_methods"]
 
 
 @runtime_checkable
@@ -125,3 +125,91 @@ def predict_windows(
             "evaluate the model on the dataset (grid and mask) it was trained for."
         )
     return out
+
+
+def uncertainty_methods(model: Any) -> list[tuple[Any, str]]:
+    """The uncertainty methods a model provides, in order of preference, with what their scale means.
+
+    Parameters
+    ----------
+    model : object
+        A fitted model, a ``torch.nn.Module`` or a :class:`TorchPredictor`
+        (its module is asked).
+
+    Returns
+    -------
+    list of (callable, str)
+        ``predict_uncertainty(x) -> (mean, scale)`` (e.g. a Laplace scale) and
+        ``predict_mc(x) -> (mean, std)`` where present.
+    """
+    module = getattr(model, "module", model)
+    out = []
+    for name, meaning in (("predict_uncertainty", "predictive scale returned by the model's predict_uncertainty (e.g. the Laplace scale b; std = sqrt(2) b)"),
+                          ("predict_mc", "Monte-Carlo standard deviation from the model's predict_mc")):
+        fn = getattr(module, name, None)
+        if fn is not None:
+            out.append((fn, meaning))
+    return out
+
+
+def call_uncertainty(fn: Any, x: np.ndarray, model: Any) -> Any:
+    """Call an uncertainty method on windows ``x`` (a tensor on the model's device for torch modules)."""
+    import torch
+
+    module = getattr(model, "module", model)
+    if isinstance(module, torch.nn.Module):
+        par = next(iter(module.parameters()), None)
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.inference_mode():
+                return fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=None if par is None else par.device))
+        finally:
+            module.train(was_training)
+    return fn(x)
+
+
+def as_masked(a: Any, n: int, mask: np.ndarray | None) -> np.ndarray:
+    """``(n, X, Y, Z)`` volumes or ``(n, n_outputs)`` as float32 ``(n, n_outputs)`` masked outputs."""
+    if hasattr(a, "detach"):
+        a = a.detach().float().cpu().numpy()
+    a = np.asarray(a, dtype=np.float32)
+    if mask is not None and a.ndim == 4 and a.shape[1:] == mask.shape:
+        a = a[:, mask]
+    return a.reshape(n, -1)
+
+
+def predict_windows_uncertainty(model: Any, x: np.ndarray, *, mask: np.ndarray | None = None,
+                                batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Mean and predictive scale of windows from the model's own uncertainty method.
+
+    Parameters
+    ----------
+    model : object
+        See :func:`uncertainty_methods`.
+    x : array, shape (n_windows, *window_shape)
+    mask : array of bool, shape (X, Y, Z) | None
+        Reduces whole-volume outputs to the in-mask voxels.
+    batch_size : int
+        Windows per call.
+
+    Returns
+    -------
+    (mean, scale, meaning) | None
+        ``mean`` and ``scale`` of shape (n_windows, n_outputs), float32, and
+        what the scale means; None when the model has no uncertainty method
+        or every method refused (e.g. a model built without its head).
+    """
+    for fn, meaning in uncertainty_methods(model):
+        means, scales = [], []
+        try:
+            for b0 in range(0, len(x), batch_size):
+                xb = x[b0 : b0 + batch_size]
+                m, s = call_uncertainty(fn, xb, model)
+                means.append(as_masked(m, len(xb), mask))
+                scales.append(as_masked(s, len(xb), mask))
+        except Eeg2fmriInputError:
+            continue
+        if means:
+            return np.concatenate(means), np.concatenate(scales), meaning
+    return None

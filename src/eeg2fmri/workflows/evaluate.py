@@ -314,6 +314,23 @@ def evaluate_run(
             results["conformal"] = conf
             notes["conformal intervals"] = ("coverage on the test windows of per-voxel intervals calibrated on the validation windows: "
                                             + ", ".join(f"{lv:.0%} -> {c:.3f}" for lv, c in zip(conf["levels"], conf["coverage"])))
+            notes["conformal NLL"] = (f"test NLL {conf['nll_laplace']:.3f} nats per voxel and window (Laplace, per-voxel scale from the validation "
+                                      f"residuals; {conf['nll_laplace_shared_scale']:.3f} with one scale for all voxels; Gaussian "
+                                      f"{conf['nll_gaussian']:.3f}); rank correlation over voxels of that scale with the test error "
+                                      f"{conf['scale_error_spearman']:.3f}")
+        from eeg2fmri.evaluation.uncertainty import model_uncertainty
+
+        try:
+            mu = model_uncertainty(lm.model, ds_eval, split, targets)
+        except Eeg2fmriInputError as err:
+            notes["model uncertainty"] = f"not computed: {err}"
+        else:
+            if mu is not None:
+                results["model_uncertainty"] = mu
+                notes["model uncertainty"] = (f"{mu['meaning']}; temperature {mu['temperature']:.3f} (validation); test coverage "
+                                              + ", ".join(f"{lv:.0%} -> {c:.3f}" for lv, c in zip(mu["levels"], mu["coverage"]))
+                                              + f"; NLL {mu['nll_laplace']:.3f} (uncalibrated {mu['nll_laplace_uncalibrated']:.3f}); "
+                                              f"rank correlation of scale with |error| {mu['scale_error_spearman']:.3f}")
     seconds = time.perf_counter() - t0
     with atomic_dir(out_path, overwrite=overwrite) as tmp:
         figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)

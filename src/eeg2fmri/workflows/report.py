@@ -129,6 +129,22 @@ def find_coverages(obj: Any, label: str = "") -> list[tuple[str, list[float], li
     return found
 
 
+#: Numbers shown next to each coverage curve when its mapping holds them (see evaluation.uncertainty).
+_CALIBRATION_EXTRAS = ("temperature", "nll_laplace", "nll_laplace_uncalibrated", "nll_laplace_shared_scale", "nll_gaussian", "scale_error_spearman")
+
+
+def _calibration_extras(doc: Any, label: str) -> dict[str, float]:
+    """NLL, temperature and scale-error correlation of the coverage mapping at key path ``label`` (if any)."""
+    node = doc
+    for key in label.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return {}
+        node = node[key]
+    if not isinstance(node, dict):
+        return {}
+    return {k: round(float(node[k]), 3) for k in _CALIBRATION_EXTRAS if _is_num(node.get(k))}
+
+
 def plot_calibration(curves: list[tuple[str, list[float], list[float]]]) -> bytes:
     """Calibration curve(s): nominal vs measured coverage of the prediction intervals (diagonal = calibrated).
 
@@ -253,7 +269,8 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
         sections.append(("Summary", _summary_blocks(metrics_doc)))
         curves = find_coverages(metrics_doc)
         if curves:
-            rows = [{"intervals": lab, **{f"{lv:.0%} nominal": round(cv, 3) for lv, cv in zip(lvs, cvs)}} for lab, lvs, cvs in curves]
+            rows = [{"intervals": lab, **{f"{lv:.0%} nominal": round(cv, 3) for lv, cv in zip(lvs, cvs)}, **_calibration_extras(metrics_doc, lab)}
+                    for lab, lvs, cvs in curves]
             sections.append(("Calibration", [rows, Image(plot_calibration(curves), caption="measured vs nominal coverage of the prediction intervals")]))
         else:
             missing.append({"item": "calibration curve", "meaning": "metrics.json holds no interval coverage (eeg2fmri evaluate measures it)"})
