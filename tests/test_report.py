@@ -136,6 +136,45 @@ def test_report_draws_the_calibration_curve(qs_folder, tmp_path):
     html = build_report(folder).read_text()
     assert "Calibration" in html and "95% nominal" in html and "0.9" in html
     assert "nll_laplace" in html and "1.235" in html and "0.432" in html  # NLL and scale-error correlation next to the curve
-    # the quickstart folder measures no coverage: the report says so
-    plain = build_report(qs_folder, out=tmp_path / "plain.html").read_text()
+    # the quickstart measures the coverage of its conformal intervals: the section is there
+    qs = build_report(qs_folder, out=tmp_path / "qs.html").read_text()
+    assert "Calibration" in qs and "nll_laplace" in qs and "calibration curve" not in qs.split("Not shown")[-1]
+    # a folder without coverage: the report says so
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "metrics.json").write_text(json.dumps({"summary": {"model_median_r": 0.2}}))
+    plain = build_report(bare).read_text()
     assert "calibration curve" in plain.split("Not shown")[-1]
+
+
+def test_quickstart_folder_has_bands_and_mni_volumes(qs_folder):
+    # best/median/worst time courses with 80% conformal bands, measured vs synthesised over the MNI template
+    doc = json.loads((qs_folder / "metrics.json").read_text())
+    assert doc["conformal"]["levels"] == [0.5, 0.8, 0.95] and "halfwidths" not in doc["conformal"]
+    assert (qs_folder / "volumes_mni.png").is_file() and (qs_folder / "timecourses.png").is_file()
+    assert not (qs_folder / "insight").exists()  # ridge_hrf has no patterns or HRFs to draw
+
+
+def test_timecourse_band_and_mni_volume_figures(tmp_path):
+    from eeg2fmri.plotting import plot_timecourses, plot_volumes_mni
+
+    rng = np.random.default_rng(0)
+    y, p = rng.standard_normal((23, 9)), rng.standard_normal((23, 9))
+    r = np.linspace(-0.3, 0.6, 9)
+    a = plot_timecourses(y, p, r, 2.0, tmp_path / "a.png", "t", halfwidth=np.full(9, 0.7), level=0.8)
+    b = plot_timecourses(y, p, r, 2.0, tmp_path / "b.png", "t")
+    assert a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and a.read_bytes() != b.read_bytes()
+    mask = np.zeros((7, 8, 6), bool)
+    mask[2:5, 2:6, 1:5] = True
+    affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    affine[:3, 3] = [-18.0, -40.0, 0.0]  # a grid centred in the MNI brain
+    v = plot_volumes_mni(mask, affine, rng.standard_normal(int(mask.sum())), rng.standard_normal(int(mask.sum())), tmp_path / "v.png", "t")
+    assert v.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_flagship_quickstart_draws_patterns_and_hrfs(tmp_path):
+    out = tmp_path / "qs_net"
+    run_quickstart(out, subjects=2, minutes=6.0, seed=3, model="eeg2fmri_net", progress_bar=False, sim_overrides=TINY_SIM)
+    assert (out / "insight" / "patterns_topomap.png").is_file() and (out / "insight" / "hrfs.png").is_file()
+    html = (out / "report.html").read_text()
+    assert "insight/hrfs.png" in html and "insight/patterns_topomap.png" in html and "volumes_mni.png" in html

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_r_distributions", "plot_r_map", "plot_slices", "plot_subject_r", "plot_timecourses", "write_evaluation_report", "write_report"]
+__all__ = ["plot_r_distributions", "plot_r_map", "plot_slices", "plot_subject_r", "plot_timecourses", "plot_volumes_mni", "write_evaluation_report",
+           "write_report"]
 
 
 def _plt():
@@ -135,8 +136,9 @@ def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, t
     return out
 
 
-def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray, tr: float, out: Path, title: str = "") -> Path:
-    """Measured vs predicted time courses of voxels at the 90th, 50th and 10th percentile of r.
+def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray, tr: float, out: Path, title: str = "", *,
+                     halfwidth: np.ndarray | None = None, level: float | None = None) -> Path:
+    """Measured vs predicted time courses of the best, median and worst voxels by test r.
 
     Parameters
     ----------
@@ -145,22 +147,76 @@ def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray,
     tr : float
         Seconds between time points.
     out : Path
+    title : str
+    halfwidth : array, shape (n_voxels,) | None
+        Half-width of a calibrated prediction interval per voxel (e.g. the
+        split-conformal half-width from the validation windows, in target
+        units). Given: the prediction is drawn as is with the band
+        ``prediction +/- halfwidth``. None: no band, and the prediction is
+        rescaled to the measured standard deviation so that its shape can be
+        compared (the caption says so).
+    level : float | None
+        Nominal coverage of the band, for the legend (e.g. 0.8).
     """
     plt = _plt()
     ok = np.where(np.isfinite(r))[0]
     order = ok[np.argsort(r[ok])] if len(ok) else np.arange(measured.shape[1])
-    picks = [(q, order[int(q / 100 * (len(order) - 1))]) for q in (90, 50, 10)]
+    picks = [("best", order[-1]), ("median", order[(len(order) - 1) // 2]), ("worst", order[0])]
     t = np.arange(measured.shape[0]) * tr
-    fig, axes = plt.subplots(len(picks), 1, figsize=(8, 6), sharex=True)
-    for ax, (q, v) in zip(axes, picks):
+    fig, axes = plt.subplots(len(picks), 1, figsize=(8, 6.4), sharex=True)
+    for ax, (what, v) in zip(axes, picks):
         ax.plot(t, measured[:, v], color="k", lw=1, label="measured")
-        ax.plot(t, predicted[:, v] / max(predicted[:, v].std(), 1e-6) * measured[:, v].std(), color="C3", lw=1, label="predicted (rescaled)")
-        ax.set_ylabel(f"p{q}: r={r[v]:.2f}" if np.isfinite(r[v]) else f"p{q}")
-    axes[0].legend(loc="upper right", fontsize=8)
+        if halfwidth is not None and np.isfinite(halfwidth[v]):
+            ax.fill_between(t, predicted[:, v] - halfwidth[v], predicted[:, v] + halfwidth[v], color="C3", alpha=0.2, lw=0,
+                            label=f"{level:.0%} interval" if level is not None else "interval")
+            ax.plot(t, predicted[:, v], color="C3", lw=1, label="predicted")
+        else:
+            ax.plot(t, predicted[:, v] / max(predicted[:, v].std(), 1e-6) * measured[:, v].std(), color="C3", lw=1, label="predicted (rescaled)")
+        ax.set_ylabel(f"{what}: r={r[v]:.2f}" if np.isfinite(r[v]) else what)
+    axes[0].legend(loc="upper right", fontsize=8, ncol=3)
     axes[-1].set_xlabel("time in test span (s)")
-    fig.suptitle(title)
+    fig.suptitle(title + ("" if halfwidth is not None else " (no calibrated intervals: prediction rescaled, no band)"))
     fig.tight_layout()
     fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray, predicted: np.ndarray, out: Path, title: str = "") -> Path:
+    """One measured and one synthesised volume over the MNI152 template, same colour scale, world coordinates.
+
+    Parameters
+    ----------
+    mask : array of bool, shape (X, Y, Z)
+    affine : array, shape (4, 4)
+        Voxel-to-world affine of the grid; the template is drawn only when
+        the grid lies in MNI space (as :func:`plot_r_map`).
+    measured, predicted : array, shape (n_voxels,)
+        One volume each, in the same (standardised) units.
+    out : Path
+        PNG to write.
+    """
+    import nibabel as nib
+    from nilearn import plotting
+
+    plt = _plt()
+    lim = float(np.nanpercentile(np.abs(np.concatenate([measured, predicted])), 99)) or 1.0
+    bg = None
+    if _in_mni_box(np.asarray(affine), mask.shape):
+        from nilearn.datasets import load_mni152_template
+
+        bg = load_mni152_template(resolution=2)
+    centre = np.asarray(affine) @ np.append(np.argwhere(mask).mean(axis=0), 1.0)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn's notes on resampling and colour bars
+        for ax, (name, vals) in zip(axes, (("measured", measured), ("synthesised", predicted))):
+            img = nib.Nifti1Image(_unmask(mask, np.nan_to_num(np.asarray(vals, dtype=np.float32)), fill=0.0), np.asarray(affine, dtype=np.float64))
+            disp = plotting.plot_stat_map(img, bg_img=bg, display_mode="ortho", cut_coords=tuple(centre[:3]), cmap="RdBu_r", vmax=lim,
+                                          symmetric_cbar=True, colorbar=True, title=name, axes=ax, draw_cross=False, black_bg=False, annotate=True)
+            del disp
+    fig.suptitle(title)
+    fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
 

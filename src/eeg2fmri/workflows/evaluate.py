@@ -335,6 +335,10 @@ def evaluate_run(
     with atomic_dir(out_path, overwrite=overwrite) as tmp:
         figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)
         _write_r_maps(results, ds_eval, name, tmp)
+        if proto != "cross":
+            from eeg2fmri.workflows.insight import write_insight
+
+            figs += write_insight(lm.model, ds_eval, split, tmp / "insight")  # patterns, learned HRFs, attention (torch models)
         doc = results_to_json(results)
         doc.update(model_dir=str(model_dir.absolute()), data=str(Path(data_path).absolute()), evaluation_seconds=seconds, notes=notes)
         (tmp / "metrics.json").write_text(json.dumps(final_paths(doc), indent=1))
@@ -438,5 +442,16 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     figs.append(plot_r_distributions(dist, folder / "r_distributions.png", "voxel-wise test r (all test subjects)"))
     figs.append(plot_subject_r(results["per_subject"], r_names, folder / "subjects.png", "median r per test subject"))
     key, run = next(iter(results["runs"].items()))
-    figs.append(plot_timecourses(run["_y"], run["_preds"][name], run["models"][name]["_r"], ds.tr, folder / "timecourses.png", f"{key}: {name}, test span"))
+    band, level = None, None
+    conf = results.get("conformal")
+    if conf is not None and 0.8 in conf["levels"]:
+        level = 0.8
+        band = np.asarray(conf["_halfwidths"])[conf["levels"].index(0.8)]
+    figs.append(plot_timecourses(run["_y"], run["_preds"][name], run["models"][name]["_r"], ds.tr, folder / "timecourses.png",
+                                 f"{key}: {name}, test span", halfwidth=band, level=level))
+    from eeg2fmri.plotting import plot_volumes_mni
+
+    mid = len(run["_y"]) // 2
+    figs.append(plot_volumes_mni(ds.mask, ds.affine, run["_y"][mid], run["_preds"][name][mid], folder / "volumes_mni.png",
+                                 f"{key}: test volume {mid} of the test span, measured vs synthesised"))
     return figs

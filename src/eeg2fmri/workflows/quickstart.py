@@ -23,7 +23,7 @@ from eeg2fmri.datasets import prepare_dataset
 from eeg2fmri.datasets.targets import make_split, split_targets
 from eeg2fmri.evaluation import evaluate_split
 from eeg2fmri.models import save_model
-from eeg2fmri.plotting import plot_slices, plot_timecourses, write_report
+from eeg2fmri.plotting import plot_slices, plot_timecourses, plot_volumes_mni, write_report
 from eeg2fmri.simulate import SimulationConfig, simulate_dataset
 from eeg2fmri.synthesis import synthesize
 from eeg2fmri.training import fit_model
@@ -144,13 +144,23 @@ def run_quickstart(
         p = np.asarray(fitted.model.predict(np.asarray(x))).reshape(len(y), -1)
         r = results["subjects"][run.subject][run.key]["_r"]
         tmid = len(y) // 2
-        figs = [plot_slices(ds.mask, y[tmid], p[tmid], r, tmp / "slices.png", f"{run.key}: test volume {int(split.selections['test'][i0][tmid])}"),
-                plot_timecourses(y, p, r, ds.tr, tmp / "timecourses.png", f"{run.key}: test span")]
+        # per-voxel 80% conformal intervals (validation windows) for the time-course bands; coverage measured on test
+        from eeg2fmri.evaluation.uncertainty import conformal_coverage
+
+        conf = conformal_coverage(fitted.model, ds, split, targets)
+        band = conf.pop("halfwidths")[conf["levels"].index(0.8)]
+        vol = int(split.selections["test"][i0][tmid])
+        figs = [plot_slices(ds.mask, y[tmid], p[tmid], r, tmp / "slices.png", f"{run.key}: test volume {vol}"),
+                plot_volumes_mni(ds.mask, ds.affine, y[tmid], p[tmid], tmp / "volumes_mni.png", f"{run.key}: test volume {vol}, measured vs synthesised"),
+                plot_timecourses(y, p, r, ds.tr, tmp / "timecourses.png", f"{run.key}: test span", halfwidth=band, level=0.8)]
+        from eeg2fmri.workflows.insight import write_insight
+
+        figs += write_insight(fitted.model, ds, split, tmp / "insight")  # flagship: spatial patterns + learned HRFs
         for subj in results["subjects"].values():
             for res in subj.values():
                 res.pop("_r", None)
         metrics = {"model": model, "protocol": "within", "split": split_info, "summary": results["summary"], "subjects": results["subjects"],
-                   "timings_s": timings, "table": table, "synthesized": str(final_path(synth))}
+                   "timings_s": timings, "table": table, "synthesized": str(final_path(synth)), "conformal": conf}
         (tmp / "metrics.json").write_text(json.dumps(final_paths(metrics), indent=1, default=float))
         write_report(tmp, table, figs, metrics, title="eeg2fmri quickstart report")
         if html_report:
