@@ -59,6 +59,7 @@ def test_quickstart_end_to_end(tmp_path):
     synth = nib.load(m["synthesized"])
     assert synth.ndim == 4 and synth.header.get_zooms()[3] == pytest.approx(2.0)
     np.testing.assert_allclose(synth.affine, nib.load(out / "model" / "mask.nii.gz").affine)
+    assert (out / "model" / "calibration.json").is_file()  # synthesize --uncertainty works on the quickstart's model
     assert json.loads((out / "metrics.json").read_text())["split"]["gap_volumes"] >= 9
     # provenance names the final paths, never the temporary folder the quickstart wrote into
     side = json.loads(Path(m["synthesized"].replace(".nii.gz", ".json")).read_text())

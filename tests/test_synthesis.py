@@ -251,7 +251,17 @@ def test_synthesize_stft_model_with_uncertainty(tiny_bids, tiny_prepared, tmp_pa
     assert bold.shape == unc.shape and np.allclose(unc.affine, bold.affine) and unc.header.get_zooms() == bold.header.get_zooms()
     u = np.asarray(unc.dataobj)
     assert (u[tiny_prepared.mask] > 0).all() and (u[~tiny_prepared.mask] == 0).all()
-    assert "predict_uncertainty" in side["UncertaintyMeaning"]
+    assert "predict_uncertainty" in side["UncertaintyMeaning"] and "UNCALIBRATED" in side["UncertaintyMeaning"]
+    # with a calibration.json holding a temperature, the scale is multiplied by it
+    from eeg2fmri.evaluation.uncertainty import save_calibration
+
+    n_vox = int(tiny_prepared.mask.sum())
+    save_calibration(tmp_path / "calhas", {"levels": [0.8], "halfwidths": np.ones((1, n_vox)), "laplace_scale": np.ones(n_vox),
+                                           "temperature": 2.5, "meaning": "x", "n_calibration": 7})
+    synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "t_bold.nii.gz", progress_bar=False)
+    ut = np.asarray(nib.load(tmp_path / "t_bold_uncertainty.nii.gz").dataobj)
+    np.testing.assert_allclose(ut[tiny_prepared.mask], 2.5 * u[tiny_prepared.mask], rtol=1e-5)
+    assert "temperature 2.5" in json.loads((tmp_path / "t_bold.json").read_text())["UncertaintyMeaning"]
     synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "n_bold.nii.gz", uncertainty=False, progress_bar=False)
     assert not (tmp_path / "n_bold_uncertainty.nii.gz").exists()
     # a variational model without the aleatoric head: predict_uncertainty refuses, predict_mc gives the spread
@@ -321,3 +331,43 @@ def test_device_choice_and_errors(tiny_bids, tiny_prepared, tmp_path, capsys):
         assert main(["synthesize", str(eeg), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "g.nii.gz"), "-q", "--device", "cuda"]) == 2
         assert "synthesize: device: expected a visible CUDA GPU for 'cuda', found none" in capsys.readouterr().err
         assert not (tmp_path / "g.nii.gz").exists()
+
+
+def test_calibrated_scale_for_a_model_without_its_own(tiny_bids, tiny_prepared, ridge_dir, tmp_path):
+    """ridge_hrf has no predictive scale: with a calibration.json (validation residuals) --uncertainty writes the
+    per-voxel Laplace scale in every volume; the calibration comes from the validation windows only."""
+    import shutil
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.uncertainty import (
+        CALIBRATION_NAME,
+        calibrate_uncertainty,
+        load_calibration,
+        save_calibration,
+    )
+    from eeg2fmri.models import load_model
+
+    model_dir = tmp_path / "ridge"
+    shutil.copytree(ridge_dir, model_dir)
+    sp = make_split(tiny_prepared, "within")
+    tg = split_targets(tiny_prepared, sp)
+    lm = load_model(model_dir)
+    cal = calibrate_uncertainty(lm.model, tiny_prepared, sp, tg)
+    n_vox = int(tiny_prepared.mask.sum())
+    assert cal["temperature"] is None and cal["halfwidths"].shape == (3, n_vox) and cal["n_calibration"] == sum(len(v) for v in sp.selections["val"].values())
+    save_calibration(model_dir, cal)
+    back = load_calibration(model_dir, n_vox)
+    np.testing.assert_array_equal(back["laplace_scale"], cal["laplace_scale"])
+    out = synthesize(tiny_bids / EEG_NAME, model_dir, tmp_path / "r_bold.nii.gz", uncertainty=True, progress_bar=False)
+    unc = np.asarray(nib.load(tmp_path / "r_bold_uncertainty.nii.gz").dataobj)
+    assert unc.shape == nib.load(out).shape
+    np.testing.assert_allclose(unc[tiny_prepared.mask], np.repeat(cal["laplace_scale"][:, None], unc.shape[-1], axis=1), rtol=1e-6)
+    assert "validation residuals" in json.loads((tmp_path / "r_bold.json").read_text())["UncertaintyMeaning"]
+    # default (uncertainty=None): only models with a scale of their own write one
+    synthesize(tiny_bids / EEG_NAME, model_dir, tmp_path / "d_bold.nii.gz", progress_bar=False)
+    assert not (tmp_path / "d_bold_uncertainty.nii.gz").exists()
+    with pytest.raises(Eeg2fmriInputError, match="expected a scale for each of the model's 5 outputs"):
+        load_calibration(model_dir, 5)
+    (model_dir / "calibration.npz").write_bytes(b"not a zip")
+    with pytest.raises(Eeg2fmriInputError, match=f"{CALIBRATION_NAME}: unreadable calibration"):
+        load_calibration(model_dir)

@@ -285,7 +285,9 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     assert (out / "checkpoints" / "best.ckpt").exists() and (out / "logs" / "version_0" / "metrics.csv").exists()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["validation"]["n"] == metrics["split"]["n_val"] and "test" in metrics and len(metrics["history"]) == 3
-    assert {p.name for p in (out / "model").iterdir()} == {"model.json", "weights.safetensors", "mask.nii.gz", "MODEL_CARD.md", "train_config.json"}
+    assert {p.name for p in (out / "model").iterdir()} == {"model.json", "weights.safetensors", "mask.nii.gz", "MODEL_CARD.md", "train_config.json",
+                                                        "calibration.json", "calibration.npz"}
+    assert json.loads((out / "model" / "calibration.json").read_text())["levels"] == [0.5, 0.8, 0.95]
     card = (out / "model" / "MODEL_CARD.md").read_text()
     assert "## split" in card and "## validation metrics" in card and "## test metrics" in card
     assert set(load_file(str(out / "model" / "weights.safetensors"))) == {"net.1.weight", "net.1.bias", "net.4.weight", "net.4.bias"}

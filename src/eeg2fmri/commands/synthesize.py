@@ -24,7 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--tr", type=float, default=None, help="output volume spacing in s (default: training TR; finer steps must divide it)")
     unc = p.add_mutually_exclusive_group()
     unc.add_argument("--uncertainty", dest="uncertainty", action="store_true", default=None,
-                     help="require an uncertainty NIfTI (default: written when the model provides one)")
+                     help="require an uncertainty NIfTI: the model's own scale times its validation temperature, or, for any "
+                          "model trained by eeg2fmri train/quickstart, its per-voxel validation scale (default: written "
+                          "when the model has a scale of its own)")
     unc.add_argument("--no-uncertainty", dest="uncertainty", action="store_false", help="never write an uncertainty NIfTI")
     p.add_argument("--chunk-seconds", type=float, default=120.0, help="EEG seconds processed per chunk (default: %(default)s)")
     p.add_argument("--channel-positions", default=None, metavar="file|MONTAGE",

@@ -19,11 +19,12 @@ import numpy as np
 from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.datasets.targets import Split
 from eeg2fmri.datasets.windows import run_windows
+from eeg2fmri.models.calibration import CALIBRATION_NAME, load_calibration, save_calibration
 from eeg2fmri.training.predictor import predict_windows, predict_windows_uncertainty
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["DEFAULT_LEVELS", "conformal_halfwidths", "interval_coverage", "conformal_coverage", "gaussian_nll", "laplace_nll",
-           "model_uncertainty", "spearman"]
+           "model_uncertainty", "spearman", "calibrate_uncertainty", "save_calibration", "load_calibration", "CALIBRATION_NAME"]
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.95)
 
@@ -266,3 +267,39 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
         "n_calibration": int(len(y_va)),
         "n_test": int(len(y_te)),
     }
+
+
+def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: dict, *, levels: Any = DEFAULT_LEVELS) -> dict[str, Any]:
+    """Everything ``synthesize --uncertainty`` needs, from the validation windows only.
+
+    Parameters
+    ----------
+    model : fitted model
+    ds : PreparedDataset
+    split : Split
+        Its ``"val"`` span calibrates; nothing else is read.
+    targets : dict
+        :func:`~eeg2fmri.datasets.targets.split_targets` output.
+    levels : sequence of float in (0, 1)
+
+    Returns
+    -------
+    dict
+        ``levels``; ``halfwidths`` (n_levels, n_outputs) split-conformal
+        half-widths; ``laplace_scale`` (n_outputs,) mean absolute validation
+        residual per output; ``temperature`` (float, or None for models
+        without a predictive scale of their own) and ``meaning`` of that
+        scale; ``n_calibration``.
+    """
+    levels = _check_levels(levels)
+    y_va, p_va = _predict_span(model, ds, split, targets, "val")
+    res = (y_va - p_va).astype(np.float64)
+    out: dict[str, Any] = {"levels": list(levels), "halfwidths": conformal_halfwidths(res, levels).astype(np.float32),
+                           "laplace_scale": np.maximum(np.abs(res).mean(0), 1e-6).astype(np.float32), "temperature": None,
+                           "meaning": None, "n_calibration": int(len(y_va))}
+    own = _predict_span_uncertainty(model, ds, split, targets, "val")
+    if own is not None:
+        y, m, sc, meaning = own
+        out["temperature"] = float(np.mean(np.abs(y - m) / np.maximum(np.asarray(sc, dtype=np.float64), 1e-12)))
+        out["meaning"] = meaning
+    return out

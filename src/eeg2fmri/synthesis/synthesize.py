@@ -181,10 +181,18 @@ def synthesize(
     overwrite : bool
         Replace existing outputs.
     uncertainty : bool | None
-        Also write ``NAME_uncertainty.nii[.gz]`` from the model's
-        ``predict_uncertainty(x) -> (mean, scale)`` or ``predict_mc(x) ->
-        (mean, std)``. ``None`` writes it when the model provides one,
-        ``True`` requires it, ``False`` never writes it.
+        Also write ``NAME_uncertainty.nii[.gz]``, a predictive Laplace scale
+        per voxel and volume (the ``level`` interval is ``+/- scale *
+        log(1 / (1 - level))``). A model with its own scale
+        (``predict_uncertainty(x) -> (mean, scale)`` or ``predict_mc(x) ->
+        (mean, std)``) gives that scale times the temperature fitted on the
+        validation windows (``calibration.json`` of the model folder, written
+        by ``eeg2fmri train`` and quickstart; without it the raw scale,
+        marked uncalibrated in the sidecar). Any other model with a
+        ``calibration.json`` gives its per-voxel Laplace scale (mean absolute
+        validation residual), the same in every volume. ``None`` writes it
+        when the model has a scale of its own, ``True`` requires one of the
+        two, ``False`` never writes it.
     batch_size : int
         Windows predicted at once (fewer for large windows).
     chunk_seconds, pad_seconds : float
@@ -248,8 +256,14 @@ def synthesize(
     mask = lm.mask
     n_vox = int(mask.sum())
     unc_fns = uncertainty_methods(lm.model) if uncertainty is not False else []
-    if uncertainty and not unc_fns:
-        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (predict_uncertainty or predict_mc); omit --uncertainty.")
+    from eeg2fmri.models.calibration import CALIBRATION_NAME, load_calibration
+
+    calib = load_calibration(model_dir, n_vox) if uncertainty is not False else None
+    if uncertainty and not unc_fns and calib is None:
+        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (no predict_uncertainty or predict_mc, and no "
+                                 f"{CALIBRATION_NAME} with per-voxel scales); re-train with eeg2fmri train (it writes {CALIBRATION_NAME}) "
+                                 "or omit --uncertainty.")
+    temperature = None if calib is None else calib.get("temperature")
 
     raw = read_eeg(eeg, preload=False)
     sf = float(raw.info["sfreq"])
@@ -344,17 +358,25 @@ def synthesize(
                         continue
                     if w_unc is None:
                         w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, tmp_dir=tmp))
-                        unc_meaning = meaning
+                        unc_meaning = (f"{meaning}, times temperature {temperature:.4g} fitted on the validation windows ({CALIBRATION_NAME}): "
+                                       "calibrated, read as a Laplace scale" if temperature is not None else
+                                       f"{meaning}; UNCALIBRATED (the model folder has no {CALIBRATION_NAME} with a temperature)")
                     w_bold.write_masked(b0, as_masked(mean, len(e), mask), mask)
-                    w_unc.write_masked(b0, as_masked(scale, len(e), mask), mask)
+                    w_unc.write_masked(b0, as_masked(scale, len(e), mask) * np.float32(1.0 if temperature is None else temperature), mask)
                     break
                 else:
-                    if uncertainty:
+                    if uncertainty and calib is None:
                         raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no usable uncertainty (its methods refused, see -v); omit --uncertainty.")
-                if w_unc is not None:
+                if w_unc is not None and unc_fns:
                     continue
                 pred = predict_windows(lm.model, x, n_outputs=n_vox, mask=mask)
                 w_bold.write_masked(b0, pred, mask)
+                if uncertainty and calib is not None:
+                    if w_unc is None:
+                        w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, tmp_dir=tmp))
+                        unc_meaning = (f"per-voxel Laplace scale from the validation residuals (mean |residual|, {CALIBRATION_NAME}), the same "
+                                       "in every volume; the level-p interval is prediction +/- scale * log(1 / (1 - p))")
+                    w_unc.write_masked(b0, np.broadcast_to(np.asarray(calib["laplace_scale"], dtype=np.float32), (len(e), n_vox)), mask)
             side = {
                 "RepetitionTime": tr_out,
                 "StartTime": float(onsets[0]),

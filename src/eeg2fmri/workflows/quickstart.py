@@ -130,6 +130,9 @@ def run_quickstart(
         to_save = getattr(fitted.model, "module", fitted.model)
         save_model(to_save, tmp / "model", spec=fitted.spec, name=model, hparams=hparams, mask=ds.mask, affine=ds.affine,
                    window={"n_frames": split.n_frames, "lag": split.lag}, prepare=ds.config.to_dict(), card=card)
+        from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty, save_calibration
+
+        save_calibration(tmp / "model", calibrate_uncertainty(fitted.model, ds, split, targets))  # for synthesize --uncertainty
         # EEG-only recording -> 4D NIfTI (the EEG file alone; its BOLD is not used)
         eeg_only = sorted((tmp / "bids").glob("sub-*/eeg/*_eeg.vhdr"))[0]
         synth = synthesize(eeg_only, tmp / "model", tmp / "synthesized" / f"{eeg_only.name.replace('_eeg.vhdr', '')}_desc-synth_bold.nii.gz", progress_bar=progress_bar)

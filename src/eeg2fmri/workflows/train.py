@@ -300,6 +300,19 @@ def train(
     return _finish(cfg, ds, split, fitted, out_path, evaluate_test=evaluate_test)
 
 
+def _save_calibration(model, ds: PreparedDataset, split: Split, targets: dict, model_dir: Path) -> None:
+    """Validation calibration for ``synthesize --uncertainty`` (conformal half-widths, Laplace scale, temperature)."""
+    from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty, save_calibration
+
+    if not split.selections.get("val"):
+        logger.info("no validation windows: no calibration.json (synthesize --uncertainty needs one)")
+        return
+    try:
+        save_calibration(model_dir, calibrate_uncertainty(model, ds, split, targets))
+    except Eeg2fmriInputError as err:
+        logger.info("no calibration.json: %s", err)
+
+
 def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out: Path, *, evaluate_test: bool) -> TrainRun:
     from eeg2fmri.datasets import WindowDataset
     from eeg2fmri.models._persist import save_trained_model
@@ -329,6 +342,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
     save_trained_model(fitted.model, out / "model", spec=fitted.spec, name=fitted.name, hparams=fitted.hparams, mask=ds.mask, affine=ds.affine,
                        window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=ds.config.to_dict(), config=cfg,
                        split=metrics["split"], metrics=card_metrics, overwrite=True)
+    _save_calibration(fitted.model, ds, split, targets, out / "model")
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
         tmp.write_text(json.dumps(final_paths(metrics), indent=1, default=float))
     logger.info("wrote %s (model/, metrics.json)", out)
