@@ -404,3 +404,17 @@ def test_stacked_linear_path_options():
     xr = torch.randn(20, *RAW.input_shape)
     yr = torch.randn(20, *RAW.output_shape)
     assert "ridge_weight" not in raw.after_fit(_batches(xr, yr), train_batches=_batches(xr, yr))
+
+
+def test_predict_ensemble_is_the_members_mean_and_spread():
+    model = EEG2fMRINet(BP, seed=0, n_members=3).eval()
+    x, _, _ = _batch(BP)
+    with torch.no_grad():
+        mean, std = model.predict_ensemble(x)
+        members = model.member_predictions(x)
+        torch.testing.assert_close(mean, model(x), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(std, members.std(1))
+    assert (std > 0).all()
+    single = EEG2fMRINet(BP, seed=0, n_members=1).eval()
+    with torch.no_grad():
+        assert (single.predict_ensemble(x)[1] == 0).all()

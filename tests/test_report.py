@@ -178,3 +178,15 @@ def test_flagship_quickstart_draws_patterns_and_hrfs(tmp_path):
     assert (out / "insight" / "patterns_topomap.png").is_file() and (out / "insight" / "hrfs.png").is_file()
     html = (out / "report.html").read_text()
     assert "insight/hrfs.png" in html and "insight/patterns_topomap.png" in html and "volumes_mni.png" in html
+    # the ensemble spread, temperature-calibrated on validation, as the uncertainty NIfTI (only on request)
+    from eeg2fmri.synthesis import synthesize
+
+    cal = json.loads((out / "model" / "calibration.json").read_text())
+    assert cal["temperature"] > 0 and "ensemble" in cal["meaning"]
+    eeg = sorted((out / "bids").glob("sub-*/eeg/*_eeg.vhdr"))[0]
+    synthesize(eeg, out / "model", tmp_path / "s_bold.nii.gz", progress_bar=False)
+    assert not (tmp_path / "s_bold_uncertainty.nii.gz").exists()
+    synthesize(eeg, out / "model", tmp_path / "u_bold.nii.gz", uncertainty=True, progress_bar=False)
+    side = json.loads((tmp_path / "u_bold.json").read_text())
+    assert "ensemble" in side["UncertaintyMeaning"] and "temperature" in side["UncertaintyMeaning"]
+    assert (np.asarray(nib.load(tmp_path / "u_bold_uncertainty.nii.gz").dataobj)[nib.load(out / "model" / "mask.nii.gz").get_fdata() > 0] > 0).all()

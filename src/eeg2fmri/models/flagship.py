@@ -552,6 +552,28 @@ class EEG2fMRINet(nn.Module):
         out = self._blend(self.output_gain * torch.einsum("bkr,kro->bko", r, self.decode) + self.bias, x)
         return out.reshape(len(out), self.n_members, *self.spec.output_shape)
 
+    def predict_ensemble(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and spread of the ensemble members (epistemic uncertainty).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, *spec.input_shape)
+        subject : torch.Tensor of int, shape (batch,) or None
+
+        Returns
+        -------
+        mean : torch.Tensor, shape (batch, *spec.output_shape)
+            The members' mean (the evaluation-mode prediction).
+        std : torch.Tensor, shape (batch, *spec.output_shape)
+            The members' standard deviation (zero with one member); a scale
+            to be calibrated on validation windows before it is read as an
+            interval (``eeg2fmri train`` stores that temperature).
+        """
+        members = self.member_predictions(x, subject).float()
+        if self.n_members == 1:
+            return members[:, 0], torch.zeros_like(members[:, 0])
+        return members.mean(1), members.std(1)
+
     def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the targets of a batch of windows.
 

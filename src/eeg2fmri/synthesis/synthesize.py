@@ -188,7 +188,8 @@ def synthesize(
         (mean, std)``) gives that scale times the temperature fitted on the
         validation windows (``calibration.json`` of the model folder, written
         by ``eeg2fmri train`` and quickstart; without it the raw scale,
-        marked uncalibrated in the sidecar). Any other model with a
+        marked uncalibrated in the sidecar); the flagship's ensemble spread
+        (``predict_ensemble``) only when ``uncertainty=True``. Any other model with a
         ``calibration.json`` gives its per-voxel Laplace scale (mean absolute
         validation residual), the same in every volume. ``None`` writes it
         when the model has a scale of its own, ``True`` requires one of the
@@ -256,11 +257,13 @@ def synthesize(
     mask = lm.mask
     n_vox = int(mask.sum())
     unc_fns = uncertainty_methods(lm.model) if uncertainty is not False else []
+    if not uncertainty:  # the ensemble spread costs every member's full output: only on request
+        unc_fns = [(fn, meaning) for fn, meaning in unc_fns if getattr(fn, "__name__", "") != "predict_ensemble"]
     from eeg2fmri.models.calibration import CALIBRATION_NAME, load_calibration
 
     calib = load_calibration(model_dir, n_vox) if uncertainty is not False else None
     if uncertainty and not unc_fns and calib is None:
-        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (no predict_uncertainty or predict_mc, and no "
+        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (no predict_uncertainty, predict_mc or predict_ensemble, and no "
                                  f"{CALIBRATION_NAME} with per-voxel scales); re-train with eeg2fmri train (it writes {CALIBRATION_NAME}) "
                                  "or omit --uncertainty.")
     temperature = None if calib is None else calib.get("temperature")

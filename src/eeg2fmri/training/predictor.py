@@ -139,13 +139,15 @@ def uncertainty_methods(model: Any) -> list[tuple[Any, str]]:
     Returns
     -------
     list of (callable, str)
-        ``predict_uncertainty(x) -> (mean, scale)`` (e.g. a Laplace scale) and
-        ``predict_mc(x) -> (mean, std)`` where present.
+        ``predict_uncertainty(x) -> (mean, scale)`` (e.g. a Laplace scale),
+        ``predict_mc(x) -> (mean, std)`` and ``predict_ensemble(x) -> (mean,
+        std)`` (the flagship's members) where present.
     """
     module = getattr(model, "module", model)
     out = []
     for name, meaning in (("predict_uncertainty", "predictive scale returned by the model's predict_uncertainty (e.g. the Laplace scale b; std = sqrt(2) b)"),
-                          ("predict_mc", "Monte-Carlo standard deviation from the model's predict_mc")):
+                          ("predict_mc", "Monte-Carlo standard deviation from the model's predict_mc"),
+                          ("predict_ensemble", "standard deviation over the model's ensemble members (epistemic) from predict_ensemble")):
         fn = getattr(module, name, None)
         if fn is not None:
             out.append((fn, meaning))
@@ -180,7 +182,7 @@ def as_masked(a: Any, n: int, mask: np.ndarray | None) -> np.ndarray:
 
 
 def predict_windows_uncertainty(model: Any, x: np.ndarray, *, mask: np.ndarray | None = None,
-                                batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, str] | None:
+                                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, str] | None:
     """Mean and predictive scale of windows from the model's own uncertainty method.
 
     Parameters
