@@ -140,3 +140,26 @@ def test_model_uncertainty_is_none_without_a_method(tiny_prepared):
     res = conformal_coverage(fitted.model, tiny_prepared, sp, tg)
     for key in ("nll_laplace", "nll_gaussian", "nll_laplace_shared_scale", "scale_error_spearman"):
         assert np.isfinite(res[key])
+
+
+def test_mc_dropout_for_any_torch_model_with_dropout():
+    """A plain torch module with dropout gets Monte-Carlo dropout: the mean of dropout-on passes, a positive spread,
+    reproducible, and the module's train/eval state restored; a module without dropout gets nothing."""
+    import torch
+
+    from eeg2fmri.training.predictor import predict_windows_uncertainty, uncertainty_methods
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(32, 5)).eval()
+    (fn, meaning), = uncertainty_methods(net)
+    assert fn.__name__ == "mc_dropout" and "Monte-Carlo dropout" in meaning
+    x = np.random.default_rng(0).standard_normal((11, 6)).astype(np.float32)
+    mean, std, _ = predict_windows_uncertainty(net, x, batch_size=4)
+    mean2, std2, _ = predict_windows_uncertainty(net, x, batch_size=4)
+    np.testing.assert_array_equal(std, std2)
+    assert mean.shape == std.shape == (11, 5) and (std > 0).all()
+    with torch.no_grad():
+        det = net(torch.as_tensor(x)).numpy()
+    assert not net.training and not net[2].training
+    assert np.abs(mean - det).mean() < np.abs(det).mean()  # dropout-on passes average near the deterministic output
+    assert uncertainty_methods(torch.nn.Sequential(torch.nn.Linear(6, 5))) == []

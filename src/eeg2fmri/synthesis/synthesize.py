@@ -257,13 +257,13 @@ def synthesize(
     mask = lm.mask
     n_vox = int(mask.sum())
     unc_fns = uncertainty_methods(lm.model) if uncertainty is not False else []
-    if not uncertainty:  # the ensemble spread costs every member's full output: only on request
-        unc_fns = [(fn, meaning) for fn, meaning in unc_fns if getattr(fn, "__name__", "") != "predict_ensemble"]
+    if not uncertainty:  # the ensemble spread and MC dropout cost many full outputs per window: only on request
+        unc_fns = [(fn, meaning) for fn, meaning in unc_fns if getattr(fn, "__name__", "") not in ("predict_ensemble", "mc_dropout")]
     from eeg2fmri.models.calibration import CALIBRATION_NAME, load_calibration
 
     calib = load_calibration(model_dir, n_vox) if uncertainty is not False else None
     if uncertainty and not unc_fns and calib is None:
-        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (no predict_uncertainty, predict_mc or predict_ensemble, and no "
+        raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (no predict_uncertainty, predict_mc, predict_ensemble or dropout layers, and no "
                                  f"{CALIBRATION_NAME} with per-voxel scales); re-train with eeg2fmri train (it writes {CALIBRATION_NAME}) "
                                  "or omit --uncertainty.")
     temperature = None if calib is None else calib.get("temperature")

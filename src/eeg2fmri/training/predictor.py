@@ -141,7 +141,9 @@ def uncertainty_methods(model: Any) -> list[tuple[Any, str]]:
     list of (callable, str)
         ``predict_uncertainty(x) -> (mean, scale)`` (e.g. a Laplace scale),
         ``predict_mc(x) -> (mean, std)`` and ``predict_ensemble(x) -> (mean,
-        std)`` (the flagship's members) where present.
+        std)`` (the flagship's members) where present; for any other torch
+        module with dropout, Monte-Carlo dropout (``mc_dropout``: mean and
+        standard deviation of :data:`MC_DROPOUT_SAMPLES` passes with dropout on).
     """
     module = getattr(model, "module", model)
     out = []
@@ -151,7 +153,48 @@ def uncertainty_methods(model: Any) -> list[tuple[Any, str]]:
         fn = getattr(module, name, None)
         if fn is not None:
             out.append((fn, meaning))
+    if _dropout_layers(module):  # the fallback for any torch model with dropout (last: a model's own scale comes first)
+        out.append((_MCDropout(module), f"Monte-Carlo dropout standard deviation ({MC_DROPOUT_SAMPLES} stochastic passes, dropout on)"))
     return out
+
+
+#: Stochastic forward passes of Monte-Carlo dropout.
+MC_DROPOUT_SAMPLES = 20
+
+
+def _dropout_layers(module: Any) -> list:
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        return []
+    return [m for m in module.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0]
+
+
+class _MCDropout:
+    """``fn(x) -> (mean, std)`` over stochastic passes with only the dropout layers in training mode (Gal & Ghahramani 2016)."""
+
+    __name__ = "mc_dropout"
+
+    def __init__(self, module: Any, n_samples: int = MC_DROPOUT_SAMPLES, seed: int = 0) -> None:
+        self.module, self.n_samples, self.seed = module, int(n_samples), int(seed)
+
+    def __call__(self, x: Any) -> tuple[Any, Any]:
+        import torch
+
+        layers = _dropout_layers(self.module)
+        state = [m.training for m in layers]
+        # a fixed seed per call: the same windows get the same draws, so a run is reproducible
+        devices = [x.device] if getattr(x, "is_cuda", False) else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            try:
+                for m in layers:
+                    m.train(True)
+                draws = torch.stack([self.module(x).float() for _ in range(self.n_samples)])
+            finally:
+                for m, t in zip(layers, state):
+                    m.train(t)
+        return draws.mean(0), draws.std(0)
 
 
 def call_uncertainty(fn: Any, x: np.ndarray, model: Any) -> Any:
