@@ -29,6 +29,12 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ridge["n_params"] == 80 * n_vox + n_vox and mean["n_params"] == 2 * n_vox and ridge["fit_seconds"] > 0
     table = format_leaderboard(bench["leaderboard"])
     assert table.splitlines()[0].startswith("| model | median r | 95% CI | Δr vs ridge_hrf") and "| mean (baseline) | — |" in table
+    # conformal intervals per fold (validation windows), their 80% coverage and NLL on the test windows, test-weighted over folds
+    folds = bench["fits"]["ridge_hrf"]["calibration_folds"]
+    assert len(folds) == 2 and "coverage_80" not in mean
+    n = np.array([f["n_test"] for f in folds], float)
+    assert ridge["coverage_80"] == pytest.approx(float(n @ [f["coverage"][1] for f in folds] / n.sum()))
+    assert 0.5 < ridge["coverage_80"] < 1.0 and np.isfinite(ridge["nll_laplace"]) and "80% cover" in table
 
 
 def test_benchmark_models_and_errors(tiny_prepared):

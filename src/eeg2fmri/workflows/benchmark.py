@@ -55,6 +55,8 @@ _COLUMNS = [
     ("psnr", "PSNR dB"),
     ("calhas_rmse", "calhas_rmse†"),
     ("calhas_ssim", "calhas_ssim†"),
+    ("coverage_80", "80% cover"),
+    ("nll_laplace", "NLL"),
     ("fraction_of_oracle", "÷ oracle"),
     ("fit_seconds", "fit s"),
     ("n_params", "params"),
@@ -386,9 +388,39 @@ def _worker_init(threads: int) -> None:
         pass
 
 
+def _fold_calibration(fitted: dict[str, Any], ds: PreparedDataset, split, targets: dict, fits: dict[str, dict[str, Any]]) -> None:
+    """Per-voxel conformal intervals of every model on this fold (validation windows), coverage and NLL on its test windows."""
+    from eeg2fmri.evaluation.uncertainty import conformal_coverage
+
+    if not split.selections.get("val"):
+        return
+    for nm, model in fitted.items():
+        if nm == BASELINE:
+            continue
+        try:
+            c = conformal_coverage(model, ds, split, targets)
+        except (Eeg2fmriInputError, ValueError) as err:  # e.g. the reference on a band-power view of other windows
+            logger.info("%s: no conformal calibration on this fold (%s)", nm, err)
+            continue
+        fits[nm]["calibration_folds"] = [{"levels": c["levels"], "coverage": c["coverage"], "nll_laplace": c["nll_laplace"],
+                                          "n_test": c["n_test"]}]
+
+
+def _calibration_summary(folds: list[dict[str, Any]]) -> dict[str, float]:
+    """Coverage of the 80% intervals and Laplace NLL, averaged over folds weighted by their test windows."""
+    n = np.array([f["n_test"] for f in folds], dtype=float)
+    if not len(folds) or n.sum() <= 0 or 0.8 not in folds[0]["levels"]:
+        return {}
+    i = folds[0]["levels"].index(0.8)
+    return {"coverage_80": float(np.dot(n, [f["coverage"][i] for f in folds]) / n.sum()),
+            "nll_laplace": float(np.dot(n, [f["nll_laplace"] for f in folds]) / n.sum())}
+
+
 def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]]) -> None:
     for nm, f in fold.items():
         t = total[nm]
+        if f.get("calibration_folds"):
+            t.setdefault("calibration_folds", []).extend(f["calibration_folds"])
         t["fit_seconds"] += f["fit_seconds"]
         t["n_params"] = t["n_params"] if t["n_params"] is not None else f["n_params"]
         t["error"] = t["error"] or f["error"]
@@ -442,6 +474,7 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
     logger.info("fold %d/%d: fitted %s", k + 1, n_folds, ", ".join(fitted))
     part = evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
                            random_state=random_state + k, progress_bar=progress_bar)
+    _fold_calibration(fitted, eval_ds, eval_split, eval_targets, fits)
     if REFERENCE not in fitted:
         part["reference"] = {"name": REFERENCE, "available": False, "reason": fits[REFERENCE]["error"]}
     return part, fits
@@ -469,6 +502,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
         row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params")})
+        row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         rows.append(row)
     null_src = ref if ref in g["models"] else next((nm for nm in results["models"] if nm != BASELINE), None)
     if null_src is not None and "null_median_r" in g["models"][null_src]:

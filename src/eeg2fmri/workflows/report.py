@@ -37,7 +37,7 @@ __all__ = ["build_report", "find_coverages", "plot_calibration", "plot_forest"]
 
 #: Leaderboard columns shown, in this order (those present in at least one row).
 _LEADER_COLS = ("name", "role", "median_r", "median_r_ci", "null_median_r", "r2", "rmse", "fraction_of_oracle", "fraction_of_noise",
-                "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params", "error")
+                "diff_vs_reference", "diff_ci", "p_value", "coverage_80", "nll_laplace", "fit_seconds", "n_params", "error")
 
 
 def _is_num(v: Any) -> bool:
