@@ -221,6 +221,11 @@ def _predict_span_uncertainty(model: Any, ds: PreparedDataset, split: Split, tar
     return np.concatenate(ys), np.concatenate(ms), np.concatenate(ss), meaning
 
 
+def _temperature(y: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> float:
+    """Maximum-likelihood factor ``T`` on a Laplace scale: ``mean(|y - mu| / s)``."""
+    return float(np.mean(np.abs(np.asarray(y, dtype=np.float64) - mean) / np.maximum(np.asarray(scale, dtype=np.float64), 1e-12)))
+
+
 def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: dict, *, levels: Any = DEFAULT_LEVELS) -> dict[str, Any] | None:
     """Calibrate a model's own predictive scale on the validation windows and measure it on the test windows.
 
@@ -250,8 +255,7 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
         return None
     y_va, m_va, s_va, meaning = va
     y_te, m_te, s_te, _ = te
-    s_va = np.maximum(np.asarray(s_va, dtype=np.float64), 1e-12)
-    temp = float(np.mean(np.abs(y_va - m_va) / s_va))
+    temp = _temperature(y_va, m_va, s_va)
     scale = np.maximum(temp * np.asarray(s_te, dtype=np.float64), 1e-12)
     err = np.abs(np.asarray(y_te, dtype=np.float64) - m_te)
     cov = [float(np.mean(err <= scale * np.log(1.0 / (1.0 - lv)))) for lv in levels]
@@ -300,6 +304,6 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
     own = _predict_span_uncertainty(model, ds, split, targets, "val")
     if own is not None:
         y, m, sc, meaning = own
-        out["temperature"] = float(np.mean(np.abs(y - m) / np.maximum(np.asarray(sc, dtype=np.float64), 1e-12)))
+        out["temperature"] = _temperature(y, m, sc)
         out["meaning"] = meaning
     return out
