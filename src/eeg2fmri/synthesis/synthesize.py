@@ -135,6 +135,18 @@ def _hop_for(tr_out: float, tr_train: float, flen: float, kind: str) -> int:
     return int(round(q))
 
 
+def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.device | None:
+    """The torch device of the signal processing, ``None`` for the NumPy/SciPy/MNE path."""
+    if dsp_device is None or dsp_device == "cpu":
+        return None
+    if dsp_device == "auto":
+        return dev if dev is not None and dev.type == "cuda" else None
+    name = str(dsp_device)
+    if name == "cuda" or name.startswith("cuda:"):
+        return resolve_device(name, where="synthesize: dsp_device")
+    raise Eeg2fmriInputError(f"synthesize: dsp_device: expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {dsp_device!r}.")
+
+
 def _uncertainty_fns(model: Any) -> list[tuple[Any, str]]:
     """The uncertainty methods a model provides, in order of preference, with what their scale means."""
     out = []
@@ -179,6 +191,7 @@ def synthesize(
     channel_positions: str | None = None,
     channel_tolerance_mm: float = 25.0,
     min_channel_share: float = 0.5,
+    dsp_device: str | None = "auto",
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -230,6 +243,16 @@ def synthesize(
     channel_tolerance_mm, min_channel_share : float
         Largest electrode-to-site distance paired (mm) and the smallest share
         of training channels found by name or position (fewer raises).
+    dsp_device : {"auto", "cpu", "cuda"} | "cuda:N" | None
+        Where the EEG signal processing runs (resampling, band-pass and notch
+        filters, re-reference, band-power envelopes and frame means).
+        ``"cpu"`` (or ``None``): NumPy, SciPy and MNE, as in training.
+        ``"cuda"``: the same computations in torch on that GPU
+        (:mod:`eeg2fmri.preprocessing.torch_dsp`; equal to the CPU path to
+        float32 rounding, about 1e-4 in standardised feature units), while
+        the next chunk is read from disk. ``"auto"`` (default): the GPU that
+        ``device`` resolves to, else the CPU path. The sidecar records it
+        (``SignalProcessing``).
 
     Returns
     -------
@@ -253,6 +276,7 @@ def synthesize(
         if p.exists() and not overwrite:
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
     dev = resolve_device(device, where="synthesize: device") if device is not None else None
+    dsp_dev = _dsp_device(dsp_device, dev)
     lm = load_model(model_dir)
     place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
@@ -320,7 +344,8 @@ def synthesize(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{bold_out.name.split('.')[0]}.synth-", dir=out_dir) as tmp:
         st = stream_representation(raw, cfg, tr=tr_train, picks=picks, hop=None if not frame_based else flen / q, work_sfreq=wsf_train,
-                                   chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where)
+                                   chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where,
+                                   torch_device=dsp_dev)
         feats = st.features
         if get_representation(kind).rate_dependent_freqs and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
             raise Eeg2fmriInputError(f"{where}: the STFT bins ({len(st.freqs)}) differ from the model's ({len(spec.freqs)}); use a recording at the training sampling rate.")
@@ -393,6 +418,7 @@ def synthesize(
                 "Resampled": bool(resampled),
                 "Representation": kind,
                 "Device": str(dev) if dev is not None and isinstance(lm.model, torch.nn.Module) else "cpu",
+                "SignalProcessing": "cpu (NumPy, SciPy, MNE)" if dsp_dev is None else f"{dsp_dev} (torch)",
                 "ChannelsUsed": picks,
                 "ChannelsIgnored": extra,
                 "ChannelsRenamed": renamed,
