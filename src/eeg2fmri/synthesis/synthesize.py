@@ -9,11 +9,16 @@ Steps (see :func:`synthesize`):
    with the preprocessing recorded in ``model.json``) is computed in time
    chunks by :func:`~eeg2fmri.synthesis.stream.stream_representation` into a
    memory-mapped temporary file; a recording at another sampling rate is
-   resampled to the training work rate (reported);
+   resampled to the training work rate (reported). With ``dsp_device`` on a
+   GPU (the default when ``device`` is one), resampling, filters and
+   band-power envelopes run there in torch
+   (:mod:`eeg2fmri.preprocessing.torch_dsp`);
 3. windows are predicted in batches and written volume block by volume block
-   into a memory-mapped temporary NIfTI (:class:`~eeg2fmri.synthesis.nifti.StreamingNifti`),
-   renamed (or gzip-compressed) into place at the end, with a JSON sidecar;
-   an uncertainty NIfTI is written too when the model provides one.
+   (:class:`~eeg2fmri.synthesis.nifti.StreamingNifti`, sequential): appended to
+   a temporary ``.nii``, or gzip-compressed by background threads into a
+   temporary ``.nii.gz`` while the next batch is predicted, renamed into place
+   at the end, with a JSON sidecar; an uncertainty NIfTI is written too when
+   the model provides one.
 
 Peak memory does not grow with the length of the recording, and an interrupted
 synthesis leaves no output file behind.
@@ -42,6 +47,7 @@ from eeg2fmri.synthesis.stream import CHUNK_SECONDS, PAD_SECONDS, stream_represe
 from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
 __all__ = ["match_channels", "output_paths", "synthesize"]
@@ -207,9 +213,12 @@ def synthesize(
     model_dir : path-like
         A trained model directory (``model.json``, weights, ``mask.nii.gz``).
     out : path-like
-        Output ``.nii.gz`` or ``.nii``; written through a memory-mapped
-        temporary file and renamed at the end (an existing file needs
-        ``overwrite``). A JSON sidecar ``NAME.json`` records TR, start time,
+        Output ``.nii.gz`` or ``.nii``; written volume block by volume block
+        into a temporary file next to it (``.nii.gz``: gzip level 1,
+        compressed by background threads while the next volumes are
+        predicted) and renamed at the end (an existing file needs
+        ``overwrite``). ``.nii`` skips the compression (fastest; about 3.5x
+        larger files). A JSON sidecar ``NAME.json`` records TR, start time,
         channels, resampling and the model.
     tr : float | None
         Output volume spacing in seconds; default the training TR. A finer
@@ -277,8 +286,9 @@ def synthesize(
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
     dev = resolve_device(device, where="synthesize: device") if device is not None else None
     dsp_dev = _dsp_device(dsp_device, dev)
-    lm = load_model(model_dir)
-    place_model(lm.model, dev)
+    with step("load model", sync=dev):
+        lm = load_model(model_dir)
+        place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
     cfg = PrepareConfig.from_dict(meta["prepare"])
     kind = spec.input_kind
@@ -299,7 +309,8 @@ def synthesize(
     if uncertainty and not unc_fns:
         raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (predict_uncertainty or predict_mc); omit --uncertainty.")
 
-    raw = read_eeg(eeg, preload=False)
+    with step("open EEG"):
+        raw = read_eeg(eeg, preload=False)
     sf = float(raw.info["sfreq"])
     chmap = None
     try:
@@ -372,19 +383,21 @@ def synthesize(
         template = nib.load(Path(model_dir) / "mask.nii.gz").header
         hdr = nifti_header(mask.shape + (n_out,), lm.affine, zooms, tr_out, template=template)
         with contextlib.ExitStack() as stack:
-            w_bold = stack.enter_context(StreamingNifti(bold_out, hdr, overwrite=overwrite, tmp_dir=tmp))
+            w_bold = stack.enter_context(StreamingNifti(bold_out, hdr, overwrite=overwrite, sequential=True))
             w_unc = None
             for b0 in progress(range(0, n_out, bs), desc="synthesize", total=(n_out + bs - 1) // bs, enabled=progress_bar):
                 e = ends[b0 : b0 + bs]
-                if not frame_based:
-                    x = np.stack([feats[k - n_frames : k].T for k in e])  # (b, C, n_frames)
-                else:
-                    idx = e[:, None] - 1 - q * np.arange(n_frames - 1, -1, -1)[None, :]
-                    x = np.transpose(np.asarray(feats[idx]), (0, 2, 3, 1))  # (b, C, F, n_frames)
+                with step("windows"):
+                    if not frame_based:
+                        x = np.stack([feats[k - n_frames : k].T for k in e])  # (b, C, n_frames)
+                    else:
+                        idx = e[:, None] - 1 - q * np.arange(n_frames - 1, -1, -1)[None, :]
+                        x = np.transpose(np.asarray(feats[idx]), (0, 2, 3, 1))  # (b, C, F, n_frames)
                 while unc_fns:
                     fn, meaning = unc_fns[0]
                     try:
-                        mean, scale = _call(fn, x, lm.model)
+                        with step("model", sync=dev):
+                            mean, scale = _call(fn, x, lm.model)
                     except Eeg2fmriInputError as err:  # e.g. a model built without the head this method needs
                         if w_unc is not None:
                             raise
@@ -392,18 +405,21 @@ def synthesize(
                         unc_fns.pop(0)
                         continue
                     if w_unc is None:
-                        w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, tmp_dir=tmp))
+                        w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, sequential=True))
                         unc_meaning = meaning
-                    w_bold.write_masked(b0, _as_masked(mean, len(e), mask), mask)
-                    w_unc.write_masked(b0, _as_masked(scale, len(e), mask), mask)
+                    with step("nifti volumes"):
+                        w_bold.write_masked(b0, _as_masked(mean, len(e), mask), mask)
+                        w_unc.write_masked(b0, _as_masked(scale, len(e), mask), mask)
                     break
                 else:
                     if uncertainty:
                         raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no usable uncertainty (its methods refused, see -v); omit --uncertainty.")
                 if w_unc is not None:
                     continue
-                pred = predict_windows(lm.model, x, n_outputs=n_vox, mask=mask)
-                w_bold.write_masked(b0, pred, mask)
+                with step("model", sync=dev):
+                    pred = predict_windows(lm.model, x, n_outputs=n_vox, mask=mask)
+                with step("nifti volumes"):
+                    w_bold.write_masked(b0, pred, mask)
             side = {
                 "RepetitionTime": tr_out,
                 "StartTime": float(onsets[0]),
@@ -432,9 +448,10 @@ def synthesize(
                 side["UncertaintyMeaning"] = unc_meaning
             with atomic_file(sidecar, overwrite=overwrite) as tmp_json:
                 tmp_json.write_text(json.dumps(final_paths(side), indent=2))
-                w_bold.finish()
-                if w_unc is not None:
-                    w_unc.finish()
+                with step("nifti finish"):
+                    w_bold.finish()
+                    if w_unc is not None:
+                        w_unc.finish()
         del feats, st
     logger.info("wrote %s (%d volumes, TR %.3f s)", bold_out, n_out, tr_out)
     return bold_out
