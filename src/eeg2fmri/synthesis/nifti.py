@@ -11,10 +11,10 @@ and writes it in one of two ways:
   renamed into place;
 * ``sequential=True`` (what synthesis uses): volumes arrive in order and are
   appended to a temporary file next to the output with plain writes
-  (``.nii``), or compressed as they arrive, by a pool of threads working
-  while the caller computes the next volumes, into a temporary ``.nii.gz``
-  (gzip level 1, members of 4 MB); no uncompressed intermediate file is
-  written or read back. :meth:`StreamingNifti.finish` then only waits for the
+  (``.nii``), or laid out and compressed as they arrive, by a pool of
+  threads working while the caller computes the next volumes, into a
+  temporary ``.nii.gz`` (gzip level 1, members of about 4 MB); no
+  uncompressed intermediate file is written or read back. :meth:`StreamingNifti.finish` then only waits for the
   last members and renames.
 
 Both produce the same bytes once decompressed (a ``.nii.gz`` of several
@@ -49,7 +49,7 @@ _VOX_OFFSET = 352  # 348-byte NIfTI-1 header + 4-byte extension flag
 _COPY_CHUNK = 1 << 24
 # Bytes per gzip member of the sequential writer, and its most compression threads.
 _MEMBER_BYTES = 1 << 22
-_MAX_GZIP_THREADS = 8
+_MAX_GZIP_THREADS = 16
 
 
 def nifti_header(shape: tuple[int, int, int, int], affine: np.ndarray, zooms: tuple[float, float, float], tr: float, *,
@@ -93,6 +93,13 @@ def nifti_header(shape: tuple[int, int, int, int], affine: np.ndarray, zooms: tu
 
 def _gzip_member(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=1, mtime=0)
+
+
+def _masked_member(values: np.ndarray, fidx: np.ndarray, n_vox: int) -> bytes:
+    """Volumes given as in-mask values ``(n, n_in_mask)``, laid out (zeros elsewhere) and gzip-compressed."""
+    rows = np.zeros((len(values), n_vox), dtype="<f4")
+    rows[:, fidx] = values
+    return _gzip_member(rows)
 
 
 def _gzip_file(src: Path, dst: Path, chunk: int = _COPY_CHUNK, workers: int | None = None) -> None:
@@ -139,7 +146,8 @@ class StreamingNifti:
         intermediate file; :meth:`finish` requires every volume.
     threads : int | None
         Compression threads of a sequential ``.nii.gz`` (default: the cores
-        this process may use, at most 8).
+        this process may use, at most 16); at most ``threads + 2`` members
+        (about 4 MB each) are in flight.
 
     Notes
     -----
@@ -191,6 +199,12 @@ class StreamingNifti:
             f.truncate(_VOX_OFFSET + self._vol_bytes * self.shape[3])
 
     # ------------------------------------------------------------------ sequential mode
+    def _submit(self, fn, *args) -> None:
+        """Queue a compression task (sequential ``.nii.gz``); write finished members in order, at most ``threads + 2`` in flight."""
+        self._pending.append(self._pool.submit(fn, *args))
+        while len(self._pending) > self._threads + 2 or (self._pending and self._pending[0].done()):
+            self._file.write(self._pending.pop(0).result())
+
     def _emit(self, data) -> None:
         """Append bytes (sequential mode): written as they are, or compressed by the pool, in order."""
         if self._pool is None:
@@ -198,9 +212,7 @@ class StreamingNifti:
             return
         mv = memoryview(data).cast("B")
         for i in range(0, len(mv), _MEMBER_BYTES):
-            self._pending.append(self._pool.submit(_gzip_member, mv[i : i + _MEMBER_BYTES]))
-            while len(self._pending) > 2 * self._threads or (self._pending and self._pending[0].done()):
-                self._file.write(self._pending.pop(0).result())
+            self._submit(_gzip_member, mv[i : i + _MEMBER_BYTES])
 
     def _drain(self) -> None:
         while self._pending:
@@ -255,9 +267,21 @@ class StreamingNifti:
         if self.sequential:
             if self._fidx is None or self._fidx[0] != id(mask):  # in-mask voxels (C order, as vol[mask]) -> Fortran-order offsets
                 self._fidx = (id(mask), np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F"))
-            rows = np.zeros((len(values), int(np.prod(self.shape[:3]))), dtype="<f4")
-            rows[:, self._fidx[1]] = values
-            self._write_rows(start, rows)
+            n_vox = int(np.prod(self.shape[:3]))
+            if self._pool is None:
+                rows = np.zeros((len(values), n_vox), dtype="<f4")
+                rows[:, self._fidx[1]] = values
+                self._write_rows(start, rows)
+                return
+            n = len(values)
+            if start != self._next or start + n > self.shape[3]:
+                raise ValueError(f"sequential NIfTI writer: expected volumes from {self._next} (of {self.shape[3]}), got {n} from {start}")
+            # the threads lay the volumes out and compress them, a few volumes (one gzip member) per task
+            values = np.array(values, dtype="<f4")  # a copy: the caller may reuse its array
+            per = max(1, _MEMBER_BYTES // self._vol_bytes)
+            for v0 in range(0, n, per):
+                self._submit(_masked_member, values[v0 : v0 + per], self._fidx[1], n_vox)
+            self._next += n
             return
         vol = np.zeros(self.shape[:3] + (len(values),), dtype=np.float32, order="F")
         vol[mask] = np.asarray(values, dtype=np.float32).T
