@@ -11,9 +11,9 @@ and writes it in one of two ways:
   renamed into place;
 * ``sequential=True`` (what synthesis uses): volumes arrive in order and are
   appended to a temporary file next to the output with plain writes
-  (``.nii``), or laid out and compressed as they arrive, by a pool of
-  threads working while the caller computes the next volumes, into a
-  temporary ``.nii.gz`` (gzip level 1, members of about 4 MB); no
+  (``.nii``), or compressed as they arrive into a temporary ``.nii.gz``
+  (gzip level 1, members of about 4 MB); a pool of threads lays the volumes
+  out (and compresses them) while the caller computes the next volumes; no
   uncompressed intermediate file is written or read back. :meth:`StreamingNifti.finish` then only waits for the
   last members and renames.
 
@@ -95,11 +95,11 @@ def _gzip_member(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=1, mtime=0)
 
 
-def _masked_member(values: np.ndarray, fidx: np.ndarray, n_vox: int) -> bytes:
-    """Volumes given as in-mask values ``(n, n_in_mask)``, laid out (zeros elsewhere) and gzip-compressed."""
+def _masked_member(values: np.ndarray, fidx: np.ndarray, n_vox: int, compress: bool):
+    """Volumes given as in-mask values ``(n, n_in_mask)``, laid out (zeros elsewhere), gzip-compressed when ``compress``."""
     rows = np.zeros((len(values), n_vox), dtype="<f4")
     rows[:, fidx] = values
-    return _gzip_member(rows)
+    return _gzip_member(rows) if compress else rows
 
 
 def _gzip_file(src: Path, dst: Path, chunk: int = _COPY_CHUNK, workers: int | None = None) -> None:
@@ -145,9 +145,9 @@ class StreamingNifti:
         threads (``.nii.gz``) as they arrive, without a memory-mapped
         intermediate file; :meth:`finish` requires every volume.
     threads : int | None
-        Compression threads of a sequential ``.nii.gz`` (default: the cores
-        this process may use, at most 16); at most ``threads + 2`` members
-        (about 4 MB each) are in flight.
+        Threads of the sequential writer (default: the cores this process may
+        use, at most 16); at most ``threads + 2`` blocks of about 4 MB are in
+        flight.
 
     Notes
     -----
@@ -177,12 +177,10 @@ class StreamingNifti:
             self.tmp = Path(name)
             self._file = os.fdopen(fd, "wb")
             self._pending: list = []
-            self._pool = None
-            if self._gz:
-                from concurrent.futures import ThreadPoolExecutor
+            from concurrent.futures import ThreadPoolExecutor
 
-                self._threads = max(1, int(threads) if threads else min(_MAX_GZIP_THREADS, n_cores()))
-                self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="eeg2fmri-gzip")
+            self._threads = max(1, int(threads) if threads else min(_MAX_GZIP_THREADS, n_cores()))
+            self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="eeg2fmri-nifti")
             import io
 
             buf = io.BytesIO()
@@ -200,14 +198,15 @@ class StreamingNifti:
 
     # ------------------------------------------------------------------ sequential mode
     def _submit(self, fn, *args) -> None:
-        """Queue a compression task (sequential ``.nii.gz``); write finished members in order, at most ``threads + 2`` in flight."""
+        """Queue a task whose result is the next bytes of the file; write finished ones in order, at most ``threads + 2`` in flight."""
         self._pending.append(self._pool.submit(fn, *args))
         while len(self._pending) > self._threads + 2 or (self._pending and self._pending[0].done()):
             self._file.write(self._pending.pop(0).result())
 
     def _emit(self, data) -> None:
-        """Append bytes (sequential mode): written as they are, or compressed by the pool, in order."""
-        if self._pool is None:
+        """Append bytes (sequential mode): written as they are (``.nii``), or compressed by the pool, in order."""
+        if not self._gz:
+            self._drain()
             self._file.write(data)
             return
         mv = memoryview(data).cast("B")
@@ -268,19 +267,14 @@ class StreamingNifti:
             if self._fidx is None or self._fidx[0] != id(mask):  # in-mask voxels (C order, as vol[mask]) -> Fortran-order offsets
                 self._fidx = (id(mask), np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F"))
             n_vox = int(np.prod(self.shape[:3]))
-            if self._pool is None:
-                rows = np.zeros((len(values), n_vox), dtype="<f4")
-                rows[:, self._fidx[1]] = values
-                self._write_rows(start, rows)
-                return
             n = len(values)
             if start != self._next or start + n > self.shape[3]:
                 raise ValueError(f"sequential NIfTI writer: expected volumes from {self._next} (of {self.shape[3]}), got {n} from {start}")
-            # the threads lay the volumes out and compress them, a few volumes (one gzip member) per task
+            # the threads lay the volumes out (and compress them), a few volumes (one gzip member) per task
             values = np.array(values, dtype="<f4")  # a copy: the caller may reuse its array
             per = max(1, _MEMBER_BYTES // self._vol_bytes)
             for v0 in range(0, n, per):
-                self._submit(_masked_member, values[v0 : v0 + per], self._fidx[1], n_vox)
+                self._submit(_masked_member, values[v0 : v0 + per], self._fidx[1], n_vox, self._gz)
             self._next += n
             return
         vol = np.zeros(self.shape[:3] + (len(values),), dtype=np.float32, order="F")
