@@ -11,13 +11,24 @@ and 30 minutes, and times ``synthesize`` on each in a fresh process:
 * peak memory traced by ``tracemalloc`` during the call (NumPy and Python
   allocations) and the peak resident set size during the call (Linux
   ``VmHWM``, reset just before it; it includes the interpreter and the
-  libraries, see the "RSS imports" column).
+  libraries, see the "RSS imports" column);
+* the seconds of every step (:mod:`eeg2fmri.utils.timing`) in a third call in
+  the same process: reading the EEG, checks, resampling, filters,
+  re-reference, band-power envelopes and frame means, standardisation, model
+  loading and prediction, NIfTI volumes (scatter, plus waiting for the
+  compression threads) and the NIfTI finish (last gzip members, rename). With
+  the torch signal processing on a GPU every step waits for the device before
+  its clock stops; the reading runs in a thread ahead of the computation, so
+  "read" is only the time the computation waited for it.
 
 Usage::
 
     python benchmarks/bench_synthesis.py [--minutes 10 30] [--threads 2] [--out DIR] [--model eeg2fmri_net] [--device cuda]
+                                         [--dsp-device auto|cpu|cuda] [--nii]
 
 ``x real time``: recording length / the warm call's wall time (``again s``).
+``--dsp-device``: ``synthesize(dsp_device=...)``, default ``auto`` (the GPU of
+``--device`` when it is one). ``--nii``: write ``.nii`` instead of ``.nii.gz``.
 
 Threads default to 2 (OpenBLAS/OMP/torch); the numbers in docs/evaluation.md
 were measured on a shared 2-core CPU.
@@ -112,7 +123,7 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _child(eeg: str, model: str, out: str, device: str) -> None:
+def _child(eeg: str, model: str, out: str, device: str, dsp_device: str) -> None:
     import time
     import tracemalloc
 
@@ -122,23 +133,30 @@ def _child(eeg: str, model: str, out: str, device: str) -> None:
     import scipy.signal  # noqa: F401
 
     from eeg2fmri.synthesis import synthesize
+    from eeg2fmri.utils.timing import collect_timings
 
     t_import = time.perf_counter() - t0
     rss_before = _vm_hwm_mb()
     reset = _reset_hwm()
     tracemalloc.start()
     t0 = time.perf_counter()
-    synthesize(eeg, model, out, overwrite=True, progress_bar=False, device=device)
+    synthesize(eeg, model, out, overwrite=True, progress_bar=False, device=device, dsp_device=dsp_device)
     dt = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_call = _vm_hwm_mb() if reset else None
     t0 = time.perf_counter()
-    synthesize(eeg, model, out, overwrite=True, progress_bar=False, device=device)  # again, in the same (warm) process
+    synthesize(eeg, model, out, overwrite=True, progress_bar=False, device=device, dsp_device=dsp_device)  # again, in the same (warm) process
     dt2 = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with collect_timings() as steps:  # a third call, with per-step clocks (and device synchronisation)
+        synthesize(eeg, model, out, overwrite=True, progress_bar=False, device=device, dsp_device=dsp_device)
+    dt3 = time.perf_counter() - t0
+    side = json.loads(Path(out.replace(".nii.gz", ".json") if out.endswith(".nii.gz") else out.replace(".nii", ".json")).read_text())
     shape = nib.load(out).shape
     print(json.dumps({"seconds": dt, "seconds_again": dt2, "import_seconds": t_import, "traced_peak_mb": peak / 2**20, "rss_after_imports_mb": rss_before,
-                      "rss_peak_during_call_mb": rss_call, "shape": list(shape), "nifti_mb": os.path.getsize(out) / 2**20}))
+                      "rss_peak_during_call_mb": rss_call, "shape": list(shape), "nifti_mb": os.path.getsize(out) / 2**20,
+                      "seconds_timed": dt3, "steps": steps, "dsp": side.get("SignalProcessing"), "model_device": side.get("Device")}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="folder for the inputs and outputs (default: a temporary folder)")
     ap.add_argument("--model", default="ridge_hrf", help="ridge_hrf (default) or a torch model such as eeg2fmri_net (initial weights)")
     ap.add_argument("--device", default="cpu", help="synthesize(device=...): cpu, cuda, auto")
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--dsp-device", default="auto", help="synthesize(dsp_device=...): auto (the GPU of --device, else cpu), cpu, cuda")
+    ap.add_argument("--nii", action="store_true", help="write .nii (no compression) instead of .nii.gz")
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _child(*args.child)
@@ -160,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for minutes in args.minutes:
         eeg = _make_eeg(folder, minutes)
-        out = folder / f"synth_{minutes:g}min_bold.nii.gz"
-        res = subprocess.run([sys.executable, __file__, "--child", str(eeg), str(model), str(out), args.device], env=env, capture_output=True, text=True)
+        out = folder / f"synth_{minutes:g}min_bold.nii{'' if args.nii else '.gz'}"
+        res = subprocess.run([sys.executable, __file__, "--child", str(eeg), str(model), str(out), args.device, args.dsp_device], env=env,
+                             capture_output=True, text=True)
         if res.returncode:
             print(res.stderr, file=sys.stderr)
             return res.returncode
         rows.append((minutes, json.loads(res.stdout.strip().splitlines()[-1])))
-    print(f"synthesis: {N_CHANNELS} channels at {SFREQ:g} Hz -> {GRID[0]}x{GRID[1]}x{GRID[2]} NIfTI (.nii.gz, {args.model}), device {args.device}, "
+    print(f"synthesis: {N_CHANNELS} channels at {SFREQ:g} Hz -> {GRID[0]}x{GRID[1]}x{GRID[2]} NIfTI ({'.nii' if args.nii else '.nii.gz'}, {args.model}), "
+          f"device {args.device} (model on {rows[0][1]['model_device']}), dsp-device {args.dsp_device} (signal processing: {rows[0][1]['dsp']}), "
           f"{args.threads} threads")
     print("wall s: the first synthesize() call in a process that has imported eeg2fmri, MNE and SciPy (import s: that import, paid once "
           "per process); again s: a second call in the same process;")
@@ -177,6 +199,15 @@ def main(argv: list[str] | None = None) -> int:
         peak = r["rss_peak_during_call_mb"]
         print(f"{minutes:>5g} m {r['shape'][3]:>8d} {r['seconds']:>7.2f} {r['seconds_again']:>8.2f} {r['import_seconds']:>9.2f} {r['traced_peak_mb']:>10.1f} "
               f"{r['rss_after_imports_mb'] or float('nan'):>15.0f} {peak if peak is not None else float('nan'):>12.0f} {r['nifti_mb']:>9.1f} {minutes * 60 / r['seconds_again']:>12.0f}")
+    names = sorted({k for _, r in rows for k in r["steps"]}, key=lambda k: -max(r["steps"].get(k, 0.0) for _, r in rows))
+    print("per-step seconds of a third call with step clocks (timed s: its wall time; other: the rest)")
+    print(f"{'step':>15} " + " ".join(f"{f'{m:g} m':>14}" for m, _ in rows))
+    for k in names + ["other", "timed s"]:
+        cells = []
+        for _, r in rows:
+            v = r["seconds_timed"] - sum(r["steps"].values()) if k == "other" else r["seconds_timed"] if k == "timed s" else r["steps"].get(k, 0.0)
+            cells.append(f"{v:>7.3f} ({100 * v / r['seconds_timed']:>3.0f}%)")
+        print(f"{k:>15} " + " ".join(cells))
     return 0
 
 

@@ -112,6 +112,38 @@ def test_streaming_nifti_roundtrip_and_abort(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii", "b.nii.gz"]
 
 
+def test_sequential_nifti_same_bytes_as_random_access(tmp_path, monkeypatch):
+    import gzip
+
+    from eeg2fmri.synthesis import nifti as nifti_mod
+
+    monkeypatch.setattr(nifti_mod, "_MEMBER_BYTES", 1000)  # several gzip members, compressed by several threads
+    rng = np.random.default_rng(5)
+    mask = rng.random((7, 5, 3)) > 0.4
+    hdr = nifti_header((7, 5, 3, 11), np.diag([2.0, 3.0, 4.0, 1.0]), (2.0, 3.0, 4.0), 1.5)
+    vals = rng.standard_normal((11, int(mask.sum()))).astype(np.float32)
+    vol = np.zeros((7, 5, 3, 2), np.float32)
+    vol[mask] = vals[9:].T
+    for ext in (".nii", ".nii.gz"):
+        for seq in (False, True):
+            with StreamingNifti(tmp_path / f"{seq}{ext}", hdr, sequential=seq, threads=3) as w:
+                w.write_masked(0, vals[:4], mask)
+                w.write_masked(4, vals[4:9], mask)
+                w.write(9, vol)
+                w.finish()
+        read = gzip.open if ext == ".nii.gz" else open
+        with read(tmp_path / f"False{ext}", "rb") as fa, read(tmp_path / f"True{ext}", "rb") as fb:
+            assert fa.read() == fb.read()
+        np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / f"True{ext}").dataobj)[mask].T, vals)
+    with StreamingNifti(tmp_path / "d.nii.gz", hdr, sequential=True) as w:
+        with pytest.raises(ValueError, match="expected volumes from 0"):
+            w.write_masked(2, vals[:3], mask)
+        w.write_masked(0, vals[:3], mask)
+        with pytest.raises(ValueError, match="3 of 11 volumes written"):
+            w.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["False.nii", "False.nii.gz", "True.nii", "True.nii.gz"]
+
+
 # --------------------------------------------------------------------------- with a trained model
 
 

@@ -33,6 +33,9 @@ def add_arguments(p) -> None:
                    help="map channels missing by name by electrode position: 'file' (the recording's digitisation) or an MNE montage, e.g. biosemi64")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device(p, "predict")
+    p.add_argument("--dsp-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
+                   help="where the EEG filtering and band-power envelopes run: cpu (NumPy/SciPy/MNE), cuda (torch on the GPU, "
+                        "equal to float32 rounding); default auto: the GPU of --device when it resolves to one, else cpu")
 
 
 def run(args) -> int:
@@ -41,7 +44,7 @@ def run(args) -> int:
 
     out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
-                     channel_positions=args.channel_positions)
+                     channel_positions=args.channel_positions, dsp_device=args.dsp_device)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

@@ -25,10 +25,11 @@ from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "prepare", "prepare_dataset",
-           "select_subjects", "subject_labels"]
+__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "prepare",
+           "prepare_dataset", "select_subjects", "subject_labels"]
 
 FORMAT_VERSION = 1
 
@@ -383,6 +384,63 @@ def work_rate(sfreq: float, config: PrepareConfig) -> float:
     return float(min(sfreq, want))
 
 
+@dataclass(frozen=True)
+class LowratePlan:
+    """What :func:`load_eeg_lowrate` does to a recording at ``sfreq`` (shared with the torch path of synthesis).
+
+    Attributes
+    ----------
+    up, down : int
+        Polyphase rate change to the work rate ``wsf = sfreq * up / down``.
+    wsf : float
+    h : array | None
+        Anti-aliasing FIR of the rate change (``None`` when ``up == down``).
+    l_freq, h_freq : float | None
+        Band-pass edges applied at the work rate (``h_freq`` dropped at or above Nyquist).
+    notch_freqs : array
+        Line frequency and harmonics notched (empty: no notch).
+    average_reference : bool
+    """
+
+    up: int
+    down: int
+    wsf: float
+    h: np.ndarray | None
+    l_freq: float | None
+    h_freq: float | None
+    notch_freqs: np.ndarray
+    average_reference: bool
+
+
+def lowrate_plan(sfreq: float, config: PrepareConfig, line_freq: float | None = None) -> LowratePlan:
+    """The rate change, filters and reference :func:`load_eeg_lowrate` applies to EEG at ``sfreq`` Hz.
+
+    Parameters
+    ----------
+    sfreq : float
+    config : PrepareConfig
+    line_freq : float | None
+        The recording's ``info["line_freq"]`` (used when ``config.notch`` is ``None``).
+    """
+    from fractions import Fraction
+
+    from scipy.signal import firwin
+
+    sf = float(sfreq)
+    wsf = work_rate(sf, config)
+    frac = Fraction(wsf / sf).limit_denominator(1000)
+    up, down = frac.numerator, frac.denominator
+    wsf = sf * up / down
+    # anti-aliasing FIR: shorter than scipy's default (the work rate leaves a guard band above
+    # the highest frequency the representation uses), so resampling costs ~3x less
+    h = firwin(2 * 6 * max(up, down) + 1, 1.0 / max(up, down), window=("kaiser", 5.0)) if up != down else None
+    notch = line_freq if config.notch is None else config.notch
+    nyq = wsf / 2
+    hf = config.h_freq if config.h_freq is not None and config.h_freq < nyq else None
+    freqs = np.arange(notch, nyq - 1, notch) if notch else np.array([])
+    return LowratePlan(up, down, wsf, h, config.l_freq, hf, freqs, config.reference == "average")
+
+
 def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_seconds: float = 30.0) -> tuple[np.ndarray, float, list[str]]:
     """Read EEG channels in time blocks, resample to the work rate and filter.
 
@@ -402,10 +460,8 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
         The work rate.
     ch_names : list of str
     """
-    from fractions import Fraction
-
     import mne
-    from scipy.signal import firwin, resample_poly
+    from scipy.signal import resample_poly
 
     types = raw.get_channel_types()
     drop = [c for c, t in zip(raw.ch_names, types) if t != "eeg"] + [c for c in raw.info["bads"] if c in raw.ch_names]
@@ -416,53 +472,50 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
     if not picks:
         raise Eeg2fmriInputError(f"{where}: no EEG channels left after dropping {drop}; check channel types (channels.tsv) or set them with raw.set_channel_types.")
     sf = float(raw.info["sfreq"])
-    wsf = work_rate(sf, config)
-    frac = Fraction(wsf / sf).limit_denominator(1000)
-    up, down = frac.numerator, frac.denominator
-    wsf = sf * up / down
+    plan = lowrate_plan(sf, config, raw.info.get("line_freq"))
+    up, down, wsf, h = plan.up, plan.down, plan.wsf, plan.h
     n_in = raw.n_times
     n_out = int(np.ceil(n_in * up / down))
     out = np.empty((len(picks), n_out), dtype=np.float32)
     block = max(down, int(block_seconds * sf) // down * down)
     margin = 0 if up == down else int(np.ceil(max(1.0 * sf, 40 * max(up, down) / up) / down)) * down
-    # anti-aliasing FIR: shorter than scipy's default (the work rate leaves a guard band above
-    # the highest frequency the representation uses), so resampling costs ~3x less
-    h = firwin(2 * 6 * max(up, down) + 1, 1.0 / max(up, down), window=("kaiser", 5.0)) if up != down else None
     lo = np.full(len(picks), np.inf)
     hi = np.full(len(picks), -np.inf)
     pick_idx = [raw.ch_names.index(c) for c in picks]
     for a in range(0, n_in, block):
         s0, s1 = max(0, a - margin), min(n_in, a + block + margin)
-        x = raw.get_data(picks=pick_idx, start=s0, stop=s1)
-        if not np.isfinite(x).all():
-            bad = [picks[i] for i in np.where(~np.isfinite(x).all(axis=1))[0]]
-            raise Eeg2fmriInputError(f"{where}: channel(s) {bad} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them first.")
-        core = x[:, a - s0 : a - s0 + min(block, n_in - a)]
-        lo = np.minimum(lo, core.min(axis=1))
-        hi = np.maximum(hi, core.max(axis=1))
-        if up != down:
-            x = resample_poly(x, up, down, axis=1, window=h)
-        o0 = (a - s0) * up // down
-        o_start = a * up // down
-        n_take = min(int(np.ceil(min(block, n_in - a) * up / down)), n_out - o_start)
-        out[:, o_start : o_start + n_take] = x[:, o0 : o0 + n_take]
+        with step("read"):
+            x = raw.get_data(picks=pick_idx, start=s0, stop=s1)
+        with step("checks"):
+            if not np.isfinite(x).all():
+                bad = [picks[i] for i in np.where(~np.isfinite(x).all(axis=1))[0]]
+                raise Eeg2fmriInputError(f"{where}: channel(s) {bad} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them first.")
+            core = x[:, a - s0 : a - s0 + min(block, n_in - a)]
+            lo = np.minimum(lo, core.min(axis=1))
+            hi = np.maximum(hi, core.max(axis=1))
+        with step("resample"):
+            if up != down:
+                x = resample_poly(x, up, down, axis=1, window=h)
+            o0 = (a - s0) * up // down
+            o_start = a * up // down
+            n_take = min(int(np.ceil(min(block, n_in - a) * up / down)), n_out - o_start)
+            out[:, o_start : o_start + n_take] = x[:, o0 : o0 + n_take]
     flat = [picks[i] for i in np.where(hi - lo == 0)[0]]
     if flat:
         raise Eeg2fmriInputError(f"{where}: channel(s) {flat} are flat (constant); mark them bad and interpolate, or drop them.")
-    notch = raw.info.get("line_freq") if config.notch is None else config.notch
-    nyq = wsf / 2
-    hf = config.h_freq if config.h_freq is not None and config.h_freq < nyq else None
-    freqs = np.arange(notch, nyq - 1, notch) if notch else np.array([])
+    hf, freqs = plan.h_freq, plan.notch_freqs
     group = max(1, (1 << 22) // max(n_out, 1))
-    for g0 in range(0, len(picks), group):
-        x = out[g0 : g0 + group].astype(np.float64)
-        if config.l_freq is not None or hf is not None:
-            x = mne.filter.filter_data(x, wsf, config.l_freq, hf, verbose=False)
-        if len(freqs):
-            x = mne.filter.notch_filter(x, wsf, freqs, verbose=False)
-        out[g0 : g0 + group] = x
-    if config.reference == "average" and len(picks) > 1:
-        out -= out.mean(axis=0, keepdims=True)
+    with step("filter"):
+        for g0 in range(0, len(picks), group):
+            x = out[g0 : g0 + group].astype(np.float64)
+            if plan.l_freq is not None or hf is not None:
+                x = mne.filter.filter_data(x, wsf, plan.l_freq, hf, verbose=False)
+            if len(freqs):
+                x = mne.filter.notch_filter(x, wsf, freqs, verbose=False)
+            out[g0 : g0 + group] = x
+    if plan.average_reference and len(picks) > 1:
+        with step("reference"):
+            out -= out.mean(axis=0, keepdims=True)
     return out, wsf, picks
 
 

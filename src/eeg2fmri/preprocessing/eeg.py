@@ -11,7 +11,7 @@ from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.parallel import n_cores as _n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["DEFAULT_BANDS", "HIGH_GAMMA", "auto_bands", "band_envelopes", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
+__all__ = ["DEFAULT_BANDS", "HIGH_GAMMA", "auto_bands", "band_envelopes", "band_gains", "envelope_length", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
 
 #: Default frequency bands (Hz) of band-power features.
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
@@ -120,6 +120,37 @@ def clean_eeg(
     return raw
 
 
+def band_gains(n: int, sfreq: float, bands: Mapping[str, tuple[float, float]], transition: float = 2.0) -> list[tuple[int, int, np.ndarray]]:
+    """The frequency-domain band-pass gains of :func:`band_envelopes` for ``n`` samples.
+
+    Returns
+    -------
+    edges : list of (first, end, gain)
+        For every band, the ``rfft`` bins ``first:end`` it passes and their
+        raised-cosine gains (float64, between 0 and 1).
+    """
+    freqs = np.fft.rfftfreq(n, 1.0 / sfreq)
+    edges = []
+    for name, (lo, hi) in bands.items():
+        if not 0 < lo < hi < sfreq / 2:
+            raise Eeg2fmriInputError(f"band {name!r}={lo, hi} Hz is outside (0, {sfreq / 2}) Hz (Nyquist at sfreq={sfreq}); drop the band or keep a higher sampling rate.")
+        t = min(transition, (hi - lo) / 2)
+        gain = np.clip((freqs - (lo - t / 2)) / t, 0, 1) * np.clip(((hi + t / 2) - freqs) / t, 0, 1)
+        gain = 0.5 - 0.5 * np.cos(np.pi * gain)  # raised cosine edges
+        k = np.nonzero(gain)[0]
+        edges.append((k[0], k[-1] + 1, gain[k[0] : k[-1] + 1]))
+    return edges
+
+
+def envelope_length(n: int, sfreq: float, edges: list[tuple[int, int, np.ndarray]], out_rate: float | None) -> int:
+    """Samples of the envelopes :func:`band_envelopes` returns for ``n`` input samples and the gains ``edges``
+    (from :func:`band_gains`): ``n`` without ``out_rate``."""
+    if out_rate is None:
+        return n
+    widest = max(b - a for a, b, _ in edges)
+    return int(min(n, max(np.ceil(n * out_rate / sfreq), 2 * widest)))
+
+
 def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[float, float]], *, transition: float = 2.0,
                    out_rate: float | None = None, chunk_channels: int = 8, workers: int | None = None) -> np.ndarray | tuple[np.ndarray, float]:
     """Band-limited power envelopes, computed in the frequency domain.
@@ -167,21 +198,8 @@ def band_envelopes(data: np.ndarray, sfreq: float, bands: Mapping[str, tuple[flo
     """
     data = np.asarray(data)
     n_ch, n = data.shape
-    freqs = np.fft.rfftfreq(n, 1.0 / sfreq)
-    edges = []
-    for name, (lo, hi) in bands.items():
-        if not 0 < lo < hi < sfreq / 2:
-            raise Eeg2fmriInputError(f"band {name!r}={lo, hi} Hz is outside (0, {sfreq / 2}) Hz (Nyquist at sfreq={sfreq}); drop the band or keep a higher sampling rate.")
-        t = min(transition, (hi - lo) / 2)
-        gain = np.clip((freqs - (lo - t / 2)) / t, 0, 1) * np.clip(((hi + t / 2) - freqs) / t, 0, 1)
-        gain = 0.5 - 0.5 * np.cos(np.pi * gain)  # raised cosine edges
-        k = np.nonzero(gain)[0]
-        edges.append((k[0], k[-1] + 1, gain[k[0] : k[-1] + 1]))
-    if out_rate is None:
-        m = n
-    else:
-        widest = max(b - a for a, b, _ in edges)
-        m = int(min(n, max(np.ceil(n * out_rate / sfreq), 2 * widest)))
+    edges = band_gains(n, sfreq, bands, transition)
+    m = envelope_length(n, sfreq, edges, out_rate)
     if workers is None:
         workers = min(_n_cores(), chunk_channels)
     out = np.empty((len(edges), n_ch, m), dtype=np.float32)

@@ -44,12 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate, work_rate
+from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate, lowrate_plan, work_rate
 from eeg2fmri.preprocessing import standardize_features
 from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.preprocessing.representations.bandpower import bandpower_frames as _bandpower_frames  # noqa: F401 (moved there)
 from eeg2fmri.preprocessing.representations.bandpower import envelope_rate  # noqa: F401 (moved there)
 from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.timing import step as _step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive
 
 __all__ = ["StreamedEEG", "stream_representation"]
@@ -194,6 +195,55 @@ def _open_array(folder: Path | None, name: str, shape: tuple[int, ...]) -> np.nd
     return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
 
 
+def _read_ahead(read, segments: list[tuple[int, int]], ahead: int):
+    """Yield ``read(s0, s1)`` for every segment in order, ``ahead`` segments read in advance by a thread (0: none)."""
+    if ahead <= 0:
+        for s0, s1 in segments:
+            yield read(s0, s1)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eeg2fmri-read")
+    pending = []
+    try:
+        nxt = 0
+        for _ in segments:
+            while nxt < len(segments) and len(pending) <= ahead:
+                pending.append(ex.submit(read, *segments[nxt]))
+                nxt += 1
+            yield pending.pop(0).result()
+    finally:
+        for f in pending:
+            f.cancel()
+        ex.shutdown(wait=True)
+
+
+def _standardise(feats: np.ndarray, n_chans: int, representation, config) -> None:
+    """The within-recording standardisation of the one-shot path, in place, channel block by channel block."""
+    rows_per_block = max(1, (1 << 22) // max(1, int(np.prod(feats.shape[1:]))))
+    norm, log = representation.normalisation(config)
+    if norm == "standardize":
+        for c0 in range(0, n_chans, _CHAN_BLOCK):
+            cs = slice(c0, min(n_chans, c0 + _CHAN_BLOCK))
+            feats[:, cs] = standardize_features(np.asarray(feats[:, cs]), log=log)
+    elif norm == "median":
+        med = _exact_median(feats, rows_per_block)
+        scale = np.float32(max(med, 1e-30))
+        for r0 in range(0, len(feats), rows_per_block):
+            feats[r0 : r0 + rows_per_block] = feats[r0 : r0 + rows_per_block] / scale
+    else:
+        for c0 in range(0, n_chans, _CHAN_BLOCK):
+            cs = slice(c0, min(n_chans, c0 + _CHAN_BLOCK))
+            xc = np.asarray(feats[:, cs])
+            med = np.median(xc, axis=0, keepdims=True)
+            q75, q25 = np.percentile(xc, [75, 25], axis=0, keepdims=True)
+            scale = (q75 - q25) / 1.349
+            scale[scale <= 0] = 1.0
+            feats[:, cs] = ((xc - med) / scale).astype(np.float32)
+    if isinstance(feats, np.memmap):
+        feats.flush()
+
+
 def stream_representation(
     raw,
     config: PrepareConfig,
@@ -207,6 +257,7 @@ def stream_representation(
     folder: str | os.PathLike | None = None,
     progress_bar: bool = False,
     where: str = "EEG",
+    torch_device=None,
 ) -> StreamedEEG:
     """Continuous representation of a recording, computed chunk by chunk.
 
@@ -237,6 +288,14 @@ def stream_representation(
     progress_bar : bool
     where : str
         Name of the recording in messages.
+    torch_device : str | torch.device | None
+        ``None`` (default): the signal processing runs in NumPy, SciPy and MNE
+        on the CPU. A torch device (``"cuda"``, ``"cuda:1"``, also ``"cpu"``):
+        resampling, filters, re-reference and (band power) envelopes and frame
+        means run in torch there (:mod:`eeg2fmri.preprocessing.torch_dsp`),
+        equal to the NumPy path to float32 rounding, while a thread reads the
+        next chunk; the other representations' frames, and the
+        standardisation, stay in NumPy.
 
     Returns
     -------
@@ -245,6 +304,11 @@ def stream_representation(
     import mne
 
     config = config.resolved(float(raw.info["sfreq"]))
+    dev = None
+    if torch_device is not None:
+        import torch
+
+        dev = torch.device(torch_device)
     rep = config.representation
     representation = get_representation(rep)
     tr = check_positive(tr, "tr", where=where)
@@ -307,85 +371,122 @@ def stream_representation(
     seg_info["line_freq"] = raw.info.get("line_freq")
     cfg_seg = replace(config, work_sfreq=wsf)
 
-    def lowrate(s0: int, s1: int) -> np.ndarray:
-        """Work-rate EEG of work samples [s0, s1) (s0 aligned, s1 aligned or the end), by the one-shot code."""
-        from scipy.signal import resample_poly
+    def segment_bounds(s0: int, s1: int) -> tuple[int, int]:
+        """Recording samples of work samples [s0, s1) (s0 aligned, s1 aligned or the end)."""
+        return s0 * down // up, n_times if s1 == n_work else s1 * down // up
 
-        S0 = s0 * down // up
-        S1 = n_times if s1 == n_work else s1 * down // up
-        x = raw.get_data(picks=picks, start=S0, stop=S1)
-        if upsample:
-            x = resample_poly(x, up, down, axis=1)[:, : s1 - s0]
-        seg_raw = mne.io.RawArray(x, seg_info, verbose=False)
-        del x
-        seg, _, _ = load_eeg_lowrate(seg_raw, cfg_seg, where=where)
-        return seg[:, : s1 - s0]
+    if dev is None:
+        def lowrate(s0: int, s1: int, x: np.ndarray) -> np.ndarray:
+            """Work-rate EEG of work samples [s0, s1) from their recording samples ``x``, by the one-shot code."""
+            from scipy.signal import resample_poly
+
+            if upsample:
+                with _step("resample"):
+                    x = resample_poly(x, up, down, axis=1)[:, : s1 - s0]
+            seg_raw = mne.io.RawArray(x, seg_info, verbose=False)
+            del x
+            seg, _, _ = load_eeg_lowrate(seg_raw, cfg_seg, where=where)
+            return seg[:, : s1 - s0]
+
+        def read(s0: int, s1: int) -> np.ndarray:
+            S0, S1 = segment_bounds(s0, s1)
+            return raw.get_data(picks=picks, start=S0, stop=S1)
+
+        cat = np.concatenate
+    else:
+        import torch
+
+        from eeg2fmri.preprocessing import torch_dsp
+
+        plan = lowrate_plan(wsf if upsample else sf, cfg_seg, raw.info.get("line_freq"))
+        kernels = [torch.tensor(h, dtype=torch.float64, device=dev) for h in torch_dsp.mne_fir_kernels(plan.wsf, plan.l_freq, plan.h_freq, plan.notch_freqs)]
+
+        def lowrate(s0: int, s1: int, x):
+            """Work-rate EEG of work samples [s0, s1) from their recording samples ``x`` (a tensor on ``dev``), in torch."""
+            if upsample:
+                with _step("resample", sync=dev):
+                    x = torch_dsp.resample_poly_torch(x, up, down)[:, : s1 - s0]
+            return torch_dsp.work_rate_eeg_torch(x, plan, kernels, picks, where=where)[:, : s1 - s0]
+
+        def read(s0: int, s1: int):
+            S0, S1 = segment_bounds(s0, s1)
+            x = raw.get_data(picks=picks, start=S0, stop=S1)
+            return torch.as_tensor(x, device=dev)
+
+        def cat(parts, axis):
+            return torch.cat(parts, dim=axis)
 
     # The one-shot band envelopes come from one FFT of the whole recording, which treats it as
     # periodic: its first frames see the recording's end and its last frames its start. The first
     # and last chunks are extended the same way (with `w_pad` samples from the other end).
-    head = tail = None
-    if representation.periodic_edges and n_chunks > 1:
-        head = lowrate(0, min(n_work, 2 * w_pad))[:, :w_pad]
+    periodic = representation.periodic_edges and n_chunks > 1
+    segments = []  # work-sample ranges in the order they are computed: [head, tail,] chunk 0, 1, ...
+    if periodic:
         t0 = max(0, (n_work - 2 * w_pad) // align * align)
-        tail = lowrate(t0, n_work)[:, -w_pad:]
-    row = 0
-    for c in progress(range(n_chunks), desc="EEG chunks", enabled=progress_bar):
+        segments += [(0, min(n_work, 2 * w_pad)), (t0, n_work)]
+    for c in range(n_chunks):
         w0 = c * w_chunk
         w1 = min(n_work, w0 + w_chunk)
-        last = w1 >= n_work
-        s0 = max(0, w0 - w_pad)
-        s1 = n_work if (last or w1 + w_pad >= n_work) else w1 + w_pad
-        seg = lowrate(s0, s1)
-        t_seg = s0 / wsf
-        if head is not None and s0 == 0 and s1 < n_work:
-            seg = np.concatenate([tail, seg], axis=1)
-            t_seg -= tail.shape[1] / wsf
-        elif head is not None and s1 == n_work and s0 > 0:
-            seg = np.concatenate([seg, head], axis=1)
-        if not representation.frame_based:
-            r0 = w0 * up2 // down2
-            r1 = n_rows if last else w1 * up2 // down2
-            if up2 != down2:
-                seg_r = _resample_mne(seg.astype(np.float64), up2, down2, (s1 - s0) * up2 // down2 if s1 != n_work else n_rows - s0 * up2 // down2)
+        s1 = n_work if (w1 >= n_work or w1 + w_pad >= n_work) else w1 + w_pad
+        segments.append((max(0, w0 - w_pad), s1))
+    # the torch path reads the next segment (and copies it to the device) in a thread while this one is computed
+    reads = _read_ahead(read, segments, ahead=0 if dev is None else 1)
+    try:
+        head = tail = None
+        if periodic:
+            with _step("read"):
+                x = next(reads)
+            head = lowrate(*segments[0], x)[:, :w_pad]
+            with _step("read"):
+                x = next(reads)
+            tail = lowrate(*segments[1], x)[:, -w_pad:]
+            del x
+        row = 0
+        for c in progress(range(n_chunks), desc="EEG chunks", enabled=progress_bar):
+            w0 = c * w_chunk
+            w1 = min(n_work, w0 + w_chunk)
+            last = w1 >= n_work
+            s0, s1 = segments[c + (2 if periodic else 0)]
+            with _step("read"):
+                x = next(reads)
+            seg = lowrate(s0, s1, x)
+            del x
+            t_seg = s0 / wsf
+            if head is not None and s0 == 0 and s1 < n_work:
+                seg = cat([tail, seg], axis=1)
+                t_seg -= tail.shape[1] / wsf
+            elif head is not None and s1 == n_work and s0 > 0:
+                seg = cat([seg, head], axis=1)
+            if dev is not None and not representation.frame_based:
+                seg = seg.cpu().numpy()
+            if not representation.frame_based:
+                r0 = w0 * up2 // down2
+                r1 = n_rows if last else w1 * up2 // down2
+                if up2 != down2:
+                    seg_r = _resample_mne(seg.astype(np.float64), up2, down2, (s1 - s0) * up2 // down2 if s1 != n_work else n_rows - s0 * up2 // down2)
+                else:
+                    seg_r = seg
+                off = s0 * up2 // down2
+                feats[r0:r1] = seg_r[:, r0 - off : r1 - off].T
+                row = r1
+                continue
+            keep = np.where((fa >= w0) & ((fa < w1) | last))[0]
+            if len(keep) == 0:
+                continue
+            if dev is None:
+                out = representation.stream_frames(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
             else:
-                seg_r = seg
-            off = s0 * up2 // down2
-            feats[r0:r1] = seg_r[:, r0 - off : r1 - off].T
-            row = r1
-            continue
-        keep = np.where((fa >= w0) & ((fa < w1) | last))[0]
-        if len(keep) == 0:
-            continue
-        out = representation.stream_frames(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
-        feats[keep[0] : keep[-1] + 1] = out
-        row = keep[-1] + 1
-    if row < n_rows:
-        raise Eeg2fmriInputError(f"{where}: could only compute {row} of {n_rows} frames; is the recording complete?")
+                out = representation.stream_frames_torch(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
+            feats[keep[0] : keep[-1] + 1] = out
+            row = keep[-1] + 1
+        if row < n_rows:
+            raise Eeg2fmriInputError(f"{where}: could only compute {row} of {n_rows} frames; is the recording complete?")
+    finally:
+        reads.close()
     # within-recording standardisation, as in the one-shot path
-    rows_per_block = max(1, (1 << 22) // max(1, int(np.prod(feats.shape[1:]))))
-    norm, log = representation.normalisation(config)
-    if norm == "standardize":
-        for c0 in range(0, len(picks), _CHAN_BLOCK):
-            cs = slice(c0, min(len(picks), c0 + _CHAN_BLOCK))
-            feats[:, cs] = standardize_features(np.asarray(feats[:, cs]), log=log)
-    elif norm == "median":
-        med = _exact_median(feats, rows_per_block)
-        scale = np.float32(max(med, 1e-30))
-        for r0 in range(0, n_rows, rows_per_block):
-            feats[r0 : r0 + rows_per_block] = feats[r0 : r0 + rows_per_block] / scale
-    else:
-        for c0 in range(0, len(picks), _CHAN_BLOCK):
-            cs = slice(c0, min(len(picks), c0 + _CHAN_BLOCK))
-            xc = np.asarray(feats[:, cs])
-            med = np.median(xc, axis=0, keepdims=True)
-            q75, q25 = np.percentile(xc, [75, 25], axis=0, keepdims=True)
-            scale = (q75 - q25) / 1.349
-            scale[scale <= 0] = 1.0
-            feats[:, cs] = ((xc - med) / scale).astype(np.float32)
-    if isinstance(feats, np.memmap):
-        feats.flush()
+    with _step("standardise"):
+        _standardise(feats, len(picks), representation, config)
     info = {"chunk_seconds": w_chunk / wsf, "pad_seconds": w_pad / wsf, "n_chunks": n_chunks, "work_sfreq": wsf, "resample": [up, down],
-            "notch": notch or None}
+            "notch": notch or None, "dsp": "numpy" if dev is None else f"torch:{dev}"}
     logger.info("%s: %d channels, %.1f s, %d %s rows in %d chunk(s)", where, len(picks), duration, n_rows, rep, n_chunks)
     return StreamedEEG(feats, rep, float(step), float(flen if representation.frame_based else step), np.asarray(starts), wsf, sf, duration, picks, freqs, info)

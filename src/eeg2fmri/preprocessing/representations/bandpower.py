@@ -6,8 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.preprocessing.eeg import band_envelopes, bin_frames, standardize_features
+from eeg2fmri.preprocessing.eeg import (
+    band_envelopes,
+    band_gains,
+    bin_frames,
+    envelope_length,
+    standardize_features,
+)
 from eeg2fmri.preprocessing.representations.registry import Representation, register_representation
+from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["BANDPOWER", "envelope_rate"]
@@ -26,11 +33,11 @@ def _frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str)
 def envelope_rate(n: int, sfreq: float, bands: dict, out_rate: float) -> float:
     """Rate of the power envelopes :func:`~eeg2fmri.preprocessing.band_envelopes` returns for ``n`` samples.
 
-    Asked from ``band_envelopes`` itself, on one channel of zeros of length
-    ``n`` (a few MB for hours of EEG at the work rate).
+    The same computation as ``band_envelopes`` (:func:`~eeg2fmri.preprocessing.eeg.band_gains`
+    and :func:`~eeg2fmri.preprocessing.eeg.envelope_length`), without its transforms.
     """
-    _, rate = band_envelopes(np.zeros((1, n), dtype=np.float32), sfreq, bands, out_rate=out_rate)
-    return float(rate)
+    m = envelope_length(n, sfreq, band_gains(n, sfreq, bands), out_rate)
+    return float(sfreq * m / n)
 
 
 def bandpower_frames(seg: np.ndarray, wsf: float, bands: dict, t_seg: float, starts: np.ndarray, flen: float, prate: float) -> np.ndarray:
@@ -63,13 +70,15 @@ def bandpower_frames(seg: np.ndarray, wsf: float, bands: dict, t_seg: float, sta
     u = pos - i1
     # 4-point (cubic Lagrange) weights of samples i1 - 1, i1, i1 + 1, i1 + 2
     w = np.stack([-u * (u - 1) * (u - 2) / 6, (u + 1) * (u - 1) * (u - 2) / 2, -(u + 1) * u * (u - 2) / 2, (u + 1) * u * (u - 1) / 6])
-    power = band_envelopes(seg, wsf, bands)  # (B, C, n) at the work rate
-    out = np.empty((len(starts), seg.shape[0], len(bands)), dtype=np.float32)
-    for bi in range(power.shape[0]):
-        pb = power[bi]
-        p = pb[:, i1 - 1] * w[0] + pb[:, i1] * w[1] + pb[:, i1 + 1] * w[2] + pb[:, i1 + 2] * w[3]
-        cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=-1, dtype=np.float64)], axis=-1)
-        out[:, :, bi] = ((cs[:, b - j0] - cs[:, a - j0]) / np.maximum(b - a, 1)).T
+    with step("envelopes"):
+        power = band_envelopes(seg, wsf, bands)  # (B, C, n) at the work rate
+    with step("frames"):
+        out = np.empty((len(starts), seg.shape[0], len(bands)), dtype=np.float32)
+        for bi in range(power.shape[0]):
+            pb = power[bi]
+            p = pb[:, i1 - 1] * w[0] + pb[:, i1] * w[1] + pb[:, i1 + 1] * w[2] + pb[:, i1 + 2] * w[3]
+            cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=-1, dtype=np.float64)], axis=-1)
+            out[:, :, bi] = ((cs[:, b - j0] - cs[:, a - j0]) / np.maximum(b - a, 1)).T
     return out
 
 
@@ -114,6 +123,14 @@ class Bandpower(Representation):
 
     def stream_frames(self, seg, wsf, t_seg, starts, keep, q, flen, config, state, *, where="EEG"):
         return bandpower_frames(seg, wsf, config.bands, t_seg, starts[keep], flen, state["prate"])
+
+    def stream_frames_torch(self, seg, wsf, t_seg, starts, keep, q, flen, config, state, *, where="EEG"):
+        from eeg2fmri.preprocessing.torch_dsp import bandpower_frames_torch
+
+        with step("envelopes", sync=seg.device):
+            out = bandpower_frames_torch(seg, wsf, config.bands, t_seg, starts[keep], flen, state["prate"])
+        with step("frames to host"):
+            return out.cpu().numpy()
 
     def normalisation(self, config):
         return ("standardize", True)

@@ -118,6 +118,15 @@ class Representation:
         """
         raise NotImplementedError
 
+    def stream_frames_torch(self, seg: Any, wsf: float, t_seg: float, starts: np.ndarray, keep: np.ndarray, q: int, flen: float, config: Any,
+                            state: dict[str, Any], *, where: str = "EEG") -> np.ndarray:
+        """:meth:`stream_frames` of a segment given as a torch tensor (on any device), same result.
+
+        The default copies the segment to the CPU and calls :meth:`stream_frames`;
+        a representation overrides it to compute on the tensor's device.
+        """
+        return self.stream_frames(seg.cpu().numpy(), wsf, t_seg, starts, keep, q, flen, config, state, where=where)
+
     #: The first and last chunks are extended periodically (the one-shot path treats the recording as periodic).
     periodic_edges: bool = False
 
