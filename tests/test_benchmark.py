@@ -216,6 +216,10 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
     for name in ("ridge_hrf", "ridge_hrf [raw]"):
         assert para[name]["median_r"] == pytest.approx(serial[name]["median_r"], rel=1e-4, abs=1e-6), name
     assert np.isfinite(para["bricman_fc [raw]"]["median_r"]) and np.isfinite(para["eeg2fmri_net"]["median_r"])
+    # every trained model has a fold-averaged conformal coverage, the reference on the raw group's band-power view included
+    for name in ("ridge_hrf", "ridge_hrf [raw]", "bricman_fc [raw]", "eeg2fmri_net"):
+        assert 0.3 < para[name]["coverage_80"] <= 1.0 and np.isfinite(para[name]["nll_laplace"]), name
+    assert para["ridge_hrf [raw]"]["coverage_80"] == pytest.approx(serial["ridge_hrf [raw]"]["coverage_80"], rel=1e-4)
     timings = boards["2"]["timings"]
     assert set(timings["prepare_s"]) == set(timings["run_s"]) == {"bandpower", "raw"}
     assert timings["total_s"] >= max(timings["run_s"].values())

@@ -398,8 +398,11 @@ def _fold_calibration(fitted: dict[str, Any], ds: PreparedDataset, split, target
         if nm == BASELINE:
             continue
         try:
-            c = conformal_coverage(model, ds, split, targets)
-        except (Eeg2fmriInputError, ValueError) as err:  # e.g. the reference on a band-power view of other windows
+            if hasattr(model, "view") and hasattr(model, "windows"):  # the reference on band-power windows of the same volumes
+                c = conformal_coverage(model.model, model.view, model.split, split_targets(model.view, model.split))
+            else:
+                c = conformal_coverage(model, ds, split, targets)
+        except (Eeg2fmriInputError, ValueError) as err:
             logger.info("%s: no conformal calibration on this fold (%s)", nm, err)
             continue
         fits[nm]["calibration_folds"] = [{"levels": c["levels"], "coverage": c["coverage"], "nll_laplace": c["nll_laplace"],
