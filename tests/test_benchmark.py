@@ -223,19 +223,3 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
     timings = boards["2"]["timings"]
     assert set(timings["prepare_s"]) == set(timings["run_s"]) == {"bandpower", "raw"}
     assert timings["total_s"] >= max(timings["run_s"].values())
-
-
-def test_costliest_group_goes_first():
-    # longest jobs first in the shared pool: torch models x input elements per volume
-    from types import SimpleNamespace
-
-    from eeg2fmri.commands.benchmark import _group_cost
-
-    def ds(shape, n_vol):
-        return SimpleNamespace(runs=[SimpleNamespace(features=np.zeros(shape, np.float32), onsets=np.arange(n_vol))])
-
-    raw = _group_cost({"models": ["beira", "bricman_fc", "ridge_hrf"]}, ds((2000, 32), 10))
-    stft = _group_cost({"models": ["calhas2022", "ridge_hrf"]}, ds((40, 32, 65), 10))
-    bp = _group_cost({"models": ["eeg2fmri_net", "ridge_hrf", "mean"]}, ds((40, 32, 6), 10))
-    closed = _group_cost({"models": ["ridge_hrf", "mean"]}, ds((2000, 32), 10))
-    assert raw == 2 * 2000 * 32 / 10 and raw > stft > bp > closed == 0.0
