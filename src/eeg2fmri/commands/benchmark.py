@@ -25,16 +25,6 @@ DESCRIPTION = (
 )
 
 
-def _group_cost(group: dict, ds) -> float:
-    """A rough training cost of an input group: its torch models x input elements per volume (raw > STFT > band power)."""
-    import numpy as np
-
-    from eeg2fmri.models import get_model_class
-
-    n_torch = sum(getattr(get_model_class(m), "kind", "torch") != "sklearn" for m in group["models"])
-    run = ds.runs[0]
-    return float(n_torch) * float(np.prod(run.features.shape)) / max(len(run.onsets), 1)
-
 def add_arguments(p) -> None:
     p.add_argument("dataset", help="prepared dataset folder (manifest.json) or BIDS root")
     p.add_argument("--protocol", choices=["within", "loso", "kfold", "cross"], default="within", help="evaluation protocol (default: %(default)s)")
@@ -279,12 +269,8 @@ def run(args) -> int:
 
         from eeg2fmri.workflows.benchmark import fold_executor
 
-        # the costliest group's folds enter the pool's queue first (longest jobs first: no long fold left
-        # running alone at the end); results keep the groups' order
-        first = sorted(range(len(plans)), key=lambda i: -_group_cost(plans[i][0], plans[i][1]))
         with fold_executor(args.jobs) as pool, ThreadPoolExecutor(len(plans)) as threads:
-            started = {i: threads.submit(one, plans[i], pool) for i in first}
-            benches = [started[i].result() for i in range(len(plans))]
+            benches = list(threads.map(lambda pl: one(pl, pool), plans))
     else:
         benches = [one(pl) for pl in plans]
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
