@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| prepare/load {rep} | {float(s):.1f} |")
     for rep, s in (timings.get("run_s") or {}).items():
         print(f"| fit + score the {rep} group (all folds; groups overlap with --jobs > 1) | {float(s):.1f} |")
+    for rep, folds in (timings.get("folds") or {}).items():
+        for part in ("fit", "score", "calibration"):
+            print(f"| {part} the {rep} group (sum over folds, in the worker that ran each) | {sum(float(f.get(part, 0)) for f in folds):.1f} |")
     if "total_s" in timings:
         print(f"| inside the benchmark command (after its imports) | {float(timings['total_s']):.1f} |")
     print(f"| **total wall** | **{wall:.1f}** |")

@@ -261,6 +261,7 @@ def run(args) -> int:
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
                               progress_bar=not args.quiet and executor is None, device=args.device, n_jobs=args.jobs, executor=executor)
         timings["run_s"][g["representation"]] = round(time.perf_counter() - t0, 2)
+        timings.setdefault("folds", {})[g["representation"]] = bench.get("fold_seconds", [])
         return g, bench
 
     if args.jobs != 1 and len(plans) > 1:

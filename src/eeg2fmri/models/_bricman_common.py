@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models._dropout import Dropout
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
 
@@ -257,7 +258,7 @@ def strided_conv_stack(
             layers.append(nn.BatchNorm1d(out))
         layers.append(nn.GELU())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         ch, length = out, (length - 1) // stride + 1
     return nn.Sequential(*layers), ch, length
 
@@ -286,7 +287,7 @@ def make_mlp(
     for h in hidden:
         layers += [nn.Linear(prev, h), nn.GELU()]
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         prev = h
     layers.append(nn.Linear(prev, n_out))
     return nn.Sequential(*layers)
@@ -338,7 +339,7 @@ class FCChannelEmbedder(nn.Module):
         hidden = check_int_sizes(hidden, "embed_hidden")
         self.net = make_mlp(self.n_pooled, hidden, self.emb_dim, dropout=dropout)
         self.act = nn.GELU()
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop = Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed every channel.

@@ -31,6 +31,7 @@ from eeg2fmri.models._bricman_common import (
     seeded_init,
     strided_conv_stack,
 )
+from eeg2fmri.models._dropout import Dropout
 from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
@@ -215,7 +216,7 @@ class BEIRA(nn.Module):
             self.bottleneck = nn.Sequential(
                 nn.Linear(width * self.pool_len, latent_dim),
                 nn.GELU(),
-                nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                Dropout(dropout) if dropout > 0 else nn.Identity(),
             )
             if len(spec.output_shape) >= 2:
                 rank = check_positive_int(rank, "rank")

@@ -23,6 +23,7 @@ from eeg2fmri.models._bricman_common import (
     require_raw_spec,
     seeded_init,
 )
+from eeg2fmri.models._dropout import use_fast_dropout
 from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
@@ -166,6 +167,7 @@ class BricmanTransformer(nn.Module):
                 batch_first=True,
                 norm_first=bool(norm_first),
             )
+            use_fast_dropout(self.transformer)  # its layers' nn.Dropout draw CPU masks cheaply (models/_dropout.py)
             self.to_slice = nn.Linear(d_model, self.token_size)
 
     def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:

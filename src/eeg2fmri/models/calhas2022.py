@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.models._dropout import Dropout
 from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.stats import laplace_nll
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
@@ -637,7 +638,7 @@ class Calhas2022(nn.Module):
                 *fblocks,
                 _FlattenChannelsLast(),
                 nn.Linear(ch * math.prod(size), latent_dim),
-                nn.Dropout(float(dropout)),
+                Dropout(float(dropout)),
             )
         else:
             layers: list[nn.Module] = []
@@ -646,7 +647,7 @@ class Calhas2022(nn.Module):
                 layers += [nn.Linear(width, fmri_hidden), nn.ReLU()]
                 width = fmri_hidden
             self.fmri_encoder = nn.Sequential(
-                *layers, nn.Linear(width, latent_dim), nn.Dropout(float(dropout))
+                *layers, nn.Linear(width, latent_dim), Dropout(float(dropout))
             )
 
     # ------------------------------------------------------------------- checks

@@ -249,7 +249,9 @@ def run_benchmark(
         first), ``fits`` (per model: seconds summed over folds, parameter
         count, error if it could not be trained), ``protocol``, ``n_folds``,
         ``subjects`` (the training dataset's subjects used),
-        ``cross_dataset`` (channel/voxel mapping, for ``cross``).
+        ``cross_dataset`` (channel/voxel mapping, for ``cross``),
+        ``fold_seconds`` (per fold, in fold order: seconds spent fitting,
+        scoring, calibrating and in total, in the process that ran it).
     """
     from eeg2fmri.models import list_models
     from eeg2fmri.models.predictor import resolve_device
@@ -315,10 +317,12 @@ def run_benchmark(
     fold_args = dict(names=names, hparams=hparams, train_config=train_config, atlas=atlas, n_boot=n_boot, random_state=random_state,
                      progress_bar=progress_bar and jobs == 1, device=None if dev is None else str(dev))
     parts = []
+    fold_seconds: list[dict[str, float]] = []
     if jobs == 1:
         skip: set[str] = set()
         for k, fold in enumerate(folds):
             part, fold_fits = _run_fold(k, len(folds), *fold, skip=skip, **fold_args)
+            fold_seconds.append(part.pop("fold_seconds"))
             _add_fits(fits, fold_fits)
             skip = {nm for nm, f in fits.items() if f["error"]}
             parts.append(part)
@@ -337,6 +341,7 @@ def run_benchmark(
                 ex.shutdown(cancel_futures=True)
         for k in range(len(folds)):  # in fold order, as a serial run merges them
             part, fold_fits = done[k]
+            fold_seconds.append(part.pop("fold_seconds"))
             _add_fits(fits, fold_fits)
             parts.append(part)
     results = merge_results(parts)
@@ -344,7 +349,7 @@ def run_benchmark(
         results["cross_dataset"] = cross_info
     rows = leaderboard_rows(results, fits)
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
-            "fits": fits, "cross_dataset": cross_info}
+            "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds}
 
 
 
@@ -437,6 +442,7 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
     from eeg2fmri.training import fit_model
 
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
+    t_fold = time.perf_counter()
     targets = split_targets(train_ds, split)
     eval_targets = targets if eval_ds is train_ds else split_targets(eval_ds, eval_split)
     fitted: dict[str, Any] = {}
@@ -475,9 +481,15 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
     for m in fitted.values():
         place_model(m, device)  # closed-form models (and the reference on a band-power view) stay as they are
     logger.info("fold %d/%d: fitted %s", k + 1, n_folds, ", ".join(fitted))
+    t_score = time.perf_counter()
     part = evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
                            random_state=random_state + k, progress_bar=progress_bar)
+    t_cal = time.perf_counter()
     _fold_calibration(fitted, eval_ds, eval_split, eval_targets, fits)
+    t_end = time.perf_counter()
+    # where a fold's time goes (leaderboard.json timings.folds): fitting, scoring, conformal calibration
+    part["fold_seconds"] = {"fold": k, "fit": round(t_score - t_fold, 3), "score": round(t_cal - t_score, 3),
+                            "calibration": round(t_end - t_cal, 3), "total": round(t_end - t_fold, 3)}
     if REFERENCE not in fitted:
         part["reference"] = {"name": REFERENCE, "available": False, "reason": fits[REFERENCE]["error"]}
     return part, fits
