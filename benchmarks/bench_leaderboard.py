@@ -83,17 +83,18 @@ def main(argv: list[str] | None = None) -> int:
         fs = f.get("fit_seconds")
         if fs is not None:
             total_fit += float(fs)
-            print(f"| fit {name} (all folds){' FAILED' if f.get('error') else ''} | {float(fs):.1f} |")
+            ep = f" (epochs per fold: {', '.join(str(e) for e in f['epochs'])})" if f.get("epochs") else ""
+            print(f"| fit {name} (all folds){ep}{' FAILED' if f.get('error') else ''} | {float(fs):.1f} |")
     print(f"| fits together | {total_fit:.1f} |")
     print(f"| prepared representations | {', '.join(prep) or '-'} |")
     timings = board.get("timings") or {}
     for rep, s in (timings.get("prepare_s") or {}).items():
         print(f"| prepare/load {rep} | {float(s):.1f} |")
     for rep, s in (timings.get("run_s") or {}).items():
-        print(f"| fit + score the {rep} group (all folds; groups overlap with --jobs > 1) | {float(s):.1f} |")
+        print(f"| fit + score the group {rep} (all folds; groups overlap with --jobs > 1) | {float(s):.1f} |")
     for rep, folds in (timings.get("folds") or {}).items():
         for part in ("fit", "score", "calibration"):
-            print(f"| {part} the {rep} group (sum over folds, in the worker that ran each) | {sum(float(f.get(part, 0)) for f in folds):.1f} |")
+            print(f"| {part}: group {rep} (sum over folds, in the worker that ran each) | {sum(float(f.get(part, 0)) for f in folds):.1f} |")
     if "total_s" in timings:
         print(f"| inside the benchmark command (after its imports) | {float(timings['total_s']):.1f} |")
     print(f"| **total wall** | **{wall:.1f}** |")

@@ -221,5 +221,12 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
         assert 0.3 < para[name]["coverage_80"] <= 1.0 and np.isfinite(para[name]["nll_laplace"]), name
     assert para["ridge_hrf [raw]"]["coverage_80"] == pytest.approx(serial["ridge_hrf [raw]"]["coverage_80"], rel=1e-4)
     timings = boards["2"]["timings"]
-    assert set(timings["prepare_s"]) == set(timings["run_s"]) == {"bandpower", "raw"}
+    assert set(timings["prepare_s"]) == {"bandpower", "raw"}
+    # one entry per group of models (a representation may have several groups), with every fold's seconds
+    assert set(timings["run_s"]) == set(timings["folds"]) and any(k.startswith("raw: ") and "bricman_fc" in k for k in timings["run_s"])
     assert timings["total_s"] >= max(timings["run_s"].values())
+    n_folds = boards["2"]["n_folds"]
+    for folds in timings["folds"].values():
+        assert n_folds >= 2 and [f["fold"] for f in folds] == list(range(n_folds))
+        assert all(f["total"] >= f["fit"] + f["score"] - 1e-3 and f["fit"] > 0 for f in folds)
+    assert boards["2"]["fits"]["bricman_fc (raw)"]["epochs"] == [1] * n_folds

@@ -260,8 +260,9 @@ def run(args) -> int:
         bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
                               progress_bar=not args.quiet and executor is None, device=args.device, n_jobs=args.jobs, executor=executor)
-        timings["run_s"][g["representation"]] = round(time.perf_counter() - t0, 2)
-        timings.setdefault("folds", {})[g["representation"]] = bench.get("fold_seconds", [])
+        label = f"{g['representation']}: {', '.join(g['models'])}" if g["models"] else g["representation"]
+        timings["run_s"][label] = round(time.perf_counter() - t0, 2)  # keyed by group: two groups may read one representation
+        timings.setdefault("folds", {})[label] = bench.get("fold_seconds", [])
         return g, bench
 
     if args.jobs != 1 and len(plans) > 1:

@@ -247,7 +247,8 @@ def run_benchmark(
     bench : dict
         ``results`` (merged evaluation results), ``leaderboard`` (rows, best
         first), ``fits`` (per model: seconds summed over folds, parameter
-        count, error if it could not be trained), ``protocol``, ``n_folds``,
+        count, error if it could not be trained, epochs trained per fold
+        for torch models), ``protocol``, ``n_folds``,
         ``subjects`` (the training dataset's subjects used),
         ``cross_dataset`` (channel/voxel mapping, for ``cross``),
         ``fold_seconds`` (per fold, in fold order: seconds spent fitting,
@@ -432,6 +433,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
         t["fit_seconds"] += f["fit_seconds"]
         t["n_params"] = t["n_params"] if t["n_params"] is not None else f["n_params"]
         t["error"] = t["error"] or f["error"]
+        if "epochs" in f:
+            t.setdefault("epochs", []).extend(f["epochs"])
 
 
 def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
@@ -476,6 +479,8 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
             logger.warning("%s could not be trained: %s", nm, err)
             continue
         fits[nm]["fit_seconds"] += float(getattr(res, "fit_seconds", time.perf_counter() - t0))
+        if isinstance(getattr(res, "info", None), dict) and "epochs" in res.info:
+            fits[nm]["epochs"] = [int(res.info["epochs"])]
         fits[nm]["n_params"] = count_parameters(res.model)
         fitted[nm] = res.model
     for m in fitted.values():
