@@ -50,7 +50,11 @@ Usage::
 
     python benchmarks/bench_robustness.py --out robustness/ [--settings default hrf_far ...] [--seeds 0 1 2 3 4]
         [--subjects 4] [--minutes 6] [--models eeg2fmri_net] [--jobs 4] [--threads 2] [--accelerator cpu|gpu]
-        [--quick] [--table-only]
+        [--quick] [--table-only] [--variants '{"label": {"hparams": {...}}}']
+
+``--variants`` adds flagship variants (or other models with hyperparameters) as
+extra columns: for design experiments on design seeds (e.g. ``--seeds 100 101``),
+never on the seeds of the reported matrix.
 """
 
 from __future__ import annotations
@@ -127,7 +131,10 @@ def run_cell(setting: str, seed: int, args) -> dict:
     t_prep = time.perf_counter() - t0 - t_sim
     doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": SETTINGS[setting].get("minutes", args.minutes),
                  "bands": {k: list(v) for k, v in ds.config.bands.items()}, "protocols": {}, "seconds": {"simulate": t_sim, "prepare": t_prep}}
-    models = {**{k: REFERENCES[k] for k in args.references}, **{m: (m, {"seed": args.model_seed}) for m in args.models}}
+    variants = getattr(args, "variant_hparams", {}) or {}
+    models = {**{k: REFERENCES[k] for k in args.references},
+              **{m: (m, {"seed": args.model_seed}) for m in args.models if m not in variants},
+              **{label: (v.get("model", FLAGSHIP), {"seed": args.model_seed, **v.get("hparams", {})}) for label, v in variants.items()}}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}
         for k, split in enumerate(_folds(ds, proto, 5, {})):
@@ -214,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=6.0, help="minutes per recording (settings short/long set their own)")
     ap.add_argument("--models", nargs="+", default=[FLAGSHIP], help="models compared with the references (default: the flagship)")
     ap.add_argument("--references", nargs="+", default=list(REFERENCES), choices=list(REFERENCES), help="linear references (default: all)")
+    ap.add_argument("--variants", default=None,
+                    help='design experiments: JSON {"label": {"model": "eeg2fmri_net", "hparams": {...}}}; each label is scored as one more model')
     ap.add_argument("--model-seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads per process")
@@ -221,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: seeds 0, 3 subjects x 4 min, settings default and hrf_far")
     ap.add_argument("--table-only", action="store_true", help="print the table from the cells already in --out; run nothing")
     args = ap.parse_args(argv)
+    args.variant_hparams = json.loads(args.variants) if args.variants else {}
+    args.models = [*args.models, *[v for v in args.variant_hparams if v not in args.models]]
     if args.quick:
         args.seeds, args.subjects, args.minutes = [0], 3, 4.0
         if args.settings == list(SETTINGS):
