@@ -132,9 +132,13 @@ def run_cell(setting: str, seed: int, args) -> dict:
     doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": SETTINGS[setting].get("minutes", args.minutes),
                  "bands": {k: list(v) for k, v in ds.config.bands.items()}, "protocols": {}, "seconds": {"simulate": t_sim, "prepare": t_prep}}
     variants = getattr(args, "variant_hparams", {}) or {}
+
+    def seeded(name: str) -> dict:  # torch models take an initialisation seed, closed-form ones none
+        return {} if getattr(get_model_class(name), "kind", "torch") == "sklearn" else {"seed": args.model_seed}
+
     models = {**{k: REFERENCES[k] for k in args.references},
-              **{m: (m, {"seed": args.model_seed}) for m in args.models if m not in variants},
-              **{label: (v.get("model", FLAGSHIP), {"seed": args.model_seed, **v.get("hparams", {})}) for label, v in variants.items()}}
+              **{m: (m, seeded(m)) for m in args.models if m not in variants},
+              **{label: (v.get("model", FLAGSHIP), {**seeded(v.get("model", FLAGSHIP)), **v.get("hparams", {})}) for label, v in variants.items()}}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}
         for k, split in enumerate(_folds(ds, proto, 5, {})):
