@@ -205,7 +205,11 @@ def table(cells: dict, settings: list[str], protocols: list[str], models: list[s
                 for ref in references:
                     groups = [[v[o] - v[ref] for v in ps.values()] for ps in per]
                     hb = hierarchical_bootstrap(groups, n_boot=2000, random_state=0)
-                    rows.append({"setting": st, "protocol": p, "model": o, "reference": ref, **hb})
+                    # the ratio target: mean r of the model over mean r of the reference (means over seeds of subject means)
+                    m_o = float(np.mean([np.mean([v[o] for v in ps.values()]) for ps in per]))
+                    m_ref = float(np.mean([np.mean([v[ref] for v in ps.values()]) for ps in per]))
+                    ratio = m_o / m_ref if m_ref > 0 else float("nan")
+                    rows.append({"setting": st, "protocol": p, "model": o, "reference": ref, "ratio": ratio, **hb})
                     line.append(f"{hb['mean']:+.3f} [{hb['low']:+.3f}, {hb['high']:+.3f}]")
             nc = [d["protocols"][p]["noise_ceiling"] for d in docs if d["protocols"].get(p, {}).get("noise_ceiling") is not None]
             line.append(_fmt(float(np.mean(nc))) if nc else "-")
@@ -285,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     wins = [r for r in rows if r["low"] > 0]
     losses = [r for r in rows if r["high"] < 0]
     print(f"\nCI above 0: {len(wins)} of {len(rows)} comparisons; CI below 0: {len(losses)}")
+    print("ratio of mean r, model / reference (target >= 1.25 against the FIR ridge on independent data):")
+    for r in rows:
+        print(f"  {r['setting']} {r['protocol']} {r['model']} / {r['reference']}: {r['ratio']:.3f}")
     for r in losses:
         print(f"  below 0: {r['setting']} {r['protocol']} {r['model']} vs {r['reference']}: {r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]")
     print(f"\n{time.perf_counter() - t0:.0f} s; commit {commit or 'unknown'}; command: python benchmarks/bench_robustness.py "
