@@ -55,7 +55,9 @@ from pathlib import Path
 
 #: Generic training config for the published raw-EEG models (validation-only model selection).
 PUBLISHED_TRAIN_CONFIG = {"optimizer": {"lr": 1e-3, "batch_size": 32, "max_epochs": 60, "patience": 10, "monitor": "val_r"}}
-#: calhas2022: the settings of examples/train_calhas2022.yaml (its loss terms included), at most 60 epochs, float32 on the CPU.
+#: calhas2022: the settings of examples/train_calhas2022.yaml (its loss terms included), at most 60 epochs, float32 on the CPU,
+#: early stopping on the validation loss: the config the README's all-models quality table was measured with. ``eeg2fmri
+#: benchmark`` uses ``Calhas2022.recommended_train_config`` instead, which monitors the validation r since 2026-12-04.
 CALHAS_TRAIN_CONFIG = {
     "optimizer": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "max_epochs": 60, "patience": 10, "monitor": "val_loss",
                   "gradient_clip": 1.0, "scheduler": "cosine"},
