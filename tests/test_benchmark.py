@@ -230,3 +230,44 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
         assert n_folds >= 2 and [f["fold"] for f in folds] == list(range(n_folds))
         assert all(f["total"] >= f["fit"] + f["score"] - 1e-3 and f["fit"] > 0 for f in folds)
     assert boards["2"]["fits"]["bricman_fc (raw)"]["epochs"] == [1] * n_folds
+
+
+def test_ordered_submission_orders_work_whatever_the_threads_timing():
+    """Submitters started in the wrong order still reach the pool in turn order; a failed turn does not block the next."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eeg2fmri.workflows.benchmark import OrderedSubmission, group_cost
+
+    seen: list[str] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        turns = OrderedSubmission(pool)
+
+        def submitter(i: int, fail: bool = False) -> None:
+            view = turns.turn(i)
+            try:
+                if fail:
+                    raise RuntimeError("no folds")
+                futs = [view.submit(seen.append, f"{i}.{k}") for k in range(3)]
+                view.done_submitting()
+                for f in futs:
+                    f.result()
+            except RuntimeError:
+                pass
+            finally:
+                view.done_submitting()
+                view.done_submitting()  # idempotent
+
+        threads = [threading.Thread(target=submitter, args=(i, i == 1), daemon=True) for i in (3, 2, 1, 0)]
+        for t in threads:
+            t.start()
+            time.sleep(0.01)
+        for t in threads:
+            t.join(timeout=10)
+        assert not any(t.is_alive() for t in threads)
+    assert seen == ["0.0", "0.1", "0.2", "2.0", "2.1", "2.2", "3.0", "3.1", "3.2"]
+    # raw torch models before STFT before band power; closed-form groups last
+    costs = {g: group_cost(*g_spec) for g, g_spec in {"raw": ("raw", ["bricman_fc", "beira"]), "stft": ("stft", ["calhas2022"]),
+                                                       "bp": ("bandpower", ["eeg2fmri_net"]), "lin": ("bandpower", ["ridge_hrf", "mean"])}.items()}
+    assert sorted(costs, key=lambda g: -costs[g]) == ["raw", "stft", "bp", "lin"]

@@ -269,10 +269,21 @@ def run(args) -> int:
         # one pool of --jobs worker processes for the folds of every input group, all groups at once
         from concurrent.futures import ThreadPoolExecutor
 
-        from eeg2fmri.workflows.benchmark import fold_executor
+        from eeg2fmri.workflows.benchmark import OrderedSubmission, fold_executor, group_cost
 
+        # the costliest groups' folds enter the pool first, so that the cheap ones fill the workers at the end
+        order = sorted(range(len(plans)), key=lambda i: -group_cost(plans[i][0]["representation"], plans[i][0]["models"]))
         with fold_executor(args.jobs) as pool, ThreadPoolExecutor(len(plans)) as threads:
-            benches = list(threads.map(lambda pl: one(pl, pool), plans))
+            turns = OrderedSubmission(pool)
+
+            def in_turn(i: int):
+                view = turns.turn(order.index(i))
+                try:
+                    return one(plans[i], view)
+                finally:
+                    view.done_submitting()  # a group that failed before submitting must not block the next ones
+
+            benches = list(threads.map(in_turn, range(len(plans))))
     else:
         benches = [one(pl) for pl in plans]
     timings["total_s"] = round(time.perf_counter() - t_start, 2)

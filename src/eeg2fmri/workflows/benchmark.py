@@ -334,6 +334,8 @@ def run_benchmark(
         ex = fold_executor(jobs) if own else executor
         try:
             futs = {ex.submit(_run_fold, k, len(folds), *fold, skip=set(), **fold_args): k for k, fold in enumerate(folds)}
+            if hasattr(ex, "done_submitting"):  # a shared pool taking groups in turn (OrderedSubmission)
+                ex.done_submitting()
             done: dict[int, tuple] = {}
             for fut in progress(cf.as_completed(futs), desc="benchmark folds", total=len(futs), enabled=progress_bar and own):
                 done[futs[fut]] = fut.result()
@@ -352,6 +354,63 @@ def run_benchmark(
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
             "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds}
 
+
+
+#: Relative training cost of one torch model per input representation (raw windows are the largest inputs).
+_REPRESENTATION_COST = {"raw": 3.0, "stft": 2.0, "bandpower": 1.0}
+
+
+def group_cost(representation: str, models: list[str]) -> float:
+    """A rough relative cost of fitting a group of models on one fold (for ordering work, not for reporting).
+
+    Torch models count by their input representation (raw > STFT > band power); closed-form
+    models (``ridge_hrf``, ``mean``) count as nearly free.
+    """
+    from eeg2fmri.models import get_model_class
+
+    torch_models = [m for m in models if getattr(get_model_class(m), "kind", "torch") != "sklearn"]
+    return _REPRESENTATION_COST.get(representation, 1.0) * len(torch_models) + 0.01 * (len(models) - len(torch_models))
+
+
+class OrderedSubmission:
+    """One executor shared by several submitters that take turns: turn ``i`` submits once turns ``< i`` are done submitting.
+
+    ``ProcessPoolExecutor`` runs work in submission order, so ordering the submitters
+    (e.g. the costliest group of models first) orders the work, whatever the threads'
+    timing. Each submitter gets :meth:`turn` ``(i)``, submits through it and calls
+    ``done_submitting()`` (idempotent) when it has submitted everything -- also when it
+    fails before submitting anything (e.g. in a ``finally``), or the later turns wait forever.
+    """
+
+    def __init__(self, executor: Any) -> None:
+        import threading
+
+        self._executor = executor
+        self._next = 0
+        self._cv = threading.Condition()
+
+    def turn(self, i: int) -> _Turn:
+        return _Turn(self, i)
+
+
+class _Turn:
+    def __init__(self, owner: OrderedSubmission, i: int) -> None:
+        self._owner, self._i = owner, i
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        o = self._owner
+        with o._cv:
+            o._cv.wait_for(lambda: o._next >= self._i)
+        return o._executor.submit(fn, *args, **kwargs)
+
+    def done_submitting(self) -> None:
+        """Hand the turn on (waits for this turn first, so that a submitter that failed early cannot skip it)."""
+        o = self._owner
+        with o._cv:
+            o._cv.wait_for(lambda: o._next >= self._i)
+            if o._next == self._i:
+                o._next += 1
+                o._cv.notify_all()
 
 
 def fold_executor(n_jobs: int) -> Any:
