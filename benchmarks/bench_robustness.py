@@ -128,31 +128,52 @@ def run_cell(setting: str, seed: int, args) -> dict:
     t_sim = time.perf_counter() - t0
     prepared, _ = prepare(bids, data / f"{bids.name}_prepared", None, progress_bar=False)
     ds = load_prepared(prepared)
+    variants = getattr(args, "variant_hparams", {}) or {}
+    # other representations some models need (same volumes and frames, so the same splits and test windows)
+    reps = {"bandpower": ds}
+    for name in {v.get("representation", "bandpower") for v in variants.values()} | {args.representations.get(m, "bandpower") for m in args.models}:
+        if name not in reps:
+            from eeg2fmri.datasets.prepared import PrepareConfig
+
+            p2, _ = prepare(bids, data / f"{bids.name}_prepared_{name}", PrepareConfig(representation=name), progress_bar=False)
+            reps[name] = load_prepared(p2)
     t_prep = time.perf_counter() - t0 - t_sim
     doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": SETTINGS[setting].get("minutes", args.minutes),
                  "bands": {k: list(v) for k, v in ds.config.bands.items()}, "protocols": {}, "seconds": {"simulate": t_sim, "prepare": t_prep}}
-    variants = getattr(args, "variant_hparams", {}) or {}
-
     def seeded(name: str) -> dict:  # torch models take an initialisation seed, closed-form ones none
         return {} if getattr(get_model_class(name), "kind", "torch") == "sklearn" else {"seed": args.model_seed}
 
     models = {**{k: REFERENCES[k] for k in args.references},
               **{m: (m, seeded(m)) for m in args.models if m not in variants},
               **{label: (v.get("model", FLAGSHIP), {**seeded(v.get("model", FLAGSHIP)), **v.get("hparams", {})}) for label, v in variants.items()}}
+    rep_of = {label: variants[label].get("representation", "bandpower") if label in variants else args.representations.get(label, "bandpower")
+              for label in models}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}
         for k, split in enumerate(_folds(ds, proto, 5, {})):
             targets = split_targets(ds, split)
             fitted = {}
             for label, (name, hp) in models.items():
+                mds = reps[rep_of[label]]
                 t1 = time.perf_counter()
                 cfg = None
                 if getattr(get_model_class(name), "kind", "torch") != "sklearn":
                     rec = getattr(get_model_class(name), "recommended_train_config", {})
                     cfg = {**rec, "seed": args.model_seed, "trainer": {"accelerator": args.accelerator, "log": [], "progress_bar": False}}
-                fitted[label] = fit_model(ds, split, name, hp, targets=targets, train_config=cfg).model
+                fitted[label] = fit_model(mds, split, name, hp, targets=targets, train_config=cfg).model
                 fit_s[label] += time.perf_counter() - t1
-            parts.append(evaluate_models(ds, split, targets, fitted, fit_missing=True, n_boot=20, random_state=k))
+            part = None
+            for rname, rds in reps.items():  # one evaluation per representation, merged: the same test windows and targets
+                sub = {label: m for label, m in fitted.items() if rep_of[label] == rname}
+                if not sub:
+                    continue
+                res_r = evaluate_models(rds, split, targets, sub, fit_missing=True, n_boot=20, random_state=k)
+                if part is None:
+                    part = res_r
+                else:
+                    for s_, v in res_r["per_subject"].items():
+                        part["per_subject"][s_]["_r"].update(v["_r"])
+            parts.append(part)
         res = merge_results(parts)
         per_subject = {s: {nm: float(np.nanmedian(v["_r"][nm])) for nm in models} for s, v in res["per_subject"].items()}
         ceil = res["group"].get("ceilings") or {}
@@ -232,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=None,
                     help='design experiments: JSON {"label": {"model": "eeg2fmri_net", "hparams": {...}}}; each label is scored as one more model')
     ap.add_argument("--model-seed", type=int, default=0)
+    ap.add_argument("--representation", action="append", default=[], metavar="MODEL=REP",
+                    help="prepare REP (e.g. tangent) for MODEL instead of band power (repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads per process")
     ap.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "auto"])
@@ -239,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table-only", action="store_true", help="print the table from the cells already in --out; run nothing")
     args = ap.parse_args(argv)
     args.variant_hparams = json.loads(args.variants) if args.variants else {}
+    args.representations = dict(r.split("=", 1) for r in args.representation)
     args.models = [*args.models, *[v for v in args.variant_hparams if v not in args.models]]
     if args.quick:
         args.seeds, args.subjects, args.minutes = [0], 3, 4.0

@@ -204,7 +204,7 @@ def test_registry_lists_and_describes_every_representation():
         list_representations,
     )
 
-    assert list_representations() == ("bandpower", "stft", "raw") == REPRESENTATIONS
+    assert list_representations() == ("bandpower", "stft", "raw", "tangent") == REPRESENTATIONS
     assert set(INPUT_KINDS) == set(list_representations())
     for name in list_representations():
         rep = get_representation(name)

@@ -7,6 +7,8 @@ input_kind      one window ``x`` (batch axis first)          meaning of the axes
 ``"stft"``      ``(batch, n_chans, n_freqs, n_frames)``      STFT magnitude, ``freqs`` in Hz,
                                                              ``frame_rate`` frames per second
 ``"bandpower"`` ``(batch, n_chans, n_bands, n_frames)``      band-power envelopes
+``"tangent"``   ``(batch, n_chans, n_bands * (1 + n_chans),  band power, then band covariances
+                n_frames)``                                  in the tangent space (rows ``c``)
 ==============  ===========================================  =================================
 
 The target ``y`` has shape ``(batch, *output_shape)``: a volume ``(X, Y, Z)``

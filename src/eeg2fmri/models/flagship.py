@@ -9,7 +9,9 @@ reduced-rank haemodynamic regression, trained as an implicit ensemble:
    learned filter bank (one band-pass filter per band, shared across
    channels, initialised on the classical EEG bands), squared, averaged over
    frames of ``frame_s`` seconds and log-transformed (BEIRA-like), which
-   gives the same ``(n_chans, n_bands, n_frames)`` layout;
+   gives the same ``(n_chans, n_bands, n_frames)`` layout; ``tangent`` windows
+   (:mod:`eeg2fmri.preprocessing.representations.tangent`) give the network
+   their band-power block;
 2. **spatial unmixing per band** -- each band's channels are projected to
    ``n_sources`` virtual sources (a learned ``n_sources x n_chans`` matrix
    per band: EEG mixes sources linearly and differently in each band);
@@ -52,7 +54,12 @@ reduced-rank haemodynamic regression, trained as an implicit ensemble:
    checkpoint, so its validation score is optimistic and the chosen weight
    is pulled to 0 -- on design simulations (seeds never used for reported
    numbers) the fixed average beat the validation-chosen weight in 8 of 10
-   cases (``docs/flagship.md``).
+   cases (``docs/flagship.md``). With ``tangent`` input the linear path has a
+   second member: a ridge on the band covariances in the tangent space
+   (canonical HRF; it can undo volume conduction, which no model of channel
+   log power can), and the linear path is ``(1 - v) * power ridge + v *
+   tangent ridge`` with ``v`` chosen on the validation windows (both are
+   closed-form fits on the training windows, so neither is favoured there).
 
 Every size is derived from the :class:`~eeg2fmri.models.base.DataSpec`.
 """
@@ -147,7 +154,8 @@ class EEG2fMRINet(nn.Module):
     ----------
     spec : DataSpec
         ``input_kind`` ``"bandpower"`` (input ``(n_chans, n_bands, n_frames)``,
-        needs ``frame_rate``) or ``"raw"`` (input ``(n_chans, n_times)`` at
+        needs ``frame_rate``), ``"tangent"`` (input ``(n_chans, n_bands * (1 +
+        n_chans), n_frames)``: band power, then tangent-space band covariances) or ``"raw"`` (input ``(n_chans, n_times)`` at
         ``sfreq``); any ``output_shape``.
     n_sources : int or None
         Virtual sources per band (default ``min(8, n_chans)``).
@@ -218,7 +226,7 @@ class EEG2fMRINet(nn.Module):
     after_fit_uses_train = True
 
     kind = "torch"
-    input_kinds = ("bandpower", "raw")
+    input_kinds = ("bandpower", "tangent", "raw")
     #: Training settings the defaults were chosen with (a ``train_config`` for
     #: :func:`eeg2fmri.training.fit_model`); early stopping and the checkpoint
     #: use the validation windows' mean voxel r.
@@ -250,10 +258,10 @@ class EEG2fMRINet(nn.Module):
         super().__init__()
         if not isinstance(spec, DataSpec):
             raise Eeg2fmriInputError(f"eeg2fmri_net: expected a DataSpec, got {type(spec).__name__}; build one from the prepared data (eeg2fmri.models.DataSpec).")
-        if spec.input_kind not in ("bandpower", "raw"):
+        if spec.input_kind not in ("bandpower", "tangent", "raw"):
             raise Eeg2fmriInputError(
-                f"eeg2fmri_net: expected input_kind 'bandpower' (n_chans, n_bands, n_frames) or 'raw' (n_chans, n_times), got {spec.input_kind!r}; "
-                "prepare the data with representation='bandpower' (recommended) or 'raw'."
+                f"eeg2fmri_net: expected input_kind 'bandpower' (n_chans, n_bands, n_frames), 'tangent' or 'raw' (n_chans, n_times), "
+                f"got {spec.input_kind!r}; prepare the data with representation='bandpower', 'tangent' or 'raw'."
             )
         self.spec = spec
         self.hrf = check_choice(hrf, "hrf", HRF_KINDS, where="eeg2fmri_net")
@@ -281,8 +289,13 @@ class EEG2fMRINet(nn.Module):
             raise Eeg2fmriInputError(f"eeg2fmri_net: expected seed to be a non-negative int or None, got {seed!r}; pass e.g. seed=0.")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
 
-        if spec.input_kind == "bandpower":
+        if spec.input_kind in ("bandpower", "tangent"):
             _, self.n_bands, self.n_frames = (int(s) for s in spec.input_shape)
+            if spec.input_kind == "tangent":
+                if self.n_bands % (n_chans + 1):
+                    raise Eeg2fmriInputError(f"eeg2fmri_net: tangent windows need axis 1 of size n_bands * (1 + n_chans) = k * {n_chans + 1}, "
+                                             f"got {self.n_bands}; prepare the data with representation='tangent'.")
+                self.n_bands //= n_chans + 1
             frame_rate = check_positive(spec.frame_rate, "spec.frame_rate", where="eeg2fmri_net",
                                         fix="band-power windows need the frame rate (frames per second) in the DataSpec")
             frame_len_s = 1.0 / frame_rate
@@ -350,18 +363,24 @@ class EEG2fMRINet(nn.Module):
 
     # ------------------------------------------------------------------ stacked linear path
     _RIDGE_BUFFERS = ("ridge_basis", "ridge_coef", "ridge_bias")
+    _TANGENT_BUFFERS = ("ridge_tan_basis", "ridge_tan_coef")
 
     def _has_ridge(self) -> bool:
         return "ridge_coef" in self._buffers
 
-    def _set_ridge(self, basis: torch.Tensor, coef: torch.Tensor, bias: torch.Tensor) -> None:
+    def _set_ridge(self, basis: torch.Tensor, coef: torch.Tensor, bias: torch.Tensor, tan_basis: torch.Tensor | None = None,
+                   tan_coef: torch.Tensor | None = None) -> None:
         for name, t in zip(self._RIDGE_BUFFERS, (basis, coef, bias)):
             self.register_buffer(name, t.detach().float().contiguous())
+        if tan_coef is not None:
+            for name, t in zip(self._TANGENT_BUFFERS, (tan_basis, tan_coef)):
+                self.register_buffer(name, t.detach().float().contiguous())
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # a saved model with a fitted linear path: create its buffers (their sizes depend on the basis chosen)
         if prefix + "ridge_coef" in state_dict and not self._has_ridge():
-            self._set_ridge(*(torch.empty_like(state_dict[prefix + n]) for n in self._RIDGE_BUFFERS))
+            names = self._RIDGE_BUFFERS + (self._TANGENT_BUFFERS if prefix + "ridge_tan_coef" in state_dict else ())
+            self._set_ridge(*(torch.empty_like(state_dict[prefix + n]) for n in names))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def ridge_prediction(self, x: torch.Tensor) -> torch.Tensor:
@@ -370,7 +389,11 @@ class EEG2fMRINet(nn.Module):
             raise Eeg2fmriInputError("eeg2fmri_net: the linear path is not fitted; it is fitted by after_fit() with the training windows.")
         bp = self.band_power(x)  # (B, C, F, T)
         feats = torch.einsum("bcft,kt->bcfk", bp, self.ridge_basis).reshape(len(bp), -1)
-        return feats @ self.ridge_coef + self.ridge_bias
+        out = feats @ self.ridge_coef + self.ridge_bias
+        if "ridge_tan_coef" in self._buffers:
+            tan = x.float()[:, :, self.n_bands :, :]
+            out = out + torch.einsum("bcft,kt->bcfk", tan, self.ridge_tan_basis).reshape(len(tan), -1) @ self.ridge_tan_coef
+        return out
 
     def _blend(self, net: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``(1 - w) * net + w * ridge`` in evaluation mode once the path is fitted (``net`` of shape (batch, ..., n_outputs))."""
@@ -383,41 +406,71 @@ class EEG2fMRINet(nn.Module):
     @torch.no_grad()
     def _fit_ridge(self, train_batches: Iterable[tuple[Any, Any, Any]], val: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
         """Fit the linear path on the training windows (penalty and basis on ``val``), then ``ridge_weight`` on ``val``."""
+        import dataclasses
+
         import numpy as np
 
         from eeg2fmri.models.ridge_hrf import RidgeHRF, informed_basis
+        from eeg2fmri.preprocessing.hrf import double_gamma_hrf
 
-        xs, ys = [], []
-        for xb, yb, _ in train_batches:
-            xs.append(torch.as_tensor(xb).float().numpy())
-            ys.append(torch.as_tensor(yb).float().reshape(len(xb), -1).numpy())
-        if not xs or sum(len(a) for a in xs) < 3:
-            return {"ridge_weight": 0.0}
-        x_tr, y_tr = np.concatenate(xs), np.concatenate(ys)
-        x_va = np.concatenate([torch.as_tensor(b[0]).float().numpy() for b in val])
-        y_va = np.concatenate([torch.as_tensor(b[1]).float().reshape(len(b[0]), -1).numpy() for b in val])
-        ridge = RidgeHRF(self.spec).fit(x_tr, y_tr, x_va, y_va)
         t_ = self.n_frames
         dt = 1.0 / (self.spec.frame_rate or 1.0 / self.spec.tr)
-        if ridge.hrf_ == "canonical":
-            from eeg2fmri.preprocessing.hrf import double_gamma_hrf
+        canonical = double_gamma_hrf(dt, length=t_ * dt)[:t_][::-1].copy()  # oldest frame first
+        tangent = self.spec.input_kind == "tangent"
+        f_ = self.n_bands
 
-            basis = double_gamma_hrf(dt, length=t_ * dt)[:t_][::-1][None, :]
+        def blocks(batches):  # power windows and (tangent input) the tangent block convolved with the canonical HRF
+            xs, ts, ys = [], [], []
+            for xb, yb, _ in batches:
+                xb = torch.as_tensor(xb).float()
+                xs.append(xb[:, :, :f_, :].numpy() if tangent else xb.numpy())
+                if tangent:
+                    ts.append(torch.einsum("bcft,t->bcf", xb[:, :, f_:, :], torch.from_numpy(canonical).float()).reshape(len(xb), -1).numpy())
+                ys.append(torch.as_tensor(yb).float().reshape(len(xb), -1).numpy())
+            if not xs:
+                return None, None, None
+            return np.concatenate(xs), (np.concatenate(ts)[:, :, None] if tangent else None), np.concatenate(ys)
+
+        x_tr, tan_tr, y_tr = blocks(train_batches)
+        if x_tr is None or len(x_tr) < 3:
+            return {"ridge_weight": 0.0}
+        x_va, tan_va, y_va = blocks(val)
+        pspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_, t_), freqs=None) if tangent else self.spec
+        ridge = RidgeHRF(pspec).fit(x_tr, y_tr, x_va, y_va)
+        if ridge.hrf_ == "canonical":
+            basis = canonical[None, :]
         elif ridge.hrf_ == "basis":
             basis = informed_basis(dt, t_)[:, ::-1]
         else:
             basis = np.eye(t_)
         coef = ridge.coef_.astype(np.float64) / ridge.x_scale_[:, None]
         bias = ridge.intercept_.astype(np.float64) - (ridge.x_mean_ / ridge.x_scale_) @ ridge.coef_.astype(np.float64)
-        self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias))
-        # the blend weight: mean voxel r of the validation windows over a grid of weights
-        self.ridge_weight.fill_(0.0)
-        net = np.concatenate([self(torch.as_tensor(b[0]).float()).reshape(len(b[0]), -1).numpy() for b in val])
-        lin = np.concatenate([self.ridge_prediction(torch.as_tensor(b[0]).float()).numpy() for b in val])
 
         def mean_r(p: np.ndarray) -> float:  # constant voxels count as r = 0
             return float(pearson_columns(p, y_va, constant=0.0, clip=False).mean())
 
+        info: dict[str, Any] = {"ridge_hrf": ridge.hrf_, "ridge_alpha": float(np.mean(ridge.alpha_))}
+        tan_args: tuple = ()
+        if tangent:
+            # the tangent ridge (features already convolved with the canonical HRF: one "frame")
+            tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, tan_tr.shape[1] // self.spec.n_chans, 1), freqs=None)
+            tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19))).fit(
+                tan_tr.reshape(len(tan_tr), self.spec.n_chans, -1, 1), y_tr, tan_va.reshape(len(tan_va), self.spec.n_chans, -1, 1), y_va)
+            t_coef = tridge.coef_.astype(np.float64) / tridge.x_scale_[:, None]
+            t_bias = tridge.intercept_.astype(np.float64) - (tridge.x_mean_ / tridge.x_scale_) @ tridge.coef_.astype(np.float64)
+            p_va = ridge.predict(x_va).reshape(len(x_va), -1)
+            t_va = tridge.predict(tan_va.reshape(len(tan_va), self.spec.n_chans, -1, 1)).reshape(len(tan_va), -1)
+            grid = np.linspace(0.0, 1.0, 11)
+            scores = [mean_r((1 - v) * p_va + v * t_va) for v in grid]
+            v = float(grid[int(np.argmax(scores))])
+            coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
+            tan_args = (torch.from_numpy(canonical[None, :].copy()), torch.from_numpy(v * t_coef))
+            info.update({"tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)), "val_r_power_ridge": mean_r(p_va), "val_r_tangent_ridge": mean_r(t_va)})
+        self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)
+        # the blend weight: mean voxel r of the validation windows over a grid of weights
+        self.ridge_weight.fill_(0.0)
+        net = np.concatenate([self(torch.as_tensor(b[0]).float()).reshape(len(b[0]), -1).numpy() for b in val])
+        lin = np.concatenate([self.ridge_prediction(torch.as_tensor(b[0]).float()).numpy() for b in val])
         if self.ridge_blend == "validation":
             grid = np.linspace(0.0, 1.0, 21)
             scores = [mean_r((1 - w) * net + w * lin) for w in grid]
@@ -425,8 +478,8 @@ class EEG2fMRINet(nn.Module):
         else:
             w = float(self.ridge_blend)
         self.ridge_weight.fill_(w)
-        return {"ridge_weight": w, "ridge_hrf": ridge.hrf_, "ridge_alpha": float(np.mean(ridge.alpha_)),
-                "val_r_network": mean_r(net), "val_r_ridge": mean_r(lin), "val_r_blend": mean_r((1 - w) * net + w * lin)}
+        info.update({"ridge_weight": w, "val_r_network": mean_r(net), "val_r_ridge": mean_r(lin), "val_r_blend": mean_r((1 - w) * net + w * lin)})
+        return info
 
     # ------------------------------------------------------------------ pieces
     def _canonical_kernel(self) -> torch.Tensor:
@@ -476,7 +529,7 @@ class EEG2fMRINet(nn.Module):
         self._check_x(x)
         x = x.float()
         if self.filters is None:
-            return x
+            return x[:, :, : self.n_bands, :] if self.spec.input_kind == "tangent" else x
         b, c, n = x.shape
         used = self.n_frames * self.frame_samples
         xf = nn.functional.conv1d(x.reshape(b * c, 1, n), self.filters, padding=self.filters.shape[-1] // 2)  # (B*C, F, N)

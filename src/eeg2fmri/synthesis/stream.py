@@ -226,6 +226,8 @@ def _standardise(feats: np.ndarray, n_chans: int, representation, config) -> Non
         for c0 in range(0, n_chans, _CHAN_BLOCK):
             cs = slice(c0, min(n_chans, c0 + _CHAN_BLOCK))
             feats[:, cs] = standardize_features(np.asarray(feats[:, cs]), log=log)
+    elif norm == "custom":  # the representation's own within-recording step
+        representation.normalise(feats, n_chans, config)
     elif norm == "median":
         med = _exact_median(feats, rows_per_block)
         scale = np.float32(max(med, 1e-30))

@@ -12,6 +12,9 @@ fields), looked up by name with :func:`get_representation`:
   ``(n_frames, n_chans, n_freqs)``.
 * :mod:`.raw` (``"raw"``) -- :func:`raw_continuous`, the (optionally resampled) waveform,
   time first: ``(n_samples, n_chans)``.
+* :mod:`.tangent` (``"tangent"``) -- band power plus band covariances in the tangent space at the
+  recording's mean (re-centred Riemannian features, which undo volume conduction for linear
+  models): ``(n_frames, n_chans, n_bands * (1 + n_chans))``.
 * :mod:`.scaling` -- :class:`RobustScaler` / :func:`robust_standardize`, per-channel
   median/IQR scaling whose statistics can be stored and re-applied to other runs.
 
@@ -43,12 +46,14 @@ from eeg2fmri.preprocessing.representations.stft import (
     _check_onsets,
     stft_frames,
 )
+from eeg2fmri.preprocessing.representations.tangent import TANGENT, split_tangent
 
 __all__ = [
     "BANDPOWER",
     "NORMAL_IQR",
     "RAW",
     "STFT",
+    "TANGENT",
     "Representation",
     "RobustScaler",
     "StftFrames",
@@ -58,6 +63,7 @@ __all__ = [
     "raw_continuous",
     "register_representation",
     "robust_standardize",
+    "split_tangent",
     "stft_frames",
 ]
 
