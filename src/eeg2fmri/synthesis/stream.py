@@ -357,7 +357,7 @@ def stream_representation(
         n_rows = len(starts)
         step = hop
         state = representation.stream_setup(config, wsf=wsf, n_work=n_work, tr=tr, where=where)
-        freqs = state["freqs"]
+        freqs = representation.feature_freqs(state["freqs"], len(picks))
         feats = _open_array(folder, "features", (n_rows, len(picks), len(freqs)))
     if n_rows < 1:
         raise Eeg2fmriInputError(f"{where}: the recording ({n_times / sf:.1f} s) is shorter than one frame ({flen:g} s); use a longer recording.")

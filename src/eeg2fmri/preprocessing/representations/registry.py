@@ -127,13 +127,19 @@ class Representation:
         """
         return self.stream_frames(seg.cpu().numpy(), wsf, t_seg, starts, keep, q, flen, config, state, where=where)
 
+    def feature_freqs(self, freqs: list[float], n_chans: int) -> list[float]:
+        """The frequency (Hz) of every entry along the features' axis 2 for ``n_chans`` channels, from the
+        ``freqs`` of :meth:`stream_setup` (the same list unless a representation stacks more per channel)."""
+        return list(freqs)
+
     #: The first and last chunks are extended periodically (the one-shot path treats the recording as periodic).
     periodic_edges: bool = False
 
     def normalisation(self, config: Any) -> tuple[str, bool]:
         """Within-recording standardisation of the streamed rows: ``("standardize", log)`` (per channel and
         frequency, :func:`~eeg2fmri.preprocessing.standardize_features`), ``("median", False)`` (divide by the
-        global median) or ``("robust", False)`` (per-channel median/IQR)."""
+        global median), ``("robust", False)`` (per-channel median/IQR) or ``("custom", False)`` (the
+        representation's own ``normalise(features, n_chans, config)``, in place)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

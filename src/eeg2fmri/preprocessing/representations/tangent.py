@@ -162,11 +162,14 @@ class Tangent(Representation):
         starts, _ = _frame_starts(onsets, tr, m, data.shape[1] / wsf, where)
         cov = band_covariances(data, wsf, config.bands, starts, tr / m)
         rep["features"] = _pack(rep["features"], tangent_space(cov))
-        rep["freqs"] = list(rep["freqs"]) * (1 + data.shape[0])
+        rep["freqs"] = self.feature_freqs(rep["freqs"], data.shape[0])
         return rep
 
     def stream_setup(self, config, *, wsf, n_work, tr, where="EEG"):
         return BANDPOWER.stream_setup(config, wsf=wsf, n_work=n_work, tr=tr, where=where)
+
+    def feature_freqs(self, freqs, n_chans):
+        return list(freqs) * (1 + int(n_chans))
 
     def stream_frames(self, seg, wsf, t_seg, starts, keep, q, flen, config, state, *, where="EEG"):
         power = BANDPOWER.stream_frames(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
