@@ -118,7 +118,7 @@ def test_benchmark_groups_models_by_input_and_config():
     where = {m: g for g in groups for m in g["models"]}
     assert set(where) == set(list_models())
     assert where["calhas2022"]["representation"] == "stft" and where["bricman_fc"]["representation"] == "raw"
-    assert where["eeg2fmri_net"]["representation"] == "bandpower"
+    assert where["eeg2fmri_net"]["representation"] == "tangent" and where["ridge_hrf"]["representation"] == "bandpower"
     # each torch model with its own recommended config; closed-form models with none
     assert where["eeg2fmri_net"]["train_config"] == get_model_class("eeg2fmri_net").recommended_train_config
     assert where["calhas2022"]["train_config"]["loss"]["latent_cosine"] == 1.0
@@ -140,20 +140,20 @@ def test_benchmark_cli_prepares_every_representation(tiny_bids, tmp_path, capsys
             "--hparams", json.dumps({"eeg2fmri_net": {"n_members": 2}, "calhas2022": {"latent_dim": 8, "n_filters": 2}}),
             "--out", str(out), "--n-boot", "0", "-q"]
     assert main(argv) == 0
-    for rep in ("prepared", "prepared_stft", "prepared_raw"):
+    for rep in ("prepared_tangent", "prepared_stft", "prepared_raw"):
         assert (out / rep / "manifest.json").exists(), rep
     html = (out / "report.html").read_text()  # written by default next to the leaderboard
     assert "Leaderboard" in html and "<script" not in html
     board = json.loads((out / "leaderboard.json").read_text())
     names = [r["name"] for r in board["leaderboard"]]
-    assert {"eeg2fmri_net", "calhas2022 [stft]", "bricman_fc [raw]", "ridge_hrf", "ridge_hrf [stft]", "ridge_hrf [raw]"} <= set(names)
-    assert [g["representation"] for g in board["groups"]] == ["bandpower", "stft", "raw"]
+    assert {"eeg2fmri_net [tangent]", "calhas2022 [stft]", "bricman_fc [raw]", "ridge_hrf [tangent]", "ridge_hrf [stft]", "ridge_hrf [raw]"} <= set(names)
+    assert [g["representation"] for g in board["groups"]] == ["stft", "raw", "tangent"]
     assert "against the ridge_hrf of its own input group" in capsys.readouterr().out
     # a prepared band-power dataset cannot feed an STFT model: its row says why and the command fails
-    assert main(["benchmark", str(out / "prepared"), "--models", "calhas2022", "--n-boot", "0", "-q"]) == 1
+    assert main(["benchmark", str(out / "prepared_tangent"), "--models", "calhas2022", "--n-boot", "0", "-q"]) == 1
     printed = capsys.readouterr().out
     line = next(ln for ln in printed.splitlines() if ln.startswith("calhas2022"))
-    assert "not trained: reads stft windows, the dataset holds bandpower" in line
+    assert "not trained: reads stft windows, the dataset holds tangent" in line
 
 
 def test_models_command_lists_inputs_and_configs(capsys):
@@ -213,15 +213,15 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
         assert not (out / "report.html").exists()
     serial, para = ({r["name"]: r for r in boards[j]["leaderboard"]} for j in ("1", "2"))
     assert set(serial) == set(para) and "bricman_fc [raw]" in para
-    for name in ("ridge_hrf", "ridge_hrf [raw]"):
+    for name in ("ridge_hrf [tangent]", "ridge_hrf [raw]"):
         assert para[name]["median_r"] == pytest.approx(serial[name]["median_r"], rel=1e-4, abs=1e-6), name
-    assert np.isfinite(para["bricman_fc [raw]"]["median_r"]) and np.isfinite(para["eeg2fmri_net"]["median_r"])
+    assert np.isfinite(para["bricman_fc [raw]"]["median_r"]) and np.isfinite(para["eeg2fmri_net [tangent]"]["median_r"])
     # every trained model has a fold-averaged conformal coverage, the reference on the raw group's band-power view included
-    for name in ("ridge_hrf", "ridge_hrf [raw]", "bricman_fc [raw]", "eeg2fmri_net"):
+    for name in ("ridge_hrf [tangent]", "ridge_hrf [raw]", "bricman_fc [raw]", "eeg2fmri_net [tangent]"):
         assert 0.3 < para[name]["coverage_80"] <= 1.0 and np.isfinite(para[name]["nll_laplace"]), name
     assert para["ridge_hrf [raw]"]["coverage_80"] == pytest.approx(serial["ridge_hrf [raw]"]["coverage_80"], rel=1e-4)
     timings = boards["2"]["timings"]
-    assert set(timings["prepare_s"]) == {"bandpower", "raw"}
+    assert set(timings["prepare_s"]) == {"tangent", "raw"}
     # one entry per group of models (a representation may have several groups), with every fold's seconds
     assert set(timings["run_s"]) == set(timings["folds"]) and any(k.startswith("raw: ") and "bricman_fc" in k for k in timings["run_s"])
     assert timings["total_s"] >= max(timings["run_s"].values())

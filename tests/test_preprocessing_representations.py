@@ -219,7 +219,7 @@ def test_registry_lists_and_describes_every_representation():
     assert bp.input_shape(4, 2, 18) == (4, 2, 18) and raw.input_shape(4, None, 900) == (4, 900)
     assert (bp.needed_fmax(cfg), st.needed_fmax(cfg), raw.needed_fmax(cfg)) == (30.0, 30.0, 20.0)
     assert cfg.needed_fmax() == 30.0
-    with pytest.raises(Eeg2fmriInputError, match=r"expected one of \['bandpower', 'stft', 'raw'\], got 'wavelet'"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected one of \['bandpower', 'stft', 'raw', 'tangent'\], got 'wavelet'"):
         get_representation("wavelet")
 
 

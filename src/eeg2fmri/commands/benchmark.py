@@ -177,7 +177,7 @@ def _merged_rows(benches: list) -> list[dict]:
         for r in b["leaderboard"]:
             r = dict(r, input=g["representation"])
             if r["role"] in ("reference", "baseline", "null"):
-                if k > 0:
+                if k > 0 or g["representation"] != "bandpower":
                     r["name"] = f"{r['name']} [{g['representation']}]"
             elif r["name"] in seen:
                 continue

@@ -88,11 +88,19 @@ def _cached_bands(ds: PreparedDataset, compute):
 
 
 #: How each non-band-power representation becomes band power (evaluation-side: they read prepared runs).
-_BAND_VIEWS = {"stft": _stft_bands, "raw": _raw_bands}
+def _tangent_bands(ds: PreparedDataset) -> tuple[list[PreparedRun], dict]:
+    # the tangent representation's first n_bands entries per channel are the band-power representation itself
+    n_b = len(ds.config.bands)
+    runs = [PreparedRun(r.key, r.subject, r.features[:, :, :n_b], r.window_end, r.bold, r.onsets) for r in ds.runs]
+    return runs, dict(ds.config.bands)
+
+
+_BAND_VIEWS = {"stft": _stft_bands, "raw": _raw_bands, "tangent": _tangent_bands}
 
 
 def bandpower_view(ds: PreparedDataset, split: Split) -> tuple[PreparedDataset, Split]:
-    """A band-power version of an STFT or raw dataset, with the same volumes selected.
+    """A band-power version of an STFT, raw or tangent dataset, with the same volumes selected (for tangent
+    data, its band-power block: the same numbers as a band-power preparation).
 
     Parameters
     ----------

@@ -226,7 +226,7 @@ class EEG2fMRINet(nn.Module):
     after_fit_uses_train = True
 
     kind = "torch"
-    input_kinds = ("bandpower", "tangent", "raw")
+    input_kinds = ("tangent", "bandpower", "raw")
     #: Training settings the defaults were chosen with (a ``train_config`` for
     #: :func:`eeg2fmri.training.fit_model`); early stopping and the checkpoint
     #: use the validation windows' mean voxel r.
