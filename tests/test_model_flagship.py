@@ -20,7 +20,9 @@ BP_VOL = DataSpec("bandpower", (N_CHANS, N_BANDS, N_FRAMES), (4, 3, 2), sfreq=25
 # raw: 5 channels, 130 samples at 40 Hz (3.25 s), frames of 0.5 s -> 6 frames
 RAW = DataSpec("raw", (N_CHANS, 130), (11,), sfreq=40.0, tr=1.0, frame_rate=40.0, n_subjects=N_SUBJ)
 RAW_KW = {"frame_s": 0.5, "raw_filter_len_s": 0.25}
-SPECS = {"bandpower": (BP, {}), "volume": (BP_VOL, {}), "raw": (RAW, RAW_KW)}
+# tangent: band power (4 bands) then each band's tangent-matrix row (4 x 5 entries) per channel
+TAN = DataSpec("tangent", (N_CHANS, N_BANDS * (1 + N_CHANS), N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5, n_subjects=N_SUBJ)
+SPECS = {"bandpower": (BP, {}), "volume": (BP_VOL, {}), "raw": (RAW, RAW_KW), "tangent": (TAN, {})}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -418,3 +420,58 @@ def test_predict_ensemble_is_the_members_mean_and_spread():
     single = EEG2fMRINet(BP, seed=0, n_members=1).eval()
     with torch.no_grad():
         assert (single.predict_ensemble(x)[1] == 0).all()
+
+
+def test_tangent_input_network_reads_the_power_block():
+    model = EEG2fMRINet(TAN, seed=0, n_members=2).eval()
+    assert model.n_bands == N_BANDS and model.latent_size == N_BANDS * model.n_sources
+    x = torch.randn(BATCH, *TAN.input_shape)
+    x2 = x.clone()
+    x2[:, :, N_BANDS:] = torch.randn_like(x2[:, :, N_BANDS:])  # another tangent block: the network alone does not see it
+    with torch.no_grad():
+        torch.testing.assert_close(model.band_power(x), x[:, :, :N_BANDS])
+        torch.testing.assert_close(model(x), model(x2))
+    bad = DataSpec("tangent", (N_CHANS, 7, N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
+    with pytest.raises(Eeg2fmriInputError, match=r"tangent windows need axis 1 of size n_bands \* \(1 \+ n_chans\) = k \* 6, got 7"):
+        EEG2fMRINet(bad)
+
+
+def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
+    """With tangent input the linear path is (1 - v) * ridge on band power + v * ridge on the tangent block (canonical HRF),
+    v chosen on validation; targets driven by the tangent block pull v up; the path survives save/load."""
+    from eeg2fmri.models.ridge_hrf import RidgeHRF
+    from eeg2fmri.preprocessing.hrf import double_gamma_hrf
+
+    def windows(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, *TAN.input_shape, generator=g)
+        h = torch.from_numpy(double_gamma_hrf(2.0, length=2.0 * N_FRAMES)[:N_FRAMES][::-1].copy()).float()
+        drive = torch.einsum("ncft,t->ncf", x[:, :, N_BANDS:], h).reshape(n, -1)
+        w = torch.randn(drive.shape[1], 11, generator=torch.Generator().manual_seed(7)) / 5
+        return x, drive @ w + 0.3 * torch.randn(n, 11, generator=g)
+
+    x_tr, y_tr = windows(80, 1)
+    x_va, y_va = windows(30, 2)
+    x_te, _ = windows(9, 3)
+    model = EEG2fMRINet(TAN, seed=0, n_members=2, calibrate_output=False)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    v = info["tangent_weight"]
+    assert v in np.round(np.linspace(0, 1, 11), 2) and v >= 0.5
+    assert info["val_r_tangent_ridge"] > info["val_r_power_ridge"]
+    # the folded path equals the two ridges fitted separately and mixed with v
+    pspec = DataSpec("bandpower", (N_CHANS, N_BANDS, N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
+    pr = RidgeHRF(pspec).fit(x_tr[:, :, :N_BANDS].numpy(), y_tr.numpy(), x_va[:, :, :N_BANDS].numpy(), y_va.numpy())
+    h = double_gamma_hrf(2.0, length=2.0 * N_FRAMES)[:N_FRAMES][::-1]
+    conv = lambda x: np.einsum("ncft,t->ncf", x[:, :, N_BANDS:].numpy().astype(np.float64), h)[..., None]  # noqa: E731
+    tspec = DataSpec("bandpower", (N_CHANS, N_BANDS * N_CHANS, 1), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
+    tr_ = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19))).fit(conv(x_tr), y_tr.numpy(), conv(x_va), y_va.numpy())
+    want = (1 - v) * pr.predict(x_te[:, :, :N_BANDS].numpy()) + v * tr_.predict(conv(x_te))
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(model.ridge_prediction(x_te).numpy(), want, rtol=1e-3, atol=1e-4)
+        out = model(x_te)
+    save_file({k: v_.contiguous() for k, v_ in model.state_dict().items()}, str(tmp_path / "t.safetensors"))
+    again = EEG2fMRINet(TAN, seed=3, n_members=2)
+    again.load_state_dict(load_file(str(tmp_path / "t.safetensors")))
+    with torch.no_grad():
+        np.testing.assert_allclose(again.eval()(x_te).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)

@@ -403,3 +403,37 @@ def test_calibrated_scale_for_a_model_without_its_own(tiny_bids, tiny_prepared, 
     (model_dir / "calibration.npz").write_bytes(b"not a zip")
     with pytest.raises(Eeg2fmriInputError, match=f"{CALIBRATION_NAME}: unreadable calibration"):
         load_calibration(model_dir)
+
+
+def test_synthesize_flagship_on_tangent_windows(tiny_bids, tmp_path, one_torch_thread):
+    """A flagship trained on tangent windows synthesises from an EEG file: the streamed features (band power plus
+    re-centred band covariances) give the same volumes as the one-shot features of the whole recording."""
+    import torch
+
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models import load_model, save_model
+    from eeg2fmri.training import fit_model
+
+    prep = prepare_dataset(tiny_bids, PrepareConfig(representation="tangent"), progress_bar=False)
+    n_ch = len(prep.ch_names)
+    assert prep.runs[0].features.shape[1:] == (n_ch, len(prep.config.bands) * (1 + n_ch))
+    sp = make_split(prep, "within")
+    cfg = {"optimizer": {"max_epochs": 2, "batch_size": 32}, "trainer": {"accelerator": "cpu", "log": [], "progress_bar": False}, "seed": 0}
+    fitted = fit_model(prep, sp, "eeg2fmri_net", {"n_members": 2, "seed": 0}, targets=split_targets(prep, sp), train_config=cfg)
+    assert 0.0 <= fitted.info["tangent_weight"] <= 1.0 and fitted.info["ridge_weight"] == 0.5
+    out = tmp_path / "net"
+    save_model(fitted.model, out, spec=fitted.spec, name="eeg2fmri_net", hparams={"n_members": 2}, mask=prep.mask, affine=prep.affine,
+               window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=prep.config.to_dict())
+    eeg = tiny_bids / EEG_NAME
+    data = np.asarray(nib.load(synthesize(eeg, out, tmp_path / "t_bold.nii.gz", progress_bar=False)).dataobj)
+    side = json.loads((tmp_path / "t_bold.json").read_text())
+    assert side["Representation"] == "tangent"
+    lm = load_model(out)
+    raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False).pick(side["ChannelsUsed"])
+    feats = eeg_representation(raw, prep.config, tr=2.0)["features"]
+    n_frames = lm.meta["window"]["n_frames"]
+    x = np.stack([feats[j : j + n_frames].transpose(1, 2, 0) for j in range(data.shape[3])])
+    with torch.no_grad():
+        ref = lm.model.eval()(torch.from_numpy(x)).reshape(len(x), -1).numpy()
+    np.testing.assert_allclose(data[prep.mask].T, ref, atol=5e-3 * np.abs(ref).max())
