@@ -89,7 +89,7 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
         diffs.append(f"TR {train.tr} vs {test.tr} s")
     if abs(train.frame_rate - test.frame_rate) > 1e-9:
         diffs.append(f"frame rate {train.frame_rate} vs {test.frame_rate} Hz")
-    if train.representation == "bandpower" and dict(train.config.bands) != dict(test.config.bands):
+    if train.representation in ("bandpower", "tangent") and dict(train.config.bands) != dict(test.config.bands):
         diffs.append(f"bands {dict(train.config.bands)} vs {dict(test.config.bands)}")
     if get_representation(train.representation).rate_dependent_freqs:  # STFT bins
         fa, fb = train.freqs, test.freqs
