@@ -122,3 +122,16 @@ def test_streaming_matches_one_shot():
     assert got.shape == one.shape and got.dtype == np.float32
     np.testing.assert_allclose(got[:, :, :3], one[:, :, :3], atol=5e-3, rtol=0)  # band power: as for the bandpower representation
     np.testing.assert_allclose(got[:, :, 3:], one[:, :, 3:], atol=2e-3, rtol=0)
+
+
+def test_prepare_cli_representation_flag(tiny_bids, tmp_path, capsys):
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets import load_prepared
+
+    assert main(["prepare", str(tiny_bids), "--out", str(tmp_path / "t"), "--representation", "tangent", "--subjects", "01", "-q"]) == 0
+    ds = load_prepared(tmp_path / "t")
+    n_ch = len(ds.ch_names)
+    assert ds.representation == "tangent" and ds.runs[0].features.shape[1:] == (n_ch, len(ds.config.bands) * (1 + n_ch))
+    assert "representation tangent" in capsys.readouterr().out
+    assert main(["prepare", str(tiny_bids), "--out", str(tmp_path / "w"), "--representation", "wavelet", "-q"]) == 2
+    assert "unknown representation 'wavelet'; choose one of: 'bandpower', 'stft', 'raw', 'tangent'" in capsys.readouterr().err

@@ -25,12 +25,16 @@ def add_arguments(p) -> None:
     p.add_argument("--clean", help="remove scanner artifacts from the EEG first: 'gradient', 'bcg' or 'gradient,bcg' (AAS for gradient, "
                    "PCA-OBS for pulse; 'bcg=aas' picks average subtraction); overrides the config's clean")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--representation", help="EEG representation: bandpower (default), tangent (eeg2fmri_net's preferred input), stft or raw; "
+                   "overrides the config's")
 
 
 def run(args) -> int:
     from eeg2fmri.datasets import load_prepared, prepare
 
     config = read_config(args.config)
+    if args.representation:
+        config["representation"] = args.representation
     if args.clean:
         from eeg2fmri.preprocessing.cleaning import parse_clean_steps
 
