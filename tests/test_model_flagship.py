@@ -475,3 +475,18 @@ def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
     again.load_state_dict(load_file(str(tmp_path / "t.safetensors")))
     with torch.no_grad():
         np.testing.assert_allclose(again.eval()(x_te).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_tangent_ridge_window_cap():
+    """The tangent ridge keeps at most tangent_max_windows evenly spaced windows (the power ridge all of them)."""
+    x_tr, y_tr = _windows(TAN, 80, 1)
+    x_va, y_va = _windows(TAN, 30, 2)
+    model = EEG2fMRINet(TAN, seed=0, n_members=2, tangent_max_windows=20)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["tangent_windows"] == [20, 15]  # every 4th of 80, every 2nd of 30
+    full = EEG2fMRINet(TAN, seed=0, n_members=2).after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert full["tangent_windows"] == [80, 30] and full["ridge_alpha"] == info["ridge_alpha"]
+    with torch.no_grad():
+        assert model.eval().ridge_prediction(x_va).shape == (30, 11)
+    with pytest.raises(Eeg2fmriInputError, match="tangent_max_windows"):
+        EEG2fMRINet(TAN, tangent_max_windows=0)

@@ -199,6 +199,12 @@ class EEG2fMRINet(nn.Module):
         design; 0 leaves it out), or ``"validation"`` to choose it on the
         validation windows (grid of 0.05; the mean voxel r). Stored in
         ``ridge_weight``.
+    tangent_max_windows : int
+        ``tangent`` input only: at most this many training (and validation)
+        windows, evenly spaced, for the tangent-space ridge, whose features
+        number ``n_chans**2 * n_bands`` (memory about 3 x windows x features x 8
+        bytes: ~1.8 GB for 3,000 windows at 64 channels and 6 bands); the
+        band-power ridge and the network use every window.
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -253,6 +259,7 @@ class EEG2fMRINet(nn.Module):
         raw_bands: list[tuple[float, float]] | tuple[tuple[float, float], ...] | None = None,
         calibrate_output: bool = True,
         ridge_blend: float | str = 0.5,
+        tangent_max_windows: int = 3000,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -281,6 +288,7 @@ class EEG2fMRINet(nn.Module):
                 raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_blend as a weight in [0, 1] or 'validation', got {ridge_blend!r}; "
                                          "pass e.g. ridge_blend=0.5 (0 leaves the linear path out).")
             self.ridge_blend = w
+        self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         self.hrf_max_shift_s = check_positive(hrf_max_shift_s, "hrf_max_shift_s", where="eeg2fmri_net")
         self.hrf_max_log_width = check_positive(hrf_max_log_width, "hrf_max_log_width", where="eeg2fmri_net")
         tr = check_positive(spec.tr, "spec.tr", where="eeg2fmri_net")
@@ -419,22 +427,37 @@ class EEG2fMRINet(nn.Module):
         tangent = self.spec.input_kind == "tangent"
         f_ = self.n_bands
 
-        def blocks(batches):  # power windows and (tangent input) the tangent block convolved with the canonical HRF
-            xs, ts, ys = [], [], []
+        def blocks(batches):
+            """Power windows, targets and (tangent input) the tangent block convolved with the canonical HRF with its
+            targets, for at most ``tangent_max_windows`` evenly spaced windows (every ``stride``-th: the stride
+            doubles whenever more are kept, so memory stays bounded without knowing the number of windows)."""
+            xs, ys, ts, tys = [], [], [], []
+            stride, seen = 1, 0
+            h = torch.from_numpy(canonical).float()
+            n_tan = self.spec.n_chans * (int(self.spec.input_shape[1]) - f_)
             for xb, yb, _ in batches:
                 xb = torch.as_tensor(xb).float()
+                yb = torch.as_tensor(yb).float().reshape(len(xb), -1)
                 xs.append(xb[:, :, :f_, :].numpy() if tangent else xb.numpy())
+                ys.append(yb.numpy())
                 if tangent:
-                    ts.append(torch.einsum("bcft,t->bcf", xb[:, :, f_:, :], torch.from_numpy(canonical).float()).reshape(len(xb), -1).numpy())
-                ys.append(torch.as_tensor(yb).float().reshape(len(xb), -1).numpy())
+                    keep = np.nonzero((seen + np.arange(len(xb))) % stride == 0)[0]
+                    ts.append(torch.einsum("bcft,t->bcf", xb[keep][:, :, f_:, :], h).reshape(len(keep), n_tan).numpy())
+                    tys.append(yb[keep].numpy())
+                    while sum(len(t) for t in ts) > self.tangent_max_windows:  # keep every other window (multiples of 2 * stride)
+                        flat, flat_y = np.concatenate(ts), np.concatenate(tys)
+                        ts, tys = [flat[::2]], [flat_y[::2]]
+                        stride *= 2
+                seen += len(xb)
             if not xs:
-                return None, None, None
-            return np.concatenate(xs), (np.concatenate(ts)[:, :, None] if tangent else None), np.concatenate(ys)
+                return None, None, None, None, None
+            tan = (np.concatenate(ts)[:, :, None], np.concatenate(tys), np.arange(0, seen, stride)) if tangent else (None, None, None)
+            return np.concatenate(xs), np.concatenate(ys), *tan
 
-        x_tr, tan_tr, y_tr = blocks(train_batches)
+        x_tr, y_tr, tan_tr, ty_tr, _ = blocks(train_batches)
         if x_tr is None or len(x_tr) < 3:
             return {"ridge_weight": 0.0}
-        x_va, tan_va, y_va = blocks(val)
+        x_va, y_va, tan_va, ty_va, kept_va = blocks(val)
         pspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_, t_), freqs=None) if tangent else self.spec
         ridge = RidgeHRF(pspec).fit(x_tr, y_tr, x_va, y_va)
         if ridge.hrf_ == "canonical":
@@ -446,8 +469,8 @@ class EEG2fMRINet(nn.Module):
         coef = ridge.coef_.astype(np.float64) / ridge.x_scale_[:, None]
         bias = ridge.intercept_.astype(np.float64) - (ridge.x_mean_ / ridge.x_scale_) @ ridge.coef_.astype(np.float64)
 
-        def mean_r(p: np.ndarray) -> float:  # constant voxels count as r = 0
-            return float(pearson_columns(p, y_va, constant=0.0, clip=False).mean())
+        def mean_r(p: np.ndarray, y: np.ndarray | None = None) -> float:  # constant voxels count as r = 0
+            return float(pearson_columns(p, y_va if y is None else y, constant=0.0, clip=False).mean())
 
         info: dict[str, Any] = {"ridge_hrf": ridge.hrf_, "ridge_alpha": float(np.mean(ridge.alpha_))}
         tan_args: tuple = ()
@@ -455,17 +478,17 @@ class EEG2fMRINet(nn.Module):
             # the tangent ridge (features already convolved with the canonical HRF: one "frame")
             tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, tan_tr.shape[1] // self.spec.n_chans, 1), freqs=None)
             tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19))).fit(
-                tan_tr.reshape(len(tan_tr), self.spec.n_chans, -1, 1), y_tr, tan_va.reshape(len(tan_va), self.spec.n_chans, -1, 1), y_va)
+                tan_tr.reshape(len(tan_tr), self.spec.n_chans, -1, 1), ty_tr, tan_va.reshape(len(tan_va), self.spec.n_chans, -1, 1), ty_va)
             t_coef = tridge.coef_.astype(np.float64) / tridge.x_scale_[:, None]
             t_bias = tridge.intercept_.astype(np.float64) - (tridge.x_mean_ / tridge.x_scale_) @ tridge.coef_.astype(np.float64)
-            p_va = ridge.predict(x_va).reshape(len(x_va), -1)
+            p_va = ridge.predict(x_va[kept_va]).reshape(len(kept_va), -1)  # the validation windows the tangent ridge saw
             t_va = tridge.predict(tan_va.reshape(len(tan_va), self.spec.n_chans, -1, 1)).reshape(len(tan_va), -1)
             grid = np.linspace(0.0, 1.0, 11)
-            scores = [mean_r((1 - v) * p_va + v * t_va) for v in grid]
+            scores = [mean_r((1 - v) * p_va + v * t_va, ty_va) for v in grid]
             v = float(grid[int(np.argmax(scores))])
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
             tan_args = (torch.from_numpy(canonical[None, :].copy()), torch.from_numpy(v * t_coef))
-            info.update({"tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)), "val_r_power_ridge": mean_r(p_va), "val_r_tangent_ridge": mean_r(t_va)})
+            info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)), "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": mean_r(t_va, ty_va)})
         self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)
         # the blend weight: mean voxel r of the validation windows over a grid of weights
         self.ridge_weight.fill_(0.0)
