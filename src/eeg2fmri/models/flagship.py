@@ -205,6 +205,11 @@ class EEG2fMRINet(nn.Module):
         number ``n_chans**2 * n_bands`` (memory about 3 x windows x features x 8
         bytes: ~1.8 GB for 3,000 windows at 64 channels and 6 bands); the
         band-power ridge and the network use every window.
+    tangent_hrf : {"canonical", "basis"}
+        ``tangent`` input only: haemodynamic basis of the tangent-space ridge,
+        the canonical HRF (default; what the robustness matrix measured) or
+        SPM's informed basis (canonical + time and dispersion derivatives: three
+        times the features; experimental).
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -260,6 +265,7 @@ class EEG2fMRINet(nn.Module):
         calibrate_output: bool = True,
         ridge_blend: float | str = 0.5,
         tangent_max_windows: int = 3000,
+        tangent_hrf: str = "canonical",
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -288,6 +294,7 @@ class EEG2fMRINet(nn.Module):
                 raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_blend as a weight in [0, 1] or 'validation', got {ridge_blend!r}; "
                                          "pass e.g. ridge_blend=0.5 (0 leaves the linear path out).")
             self.ridge_blend = w
+        self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis"), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         self.hrf_max_shift_s = check_positive(hrf_max_shift_s, "hrf_max_shift_s", where="eeg2fmri_net")
         self.hrf_max_log_width = check_positive(hrf_max_log_width, "hrf_max_log_width", where="eeg2fmri_net")
@@ -426,6 +433,7 @@ class EEG2fMRINet(nn.Module):
         canonical = double_gamma_hrf(dt, length=t_ * dt)[:t_][::-1].copy()  # oldest frame first
         tangent = self.spec.input_kind == "tangent"
         f_ = self.n_bands
+        tan_basis = canonical[None, :] if self.tangent_hrf == "canonical" else np.ascontiguousarray(informed_basis(dt, t_)[:, ::-1])
 
         def blocks(batches):
             """Power windows, targets and (tangent input) the tangent block convolved with the canonical HRF with its
@@ -433,8 +441,8 @@ class EEG2fMRINet(nn.Module):
             doubles whenever more are kept, so memory stays bounded without knowing the number of windows)."""
             xs, ys, ts, tys = [], [], [], []
             stride, seen = 1, 0
-            h = torch.from_numpy(canonical).float()
-            n_tan = self.spec.n_chans * (int(self.spec.input_shape[1]) - f_)
+            h = torch.from_numpy(tan_basis).float()  # (K, T)
+            n_tan = self.spec.n_chans * (int(self.spec.input_shape[1]) - f_) * len(tan_basis)
             for xb, yb, _ in batches:
                 xb = torch.as_tensor(xb).float()
                 yb = torch.as_tensor(yb).float().reshape(len(xb), -1)
@@ -442,7 +450,7 @@ class EEG2fMRINet(nn.Module):
                 ys.append(yb.numpy())
                 if tangent:
                     keep = np.nonzero((seen + np.arange(len(xb))) % stride == 0)[0]
-                    ts.append(torch.einsum("bcft,t->bcf", xb[keep][:, :, f_:, :], h).reshape(len(keep), n_tan).numpy())
+                    ts.append(torch.einsum("bcft,kt->bcfk", xb[keep][:, :, f_:, :], h).reshape(len(keep), n_tan).numpy())
                     tys.append(yb[keep].numpy())
                     while sum(len(t) for t in ts) > self.tangent_max_windows:  # keep every other window (multiples of 2 * stride)
                         flat, flat_y = np.concatenate(ts), np.concatenate(tys)
@@ -487,7 +495,7 @@ class EEG2fMRINet(nn.Module):
             scores = [mean_r((1 - v) * p_va + v * t_va, ty_va) for v in grid]
             v = float(grid[int(np.argmax(scores))])
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
-            tan_args = (torch.from_numpy(canonical[None, :].copy()), torch.from_numpy(v * t_coef))
+            tan_args = (torch.from_numpy(tan_basis.copy()), torch.from_numpy(v * t_coef))
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)), "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": mean_r(t_va, ty_va)})
         self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)
         # the blend weight: mean voxel r of the validation windows over a grid of weights
