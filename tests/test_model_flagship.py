@@ -490,3 +490,20 @@ def test_tangent_ridge_window_cap():
         assert model.eval().ridge_prediction(x_va).shape == (30, 11)
     with pytest.raises(Eeg2fmriInputError, match="tangent_max_windows"):
         EEG2fMRINet(TAN, tangent_max_windows=0)
+
+
+def test_tangent_hrf_auto_keeps_the_better_basis_on_validation():
+    x_tr, y_tr = _windows(TAN, 70, 1)
+    x_va, y_va = _windows(TAN, 30, 2)
+    fits = {}
+    for hrf in ("canonical", "basis", "auto"):
+        model = EEG2fMRINet(TAN, seed=0, n_members=2, tangent_hrf=hrf, calibrate_output=False)
+        info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+        with torch.no_grad():
+            fits[hrf] = (info, model.eval().ridge_prediction(x_va).numpy())
+    info, pred = fits["auto"]
+    assert info["tangent_hrf"] in ("canonical", "basis") and fits["canonical"][0]["tangent_hrf"] == "canonical"
+    assert tuple(fits["basis"][0]["tangent_hrf"] for _ in range(1)) == ("basis",)
+    np.testing.assert_allclose(pred, fits[info["tangent_hrf"]][1], rtol=1e-5, atol=1e-6)  # the chosen variant, exactly
+    with pytest.raises(Eeg2fmriInputError, match="tangent_hrf"):
+        EEG2fMRINet(TAN, tangent_hrf="lags")

@@ -205,11 +205,13 @@ class EEG2fMRINet(nn.Module):
         number ``n_chans**2 * n_bands`` (memory about 3 x windows x features x 8
         bytes: ~1.8 GB for 3,000 windows at 64 channels and 6 bands); the
         band-power ridge and the network use every window.
-    tangent_hrf : {"canonical", "basis"}
+    tangent_hrf : {"canonical", "basis", "auto"}
         ``tangent`` input only: haemodynamic basis of the tangent-space ridge,
-        the canonical HRF (default; what the robustness matrix measured) or
+        the canonical HRF (default; what the robustness matrix measured),
         SPM's informed basis (canonical + time and dispersion derivatives: three
-        times the features; experimental).
+        times the features) or ``"auto"``: both fitted, the one whose mix with
+        the band-power ridge scores higher on the validation windows kept
+        (four times the features while fitting). The last two are experimental.
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -294,7 +296,7 @@ class EEG2fMRINet(nn.Module):
                 raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_blend as a weight in [0, 1] or 'validation', got {ridge_blend!r}; "
                                          "pass e.g. ridge_blend=0.5 (0 leaves the linear path out).")
             self.ridge_blend = w
-        self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis"), where="eeg2fmri_net")
+        self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         self.hrf_max_shift_s = check_positive(hrf_max_shift_s, "hrf_max_shift_s", where="eeg2fmri_net")
         self.hrf_max_log_width = check_positive(hrf_max_log_width, "hrf_max_log_width", where="eeg2fmri_net")
@@ -433,7 +435,10 @@ class EEG2fMRINet(nn.Module):
         canonical = double_gamma_hrf(dt, length=t_ * dt)[:t_][::-1].copy()  # oldest frame first
         tangent = self.spec.input_kind == "tangent"
         f_ = self.n_bands
-        tan_basis = canonical[None, :] if self.tangent_hrf == "canonical" else np.ascontiguousarray(informed_basis(dt, t_)[:, ::-1])
+        # rows of the tangent ridge's haemodynamic bases: canonical (row 0) and/or SPM's informed basis
+        variants = {"canonical": [0], "basis": [1, 2, 3]} if self.tangent_hrf == "auto" else {self.tangent_hrf: [0] if self.tangent_hrf == "canonical" else [1, 2, 3]}
+        tan_basis = np.ascontiguousarray(np.vstack([canonical[None, :], informed_basis(dt, t_)[:, ::-1]]))[sorted({k for ks in variants.values() for k in ks})]
+        variants = {name: [sorted({k for ks in variants.values() for k in ks}).index(k) for k in ks] for name, ks in variants.items()}
 
         def blocks(batches):
             """Power windows, targets and (tangent input) the tangent block convolved with the canonical HRF with its
@@ -483,20 +488,28 @@ class EEG2fMRINet(nn.Module):
         info: dict[str, Any] = {"ridge_hrf": ridge.hrf_, "ridge_alpha": float(np.mean(ridge.alpha_))}
         tan_args: tuple = ()
         if tangent:
-            # the tangent ridge (features already convolved with the canonical HRF: one "frame")
-            tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, tan_tr.shape[1] // self.spec.n_chans, 1), freqs=None)
-            tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19))).fit(
-                tan_tr.reshape(len(tan_tr), self.spec.n_chans, -1, 1), ty_tr, tan_va.reshape(len(tan_va), self.spec.n_chans, -1, 1), ty_va)
+            # the tangent ridge (features already convolved with each basis function: one "frame"), per basis variant
+            n_c, n_k = self.spec.n_chans, len(tan_basis)
+            grid = np.linspace(0.0, 1.0, 11)
+            p_va = ridge.predict(x_va[kept_va]).reshape(len(kept_va), -1)  # the validation windows the tangent ridge saw
+            best = None
+            for name, ks in variants.items():
+                def feats(t, ks=ks):  # (n, C * F' * K) in (c, f', k) order -> this variant's functions, shaped as 1-frame windows
+                    return np.ascontiguousarray(t.reshape(len(t), n_c, -1, n_k)[..., ks]).reshape(len(t), n_c, -1, 1)
+
+                tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=feats(tan_tr[:1]).shape[1:], freqs=None)
+                tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19))).fit(feats(tan_tr), ty_tr, feats(tan_va), ty_va)
+                t_va = tridge.predict(feats(tan_va)).reshape(len(tan_va), -1)
+                scores = [mean_r((1 - v) * p_va + v * t_va, ty_va) for v in grid]
+                if best is None or max(scores) > best[0]:
+                    best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
+            _, name, ks, tridge, v, r_tan = best
             t_coef = tridge.coef_.astype(np.float64) / tridge.x_scale_[:, None]
             t_bias = tridge.intercept_.astype(np.float64) - (tridge.x_mean_ / tridge.x_scale_) @ tridge.coef_.astype(np.float64)
-            p_va = ridge.predict(x_va[kept_va]).reshape(len(kept_va), -1)  # the validation windows the tangent ridge saw
-            t_va = tridge.predict(tan_va.reshape(len(tan_va), self.spec.n_chans, -1, 1)).reshape(len(tan_va), -1)
-            grid = np.linspace(0.0, 1.0, 11)
-            scores = [mean_r((1 - v) * p_va + v * t_va, ty_va) for v in grid]
-            v = float(grid[int(np.argmax(scores))])
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
-            tan_args = (torch.from_numpy(tan_basis.copy()), torch.from_numpy(v * t_coef))
-            info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)), "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": mean_r(t_va, ty_va)})
+            tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef))
+            info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),
+                         "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": r_tan})
         self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)
         # the blend weight: mean voxel r of the validation windows over a grid of weights
         self.ridge_weight.fill_(0.0)
