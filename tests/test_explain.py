@@ -75,6 +75,20 @@ def test_aggregate_attributions_hand_computed():
     np.testing.assert_allclose(agg["lag_s"], [7.0, 5.0, 3.0, 1.0])  # frame centres, seconds before the volume's end
 
 
+def test_aggregate_attributions_tangent_folds_rows_into_bands():
+    """Tangent windows (3 channels, 2 bands: 2 power entries then 2 x 3 tangent entries per channel): a band's importance
+    is its power entry plus its tangent row."""
+    spec = DataSpec("tangent", (3, 8, 4), (5,), sfreq=100.0, tr=2.0, ch_names=("a", "b", "c"), frame_rate=0.5)
+    attr = np.zeros((2, 3, 8, 4))
+    attr[:, 1, 0, 3] = 1.0  # channel b, band 0 power, newest frame
+    attr[:, 2, 2 + 1 * 3 + 0, 0] = 3.0  # channel c, band 1 tangent entry T_1[c, a], oldest frame
+    agg = aggregate_attributions(attr, spec)
+    np.testing.assert_allclose(agg["band"], [0.25, 0.75])
+    np.testing.assert_allclose(agg["channel"], [0, 0.25, 0.75])
+    np.testing.assert_allclose(agg["lag"], [0.75, 0, 0, 0.25])
+    assert agg["channel_band"].shape == (3, 2)
+
+
 def test_haufe_patterns_recover_the_mixing():
     """Sources mixed by A and unmixed exactly by W = pinv(A): the patterns are A's columns (Haufe et al. 2014)."""
     rng = np.random.default_rng(0)
@@ -101,6 +115,28 @@ def test_explain_flagship_on_test_windows(trained_net, tiny_prepared):
     ins = res["insight"]
     assert ins["patterns"].shape == (2, n_b, 3, n_ch) and ins["hrf_kernels"].shape == (2, n_b, 3, n_t)
     assert res["n_windows"] == 10 and res["target"] == "voxel 5"
+
+
+def test_explain_flagship_on_tangent_windows(tiny_bids):
+    """A flagship trained on tangent windows: importance per channel, band (power entry + tangent row) and lag."""
+    import torch
+
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.training import fit_model
+
+    torch.set_num_threads(1)
+    prep = prepare_dataset(tiny_bids, PrepareConfig(representation="tangent"), progress_bar=False)
+    sp = make_split(prep, "within")
+    fitted = fit_model(prep, sp, "eeg2fmri_net", {"n_members": 2, "n_sources": 3, "seed": 0}, targets=split_targets(prep, sp), train_config=_FAST)
+    res = explain(fitted.model, prep, sp, target="voxel:5", n_windows=6, n_steps=8, progress_bar=False)
+    ig = res["methods"]["integrated_gradients"]
+    n_ch, n_b = len(prep.ch_names), len(prep.config.bands)
+    assert res["band_names"] == list(prep.config.bands) and ig["band"].shape == (n_b,) and ig["channel_band"].shape == (n_ch, n_b)
+    np.testing.assert_allclose([ig["channel"].sum(), ig["band"].sum(), ig["lag"].sum()], 1.0, rtol=1e-6)
+    assert ig["convergence_delta"] < 0.05
+    assert res["insight"]["patterns"].shape[1:] == (n_b, 3, n_ch)
 
 
 def test_explain_errors(trained_net, tiny_prepared):

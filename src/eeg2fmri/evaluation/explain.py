@@ -107,10 +107,20 @@ def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0) -> di
         mean over windows of the summed absolute attribution over the other
         axes, normalised to sum to 1 (``*_signed``: the mean signed
         attribution, not normalised); ``lag_s`` (seconds before the end of the
-        volume) and ``band_names`` / ``freqs``.
+        volume) and ``band_names`` / ``freqs``. For ``tangent`` input each band
+        collects its band-power entry and its tangent-matrix row (entry
+        ``T_b[c, d]`` counts for channel ``c`` and band ``b``).
     """
     a = np.asarray(attr, dtype=np.float64)
     ab = np.abs(a)
+    if spec.input_kind == "tangent":  # fold (C, F * (1 + C), T) into (C, F, T): power entry + tangent row per band
+        n, c = a.shape[:2]
+        f = a.shape[2] // (1 + c)
+
+        def fold(v: np.ndarray) -> np.ndarray:
+            return v[:, :, :f] + v[:, :, f:].reshape(n, c, f, c, v.shape[-1]).sum(3)
+
+        a, ab = fold(a), fold(ab)
 
     def frac(v: np.ndarray) -> np.ndarray:
         s = v.sum()
@@ -408,7 +418,7 @@ def explain(
     was_training = mdl.training
     mdl.eval()
     res: dict[str, Any] = {"target": desc, "target_indices": idx, "n_windows": int(len(x_test)), "input_kind": spec.input_kind,
-                           "channels": list(spec.ch_names), "band_names": list(ds.bands) if spec.input_kind == "bandpower" else None,
+                           "channels": list(spec.ch_names), "band_names": list(ds.bands) if spec.input_kind in ("bandpower", "tangent") else None,
                            "freqs": None if spec.freqs is None else list(spec.freqs), "window": {"n_frames": n_frames, "lag": lag},
                            "baseline": "mean training window", "methods": {}}
     try:
