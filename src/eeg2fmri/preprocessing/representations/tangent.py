@@ -32,6 +32,7 @@ of :func:`~eeg2fmri.preprocessing.band_envelopes`: the same raised-cosine band e
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,8 @@ __all__ = ["TANGENT", "TANGENT_SHRINK", "band_covariances", "split_tangent", "ta
 
 #: Shrinkage of every frame covariance towards ``trace / n_chans * I`` (fraction).
 TANGENT_SHRINK = 1e-3
+# Channels band-passed at once (bounds the temporary spectra).
+_CHAN_BLOCK = 8
 
 
 def band_covariances(data: np.ndarray, wsf: float, bands: dict, starts: np.ndarray, flen: float, *, t0: float = 0.0) -> np.ndarray:
@@ -68,21 +71,27 @@ def band_covariances(data: np.ndarray, wsf: float, bands: dict, starts: np.ndarr
     cov : array, shape (n_frames, n_bands, n_chans, n_chans), float64
         Not shrunk (see :func:`tangent_space`).
     """
-    x = np.asarray(data, dtype=np.float64)
+    x = np.asarray(data)
     n_ch, n = x.shape
     off = int(round(t0 * wsf))
     a = np.round(np.asarray(starts) * wsf).astype(np.int64) - off
     b = np.round((np.asarray(starts) + flen) * wsf).astype(np.int64) - off
     if len(a) and (a.min() < 0 or b.max() > n):
         raise Eeg2fmriInputError("frames extend beyond the EEG recording; the EEG must cover every volume's window.")
-    spec = sp_fft.rfft(x, axis=-1)
+    # single precision, one transform of the recording, one band at a time in channel blocks: peak memory about
+    # twice the recording's float32 size
+    workers = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+    spec = sp_fft.rfft(np.asarray(x, dtype=np.float32), axis=-1, workers=workers)
     out = np.empty((len(a), len(bands), n_ch, n_ch))
+    xb = np.empty((n_ch, n), dtype=np.float32)
     for bi, (lo_bin, hi_bin, gain) in enumerate(band_gains(n, wsf, bands)):
-        z = np.zeros_like(spec)
-        z[:, lo_bin:hi_bin] = spec[:, lo_bin:hi_bin] * gain
-        xb = sp_fft.irfft(z, n=n, axis=-1)
+        g32 = gain.astype(np.float32)
+        for c0 in range(0, n_ch, _CHAN_BLOCK):
+            z = np.zeros((min(n_ch, c0 + _CHAN_BLOCK) - c0, spec.shape[1]), dtype=np.complex64)
+            z[:, lo_bin:hi_bin] = spec[c0 : c0 + _CHAN_BLOCK, lo_bin:hi_bin] * g32
+            xb[c0 : c0 + len(z)] = sp_fft.irfft(z, n=n, axis=-1, workers=workers)
         for k in range(len(a)):
-            seg = xb[:, a[k] : b[k]]
+            seg = xb[:, a[k] : b[k]].astype(np.float64)
             out[k, bi] = seg @ seg.T / max(seg.shape[1], 1)
     return out
 
