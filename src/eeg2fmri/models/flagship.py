@@ -435,14 +435,18 @@ class EEG2fMRINet(nn.Module):
         canonical = double_gamma_hrf(dt, length=t_ * dt)[:t_][::-1].copy()  # oldest frame first
         tangent = self.spec.input_kind == "tangent"
         f_ = self.n_bands
-        # rows of the tangent ridge's haemodynamic bases: canonical (row 0) and/or SPM's informed basis
-        variants = {"canonical": [0], "basis": [1, 2, 3]} if self.tangent_hrf == "auto" else {self.tangent_hrf: [0] if self.tangent_hrf == "canonical" else [1, 2, 3]}
-        tan_basis = np.ascontiguousarray(np.vstack([canonical[None, :], informed_basis(dt, t_)[:, ::-1]]))[sorted({k for ks in variants.values() for k in ks})]
-        variants = {name: [sorted({k for ks in variants.values() for k in ks}).index(k) for k in ks] for name, ks in variants.items()}
+        # the tangent ridge's haemodynamic functions (rows of tan_basis) and the rows each variant uses
+        tan_basis, variants = np.zeros((0, t_)), {}
+        if tangent:
+            functions = {"canonical": canonical[None, :], "basis": informed_basis(dt, t_)[:, ::-1]}
+            for name in (("canonical", "basis") if self.tangent_hrf == "auto" else (self.tangent_hrf,)):
+                variants[name] = list(range(len(tan_basis), len(tan_basis) + len(functions[name])))
+                tan_basis = np.vstack([tan_basis, functions[name]])
+            tan_basis = np.ascontiguousarray(tan_basis)
 
         def blocks(batches):
-            """Power windows, targets and (tangent input) the tangent block convolved with the canonical HRF with its
-            targets, for at most ``tangent_max_windows`` evenly spaced windows (every ``stride``-th: the stride
+            """Power windows, targets and (tangent input) the tangent block convolved with each function of ``tan_basis``
+            with its targets, for at most ``tangent_max_windows`` evenly spaced windows (every ``stride``-th: the stride
             doubles whenever more are kept, so memory stays bounded without knowing the number of windows)."""
             xs, ys, ts, tys = [], [], [], []
             stride, seen = 1, 0
