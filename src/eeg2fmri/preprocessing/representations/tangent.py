@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import fft as sp_fft
 
-from eeg2fmri.preprocessing.eeg import band_gains
+from eeg2fmri.preprocessing.eeg import band_gains, standardize_features
 from eeg2fmri.preprocessing.representations.bandpower import BANDPOWER, _frame_starts
 from eeg2fmri.preprocessing.representations.registry import Representation, register_representation
 from eeg2fmri.utils.validation import Eeg2fmriInputError
@@ -129,11 +129,21 @@ def tangent_space(cov: np.ndarray, reference: np.ndarray | None = None) -> np.nd
     return out
 
 
-def _pack(power: np.ndarray, tangent: np.ndarray) -> np.ndarray:
-    """``(n_frames, n_chans, n_bands)`` and ``(n_frames, n_bands, n_chans, n_chans)`` -> the features."""
-    n_frames, n_ch, n_b = power.shape
-    rows = np.transpose(tangent, (0, 2, 1, 3)).reshape(n_frames, n_ch, n_b * n_ch)  # [t, c, b * C + d] = T_b[c, d]
-    return np.concatenate([power, rows], axis=2).astype(np.float32)
+def _rows(m: np.ndarray) -> np.ndarray:
+    """``(n_frames, n_bands, n_chans, n_chans)`` matrices -> rows ``(n_frames, n_chans, n_bands * n_chans)``:
+    entry ``[t, c, b * n_chans + d]`` is ``m[t, b, c, d]``."""
+    n_frames, n_b, n_ch, _ = m.shape
+    return np.transpose(m, (0, 2, 1, 3)).reshape(n_frames, n_ch, n_b * n_ch)
+
+
+def _unrows(rows: np.ndarray, n_chans: int) -> np.ndarray:
+    """The inverse of :func:`_rows` (float64)."""
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), n_chans, -1, n_chans).transpose(0, 2, 1, 3)
+
+
+def _pack(power: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """``(n_frames, n_chans, n_bands)`` and ``(n_frames, n_bands, n_chans, n_chans)`` -> the features, float32."""
+    return np.concatenate([power, _rows(matrices)], axis=2).astype(np.float32)
 
 
 def split_tangent(x: np.ndarray, n_chans: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,9 +192,7 @@ class Tangent(Representation):
 
     def stream_frames(self, seg, wsf, t_seg, starts, keep, q, flen, config, state, *, where="EEG"):
         power = BANDPOWER.stream_frames(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
-        cov = band_covariances(seg, wsf, config.bands, starts[keep], flen, t0=t_seg)
-        n_frames, n_ch, n_b = power.shape
-        return np.concatenate([power, np.transpose(cov, (0, 2, 1, 3)).reshape(n_frames, n_ch, n_b * n_ch)], axis=2).astype(np.float32)
+        return _pack(power, band_covariances(seg, wsf, config.bands, starts[keep], flen, t0=t_seg))  # covariances: mapped in normalise()
 
     def normalisation(self, config):
         return ("custom", False)
@@ -192,13 +200,9 @@ class Tangent(Representation):
     def normalise(self, feats: np.ndarray, n_chans: int, config: Any) -> None:
         """The within-recording step of the chunked computation, in place: the power block is
         log-standardised, the covariance block mapped to the tangent space at the recording's mean."""
-        from eeg2fmri.preprocessing.eeg import standardize_features
-
         n_b = feats.shape[2] // (1 + n_chans)
         feats[:, :, :n_b] = standardize_features(np.asarray(feats[:, :, :n_b]), log=True)
-        cov = np.asarray(feats[:, :, n_b:], dtype=np.float64).reshape(len(feats), n_chans, n_b, n_chans).transpose(0, 2, 1, 3)
-        t = tangent_space(cov)
-        feats[:, :, n_b:] = np.transpose(t, (0, 2, 1, 3)).reshape(len(feats), n_chans, n_b * n_chans).astype(np.float32)
+        feats[:, :, n_b:] = _rows(tangent_space(_unrows(feats[:, :, n_b:], n_chans))).astype(np.float32)
 
 
 TANGENT = register_representation(Tangent())
