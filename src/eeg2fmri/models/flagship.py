@@ -483,8 +483,11 @@ class EEG2fMRINet(nn.Module):
             basis = informed_basis(dt, t_)[:, ::-1]
         else:
             basis = np.eye(t_)
-        coef = ridge.coef_.astype(np.float64) / ridge.x_scale_[:, None]
-        bias = ridge.intercept_.astype(np.float64) - (ridge.x_mean_ / ridge.x_scale_) @ ridge.coef_.astype(np.float64)
+        def folded(r: RidgeHRF) -> tuple[np.ndarray, np.ndarray]:  # coefficients and intercept on the unscaled features
+            c = r.coef_.astype(np.float64)
+            return c / r.x_scale_[:, None], r.intercept_.astype(np.float64) - (r.x_mean_ / r.x_scale_) @ c
+
+        coef, bias = folded(ridge)
 
         def mean_r(p: np.ndarray, y: np.ndarray | None = None) -> float:  # constant voxels count as r = 0
             return float(pearson_columns(p, y_va if y is None else y, constant=0.0, clip=False).mean())
@@ -508,8 +511,7 @@ class EEG2fMRINet(nn.Module):
                 if best is None or max(scores) > best[0]:
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
-            t_coef = tridge.coef_.astype(np.float64) / tridge.x_scale_[:, None]
-            t_bias = tridge.intercept_.astype(np.float64) - (tridge.x_mean_ / tridge.x_scale_) @ tridge.coef_.astype(np.float64)
+            t_coef, t_bias = folded(tridge)
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
             tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef))
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),
