@@ -431,6 +431,14 @@ def test_tangent_input_network_reads_the_power_block():
     with torch.no_grad():
         torch.testing.assert_close(model.band_power(x), x[:, :, :N_BANDS])
         torch.testing.assert_close(model(x), model(x2))
+    # before the linear path is fitted (training) the band-power block alone is accepted, afterwards full windows only
+    assert model.training_features == N_BANDS and EEG2fMRINet(BP, seed=0).training_features is None
+    with torch.no_grad():
+        torch.testing.assert_close(model(x[:, :, :N_BANDS]), model(x))
+    x_tr, y_tr = _windows(TAN, 40, 1)
+    model.after_fit(_batches(x_tr[:20], y_tr[:20]), train_batches=_batches(x_tr[20:], y_tr[20:]))
+    with pytest.raises(Eeg2fmriInputError, match=rf"expected x of shape \(batch, {N_CHANS}, {N_BANDS * (N_CHANS + 1)}, {N_FRAMES}\) \(tangent\)"):
+        model(x[:, :, :N_BANDS])
     bad = DataSpec("tangent", (N_CHANS, 7, N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
     with pytest.raises(Eeg2fmriInputError, match=r"tangent windows need axis 1 of size n_bands \* \(1 \+ n_chans\) = k \* 6, got 7"):
         EEG2fMRINet(bad)

@@ -546,3 +546,81 @@ def test_workflows_train_and_tune_are_the_functions_even_after_their_modules_are
     from eeg2fmri.workflows.tune import tune as tune_fn
 
     assert train is train_fn and tune is tune_fn
+
+
+@pytest.fixture(scope="module")
+def tiny_tangent(tiny_bids):
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import PrepareConfig
+
+    return prepare_dataset(tiny_bids, PrepareConfig(representation="tangent"), progress_bar=False)
+
+
+def test_window_dataset_with_features_keeps_the_leading_block(tiny_tangent, tiny_prepared):
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.targets import make_split
+
+    sel = make_split(tiny_tangent, "within").selections["train"]
+    full = WindowDataset(tiny_tangent, sel, n_frames=4)
+    n_bands = len(tiny_tangent.config.bands)
+    part = full.with_features(n_bands)
+    idx = np.array([0, 5, len(full) - 1, 3])
+    x, y, s = full.get_batch(idx)
+    xp, yp, sp = part.get_batch(idx)
+    assert xp.shape == (len(idx), x.shape[1], n_bands, 4) and x.shape[2] == n_bands * (1 + x.shape[1])
+    assert torch.equal(xp, x[:, :, :n_bands]) and torch.equal(yp, y) and torch.equal(sp, s)
+    np.testing.assert_array_equal(part.window(5), full.window(5)[:, :n_bands])
+    assert torch.equal(part[5][0], x[1, :, :n_bands])
+    assert part.spec.input_shape == (x.shape[1], n_bands, 4) and full.spec.input_shape == tuple(x.shape[1:])
+    assert full._n_features is None and full.with_features(x.shape[2])._n_features is None  # all of them: no slicing
+    with pytest.raises(Eeg2fmriInputError, match=rf"expected n_features <= {x.shape[2]} \(the windows' feature axis\), got {x.shape[2] + 1}"):
+        full.with_features(x.shape[2] + 1)
+    with pytest.raises(Eeg2fmriInputError, match="n_features"):
+        full.with_features(0)
+
+
+def test_with_features_refuses_raw_windows(tiny_bids):
+    from eeg2fmri.datasets import WindowDataset, prepare_dataset
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.datasets.targets import make_split
+
+    raw = prepare_dataset(tiny_bids, PrepareConfig(representation="raw"), progress_bar=False)
+    sp = make_split(raw, "within", n_frames=50)
+    wd = WindowDataset(raw, sp.selections["train"], n_frames=50)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected frame-based windows \(n_chans, n_features, n_frames\), got 'raw' features of 1 axes"):
+        wd.with_features(1)
+
+
+def test_flagship_trains_on_the_power_block_of_tangent_windows(tiny_tangent, monkeypatch):
+    """fit_torch copies only the band-power block of tangent windows into training batches (the network reads
+    nothing else); the fitted model -- network and stacked linear path on full windows -- is the same as
+    with full training batches."""
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models.flagship import EEG2fMRINet
+    from eeg2fmri.training.trainer import fit_torch
+
+    sp = make_split(tiny_tangent, "within")
+    targets = split_targets(tiny_tangent, sp)
+    shapes = []
+
+    class Spy(WindowDataset):
+        def _fetch(self, indices, **kw):
+            out = super()._fetch(indices, **kw)
+            shapes.append(tuple(out[0].shape[1:]))
+            return out
+
+    cfg = {"seed": 0, "optimizer": {"max_epochs": 2, "batch_size": 16, "patience": None}, "trainer": {"accelerator": "cpu", "log": []}}
+    hp = {"n_members": 2, "seed": 0}
+    sliced = fit_torch(tiny_tangent, sp, "eeg2fmri_net", hp, targets=targets, train_config=cfg, progress_bar=False, window_dataset=Spy)
+    n_ch, n_feat, n_fr = sliced.spec.input_shape
+    n_bands = n_feat // (n_ch + 1)
+    assert (n_ch, n_bands, n_fr) in shapes and (n_ch, n_feat, n_fr) in shapes  # training batches sliced, after_fit's full
+    assert "tangent_weight" in sliced.info
+    monkeypatch.setattr(EEG2fMRINet, "training_features", property(lambda self: None))
+    shapes.clear()
+    full = fit_torch(tiny_tangent, sp, "eeg2fmri_net", hp, targets=targets, train_config=cfg, progress_bar=False, window_dataset=Spy)
+    assert set(shapes) == {(n_ch, n_feat, n_fr)}
+    a, b = sliced.model.module.state_dict(), full.model.module.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert sliced.info["history"] == full.info["history"]

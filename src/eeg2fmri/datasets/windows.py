@@ -171,14 +171,53 @@ class WindowDataset:
         self._subj = np.array([ds.subject_index(ds.runs[i].subject) for i in self._run], dtype=np.int64)
         self._views = {i: _view(ds.runs[i], self.n_frames) for i in selection}
         self._ends = {i: _ends(ds.runs[i], self.lag) for i in selection}
+        self._n_features: int | None = None  # every entry of the feature axis
+
+    def with_features(self, n_features: int) -> WindowDataset:
+        """The same windows, keeping only the first ``n_features`` entries of the feature axis.
+
+        For models whose training steps read only a leading block of each
+        frame's features (e.g. ``eeg2fmri_net`` reads the band-power block of
+        ``tangent`` windows): batches copy only that block. The continuous
+        arrays are shared, nothing is copied here.
+
+        Parameters
+        ----------
+        n_features : int
+            Entries kept on axis 1 of the windows ``(n_chans, n_features, n_frames)``.
+
+        Returns
+        -------
+        WindowDataset
+            A shallow copy; ``spec.input_shape`` is ``(n_chans, n_features, n_frames)``.
+        """
+        import copy
+
+        feats0 = self.ds.runs[int(self._run[0]) if len(self) else 0].features
+        if feats0.ndim != 3:
+            raise Eeg2fmriInputError(f"WindowDataset.with_features: expected frame-based windows (n_chans, n_features, n_frames), "
+                                     f"got {self.ds.representation!r} features of {feats0.ndim - 1} axes per sample; use it with band-like representations.")
+        full = int(feats0.shape[2])
+        n = check_positive_int(n_features, "n_features", where="WindowDataset.with_features")
+        if n > full:
+            raise Eeg2fmriInputError(f"WindowDataset.with_features: expected n_features <= {full} (the windows' feature axis), got {n}.")
+        out = copy.copy(self)
+        out._n_features = None if n == full else n
+        return out
 
     def __len__(self) -> int:
         return len(self._run)
 
     @property
     def spec(self) -> DataSpec:
+        import dataclasses
+
         y0 = self._target(0) if len(self) else np.zeros(int(self.ds.mask.sum()))
-        return dataset_spec(self.ds, self.n_frames, tuple(np.shape(y0)))
+        spec = dataset_spec(self.ds, self.n_frames, tuple(np.shape(y0)))
+        if self._n_features is not None:
+            c, _, t = spec.input_shape
+            spec = dataclasses.replace(spec, input_shape=(c, self._n_features, t))
+        return spec
 
     @property
     def subjects(self) -> np.ndarray:
@@ -193,7 +232,8 @@ class WindowDataset:
     def window(self, k: int) -> np.ndarray:
         """Window ``k`` as a read-only view (no copy)."""
         i = self._run[k]
-        return self._views[i][self._ends[i][self._vol[k]] - self.n_frames]
+        w = self._views[i][self._ends[i][self._vol[k]] - self.n_frames]
+        return w if self._n_features is None else w[:, : self._n_features]
 
     def get_batch(self, indices, *, pin_memory: bool = False) -> tuple:
         """A whole batch at once (the fast path used by :meth:`loader`).
@@ -225,7 +265,9 @@ class WindowDataset:
 
         idx = np.asarray(indices, dtype=np.int64) % max(len(self), 1)
         feats0 = self.ds.runs[int(self._run[0])].features
-        block_t = torch.empty((len(idx), self.n_frames) + feats0.shape[1:], dtype=torch.float32, pin_memory=pin_memory)
+        cut = self._n_features
+        shape = feats0.shape[1:] if cut is None else feats0.shape[1:-1] + (cut,)
+        block_t = torch.empty((len(idx), self.n_frames) + shape, dtype=torch.float32, pin_memory=pin_memory)
         block = block_t.numpy()
         runs = self._run[idx]
 
@@ -248,7 +290,7 @@ class WindowDataset:
         for j, k in enumerate(idx):
             i = runs[j]
             e = self._ends[i][self._vol[k]]
-            block[j] = self.ds.runs[i].features[e - self.n_frames : e]
+            block[j] = self.ds.runs[i].features[e - self.n_frames : e] if cut is None else self.ds.runs[i].features[e - self.n_frames : e, :, :cut]
         y = fut.result() if fut is not None else targets()
         x = block_t.permute(0, *range(2, block_t.ndim), 1)  # (B, T, C[, F]) -> (B, C[, F], T)
         return x, y, torch.from_numpy(self._subj[idx].copy())

@@ -554,8 +554,20 @@ class EEG2fMRINet(nn.Module):
         h = canonical_hrf((self._lag_points - shift) / scale).mean(-1)  # (K, F, M, T)
         return h / h.sum(-1, keepdim=True).clamp_min(1e-6)
 
+    @property
+    def training_features(self) -> int | None:
+        """Entries of the windows' feature axis that training steps read (``None``: all).
+
+        ``tangent`` windows: the band-power block only (the tangent block is
+        read by the linear path, which :meth:`after_fit` fits on full
+        windows), so the trainer copies only that block into training batches.
+        """
+        return self.n_bands if self.spec.input_kind == "tangent" else None
+
     def _check_x(self, x: torch.Tensor) -> None:
         want = tuple(int(s) for s in self.spec.input_shape)
+        if self.spec.input_kind == "tangent" and not self._has_ridge() and x.ndim == 4 and x.shape[2] == self.n_bands:
+            want = (want[0], self.n_bands, want[2])  # power-only training windows (see training_features)
         if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
             raise Eeg2fmriInputError(
                 f"eeg2fmri_net: expected x of shape (batch, {', '.join(map(str, want))}) ({self.spec.input_kind}), got {tuple(x.shape)}; "

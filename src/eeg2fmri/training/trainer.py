@@ -537,7 +537,13 @@ def fit_torch(
     threads = tcfg["loader_threads"]
     if threads == "auto":  # threads beat worker processes for whole-batch copies (benchmarks/bench_dataloader.py)
         threads = 4 if tcfg["num_workers"] == 0 and torch.cuda.is_available() and not _accelerator_is_cpu(tcfg["accelerator"]) else 0
-    dm = WindowDataModule(train_ds, val_ds, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed,
+    # a model whose training steps read a leading block of the feature axis gets batches of that block only
+    # (eeg2fmri_net on tangent windows: 1 / (n_chans + 1) of the copies); after_fit still sees full windows
+    n_feat = getattr(model, "training_features", None)
+    fit_train, fit_val = train_ds, val_ds
+    if n_feat is not None and hasattr(train_ds, "with_features") and hasattr(val_ds, "with_features"):
+        fit_train, fit_val = train_ds.with_features(n_feat), val_ds.with_features(n_feat)
+    dm = WindowDataModule(fit_train, fit_val, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed,
                           loader_threads=threads)
     t0 = time.perf_counter()
     try:
