@@ -461,7 +461,7 @@ def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
     x_tr, y_tr = windows(80, 1)
     x_va, y_va = windows(30, 2)
     x_te, _ = windows(9, 3)
-    model = EEG2fMRINet(TAN, seed=0, n_members=2, calibrate_output=False)
+    model = EEG2fMRINet(TAN, seed=0, n_members=2, calibrate_output=False, tangent_hrf="canonical")
     info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     v = info["tangent_weight"]
     assert v in np.round(np.linspace(0, 1, 11), 2) and v >= 0.5
@@ -511,6 +511,7 @@ def test_tangent_hrf_auto_keeps_the_better_basis_on_validation():
             fits[hrf] = (info, model.eval().ridge_prediction(x_va).numpy())
     info, pred = fits["auto"]
     assert info["tangent_hrf"] in ("canonical", "basis") and fits["canonical"][0]["tangent_hrf"] == "canonical"
+    assert EEG2fMRINet(TAN).tangent_hrf == "auto"  # the default
     assert tuple(fits["basis"][0]["tangent_hrf"] for _ in range(1)) == ("basis",)
     np.testing.assert_allclose(pred, fits[info["tangent_hrf"]][1], rtol=1e-5, atol=1e-6)  # the chosen variant, exactly
     with pytest.raises(Eeg2fmriInputError, match="tangent_hrf"):

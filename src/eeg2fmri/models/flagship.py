@@ -205,13 +205,15 @@ class EEG2fMRINet(nn.Module):
         number ``n_chans**2 * n_bands`` (memory about 3 x windows x features x 8
         bytes: ~1.8 GB for 3,000 windows at 64 channels and 6 bands); the
         band-power ridge and the network use every window.
-    tangent_hrf : {"canonical", "basis", "auto"}
-        ``tangent`` input only: haemodynamic basis of the tangent-space ridge,
-        the canonical HRF (default; what the robustness matrix measured),
-        SPM's informed basis (canonical + time and dispersion derivatives: three
-        times the features) or ``"auto"``: both fitted, the one whose mix with
-        the band-power ridge scores higher on the validation windows kept
-        (four times the features while fitting). The last two are experimental.
+    tangent_hrf : {"auto", "canonical", "basis"}
+        ``tangent`` input only: haemodynamic basis of the tangent-space ridge:
+        ``"auto"`` (default since 2026-12-04) fits both of the others and keeps
+        the one whose mix with the band-power ridge scores higher on the
+        validation windows; ``"canonical"`` the canonical HRF (the default the
+        first robustness matrix of the tangent input measured); ``"basis"``
+        SPM's informed basis (canonical + time and dispersion derivatives:
+        three times the features). ``"auto"`` holds four times the features of
+        ``"canonical"`` while fitting.
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -267,7 +269,7 @@ class EEG2fMRINet(nn.Module):
         calibrate_output: bool = True,
         ridge_blend: float | str = 0.5,
         tangent_max_windows: int = 3000,
-        tangent_hrf: str = "canonical",
+        tangent_hrf: str = "auto",
         seed: int | None = None,
     ) -> None:
         super().__init__()
