@@ -516,3 +516,22 @@ def test_tangent_hrf_auto_keeps_the_better_basis_on_validation():
     np.testing.assert_allclose(pred, fits[info["tangent_hrf"]][1], rtol=1e-5, atol=1e-6)  # the chosen variant, exactly
     with pytest.raises(Eeg2fmriInputError, match="tangent_hrf"):
         EEG2fMRINet(TAN, tangent_hrf="lags")
+
+
+def test_tangent_ridge_is_stored_factored_and_old_models_still_load():
+    """The tangent ridge is kept as proj (n_features, n_components) @ coef (n_components, n_outputs), n_components <= the
+    training windows; a model saved with one (n_features, n_outputs) matrix (before 2026-12-04) loads and predicts the same."""
+    x_tr, y_tr = _windows(TAN, 50, 1)
+    x_va, y_va = _windows(TAN, 20, 2)
+    model = EEG2fMRINet(TAN, seed=0, n_members=2, tangent_hrf="canonical")
+    model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    n_feat = N_CHANS * N_BANDS * N_CHANS
+    assert model.ridge_tan_proj.shape[0] == n_feat and model.ridge_tan_proj.shape[1] <= 50
+    assert model.ridge_tan_coef.shape == (model.ridge_tan_proj.shape[1], 11)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["ridge_tan_coef"] = state.pop("ridge_tan_proj") @ state["ridge_tan_coef"]  # the old layout
+    old = EEG2fMRINet(TAN, seed=4, n_members=2)
+    old.load_state_dict(state)
+    assert "ridge_tan_proj" not in old._buffers and old.ridge_tan_coef.shape == (n_feat, 11)
+    with torch.no_grad():
+        np.testing.assert_allclose(old.eval()(x_va).numpy(), model.eval()(x_va).numpy(), rtol=1e-4, atol=1e-5)

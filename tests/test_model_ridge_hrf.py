@@ -135,3 +135,52 @@ def test_shared_penalty_validation_error_equals_the_predictions_error():
     pens = np.logspace(-3, 4, 9)
     brute = [((y - proj @ ((s / (s**2 + a))[:, None] * uty)) ** 2).mean() for a in pens]
     np.testing.assert_allclose(_shared_alpha_val_error(proj, uty, y, s, pens), brute, rtol=1e-10, atol=1e-12)
+
+
+def test_thin_svd_of_wide_matrices_equals_lapacks():
+    """Wide feature matrices (p >= 2 n) are decomposed through their Gram matrix: same singular values and the same
+    ridge solutions as numpy's SVD, numerically null directions dropped (a centred matrix has rank n - 1)."""
+    from eeg2fmri.models.ridge_hrf import _thin_svd
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((37, 211)) * rng.uniform(0.1, 3.0, 211)
+    a -= a.mean(0)
+    u, s, vt = _thin_svd(a)
+    u0, s0, vt0 = np.linalg.svd(a, full_matrices=False)
+    assert len(s) == 36 and s0[-1] < 1e-10 * s0[0]  # the centred matrix's null direction is dropped
+    np.testing.assert_allclose(s, s0[:36], rtol=1e-10)
+    np.testing.assert_allclose(u @ np.diag(s) @ vt, a, atol=1e-10)
+    np.testing.assert_allclose(vt @ vt.T, np.eye(36), atol=1e-10)
+    y = rng.standard_normal((37, 4))
+    for alpha in (1e-2, 10.0, 1e4):
+        def ridge(u, s, vt, alpha=alpha):
+            return vt.T @ ((s / (s**2 + alpha))[:, None] * (u.T @ y))
+
+        np.testing.assert_allclose(ridge(u, s, vt), ridge(u0, s0, vt0), rtol=1e-8, atol=1e-12)
+    tall = rng.standard_normal((50, 30))  # p < 2 n: LAPACK's SVD itself
+    for got, want in zip(_thin_svd(tall), np.linalg.svd(tall, full_matrices=False)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("per_target", [True, False])
+def test_wide_features_and_factored_coefficients_equal_sklearn(per_target):
+    """More features than windows (the Gram path) and factored=True give sklearn Ridge's solution and predictions."""
+    from sklearn.linear_model import Ridge
+
+    x, y = _data(41, 4)
+    xv, yv = _data(23, 5)
+    alphas = (0.01, 0.3, 3.0, 30.0)
+    dense = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target).fit(x, y, xv, yv)
+    fact = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target, factored=True).fit(x, y, xv, yv)
+    f = _standardised(dense, x)
+    p = f.shape[1]
+    best = np.searchsorted(alphas, np.atleast_1d(dense.alpha_) * np.ones(11))
+    ref = np.stack([Ridge(alpha=alphas[b] * p).fit(f, y[:, j]).coef_ for j, b in enumerate(best)], axis=1)
+    np.testing.assert_allclose(dense.coef_, ref, rtol=1e-4, atol=1e-6)
+    assert fact.coef_.shape == (40, 11) and fact.components_.shape == (40, p)  # rank n - 1 of the centred windows
+    np.testing.assert_allclose(fact.components_.T @ fact.coef_, dense.coef_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fact.predict(xv), dense.predict(xv), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(np.atleast_1d(fact.alpha_), np.atleast_1d(dense.alpha_))
+    again = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target, factored=True).load_state_dict(fact.state_dict())
+    np.testing.assert_array_equal(again.predict(xv), fact.predict(xv))
+    assert "components" not in dense.state_dict() and RidgeHRF(SPEC).load_state_dict(dense.state_dict()).components_ is None

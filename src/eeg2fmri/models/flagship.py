@@ -382,24 +382,27 @@ class EEG2fMRINet(nn.Module):
 
     # ------------------------------------------------------------------ stacked linear path
     _RIDGE_BUFFERS = ("ridge_basis", "ridge_coef", "ridge_bias")
-    _TANGENT_BUFFERS = ("ridge_tan_basis", "ridge_tan_coef")
+    _TANGENT_BUFFERS = ("ridge_tan_basis", "ridge_tan_coef", "ridge_tan_proj")
 
     def _has_ridge(self) -> bool:
         return "ridge_coef" in self._buffers
 
     def _set_ridge(self, basis: torch.Tensor, coef: torch.Tensor, bias: torch.Tensor, tan_basis: torch.Tensor | None = None,
-                   tan_coef: torch.Tensor | None = None) -> None:
+                   tan_coef: torch.Tensor | None = None, tan_proj: torch.Tensor | None = None) -> None:
         for name, t in zip(self._RIDGE_BUFFERS, (basis, coef, bias)):
             self.register_buffer(name, t.detach().float().contiguous())
         if tan_coef is not None:
-            for name, t in zip(self._TANGENT_BUFFERS, (tan_basis, tan_coef)):
-                self.register_buffer(name, t.detach().float().contiguous())
+            # tan_proj (n_tangent_features, n_components) @ tan_coef (n_components, n_outputs): the tangent ridge in factored
+            # form (models saved before 2026-12-04 hold one (n_tangent_features, n_outputs) matrix and no tan_proj)
+            for name, t in zip(self._TANGENT_BUFFERS, (tan_basis, tan_coef, tan_proj)):
+                if t is not None:
+                    self.register_buffer(name, t.detach().float().contiguous())
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # a saved model with a fitted linear path: create its buffers (their sizes depend on the basis chosen)
         if prefix + "ridge_coef" in state_dict and not self._has_ridge():
             names = self._RIDGE_BUFFERS + (self._TANGENT_BUFFERS if prefix + "ridge_tan_coef" in state_dict else ())
-            self._set_ridge(*(torch.empty_like(state_dict[prefix + n]) for n in names))
+            self._set_ridge(*(torch.empty_like(state_dict[prefix + n]) if prefix + n in state_dict else None for n in names))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def ridge_prediction(self, x: torch.Tensor) -> torch.Tensor:
@@ -411,7 +414,10 @@ class EEG2fMRINet(nn.Module):
         out = feats @ self.ridge_coef + self.ridge_bias
         if "ridge_tan_coef" in self._buffers:
             tan = x.float()[:, :, self.n_bands :, :]
-            out = out + torch.einsum("bcft,kt->bcfk", tan, self.ridge_tan_basis).reshape(len(tan), -1) @ self.ridge_tan_coef
+            t = torch.einsum("bcft,kt->bcfk", tan, self.ridge_tan_basis).reshape(len(tan), -1)
+            if "ridge_tan_proj" in self._buffers:
+                t = t @ self.ridge_tan_proj
+            out = out + t @ self.ridge_tan_coef
         return out
 
     def _blend(self, net: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -507,15 +513,18 @@ class EEG2fMRINet(nn.Module):
                     return np.ascontiguousarray(t.reshape(len(t), n_c, -1, n_k)[..., ks]).reshape(len(t), n_c, -1, 1)
 
                 tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=feats(tan_tr[:1]).shape[1:], freqs=None)
-                tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19))).fit(feats(tan_tr), ty_tr, feats(tan_va), ty_va)
+                tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), factored=True).fit(feats(tan_tr), ty_tr, feats(tan_va), ty_va)
                 t_va = tridge.predict(feats(tan_va)).reshape(len(tan_va), -1)
                 scores = [mean_r((1 - v) * p_va + v * t_va, ty_va) for v in grid]
                 if best is None or max(scores) > best[0]:
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
-            t_coef, t_bias = folded(tridge)
+            # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
+            proj = tridge.components_.T.astype(np.float64) / tridge.x_scale_[:, None]
+            t_coef = tridge.coef_.astype(np.float64)
+            t_bias = tridge.intercept_.astype(np.float64) - ((tridge.x_mean_ / tridge.x_scale_) @ tridge.components_.T.astype(np.float64)) @ t_coef
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
-            tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef))
+            tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),
                          "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": r_tan})
         self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)

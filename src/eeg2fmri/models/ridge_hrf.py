@@ -96,6 +96,26 @@ def informed_basis(dt: float, n_frames: int, *, oversampling: int = 50) -> np.nd
     return np.stack(rows)
 
 
+def _thin_svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``a = u @ diag(s) @ vt`` of a (standardised) feature matrix, shape (n, p).
+
+    With many more features than windows (``p >= 2 n``, e.g. tangent-space
+    features) it comes from the eigendecomposition of the ``(n, n)`` Gram
+    matrix (one BLAS product, several times faster than LAPACK's SVD of the
+    wide matrix); directions whose squared singular value is below 1e-12 of the
+    largest (numerically null: their ridge weight ``s / (s**2 + alpha)`` is
+    ~0) are dropped, so ``len(s)`` may be below ``n``.
+    """
+    n, p = a.shape
+    if p < 2 * n:
+        return np.linalg.svd(a, full_matrices=False)
+    w, u = np.linalg.eigh(a @ a.T)
+    w, u = w[::-1], u[:, ::-1]
+    keep = w > max(float(w[0]), 0.0) * 1e-12
+    u, s = np.ascontiguousarray(u[:, keep]), np.sqrt(w[keep])
+    return u, s, (u.T @ a) / s[:, None]
+
+
 @register_model("ridge_hrf")
 class RidgeHRF:
     """Multi-lag (or HRF-convolved) band-power ridge regression (scikit-learn style).
@@ -111,10 +131,19 @@ class RidgeHRF:
         validation data.
     alpha_per_target : bool
         Choose the penalty per output (voxel/ROI) instead of one for all.
+    factored : bool
+        Keep the coefficients as ``components_.T @ coef_`` (the ridge solution
+        lies in the span of the training windows, rank <= n_samples) instead
+        of one ``(n_features, n_outputs)`` matrix: the same predictions with
+        less memory and time when the features outnumber the windows.
 
     Attributes
     ----------
     coef_ : array, shape (n_features, n_outputs)
+        With ``factored``: shape (n_components, n_outputs).
+    components_ : array, shape (n_components, n_features)
+        ``factored`` only: the right singular vectors of the standardised
+        training features (``n_components = min(n_samples, n_features)``).
     intercept_ : array, shape (n_outputs,)
     x_mean_, x_scale_ : array, shape (n_features,)
     alpha_ : float | array, shape (n_outputs,)
@@ -128,18 +157,20 @@ class RidgeHRF:
     kind = "sklearn"
     input_kinds = ("bandpower",)
 
-    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool = False) -> None:
+    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool = False,
+                 factored: bool = False) -> None:
         self.spec = spec
         self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
         self.hrf = hrf
         self.alpha_per_target = bool(alpha_per_target)
+        self.factored = bool(factored)
         if spec.input_kind != "bandpower":
             raise Eeg2fmriInputError(f"ridge_hrf expects input_kind 'bandpower' (n_chans, n_bands, n_frames), got {spec.input_kind!r}; prepare band-power features.")
         if hrf not in HRF_CHOICES:
             raise Eeg2fmriInputError(f"unknown hrf {hrf!r}; choose one of {', '.join(map(repr, HRF_CHOICES))}.")
 
     def get_params(self) -> dict[str, Any]:
-        return {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target}
+        return {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target, "factored": self.factored}
 
     def _features(self, x: np.ndarray, hrf: str | None = None) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -193,7 +224,7 @@ class RidgeHRF:
         x_scale = np.where(sd > 0, sd, 1.0)
         fz = (f - x_mean) / x_scale
         y_mean = y.mean(0)
-        u, s, vt = np.linalg.svd(fz, full_matrices=False)
+        u, s, vt = _thin_svd(fz)
         uty = u.T @ (y - y_mean)
         p = fz.shape[1]
         alphas = np.asarray(self.alphas, dtype=np.float64)
@@ -220,29 +251,36 @@ class RidgeHRF:
         else:
             best = np.full(uty.shape[1], int(np.argmin(err.mean(1))))
             alpha = float(alphas[best[0]])
-        coef = np.empty((p, uty.shape[1]), dtype=np.float32)
+        coef = np.empty((len(s) if self.factored else p, uty.shape[1]), dtype=np.float32)
         for i in np.unique(best):
             sel = best == i
             d = s / (s**2 + alphas[i] * p)
-            coef[:, sel] = vt.T @ (d[:, None] * uty[:, sel])
+            coef[:, sel] = d[:, None] * uty[:, sel] if self.factored else vt.T @ (d[:, None] * uty[:, sel])
         score = float(err[best, np.arange(err.shape[1])].mean()) if self.alpha_per_target else float(err[best[0]].mean())
-        return {"x_mean_": x_mean, "x_scale_": x_scale, "coef_": coef, "intercept_": y_mean.astype(np.float32), "alpha_": alpha,
-                "val_scores_": [float(v) for v in err.mean(1)], "score": score}
+        out = {"x_mean_": x_mean, "x_scale_": x_scale, "coef_": coef, "intercept_": y_mean.astype(np.float32), "alpha_": alpha,
+               "val_scores_": [float(v) for v in err.mean(1)], "score": score}
+        if self.factored:
+            out["components_"] = vt.astype(np.float32)
+        return out
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predict targets, array of shape (n_samples, *output_shape)."""
         if not hasattr(self, "coef_"):
             raise Eeg2fmriInputError("ridge_hrf: call fit() before predict().")
-        fz = (self._features(x) - self.x_mean_) / self.x_scale_
-        out = fz.astype(np.float32) @ self.coef_ + self.intercept_
+        fz = ((self._features(x) - self.x_mean_) / self.x_scale_).astype(np.float32)
+        if getattr(self, "components_", None) is not None:
+            fz = fz @ self.components_.T
+        out = fz @ self.coef_ + self.intercept_
         return out.reshape((len(out),) + tuple(self.spec.output_shape))
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"coef": self.coef_, "intercept": self.intercept_, "x_mean": self.x_mean_.astype(np.float64), "x_scale": self.x_scale_.astype(np.float64), "alpha": np.atleast_1d(np.asarray(self.alpha_, dtype=np.float64)),
+        extra = {"components": self.components_} if getattr(self, "components_", None) is not None else {}
+        return {**extra, "coef": self.coef_, "intercept": self.intercept_, "x_mean": self.x_mean_.astype(np.float64), "x_scale": self.x_scale_.astype(np.float64), "alpha": np.atleast_1d(np.asarray(self.alpha_, dtype=np.float64)),
                 "hrf": np.array([_BASES.index(getattr(self, "hrf_", self.hrf))])}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> RidgeHRF:
         self.coef_ = np.asarray(state["coef"], dtype=np.float32)
+        self.components_ = np.asarray(state["components"], dtype=np.float32) if "components" in state else None
         self.intercept_ = np.asarray(state["intercept"], dtype=np.float32)
         self.x_mean_ = np.asarray(state["x_mean"])
         self.x_scale_ = np.asarray(state["x_scale"])
