@@ -202,9 +202,11 @@ class EEG2fMRINet(nn.Module):
     tangent_max_windows : int
         ``tangent`` input only: at most this many training (and validation)
         windows, evenly spaced, for the tangent-space ridge, whose features
-        number ``n_chans**2 * n_bands`` (memory about 3 x windows x features x 8
-        bytes: ~1.8 GB for 3,000 windows at 64 channels and 6 bands); the
-        band-power ridge and the network use every window.
+        number ``n_chans**2 * n_bands`` per haemodynamic function (memory grows
+        linearly with the windows kept: at 3,000 windows, 64 channels and 6
+        bands ``after_fit`` peaked at about 8.5 GB with ``tangent_hrf="auto"``,
+        ``benchmarks/bench_linear_path.py``); the band-power ridge and the
+        network use every window.
     tangent_hrf : {"auto", "canonical", "basis"}
         ``tangent`` input only: haemodynamic basis of the tangent-space ridge:
         ``"auto"`` (default since 2026-12-04) fits both of the others and keeps
@@ -520,9 +522,13 @@ class EEG2fMRINet(nn.Module):
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
             # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
-            proj = tridge.components_.T.astype(np.float64) / tridge.x_scale_[:, None]
+            # (float32 components, float64 where they are summed over features; no float64 copy of the components)
+            comp = tridge.components_  # (n_components, n_features), float32
+            proj = comp.T / tridge.x_scale_[:, None].astype(np.float32)
             t_coef = tridge.coef_.astype(np.float64)
-            t_bias = tridge.intercept_.astype(np.float64) - ((tridge.x_mean_ / tridge.x_scale_) @ tridge.components_.T.astype(np.float64)) @ t_coef
+            centre = tridge.x_mean_ / tridge.x_scale_
+            shift = np.concatenate([comp[i : i + 256].astype(np.float64) @ centre for i in range(0, len(comp), 256)])
+            t_bias = tridge.intercept_.astype(np.float64) - shift @ t_coef
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
             tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),

@@ -113,7 +113,9 @@ def _thin_svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w, u = w[::-1], u[:, ::-1]
     keep = w > max(float(w[0]), 0.0) * 1e-12
     u, s = np.ascontiguousarray(u[:, keep]), np.sqrt(w[keep])
-    return u, s, (u.T @ a) / s[:, None]
+    vt = u.T @ a
+    vt /= s[:, None]
+    return u, s, vt
 
 
 @register_model("ridge_hrf")
@@ -219,10 +221,13 @@ class RidgeHRF:
         y = np.asarray(y, dtype=np.float64).reshape(len(f), -1)
         if len(f) != len(y):
             raise Eeg2fmriInputError(f"ridge_hrf: {len(f)} windows but {len(y)} targets; pass one target per window.")
+        # standardised in place on one centred copy (the features can be large: tangent windows)
         x_mean = f.mean(0)
-        sd = f.std(0)
+        fz = f - x_mean
+        del f
+        sd = np.sqrt(np.einsum("ij,ij->j", fz, fz) / len(fz))
         x_scale = np.where(sd > 0, sd, 1.0)
-        fz = (f - x_mean) / x_scale
+        fz /= x_scale
         y_mean = y.mean(0)
         u, s, vt = _thin_svd(fz)
         uty = u.T @ (y - y_mean)
