@@ -172,6 +172,8 @@ def test_wide_features_and_factored_coefficients_equal_sklearn(per_target):
     alphas = (0.01, 0.3, 3.0, 30.0)
     dense = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target).fit(x, y, xv, yv)
     fact = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target, factored=True).fit(x, y, xv, yv)
+    np.testing.assert_allclose(dense.x_mean_, x.reshape(len(x), -1).mean(0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dense.x_scale_, x.reshape(len(x), -1).std(0), rtol=1e-12)  # numpy's std, computed in place here
     f = _standardised(dense, x)
     p = f.shape[1]
     best = np.searchsorted(alphas, np.atleast_1d(dense.alpha_) * np.ones(11))
