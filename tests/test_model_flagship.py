@@ -519,19 +519,33 @@ def test_tangent_hrf_auto_keeps_the_better_basis_on_validation():
 
 
 def test_tangent_ridge_is_stored_factored_and_old_models_still_load():
-    """The tangent ridge is kept as proj (n_features, n_components) @ coef (n_components, n_outputs), n_components <= the
-    training windows; a model saved with one (n_features, n_outputs) matrix (before 2026-12-04) loads and predicts the same."""
-    x_tr, y_tr = _windows(TAN, 50, 1)
-    x_va, y_va = _windows(TAN, 20, 2)
-    model = EEG2fMRINet(TAN, seed=0, n_members=2, tangent_hrf="canonical")
+    """With many outputs the tangent ridge is kept as proj (n_features, n_components) @ coef (n_components, n_outputs),
+    n_components <= the training windows; with few outputs as one matrix (the smaller form). A model saved with one
+    (n_features, n_outputs) matrix (before 2026-12-04) loads and predicts the same, also into a model whose linear path
+    is already fitted (its buffers are resized, a stale proj dropped)."""
+    import dataclasses
+
+    wide = dataclasses.replace(TAN, output_shape=(400,))
+    x_tr, y_tr = _windows(wide, 50, 1)
+    x_va, y_va = _windows(wide, 20, 2)
+    model = EEG2fMRINet(wide, seed=0, n_members=2, tangent_hrf="canonical")
     model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     n_feat = N_CHANS * N_BANDS * N_CHANS
-    assert model.ridge_tan_proj.shape[0] == n_feat and model.ridge_tan_proj.shape[1] <= 50
-    assert model.ridge_tan_coef.shape == (model.ridge_tan_proj.shape[1], 11)
+    assert model.ridge_tan_proj.shape == (n_feat, 50)  # one component per training window
+    assert model.ridge_tan_coef.shape == (50, 400)
+    model.eval()
+    with torch.no_grad():
+        want = model(x_va).numpy()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["ridge_tan_coef"] = state.pop("ridge_tan_proj") @ state["ridge_tan_coef"]  # the old layout
-    old = EEG2fMRINet(TAN, seed=4, n_members=2)
-    old.load_state_dict(state)
-    assert "ridge_tan_proj" not in old._buffers and old.ridge_tan_coef.shape == (n_feat, 11)
-    with torch.no_grad():
-        np.testing.assert_allclose(old.eval()(x_va).numpy(), model.eval()(x_va).numpy(), rtol=1e-4, atol=1e-5)
+    for target in (EEG2fMRINet(wide, seed=4, n_members=2), model):  # a fresh model, and one with a fitted (factored) path
+        target.load_state_dict(state)
+        assert "ridge_tan_proj" not in target._buffers and target.ridge_tan_coef.shape == (n_feat, 400)
+        with torch.no_grad():
+            np.testing.assert_allclose(target.eval()(x_va).numpy(), want, rtol=1e-4, atol=1e-5)
+    # few outputs: 50 x (144 + 11) values would exceed 144 x 11, so one matrix is kept
+    small = EEG2fMRINet(TAN, seed=0, n_members=2, tangent_hrf="canonical")
+    x_tr, y_tr = _windows(TAN, 50, 1)
+    x_va, y_va = _windows(TAN, 20, 2)
+    small.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert "ridge_tan_proj" not in small._buffers and small.ridge_tan_coef.shape == (n_feat, 11)

@@ -145,12 +145,15 @@ def test_thin_svd_of_wide_matrices_equals_lapacks():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((37, 211)) * rng.uniform(0.1, 3.0, 211)
     a -= a.mean(0)
-    u, s, vt = _thin_svd(a)
+    for got, want in zip(_thin_svd(a), np.linalg.svd(a, full_matrices=False)):  # without gram=True: LAPACK's SVD
+        np.testing.assert_array_equal(got, want)
+    u, s, vt = _thin_svd(a, gram=True)
     u0, s0, vt0 = np.linalg.svd(a, full_matrices=False)
-    assert len(s) == 36 and s0[-1] < 1e-10 * s0[0]  # the centred matrix's null direction is dropped
-    np.testing.assert_allclose(s, s0[:36], rtol=1e-10)
+    assert len(s) == 37 and s0[-1] < 1e-10 * s0[0]  # the centred matrix's null direction: at the floor, 1e-13 x the top squared
+    np.testing.assert_allclose(s[:36], s0[:36], rtol=1e-10)
+    np.testing.assert_allclose(s[36], np.sqrt(1e-13) * s0[0], rtol=1e-10)
     np.testing.assert_allclose(u @ np.diag(s) @ vt, a, atol=1e-10)
-    np.testing.assert_allclose(vt @ vt.T, np.eye(36), atol=1e-10)
+    np.testing.assert_allclose(vt[:36] @ vt[:36].T, np.eye(36), atol=1e-10)
     y = rng.standard_normal((37, 4))
     for alpha in (1e-2, 10.0, 1e4):
         def ridge(u, s, vt, alpha=alpha):
@@ -158,8 +161,20 @@ def test_thin_svd_of_wide_matrices_equals_lapacks():
 
         np.testing.assert_allclose(ridge(u, s, vt), ridge(u0, s0, vt0), rtol=1e-8, atol=1e-12)
     tall = rng.standard_normal((50, 30))  # p < 2 n: LAPACK's SVD itself
-    for got, want in zip(_thin_svd(tall), np.linalg.svd(tall, full_matrices=False)):
+    for got, want in zip(_thin_svd(tall, gram=True), np.linalg.svd(tall, full_matrices=False)):
         np.testing.assert_array_equal(got, want)
+    # a spectrum over nine decades: at penalties of the features' scale (the flagship's grid starts at 0.01 x n_features)
+    # the ridge solutions still agree
+    q1, _ = np.linalg.qr(rng.standard_normal((211, 37)))
+    q2, _ = np.linalg.qr(rng.standard_normal((37, 37)))
+    bad = (q2 * np.logspace(0, -9, 37)) @ q1.T * 50.0
+    u, s, vt = _thin_svd(bad, gram=True)
+    u0, s0, vt0 = np.linalg.svd(bad, full_matrices=False)
+    for alpha in (0.01 * 211, 211.0):
+        want = ridge(u0, s0, vt0, alpha)
+        np.testing.assert_allclose(ridge(u, s, vt, alpha), want, rtol=0, atol=1e-9 * np.abs(want).max())
+    zero = _thin_svd(np.zeros((5, 12)), gram=True)  # nothing to fit
+    assert [z.shape for z in zero] == [(5, 0), (0,), (0, 12)]
 
 
 @pytest.mark.parametrize("per_target", [True, False])
@@ -179,7 +194,7 @@ def test_wide_features_and_factored_coefficients_equal_sklearn(per_target):
     best = np.searchsorted(alphas, np.atleast_1d(dense.alpha_) * np.ones(11))
     ref = np.stack([Ridge(alpha=alphas[b] * p).fit(f, y[:, j]).coef_ for j, b in enumerate(best)], axis=1)
     np.testing.assert_allclose(dense.coef_, ref, rtol=1e-4, atol=1e-6)
-    assert fact.coef_.shape == (40, 11) and fact.components_.shape == (40, p)  # rank n - 1 of the centred windows
+    assert fact.coef_.shape == (41, 11) and fact.components_.shape == (41, p)  # one component per training window
     np.testing.assert_allclose(fact.components_.T @ fact.coef_, dense.coef_, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(fact.predict(xv), dense.predict(xv), rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(np.atleast_1d(fact.alpha_), np.atleast_1d(dense.alpha_))

@@ -624,3 +624,38 @@ def test_flagship_trains_on_the_power_block_of_tangent_windows(tiny_tangent, mon
     a, b = sliced.model.module.state_dict(), full.model.module.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert sliced.info["history"] == full.info["history"]
+
+
+def test_model_format_versions(tiny_prepared, tmp_path):
+    """Models are written in format 2 (a flagship may hold a factored tangent ridge); format 1 still loads; others are
+    refused with the file named and what to do."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models import load_model, save_model
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", targets=split_targets(tiny_prepared, sp))
+    assert "factored" not in fitted.model.get_params()  # readable by versions that know no factored ridge
+    out = save_model(fitted.model, tmp_path / "m", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask,
+                     affine=tiny_prepared.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["format_version"] == 2
+    for version in (1, 2):
+        (out / "model.json").write_text(json.dumps({**meta, "format_version": version}))
+        assert load_model(out).meta["format_version"] == version
+    (out / "model.json").write_text(json.dumps({**meta, "format_version": 3}))
+    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 3 is not supported \(expected one of 1, 2\); retrain or upgrade eeg2fmri"):
+        load_model(out)
+
+
+def test_with_features_cuts_the_frequencies_of_stft_windows(tiny_bids):
+    from eeg2fmri.datasets import WindowDataset, prepare_dataset
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.datasets.targets import make_split
+
+    stft = prepare_dataset(tiny_bids, PrepareConfig(representation="stft", stft_fmax=40.0), progress_bar=False)
+    wd = WindowDataset(stft, make_split(stft, "within").selections["train"], n_frames=3)
+    full = wd.spec
+    part = wd.with_features(4).spec
+    assert len(full.freqs) == full.input_shape[1] > 4
+    assert part.input_shape[1] == 4 and part.freqs == full.freqs[:4]

@@ -216,7 +216,8 @@ class WindowDataset:
         spec = dataset_spec(self.ds, self.n_frames, tuple(np.shape(y0)))
         if self._n_features is not None:
             c, _, t = spec.input_shape
-            spec = dataclasses.replace(spec, input_shape=(c, self._n_features, t))
+            freqs = spec.freqs[: self._n_features] if spec.freqs is not None and len(spec.freqs) > self._n_features else spec.freqs
+            spec = dataclasses.replace(spec, input_shape=(c, self._n_features, t), freqs=freqs)
         return spec
 
     @property

@@ -26,7 +26,9 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["LoadedModel", "check_compatible", "load_model", "load_predictor", "save_model", "save_trained_model"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: formats this version reads (2: an ``eeg2fmri_net`` may hold its tangent ridge in factored form, ``ridge_tan_proj``)
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass
@@ -93,8 +95,9 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if not mj.exists():
         raise Eeg2fmriInputError(f"{path}: expected a model directory with model.json, found none; pass the folder written by training/quickstart.")
     meta = json.loads(mj.read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise Eeg2fmriInputError(f"{mj}: model format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION}); retrain or upgrade eeg2fmri.")
+    if meta.get("format_version") not in READABLE_FORMATS:
+        raise Eeg2fmriInputError(f"{mj}: model format {meta.get('format_version')} is not supported (expected one of "
+                                 f"{', '.join(map(str, READABLE_FORMATS))}); retrain or upgrade eeg2fmri.")
     spec = DataSpec.from_dict(meta["spec"])
     model = build_model(meta["model"], spec, **meta.get("hparams", {}))
     wpath = path / "weights.safetensors"

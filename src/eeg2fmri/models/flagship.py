@@ -401,10 +401,16 @@ class EEG2fMRINet(nn.Module):
                     self.register_buffer(name, t.detach().float().contiguous())
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        # a saved model with a fitted linear path: create its buffers (their sizes depend on the basis chosen)
-        if prefix + "ridge_coef" in state_dict and not self._has_ridge():
-            names = self._RIDGE_BUFFERS + (self._TANGENT_BUFFERS if prefix + "ridge_tan_coef" in state_dict else ())
-            self._set_ridge(*(torch.empty_like(state_dict[prefix + n]) if prefix + n in state_dict else None for n in names))
+        # a saved model with a fitted linear path: (re)create its buffers, whose sizes depend on the basis chosen and
+        # on the training windows (factored tangent ridge), and drop those the saved path does not have
+        if prefix + "ridge_coef" in state_dict:
+            for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS:
+                saved = state_dict.get(prefix + name)
+                if saved is None:
+                    if name in self._TANGENT_BUFFERS:
+                        self._buffers.pop(name, None)
+                elif name not in self._buffers or self._buffers[name].shape != saved.shape:
+                    self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def ridge_prediction(self, x: torch.Tensor) -> torch.Tensor:
@@ -530,7 +536,11 @@ class EEG2fMRINet(nn.Module):
             shift = np.concatenate([comp[i : i + 256].astype(np.float64) @ centre for i in range(0, len(comp), 256)])
             t_bias = tridge.intercept_.astype(np.float64) - shift @ t_coef
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
-            tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
+            n_f, n_k = proj.shape
+            if n_k * (n_f + t_coef.shape[1]) < n_f * t_coef.shape[1]:  # factored only where it is the smaller form
+                tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
+            else:
+                tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(proj.astype(np.float64) @ (v * t_coef)))
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),
                          "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": r_tan})
         self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)

@@ -96,23 +96,29 @@ def informed_basis(dt: float, n_frames: int, *, oversampling: int = 50) -> np.nd
     return np.stack(rows)
 
 
-def _thin_svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD ``a = u @ diag(s) @ vt`` of a (standardised) feature matrix, shape (n, p).
+def _thin_svd(a: np.ndarray, gram: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``a = u @ diag(s) @ vt`` of a (standardised) feature matrix, shape (n, p), for ridge solutions.
 
-    With many more features than windows (``p >= 2 n``, e.g. tangent-space
-    features) it comes from the eigendecomposition of the ``(n, n)`` Gram
-    matrix (one BLAS product, several times faster than LAPACK's SVD of the
-    wide matrix); directions whose squared singular value is below 1e-12 of the
-    largest (numerically null: their ridge weight ``s / (s**2 + alpha)`` is
-    ~0) are dropped, so ``len(s)`` may be below ``n``.
+    With ``gram`` and many more features than windows (``p >= 2 n``, e.g.
+    tangent-space features) it comes from the eigendecomposition of the
+    ``(n, n)`` Gram matrix (one BLAS product, several times faster than
+    LAPACK's SVD of the wide matrix); otherwise LAPACK's SVD. The Gram
+    matrix resolves squared singular values only down to ~1e-13 of the
+    largest: smaller ones (and the exact zeros of centred data) are set to
+    that floor. Ridge solutions are unaffected as long as the penalty is far
+    above the floor: a direction enters them as ``vt[i] * s[i] / (s[i]**2 +
+    penalty)`` = ``(u[i] @ a) / (s[i]**2 + penalty)``, in which ``s[i]``
+    cancels (then ``vt[i]`` need not have unit norm).
     """
     n, p = a.shape
-    if p < 2 * n:
+    if not gram or p < 2 * n:
         return np.linalg.svd(a, full_matrices=False)
     w, u = np.linalg.eigh(a @ a.T)
-    w, u = w[::-1], u[:, ::-1]
-    keep = w > max(float(w[0]), 0.0) * 1e-12
-    u, s = np.ascontiguousarray(u[:, keep]), np.sqrt(w[keep])
+    w, u = w[::-1], np.ascontiguousarray(u[:, ::-1])
+    top = max(float(w[0]), 0.0)
+    if top == 0.0:  # all-zero features: nothing to fit
+        return u[:, :0], np.zeros(0), np.zeros((0, p))
+    s = np.sqrt(np.maximum(w, top * 1e-13))
     vt = u.T @ a
     vt /= s[:, None]
     return u, s, vt
@@ -137,7 +143,8 @@ class RidgeHRF:
         Keep the coefficients as ``components_.T @ coef_`` (the ridge solution
         lies in the span of the training windows, rank <= n_samples) instead
         of one ``(n_features, n_outputs)`` matrix: the same predictions with
-        less memory and time when the features outnumber the windows.
+        less memory and time when the features outnumber the windows (then
+        the SVD comes from the windows' Gram matrix, see ``_thin_svd``).
 
     Attributes
     ----------
@@ -172,7 +179,8 @@ class RidgeHRF:
             raise Eeg2fmriInputError(f"unknown hrf {hrf!r}; choose one of {', '.join(map(repr, HRF_CHOICES))}.")
 
     def get_params(self) -> dict[str, Any]:
-        return {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target, "factored": self.factored}
+        params = {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target}
+        return {**params, "factored": True} if self.factored else params  # (versions before 2026-12-04 know no "factored")
 
     def _features(self, x: np.ndarray, hrf: str | None = None) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -229,7 +237,7 @@ class RidgeHRF:
         x_scale = np.where(sd > 0, sd, 1.0)
         fz /= x_scale
         y_mean = y.mean(0)
-        u, s, vt = _thin_svd(fz)
+        u, s, vt = _thin_svd(fz, gram=self.factored)
         uty = u.T @ (y - y_mean)
         p = fz.shape[1]
         alphas = np.asarray(self.alphas, dtype=np.float64)
