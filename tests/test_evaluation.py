@@ -304,6 +304,39 @@ def test_circular_shift_null_distribution():
     assert _shift_null_distribution(y[:4], short, "m") is None
 
 
+@pytest.mark.parametrize("chunk", [None, 300])
+def test_circular_shift_r_equals_pearson_of_rolled_predictions(chunk, monkeypatch):
+    """The FFT computation of every shift's voxel r equals np.roll + pearson_r: runs of different lengths, a voxel
+    constant in the targets, one constant in the predictions, one constant within a run only, voxel chunks."""
+    from eeg2fmri.evaluation.metrics import pearson_r
+    from eeg2fmri.evaluation.protocol import _circular_shift_r, _shift_null_distribution
+
+    if chunk is not None:
+        monkeypatch.setattr("eeg2fmri.utils.stats.CHUNK_ELEMS", chunk)  # a few voxels per chunk
+    rng = np.random.default_rng(1)
+    lens, v = (41, 29, 53), 17
+    ys = [rng.standard_normal((n, v)).astype(np.float32) for n in lens]
+    ps = [(0.5 * y + rng.standard_normal((n, v))).astype(np.float32) for y, n in zip(ys, lens)]
+    for y, p in zip(ys, ps):
+        y[:, 3] = 2.0  # constant target voxel
+        p[:, 5] = -1.0  # constant prediction voxel
+    ps[1][:, 7] = 4.0  # constant within one run only: defined r
+    y = np.concatenate(ys)
+    shifts = [(0, 0, 0), (5, 3, 11), (40, 1, 52), (17, 28, 26)]
+    got = _circular_shift_r(y, ps, shifts)
+    for sh, g in zip(shifts, got):
+        want = np.asarray(pearson_r(y, np.concatenate([np.roll(p, k, axis=0) for p, k in zip(ps, sh)])), dtype=np.float64)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(want))
+        assert np.isnan(g[3]) and np.isnan(g[5]) and np.isfinite(g[7])
+        np.testing.assert_allclose(g[np.isfinite(g)], want[np.isfinite(want)], rtol=0, atol=1e-12)
+    runs = [{"y": yy, "preds": {"m": pp}} for yy, pp in zip(ys, ps)]
+    dist = _shift_null_distribution(y, runs, "m")
+    fracs = np.linspace(0.1, 0.9, 50)
+    order = sorted({tuple(int(round(f * n)) for n in lens) for f in fracs})
+    want = [np.nanmedian(pearson_r(y, np.concatenate([np.roll(p, k, axis=0) for p, k in zip(ps, sh)]))) for sh in order]
+    np.testing.assert_allclose(dist, want, rtol=0, atol=1e-12)
+
+
 def test_measured_block_len_follows_the_autocorrelation():
     rng = np.random.default_rng(0)
     n, v = 400, 30

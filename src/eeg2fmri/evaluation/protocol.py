@@ -378,11 +378,56 @@ def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: st
     shifts = {tuple(int(round(f * n)) for n in lens) for f in fracs}
     if len(shifts) < 5:
         return None
-    out = []
-    for sh in sorted(shifts):
-        p = np.concatenate([np.roll(rr["preds"][name], k, axis=0) for rr, k in zip(runs, sh)])
-        out.append(_nanmedian(np.asarray(pearson_r(y, p), dtype=np.float64)))
-    return np.asarray(out)
+    order = sorted(shifts)
+    return np.array([_nanmedian(r) for r in _circular_shift_r(y, [rr["preds"][name] for rr in runs], order)])
+
+
+def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Voxel-wise r between ``y`` and the runs' predictions, each run circularly shifted by its entry of each shift tuple.
+
+    Equals ``pearson_r(y, concat(np.roll(pred_j, k_j, axis=0)))`` for every ``(k_j)`` in ``shifts``: the means, spreads
+    and constant voxels of the concatenated prediction do not change when each run is rolled within itself, and the
+    cross terms of all shifts of a run come from one FFT (circular cross-correlation), in chunks of voxels.
+
+    Parameters
+    ----------
+    y : array, shape (n_volumes, n_voxels)
+        The runs' targets, concatenated in the order of ``preds``.
+    preds : list of array, shape (n_volumes_of_run, n_voxels)
+    shifts : list of tuple of int
+        One shift per run in each tuple.
+
+    Returns
+    -------
+    list of array, shape (n_voxels,), float64
+        NaN for a voxel constant in ``y`` or the prediction, as :func:`pearson_r`.
+    """
+    from eeg2fmri.utils.stats import CHUNK_ELEMS
+
+    lens = [len(pr) for pr in preds]
+    n, m = y.shape
+    starts = np.cumsum([0] + lens)
+    out = [np.empty(m, dtype=np.float64) for _ in shifts]
+    step = max(1, CHUNK_ELEMS // max(n, 1))
+    for c0 in range(0, m, step):
+        sl = slice(c0, min(c0 + step, m))
+        yc = np.array(y[:, sl], dtype=np.float64)
+        pc = np.concatenate([np.asarray(pr[:, sl], dtype=np.float64) for pr in preds])
+        yc -= yc.mean(axis=0)
+        pc -= pc.mean(axis=0)
+        norm = np.sqrt(np.einsum("ij,ij->j", yc, yc) * np.einsum("ij,ij->j", pc, pc))
+        const = (np.ptp(yc, axis=0) == 0) | (np.ptp(pc, axis=0) == 0)
+        cross = []  # per run: sum_t y[t] p[t - k] for every k, shape (n_run, n_chunk)
+        for j, nj in enumerate(lens):
+            a, b = yc[starts[j] : starts[j + 1]], pc[starts[j] : starts[j + 1]]
+            cross.append(np.fft.irfft(np.fft.rfft(a, axis=0) * np.conj(np.fft.rfft(b, axis=0)), n=nj, axis=0))
+        for i, sh in enumerate(shifts):
+            sxy = sum(cr[k % nj] for cr, k, nj in zip(cross, sh, lens))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = sxy / norm
+            r[const] = np.nan
+            out[i][sl] = np.clip(r, -1.0, 1.0)
+    return out
 
 
 def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], names: list[str], r_names: list[str], reference: str | None,
