@@ -67,6 +67,9 @@ def test_quickstart_end_to_end(tmp_path):
     assert Path(side["Source"]).is_file() and Path(side["Source"]).is_relative_to(out.absolute())
     man = json.loads((out / "prepared" / "manifest.json").read_text())
     assert man["provenance"]["bids_root"] == str(out.absolute() / "bids")
+    # the flagship's preferred input; the reference reads the band-power block of the same windows
+    assert man["config"]["representation"] == "tangent" and np.isfinite(s["ridge_hrf_median_r"])
+    assert json.loads((out / "model" / "model.json").read_text())["prepare"]["representation"] == "tangent"
     for f in out.rglob("*"):
         if f.suffix in (".json", ".yaml", ".md", ".tsv"):
             assert ".tmp-" not in f.read_text(), f
@@ -191,6 +194,7 @@ def test_quickstart_default_is_the_flagship_and_ridge_is_one_option_away(tmp_pat
     assert not (tmp_path / "qsr" / "report.html").exists()
     assert m["model"] == "ridge_hrf" and "ridge_hrf (reference)" not in m["table"]
     assert json.loads((tmp_path / "qsr" / "model" / "model.json").read_text())["model"] == "ridge_hrf"
+    assert json.loads((tmp_path / "qsr" / "prepared" / "manifest.json").read_text())["config"]["representation"] == "bandpower"
 
 
 def test_auto_bands_follow_the_sampling_rate(tmp_path):

@@ -72,6 +72,7 @@ __all__ = [
     "load_labels",
     "merge_results",
     "predict_windows",
+    "reference_model",
     "results_to_json",
     "score_runs",
 ]
@@ -580,6 +581,30 @@ def _fit_reference(ds: PreparedDataset, split: Split, targets: dict, name: str) 
         model = fit_model(view, vsplit, name, targets=split_targets(view, vsplit)).model
         return _OnView(model, view, vsplit, f"fitted on band-power windows derived from the {ds.representation} data of the same volumes"), None
     return fit_model(ds, split, name, targets=targets).model, None
+
+
+def reference_model(ds: PreparedDataset, split: Split, targets: dict) -> tuple[Any, str | None]:
+    """The reference ``ridge_hrf`` fitted on the split's training windows, as the evaluation fits it.
+
+    On band-power data on its windows; on STFT, raw or tangent data on band-power windows of the same
+    volumes (:func:`eeg2fmri.evaluation.reference.bandpower_view`; for tangent data its band-power
+    block), wrapped so that :func:`evaluate_split` / :func:`evaluate_models` read those windows.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    split : Split
+    targets : dict
+        ``split_targets(ds, split)``.
+
+    Returns
+    -------
+    model : object | None
+        The fitted reference (pass it as ``reference=``), or None.
+    reason : str | None
+        Why there is none (e.g. no band below the raw data's Nyquist frequency).
+    """
+    return _fit_reference(ds, split, targets, REFERENCE)
 
 
 def evaluate_models(

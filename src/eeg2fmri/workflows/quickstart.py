@@ -1,6 +1,7 @@
 """``eeg2fmri quickstart``: the whole job on simulated data, in minutes.
 
-simulate -> prepare -> split (later span of each subject held out, with a gap)
+simulate -> prepare (the model's preferred input: tangent windows for the flagship,
+band power for ``ridge_hrf``) -> split (later span of each subject held out, with a gap)
 -> fit the model (default: the flagship ``eeg2fmri_net``, early stopping on
 the validation span, next to the ``ridge_hrf`` reference; ``model="ridge_hrf"``
 fits only the linear reference, penalty chosen on the validation span) and the
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets import prepare_dataset
+from eeg2fmri.datasets.prepared import PrepareConfig
 from eeg2fmri.datasets.targets import make_split, split_targets
-from eeg2fmri.evaluation import evaluate_split
+from eeg2fmri.evaluation import evaluate_split, reference_model
 from eeg2fmri.models import save_model
 from eeg2fmri.plotting import plot_slices, plot_timecourses, plot_volumes_mni, write_report
 from eeg2fmri.simulate import SimulationConfig, simulate_dataset
@@ -29,6 +31,7 @@ from eeg2fmri.synthesis import synthesize
 from eeg2fmri.training import fit_model
 from eeg2fmri.utils.atomic import atomic_dir, final_path, final_paths
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["run_quickstart", "format_table"]
 
@@ -103,23 +106,30 @@ def run_quickstart(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         bids = simulate_dataset(tmp / "bids", cfg, progress_bar=progress_bar)
         timings["simulate"] = time.perf_counter() - t0
-        ds = prepare_dataset(bids, progress_bar=progress_bar)
+        from eeg2fmri.models import get_model_class
+
+        cls = get_model_class(model)
+        # the model's preferred input (the flagship: tangent windows, whose band-power block is also the reference's input)
+        representation = (getattr(cls, "input_kinds", None) or ("bandpower",))[0]
+        ds = prepare_dataset(bids, PrepareConfig(representation=representation), progress_bar=progress_bar)
         ds.save(tmp / "prepared")
         timings["prepare"] = time.perf_counter() - t0 - sum(timings.values())
         split = make_split(ds, "within")
         targets = split_targets(ds, split)
-        from eeg2fmri.models import get_model_class
-
-        cls = get_model_class(model)
         if getattr(cls, "kind", "torch") == "sklearn":
             fitted = fit_model(ds, split, model, targets=targets)
         else:
             tcfg = {**getattr(cls, "recommended_train_config", {}), "seed": seed, "trainer": {"progress_bar": progress_bar}}
             fitted = fit_model(ds, split, model, {"seed": seed}, targets=targets, train_config=tcfg, out_dir=tmp / "training")
-        reference = fitted if model == "ridge_hrf" else fit_model(ds, split, "ridge_hrf", targets=targets)
+        if model == "ridge_hrf":
+            reference = fitted.model
+        else:  # ridge_hrf on the band-power windows of the same volumes (the band-power block of tangent windows)
+            reference, reason = reference_model(ds, split, targets)
+            if reference is None:
+                raise Eeg2fmriInputError(f"quickstart: the reference ridge_hrf could not be fitted on {representation} data: {reason}")
         baseline = fit_model(ds, split, "mean", targets=targets)
         timings["fit"] = time.perf_counter() - t0 - sum(timings.values())
-        results = evaluate_split(ds, split, targets, fitted.model, baseline=baseline.model, reference=reference.model)
+        results = evaluate_split(ds, split, targets, fitted.model, baseline=baseline.model, reference=reference)
         timings["evaluate"] = time.perf_counter() - t0 - sum(timings.values())
         split_info = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
                       "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
