@@ -296,8 +296,8 @@ def _score_subject(
             rs[nm] = r
             m["r"] = summarize_r(r)
             m["median_r"] = m["r"]["median"]
-            shifted = np.concatenate([np.roll(rr["preds"][nm], len(rr["y"]) // 2, axis=0) for rr in runs])
-            r_null = np.asarray(pearson_r(y, shifted), dtype=np.float64)
+            # each run's prediction rolled by half its length (the same computation as the null distribution's shifts)
+            r_null = _circular_shift_r(y, [rr["preds"][nm] for rr in runs], [tuple(len(rr["y"]) // 2 for rr in runs)])[0]
             r_nulls[nm] = r_null
             m["null_median_r"] = _nanmedian(r_null)
             dist = _shift_null_distribution(y, runs, nm)
