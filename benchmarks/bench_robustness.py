@@ -54,12 +54,16 @@ Usage::
 
 ``--variants`` adds flagship variants (or other models with hyperparameters) as
 extra columns: for design experiments on design seeds (e.g. ``--seeds 100 101``),
-never on the seeds of the reported matrix.
+never on the seeds of the reported matrix. A variant is
+``{"model": ..., "representation": ..., "hparams": {...}, "prepare": {...}}``
+(all optional; ``prepare`` takes :class:`~eeg2fmri.datasets.prepared.PrepareConfig`
+keywords such as ``bands``, and the variant reads its own prepared copy).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -105,6 +109,12 @@ def _simulate(bids: Path, setting: str, seed: int, args) -> None:
         simulate_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, progress_bar=False, overwrite=bids.exists(), **sim)
 
 
+def _rep_key(variant: dict) -> str:
+    """Key of the prepared dataset a variant reads: its representation, plus its ``prepare`` keywords if any."""
+    rep = variant.get("representation", "bandpower")
+    return rep + (f"|{json.dumps(variant['prepare'], sort_keys=True)}" if variant.get("prepare") else "")
+
+
 def run_cell(setting: str, seed: int, args) -> dict:
     """Simulate, prepare and score one cell under every protocol; the cell's JSON document."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -130,12 +140,16 @@ def run_cell(setting: str, seed: int, args) -> dict:
     ds = load_prepared(prepared)
     variants = getattr(args, "variant_hparams", {}) or {}
     # other representations some models need (same volumes and frames, so the same splits and test windows)
+    # a variant may also change how its representation is prepared ("prepare": PrepareConfig keywords, e.g. bands)
     reps = {"bandpower": ds}
-    for name in {v.get("representation", "bandpower") for v in variants.values()} | {args.representations.get(m, "bandpower") for m in args.models}:
+    for name in {_rep_key(v) for v in variants.values()} | {args.representations.get(m, "bandpower") for m in args.models}:
         if name not in reps:
             from eeg2fmri.datasets.prepared import PrepareConfig
 
-            p2, _ = prepare(bids, data / f"{bids.name}_prepared_{name}", PrepareConfig(representation=name), progress_bar=False)
+            rep, _, extra = name.partition("|")
+            kw = json.loads(extra) if extra else {}
+            folder = data / (f"{bids.name}_prepared_{rep}" + (f"_{hashlib.sha1(extra.encode()).hexdigest()[:8]}" if extra else ""))
+            p2, _ = prepare(bids, folder, PrepareConfig(representation=rep, **kw), progress_bar=False)
             reps[name] = load_prepared(p2)
     t_prep = time.perf_counter() - t0 - t_sim
     doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": SETTINGS[setting].get("minutes", args.minutes),
@@ -146,7 +160,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
     models = {**{k: REFERENCES[k] for k in args.references},
               **{m: (m, seeded(m)) for m in args.models if m not in variants},
               **{label: (v.get("model", FLAGSHIP), {**seeded(v.get("model", FLAGSHIP)), **v.get("hparams", {})}) for label, v in variants.items()}}
-    rep_of = {label: variants[label].get("representation", "bandpower") if label in variants else args.representations.get(label, "bandpower")
+    rep_of = {label: _rep_key(variants[label]) if label in variants else args.representations.get(label, "bandpower")
               for label in models}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}

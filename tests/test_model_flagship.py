@@ -218,6 +218,10 @@ def test_wrong_input_kind():
         ({"ridge_blend": 1.5}, r"expected ridge_blend as a weight in \[0, 1\] or 'validation', got 1.5"),
         ({"ridge_blend": True}, r"expected ridge_blend as a weight in \[0, 1\] or 'validation', got True"),
         ({"ridge_blend": "best"}, r"unknown ridge_blend 'best'"),
+        ({"output_rank": 0}, r"expected output_rank as a positive int, 'validation' or None, got 0"),
+        ({"output_rank": 2.5}, r"expected output_rank as a positive int, 'validation' or None, got 2.5"),
+        ({"output_rank": True}, r"expected output_rank as a positive int, 'validation' or None, got True"),
+        ({"output_rank": "auto"}, r"expected output_rank as a positive int, 'validation' or None, got 'auto'"),
     ],
 )
 def test_bad_hparams(kwargs, match):
@@ -359,7 +363,7 @@ def test_stacked_linear_path_equals_ridge_hrf(spec, tmp_path):
     x_tr, y_tr = _windows(spec, 60, 1)
     x_va, y_va = _windows(spec, 25, 2)
     x_te, _ = _windows(spec, 9, 3)
-    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False)
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, output_rank=None)
     model.eval()
     with torch.no_grad():
         net = model(x_te).reshape(9, -1)
@@ -461,7 +465,7 @@ def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
     x_tr, y_tr = windows(80, 1)
     x_va, y_va = windows(30, 2)
     x_te, _ = windows(9, 3)
-    model = EEG2fMRINet(TAN, seed=0, n_members=2, calibrate_output=False, tangent_hrf="canonical")
+    model = EEG2fMRINet(TAN, seed=0, n_members=2, calibrate_output=False, tangent_hrf="canonical", output_rank=None)
     info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     v = info["tangent_weight"]
     assert v in np.round(np.linspace(0, 1, 11), 2) and v >= 0.5
@@ -549,3 +553,77 @@ def test_tangent_ridge_is_stored_factored_and_old_models_still_load():
     x_va, y_va = _windows(TAN, 20, 2)
     small.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     assert "ridge_tan_proj" not in small._buffers and small.ridge_tan_coef.shape == (n_feat, 11)
+
+
+def _low_rank_windows(spec: DataSpec, n: int, seed: int, rank: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows whose targets share ``rank`` time courses (linear in the band power), plus independent noise per output."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *spec.input_shape, generator=g)
+    w = torch.randn(int(np.prod(spec.input_shape)), rank, generator=torch.Generator().manual_seed(99)) / 10
+    mix = torch.randn(rank, spec.n_outputs, generator=torch.Generator().manual_seed(98))
+    y = (x.reshape(n, -1) @ w) @ mix + 1.5 * torch.randn(n, spec.n_outputs, generator=g)
+    return x, y.reshape(n, *spec.output_shape)
+
+
+def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path):
+    """output_rank="validation" (the default): the blended prediction is projected on the leading right singular vectors
+    of the linear path's fitted values on the training windows (checked against numpy's SVD), the rank chosen on the
+    validation windows; targets of rank 2 plus noise get a low rank and a higher validation r than the full rank."""
+    import dataclasses
+
+    spec = dataclasses.replace(BP, output_shape=(30,))
+    x_tr, y_tr = _low_rank_windows(spec, 70, 1)
+    x_va, y_va = _low_rank_windows(spec, 30, 2)
+    x_te, _ = _low_rank_windows(spec, 9, 3)
+    assert EEG2fMRINet(spec).output_rank == "validation"
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    k = info["output_rank"]
+    assert isinstance(k, int) and 1 <= k <= 4, info
+    assert info["val_r_output_rank"] > info["val_r_blend"]
+    assert model.out_basis.shape == (k, 30) and model.out_centre.shape == (30,)
+    model.eval()
+    with torch.no_grad():
+        fitted = model.ridge_prediction(x_tr).double().numpy()  # every training window (fewer than the cap)
+        out = model(x_te).numpy()
+        members = model.member_predictions(x_te).numpy()
+    _, _, vt = np.linalg.svd(fitted - fitted.mean(0), full_matrices=False)
+    basis = model.out_basis.double().numpy()
+    np.testing.assert_allclose(basis.T @ basis, vt[:k].T @ vt[:k], atol=1e-4)  # the same subspace
+    np.testing.assert_allclose(model.out_centre.numpy(), fitted.mean(0), rtol=1e-4, atol=1e-5)
+    # the output is the unprojected blend, projected
+    plain = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False)
+    plain.load_state_dict({n: v for n, v in model.state_dict().items() if not n.startswith("out_")})
+    assert "out_basis" not in plain._buffers  # (a state without the projection: a model saved before 2026-12-05)
+    with torch.no_grad():
+        blend = plain.eval()(x_te).numpy()
+    c = model.out_centre.numpy()
+    np.testing.assert_allclose(out, c + ((blend - c) @ basis.T) @ basis, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(members.mean(1), out, rtol=1e-4, atol=1e-5)
+    # saved and loaded into a fresh model (and into one without a projection): the same predictions
+    save_file({n: v.contiguous() for n, v in model.state_dict().items()}, str(tmp_path / "r.safetensors"))
+    for target in (EEG2fMRINet(spec, seed=5, n_members=2), plain):
+        target.load_state_dict(load_file(str(tmp_path / "r.safetensors")))
+        with torch.no_grad():
+            np.testing.assert_allclose(target.eval()(x_te).numpy(), out, rtol=1e-5, atol=1e-6)
+
+
+def test_output_rank_fixed_or_off():
+    import dataclasses
+
+    spec = dataclasses.replace(BP, output_shape=(30,))
+    x_tr, y_tr = _low_rank_windows(spec, 70, 1)
+    x_va, y_va = _low_rank_windows(spec, 30, 2)
+    two = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=2)
+    info = two.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["output_rank"] == 2 and two.out_basis.shape == (2, 30)
+    with torch.no_grad():
+        pred = two.eval()(x_va).double().numpy()
+    s = np.linalg.svd(pred - two.out_centre.double().numpy(), compute_uv=False)
+    assert s[2] < 1e-4 * s[0]  # every prediction lies in the rank-2 affine subspace
+    off = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None)
+    info = off.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert "output_rank" not in info and "out_basis" not in off._buffers
+    # a rank above what the training windows allow is cut to it
+    many = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=500)
+    assert many.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))["output_rank"] == 29

@@ -88,6 +88,10 @@ __all__ = ["EEG2fMRINet", "canonical_hrf"]
 #: Classical EEG bands (Hz) the raw front end's filters start from (capped below Nyquist).
 RAW_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
 HRF_KINDS = ("gamma", "fir", "canonical")
+#: Ranks ``output_rank="validation"`` chooses from (besides the full rank).
+_OUTPUT_RANKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+#: At most this many (evenly spaced) training windows give the reduced-rank output's subspace.
+_OUTPUT_RANK_WINDOWS = 3000
 _SUBSTEPS = 8  # points per frame when averaging the HRF over a frame's lag interval
 
 
@@ -272,6 +276,7 @@ class EEG2fMRINet(nn.Module):
         ridge_blend: float | str = 0.5,
         tangent_max_windows: int = 3000,
         tangent_hrf: str = "auto",
+        output_rank: int | str | None = "validation",
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -302,6 +307,13 @@ class EEG2fMRINet(nn.Module):
             self.ridge_blend = w
         self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
+        if output_rank is None or output_rank == "validation":
+            self.output_rank = output_rank
+        elif isinstance(output_rank, bool) or not isinstance(output_rank, int) or output_rank < 1:
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected output_rank as a positive int, 'validation' or None, got {output_rank!r}; "
+                                     "pass e.g. output_rank='validation' (None keeps the full-rank prediction).")
+        else:
+            self.output_rank = int(output_rank)
         self.hrf_max_shift_s = check_positive(hrf_max_shift_s, "hrf_max_shift_s", where="eeg2fmri_net")
         self.hrf_max_log_width = check_positive(hrf_max_log_width, "hrf_max_log_width", where="eeg2fmri_net")
         tr = check_positive(spec.tr, "spec.tr", where="eeg2fmri_net")
@@ -385,6 +397,7 @@ class EEG2fMRINet(nn.Module):
     # ------------------------------------------------------------------ stacked linear path
     _RIDGE_BUFFERS = ("ridge_basis", "ridge_coef", "ridge_bias")
     _TANGENT_BUFFERS = ("ridge_tan_basis", "ridge_tan_coef", "ridge_tan_proj")
+    _OUTPUT_BUFFERS = ("out_basis", "out_centre")
 
     def _has_ridge(self) -> bool:
         return "ridge_coef" in self._buffers
@@ -404,10 +417,10 @@ class EEG2fMRINet(nn.Module):
         # a saved model with a fitted linear path: (re)create its buffers, whose sizes depend on the basis chosen and
         # on the training windows (factored tangent ridge), and drop those the saved path does not have
         if prefix + "ridge_coef" in state_dict:
-            for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS:
+            for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
                 saved = state_dict.get(prefix + name)
                 if saved is None:
-                    if name in self._TANGENT_BUFFERS:
+                    if name not in self._RIDGE_BUFFERS:  # (models saved before 2026-12-05 have no output projection)
                         self._buffers.pop(name, None)
                 elif name not in self._buffers or self._buffers[name].shape != saved.shape:
                     self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32))
@@ -434,7 +447,11 @@ class EEG2fMRINet(nn.Module):
             return net
         w = self.ridge_weight
         ridge = self.ridge_prediction(x)
-        return (1 - w) * net + w * ridge.reshape(len(ridge), *([1] * (net.ndim - 2)), -1)
+        out = (1 - w) * net + w * ridge.reshape(len(ridge), *([1] * (net.ndim - 2)), -1)
+        if "out_basis" in self._buffers:  # the reduced-rank output: centre + (out - centre) projected on out_basis's rows
+            c, b = self.out_centre, self.out_basis
+            out = c + ((out - c) @ b.T) @ b
+        return out
 
     @torch.no_grad()
     def _fit_ridge(self, train_batches: Iterable[tuple[Any, Any, Any]], val: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
@@ -487,7 +504,7 @@ class EEG2fMRINet(nn.Module):
             tan = (np.concatenate(ts)[:, :, None], np.concatenate(tys), np.arange(0, seen, stride)) if tangent else (None, None, None)
             return np.concatenate(xs), np.concatenate(ys), *tan
 
-        x_tr, y_tr, tan_tr, ty_tr, _ = blocks(train_batches)
+        x_tr, y_tr, tan_tr, ty_tr, kept_tr = blocks(train_batches)
         if x_tr is None or len(x_tr) < 3:
             return {"ridge_weight": 0.0}
         x_va, y_va, tan_va, ty_va, kept_va = blocks(val)
@@ -510,6 +527,10 @@ class EEG2fMRINet(nn.Module):
 
         info: dict[str, Any] = {"ridge_hrf": ridge.hrf_, "ridge_alpha": float(np.mean(ridge.alpha_))}
         tan_args: tuple = ()
+        # the linear path's fitted values on (at most _OUTPUT_RANK_WINDOWS evenly spaced) training windows: their leading
+        # components are the subspace of the reduced-rank output (output_rank)
+        fit_rows = np.unique(np.linspace(0, len(x_tr) - 1, min(len(x_tr), _OUTPUT_RANK_WINDOWS)).round().astype(int))
+        p_tr = ridge.predict(x_tr[fit_rows]).reshape(len(fit_rows), -1) if self.output_rank is not None and not tangent else None
         if tangent:
             # the tangent ridge (features already convolved with each basis function: one "frame"), per basis variant
             n_c, n_k = self.spec.n_chans, len(tan_basis)
@@ -527,6 +548,9 @@ class EEG2fMRINet(nn.Module):
                 if best is None or max(scores) > best[0]:
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
+            if self.output_rank is not None:  # the tangent ridge's training windows (kept_tr), both members of the path
+                p_tr = (1 - v) * ridge.predict(x_tr[kept_tr]).reshape(len(kept_tr), -1)
+                p_tr += v * tridge.predict(feats(tan_tr, ks)).reshape(len(kept_tr), -1)
             # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
             # (float32 components, float64 where they are summed over features; no float64 copy of the components)
             comp = tridge.components_  # (n_components, n_features), float32
@@ -556,6 +580,44 @@ class EEG2fMRINet(nn.Module):
             w = float(self.ridge_blend)
         self.ridge_weight.fill_(w)
         info.update({"ridge_weight": w, "val_r_network": mean_r(net), "val_r_ridge": mean_r(lin), "val_r_blend": mean_r((1 - w) * net + w * lin)})
+        for name in self._OUTPUT_BUFFERS:
+            self._buffers.pop(name, None)
+        if p_tr is not None:
+            info.update(self._fit_output_rank(p_tr, (1 - w) * net + w * lin, mean_r))
+        return info
+
+    def _fit_output_rank(self, fitted: Any, val_pred: Any, mean_r: Any) -> dict[str, Any]:
+        """Set the reduced-rank output (``out_basis``, ``out_centre``) from the linear path's training fit.
+
+        Parameters
+        ----------
+        fitted : array, shape (n_windows, n_outputs)
+            The linear path's predictions on training windows.
+        val_pred : array, shape (n_val_windows, n_outputs)
+            The blended prediction on the validation windows (``output_rank="validation"`` chooses the rank on them).
+        mean_r : callable
+            Mean voxel r of a validation prediction.
+        """
+        import numpy as np
+        from sklearn.utils.extmath import randomized_svd
+
+        centre = fitted.mean(0)
+        n_max = min(_OUTPUT_RANKS[-1], len(fitted) - 1, fitted.shape[1] - 1)
+        if n_max < 1:
+            return {"output_rank": None}
+        _, _, vt = randomized_svd(fitted - centre, n_components=n_max, n_iter=4, random_state=0)
+        if self.output_rank == "validation":  # full rank first: a tie keeps the prediction as it is
+            ranks = [None, *(k for k in _OUTPUT_RANKS if k <= n_max)]
+            vc = val_pred - centre
+            scores = [mean_r(val_pred if k is None else centre + (vc @ vt[:k].T) @ vt[:k]) for k in ranks]
+            k = ranks[int(np.argmax(scores))]
+            info = {"output_rank": k, "val_r_output_rank": float(max(scores))}
+        else:
+            k = min(int(self.output_rank), n_max)
+            info = {"output_rank": k}
+        if k is not None:
+            self.register_buffer("out_basis", torch.from_numpy(np.ascontiguousarray(vt[:k], dtype=np.float32)))
+            self.register_buffer("out_centre", torch.from_numpy(np.ascontiguousarray(centre, dtype=np.float32)))
         return info
 
     # ------------------------------------------------------------------ pieces
