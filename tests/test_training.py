@@ -627,8 +627,8 @@ def test_flagship_trains_on_the_power_block_of_tangent_windows(tiny_tangent, mon
 
 
 def test_model_format_versions(tiny_prepared, tmp_path):
-    """Models are written in format 2 (a flagship may hold a factored tangent ridge); format 1 still loads; others are
-    refused with the file named and what to do."""
+    """Models are written in format 3 (a flagship may hold a factored tangent ridge, format 2, and a reduced-rank
+    output); formats 1 and 2 still load; others are refused with the file named and what to do."""
     from eeg2fmri.datasets.targets import make_split, split_targets
     from eeg2fmri.models import load_model, save_model
     from eeg2fmri.training import fit_model
@@ -639,12 +639,12 @@ def test_model_format_versions(tiny_prepared, tmp_path):
     out = save_model(fitted.model, tmp_path / "m", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask,
                      affine=tiny_prepared.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
     meta = json.loads((out / "model.json").read_text())
-    assert meta["format_version"] == 2
-    for version in (1, 2):
+    assert meta["format_version"] == 3
+    for version in (1, 2, 3):
         (out / "model.json").write_text(json.dumps({**meta, "format_version": version}))
         assert load_model(out).meta["format_version"] == version
-    (out / "model.json").write_text(json.dumps({**meta, "format_version": 3}))
-    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 3 is not supported \(expected one of 1, 2\); retrain or upgrade eeg2fmri"):
+    (out / "model.json").write_text(json.dumps({**meta, "format_version": 4}))
+    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 4 is not supported \(expected one of 1, 2, 3\); retrain or upgrade eeg2fmri"):
         load_model(out)
 
 
