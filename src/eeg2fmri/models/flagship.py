@@ -59,7 +59,13 @@ reduced-rank haemodynamic regression, trained as an implicit ensemble:
    (canonical HRF; it can undo volume conduction, which no model of channel
    log power can), and the linear path is ``(1 - v) * power ridge + v *
    tangent ridge`` with ``v`` chosen on the validation windows (both are
-   closed-form fits on the training windows, so neither is favoured there).
+   closed-form fits on the training windows, so neither is favoured there);
+9. **reduced-rank output** (``output_rank``, with the linear path) -- the
+   blended prediction is projected on the leading right singular vectors of
+   the linear path's fitted values on the training windows (the response
+   patterns the training fit supports; reduced-rank ridge regression applied
+   to the stacked output), ``centre + (out - centre) @ B.T @ B``, with the rank
+   (1-64 or the full prediction) chosen on the validation windows.
 
 Every size is derived from the :class:`~eeg2fmri.models.base.DataSpec`.
 """
@@ -220,6 +226,15 @@ class EEG2fMRINet(nn.Module):
         SPM's informed basis (canonical + time and dispersion derivatives:
         three times the features). ``"auto"`` holds four times the features of
         ``"canonical"`` while fitting.
+    output_rank : int, "validation" or None
+        With the linear path: project the evaluation-mode prediction on the
+        first ``output_rank`` right singular vectors of the linear path's
+        fitted values on (at most 3,000 evenly spaced) training windows
+        (``randomized_svd``, seeded); ``"validation"`` (default since
+        2026-12-04, session 6) chooses the rank among 1, 2, 3, 4, 6, 8, 12,
+        16, 24, 32, 48, 64 and the full prediction by the validation windows'
+        mean voxel r (the full prediction wins ties); ``None`` keeps the full
+        prediction. A rank above what the training windows allow is cut to it.
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -241,6 +256,9 @@ class EEG2fMRINet(nn.Module):
         haemodynamic basis ``(n_basis, n_frames)``, coefficients
         ``(n_chans * n_bands * n_basis, n_outputs)`` with the feature scaling
         folded in, intercept ``(n_outputs,)``.
+    out_basis, out_centre : torch.Tensor
+        Buffers of the reduced-rank output, present once chosen: ``(k, n_outputs)``
+        orthonormal rows and the centre ``(n_outputs,)`` of the projection.
     """
 
     #: The trainer passes the training windows to :meth:`after_fit` (for the stacked linear path).
@@ -592,7 +610,7 @@ class EEG2fMRINet(nn.Module):
         Parameters
         ----------
         fitted : array, shape (n_windows, n_outputs)
-            The linear path's predictions on training windows.
+            The linear path's predictions on training windows (centred in place).
         val_pred : array, shape (n_val_windows, n_outputs)
             The blended prediction on the validation windows (``output_rank="validation"`` chooses the rank on them).
         mean_r : callable
@@ -605,7 +623,8 @@ class EEG2fMRINet(nn.Module):
         n_max = min(_OUTPUT_RANKS[-1], len(fitted) - 1, fitted.shape[1] - 1)
         if n_max < 1:
             return {"output_rank": None}
-        _, _, vt = randomized_svd(fitted - centre, n_components=n_max, n_iter=4, random_state=0)
+        fitted -= centre  # in place: the fitted values can be large (windows x voxels) and are not needed afterwards
+        _, _, vt = randomized_svd(fitted, n_components=n_max, n_iter=4, random_state=0)
         if self.output_rank == "validation":  # full rank first: a tie keeps the prediction as it is
             ranks = [None, *(k for k in _OUTPUT_RANKS if k <= n_max)]
             vc = val_pred - centre
