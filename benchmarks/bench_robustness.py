@@ -89,6 +89,9 @@ SETTINGS: dict[str, dict] = {
 #: Linear references (label -> (registered model, hyperparameters)).
 REFERENCES = {"ridge_hrf": ("ridge_hrf", {}), "ridge_fir_pt": ("ridge_hrf", {"hrf": "lags", "alpha_per_target": True})}
 FLAGSHIP = "eeg2fmri_net"
+#: PrepareConfig keywords a variant may set (they change the EEG features, not the volumes, frames or mask).
+_PREPARE_KEYS = {"bands", "l_freq", "h_freq", "notch", "reference", "clean", "work_sfreq", "check_artifacts",
+                 "stft_fmin", "stft_fmax", "stft_log", "raw_sfreq"}
 
 
 def _simulate(bids: Path, setting: str, seed: int, args) -> None:
@@ -276,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table-only", action="store_true", help="print the table from the cells already in --out; run nothing")
     args = ap.parse_args(argv)
     args.variant_hparams = json.loads(args.variants) if args.variants else {}
+    for label, v in args.variant_hparams.items():  # the variant's copy must keep the base dataset's volumes, frames and mask
+        bad = set(v.get("prepare", {})) - _PREPARE_KEYS
+        if bad:
+            ap.error(f"variant {label!r}: prepare keywords {sorted(bad)} would change the volumes, frames or mask the splits "
+                     f"come from; use only {sorted(_PREPARE_KEYS)}")
     args.representations = dict(r.split("=", 1) for r in args.representation)
     args.models = [*args.models, *[v for v in args.variant_hparams if v not in args.models]]
     if args.quick:

@@ -565,13 +565,14 @@ def _low_rank_windows(spec: DataSpec, n: int, seed: int, rank: int = 2) -> tuple
     return x, y.reshape(n, *spec.output_shape)
 
 
-def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path):
+@pytest.mark.parametrize("shape", [(30,), (5, 3, 2)], ids=["rois", "volume"])
+def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path, shape):
     """output_rank="validation" (the default): the blended prediction is projected on the leading right singular vectors
     of the linear path's fitted values on the training windows (checked against numpy's SVD), the rank chosen on the
     validation windows; targets of rank 2 plus noise get a low rank and a higher validation r than the full rank."""
     import dataclasses
 
-    spec = dataclasses.replace(BP, output_shape=(30,))
+    spec = dataclasses.replace(BP, output_shape=shape)
     x_tr, y_tr = _low_rank_windows(spec, 70, 1)
     x_va, y_va = _low_rank_windows(spec, 30, 2)
     x_te, _ = _low_rank_windows(spec, 9, 3)
@@ -587,6 +588,8 @@ def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path):
         fitted = model.ridge_prediction(x_tr).double().numpy()  # every training window (fewer than the cap)
         out = model(x_te).numpy()
         members = model.member_predictions(x_te).numpy()
+    assert out.shape == (9, *shape) and members.shape == (9, 2, *shape)
+    out, members = out.reshape(9, 30), members.reshape(9, 2, 30)
     _, _, vt = np.linalg.svd(fitted - fitted.mean(0), full_matrices=False)
     basis = model.out_basis.double().numpy()
     np.testing.assert_allclose(basis.T @ basis, vt[:k].T @ vt[:k], atol=1e-4)  # the same subspace
@@ -596,7 +599,7 @@ def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path):
     plain.load_state_dict({n: v for n, v in model.state_dict().items() if not n.startswith("out_")})
     assert "out_basis" not in plain._buffers  # (a state without the projection: a model saved before 2026-12-05)
     with torch.no_grad():
-        blend = plain.eval()(x_te).numpy()
+        blend = plain.eval()(x_te).numpy().reshape(9, 30)
     c = model.out_centre.numpy()
     np.testing.assert_allclose(out, c + ((blend - c) @ basis.T) @ basis, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(members.mean(1), out, rtol=1e-4, atol=1e-5)
@@ -605,7 +608,13 @@ def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path):
     for target in (EEG2fMRINet(spec, seed=5, n_members=2), plain):
         target.load_state_dict(load_file(str(tmp_path / "r.safetensors")))
         with torch.no_grad():
-            np.testing.assert_allclose(target.eval()(x_te).numpy(), out, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(target.eval()(x_te).numpy().reshape(9, 30), out, rtol=1e-5, atol=1e-6)
+    # fitted again (e.g. a loaded model refitted): the same choices as the first time, not scored through the old projection
+    first = {k: v for k, v in info.items() if k != "output_gain"}
+    again = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert {k: v for k, v in again.items() if k != "output_gain"} == first
+    with torch.no_grad():
+        np.testing.assert_allclose(model.eval()(x_te).numpy().reshape(9, 30), out, rtol=1e-5, atol=1e-6)
 
 
 def test_output_rank_fixed_or_off():
@@ -624,6 +633,33 @@ def test_output_rank_fixed_or_off():
     off = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None)
     info = off.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     assert "output_rank" not in info and "out_basis" not in off._buffers
-    # a rank above what the training windows allow is cut to it
-    many = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=500)
-    assert many.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))["output_rank"] == 29
+    # a rank >= the number of outputs leaves the prediction as it is; one above what the training windows allow is cut to it
+    many = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=30)
+    assert many.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))["output_rank"] is None
+    assert "out_basis" not in many._buffers
+    few = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=25)
+    assert few.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr[:12], y_tr[:12]))["output_rank"] == 11
+    # an explicit rank needs the linear path
+    for kwargs, why in (({"ridge_blend": 0}, "ridge_blend=0"), ({"spec": RAW, **RAW_KW}, "raw input")):
+        kw = {"spec": spec, **kwargs}
+        with pytest.raises(Eeg2fmriInputError, match=rf"output_rank=3 projects on the linear path's fitted values, but this model has no linear path \({why}\)"):
+            EEG2fMRINet(output_rank=3, **kw)
+    assert EEG2fMRINet(RAW, **RAW_KW).output_rank == "validation"  # the default is a no-op there
+
+
+def test_output_rank_with_tangent_input_uses_the_tangent_ridges_windows():
+    """With tangent input the subspace comes from the linear path's fit on the tangent ridge's (evenly spaced) windows."""
+    import dataclasses
+
+    spec = dataclasses.replace(TAN, output_shape=(30,))
+    x_tr, y_tr = _low_rank_windows(spec, 80, 1)
+    x_va, y_va = _low_rank_windows(spec, 30, 2)
+    model = EEG2fMRINet(spec, seed=0, n_members=2, tangent_max_windows=20, tangent_hrf="canonical", output_rank=6)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["tangent_windows"] == [20, 15] and info["output_rank"] == 6
+    with torch.no_grad():
+        fitted = model.eval().ridge_prediction(x_tr[::4]).double().numpy()  # every 4th of 80 windows
+    _, _, vt = np.linalg.svd(fitted - fitted.mean(0), full_matrices=False)
+    basis = model.out_basis.double().numpy()
+    np.testing.assert_allclose(basis.T @ basis, vt[:6].T @ vt[:6], atol=1e-4)
+    np.testing.assert_allclose(model.out_centre.numpy(), fitted.mean(0), rtol=1e-4, atol=1e-5)

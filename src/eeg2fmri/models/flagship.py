@@ -234,7 +234,11 @@ class EEG2fMRINet(nn.Module):
         2026-12-04, session 6) chooses the rank among 1, 2, 3, 4, 6, 8, 12,
         16, 24, 32, 48, 64 and the full prediction by the validation windows'
         mean voxel r (the full prediction wins ties); ``None`` keeps the full
-        prediction. A rank above what the training windows allow is cut to it.
+        prediction. An int needs the linear path (band-power or tangent input,
+        ``ridge_blend > 0``); a rank >= the number of outputs leaves the
+        prediction unchanged, one above what the training windows allow
+        (their number - 1) is cut to it. With ``tangent`` input the windows are
+        those of the tangent ridge (at most ``tangent_max_windows``).
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -332,6 +336,12 @@ class EEG2fMRINet(nn.Module):
                                      "pass e.g. output_rank='validation' (None keeps the full-rank prediction).")
         else:
             self.output_rank = int(output_rank)
+            if spec.input_kind == "raw" or self.ridge_blend == 0.0:
+                raise Eeg2fmriInputError(
+                    f"eeg2fmri_net: output_rank={output_rank} projects on the linear path's fitted values, but this model has no "
+                    f"linear path ({'raw input' if spec.input_kind == 'raw' else 'ridge_blend=0'}); pass output_rank=None, or "
+                    "band-power/tangent input with ridge_blend > 0."
+                )
         self.hrf_max_shift_s = check_positive(hrf_max_shift_s, "hrf_max_shift_s", where="eeg2fmri_net")
         self.hrf_max_log_width = check_positive(hrf_max_log_width, "hrf_max_log_width", where="eeg2fmri_net")
         tr = check_positive(spec.tr, "spec.tr", where="eeg2fmri_net")
@@ -441,7 +451,7 @@ class EEG2fMRINet(nn.Module):
                     if name not in self._RIDGE_BUFFERS:  # (models saved before 2026-12-05 have no output projection)
                         self._buffers.pop(name, None)
                 elif name not in self._buffers or self._buffers[name].shape != saved.shape:
-                    self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32))
+                    self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32, device=self.decode.device))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def ridge_prediction(self, x: torch.Tensor) -> torch.Tensor:
@@ -522,6 +532,11 @@ class EEG2fMRINet(nn.Module):
             tan = (np.concatenate(ts)[:, :, None], np.concatenate(tys), np.arange(0, seen, stride)) if tangent else (None, None, None)
             return np.concatenate(xs), np.concatenate(ys), *tan
 
+        # a refit starts from the network alone: no linear path, no output projection (the validation choices below
+        # score the network through self(...), which must not see a previous fit's path or projection)
+        for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
+            self._buffers.pop(name, None)
+        self.ridge_weight.fill_(0.0)
         x_tr, y_tr, tan_tr, ty_tr, kept_tr = blocks(train_batches)
         if x_tr is None or len(x_tr) < 3:
             return {"ridge_weight": 0.0}
@@ -598,8 +613,6 @@ class EEG2fMRINet(nn.Module):
             w = float(self.ridge_blend)
         self.ridge_weight.fill_(w)
         info.update({"ridge_weight": w, "val_r_network": mean_r(net), "val_r_ridge": mean_r(lin), "val_r_blend": mean_r((1 - w) * net + w * lin)})
-        for name in self._OUTPUT_BUFFERS:
-            self._buffers.pop(name, None)
         if p_tr is not None:
             info.update(self._fit_output_rank(p_tr, (1 - w) * net + w * lin, mean_r))
         return info
@@ -620,7 +633,11 @@ class EEG2fMRINet(nn.Module):
         from sklearn.utils.extmath import randomized_svd
 
         centre = fitted.mean(0)
-        n_max = min(_OUTPUT_RANKS[-1], len(fitted) - 1, fitted.shape[1] - 1)
+        n_out = fitted.shape[1]
+        if self.output_rank != "validation" and self.output_rank >= n_out:  # a projection on every output: none
+            return {"output_rank": None}
+        # the centred fitted values have rank <= n_windows - 1; ranks >= n_outputs would project on everything
+        n_max = min(max(_OUTPUT_RANKS[-1], 0 if self.output_rank == "validation" else int(self.output_rank)), len(fitted) - 1, n_out - 1)
         if n_max < 1:
             return {"output_rank": None}
         fitted -= centre  # in place: the fitted values can be large (windows x voxels) and are not needed afterwards
