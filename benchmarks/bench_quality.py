@@ -2,8 +2,10 @@
 
 For every simulator seed, simulates ``--subjects`` subjects x ``--minutes``
 minutes (default 6 mm grid), prepares the representations the models need
-(band power; raw EEG and STFT for the published models and the flagship's raw
-front end) and runs :func:`eeg2fmri.workflows.benchmark.run_benchmark` under
+(the flagship's preferred input -- ``tangent`` windows, whose band-power block
+its ``ridge_hrf`` reference reads; ``--flagship-input bandpower`` for band power
+-- raw EEG and STFT for the published models and the flagship's raw front end)
+and runs :func:`eeg2fmri.workflows.benchmark.run_benchmark` under
 each protocol:
 
 * ``within``: each run's later 20 % is the test span, the 20 % before it the
@@ -73,7 +75,9 @@ def _groups(args: argparse.Namespace) -> list[dict]:
     from eeg2fmri.models.flagship import EEG2fMRINet
 
     flagship_cfg = EEG2fMRINet.recommended_train_config
-    groups = [{"name": "band power", "representation": "bandpower", "models": ["eeg2fmri_net"], "config": flagship_cfg}]
+    # the flagship on its preferred input (tangent windows since 2026-12-04; its reference reads their band-power block)
+    rep = args.flagship_input or EEG2fMRINet.input_kinds[0]
+    groups = [{"name": rep, "representation": rep, "models": ["eeg2fmri_net"], "config": flagship_cfg}]
     if args.raw:
         groups.append({"name": "raw (flagship)", "representation": "raw", "models": ["eeg2fmri_net"], "config": flagship_cfg})
     if args.published:
@@ -200,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "auto"],
                     help="where the torch models train (default cpu; ridge and evaluation always run on the CPU)")
     ap.add_argument("--json", type=Path, default=None, help="write every table row as JSON")
+    ap.add_argument("--flagship-input", default=None, choices=["tangent", "bandpower"],
+                    help="the flagship's input (default: its preferred one, EEG2fMRINet.input_kinds[0])")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
