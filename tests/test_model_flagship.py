@@ -663,3 +663,26 @@ def test_output_rank_with_tangent_input_uses_the_tangent_ridges_windows():
     basis = model.out_basis.double().numpy()
     np.testing.assert_allclose(basis.T @ basis, vt[:6].T @ vt[:6], atol=1e-4)
     np.testing.assert_allclose(model.out_centre.numpy(), fitted.mean(0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(40, 300), (300, 40)], ids=["wide", "tall"])
+def test_leading_right_vectors_equal_numpys_svd(shape):
+    """Exact leading right singular vectors (Gram matrix of the smaller side, in blocks) -- against numpy's SVD, also deep
+    into a slowly decaying spectrum (where a randomized SVD drifts); a lower-rank matrix gives fewer vectors."""
+    from eeg2fmri.models.flagship import leading_right_vectors
+
+    rng = np.random.default_rng(0)
+    n, m = shape
+    r = min(n, m)
+    s = np.concatenate([[50.0, 30.0, 20.0], np.linspace(4.0, 0.5, r - 3)])
+    u, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    w, _ = np.linalg.qr(rng.standard_normal((m, r)))
+    a = ((u * s) @ w.T).astype(np.float32)
+    _, _, vt = np.linalg.svd(a.astype(np.float64), full_matrices=False)
+    got = leading_right_vectors(a, 30, block=7)
+    assert got.shape == (30, m) and got.dtype == np.float32
+    np.testing.assert_allclose(got.astype(np.float64) @ got.T, np.eye(30), atol=1e-5)
+    for k in (1, 3, 10, 30):  # the same subspaces (up to the sign and order within equal singular values)
+        np.testing.assert_allclose(got[:k].T.astype(np.float64) @ got[:k], vt[:k].T @ vt[:k], atol=2e-4)
+    low = (a[:, :1] * rng.standard_normal((1, m))).astype(np.float32) if n <= m else (rng.standard_normal((n, 1)) * a[:1]).astype(np.float32)
+    assert len(leading_right_vectors(low, 5)) == 1  # rank 1

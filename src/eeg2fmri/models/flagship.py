@@ -124,6 +124,49 @@ def canonical_hrf(t: torch.Tensor) -> torch.Tensor:
     return torch.where(t > 0, h, torch.zeros_like(h))
 
 
+def leading_right_vectors(a: Any, k: int, *, block: int = 4096) -> Any:
+    """The ``k`` leading right singular vectors of ``a``, exactly, from the float64 Gram matrix of its smaller side.
+
+    Parameters
+    ----------
+    a : array, shape (n, m)
+        Any float dtype; read in blocks of ``block`` columns (or rows), never copied whole.
+    k : int
+        Vectors wanted.
+
+    Returns
+    -------
+    vt : array of float32, shape (k', m)
+        Orthonormal rows, largest singular value first; ``k' <= k`` drops directions whose singular value
+        is below 1e-6 of the largest (``a`` of a lower rank).
+    """
+    import numpy as np
+
+    n, m = a.shape
+    if n <= m:  # (n x n) Gram: a = U S V^T, a a^T = U S^2 U^T, V^T = S^-1 U^T a
+        g = np.zeros((n, n))
+        for j in range(0, m, block):
+            b = np.asarray(a[:, j : j + block], dtype=np.float64)
+            g += b @ b.T
+    else:  # (m x m) Gram: a^T a = V S^2 V^T
+        g = np.zeros((m, m))
+        for i in range(0, n, block):
+            b = np.asarray(a[i : i + block], dtype=np.float64)
+            g += b.T @ b
+    w, vec = np.linalg.eigh(g)
+    order = np.argsort(w)[::-1][:k]
+    sv = np.sqrt(np.clip(w[order], 0.0, None))
+    keep = sv > 1e-6 * sv[0] if len(sv) and sv[0] > 0 else np.zeros(len(sv), dtype=bool)
+    order, sv = order[keep], sv[keep]
+    if n > m:
+        return np.ascontiguousarray(vec[:, order].T, dtype=np.float32)
+    u = vec[:, order]
+    vt = np.empty((len(order), m), dtype=np.float32)
+    for j in range(0, m, block):
+        vt[:, j : j + block] = (u.T @ np.asarray(a[:, j : j + block], dtype=np.float64)) / sv[:, None]
+    return vt
+
+
 def _check_fraction(p: Any, name: str) -> float:
     try:
         out = float(p)
@@ -230,7 +273,7 @@ class EEG2fMRINet(nn.Module):
         With the linear path: project the evaluation-mode prediction on the
         first ``output_rank`` right singular vectors of the linear path's
         fitted values on (at most 3,000 evenly spaced) training windows
-        (``randomized_svd``, seeded); ``"validation"`` (default since
+        (exact, :func:`leading_right_vectors`); ``"validation"`` (default since
         2026-12-04, session 6) chooses the rank among 1, 2, 3, 4, 6, 8, 12,
         16, 24, 32, 48, 64 and the full prediction by the validation windows'
         mean voxel r (the full prediction wins ties); ``None`` keeps the full
@@ -630,7 +673,6 @@ class EEG2fMRINet(nn.Module):
             Mean voxel r of a validation prediction.
         """
         import numpy as np
-        from sklearn.utils.extmath import randomized_svd
 
         centre = fitted.mean(0)
         n_out = fitted.shape[1]
@@ -641,7 +683,10 @@ class EEG2fMRINet(nn.Module):
         if n_max < 1:
             return {"output_rank": None}
         fitted -= centre  # in place: the fitted values can be large (windows x voxels) and are not needed afterwards
-        _, _, vt = randomized_svd(fitted, n_components=n_max, n_iter=4, random_state=0)
+        vt = leading_right_vectors(fitted, n_max)
+        n_max = len(vt)  # (fewer where the fitted values have a lower rank)
+        if n_max < 1:
+            return {"output_rank": None}
         if self.output_rank == "validation":  # full rank first: a tie keeps the prediction as it is
             ranks = [None, *(k for k in _OUTPUT_RANKS if k <= n_max)]
             vc = val_pred - centre
