@@ -89,7 +89,7 @@ from eeg2fmri.utils.validation import (
     check_positive_int,
 )
 
-__all__ = ["EEG2fMRINet", "canonical_hrf"]
+__all__ = ["EEG2fMRINet", "canonical_hrf", "leading_right_vectors"]
 
 #: Classical EEG bands (Hz) the raw front end's filters start from (capped below Nyquist).
 RAW_BANDS: tuple[tuple[float, float], ...] = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
@@ -491,7 +491,7 @@ class EEG2fMRINet(nn.Module):
             for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
                 saved = state_dict.get(prefix + name)
                 if saved is None:
-                    if name not in self._RIDGE_BUFFERS:  # (models saved before 2026-12-05 have no output projection)
+                    if name not in self._RIDGE_BUFFERS:  # (models saved before 2026-12-04, session 6, have no output projection)
                         self._buffers.pop(name, None)
                 elif name not in self._buffers or self._buffers[name].shape != saved.shape:
                     self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32, device=self.decode.device))
