@@ -144,7 +144,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
     variants = getattr(args, "variant_hparams", {}) or {}
     # other representations some models need (same volumes and frames, so the same splits and test windows)
     # a variant may also change how its representation is prepared ("prepare": PrepareConfig keywords, e.g. bands)
-    reps = {"bandpower": ds}
+    reps = {"bandpower": ds}  # first: the references are fitted and scored on it
     for name in {_rep_key(v) for v in variants.values()} | {args.representations.get(m, "bandpower") for m in args.models}:
         if name not in reps:
             from eeg2fmri.datasets.prepared import PrepareConfig
@@ -187,9 +187,10 @@ def run_cell(setting: str, seed: int, args) -> dict:
                 res_r = evaluate_models(rds, split, targets, sub, fit_missing=True, n_boot=20, random_state=k)
                 if part is None:
                     part = res_r
-                else:
+                else:  # only this representation's own models: the reference evaluate_models fits on it by itself (on
+                    # another band set, say) must not replace the reference fitted on the band-power dataset above
                     for s_, v in res_r["per_subject"].items():
-                        part["per_subject"][s_]["_r"].update(v["_r"])
+                        part["per_subject"][s_]["_r"].update({nm: r for nm, r in v["_r"].items() if nm in sub})
             parts.append(part)
         res = merge_results(parts)
         per_subject = {s: {nm: float(np.nanmedian(v["_r"][nm])) for nm in models} for s, v in res["per_subject"].items()}
