@@ -271,3 +271,28 @@ def test_ordered_submission_orders_work_whatever_the_threads_timing():
     costs = {g: group_cost(*g_spec) for g, g_spec in {"raw": ("raw", ["bricman_fc", "beira"]), "stft": ("stft", ["calhas2022"]),
                                                        "bp": ("bandpower", ["eeg2fmri_net"]), "lin": ("bandpower", ["ridge_hrf", "mean"])}.items()}
     assert sorted(costs, key=lambda g: -costs[g]) == ["raw", "stft", "bp", "lin"]
+
+
+@pytest.mark.slow
+def test_robustness_variant_on_other_bands_keeps_the_band_power_reference(tmp_path, monkeypatch):
+    """benchmarks/bench_robustness.py: a variant prepared with other bands is scored on its own copy, and the reference
+    ridge_hrf of the cell stays the one fitted on the default band power (whatever order the copies are evaluated in)."""
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))  # (its worker processes import it)
+    bench = importlib.import_module("bench_robustness")
+    fine = {"delta": [1.0, 4.0], "alpha_lo": [8.0, 10.0], "alpha_hi": [10.0, 13.0], "beta": [13.0, 30.0]}
+    common = ["--settings", "default", "--seeds", "0", "--subjects", "3", "--minutes", "4", "--protocols", "within",
+              "--references", "ridge_hrf", "--models", "ridge_hrf", "--threads", "1"]
+    assert bench.main(["--out", str(tmp_path / "plain"), *common]) == 0
+    variants = json.dumps({"ridge_fine": {"model": "ridge_hrf", "prepare": {"bands": fine}}})
+    assert bench.main(["--out", str(tmp_path / "var"), *common, "--variants", variants]) == 0
+    plain = json.loads((tmp_path / "plain" / "cells" / "default_s0.json").read_text())["protocols"]["within"]["per_subject"]
+    var = json.loads((tmp_path / "var" / "cells" / "default_s0.json").read_text())["protocols"]["within"]["per_subject"]
+    assert plain.keys() == var.keys()
+    for s in plain:
+        assert var[s]["ridge_hrf"] == plain[s]["ridge_hrf"]  # the band-power reference, untouched by the variant's copy
+        assert var[s]["ridge_fine"] != var[s]["ridge_hrf"]  # the variant read its own bands
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(tmp_path / "bad"), *common, "--variants", json.dumps({"x": {"prepare": {"frames_per_tr": 2}}})])
