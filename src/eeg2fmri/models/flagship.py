@@ -624,9 +624,13 @@ class EEG2fMRINet(nn.Module):
                 if best is None or max(scores) > best[0]:
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
-            if self.output_rank is not None:  # the tangent ridge's training windows (kept_tr), both members of the path
-                p_tr = (1 - v) * ridge.predict(x_tr[kept_tr]).reshape(len(kept_tr), -1)
-                p_tr += v * tridge.predict(feats(tan_tr, ks)).reshape(len(kept_tr), -1)
+            if self.output_rank is not None:  # the tangent ridge's training windows (kept_tr), both members of the path,
+                # in chunks of windows (the float64 feature copies of predict() stay small at the window cap)
+                p_tr = np.empty((len(kept_tr), self.spec.n_outputs), dtype=np.float32)
+                for i in range(0, len(kept_tr), 256):
+                    rows = slice(i, i + 256)
+                    p_tr[rows] = (1 - v) * ridge.predict(x_tr[kept_tr[rows]]).reshape(-1, self.spec.n_outputs)
+                    p_tr[rows] += v * tridge.predict(feats(tan_tr[rows], ks)).reshape(-1, self.spec.n_outputs)
             # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
             # (float32 components, float64 where they are summed over features; no float64 copy of the components)
             comp = tridge.components_  # (n_components, n_features), float32
