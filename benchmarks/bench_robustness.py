@@ -267,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subjects", type=int, default=4)
     ap.add_argument("--minutes", type=float, default=6.0, help="minutes per recording (settings short/long set their own)")
     ap.add_argument("--models", nargs="+", default=[FLAGSHIP], help="models compared with the references (default: the flagship)")
-    ap.add_argument("--references", nargs="+", default=list(REFERENCES), choices=list(REFERENCES), help="linear references (default: all)")
+    ap.add_argument("--references", nargs="+", default=list(REFERENCES),
+                    help=f"linear references, among {list(REFERENCES)} (default: all); with --table-only any model stored in the cells "
+                         "(e.g. an earlier flagship, for a paired comparison)")
     ap.add_argument("--variants", default=None,
                     help='design experiments: JSON {"label": {"model": "eeg2fmri_net", "hparams": {...}}}; each label is scored as one more model')
     ap.add_argument("--model-seed", type=int, default=0)
@@ -279,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: seeds 0, 3 subjects x 4 min, settings default and hrf_far")
     ap.add_argument("--table-only", action="store_true", help="print the table from the cells already in --out; run nothing")
     args = ap.parse_args(argv)
+    unknown = [r for r in args.references if r not in REFERENCES]
+    if unknown and not args.table_only:
+        ap.error(f"--references {unknown}: expected references among {list(REFERENCES)}; other stored models can be references "
+                 "only with --table-only")
     args.variant_hparams = json.loads(args.variants) if args.variants else {}
     for label, v in args.variant_hparams.items():  # the variant's copy must keep the base dataset's volumes, frames and mask
         bad = set(v.get("prepare", {})) - _PREPARE_KEYS

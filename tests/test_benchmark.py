@@ -296,3 +296,27 @@ def test_robustness_variant_on_other_bands_keeps_the_band_power_reference(tmp_pa
         assert var[s]["ridge_fine"] != var[s]["ridge_hrf"]  # the variant read its own bands
     with pytest.raises(SystemExit):
         bench.main(["--out", str(tmp_path / "bad"), *common, "--variants", json.dumps({"x": {"prepare": {"frames_per_tr": 2}}})])
+
+
+def test_robustness_table_compares_stored_models(tmp_path, monkeypatch, capsys):
+    """bench_robustness.py --table-only takes any stored model as the reference (a paired comparison, e.g. with an earlier
+    flagship); without --table-only only the linear references are accepted."""
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = importlib.import_module("bench_robustness")
+    cells = tmp_path / "m" / "cells"
+    cells.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        per = {f"0{i}": {"old": 0.2 + 0.01 * i, "new": 0.2 + 0.01 * i + 0.05 + 0.001 * rng.standard_normal()} for i in range(1, 5)}
+        doc = {"setting": "default", "seed": seed, "subjects": 4, "protocols": {"within": {"per_subject": per, "noise_ceiling": 0.5}}}
+        (cells / f"default_s{seed}.json").write_text(json.dumps(doc))
+    args = ["--out", str(tmp_path / "m"), "--settings", "default", "--seeds", "0", "1", "2", "--protocols", "within"]
+    assert bench.main([*args, "--models", "new", "--references", "old", "--table-only"]) == 0
+    out = capsys.readouterr().out
+    assert "within Δ new vs old [95% CI]" in out and "+0.050 [+0.04" in out and "CI above 0: 1 of 1 comparisons" in out
+    with pytest.raises(SystemExit):
+        bench.main([*args, "--models", "new", "--references", "old"])
+    assert "other stored models can be references only with --table-only" in capsys.readouterr().err

@@ -357,13 +357,13 @@ def _batches(x, y, bs=13):
 
 @pytest.mark.parametrize("spec", [BP, BP_VOL], ids=["rois", "volume"])
 def test_stacked_linear_path_equals_ridge_hrf(spec, tmp_path):
-    """after_fit fits ridge_hrf on the training windows; the output is the 0.5/0.5 blend; it survives save/load."""
+    """after_fit fits ridge_hrf on the training windows; with ridge_blend=0.5 the output is the 0.5/0.5 blend; it survives save/load."""
     from eeg2fmri.models.ridge_hrf import RidgeHRF
 
     x_tr, y_tr = _windows(spec, 60, 1)
     x_va, y_va = _windows(spec, 25, 2)
     x_te, _ = _windows(spec, 9, 3)
-    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, output_rank=None)
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, output_rank=None, ridge_blend=0.5)
     model.eval()
     with torch.no_grad():
         net = model(x_te).reshape(9, -1)
@@ -405,6 +405,11 @@ def test_stacked_linear_path_options():
     info = val.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     assert info["ridge_weight"] in np.round(np.linspace(0, 1, 21), 2) and info["ridge_weight"] >= 0.5
     assert info["val_r_blend"] >= max(info["val_r_network"], info["val_r_ridge"]) - 1e-9
+    # ... which is the default (since 2026-12-04, session 7): the same choice without the keyword
+    default = EEG2fMRINet(BP, seed=0, n_members=2)
+    assert default.ridge_blend == "validation"
+    info_default = default.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info_default["ridge_weight"] == info["ridge_weight"] and info_default["val_r_blend"] == info["val_r_blend"]
     # the raw front end has no fixed band power to fit a ridge on: no path
     raw = EEG2fMRINet(RAW, seed=0, **RAW_KW)
     xr = torch.randn(20, *RAW.input_shape)

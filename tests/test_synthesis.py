@@ -421,7 +421,7 @@ def test_synthesize_flagship_on_tangent_windows(tiny_bids, tmp_path, one_torch_t
     sp = make_split(prep, "within")
     cfg = {"optimizer": {"max_epochs": 2, "batch_size": 32}, "trainer": {"accelerator": "cpu", "log": [], "progress_bar": False}, "seed": 0}
     fitted = fit_model(prep, sp, "eeg2fmri_net", {"n_members": 2, "seed": 0}, targets=split_targets(prep, sp), train_config=cfg)
-    assert 0.0 <= fitted.info["tangent_weight"] <= 1.0 and fitted.info["ridge_weight"] == 0.5
+    assert 0.0 <= fitted.info["tangent_weight"] <= 1.0 and fitted.info["ridge_weight"] in np.round(np.linspace(0, 1, 21), 2)
     out = tmp_path / "net"
     save_model(fitted.model, out, spec=fitted.spec, name="eeg2fmri_net", hparams={"n_members": 2}, mask=prep.mask, affine=prep.affine,
                window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=prep.config.to_dict())

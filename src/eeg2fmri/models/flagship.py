@@ -45,16 +45,16 @@ reduced-rank haemodynamic regression, trained as an implicit ensemble:
    training, the field's linear encoding model (:class:`~eeg2fmri.models.ridge_hrf.RidgeHRF`:
    canonical HRF, informed basis or FIR lags, penalty chosen on validation) is
    fitted on the training windows and the evaluation-mode prediction becomes
-   ``(1 - w) * network + w * ridge``. By default ``w = 0.5``, an equal-weight
-   average of two model families whose errors partly cancel, and which
-   keeps the model near the linear one where the network's assumptions fail
-   (haemodynamics, bands or couplings it was not designed for). A weight
-   chosen on the validation windows (``ridge_blend="validation"``) is
-   available but not the default: those windows already chose the network's
-   checkpoint, so its validation score is optimistic and the chosen weight
-   is pulled to 0 -- on design simulations (seeds never used for reported
-   numbers) the fixed average beat the validation-chosen weight in 8 of 10
-   cases (``docs/flagship.md``). With ``tangent`` input the linear path has a
+   ``(1 - w) * network + w * ridge``, which keeps the model near the linear
+   one where the network's assumptions fail (haemodynamics, bands or
+   couplings it was not designed for). By default (``ridge_blend="validation"``,
+   since 2026-12-04) ``w`` is chosen on the validation windows (grid of
+   0.05, mean voxel r); a fixed weight (e.g. ``0.5``, the default until
+   then) is available. Those windows also chose the network's checkpoint,
+   so its validation score is somewhat optimistic; with the linear path
+   as it is now (tangent ridge, reduced-rank output) the chosen weight still
+   beat the fixed 0.5 on design and matrix simulations (``docs/flagship.md``).
+   With ``tangent`` input the linear path has a
    second member: a ridge on the band covariances in the tangent space
    (canonical HRF; it can undo volume conduction, which no model of channel
    log power can), and the linear path is ``(1 - v) * power ridge + v *
@@ -247,11 +247,11 @@ class EEG2fMRINet(nn.Module):
         After training, :meth:`after_fit` calls :meth:`calibrate` on the
         validation windows (the trainer does this; never the test windows).
     ridge_blend : float or "validation"
-        Band-power input only: weight ``w`` in ``[0, 1]`` of the stacked linear
-        path fitted after training on the training windows (step 8 of the
-        design; 0 leaves it out), or ``"validation"`` to choose it on the
-        validation windows (grid of 0.05; the mean voxel r). Stored in
-        ``ridge_weight``.
+        Band-power and tangent input: ``"validation"`` (default) chooses the
+        weight ``w`` of the stacked linear path fitted after training on the
+        training windows (step 8 of the design) on the validation windows
+        (grid of 0.05; the mean voxel r); a float in ``[0, 1]`` fixes it (0
+        leaves the path out). Stored in ``ridge_weight``.
     tangent_max_windows : int
         ``tangent`` input only: at most this many training (and validation)
         windows, evenly spaced, for the tangent-space ridge, whose features
@@ -338,7 +338,7 @@ class EEG2fMRINet(nn.Module):
         raw_filter_len_s: float = 0.5,
         raw_bands: list[tuple[float, float]] | tuple[tuple[float, float], ...] | None = None,
         calibrate_output: bool = True,
-        ridge_blend: float | str = 0.5,
+        ridge_blend: float | str = "validation",
         tangent_max_windows: int = 3000,
         tangent_hrf: str = "auto",
         output_rank: int | str | None = "validation",
