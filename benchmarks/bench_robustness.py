@@ -32,6 +32,19 @@ neural_mass    another generator family: Jansen-Rit neural masses on a connectom
                Balloon-Windkessel BOLD (eeg2fmri.simulate.simulate_neural_mass_dataset)
 =============  ==============================================================
 
+Acquisition probes (``--settings`` only; not in the default matrix): the default
+simulator (or the neural-mass family) acquired differently, to check that the
+flagship's design holds on shapes it was not chosen on:
+
+=============  ==============================================================
+tr_1s          TR 1 s (twice the frames per window)
+tr_2p5s        TR 2.5 s
+dense_eeg      64 EEG channels at 500 Hz
+two_runs       two runs per subject
+edf            EEG written as EDF instead of BrainVision
+nm_tr1s        the neural-mass family at TR 1 s
+=============  ==============================================================
+
 For each cell and protocol the per-subject median voxel r of every model is
 kept; the difference of a model to a reference is summarised over seeds and
 subjects with a hierarchical bootstrap (seeds resampled, then subjects
@@ -86,6 +99,16 @@ SETTINGS: dict[str, dict] = {
     "long": {"minutes": 12.0},
     "neural_mass": {"generator": "neural_mass"},
 }
+#: Acquisition probes: run with --settings only (see the module docstring).
+PROBES: dict[str, dict] = {
+    "tr_1s": {"sim": {"tr": 1.0}},
+    "tr_2p5s": {"sim": {"tr": 2.5}},
+    "dense_eeg": {"sim": {"n_channels": 64, "sfreq": 500.0}},
+    "two_runs": {"sim": {"n_runs": 2}},
+    "edf": {"sim": {"eeg_format": "EDF"}},
+    "nm_tr1s": {"generator": "neural_mass", "sim": {"tr": 1.0}},
+}
+ALL_SETTINGS = {**SETTINGS, **PROBES}
 #: Linear references (label -> (registered model, hyperparameters)).
 REFERENCES = {"ridge_hrf": ("ridge_hrf", {}), "ridge_fir_pt": ("ridge_hrf", {"hrf": "lags", "alpha_per_target": True})}
 FLAGSHIP = "eeg2fmri_net"
@@ -95,14 +118,14 @@ _PREPARE_KEYS = {"bands", "l_freq", "h_freq", "notch", "reference", "clean", "wo
 
 
 def _simulate(bids: Path, setting: str, seed: int, args) -> None:
-    spec = SETTINGS[setting]
+    spec = ALL_SETTINGS[setting]
     minutes = spec.get("minutes", args.minutes)
     if (bids / "dataset_description.json").exists():
         return
     if spec.get("generator") == "neural_mass":
         from eeg2fmri.simulate import simulate_neural_mass_dataset
 
-        simulate_neural_mass_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, overwrite=bids.exists())
+        simulate_neural_mass_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, overwrite=bids.exists(), **spec.get("sim", {}))
     else:
         from eeg2fmri.simulate import simulate_dataset
 
@@ -155,7 +178,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
             p2, _ = prepare(bids, folder, PrepareConfig(representation=rep, **kw), progress_bar=False)
             reps[name] = load_prepared(p2)
     t_prep = time.perf_counter() - t0 - t_sim
-    doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": SETTINGS[setting].get("minutes", args.minutes),
+    doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": ALL_SETTINGS[setting].get("minutes", args.minutes),
                  "bands": {k: list(v) for k, v in ds.config.bands.items()}, "protocols": {}, "seconds": {"simulate": t_sim, "prepare": t_prep}}
     def seeded(name: str) -> dict:  # torch models take an initialisation seed, closed-form ones none
         return {} if getattr(get_model_class(name), "kind", "torch") == "sklearn" else {"seed": args.model_seed}
@@ -261,7 +284,8 @@ def table(cells: dict, settings: list[str], protocols: list[str], models: list[s
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="folder for data/, cells/*.json and robustness.json")
-    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(ALL_SETTINGS),
+                    help="settings of the matrix (default: the ten of the matrix; the acquisition probes only when named)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--protocols", nargs="+", default=["within", "loso"], choices=["within", "loso"])
     ap.add_argument("--subjects", type=int, default=4)
