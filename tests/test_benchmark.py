@@ -320,3 +320,25 @@ def test_robustness_table_compares_stored_models(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         bench.main([*args, "--models", "new", "--references", "old"])
     assert "other stored models can be references only with --table-only" in capsys.readouterr().err
+
+
+def test_robustness_probes_are_valid_and_outside_the_default_matrix(monkeypatch):
+    """bench_robustness.py's acquisition probes name valid simulator options and run only when named."""
+    import importlib
+    import inspect
+    import pathlib
+
+    from eeg2fmri.simulate import simulate_neural_mass_dataset
+    from eeg2fmri.simulate.simulator import SimulationConfig
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = importlib.import_module("bench_robustness")
+    assert not set(bench.PROBES) & set(bench.SETTINGS) and len(bench.SETTINGS) == 10
+    nm_params = inspect.signature(simulate_neural_mass_dataset).parameters
+    for name, spec in bench.PROBES.items():
+        sim = spec.get("sim", {})
+        if spec.get("generator") == "neural_mass":
+            assert set(sim) <= set(nm_params), name
+        else:
+            SimulationConfig(**sim).validate()  # every option valid (raises on a bad value)
+        assert name in bench.__doc__
