@@ -610,7 +610,7 @@ class EEG2fMRINet(nn.Module):
         if tangent:
             # the tangent ridge (features already convolved with each basis function: one "frame"), per basis variant
             n_c, n_k = self.spec.n_chans, len(tan_basis)
-            grid = np.linspace(0.0, 1.0, 11)
+            grid = np.round(np.linspace(0.0, 1.0, 11), 1)  # 0, 0.1, ..., 1 exactly
             p_va = ridge.predict(x_va[kept_va]).reshape(len(kept_va), -1)  # the validation windows the tangent ridge saw
             best = None
             for name, ks in variants.items():
@@ -653,7 +653,7 @@ class EEG2fMRINet(nn.Module):
         net = np.concatenate([self(torch.as_tensor(b[0]).float()).reshape(len(b[0]), -1).numpy() for b in val])
         lin = np.concatenate([self.ridge_prediction(torch.as_tensor(b[0]).float()).numpy() for b in val])
         if self.ridge_blend == "validation":
-            grid = np.linspace(0.0, 1.0, 21)
+            grid = np.round(np.linspace(0.0, 1.0, 21), 2)  # 0, 0.05, ..., 1 exactly (as stored and reported)
             scores = [mean_r((1 - w) * net + w * lin) for w in grid]
             w = float(grid[int(np.argmax(scores))])
         else:
