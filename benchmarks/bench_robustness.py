@@ -43,6 +43,9 @@ dense_eeg      64 EEG channels at 500 Hz
 two_runs       two runs per subject
 edf            EEG written as EDF instead of BrainVision
 nm_tr1s        the neural-mass family at TR 1 s
+neurolib_wc    a generator whose dynamics nobody here wrote: neurolib's Wilson-Cowan
+               network and Balloon-Windkessel BOLD (benchmarks/sim_neurolib.py; needs
+               the optional neurolib library)
 =============  ==============================================================
 
 For each cell and protocol the per-subject median voxel r of every model is
@@ -107,6 +110,7 @@ PROBES: dict[str, dict] = {
     "two_runs": {"sim": {"n_runs": 2}},
     "edf": {"sim": {"eeg_format": "EDF"}},
     "nm_tr1s": {"generator": "neural_mass", "sim": {"tr": 1.0}},
+    "neurolib_wc": {"generator": "neurolib"},
 }
 ALL_SETTINGS = {**SETTINGS, **PROBES}
 #: Linear references (label -> (registered model, hyperparameters)).
@@ -122,7 +126,15 @@ def _simulate(bids: Path, setting: str, seed: int, args) -> None:
     minutes = spec.get("minutes", args.minutes)
     if (bids / "dataset_description.json").exists():
         return
-    if spec.get("generator") == "neural_mass":
+    if spec.get("generator") == "neurolib":
+        try:
+            import neurolib  # noqa: F401
+            from sim_neurolib import simulate_neurolib_dataset
+        except ImportError as err:
+            raise RuntimeError(f"setting {setting!r} needs the optional neurolib library ({err}); "
+                               'pip install neurolib numba xarray h5py dill "dpath<2.2"') from err
+        simulate_neurolib_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, overwrite=bids.exists(), **spec.get("sim", {}))
+    elif spec.get("generator") == "neural_mass":
         from eeg2fmri.simulate import simulate_neural_mass_dataset
 
         simulate_neural_mass_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, overwrite=bids.exists(), **spec.get("sim", {}))

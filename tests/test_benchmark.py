@@ -339,6 +339,9 @@ def test_robustness_probes_are_valid_and_outside_the_default_matrix(monkeypatch)
         sim = spec.get("sim", {})
         if spec.get("generator") == "neural_mass":
             assert set(sim) <= set(nm_params), name
+        elif spec.get("generator") == "neurolib":  # benchmarks/sim_neurolib.py (optional neurolib; checked by its keywords)
+            sim_neurolib = importlib.import_module("sim_neurolib")
+            assert set(sim) <= set(inspect.signature(sim_neurolib.simulate_neurolib_dataset).parameters), name
         else:
             SimulationConfig(**sim).validate()  # every option valid (raises on a bad value)
         assert name in bench.__doc__
