@@ -92,10 +92,13 @@ def simulate_neurolib_dataset(out: str | Path, *, n_subjects: int = 4, minutes: 
             ext = WC["exc_mean"] + WC["exc_sd"] * _slow_ext(n_chunks, R, o["input_slow_tau"] / WC["chunk_s"], o["input_global_share"], rng_in)
             m = WCModel(Cmat=sp["connectome"], Dmat=dist)
             m.params.dt, m.params.duration, m.params.K_gl = WC["dt_ms"], WC["chunk_s"] * 1000.0, WC["K_gl"]
-            m.params.sigma_ou, m.params.seed = WC["sigma_ou"], int(rng_in.integers(2**31 - 1))
+            m.params.sigma_ou = WC["sigma_ou"]
             eeg_src, bold_in = [], []
             for c in range(n_chunks):
                 m.params.exc_ext = ext[c]
+                # a new noise seed per chunk: with one seed, every continued chunk replays the same noise, and the
+                # EEG repeats with the chunk's period (lines at multiples of 2 Hz; the package's gradient check flags them)
+                m.params.seed = int(rng_in.integers(2**31 - 1))
                 m.run(continue_run=c > 0)
                 x = m.exc[:, -chunk:].T  # (steps, R)
                 eeg_src.append(nm._block_mean(x, dec))
