@@ -13,8 +13,8 @@ haemodynamics (``neurolib.models.bold.timeIntegration.simulateBOLD``: its Balloo
 parameters, started at rest and driven by the excitatory activity relative to its mean). What comes from the
 package (:mod:`eeg2fmri.simulate.neural_mass`): the anatomy, connectome, lead field, voxel maps, noise and
 the BIDS writers -- the measurement, not the generator. The only choices made here: a slow
-Ornstein-Uhlenbeck modulation of each region's external input ``exc_ext`` (piecewise constant over 0.5 s,
-mean ``exc_mean``, std ``exc_sd``, time constant ``input_slow_tau``, a share common to all regions),
+Ornstein-Uhlenbeck modulation of each region's external input ``exc_ext`` (knots every 0.5 s, linearly
+interpolated; mean ``exc_mean``, std ``exc_sd``, time constant ``input_slow_tau``, a share common to all regions),
 under which the isolated Wilson-Cowan oscillator moves from ~10 Hz (exc_ext 0.5) to ~50 Hz (0.7) and its
 mean rate rises; and one global gain that scales the BOLD input so that the median region's BOLD
 fluctuates by ``bold_psc`` percent. Nothing prescribes a band or a coupling sign.
@@ -74,8 +74,7 @@ def simulate_neurolib_dataset(out: str | Path, *, n_subjects: int = 4, minutes: 
     pre = nm._PRE
     dt = WC["dt_ms"] / 1000.0
     dec = int(round(1.0 / (sfreq * dt)))  # integration steps per EEG sample
-    chunk = int(round(WC["chunk_s"] / dt))  # steps per chunk (one exc_ext value per region and chunk)
-    n_chunks = int(np.ceil((pre + scan_len + 5.0) / WC["chunk_s"]))
+    n_chunks = int(np.ceil((pre + scan_len + 5.0) / WC["chunk_s"]))  # knots of the slow input, every chunk_s seconds
     anat = make_anatomy(voxel_size, o["n_regions"], seed)
     R = anat.n_regions
     W, dist = nm._connectome(anat.centroids, o, np.random.default_rng([seed, 100]))
@@ -91,37 +90,43 @@ def simulate_neurolib_dataset(out: str | Path, *, n_subjects: int = 4, minutes: 
             rng_in = np.random.default_rng([seed, 202, s])
             ext = WC["exc_mean"] + WC["exc_sd"] * _slow_ext(n_chunks, R, o["input_slow_tau"] / WC["chunk_s"], o["input_global_share"], rng_in)
             m = WCModel(Cmat=sp["connectome"], Dmat=dist)
-            m.params.dt, m.params.duration, m.params.K_gl = WC["dt_ms"], WC["chunk_s"] * 1000.0, WC["K_gl"]
-            m.params.sigma_ou = WC["sigma_ou"]
-            eeg_src, bold_in = [], []
-            for c in range(n_chunks):
-                m.params.exc_ext = ext[c]
-                # a new noise seed per chunk: with one seed, every continued chunk replays the same noise, and the
-                # EEG repeats with the chunk's period (lines at multiples of 2 Hz; the package's gradient check flags them)
-                m.params.seed = int(rng_in.integers(2**31 - 1))
-                m.run(continue_run=c > 0)
-                x = m.exc[:, -chunk:].T  # (steps, R)
-                eeg_src.append(nm._block_mean(x, dec))
-                bold_in.append(nm._block_mean(x, k_bold))
+            m.params.dt, m.params.K_gl, m.params.sigma_ou = WC["dt_ms"], WC["K_gl"], WC["sigma_ou"]
+            m.params.duration = n_chunks * WC["chunk_s"] * 1000.0
+            m.params.seed = int(rng_in.integers(2**31 - 1))
+            # one run for the whole recording (neurolib's continue_run does not continue the trajectory: chunks of a
+            # noise-free run differ from one long run by 10x the signal's std, a periodic disturbance of the EEG);
+            # the slow input interpolated linearly on the integration grid; neurolib aligns an input array to the
+            # last time step (it cuts from the end), so the grid runs backwards from the end
+            n_fine = int(round(m.params.duration / WC["dt_ms"])) + 2000
+            t_fine = WC["chunk_s"] * n_chunks - (n_fine - 1 - np.arange(n_fine)) * dt
+            t_knots = (np.arange(n_chunks) + 0.5) * WC["chunk_s"]
+            m.params.exc_ext = np.stack([np.interp(t_fine, t_knots, ext[:, r]) for r in range(R)])
+            m.run()
+            x = m.exc.T  # (steps, R), the last step at the end of the recording
+            n_keep = (len(x) // (dec * k_bold)) * dec * k_bold
+            x = x[len(x) - n_keep :]
+            del m
+            eeg_src, bold_in = [nm._block_mean(x, dec)], [nm._block_mean(x, k_bold)]
+            shift = WC["chunk_s"] * n_chunks - n_keep * dt  # seconds not simulated at the start (a few steps)
             src = np.concatenate(eeg_src)  # (samples at sfreq, R), time 0 = pre seconds before the first volume
             z = np.concatenate(bold_in)  # (samples at 50 Hz, R)
             u = z / z[int(5.0 / nm._BALLOON_DT):].mean(0, keepdims=True) - 1.0  # rate relative to its mean
             # from the resting state (no vasodilatory signal, unit flow, volume and deoxyhaemoglobin)
             bold, *_ = simulateBOLD(u.T.copy(), nm._BALLOON_DT, 10000 * np.ones(R), X=np.zeros(R), F=np.ones(R), Q=np.ones(R), V=np.ones(R))
             region_bold = bold.T
-            t_bold = (np.arange(len(region_bold)) + 1) * nm._BALLOON_DT - pre
+            t_bold = shift + (np.arange(len(region_bold)) + 1) * nm._BALLOON_DT - pre
             keep = t_bold > -pre + 10.0  # after the haemodynamic transient
             fluct = region_bold[keep] - region_bold[keep].mean(0)
             region_bold = region_bold * (WC["bold_psc"] / 100.0 / max(np.median(fluct.std(0)), 1e-12))
             rng = np.random.default_rng([seed, 203, s])
             vols = nm._bold_volumes(region_bold, t_bold, anat, sp, o, n_vols, tr, rng)
-            i0 = int(round((pre - sp["eeg_pre"]) * sfreq))
+            i0 = int(round((pre - sp["eeg_pre"] - shift) * sfreq))
             n_eeg = int(round((sp["eeg_pre"] + scan_len + sp["eeg_post"]) * sfreq))
             seg = src[i0 : i0 + n_eeg] - src[i0 : i0 + n_eeg].mean(0)
             eeg = seg @ sp["leadfield"].T
             eeg *= o["eeg_amplitude"] / np.median(eeg.std(axis=0))
             eeg += o["sensor_noise"] * (0.7 * rng.standard_normal(eeg.shape) + 0.7 * pink_noise(n_eeg, eeg.shape[1], sfreq, rng))
-            onsets = np.arange(n_vols) * tr - (i0 / sfreq - pre)
+            onsets = np.arange(n_vols) * tr - (shift + i0 / sfreq - pre)
             _write_eeg(root, scratch, sub, 1, wcfg, info, eeg.T, {}, onsets, "rest")
             _write_bold(root, sub, 1, "rest", anat, vols["bold"], tr, [])
             gdir = gt_root / f"sub-{sub}"
