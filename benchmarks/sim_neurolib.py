@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-WC = dict(exc_mean=0.6, exc_sd=0.06, sigma_ou=0.02, K_gl=1.0, dt_ms=0.2, chunk_s=0.5, bold_psc=1.0)
+#: signalV (m/s, with distances in mm: delays in ms) is neurolib's default conduction velocity.
+WC = dict(exc_mean=0.6, exc_sd=0.06, sigma_ou=0.02, K_gl=1.0, signalV=20.0, dt_ms=0.2, chunk_s=0.5, bold_psc=1.0)
 
 
 def _slow_ext(n: int, R: int, tau_steps: float, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -90,7 +91,7 @@ def simulate_neurolib_dataset(out: str | Path, *, n_subjects: int = 4, minutes: 
             rng_in = np.random.default_rng([seed, 202, s])
             ext = WC["exc_mean"] + WC["exc_sd"] * _slow_ext(n_chunks, R, o["input_slow_tau"] / WC["chunk_s"], o["input_global_share"], rng_in)
             m = WCModel(Cmat=sp["connectome"], Dmat=dist)
-            m.params.dt, m.params.K_gl, m.params.sigma_ou = WC["dt_ms"], WC["K_gl"], WC["sigma_ou"]
+            m.params.dt, m.params.K_gl, m.params.sigma_ou, m.params.signalV = WC["dt_ms"], WC["K_gl"], WC["sigma_ou"], WC["signalV"]
             m.params.duration = n_chunks * WC["chunk_s"] * 1000.0
             m.params.seed = int(rng_in.integers(2**31 - 1))
             # one run for the whole recording (neurolib's continue_run does not continue the trajectory: chunks of a
@@ -106,10 +107,9 @@ def simulate_neurolib_dataset(out: str | Path, *, n_subjects: int = 4, minutes: 
             n_keep = (len(x) // (dec * k_bold)) * dec * k_bold
             x = x[len(x) - n_keep :]
             del m
-            eeg_src, bold_in = [nm._block_mean(x, dec)], [nm._block_mean(x, k_bold)]
             shift = WC["chunk_s"] * n_chunks - n_keep * dt  # seconds not simulated at the start (a few steps)
-            src = np.concatenate(eeg_src)  # (samples at sfreq, R), time 0 = pre seconds before the first volume
-            z = np.concatenate(bold_in)  # (samples at 50 Hz, R)
+            src = nm._block_mean(x, dec)  # (samples at sfreq, R), the first at shift - pre seconds from the first volume
+            z = nm._block_mean(x, k_bold)  # (samples at 50 Hz, R)
             u = z / z[int(5.0 / nm._BALLOON_DT):].mean(0, keepdims=True) - 1.0  # rate relative to its mean
             # from the resting state (no vasodilatory signal, unit flow, volume and deoxyhaemoglobin)
             bold, *_ = simulateBOLD(u.T.copy(), nm._BALLOON_DT, 10000 * np.ones(R), X=np.zeros(R), F=np.ones(R), Q=np.ones(R), V=np.ones(R))
@@ -136,7 +136,7 @@ def simulate_neurolib_dataset(out: str | Path, *, n_subjects: int = 4, minutes: 
                                 noise=vols["noise"].astype(np.float32), drift=vols["drift"].astype(np.float32),
                                 exc_ext=ext.astype(np.float32), labels=anat.labels.astype(np.int32))
         shutil.rmtree(scratch)
-        nm._write_common(root, gt_root, anat, W, dist, dist / 1000.0 / o["conduction_velocity"], o, names, dict(
+        nm._write_common(root, gt_root, anat, W, dist, dist / 1000.0 / WC["signalV"], o, names, dict(
             n_subjects=n_subjects, minutes=minutes, seed=seed, n_channels=n_channels, sfreq=sfreq, voxel_size=voxel_size,
             tr=tr, model="neurolib WCModel + simulateBOLD", neurolib=WC))
     return Path(out).absolute()
