@@ -693,8 +693,8 @@ class EEG2fMRINet(nn.Module):
             return {"output_rank": None}
         if self.output_rank == "validation":  # full rank first: a tie keeps the prediction as it is
             ranks = [None, *(k for k in _OUTPUT_RANKS if k <= n_max)]
-            vc = val_pred - centre
-            scores = [mean_r(val_pred if k is None else centre + (vc @ vt[:k].T) @ vt[:k]) for k in ranks]
+            coef = (val_pred - centre) @ vt.T  # coordinates in the basis, once for every rank
+            scores = [mean_r(val_pred if k is None else centre + coef[:, :k] @ vt[:k]) for k in ranks]
             k = ranks[int(np.argmax(scores))]
             info = {"output_rank": k, "val_r_output_rank": float(max(scores))}
         else:
