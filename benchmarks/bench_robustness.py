@@ -14,7 +14,11 @@ span, the 20 % before it validation, gaps between spans) and ``loso``
   FIR lags 0-16 s with a penalty per voxel chosen on validation;
 * ``eeg2fmri_net`` -- the flagship with its recommended training config
   (early stopping and checkpoint on validation windows only);
-* any other registered model given with ``--models``.
+* any other registered model given with ``--models``;
+* with ``--oracles`` (neural-mass settings only): ``oracle_input`` and ``oracle_global``, the same FIR ridge as
+  ``ridge_fir_pt`` fitted to the ground-truth slow input of every region (or to its mean over regions) in place of
+  EEG features -- what a model that recovered that input from the EEG perfectly could reach, a ceiling that says
+  how much of the BOLD the EEG could explain at best and how much of it is region-specific.
 
 Settings (``--settings``; every one differs from the default in one respect):
 
@@ -147,6 +151,53 @@ def _simulate(bids: Path, setting: str, seed: int, args) -> None:
         simulate_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, progress_bar=False, overwrite=bids.exists(), **sim)
 
 
+#: Input oracles (``--oracles``): the FIR ridge with a penalty per voxel (``ridge_fir_pt``) fitted, on the same splits and
+#: test windows, to the ground-truth slow input of the neural masses instead of EEG features -- what a model could reach
+#: if it recovered that input from the EEG perfectly: of every region (``oracle_input``) or only their mean
+#: (``oracle_global``). Neural-mass settings only (their ground truth records the input).
+ORACLES = ("oracle_input", "oracle_global")
+_NM_SETTINGS = {name for name, spec in ALL_SETTINGS.items() if spec.get("generator") in ("neural_mass", "neurolib")}
+
+
+def _groundtruth_input(bids: Path, subject: str) -> tuple:
+    """The ground-truth slow input of one subject's run: times (s, first volume at 0) and values ``(n_times, n_regions)``."""
+    import numpy as np
+
+    files = sorted((bids / "derivatives" / "groundtruth" / f"sub-{subject}").glob("*_groundtruth.npz"))
+    if len(files) != 1:
+        raise RuntimeError(f"{bids}: expected one ground-truth file for sub-{subject} (one run), found {len(files)}")
+    gt = np.load(files[0])
+    if "input_slow" in gt:  # eeg2fmri.simulate.neural_mass: block means, times recorded
+        return gt["t_neural"].astype(float), gt["input_slow"].astype(float)
+    sim = json.loads((bids / "derivatives" / "groundtruth" / "simulation.json").read_text())
+    chunk = float(sim["settings"]["neurolib"]["chunk_s"])  # sim_neurolib: knots of exc_ext every chunk_s s of simulated time
+    knots = gt["exc_ext"].astype(float)
+    return (np.arange(len(knots)) + 0.5) * chunk - float(sim["pre_seconds"]), knots
+
+
+def _oracle_datasets(ds, bids: Path) -> dict:
+    """Copies of the band-power dataset whose features are the ground-truth input at the frames' times (z-scored per run)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    out = {name: [] for name in ORACLES}
+    for run in ds.runs:
+        t_in, x_in = _groundtruth_input(bids, run.subject)
+        # frame j ends (window_end[0] - j - 1) frames before the end of volume 0's acquisition; times from volume 0's onset
+        j = np.arange(len(run.features))
+        t = ds.tr - (run.window_end[0] - j - 0.5) / ds.frame_rate
+        x = np.stack([np.interp(t, t_in, x_in[:, r]) for r in range(x_in.shape[1])], 1)
+        x = (x - x.mean(0)) / x.std(0)
+        g = x.mean(1, keepdims=True)
+        for name, f in (("oracle_input", x), ("oracle_global", (g - g.mean()) / g.std())):
+            out[name].append(replace(run, features=f[:, :, None].astype(np.float32)))
+    n_reg = out["oracle_input"][0].features.shape[1]
+    cfg = replace(ds.config, bands={"input": (0.0, 1.0)})
+    return {"oracle_input": replace(ds, runs=out["oracle_input"], ch_names=[f"region{r}" for r in range(n_reg)], config=cfg, freqs=None),
+            "oracle_global": replace(ds, runs=out["oracle_global"], ch_names=["global"], config=cfg, freqs=None)}
+
+
 def _rep_key(variant: dict) -> str:
     """Key of the prepared dataset a variant reads: its representation, plus its ``prepare`` keywords if any."""
     rep = variant.get("representation", "bandpower")
@@ -191,6 +242,9 @@ def run_cell(setting: str, seed: int, args) -> dict:
             folder = data / (f"{bids.name}_prepared_{rep}" + (f"_{hashlib.sha1(extra.encode()).hexdigest()[:8]}" if extra else ""))
             p2, _ = prepare(bids, folder, PrepareConfig(representation=rep, **kw), progress_bar=False, overwrite=True)
             reps[name] = load_prepared(p2)
+    oracles = list(ORACLES) if getattr(args, "oracles", False) else []
+    if oracles:
+        reps.update(_oracle_datasets(ds, bids))
     t_prep = time.perf_counter() - t0 - t_sim
     doc: dict = {"setting": setting, "seed": seed, "subjects": args.subjects, "minutes": ALL_SETTINGS[setting].get("minutes", args.minutes),
                  "bands": {k: list(v) for k, v in ds.config.bands.items()}, "protocols": {}, "seconds": {"simulate": t_sim, "prepare": t_prep}}
@@ -199,8 +253,9 @@ def run_cell(setting: str, seed: int, args) -> dict:
 
     models = {**{k: REFERENCES[k] for k in args.references},
               **{m: (m, seeded(m)) for m in args.models if m not in variants},
-              **{label: (v.get("model", FLAGSHIP), {**seeded(v.get("model", FLAGSHIP)), **v.get("hparams", {})}) for label, v in variants.items()}}
-    rep_of = {label: _rep_key(variants[label]) if label in variants else args.representations.get(label, "bandpower")
+              **{label: (v.get("model", FLAGSHIP), {**seeded(v.get("model", FLAGSHIP)), **v.get("hparams", {})}) for label, v in variants.items()},
+              **{label: REFERENCES["ridge_fir_pt"] for label in oracles}}
+    rep_of = {label: label if label in oracles else _rep_key(variants[label]) if label in variants else args.representations.get(label, "bandpower")
               for label in models}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}
@@ -310,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(e.g. an earlier flagship, for a paired comparison)")
     ap.add_argument("--variants", default=None,
                     help='design experiments: JSON {"label": {"model": "eeg2fmri_net", "hparams": {...}}}; each label is scored as one more model')
+    ap.add_argument("--oracles", action="store_true",
+                    help=f"also score the input oracles {list(ORACLES)} (neural-mass settings only: {sorted(_NM_SETTINGS)})")
     ap.add_argument("--model-seed", type=int, default=0)
     ap.add_argument("--representation", action="append", default=[], metavar="MODEL=REP",
                     help="prepare REP (e.g. tangent) for MODEL instead of band power (repeatable)")
@@ -329,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             ap.error(f"variant {label!r}: prepare keywords {sorted(bad)} would change the volumes, frames or mask the splits "
                      f"come from; use only {sorted(_PREPARE_KEYS)}")
+    if args.oracles and set(args.settings) - _NM_SETTINGS:
+        ap.error(f"--oracles: settings {sorted(set(args.settings) - _NM_SETTINGS)} record no neural-mass input; use it with {sorted(_NM_SETTINGS)}")
     args.representations = dict(r.split("=", 1) for r in args.representation)
     args.models = [*args.models, *[v for v in args.variant_hparams if v not in args.models]]
     if args.quick:
@@ -346,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             if f.exists():
                 doc = json.loads(f.read_text())
                 have = set(next(iter(next(iter(doc["protocols"].values()))["per_subject"].values()))) if doc["protocols"] else set()
-                if doc.get("subjects") == args.subjects and all(p in doc["protocols"] for p in args.protocols) and set(args.references + args.models) <= have:
+                want = set(args.references + args.models) | (set(ORACLES) if args.oracles else set())
+                if doc.get("subjects") == args.subjects and all(p in doc["protocols"] for p in args.protocols) and want <= have:
                     cells[(st, seed)] = doc
                     continue
             todo.append((st, seed))
@@ -365,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 w = doc["protocols"].get("within", {}).get("per_subject", {})
                 brief = ", ".join(f"{m} {sum(v[m] for v in w.values()) / max(len(w), 1):.3f}" for m in [*args.references, *args.models]) if w else ""
                 print(f"done {st} seed {seed} in {doc['seconds']['total']:.0f} s (within: {brief})", flush=True)
-    models = [*args.references, *args.models]
+    models = [*args.references, *args.models, *(ORACLES if args.oracles else ())]
     text, rows = table(cells, args.settings, args.protocols, models, args.references)
     import subprocess
 

@@ -345,3 +345,44 @@ def test_robustness_probes_are_valid_and_outside_the_default_matrix(monkeypatch)
         else:
             SimulationConfig(**sim).validate()  # every option valid (raises on a bad value)
         assert name in bench.__doc__
+
+
+def test_robustness_input_oracles_are_aligned_with_the_bold(tmp_path, monkeypatch, capsys):
+    """bench_robustness.py --oracles: the ground-truth input of the neural masses, put at the frames' times, predicts the
+    BOLD best at lag 0-1 volume through a canonical HRF (a misplaced time axis would not); both oracles are scored; the
+    option is refused on settings without a recorded input; neurolib's knots get their simulated times back."""
+    import importlib
+    import pathlib
+
+    from eeg2fmri.datasets import load_prepared
+    from eeg2fmri.preprocessing.hrf import double_gamma_hrf
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = importlib.import_module("bench_robustness")
+    common = ["--settings", "neural_mass", "--seeds", "0", "--subjects", "3", "--minutes", "4", "--protocols", "within",
+              "--references", "ridge_hrf", "--models", "ridge_hrf", "--threads", "1", "--oracles"]
+    assert bench.main(["--out", str(tmp_path / "o"), *common]) == 0
+    per = json.loads((tmp_path / "o" / "cells" / "neural_mass_s0.json").read_text())["protocols"]["within"]["per_subject"]
+    assert all(np.isfinite(v[o]) for v in per.values() for o in bench.ORACLES)
+    bids = tmp_path / "o" / "data" / "neural_mass_s0_n3"
+    ds = load_prepared(tmp_path / "o" / "data" / "neural_mass_s0_n3_prepared")
+    oracle = bench._oracle_datasets(ds, bids)["oracle_global"]
+    h = double_gamma_hrf(1.0 / ds.frame_rate)
+    for run, orun in zip(ds.runs, oracle.runs):
+        assert orun.features.shape == (len(run.features), 1, 1)
+        pred = np.convolve(orun.features[:, 0, 0], h)[: len(orun.features)][run.window_end - 1]
+        bold = np.asarray(run.bold, float)
+        mean_bold = ((bold - bold.mean(0)) / (bold.std(0) + 1e-9)).mean(1)
+        r = {s: np.corrcoef(np.roll(pred, s)[6:-6], mean_bold[6:-6])[0, 1] for s in range(-6, 7)}
+        assert max(r, key=r.get) in (-1, 0, 1), r
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(tmp_path / "bad"), *[("default" if a == "neural_mass" else a) for a in common]])
+    assert "record no neural-mass input" in capsys.readouterr().err
+    # sim_neurolib's ground truth: exc_ext knots every chunk_s seconds of simulated time, pre_seconds before volume 0
+    gdir = tmp_path / "nl" / "derivatives" / "groundtruth"
+    (gdir / "sub-01").mkdir(parents=True)
+    np.savez(gdir / "sub-01" / "sub-01_task-rest_run-1_groundtruth.npz", exc_ext=np.arange(12.0).reshape(6, 2))
+    (gdir / "simulation.json").write_text(json.dumps({"settings": {"neurolib": {"chunk_s": 0.5}}, "pre_seconds": 1.0}))
+    t, x = bench._groundtruth_input(tmp_path / "nl", "01")
+    np.testing.assert_allclose(t, [-0.75, -0.25, 0.25, 0.75, 1.25, 1.75])
+    assert x.shape == (6, 2)
