@@ -151,11 +151,13 @@ def _simulate(bids: Path, setting: str, seed: int, args) -> None:
         simulate_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, progress_bar=False, overwrite=bids.exists(), **sim)
 
 
-#: Input oracles (``--oracles``): the FIR ridge with a penalty per voxel (``ridge_fir_pt``) fitted, on the same splits and
-#: test windows, to the ground-truth slow input of the neural masses instead of EEG features -- what a model could reach
-#: if it recovered that input from the EEG perfectly: of every region (``oracle_input``) or only their mean
-#: (``oracle_global``). Neural-mass settings only (their ground truth records the input).
-ORACLES = ("oracle_input", "oracle_global")
+#: Input oracles (``--oracles``), fitted and scored on the same splits and test windows as the models, with the
+#: ground-truth slow input of the neural masses in place of EEG features -- what a model that recovered that input from
+#: the EEG perfectly could reach: ``oracle_region`` (each voxel from its own region's input only, a ridge per region
+#: over the window's frames, penalty chosen on the validation windows), ``oracle_input`` (the FIR ridge with a
+#: penalty per voxel, ``ridge_fir_pt``, on every region's input) and ``oracle_global`` (the same on their mean).
+#: Neural-mass settings only (their ground truth records the input).
+ORACLES = ("oracle_region", "oracle_input", "oracle_global")
 _NM_SETTINGS = {name for name, spec in ALL_SETTINGS.items() if spec.get("generator") in ("neural_mass", "neurolib")}
 
 
@@ -196,6 +198,63 @@ def _oracle_datasets(ds, bids: Path) -> dict:
     cfg = replace(ds.config, bands={"input": (0.0, 1.0)})
     return {"oracle_input": replace(ds, runs=out["oracle_input"], ch_names=[f"region{r}" for r in range(n_reg)], config=cfg, freqs=None),
             "oracle_global": replace(ds, runs=out["oracle_global"], ch_names=["global"], config=cfg, freqs=None)}
+
+
+class _RegionOracle:
+    """Each voxel predicted from its own region's input window (a ridge per region); voxels of no region from the mean input."""
+
+    def __init__(self, region):
+        self.region = region  # (n_voxels,) region of every voxel, -1 outside the ground-truth mask
+
+    @staticmethod
+    def _raw(x, r):  # windows (n, n_regions, 1, n_frames) -> (n, n_frames)
+        return x[:, :, 0, :].mean(1) if r < 0 else x[:, r, 0, :]
+
+    def fit(self, x, y, x_val, y_val):
+        import numpy as np
+        from sklearn.linear_model import Ridge
+
+        self.scale_, self.models_ = {}, {}
+        for r in np.unique(self.region):
+            cols = self.region == r
+            z = self._raw(x, r)
+            self.scale_[r] = (z.mean(0), z.std(0) + 1e-9)
+            z, zv = self._z(x, r), self._z(x_val, r)
+            best = None
+            for alpha in np.logspace(-2, 5, 15):  # chosen on the validation windows (mean voxel r)
+                m = Ridge(alpha=alpha).fit(z, y[:, cols])
+                p, t = m.predict(zv), y_val[:, cols]
+                p, t = p - p.mean(0), t - t.mean(0)
+                score = float(np.mean((p * t).sum(0) / np.sqrt((p * p).sum(0) * (t * t).sum(0) + 1e-30)))
+                if best is None or score > best[0]:
+                    best = (score, m)
+            self.models_[r] = best[1]
+        return self
+
+    def _z(self, x, r):
+        mu, sd = self.scale_[r]
+        return (self._raw(x, r) - mu) / sd
+
+    def predict(self, x):
+        import numpy as np
+
+        out = np.zeros((len(x), len(self.region)), dtype=np.float32)
+        for r, m in self.models_.items():
+            out[:, self.region == r] = m.predict(self._z(x, r))
+        return out
+
+
+def _voxel_regions(ds, bids: Path):
+    """The ground-truth region of every voxel of the prepared mask (-1 outside the ground-truth mask)."""
+    import nibabel as nib
+    import numpy as np
+
+    gdir = bids / "derivatives" / "groundtruth"
+    gt_mask = np.asarray(nib.load(gdir / "mask.nii.gz").dataobj) > 0
+    labels = np.load(next(gdir.glob("sub-*/*_groundtruth.npz")))["labels"]
+    vol = np.full(gt_mask.shape, -1, dtype=int)
+    vol[gt_mask] = labels  # the simulators store labels in the mask's C order
+    return vol[np.asarray(ds.mask, bool)]
 
 
 def _rep_key(variant: dict) -> str:
@@ -255,7 +314,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
               **{m: (m, seeded(m)) for m in args.models if m not in variants},
               **{label: (v.get("model", FLAGSHIP), {**seeded(v.get("model", FLAGSHIP)), **v.get("hparams", {})}) for label, v in variants.items()},
               **{label: REFERENCES["ridge_fir_pt"] for label in oracles}}
-    rep_of = {label: label if label in oracles else _rep_key(variants[label]) if label in variants else args.representations.get(label, "bandpower")
+    rep_of = {label: ("oracle_input" if label == "oracle_region" else label) if label in oracles else _rep_key(variants[label]) if label in variants else args.representations.get(label, "bandpower")
               for label in models}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}
@@ -269,7 +328,13 @@ def run_cell(setting: str, seed: int, args) -> dict:
                 if getattr(get_model_class(name), "kind", "torch") != "sklearn":
                     rec = getattr(get_model_class(name), "recommended_train_config", {})
                     cfg = {**rec, "seed": args.model_seed, "trainer": {"accelerator": args.accelerator, "log": [], "progress_bar": False}}
-                fitted[label] = fit_model(mds, split, name, hp, targets=targets, train_config=cfg).model
+                if label == "oracle_region":
+                    from eeg2fmri.training.fit import stack_split
+
+                    (x, y, _), (xv, yv, _) = (stack_split(mds, split, targets, part) for part in ("train", "val"))
+                    fitted[label] = _RegionOracle(_voxel_regions(ds, bids)).fit(x, y, xv, yv)
+                else:
+                    fitted[label] = fit_model(mds, split, name, hp, targets=targets, train_config=cfg).model
                 fit_s[label] += time.perf_counter() - t1
             part = None
             for rname, rds in reps.items():  # one evaluation per representation, merged: the same test windows and targets

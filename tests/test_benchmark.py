@@ -349,7 +349,7 @@ def test_robustness_probes_are_valid_and_outside_the_default_matrix(monkeypatch)
 
 def test_robustness_input_oracles_are_aligned_with_the_bold(tmp_path, monkeypatch, capsys):
     """bench_robustness.py --oracles: the ground-truth input of the neural masses, put at the frames' times, predicts the
-    BOLD best at lag 0-1 volume through a canonical HRF (a misplaced time axis would not); both oracles are scored; the
+    BOLD best at lag 0-1 volume through a canonical HRF (a misplaced time axis would not); the oracles are scored; the
     option is refused on settings without a recorded input; neurolib's knots get their simulated times back."""
     import importlib
     import pathlib
@@ -364,6 +364,8 @@ def test_robustness_input_oracles_are_aligned_with_the_bold(tmp_path, monkeypatc
     assert bench.main(["--out", str(tmp_path / "o"), *common]) == 0
     per = json.loads((tmp_path / "o" / "cells" / "neural_mass_s0.json").read_text())["protocols"]["within"]["per_subject"]
     assert all(np.isfinite(v[o]) for v in per.values() for o in bench.ORACLES)
+    # each voxel's own region's input explains its BOLD far better than the mean input (a wrong voxel-region map would not)
+    assert np.mean([v["oracle_region"] for v in per.values()]) > np.mean([v["oracle_global"] for v in per.values()]) + 0.05
     bids = tmp_path / "o" / "data" / "neural_mass_s0_n3"
     ds = load_prepared(tmp_path / "o" / "data" / "neural_mass_s0_n3_prepared")
     oracle = bench._oracle_datasets(ds, bids)["oracle_global"]
