@@ -358,6 +358,18 @@ def run_cell(setting: str, seed: int, args) -> dict:
     return doc
 
 
+def _die_with_parent() -> None:
+    """Worker initializer (Linux): end this worker when the parent process ends, so that a stopped run leaves no orphan
+    still writing cells from the code it started with (the pool is created and fed from the main thread)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent ended before the call
+            os._exit(1)
+
+
 def _worker(setting: str, seed: int, args) -> tuple[str, int, dict | str]:
     try:
         doc = run_cell(setting, seed, args)
@@ -479,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {len(todo)} cell(s) ({len(cells)} already done) with {args.jobs} job(s) x {args.threads} thread(s), {args.accelerator}", flush=True)
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as ex:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn"), initializer=_die_with_parent) as ex:
             futs = [ex.submit(_worker, st, seed, args) for st, seed in todo]
             for fut in as_completed(futs):
                 st, seed, doc = fut.result()

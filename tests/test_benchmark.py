@@ -388,3 +388,44 @@ def test_robustness_input_oracles_are_aligned_with_the_bold(tmp_path, monkeypatc
     t, x = bench._groundtruth_input(tmp_path / "nl", "01")
     np.testing.assert_allclose(t, [-0.75, -0.25, 0.25, 0.75, 1.25, 1.75])
     assert x.shape == (6, 2)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_robustness_workers_end_with_their_parent(tmp_path):
+    """bench_robustness.py's worker processes end when the parent is killed (no orphan keeps writing cells)."""
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    bench_dir = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing as mp, os, sys, time\n"
+        f"sys.path.insert(0, {str(bench_dir)!r})\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "import bench_robustness\n"
+        "if __name__ == '__main__':\n"
+        "    ex = ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'), initializer=bench_robustness._die_with_parent)\n"
+        "    print(ex.submit(os.getpid).result(), flush=True)\n"
+        "    ex.submit(time.sleep, 60)\n"
+        "    time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{worker}/stat") as f:
+            if f.read().split(")")[-1].split()[0] == "Z":  # ended, not yet reaped
+                break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent by 10 s")
