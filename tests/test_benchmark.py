@@ -429,3 +429,29 @@ def test_robustness_workers_end_with_their_parent(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its parent by 10 s")
+
+
+def test_input_decoding_helpers(monkeypatch):
+    """benchmarks/bench_input_decoding.py: volume means equal a direct loop, the input per volume equals a fine average,
+    and the decoder finds a linear signal (r near 1) but not noise (r near 0)."""
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    dec = importlib.import_module("bench_input_decoding")
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((50, 3, 2)).astype(np.float32)
+    ends = np.array([4, 8, 12, 16, 20])
+    expected = np.stack([feats[e - 4 : e].reshape(4, -1).mean(0) for e in ends])
+    np.testing.assert_allclose(dec.volume_means(feats, ends, 4), expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="start before the recording"):
+        dec.volume_means(feats, np.array([2, 6]), 4)
+    t_in = np.arange(0.0, 20.0, 0.01)
+    x_in = np.stack([t_in, np.sin(t_in)], 1)
+    per_vol = dec.input_per_volume(t_in, x_in, 5, 2.0, n_sub=400)
+    np.testing.assert_allclose(per_vol[:, 0], np.arange(5) * 2.0 + 1.0, atol=1e-6)  # the mean of t over [2v, 2v + 2)
+    np.testing.assert_allclose(per_vol[:, 1], [(np.cos(2 * v) - np.cos(2 * v + 2)) / 2 for v in range(5)], atol=1e-4)
+    x = rng.standard_normal((300, 20))
+    signal = x[:, :3] @ np.array([[1.0], [-0.5], [0.3]])
+    assert dec.decode(x, signal) > 0.99
+    assert abs(dec.decode(x, rng.standard_normal((300, 1)))) < 0.25
