@@ -15,10 +15,12 @@ span, the 20 % before it validation, gaps between spans) and ``loso``
 * ``eeg2fmri_net`` -- the flagship with its recommended training config
   (early stopping and checkpoint on validation windows only);
 * any other registered model given with ``--models``;
-* with ``--oracles`` (neural-mass settings only): ``oracle_input`` and ``oracle_global``, the same FIR ridge as
-  ``ridge_fir_pt`` fitted to the ground-truth slow input of every region (or to its mean over regions) in place of
-  EEG features -- what a model that recovered that input from the EEG perfectly could reach, a ceiling that says
-  how much of the BOLD the EEG could explain at best and how much of it is region-specific.
+* with ``--oracles`` (neural-mass settings only): linear models given the ground-truth slow input of the neural
+  masses in place of EEG features -- what a model that recovered that input from the EEG perfectly could reach:
+  ``oracle_region`` (each voxel from its own region's input, a ridge per region), ``oracle_input`` and
+  ``oracle_global`` (the FIR ridge of ``ridge_fir_pt`` on every region's input, or on their mean). They say how
+  much of the BOLD the EEG could explain at best and how much of that is region-specific
+  (``bench_input_decoding.py`` then asks how much of the input the EEG features carry).
 
 Settings (``--settings``; every one differs from the default in one respect):
 
@@ -245,7 +247,8 @@ class _RegionOracle:
 
 
 def _voxel_regions(ds, bids: Path):
-    """The ground-truth region of every voxel of the prepared mask (-1 outside the ground-truth mask)."""
+    """The ground-truth region of every voxel of the prepared mask (-1 outside the ground-truth mask); both neural-mass
+    generators give every subject the same parcellation."""
     import nibabel as nib
     import numpy as np
 
