@@ -453,6 +453,37 @@ def test_tangent_input_network_reads_the_power_block():
         EEG2fMRINet(bad)
 
 
+def test_tangent_sources_read_the_band_covariances():
+    """tangent_sources: w^T T w per band and frame for a unit filter w; training then reads the whole window."""
+    m_t = 2
+    model = EEG2fMRINet(TAN, seed=0, n_members=2, tangent_sources=m_t).eval()
+    assert model.n_all_sources == model.n_sources + m_t and model.latent_size == N_BANDS * model.n_all_sources
+    assert model.training_features is None and model.hrf_kernels().shape == (2, N_BANDS, model.n_all_sources, N_FRAMES)
+    x = torch.randn(BATCH, *TAN.input_shape)
+    blocks = x[:, :, N_BANDS:].reshape(BATCH, N_CHANS, N_BANDS, N_CHANS, N_FRAMES)  # [b, c, f, d, t] = T_f[c, d]
+    w = (model.tan_filters / model.tan_filters.norm(dim=-1, keepdim=True)).detach()
+    expected = torch.stack([torch.stack([torch.stack([torch.stack([torch.stack([
+        w[k, f, m] @ blocks[b, :, f, :, t] @ w[k, f, m] for t in range(N_FRAMES)]) for m in range(m_t)]) for f in range(N_BANDS)])
+        for k in range(2)]) for b in range(BATCH)])  # (B, K, F, M', T)
+    with torch.no_grad():
+        z = model.latent(x)  # the tangent sources' signals, weighted by their HRFs and standardised, are the last of each band
+        src = (expected * model.hrf_kernels()[None, :, :, model.n_sources:]).sum(-1)  # (B, K, F, M')
+        x2 = x.clone()
+        x2[:, :, N_BANDS:] = torch.randn_like(x2[:, :, N_BANDS:])
+        assert not torch.allclose(model(x), model(x2))  # the network now reads the tangent block
+    got = z.reshape(BATCH, 2, N_BANDS, model.n_all_sources)[:, :, :, model.n_sources:]
+    rm = model.latent_norm.running_mean.reshape(2, N_BANDS, model.n_all_sources)[:, :, model.n_sources:]
+    rv = model.latent_norm.running_var.reshape(2, N_BANDS, model.n_all_sources)[:, :, model.n_sources:]
+    torch.testing.assert_close(got, (src - rm) / (rv + model.latent_norm.eps).sqrt(), rtol=1e-4, atol=1e-4)
+    # the default draws the same parameters as before the option existed (no tangent sources)
+    base, again = EEG2fMRINet(TAN, seed=0), EEG2fMRINet(TAN, seed=0, tangent_sources=0)
+    assert all(torch.equal(a, b) for a, b in zip(base.parameters(), again.parameters()))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected tangent_sources as a non-negative int, got -1"):
+        EEG2fMRINet(TAN, tangent_sources=-1)
+    with pytest.raises(Eeg2fmriInputError, match=r"tangent_sources=3 reads band covariances, but the input is 'bandpower'"):
+        EEG2fMRINet(BP, tangent_sources=3)
+
+
 def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
     """With tangent input the linear path is (1 - v) * ridge on band power + v * ridge on the tangent block (canonical HRF),
     v chosen on validation; targets driven by the tangent block pull v up; the path survives save/load."""

@@ -251,15 +251,17 @@ def _flagship_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
     with torch.no_grad():
         bp = model.band_power(torch.as_tensor(np.ascontiguousarray(x_train, dtype=np.float32))).numpy()  # (N, C, F, T)
         unmix = model.unmix.detach().numpy()  # (K, F, M, C)
-        hrf = model.hrf_kernels().detach().numpy()  # (K, F, M, T)
+        k_, f_, m_, c_ = unmix.shape
+        m_all = getattr(model, "n_all_sources", m_)  # the band-power sources first (tangent sources, if any, after them)
+        hrf = model.hrf_kernels().detach().numpy()[:, :, :m_]  # (K, F, M, T)
         weight = np.linalg.norm(np.einsum("klr,kro->klo", model.encode.detach().numpy(), model.decode.detach().numpy()), axis=-1)  # (K, L)
-    k_, f_, m_, c_ = unmix.shape
+        weight = weight.reshape(k_, f_, m_all)[:, :, :m_]
     pats = np.empty_like(unmix, dtype=np.float64)
     for f in range(f_):
         xf = bp[:, :, f, :].transpose(0, 2, 1).reshape(-1, c_)  # frames of every training window, (N*T, C)
         for k in range(k_):
             pats[k, f] = haufe_patterns(unmix[k, f], xf)
-    return {"patterns": pats, "source_weight": weight.reshape(k_, f_, m_), "hrf_kernels": hrf.astype(np.float64),
+    return {"patterns": pats, "source_weight": weight, "hrf_kernels": hrf.astype(np.float64),
             "hrf_lag_s": model.frame_lags_s.mean(1).numpy().astype(np.float64), "kind": "eeg2fmri_net"}
 
 

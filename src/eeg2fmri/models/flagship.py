@@ -212,6 +212,14 @@ class EEG2fMRINet(nn.Module):
         ``sfreq``); any ``output_shape``.
     n_sources : int or None
         Virtual sources per band (default ``min(8, n_chans)``).
+    tangent_sources : int
+        ``tangent`` input only: more virtual sources per band, read from the
+        band covariances instead of the channels' log power: a learned unit
+        spatial filter ``w`` per source whose signal is ``w^T T w`` on the
+        frame's tangent-space covariance ``T`` (to first order the log power of
+        the spatially filtered EEG relative to the recording's mean, which a
+        mixture of the channels' log powers cannot express). 0 (default):
+        none, and training reads only the band-power block of the windows.
     rank : int or None
         Rank of the voxel decoder (default ``min(16, latent size, n_outputs)``).
     n_members : int
@@ -326,6 +334,7 @@ class EEG2fMRINet(nn.Module):
         spec: DataSpec,
         *,
         n_sources: int | None = None,
+        tangent_sources: int = 0,
         rank: int | None = None,
         n_members: int = 8,
         hrf: str = "gamma",
@@ -433,9 +442,16 @@ class EEG2fMRINet(nn.Module):
             self.power_norm = nn.BatchNorm2d(n_chans * self.n_bands, affine=False)  # per (channel, band) standardisation of log power
 
         self.n_sources = min(8, n_chans) if n_sources is None else check_positive_int(n_sources, "n_sources", where="eeg2fmri_net")
-        self.latent_size = self.n_bands * self.n_sources
+        if isinstance(tangent_sources, bool) or not isinstance(tangent_sources, int) or tangent_sources < 0:
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected tangent_sources as a non-negative int, got {tangent_sources!r}; pass e.g. tangent_sources=8 (0: none).")
+        if tangent_sources and spec.input_kind != "tangent":
+            raise Eeg2fmriInputError(f"eeg2fmri_net: tangent_sources={tangent_sources} reads band covariances, but the input is {spec.input_kind!r}; "
+                                     "prepare the data with representation='tangent', or pass tangent_sources=0.")
+        self.tangent_sources = int(tangent_sources)
+        self.n_all_sources = self.n_sources + self.tangent_sources  # band-power sources first, then tangent sources
+        self.latent_size = self.n_bands * self.n_all_sources
         self.rank = min(16, self.latent_size, spec.n_outputs) if rank is None else check_positive_int(rank, "rank", where="eeg2fmri_net")
-        k_, f_, m_, t_ = self.n_members, self.n_bands, self.n_sources, self.n_frames
+        k_, f_, m_, t_ = self.n_members, self.n_bands, self.n_all_sources, self.n_frames
 
         # lag interval of each frame (oldest first) relative to the middle of the volume's acquisition
         k = torch.arange(t_ - 1, -1, -1, dtype=torch.float64)
@@ -447,7 +463,9 @@ class EEG2fMRINet(nn.Module):
         def randn(*shape: int) -> torch.Tensor:
             return torch.randn(*shape, generator=gen)
 
-        self.unmix = nn.Parameter(randn(k_, f_, m_, n_chans) / math.sqrt(n_chans))  # (K, F, M, C)
+        self.unmix = nn.Parameter(randn(k_, f_, self.n_sources, n_chans) / math.sqrt(n_chans))  # (K, F, M, C)
+        if self.tangent_sources:
+            self.tan_filters = nn.Parameter(randn(k_, f_, self.tangent_sources, n_chans) / math.sqrt(n_chans))  # (K, F, M', C)
         if self.hrf == "gamma":
             self.hrf_shift = nn.Parameter(torch.zeros(k_, f_, m_))
             self.hrf_log_width = nn.Parameter(torch.zeros(k_, f_, m_))
@@ -715,10 +733,10 @@ class EEG2fMRINet(nn.Module):
 
         Returns
         -------
-        torch.Tensor, shape (n_members, n_bands, n_sources, n_frames)
+        torch.Tensor, shape (n_members, n_bands, n_sources + tangent_sources, n_frames)
             Oldest frame first; each kernel sums to 1 (``"gamma"``/``"canonical"``).
         """
-        k_, f_, m_, t_ = self.n_members, self.n_bands, self.n_sources, self.n_frames
+        k_, f_, m_, t_ = self.n_members, self.n_bands, self.n_all_sources, self.n_frames
         if self.hrf == "canonical":
             return self._canonical_kernel().expand(k_, f_, m_, t_)
         if self.hrf == "fir":
@@ -734,9 +752,10 @@ class EEG2fMRINet(nn.Module):
 
         ``tangent`` windows: the band-power block only (the tangent block is
         read by the linear path, which :meth:`after_fit` fits on full
-        windows), so the trainer copies only that block into training batches.
+        windows), so the trainer copies only that block into training batches;
+        all of it with ``tangent_sources``.
         """
-        return self.n_bands if self.spec.input_kind == "tangent" else None
+        return self.n_bands if self.spec.input_kind == "tangent" and not self.tangent_sources else None
 
     def _check_x(self, x: torch.Tensor) -> None:
         want = tuple(int(s) for s in self.spec.input_shape)
@@ -806,10 +825,16 @@ class EEG2fMRINet(nn.Module):
         Returns
         -------
         torch.Tensor, shape (batch, n_members, latent_size)
-            Latent ``j = band * n_sources + source``.
+            Latent ``j = band * (n_sources + tangent_sources) + source``.
         """
         bp = self.band_power(x)  # (B, C, F, T)
         src = torch.einsum("bcft,kfmc->bkfmt", bp, self.unmix)
+        if self.tangent_sources:  # w^T T w per band, frame and unit filter w
+            b_, c_, f_, t_ = bp.shape
+            tan = x[:, :, self.n_bands:, :].float().reshape(b_, c_, f_, c_, t_)  # [b, c, f, d, t] = T_f[c, d]
+            w = self.tan_filters / self.tan_filters.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            tw = torch.einsum("bcfdt,kfmd->bkfmct", tan, w)
+            src = torch.cat([src, torch.einsum("bkfmct,kfmc->bkfmt", tw, w)], dim=3)
         z = (src * self.hrf_kernels()).sum(-1).reshape(len(bp), -1)  # (B, K*L)
         z = self.latent_norm(z).reshape(len(bp), self.n_members, self.latent_size)
         sm = self._subject_mask(subject, len(bp), z.device) if self.subject_film else None
