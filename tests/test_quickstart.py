@@ -152,6 +152,30 @@ def test_subject_splits(tiny_prepared):
         make_split(tiny_prepared, "subjects", test_subjects=["01"], val_subjects=["02"])
 
 
+def test_reprepare_sees_companion_files_and_overwrite_redoes(tiny_bids, tmp_path):
+    """A changed channels.tsv (or .vmrk, events.tsv, bold.json ...) is a changed input: prepare does not call the old
+    output up to date; overwrite=True always prepares again."""
+    import shutil
+
+    from eeg2fmri.datasets import prepare
+
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    out, written = prepare(root, tmp_path / "p", progress_bar=False)
+    n_ch = len(load_prepared(out).ch_names)
+    assert written and not prepare(root, out, progress_bar=False)[1]
+    assert prepare(root, out, progress_bar=False, overwrite=True)[1]  # unchanged inputs, but asked to redo
+    first = load_prepared(out).ch_names[0]
+    for tsv in sorted(root.glob("sub-*/eeg/*_channels.tsv")):  # the first EEG channel retyped MISC in every run
+        lines = tsv.read_text().splitlines()
+        lines = [("\t".join([c[0], "MISC", *c[2:]]) if c[0] == first else ln) for ln, c in ((ln, ln.split("\t")) for ln in lines)]
+        tsv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(Eeg2fmriInputError, match="already exists"):
+        prepare(root, out, progress_bar=False)
+    assert prepare(root, out, progress_bar=False, overwrite=True)[1]
+    assert len(load_prepared(out).ch_names) == n_ch - 1 and first not in load_prepared(out).ch_names
+
+
 def test_raw_representation_and_noop_reprepare(tiny_bids, tmp_path):
     from eeg2fmri.datasets import WindowDataset, prepare
 

@@ -556,11 +556,26 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
 
 
 def _checksum(path: Path) -> str:
+    """Fingerprint of a run's input file *and its companions*: every file next to it that shares its name up to the
+    BIDS suffix (``sub-01_task-rest_run-1_``: the ``.vmrk``/``.eeg`` of a ``.vhdr``, the ``.fdt`` of a ``.set``,
+    ``channels.tsv``, ``events.tsv``, ``eeg.json``, ``bold.json``) or, without one, its stem, plus the sidecars at the
+    dataset's top level that BIDS lets runs inherit (``task-<task>_bold.json``); size, modification time and first
+    MiB of each. A change to any of them makes ``prepare`` redo the work."""
+    path = Path(path)
+    name = path.name
+    prefix = name[: name.rindex("_") + 1] if "_" in name else name.split(".", 1)[0] + "."
+    files = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name.startswith(prefix)) if path.parent.is_dir() else []
+    if path not in files:
+        files.append(path)
+    root = next((d for d in path.parents if (d / "dataset_description.json").is_file()), None)
+    if root is not None and root != path.parent:
+        files += sorted(p for p in root.iterdir() if p.is_file() and p.suffix in (".json", ".tsv") and p.name.startswith("task-"))
     h = hashlib.sha1()
-    st = path.stat()
-    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
     return h.hexdigest()
 
 
@@ -839,6 +854,10 @@ def prepare(
 ) -> tuple[Path, bool]:
     """Prepare a dataset straight to disk; a re-run with the same inputs is a no-op.
 
+    The inputs are every run's EEG and BOLD files with their companions (``.vmrk``, ``.fdt``, ``channels.tsv``,
+    ``events.tsv``, sidecars; see :func:`_checksum`); with a changed input or config an existing ``out`` raises
+    unless ``overwrite=True``, which always prepares again.
+
     Returns
     -------
     out : Path
@@ -850,7 +869,7 @@ def prepare(
     _validate_config(cfg)
     out = Path(out)
     man = out / "manifest.json"
-    if man.exists():
+    if man.exists() and not overwrite:  # --overwrite always redoes the work
         old = json.loads(man.read_text())
         records = _records(bids_root, subjects, layout, layout_options)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
