@@ -90,3 +90,26 @@ def test_runs_with_different_rates_or_channels_are_refused(tiny_bids, tmp_path):
     mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
     with pytest.raises(Eeg2fmriInputError, match=r"sampling rate 125.0 Hz differs from the first run's 100.0 Hz"):
         prepare_dataset(root, progress_bar=False)
+
+
+def test_runs_on_the_same_shape_but_another_affine_are_refused(tiny_bids, tmp_path):
+    """Voxels are pooled by index across runs: a run stored LAS (x flipped) next to RAS runs of the same shape used to be
+    merged voxel by voxel; prepare now names it and the fix. A sub-0.01 mm difference (rounding) is accepted."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    path = next((root / "sub-02" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(path)
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flip[0, 3] = img.shape[0] - 1
+    las = nib.Nifti1Image(np.asarray(img.dataobj)[::-1], img.affine @ flip, img.header)  # the same image, x axis stored flipped
+    nib.save(las, path)
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_bold.nii.gz: voxel-to-world affine differs from the first run's .* "
+                                                  r"the same voxel index is a different place .* nibabel.as_closest_canonical"):
+        prepare_dataset(root, progress_bar=False)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine + 1e-4, img.header), path)  # rounding only
+    assert len(prepare_dataset(root, progress_bar=False).runs) == len(prepare_dataset(tiny_bids, progress_bar=False).runs)

@@ -684,19 +684,29 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     return run, info, prov
 
 
-def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple) -> None:
+def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.ndarray | None = None, first: Any = None) -> None:
     if abs(tr - tr0) > 1e-3 * tr0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
     if img.shape[:3] != shape0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first.")
+    if affine0 is not None:  # the same shape is not the same grid: voxels are pooled by index across runs
+        diff = float(np.max(np.abs(np.asarray(img.affine, float) - np.asarray(affine0, float))))
+        if diff > 1e-2:
+            raise Eeg2fmriInputError(
+                f"{rec.bold_path}: voxel-to-world affine differs from the first run's ({first}) by up to {diff:.3g} (mm), although the "
+                f"grid shapes agree: the same voxel index is a different place in the two runs. Expected every run on one grid; "
+                "resample the runs to one grid first (nilearn.image.resample_to_img(run, first_run)), or, if an axis is only flipped "
+                "(e.g. LAS vs RAS), reorient every run with nibabel.as_closest_canonical."
+            )
 
 
-def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple, atlas=None) -> tuple[PreparedRun, dict, dict]:
+def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: tuple, atlas=None, affine0: np.ndarray | None = None,
+                 first: Any = None) -> tuple[PreparedRun, dict, dict]:
     """One run: the BOLD is streamed in a thread while the EEG is processed (both release the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     img, tr = _read_bold_on_grid(rec, cfg)
-    _check_run_grid(rec, img, tr, tr0, shape0)
+    _check_run_grid(rec, img, tr, tr0, shape0, affine0, first)
     with ThreadPoolExecutor(1) as ex:
         fut = ex.submit(load_masked_bold, img, mask, where=str(rec.bold_path))
         eeg = _prepare_eeg(rec, cfg, img, tr)
@@ -768,7 +778,8 @@ def prepare_dataset(
         first_bold = load_masked_bold(img0, mask, where=str(records[0].bold_path))[0]
     results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3])]
     del first_bold, eeg0
-    results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0, atlas=atlas), records[1:], n_jobs, progress_bar)
+    results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0, atlas=atlas, affine0=np.asarray(img0.affine, float),
+                            first=records[0].bold_path), records[1:], n_jobs, progress_bar)
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
     _check_consistent(infos, records)
