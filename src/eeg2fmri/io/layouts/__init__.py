@@ -30,6 +30,7 @@ import numpy as np
 
 from eeg2fmri.io.bids import RunRecord
 from eeg2fmri.io.layouts._base import (
+    NAMED_NON_EEG,
     FrozenDict,
     Layout,
     LayoutRun,
@@ -184,12 +185,19 @@ def read_layout_eeg(run: RunRecord, *, preload: bool = True):
     """
     run = as_layout_run(run)
     raw = get_reader(run.eeg_reader or "mne")(run, preload)
-    hit = match_channels(raw.ch_names, run.non_eeg_channels)
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
+    hit = match_channels(raw.ch_names, run.non_eeg_channels)
     mapping = {c: guess_channel_type(c) for c in hit if types[c] in ("eeg", "misc") and guess_channel_type(c) != types[c]}
     if mapping:
         raw.set_channel_types(mapping, on_unit_change="ignore", verbose=False)
         logger.info("%s: typed non-EEG channel(s) %s", run.eeg_path.name, mapping)
+    # in every layout: channels the file types EEG whose names say ECG/EKG, EOG or EMG (BrainVision and EDF exports, and
+    # channels.tsv files written from them, often type them EEG) are not EEG features
+    named = {c: guess_channel_type(c) for c in match_channels(raw.ch_names, NAMED_NON_EEG) if types[c] == "eeg" and c not in mapping}
+    if named:
+        raw.set_channel_types(named, on_unit_change="ignore", verbose=False)
+        logger.warning("%s: channel(s) %s are typed EEG but named as non-EEG; typed %s and not used as EEG (rename them, "
+                       "e.g. raw.rename_channels, if they do record EEG).", run.eeg_path.name, sorted(named), sorted(set(named.values())))
     if run.marker:
         desc = np.array(raw.annotations.description, dtype=object)
         hitm = np.array([marker_matches(d, run.marker) and d != run.marker[0] for d in desc], dtype=bool)

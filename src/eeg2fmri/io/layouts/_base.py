@@ -124,6 +124,10 @@ def norm_subjects(subjects: Iterable[str] | None) -> set[str] | None:
     return {s[4:] if s.startswith("sub-") else s for s in subjects}
 
 
+#: Channel names that say a channel is not EEG whatever type the file gives it (typed by :func:`guess_channel_type`).
+NAMED_NON_EEG: tuple[str, ...] = ("ecg*", "ekg*", "*eog*", "emg*")
+
+
 def guess_channel_type(name: str) -> str:
     """MNE channel type of a non-EEG channel from its name (ecg, eog, stim, emg or misc)."""
     n = name.strip().lower()
