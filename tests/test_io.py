@@ -79,6 +79,14 @@ def test_markers_and_fallback(tiny_bids):
     # dummy scans: fewer volumes than markers -> first markers dropped
     rep2 = volume_onsets(raw, 88, 2.0)
     assert rep2.dropped == 2 and rep2.onsets[0] == pytest.approx(rep.onsets[2])
+    # ... or the last ones (markers after the last saved volume), or an error; the drop is a warning (it sets every onset)
+    rep3 = volume_onsets(raw, 88, 2.0, dummy_scans="drop-last")
+    assert rep3.dropped == 2 and rep3.onsets[0] == pytest.approx(rep.onsets[0]) and rep3.onsets[-1] == pytest.approx(rep.onsets[87])
+    with pytest.raises(Eeg2fmriInputError, match=r"90 markers for 88 volumes; pass dummy_scans='drop-first' if the first 2 were dummy scans, "
+                                                 r"or dummy_scans='drop-last'"):
+        volume_onsets(raw, 88, 2.0, dummy_scans="error")
+    with pytest.raises(Eeg2fmriInputError, match=r"expected dummy_scans in \['drop-first', 'drop-last', 'error'\], got 'first'"):
+        volume_onsets(raw, 88, 2.0, dummy_scans="first")
     with pytest.raises(Eeg2fmriInputError, match=r"found 90 'R128' markers but the BOLD run has 95 volumes"):
         volume_onsets(raw, 95, 2.0)
     with pytest.raises(Eeg2fmriInputError, match=r"markers are 2.0000 s apart but TR is 3.0 s"):

@@ -135,3 +135,30 @@ def test_ecg_and_eog_named_channels_are_not_eeg_whatever_their_type(tiny_bids, t
     assert "ECG" not in ds.ch_names and "EOG" not in ds.ch_names
     assert ds.ch_names == prepare_dataset(tiny_bids, progress_bar=False).ch_names
     assert any("['ECG', 'EOG'] are typed EEG but named as non-EEG" in r.getMessage() for r in caplog.records)
+
+
+def test_prepare_dummy_scans_option_decides_which_extra_markers_go(tiny_bids, tmp_path, caplog):
+    """More markers than volumes (here the BOLD lost its last 2 volumes): by default the first markers are taken as dummy
+    scans (a warning says so, and how to choose otherwise); dummy_scans='drop-last' keeps the first markers instead."""
+    import logging
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    for path in sorted(root.glob("sub-*/func/*_bold.nii.gz")):
+        img = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :-2], img.affine, img.header), path)
+    full = prepare_dataset(tiny_bids, progress_bar=False)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        first = prepare_dataset(root, progress_bar=False)
+    assert any("2 more marker(s) than volumes: the first 2 treated as dummy scans" in r.getMessage() and "dummy_scans='drop-last'" in r.getMessage()
+               for r in caplog.records)
+    last = prepare_dataset(root, {"dummy_scans": "drop-last"}, progress_bar=False)
+    for f, la, fu in zip(first.runs, last.runs, full.runs):
+        np.testing.assert_allclose(f.onsets, fu.onsets[2:])
+        np.testing.assert_allclose(la.onsets, fu.onsets[:-2])
+    with pytest.raises(Eeg2fmriInputError, match=r"dummy_scans"):
+        prepare_dataset(root, {"dummy_scans": "last"}, progress_bar=False)

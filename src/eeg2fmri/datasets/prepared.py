@@ -58,6 +58,10 @@ class PrepareConfig:
         Scanner marker names tried in order.
     first_onset : float | None
         Fallback volume-0 onset (s) when there are no markers.
+    dummy_scans : {"drop-first", "drop-last", "error"}
+        More scanner markers than BOLD volumes: the first extra markers are
+        dummy scans the scanner did not save (default), the last ones came
+        after the last saved volume, or raise. Logged as a warning.
     mask : str
         ``"data"`` (EPI mask of the first run's mean image, used for all runs)
         or a path to a mask NIfTI on the BOLD grid.
@@ -117,6 +121,7 @@ class PrepareConfig:
     reference: str | None = "average"
     marker: list | None = field(default_factory=lambda: list(DEFAULT_MARKERS))
     first_onset: float | None = None
+    dummy_scans: str = "drop-first"
     mask: str = "data"
     representation: str = "bandpower"
     work_sfreq: float | None = None
@@ -584,6 +589,7 @@ def _validate_config(cfg: PrepareConfig) -> None:
 
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
+    check_choice(cfg.dummy_scans, "dummy_scans", ("drop-first", "drop-last", "error"))
     if cfg.channel_positions is not None and not cfg.channels:
         raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
@@ -638,7 +644,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
     where = str(rec.eeg_path)
     raw = read_layout_eeg(rec, preload=False)
-    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset)
+    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset, dummy_scans=cfg.dummy_scans)
     cleaning = None
     if cfg.clean:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare

@@ -114,6 +114,10 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
     return np.asarray(out, dtype=float), notes
 
 
+#: What to do with more scanner markers than BOLD volumes (see :func:`volume_onsets`).
+DUMMY_SCANS = ("drop-first", "drop-last", "error")
+
+
 def volume_onsets(
     raw,
     n_volumes: int,
@@ -142,9 +146,12 @@ def volume_onsets(
     first_onset : float | None
         Fallback without markers: volume ``k`` starts at ``first_onset + k * tr``
         seconds from the EEG start (documented, regular timing).
-    dummy_scans : {"drop-first", "error"}
-        When there are more markers than volumes (dummy scans that were not
-        saved), drop the first extra markers (``"drop-first"``) or raise.
+    dummy_scans : {"drop-first", "drop-last", "error"}
+        When there are more markers than volumes: drop the first extra markers
+        (``"drop-first"``: dummy scans the scanner did not save, the usual
+        case), the last ones (``"drop-last"``: markers after the last saved
+        volume) or raise. The choice decides every onset (one TR per dropped
+        marker), so the drop is logged as a warning.
     tolerance : float
         Allowed relative deviation of the median marker interval from ``tr``
         (and of a missed-marker gap from a whole number of intervals).
@@ -155,6 +162,8 @@ def volume_onsets(
     -------
     report : SyncReport
     """
+    if dummy_scans not in DUMMY_SCANS:
+        raise Eeg2fmriInputError(f"{where}: expected dummy_scans in {list(DUMMY_SCANS)}, got {dummy_scans!r}; pass e.g. dummy_scans='drop-first'.")
     notes: list[str] = []
     if marker is not None:
         wanted = (marker,) if isinstance(marker, str) else tuple(marker)
@@ -197,14 +206,23 @@ def volume_onsets(
             dropped = len(on) - n_volumes
             if dropped:
                 if dummy_scans == "error":
-                    raise Eeg2fmriInputError(f"{where}: {n_found} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} were dummy scans.")
-                notes.append(f"{dropped} more marker(s) than volumes: the first {dropped} treated as dummy scans and dropped.")
-                on = on[dropped:]
+                    raise Eeg2fmriInputError(f"{where}: {len(on)} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} "
+                                             f"were dummy scans, or dummy_scans='drop-last' if the last {dropped} came after the last saved volume.")
+                if dummy_scans == "drop-last":
+                    note = f"{dropped} more marker(s) than volumes: the last {dropped} dropped (dummy_scans='drop-last')."
+                    on = on[:n_volumes]
+                else:
+                    note = (f"{dropped} more marker(s) than volumes: the first {dropped} treated as dummy scans and dropped (volume 0 at "
+                            f"{on[dropped]:.3f} s); if the extra markers came after the last saved volume, pass dummy_scans='drop-last'.")
+                    on = on[dropped:]
+                logger.warning("%s: %s", where, note)
+                notes.append(note)
             if on[-1] + tr > raw.times[-1] + 1.0 / raw.info["sfreq"] + 1e-9:
                 notes.append("the EEG ends before the last volume is complete.")
             rep = SyncReport(on, "markers", m, n_found, dropped, notes)
             for n in notes:
-                logger.info("%s: %s", where, n)
+                if not n.startswith(f"{dropped} more marker"):  # that one was a warning
+                    logger.info("%s: %s", where, n)
             return rep
     if first_onset is None:
         raise Eeg2fmriInputError(f"{where}: no markers requested and no first_onset given; pass one of them.")

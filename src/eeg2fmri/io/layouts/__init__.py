@@ -321,7 +321,8 @@ def _raw_marker_file(vhdr: Path) -> Path:
     raise Eeg2fmriInputError(f"{vhdr}: expected its marker file {named or vhdr.with_suffix('.vmrk').name} beside it, found none; download the .vmrk too.")
 
 
-def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None, tolerance: float = 0.05) -> LayoutSync:
+def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None, tolerance: float = 0.05,
+                         dummy_scans: str = "drop-first") -> LayoutSync:
     """Onsets of the BOLD volumes in the EEG time axis, with the layout's conventions.
 
     * markers (``run.marker``, or ``marker`` when the layout has none):
@@ -347,6 +348,8 @@ def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, mark
         Fallbacks for runs whose layout does not fix them (plain BIDS).
     tolerance : float
         Relative deviation of the marker spacing from ``tr`` allowed.
+    dummy_scans : {"drop-first", "drop-last", "error"}
+        More markers than volumes: see :func:`eeg2fmri.io.volume_onsets`.
 
     Returns
     -------
@@ -373,7 +376,7 @@ def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, mark
             rep.notes.append(note)
             logger.info("%s: %s", where, note)
             return LayoutSync(rep.onsets, slice(0, n_found), rep)
-    rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, where=where)
+    rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans=dummy_scans, where=where)
     return LayoutSync(rep.onsets, slice(0, n_volumes), rep)
 
 
