@@ -162,3 +162,33 @@ def test_prepare_dummy_scans_option_decides_which_extra_markers_go(tiny_bids, tm
         np.testing.assert_allclose(la.onsets, fu.onsets[:-2])
     with pytest.raises(Eeg2fmriInputError, match=r"dummy_scans"):
         prepare_dataset(root, {"dummy_scans": "last"}, progress_bar=False)
+
+
+def test_prepare_tr_from_config_or_an_inherited_sidecar(tiny_bids, tmp_path):
+    """A placeholder header TR that contradicts the sidecar is an error that names the fix; PrepareConfig.tr overrides both;
+    a run sidecar without RepetitionTime inherits it from the top-level task-<task>_bold.json (BIDS inheritance)."""
+    import json
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    for path in sorted(root.glob("sub-*/func/*_bold.nii.gz")):
+        img = nib.load(path)
+        img.header.set_zooms(img.header.get_zooms()[:3] + (1.0,))  # a placeholder TR in the header
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header), path)
+    with pytest.raises(Eeg2fmriInputError, match=r"TR disagreement: .* --config '\{\"tr\": <seconds>\}'"):
+        prepare_dataset(root, progress_bar=False)
+    full = prepare_dataset(tiny_bids, progress_bar=False)
+    fixed = prepare_dataset(root, {"tr": 2.0}, progress_bar=False)
+    assert fixed.tr == 2.0 and all(np.allclose(a.onsets, b.onsets) for a, b in zip(fixed.runs, full.runs))
+    for side in sorted(root.glob("sub-*/func/*_bold.json")):  # the runs' sidecars lose RepetitionTime ...
+        meta = json.loads(side.read_text())
+        meta.pop("RepetitionTime")
+        side.write_text(json.dumps(meta))
+    (root / "task-rest_bold.json").write_text(json.dumps({"RepetitionTime": 2.0}))  # ... which the top level gives
+    assert prepare_dataset(root, progress_bar=False).tr == 2.0  # (the header alone says 1.0)
+    with pytest.raises(Eeg2fmriInputError, match="tr"):
+        prepare_dataset(root, {"tr": -1.0}, progress_bar=False)

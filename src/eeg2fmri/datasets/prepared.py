@@ -26,7 +26,7 @@ from eeg2fmri.preprocessing.representations import get_representation, list_repr
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.timing import step
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
 __all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "prepare",
            "prepare_dataset", "select_subjects", "subject_labels"]
@@ -58,6 +58,11 @@ class PrepareConfig:
         Scanner marker names tried in order.
     first_onset : float | None
         Fallback volume-0 onset (s) when there are no markers.
+    tr : float | None
+        Repetition time (s) of every run, overriding the NIfTI header and the
+        sidecars (for a header with a placeholder TR; ``None``: from the
+        ``*_bold.json`` sidecar, a top-level ``task-<task>_bold.json`` it
+        inherits from, or the header).
     dummy_scans : {"drop-first", "drop-last", "error"}
         More scanner markers than BOLD volumes: the first extra markers are
         dummy scans the scanner did not save (default), the last ones came
@@ -122,6 +127,7 @@ class PrepareConfig:
     marker: list | None = field(default_factory=lambda: list(DEFAULT_MARKERS))
     first_onset: float | None = None
     dummy_scans: str = "drop-first"
+    tr: float | None = None
     mask: str = "data"
     representation: str = "bandpower"
     work_sfreq: float | None = None
@@ -590,6 +596,8 @@ def _validate_config(cfg: PrepareConfig) -> None:
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
     check_choice(cfg.dummy_scans, "dummy_scans", ("drop-first", "drop-last", "error"))
+    if cfg.tr is not None:
+        check_positive(cfg.tr, "tr")
     if cfg.channel_positions is not None and not cfg.channels:
         raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
@@ -767,7 +775,7 @@ def prepare_dataset(
     """
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
-    records = _records(bids_root, subjects, layout, layout_options)
+    records = _records(bids_root, subjects, layout, layout_options, cfg.tr)
     cfg = _resolve_bands(cfg, records)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -832,7 +840,7 @@ def _map(fn, items: list, n_jobs: int, progress_bar: bool) -> list:
     return out
 
 
-def _records(root, subjects, layout: str, layout_options: dict | None) -> list:
+def _records(root, subjects, layout: str, layout_options: dict | None, tr: float | None = None) -> list:
     from eeg2fmri.io.layouts import find_runs_layout
 
     records = find_runs_layout(root, layout=layout, subjects=subjects, **(layout_options or {}))
@@ -847,6 +855,12 @@ def _records(root, subjects, layout: str, layout_options: dict | None) -> list:
                 "use labels from that list (with or without 'sub-'), or check the folder with `eeg2fmri datasets --check ROOT`."
             )
     eeg_only = [r.key for r in records if r.bold_path is None]
+    if tr is not None:  # PrepareConfig.tr: every run's TR, whatever its header or sidecar says
+        from dataclasses import replace
+
+        from eeg2fmri.io.layouts import as_layout_run
+
+        records = [replace(as_layout_run(r), tr=float(tr)) for r in records]
     roi_only = [r.key for r in records if r.bold_path is None and getattr(r, "meta", {}).get("roi_targets")]
     if roi_only:
         raise Eeg2fmriInputError(f"{root}: runs {roi_only[:5]} have ROI target tables instead of BOLD volumes (layout {layout!r}); prepare needs BOLD "
@@ -888,7 +902,7 @@ def prepare(
     man = out / "manifest.json"
     if man.exists() and not overwrite:  # --overwrite always redoes the work
         old = json.loads(man.read_text())
-        records = _records(bids_root, subjects, layout, layout_options)
+        records = _records(bids_root, subjects, layout, layout_options, cfg.tr)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
             r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
         try:  # keys added since the manifest was written take their defaults, so a newer eeg2fmri does not redo the same work

@@ -82,11 +82,12 @@ def read_bold(bold, *, tr: float | None = None, tr_tolerance: float = 0.01):
     if tr is None:
         tr = side_tr if side_tr is not None else header_tr
         if tr is None:
-            raise Eeg2fmriInputError(f"{where}: no repetition time in a sidecar or the header; pass tr=<seconds>.")
+            raise Eeg2fmriInputError(f"{where}: no repetition time in a sidecar or the header; pass tr=<seconds> "
+                                     "(eeg2fmri prepare: --config '{\"tr\": <seconds>}'), or add RepetitionTime to the run's *_bold.json.")
         if side_tr is not None and header_tr is not None and abs(side_tr - header_tr) > tr_tolerance * side_tr:
             raise Eeg2fmriInputError(
                 f"{where}: TR disagreement: sidecar {sidecar.name} says RepetitionTime={side_tr} s, the NIfTI header says {header_tr} s; "
-                "fix the wrong one or pass tr=<seconds> explicitly."
+                "fix the wrong one or pass tr=<seconds> explicitly (eeg2fmri prepare: --config '{\"tr\": <seconds>}')."
             )
     return img, float(tr)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from eeg2fmri.io.bids import EEG_EXTENSIONS
 from eeg2fmri.io.layouts._base import Layout, Scan, register_layout
+from eeg2fmri.io.layouts._bidslike import inherited_tr
 from eeg2fmri.io.pairing import pair_bids_runs
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -68,5 +69,8 @@ def scan_bids(layout: Layout, root: Path, subjects: set[str] | None = None, *, r
             sc.skipped.append(f"{r.key}: {'EEG ' + r.eeg_path.name if r.eeg_path is not None else 'BOLD ' + r.bold_path.name} left out: {r.reason}")
         else:
             meta = {"confounds": str(r.confounds_path)} if r.confounds_path is not None else {}
-            sc.runs.append(layout.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta))
+            # BIDS inheritance: RepetitionTime from a top-level task-<task>_bold.json when the run's own sidecar lacks it
+            tr = inherited_tr(r.bold_path, root, r.task) if r.bold_path is not None and layout.TR is None else None
+            extra = {"tr": tr} if tr is not None else {}
+            sc.runs.append(layout.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta, **extra))
     return sc
