@@ -181,7 +181,10 @@ def volume_onsets(
                 present = sorted(set(descs.tolist()))[:15]
                 raise Eeg2fmriInputError(
                     f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}); "
-                    "pass marker=<the scanner marker name> or, with no markers, first_onset=<seconds of volume 0> for regular timing."
+                    "pass marker=<the scanner marker name> or, with no markers, first_onset=<seconds of volume 0> for regular timing "
+                    "(eeg2fmri prepare: --config '{\"marker\": [\"<name>\"]}' or '{\"marker\": null, \"first_onset\": <s>}'). Inside a BIDS "
+                    "dataset the annotations come from *_events.tsv, which replaces the recording's own marker file (.vmrk): "
+                    "the volume markers must be listed there."
                 )
         else:
             n_found = len(on)
