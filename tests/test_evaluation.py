@@ -398,3 +398,16 @@ def test_unseen_subject_targets_use_training_scale(tiny_prepared):
     np.testing.assert_allclose(split_targets(ds, sp)["test"][i_test].std(0), 1.0, rtol=1e-3)
     with pytest.raises(Eeg2fmriInputError, match="unseen_scale"):
         split_targets(ds, sp, unseen_scale="test")
+
+
+def test_temporal_split_refuses_spans_of_one_volume():
+    """A within-run span of a single volume cannot be scored (a correlation needs 2): the split says so and how to fix it,
+    instead of a later error about array axes; a span given no share (fraction 0) may stay empty."""
+    from eeg2fmri.datasets.splits import temporal_split
+
+    ok = temporal_split(40, 3, gap=2)
+    assert min(len(v) for v in ok.values()) >= 2
+    with pytest.raises(Eeg2fmriInputError, match=r"the val/test span would hold 1/1 volume\(s\), expected at least 2; .* \(protocol loso\)"):
+        temporal_split(16, 3, gap=2, fractions=(0.8, 0.1, 0.1))
+    empty = temporal_split(40, 3, gap=2, fractions=(0.8, 0.2, 0.0))
+    assert len(empty["test"]) == 0

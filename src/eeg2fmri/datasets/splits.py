@@ -41,7 +41,15 @@ def temporal_split(n_volumes: int, first_valid: int, *, fractions: tuple[float, 
     train = np.arange(start, start + n_tr)
     val = np.arange(start + n_tr + gap, start + n_tr + gap + n_va)
     test = np.arange(start + n_tr + n_va + 2 * gap, n_volumes)
-    return {"train": train, "val": val, "test": test}
+    spans = {"train": train, "val": val, "test": test}
+    short = {k: len(v) for (k, v), f in zip(spans.items(), fractions) if f > 0 and len(v) < 2}
+    if short:  # a correlation needs 2 volumes; a one-volume span would fail later with a message about array axes
+        raise Eeg2fmriInputError(
+            f"cannot split {n_volumes} volumes (first valid {first_valid}, gap {gap}) into fractions {fractions}: the "
+            f"{'/'.join(short)} span would hold {'/'.join(map(str, short.values()))} volume(s), expected at least 2; "
+            "use a longer recording, a shorter window/gap, or split by subject (protocol loso)."
+        )
+    return spans
 
 
 def check_no_overlap(train_spans: list[tuple[float, float]], test_spans: list[tuple[float, float]], where: str = "split") -> None:
