@@ -103,3 +103,14 @@ def test_short_recording_and_errors():
     raw = mne.io.RawArray(np.zeros((1, 5000)), mne.create_info(["ECG"], SF, "ecg"), verbose=False)
     with pytest.raises(Eeg2fmriInputError, match=r"expected EEG channels to check, found none among \['ECG'\]"):
         check_gradient_artifacts(raw, tr=TR)
+
+
+def test_a_nan_channel_is_named():
+    """A channel full of NaN stops the check with its name (not only a count of NaN samples)."""
+    rng = np.random.default_rng(3)
+    info = mne.create_info(["Fz", "Cz", "O2", "Pz"], 250.0, "eeg")
+    data = rng.standard_normal((4, 250 * 40)) * 1e-5
+    data[2] = np.nan
+    raw = mne.io.RawArray(data, info, verbose=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"rec: channel\(s\) \['O2'\] contain NaN/Inf; interpolate them"):
+        check_gradient_artifacts(raw, tr=2.0, where="rec")

@@ -41,6 +41,10 @@ def _get_data(raw_or_data, sfreq, max_duration: float, where: str) -> tuple[np.n
         length = min(n, int(round(max_duration * rsf)))
         start = (n - length) // 2
         data = raw.get_data(picks=picks, start=start, stop=start + length)
+        bad = [raw.ch_names[p] for p, row in zip(picks, data) if not np.isfinite(row).all()]
+        if bad:  # named here, where the channel names are known
+            raise Eeg2fmriInputError(f"{where}: channel(s) {bad} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them "
+                                     "(raw.drop_channels, or mark them bad in channels.tsv) first.")
         return data, rsf, raw.info.get("line_freq")
     if sfreq is None:
         raise Eeg2fmriInputError(f"{where}: expected sfreq (Hz) with an array input, got None; pass sfreq=... or an mne Raw.")
