@@ -734,7 +734,15 @@ def _check_consistent(infos: list[dict], records) -> None:
         if abs(inf["sfreq"] - first["sfreq"]) > 1e-6:
             raise Eeg2fmriInputError(f"{rec.eeg_path}: sampling rate {inf['sfreq']} Hz differs from the first run's {first['sfreq']} Hz; resample the recordings to one rate first.")
         if inf["ch_names"] != first["ch_names"]:
-            raise Eeg2fmriInputError(f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}; pick or reorder channels to one set.")
+            missing = [c for c in first["ch_names"] if c not in inf["ch_names"]]
+            extra = [c for c in inf["ch_names"] if c not in first["ch_names"]]
+            what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else " (the same channels in another order)")
+            raise Eeg2fmriInputError(
+                f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}; pick or reorder "
+                "channels to one set. Channels marked bad (channels.tsv status, raw.info['bads']) or typed non-EEG are left out of a "
+                "run: interpolate bad channels in the recordings (mne: raw.interpolate_bads) or remove the channels that are not "
+                f"good in every run from all of them ({records[0].eeg_path.name} is the first run)."
+            )
 
 
 def prepare_dataset(
