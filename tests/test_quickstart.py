@@ -239,3 +239,20 @@ def test_auto_bands_follow_the_sampling_rate(tmp_path):
     assert low.config.bands == DEFAULT_BANDS  # a 125 Hz work rate leaves no room for high gamma
     with pytest.raises(Eeg2fmriInputError, match="prepare option bands: expected 'auto' or a mapping name -> \\[low, high\\] in Hz, got 'wide'"):
         prepare(root, tmp_path / "r", {"bands": "wide"}, progress_bar=False)
+
+
+def test_input_fingerprint_covers_companions_not_neighbours(tmp_path):
+    """prepare's input fingerprint: a run's own companion files count (BIDS entities, or the same stem outside BIDS);
+    other runs' files in the same folder do not (run-10 is not run-1, subj2 is not subj1)."""
+    from eeg2fmri.datasets.prepared import _checksum
+
+    for n in ["EEG_data_subj1.vhdr", "EEG_data_subj1.vmrk", "EEG_data_subj2.vhdr", "sub-01_task-rest_run-1_eeg.vhdr",
+              "sub-01_task-rest_run-1_channels.tsv", "sub-01_task-rest_run-10_eeg.vhdr"]:
+        (tmp_path / n).write_text(n)
+    plain, bids = _checksum(tmp_path / "EEG_data_subj1.vhdr"), _checksum(tmp_path / "sub-01_task-rest_run-1_eeg.vhdr")
+    (tmp_path / "EEG_data_subj2.vhdr").write_text("changed")
+    (tmp_path / "sub-01_task-rest_run-10_eeg.vhdr").write_text("changed")
+    assert _checksum(tmp_path / "EEG_data_subj1.vhdr") == plain and _checksum(tmp_path / "sub-01_task-rest_run-1_eeg.vhdr") == bids
+    (tmp_path / "EEG_data_subj1.vmrk").write_text("changed")
+    (tmp_path / "sub-01_task-rest_run-1_channels.tsv").write_text("changed")
+    assert _checksum(tmp_path / "EEG_data_subj1.vhdr") != plain and _checksum(tmp_path / "sub-01_task-rest_run-1_eeg.vhdr") != bids

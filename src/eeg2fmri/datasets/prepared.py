@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -574,7 +575,8 @@ def _checksum(path: Path) -> str:
     MiB of each. A change to any of them makes ``prepare`` redo the work."""
     path = Path(path)
     name = path.name
-    prefix = name[: name.rindex("_") + 1] if "_" in name else name.split(".", 1)[0] + "."
+    bids = re.search(r"_(eeg|bold)\.", name)  # a BIDS file: its companions share the entities (other suffixes, extensions)
+    prefix = name[: bids.start() + 1] if bids else name.split(".", 1)[0] + "."  # else the same stem (.vhdr/.vmrk/.eeg)
     files = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name.startswith(prefix)) if path.parent.is_dir() else []
     if path not in files:
         files.append(path)
