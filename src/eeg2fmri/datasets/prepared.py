@@ -593,11 +593,12 @@ def _checksum(path: Path) -> str:
 
 
 def _validate_config(cfg: PrepareConfig) -> None:
+    from eeg2fmri.io.sync import DUMMY_SCANS
     from eeg2fmri.utils.validation import check_choice
 
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
-    check_choice(cfg.dummy_scans, "dummy_scans", ("drop-first", "drop-last", "error"))
+    check_choice(cfg.dummy_scans, "dummy_scans", DUMMY_SCANS)
     if cfg.tr is not None:
         check_positive(cfg.tr, "tr")
     if cfg.channel_positions is not None and not cfg.channels:

@@ -207,6 +207,7 @@ def volume_onsets(
                 if irregular.any():
                     notes.append(f"{int(irregular.sum())} marker interval(s) deviate from the TR by > 50% (missed or extra markers).")
             dropped = len(on) - n_volumes
+            info_notes = list(notes)  # the drop, below, is a warning instead
             if dropped:
                 if dummy_scans == "error":
                     raise Eeg2fmriInputError(f"{where}: {len(on)} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} "
@@ -222,10 +223,10 @@ def volume_onsets(
                 notes.append(note)
             if on[-1] + tr > raw.times[-1] + 1.0 / raw.info["sfreq"] + 1e-9:
                 notes.append("the EEG ends before the last volume is complete.")
+                info_notes.append(notes[-1])
             rep = SyncReport(on, "markers", m, n_found, dropped, notes)
-            for n in notes:
-                if not n.startswith(f"{dropped} more marker"):  # that one was a warning
-                    logger.info("%s: %s", where, n)
+            for n in info_notes:
+                logger.info("%s: %s", where, n)
             return rep
     if first_onset is None:
         raise Eeg2fmriInputError(f"{where}: no markers requested and no first_onset given; pass one of them.")
