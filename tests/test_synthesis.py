@@ -230,6 +230,11 @@ def test_synthesize_errors_and_overwrite(tiny_bids, ridge_dir, tmp_path):
         synthesize(raw.copy().crop(0, 10.0, include_tmax=False), ridge_dir, tmp_path / "short.nii.gz", progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match="expected an output name ending in .nii.gz or .nii"):
         synthesize(eeg, ridge_dir, tmp_path / "o.png", progress_bar=False)
+    # two pieces joined (mne.concatenate_raws marks the join): the regular volume grid would misplace every later volume
+    joined = mne.concatenate_raws([raw.copy().crop(0, 60.0), raw.copy().crop(100.0, None)])
+    with pytest.raises(Eeg2fmriInputError, match=r"the recording is not continuous: data are joined at 60\.\d+ s \(boundary .*\(raw\.crop"):
+        synthesize(joined, ridge_dir, tmp_path / "j.nii.gz", progress_bar=False)
+    assert not (tmp_path / "j.nii.gz").exists()
     with pytest.raises(Eeg2fmriInputError, match="expected a model directory with model.json"):
         synthesize(eeg, tmp_path, tmp_path / "o.nii.gz", progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match="provides no uncertainty"):
@@ -398,6 +403,13 @@ def test_calibrated_scale_for_a_model_without_its_own(tiny_bids, tiny_prepared, 
     # default (uncertainty=None): only models with a scale of their own write one
     synthesize(tiny_bids / EEG_NAME, model_dir, tmp_path / "d_bold.nii.gz", progress_bar=False)
     assert not (tmp_path / "d_bold_uncertainty.nii.gz").exists()
+    # overwriting an output without --uncertainty takes the old output's uncertainty file with it (it named it); a file
+    # of that name that no sidecar names (the user's) stays
+    synthesize(tiny_bids / EEG_NAME, model_dir, out, uncertainty=False, overwrite=True, progress_bar=False)
+    assert not (tmp_path / "r_bold_uncertainty.nii.gz").exists() and "UncertaintyFile" not in json.loads((tmp_path / "r_bold.json").read_text())
+    (tmp_path / "d_bold_uncertainty.nii.gz").write_bytes(b"the user's")
+    synthesize(tiny_bids / EEG_NAME, model_dir, tmp_path / "d_bold.nii.gz", uncertainty=False, overwrite=True, progress_bar=False)
+    assert (tmp_path / "d_bold_uncertainty.nii.gz").read_bytes() == b"the user's"
     with pytest.raises(Eeg2fmriInputError, match="expected a scale for each of the model's 5 outputs"):
         load_calibration(model_dir, 5)
     (model_dir / "calibration.npz").write_bytes(b"not a zip")

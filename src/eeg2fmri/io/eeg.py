@@ -69,6 +69,15 @@ def read_eeg(eeg, *, preload: bool = True):
     return raw
 
 
+def discontinuities(raw) -> list[float]:
+    """Times (s from the first sample) where a recording is not continuous: MNE's ``BAD boundary``/``EDGE boundary``
+    annotations (``mne.concatenate_raws``, EDF+D) and EEGLAB's ``boundary`` events (removed data), strictly inside it."""
+    desc = [str(d).lower() for d in raw.annotations.description]
+    onsets = raw.annotations.onset - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
+    end = raw.times[-1]
+    return sorted({round(float(t), 6) for d, t in zip(desc, onsets) if d in ("bad boundary", "edge boundary", "boundary") and 0.0 < t < end})
+
+
 def _bids_sidecar(path: Path, suffix: str) -> Path | None:
     """The BIDS sidecar (e.g. channels.tsv) next to an ``*_eeg.<ext>`` file, if any."""
     name = path.name

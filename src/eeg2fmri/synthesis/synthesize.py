@@ -269,6 +269,14 @@ def synthesize(
     for p in (bold_out, sidecar) + ((unc_out,) if uncertainty else ()):
         if p.exists() and not overwrite:
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
+    # an uncertainty file an earlier synthesis wrote beside this output (its sidecar names it) goes with the output it
+    # belonged to when that output is overwritten; one this run does not rewrite would otherwise pair with the new output
+    stale_unc = False
+    if overwrite and unc_out.exists() and sidecar.exists():
+        try:
+            stale_unc = json.loads(sidecar.read_text()).get("UncertaintyFile") == unc_out.name
+        except (OSError, ValueError):
+            stale_unc = False
     dev = resolve_device(device, where="synthesize: device") if device is not None else None
     dsp_dev = _dsp_device(dsp_device, dev)
     with step("load model", sync=dev):
@@ -304,6 +312,15 @@ def synthesize(
 
     with step("open EEG"):
         raw = read_eeg(eeg, preload=False)
+    from eeg2fmri.io.eeg import discontinuities
+
+    joins = discontinuities(raw)
+    if joins:  # the output's volumes are a regular grid: across a join every later volume would be misplaced in time
+        raise Eeg2fmriInputError(
+            f"{where}: the recording is not continuous: data are joined at {', '.join(f'{t:.3f}' for t in joins[:5])} s (boundary "
+            "annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments); expected one continuous recording. Synthesize "
+            "each continuous piece separately (raw.crop(tmin, tmax) between the joins)."
+        )
     sf = float(raw.info["sfreq"])
     chmap = None
     try:
@@ -454,5 +471,8 @@ def synthesize(
                     if w_unc is not None:
                         w_unc.finish()
         del feats, st
+    if stale_unc and w_unc is None:
+        unc_out.unlink(missing_ok=True)
+        logger.info("%s: removed the uncertainty file of the output this run replaced", unc_out)
     logger.info("wrote %s (%d volumes, TR %.3f s)", bold_out, n_out, tr_out)
     return bold_out
