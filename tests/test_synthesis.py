@@ -449,3 +449,27 @@ def test_synthesize_flagship_on_tangent_windows(tiny_bids, tmp_path, one_torch_t
     with torch.no_grad():
         ref = lm.model.eval()(torch.from_numpy(x)).reshape(len(x), -1).numpy()
     np.testing.assert_allclose(data[prep.mask].T, ref, atol=5e-3 * np.abs(ref).max())
+
+
+def test_a_channel_in_other_units_is_reported(tiny_bids, ridge_dir, tmp_path, caplog):
+    """A channel 1000x too large (mV read as uV, or a lifted electrode) is named in a warning and in the sidecar; the
+    simulated recordings have none; a channel 1000x too small is an outlier too."""
+    import logging
+
+    from eeg2fmri.preprocessing.eeg import amplitude_outliers
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    eeg = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "eeg" and c not in ("ECG", "EOG")]
+    assert amplitude_outliers(raw, eeg) == {}
+    loud = raw.copy()
+    a, b = eeg[3], eeg[5]
+    loud._data[loud.ch_names.index(a)] *= 1000.0
+    found = amplitude_outliers(loud, eeg)
+    assert list(found) == [a] and found[a] > 100
+    quiet = raw.copy()
+    quiet._data[quiet.ch_names.index(b)] /= 1000.0
+    assert list(amplitude_outliers(quiet, eeg)) == [b]
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        out = synthesize(loud, ridge_dir, tmp_path / "loud.nii.gz", progress_bar=False)
+    assert any(f"['{a}'] have an amplitude far from the other channels'" in r.getMessage() for r in caplog.records)
+    assert list(json.loads(out.with_name("loud.json").read_text())["ChannelsWithOutlyingAmplitude"]) == [a]

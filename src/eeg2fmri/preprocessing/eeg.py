@@ -11,7 +11,7 @@ from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.parallel import n_cores as _n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["DEFAULT_BANDS", "HIGH_GAMMA", "auto_bands", "band_envelopes", "band_gains", "envelope_length", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
+__all__ = ["DEFAULT_BANDS", "HIGH_GAMMA", "amplitude_outliers", "auto_bands", "band_envelopes", "band_gains", "envelope_length", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
 
 #: Default frequency bands (Hz) of band-power features.
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
@@ -59,6 +59,39 @@ def check_channels(raw, where: str = "EEG") -> None:
     flat = [raw.ch_names[i] for i in np.where(np.ptp(data, axis=1) == 0)[0]]
     if flat:
         raise Eeg2fmriInputError(f"{where}: channel(s) {flat} are flat (constant); mark them bad and interpolate, or drop them.")
+
+
+def amplitude_outliers(raw, picks: list[str] | None = None, *, ratio: float = 20.0, max_seconds: float = 60.0) -> dict[str, float]:
+    """Channels whose amplitude is ``ratio`` times above or below the median channel's.
+
+    A channel recorded in other units (mV read as µV) or a lifted electrode; the average reference would spread it
+    into every other channel. The robust scale (median absolute deviation from the median) of up to ``max_seconds``
+    from the middle of the recording, per channel, is compared with the median over the channels.
+
+    Returns
+    -------
+    outliers : dict
+        Channel name -> its scale over the median channel's (only the outliers; empty if there are none).
+    """
+    names = list(picks) if picks is not None else [raw.ch_names[i] for i in _eeg_picks(raw)]
+    if len(names) < 3:
+        return {}
+    n = raw.n_times
+    length = min(n, int(round(max_seconds * raw.info["sfreq"])))
+    start = (n - length) // 2
+    x = raw.get_data(picks=names, start=start, stop=start + length)
+    scale = np.median(np.abs(x - np.median(x, axis=1, keepdims=True)), axis=1)
+    ref = float(np.median(scale))
+    if not np.isfinite(ref) or ref <= 0:
+        return {}
+    rel = scale / ref
+    return {c: float(r) for c, r in zip(names, rel) if r > ratio or r < 1.0 / ratio}
+
+
+def _eeg_picks(raw) -> np.ndarray:
+    import mne
+
+    return mne.pick_types(raw.info, eeg=True, exclude="bads")
 
 
 def clean_eeg(
