@@ -666,14 +666,11 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         from eeg2fmri.preprocessing.channels import map_channels_by_position
 
         raw, chmap = map_channels_by_position(raw, [str(c) for c in cfg.channels], positions=cfg.channel_positions or "file", where=where)
-    from eeg2fmri.preprocessing.eeg import amplitude_outliers
+    from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
 
     outliers = amplitude_outliers(raw)
     if outliers:
-        logger.warning("%s: EEG channel(s) %s have an amplitude far from the other channels' (x %s the median channel's: other "
-                       "units, or a lifted electrode?); through the average reference they affect every channel. Fix their scale, "
-                       "or mark them bad and interpolate them, before preparing.", where, sorted(outliers),
-                       ", ".join(f"{v:.3g}" for _, v in sorted(outliers.items())))
+        logger.warning("%s: %s", where, outlier_message(outliers))
     art = None
     if cfg.check_artifacts:
         from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts

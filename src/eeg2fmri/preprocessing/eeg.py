@@ -88,6 +88,14 @@ def amplitude_outliers(raw, picks: list[str] | None = None, *, ratio: float = 20
     return {c: float(r) for c, r in zip(names, rel) if r > ratio or r < 1.0 / ratio}
 
 
+def outlier_message(outliers: dict[str, float]) -> str:
+    """The warning about :func:`amplitude_outliers`' channels (the same words in ``prepare`` and ``synthesize``)."""
+    return (f"channel(s) {sorted(outliers)} have an amplitude far from the other channels' (x "
+            f"{', '.join(f'{v:.3g}' for _, v in sorted(outliers.items()))} the median channel's: other units, or a lifted "
+            "electrode?); through the average reference they affect every channel. Fix their scale, or mark them bad and "
+            "interpolate them (raw.info['bads'] + raw.interpolate_bads), first.")
+
+
 def _eeg_picks(raw) -> np.ndarray:
     import mne
 

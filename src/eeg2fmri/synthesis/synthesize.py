@@ -340,14 +340,11 @@ def synthesize(
     bad_used = [c for c in picks if c in raw.info["bads"]]
     if bad_used:
         logger.warning("%s: channel(s) %s are marked bad in the recording but the model needs them; they are used as recorded", where, bad_used)
-    from eeg2fmri.preprocessing.eeg import amplitude_outliers
+    from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
 
     outliers = amplitude_outliers(raw, picks)
-    if outliers:  # used as recorded, but said: through the average reference such a channel changes every other one
-        logger.warning("%s: channel(s) %s have an amplitude far from the other channels' (x %s the median channel's: other units, or "
-                       "a lifted electrode?); they are used as recorded and, through the average reference, affect every channel. "
-                       "Fix their scale or interpolate them (raw.info['bads'] + raw.interpolate_bads) first.", where, sorted(outliers),
-                       ", ".join(f"{v:.3g}" for _, v in sorted(outliers.items())))
+    if outliers:  # used as recorded, but said
+        logger.warning("%s: %s", where, outlier_message(outliers))
     # the training work rate: features must be computed at the same rate as in training
     train_sf = float(spec.sfreq) if frame_based else math.inf
     wsf_train = work_rate(train_sf, cfg)
