@@ -193,3 +193,27 @@ def test_prepare_tr_from_config_or_an_inherited_sidecar(tiny_bids, tmp_path):
     assert prepare_dataset(root, progress_bar=False).tr == 2.0  # (the header alone says 1.0)
     with pytest.raises(Eeg2fmriInputError, match="tr"):
         prepare_dataset(root, {"tr": -1.0}, progress_bar=False)
+
+
+def test_channels_option_interpolates_a_channel_marked_bad(tiny_bids, tmp_path):
+    """A channel marked bad in one run's channels.tsv is left out of that run (the error names it and the fixes); with the
+    prepare option channels=[training names] it is interpolated at its site like a missing channel, so all runs agree."""
+    import shutil
+
+    import numpy as np
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    tsv = next(root.glob("sub-02/eeg/*_channels.tsv"))
+    rows = [ln.split("\t") for ln in tsv.read_text().splitlines()]
+    status = rows[0].index("status")
+    names = [r[0] for r in rows[1:] if r[1] == "EEG"]
+    bad = names[4]
+    rows = [[*r[:status], "bad", *r[status + 1:]] if r[0] == bad else r for r in rows]
+    tsv.write_text("\n".join("\t".join(r) for r in rows) + "\n")
+    with pytest.raises(Eeg2fmriInputError, match=rf"missing here: \['{bad}'\].* marked bad"):
+        prepare_dataset(root, progress_bar=False)
+    ds = prepare_dataset(root, {"channels": names}, progress_bar=False)
+    assert ds.ch_names == names and all(np.isfinite(r.features).all() for r in ds.runs)
+    mapping = next(v for k, v in ds.provenance["inputs"].items() if "sub-02" in k)["channel_mapping"]
+    assert bad in mapping["interpolated"]

@@ -466,8 +466,9 @@ def test_a_channel_in_other_units_is_reported(tiny_bids, ridge_dir, tmp_path, ca
     loud._data[loud.ch_names.index(a)] *= 1000.0
     found = amplitude_outliers(loud, eeg)
     assert list(found) == [a] and found[a] > 100
-    from scipy.stats import median_abs_deviation  # the scale is scipy's median absolute deviation (60 s from the middle)
+    from scipy.stats import median_abs_deviation
 
+    # the scale is scipy's median absolute deviation (of 60 s from the middle)
     n, m = loud.n_times, int(round(60.0 * loud.info["sfreq"]))
     mad = median_abs_deviation(loud.get_data(picks=eeg, start=(n - m) // 2, stop=(n - m) // 2 + m), axis=1)
     assert found[a] == pytest.approx(mad[eeg.index(a)] / np.median(mad), rel=1e-9)

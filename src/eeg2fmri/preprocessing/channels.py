@@ -144,7 +144,8 @@ def map_channels_by_position(
     import mne
 
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
-    eeg = [c for c in raw.ch_names if types[c] == "eeg"]
+    # a channel marked bad counts as missing: interpolated at its site like a channel the recording lacks
+    eeg = [c for c in raw.ch_names if types[c] == "eeg" and c not in raw.info["bads"]]
     by_lower = {c.lower(): c for c in eeg}
     by_name = [w for w in wanted if w.lower() in by_lower]
     todo = [w for w in wanted if w.lower() not in by_lower]
