@@ -29,7 +29,7 @@ from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
-__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "prepare",
+__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare",
            "prepare_dataset", "select_subjects", "subject_labels"]
 
 FORMAT_VERSION = 1
@@ -307,6 +307,18 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict(man["config"]),
                            float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}), man.get("rois"))
+
+
+def model_prepare_config(ds: PreparedDataset) -> dict[str, Any]:
+    """The preprocessing a model trained on ``ds`` must be given again at synthesis: ``ds.config`` with the line
+    frequency every run was notched at (``notch=None`` takes it from each recording's ``line_freq``, which a BIDS
+    sidecar or FIF file carries and a bare ``.vhdr``/``.edf`` does not), so that synthesis filters as training did."""
+    cfg = ds.config.to_dict()
+    if cfg.get("notch") is None:
+        used = {v.get("notch_hz") for v in (ds.provenance or {}).get("inputs", {}).values()}
+        if len(used) == 1 and None not in used:
+            cfg["notch"] = used.pop()
+    return cfg
 
 
 def subject_labels(subjects: Sequence[str], *, where: str = "subjects") -> list[str]:
@@ -677,7 +689,8 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
         art = check_gradient_artifacts(raw, tr=tr, where=where)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
-    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap}
+    notch = cfg.notch if cfg.notch is not None else raw.info.get("line_freq")  # what lowrate_plan notched
+    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch)}
 
 
 def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int) -> tuple[PreparedRun, dict, dict]:
@@ -702,6 +715,7 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         prov["cleaning"] = eeg["cleaning"]
     if eeg.get("chmap") is not None:
         prov["channel_mapping"] = eeg["chmap"].to_dict()
+    prov["notch_hz"] = eeg.get("notch_hz")
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
 

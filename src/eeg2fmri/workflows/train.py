@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared, select_subjects
+from eeg2fmri.datasets.prepared import (
+    PreparedDataset,
+    load_prepared,
+    model_prepare_config,
+    select_subjects,
+)
 from eeg2fmri.datasets.targets import Split, make_split, split_targets
 from eeg2fmri.models.base import get_model_class
 from eeg2fmri.models.predictor import TorchPredictor
@@ -340,7 +345,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
         metrics["history"] = fitted.info["history"]
     card_metrics = {"validation": scores["val"], **({"test": scores["test"]} if "test" in scores else {}), "training": metrics["training"]}
     save_trained_model(fitted.model, out / "model", spec=fitted.spec, name=fitted.name, hparams=fitted.hparams, mask=ds.mask, affine=ds.affine,
-                       window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=ds.config.to_dict(), config=cfg,
+                       window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=model_prepare_config(ds), config=cfg,
                        split=metrics["split"], metrics=card_metrics, overwrite=True)
     _save_calibration(fitted.model, ds, split, targets, out / "model")
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
