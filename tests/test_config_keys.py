@@ -333,3 +333,18 @@ def test_simulate_neural_mass_generator_options(tmp_path, monkeypatch, capsys):
     # options the neural-mass generator has no use for are refused, not ignored
     assert main(["simulate", str(tmp_path / "s"), "--generator", "neural_mass", "--task", "blocks", "--no-artifacts", "-q"]) == 2
     assert "--generator neural_mass does not take --task, --no-artifacts" in capsys.readouterr().err
+
+
+def test_config_may_be_inline_json(tiny_bids, tmp_path, capsys):
+    """--config takes the JSON mapping itself (what the error messages suggest, e.g. '{"tr": 2.0}') as well as a file;
+    malformed JSON and a non-mapping get a clear error."""
+    from eeg2fmri.utils.config import read_config
+
+    assert read_config('{"tr": 2.0, "dummy_scans": "drop-last"}') == {"tr": 2.0, "dummy_scans": "drop-last"}
+    with pytest.raises(Eeg2fmriInputError, match=r"not valid JSON .* double quotes"):
+        read_config("{'tr': 2.0}")
+    with pytest.raises(Eeg2fmriInputError, match=r"config file not found"):
+        read_config(str(tmp_path / "missing.json"))
+    assert main(["prepare", str(tiny_bids), "--out", str(tmp_path / "p"), "--config", '{"tr": 2.0}', "-q"]) == 0
+    man = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert man["config"]["tr"] == 2.0

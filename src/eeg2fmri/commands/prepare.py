@@ -17,7 +17,7 @@ DESCRIPTION = (
 def add_arguments(p) -> None:
     p.add_argument("bids_root", help="BIDS dataset folder")
     p.add_argument("--out", required=True, help="output folder for the prepared dataset")
-    p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields")
+    p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields, or the JSON itself, e.g. '{\"tr\": 2.0}'")
     p.add_argument("--subjects", nargs="*", help="subset of subject labels")
     p.add_argument("--layout", default="bids", help="dataset layout: bids (default), auto, or a published dataset's name (see `eeg2fmri datasets`)")
     add_pairing_arguments(p)

@@ -19,7 +19,8 @@ def read_config(path: str | None) -> dict:
     Parameters
     ----------
     path : str | None
-        A ``.json``, ``.yaml``/``.yml`` or ``.toml`` file; ``None`` or ``""`` gives ``{}``.
+        A ``.json``, ``.yaml``/``.yml`` or ``.toml`` file, or the JSON mapping itself (text starting with ``{``,
+        e.g. ``--config '{"tr": 2.0}'`` on the command line); ``None`` or ``""`` gives ``{}``.
 
     Returns
     -------
@@ -33,6 +34,15 @@ def read_config(path: str | None) -> dict:
     """
     if not path:
         return {}
+    if str(path).lstrip().startswith("{"):  # inline JSON
+        try:
+            data = json.loads(str(path))
+        except json.JSONDecodeError as err:
+            raise Eeg2fmriInputError(f"config {str(path)[:80]!r}: not valid JSON ({err.msg} at character {err.pos}); write it as "
+                                     "'{\"key\": value}' with double quotes, or give a .json/.yaml/.toml file.") from err
+        if not isinstance(data, dict):
+            raise Eeg2fmriInputError(f"config {str(path)[:80]!r}: expected a mapping of settings, got {type(data).__name__}.")
+        return data
     p = Path(path)
     if not p.exists():
         raise Eeg2fmriInputError(f"{p}: config file not found; check the path.")
