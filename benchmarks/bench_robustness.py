@@ -289,7 +289,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
     t_sim = time.perf_counter() - t0
     # the prepared copies are this script's cache under --out/data: reused when up to date, replaced otherwise
     # (e.g. a data/ folder copied to another --out, whose checksummed inputs then live elsewhere)
-    prepared, _ = prepare(bids, data / f"{bids.name}_prepared", None, progress_bar=False, overwrite=True)
+    prepared, _ = prepare(bids, data / f"{bids.name}_prepared", None, progress_bar=False, overwrite="stale")
     ds = load_prepared(prepared)
     variants = getattr(args, "variant_hparams", {}) or {}
     # other representations some models need (same volumes and frames, so the same splits and test windows)
@@ -302,7 +302,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
             rep, _, extra = name.partition("|")
             kw = json.loads(extra) if extra else {}
             folder = data / (f"{bids.name}_prepared_{rep}" + (f"_{hashlib.sha1(extra.encode()).hexdigest()[:8]}" if extra else ""))
-            p2, _ = prepare(bids, folder, PrepareConfig(representation=rep, **kw), progress_bar=False, overwrite=True)
+            p2, _ = prepare(bids, folder, PrepareConfig(representation=rep, **kw), progress_bar=False, overwrite="stale")
             reps[name] = load_prepared(p2)
     oracles = list(ORACLES) if getattr(args, "oracles", False) else []
     if oracles:

@@ -172,8 +172,11 @@ def test_reprepare_sees_companion_files_and_overwrite_redoes(tiny_bids, tmp_path
         tsv.write_text("\n".join(lines) + "\n")
     with pytest.raises(Eeg2fmriInputError, match="already exists"):
         prepare(root, out, progress_bar=False)
-    assert prepare(root, out, progress_bar=False, overwrite=True)[1]
+    assert prepare(root, out, progress_bar=False, overwrite="stale")[1]  # stale: replaced ...
+    assert not prepare(root, out, progress_bar=False, overwrite="stale")[1]  # ... then up to date: kept
     assert len(load_prepared(out).ch_names) == n_ch - 1 and first not in load_prepared(out).ch_names
+    with pytest.raises(Eeg2fmriInputError, match=r"expected overwrite True, False or 'stale', got 'yes'"):
+        prepare(root, out, progress_bar=False, overwrite="yes")
 
 
 def test_raw_representation_and_noop_reprepare(tiny_bids, tmp_path):

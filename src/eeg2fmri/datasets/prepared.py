@@ -907,7 +907,7 @@ def prepare(
     config: PrepareConfig | dict | None = None,
     *,
     subjects: list[str] | None = None,
-    overwrite: bool = False,
+    overwrite: bool | str = False,
     progress_bar: bool = True,
     n_jobs: int = 1,
     layout: str = "bids",
@@ -917,7 +917,9 @@ def prepare(
 
     The inputs are every run's EEG and BOLD files with their companions (``.vmrk``, ``.fdt``, ``channels.tsv``,
     ``events.tsv``, sidecars; see :func:`_checksum`); with a changed input or config an existing ``out`` raises
-    unless ``overwrite=True``, which always prepares again.
+    unless ``overwrite=True``, which always prepares again (``eeg2fmri prepare --overwrite``), or
+    ``overwrite="stale"``, which keeps an up-to-date ``out`` and replaces a stale one (a folder the package owns,
+    e.g. a training run's ``prepared/``).
 
     Returns
     -------
@@ -930,7 +932,9 @@ def prepare(
     _validate_config(cfg)
     out = Path(out)
     man = out / "manifest.json"
-    if man.exists() and not overwrite:  # --overwrite always redoes the work
+    if overwrite not in (True, False, "stale"):
+        raise Eeg2fmriInputError(f"prepare: expected overwrite True, False or 'stale', got {overwrite!r}.")
+    if man.exists() and overwrite is not True:  # True (--overwrite) always redoes the work
         old = json.loads(man.read_text())
         records = _records(bids_root, subjects, layout, layout_options, cfg.tr)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
@@ -943,4 +947,4 @@ def prepare(
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
     ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)
-    return ds.save(out, overwrite=overwrite), True
+    return ds.save(out, overwrite=bool(overwrite)), True
