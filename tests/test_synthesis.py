@@ -516,3 +516,95 @@ def test_synthesis_notches_as_training_did_whatever_the_file_format(tmp_path):
     assert np.abs(out["old", "bids"] - out["old", "bare"]).max() > 1e-5  # the mismatch this fixes (small here: bands skip 45-55 Hz)
     np.testing.assert_allclose(out["new", "bids"], out["new", "bare"], atol=1e-6)
     np.testing.assert_allclose(out["new", "bids"], out["old", "bids"], atol=1e-6)  # the BIDS file: as before
+
+
+def _longest_runs(x: np.ndarray) -> list[tuple[int, int]]:
+    """(length, start) of each row's longest stretch of equal values, by itertools.groupby (the brute-force reference)."""
+    import itertools
+
+    out = []
+    for row in x:
+        best, pos, start = (0, 0), 0, 0
+        for _, grp in itertools.groupby(row):
+            n = len(list(grp))
+            if n > best[0]:
+                best = (n, start)
+            start += n
+            pos += n
+        out.append(best)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_flat_scan_matches_groupby_whatever_the_blocks(seed):
+    from eeg2fmri.preprocessing.eeg import FlatScan
+
+    rng = np.random.default_rng(seed)
+    n_chans, n = 5, 3000
+    x = np.round(rng.standard_normal((n_chans, n)), 1)  # coarse values: short runs of equal samples happen everywhere
+    for c in range(n_chans):  # one long stretch per channel, at random places (across block edges too)
+        a = int(rng.integers(0, n - 400))
+        x[c, a : a + int(rng.integers(50, 400))] = x[c, a]
+    x[4] = 7.0  # a constant channel
+    ref = _longest_runs(x)
+    for blocks in ([n], [1, 999, 2000], list(rng.multinomial(n, np.full(17, 1 / 17)))):
+        scan = FlatScan([f"C{i}" for i in range(n_chans)], sfreq=100.0, min_seconds=0.5)
+        edges = np.cumsum([0, *blocks])
+        for a, b in zip(edges[:-1], edges[1:]):
+            scan.update(x[:, a:b])
+        assert [(int(b), int(s)) for b, s in zip(scan._best, scan._best_start)] == ref
+        assert scan.constant == ["C4"]
+        want = {f"C{i}": (s / 100.0, b / 100.0) for i, (b, s) in enumerate(ref) if b >= 50}
+        assert scan.stretches() == pytest.approx(want)
+
+
+def test_flat_check_does_not_depend_on_the_chunk_length(caplog):
+    """A channel flat for 70 s of 170 s is a warning (with its times) whatever the chunk length (it was an error when the
+    stretch covered a whole chunk, and silent otherwise); a channel flat throughout is an error before any work."""
+    import logging
+
+    raw = _synthetic_raw(seconds=170.0)
+    raw._data[2, 5000:22500] = raw._data[2, 5000]  # 20 s to 90 s at 250 Hz
+    config = PrepareConfig()
+    feats = []
+    for chunk in (30.0, 60.0, 1000.0):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+            st = stream_representation(raw, config, tr=2.0, chunk_seconds=chunk, pad_seconds=10.0)
+        assert any("E2 20.0-90.0 s" in r.getMessage() and "hold one value" in r.getMessage() for r in caplog.records)
+        assert st.info["flat_stretches"] == {"E2": pytest.approx((20.0, 70.0))}
+        feats.append(np.asarray(st.features))
+    np.testing.assert_allclose(feats[0], feats[2], atol=5e-3, rtol=0)  # and the features are the one-shot ones
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        data = eeg_representation(raw, config, tr=2.0)  # prepare's path warns the same way
+    assert any("E2 20.0-90.0 s" in r.getMessage() for r in caplog.records)
+    np.testing.assert_allclose(feats[2], data["features"], atol=5e-3, rtol=0)
+    raw._data[4] = 0.0
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG: channel\(s\) \['E4'\] are flat \(constant\); mark them bad"):
+        stream_representation(raw, config, tr=2.0, chunk_seconds=30.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG: channel\(s\) \['E4'\] are flat \(constant\); mark them bad"):
+        eeg_representation(raw, config, tr=2.0)
+
+
+def test_trailing_padding_of_every_channel_is_named(tiny_bids, ridge_dir, tmp_path, caplog):
+    """Every channel zero over the last 3 s (as an EDF writer pads its last data record): a warning that says so, the
+    sidecar lists the stretches; the simulated recordings have none."""
+    import logging
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        out = synthesize(raw, ridge_dir, tmp_path / "plain.nii.gz", progress_bar=False)
+    assert not any("hold one value" in r.getMessage() for r in caplog.records)
+    assert json.loads(out.with_name("plain.json").read_text())["ChannelsWithFlatStretches"] == {}
+    n = int(3.0 * raw.info["sfreq"])
+    raw._data[:, -n:] = 0.0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        out = synthesize(raw, ridge_dir, tmp_path / "padded.nii.gz", progress_bar=False)
+    msg = [r.getMessage() for r in caplog.records if "hold one value" in r.getMessage()]
+    assert len(msg) == 1 and "they all end at the recording's end" in msg[0] and "EDF" in msg[0]
+    side = json.loads(out.with_name("padded.json").read_text())["ChannelsWithFlatStretches"]
+    eeg = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "eeg" and c not in ("ECG", "EOG")]
+    assert set(eeg) <= set(side)
+    assert all(v["duration_s"] == pytest.approx(3.0, abs=2 / raw.info["sfreq"]) for v in side.values())

@@ -465,7 +465,7 @@ def lowrate_plan(sfreq: float, config: PrepareConfig, line_freq: float | None = 
     return LowratePlan(up, down, wsf, h, config.l_freq, hf, freqs, config.reference == "average")
 
 
-def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_seconds: float = 30.0) -> tuple[np.ndarray, float, list[str]]:
+def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_seconds: float = 30.0, check_flat: bool = True) -> tuple[np.ndarray, float, list[str]]:
     """Read EEG channels in time blocks, resample to the work rate and filter.
 
     Only EEG channels are kept (others and bad channels are dropped and
@@ -476,6 +476,11 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
     group. Peak memory is one block at the original rate plus the recording at
     the work rate. Re-referencing happens at the work rate (it commutes with
     these linear steps).
+
+    With ``check_flat``, a channel constant over the whole recording is an
+    error and one holding a value for :data:`~eeg2fmri.preprocessing.eeg.FLAT_SECONDS`
+    or longer a warning (synthesis, which reads a recording in pieces, checks
+    the whole recording itself and passes False).
 
     Returns
     -------
@@ -503,8 +508,9 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
     out = np.empty((len(picks), n_out), dtype=np.float32)
     block = max(down, int(block_seconds * sf) // down * down)
     margin = 0 if up == down else int(np.ceil(max(1.0 * sf, 40 * max(up, down) / up) / down)) * down
-    lo = np.full(len(picks), np.inf)
-    hi = np.full(len(picks), -np.inf)
+    from eeg2fmri.preprocessing.eeg import FlatScan, flat_message
+
+    scan = FlatScan(picks, sf)
     pick_idx = [raw.ch_names.index(c) for c in picks]
     for a in range(0, n_in, block):
         s0, s1 = max(0, a - margin), min(n_in, a + block + margin)
@@ -514,9 +520,8 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
             if not np.isfinite(x).all():
                 bad = [picks[i] for i in np.where(~np.isfinite(x).all(axis=1))[0]]
                 raise Eeg2fmriInputError(f"{where}: channel(s) {bad} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them first.")
-            core = x[:, a - s0 : a - s0 + min(block, n_in - a)]
-            lo = np.minimum(lo, core.min(axis=1))
-            hi = np.maximum(hi, core.max(axis=1))
+            if check_flat:
+                scan.update(x[:, a - s0 : a - s0 + min(block, n_in - a)])
         with step("resample"):
             if up != down:
                 x = resample_poly(x, up, down, axis=1, window=h)
@@ -524,9 +529,12 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
             o_start = a * up // down
             n_take = min(int(np.ceil(min(block, n_in - a) * up / down)), n_out - o_start)
             out[:, o_start : o_start + n_take] = x[:, o0 : o0 + n_take]
-    flat = [picks[i] for i in np.where(hi - lo == 0)[0]]
-    if flat:
-        raise Eeg2fmriInputError(f"{where}: channel(s) {flat} are flat (constant); mark them bad and interpolate, or drop them.")
+    if check_flat:
+        if scan.constant:
+            raise Eeg2fmriInputError(f"{where}: channel(s) {scan.constant} are flat (constant); mark them bad and interpolate, or drop them.")
+        stretches = scan.stretches()
+        if stretches:
+            logger.warning("%s: %s", where, flat_message(stretches, n_in / sf))
     hf, freqs = plan.h_freq, plan.notch_freqs
     group = max(1, (1 << 22) // max(n_out, 1))
     with step("filter"):

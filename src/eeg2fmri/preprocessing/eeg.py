@@ -11,7 +11,7 @@ from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.parallel import n_cores as _n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["DEFAULT_BANDS", "HIGH_GAMMA", "amplitude_outliers", "auto_bands", "band_envelopes", "band_gains", "envelope_length", "bin_frames", "clean_eeg", "check_channels", "standardize_features"]
+__all__ = ["DEFAULT_BANDS", "FLAT_SECONDS", "HIGH_GAMMA", "FlatScan", "amplitude_outliers", "auto_bands", "band_envelopes", "band_gains", "envelope_length", "bin_frames", "clean_eeg", "check_channels", "flat_message", "flat_scan", "standardize_features"]
 
 #: Default frequency bands (Hz) of band-power features.
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
@@ -94,6 +94,101 @@ def outlier_message(outliers: dict[str, float]) -> str:
             f"{', '.join(f'{v:.3g}' for _, v in sorted(outliers.items()))} the median channel's: other units, or a lifted "
             "electrode?); through the average reference they affect every channel. Fix their scale, or mark them bad and "
             "interpolate them (raw.info['bads'] + raw.interpolate_bads), first.")
+
+
+#: Shortest stretch (s) of bit-identical consecutive samples that :class:`FlatScan` reports: recorded EEG never holds a
+#: value that long (a disconnected or saturated channel, zeroed data, a writer's padding does).
+FLAT_SECONDS = 2.0
+
+
+class FlatScan:
+    """Constant stretches of each channel, from consecutive blocks of a recording.
+
+    Feed the recording's samples in time order, without overlap (:meth:`update`); :attr:`constant` then says which
+    channels never changed, :meth:`stretches` which held one value for at least ``min_seconds``.
+
+    Parameters
+    ----------
+    ch_names : list of str
+        Channel names, in the rows' order.
+    sfreq : float
+        Sampling rate (Hz) of the samples fed.
+    min_seconds : float
+        Shortest stretch reported by :meth:`stretches`.
+    """
+
+    def __init__(self, ch_names: list[str], sfreq: float, min_seconds: float = FLAT_SECONDS) -> None:
+        self.ch_names = list(ch_names)
+        self.sfreq = float(sfreq)
+        self.min_seconds = float(min_seconds)
+        n = len(self.ch_names)
+        self.n_samples = 0
+        self._last = np.full(n, np.nan)  # each channel's last sample
+        self._run = np.zeros(n, dtype=np.int64)  # length of the stretch ending at the last sample
+        self._run_start = np.zeros(n, dtype=np.int64)
+        self._best = np.zeros(n, dtype=np.int64)  # longest stretch so far and where it starts
+        self._best_start = np.zeros(n, dtype=np.int64)
+
+    def update(self, x: np.ndarray) -> None:
+        """Add the next samples, ``x`` of shape (n_chans, n_samples), following the previous block without a gap."""
+        x = np.asarray(x)
+        n = x.shape[1]
+        if n == 0:
+            return
+        base = self.n_samples
+        for c in range(x.shape[0]):
+            row = x[c]
+            # starts of the stretches of equal values inside this block (sample 0 continues the previous one if equal)
+            change = np.flatnonzero(row[1:] != row[:-1]) + 1
+            starts = np.concatenate(([0], change))
+            ends = np.concatenate((change, [n]))
+            lengths = ends - starts
+            abs_starts = starts + base
+            if row[0] == self._last[c]:  # the first stretch continues the one that ended the previous block
+                lengths[0] += self._run[c]
+                abs_starts[0] = self._run_start[c]
+            k = int(np.argmax(lengths))
+            if lengths[k] > self._best[c]:
+                self._best[c], self._best_start[c] = lengths[k], abs_starts[k]
+            self._run[c], self._run_start[c], self._last[c] = lengths[-1], abs_starts[-1], row[-1]
+        self.n_samples += n
+
+    @property
+    def constant(self) -> list[str]:
+        """Channels that held one value over everything fed."""
+        return [c for c, b in zip(self.ch_names, self._best) if self.n_samples > 0 and b == self.n_samples]
+
+    def stretches(self) -> dict[str, tuple[float, float]]:
+        """Channels with a stretch of one value of at least ``min_seconds`` (the constant ones included).
+
+        Returns
+        -------
+        dict
+            Channel name -> (start, duration) in seconds of its longest such stretch.
+        """
+        need = max(2, int(np.ceil(self.min_seconds * self.sfreq)))
+        return {c: (float(s / self.sfreq), float(b / self.sfreq)) for c, b, s in zip(self.ch_names, self._best, self._best_start) if b >= need}
+
+
+def flat_message(stretches: dict[str, tuple[float, float]], duration: float) -> str:
+    """The warning about channels holding one value for a while (the same words in ``prepare`` and ``synthesize``)."""
+    items = sorted(stretches.items(), key=lambda kv: kv[1][0])
+    parts = ", ".join(f"{c} {s:.1f}-{s + d:.1f} s" for c, (s, d) in items[:10]) + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+    tail = all(s + d >= duration - 1e-6 for _, (s, d) in items) and len(items) > 1
+    why = " (they all end at the recording's end: a file writer's padding, e.g. EDF's last data record?)" if tail else ""
+    return (f"channel(s) hold one value for {FLAT_SECONDS:g} s or longer: {parts}{why}; recorded EEG never does (a disconnected or saturated "
+            "electrode, zeroed data). Their features there are not EEG. Mark such channels bad and interpolate them "
+            "(raw.info['bads'] + raw.interpolate_bads), or crop the stretch (raw.crop), first.")
+
+
+def flat_scan(raw, picks: list[str], *, block_seconds: float = 30.0, min_seconds: float = FLAT_SECONDS) -> FlatScan:
+    """:class:`FlatScan` of channels ``picks`` of ``raw`` over the whole recording, read in blocks (bounded memory)."""
+    sf = float(raw.info["sfreq"])
+    scan = FlatScan(picks, sf, min_seconds)
+    block = max(1, int(block_seconds * sf))
+    for a in range(0, raw.n_times, block):
+        scan.update(raw.get_data(picks=picks, start=a, stop=min(raw.n_times, a + block)))
+    return scan
 
 
 def _eeg_picks(raw) -> np.ndarray:

@@ -261,7 +261,7 @@ def bandpower_frames_torch(seg: torch.Tensor, wsf: float, bands: Mapping[str, tu
     return frames.permute(2, 1, 0).to(torch.float32)
 
 
-def work_rate_eeg_torch(x: torch.Tensor, plan, kernels: Sequence[torch.Tensor], ch_names: Sequence[str], *, where: str = "EEG") -> torch.Tensor:
+def work_rate_eeg_torch(x: torch.Tensor, plan, kernels: Sequence[torch.Tensor], ch_names: Sequence[str], *, where: str = "EEG", check_flat: bool = True) -> torch.Tensor:
     """:func:`eeg2fmri.datasets.prepared.load_eeg_lowrate` of one segment, in torch.
 
     Checks (NaN/Inf, flat channels, with the same messages), rate change,
@@ -278,6 +278,8 @@ def work_rate_eeg_torch(x: torch.Tensor, plan, kernels: Sequence[torch.Tensor], 
         :func:`mne_fir_kernels` of the plan, float64, on ``x``'s device.
     ch_names : sequence of str
         Channel names (for the messages).
+    check_flat : bool
+        Raise on a channel constant over the segment (synthesis checks the whole recording itself and passes False).
 
     Returns
     -------
@@ -291,7 +293,7 @@ def work_rate_eeg_torch(x: torch.Tensor, plan, kernels: Sequence[torch.Tensor], 
     if status[0].any():
         bad = [ch_names[i] for i in np.where(status[0])[0]]
         raise Eeg2fmriInputError(f"{where}: channel(s) {bad} contain NaN/Inf; interpolate them (raw.interpolate_bads) or drop them first.")
-    if status[1].any():
+    if check_flat and status[1].any():
         flat = [ch_names[i] for i in np.where(status[1])[0]]
         raise Eeg2fmriInputError(f"{where}: channel(s) {flat} are flat (constant); mark them bad and interpolate, or drop them.")
     with step("resample", sync=dev):

@@ -46,6 +46,7 @@ import numpy as np
 
 from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate, lowrate_plan, work_rate
 from eeg2fmri.preprocessing import standardize_features
+from eeg2fmri.preprocessing.eeg import flat_message, flat_scan
 from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.preprocessing.representations.bandpower import bandpower_frames as _bandpower_frames  # noqa: F401 (moved there)
 from eeg2fmri.preprocessing.representations.bandpower import envelope_rate  # noqa: F401 (moved there)
@@ -325,6 +326,15 @@ def stream_representation(
     picks = list(picks)
     if not picks:
         raise Eeg2fmriInputError(f"{where}: no EEG channels to use; check channel types or pass picks=[...].")
+    # flat channels over the whole recording (the chunks are not checked one by one: a channel flat for a chunk but not
+    # for the recording is a stretch, said in a warning whatever the chunk length)
+    with _step("flat check"):
+        scan = flat_scan(raw, picks)
+    if scan.constant:
+        raise Eeg2fmriInputError(f"{where}: channel(s) {scan.constant} are flat (constant); mark them bad and interpolate, or drop them.")
+    flat_stretches = scan.stretches()
+    if flat_stretches:
+        logger.warning("%s: %s", where, flat_message(flat_stretches, raw.n_times / sf))
     wsf = float(work_sfreq) if work_sfreq is not None else work_rate(sf, config)
     frac = Fraction(wsf / sf).limit_denominator(1000)
     up, down = frac.numerator, frac.denominator
@@ -387,7 +397,7 @@ def stream_representation(
                     x = resample_poly(x, up, down, axis=1)[:, : s1 - s0]
             seg_raw = mne.io.RawArray(x, seg_info, verbose=False)
             del x
-            seg, _, _ = load_eeg_lowrate(seg_raw, cfg_seg, where=where)
+            seg, _, _ = load_eeg_lowrate(seg_raw, cfg_seg, where=where, check_flat=False)  # the caller checks the whole recording
             return seg[:, : s1 - s0]
 
         def read(s0: int, s1: int) -> np.ndarray:
@@ -408,7 +418,7 @@ def stream_representation(
             if upsample:
                 with _step("resample", sync=dev):
                     x = torch_dsp.resample_poly_torch(x, up, down)[:, : s1 - s0]
-            return torch_dsp.work_rate_eeg_torch(x, plan, kernels, picks, where=where)[:, : s1 - s0]
+            return torch_dsp.work_rate_eeg_torch(x, plan, kernels, picks, where=where, check_flat=False)[:, : s1 - s0]
 
         def read(s0: int, s1: int):
             S0, S1 = segment_bounds(s0, s1)
@@ -489,6 +499,6 @@ def stream_representation(
     with _step("standardise"):
         _standardise(feats, len(picks), representation, config)
     info = {"chunk_seconds": w_chunk / wsf, "pad_seconds": w_pad / wsf, "n_chunks": n_chunks, "work_sfreq": wsf, "resample": [up, down],
-            "notch": notch or None, "dsp": "numpy" if dev is None else f"torch:{dev}"}
+            "notch": notch or None, "dsp": "numpy" if dev is None else f"torch:{dev}", "flat_stretches": flat_stretches}
     logger.info("%s: %d channels, %.1f s, %d %s rows in %d chunk(s)", where, len(picks), duration, n_rows, rep, n_chunks)
     return StreamedEEG(feats, rep, float(step), float(flen if representation.frame_based else step), np.asarray(starts), wsf, sf, duration, picks, freqs, info)

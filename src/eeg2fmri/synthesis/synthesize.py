@@ -463,6 +463,7 @@ def synthesize(
                 "ChannelsRenamed": renamed,
                 "ChannelsMarkedBadButUsed": bad_used,
                 "ChannelsWithOutlyingAmplitude": outliers,
+                "ChannelsWithFlatStretches": {c: {"start_s": round(a, 3), "duration_s": round(d, 3)} for c, (a, d) in st.info.get("flat_stretches", {}).items()},
                 "ChannelMapping": None if chmap is None else chmap.to_dict(),
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "GeneratedBy": "eeg2fmri.synthesize",
