@@ -659,3 +659,83 @@ def test_with_features_cuts_the_frequencies_of_stft_windows(tiny_bids):
     part = wd.with_features(4).spec
     assert len(full.freqs) == full.input_shape[1] > 4
     assert part.input_shape[1] == 4 and part.freqs == full.freqs[:4]
+
+
+def _cpu_train_steps(name: str, n_steps: int = 2) -> dict[str, torch.Tensor]:
+    from eeg2fmri.models import build_model
+    from tests.test_models_all import BATCH, INPUT_KIND, N_SUBJ, SMALL, SPECS
+
+    spec = SPECS[INPUT_KIND.get(name, "raw")]
+    torch.manual_seed(0)
+    model = build_model(name, spec, **SMALL.get(name, {})).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(BATCH, *spec.input_shape, generator=g).abs()
+    y = torch.randn(BATCH, *spec.output_shape, generator=g)
+    s = torch.arange(BATCH) % N_SUBJ
+    for _ in range(n_steps):
+        if hasattr(model, "training_terms"):
+            terms = model.training_terms(x, y, subject=s)
+            loss = (terms["pred"] - y).square().mean() + sum(v for k, v in terms.items() if k in ("latent_cosine", "organize_channels"))
+        else:
+            loss = (model(x, subject=s) - y).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _all_torch_models():
+    from tests.test_models_all import TORCH_MODELS
+
+    return TORCH_MODELS
+
+
+@pytest.mark.parametrize("name", _all_torch_models())
+def test_no_model_reads_memory_it_did_not_write(name):
+    """Training turns off PyTorch's NaN-filling of new tensors in deterministic mode (trainer.FILL_UNINITIALIZED_MEMORY):
+    safe only if no op reads memory before writing it. Every registered torch model trains to bit-identical weights with
+    the fills on and off (a read of unwritten memory would give NaN with them on)."""
+    import torch.utils.deterministic as torch_det
+
+    prev = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), torch_det.fill_uninitialized_memory
+    try:
+        torch.use_deterministic_algorithms(True)
+        got = {}
+        for fill in (True, False):
+            torch_det.fill_uninitialized_memory = fill
+            got[fill] = _cpu_train_steps(name)
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        torch_det.fill_uninitialized_memory = prev[2]
+    assert got[True].keys() == got[False].keys()
+    assert all(torch.equal(got[True][k], got[False][k]) for k in got[True]), name
+    assert all(torch.isfinite(v).all() for v in got[True].values() if v.is_floating_point())
+
+
+def test_fit_turns_the_fills_off_and_restores_the_users_setting(tiny_prepared, split, monkeypatch):
+    import torch.utils.deterministic as torch_det
+
+    from eeg2fmri.training import fit_model, trainer
+
+    seen = []
+    orig = trainer.pl.Trainer.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append((torch.are_deterministic_algorithms_enabled(), torch_det.fill_uninitialized_memory))
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.pl.Trainer, "fit", spy)
+    prev = torch_det.fill_uninitialized_memory
+    try:
+        torch_det.fill_uninitialized_memory = True
+        a = fit_model(tiny_prepared, split, MODEL, {"hidden": 8}, train_config=_cfg(max_epochs=2))
+        assert seen == [(True, False)]  # deterministic on the CPU ("auto"), without the fills
+        assert torch_det.fill_uninitialized_memory is True and not torch.are_deterministic_algorithms_enabled()
+        monkeypatch.setattr(trainer, "FILL_UNINITIALIZED_MEMORY", True)
+        b = fit_model(tiny_prepared, split, MODEL, {"hidden": 8}, train_config=_cfg(max_epochs=2))
+        assert seen[-1] == (True, True)
+    finally:
+        torch_det.fill_uninitialized_memory = prev
+    sa, sb = a.model.module.state_dict(), b.model.module.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)

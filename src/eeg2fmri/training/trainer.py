@@ -374,6 +374,14 @@ def _tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
 
 
+#: PyTorch's deterministic mode (``trainer.deterministic``; on by default on the CPU) also fills every new tensor with
+#: NaN (``torch.empty`` included), in case an op reads memory it did not write. No op of our models does: fits give
+#: bit-identical weights either way (tested for every registered torch model), and the fills cost 10-15 % of a CPU
+#: training step of the raw-EEG models (``benchmarks/results/cpu_fill.txt``). So training turns them off, and restores
+#: the user's setting afterwards.
+FILL_UNINITIALIZED_MEMORY = False
+
+
 @contextlib.contextmanager
 def _quiet_lightning(verbose: bool) -> Iterator[None]:
     """Lightning's info chatter only with ``verbose``; expected warnings of our layout silenced."""
@@ -381,6 +389,10 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
     levels = {n: logging.getLogger(n).level for n in names}
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    import torch.utils.deterministic as torch_det
+
+    fill = torch_det.fill_uninitialized_memory
+    torch_det.fill_uninitialized_memory = FILL_UNINITIALIZED_MEMORY
     if not verbose:
         for n in names:
             logging.getLogger(n).setLevel(logging.WARNING)
@@ -398,6 +410,7 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
         for n, lv in levels.items():
             logging.getLogger(n).setLevel(lv)
         torch.use_deterministic_algorithms(det, warn_only=det_warn)
+        torch_det.fill_uninitialized_memory = fill
 
 
 def _load_state(path: Path) -> dict[str, Any]:
