@@ -608,3 +608,80 @@ def test_trailing_padding_of_every_channel_is_named(tiny_bids, ridge_dir, tmp_pa
     eeg = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "eeg" and c not in ("ECG", "EOG")]
     assert set(eeg) <= set(side)
     assert all(v["duration_s"] == pytest.approx(3.0, abs=2 / raw.info["sfreq"]) for v in side.values())
+
+
+def test_channels_marked_bad_are_interpolated(tiny_bids, ridge_dir, tmp_path, caplog):
+    from eeg2fmri.preprocessing.channels import training_montage_name
+
+    """A training channel the recording marks bad is interpolated from the others (it was used as recorded): its
+    recorded data then do not matter, the sidecar names it; without positions it is used as recorded, with the reason."""
+    import logging
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    eeg = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "eeg" and c not in ("ECG", "EOG")]
+    bad = eeg[4]
+    marked = raw.copy()
+    marked.info["bads"] = [bad]
+    broken = marked.copy()
+    broken._data[broken.ch_names.index(bad)] = np.random.default_rng(0).standard_normal(broken.n_times) * 1e-3  # 1000x, noise
+    outs = {}
+    for name, r in (("plain", raw), ("marked", marked), ("broken", broken)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+            out = synthesize(r, ridge_dir, tmp_path / f"{name}.nii.gz", progress_bar=False)
+        outs[name] = np.asarray(nib.load(out).dataobj)
+        side = json.loads(out.with_name(f"{name}.json").read_text())
+        if name != "plain":
+            assert side["ChannelsMarkedBadInterpolated"] == [bad] and side["ChannelsMarkedBadButUsed"] == []
+            assert side["ChannelMapping"]["interpolated"] == [bad] and side["ChannelMapping"]["positions"] == training_montage_name()
+            assert any(f"['{bad}'] are marked bad in the recording; interpolated" in r_.getMessage() for r_ in caplog.records)
+    np.testing.assert_allclose(outs["broken"], outs["marked"], atol=1e-5)  # the bad channel's data are not used
+    assert np.abs(outs["marked"] - outs["plain"]).max() > 1e-3  # (and interpolating it changes the output)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):  # a montage that has none of the channels: used as recorded, said
+        out = synthesize(marked, ridge_dir, tmp_path / "nopos.nii.gz", progress_bar=False, channel_positions="GSN-HydroCel-32")
+    msg = [r_.getMessage() for r_ in caplog.records if "marked bad" in r_.getMessage()]
+    assert len(msg) == 1 and "used as recorded, since they could not be interpolated" in msg[0] and "--channel-positions" in msg[0]
+    side = json.loads(out.with_name("nopos.json").read_text())
+    assert side["ChannelsMarkedBadButUsed"] == [bad] and side["ChannelsMarkedBadInterpolated"] == []
+    np.testing.assert_allclose(np.asarray(nib.load(out).dataobj), outs["plain"], atol=1e-5)
+
+
+def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
+    """first_onset (seconds or the recording's scanner markers) moves the volume grid so that a volume starts there: the
+    output is the one of the recording read from that phase, its StartTime shifted by it (default: the first sample)."""
+    from eeg2fmri.io.sync import marker_times
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    sf, tr = raw.info["sfreq"], 2.0
+    base = synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)
+    side0 = json.loads(base.with_name("base.json").read_text())
+    assert side0["VolumeGrid"] == {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0}
+    out = synthesize(raw, ridge_dir, tmp_path / "at.nii.gz", progress_bar=False, first_onset=7.3)
+    side = json.loads(out.with_name("at.json").read_text())
+    off = round(1.3 * sf) / sf
+    assert side["VolumeGrid"] == {"anchor": "first_onset", "anchor_time_s": 7.3, "offset_s": pytest.approx(off)}
+    assert side["StartTime"] == pytest.approx(side0["StartTime"] + off)
+    assert ((7.3 - side["StartTime"]) / tr) == pytest.approx(round((7.3 - side["StartTime"]) / tr), abs=1 / sf)
+    cropped = synthesize(raw.copy().crop(tmin=off), ridge_dir, tmp_path / "cropped.nii.gz", progress_bar=False)
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(cropped).dataobj))
+    # the recording's own scanner markers (those the model was trained with): a volume starts at the first one
+    name, times = marker_times(raw, ("R128",))
+    assert name == "R128" and times[0] > 0
+    mk = synthesize(raw, ridge_dir, tmp_path / "markers.nii.gz", progress_bar=False, first_onset="markers")
+    side = json.loads(mk.with_name("markers.json").read_text())
+    assert side["VolumeGrid"]["anchor"] == "marker 'R128'" and side["VolumeGrid"]["anchor_time_s"] == pytest.approx(times[0])
+    k = (times[0] - side["StartTime"]) / tr
+    assert k == pytest.approx(round(k), abs=1 / sf)
+    bare = raw.copy().set_annotations(None)
+    with pytest.raises(Eeg2fmriInputError, match=r"first_onset='markers' but none of the scanner markers \['R128'.*annotations present: \[\]"):
+        synthesize(bare, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers")
+    with pytest.raises(Eeg2fmriInputError, match=r"expected first_onset to be a time in seconds or 'markers', got 'marker'"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="marker")
+    with pytest.raises(Eeg2fmriInputError, match=r"expected first_onset >= 0 \(seconds from the first EEG sample\) or 'markers', got -1"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset=-1)
+    with pytest.raises(Eeg2fmriInputError, match=r"first_onset=10000 s lies after the recording's end"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset=1e4)
+    assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cli.nii.gz"),
+                 "--first-onset", "markers", "-q"]) == 0
+    assert json.loads((tmp_path / "cli.json").read_text())["VolumeGrid"]["anchor"] == "marker 'R128'"

@@ -31,11 +31,25 @@ def add_arguments(p) -> None:
     p.add_argument("--chunk-seconds", type=float, default=120.0, help="EEG seconds processed per chunk (default: %(default)s)")
     p.add_argument("--channel-positions", default=None, metavar="file|MONTAGE",
                    help="map channels missing by name by electrode position: 'file' (the recording's digitisation) or an MNE montage, e.g. biosemi64")
+    p.add_argument("--first-onset", default=None, metavar="SECONDS|markers",
+                   help="anchor the volume grid: a volume starts at this time (s from the first EEG sample), e.g. the first volume of "
+                        "a scan, or 'markers' for the recording's first scanner marker (the training's marker names); default: "
+                        "the first EEG sample")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device(p, "predict")
     p.add_argument("--dsp-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
                    help="where the EEG filtering and band-power envelopes run: cpu (NumPy/SciPy/MNE), cuda (torch on the GPU, "
                         "equal to float32 rounding); default auto: the GPU of --device when it resolves to one, else cpu")
+
+
+def _onset(value: str | None) -> float | str | None:
+    """``--first-onset``: a number of seconds, or the word ``markers`` (checked by synthesize)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def run(args) -> int:
@@ -44,7 +58,7 @@ def run(args) -> int:
 
     out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
-                     channel_positions=args.channel_positions, dsp_device=args.dsp_device)
+                     channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset))
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

@@ -47,6 +47,32 @@ def _match(desc: str, marker: str) -> bool:
     return d == m or d.endswith("/" + m) or d.replace(" ", "") == m.replace(" ", "") or d.endswith("/" + m.replace(" ", ""))
 
 
+def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.ndarray | None]:
+    """Times of the first of ``marker``'s names found in ``raw``'s annotations.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+    marker : str | tuple of str
+        Marker names, tried in order (matched case-insensitively, with or without a ``Type/`` prefix).
+
+    Returns
+    -------
+    name : str | None
+        The name found (None: none is present).
+    times : array, shape (n_markers,) | None
+        Its onsets in seconds from the first sample, sorted.
+    """
+    wanted = (marker,) if isinstance(marker, str) else tuple(marker)
+    descs = [str(d) for d in raw.annotations.description]
+    times = np.asarray(raw.annotations.onset, dtype=float) - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
+    for m in wanted:
+        hit = np.array([_match(d, m) for d in descs], dtype=bool)
+        if hit.any():
+            return m, np.sort(times[hit])
+    return None, None
+
+
 def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_missing: int = 3, where: str = "EEG") -> tuple[np.ndarray, list[str]]:
     """Drop spurious scanner markers and fill in missed ones, as real recordings need.
 
@@ -168,14 +194,7 @@ def volume_onsets(
     if marker is not None:
         wanted = (marker,) if isinstance(marker, str) else tuple(marker)
         descs = np.array([str(d) for d in raw.annotations.description], dtype=object)
-        times = np.asarray(raw.annotations.onset, dtype=float) - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
-        for m in wanted:
-            hit = np.array([_match(d, m) for d in descs], dtype=bool)
-            if hit.any():
-                on = np.sort(times[hit])
-                break
-        else:
-            on = None
+        m, on = marker_times(raw, wanted)
         if on is None:
             if first_onset is None:
                 present = sorted(set(descs.tolist()))[:15]

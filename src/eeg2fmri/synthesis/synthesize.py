@@ -157,6 +157,86 @@ def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.devic
     raise Eeg2fmriInputError(f"synthesize: dsp_device: expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {dsp_device!r}.")
 
 
+def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str) -> tuple[dict, float]:
+    """Where the output's volume grid is anchored: a description for the sidecar and the grid's offset from the first sample.
+
+    Returns
+    -------
+    anchor : dict
+        ``{"anchor": ..., "anchor_time_s": ..., "offset_s": ...}`` (``anchor``: "first EEG sample", "first_onset" or the marker).
+    offset : float
+        Seconds from the first sample to the first grid point, ``anchor_time mod tr`` rounded to a sample.
+    """
+    sf = float(raw.info["sfreq"])
+    if first_onset is None:
+        return {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0}, 0.0
+    if isinstance(first_onset, str):
+        if first_onset.strip().lower() != "markers":
+            raise Eeg2fmriInputError(f"{where}: expected first_onset to be a time in seconds or 'markers', got {first_onset!r}; "
+                                     "pass e.g. first_onset=12.5 (--first-onset 12.5) or first_onset='markers'.")
+        from eeg2fmri.io.sync import DEFAULT_MARKERS, marker_times
+
+        names = cfg.marker if cfg.marker is not None else DEFAULT_MARKERS
+        names = (names,) if isinstance(names, str) else tuple(names)
+        descs = [str(d) for d in raw.annotations.description]
+        found, times = marker_times(raw, names)
+        if found is not None:
+            label, t0 = f"marker {found!r}", float(times[0])
+        else:
+            raise Eeg2fmriInputError(f"{where}: first_onset='markers' but none of the scanner markers {list(names)} (the model's training "
+                                     f"marker names) is in the recording (annotations present: {sorted(set(descs))[:15]}); pass the first "
+                                     "volume's time in seconds instead (--first-onset SECONDS).")
+    else:
+        try:
+            t0 = float(first_onset)
+        except (TypeError, ValueError):
+            t0 = float("nan")
+        if not (np.isfinite(t0) and t0 >= 0):
+            raise Eeg2fmriInputError(f"{where}: expected first_onset >= 0 (seconds from the first EEG sample) or 'markers', got {first_onset!r}; "
+                                     "pass e.g. first_onset=12.5 (--first-onset 12.5).")
+        label = "first_onset"
+        if t0 >= raw.n_times / sf:
+            raise Eeg2fmriInputError(f"{where}: first_onset={t0:g} s lies after the recording's end ({raw.n_times / sf:.1f} s); pass a time inside it.")
+    offset = round((t0 % tr) * sf) / sf
+    if offset >= raw.n_times / sf:
+        offset = 0.0
+    return {"anchor": label, "anchor_time_s": t0, "offset_s": offset}, offset
+
+
+def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str], channel_positions: str | None, tolerance_mm: float, min_share: float,
+                      where: str):
+    """Interpolate the training channels ``bads`` that the recording marks bad (loads the recording).
+
+    Positions: ``channel_positions``, else the file's digitisation, else the standard 10-05 sites of the channel names.
+
+    Returns
+    -------
+    raw, chmap, picks, extra, interpolated, why
+        The recording with the training channels (interpolated ones included), the mapping, the channels to use, those
+        ignored, the bad channels handled (training names); or the inputs unchanged, ``interpolated`` empty and ``why``
+        the reason, when no positions are available.
+    """
+    from eeg2fmri.preprocessing.channels import map_channels_by_position, training_montage_name
+
+    if channel_positions is not None:
+        tries = [channel_positions]
+    else:
+        mont = raw.get_montage()
+        has_pos = mont is not None and any(v is not None and np.isfinite(v).all() and np.linalg.norm(v) > 0
+                                           for v in mont.get_positions()["ch_pos"].values())
+        tries = ["file"] if has_pos else [training_montage_name()]
+    wanted = [str(c) for c in spec.ch_names]
+    try:
+        new_raw, new_map = map_channels_by_position(raw, wanted, positions=tries[0], tolerance_mm=tolerance_mm, min_share=min_share, where=where)
+    except Eeg2fmriInputError as err:
+        return raw, chmap, picks, extra, [], f"{err} Pass channel_positions (--channel-positions) naming the cap's montage to interpolate them."
+    new_picks, _ = match_channels(list(new_raw.ch_names), wanted, where)
+    # the bad channels under their training names: interpolated, or (dense caps) replaced by a good channel at the site
+    train_name = dict(zip(picks, wanted))
+    done = [train_name[b] for b in bads if train_name[b] in new_map.interpolated or train_name[b] in new_map.by_position]
+    return new_raw, new_map, new_picks, new_map.ignored, done, ""
+
+
 def synthesize(
     eeg,
     model_dir: str | os.PathLike,
@@ -174,6 +254,7 @@ def synthesize(
     channel_tolerance_mm: float = 25.0,
     min_channel_share: float = 0.5,
     dsp_device: str | None = "auto",
+    first_onset: float | str | None = None,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -247,6 +328,14 @@ def synthesize(
         the next chunk is read from disk. ``"auto"`` (default): the GPU that
         ``device`` resolves to, else the CPU path. The sidecar records it
         (``SignalProcessing``).
+    first_onset : float | "markers" | None
+        Where the volume grid is anchored. ``None`` (default): at the first
+        EEG sample. A time in seconds from the first sample: volumes start at
+        that time plus whole multiples of ``tr`` (e.g. the first volume of a
+        scan, to compare the output with it volume by volume). ``"markers"``:
+        at the first scanner volume marker of the recording, found under the
+        marker names of the model's training (``model.json["prepare"]["marker"]``).
+        The sidecar records it (``VolumeGrid``).
 
     Returns
     -------
@@ -321,6 +410,9 @@ def synthesize(
             "annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments); expected one continuous recording. Synthesize "
             "each continuous piece separately (raw.crop(tmin, tmax) between the joins)."
         )
+    anchor, phase = _grid_phase(raw, first_onset, tr_out, cfg, where)
+    if phase > 0:  # the grid starts `phase` s after the first sample: the recording is read from there
+        raw = raw.copy().crop(tmin=phase)
     sf = float(raw.info["sfreq"])
     chmap = None
     try:
@@ -338,8 +430,17 @@ def synthesize(
         logger.info("%s: ignoring %d channel(s) the model was not trained on: %s", where, len(extra), ", ".join(extra[:20]))
     renamed = {p: w for p, w in zip(picks, spec.ch_names) if p != w}
     bad_used = [c for c in picks if c in raw.info["bads"]]
-    if bad_used:
-        logger.warning("%s: channel(s) %s are marked bad in the recording but the model needs them; they are used as recorded", where, bad_used)
+    bads_interpolated: list[str] = []
+    if bad_used:  # channels the recording marks bad are interpolated at their sites, as prepare's channel mapping does
+        raw, chmap, picks, extra, bads_interpolated, why = _interpolate_bads(raw, spec, chmap, picks, extra, bad_used, channel_positions,
+                                                                              channel_tolerance_mm, min_channel_share, where)
+        if bads_interpolated:
+            logger.warning("%s: channel(s) %s are marked bad in the recording; interpolated from the others (spherical splines, positions %r)",
+                           where, bads_interpolated, chmap.positions)
+            bad_used = []
+        else:
+            logger.warning("%s: channel(s) %s are marked bad in the recording but the model needs them; they are used as recorded, since "
+                           "they could not be interpolated: %s", where, bad_used, why)
     from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
 
     outliers = amplitude_outliers(raw, picks)
@@ -445,7 +546,8 @@ def synthesize(
                         w_unc.write_masked(b0, np.broadcast_to(np.asarray(calib["laplace_scale"], dtype=np.float32), (len(e), n_vox)), mask)
             side = {
                 "RepetitionTime": tr_out,
-                "StartTime": float(onsets[0]),
+                "StartTime": float(onsets[0]) + phase,
+                "VolumeGrid": anchor,
                 "TrainingRepetitionTime": tr_train,
                 "Units": "per-voxel standardised (z) BOLD; 0 outside the model's mask",
                 "Model": meta["model"],
@@ -462,6 +564,7 @@ def synthesize(
                 "ChannelsIgnored": extra,
                 "ChannelsRenamed": renamed,
                 "ChannelsMarkedBadButUsed": bad_used,
+                "ChannelsMarkedBadInterpolated": bads_interpolated,
                 "ChannelsWithOutlyingAmplitude": outliers,
                 "ChannelsWithFlatStretches": {c: {"start_s": round(a, 3), "duration_s": round(d, 3)} for c, (a, d) in st.info.get("flat_stretches", {}).items()},
                 "ChannelMapping": None if chmap is None else chmap.to_dict(),
