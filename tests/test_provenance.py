@@ -75,3 +75,49 @@ def test_failed_atomic_dir_leaves_nothing_and_forgets_its_path(tmp_path):
     with pytest.raises(Eeg2fmriInputError, match="output directory already exists; choose another path or pass overwrite=True"):
         with atomic_dir(tmp_path / "out"):
             pass
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    """A process killed outright leaves its hidden temporaries; the next write of the same output on this machine
+    removes those whose process is gone, and keeps a live process's, another machine's and anything else."""
+    import os
+
+    from eeg2fmri.utils import atomic
+    from eeg2fmri.utils.atomic import atomic_dir, atomic_file, remove_stale_temporaries, temp_prefix
+
+    dead = _dead_pid()
+    host = atomic._HOST
+    stale_file = tmp_path / f".bold.tmp-{host}-{dead}-abc.nii.gz"
+    stale_dir = tmp_path / f".bold.synth-{host}-{dead}-xyz"
+    live = tmp_path / f"{temp_prefix('bold')}def.nii"
+    other_host = tmp_path / f".bold.tmp-{host}x-{dead}-ghi.nii"
+    other_stem = tmp_path / f".bold_uncertainty.tmp-{host}-{dead}-jkl.nii"
+    old_style = tmp_path / ".bold.tmp-k3j2h1.nii"  # a name without machine and process: never touched
+    for p in (stale_file, live, other_host, other_stem, old_style):
+        p.write_bytes(b"x")
+    stale_dir.mkdir()
+    (stale_dir / "features.npy").write_bytes(b"x")
+    assert temp_prefix("bold") == f".bold.tmp-{host}-{os.getpid()}-"
+    with atomic_file(tmp_path / "bold.nii.gz") as t:
+        assert t.name.startswith(temp_prefix("bold"))
+        t.write_bytes(b"y")
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert live.exists() and other_host.exists() and other_stem.exists() and old_style.exists()
+    assert (tmp_path / "bold.nii.gz").read_bytes() == b"y"
+    # folders made by atomic_dir, the same way
+    gone = tmp_path / f".prepared.tmp-{host}-{dead}-q1"
+    gone.mkdir()
+    with atomic_dir(tmp_path / "prepared") as d:
+        assert d.name.startswith(temp_prefix("prepared"))
+    assert not gone.exists() and (tmp_path / "prepared").is_dir()
+    assert remove_stale_temporaries(tmp_path / "missing", "bold") == []
+

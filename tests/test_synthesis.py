@@ -685,3 +685,35 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cli.nii.gz"),
                  "--first-onset", "markers", "-q"]) == 0
     assert json.loads((tmp_path / "cli.json").read_text())["VolumeGrid"]["anchor"] == "marker 'R128'"
+
+
+def test_synthesis_killed_outright_is_cleaned_up_by_the_next_run(tiny_bids, ridge_dir, tmp_path):
+    """SIGKILL in the middle of a synthesis (what the out-of-memory killer does) leaves its hidden temporaries (the
+    features' folder, the NIfTI being written); the next synthesis to that output removes them."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out" / "bold.nii.gz"
+    out.parent.mkdir()
+    code = (
+        "import importlib, time\n"
+        "s = importlib.import_module('eeg2fmri.synthesis.synthesize')\n"
+        "orig = s.predict_windows\n"
+        "def slow(*a, **k):\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(120)\n"
+        "s.predict_windows = slow\n"
+        f"s.synthesize({str(tiny_bids / EEG_NAME)!r}, {str(ridge_dir)!r}, {str(out)!r}, progress_bar=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"  # the features are computed, the NIfTI is open
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert not out.exists() and len(left) >= 2 and all(n.startswith(".bold.") for n in left), left
+    synthesize(tiny_bids / EEG_NAME, ridge_dir, out, progress_bar=False)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bold.json", "bold.nii.gz"]

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from eeg2fmri.utils.atomic import remove_stale_temporaries, temp_prefix
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 NAME = "clean"
@@ -74,7 +75,8 @@ def write_cleaned(raw, out: str | os.PathLike, *, overwrite: bool = False, sourc
     if existing and not overwrite:
         raise Eeg2fmriInputError(f"{existing[0]}: output already exists; choose another --out or pass --overwrite.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tmp-", dir=out.parent))
+    remove_stale_temporaries(out.parent, out.stem)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.stem), dir=out.parent))
     try:
         if suffix == ".vhdr":
             mne.export.export_raw(tmp / out.name, raw, fmt="brainvision", overwrite=True, verbose=False)

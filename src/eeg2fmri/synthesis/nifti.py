@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eeg2fmri.utils.atomic import _user_mode
+from eeg2fmri.utils.atomic import _user_mode, remove_stale_temporaries, temp_prefix
 from eeg2fmri.utils.parallel import n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -171,9 +171,10 @@ class StreamingNifti:
         self._done = False
         self._next = 0
         self._fidx: tuple[int, np.ndarray] | None = None
+        remove_stale_temporaries(self.out.parent, self.out.name.split(".")[0])
         if self.sequential:
             self._gz = self.out.name.endswith(".gz")
-            fd, name = tempfile.mkstemp(prefix=f".{self.out.name.split('.')[0]}.tmp-", suffix=".nii.gz" if self._gz else ".nii", dir=self.out.parent)
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.out.name.split(".")[0]), suffix=".nii.gz" if self._gz else ".nii", dir=self.out.parent)
             self.tmp = Path(name)
             self._file = os.fdopen(fd, "wb")
             self._pending: list = []
@@ -189,7 +190,7 @@ class StreamingNifti:
             self._emit(head + b"\x00" * (_VOX_OFFSET - len(head)))
             return
         folder = Path(tmp_dir) if tmp_dir is not None else self.out.parent
-        fd, name = tempfile.mkstemp(prefix=f".{self.out.name.split('.')[0]}.tmp-", suffix=".nii", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(self.out.name.split(".")[0]), suffix=".nii", dir=folder)
         self.tmp = Path(name)
         with os.fdopen(fd, "wb") as f:
             header.write_to(f)
@@ -294,7 +295,7 @@ class StreamingNifti:
             self._done = True
             return self.out
         if self.out.name.endswith(".gz"):
-            fd, name = tempfile.mkstemp(prefix=f".{self.out.name.split('.')[0]}.tmp-", suffix=".nii.gz", dir=self.out.parent)
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.out.name.split(".")[0]), suffix=".nii.gz", dir=self.out.parent)
             os.close(fd)
             gz = Path(name)
             try:

@@ -49,7 +49,7 @@ from eeg2fmri.training.predictor import (
     predict_windows,
     uncertainty_methods,
 )
-from eeg2fmri.utils.atomic import atomic_file, final_paths
+from eeg2fmri.utils.atomic import atomic_file, final_paths, remove_stale_temporaries, temp_prefix
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
@@ -469,7 +469,8 @@ def synthesize(
         )
     out_dir = bold_out.absolute().parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{bold_out.name.split('.')[0]}.synth-", dir=out_dir) as tmp:
+    remove_stale_temporaries(out_dir, bold_out.name.split(".")[0])
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(bold_out.name.split(".")[0], "synth"), dir=out_dir) as tmp:
         st = stream_representation(raw, cfg, tr=tr_train, picks=picks, hop=None if not frame_based else flen / q, work_sfreq=wsf_train,
                                    chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where,
                                    torch_device=dsp_dev)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,67 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 #: Temporary folder -> final folder of every :func:`atomic_dir` still open in this process.
 _PENDING: dict[Path, Path] = {}
+
+#: This machine in temporary names (a process killed outright, e.g. by the out-of-memory killer, cannot remove its
+#: temporaries: a later run on the same machine that finds the process gone removes them).
+_HOST = "".join(ch for ch in socket.gethostname() if ch.isalnum())[:16] or "host"
+
+
+def temp_prefix(stem: str, kind: str = "tmp") -> str:
+    """Name prefix of a hidden temporary beside an output named ``stem``: ``.STEM.KIND-HOST-PID-``.
+
+    The machine and process in the name let :func:`remove_stale_temporaries` tell a temporary whose writer was killed
+    from one still being written.
+    """
+    return f".{stem}.{kind}-{_HOST}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, stem: str) -> list[Path]:
+    """Remove the temporaries beside output ``stem`` that a process of this machine left when it was killed.
+
+    Only names made by :func:`temp_prefix` on this machine whose process no longer runs are removed; those of a live
+    process, of another machine (a shared file system) or of any other pattern are kept.
+
+    Returns
+    -------
+    removed : list of Path
+    """
+    folder = Path(folder)
+    pattern = re.compile(rf"^\.{re.escape(stem)}\.[a-z]+-{re.escape(_HOST)}-(\d+)-")
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = pattern.match(p.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except OSError:
+            continue
+        removed.append(p)
+    if removed:
+        from eeg2fmri.utils.logs import logger
+
+        logger.info("removed %d temporary file(s) left by a killed run: %s", len(removed), ", ".join(p.name for p in removed[:5]))
+    return removed
 
 
 def _umask() -> int:
@@ -118,7 +181,8 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     path = Path(path).absolute()
     _check_target(path, overwrite, "output directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    remove_stale_temporaries(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path.name), dir=path.parent))
     _PENDING[tmp] = path
     try:
         yield tmp
@@ -148,7 +212,8 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = False, suffix: str
     _check_target(path, overwrite, "output file")
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) if suffix is None else suffix
-    fd, name = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.tmp-", suffix=suffix, dir=path.parent)
+    remove_stale_temporaries(path.parent, path.name.split(".")[0])
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name.split(".")[0]), suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
