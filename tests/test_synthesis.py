@@ -547,15 +547,18 @@ def test_flat_scan_matches_groupby_whatever_the_blocks(seed):
         x[c, a : a + int(rng.integers(50, 400))] = x[c, a]
     x[4] = 7.0  # a constant channel
     ref = _longest_runs(x)
-    for blocks in ([n], [1, 999, 2000], list(rng.multinomial(n, np.full(17, 1 / 17)))):
-        scan = FlatScan([f"C{i}" for i in range(n_chans)], sfreq=100.0, min_seconds=0.5)
-        edges = np.cumsum([0, *blocks])
-        for a, b in zip(edges[:-1], edges[1:]):
-            scan.update(x[:, a:b])
-        assert [(int(b), int(s)) for b, s in zip(scan._best, scan._best_start)] == ref
-        assert scan.constant == ["C4"]
-        want = {f"C{i}": (s / 100.0, b / 100.0) for i, (b, s) in enumerate(ref) if b >= 50}
-        assert scan.stretches() == pytest.approx(want)
+    names = [f"C{i}" for i in range(n_chans)]
+    for blocks in ([n], [1, 999, 2000], [2, 1, 1, 2996], list(rng.multinomial(n, np.full(17, 1 / 17)))):
+        for min_seconds in (0.5, 0.02):  # 50 samples (only the planted stretches), 2 samples (every stretch searched)
+            scan = FlatScan(names, sfreq=100.0, min_seconds=min_seconds)
+            edges = np.cumsum([0, *blocks])
+            for a, b in zip(edges[:-1], edges[1:]):
+                scan.update(x[:, a:b])
+            assert scan.constant == ["C4"]
+            want = {f"C{i}": (s / 100.0, b / 100.0) for i, (b, s) in enumerate(ref) if b >= round(min_seconds * 100)}
+            assert scan.stretches() == pytest.approx(want)
+            if min_seconds < 0.1:
+                assert len(want) == n_chans and [(int(b), int(s)) for b, s in zip(scan._best, scan._best_start)] == ref
 
 
 def test_flat_check_does_not_depend_on_the_chunk_length(caplog):

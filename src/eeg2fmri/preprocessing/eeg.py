@@ -11,7 +11,7 @@ from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.parallel import n_cores as _n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["DEFAULT_BANDS", "FLAT_SECONDS", "HIGH_GAMMA", "FlatScan", "amplitude_outliers", "auto_bands", "band_envelopes", "band_gains", "envelope_length", "bin_frames", "clean_eeg", "check_channels", "flat_message", "flat_scan", "standardize_features"]
+__all__ = ["DEFAULT_BANDS", "FLAT_SECONDS", "HIGH_GAMMA", "FlatScan", "amplitude_outliers", "auto_bands", "band_envelopes", "band_gains", "envelope_length", "bin_frames", "clean_eeg", "check_channels", "flat_message", "standardize_features"]
 
 #: Default frequency bands (Hz) of band-power features.
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
@@ -105,7 +105,8 @@ class FlatScan:
     """Constant stretches of each channel, from consecutive blocks of a recording.
 
     Feed the recording's samples in time order, without overlap (:meth:`update`); :attr:`constant` then says which
-    channels never changed, :meth:`stretches` which held one value for at least ``min_seconds``.
+    channels never changed, :meth:`stretches` which held one value for at least ``min_seconds``. A few vectorised
+    passes per block; only a channel with many equal neighbours in a block is searched stretch by stretch.
 
     Parameters
     ----------
@@ -136,21 +137,35 @@ class FlatScan:
         if n == 0:
             return
         base = self.n_samples
+        need = max(2, int(np.ceil(self.min_seconds * self.sfreq)))
+        if n > 1:
+            change = x[:, 1:] != x[:, :-1]  # (n_chans, n - 1): True where a sample differs from the one before
+            n_change = change.sum(axis=1)
+            first = change.argmax(axis=1)  # index of the first change (0 also when there is none)
+            last = (n - 2) - change[:, ::-1].argmax(axis=1)
         for c in range(x.shape[0]):
-            row = x[c]
-            # starts of the stretches of equal values inside this block (sample 0 continues the previous one if equal)
-            change = np.flatnonzero(row[1:] != row[:-1]) + 1
-            starts = np.concatenate(([0], change))
-            ends = np.concatenate((change, [n]))
-            lengths = ends - starts
-            abs_starts = starts + base
-            if row[0] == self._last[c]:  # the first stretch continues the one that ended the previous block
-                lengths[0] += self._run[c]
-                abs_starts[0] = self._run_start[c]
-            k = int(np.argmax(lengths))
-            if lengths[k] > self._best[c]:
-                self._best[c], self._best_start[c] = lengths[k], abs_starts[k]
-            self._run[c], self._run_start[c], self._last[c] = lengths[-1], abs_starts[-1], row[-1]
+            cont = x[c, 0] == self._last[c]  # the block's first stretch continues the one that ended the previous block
+            if n == 1 or n_change[c] == 0:  # the whole block is one stretch
+                length, start = n + (self._run[c] if cont else 0), (self._run_start[c] if cont else base)
+                if length > self._best[c]:
+                    self._best[c], self._best_start[c] = length, start
+                self._run[c], self._run_start[c], self._last[c] = length, start, x[c, -1]
+                continue
+            lead = int(first[c]) + 1 + (self._run[c] if cont else 0)  # samples of the first stretch
+            lead_start = self._run_start[c] if cont else base
+            if lead > self._best[c]:
+                self._best[c], self._best_start[c] = lead, lead_start
+            if (n - 1) - n_change[c] >= need - 1:  # enough equal neighbours for a long stretch inside: find the stretches
+                idx = np.flatnonzero(change[c]) + 1
+                lengths = np.diff(idx)
+                if len(lengths):
+                    k = int(np.argmax(lengths))
+                    if lengths[k] > self._best[c]:
+                        self._best[c], self._best_start[c] = lengths[k], base + idx[k]
+            tail = n - 1 - int(last[c])  # samples of the last stretch
+            if tail > self._best[c]:
+                self._best[c], self._best_start[c] = tail, base + n - tail
+            self._run[c], self._run_start[c], self._last[c] = tail, base + n - tail, x[c, -1]
         self.n_samples += n
 
     @property
@@ -179,16 +194,6 @@ def flat_message(stretches: dict[str, tuple[float, float]], duration: float) -> 
     return (f"channel(s) hold one value for {FLAT_SECONDS:g} s or longer: {parts}{why}; recorded EEG never does (a disconnected or saturated "
             "electrode, zeroed data). Their features there are not EEG. Mark such channels bad and interpolate them "
             "(raw.info['bads'] + raw.interpolate_bads), or crop the stretch (raw.crop), first.")
-
-
-def flat_scan(raw, picks: list[str], *, block_seconds: float = 30.0, min_seconds: float = FLAT_SECONDS) -> FlatScan:
-    """:class:`FlatScan` of channels ``picks`` of ``raw`` over the whole recording, read in blocks (bounded memory)."""
-    sf = float(raw.info["sfreq"])
-    scan = FlatScan(picks, sf, min_seconds)
-    block = max(1, int(block_seconds * sf))
-    for a in range(0, raw.n_times, block):
-        scan.update(raw.get_data(picks=picks, start=a, stop=min(raw.n_times, a + block)))
-    return scan
 
 
 def _eeg_picks(raw) -> np.ndarray:

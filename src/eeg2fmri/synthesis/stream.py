@@ -46,7 +46,7 @@ import numpy as np
 
 from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate, lowrate_plan, work_rate
 from eeg2fmri.preprocessing import standardize_features
-from eeg2fmri.preprocessing.eeg import flat_message, flat_scan
+from eeg2fmri.preprocessing.eeg import FlatScan, flat_message
 from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.preprocessing.representations.bandpower import bandpower_frames as _bandpower_frames  # noqa: F401 (moved there)
 from eeg2fmri.preprocessing.representations.bandpower import envelope_rate  # noqa: F401 (moved there)
@@ -326,15 +326,6 @@ def stream_representation(
     picks = list(picks)
     if not picks:
         raise Eeg2fmriInputError(f"{where}: no EEG channels to use; check channel types or pass picks=[...].")
-    # flat channels over the whole recording (the chunks are not checked one by one: a channel flat for a chunk but not
-    # for the recording is a stretch, said in a warning whatever the chunk length)
-    with _step("flat check"):
-        scan = flat_scan(raw, picks)
-    if scan.constant:
-        raise Eeg2fmriInputError(f"{where}: channel(s) {scan.constant} are flat (constant); mark them bad and interpolate, or drop them.")
-    flat_stretches = scan.stretches()
-    if flat_stretches:
-        logger.warning("%s: %s", where, flat_message(flat_stretches, raw.n_times / sf))
     wsf = float(work_sfreq) if work_sfreq is not None else work_rate(sf, config)
     frac = Fraction(wsf / sf).limit_denominator(1000)
     up, down = frac.numerator, frac.denominator
@@ -402,7 +393,7 @@ def stream_representation(
 
         def read(s0: int, s1: int) -> np.ndarray:
             S0, S1 = segment_bounds(s0, s1)
-            return raw.get_data(picks=picks, start=S0, stop=S1)
+            return scanned(S0, raw.get_data(picks=picks, start=S0, stop=S1))
 
         cat = np.concatenate
     else:
@@ -422,7 +413,7 @@ def stream_representation(
 
         def read(s0: int, s1: int):
             S0, S1 = segment_bounds(s0, s1)
-            x = raw.get_data(picks=picks, start=S0, stop=S1)
+            x = scanned(S0, raw.get_data(picks=picks, start=S0, stop=S1))
             return torch.as_tensor(x, device=dev)
 
         def cat(parts, axis):
@@ -441,6 +432,22 @@ def stream_representation(
         w1 = min(n_work, w0 + w_chunk)
         s1 = n_work if (w1 >= n_work or w1 + w_pad >= n_work) else w1 + w_pad
         segments.append((max(0, w0 - w_pad), s1))
+    # Flat channels are checked over the whole recording, on each chunk's own samples as they are read (in order, once;
+    # not per chunk: a channel flat for a chunk but not for the recording is a stretch, said whatever the chunk length).
+    n_head = len(segments) - n_chunks
+    cores = iter([segment_bounds(c * w_chunk, min(n_work, (c + 1) * w_chunk)) for c in range(n_chunks)])
+    n_read = [0]
+
+    def scanned(S0: int, x: np.ndarray) -> np.ndarray:
+        """Feed the chunk's own recording samples of segment read ``x`` (starting at sample ``S0``) to the flat scan."""
+        k, n_read[0] = n_read[0], n_read[0] + 1
+        if k >= n_head:  # the periodic head/tail segments are read again as parts of chunks
+            c0, c1 = next(cores)
+            with _step("flat check"):
+                scan.update(x[:, c0 - S0 : c1 - S0])
+        return x
+
+    scan = FlatScan(picks, sf)
     # the torch path reads the next segment (and copies it to the device) in a thread while this one is computed
     reads = _read_ahead(read, segments, ahead=0 if dev is None else 1)
     try:
@@ -495,6 +502,13 @@ def stream_representation(
             raise Eeg2fmriInputError(f"{where}: could only compute {row} of {n_rows} frames; is the recording complete?")
     finally:
         reads.close()
+    if scan.n_samples != n_times:  # every recording sample fed once, in order
+        raise RuntimeError(f"{where}: the flat-channel scan saw {scan.n_samples} of {n_times} samples (a bug; please report it)")
+    if scan.constant:
+        raise Eeg2fmriInputError(f"{where}: channel(s) {scan.constant} are flat (constant); mark them bad and interpolate, or drop them.")
+    flat_stretches = scan.stretches()
+    if flat_stretches:
+        logger.warning("%s: %s", where, flat_message(flat_stretches, n_times / sf))
     # within-recording standardisation, as in the one-shot path
     with _step("standardise"):
         _standardise(feats, len(picks), representation, config)
