@@ -218,16 +218,15 @@ def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str]
     """
     from eeg2fmri.preprocessing.channels import map_channels_by_position, training_montage_name
 
-    if channel_positions is not None:
-        tries = [channel_positions]
-    else:
+    positions = channel_positions
+    if positions is None:
         mont = raw.get_montage()
         has_pos = mont is not None and any(v is not None and np.isfinite(v).all() and np.linalg.norm(v) > 0
                                            for v in mont.get_positions()["ch_pos"].values())
-        tries = ["file"] if has_pos else [training_montage_name()]
+        positions = "file" if has_pos else training_montage_name()
     wanted = [str(c) for c in spec.ch_names]
     try:
-        new_raw, new_map = map_channels_by_position(raw, wanted, positions=tries[0], tolerance_mm=tolerance_mm, min_share=min_share, where=where)
+        new_raw, new_map = map_channels_by_position(raw, wanted, positions=positions, tolerance_mm=tolerance_mm, min_share=min_share, where=where)
     except Eeg2fmriInputError as err:
         return raw, chmap, picks, extra, [], f"{err} Pass channel_positions (--channel-positions) naming the cap's montage to interpolate them."
     new_picks, _ = match_channels(list(new_raw.ch_names), wanted, where)
@@ -567,7 +566,8 @@ def synthesize(
                 "ChannelsMarkedBadButUsed": bad_used,
                 "ChannelsMarkedBadInterpolated": bads_interpolated,
                 "ChannelsWithOutlyingAmplitude": outliers,
-                "ChannelsWithFlatStretches": {c: {"start_s": round(a, 3), "duration_s": round(d, 3)} for c, (a, d) in st.info.get("flat_stretches", {}).items()},
+                # seconds from the recording's first sample (the streamed recording starts `phase` s later)
+                "ChannelsWithFlatStretches": {c: {"start_s": round(a + phase, 3), "duration_s": round(d, 3)} for c, (a, d) in st.info.get("flat_stretches", {}).items()},
                 "ChannelMapping": None if chmap is None else chmap.to_dict(),
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "GeneratedBy": "eeg2fmri.synthesize",

@@ -376,8 +376,8 @@ def _tensorboard_available() -> bool:
 
 #: PyTorch's deterministic mode (``trainer.deterministic``; on by default on the CPU) also fills every new tensor with
 #: NaN (``torch.empty`` included), in case an op reads memory it did not write. No op of our models does: fits give
-#: bit-identical weights either way (tested for every registered torch model), and the fills cost 10-15 % of a CPU
-#: training step of the raw-EEG models (``benchmarks/results/cpu_fill.txt``). So training turns them off, and restores
+#: bit-identical weights either way (tested for every registered torch model), and the fills cost 6-25 % of a CPU fit
+#: (``benchmarks/results/cpu_fill.txt``; bricman_conv and bricman_fc ~0-2 %). So training turns them off, and restores
 #: the user's setting afterwards.
 FILL_UNINITIALIZED_MEMORY = False
 
