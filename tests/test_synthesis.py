@@ -668,6 +668,13 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     assert ((7.3 - side["StartTime"]) / tr) == pytest.approx(round((7.3 - side["StartTime"]) / tr), abs=1 / sf)
     cropped = synthesize(raw.copy().crop(tmin=off), ridge_dir, tmp_path / "cropped.nii.gz", progress_bar=False)
     np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(cropped).dataobj))
+    # times in the sidecar stay those of the recording (a flat stretch at 20-25 s is reported there, not 1.3 s earlier)
+    flat = raw.copy()
+    ch = flat.ch_names.index("C3")
+    flat._data[ch, int(20 * sf) : int(25 * sf)] = flat._data[ch, int(20 * sf)]
+    fo = synthesize(flat, ridge_dir, tmp_path / "flat.nii.gz", progress_bar=False, first_onset=7.3)
+    side_f = json.loads(fo.with_name("flat.json").read_text())["ChannelsWithFlatStretches"]
+    assert side_f == {"C3": {"start_s": pytest.approx(20.0, abs=2 / sf), "duration_s": pytest.approx(5.0, abs=2 / sf)}}
     # the recording's own scanner markers (those the model was trained with): a volume starts at the first one
     name, times = marker_times(raw, ("R128",))
     assert name == "R128" and times[0] > 0
