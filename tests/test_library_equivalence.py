@@ -593,3 +593,42 @@ def test_psnr_equals_skimage_peak_signal_noise_ratio():
     assert psnr(a, a, dr) == np.inf
     # the comparison can fail: the range enters squared (6.02 dB per factor 2)
     assert abs(psnr(a, b, 2 * dr) - peak_signal_noise_ratio(a, b, data_range=dr) - 20 * np.log10(2)) < 1e-10
+
+
+def test_flat_stretches_equal_mne_annotate_amplitude():
+    """FlatScan's stretches of one value (>= 2 s) against MNE's ``annotate_amplitude`` with a flat threshold below any
+    sample-to-sample change: the same channels, onsets and durations (MNE counts the equal neighbours, one sample
+    fewer than the stretch), whatever the blocks the scan is fed in."""
+    import mne
+
+    from eeg2fmri.preprocessing.eeg import FlatScan
+
+    sf, n = 250.0, 250 * 240
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, n)) * 1e-5
+    planted = {"E1": (30.0, 4.0), "E3": (100.0, 2.6), "E4": (200.0, 7.0)}  # each under 5 % of 240 s: annotations, not bads
+    for ch, (t0, d) in planted.items():
+        i, k = int(t0 * sf), int(d * sf)
+        x[int(ch[1]), i : i + k] = x[int(ch[1]), i]
+    x[0, 5000:5100] = x[0, 5000]  # 0.4 s: shorter than FLAT_SECONDS, in neither
+    raw = mne.io.RawArray(x, mne.create_info([f"E{i}" for i in range(5)], sf, "eeg"), verbose=False)
+    mne_found = {}
+    for ch in raw.ch_names:  # one channel at a time: MNE's flat annotations are not per channel
+        annot, bads = mne.preprocessing.annotate_amplitude(raw, flat=1e-20, min_duration=2.0, bad_percent=5, picks=[ch], verbose=False)
+        assert bads == []
+        flat = [(a["onset"], a["duration"]) for a in annot if a["description"] == "BAD_flat"]
+        assert len(flat) <= 1
+        if flat:
+            mne_found[ch] = flat[0]
+    for blocks in ([n], [7001, 7001, n - 14002]):
+        scan = FlatScan(raw.ch_names, sf)
+        a = 0
+        for b in blocks:
+            scan.update(x[:, a : a + b])
+            a += b
+        ours = scan.stretches()
+        assert set(ours) == set(mne_found) == set(planted)
+        for ch, (t0, d) in ours.items():
+            m0, md = mne_found[ch]
+            assert t0 == pytest.approx(m0, abs=1.5 / sf) and d == pytest.approx(md, abs=1.5 / sf)
+            assert (t0, d) == pytest.approx(planted[ch], abs=0.5 / sf)
