@@ -145,3 +145,22 @@ def test_nan_and_flat_channels_rejected():
     data[1, 5] = np.nan
     with pytest.raises(Eeg2fmriInputError, match=r"channel\(s\) \['B'\] contain NaN/Inf"):
         clean_eeg(mne.io.RawArray(data, info, verbose=False))
+
+
+def test_marker_times_match_names_as_prepare_and_cleaning_do():
+    """One matcher for volume onsets, artefact cleaning and synthesis's --first-onset markers: case-insensitive, spaces
+    ignored, with or without a Type/ prefix; the first name of the list that is present wins."""
+    from eeg2fmri.io.sync import marker_times
+    from eeg2fmri.preprocessing.cleaning import find_markers
+
+    raw = mne.io.RawArray(np.zeros((1, 1000)), mne.create_info(["A"], 100.0, "eeg"), verbose=False)
+    raw.set_annotations(mne.Annotations([3.0, 1.0, 2.0, 5.0], [0, 0, 0, 0], ["Response/R 128", "Response/R128", "Scanner/Scan Start", "Stimulus/S  1"]))
+    name, t = marker_times(raw, ("TR", "r128", "Scan Start"))
+    assert name == "r128" and t.tolist() == [1.0, 3.0]
+    assert marker_times(raw, "scanstart")[1].tolist() == [2.0]
+    assert marker_times(raw, "S1")[1].tolist() == [5.0]
+    assert marker_times(raw, ("R12", "128")) == (None, None)  # no partial names
+    times, found = find_markers(raw, ["Scan Start"])
+    assert found == "Scan Start" and times.tolist() == [2.0]
+    times, found = find_markers(raw, ["T1"])
+    assert found is None and times.size == 0

@@ -43,8 +43,9 @@ class SyncReport:
 
 
 def _match(desc: str, marker: str) -> bool:
-    d, m = desc.strip().lower(), marker.strip().lower()
-    return d == m or d.endswith("/" + m) or d.replace(" ", "") == m.replace(" ", "") or d.endswith("/" + m.replace(" ", ""))
+    """``desc`` is marker ``marker``: case-insensitive, spaces ignored, with or without a ``Type/`` prefix."""
+    d, m = str(desc).strip().lower().replace(" ", ""), str(marker).strip().lower().replace(" ", "")
+    return d == m or d.endswith("/" + m)
 
 
 def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.ndarray | None]:

@@ -66,21 +66,10 @@ def find_markers(raw, names, *, where: str = "EEG") -> tuple[np.ndarray, str | N
     name : str | None
         The name that matched.
     """
-    def norm(text: str) -> str:
-        return str(text).strip().lower().replace(" ", "")
+    from eeg2fmri.io.sync import marker_times
 
-    def _match(desc: str, m: str) -> bool:
-        d, m = norm(desc), norm(m)
-        return d == m or d.endswith("/" + m)
-
-    wanted = (names,) if isinstance(names, str) else tuple(names)
-    descs = [str(d) for d in raw.annotations.description]
-    times = np.asarray(raw.annotations.onset, dtype=float) - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
-    for m in wanted:
-        hit = np.array([_match(d, m) for d in descs], dtype=bool)
-        if hit.any():
-            return np.sort(times[hit]), m
-    return np.zeros(0), None
+    name, times = marker_times(raw, names)
+    return (np.zeros(0), None) if name is None else (times, name)
 
 
 # ---------------------------------------------------------------------------------------
