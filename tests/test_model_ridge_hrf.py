@@ -201,3 +201,20 @@ def test_wide_features_and_factored_coefficients_equal_sklearn(per_target):
     again = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target, factored=True).load_state_dict(fact.state_dict())
     np.testing.assert_array_equal(again.predict(xv), fact.predict(xv))
     assert "components" not in dense.state_dict() and RidgeHRF(SPEC).load_state_dict(dense.state_dict()).components_ is None
+
+
+@pytest.mark.parametrize("factored", [False, True])
+def test_coefficients_in_output_blocks_equal_one_product(monkeypatch, factored):
+    """fit computes the coefficients a few outputs at a time (memory): the same bits as one product for all outputs,
+    with per-output penalties that differ (several groups of columns)."""
+    from eeg2fmri.models import ridge_hrf
+
+    x, y = _data(130, 0)
+    xv, yv = _data(47, 1)
+    kw = dict(alphas=(0.01, 0.3, 3.0, 30.0, 300.0), hrf="lags", alpha_per_target=True, factored=factored)
+    whole = RidgeHRF(SPEC, **kw).fit(x, y, xv, yv)
+    monkeypatch.setattr(ridge_hrf, "_COEF_BLOCK_ELEMS", 2 * whole.coef_.shape[0])  # two outputs per block
+    blocked = RidgeHRF(SPEC, **kw).fit(x, y, xv, yv)
+    assert len(np.unique(whole.alpha_)) > 1
+    np.testing.assert_array_equal(blocked.coef_, whole.coef_)
+    np.testing.assert_array_equal(blocked.predict(xv), whole.predict(xv))
