@@ -563,7 +563,7 @@ def test_flat_scan_matches_groupby_whatever_the_blocks(seed):
 
 def test_flat_check_does_not_depend_on_the_chunk_length(caplog):
     """A channel flat for 70 s of 170 s is a warning (with its times) whatever the chunk length (it was an error when the
-    stretch covered a whole chunk, and silent otherwise); a channel flat throughout is an error before any work."""
+    stretch covered a whole chunk, and silent otherwise); a channel flat throughout is an error (before anything is written)."""
     import logging
 
     raw = _synthetic_raw(seconds=170.0)
