@@ -55,7 +55,7 @@ def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.nda
     ----------
     raw : mne.io.BaseRaw
     marker : str | tuple of str
-        Marker names, tried in order (matched case-insensitively, with or without a ``Type/`` prefix).
+        Marker names, tried in order (case and spaces ignored, with or without a ``Type/`` prefix).
 
     Returns
     -------
