@@ -121,3 +121,29 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path):
     assert not gone.exists() and (tmp_path / "prepared").is_dir()
     assert remove_stale_temporaries(tmp_path / "missing", "bold") == []
 
+
+def test_replaced_output_of_a_killed_run_is_restored_or_removed(tmp_path):
+    """atomic_dir moves the previous output aside under a machine-and-process name before renaming the new one in: a
+    run killed between the two renames leaves the user's output hidden; the next run puts it back when the output is
+    missing, and removes it when a newer output is in place."""
+    from eeg2fmri.utils import atomic
+    from eeg2fmri.utils.atomic import atomic_dir, remove_stale_temporaries
+
+    dead = _dead_pid()
+    host = atomic._HOST
+    with atomic_dir(tmp_path / "run") as d:
+        (d / "a.txt").write_text("1")
+    with atomic_dir(tmp_path / "run", overwrite=True) as d:  # a replacement leaves no aside copy behind
+        (d / "a.txt").write_text("2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (tmp_path / "run" / "a.txt").read_text() == "2"
+    # killed between the renames: the output is missing, the previous one lies aside
+    aside = tmp_path / f".run.old-{host}-{dead}-replaced"
+    (tmp_path / "run").rename(aside)
+    assert remove_stale_temporaries(tmp_path, "run") == []
+    assert (tmp_path / "run" / "a.txt").read_text() == "2" and not aside.exists()
+    # an aside copy next to a newer output is removed
+    aside.mkdir()
+    assert remove_stale_temporaries(tmp_path, "run") == [aside] and not aside.exists()
+    assert (tmp_path / "run" / "a.txt").read_text() == "2"
+

@@ -60,14 +60,16 @@ def remove_stale_temporaries(folder: str | os.PathLike, stem: str) -> list[Path]
     """Remove the temporaries beside output ``stem`` that a process of this machine left when it was killed.
 
     Only names made by :func:`temp_prefix` on this machine whose process no longer runs are removed; those of a live
-    process, of another machine (a shared file system) or of any other pattern are kept.
+    process, of another machine (a shared file system) or of any other pattern are kept. The one exception is the
+    previous output that :func:`atomic_dir` moved aside (kind ``old``) when its run was killed between moving it and
+    renaming the new one into place: if ``stem`` does not exist it is put back, not removed.
 
     Returns
     -------
     removed : list of Path
     """
     folder = Path(folder)
-    pattern = re.compile(rf"^\.{re.escape(stem)}\.[a-z]+-{re.escape(_HOST)}-(\d+)-")
+    pattern = re.compile(rf"^\.{re.escape(stem)}\.([a-z]+)-{re.escape(_HOST)}-(\d+)-")
     removed = []
     try:
         entries = list(folder.iterdir())
@@ -75,9 +77,15 @@ def remove_stale_temporaries(folder: str | os.PathLike, stem: str) -> list[Path]
         return removed
     for p in entries:
         m = pattern.match(p.name)
-        if m is None or _alive(int(m.group(1))):
+        if m is None or _alive(int(m.group(2))):
             continue
         try:
+            if m.group(1) == "old" and not (folder / stem).exists() and not (folder / stem).is_symlink():
+                os.replace(p, folder / stem)  # the run died between its two renames: the user's output comes back
+                from eeg2fmri.utils.logs import logger
+
+                logger.warning("%s: a killed run had moved this output aside (%s); put it back", folder / stem, p.name)
+                continue
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
             else:
@@ -193,7 +201,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
         _PENDING.pop(tmp, None)
     _user_mode(tmp, directory=True)
     if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(f"{temp_prefix(path.name, 'old')}replaced")
         os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
