@@ -52,6 +52,10 @@ nm_tr1s        the neural-mass family at TR 1 s
 neurolib_wc    a generator whose dynamics nobody here wrote: neurolib's Wilson-Cowan
                network and Balloon-Windkessel BOLD (benchmarks/sim_neurolib.py; needs
                the optional neurolib library)
+tvb_jr         a generator and a measurement nobody here wrote: The Virtual Brain's
+               Jansen-Rit network on its 76-region connectome, its 65-electrode EEG
+               projection and its BOLD monitor; EDF + NIfTI through MNE-BIDS
+               (benchmarks/sim_tvb.py; needs tvb-library and tvb-data)
 =============  ==============================================================
 
 For each cell and protocol the per-subject median voxel r of every model is
@@ -117,6 +121,7 @@ PROBES: dict[str, dict] = {
     "edf": {"sim": {"eeg_format": "EDF"}},
     "nm_tr1s": {"generator": "neural_mass", "sim": {"tr": 1.0}},
     "neurolib_wc": {"generator": "neurolib"},
+    "tvb_jr": {"generator": "tvb"},
 }
 ALL_SETTINGS = {**SETTINGS, **PROBES}
 #: Linear references (label -> (registered model, hyperparameters)).
@@ -140,6 +145,13 @@ def _simulate(bids: Path, setting: str, seed: int, args) -> None:
             raise RuntimeError(f"setting {setting!r} needs the optional neurolib library ({err}); "
                                'pip install neurolib numba xarray h5py dill "dpath<2.2"') from err
         simulate_neurolib_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, overwrite=bids.exists(), **spec.get("sim", {}))
+    elif spec.get("generator") == "tvb":
+        try:
+            import tvb.simulator  # noqa: F401
+            from sim_tvb import simulate_tvb_dataset
+        except ImportError as err:
+            raise RuntimeError(f"setting {setting!r} needs The Virtual Brain ({err}); pip install tvb-library tvb-data") from err
+        simulate_tvb_dataset(bids, n_subjects=args.subjects, minutes=minutes, seed=seed, overwrite=bids.exists(), **spec.get("sim", {}))
     elif spec.get("generator") == "neural_mass":
         from eeg2fmri.simulate import simulate_neural_mass_dataset
 
