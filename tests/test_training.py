@@ -138,6 +138,39 @@ def test_config_file_roundtrip_and_relative_paths(tmp_path):
 
 
 # ----------------------------------------------------------------------------- losses
+def test_ssim_padding_equals_numpy_symmetric_pad():
+    """The SSIM loss's edge padding is numpy's "symmetric" pad (scipy.ndimage's "reflect"), also wider than the axis."""
+    from eeg2fmri.training.losses import _reflect_index
+
+    for n in (1, 2, 3, 7):
+        for r in (0, 1, 4, 9):
+            x = np.arange(n)
+            assert np.array_equal(x[_reflect_index(n, r, torch.device("cpu")).numpy()], np.pad(x, r, mode="symmetric"))
+
+
+@pytest.mark.parametrize("region", ["edges", "interior", "full"])
+def test_ssim3d_loss_equals_skimage(region):
+    """1 - ssim3d_loss equals skimage's Gaussian SSIM map averaged over the mask (edges reflected as scipy does), also
+    for masks touching the volume's faces."""
+    from skimage.metrics import structural_similarity
+
+    from eeg2fmri.training.losses import ssim3d_loss
+
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((13, 14, 12)).cumsum(0).cumsum(1)
+    batch = [0.8 * a + 2.0 * rng.standard_normal(a.shape) + 0.5, -0.3 * a + rng.standard_normal(a.shape)]
+    mask = np.zeros(a.shape, bool)
+    {"edges": lambda: mask.__setitem__((slice(0, 7), slice(3, 12), slice(6, 12)), True),
+     "interior": lambda: mask.__setitem__((slice(5, 8), slice(5, 9), slice(5, 7)), True),
+     "full": lambda: mask.fill(True)}[region]()
+    dr = float(a.max() - a.min())
+    expected = np.mean([structural_similarity(a, b, data_range=dr, full=True, gaussian_weights=True, sigma=1.5,
+                                              use_sample_covariance=False)[1][mask].mean() for b in batch])
+    pred = torch.tensor(np.stack(batch), dtype=torch.float32)
+    got = 1.0 - float(ssim3d_loss(pred, torch.tensor(np.stack([a, a]), dtype=torch.float32), torch.tensor(mask), data_range=dr))
+    assert got == pytest.approx(expected, abs=2e-6)
+
+
 def test_losses_hand_computed():
     from eeg2fmri.training.losses import (
         WeightedLoss,

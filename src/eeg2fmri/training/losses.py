@@ -107,15 +107,21 @@ def _gaussian_kernel(sigma: float, truncate: float, device: torch.device) -> Ten
     return k / k.sum()
 
 
+def _reflect_index(n: int, r: int, device: torch.device) -> Tensor:
+    """Indices of a length-``n`` axis padded by ``r`` on both sides as scipy.ndimage's ``mode="reflect"``
+    (``d c b a | a b c d | d c b a``, repeated when ``r > n``)."""
+    i = torch.arange(-r, n + r, device=device) % (2 * n)
+    return torch.where(i >= n, 2 * n - 1 - i, i)
+
+
 def _blur3d(v: Tensor, kernel: Tensor) -> Tensor:
-    """Separable Gaussian blur of ``(n, 1, X, Y, Z)`` with edge replication."""
+    """Separable Gaussian blur of ``(n, 1, X, Y, Z)``, edges reflected as in scipy.ndimage (and skimage's SSIM)."""
     r = (len(kernel) - 1) // 2
     for axis in range(3):
         shape = [1, 1, 1, 1, 1]
         shape[2 + axis] = len(kernel)
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = r
-        v = F.conv3d(F.pad(v, pad, mode="replicate"), kernel.reshape(shape))
+        padded = v.index_select(2 + axis, _reflect_index(v.shape[2 + axis], r, v.device))
+        v = F.conv3d(padded, kernel.reshape(shape))
     return v
 
 
@@ -123,7 +129,7 @@ def ssim3d_loss(pred: Tensor, y: Tensor, mask: Tensor, *, data_range: float | Te
     """``1 - SSIM`` of 3D volumes, averaged over in-mask voxels and the batch.
 
     Local moments use a Gaussian window (sigma 1.5 voxels, truncated at 3.5
-    sigma, edges replicated) as in :func:`eeg2fmri.evaluation.metrics.ssim3d`;
+    sigma, edges reflected) as in :func:`eeg2fmri.evaluation.metrics.ssim3d` and skimage;
     the volume is cropped to the mask's bounding box (plus the window radius)
     first, which does not change the in-mask values.
 
