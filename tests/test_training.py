@@ -772,3 +772,32 @@ def test_fit_turns_the_fills_off_and_restores_the_users_setting(tiny_prepared, s
         torch_det.fill_uninitialized_memory = prev
     sa, sb = a.model.module.state_dict(), b.model.module.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_score_windows_r_is_per_subject_as_evaluate_reports_it(tiny_prepared, split):
+    """train's validation/test r: each subject's voxel r over its own windows (scipy), median over voxels, mean over
+    subjects -- the group median r of `eeg2fmri evaluate`, not r over windows pooled across subjects."""
+    from scipy.stats import pearsonr
+
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.targets import split_targets
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.workflows.train import score_windows
+
+    targets = split_targets(tiny_prepared, split)
+    res = fit_model(tiny_prepared, split, "ridge_hrf", {"hrf": "lags"}, targets=targets)
+    wd = WindowDataset(tiny_prepared, selection=split.selections["test"], n_frames=split.n_frames, lag=split.lag, targets=targets["test"])
+    items = [wd[i] for i in range(len(wd))]
+    x, y, s = (np.stack([np.asarray(it[j]) for it in items]) for j in range(3))
+    p = res.model.predict(x).reshape(len(y), -1).astype(np.float64)
+    y = y.reshape(len(y), -1).astype(np.float64)
+    got = score_windows(res.model, wd, batch_size=7)  # batches cut across subjects
+    expected = {}
+    for i in np.unique(s):
+        rows = np.asarray(s) == i
+        expected[tiny_prepared.subjects[i]] = float(np.median([pearsonr(p[rows, v], y[rows, v])[0] for v in range(y.shape[1])]))
+    assert len(expected) > 1 and got["per_subject"].keys() == expected.keys()
+    for subj, med in expected.items():
+        assert got["per_subject"][subj]["median_r"] == pytest.approx(med, abs=1e-9)
+    assert got["median_r"] == pytest.approx(np.mean(list(expected.values())), abs=1e-9)
+    assert got["mse"] == pytest.approx(float(((p - y) ** 2).mean()), rel=1e-6)

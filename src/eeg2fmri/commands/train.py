@@ -32,9 +32,10 @@ def run(args) -> int:
         return 0  # a DDP worker process: rank 0 reports
     m = res.metrics
     v = m.get("validation", {})
+    # r per subject over its own windows, then the mean over subjects (as `eeg2fmri evaluate` reports it)
     line = f"validation: mse {v.get('mse', float('nan')):.4f}, mean r {v.get('mean_r', float('nan')):.4f}"
     if "test" in m:
-        line += f" | test: mse {m['test']['mse']:.4f}, mean r {m['test']['mean_r']:.4f}, median r {m['test']['median_r']:.4f}"
+        line += f" | test: mse {m['test']['mse']:.4f}, mean r {m['test']['mean_r']:.4f}, median r {m['test']['median_r']:.4f} (per subject, averaged)"
     tr = m.get("training", {})
     if "best_epoch" in tr:
         line += f" | best epoch {tr['best_epoch']} of {tr['epochs']}"

@@ -141,8 +141,8 @@ def split_info(split: Split, ds: PreparedDataset | None = None) -> dict[str, Any
     return info
 
 
-def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[str, float]:
-    """MSE and voxel-wise Pearson r of ``model.predict`` on every window of ``dataset``.
+def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[str, Any]:
+    """MSE and voxel-wise Pearson r of ``model.predict`` on every window of ``dataset``, r per subject as ``evaluate`` does.
 
     Parameters
     ----------
@@ -153,11 +153,15 @@ def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[st
     Returns
     -------
     dict
-        ``n``, ``mse``, ``mean_r`` and ``median_r`` (over outputs with
-        non-constant targets and predictions).
+        ``n``, ``mse`` (over every window and output), and ``mean_r`` / ``median_r``: each subject's voxel-wise r
+        over its own windows (outputs with non-constant targets and predictions), its mean / median over
+        outputs, then the mean over subjects -- the definition of ``eeg2fmri evaluate``'s group ``median_r``
+        (r over windows pooled across subjects would also count differences between the subjects' means);
+        ``per_subject``: each subject's ``n``, ``mean_r`` and ``median_r``.
     """
-    n = 0
-    acc: dict[str, np.ndarray] = {}
+    n, sse = 0, 0.0
+    acc: dict[Any, dict[str, np.ndarray]] = {}
+    counts: dict[Any, int] = {}
     idx = np.arange(len(dataset))
     takes_subject = isinstance(model, TorchPredictor)
     for b0 in range(0, len(idx), batch_size):
@@ -169,17 +173,29 @@ def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[st
             xb, yb, sb = (np.stack([np.asarray(it[j]) for it in items]) for j in range(3))
         x = np.asarray(xb, dtype=np.float32)
         t = np.asarray(yb, dtype=np.float64).reshape(len(sel), -1)
-        p = model.predict(x, subject=np.asarray(sb)) if takes_subject else model.predict(x)
+        sb = np.asarray(sb)
+        p = model.predict(x, subject=sb) if takes_subject else model.predict(x)
         p = np.asarray(p, dtype=np.float64).reshape(len(sel), -1)
-        for k, v in (("sp", p.sum(0)), ("st", t.sum(0)), ("spp", (p * p).sum(0)), ("stt", (t * t).sum(0)), ("spt", (p * t).sum(0)), ("sse", ((p - t) ** 2).sum(0))):
-            acc[k] = acc[k] + v if k in acc else v
+        sse += float(((p - t) ** 2).sum())
+        for subj in np.unique(sb):
+            rows = sb == subj
+            ps, ts = p[rows], t[rows]
+            a = acc.setdefault(subj.item(), {})
+            for k, v in (("sp", ps.sum(0)), ("st", ts.sum(0)), ("spp", (ps * ps).sum(0)), ("stt", (ts * ts).sum(0)), ("spt", (ps * ts).sum(0))):
+                a[k] = a[k] + v if k in a else v
+            counts[subj.item()] = counts.get(subj.item(), 0) + int(rows.sum())
         n += len(sel)
     if n == 0:
         return {"n": 0}
-    r, ok = pearson_from_sums(n, acc["sp"], acc["st"], acc["spp"], acc["stt"], acc["spt"])
-    r = r[ok]
-    mse = float(acc["sse"].sum() / (n * len(acc["sp"])))
-    return {"n": int(n), "mse": mse, "mean_r": float(r.mean()) if len(r) else math.nan, "median_r": float(np.median(r)) if len(r) else math.nan}
+    labels = getattr(getattr(dataset, "ds", None), "subjects", None)  # WindowDataset: subject indices into ds.subjects
+    per_subject = {}
+    for subj, a in sorted(acc.items()):
+        r, ok = pearson_from_sums(counts[subj], a["sp"], a["st"], a["spp"], a["stt"], a["spt"])
+        r = r[ok]
+        per_subject[str(labels[subj]) if labels is not None else str(subj)] = {"n": counts[subj], "mean_r": float(r.mean()) if len(r) else math.nan, "median_r": float(np.median(r)) if len(r) else math.nan}
+    n_out = len(next(iter(acc.values()))["sp"])
+    mean_over = lambda key: float(np.mean([v[key] for v in per_subject.values()]))  # noqa: E731
+    return {"n": int(n), "mse": sse / (n * n_out), "mean_r": mean_over("mean_r"), "median_r": mean_over("median_r"), "per_subject": per_subject}
 
 
 def _dotted(cfg: Mapping[str, Any], key: str) -> Any:
