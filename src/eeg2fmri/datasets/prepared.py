@@ -57,8 +57,9 @@ class PrepareConfig:
         EEG re-reference (``"average"``).
     marker : list of str | None
         Scanner marker names tried in order.
-    first_onset : float | None
-        Fallback volume-0 onset (s) when there are no markers.
+    first_onset : float | dict | None
+        Fallback volume-0 onset (s from the EEG's start) when there are no markers; a mapping run key
+        (e.g. ``"sub-01_task-rest_run-1"``) -> onset for runs that started at different times.
     tr : float | None
         Repetition time (s) of every run, overriding the NIfTI header and the
         sidecars (for a header with a placeholder TR; ``None``: from the
@@ -126,7 +127,7 @@ class PrepareConfig:
     notch: float | None = None
     reference: str | None = "average"
     marker: list | None = field(default_factory=lambda: list(DEFAULT_MARKERS))
-    first_onset: float | None = None
+    first_onset: float | dict | None = None
     dummy_scans: str = "drop-first"
     tr: float | None = None
     mask: str = "data"
@@ -629,6 +630,52 @@ def _validate_config(cfg: PrepareConfig) -> None:
         from eeg2fmri.preprocessing.cleaning import check_clean_options
 
         check_clean_options(cfg.clean)
+    if cfg.reference not in (None, "average"):
+        raise Eeg2fmriInputError(
+            f"prepare option reference: expected 'average' or null (keep the recordings' own reference), got {cfg.reference!r}; "
+            "to use another reference (e.g. one channel), re-reference the recordings first (MNE: raw.set_eeg_reference(['Cz']))."
+        )
+    for name in ("l_freq", "h_freq", "notch", "work_sfreq"):
+        if getattr(cfg, name) is not None:
+            check_positive(getattr(cfg, name), name, where="prepare option", fix=f"or null to switch {name} off" if name != "work_sfreq" else "or null for the automatic rate")
+    if cfg.l_freq is not None and cfg.h_freq is not None and float(cfg.h_freq) <= float(cfg.l_freq):
+        raise Eeg2fmriInputError(f"prepare options l_freq={cfg.l_freq!r}, h_freq={cfg.h_freq!r}: expected h_freq above l_freq (a band-pass); swap or drop one.")
+    check_positive(cfg.raw_sfreq, "raw_sfreq", where="prepare option")
+    for name in ("stft_fmin", "stft_fmax", "atlas_radius"):
+        check_positive(getattr(cfg, name), name, where="prepare option")
+    if cfg.first_onset is not None and not isinstance(cfg.first_onset, dict):
+        _check_onset(cfg.first_onset, "first_onset")
+    elif isinstance(cfg.first_onset, dict):
+        for key, value in cfg.first_onset.items():
+            _check_onset(value, f"first_onset[{key!r}]")
+    if cfg.marker is not None and not isinstance(cfg.marker, str) and not (isinstance(cfg.marker, (list, tuple)) and all(isinstance(m, str) for m in cfg.marker)):
+        raise Eeg2fmriInputError(f"prepare option marker: expected a list of marker names (e.g. ['R128', 'Volume']) or null, got {cfg.marker!r}.")
+    if cfg.mask not in ("data", "mni") and not Path(str(cfg.mask)).is_file():
+        raise Eeg2fmriInputError(f"prepare option mask: expected 'data', 'mni' or the path of a mask NIfTI, got {cfg.mask!r} (no such file); check the path.")
+
+
+def _check_onset(value: Any, name: str) -> float:
+    """A volume-0 onset in seconds (a real number; negative: the EEG started after the first volume)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(float(value)):
+        raise Eeg2fmriInputError(f"prepare option {name}: expected the onset of volume 0 in seconds from the EEG's start (a number), got {value!r}.")
+    return float(value)
+
+
+def _check_against_runs(cfg: PrepareConfig, records: list) -> None:
+    """Options that name runs or frequencies, checked against the runs found (headers only)."""
+    if isinstance(cfg.first_onset, dict):
+        unknown = sorted(set(cfg.first_onset) - {rec.key for rec in records})
+        if unknown:
+            raise Eeg2fmriInputError(f"prepare option first_onset names run(s) {unknown} that are not in the data set; the runs are "
+                                     f"{sorted(rec.key for rec in records)}.")
+    if cfg.h_freq is not None:
+        from eeg2fmri.io.layouts import read_layout_eeg
+
+        rates = {rec.eeg_path: float(read_layout_eeg(rec, preload=False).info["sfreq"]) for rec in records}
+        path, low = min(rates.items(), key=lambda kv: kv[1])
+        if float(cfg.h_freq) >= low / 2.0:
+            raise Eeg2fmriInputError(f"{path}: prepare option h_freq={cfg.h_freq} Hz is at or above the Nyquist frequency ({low / 2:g} Hz) of "
+                                     f"this recording's {low:g} Hz, so it would filter nothing; choose h_freq below {low / 2:g} Hz or null.")
 
 
 def _resolve_bands(cfg: PrepareConfig, records: list) -> PrepareConfig:
@@ -655,6 +702,13 @@ def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | Non
     mimg = nib.load(cfg.mask)
     if mimg.shape[:3] != img.shape[:3]:
         raise Eeg2fmriInputError(f"{cfg.mask}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
+    diff = float(np.max(np.abs(np.asarray(mimg.affine, float) - np.asarray(img.affine, float))))
+    if diff > 1e-2:  # the same shape is not the same grid: the mask is applied by voxel index
+        raise Eeg2fmriInputError(
+            f"{cfg.mask}: voxel-to-world affine differs from the BOLD's ({img.get_filename()}) by up to {diff:.3g} (mm), although the grid "
+            "shapes agree: the mask would select other places than it marks. Resample it onto the BOLD grid first "
+            "(nilearn.image.resample_to_img(mask, bold, interpolation='nearest'))."
+        )
     return np.asarray(mimg.dataobj) > 0, None
 
 
@@ -675,7 +729,22 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
     where = str(rec.eeg_path)
     raw = read_layout_eeg(rec, preload=False)
-    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=cfg.first_onset, dummy_scans=cfg.dummy_scans)
+    from eeg2fmri.io.eeg import discontinuities
+
+    joins = discontinuities(raw)
+    if joins:  # windows across a join would mix data from two times, and volume onsets across it are shifted
+        raise Eeg2fmriInputError(
+            f"{where}: the recording is not continuous: data are joined at {', '.join(f'{t:.3f}' for t in joins[:5])} s (boundary "
+            "annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments), so the EEG after a join is out of step "
+            "with the BOLD volumes. Expected one continuous recording per BOLD run: use the recording before data were cut out."
+        )
+    first_onset = cfg.first_onset
+    if isinstance(first_onset, dict):  # one onset per run (runs started at different times)
+        if rec.key not in first_onset:
+            raise Eeg2fmriInputError(f"{where}: prepare option first_onset gives onsets for runs {sorted(first_onset)} but not for this run "
+                                     f"({rec.key!r}); add it (one entry per run key) or give one number for every run.")
+        first_onset = float(first_onset[rec.key])
+    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=first_onset, dummy_scans=cfg.dummy_scans)
     cleaning = None
     if cfg.clean:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
@@ -701,10 +770,26 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch)}
 
 
-def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int) -> tuple[PreparedRun, dict, dict]:
+def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
+    """Raise if the masked BOLD of a run holds NaN/Inf: which voxels (grid indices) and volumes."""
+    bad = ~np.isfinite(bold)
+    if not bad.any():
+        return
+    cols = np.flatnonzero(bad.any(0))
+    vols = np.flatnonzero(bad.any(1)) + first_volume
+    ijk = [tuple(int(v) for v in row) for row in np.argwhere(mask)[cols[:3]]]
+    raise Eeg2fmriInputError(
+        f"{where}: {len(cols)} voxel(s) inside the brain mask hold NaN or Inf ({int(bad.sum())} values; voxels {ijk}"
+        f"{' ...' if len(cols) > 3 else ''} (i, j, k), in {len(vols)} volume(s) from volume {int(vols[0])}). Expected finite BOLD "
+        "inside the mask: fix the image, or give a mask that leaves these voxels out (prepare option mask: PATH)."
+    )
+
+
+def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int, mask: np.ndarray) -> tuple[PreparedRun, dict, dict]:
     """BOLD side of one run (volumes kept by synchronisation, confounds, atlas) and the run record."""
     rep, sync, art = eeg["rep"], eeg["sync"], eeg["art"]
     bold = np.ascontiguousarray(bold[sync.volumes])
+    _check_finite_bold(bold, mask, sync.volumes.start or 0, str(rec.bold_path))
     if cfg.confounds:
         from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
 
@@ -755,7 +840,7 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
         fut = ex.submit(load_masked_bold, img, mask, where=str(rec.bold_path))
         eeg = _prepare_eeg(rec, cfg, img, tr)
         bold = fut.result()[0]
-    return _finish_run(rec, cfg, eeg, bold, atlas, img.shape[3])
+    return _finish_run(rec, cfg, eeg, bold, atlas, img.shape[3], mask)
 
 
 def _check_consistent(infos: list[dict], records) -> None:
@@ -814,6 +899,7 @@ def prepare_dataset(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     records = _records(bids_root, subjects, layout, layout_options, cfg.tr)
+    _check_against_runs(cfg, records)
     cfg = _resolve_bands(cfg, records)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -828,7 +914,7 @@ def prepare_dataset(
     atlas, rois = _fit_atlas(cfg, mask, img0.affine)
     if first_bold is None:
         first_bold = load_masked_bold(img0, mask, where=str(records[0].bold_path))[0]
-    results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3])]
+    results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3], mask)]
     del first_bold, eeg0
     results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0, atlas=atlas, affine0=np.asarray(img0.affine, float),
                             first=records[0].bold_path), records[1:], n_jobs, progress_bar)

@@ -70,12 +70,14 @@ def read_eeg(eeg, *, preload: bool = True):
 
 
 def discontinuities(raw) -> list[float]:
-    """Times (s from the first sample) where a recording is not continuous: MNE's ``BAD boundary``/``EDGE boundary``
-    annotations (``mne.concatenate_raws``, EDF+D) and EEGLAB's ``boundary`` events (removed data), strictly inside it."""
-    desc = [str(d).lower() for d in raw.annotations.description]
+    """Times (s from the first sample) where a recording is not continuous, strictly inside it: MNE's ``BAD boundary``/
+    ``EDGE boundary`` annotations (``mne.concatenate_raws``, EDF+D), EEGLAB's ``boundary`` events (removed data), also as
+    a BrainVision ``Comment`` marker, and BrainVision's ``New Segment`` markers (the recording was paused and resumed)."""
+    kinds = {"bad boundary", "edge boundary", "boundary", "new segment"}
     onsets = raw.annotations.onset - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
     end = raw.times[-1]
-    return sorted({round(float(t), 6) for d, t in zip(desc, onsets) if d in ("bad boundary", "edge boundary", "boundary") and 0.0 < t < end})
+    return sorted({round(float(t), 6) for d, t in zip(raw.annotations.description, onsets)
+                   if kinds & {part.strip() for part in str(d).lower().split("/")} and 0.0 < t < end})
 
 
 def _bids_sidecar(path: Path, suffix: str) -> Path | None:

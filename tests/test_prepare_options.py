@@ -1,0 +1,96 @@
+"""Prepare options checked before any work, and BOLD/mask problems named with their file."""
+
+from __future__ import annotations
+
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from eeg2fmri.datasets import prepare_dataset
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"reference": "Cz"}, r"prepare option reference: expected 'average' or null .* got 'Cz'; .*raw\.set_eeg_reference"),
+        ({"reference": "avg"}, r"prepare option reference: expected 'average' or null"),
+        ({"l_freq": -1}, r"prepare option: expected l_freq > 0, got -1; or null to switch l_freq off"),
+        ({"notch": "sixty"}, r"prepare option: expected notch > 0, got 'sixty'"),
+        ({"h_freq": 40, "l_freq": 45}, r"l_freq=45, h_freq=40: expected h_freq above l_freq"),
+        ({"h_freq": 60}, r"_eeg\.vhdr: prepare option h_freq=60 Hz is at or above the Nyquist frequency \(50 Hz\) of this recording's 100 Hz"),
+        ({"first_onset": "7.7"}, r"prepare option first_onset: expected the onset of volume 0 in seconds .* got '7\.7'"),
+        ({"first_onset": {"sub-09_task-rest_run-1": 1.0}}, r"first_onset names run\(s\) \['sub-09_task-rest_run-1'\] that are not in the data set; the runs are \['sub-01"),
+        ({"first_onset": {"sub-01_task-rest_run-1": None}}, r"first_onset\['sub-01_task-rest_run-1'\]: expected the onset"),
+        ({"marker": [128]}, r"prepare option marker: expected a list of marker names"),
+        ({"mask": "no/such/mask.nii.gz"}, r"prepare option mask: expected 'data', 'mni' or the path of a mask NIfTI, got 'no/such/mask\.nii\.gz' \(no such file\)"),
+        ({"raw_sfreq": 0}, r"expected raw_sfreq > 0, got 0"),
+    ],
+)
+def test_bad_prepare_options_are_refused_with_the_fix(tiny_bids, config, message):
+    with pytest.raises(Eeg2fmriInputError, match=message):
+        prepare_dataset(tiny_bids, config, progress_bar=False)
+
+
+def test_first_onset_per_run_equals_the_marker_timing(tiny_bids, tiny_prepared):
+    """Without markers, one onset per run (runs that started at different times) gives the markers' volume grid."""
+    onsets = {r.key: float(r.onsets[0]) for r in tiny_prepared.runs}
+    assert len(set(np.round(list(onsets.values()), 3))) == len(onsets)  # the runs did start at different times
+    ds = prepare_dataset(tiny_bids, {"marker": None, "first_onset": onsets}, progress_bar=False)
+    for a, b in zip(ds.runs, tiny_prepared.runs):
+        assert a.key == b.key
+        np.testing.assert_allclose(a.onsets, b.onsets, atol=0.02)  # markers: sample-level jitter around the TR grid
+        np.testing.assert_array_equal(a.window_end, b.window_end)
+
+
+def _copy(tiny_bids, tmp_path):
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    return root
+
+
+def test_nan_voxels_inside_the_mask_are_named(tiny_bids, tiny_prepared, tmp_path):
+    root = _copy(tiny_bids, tmp_path)
+    path = next((root / "sub-02" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(path)
+    data = np.asarray(img.dataobj, dtype=np.float32).copy()
+    i, j, k = np.argwhere(tiny_prepared.mask)[5]
+    data[i, j, k, 3:5] = np.nan
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
+    with pytest.raises(Eeg2fmriInputError, match=rf"sub-02_task-rest_run-1_bold\.nii\.gz: 1 voxel\(s\) inside the brain mask hold NaN or Inf "
+                                                 rf"\(2 values; voxels \[\({i}, {j}, {k}\)\] \(i, j, k\), in 2 volume\(s\) from volume \d+\)\. "
+                                                 r"Expected finite BOLD inside the mask"):
+        prepare_dataset(root, progress_bar=False)
+
+
+def test_a_mask_on_another_grid_of_the_same_shape_is_refused(tiny_bids, tiny_prepared, tmp_path):
+    affine = np.asarray(tiny_prepared.affine, float)
+    good = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(tiny_prepared.mask.astype(np.uint8), affine), good)
+    shifted = affine.copy()
+    shifted[:3, 3] += 12.0
+    bad = tmp_path / "mask_shifted.nii.gz"
+    nib.save(nib.Nifti1Image(tiny_prepared.mask.astype(np.uint8), shifted), bad)
+    with pytest.raises(Eeg2fmriInputError, match=r"mask_shifted\.nii\.gz: voxel-to-world affine differs from the BOLD's \(.*_bold\.nii\.gz\) by up to 12 "
+                                                 r"\(mm\), although the grid shapes agree.*resample_to_img\(mask, bold, interpolation='nearest'\)"):
+        prepare_dataset(tiny_bids, {"mask": str(bad)}, progress_bar=False, subjects=["01"])
+    ds = prepare_dataset(tiny_bids, {"mask": str(good)}, progress_bar=False, subjects=["01"])
+    np.testing.assert_array_equal(ds.mask, tiny_prepared.mask)
+
+
+@pytest.mark.parametrize("kind", ["New Segment/", "Comment/boundary", "boundary"])
+def test_a_recording_joined_from_pieces_is_refused(tiny_bids, tmp_path, kind):
+    """A BrainVision recording paused and resumed (New Segment) or with data cut out (EEGLAB's boundary, also as a
+    BrainVision Comment), marked in the marker file and events.tsv as mne-bids writes them: the EEG after the join is out
+    of step with the volumes, so prepare refuses it as synthesize does."""
+    root = _copy(tiny_bids, tmp_path)
+    eeg = root / "sub-02" / "eeg"
+    vmrk, events = next(eeg.glob("*.vmrk")), next(eeg.glob("*_events.tsv"))
+    mtype, desc = kind.split("/") if "/" in kind else ("Comment", kind)
+    vmrk.write_text(vmrk.read_text().rstrip("\n") + f"\nMk900={mtype},{desc},6001,1,0\n")
+    events.write_text(events.read_text().rstrip("\n") + f"\n60.000\t0.0\t{kind}\t1\t6000\n")
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_eeg\.vhdr: the recording is not continuous: data are joined at 60\.000 s .* "
+                                                 r"Expected one continuous recording per BOLD run"):
+        prepare_dataset(root, progress_bar=False)
