@@ -33,6 +33,9 @@ class RunRecord:
         EEG recording (any format MNE reads).
     bold_path : Path | None
         4D BOLD NIfTI (``None`` for EEG-only datasets).
+    acquisition : str | None
+        The EEG's ``acq-`` label (``None`` when absent); part of :attr:`key`,
+        so runs that differ only by it are kept apart.
     """
 
     subject: str
@@ -41,12 +44,13 @@ class RunRecord:
     run: str | None
     eeg_path: Path
     bold_path: Path | None
+    acquisition: str | None = None
 
     @property
     def key(self) -> str:
-        """A readable identifier such as ``sub-01_ses-1_task-rest_run-1``."""
+        """A readable identifier such as ``sub-01_ses-1_task-rest_run-1`` (``..._task-rest_acq-a_run-1`` with ``acq-``)."""
         parts = [f"sub-{self.subject}"]
-        for ent, val in (("ses", self.session), ("task", self.task), ("run", self.run)):
+        for ent, val in (("ses", self.session), ("task", self.task), ("acq", self.acquisition), ("run", self.run)):
             if val is not None:
                 parts.append(f"{ent}-{val}")
         return "_".join(parts)
@@ -74,13 +78,14 @@ def find_runs(
         BIDS root folder (containing ``sub-*`` folders).
     require_bold : bool
         Raise if an EEG run has no matching ``func/*_bold.nii[.gz]`` (same
-        subject, session, task and run); ``False`` keeps EEG-only runs with
-        ``bold_path=None``.
+        subject, session, task and run, run indices compared as integers, and
+        the same ``acq-`` label where both files have one); ``False`` keeps
+        EEG-only runs with ``bold_path=None``.
     subjects, sessions, tasks : list of str | None
         Restrict to these labels (without ``sub-``/``ses-``/``task-``).
     bold_entities : dict | list of "K=V" | None
         Choose among BOLD files that share subject/session/task/run and differ
-        by ``acq-``, ``echo-``, ``ce-``, ``dir-``, ``rec-`` (or ``space-``), e.g.
+        by ``acq-`` (where the EEG has none), ``echo-``, ``ce-``, ``dir-``, ``rec-`` (or ``space-``), e.g.
         ``{"echo": "1"}``.
     derivatives : path-like | None
         fMRIPrep derivatives folder: BOLD is its
@@ -112,7 +117,7 @@ def find_runs(
                 f"{r.eeg_path}: found EEG but {r.reason}. "
                 "Add the BOLD file, remove the EEG run, or pass require_bold=False for EEG-only use."
             )
-    runs = [RunRecord(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path) for r in eeg_rows]
+    runs = [RunRecord(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, r.acquisition) for r in eeg_rows]
     if not runs:
         raise Eeg2fmriInputError(f"{root}: no runs left for subjects={subjects}; check the subject labels (without 'sub-').")
     return runs

@@ -8,15 +8,23 @@ and expected paths spelled with :class:`mne_bids.BIDSPath`. BOLD files are globb
 ``find_matching_paths`` does not accept the ``echo-``, ``dir-``, ``ce-``,
 ``rec-`` or ``res-`` entities that BOLD (and fMRIPrep) names carry.
 
-An EEG run pairs with the BOLD run of the same subject, session, task and run.
-When several BOLD files share those (they differ by ``acq-``, ``echo-``,
-``ce-``, ``dir-``, ``rec-`` or, for derivatives, ``space-``), ``bold_entities``
-chooses among them, e.g. ``{"echo": "1"}``.
+An EEG run pairs with the BOLD run of the same subject, session, task and run
+(run indices compared as integers: ``run-1`` pairs with ``run-01``). An ``acq-``
+label on the EEG must match the BOLD's (``acq-a`` EEG with ``acq-a`` BOLD; a BOLD
+without ``acq-`` is taken when none has the EEG's label), and it is part of the
+run key. When several BOLD files share those (they differ by ``acq-`` where the
+EEG has none, ``echo-``, ``ce-``, ``dir-``, ``rec-`` or, for derivatives,
+``space-``), ``bold_entities`` chooses among them, e.g. ``{"echo": "1"}``.
+
+File names are checked first: BIDS labels are alphanumeric, so a name such as
+``task-eyes-closed`` is refused with the file named (mne-bids would stop on it,
+or read its task as ``eyes``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +94,9 @@ class PairingRow:
         Why the run was left out (empty when paired).
     confounds_path : Path | None
         fMRIPrep confounds of the BOLD run (derivatives only).
+    acquisition : str | None
+        The EEG's ``acq-`` label (the BOLD's for a BOLD file without EEG);
+        part of ``key``.
     """
 
     key: str
@@ -98,6 +109,7 @@ class PairingRow:
     status: str
     reason: str = ""
     confounds_path: Path | None = None
+    acquisition: str | None = None
 
 
 @dataclass
@@ -153,23 +165,73 @@ class PairingTable:
         return "\n".join(self.lines())
 
 
+_KEY = ("sub", "ses", "task", "acq", "run")
+_LABEL = re.compile(r"[A-Za-z0-9]+")
+
+
+def _run_index(run: str | None) -> str | None:
+    """A run index as compared between EEG and BOLD: ``"01"`` -> ``"1"`` (BIDS run indices are integers)."""
+    return str(int(run)) if run is not None and run.isdigit() else run
+
+
 def _key(ent: Mapping[str, str]) -> tuple[str | None, ...]:
-    return tuple(ent.get(k) for k in ("sub", "ses", "task", "run"))
+    """``(sub, ses, task, acq, run)`` of a file, the run index normalised (``run-01`` is ``run-1``)."""
+    return tuple(_run_index(ent.get(k)) if k == "run" else ent.get(k) for k in _KEY)
 
 
-def _label(key: tuple[str | None, ...]) -> str:
-    return "_".join(f"{n}-{v}" for n, v in zip(("sub", "ses", "task", "run"), key) if v is not None)
+def _base(key: tuple[str | None, ...]) -> tuple[str | None, ...]:
+    """The key without ``acq``: what EEG and BOLD must always share."""
+    return tuple(v for k, v in zip(_KEY, key) if k != "acq")
 
 
-def _sort(key: tuple[str | None, ...]) -> tuple[str, ...]:
-    return tuple("" if v is None else v for v in key)
+def _label(ent: Mapping[str, str | None]) -> str:
+    """``sub-01_task-rest_acq-a_run-1`` from the entities as written in the file name."""
+    return "_".join(f"{k}-{ent[k]}" for k in _KEY if ent.get(k) is not None)
 
 
-def _expected_bold(root: Path, key: tuple[str | None, ...]) -> Path:
+def _sort(ent: Mapping[str, str | None]) -> tuple[str, ...]:
+    return tuple(ent.get(k) or "" for k in ("sub", "ses", "task", "run", "acq"))
+
+
+def _check_name(path: Path) -> None:
+    """Refuse a BIDS file name whose entity labels are not alphanumeric (``task-eyes-closed``)."""
+    stem = path.name.split(".", 1)[0]
+    for seg in stem.split("_")[:-1]:
+        if "-" not in seg:
+            continue
+        key, label = seg.split("-", 1)
+        if not (_LABEL.fullmatch(key) and _LABEL.fullmatch(label)):
+            fixed = f"{re.sub('[^A-Za-z0-9]', '', key)}-{re.sub('[^A-Za-z0-9]', '', label) or 'LABEL'}"
+            raise Eeg2fmriInputError(
+                f"{path}: expected KEY-LABEL entities with alphanumeric labels (BIDS allows letters and digits only; '_' separates "
+                f"entities), found {seg!r}; rename the run's files (EEG, BOLD and sidecars), e.g. to {fixed!r}.")
+
+
+def _eeg_files(root: Path, subjects: set[str] | None) -> list[Path]:
+    """The EEG files mne-bids will parse (``sub-*/[ses-*/]eeg/*_eeg.<ext>``), for checking their names first."""
+    files = set()
+    for mid in ("", "ses-*/"):
+        for ext in _EEG_EXT:
+            files |= set(root.glob(f"sub-*/{mid}eeg/*_eeg{ext}"))
+    rel = sorted(files)
+    return [p for p in rel if subjects is None or p.relative_to(root).parts[0][4:] in subjects]
+
+
+def _expected_bold(root: Path, ent: Mapping[str, str | None]) -> Path:
     from mne_bids import BIDSPath
 
-    sub, ses, task, run = key
-    return BIDSPath(subject=sub, session=ses, task=task, run=run, datatype="func", suffix="bold", extension=".nii.gz", root=root, check=False).fpath
+    return BIDSPath(subject=ent.get("sub"), session=ent.get("ses"), task=ent.get("task"), acquisition=ent.get("acq"), run=ent.get("run"),
+                    datatype="func", suffix="bold", extension=".nii.gz", root=root, check=False).fpath
+
+
+def _subject_advice(unknown: list[str], available: list[str]) -> str:
+    """For labels such as ``1`` where the dataset has ``01``: which zero-padded label is meant (no remapping)."""
+    hints = []
+    for u in unknown:
+        same = [a for a in available if u.isdigit() and a.isdigit() and int(a) == int(u)]
+        if len(same) == 1:
+            hints.append(f"{u!r} is not {same[0]!r}: labels are matched exactly, as written after 'sub-'; pass {same[0]}")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _confounds(bold: Path) -> Path | None:
@@ -189,6 +251,8 @@ def _bold_files(src: Path, derivatives: bool, space: str | None, subjects: set[s
     for p in files:
         if not p.name.endswith(("_bold.nii", "_bold.nii.gz")):
             continue
+        if subjects is not None and p.relative_to(src).parts[0][4:] not in subjects:
+            continue
         ent = _entities(p)
         if "sub" not in ent or (subjects is not None and ent["sub"] not in subjects):
             continue
@@ -197,6 +261,7 @@ def _bold_files(src: Path, derivatives: bool, space: str | None, subjects: set[s
                 continue
         elif "desc" in ent:
             continue
+        _check_name(p)
         out.append((p, ent))
     return out
 
@@ -238,6 +303,9 @@ def pair_bids_runs(
         BIDS root (``sub-*`` folders with ``eeg/`` and ``func/``).
     subjects, sessions, tasks : list of str | None
         Restrict to these labels (without ``sub-``/``ses-``/``task-``).
+        Subject labels are matched exactly (``1`` is not ``01``): when none
+        of them is in the dataset this raises, listing the available ones;
+        unknown ones beside known ones are listed in ``table.notes``.
     bold_entities : mapping | list of "K=V" | None
         Keep only BOLD files with these entities, e.g. ``{"echo": "1"}``,
         ``{"acq": "mb"}``; a value ``None`` requires the entity to be absent.
@@ -257,6 +325,13 @@ def pair_bids_runs(
     -------
     table : PairingTable
         ``table.paired`` / ``table.left_out`` rows; ``print(table)`` shows it.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        For inputs, not for unpaired runs: a file name whose entity labels
+        are not alphanumeric (``task-eyes-closed``), subjects none of which is
+        in the dataset, a bad ``bold_entities``/``derivatives``/``space``.
     """
     from mne_bids import find_matching_paths, get_entity_vals
 
@@ -275,15 +350,24 @@ def pair_bids_runs(
     elif space is not None:
         raise Eeg2fmriInputError(f"space={space!r}: expected together with derivatives=<fMRIPrep folder> (--derivatives); raw BOLD has no space. Add the derivatives folder or drop space.")
     all_subs = get_entity_vals(root, "subject")
-    if subs is not None:
-        unknown = sorted(subs - set(all_subs))
-        if unknown and all_subs:
-            logger.info("%s: subject(s) %s not in the dataset (it has %s)", root, unknown, all_subs)
-    eeg_paths = find_matching_paths(root, subjects=sorted(subs) if subs is not None else None, sessions=list(sessions) if sessions is not None else None,
-                                    tasks=list(tasks) if tasks is not None else None, datatypes="eeg", suffixes="eeg",
-                                    extensions=list(_EEG_EXT), ignore_json=True, ignore_nosub=True)
     table = PairingTable(root, bold_root=deriv or root)
-    eeg_by_key: dict[tuple, Path] = {}
+    if subs is not None and all_subs:
+        unknown = sorted(subs - set(all_subs))
+        if unknown:
+            what = f"subject(s) {', '.join(unknown)} not found in {root}; available: {', '.join(all_subs)}{_subject_advice(unknown, all_subs)}"
+            if len(unknown) == len(subs):
+                raise Eeg2fmriInputError(f"{what}; pass subject labels from that list (without 'sub-').")
+            table.notes.append(what)
+            logger.info("%s", what)
+    for p in _eeg_files(root, subs):
+        _check_name(p)
+    try:
+        eeg_paths = find_matching_paths(root, subjects=sorted(subs) if subs is not None else None, sessions=list(sessions) if sessions is not None else None,
+                                        tasks=list(tasks) if tasks is not None else None, datatypes="eeg", suffixes="eeg",
+                                        extensions=list(_EEG_EXT), ignore_json=True, ignore_nosub=True)
+    except (ValueError, KeyError) as err:  # a name _check_name let through (outside the usual folders)
+        raise Eeg2fmriInputError(f"{root}: expected BIDS file names with alphanumeric labels, found one mne-bids cannot read ({err}); rename that file.") from err
+    eeg_by_key: dict[tuple, tuple[Path, dict[str, str]]] = {}
     for bp in sorted(eeg_paths, key=lambda b: str(b.fpath)):
         p = Path(bp.fpath)
         ent = _entities(p)
@@ -291,43 +375,66 @@ def pair_bids_runs(
             continue
         k = _key(ent)
         if k in eeg_by_key:
-            table.notes.append(f"{_label(k)}: {p.name} ignored (a second file of the run beside {eeg_by_key[k].name})")
+            table.notes.append(f"{_label(ent)}: {p.name} ignored (a second file of the run beside {eeg_by_key[k][0].name})")
             continue
-        eeg_by_key[k] = p
+        eeg_by_key[k] = (p, ent)
     bold = _bold_files(deriv or root, deriv is not None, space, subs)
     if sessions is not None:
         bold = [(p, e) for p, e in bold if e.get("ses") in set(sessions)]
     if tasks is not None:
         bold = [(p, e) for p, e in bold if e.get("task") in set(tasks)]
-    bold_by_key: dict[tuple, list] = {}
+    bold_by_base: dict[tuple, list] = {}
     for p, e in bold:
-        bold_by_key.setdefault(_key(e), []).append((p, e))
-    for k in sorted(set(eeg_by_key) | set(bold_by_key), key=_sort):
-        sub, ses, task, run = k
-        eeg = eeg_by_key.get(k)
-        cands = bold_by_key.get(k, [])
+        bold_by_base.setdefault(_base(_key(e)), []).append((p, e))
+    rows: list[tuple[tuple, PairingRow]] = []
+    claimed: set[Path] = set()  # BOLD files some EEG run considered
+    for k, (eeg, eent) in eeg_by_key.items():
+        acq = eent.get("acq")
+        every = bold_by_base.get(_base(k), [])
+        if acq is None:  # an acq- label on the BOLD only: chosen with bold_entities, as any other entity
+            cands, other_acq = every, []
+        else:  # acq on both must match; a BOLD without acq- serves when none has the EEG's label
+            cands = [(p, e) for p, e in every if e.get("acq") == acq] or [(p, e) for p, e in every if "acq" not in e]
+            other_acq = [p for p, e in every if e.get("acq") not in (None, acq)]
         chosen = [(p, e) for p, e in cands if all(e.get(fk) == fv for fk, fv in filt.items())]
-        row = dict(key=_label(k), subject=sub, session=ses, task=task, run=run, eeg_path=eeg)
-        if eeg is None:
-            for p, _ in cands:
-                table.rows.append(PairingRow(**row, bold_path=p, status="left out", reason="BOLD without an EEG run of the same sub/ses/task/run"))
-            continue
+        claimed.update(p for p, _ in cands)
+        row = dict(key=_label(eent), subject=eent["sub"], session=eent.get("ses"), task=eent.get("task"), run=eent.get("run"), eeg_path=eeg, acquisition=acq)
         if len(chosen) == 1:
             p = chosen[0][0]
             conf = _confounds(p) if deriv is not None else None
             if deriv is not None and conf is None:
-                table.notes.append(f"{_label(k)}: no *_desc-confounds_timeseries.tsv beside {p.name} (confound regression will fail for this run)")
-            table.rows.append(PairingRow(**row, bold_path=p, status="paired", confounds_path=conf))
+                table.notes.append(f"{_label(eent)}: no *_desc-confounds_timeseries.tsv beside {p.name} (confound regression will fail for this run)")
+            out = PairingRow(**row, bold_path=p, status="paired", confounds_path=conf)
         elif len(chosen) > 1:
             differ = _differing(chosen)
             reason = f"{len(chosen)} BOLD files match ({', '.join(p.name for p, _ in chosen)}); {ambiguity_advice(differ)}"
-            table.rows.append(PairingRow(**row, bold_path=None, status="ambiguous", reason=reason))
+            out = PairingRow(**row, bold_path=None, status="ambiguous", reason=reason)
         else:
             if cands:
                 reason = f"no BOLD run left: bold_entities {filt} excluded every BOLD file of the run ({', '.join(p.name for p, _ in cands)})"
+            elif other_acq:
+                reason = (f"no BOLD run with acq-{acq}: found only {', '.join(p.name for p in other_acq)}, with another acq- label (an acq- label on both "
+                          f"the EEG and the BOLD file must be the same); rename the files so that their acq- labels agree")
             elif deriv is not None:
-                reason = (f"no BOLD run: no preprocessed {_label(k)}*" + (f"_space-{space}" if space else "_space-*") + f"*_desc-preproc_bold.nii.gz in {deriv}")
+                reason = (f"no BOLD run: no preprocessed {_label(eent)}*" + (f"_space-{space}" if space else "_space-*") + f"*_desc-preproc_bold.nii.gz in {deriv}")
             else:
-                reason = f"no BOLD run; expected {_expected_bold(root, k)}"
-            table.rows.append(PairingRow(**row, bold_path=None, status="eeg-only" if keep_eeg_only else "left out", reason=reason))
+                reason = f"no BOLD run; expected {_expected_bold(root, eent)}"
+            out = PairingRow(**row, bold_path=None, status="eeg-only" if keep_eeg_only else "left out", reason=reason)
+        rows.append((_sort(eent), out))
+    eeg_acqs: dict[tuple, list[str]] = {}
+    for k, (_, eent) in eeg_by_key.items():
+        if eent.get("acq") is not None:
+            eeg_acqs.setdefault(_base(k), []).append(eent["acq"])
+    for p, e in bold:
+        if p in claimed:
+            continue
+        acqs = eeg_acqs.get(_base(_key(e)))
+        reason = "BOLD without an EEG run of the same sub/ses/task/run" + (f"/acq (the EEG has acq-{', acq-'.join(sorted(acqs))})" if acqs else "")
+        row = dict(key=_label(e), subject=e["sub"], session=e.get("ses"), task=e.get("task"), run=e.get("run"), eeg_path=None, acquisition=e.get("acq"))
+        rows.append((_sort(e), PairingRow(**row, bold_path=p, status="left out", reason=reason)))
+    table.rows = [r for _, r in sorted(rows, key=lambda x: (x[0], x[1].eeg_path is None))]
+    for p in sorted(claimed):
+        paired_to = [r.key for r in table.paired if r.bold_path == p]
+        if len(paired_to) > 1:
+            table.notes.append(f"{p.name} is the BOLD of {len(paired_to)} EEG runs ({', '.join(paired_to)}); each is prepared with it")
     return table

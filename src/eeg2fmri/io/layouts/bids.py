@@ -19,7 +19,7 @@ class BidsLayout(Layout):
     TITLE = "any BIDS EEG-fMRI dataset (what `eeg2fmri simulate` writes)"
     DESCRIPTION = (
         "EEG in sub-*/[ses-*/]eeg/*_eeg.{vhdr,edf,bdf,set,fif} and BOLD in the sibling func/ folder as "
-        "*_bold.nii[.gz] with the same sub/ses/task/run entities; the TR comes from the *_bold.json sidecar "
+        "*_bold.nii[.gz] with the same sub/ses/task/run entities (run indices as integers; an acq- label on both must match); the TR comes from the *_bold.json sidecar "
         "(RepetitionTime) or the NIfTI header; channel types from *_channels.tsv. Volume onsets come from the "
         "scanner markers in PrepareConfig.marker (R128, Scanner/Scan Start, ...). Pairing goes through mne-bids by "
         "sub/ses/task/run; BOLD files of one run that differ by acq/echo/ce/dir/rec are chosen with bold_entities "
@@ -72,5 +72,5 @@ def scan_bids(layout: Layout, root: Path, subjects: set[str] | None = None, *, r
             # BIDS inheritance: RepetitionTime from a top-level task-<task>_bold.json when the run's own sidecar lacks it
             tr = inherited_tr(r.bold_path, root, r.task) if r.bold_path is not None and layout.TR is None else None
             extra = {"tr": tr} if tr is not None else {}
-            sc.runs.append(layout.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta, **extra))
+            sc.runs.append(layout.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta, acquisition=r.acquisition, **extra))
     return sc

@@ -108,6 +108,6 @@ class Ds003768Layout(Layout):
             label = f"task-{r.task}_run-{r.run}"
             if label in stages[r.subject]:
                 meta.update(sleep_stages=stages[r.subject][label], sleep_stage_file=str(f))
-            runs.append(self.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta))
+            runs.append(self.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta, acquisition=r.acquisition))
         sc.runs = runs
         return sc
