@@ -164,3 +164,23 @@ def test_marker_times_match_names_as_prepare_and_cleaning_do():
     assert found == "Scan Start" and times.tolist() == [2.0]
     times, found = find_markers(raw, ["T1"])
     assert found is None and times.size == 0
+
+
+def test_markers_drifting_against_the_tr_are_used_with_a_warning(caplog):
+    """Markers 2% slower than the TR (a wrong TR, or an EEG clock off by 2%) pass the 5% tolerance: the onsets follow
+    the markers, and a warning says how far they part from a TR grid."""
+    import logging
+
+    from eeg2fmri.io.sync import volume_onsets
+
+    times = 3.0 + np.arange(60) * 2.04
+    raw = _raw_with_markers(times, dur=times[-1] + 10.0)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        rep = volume_onsets(raw, 60, 2.0)
+    np.testing.assert_allclose(rep.onsets, times, atol=1 / 250)
+    msg = "'R128' markers are 2.0400 s apart but TR is 2.0 s (+2.00%): over 60 volumes the marker times and a TR grid part by 2.4 s"
+    assert any(msg in r.getMessage() for r in caplog.records) and any(msg in n for n in rep.notes)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):  # sample-level jitter around the TR: no warning
+        volume_onsets(_raw_with_markers(3.0 + np.arange(60) * 2.0 + np.random.default_rng(0).uniform(-0.004, 0.004, 60), dur=140.0), 60, 2.0)
+    assert not any("apart but TR is" in r.getMessage() for r in caplog.records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from eeg2fmri.datasets import prepare_dataset
@@ -66,31 +67,62 @@ def test_prepare_options_atlas_grid_and_artifact_check(tiny_bids, tmp_path):
     assert g.mask.shape == (9, 11, 8) and np.isfinite(g.runs[0].bold).all()
 
 
-def test_runs_with_different_rates_or_channels_are_refused(tiny_bids, tmp_path):
-    """prepare names the run whose sampling rate or channel set differs from the first run's."""
+def test_runs_at_different_rates_share_one_work_rate_and_other_channel_sets_are_refused(tiny_bids, tiny_prepared, tmp_path):
+    """Runs sampled at different rates are all worked at the lowest run's work rate (the features barely change); runs
+    whose channel sets differ are refused with the run named and the channels option as the fix."""
     import shutil
 
     import mne
 
-    from eeg2fmri.datasets.prepared import _check_consistent
+    from eeg2fmri.datasets.prepared import _check_consistent, work_rate
 
     root = tmp_path / "copy"
     shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
     recs = [type("R", (), {"eeg_path": root / f"sub-0{i}/eeg/sub-0{i}_task-rest_run-1_eeg.vhdr"})() for i in (1, 2)]
     base = {"sfreq": 100.0, "ch_names": ["A", "B"]}
-    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_eeg.vhdr: sampling rate 250.0 Hz differs from the first run's 100.0 Hz; resample"):
-        _check_consistent([base, {"sfreq": 250.0, "ch_names": ["A", "B"]}], recs)
-    with pytest.raises(Eeg2fmriInputError, match=r"EEG channels \['A', 'C'\] differ from the first run's \['A', 'B'\] \(missing here: \['B'\]; only here: \['C'\]\); "
-                                                  r"pick or reorder .* marked bad .* raw.interpolate_bads"):
+    _check_consistent([base, {"sfreq": 250.0, "ch_names": ["A", "B"]}], recs)  # rates are not its business any more
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG channels \['A', 'C'\] differ from the first run's \['A', 'B'\] \(missing here: \['B'\]; only here: \['C'\]\)\. "
+                                                  r"Give every run one channel set with the prepare option channels .* marked bad"):
         _check_consistent([base, {"sfreq": 100.0, "ch_names": ["A", "C"]}], recs)
-    # end to end: resample subject 02's recording and prepare refuses the dataset
+    # end to end: subject 02's recording at 125 Hz is worked at the 100 Hz recording's work rate
     vhdr = recs[1].eeg_path
     raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False).resample(125.0, verbose=False)
     for f in vhdr.parent.glob("sub-02_task-rest_run-1_eeg.*"):
         f.unlink()
     mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
-    with pytest.raises(Eeg2fmriInputError, match=r"sampling rate 125.0 Hz differs from the first run's 100.0 Hz"):
-        prepare_dataset(root, progress_bar=False)
+    ds = prepare_dataset(root, progress_bar=False)
+    assert ds.config.work_sfreq == work_rate(100.0, tiny_prepared.config) == 100.0 and ds.sfreq == 100.0
+    for a, b in zip(ds.runs, tiny_prepared.runs):
+        assert a.features.shape == b.features.shape
+        assert np.corrcoef(a.features.ravel(), b.features.ravel())[0, 1] > 0.99
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-01_task-rest_run-1_eeg\.vhdr: sampled at 100 Hz, below prepare option work_sfreq=120 Hz, while other "
+                                                  r"runs are sampled at 125 Hz.*Choose work_sfreq at or below 100 Hz"):
+        prepare_dataset(root, {"work_sfreq": 120}, progress_bar=False)
+
+
+def test_runs_listing_channels_in_another_order_or_case_are_read_in_one_order(tiny_bids, tiny_prepared, tmp_path):
+    """Subject 02 lists the same channels in reverse order, one in upper case: every run is read in the first run's order."""
+    import shutil
+
+    import mne
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    vhdr = root / "sub-02/eeg/sub-02_task-rest_run-1_eeg.vhdr"
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False)
+    raw.reorder_channels(raw.ch_names[::-1])
+    raw.rename_channels({raw.ch_names[0]: raw.ch_names[0].upper()})
+    for f in vhdr.parent.glob("sub-02_task-rest_run-1_eeg.*"):
+        f.unlink()
+    mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
+    tsv = root / "sub-02/eeg/sub-02_task-rest_run-1_channels.tsv"
+    if tsv.exists():
+        tsv.unlink()
+    ds = prepare_dataset(root, progress_bar=False)
+    assert ds.ch_names == tiny_prepared.ch_names and ds.config.channels == list(tiny_prepared.ch_names)
+    for a, b in zip(ds.runs, tiny_prepared.runs):  # (subject 02 went through a BrainVision export: not bit-identical)
+        per_channel = [np.corrcoef(a.features[:, c].ravel(), b.features[:, c].ravel())[0, 1] for c in range(a.features.shape[1])]
+        assert min(per_channel) > 0.99, per_channel
 
 
 def test_runs_on_the_same_shape_but_another_affine_are_refused(tiny_bids, tmp_path):

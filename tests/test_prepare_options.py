@@ -94,3 +94,10 @@ def test_a_recording_joined_from_pieces_is_refused(tiny_bids, tmp_path, kind):
     with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_eeg\.vhdr: the recording is not continuous: data are joined at 60\.000 s .* "
                                                  r"Expected one continuous recording per BOLD run"):
         prepare_dataset(root, progress_bar=False)
+
+
+def test_outlier_message_names_each_channel_with_its_ratio():
+    from eeg2fmri.preprocessing.eeg import outlier_message
+
+    msg = outlier_message({"O2": 0.0, "Fp1": 66.8})
+    assert msg.startswith("channel(s) ['Fp1', 'O2'] have an amplitude far from the other channels' (Fp1: 66.8 x, O2: 0 x the median channel's robust scale")

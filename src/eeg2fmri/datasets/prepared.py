@@ -661,31 +661,67 @@ def _check_onset(value: Any, name: str) -> float:
     return float(value)
 
 
-def _check_against_runs(cfg: PrepareConfig, records: list) -> None:
-    """Options that name runs or frequencies, checked against the runs found (headers only)."""
+def _headers(records: list) -> list[tuple[float, list[str]]]:
+    """Sampling rate and EEG channels (typed EEG, not marked bad) of every run, from its header.
+
+    Read quietly: the runs are read again when they are prepared, and report there (once).
+    """
+    import mne
+
+    from eeg2fmri.io.layouts import read_layout_eeg
+
+    muted, logger.disabled = logger.disabled, True
+    try:
+        out = []
+        for rec in records:
+            raw = read_layout_eeg(rec, preload=False)
+            out.append((float(raw.info["sfreq"]), [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]))
+        return out
+    finally:
+        logger.disabled = muted
+
+
+def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
+    """``cfg`` checked against the runs found and completed from their headers: ``bands="auto"`` -> the bands of the
+    lowest sampling rate; runs whose EEG channels differ only in order or in the case of their names -> ``channels`` =
+    the first run's, so every run is read in one order."""
     if isinstance(cfg.first_onset, dict):
         unknown = sorted(set(cfg.first_onset) - {rec.key for rec in records})
         if unknown:
             raise Eeg2fmriInputError(f"prepare option first_onset names run(s) {unknown} that are not in the data set; the runs are "
                                      f"{sorted(rec.key for rec in records)}.")
-    if cfg.h_freq is not None:
-        from eeg2fmri.io.layouts import read_layout_eeg
+    heads = _headers(records)
+    low, path = min((h[0], rec.eeg_path) for h, rec in zip(heads, records))
+    if cfg.h_freq is not None and float(cfg.h_freq) >= low / 2.0:
+        raise Eeg2fmriInputError(f"{path}: prepare option h_freq={cfg.h_freq} Hz is at or above the Nyquist frequency ({low / 2:g} Hz) of "
+                                 f"this recording's {low:g} Hz, so it would filter nothing; choose h_freq below {low / 2:g} Hz or null.")
+    if isinstance(cfg.bands, str):
+        from eeg2fmri.preprocessing.eeg import auto_bands
 
-        rates = {rec.eeg_path: float(read_layout_eeg(rec, preload=False).info["sfreq"]) for rec in records}
-        path, low = min(rates.items(), key=lambda kv: kv[1])
-        if float(cfg.h_freq) >= low / 2.0:
-            raise Eeg2fmriInputError(f"{path}: prepare option h_freq={cfg.h_freq} Hz is at or above the Nyquist frequency ({low / 2:g} Hz) of "
-                                     f"this recording's {low:g} Hz, so it would filter nothing; choose h_freq below {low / 2:g} Hz or null.")
+        rate = low if cfg.work_sfreq is None else min(low, float(cfg.work_sfreq))
+        cfg = replace(cfg, bands=auto_bands(rate))
+    rates = sorted({h[0] for h in heads})
+    if len(rates) > 1:  # recordings at several rates: every run filtered and turned into features at one work rate
+        if cfg.work_sfreq is not None and float(cfg.work_sfreq) > low:
+            raise Eeg2fmriInputError(
+                f"{path}: sampled at {low:g} Hz, below prepare option work_sfreq={cfg.work_sfreq} Hz, while other runs are sampled at "
+                f"{', '.join(f'{r:g}' for r in rates[1:])} Hz: the runs would be worked at different rates. Choose work_sfreq at or "
+                f"below {low:g} Hz, or null (the automatic rate)."
+            )
+        if cfg.work_sfreq is None:
+            cfg = replace(cfg, work_sfreq=work_rate(low, cfg))
+        logger.info("the runs are sampled at %s Hz: every run is filtered and turned into features at %g Hz",
+                    ", ".join(f"{r:g}" for r in rates), float(cfg.work_sfreq))
+    first = heads[0][1]
+    if cfg.channels is None and any(h[1] != first for h in heads[1:]):
+        def folded(names: list[str]) -> list[str]:
+            return sorted(n.casefold() for n in names)
 
-
-def _resolve_bands(cfg: PrepareConfig, records: list) -> PrepareConfig:
-    """``bands="auto"`` -> the bands of the lowest sampling rate among the recordings (headers only)."""
-    if not isinstance(cfg.bands, str):
-        return cfg
-    from eeg2fmri.io.layouts import read_layout_eeg
-
-    sfreq = min(float(read_layout_eeg(rec, preload=False).info["sfreq"]) for rec in records)
-    return cfg.resolved(sfreq)
+        if len(set(folded(first))) == len(first) and all(folded(h[1]) == folded(first) for h in heads[1:]):
+            logger.info("the runs' EEG channels differ only in order or in the case of their names; every run is read in the "
+                        "first run's order (%s)", records[0].eeg_path.name)
+            cfg = replace(cfg, channels=list(first))
+    return cfg
 
 
 def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | None]:
@@ -844,19 +880,19 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
 
 
 def _check_consistent(infos: list[dict], records) -> None:
+    """Every run has the first run's EEG channels (sampling rates may differ: _resolve_config gives them one work rate)."""
     first = infos[0]
     for inf, rec in zip(infos[1:], records[1:]):
-        if abs(inf["sfreq"] - first["sfreq"]) > 1e-6:
-            raise Eeg2fmriInputError(f"{rec.eeg_path}: sampling rate {inf['sfreq']} Hz differs from the first run's {first['sfreq']} Hz; resample the recordings to one rate first.")
         if inf["ch_names"] != first["ch_names"]:
             missing = [c for c in first["ch_names"] if c not in inf["ch_names"]]
             extra = [c for c in inf["ch_names"] if c not in first["ch_names"]]
             what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else " (the same channels in another order)")
             raise Eeg2fmriInputError(
-                f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}; pick or reorder "
-                "channels to one set. Channels marked bad (channels.tsv status, raw.info['bads']) or typed non-EEG are left out of a "
-                "run: interpolate bad channels in the recordings (mne: raw.interpolate_bads) or remove the channels that are not "
-                f"good in every run from all of them ({records[0].eeg_path.name} is the first run)."
+                f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}. Give every run "
+                "one channel set with the prepare option channels (--config '{\"channels\": [names]}'): channels a run lacks or "
+                "marks bad are interpolated from its electrode positions (channel_positions: 'file' or a montage such as "
+                "'standard_1005'). Or remove the channels that are not good in every run from all of them. Channels marked bad "
+                f"(channels.tsv status, raw.info['bads']) or typed non-EEG are left out of a run ({records[0].eeg_path.name} is the first run)."
             )
 
 
@@ -899,8 +935,7 @@ def prepare_dataset(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     records = _records(bids_root, subjects, layout, layout_options, cfg.tr)
-    _check_against_runs(cfg, records)
-    cfg = _resolve_bands(cfg, records)
+    cfg = _resolve_config(cfg, records)
     from concurrent.futures import ThreadPoolExecutor
 
     img0, tr0 = _read_bold_on_grid(records[0], cfg)
@@ -924,7 +959,7 @@ def prepare_dataset(
     prov = {"bids_root": str(Path(bids_root).absolute()), "layout": layout, "inputs": {}}
     for rec, (_, _, p) in zip(records, results):
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
-    return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), float(infos[0]["sfreq"]), list(infos[0]["ch_names"]), cfg,
+    return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,
                            float(infos[0]["frame_rate"]), infos[0]["freqs"], prov, rois)
 
 
@@ -1037,7 +1072,7 @@ def prepare(
             old_cfg = PrepareConfig.from_dict(old.get("config") or {}).to_dict()
         except (Eeg2fmriInputError, TypeError, ValueError):
             old_cfg = None
-        if same_inputs and old_cfg == _resolve_bands(cfg, records).to_dict():
+        if same_inputs and old_cfg == _resolve_config(cfg, records).to_dict():
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
     ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)

@@ -223,11 +223,17 @@ def volume_onsets(
                         f"{where}: '{m}' markers are {med:.4f} s apart but TR is {tr} s; expected one marker per volume. "
                         "If markers are per slice, pass the per-volume marker name; otherwise check the TR."
                     )
+                if abs(med - tr) > 0.005 * tr:  # accepted, but the volumes drift against the EEG by that much per volume
+                    note = (f"'{m}' markers are {med:.4f} s apart but TR is {tr} s ({100 * (med - tr) / tr:+.2f}%): over {n_volumes} "
+                            f"volumes the marker times and a TR grid part by {abs(med - tr) * (n_volumes - 1):.1f} s. The onsets follow the "
+                            "markers; check the TR (header, *_bold.json) and the EEG's sampling rate.")
+                    logger.warning("%s: %s", where, note)
+                    notes.append(note)
                 irregular = np.abs(steps - tr) > 0.5 * tr
                 if irregular.any():
                     notes.append(f"{int(irregular.sum())} marker interval(s) deviate from the TR by > 50% (missed or extra markers).")
             dropped = len(on) - n_volumes
-            info_notes = list(notes)  # the drop, below, is a warning instead
+            info_notes = [n for n in notes if " apart but TR is " not in n]  # the drop, below, and a drift (above) are warnings instead
             if dropped:
                 if dummy_scans == "error":
                     raise Eeg2fmriInputError(f"{where}: {len(on)} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} "

@@ -90,10 +90,10 @@ def amplitude_outliers(raw, picks: list[str] | None = None, *, ratio: float = 20
 
 def outlier_message(outliers: dict[str, float]) -> str:
     """The warning about :func:`amplitude_outliers`' channels (the same words in ``prepare`` and ``synthesize``)."""
-    return (f"channel(s) {sorted(outliers)} have an amplitude far from the other channels' (x "
-            f"{', '.join(f'{v:.3g}' for _, v in sorted(outliers.items()))} the median channel's: other units, or a lifted "
-            "electrode?); through the average reference they affect every channel. Fix their scale, or mark them bad and "
-            "interpolate them (raw.info['bads'] + raw.interpolate_bads), first.")
+    sizes = ", ".join(f"{c}: {v:.3g} x" for c, v in sorted(outliers.items()))
+    return (f"channel(s) {sorted(outliers)} have an amplitude far from the other channels' ({sizes} the median channel's "
+            "robust scale: other units, a lifted or flat electrode?); through the average reference they affect every channel. "
+            "Fix their scale, or mark them bad and interpolate them (raw.info['bads'] + raw.interpolate_bads), first.")
 
 
 #: Shortest stretch (s) of bit-identical consecutive samples that :class:`FlatScan` reports: recorded EEG never holds a
