@@ -139,3 +139,21 @@ def test_prepare_maps_channels_by_position(tiny_bids, tmp_path):
     assert all(np.isfinite(r.features).all() and r.features.shape[1] == len(wanted) for r in ds.runs)
     with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi64': expected together with channels="):
         prepare_dataset(root, {"channel_positions": "biosemi64"}, progress_bar=False)
+
+
+def test_channel_key_and_decorated_names_map_by_name():
+    """EDF-style names ("EEG Fp1-REF", "FP1.") are the training channels by name: no positions needed."""
+    import mne
+
+    from eeg2fmri.preprocessing.channels import channel_key, map_channels_by_position
+
+    assert [channel_key(n) for n in ("EEG Fp1", "EEG-FP1", "Fp1-REF", "FP1-LE", "Fc5..", "EEG", "Fp1-A2")] == ["fp1", "fp1", "fp1", "fp1", "fc5", "eeg", "fp1-a2"]
+    names = ["EEG FP1-REF", "EEG Cz-REF", "Pz.", "O2"]
+    raw = mne.io.RawArray(np.arange(4 * 50, dtype=float).reshape(4, 50), mne.create_info(names, 100.0, "eeg"), verbose=False)
+    out, rep = map_channels_by_position(raw, ["Cz", "Fp1", "O2", "Pz"])  # no positions in the file: by name only
+    assert out.ch_names == ["Cz", "Fp1", "O2", "Pz"] and rep.by_name == ["Cz", "Fp1", "O2", "Pz"]
+    np.testing.assert_array_equal(out.get_data(), raw.get_data()[[1, 0, 3, 2]])
+    # two names of one channel in a file: only the case is folded, so the decorated one is not taken for it
+    raw2 = mne.io.RawArray(np.zeros((2, 50)), mne.create_info(["Fp1", "EEG Fp1"], 100.0, "eeg"), verbose=False)
+    out2, _ = map_channels_by_position(raw2, ["Fp1"])
+    assert out2.ch_names == ["Fp1"]

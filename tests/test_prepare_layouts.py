@@ -101,7 +101,8 @@ def test_runs_at_different_rates_share_one_work_rate_and_other_channel_sets_are_
 
 
 def test_runs_listing_channels_in_another_order_or_case_are_read_in_one_order(tiny_bids, tiny_prepared, tmp_path):
-    """Subject 02 lists the same channels in reverse order, one in upper case: every run is read in the first run's order."""
+    """Subject 02 lists the same channels in reverse order, one in upper case, one as EDF exports write it ("EEG Fp1-REF"):
+    every run is read in the first run's order under its names."""
     import shutil
 
     import mne
@@ -111,7 +112,8 @@ def test_runs_listing_channels_in_another_order_or_case_are_read_in_one_order(ti
     vhdr = root / "sub-02/eeg/sub-02_task-rest_run-1_eeg.vhdr"
     raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False)
     raw.reorder_channels(raw.ch_names[::-1])
-    raw.rename_channels({raw.ch_names[0]: raw.ch_names[0].upper()})
+    a, b = tiny_prepared.ch_names[:2]
+    raw.rename_channels({a: a.upper(), b: f"EEG {b}-REF"})
     for f in vhdr.parent.glob("sub-02_task-rest_run-1_eeg.*"):
         f.unlink()
     mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)

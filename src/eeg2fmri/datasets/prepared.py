@@ -683,8 +683,9 @@ def _headers(records: list) -> list[tuple[float, list[str]]]:
 
 def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
     """``cfg`` checked against the runs found and completed from their headers: ``bands="auto"`` -> the bands of the
-    lowest sampling rate; runs whose EEG channels differ only in order or in the case of their names -> ``channels`` =
-    the first run's, so every run is read in one order."""
+    lowest sampling rate; runs whose EEG channels differ only in order or in the spelling of their names (case, an ``EEG``
+    prefix, a reference suffix: :func:`~eeg2fmri.preprocessing.channels.channel_key`) -> ``channels`` = the first run's,
+    so every run is read in one order under one set of names."""
     if isinstance(cfg.first_onset, dict):
         unknown = sorted(set(cfg.first_onset) - {rec.key for rec in records})
         if unknown:
@@ -714,11 +715,13 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
                     ", ".join(f"{r:g}" for r in rates), float(cfg.work_sfreq))
     first = heads[0][1]
     if cfg.channels is None and any(h[1] != first for h in heads[1:]):
-        def folded(names: list[str]) -> list[str]:
-            return sorted(n.casefold() for n in names)
+        from eeg2fmri.preprocessing.channels import channel_key
+
+        def folded(names: list[str]) -> list[str]:  # case and EDF-style decorations ignored ("EEG Fp1-REF" is Fp1)
+            return sorted(channel_key(n) for n in names)
 
         if len(set(folded(first))) == len(first) and all(folded(h[1]) == folded(first) for h in heads[1:]):
-            logger.info("the runs' EEG channels differ only in order or in the case of their names; every run is read in the "
+            logger.info("the runs' EEG channels differ only in order or in the spelling of their names; every run is read in the "
                         "first run's order (%s)", records[0].eeg_path.name)
             cfg = replace(cfg, channels=list(first))
     return cfg

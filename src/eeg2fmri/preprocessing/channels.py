@@ -89,11 +89,11 @@ def _recording_positions(raw, names: list[str], positions: str, where: str) -> d
                                  f"'biosemi128', 'easycap-M1' (mne.channels.get_builtin_montages()); pick one that matches the cap.")
     mont = mne.channels.make_standard_montage(positions)
     mpos = mont.get_positions()["ch_pos"]
-    lower = {k.lower(): k for k in mpos}
+    lower = {channel_key(k): k for k in mpos}
     out = {}
     for c in names:
-        if c.lower() in lower:
-            out[c] = np.asarray(mpos[lower[c.lower()]], float)
+        if channel_key(c) in lower:
+            out[c] = np.asarray(mpos[lower[channel_key(c)]], float)
             continue
         m = _BIOSEMI.match(c.strip())
         if m:  # BioSemi bank numbering A1..A32, B1..B32, ...: the montage's channels in cap order
@@ -104,6 +104,28 @@ def _recording_positions(raw, names: list[str], positions: str, where: str) -> d
         raise Eeg2fmriInputError(f"{where}: none of the recording's channels {names[:8]} is in montage {positions!r} (by name or BioSemi A1..H32 "
                                  "numbering); choose the montage of the cap that recorded it, or channel_positions='file'.")
     return out
+
+
+_PREFIX = re.compile(r"^eeg[\s_:-]*")
+_SUFFIX = re.compile(r"[\s_-]*(ref|le|avg|ar)$|\.+$")
+
+
+def channel_key(name: str) -> str:
+    """A channel name as matched against training names: case folded, without a leading ``EEG`` (``EEG Fp1``,
+    ``EEG-FP1``) or a trailing reference tag or padding (``Fp1-REF``, ``FP1-LE``, ``Fp1.``), as EDF and clinical exports write
+    them; never empty (a name that is only a prefix stays as it is)."""
+    k = str(name).strip().casefold()
+    stripped = _SUFFIX.sub("", _PREFIX.sub("", k))
+    return stripped or k
+
+
+def _by_key(names: list[str]):
+    """``(key -> name, key function)`` for ``names``: :func:`channel_key`, or only the case folded where two names
+    share a key (``Fp1`` and ``EEG Fp1`` in one file)."""
+    keys = [channel_key(c) for c in names]
+    if len(set(keys)) == len(keys):
+        return dict(zip(keys, names)), channel_key
+    return {c.casefold(): c for c in names}, str.casefold
 
 
 def map_channels_by_position(
@@ -146,17 +168,19 @@ def map_channels_by_position(
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     # a channel marked bad counts as missing: interpolated at its site like a channel the recording lacks
     eeg = [c for c in raw.ch_names if types[c] == "eeg" and c not in raw.info["bads"]]
-    by_lower = {c.lower(): c for c in eeg}
-    by_name = [w for w in wanted if w.lower() in by_lower]
-    todo = [w for w in wanted if w.lower() not in by_lower]
-    free = [c for c in eeg if c.lower() not in {w.lower() for w in by_name}]
+    # names matched case-insensitively and without EDF-style decorations (channel_key: "EEG Fp1-REF" is Fp1)
+    by_key, key = _by_key(eeg)
+    named = {w: by_key[key(w)] for w in wanted if key(w) in by_key}
+    by_name = [w for w in wanted if w in named]
+    todo = [w for w in wanted if w not in named]
+    free = [c for c in eeg if c not in named.values()]
     rep = ChannelMapping(positions)
     rep.by_name = list(by_name)
     if not todo:  # every training channel by name: no positions needed
         out = raw.copy().load_data(verbose=False)
-        out.drop_channels([c for c in out.ch_names if c not in {by_lower[w.lower()] for w in wanted}])
-        out.rename_channels({by_lower[w.lower()]: w for w in wanted if by_lower[w.lower()] != w})
-        rep.ignored = [c for c in eeg if c.lower() not in {w.lower() for w in wanted}]
+        out.drop_channels([c for c in out.ch_names if c not in set(named.values())])
+        out.rename_channels({named[w]: w for w in wanted if named[w] != w})
+        rep.ignored = [c for c in eeg if c not in named.values()]
         return out.reorder_channels(list(wanted)), rep
     rec_pos = _recording_positions(raw, eeg, positions, where)
     tm = mne.channels.make_standard_montage(training_montage_name())
@@ -204,11 +228,11 @@ def map_channels_by_position(
         raise Eeg2fmriInputError(f"{where}: training channel(s) {unplaceable} are missing and have no 10-05 position to interpolate them at; "
                                  "rename the recording's channels to the training names or use a model trained on them.")
     out = raw.copy().load_data(verbose=False)
-    drop = [c for c in out.ch_names if not (c.lower() in {w.lower() for w in by_name} and types[c] == "eeg") and c not in used_c]
-    rep.ignored = [c for c in eeg if c not in used_c and c.lower() not in {w.lower() for w in by_name}]
+    drop = [c for c in out.ch_names if not (c in named.values() and types[c] == "eeg") and c not in used_c]
+    rep.ignored = [c for c in eeg if c not in used_c and c not in named.values()]
     out.drop_channels(drop)
     rename = {c: w for w, c in rep.by_position.items()}
-    rename.update({by_lower[w.lower()]: w for w in by_name if by_lower[w.lower()] != w})
+    rename.update({named[w]: w for w in by_name if named[w] != w})
     out.rename_channels(rename)
     ch_pos = {}
     for c in out.ch_names:
