@@ -101,3 +101,18 @@ def test_outlier_message_names_each_channel_with_its_ratio():
 
     msg = outlier_message({"O2": 0.0, "Fp1": 66.8})
     assert msg.startswith("channel(s) ['Fp1', 'O2'] have an amplitude far from the other channels' (Fp1: 66.8 x, O2: 0 x the median channel's robust scale")
+
+
+def test_channel_names_disagreeing_with_channels_tsv_are_listed(tiny_bids, tmp_path):
+    """mne-bids refuses a file whose names differ from channels.tsv and suggests an API call the CLI cannot make: the
+    error lists the names on each side and the fix instead."""
+    root = _copy(tiny_bids, tmp_path)
+    tsv = next((root / "sub-01" / "eeg").glob("*_channels.tsv"))
+    lines = tsv.read_text().splitlines()
+    first = lines[1].split("\t")[0]
+    lines[1] = lines[1].replace(first, f"EEG {first}-REF", 1)
+    tsv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(Eeg2fmriInputError, match=rf"sub-01_task-rest_run-1_eeg\.vhdr: its channel names and those of sub-01_task-rest_run-1_channels\.tsv "
+                                                 rf"differ \(\d+ vs \d+ channels; names only in the file: \['{first}'\]; only in .*\['EEG {first}-REF'\]\); "
+                                                 r"BIDS requires them to agree\. Correct the name column of channels\.tsv"):
+        prepare_dataset(root, progress_bar=False)

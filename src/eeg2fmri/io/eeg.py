@@ -47,6 +47,7 @@ def read_eeg(eeg, *, preload: bool = True):
             "(mne.io.read_raw(...).export(...)) or pass a loaded mne.io.Raw."
         )
     caught: list[warnings.WarningMessage] = []
+    channels_tsv = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -63,10 +64,33 @@ def read_eeg(eeg, *, preload: bool = True):
     except (ValueError, OSError, RuntimeError, KeyError) as err:
         if isinstance(err, Eeg2fmriInputError):
             raise
+        if "Channel mismatch between" in str(err) and channels_tsv is not None:
+            raise Eeg2fmriInputError(_channel_mismatch_message(path, channels_tsv, ext)) from err
         raise Eeg2fmriInputError(f"{path}: could not read EEG ({type(err).__name__}: {err}); is the file complete and in the format its extension says?") from err
     for w in caught:
         logger.debug("%s: reader warning: %s", path.name, w.message)
     return raw
+
+
+def _channel_mismatch_message(path: Path, channels_tsv: Path, ext: str) -> str:
+    """Which names of the EEG file and its channels.tsv differ (mne-bids refuses the pair)."""
+    import csv
+
+    import mne
+
+    try:
+        in_file = list(getattr(mne.io, _READERS[ext])(path, preload=False, verbose=False).ch_names)
+    except Exception:  # noqa: BLE001 -- the message is best effort; the file's own reading error comes later
+        in_file = []
+    with open(channels_tsv, newline="") as fh:
+        in_tsv = [row.get("name", "") for row in csv.DictReader(fh, delimiter="\t")]
+    only_file = [c for c in in_file if c not in in_tsv]
+    only_tsv = [c for c in in_tsv if c not in in_file]
+    what = (f"names only in the file: {only_file[:8]}{' ...' if len(only_file) > 8 else ''}; only in {channels_tsv.name}: "
+            f"{only_tsv[:8]}{' ...' if len(only_tsv) > 8 else ''}" if only_file or only_tsv else "the same names in another order")
+    return (f"{path}: its channel names and those of {channels_tsv.name} differ ({len(in_file)} vs {len(in_tsv)} channels; {what}); "
+            "BIDS requires them to agree. Correct the name column of channels.tsv (or the file's labels) so that both list the "
+            "same channels in the same order.")
 
 
 def discontinuities(raw) -> list[float]:
