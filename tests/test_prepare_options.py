@@ -116,3 +116,39 @@ def test_channel_names_disagreeing_with_channels_tsv_are_listed(tiny_bids, tmp_p
                                                  rf"differ \(\d+ vs \d+ channels; names only in the file: \['{first}'\]; only in .*\['EEG {first}-REF'\]\); "
                                                  r"BIDS requires them to agree\. Correct the name column of channels\.tsv"):
         prepare_dataset(root, progress_bar=False)
+
+
+def test_windows_over_eeg_marked_bad_are_left_out_of_every_split(tiny_bids, tiny_prepared, tmp_path):
+    """A BAD_motion span in events.tsv: prepare records it, make_split leaves out exactly the windows whose EEG overlaps it
+    (training and test alike), and the targets of the remaining volumes are those of the contiguous span."""
+    from eeg2fmri.datasets import load_prepared
+    from eeg2fmri.datasets.targets import make_split, split_targets
+
+    root = _copy(tiny_bids, tmp_path)
+    events = next((root / "sub-01" / "eeg").glob("*_events.tsv"))
+    events.write_text(events.read_text().rstrip("\n") + "\n40.000\t10.0\tBAD_motion\t1\t4000\n150.000\t3.0\tbad blink\t1\t15000\n")
+    ds = load_prepared(prepare_dataset(root, progress_bar=False).save(tmp_path / "prepared"))
+    np.testing.assert_allclose(ds.runs[0].bad_spans, [[40.0, 50.0], [150.0, 153.0]])
+    assert ds.runs[1].bad_spans is None
+    for protocol in ("within", "loso"):
+        ref = make_split(tiny_prepared, protocol)
+        sp = make_split(ds, protocol)
+        fr, run = ds.frame_rate, ds.runs[0]
+        total = 0
+        for name in ("train", "val", "test"):
+            before = ref.selections[name].get(0, np.array([], int))
+            end = run.onsets[before] + ds.tr
+            overlaps = ((end - sp.n_frames / fr < 50.0) & (end > 40.0)) | ((end - sp.n_frames / fr < 153.0) & (end > 150.0))
+            np.testing.assert_array_equal(sp.selections[name].get(0, np.array([], int)), before[~overlaps])
+            np.testing.assert_array_equal(sp.selections[name].get(1), ref.selections[name].get(1))  # subject 02: nothing marked
+            total += int(overlaps.sum())
+        assert total > 0 and sum(sp.excluded.values()) == total
+    sp = make_split(ds, "within")
+    t, t_ref = split_targets(ds, sp), split_targets(tiny_prepared, make_split(tiny_prepared, "within"))
+    train = sp.selections["train"][0]
+    full = make_split(tiny_prepared, "within").selections["train"][0]
+    rows = np.searchsorted(full, train)
+    # detrended over the same contiguous span as without the bad span: the kept rows' values agree before scaling
+    a = t["train"][0] / t["train"][0].std(0)
+    b = t_ref["train"][0][rows] / t_ref["train"][0][rows].std(0)
+    np.testing.assert_allclose(a, b, atol=1e-4)

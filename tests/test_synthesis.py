@@ -727,3 +727,25 @@ def test_synthesis_killed_outright_is_cleaned_up_by_the_next_run(tiny_bids, ridg
     assert not out.exists() and len(left) >= 2 and all(n.startswith(".bold.") for n in left), left
     synthesize(tiny_bids / EEG_NAME, ridge_dir, out, progress_bar=False)
     assert sorted(p.name for p in out.parent.iterdir()) == ["bold.json", "bold.nii.gz"]
+
+
+def test_volumes_computed_from_eeg_marked_bad_are_listed(tiny_bids, ridge_dir, tmp_path, caplog):
+    """A BAD_motion span in the recording: the volumes whose EEG window overlaps it are named in the sidecar (recording
+    times, also with the grid moved by first_onset) and in a warning; the output itself is unchanged."""
+    import logging
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    marked = raw.copy()
+    marked.annotations.append(40.0 + raw.first_time if raw.annotations.orig_time is not None else 40.0, 10.0, "BAD_motion")
+    base = synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False, first_onset=7.3)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        out = synthesize(marked, ridge_dir, tmp_path / "bad.nii.gz", progress_bar=False, first_onset=7.3)
+    side = json.loads(out.with_name("bad.json").read_text())
+    np.testing.assert_allclose(side["EEGSpansMarkedBad"], [[40.0, 50.0]], atol=0.02)
+    n = nib.load(out).shape[3]
+    end = side["StartTime"] + np.arange(n) * 2.0 + 2.0  # each volume's window: the 18 s of EEG up to the end of its acquisition
+    expected = np.flatnonzero((end - 18.0 < 50.0) & (end > 40.0)).tolist()
+    assert side["VolumesOverBadEEG"] == expected and len(expected) >= 9
+    assert any(f"{len(expected)} of {n} output volumes are computed from EEG the recording marks bad" in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(base).dataobj))
+    assert json.loads(base.with_name("base.json").read_text())["VolumesOverBadEEG"] == []

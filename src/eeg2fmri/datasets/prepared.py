@@ -202,6 +202,9 @@ class PreparedRun:
         Masked BOLD intensities (``None`` for EEG-only runs).
     onsets : array, shape (n_volumes,)
         Volume onsets in seconds from the EEG start.
+    bad_spans : array, shape (n_spans, 2) | None
+        EEG spans the recording marks bad (``BAD_*`` annotations), seconds from the EEG start: windows that
+        overlap one are left out of every split (:func:`~eeg2fmri.datasets.targets.make_split`).
     """
 
     key: str
@@ -210,6 +213,7 @@ class PreparedRun:
     window_end: np.ndarray
     bold: np.ndarray | None
     onsets: np.ndarray
+    bad_spans: np.ndarray | None = None
 
     @property
     def n_volumes(self) -> int:
@@ -275,8 +279,11 @@ def _write_run(folder: Path, i: int, r: PreparedRun) -> dict:
         np.save(folder / f"run{i:03d}_bold.npy", np.ascontiguousarray(r.bold, dtype=np.float32))
     np.save(folder / f"run{i:03d}_onsets.npy", np.asarray(r.onsets, dtype=np.float64))
     np.save(folder / f"run{i:03d}_window_end.npy", np.asarray(r.window_end, dtype=np.int64))
-    return dict(index=i, key=r.key, subject=r.subject, n_volumes=r.n_volumes, features_shape=list(r.features.shape),
+    meta = dict(index=i, key=r.key, subject=r.subject, n_volumes=r.n_volumes, features_shape=list(r.features.shape),
                 bold_shape=None if r.bold is None else list(r.bold.shape))
+    if r.bad_spans is not None and len(r.bad_spans):
+        meta["bad_spans"] = np.asarray(r.bad_spans, dtype=float).tolist()
+    return meta
 
 
 def _write_common(folder: Path, ds: PreparedDataset, runs_meta: list[dict]) -> None:
@@ -304,7 +311,8 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
         bold_p = path / f"run{i:03d}_bold.npy"
         runs.append(PreparedRun(rm["key"], rm["subject"], np.load(path / f"run{i:03d}_features.npy", mmap_mode=mode),
                                 np.load(path / f"run{i:03d}_window_end.npy"),
-                                np.load(bold_p, mmap_mode=mode) if bold_p.exists() else None, np.load(path / f"run{i:03d}_onsets.npy")))
+                                np.load(bold_p, mmap_mode=mode) if bold_p.exists() else None, np.load(path / f"run{i:03d}_onsets.npy"),
+                                np.asarray(rm["bad_spans"], dtype=float).reshape(-1, 2) if rm.get("bad_spans") else None))
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict(man["config"]),
                            float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}), man.get("rois"))
@@ -806,7 +814,10 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         art = check_gradient_artifacts(raw, tr=tr, where=where)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
     notch = cfg.notch if cfg.notch is not None else raw.info.get("line_freq")  # what lowrate_plan notched
-    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch)}
+    from eeg2fmri.io.eeg import bad_spans
+
+    return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
+            "bad_spans": bad_spans(raw)}
 
 
 def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
@@ -836,7 +847,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         bold = regress_confounds(bold, conf, where=str(rec.bold_path))
     if atlas is not None:
         bold = np.ascontiguousarray(atlas.transform(bold), dtype=np.float32)
-    run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"])
+    bad = eeg.get("bad_spans")
+    run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"], bad if bad is not None and len(bad) else None)
     info = {"sfreq": rep["sfreq"], "ch_names": rep["ch_names"], "frame_rate": rep["frame_rate"], "freqs": rep["freqs"]}
     rp = sync.report
     prov = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
@@ -848,6 +860,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     if eeg.get("chmap") is not None:
         prov["channel_mapping"] = eeg["chmap"].to_dict()
     prov["notch_hz"] = eeg.get("notch_hz")
+    if run.bad_spans is not None:
+        prov["bad_spans_seconds"] = round(float(np.sum(run.bad_spans[:, 1] - run.bad_spans[:, 0])), 3)
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
     return run, info, prov
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class Split:
     lag: int
     gap: int
     test_subjects: list[str]
+    #: Windows left out because their EEG overlaps a span the recording marks bad, per split name.
+    excluded: dict[str, int] = field(default_factory=dict)
 
     def n_samples(self, name: str) -> int:
         return int(sum(len(v) for v in self.selections[name].values()))
@@ -195,7 +197,33 @@ def make_split(
         spans = {k: [(float(run.onsets[v]) + ds.tr - n_frames / fr, float(run.onsets[v]) + ds.tr) for v in sp[k]] for k in ("train", "val", "test")}
         check_no_overlap(spans["train"], spans["test"], where=run.key)
         check_no_overlap(spans["train"], spans["val"], where=run.key)
-    return Split(protocol, sel, n_frames, lag, gap, list(test_subjects))
+    excluded = drop_bad_windows(ds, sel, n_frames, lag)
+    return Split(protocol, sel, n_frames, lag, gap, list(test_subjects), excluded)
+
+
+def drop_bad_windows(ds: PreparedDataset, sel: dict[str, dict[int, np.ndarray]], n_frames: int, lag: int) -> dict[str, int]:
+    """Leave out (in place) the volumes whose EEG window overlaps a span its recording marks bad; counts per split."""
+    excluded: dict[str, int] = {}
+    fr = ds.frame_rate
+    for name, runs in sel.items():
+        for i in list(runs):
+            bad = ds.runs[i].bad_spans
+            if bad is None or not len(bad):
+                continue
+            vols = runs[i]
+            end = np.asarray(ds.runs[i].onsets, float)[vols] + ds.tr + lag / fr
+            start = end - n_frames / fr
+            hit = ((start[:, None] < bad[None, :, 1]) & (end[:, None] > bad[None, :, 0])).any(1)
+            if hit.any():
+                excluded[name] = excluded.get(name, 0) + int(hit.sum())
+                if hit.all():
+                    del runs[i]
+                else:
+                    runs[i] = vols[~hit]
+    if excluded:
+        logger.info("left out %s window(s) whose EEG overlaps a span marked bad (BAD_* annotations)",
+                    ", ".join(f"{n} {name}" for name, n in excluded.items()))
+    return excluded
 
 
 #: a voxel's baseline is usable when its mean exceeds this many standard deviations of its signal
@@ -237,8 +265,14 @@ def split_targets(ds: PreparedDataset, split: Split, *, unseen_scale: str = "tra
             run = ds.runs[i]
             if run.bold is None:
                 raise Eeg2fmriInputError(f"{run.key}: no BOLD in this run; it cannot be used for training or evaluation.")
-            raw = np.asarray(run.bold[vols], dtype=np.float64)
-            y = detrend(raw, ds.tr)
+            vols = np.asarray(vols)
+            if len(vols) and vols[-1] - vols[0] + 1 != len(vols):  # holes (windows left out over bad EEG): detrended
+                span = np.asarray(run.bold[vols[0] : vols[-1] + 1], dtype=np.float64)  # over the span, as volumes in time
+                y = detrend(span, ds.tr)[vols - vols[0]]
+                raw = span[vols - vols[0]]
+            else:
+                raw = np.asarray(run.bold[vols], dtype=np.float64)
+                y = detrend(raw, ds.tr)
             sd = y.std(0)
             if name == "train":
                 scales[i] = np.where(sd > 0, sd, 1.0).astype(np.float32)

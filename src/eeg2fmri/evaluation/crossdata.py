@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PreparedDataset, PreparedRun
-from eeg2fmri.datasets.targets import Split, make_split
+from eeg2fmri.datasets.targets import Split, drop_bad_windows, make_split
 from eeg2fmri.datasets.windows import valid_volumes
 from eeg2fmri.preprocessing.representations import get_representation
 from eeg2fmri.utils.logs import logger
@@ -171,7 +171,7 @@ def restrict_dataset(ds: PreparedDataset, channels: list[str], voxels: np.ndarra
         bold = None if r.bold is None else np.asarray(r.bold)
         if bold is not None and keep_vox is not None:
             bold = np.ascontiguousarray(bold[:, keep_vox])
-        runs.append(PreparedRun(r.key, subject_prefix + r.subject, feats, r.window_end, bold, r.onsets))
+        runs.append(PreparedRun(r.key, subject_prefix + r.subject, feats, r.window_end, bold, r.onsets, r.bad_spans))
     return replace(ds, runs=runs, mask=mask, ch_names=list(names if names is not None else channels))
 
 
@@ -184,7 +184,9 @@ def all_test_split(ds: PreparedDataset, n_frames: int, lag: int = 0) -> Split:
             test[i] = v
     if not test:
         raise Eeg2fmriInputError(f"test dataset: no volume has a complete {n_frames}-frame EEG window; use longer runs or a shorter window.")
-    return Split("cross-dataset", {"train": {}, "val": {}, "test": test}, int(n_frames), int(lag), 0, list(ds.subjects))
+    sel = {"train": {}, "val": {}, "test": test}
+    excluded = drop_bad_windows(ds, sel, int(n_frames), int(lag))
+    return Split("cross-dataset", sel, int(n_frames), int(lag), 0, list(ds.subjects), excluded)
 
 
 def cross_dataset_split(

@@ -143,4 +143,4 @@ def bandpower_view(ds: PreparedDataset, split: Split) -> tuple[PreparedDataset, 
                 raise ValueError(f"{ds.runs[i].key}: {int((~ok).sum())} test volume(s) have no complete band-power window")
             if ok.any():
                 sel[name][i] = np.asarray(vols)[ok]
-    return view, Split(split.protocol, sel, int(n_frames), lag, split.gap, list(split.test_subjects))
+    return view, Split(split.protocol, sel, int(n_frames), lag, split.gap, list(split.test_subjects), dict(split.excluded))

@@ -6,6 +6,8 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -91,6 +93,21 @@ def _channel_mismatch_message(path: Path, channels_tsv: Path, ext: str) -> str:
     return (f"{path}: its channel names and those of {channels_tsv.name} differ ({len(in_file)} vs {len(in_tsv)} channels; {what}); "
             "BIDS requires them to agree. Correct the name column of channels.tsv (or the file's labels) so that both list the "
             "same channels in the same order.")
+
+
+def bad_spans(raw) -> np.ndarray:
+    """Spans the recording marks bad, shape (n_spans, 2): start and end in seconds from the first sample.
+
+    MNE's convention: annotations whose description starts with ``bad`` (any case; ``BAD_motion``, ``bad blink``, also
+    after a ``Type/`` prefix) and that last longer than 0 s; joins (``BAD boundary``) are not spans.
+    """
+    t0 = raw.first_time if raw.annotations.orig_time is not None else 0.0
+    out = []
+    for d, onset, dur in zip(raw.annotations.description, raw.annotations.onset, raw.annotations.duration):
+        parts = [p.strip() for p in str(d).casefold().split("/")]
+        if dur > 0 and any(p.startswith("bad") for p in parts) and not any(p.endswith("boundary") for p in parts):
+            out.append((float(onset) - t0, float(onset) - t0 + float(dur)))
+    return np.array(sorted(out), dtype=np.float64).reshape(-1, 2)
 
 
 def discontinuities(raw) -> list[float]:

@@ -410,6 +410,9 @@ def synthesize(
             "each continuous piece separately (raw.crop(tmin, tmax) between the joins)."
         )
     anchor, phase = _grid_phase(raw, first_onset, tr_out, cfg, where)
+    from eeg2fmri.io.eeg import bad_spans
+
+    bad = bad_spans(raw)  # seconds from the recording's first sample (before the crop to the grid's phase)
     if phase > 0:  # the grid starts `phase` s after the first sample: the recording is read from there
         raw = raw.copy().crop(tmin=phase)
     sf = float(raw.info["sfreq"])
@@ -492,6 +495,11 @@ def synthesize(
         n_out = len(ends)
         if n_out <= 0:
             raise Eeg2fmriInputError(f"{where}: too short for one window; need at least {need:.1f} s of EEG.")
+        win_end = np.asarray(onsets, float) + phase + tr_train + lag * (flen if frame_based else 1.0 / float(cfg.raw_sfreq))
+        over_bad = np.flatnonzero(((win_end[:, None] - need < bad[None, :, 1]) & (win_end[:, None] > bad[None, :, 0])).any(1)) if len(bad) else np.array([], int)
+        if len(over_bad):
+            logger.warning("%s: %d of %d output volumes are computed from EEG the recording marks bad (BAD_* annotations); they are "
+                           "written like the others and listed in the sidecar (VolumesOverBadEEG)", where, len(over_bad), n_out)
         win_elems = int(np.prod(spec.input_shape))
         # windows fetched and volumes written per batch are bounded (memory independent of the recording)
         bs = max(1, min(batch_size, _BATCH_ELEMS // max(win_elems, 1), _VOLUME_ELEMS // int(np.prod(mask.shape))))
@@ -569,6 +577,8 @@ def synthesize(
                 # seconds from the recording's first sample (the streamed recording starts `phase` s later)
                 "ChannelsWithFlatStretches": {c: {"start_s": round(a + phase, 3), "duration_s": round(d, 3)} for c, (a, d) in st.info.get("flat_stretches", {}).items()},
                 "ChannelMapping": None if chmap is None else chmap.to_dict(),
+                "EEGSpansMarkedBad": [[round(a, 3), round(b, 3)] for a, b in bad],  # seconds from the recording's first sample
+                "VolumesOverBadEEG": [int(v) for v in over_bad],
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "GeneratedBy": "eeg2fmri.synthesize",
             }

@@ -136,6 +136,8 @@ def split_info(split: Split, ds: PreparedDataset | None = None) -> dict[str, Any
     """
     info = {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
             "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")}}
+    if split.excluded:  # windows left out over EEG the recordings mark bad
+        info["excluded_bad_eeg"] = dict(split.excluded)
     if ds is not None:
         info["subjects"] = {k: sorted({ds.runs[i].subject for i, v in sel.items() if len(v)}) for k, sel in split.selections.items()}
     return info
