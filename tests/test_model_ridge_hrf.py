@@ -218,3 +218,28 @@ def test_coefficients_in_output_blocks_equal_one_product(monkeypatch, factored):
     assert len(np.unique(whole.alpha_)) > 1
     np.testing.assert_array_equal(blocked.coef_, whole.coef_)
     np.testing.assert_array_equal(blocked.predict(xv), whole.predict(xv))
+
+
+@pytest.mark.parametrize("kw", [dict(hrf="auto"), dict(hrf="lags", alpha_per_target=True), dict(hrf="basis", factored=True)])
+@pytest.mark.parametrize("validation", [True, False])
+@pytest.mark.parametrize("keep", [True, False])
+def test_targets_in_output_blocks_equal_one_pass(monkeypatch, kw, validation, keep):
+    """fit takes the targets a block of outputs at a time (memory at whole-brain voxel counts): the same penalties,
+    bases and coefficients as one pass (scores to rounding), with the projections kept or recomputed, validation or GCV."""
+    from eeg2fmri.models import ridge_hrf
+
+    x, y = _data(130, 0)
+    xv, yv = _data(47, 1)
+    kw = dict(alphas=(0.01, 0.3, 3.0, 30.0, 300.0), **kw)
+    args = (x, y, xv, yv) if validation else (x, y)
+    whole = RidgeHRF(SPEC, **kw).fit(*args)
+    monkeypatch.setattr(ridge_hrf, "_Y_BLOCK_ELEMS", 3 * len(x) if keep else 1)  # three outputs per block, or one
+    y0, yv0 = y.copy(), yv.copy()
+    blocked = RidgeHRF(SPEC, **kw).fit(*args)
+    np.testing.assert_array_equal(y, y0)  # float64 targets: centred in a copy, never in the caller's array
+    np.testing.assert_array_equal(yv, yv0)
+    assert blocked.hrf_ == whole.hrf_  # validation sums over outputs accumulate per block: equal to rounding
+    assert blocked.hrf_scores_ == pytest.approx(whole.hrf_scores_, rel=1e-12) and blocked.val_scores_ == pytest.approx(whole.val_scores_, rel=1e-12)
+    np.testing.assert_array_equal(np.atleast_1d(blocked.alpha_), np.atleast_1d(whole.alpha_))
+    np.testing.assert_array_equal(blocked.coef_, whole.coef_)
+    np.testing.assert_array_equal(blocked.intercept_, whole.intercept_)

@@ -37,6 +37,8 @@ HRF_CHOICES = ("auto", "canonical", "basis", "lags")
 _BASES = ("canonical", "basis", "lags")
 #: Elements (features x outputs) of the float64 coefficient product computed at once in ``fit`` (256 MB).
 _COEF_BLOCK_ELEMS = 1 << 25
+#: Elements (windows x outputs) of float64 targets handled at once in ``fit`` (256 MB).
+_Y_BLOCK_ELEMS = 1 << 25
 
 
 def _shared_alpha_val_error(proj: np.ndarray, uty: np.ndarray, y_c: np.ndarray, s: np.ndarray, penalties: np.ndarray) -> np.ndarray:
@@ -53,13 +55,18 @@ def _shared_alpha_val_error(proj: np.ndarray, uty: np.ndarray, y_c: np.ndarray, 
     err : array, shape (n_penalties,)
     """
     b = ((proj.T @ y_c) * uty).sum(1)
-    gc = (proj.T @ proj) * (uty @ uty.T)
-    yy = float((y_c * y_c).sum())
+    return _shared_error_from_sums(b, proj.T @ proj, uty @ uty.T, float((y_c * y_c).sum()), y_c.size, s, penalties)
+
+
+def _shared_error_from_sums(b: np.ndarray, g: np.ndarray, c: np.ndarray, yy: float, size: int, s: np.ndarray, penalties: np.ndarray) -> np.ndarray:
+    """:func:`_shared_alpha_val_error` from its sums over outputs (``b``, ``G``, ``C``, ``||Y||^2``), which blocks of
+    outputs can accumulate."""
+    gc = g * c
     out = np.empty(len(penalties))
     for i, pen in enumerate(penalties):
         d = s / (s**2 + pen)
         out[i] = yy - 2.0 * d @ b + d @ gc @ d
-    return np.maximum(out, 0.0) / y_c.size
+    return np.maximum(out, 0.0) / size
 
 
 def informed_basis(dt: float, n_frames: int, *, oversampling: int = 50) -> np.ndarray:
@@ -226,9 +233,14 @@ class RidgeHRF:
         return self
 
     def _fit_basis(self, hrf: str, x, y, x_val, y_val) -> dict:
-        """Ridge on one basis's features: fitted attributes and the selection score."""
+        """Ridge on one basis's features: fitted attributes and the selection score.
+
+        The outputs are taken in blocks (``_Y_BLOCK_ELEMS`` float64 values of targets at a time): the float64 copies
+        of the targets, their projections on the features' singular vectors and the validation errors never exist
+        for every output at once, so memory grows with the outputs only by the coefficients themselves.
+        """
         f = self._features(x, hrf)
-        y = np.asarray(y, dtype=np.float64).reshape(len(f), -1)
+        y = np.asarray(y).reshape(len(f), -1)
         if len(f) != len(y):
             raise Eeg2fmriInputError(f"ridge_hrf: {len(f)} windows but {len(y)} targets; pass one target per window.")
         # standardised in place on one centred copy (the features can be large: tangent windows)
@@ -238,44 +250,74 @@ class RidgeHRF:
         sd = np.sqrt(np.einsum("ij,ij->j", fz, fz) / len(fz))
         x_scale = np.where(sd > 0, sd, 1.0)
         fz /= x_scale
-        y_mean = y.mean(0)
         u, s, vt = _thin_svd(fz, gram=self.factored)
-        uty = u.T @ (y - y_mean)
-        p = fz.shape[1]
+        n, p = fz.shape
+        n_out = y.shape[1]
         alphas = np.asarray(self.alphas, dtype=np.float64)
-        if x_val is not None and y_val is not None:
+        validation = x_val is not None and y_val is not None
+        if validation:
             fv = (self._features(x_val, hrf) - x_mean) / x_scale
-            yv = np.asarray(y_val, dtype=np.float64).reshape(len(fv), -1)
+            yv = np.asarray(y_val).reshape(len(fv), -1)
             proj = fv @ vt.T
-            yv_c = yv - y_mean
-            if self.alpha_per_target:  # validation mean squared error, shape (n_alphas, n_outputs)
-                err = np.stack([((yv_c - proj @ ((s / (s**2 + a * p))[:, None] * uty)) ** 2).mean(0) for a in alphas])
-            else:  # one penalty for all outputs: only the mean over outputs is needed, shape (n_alphas, 1)
-                err = _shared_alpha_val_error(proj, uty, yv_c, s, alphas * p)[:, None]
-        else:  # GCV on the training windows
-            n = len(fz)
-            err = []
-            for a in alphas:
-                d = s**2 / (s**2 + a * p)
-                res = ((y - y_mean) - u @ (d[:, None] * uty)) ** 2
-                err.append(res.mean(0) / (1 - d.sum() / n) ** 2)
-            err = np.stack(err)
+            gram = proj.T @ proj
+        blocks = [slice(b0, min(b0 + max(1, _Y_BLOCK_ELEMS // max(n, 1)), n_out)) for b0 in range(0, n_out, max(1, _Y_BLOCK_ELEMS // max(n, 1)))]
+        y_mean = np.empty(n_out)
+        # uty (k, n_outputs) per block: kept while they fit in one block's worth of memory per block, else recomputed
+        keep_uty = len(s) * n_out <= 4 * _Y_BLOCK_ELEMS
+        uty_kept: dict[int, np.ndarray] = {}
+
+        def uty_block(j: int, c: slice) -> np.ndarray:
+            if j in uty_kept:
+                return uty_kept[j]
+            yc = np.array(y[:, c], dtype=np.float64)  # a copy (centred in place below; never the caller's array)
+            y_mean[c] = yc.mean(0)
+            yc -= y_mean[c]
+            out = u.T @ yc
+            if keep_uty:
+                uty_kept[j] = out
+            return out
+
+        shared = not self.alpha_per_target
+        err = np.zeros((len(alphas), 1)) if shared and validation else np.empty((len(alphas), n_out))
+        b_acc, c_acc, yy = np.zeros(len(s)), np.zeros((len(s), len(s))), 0.0
+        for j, c in enumerate(blocks):
+            uty = uty_block(j, c)
+            if validation:
+                yv_c = np.asarray(yv[:, c], dtype=np.float64) - y_mean[c]
+                if shared:  # one penalty for all outputs: only sums over outputs are needed (_shared_alpha_val_error)
+                    b_acc += ((proj.T @ yv_c) * uty).sum(1)
+                    c_acc += uty @ uty.T
+                    yy += float((yv_c * yv_c).sum())
+                else:  # validation mean squared error per penalty and output
+                    for a_i, a in enumerate(alphas):
+                        err[a_i, c] = ((yv_c - proj @ ((s / (s**2 + a * p))[:, None] * uty)) ** 2).mean(0)
+            else:  # GCV on the training windows
+                yc = np.asarray(y[:, c], dtype=np.float64) - y_mean[c]
+                for a_i, a in enumerate(alphas):
+                    d = s**2 / (s**2 + a * p)
+                    err[a_i, c] = ((yc - u @ (d[:, None] * uty)) ** 2).mean(0) / (1 - d.sum() / n) ** 2
+        if shared and validation:
+            err[:, 0] = _shared_error_from_sums(b_acc, gram, c_acc, yy, len(yv) * n_out, s, alphas * p)
         if self.alpha_per_target:
             best = np.argmin(err, axis=0)
             alpha = alphas[best]
         else:
-            best = np.full(uty.shape[1], int(np.argmin(err.mean(1))))
+            best = np.full(n_out, int(np.argmin(err.mean(1))))
             alpha = float(alphas[best[0]])
-        coef = np.empty((len(s) if self.factored else p, uty.shape[1]), dtype=np.float32)
-        # in blocks of outputs: the float64 product for every output at once was twice the float32 coefficients (2 GB
-        # for 64,876 voxels x 3,840 features); each output's coefficients are the same products either way
-        block = max(1, _COEF_BLOCK_ELEMS // max(coef.shape[0], 1))
-        for i in np.unique(best):
-            cols = np.flatnonzero(best == i)
-            d = s / (s**2 + alphas[i] * p)
-            for b0 in range(0, len(cols), block):
-                c = cols[b0 : b0 + block]
-                coef[:, c] = d[:, None] * uty[:, c] if self.factored else vt.T @ (d[:, None] * uty[:, c])
+        coef = np.empty((len(s) if self.factored else p, n_out), dtype=np.float32)
+        # each output's coefficients from its block's projections, grouped by penalty (products of at most
+        # _COEF_BLOCK_ELEMS float64 values: the float64 product for every output at once was twice the coefficients)
+        step = max(1, _COEF_BLOCK_ELEMS // max(coef.shape[0], 1))
+        for j, c in enumerate(blocks):
+            uty = uty_block(j, c)
+            cols = np.arange(c.start, c.stop)
+            for i in np.unique(best[c]):
+                sel = np.flatnonzero(best[c] == i)
+                d = s / (s**2 + alphas[i] * p)
+                for b0 in range(0, len(sel), step):
+                    k = sel[b0 : b0 + step]
+                    coef[:, cols[k]] = d[:, None] * uty[:, k] if self.factored else vt.T @ (d[:, None] * uty[:, k])
+            uty_kept.pop(j, None)
         score = float(err[best, np.arange(err.shape[1])].mean()) if self.alpha_per_target else float(err[best[0]].mean())
         out = {"x_mean_": x_mean, "x_scale_": x_scale, "coef_": coef, "intercept_": y_mean.astype(np.float32), "alpha_": alpha,
                "val_scores_": [float(v) for v in err.mean(1)], "score": score}
