@@ -749,3 +749,35 @@ def test_volumes_computed_from_eeg_marked_bad_are_listed(tiny_bids, ridge_dir, t
     assert any(f"{len(expected)} of {n} output volumes are computed from EEG the recording marks bad" in r.getMessage() for r in caplog.records)
     np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(base).dataobj))
     assert json.loads(base.with_name("base.json").read_text())["VolumesOverBadEEG"] == []
+
+
+def test_standard_space_code_is_kept_from_bold_to_synthesis(tiny_bids, tiny_prepared, tmp_path):
+    """BOLD in MNI space (sform code 4, as fMRIPrep writes it): the prepared mask, the model's mask and the synthesised
+    image keep code 4 (AFNI's +tlrc view, FSLeyes' MNI coordinates), not 'aligned' (2)."""
+    import shutil
+
+    from eeg2fmri.datasets import load_prepared, prepare_dataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.io.bold import xform_code
+    from eeg2fmri.models import save_model
+    from eeg2fmri.training import fit_model
+
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    for path in root.glob("sub-*/func/*_bold.nii.gz"):
+        img = nib.load(path)
+        img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
+        img.set_sform(img.affine, code=4)
+        img.set_qform(img.affine, code=4)
+        nib.save(img, path)
+    assert xform_code(nib.load(path)) == 4 and tiny_prepared.xform_code == 1  # the simulator writes scanner space (1)
+    ds = load_prepared(prepare_dataset(root, progress_bar=False).save(tmp_path / "prepared"))
+    assert ds.xform_code == 4 and xform_code(nib.load(tmp_path / "prepared" / "mask.nii.gz")) == 4
+    sp = make_split(ds, "within")
+    fitted = fit_model(ds, sp, "ridge_hrf", targets=split_targets(ds, sp))
+    model = save_model(fitted.model, tmp_path / "model", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=ds.mask,
+                       affine=ds.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=ds.config.to_dict(), xform_code=ds.xform_code)
+    out = synthesize(root / EEG_NAME, model, tmp_path / "bold.nii.gz", progress_bar=False)
+    img = nib.load(out)
+    assert int(img.header["sform_code"]) == int(img.header["qform_code"]) == 4
+    np.testing.assert_allclose(img.affine, ds.affine)

@@ -256,6 +256,13 @@ class PreparedDataset:
     def representation(self) -> str:
         return self.config.representation
 
+    @property
+    def xform_code(self) -> int:
+        """NIfTI space code of the BOLD grid (4: MNI152, 2: aligned; :func:`eeg2fmri.io.bold.xform_code`), kept by the images
+        written on it (mask, r maps, models, synthesised BOLD). Datasets prepared before 2026-12-04 (session 10) record
+        none: 2."""
+        return int((self.provenance or {}).get("bold_xform_code") or 2)
+
     def subject_index(self, subject: str) -> int:
         return self.subjects.index(subject)
 
@@ -289,7 +296,9 @@ def _write_run(folder: Path, i: int, r: PreparedRun) -> dict:
 def _write_common(folder: Path, ds: PreparedDataset, runs_meta: list[dict]) -> None:
     import nibabel as nib
 
-    nib.save(nib.Nifti1Image(ds.mask.astype(np.uint8), np.asarray(ds.affine)), folder / "mask.nii.gz")
+    from eeg2fmri.io.bold import grid_image
+
+    nib.save(grid_image(ds.mask.astype(np.uint8), ds.affine, ds.xform_code), folder / "mask.nii.gz")
     (folder / "manifest.json").write_text(json.dumps(final_paths(ds._manifest(runs_meta)), indent=1))
 
 
@@ -973,7 +982,9 @@ def prepare_dataset(
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
     _check_consistent(infos, records)
-    prov = {"bids_root": str(Path(bids_root).absolute()), "layout": layout, "inputs": {}}
+    from eeg2fmri.io.bold import xform_code
+
+    prov = {"bids_root": str(Path(bids_root).absolute()), "layout": layout, "bold_xform_code": xform_code(img0), "inputs": {}}
     for rec, (_, _, p) in zip(records, results):
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
     return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,

@@ -254,6 +254,28 @@ def release_memory() -> None:
 _LIBC = None
 
 
+def xform_code(img) -> int:
+    """The NIfTI space code of an image's affine: its sform code, else its qform code, else 2 (``aligned``).
+
+    ``4`` (MNI152) or ``3`` (Talairach) on standard-space data, e.g. fMRIPrep's; images written on the same grid keep it,
+    so viewers (AFNI's +tlrc view, FSLeyes' MNI coordinates) place them as they place the input.
+    """
+    hdr = getattr(img, "header", None)
+    if hdr is None or not hasattr(hdr, "get_sform"):
+        return 2
+    return int(hdr.get_sform(coded=True)[1] or 0) or int(hdr.get_qform(coded=True)[1] or 0) or 2
+
+
+def grid_image(data: np.ndarray, affine: np.ndarray, code: int = 2):
+    """A NIfTI image of ``data`` on a grid: ``affine`` as sform and qform with space code ``code`` (see :func:`xform_code`)."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
+    img.set_sform(np.asarray(affine, dtype=np.float64), code=int(code))
+    img.set_qform(np.asarray(affine, dtype=np.float64), code=int(code))
+    return img
+
+
 def compute_mask(img, where: str = "BOLD") -> np.ndarray:
     """Brain mask from the data (nilearn's EPI mask of the mean image).
 

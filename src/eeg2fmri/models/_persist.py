@@ -47,17 +47,18 @@ class LoadedModel:
 
 
 def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
-               window: dict, prepare: dict, card: dict | None = None, overwrite: bool = False) -> Path:
-    """Write a model directory atomically (see module docstring)."""
+               window: dict, prepare: dict, card: dict | None = None, overwrite: bool = False, xform_code: int = 2) -> Path:
+    """Write a model directory atomically (see module docstring); ``xform_code``: the grid's NIfTI space code
+    (``PreparedDataset.xform_code``), which the mask and every synthesised image keep."""
     kind = getattr(model, "kind", "torch")
     meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card or {})
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        _write_model_dir(tmp, model, meta, mask, affine)
+        _write_model_dir(tmp, model, meta, mask, affine, xform_code)
     return Path(out)
 
 
-def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine: np.ndarray) -> None:
+def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine: np.ndarray, xform_code: int = 2) -> None:
     """Weights, mask, ``model.json`` and ``MODEL_CARD.md`` into folder ``tmp``."""
     import nibabel as nib
     import torch
@@ -70,7 +71,9 @@ def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
         save_torch(state, str(tmp / "weights.safetensors"))
     _user_mode(tmp / "weights.safetensors", directory=False)  # safetensors creates it 0600
-    nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine)), tmp / "mask.nii.gz")
+    from eeg2fmri.io.bold import grid_image
+
+    nib.save(grid_image(mask.astype(np.uint8), affine, xform_code), tmp / "mask.nii.gz")  # synthesis keeps its space code
     (tmp / "model.json").write_text(json.dumps(final_paths(meta), indent=1, default=float))
     (tmp / "MODEL_CARD.md").write_text(_card_text(final_paths(meta)))
 
@@ -116,7 +119,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
 
 
 def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
-                       window: dict, prepare: dict, config: dict, split: dict, metrics: dict, overwrite: bool = False) -> Path:
+                       window: dict, prepare: dict, config: dict, split: dict, metrics: dict, overwrite: bool = False,
+                       xform_code: int = 2) -> Path:
     """Write a model directory like :func:`save_model`, plus the training config and a fuller card.
 
     Parameters
@@ -144,7 +148,7 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
     meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        _write_model_dir(tmp, model, meta, mask, affine)
+        _write_model_dir(tmp, model, meta, mask, affine, xform_code)
         (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))
     return Path(out)
 

@@ -415,11 +415,13 @@ def _write_r_maps(results: dict, ds: PreparedDataset, name: str, folder: Path) -
     """``r_map_<model>.nii.gz``: the mean test r per voxel on the prepared grid (0 outside the mask)."""
     import nibabel as nib
 
+    from eeg2fmri.io.bold import grid_image
+
     paths = []
     for nm, r in _mean_r_maps(results, name).items():
         vol = np.zeros(ds.mask.shape, np.float32)
         vol[ds.mask] = np.nan_to_num(np.asarray(r, np.float32))
-        img = nib.Nifti1Image(vol, np.asarray(ds.affine))
+        img = grid_image(vol, ds.affine, ds.xform_code)
         img.header.set_xyzt_units("mm")
         img.header["descrip"] = f"eeg2fmri test r {nm}"[:79].encode()
         nib.save(img, folder / f"r_map_{nm}.nii.gz")
