@@ -781,3 +781,42 @@ def test_standard_space_code_is_kept_from_bold_to_synthesis(tiny_bids, tiny_prep
     img = nib.load(out)
     assert int(img.header["sform_code"]) == int(img.header["qform_code"]) == 4
     np.testing.assert_allclose(img.affine, ds.affine)
+
+
+def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny_prepared, tmp_path):
+    """An atlas of 3 ROIs: models get 3 outputs (they were given the mask's voxel count and crashed), evaluation skips
+    the volume metrics, and synthesis writes the region series (NAME_rois.tsv) and paints them on their ROIs' voxels."""
+    from eeg2fmri.datasets import load_prepared, prepare_dataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.protocol import evaluate_split
+    from eeg2fmri.models import save_model
+    from eeg2fmri.training import fit_model
+
+    labels = np.zeros(tiny_prepared.mask.shape, np.int16)
+    xs = np.nonzero(tiny_prepared.mask)[0]
+    cuts = np.quantile(xs, [1 / 3, 2 / 3])
+    for i, j, k in np.argwhere(tiny_prepared.mask):
+        labels[i, j, k] = 1 + int(i > cuts[0]) + int(i > cuts[1])
+    atlas = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, tiny_prepared.affine), atlas)
+    ds = load_prepared(prepare_dataset(tiny_bids, {"atlas": str(atlas)}, progress_bar=False).save(tmp_path / "prepared"))
+    assert ds.n_outputs == 3 and ds.runs[0].bold.shape[1] == 3
+    sp = make_split(ds, "within")
+    targets = split_targets(ds, sp)
+    fitted = fit_model(ds, sp, "ridge_hrf", targets=targets)
+    assert fitted.spec.output_shape == (3,)
+    res = evaluate_split(ds, sp, targets, fitted.model, n_boot=0)
+    assert np.isfinite(res["summary"]["model_median_r"]) and np.isnan(res["summary"]["model_ssim"])
+    model = save_model(fitted.model, tmp_path / "model", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=ds.mask,
+                       affine=ds.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=ds.config.to_dict(), rois=ds.rois)
+    out = synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold.nii.gz", progress_bar=False)
+    side = json.loads(out.with_name("bold.json").read_text())
+    assert side["RoiFile"] == "bold_rois.tsv" and side["Targets"].startswith("3 ROIs of the training atlas")
+    rows = [line.split("\t") for line in (tmp_path / "bold_rois.tsv").read_text().splitlines()]
+    assert rows[0] == ["onset", *ds.rois["names"]]
+    series = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    vol = np.asarray(nib.load(out).dataobj)
+    assert series.shape == (vol.shape[3], 3)
+    for roi in (1, 2, 3):  # every voxel of a ROI shows that ROI's series
+        col = ds.rois["labels"].index(roi)
+        np.testing.assert_allclose(vol[labels == roi], np.broadcast_to(series[:, col], ((labels == roi).sum(), len(series))), rtol=1e-5, atol=1e-6)

@@ -257,6 +257,21 @@ class PreparedDataset:
         return self.config.representation
 
     @property
+    def n_outputs(self) -> int:
+        """Target columns: the ROIs of an atlas (``rois``), else the voxels of the mask."""
+        if self.rois is not None and self.rois.get("names") is not None:
+            return len(self.rois["names"])
+        run = next((r for r in self.runs if r.bold is not None), None)
+        return int(run.bold.shape[1]) if run is not None else int(self.mask.sum())
+
+    def to_voxels(self, values: np.ndarray) -> np.ndarray:
+        """Per-output values ``(..., n_outputs)`` as values of the mask's voxels ``(..., n_voxels)``: identity for voxel
+        targets, :func:`rois_to_voxels` for ROI targets (maps and figures on the grid)."""
+        if not self.rois or "weights" not in self.rois:
+            return np.asarray(values)
+        return rois_to_voxels(self.rois, values, int(self.mask.sum()))
+
+    @property
     def xform_code(self) -> int:
         """NIfTI space code of the BOLD grid (4: MNI152, 2: aligned; :func:`eeg2fmri.io.bold.xform_code`), kept by the images
         written on it (mask, r maps, models, synthesised BOLD). Datasets prepared before 2026-12-04 (session 10) record
@@ -278,6 +293,21 @@ class PreparedDataset:
             runs_meta = [_write_run(tmp, i, r) for i, r in enumerate(self.runs)]
             _write_common(tmp, self, runs_meta)
         return Path(out)
+
+
+def rois_to_voxels(rois: dict, values: np.ndarray, n_voxels: int) -> np.ndarray:
+    """ROI values ``(..., n_rois)`` painted on the mask's voxels ``(..., n_voxels)``: each voxel takes the value of the ROI
+    that weighs it most in the atlas (``rois["weights"]``: rows = ROIs, cols = voxels), 0 where no ROI covers it."""
+    values = np.asarray(values)
+    w = rois["weights"]
+    rows, cols, vals = (np.asarray(w[k]) for k in ("rows", "cols", "values"))
+    best = np.full(n_voxels, -1)
+    order = np.argsort(vals, kind="stable")  # ascending: the largest weight of a voxel is assigned last
+    best[cols[order]] = rows[order]
+    out = np.zeros(values.shape[:-1] + (n_voxels,), dtype=values.dtype if values.dtype.kind == "f" else np.float32)
+    inside = best >= 0
+    out[..., inside] = values[..., best[inside]]
+    return out
 
 
 def _write_run(folder: Path, i: int, r: PreparedRun) -> dict:

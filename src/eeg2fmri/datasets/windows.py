@@ -98,7 +98,7 @@ def dataset_spec(ds: PreparedDataset, n_frames: int, output_shape: tuple[int, ..
     return DataSpec(
         input_kind=rep,
         input_shape=shape,
-        output_shape=tuple(output_shape) if output_shape is not None else (int(ds.mask.sum()),),
+        output_shape=tuple(output_shape) if output_shape is not None else (ds.n_outputs,),
         sfreq=float(ds.sfreq if representation.frame_based else ds.frame_rate),
         tr=float(ds.tr),
         ch_names=tuple(ds.ch_names),
@@ -212,7 +212,7 @@ class WindowDataset:
     def spec(self) -> DataSpec:
         import dataclasses
 
-        y0 = self._target(0) if len(self) else np.zeros(int(self.ds.mask.sum()))
+        y0 = self._target(0) if len(self) else np.zeros(self.ds.n_outputs)
         spec = dataset_spec(self.ds, self.n_frames, tuple(np.shape(y0)))
         if self._n_features is not None:
             c, _, t = spec.input_shape

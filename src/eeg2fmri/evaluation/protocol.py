@@ -256,7 +256,8 @@ def _score_subject(
         dr = float(np.ptp(y)) or 1.0
     k = min(n, ssim_volumes)
     ssim_idx = np.unique(np.linspace(0, n - 1, k).round().astype(int))
-    vol_y_ssim = _volumes(mask, y[ssim_idx])
+    on_grid = v == int(mask.sum())  # voxels of the mask; ROI targets (an atlas) have no volumes: no SSIM, no peers' grid metrics
+    vol_y_ssim = _volumes(mask, y[ssim_idx]) if on_grid else None
     box = _ssim_box(mask) + (slice(None),)
     n_grid = int(np.prod(mask.shape))
     ss_tot = _ss_total(y)
@@ -285,12 +286,15 @@ def _score_subject(
             "psnr": 10.0 * math.log10(dr * dr / mse) if mse > 0 else float("inf"),
             # = metrics.calhas_rmse on the unmasked volumes (zero outside the mask in both): per volume
             # sqrt(sum of squared errors / all grid voxels), background included, then the mean over volumes
-            "calhas_rmse": float(np.mean(np.sqrt(sse_t / n_grid))),
+            "calhas_rmse": float(np.mean(np.sqrt(sse_t / n_grid))) if on_grid else float("nan"),
         }
-        vol_p = _volumes(mask, p[ssim_idx])
-        m["ssim"] = float(ssim3d_series(vol_y_ssim[box], vol_p[box], dr, mask[box[:3]]))
-        m["calhas_ssim"] = float(calhas_ssim(vol_y_ssim, vol_p)) if min(mask.shape[:2]) >= 11 and mask.shape[2] >= 3 else float("nan")
-        del vol_p
+        if on_grid:
+            vol_p = _volumes(mask, p[ssim_idx])
+            m["ssim"] = float(ssim3d_series(vol_y_ssim[box], vol_p[box], dr, mask[box[:3]]))
+            m["calhas_ssim"] = float(calhas_ssim(vol_y_ssim, vol_p)) if min(mask.shape[:2]) >= 11 and mask.shape[2] >= 3 else float("nan")
+            del vol_p
+        else:
+            m["ssim"] = m["calhas_ssim"] = float("nan")
         if nm in r_names:
             r = np.asarray(pearson_r(y, p), dtype=np.float64)
             rs[nm] = r
@@ -709,7 +713,7 @@ def evaluate_models(
     r_names = [nm for nm in names if nm != BASELINE]
     ref_name = REFERENCE if REFERENCE in models else None
     labels = None if atlas is None else load_labels(atlas, ds.mask, ds.affine)
-    n_vox = int(ds.mask.sum())
+    n_vox = ds.n_outputs  # voxels of the mask, or the ROIs of an atlas
     trained_subjects = {ds.runs[i].subject for i in split.selections.get("train", {})}
     train_index = {s: k for k, s in enumerate(ds.subjects)}
 
@@ -726,7 +730,7 @@ def evaluate_models(
                 raise Eeg2fmriInputError(f"{run.key}: {nm} returned {len(p)} predictions for {len(y)} test windows.")
         by_subject.setdefault(run.subject, []).append(
             {"index": i, "key": run.key, "subject": run.subject, "volumes": np.asarray(vols), "y": y, "preds": preds,
-             "ceilings": groundtruth_ceilings(ds, i, vols)})
+             "ceilings": groundtruth_ceilings(ds, i, vols) if n_vox == int(ds.mask.sum()) else None})  # (voxel ceilings; none for ROIs)
 
     core = score_runs([rr for subj in sorted(by_subject) for rr in by_subject[subj]], names, ds.mask, ds.tr, reference=ref_name,
                       baseline=BASELINE if BASELINE in models else None, labels=labels, n_boot=n_boot, block_len=block_len, ci=ci,

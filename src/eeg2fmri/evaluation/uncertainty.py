@@ -141,7 +141,7 @@ def _predict_span(model: Any, ds: PreparedDataset, split: Split, targets: dict, 
         run = ds.runs[i]
         x = run_windows(run, vols, split.n_frames, split.lag)
         sidx = index.get(run.subject) if run.subject in trained else None
-        ps.append(predict_windows(model, x, n_outputs=int(ds.mask.sum()), mask=ds.mask, subject=run.subject, subject_index=sidx))
+        ps.append(predict_windows(model, x, n_outputs=ds.n_outputs, mask=ds.mask, subject=run.subject, subject_index=sidx))
         ys.append(np.asarray(targets[span][i], dtype=np.float32))
     if not ys:
         raise Eeg2fmriInputError(f"conformal: the split has no {span} windows; intervals are calibrated on validation and checked on test windows.")

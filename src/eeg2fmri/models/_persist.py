@@ -47,12 +47,16 @@ class LoadedModel:
 
 
 def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
-               window: dict, prepare: dict, card: dict | None = None, overwrite: bool = False, xform_code: int = 2) -> Path:
+               window: dict, prepare: dict, card: dict | None = None, overwrite: bool = False, xform_code: int = 2,
+               rois: dict | None = None) -> Path:
     """Write a model directory atomically (see module docstring); ``xform_code``: the grid's NIfTI space code
-    (``PreparedDataset.xform_code``), which the mask and every synthesised image keep."""
+    (``PreparedDataset.xform_code``), which the mask and every synthesised image keep; ``rois``: a model of ROI targets
+    keeps its atlas (``PreparedDataset.rois``: names, labels, voxel weights), so synthesis can name and paint its outputs."""
     kind = getattr(model, "kind", "torch")
     meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card or {})
+    if rois is not None:
+        meta["rois"] = rois
     with atomic_dir(out, overwrite=overwrite) as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
     return Path(out)
@@ -120,7 +124,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
 
 def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
                        window: dict, prepare: dict, config: dict, split: dict, metrics: dict, overwrite: bool = False,
-                       xform_code: int = 2) -> Path:
+                       xform_code: int = 2, rois: dict | None = None) -> Path:
     """Write a model directory like :func:`save_model`, plus the training config and a fuller card.
 
     Parameters
@@ -147,6 +151,8 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
     card["training config"] = {k: config[k] for k in ("seed", "model", "optimizer", "loss") if k in config}
     meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card)
+    if rois is not None:
+        meta["rois"] = rois
     with atomic_dir(out, overwrite=overwrite) as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
         (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))

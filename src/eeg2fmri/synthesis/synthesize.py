@@ -236,6 +236,26 @@ def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str]
     return new_raw, new_map, new_picks, new_map.ignored, done, ""
 
 
+def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
+    """The model directory of ``model_dir``: itself when it holds ``model.json``, else its ``model/`` (a training run folder).
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        When neither holds ``model.json``.
+    """
+    path = Path(model_dir)
+    if (path / "model.json").is_file():
+        return path
+    if (path / "model" / "model.json").is_file():
+        logger.info("%s is a training run folder; using its model directory %s", path, path / "model")
+        return path / "model"
+    if not path.is_dir():
+        raise Eeg2fmriInputError(f"{path}: expected a model directory with model.json, found no such folder; check the path given to --model.")
+    raise Eeg2fmriInputError(f"{path}: expected a model directory with model.json, found a folder without it (nor model/model.json); "
+                             "pass RUN/model, the model/ folder that eeg2fmri train or quickstart wrote.")
+
+
 def synthesize(
     eeg,
     model_dir: str | os.PathLike,
@@ -267,7 +287,8 @@ def synthesize(
         missing ones raise. Another sampling rate is resampled to the
         training work rate (reported).
     model_dir : path-like
-        A trained model directory (``model.json``, weights, ``mask.nii.gz``).
+        A trained model directory (``model.json``, weights, ``mask.nii.gz``), or a training run folder
+        whose ``model/`` is one.
     out : path-like
         Output ``.nii.gz`` or ``.nii``; written volume block by volume block
         into a temporary file next to it (``.nii.gz``: gzip level 1,
@@ -368,6 +389,7 @@ def synthesize(
     dev = resolve_device(device, where="synthesize: device") if device is not None else None
     dsp_dev = _dsp_device(dsp_device, dev)
     with step("load model", sync=dev):
+        model_dir = resolve_model_dir(model_dir)
         lm = load_model(model_dir)
         place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
@@ -386,12 +408,28 @@ def synthesize(
     lag = int(meta["window"].get("lag", 0))
     mask = lm.mask
     n_vox = int(mask.sum())
+    # a model of ROI targets (trained with an atlas): its outputs are painted on the voxels of their ROIs in the NIfTI and
+    # written as region series beside it (NAME_rois.tsv)
+    rois = meta.get("rois")
+    n_model = int(np.prod(lm.spec.output_shape)) if len(lm.spec.output_shape) == 1 else n_vox
+    if n_model != n_vox and not (rois and "weights" in rois and len(rois.get("names", [])) == n_model):
+        raise Eeg2fmriInputError(f"{model_dir}: the model predicts {n_model} outputs but its mask has {n_vox} voxels and model.json records no "
+                                 "atlas for them; re-train it with this version of eeg2fmri (it records the atlas of ROI targets).")
+
+    def on_voxels(a: np.ndarray) -> np.ndarray:  # (b, n_model) -> (b, n_vox)
+        if n_model == n_vox:
+            return a
+        from eeg2fmri.datasets.prepared import rois_to_voxels
+
+        return rois_to_voxels(rois, a, n_vox).astype(np.float32, copy=False)
+
+    roi_rows: list[np.ndarray] = []
     unc_fns = uncertainty_methods(lm.model) if uncertainty is not False else []
     if not uncertainty:  # the ensemble spread and MC dropout cost many full outputs per window: only on request
         unc_fns = [(fn, meaning) for fn, meaning in unc_fns if getattr(fn, "__name__", "") not in ("predict_ensemble", "mc_dropout")]
     from eeg2fmri.models.calibration import CALIBRATION_NAME, load_calibration
 
-    calib = load_calibration(model_dir, n_vox) if uncertainty is not False else None
+    calib = load_calibration(model_dir, n_model) if uncertainty is not False else None
     if uncertainty and not unc_fns and calib is None:
         raise Eeg2fmriInputError(f"{model_dir}: {meta['model']} provides no uncertainty (no predict_uncertainty, predict_mc, predict_ensemble or dropout layers, and no "
                                  f"{CALIBRATION_NAME} with per-voxel scales); re-train with eeg2fmri train (it writes {CALIBRATION_NAME}) "
@@ -534,8 +572,11 @@ def synthesize(
                                        "calibrated, read as a Laplace scale" if temperature is not None else
                                        f"{meaning}; UNCALIBRATED (the model folder has no {CALIBRATION_NAME} with a temperature)")
                     with step("nifti volumes"):
-                        w_bold.write_masked(b0, as_masked(mean, len(e), mask), mask)
-                        w_unc.write_masked(b0, as_masked(scale, len(e), mask) * np.float32(1.0 if temperature is None else temperature), mask)
+                        m_rows = as_masked(mean, len(e), mask)
+                        if n_model != n_vox:
+                            roi_rows.append(m_rows)
+                        w_bold.write_masked(b0, on_voxels(m_rows), mask)
+                        w_unc.write_masked(b0, on_voxels(as_masked(scale, len(e), mask)) * np.float32(1.0 if temperature is None else temperature), mask)
                     break
                 else:
                     if uncertainty and calib is None:
@@ -543,15 +584,17 @@ def synthesize(
                 if w_unc is not None and unc_fns:
                     continue
                 with step("model", sync=dev):
-                    pred = predict_windows(lm.model, x, n_outputs=n_vox, mask=mask)
+                    pred = predict_windows(lm.model, x, n_outputs=n_model, mask=mask)
+                if n_model != n_vox:
+                    roi_rows.append(pred)
                 with step("nifti volumes"):
-                    w_bold.write_masked(b0, pred, mask)
+                    w_bold.write_masked(b0, on_voxels(pred), mask)
                     if uncertainty and calib is not None:
                         if w_unc is None:
                             w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, sequential=True))
                             unc_meaning = (f"per-voxel Laplace scale from the validation residuals (mean |residual|, {CALIBRATION_NAME}), the same "
                                            "in every volume; the level-p interval is prediction +/- scale * log(1 / (1 - p))")
-                        w_unc.write_masked(b0, np.broadcast_to(np.asarray(calib["laplace_scale"], dtype=np.float32), (len(e), n_vox)), mask)
+                        w_unc.write_masked(b0, on_voxels(np.broadcast_to(np.asarray(calib["laplace_scale"], dtype=np.float32), (len(e), n_model))), mask)
             side = {
                 "RepetitionTime": tr_out,
                 "StartTime": float(onsets[0]) + phase,
@@ -585,6 +628,15 @@ def synthesize(
             if w_unc is not None:
                 side["UncertaintyFile"] = unc_out.name
                 side["UncertaintyMeaning"] = unc_meaning
+            if n_model != n_vox:  # ROI targets: the region series, one column per ROI, one row per volume
+                roi_out = bold_out.with_name(bold_out.name.split(".")[0] + "_rois.tsv")
+                side["Targets"] = f"{n_model} ROIs of the training atlas ({rois.get('source')}); each voxel of the image shows its ROI's series"
+                side["RoiFile"] = roi_out.name
+                series = np.concatenate(roi_rows) if roi_rows else np.zeros((0, n_model), np.float32)
+                names = [str(n).replace("\t", " ") for n in rois["names"]]
+                lines = ["onset\t" + "\t".join(names)] + [f"{float(onsets[k]) + phase:.4f}\t" + "\t".join(f"{v:.6g}" for v in row) for k, row in enumerate(series)]
+                with atomic_file(roi_out, overwrite=overwrite) as tmp_tsv:
+                    tmp_tsv.write_text("\n".join(lines) + "\n")
             with atomic_file(sidecar, overwrite=overwrite) as tmp_json:
                 tmp_json.write_text(json.dumps(final_paths(side), indent=2))
                 with step("nifti finish"):

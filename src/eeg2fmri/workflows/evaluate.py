@@ -420,7 +420,7 @@ def _write_r_maps(results: dict, ds: PreparedDataset, name: str, folder: Path) -
     paths = []
     for nm, r in _mean_r_maps(results, name).items():
         vol = np.zeros(ds.mask.shape, np.float32)
-        vol[ds.mask] = np.nan_to_num(np.asarray(r, np.float32))
+        vol[ds.mask] = np.nan_to_num(ds.to_voxels(np.asarray(r, np.float32)))  # (ROI targets: each voxel its ROI's r)
         img = grid_image(vol, ds.affine, ds.xform_code)
         img.header.set_xyzt_units("mm")
         img.header["descrip"] = f"eeg2fmri test r {nm}"[:79].encode()
@@ -436,7 +436,7 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
     for nm, r in _mean_r_maps(results, name).items():
         title = f"{nm}: test r" + (f" (mean over {len(subs)} subjects)" if len(subs) > 1 else "")
-        figs.append(plot_r_map(ds.mask, ds.affine, r, folder / f"r_map_{nm}.png", title))
+        figs.append(plot_r_map(ds.mask, ds.affine, ds.to_voxels(r), folder / f"r_map_{nm}.png", title))
     dist = {}
     for nm in r_names:
         dist[nm] = np.concatenate([results["per_subject"][s]["_r"][nm] for s in subs])
@@ -454,6 +454,6 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     from eeg2fmri.plotting import plot_volumes_mni
 
     mid = len(run["_y"]) // 2
-    figs.append(plot_volumes_mni(ds.mask, ds.affine, run["_y"][mid], run["_preds"][name][mid], folder / "volumes_mni.png",
+    figs.append(plot_volumes_mni(ds.mask, ds.affine, ds.to_voxels(run["_y"][mid]), ds.to_voxels(run["_preds"][name][mid]), folder / "volumes_mni.png",
                                  f"{key}: test volume {mid} of the test span, measured vs synthesised"))
     return figs

@@ -139,7 +139,7 @@ def run_quickstart(
         hparams = fitted.model.get_params() if hasattr(fitted.model, "get_params") else fitted.hparams
         to_save = getattr(fitted.model, "module", fitted.model)
         save_model(to_save, tmp / "model", spec=fitted.spec, name=model, hparams=hparams, mask=ds.mask, affine=ds.affine,
-                   window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds), card=card, xform_code=ds.xform_code)
+                   window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds), card=card, xform_code=ds.xform_code, rois=ds.rois)
         from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty, save_calibration
 
         save_calibration(tmp / "model", calibrate_uncertainty(fitted.model, ds, split, targets))  # for synthesize --uncertainty

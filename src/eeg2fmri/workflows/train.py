@@ -364,7 +364,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
     card_metrics = {"validation": scores["val"], **({"test": scores["test"]} if "test" in scores else {}), "training": metrics["training"]}
     save_trained_model(fitted.model, out / "model", spec=fitted.spec, name=fitted.name, hparams=fitted.hparams, mask=ds.mask, affine=ds.affine,
                        window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=model_prepare_config(ds), config=cfg,
-                       split=metrics["split"], metrics=card_metrics, overwrite=True, xform_code=ds.xform_code)
+                       split=metrics["split"], metrics=card_metrics, overwrite=True, xform_code=ds.xform_code, rois=ds.rois)
     _save_calibration(fitted.model, ds, split, targets, out / "model")
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
         tmp.write_text(json.dumps(final_paths(metrics), indent=1, default=float))
