@@ -72,6 +72,17 @@ def test_evaluate_cli_and_errors(trained, tmp_path, capsys):
         resolve_run(None)
 
 
+def test_evaluate_refuses_a_protocol_that_tests_on_training_windows(trained, tmp_path):
+    """The run was trained leave-one-subject-out with subject 02 held out: a within-subject split would test it on the
+    last span of subject 01, which it was trained on -- refused with the fix; the recorded split still evaluates."""
+    root, _ = trained
+    with pytest.raises(Eeg2fmriInputError, match=r"the model was trained with protocol 'loso' \(test subjects 02\); the requested split tests it on "
+                                                 r"\d+ of \d+ windows that lie within \d+ volumes of windows it was trained or validated on, so its scores "
+                                                 r"would not be held out\. Evaluate with the recorded split"):
+        evaluate_run(root / "run", protocol="within", out=tmp_path / "leak", n_boot=0, progress_bar=False)
+    assert not (tmp_path / "leak").exists()
+
+
 def test_evaluate_cross_dataset(trained, tiny_prepared, tmp_path):
     from eeg2fmri.evaluation.crossdata import restrict_dataset
 

@@ -292,9 +292,15 @@ def evaluate_run(
         split = make_split(ds, proto, **opts)
         targets = split_targets(ds, split)
         ds_eval, fitted = ds, {name: lm.model}
-        if rec_split is None or protocol is not None and protocol != (rec_split or {}).get("protocol"):
-            notes["split"] = ("rebuilt from the command line; make sure the model was trained on this split's training set, "
-                              "otherwise test windows may have been seen in training")
+        rebuilt = protocol is not None and protocol != (rec_split or {}).get("protocol") or bool(split_options)
+        if rec_split is not None and rebuilt:
+            _refuse_seen_test_windows(ds, split, rec_split, n_frames=split.n_frames, lag=split.lag, model_dir=model_dir)
+        if rec_split is None:
+            notes["split"] = ("rebuilt from the command line; the model records no split, so it cannot be checked that the "
+                              "test windows were not seen in training")
+        elif rebuilt:
+            notes["split"] = (f"rebuilt from the command line ({proto}); checked against the split recorded in {split_source}: no "
+                              "test window overlaps a window the model was trained or validated on")
         else:
             notes["split"] = f"rebuilt from the split recorded in {split_source}"
     results = evaluate_models(ds_eval, split, targets, fitted, fit_missing=proto != "cross", atlas=atlas, n_boot=n_boot,
@@ -409,6 +415,37 @@ def _mean_r_maps(results: dict, name: str) -> dict[str, np.ndarray]:
     for nm in [name] + [n for n in r_names if n == REFERENCE and n != name]:
         out[nm] = np.nanmean(np.stack([results["per_subject"][s]["_r"][nm] for s in subs]), axis=0)
     return out
+
+
+def _refuse_seen_test_windows(ds: PreparedDataset, split: Any, rec_split: dict, *, n_frames: int, lag: int, model_dir: Path) -> None:
+    """Raise when a test window of ``split`` overlaps (in EEG or BOLD time, with the recorded gap) a window of the
+    training or validation span of the split the model was trained with: those scores would not be held out."""
+    opts = {k: v for k, v in rec_split.items() if k != "protocol"}
+    try:
+        trained = make_split(ds, rec_split["protocol"], n_frames=n_frames, lag=lag, **opts)
+    except Eeg2fmriInputError as err:
+        raise Eeg2fmriInputError(f"{model_dir}: the split the model was trained with ({rec_split}) cannot be rebuilt on these data ({err}), "
+                                 "so it cannot be checked that the requested test windows are held out; evaluate with the recorded split.") from None
+    fr, gap_s = ds.frame_rate, trained.gap * ds.tr
+    seen, total = 0, 0
+    for i, vols in split.selections["test"].items():
+        used = np.concatenate([trained.selections[k].get(i, np.array([], int)) for k in ("train", "val")])
+        total += len(vols)
+        if not len(used):
+            continue
+        end_t = np.asarray(ds.runs[i].onsets, float)[np.asarray(vols)] + ds.tr
+        end_u = np.asarray(ds.runs[i].onsets, float)[used] + ds.tr
+        # a test window is clear of a training one when their spans (n_frames of EEG up to the volume) lie a gap apart
+        near = (end_t[:, None] - n_frames / fr < end_u[None, :] + gap_s) & (end_u[None, :] - n_frames / fr < end_t[:, None] + gap_s)
+        seen += int(near.any(1).sum())
+    if seen:
+        raise Eeg2fmriInputError(
+            f"{model_dir}: the model was trained with protocol {rec_split['protocol']!r}"
+            f"{' (test subjects ' + ', '.join(rec_split.get('test_subjects', [])) + ')' if rec_split.get('test_subjects') else ''}; "
+            f"the requested split tests it on {seen} of {total} windows that lie within {trained.gap} volumes of windows it was trained "
+            "or validated on, so its scores would not be held out. Evaluate with the recorded split (omit --protocol and the split "
+            "options), or train a model for this protocol (eeg2fmri train with split.protocol set)."
+        )
 
 
 def _write_r_maps(results: dict, ds: PreparedDataset, name: str, folder: Path) -> list[Path]:
