@@ -161,3 +161,26 @@ def test_classify_cli_on_simulated_task_blocks(task_run, capsys):
     assert main(["classify", "--data", str(task_run / "prepared"), "--labels", "age", "--out", str(task_run / "x"), "-q"]) == 2
     assert "expected 'events' or 'participants:COLUMN'" in capsys.readouterr().err
     assert not (task_run / "x").exists()
+
+
+def test_classify_json_is_strict_json_without_permutations(tiny_prepared, tmp_path, monkeypatch):
+    """n_permutations=0: no p-value or null (NaN in memory); classify.json says null, not a bare NaN strict parsers refuse."""
+    import eeg2fmri.workflows.classify as wf
+
+    x, y, g = _blocks(n_subjects=3, per_subject=8)
+    res = classify(x, y, g, n_permutations=0, n_boot=50, estimator=_FAST, random_state=0, progress_bar=False)
+    assert np.isnan(res["p_value"]) and res["n_permutations"] == 0
+    prep = tiny_prepared.save(tmp_path / "prepared")
+    monkeypatch.setattr(wf, "volume_labels_from_events", lambda ds: {})  # the tiny simulation is resting state
+    monkeypatch.setattr(wf, "classify_dataset", lambda *a, **k: {"eeg": res})
+    out, _ = wf.classify_run(data=prep, sources=["eeg"], n_permutations=0, out=tmp_path / "cls", progress_bar=False)
+    text = (out / "classify.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+    def refuse(const):
+        raise ValueError(f"not strict JSON: {const}")
+
+    doc = json.loads(text, parse_constant=refuse)
+    eeg = doc["results"]["eeg"]
+    assert eeg["p_value"] is None and eeg["null_mean"] is None and eeg["null_95"] is None and eeg["n_permutations"] == 0
+    assert eeg["balanced_accuracy"] == pytest.approx(res["balanced_accuracy"])

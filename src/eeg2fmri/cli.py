@@ -6,8 +6,11 @@ Subcommands live in :mod:`eeg2fmri.commands`, one module each.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import pkgutil
+import re
 import sys
 
 from eeg2fmri.commands._common import add_common
@@ -43,6 +46,61 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, handlers
 
 
+#: errno of an OSError that is about a path the user chose (where to write, what to read), not a bug: reason shown.
+_PATH_ERRNOS = {
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, expected a file",
+    errno.EEXIST: "already exists",
+    errno.ENAMETOOLONG: "file name too long",
+}
+if hasattr(errno, "EDQUOT"):  # not on every platform
+    _PATH_ERRNOS[errno.EDQUOT] = "disk quota exceeded"
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+#: A hidden temporary beside an output (eeg2fmri.utils.atomic.temp_prefix: ``.STEM.KIND-HOST-PID-...``).
+_TEMPORARY = re.compile(r"^\.[^/]+\.[a-z]+-[A-Za-z0-9]+-\d+-")
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The deepest existing non-folder among ``path`` and its parents (where a folder was needed), if any."""
+    while path and not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path if path and os.path.exists(path) and not os.path.isdir(path) else None
+
+
+def path_error_message(err: OSError, *, has_out: bool = True) -> str | None:
+    """One line for an OSError about a path the user gave (``PATH: reason; fix``), or None for any other OSError.
+
+    A hidden temporary an output is written through is reported as the folder it was to be written in.
+    """
+    if err.errno not in _PATH_ERRNOS or err.filename is None:
+        return None
+    path = os.fsdecode(err.filename) if isinstance(err.filename, (str, bytes, os.PathLike)) else str(err.filename)
+    reason = _PATH_ERRNOS[err.errno]
+    if _TEMPORARY.match(os.path.basename(path)):
+        path = os.path.dirname(path) or "."
+        reason = f"cannot write in this folder ({reason})"
+    elif err.errno in (errno.EEXIST, errno.ENOTDIR) and _file_in_the_way(path) is not None:
+        path, reason = _file_in_the_way(path), "expected a folder, found a file"
+    elif err.errno == errno.EROFS or err.errno in _NO_SPACE:
+        reason = f"cannot write ({reason})"
+    other = "choose another --out" if has_out else "choose another path"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        fix = f"fix the permissions or {other}"
+    elif err.errno in _NO_SPACE:
+        fix = f"free some space or {other}"
+    else:
+        fix = other
+    return f"{path}: {reason}; {fix}."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``eeg2fmri`` console script; returns the exit status."""
     parser, handlers = build_parser()
@@ -56,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     except Eeg2fmriInputError as err:
         logger.debug("input error", exc_info=True)
         print(f"eeg2fmri {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        message = path_error_message(err, has_out=hasattr(args, "out"))
+        if message is None:  # not about a path the user chose: a bug, keep the traceback
+            raise
+        logger.debug("file system error", exc_info=True)
+        print(f"eeg2fmri {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; no partial output was left behind.", file=sys.stderr)

@@ -19,7 +19,7 @@ DESCRIPTION = (
 
 def add_arguments(p) -> None:
     p.add_argument("eeg", help="EEG recording (.vhdr, .edf, .bdf, .set, .fif, ...)")
-    p.add_argument("--model", required=True, help="trained model folder (model.json, weights, mask.nii.gz)")
+    p.add_argument("--model", required=True, help="trained model folder (model.json, weights, mask.nii.gz), or the training run folder holding it as model/")
     p.add_argument("--out", required=True, help="output .nii.gz or .nii")
     p.add_argument("--tr", type=float, default=None, help="output volume spacing in s (default: training TR; finer steps must divide it)")
     unc = p.add_mutually_exclusive_group()

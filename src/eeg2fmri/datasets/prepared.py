@@ -289,7 +289,7 @@ class PreparedDataset:
 
     def save(self, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the dataset atomically: one ``.npy`` per array and ``manifest.json``."""
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, marker="manifest.json") as tmp:
             runs_meta = [_write_run(tmp, i, r) for i, r in enumerate(self.runs)]
             _write_common(tmp, self, runs_meta)
         return Path(out)

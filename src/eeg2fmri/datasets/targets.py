@@ -63,6 +63,30 @@ def _kfold_subjects(subjects: list[str], n_folds: int, fold: int) -> list[str]:
     return [s for k, s in enumerate(subjects) if k % n_folds == fold]
 
 
+def _check_split_types(**given: object) -> None:
+    """Split options of the wrong type, refused by name (a YAML ``n_frames: nine`` or ``test_subjects: '03'``)."""
+    def whole(v: object) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    for key in ("n_frames", "gap", "n_folds"):
+        v = given.get(key)
+        if v is not None and (not whole(v) or v < (1 if key != "gap" else 0)):
+            raise Eeg2fmriInputError(f"split option {key}: expected a whole number >= {1 if key != 'gap' else 0}, got {v!r}.")
+    for key in ("lag", "fold"):
+        v = given.get(key)
+        if v is not None and not whole(v):
+            raise Eeg2fmriInputError(f"split option {key}: expected a whole number, got {v!r}.")
+    fr = given.get("fractions")
+    if fr is not None and (isinstance(fr, str) or not hasattr(fr, "__len__") or len(fr) != 3
+                           or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f >= 0 for f in fr)):
+        raise Eeg2fmriInputError(f"split option fractions: expected three shares [train, validation, test] >= 0 (e.g. [0.6, 0.2, 0.2]), got {fr!r}.")
+    for key in ("test_subjects", "val_subjects"):
+        v = given.get(key)
+        if isinstance(v, str):
+            raise Eeg2fmriInputError(f"split option {key}: expected a list of subject labels, got the string {v!r}; write [{v!r}] "
+                                     f"(YAML: {key}: ['{v}']).")
+
+
 def _check_split_options(protocol: str, **given: object) -> None:
     """Refuse split options that ``protocol`` would silently not use."""
     unused = {
@@ -147,6 +171,8 @@ def make_split(
     """
     check_choice(protocol, "protocol", ("within", "loso", "kfold", "subjects"))
     _check_split_options(protocol, fractions=fractions, gap=gap, test_subjects=test_subjects, val_subjects=val_subjects, n_folds=n_folds, fold=fold)
+    _check_split_types(n_frames=n_frames, lag=lag, gap=gap, n_folds=n_folds, fold=fold, fractions=fractions, test_subjects=test_subjects,
+                       val_subjects=val_subjects)
     fractions = (0.6, 0.2, 0.2) if fractions is None else tuple(fractions)
     n_folds = 5 if n_folds is None else n_folds
     fold = 0 if fold is None else fold

@@ -57,7 +57,7 @@ def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str,
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card or {})
     if rois is not None:
         meta["rois"] = rois
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, marker="model.json") as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
     return Path(out)
 
@@ -153,7 +153,7 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card)
     if rois is not None:
         meta["rois"] = rois
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, marker="model.json") as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
         (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))
     return Path(out)

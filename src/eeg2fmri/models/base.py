@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eeg2fmri.datasets.spec import INPUT_KINDS, DataSpec  # noqa: F401  (re-exported for users)
-from eeg2fmri.utils.validation import check_choice
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
 
 _REGISTRY: dict[str, type] = {}
 
@@ -67,7 +67,26 @@ def get_model_class(name: str) -> type:
     return _REGISTRY[name]
 
 
+def model_hparams(name: str) -> list[str]:
+    """The hyperparameters (keyword arguments after ``spec``) of registered model ``name``."""
+    import inspect
+
+    params = inspect.signature(get_model_class(name).__init__).parameters
+    return [p for p, v in params.items() if p not in ("self", "spec") and v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)]
+
+
 def build_model(name: str, spec: DataSpec, **hparams: Any):
-    """Instantiate registered model ``name`` for data ``spec`` with hyperparameters."""
+    """Instantiate registered model ``name`` for data ``spec`` with hyperparameters (unknown ones are refused by name)."""
+    import inspect
+
     cls = get_model_class(name)
+    known = model_hparams(name)
+    open_ended = any(v.kind == v.VAR_KEYWORD for v in inspect.signature(cls.__init__).parameters.values())
+    unknown = [] if open_ended else sorted(set(hparams) - set(known))
+    if unknown:
+        import difflib
+
+        hints = [f"{u!r} -> {close[0]!r}?" for u in unknown if (close := difflib.get_close_matches(u, known, n=1))]
+        raise Eeg2fmriInputError(f"model {name!r}: unknown hyperparameter(s) {unknown}{' (' + ', '.join(hints) + ')' if hints else ''}; "
+                                 f"expected some of {known} (model.hparams in a config).")
     return cls(spec, **hparams)

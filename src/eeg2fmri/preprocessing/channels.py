@@ -72,10 +72,37 @@ def _fit_sphere(p: np.ndarray) -> tuple[np.ndarray, float]:
     return c, float(np.sqrt(max(x[3] + c @ c, 1e-12)))
 
 
-def _recording_positions(raw, names: list[str], positions: str, where: str) -> dict[str, np.ndarray]:
-    """``{recording channel: position (m, head frame)}`` from the file or a named montage."""
+def _standard_montage(name: str):
+    """MNE's standard montage ``name``: a built-in one, or an older name this MNE still accepts (its deprecation logged)."""
+    import difflib
+    import warnings
+
     import mne
 
+    builtin = list(mne.channels.get_builtin_montages())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mont = mne.channels.make_standard_montage(name)
+    except (ValueError, KeyError, TypeError):
+        mont = None
+    else:
+        for w in caught:
+            if issubclass(w.category, (DeprecationWarning, FutureWarning)):
+                logger.warning("channel_positions=%r: %s", name, w.message)
+        return mont
+    close = [m for m in builtin if str(name).casefold() == m.casefold()]
+    close += [m for m in difflib.get_close_matches(str(name), builtin, n=4, cutoff=0.5) if m not in close]
+    found = f"found no montage named {name!r}"
+    if close:
+        raise Eeg2fmriInputError(f"channel_positions={name!r}: expected 'file' or an MNE standard montage, {found}; "
+                                 f"similar names: {', '.join(map(repr, close))} (all: mne.channels.get_builtin_montages()).")
+    raise Eeg2fmriInputError(f"channel_positions={name!r}: expected 'file' or an MNE standard montage, {found}; pick the one that matches "
+                             f"the cap from: {', '.join(builtin)}.")
+
+
+def _recording_positions(raw, names: list[str], positions: str, where: str) -> dict[str, np.ndarray]:
+    """``{recording channel: position (m, head frame)}`` from the file or a named montage."""
     if positions == "file":
         mont = raw.get_montage()
         pos = {} if mont is None else {k: np.asarray(v, float) for k, v in mont.get_positions()["ch_pos"].items() if v is not None and np.isfinite(v).all()}
@@ -84,10 +111,7 @@ def _recording_positions(raw, names: list[str], positions: str, where: str) -> d
             raise Eeg2fmriInputError(f"{where}: channel_positions='file' but the recording carries no electrode positions; "
                                      "pass a named MNE montage instead, e.g. channel_positions='biosemi64' (--channel-positions biosemi64).")
         return pos
-    if positions not in mne.channels.get_builtin_montages():
-        raise Eeg2fmriInputError(f"channel_positions={positions!r}: expected 'file' or an MNE standard montage such as 'biosemi64', "
-                                 f"'biosemi128', 'easycap-M1' (mne.channels.get_builtin_montages()); pick one that matches the cap.")
-    mont = mne.channels.make_standard_montage(positions)
+    mont = _standard_montage(positions)
     mpos = mont.get_positions()["ch_pos"]
     lower = {channel_key(k): k for k in mpos}
     out = {}
@@ -193,7 +217,7 @@ def map_channels_by_position(
     c_t, r_t = _fit_sphere(np.array([tpos_all[w.lower()] for w in known])) if len(known) >= 4 else _fit_sphere(np.array(list(tpos_all.values())))
     own = {}
     if positions != "file":
-        own = {k.lower(): np.asarray(v, float) for k, v in mne.channels.make_standard_montage(positions).get_positions()["ch_pos"].items()}
+        own = {k.lower(): np.asarray(v, float) for k, v in _standard_montage(positions).get_positions()["ch_pos"].items()}
     site = {}
     for w in wanted:
         if w.lower() in own:

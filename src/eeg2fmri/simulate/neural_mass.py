@@ -637,7 +637,7 @@ def simulate_neural_mass_dataset(
     dt_bold = k_bold / sfreq
     k_gt = max(1, int(round(sfreq / NEURAL_RATE)))
     task = "rest"
-    with atomic_dir(out, overwrite=overwrite) as root:
+    with atomic_dir(out, overwrite=overwrite, marker="derivatives/groundtruth") as root:
         scratch = root / ".scratch"
         scratch.mkdir()
         gt_root = root / "derivatives" / "groundtruth"

@@ -625,7 +625,7 @@ def simulate_dataset(
     logger.info("simulating %d subject(s) x %d run(s) of %.1f min", cfg.n_subjects, cfg.n_runs, cfg.minutes)
     anat = make_anatomy(cfg.voxel_size, cfg.n_regions, cfg.seed)
     group = _group_parameters(cfg, anat)
-    with atomic_dir(out, overwrite=overwrite) as root:
+    with atomic_dir(out, overwrite=overwrite, marker="derivatives/groundtruth") as root:
         scratch = root / ".scratch"
         scratch.mkdir()
         gt_root = root / "derivatives" / "groundtruth"

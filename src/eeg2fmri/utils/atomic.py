@@ -175,8 +175,27 @@ def final_paths(obj: Any) -> Any:
     return obj
 
 
+def check_replaceable(path: Path, marker: str | None, what: str = "output directory") -> None:
+    """Refuse to replace (``overwrite``) a folder that is not one of this package's outputs of the same kind.
+
+    Never the working directory or a folder above it (they would vanish under the running command); never a non-empty
+    folder without ``marker`` (the file every output of that kind holds, e.g. ``manifest.json``): ``--overwrite`` is for
+    a previous run's output, not for a folder of the user's files.
+    """
+    if not path.is_dir():
+        return
+    cwd = Path.cwd().absolute()
+    if path == cwd or path in cwd.parents:
+        raise Eeg2fmriInputError(f"{path}: expected a new or previous output folder to replace, found the working directory (or a folder "
+                                 "above it); --overwrite would delete it under the running command. Choose a subfolder (--out NAME).")
+    if marker is not None and any(path.iterdir()) and not (path / marker).exists():
+        shown = sorted(p.name for p in path.iterdir())[:5]
+        raise Eeg2fmriInputError(f"{path}: expected a previous {what} to replace (it would hold {marker}), found other files {shown}; "
+                                 "--overwrite replaces only a previous output of this command. Choose another --out, or empty the folder yourself.")
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False, marker: str | None = None) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` only on success.
 
     Parameters
@@ -185,9 +204,14 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
         Final directory.
     overwrite : bool
         Replace an existing ``path``; otherwise an existing path raises.
+    marker : str | None
+        A file every output of this kind holds (``manifest.json``): with ``overwrite``, a non-empty ``path`` without it
+        is refused (:func:`check_replaceable`), so that a folder of the user's own files is never replaced.
     """
     path = Path(path).absolute()
     _check_target(path, overwrite, "output directory")
+    if overwrite:
+        check_replaceable(path, marker)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent, path.name)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path.name), dir=path.parent))

@@ -51,9 +51,18 @@ def read_config(path: str | None) -> dict:
     if suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise Eeg2fmriInputError(f"{p}: not valid YAML{where} ({getattr(err, 'problem', None) or err}); check the indentation "
+                                     "(spaces, the same for keys of one level) and the colons after keys.") from None
     elif suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise Eeg2fmriInputError(f"{p}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}).") from None
     elif suffix == ".toml":
         try:
             import tomllib  # Python >= 3.11
@@ -63,7 +72,10 @@ def read_config(path: str | None) -> dict:
             except ModuleNotFoundError as err:
                 raise Eeg2fmriInputError(f"{p}: reading TOML on Python < 3.11 needs the 'tomli' package; pip install tomli, or use YAML/JSON.") from err
 
-        data = tomllib.loads(text)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise Eeg2fmriInputError(f"{p}: not valid TOML ({err}).") from None
     else:
         raise Eeg2fmriInputError(f"{p}: expected a .yaml, .yml, .json or .toml config, got {p.suffix!r}.")
     if not isinstance(data, dict):

@@ -243,7 +243,7 @@ def classify_run(
     res = classify_dataset(ds, lab, sources=sources, model=None if lm is None else lm.model, window=None if lm is None else lm.meta.get("window"),
                            rois=rois, delay_s=delay_s, max_block=max_block, n_splits=n_splits, n_permutations=n_permutations,
                            random_state=random_state, progress_bar=progress_bar)
-    with atomic_dir(out_path, overwrite=overwrite) as tmp:
+    with atomic_dir(out_path, overwrite=overwrite, marker="classify.json") as tmp:
         rows = _table_rows(res)
         with open(tmp / "classify.tsv", "w", newline="") as fh:
             wr = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t")
@@ -251,6 +251,7 @@ def classify_run(
             wr.writerows(rows)
         doc = {"results": res, "labels": labels, "delay_s": delay_s, "data": str(Path(data).absolute()),
                "model_dir": None if model_dir is None else str(model_dir.absolute()), "notes": notes}
-        (tmp / "classify.json").write_text(json.dumps(final_paths(to_jsonable(doc)), indent=1))
+        # strict JSON: a p-value without permutations (n_permutations=0) or a CI without bootstraps is null, never NaN
+        (tmp / "classify.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False))
     logger.info("wrote %s", out_path)
     return out_path, res

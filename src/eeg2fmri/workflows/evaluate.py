@@ -338,7 +338,7 @@ def evaluate_run(
                                               + f"; NLL {mu['nll_laplace']:.3f} (uncalibrated {mu['nll_laplace_uncalibrated']:.3f}); "
                                               f"rank correlation of scale with |error| {mu['scale_error_spearman']:.3f}")
     seconds = time.perf_counter() - t0
-    with atomic_dir(out_path, overwrite=overwrite) as tmp:
+    with atomic_dir(out_path, overwrite=overwrite, marker="metrics.json") as tmp:
         figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)
         _write_r_maps(results, ds_eval, name, tmp)
         if proto != "cross":

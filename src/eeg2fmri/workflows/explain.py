@@ -71,7 +71,7 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
         plot_lag_curves,
     )
 
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, marker="explain.json") as tmp:
         figs: list[str] = []
         meth = res["methods"]
         tgt = res["target"]
@@ -117,7 +117,7 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
         doc = dict(res)
         doc["target_indices"] = np.asarray(res["target_indices"]).tolist()
         doc.update(montage=montage_source, figures=figs, **(extra or {}))
-        (tmp / "explain.json").write_text(json.dumps(final_paths(to_jsonable(doc)), indent=1))
+        (tmp / "explain.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False))
     logger.info("wrote %s (explain.json, explain.tsv, %d figures)", out, len(figs))
     return out
 

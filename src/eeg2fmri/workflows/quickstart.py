@@ -103,7 +103,7 @@ def run_quickstart(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     cfg = SimulationConfig(n_subjects=subjects, minutes=minutes, seed=seed, **(sim_overrides or {})).validate()
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, marker="metrics.json") as tmp:
         bids = simulate_dataset(tmp / "bids", cfg, progress_bar=progress_bar)
         timings["simulate"] = time.perf_counter() - t0
         from eeg2fmri.models import get_model_class

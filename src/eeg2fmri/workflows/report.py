@@ -258,6 +258,8 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
             f"{folder}: expected an eeg2fmri run or benchmark folder (metrics.json or leaderboard.json), found neither; "
             "run eeg2fmri quickstart/evaluate/benchmark first."
         )
+    if out_path.is_dir():  # checked before --overwrite: a folder is never replaced by the page
+        raise Eeg2fmriInputError(f"{out_path}: expected an HTML file path, found a directory; pass --out {out_path / 'report.html'}.")
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: report already exists; pass --overwrite (overwrite=True) or choose another --out.")
 

@@ -223,9 +223,18 @@ def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict
         if (out / METRICS_NAME).exists():
             return json.loads((out / METRICS_NAME).read_text())
     elif out.exists() and any(out.iterdir()):
-        if not overwrite:
+        from eeg2fmri.utils.atomic import check_replaceable
+
+        names = {p.name for p in out.iterdir()}
+        if names <= {CONFIG_NAME, "prepared"} and not (out / METRICS_NAME).exists():
+            # a run that stopped before training (a config or data error after the folder was made): start it again, reusing
+            # its prepared data when they are up to date
+            logger.info("%s: holds a run that stopped before training (only %s); starting it again", out, ", ".join(sorted(names)))
+        elif not overwrite:
             raise Eeg2fmriInputError(f"{out}: output folder exists and is not empty; resume it (--resume), choose another --out, or pass --overwrite.")
-        shutil.rmtree(out)
+        else:
+            check_replaceable(out, CONFIG_NAME, "training run folder")
+            shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(saved, overwrite=True) as tmp:
         tmp.write_text(dump_config(final_paths(cfg)))

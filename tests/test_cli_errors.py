@@ -1,0 +1,167 @@
+"""The CLI's one-line errors: unwritable output paths, a report written onto a folder, a run folder as --model, montage names."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+
+import mne
+import pytest
+
+from eeg2fmri.cli import main, path_error_message
+from eeg2fmri.preprocessing.channels import _standard_montage
+from eeg2fmri.synthesis import synthesize
+from eeg2fmri.synthesis.synthesize import resolve_model_dir
+from eeg2fmri.utils.jsonable import to_jsonable
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+from .test_synthesis import EEG_NAME, ridge_dir  # noqa: F401  (module fixture: a ridge model trained on the tiny dataset)
+
+
+def _board(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "leaderboard.json").write_text(json.dumps({"protocol": "within", "n_folds": 3, "leaderboard": [{"name": "a", "median_r": 0.1}]}))
+    return folder
+
+
+def _writes_blocked(folder) -> bool:
+    """Whether a 0o500 folder really refuses writes here (root ignores permissions)."""
+    try:
+        (folder / ".probe").write_text("x")
+    except PermissionError:
+        return True
+    (folder / ".probe").unlink()
+    return False
+
+
+def _temporaries(folder) -> list[str]:
+    return [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+def test_path_error_messages():
+    tmp = OSError(errno.EROFS, "Read-only file system", "/data/ro/.x.synth-host-123-abcd")
+    assert path_error_message(tmp) == "/data/ro: cannot write in this folder (read-only file system); choose another --out."
+    assert path_error_message(PermissionError(errno.EACCES, "Permission denied", "/data/x.nii.gz")) == (
+        "/data/x.nii.gz: permission denied; fix the permissions or choose another --out.")
+    assert path_error_message(OSError(errno.ENOSPC, "No space left on device", "/data/x.nii.gz"), has_out=False) == (
+        "/data/x.nii.gz: cannot write (no space left on the device); free some space or choose another path.")
+    assert "is a folder, expected a file" in path_error_message(IsADirectoryError(errno.EISDIR, "Is a directory", "/data"))
+    # not about a path the user chose, or no path at all: not turned into a message (a bug keeps its traceback)
+    assert path_error_message(OSError(errno.EIO, "Input/output error", "/data/x")) is None
+    assert path_error_message(OSError(errno.EROFS, "Read-only file system")) is None
+
+
+def test_report_into_unwritable_places(tmp_path, capsys, monkeypatch):
+    bench = _board(tmp_path / "bench")
+    # a read-only file system (simulated: it refuses the hidden temporary the page is written through) names the folder
+    import eeg2fmri.utils.atomic as atomic
+
+    def read_only(suffix=None, prefix=None, dir=None, text=False):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, f"{prefix}x1y2{suffix}"))
+
+    with monkeypatch.context() as m:
+        m.setattr(atomic.tempfile, "mkstemp", read_only)
+        assert main(["report", str(bench), "--out", str(tmp_path / "ro_fs" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"eeg2fmri report: error: {tmp_path / 'ro_fs'}: cannot write in this folder (read-only file system); choose another --out.\n"
+
+    blocker = tmp_path / "plain.html"
+    blocker.write_text("a file")
+    assert main(["report", str(bench), "--out", str(blocker / "sub" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eeg2fmri report: error: ") and "Traceback" not in err
+    assert f"{blocker}: expected a folder, found a file; choose another --out." in err
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        if not _writes_blocked(ro):
+            pytest.skip("running as root: a 0o500 folder does not block writes (the file-in-the-way case above still ran)")
+        assert main(["report", str(bench), "--out", str(ro / "r.html")]) == 2
+        err = capsys.readouterr().err
+        assert f"eeg2fmri report: error: {ro}: cannot write in this folder (permission denied); fix the permissions or choose another --out." in err
+        assert list(ro.iterdir()) == []
+    finally:
+        os.chmod(ro, 0o700)
+
+
+def test_other_os_errors_keep_their_traceback(tmp_path, monkeypatch):
+    import eeg2fmri.workflows.report as report
+
+    def broken(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error", "/dev/sda")
+
+    monkeypatch.setattr(report, "build_report", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        main(["report", str(_board(tmp_path / "bench"))])
+
+
+def test_report_onto_a_directory(tmp_path, capsys):
+    from eeg2fmri.workflows.report import build_report
+
+    bench = _board(tmp_path / "bench")
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    (outdir / "keep.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(Eeg2fmriInputError, match=r"outdir: expected an HTML file path, found a directory; pass --out .*outdir/report\.html"):
+            build_report(bench, outdir, overwrite=overwrite)
+    assert main(["report", str(bench), "--out", str(outdir), "--overwrite"]) == 2
+    assert "expected an HTML file path, found a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in outdir.iterdir()) == ["keep.txt"] and _temporaries(tmp_path) == []
+    assert main(["report", str(bench), "--out", str(outdir / "report.html")]) == 0
+    assert (outdir / "report.html").is_file()
+
+
+def test_synthesize_into_unwritable_places_and_from_a_run_folder(tiny_bids, ridge_dir, tmp_path, capsys):  # noqa: F811
+    eeg = str(tiny_bids / EEG_NAME)
+    blocker = tmp_path / "plain.nii"
+    blocker.write_text("a file")
+    assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(blocker / "x.nii.gz"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"eeg2fmri synthesize: error: {blocker}: expected a folder, found a file; choose another --out." in err and "Traceback" not in err
+
+    # a training run folder (RUN/model/model.json) is taken for its model directory
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copytree(ridge_dir, run / "model")
+    assert resolve_model_dir(run) == run / "model" and resolve_model_dir(run / "model") == run / "model"
+    out = synthesize(eeg, run, tmp_path / "from_run.nii.gz", progress_bar=False)
+    side = json.loads((tmp_path / "from_run.json").read_text())
+    assert out.is_file() and side["ModelDir"] == str((run / "model").absolute())
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a model directory with model.json, found a folder without it .*pass RUN/model"):
+        resolve_model_dir(tmp_path)
+    with pytest.raises(Eeg2fmriInputError, match=r"nowhere: expected a model directory with model.json, found no such folder; check the path"):
+        resolve_model_dir(tmp_path / "nowhere")
+
+
+def test_classify_json_is_strict_without_permutations():
+    doc = {"p_value": float("nan"), "ci95": [float("nan"), float("inf")], "n": 3}
+    strict = to_jsonable(doc, finite=True)
+    assert strict == {"p_value": None, "ci95": [None, None], "n": 3}
+    json.dumps(strict, allow_nan=False)
+
+
+def test_montage_names():
+    # an older name this MNE still accepts (with a deprecation warning) is used, the warning logged rather than raised
+    if "standard_1020" not in mne.channels.get_builtin_montages():
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mne.channels.make_standard_montage("standard_1020")
+        except ValueError:
+            pytest.skip("this MNE no longer accepts standard_1020")
+    assert "Cz" in _standard_montage("standard_1020").ch_names
+    assert len(_standard_montage("biosemi64").ch_names) == 64
+    with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi65': expected 'file' or an MNE standard montage, found no montage "
+                                                 r"named 'biosemi65'; similar names: 'biosemi64'"):
+        _standard_montage("biosemi65")
+    with pytest.raises(Eeg2fmriInputError, match=r"similar names: 'biosemi64'"):
+        _standard_montage("BIOSEMI64")
+    with pytest.raises(Eeg2fmriInputError, match=r"found no montage named 'zzz'; pick the one that matches the cap from: .*biosemi64"):
+        _standard_montage("zzz")

@@ -1,0 +1,75 @@
+"""Mistakes a user makes with configs and output folders: refused by name, nothing of theirs deleted, a failed start retried."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+def test_overwrite_never_replaces_a_folder_of_other_files_or_the_working_directory(tmp_path, monkeypatch):
+    from eeg2fmri.utils.atomic import atomic_dir
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(Eeg2fmriInputError, match=r"mine: expected a previous output directory to replace \(it would hold manifest\.json\), found "
+                                                 r"other files \['notes\.txt'\]; --overwrite replaces only a previous output"):
+        with atomic_dir(mine, overwrite=True, marker="manifest.json"):
+            pass
+    assert (mine / "notes.txt").read_text() == "keep"
+    monkeypatch.chdir(mine)
+    for target in (mine, tmp_path):  # the working directory and a folder above it
+        with pytest.raises(Eeg2fmriInputError, match=r"found the working directory \(or a folder above it\)"):
+            with atomic_dir(target, overwrite=True):
+                pass
+    # a previous output of the same kind is replaced
+    prev = tmp_path / "prev"
+    prev.mkdir()
+    (prev / "manifest.json").write_text("{}")
+    with atomic_dir(prev, overwrite=True, marker="manifest.json") as d:
+        (d / "manifest.json").write_text('{"new": 1}')
+    assert json.loads((prev / "manifest.json").read_text()) == {"new": 1}
+
+
+def test_train_folder_rules(tiny_prepared, tmp_path, capsys):
+    """A run that failed before training (bad hyperparameter) is started again in the same folder; --overwrite refuses a
+    folder that is not a training run; unknown hyperparameters, YAML errors and split options of the wrong type are
+    refused by name."""
+    import yaml
+
+    from eeg2fmri.cli import main
+
+    prep = tiny_prepared.save(tmp_path / "prepared")
+    cfg = {"seed": 0, "data": {"prepared": str(prep)}, "model": {"name": "ridge_hrf", "hparams": {"alfa": 3}}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    assert main(["train", str(bad), "--out", str(run), "-q"]) == 2
+    assert "model 'ridge_hrf': unknown hyperparameter(s) ['alfa'] ('alfa' -> 'alphas'?); expected some of ['alphas'" in capsys.readouterr().err
+    cfg["model"]["hparams"] = {}
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(good), "--out", str(run), "-q"]) == 0  # no --overwrite needed: the failed run never trained
+    assert (run / "metrics.json").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.csv").write_text("1,2")
+    assert main(["train", str(good), "--out", str(other), "--overwrite", "-q"]) == 2
+    assert "expected a previous training run folder to replace (it would hold config.yaml), found other files ['data.csv']" in capsys.readouterr().err
+    assert (other / "data.csv").exists()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seed: 0\ndata:\n  prepared: x\n   subjects: [01]\n")
+    assert main(["train", str(broken), "--out", str(tmp_path / "b"), "-q"]) == 2
+    assert "broken.yaml: not valid YAML at line 4, column" in capsys.readouterr().err
+    for split, msg in ((({"protocol": "within", "n_frames": "nine"}), "split option n_frames: expected a whole number >= 1, got 'nine'"),
+                       ({"protocol": "loso", "test_subjects": "02"}, "split option test_subjects: expected a list of subject labels, got the string '02'"),
+                       ({"protocol": "within", "fractions": "abc"}, "split option fractions: expected three shares")):
+        f = tmp_path / "split.yaml"
+        f.write_text(yaml.safe_dump({**cfg, "split": split}))
+        assert main(["train", str(f), "--out", str(tmp_path / "s"), "-q"]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() or not os.listdir(tmp_path / "s")
