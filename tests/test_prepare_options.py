@@ -152,3 +152,23 @@ def test_windows_over_eeg_marked_bad_are_left_out_of_every_split(tiny_bids, tiny
     a = t["train"][0] / t["train"][0].std(0)
     b = t_ref["train"][0][rows] / t_ref["train"][0][rows].std(0)
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_recorded_inputs_are_absolute_and_old_relative_ones_are_found(tiny_bids, tiny_prepared, tmp_path, monkeypatch):
+    """The manifest records input files as absolute paths (classify reads the events beside the BOLD, explain the
+    electrodes beside the EEG, from any directory); a relative path of an older manifest is found from the BIDS root."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from eeg2fmri.datasets.prepared import recorded_input
+
+    key = tiny_prepared.runs[0].key
+    assert all(Path(v["eeg"]).is_absolute() and Path(v["bold"]).is_absolute() for v in tiny_prepared.provenance["inputs"].values())
+    bold = recorded_input(tiny_prepared, key, "bold")
+    assert bold.exists() and bold.name.endswith("_bold.nii.gz")
+    rel = Path(tiny_bids.name) / bold.relative_to(tiny_bids)  # as a prepare run from the BIDS root's parent recorded it
+    prov = {**tiny_prepared.provenance, "inputs": {key: {**tiny_prepared.provenance["inputs"][key], "bold": str(rel)}}}
+    monkeypatch.chdir(tmp_path)  # another directory: the relative path alone does not exist here
+    assert not rel.exists()
+    assert recorded_input(replace(tiny_prepared, provenance=prov), key, "bold") == bold
+    assert recorded_input(tiny_prepared, "no-such-run", "bold") is None

@@ -295,6 +295,29 @@ class PreparedDataset:
         return Path(out)
 
 
+def recorded_input(ds: PreparedDataset, key: str, kind: str) -> Path | None:
+    """The input file (``kind`` ``"eeg"`` or ``"bold"``) the manifest records for run ``key``, as a usable path.
+
+    Manifests written before 2026-12-04 (session 10) hold these paths as given to ``prepare``, relative to the folder it
+    ran in: such a path is looked up beside the recorded BIDS root (where that folder was, for a relative root) and, failing
+    that, from the BIDS root down (``sub-...``).
+    """
+    prov = ds.provenance if isinstance(ds.provenance, dict) else {}
+    info = (prov.get("inputs") or {}).get(key)
+    value = info.get(kind) if isinstance(info, dict) else None
+    if not value:
+        return None
+    path = Path(str(value))
+    if path.is_absolute() or path.exists() or not prov.get("bids_root"):
+        return path
+    root = Path(prov["bids_root"])
+    parts = path.parts
+    for cand in (root.parent / path, *(root.joinpath(*parts[i:]) for i, part in enumerate(parts) if part.startswith("sub-"))):
+        if cand.exists():
+            return cand
+    return path
+
+
 def rois_to_voxels(rois: dict, values: np.ndarray, n_voxels: int) -> np.ndarray:
     """ROI values ``(..., n_rois)`` painted on the mask's voxels ``(..., n_voxels)``: each voxel takes the value of the ROI
     that weighs it most in the atlas (``rois["weights"]``: rows = ROIs, cols = voxels), 0 where no ROI covers it."""
@@ -890,7 +913,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"], bad if bad is not None and len(bad) else None)
     info = {"sfreq": rep["sfreq"], "ch_names": rep["ch_names"], "frame_rate": rep["frame_rate"], "freqs": rep["freqs"]}
     rp = sync.report
-    prov = {"eeg": str(rec.eeg_path), "bold": str(rec.bold_path), "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
+    # absolute paths: readers of the manifest (classify's events, explain's electrodes) may run from another directory
+    prov = {"eeg": str(Path(rec.eeg_path).absolute()), "bold": str(Path(rec.bold_path).absolute()) if rec.bold_path is not None else None, "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [sync.volumes.start, sync.volumes.stop]}
     if art is not None:
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}

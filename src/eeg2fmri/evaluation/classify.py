@@ -268,11 +268,13 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
     -------
     dict of run index -> array of str, shape (n_volumes,)
     """
-    inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
+    from eeg2fmri.datasets.prepared import recorded_input
+
     out: dict[int, np.ndarray] = {}
+    inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
     for i, run in enumerate(ds.runs):
-        info = inputs.get(run.key)
-        bold = Path(str(info.get("bold", ""))) if isinstance(info, dict) else None
+        info = inputs.get(run.key) or {}
+        bold = recorded_input(ds, run.key, "bold")
         if bold is None or not str(bold):
             raise Eeg2fmriInputError(f"{run.key}: the prepared dataset records no BOLD file for this run, so its events are unknown; pass labels= per volume.")
         name = bold.name

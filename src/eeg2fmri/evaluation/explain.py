@@ -16,7 +16,6 @@ Captum is an optional dependency (``pip install eeg2fmri[explain]``).
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -310,9 +309,11 @@ def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fall
     import mne
 
     names = list(ch_names if ch_names is not None else ds.ch_names)
+    from eeg2fmri.datasets.prepared import recorded_input
+
     inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
-    for info in inputs.values():
-        eeg = Path(str(info.get("eeg", ""))) if isinstance(info, dict) else None
+    for key in inputs:
+        eeg = recorded_input(ds, key, "eeg")
         if eeg is None or not eeg.parent.is_dir():
             continue
         for tsv in sorted(eeg.parent.glob("*_electrodes.tsv")):
