@@ -820,3 +820,17 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
     for roi in (1, 2, 3):  # every voxel of a ROI shows that ROI's series
         col = ds.rois["labels"].index(roi)
         np.testing.assert_allclose(vol[labels == roi], np.broadcast_to(series[:, col], ((labels == roi).sum(), len(series))), rtol=1e-5, atol=1e-6)
+
+
+def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, caplog):
+    """--first-onset markers with an output TR other than the markers' spacing: only the first volume lines up with a
+    marker; the warning gives the --tr that would match (none when they agree)."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "same.nii.gz", progress_bar=False, first_onset="markers")
+    assert not any("markers come every" in r.getMessage() for r in caplog.records)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "tr1.nii.gz", progress_bar=False, first_onset="markers", tr=1.0)
+    assert any("markers come every 2.000 s, but the output's volumes every 1 s" in r.getMessage() and "pass --tr 2 for one volume per marker" in r.getMessage()
+               for r in caplog.records)

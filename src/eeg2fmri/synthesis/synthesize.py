@@ -182,6 +182,11 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
         found, times = marker_times(raw, names)
         if found is not None:
             label, t0 = f"marker {found!r}", float(times[0])
+            step_s = float(np.median(np.diff(times))) if len(times) > 1 else None
+            if step_s is not None and abs(step_s - tr) > 0.01 * tr:  # volumes of another TR: the grid would drift off the scan
+                logger.warning("%s: the recording's %r markers come every %.3f s, but the output's volumes every %g s (the training TR, "
+                               "or --tr): only the first lines up with a marker; pass --tr %.3g for one volume per marker.",
+                               where, found, step_s, tr, step_s)
         else:
             raise Eeg2fmriInputError(f"{where}: first_onset='markers' but none of the scanner markers {list(names)} (the model's training "
                                      f"marker names) is in the recording (annotations present: {sorted(set(descs))[:15]}); pass the first "
