@@ -834,3 +834,28 @@ def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, cap
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "tr1.nii.gz", progress_bar=False, first_onset="markers", tr=1.0)
     assert any("markers come every 2.000 s, but the output's volumes every 1 s" in r.getMessage() and "pass --tr 2 for one volume per marker" in r.getMessage()
                for r in caplog.records)
+
+
+def test_line_frequency_other_than_the_models_notch_is_warned(tiny_bids, ridge_dir, tmp_path, caplog):
+    """The model's training runs were notched at 45 Hz and the recording declares 50 Hz: synthesis filters as training
+    did, says so, and records the notch in the sidecar."""
+    import logging
+    import shutil
+
+    model = tmp_path / "model60"
+    shutil.copytree(ridge_dir, model)
+    meta = json.loads((model / "model.json").read_text())
+    meta["prepare"]["notch"] = 45.0  # below the 100 Hz recording's Nyquist (the tiny data are sampled at 100 Hz)
+    (model / "model.json").write_text(json.dumps(meta))
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    raw.info["line_freq"] = 50.0
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        out = synthesize(raw, model, tmp_path / "b.nii.gz", progress_bar=False)
+    assert any("declares a 50 Hz power line, but the model's training runs were notched at 45 Hz" in r.getMessage() for r in caplog.records)
+    assert json.loads(out.with_name("b.json").read_text())["NotchFrequency"] == 45.0
+
+
+def test_misspelt_montage_is_refused_even_when_channels_match_by_name(tiny_bids, ridge_dir, tmp_path):
+    with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi65': expected 'file' or an MNE standard montage.*'biosemi64'"):
+        synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "m.nii.gz", progress_bar=False, channel_positions="biosemi65")
+    assert not (tmp_path / "m.nii.gz").exists()

@@ -1032,7 +1032,8 @@ def prepare_dataset(
     results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3], mask)]
     del first_bold, eeg0
     results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0, atlas=atlas, affine0=np.asarray(img0.affine, float),
-                            first=records[0].bold_path), records[1:], n_jobs, progress_bar)
+                            first=records[0].bold_path), records[1:], n_jobs, progress_bar,
+                    desc=f"prepare runs 2-{len(records)} of {len(records)}")  # (the first run is prepared with the mask, above)
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
     _check_consistent(infos, records)
@@ -1065,9 +1066,9 @@ def _fit_atlas(cfg: PrepareConfig, mask: np.ndarray, affine: np.ndarray):
     return atlas, rois
 
 
-def _map(fn, items: list, n_jobs: int, progress_bar: bool) -> list:
+def _map(fn, items: list, n_jobs: int, progress_bar: bool, desc: str = "prepare runs") -> list:
     if n_jobs <= 1 or len(items) <= 1:
-        return [fn(it) for it in progress(items, desc="prepare runs", enabled=progress_bar)]
+        return [fn(it) for it in progress(items, desc=desc, enabled=progress_bar)]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -1076,7 +1077,7 @@ def _map(fn, items: list, n_jobs: int, progress_bar: bool) -> list:
         futs = {ex.submit(fn, it): i for i, it in enumerate(items)}
         from concurrent.futures import as_completed
 
-        for fut in progress(as_completed(futs), desc="prepare runs", total=len(futs), enabled=progress_bar):
+        for fut in progress(as_completed(futs), desc=desc, total=len(futs), enabled=progress_bar):
             out[futs[fut]] = fut.result()
     return out
 

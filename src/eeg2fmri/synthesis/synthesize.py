@@ -380,6 +380,10 @@ def synthesize(
 
     bold_out, sidecar, unc_out = output_paths(out)
     batch_size = check_positive_int(batch_size, "batch_size", where="synthesize")
+    if channel_positions not in (None, "file"):  # a misspelt montage is refused even when every channel matches by name
+        from eeg2fmri.preprocessing.channels import _standard_montage
+
+        _standard_montage(channel_positions)
     for p in (bold_out, sidecar) + ((unc_out,) if uncertainty else ()):
         if p.exists() and not overwrite:
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
@@ -505,6 +509,11 @@ def synthesize(
     if resampled:
         logger.info("%s: sampled at %g Hz (training: %g Hz); resampled to the training work rate %g Hz", where, sf,
                     train_sf if math.isfinite(train_sf) else wsf_train, wsf_train)
+    line = raw.info.get("line_freq")
+    if cfg.notch is not None and line and abs(float(line) - float(cfg.notch)) > 0.5:
+        logger.warning("%s: the recording declares a %g Hz power line, but the model's training runs were notched at %g Hz, which "
+                       "synthesis applies as training did; the recording's line noise is not notched (the sidecar records NotchFrequency).",
+                       where, float(line), float(cfg.notch))
     duration = raw.n_times / sf
     need = (n_frames - 1) * flen + flen if frame_based else n_frames / float(cfg.raw_sfreq)
     if duration < need + max(0, lag) * (flen if frame_based else 1.0 / float(cfg.raw_sfreq)):
@@ -628,6 +637,7 @@ def synthesize(
                 "EEGSpansMarkedBad": [[round(a, 3), round(b, 3)] for a, b in bad],  # seconds from the recording's first sample
                 "VolumesOverBadEEG": [int(v) for v in over_bad],
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
+                "NotchFrequency": st.info.get("notch"),
                 "GeneratedBy": "eeg2fmri.synthesize",
             }
             if w_unc is not None:
