@@ -73,3 +73,21 @@ def test_train_folder_rules(tiny_prepared, tmp_path, capsys):
         assert main(["train", str(f), "--out", str(tmp_path / "s"), "-q"]) == 2
         assert msg in capsys.readouterr().err
     assert not (tmp_path / "s").exists() or not os.listdir(tmp_path / "s")
+
+
+def test_short_test_spans_are_warned(tiny_prepared, caplog):
+    """Three minutes per subject leave under 20 test windows each: the evaluation says its scores are very uncertain."""
+    import logging
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.protocol import evaluate_split
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    targets = split_targets(tiny_prepared, sp)
+    n = min(len(v) for v in sp.selections["test"].values())
+    assert n < 20
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", targets=targets)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        evaluate_split(tiny_prepared, sp, targets, fitted.model, n_boot=0)
+    assert any(f"the shortest test span has {n} windows (per subject)" in r.getMessage() for r in caplog.records)

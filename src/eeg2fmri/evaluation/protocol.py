@@ -56,7 +56,7 @@ from eeg2fmri.preprocessing.atlas import load_labels
 from eeg2fmri.simulate.groundtruth import groundtruth_ceilings
 from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.jsonable import to_jsonable
-from eeg2fmri.utils.logs import progress
+from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.rng import check_random_state
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
@@ -736,6 +736,10 @@ def evaluate_models(
                       baseline=BASELINE if BASELINE in models else None, labels=labels, n_boot=n_boot, block_len=block_len, ci=ci,
                       random_state=random_state, ssim_volumes=ssim_volumes)
     r_names, per_subject, draws, runs_out, group = core["_r_names"], core["per_subject"], core["_draws"], core["runs"], core["group"]
+    shortest = min((int(v.get("n_test", 0)) for v in per_subject.values()), default=0)
+    if 0 < shortest < _FEW_TEST_WINDOWS:
+        logger.warning("the shortest test span has %d windows (per subject): its r and every CI are very uncertain and the ranking "
+                       "of models may not hold; use longer recordings (or more subjects with --protocol loso).", shortest)
     return {
         "protocol": split.protocol,
         "models": names,
@@ -757,6 +761,10 @@ def evaluate_models(
         "_draws": draws,
         "_ci": float(ci),
     }
+
+
+#: Fewer test windows than this in a subject's span: evaluate_models warns that its scores are very uncertain.
+_FEW_TEST_WINDOWS = 20
 
 
 def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
