@@ -218,7 +218,7 @@ def test_explain_refuses_closed_form(tiny_prepared, tmp_path):
                window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
     with pytest.raises(Eeg2fmriInputError, match="is closed-form; explain works on torch models"):
         explain_run(tmp_path / "m", progress_bar=False)
-    with pytest.raises(Eeg2fmriInputError, match="expected labels on the model's grid"):
+    with pytest.raises(Eeg2fmriInputError, match=r"atlas: expected labels of shape \(\d+, \d+, \d+\) \(the data grid\) or \(\d+,\) \(one per masked voxel\), got \(2, 2\)"):
         atlas_labels(np.zeros((2, 2)), tiny_prepared.mask)
 
 
@@ -315,3 +315,21 @@ def test_calhas2022_attention_graph(tmp_path):
     montage = mne.channels.make_dig_montage(ch_pos=pos, coord_frame="head")
     out = plot_attention_graph(ins["attention"], list(chans), montage, tmp_path / "att.png", n_edges=5)
     assert out.stat().st_size > 5000
+
+
+def test_atlas_on_another_grid_is_resampled_as_evaluate_does(tiny_prepared):
+    """explain/classify --atlas: an atlas stored x-flipped (another affine of the same place) gives the same labels
+    per voxel as the atlas on the data grid (it was refused)."""
+    import nibabel as nib
+
+    from eeg2fmri.workflows.explain import atlas_labels
+
+    vol = np.zeros(tiny_prepared.mask.shape, np.int16)
+    vol[tiny_prepared.mask] = 1 + (np.arange(int(tiny_prepared.mask.sum())) % 3)
+    aff = np.asarray(tiny_prepared.affine, float)
+    flip = np.eye(4)
+    flip[0, 0], flip[0, 3] = -1.0, vol.shape[0] - 1
+    flipped = nib.Nifti1Image(vol[::-1].copy(), aff @ flip)
+    same = atlas_labels(nib.Nifti1Image(vol, aff), tiny_prepared.mask, aff)
+    np.testing.assert_array_equal(atlas_labels(flipped, tiny_prepared.mask, aff), same)
+    np.testing.assert_array_equal(same, vol[tiny_prepared.mask])

@@ -239,7 +239,7 @@ def classify_run(
         max_block = max_block or int(round(30.0 / ds.tr))
     else:
         raise Eeg2fmriInputError(f"labels: expected 'events' or 'participants:COLUMN', got {labels!r}; e.g. --labels participants:group.")
-    rois = atlas_labels(atlas, ds.mask) if atlas is not None else None
+    rois = atlas_labels(atlas, ds.mask, ds.affine) if atlas is not None else None
     res = classify_dataset(ds, lab, sources=sources, model=None if lm is None else lm.model, window=None if lm is None else lm.meta.get("window"),
                            rois=rois, delay_s=delay_s, max_block=max_block, n_splits=n_splits, n_permutations=n_permutations,
                            random_state=random_state, progress_bar=progress_bar)

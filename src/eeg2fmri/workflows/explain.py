@@ -26,31 +26,25 @@ from eeg2fmri.workflows.evaluate import _recorded, resolve_run
 __all__ = ["explain_run", "explain_fitted", "write_explanation", "atlas_labels"]
 
 
-def atlas_labels(atlas: Any, mask: np.ndarray) -> np.ndarray:
-    """Integer labels of the in-mask voxels from a label image on the data grid.
+def atlas_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
+    """Integer labels of the in-mask voxels from a label image (:func:`eeg2fmri.preprocessing.atlas.load_labels`: an
+    image on another grid is resampled to the data grid, nearest neighbour, when ``affine`` is given -- as `evaluate
+    --atlas` does).
 
     Parameters
     ----------
     atlas : path-like | nibabel image | array, shape (X, Y, Z) or (n_voxels,)
     mask : array of bool, shape (X, Y, Z)
+    affine : array, shape (4, 4) | None
+        The data grid's affine.
 
     Returns
     -------
     labels : array of int, shape (n_voxels,)
     """
-    if isinstance(atlas, (str, os.PathLike)):
-        import nibabel as nib
+    from eeg2fmri.preprocessing.atlas import load_labels
 
-        if not Path(atlas).exists():
-            raise Eeg2fmriInputError(f"{atlas}: atlas file not found; pass a NIfTI of integer labels on the model's grid.")
-        atlas = nib.load(str(atlas))
-    arr = np.asarray(atlas.get_fdata() if hasattr(atlas, "get_fdata") else atlas)
-    if arr.shape == mask.shape:
-        return np.rint(arr[mask]).astype(int)
-    if arr.ndim == 1 and len(arr) == int(mask.sum()):
-        return np.rint(arr).astype(int)
-    raise Eeg2fmriInputError(f"atlas: expected labels on the model's grid {mask.shape} (or one per in-mask voxel, {int(mask.sum())}), "
-                             f"got shape {arr.shape}; resample the atlas to the data grid (nearest neighbour).")
+    return load_labels(atlas, mask, affine)
 
 
 def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_source: str, overwrite: bool = False,
@@ -184,7 +178,7 @@ def explain_run(
     opts = {k: v for k, v in rec_split.items() if k != "protocol"}
     opts.update(n_frames=int(win.get("n_frames", 0)) or None, lag=int(win.get("lag", 0)))
     split = make_split(ds, rec_split["protocol"], **opts)
-    labels = atlas_labels(atlas, lm.mask) if atlas is not None else None
+    labels = atlas_labels(atlas, lm.mask, lm.affine) if atlas is not None else None
     res = explain(lm.model, ds, split, target=target, atlas=labels, methods=methods, n_windows=n_windows, n_steps=n_steps, window=win,
                   random_state=random_state, progress_bar=progress_bar)
     res["model"] = lm.meta["model"]
