@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -208,14 +209,8 @@ def simulate_tvb_dataset(out: str | Path, *, n_subjects: int = 4, minutes: float
         np.savez_compressed(gt / f"sub-{sub}_mu.npz", mu=mu.astype(np.float32), chunk_s=TVB["chunk_s"])
     (gt / "simulation.json").write_text(json.dumps({"generator": "TVB JansenRit connectivity_76 + Bold", "settings": {"tvb": {**TVB, "mu_range": list(TVB["mu_range"])}},
                                                     "n_subjects": n_subjects, "minutes": minutes, "seed": seed, "tr": tr}, indent=1))
-    os_replace(tmp, out)
+    os.replace(tmp, out)
     return out
-
-
-def os_replace(src: Path, dst: Path) -> None:
-    import os
-
-    os.replace(src, dst)
 
 
 def main(argv: list[str] | None = None) -> int:

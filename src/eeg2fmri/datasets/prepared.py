@@ -838,15 +838,11 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
     where = str(rec.eeg_path)
     raw = read_layout_eeg(rec, preload=False)
-    from eeg2fmri.io.eeg import discontinuities
+    from eeg2fmri.io.eeg import check_continuous
 
-    joins = discontinuities(raw)
-    if joins:  # windows across a join would mix data from two times, and volume onsets across it are shifted
-        raise Eeg2fmriInputError(
-            f"{where}: the recording is not continuous: data are joined at {', '.join(f'{t:.3f}' for t in joins[:5])} s (boundary "
-            "annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments), so the EEG after a join is out of step "
-            "with the BOLD volumes. Expected one continuous recording per BOLD run: use the recording before data were cut out."
-        )
+    # windows across a join would mix data from two times, and volume onsets across it are shifted
+    check_continuous(raw, where, ", so the EEG after a join is out of step with the BOLD volumes. Expected one continuous recording "
+                                 "per BOLD run: use the recording before data were cut out.")
     first_onset = cfg.first_onset
     if isinstance(first_onset, dict):  # one onset per run (runs started at different times)
         if rec.key not in first_onset:

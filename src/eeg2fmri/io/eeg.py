@@ -110,6 +110,16 @@ def bad_spans(raw) -> np.ndarray:
     return np.array(sorted(out), dtype=np.float64).reshape(-1, 2)
 
 
+def check_continuous(raw, where: str, tail: str) -> None:
+    """Raise if ``raw`` is joined from pieces (:func:`discontinuities`): the times, then ``tail`` (what it breaks and the fix)."""
+    joins = discontinuities(raw)
+    if joins:
+        raise Eeg2fmriInputError(
+            f"{where}: the recording is not continuous: data are joined at {', '.join(f'{t:.3f}' for t in joins[:5])} s (boundary "
+            f"annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments){tail}"
+        )
+
+
 def discontinuities(raw) -> list[float]:
     """Times (s from the first sample) where a recording is not continuous, strictly inside it: MNE's ``BAD boundary``/
     ``EDGE boundary`` annotations (``mne.concatenate_raws``, EDF+D), EEGLAB's ``boundary`` events (removed data), also as

@@ -447,15 +447,11 @@ def synthesize(
 
     with step("open EEG"):
         raw = read_eeg(eeg, preload=False)
-    from eeg2fmri.io.eeg import discontinuities
+    from eeg2fmri.io.eeg import check_continuous
 
-    joins = discontinuities(raw)
-    if joins:  # the output's volumes are a regular grid: across a join every later volume would be misplaced in time
-        raise Eeg2fmriInputError(
-            f"{where}: the recording is not continuous: data are joined at {', '.join(f'{t:.3f}' for t in joins[:5])} s (boundary "
-            "annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments); expected one continuous recording. Synthesize "
-            "each continuous piece separately (raw.crop(tmin, tmax) between the joins)."
-        )
+    # the output's volumes are a regular grid: across a join every later volume would be misplaced in time
+    check_continuous(raw, where, "; expected one continuous recording. Synthesize each continuous piece separately (raw.crop(tmin, tmax) "
+                                 "between the joins).")
     anchor, phase = _grid_phase(raw, first_onset, tr_out, cfg, where)
     from eeg2fmri.io.eeg import bad_spans
 
