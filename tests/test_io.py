@@ -184,3 +184,21 @@ def test_markers_drifting_against_the_tr_are_used_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):  # sample-level jitter around the TR: no warning
         volume_onsets(_raw_with_markers(3.0 + np.arange(60) * 2.0 + np.random.default_rng(0).uniform(-0.004, 0.004, 60), dur=140.0), 60, 2.0)
     assert not any("apart but TR is" in r.getMessage() for r in caplog.records)
+
+
+def test_bad_spans_equal_the_samples_mne_rejects():
+    """io.eeg.bad_spans follows MNE's convention: the samples inside its spans are those MNE sets to NaN with
+    reject_by_annotation="NaN" (descriptions starting with "bad", any case, any Type/ prefix); joins are not spans."""
+    from eeg2fmri.io.eeg import bad_spans
+
+    sfreq = 100.0
+    raw = mne.io.RawArray(np.ones((2, 6000)), mne.create_info(["Cz", "Pz"], sfreq, "eeg"), verbose=False)
+    raw.set_annotations(mne.Annotations([5.0, 12.25, 30.0, 44.0, 50.0], [2.0, 0.5, 3.3, 0.0, 1.0],
+                                        ["BAD_motion", "bad blink", "Response/R128", "BAD boundary", "bad_acq_skip"]))
+    spans = bad_spans(raw)
+    ours = np.zeros(raw.n_times, bool)
+    for a, b in spans:
+        ours[int(np.ceil(a * sfreq - 1e-9)) : int(np.ceil(b * sfreq - 1e-9))] = True
+    theirs = np.isnan(raw.get_data(reject_by_annotation="NaN")[0])
+    np.testing.assert_allclose(spans, [[5.0, 7.0], [12.25, 12.75], [50.0, 51.0]])
+    np.testing.assert_array_equal(ours, theirs)
