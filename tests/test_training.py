@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,7 +92,7 @@ class _Forbidden(dict):
     [
         ({"optimizer": {"lr": -1}}, r"optimizer\.lr: expected a number > 0, found -1"),
         ({"optimizer": {"lrate": 0.1}}, r"optimizer\.lrate: expected one of the keys .*'lr'"),
-        ({"optimizer": {"precision": "64"}}, r"optimizer\.precision: expected one of \['32', 'bf16-mixed', '16-mixed'\], found '64'"),
+        ({"optimizer": {"precision": "64"}}, r"optimizer\.precision: expected one of \['32', 'bf16-mixed', '16-mixed', 'auto'\], found '64'"),
         ({"optimizer": {"batch_size": 2.5}}, r"optimizer\.batch_size: expected an integer >= 1, found 2\.5"),
         ({"model": {"name": "no_such_model"}}, r"model\.name: expected a registered model .*found 'no_such_model'"),
         ({"model": {"hparams": {}}}, r"model\.name: expected a registered model name, found None"),
@@ -281,6 +282,33 @@ def test_early_stopping_and_checkpoint_use_validation_only(tiny_prepared, split)
     assert score_windows(res.model, wd)["mse"] == pytest.approx(val_loss[0], rel=1e-5)
     # with targets computed inside, the test selection is not read either
     fit_model(tiny_prepared, guarded, MODEL, {"hidden": 4}, train_config=_cfg(max_epochs=1))
+
+
+def test_precision_auto_resolves_to_native_bf16_or_float32(tiny_prepared, split, monkeypatch):
+    # "auto": bf16-mixed where the device computes bfloat16 natively, "32" elsewhere; the fit records which
+    import eeg2fmri.training.trainer as tr
+    from eeg2fmri.training import fit_model
+
+    assert tr.resolve_precision("32", "cpu") == "32" and tr.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    for native, expect in ((True, "bf16-mixed"), (False, "32")):
+        monkeypatch.setattr(tr, "native_bf16", lambda accelerator="auto", native=native: native)
+        assert tr.resolve_precision("auto", "cpu") == expect
+        res = fit_model(tiny_prepared, split, MODEL, {"hidden": 16}, train_config=_cfg(max_epochs=1, precision="auto"))
+        assert res.info["precision"] == expect
+    monkeypatch.undo()
+    # the CPU probe agrees with what the machine's flags say (torch's own probes of oneDNN's bf16 kernels)
+    if Path("/proc/cpuinfo").exists():
+        cpu_flags = {f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+        assert tr.native_bf16("cpu") == bool({"avx512_bf16", "amx_bf16"} & cpu_flags)
+
+
+def test_published_models_train_in_auto_precision():
+    # benchmark's recommended configs of the published models ask for "auto"; the flagship's stays float32
+    from eeg2fmri.models.base import get_model_class
+
+    for name in ("calhas2022", "bricman_fc", "bricman_conv", "bricman_transformer", "beira"):
+        assert get_model_class(name).recommended_train_config["optimizer"]["precision"] == "auto", name
+    assert get_model_class("eeg2fmri_net").recommended_train_config.get("optimizer", {}).get("precision", "32") == "32"
 
 
 def test_fit_errors(tiny_prepared, split):

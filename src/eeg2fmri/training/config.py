@@ -26,7 +26,7 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       min_delta: 0.0             # needs patience (not null)
       monitor: val_loss          # val_loss | val_mse | val_r (validation split only)
       gradient_clip: null        # max gradient norm; null: off
-      precision: "32"            # "32" | "bf16-mixed" | "16-mixed"
+      precision: "32"            # "32" | "bf16-mixed" | "16-mixed" | "auto" (bf16-mixed where native, else "32")
       scheduler: none            # none | cosine
       accumulate_grad_batches: 1
     loss:                        # weights; 0 switches a term off
@@ -117,7 +117,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 PROTOCOLS = ("within", "loso", "kfold")
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed", "auto")
 MONITORS = {"val_loss": "min", "val_mse": "min", "val_r": "max"}
 LOGGERS = ("csv", "tensorboard")
 
@@ -202,7 +202,7 @@ def _mapping(ctx: _Ctx, key: str, v: Any) -> dict:
 def _precision(ctx: _Ctx, key: str, v: Any) -> str:
     v = str(v) if _is_int(v) else v
     if v not in PRECISIONS:
-        ctx.fail(key, f"one of {list(PRECISIONS)}", v, 'quote "32" in YAML or use "bf16-mixed" on recent GPUs/CPUs')
+        ctx.fail(key, f"one of {list(PRECISIONS)}", v, 'quote "32" in YAML, use "bf16-mixed" on recent GPUs/CPUs, or "auto" (bf16-mixed where the device computes in bfloat16 natively, else "32")')
     return v
 
 

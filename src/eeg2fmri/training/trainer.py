@@ -341,6 +341,43 @@ def global_rank() -> int:
     return node * int(os.environ.get("LOCAL_WORLD_SIZE", 1)) + local if node else local
 
 
+def native_bf16(accelerator: str = "auto") -> bool:
+    """Whether ``accelerator`` computes in bfloat16 natively.
+
+    A CUDA GPU that supports bfloat16 (compute capability 8.0 and newer), or a CPU with
+    AVX512-BF16 or AMX instructions (oneDNN's bfloat16 kernels). Elsewhere bfloat16 is emulated
+    and slower than float32.
+
+    Parameters
+    ----------
+    accelerator : str
+        ``"cpu"``, ``"gpu"``/``"cuda"`` or ``"auto"`` (the GPU when one is visible), as in the
+        training config's ``trainer.accelerator``.
+
+    Returns
+    -------
+    bool
+    """
+    if _accelerator_is_cpu(accelerator):
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and bool(
+                torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        except (AttributeError, RuntimeError):  # private probes of this torch build; absent means not known to be native
+            return False
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """The Lightning precision a training config's ``optimizer.precision`` means on ``accelerator``.
+
+    ``"auto"`` is ``"bf16-mixed"`` where :func:`native_bf16` holds and ``"32"`` elsewhere; any
+    other value is returned unchanged.
+    """
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if native_bf16(accelerator) else "32"
+
+
 def _accelerator_is_cpu(acc: str) -> bool:
     if acc == "cpu":
         return True
@@ -499,7 +536,9 @@ def fit_torch(
     loss = WeightedLoss(cfg["loss"], mask=mask)
     if loss.needs_terms and not hasattr(model, "training_terms"):
         raise Eeg2fmriInputError(f"loss: {loss.needs_terms} need a model with training_terms(); {name!r} has none; set those weights to 0.")
-    precision = opt["precision"]
+    precision = resolve_precision(opt["precision"], tcfg["accelerator"])
+    if opt["precision"] == "auto":
+        logger.info("optimizer.precision auto: training %s in %s", name, precision)
     if precision == "16-mixed" and _accelerator_is_cpu(tcfg["accelerator"]):
         raise Eeg2fmriInputError('optimizer.precision: expected "32" or "bf16-mixed" on the CPU, found "16-mixed"; float16 mixed precision needs a GPU.')
     devices, nodes = tcfg["devices"], tcfg["num_nodes"]
@@ -546,7 +585,7 @@ def fit_torch(
     cbs += list(callbacks)
     world_guess = nodes * (n_devices if n_devices != "auto" else 1)
     n_batches = max(1, len(train_ds) // max(1, world_guess) // opt["batch_size"])
-    lit = LitModel(model, loss, opt, seed, name)
+    lit = LitModel(model, loss, {**opt, "precision": precision}, seed, name)
     threads = tcfg["loader_threads"]
     if threads == "auto":  # threads beat worker processes for whole-batch copies (benchmarks/bench_dataloader.py)
         threads = 4 if tcfg["num_workers"] == 0 and torch.cuda.is_available() and not _accelerator_is_cpu(tcfg["accelerator"]) else 0
@@ -575,7 +614,7 @@ def fit_torch(
         best_path = Path(ckpt.best_model_path) if not in_memory and ckpt.best_model_path else last
         info: dict[str, Any] = {"n_train": len(train_ds), "n_val": len(val_ds), "monitor": monitor, "epochs": int(trainer.current_epoch),
                                 "stopped_early": bool(early is not None and early.stopped_epoch > 0), "history": list(lit.history), "rank": int(rank),
-                                "world_size": int(trainer.world_size)}
+                                "world_size": int(trainer.world_size), "precision": precision}
         model = model.cpu()
         if in_memory:
             if ckpt.state is not None:  # otherwise the last weights, as with a checkpoint folder
