@@ -302,6 +302,31 @@ def test_precision_auto_resolves_to_native_bf16_or_float32(tiny_prepared, split,
         assert tr.native_bf16("cpu") == bool({"avx512_bf16", "amx_bf16"} & cpu_flags)
 
 
+def test_train_config_defaults_are_the_models_recommended_config():
+    # `eeg2fmri train` gives a model the settings `benchmark` gives it, unless the config says otherwise
+    from eeg2fmri.models.base import get_model_class
+    from eeg2fmri.training.config import DEFAULTS, resolve_config
+
+    rec = get_model_class("eeg2fmri_net").recommended_train_config
+    cfg = resolve_config({"model": {"name": "eeg2fmri_net"}, "data": {"bids": "b"}})
+    assert cfg["optimizer"] == {**DEFAULTS["optimizer"], **rec["optimizer"]} and cfg["optimizer"]["monitor"] == "val_r"
+    assert cfg["data"]["prepare"] == {"representation": "tangent"}  # a BIDS root is prepared in the model's preferred input
+    # keys the user gives win, one by one; a representation given is kept
+    cfg = resolve_config({"model": {"name": "eeg2fmri_net"}, "data": {"bids": "b", "prepare": {"representation": "bandpower"}},
+                          "optimizer": {"lr": 0.01, "patience": None}})
+    assert cfg["optimizer"]["lr"] == 0.01 and cfg["optimizer"]["patience"] is None and cfg["optimizer"]["max_epochs"] == rec["optimizer"]["max_epochs"]
+    assert cfg["data"]["prepare"] == {"representation": "bandpower"}
+    # the model's loss terms apply only when the config has no loss section
+    cal = get_model_class("calhas2022").recommended_train_config
+    cfg = resolve_config({"model": {"name": "calhas2022"}, "data": {"prepared": "p"}})
+    assert {k: v for k, v in cfg["loss"].items() if v} == cal["loss"] and cfg["optimizer"]["precision"] == "auto"
+    cfg = resolve_config({"model": {"name": "calhas2022"}, "data": {"prepared": "p"}, "loss": {"corr": 1.0}})
+    assert {k: v for k, v in cfg["loss"].items() if v} == {"mse": 1.0, "corr": 1.0}
+    # a model without a recommended config, and a config without a model (fit_model's train_config), keep the generic defaults
+    assert resolve_config({"model": {"name": "ridge_hrf"}, "data": {"prepared": "p"}})["optimizer"] == DEFAULTS["optimizer"]
+    assert resolve_config({}, require_model=False)["optimizer"] == DEFAULTS["optimizer"]
+
+
 def test_published_models_train_in_auto_precision():
     # benchmark's recommended configs of the published models ask for "auto"; the flagship's stays float32
     from eeg2fmri.models.base import get_model_class

@@ -288,6 +288,32 @@ def _split_options() -> set[str]:
     return {n for n, p in inspect.signature(make_split).parameters.items() if n not in ("ds", "protocol") and p.kind is not p.VAR_KEYWORD}
 
 
+def _model_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults of each section for the config's model: its ``recommended_train_config`` over :data:`DEFAULTS`.
+
+    The optimizer keys the model recommends replace the generic defaults one by one; its loss
+    weights replace the generic loss only when the config has no ``loss`` section (a loss given
+    is the user's whole choice of terms). ``input_kinds`` is the model's inputs, preferred first.
+    """
+    out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in DEFAULTS.items()}
+    out["input_kinds"] = ()
+    model = cfg.get("model")
+    name = model.get("name") if isinstance(model, Mapping) else None
+    if not isinstance(name, str):
+        return out
+    from eeg2fmri.models import get_model_class, list_models
+
+    if name not in list_models():
+        return out  # refused with the list of models below
+    cls = get_model_class(name)
+    out["input_kinds"] = tuple(getattr(cls, "input_kinds", None) or ())
+    rec = getattr(cls, "recommended_train_config", None) or {}
+    out["optimizer"].update(rec.get("optimizer", {}))
+    if "loss" in rec and cfg.get("loss") is None:
+        out["loss"] = {**{k: 0.0 for k in LOSS_TERMS}, **rec["loss"]}
+    return out
+
+
 def _check_section(ctx: _Ctx, name: str, given: Any, defaults: dict, schema: dict[str, Callable]) -> dict:
     given = _mapping(ctx, name, given)
     unknown = sorted(set(given) - set(schema))
@@ -430,8 +456,9 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
         ctx.fail("seed", "an integer >= 0", seed)
     out["seed"] = seed
     out["out"] = _opt_str(ctx, "out", cfg.get("out"))
+    defaults = _model_defaults(cfg)
     for name, schema in _SCHEMA.items():
-        out[name] = _check_section(ctx, name, cfg.get(name), DEFAULTS[name], schema)
+        out[name] = _check_section(ctx, name, cfg.get(name), defaults[name], schema)
     # data
     d = out["data"]
     if d["prepared"] is not None and d["bids"] is not None:
@@ -445,6 +472,10 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
         if d["n_jobs"] != 1:
             ctx.fail("data.n_jobs", "1 unless data.bids is prepared (runs prepared in parallel)", d["n_jobs"],
                      "remove it: a prepared dataset (data.prepared) needs no preparing")
+    kinds = defaults["input_kinds"]
+    if d["bids"] is not None and kinds and "representation" not in d["prepare"]:
+        # a BIDS root is prepared in the model's preferred input (eeg2fmri_net: tangent windows), as benchmark does
+        d["prepare"] = {**d["prepare"], "representation": kinds[0]}
     if d["prepare"]:
         from eeg2fmri.datasets.prepared import PrepareConfig
 
