@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["BOLD_ENTITIES", "PairingRow", "PairingTable", "pair_bids_runs", "parse_bold_filter"]
+__all__ = ["BOLD_ENTITIES", "PairingRow", "PairingTable", "acquisition_candidates", "pair_bids_runs", "parse_bold_filter"]
 
 #: Entities that can tell BOLD files of one sub/ses/task/run apart (short BIDS keys).
 BOLD_ENTITIES = ("acq", "ce", "dir", "rec", "echo", "part", "space", "res", "den")
@@ -266,6 +266,33 @@ def _bold_files(src: Path, derivatives: bool, space: str | None, subjects: set[s
     return out
 
 
+def acquisition_candidates(acq: str | None, bolds: Sequence[tuple[Path, Mapping[str, str]]]) -> tuple[list[tuple[Path, Mapping[str, str]]], list[Path]]:
+    """The BOLD files of one sub/ses/task/run that an EEG file with ``acq-`` label ``acq`` may pair with.
+
+    The rule of :func:`pair_bids_runs` (and of the layouts of BIDS-like published datasets): an ``acq-`` label on
+    both files must be the same; a BOLD file without ``acq-`` serves an EEG file with one when no BOLD file has its
+    label; an EEG file without ``acq-`` may pair with any of them (several candidates are then ambiguous).
+
+    Parameters
+    ----------
+    acq : str | None
+        The EEG file's ``acq-`` label.
+    bolds : sequence of (Path, mapping)
+        The BOLD files of the EEG's sub/ses/task/run and their entities (short keys: ``"acq"``).
+
+    Returns
+    -------
+    candidates : list of (Path, mapping)
+        The BOLD files it may pair with (one: paired; several: ambiguous; none: unpaired).
+    other_acq : list of Path
+        BOLD files left aside because they carry another ``acq-`` label.
+    """
+    if acq is None:
+        return list(bolds), []
+    cands = [(p, e) for p, e in bolds if e.get("acq") == acq] or [(p, e) for p, e in bolds if "acq" not in e]
+    return cands, [p for p, e in bolds if e.get("acq") not in (None, acq)]
+
+
 def _differing(cands: list[tuple[Path, dict[str, str]]]) -> dict[str, list[str | None]]:
     keys = [k for k in BOLD_ENTITIES if any(k in e for _, e in cands)]
     return {k: sorted({e.get(k) for _, e in cands}, key=lambda v: "" if v is None else v) for k in keys if len({e.get(k) for _, e in cands}) > 1}
@@ -390,12 +417,9 @@ def pair_bids_runs(
     claimed: set[Path] = set()  # BOLD files some EEG run considered
     for k, (eeg, eent) in eeg_by_key.items():
         acq = eent.get("acq")
-        every = bold_by_base.get(_base(k), [])
-        if acq is None:  # an acq- label on the BOLD only: chosen with bold_entities, as any other entity
-            cands, other_acq = every, []
-        else:  # acq on both must match; a BOLD without acq- serves when none has the EEG's label
-            cands = [(p, e) for p, e in every if e.get("acq") == acq] or [(p, e) for p, e in every if "acq" not in e]
-            other_acq = [p for p, e in every if e.get("acq") not in (None, acq)]
+        # acq on both must match; a BOLD without acq- serves when none has the EEG's label; an acq- label on the BOLD
+        # only is chosen with bold_entities, as any other entity
+        cands, other_acq = acquisition_candidates(acq, bold_by_base.get(_base(k), []))
         chosen = [(p, e) for p, e in cands if all(e.get(fk) == fv for fk, fv in filt.items())]
         claimed.update(p for p, _ in cands)
         row = dict(key=_label(eent), subject=eent["sub"], session=eent.get("ses"), task=eent.get("task"), run=eent.get("run"), eeg_path=eeg, acquisition=acq)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.datasets.spec import DataSpec
+from eeg2fmri.datasets.spec import INPUT_KINDS, DataSpec
 from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -29,7 +29,8 @@ class MeanBaseline:
     """
 
     kind = "sklearn"
-    input_kinds = ("bandpower", "stft", "raw")
+    #: It reads no EEG: every representation (``tangent`` included), band power first.
+    input_kinds = ("bandpower", "stft", "raw") + tuple(k for k in INPUT_KINDS if k not in ("bandpower", "stft", "raw"))
 
     def __init__(self, spec: DataSpec) -> None:
         self.spec = spec

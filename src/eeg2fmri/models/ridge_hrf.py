@@ -1,8 +1,11 @@
 """``ridge_hrf``: the field's standard linear encoding model, band power -> lags/HRF -> ridge.
 
 EEG band power per channel (a ``bandpower`` window of the last ``n_frames``
-frames, by default 16 s + 1 TR) goes through one of three haemodynamic
-bases, then to every output by ridge regression:
+frames, by default 16 s + 1 TR; of a ``tangent`` window, its band-power block,
+the same numbers as a band-power preparation, so that ``train`` fits the model
+``benchmark`` fits on band-power windows derived from tangent data) goes
+through one of three haemodynamic bases, then to every output by ridge
+regression:
 
 * ``"canonical"``: convolved with the canonical double-gamma HRF (one
   feature per channel and band; the classical, cheapest variant);
@@ -140,7 +143,10 @@ class RidgeHRF:
     Parameters
     ----------
     spec : DataSpec
-        ``input_kind="bandpower"``, input ``(n_chans, n_bands, n_frames)``.
+        ``input_kind="bandpower"``, input ``(n_chans, n_bands, n_frames)``, or
+        ``input_kind="tangent"``, input ``(n_chans, n_bands * (1 + n_chans),
+        n_frames)``, of which only the band-power block (the first ``n_bands``
+        entries of axis 1) is read.
     alphas : sequence of float
         Candidate ridge penalties (relative to the number of features).
     hrf : {"auto", "canonical", "basis", "lags"}
@@ -173,7 +179,7 @@ class RidgeHRF:
     """
 
     kind = "sklearn"
-    input_kinds = ("bandpower",)
+    input_kinds = ("bandpower", "tangent")
 
     def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool = False,
                  factored: bool = False) -> None:
@@ -182,8 +188,16 @@ class RidgeHRF:
         self.hrf = hrf
         self.alpha_per_target = bool(alpha_per_target)
         self.factored = bool(factored)
-        if spec.input_kind != "bandpower":
-            raise Eeg2fmriInputError(f"ridge_hrf expects input_kind 'bandpower' (n_chans, n_bands, n_frames), got {spec.input_kind!r}; prepare band-power features.")
+        if spec.input_kind not in self.input_kinds:
+            raise Eeg2fmriInputError(
+                f"ridge_hrf: expected input_kind 'bandpower' (n_chans, n_bands, n_frames) or 'tangent' (it reads the band-power block), "
+                f"got {spec.input_kind!r}; prepare the data with representation='bandpower' or 'tangent' (eeg2fmri prepare "
+                "--representation bandpower, or data.prepare.representation in a config). benchmark and evaluate score it on "
+                f"{spec.input_kind!r} data through band-power windows derived from the same volumes.")
+        n_ch, n_feat = int(spec.input_shape[0]), int(spec.input_shape[1])
+        if spec.input_kind == "tangent" and n_feat % (1 + n_ch):
+            raise Eeg2fmriInputError(f"ridge_hrf: tangent windows: expected axis 1 of size n_bands * (1 + n_chans) = k * {1 + n_ch}, got {n_feat}; "
+                                     "prepare the data with representation='tangent'.")
         if hrf not in HRF_CHOICES:
             raise Eeg2fmriInputError(f"unknown hrf {hrf!r}; choose one of {', '.join(map(repr, HRF_CHOICES))}.")
 
@@ -191,10 +205,18 @@ class RidgeHRF:
         params = {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target}
         return {**params, "factored": True} if self.factored else params  # (versions before 2026-12-04 know no "factored")
 
+    @property
+    def n_bands(self) -> int:
+        """Band-power entries per channel that the model reads (the leading block of ``tangent`` windows)."""
+        n_ch, n_feat = int(self.spec.input_shape[0]), int(self.spec.input_shape[1])
+        return n_feat // (1 + n_ch) if self.spec.input_kind == "tangent" else n_feat
+
     def _features(self, x: np.ndarray, hrf: str | None = None) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != tuple(self.spec.input_shape):
-            raise Eeg2fmriInputError(f"ridge_hrf: expected windows of shape (n, {', '.join(map(str, self.spec.input_shape))}), got {x.shape}.")
+            raise Eeg2fmriInputError(f"ridge_hrf: expected windows of shape (n, {', '.join(map(str, self.spec.input_shape))}), got {x.shape}; "
+                                     f"pass {self.spec.input_kind} windows of the EEG prepared like the training data.")
+        x = np.asarray(x[:, :, : self.n_bands], dtype=np.float64)  # tangent windows: their band-power block
         hrf = hrf or getattr(self, "hrf_", self.hrf)
         n = x.shape[-1]
         dt = 1.0 / (self.spec.frame_rate or 1.0 / self.spec.tr)
@@ -213,7 +235,9 @@ class RidgeHRF:
 
         Parameters
         ----------
-        x : array, shape (n_samples, n_chans, n_bands, n_frames)
+        x : array, shape (n_samples, *spec.input_shape)
+            Band-power windows ``(n_chans, n_bands, n_frames)`` (or tangent windows, of which the band-power
+            block is read).
         y : array, shape (n_samples, n_outputs)
         x_val, y_val : arrays | None
             Validation windows/targets (model selection only); without them,

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.io.layouts._base import Layout, Scan, register_layout
-from eeg2fmri.io.layouts._bidslike import entity_key, inherited_tr, key_label
+from eeg2fmri.io.layouts._bidslike import (
+    entity_key,
+    index_files,
+    inherited_tr,
+    key_label,
+    key_order,
+    pair_entities,
+)
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 
@@ -24,7 +31,9 @@ class Ds002158Layout(Layout):
         "by 'R128' markers [I: the marker name is not documented]; ECG is typed ecg and dropped. Quirks handled: "
         "runs in rejected/ subfolders (sub-14 run-005, sub-20 run-007) are ignored; sub-12's sixth EEG file named "
         "run-00 is paired with the only unpaired BOLD run whose label starts with it (run-006) [I]; unpaired runs "
-        "(sub-19 run-006 EEG, sub-20 run-007 BOLD) are skipped with a warning; stray ._*.json files are ignored."
+        "(sub-19 run-006 EEG, sub-20 run-007 BOLD) are skipped with a warning; stray ._*.json files are ignored. Files with "
+        "an acq- label (..._task-main_acq-L_run-00N_...) are runs of their own, paired as the bids layout pairs them (the "
+        "same acq- label on both files, or none on the BOLD)."
     )
     NEEDS = (
         "sub-XX/ses-001/eeg/sub-XX_ses-001_task-main_run-00N_eeg.vhdr + .vmrk + .eeg",
@@ -43,31 +52,35 @@ class Ds002158Layout(Layout):
         if next(iter(root.glob("sub-*/ses-*")), None) is None:
             raise Eeg2fmriInputError(f"{root}: expected sub-XX/ses-001/ folders of ds002158, found none; pass the dataset root (e.g. ds002158-download/).")
         sc = Scan()
-        eegs = [p for p in sorted(root.glob("sub-*/ses-*/eeg/*_task-main_run-*_eeg.vhdr")) if not p.name.startswith("._")]
-        bolds = [p for p in sorted(root.glob("sub-*/ses-*/func/*_task-main_run-*_bold.nii*")) if not p.name.startswith("._")]
-        by_sub: dict[tuple, tuple[dict, dict]] = {}
+        # *_task-main_*run-*: with or without an acq- label between task and run
+        eegs = [p for p in sorted(root.glob("sub-*/ses-*/eeg/*_task-main_*run-*_eeg.vhdr")) if not p.name.startswith("._")]
+        bolds = [p for p in sorted(root.glob("sub-*/ses-*/func/*_task-main_*run-*_bold.nii*")) if not p.name.startswith("._")]
+        # keyed by sub/ses/task/acq/run: files that differ only by acq- are separate runs, paired as the bids layout pairs them
+        by_sub: dict[tuple, tuple[list, list]] = {}
         for p in eegs:
-            k = entity_key(p)
-            by_sub.setdefault(k[:2], ({}, {}))[0][k] = p
+            by_sub.setdefault(entity_key(p)[:2], ([], []))[0].append(p)
         for p in bolds:
-            k = entity_key(p)
-            by_sub.setdefault(k[:2], ({}, {}))[1][k] = p
-        for (sub, _ses), (e, b) in sorted(by_sub.items(), key=lambda kv: tuple(v or "" for v in kv[0])):
+            by_sub.setdefault(entity_key(p)[:2], ([], []))[1].append(p)
+        for (sub, _ses), (e_files, b_files) in sorted(by_sub.items(), key=lambda kv: tuple(v or "" for v in kv[0])):
             if subjects is not None and sub not in subjects:
                 continue
-            pairs = {k: (e[k], b[k]) for k in e if k in b}
-            lone_e = sorted(k for k in e if k not in b)
-            lone_b = sorted(k for k in b if k not in e)
-            if len(lone_e) == 1 and len(lone_b) == 1 and lone_e[0][3] and lone_b[0][3] and lone_b[0][3].startswith(lone_e[0][3]):
-                ke, kb = lone_e[0], lone_b[0]
-                sc.notes.append(f"{key_label(ke)}: EEG run label '{ke[3]}' paired with the only unpaired BOLD {key_label(kb)}")
-                pairs[kb] = (e[ke], b[kb])
+            e, b = index_files(e_files, "EEG"), index_files(b_files, "BOLD")
+            pairing = pair_entities(e, b)
+            sc.notes += pairing.notes
+            pairs = {k: (e[k], b[kb]) for k, kb in pairing.pairs.items()}
+            lone_e, lone_b = sorted(pairing.eeg_only, key=key_order), list(pairing.bold_only)
+            ke, kb = (lone_e[0], lone_b[0]) if len(lone_e) == len(lone_b) == 1 else (None, None)
+            # a run label that lost digits (sub-12 run-00 for run-006): the only unpaired EEG and BOLD, whose acq- labels may pair
+            if ke is not None and ke[4] and kb[4] and kb[4].startswith(ke[4]) and (None in (ke[3], kb[3]) or ke[3] == kb[3]):
+                sc.notes.append(f"{key_label(ke)}: EEG run label '{ke[4]}' paired with the only unpaired BOLD {key_label(kb)}")
+                pairs[kb[:3] + (ke[3], kb[4])] = (e[ke], b[kb])
                 lone_e, lone_b = [], []
             for k in lone_e:
-                sc.skipped.append(f"{key_label(k)}: EEG but no BOLD func/{key_label(k)}_bold.nii.gz")
+                why = pairing.eeg_only[k]
+                sc.skipped.append(f"{key_label(k)}: EEG but no BOLD func/{key_label(k)}_bold.nii.gz" + (f": {why}" if why else ""))
             for k in lone_b:
                 sc.skipped.append(f"{key_label(k)}: BOLD but no EEG eeg/{key_label(k)}_eeg.vhdr")
-            for k in sorted(pairs, key=lambda k: tuple(v or "" for v in k)):
+            for k in sorted(pairs, key=key_order):
                 eeg, bold = pairs[k]
-                sc.runs.append(self.make_run(k[0], k[1], k[2], k[3], eeg, bold, tr=inherited_tr(bold, root, k[2])))
+                sc.runs.append(self.make_run(k[0], k[1], k[2], k[4], eeg, bold, tr=inherited_tr(bold, root, k[2]), acquisition=k[3]))
         return sc

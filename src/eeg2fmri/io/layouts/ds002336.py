@@ -17,13 +17,14 @@ class Ds002336Layout(LioiLayout):
         "(+ .vmrk, .eeg; BrainVision Recorder, 5 kHz, 64 channels with ECG as channel 32) and "
         "derivatives/sub-xp1NN/eeg_pp/sub-*_task-T_eeg_pp.vhdr (+ .vmrk, .dat; Analyzer: gradient and BCG corrected, "
         "200 Hz), T in motorloc, MIpre, eegNF, fmriNF, eegfmriNF, MIpost. Runs are paired by entities, so fmriNF never "
-        "picks eegfmriNF. By default (eeg='pp') the corrected eeg_pp is used; it starts at the first 'S 99' (rest) "
-        "marker, so volume onsets are the raw recording's 'R128' markers (one per volume; only the raw .vhdr/.vmrk "
-        "are needed) shifted to that start, and only volumes the segment covers are kept (the first one or two fall "
-        "before it; cross-checked against R128 markers inside eeg_pp when there are any [I: not confirmed that "
-        "eeg_pp keeps them]). eeg='raw' uses the 5 kHz recording and its R128 markers directly (gradient artifacts "
-        "present). TR from the BOLD sidecar (2 s); ECG is typed ecg and dropped. Known gaps are skipped with a "
-        "warning: xp101, xp104, xp109 have no MIpre/MIpost EEG; xp102 has no eegNF BOLD and no motorloc eeg_pp."
+        "picks eegfmriNF; an acq- label is one of them, as in the bids layout (files that differ only by it are separate "
+        "runs; on both files it must be the same; an EEG without one beside BOLD files that differ by it is refused). "
+        "By default (eeg='pp') the corrected eeg_pp is used; it starts at the first 'S 99' (rest) marker, so volume "
+        "onsets are the raw recording's 'R128' markers (one per volume; only the raw .vhdr/.vmrk are needed) shifted "
+        "to that start, and only volumes the segment covers are kept (the first one or two fall before it; cross-checked "
+        "against R128 markers inside eeg_pp when there are any [I: not confirmed that eeg_pp keeps them]). eeg='raw' "
+        "uses the 5 kHz recording and its R128 markers directly (gradient artifacts present). TR from the BOLD sidecar "
+        "(2 s); ECG is typed ecg and dropped. Known gaps are skipped with a warning: xp101, xp104, xp109 have no MIpre/MIpost EEG; xp102 has no eegNF BOLD and no motorloc eeg_pp."
     )
     NEEDS = (
         "sub-xp1NN/func/sub-xp1NN_task-T_bold.nii.gz (+ _bold.json)",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.io.layouts._base import Layout, Scan, register_layout
-from eeg2fmri.io.layouts._bidslike import entity_key, key_label
+from eeg2fmri.io.layouts._bidslike import entity_key, index_files, key_label, key_order
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 TASKS = ("proposer", "responder")
@@ -43,7 +43,8 @@ class Ds004000Layout(Layout):
         "the file name (the proposer sidecars wrongly say TaskName 'responder'). The 128 scalp channels A1-D32 "
         "are EEG; EXG1, EXG2, EXG7, EXG8 are typed eog and any further Biosemi auxiliary channel (the patients' "
         "files hold 133-134 channels [I]; EXG*, Status, GSR*, Erg*, Resp, Plet, Temp) non-EEG, so all subjects "
-        "end up with the same 128 EEG channels."
+        "end up with the same 128 EEG channels. A recording with an acq- label (sub-NNN_task-T_acq-L_run-1_eeg.vhdr) is "
+        "a run of its own (its key names the label)."
     )
     NEEDS = ("sub-NNN/eeg/sub-NNN_task-{proposer,responder}_run-1_eeg.vhdr + .vmrk + .eeg", "participants.tsv (participant_id, group)")
     MARKER = None
@@ -63,15 +64,15 @@ class Ds004000Layout(Layout):
         groups = read_groups(root)
         sc = Scan()
         tasks = (task,) if task else TASKS
-        files = sorted(p for t in tasks for p in root.glob(f"sub-*/eeg/sub-*_task-{t}_run-*_eeg.vhdr"))
+        files = sorted(p for t in tasks for p in root.glob(f"sub-*/eeg/sub-*_task-{t}_*run-*_eeg.vhdr"))  # with or without acq-
         if not files:
             raise Eeg2fmriInputError(f"{root}: expected sub-NNN/eeg/sub-NNN_task-{{{','.join(tasks)}}}_run-1_eeg.vhdr, found none; pass the ds004000 root.")
-        for p in files:
-            sub, ses, t, run = entity_key(p)
-            if subjects is not None and sub not in subjects:
-                continue
+        # one run per sub/ses/task/acq/run: recordings that differ only by acq- keep their own run keys
+        keep = [p for p in files if subjects is None or entity_key(p)[0] in subjects]
+        for key, p in sorted(index_files(keep, "EEG").items(), key=lambda kv: key_order(kv[0])):
+            sub, ses, t, acq, run = key
             if sub not in groups:
-                sc.skipped.append(f"{key_label((sub, ses, t, run))}: subject not in participants.tsv (no group label)")
+                sc.skipped.append(f"{key_label(key)}: subject not in participants.tsv (no group label)")
                 continue
-            sc.runs.append(self.make_run(sub, ses, t, run, p, None, meta={"group": groups[sub]}))
+            sc.runs.append(self.make_run(sub, ses, t, run, p, None, meta={"group": groups[sub]}, acquisition=acq))
         return sc
