@@ -120,3 +120,24 @@ def test_ridge_hrf_refuses_tangent_windows_of_another_shape():
     assert model.n_bands == 2
     with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: expected windows of shape \(n, 3, 8, 4\), got \(5, 3, 2, 4\); pass tangent windows"):
         model.fit(np.zeros((5, 3, 2, 4)), np.zeros((5, 7)))
+
+
+def test_cross_dataset_evaluation_of_a_tangent_model_fits_the_reference(tangent_dir, tmp_path):
+    """`evaluate --protocol cross --train-data` fits the reference ridge_hrf on tangent training data too (it was skipped);
+    a trained subject-mean model evaluates with its report figures (the time-course figure, which ranks voxels by the
+    model's r, crashed on a model that has none)."""
+    from eeg2fmri.datasets import load_prepared
+    from eeg2fmri.evaluation.crossdata import restrict_dataset
+    from eeg2fmri.workflows.evaluate import evaluate_run
+    from eeg2fmri.workflows.train import train
+
+    train(_config(tangent_dir, tmp_path / "run", "mean"))
+    ds = load_prepared(tangent_dir)
+    names = ds.ch_names
+    other = restrict_dataset(ds, names[::-1], names=[c.upper() for c in names[::-1]])
+    other.provenance = {"bids_root": other.provenance["bids_root"]}  # "another" dataset: no shared input checksums
+    _, res = evaluate_run(tmp_path / "run", data=other.save(tmp_path / "other"), protocol="cross", train_data=tangent_dir, n_boot=0,
+                          progress_bar=False, out=tmp_path / "ev")
+    assert sorted(res["models"]) == ["mean", "ridge_hrf"] and res["cross_dataset"]["train_data"] == str(tangent_dir.absolute())
+    assert np.isfinite(res["group"]["models"]["ridge_hrf"]["median_r"])
+    assert (tmp_path / "ev" / "r_map_ridge_hrf.nii.gz").exists() and not (tmp_path / "ev" / "r_map_mean.nii.gz").exists()

@@ -39,6 +39,7 @@ from eeg2fmri.evaluation.protocol import (
     evaluate_models,
     results_to_json,
 )
+from eeg2fmri.models.base import get_model_class
 from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger
@@ -400,7 +401,7 @@ def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, 
             for nm in (REFERENCE, BASELINE):
                 if nm == lm.meta["model"]:
                     continue
-                if nm == REFERENCE and a.representation != "bandpower":
+                if a.representation not in get_model_class(nm).input_kinds:  # ridge_hrf: band power, or tangent's band-power block
                     continue
                 fitted[nm] = fit_model(a, sp, nm, targets=tg).model
             info["train_data"] = str(Path(train_path).absolute())
@@ -408,11 +409,14 @@ def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, 
 
 
 def _mean_r_maps(results: dict, name: str) -> dict[str, np.ndarray]:
-    """Per-voxel test r of ``name`` (and the reference), averaged over the test subjects."""
+    """Per-voxel test r of ``name`` (and the reference), averaged over the test subjects.
+
+    A model without an r (the subject-mean baseline predicts a constant per voxel) has no map.
+    """
     subs = sorted(results["per_subject"])
     r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
     out = {}
-    for nm in [name] + [n for n in r_names if n == REFERENCE and n != name]:
+    for nm in [n for n in r_names if n == name] + [n for n in r_names if n == REFERENCE and n != name]:
         out[nm] = np.nanmean(np.stack([results["per_subject"][s]["_r"][nm] for s in subs]), axis=0)
     return out
 
@@ -486,8 +490,9 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     if conf is not None and 0.8 in conf["levels"]:
         level = 0.8
         band = np.asarray(conf["_halfwidths"])[conf["levels"].index(0.8)]
-    figs.append(plot_timecourses(run["_y"], run["_preds"][name], run["models"][name]["_r"], ds.tr, folder / "timecourses.png",
-                                 f"{key}: {name}, test span", halfwidth=band, level=level))
+    if "_r" in run["models"][name]:  # (best, median and worst voxel by r: the subject-mean baseline has no r)
+        figs.append(plot_timecourses(run["_y"], run["_preds"][name], run["models"][name]["_r"], ds.tr, folder / "timecourses.png",
+                                     f"{key}: {name}, test span", halfwidth=band, level=level))
     from eeg2fmri.plotting import plot_volumes_mni
 
     mid = len(run["_y"]) // 2
