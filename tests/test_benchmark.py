@@ -54,6 +54,11 @@ def test_benchmark_models_and_errors(tiny_prepared):
     bench = run_benchmark(tiny_prepared, "within", ["bricman_fc"], n_boot=0)
     row = next(r for r in bench["leaderboard"] if r["name"] == "bricman_fc")
     assert "expected input_kind 'raw'" in row["error"] and "not trained: " in format_leaderboard(bench["leaderboard"])
+    # a long reason is cut in the table at a word and given whole under it (markdown and plain text)
+    assert len(row["error"]) > 80
+    for md in (True, False):
+        text = format_leaderboard(bench["leaderboard"], markdown=md)
+        assert "... (below)" in text and f"bricman_fc not trained: {row['error']}" in text
 
 
 def test_count_parameters():

@@ -206,6 +206,30 @@ def test_explain_cli_writes_outputs_atomically(trained_net, tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
+def test_explain_without_channel_positions_writes_the_rest(trained_net, tmp_path, caplog):
+    """A montage that names none of the channels (here GSN-HydroCel's E1..E32): the topomaps are left out with the reason
+    (warning, explain.json figures_skipped, the report's "Not shown"), everything else is written (it crashed)."""
+    import logging
+
+    from eeg2fmri.workflows.report import build_report
+
+    root, _, _, _ = trained_net
+    out = tmp_path / "ex"
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        assert main(["explain", str(root / "run"), "--out", str(out), "--montage", "GSN-HydroCel-32", "--n-windows", "4", "--n-steps", "2", "-q"]) == 0
+    doc = json.loads((out / "explain.json").read_text())
+    assert set(doc["figures"]) == {"bands.png", "lags.png", "hrfs.png"}
+    assert set(doc["figures_skipped"]) == {"channels_topomap.png", "patterns_topomap.png"}
+    assert all(why.startswith("channel positions: expected positions for at least 3 of the 16 channels (Fp1, Fp2,") and "found 0" in why
+               for why in doc["figures_skipped"].values())
+    assert "channels_topomap.png not drawn: channel positions" in caplog.text
+    assert not (out / "channels_topomap.png").exists() and (out / "explain.tsv").exists()
+    # a report of a folder holding it (as evaluate's insight/ is held) lists the figures left out, with the reason
+    (tmp_path / "metrics.json").write_text("{}")
+    html = build_report(tmp_path, out=tmp_path / "r.html").read_text()
+    assert "ex/channels_topomap.png" in html and "not drawn: channel positions" in html
+
+
 def test_explain_refuses_closed_form(tiny_prepared, tmp_path):
     from eeg2fmri.datasets.targets import make_split, split_targets
     from eeg2fmri.models import save_model

@@ -202,3 +202,35 @@ def test_bad_spans_equal_the_samples_mne_rejects():
     theirs = np.isnan(raw.get_data(reject_by_annotation="NaN")[0])
     np.testing.assert_allclose(spans, [[5.0, 7.0], [12.25, 12.75], [50.0, 51.0]])
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_volume_markers_from_a_trigger_channel(tmp_path):
+    """BDF 'Status' / EDF trigger channels: their events are markers named by code ('128' or 'Status/128'), at the times
+    mne.find_events gives; without a marker name that matches, the error lists them and suggests the code."""
+    from eeg2fmri.io.sync import stim_events
+
+    sf, tr, n_vol = 250.0, 2.0, 12
+    n = int(sf * (3.0 + tr * n_vol + 4.0))
+    rng = np.random.default_rng(3)
+    stim = np.zeros(n)
+    first = int(3.004 * sf)
+    for k in range(n_vol):
+        stim[first + int(k * tr * sf) : first + int(k * tr * sf) + 3] = 128
+    stim[int(1.0 * sf) : int(1.0 * sf) + 3] = 7  # another code (a task trigger) once
+    info = mne.create_info(["Cz", "Pz", "Oz", "Status"], sf, ["eeg", "eeg", "eeg", "stim"])
+    raw = mne.io.RawArray(np.vstack([rng.standard_normal((3, n)) * 1e-5, stim]), info, verbose=False)
+    ev = mne.find_events(raw, stim_channel="Status", shortest_event=1, verbose=False)
+    want = (ev[ev[:, 2] == 128, 0] - raw.first_samp) / sf
+    got = stim_events(raw)
+    assert set(got) == {"Status/128", "Status/7"}
+    np.testing.assert_allclose(got["Status/128"], want)
+    for name in ("128", "Status/128", "status/128"):
+        rep = volume_onsets(raw, n_vol, tr, marker=(name,))
+        np.testing.assert_allclose(rep.onsets, want)
+        assert rep.method == "markers"
+    with pytest.raises(Eeg2fmriInputError, match=r"found none \(annotations present: \[\]; trigger-channel events present: Status/128 \(12x\), "
+                                                 r"Status/7 \(1x\) \(select one by its code, e\.g\. marker: \[\"128\"\]\)\)"):
+        volume_onsets(raw, n_vol, tr)
+    # annotations come first: a matching annotation wins over the trigger channel
+    raw.set_annotations(mne.Annotations(want + 0.5, 0.0, ["128"] * len(want)))
+    np.testing.assert_allclose(volume_onsets(raw, n_vol, tr, marker=("128",)).onsets, want + 0.5)

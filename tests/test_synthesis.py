@@ -697,6 +697,51 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     assert json.loads((tmp_path / "cli.json").read_text())["VolumeGrid"]["anchor"] == "marker 'R128'"
 
 
+def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplog, capsys):
+    """With --first-onset markers the sidecar says which output volumes the first and last scanner marker are and how
+    many lie outside the marked span; --volumes markers keeps only the marked ones (the measured run's volumes)."""
+    import logging
+
+    from eeg2fmri.io.sync import marker_times
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    sf = raw.info["sfreq"]
+    _, times = marker_times(raw, ("R128",))
+    # the scan starts 10 volumes into the recording (the markers of the first 10 removed): EEG before and after it
+    late = raw.copy().set_annotations(mne.Annotations(times[10:], 0.0, ["R128"] * (len(times) - 10)))
+    t = times[10:]
+    full = synthesize(late, ridge_dir, tmp_path / "all.nii.gz", progress_bar=False, first_onset="markers")
+    g = json.loads(full.with_name("all.json").read_text())["VolumeGrid"]
+    n_all = nib.load(full).shape[3]
+    a, b = g["marker_volumes"]
+    assert g["n_markers"] == len(t) and b - a == len(t) - 1 and 0 < a <= b < n_all
+    assert g["volumes_before_first_marker"] == a and g["volumes_after_last_marker"] == n_all - 1 - b
+    only = synthesize(late, ridge_dir, tmp_path / "only.nii.gz", progress_bar=False, first_onset="markers", volumes="markers")
+    side = json.loads(only.with_name("only.json").read_text())
+    assert nib.load(only).shape[3] == len(t) and side["StartTime"] == pytest.approx(t[0], abs=1 / sf)
+    assert side["VolumeGrid"]["marker_volumes"] == [0, len(t) - 1]
+    np.testing.assert_array_equal(np.asarray(nib.load(only).dataobj), np.asarray(nib.load(full).dataobj)[..., a : b + 1])
+    # the recording as simulated: its first markers come before the first complete EEG window and get no volume (warned)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        cut = synthesize(raw, ridge_dir, tmp_path / "early.nii.gz", progress_bar=False, first_onset="markers", volumes="markers")
+    g = json.loads(cut.with_name("early.json").read_text())["VolumeGrid"]
+    n_cut = nib.load(cut).shape[3]
+    assert g["marker_volumes"] == [-g["markers_without_volume"], n_cut - 1] and g["markers_without_volume"] > 0
+    assert n_cut == len(times) - g["markers_without_volume"] and g["volumes_before_first_marker"] == g["volumes_after_last_marker"] == 0
+    assert "scanner marker(s) come before the first volume whose whole EEG window lies in the recording" in caplog.text
+    with pytest.raises(Eeg2fmriInputError, match=r"volumes='markers' needs first_onset='markers' \(--first-onset markers\)"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, volumes="markers")
+    with pytest.raises(Eeg2fmriInputError, match=r"expected volumes 'all' or 'markers', got 'marked'"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers", volumes="marked")
+    capsys.readouterr()
+    assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cli.nii.gz"),
+                 "--first-onset", "markers", "--volumes", "markers", "-q"]) == 0
+    printed = capsys.readouterr().out
+    k = g["markers_without_volume"]
+    assert (f"scanner markers ({len(times)}): only their volumes written, marker k is output volume k - {k}; the first {k} marker(s) have "
+            "no volume") in printed
+
+
 def test_synthesis_killed_outright_is_cleaned_up_by_the_next_run(tiny_bids, ridge_dir, tmp_path):
     """SIGKILL in the middle of a synthesis (what the out-of-memory killer does) leaves its hidden temporaries (the
     features' folder, the NIfTI being written); the next synthesis to that output removes them."""

@@ -327,6 +327,23 @@ def test_train_config_defaults_are_the_models_recommended_config():
     assert resolve_config({}, require_model=False)["optimizer"] == DEFAULTS["optimizer"]
 
 
+def test_train_warns_when_a_model_gets_other_than_its_preferred_input(prepared_dir, tiny_tangent, tmp_path, caplog):
+    """The flagship on band-power data trains, with a warning naming its preferred input and how to prepare it."""
+    import logging
+
+    from eeg2fmri.workflows.train import train
+
+    cfg = {"out": str(tmp_path / "run"), "data": {"prepared": str(prepared_dir)}, "model": {"name": "eeg2fmri_net", "hparams": {"n_members": 2}},
+           "optimizer": {"max_epochs": 1}, "trainer": {"progress_bar": False, "log": ["csv"]}}
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        train(cfg)
+    assert "eeg2fmri_net reads 'tangent' windows best" in caplog.text and "--representation tangent" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):  # a closed-form model reads the same numbers from either: no warning
+        train({"out": str(tmp_path / "r2"), "data": {"prepared": str(tiny_tangent.save(tmp_path / "tan"))}, "model": {"name": "ridge_hrf"}})
+    assert "windows best" not in caplog.text
+
+
 def test_published_models_train_in_auto_precision():
     # benchmark's recommended configs of the published models ask for "auto"; the flagship's stays float32
     from eeg2fmri.models.base import get_model_class

@@ -35,6 +35,9 @@ def add_arguments(p) -> None:
                    help="anchor the volume grid: a volume starts at this time (s from the first EEG sample), e.g. the first volume of "
                         "a scan, or 'markers' for the recording's first scanner marker (the training's marker names); default: "
                         "the first EEG sample")
+    p.add_argument("--volumes", choices=("all", "markers"), default="all",
+                   help="all (default): every volume the recording allows; markers (with --first-onset markers): only the volumes from "
+                        "the first to the last scanner marker, to line up with the measured run")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device(p, "predict")
     p.add_argument("--dsp-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
@@ -58,11 +61,22 @@ def run(args) -> int:
 
     out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
-                     channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset))
+                     channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
+                     volumes=args.volumes)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
     print(f"wrote {out} ({side['RepetitionTime']:g} s TR, first volume at {side['StartTime']:.2f} s) and {sidecar.name}{extra}")
+    grid = side.get("VolumeGrid") or {}
+    if "marker_volumes" in grid:
+        a, b = grid["marker_volumes"]
+        lost = f"; the first {grid['markers_without_volume']} marker(s) have no volume (too little EEG before them)" if grid.get("markers_without_volume") else ""
+        if grid.get("volumes"):
+            print(f"scanner markers ({grid['n_markers']}): only their volumes written, marker k is output volume k - {-a}{lost}" if a < 0 else
+                  f"scanner markers ({grid['n_markers']}): only their volumes written, marker k is output volume k{lost}")
+        else:
+            print(f"scanner markers ({grid['n_markers']}): output volumes {a}..{b}; {grid['volumes_before_first_marker']} volume(s) before the first "
+                  f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){lost}")
     if side.get("ChannelsIgnored"):
         print(f"ignored {len(side['ChannelsIgnored'])} channel(s) the model does not use: {', '.join(side['ChannelsIgnored'][:10])}")
     if side.get("Resampled"):

@@ -48,14 +48,47 @@ def _match(desc: str, marker: str) -> bool:
     return d == m or d.endswith("/" + m)
 
 
+def stim_events(raw) -> dict[str, np.ndarray]:
+    """Events of ``raw``'s trigger channels (BDF ``Status``, EDF/BrainVision ``STI``/``TRIG`` channels of type stim).
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+
+    Returns
+    -------
+    dict
+        ``"<channel>/<code>"`` -> onsets in seconds from the first sample, one entry per code
+        (``mne.find_events``: onsets of each step to a non-zero value, ``shortest_event=1``).
+    """
+    import mne
+
+    out: dict[str, list[float]] = {}
+    for idx in mne.pick_types(raw.info, stim=True, exclude=[]):
+        name = raw.ch_names[idx]
+        try:
+            ev = mne.find_events(raw, stim_channel=name, shortest_event=1, consecutive="increasing", verbose="error")
+        except (ValueError, RuntimeError):  # a channel MNE cannot parse as a trigger line
+            continue
+        for sample, code in zip(ev[:, 0], ev[:, 2]):
+            out.setdefault(f"{name}/{int(code)}", []).append((int(sample) - raw.first_samp) / raw.info["sfreq"])
+    return {k: np.sort(np.asarray(v, dtype=float)) for k, v in out.items()}
+
+
+def _stim_summary(events: dict[str, np.ndarray]) -> str:
+    return ", ".join(f"{k} ({len(v)}x)" for k, v in sorted(events.items(), key=lambda kv: -len(kv[1]))[:8])
+
+
 def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.ndarray | None]:
-    """Times of the first of ``marker``'s names found in ``raw``'s annotations.
+    """Times of the first of ``marker``'s names found in ``raw``'s annotations (or trigger channels).
 
     Parameters
     ----------
     raw : mne.io.BaseRaw
     marker : str | tuple of str
         Marker names, tried in order (case and spaces ignored, with or without a ``Type/`` prefix).
+        Events of a trigger channel (:func:`stim_events`) are named ``<channel>/<code>`` (BDF:
+        ``Status/128``), so ``"128"`` or ``"Status/128"`` selects them; annotations are searched first.
 
     Returns
     -------
@@ -71,6 +104,11 @@ def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.nda
         hit = np.array([_match(d, m) for d in descs], dtype=bool)
         if hit.any():
             return m, np.sort(times[hit])
+    stim = stim_events(raw)
+    for m in wanted:
+        for name, on in stim.items():
+            if _match(name, m):
+                return m, on
     return None, None
 
 
@@ -199,12 +237,15 @@ def volume_onsets(
         if on is None:
             if first_onset is None:
                 present = sorted(set(descs.tolist()))[:15]
+                stim = stim_events(raw)
+                trig = (f"; trigger-channel events present: {_stim_summary(stim)} (select one by its code, e.g. marker: "
+                        f"[\"{min(stim, key=lambda k: abs(len(stim[k]) - n_volumes)).split('/')[-1]}\"])") if stim else ""
                 raise Eeg2fmriInputError(
-                    f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}); "
+                    f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}{trig}); "
                     "pass marker=<the scanner marker name> or, with no markers, first_onset=<seconds of volume 0> for regular timing "
                     "(eeg2fmri prepare: --config '{\"marker\": [\"<name>\"]}' or '{\"marker\": null, \"first_onset\": <s>}'). Inside a BIDS "
-                    "dataset the annotations come from *_events.tsv, which replaces the recording's own marker file (.vmrk): "
-                    "the volume markers must be listed there."
+                    "dataset the annotations come from *_events.tsv, which replaces the recording's own markers (BrainVision .vmrk, "
+                    "EDF+/BDF+ annotations): the volume markers must be listed there, or be events of a trigger channel."
                 )
         else:
             n_found = len(on)

@@ -8,8 +8,16 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.plotting.report import _plt
+from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["plot_attention_graph", "plot_channel_topomaps", "plot_hrfs", "plot_importance_bars", "plot_lag_curves"]
+__all__ = ["NoChannelPositions", "plot_attention_graph", "plot_channel_topomaps", "plot_hrfs", "plot_importance_bars", "plot_lag_curves"]
+
+#: Fewest channels with positions that a topomap is drawn from.
+MIN_POSITIONS = 3
+
+
+class NoChannelPositions(Eeg2fmriInputError):
+    """The montage gives positions for too few of the channels to draw a topomap."""
 
 
 def _info(ch_names: list[str], montage: Any) -> tuple[Any, np.ndarray]:
@@ -19,10 +27,20 @@ def _info(ch_names: list[str], montage: Any) -> tuple[Any, np.ndarray]:
     pos = montage.get_positions()["ch_pos"]
     lower = {k.lower(): k for k in pos}
     keep = np.array([i for i, c in enumerate(ch_names) if c.lower() in lower], dtype=int)
+    if len(keep) < MIN_POSITIONS:
+        shown = ", ".join(ch_names[:6]) + (", ..." if len(ch_names) > 6 else "")
+        raise NoChannelPositions(
+            f"channel positions: expected positions for at least {MIN_POSITIONS} of the {len(ch_names)} channels ({shown}), found "
+            f"{len(keep)} in the montage; add the BIDS *_electrodes.tsv next to the EEG files, or pass an MNE standard montage "
+            "that names these channels (--montage NAME).")
     names = [ch_names[i] for i in keep]
     info = mne.create_info(names, 100.0, "eeg")
     ch_pos = {n: pos[lower[n.lower()]] for n in names}
-    info.set_montage(mne.channels.make_dig_montage(ch_pos=ch_pos, coord_frame="head"), on_missing="ignore")
+    import warnings
+
+    with warnings.catch_warnings():  # positions already in head coordinates: no fiducials are needed to place them
+        warnings.filterwarnings("ignore", message="Fiducial point", category=RuntimeWarning)
+        info.set_montage(mne.channels.make_dig_montage(ch_pos=ch_pos, coord_frame="head"), on_missing="ignore")
     return info, keep
 
 

@@ -287,7 +287,7 @@ def stream_representation(
     chunk_seconds, pad_seconds : float
         Kept length and padding (each side) of a chunk, in seconds.
     folder : path-like | None
-        Folder for the memory-mapped features (``None`` keeps them in RAM).
+        Folder for the memory-mapped features, ``features.npy`` (created when missing; ``None`` keeps them in RAM).
     progress_bar : bool
     where : str
         Name of the recording in messages.
@@ -336,6 +336,8 @@ def stream_representation(
     m = int(config.frames_per_tr)
     flen = tr / m
     folder = None if folder is None else Path(folder)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)  # (features.npy is written there; an existing one is replaced)
     # rate conversions after the work rate (raw representation only)
     if not representation.frame_based:  # raw samples: a second rate change, no frames
         rsf = float(config.raw_sfreq)

@@ -157,7 +157,7 @@ def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.devic
     raise Eeg2fmriInputError(f"synthesize: dsp_device: expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {dsp_device!r}.")
 
 
-def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str) -> tuple[dict, float]:
+def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str) -> tuple[dict, float, np.ndarray | None]:
     """Where the output's volume grid is anchored: a description for the sidecar and the grid's offset from the first sample.
 
     Returns
@@ -166,10 +166,13 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
         ``{"anchor": ..., "anchor_time_s": ..., "offset_s": ...}`` (``anchor``: "first EEG sample", "first_onset" or the marker).
     offset : float
         Seconds from the first sample to the first grid point, ``anchor_time mod tr`` rounded to a sample.
+    marker_times : array | None
+        The scanner markers' times (``first_onset="markers"``), seconds from the first sample.
     """
     sf = float(raw.info["sfreq"])
+    times = None
     if first_onset is None:
-        return {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0}, 0.0
+        return {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0}, 0.0, None
     if isinstance(first_onset, str):
         if first_onset.strip().lower() != "markers":
             raise Eeg2fmriInputError(f"{where}: expected first_onset to be a time in seconds or 'markers', got {first_onset!r}; "
@@ -205,7 +208,7 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
     offset = round((t0 % tr) * sf) / sf
     if offset >= raw.n_times / sf:
         offset = 0.0
-    return {"anchor": label, "anchor_time_s": t0, "offset_s": offset}, offset
+    return {"anchor": label, "anchor_time_s": t0, "offset_s": offset}, offset, times
 
 
 def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str], channel_positions: str | None, tolerance_mm: float, min_share: float,
@@ -279,6 +282,7 @@ def synthesize(
     min_channel_share: float = 0.5,
     dsp_device: str | None = "auto",
     first_onset: float | str | None = None,
+    volumes: str = "all",
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -360,7 +364,15 @@ def synthesize(
         scan, to compare the output with it volume by volume). ``"markers"``:
         at the first scanner volume marker of the recording, found under the
         marker names of the model's training (``model.json["prepare"]["marker"]``).
-        The sidecar records it (``VolumeGrid``).
+        The sidecar records it (``VolumeGrid``; with markers also which output
+        volumes the first and last marker are, ``marker_volumes``, and how many
+        volumes lie before the first and after the last).
+    volumes : {"all", "markers"}
+        ``"all"`` (default): every volume the recording allows. ``"markers"``
+        (with ``first_onset="markers"``): only the volumes from the first to
+        the last scanner marker, one per marker of a regular scan: the output
+        lines up volume by volume with the measured run (markers before the
+        first complete EEG window get none; a warning says how many).
 
     Returns
     -------
@@ -452,7 +464,12 @@ def synthesize(
     # the output's volumes are a regular grid: across a join every later volume would be misplaced in time
     check_continuous(raw, where, "; expected one continuous recording. Synthesize each continuous piece separately (raw.crop(tmin, tmax) "
                                  "between the joins).")
-    anchor, phase = _grid_phase(raw, first_onset, tr_out, cfg, where)
+    anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where)
+    if volumes not in ("all", "markers"):
+        raise Eeg2fmriInputError(f"{where}: expected volumes 'all' or 'markers', got {volumes!r}.")
+    if volumes == "markers" and marker_t is None:
+        raise Eeg2fmriInputError(f"{where}: volumes='markers' needs first_onset='markers' (--first-onset markers): the output keeps the "
+                                 "volumes of the scanner markers, so they must anchor the grid.")
     from eeg2fmri.io.eeg import bad_spans
 
     bad = bad_spans(raw)  # seconds from the recording's first sample (before the crop to the grid's phase)
@@ -540,6 +557,28 @@ def synthesize(
             first_end = q * (n_frames - 1)
             ends = np.arange(first_end, len(feats)) + 1  # exclusive end (hop index + 1) of each window's last frame
             onsets = st.starts[ends - 1] + flen - lag * flen - tr_train
+        if marker_t is not None and len(onsets):
+            # output volume j <-> marker k: the grid is anchored on the first marker, so marker times fall on grid points
+            start = float(onsets[0]) + phase
+            mj = np.round((marker_t - start) / tr_out).astype(np.int64)
+            first_j, last_j = int(mj[0]), int(mj[-1])
+            n_all = len(ends)
+            anchor.update(n_markers=int(len(marker_t)), marker_volumes=[first_j, last_j],
+                          volumes_before_first_marker=max(0, min(first_j, n_all)), volumes_after_last_marker=max(0, min(n_all - 1 - last_j, n_all)))
+            if first_j < 0:
+                anchor["markers_without_volume"] = int(min(-first_j, len(marker_t)))
+                logger.warning("%s: the first %d scanner marker(s) come before the first volume whose whole EEG window lies in the "
+                               "recording (the model needs %.1f s of EEG before a volume); they get no output volume", where, -first_j, need)
+            if volumes == "markers":
+                keep = (np.arange(n_all) >= first_j) & (np.arange(n_all) <= last_j)
+                ends, onsets = ends[keep], np.asarray(onsets)[keep]
+                lo = max(first_j, 0)  # indices into the written volumes from here on
+                first_j, last_j = first_j - lo, last_j - lo
+                anchor.update(volumes="markers: only the volumes of the scanner markers' span", marker_volumes=[first_j, last_j],
+                              volumes_before_first_marker=0, volumes_after_last_marker=0)
+            logger.info("%s: scanner markers %d: output volumes %d..%d of %d%s", where, len(marker_t), first_j, last_j, len(ends),
+                        "" if volumes == "markers" else f" ({anchor['volumes_before_first_marker']} before the first marker, "
+                        f"{anchor['volumes_after_last_marker']} after the last; --volumes markers keeps only the marked ones)")
         n_out = len(ends)
         if n_out <= 0:
             raise Eeg2fmriInputError(f"{where}: too short for one window; need at least {need:.1f} s of EEG.")

@@ -631,15 +631,21 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
     """
     head = [h for _, h in _COLUMNS]
     body = []
+    notes = []
     for r in rows:
         name = r["name"] + (" (reference)" if r["role"] == "reference" else " (baseline)" if r["role"] == "baseline" else "")
         if r.get("error"):
-            body.append([name] + ["not trained: " + r["error"][:80]] + [""] * (len(_COLUMNS) - 2))
+            err = str(r["error"])
+            short = err if len(err) <= 80 else err[:80].rsplit(" ", 1)[0] + " ... (below)"
+            body.append([name] + ["not trained: " + short] + [""] * (len(_COLUMNS) - 2))
+            if short != err:  # the whole reason under the table (a cut one hid the fix)
+                notes.append(f"{name} not trained: {err}")
             continue
         body.append([name] + [_fmt(k, r.get(k)) for k, _ in _COLUMNS[1:]])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
-        return "\n".join(lines)
+        return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    return "\n".join("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body)
+    table = "\n".join("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body)
+    return "\n".join([table] + notes)

@@ -72,10 +72,12 @@ def source_series(ds: PreparedDataset, source: str, *, model: Any = None, window
                 raise Eeg2fmriInputError(f"{run.key}: no measured BOLD in this run; leave 'bold' out of the sources.")
             out[i] = _roi_means(np.asarray(run.bold, dtype=np.float64), rois)
         elif source == "eeg":
-            if ds.representation != "bandpower":
+            if ds.representation not in ("bandpower", "tangent"):
                 raise Eeg2fmriInputError(f"classify: the EEG source uses band power, got a {ds.representation!r} dataset; "
-                                         "prepare the data with representation='bandpower'.")
+                                         "prepare the data with representation='bandpower' (or 'tangent', whose band-power block it reads).")
             f = np.asarray(run.features)
+            if ds.representation == "tangent":  # (n_frames, n_chans, n_bands * (1 + n_chans)): its band-power block
+                f = f[:, :, : f.shape[2] // (1 + f.shape[1])]
             fpt = max(1, int(round(ds.frame_rate * ds.tr)))
             rows = np.full((run.n_volumes, f.shape[1] * f.shape[2]), np.nan)
             for v, end in enumerate(np.asarray(run.window_end)):

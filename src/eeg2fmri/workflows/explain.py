@@ -58,6 +58,7 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
     ``attention_graph.png`` (its topographical attention, mean over the test windows).
     """
     from eeg2fmri.plotting.explain import (
+        NoChannelPositions,
         plot_attention_graph,
         plot_channel_topomaps,
         plot_hrfs,
@@ -67,12 +68,23 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
 
     with atomic_dir(out, overwrite=overwrite, marker="explain.json") as tmp:
         figs: list[str] = []
+        skipped: dict[str, str] = {}
+
+        def draw(name: str, plot, *args, **kwargs) -> None:
+            # a figure that needs channel positions the montage lacks is left out, with the reason; the rest is written
+            try:
+                plot(*args, tmp / name, *kwargs.pop("after", ()), **kwargs)
+            except NoChannelPositions as err:
+                skipped[name] = str(err)
+                logger.warning("%s: %s not drawn: %s", out, name, err)
+                return
+            figs.append(name)
+
         meth = res["methods"]
         tgt = res["target"]
         if meth:
-            plot_channel_topomaps(np.stack([m["channel"] for m in meth.values()]), res["channels"], montage, tmp / "channels_topomap.png",
-                                  [f"{k}: channel importance" for k in meth], suptitle=f"target: {tgt}", symmetric=False)
-            figs.append("channels_topomap.png")
+            draw("channels_topomap.png", plot_channel_topomaps, np.stack([m["channel"] for m in meth.values()]), res["channels"], montage,
+                 after=([f"{k}: channel importance" for k in meth],), suptitle=f"target: {tgt}", symmetric=False)
             first = next(iter(meth.values()))
             if "band" in first:
                 names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(first["band"]) else [f"{f:g}" for f in res["freqs"]]
@@ -90,19 +102,17 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
                 for s in np.argsort(-wgt[0, f])[:n_top]:
                     maps.append(pats[0, f, s])
                     titles.append(f"{names[f]} source {s}")
-            plot_channel_topomaps(np.array(maps), res["channels"], montage, tmp / "patterns_topomap.png", titles, n_cols=n_top,
-                                  suptitle="eeg2fmri_net spatial patterns (Haufe), member 0, strongest sources per band")
+            draw("patterns_topomap.png", plot_channel_topomaps, np.array(maps), res["channels"], montage, after=(titles,), n_cols=n_top,
+                 suptitle="eeg2fmri_net spatial patterns (Haufe), member 0, strongest sources per band")
             plot_hrfs(ins["hrf_lag_s"], ins["hrf_kernels"], names, tmp / "hrfs.png", "eeg2fmri_net learned HRFs (mean per band)")
-            figs += ["patterns_topomap.png", "hrfs.png"]
+            figs.append("hrfs.png")
         elif ins is not None and ins["kind"] == "calhas2022":
-            plot_attention_graph(ins["attention"], res["channels"], montage, tmp / "attention_graph.png",
-                                 title="calhas2022 topographical attention, mean over the test windows")
-            figs.append("attention_graph.png")
+            draw("attention_graph.png", plot_attention_graph, ins["attention"], res["channels"], montage,
+                 title="calhas2022 topographical attention, mean over the test windows")
         elif ins is not None and ins["kind"] == "beira":
             p = ins["patterns"][0, 0]
-            plot_channel_topomaps(p, res["channels"], montage, tmp / "patterns_topomap.png", [f"virtual channel {i}" for i in range(len(p))],
-                                  suptitle="BEIRA spatial patterns (Haufe)")
-            figs.append("patterns_topomap.png")
+            draw("patterns_topomap.png", plot_channel_topomaps, p, res["channels"], montage, after=([f"virtual channel {i}" for i in range(len(p))],),
+                 suptitle="BEIRA spatial patterns (Haufe)")
         rows = explanation_rows(res)
         with open(tmp / "explain.tsv", "w", newline="") as fh:
             wr = csv.DictWriter(fh, fieldnames=["method", "axis", "name", "importance", "signed"], delimiter="\t")
@@ -110,7 +120,7 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
             wr.writerows(rows)
         doc = dict(res)
         doc["target_indices"] = np.asarray(res["target_indices"]).tolist()
-        doc.update(montage=montage_source, figures=figs, **(extra or {}))
+        doc.update(montage=montage_source, figures=figs, figures_skipped=skipped, **(extra or {}))
         (tmp / "explain.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False))
     logger.info("wrote %s (explain.json, explain.tsv, %d figures)", out, len(figs))
     return out

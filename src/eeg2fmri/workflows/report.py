@@ -318,11 +318,20 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     else:
         missing.append({"item": "figures (*.png)", "meaning": "no PNG figure in the folder or its subfolders"})
 
-    card = next((p for p in (folder / "model" / "MODEL_CARD.md", folder / "MODEL_CARD.md") if p.is_file()), None)
+    for ex in sorted(folder.rglob("explain.json")):  # figures an explanation (or evaluate's insight/) could not draw, with the reason
+        skipped = _read_json(ex).get("figures_skipped") or {}
+        for name, why in (skipped.items() if isinstance(skipped, dict) else ()):
+            missing.append({"item": str((ex.parent / name).relative_to(folder)), "meaning": f"not drawn: {why}"})
+
+    cards = [folder / "model" / "MODEL_CARD.md", folder / "MODEL_CARD.md"]
+    if metrics_p.is_file() and isinstance(_read_json(metrics_p).get("model_dir"), str):  # an evaluate folder: the model it scored
+        cards.append(Path(_read_json(metrics_p)["model_dir"]) / "MODEL_CARD.md")
+    card = next((p for p in cards if p.is_file()), None)
     if card is not None:
-        sections.append(("Model card", [f"{card.relative_to(folder)}:", Preformatted(card.read_text(encoding="utf-8", errors="replace"))]))
+        shown = card.relative_to(folder) if card.is_relative_to(folder) else card
+        sections.append(("Model card", [f"{shown}:", Preformatted(card.read_text(encoding="utf-8", errors="replace"))]))
     else:
-        missing.append({"item": "model card", "meaning": "no model/MODEL_CARD.md or MODEL_CARD.md"})
+        missing.append({"item": "model card", "meaning": "no model/MODEL_CARD.md or MODEL_CARD.md (nor in the model folder an evaluation names)"})
 
     sections.append(("Not shown", [missing] if missing else ["Nothing: every kind of content the report knows was found."]))
     path = write_html(out_path, title or f"eeg2fmri report: {folder.resolve().name}", sections, overwrite=overwrite)
