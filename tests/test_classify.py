@@ -184,3 +184,22 @@ def test_classify_json_is_strict_json_without_permutations(tiny_prepared, tmp_pa
     eeg = doc["results"]["eeg"]
     assert eeg["p_value"] is None and eeg["null_mean"] is None and eeg["null_95"] is None and eeg["n_permutations"] == 0
     assert eeg["balanced_accuracy"] == pytest.approx(res["balanced_accuracy"])
+
+
+def test_eeg_source_of_tangent_data_is_its_band_power_block(tiny_bids, tiny_prepared):
+    """The `eeg` source on a tangent dataset (what quickstart and benchmark prepare for the flagship) reads its band-power
+    block: the same features as a band-power preparation of the same recordings (it was refused)."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.workflows.classify import source_series
+
+    tan = prepare_dataset(tiny_bids, PrepareConfig(representation="tangent"), progress_bar=False)
+    got, want = source_series(tan, "eeg"), source_series(tiny_prepared, "eeg")
+    assert sorted(got) == sorted(want)
+    for i in want:
+        np.testing.assert_allclose(got[i], want[i], rtol=1e-6, atol=1e-6)
+        assert np.isfinite(want[i]).any()
+    stft = prepare_dataset(tiny_bids, PrepareConfig(representation="stft"), progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"classify: the EEG source uses band power, got a 'stft' dataset; prepare the data with "
+                                                 r"representation='bandpower' \(or 'tangent'"):
+        source_series(stft, "eeg")
