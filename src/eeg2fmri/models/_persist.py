@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets.spec import DataSpec
-from eeg2fmri.models.base import build_model
+from eeg2fmri.models.base import build_model, get_model_class
 from eeg2fmri.utils.atomic import _user_mode, atomic_dir, final_paths
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -46,6 +46,19 @@ class LoadedModel:
         return DataSpec.from_dict(self.meta["spec"])
 
 
+def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dict, prepare: dict, mask: np.ndarray, affine: np.ndarray,
+                card: dict, rois: dict | None) -> dict[str, Any]:
+    """``model.json`` of a model directory."""
+    meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
+                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card)
+    module = get_model_class(name).__module__
+    if not module.startswith("eeg2fmri.") and not module.startswith("eeg2fmri_plugin_"):
+        meta["module"] = module  # a model of your own: load_model imports it (a .py plugin file is named in EEG2FMRI_PLUGINS instead)
+    if rois is not None:
+        meta["rois"] = rois
+    return meta
+
+
 def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
                window: dict, prepare: dict, card: dict | None = None, overwrite: bool = False, xform_code: int = 2,
                rois: dict | None = None) -> Path:
@@ -53,10 +66,7 @@ def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str,
     (``PreparedDataset.xform_code``), which the mask and every synthesised image keep; ``rois``: a model of ROI targets
     keeps its atlas (``PreparedDataset.rois``: names, labels, voxel weights), so synthesis can name and paint its outputs."""
     kind = getattr(model, "kind", "torch")
-    meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
-                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card or {})
-    if rois is not None:
-        meta["rois"] = rois
+    meta = _model_meta(name, kind, spec, hparams, window, prepare, mask, affine, card or {}, rois)
     with atomic_dir(out, overwrite=overwrite, marker="model.json") as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
     return Path(out)
@@ -107,6 +117,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise Eeg2fmriInputError(f"{mj}: model format {meta.get('format_version')} is not supported (expected one of "
                                  f"{', '.join(map(str, READABLE_FORMATS))}); retrain or upgrade eeg2fmri.")
     spec = DataSpec.from_dict(meta["spec"])
+    get_model_class(meta["model"], module=meta.get("module"))  # a model of your own: its module, recorded at saving, is imported
     model = build_model(meta["model"], spec, **meta.get("hparams", {}))
     wpath = path / "weights.safetensors"
     if meta["kind"] == "sklearn":
@@ -116,7 +127,17 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     else:
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(wpath)), strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(load_file(str(wpath)), strict=False)
+        except RuntimeError as err:  # a tensor of another shape
+            raise Eeg2fmriInputError(f"{wpath}: the saved weights do not fit the model {meta['model']!r} as its code defines it now ({' '.join(str(err).split())}); "
+                                     "load it with the model code that trained it, or retrain.") from None
+        if missing or unexpected:  # a layer renamed, added or removed since the model was saved: refuse rather than run half-initialised
+            raise Eeg2fmriInputError(
+                f"{wpath}: expected the weights of the model {meta['model']!r} as its code defines it now, found "
+                f"{len(missing)} missing ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}) and {len(unexpected)} unexpected "
+                f"({', '.join(unexpected[:5])}{', ...' if len(unexpected) > 5 else ''}) tensor(s); the model's code changed since it was "
+                "saved. Load it with the model code that trained it, or retrain.")
         model.eval()
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     return LoadedModel(model, meta, mask, np.asarray(meta["affine"]))
@@ -149,10 +170,7 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
     for k, v in metrics.items():
         card[f"{k} metrics"] = v
     card["training config"] = {k: config[k] for k in ("seed", "model", "optimizer", "loss") if k in config}
-    meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
-                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card)
-    if rois is not None:
-        meta["rois"] = rois
+    meta = _model_meta(name, kind, spec, hparams, window, prepare, mask, affine, card, rois)
     with atomic_dir(out, overwrite=overwrite, marker="model.json") as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
         (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))

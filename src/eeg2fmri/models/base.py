@@ -29,17 +29,40 @@ from collections.abc import Callable
 from typing import Any
 
 from eeg2fmri.datasets.spec import INPUT_KINDS, DataSpec  # noqa: F401  (re-exported for users)
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
+from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 _REGISTRY: dict[str, type] = {}
 
 
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def register_model(name: str) -> Callable[[type], type]:
-    """Class decorator adding a model to the registry under ``name``."""
+    """Class decorator adding a model to the registry under ``name``.
+
+    The class is built as ``cls(spec, **hparams)`` (:func:`build_model`): its ``__init__`` takes the
+    :class:`DataSpec` first. A model of your own lives in your own module; name that module in the
+    ``EEG2FMRI_PLUGINS`` environment variable (or an ``eeg2fmri.plugins`` entry point) so that every
+    command imports it (:mod:`eeg2fmri.utils.plugins`). Registering a name again with a class of the
+    same module and name (``importlib.reload`` in a notebook) replaces it; another class is refused.
+    """
 
     def deco(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"model name {name!r} registered twice")
+        import inspect
+
+        old = _REGISTRY.get(name)
+        if old is not None and old is not cls and _qualname(old) != _qualname(cls):
+            raise Eeg2fmriInputError(f"register_model({name!r}): expected a free name, found it taken by {_qualname(old)}; register "
+                                     f"{_qualname(cls)} under another name.")
+        try:
+            params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+        except (TypeError, ValueError):
+            params = []
+        if not params or params[0].name != "spec" or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+            raise Eeg2fmriInputError(f"register_model({name!r}): expected {_qualname(cls)}.__init__(self, spec, **hyperparameters) (models are built "
+                                     f"as cls(spec, **hparams) from the data's DataSpec), found ({', '.join(p.name for p in params)}); take the "
+                                     "DataSpec as the first argument and read sizes from it (spec.input_shape, spec.n_outputs, ...).")
         cls.registry_name = name
         _REGISTRY[name] = cls
         return cls
@@ -47,11 +70,17 @@ def register_model(name: str) -> Callable[[type], type]:
     return deco
 
 
-def list_models() -> list[str]:
-    """Names of the registered models (import side effects included)."""
-    import eeg2fmri.models  # noqa: F401  (registers all models)
+def _registered() -> dict[str, type]:
+    import eeg2fmri.models  # noqa: F401  (registers the package's models)
+    from eeg2fmri.utils.plugins import load_plugins
 
-    return sorted(_REGISTRY)
+    load_plugins()  # models of your own (EEG2FMRI_PLUGINS, entry points)
+    return _REGISTRY
+
+
+def list_models() -> list[str]:
+    """Names of the registered models (the package's and those of plugins: :mod:`eeg2fmri.utils.plugins`)."""
+    return sorted(_registered())
 
 
 def model_input_kinds(name: str) -> tuple[str, ...]:
@@ -59,12 +88,25 @@ def model_input_kinds(name: str) -> tuple[str, ...]:
     return tuple(getattr(get_model_class(name), "input_kinds", INPUT_KINDS))
 
 
-def get_model_class(name: str) -> type:
-    """Return the registered class for ``name`` or raise listing the choices."""
-    import eeg2fmri.models  # noqa: F401
+def get_model_class(name: str, *, module: str | None = None) -> type:
+    """Return the registered class for ``name`` or raise listing the choices.
 
-    check_choice(name, "model", sorted(_REGISTRY))
-    return _REGISTRY[name]
+    ``module``: where a saved model says its class was defined (``model.json``); imported when
+    ``name`` is not registered yet, so a model of your own loads without naming its plugin.
+    """
+    reg = _registered()
+    if name not in reg and module:
+        from eeg2fmri.utils.plugins import import_plugin
+
+        import_plugin(module, source=f"model {name!r} (its module, recorded in model.json)")
+    if name not in reg:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), sorted(reg), n=1)
+        raise Eeg2fmriInputError(f"unknown model {name!r}{f' (did you mean {close[0]!r}?)' if close else ''}; choose one of: "
+                                 f"{', '.join(map(repr, sorted(reg)))}. A model of your own: register it with @register_model in your "
+                                 "module and name the module in the EEG2FMRI_PLUGINS environment variable (see ARCHITECTURE.md).")
+    return reg[name]
 
 
 def model_hparams(name: str) -> list[str]:
@@ -89,4 +131,11 @@ def build_model(name: str, spec: DataSpec, **hparams: Any):
         hints = [f"{u!r} -> {close[0]!r}?" for u in unknown if (close := difflib.get_close_matches(u, known, n=1))]
         raise Eeg2fmriInputError(f"model {name!r}: unknown hyperparameter(s) {unknown}{' (' + ', '.join(hints) + ')' if hints else ''}; "
                                  f"expected some of {known} (model.hparams in a config).")
-    return cls(spec, **hparams)
+    try:
+        return cls(spec, **hparams)
+    except Eeg2fmriInputError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as err:  # e.g. a hyperparameter of the wrong type reaching torch
+        raise Eeg2fmriInputError(f"model {name!r}: could not be built with hyperparameters {hparams} for {spec.input_kind} windows "
+                                 f"{tuple(spec.input_shape)} -> outputs {tuple(spec.output_shape)}: {type(err).__name__}: {err}; check the "
+                                 "hyperparameters' types and values (model.hparams in a config).") from err

@@ -173,8 +173,10 @@ def register_layout(name: str) -> Callable[[type], type]:
     """Class decorator: register a :class:`Layout` subclass under ``name`` (an instance is stored)."""
 
     def deco(cls: type) -> type:
-        if name in _REGISTRY and type(_REGISTRY[name]) is not cls:
-            raise ValueError(f"layout {name!r} is registered twice ({type(_REGISTRY[name]).__name__} and {cls.__name__})")
+        old = type(_REGISTRY[name]) if name in _REGISTRY else None
+        if old is not None and old is not cls and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise Eeg2fmriInputError(f"register_layout({name!r}): expected a free name, found it taken by {old.__module__}.{old.__qualname__}; "
+                                     f"register {cls.__module__}.{cls.__qualname__} under another name.")
         cls.NAME = name
         _REGISTRY[name] = cls()
         return cls
@@ -183,12 +185,19 @@ def register_layout(name: str) -> Callable[[type], type]:
 
 
 def list_layouts() -> list[str]:
-    """Names of the registered layouts (``bids`` first, then alphabetical)."""
+    """Names of the registered layouts (``bids`` first, then alphabetical; layouts of plugins included: :mod:`eeg2fmri.utils.plugins`)."""
+    from eeg2fmri.utils.plugins import load_plugins
+
+    load_plugins()
     return sorted(_REGISTRY, key=lambda n: (n != "bids", n))
 
 
 def get_layout(name: str) -> Layout:
     """The registered layout called ``name``."""
+    if name not in _REGISTRY:
+        from eeg2fmri.utils.plugins import load_plugins
+
+        load_plugins()
     if name not in _REGISTRY:
         raise Eeg2fmriInputError(f"layout {name!r}: expected one of {list_layouts()} (or 'auto'); run `eeg2fmri datasets` to see them.")
     return _REGISTRY[name]

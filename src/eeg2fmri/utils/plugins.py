@@ -1,0 +1,72 @@
+"""Models and dataset layouts of your own, outside the package: imported before a registry is read.
+
+Two ways to name them, both read once per process:
+
+* the environment variable ``EEG2FMRI_PLUGINS``: module names or ``.py`` file paths separated by
+  commas (or the OS path separator), e.g. ``EEG2FMRI_PLUGINS=mylab.models,./my_layout.py``;
+* an installed distribution's entry points in the group ``eeg2fmri.plugins``
+  (``[project.entry-points."eeg2fmri.plugins"] mymodels = "mylab.models"``).
+
+Importing a module runs its ``@register_model`` / ``@register_layout`` decorators, so every command
+(``eeg2fmri models``, ``train``, ``evaluate``, ``synthesize``, ``prepare --layout``, benchmark's worker
+processes) sees them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "import_plugin", "load_plugins"]
+
+ENV_VAR = "EEG2FMRI_PLUGINS"
+ENTRY_POINT_GROUP = "eeg2fmri.plugins"
+_loaded: set[str] = set()
+
+
+def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
+    """Import one plugin: a module name (``mylab.models``) or a ``.py`` file path.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        The module cannot be found or fails to import (naming it and where it was named).
+    """
+    spec = spec.strip()
+    if not spec or spec in _loaded:
+        return
+    try:
+        if spec.endswith(".py") or os.sep in spec or "/" in spec:
+            path = Path(spec).expanduser().absolute()
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            name = f"eeg2fmri_plugin_{path.stem}"
+            mod_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
+            sys.modules[name] = module
+            mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            importlib.import_module(spec)
+    except Eeg2fmriInputError:
+        raise
+    except Exception as err:  # noqa: BLE001  (any failure of user code at import: say which plugin)
+        raise Eeg2fmriInputError(f"{source}: expected an importable module or .py file, got {spec!r}, which failed: {type(err).__name__}: {err}; "
+                                 "check the name (a module on PYTHONPATH, or a path to a .py file) and that the module imports on its own.") from err
+    _loaded.add(spec)
+    logger.info("plugin %s imported (named in %s)", spec, source)
+
+
+def load_plugins() -> None:
+    """Import every plugin named in ``EEG2FMRI_PLUGINS`` and in the ``eeg2fmri.plugins`` entry points (once each)."""
+    raw = os.environ.get(ENV_VAR, "")
+    for part in raw.replace(os.pathsep, ",").split(",") if raw else ():
+        import_plugin(part)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        import_plugin(ep.value.split(":")[0], source=f"entry point {ep.name!r} ({ENTRY_POINT_GROUP})")

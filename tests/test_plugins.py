@@ -1,0 +1,180 @@
+"""Models of your own, outside the package: plugins (EEG2FMRI_PLUGINS), registration rules, strict loading of saved weights.
+
+A tester extended the package with a model in their own module: no command could see it, a saved model of it could
+not be loaded in a new process, and a model whose code changed after saving loaded silently half-initialised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+PLUGIN = textwrap.dedent('''
+    import numpy as np
+    from torch import nn
+    from eeg2fmri.models import register_model
+
+
+    @register_model("plug_linear")
+    class PlugLinear(nn.Module):
+        """A linear map from band-power windows to every output."""
+
+        input_kinds = ("bandpower",)
+
+        def __init__(self, spec, rank: int = 4):
+            super().__init__()
+            self.spec = spec
+            self.enc = nn.Linear(int(np.prod(spec.input_shape)), int(rank))
+            self.dec = nn.Linear(int(rank), spec.n_outputs)
+
+        def forward(self, x, subject=None):
+            return self.dec(self.enc(x.flatten(1)))
+''')
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """``mylab_models`` on sys.path, named in EEG2FMRI_PLUGINS; the registry is restored afterwards."""
+    import eeg2fmri.models.base as base
+    import eeg2fmri.utils.plugins as plugins
+
+    (tmp_path / "mylab_models.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("EEG2FMRI_PLUGINS", "mylab_models")
+    saved, loaded = dict(base._REGISTRY), set(plugins._loaded)
+    yield tmp_path
+    base._REGISTRY.clear()
+    base._REGISTRY.update(saved)
+    plugins._loaded.clear()
+    plugins._loaded.update(loaded)
+    sys.modules.pop("mylab_models", None)
+
+
+def test_a_plugin_model_trains_saves_and_loads_in_a_new_process(plugin, tiny_prepared, tmp_path):
+    from eeg2fmri.cli import main
+    from eeg2fmri.models import list_models, load_model
+
+    assert "plug_linear" in list_models()
+    prep = tiny_prepared.save(tmp_path / "prep")
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(f"out: run\ndata: {{prepared: {prep}}}\nmodel: {{name: plug_linear, hparams: {{rank: 3}}}}\n"
+                   "optimizer: {max_epochs: 2}\ntrainer: {progress_bar: false, log: [csv], accelerator: cpu}\n")
+    assert main(["train", str(cfg), "-q"]) == 0
+    meta = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
+    assert meta["model"] == "plug_linear" and meta["module"] == "mylab_models"
+    w = load_model(tmp_path / "run" / "model").model.enc.weight.detach().clone()
+    # a new process that knows nothing of the plugin (no EEG2FMRI_PLUGINS) imports the module model.json names
+    env = {k: v for k, v in os.environ.items() if k != "EEG2FMRI_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin), env.get("PYTHONPATH", "")])
+    code = (f"from eeg2fmri.models import load_model; m = load_model({str(tmp_path / 'run' / 'model')!r}).model; "
+            "import numpy as np; np.save('w.npy', m.enc.weight.detach().numpy())")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), w.numpy())
+
+
+def test_plugin_errors_name_what_failed(monkeypatch):
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.models import list_models
+
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setenv("EEG2FMRI_PLUGINS", "no_such_module_here")
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG2FMRI_PLUGINS: expected an importable module or \.py file, got 'no_such_module_here', "
+                                                 r"which failed: ModuleNotFoundError"):
+        list_models()
+    monkeypatch.setenv("EEG2FMRI_PLUGINS", "/no/such/plugin.py")
+    with pytest.raises(Eeg2fmriInputError, match=r"got '/no/such/plugin\.py', which failed: FileNotFoundError"):
+        list_models()
+
+
+def test_a_plugin_file_path_registers_its_layouts_and_models(tmp_path, monkeypatch):
+    import eeg2fmri.models.base as base
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.models import list_models
+
+    (tmp_path / "my_models.py").write_text(PLUGIN.replace("plug_linear", "plug_file_linear"))
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    monkeypatch.setenv("EEG2FMRI_PLUGINS", str(tmp_path / "my_models.py"))
+    assert "plug_file_linear" in list_models()
+
+
+def test_registration_rules(monkeypatch):
+    import eeg2fmri.models.base as base
+    from eeg2fmri.models import build_model, get_model_class, register_model
+    from eeg2fmri.models.base import DataSpec
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    get_model_class("ridge_hrf")  # the package's models are registered
+    with pytest.raises(Eeg2fmriInputError, match=r"register_model\('ridge_hrf'\): expected a free name, found it taken by "
+                                                 r"eeg2fmri\.models\.ridge_hrf\.RidgeHRF; register tests\.test_plugins\..+Mine under another name"):
+        @register_model("ridge_hrf")
+        class Mine(nn.Module):
+            def __init__(self, spec):
+                super().__init__()
+
+    with pytest.raises(Eeg2fmriInputError, match=r"expected tests\.test_plugins\..+NoSpec\.__init__\(self, spec, \*\*hyperparameters\) .* found \(n_in, n_out\)"):
+        @register_model("_no_spec")
+        class NoSpec(nn.Module):
+            def __init__(self, n_in, n_out):
+                super().__init__()
+
+    def make(scale):
+        class Net(nn.Module):  # the same module and name twice: a notebook's importlib.reload
+            def __init__(self, spec, rank: int = 2):
+                super().__init__()
+                self.scale = scale
+                self.lin = nn.Sequential(nn.Linear(int(np.prod(spec.input_shape)), rank), nn.Linear(rank, spec.n_outputs))
+
+        return Net
+
+    first, second = register_model("_reloaded")(make(1)), register_model("_reloaded")(make(2))
+    assert first is not second and get_model_class("_reloaded") is second
+    spec = DataSpec(input_kind="bandpower", input_shape=(3, 2, 4), output_shape=(5,), sfreq=250.0, tr=2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"model '_reloaded': could not be built with hyperparameters \{'rank': 'four'\} for bandpower "
+                                                 r"windows \(3, 2, 4\) -> outputs \(5,\): TypeError"):
+        build_model("_reloaded", spec, rank="four")
+    with pytest.raises(Eeg2fmriInputError, match=r"unknown model 'ridge_hfr' \(did you mean 'ridge_hrf'\?\); choose one of: .* "
+                                                 r"EEG2FMRI_PLUGINS environment variable"):
+        get_model_class("ridge_hfr")
+
+
+def test_saved_weights_must_fit_the_model_as_defined_now(tiny_prepared, tmp_path):
+    """Weights of a model whose code changed since saving (a layer renamed or resized) are refused, not loaded in part."""
+    from safetensors.torch import load_file, save_file
+
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.models import load_model, save_model
+    from eeg2fmri.training import fit_model
+
+    split = make_split(tiny_prepared, "within")
+    res = fit_model(tiny_prepared, split, "eeg2fmri_net", {"n_members": 2}, train_config={"optimizer": {"max_epochs": 1},
+                                                                                          "trainer": {"progress_bar": False, "accelerator": "cpu"}})
+    kw = dict(spec=res.spec, name="eeg2fmri_net", hparams={"n_members": 2}, mask=tiny_prepared.mask, affine=tiny_prepared.affine,
+              window={"n_frames": split.n_frames, "lag": split.lag}, prepare={})
+    out = save_model(res.model, tmp_path / "m", **kw)
+    params = dict(load_model(out).model.named_parameters())  # as saved: fine
+    w = load_file(str(out / "weights.safetensors"))
+    key = next(k for k in w if k in params)
+    renamed = dict(w)
+    renamed["renamed." + key] = renamed.pop(key)
+    save_file(renamed, str(out / "weights.safetensors"))
+    k = re.escape(key)
+    with pytest.raises(Eeg2fmriInputError, match=rf"weights\.safetensors: expected the weights of the model 'eeg2fmri_net' as its code defines it now, "
+                                                 rf"found 1 missing \({k}\) and 1 unexpected \(renamed\.{k}\) tensor"):
+        load_model(out)
+    resized = dict(w)
+    resized[key] = torch.zeros(tuple(s + 1 for s in w[key].shape))
+    save_file(resized, str(out / "weights.safetensors"))
+    with pytest.raises(Eeg2fmriInputError, match=r"the saved weights do not fit the model 'eeg2fmri_net' as its code defines it now \(.*size mismatch"):
+        load_model(out)
