@@ -160,6 +160,7 @@ def test_saved_weights_must_fit_the_model_as_defined_now(tiny_prepared, tmp_path
     split = make_split(tiny_prepared, "within")
     res = fit_model(tiny_prepared, split, "eeg2fmri_net", {"n_members": 2}, train_config={"optimizer": {"max_epochs": 1},
                                                                                           "trainer": {"progress_bar": False, "accelerator": "cpu"}})
+    assert res.model.registry_name == "eeg2fmri_net"  # evaluations label a fitted torch model by its registry name (they said "model")
     kw = dict(spec=res.spec, name="eeg2fmri_net", hparams={"n_members": 2}, mask=tiny_prepared.mask, affine=tiny_prepared.affine,
               window={"n_frames": split.n_frames, "lag": split.lag}, prepare={})
     out = save_model(res.model, tmp_path / "m", **kw)

@@ -172,3 +172,60 @@ def test_recorded_inputs_are_absolute_and_old_relative_ones_are_found(tiny_bids,
     assert not rel.exists()
     assert recorded_input(replace(tiny_prepared, provenance=prov), key, "bold") == bold
     assert recorded_input(tiny_prepared, "no-such-run", "bold") is None
+
+
+def test_a_recording_without_line_frequency_is_warned_not_silently_unfiltered(tiny_bids, tiny_prepared, tmp_path, caplog):
+    """Without PowerLineFrequency (a bare file, another layout) no notch can be chosen: a warning says so and how to set it;
+    with notch given the features equal those of the recordings that declare it (BIDS 50 Hz)."""
+    import json
+    import logging
+
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    for side in root.glob("sub-*/eeg/*_eeg.json"):
+        meta = json.loads(side.read_text())
+        assert meta.pop("PowerLineFrequency") == 50
+        side.write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        prepare_dataset(root, progress_bar=False)
+    assert "declares no power-line frequency" in caplog.text and "--config '{\"notch\": 50}'" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        given = prepare_dataset(root, {"notch": 50}, progress_bar=False)
+    assert "power-line" not in caplog.text
+    for a, b in zip(given.runs, tiny_prepared.runs):
+        np.testing.assert_array_equal(np.asarray(a.features), np.asarray(b.features))
+
+
+def test_runs_given_as_explicit_file_pairs(tiny_bids, tiny_prepared, tmp_path):
+    """Data in a layout of one's own (no BIDS, no adapter): prepare_dataset takes the EEG/BOLD file pairs themselves and
+    gives the same dataset as the BIDS folder of the same recordings (markers from the .vmrk, TR from the NIfTI header)."""
+    from eeg2fmri.datasets.prepared import runs_from_files
+
+    runs = []
+    for i, sub in enumerate(sorted(p.name for p in tiny_bids.glob("sub-*"))):
+        d = tmp_path / f"subj{i}"
+        d.mkdir()
+        for f in (tiny_bids / sub / "eeg").glob("*_eeg.*"):  # .vhdr/.vmrk/.eeg keep their names (the header names its files)
+            if f.suffix in (".vhdr", ".vmrk", ".eeg"):
+                shutil.copy(f, d / f.name)
+        bold = next((tiny_bids / sub / "func").glob("*_bold.nii*"))
+        shutil.copy(bold, d / "bold.nii.gz")
+        runs.append({"eeg": str(next(d.glob("*.vhdr"))), "bold": str(d / "bold.nii.gz"), "subject": sub[4:], "task": "rest", "run": 1})
+    ds = prepare_dataset(runs, {"notch": 50}, progress_bar=False)  # (no BIDS sidecar declares the line frequency here)
+    assert [r.key for r in ds.runs] == [r.key for r in tiny_prepared.runs] and ds.tr == tiny_prepared.tr
+    assert np.array_equal(ds.mask, tiny_prepared.mask)
+    for a, b in zip(ds.runs, tiny_prepared.runs):
+        np.testing.assert_array_equal(np.asarray(a.features), np.asarray(b.features))
+        np.testing.assert_array_equal(np.asarray(a.bold), np.asarray(b.bold))
+    assert ds.provenance["layout"] == "files"
+    one = prepare_dataset(runs, {"notch": 50}, subjects=[runs[0]["subject"]], progress_bar=False)
+    assert [r.key for r in one.runs] == [tiny_prepared.runs[0].key]
+    with pytest.raises(Eeg2fmriInputError, match=r"runs\[0\]: unknown key\(s\) \['bids'\]; expected some of"):
+        runs_from_files([{**runs[0], "bids": "x"}])
+    with pytest.raises(Eeg2fmriInputError, match=r"runs\[1\]: expected subject \(subject label\), found none"):
+        runs_from_files([runs[0], {k: v for k, v in runs[1].items() if k != "subject"}])
+    with pytest.raises(Eeg2fmriInputError, match=r"runs\[0\]: bold file .*nope\.nii\.gz does not exist"):
+        runs_from_files([{**runs[0], "bold": str(tmp_path / "nope.nii.gz")}])
+    with pytest.raises(Eeg2fmriInputError, match=r"runs: expected one run per key, found \['sub-01_task-rest_run-1'\] more than once"):
+        runs_from_files([runs[0], runs[0]])

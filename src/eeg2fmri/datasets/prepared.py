@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -29,7 +29,7 @@ from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
-__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare",
+__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "RUN_KEYS", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare", "runs_from_files",
            "prepare_dataset", "select_subjects", "subject_labels"]
 
 FORMAT_VERSION = 1
@@ -872,6 +872,10 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         art = check_gradient_artifacts(raw, tr=tr, where=where)
     rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
     notch = cfg.notch if cfg.notch is not None else raw.info.get("line_freq")  # what lowrate_plan notched
+    if notch is None:  # (BIDS gives it from PowerLineFrequency; a bare file or another layout may not)
+        logger.warning("%s: the recording declares no power-line frequency (BIDS PowerLineFrequency, MNE info['line_freq']), so no notch "
+                       "filter was applied; set the prepare option notch to 50 or 60 (--config '{\"notch\": 50}') to filter the line "
+                       "noise as for recordings that declare it", where)
     from eeg2fmri.io.eeg import bad_spans
 
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
@@ -972,8 +976,73 @@ def _check_consistent(infos: list[dict], records) -> None:
             )
 
 
+#: Keys of one run given as a mapping to :func:`prepare_dataset` (instead of a dataset folder).
+RUN_KEYS = {"eeg": "EEG file (any format MNE reads)", "bold": "4D BOLD NIfTI", "subject": "subject label",
+            "session": "session label", "task": "task label", "run": "run index", "acquisition": "acq- label",
+            "tr": "TR in s (default: the NIfTI header)", "marker": "scanner marker name(s)", "first_onset": "s of volume 0 without markers"}
+
+
+def runs_from_files(runs: Any) -> list:
+    """:class:`~eeg2fmri.io.layouts.LayoutRun` records from explicit EEG/BOLD file pairs.
+
+    Parameters
+    ----------
+    runs : sequence of mapping or RunRecord
+        One entry per simultaneous run: ``{"eeg": path, "bold": path, "subject": "01"}`` plus optional
+        ``session``, ``task``, ``run``, ``acquisition``, ``tr``, ``marker``, ``first_onset``
+        (:data:`RUN_KEYS`); a :class:`~eeg2fmri.io.RunRecord` / ``LayoutRun`` is taken as it is.
+
+    Returns
+    -------
+    list of LayoutRun
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        A missing file, an unknown key, a missing subject or two runs with the same key (each named).
+    """
+    from eeg2fmri.io import RunRecord
+    from eeg2fmri.io.layouts import LayoutRun, as_layout_run
+
+    out = []
+    for i, r in enumerate(runs):
+        where = f"runs[{i}]"
+        if isinstance(r, RunRecord):
+            out.append(as_layout_run(r))
+            continue
+        if not isinstance(r, Mapping):
+            raise Eeg2fmriInputError(f"{where}: expected a mapping such as {{'eeg': 'a.vhdr', 'bold': 'a_bold.nii.gz', 'subject': '01'}} "
+                                     f"or a RunRecord, got {type(r).__name__}.")
+        bad = sorted(set(r) - set(RUN_KEYS))
+        if bad:
+            raise Eeg2fmriInputError(f"{where}: unknown key(s) {bad}; expected some of {sorted(RUN_KEYS)} (eeg, bold and subject required).")
+        miss = [k for k in ("eeg", "bold", "subject") if r.get(k) in (None, "")]
+        if miss:
+            raise Eeg2fmriInputError(f"{where}: expected {', '.join(miss)} ({'; '.join(RUN_KEYS[k] for k in miss)}), found none; add them.")
+        files = {k: Path(r[k]).expanduser().absolute() for k in ("eeg", "bold")}
+        for k, f in files.items():
+            if not f.is_file():
+                raise Eeg2fmriInputError(f"{where}: {k} file {f} does not exist; check the path.")
+        labels = {k: (None if r.get(k) is None else str(r[k])) for k in ("subject", "session", "task", "run", "acquisition")}
+        for k, v in labels.items():
+            if v is not None and not v.replace("_", "").isalnum():
+                raise Eeg2fmriInputError(f"{where}: expected an alphanumeric {k} label, got {v!r}; it becomes part of the run key "
+                                         "(sub-<subject>_task-<task>_run-<run>).")
+        out.append(LayoutRun(subject=labels["subject"], session=labels["session"], task=labels["task"], run=labels["run"], eeg_path=files["eeg"],
+                             bold_path=files["bold"], acquisition=labels["acquisition"], layout="files",
+                             tr=None if r.get("tr") is None else float(r["tr"]), marker=r.get("marker"),
+                             first_onset=None if r.get("first_onset") is None else float(r["first_onset"])))
+    if not out:
+        raise Eeg2fmriInputError("runs: expected at least one run, got an empty list.")
+    keys = [rec.key for rec in out]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise Eeg2fmriInputError(f"runs: expected one run per key, found {dup} more than once; give them different run (or task, session) labels.")
+    return out
+
+
 def prepare_dataset(
-    bids_root: str | os.PathLike,
+    bids_root: str | os.PathLike | Sequence,
     config: PrepareConfig | dict | None = None,
     *,
     subjects: list[str] | None = None,
@@ -986,8 +1055,10 @@ def prepare_dataset(
 
     Parameters
     ----------
-    bids_root : path-like
-        BIDS root.
+    bids_root : path-like | sequence
+        BIDS root (or a published dataset's folder, see ``layout``), or the runs themselves as explicit
+        EEG/BOLD file pairs, ``[{"eeg": "s1/rec.vhdr", "bold": "s1/bold.nii.gz", "subject": "01"}, ...]``
+        (:func:`runs_from_files`; ``layout`` is then ignored): data in a layout of your own without an adapter.
     config : PrepareConfig | dict | None
         Preprocessing settings.
     subjects : list of str | None
@@ -1010,7 +1081,13 @@ def prepare_dataset(
     """
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
-    records = _records(bids_root, subjects, layout, layout_options, cfg.tr)
+    explicit = not isinstance(bids_root, (str, os.PathLike))
+    if explicit:  # runs as explicit file pairs: the folder holding them all stands for the dataset's root
+        given = runs_from_files(bids_root)
+        bids_root, layout = Path(os.path.commonpath([str(p) for r in given for p in (r.eeg_path, r.bold_path)])), "files"
+        if bids_root.is_file():
+            bids_root = bids_root.parent
+    records = _records(given if explicit else bids_root, subjects, layout, layout_options, cfg.tr, root=bids_root)
     cfg = _resolve_config(cfg, records)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1078,16 +1155,21 @@ def _map(fn, items: list, n_jobs: int, progress_bar: bool, desc: str = "prepare 
     return out
 
 
-def _records(root, subjects, layout: str, layout_options: dict | None, tr: float | None = None) -> list:
+def _records(source, subjects, layout: str, layout_options: dict | None, tr: float | None = None, *, root=None) -> list:
     from eeg2fmri.io.layouts import find_runs_layout
 
-    records = find_runs_layout(root, layout=layout, subjects=subjects, **(layout_options or {}))
+    listed = not isinstance(source, (str, os.PathLike))  # runs given as explicit file pairs (runs_from_files)
+    root = source if root is None else root
+    every = (lambda: list(source)) if listed else (lambda: find_runs_layout(source, layout=layout, **(layout_options or {})))
+    records = list(source) if listed else find_runs_layout(source, layout=layout, subjects=subjects, **(layout_options or {}))
     if subjects is not None:
         wanted = subject_labels(subjects, where="subjects")
+        if listed:
+            records = [r for r in records if r.subject in wanted]
         found = {r.subject for r in records}
         missing = [s for s in wanted if s not in found]
         if missing:
-            available = sorted({r.subject for r in find_runs_layout(root, layout=layout, **(layout_options or {}))})
+            available = sorted({r.subject for r in every()})
             raise Eeg2fmriInputError(
                 f"{root}: expected subjects with complete runs {available}, got subject(s) {missing} without any; "
                 "use labels from that list (with or without 'sub-'), or check the folder with `eeg2fmri datasets --check ROOT`."

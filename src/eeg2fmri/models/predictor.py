@@ -103,6 +103,11 @@ class TorchPredictor:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.device = device
 
+    @property
+    def registry_name(self) -> str | None:
+        """The wrapped model's registry name (how evaluations label it), ``None`` for an unregistered module."""
+        return getattr(self.module, "registry_name", None)
+
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters of the wrapped model."""
         return dict(self.hparams)
