@@ -53,7 +53,8 @@ def test_benchmark_models_and_errors(tiny_prepared):
     # a model that cannot be trained on these windows gets an error row, the others are still ranked
     bench = run_benchmark(tiny_prepared, "within", ["bricman_fc"], n_boot=0)
     row = next(r for r in bench["leaderboard"] if r["name"] == "bricman_fc")
-    assert "expected input_kind 'raw'" in row["error"] and "not trained: " in format_leaderboard(bench["leaderboard"])
+    assert "model 'bricman_fc' reads raw windows (its input_kinds), the dataset holds bandpower; prepare the data with representation=raw" \
+        in row["error"] and "not trained: " in format_leaderboard(bench["leaderboard"])
     # a long reason is cut in the table at a word and given whole under it (markdown and plain text)
     assert len(row["error"]) > 80
     for md in (True, False):
@@ -114,7 +115,7 @@ def test_quiet_benchmark_prints_no_training_bars(tiny_prepared, capfd, one_torch
     assert "Epoch" in loud.out + loud.err
 
 
-def test_benchmark_groups_models_by_input_and_config():
+def test_benchmark_groups_models_by_input():
     from eeg2fmri.commands.benchmark import _groups
     from eeg2fmri.models import get_model_class, list_models
 
@@ -124,14 +125,16 @@ def test_benchmark_groups_models_by_input_and_config():
     assert set(where) == set(list_models())
     assert where["calhas2022"]["representation"] == "stft" and where["bricman_fc"]["representation"] == "raw"
     assert where["eeg2fmri_net"]["representation"] == "tangent" and where["ridge_hrf"]["representation"] == "bandpower"
-    # each torch model with its own recommended config; closed-form models with none
-    assert where["eeg2fmri_net"]["train_config"] == get_model_class("eeg2fmri_net").recommended_train_config
-    assert where["calhas2022"]["train_config"]["loss"]["latent_cosine"] == 1.0
-    assert where["ridge_hrf"]["train_config"] is None
+    # one group per representation (one reference, baseline and null each); each torch model with its own recommended config,
+    # closed-form models with none
+    assert len({g["representation"] for g in groups}) == len(groups)
+    assert where["eeg2fmri_net"]["model_train_configs"]["eeg2fmri_net"] == get_model_class("eeg2fmri_net").recommended_train_config
+    assert where["calhas2022"]["model_train_configs"]["calhas2022"]["loss"]["latent_cosine"] == 1.0
+    assert "ridge_hrf" not in where["ridge_hrf"]["model_train_configs"] and where["ridge_hrf"]["train_config"] is None
     # a --train-config applies to every torch model; a prepared dataset fixes the representation
     cfg = {"optimizer": {"max_epochs": 2}}
     groups, refused = _groups(["eeg2fmri_net", "calhas2022", "bricman_fc"], "bandpower", cfg)
-    assert [g["models"] for g in groups] == [["eeg2fmri_net"]] and groups[0]["train_config"] == cfg
+    assert [g["models"] for g in groups] == [["eeg2fmri_net"]] and groups[0]["train_config"] == cfg and not groups[0]["model_train_configs"]
     assert [r["name"] for r in refused] == ["calhas2022", "bricman_fc"]
     assert "reads stft windows, the dataset holds bandpower; benchmark the BIDS folder" in refused[0]["error"]
 
@@ -227,7 +230,7 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
     assert para["ridge_hrf [raw]"]["coverage_80"] == pytest.approx(serial["ridge_hrf [raw]"]["coverage_80"], rel=1e-4)
     timings = boards["2"]["timings"]
     assert set(timings["prepare_s"]) == {"tangent", "raw"}
-    # one entry per group of models (a representation may have several groups), with every fold's seconds
+    # one entry per group of models (one group per representation), with every fold's seconds
     assert set(timings["run_s"]) == set(timings["folds"]) and any(k.startswith("raw: ") and "bricman_fc" in k for k in timings["run_s"])
     assert timings["total_s"] >= max(timings["run_s"].values())
     n_folds = boards["2"]["n_folds"]

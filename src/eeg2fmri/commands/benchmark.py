@@ -20,8 +20,9 @@ DESCRIPTION = (
     "settings a benchmark would not use (model, out, tune, another data path or split.protocol) are refused. "
     "--models all benchmarks every registered model; from a BIDS folder each representation the models need (band power, STFT, "
     "raw EEG) is prepared from the same runs (OUT/prepared, OUT/prepared_stft, OUT/prepared_raw) and every model is scored on the "
-    "same test volumes, each group of models against its own ridge_hrf. Without --train-config each torch model trains with its "
-    "own recommended config (eeg2fmri models shows them)."
+    "same test volumes, the models of each representation against that representation's ridge_hrf (the reference, baseline and null "
+    "are fitted once per representation). Without --train-config each torch model trains with its own recommended config "
+    "(eeg2fmri models shows them)."
 )
 
 
@@ -119,11 +120,16 @@ def _data_keys(train_config: dict, config_arg: str, dataset: str) -> tuple[dict,
 
 
 def _groups(models: list[str], representation: str | None, train_config: dict | None) -> tuple[list[dict], list[dict]]:
-    """Models grouped by the representation they read and the training config they get.
+    """Models grouped by the representation they read: one group (one reference, baseline and null) per representation.
 
     ``representation`` is the prepared dataset's (``None`` for a BIDS folder, which can be prepared in any).
-    Returns the groups (``representation``, ``models``, ``train_config``; band power first) and the
-    models that cannot be benchmarked (``name``, ``error``).
+    Returns the groups and the models that cannot be benchmarked (``name``, ``error``). A group holds
+    ``representation``, ``models``, ``train_config`` (``--train-config``: every torch model's settings,
+    data.subjects and split options for every model) and ``model_train_configs``: without a
+    ``--train-config``, each torch model's own recommended config (``{}``: none, the generic defaults),
+    which its fit gets instead. A recommended config that sets ``data`` or ``split`` changes the folds,
+    so its model forms a group of its own with those settings as the group's ``train_config``.
+    Band power first.
     """
     import json
 
@@ -139,9 +145,17 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
             continue
         rep = representation or kinds[0]
         cls = get_model_class(m)
-        cfg = train_config if train_config is not None or getattr(cls, "kind", "torch") == "sklearn" else getattr(cls, "recommended_train_config", None)
-        key = (rep, json.dumps(cfg, sort_keys=True, default=str))
-        groups.setdefault(key, {"representation": rep, "models": [], "train_config": cfg})["models"].append(m)
+        own, folds = None, None
+        if train_config is None and getattr(cls, "kind", "torch") != "sklearn":
+            rec = dict(getattr(cls, "recommended_train_config", None) or {})
+            folds = {k: rec.pop(k) for k in ("data", "split") if k in rec} or None
+            own = rec
+        key = (rep, json.dumps(folds, sort_keys=True, default=str))
+        g = groups.setdefault(key, {"representation": rep, "models": [], "train_config": train_config if train_config is not None else folds,
+                                    "model_train_configs": {}})
+        g["models"].append(m)
+        if own is not None:
+            g["model_train_configs"][m] = own
     order = {name: i for i, name in enumerate(list_representations())}  # band power, stft, raw
     return sorted(groups.values(), key=lambda g: order.get(g["representation"], len(order))), refused
 
@@ -259,6 +273,7 @@ def run(args) -> int:
         t0 = time.perf_counter()
         bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
+                              model_train_configs=g.get("model_train_configs") or None,
                               progress_bar=not args.quiet and executor is None, device=args.device, n_jobs=args.jobs, executor=executor)
         label = f"{g['representation']}: {', '.join(g['models'])}" if g["models"] else g["representation"]
         timings["run_s"][label] = round(time.perf_counter() - t0, 2)  # keyed by group: two groups may read one representation
@@ -302,7 +317,8 @@ def run(args) -> int:
         doc = {"dataset": str(Path(args.dataset).absolute()), "test_dataset": str(Path(args.test).absolute()) if args.test else None,
                "protocol": args.protocol, "n_folds": bench["n_folds"], "models": [m for _, b in benches for m in b["models"]],
                "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},
-               "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"]} for g, _ in benches],
+               "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"],
+                           "model_train_configs": g.get("model_train_configs") or {}} for g, _ in benches],
                "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
             tmp.write_text(md)

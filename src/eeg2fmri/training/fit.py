@@ -22,8 +22,9 @@ from eeg2fmri.datasets.windows import window_matrix
 from eeg2fmri.models.base import build_model, get_model_class
 from eeg2fmri.training.result import FitResult
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["FitResult", "data_spec", "fit_model", "stack_split"]
+__all__ = ["FitResult", "check_input_kind", "data_spec", "fit_model", "stack_split"]
 
 
 def data_spec(ds: PreparedDataset, n_frames: int) -> DataSpec:
@@ -31,6 +32,28 @@ def data_spec(ds: PreparedDataset, n_frames: int) -> DataSpec:
     from eeg2fmri.datasets.windows import dataset_spec
 
     return dataset_spec(ds, n_frames)
+
+
+def check_input_kind(name: str, representation: str | None) -> None:
+    """Refuse to fit registered model ``name`` on windows of a representation it does not read.
+
+    A model class lists the representations it reads in ``input_kinds`` (preferred first); one
+    without ``input_kinds`` (or with an empty one) accepts every representation. ``benchmark``
+    refuses the same pairings with the same kind of reason.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        ``representation`` is not one of the model's ``input_kinds``.
+    """
+    kinds = tuple(getattr(get_model_class(name), "input_kinds", None) or ())
+    if representation is None or not kinds or representation in kinds:
+        return
+    raise Eeg2fmriInputError(
+        f"model {name!r} reads {' or '.join(kinds)} windows (its input_kinds), the dataset holds {representation}; "
+        f"prepare the data with representation={kinds[0]} (eeg2fmri prepare ROOT --out DIR --representation {kinds[0]}, or "
+        f"data.prepare.representation: {kinds[0]} with a BIDS root) or choose a model that reads {representation} windows."
+    )
 
 
 def stack_split(ds: PreparedDataset, split: Split, targets: dict, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,6 +96,12 @@ def fit_model(
         Torch models: folder for checkpoints and logs (a temporary folder
         when ``None``); ignored by closed-form models.
 
+    Raises
+    ------
+    Eeg2fmriInputError
+        E.g. a model whose ``input_kinds`` do not include the dataset's representation
+        (:func:`check_input_kind`); torch models: see :func:`~eeg2fmri.training.trainer.fit_torch`.
+
     Returns
     -------
     FitResult
@@ -81,6 +110,7 @@ def fit_model(
     """
     hparams = dict(hparams or {})
     cls = get_model_class(name)
+    check_input_kind(name, getattr(ds, "representation", None))
     if getattr(cls, "kind", "torch") != "sklearn":
         from eeg2fmri.training.trainer import fit_torch
 

@@ -38,6 +38,7 @@ from eeg2fmri.datasets.targets import Split, split_targets
 from eeg2fmri.datasets.windows import ThreadedBatchLoader
 from eeg2fmri.models.base import build_model
 from eeg2fmri.training.config import MONITORS, resolve_config
+from eeg2fmri.training.fit import check_input_kind
 from eeg2fmri.training.losses import WeightedLoss
 from eeg2fmri.training.predictor import TorchPredictor
 from eeg2fmri.training.result import FitResult
@@ -179,9 +180,14 @@ class LitModel(pl.LightningModule):
     seed : int
     name : str
         Model name for messages.
+    output_shape : tuple of int | None
+        ``DataSpec.output_shape`` of the data: the first training and the first validation
+        batch's predictions must be ``(batch, n_outputs)`` or ``(batch, *output_shape)``
+        (``None``: the model's ``spec``, if it has one; otherwise not checked).
     """
 
-    def __init__(self, model: torch.nn.Module, loss: WeightedLoss, optimizer: dict, seed: int, name: str = "model") -> None:
+    def __init__(self, model: torch.nn.Module, loss: WeightedLoss, optimizer: dict, seed: int, name: str = "model",
+                 output_shape: Sequence[int] | None = None) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
@@ -192,6 +198,11 @@ class LitModel(pl.LightningModule):
         self.history: list[dict[str, float]] = []
         self._train_sum: list[torch.Tensor] = []
         self._val: dict[str, torch.Tensor] = {}
+        spec = getattr(model, "spec", None)
+        if output_shape is None and spec is not None:
+            output_shape = spec.output_shape
+        self.expected_output = None if output_shape is None else tuple(int(v) for v in output_shape)
+        self._checked: set[str] = set()  # stages whose first batch's output shape was checked (once per fit: no cost per step)
 
     def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(x, subject=subject)
@@ -200,6 +211,28 @@ class LitModel(pl.LightningModule):
         if self.use_terms:
             return self.model.training_terms(x, y.reshape((len(y),) + tuple(self.model_output_shape)), subject=s)
         return {"pred": self.model(x, subject=s)}
+
+    def _check_output(self, pred: Any, n: int, stage: str) -> None:
+        """Refuse predictions that are not ``(n, n_outputs)`` or ``(n, *output_shape)`` (the first batch of ``stage`` only)."""
+        if stage in self._checked:
+            return
+        self._checked.add(stage)
+        if not isinstance(pred, torch.Tensor):
+            what = "training_terms(x, y, subject) to return a 'pred' tensor" if self.use_terms else "forward(x, subject=None) to return a tensor"
+            raise Eeg2fmriInputError(f"model {self.model_name!r}: expected {what}, got {type(pred).__name__} on its first {stage} batch; "
+                                     "return the predictions as one torch.Tensor.")
+        if self.expected_output is None:
+            return
+        shape = self.expected_output
+        n_out = int(np.prod(shape))
+        ok = {(n, n_out), (n, *shape)}
+        if tuple(pred.shape) not in ok:
+            want = f"(batch, n_outputs) = {(n, n_out)}" + (f" or (batch, *output_shape) = {(n, *shape)}" if len(shape) > 1 else "")
+            raise Eeg2fmriInputError(
+                f"model {self.model_name!r}: expected predictions of shape {want} from its DataSpec, got {tuple(pred.shape)} on its first "
+                f"{stage} batch of {n} windows; make forward(x, subject=None) return one row of spec.n_outputs ({n_out}) values per window "
+                "(build the output layer from spec.n_outputs / spec.output_shape)."
+            )
 
     @property
     def model_output_shape(self) -> tuple[int, ...]:
@@ -216,6 +249,7 @@ class LitModel(pl.LightningModule):
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, s = batch
         terms = self._terms(x, y, s)
+        self._check_output(terms.get("pred"), len(x), "training")
         total, parts = self.loss(terms, y, model_name=self.model_name)
         b = len(x)
         self.log("train_loss", total, on_step=True, on_epoch=False, prog_bar=True, batch_size=b)
@@ -232,6 +266,7 @@ class LitModel(pl.LightningModule):
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         x, y, s = batch
         terms = self._terms(x, y, s)
+        self._check_output(terms.get("pred"), len(x), "validation")
         total, parts = self.loss(terms, y, model_name=self.model_name)
         p = terms["pred"].detach().reshape(len(x), -1)
         t = y.detach().reshape(len(x), -1)
@@ -450,6 +485,45 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
         torch_det.fill_uninitialized_memory = fill
 
 
+def _finite_row(row: dict[str, float], monitor: str) -> bool:
+    return all(math.isfinite(row.get(k, 0.0)) for k in ("val_mse", "val_loss", monitor))
+
+
+def _check_finite(name: str, history: list[dict[str, float]], best_epoch: int | None, monitor: str, lr: float) -> None:
+    """Refuse a fit whose validation predictions are not finite: in every epoch, or at the chosen (best) epoch.
+
+    ``val_mse`` sums every validation prediction, so it is finite exactly when they all are. A run
+    that diverged after finite epochs (early stopping's ``check_finite`` stops it) keeps its best
+    finite epoch and passes.
+    """
+    if not history:
+        return
+    fix = (f"check the model's forward for operations that give NaN or inf (a log or square root of a negative number, a division "
+           f"by zero, an overflow) or lower the learning rate (optimizer.lr, now {lr:g})")
+
+    def vals(r: dict[str, float]) -> str:
+        return ", ".join(f"{k} {r[k]:.4g}" for k in dict.fromkeys(("val_mse", "val_loss", monitor)) if k in r)
+
+    if not any(_finite_row(r, monitor) for r in history):
+        first, last = history[0], history[-1]
+        epochs = f"epoch {last['epoch']}" if len(history) == 1 else f"epochs {first['epoch']}-{last['epoch']}; epoch {last['epoch']}"
+        raise Eeg2fmriInputError(f"model {name!r}: expected finite predictions on the validation windows, got NaN/inf in every epoch "
+                                 f"({epochs}: {vals(last)}); {fix}.")
+    chosen = next((r for r in history if r["epoch"] == best_epoch), None)
+    if chosen is not None and not _finite_row(chosen, monitor):
+        raise Eeg2fmriInputError(f"model {name!r}: expected finite predictions on the validation windows from the chosen checkpoint "
+                                 f"(epoch {best_epoch}, chosen on {monitor}), got NaN/inf ({vals(chosen)}); {fix}.")
+
+
+def _remove_checkpoints(ckpt_dir: Path) -> None:
+    """Remove the checkpoint files a fit wrote (and their folder when that leaves it empty); nothing else."""
+    for nm in (LAST, BEST):
+        with contextlib.suppress(FileNotFoundError):
+            (ckpt_dir / nm).unlink()
+    with contextlib.suppress(OSError):
+        ckpt_dir.rmdir()  # only when empty
+
+
 def _load_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -507,6 +581,15 @@ def fit_torch(
         Class/factory with the signature of :class:`eeg2fmri.datasets.WindowDataset`
         (default: that class).
 
+    Raises
+    ------
+    Eeg2fmriInputError
+        Besides configuration errors: the model does not read the dataset's representation (its
+        ``input_kinds``), has no trainable parameters, returns predictions of another shape than
+        ``(batch, n_outputs)`` / ``(batch, *output_shape)`` (checked on the first training and the first
+        validation batch), or non-finite validation predictions in every epoch or at the chosen
+        epoch (the checkpoints such a fresh fit wrote are removed: there is nothing to resume).
+
     Returns
     -------
     FitResult
@@ -522,6 +605,7 @@ def fit_torch(
     opt, tcfg = cfg["optimizer"], cfg["trainer"]
     progress_bar = tcfg["progress_bar"] if progress_bar is None else bool(progress_bar)
     seed = cfg["seed"]
+    check_input_kind(name, getattr(ds, "representation", None))
     pl.seed_everything(seed, workers=True, verbose=False)
     train_ds, val_ds = train_val_datasets(ds, split, targets, window_dataset)
     spec = train_ds.spec
@@ -530,6 +614,12 @@ def fit_torch(
         model = build_model(name, spec, **hparams)
     if getattr(model, "kind", "torch") != "torch":
         raise Eeg2fmriInputError(f"model {name!r} is fitted in closed form; use eeg2fmri.training.fit_model.")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise Eeg2fmriInputError(
+            f"model {name!r} has no trainable parameters: expected at least one torch.nn.Parameter with requires_grad for the optimizer, "
+            "got none; create its weights in __init__ (submodules such as nn.Linear, or nn.Parameter), or make it a closed-form model "
+            '(kind = "sklearn" with fit/predict).'
+        )
     ds_mask = np.asarray(ds.mask, dtype=bool)
     on_mask = (len(spec.output_shape) == 1 and spec.n_outputs == int(ds_mask.sum())) or tuple(spec.output_shape) == ds_mask.shape
     mask = ds_mask if on_mask else None  # vectors of masked voxels, or volumes on the dataset's grid
@@ -585,7 +675,7 @@ def fit_torch(
     cbs += list(callbacks)
     world_guess = nodes * (n_devices if n_devices != "auto" else 1)
     n_batches = max(1, len(train_ds) // max(1, world_guess) // opt["batch_size"])
-    lit = LitModel(model, loss, {**opt, "precision": precision}, seed, name)
+    lit = LitModel(model, loss, {**opt, "precision": precision}, seed, name, output_shape=spec.output_shape)
     threads = tcfg["loader_threads"]
     if threads == "auto":  # threads beat worker processes for whole-batch copies (benchmarks/bench_dataloader.py)
         threads = 4 if tcfg["num_workers"] == 0 and torch.cuda.is_available() and not _accelerator_is_cpu(tcfg["accelerator"]) else 0
@@ -627,6 +717,12 @@ def fit_torch(
             info["best_epoch"] = int(state["epoch"])
             score = ckpt.best_model_score
             info["best_score"] = None if score is None else float(score)
+        try:
+            _check_finite(name, info["history"], info.get("best_epoch"), monitor, opt["lr"])
+        except Eeg2fmriInputError:
+            if tmp is None and not resume and trainer.is_global_zero:
+                _remove_checkpoints(ckpt_dir)  # weights of non-finite outputs: nothing to resume, and a re-run may start over
+            raise
         if hasattr(model, "after_fit") and len(val_ds) and hasattr(val_ds, "get_batch"):
             # a model's own post-training step (e.g. eeg2fmri_net's output calibration), on the
             # validation windows only: the test windows never reach this function

@@ -185,6 +185,7 @@ def run_benchmark(
     atlas: Any = None,
     min_channels: int | None = None,
     train_config: dict | None = None,
+    model_train_configs: dict[str, dict | None] | None = None,
     progress_bar: bool = False,
     device: str | None = "auto",
     n_jobs: int = 1,
@@ -225,6 +226,14 @@ def run_benchmark(
         benchmark would not use (``model``, ``out``, ``tune``, data paths, a
         different ``split.protocol``) are refused; so are optimiser, loss and
         trainer settings when every model is fitted in closed form.
+    model_train_configs : dict | None
+        Model name -> its own training config (``seed``, ``optimizer``, ``loss``,
+        ``trainer``; ``None`` or ``{}``: the generic defaults), used for that model
+        instead of ``train_config``'s sections, e.g. each torch model's
+        ``recommended_train_config`` (the command's groups: the models of one
+        representation share one reference, baseline and null, and each trains
+        with its own config). No ``data`` or ``split`` sections: every model of
+        a benchmark is scored on the same folds (give those in ``train_config``).
     progress_bar : bool
         Progress bars of evaluation and of the torch models' training (Lightning's
         epoch bars; a ``trainer.progress_bar`` in ``train_config`` wins).
@@ -273,20 +282,38 @@ def run_benchmark(
         raise Eeg2fmriInputError(f"min_channels: expected only with protocol 'cross' (channels are matched across datasets), got "
                                  f"min_channels={min_channels} with protocol {protocol!r}; drop --min-channels or use --protocol cross.")
     n_folds = 5 if n_folds is None else n_folds
-    given_trainer = dict(train_config.get("trainer") or {}) if isinstance(train_config, dict) else {}
-    asked_bar = "progress_bar" in given_trainer
+    given_config = train_config
     train_config, cfg_split, cfg_subjects = _benchmark_train_config(train_config, protocol, names)
-    if not progress_bar and not asked_bar:  # quiet means quiet: no Lightning epoch bars either, unless the config asks for them
-        train_config = dict(train_config or {})
-        train_config["trainer"] = {**dict(train_config.get("trainer") or {}), "progress_bar": False}
     dev = resolve_device(device, where="benchmark: device") if device is not None else None
-    if dev is not None and device != "auto":
-        trainer = dict((train_config or {}).get("trainer") or {})
-        if "accelerator" not in given_trainer:
+
+    def run_settings(given: dict | None, fit_config: dict | None) -> dict | None:
+        """The progress bar and device of this benchmark, unless the config given sets them."""
+        given_trainer = dict(given.get("trainer") or {}) if isinstance(given, dict) else {}
+        if not progress_bar and "progress_bar" not in given_trainer:  # quiet means quiet: no Lightning epoch bars either, unless asked for
+            fit_config = dict(fit_config or {})
+            fit_config["trainer"] = {**dict(fit_config.get("trainer") or {}), "progress_bar": False}
+        if dev is not None and device != "auto" and "accelerator" not in given_trainer:
+            trainer = dict((fit_config or {}).get("trainer") or {})
             trainer["accelerator"] = "gpu" if dev.type == "cuda" else "cpu"
             if dev.type == "cuda":
                 trainer["devices"] = [dev.index or 0]
-            train_config = {**dict(train_config or {}), "trainer": trainer}
+            fit_config = {**dict(fit_config or {}), "trainer": trainer}
+        return fit_config
+
+    train_config = run_settings(given_config, train_config)
+    own_configs: dict[str, dict | None] = {}
+    for nm, mcfg in (model_train_configs or {}).items():
+        where = f"model_train_configs[{nm!r}]"
+        if nm not in names:
+            raise Eeg2fmriInputError(f"{where}: expected a benchmarked model ({', '.join(names)}), got {nm!r}; benchmark it with --models or drop it.")
+        if mcfg is not None and not isinstance(mcfg, dict):
+            raise Eeg2fmriInputError(f"{where}: expected a mapping of config sections, got {type(mcfg).__name__}; pass a train config (see docs/training.md).")
+        shared = sorted(set(mcfg or {}) & {"data", "split"})
+        if shared:
+            raise Eeg2fmriInputError(f"{where}: expected no {' or '.join(shared)} section (every model of a benchmark is scored on the same "
+                                     f"folds), got {shared}; give data.subjects and split options in train_config.")
+        fit_config = _benchmark_train_config(mcfg, protocol, [nm])[0] if mcfg else None
+        own_configs[nm] = run_settings(mcfg, fit_config)
     split_options = dict(split_options or {})
     clash = sorted(k for k in set(split_options) & set(cfg_split) if split_options[k] != cfg_split[k])
     if clash:
@@ -315,7 +342,8 @@ def run_benchmark(
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
     jobs = 2 if executor is not None else min(jobs, len(folds))  # with an executor: never in this process
-    fold_args = dict(names=names, hparams=hparams, train_config=train_config, atlas=atlas, n_boot=n_boot, random_state=random_state,
+    fold_args = dict(names=names, hparams=hparams, train_config=train_config, model_train_configs=own_configs, atlas=atlas, n_boot=n_boot,
+                     random_state=random_state,
                      progress_bar=progress_bar and jobs == 1, device=None if dev is None else str(dev))
     parts = []
     fold_seconds: list[dict[str, float]] = []
@@ -498,7 +526,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
 
 def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
               hparams: dict, train_config: dict | None, atlas: Any, n_boot: int, random_state: int, progress_bar: bool,
-              device: str | None, skip: set[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+              device: str | None, skip: set[str], model_train_configs: dict[str, dict | None] | None = None
+              ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Fit ``names`` on one fold's training windows and score them on its test windows (in this or a worker process)."""
     from eeg2fmri.models.predictor import place_model
     from eeg2fmri.training import fit_model
@@ -530,7 +559,8 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
             fitted[nm] = model
             continue
         try:
-            res = fit_model(train_ds, split, nm, hparams.get(nm), targets=targets, train_config=train_config)
+            own = model_train_configs or {}
+            res = fit_model(train_ds, split, nm, hparams.get(nm), targets=targets, train_config=own[nm] if nm in own else train_config)
         except Eeg2fmriInputError as err:
             if nm == BASELINE:
                 raise

@@ -3,6 +3,7 @@
 Output folder (``out``)::
 
     config.yaml          the resolved config (every default filled in); --resume checks it
+                         (a run that stopped before its first checkpoint starts over in place, config.yaml rewritten)
     checkpoints/         last.ckpt (resume) and best.ckpt (lowest validation loss / highest r)
     logs/version_N/      metrics.csv per (re)start; tensorboard/ when installed
     prepared/            the prepared dataset (only when the config gives a BIDS root)
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from eeg2fmri.datasets.prepared import (
+    PrepareConfig,
     PreparedDataset,
     load_prepared,
     model_prepare_config,
@@ -44,7 +46,7 @@ from eeg2fmri.training.config import (
     load_config,
     resolve_config,
 )
-from eeg2fmri.training.fit import FitResult, fit_model
+from eeg2fmri.training.fit import FitResult, check_input_kind, fit_model
 from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.stats import pearson_from_sums
@@ -207,6 +209,34 @@ def _dotted(cfg: Mapping[str, Any], key: str) -> Any:
     return node
 
 
+#: What ``train`` writes into its folder before the first checkpoint: the config, the prepared data of a BIDS root,
+#: Lightning's loggers (``logs/version_N``, ``tensorboard/version_N``) and the (empty) checkpoint folder.
+_BEFORE_CHECKPOINT = (CONFIG_NAME, "prepared", "logs", "tensorboard", "checkpoints")
+
+
+def _stopped_without_checkpoint(out: Path, names: set[str]) -> bool:
+    """Whether ``out`` holds only what a train run writes before its first checkpoint (so nothing to resume)."""
+    if CONFIG_NAME not in names or not names <= set(_BEFORE_CHECKPOINT):
+        return False
+    ckpt = out / "checkpoints"
+    if ckpt.exists() and (not ckpt.is_dir() or any(ckpt.iterdir())):
+        return False
+    for logs in ("logs", "tensorboard"):  # Lightning's version_N folders only, nothing else
+        d = out / logs
+        if d.exists() and (not d.is_dir() or any(not (p.is_dir() and p.name.startswith("version_")) for p in d.iterdir())):
+            return False
+    return True
+
+
+def _saved_config_diff(out: Path, cfg: Mapping[str, Any]) -> list[str]:
+    """Settings in which ``cfg`` differs from the run saved in ``out`` (as for --resume); ``["config.yaml"]`` if unreadable."""
+    try:
+        old = load_config(out / CONFIG_NAME)
+    except (Eeg2fmriInputError, OSError, ValueError):
+        return [CONFIG_NAME]
+    return config_diff(old, cfg, ignore=RESUME_IGNORES)
+
+
 def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict | None:
     """Check/create the output folder; return saved metrics when a resumed run had already finished."""
     saved = out / CONFIG_NAME
@@ -230,6 +260,13 @@ def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict
             # a run that stopped before training (a config or data error after the folder was made): start it again, reusing
             # its prepared data when they are up to date
             logger.info("%s: holds a run that stopped before training (only %s); starting it again", out, ", ".join(sorted(names)))
+        elif not overwrite and _stopped_without_checkpoint(out, names):
+            # a run that failed during training before its first checkpoint (nothing to resume): only its config.yaml and
+            # logs/ are there; it starts again in place, with this config (the usual next step after such a failure is a fixed
+            # config: a lower lr, a corrected model), its logs kept as logs/version_N per start
+            diff = _saved_config_diff(out, cfg)
+            logger.warning("%s: holds a run that stopped during training before its first checkpoint (%s); starting it again%s", out,
+                           ", ".join(sorted(names)), f" with other settings for {diff[:8]}" if diff else "")
         elif not overwrite:
             raise Eeg2fmriInputError(f"{out}: output folder exists and is not empty; resume it (--resume), choose another --out, or pass --overwrite.")
         else:
@@ -313,6 +350,11 @@ def train(
     # a new run opens (memory-maps) and splits a prepared dataset before the output folder is touched, so that
     # bad data.subjects or split options leave nothing behind; a BIDS root is prepared into that folder
     data = load_data(cfg, out_path) if cfg["data"]["prepared"] is not None and not resume else None
+    # a model that does not read the data's representation (its input_kinds) is refused before the folder is touched too
+    if data is not None:
+        check_input_kind(name, data[0].representation)
+    elif cfg["data"]["bids"] is not None:  # the representation the BIDS root will be prepared in
+        check_input_kind(name, (cfg["data"]["prepare"] or {}).get("representation") or PrepareConfig().representation)
     if rank0:
         done = _prepare_out(cfg, out_path, resume=resume, overwrite=overwrite)
         if done is not None:

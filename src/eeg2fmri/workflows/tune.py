@@ -38,13 +38,15 @@ import numpy as np
 import pytorch_lightning as pl
 
 from eeg2fmri.datasets.targets import split_targets
-from eeg2fmri.models.base import get_model_class
+from eeg2fmri.models.base import get_model_class, model_hparams
 from eeg2fmri.training.config import (
+    DEFAULTS,
     MONITORS,
     apply_overrides,
     config_diff,
     dump_config,
     resolve_config,
+    tune_target,
 )
 from eeg2fmri.utils.atomic import atomic_file
 from eeg2fmri.utils.logs import logger
@@ -92,6 +94,34 @@ def _suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
     if spec["type"] == "int":
         return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), step=int(spec["step"] or 1), log=spec["log"])
     return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), step=spec["step"], log=spec["log"])
+
+
+def _check_hparam_names(name: str, space: Mapping[str, Any], hparams: Mapping[str, Any], source: str) -> None:
+    """Refuse model hyperparameters the model does not take, in ``model.hparams`` and in the search space, before any trial.
+
+    Otherwise every trial would fail on the same name (``build_model`` refuses it) and the search would say so only at the end.
+    """
+    import difflib
+    import inspect
+
+    cls = get_model_class(name)
+    if any(v.kind == v.VAR_KEYWORD for v in inspect.signature(cls.__init__).parameters.values()):
+        return  # takes any keyword: nothing to check by name
+    known = model_hparams(name)
+    keys = [(f"model.hparams.{k}", k, False) for k in hparams]
+    keys += [(f"tune.{k}", tune_target(k)[2], "." not in k) for k in space if tune_target(k)[:2] == ["model", "hparams"]]
+    for key, hp, bare in keys:
+        if hp in known:
+            continue
+        # a bare name may also have been meant as an optimizer or loss key
+        candidates = known + (sorted(DEFAULTS["optimizer"]) + sorted(DEFAULTS["loss"]) if bare else [])
+        close = difflib.get_close_matches(hp, candidates, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        also = " or an optimizer/loss key" if bare else ""
+        raise Eeg2fmriInputError(
+            f"{source}: {key}: expected a hyperparameter of model {name!r} ({', '.join(known) or 'it takes none'}){also}, got {hp!r}{hint}; "
+            "fix the name (no trial was run)."
+        )
 
 
 def _seed(seed: int, k: int) -> int:
@@ -152,6 +182,7 @@ def tune(
     name = cfg["model"]["name"]
     if getattr(get_model_class(name), "kind", "torch") == "sklearn":
         raise Eeg2fmriInputError(f"model.name: expected a torch model for tuning, found the closed-form {name!r} (it chooses its penalty on validation data itself).")
+    _check_hparam_names(name, cfg["tune"], cfg["model"]["hparams"], str(config) if isinstance(config, (str, os.PathLike)) else "config")
     t = cfg["trainer"]
     if t["num_nodes"] != 1 or t["devices"] not in (1, "auto") and not (isinstance(t["devices"], list) and len(t["devices"]) == 1):
         raise Eeg2fmriInputError(
