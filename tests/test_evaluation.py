@@ -411,3 +411,36 @@ def test_temporal_split_refuses_spans_of_one_volume():
         temporal_split(16, 3, gap=2, fractions=(0.8, 0.1, 0.1))
     empty = temporal_split(40, 3, gap=2, fractions=(0.8, 0.2, 0.0))
     assert len(empty["test"]) == 0
+
+
+def test_extra_metrics_of_ones_own_are_scored_beside_the_built_in_ones(tiny_prepared):
+    """evaluate_split(..., extra_metrics={"name": fn}) computes fn(y_true, y_pred) for every model and subject on the same test
+    windows (checked against scipy's Spearman on the predictions the results keep) and averages it over subjects."""
+    from scipy.stats import spearmanr
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.protocol import evaluate_split
+    from eeg2fmri.training import fit_model
+
+    def median_spearman(y, p):  # (undefined for the subject-mean baseline's constant columns)
+        rho = [spearmanr(y[:, j], p[:, j])[0] for j in range(y.shape[1]) if np.ptp(p[:, j]) > 0]
+        return float(np.median(rho)) if rho else float("nan")
+
+    split = make_split(tiny_prepared, "loso")
+    split = split[0] if isinstance(split, list) else split
+    targets = split_targets(tiny_prepared, split)
+    fitted = fit_model(tiny_prepared, split, "ridge_hrf", targets=targets)
+    res = evaluate_split(tiny_prepared, split, targets, fitted.model, n_boot=0, extra_metrics={"median_spearman": median_spearman,
+                                                                                               "mean_abs": lambda y, p: np.abs(p).mean()})
+    subs = sorted(res["per_subject"])
+    for s in subs:
+        run = next(r for r in res["runs"].values() if r["subject"] == s)
+        got = res["per_subject"][s]["models"]["ridge_hrf"]
+        assert got["median_spearman"] == pytest.approx(median_spearman(run["_y"], run["_preds"]["ridge_hrf"]), abs=1e-6)
+        assert got["mean_abs"] == pytest.approx(float(np.abs(run["_preds"]["ridge_hrf"]).mean()), rel=1e-5)
+    assert res["group"]["models"]["ridge_hrf"]["median_spearman"] == pytest.approx(
+        np.mean([res["per_subject"][s]["models"]["ridge_hrf"]["median_spearman"] for s in subs]))
+    with pytest.raises(Eeg2fmriInputError, match=r"extra_metrics: expected a new metric name, got 'rmse'"):
+        evaluate_split(tiny_prepared, split, targets, fitted.model, n_boot=0, extra_metrics={"rmse": median_spearman})
+    with pytest.raises(Eeg2fmriInputError, match=r"extra_metrics\['per_voxel'\]: expected one number per subject .* got ndarray of shape"):
+        evaluate_split(tiny_prepared, split, targets, fitted.model, n_boot=0, extra_metrics={"per_voxel": lambda y, p: p.mean(0)})

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -230,6 +230,35 @@ def _nanmedian(a: np.ndarray) -> float:
     return float(np.median(a)) if a.size else float("nan")
 
 
+#: Keys of the built-in per-model metrics (an extra metric may not reuse them).
+_BUILTIN_KEYS = ("rmse", "mae", "r2", "psnr", "calhas_rmse", "ssim", "calhas_ssim", "r", "median_r", "null_median_r", "null_p95_median_r",
+                 "null_shifts", "roi_r", "roi_median_r", "median_r_ci", "median_r_in_groundtruth_mask", "fraction_of_noise", "fraction_of_oracle")
+
+
+def _check_extra_metrics(extra_metrics: Mapping[str, Callable] | None) -> tuple[str, ...]:
+    """Names of the caller's metrics, refused when not callables or named like a built-in metric."""
+    if not extra_metrics:
+        return ()
+    if not isinstance(extra_metrics, Mapping):
+        raise Eeg2fmriInputError(f"extra_metrics: expected a mapping name -> function(y_true, y_pred) -> float, got {type(extra_metrics).__name__}.")
+    for key, fn in extra_metrics.items():
+        if not isinstance(key, str) or key in _BUILTIN_KEYS or key.startswith("_"):
+            raise Eeg2fmriInputError(f"extra_metrics: expected a new metric name, got {key!r} (a built-in metric's name or not a plain string); "
+                                     "rename it.")
+        if not callable(fn):
+            raise Eeg2fmriInputError(f"extra_metrics[{key!r}]: expected a function (y_true, y_pred) -> float, got {type(fn).__name__}.")
+    return tuple(extra_metrics)
+
+
+def _extra_value(key: str, fn: Callable, y: np.ndarray, p: np.ndarray) -> float:
+    val = fn(y, p)
+    try:
+        return float(np.asarray(val).item())
+    except (TypeError, ValueError):
+        raise Eeg2fmriInputError(f"extra_metrics[{key!r}]: expected one number per subject (a float from y_true, y_pred of shape {y.shape}), "
+                                 f"got {type(val).__name__} of shape {np.shape(val)}; reduce it (e.g. the median over voxels).") from None
+
+
 def _score_subject(
     subject: str,
     runs: list[dict[str, Any]],
@@ -245,6 +274,7 @@ def _score_subject(
     ci: float,
     rng: np.random.Generator,
     ssim_volumes: int,
+    extra_metrics: Mapping[str, Callable] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """Metrics of every predictor on one subject's concatenated test runs; returns (result, draws)."""
     y = np.concatenate([r["y"] for r in runs]).astype(np.float32, copy=False)
@@ -295,6 +325,8 @@ def _score_subject(
             del vol_p
         else:
             m["ssim"] = m["calhas_ssim"] = float("nan")
+        for key, fn in (extra_metrics or {}).items():  # metrics of the caller's own, on the same arrays
+            m[key] = _extra_value(key, fn, y, p)
         if nm in r_names:
             r = np.asarray(pearson_r(y, p), dtype=np.float64)
             rs[nm] = r
@@ -436,12 +468,12 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
 
 
 def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], names: list[str], r_names: list[str], reference: str | None,
-           ci: float) -> dict[str, Any]:
+           ci: float, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """Means over subjects; CIs of the mean median r from averaged per-subject draws."""
     subs = sorted(per_subject)
     out: dict[str, Any] = {"n_subjects": len(subs), "models": {}, "paired": {}}
     scalar_keys = ("median_r", "null_median_r", "null_p95_median_r", "rmse", "mae", "r2", "ssim", "psnr", "calhas_rmse", "calhas_ssim", "roi_median_r",
-                   "median_r_in_groundtruth_mask", "fraction_of_noise", "fraction_of_oracle")
+                   "median_r_in_groundtruth_mask", "fraction_of_noise", "fraction_of_oracle") + tuple(extra_keys)
     have_draws = all(draws.get(s) is not None for s in subs) and subs
     mean_draws = np.mean([draws[s] for s in subs], axis=0) if have_draws else None
     for nm in names:
@@ -483,6 +515,7 @@ def score_runs(
     ci: float = 0.95,
     random_state: int | np.random.Generator | None = 0,
     ssim_volumes: int = DEFAULT_SSIM_VOLUMES,
+    extra_metrics: Mapping[str, Callable] | None = None,
 ) -> dict[str, Any]:
     """Score predictions that are already computed (no model involved).
 
@@ -519,6 +552,7 @@ def score_runs(
         rr.setdefault("ceilings", None)
         rr.setdefault("volumes", np.arange(len(rr["y"])))
         by_subject.setdefault(rr["subject"], []).append(rr)
+    extra = _check_extra_metrics(extra_metrics)  # (before any scoring)
     rng = check_random_state(random_state)
     per_subject: dict[str, dict] = {}
     draws: dict[str, np.ndarray | None] = {}
@@ -526,7 +560,7 @@ def score_runs(
     for subj in sorted(by_subject):
         sruns = by_subject[subj]
         res, d = _score_subject(subj, sruns, names, r_names, reference if reference in names else None, mask, labels, tr, n_boot=n_boot,
-                                block_len=block_len, ci=ci, rng=rng, ssim_volumes=ssim_volumes)
+                                block_len=block_len, ci=ci, rng=rng, ssim_volumes=ssim_volumes, extra_metrics=extra_metrics)
         per_subject[subj] = res
         draws[subj] = d
         for rr in sruns:
@@ -546,8 +580,8 @@ def score_runs(
                         mm.update(median_r=_nanmedian(r), null_median_r=_nanmedian(pearson_r(y, np.roll(p, len(p) // 2, axis=0))), _r=r)
                 one["models"][nm] = mm
             runs_out[rr["key"]] = one
-    group = _group(per_subject, draws, names, r_names, reference if reference in names else None, ci)
-    return {"per_subject": per_subject, "group": group, "runs": runs_out, "_draws": draws, "_r_names": r_names}
+    group = _group(per_subject, draws, names, r_names, reference if reference in names else None, ci, extra)
+    return {"per_subject": per_subject, "group": group, "runs": runs_out, "_draws": draws, "_r_names": r_names, "_extra_metrics": list(extra)}
 
 
 # --------------------------------------------------------------------------- entry points
@@ -628,6 +662,7 @@ def evaluate_models(
     ssim_volumes: int = DEFAULT_SSIM_VOLUMES,
     batch_size: int = 256,
     progress_bar: bool = False,
+    extra_metrics: Mapping[str, Callable] | None = None,
 ) -> dict[str, Any]:
     """Score several fitted models, the reference and the baselines on a split's test set.
 
@@ -665,6 +700,10 @@ def evaluate_models(
     batch_size : int
         Windows per forward pass of torch models.
     progress_bar : bool
+    extra_metrics : mapping | None
+        Metrics of your own, ``{"name": fn}`` with ``fn(y_true, y_pred) -> float`` on one subject's test
+        windows (arrays ``(n_windows, n_voxels)``, z units): computed for every model next to the
+        built-in ones (``per_subject[s]["models"][m]["name"]``) and averaged over subjects in ``group``.
 
     Returns
     -------
@@ -734,7 +773,7 @@ def evaluate_models(
 
     core = score_runs([rr for subj in sorted(by_subject) for rr in by_subject[subj]], names, ds.mask, ds.tr, reference=ref_name,
                       baseline=BASELINE if BASELINE in models else None, labels=labels, n_boot=n_boot, block_len=block_len, ci=ci,
-                      random_state=random_state, ssim_volumes=ssim_volumes)
+                      random_state=random_state, ssim_volumes=ssim_volumes, extra_metrics=extra_metrics)
     r_names, per_subject, draws, runs_out, group = core["_r_names"], core["per_subject"], core["_draws"], core["runs"], core["group"]
     shortest = min((int(v.get("n_test", 0)) for v in per_subject.values()), default=0)
     if 0 < shortest < _FEW_TEST_WINDOWS:
@@ -760,6 +799,7 @@ def evaluate_models(
         "_r_names": r_names,
         "_draws": draws,
         "_ci": float(ci),
+        "_extra_metrics": core["_extra_metrics"],
     }
 
 
@@ -801,7 +841,8 @@ def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
         runs.update(p["runs"])
     out = dict(first)
     out.update(per_subject=per_subject, runs=runs, _draws=draws, folds=[p["split"] for p in parts])
-    out["group"] = _group(per_subject, draws, first["models"], first["_r_names"], first["roles"]["reference"], first["_ci"])
+    out["group"] = _group(per_subject, draws, first["models"], first["_r_names"], first["roles"]["reference"], first["_ci"],
+                          tuple(first.get("_extra_metrics", ())))
     ref = [p["reference"] for p in parts]
     out["reference"] = ref[0] if all(r == ref[0] for r in ref) else {"name": REFERENCE, "per_fold": ref}
     return out
@@ -823,6 +864,7 @@ def evaluate_split(
     random_state: int | np.random.Generator | None = 0,
     ssim_volumes: int = DEFAULT_SSIM_VOLUMES,
     progress_bar: bool = False,
+    extra_metrics: Mapping[str, Callable] | None = None,
 ) -> dict[str, Any]:
     """Metrics of one model, the reference ``ridge_hrf`` and the baselines on the test set.
 
@@ -837,7 +879,7 @@ def evaluate_split(
         ``model`` is itself a ``ridge_hrf`` it is its own reference.
     model_name : str | None
         Name shown for the model (default its registry name).
-    atlas, n_boot, block_len, ci, random_state, ssim_volumes, progress_bar
+    atlas, n_boot, block_len, ci, random_state, ssim_volumes, progress_bar, extra_metrics
         As in :func:`evaluate_models`.
 
     Returns
@@ -860,7 +902,7 @@ def evaluate_split(
         reference = model
     res = evaluate_models(ds, split, targets, {name: model} if name != REFERENCE else {REFERENCE: model}, baseline=baseline,
                           reference=None if name == REFERENCE else reference, atlas=atlas, n_boot=n_boot, block_len=block_len, ci=ci,
-                          random_state=random_state, ssim_volumes=ssim_volumes, progress_bar=progress_bar)
+                          random_state=random_state, ssim_volumes=ssim_volumes, progress_bar=progress_bar, extra_metrics=extra_metrics)
     res["model"] = name
     g = res["group"]["models"]
     summary: dict[str, float] = {}
