@@ -164,7 +164,13 @@ def test_saved_weights_must_fit_the_model_as_defined_now(tiny_prepared, tmp_path
     kw = dict(spec=res.spec, name="eeg2fmri_net", hparams={"n_members": 2}, mask=tiny_prepared.mask, affine=tiny_prepared.affine,
               window={"n_frames": split.n_frames, "lag": split.lag}, prepare={})
     out = save_model(res.model, tmp_path / "m", **kw)
-    params = dict(load_model(out).model.named_parameters())  # as saved: fine
+    loaded = load_model(out)  # as saved: fine
+    params = dict(loaded.model.named_parameters())
+    # LoadedModel.predict: the fitted model's predictions, and windows of another shape refused with the expected one
+    x = np.random.default_rng(0).standard_normal((3, *res.spec.input_shape)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x), res.model.predict(x), atol=1e-5)
+    with pytest.raises(Eeg2fmriInputError, match=r"eeg2fmri_net: expected windows of shape \(n, "):
+        loaded.predict(x[:, :, :, :-1])
     w = load_file(str(out / "weights.safetensors"))
     key = next(k for k in w if k in params)
     renamed = dict(w)

@@ -45,6 +45,18 @@ class LoadedModel:
     def spec(self) -> DataSpec:
         return DataSpec.from_dict(self.meta["spec"])
 
+    def predict(self, x: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
+        """Predictions for windows ``x`` of shape ``(n, *spec.input_shape)``: ``(n, n_outputs)`` float32.
+
+        A torch model goes through :class:`~eeg2fmri.models.predictor.TorchPredictor` (eval mode, no
+        gradients, batches, a clear error for windows of another shape); a closed-form one predicts itself.
+        """
+        if self.meta.get("kind") == "sklearn":
+            return np.asarray(self.model.predict(x), dtype=np.float32)
+        from eeg2fmri.models.predictor import TorchPredictor
+
+        return TorchPredictor(self.model, self.spec, self.meta.get("hparams", {})).predict(x, subject)
+
 
 def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dict, prepare: dict, mask: np.ndarray, affine: np.ndarray,
                 card: dict, rois: dict | None) -> dict[str, Any]:
