@@ -229,3 +229,32 @@ def test_runs_given_as_explicit_file_pairs(tiny_bids, tiny_prepared, tmp_path):
         runs_from_files([{**runs[0], "bold": str(tmp_path / "nope.nii.gz")}])
     with pytest.raises(Eeg2fmriInputError, match=r"runs: expected one run per key, found \['sub-01_task-rest_run-1'\] more than once"):
         runs_from_files([runs[0], runs[0]])
+
+
+def test_prepare_command_reads_a_runs_table(tiny_bids, tiny_prepared, tmp_path, capsys):
+    """`eeg2fmri prepare runs.tsv --out DIR`: the runs as a table of file pairs (paths relative to the table), the same
+    dataset as the BIDS folder; a second call with the same inputs is up to date; bad columns are named."""
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets import load_prepared
+
+    lines = ["eeg\tbold\tsubject\ttask\trun"]
+    for sub in sorted(p.name for p in tiny_bids.glob("sub-*")):
+        eeg = next((tiny_bids / sub / "eeg").glob("*_eeg.vhdr"))
+        bold = next((tiny_bids / sub / "func").glob("*_bold.nii*"))
+        lines.append(f"{eeg}\t{bold.relative_to(tiny_bids)}\t{sub[4:]}\trest\t1")
+    table = tiny_bids / "runs.tsv"  # (bold paths relative to the table's folder)
+    try:
+        table.write_text("\n".join(lines) + "\n")
+        assert main(["prepare", str(table), "--out", str(tmp_path / "p"), "--config", '{"notch": 50}', "-q"]) == 0
+        assert "wrote" in capsys.readouterr().out
+        ds = load_prepared(tmp_path / "p")
+        assert [r.key for r in ds.runs] == [r.key for r in tiny_prepared.runs]
+        for a, b in zip(ds.runs, tiny_prepared.runs):
+            np.testing.assert_array_equal(np.asarray(a.features), np.asarray(b.features))
+        assert main(["prepare", str(table), "--out", str(tmp_path / "p"), "--config", '{"notch": 50}', "-q"]) == 0
+        assert "up to date" in capsys.readouterr().out
+        table.write_text("eeg\tbold\tsubj\n" + "\n".join(lines[1:]) + "\n")
+        assert main(["prepare", str(table), "--out", str(tmp_path / "q"), "-q"]) == 2
+        assert "runs.tsv: unknown column(s) ['subj']; expected some of" in capsys.readouterr().err
+    finally:
+        table.unlink(missing_ok=True)

@@ -15,7 +15,8 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
-    p.add_argument("bids_root", help="BIDS dataset folder")
+    p.add_argument("bids_root", help="BIDS dataset folder (or a published dataset's, see --layout), or a runs table: a .tsv/.csv with "
+                   "columns eeg, bold, subject (+ session, task, run, acquisition, tr, marker, first_onset), one row per run")
     p.add_argument("--out", required=True, help="output folder for the prepared dataset")
     p.add_argument("--config", help="JSON/YAML/TOML file of PrepareConfig fields, or the JSON itself, e.g. '{\"tr\": 2.0}'")
     p.add_argument("--subjects", nargs="*", help="subset of subject labels")

@@ -29,7 +29,7 @@ from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
-__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "RUN_KEYS", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare", "runs_from_files",
+__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "RUN_KEYS", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare", "read_runs_table", "runs_from_files",
            "prepare_dataset", "select_subjects", "subject_labels"]
 
 FORMAT_VERSION = 1
@@ -1041,6 +1041,51 @@ def runs_from_files(runs: Any) -> list:
     return out
 
 
+def read_runs_table(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Runs as explicit file pairs from a table: a ``.tsv`` (or ``.csv``) with a header row of :data:`RUN_KEYS`.
+
+    Columns ``eeg``, ``bold`` and ``subject`` are required; relative file paths are taken relative to
+    the table's folder; empty cells are left out. The result goes to :func:`prepare_dataset` /
+    :func:`prepare` (``eeg2fmri prepare runs.tsv --out DIR``).
+    """
+    import csv
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise Eeg2fmriInputError(f"{path}: expected a readable runs table, got {err.strerror or err}; check the path.") from None
+    sep = "comma" if path.suffix.lower() == ".csv" else "tab"
+    reader = csv.DictReader(text.splitlines(), delimiter="," if sep == "comma" else "\t")
+    rows = list(reader)
+    bad = sorted(set(reader.fieldnames or ()) - set(RUN_KEYS))
+    if bad:
+        raise Eeg2fmriInputError(f"{path}: unknown column(s) {bad}; expected some of {sorted(RUN_KEYS)} (eeg, bold and subject required; "
+                                 f"{sep}-separated).")
+    if not rows:
+        raise Eeg2fmriInputError(f"{path}: expected a header row ({', '.join(RUN_KEYS)}) and one row per run, found no run; add the runs.")
+    out = []
+    for i, row in enumerate(rows, start=2):
+        if None in row:  # more cells than header columns
+            raise Eeg2fmriInputError(f"{path}: line {i}: expected {len(reader.fieldnames or ())} {sep}-separated cells (the header's), found "
+                                     f"{len(reader.fieldnames or ()) + len(row[None])}; fix that line.")
+        run = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
+        for k in ("eeg", "bold"):
+            if k in run and not os.path.isabs(run[k]):
+                run[k] = str(path.absolute().parent / run[k])
+        out.append(run)
+    return out
+
+
+def _run_source(source: Any) -> Any:
+    """A dataset folder as it is; a runs table (.tsv/.csv file) or a list of runs as :class:`LayoutRun` records."""
+    if isinstance(source, (str, os.PathLike)):
+        if Path(source).suffix.lower() in (".tsv", ".csv") and Path(source).is_file():
+            return runs_from_files(read_runs_table(source))
+        return source
+    return runs_from_files(source)
+
+
 def prepare_dataset(
     bids_root: str | os.PathLike | Sequence,
     config: PrepareConfig | dict | None = None,
@@ -1058,7 +1103,8 @@ def prepare_dataset(
     bids_root : path-like | sequence
         BIDS root (or a published dataset's folder, see ``layout``), or the runs themselves as explicit
         EEG/BOLD file pairs, ``[{"eeg": "s1/rec.vhdr", "bold": "s1/bold.nii.gz", "subject": "01"}, ...]``
-        (:func:`runs_from_files`; ``layout`` is then ignored): data in a layout of your own without an adapter.
+        (:func:`runs_from_files`) or a ``.tsv``/``.csv`` table of them (:func:`read_runs_table`); ``layout``
+        is then ignored: data in a layout of your own without an adapter.
     config : PrepareConfig | dict | None
         Preprocessing settings.
     subjects : list of str | None
@@ -1081,9 +1127,10 @@ def prepare_dataset(
     """
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
-    explicit = not isinstance(bids_root, (str, os.PathLike))
+    source = _run_source(bids_root)
+    explicit = not isinstance(source, (str, os.PathLike))
     if explicit:  # runs as explicit file pairs: the folder holding them all stands for the dataset's root
-        given = runs_from_files(bids_root)
+        given = source
         bids_root, layout = Path(os.path.commonpath([str(p) for r in given for p in (r.eeg_path, r.bold_path)])), "files"
         if bids_root.is_file():
             bids_root = bids_root.parent
@@ -1226,7 +1273,7 @@ def prepare(
         raise Eeg2fmriInputError(f"prepare: expected overwrite True, False or 'stale', got {overwrite!r}.")
     if man.exists() and overwrite is not True:  # True (--overwrite) always redoes the work
         old = json.loads(man.read_text())
-        records = _records(bids_root, subjects, layout, layout_options, cfg.tr)
+        records = _records(_run_source(bids_root), subjects, layout, layout_options, cfg.tr)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
             r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
         try:  # keys added since the manifest was written take their defaults, so a newer eeg2fmri does not redo the same work
