@@ -344,6 +344,21 @@ def test_train_warns_when_a_model_gets_other_than_its_preferred_input(prepared_d
     assert "windows best" not in caplog.text
 
 
+def test_train_config_names_the_layout_of_a_bids_root(tiny_bids, tmp_path):
+    """data.layout / data.layout_options reach prepare (as eeg2fmri prepare --layout); refused next to data.prepared."""
+    from eeg2fmri.training.config import resolve_config
+    from eeg2fmri.workflows.train import train
+
+    cfg = {"out": str(tmp_path / "run"), "data": {"bids": str(tiny_bids), "layout": "auto", "prepare": {"representation": "bandpower"}},
+           "model": {"name": "ridge_hrf"}}
+    res = train(cfg)
+    assert res.metrics["test"]["n"] > 0 and (tmp_path / "run" / "prepared" / "manifest.json").exists()
+    with pytest.raises(Eeg2fmriInputError, match=r"layout 'no_such_layout': expected one of \['bids'"):
+        train({**cfg, "out": str(tmp_path / "r2"), "data": {**cfg["data"], "layout": "no_such_layout"}})
+    with pytest.raises(Eeg2fmriInputError, match=r"data\.layout: expected 'bids' unless data\.bids is prepared .* found 'auto'"):
+        resolve_config({"model": {"name": "ridge_hrf"}, "data": {"prepared": "p", "layout": "auto"}})
+
+
 def test_published_models_train_in_auto_precision():
     # benchmark's recommended configs of the published models ask for "auto"; the flagship's stays float32
     from eeg2fmri.models.base import get_model_class

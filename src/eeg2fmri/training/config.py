@@ -11,6 +11,8 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       subjects: null             # subset of subjects (their runs only; prepared or bids)
       prepared_out: null         # where to keep the prepared data (bids only; default <out>/prepared)
       n_jobs: 1                  # runs prepared in parallel (bids only)
+      layout: bids               # the folder's layout (bids only): bids, auto, a published dataset's (eeg2fmri datasets) or a plugin's
+      layout_options: {}         # that layout's options (bids only), e.g. {variant: noGA}
     split:
       protocol: within           # within | loso | kfold, plus any keyword of make_split
     model:
@@ -83,7 +85,8 @@ __all__ = ["CLOSED_FORM_USED", "DEFAULTS", "MONITORS", "apply_overrides", "close
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out": None,
-    "data": {"prepared": None, "bids": None, "prepare": {}, "subjects": None, "prepared_out": None, "n_jobs": 1},
+    "data": {"prepared": None, "bids": None, "prepare": {}, "subjects": None, "prepared_out": None, "n_jobs": 1, "layout": "bids",
+             "layout_options": {}},
     "split": {"protocol": "within"},
     "model": {"name": None, "hparams": {}},
     "optimizer": {
@@ -251,7 +254,8 @@ def _deterministic(ctx: _Ctx, key: str, v: Any) -> str | bool:
 
 
 _SCHEMA: dict[str, dict[str, Callable]] = {
-    "data": {"prepared": _opt_str, "bids": _opt_str, "prepare": _mapping, "subjects": _subjects, "prepared_out": _opt_str, "n_jobs": _num(1, integer=True)},
+    "data": {"prepared": _opt_str, "bids": _opt_str, "prepare": _mapping, "subjects": _subjects, "prepared_out": _opt_str, "n_jobs": _num(1, integer=True),
+             "layout": _opt_str, "layout_options": _mapping},
     "optimizer": {
         "name": _choice(("adamw", "adam")),
         "lr": _num(0, strict=True),
@@ -472,6 +476,10 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
         if d["n_jobs"] != 1:
             ctx.fail("data.n_jobs", "1 unless data.bids is prepared (runs prepared in parallel)", d["n_jobs"],
                      "remove it: a prepared dataset (data.prepared) needs no preparing")
+        for key, default in (("layout", "bids"), ("layout_options", {})):
+            if d[key] != default:
+                ctx.fail(f"data.{key}", f"{default!r} unless data.bids is prepared (how its folder is laid out)", d[key],
+                         "remove it: a prepared dataset (data.prepared) is read as it is")
     kinds = defaults["input_kinds"]
     if d["bids"] is not None and kinds and "representation" not in d["prepare"]:
         # a BIDS root is prepared in the model's preferred input (eeg2fmri_net: tangent windows), as benchmark does

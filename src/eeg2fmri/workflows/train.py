@@ -112,7 +112,8 @@ def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = 
         dest = d["prepared_out"] or (None if out is None else str(out / "prepared"))
         if dest is None:
             raise Eeg2fmriInputError("config: data.prepared_out: expected a folder for the prepared data (or an out folder), found null.")
-        prepare(d["bids"], dest, d["prepare"], subjects=d["subjects"], progress_bar=progress_bar, n_jobs=d["n_jobs"], overwrite="stale")
+        prepare(d["bids"], dest, d["prepare"], subjects=d["subjects"], progress_bar=progress_bar, n_jobs=d["n_jobs"], overwrite="stale",
+                layout=d["layout"] or "bids", layout_options=d["layout_options"] or None)
         ds = load_prepared(dest)
     ds = select_subjects(ds, d["subjects"], where=f"config: data.subjects ({d['prepared'] or d['bids']})")
     opts = {k: v for k, v in cfg["split"].items() if k != "protocol"}
