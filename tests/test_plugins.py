@@ -185,3 +185,23 @@ def test_saved_weights_must_fit_the_model_as_defined_now(tiny_prepared, tmp_path
     save_file(resized, str(out / "weights.safetensors"))
     with pytest.raises(Eeg2fmriInputError, match=r"the saved weights do not fit the model 'eeg2fmri_net' as its code defines it now \(.*size mismatch"):
         load_model(out)
+
+
+def test_an_entry_point_plugin_is_imported_once(plugin, monkeypatch):
+    """An installed distribution's `eeg2fmri.plugins` entry point names the module; the scan runs once per process."""
+    import types
+
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.models import list_models
+
+    monkeypatch.delenv("EEG2FMRI_PLUGINS")
+    calls = []
+
+    def fake_entry_points(group):
+        calls.append(group)
+        return [types.SimpleNamespace(name="mylab", value="mylab_models:PlugLinear")]
+
+    monkeypatch.setattr(plugins, "entry_points", fake_entry_points)
+    monkeypatch.setattr(plugins, "_entry_points_read", False)
+    assert "plug_linear" in list_models() and "plug_linear" in list_models()
+    assert calls == ["eeg2fmri.plugins"]

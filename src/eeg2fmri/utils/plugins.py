@@ -29,6 +29,7 @@ __all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "import_plugin", "load_plugins"]
 ENV_VAR = "EEG2FMRI_PLUGINS"
 ENTRY_POINT_GROUP = "eeg2fmri.plugins"
 _loaded: set[str] = set()
+_entry_points_read = False
 
 
 def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
@@ -64,9 +65,15 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
 
 
 def load_plugins() -> None:
-    """Import every plugin named in ``EEG2FMRI_PLUGINS`` and in the ``eeg2fmri.plugins`` entry points (once each)."""
+    """Import every plugin named in ``EEG2FMRI_PLUGINS`` and in the ``eeg2fmri.plugins`` entry points (once each).
+
+    The variable is read on every call (cheap); the installed distributions' entry points once per process.
+    """
+    global _entry_points_read
     raw = os.environ.get(ENV_VAR, "")
     for part in raw.replace(os.pathsep, ",").split(",") if raw else ():
         import_plugin(part)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        import_plugin(ep.value.split(":")[0], source=f"entry point {ep.name!r} ({ENTRY_POINT_GROUP})")
+    if not _entry_points_read:
+        _entry_points_read = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            import_plugin(ep.value.split(":")[0], source=f"entry point {ep.name!r} ({ENTRY_POINT_GROUP})")
