@@ -364,15 +364,15 @@ def train(
     # DDP workers (ranks > 0) re-run this command with the same arguments; only rank 0 touches the folder
     ds, split = data if data is not None else load_data(cfg, out_path, progress_bar=progress_bar and rank0)
     cls = get_model_class(name)
+    is_torch = getattr(cls, "kind", "torch") != "sklearn"
     kinds = tuple(getattr(cls, "input_kinds", None) or ())
     # (a closed-form model reads the same numbers from every input it takes: ridge_hrf the band-power block of tangent windows)
-    if rank0 and getattr(cls, "kind", "torch") != "sklearn" and len(kinds) > 1 and ds.representation != kinds[0] and ds.representation in kinds:
+    if rank0 and is_torch and len(kinds) > 1 and ds.representation != kinds[0] and ds.representation in kinds:
         logger.warning("%s: %s reads %r windows best (its preferred input; benchmark and quickstart prepare them for it); this dataset "
                        "holds %r windows. Prepare the data with representation: %s (eeg2fmri prepare ROOT --out DIR --representation %s) "
                        "to train it as benchmark does.", cfg["data"]["prepared"] or cfg["data"]["bids"], name, kinds[0], ds.representation,
                        kinds[0], kinds[0])
     hparams = cfg["model"]["hparams"]
-    is_torch = getattr(get_model_class(name), "kind", "torch") != "sklearn"
     if is_torch:
         fitted = fit_torch(ds, split, name, hparams, train_config=cfg, out_dir=out_path, resume=resume, progress_bar=progress_bar,
                            verbose=verbose, callbacks=callbacks)
