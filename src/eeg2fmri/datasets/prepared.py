@@ -1086,6 +1086,41 @@ def _run_source(source: Any) -> Any:
     return runs_from_files(source)
 
 
+def _has_objects(runs: Any) -> bool:
+    """Whether a list of runs holds an MNE Raw or a nibabel image instead of a path."""
+    if isinstance(runs, (str, os.PathLike)):
+        return False
+    return any(isinstance(r, Mapping) and any(v is not None and not isinstance(v, (str, os.PathLike)) for k, v in r.items() if k in ("eeg", "bold"))
+               for r in runs)
+
+
+def _objects_to_files(runs: Sequence, folder: Path) -> list:
+    """Runs whose ``eeg`` is an MNE Raw or whose ``bold`` a nibabel image, with those written to ``folder`` (FIF, NIfTI)."""
+    import mne
+    import nibabel as nib
+
+    out = []
+    for i, r in enumerate(runs):
+        if not isinstance(r, Mapping):
+            out.append(r)
+            continue
+        r = dict(r)
+        if isinstance(r.get("eeg"), mne.io.BaseRaw):
+            path = folder / f"run{i}_raw.fif"
+            r["eeg"].save(path, fmt="double", overwrite=True, verbose="error")  # (no float32 round-off of the samples)
+            r["eeg"] = str(path)
+        elif r.get("eeg") is not None and not isinstance(r["eeg"], (str, os.PathLike)):
+            raise Eeg2fmriInputError(f"runs[{i}]: eeg: expected a file path or an MNE Raw, got {type(r['eeg']).__name__}.")
+        if isinstance(r.get("bold"), nib.spatialimages.SpatialImage):
+            path = folder / f"run{i}_bold.nii"
+            nib.save(r["bold"], path)
+            r["bold"] = str(path)
+        elif r.get("bold") is not None and not isinstance(r["bold"], (str, os.PathLike)):
+            raise Eeg2fmriInputError(f"runs[{i}]: bold: expected a file path or a nibabel image, got {type(r['bold']).__name__}.")
+        out.append(r)
+    return out
+
+
 def prepare_dataset(
     bids_root: str | os.PathLike | Sequence,
     config: PrepareConfig | dict | None = None,
@@ -1104,7 +1139,9 @@ def prepare_dataset(
         BIDS root (or a published dataset's folder, see ``layout``), or the runs themselves as explicit
         EEG/BOLD file pairs, ``[{"eeg": "s1/rec.vhdr", "bold": "s1/bold.nii.gz", "subject": "01"}, ...]``
         (:func:`runs_from_files`) or a ``.tsv``/``.csv`` table of them (:func:`read_runs_table`); ``layout``
-        is then ignored: data in a layout of your own without an adapter.
+        is then ignored: data in a layout of your own without an adapter. ``eeg`` may be an MNE ``Raw`` and
+        ``bold`` a nibabel image instead of a path (written once to a temporary folder, FIF and NIfTI, and
+        prepared like files; the TR then comes from the image header unless ``tr`` is given).
     config : PrepareConfig | dict | None
         Preprocessing settings.
     subjects : list of str | None
@@ -1127,6 +1164,13 @@ def prepare_dataset(
     """
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
+    if _has_objects(bids_root):  # MNE Raw / nibabel images: written once to a temporary folder, then prepared like files
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="eeg2fmri-objects-") as tmp:
+            ds = prepare_dataset(_objects_to_files(bids_root, Path(tmp)), cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs)
+        ds.provenance["bids_root"] = "(MNE Raw / nibabel objects, written to a temporary folder while preparing)"
+        return ds
     source = _run_source(bids_root)
     explicit = not isinstance(source, (str, os.PathLike))
     if explicit:  # runs as explicit file pairs: the folder holding them all stands for the dataset's root
@@ -1271,7 +1315,7 @@ def prepare(
     man = out / "manifest.json"
     if overwrite not in (True, False, "stale"):
         raise Eeg2fmriInputError(f"prepare: expected overwrite True, False or 'stale', got {overwrite!r}.")
-    if man.exists() and overwrite is not True:  # True (--overwrite) always redoes the work
+    if man.exists() and overwrite is not True and not _has_objects(bids_root):  # True (--overwrite) always redoes the work (objects: always)
         old = json.loads(man.read_text())
         records = _records(_run_source(bids_root), subjects, layout, layout_options, cfg.tr)
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
