@@ -32,3 +32,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def split(tiny_prepared):
+    """The within-subject split of the tiny prepared dataset (one per test module)."""
+    from eeg2fmri.datasets.targets import make_split
+
+    return make_split(tiny_prepared, "within")
+
+
+@pytest.fixture(scope="module")
+def prepared_dir(tiny_prepared, tmp_path_factory):
+    """The tiny prepared dataset saved to disk, a fresh copy per test module (commands read folders)."""
+    return tiny_prepared.save(tmp_path_factory.mktemp("prep") / "prepared")

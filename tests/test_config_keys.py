@@ -15,11 +15,6 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 SUBJECTS_ERR = r"expected subjects of the dataset \['01', '02'\], got unknown subject\(s\) \['07'\]"
 
 
-@pytest.fixture(scope="module")
-def prepared_dir(tiny_prepared, tmp_path_factory):
-    return tiny_prepared.save(tmp_path_factory.mktemp("keys") / "prepared")
-
-
 def _train_cfg(prepared_dir, out, **data):
     return {"out": str(out), "data": {"prepared": str(prepared_dir), **data}, "split": {"protocol": "within"},
             "model": {"name": "ridge_hrf", "hparams": {"alphas": [1.0, 100.0]}}, "trainer": {"progress_bar": False}}

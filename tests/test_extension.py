@@ -118,18 +118,6 @@ def broken():
         BROKEN[k] = False
 
 
-@pytest.fixture(scope="module")
-def split(tiny_prepared):
-    from eeg2fmri.datasets.targets import make_split
-
-    return make_split(tiny_prepared, "within")
-
-
-@pytest.fixture(scope="module")
-def prepared_dir(tiny_prepared, tmp_path_factory):
-    return tiny_prepared.save(tmp_path_factory.mktemp("ext") / "prepared")
-
-
 def _cfg(**opt):
     return {"seed": 0, "optimizer": {"lr": 1e-2, "batch_size": 16, "max_epochs": 2, "patience": None, **opt},
             "trainer": {"log": ["csv"], "accelerator": "cpu", "progress_bar": False}}

@@ -61,18 +61,6 @@ class BiasOnly(nn.Module):
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def split(tiny_prepared):
-    from eeg2fmri.datasets.targets import make_split
-
-    return make_split(tiny_prepared, "within")
-
-
-@pytest.fixture(scope="module")
-def prepared_dir(tiny_prepared, tmp_path_factory):
-    return tiny_prepared.save(tmp_path_factory.mktemp("train") / "prepared")
-
-
 def _cfg(**opt):
     return {"seed": 0, "optimizer": {"lr": 1e-2, "batch_size": 8, "max_epochs": 4, "patience": None, **opt}, "trainer": {"log": ["csv"], "accelerator": "cpu"}}
 

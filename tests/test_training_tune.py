@@ -12,11 +12,6 @@ from tests.test_training import MODEL  # noqa: F401  (registers the tiny band-po
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def prepared_dir(tiny_prepared, tmp_path_factory):
-    return tiny_prepared.save(tmp_path_factory.mktemp("tune") / "prepared")
-
-
 def _config(prepared_dir, out):
     return {"seed": 5, "out": str(out), "data": {"prepared": str(prepared_dir)}, "model": {"name": MODEL, "hparams": {"hidden": 4}},
             "optimizer": {"batch_size": 8, "max_epochs": 2, "patience": None}, "trainer": {"log": ["csv"], "progress_bar": False, "accelerator": "cpu"},
