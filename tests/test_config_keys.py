@@ -343,3 +343,18 @@ def test_config_may_be_inline_json(tiny_bids, tmp_path, capsys):
     assert main(["prepare", str(tiny_bids), "--out", str(tmp_path / "p"), "--config", '{"tr": 2.0}', "-q"]) == 0
     man = json.loads((tmp_path / "p" / "manifest.json").read_text())
     assert man["config"]["tr"] == 2.0
+
+
+def test_train_without_test_span_uses_every_volume_but_validation(prepared_dir, tmp_path, tiny_prepared):
+    """A model to deploy: split.fractions [0.8, 0.2, 0] trains on every volume but the validation span (one gap, no
+    test span), writes no test score and says so; the README's recipe."""
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.workflows.train import train
+
+    cfg = _train_cfg(prepared_dir, tmp_path / "deploy")
+    cfg["split"]["fractions"] = [0.8, 0.2, 0.0]
+    train(cfg)
+    metrics = json.loads((tmp_path / "deploy" / "metrics.json").read_text())
+    assert "test" not in metrics and metrics["split"]["n_test"] == 0
+    held = make_split(tiny_prepared, "within")
+    assert metrics["split"]["n_train"] + metrics["split"]["n_val"] > held.n_samples("train") + held.n_samples("val") + held.n_samples("test")

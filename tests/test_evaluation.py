@@ -409,8 +409,14 @@ def test_temporal_split_refuses_spans_of_one_volume():
     assert min(len(v) for v in ok.values()) >= 2
     with pytest.raises(Eeg2fmriInputError, match=r"the val/test span would hold 1/1 volume\(s\), expected at least 2; .* \(protocol loso\)"):
         temporal_split(16, 3, gap=2, fractions=(0.8, 0.1, 0.1))
-    empty = temporal_split(40, 3, gap=2, fractions=(0.8, 0.2, 0.0))
+    legacy = temporal_split(40, 3, gap=2, fractions=(0.8, 0.2, 0.0))
+    assert len(legacy["test"]) == 0 and legacy["val"][-1] < 39  # the subject-wise protocols' training runs: the gap stays unused
+    empty = temporal_split(40, 3, gap=2, fractions=(0.8, 0.2, 0.0), test_gap=False)
     assert len(empty["test"]) == 0
+    # no test span: one gap only, the validation span runs to the last volume (no volume left unused but the gap)
+    assert empty["train"][0] == 3 and empty["val"][-1] == 39
+    assert empty["val"][0] - empty["train"][-1] - 1 == 2
+    assert len(empty["train"]) + len(empty["val"]) == 40 - 3 - 2
 
 
 def test_extra_metrics_of_ones_own_are_scored_beside_the_built_in_ones(tiny_prepared):

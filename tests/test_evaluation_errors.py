@@ -84,5 +84,5 @@ def test_labels_and_split_errors(tiny_prepared, tmp_path):
     sp = make_split(tiny_prepared, "within")
     tg = split_targets(tiny_prepared, sp)
     sp.selections["test"] = {}
-    with pytest.raises(Eeg2fmriInputError, match=r"split \(within\): expected a test selection, found none"):
+    with pytest.raises(Eeg2fmriInputError, match=r"split \(within\): expected a test selection, found none; make the split with a test span \(a test share in fractions, e\.g\. \[0\.6, 0\.2, 0\.2\]\) or test subjects"):
         evaluate_models(tiny_prepared, sp, tg, {"x": object()})

@@ -36,6 +36,8 @@ def run(args) -> int:
     line = f"validation: mse {v.get('mse', float('nan')):.4f}, mean r {v.get('mean_r', float('nan')):.4f}"
     if "test" in m:
         line += f" | test: mse {m['test']['mse']:.4f}, mean r {m['test']['mean_r']:.4f}, median r {m['test']['median_r']:.4f} (per subject, averaged)"
+    elif not m.get("split", {}).get("n_test", 1):
+        line += " | no test span (split.fractions gives it no share): a model to deploy, its held-out score comes from a benchmark or evaluate run"
     tr = m.get("training", {})
     if "best_epoch" in tr:
         line += f" | best epoch {tr['best_epoch']} of {tr['epochs']}"

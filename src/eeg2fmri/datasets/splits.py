@@ -9,7 +9,8 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 __all__ = ["temporal_split", "check_no_overlap"]
 
 
-def temporal_split(n_volumes: int, first_valid: int, *, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), gap: int = 0) -> dict[str, np.ndarray]:
+def temporal_split(n_volumes: int, first_valid: int, *, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), gap: int = 0,
+                   test_gap: bool = True) -> dict[str, np.ndarray]:
     """Within-run train/val/test spans in time order, separated by ``gap`` volumes.
 
     Parameters
@@ -24,12 +25,19 @@ def temporal_split(n_volumes: int, first_valid: int, *, fractions: tuple[float, 
         Volumes dropped between consecutive spans; use at least the EEG
         window length plus the HRF span (in volumes) so no test target shares
         EEG or haemodynamic history with a training one.
+    test_gap : bool
+        With a test share of 0: ``False`` reserves no gap for the empty test
+        span and the validation span runs to the end of the run (a model to
+        deploy: every volume but the validation span trains it); ``True``
+        leaves that gap unused (the subject-wise protocols' training runs,
+        on whose splits every reported LOSO number was measured).
 
     Returns
     -------
     split : dict with ``train``, ``val``, ``test`` volume indices.
     """
-    usable = n_volumes - first_valid - 2 * gap
+    n_gaps = 2 if fractions[2] > 0 or test_gap else 1
+    usable = n_volumes - first_valid - n_gaps * gap
     if usable < 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise Eeg2fmriInputError(
             f"cannot split {n_volumes} volumes (first valid {first_valid}, gap {gap}) into fractions {fractions}; "
@@ -40,7 +48,11 @@ def temporal_split(n_volumes: int, first_valid: int, *, fractions: tuple[float, 
     start = first_valid
     train = np.arange(start, start + n_tr)
     val = np.arange(start + n_tr + gap, start + n_tr + gap + n_va)
-    test = np.arange(start + n_tr + n_va + 2 * gap, n_volumes)
+    if n_gaps == 2:
+        test = np.arange(start + n_tr + n_va + 2 * gap, n_volumes)
+    else:  # the validation span runs to the end of the run
+        val = np.arange(start + n_tr + gap, n_volumes)
+        test = np.arange(0)
     spans = {"train": train, "val": val, "test": test}
     short = {k: len(v) for (k, v), f in zip(spans.items(), fractions) if f > 0 and len(v) < 2}
     if short:  # a correlation needs 2 volumes; a one-volume span would fail later with a message about array axes

@@ -211,7 +211,7 @@ def make_split(
             sel["val"][i] = np.arange(first, last)
             continue
         if protocol == "within":
-            sp = temporal_split(last, first, fractions=fractions, gap=gap)
+            sp = temporal_split(last, first, fractions=fractions, gap=gap, test_gap=False)
         elif val_subjects:
             sp = {"train": np.arange(first, last), "val": np.array([], int), "test": np.array([], int)}
         else:

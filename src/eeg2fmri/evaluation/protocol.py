@@ -722,7 +722,7 @@ def evaluate_models(
     if not (0.0 < float(ci) < 1.0):
         raise Eeg2fmriInputError(f"evaluate: expected 0 < ci < 1, got {ci}; e.g. ci=0.95.")
     if not split.selections.get("test"):
-        raise Eeg2fmriInputError(f"split ({split.protocol}): expected a test selection, found none; make the split with a test span or test subjects.")
+        raise Eeg2fmriInputError(f"split ({split.protocol}): expected a test selection, found none; make the split with a test span (a test share in fractions, e.g. [0.6, 0.2, 0.2]) or test subjects.")
     models = dict(models)
     if not models:
         raise Eeg2fmriInputError("evaluate: expected at least one model to score, got none.")
