@@ -157,3 +157,15 @@ def test_channel_key_and_decorated_names_map_by_name():
     raw2 = mne.io.RawArray(np.zeros((2, 50)), mne.create_info(["Fp1", "EEG Fp1"], 100.0, "eeg"), verbose=False)
     out2, _ = map_channels_by_position(raw2, ["Fp1"])
     assert out2.ch_names == ["Fp1"]
+
+
+def test_match_channels_takes_decorated_names_as_prepare_does():
+    """synthesize/evaluate's match_channels: case first, then EDF-style decorations (channel_key), never a guess between two."""
+    from eeg2fmri.synthesis import match_channels
+
+    picks, extra = match_channels(["EEG FP1-REF", "eeg cz-ref", "O2", "Status"], ["Cz", "Fp1", "O2"])
+    assert picks == ["eeg cz-ref", "EEG FP1-REF", "O2"] and extra == ["Status"]
+    picks, _ = match_channels(["EEG Fp1", "fp1"], ["Fp1"])  # a name equal but for case wins over a decorated one
+    assert picks == ["fp1"]
+    with pytest.raises(Eeg2fmriInputError, match=r"1 are missing here: \['Fp1'\]; rename channels .*EDF-style decorations"):
+        match_channels(["EEG Fp1-REF", "EEG Fp1-LE"], ["Fp1"])  # two decorated names of one key: none is taken

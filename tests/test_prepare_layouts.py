@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -251,3 +253,45 @@ def test_channels_option_interpolates_a_channel_marked_bad(tiny_bids, tmp_path):
     assert ds.ch_names == names and all(np.isfinite(r.features).all() for r in ds.runs)
     mapping = next(v for k, v in ds.provenance["inputs"].items() if "sub-02" in k)["channel_mapping"]
     assert bad in mapping["interpolated"]
+
+
+def test_grid_first_resamples_every_run_onto_the_first_runs_grid(tiny_bids, tmp_path, caplog):
+    """Runs in one space but another box (a run cropped by two slices and shifted): refused with the fix named; with
+    grid='first' each such run is resampled onto the first run's grid, its BOLD equal to nilearn's resample_to_img of the
+    run onto the first run (continuous interpolation); mask voxels outside a run's own box are warned about."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+    from nilearn.image import resample_to_img
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    first = nib.load(next((root / "sub-01" / "func").glob("*_bold.nii.gz")))
+    path = next((root / "sub-02" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(path)
+    orig = np.asarray(img.dataobj, dtype=np.float32)
+    data = orig[:, :, 1:-1]  # two axial slices fewer, the box shifted up one slice
+    shifted = img.affine.copy()
+    shifted[:3, 3] += img.affine[:3, 2]
+    cropped = nib.Nifti1Image(data, shifted, img.header)
+    nib.save(cropped, path)
+    with pytest.raises(Eeg2fmriInputError, match=r"grid \(\d+, \d+, \d+\) differs from the first run's .* pass prepare option grid='first'"):
+        prepare_dataset(root, progress_bar=False)
+    ds = prepare_dataset(root, {"grid": "first"}, progress_bar=False)
+    ref = np.asarray(resample_to_img(nib.Nifti1Image(data, shifted), first, interpolation="continuous", force_resample=True,
+                                     copy_header=True).dataobj)
+    np.testing.assert_allclose(ds.runs[1].bold, ref[ds.mask].T, rtol=1e-4, atol=1e-3 * np.abs(ref[ds.mask]).max())
+    np.testing.assert_array_equal(ds.affine, first.affine)
+    # a box that misses the mask's lowest slices: those voxels are zero in that run, and the warning says so
+    low = nib.Nifti1Image(orig[:, :, 3:], img.affine @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1.0]]),
+                          img.header)
+    nib.save(low, path)
+    caplog.clear()
+    ds = prepare_dataset(root, {"grid": "first"}, progress_bar=False)
+    assert re.search(r"sub-02_task-rest_run-1_bold.nii.gz: \d+ of \d+ mask voxels lie outside this run's field of view", caplog.text)
+    assert int(np.count_nonzero(~np.any(ds.runs[1].bold != 0, axis=0))) > 0
+    with pytest.raises(Eeg2fmriInputError, match=r"prepare option grid: expected a grid shape such as \[64, 64, 30\] or 'first'"):
+        prepare_dataset(root, {"grid": "last"}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"grid='first' and voxel_size=3: expected one way of naming the grid; drop one"):
+        prepare_dataset(root, {"grid": "first", "voxel_size": 3}, progress_bar=False)

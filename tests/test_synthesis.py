@@ -206,6 +206,12 @@ def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_pat
     side = json.loads((tmp_path / "upper.json").read_text())
     assert "Extra1" in side["ChannelsIgnored"] and side["ChannelsRenamed"]["FP1"] == "Fp1"
     np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "upper.nii.gz").dataobj), base, atol=1e-5)
+    # EDF-style decorations ("EEG FP1-REF") are the training names, as prepare matches them (synthesize refused them)
+    decorated = raw.copy().rename_channels({c: f"EEG {c.upper()}-REF" for c in raw.ch_names})
+    synthesize(decorated, ridge_dir, tmp_path / "edf.nii.gz", progress_bar=False)
+    side = json.loads((tmp_path / "edf.json").read_text())
+    assert side["ChannelsRenamed"]["EEG FP1-REF"] == "Fp1"
+    np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "edf.nii.gz").dataobj), base, atol=1e-5)
     # another sampling rate is resampled to the training work rate (100 Hz) and reported
     up = raw.copy().resample(200.0, verbose=False)
     synthesize(up, ridge_dir, tmp_path / "up.nii.gz", progress_bar=False)

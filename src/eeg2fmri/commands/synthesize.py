@@ -81,6 +81,6 @@ def run(args) -> int:
         print(f"ignored {len(side['ChannelsIgnored'])} channel(s) the model does not use: {', '.join(side['ChannelsIgnored'][:10])}")
     if side.get("Resampled"):
         train = side.get("TrainingSamplingFrequency")
-        print(f"resampled: the recording is sampled at {side['SamplingFrequency']:g} Hz" + (f" (training: {train:g} Hz)" if train else "")
+        print(f"resampled: the recording is sampled at {side['SamplingFrequency']:g} Hz" + (f", the training recordings at {train:g} Hz (the lowest rate among them)" if train else "")
               + f"; its features were computed at the training work rate {side['WorkSamplingFrequency']:g} Hz")
     return 0

@@ -97,8 +97,10 @@ class PrepareConfig:
         :func:`eeg2fmri.preprocessing.cleaning.clean_raw`, e.g. ``{"gradient": "aas",
         "bcg": "pca_obs"}`` (missing keys: ``None``, i.e. that step off); the report
         (residual artifact power) is recorded in the manifest's provenance.
-    grid : list of int | None
-        Resample BOLD to this grid shape (same field of view), e.g. ``[64, 64, 30]``.
+    grid : list of int | "first" | None
+        Resample BOLD to this grid shape (same field of view), e.g. ``[64, 64, 30]``;
+        ``"first"``: every run onto the first run's grid (runs already in one space,
+        e.g. MNI, but with other boxes or voxel sizes; continuous interpolation).
     voxel_size : float | None
         Or resample BOLD to this isotropic voxel size in mm.
     confounds : list of str | None
@@ -722,6 +724,10 @@ def _validate_config(cfg: PrepareConfig) -> None:
         raise Eeg2fmriInputError(f"prepare option marker: expected a list of marker names (e.g. ['R128', 'Volume']) or null, got {cfg.marker!r}.")
     if cfg.mask not in ("data", "mni") and not Path(str(cfg.mask)).is_file():
         raise Eeg2fmriInputError(f"prepare option mask: expected 'data', 'mni' or the path of a mask NIfTI, got {cfg.mask!r} (no such file); check the path.")
+    if isinstance(cfg.grid, str) and cfg.grid != "first":
+        raise Eeg2fmriInputError(f"prepare option grid: expected a grid shape such as [64, 64, 30] or 'first' (every run onto the first run's grid), got {cfg.grid!r}.")
+    if cfg.grid == "first" and cfg.voxel_size is not None:
+        raise Eeg2fmriInputError(f"prepare options grid='first' and voxel_size={cfg.voxel_size!r}: expected one way of naming the grid; drop one.")
 
 
 def _check_onset(value: Any, name: str) -> float:
@@ -821,11 +827,18 @@ def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | Non
     return np.asarray(mimg.dataobj) > 0, None
 
 
-def _read_bold_on_grid(rec, cfg: PrepareConfig):
+def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndarray] | None = None):
+    """A run's BOLD on the grid the config asks for; ``first_grid`` (shape, affine): the first run's, for ``grid="first"``."""
     from eeg2fmri.io.layouts import read_layout_bold
 
     img, tr = read_layout_bold(rec)
-    if cfg.grid is not None or cfg.voxel_size is not None:
+    if cfg.grid == "first":
+        if first_grid is not None and (img.shape[:3] != tuple(first_grid[0]) or not np.allclose(img.affine, first_grid[1], atol=1e-2)):
+            from eeg2fmri.preprocessing.volumes import resample_bold
+
+            img = resample_bold(img, target_shape=tuple(first_grid[0]), target_affine=np.asarray(first_grid[1], float), where=str(rec.bold_path))
+            logger.info("%s: resampled onto the first run's grid %s", rec.bold_path, tuple(first_grid[0]))
+    elif cfg.grid is not None or cfg.voxel_size is not None:
         from eeg2fmri.preprocessing.volumes import resample_bold
 
         img = resample_bold(img, target_shape=tuple(cfg.grid) if cfg.grid is not None else None, voxel_size=cfg.voxel_size)
@@ -933,14 +946,16 @@ def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.
     if abs(tr - tr0) > 1e-3 * tr0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
     if img.shape[:3] != shape0:
-        raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first.")
+        raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first, "
+                                 "or, for runs in one space (e.g. MNI), pass prepare option grid='first' (--config '{\"grid\": \"first\"}').")
     if affine0 is not None:  # the same shape is not the same grid: voxels are pooled by index across runs
         diff = float(np.max(np.abs(np.asarray(img.affine, float) - np.asarray(affine0, float))))
         if diff > 1e-2:
             raise Eeg2fmriInputError(
                 f"{rec.bold_path}: voxel-to-world affine differs from the first run's ({first}) by up to {diff:.3g} (mm), although the "
                 f"grid shapes agree: the same voxel index is a different place in the two runs. Expected every run on one grid; "
-                "resample the runs to one grid first (nilearn.image.resample_to_img(run, first_run)), or, if an axis is only flipped "
+                "resample the runs to one grid first (nilearn.image.resample_to_img(run, first_run), or prepare option grid='first', "
+                "for runs in one space such as MNI; grid=[...] and voxel_size resample each run within its own box), or, if an axis is only flipped "
                 "(e.g. LAS vs RAS), reorient every run with nibabel.as_closest_canonical."
             )
 
@@ -950,12 +965,18 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
     """One run: the BOLD is streamed in a thread while the EEG is processed (both release the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    img, tr = _read_bold_on_grid(rec, cfg)
+    img, tr = _read_bold_on_grid(rec, cfg, (shape0, affine0) if affine0 is not None else None)
     _check_run_grid(rec, img, tr, tr0, shape0, affine0, first)
     with ThreadPoolExecutor(1) as ex:
         fut = ex.submit(load_masked_bold, img, mask, where=str(rec.bold_path))
         eeg = _prepare_eeg(rec, cfg, img, tr)
         bold = fut.result()[0]
+    if cfg.grid == "first":  # a run resampled from a smaller box has no data for the mask voxels outside it
+        outside = int(np.count_nonzero(~np.any(bold != 0, axis=0)))
+        if outside:
+            logger.warning("%s: %d of %d mask voxels lie outside this run's field of view (zero after resampling onto the first run's "
+                           "grid); they carry no signal for this run. Put the run with the smallest field of view first, or pass a mask "
+                           "inside every run's box (prepare option mask).", rec.bold_path, outside, bold.shape[1])
     return _finish_run(rec, cfg, eeg, bold, atlas, img.shape[3], mask)
 
 

@@ -84,7 +84,12 @@ def output_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:
 
 
 def match_channels(available: list[str], wanted: list[str], where: str = "EEG") -> tuple[list[str], list[str]]:
-    """Map the model's channel names onto a recording's, case-insensitively.
+    """Map the model's channel names onto a recording's, case-insensitively, then without EDF-style decorations.
+
+    A training name matches a recording name that differs only in case, else
+    one that equals it without a leading ``EEG`` or a trailing reference tag
+    (:func:`~eeg2fmri.preprocessing.channels.channel_key`: ``EEG FP1-REF`` is
+    ``Fp1``), as ``prepare`` matches the runs' channels.
 
     Parameters
     ----------
@@ -106,15 +111,22 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
         A model channel is missing (the message names them and how to fix
         it) or a name matches several channels that differ only in case.
     """
+    from eeg2fmri.preprocessing.channels import _by_key
+
     by_lower: dict[str, list[str]] = {}
     for c in available:
         by_lower.setdefault(c.lower(), []).append(c)
+    # then without EDF-style decorations, as prepare matches them (channel_key: "EEG FP1-REF" is Fp1)
+    keyed, key = _by_key(list(available))
+    for c in wanted:
+        if c.lower() not in by_lower and key(c) in keyed:
+            by_lower[c.lower()] = [keyed[key(c)]]
     missing = [c for c in wanted if c.lower() not in by_lower]
     if missing:
         raise Eeg2fmriInputError(
             f"{where}: the model was trained on {len(wanted)} EEG channels and {len(missing)} are missing here: "
             f"{missing[:12]}{' ...' if len(missing) > 12 else ''}; rename channels to the training names "
-            "(raw.rename_channels({...}), matching ignores case) or add them by interpolation (set a montage, add "
+            "(raw.rename_channels({...}), matching ignores case and EDF-style decorations such as 'EEG Fp1-REF') or add them by interpolation (set a montage, add "
             "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording; or map them by electrode "
             "position with channel_positions='file' or a montage name such as 'biosemi64' (--channel-positions)."
         )
@@ -520,7 +532,7 @@ def synthesize(
     # DataSpec keeps only the raw rate, from the work rate); the usual work-rate conversion is not reported
     resampled = abs(sf - (train_sf if math.isfinite(train_sf) else wsf_train)) > 1e-6 * sf
     if resampled:
-        logger.info("%s: sampled at %g Hz (training: %g Hz); resampled to the training work rate %g Hz", where, sf,
+        logger.info("%s: sampled at %g Hz (training recordings: %g Hz, the lowest rate among them); resampled to the training work rate %g Hz", where, sf,
                     train_sf if math.isfinite(train_sf) else wsf_train, wsf_train)
     line = raw.info.get("line_freq")
     if cfg.notch is not None and line and abs(float(line) - float(cfg.notch)) > 0.5:
