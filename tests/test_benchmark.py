@@ -463,3 +463,25 @@ def test_input_decoding_helpers(monkeypatch):
     signal = x[:, :3] @ np.array([[1.0], [-0.5], [0.3]])
     assert dec.decode(x, signal) > 0.99
     assert abs(dec.decode(x, rng.standard_normal((300, 1)))) < 0.25
+
+
+def test_warnings_once_gives_each_warning_text_once(caplog):
+    """benchmark prepares the same runs once per input representation inside warnings_once: each warning text once, info
+    messages every time, and the filter is gone after the block (also after an error)."""
+    import logging
+
+    from eeg2fmri.utils.logs import logger, warnings_once
+
+    caplog.set_level(logging.INFO, logger="eeg2fmri")
+    with warnings_once():
+        for _ in range(2):
+            logger.warning("run %s: no line frequency", "01")
+            logger.info("prepared")
+        logger.warning("run %s: no line frequency", "02")
+    assert [r.getMessage() for r in caplog.records] == ["run 01: no line frequency", "prepared", "prepared", "run 02: no line frequency"]
+    caplog.clear()
+    with pytest.raises(RuntimeError, match="boom"), warnings_once():
+        raise RuntimeError("boom")
+    logger.warning("again")
+    logger.warning("again")
+    assert [r.getMessage() for r in caplog.records] == ["again", "again"] and not logger.filters

@@ -253,20 +253,23 @@ def run(args) -> int:
     timings: dict = {"prepare_s": {}, "run_s": {}}
     t_start = time.perf_counter()
     plans = []
-    for g in groups:  # every representation prepared (or loaded) before any model trains
-        t0 = time.perf_counter()
-        rep = g["representation"]
-        g_prep = dict(prep)
-        if not is_prepared and rep != "bandpower":
-            g_prep["config"] = {**dict(prep.get("config") or {}), "representation": rep}
-            g_prep["prepared_out"] = (Path(prep["prepared_out"]).with_name(Path(prep["prepared_out"]).name + f"_{rep}")
-                                      if prep.get("prepared_out") else (out / f"prepared_{rep}" if out is not None else None))
-        ds = _load_dataset(args.dataset, out, "train", not args.quiet, g_prep)
-        test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
-        test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
-        g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
-        timings["prepare_s"][rep] = round(time.perf_counter() - t0, 2)
-        plans.append((g, ds, test_ds, g_h))
+    from eeg2fmri.utils.logs import warnings_once
+
+    with warnings_once():  # the same runs, prepared once per representation, warn once
+        for g in groups:  # every representation prepared (or loaded) before any model trains
+            t0 = time.perf_counter()
+            rep = g["representation"]
+            g_prep = dict(prep)
+            if not is_prepared and rep != "bandpower":
+                g_prep["config"] = {**dict(prep.get("config") or {}), "representation": rep}
+                g_prep["prepared_out"] = (Path(prep["prepared_out"]).with_name(Path(prep["prepared_out"]).name + f"_{rep}")
+                                          if prep.get("prepared_out") else (out / f"prepared_{rep}" if out is not None else None))
+            ds = _load_dataset(args.dataset, out, "train", not args.quiet, g_prep)
+            test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
+            test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
+            g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
+            timings["prepare_s"][rep] = round(time.perf_counter() - t0, 2)
+            plans.append((g, ds, test_ds, g_h))
 
     def one(plan, executor=None):
         g, ds, test_ds, g_h = plan

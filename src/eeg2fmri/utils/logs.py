@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from tqdm.auto import tqdm
@@ -43,6 +44,35 @@ def set_log_level(verbose: bool | str | int | None = "info") -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._eeg2fmri = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+
+
+class _Once(logging.Filter):
+    """Lets each warning text through once (records below WARNING always)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        msg = record.getMessage()
+        if msg in self.seen:
+            return False
+        self.seen.add(msg)
+        return True
+
+
+@contextmanager
+def warnings_once() -> Iterator[None]:
+    """Within the block, a warning the package logger already gave (the same text) is not given again: e.g. the same
+    runs prepared once per input representation say what they found in them once."""
+    f = _Once()
+    logger.addFilter(f)
+    try:
+        yield
+    finally:
+        logger.removeFilter(f)
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
