@@ -243,3 +243,32 @@ def test_targets_in_output_blocks_equal_one_pass(monkeypatch, kw, validation, ke
     np.testing.assert_array_equal(np.atleast_1d(blocked.alpha_), np.atleast_1d(whole.alpha_))
     np.testing.assert_array_equal(blocked.coef_, whole.coef_)
     np.testing.assert_array_equal(blocked.intercept_, whole.intercept_)
+
+
+@pytest.mark.parametrize("per_target", [True, False])
+def test_refit_uses_the_validation_choices_on_every_window(per_target):
+    """refit=True: basis and penalties as chosen on the validation windows without refit, coefficients those of
+    sklearn's Ridge with those penalties on the training and validation windows together (standardised on both)."""
+    from sklearn.linear_model import Ridge
+
+    x, y = _data(130, 0)
+    xv, yv = _data(47, 1)
+    alphas = (0.01, 0.3, 3.0, 30.0, 300.0)
+    kw = dict(alphas=alphas, hrf="auto", alpha_per_target=per_target)
+    plain = RidgeHRF(SPEC, **kw).fit(x, y, xv, yv)
+    m = RidgeHRF(SPEC, refit=True, **kw).fit(x, y, xv, yv)
+    assert m.hrf_ == plain.hrf_ and np.array_equal(np.atleast_1d(m.alpha_), np.atleast_1d(plain.alpha_))
+    assert m.hrf_scores_ == plain.hrf_scores_ and (plain.n_fit_windows_, m.n_fit_windows_) == (130, 177)
+    both_x, both_y = np.concatenate([x, xv]), np.concatenate([y, yv])
+    f = _standardised(m, both_x) if m.hrf_ == "lags" else None
+    if f is not None:  # the lags basis: features are the windows themselves, so sklearn sees the same matrix
+        p = f.shape[1]
+        alpha = np.atleast_1d(m.alpha_) * np.ones(11) * p
+        ref = Ridge(alpha=alpha).fit(f, both_y)
+        np.testing.assert_allclose(m.coef_, ref.coef_.T, rtol=2e-4, atol=1e-6)
+    # whatever the basis: equal to a plain fit on both window sets with only the chosen penalty (GCV has one choice)
+    if not per_target:
+        one = RidgeHRF(SPEC, alphas=(float(m.alpha_),), hrf=m.hrf_).fit(both_x, both_y)
+        np.testing.assert_allclose(m.predict(xv), one.predict(xv), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(m.predict(xv), plain.predict(xv))
+    assert m.get_params()["refit"] is True and "refit" not in plain.get_params()

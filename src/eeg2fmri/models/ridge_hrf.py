@@ -154,6 +154,13 @@ class RidgeHRF:
         validation data.
     alpha_per_target : bool
         Choose the penalty per output (voxel/ROI) instead of one for all.
+    refit : bool
+        With validation windows: once the basis and penalties are chosen on
+        them, fit again on the training and validation windows together with
+        those choices (scikit-learn's ``refit``): more data for the model one
+        deploys, at the price of a validation score that no longer describes
+        the fitted coefficients. Off by default (every reported number fits on
+        the training windows only).
     factored : bool
         Keep the coefficients as ``components_.T @ coef_`` (the ridge solution
         lies in the span of the training windows, rank <= n_samples) instead
@@ -176,14 +183,17 @@ class RidgeHRF:
         The basis used (the chosen one with ``hrf="auto"``).
     hrf_scores_ : dict
         Validation (or GCV) mean squared error of each basis tried.
+    n_fit_windows_ : int
+        Windows the coefficients were fitted on (training, plus validation with ``refit``).
     """
 
     kind = "sklearn"
     input_kinds = ("bandpower", "tangent")
 
     def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool = False,
-                 factored: bool = False) -> None:
+                 factored: bool = False, refit: bool = False) -> None:
         self.spec = spec
+        self.refit = bool(refit)
         self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
         self.hrf = hrf
         self.alpha_per_target = bool(alpha_per_target)
@@ -203,7 +213,8 @@ class RidgeHRF:
 
     def get_params(self) -> dict[str, Any]:
         params = {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target}
-        return {**params, "factored": True} if self.factored else params  # (versions before 2026-12-04 know no "factored")
+        # (versions before 2026-12-04 know no "factored", before 2026-12-05 no "refit": given only when set)
+        return {**params, **({"factored": True} if self.factored else {}), **({"refit": True} if self.refit else {})}
 
     @property
     def n_bands(self) -> int:
@@ -254,9 +265,19 @@ class RidgeHRF:
         for k, v in fits[self.hrf_].items():
             if k != "score":
                 setattr(self, k, v)
+        self.n_fit_windows_ = len(x)
+        if self.refit and x_val is not None and y_val is not None:  # the same basis and penalties, on every window given
+            n_out = int(np.prod(self.spec.output_shape))
+            both_x = np.concatenate([np.asarray(x), np.asarray(x_val)])
+            both_y = np.concatenate([np.asarray(y).reshape(len(x), n_out), np.asarray(y_val).reshape(len(x_val), n_out)])
+            again = self._fit_basis(self.hrf_, both_x, both_y, None, None, fixed=self.alpha_index_)
+            for k in ("x_mean_", "x_scale_", "coef_", "intercept_", "components_"):
+                if k in again:
+                    setattr(self, k, again[k])
+            self.n_fit_windows_ = len(both_x)
         return self
 
-    def _fit_basis(self, hrf: str, x, y, x_val, y_val) -> dict:
+    def _fit_basis(self, hrf: str, x, y, x_val, y_val, fixed: np.ndarray | None = None) -> dict:
         """Ridge on one basis's features: fitted attributes and the selection score.
 
         The outputs are taken in blocks (``_Y_BLOCK_ELEMS`` float64 values of targets at a time): the float64 copies
@@ -302,9 +323,9 @@ class RidgeHRF:
             return out
 
         shared = not self.alpha_per_target
-        err = np.zeros((len(alphas), 1)) if shared and validation else np.empty((len(alphas), n_out))
+        err = np.zeros((len(alphas), 1)) if shared and validation else np.zeros((len(alphas), n_out))
         b_acc, c_acc, yy = np.zeros(len(s)), np.zeros((len(s), len(s))), 0.0
-        for j, c in enumerate(blocks):
+        for j, c in enumerate(blocks if fixed is None else ()):  # (fixed: the penalty of each output is given)
             uty = uty_block(j, c)
             if validation:
                 yv_c = np.asarray(yv[:, c], dtype=np.float64) - y_mean[c]
@@ -322,7 +343,10 @@ class RidgeHRF:
                     err[a_i, c] = ((yc - u @ (d[:, None] * uty)) ** 2).mean(0) / (1 - d.sum() / n) ** 2
         if shared and validation:
             err[:, 0] = _shared_error_from_sums(b_acc, gram, c_acc, yy, len(yv) * n_out, s, alphas * p)
-        if self.alpha_per_target:
+        if fixed is not None:
+            best = np.asarray(fixed, dtype=np.int64)
+            alpha = alphas[best] if self.alpha_per_target else float(alphas[best[0]])
+        elif self.alpha_per_target:
             best = np.argmin(err, axis=0)
             alpha = alphas[best]
         else:
@@ -344,7 +368,7 @@ class RidgeHRF:
             uty_kept.pop(j, None)
         score = float(err[best, np.arange(err.shape[1])].mean()) if self.alpha_per_target else float(err[best[0]].mean())
         out = {"x_mean_": x_mean, "x_scale_": x_scale, "coef_": coef, "intercept_": y_mean.astype(np.float32), "alpha_": alpha,
-               "val_scores_": [float(v) for v in err.mean(1)], "score": score}
+               "alpha_index_": best, "val_scores_": [float(v) for v in err.mean(1)], "score": score}
         if self.factored:
             out["components_"] = vt.astype(np.float32)
         return out
