@@ -147,3 +147,29 @@ def test_replaced_output_of_a_killed_run_is_restored_or_removed(tmp_path):
     assert remove_stale_temporaries(tmp_path, "run") == [aside] and not aside.exists()
     assert (tmp_path / "run" / "a.txt").read_text() == "2"
 
+
+
+def test_software_names_versions_and_the_checkout_commit(tmp_path, tiny_prepared):
+    """Versions as importlib.metadata reads them; the commit as git reads it (a source checkout) or None (an installed package)."""
+    import json
+    import shutil
+    import subprocess
+    from importlib import metadata
+    from pathlib import Path
+
+    import eeg2fmri
+    from eeg2fmri.utils.provenance import software, software_line
+
+    sw = software()
+    assert sw["eeg2fmri"] == eeg2fmri.__version__
+    assert sw["numpy"] == metadata.version("numpy") and sw["torch"] == metadata.version("torch") and sw["mne"] == metadata.version("mne")
+    root = Path(eeg2fmri.__file__).resolve().parents[2]
+    if (root / ".git").exists() and shutil.which("git"):
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        assert sw["git_commit"] == head and isinstance(sw["git_dirty"], bool)
+        assert software_line().startswith(f"eeg2fmri {eeg2fmri.__version__} (git {head[:12]}")
+    else:
+        assert sw["git_commit"] is None and software_line() == f"eeg2fmri {eeg2fmri.__version__}"
+    # a prepared dataset's manifest records it
+    out = tiny_prepared.save(tmp_path / "prep")
+    assert json.loads((out / "manifest.json").read_text())["software"] == sw

@@ -243,8 +243,48 @@ def test_resume_equals_uninterrupted_and_reruns_reproduce(tiny_prepared, split, 
     assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
     assert full.info["history"] == resumed.info["history"] == again.info["history"]
     assert len(full.info["history"]) == 5
+    # the resumed fit's time counts the interrupted run's epochs too
+    assert 0 < resumed.info["seconds_before_resume"] < resumed.fit_seconds
+    assert "seconds_before_resume" not in full.info
     with pytest.raises(Eeg2fmriInputError, match=r"expected checkpoints/last\.ckpt to resume from, found none"):
         fit_torch(tiny_prepared, split, MODEL, hp, train_config=cfg, out_dir=tmp_path / "c", resume=True)
+
+
+def test_training_and_loading_leave_the_callers_global_rng_alone(tiny_prepared, split, tmp_path, monkeypatch):
+    """House rule 8: a fit seeds its own streams; the user's random, numpy and torch draws do not change."""
+    import os
+    import random
+
+    from eeg2fmri.models import load_model, save_model
+    from eeg2fmri.training.trainer import fit_torch
+
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    monkeypatch.delenv("PL_SEED_WORKERS", raising=False)
+
+    def draws():
+        return random.random(), np.random.rand(), torch.rand(1).item()  # noqa: NPY002 -- the legacy global stream is what is checked
+
+    def reseed():
+        random.seed(123)
+        np.random.seed(123)  # noqa: NPY002
+        torch.manual_seed(123)
+
+    reseed()
+    expected = draws()
+    reseed()
+    res = fit_torch(tiny_prepared, split, MODEL, {"hidden": 4}, train_config=_cfg(max_epochs=2), progress_bar=False)
+    assert draws() == expected
+    assert "PL_GLOBAL_SEED" not in os.environ and "PL_SEED_WORKERS" not in os.environ
+    # also after a fit that fails
+    reseed()
+    with pytest.raises(Eeg2fmriInputError, match="resume=True needs out_dir"):
+        fit_torch(tiny_prepared, split, MODEL, {"hidden": 4}, train_config=_cfg(max_epochs=2), resume=True)
+    assert draws() == expected
+    out = save_model(res.model.module, tmp_path / "m", spec=res.spec, name=MODEL, hparams={"hidden": 4}, mask=tiny_prepared.mask,
+                     affine=tiny_prepared.affine, window={"n_frames": split.n_frames, "lag": split.lag}, prepare=tiny_prepared.config.to_dict())
+    reseed()
+    load_model(out)
+    assert draws() == expected
 
 
 def test_early_stopping_and_checkpoint_use_validation_only(tiny_prepared, split):
@@ -391,6 +431,12 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     assert (out / "checkpoints" / "best.ckpt").exists() and (out / "logs" / "version_0" / "metrics.csv").exists()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["validation"]["n"] == metrics["split"]["n_val"] and "test" in metrics and len(metrics["history"]) == 3
+    # every output names the software that wrote it (version, and the commit of a source checkout)
+    from eeg2fmri.utils.provenance import software, software_line
+
+    assert metrics["software"] == software() == json.loads((out / "model" / "model.json").read_text())["software"]
+    assert (out / "config.yaml").read_text().startswith(f"# written by {software_line()}")
+    assert software_line() in (out / "model" / "MODEL_CARD.md").read_text()
     assert {p.name for p in (out / "model").iterdir()} == {"model.json", "weights.safetensors", "mask.nii.gz", "MODEL_CARD.md", "train_config.json",
                                                         "calibration.json", "calibration.npz"}
     assert json.loads((out / "model" / "calibration.json").read_text())["levels"] == [0.5, 0.8, 0.95]

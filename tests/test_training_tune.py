@@ -63,3 +63,39 @@ def test_tune_errors(prepared_dir, tmp_path):
     bad = {**cfg, "out": str(tmp_path / "bad"), "tune": {"hidden": {"choices": [0]}}}
     with pytest.raises(Eeg2fmriInputError, match=r"every trial failed; the last one with: .*expected hidden >= 1, got 0"):
         tune(bad, trials=1)
+
+
+def test_tune_retries_a_trial_whose_process_died_at_once(prepared_dir, tmp_path, caplog):
+    """A search resumed right after a kill (before Optuna's 120 s heartbeat grace) reruns the killed trial with its parameters."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import optuna
+
+    from eeg2fmri.workflows.tune import tune
+
+    cfg = _config(prepared_dir, tmp_path / "search")
+    tune(cfg, trials=1, pruner="none")
+    storage = f"sqlite:///{tmp_path / 'search' / 'tune' / 'study.db'}"
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = study.ask()  # RUNNING, as a trial is when its process is killed
+    lr = killed.suggest_float("lr", 1e-3, 3e-2, log=True)
+    killed.suggest_categorical("hidden", [4, 8])
+    killed.suggest_float("loss.corr", 0.0, 0.5)
+    killed.set_user_attr("host", socket.gethostname())
+    killed.set_user_attr("pid", dead.pid)
+    running_elsewhere = study.ask()  # a live process of this machine (this one's parent) or another host: left alone
+    running_elsewhere.set_user_attr("host", socket.gethostname())
+    running_elsewhere.set_user_attr("pid", os.getppid())
+    with caplog.at_level("WARNING", logger="eeg2fmri"):
+        res = tune(cfg, trials=2, pruner="none")
+    assert f"trial 1 was left running by a process that ended (pid {dead.pid}); running it again" in caplog.text
+    rows = {r["number"]: r for r in json.loads((tmp_path / "search" / "tune" / "trials.json").read_text())}
+    assert rows[1]["state"] == "FAIL" and "ended before the trial finished; retried" in rows[1]["error"]
+    assert rows[2]["state"] == "RUNNING"  # the live one
+    assert rows[3]["state"] == "COMPLETE" and rows[3]["params"]["lr"] == lr  # the retry, with the killed trial's parameters
+    assert res.n_finished == 2 and len(rows) == 4  # the retried failure is not one of the two

@@ -209,6 +209,7 @@ def run(args) -> int:
 
     from eeg2fmri.evaluation.protocol import results_to_json
     from eeg2fmri.utils.atomic import atomic_file
+    from eeg2fmri.utils.provenance import software
     from eeg2fmri.utils.validation import Eeg2fmriInputError
     from eeg2fmri.workflows.benchmark import format_leaderboard, run_benchmark
 
@@ -322,7 +323,8 @@ def run(args) -> int:
                "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},
                "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"],
                            "model_train_configs": g.get("model_train_configs") or {}} for g, _ in benches],
-               "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings}
+               "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings,
+               "seed": args.seed, "software": software()}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
             tmp.write_text(md)
         with atomic_file(out / "leaderboard.json", overwrite=args.overwrite) as tmp:

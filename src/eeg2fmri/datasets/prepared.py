@@ -26,6 +26,7 @@ from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.provenance import software
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
@@ -287,7 +288,7 @@ class PreparedDataset:
         return dict(format_version=FORMAT_VERSION, kind="eeg2fmri-prepared", tr=self.tr, sfreq=self.sfreq, ch_names=self.ch_names,
                     frame_rate=self.frame_rate, freqs=self.freqs, representation=self.representation, n_voxels=int(self.mask.sum()),
                     grid_shape=list(self.mask.shape), affine=np.asarray(self.affine).tolist(), config=self.config.to_dict(), runs=runs_meta,
-                    provenance=self.provenance, rois=self.rois)
+                    provenance=self.provenance, rois=self.rois, software=software())
 
     def save(self, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the dataset atomically: one ``.npy`` per array and ``manifest.json``."""

@@ -22,6 +22,7 @@ import numpy as np
 from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models.base import build_model, get_model_class
 from eeg2fmri.utils.atomic import _user_mode, atomic_dir, final_paths
+from eeg2fmri.utils.provenance import software, software_line
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["LoadedModel", "check_compatible", "load_model", "load_predictor", "save_model", "save_trained_model"]
@@ -62,7 +63,7 @@ def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dic
                 card: dict, rois: dict | None) -> dict[str, Any]:
     """``model.json`` of a model directory."""
     meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
-                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card)
+                grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card, software=software())
     module = get_model_class(name).__module__
     if not module.startswith("eeg2fmri.") and not module.startswith("eeg2fmri_plugin_"):
         meta["module"] = module  # a model of your own: load_model imports it (a .py plugin file is named in EEG2FMRI_PLUGINS instead)
@@ -106,7 +107,8 @@ def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine
 
 def _card_text(meta: dict) -> str:
     card = meta.get("card", {})
-    lines = [f"# Model card: {meta['model']}", "", "Trained with eeg2fmri. Predictions are in per-voxel standardised (z) units.", "",
+    made_with = software_line(meta["software"]) if meta.get("software") else "eeg2fmri"
+    lines = [f"# Model card: {meta['model']}", "", f"Trained with {made_with}. Predictions are in per-voxel standardised (z) units.", "",
              "## Inputs", f"- representation: {meta['spec']['input_kind']}, window {meta['spec']['input_shape']}",
              f"- EEG channels ({len(meta['spec']['ch_names'])}): {', '.join(meta['spec']['ch_names'])}",
              f"- EEG sampling rate at training: {meta['spec']['sfreq']} Hz; TR {meta['spec']['tr']} s",
@@ -119,6 +121,7 @@ def _card_text(meta: dict) -> str:
 def load_model(path: str | os.PathLike) -> LoadedModel:
     """Load a model directory written by :func:`save_model` (no pickle involved)."""
     import nibabel as nib
+    import torch
 
     path = Path(path)
     mj = path / "model.json"
@@ -130,7 +133,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
                                  f"{', '.join(map(str, READABLE_FORMATS))}); retrain or upgrade eeg2fmri.")
     spec = DataSpec.from_dict(meta["spec"])
     get_model_class(meta["model"], module=meta.get("module"))  # a model of your own: its module, recorded at saving, is imported
-    model = build_model(meta["model"], spec, **meta.get("hparams", {}))
+    with torch.random.fork_rng(devices=[]):  # building initialises weights from the global generator: leave the caller's as it was
+        model = build_model(meta["model"], spec, **meta.get("hparams", {}))
     wpath = path / "weights.safetensors"
     if meta["kind"] == "sklearn":
         from safetensors.numpy import load_file

@@ -43,6 +43,7 @@ from eeg2fmri.training.losses import WeightedLoss
 from eeg2fmri.training.predictor import TorchPredictor
 from eeg2fmri.training.result import FitResult
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.rng import preserve_global_rng
 from eeg2fmri.utils.stats import pearson_from_sums
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -196,6 +197,9 @@ class LitModel(pl.LightningModule):
         self.model_name = name
         self.use_terms = hasattr(model, "training_terms")
         self.history: list[dict[str, float]] = []
+        # training seconds of the run(s) a resumed fit continues, and when this run started (perf_counter)
+        self.seconds_before = 0.0
+        self.started_at = time.perf_counter()
         self._train_sum: list[torch.Tensor] = []
         self._val: dict[str, torch.Tensor] = {}
         spec = getattr(model, "spec", None)
@@ -315,9 +319,11 @@ class LitModel(pl.LightningModule):
     # checkpoint extras (plain lists of floats: loadable with weights_only=True) ---------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["eeg2fmri_history"] = [dict(r) for r in self.history]
+        checkpoint["eeg2fmri_fit_seconds"] = float(self.seconds_before + time.perf_counter() - self.started_at)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = [dict(r) for r in checkpoint.get("eeg2fmri_history", [])]
+        self.seconds_before = float(checkpoint.get("eeg2fmri_fit_seconds", 0.0))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -533,6 +539,7 @@ def _strip(state: dict[str, torch.Tensor], prefix: str = "model.") -> dict[str, 
 
 
 # ----------------------------------------------------------------------------- entry point
+@preserve_global_rng()
 def fit_torch(
     ds: PreparedDataset,
     split: Split,
@@ -590,6 +597,10 @@ def fit_torch(
         validation batch), or non-finite validation predictions in every epoch or at the chosen
         epoch (the checkpoints such a fresh fit wrote are removed: there is nothing to resume).
 
+    The caller's global random state (``random``, ``numpy.random``, torch's generators and Lightning's
+    ``PL_GLOBAL_SEED``/``PL_SEED_WORKERS``) is the same after the fit as before it: the fit seeds
+    them from ``seed`` for itself.
+
     Returns
     -------
     FitResult
@@ -597,7 +608,8 @@ def fit_torch(
         weights (on the CPU); ``info`` has ``best_epoch``, ``best_score``,
         ``monitor``, ``epochs``, ``stopped_early``, ``history`` (one row per
         epoch: ``train_loss``, ``val_loss``, ``val_mse``, ``val_r``, ...),
-        ``n_train``, ``n_val``, ``rank``, what the model's ``after_fit`` returns (``eeg2fmri_net``:
+        ``n_train``, ``n_val``, ``rank``, with ``resume`` ``seconds_before_resume`` (the
+        interrupted run's training seconds, counted in ``fit_seconds`` too), what the model's ``after_fit`` returns (``eeg2fmri_net``:
         ``output_gain``) and, with ``out_dir``, the checkpoint paths.
     """
     cfg = resolve_config({k: v for k, v in (train_config or {}).items() if k not in ("data", "split", "model")}, require_model=False)
@@ -687,7 +699,7 @@ def fit_torch(
         fit_train, fit_val = train_ds.with_features(n_feat), val_ds.with_features(n_feat)
     dm = WindowDataModule(fit_train, fit_val, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed,
                           loader_threads=threads)
-    t0 = time.perf_counter()
+    t0 = lit.started_at = time.perf_counter()
     try:
         with _quiet_lightning(verbose):
             trainer = pl.Trainer(
@@ -699,12 +711,14 @@ def fit_torch(
                 benchmark=False if deterministic else None, enable_checkpointing=not in_memory,
             )
             trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
-        dt = time.perf_counter() - t0
+        dt = time.perf_counter() - t0 + lit.seconds_before  # a resumed fit counts the interrupted run's training time too
         rank = trainer.global_rank
         best_path = Path(ckpt.best_model_path) if not in_memory and ckpt.best_model_path else last
         info: dict[str, Any] = {"n_train": len(train_ds), "n_val": len(val_ds), "monitor": monitor, "epochs": int(trainer.current_epoch),
                                 "stopped_early": bool(early is not None and early.stopped_epoch > 0), "history": list(lit.history), "rank": int(rank),
                                 "world_size": int(trainer.world_size), "precision": precision}
+        if resume:
+            info["seconds_before_resume"] = lit.seconds_before
         model = model.cpu()
         if in_memory:
             if ckpt.state is not None:  # otherwise the last weights, as with a checkpoint folder

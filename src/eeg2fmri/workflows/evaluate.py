@@ -43,6 +43,7 @@ from eeg2fmri.models.base import get_model_class
 from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.provenance import software
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
 
 __all__ = ["EVAL_PROTOCOLS", "evaluate_run", "resolve_run"]
@@ -347,7 +348,8 @@ def evaluate_run(
 
             figs += write_insight(lm.model, ds_eval, split, tmp / "insight")  # patterns, learned HRFs, attention (torch models)
         doc = results_to_json(results)
-        doc.update(model_dir=str(model_dir.absolute()), data=str(Path(data_path).absolute()), evaluation_seconds=seconds, notes=notes)
+        doc.update(model_dir=str(model_dir.absolute()), data=str(Path(data_path).absolute()), evaluation_seconds=seconds, notes=notes,
+                   software=software())
         (tmp / "metrics.json").write_text(json.dumps(final_paths(doc), indent=1))
         write_evaluation_report(tmp, results, figs, title=f"eeg2fmri evaluation: {name} ({results['protocol']})", model=name, extra=notes)
         if html_report:

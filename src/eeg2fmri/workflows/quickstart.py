@@ -31,6 +31,7 @@ from eeg2fmri.synthesis import synthesize
 from eeg2fmri.training import fit_model
 from eeg2fmri.utils.atomic import atomic_dir, final_path, final_paths
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.provenance import software
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["run_quickstart", "format_table"]
@@ -173,7 +174,8 @@ def run_quickstart(
             for res in subj.values():
                 res.pop("_r", None)
         metrics = {"model": model, "protocol": "within", "split": split_info, "summary": results["summary"], "subjects": results["subjects"],
-                   "timings_s": timings, "table": table, "synthesized": str(final_path(synth)), "conformal": conf}
+                   "timings_s": timings, "table": table, "synthesized": str(final_path(synth)), "conformal": conf,
+                   "software": software()}
         (tmp / "metrics.json").write_text(json.dumps(final_paths(metrics), indent=1, default=float))
         write_report(tmp, table, figs, metrics, title="eeg2fmri quickstart report")
         if html_report:

@@ -49,6 +49,7 @@ from eeg2fmri.training.config import (
 from eeg2fmri.training.fit import FitResult, check_input_kind, fit_model
 from eeg2fmri.utils.atomic import atomic_file, final_paths
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.provenance import software, software_line
 from eeg2fmri.utils.stats import pearson_from_sums
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -275,7 +276,7 @@ def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(saved, overwrite=True) as tmp:
-        tmp.write_text(dump_config(final_paths(cfg)))
+        tmp.write_text(f"# written by {software_line()}; `eeg2fmri train {CONFIG_NAME}` runs it again\n" + dump_config(final_paths(cfg)))
     return None
 
 
@@ -426,6 +427,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
                        window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=model_prepare_config(ds), config=cfg,
                        split=metrics["split"], metrics=card_metrics, overwrite=True, xform_code=ds.xform_code, rois=ds.rois)
     _save_calibration(fitted.model, ds, split, targets, out / "model")
+    metrics["software"] = software()
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
         tmp.write_text(json.dumps(final_paths(metrics), indent=1, default=float))
     logger.info("wrote %s (model/, metrics.json)", out)

@@ -14,7 +14,10 @@ is never read. The study lives in an Optuna storage (default
 call with a larger N adds the missing ones. The sampler of trial ``k`` is
 seeded from ``(seed, k)``, so a resumed search proposes what an uninterrupted
 one would have. Several processes may share one storage to search in
-parallel (one device each).
+parallel (one device each). A trial whose process was killed is run again
+(twice at most, with the same parameters) by the next ``tune`` on the same
+storage: at once when it ran on this machine (its process id is recorded and
+no longer alive), otherwise once its heartbeat is 120 s old.
 
 Outputs under ``out``: ``tune/study.db``, ``tune/trial_NNNN/`` (config,
 metrics and logs of each trial; checkpoints removed unless kept),
@@ -28,6 +31,7 @@ import copy
 import json
 import os
 import shutil
+import socket
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -86,6 +90,40 @@ class _Pruning(pl.Callback):
         self.trial.report(float(trainer.callback_metrics[self.monitor]), epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _retry_dead_local_trials(study: Any, storage: Any, study_name: str) -> None:
+    """Fail and re-queue the RUNNING trials of this machine whose process has ended (killed, out of memory).
+
+    Optuna's heartbeat marks such a trial stale only after its grace period (120 s): a search resumed
+    sooner would leave it RUNNING for ever and propose a new trial instead. Trials of other machines
+    (several hosts on one storage) are left to the heartbeat.
+    """
+    import optuna
+
+    host = socket.gethostname()
+    study_id = storage.get_study_id_from_name(study_name)
+    for tr in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = tr.user_attrs.get("pid")
+        if tr.user_attrs.get("host") != host or not isinstance(pid, int) or pid == os.getpid() or _process_alive(pid):
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, tr.number)
+        storage.set_trial_user_attr(trial_id, "error", f"its process ({host}, pid {pid}) ended before the trial finished; retried")
+        if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+            logger.warning("tune: trial %d was left running by a process that ended (pid %d); running it again", tr.number, pid)
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)(study, storage.get_trial(trial_id))
 
 
 def _suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
@@ -208,6 +246,7 @@ def tune(
                                          heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
         study = optuna.create_study(storage=rdb, study_name=study_name, direction=direction, load_if_exists=True,
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2) if pruner == "median" else optuna.pruners.NopPruner())
+        _retry_dead_local_trials(study, rdb, study_name)
     stored = study.user_attrs.get(STUDY_ATTR)
     fingerprint = {**base, "tune_space": space}
     if stored is None:
@@ -229,6 +268,8 @@ def tune(
     def objective(trial: Any) -> float:
         from eeg2fmri.training.trainer import fit_torch
 
+        trial.set_user_attr("host", socket.gethostname())  # a later tune retries it at once if this process dies
+        trial.set_user_attr("pid", os.getpid())
         params = {k: _suggest(trial, k, spec) for k, spec in space.items()}
         tcfg = apply_overrides(base, params, source=f"trial {trial.number}")
         tdir = tune_dir / f"trial_{trial.number:04d}"
@@ -252,7 +293,10 @@ def tune(
         return float(value)
 
     def finished() -> int:
-        return sum(1 for tr in study.get_trials(deepcopy=False) if tr.state.is_finished())
+        # a failed trial that was queued again (its process died) is not one of the N: its retry is
+        all_trials = study.get_trials(deepcopy=False)
+        retried = {tr.system_attrs.get("failed_trial") for tr in all_trials}
+        return sum(1 for tr in all_trials if tr.state.is_finished() and not (tr.state == optuna.trial.TrialState.FAIL and tr.number in retried))
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
