@@ -85,7 +85,7 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     board = json.loads((out / "leaderboard.json").read_text())
     assert [r["name"] for r in board["leaderboard"]] == ["ridge_hrf", "time-shifted null (ridge_hrf)", "mean"]
     assert board["leaderboard"][2]["median_r"] is None  # strict JSON
-    assert board["seed"] == 0 and board["software"]["eeg2fmri"] == __version__  # what reproduces it
+    assert board["seed"] == 0 and board["jobs"] == 1 and board["software"]["eeg2fmri"] == __version__  # what reproduces it
     assert (out / "leaderboard.md").read_text().startswith("# eeg2fmri benchmark:")
     assert json.loads((out / "metrics.json").read_text())["protocol"] == "loso"
     assert main(["benchmark", str(prep), "--protocol", "loso", "--out", str(out), "-q"]) == 2

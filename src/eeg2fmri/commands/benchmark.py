@@ -324,7 +324,7 @@ def run(args) -> int:
                "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"],
                            "model_train_configs": g.get("model_train_configs") or {}} for g, _ in benches],
                "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings,
-               "seed": args.seed, "software": software()}
+               "seed": args.seed, "jobs": args.jobs, "device": args.device, "software": software()}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
             tmp.write_text(md)
         with atomic_file(out / "leaderboard.json", overwrite=args.overwrite) as tmp:
