@@ -46,6 +46,10 @@ def test_evaluate_run_writes_report(trained):
     for text in ("**ridge_hrf** reaches a median voxel-wise r of", "subject-mean baseline", "## Per subject", "Peers' own metrics",
                  "calhas_rmse", "1st-99th percentile range", "![r_map_ridge_hrf](r_map_ridge_hrf.png)", "noise ceiling"):
         assert text in report, text
+    import re
+
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert links and all((out / link).is_file() for link in links), links  # figures in insight/ are linked as insight/NAME.png
     html = (out / "report.html").read_text()  # eeg2fmri.workflows.report: self-contained, with the calibration curve
     assert "data:image/png;base64," in html and "Calibration" in html and "<script" not in html
     with pytest.raises(Eeg2fmriInputError, match="output directory already exists; choose another --out or pass overwrite=True"):

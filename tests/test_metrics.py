@@ -391,7 +391,10 @@ def test_paired_bootstrap_detects_better_model_and_not_identical_ones():
 def test_ceiling_fraction():
     model = np.array([0.1, 0.2, np.nan, 0.3])
     ceiling = np.array([0.4, 0.5, 0.6, 0.3])
-    assert M.ceiling_fraction(model, ceiling) == pytest.approx(0.2 / 0.45)
+    # both medians over the voxels where both are finite (the docstring's contract; the ceiling's median
+    # once included the voxel the model's r lacks: 0.2 / 0.45)
+    assert M.ceiling_fraction(model, ceiling) == pytest.approx(0.2 / 0.4)
+    assert M.ceiling_fraction([np.nan, 0.1, 0.2, 0.3], [0.9, 0.4, 0.5, 0.6]) == pytest.approx(0.2 / 0.5)
 
 
 # --------------------------------------------------------------------------- errors

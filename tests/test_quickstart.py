@@ -49,6 +49,10 @@ def test_quickstart_end_to_end(tmp_path):
     m = run_quickstart(out, subjects=2, minutes=6.0, seed=3, progress_bar=False, sim_overrides=TINY_SIM)
     for f in ("metrics.json", "report.md", "report.html", "slices.png", "timecourses.png", "model/model.json", "model/weights.safetensors", "model/MODEL_CARD.md"):
         assert (out / f).exists(), f
+    import re
+
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (out / "report.md").read_text())
+    assert links and all((out / link).is_file() for link in links), links  # the flagship's insight/ figures too
     s = m["summary"]
     # the default model is the flagship, shown next to the ridge_hrf reference
     assert m["model"] == "eeg2fmri_net" and "ridge_hrf_median_r" in s and "ridge_hrf (reference)" in m["table"]

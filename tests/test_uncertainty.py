@@ -163,3 +163,16 @@ def test_mc_dropout_for_any_torch_model_with_dropout():
     assert not net.training and not net[2].training
     assert np.abs(mean - det).mean() < np.abs(det).mean()  # dropout-on passes average near the deterministic output
     assert uncertainty_methods(torch.nn.Sequential(torch.nn.Linear(6, 5))) == []
+
+
+def test_conformal_rank_is_exact_where_floats_round_up():
+    """The rank ceil((n + 1) * level) as an exact fraction: 25 * 0.28 is 7.000000000000001 in floats (rank 8 before)."""
+    import math
+    from fractions import Fraction
+
+    for n in (24, 99, 199, 1999):
+        r = np.arange(1, n + 1, dtype=float)[:, None]
+        for lv in (0.07, 0.28, 0.29, 0.5, 0.57, 0.8, 0.95):
+            k = math.ceil((n + 1) * Fraction(str(lv)))
+            want = r[k - 1, 0] if k <= n else np.inf
+            assert conformal_halfwidths(r, (lv,))[0, 0] == want, (n, lv)

@@ -62,7 +62,7 @@ def conformal_halfwidths(residuals: np.ndarray, levels: Any = DEFAULT_LEVELS) ->
     srt = np.sort(r, axis=0)
     out = np.empty((len(levels), r.shape[1]))
     for j, lv in enumerate(levels):
-        k = int(np.ceil((n + 1) * lv))
+        k = int(np.ceil(round((n + 1) * lv, 9)))  # (n + 1) * lv in floats can exceed an exact integer: 25 * 0.28 = 7.000000000000001
         out[j] = srt[k - 1] if k <= n else np.inf
     return out
 

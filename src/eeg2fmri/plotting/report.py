@@ -291,11 +291,19 @@ def plot_subject_r(per_subject: dict[str, dict], names: list[str], out: Path, ti
 # --------------------------------------------------------------------------- reports
 
 
+def _relative(figure: Path | str, folder: Path | str) -> str:
+    """Link of a figure in ``folder``'s report: its path below the folder (e.g. ``insight/hrfs.png``), else its name."""
+    try:
+        return Path(figure).resolve().relative_to(Path(folder).resolve()).as_posix()
+    except ValueError:
+        return Path(figure).name
+
+
 def write_report(out_dir: Path, table: str, figures: list[Path], metrics: dict[str, Any], title: str = "eeg2fmri report") -> Path:
     """Write ``report.md`` with the summary table and figures (quickstart)."""
     lines = [f"# {title}", "", "All numbers are measured on held-out test data (see the protocol below).", "", "```", table, "```", ""]
     for f in figures:
-        lines += [f"![{Path(f).stem}]({Path(f).name})", ""]
+        lines += [f"![{Path(f).stem}]({_relative(f, out_dir)})", ""]
     lines += ["## Protocol", "", f"- protocol: {metrics.get('protocol')}", f"- split: {metrics.get('split')}", ""]
     p = Path(out_dir) / "report.md"
     p.write_text("\n".join(lines))
@@ -340,7 +348,8 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: str, model: str | None = None, extra: dict[str, Any] | None = None) -> str:
+def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: str, model: str | None = None, extra: dict[str, Any] | None = None,
+                        folder: str | os.PathLike | None = None) -> str:
     """The Markdown text of an evaluation report (see :func:`write_evaluation_report`)."""
     g = results["group"]
     names = results["models"]
@@ -415,7 +424,7 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     if figures:
         lines += ["## Figures", ""]
         for f in figures:
-            lines += [f"![{Path(f).stem}]({Path(f).name})", ""]
+            lines += [f"![{Path(f).stem}]({_relative(f, folder) if folder is not None else Path(f).name})", ""]
     st = results["settings"]
     sp = results.get("split", {})
     lines += ["## Protocol and settings", "",
@@ -445,7 +454,7 @@ def write_evaluation_report(out_dir: str | os.PathLike, results: dict[str, Any],
     results : dict
         From :func:`~eeg2fmri.evaluation.protocol.evaluate_models` (or merged folds).
     figures : list of Path
-        PNG files in ``out_dir``.
+        PNG files in ``out_dir`` or a folder below it (linked by their path relative to ``out_dir``).
     title : str
     model : str | None
         The model the summary sentence is about (default: the first that is
@@ -459,7 +468,7 @@ def write_evaluation_report(out_dir: str | os.PathLike, results: dict[str, Any],
         ``report.md``.
     """
     out_dir = Path(out_dir)
-    text = evaluation_markdown(results, figures, title=title, model=model, extra=extra)
+    text = evaluation_markdown(results, figures, title=title, model=model, extra=extra, folder=out_dir)
     md = out_dir / "report.md"
     md.write_text(text)
     return md

@@ -353,8 +353,9 @@ def ceiling_fraction(model_r: ArrayLike, ceiling_r: ArrayLike) -> float:
             f"{where}: expected ceiling_r with the shape of model_r {mr.shape}, got {cr.shape}; "
             f"compute both over the same voxels."
         )
-    med_m = _nanmedian_rows(mr.reshape(1, -1))[0]
-    med_c = _nanmedian_rows(cr.reshape(1, -1))[0]
+    both = ~(np.isnan(mr) | np.isnan(cr))  # the same voxels in both medians
+    med_m = _nanmedian_rows(np.where(both, mr, np.nan).reshape(1, -1))[0]
+    med_c = _nanmedian_rows(np.where(both, cr, np.nan).reshape(1, -1))[0]
     if not (np.isfinite(med_m) and np.isfinite(med_c)):
         raise Eeg2fmriInputError(
             f"{where}: expected finite correlations, got medians model={med_m}, ceiling={med_c}; "
