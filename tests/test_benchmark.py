@@ -133,10 +133,19 @@ def test_benchmark_groups_models_by_input():
     assert where["eeg2fmri_net"]["model_train_configs"]["eeg2fmri_net"] == get_model_class("eeg2fmri_net").recommended_train_config
     assert where["calhas2022"]["model_train_configs"]["calhas2022"]["loss"]["latent_cosine"] == 1.0
     assert "ridge_hrf" not in where["ridge_hrf"]["model_train_configs"] and where["ridge_hrf"]["train_config"] is None
-    # a --train-config applies to every torch model; a prepared dataset fixes the representation
-    cfg = {"optimizer": {"max_epochs": 2}}
-    groups, refused = _groups(["eeg2fmri_net", "calhas2022", "bricman_fc"], "bandpower", cfg)
-    assert [g["models"] for g in groups] == [["eeg2fmri_net"]] and groups[0]["train_config"] == cfg and not groups[0]["model_train_configs"]
+    # a --train-config is merged onto every torch model's recommended config, as `eeg2fmri train` merges it (a user's
+    # max_epochs once sent the flagship back to the generic lr, batch and monitor); its split/data give every group's folds;
+    # a prepared dataset fixes the representation
+    cfg = {"optimizer": {"max_epochs": 2}, "split": {"gap": 3}}
+    groups, refused = _groups(["eeg2fmri_net", "calhas2022", "bricman_fc", "ridge_hrf"], "bandpower", cfg)
+    assert [g["models"] for g in groups] == [["eeg2fmri_net", "ridge_hrf"]] and groups[0]["train_config"] == {"split": {"gap": 3}}
+    rec = get_model_class("eeg2fmri_net").recommended_train_config
+    assert groups[0]["model_train_configs"] == {"eeg2fmri_net": {**rec, "optimizer": {**rec["optimizer"], "max_epochs": 2}}}
+    from eeg2fmri.training.config import resolve_config
+
+    via_train = resolve_config({"model": {"name": "eeg2fmri_net"}, "optimizer": {"max_epochs": 2}})
+    via_benchmark = resolve_config(groups[0]["model_train_configs"]["eeg2fmri_net"], require_model=False)
+    assert via_benchmark["optimizer"] == via_train["optimizer"] and via_benchmark["loss"] == via_train["loss"]
     assert [r["name"] for r in refused] == ["calhas2022", "bricman_fc"]
     assert "reads stft windows, the dataset holds bandpower; benchmark the BIDS folder" in refused[0]["error"]
 

@@ -276,10 +276,12 @@ def test_benchmark_groups_are_representations_with_per_model_configs():
     assert g["train_config"] is None
     assert g["model_train_configs"] == {"_ext_recommended": ExtRecommended.recommended_train_config,
                                         "eeg2fmri_net": get_model_class("eeg2fmri_net").recommended_train_config}
-    # a --train-config trains every torch model: no per-model configs
+    # a --train-config is merged onto each torch model's recommended config (key by key, as `train` does)
     cfg = {"optimizer": {"max_epochs": 1}}
     groups, _ = _groups(["_ext_recommended", "ridge_hrf"], "bandpower", cfg)
-    assert len(groups) == 1 and groups[0]["train_config"] == cfg and groups[0]["model_train_configs"] == {}
+    rec = ExtRecommended.recommended_train_config
+    assert len(groups) == 1 and groups[0]["train_config"] is None
+    assert groups[0]["model_train_configs"] == {"_ext_recommended": {**rec, "optimizer": {**rec["optimizer"], "max_epochs": 1}}}
 
 
 def test_benchmark_cli_lists_the_reference_once_next_to_a_model_with_its_own_config(prepared_dir, tmp_path, capsys, monkeypatch):

@@ -15,7 +15,8 @@ DESCRIPTION = (
     "R², RMSE, MAE, SSIM, PSNR, the peers' metrics, training time, parameter count). The reference ridge_hrf, the subject-mean "
     "baseline and the time-shifted null are always included. DATASET is a prepared dataset or a BIDS folder (prepared into "
     "OUT/prepared). With --out, writes leaderboard.md, leaderboard.json and metrics.json. A --train-config (a train config file) "
-    "gives the torch models their seed, optimizer, loss and trainer settings, and its data.subjects and split options apply to "
+    "sets the torch models' seed, optimizer, loss and trainer settings (merged onto each model's recommended config key by key, "
+    "as train merges them: a loss section replaces the recommended loss), and its data.subjects and split options apply to "
     "every model; its data.prepare, data.n_jobs and data.prepared_out are used when DATASET is the BIDS folder it names; "
     "settings a benchmark would not use (model, out, tune, another data path or split.protocol) are refused. "
     "--models all benchmarks every registered model; from a BIDS folder each representation the models need (band power, STFT, "
@@ -33,7 +34,8 @@ def add_arguments(p) -> None:
     p.add_argument("--test", help="cross: the test dataset (prepared folder or BIDS root)")
     p.add_argument("--n-folds", type=int, default=None, help="kfold only: subject folds (default: 5)")
     p.add_argument("--hparams", help="JSON/YAML/TOML file (or inline JSON) mapping model name -> hyperparameters")
-    p.add_argument("--train-config", help="JSON/YAML/TOML training config: seed/optimizer/loss/trainer for torch models; data.subjects and split "
+    p.add_argument("--train-config", help="JSON/YAML/TOML training config: seed/optimizer/loss/trainer for torch models (merged onto each one's "
+                   "recommended config, as train merges them); data.subjects and split "
                    "options for every model")
     p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
     p.add_argument("--min-channels", type=int, default=None, help="cross only: fewest common channels accepted (default: 8)")
@@ -119,16 +121,31 @@ def _data_keys(train_config: dict, config_arg: str, dataset: str) -> tuple[dict,
     return {**train_config, "data": data}, prep
 
 
+def _merge_onto_recommended(rec: dict, given: dict) -> dict:
+    """``given``'s seed/optimizer/loss/trainer over a model's recommended config, as ``eeg2fmri train`` merges them."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in rec.items()}
+    for section, value in given.items():
+        if section in ("data", "split", "model", "tune", "out"):
+            continue
+        if section in ("optimizer", "trainer") and isinstance(value, dict):
+            out[section] = {**(out.get(section) or {}), **value}
+        else:  # seed; a loss section is the user's whole choice of terms
+            out[section] = value
+    return out
+
+
 def _groups(models: list[str], representation: str | None, train_config: dict | None) -> tuple[list[dict], list[dict]]:
     """Models grouped by the representation they read: one group (one reference, baseline and null) per representation.
 
     ``representation`` is the prepared dataset's (``None`` for a BIDS folder, which can be prepared in any).
     Returns the groups and the models that cannot be benchmarked (``name``, ``error``). A group holds
-    ``representation``, ``models``, ``train_config`` (``--train-config``: every torch model's settings,
-    data.subjects and split options for every model) and ``model_train_configs``: without a
-    ``--train-config``, each torch model's own recommended config (``{}``: none, the generic defaults),
-    which its fit gets instead. A recommended config that sets ``data`` or ``split`` changes the folds,
-    so its model forms a group of its own with those settings as the group's ``train_config``.
+    ``representation``, ``models``, ``train_config`` (the folds: ``--train-config``'s data.subjects and
+    split options, for every model) and ``model_train_configs``: each torch model's own recommended
+    config (``{}``: none, the generic defaults) with ``--train-config``'s seed/optimizer/loss/trainer
+    merged onto it as ``eeg2fmri train`` merges a config onto the model's recommended one (optimizer
+    and trainer keys one by one; a ``loss`` section given replaces the recommended loss), which its fit
+    gets. Without a ``--train-config``, a recommended config that sets ``data`` or ``split`` changes the
+    folds, so its model forms a group of its own with those settings as the group's ``train_config``.
     Band power first.
     """
     import json
@@ -145,14 +162,17 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
             continue
         rep = representation or kinds[0]
         cls = get_model_class(m)
-        own, folds = None, None
-        if train_config is None and getattr(cls, "kind", "torch") != "sklearn":
+        own = None
+        folds = {k: train_config[k] for k in ("data", "split") if k in train_config} or None if train_config is not None else None
+        if getattr(cls, "kind", "torch") != "sklearn":
             rec = dict(getattr(cls, "recommended_train_config", None) or {})
-            folds = {k: rec.pop(k) for k in ("data", "split") if k in rec} or None
-            own = rec
+            rec_folds = {k: rec.pop(k) for k in ("data", "split") if k in rec} or None
+            if train_config is None:
+                folds, own = rec_folds, rec
+            else:
+                own = _merge_onto_recommended(rec, train_config)
         key = (rep, json.dumps(folds, sort_keys=True, default=str))
-        g = groups.setdefault(key, {"representation": rep, "models": [], "train_config": train_config if train_config is not None else folds,
-                                    "model_train_configs": {}})
+        g = groups.setdefault(key, {"representation": rep, "models": [], "train_config": folds, "model_train_configs": {}})
         g["models"].append(m)
         if own is not None:
             g["model_train_configs"][m] = own
