@@ -689,7 +689,19 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     assert side["VolumeGrid"]["anchor"] == "marker 'R128'" and side["VolumeGrid"]["anchor_time_s"] == pytest.approx(times[0])
     k = (times[0] - side["StartTime"]) / tr
     assert k == pytest.approx(round(k), abs=1 / sf)
+    # a model trained on markers of another name (mne-bids names events.tsv markers by trial_type, e.g. 'scanner') still
+    # finds an EEG-only file's own scanner markers
+    import shutil
+
+    renamed = shutil.copytree(ridge_dir, tmp_path / "renamed_model")
+    meta = json.loads((renamed / "model.json").read_text())
+    meta["prepare"]["marker"] = ["scanner"]
+    (renamed / "model.json").write_text(json.dumps(meta))
+    mk2 = synthesize(raw, renamed, tmp_path / "markers2.nii.gz", progress_bar=False, first_onset="markers")
+    assert json.loads(mk2.with_name("markers2.json").read_text())["VolumeGrid"]["anchor"] == "marker 'R128'"
     bare = raw.copy().set_annotations(None)
+    with pytest.raises(Eeg2fmriInputError, match=r"first_onset='markers' but none of the scanner markers \['scanner', 'R128'.*annotations present: \[\]"):
+        synthesize(bare, renamed, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers")
     with pytest.raises(Eeg2fmriInputError, match=r"first_onset='markers' but none of the scanner markers \['R128'.*annotations present: \[\]"):
         synthesize(bare, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers")
     with pytest.raises(Eeg2fmriInputError, match=r"expected first_onset to be a time in seconds or 'markers', got 'marker'"):

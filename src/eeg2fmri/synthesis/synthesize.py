@@ -195,6 +195,13 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
         names = (names,) if isinstance(names, str) else tuple(names)
         descs = [str(d) for d in raw.annotations.description]
         found, times = marker_times(raw, names)
+        if found is None and set(names) != set(DEFAULT_MARKERS):
+            # the training recordings' marker may have been renamed (mne-bids names events.tsv markers by trial_type,
+            # e.g. 'scanner'), while an EEG-only file keeps the scanner's own name (R128, ...)
+            found, times = marker_times(raw, DEFAULT_MARKERS)
+            if found is not None:
+                logger.info("%s: none of the training marker names %s in the recording; using its %r markers", where, list(names), found)
+            names = tuple(dict.fromkeys((*names, *DEFAULT_MARKERS)))
         if found is not None:
             label, t0 = f"marker {found!r}", float(times[0])
             step_s = float(np.median(np.diff(times))) if len(times) > 1 else None
@@ -204,7 +211,7 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
                                where, found, step_s, tr, step_s)
         else:
             raise Eeg2fmriInputError(f"{where}: first_onset='markers' but none of the scanner markers {list(names)} (the model's training "
-                                     f"marker names) is in the recording (annotations present: {sorted(set(descs))[:15]}); pass the first "
+                                     f"marker names and the usual scanner names) is in the recording (annotations present: {sorted(set(descs))[:15]}); pass the first "
                                      "volume's time in seconds instead (--first-onset SECONDS).")
     else:
         try:
