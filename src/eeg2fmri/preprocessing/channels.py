@@ -252,8 +252,11 @@ def map_channels_by_position(
         raise Eeg2fmriInputError(f"{where}: training channel(s) {unplaceable} are missing and have no 10-05 position to interpolate them at; "
                                  "rename the recording's channels to the training names or use a model trained on them.")
     out = raw.copy().load_data(verbose=False)
-    drop = [c for c in out.ch_names if not (c in named.values() and types[c] == "eeg") and c not in used_c]
     rep.ignored = [c for c in eeg if c not in used_c and c not in named.values()]
+    # a missing channel is interpolated from every recorded EEG electrode with a position (as MNE's interpolate_bads
+    # would use them), not only from the training channels found; the others are dropped after the interpolation
+    helpers = [c for c in rep.ignored if c in rec_pos and c not in wanted] if missing else []
+    drop = [c for c in out.ch_names if not (c in named.values() and types[c] == "eeg") and c not in used_c and c not in helpers]
     out.drop_channels(drop)
     rename = {c: w for w, c in rep.by_position.items()}
     rename.update({named[w]: w for w in by_name if named[w] != w})
