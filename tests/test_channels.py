@@ -186,5 +186,6 @@ def test_match_channels_takes_decorated_names_as_prepare_does():
     assert picks == ["eeg cz-ref", "EEG FP1-REF", "O2"] and extra == ["Status"]
     picks, _ = match_channels(["EEG Fp1", "fp1"], ["Fp1"])  # a name equal but for case wins over a decorated one
     assert picks == ["fp1"]
-    with pytest.raises(Eeg2fmriInputError, match=r"1 are missing here: \['Fp1'\]; rename channels .*EDF-style decorations"):
+    with pytest.raises(Eeg2fmriInputError, match=r"1 are missing here: \['Fp1'\] \(channels of the recording the model does not use: "
+                       r"\['EEG Fp1-REF', 'EEG Fp1-LE'\]\); rename channels .*EDF-style decorations"):
         match_channels(["EEG Fp1-REF", "EEG Fp1-LE"], ["Fp1"])  # two decorated names of one key: none is taken

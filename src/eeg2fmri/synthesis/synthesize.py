@@ -123,9 +123,12 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
             by_lower[c.lower()] = [keyed[key(c)]]
     missing = [c for c in wanted if c.lower() not in by_lower]
     if missing:
+        matched = {by_lower[c.lower()][0] for c in wanted if c.lower() in by_lower}
+        unused = [c for c in available if c not in matched]
         raise Eeg2fmriInputError(
             f"{where}: the model was trained on {len(wanted)} EEG channels and {len(missing)} are missing here: "
-            f"{missing[:12]}{' ...' if len(missing) > 12 else ''}; rename channels to the training names "
+            f"{missing[:12]}{' ...' if len(missing) > 12 else ''} (channels of the recording the model does not use: "
+            f"{unused[:12]}{' ...' if len(unused) > 12 else ''}); rename channels to the training names "
             "(raw.rename_channels({...}), matching ignores case and EDF-style decorations such as 'EEG Fp1-REF') or add them by interpolation (set a montage, add "
             "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording; or map them by electrode "
             "position with channel_positions='file' or a montage name such as 'biosemi64' (--channel-positions)."
