@@ -44,7 +44,8 @@ def temp_prefix(stem: str, kind: str = "tmp") -> str:
     return f".{stem}.{kind}-{_HOST}-{os.getpid()}-"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (this process is; another user's counts as running)."""
     if pid == os.getpid():
         return True
     try:
@@ -77,7 +78,7 @@ def remove_stale_temporaries(folder: str | os.PathLike, stem: str) -> list[Path]
         return removed
     for p in entries:
         m = pattern.match(p.name)
-        if m is None or _alive(int(m.group(2))):
+        if m is None or process_alive(int(m.group(2))):
             continue
         try:
             if m.group(1) == "old" and not (folder / stem).exists() and not (folder / stem).is_symlink():

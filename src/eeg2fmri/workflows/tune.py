@@ -52,7 +52,7 @@ from eeg2fmri.training.config import (
     resolve_config,
     tune_target,
 )
-from eeg2fmri.utils.atomic import atomic_file
+from eeg2fmri.utils.atomic import atomic_file, process_alive
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 from eeg2fmri.workflows.train import _as_config, load_data
@@ -92,18 +92,6 @@ class _Pruning(pl.Callback):
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except OSError:
-        return True
-    return True
-
-
 def _retry_dead_local_trials(study: Any, storage: Any, study_name: str) -> None:
     """Fail and re-queue the RUNNING trials of this machine whose process has ended (killed, out of memory).
 
@@ -117,7 +105,7 @@ def _retry_dead_local_trials(study: Any, storage: Any, study_name: str) -> None:
     study_id = storage.get_study_id_from_name(study_name)
     for tr in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         pid = tr.user_attrs.get("pid")
-        if tr.user_attrs.get("host") != host or not isinstance(pid, int) or pid == os.getpid() or _process_alive(pid):
+        if tr.user_attrs.get("host") != host or not isinstance(pid, int) or process_alive(pid):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, tr.number)
         storage.set_trial_user_attr(trial_id, "error", f"its process ({host}, pid {pid}) ended before the trial finished; retried")
