@@ -992,8 +992,8 @@ def _check_consistent(infos: list[dict], records) -> None:
             raise Eeg2fmriInputError(
                 f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}. Give every run "
                 "one channel set with the prepare option channels (--config '{\"channels\": [names]}'): channels a run lacks or "
-                "marks bad are interpolated from its electrode positions (channel_positions: 'file' or a montage such as "
-                "'standard_1005'). Or remove the channels that are not good in every run from all of them. Channels marked bad "
+                "marks bad are interpolated from its electrode positions (channel_positions: 'file' or the montage of the cap, "
+                "such as 'biosemi64' or 'easycap-M1'). Or remove the channels that are not good in every run from all of them. Channels marked bad "
                 f"(channels.tsv status, raw.info['bads']) or typed non-EEG are left out of a run ({records[0].eeg_path.name} is the first run)."
             )
 
