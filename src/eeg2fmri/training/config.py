@@ -520,7 +520,11 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
         from eeg2fmri.models import list_models
 
         if name not in list_models():
-            ctx.fail("model.name", f"a registered model ({', '.join(list_models())})", name)
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list_models(), n=1, cutoff=0.6)
+            ctx.fail("model.name", f"a registered model ({', '.join(list_models())})", name,
+                     f"did you mean {close[0]!r}?" if close else "list them with `eeg2fmri models`")
     out["model"] = {"name": name, "hparams": _mapping(ctx, "model.hparams", model.get("hparams"))}
     # loss
     if not any(out["loss"][k] > 0 for k in PRED_TERMS):
