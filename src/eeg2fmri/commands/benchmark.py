@@ -154,6 +154,9 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
 
     groups: dict[tuple, dict] = {}
     refused = []
+    given_folds = None  # a --train-config's data.subjects and split: the folds of every group
+    if train_config is not None:
+        given_folds = {k: train_config[k] for k in ("data", "split") if k in train_config} or None
     for m in models:
         kinds = model_input_kinds(m)
         if representation is not None and representation not in kinds:
@@ -162,8 +165,7 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
             continue
         rep = representation or kinds[0]
         cls = get_model_class(m)
-        own = None
-        folds = {k: train_config[k] for k in ("data", "split") if k in train_config} or None if train_config is not None else None
+        own, folds = None, given_folds
         if getattr(cls, "kind", "torch") != "sklearn":
             rec = dict(getattr(cls, "recommended_train_config", None) or {})
             rec_folds = {k: rec.pop(k) for k in ("data", "split") if k in rec} or None
