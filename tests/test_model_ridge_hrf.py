@@ -272,3 +272,28 @@ def test_refit_uses_the_validation_choices_on_every_window(per_target):
         np.testing.assert_allclose(m.predict(xv), one.predict(xv), rtol=1e-5, atol=1e-6)
     assert not np.allclose(m.predict(xv), plain.predict(xv))
     assert m.get_params()["refit"] is True and "refit" not in plain.get_params()
+
+
+@pytest.mark.parametrize("per_target", [True, False])
+def test_gcv_without_validation_equals_its_definition(per_target):
+    """No validation windows: the penalty by generalised cross-validation, GCV(a) = mean((y - y_hat)^2) /
+    (1 - tr(H)/n)^2 with H the hat matrix of the fit *including its intercept* (tr = sum s^2/(s^2 + a) + 1),
+    y_hat from sklearn's Ridge and tr(H) from the explicit hat matrix."""
+    from sklearn.linear_model import Ridge
+
+    x, y = _data(60, 0)  # few windows: the intercept's degree of freedom matters (n = 60, 105 features)
+    alphas = (0.01, 0.3, 3.0, 30.0, 300.0)
+    m = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target=per_target).fit(x, y)
+    f = _standardised(m, x)
+    n, p = f.shape
+    scores = []
+    for a in alphas:
+        fit = Ridge(alpha=a * p).fit(f, y)
+        fc = f - f.mean(0)
+        hat = fc @ np.linalg.solve(fc.T @ fc + a * p * np.eye(p), fc.T) + np.ones((n, n)) / n
+        gcv = ((y - fit.predict(f)) ** 2).mean(0) / (1 - np.trace(hat) / n) ** 2
+        scores.append(gcv)
+    scores = np.array(scores)  # (n_alphas, n_outputs)
+    np.testing.assert_allclose(m.val_scores_, scores.mean(1), rtol=1e-6)
+    expected = alphas[int(np.argmin(scores.mean(1)))] if not per_target else np.array(alphas)[np.argmin(scores, axis=0)]
+    np.testing.assert_array_equal(np.atleast_1d(m.alpha_), np.atleast_1d(expected))

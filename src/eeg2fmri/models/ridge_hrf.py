@@ -340,7 +340,8 @@ class RidgeHRF:
                 yc = np.asarray(y[:, c], dtype=np.float64) - y_mean[c]
                 for a_i, a in enumerate(alphas):
                     d = s**2 / (s**2 + a * p)
-                    err[a_i, c] = ((yc - u @ (d[:, None] * uty)) ** 2).mean(0) / (1 - d.sum() / n) ** 2
+                    # GCV (Golub, Heath & Wahba 1979): the hat matrix includes the intercept (the centring), tr = sum(d) + 1
+                    err[a_i, c] = ((yc - u @ (d[:, None] * uty)) ** 2).mean(0) / (1 - (d.sum() + 1) / n) ** 2
         if shared and validation:
             err[:, 0] = _shared_error_from_sums(b_acc, gram, c_acc, yy, len(yv) * n_out, s, alphas * p)
         if fixed is not None:
