@@ -493,7 +493,10 @@ def test_ds002158(epfl_root):
     rep = volume_onsets(raw, img.shape[3], tr, marker=run.marker)
     assert rep.n_markers == EPFL_NVOL and rep.marker == "Response/R128"
     chk = check_layout(epfl_root, "ds002158")
-    assert chk.ok and len(chk.runs) == 6
+    # the files pair and read; the five runs whose EEG is a 0.6 s stub cannot time their 5 volumes (prepare refuses them)
+    assert len(chk.runs) == 6 and not chk.ok and len(chk.problems) == 5
+    assert all(": volume timing: " in p and "markers but the BOLD run has 5 volumes" in p and not p.startswith("sub-02") for p in chk.problems)
+    assert "sub-02_ses-001_task-main_run-001: 5 volume(s) timed by 5 'Response/R128' marker(s)" in chk.notes
     assert any("DataFile='s2_run1_08062017.eeg' not found; using sub-02_ses-001_task-main_run-001_eeg.eeg" in n for n in chk.notes)
 
 

@@ -203,3 +203,38 @@ def test_cli_prepare_with_derivatives_and_space(tmp_path, capsys):
     assert ds.provenance["inputs"]["sub-01_task-rest_run-1"]["bold"].endswith("_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz")
     assert main(["prepare", str(root), "--out", str(tmp_path / "p2"), "--config", str(cfg), "--bold-filter", "colour=red"]) == 2
     assert "bold filter 'colour': expected one of the entities" in capsys.readouterr().err
+
+
+def test_check_times_every_run_as_prepare_does(tmp_path, capsys):
+    """datasets --check reads each run's scanner markers as prepare does: a run prepare would refuse (no volume markers
+    of the names asked) is a problem naming the run and the fix; --marker / --first-onset check with prepare's settings."""
+    from eeg2fmri.cli import main
+
+    root = tmp_path / "bids"
+    describe(root)
+    eeg_run(root, "sub-01_task-rest_run-1", seed=1)
+    bold_run(root, "sub-01_task-rest_run-1_bold.nii.gz", seed=1)
+    n = int((NVOL * TR + 2.0) * SF)  # sub-02's scanner writes 'Volume' markers, one per TR
+    write_bv(root / "sub-02" / "eeg", "sub-02_task-rest_run-1_eeg", eeg_uv(len(CH), n, 2), SF, CH,
+             [("Stimulus", "Volume", int((0.5 + k * TR) * SF)) for k in range(NVOL)])
+    bold_run(root, "sub-02_task-rest_run-1_bold.nii.gz", seed=2)
+    rep = check_layout(root, "bids")
+    assert len(rep.runs) == 2 and not rep.ok and len(rep.problems) == 1
+    assert rep.problems[0].startswith("sub-02_task-rest_run-1: volume timing: ")
+    assert "expected scanner volume markers ['R128', 'Scanner/Scan Start', 'Scan Start', 'TR'], found none" in rep.problems[0]
+    assert "pass marker=<the scanner marker name>" in rep.problems[0]
+    assert f"sub-01_task-rest_run-1: {NVOL} volume(s) timed by {NVOL} 'R128' marker(s)" in rep.notes
+    both = check_layout(root, "bids", marker=("R128", "Volume"))
+    assert both.ok and f"sub-02_task-rest_run-1: {NVOL} volume(s) timed by {NVOL} 'Volume' marker(s)" in both.notes
+    regular = check_layout(root, "bids", marker=None, first_onset=0.5)
+    assert regular.ok and sum("timed by regular timing" in n for n in regular.notes) == 2
+    late = check_layout(root, "bids", marker=None, first_onset=5.0)  # 12 volumes from 5 s need 29 s of the 26 s recorded
+    assert not late.ok and all("EEG is 26.0 s long but 12 volumes from 5.0 s need 29.0 s" in p for p in late.problems)
+    assert main(["datasets", "--check", str(root)]) == 1
+    assert "problem: sub-02_task-rest_run-1: volume timing:" in capsys.readouterr().out
+    assert main(["datasets", "--check", str(root), "--marker", "R128", "Volume"]) == 0
+    assert main(["datasets", "--check", str(root), "--first-onset", "0.5"]) == 0
+    capsys.readouterr()
+    for flag in (["--marker", "R128"], ["--first-onset", "0.5"]):
+        assert main(["datasets", "bids", *flag]) == 2
+        assert f"error: {flag[0]}: expected only together with --check ROOT" in capsys.readouterr().err

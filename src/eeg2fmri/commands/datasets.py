@@ -11,7 +11,8 @@ DESCRIPTION = (
     "Without arguments: list every layout and what it needs on disk. With NAME: show that layout in detail "
     "(files, volume timing, TR, channels dropped, options). With --check ROOT: find the runs of the folder ROOT "
     "(layout NAME, or detected) and report missing or unpaired pieces (for BIDS-style layouts a run-by-run pairing table: "
-    "what was paired, what was left out and why); exit status 0 when it is usable."
+    "what was paired, what was left out and why) and every run's volume timing as prepare finds it (scanner markers, "
+    "or --first-onset); exit status 0 when it is usable."
 )
 
 
@@ -19,6 +20,10 @@ def add_arguments(p) -> None:
     p.add_argument("name", nargs="?", help="a layout name (see the list); with --check, 'auto' (default) detects it")
     p.add_argument("--check", metavar="ROOT", help="check the dataset folder ROOT against the layout")
     p.add_argument("--subjects", nargs="+", help="with --check only: only these subject labels")
+    p.add_argument("--marker", nargs="+", metavar="NAME", help="with --check only: the scanner volume marker name(s) prepare will use "
+                   "(default: R128, Scanner/Scan Start, Scan Start, TR)")
+    p.add_argument("--first-onset", type=float, metavar="S", help="with --check only: no markers; volume 0 starts S seconds "
+                   "after the EEG start (regular timing, as prepare's first_onset)")
     add_pairing_arguments(p)
 
 
@@ -29,8 +34,16 @@ def run(args) -> int:
     if args.subjects and not args.check:
         raise Eeg2fmriInputError(f"--subjects: expected only together with --check ROOT (it restricts the check), got {args.subjects}; "
                                  "add --check ROOT or drop --subjects.")
+    for flag, val in (("--marker", args.marker), ("--first-onset", args.first_onset)):
+        if val is not None and not args.check:
+            raise Eeg2fmriInputError(f"{flag}: expected only together with --check ROOT (it sets how the check times the volumes), got {val}; "
+                                     f"add --check ROOT or drop {flag}.")
     if args.check:
         opts = {"subjects": args.subjects} if args.subjects else {}
+        if args.first_onset is not None:
+            opts.update(marker=None, first_onset=args.first_onset)
+        elif args.marker:
+            opts["marker"] = tuple(args.marker)
         opts.update(pairing_options(args))
         rep = check_layout(args.check, args.name or "auto", **opts)
         print("\n".join(rep.lines()))

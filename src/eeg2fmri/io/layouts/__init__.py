@@ -424,7 +424,8 @@ class LayoutCheck:
         return out
 
 
-def _check_run(run: LayoutRun) -> tuple[list[str], list[str]]:
+def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS,
+               first_onset: float | None = None) -> tuple[list[str], list[str]]:
     problems, notes = [], []
     eeg = run.eeg_path
     if not eeg.is_file():
@@ -447,9 +448,21 @@ def _check_run(run: LayoutRun) -> tuple[list[str], list[str]]:
             problems.append(f"{run.key}: BOLD file {run.bold_path} does not exist")
         else:
             try:
-                read_layout_bold(run)
+                img, tr = read_layout_bold(run)
             except Eeg2fmriInputError as err:
                 problems.append(f"{run.key}: {err}")
+            else:
+                if not problems:  # the volume timing as prepare finds it (markers read from the EEG header and events)
+                    try:
+                        raw = read_layout_eeg(run, preload=False)
+                        sync = layout_volume_onsets(run, raw, int(img.shape[3]) if len(img.shape) == 4 else 1, tr, marker=marker,
+                                                    first_onset=first_onset)
+                    except Eeg2fmriInputError as err:
+                        problems.append(f"{run.key}: volume timing: {err}")
+                    else:
+                        rep = sync.report
+                        how = (f"{rep.n_markers} {rep.marker!r} marker(s)" if rep.method == "markers" else "regular timing")
+                        notes.append(f"{run.key}: {len(sync.onsets)} volume(s) timed by {how}" + "".join(f"; {n}" for n in rep.notes))
     return problems, notes
 
 
@@ -463,7 +476,13 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
     layout : str
         Layout name or ``"auto"``.
     **options
-        Layout options (as for :func:`find_runs_layout`).
+        Layout options (as for :func:`find_runs_layout`), and ``subjects``;
+        ``marker`` (default: the usual scanner marker names) and
+        ``first_onset`` are the volume-timing settings prepare would use for
+        runs whose layout does not fix them: every run's volumes are timed as
+        prepare times them, and a run prepare would refuse (no scanner
+        markers, fewer markers than volumes, markers a TR apart that is not
+        the BOLD's) is a problem.
 
     Returns
     -------
@@ -483,6 +502,8 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
     if not lay.detect(root):
         problems.append(f"{root} does not look like {layout!r}: expected " + "; ".join(lay.NEEDS))
     subjects = norm_subjects(options.pop("subjects", None))
+    marker = options.pop("marker", DEFAULT_MARKERS)
+    first_onset = options.pop("first_onset", None)
     try:
         lay._check_options(options)
         sc = lay.scan(root, subjects, **options)
@@ -490,7 +511,7 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
         return LayoutCheck(layout, False, problems=problems + [str(err)])
     notes += sc.notes
     for r in sc.runs:
-        p, n = _check_run(r)
+        p, n = _check_run(r, marker, first_onset)
         problems += p
         notes += n
     if not sc.runs and not problems:
