@@ -148,7 +148,12 @@ def test_group_means_and_draws():
     for key in ("median_r", "rmse", "ssim", "calhas_rmse"):
         assert g["models"]["model"][key] == pytest.approx(np.mean([subs[s]["models"]["model"][key] for s in subs]))
     mean_draws = np.mean([core["_draws"][s] for s in subs], axis=0)
-    assert g["models"]["model"]["median_r_ci"] == pytest.approx(list(np.quantile(mean_draws[0], [0.025, 0.975])))
+    # the percentile interval of the mean draws, moved so that their median sits on the mean median r (centred_interval)
+    lo, mid, hi = np.quantile(mean_draws[0], [0.025, 0.5, 0.975])
+    est = g["models"]["model"]["median_r"]
+    assert g["models"]["model"]["median_r_ci"] == pytest.approx([est - (mid - lo), est + (hi - mid)])
+    d = mean_draws[0] - mean_draws[1]  # the paired difference keeps the percentile interval
+    assert [g["paired"]["model"]["low"], g["paired"]["model"]["high"]] == pytest.approx(list(np.quantile(d, [0.025, 0.975])))
     assert g["paired"]["model"]["low"] > 0 and g["paired"]["model"]["p_value"] < 0.05  # 0.6 vs 0.3 signal: clearly better
     assert "median_r_ci" not in g["models"]["mean"] and "ceilings" not in g
     # two folds with disjoint test subjects merge into the same group summary

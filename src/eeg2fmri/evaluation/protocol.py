@@ -46,6 +46,7 @@ from eeg2fmri.evaluation.metrics import (
     block_bootstrap_indices,
     calhas_ssim,
     ceiling_fraction,
+    centred_interval,
     pearson_r,
     rmse,
     roi_r,
@@ -206,12 +207,17 @@ def _ss_total(y: np.ndarray, block: int = 8192) -> float:
     return tot
 
 
-def _interval(draws: np.ndarray, ci: float) -> list[float]:
+def _interval(draws: np.ndarray, ci: float, estimate: float | None = None) -> list[float]:
+    """Percentile interval of bootstrap draws; with ``estimate``, the same interval moved so that the draws' median
+    sits on the estimate (see :func:`eeg2fmri.evaluation.metrics.bootstrap.centred_interval`)."""
     ok = draws[np.isfinite(draws)]
     if ok.size == 0:
         return [float("nan"), float("nan")]
     a = (1.0 - ci) / 2.0
-    lo, hi = np.quantile(ok, [a, 1.0 - a])
+    if estimate is not None and np.isfinite(estimate):
+        lo, hi = centred_interval(ok, float(estimate), ci)
+    else:
+        lo, hi = np.quantile(ok, [a, 1.0 - a])
     return [float(lo), float(hi)]
 
 
@@ -362,7 +368,7 @@ def _score_subject(
                             "method": "circular block bootstrap over time (block length from the residuals' autocorrelation)"
                             if block_len is None else "circular block bootstrap over time"}
         for j, nm in enumerate(r_names):
-            res["models"][nm]["median_r_ci"] = _interval(draws[j], ci)
+            res["models"][nm]["median_r_ci"] = _interval(draws[j], ci, res["models"][nm]["median_r"])
         if reference is not None and reference in r_names:
             jr = r_names.index(reference)
             res["paired"] = {}
@@ -483,7 +489,7 @@ def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], na
             if all(isinstance(v, float) for v in vals) and vals:
                 g[key] = float(np.mean(vals)) if all(np.isfinite(vals)) else (float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"))
         if mean_draws is not None and nm in r_names:
-            g["median_r_ci"] = _interval(mean_draws[r_names.index(nm)], ci)
+            g["median_r_ci"] = _interval(mean_draws[r_names.index(nm)], ci, g.get("median_r"))
         out["models"][nm] = g
     if mean_draws is not None and reference in r_names:
         jr = r_names.index(reference)

@@ -10,7 +10,7 @@ Our own metrics (what we report first):
   (:func:`rmse`, :func:`mae`, :func:`psnr`, :func:`ssim3d`,
   :func:`ssim3d_series`);
 * block-bootstrap confidence intervals over time (:func:`block_bootstrap_ci`,
-  :func:`bootstrap_median_r`, :func:`paired_bootstrap`) and the fraction of a
+  :func:`bootstrap_median_r`, :func:`paired_bootstrap`, :func:`centred_interval`) and the fraction of a
   noise ceiling reached (:func:`ceiling_fraction`).
 
 Peer-parity metrics, reproducing the definitions of the published
@@ -53,6 +53,7 @@ from eeg2fmri.evaluation.metrics.bootstrap import (  # noqa: F401 (private helpe
     block_bootstrap_ci,
     block_bootstrap_indices,
     bootstrap_median_r,
+    centred_interval,
     paired_bootstrap,
 )
 from eeg2fmri.evaluation.metrics.correlation import (  # noqa: F401 (private helpers: kept reachable as before the split)
@@ -92,6 +93,7 @@ __all__ = [
     "block_bootstrap_ci",
     "block_bootstrap_indices",
     "bootstrap_median_r",
+    "centred_interval",
     "calhas_rmse",
     "calhas_ssim",
     "ceiling_fraction",

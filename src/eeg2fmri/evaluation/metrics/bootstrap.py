@@ -24,7 +24,11 @@ from eeg2fmri.utils.validation import (
     check_positive_int,
 )
 
-__all__ = ["block_bootstrap_ci", "block_bootstrap_indices", "bootstrap_median_r", "paired_bootstrap"]
+__all__ = ["INTERVALS", "block_bootstrap_ci", "block_bootstrap_indices", "bootstrap_median_r", "centred_interval", "paired_bootstrap"]
+
+#: Interval types of :func:`block_bootstrap_ci`: the percentile interval of the draws, or that interval moved so
+#: that the draws' median sits on the estimate (:func:`centred_interval`).
+INTERVALS = ("percentile", "centred")
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -212,10 +216,50 @@ def _boot_median_r(y_true: np.ndarray, preds: list[np.ndarray], weights: np.ndar
     return meds
 
 
-def _interval(draws: np.ndarray, ci: float) -> tuple[float, float, int]:
+def centred_interval(draws: ArrayLike, estimate: float, ci: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap draws, moved so that the draws' median sits on the estimate.
+
+    ``(estimate - (q50 - q_lo), estimate + (q_hi - q50))`` with ``q`` the
+    quantiles of the finite draws: the spread of the percentile interval,
+    without the draws' offset from the estimate. That offset is large for the
+    median voxel r of a weak, focal effect: most voxels' r is noise around 0,
+    a resample widens every one of them, and the median over them moves up
+    with that spread, so the percentile interval can lie wholly above its own
+    estimate. On data with a known answer (``benchmarks/bench_ci_coverage.py``:
+    signal in 8 % of the voxels, 4 subjects) the nominal 95 % percentile
+    interval of the mean median r covered the truth 66 % of the time, this one
+    97 %; with signal in half the voxels both covered about 89-92 %.
+
+    Parameters
+    ----------
+    draws : array_like, shape (n_boot,)
+        Bootstrap draws of the statistic (non-finite ones are ignored).
+    estimate : float
+        The statistic on the original data.
+    ci : float
+        Coverage.
+
+    Returns
+    -------
+    low, high : float
+        NaN when no draw is finite.
+    """
+    d = np.asarray(draws, dtype=np.float64).ravel()
+    ok = d[np.isfinite(d)]
+    if ok.size == 0:
+        return float("nan"), float("nan")
+    alpha = (1.0 - ci) / 2.0
+    lo, mid, hi = np.quantile(ok, [alpha, 0.5, 1.0 - alpha])
+    return float(estimate - (mid - lo)), float(estimate + (hi - mid))
+
+
+def _interval(draws: np.ndarray, ci: float, estimate: float | None = None) -> tuple[float, float, int]:
     ok = draws[np.isfinite(draws)]
     if ok.size == 0:
         return float("nan"), float("nan"), 0
+    if estimate is not None:
+        lo, hi = centred_interval(ok, estimate, ci)
+        return lo, hi, int(ok.size)
     alpha = (1.0 - ci) / 2.0
     lo, hi = np.quantile(ok, [alpha, 1.0 - alpha])
     return float(lo), float(hi), int(ok.size)
@@ -230,6 +274,7 @@ def block_bootstrap_ci(
     ci: float = 0.95,
     random_state: int | np.random.Generator | None = None,
     method: str = "circular",
+    interval: str = "percentile",
 ) -> dict[str, Any]:
     """Block-bootstrap confidence interval of a metric, resampling time.
 
@@ -257,14 +302,18 @@ def block_bootstrap_ci(
         Coverage of the interval.
     random_state : int, Generator or None
     method : {"circular", "moving"}, default "circular"
+    interval : {"percentile", "centred"}, default "percentile"
+        The percentile interval of the draws, or that interval moved so that
+        the draws' median sits on the estimate (:func:`centred_interval`; what
+        ``evaluate`` reports for the median r).
 
     Returns
     -------
     result : dict
         ``estimate`` (metric on the original data), ``low``, ``high`` (the
-        percentile interval), ``std`` (bootstrap standard deviation),
-        ``n_boot``, ``n_valid`` (draws with a finite value, the ones used),
-        ``block_len``, ``ci``, ``method``.
+        interval), ``std`` (bootstrap standard deviation), ``n_boot``,
+        ``n_valid`` (draws with a finite value, the ones used),
+        ``block_len``, ``ci``, ``method``, ``interval``.
 
     Raises
     ------
@@ -278,6 +327,7 @@ def block_bootstrap_ci(
             f"{where}: expected metric to be a callable metric(y_true, y_pred) -> float, got "
             f"{type(metric).__name__}; e.g. metric=median_r."
         )
+    iv = check_choice(interval, "interval", INTERVALS, where=where)
     t, (p,) = _prepare_boot(y_true, [y_pred], ["y_pred"], where)
     n = t.shape[0]
     nb, bl, c, m = _check_block_args(n, n_boot, block_len, ci, method, where)
@@ -288,7 +338,7 @@ def block_bootstrap_ci(
     else:
         estimate = _scalar(metric(t, p), where)
         draws = np.array([_scalar(metric(t[i], p[i]), where) for i in idx])
-    lo, hi, n_valid = _interval(draws, c)
+    lo, hi, n_valid = _interval(draws, c, float(estimate) if iv == "centred" else None)
     return {
         "estimate": float(estimate),
         "low": lo,
@@ -299,6 +349,7 @@ def block_bootstrap_ci(
         "block_len": bl,
         "ci": c,
         "method": m,
+        "interval": iv,
     }
 
 
@@ -310,10 +361,13 @@ def bootstrap_median_r(
     ci: float = 0.95,
     random_state: int | np.random.Generator | None = None,
     method: str = "circular",
+    interval: str = "centred",
 ) -> dict[str, Any]:
     """Block-bootstrap CI of the median voxel-wise r, fast path.
 
-    Equivalent to ``block_bootstrap_ci(y_true, y_pred, median_r, ...)``: a
+    Equivalent to ``block_bootstrap_ci(y_true, y_pred, median_r, ...,
+    interval="centred")`` (the interval ``evaluate`` reports; see
+    :func:`centred_interval` for why not the percentile interval): a
     resample's r per voxel comes from resampled sums of x, y, x^2, y^2 and
     xy, obtained as a (n_boot, n_times) count matrix times the per-time
     statistics, a BLAS matrix product over chunks of voxels, instead of
@@ -325,6 +379,8 @@ def bootstrap_median_r(
     y_true, y_pred : array_like, shape (n_times, n_voxels)
     n_boot, block_len, ci, random_state, method
         As in :func:`block_bootstrap_ci`.
+    interval : {"centred", "percentile"}, default "centred"
+        As in :func:`block_bootstrap_ci` (another default).
 
     Returns
     -------
@@ -333,7 +389,7 @@ def bootstrap_median_r(
     """
     return block_bootstrap_ci(
         y_true, y_pred, median_r, n_boot=n_boot, block_len=block_len, ci=ci,
-        random_state=random_state, method=method,
+        random_state=random_state, method=method, interval=interval,
     )
 
 
