@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import nibabel as nib
@@ -116,6 +117,31 @@ def test_channel_names_disagreeing_with_channels_tsv_are_listed(tiny_bids, tmp_p
                                                  rf"differ \(\d+ vs \d+ channels; names only in the file: \['{first}'\]; only in .*\['EEG {first}-REF'\]\); "
                                                  r"BIDS requires them to agree\. Correct the name column of channels\.tsv"):
         prepare_dataset(root, progress_bar=False)
+
+
+@pytest.mark.parametrize("case", ["empty", "short"])
+def test_a_channels_tsv_mne_bids_ignores_is_warned(tiny_bids, tmp_path, caplog, case):
+    """An empty channels.tsv, or one listing fewer channels than the file: mne-bids only warns and ignores it (types and
+    bad status from the file alone); read_eeg says so at warning level, naming both files and the fix."""
+    import logging
+
+    from eeg2fmri.io import read_eeg
+
+    root = _copy(tiny_bids, tmp_path)
+    eeg = next((root / "sub-01" / "eeg").glob("*_eeg.vhdr"))
+    tsv = next((root / "sub-01" / "eeg").glob("*_channels.tsv"))
+    lines = tsv.read_text().splitlines()
+    n_file = len(lines) - 1
+    tsv.write_text("\n".join(lines[:1] if case == "empty" else lines[:-2]) + "\n")
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        read_eeg(eeg, preload=False)
+    why = "it is empty" if case == "empty" else f"it lists {n_file - 2} channel\\(s\\) but the EEG file has {n_file}"
+    assert re.search(rf"{tsv.name}: {why}, so mne-bids ignored it: channel types and bad-channel status come from {eeg.name} alone", caplog.text)
+    assert f"List every channel of the file, in its order, in {tsv.name}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        read_eeg(next((root / "sub-02" / "eeg").glob("*_eeg.vhdr")), preload=False)  # an intact channels.tsv: no warning
+    assert "mne-bids ignored it" not in caplog.text
 
 
 def test_windows_over_eeg_marked_bad_are_left_out_of_every_split(tiny_bids, tiny_prepared, tmp_path):

@@ -71,7 +71,30 @@ def read_eeg(eeg, *, preload: bool = True):
         raise Eeg2fmriInputError(f"{path}: could not read EEG ({type(err).__name__}: {err}); is the file complete and in the format its extension says?") from err
     for w in caught:
         logger.debug("%s: reader warning: %s", path.name, w.message)
+    if channels_tsv is not None:
+        _warn_ignored_channels_tsv(path, channels_tsv, [str(w.message) for w in caught], len(raw.ch_names))
     return raw
+
+
+#: mne-bids warnings that mean it read nothing from channels.tsv (it does not raise for them).
+_CHANNELS_TSV_IGNORED = ("TSV file is empty", "has no 'name' column", "does not match the number of channels")
+
+
+def _warn_ignored_channels_tsv(path: Path, channels_tsv: Path, messages: list[str], n_file: int) -> None:
+    """Warn when mne-bids skipped a channels.tsv (empty, no name column, another channel count): types and status unused."""
+    hit = [m for m in messages if any(k in m for k in _CHANNELS_TSV_IGNORED)]
+    if not hit:
+        return
+    why = "it is empty" if any("TSV file is empty" in m or "has no 'name' column" in m for m in hit) else None
+    if why is None:
+        import csv
+
+        with open(channels_tsv, newline="") as fh:
+            n_tsv = sum(1 for _ in csv.DictReader(fh, delimiter="\t"))
+        why = f"it lists {n_tsv} channel(s) but the EEG file has {n_file}"
+    logger.warning("%s: %s, so mne-bids ignored it: channel types and bad-channel status come from %s alone (channels named "
+                   "ECG/EOG/EMG are still typed by name). List every channel of the file, in its order, in %s (name, type, status).",
+                   channels_tsv, why, path.name, channels_tsv.name)
 
 
 def _channel_mismatch_message(path: Path, channels_tsv: Path, ext: str) -> str:
