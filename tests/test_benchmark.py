@@ -121,12 +121,20 @@ def test_benchmark_groups_models_by_input():
     from eeg2fmri.commands.benchmark import _groups
     from eeg2fmri.models import get_model_class, list_models
 
-    groups, refused = _groups(list_models(), None, None)
-    assert not refused and [g["representation"] for g in groups][0] == "bandpower"
+    builtin = [m for m in list_models() if not m.startswith("_")]  # (other test modules register models of their own)
+    groups, refused = _groups(builtin, None, None)
+    assert not refused and "bandpower" not in [g["representation"] for g in groups]
     where = {m: g for g in groups for m in g["models"]}
-    assert set(where) == set(list_models())
+    # ridge_hrf and mean read the band-power block of tangent windows (the same numbers): no band-power group of only
+    # them next to a tangent group, whose reference and baseline they are (they were fitted and listed twice)
+    assert set(where) == set(builtin) - {"ridge_hrf", "mean"}
     assert where["calhas2022"]["representation"] == "stft" and where["bricman_fc"]["representation"] == "raw"
-    assert where["eeg2fmri_net"]["representation"] == "tangent" and where["ridge_hrf"]["representation"] == "bandpower"
+    assert where["eeg2fmri_net"]["representation"] == "tangent"
+    assert [g["models"] for g in _groups(["ridge_hrf", "eeg2fmri_net"], None, None)[0]] == [["eeg2fmri_net"]]
+    assert [(g["representation"], g["models"]) for g in _groups(["ridge_hrf", "calhas2022"], None, None)[0]] == [
+        ("bandpower", ["ridge_hrf"]), ("stft", ["calhas2022"])]  # no tangent group: ridge_hrf keeps its own
+    assert [g["models"] for g in _groups(["ridge_hrf", "mean"], "bandpower", None)[0]] == [["ridge_hrf", "mean"]]
+    where["ridge_hrf"] = _groups(["ridge_hrf"], None, None)[0][0]
     # one group per representation (one reference, baseline and null each); each torch model with its own recommended config,
     # closed-form models with none
     assert len({g["representation"] for g in groups}) == len(groups)

@@ -178,8 +178,20 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
         g["models"].append(m)
         if own is not None:
             g["model_train_configs"][m] = own
+    if representation is None:
+        # ridge_hrf and mean read the band-power block of tangent windows: the same numbers as a band-power preparation of
+        # the same runs. A band-power group of only those would fit them twice and list the same rows twice (with and
+        # without [tangent]); the tangent group's reference and baseline are those models.
+        for key, g in list(groups.items()):
+            if (g["representation"] == "bandpower" and all(m in _BANDPOWER_BLOCK_READERS for m in g["models"])
+                    and any(k2[0] == "tangent" and k2[1] == key[1] for k2 in groups)):
+                del groups[key]
     order = {name: i for i, name in enumerate(list_representations())}  # band power, stft, raw
     return sorted(groups.values(), key=lambda g: order.get(g["representation"], len(order))), refused
+
+
+#: Closed-form models that read the band-power block of tangent windows (the same numbers as band-power windows).
+_BANDPOWER_BLOCK_READERS = ("ridge_hrf", "mean")
 
 
 def _mapping(text: str | None, what: str) -> dict:
