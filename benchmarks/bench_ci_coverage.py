@@ -16,11 +16,16 @@ Each replicate: ``--voxels`` voxels x ``--volumes`` volumes per subject; a smoot
 fraction of the voxels (``--fractions``); AR(1) noise everywhere; model A predicts the latent signal at gain 1,
 model B at gain 0.6, each with its own AR noise per voxel (so most voxels' r scatter around 0).
 
-    python benchmarks/bench_ci_coverage.py [--reps 200] [--subjects 1 4]
+    python benchmarks/bench_ci_coverage.py [--reps 200] [--subjects 1 4] [--between 0 0.8]
 
-Prints one table: rows = (fraction of voxels with signal, subjects); columns = coverage of the nominal 95 %
-interval for median r and for Δr under each interval type, and how often the percentile interval of median r
-lies wholly above its point estimate.
+With ``--between B`` subjects differ (each one's signal gain uniform in [1 - B, 1 + B]); the truth is then the
+population mean, and an interval of the mean over subjects that keeps the subjects fixed misses their spread: the
+``two-level`` columns resample subjects, then time (:func:`eeg2fmri.evaluation.protocol.hierarchical_draws`, what the
+evaluation reports across subjects since session 14).
+
+Prints one table: rows = (fraction of voxels with signal, between-subject spread, subjects); columns = coverage of
+the nominal 95 % interval for median r and for Δr under each interval type (subjects fixed), the two-level
+intervals, and how often the percentile interval of median r lies wholly above its point estimate.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from scipy.stats import norm
 
 from eeg2fmri.evaluation.metrics.bootstrap import _boot_median_r, _weights, block_bootstrap_indices
 from eeg2fmri.evaluation.metrics.correlation import median_r
-from eeg2fmri.evaluation.protocol import measured_block_len
+from eeg2fmri.evaluation.protocol import hierarchical_draws, measured_block_len
 
 TR = 2.0
 
@@ -48,10 +53,10 @@ def _ar(rng: np.random.Generator, n: int, v: int, rho: float) -> np.ndarray:
     return out
 
 
-def _subject(rng: np.random.Generator, n: int, v: int, frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _subject(rng: np.random.Generator, n: int, v: int, frac: float, between: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s = _ar(rng, n, 1, 0.8)
     load = np.zeros(v)
-    load[: int(round(frac * v))] = 0.6
+    load[: int(round(frac * v))] = 0.6 * (rng.uniform(1.0 - between, 1.0 + between) if between else 1.0)
     y = load * s + _ar(rng, n, v, 0.6)
     return y, s + _ar(rng, n, v, 0.6), 0.6 * s + _ar(rng, n, v, 0.6)
 
@@ -68,20 +73,21 @@ def _intervals(draws: np.ndarray, est: float, ci: float = 0.95) -> dict[str, tup
             "centred": (est - (mid - lo), est + (hi - mid))}
 
 
-def _replicate(rng, n_sub, n, v, frac, n_boot):
-    """Point estimates (mean over subjects) and the mean of the per-subject draws, as evaluation/_group."""
-    ea, ed, da, dd = [], [], [], []
+def _replicate(rng, n_sub, n, v, frac, n_boot, between):
+    """Point estimates (mean over subjects); draws of the mean with subjects fixed (the mean of the per-subject draws)
+    and resampled (two-level: :func:`eeg2fmri.evaluation.protocol.hierarchical_draws`, what evaluation reports)."""
+    ea, ed, per = [], [], []
     for _ in range(n_sub):
-        y, pa, pb = _subject(rng, n, v, frac)
+        y, pa, pb = _subject(rng, n, v, frac, between)
         a, b = median_r(y, pa), median_r(y, pb)
         bl = measured_block_len(y - pa, TR)
         idx = block_bootstrap_indices(n, n_boot, bl, "circular", rng)
-        d = _boot_median_r(y, [pa, pb], _weights(idx, n))
+        per.append(_boot_median_r(y, [pa, pb], _weights(idx, n)))
         ea.append(a)
         ed.append(a - b)
-        da.append(d[0])
-        dd.append(d[0] - d[1])
-    return float(np.mean(ea)), float(np.mean(ed)), np.mean(da, axis=0), np.mean(dd, axis=0)
+    fixed = np.mean(per, axis=0)
+    two = hierarchical_draws(per, rng)
+    return float(np.mean(ea)), float(np.mean(ed)), fixed, two
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,37 +100,45 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth-reps", type=int, default=2000)
     ap.add_argument("--n-boot", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--between", type=float, nargs="+", default=[0.0],
+                    help="subjects differ: each subject's signal gain is uniform in [1 - B, 1 + B] (0: identical subjects)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     kinds = ("percentile", "basic", "bias-corrected", "centred")
     print(f"# {args.reps} replicates per row, truth from {args.truth_reps} subject replicates, {args.volumes} volumes x "
           f"{args.voxels} voxels per subject, n_boot {args.n_boot}, nominal 95 %, seed {args.seed}")
-    head = "| signal voxels | subjects | truth median r | truth Δr | " + " | ".join(
-        f"{k} r | {k} Δr" for k in kinds) + " | pct. interval above its point |"
+    print("# subjects fixed: the mean of the per-subject draws; two-level: subjects resampled, then time (reported since session 14)")
+    head = ("| signal voxels | between-subject gain ± | subjects | truth median r | truth Δr | "
+            + " | ".join(f"{k} r | {k} Δr" for k in kinds)
+            + " | two-level centred r | two-level percentile Δr | pct. interval above its point |")
     print(head)
     print("|" + "---:|" * (head.count("|") - 1))
-    for frac in args.fractions:
-        t0 = time.perf_counter()
-        ma, md = [], []
-        for _ in range(args.truth_reps):
-            y, pa, pb = _subject(rng, args.volumes, args.voxels, frac)
-            a = median_r(y, pa)
-            ma.append(a)
-            md.append(a - median_r(y, pb))
-        truth_r, truth_d = float(np.mean(ma)), float(np.mean(md))  # the mean over subjects has the same expectation
-        for n_sub in args.subjects:
-            hits = {k: [0, 0] for k in kinds}
-            above = 0
-            for _ in range(args.reps):
-                er, ed, dr, dd = _replicate(rng, n_sub, args.volumes, args.voxels, frac, args.n_boot)
-                ir, idf = _intervals(dr, er), _intervals(dd, ed)
-                above += ir["percentile"][0] > er
-                for k in kinds:
-                    hits[k][0] += ir[k][0] <= truth_r <= ir[k][1]
-                    hits[k][1] += idf[k][0] <= truth_d <= idf[k][1]
-            cells = " | ".join(f"{hits[k][0] / args.reps:.3f} | {hits[k][1] / args.reps:.3f}" for k in kinds)
-            print(f"| {frac:.0%} | {n_sub} | {truth_r:.4f} | {truth_d:.4f} | {cells} | {above}/{args.reps} |", flush=True)
-        print(f"<!-- {frac:.0%}: {time.perf_counter() - t0:.0f} s -->", flush=True)
+    for between in args.between:
+        for frac in args.fractions:
+            t0 = time.perf_counter()
+            ma, md = [], []
+            for _ in range(args.truth_reps):
+                y, pa, pb = _subject(rng, args.volumes, args.voxels, frac, between)
+                a = median_r(y, pa)
+                ma.append(a)
+                md.append(a - median_r(y, pb))
+            truth_r, truth_d = float(np.mean(ma)), float(np.mean(md))  # the mean over subjects has the same expectation
+            for n_sub in args.subjects:
+                hits = {k: [0, 0] for k in (*kinds, "two")}
+                above = 0
+                for _ in range(args.reps):
+                    er, ed, fixed, two = _replicate(rng, n_sub, args.volumes, args.voxels, frac, args.n_boot, between)
+                    ir, idf = _intervals(fixed[0], er), _intervals(fixed[0] - fixed[1], ed)
+                    above += ir["percentile"][0] > er
+                    for k in kinds:
+                        hits[k][0] += ir[k][0] <= truth_r <= ir[k][1]
+                        hits[k][1] += idf[k][0] <= truth_d <= idf[k][1]
+                    tr_, td_ = _intervals(two[0], er)["centred"], _intervals(two[0] - two[1], ed)["percentile"]
+                    hits["two"][0] += tr_[0] <= truth_r <= tr_[1]
+                    hits["two"][1] += td_[0] <= truth_d <= td_[1]
+                cells = " | ".join(f"{hits[k][0] / args.reps:.3f} | {hits[k][1] / args.reps:.3f}" for k in (*kinds, "two"))
+                print(f"| {frac:.0%} | {between:g} | {n_sub} | {truth_r:.4f} | {truth_d:.4f} | {cells} | {above}/{args.reps} |", flush=True)
+            print(f"<!-- {frac:.0%}, between {between:g}: {time.perf_counter() - t0:.0f} s -->", flush=True)
     return 0
 
 

@@ -10,9 +10,11 @@ import pytest
 
 from eeg2fmri.evaluation import metrics as M
 from eeg2fmri.evaluation.protocol import (
+    GROUP_SEED,
     default_block_len,
     evaluate_models,
     evaluate_split,
+    hierarchical_draws,
     load_labels,
     measured_block_len,
     merge_results,
@@ -147,15 +149,8 @@ def test_group_means_and_draws():
     subs = core["per_subject"]
     for key in ("median_r", "rmse", "ssim", "calhas_rmse"):
         assert g["models"]["model"][key] == pytest.approx(np.mean([subs[s]["models"]["model"][key] for s in subs]))
-    mean_draws = np.mean([core["_draws"][s] for s in subs], axis=0)
-    # the percentile interval of the mean draws, moved so that their median sits on the mean median r (centred_interval)
-    lo, mid, hi = np.quantile(mean_draws[0], [0.025, 0.5, 0.975])
-    est = g["models"]["model"]["median_r"]
-    assert g["models"]["model"]["median_r_ci"] == pytest.approx([est - (mid - lo), est + (hi - mid)])
-    d = mean_draws[0] - mean_draws[1]  # the paired difference keeps the percentile interval
-    assert [g["paired"]["model"]["low"], g["paired"]["model"]["high"]] == pytest.approx(list(np.quantile(d, [0.025, 0.975])))
     assert g["paired"]["model"]["low"] > 0 and g["paired"]["model"]["p_value"] < 0.05  # 0.6 vs 0.3 signal: clearly better
-    assert "median_r_ci" not in g["models"]["mean"] and "ceilings" not in g
+    assert "median_r_ci" not in g["models"]["mean"] and "ceilings" not in g and "two-level" in g["bootstrap"]["subjects"]
     # two folds with disjoint test subjects merge into the same group summary
     parts = []
     for s in ("01", "02", "03"):
@@ -166,12 +161,36 @@ def test_group_means_and_draws():
         parts.append(c)
     merged = merge_results(parts)
     assert sorted(merged["per_subject"]) == ["01", "02", "03"] and len(merged["folds"]) == 3
-    assert merged["group"]["models"]["model"]["median_r"] == pytest.approx(g["models"]["model"]["median_r"])
+    mg = merged["group"]
+    assert mg["models"]["model"]["median_r"] == pytest.approx(g["models"]["model"]["median_r"])
+    # the group draws resample subjects, then time (hierarchical_draws, subject picks from GROUP_SEED); the median-r
+    # interval is their percentile interval moved so that their median sits on the mean median r (centred_interval)
+    pick = np.random.default_rng(GROUP_SEED).integers(0, 3, size=(100, 3))
+    per = [merged["_draws"][s] for s in ("01", "02", "03")]
+    h = np.array([[np.mean([per[k][j, b] for k in pick[b]]) for b in range(100)] for j in range(2)])
+    lo, mid, hi = np.quantile(h[0], [0.025, 0.5, 0.975])
+    est = mg["models"]["model"]["median_r"]
+    assert mg["models"]["model"]["median_r_ci"] == pytest.approx([est - (mid - lo), est + (hi - mid)])
+    d = h[0] - h[1]  # the paired difference: the same subjects for both models in every draw, percentile interval
+    assert [mg["paired"]["model"]["low"], mg["paired"]["model"]["high"]] == pytest.approx(list(np.quantile(d, [0.025, 0.975])))
     parts[1]["models"] = ["model"]
     with pytest.raises(Eeg2fmriInputError, match="folds scored different models"):
         merge_results(parts)
     with pytest.raises(Eeg2fmriInputError, match="expected at least one fold's results"):
         merge_results([])
+
+
+def test_hierarchical_draws_carry_the_spread_between_subjects():
+    """Subjects fixed, the mean of the per-subject draws only knows each subject's own sampling noise; resampling subjects
+    first adds their spread: two subjects at r 0.1 and 0.5 give a group interval about as wide as that spread."""
+    rng = np.random.default_rng(5)
+    per = [rng.normal(m, 0.01, (1, 2000)) for m in (0.1, 0.5)]
+    fixed = np.mean(per, axis=0)[0]
+    both = hierarchical_draws(per, 3)[0]
+    assert np.ptp(np.quantile(fixed, [0.025, 0.975])) < 0.03 and np.ptp(np.quantile(both, [0.025, 0.975])) > 0.35
+    assert set(np.round(both, 1)) == {0.1, 0.3, 0.5}  # each draw: both subjects once, or one of them twice
+    np.testing.assert_array_equal(hierarchical_draws(per[:1], 3), per[0])  # one subject: its own draws
+    np.testing.assert_array_equal(hierarchical_draws(per, 3)[0], both)  # seeded
 
 
 def test_default_block_len():

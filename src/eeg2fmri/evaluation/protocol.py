@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,7 @@ from eeg2fmri.utils.rng import check_random_state
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
 __all__ = [
+    "hierarchical_draws",
     "BASELINE",
     "DEFAULT_N_BOOT",
     "DEFAULT_SSIM_VOLUMES",
@@ -473,15 +474,50 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
     return out
 
 
+#: Seed of the subject resampling of the group intervals (:func:`hierarchical_draws`) when none is given.
+GROUP_SEED = 0
+
+
+def hierarchical_draws(draws: Sequence[np.ndarray], random_state: int | np.random.Generator | None = GROUP_SEED) -> np.ndarray:
+    """Bootstrap draws of the mean over subjects, resampling subjects and then time (a two-level bootstrap).
+
+    Draw ``b`` is the mean, over ``n_subjects`` subjects drawn with replacement, of each drawn subject's
+    own draw ``b`` (its block bootstrap over time). The spread between subjects thus enters the interval
+    of the mean, which a mean of the per-subject draws (subjects fixed) leaves out: the question a
+    leave-one-subject-out score answers is how a model does on *another* subject. One subject: its draws.
+
+    Parameters
+    ----------
+    draws : sequence of array, shape (n_predictors, n_boot)
+        Each subject's draws (the same number of resamples for all).
+    random_state : int | Generator | None
+        Seed of the subject resampling.
+
+    Returns
+    -------
+    draws : array, shape (n_predictors, n_boot)
+        Subjects drawn once per resample and shared by every predictor (paired differences stay paired).
+    """
+    stack = np.stack([np.asarray(d, dtype=np.float64) for d in draws])  # (n_sub, n_pred, n_boot)
+    n_sub, _, nb = stack.shape
+    if n_sub == 1:
+        return stack[0]
+    pick = check_random_state(random_state).integers(0, n_sub, size=(nb, n_sub))
+    return stack[pick, :, np.arange(nb)[:, None]].mean(axis=1).T
+
+
 def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], names: list[str], r_names: list[str], reference: str | None,
-           ci: float, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Means over subjects; CIs of the mean median r from averaged per-subject draws."""
+           ci: float, extra_keys: tuple[str, ...] = (), random_state: int | np.random.Generator | None = GROUP_SEED) -> dict[str, Any]:
+    """Means over subjects; CIs of the mean median r from draws that resample subjects, then time (:func:`hierarchical_draws`)."""
     subs = sorted(per_subject)
     out: dict[str, Any] = {"n_subjects": len(subs), "models": {}, "paired": {}}
     scalar_keys = ("median_r", "null_median_r", "null_p95_median_r", "rmse", "mae", "r2", "ssim", "psnr", "calhas_rmse", "calhas_ssim", "roi_median_r",
                    "median_r_in_groundtruth_mask", "fraction_of_noise", "fraction_of_oracle") + tuple(extra_keys)
     have_draws = all(draws.get(s) is not None for s in subs) and subs
-    mean_draws = np.mean([draws[s] for s in subs], axis=0) if have_draws else None
+    mean_draws = hierarchical_draws([draws[s] for s in subs], random_state) if have_draws else None
+    if mean_draws is not None:
+        out["bootstrap"] = {"subjects": "resampled with replacement in every draw, then each drawn subject's block-bootstrap draw "
+                                        "(two-level bootstrap)" if len(subs) > 1 else "one subject: its block-bootstrap draws"}
     for nm in names:
         g: dict[str, Any] = {}
         for key in scalar_keys:
@@ -586,7 +622,7 @@ def score_runs(
                         mm.update(median_r=_nanmedian(r), null_median_r=_nanmedian(pearson_r(y, np.roll(p, len(p) // 2, axis=0))), _r=r)
                 one["models"][nm] = mm
             runs_out[rr["key"]] = one
-    group = _group(per_subject, draws, names, r_names, reference if reference in names else None, ci, extra)
+    group = _group(per_subject, draws, names, r_names, reference if reference in names else None, ci, extra, rng)
     return {"per_subject": per_subject, "group": group, "runs": runs_out, "_draws": draws, "_r_names": r_names, "_extra_metrics": list(extra)}
 
 
