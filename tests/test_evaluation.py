@@ -165,9 +165,10 @@ def test_group_means_and_draws():
     assert mg["models"]["model"]["median_r"] == pytest.approx(g["models"]["model"]["median_r"])
     # the group draws resample subjects, then time (hierarchical_draws, subject picks from GROUP_SEED); the median-r
     # interval is their percentile interval moved so that their median sits on the mean median r (centred_interval)
-    pick = np.random.default_rng(GROUP_SEED).integers(0, 3, size=(100, 3))
+    g_rng = np.random.default_rng(GROUP_SEED)
+    pick, which = g_rng.integers(0, 3, size=(100, 3)), g_rng.integers(0, 100, size=(100, 3))
     per = [merged["_draws"][s] for s in ("01", "02", "03")]
-    h = np.array([[np.mean([per[k][j, b] for k in pick[b]]) for b in range(100)] for j in range(2)])
+    h = np.array([[np.mean([per[k][j, w] for k, w in zip(pick[b], which[b])]) for b in range(100)] for j in range(2)])
     lo, mid, hi = np.quantile(h[0], [0.025, 0.5, 0.975])
     est = mg["models"]["model"]["median_r"]
     assert mg["models"]["model"]["median_r_ci"] == pytest.approx([est - (mid - lo), est + (hi - mid)])
@@ -189,6 +190,11 @@ def test_hierarchical_draws_carry_the_spread_between_subjects():
     both = hierarchical_draws(per, 3)[0]
     assert np.ptp(np.quantile(fixed, [0.025, 0.975])) < 0.03 and np.ptp(np.quantile(both, [0.025, 0.975])) > 0.35
     assert set(np.round(both, 1)) == {0.1, 0.3, 0.5}  # each draw: both subjects once, or one of them twice
+    # a subject drawn twice brings two independent time resamples (the same one twice would count its own sampling
+    # variance twice): one subject's draws, resampled as two, spread as the mean of two independent draws
+    one = [rng.normal(0.0, 1.0, (1, 4000))]
+    two = hierarchical_draws(one * 2, 4)[0]
+    assert 0.65 < two.std() < 0.78  # 1/sqrt(2) = 0.71 for independent copies; the same resample for both (the old code): 1.0
     np.testing.assert_array_equal(hierarchical_draws(per[:1], 3), per[0])  # one subject: its own draws
     np.testing.assert_array_equal(hierarchical_draws(per, 3)[0], both)  # seeded
 

@@ -24,8 +24,8 @@ Every evaluation scores, on the very same test windows:
   same voxels and volumes, and the fraction of each that the model reaches.
 
 Results are per run, per subject (the test runs of a subject concatenated)
-and over subjects (means of the per-subject values; the CI of the mean median
-r comes from averaging the per-subject bootstrap draws, subjects fixed).
+and over subjects (means of the per-subject values; the CIs over subjects
+come from a two-level bootstrap, subjects and then time: :func:`hierarchical_draws`).
 """
 
 from __future__ import annotations
@@ -481,10 +481,14 @@ GROUP_SEED = 0
 def hierarchical_draws(draws: Sequence[np.ndarray], random_state: int | np.random.Generator | None = GROUP_SEED) -> np.ndarray:
     """Bootstrap draws of the mean over subjects, resampling subjects and then time (a two-level bootstrap).
 
-    Draw ``b`` is the mean, over ``n_subjects`` subjects drawn with replacement, of each drawn subject's
-    own draw ``b`` (its block bootstrap over time). The spread between subjects thus enters the interval
-    of the mean, which a mean of the per-subject draws (subjects fixed) leaves out: the question a
-    leave-one-subject-out score answers is how a model does on *another* subject. One subject: its draws.
+    Draw ``b`` is the mean, over ``n_subjects`` subjects drawn with replacement, of one of each drawn
+    subject's own draws (its block bootstrap over time), picked at random and independently for every
+    copy of a subject drawn more than once (a subject drawn twice does not count the same time resample
+    twice, which would count the within-subject variance about ``2 - 1/n_subjects`` times). The spread
+    between subjects thus enters the interval of the mean, which a mean of the per-subject draws (subjects
+    fixed) leaves out: the question a leave-one-subject-out score answers is how a model does on *another*
+    subject. Every predictor gets the same subjects and time resamples (differences stay paired). One
+    subject: its draws.
 
     Parameters
     ----------
@@ -502,8 +506,10 @@ def hierarchical_draws(draws: Sequence[np.ndarray], random_state: int | np.rando
     n_sub, _, nb = stack.shape
     if n_sub == 1:
         return stack[0]
-    pick = check_random_state(random_state).integers(0, n_sub, size=(nb, n_sub))
-    return stack[pick, :, np.arange(nb)[:, None]].mean(axis=1).T
+    rng = check_random_state(random_state)
+    pick = rng.integers(0, n_sub, size=(nb, n_sub))
+    which = rng.integers(0, nb, size=(nb, n_sub))  # an independent time resample for every subject drawn
+    return stack[pick, :, which].mean(axis=1).T
 
 
 def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], names: list[str], r_names: list[str], reference: str | None,
