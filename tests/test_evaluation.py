@@ -367,6 +367,33 @@ def test_circular_shift_r_equals_pearson_of_rolled_predictions(chunk, monkeypatc
     np.testing.assert_allclose(dist, want, rtol=0, atol=1e-12)
 
 
+def test_shift_null_keeps_an_hrf_span_from_the_aligned_shifts():
+    """On short runs 10% of the run is inside the BOLD's autocorrelation: with the TR known, every shift stays at least
+    the HRF span (16 s) from 0 and from the run length, and the null's 95th percentile no longer comes from near-aligned
+    shifts of a smooth signal (audit: 0.15 on 30-volume runs)."""
+    from eeg2fmri.evaluation.metrics import pearson_r
+    from eeg2fmri.evaluation.protocol import _shift_null_distribution
+
+    rng = np.random.default_rng(3)
+    lens, v, tr = (30, 34), 200, 2.0
+    runs = []
+    for n in lens:
+        s = np.zeros((n, 1))
+        for t in range(1, n):  # AR(0.9): smooth, as BOLD is
+            s[t] = 0.9 * s[t - 1] + rng.standard_normal()
+        y = s + 0.5 * rng.standard_normal((n, v))
+        runs.append({"y": y, "preds": {"m": s + 0.5 * rng.standard_normal((n, v))}})
+    y = np.concatenate([r["y"] for r in runs])
+    edges = [max(0.1 * n, 8) for n in lens]  # ceil(16 s / 2 s) = 8 volumes
+    order = sorted({tuple(int(round(e + f * (n - 2 * e))) for n, e in zip(lens, edges)) for f in np.linspace(0, 1, 50)})
+    assert min(min(k, n - k) for sh in order for k, n in zip(sh, lens)) >= 8
+    want = [np.nanmedian(pearson_r(y, np.concatenate([np.roll(r["preds"]["m"], k, axis=0) for r, k in zip(runs, sh)]))) for sh in order]
+    got = _shift_null_distribution(y, runs, "m", tr=tr)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.percentile(got, 95) < np.percentile(_shift_null_distribution(y, runs, "m"), 95)  # (without the TR: 10% only)
+    assert _shift_null_distribution(y[:15], [{"y": y[:15], "preds": {"m": runs[0]["preds"]["m"][:15]}}], "m", tr=tr) is None
+
+
 def test_measured_block_len_follows_the_autocorrelation():
     rng = np.random.default_rng(0)
     n, v = 400, 30

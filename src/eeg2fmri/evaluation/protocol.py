@@ -17,7 +17,8 @@ Every evaluation scores, on the very same test windows:
   compared by RMSE, MAE, R², SSIM and PSNR);
 * the time-shifted null (each model's own prediction circularly shifted by half
   of each test run: the right spectrum, no alignment), and the 95th percentile
-  of the median r over 50 circular shifts spread over 10-90% of each run
+  of the median r over 50 circular shifts spread over each run, at least 10% of
+  it and the HRF span (16 s) away from its ends
   (``null_p95_median_r``: a model's median r below it is not distinguishable
   from chance alignment);
 * on simulated data, the noise and oracle ceilings from the ground truth on the
@@ -343,7 +344,7 @@ def _score_subject(
             r_null = _circular_shift_r(y, [rr["preds"][nm] for rr in runs], [tuple(len(rr["y"]) // 2 for rr in runs)])[0]
             r_nulls[nm] = r_null
             m["null_median_r"] = _nanmedian(r_null)
-            dist = _shift_null_distribution(y, runs, nm)
+            dist = _shift_null_distribution(y, runs, nm, tr=tr)
             if dist is not None:
                 m["null_p95_median_r"] = float(np.percentile(dist, 95))
                 m["null_shifts"] = int(len(dist))
@@ -408,18 +409,26 @@ def _score_subject(
 NULL_SHIFTS = 50
 
 
-def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: str, n_shifts: int = NULL_SHIFTS) -> np.ndarray | None:
-    """Median r of the prediction circularly shifted within each run, for shifts spread over 10-90% of the run.
+def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: str, n_shifts: int = NULL_SHIFTS,
+                             tr: float | None = None) -> np.ndarray | None:
+    """Median r of the prediction circularly shifted within each run, for shifts at least ``edge`` from 0 and the run length.
 
     Shifts near 0 or a whole run would keep the alignment (autocorrelated signals), so
-    only the middle 80% of each run's length is used; ``None`` when a run is shorter
-    than 10 volumes or there are fewer than 5 distinct shifts.
+    each run's shifts stay ``edge`` volumes away from both: 10% of the run, and at least
+    the HRF span (16 s) when ``tr`` is given (on a 30-volume run 10% is 3 volumes, well
+    inside the BOLD's autocorrelation: the 95th percentile was set by those near-aligned
+    shifts). ``None`` when a run is too short for that (or under 10 volumes) or there are
+    fewer than 5 distinct shifts.
     """
     lens = [len(rr["y"]) for rr in runs]
     if min(lens) < 10:  # a shift of 10% would be under one volume
         return None
-    fracs = np.linspace(0.1, 0.9, n_shifts)
-    shifts = {tuple(int(round(f * n)) for n in lens) for f in fracs}
+    span = int(math.ceil(HRF_SPAN / float(tr) - 1e-9)) if tr else 0
+    edges = [max(0.1 * n, span) for n in lens]
+    if any(n - 2 * e < 1 for n, e in zip(lens, edges)):
+        return None
+    fracs = np.linspace(0.0, 1.0, n_shifts)
+    shifts = {tuple(int(round(e + f * (n - 2 * e))) for n, e in zip(lens, edges)) for f in fracs}
     if len(shifts) < 5:
         return None
     order = sorted(shifts)
