@@ -176,3 +176,12 @@ def test_conformal_rank_is_exact_where_floats_round_up():
             k = math.ceil((n + 1) * Fraction(str(lv)))
             want = r[k - 1, 0] if k <= n else np.inf
             assert conformal_halfwidths(r, (lv,))[0, 0] == want, (n, lv)
+
+
+def test_conformal_refuses_non_finite_residuals():
+    """A NaN residual would sort last and be counted in n: [1, 2, NaN, 3] at level 0.5 gave 3 (the rank on the three
+    finite values is 2) and NaN at 0.7; refused, naming the outputs."""
+    r = np.array([[1.0, 1.0], [2.0, 2.0], [np.nan, 2.5], [3.0, 3.0]])
+    with pytest.raises(Eeg2fmriInputError, match=r"conformal: expected finite residuals, got NaN/inf in 1 of 2 output\(s\) \(first: \[0\]\)"):
+        conformal_halfwidths(r, (0.5,))
+    assert conformal_halfwidths(r[:, 1:], (0.5,))[0, 0] == 2.5

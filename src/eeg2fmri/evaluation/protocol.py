@@ -747,7 +747,7 @@ def evaluate_models(
     n_boot : int
         Block-bootstrap resamples per subject (0 skips the CIs).
     block_len : int | None
-        Bootstrap block length in volumes (default :func:`default_block_len`).
+        Bootstrap block length in volumes (default: measured per subject, :func:`measured_block_len`).
     ci : float
         Coverage of the intervals.
     random_state : int | Generator | None
@@ -845,7 +845,7 @@ def evaluate_models(
         "per_subject": per_subject,
         "group": group,
         "runs": runs_out,
-        "settings": {"n_boot": n_boot, "block_len": block_len if block_len is not None else "default: max(ceil(16 s / TR), round(n ** (1/3)))",
+        "settings": {"n_boot": n_boot, "block_len": block_len if block_len is not None else "measured per subject: twice the lag where the reference's residual autocorrelation falls below 0.1, at least max(ceil(16 s / TR), round(n ** (1/3)))",
                      "ci": float(ci), "ssim_volumes_max": int(ssim_volumes), "ssim_window": "Gaussian, sigma 1.5 voxels, truncate 3.5",
                      "data_range": "per subject: 1st-99th percentile range of the measured test data in the mask",
                      "units": "targets detrended per span and standardised with the training span's scale (z units)",

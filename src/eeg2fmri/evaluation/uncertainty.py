@@ -58,6 +58,11 @@ def conformal_halfwidths(residuals: np.ndarray, levels: Any = DEFAULT_LEVELS) ->
     r = np.abs(np.asarray(residuals, dtype=np.float64))
     if r.ndim != 2 or len(r) < 1:
         raise Eeg2fmriInputError(f"conformal: expected residuals of shape (n_calibration, n_outputs), got {r.shape}; pass the validation residuals.")
+    bad = ~np.isfinite(r).all(axis=0)
+    if bad.any():  # (a NaN sorts last and the rank would count it: a half-width from the wrong order statistic, or NaN)
+        raise Eeg2fmriInputError(f"conformal: expected finite residuals, got NaN/inf in {int(bad.sum())} of {r.shape[1]} output(s) "
+                                 f"(first: {np.flatnonzero(bad)[:5].tolist()}); drop the windows or outputs without a finite "
+                                 "prediction and target before calibrating.")
     n = len(r)
     srt = np.sort(r, axis=0)
     out = np.empty((len(levels), r.shape[1]))
