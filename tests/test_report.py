@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from eeg2fmri.cli import main
-from eeg2fmri.plotting.html import Image, Preformatted, render_html, write_html
+from eeg2fmri.plotting.html import GENERATOR_TAG, Image, Preformatted, render_html, write_html
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 from eeg2fmri.workflows.quickstart import run_quickstart
 from eeg2fmri.workflows.report import build_report, plot_forest
@@ -104,6 +104,18 @@ def test_report_errors(qs_folder, tmp_path, capsys):
     assert "report already exists; pass --overwrite" in capsys.readouterr().err
     assert main(["report", str(folder), "--overwrite", "--title", "again"]) == 0
     assert "<title>again</title>" in (folder / "report.html").read_text()
+    # --overwrite replaces a report, never a file of the user's that has the name (user test: notes.html was replaced)
+    notes = tmp_path / "mynotes.html"
+    notes.write_text("my notes")
+    with pytest.raises(Eeg2fmriInputError, match=r"mynotes.html: expected an eeg2fmri report to replace \(--overwrite\), found another file; it is left"):
+        build_report(folder, notes, overwrite=True)
+    assert notes.read_text() == "my notes"
+    old = (folder / "report.html").read_text().replace(GENERATOR_TAG, "")  # a report written before the tag existed
+    (folder / "report.html").write_text(old)
+    assert build_report(folder, overwrite=True) == folder / "report.html"
+    with pytest.raises(Eeg2fmriInputError, match=r"mynotes.html: expected a page written by eeg2fmri to replace \(overwrite\), found another file"):
+        write_html(notes, "t", [("One", ["x"])], overwrite=True)
+    assert notes.read_text() == "my notes"
 
 
 def test_write_html_blocks(tmp_path):

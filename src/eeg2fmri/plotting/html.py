@@ -149,10 +149,24 @@ def render_html(title: str, sections: Sequence[tuple[str, Sequence[Block]]]) -> 
         body.append("</section>")
     t = html.escape(title)
     return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8"/>', f"<title>{t}</title>", f"<style>{_CSS}</style>",
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8"/>', GENERATOR_TAG, f"<title>{t}</title>", f"<style>{_CSS}</style>",
         "</head>", "<body>", f"<h1>{t}</h1>", '<nav class="toc"><strong>Contents</strong><ul>', toc, "</ul></nav>", *body,
         "</body>", "</html>", "",
     ])
+
+
+#: Written into every page, so that ``overwrite=True`` replaces only a page of ours (never a user's file of that name).
+GENERATOR_TAG = '<meta name="generator" content="eeg2fmri"/>'
+
+
+def is_our_page(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a page written by :func:`write_html` (its head carries :data:`GENERATOR_TAG`)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return False
+    return GENERATOR_TAG in head or f"<style>{_CSS[:80]}" in head  # (pages written before the tag: our style sheet)
 
 
 def write_html(path: str | os.PathLike, title: str, sections: Sequence[tuple[str, Sequence[Block]]], *, overwrite: bool = False) -> Path:
@@ -172,7 +186,7 @@ def write_html(path: str | os.PathLike, title: str, sections: Sequence[tuple[str
         ``data:image/png`` URL, with a caption), PNG ``bytes``, a
         :class:`Preformatted` text.
     overwrite : bool
-        Replace an existing file.
+        Replace an existing page written by this function; any other file is refused.
 
     Returns
     -------
@@ -180,6 +194,9 @@ def write_html(path: str | os.PathLike, title: str, sections: Sequence[tuple[str
     """
     text = render_html(title, sections)
     path = Path(path)
+    if overwrite and path.is_file() and not is_our_page(path):
+        raise Eeg2fmriInputError(f"{path}: expected a page written by eeg2fmri to replace (overwrite), found another file; it is left as "
+                                 "it is. Choose another output path, or move the file away first.")
     with atomic_file(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path

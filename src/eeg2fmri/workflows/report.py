@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.plotting.html import Image, Preformatted, write_html
+from eeg2fmri.plotting.html import Image, Preformatted, is_our_page, write_html
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -262,6 +262,9 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
         raise Eeg2fmriInputError(f"{out_path}: expected an HTML file path, found a directory; pass --out {out_path / 'report.html'}.")
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: report already exists; pass --overwrite (overwrite=True) or choose another --out.")
+    if out_path.is_file() and not is_our_page(out_path):  # --overwrite replaces a report, never a file of the user's
+        raise Eeg2fmriInputError(f"{out_path}: expected an eeg2fmri report to replace (--overwrite), found another file; it is left "
+                                 "as it is. Choose another --out, or move the file away first.")
 
     sections: list[tuple[str, list[Any]]] = []
     missing: list[dict[str, str]] = []
