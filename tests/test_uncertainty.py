@@ -185,3 +185,29 @@ def test_conformal_refuses_non_finite_residuals():
     with pytest.raises(Eeg2fmriInputError, match=r"conformal: expected finite residuals, got NaN/inf in 1 of 2 output\(s\) \(first: \[0\]\)"):
         conformal_halfwidths(r, (0.5,))
     assert conformal_halfwidths(r[:, 1:], (0.5,))[0, 0] == 2.5
+
+
+def test_model_uncertainty_with_a_zero_spread_is_not_reported(monkeypatch, caplog):
+    """An ensemble whose members carry no weight (the flagship with ridge_weight 1) has a spread of ~0: the fitted
+    temperature was 7.8e11 and coverage 0 at every level (user test). Reported as unavailable, with the reason; the
+    calibration for synthesize falls back to the conformal half-widths (no temperature)."""
+    import logging
+
+    import eeg2fmri.evaluation.uncertainty as unc
+
+    rng = np.random.default_rng(5)
+    spans = {"val": _Span(300, 7, rng), "test": _Span(400, 7, rng)}
+
+    def fake_span(model, ds, split, targets, span):
+        sp = spans[span]
+        return sp.y, sp.mu, np.full_like(sp.mu, 1e-13), "spread of the ensemble members"
+
+    monkeypatch.setattr(unc, "_predict_span_uncertainty", fake_span)
+    monkeypatch.setattr(unc, "_predict_span", lambda model, ds, split, targets, span: (spans[span].y, spans[span].mu))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        res = unc.model_uncertainty(object(), None, None, None)
+        cal = unc.calibrate_uncertainty(object(), None, None, None)
+    assert res["available"] is False and "temperature" not in res and "coverage" not in res
+    assert res["reason"].startswith("the model's own predictive scale (spread of the ensemble members) is ~0 (median 1e-13")
+    assert "ridge_weight = 1" in res["reason"] and "No model uncertainty is reported" in caplog.text
+    assert cal["temperature"] is None and "is ~0" in cal["own_scale_unavailable"] and cal["halfwidths"].shape == (3, 7)

@@ -21,6 +21,7 @@ from eeg2fmri.datasets.targets import Split
 from eeg2fmri.datasets.windows import run_windows
 from eeg2fmri.models.calibration import CALIBRATION_NAME, load_calibration, save_calibration
 from eeg2fmri.training.predictor import predict_windows, predict_windows_uncertainty
+from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["DEFAULT_LEVELS", "conformal_halfwidths", "interval_coverage", "conformal_coverage", "gaussian_nll", "laplace_nll",
@@ -226,6 +227,23 @@ def _predict_span_uncertainty(model: Any, ds: PreparedDataset, split: Split, tar
     return np.concatenate(ys), np.concatenate(ms), np.concatenate(ss), meaning
 
 
+def _degenerate_scale(y: np.ndarray, mean: np.ndarray, scale: np.ndarray, meaning: str) -> str | None:
+    """Why a model's own predictive scale cannot be used (None when it can).
+
+    An ensemble whose members are given no weight (the flagship with ``ridge_weight`` 1: the linear path alone) or
+    agree exactly has a spread of ~0: a temperature fitted on it is astronomically large and every interval and
+    likelihood built on it is noise (a user test: temperature 7.8e11, coverage 0 at every level).
+    """
+    s = np.asarray(scale, dtype=np.float64)
+    res = float(np.median(np.abs(np.asarray(y, dtype=np.float64) - mean)))
+    med = float(np.median(s)) if s.size else 0.0
+    if not np.isfinite(med) or med <= 1e-6 * max(res, 1e-12):
+        return (f"the model's own predictive scale ({meaning or 'its spread'}) is ~0 (median {med:.3g} against a median absolute "
+                f"validation residual of {res:.3g}): its members agree, or are given no weight (e.g. the flagship's ridge_weight = 1, "
+                "the linear path alone). No model uncertainty is reported; the split-conformal intervals do not depend on it.")
+    return None
+
+
 def _temperature(y: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> float:
     """Maximum-likelihood factor ``T`` on a Laplace scale: ``mean(|y - mu| / s)``."""
     return float(np.mean(np.abs(np.asarray(y, dtype=np.float64) - mean) / np.maximum(np.asarray(scale, dtype=np.float64), 1e-12)))
@@ -243,7 +261,8 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
     Returns
     -------
     dict | None
-        None when the model gives no uncertainty. Otherwise ``method``,
+        None when the model gives no uncertainty; ``{"available": False, "reason", "meaning"}`` when its
+        scale is ~0 (members that agree or carry no weight). Otherwise ``method``,
         ``meaning``, ``temperature``, ``levels``, ``coverage`` (share of
         test windows x outputs inside), ``nll_laplace`` (nats per test element,
         calibrated), ``nll_laplace_uncalibrated`` (T = 1),
@@ -260,6 +279,10 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
         return None
     y_va, m_va, s_va, meaning = va
     y_te, m_te, s_te, _ = te
+    why = _degenerate_scale(y_va, m_va, s_va, meaning)
+    if why is not None:
+        logger.warning("model uncertainty: %s", why)
+        return {"available": False, "reason": why, "meaning": meaning}
     temp = _temperature(y_va, m_va, s_va)
     scale = np.maximum(temp * np.asarray(s_te, dtype=np.float64), 1e-12)
     err = np.abs(np.asarray(y_te, dtype=np.float64) - m_te)
@@ -309,6 +332,11 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
     own = _predict_span_uncertainty(model, ds, split, targets, "val")
     if own is not None:
         y, m, sc, meaning = own
-        out["temperature"] = _temperature(y, m, sc)
-        out["meaning"] = meaning
+        why = _degenerate_scale(y, m, sc, meaning)
+        if why is None:
+            out["temperature"] = _temperature(y, m, sc)
+            out["meaning"] = meaning
+        else:  # as a model without a scale of its own: synthesize --uncertainty uses the conformal half-widths
+            logger.warning("uncertainty calibration: %s", why)
+            out["own_scale_unavailable"] = why
     return out

@@ -333,7 +333,10 @@ def evaluate_run(
         except Eeg2fmriInputError as err:
             notes["model uncertainty"] = f"not computed: {err}"
         else:
-            if mu is not None:
+            if mu is not None and mu.get("available") is False:
+                results["model_uncertainty"] = mu
+                notes["model uncertainty"] = f"not reported: {mu['reason']}"
+            elif mu is not None:
                 results["model_uncertainty"] = mu
                 notes["model uncertainty"] = (f"{mu['meaning']}; temperature {mu['temperature']:.3f} (validation); test coverage "
                                               + ", ".join(f"{lv:.0%} -> {c:.3f}" for lv, c in zip(mu["levels"], mu["coverage"]))
