@@ -30,6 +30,11 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ridge["n_params"] == 80 * n_vox + n_vox and mean["n_params"] == 2 * n_vox and ridge["fit_seconds"] > 0
     table = format_leaderboard(bench["leaderboard"])
     assert table.splitlines()[0].startswith("| model | median r | 95% CI | Δr vs ridge_hrf") and "| mean (baseline) | — |" in table
+    assert "ROI median r" not in table  # no atlas: no ROI column
+    with_roi = [dict(r, roi_median_r=0.456) if r["name"] == "ridge_hrf" else r for r in bench["leaderboard"]]
+    roi_table = format_leaderboard(with_roi)  # an atlas: ROI r beside the whole-mask r (a focal effect hides in the latter)
+    assert roi_table.splitlines()[0].startswith("| model | median r | 95% CI | ROI median r | Δr vs ridge_hrf")
+    assert "| 0.456 |" in roi_table and "ROI median r" in format_leaderboard(with_roi, markdown=False).splitlines()[0]
     # conformal intervals per fold (validation windows), their 80% coverage and NLL on the test windows, test-weighted over folds
     folds = bench["fits"]["ridge_hrf"]["calibration_folds"]
     assert len(folds) == 2 and "coverage_80" not in mean

@@ -658,8 +658,13 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
 
     Undefined values (the constant baseline's r, metrics a row does not
     have) show as an em dash; † marks the peers' own metric definitions.
+    With an atlas (rows with ``roi_median_r``), a "ROI median r" column
+    follows the whole-mask CI: a focal effect hides in the whole-mask median.
     """
-    head = [h for _, h in _COLUMNS]
+    cols = list(_COLUMNS)
+    if any(isinstance(r.get("roi_median_r"), float) for r in rows):  # an atlas was given: ROI r next to the whole-mask r
+        cols.insert(3, ("roi_median_r", "ROI median r"))
+    head = [h for _, h in cols]
     body = []
     notes = []
     for r in rows:
@@ -667,11 +672,11 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
         if r.get("error"):
             err = str(r["error"])
             short = err if len(err) <= 80 else err[:80].rsplit(" ", 1)[0] + " ... (below)"
-            body.append([name] + ["not trained: " + short] + [""] * (len(_COLUMNS) - 2))
+            body.append([name] + ["not trained: " + short] + [""] * (len(cols) - 2))
             if short != err:  # the whole reason under the table (a cut one hid the fix)
                 notes.append(f"{name} not trained: {err}")
             continue
-        body.append([name] + [_fmt(k, r.get(k)) for k, _ in _COLUMNS[1:]])
+        body.append([name] + [_fmt(k, r.get(k)) for k, _ in cols[1:]])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
