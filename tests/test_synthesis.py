@@ -756,8 +756,24 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
                  "--first-onset", "markers", "--volumes", "markers", "-q"]) == 0
     printed = capsys.readouterr().out
     k = g["markers_without_volume"]
-    assert (f"scanner markers ({len(times)}): only their volumes written, marker k is output volume k - {k}; the first {k} marker(s) have "
+    assert (f"scanner markers ({len(times)}): only their volumes written, marker k (measured volume k if the scan had no dummy "
+            f"volumes: else pass --dummy-scans N, N = markers - volumes) is output volume k - {k}; the first {k} marker(s) have "
             "no volume") in printed
+    # dummy scans: the first 10 markers of the full recording belong to volumes the scanner did not save; dropping them
+    # anchors the grid on the first saved volume: the same output as the recording without those markers (user test:
+    # output volume j was measured volume j + 2 with 3 dummy scans)
+    dummy = synthesize(raw, ridge_dir, tmp_path / "dummy.nii.gz", progress_bar=False, first_onset="markers", volumes="markers", dummy_scans=10)
+    np.testing.assert_array_equal(np.asarray(nib.load(dummy).dataobj), np.asarray(nib.load(only).dataobj))
+    assert "after 10 dummy scans" in json.loads(dummy.with_name("dummy.json").read_text())["VolumeGrid"]["anchor"]
+    assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cli2.nii.gz"),
+                 "--first-onset", "markers", "--volumes", "markers", "--dummy-scans", "10", "-q"]) == 0
+    assert "marker k (measured volume k: the first 10 dummy-scan marker(s) dropped) is output volume k" in capsys.readouterr().out
+    with pytest.raises(Eeg2fmriInputError, match=r"dummy_scans=3 drops scanner markers, so it needs first_onset='markers'"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, dummy_scans=3)
+    with pytest.raises(Eeg2fmriInputError, match=rf"dummy_scans={len(times)} but the recording has only {len(times)} 'R128' marker"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers", dummy_scans=len(times))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected dummy_scans to be a whole number >= 0, got -1"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers", dummy_scans=-1)
 
 
 def test_synthesis_killed_outright_is_cleaned_up_by_the_next_run(tiny_bids, ridge_dir, tmp_path):

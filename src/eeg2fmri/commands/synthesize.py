@@ -38,6 +38,10 @@ def add_arguments(p) -> None:
     p.add_argument("--volumes", choices=("all", "markers"), default="all",
                    help="all (default): every volume the recording allows; markers (with --first-onset markers): only the volumes from "
                         "the first to the last scanner marker, to line up with the measured run")
+    p.add_argument("--dummy-scans", type=int, default=0, metavar="N",
+                   help="with --first-onset markers: the first N scanner markers are of volumes the scanner did not save (the "
+                        "measured run's markers minus its volumes); they are dropped so that output volumes line up with the "
+                        "measured ones (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device(p, "predict")
     p.add_argument("--dsp-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
@@ -62,7 +66,7 @@ def run(args) -> int:
     out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
-                     volumes=args.volumes)
+                     volumes=args.volumes, dummy_scans=args.dummy_scans)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
@@ -72,8 +76,10 @@ def run(args) -> int:
         a, b = grid["marker_volumes"]
         lost = f"; the first {grid['markers_without_volume']} marker(s) have no volume (too little EEG before them)" if grid.get("markers_without_volume") else ""
         if grid.get("volumes"):
-            print(f"scanner markers ({grid['n_markers']}): only their volumes written, marker k is output volume k - {-a}{lost}" if a < 0 else
-                  f"scanner markers ({grid['n_markers']}): only their volumes written, marker k is output volume k{lost}")
+            k = (f"marker k (measured volume k: the first {args.dummy_scans} dummy-scan marker(s) dropped)" if args.dummy_scans else
+                 "marker k (measured volume k if the scan had no dummy volumes: else pass --dummy-scans N, N = markers - volumes)")
+            print(f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume k - {-a}{lost}" if a < 0 else
+                  f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume k{lost}")
         else:
             print(f"scanner markers ({grid['n_markers']}): output volumes {a}..{b}; {grid['volumes_before_first_marker']} volume(s) before the first "
                   f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){lost}")

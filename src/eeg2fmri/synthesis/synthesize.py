@@ -172,7 +172,8 @@ def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.devic
     raise Eeg2fmriInputError(f"synthesize: dsp_device: expected one of 'auto', 'cpu', 'cuda' or 'cuda:N', got {dsp_device!r}.")
 
 
-def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str) -> tuple[dict, float, np.ndarray | None]:
+def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str,
+                dummy_scans: int = 0) -> tuple[dict, float, np.ndarray | None]:
     """Where the output's volume grid is anchored: a description for the sidecar and the grid's offset from the first sample.
 
     Returns
@@ -205,8 +206,15 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             if found is not None:
                 logger.info("%s: none of the training marker names %s in the recording; using its %r markers", where, list(names), found)
             names = tuple(dict.fromkeys((*names, *DEFAULT_MARKERS)))
+        if found is not None and dummy_scans:
+            if dummy_scans >= len(times):
+                raise Eeg2fmriInputError(f"{where}: dummy_scans={dummy_scans} but the recording has only {len(times)} {found!r} marker(s); "
+                                         "pass the number of markers before the first saved volume.")
+            logger.info("%s: the first %d %r marker(s) dropped as dummy scans; volume 0 at %.3f s", where, dummy_scans, found,
+                        float(times[dummy_scans]))
+            times = times[dummy_scans:]
         if found is not None:
-            label, t0 = f"marker {found!r}", float(times[0])
+            label, t0 = f"marker {found!r}" + (f" (after {dummy_scans} dummy scans)" if dummy_scans else ""), float(times[0])
             step_s = float(np.median(np.diff(times))) if len(times) > 1 else None
             if step_s is not None and abs(step_s - tr) > 0.01 * tr:  # volumes of another TR: the grid would drift off the scan
                 logger.warning("%s: the recording's %r markers come every %.3f s, but the output's volumes every %g s (the training TR, "
@@ -305,6 +313,7 @@ def synthesize(
     dsp_device: str | None = "auto",
     first_onset: float | str | None = None,
     volumes: str = "all",
+    dummy_scans: int = 0,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -395,6 +404,12 @@ def synthesize(
         the last scanner marker, one per marker of a regular scan: the output
         lines up volume by volume with the measured run (markers before the
         first complete EEG window get none; a warning says how many).
+    dummy_scans : int
+        With ``first_onset="markers"``: the first ``dummy_scans`` scanner markers belong to volumes the scanner
+        did not save (as ``prepare`` drops them: ``dummy_scans='drop-first'``); they are left out, so that the grid
+        is anchored on the first *saved* volume and ``volumes="markers"`` output volume ``k`` lines up with measured
+        volume ``k`` (from the first one with a complete EEG window). Count them as the measured run's markers minus
+        its volumes.
 
     Returns
     -------
@@ -486,7 +501,13 @@ def synthesize(
     # the output's volumes are a regular grid: across a join every later volume would be misplaced in time
     check_continuous(raw, where, "; expected one continuous recording. Synthesize each continuous piece separately (raw.crop(tmin, tmax) "
                                  "between the joins).")
-    anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where)
+    if not isinstance(dummy_scans, (int, np.integer)) or isinstance(dummy_scans, bool) or dummy_scans < 0:
+        raise Eeg2fmriInputError(f"{where}: expected dummy_scans to be a whole number >= 0, got {dummy_scans!r}; pass the number of scanner "
+                                 "markers before the first saved volume (markers minus volumes of the measured run).")
+    if dummy_scans and (not isinstance(first_onset, str) or first_onset.strip().lower() != "markers"):
+        raise Eeg2fmriInputError(f"{where}: dummy_scans={dummy_scans} drops scanner markers, so it needs first_onset='markers' "
+                                 "(--first-onset markers); without markers, give the first saved volume's time (--first-onset SECONDS).")
+    anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where, dummy_scans=int(dummy_scans))
     if volumes not in ("all", "markers"):
         raise Eeg2fmriInputError(f"{where}: expected volumes 'all' or 'markers', got {volumes!r}.")
     if volumes == "markers" and marker_t is None:
