@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,9 @@ def test_check_times_every_run_as_prepare_does(tmp_path, capsys):
     assert rep.problems[0].startswith("sub-02_task-rest_run-1: volume timing: ")
     assert "expected scanner volume markers ['R128', 'Scanner/Scan Start', 'Scan Start', 'TR'], found none" in rep.problems[0]
     assert "pass marker=<the scanner marker name>" in rep.problems[0]
+    # the annotation that looks like a volume marker (one per volume, a TR apart) is named, with both ways to pass it
+    assert re.search(r"'(Stimulus/)?Volume' occurs 12 times every 2\.000 s, one per volume of TR 2 s: likely the volume marker, "
+                     r"marker: \[\"Volume\"\] \(eeg2fmri datasets --check: --marker Volume\)", rep.problems[0])
     assert f"sub-01_task-rest_run-1: {NVOL} volume(s) timed by {NVOL} 'R128' marker(s)" in rep.notes
     both = check_layout(root, "bids", marker=("R128", "Volume"))
     assert both.ok and f"sub-02_task-rest_run-1: {NVOL} volume(s) timed by {NVOL} 'Volume' marker(s)" in both.notes

@@ -183,6 +183,22 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
 DUMMY_SCANS = ("drop-first", "drop-last", "error")
 
 
+def _likely_volume_marker(raw, descs: np.ndarray, n_volumes: int, tr: float, tolerance: float) -> str:
+    """A hint naming annotations that look like volume markers: at least one per volume, about one TR apart."""
+    hits = []
+    onsets = np.asarray(raw.annotations.onset, dtype=float)
+    for d in sorted(set(descs.tolist())):
+        t = np.sort(onsets[descs == d])
+        if len(t) >= max(n_volumes, 2) and abs(float(np.median(np.diff(t))) - tr) <= tolerance * tr:
+            hits.append((d, len(t), float(np.median(np.diff(t)))))
+    if not hits:
+        return ""
+    d, n, step = hits[0]
+    name = d.split("/")[-1]
+    return (f"; {d!r} occurs {n} times every {step:.3f} s, one per volume of TR {tr:g} s: likely the volume marker, "
+            f"marker: [\"{name}\"] (eeg2fmri datasets --check: --marker {name})")
+
+
 def volume_onsets(
     raw,
     n_volumes: int,
@@ -237,11 +253,12 @@ def volume_onsets(
         if on is None:
             if first_onset is None:
                 present = sorted(set(descs.tolist()))[:15]
+                guess = _likely_volume_marker(raw, descs, n_volumes, tr, tolerance)
                 stim = stim_events(raw)
                 trig = (f"; trigger-channel events present: {_stim_summary(stim)} (select one by its code, e.g. marker: "
                         f"[\"{min(stim, key=lambda k: abs(len(stim[k]) - n_volumes)).split('/')[-1]}\"])") if stim else ""
                 raise Eeg2fmriInputError(
-                    f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}{trig}); "
+                    f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}{trig}{guess}); "
                     "pass marker=<the scanner marker name> or, with no markers, first_onset=<seconds of volume 0> for regular timing "
                     "(eeg2fmri prepare: --config '{\"marker\": [\"<name>\"]}' or '{\"marker\": null, \"first_onset\": <s>}'). Inside a BIDS "
                     "dataset the annotations come from *_events.tsv, which replaces the recording's own markers (BrainVision .vmrk, "
