@@ -35,6 +35,11 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     roi_table = format_leaderboard(with_roi)  # an atlas: ROI r beside the whole-mask r (a focal effect hides in the latter)
     assert roi_table.splitlines()[0].startswith("| model | median r | 95% CI | ROI median r | Δr vs ridge_hrf")
     assert "| 0.456 |" in roi_table and "ROI median r" in format_leaderboard(with_roi, markdown=False).splitlines()[0]
+    # the flagship's blend gave its linear path all the weight in every fold: said under the table (it looked like a network)
+    net = {"name": "eeg2fmri_net", "role": "model", "median_r": 0.1, "ridge_weight": [1.0, 1.0]}
+    assert ("eeg2fmri_net: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1)"
+            in format_leaderboard([*bench["leaderboard"], net]))
+    assert "all the weight" not in format_leaderboard([*bench["leaderboard"], dict(net, ridge_weight=[1.0, 0.4])])
     # conformal intervals per fold (validation windows), their 80% coverage and NLL on the test windows, test-weighted over folds
     folds = bench["fits"]["ridge_hrf"]["calibration_folds"]
     assert len(folds) == 2 and "coverage_80" not in mean
