@@ -507,3 +507,18 @@ def test_extra_metrics_of_ones_own_are_scored_beside_the_built_in_ones(tiny_prep
         evaluate_split(tiny_prepared, split, targets, fitted.model, n_boot=0, extra_metrics={"rmse": median_spearman})
     with pytest.raises(Eeg2fmriInputError, match=r"extra_metrics\['per_voxel'\]: expected one number per subject .* got ndarray of shape"):
         evaluate_split(tiny_prepared, split, targets, fitted.model, n_boot=0, extra_metrics={"per_voxel": lambda y, p: p.mean(0)})
+
+
+def test_group_mean_over_subjects_that_have_a_value_is_recorded():
+    """A subject without a value (a short test span has no shifted-null distribution) or with NaN: the group mean is over
+    the others and says how many (it dropped the key from the group, or nanmeaned in silence)."""
+    from eeg2fmri.evaluation.protocol import _group
+
+    per = {"01": {"models": {"m": {"median_r": 0.2, "null_p95_median_r": 0.05, "rmse": 1.0}}},
+           "02": {"models": {"m": {"median_r": 0.4, "rmse": float("nan")}}},
+           "03": {"models": {"m": {"median_r": 0.3, "null_p95_median_r": 0.07, "rmse": 3.0}}}}
+    g = _group(per, {}, ["m"], ["m"], None, 0.95)["models"]["m"]
+    assert g["median_r"] == pytest.approx(0.3) and g["null_p95_median_r"] == pytest.approx(0.06) and g["rmse"] == pytest.approx(2.0)
+    assert g["n_subjects_with"] == {"null_p95_median_r": 2, "rmse": 2}
+    per["02"]["models"]["m"].update(null_p95_median_r=0.09, rmse=2.0)
+    assert "n_subjects_with" not in _group(per, {}, ["m"], ["m"], None, 0.95)["models"]["m"]

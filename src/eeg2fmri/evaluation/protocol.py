@@ -537,8 +537,13 @@ def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], na
         g: dict[str, Any] = {}
         for key in scalar_keys:
             vals = [per_subject[s]["models"][nm].get(key) for s in subs]
-            if all(isinstance(v, float) for v in vals) and vals:
-                g[key] = float(np.mean(vals)) if all(np.isfinite(vals)) else (float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"))
+            have = [v for v in vals if isinstance(v, float)]
+            if not have:
+                continue
+            ok = [v for v in have if np.isfinite(v)]
+            g[key] = float(np.mean(ok)) if ok else float("nan")
+            if ok and len(ok) < len(subs):  # a subject without it (a short test span: no null distribution) or with NaN
+                g.setdefault("n_subjects_with", {})[key] = len(ok)  # the mean is over these subjects only: recorded, not hidden
         if mean_draws is not None and nm in r_names:
             g["median_r_ci"] = _interval(mean_draws[r_names.index(nm)], ci, g.get("median_r"))
         out["models"][nm] = g
