@@ -428,9 +428,11 @@ def paired_bootstrap(
         difference), ``p_value``, ``n_boot``, ``n_valid``, ``block_len``,
         ``ci``, ``method``. The two-sided p-value is
         ``min(1, 2 * min(#(d* <= 0) + 1, #(d* >= 0) + 1) / (n_valid + 1))``
-        over the bootstrap differences ``d*`` (the smallest two-sided level
-        at which the percentile interval excludes 0); identical predictions
-        give 1.
+        over the bootstrap differences ``d*`` (the add-one form of the
+        share of draws on the other side of 0, doubled: close to, and never
+        below, the smallest two-sided level at which the percentile interval
+        excludes 0 -- e.g. 5 of 200 draws <= 0 give p = 0.06 while the 95 %
+        interval just excludes 0); identical predictions give 1.
     """
     where = "paired_bootstrap"
     if not callable(metric):
