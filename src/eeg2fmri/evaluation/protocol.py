@@ -47,12 +47,14 @@ from eeg2fmri.evaluation.metrics import (
     block_bootstrap_indices,
     calhas_ssim,
     ceiling_fraction,
-    centred_interval,
     pearson_r,
     rmse,
     roi_r,
     ssim3d_series,
     summarize_r,
+)
+from eeg2fmri.evaluation.metrics import (
+    _interval as _boot_interval,
 )
 from eeg2fmri.preprocessing.atlas import load_labels
 from eeg2fmri.simulate.groundtruth import groundtruth_ceilings
@@ -210,17 +212,11 @@ def _ss_total(y: np.ndarray, block: int = 8192) -> float:
 
 
 def _interval(draws: np.ndarray, ci: float, estimate: float | None = None) -> list[float]:
-    """Percentile interval of bootstrap draws; with ``estimate``, the same interval moved so that the draws' median
-    sits on the estimate (see :func:`eeg2fmri.evaluation.metrics.bootstrap.centred_interval`)."""
-    ok = draws[np.isfinite(draws)]
-    if ok.size == 0:
-        return [float("nan"), float("nan")]
-    a = (1.0 - ci) / 2.0
-    if estimate is not None and np.isfinite(estimate):
-        lo, hi = centred_interval(ok, float(estimate), ci)
-    else:
-        lo, hi = np.quantile(ok, [a, 1.0 - a])
-    return [float(lo), float(hi)]
+    """Percentile interval of bootstrap draws; with a finite ``estimate``, the same interval moved so that the draws'
+    median sits on the estimate (:func:`eeg2fmri.evaluation.metrics.centred_interval`)."""
+    use = float(estimate) if estimate is not None and np.isfinite(estimate) else None
+    lo, hi, _ = _boot_interval(np.asarray(draws, dtype=np.float64), ci, use)
+    return [lo, hi]
 
 
 def _p_value(diffs: np.ndarray) -> float:
