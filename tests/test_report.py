@@ -202,3 +202,35 @@ def test_flagship_quickstart_draws_patterns_and_hrfs(tmp_path):
     side = json.loads((tmp_path / "u_bold.json").read_text())
     assert "ensemble" in side["UncertaintyMeaning"] and "temperature" in side["UncertaintyMeaning"]
     assert (np.asarray(nib.load(tmp_path / "u_bold_uncertainty.nii.gz").dataobj)[nib.load(out / "model" / "mask.nii.gz").get_fdata() > 0] > 0).all()
+
+
+def test_r_map_slices_through_the_peak(tmp_path, monkeypatch):
+    """The r-map figure cuts through the voxel of highest r (a focal effect was off the fixed centroid slices in a user
+    test), or through the mask's centroid with cut='centre' or when no r is finite; a wrong cut is refused."""
+    from nilearn import plotting
+
+    from eeg2fmri.plotting.report import plot_r_map
+
+    seen = []
+    real = plotting.plot_stat_map
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["cut_coords"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_stat_map", spy)
+    mask = np.zeros((9, 11, 7), bool)
+    mask[1:8, 1:10, 1:6] = True
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = [-16.0, -20.0, -12.0]
+    r = np.zeros(int(mask.sum()))
+    peak = 17
+    r[peak] = 0.6
+    plot_r_map(mask, affine, r, tmp_path / "peak.png", background=None)
+    assert np.allclose(seen[-1], (affine @ np.append(np.argwhere(mask)[peak], 1.0))[:3])
+    centroid = (affine @ np.append(np.argwhere(mask).mean(axis=0), 1.0))[:3]
+    plot_r_map(mask, affine, r, tmp_path / "centre.png", background=None, cut="centre")
+    plot_r_map(mask, affine, np.full_like(r, np.nan), tmp_path / "nan.png", background=None)
+    assert np.allclose(seen[-2], centroid) and np.allclose(seen[-1], centroid)
+    with pytest.raises(Eeg2fmriInputError, match=r"plot_r_map: expected cut 'peak' or 'centre', got 'max'"):
+        plot_r_map(mask, affine, r, tmp_path / "x.png", cut="max")

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
 __all__ = ["plot_r_distributions", "plot_r_map", "plot_slices", "plot_subject_r", "plot_timecourses", "plot_volumes_mni", "write_evaluation_report",
            "write_report"]
 
@@ -86,8 +88,11 @@ def _in_mni_box(affine: np.ndarray, shape: tuple[int, ...]) -> bool:
 
 
 def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, title: str = "", *, background: Any = "mni",
-               vmax: float | None = None) -> Path:
+               vmax: float | None = None, cut: str = "peak") -> Path:
     """Voxel-wise test r on orthogonal slices over the MNI152 template.
+
+    The slices go through the voxel of highest r (``cut="peak"``, default: a focal effect is on the
+    figure wherever it is) or through the mask's centroid (``cut="centre"``, also when no r is finite).
 
     Parameters
     ----------
@@ -123,7 +128,13 @@ def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, t
             bg = load_mni152_template(resolution=2)
     elif background is not None:
         bg = background
-    centre = np.asarray(affine) @ np.append(np.argwhere(mask).mean(axis=0), 1.0)  # slices through the mask's centroid
+    if cut not in ("peak", "centre"):
+        raise Eeg2fmriInputError(f"plot_r_map: expected cut 'peak' or 'centre', got {cut!r}.")
+    rr = np.asarray(r, dtype=np.float64)
+    if cut == "peak" and np.isfinite(rr).any():  # slices through the voxel of highest r
+        centre = np.asarray(affine) @ np.append(np.argwhere(mask)[int(np.nanargmax(rr))], 1.0)
+    else:  # slices through the mask's centroid
+        centre = np.asarray(affine) @ np.append(np.argwhere(mask).mean(axis=0), 1.0)
     fig = plt.figure(figsize=(9, 3.4))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nilearn's notes on resampling and colour bars
