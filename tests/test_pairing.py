@@ -232,6 +232,12 @@ def test_check_times_every_run_as_prepare_does(tmp_path, capsys):
     assert both.ok and f"sub-02_task-rest_run-1: {NVOL} volume(s) timed by {NVOL} 'Volume' marker(s)" in both.notes
     regular = check_layout(root, "bids", marker=None, first_onset=0.5)
     assert regular.ok and sum("timed by regular timing" in n for n in regular.notes) == 2
+    assert not any("markers put it at" in n for n in regular.notes)  # the markers agree with 0.5 s
+    off = check_layout(root, "bids", marker=None, first_onset=1.5)  # a second off the markers: noted, with the fix
+    mine = [n for n in off.notes if n.startswith("sub-01_task-rest_run-1: regular timing puts")]
+    assert off.ok and mine == ["sub-01_task-rest_run-1: regular timing puts volume 0 at 1.500 s, but the recording's 12 'Response/R128' markers put "
+                               "it at 0.500 s (-1.000 s, dummy scans dropped): check --first-onset, or time by the markers (--marker R128)"], mine
+    assert any(n.startswith("sub-02_task-rest_run-1: regular timing puts volume 0 at 1.500 s") and "(--marker Volume)" in n for n in off.notes)
     late = check_layout(root, "bids", marker=None, first_onset=5.0)  # 12 volumes from 5 s need 29 s of the 26 s recorded
     assert not late.ok and all("EEG is 26.0 s long but 12 volumes from 5.0 s need 29.0 s" in p for p in late.problems)
     assert main(["datasets", "--check", str(root)]) == 1

@@ -183,14 +183,26 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
 DUMMY_SCANS = ("drop-first", "drop-last", "error")
 
 
-def _likely_volume_marker(raw, descs: np.ndarray, n_volumes: int, tr: float, tolerance: float) -> str:
-    """A hint naming annotations that look like volume markers: at least one per volume, about one TR apart."""
-    hits = []
+def volume_marker_candidates(raw, n_volumes: int, tr: float, tolerance: float = 0.05) -> list[tuple[str, int, float]]:
+    """Annotations that look like volume markers: at least one per volume, a median interval within ``tolerance`` of ``tr``.
+
+    Returns
+    -------
+    candidates : list of (description, count, median interval in s)
+    """
+    descs = np.array([str(d) for d in raw.annotations.description], dtype=object)
     onsets = np.asarray(raw.annotations.onset, dtype=float)
+    hits = []
     for d in sorted(set(descs.tolist())):
         t = np.sort(onsets[descs == d])
         if len(t) >= max(n_volumes, 2) and abs(float(np.median(np.diff(t))) - tr) <= tolerance * tr:
             hits.append((d, len(t), float(np.median(np.diff(t)))))
+    return hits
+
+
+def _likely_volume_marker(raw, descs: np.ndarray, n_volumes: int, tr: float, tolerance: float) -> str:
+    """A hint naming annotations that look like volume markers: at least one per volume, about one TR apart."""
+    hits = volume_marker_candidates(raw, n_volumes, tr, tolerance)
     if not hits:
         return ""
     d, n, step = hits[0]

@@ -20,6 +20,7 @@ Typical use::
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pkgutil
 from dataclasses import dataclass, field, fields
@@ -463,7 +464,31 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                         rep = sync.report
                         how = (f"{rep.n_markers} {rep.marker!r} marker(s)" if rep.method == "markers" else "regular timing")
                         notes.append(f"{run.key}: {len(sync.onsets)} volume(s) timed by {how}" + "".join(f"; {n}" for n in rep.notes))
+                        if rep.method == "regular":
+                            notes += _markers_against_regular(run, raw, int(img.shape[3]) if len(img.shape) == 4 else 1, tr, sync.onsets)
     return problems, notes
+
+
+def _markers_against_regular(run: LayoutRun, raw, n_volumes: int, tr: float, onsets: np.ndarray) -> list[str]:
+    """With regular timing (--first-onset): a note when the recording has volume-like markers that put volume 0 elsewhere."""
+    from eeg2fmri.io.sync import volume_marker_candidates
+
+    out = []
+    for desc, n, _ in volume_marker_candidates(raw, n_volumes, tr)[:1]:
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # (its dummy-scan warning is about timing this check does not use)
+        try:
+            mk = volume_onsets(raw, n_volumes, tr, marker=desc, where=str(run.eeg_path)).onsets
+        except Eeg2fmriInputError:
+            continue
+        finally:
+            logger.setLevel(level)
+        gap = float(mk[0] - onsets[0])
+        if abs(gap) > 0.25 * tr:
+            name = desc.split("/")[-1]
+            out.append(f"{run.key}: regular timing puts volume 0 at {onsets[0]:.3f} s, but the recording's {n} {desc!r} markers put it at "
+                       f"{mk[0]:.3f} s ({gap:+.3f} s, dummy scans dropped): check --first-onset, or time by the markers (--marker {name})")
+    return out
 
 
 def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) -> LayoutCheck:
