@@ -361,6 +361,28 @@ def test_hierarchical_bootstrap_one_group_equals_scipy_bootstrap_percentile():
     assert abs(ours["high"] - ref.high) < tol
 
 
+def test_centred_interval_on_a_smooth_statistic_equals_scipy_percentile_and_basic():
+    """For the mean of iid data (block length 1) the draws' median is the estimate up to Monte-Carlo error, so the
+    centred interval that evaluate reports equals scipy.stats.bootstrap's percentile and basic intervals there; it
+    departs from them only where the draws are offset from the estimate (the median r over mostly-noise voxels)."""
+    from scipy.stats import bootstrap, norm
+
+    from eeg2fmri.evaluation.metrics import block_bootstrap_ci
+
+    vals = np.random.default_rng(26).standard_normal(61) + 0.2
+    n_boot = 20000
+    ours = block_bootstrap_ci(vals, np.zeros_like(vals), lambda a, b: float(np.mean(a - b)), n_boot=n_boot, block_len=1,
+                              random_state=3, interval="centred")
+    seed_kw = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
+    sd = vals.std() / np.sqrt(len(vals))
+    se = np.sqrt(0.025 * 0.975 / n_boot) / (norm.pdf(norm.ppf(0.025)) / sd)
+    tol = 4 * np.sqrt(2) * se + 4 * sd / np.sqrt(n_boot)  # two quantile estimates + the draws' median
+    for method in ("percentile", "basic"):
+        ref = bootstrap((vals,), np.mean, n_resamples=n_boot, method=method, confidence_level=0.95,
+                        **{seed_kw: np.random.default_rng(4)}).confidence_interval
+        assert abs(ours["low"] - ref.low) < tol and abs(ours["high"] - ref.high) < tol
+
+
 # --------------------------------------------------------------------------------------
 # balloon models vs scipy.integrate.solve_ivp
 
