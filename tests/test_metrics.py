@@ -355,6 +355,27 @@ def test_fast_median_r_path_equals_generic_loop():
     assert pf["p_value"] == ps["p_value"]
 
 
+def test_fast_median_r_path_spike_and_resampled_constant_equal_generic_loop():
+    """A resample that leaves out a spike (1e2-1e5 SD) keeps most of its variance only in float64: the fast path's
+    draws equal pearson_r on the resampled copies (they were NaN at 1e4 SD, off by 6e-4 below); a resample that draws
+    only the flat part of a series is NaN in both."""
+    from eeg2fmri.evaluation.metrics.bootstrap import _boot_median_r, _weights
+
+    rng = _rng(12)
+    n = 120
+    yt = rng.standard_normal((n, 4))
+    yp = 0.5 * yt + rng.standard_normal((n, 4))
+    for col, amp in enumerate((1e2, 1e3, 1e4, 1e5)):
+        yt[60 + col, col] = amp
+    yp[:, 2] = 0.0
+    yp[-3:, 2] = (1.0, 2.0, 3.0)  # constant except at the end: resamples without the last 3 points are constant
+    idx = M.block_bootstrap_indices(n, 200, 5, random_state=1)
+    fast = np.stack([_boot_median_r(yt[:, [c]], [yp[:, [c]]], _weights(idx, n))[0] for c in range(4)], axis=1)
+    slow = np.array([[M.pearson_r(yt[i, c], yp[i, c]) for c in range(4)] for i in idx])
+    assert np.array_equal(np.isnan(fast), np.isnan(slow)) and np.isnan(slow[:, 2]).any() and not np.isnan(slow[:, [0, 1, 3]]).any()
+    np.testing.assert_allclose(fast, slow, atol=2e-6, equal_nan=True)
+
+
 def test_centred_interval_definition_and_choice():
     """centred_interval: the percentile interval moved so that the draws' median sits on the estimate (NaN draws left
     out); equal to the percentile interval when the draws' median is the estimate; interval= is checked by name."""

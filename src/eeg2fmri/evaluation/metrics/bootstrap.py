@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike
 
 from eeg2fmri.evaluation.metrics._common import (
     _BOOT_ELEMS,
+    _CHUNK_ELEMS,
     _REL_VAR_FLOOR,
     _STATS_ELEMS,
     _as_real_array,
@@ -147,7 +148,10 @@ def _boot_median_r(y_true: np.ndarray, preds: list[np.ndarray], weights: np.ndar
     copying the data for every draw. Series are standardised over the full
     recording first, into float32 copies (r is invariant to that; it keeps
     the sums well conditioned), which makes float32 products accurate to
-    ~1e-6 in r at twice the float64 speed. Memory: those copies plus at most
+    ~1e-6 in r at twice the float64 speed. A resample whose variance falls below
+    ``_REL_VAR_FLOOR`` of the full series' (a spike left out of the draw) loses that
+    accuracy, so those (resample, voxel) pairs are computed again in float64 from the
+    data (:func:`_resampled_r_exact`). Memory: those copies plus at most
     ``_BOOT_ELEMS`` float32 draws of r at once. Returns (n_pred, n_boot).
     """
     n, v = y_true.shape
@@ -207,13 +211,44 @@ def _boot_median_r(y_true: np.ndarray, preds: list[np.ndarray], weights: np.ndar
                 cov = s_y[:, 2] - mx * my
                 with np.errstate(divide="ignore", invalid="ignore"):
                     r = cov / np.sqrt(vx * vy)
-                bad = (vx <= _REL_VAR_FLOOR) | (vy <= _REL_VAR_FLOOR) | (cx | cy)[None, :]
-                r[bad] = np.nan
+                r[:, cx | cy] = np.nan
+                # a resample whose variance is a small fraction of the full series' (a spike left out): the float32
+                # sums lose r there (or the variance entirely), so those pairs are computed again from the data
+                low = ((vx <= _REL_VAR_FLOOR) | (vy <= _REL_VAR_FLOOR)) & ~(cx | cy)[None, :]
+                if low.any():
+                    rows, cols = np.nonzero(low)
+                    r[rows, cols] = _resampled_r_exact(y_true[:, vs], preds[j][:, vs], weights[bs], rows, cols)
                 np.clip(r, -1.0, 1.0, out=r)
                 r_all[j, :, vs] = r
         for j in range(n_pred):
             meds[j, bs] = _nanmedian_rows(r_all[j])
     return meds
+
+
+def _resampled_r_exact(x: np.ndarray, y: np.ndarray, weights: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Pearson r of resample ``rows[i]`` of column ``cols[i]`` in float64, centred on each resample's own mean.
+
+    ``weights`` (n_boot, n_times) counts each time point in each resample. NaN where a
+    resampled series is constant (every time point it draws has one value), as :func:`pearson_r`.
+    """
+    out = np.empty(len(rows), dtype=np.float64)
+    step = max(1, _CHUNK_ELEMS // max(1, 4 * x.shape[0]))
+    for i in range(0, len(rows), step):
+        rr, cc = rows[i : i + step], cols[i : i + step]
+        w = weights[rr]  # (m, n)
+        a = np.asarray(x[:, cc], dtype=np.float64).T
+        b = np.asarray(y[:, cc], dtype=np.float64).T
+        tot = w.sum(1, keepdims=True)
+        a = a - (w * a).sum(1, keepdims=True) / tot
+        b = b - (w * b).sum(1, keepdims=True) / tot
+        drawn = w > 0
+        const = (np.where(drawn, a, -np.inf).max(1) == np.where(drawn, a, np.inf).min(1)) | (
+            np.where(drawn, b, -np.inf).max(1) == np.where(drawn, b, np.inf).min(1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (w * a * b).sum(1) / np.sqrt((w * a * a).sum(1) * (w * b * b).sum(1))
+        r[const] = np.nan
+        out[i : i + step] = r
+    return out
 
 
 def centred_interval(draws: ArrayLike, estimate: float, ci: float = 0.95) -> tuple[float, float]:
