@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from eeg2fmri.evaluation.metrics import bootstrap_p_value
 from eeg2fmri.utils.rng import check_random_state
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -48,8 +49,9 @@ def hierarchical_bootstrap(
     -------
     result : dict
         ``mean`` (mean over groups of the group means), ``low``/``high``
-        (percentile interval), ``p_value`` (two-sided: twice the share of
-        resampled means on the other side of 0, at least ``1 / n_boot``),
+        (percentile interval), ``p_value`` (two-sided,
+        :func:`~eeg2fmri.evaluation.metrics.bootstrap_p_value` of the resampled
+        means: ``2 (k + 1) / (n_boot + 1)``, ``k`` of them on the far side of 0),
         ``n_groups``, ``n_units``, ``n_boot``.
     """
     vals = list(groups.values()) if isinstance(groups, Mapping) else list(groups)
@@ -73,6 +75,5 @@ def hierarchical_bootstrap(
         means[b] = np.mean([arrs[k][rng.integers(0, arrs[k].size, arrs[k].size)].mean() for k in pick])
     est = float(np.mean([a.mean() for a in arrs]))
     lo, hi = np.quantile(means, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    p = 2 * min(np.mean(means <= 0), np.mean(means >= 0))
-    return {"mean": est, "low": float(lo), "high": float(hi), "p_value": float(min(1.0, max(p, 1.0 / n_boot))),
+    return {"mean": est, "low": float(lo), "high": float(hi), "p_value": bootstrap_p_value(means),
             "n_groups": g, "n_units": int(sum(a.size for a in arrs)), "n_boot": int(n_boot)}

@@ -45,6 +45,7 @@ from eeg2fmri.evaluation.metrics import (
     _boot_median_r,
     _weights,
     block_bootstrap_indices,
+    bootstrap_p_value,
     calhas_ssim,
     ceiling_fraction,
     pearson_r,
@@ -219,15 +220,6 @@ def _interval(draws: np.ndarray, ci: float, estimate: float | None = None) -> li
     return [lo, hi]
 
 
-def _p_value(diffs: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of a difference (as :func:`metrics.paired_bootstrap`)."""
-    ok = diffs[np.isfinite(diffs)]
-    if ok.size == 0:
-        return float("nan")
-    tail = min(np.count_nonzero(ok <= 0), np.count_nonzero(ok >= 0)) + 1
-    return float(min(1.0, 2.0 * tail / (ok.size + 1)))
-
-
 def _nanmedian(a: np.ndarray) -> float:
     a = np.asarray(a, dtype=np.float64)
     a = a[np.isfinite(a)]
@@ -376,7 +368,7 @@ def _score_subject(
                 d = draws[j] - draws[jr]
                 lo, hi = _interval(d, ci)
                 res["paired"][nm] = {"vs": reference, "diff_median_r": res["models"][nm]["median_r"] - res["models"][reference]["median_r"],
-                                     "low": lo, "high": hi, "p_value": _p_value(d)}
+                                     "low": lo, "high": hi, "p_value": bootstrap_p_value(d)}
     # ground-truth ceilings (simulated data): per-voxel, length-weighted over the subject's runs
     ceils = [r["ceilings"] for r in runs]
     if all(c is not None for c in ceils) and ceils:
@@ -551,7 +543,7 @@ def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], na
             d = mean_draws[j] - mean_draws[jr]
             lo, hi = _interval(d, ci)
             out["paired"][nm] = {"vs": reference, "diff_median_r": out["models"][nm]["median_r"] - out["models"][reference]["median_r"],
-                                 "low": lo, "high": hi, "p_value": _p_value(d)}
+                                 "low": lo, "high": hi, "p_value": bootstrap_p_value(d)}
     ce = [per_subject[s].get("ceilings") for s in subs]
     if subs and all(c is not None for c in ce):
         out["ceilings"] = {"noise_median_r": float(np.mean([c["noise_median_r"] for c in ce])),

@@ -53,6 +53,7 @@ from eeg2fmri.evaluation.metrics.bootstrap import (  # noqa: F401 (private helpe
     block_bootstrap_ci,
     block_bootstrap_indices,
     bootstrap_median_r,
+    bootstrap_p_value,
     centred_interval,
     paired_bootstrap,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "block_bootstrap_ci",
     "block_bootstrap_indices",
     "bootstrap_median_r",
+    "bootstrap_p_value",
     "centred_interval",
     "calhas_rmse",
     "calhas_ssim",

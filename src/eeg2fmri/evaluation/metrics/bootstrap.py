@@ -25,7 +25,7 @@ from eeg2fmri.utils.validation import (
     check_positive_int,
 )
 
-__all__ = ["INTERVALS", "block_bootstrap_ci", "block_bootstrap_indices", "bootstrap_median_r", "centred_interval", "paired_bootstrap"]
+__all__ = ["INTERVALS", "block_bootstrap_ci", "block_bootstrap_indices", "bootstrap_median_r", "bootstrap_p_value", "centred_interval", "paired_bootstrap"]
 
 #: Interval types of :func:`block_bootstrap_ci`: the percentile interval of the draws, or that interval moved so
 #: that the draws' median sits on the estimate (:func:`centred_interval`).
@@ -249,6 +249,29 @@ def _resampled_r_exact(x: np.ndarray, y: np.ndarray, weights: np.ndarray, rows: 
         r[const] = np.nan
         out[i : i + step] = r
     return out
+
+
+def bootstrap_p_value(diffs: ArrayLike) -> float:
+    """Two-sided bootstrap p-value of a difference from its resampled values.
+
+    ``min(1, 2 (k + 1) / (B + 1))`` with ``k`` the number of the ``B`` finite
+    draws on the far side of 0 (``<= 0`` or ``>= 0``, whichever is fewer):
+    the +1 counts the observed statistic among the draws (Davison & Hinkley
+    1997, eq. 4.11), so the p-value is never 0. NaN when no draw is finite.
+    Every p-value of the package's bootstraps (paired, per subject, group,
+    hierarchical over seeds) uses it.
+
+    Parameters
+    ----------
+    diffs : array_like, shape (n_boot,)
+        Resampled differences (non-finite ones are ignored).
+    """
+    d = np.asarray(diffs, dtype=np.float64).ravel()
+    ok = d[np.isfinite(d)]
+    if ok.size == 0:
+        return float("nan")
+    tail = min(np.count_nonzero(ok <= 0), np.count_nonzero(ok >= 0)) + 1
+    return float(min(1.0, 2.0 * tail / (ok.size + 1)))
 
 
 def centred_interval(draws: ArrayLike, estimate: float, ci: float = 0.95) -> tuple[float, float]:
@@ -489,12 +512,7 @@ def paired_bootstrap(
             [_scalar(metric(t[i], a[i]), where) - _scalar(metric(t[i], b[i]), where) for i in idx]
         )
     lo, hi, n_valid = _interval(diffs, c)
-    ok = diffs[np.isfinite(diffs)]
-    if n_valid:
-        tail = min(np.count_nonzero(ok <= 0), np.count_nonzero(ok >= 0)) + 1
-        p_value = min(1.0, 2.0 * tail / (n_valid + 1))
-    else:
-        p_value = float("nan")
+    p_value = bootstrap_p_value(diffs)
     return {
         "estimate": float(est_a - est_b),
         "estimate_a": float(est_a),
