@@ -54,6 +54,24 @@ def _runs(seed: int = 0, n: int = 30, subjects=("01",)):
     return mask, runs
 
 
+def test_two_runs_of_a_subject_resampled_within_each_run():
+    """A subject with two test runs: the bootstrap draws blocks within each run (metrics.block_bootstrap_indices with
+    segments=the runs' lengths), the same draws as done by hand; the method says so."""
+    mask, (r1,) = _runs(seed=1, n=30)
+    _, (r2,) = _runs(seed=2, n=17)
+    r2 = {**r2, "key": "sub-01_run-2"}
+    core = score_runs([r1, r2], ["model", "ridge_hrf", "mean"], mask, 2.0, n_boot=120, block_len=4, random_state=5, ssim_volumes=10)
+    res = core["per_subject"]["01"]
+    assert res["bootstrap"]["method"].endswith("within each of the 2 runs") and res["n_test"] == 47
+    y = np.concatenate([r1["y"], r2["y"]])
+    pm = np.concatenate([r1["preds"]["model"], r2["preds"]["model"]])
+    rng = np.random.default_rng(5)
+    idx = M.block_bootstrap_indices(47, 120, 4, "circular", rng, segments=[30, 17])
+    draws = np.array([np.median(M.voxelwise_r(y[i], pm[i])) for i in idx])
+    lo, hi = M.centred_interval(draws, res["models"]["model"]["median_r"], 0.95)
+    assert res["models"]["model"]["median_r_ci"] == pytest.approx([lo, hi], abs=2e-5)
+
+
 def test_hand_computed_errors():
     """Two voxels, four volumes: every error metric by hand."""
     mask = np.zeros((3, 2, 2), bool)

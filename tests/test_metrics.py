@@ -315,6 +315,29 @@ def test_block_bootstrap_indices_are_contiguous_blocks():
     np.testing.assert_array_equal(idx, again)
 
 
+def test_block_bootstrap_indices_segments_never_join_runs():
+    """segments=: each run resampled on its own -- the points of resample positions [start, start + len) come from
+    that run only, blocks wrap within it, and one segment (or None) gives the same draws as before."""
+    lens = [11, 4, 8]
+    idx = M.block_bootstrap_indices(23, 60, 5, "circular", random_state=0, segments=lens)
+    assert idx.shape == (60, 23)
+    start = 0
+    for ln in lens:
+        part = idx[:, start : start + ln] - start
+        assert part.min() >= 0 and part.max() < ln
+        bl = min(5, ln)
+        steps = np.diff(part, axis=1) % ln
+        within = [j for j in range(ln - 1) if (j + 1) % bl]  # positions inside a block
+        assert (steps[:, within] == 1).all()
+        start += ln
+    np.testing.assert_array_equal(M.block_bootstrap_indices(23, 60, 5, random_state=0, segments=[23]),
+                                  M.block_bootstrap_indices(23, 60, 5, random_state=0))
+    with pytest.raises(Eeg2fmriInputError, match=r"segments of positive lengths summing to n_times=23, got \[10, 4\]"):
+        M.block_bootstrap_indices(23, 60, 5, random_state=0, segments=[10, 4])
+    with pytest.raises(Eeg2fmriInputError, match="pass the number of time points of each run"):
+        M.block_bootstrap_indices(23, 60, 5, random_state=0, segments=[23, 0])
+
+
 def test_block_bootstrap_default_block_len_and_generic_metric():
     rng = _rng(10)
     yt = rng.standard_normal((125, 3))

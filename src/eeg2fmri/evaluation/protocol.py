@@ -352,11 +352,13 @@ def _score_subject(
             bl = measured_block_len(y - preds[resid_src], tr)
         else:
             bl = int(min(block_len, n))
-        idx = block_bootstrap_indices(n, n_boot, bl, "circular", rng)
+        # each run resampled on its own (blocks never join two runs; every resample keeps the runs' lengths)
+        idx = block_bootstrap_indices(n, n_boot, bl, "circular", rng, segments=[len(r["y"]) for r in runs])
         draws = _boot_median_r(y, [preds[nm] for nm in r_names], _weights(idx, n))
         res["bootstrap"] = {"n_boot": int(n_boot), "block_len": int(bl), "ci": float(ci),
-                            "method": "circular block bootstrap over time (block length from the residuals' autocorrelation)"
-                            if block_len is None else "circular block bootstrap over time"}
+                            "method": ("circular block bootstrap over time (block length from the residuals' autocorrelation)"
+                                       if block_len is None else "circular block bootstrap over time")
+                            + (f", within each of the {len(runs)} runs" if len(runs) > 1 else "")}
         for j, nm in enumerate(r_names):
             res["models"][nm]["median_r_ci"] = _interval(draws[j], ci, res["models"][nm]["median_r"])
         if reference is not None and reference in r_names:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,8 @@ def block_bootstrap_indices(
     block_len: int,
     method: str = "circular",
     random_state: int | np.random.Generator | None = None,
+    *,
+    segments: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Time indices of block-bootstrap resamples.
 
@@ -79,6 +81,12 @@ def block_bootstrap_indices(
     n_times, n_boot, block_len : int
     method : {"circular", "moving"}
     random_state : int, Generator or None
+    segments : sequence of int | None
+        Lengths of consecutive independent segments (e.g. runs) that make up
+        the ``n_times`` points. Each segment is resampled on its own (blocks of
+        at most its length, wrapping within it), so no block joins the end of
+        one run to the start of the next, and every resample keeps each
+        segment's length. ``None``: one segment.
 
     Returns
     -------
@@ -88,6 +96,19 @@ def block_bootstrap_indices(
     n = check_positive_int(n_times, "n_times", where=where)
     nb, bl, _, m = _check_block_args(n, n_boot, block_len, 0.5, method, where)
     rng = check_random_state(random_state)
+    if segments is not None:
+        lens = [int(x) for x in segments]
+        if any(x < 1 for x in lens) or sum(lens) != n:
+            raise Eeg2fmriInputError(
+                f"{where}: expected segments of positive lengths summing to n_times={n}, got {lens} (sum {sum(lens)}); "
+                "pass the number of time points of each run, in order."
+            )
+        if len(lens) > 1:
+            parts, start = [], 0
+            for x in lens:
+                parts.append(block_bootstrap_indices(x, nb, min(bl, x), m, rng) + start)
+                start += x
+            return np.concatenate(parts, axis=1)
     n_blocks = -(-n // bl)
     high = n if m == "circular" else n - bl + 1
     starts = rng.integers(0, high, size=(nb, n_blocks))
