@@ -333,7 +333,13 @@ def run_cell(setting: str, seed: int, args) -> dict:
               for label in models}
     for proto in args.protocols:
         parts, fit_s = [], {nm: 0.0 for nm in models}
-        for k, split in enumerate(_folds(ds, proto, 5, {})):
+        folds = _folds(ds, proto, 5, {})
+        if proto == "loso" and getattr(args, "loso_val", "spans") == "next-subject":
+            from eeg2fmri.datasets.targets import make_split
+
+            subs = list(ds.subjects)  # validation: the next training subject (cyclically), held out whole
+            folds = [make_split(ds, "subjects", test_subjects=[s_], val_subjects=[subs[(i + 1) % len(subs)]]) for i, s_ in enumerate(subs)]
+        for k, split in enumerate(folds):
             targets = split_targets(ds, split)
             fitted = {}
             for label, (name, hp) in models.items():
@@ -460,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracles", action="store_true",
                     help=f"also score the input oracles {list(ORACLES)} (neural-mass settings only: {sorted(_NM_SETTINGS)})")
     ap.add_argument("--model-seed", type=int, default=0)
+    ap.add_argument("--loso-val", choices=("spans", "next-subject"), default="spans",
+                    help="LOSO validation: the later span of every training run (default, as benchmark) or the next training subject held out whole")
     ap.add_argument("--representation", action="append", default=[], metavar="MODEL=REP",
                     help="prepare REP (e.g. tangent) for MODEL instead of band power (repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
