@@ -234,3 +234,46 @@ def test_r_map_slices_through_the_peak(tmp_path, monkeypatch):
     assert np.allclose(seen[-2], centroid) and np.allclose(seen[-1], centroid)
     with pytest.raises(Eeg2fmriInputError, match=r"plot_r_map: expected cut 'peak' or 'centre', got 'max'"):
         plot_r_map(mask, affine, r, tmp_path / "x.png", cut="max")
+
+
+def test_volume_figures_cut_through_the_peak_r(tmp_path, monkeypatch):
+    """plot_volumes_mni cuts through the voxel of highest r when r is given (centroid without r, as before); plot_slices'
+    middle axial slice is the one of that voxel (session 14 user test: the synthesis figures missed a focal effect)."""
+    from nilearn import plotting
+
+    from eeg2fmri.plotting import report as rep
+
+    seen, shown = [], []
+    real = plotting.plot_stat_map
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["cut_coords"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_stat_map", spy)
+    mask = np.zeros((9, 11, 8), bool)
+    mask[1:8, 1:10, 1:7] = True
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = [-16.0, -20.0, -12.0]
+    n = int(mask.sum())
+    rng = np.random.default_rng(0)
+    r = np.zeros(n)
+    peak = int(np.flatnonzero(np.argwhere(mask)[:, 2] == 6)[3])  # in the top slice, off the quarter/half/three-quarter picks
+    r[peak] = 0.7
+    rep.plot_volumes_mni(mask, affine, rng.standard_normal(n), rng.standard_normal(n), tmp_path / "v.png", r=r)
+    assert np.allclose(seen[-1], (affine @ np.append(np.argwhere(mask)[peak], 1.0))[:3])
+    rep.plot_volumes_mni(mask, affine, rng.standard_normal(n), rng.standard_normal(n), tmp_path / "v2.png")
+    assert np.allclose(seen[-1], (affine @ np.append(np.argwhere(mask).mean(axis=0), 1.0))[:3])
+
+    plt = rep._plt()
+    real_subplots = plt.subplots
+
+    def spy_subplots(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        shown.append(axes)
+        return fig, axes
+
+    monkeypatch.setattr(plt, "subplots", spy_subplots)
+    rep.plot_slices(mask, rng.standard_normal(n), rng.standard_normal(n), r, tmp_path / "s.png")
+    titles = [ax.get_title() for ax in shown[-1][0]]
+    assert f"z={int(np.argwhere(mask)[peak][2])}" in titles and len(titles) == 3

@@ -49,6 +49,9 @@ def _unmask(mask: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.nd
 def plot_slices(mask: np.ndarray, measured: np.ndarray, predicted: np.ndarray, r: np.ndarray, out: Path, title: str = "") -> Path:
     """Axial slices of measured vs predicted BOLD at one time point, and the r map.
 
+    Three slices: at a quarter, half and three quarters of the mask's extent in z, the middle one
+    replaced by the slice through the voxel of highest r when it is not among them.
+
     Parameters
     ----------
     mask : array of bool, shape (X, Y, Z)
@@ -61,7 +64,12 @@ def plot_slices(mask: np.ndarray, measured: np.ndarray, predicted: np.ndarray, r
     """
     plt = _plt()
     zs = np.where(mask.any(axis=(0, 1)))[0]
-    picks = zs[(np.linspace(0.25, 0.75, 3) * (len(zs) - 1)).astype(int)] if len(zs) else [mask.shape[2] // 2]
+    picks = zs[(np.linspace(0.25, 0.75, 3) * (len(zs) - 1)).astype(int)] if len(zs) else np.array([mask.shape[2] // 2])
+    rr = np.asarray(r, dtype=np.float64)
+    if len(zs) and rr.shape == (int(mask.sum()),) and np.isfinite(rr).any():  # the middle slice through the voxel of highest r
+        z_peak = int(np.argwhere(mask)[int(np.nanargmax(rr))][2])
+        if z_peak not in picks:
+            picks = np.sort(np.array([picks[0], z_peak, picks[-1]]))
     rows = [("measured", _unmask(mask, measured), "RdBu_r", 2.5), ("predicted", _unmask(mask, predicted), "RdBu_r", 2.5), ("test r", _unmask(mask, r), "RdBu_r", 0.6)]
     fig, axes = plt.subplots(3, len(picks), figsize=(3 * len(picks), 8.5), squeeze=False)
     for i, (name, vol, cmap, lim) in enumerate(rows):
@@ -79,6 +87,15 @@ def plot_slices(mask: np.ndarray, measured: np.ndarray, predicted: np.ndarray, r
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def _cut_centre(mask: np.ndarray, affine: np.ndarray, r: np.ndarray | None) -> np.ndarray:
+    """World coordinates (4,) of the voxel of highest ``r`` (per masked voxel), or the mask's centroid when ``r`` is
+    ``None`` or has no finite value."""
+    rr = None if r is None else np.asarray(r, dtype=np.float64)
+    if rr is not None and rr.shape == (int(mask.sum()),) and np.isfinite(rr).any():
+        return np.asarray(affine) @ np.append(np.argwhere(mask)[int(np.nanargmax(rr))], 1.0)
+    return np.asarray(affine) @ np.append(np.argwhere(mask).mean(axis=0), 1.0)
 
 
 def _in_mni_box(affine: np.ndarray, shape: tuple[int, ...]) -> bool:
@@ -130,11 +147,7 @@ def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, t
         bg = background
     if cut not in ("peak", "centre"):
         raise Eeg2fmriInputError(f"plot_r_map: expected cut 'peak' or 'centre', got {cut!r}.")
-    rr = np.asarray(r, dtype=np.float64)
-    if cut == "peak" and np.isfinite(rr).any():  # slices through the voxel of highest r
-        centre = np.asarray(affine) @ np.append(np.argwhere(mask)[int(np.nanargmax(rr))], 1.0)
-    else:  # slices through the mask's centroid
-        centre = np.asarray(affine) @ np.append(np.argwhere(mask).mean(axis=0), 1.0)
+    centre = _cut_centre(mask, affine, r if cut == "peak" else None)
     fig = plt.figure(figsize=(9, 3.4))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nilearn's notes on resampling and colour bars
@@ -193,8 +206,12 @@ def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray,
     return out
 
 
-def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray, predicted: np.ndarray, out: Path, title: str = "") -> Path:
+def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray, predicted: np.ndarray, out: Path, title: str = "", *,
+                     r: np.ndarray | None = None) -> Path:
     """One measured and one synthesised volume over the MNI152 template, same colour scale, world coordinates.
+
+    The slices go through the voxel of highest test ``r`` when it is given (where the model
+    follows the measurement: a focal effect is on the figure), otherwise through the mask's centroid.
 
     Parameters
     ----------
@@ -206,6 +223,8 @@ def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray,
         One volume each, in the same (standardised) units.
     out : Path
         PNG to write.
+    r : array, shape (n_voxels,) | None
+        Voxel-wise test r (chooses the slices).
     """
     import nibabel as nib
     from nilearn import plotting
@@ -217,7 +236,7 @@ def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray,
         from nilearn.datasets import load_mni152_template
 
         bg = load_mni152_template(resolution=2)
-    centre = np.asarray(affine) @ np.append(np.argwhere(mask).mean(axis=0), 1.0)
+    centre = _cut_centre(mask, affine, r)
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.6))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nilearn's notes on resampling and colour bars

@@ -501,6 +501,7 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     from eeg2fmri.plotting import plot_volumes_mni
 
     mid = len(run["_y"]) // 2
+    r_vox = ds.to_voxels(np.asarray(run["models"][name]["_r"])[None])[0] if "_r" in run["models"][name] else None
     figs.append(plot_volumes_mni(ds.mask, ds.affine, ds.to_voxels(run["_y"][mid]), ds.to_voxels(run["_preds"][name][mid]), folder / "volumes_mni.png",
-                                 f"{key}: test volume {mid} of the test span, measured vs synthesised"))
+                                 f"{key}: test volume {mid} of the test span, measured vs synthesised", r=r_vox))
     return figs
