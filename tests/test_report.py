@@ -204,12 +204,9 @@ def test_flagship_quickstart_draws_patterns_and_hrfs(tmp_path):
     assert (np.asarray(nib.load(tmp_path / "u_bold_uncertainty.nii.gz").dataobj)[nib.load(out / "model" / "mask.nii.gz").get_fdata() > 0] > 0).all()
 
 
-def test_r_map_slices_through_the_peak(tmp_path, monkeypatch):
-    """The r-map figure cuts through the voxel of highest r (a focal effect was off the fixed centroid slices in a user
-    test), or through the mask's centroid with cut='centre' or when no r is finite; a wrong cut is refused."""
+def _spy_cut_coords(monkeypatch) -> list:
+    """The cut_coords of every nilearn plot_stat_map call (the figure is still drawn)."""
     from nilearn import plotting
-
-    from eeg2fmri.plotting.report import plot_r_map
 
     seen = []
     real = plotting.plot_stat_map
@@ -219,6 +216,15 @@ def test_r_map_slices_through_the_peak(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(plotting, "plot_stat_map", spy)
+    return seen
+
+
+def test_r_map_slices_through_the_peak(tmp_path, monkeypatch):
+    """The r-map figure cuts through the voxel of highest r (a focal effect was off the fixed centroid slices in a user
+    test), or through the mask's centroid with cut='centre' or when no r is finite; a wrong cut is refused."""
+    from eeg2fmri.plotting.report import plot_r_map
+
+    seen = _spy_cut_coords(monkeypatch)
     mask = np.zeros((9, 11, 7), bool)
     mask[1:8, 1:10, 1:6] = True
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
@@ -239,18 +245,9 @@ def test_r_map_slices_through_the_peak(tmp_path, monkeypatch):
 def test_volume_figures_cut_through_the_peak_r(tmp_path, monkeypatch):
     """plot_volumes_mni cuts through the voxel of highest r when r is given (centroid without r, as before); plot_slices'
     middle axial slice is the one of that voxel (session 14 user test: the synthesis figures missed a focal effect)."""
-    from nilearn import plotting
-
     from eeg2fmri.plotting import report as rep
 
-    seen, shown = [], []
-    real = plotting.plot_stat_map
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs["cut_coords"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(plotting, "plot_stat_map", spy)
+    seen, shown = _spy_cut_coords(monkeypatch), []
     mask = np.zeros((9, 11, 8), bool)
     mask[1:8, 1:10, 1:7] = True
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
