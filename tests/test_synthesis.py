@@ -938,3 +938,19 @@ def test_misspelt_montage_is_refused_even_when_channels_match_by_name(tiny_bids,
     with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi65': expected 'file' or an MNE standard montage.*'biosemi64'"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "m.nii.gz", progress_bar=False, channel_positions="biosemi65")
     assert not (tmp_path / "m.nii.gz").exists()
+
+
+@pytest.mark.parametrize(("t0", "tr", "sf"), [(16.2, 1.8, 512.0), (9.0, 1.8, 512.0), (7.3, 2.0, 250.0), (0.7, 0.7, 1000.0), (4.41, 2.2, 500.0),
+                                              (3.5999, 1.8, 1000.0), (123.456, 2.5, 256.0)])
+def test_grid_offset_equals_exact_rational_arithmetic(t0, tr, sf):
+    """The first volume of the grid through first_onset: t0 minus whole TRs, rounded to a sample, computed exactly with
+    fractions.Fraction on the decimal values (user test: 16.2 s with TR 1.8 s gave 1.8 s, one TR late, from the float
+    remainder 16.2 % 1.8 = 1.7999...)."""
+    from fractions import Fraction
+
+    from eeg2fmri.synthesis.synthesize import _grid_offset
+
+    t, T, f = Fraction(str(t0)), Fraction(str(tr)), Fraction(str(sf))
+    n = round((t - (t // T) * T) * f)
+    expected = 0.0 if n >= round(T * f) else float(n / f)
+    assert _grid_offset(t0, tr, sf) == pytest.approx(expected, abs=1e-12)

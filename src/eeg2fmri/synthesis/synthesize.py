@@ -235,10 +235,21 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
         label = "first_onset"
         if t0 >= raw.n_times / sf:
             raise Eeg2fmriInputError(f"{where}: first_onset={t0:g} s lies after the recording's end ({raw.n_times / sf:.1f} s); pass a time inside it.")
-    offset = round((t0 % tr) * sf) / sf
+    offset = _grid_offset(t0, tr, sf)
     if offset >= raw.n_times / sf:
         offset = 0.0
     return {"anchor": label, "anchor_time_s": t0, "offset_s": offset}, offset, times
+
+
+def _grid_offset(t0: float, tr: float, sf: float) -> float:
+    """Time of the first volume of the grid through ``t0`` (s), on the sample grid: ``t0`` minus whole TRs, in ``[0, tr)``.
+
+    A ``t0`` that is a whole number of TRs gives 0 (``16.2 % 1.8`` is 1.7999... in floating point, which put the
+    first volume one TR late).
+    """
+    k = math.floor(t0 / tr + 1e-6)  # whole TRs before t0, with a tolerance for the float error of t0 / tr
+    n = max(0, round((t0 - k * tr) * sf))
+    return 0.0 if n >= round(tr * sf) else n / sf
 
 
 def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str], channel_positions: str | None, tolerance_mm: float, min_share: float,
