@@ -86,6 +86,9 @@ def test_runs_at_different_rates_share_one_work_rate_and_other_channel_sets_are_
     with pytest.raises(Eeg2fmriInputError, match=r"EEG channels \['A', 'C'\] differ from the first run's \['A', 'B'\] \(missing here: \['B'\]; only here: \['C'\]\)\. "
                                                   r"Give every run one channel set with the prepare option channels .* marked bad"):
         _check_consistent([base, {"sfreq": 100.0, "ch_names": ["A", "C"]}], recs)
+    # names compared as channels are matched (user test: every name listed as missing for a case difference)
+    with pytest.raises(Eeg2fmriInputError, match=r"\(missing here: \['EXG1'\]; only here: \['ecg'\]\)"):
+        _check_consistent([{"ch_names": ["FP1", "OZ", "EXG1"]}, {"ch_names": ["oz", "fp1", "ecg"]}], recs)
     # end to end: subject 02's recording at 125 Hz is worked at the 100 Hz recording's work rate
     vhdr = recs[1].eeg_path
     raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False).resample(125.0, verbose=False)

@@ -986,8 +986,12 @@ def _check_consistent(infos: list[dict], records) -> None:
     first = infos[0]
     for inf, rec in zip(infos[1:], records[1:]):
         if inf["ch_names"] != first["ch_names"]:
-            missing = [c for c in first["ch_names"] if c not in inf["ch_names"]]
-            extra = [c for c in inf["ch_names"] if c not in first["ch_names"]]
+            from eeg2fmri.preprocessing.channels import channel_key
+
+            # compared as channels are matched (case, an EEG prefix, a reference suffix ignored): FP1 is fp1
+            here, there = {channel_key(c) for c in inf["ch_names"]}, {channel_key(c) for c in first["ch_names"]}
+            missing = [c for c in first["ch_names"] if channel_key(c) not in here]
+            extra = [c for c in inf["ch_names"] if channel_key(c) not in there]
             what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else " (the same channels in another order)")
             raise Eeg2fmriInputError(
                 f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}. Give every run "
