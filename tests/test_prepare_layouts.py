@@ -155,26 +155,32 @@ def test_runs_on_the_same_shape_but_another_affine_are_refused(tiny_bids, tmp_pa
     assert len(prepare_dataset(root, progress_bar=False).runs) == len(prepare_dataset(tiny_bids, progress_bar=False).runs)
 
 
-@pytest.mark.parametrize("how", ["typed_eeg", "no_channels_tsv"])
+@pytest.mark.parametrize("how", ["typed_eeg", "no_channels_tsv", "biosemi_exg"])
 def test_ecg_and_eog_named_channels_are_not_eeg_whatever_their_type(tiny_bids, tmp_path, caplog, how):
     """ECG/EOG channels typed EEG in channels.tsv (or with no channels.tsv, as BrainVision files type every channel EEG)
-    are typed by their names, reported as a warning and not used as EEG features."""
+    are typed by their names, reported as a warning and not used as EEG features; so are BioSemi's external electrodes
+    EXG1-8 (user test: an ECG on EXG1 was read as EEG)."""
     import logging
     import shutil
 
     root = tmp_path / "copy"
     shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    names = ["ECG", "EOG"]
+    if how == "biosemi_exg":
+        names = ["EXG1", "EXG2"]
+        for vhdr in sorted(root.glob("sub-*/eeg/*_eeg.vhdr")):
+            vhdr.write_text(vhdr.read_text().replace("=ECG,", "=EXG1,").replace("=EOG,", "=EXG2,"))
     for tsv in sorted(root.glob("sub-*/eeg/*_channels.tsv")):
-        if how == "no_channels_tsv":
+        if how != "typed_eeg":
             tsv.unlink()
             continue
         rows = [ln.split("\t") for ln in tsv.read_text().splitlines()]
         tsv.write_text("\n".join("\t".join([r[0], "EEG" if r[0] in ("ECG", "EOG") else r[1], *r[2:]]) for r in rows) + "\n")
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         ds = prepare_dataset(root, progress_bar=False)
-    assert "ECG" not in ds.ch_names and "EOG" not in ds.ch_names
+    assert not set(names) & set(ds.ch_names)
     assert ds.ch_names == prepare_dataset(tiny_bids, progress_bar=False).ch_names
-    assert any("['ECG', 'EOG'] are typed EEG but named as non-EEG" in r.getMessage() for r in caplog.records)
+    assert any(f"{names} are typed EEG but named as non-EEG" in r.getMessage() for r in caplog.records)
 
 
 def test_prepare_dummy_scans_option_decides_which_extra_markers_go(tiny_bids, tmp_path, caplog):

@@ -125,7 +125,9 @@ def norm_subjects(subjects: Iterable[str] | None) -> set[str] | None:
 
 
 #: Channel names that say a channel is not EEG whatever type the file gives it (typed by :func:`guess_channel_type`).
-NAMED_NON_EEG: tuple[str, ...] = ("ecg*", "ekg*", "*eog*", "emg*")
+#: Channel names that are never EEG features, whatever their type (BioSemi's external electrodes EXG1-8 record
+#: EOG, ECG or mastoids and have no scalp position).
+NAMED_NON_EEG: tuple[str, ...] = ("ecg*", "ekg*", "*eog*", "emg*", "exg*")
 
 
 def guess_channel_type(name: str) -> str:
