@@ -181,6 +181,10 @@ def test_ecg_and_eog_named_channels_are_not_eeg_whatever_their_type(tiny_bids, t
     assert not set(names) & set(ds.ch_names)
     assert ds.ch_names == prepare_dataset(tiny_bids, progress_bar=False).ch_names
     assert any(f"{names} are typed EEG but named as non-EEG" in r.getMessage() for r in caplog.records)
+    # the manifest says per run which channels were not read as EEG, and as what (user test: BIDS runs said nothing)
+    for key, info in ds.provenance["inputs"].items():
+        assert info["channels_not_used"]["non_eeg"] == {names[0]: "eog" if how == "biosemi_exg" else "ecg", names[1]: "eog"}, key
+        assert info["channels_not_used"]["bad"] == []
 
 
 def test_prepare_dummy_scans_option_decides_which_extra_markers_go(tiny_bids, tmp_path, caplog):

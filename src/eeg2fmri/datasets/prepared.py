@@ -857,6 +857,13 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     # windows across a join would mix data from two times, and volume onsets across it are shifted
     check_continuous(raw, where, ", so the EEG after a join is out of step with the BOLD volumes. Expected one continuous recording "
                                  "per BOLD run: use the recording before data were cut out.")
+    # what the file holds that is not read as EEG: channels typed non-EEG (channels.tsv, the file, or their names) and bad ones
+    types = dict(zip(raw.ch_names, raw.get_channel_types()))
+    not_used = {"non_eeg": {c: t for c, t in types.items() if t != "eeg"},
+                "bad": [c for c in raw.info["bads"] if types.get(c) == "eeg"]}
+    if not_used["non_eeg"] or not_used["bad"]:
+        logger.info("%s: not used as EEG: %d non-EEG channel(s) %s, %d marked bad %s", where, len(not_used["non_eeg"]),
+                    sorted(f"{c} ({t})" for c, t in not_used["non_eeg"].items()), len(not_used["bad"]), not_used["bad"])
     first_onset = cfg.first_onset
     if isinstance(first_onset, dict):  # one onset per run (runs started at different times)
         if rec.key not in first_onset:
@@ -893,7 +900,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     from eeg2fmri.io.eeg import bad_spans
 
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
-            "bad_spans": bad_spans(raw)}
+            "bad_spans": bad_spans(raw), "not_used": not_used}
 
 
 def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
@@ -936,6 +943,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         prov["cleaning"] = eeg["cleaning"]
     if eeg.get("chmap") is not None:
         prov["channel_mapping"] = eeg["chmap"].to_dict()
+    if eeg.get("not_used") is not None:  # channels of the file not read as EEG (non-EEG types with their type, bad EEG channels)
+        prov["channels_not_used"] = eeg["not_used"]
     prov["notch_hz"] = eeg.get("notch_hz")
     if run.bad_spans is not None:
         prov["bad_spans_seconds"] = round(float(np.sum(run.bad_spans[:, 1] - run.bad_spans[:, 0])), 3)
