@@ -305,6 +305,15 @@ def test_synthesize_stft_model_with_uncertainty(tiny_bids, tiny_prepared, tmp_pa
     ut = np.asarray(nib.load(tmp_path / "t_bold_uncertainty.nii.gz").dataobj)
     np.testing.assert_allclose(ut[tiny_prepared.mask], 2.5 * u[tiny_prepared.mask], rtol=1e-5)
     assert "temperature 2.5" in json.loads((tmp_path / "t_bold.json").read_text())["UncertaintyMeaning"]
+    # a calibration that chose the per-voxel residual scale (the own scale predicted the validation errors worse, or was ~0):
+    # that scale is written, not the model's uncalibrated spread (user test: the flagship's spread was written)
+    lap = np.linspace(0.5, 1.5, n_vox).astype(np.float32)
+    save_calibration(tmp_path / "calhas", {"levels": [0.8], "halfwidths": np.ones((1, n_vox)), "laplace_scale": lap, "temperature": None,
+                                           "meaning": None, "n_calibration": 7, "scale": "residuals", "own_scale_not_chosen": "x"})
+    synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "r_bold.nii.gz", uncertainty=True, progress_bar=False)
+    ur = np.asarray(nib.load(tmp_path / "r_bold_uncertainty.nii.gz").dataobj)
+    np.testing.assert_allclose(ur[tiny_prepared.mask], np.broadcast_to(lap[:, None], (n_vox, ur.shape[-1])), rtol=1e-6)
+    assert "per-voxel Laplace scale from the validation residuals" in json.loads((tmp_path / "r_bold.json").read_text())["UncertaintyMeaning"]
     synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "n_bold.nii.gz", uncertainty=False, progress_bar=False)
     assert not (tmp_path / "n_bold_uncertainty.nii.gz").exists()
     # a variational model without the aleatoric head: predict_uncertainty refuses, predict_mc gives the spread

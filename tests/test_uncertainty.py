@@ -211,3 +211,30 @@ def test_model_uncertainty_with_a_zero_spread_is_not_reported(monkeypatch, caplo
     assert res["reason"].startswith("the model's own predictive scale (spread of the ensemble members) is ~0 (median 1e-13")
     assert "ridge_weight = 1" in res["reason"] and "No model uncertainty is reported" in caplog.text
     assert cal["temperature"] is None and "is ~0" in cal["own_scale_unavailable"] and cal["halfwidths"].shape == (3, 7)
+
+
+def test_calibration_chooses_the_scale_with_the_lower_crossfitted_nll(monkeypatch):
+    """calibrate_uncertainty keeps the model's own scale (with its temperature) only where, fitted on one half of the
+    validation windows and scored on the other, it predicts the errors better than the per-voxel residual scale; the
+    cross-fitted NLL equals the Laplace NLL computed by hand (scipy.stats.laplace)."""
+    from scipy.stats import laplace
+
+    import eeg2fmri.evaluation.uncertainty as unc
+
+    rng = np.random.default_rng(3)
+    n, v = 200, 6
+    vox_scale = np.linspace(0.2, 2.0, v)  # the errors' scale differs by voxel, not by window
+    mu = rng.standard_normal((n, v))
+    y = mu + rng.laplace(size=(n, v)) * vox_scale
+    informative = np.broadcast_to(vox_scale, (n, v)).copy()  # an own scale that knows it
+    useless = np.exp(rng.standard_normal((n, v)))  # an own scale unrelated to the errors
+    for own, expect in ((informative, "own"), (useless, "residuals")):
+        monkeypatch.setattr(unc, "_predict_span", lambda *a, **k: (y, mu))
+        monkeypatch.setattr(unc, "_predict_span_uncertainty", lambda *a, own=own, **k: (y, mu, own, "spread"))
+        cal = unc.calibrate_uncertainty(object(), None, None, None)
+        assert cal["scale"] == expect and (cal["temperature"] is None) == (expect == "residuals")
+    # the residual scale's cross-fitted NLL by hand
+    res = np.abs(y - mu)
+    a, b = slice(0, n // 2), slice(n // 2, n)
+    by_hand = np.mean([-laplace.logpdf(y[s2], mu[s2], res[s1].mean(0)).mean() for s1, s2 in ((a, b), (b, a))])
+    assert cal["crossfit_nll"]["residuals"] == pytest.approx(by_hand)

@@ -319,9 +319,12 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
     dict
         ``levels``; ``halfwidths`` (n_levels, n_outputs) split-conformal
         half-widths; ``laplace_scale`` (n_outputs,) mean absolute validation
-        residual per output; ``temperature`` (float, or None for models
-        without a predictive scale of their own) and ``meaning`` of that
-        scale; ``n_calibration``.
+        residual per output; ``scale``: ``"own"`` when the model's own
+        predictive scale times one temperature predicts the validation errors
+        better than the per-output residual scale (Laplace NLL, each fitted on
+        one half of the windows and scored on the other: ``crossfit_nll``),
+        else ``"residuals"``; ``temperature`` and ``meaning`` of the own scale
+        (None unless ``scale`` is ``"own"``); ``n_calibration``.
     """
     levels = _check_levels(levels)
     y_va, p_va = _predict_span(model, ds, split, targets, "val")
@@ -329,14 +332,43 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
     out: dict[str, Any] = {"levels": list(levels), "halfwidths": conformal_halfwidths(res, levels).astype(np.float32),
                            "laplace_scale": np.maximum(np.abs(res).mean(0), 1e-6).astype(np.float32), "temperature": None,
                            "meaning": None, "n_calibration": int(len(y_va))}
+    out["scale"] = "residuals"
     own = _predict_span_uncertainty(model, ds, split, targets, "val")
     if own is not None:
         y, m, sc, meaning = own
         why = _degenerate_scale(y, m, sc, meaning)
         if why is None:
-            out["temperature"] = _temperature(y, m, sc)
-            out["meaning"] = meaning
+            nll_own, nll_res = _crossfit_nll(y, m, sc), _crossfit_nll(y_va, p_va, None)
+            out["crossfit_nll"] = {"own": nll_own, "residuals": nll_res}
+            if nll_own < nll_res:
+                out["temperature"] = _temperature(y, m, sc)
+                out["meaning"] = meaning
+                out["scale"] = "own"
+            else:  # the per-voxel residual scale predicts the validation errors better: synthesize writes it
+                logger.info("uncertainty calibration: the per-voxel validation residual scale (cross-fitted Laplace NLL %.4f) beats the "
+                            "model's own scale (%s, %.4f); synthesize --uncertainty writes the residual scale", nll_res, meaning, nll_own)
+                out["own_scale_not_chosen"] = meaning
         else:  # as a model without a scale of its own: synthesize --uncertainty uses the conformal half-widths
             logger.warning("uncertainty calibration: %s", why)
             out["own_scale_unavailable"] = why
     return out
+
+
+def _crossfit_nll(y: np.ndarray, mean: np.ndarray, scale: np.ndarray | None) -> float:
+    """Laplace NLL (nats per element) of a scale fitted on one half of the windows (in time order) and scored on the
+    other, averaged over both directions: the model's own scale times a temperature (``scale`` given), or a scale per
+    output, the mean absolute residual (``scale`` None) -- each with the parameters it would be given on all windows."""
+    res = np.abs(np.asarray(y, dtype=np.float64) - np.asarray(mean, dtype=np.float64))
+    n = len(res)
+    if n < 4:
+        return float("nan")
+    halves = (slice(0, n // 2), slice(n // 2, n))
+    total = 0.0
+    for fit, score in (halves, halves[::-1]):
+        if scale is None:
+            b = np.maximum(res[fit].mean(0), 1e-6)[None, :]
+        else:
+            s = np.maximum(np.asarray(scale, dtype=np.float64), 1e-12)
+            b = np.maximum(float(np.mean(res[fit] / s[fit])) * s[score], 1e-12)
+        total += float(np.mean(np.log(2.0 * b) + res[score] / b))
+    return total / 2.0

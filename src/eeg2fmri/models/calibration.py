@@ -31,8 +31,13 @@ def save_calibration(model_dir: str | os.PathLike, cal: dict[str, Any], *, overw
         with open(tmp, "wb") as fh:
             np.savez(fh, halfwidths=np.asarray(cal["halfwidths"], dtype=np.float32), laplace_scale=np.asarray(cal["laplace_scale"], dtype=np.float32))
     meta = {k: cal[k] for k in ("levels", "temperature", "meaning", "n_calibration")}
+    for k in ("scale", "crossfit_nll", "own_scale_not_chosen", "own_scale_unavailable"):
+        if k in cal:
+            meta[k] = cal[k]
     meta["method"] = ("per-output split-conformal half-widths and Laplace scale (mean |residual|) on the validation windows; "
-                      "temperature: maximum-likelihood factor on the model's own scale (read as a Laplace scale)")
+                      "temperature: maximum-likelihood factor on the model's own scale (read as a Laplace scale); scale: the one synthesize "
+                      "writes (own: the model's scale times the temperature; residuals: the per-output Laplace scale), the lower "
+                      "cross-fitted validation NLL")
     meta["arrays"] = _CALIBRATION_ARRAYS
     with atomic_file(folder / CALIBRATION_NAME, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))

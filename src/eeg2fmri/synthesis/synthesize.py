@@ -504,6 +504,13 @@ def synthesize(
                                  f"{CALIBRATION_NAME} with per-voxel scales); re-train with eeg2fmri train (it writes {CALIBRATION_NAME}) "
                                  "or omit --uncertainty.")
     temperature = None if calib is None else calib.get("temperature")
+    if calib is not None and temperature is None and unc_fns:
+        # the calibration chose the per-voxel residual scale (the model's own scale predicted the validation errors worse,
+        # or was ~0): not the model's uncalibrated spread
+        logger.info("%s: uncertainty from %s's per-voxel residual scale (%s)", where, CALIBRATION_NAME,
+                    calib.get("own_scale_not_chosen") and "the model's own scale predicted the validation errors worse"
+                    or calib.get("own_scale_unavailable") or "no temperature for the model's own scale")
+        unc_fns = []
 
     with step("open EEG"):
         raw = read_eeg(eeg, preload=False)
