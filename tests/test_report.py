@@ -159,6 +159,31 @@ def test_report_draws_the_calibration_curve(qs_folder, tmp_path):
     assert "calibration curve" in plain.split("Not shown")[-1]
 
 
+def test_report_of_a_training_run_shows_its_evaluation_and_training(tmp_path):
+    """A train run folder (metrics.json of training) that eeg2fmri evaluate scored (evaluation/metrics.json): the page
+    leads with the evaluation (summary, calibration curve) and shows the training numbers in their own section (user
+    test: the summary said only the model's name and 'Not shown' claimed no coverage was measured)."""
+    folder = tmp_path / "run"
+    (folder / "evaluation").mkdir(parents=True)
+    train = {"model": "eeg2fmri_net", "validation": {"n": 61, "median_r": 0.0424, "mean_r": 0.05, "mse": 0.948},
+             "test": {"n": 61, "median_r": 0.0463, "mean_r": 0.0488, "mse": 0.941},
+             "training": {"n_train": 184, "epochs": 56, "best_epoch": 30, "output_gain": 0.735, "ridge_hrf": "canonical"}}
+    (folder / "metrics.json").write_text(json.dumps(train))
+    ev = {"model": "eeg2fmri_net", "protocol": "within", "conformal": {"levels": [0.5, 0.8, 0.95], "coverage": [0.5, 0.8, 0.93]},
+          "group": {"models": {"eeg2fmri_net": {"median_r": 0.0461}}}}
+    (folder / "evaluation" / "metrics.json").write_text(json.dumps(ev))
+    html = build_report(folder).read_text()
+    assert "Calibration" in html and "95% nominal" in html and "calibration curve" not in html.split("Not shown")[-1]
+    training = html.split("<section id=\"training\">")[1]
+    assert "evaluation/metrics.json" in training and "best_epoch" in training and "0.0424" in training and "0.735" in training
+    # a training run alone: its validation/test numbers are the summary
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "metrics.json").write_text(json.dumps(train))
+    page = build_report(alone).read_text()
+    assert "0.0463" in page and "best_epoch" in page and "<section id=\"training\">" not in page
+
+
 def test_quickstart_folder_has_bands_and_mni_volumes(qs_folder):
     # best/median/worst time courses with 80% conformal bands, measured vs synthesised over the MNI template
     doc = json.loads((qs_folder / "metrics.json").read_text())

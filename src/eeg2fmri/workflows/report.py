@@ -189,6 +189,16 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
             blocks.append(rows)
     if isinstance(metrics.get("table"), str) and metrics["table"].strip():
         blocks.append(Preformatted(metrics["table"]))
+    # a training run's metrics.json (eeg2fmri train): validation and test numbers, the training summary
+    spans = [(k, metrics[k]) for k in ("validation", "test") if isinstance(metrics.get(k), dict)]
+    if spans:
+        blocks.append([{"windows": k, **{m: v.get(m) for m in ("n", "median_r", "mean_r", "mse") if _is_num(v.get(m))}} for k, v in spans])
+    training = metrics.get("training")
+    if isinstance(training, dict):
+        keep = ("n_train", "n_val", "epochs", "best_epoch", "stopped_early", "output_gain", "ridge_weight", "output_rank")
+        rows = [{"training": k, "value": training[k]} for k in keep if k in training and (_is_num(training[k]) or isinstance(training[k], bool))]
+        if rows:
+            blocks.append(rows)
     timings = metrics.get("timings_s")
     if isinstance(timings, dict) and timings:
         blocks.append("Timings (seconds):")
@@ -253,6 +263,9 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
         raise Eeg2fmriInputError(f"{folder}: expected an eeg2fmri run or benchmark folder, found no such folder; check the path.")
     out_path = Path(out) if out is not None else folder / "report.html"
     metrics_p, board_p = folder / "metrics.json", folder / "leaderboard.json"
+    train_p = None
+    if (folder / "evaluation" / "metrics.json").is_file():  # a training run that eeg2fmri evaluate scored: its evaluation leads
+        train_p, metrics_p = (metrics_p if metrics_p.is_file() else None), folder / "evaluation" / "metrics.json"
     if not metrics_p.is_file() and not board_p.is_file():
         raise Eeg2fmriInputError(
             f"{folder}: expected an eeg2fmri run or benchmark folder (metrics.json or leaderboard.json), found neither; "
@@ -281,6 +294,9 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
             missing.append({"item": "calibration curve", "meaning": "metrics.json holds no interval coverage (eeg2fmri evaluate measures it)"})
     else:
         missing.append({"item": "metrics.json", "meaning": "no summary numbers (not a quickstart/evaluate folder)"})
+    if train_p is not None:
+        sections.append(("Training", [f"from {train_p.relative_to(folder)} (the summary above: {metrics_p.relative_to(folder)})",
+                                      *_summary_blocks(_read_json(train_p))]))
 
     if board_p.is_file():
         board = _read_json(board_p)
