@@ -113,6 +113,16 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     assert (tmp_path / "b2" / "prepared" / "manifest.json").exists()
     capsys.readouterr()
     assert np.isfinite(json.loads((tmp_path / "b2" / "leaderboard.json").read_text())["leaderboard"][0]["median_r"])
+    # prepare options for the BIDS folder in --train-config, without repeating its path as data.bids (user test: refused)
+    cfg = json.dumps({"data": {"prepare": {"notch": 50}}})
+    assert main(["benchmark", str(tiny_bids), "--models", "mean", "--train-config", cfg, "--out", str(tmp_path / "b3"), "--n-boot", "0", "-q"]) == 0
+    assert json.loads((tmp_path / "b3" / "prepared" / "manifest.json").read_text())["config"]["notch"] == 50
+    capsys.readouterr()
+    # a preparation error's fix names the benchmark's way to pass the option (it named prepare's --config only)
+    bad = json.dumps({"data": {"prepare": {"marker": ["Volume"]}}})
+    assert main(["benchmark", str(tiny_bids), "--models", "mean", "--train-config", bad, "--out", str(tmp_path / "b4"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "eeg2fmri benchmark on a BIDS folder: give prepare options as --train-config '{\"data\": {\"prepare\": {...}}}'" in err
 
 
 def test_quiet_benchmark_prints_no_training_bars(tiny_prepared, capfd, one_torch_thread):

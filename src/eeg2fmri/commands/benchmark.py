@@ -69,7 +69,14 @@ def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | No
         if out is None:
             raise Eeg2fmriInputError(f"{p}: a BIDS folder is prepared on the fly into OUT/prepared; pass --out DIR.")
         dest = Path(out) / ("prepared" if role == "train" else "prepared_test")
-    prepared, _ = prepare(p, dest, prep.get("config"), progress_bar=progress_bar, n_jobs=prep.get("n_jobs", 1))
+    try:
+        prepared, _ = prepare(p, dest, prep.get("config"), progress_bar=progress_bar, n_jobs=prep.get("n_jobs", 1))
+    except Eeg2fmriInputError as err:  # the fixes name prepare's --config; benchmark takes the same options in --train-config
+        if "--config" not in str(err):
+            raise
+        raise Eeg2fmriInputError(f"{err} [eeg2fmri benchmark on a BIDS folder: give prepare options as --train-config "
+                                 "'{\"data\": {\"prepare\": {...}}}' (e.g. {\"data\": {\"prepare\": {\"marker\": [\"128\"]}}}), or prepare "
+                                 "the folder first (eeg2fmri prepare ... --config ...) and benchmark the prepared folder.]") from err
     return load_prepared(prepared)
 
 
@@ -261,6 +268,11 @@ def run(args) -> int:
     if train_config is not None:
         from eeg2fmri.training.config import resolve_config
 
+        data = train_config.get("data")
+        if (isinstance(data, dict) and not {"bids", "prepared"} & set(data) and {"prepare", "prepared_out", "n_jobs"} & set(data)
+                and not (Path(args.dataset) / "manifest.json").exists()):
+            # preparation options for the BIDS DATASET itself: the config need not repeat its path as data.bids
+            train_config = {**train_config, "data": {**data, "bids": str(Path(args.dataset).absolute())}}
         resolve_config(train_config, source="--train-config", require_model=False)  # every key checked before any work
         train_config, prep = _data_keys(train_config, args.train_config, args.dataset)
     from eeg2fmri.models import list_models
