@@ -197,3 +197,18 @@ def test_prepared_bold_equals_nibabel(tiny_bids, tiny_prepared):
     assert dice > 0.8, dice
     meta = json.loads(next(tiny_bids.rglob("*_bold.json")).read_text())
     assert meta["RepetitionTime"] == ds.tr
+
+
+@pytest.mark.parametrize(("tr", "unit", "text"), [(1.8, "sec", "1.8"), (0.72, "sec", "0.72"), (2.1, "sec", "2.1"), (2.0, "sec", "2.0"),
+                                                 (1800.0, "msec", "1.8"), (1.23456789, "sec", "1.2345679")])
+def test_header_tr_is_the_shortest_decimal_of_the_float32_pixdim(tmp_path, tr, unit, text):
+    """The header TR is the float32 pixdim[4] (as nibabel reads it) written as its shortest round-tripping decimal: 1.8,
+    not 1.7999999523162842 (user test: manifests and synthesis sidecars carried the float32 rounding)."""
+    img = nib.Nifti1Image(np.zeros((2, 3, 4, 5), np.float32), np.eye(4))
+    img.header.set_zooms((1.0, 1.0, 1.0, tr))
+    img.header.set_xyzt_units("mm", unit)
+    nib.save(img, tmp_path / "b.nii")
+    _, got = read_bold(tmp_path / "b.nii")
+    scale = 1000.0 if unit == "msec" else 1.0
+    assert np.float32(got * scale) == np.float32(nib.load(tmp_path / "b.nii").header.get_zooms()[3])  # nibabel's float32
+    assert repr(got) == text

@@ -28,7 +28,8 @@ def _header_tr(img) -> float | None:
     zooms = img.header.get_zooms()
     if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:
         return None
-    tr = float(zooms[3])
+    # pixdim is float32: the shortest decimal that reads back as that float32 (1.8, not 1.7999999523162842)
+    tr = float(np.format_float_positional(np.float32(zooms[3]), unique=True))
     unit = img.header.get_xyzt_units()[1] if hasattr(img.header, "get_xyzt_units") else "sec"
     if unit == "msec":
         tr /= 1000.0
