@@ -665,6 +665,18 @@ def test_channels_marked_bad_are_interpolated(tiny_bids, ridge_dir, tmp_path, ca
     np.testing.assert_allclose(np.asarray(nib.load(out).dataobj), outs["plain"], atol=1e-5)
 
 
+def test_synthesize_cli_prints_interpolated_channels(tiny_bids, ridge_dir, tmp_path, capsys):
+    """The console names the training channels synthesize interpolated (user test: only the sidecar said so)."""
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    eeg = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "eeg" and c not in ("ECG", "EOG")]
+    raw.info["bads"] = [eeg[2]]
+    fif = tmp_path / "rec_raw.fif"
+    raw.save(fif, verbose=False)
+    assert main(["synthesize", str(fif), "--model", str(ridge_dir), "--out", str(tmp_path / "o.nii.gz"), "-q", "--no-uncertainty"]) == 0
+    printed = capsys.readouterr().out
+    assert f"interpolated 1 of {len(eeg)} training channel(s) from their neighbours' positions" in printed and eeg[2] in printed
+
+
 def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     """first_onset (seconds or the recording's scanner markers) moves the volume grid so that a volume starts there: the
     output is the one of the recording read from that phase, its StartTime shifted by it (default: the first sample)."""

@@ -85,6 +85,15 @@ def run(args) -> int:
                   f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){lost}")
     if side.get("ChannelsIgnored"):
         print(f"ignored {len(side['ChannelsIgnored'])} channel(s) the model does not use: {', '.join(side['ChannelsIgnored'][:10])}")
+    mapping = side.get("ChannelMapping") or {}
+    interp = list(mapping.get("interpolated") or []) + [c for c in side.get("ChannelsMarkedBadInterpolated") or [] if c not in (mapping.get("interpolated") or [])]
+    if interp:
+        n_used = len(side.get("ChannelsUsed") or []) or len(interp)
+        print(f"interpolated {len(interp)} of {n_used} training channel(s) from their neighbours' positions "
+              f"({mapping.get('positions') or 'the montage'}): {', '.join(interp[:10])}{' ...' if len(interp) > 10 else ''}")
+    if mapping.get("by_position"):
+        print(f"matched {len(mapping['by_position'])} channel(s) by electrode position: "
+              + ", ".join(f"{k}<-{v}" for k, v in list(mapping["by_position"].items())[:10]))
     if side.get("Resampled"):
         train = side.get("TrainingSamplingFrequency")
         print(f"resampled: the recording is sampled at {side['SamplingFrequency']:g} Hz" + (f", the training recordings at {train:g} Hz (the lowest rate among them)" if train else "")
