@@ -710,7 +710,7 @@ def synthesize(
                 "StartTime": float(onsets[0]) + phase,
                 "VolumeGrid": anchor,
                 "TrainingRepetitionTime": tr_train,
-                "Units": "per-voxel standardised (z) BOLD; 0 outside the model's mask",
+                "Units": "the predicted (expected) BOLD in per-voxel standardised (z) units of the training runs; a prediction varies less than a measured z-scored run (by about the model's r where it follows it), so compare time courses, not amplitudes; 0 outside the model's mask",
                 "Model": meta["model"],
                 "ModelDir": str(Path(model_dir).absolute()),
                 "Source": where,
