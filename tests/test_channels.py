@@ -166,7 +166,10 @@ def test_channel_key_and_decorated_names_map_by_name():
 
     from eeg2fmri.preprocessing.channels import channel_key, map_channels_by_position
 
-    assert [channel_key(n) for n in ("EEG Fp1", "EEG-FP1", "Fp1-REF", "FP1-LE", "Fc5..", "EEG", "Fp1-A2")] == ["fp1", "fp1", "fp1", "fp1", "fc5", "eeg", "fp1-a2"]
+    assert [channel_key(n) for n in ("EEG Fp1", "EEG-FP1", "Fp1-REF", "FP1-LE", "Fc5..", "EEG", "Fp1-A2")] == ["fp1", "fp1", "fp1", "fp1", "fc5", "eeg", "fp1"]
+    # mastoid/ear references after a separator (user test: Fp1-M1 was not Fp1); a bipolar pair and the reference sites
+    # themselves stay as they are
+    assert [channel_key(n) for n in ("Fp1-M1", "O2_m2", "C3 A1", "Fp1-F7", "M1", "A2", "TP9")] == ["fp1", "o2", "c3", "fp1-f7", "m1", "a2", "tp9"]
     names = ["EEG FP1-REF", "EEG Cz-REF", "Pz.", "O2"]
     raw = mne.io.RawArray(np.arange(4 * 50, dtype=float).reshape(4, 50), mne.create_info(names, 100.0, "eeg"), verbose=False)
     out, rep = map_channels_by_position(raw, ["Cz", "Fp1", "O2", "Pz"])  # no positions in the file: by name only
