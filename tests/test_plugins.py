@@ -205,3 +205,23 @@ def test_an_entry_point_plugin_is_imported_once(plugin, monkeypatch):
     monkeypatch.setattr(plugins, "_entry_points_read", False)
     assert "plug_linear" in list_models() and "plug_linear" in list_models()
     assert calls == ["eeg2fmri.plugins"]
+
+
+def test_a_plugin_package_of_the_working_directory_imports_from_the_console_script(tmp_path):
+    """EEG2FMRI_PLUGINS=mylab.models from the folder holding mylab/models.py, as the README's example does: the console
+    script (unlike python -c) does not put the working directory on sys.path, and the import failed (docs audit)."""
+    (tmp_path / "mylab").mkdir()
+    (tmp_path / "mylab" / "__init__.py").write_text("")
+    (tmp_path / "mylab" / "models.py").write_text(PLUGIN)
+    env = {**os.environ, "EEG2FMRI_PLUGINS": "mylab.models"}
+    env.pop("PYTHONPATH", None)
+    code = "import sys; from eeg2fmri.cli import main; sys.exit(main(['models']))"
+    # -P: no working directory on sys.path, as for the eeg2fmri console script
+    done = subprocess.run([sys.executable, "-P", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "plug_linear" in done.stdout
+    # elsewhere the module is still not found, with the message that names it
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    done = subprocess.run([sys.executable, "-P", "-c", code], cwd=other, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "got 'mylab.models', which failed: ModuleNotFoundError" in done.stderr

@@ -54,7 +54,18 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
             sys.modules[name] = module
             mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
         else:
-            importlib.import_module(spec)
+            try:
+                importlib.import_module(spec)
+            except ModuleNotFoundError as err:
+                # the console script does not put the working directory on sys.path (python -m would): a module of the
+                # folder the command runs in (mylab/models.py for mylab.models) is imported from there
+                top = spec.split(".")[0]
+                cwd = str(Path.cwd())
+                if err.name != top or not ((Path(cwd) / top).is_dir() or (Path(cwd) / f"{top}.py").is_file()) or cwd in sys.path:
+                    raise
+                sys.path.insert(0, cwd)
+                logger.info("plugin %s: imported from the working directory %s (added to sys.path)", spec, cwd)
+                importlib.import_module(spec)
     except Eeg2fmriInputError:
         raise
     except Exception as err:  # noqa: BLE001  (any failure of user code at import: say which plugin)
