@@ -100,8 +100,8 @@ def test_errors_name_the_recording_and_the_fix(grad_sim):
     raw = grad_sim["raw"]
     with pytest.raises(Eeg2fmriInputError, match=r"run-7: expected an ECG channel \(channel type 'ecg'\).*found none.*ecg_channel=<name>.*clean without bcg"):
         remove_bcg_artifacts(raw, where="run-7")
-    renamed = raw.copy().rename_channels({"EEG00": "ECG1"})
-    with pytest.raises(Eeg2fmriInputError, match=r"\['ECG1'\] look like ECG"):
+    renamed = raw.copy().rename_channels({"EEG00": "cardio_ECG"})
+    with pytest.raises(Eeg2fmriInputError, match=r"\['cardio_ECG'\] look like ECG"):
         remove_bcg_artifacts(renamed, where="run-7")
     with pytest.raises(Eeg2fmriInputError, match=r"expected an ECG channel named 'EKG'"):
         remove_bcg_artifacts(raw, ecg_channel="EKG")
@@ -114,7 +114,7 @@ def test_errors_name_the_recording_and_the_fix(grad_sim):
         remove_gradient_artifacts(raw, obs_components=-1)
     with pytest.raises(Eeg2fmriInputError, match="unknown gradient method 'fastr'"):
         clean_raw(raw, gradient="fastr")
-    with pytest.raises(Eeg2fmriInputError, match="expected an mne.io.Raw, got ndarray"):
+    with pytest.raises(Eeg2fmriInputError, match="expected an mne.io.Raw or a path to an EEG file, got ndarray"):
         clean_raw(raw.get_data())
     with pytest.raises(Eeg2fmriInputError, match=r"--clean: expected a comma-separated list of 'gradient' and 'bcg'.*got 'pulse'"):
         parse_clean_steps("gradient,pulse")
@@ -179,3 +179,25 @@ def test_prepare_with_clean_records_the_report(tmp_path):
     assert prov["gradient_artifact_check"]["detected"] is False
     with pytest.warns(UserWarning, match="prepare with --clean gradient"):
         prepare_dataset(root, {"bands": BANDS}, progress_bar=False)
+
+
+def test_bcg_uses_the_one_channel_named_ecg_and_clean_raw_reads_a_path(bcg_sim, tmp_path):
+    """A bare recording types every channel EEG: the one channel named ECG*/EKG* is then the ECG (docs audit: the README's
+    eeg2fmri clean example failed on a bare .vhdr); clean_raw takes a path as well as a Raw (README)."""
+    import mne
+
+    raw = bcg_sim["raw"]
+    ecg = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "ecg"]
+    assert ecg
+    bare = raw.copy().set_channel_types({ecg[0]: "eeg"}, on_unit_change="ignore", verbose=False)
+    typed, info_typed = remove_bcg_artifacts(raw)
+    guessed, info_guessed = remove_bcg_artifacts(bare)
+    assert info_guessed["ecg_channel"] == info_typed["ecg_channel"] == ecg[0] and info_guessed["n_beats"] == info_typed["n_beats"]
+    picks = [c for c in raw.ch_names if c != ecg[0] and raw.get_channel_types([c])[0] == "eeg"]
+    np.testing.assert_allclose(guessed.get_data(picks), typed.get_data(picks), atol=1e-12)
+    fif = tmp_path / "rec_raw.fif"
+    raw.save(fif, verbose=False)
+    from_path, rep = clean_raw(fif, gradient=None, bcg="pca_obs")
+    from_raw, _ = clean_raw(mne.io.read_raw_fif(fif, preload=True, verbose=False), gradient=None, bcg="pca_obs")
+    np.testing.assert_allclose(from_path.get_data(), from_raw.get_data())
+    assert rep["where"] == str(fif)

@@ -472,6 +472,10 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
     types = raw.get_channel_types()
     if ecg_channel is None:
         ecg = [n for n, t in zip(raw.ch_names, types) if t == "ecg"]
+        named = [n for n in raw.ch_names if n.strip().upper().startswith(("ECG", "EKG"))]
+        if not ecg and len(named) == 1:  # a bare .vhdr/.edf types every channel EEG: one channel named ECG*/EKG* is the ECG
+            logger.info("%s: no channel is typed ECG; using %r, named as one, for the R peaks (pass ecg_channel to choose another)", where, named[0])
+            ecg = named
         if not ecg:
             guess = [n for n in raw.ch_names if any(s in n.upper() for s in ("ECG", "EKG"))]
             hint = f" (channel(s) {guess} look like ECG: raw.set_channel_types({{{guess[0]!r}: 'ecg'}}), or pass ecg_channel={guess[0]!r})" if guess else ""
@@ -732,13 +736,21 @@ def clean_raw(
         ``gradient`` and ``bcg`` (what each step did, or ``None``), ``artifact_power``
         (:func:`artifact_power_report`, when the gradient step ran), ``where``.
     """
+    import os
+
     import mne
 
     from eeg2fmri.utils.logs import set_log_level
 
+    if isinstance(raw, (str, os.PathLike)):  # a path, as synthesize and the readers take: read with eeg2fmri.io.read_eeg
+        from eeg2fmri.io.eeg import read_eeg
+
+        where = where or str(raw)
+        raw = read_eeg(raw, preload=True)
     where = _where(raw, where)
     if not isinstance(raw, mne.io.BaseRaw):
-        raise Eeg2fmriInputError(f"{where}: expected an mne.io.Raw, got {type(raw).__name__}; read the file with mne.io.read_raw or eeg2fmri.io.read_eeg.")
+        raise Eeg2fmriInputError(f"{where}: expected an mne.io.Raw or a path to an EEG file, got {type(raw).__name__}; read the file "
+                                 "with mne.io.read_raw or eeg2fmri.io.read_eeg, or pass its path.")
     check_choice(gradient, "gradient method", GRADIENT_METHODS, where=where)
     check_choice(bcg, "bcg method", BCG_METHODS, where=where)
     if verbose is not None:
