@@ -304,7 +304,13 @@ def test_synthesize_stft_model_with_uncertainty(tiny_bids, tiny_prepared, tmp_pa
     synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "t_bold.nii.gz", progress_bar=False)
     ut = np.asarray(nib.load(tmp_path / "t_bold_uncertainty.nii.gz").dataobj)
     np.testing.assert_allclose(ut[tiny_prepared.mask], 2.5 * u[tiny_prepared.mask], rtol=1e-5)
-    assert "temperature 2.5" in json.loads((tmp_path / "t_bold.json").read_text())["UncertaintyMeaning"]
+    meaning = json.loads((tmp_path / "t_bold.json").read_text())["UncertaintyMeaning"]
+    assert "temperature 2.5" in meaning and "the calibration predates that choice" in meaning  # (no "scale" key: before session 15)
+    save_calibration(tmp_path / "calhas", {"levels": [0.8], "halfwidths": np.ones((1, n_vox)), "laplace_scale": np.ones(n_vox),
+                                           "temperature": 2.5, "meaning": "x", "n_calibration": 7, "scale": "own"})
+    synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "o_bold.nii.gz", progress_bar=False)
+    meaning = json.loads((tmp_path / "o_bold.json").read_text())["UncertaintyMeaning"]
+    assert "temperature 2.5" in meaning and "predates" not in meaning
     # a calibration that chose the per-voxel residual scale (the own scale predicted the validation errors worse, or was ~0):
     # that scale is written, not the model's uncalibrated spread (user test: the flagship's spread was written)
     lap = np.linspace(0.5, 1.5, n_vox).astype(np.float32)

@@ -504,6 +504,11 @@ def synthesize(
                                  f"{CALIBRATION_NAME} with per-voxel scales); re-train with eeg2fmri train (it writes {CALIBRATION_NAME}) "
                                  "or omit --uncertainty.")
     temperature = None if calib is None else calib.get("temperature")
+    legacy = calib is not None and temperature is not None and "scale" not in calib
+    if legacy and unc_fns:  # written before session 15: the own scale was never compared with the residual scale
+        logger.warning("%s: %s predates the choice between the model's own scale and the per-voxel validation residual scale "
+                       "(the better predictor of the validation errors); the own scale is written. Re-run eeg2fmri train to choose.",
+                       model_dir, CALIBRATION_NAME)
     if calib is not None and temperature is None and unc_fns:
         # the calibration chose the per-voxel residual scale (the model's own scale predicted the validation errors worse,
         # or was ~0): not the model's uncalibrated spread
@@ -679,7 +684,9 @@ def synthesize(
                     if w_unc is None:
                         w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, sequential=True))
                         unc_meaning = (f"{meaning}, times temperature {temperature:.4g} fitted on the validation windows ({CALIBRATION_NAME}): "
-                                       "calibrated, read as a Laplace scale" if temperature is not None else
+                                       "calibrated, read as a Laplace scale"
+                                       + (" (not compared with the per-voxel residual scale: the calibration predates that choice; "
+                                          "re-run eeg2fmri train)" if legacy else "") if temperature is not None else
                                        f"{meaning}; UNCALIBRATED (the model folder has no {CALIBRATION_NAME} with a temperature)")
                     with step("nifti volumes"):
                         m_rows = as_masked(mean, len(e), mask)
