@@ -19,11 +19,13 @@ DESCRIPTION = (
     "as train merges them: a loss section replaces the recommended loss), and its data.subjects and split options apply to "
     "every model; its data.prepare, data.n_jobs and data.prepared_out are used when DATASET is the BIDS folder it names; "
     "settings a benchmark would not use (model, out, tune, another data path or split.protocol) are refused. "
-    "--models all benchmarks every registered model; from a BIDS folder each representation the models need (band power, STFT, "
-    "raw EEG) is prepared from the same runs (OUT/prepared, OUT/prepared_stft, OUT/prepared_raw) and every model is scored on the "
-    "same test volumes, the models of each representation against that representation's ridge_hrf (the reference, baseline and null "
-    "are fitted once per representation). Without --train-config each torch model trains with its own recommended config "
-    "(eeg2fmri models shows them)."
+    "--models all benchmarks every registered model (without --models: ridge_hrf and mean only); from a BIDS folder each "
+    "representation the models need is prepared from the same runs (band power OUT/prepared, tangent OUT/prepared_tangent, STFT "
+    "OUT/prepared_stft, raw EEG OUT/prepared_raw) and every model is scored on the same test volumes, the models of each "
+    "representation against that representation's ridge_hrf (the reference, baseline and null are fitted once per representation; "
+    "next to a tangent group, whose windows hold the band-power block, not again on band power, so --models ridge_hrf "
+    "eeg2fmri_net prepares only OUT/prepared_tangent). Without --train-config each torch model trains with its own recommended "
+    "config (eeg2fmri models shows them); prepare options for a BIDS folder: --train-config '{\"data\": {\"prepare\": {...}}}'."
 )
 
 
