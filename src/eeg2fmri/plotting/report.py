@@ -3,8 +3,8 @@
 * :func:`plot_r_map` - voxel-wise test r on orthogonal slices over the MNI152
   template (nilearn ships it, no download), or over the measured mean when
   the grid is not in MNI space;
-* :func:`plot_timecourses` - measured vs predicted time courses of voxels at
-  the 90th, 50th and 10th percentile of r;
+* :func:`plot_timecourses` - measured vs predicted time courses of the best,
+  median and worst voxel by r;
 * :func:`plot_r_distributions` - histograms of voxel r for the model, the
   reference and their time-shifted nulls;
 * :func:`plot_subject_r` - per-subject median r with bootstrap CIs;
