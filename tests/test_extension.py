@@ -393,3 +393,10 @@ def test_tune_refuses_a_misspelt_hyperparameter_before_any_trial(prepared_dir, t
                                                      r"\(no trial was run\)"):
             tune(path, trials=3)
         assert not (tmp_path / "search").exists()
+    # one setting searched under two keys (docs audit: both recorded, one used)
+    path.write_text(yaml.safe_dump({**base, "model": {"name": "_ext_linear", "hparams": {}},
+                                    "tune": {"hidden": {"choices": [2, 4]}, "model.hparams.hidden": {"low": 2, "high": 8}}}))
+    with pytest.raises(Eeg2fmriInputError, match=r"tune: 'hidden' and 'model.hparams.hidden' both search model\.hparams\.hidden; expected each "
+                                                 r"setting once .* keep one of the two keys \(no trial was run\)"):
+        tune(path, trials=3)
+    assert not (tmp_path / "search").exists()

@@ -130,6 +130,15 @@ def _check_hparam_names(name: str, space: Mapping[str, Any], hparams: Mapping[st
     import difflib
     import inspect
 
+    seen: dict[tuple[str, ...], str] = {}
+    for k in space:  # two keys of one setting (rank and model.hparams.rank): a trial would record both and train with one
+        target = tuple(tune_target(k))
+        if target in seen:
+            raise Eeg2fmriInputError(
+                f"{source}: tune: {seen[target]!r} and {k!r} both search {'.'.join(target)}; expected each setting once (a trial would "
+                "record both values and train with one of them); keep one of the two keys (no trial was run)."
+            )
+        seen[target] = k
     cls = get_model_class(name)
     if any(v.kind == v.VAR_KEYWORD for v in inspect.signature(cls.__init__).parameters.values()):
         return  # takes any keyword: nothing to check by name
