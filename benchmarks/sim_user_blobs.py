@@ -3,6 +3,9 @@ that had not read the package's simulators: a probe of real-format quirks and of
 
     python benchmarks/sim_user_blobs.py OUTDIR      (H1_TR=1.5 changes the TR; seed fixed at 1234)
 
+The BIDS dataset goes to OUTDIR; the ground truth (truth.json, truth_*.npy) and an EEG-only recording (eeg_only/) with
+its noise-free BOLD go NEXT to it, into OUTDIR's parent folder: give OUTDIR inside a folder of its own (e.g. ub/bids).
+
 Generative model (mine): three latent AR(2) processes at 20 Hz
   z_vis1 -> suppresses posterior alpha amplitude; BOLD in an occipital blob rises with z_vis1
   z_vis2 -> raises central beta amplitude;     BOLD in a central blob FALLS with z_vis2
@@ -21,6 +24,9 @@ import numpy as np
 import pybv
 from scipy.signal import butter, lfilter, sosfiltfilt
 
+if len(sys.argv) > 1 and sys.argv[1].startswith("-"):  # --help (it wrote a dataset into a folder named '--help' next to it)
+    print(__doc__)
+    sys.exit(0 if sys.argv[1] in ("-h", "--help") else 2)
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "user_blobs_bids")
 TR = float(os.environ.get("H1_TR", "2.2"))
 EEG_CH = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "FC5", "FC1", "FC2", "FC6", "T7", "C3", "Cz", "C4",
