@@ -215,17 +215,23 @@ def test_flagship_quickstart_draws_patterns_and_hrfs(tmp_path):
     assert (out / "insight" / "patterns_topomap.png").is_file() and (out / "insight" / "hrfs.png").is_file()
     html = (out / "report.html").read_text()
     assert "insight/hrfs.png" in html and "insight/patterns_topomap.png" in html and "volumes_mni.png" in html
-    # the ensemble spread, temperature-calibrated on validation, as the uncertainty NIfTI (only on request)
+    # the uncertainty NIfTI (only on request): the ensemble spread times its validation temperature where it predicts the
+    # validation errors better than the per-voxel residual scale (cross-fitted NLL), else that residual scale
     from eeg2fmri.synthesis import synthesize
 
     cal = json.loads((out / "model" / "calibration.json").read_text())
-    assert cal["temperature"] > 0 and "ensemble" in cal["meaning"]
+    nll = cal["crossfit_nll"]
+    assert cal["scale"] == ("own" if nll["own"] < nll["residuals"] else "residuals")
+    assert (cal["temperature"] is not None and cal["temperature"] > 0 and "ensemble" in cal["meaning"]) == (cal["scale"] == "own")
     eeg = sorted((out / "bids").glob("sub-*/eeg/*_eeg.vhdr"))[0]
     synthesize(eeg, out / "model", tmp_path / "s_bold.nii.gz", progress_bar=False)
     assert not (tmp_path / "s_bold_uncertainty.nii.gz").exists()
     synthesize(eeg, out / "model", tmp_path / "u_bold.nii.gz", uncertainty=True, progress_bar=False)
     side = json.loads((tmp_path / "u_bold.json").read_text())
-    assert "ensemble" in side["UncertaintyMeaning"] and "temperature" in side["UncertaintyMeaning"]
+    if cal["scale"] == "own":
+        assert "ensemble" in side["UncertaintyMeaning"] and "temperature" in side["UncertaintyMeaning"]
+    else:
+        assert side["UncertaintyMeaning"].startswith("per-voxel Laplace scale from the validation residuals")
     assert (np.asarray(nib.load(tmp_path / "u_bold_uncertainty.nii.gz").dataobj)[nib.load(out / "model" / "mask.nii.gz").get_fdata() > 0] > 0).all()
 
 
