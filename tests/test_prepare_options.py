@@ -304,3 +304,16 @@ def test_runs_given_as_mne_raw_and_nibabel_objects(tiny_bids, tiny_prepared):
         np.testing.assert_array_equal(np.asarray(a.bold), np.asarray(b.bold))
     with pytest.raises(Eeg2fmriInputError, match=r"runs\[0\]: eeg: expected a file path or an MNE Raw, got ndarray"):
         prepare_dataset([{**runs[0], "eeg": np.zeros((3, 10))}], progress_bar=False)
+
+
+def test_prepared_dataset_and_run_repr_show_shapes_not_arrays(tiny_prepared):
+    """print(ds) and print(run) say what they hold in one line each (user test: the dataclass repr dumped every array)."""
+    ds = tiny_prepared
+    text = repr(ds)
+    assert text == (f"PreparedDataset(bandpower, {len(ds.runs)} run(s) of {len(ds.subjects)} subject(s), "
+                    f"{sum(r.n_volumes for r in ds.runs)} volumes, TR {ds.tr:g} s, {len(ds.ch_names)} channels, "
+                    f"{len(ds.config.bands)} bands -> {int(ds.mask.sum())} voxels of a {'x'.join(map(str, ds.mask.shape))} mask)")
+    run = ds.runs[0]
+    assert repr(run) == (f"PreparedRun({run.key!r}, subject={run.subject!r}, volumes={run.n_volumes}, "
+                         f"features={'x'.join(map(str, run.features.shape))}, bold={'x'.join(map(str, run.bold.shape))})")
+    assert "\n" not in text and len(text) < 300

@@ -186,7 +186,7 @@ class PrepareConfig:
 REPRESENTATIONS = list_representations()
 
 
-@dataclass
+@dataclass(repr=False)
 class PreparedRun:
     """Continuous arrays of one run.
 
@@ -222,8 +222,13 @@ class PreparedRun:
     def n_volumes(self) -> int:
         return len(self.onsets)
 
+    def __repr__(self) -> str:  # shapes, not the arrays
+        bold = "none" if self.bold is None else "x".join(map(str, self.bold.shape))
+        return (f"PreparedRun({self.key!r}, subject={self.subject!r}, volumes={self.n_volumes}, "
+                f"features={'x'.join(map(str, self.features.shape))}, bold={bold})")
 
-@dataclass
+
+@dataclass(repr=False)
 class PreparedDataset:
     """Runs plus what is common to them (grid, rates, channel names, config).
 
@@ -250,6 +255,13 @@ class PreparedDataset:
     @property
     def subjects(self) -> list[str]:
         return sorted({r.subject for r in self.runs})
+
+    def __repr__(self) -> str:  # what it holds, not the arrays (print(ds) dumped every run's features)
+        out = (f" -> {len(self.rois.get('labels', []))} ROIs" if isinstance(self.rois, dict) and self.rois.get("labels") is not None
+               else f" -> {int(self.mask.sum())} voxels of a {'x'.join(map(str, self.mask.shape))} mask")
+        return (f"PreparedDataset({self.representation}, {len(self.runs)} run(s) of {len(self.subjects)} subject(s), "
+                f"{sum(r.n_volumes for r in self.runs)} volumes, TR {self.tr:g} s, {len(self.ch_names)} channels, "
+                f"{len(self.config.bands)} bands{out})")
 
     @property
     def bands(self) -> list[str]:
