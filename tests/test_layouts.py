@@ -658,3 +658,16 @@ def test_cli_datasets(capsys, noddi_root, ds4k_root, tmp_path):
 
     assert main(["datasets", "ds999"]) == 2
     assert "layout 'ds999': expected one of" in capsys.readouterr().err
+
+
+def test_check_files_an_unreadable_eeg_under_its_file_not_the_timing(tiny_bids, tmp_path):
+    """An EEG that cannot be read (an EEGLAB .set whose .fdt is missing; here a BrainVision header cut short) is a
+    problem of the EEG file in datasets --check, not one of 'volume timing' (user test)."""
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    vhdr = sorted(root.glob("sub-01/eeg/*_eeg.vhdr"))[0]
+    text = vhdr.read_text()
+    vhdr.write_text(text[: text.index("[Channel Infos]")])  # data and marker files named, the channels gone
+    chk = check_layout(root)
+    mine = [p for p in chk.problems if p.startswith("sub-01")]
+    assert not chk.ok and mine and "EEG file cannot be read" in mine[0] and "volume timing" not in mine[0]

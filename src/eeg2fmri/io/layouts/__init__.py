@@ -456,6 +456,11 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                 if not problems:  # the volume timing as prepare finds it (markers read from the EEG header and events)
                     try:
                         raw = read_layout_eeg(run, preload=False)
+                    except Exception as err:  # noqa: BLE001  (an unreadable EEG is a problem of its file, not of the timing)
+                        why = str(err) if isinstance(err, Eeg2fmriInputError) else f"{eeg}: {type(err).__name__}: {err}"
+                        problems.append(f"{run.key}: EEG file cannot be read: {why}")
+                        return problems, notes
+                    try:
                         sync = layout_volume_onsets(run, raw, int(img.shape[3]) if len(img.shape) == 4 else 1, tr, marker=marker,
                                                     first_onset=first_onset)
                     except Eeg2fmriInputError as err:
