@@ -195,6 +195,7 @@ def test_bcg_uses_the_one_channel_named_ecg_and_clean_raw_reads_a_path(bcg_sim, 
     assert info_guessed["ecg_channel"] == info_typed["ecg_channel"] == ecg[0] and info_guessed["n_beats"] == info_typed["n_beats"]
     picks = [c for c in raw.ch_names if c != ecg[0] and raw.get_channel_types([c])[0] == "eeg"]
     np.testing.assert_allclose(guessed.get_data(picks), typed.get_data(picks), atol=1e-12)
+    np.testing.assert_array_equal(guessed.get_data([ecg[0]]), bare.get_data([ecg[0]]))  # the ECG is left as recorded (review)
     fif = tmp_path / "rec_raw.fif"
     raw.save(fif, verbose=False)
     from_path, rep = clean_raw(fif, gradient=None, bcg="pca_obs")

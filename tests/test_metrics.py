@@ -325,13 +325,23 @@ def test_block_bootstrap_indices_segments_never_join_runs():
     for ln in lens:
         part = idx[:, start : start + ln] - start
         assert part.min() >= 0 and part.max() < ln
-        bl = min(5, ln)
+        bl = min(5, max(1, ln // 2))
         steps = np.diff(part, axis=1) % ln
         within = [j for j in range(ln - 1) if (j + 1) % bl]  # positions inside a block
         assert (steps[:, within] == 1).all()
         start += ln
     np.testing.assert_array_equal(M.block_bootstrap_indices(23, 60, 5, random_state=0, segments=[23]),
                                   M.block_bootstrap_indices(23, 60, 5, random_state=0))
+    # a run no longer than the block: blocks of half the run, so the draws vary (a whole-run block only rotated it and
+    # every draw was the estimate: a zero-width interval; review)
+    rng = _rng(13)
+    yt = rng.standard_normal((40, 6))
+    yp = 0.5 * yt + rng.standard_normal((40, 6))
+    from eeg2fmri.evaluation.metrics.bootstrap import _boot_median_r, _weights
+
+    short = M.block_bootstrap_indices(40, 100, 20, random_state=2, segments=[20, 20])
+    draws = _boot_median_r(yt, [yp], _weights(short, 40))[0]
+    assert np.ptp(draws) > 0.05 and not (_weights(short, 40) == 1).all(axis=1).all()
     with pytest.raises(Eeg2fmriInputError, match=r"segments of positive lengths summing to n_times=23, got \[10, 4\]"):
         M.block_bootstrap_indices(23, 60, 5, random_state=0, segments=[10, 4])
     with pytest.raises(Eeg2fmriInputError, match="pass the number of time points of each run"):

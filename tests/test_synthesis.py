@@ -320,6 +320,10 @@ def test_synthesize_stft_model_with_uncertainty(tiny_bids, tiny_prepared, tmp_pa
     ur = np.asarray(nib.load(tmp_path / "r_bold_uncertainty.nii.gz").dataobj)
     np.testing.assert_allclose(ur[tiny_prepared.mask], np.broadcast_to(lap[:, None], (n_vox, ur.shape[-1])), rtol=1e-6)
     assert "per-voxel Laplace scale from the validation residuals" in json.loads((tmp_path / "r_bold.json").read_text())["UncertaintyMeaning"]
+    # by default (no --uncertainty) too: a model whose own scale is written by default writes the chosen residual scale
+    synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "d_bold.nii.gz", progress_bar=False)
+    ud = np.asarray(nib.load(tmp_path / "d_bold_uncertainty.nii.gz").dataobj)
+    np.testing.assert_allclose(ud, ur)
     synthesize(tiny_bids / EEG_NAME, tmp_path / "calhas", tmp_path / "n_bold.nii.gz", uncertainty=False, progress_bar=False)
     assert not (tmp_path / "n_bold_uncertainty.nii.gz").exists()
     # a variational model without the aleatoric head: predict_uncertainty refuses, predict_mc gives the spread

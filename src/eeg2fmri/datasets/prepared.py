@@ -1013,7 +1013,9 @@ def _check_consistent(infos: list[dict], records) -> None:
             here, there = {channel_key(c) for c in inf["ch_names"]}, {channel_key(c) for c in first["ch_names"]}
             missing = [c for c in first["ch_names"] if channel_key(c) not in here]
             extra = [c for c in inf["ch_names"] if channel_key(c) not in there]
-            what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else " (the same channels in another order)")
+            what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else
+                    " (the same channels in another order)" if sorted(inf["ch_names"]) == sorted(first["ch_names"]) else
+                    " (the same channels under names spelled differently)")
             raise Eeg2fmriInputError(
                 f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}. Give every run "
                 "one channel set with the prepare option channels (--config '{\"channels\": [names]}'): channels a run lacks or "

@@ -340,7 +340,8 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
         if why is None:
             nll_own, nll_res = _crossfit_nll(y, m, sc), _crossfit_nll(y_va, p_va, None)
             out["crossfit_nll"] = {"own": nll_own, "residuals": nll_res}
-            if nll_own < nll_res:
+            # too few validation windows to cross-fit (NaN): the own scale, as before the choice existed
+            if nll_own < nll_res or not (np.isfinite(nll_own) and np.isfinite(nll_res)):
                 out["temperature"] = _temperature(y, m, sc)
                 out["meaning"] = meaning
                 out["scale"] = "own"

@@ -502,7 +502,8 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
             f"{where}: found {len(qrs)} R peak(s) in ECG channel {ecg_channel!r}, expected at least {need} heartbeats; "
             "check that the channel holds the ECG (and that gradient artifacts were removed first), or clean a longer recording."
         )
-    eeg = [n for n, t in zip(out.ch_names, out.get_channel_types()) if t == "eeg" and n not in out.info["bads"]]
+    # (the ECG itself is left as recorded, also where its type says EEG: a bare file whose ECG was found by its name)
+    eeg = [n for n, t in zip(out.ch_names, out.get_channel_types()) if t == "eeg" and n not in out.info["bads"] and n != ecg_channel]
     if not eeg:
         raise Eeg2fmriInputError(f"{where}: expected EEG channels to remove pulse artifacts from, found none; set the channel types.")
     if method == "pca_obs":

@@ -509,7 +509,8 @@ def synthesize(
         logger.warning("%s: %s predates the choice between the model's own scale and the per-voxel validation residual scale "
                        "(the better predictor of the validation errors); the own scale is written. Re-run eeg2fmri train to choose.",
                        model_dir, CALIBRATION_NAME)
-    if calib is not None and temperature is None and unc_fns:
+    own_set_aside = calib is not None and temperature is None and bool(unc_fns)
+    if own_set_aside:
         # the calibration chose the per-voxel residual scale (the model's own scale predicted the validation errors worse,
         # or was ~0): not the model's uncalibrated spread
         logger.info("%s: uncertainty from %s's per-voxel residual scale (%s)", where, CALIBRATION_NAME,
@@ -706,7 +707,8 @@ def synthesize(
                     roi_rows.append(pred)
                 with step("nifti volumes"):
                     w_bold.write_masked(b0, on_voxels(pred), mask)
-                    if uncertainty and calib is not None:
+                    # on request, or by default where the model's own scale (written by default) was set aside for this one
+                    if (uncertainty or (uncertainty is None and own_set_aside)) and calib is not None:
                         if w_unc is None:
                             w_unc = stack.enter_context(StreamingNifti(unc_out, hdr, overwrite=overwrite, sequential=True))
                             unc_meaning = (f"per-voxel Laplace scale from the validation residuals (mean |residual|, {CALIBRATION_NAME}), the same "

@@ -63,7 +63,7 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
                 cwd = str(Path.cwd())
                 if err.name != top or not ((Path(cwd) / top).is_dir() or (Path(cwd) / f"{top}.py").is_file()) or cwd in sys.path:
                     raise
-                sys.path.insert(0, cwd)
+                sys.path.append(cwd)  # after the installed packages: a torch/ of the folder shadows nothing
                 logger.info("plugin %s: imported from the working directory %s (added to sys.path)", spec, cwd)
                 importlib.import_module(spec)
     except Eeg2fmriInputError:

@@ -84,7 +84,7 @@ def block_bootstrap_indices(
     segments : sequence of int | None
         Lengths of consecutive independent segments (e.g. runs) that make up
         the ``n_times`` points. Each segment is resampled on its own (blocks of
-        at most its length, wrapping within it), so no block joins the end of
+        at most half its length, wrapping within it), so no block joins the end of
         one run to the start of the next, and every resample keeps each
         segment's length. ``None``: one segment.
 
@@ -106,7 +106,8 @@ def block_bootstrap_indices(
         if len(lens) > 1:
             parts, start = [], 0
             for x in lens:
-                parts.append(block_bootstrap_indices(x, nb, min(bl, x), m, rng) + start)
+                # blocks of at most half the run: a block as long as the run would only rotate it (every draw the estimate)
+                parts.append(block_bootstrap_indices(x, nb, min(bl, max(1, x // 2)), m, rng) + start)
                 start += x
             return np.concatenate(parts, axis=1)
     n_blocks = -(-n // bl)
