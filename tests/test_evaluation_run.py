@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import pytest
 
 from eeg2fmri.cli import main
@@ -38,13 +39,18 @@ def test_evaluate_run_writes_report(trained):
         assert (out / f).exists(), f
     # the recorded split: subject 02 held out, so the test set is subject 02 only
     assert sorted(res["per_subject"]) == ["02"] and res["protocol"] == "loso"
+    rmap = nib.load(out / "r_map_ridge_hrf.nii.gz").header  # a viewer reads it as an r estimate in mm
+    assert rmap.get_intent() == ("estimate", (), "test r") and rmap.get_xyzt_units()[0] == "mm"
+    vols = res["split"]["volumes"]  # where every volume went (also in the report's settings)
+    assert sum(vols[k] for k in ("used", "no_full_window", "gaps", "bad_eeg")) == vols["total"] and vols["no_full_window"] > 0
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["model"] == "ridge_hrf" and doc["data"] == str(prep.absolute()) and "rebuilt from the split recorded in the model card" in doc["notes"]["split"]
     assert doc["group"]["models"]["mean"]["rmse"] > 0 and doc["per_subject"]["02"]["data_range"]["value"] > 0
     assert doc["conformal"]["levels"] == [0.5, 0.8, 0.95] and len(doc["conformal"]["coverage"]) == 3  # intervals calibrated on validation
     report = (out / "report.md").read_text()
     for text in ("**ridge_hrf** reaches a median voxel-wise r of", "subject-mean baseline", "## Per subject", "Peers' own metrics",
-                 "calhas_rmse", "1st-99th percentile range", "![r_map_ridge_hrf](r_map_ridge_hrf.png)", "noise ceiling"):
+                 "calhas_rmse", "1st-99th percentile range", "![r_map_ridge_hrf](r_map_ridge_hrf.png)", "noise ceiling",
+                 f"{vols['used']} of {vols['total']} volumes have a window in train/validation/test"):
         assert text in report, text
     import re
 

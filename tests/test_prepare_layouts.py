@@ -229,8 +229,14 @@ def test_prepare_tr_from_config_or_an_inherited_sidecar(tiny_bids, tmp_path):
         img = nib.load(path)
         img.header.set_zooms(img.header.get_zooms()[:3] + (1.0,))  # a placeholder TR in the header
         nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header), path)
-    with pytest.raises(Eeg2fmriInputError, match=r"TR disagreement: .* --config '\{\"tr\": <seconds>\}'"):
+    with pytest.raises(Eeg2fmriInputError, match=r"TR disagreement: .* --config '\{\"tr\": <seconds>\}'\)\. The EEG's \d+ 'R128' "
+                       r"markers \(sub-01_task-rest_run-1_eeg\.vhdr\) are a median 2 s apart: they support the sidecar's 2 s "
+                       r"\(--config '\{\"tr\": 2\}'\)\."):
         prepare_dataset(root, progress_bar=False)
+    from eeg2fmri.io.layouts import check_layout
+
+    rep = check_layout(root, "auto")  # datasets --check says the same
+    assert not rep.ok and any("they support the sidecar's 2 s" in p for p in rep.problems)
     full = prepare_dataset(tiny_bids, progress_bar=False)
     fixed = prepare_dataset(root, {"tr": 2.0}, progress_bar=False)
     assert fixed.tr == 2.0 and all(np.allclose(a.onsets, b.onsets) for a, b in zip(fixed.runs, full.runs))

@@ -148,7 +148,7 @@ def test_windows_over_eeg_marked_bad_are_left_out_of_every_split(tiny_bids, tiny
     """A BAD_motion span in events.tsv: prepare records it, make_split leaves out exactly the windows whose EEG overlaps it
     (training and test alike), and the targets of the remaining volumes are those of the contiguous span."""
     from eeg2fmri.datasets import load_prepared
-    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.datasets.targets import make_split, split_targets, volume_accounting, volumes_line
 
     root = _copy(tiny_bids, tmp_path)
     events = next((root / "sub-01" / "eeg").glob("*_events.tsv"))
@@ -169,6 +169,15 @@ def test_windows_over_eeg_marked_bad_are_left_out_of_every_split(tiny_bids, tiny
             np.testing.assert_array_equal(sp.selections[name].get(1), ref.selections[name].get(1))  # subject 02: nothing marked
             total += int(overlaps.sum())
         assert total > 0 and sum(sp.excluded.values()) == total
+        # where every volume went: counted independently of volume_accounting
+        acc = volume_accounting(ds, sp)
+        starts = sum(int(np.sum((r.onsets + ds.tr) * fr < sp.n_frames)) for r in ds.runs)  # window would begin before the EEG
+        ref_used = sum(len(v) for sel in ref.selections.values() for v in sel.values())
+        assert acc == {"total": sum(r.n_volumes for r in ds.runs), "used": ref_used - total, "no_full_window": starts,
+                       "bad_eeg": total, "gaps": sum(r.n_volumes for r in ds.runs) - ref_used - starts}
+        assert starts > 0 and acc["gaps"] == (4 if protocol == "within" else 2) * sp.gap  # 2 gaps in each of the 2 runs within; LOSO: the training run keeps its second gap unused
+        assert volumes_line(acc, ds.tr).startswith(f"{ref_used - total} of {acc['total']} volumes have a window in train/validation/test; "
+                                                   f"{acc['total'] - ref_used + total} left out: {starts} at run starts/ends")
     sp = make_split(ds, "within")
     t, t_ref = split_targets(ds, sp), split_targets(tiny_prepared, make_split(tiny_prepared, "within"))
     train = sp.selections["train"][0]

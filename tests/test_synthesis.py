@@ -702,6 +702,8 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     off = round(1.3 * sf) / sf
     assert side["VolumeGrid"] == {"anchor": "first_onset", "anchor_time_s": 7.3, "offset_s": pytest.approx(off)}
     assert side["StartTime"] == pytest.approx(side0["StartTime"] + off)
+    # the header says it too: toffset = the first volume's onset (float32 in the header)
+    assert nib.load(out).header["toffset"] == pytest.approx(side["StartTime"], abs=1e-5) and side["StartTime"] > 0
     assert ((7.3 - side["StartTime"]) / tr) == pytest.approx(round((7.3 - side["StartTime"]) / tr), abs=1 / sf)
     cropped = synthesize(raw.copy().crop(tmin=off), ridge_dir, tmp_path / "cropped.nii.gz", progress_bar=False)
     np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(cropped).dataobj))
@@ -883,6 +885,7 @@ def test_standard_space_code_is_kept_from_bold_to_synthesis(tiny_bids, tiny_prep
     assert xform_code(nib.load(path)) == 4 and tiny_prepared.xform_code == 1  # the simulator writes scanner space (1)
     ds = load_prepared(prepare_dataset(root, progress_bar=False).save(tmp_path / "prepared"))
     assert ds.xform_code == 4 and xform_code(nib.load(tmp_path / "prepared" / "mask.nii.gz")) == 4
+    assert nib.load(tmp_path / "prepared" / "mask.nii.gz").header.get_xyzt_units()[0] == "mm"
     sp = make_split(ds, "within")
     fitted = fit_model(ds, sp, "ridge_hrf", targets=split_targets(ds, sp))
     model = save_model(fitted.model, tmp_path / "model", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=ds.mask,

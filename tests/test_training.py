@@ -427,7 +427,11 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     )
     assert main(["train", str(cfg_path), "-q"]) == 0
     out = tmp_path / "run"
-    assert "validation: mse" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "validation: mse" in printed
+    vols = json.loads((out / "metrics.json").read_text())["split"]["volumes"]
+    assert sum(vols[k] for k in ("used", "no_full_window", "gaps", "bad_eeg")) == vols["total"] > vols["used"] > 0
+    assert f"{vols['used']} of {vols['total']} volumes have a window in train/validation/test" in printed
     assert {p.name for p in out.iterdir()} >= {"config.yaml", "checkpoints", "logs", "metrics.json", "model"}
     assert (out / "checkpoints" / "best.ckpt").exists() and (out / "logs" / "version_0" / "metrics.csv").exists()
     metrics = json.loads((out / "metrics.json").read_text())

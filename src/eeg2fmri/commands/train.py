@@ -44,5 +44,10 @@ def run(args) -> int:
     if "best_epoch" in tr:
         line += f" | best epoch {tr['best_epoch']} of {tr['epochs']}"
     print(line)
+    sp = m.get("split", {})
+    if "volumes" in sp:
+        from eeg2fmri.datasets.targets import volumes_line
+
+        print(volumes_line(sp["volumes"], sp.get("tr")))
     print(f"wrote {res.out}: {', '.join(sorted(p.name + ('/' if p.is_dir() else '') for p in res.out.iterdir()))}")
     return 0

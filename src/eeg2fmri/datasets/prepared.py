@@ -844,7 +844,7 @@ def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndar
     """A run's BOLD on the grid the config asks for; ``first_grid`` (shape, affine): the first run's, for ``grid="first"``."""
     from eeg2fmri.io.layouts import read_layout_bold
 
-    img, tr = read_layout_bold(rec)
+    img, tr = read_layout_bold(rec, marker=cfg.marker)
     if cfg.grid == "first":
         if first_grid is not None and (img.shape[:3] != tuple(first_grid[0]) or not np.allclose(img.affine, first_grid[1], atol=1e-2)):
             from eeg2fmri.preprocessing.volumes import resample_bold

@@ -227,6 +227,44 @@ def make_split(
     return Split(protocol, sel, n_frames, lag, gap, list(test_subjects), excluded)
 
 
+def volume_accounting(ds: PreparedDataset, split: Split) -> dict[str, int]:
+    """Where every volume of the dataset went: used by a split, or left out and why.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+        The dataset ``split`` was made on.
+    split : Split
+
+    Returns
+    -------
+    dict
+        ``total`` volumes; ``used``: volumes with a window in train, validation or test;
+        ``no_full_window``: volumes at a run's start (or end) whose EEG window would begin
+        before the recording (or end after it); ``bad_eeg``: volumes whose window overlaps
+        EEG the recording marks bad; ``gaps``: the rest, volumes between spans (the gap that
+        keeps training windows from overlapping validation/test ones). The counts add up to
+        ``total``.
+    """
+    total = used = no_window = 0
+    for i, run in enumerate(ds.runs):
+        total += run.n_volumes
+        no_window += run.n_volumes - len(valid_volumes(run, split.n_frames, split.lag))
+        used += sum(len(sel.get(i, ())) for sel in split.selections.values())
+    bad = int(sum(split.excluded.values()))
+    return {"total": int(total), "used": int(used), "no_full_window": int(no_window), "bad_eeg": bad,
+            "gaps": int(total - used - no_window - bad)}
+
+
+def volumes_line(volumes: dict[str, int], tr: float | None = None) -> str:
+    """One sentence saying where the volumes went (a :func:`volume_accounting` dict)."""
+    v = volumes
+    lost = v["total"] - v["used"]
+    return (f"{v['used']} of {v['total']} volumes have a window in train/validation/test; {lost} left out: {v['no_full_window']} at run "
+            f"starts/ends without a complete EEG window, {v['gaps']} in the gaps between spans, {v['bad_eeg']} over EEG marked bad"
+            + (f" ({lost * tr / 60:.1f} min at TR {tr:g} s)" if tr else ""))
+
+
 def drop_bad_windows(ds: PreparedDataset, sel: dict[str, dict[int, np.ndarray]], n_frames: int, lag: int) -> dict[str, int]:
     """Leave out (in place) the volumes whose EEG window overlaps a span its recording marks bad; counts per split."""
     excluded: dict[str, int] = {}

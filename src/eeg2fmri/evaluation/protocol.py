@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PreparedDataset
-from eeg2fmri.datasets.targets import HRF_SPAN, Split
+from eeg2fmri.datasets.targets import HRF_SPAN, Split, volume_accounting
 from eeg2fmri.datasets.windows import run_windows
 from eeg2fmri.evaluation.metrics import (
     _boot_median_r,
@@ -859,7 +859,8 @@ def evaluate_models(
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
                      "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0])))},
         "split": {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
-                  "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")}},
+                  "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")},
+                  "volumes": volume_accounting(ds, split), "tr": float(ds.tr)},
         "_r_names": r_names,
         "_draws": draws,
         "_ci": float(ci),

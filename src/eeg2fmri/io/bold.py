@@ -14,6 +14,15 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 __all__ = ["read_bold", "bold_sidecar", "compute_mask"]
 
 
+class TRDisagreementError(Eeg2fmriInputError):
+    """The BOLD sidecar's ``RepetitionTime`` and the NIfTI header's TR differ (both values kept)."""
+
+    def __init__(self, message: str, sidecar_tr: float, header_tr: float):
+        super().__init__(message)
+        self.sidecar_tr = sidecar_tr
+        self.header_tr = header_tr
+
+
 def bold_sidecar(path: Path) -> Path | None:
     """The ``*_bold.json`` next to a ``*_bold.nii[.gz]`` file, if it exists."""
     name = path.name
@@ -86,9 +95,10 @@ def read_bold(bold, *, tr: float | None = None, tr_tolerance: float = 0.01):
             raise Eeg2fmriInputError(f"{where}: no repetition time in a sidecar or the header; pass tr=<seconds> "
                                      "(eeg2fmri prepare: --config '{\"tr\": <seconds>}'), or add RepetitionTime to the run's *_bold.json.")
         if side_tr is not None and header_tr is not None and abs(side_tr - header_tr) > tr_tolerance * side_tr:
-            raise Eeg2fmriInputError(
+            raise TRDisagreementError(
                 f"{where}: TR disagreement: sidecar {sidecar.name} says RepetitionTime={side_tr} s, the NIfTI header says {header_tr} s; "
-                "fix the wrong one or pass tr=<seconds> explicitly (eeg2fmri prepare: --config '{\"tr\": <seconds>}')."
+                "fix the wrong one or pass tr=<seconds> explicitly (eeg2fmri prepare: --config '{\"tr\": <seconds>}').",
+                side_tr, header_tr,
             )
     return img, float(tr)
 
@@ -268,12 +278,13 @@ def xform_code(img) -> int:
 
 
 def grid_image(data: np.ndarray, affine: np.ndarray, code: int = 2):
-    """A NIfTI image of ``data`` on a grid: ``affine`` as sform and qform with space code ``code`` (see :func:`xform_code`)."""
+    """A NIfTI image of ``data`` on a grid: ``affine`` as sform and qform with space code ``code`` (see :func:`xform_code`), units mm."""
     import nibabel as nib
 
     img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
     img.set_sform(np.asarray(affine, dtype=np.float64), code=int(code))
     img.set_qform(np.asarray(affine, dtype=np.float64), code=int(code))
+    img.header.set_xyzt_units("mm")  # every grid here is in mm (viewers show 'unknown' units otherwise)
     return img
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from eeg2fmri.datasets.targets import volumes_line
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["plot_r_distributions", "plot_r_map", "plot_slices", "plot_subject_r", "plot_timecourses", "plot_volumes_mni", "write_evaluation_report",
@@ -461,7 +462,8 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
               f"- protocol: {results['protocol']}" + (f" ({len(results['folds'])} folds)" if results.get("folds") and len(results["folds"]) > 1 else ""),
               f"- split: window {sp.get('n_frames')} samples of the EEG representation, lag {sp.get('lag')}, gap {sp.get('gap_volumes')} volumes "
               f"between spans; {sp.get('n_train')} training, {sp.get('n_val')} validation, {sp.get('n_test')} test windows"
-              + (" (first fold)" if results.get("folds") and len(results["folds"]) > 1 else ""),
+              + (" (first fold)" if results.get("folds") and len(results["folds"]) > 1 else "")
+              + (f"; {volumes_line(sp['volumes'], sp.get('tr'))}" if "volumes" in sp else ""),
               f"- reference ridge_hrf: {_reference_line(results)}",
               f"- bootstrap: {st['n_boot']} circular block resamples per subject, block length {_block_lens(results)}, {st['ci']:.0%} percentile intervals",
               f"- SSIM: 3D, {st['ssim_window']}, averaged over the brain mask and over at most {st['ssim_volumes_max']} evenly spaced test volumes per subject; "

@@ -53,7 +53,7 @@ _MAX_GZIP_THREADS = 16
 
 
 def nifti_header(shape: tuple[int, int, int, int], affine: np.ndarray, zooms: tuple[float, float, float], tr: float, *,
-                 template=None):
+                 template=None, toffset: float = 0.0):
     """NIfTI-1 header of a float32 4D series on a grid.
 
     Parameters
@@ -68,6 +68,9 @@ def nifti_header(shape: tuple[int, int, int, int], affine: np.ndarray, zooms: tu
     template : nibabel header | None
         Header of the grid (e.g. the model's ``mask.nii.gz``) whose
         qform/sform codes are kept (``aligned`` when it has none).
+    toffset : float
+        Time of the first volume in seconds (``toffset``; synthesis: its onset
+        after the first EEG sample).
 
     Returns
     -------
@@ -87,6 +90,7 @@ def nifti_header(shape: tuple[int, int, int, int], affine: np.ndarray, zooms: tu
     hdr.set_sform(np.asarray(affine, dtype=np.float64), code=code)
     hdr.set_zooms(tuple(float(z) for z in zooms) + (float(tr),))
     hdr.set_xyzt_units("mm", "sec")
+    hdr["toffset"] = float(toffset)
     hdr["vox_offset"] = _VOX_OFFSET
     return hdr
 

@@ -659,7 +659,8 @@ def synthesize(
         bs = max(1, min(batch_size, _BATCH_ELEMS // max(win_elems, 1), _VOLUME_ELEMS // int(np.prod(mask.shape))))
         zooms = tuple(float(z) for z in np.sqrt((lm.affine[:3, :3] ** 2).sum(0)))
         template = nib.load(Path(model_dir) / "mask.nii.gz").header
-        hdr = nifti_header(mask.shape + (n_out,), lm.affine, zooms, tr_out, template=template)
+        # toffset: the first volume's onset, seconds after the first EEG sample (the sidecar's grid anchor, in the header)
+        hdr = nifti_header(mask.shape + (n_out,), lm.affine, zooms, tr_out, template=template, toffset=float(onsets[0]) + phase)
         with contextlib.ExitStack() as stack:
             w_bold = stack.enter_context(StreamingNifti(bold_out, hdr, overwrite=overwrite, sequential=True))
             w_unc = None

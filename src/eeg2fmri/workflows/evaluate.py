@@ -468,7 +468,7 @@ def _write_r_maps(results: dict, ds: PreparedDataset, name: str, folder: Path) -
         vol = np.zeros(ds.mask.shape, np.float32)
         vol[ds.mask] = np.nan_to_num(ds.to_voxels(np.asarray(r, np.float32)))  # (ROI targets: each voxel its ROI's r)
         img = grid_image(vol, ds.affine, ds.xform_code)
-        img.header.set_xyzt_units("mm")
+        img.header.set_intent("estimate", name="test r")  # NIFTI_INTENT_ESTIMATE: a statistic's value (a mean r, no single dof)
         img.header["descrip"] = f"eeg2fmri test r {nm}"[:79].encode()
         nib.save(img, folder / f"r_map_{nm}.nii.gz")
         paths.append(folder / f"r_map_{nm}.nii.gz")

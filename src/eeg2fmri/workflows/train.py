@@ -36,7 +36,7 @@ from eeg2fmri.datasets.prepared import (
     model_prepare_config,
     select_subjects,
 )
-from eeg2fmri.datasets.targets import Split, make_split, split_targets
+from eeg2fmri.datasets.targets import Split, make_split, split_targets, volume_accounting
 from eeg2fmri.models.base import get_model_class
 from eeg2fmri.models.predictor import TorchPredictor
 from eeg2fmri.training.config import (
@@ -144,7 +144,10 @@ def split_info(split: Split, ds: PreparedDataset | None = None) -> dict[str, Any
         info["excluded_bad_eeg"] = dict(split.excluded)
     if ds is not None:
         info["subjects"] = {k: sorted({ds.runs[i].subject for i, v in sel.items() if len(v)}) for k, sel in split.selections.items()}
+        info["volumes"] = volume_accounting(ds, split)
+        info["tr"] = float(ds.tr)
     return info
+
 
 
 def score_windows(model: Any, dataset: Any, *, batch_size: int = 256) -> dict[str, Any]:

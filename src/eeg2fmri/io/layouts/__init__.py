@@ -209,8 +209,16 @@ def read_layout_eeg(run: RunRecord, *, preload: bool = True):
     return raw
 
 
-def read_layout_bold(run: RunRecord):
+def read_layout_bold(run: RunRecord, *, marker: str | tuple[str, ...] | None = None):
     """Read the BOLD image of a run with the layout's TR override.
+
+    Parameters
+    ----------
+    run : RunRecord
+    marker : str | tuple of str | None
+        Volume marker name(s) prepare uses; when the sidecar and the header disagree on the TR,
+        the error also says how far apart these markers are in the run's EEG (default: the
+        layout's marker, else the usual scanner names).
 
     Returns
     -------
@@ -218,12 +226,39 @@ def read_layout_bold(run: RunRecord):
     tr : float
         ``run.tr`` when the layout fixes it, else the sidecar/header TR.
     """
-    from eeg2fmri.io.bold import read_bold
+    from eeg2fmri.io.bold import TRDisagreementError, read_bold
 
     run = as_layout_run(run)
     if run.bold_path is None:
         raise Eeg2fmriInputError(f"{run.eeg_path}: run {run.key} of layout {run.layout!r} has no BOLD (EEG-only data); use it for EEG-only synthesis/classification, not for training.")
-    return read_bold(run.bold_path, tr=run.tr)
+    try:
+        return read_bold(run.bold_path, tr=run.tr)
+    except TRDisagreementError as err:
+        hint = _marker_tr_hint(run, marker, err.sidecar_tr, err.header_tr)
+        if not hint:
+            raise
+        raise TRDisagreementError(f"{err} {hint}", err.sidecar_tr, err.header_tr) from err
+
+
+def _marker_tr_hint(run: LayoutRun, marker, sidecar_tr: float, header_tr: float) -> str:
+    """Which of two disagreeing TRs the EEG's volume markers support ('' when the EEG or its markers cannot be read)."""
+    from eeg2fmri.io.sync import DEFAULT_MARKERS, marker_times
+
+    names = marker if marker else (run.marker or DEFAULT_MARKERS)
+    try:
+        raw = read_layout_eeg(run, preload=False)
+        name, times = marker_times(raw, names)
+    except Exception:  # noqa: BLE001  (only a hint: an unreadable EEG is reported where it is read)
+        return ""
+    if name is None or times is None or len(times) < 3:
+        return ""
+    step = float(np.median(np.diff(times)))
+    found = f"The EEG's {len(times)} {name!r} markers ({run.eeg_path.name}) are a median {step:.4g} s apart"
+    close = [(lab, v) for lab, v in (("sidecar", sidecar_tr), ("header", header_tr)) if abs(step - v) <= 0.01 * v]
+    if len(close) == 1:
+        lab, v = close[0]
+        return f"{found}: they support the {lab}'s {v:g} s (--config '{{\"tr\": {v:g}}}')."
+    return f"{found}, matching neither (slice markers? pass the TR you know)."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +484,7 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
             problems.append(f"{run.key}: BOLD file {run.bold_path} does not exist")
         else:
             try:
-                img, tr = read_layout_bold(run)
+                img, tr = read_layout_bold(run, marker=marker)
             except Eeg2fmriInputError as err:
                 problems.append(f"{run.key}: {err}")
             else:
