@@ -334,18 +334,32 @@ def recorded_input(ds: PreparedDataset, key: str, kind: str) -> Path | None:
 
 
 def rois_to_voxels(rois: dict, values: np.ndarray, n_voxels: int) -> np.ndarray:
-    """ROI values ``(..., n_rois)`` painted on the mask's voxels ``(..., n_voxels)``: each voxel takes the value of the ROI
-    that weighs it most in the atlas (``rois["weights"]``: rows = ROIs, cols = voxels), 0 where no ROI covers it."""
+    """ROI values ``(..., n_rois)`` painted on the mask's voxels ``(..., n_voxels)``.
+
+    Each voxel takes the mean of the values of the ROIs that cover it, weighted by its membership in each: its
+    atlas weight relative to the ROI's largest (``rois["weights"]``: rows = ROIs, cols = voxels), so 1 for every
+    voxel of a binary ROI; 0 where no ROI covers it. A labels atlas (no overlap) gives each voxel its ROI's value;
+    overlapping spheres give a voxel the mean of its spheres' values, as nilearn's ``NiftiSpheresMasker``
+    (``allow_overlap=True``) ``inverse_transform`` does.
+    """
     values = np.asarray(values)
     w = rois["weights"]
     rows, cols, vals = (np.asarray(w[k]) for k in ("rows", "cols", "values"))
-    best = np.full(n_voxels, -1)
-    order = np.argsort(vals, kind="stable")  # ascending: the largest weight of a voxel is assigned last
-    best[cols[order]] = rows[order]
-    out = np.zeros(values.shape[:-1] + (n_voxels,), dtype=values.dtype if values.dtype.kind == "f" else np.float32)
-    inside = best >= 0
-    out[..., inside] = values[..., best[inside]]
-    return out
+    n_rois = int(values.shape[-1])
+    peak = np.zeros(max(n_rois, int(rows.max()) + 1 if len(rows) else 0))
+    np.maximum.at(peak, rows, vals)
+    member = np.where(peak[rows] > 0, vals / np.where(peak[rows] > 0, peak[rows], 1.0), 0.0)
+    total = np.bincount(cols, weights=member, minlength=n_voxels)
+    from scipy.sparse import csr_matrix
+
+    m = csr_matrix((member, (cols, rows)), shape=(n_voxels, n_rois))  # voxels x ROIs memberships
+    flat = values.reshape(-1, n_rois).astype(np.float64)
+    out = np.asarray(m @ flat.T).T  # (n, n_voxels)
+    inside = total > 0
+    out[:, inside] /= total[inside]
+    out[:, ~inside] = 0.0
+    dtype = values.dtype if values.dtype.kind == "f" else np.float32
+    return out.reshape(values.shape[:-1] + (n_voxels,)).astype(dtype, copy=False)
 
 
 def _write_run(folder: Path, i: int, r: PreparedRun) -> dict:

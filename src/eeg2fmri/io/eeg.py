@@ -124,7 +124,7 @@ def bad_spans(raw) -> np.ndarray:
     MNE's convention: annotations whose description starts with ``bad`` (any case; ``BAD_motion``, ``bad blink``, also
     after a ``Type/`` prefix) and that last longer than 0 s; joins (``BAD boundary``) are not spans.
     """
-    t0 = raw.first_time if raw.annotations.orig_time is not None else 0.0
+    t0 = raw.first_time  # annotation onsets include it, with or without a measurement date (mne's _sync_onset)
     out = []
     for d, onset, dur in zip(raw.annotations.description, raw.annotations.onset, raw.annotations.duration):
         parts = [p.strip() for p in str(d).casefold().split("/")]
@@ -148,7 +148,7 @@ def discontinuities(raw) -> list[float]:
     ``EDGE boundary`` annotations (``mne.concatenate_raws``, EDF+D), EEGLAB's ``boundary`` events (removed data), also as
     a BrainVision ``Comment`` marker, and BrainVision's ``New Segment`` markers (the recording was paused and resumed)."""
     kinds = {"bad boundary", "edge boundary", "boundary", "new segment"}
-    onsets = raw.annotations.onset - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
+    onsets = raw.annotations.onset - raw.first_time
     end = raw.times[-1]
     return sorted({round(float(t), 6) for d, t in zip(raw.annotations.description, onsets)
                    if kinds & {part.strip() for part in str(d).lower().split("/")} and 0.0 < t < end})

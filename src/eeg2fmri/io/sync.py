@@ -99,7 +99,8 @@ def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.nda
     """
     wanted = (marker,) if isinstance(marker, str) else tuple(marker)
     descs = [str(d) for d in raw.annotations.description]
-    times = np.asarray(raw.annotations.onset, dtype=float) - (raw.first_time if raw.annotations.orig_time is not None else 0.0)
+    # a Raw's annotation onsets include its first_time whether or not it has a measurement date (mne's _sync_onset)
+    times = np.asarray(raw.annotations.onset, dtype=float) - raw.first_time
     for m in wanted:
         hit = np.array([_match(d, m) for d in descs], dtype=bool)
         if hit.any():

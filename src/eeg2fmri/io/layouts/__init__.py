@@ -284,7 +284,9 @@ class LayoutSync:
 
 
 def _marker_times(annotations, names, first_time: float = 0.0) -> np.ndarray:
-    t = np.asarray(annotations.onset, dtype=float) - (first_time if annotations.orig_time is not None else 0.0)
+    """Sorted onsets of the markers ``names``, seconds from the first sample (``first_time``: a Raw's, whose annotation
+    onsets include it with or without a measurement date; 0 for annotations read from a marker file)."""
+    t = np.asarray(annotations.onset, dtype=float) - first_time
     hit = np.array([marker_matches(d, names) for d in annotations.description], dtype=bool)
     return np.sort(t[hit]) if len(t) else np.zeros(0)
 
