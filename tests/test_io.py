@@ -166,6 +166,22 @@ def test_marker_times_match_names_as_prepare_and_cleaning_do():
     assert found is None and times.size == 0
 
 
+def test_a_marker_name_with_spaces_is_suggested_quoted_for_the_shell():
+    """BrainVision's 'Stimulus/S  1' as the likely volume marker: the suggested --marker is shell-quoted (unquoted,
+    argparse would read 'S' and '1' as two names)."""
+    import shlex
+
+    from eeg2fmri.io.sync import volume_onsets
+
+    raw = mne.io.RawArray(np.zeros((1, 3000)), mne.create_info(["A"], 100.0, "eeg"), verbose=False)
+    raw.set_annotations(mne.Annotations(0.5 + 2.0 * np.arange(13), 0.0, ["Stimulus/S  1"] * 13))
+    with pytest.raises(Eeg2fmriInputError, match=r'likely the volume marker, marker: \["S  1"\] \(eeg2fmri datasets --check: '
+                                                 r"--marker 'S  1'\)") as err:
+        volume_onsets(raw, 12, 2.0)
+    suggested = str(err.value).split("--marker ", 1)[1].split(")", 1)[0]
+    assert shlex.split(suggested) == ["S  1"]
+
+
 def test_markers_drifting_against_the_tr_are_used_with_a_warning(caplog):
     """Markers 2% slower than the TR (a wrong TR, or an EEG clock off by 2%) pass the 5% tolerance: the onsets follow
     the markers, and a warning says how far they part from a TR grid."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,7 +210,7 @@ def _likely_volume_marker(raw, descs: np.ndarray, n_volumes: int, tr: float, tol
     d, n, step = hits[0]
     name = d.split("/")[-1]
     return (f"; {d!r} occurs {n} times every {step:.3f} s, one per volume of TR {tr:g} s: likely the volume marker, "
-            f"marker: [\"{name}\"] (eeg2fmri datasets --check: --marker {name})")
+            f"marker: [\"{name}\"] (eeg2fmri datasets --check: --marker {shlex.quote(name)})")
 
 
 def volume_onsets(
