@@ -326,3 +326,47 @@ def test_prepared_dataset_and_run_repr_show_shapes_not_arrays(tiny_prepared):
     assert repr(run) == (f"PreparedRun({run.key!r}, subject={run.subject!r}, volumes={run.n_volumes}, "
                          f"features={'x'.join(map(str, run.features.shape))}, bold={'x'.join(map(str, run.bold.shape))})")
     assert "\n" not in text and len(text) < 300
+
+
+def test_non_steady_state_volumes_are_detected_and_left_out(tiny_bids, tiny_prepared, tmp_path, caplog):
+    """Brighter first volumes (T1 saturation) of one run are found and left out with a warning (drop_volumes='auto'); the
+    remaining volumes keep their BOLD and onsets; drop_volumes=N drops N of every run, 0 keeps them; bad values refused.
+    The simulated runs have no saturation: 'auto' drops nothing there."""
+    import logging
+
+    import nibabel as nib
+
+    from eeg2fmri.preprocessing.bold import non_steady_state_volumes
+
+    assert all(r["non_steady_state_volumes"] == 0 for r in tiny_prepared.provenance["inputs"].values())
+    root = _copy(tiny_bids, tmp_path)
+    path = next((root / "sub-01" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(path)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    data[..., :3] *= np.array([1.6, 1.25, 1.07], np.float32)  # saturation of the first three volumes
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, progress_bar=False)
+    import re
+
+    assert re.search(r"the first 3 volume\(s\) \(from volume 0\) are non-steady-state \(brain signal 1\.(59|60)x, 1\.2[45]x, 1\.0[67]x of "
+                     r"the steady level\): left out; prepare option drop_volumes sets how many", caplog.text)
+    key0, key1 = tiny_prepared.runs[0].key, tiny_prepared.runs[1].key
+    assert ds.provenance["inputs"][key0]["non_steady_state_volumes"] == 3 and ds.provenance["inputs"][key1]["non_steady_state_volumes"] == 0
+    a, b = ds.runs[0], tiny_prepared.runs[0]
+    assert a.n_volumes == b.n_volumes - 3
+    np.testing.assert_array_equal(a.onsets, b.onsets[3:])
+    np.testing.assert_array_equal(a.window_end, b.window_end[3:])
+    np.testing.assert_allclose(a.bold, b.bold[3:], rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(ds.runs[1].bold, tiny_prepared.runs[1].bold)
+    assert non_steady_state_volumes(np.asarray(b.bold)) == 0 and non_steady_state_volumes(data[ds.mask].T) == 3
+    fixed = prepare_dataset(root, {"drop_volumes": 2}, progress_bar=False)
+    assert [r.n_volumes for r in fixed.runs] == [r.n_volumes - 2 for r in tiny_prepared.runs]
+    kept = prepare_dataset(root, {"drop_volumes": 0}, progress_bar=False)
+    assert kept.runs[0].n_volumes == b.n_volumes and kept.provenance["inputs"][key0]["non_steady_state_volumes"] == 0
+    for bad in ("some", -1, 1.5, True):
+        with pytest.raises(Eeg2fmriInputError, match=r"prepare option drop_volumes: expected 'auto' or a whole number >= 0 of leading "
+                                                     r"volumes to leave out, got .*; e\.g\. --config '\{\"drop_volumes\": 3\}'"):
+            prepare_dataset(root, {"drop_volumes": bad}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"_bold\.nii\.gz: prepare option drop_volumes leaves out 5000 of the run's \d+ volumes"):
+        prepare_dataset(root, {"drop_volumes": 5000}, progress_bar=False)

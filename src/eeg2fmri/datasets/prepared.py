@@ -70,6 +70,13 @@ class PrepareConfig:
         More scanner markers than BOLD volumes: the first extra markers are
         dummy scans the scanner did not save (default), the last ones came
         after the last saved volume, or raise. Logged as a warning.
+    drop_volumes : int | "auto"
+        Leading volumes of every run left out (before confound regression), as fMRIPrep calls them
+        non-steady-state volumes: ``"auto"`` (default) detects them per run from the brain signal
+        (:func:`eeg2fmri.preprocessing.bold.non_steady_state_volumes`: the first volumes are brighter
+        until the magnetisation reaches its steady state), logged as a warning and recorded in the
+        manifest (``provenance.inputs[run key].non_steady_state_volumes``); a number drops that many in every
+        run; ``0`` keeps every volume. Their EEG still serves as the history of later windows.
     mask : str
         ``"data"`` (EPI mask of the first run's mean image, used for all runs)
         or a path to a mask NIfTI on the BOLD grid.
@@ -132,6 +139,7 @@ class PrepareConfig:
     marker: list | None = field(default_factory=lambda: list(DEFAULT_MARKERS))
     first_onset: float | dict | None = None
     dummy_scans: str = "drop-first"
+    drop_volumes: int | str = "auto"
     tr: float | None = None
     mask: str = "data"
     representation: str = "bandpower"
@@ -719,6 +727,10 @@ def _validate_config(cfg: PrepareConfig) -> None:
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
     check_choice(cfg.dummy_scans, "dummy_scans", DUMMY_SCANS)
+    dv = cfg.drop_volumes
+    if not (dv == "auto" or (isinstance(dv, (int, np.integer)) and not isinstance(dv, bool) and dv >= 0)):
+        raise Eeg2fmriInputError(f"prepare option drop_volumes: expected 'auto' or a whole number >= 0 of leading volumes to leave out, "
+                                 f"got {dv!r}; e.g. --config '{{\"drop_volumes\": 3}}' (0 keeps every volume).")
     if cfg.tr is not None:
         check_positive(cfg.tr, "tr")
     if cfg.channel_positions is not None and not cfg.channels:
@@ -944,15 +956,42 @@ def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, wh
     )
 
 
+def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: str) -> int:
+    """Leading volumes of a run (after synchronisation) that prepare leaves out: ``drop_volumes``, detected when "auto"."""
+    from eeg2fmri.preprocessing.bold import non_steady_state_volumes
+
+    n = len(bold)
+    if cfg.drop_volumes == "auto":
+        k = non_steady_state_volumes(bold)
+        if k:
+            first = sync.volumes.start or 0
+            g = bold[: k + 1].mean(axis=1, dtype=np.float64)
+            rest = float(np.median(bold[k : k + 50].mean(axis=1, dtype=np.float64)))
+            logger.warning("%s: the first %d volume(s) (from volume %d) are non-steady-state (brain signal %s of the steady level): left out; "
+                           "prepare option drop_volumes sets how many (0 keeps them)", where, k, first,
+                           ", ".join(f"{v / rest:.2f}x" for v in g[:k]) if rest else "above")
+    else:
+        k = int(cfg.drop_volumes)
+    if k >= n - 1:
+        raise Eeg2fmriInputError(f"{where}: prepare option drop_volumes leaves out {k} of the run's {n} volumes; expected fewer, so that "
+                                 "volumes remain to train on: give a smaller number (or 0).")
+    return k
+
+
 def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int, mask: np.ndarray) -> tuple[PreparedRun, dict, dict]:
     """BOLD side of one run (volumes kept by synchronisation, confounds, atlas) and the run record."""
     rep, sync, art = eeg["rep"], eeg["sync"], eeg["art"]
     bold = np.ascontiguousarray(bold[sync.volumes])
     _check_finite_bold(bold, mask, sync.volumes.start or 0, str(rec.bold_path))
+    n_drop = _leading_volumes_to_drop(cfg, bold, sync, str(rec.bold_path))
+    kept = slice((sync.volumes.start or 0) + n_drop, sync.volumes.stop)
+    if n_drop:
+        bold = np.ascontiguousarray(bold[n_drop:])
+        rep = {**rep, "onsets": np.asarray(rep["onsets"])[n_drop:], "window_end": np.asarray(rep["window_end"])[n_drop:]}
     if cfg.confounds:
         from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
 
-        conf = read_confounds(find_confounds(rec.bold_path), cfg.confounds).to_numpy()[sync.volumes]
+        conf = read_confounds(find_confounds(rec.bold_path), cfg.confounds).to_numpy()[kept]
         bold = regress_confounds(bold, conf, where=str(rec.bold_path))
     if atlas is not None:
         bold = np.ascontiguousarray(atlas.transform(bold), dtype=np.float32)
@@ -962,7 +1001,7 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     rp = sync.report
     # absolute paths: readers of the manifest (classify's events, explain's electrodes) may run from another directory
     prov = {"eeg": str(Path(rec.eeg_path).absolute()), "bold": str(Path(rec.bold_path).absolute()) if rec.bold_path is not None else None, "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
-            "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [sync.volumes.start, sync.volumes.stop]}
+            "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [kept.start, kept.stop], "non_steady_state_volumes": int(n_drop)}
     if art is not None:
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
     if eeg.get("cleaning") is not None:
@@ -1385,7 +1424,8 @@ def prepare(
         same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
             r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
         try:  # keys added since the manifest was written take their defaults, so a newer eeg2fmri does not redo the same work
-            old_cfg = PrepareConfig.from_dict(old.get("config") or {}).to_dict()
+            # (a manifest from before drop_volumes dropped none: "auto" may leave volumes out, so it is not the same work)
+            old_cfg = PrepareConfig.from_dict({"drop_volumes": 0, **(old.get("config") or {})}).to_dict()
         except (Eeg2fmriInputError, TypeError, ValueError):
             old_cfg = None
         if same_inputs and old_cfg == _resolve_config(cfg, records).to_dict():

@@ -9,7 +9,48 @@ import numpy as np
 
 from eeg2fmri.io.bold import compute_mask
 
-__all__ = ["compute_mask", "detrend", "Standardizer"]
+__all__ = ["compute_mask", "detrend", "non_steady_state_volumes", "Standardizer"]
+
+#: Leading volumes searched for non-steady-state signal, and the modified z-score above which a volume is one.
+NON_STEADY_MAX_VOLUMES = 50
+NON_STEADY_Z = 3.5
+
+
+def non_steady_state_volumes(bold: np.ndarray, *, max_volumes: int = NON_STEADY_MAX_VOLUMES, threshold: float = NON_STEADY_Z) -> int:
+    """Number of leading volumes whose brain signal is still above the steady state (T1 saturation).
+
+    Before the longitudinal magnetisation reaches its steady state, the first volumes of an EPI run are
+    brighter than the rest. As fMRIPrep's non-steady-state detector does, the mean signal in the mask of
+    the first ``max_volumes`` volumes gets a modified z-score (``0.6745 (g - median) / MAD``, Iglewicz
+    and Hoaglin); the leading volumes with a score above ``threshold`` are counted, stopping at the first
+    volume below it. Only brighter volumes count (saturation raises the signal; a dark first volume is not
+    a non-steady state).
+
+    Parameters
+    ----------
+    bold : array, shape (n_volumes, n_voxels)
+        BOLD in the mask (raw scanner units: before detrending or scaling).
+    max_volumes : int
+        Volumes searched from the start.
+    threshold : float
+        Modified z-score above which a leading volume is non-steady.
+
+    Returns
+    -------
+    n : int
+        Leading volumes to discard (0 when none is found or the run is too short to tell, < 10 volumes).
+    """
+    bold = np.asarray(bold)
+    if bold.ndim != 2 or bold.shape[0] < 10:
+        return 0
+    g = bold[: int(max_volumes)].mean(axis=1, dtype=np.float64)
+    med = float(np.median(g))
+    mad = float(np.median(np.abs(g - med)))
+    if not np.isfinite(mad) or mad <= 0:
+        return 0
+    z = 0.6745 * (g - med) / mad
+    above = z > threshold
+    return int(len(above) if above.all() else np.argmin(above))
 
 
 def detrend(y: np.ndarray, tr: float, *, high_pass: float | None = 1.0 / 128.0, order: int = 1) -> np.ndarray:
