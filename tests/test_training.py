@@ -311,6 +311,27 @@ def test_early_stopping_and_checkpoint_use_validation_only(tiny_prepared, split)
     assert score_windows(res.model, wd)["mse"] == pytest.approx(val_loss[0], rel=1e-5)
     # with targets computed inside, the test selection is not read either
     fit_model(tiny_prepared, guarded, MODEL, {"hidden": 4}, train_config=_cfg(max_epochs=1))
+    assert not res.info["at_epoch_limit"]
+
+
+def test_a_fit_still_improving_at_max_epochs_says_so(tiny_prepared, split, caplog):
+    """Validation targets like the training ones (+1): the validation loss falls every epoch, so the epoch limit, not
+    early stopping, ends the fit at its best epoch: recorded (at_epoch_limit) and warned, with the fix."""
+    import logging
+
+    from eeg2fmri.training import fit_model
+
+    n_out = int(tiny_prepared.mask.sum())
+    targets = {k: {i: np.ones((len(v), n_out), np.float32) for i, v in split.selections[k].items()} for k in ("train", "val")}
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        res = fit_model(tiny_prepared, split, BIAS, {}, {**targets, "test": _Forbidden()},
+                        train_config={"seed": 0, "optimizer": {"lr": 2e-2, "batch_size": 8, "max_epochs": 4, "patience": 2},
+                                      "trainer": {"accelerator": "cpu"}})
+    val_loss = [h["val_loss"] for h in res.info["history"]]
+    assert np.all(np.diff(val_loss) < 0) and res.info["best_epoch"] == 3 and not res.info["stopped_early"]
+    assert res.info["at_epoch_limit"]
+    assert ("still improving when training reached optimizer.max_epochs=4 (best epoch 3 of 4, 0-based): the model may be under-trained; "
+            "raise optimizer.max_epochs (train config: optimizer: {max_epochs: 8}") in caplog.text
 
 
 def test_precision_auto_resolves_to_native_bf16_or_float32(tiny_prepared, split, monkeypatch):

@@ -43,6 +43,8 @@ def run(args) -> int:
     tr = m.get("training", {})
     if "best_epoch" in tr:
         line += f" | best epoch {tr['best_epoch']} of {tr['epochs']}"
+        if tr.get("at_epoch_limit"):
+            line += " (still improving at optimizer.max_epochs: raise it)"
     print(line)
     sp = m.get("split", {})
     if "volumes" in sp:
