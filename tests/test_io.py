@@ -166,7 +166,7 @@ def test_marker_times_match_names_as_prepare_and_cleaning_do():
     assert found is None and times.size == 0
 
 
-def test_a_marker_name_with_spaces_is_suggested_quoted_for_the_shell():
+def test_a_marker_name_with_spaces_is_suggested_quoted_for_the_shell(tmp_path):
     """BrainVision's 'Stimulus/S  1' as the likely volume marker: the suggested --marker is shell-quoted (unquoted,
     argparse would read 'S' and '1' as two names)."""
     import shlex
@@ -180,6 +180,17 @@ def test_a_marker_name_with_spaces_is_suggested_quoted_for_the_shell():
         volume_onsets(raw, 12, 2.0)
     suggested = str(err.value).split("--marker ", 1)[1].split(")", 1)[0]
     assert shlex.split(suggested) == ["S  1"]
+    assert "events.tsv" not in str(err.value)  # no BIDS events file here: not mentioned
+    # one marker lost (prepare fills in up to 3): still named as the likely volume marker
+    onsets = np.delete(0.5 + 2.0 * np.arange(13), 6)
+    raw.set_annotations(mne.Annotations(onsets, 0.0, ["Stimulus/S  1"] * 12))
+    with pytest.raises(Eeg2fmriInputError, match=r"'Stimulus/S  1' occurs 12 times every 2\.000 s, one per volume of TR 2 s: likely the volume marker"):
+        volume_onsets(raw, 13, 2.0)
+    # beside a BIDS events.tsv the error says the annotations came from it
+    (tmp_path / "sub-01_task-rest_run-1_events.tsv").write_text("onset\tduration\ttrial_type\n")
+    with pytest.raises(Eeg2fmriInputError, match=r"\. The annotations come from sub-01_task-rest_run-1_events\.tsv, which replaces the "
+                                                 r"recording's own markers"):
+        volume_onsets(raw, 13, 2.0, marker="R128", where=str(tmp_path / "sub-01_task-rest_run-1_eeg.vhdr"))
 
 
 def test_markers_drifting_against_the_tr_are_used_with_a_warning(caplog):

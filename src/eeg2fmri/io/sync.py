@@ -186,7 +186,7 @@ DUMMY_SCANS = ("drop-first", "drop-last", "error")
 
 
 def volume_marker_candidates(raw, n_volumes: int, tr: float, tolerance: float = 0.05) -> list[tuple[str, int, float]]:
-    """Annotations that look like volume markers: at least one per volume, a median interval within ``tolerance`` of ``tr``.
+    """Annotations that look like volume markers: about one per volume (at most 3 fewer), a median interval within ``tolerance`` of ``tr``.
 
     Returns
     -------
@@ -197,9 +197,22 @@ def volume_marker_candidates(raw, n_volumes: int, tr: float, tolerance: float = 
     hits = []
     for d in sorted(set(descs.tolist())):
         t = np.sort(onsets[descs == d])
-        if len(t) >= max(n_volumes, 2) and abs(float(np.median(np.diff(t))) - tr) <= tolerance * tr:
+        # (a few markers may be lost: repair_markers fills in up to 3 in a row)
+        if len(t) >= max(n_volumes - 3, 2) and abs(float(np.median(np.diff(t))) - tr) <= tolerance * tr:
             hits.append((d, len(t), float(np.median(np.diff(t)))))
     return hits
+
+
+def _events_tsv_note(where: str) -> str:
+    """When a BIDS ``*_events.tsv`` sits beside the EEG file ``where``: it replaced the recording's own markers."""
+    from pathlib import Path
+
+    p = Path(str(where))
+    i = p.name.rfind("_eeg")
+    if i <= 0 or not (p.parent / (p.name[:i] + "_events.tsv")).is_file():
+        return ""
+    return (f" The annotations come from {p.name[:i]}_events.tsv, which replaces the recording's own markers (BrainVision .vmrk, "
+            "EDF+/BDF+ annotations): the volume markers must be listed there, or be events of a trigger channel.")
 
 
 def _likely_volume_marker(raw, descs: np.ndarray, n_volumes: int, tr: float, tolerance: float) -> str:
@@ -274,9 +287,8 @@ def volume_onsets(
                 raise Eeg2fmriInputError(
                     f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}{trig}{guess}); "
                     "pass marker=<the scanner marker name> or, with no markers, first_onset=<seconds of volume 0> for regular timing "
-                    "(eeg2fmri prepare: --config '{\"marker\": [\"<name>\"]}' or '{\"marker\": null, \"first_onset\": <s>}'). Inside a BIDS "
-                    "dataset the annotations come from *_events.tsv, which replaces the recording's own markers (BrainVision .vmrk, "
-                    "EDF+/BDF+ annotations): the volume markers must be listed there, or be events of a trigger channel."
+                    "(eeg2fmri prepare: --config '{\"marker\": [\"<name>\"]}' or '{\"marker\": null, \"first_onset\": <s>}')."
+                    + _events_tsv_note(where)
                 )
         else:
             n_found = len(on)
