@@ -646,6 +646,7 @@ def test_flagship_output_calibrated_on_validation_windows_only(tiny_prepared, sp
     module = res.model.module
     gain = float(module.output_gain)
     assert res.info["output_gain"] == gain and 0.0 <= gain <= 1.0
+    assert 0.0 < res.info["after_fit_seconds"] < res.fit_seconds  # the post-training step counts as fitting time
     # the same gain from the validation windows directly
     val = WindowDataset(tiny_prepared, split.selections["val"], split.n_frames, split.lag, targets=targets["val"])
     x, y, s = val.get_batch(np.arange(len(val)))

@@ -609,7 +609,8 @@ def fit_torch(
         ``monitor``, ``epochs``, ``stopped_early``, ``history`` (one row per
         epoch: ``train_loss``, ``val_loss``, ``val_mse``, ``val_r``, ...),
         ``n_train``, ``n_val``, ``rank``, with ``resume`` ``seconds_before_resume`` (the
-        interrupted run's training seconds, counted in ``fit_seconds`` too), what the model's ``after_fit`` returns (``eeg2fmri_net``:
+        interrupted run's training seconds, counted in ``fit_seconds`` too), ``after_fit_seconds`` (the model's post-training
+        step, also counted in ``fit_seconds``), what the model's ``after_fit`` returns (``eeg2fmri_net``:
         ``output_gain``) and, with ``out_dir``, the checkpoint paths.
     """
     cfg = resolve_config({k: v for k, v in (train_config or {}).items() if k not in ("data", "split", "model")}, require_model=False)
@@ -756,7 +757,10 @@ def fit_torch(
                 # e.g. eeg2fmri_net's stacked linear path, fitted on the training windows (its weight on the validation ones)
                 n_tr = len(train_ds)
                 kw["train_batches"] = (train_ds.get_batch(np.arange(b0, min(b0 + bs, n_tr))) for b0 in range(0, n_tr, bs))
+            t_after = time.perf_counter()
             info.update(model.after_fit(val_batches, **kw) or {})
+            info["after_fit_seconds"] = time.perf_counter() - t_after
+            dt += info["after_fit_seconds"]  # part of fitting the model (eeg2fmri_net: its linear path, output gain and rank)
         if tmp is None:
             info["checkpoints"] = {"best": str(best_path), "last": str(last)}
     finally:
