@@ -801,6 +801,21 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cli2.nii.gz"),
                  "--first-onset", "markers", "--volumes", "markers", "--dummy-scans", "10", "-q"]) == 0
     assert "marker k (measured volume k: the first 10 dummy-scan marker(s) dropped) is output volume k" in capsys.readouterr().out
+    # a marker lost in the middle of the scan: the same volumes (regular grid), the gap reported in the sidecar and printed
+    holed = late.copy().set_annotations(mne.Annotations(np.delete(t, 7), 0.0, ["R128"] * (len(t) - 1)))
+    fif = tmp_path / "holed_raw.fif"
+    holed.save(fif, verbose=False)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        gap = synthesize(fif, ridge_dir, tmp_path / "gap.nii.gz", progress_bar=False, first_onset="markers", volumes="markers")
+    late.save(tmp_path / "late_raw.fif", verbose=False)  # (the same float32 storage as the holed file)
+    ref = synthesize(tmp_path / "late_raw.fif", ridge_dir, tmp_path / "ref.nii.gz", progress_bar=False, first_onset="markers", volumes="markers")
+    np.testing.assert_array_equal(np.asarray(nib.load(gap).dataobj), np.asarray(nib.load(ref).dataobj))
+    assert json.loads(gap.with_name("gap.json").read_text())["VolumeGrid"]["markers_missing"] == 1
+    assert "1 scanner marker(s) missing between the first and the last" in caplog.text
+    capsys.readouterr()
+    assert main(["synthesize", str(fif), "--model", str(ridge_dir), "--out", str(tmp_path / "gap_cli.nii.gz"), "--first-onset", "markers",
+                 "--volumes", "markers", "-q"]) == 0
+    assert "1 marker(s) missing between the first and the last: their volumes are on the regular grid" in capsys.readouterr().out
     with pytest.raises(Eeg2fmriInputError, match=r"dummy_scans=3 drops scanner markers, so it needs first_onset='markers'"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, dummy_scans=3)
     with pytest.raises(Eeg2fmriInputError, match=rf"dummy_scans={len(times)} but the recording has only {len(times)} 'R128' marker"):

@@ -75,6 +75,9 @@ def run(args) -> int:
     if "marker_volumes" in grid:
         a, b = grid["marker_volumes"]
         lost = f"; the first {grid['markers_without_volume']} marker(s) have no volume (too little EEG before them)" if grid.get("markers_without_volume") else ""
+        if grid.get("markers_missing"):
+            lost += (f"; {grid['markers_missing']} marker(s) missing between the first and the last: their volumes are on the "
+                     "regular grid, so k counts the scan's volumes (TRs from the first marker), not the markers present")
         if grid.get("volumes"):
             k = (f"marker k (measured volume k: the first {args.dummy_scans} dummy-scan marker(s) dropped)" if args.dummy_scans else
                  "marker k (measured volume k if the scan had no dummy volumes: else pass --dummy-scans N, N = markers - volumes)")

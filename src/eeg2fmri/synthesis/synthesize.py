@@ -632,6 +632,11 @@ def synthesize(
             n_all = len(ends)
             anchor.update(n_markers=int(len(marker_t)), marker_volumes=[first_j, last_j],
                           volumes_before_first_marker=max(0, min(first_j, n_all)), volumes_after_last_marker=max(0, min(n_all - 1 - last_j, n_all)))
+            missing = (last_j - first_j + 1) - len(np.unique(mj))
+            if missing > 0:  # lost markers: their volumes lie on the regular grid all the same
+                anchor["markers_missing"] = int(missing)
+                logger.warning("%s: %d scanner marker(s) missing between the first and the last (no marker a TR after the previous one); "
+                               "their volumes are written on the regular grid, so output volume k stays the scan's volume k", where, missing)
             if first_j < 0:
                 anchor["markers_without_volume"] = int(min(-first_j, len(marker_t)))
                 logger.warning("%s: the first %d scanner marker(s) come before the first volume whose whole EEG window lies in the "
