@@ -362,6 +362,12 @@ def test_non_steady_state_volumes_are_detected_and_left_out(tiny_bids, tiny_prep
     assert non_steady_state_volumes(np.asarray(b.bold)) == 0 and non_steady_state_volumes(data[ds.mask].T) == 3
     fixed = prepare_dataset(root, {"drop_volumes": 2}, progress_bar=False)
     assert [r.n_volumes for r in fixed.runs] == [r.n_volumes - 2 for r in tiny_prepared.runs]
+    from eeg2fmri.simulate.groundtruth import groundtruth_ceilings
+
+    vols = np.arange(20, 60)  # the simulator's ceilings of prepared volume k are those of BOLD volume k + 2
+    a_c, b_c = groundtruth_ceilings(fixed, 1, vols), groundtruth_ceilings(tiny_prepared, 1, vols + 2)
+    np.testing.assert_array_equal(a_c["oracle"], b_c["oracle"])
+    assert not np.array_equal(a_c["oracle"], groundtruth_ceilings(tiny_prepared, 1, vols)["oracle"], equal_nan=True)
     kept = prepare_dataset(root, {"drop_volumes": 0}, progress_bar=False)
     assert kept.runs[0].n_volumes == b.n_volumes and kept.provenance["inputs"][key0]["non_steady_state_volumes"] == 0
     for bad in ("some", -1, 1.5, True):

@@ -53,7 +53,9 @@ def groundtruth_ceilings(ds: Any, run_index: int, volumes: np.ndarray) -> dict[s
     gmask = np.asarray(nib.load(gt_dir / "mask.nii.gz").dataobj) > 0
     if gmask.shape != ds.mask.shape:
         return None
-    c = ceilings(gt, np.asarray(volumes))
+    # prepared volume k is BOLD volume k + the first one prepare kept (dummy scans, non-steady-state volumes left out)
+    first = int(((ds.provenance.get("inputs") or {}).get(run.key, {}).get("volumes") or [0])[0] or 0)
+    c = ceilings(gt, np.asarray(volumes) + first)
     gidx = np.cumsum(gmask.ravel()) - 1
     flat = np.flatnonzero(ds.mask.ravel())
     inside = gmask.ravel()[flat]
