@@ -363,7 +363,7 @@ def test_stacked_linear_path_equals_ridge_hrf(spec, tmp_path):
     x_tr, y_tr = _windows(spec, 60, 1)
     x_va, y_va = _windows(spec, 25, 2)
     x_te, _ = _windows(spec, 9, 3)
-    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, output_rank=None, ridge_blend=0.5)
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, output_rank=None, ridge_blend=0.5, voxel_gain=False)
     model.eval()
     with torch.no_grad():
         net = model(x_te).reshape(9, -1)
@@ -613,7 +613,7 @@ def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path, s
     x_va, y_va = _low_rank_windows(spec, 30, 2)
     x_te, _ = _low_rank_windows(spec, 9, 3)
     assert EEG2fMRINet(spec).output_rank == "validation"
-    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False)
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False)
     info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     k = info["output_rank"]
     assert isinstance(k, int) and 1 <= k <= 4, info
@@ -631,7 +631,7 @@ def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path, s
     np.testing.assert_allclose(basis.T @ basis, vt[:k].T @ vt[:k], atol=1e-4)  # the same subspace
     np.testing.assert_allclose(model.out_centre.numpy(), fitted.mean(0), rtol=1e-4, atol=1e-5)
     # the output is the unprojected blend, projected
-    plain = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False)
+    plain = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False)
     plain.load_state_dict({n: v for n, v in model.state_dict().items() if not n.startswith("out_")})
     assert "out_basis" not in plain._buffers  # (a state without the projection: a model saved before 2026-12-05)
     with torch.no_grad():
@@ -722,3 +722,58 @@ def test_leading_right_vectors_equal_numpys_svd(shape):
         np.testing.assert_allclose(got[:k].T.astype(np.float64) @ got[:k], vt[:k].T @ vt[:k], atol=2e-4)
     low = (a[:, :1] * rng.standard_normal((1, m))).astype(np.float32) if n <= m else (rng.standard_normal((n, 1)) * a[:1]).astype(np.float32)
     assert len(leading_right_vectors(low, 5)) == 1  # rank 1
+
+
+def test_voxel_gain_flattens_outputs_the_model_does_not_predict():
+    """voxel_gain (default): each output's fluctuations shrink by the validation least-squares slope (in [0.001, 1]); an
+    output without signal becomes nearly flat, one with signal keeps most of it; voxel r is unchanged; the buffers survive
+    save/load, and a state without them (a model saved before 2026-12-05) loads into a model without the shrinkage."""
+    import dataclasses
+
+    spec = dataclasses.replace(BP, output_shape=(30,))
+    x_tr, y_tr = _low_rank_windows(spec, 70, 1)
+    x_va, y_va = _low_rank_windows(spec, 30, 2)
+    x_te, y_te = _low_rank_windows(spec, 40, 3)
+    noise = torch.Generator().manual_seed(7)
+    for y in (y_tr, y_va, y_te):  # outputs 0-4 carry no signal: pure noise
+        y[:, :5] = torch.randn(len(y), 5, generator=noise)
+    plain = EEG2fMRINet(spec, seed=0, n_members=2, voxel_gain=False, output_rank=None)
+    plain.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    g = model.voxel_gain.numpy()
+    assert g.shape == (30,) and g.min() >= 0.001 and g.max() <= 1.0 and len(info["voxel_gain_quantiles"]) == 3
+    with torch.no_grad():
+        p0, p1 = plain.eval()(x_va).double().numpy(), model.eval()(x_va).double().numpy()
+    # the gain is the least-squares slope of y on the plain prediction (centred), clipped
+    yv = y_va.double().numpy()
+    pc, yc = p0 - p0.mean(0), yv - yv.mean(0)
+    np.testing.assert_allclose(g, np.clip((pc * yc).sum(0) / (pc * pc).sum(0), 0.001, 1.0), rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        t0, t1 = plain(x_te).double().numpy(), model(x_te).double().numpy()
+    from eeg2fmri.evaluation.metrics import voxelwise_r
+
+    np.testing.assert_allclose(voxelwise_r(y_te.numpy(), t1), voxelwise_r(y_te.numpy(), t0), atol=1e-5)  # r unchanged
+    assert np.all(t1.std(0) <= t0.std(0) + 1e-6)  # it only shrinks
+    assert ((p1 - yv) ** 2).mean() <= ((p0 - yv) ** 2).mean()  # a better least-squares fit of the validation data
+    state = {n: v.contiguous() for n, v in model.state_dict().items()}
+    fresh = EEG2fMRINet(spec, seed=5, n_members=2, output_rank=None)
+    fresh.load_state_dict(state)
+    with torch.no_grad():
+        np.testing.assert_allclose(fresh.eval()(x_te).double().numpy(), t1, rtol=1e-5, atol=1e-6)
+    old = EEG2fMRINet(spec, seed=5, n_members=2, output_rank=None)
+    old.load_state_dict({n: v for n, v in state.items() if n not in ("voxel_gain", "gain_centre")})
+    assert "voxel_gain" not in old._buffers
+    with torch.no_grad():
+        np.testing.assert_allclose(old.eval()(x_te).double().numpy(), t0, rtol=1e-5, atol=1e-6)
+    # predictions as a network gives them where it learned noise: full-size fluctuations in outputs 0-4 that the
+    # validation targets do not follow; the fitted gains make those nearly flat and keep the others
+    rng = np.random.default_rng(0)
+    pred = yv + 0.3 * rng.standard_normal(yv.shape)
+    pred[:, :5] = 2.0 * rng.standard_normal((len(yv), 5))
+    fake = EEG2fMRINet(spec, seed=0, n_members=2)
+    rows = iter(np.split(pred, np.cumsum([len(b[0]) for b in _batches(x_va, y_va)])[:-1]))
+    fake.forward = lambda xb, sb=None: torch.as_tensor(next(rows), dtype=torch.float32)
+    fake._fit_voxel_gain(_batches(x_va, y_va))
+    gain = fake.voxel_gain.numpy()
+    assert gain[:5].max() < 0.3 and gain[5:].min() > 0.7, gain

@@ -806,8 +806,8 @@ def test_flagship_trains_on_the_power_block_of_tangent_windows(tiny_tangent, mon
 
 
 def test_model_format_versions(tiny_prepared, tmp_path):
-    """Models are written in format 3 (a flagship may hold a factored tangent ridge, format 2, and a reduced-rank
-    output); formats 1 and 2 still load; others are refused with the file named and what to do."""
+    """Models are written in format 4 (a flagship may hold a factored tangent ridge, format 2, a reduced-rank
+    output, 3, and a per-output shrinkage, 4); formats 1-3 still load; others are refused with the file named and what to do."""
     from eeg2fmri.datasets.targets import make_split, split_targets
     from eeg2fmri.models import load_model, save_model
     from eeg2fmri.training import fit_model
@@ -818,12 +818,12 @@ def test_model_format_versions(tiny_prepared, tmp_path):
     out = save_model(fitted.model, tmp_path / "m", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask,
                      affine=tiny_prepared.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
     meta = json.loads((out / "model.json").read_text())
-    assert meta["format_version"] == 3
-    for version in (1, 2, 3):
+    assert meta["format_version"] == 4
+    for version in (1, 2, 3, 4):
         (out / "model.json").write_text(json.dumps({**meta, "format_version": version}))
         assert load_model(out).meta["format_version"] == version
-    (out / "model.json").write_text(json.dumps({**meta, "format_version": 4}))
-    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 4 is not supported \(expected one of 1, 2, 3\); retrain or upgrade eeg2fmri"):
+    (out / "model.json").write_text(json.dumps({**meta, "format_version": 5}))
+    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 5 is not supported \(expected one of 1, 2, 3, 4\); retrain or upgrade eeg2fmri"):
         load_model(out)
 
 

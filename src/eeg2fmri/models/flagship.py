@@ -290,6 +290,14 @@ class EEG2fMRINet(nn.Module):
         prediction unchanged, one above what the training windows allow
         (their number - 1) is cut to it. With ``tangent`` input the windows are
         those of the tangent ridge (at most ``tangent_max_windows``).
+    voxel_gain : bool
+        Last (default since 2026-12-05, session 16): shrink each output's predicted fluctuations by the
+        least-squares slope of its validation targets on its validation predictions, clipped to
+        ``[0.001, 1]`` (``voxel_gain`` buffer, around the validation mean ``gain_centre``): outputs the
+        model does not predict (no EEG-related signal) become nearly flat instead of showing fluctuations as
+        large as elsewhere, so a synthesised volume shows activity where the model has it. Voxel r is
+        unchanged (a positive factor per output); R² and RMSE move towards what a per-output regression
+        of the validation data gives. ``False`` keeps the single ``output_gain``.
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -314,6 +322,8 @@ class EEG2fMRINet(nn.Module):
     out_basis, out_centre : torch.Tensor
         Buffers of the reduced-rank output, present once chosen: ``(k, n_outputs)``
         orthonormal rows and the centre ``(n_outputs,)`` of the projection.
+    voxel_gain, gain_centre : torch.Tensor, shape (n_outputs,)
+        Buffers of the per-output shrinkage, present once fitted (``voxel_gain=True``).
     """
 
     #: The trainer passes the training windows to :meth:`after_fit` (for the stacked linear path).
@@ -351,6 +361,7 @@ class EEG2fMRINet(nn.Module):
         tangent_max_windows: int = 3000,
         tangent_hrf: str = "auto",
         output_rank: int | str | None = "validation",
+        voxel_gain: bool = True,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -368,6 +379,7 @@ class EEG2fMRINet(nn.Module):
         self.subject_dropout = _check_fraction(subject_dropout, "subject_dropout")
         self.subject_film = bool(subject_film)
         self.calibrate_output = bool(calibrate_output)
+        self.fit_voxel_gain = bool(voxel_gain)
         if isinstance(ridge_blend, str):
             self.ridge_blend = check_choice(ridge_blend, "ridge_blend", ("validation",), where="eeg2fmri_net")
         else:
@@ -487,6 +499,7 @@ class EEG2fMRINet(nn.Module):
     _RIDGE_BUFFERS = ("ridge_basis", "ridge_coef", "ridge_bias")
     _TANGENT_BUFFERS = ("ridge_tan_basis", "ridge_tan_coef", "ridge_tan_proj")
     _OUTPUT_BUFFERS = ("out_basis", "out_centre")
+    _GAIN_BUFFERS = ("voxel_gain", "gain_centre")
 
     def _has_ridge(self) -> bool:
         return "ridge_coef" in self._buffers
@@ -513,6 +526,12 @@ class EEG2fMRINet(nn.Module):
                         self._buffers.pop(name, None)
                 elif name not in self._buffers or self._buffers[name].shape != saved.shape:
                     self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32, device=self.decode.device))
+        for name in self._GAIN_BUFFERS:  # the per-output shrinkage (models saved before 2026-12-05, session 16, have none)
+            saved = state_dict.get(prefix + name)
+            if saved is None:
+                self._buffers.pop(name, None)
+            elif name not in self._buffers or self._buffers[name].shape != saved.shape:
+                self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32, device=self.decode.device))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def ridge_prediction(self, x: torch.Tensor) -> torch.Tensor:
@@ -531,9 +550,17 @@ class EEG2fMRINet(nn.Module):
         return out
 
     def _blend(self, net: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``(1 - w) * net + w * ridge`` in evaluation mode once the path is fitted (``net`` of shape (batch, ..., n_outputs))."""
-        if self.training or not self._has_ridge():
+        """``(1 - w) * net + w * ridge`` in evaluation mode once the path is fitted (``net`` of shape (batch, ..., n_outputs)),
+        then the reduced-rank projection and the per-output shrinkage where fitted."""
+        if self.training:
             return net
+        out = self._linear_blend(net, x) if self._has_ridge() else net
+        if "voxel_gain" in self._buffers:
+            c = self.gain_centre
+            out = c + self.voxel_gain * (out - c)
+        return out
+
+    def _linear_blend(self, net: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         w = self.ridge_weight
         ridge = self.ridge_prediction(x)
         out = (1 - w) * net + w * ridge.reshape(len(ridge), *([1] * (net.ndim - 2)), -1)
@@ -958,14 +985,43 @@ class EEG2fMRINet(nn.Module):
         if self.calibrate_output:
             self._calibrate_batches(val)
         info: dict[str, Any] = {"output_gain": float(self.output_gain)}
-        if self.ridge_blend != 0.0 and self.filters is None and train_batches is not None and len(val):
-            was_training = self.training
-            self.eval()
-            try:
+        was_training = self.training
+        self.eval()
+        try:
+            if self.ridge_blend != 0.0 and self.filters is None and train_batches is not None and len(val):
                 info.update(self._fit_ridge(train_batches, val))
-            finally:
-                self.train(was_training)
+            if self.fit_voxel_gain and len(val):
+                info.update(self._fit_voxel_gain(val))
+        finally:
+            self.train(was_training)
         return info
+
+    @torch.no_grad()
+    def _fit_voxel_gain(self, val: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
+        """Per-output least-squares slope of the validation targets on the validation predictions, clipped to [0.001, 1]."""
+        for name in self._GAIN_BUFFERS:
+            self._buffers.pop(name, None)
+        n = 0
+        sums = None
+        for xb, yb, sb in val:
+            xb = torch.as_tensor(xb).float()
+            p = self.forward(xb, None if sb is None else torch.as_tensor(sb)).reshape(len(xb), -1).double()
+            y = torch.as_tensor(yb, dtype=torch.float32).reshape(len(xb), -1).double()
+            part = torch.stack([p.sum(0), y.sum(0), (p * p).sum(0), (p * y).sum(0)])
+            sums = part if sums is None else sums + part
+            n += len(xb)
+        if n < 2 or sums is None:
+            return {}
+        sp, sy, spp, spy = sums
+        mp = sp / n
+        var = spp - n * mp * mp
+        cov = spy - n * mp * (sy / n)
+        slope = torch.where(var > 1e-12 * torch.clamp(spp, min=1e-30), cov / torch.where(var > 0, var, torch.ones_like(var)), torch.ones_like(var))
+        gain = slope.clamp(_MIN_OUTPUT_GAIN, 1.0).float()
+        self.register_buffer("voxel_gain", gain.to(self.decode.device))
+        self.register_buffer("gain_centre", mp.float().to(self.decode.device))
+        q = torch.quantile(gain.cpu(), torch.tensor([0.1, 0.5, 0.9]))
+        return {"voxel_gain_quantiles": [float(v) for v in q]}
 
     def calibrate(self, x: torch.Tensor | Any, y: torch.Tensor | Any, subject: torch.Tensor | Any | None = None, *, batch_size: int = 256) -> EEG2fMRINet:
         """Shrink the predicted fluctuations to the scale that fits held-out (validation) windows.
