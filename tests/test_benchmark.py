@@ -40,6 +40,13 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ("eeg2fmri_net: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1)"
             in format_leaderboard([*bench["leaderboard"], net]))
     assert "all the weight" not in format_leaderboard([*bench["leaderboard"], dict(net, ridge_weight=[1.0, 0.4])])
+    # ahead on the whole-mask r, behind on the ROI r (a user test: focal signal, held-out subjects): said under the table
+    ref_r = rows["ridge_hrf"]["median_r"]
+    ahead = {"name": "eeg2fmri_net", "role": "model", "median_r": ref_r + 0.014, "roi_median_r": 0.243}
+    note = format_leaderboard([*with_roi, ahead])
+    assert ("eeg2fmri_net: ahead of ridge_hrf on the whole-mask median r (+0.014) but behind it on the ROI median r (0.243 vs 0.456): "
+            "the ranking depends on where you look") in note
+    assert "depends on where you look" not in format_leaderboard([*with_roi, dict(ahead, roi_median_r=0.5)])
     # conformal intervals per fold (validation windows), their 80% coverage and NLL on the test windows, test-weighted over folds
     folds = bench["fits"]["ridge_hrf"]["calibration_folds"]
     assert len(folds) == 2 and "coverage_80" not in mean

@@ -657,6 +657,24 @@ def _fmt(key: str, v: Any) -> str:
     return str(v)
 
 
+def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
+    """Notes for models that the whole-mask median r ranks above the reference and the ROI median r below it (or the reverse)."""
+    refs = [r for r in rows if r.get("role") == "reference" and isinstance(r.get("roi_median_r"), float) and isinstance(r.get("median_r"), float)]
+    if not refs:
+        return []
+    ref, out = refs[0], []
+    for r in rows:
+        if r.get("role") != "model" or not isinstance(r.get("roi_median_r"), float) or not isinstance(r.get("median_r"), float):
+            continue
+        d_mask, d_roi = r["median_r"] - ref["median_r"], r["roi_median_r"] - ref["roi_median_r"]
+        if d_mask * d_roi < 0:
+            out.append(f"{r['name']}: {'ahead of' if d_mask > 0 else 'behind'} {ref['name']} on the whole-mask median r ({d_mask:+.3f}) but "
+                       f"{'behind' if d_roi < 0 else 'ahead of'} it on the ROI median r ({r['roi_median_r']:.3f} vs {ref['roi_median_r']:.3f}): "
+                       "the ranking depends on where you look; if the atlas regions are what matters, go by the ROI r (per ROI in "
+                       "metrics.json; it has no paired CI here)")
+    return out
+
+
 def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> str:
     """The leaderboard as a Markdown table (or aligned plain text).
 
@@ -685,6 +703,7 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
         if w and all(x >= 1.0 for x in w):  # the flagship's blend chose its linear path alone: say so (it looked like a network)
             notes.append(f"{name}: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1): its "
                          "predictions are that ridge's; the network adds nothing on these data (see ridge_weight in leaderboard.json)")
+    notes += _roi_disagreements(rows)
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
