@@ -53,12 +53,22 @@ def _ar(rng: np.random.Generator, n: int, v: int, rho: float) -> np.ndarray:
     return out
 
 
+#: model B: "focal" predicts the latent (gain 0.6) in every voxel like model A; "diffuse" predicts it smoothly, with
+#: little noise of its own, so that in the voxels without signal its predictions are slow and alike (as a reduced-rank
+#: model's are), unlike model A's white-ish ones: the two models' r over noise voxels then spread differently
+MODEL_B = "focal"
+
+
 def _subject(rng: np.random.Generator, n: int, v: int, frac: float, between: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s = _ar(rng, n, 1, 0.8)
     load = np.zeros(v)
     load[: int(round(frac * v))] = 0.6 * (rng.uniform(1.0 - between, 1.0 + between) if between else 1.0)
     y = load * s + _ar(rng, n, v, 0.6)
-    return y, s + _ar(rng, n, v, 0.6), 0.6 * s + _ar(rng, n, v, 0.6)
+    if MODEL_B == "diffuse":
+        pb = 0.6 * s + 0.3 * _ar(rng, n, v, 0.95)
+    else:
+        pb = 0.6 * s + _ar(rng, n, v, 0.6)
+    return y, s + _ar(rng, n, v, 0.6), pb
 
 
 def _intervals(draws: np.ndarray, est: float, ci: float = 0.95) -> dict[str, tuple[float, float]]:
@@ -102,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--between", type=float, nargs="+", default=[0.0],
                     help="subjects differ: each subject's signal gain is uniform in [1 - B, 1 + B] (0: identical subjects)")
+    ap.add_argument("--model-b", choices=("focal", "diffuse"), default="focal",
+                    help="model B's predictions: like model A's ('focal', default) or smooth and alike in every voxel ('diffuse')")
     args = ap.parse_args(argv)
+    global MODEL_B
+    MODEL_B = args.model_b
     rng = np.random.default_rng(args.seed)
     kinds = ("percentile", "basic", "bias-corrected", "centred")
     print(f"# {args.reps} replicates per row, truth from {args.truth_reps} subject replicates, {args.volumes} volumes x "
-          f"{args.voxels} voxels per subject, n_boot {args.n_boot}, nominal 95 %, seed {args.seed}")
+          f"{args.voxels} voxels per subject, n_boot {args.n_boot}, nominal 95 %, seed {args.seed}, model B {args.model_b}")
     print("# subjects fixed: the mean of the per-subject draws; two-level: subjects resampled, then time (reported since session 14)")
     head = ("| signal voxels | between-subject gain ± | subjects | truth median r | truth Δr | "
             + " | ".join(f"{k} r | {k} Δr" for k in kinds)

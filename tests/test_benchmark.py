@@ -124,6 +124,14 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     cfg = json.dumps({"data": {"prepare": {"notch": 50}}})
     assert main(["benchmark", str(tiny_bids), "--models", "mean", "--train-config", cfg, "--out", str(tmp_path / "b3"), "--n-boot", "0", "-q"]) == 0
     assert json.loads((tmp_path / "b3" / "prepared" / "manifest.json").read_text())["config"]["notch"] == 50
+    # OUT/prepared from an older version (its config lacks drop_volumes): prepared again into place, not refused
+    man = tmp_path / "b3" / "prepared" / "manifest.json"
+    old = json.loads(man.read_text())
+    old["config"].pop("drop_volumes")
+    man.write_text(json.dumps(old))
+    assert main(["benchmark", str(tiny_bids), "--models", "mean", "--train-config", cfg, "--out", str(tmp_path / "b3"), "--n-boot", "0", "-q",
+                 "--overwrite"]) == 0
+    assert json.loads(man.read_text())["config"]["drop_volumes"] == "auto"
     capsys.readouterr()
     # a preparation error's fix names the benchmark's way to pass the option (it named prepare's --config only)
     bad = json.dumps({"data": {"prepare": {"marker": ["Volume"]}}})

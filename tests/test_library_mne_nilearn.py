@@ -104,8 +104,7 @@ def test_labels_atlas_inverse_equals_nilearn_labels_masker_inverse():
 
 def test_overlapping_spheres_inverse_equals_nilearn_spheres_masker_inverse():
     """Overlapping spheres: nilearn's NiftiSpheresMasker(allow_overlap=True).inverse_transform gives each voxel the
-    mean of its spheres' values. Atlas.inverse_transform does the same; prepared.rois_to_voxels (used by synthesis
-    and PreparedDataset.to_voxels) gives the value of ONE sphere (the smallest that covers it) -- see the report."""
+    mean of its spheres' values. Atlas.inverse_transform does the same (and rois_to_voxels away from the overlaps)."""
     from nilearn.maskers import NiftiSpheresMasker
 
     from eeg2fmri.datasets.prepared import rois_to_voxels
@@ -127,7 +126,8 @@ def test_overlapping_spheres_inverse_equals_nilearn_spheres_masker_inverse():
 
 def test_overlapping_spheres_rois_to_voxels_equals_nilearn_mean():
     """prepared.rois_to_voxels (synthesis output, PreparedDataset.to_voxels) at voxels of several spheres == nilearn's
-    mean of their values. FAILS: it paints the value of the one ROI with the largest row-normalised weight."""
+    mean of their values (until session 16 it painted the value of the one ROI with the largest row-normalised weight);
+    a NaN ROI value leaves that ROI out of the mean, NaN only where it alone covers a voxel."""
     from nilearn.maskers import NiftiSpheresMasker
 
     from eeg2fmri.datasets.prepared import rois_to_voxels
@@ -140,6 +140,17 @@ def test_overlapping_spheres_rois_to_voxels_equals_nilearn_mean():
     masker = NiftiSpheresMasker(centres, radius=5.0, allow_overlap=True, mask_img=nib.Nifti1Image(mask.astype(np.uint8), AFF)).fit()
     ref = np.asarray(masker.inverse_transform(vals).dataobj)[mask].T
     np.testing.assert_allclose(rois_to_voxels(_rois_dict(atlas), vals, int(mask.sum())), ref, atol=1e-6)
+    member = atlas.membership_.toarray() if hasattr(atlas.membership_, "toarray") else np.asarray(atlas.membership_)
+    nan_vals = vals.copy()
+    nan_vals[:, 0] = np.nan  # e.g. the r of a constant ROI
+    painted = rois_to_voxels(_rois_dict(atlas), nan_vals, int(mask.sum()))
+    only0 = (member[0] > 0) & ((member[1:] > 0).sum(0) == 0)
+    shared = (member[0] > 0) & ((member[1:] > 0).sum(0) > 0)
+    assert only0.any() and shared.any()
+    assert np.isnan(painted[:, only0]).all() and np.isfinite(painted[:, ~only0]).all()
+    ref1 = np.asarray(NiftiSpheresMasker(centres[1:], radius=5.0, allow_overlap=True,
+                                         mask_img=nib.Nifti1Image(mask.astype(np.uint8), AFF)).fit().inverse_transform(vals[:, 1:]).dataobj)[mask].T
+    np.testing.assert_allclose(painted[:, shared], ref1[:, shared], atol=1e-6)  # the other spheres' mean there
 
 # ----------------------------------------------------------------------------- MNI mask vs nilearn resampling
 

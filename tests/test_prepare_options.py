@@ -360,6 +360,17 @@ def test_non_steady_state_volumes_are_detected_and_left_out(tiny_bids, tiny_prep
     np.testing.assert_allclose(a.bold, b.bold[3:], rtol=1e-5, atol=1e-3)
     np.testing.assert_array_equal(ds.runs[1].bold, tiny_prepared.runs[1].bold)
     assert non_steady_state_volumes(np.asarray(b.bold)) == 0 and non_steady_state_volumes(data[ds.mask].T) == 3
+    # what is not saturation: first volumes 0.6 % brighter in very quiet data (far above the noise, below the 1 % floor),
+    # a demeaned series; a weaker saturation still counts
+    rng = np.random.default_rng(3)
+    series = 1000.0 + 0.5 * rng.standard_normal((120, 7))
+    series[:2] *= 1.006
+    assert non_steady_state_volumes(series) == 0 and non_steady_state_volumes(series, min_excess=0.0) == 2
+    assert non_steady_state_volumes(weak_sat := series * np.r_[1.3, 1.0, np.ones(118)][:, None] - 1000.0) == 0  # demeaned: not searched
+    assert weak_sat.mean() < 20 and non_steady_state_volumes(weak_sat + 1000.0) == 1
+    weak = series.copy()
+    weak[:4] *= np.array([1.3, 1.08, 1.02, 1.006])[:, None]
+    assert non_steady_state_volumes(weak) == 3  # the 0.6 % fourth volume is below the 1 % floor
     fixed = prepare_dataset(root, {"drop_volumes": 2}, progress_bar=False)
     assert [r.n_volumes for r in fixed.runs] == [r.n_volumes - 2 for r in tiny_prepared.runs]
     from eeg2fmri.simulate.groundtruth import groundtruth_ceilings

@@ -330,7 +330,7 @@ def test_a_fit_still_improving_at_max_epochs_says_so(tiny_prepared, split, caplo
     val_loss = [h["val_loss"] for h in res.info["history"]]
     assert np.all(np.diff(val_loss) < 0) and res.info["best_epoch"] == 3 and not res.info["stopped_early"]
     assert res.info["at_epoch_limit"]
-    assert ("still improving when training reached optimizer.max_epochs=4 (best epoch 3 of 4, 0-based): the model may be under-trained; "
+    assert ("had its best epoch among the last when training reached optimizer.max_epochs=4 (best epoch 3 of 4, 0-based): the model may be under-trained; "
             "raise optimizer.max_epochs (train config: optimizer: {max_epochs: 8}") in caplog.text
 
 
@@ -452,6 +452,8 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     assert "validation: mse" in printed
     vols = json.loads((out / "metrics.json").read_text())["split"]["volumes"]
     assert sum(vols[k] for k in ("used", "no_full_window", "gaps", "bad_eeg")) == vols["total"] > vols["used"] > 0
+    n_runs = len(load_prepared(prepared_dir).runs)  # (gaps is the rest by construction: counted independently here)
+    assert vols["gaps"] == 2 * json.loads((out / "metrics.json").read_text())["split"]["gap_volumes"] * n_runs and min(vols.values()) >= 0
     assert f"{vols['used']} of {vols['total']} volumes have a window in train/validation/test" in printed
     assert {p.name for p in out.iterdir()} >= {"config.yaml", "checkpoints", "logs", "metrics.json", "model"}
     assert (out / "checkpoints" / "best.ckpt").exists() and (out / "logs" / "version_0" / "metrics.csv").exists()

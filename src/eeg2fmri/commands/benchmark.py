@@ -72,7 +72,8 @@ def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | No
             raise Eeg2fmriInputError(f"{p}: a BIDS folder is prepared on the fly into OUT/prepared; pass --out DIR.")
         dest = Path(out) / ("prepared" if role == "train" else "prepared_test")
     try:
-        prepared, _ = prepare(p, dest, prep.get("config"), progress_bar=progress_bar, n_jobs=prep.get("n_jobs", 1))
+        prepared, _ = prepare(p, dest, prep.get("config"), progress_bar=progress_bar, n_jobs=prep.get("n_jobs", 1),
+                              overwrite="stale")  # as train does: an OUT/prepared of an older config is redone, not refused
     except Eeg2fmriInputError as err:  # the fixes name prepare's --config; benchmark takes the same options in --train-config
         if "--config" not in str(err):
             raise

@@ -44,7 +44,7 @@ def run(args) -> int:
     if "best_epoch" in tr:
         line += f" | best epoch {tr['best_epoch']} of {tr['epochs']}"
         if tr.get("at_epoch_limit"):
-            line += " (still improving at optimizer.max_epochs: raise it)"
+            line += " (best epoch among the last at optimizer.max_epochs: raise it)"
     print(line)
     sp = m.get("split", {})
     if "volumes" in sp:

@@ -357,15 +357,17 @@ def rois_to_voxels(rois: dict, values: np.ndarray, n_voxels: int) -> np.ndarray:
     peak = np.zeros(max(n_rois, int(rows.max()) + 1 if len(rows) else 0))
     np.maximum.at(peak, rows, vals)
     member = np.where(peak[rows] > 0, vals / np.where(peak[rows] > 0, peak[rows], 1.0), 0.0)
-    total = np.bincount(cols, weights=member, minlength=n_voxels)
     from scipy.sparse import csr_matrix
 
     m = csr_matrix((member, (cols, rows)), shape=(n_voxels, n_rois))  # voxels x ROIs memberships
     flat = values.reshape(-1, n_rois).astype(np.float64)
-    out = np.asarray(m @ flat.T).T  # (n, n_voxels)
-    inside = total > 0
-    out[:, inside] /= total[inside]
-    out[:, ~inside] = 0.0
+    ok = np.isfinite(flat)  # a NaN ROI value (e.g. the r of a constant ROI) leaves out that ROI, not its neighbours' overlap
+    num = np.asarray(m @ np.where(ok, flat, 0.0).T).T  # (n, n_voxels)
+    den = np.asarray(m @ ok.T.astype(np.float64)).T
+    covered = np.asarray(m.sum(axis=1)).ravel() > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    out[:, ~covered] = 0.0
     dtype = values.dtype if values.dtype.kind == "f" else np.float32
     return out.reshape(values.shape[:-1] + (n_voxels,)).astype(dtype, copy=False)
 
@@ -413,7 +415,8 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
                                 np.load(bold_p, mmap_mode=mode) if bold_p.exists() else None, np.load(path / f"run{i:03d}_onsets.npy"),
                                 np.asarray(rm["bad_spans"], dtype=float).reshape(-1, 2) if rm.get("bad_spans") else None))
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
-    return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict(man["config"]),
+    # (a manifest from before drop_volumes kept every volume: not "auto")
+    return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict({"drop_volumes": 0, **man["config"]}),
                            float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}), man.get("rois"))
 
 

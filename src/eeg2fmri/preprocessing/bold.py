@@ -14,17 +14,22 @@ __all__ = ["compute_mask", "detrend", "non_steady_state_volumes", "Standardizer"
 #: Leading volumes searched for non-steady-state signal, and the modified z-score above which a volume is one.
 NON_STEADY_MAX_VOLUMES = 50
 NON_STEADY_Z = 3.5
+#: ... and the least excess over the steady level (T1 saturation is several % to tens of %; noise and drift ~0.1-0.5 %).
+NON_STEADY_MIN_EXCESS = 0.01
 
 
-def non_steady_state_volumes(bold: np.ndarray, *, max_volumes: int = NON_STEADY_MAX_VOLUMES, threshold: float = NON_STEADY_Z) -> int:
+def non_steady_state_volumes(bold: np.ndarray, *, max_volumes: int = NON_STEADY_MAX_VOLUMES, threshold: float = NON_STEADY_Z,
+                             min_excess: float = NON_STEADY_MIN_EXCESS) -> int:
     """Number of leading volumes whose brain signal is still above the steady state (T1 saturation).
 
     Before the longitudinal magnetisation reaches its steady state, the first volumes of an EPI run are
     brighter than the rest. As fMRIPrep's non-steady-state detector does, the mean signal in the mask of
     the first ``max_volumes`` volumes gets a modified z-score (``0.6745 (g - median) / MAD``, Iglewicz
     and Hoaglin); the leading volumes with a score above ``threshold`` are counted, stopping at the first
-    volume below it. Only brighter volumes count (saturation raises the signal; a dark first volume is not
-    a non-steady state).
+    volume below it. Only brighter volumes count, and only by at least ``min_excess`` of the steady
+    level (saturation raises the signal by several % or more; with autocorrelated noise the MAD of 50
+    volumes is small, and a slow 0.5 % warm-up drift alone would otherwise count). BOLD without a scanner
+    baseline (demeaned or standardised: median below 20 MADs) is not searched.
 
     Parameters
     ----------
@@ -34,6 +39,8 @@ def non_steady_state_volumes(bold: np.ndarray, *, max_volumes: int = NON_STEADY_
         Volumes searched from the start.
     threshold : float
         Modified z-score above which a leading volume is non-steady.
+    min_excess : float
+        Least relative excess over the median brain signal of the searched volumes.
 
     Returns
     -------
@@ -46,10 +53,10 @@ def non_steady_state_volumes(bold: np.ndarray, *, max_volumes: int = NON_STEADY_
     g = bold[: int(max_volumes)].mean(axis=1, dtype=np.float64)
     med = float(np.median(g))
     mad = float(np.median(np.abs(g - med)))
-    if not np.isfinite(mad) or mad <= 0:
+    if not np.isfinite(mad) or mad <= 0 or med <= 20 * mad:  # (no scanner baseline: brighter cannot be told)
         return 0
     z = 0.6745 * (g - med) / mad
-    above = z > threshold
+    above = (z > threshold) & (g > med * (1.0 + min_excess))
     return int(len(above) if above.all() else np.argmin(above))
 
 

@@ -737,7 +737,7 @@ def fit_torch(
         info["at_epoch_limit"] = bool(not info["stopped_early"] and best is not None and n_ep >= opt["max_epochs"]
                                       and best >= n_ep - max(2, n_ep // 20))
         if info["at_epoch_limit"] and trainer.is_global_zero:
-            logger.warning("%s: the validation %s was still improving when training reached optimizer.max_epochs=%d (best epoch %d of "
+            logger.warning("%s: the validation %s had its best epoch among the last when training reached optimizer.max_epochs=%d (best epoch %d of "
                            "%d, 0-based): the model may be under-trained; raise optimizer.max_epochs (train config: optimizer: {max_epochs: %d}; "
                            "benchmark: --train-config '{\"optimizer\": {\"max_epochs\": %d}}')", name, monitor, opt["max_epochs"], best, n_ep,
                            2 * opt["max_epochs"], 2 * opt["max_epochs"])

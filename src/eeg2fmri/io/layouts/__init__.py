@@ -258,6 +258,8 @@ def _marker_tr_hint(run: LayoutRun, marker, sidecar_tr: float, header_tr: float)
     if len(close) == 1:
         lab, v = close[0]
         return f"{found}: they support the {lab}'s {v:g} s (--config '{{\"tr\": {v:g}}}')."
+    if len(close) == 2:
+        return f"{found}, within 1% of both: too close to tell which is right; pass the TR you know."
     return f"{found}, matching neither (slice markers? pass the TR you know)."
 
 
