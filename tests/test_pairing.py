@@ -163,6 +163,22 @@ def test_prepare_from_fmriprep_derivatives_regresses_confounds(tmp_path):
     conf = pd.read_csv(deriv / "sub-01/func/sub-01_task-rest_run-1_desc-confounds_timeseries.tsv", sep="\t").to_numpy()[:, :6]
     conf = conf - conf.mean(0)
     np.testing.assert_allclose(conf.T @ (ds.runs[0].bold - ds.runs[0].bold.mean(0)), 0, atol=1e-3)
+    # a changed confounds file makes the prepared folder stale (it is part of the run's fingerprint)
+    from eeg2fmri.datasets.prepared import prepare
+
+    opts = {"subjects": ["01"], "layout_options": {"derivatives": str(deriv), "space": "MNI152NLin2009cAsym"}, "progress_bar": False}
+    out, done = prepare(root, tmp_path / "prep", cfg, **opts)
+    assert done and not prepare(root, out, cfg, overwrite="stale", **opts)[1]
+    tsv = deriv / "sub-01/func/sub-01_task-rest_run-1_desc-confounds_timeseries.tsv"
+    lines = tsv.read_text().splitlines()
+    lines[3] = "\t".join(str(float(v) + 0.5) if i == 0 else v for i, v in enumerate(lines[3].split("\t")))
+    tsv.write_text("\n".join(lines) + "\n")
+    assert prepare(root, out, cfg, overwrite="stale", **opts)[1]  # prepared again
+    # a confounds file shorter than the BOLD: the error gives the counts in the files (before volumes are left out)
+    tsv.write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(Eeg2fmriInputError, match=rf"desc-confounds_timeseries\.tsv: {NVOL - 2} rows, but .*_bold\.nii\.gz has {NVOL} volumes; "
+                                                 "expected one row per BOLD volume"):
+        prepare_dataset(root, cfg, subjects=["01"], layout_options={"derivatives": str(deriv), "space": "MNI152NLin2009cAsym"}, progress_bar=False)
 
 
 def test_cli_check_prints_the_pairing_table(capsys, sessions_root, tmp_path):
@@ -248,3 +264,26 @@ def test_check_times_every_run_as_prepare_does(tmp_path, capsys):
     for flag in (["--marker", "R128"], ["--first-onset", "0.5"]):
         assert main(["datasets", "bids", *flag]) == 2
         assert f"error: {flag[0]}: expected only together with --check ROOT" in capsys.readouterr().err
+
+
+def test_benchmark_prepares_fmriprep_derivatives_from_the_train_config(tmp_path, capsys):
+    """benchmark BIDS_ROOT --train-config '{"data": {"layout_options": {"derivatives": ..., "space": ...}}}' prepares the
+    preprocessed BOLD of that space (user test: the key was ignored and the raw scanner-space BOLD used)."""
+    import json
+
+    import nibabel as nib
+
+    from eeg2fmri.cli import main
+
+    root, deriv = fmriprep_root(tmp_path)
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 3), np.uint8), np.diag([3.0, 3.0, 4.0, 1.0])), mask)
+    cfg = {"data": {"layout_options": {"derivatives": str(deriv), "space": "MNI152NLin2009cAsym"},
+                    "prepare": {"mask": str(mask), "check_artifacts": False}, "subjects": ["01"]}}
+    code = main(["benchmark", str(root), "--models", "mean", "--train-config", json.dumps(cfg), "--out", str(tmp_path / "b"),
+                 "--n-boot", "0", "-q"])
+    man = json.loads((tmp_path / "b" / "prepared" / "manifest.json").read_text())
+    assert all("derivatives" in v["bold"] and "space-MNI152NLin2009cAsym" in v["bold"] for v in man["provenance"]["inputs"].values())
+    assert man["provenance"]["inputs"], man
+    err = capsys.readouterr().err  # (the fixture's 12 volumes are too few to split: what matters here is what was prepared)
+    assert code == 2 and "cannot split 12 volumes" in err, err

@@ -170,6 +170,9 @@ def test_regress_confounds_errors():
     y = np.zeros((10, 3))
     with pytest.raises(Eeg2fmriInputError, match=r"confounds have 12 rows but the BOLD has 10 volumes; .* e.g. confounds\[2:\]"):
         regress_confounds(y, np.zeros((12, 2)))
+    with pytest.raises(Eeg2fmriInputError, match=r"confounds have 8 rows but the BOLD has 10 volumes; expected one row per volume \(fewer rows "
+                                                 r"than volumes: are they the confounds of this run"):
+        regress_confounds(y, np.random.default_rng(1).normal(size=(8, 2)))
     with pytest.raises(Eeg2fmriInputError, match=r"expected fewer confounds than volumes - 1, got 9 confounds for 10 volumes"):
         regress_confounds(y, np.random.default_rng(0).normal(size=(10, 9)))
     with pytest.raises(Eeg2fmriInputError, match=r"expected finite values in confounds, found 1 NaN/Inf"):

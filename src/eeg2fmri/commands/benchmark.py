@@ -17,7 +17,7 @@ DESCRIPTION = (
     "OUT/prepared). With --out, writes leaderboard.md, leaderboard.json and metrics.json. A --train-config (a train config file) "
     "sets the torch models' seed, optimizer, loss and trainer settings (merged onto each model's recommended config key by key, "
     "as train merges them: a loss section replaces the recommended loss), and its data.subjects and split options apply to "
-    "every model; its data.prepare, data.n_jobs and data.prepared_out are used when DATASET is the BIDS folder it names; "
+    "every model; its data.prepare, data.n_jobs, data.prepared_out, data.layout and data.layout_options (fMRIPrep derivatives: {'derivatives': PATH, 'space': NAME}) are used when DATASET is the BIDS folder it names; "
     "settings a benchmark would not use (model, out, tune, another data path or split.protocol) are refused. "
     "--models all benchmarks every registered model (without --models: ridge_hrf and mean only); from a BIDS folder each "
     "representation the models need is prepared from the same runs (band power OUT/prepared, tangent OUT/prepared_tangent, STFT "
@@ -73,7 +73,7 @@ def _load_dataset(path: str, out, role: str, progress_bar: bool, prep: dict | No
         dest = Path(out) / ("prepared" if role == "train" else "prepared_test")
     try:
         prepared, _ = prepare(p, dest, prep.get("config"), progress_bar=progress_bar, n_jobs=prep.get("n_jobs", 1),
-                              overwrite="stale")  # as train does: an OUT/prepared of an older config is redone, not refused
+                              overwrite="stale", layout=prep.get("layout") or "bids", layout_options=prep.get("layout_options") or None)  # as train does: an OUT/prepared of an older config is redone, not refused
     except Eeg2fmriInputError as err:  # the fixes name prepare's --config; benchmark takes the same options in --train-config
         if "--config" not in str(err):
             raise
@@ -88,13 +88,14 @@ def _data_keys(train_config: dict, config_arg: str, dataset: str) -> tuple[dict,
 
     ``data.prepared`` / ``data.bids`` must name DATASET (relative paths are
     relative to the config file); ``data.prepare``, ``data.n_jobs`` and
-    ``data.prepared_out`` then say how the BIDS DATASET is prepared.
+    ``data.prepared_out``, ``data.layout`` and ``data.layout_options`` (e.g. fMRIPrep derivatives) then say how the
+    BIDS DATASET is prepared.
     ``data.subjects`` stays in the config (``run_benchmark`` applies it).
 
     Returns
     -------
     train_config, prep : dict, dict
-        The config without those keys, and ``config``/``n_jobs``/``prepared_out`` for preparing.
+        The config without those keys, and ``config``/``n_jobs``/``prepared_out``/``layout``/``layout_options`` for preparing.
     """
     import os
     from pathlib import Path
@@ -126,6 +127,9 @@ def _data_keys(train_config: dict, config_arg: str, dataset: str) -> tuple[dict,
                 prep["n_jobs"] = data.pop("n_jobs")
             if data.get("prepared_out") is not None:
                 prep["prepared_out"] = here(str(data.pop("prepared_out")))
+            for k in ("layout", "layout_options"):  # e.g. fMRIPrep derivatives: {"derivatives": PATH, "space": ...}
+                if data.get(k) is not None:
+                    prep[k] = data.pop(k)
     if prep and (target / "manifest.json").exists():
         raise Eeg2fmriInputError(f"--train-config: data.bids: expected a BIDS folder, got the prepared dataset {target}; use data.prepared instead.")
     return {**train_config, "data": data}, prep
@@ -272,7 +276,8 @@ def run(args) -> int:
         from eeg2fmri.training.config import resolve_config
 
         data = train_config.get("data")
-        if (isinstance(data, dict) and not {"bids", "prepared"} & set(data) and {"prepare", "prepared_out", "n_jobs"} & set(data)
+        if (isinstance(data, dict) and not {"bids", "prepared"} & set(data)
+                and {"prepare", "prepared_out", "n_jobs", "layout", "layout_options"} & set(data)
                 and not (Path(args.dataset) / "manifest.json").exists()):
             # preparation options for the BIDS DATASET itself: the config need not repeat its path as data.bids
             train_config = {**train_config, "data": {**data, "bids": str(Path(args.dataset).absolute())}}

@@ -701,7 +701,8 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
 def _checksum(path: Path) -> str:
     """Fingerprint of a run's input file *and its companions*: every file next to it that shares its name up to the
     BIDS suffix (``sub-01_task-rest_run-1_``: the ``.vmrk``/``.eeg`` of a ``.vhdr``, the ``.fdt`` of a ``.set``,
-    ``channels.tsv``, ``events.tsv``, ``eeg.json``, ``bold.json``) or, without one, its stem, plus the sidecars at the
+    ``channels.tsv``, ``events.tsv``, ``eeg.json``, ``bold.json``; for a BOLD file also fMRIPrep's
+    ``*_desc-confounds_timeseries.tsv`` of the run) or, without one, its stem, plus the sidecars at the
     dataset's top level that BIDS lets runs inherit (``task-<task>_bold.json``); size, modification time and first
     MiB of each. A change to any of them makes ``prepare`` redo the work."""
     path = Path(path)
@@ -711,6 +712,15 @@ def _checksum(path: Path) -> str:
     files = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name.startswith(prefix)) if path.parent.is_dir() else []
     if path not in files:
         files.append(path)
+    if bids and bids.group(1) == "bold":  # fMRIPrep's confounds of the run (their name drops space/res/desc, so no shared prefix)
+        from eeg2fmri.preprocessing.volumes import find_confounds
+
+        try:
+            conf = find_confounds(path)
+        except Eeg2fmriInputError:
+            conf = None
+        if conf is not None and conf not in files:
+            files.append(conf)
     root = next((d for d in path.parents if (d / "dataset_description.json").is_file()), None)
     if root is not None and root != path.parent:
         files += sorted(p for p in root.iterdir() if p.is_file() and p.suffix in (".json", ".tsv") and p.name.startswith("task-"))
@@ -994,8 +1004,13 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     if cfg.confounds:
         from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
 
-        conf = read_confounds(find_confounds(rec.bold_path), cfg.confounds).to_numpy()[kept]
-        bold = regress_confounds(bold, conf, where=str(rec.bold_path))
+        conf_path = find_confounds(rec.bold_path)
+        conf = read_confounds(conf_path, cfg.confounds).to_numpy()
+        if len(conf) != n_volumes:  # the files themselves disagree (before any volume is left out)
+            raise Eeg2fmriInputError(
+                f"{conf_path}: {len(conf)} rows, but {rec.bold_path} has {n_volumes} volumes; expected one row per BOLD volume "
+                "(fMRIPrep writes them so): use the confounds file of this run and this fMRIPrep output.")
+        bold = regress_confounds(bold, conf[kept], where=str(rec.bold_path))
     if atlas is not None:
         bold = np.ascontiguousarray(atlas.transform(bold), dtype=np.float32)
     bad = eeg.get("bad_spans")

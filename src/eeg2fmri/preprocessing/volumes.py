@@ -343,7 +343,8 @@ def regress_confounds(y: np.ndarray, confounds, *, keep_mean: bool = True, where
     if c.shape[0] != n:
         raise Eeg2fmriInputError(
             f"{where}: confounds have {c.shape[0]} rows but the BOLD has {n} volumes; expected one row per volume "
-            f"(drop the rows of discarded dummy scans, e.g. confounds[{c.shape[0] - n}:], if the BOLD was trimmed)."
+            + (f"(drop the rows of discarded dummy scans, e.g. confounds[{c.shape[0] - n}:], if the BOLD was trimmed)."
+               if c.shape[0] > n else "(fewer rows than volumes: are they the confounds of this run, from the same fMRIPrep output?).")
         )
     check_finite(c, "confounds", where=where)
     check_finite(yv, "y", where=where)
