@@ -287,3 +287,29 @@ def test_benchmark_prepares_fmriprep_derivatives_from_the_train_config(tmp_path,
     assert man["provenance"]["inputs"], man
     err = capsys.readouterr().err  # (the fixture's 12 volumes are too few to split: what matters here is what was prepared)
     assert code == 2 and "cannot split 12 volumes" in err, err
+
+
+def test_fmriprep_non_steady_state_flags_decide_in_auto(tmp_path, caplog):
+    """drop_volumes='auto' on fMRIPrep derivatives: the confounds' non_steady_state_outlier* columns (fMRIPrep's detector on
+    the raw data) decide how many leading volumes are left out, with a warning where the package's own check disagrees."""
+    import logging
+
+    import nibabel as nib
+
+    from eeg2fmri.datasets import prepare_dataset
+
+    root, deriv = fmriprep_root(tmp_path)
+    tsv = deriv / "sub-01/func/sub-01_task-rest_run-1_desc-confounds_timeseries.tsv"
+    lines = tsv.read_text().splitlines()
+    flags = [("1\t0" if i == 0 else "0\t1" if i == 1 else "0\t0") for i in range(len(lines) - 1)]
+    tsv.write_text("\n".join([lines[0] + "\tnon_steady_state_outlier00\tnon_steady_state_outlier01"]
+                             + [f"{row}\t{f}" for row, f in zip(lines[1:], flags)]) + "\n")
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 3), np.uint8), np.diag([3.0, 3.0, 4.0, 1.0])), mask)
+    cfg = {"mask": str(mask), "check_artifacts": False}
+    opts = {"subjects": ["01"], "layout_options": {"derivatives": str(deriv), "space": "MNI152NLin2009cAsym"}, "progress_bar": False}
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, cfg, **opts)
+    assert ds.runs[0].n_volumes == NVOL - 2 and next(iter(ds.provenance["inputs"].values()))["non_steady_state_volumes"] == 2
+    assert "fMRIPrep's confounds flag the first 2 volume(s) as non-steady-state (non_steady_state_outlier*), this package's check found 0" in caplog.text
+    assert prepare_dataset(root, {**cfg, "drop_volumes": 0}, **opts).runs[0].n_volumes == NVOL  # an explicit number wins

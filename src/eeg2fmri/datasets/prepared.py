@@ -74,7 +74,8 @@ class PrepareConfig:
         Leading volumes of every run left out (before confound regression), as fMRIPrep calls them
         non-steady-state volumes: ``"auto"`` (default) detects them per run from the brain signal
         (:func:`eeg2fmri.preprocessing.bold.non_steady_state_volumes`: the first volumes are brighter
-        until the magnetisation reaches its steady state), logged as a warning and recorded in the
+        until the magnetisation reaches its steady state; for fMRIPrep derivatives whose confounds have
+        ``non_steady_state_outlier*`` columns, their leading flags decide), logged as a warning and recorded in the
         manifest (``provenance.inputs[run key].non_steady_state_volumes``); a number drops that many in every
         run; ``0`` keeps every volume. Their EEG still serves as the history of later windows.
     mask : str
@@ -969,14 +970,37 @@ def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, wh
     )
 
 
-def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: str) -> int:
+def _fmriprep_non_steady(bold_path, first: int) -> int | None:
+    """Leading volumes (from BOLD volume ``first``) that fMRIPrep's confounds flag ``non_steady_state_outlier*``; None without them."""
+    from eeg2fmri.preprocessing.volumes import find_confounds
+
+    try:
+        path = find_confounds(bold_path)
+    except Eeg2fmriInputError:
+        return None
+    import pandas as pd
+
+    table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    cols = [c for c in table.columns if str(c).startswith("non_steady_state_outlier")]
+    if not cols:
+        return None
+    flag = table[cols].fillna(0).to_numpy().any(axis=1)[first:]
+    return int(len(flag) if flag.all() else np.argmin(flag))
+
+
+def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: str, bold_path=None) -> int:
     """Leading volumes of a run (after synchronisation) that prepare leaves out: ``drop_volumes``, detected when "auto"."""
     from eeg2fmri.preprocessing.bold import non_steady_state_volumes
 
     n = len(bold)
     if cfg.drop_volumes == "auto":
         k = non_steady_state_volumes(bold)
-        if k:
+        flagged = _fmriprep_non_steady(bold_path, sync.volumes.start or 0) if bold_path is not None else None
+        if flagged is not None and flagged != k:  # fMRIPrep's own detector saw the raw data: its count wins
+            logger.warning("%s: fMRIPrep's confounds flag the first %d volume(s) as non-steady-state (non_steady_state_outlier*), "
+                           "this package's check found %d: %d left out, as fMRIPrep says", where, flagged, k, flagged)
+            k = flagged
+        elif k:
             first = sync.volumes.start or 0
             g = bold[: k + 1].mean(axis=1, dtype=np.float64)
             rest = float(np.median(bold[k : k + 50].mean(axis=1, dtype=np.float64)))
@@ -996,7 +1020,7 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     rep, sync, art = eeg["rep"], eeg["sync"], eeg["art"]
     bold = np.ascontiguousarray(bold[sync.volumes])
     _check_finite_bold(bold, mask, sync.volumes.start or 0, str(rec.bold_path))
-    n_drop = _leading_volumes_to_drop(cfg, bold, sync, str(rec.bold_path))
+    n_drop = _leading_volumes_to_drop(cfg, bold, sync, str(rec.bold_path), rec.bold_path)
     kept = slice((sync.volumes.start or 0) + n_drop, sync.volumes.stop)
     if n_drop:
         bold = np.ascontiguousarray(bold[n_drop:])
