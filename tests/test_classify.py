@@ -203,3 +203,34 @@ def test_eeg_source_of_tangent_data_is_its_band_power_block(tiny_bids, tiny_prep
     with pytest.raises(Eeg2fmriInputError, match=r"classify: the EEG source uses band power, got a 'stft' dataset; prepare the data with "
                                                  r"representation='bandpower' \(or 'tangent'"):
         source_series(stft, "eeg")
+
+
+def test_events_of_fmriprep_derivatives_are_found_in_the_raw_bids_folder(tiny_prepared, tmp_path):
+    """A run prepared from fMRIPrep derivatives: its events.tsv is looked up beside the preprocessed BOLD, under the name
+    without the spatial entities, and in the raw BIDS folder (user test: only the derivative name was tried); none: the
+    error lists what was tried and a fix a command-line user has."""
+    from dataclasses import replace
+
+    from eeg2fmri.evaluation.classify import _events_candidates
+
+    bold = tmp_path / "deriv/sub-01/ses-2/func/sub-01_ses-2_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz"
+    got = _events_candidates(bold, tmp_path / "raw")
+    assert got == [bold.with_name("sub-01_ses-2_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_events.tsv"),
+                   bold.with_name("sub-01_ses-2_task-rest_run-1_events.tsv"),
+                   tmp_path / "raw/sub-01/ses-2/func/sub-01_ses-2_task-rest_run-1_events.tsv"]
+    assert _events_candidates(tmp_path / "sub-01_task-rest_bold.nii", None) == [tmp_path / "sub-01_task-rest_events.tsv"]
+    # through volume_labels_from_events: a dataset whose recorded BOLD is a derivative, events only in the raw folder
+    key = tiny_prepared.runs[0].key
+    deriv = tmp_path / "d" / f"{key}_space-MNI_desc-preproc_bold.nii.gz"
+    raw_events = tmp_path / "r" / "sub-01" / "func" / f"{key}_events.tsv"
+    raw_events.parent.mkdir(parents=True)
+    raw_events.write_text("onset\tduration\ttrial_type\n10\t20\ttask\n60\t20\ttask\n")
+    inputs = {r.key: {**tiny_prepared.provenance["inputs"][r.key], "bold": str(deriv)} for r in tiny_prepared.runs}
+    one = replace(tiny_prepared, runs=tiny_prepared.runs[:1], provenance={**tiny_prepared.provenance, "inputs": inputs, "bids_root": str(tmp_path / "r")})
+    labels = volume_labels_from_events(one)
+    assert set(labels[0]) == {"rest", "task"}
+    raw_events.unlink()
+    with pytest.raises(Eeg2fmriInputError, match=r"_desc-preproc_events\.tsv: expected the run's events file \(onset, duration, trial_type\), "
+                                                 r"found none \(also tried .*_events\.tsv\); add a BIDS \*_events\.tsv for the run, or classify "
+                                                 r"subjects instead \(--labels participants:COLUMN"):
+        volume_labels_from_events(one)

@@ -257,6 +257,28 @@ def classify(
 
 
 # ------------------------------------------------------------------------------------------------ labels and samples
+
+def _events_candidates(bold, bids_root) -> list:
+    """Where a run's ``*_events.tsv`` may be: beside its BOLD file; for fMRIPrep derivatives also under the name without the
+    spatial entities (``space``, ``res``, ``desc``, ...) beside it and in the raw BIDS folder of the run."""
+    from pathlib import Path
+
+    bold = Path(bold)
+    name = bold.name
+    for suf in ("_bold.nii.gz", "_bold.nii"):
+        if name.endswith(suf):
+            name = name[: -len(suf)]
+            break
+    out = [bold.with_name(name + "_events.tsv")]
+    raw = "_".join(p for p in name.split("_") if p.split("-", 1)[0] not in ("space", "res", "den", "cohort", "desc"))
+    if raw != name:
+        out.append(bold.with_name(raw + "_events.tsv"))
+        if bids_root:
+            parts = dict(p.split("-", 1) for p in raw.split("_") if "-" in p)
+            folder = Path(bids_root) / f"sub-{parts.get('sub', '')}" / (f"ses-{parts['ses']}" if "ses" in parts else "") / "func"
+            out.append(folder / (raw + "_events.tsv"))
+    return out
+
 def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") -> dict[int, np.ndarray]:
     """Condition of every volume of every run from the BIDS ``*_events.tsv`` next to its BOLD file.
 
@@ -277,14 +299,12 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
         bold = recorded_input(ds, run.key, "bold")
         if bold is None or not str(bold):
             raise Eeg2fmriInputError(f"{run.key}: the prepared dataset records no BOLD file for this run, so its events are unknown; pass labels= per volume.")
-        name = bold.name
-        for suf in ("_bold.nii.gz", "_bold.nii"):
-            if name.endswith(suf):
-                name = name[: -len(suf)] + "_events.tsv"
-        ev = bold.with_name(name)
-        if not ev.exists():
-            raise Eeg2fmriInputError(f"{ev}: expected the run's events file (onset, duration, trial_type), found none; "
-                                     "simulate with --task blocks, or pass labels= per volume.")
+        tried = _events_candidates(bold, (ds.provenance or {}).get("bids_root") if isinstance(ds.provenance, dict) else None)
+        ev = next((c for c in tried if c.exists()), None)
+        if ev is None:
+            raise Eeg2fmriInputError(f"{tried[0]}: expected the run's events file (onset, duration, trial_type), found none (also tried "
+                                     f"{', '.join(str(c) for c in tried[1:]) or 'nothing else'}); add a BIDS *_events.tsv for the run, "
+                                     "or classify subjects instead (--labels participants:COLUMN; Python: labels= per volume).")
         first = int((info.get("volumes") or [0])[0])
         t = (first + np.arange(run.n_volumes)) * ds.tr
         lab = np.full(run.n_volumes, baseline, dtype=object)

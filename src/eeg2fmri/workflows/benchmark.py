@@ -667,7 +667,7 @@ def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
         if r.get("role") != "model" or not isinstance(r.get("roi_median_r"), float) or not isinstance(r.get("median_r"), float):
             continue
         d_mask, d_roi = r["median_r"] - ref["median_r"], r["roi_median_r"] - ref["roi_median_r"]
-        if d_mask * d_roi < 0:
+        if d_mask * d_roi < 0 and min(abs(d_mask), abs(d_roi)) >= 0.0005:  # (not a difference that prints as +0.000)
             out.append(f"{r['name']}: {'ahead of' if d_mask > 0 else 'behind'} {ref['name']} on the whole-mask median r ({d_mask:+.3f}) but "
                        f"{'behind' if d_roi < 0 else 'ahead of'} it on the ROI median r ({r['roi_median_r']:.3f} vs {ref['roi_median_r']:.3f}): "
                        "the ranking depends on where you look; if the atlas regions are what matters, go by the ROI r (per ROI in "
