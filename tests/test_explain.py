@@ -357,3 +357,22 @@ def test_atlas_on_another_grid_is_resampled_as_evaluate_does(tiny_prepared):
     same = atlas_labels(nib.Nifti1Image(vol, aff), tiny_prepared.mask, aff)
     np.testing.assert_array_equal(atlas_labels(flipped, tiny_prepared.mask, aff), same)
     np.testing.assert_array_equal(same, vol[tiny_prepared.mask])
+
+
+def test_output_rank_note_says_when_targets_share_one_pattern():
+    """A flagship whose reduced-rank output kept k patterns: explain warns that targets' attributions are mixtures of
+    them (rank 1: the same up to sign and scale; user test: identical attributions for every ROI); none without it."""
+    import torch
+
+    from eeg2fmri.models import DataSpec
+    from eeg2fmri.models.flagship import EEG2fMRINet
+    from eeg2fmri.workflows.explain import output_rank_note
+
+    spec = DataSpec(input_kind="bandpower", input_shape=(5, 3, 9), output_shape=(11,), sfreq=1.0, tr=2.0, frame_rate=0.5)
+    model = EEG2fMRINet(spec, seed=0, n_members=2)
+    assert output_rank_note(model) == ""
+    model.register_buffer("out_basis", torch.zeros(1, 11))
+    assert output_rank_note(model).startswith("the model's outputs span only 1 response pattern(s) (output_rank 1, chosen on the "
+                                              "validation windows): every target's attribution is the same up to its sign and scale")
+    model.register_buffer("out_basis", torch.zeros(3, 11))
+    assert "a mixture of 3 patterns" in output_rank_note(model) and "output_rank: null" in output_rank_note(model)

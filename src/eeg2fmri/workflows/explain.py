@@ -192,10 +192,28 @@ def explain_run(
     res = explain(lm.model, ds, split, target=target, atlas=labels, methods=methods, n_windows=n_windows, n_steps=n_steps, window=win,
                   random_state=random_state, progress_bar=progress_bar)
     res["model"] = lm.meta["model"]
+    note = output_rank_note(lm.model)
+    if note:
+        logger.warning("%s: %s", model_dir, note)
+        res["output_rank_note"] = note
     mont, source = _montage(ds, montage)
     write_explanation(res, out_path, montage=mont, montage_source=source, overwrite=overwrite,
                       extra={"model_dir": str(model_dir.absolute()), "data": str(Path(data_path).absolute()), "split": rec_split})
     return out_path, res
+
+
+def output_rank_note(model: Any) -> str:
+    """A note when a model's outputs span only a few response patterns (``eeg2fmri_net``'s reduced-rank output), so that
+    attributions of different targets are mixtures of those few ('' otherwise)."""
+    module = getattr(model, "module", model)
+    basis = getattr(module, "_buffers", {}).get("out_basis") if hasattr(module, "_buffers") else None
+    if basis is None:
+        return ""
+    k = int(basis.shape[0])
+    same = ("every target's attribution is the same up to its sign and scale" if k == 1 else
+            f"every target's attribution is a mixture of {k} patterns, so distant targets can look alike")
+    return (f"the model's outputs span only {k} response pattern(s) (output_rank {k}, chosen on the validation windows): {same}; "
+            "to tell regions apart, train with model.hparams.output_rank: null (or a larger rank) and explain that model")
 
 
 def _montage(ds: PreparedDataset, name: str | None) -> tuple[Any, str]:
