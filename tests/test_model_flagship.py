@@ -777,3 +777,20 @@ def test_voxel_gain_flattens_outputs_the_model_does_not_predict():
     fake._fit_voxel_gain(_batches(x_va, y_va))
     gain = fake.voxel_gain.numpy()
     assert gain[:5].max() < 0.3 and gain[5:].min() > 0.7, gain
+
+
+def test_an_output_rank_chosen_on_a_noise_level_validation_r_is_warned(caplog):
+    """Targets of pure noise: the validation mean voxel r is near 0, and a rank chosen on it is a choice among noise; it
+    is recorded (output_rank_on_noise) and warned, with the alternative (user test: rank 1 lost the driven regions)."""
+    import dataclasses
+    import logging
+
+    spec = dataclasses.replace(BP, output_shape=(30,))
+    g = torch.Generator().manual_seed(3)
+    x_tr, y_tr = torch.randn(70, *spec.input_shape, generator=g), torch.randn(70, 30, generator=g)
+    x_va, y_va = torch.randn(30, *spec.input_shape, generator=g), torch.randn(30, 30, generator=g)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        info = EEG2fMRINet(spec, seed=0, n_members=2).after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["output_rank"] is not None and info["val_r_output_rank"] < 0.02 and info["output_rank_on_noise"]
+    assert f"output rank {info['output_rank']} chosen on a validation mean voxel r of" in caplog.text
+    assert "compare with model.hparams.output_rank: null" in caplog.text

@@ -195,6 +195,8 @@ def _gabor_bank(bands: list[tuple[float, float]], n_taps: int, sfreq: float) -> 
 
 
 _MIN_OUTPUT_GAIN = 1e-3  # floor of the calibrated output gain (keeps the predictions non-constant)
+#: A validation mean voxel r below this is near noise level: a reduced-rank output chosen on it is warned about.
+_NOISY_VAL_R = 0.02
 
 
 @register_model("eeg2fmri_net")
@@ -742,6 +744,15 @@ class EEG2fMRINet(nn.Module):
             scores = [mean_r(val_pred if k is None else centre + coef[:, :k] @ vt[:k]) for k in ranks]
             k = ranks[int(np.argmax(scores))]
             info = {"output_rank": k, "val_r_output_rank": float(max(scores))}
+            if k is not None and max(scores) < _NOISY_VAL_R:
+                # a whole-mask validation r this low is mostly noise voxels' r: with a focal signal the choice can keep
+                # one pattern and lose regions the full prediction had (a user test: ROI r 0.355 with rank 1, 0.582 without)
+                from eeg2fmri.utils.logs import logger
+
+                info["output_rank_on_noise"] = True
+                logger.warning("eeg2fmri_net: output rank %d chosen on a validation mean voxel r of %.4f (full prediction %.4f): near noise "
+                               "level, as when the EEG drives only a few regions; if those regions matter, compare with "
+                               "model.hparams.output_rank: null (ROI r with --atlas)", k, max(scores), scores[0])
         else:
             k = min(int(self.output_rank), n_max)
             info = {"output_rank": k}
