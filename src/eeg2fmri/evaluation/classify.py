@@ -263,14 +263,11 @@ def _events_candidates(bold, bids_root) -> list:
     spatial entities (``space``, ``res``, ``desc``, ...) beside it and in the raw BIDS folder of the run."""
     from pathlib import Path
 
+    from eeg2fmri.preprocessing.volumes import bold_stems
+
     bold = Path(bold)
-    name = bold.name
-    for suf in ("_bold.nii.gz", "_bold.nii"):
-        if name.endswith(suf):
-            name = name[: -len(suf)]
-            break
+    name, raw = bold_stems(bold) or (bold.name.split(".", 1)[0], bold.name.split(".", 1)[0])
     out = [bold.with_name(name + "_events.tsv")]
-    raw = "_".join(p for p in name.split("_") if p.split("-", 1)[0] not in ("space", "res", "den", "cohort", "desc"))
     if raw != name:
         out.append(bold.with_name(raw + "_events.tsv"))
         if bids_root:

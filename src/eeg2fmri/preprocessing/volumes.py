@@ -218,6 +218,21 @@ def mni_mask(img_or_affine_shape, *, min_coverage: float = 0.5, where: str = "BO
 _SPATIAL_ENTITIES = ("space", "res", "den", "cohort", "desc")
 
 
+def bold_stems(bold_path: str | os.PathLike) -> tuple[str, str] | None:
+    """``(name, raw)`` of a BIDS BOLD file: its name without ``_bold.nii[.gz]``, and that name without the spatial
+    entities fMRIPrep adds (``space``, ``res``, ``den``, ``cohort``, ``desc``): the raw run's name. None when the file
+    name does not end in ``_bold.nii[.gz]``."""
+    name = Path(bold_path).name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    if not name.endswith("_bold"):
+        return None
+    name = name[: -len("_bold")]
+    return name, "_".join(p for p in name.split("_") if p.split("-", 1)[0] not in _SPATIAL_ENTITIES)
+
+
 def find_confounds(bold_path: str | os.PathLike) -> Path:
     """The fMRIPrep confounds file of a preprocessed BOLD run (same folder).
 
@@ -231,15 +246,10 @@ def find_confounds(bold_path: str | os.PathLike) -> Path:
     path : Path
     """
     path = Path(bold_path)
-    name = path.name
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    if not name.endswith("_bold"):
+    stems = bold_stems(path)
+    if stems is None:
         raise Eeg2fmriInputError(f"{path}: expected a BIDS BOLD file name ending in _bold.nii[.gz]; pass the confounds TSV path explicitly.")
-    parts = [p for p in name[: -len("_bold")].split("_") if p.split("-", 1)[0] not in _SPATIAL_ENTITIES]
-    stem = "_".join(parts)
+    stem = stems[1]
     tried = [path.with_name(f"{stem}_desc-confounds_{kind}.tsv") for kind in ("timeseries", "regressors")]
     for cand in tried:
         if cand.exists():
