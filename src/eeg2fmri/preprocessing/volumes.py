@@ -254,7 +254,7 @@ def find_confounds(bold_path: str | os.PathLike) -> Path:
     for cand in tried:
         if cand.exists():
             return cand
-    raise Eeg2fmriInputError(f"{path}: no confounds file found; expected {tried[0].name} (fMRIPrep) next to the BOLD; pass its path explicitly or drop the confounds option.")
+    raise Eeg2fmriInputError(f"{path}: no confounds file found; expected {tried[0].name} (fMRIPrep) next to the BOLD; put the run's confounds TSV there under that name (as fMRIPrep writes it), or drop the confounds option.")
 
 
 def read_confounds(path: str | os.PathLike, columns: Sequence[str] | str) -> pandas.DataFrame:

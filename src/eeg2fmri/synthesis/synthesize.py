@@ -640,7 +640,8 @@ def synthesize(
             if first_j < 0:
                 anchor["markers_without_volume"] = int(min(-first_j, len(marker_t)))
                 logger.warning("%s: the first %d scanner marker(s) come before the first volume whose whole EEG window lies in the "
-                               "recording (the model needs %.1f s of EEG before a volume); they get no output volume", where, -first_j, need)
+                               "recording (the model needs %.1f s of EEG up to the end of a volume's acquisition, so the first volume starts "
+                               "%.1f s in); they get no output volume", where, -first_j, need, need - tr_train)
             if volumes == "markers":
                 keep = (np.arange(n_all) >= first_j) & (np.arange(n_all) <= last_j)
                 ends, onsets = ends[keep], np.asarray(onsets)[keep]
