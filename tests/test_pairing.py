@@ -142,6 +142,7 @@ def test_fmriprep_derivatives_with_confounds(tmp_path):
         find_runs(root, derivatives="nope")
     no = pair_bids_runs(root, derivatives=deriv, space="MNI152NLin6Asym")
     assert [r.status for r in no.rows] == ["left out", "left out"] and "no preprocessed sub-01_task-rest_run-1*_space-MNI152NLin6Asym" in no.rows[0].reason
+    assert no.rows[0].reason.endswith("; this run has the spaces MNI152NLin2009cAsym, T1w there: pick one (--space NAME)")
 
 
 def test_prepare_from_fmriprep_derivatives_regresses_confounds(tmp_path):

@@ -234,6 +234,12 @@ def _subject_advice(unknown: list[str], available: list[str]) -> str:
     return f" ({'; '.join(hints)})" if hints else ""
 
 
+def _spaces_found(deriv: Path, label: str, subject: str) -> list[str]:
+    """The ``space-`` labels of a run's preprocessed BOLD files in an fMRIPrep folder (for an error that names them)."""
+    names = (p.name for p in (deriv / f"sub-{subject}").rglob(f"{label}*_desc-preproc_bold.nii*")) if (deriv / f"sub-{subject}").is_dir() else ()
+    return sorted({m.group(1) for n in names if (m := re.search(r"_space-([A-Za-z0-9]+)", n))})
+
+
 def _confounds(bold: Path) -> Path | None:
     """The fMRIPrep confounds beside a preprocessed BOLD (entities space/res/den/desc dropped)."""
     stem = bold.name.split("_bold.nii")[0]
@@ -441,6 +447,9 @@ def pair_bids_runs(
                           f"the EEG and the BOLD file must be the same); rename the files so that their acq- labels agree")
             elif deriv is not None:
                 reason = (f"no BOLD run: no preprocessed {_label(eent)}*" + (f"_space-{space}" if space else "_space-*") + f"*_desc-preproc_bold.nii.gz in {deriv}")
+                found = _spaces_found(Path(deriv), _label(eent), eent["sub"])
+                if space and found:
+                    reason += f"; this run has the spaces {', '.join(found)} there: pick one (--space NAME)"
             else:
                 reason = f"no BOLD run; expected {_expected_bold(root, eent)}"
             out = PairingRow(**row, bold_path=None, status="eeg-only" if keep_eeg_only else "left out", reason=reason)
