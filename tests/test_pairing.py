@@ -314,3 +314,25 @@ def test_fmriprep_non_steady_state_flags_decide_in_auto(tmp_path, caplog):
     assert ds.runs[0].n_volumes == NVOL - 2 and next(iter(ds.provenance["inputs"].values()))["non_steady_state_volumes"] == 2
     assert "fMRIPrep's confounds flag the first 2 volume(s) as non-steady-state (non_steady_state_outlier*), this package's check found 0" in caplog.text
     assert prepare_dataset(root, {**cfg, "drop_volumes": 0}, **opts).runs[0].n_volumes == NVOL  # an explicit number wins
+
+
+def test_check_reports_confounds_that_do_not_fit_the_bold(tmp_path):
+    """datasets --check on fMRIPrep derivatives: a confounds file with fewer rows than the BOLD volumes is a problem, missing
+    values after the first row a note naming the columns (user test: the check said OK, prepare failed later)."""
+    from eeg2fmri.io.layouts import check_layout
+
+    root, deriv = fmriprep_root(tmp_path)
+    opts = {"derivatives": str(deriv), "space": "MNI152NLin2009cAsym"}
+    assert not [p for p in check_layout(root, "bids", **opts).problems if "confounds" in p]
+    tsv = deriv / "sub-01/func/sub-01_task-rest_run-1_desc-confounds_timeseries.tsv"
+    lines = tsv.read_text().splitlines()
+    cells = lines[4].split("\t")
+    cells[1] = "n/a"
+    lines[4] = "\t".join(cells)
+    tsv.write_text("\n".join(lines[:-1]) + "\n")
+    rep = check_layout(root, "bids", **opts)
+    col = lines[0].split("\t")[1]
+    assert not rep.ok and any(p.startswith(f"sub-01_task-rest_run-1: {tsv.name}: {NVOL - 1} rows for {NVOL} BOLD volumes; expected one row per volume")
+                              for p in rep.problems), rep.problems
+    assert any(n == f"sub-01_task-rest_run-1: {tsv.name}: missing values after the first row in {col}; prepare refuses these columns as confounds"
+               for n in rep.notes), rep.notes

@@ -464,6 +464,26 @@ class LayoutCheck:
         return out
 
 
+def _check_confounds(path: Path, n_volumes: int, key: str) -> tuple[list[str], list[str]]:
+    """fMRIPrep confounds of a run against its BOLD: one row per volume (a problem otherwise) and missing values after the
+    first row (a note naming the columns: regressing them out fails)."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    except Exception as err:  # noqa: BLE001  (any unreadable table is a problem of that file)
+        return [f"{key}: {path}: cannot be read as a tab-separated table ({type(err).__name__}: {err})"], []
+    problems, notes = [], []
+    if len(table) != n_volumes:
+        problems.append(f"{key}: {path.name}: {len(table)} rows for {n_volumes} BOLD volumes; expected one row per volume "
+                        "(the confounds of another run or output?)")
+    gaps = [c for c in table.columns if table[c].iloc[1:].isna().any()]
+    if gaps:
+        notes.append(f"{key}: {path.name}: missing values after the first row in {', '.join(map(str, gaps[:8]))}"
+                     + (" ..." if len(gaps) > 8 else "") + "; prepare refuses these columns as confounds")
+    return problems, notes
+
+
 def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS,
                first_onset: float | None = None) -> tuple[list[str], list[str]]:
     problems, notes = [], []
@@ -492,6 +512,10 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
             except Eeg2fmriInputError as err:
                 problems.append(f"{run.key}: {err}")
             else:
+                if run.meta.get("confounds"):
+                    p_, n_ = _check_confounds(Path(run.meta["confounds"]), int(img.shape[3]) if len(img.shape) == 4 else 1, run.key)
+                    problems += p_
+                    notes += n_
                 if not problems:  # the volume timing as prepare finds it (markers read from the EEG header and events)
                     try:
                         raw = read_layout_eeg(run, preload=False)
