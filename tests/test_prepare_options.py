@@ -26,7 +26,7 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
         ({"first_onset": {"sub-09_task-rest_run-1": 1.0}}, r"first_onset names run\(s\) \['sub-09_task-rest_run-1'\] that are not in the data set; the runs are \['sub-01"),
         ({"first_onset": {"sub-01_task-rest_run-1": None}}, r"first_onset\['sub-01_task-rest_run-1'\]: expected the onset"),
         ({"marker": [128]}, r"prepare option marker: expected a list of marker names"),
-        ({"mask": "no/such/mask.nii.gz"}, r"prepare option mask: expected 'data', 'mni' or the path of a mask NIfTI, got 'no/such/mask\.nii\.gz' \(no such file\)"),
+        ({"mask": "no/such/mask.nii.gz"}, r"prepare option mask: expected 'data', 'mni', 'fmriprep' or the path of a mask NIfTI, got 'no/such/mask\.nii\.gz' \(no such file\)"),
         ({"raw_sfreq": 0}, r"expected raw_sfreq > 0, got 0"),
     ],
 )

@@ -79,7 +79,8 @@ class PrepareConfig:
         manifest (``provenance.inputs[run key].non_steady_state_volumes``); a number drops that many in every
         run; ``0`` keeps every volume. Their EEG still serves as the history of later windows.
     mask : str
-        ``"data"`` (EPI mask of the first run's mean image, used for all runs)
+        ``"fmriprep"`` (fMRIPrep's ``*_desc-brain_mask.nii.gz`` of the first run, for data prepared from
+        its derivatives), ``"data"`` (EPI mask of the first run's mean image, used for all runs)
         or a path to a mask NIfTI on the BOLD grid.
     representation : {"bandpower", "stft", "raw"}
         EEG representation stored continuously: band-power frames
@@ -775,8 +776,8 @@ def _validate_config(cfg: PrepareConfig) -> None:
             _check_onset(value, f"first_onset[{key!r}]")
     if cfg.marker is not None and not isinstance(cfg.marker, str) and not (isinstance(cfg.marker, (list, tuple)) and all(isinstance(m, str) for m in cfg.marker)):
         raise Eeg2fmriInputError(f"prepare option marker: expected a list of marker names (e.g. ['R128', 'Volume']) or null, got {cfg.marker!r}.")
-    if cfg.mask not in ("data", "mni") and not Path(str(cfg.mask)).is_file():
-        raise Eeg2fmriInputError(f"prepare option mask: expected 'data', 'mni' or the path of a mask NIfTI, got {cfg.mask!r} (no such file); check the path.")
+    if cfg.mask not in ("data", "mni", "fmriprep") and not Path(str(cfg.mask)).is_file():
+        raise Eeg2fmriInputError(f"prepare option mask: expected 'data', 'mni', 'fmriprep' or the path of a mask NIfTI, got {cfg.mask!r} (no such file); check the path.")
     if isinstance(cfg.grid, str) and cfg.grid != "first":
         raise Eeg2fmriInputError(f"prepare option grid: expected a grid shape such as [64, 64, 30] or 'first' (every run onto the first run's grid), got {cfg.grid!r}.")
     if cfg.grid == "first" and cfg.voxel_size is not None:
@@ -856,6 +857,20 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
     return cfg
 
 
+def _fmriprep_brain_mask(img) -> Path:
+    """fMRIPrep's ``*_desc-brain_mask.nii.gz`` beside a ``*_desc-preproc_bold.nii.gz`` (prepare option ``mask="fmriprep"``)."""
+    name = img.get_filename()
+    if not name or "_desc-preproc_bold" not in Path(name).name:
+        raise Eeg2fmriInputError(f"{name or 'BOLD image'}: prepare option mask='fmriprep' needs fMRIPrep's preprocessed BOLD "
+                                 "(*_desc-preproc_bold.nii.gz, read from its file, not resampled: no grid/voxel_size); prepare from "
+                                 "the derivatives (--derivatives, --space) or use mask 'data'.")
+    path = Path(name).with_name(Path(name).name.replace("_desc-preproc_bold", "_desc-brain_mask"))
+    if not path.is_file():
+        raise Eeg2fmriInputError(f"{path}: prepare option mask='fmriprep' expected fMRIPrep's brain mask of the first run here, "
+                                 "found none; give the mask's path as mask, or use mask 'data'.")
+    return path
+
+
 def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | None]:
     """The BOLD mask, and the first run's masked data when computing the mask needed it anyway."""
     import nibabel as nib
@@ -867,13 +882,14 @@ def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | Non
         from eeg2fmri.preprocessing.volumes import mni_mask
 
         return np.asarray(mni_mask(img), dtype=bool), None
-    mimg = nib.load(cfg.mask)
+    mask_path = _fmriprep_brain_mask(img) if cfg.mask == "fmriprep" else cfg.mask
+    mimg = nib.load(mask_path)
     if mimg.shape[:3] != img.shape[:3]:
-        raise Eeg2fmriInputError(f"{cfg.mask}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
+        raise Eeg2fmriInputError(f"{mask_path}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
     diff = float(np.max(np.abs(np.asarray(mimg.affine, float) - np.asarray(img.affine, float))))
     if diff > 1e-2:  # the same shape is not the same grid: the mask is applied by voxel index
         raise Eeg2fmriInputError(
-            f"{cfg.mask}: voxel-to-world affine differs from the BOLD's ({img.get_filename()}) by up to {diff:.3g} (mm), although the grid "
+            f"{mask_path}: voxel-to-world affine differs from the BOLD's ({img.get_filename()}) by up to {diff:.3g} (mm), although the grid "
             "shapes agree: the mask would select other places than it marks. Resample it onto the BOLD grid first "
             "(nilearn.image.resample_to_img(mask, bold, interpolation='nearest'))."
         )
