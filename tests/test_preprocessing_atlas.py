@@ -225,3 +225,17 @@ def test_power_2011_works_offline_on_an_mni_grid():
     centre = np.ravel_multi_index((8, 4, 8), (23, 28, 23))
     assert centre in atlas.weights_[[0]].indices
     assert atlas.n_voxels_per_roi_.min() >= 1 and atlas.n_voxels_per_roi_.max() <= 4
+
+
+def test_labels_atlas_takes_names_from_the_tsv_beside_it(tmp_path):
+    """A labels file given by path with a BIDS-style TSV beside it (index, name): those names (user test: label-1...)."""
+    from eeg2fmri.preprocessing.atlas import label_names_beside
+
+    nib.save(nib.Nifti1Image(_labels(), AFF), tmp_path / "atlas_dseg.nii.gz")
+    labels = [int(v) for v in np.unique(_labels()) if v]
+    (tmp_path / "atlas_dseg.tsv").write_text("index\tname\n" + "".join(f"{v}\troi_{v}\n" for v in labels))
+    atlas = Atlas.from_labels(tmp_path / "atlas_dseg.nii.gz").fit((_mask(), AFF))
+    assert list(atlas.names_) == [f"roi_{v}" for v in atlas.labels_]
+    assert list(Atlas.from_labels(nib.Nifti1Image(_labels(), AFF)).fit((_mask(), AFF)).names_) == [f"label-{v}" for v in atlas.labels_]
+    (tmp_path / "atlas_dseg.tsv").write_text("foo\tbar\n1\tx\n")  # not a labels table: ignored
+    assert label_names_beside(tmp_path / "atlas_dseg.nii.gz") is None

@@ -1383,7 +1383,7 @@ def _fit_atlas(cfg: PrepareConfig, mask: np.ndarray, affine: np.ndarray):
         import nibabel as nib
 
         img = nib.load(cfg.atlas)
-        atlas = Atlas.from_probabilistic(img) if img.ndim == 4 else Atlas.from_labels(img)
+        atlas = Atlas.from_probabilistic(img) if img.ndim == 4 else Atlas.from_labels(cfg.atlas)  # (a path: names from a TSV beside it)
     atlas.fit((mask, affine))
     w = atlas.weights_.tocoo()
     rois = {"labels": [int(v) for v in atlas.labels_], "names": [str(n) for n in atlas.names_], "source": cfg.atlas,

@@ -54,6 +54,30 @@ def _fmt_grid(aff, shape) -> str:
     return f"{'x'.join(str(int(s)) for s in shape[:3])} voxels of {'x'.join(f'{v:.3g}' for v in vox)} mm, {_axcodes(aff)}"
 
 
+def label_names_beside(path: str | os.PathLike) -> dict[int, str] | None:
+    """ROI names from the TSV beside a labels NIfTI (same name, ``.tsv``; BIDS ``*_dseg.tsv`` columns ``index`` and
+    ``name``, or ``label``/``name``), or None when there is none or it has no such columns."""
+    import csv
+
+    p = Path(path)
+    stem = p.name[: -len(".nii.gz")] if p.name.endswith(".nii.gz") else p.name.rsplit(".", 1)[0]
+    tsv = p.with_name(stem + ".tsv")
+    if not tsv.is_file():
+        return None
+    with open(tsv, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    key = next((k for k in ("index", "label") if rows and k in rows[0]), None)
+    if key is None or "name" not in rows[0]:
+        return None
+    out = {}
+    for r in rows:
+        try:
+            out[int(float(r[key]))] = str(r["name"])
+        except (TypeError, ValueError):
+            continue
+    return out or None
+
+
 class Atlas:
     """A parcellation that turns masked BOLD into ROI time series.
 
@@ -123,10 +147,13 @@ class Atlas:
         img_or_path : path-like | nibabel image
         names : mapping label -> name | sequence of str | None
             Names for the sorted non-zero labels (a sequence must have one per label);
-            default ``"label-<id>"``.
+            default: those of a TSV beside a labels file given by path (:func:`label_names_beside`),
+            else ``"label-<id>"``.
         on_empty : {"raise", "drop"}
         """
         img, where = _load_img(img_or_path, "atlas")
+        if names is None and isinstance(img_or_path, (str, os.PathLike)):
+            names = label_names_beside(img_or_path)
         shape = img.shape
         if len(shape) == 4 and shape[3] == 1:
             shape = shape[:3]
