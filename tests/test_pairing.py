@@ -359,3 +359,14 @@ def test_mask_fmriprep_uses_the_first_runs_brain_mask(tmp_path):
     np.testing.assert_array_equal(ds.mask, m > 0)
     with pytest.raises(Eeg2fmriInputError, match=r"prepare option mask='fmriprep' needs fMRIPrep's preprocessed BOLD"):
         prepare_dataset(root, {**cfg, "mask": "fmriprep"}, progress_bar=False)  # the raw BIDS BOLD
+
+
+def test_no_run_error_repeats_the_derivatives_in_its_check_command(tmp_path):
+    """A --space without preprocessed BOLD: the error's `datasets --check` command keeps --derivatives and --space (user
+    test 2: it suggested a check of the raw folder)."""
+    from eeg2fmri.io.layouts import find_runs_layout
+
+    root, deriv = fmriprep_root(tmp_path)
+    with pytest.raises(Eeg2fmriInputError, match=rf"Check the folder with `eeg2fmri datasets bids --check {root} --derivatives {deriv} "
+                                                 r"--space MNI152NLin6Asym`"):
+        find_runs_layout(root, derivatives=deriv, space="MNI152NLin6Asym")

@@ -306,7 +306,7 @@ class Layout(ABC):
             raise Eeg2fmriInputError(
                 f"{root}: found no complete {self.NAME} runs{what}; expected {'; '.join(self.NEEDS)}. "
                 + (f"Skipped: {' | '.join(sc.skipped)}. " if sc.skipped else "")
-                + f"Check the folder with `eeg2fmri datasets {self.NAME} --check {root}`."
+                + f"Check the folder with `eeg2fmri datasets {self.NAME} --check {root}{_check_flags(options)}`."
             )
         return sc.runs
 
@@ -338,3 +338,14 @@ class Layout(ABC):
         if self.OPTIONS:
             lines += ["", "Options (find_runs_layout(root, layout=..., **options)):"] + [f"  {k}: {v}" for k, v in self.OPTIONS.items()]
         return "\n".join(lines)
+
+
+def _check_flags(options: dict) -> str:
+    """The ``datasets --check`` flags that repeat a scan's pairing options (fMRIPrep derivatives and space)."""
+    import shlex
+
+    out = ""
+    for key, flag in (("derivatives", "--derivatives"), ("space", "--space")):
+        if options.get(key):
+            out += f" {flag} {shlex.quote(str(options[key]))}"
+    return out
