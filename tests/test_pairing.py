@@ -370,3 +370,21 @@ def test_no_run_error_repeats_the_derivatives_in_its_check_command(tmp_path):
     with pytest.raises(Eeg2fmriInputError, match=rf"Check the folder with `eeg2fmri datasets bids --check {root} --derivatives {deriv} "
                                                  r"--space MNI152NLin6Asym`"):
         find_runs_layout(root, derivatives=deriv, space="MNI152NLin6Asym")
+
+
+def test_raw_bold_read_beside_fmriprep_derivatives_is_said(tmp_path, caplog):
+    """A BIDS root with derivatives/fmriprep, prepared without --derivatives: a warning (and a check note) says the raw BOLD
+    is read and how to use the preprocessed one (user test 2: benchmark silently used the raw BOLD)."""
+    import logging
+
+    from eeg2fmri.io.layouts import check_layout, find_runs_layout
+
+    root, deriv = fmriprep_root(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        find_runs_layout(root, strict=False)
+    assert f"{deriv} exists but the raw BOLD is read; to use fMRIPrep's preprocessed BOLD pass --derivatives {deriv} --space NAME" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        find_runs_layout(root, derivatives=deriv, space="T1w")
+    assert "exists but the raw BOLD is read" not in caplog.text
+    assert any("exists but the raw BOLD is read" in n for n in check_layout(root, "bids").notes)

@@ -9,6 +9,7 @@ from eeg2fmri.io.bids import EEG_EXTENSIONS
 from eeg2fmri.io.layouts._base import Layout, Scan, register_layout
 from eeg2fmri.io.layouts._bidslike import inherited_tr
 from eeg2fmri.io.pairing import pair_bids_runs
+from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 
@@ -60,6 +61,12 @@ def scan_bids(layout: Layout, root: Path, subjects: set[str] | None = None, *, r
     if not any(r.eeg_path is not None for r in table.rows):
         raise Eeg2fmriInputError(f"{root}: expected EEG files sub-*/[ses-*/]eeg/*_eeg.{{vhdr,edf,bdf,set,fif}}, found none; is this a BIDS EEG dataset? For a published dataset's own layout see `eeg2fmri datasets`.")
     sc = Scan(table=table, notes=list(table.notes))
+    fmriprep = Path(root) / "derivatives" / "fmriprep"
+    if not options.get("derivatives") and fmriprep.is_dir():  # the raw BOLD is read although the preprocessed one is there
+        msg = (f"{fmriprep} exists but the raw BOLD is read; to use fMRIPrep's preprocessed BOLD pass --derivatives {fmriprep} --space NAME "
+               "(benchmark: --train-config '{\"data\": {\"layout_options\": {\"derivatives\": ..., \"space\": ...}}}')")
+        logger.warning("%s", msg)
+        sc.notes.append(msg)
     for r in table.rows:
         if r.status == "ambiguous":
             raise Eeg2fmriInputError(f"{r.eeg_path}: expected one matching BOLD file, found {r.reason}.")
