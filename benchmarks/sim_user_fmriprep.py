@@ -2,7 +2,10 @@
 """Independent generator written in session 16 (2026-12-05) by a user-testing helper that had not read the package's
 simulators: raw BIDS EEG (EDF+, EEGLAB) + fMRIPrep derivatives with confounds. Not a benchmark setting.
 
-    python benchmarks/sim_user_fmriprep.py OUT_BIDS     (seconds; writes OUT_BIDS/derivatives/fmriprep, atlas and eegonly/ beside)
+    python benchmarks/sim_user_fmriprep.py OUT_BIDS [SEED]    (seconds; writes OUT_BIDS/derivatives/fmriprep, atlas and eegonly/ beside)
+
+SEED (default 0, the helper's dataset) draws another dataset of the same design (session 17: design seeds for the
+flagship's validation rule, benchmarks/design_choice_rules.py).
 
 sub-01: EDF+ with 'TR' annotations; sub-02: EEGLAB .set/.fdt with 'Volume' events; sub-03: EDF+ with 'TR'.
 EEG 250 Hz, 31 EEG + ECG, starts 12 s before the scan. TR 2 s, 152 volumes (2 non-steady, brighter).
@@ -21,6 +24,7 @@ from scipy import signal
 from scipy.stats import gamma
 
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/ut16b/bids")
+SEED = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 SF = 250.0
 TR = 2.0
 NV = 152
@@ -250,9 +254,9 @@ def write_atlas():
 
 if __name__ == "__main__":
     write_bids_common()
-    write_subject("01", "edf", "TR", 1)
-    write_subject("02", "set", "Volume", 2)
-    write_subject("03", "edf", "TR", 3)
-    write_eegonly()
+    write_subject("01", "edf", "TR", 1 + 3 * SEED)
+    write_subject("02", "set", "Volume", 2 + 3 * SEED)
+    write_subject("03", "edf", "TR", 3 + 3 * SEED)
+    write_eegonly(99 + SEED)
     write_atlas()
     print("done", ROOT)

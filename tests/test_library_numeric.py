@@ -247,3 +247,41 @@ def test_amplitude_outliers_equal_scipy_median_abs_deviation():
     assert set(got) == set(want) == {"C3", "C5"}
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- block jackknife of the mean voxel r
+
+def test_jackknife_mean_r_equals_scipy_pearsonr_on_the_rows_left():
+    """jackknife_mean_r: full and leave-one-block-out mean r == scipy.stats.pearsonr on those rows (constant column: r = 0)."""
+    from scipy import stats
+
+    from eeg2fmri.utils.stats import jackknife_mean_r
+
+    rng = np.random.default_rng(7)
+    p = rng.standard_normal((23, 5)) + 100.0  # an offset: the sums are centred first
+    y = 0.4 * p + rng.standard_normal((23, 5))
+    p[:, 3] = 2.5  # a constant prediction counts as r = 0
+    full, loo = jackknife_mean_r(p, y, 4)
+
+    def ref(rows):
+        return np.mean([0.0 if np.ptp(p[rows, j]) == 0 else stats.pearsonr(p[rows, j], y[rows, j])[0] for j in range(5)])
+
+    blocks = np.array_split(np.arange(23), 4)
+    assert full == pytest.approx(ref(np.arange(23)), abs=1e-10)
+    np.testing.assert_allclose(loo, [ref(np.setdiff1d(np.arange(23), b)) for b in blocks], atol=1e-10)
+    # a perturbation breaks it: blocks of another size
+    assert not np.allclose(loo[:3], [ref(np.setdiff1d(np.arange(23), b)) for b in np.array_split(np.arange(23), 3)], atol=1e-6)
+
+
+def test_jackknife_se_of_a_mean_equals_scipy_sem():
+    """The jackknife SE of a sample mean from its leave-one-out means is the standard error (scipy.stats.sem)."""
+    from scipy import stats
+
+    from eeg2fmri.utils.stats import jackknife_se
+
+    x = np.random.default_rng(3).standard_normal(17)
+    loo = np.array([np.delete(x, i).mean() for i in range(len(x))])
+    assert jackknife_se(loo) == pytest.approx(stats.sem(x), rel=1e-12)
+    assert jackknife_se(loo, loo) == 0.0  # the difference of a statistic with itself
+    assert jackknife_se(loo[:1]) == 0.0
+    assert jackknife_se(loo) != pytest.approx(stats.sem(x, ddof=0), rel=1e-6)

@@ -780,17 +780,65 @@ def test_voxel_gain_flattens_outputs_the_model_does_not_predict():
 
 
 def test_an_output_rank_chosen_on_a_noise_level_validation_r_is_warned(caplog):
-    """Targets of pure noise: the validation mean voxel r is near 0, and a rank chosen on it is a choice among noise; it
-    is recorded (output_rank_on_noise) and warned, with the alternative (user test: rank 1 lost the driven regions)."""
-    import dataclasses
+    """Targets of pure noise, choice_rule="best": the validation mean voxel r is near 0, and a rank chosen on it is a
+    choice among noise; it is recorded (output_rank_on_noise) and warned, with the alternative (user test: rank 1 lost
+    the driven regions)."""
     import logging
+
+    spec, x_tr, y_tr, x_va, y_va = _noise_windows()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        info = EEG2fMRINet(spec, seed=0, n_members=2, choice_rule="best").after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["output_rank"] is not None and info["val_r_output_rank"] < 0.02 and info["output_rank_on_noise"]
+    assert f"output rank {info['output_rank']} chosen on a validation mean voxel r of" in caplog.text
+    assert "compare with model.hparams.output_rank: null" in caplog.text
+
+
+def _noise_windows():
+    import dataclasses
 
     spec = dataclasses.replace(BP, output_shape=(30,))
     g = torch.Generator().manual_seed(3)
     x_tr, y_tr = torch.randn(70, *spec.input_shape, generator=g), torch.randn(70, 30, generator=g)
     x_va, y_va = torch.randn(30, *spec.input_shape, generator=g), torch.randn(30, 30, generator=g)
+    return spec, x_tr, y_tr, x_va, y_va
+
+
+def test_choice_rule_guarded_keeps_the_full_prediction_on_noise_and_chooses_a_rank_on_signal(caplog):
+    """choice_rule="guarded" (default): on pure noise the best rank's validation mean r is below 0.02, so the
+    full prediction is kept (the reason recorded, nothing warned); on low-rank targets with signal the rank is chosen as
+    with "best"; an unknown rule is refused."""
+    import dataclasses
+    import logging
+
+    spec0, x_tr, y_tr, x_va, y_va = _noise_windows()
+    best = EEG2fMRINet(spec0, seed=0, n_members=2, choice_rule="best").after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert best["output_rank"] is not None  # the old rule projects on noise (the test above)
+    model = EEG2fMRINet(spec0, seed=0, n_members=2)
+    assert model.choice_rule == "guarded"
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
-        info = EEG2fMRINet(spec, seed=0, n_members=2).after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
-    assert info["output_rank"] is not None and info["val_r_output_rank"] < 0.02 and info["output_rank_on_noise"]
-    assert f"output rank {info['output_rank']} chosen on a validation mean voxel r of" in caplog.text
-    assert "compare with model.hparams.output_rank: null" in caplog.text
+        info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["output_rank"] is None and "out_basis" not in model._buffers
+    assert "validation mean voxel r" in info["output_rank_kept_full"] and "is below 0.02" in info["output_rank_kept_full"]
+    assert info["output_rank_gain_se"] > 0
+    assert "output rank" not in caplog.text
+    spec = dataclasses.replace(BP, output_shape=(40,))
+    xs, ys = _low_rank_windows(spec, 120, 1)
+    xv, yv = _low_rank_windows(spec, 60, 2)
+    sig = EEG2fMRINet(spec, seed=0, n_members=2).after_fit(_batches(xv, yv), train_batches=_batches(xs, ys))
+    ref = EEG2fMRINet(spec, seed=0, n_members=2, choice_rule="best").after_fit(_batches(xv, yv), train_batches=_batches(xs, ys))
+    assert sig["output_rank"] == ref["output_rank"] and sig["output_rank"] is not None
+    assert sig["val_r_output_rank"] >= 0.02 and "output_rank_kept_full" not in sig
+    with pytest.raises(Eeg2fmriInputError, match="choice_rule"):
+        EEG2fMRINet(spec, choice_rule="one_se")
+
+
+def test_rank_guard_conditions():
+    """The guard keeps the full prediction when the rank's validation r is below 0.02 or its gain within one SE."""
+    from eeg2fmri.models.flagship import _rank_guard
+
+    assert _rank_guard(3, 0.05, 0.04, 0.004) is None  # gain 0.01 > 1 SE, r >= 0.02: the rank is taken
+    assert "is below 0.02" in _rank_guard(1, 0.0197, 0.005, 0.0001)  # noise level, however large the gain in SEs
+    assert "within 1 jackknife SE (0.0120)" in _rank_guard(6, 0.15, 0.14, 0.012)
+    assert _rank_guard(6, 0.15, 0.14, 0.0099) is None
+

@@ -195,8 +195,33 @@ def _gabor_bank(bands: list[tuple[float, float]], n_taps: int, sfreq: float) -> 
 
 
 _MIN_OUTPUT_GAIN = 1e-3  # floor of the calibrated output gain (keeps the predictions non-constant)
-#: A validation mean voxel r below this is near noise level: a reduced-rank output chosen on it is warned about.
+#: A validation mean voxel r below this is near noise level: ``choice_rule="guarded"`` keeps the full prediction there,
+#: and a reduced-rank output chosen on it (``choice_rule="best"``) is warned about.
 _NOISY_VAL_R = 0.02
+#: Contiguous blocks of validation windows of the jackknife behind ``choice_rule="guarded"``.
+_CHOICE_BLOCKS = 8
+#: ``choice_rule="guarded"``: the chosen rank's validation gain must exceed this many jackknife SEs of the gain.
+_CHOICE_GAIN_SE = 1.0
+
+
+def _rank_guard(k: int, r_rank: float, r_full: float, se_gain: float) -> str | None:
+    """Why ``choice_rule="guarded"`` keeps the full prediction instead of rank ``k`` (None: it takes the rank).
+
+    Parameters
+    ----------
+    k : int
+        The rank with the highest validation mean voxel r.
+    r_rank, r_full : float
+        Validation mean voxel r of rank ``k`` and of the full prediction.
+    se_gain : float
+        Jackknife standard error of ``r_rank - r_full``.
+    """
+    if not r_rank >= _NOISY_VAL_R:
+        return (f"rank {k}'s validation mean voxel r {r_rank:.4f} is below {_NOISY_VAL_R:g} (the mean over the mask is mostly noise "
+                "voxels' r: a focal signal or none)")
+    if not r_rank - r_full > _CHOICE_GAIN_SE * se_gain:
+        return f"rank {k}'s validation gain {r_rank - r_full:.4f} is within {_CHOICE_GAIN_SE:g} jackknife SE ({se_gain:.4f}) of the full prediction"
+    return None
 
 
 @register_model("eeg2fmri_net")
@@ -292,6 +317,15 @@ class EEG2fMRINet(nn.Module):
         prediction unchanged, one above what the training windows allow
         (their number - 1) is cut to it. With ``tangent`` input the windows are
         those of the tangent ridge (at most ``tangent_max_windows``).
+    choice_rule : {"guarded", "best"}
+        How ``output_rank="validation"`` decides. ``"best"``: the highest validation mean voxel r (the rule
+        until 2026-12-05). ``"guarded"`` (the default since 2026-12-05, session 17): that rank replaces the
+        full prediction only if its validation mean voxel r is at least 0.02 (below it the mean over the
+        mask is mostly noise voxels' r: a focal signal or none) and its gain over the full prediction exceeds
+        one jackknife standard error of the gain (8 contiguous blocks of validation windows). On design
+        data whose signal lies in a few regions, ``"best"`` chose ranks 1-3 that lost driven regions (ROI
+        r down by up to 0.51); on data with broadly shared signal both rules chose the same ranks
+        (``benchmarks/results/design_choice_rule.txt``).
     voxel_gain : bool
         Last (default since 2026-12-05, session 16): shrink each output's predicted fluctuations by the
         least-squares slope of its validation targets on its validation predictions, clipped to
@@ -363,6 +397,7 @@ class EEG2fMRINet(nn.Module):
         tangent_max_windows: int = 3000,
         tangent_hrf: str = "auto",
         output_rank: int | str | None = "validation",
+        choice_rule: str = "guarded",
         voxel_gain: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -394,6 +429,7 @@ class EEG2fMRINet(nn.Module):
                                          "pass e.g. ridge_blend=0.5 (0 leaves the linear path out).")
             self.ridge_blend = w
         self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
+        self.choice_rule = check_choice(choice_rule, "choice_rule", ("guarded", "best"), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         if output_rank is None or output_rank == "validation":
             self.output_rank = output_rank
@@ -708,10 +744,10 @@ class EEG2fMRINet(nn.Module):
         self.ridge_weight.fill_(w)
         info.update({"ridge_weight": w, "val_r_network": mean_r(net), "val_r_ridge": mean_r(lin), "val_r_blend": mean_r((1 - w) * net + w * lin)})
         if p_tr is not None:
-            info.update(self._fit_output_rank(p_tr, (1 - w) * net + w * lin, mean_r))
+            info.update(self._fit_output_rank(p_tr, (1 - w) * net + w * lin, y_va))
         return info
 
-    def _fit_output_rank(self, fitted: Any, val_pred: Any, mean_r: Any) -> dict[str, Any]:
+    def _fit_output_rank(self, fitted: Any, val_pred: Any, y_val: Any) -> dict[str, Any]:
         """Set the reduced-rank output (``out_basis``, ``out_centre``) from the linear path's training fit.
 
         Parameters
@@ -720,8 +756,8 @@ class EEG2fMRINet(nn.Module):
             The linear path's predictions on training windows (centred in place).
         val_pred : array, shape (n_val_windows, n_outputs)
             The blended prediction on the validation windows (``output_rank="validation"`` chooses the rank on them).
-        mean_r : callable
-            Mean voxel r of a validation prediction.
+        y_val : array, shape (n_val_windows, n_outputs)
+            The validation targets (in window order: the jackknife's blocks are contiguous).
         """
         import numpy as np
 
@@ -739,20 +775,30 @@ class EEG2fMRINet(nn.Module):
         if n_max < 1:
             return {"output_rank": None}
         if self.output_rank == "validation":  # full rank first: a tie keeps the prediction as it is
+            from eeg2fmri.utils.logs import logger
+            from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
+
             ranks = [None, *(k for k in _OUTPUT_RANKS if k <= n_max)]
             coef = (val_pred - centre) @ vt.T  # coordinates in the basis, once for every rank
-            scores = [mean_r(val_pred if k is None else centre + coef[:, :k] @ vt[:k]) for k in ranks]
-            k = ranks[int(np.argmax(scores))]
-            info = {"output_rank": k, "val_r_output_rank": float(max(scores))}
-            if k is not None and max(scores) < _NOISY_VAL_R:
+            scored = [jackknife_mean_r(val_pred if k is None else centre + coef[:, :k] @ vt[:k], y_val, _CHOICE_BLOCKS) for k in ranks]
+            scores = [full for full, _ in scored]
+            best = int(np.argmax(scores))
+            k = ranks[best]
+            info = {"output_rank": k, "val_r_output_rank": float(scores[best])}
+            if self.choice_rule == "guarded" and k is not None:
+                info["output_rank_gain_se"] = jackknife_se(scored[best][1], scored[0][1])
+                why = _rank_guard(k, scores[best], scores[0], info["output_rank_gain_se"])
+                if why is not None:
+                    logger.info("eeg2fmri_net: full-rank output kept: %s", why)
+                    k = None
+                    info.update({"output_rank": None, "val_r_output_rank": float(scores[0]), "output_rank_kept_full": why})
+            if k is not None and scores[best] < _NOISY_VAL_R:
                 # a whole-mask validation r this low is mostly noise voxels' r: with a focal signal the choice can keep
                 # one pattern and lose regions the full prediction had (a user test: ROI r 0.355 with rank 1, 0.582 without)
-                from eeg2fmri.utils.logs import logger
-
                 info["output_rank_on_noise"] = True
                 logger.warning("eeg2fmri_net: output rank %d chosen on a validation mean voxel r of %.4f (full prediction %.4f): near noise "
                                "level, as when the EEG drives only a few regions; if those regions matter, compare with "
-                               "model.hparams.output_rank: null (ROI r with --atlas)", k, max(scores), scores[0])
+                               "model.hparams.output_rank: null (ROI r with --atlas)", k, scores[best], scores[0])
         else:
             k = min(int(self.output_rank), n_max)
             info = {"output_rank": k}

@@ -5,6 +5,9 @@
   blend);
 * :func:`pearson_from_sums` -- r per output from sums accumulated over
   batches (the trainer's ``val_r``, the scores of ``eeg2fmri train``);
+* :func:`jackknife_mean_r` -- the mean r over columns on all rows and with
+  each contiguous block of rows left out (the flagship's noise-robust
+  validation choices);
 * :func:`laplace_nll` -- the Laplace negative log-likelihood of the training
   losses and of ``calhas2022``.
 
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMS", "laplace_nll", "pearson_columns", "pearson_from_sums"]
+__all__ = ["CHUNK_ELEMS", "jackknife_mean_r", "jackknife_se", "laplace_nll", "pearson_columns", "pearson_from_sums"]
 
 #: Elements per float64 block in column-chunked computations (16 MiB).
 CHUNK_ELEMS = 1 << 21
@@ -95,6 +98,75 @@ def pearson_from_sums(n: Any, sp: Any, st: Any, spp: Any, stt: Any, spt: Any) ->
     ok = (vp > 0) & (vt > 0)
     r = cov / (vp * vt).sqrt().clamp_min(1e-30)
     return r.where(ok, r.new_full((), float("nan"))), ok
+
+
+def jackknife_mean_r(p: np.ndarray, y: np.ndarray, n_blocks: int) -> tuple[float, np.ndarray]:
+    """Mean over columns of Pearson r, on all rows and with each contiguous block of rows left out.
+
+    Columns whose prediction or target is constant (on the rows used) count
+    as r = 0, as in the flagship's validation scores.
+
+    Parameters
+    ----------
+    p, y : array, shape (n_samples, n_columns)
+        Predictions and targets, rows in time order.
+    n_blocks : int
+        Contiguous blocks of rows (``numpy.array_split`` of the row index);
+        at most ``n_samples``.
+
+    Returns
+    -------
+    full : float
+        Mean r over columns on every row.
+    loo : array, shape (n_blocks,)
+        Mean r over columns with block ``b`` left out.
+    """
+    n, m = p.shape
+    blocks = np.array_split(np.arange(n), max(1, min(int(n_blocks), n)))
+    sums = np.zeros((len(blocks), 5, m))
+    step = max(1, CHUNK_ELEMS // max(n, 1))
+    for start in range(0, m, step):
+        sl = slice(start, min(start + step, m))
+        a = np.array(p[:, sl], dtype=np.float64)
+        b = np.array(y[:, sl], dtype=np.float64)
+        a -= a.mean(axis=0)  # shift-invariant; centring first keeps the sums' differences exact enough
+        b -= b.mean(axis=0)
+        for k, idx in enumerate(blocks):
+            ak, bk = a[idx], b[idx]
+            sums[k, :, sl] = [ak.sum(0), bk.sum(0), (ak * ak).sum(0), (bk * bk).sum(0), (ak * bk).sum(0)]
+    counts = np.array([len(idx) for idx in blocks], dtype=np.float64)
+
+    def mean_r(s: np.ndarray, count: float) -> float:
+        r, ok = pearson_from_sums(count, *s)
+        # a variance that is rounding noise (relative to the raw second moment) counts as constant
+        tiny = (s[2] - s[0] ** 2 / count <= 1e-12 * np.maximum(s[2], 1e-300)) | (s[3] - s[1] ** 2 / count <= 1e-12 * np.maximum(s[3], 1e-300))
+        return float(np.where(ok & ~tiny, r, 0.0).mean())
+
+    total = sums.sum(axis=0)
+    loo = np.array([mean_r(total - sums[k], n - counts[k]) for k in range(len(blocks))]) if len(blocks) > 1 else np.zeros(0)
+    return mean_r(total, float(n)), loo
+
+
+def jackknife_se(loo_a: np.ndarray, loo_b: np.ndarray | None = None) -> float:
+    """Jackknife standard error of a statistic (or of the difference of two) from its leave-one-block-out values.
+
+    Parameters
+    ----------
+    loo_a : array, shape (n_blocks,)
+        Leave-one-block-out values of a statistic (:func:`jackknife_mean_r`).
+    loo_b : array, shape (n_blocks,) | None
+        Those of a second statistic on the same blocks: the SE of ``a - b``.
+
+    Returns
+    -------
+    float
+        ``sqrt((B - 1) / B * sum((v_b - mean(v))**2))``; 0 with fewer than two blocks.
+    """
+    v = np.asarray(loo_a, dtype=np.float64) - (0.0 if loo_b is None else np.asarray(loo_b, dtype=np.float64))
+    b = len(v)
+    if b < 2:
+        return 0.0
+    return float(np.sqrt((b - 1) / b * np.sum((v - v.mean()) ** 2)))
 
 
 def laplace_nll(pred: Any, log_scale: Any, y: Any) -> Any:
