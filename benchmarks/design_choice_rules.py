@@ -56,6 +56,22 @@ def jack(p: np.ndarray, y: np.ndarray, blocks: list[np.ndarray]) -> tuple[float,
     return _mean_r(tot), [_mean_r(tot - s[b]) for b in range(len(blocks))]
 
 
+SMOOTHERS = {"k3": np.array([1.0, 2.0, 1.0]), "k5": np.array([1.0, 2.0, 3.0, 2.0, 1.0])}
+
+
+def _smooth(p: np.ndarray, runs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Each run's consecutive rows convolved with ``kernel`` (normalised where it overhangs the run's ends)."""
+    from scipy.ndimage import convolve1d
+
+    out = np.empty_like(p)
+    for r in np.unique(runs):
+        idx = np.nonzero(runs == r)[0]
+        num = convolve1d(p[idx].astype(np.float64), kernel, axis=0, mode="constant")
+        den = convolve1d(np.ones(len(idx)), kernel, mode="constant")
+        out[idx] = (num / den[:, None]).astype(p.dtype)
+    return out
+
+
 def _predict(model, x: np.ndarray, what: str, bs: int = 128) -> np.ndarray:
     import torch
 
@@ -86,7 +102,7 @@ def run_fold(ds, split, labels, args) -> dict:
                       targets=targets, train_config=cfg).model.module.cpu().eval()
     fit_s = time.perf_counter() - t0
     w_chosen = float(model.ridge_weight)
-    (x_tr, _, _), (x_va, y_va, _), (x_te, y_te, run_te) = (stack_split(ds, split, targets, part) for part in ("train", "val", "test"))
+    (x_tr, _, _), (x_va, y_va, run_va), (x_te, y_te, run_te) = (stack_split(ds, split, targets, part) for part in ("train", "val", "test"))
     m0 = copy.deepcopy(model)
     m0.ridge_weight.fill_(0.0)
     net_va, net_te = _predict(m0, x_va, "net"), _predict(m0, x_te, "net")
@@ -160,6 +176,9 @@ def run_fold(ds, split, labels, args) -> dict:
         cross = {str(q): float(np.mean([r_h[h][cross_tops[(h, q)]].mean() for h in (0, 1)])) for q in (0.05, 0.1, 0.25)}
         doc["rank"][str(k)] = {"val": full, "loo": loo, "test": test_scores(qt), "top": {str(q): float(r_k[i].mean()) for q, i in tops.items()},
                                "cross_top": cross}
+        # temporal smoothing of the prediction over consecutive windows of a run (EEG-only: no target enters it)
+        doc["rank"][str(k)]["smooth"] = {name: {"val": jack(_smooth(qv, run_va, ker), y_va, blocks)[0], "test": test_scores(_smooth(qt, run_te, ker))}
+                                         for name, ker in SMOOTHERS.items()}
     del torch
     return doc
 
