@@ -360,6 +360,28 @@ def test_robustness_variant_on_other_bands_keeps_the_band_power_reference(tmp_pa
         bench.main(["--out", str(tmp_path / "bad"), *common, "--variants", json.dumps({"x": {"prepare": {"frames_per_tr": 2}}})])
 
 
+@pytest.mark.slow
+def test_robustness_focal_cell_scores_the_driven_voxels(tmp_path, monkeypatch, capsys):
+    """bench_robustness.py --settings focal: the simulator drives 15 % of the regions; the cell's r is the median over the
+    ground-truth driven voxels (recorded as the cell's metric, the whole-mask median kept beside it), and the table says so."""
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = importlib.import_module("bench_robustness")
+    assert bench.main(["--out", str(tmp_path / "f"), "--settings", "focal", "--seeds", "0", "--subjects", "3", "--minutes", "4",
+                       "--protocols", "within", "--references", "ridge_hrf", "--models", "ridge_hrf", "--threads", "1"]) == 0
+    doc = json.loads((tmp_path / "f" / "cells" / "focal_s0.json").read_text())
+    assert doc["metric"].startswith("median voxel r over the ") and "ground-truth driven voxels" in doc["metric"]
+    n_driven, n_all = (int(w) for w in doc["metric"].split() if w.isdigit())
+    assert 0 < n_driven < 0.4 * n_all
+    proto = doc["protocols"]["within"]
+    driven = np.mean([v["ridge_hrf"] for v in proto["per_subject"].values()])
+    mask = np.mean([v["ridge_hrf"] for v in proto["per_subject_mask"].values()])
+    assert driven > mask + 0.05  # the driven voxels are where the EEG explains the BOLD
+    assert "(focal: r is the median over the ground-truth driven voxels, not over the mask)" in capsys.readouterr().out
+
+
 def test_robustness_table_compares_stored_models(tmp_path, monkeypatch, capsys):
     """bench_robustness.py --table-only takes any stored model as the reference (a paired comparison, e.g. with an earlier
     flagship); without --table-only only the linear references are accepted."""

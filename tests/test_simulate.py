@@ -155,6 +155,9 @@ def test_coupling_recoverable_from_true_envelopes(tmp_path):
         (dict(hrf_undershoot_range=(0.1,)), r"expected hrf_undershoot_range as \(low, high\)"),
         (dict(bold_nonlinearity="cubic"), r"unknown bold_nonlinearity 'cubic'"),
         (dict(subject_variability=-1.0), r"expected subject_variability in \[0, 5\], got -1.0"),
+        (dict(driven_regions=0.0), r"expected driven_regions as a fraction in \(0, 1\], got 0.0"),
+        (dict(driven_regions=1.5), r"expected driven_regions as a fraction in \(0, 1\], got 1.5"),
+        (dict(driven_regions=True), r"expected driven_regions as a fraction in \(0, 1\], got True"),
     ],
 )
 def test_invalid_settings(tmp_path, kwargs, match):
@@ -215,3 +218,23 @@ def test_robustness_options(tmp_path, tiny_bids):
     m = nib.load(root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz").get_fdata().mean(-1) > 0
     m2 = nib.load(tiny_bids / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz").get_fdata().mean(-1) > 0
     np.testing.assert_array_equal(m, m2)
+
+
+def test_driven_regions_focal(tmp_path, tiny_bids):
+    """driven_regions < 1: only that fraction of regions carries its drive into the BOLD (recorded in the ground truth);
+    the other regions' voxels have no drive and no EEG-visible BOLD; the EEG and the default simulation are unchanged."""
+    root = simulate_dataset(tmp_path / "f", progress_bar=False, **{**TINY, "driven_regions": 0.25})
+    g = load_groundtruth(root, "01")
+    ref = load_groundtruth(tiny_bids, "01")
+    driven = g["driven"]
+    assert driven.dtype == bool and driven.shape == (TINY["n_regions"],) and driven.sum() == 2  # round(0.25 * 8)
+    assert ref["driven"].all()  # the default drives every region
+    meta = json.loads((root / "derivatives" / "groundtruth" / "simulation.json").read_text())
+    assert meta["config"]["driven_regions"] == 0.25 and np.array_equal(np.asarray(meta["group"]["driven"]), driven)
+    lab = g["labels"]
+    off = ~driven[lab]
+    assert np.abs(g["bold_visible"][:, off]).max() == 0.0 and np.abs(g["bold_visible"][:, ~off]).std() > 0.1
+    # undriven voxels: only their voxel-specific part (smaller variance); driven voxels as in the default simulation
+    np.testing.assert_allclose(g["bold_clean"][:, ~off], ref["bold_clean"][:, ~off], rtol=1e-5, atol=1e-6)
+    assert g["bold_clean"][:, off].std() < 0.8 * ref["bold_clean"][:, off].std()
+    np.testing.assert_array_equal(g["drive_visible"], ref["drive_visible"])

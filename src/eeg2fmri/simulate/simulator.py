@@ -150,6 +150,12 @@ class SimulationConfig:
         with a subject seed) and network loadings perturbed by this standard
         deviation, so that what is learnt from other subjects transfers less
         (leave-one-subject-out becomes harder than within-subject).
+    driven_regions : float
+        Fraction of the regions (at least one) whose BOLD carries their neural drive, drawn once per
+        dataset; the other regions' voxels hold only their voxel-specific component and noise (their
+        activity still reaches the EEG). 1.0 (default): every region; e.g. 0.15 simulates a focal
+        EEG-BOLD relation, where the mean voxel r over the mask is mostly noise voxels' r. Recorded in
+        the ground truth (``simulation.json`` ``group.driven``; per run ``driven`` per region).
     hemodynamics : {"gamma", "balloon"}
         Linear double-gamma convolution or the nonlinear balloon model.
     task : {None, "blocks"}
@@ -210,6 +216,7 @@ class SimulationConfig:
     hrf_undershoot_range: tuple | None = None
     bold_nonlinearity: str = "linear"
     subject_variability: float = 0.0
+    driven_regions: float = 1.0
     hemodynamics: str = "gamma"
     task: str | None = None
     task_block: float = 20.0
@@ -248,6 +255,9 @@ class SimulationConfig:
                 raise Eeg2fmriInputError(f"expected {name} as (low, high) with {lo_ok} <= low <= high <= {hi_ok}, got {v!r}; fix it or leave it null.")
         if not (isinstance(self.subject_variability, (int, float)) and 0 <= self.subject_variability <= 5):
             raise Eeg2fmriInputError(f"expected subject_variability in [0, 5], got {self.subject_variability!r}.")
+        if isinstance(self.driven_regions, bool) or not (isinstance(self.driven_regions, (int, float)) and 0 < self.driven_regions <= 1):
+            raise Eeg2fmriInputError(f"expected driven_regions as a fraction in (0, 1], got {self.driven_regions!r}; e.g. 0.15 drives the BOLD "
+                                     "of 15 % of the regions, 1.0 of all.")
         check_choice(self.task, "task", (None, "blocks"))
         check_choice(self.eeg_format, "eeg_format", ("BrainVision", "EDF", "EEGLAB"))
         if self.scanner_artifacts is not None:
@@ -337,7 +347,14 @@ def _group_parameters(cfg: SimulationConfig, anat: Anatomy) -> dict[str, Any]:
     orient = radial + 0.6 * orient
     orient /= np.linalg.norm(orient, axis=1, keepdims=True)
     band_amp = {b: cfg.band_amplitude[b] * np.exp(0.3 * rng.standard_normal(R)) for b in cfg.bands}
-    return dict(primary_network=primary, loadings=loadings, depth=depth, visible_share=visible, orientation=orient, band_amplitude_region=band_amp, task_network=int(rng.integers(0, K)))
+    group = dict(primary_network=primary, loadings=loadings, depth=depth, visible_share=visible, orientation=orient, band_amplitude_region=band_amp, task_network=int(rng.integers(0, K)))
+    driven = np.ones(R, dtype=bool)
+    if cfg.driven_regions < 1.0:  # drawn last, from its own stream: the default's draws are unchanged
+        pick = np.random.default_rng([cfg.seed, 0, 1]).permutation(R)[: max(1, int(round(cfg.driven_regions * R)))]
+        driven[:] = False
+        driven[pick] = True
+    group["driven"] = driven
+    return group
 
 
 def _network_drive(n: int, cfg: SimulationConfig, loadings: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -445,6 +462,9 @@ def _simulate_run(cfg: SimulationConfig, anat: Anatomy, group: dict, info, subj_
     scale[scale == 0] = 1.0
     reg_tot = (reg_tot - reg_tot.mean(0)) / scale
     reg_vis = (reg_vis - reg_vis.mean(0)) / scale
+    driven = np.asarray(group.get("driven", np.ones(R, dtype=bool)), dtype=bool)
+    reg_tot[:, ~driven] = 0.0  # regions whose BOLD does not carry their drive (driven_regions < 1)
+    reg_vis[:, ~driven] = 0.0
 
     # ---- voxels
     V = anat.n_voxels
@@ -481,7 +501,7 @@ def _simulate_run(cfg: SimulationConfig, anat: Anatomy, group: dict, info, subj_
             bold_clean=(cfg.psc * clean).astype(np.float32), bold_visible=(cfg.psc * visible).astype(np.float32),
             noise=noise_pct.astype(np.float32), drift=drift_pct.astype(np.float32), baseline=baseline.astype(np.float32),
             acquisition_times=acq.astype(np.float32), volume_onsets_eeg=onsets_eeg.astype(np.float64),
-            leadfield=lf.astype(np.float32), labels=anat.labels.astype(np.int32),
+            leadfield=lf.astype(np.float32), labels=anat.labels.astype(np.int32), driven=driven,
         ),
     )
 
