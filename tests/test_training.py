@@ -455,6 +455,7 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     n_runs = len(load_prepared(prepared_dir).runs)  # (gaps is the rest by construction: counted independently here)
     assert vols["gaps"] == 2 * json.loads((out / "metrics.json").read_text())["split"]["gap_volumes"] * n_runs and min(vols.values()) >= 0
     assert f"{vols['used']} of {vols['total']} volumes have a window in train/validation/test" in printed
+    assert "chosen on the validation windows" not in printed  # a model without post-training choices
     assert {p.name for p in out.iterdir()} >= {"config.yaml", "checkpoints", "logs", "metrics.json", "model"}
     assert (out / "checkpoints" / "best.ckpt").exists() and (out / "logs" / "version_0" / "metrics.csv").exists()
     metrics = json.loads((out / "metrics.json").read_text())
@@ -949,3 +950,14 @@ def test_score_windows_r_is_per_subject_as_evaluate_reports_it(tiny_prepared, sp
         assert got["per_subject"][subj]["median_r"] == pytest.approx(med, abs=1e-9)
     assert got["median_r"] == pytest.approx(np.mean(list(expected.values())), abs=1e-9)
     assert got["mse"] == pytest.approx(float(((p - y) ** 2).mean()), rel=1e-6)
+
+
+def test_train_prints_the_flagships_validation_choices():
+    """eeg2fmri train prints eeg2fmri_net's blend weight and output rank, and why the full rank was kept."""
+    from eeg2fmri.commands.train import choices_line
+
+    assert choices_line({"ridge_weight": 0.35, "output_rank": 6}) == "chosen on the validation windows: linear-path weight 0.35, output rank 6"
+    why = "rank 1's validation mean voxel r 0.0097 is below 0.02 (...)"
+    assert choices_line({"ridge_weight": 0.0, "output_rank": None, "output_rank_kept_full": why}) == (
+        f"chosen on the validation windows: linear-path weight 0.00, output rank: full (kept: {why})")
+    assert choices_line({"output_rank": None}) == "chosen on the validation windows: output rank: full"

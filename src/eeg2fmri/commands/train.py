@@ -23,6 +23,22 @@ def add_arguments(p) -> None:
     p.add_argument("--no-test", action="store_true", help="do not score the final model on the test split")
 
 
+def choices_line(tr: dict) -> str:
+    """One line on what a model chose on the validation windows after training (eeg2fmri_net: blend weight, output rank)."""
+    parts = []
+    if "ridge_weight" in tr:
+        parts.append(f"linear-path weight {tr['ridge_weight']:.2f}")
+    if "output_rank" in tr:
+        k = tr["output_rank"]
+        if k is not None:
+            parts.append(f"output rank {k}")
+        elif tr.get("output_rank_kept_full"):
+            parts.append(f"output rank: full (kept: {tr['output_rank_kept_full']})")
+        else:
+            parts.append("output rank: full")
+    return "chosen on the validation windows: " + ", ".join(parts)
+
+
 def run(args) -> int:
     from eeg2fmri.workflows.train import train
 
@@ -46,6 +62,8 @@ def run(args) -> int:
         if tr.get("at_epoch_limit"):
             line += " (best epoch among the last at optimizer.max_epochs: raise it)"
     print(line)
+    if "ridge_weight" in tr or "output_rank" in tr:  # eeg2fmri_net's choices on the validation windows
+        print(choices_line(tr))
     sp = m.get("split", {})
     if "volumes" in sp:
         from eeg2fmri.datasets.targets import volumes_line
