@@ -558,3 +558,40 @@ def test_measured_block_len_from_a_subsample_of_voxels_equals_all_voxels(monkeyp
         monkeypatch.setattr(P, "ACF_VOXELS", 500)
         assert abs(P.measured_block_len(res, 1.0) - full) <= 2
         assert full > P.default_block_len(300, 1.0) or a < 0.9
+
+
+def test_constant_voxels_get_zero_targets_not_standardised_rounding(tiny_prepared, caplog):
+    """A voxel constant over a span (background of a mask reaching beyond the data, e.g. int16 with an intercept: -100)
+    was detrended to rounding residue and standardised into unit-variance noise (a user test: test MSE 35.9, median r
+    inflated); its targets are now exactly 0 in every split, the other voxels unchanged, and it is warned once per run (not per span or fold)."""
+    import copy
+    import logging
+
+    from eeg2fmri.datasets import targets as tg
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.metrics import voxelwise_r
+
+    ds = copy.copy(tiny_prepared)
+    ds.runs = [copy.copy(r) for r in tiny_prepared.runs]
+    sp = make_split(ds, "loso", test_subjects=[ds.runs[-1].subject])
+    base = split_targets(ds, sp)
+    for r in ds.runs:
+        b = np.array(r.bold, dtype=np.float32)
+        b[:, 0], b[:, 1], b[:, 2] = -100.0, 1234.5, 0.0  # constant: negative, positive, zero
+        r.bold = b
+    tg._warned_constant.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        got = split_targets(ds, sp)
+        split_targets(ds, sp)  # a second call (another fold) does not repeat the warning
+    for name in got:
+        for i, y in got[name].items():
+            assert np.all(y[:, :3] == 0.0), (name, i)
+            np.testing.assert_allclose(y[:, 3:], base[name][i][:, 3:], rtol=1e-5, atol=1e-6)
+    n_warn = caplog.text.count("voxels of the mask are constant over the")
+    assert n_warn == len(ds.runs) and "3 of" in caplog.text and "mask: data" in caplog.text
+    (i_test, _), = sp.selections["test"].items()
+    r = voxelwise_r(got["test"][i_test], np.random.default_rng(0).standard_normal(got["test"][i_test].shape))
+    assert np.isnan(r[:3]).all() and np.isfinite(r[3:]).all()  # undefined r: left out of the medians
+    # a quiet but real voxel is not constant
+    y = np.random.default_rng(1).standard_normal((40, 3)) * np.array([1.0, 1e-2, 1e-9])  # relative sd 1e-3, 1e-5, 1e-12
+    assert tg._constant_voxels(y, np.array([1000.0, 1000.0, 1000.0])).tolist() == [False, False, True]

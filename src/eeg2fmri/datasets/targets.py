@@ -294,6 +294,20 @@ def drop_bad_windows(ds: PreparedDataset, sel: dict[str, dict[int, np.ndarray]],
 _BASELINE_MIN_SNR = 5.0
 
 
+#: A voxel whose detrended standard deviation is at most this fraction of its mean magnitude (or of the run's median
+#: standard deviation) is constant: rounding residue, not signal (e.g. background of a mask that reaches outside the head).
+CONSTANT_REL_SD = 1e-6
+_warned_constant: set = set()
+
+
+def _constant_voxels(y: np.ndarray, raw_mean: np.ndarray) -> np.ndarray:
+    """Voxels of a detrended span ``y`` (n_volumes, n_voxels) that are constant up to rounding."""
+    sd = y.std(0)
+    pos = sd[sd > 0]
+    ref = float(np.median(pos)) if len(pos) else 0.0
+    return sd <= CONSTANT_REL_SD * np.maximum(np.abs(raw_mean), ref)
+
+
 def _usable_baseline(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return np.isfinite(mean) & (mean > _BASELINE_MIN_SNR * sd) & (sd > 0)
 
@@ -318,6 +332,9 @@ def split_targets(ds: PreparedDataset, split: Split, *, unseen_scale: str = "tra
     -------
     dict
         ``{split_name: {run_index: array, shape (n_selected, n_voxels)}}``, float32.
+        A voxel constant over a span (up to rounding: :data:`CONSTANT_REL_SD`) gets targets of exactly 0 there
+        (its r is undefined and left out of the medians) instead of its standardised rounding residue; warned
+        once per run.
     """
     check_choice(unseen_scale, "unseen_scale", ("train", "own"))
     out: dict[str, dict[int, np.ndarray]] = {k: {} for k in split.selections}
@@ -337,11 +354,21 @@ def split_targets(ds: PreparedDataset, split: Split, *, unseen_scale: str = "tra
             else:
                 raw = np.asarray(run.bold[vols], dtype=np.float64)
                 y = detrend(raw, ds.tr)
+            const = _constant_voxels(y, raw.mean(0))
+            if const.any():
+                y[:, const] = 0.0
+                key = (id(ds), run.key)
+                if key not in _warned_constant:
+                    _warned_constant.add(key)
+                    logger.warning("%s: %d of %d voxels of the mask are constant over the %s span (e.g. background or outside the "
+                                   "field of view: a mask that reaches beyond the data); their targets are 0 and their r undefined "
+                                   "(left out of the medians). Use a mask of the data (prepare option mask: data) to leave them out.",
+                                   run.key, int(const.sum()), const.size, name)
             sd = y.std(0)
             if name == "train":
                 scales[i] = np.where(sd > 0, sd, 1.0).astype(np.float32)
                 mean = raw.mean(0)
-                rel_sd.append(np.where(_usable_baseline(mean, sd), sd / np.where(mean > 0, mean, 1.0), np.nan))
+                rel_sd.append(np.where(_usable_baseline(mean, sd) & ~const, sd / np.where(mean > 0, mean, 1.0), np.nan))
             if i in scales:
                 out[name][i] = (y / scales[i]).astype(np.float32)
             else:
