@@ -201,6 +201,14 @@ def test_timecourse_band_and_mni_volume_figures(tmp_path):
     a = plot_timecourses(y, p, r, 2.0, tmp_path / "a.png", "t", halfwidth=np.full(9, 0.7), level=0.8)
     b = plot_timecourses(y, p, r, 2.0, tmp_path / "b.png", "t")
     assert a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and a.read_bytes() != b.read_bytes()
+    # ranked by another r (evaluate: the mean over test subjects): the picks follow it, the run's own r is still shown
+    from eeg2fmri.plotting.report import timecourse_picks
+
+    assert timecourse_picks(r) == [("best", 8), ("median", 4), ("worst", 0)]
+    rank = np.array([0.1, np.nan, 0.5, 0.2, 0.0, -0.4, 0.3, 0.05, -0.1])
+    assert timecourse_picks(r, rank) == [("best", 2), ("median", 7), ("worst", 5)]
+    c = plot_timecourses(y, p, r, 2.0, tmp_path / "c.png", "t", rank_r=rank)
+    assert c.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and c.read_bytes() != b.read_bytes()
     mask = np.zeros((7, 8, 6), bool)
     mask[2:5, 2:6, 1:5] = True
     affine = np.diag([6.0, 6.0, 6.0, 1.0])

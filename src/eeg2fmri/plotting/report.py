@@ -161,8 +161,16 @@ def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, t
     return out
 
 
+def timecourse_picks(r: np.ndarray, rank_r: np.ndarray | None = None) -> list[tuple[str, int]]:
+    """The best, median and worst voxel (index) by ``rank_r`` (default ``r``), among voxels with a finite value."""
+    key = np.asarray(r if rank_r is None else rank_r, dtype=np.float64)
+    ok = np.where(np.isfinite(key))[0]
+    order = ok[np.argsort(key[ok], kind="stable")] if len(ok) else np.arange(len(key))
+    return [("best", int(order[-1])), ("median", int(order[(len(order) - 1) // 2])), ("worst", int(order[0]))]
+
+
 def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray, tr: float, out: Path, title: str = "", *,
-                     halfwidth: np.ndarray | None = None, level: float | None = None) -> Path:
+                     halfwidth: np.ndarray | None = None, level: float | None = None, rank_r: np.ndarray | None = None) -> Path:
     """Measured vs predicted time courses of the best, median and worst voxels by test r.
 
     Parameters
@@ -182,11 +190,12 @@ def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray,
         compared (the caption says so).
     level : float | None
         Nominal coverage of the band, for the legend (e.g. 0.8).
+    rank_r : array, shape (n_voxels,) | None
+        r the voxels are ranked by (e.g. the mean over the test subjects: the best of thousands of one run's r
+        over a short span is often a noise voxel); default ``r``. Both are on the axis labels.
     """
     plt = _plt()
-    ok = np.where(np.isfinite(r))[0]
-    order = ok[np.argsort(r[ok])] if len(ok) else np.arange(measured.shape[1])
-    picks = [("best", order[-1]), ("median", order[(len(order) - 1) // 2]), ("worst", order[0])]
+    picks = timecourse_picks(r, rank_r)
     t = np.arange(measured.shape[0]) * tr
     fig, axes = plt.subplots(len(picks), 1, figsize=(8, 6.4), sharex=True)
     for ax, (what, v) in zip(axes, picks):
@@ -197,7 +206,10 @@ def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray,
             ax.plot(t, predicted[:, v], color="C3", lw=1, label="predicted")
         else:
             ax.plot(t, predicted[:, v] / max(predicted[:, v].std(), 1e-6) * measured[:, v].std(), color="C3", lw=1, label="predicted (rescaled)")
-        ax.set_ylabel(f"{what}: r={r[v]:.2f}" if np.isfinite(r[v]) else what)
+        label = f"{what}: r={r[v]:.2f}" if np.isfinite(r[v]) else what
+        if rank_r is not None and np.isfinite(rank_r[v]):
+            label += f"\n(ranked: {rank_r[v]:.2f})"
+        ax.set_ylabel(label)
     axes[0].legend(loc="upper right", fontsize=8, ncol=3)
     axes[-1].set_xlabel("time in test span (s)")
     fig.suptitle(title + ("" if halfwidth is not None else " (no calibrated intervals: prediction rescaled, no band)"))

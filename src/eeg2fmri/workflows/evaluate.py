@@ -495,13 +495,18 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     if conf is not None and 0.8 in conf["levels"]:
         level = 0.8
         band = np.asarray(conf["_halfwidths"])[conf["levels"].index(0.8)]
+    # voxels ranked (and the MNI cut placed) by the mean r over the test subjects: the best of one run's r over a short
+    # span is often a noise voxel (a user test: r 0.60 over 26 volumes, a flat prediction, outside every driven region)
+    rank_r = _mean_r_maps(results, name).get(name) if len(subs) > 1 else None
+    ranked = f", voxels ranked by the mean r over {len(subs)} test subjects" if rank_r is not None else ""
     if "_r" in run["models"][name]:  # (best, median and worst voxel by r: the subject-mean baseline has no r)
         figs.append(plot_timecourses(run["_y"], run["_preds"][name], run["models"][name]["_r"], ds.tr, folder / "timecourses.png",
-                                     f"{key}: {name}, test span", halfwidth=band, level=level))
+                                     f"{key}: {name}, test span{ranked}", halfwidth=band, level=level, rank_r=rank_r))
     from eeg2fmri.plotting import plot_volumes_mni
 
     mid = len(run["_y"]) // 2
-    r_vox = ds.to_voxels(np.asarray(run["models"][name]["_r"])[None])[0] if "_r" in run["models"][name] else None
+    r_cut = rank_r if rank_r is not None else (np.asarray(run["models"][name]["_r"]) if "_r" in run["models"][name] else None)
+    r_vox = ds.to_voxels(np.asarray(r_cut)[None])[0] if r_cut is not None else None
     figs.append(plot_volumes_mni(ds.mask, ds.affine, ds.to_voxels(run["_y"][mid]), ds.to_voxels(run["_preds"][name][mid]), folder / "volumes_mni.png",
                                  f"{key}: test volume {mid} of the test span, measured vs synthesised", r=r_vox))
     return figs
