@@ -91,8 +91,11 @@ def test_markers_and_fallback(tiny_bids):
         volume_onsets(raw, 95, 2.0)
     with pytest.raises(Eeg2fmriInputError, match=r"markers are 2.0000 s apart but TR is 3.0 s"):
         volume_onsets(raw, 90, 3.0)
-    with pytest.raises(Eeg2fmriInputError, match=r"expected scanner volume markers \['TR'\], found none"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected scanner volume markers \['TR'\], found none") as err:
         volume_onsets(raw, 90, 2.0, marker="TR")
+    # the fix for each command that prepares (a user test: train and benchmark users were told prepare's --config)
+    assert "eeg2fmri train: data: {prepare: {marker: [<name>]}}" in str(err.value)
+    assert """eeg2fmri benchmark: --train-config '{"data": {"prepare": {"marker": ["<name>"]}}}'""" in str(err.value)
     reg = volume_onsets(raw, 10, 2.0, marker=None, first_onset=1.5)
     assert reg.method == "regular" and reg.onsets[1] == pytest.approx(3.5)
     with pytest.raises(Eeg2fmriInputError, match="the EEG is shorter than the BOLD"):

@@ -287,7 +287,9 @@ def volume_onsets(
                 raise Eeg2fmriInputError(
                     f"{where}: expected scanner volume markers {list(wanted)}, found none (annotations present: {present}{trig}{guess}); "
                     "pass marker=<the scanner marker name> or, with no markers, first_onset=<seconds of volume 0> for regular timing "
-                    "(eeg2fmri prepare: --config '{\"marker\": [\"<name>\"]}' or '{\"marker\": null, \"first_onset\": <s>}')."
+                    "(eeg2fmri prepare: --config '{\"marker\": [\"<name>\"]}' or '{\"marker\": null, \"first_onset\": <s>}'; "
+                    "eeg2fmri train: data: {prepare: {marker: [<name>]}} in the train config; eeg2fmri benchmark: "
+                    "--train-config '{\"data\": {\"prepare\": {\"marker\": [\"<name>\"]}}}')."
                     + _events_tsv_note(where)
                 )
         else:
