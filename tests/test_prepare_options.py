@@ -387,3 +387,25 @@ def test_non_steady_state_volumes_are_detected_and_left_out(tiny_bids, tiny_prep
             prepare_dataset(root, {"drop_volumes": bad}, progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match=r"_bold\.nii\.gz: prepare option drop_volumes leaves out 5000 of the run's \d+ volumes"):
         prepare_dataset(root, {"drop_volumes": 5000}, progress_bar=False)
+
+
+def test_prepare_refuses_an_existing_output_before_the_work(tiny_bids, tmp_path, monkeypatch):
+    """An existing --out of other inputs or config (or any folder) is refused before anything is read (a user test: the
+    data were read, warnings printed, and only then the output refused); an up-to-date one is still a no-op."""
+    from eeg2fmri.datasets import prepared as prep_mod
+    from eeg2fmri.datasets.prepared import PrepareConfig, prepare
+
+    out, changed = prepare(tiny_bids, tmp_path / "p", None, progress_bar=False)
+    assert changed
+    assert prepare(tiny_bids, out, None, progress_bar=False) == (out, False)  # same inputs and config: nothing to do
+
+    def boom(*a, **k):
+        raise AssertionError("prepare_dataset ran before the refusal")
+
+    monkeypatch.setattr(prep_mod, "prepare_dataset", boom)
+    with pytest.raises(Eeg2fmriInputError, match=r"already holds a prepared dataset of other inputs or another config; nothing was prepared\. "
+                                                 r"Choose another --out, or pass overwrite=True \(--overwrite on the command line\)"):
+        prepare(tiny_bids, out, PrepareConfig(bands={"alpha": (8.0, 12.0)}), progress_bar=False)
+    (tmp_path / "other").mkdir()
+    with pytest.raises(Eeg2fmriInputError, match=r"other: already holds a folder; nothing was prepared"):
+        prepare(tiny_bids, tmp_path / "other", None, progress_bar=False)

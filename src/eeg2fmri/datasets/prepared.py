@@ -1489,5 +1489,9 @@ def prepare(
         if same_inputs and old_cfg == _resolve_config(cfg, records).to_dict():
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
+    if out.exists() and overwrite is False:  # refuse before the work, not after it (the save would refuse)
+        what = "a prepared dataset of other inputs or another config" if man.exists() else "a folder"
+        raise Eeg2fmriInputError(f"{out}: already holds {what}; nothing was prepared. Choose another --out, or pass overwrite=True "
+                                 "(--overwrite on the command line) to replace it.")
     ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)
     return ds.save(out, overwrite=bool(overwrite)), True
