@@ -64,7 +64,7 @@ def test_crossdata_errors(tiny_prepared):
         cross_dataset_split(tiny_prepared, other)
 
 
-def test_labels_and_split_errors(tiny_prepared, tmp_path):
+def test_labels_and_split_errors(tiny_prepared, tmp_path, caplog):
     from eeg2fmri.datasets.targets import make_split, split_targets
 
     mask, affine = tiny_prepared.mask, tiny_prepared.affine
@@ -81,6 +81,20 @@ def test_labels_and_split_errors(tiny_prepared, tmp_path):
     assert lab.shape == (int(mask.sum()),) and set(np.unique(lab)) <= {0, 1, 2} and (lab > 0).any()
     with pytest.raises(Eeg2fmriInputError, match=r"grid \(34, 40, 32\) differs from the data grid \(17, 20, 16\)"):
         load_labels(nib.Nifti1Image(fine, fine_aff), mask, None)
+    # the data's shape with another affine (a user test: a wrong header, ROI r -0.57 without a word) is warned, and labels
+    # that end outside the brain mask are named
+    import logging
+
+    shifted = affine.copy()
+    shifted[:3, 3] += 1000.0  # far away: every label lands outside the data grid
+    same = np.zeros(mask.shape, np.int16)
+    same[mask] = 1
+    same[np.argwhere(mask)[0][0], :, :] = 3
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"), pytest.raises(Eeg2fmriInputError, match="no ROI label inside the brain mask"):
+        load_labels(nib.Nifti1Image(same, shifted), mask, affine)
+    text = caplog.text
+    assert "the atlas has the data's grid shape (17, 20, 16) but another voxel-to-world affine (differences up to 1e+03)" in text
+    assert "2 of the atlas's 2 labels have no voxel inside the data's brain mask after resampling (1, 3)" in text
     sp = make_split(tiny_prepared, "within")
     tg = split_targets(tiny_prepared, sp)
     sp.selections["test"] = {}

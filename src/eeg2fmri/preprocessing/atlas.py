@@ -496,8 +496,20 @@ def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, 
                 raise Eeg2fmriInputError(f"{where}: grid {img.shape[:3]} differs from the data grid {mask.shape}; resample the atlas to the data grid.")
             from nilearn.image import resample_img
 
-            logger.info("%s: resampling the atlas from grid %s to the data grid %s (nearest neighbour)", where, img.shape[:3], mask.shape)
+            if img.shape[:3] == mask.shape:  # the same shape with another affine: often a header that is wrong, not another grid
+                diff = float(np.max(np.abs(np.asarray(img.affine, float) - np.asarray(affine, float))))
+                logger.warning("%s: the atlas has the data's grid shape %s but another voxel-to-world affine (differences up to %.3g): it is "
+                               "resampled by world coordinates; if it was made on the data grid and only its header differs, fix the header "
+                               "(nibabel: set_sform/set_qform with the data's affine)", where, mask.shape, diff)
+            else:
+                logger.info("%s: resampling the atlas from grid %s to the data grid %s (nearest neighbour)", where, img.shape[:3], mask.shape)
+            before = set(np.unique(np.asarray(img.dataobj)).tolist()) - {0}
             img = resample_img(img, target_affine=affine, target_shape=mask.shape, interpolation="nearest", force_resample=True, copy_header=True)
+            lost = sorted(before - set(np.unique(np.asarray(img.dataobj)[mask]).tolist()))
+            if lost:
+                logger.warning("%s: %d of the atlas's %d labels have no voxel inside the data's brain mask after resampling (%s%s): they get no "
+                               "ROI r; check that the atlas and the data are in the same space", where, len(lost), len(before),
+                               ", ".join(str(v) for v in lost[:10]), ", ..." if len(lost) > 10 else "")
         lab = np.asarray(img.dataobj)
         if lab.ndim == 4 and lab.shape[3] == 1:
             lab = lab[..., 0]
