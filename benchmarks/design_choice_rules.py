@@ -153,6 +153,18 @@ def run_fold(ds, split, labels, args) -> dict:
     fitted = _predict(model, x_tr[rows], "lin")
     centre = fitted.mean(0)
     vt = leading_right_vectors(fitted - centre, min(_OUTPUT_RANKS[-1], len(rows) - 1, fitted.shape[1] - 1))
+    # a blend weight per cluster of outputs (k-means of their loadings on the linear fit's leading components)
+    from sklearn.cluster import KMeans
+
+    load = vt[: min(8, len(vt))].T.astype(np.float64)
+    load /= np.linalg.norm(load, axis=1, keepdims=True).clip(1e-12)
+    for n_cl in (4, 8, 16):
+        lab = KMeans(n_clusters=n_cl, n_init=4, random_state=0).fit_predict(load)
+        wv = np.empty(load.shape[0])
+        for c in range(n_cl):
+            sel = lab == c
+            wv[sel] = GRID[int(np.argmax(r_grid[:, sel].mean(1)))]
+        doc["voxel_blend"][f"cluster{n_cl}"] = {"test": test_scores((1 - wv) * net_te + wv * lin_te), "w_quantiles": np.quantile(wv, [0.1, 0.5, 0.9]).tolist()}
     pv = (1 - w_chosen) * net_va + w_chosen * lin_va
     pt = (1 - w_chosen) * net_te + w_chosen * lin_te
     cv, ct = (pv - centre) @ vt.T, (pt - centre) @ vt.T
