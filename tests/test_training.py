@@ -961,3 +961,22 @@ def test_train_prints_the_flagships_validation_choices():
     assert choices_line({"ridge_weight": 0.0, "output_rank": None, "output_rank_kept_full": why}) == (
         f"chosen on the validation windows: linear-path weight 0.00, output rank: full (kept: {why})")
     assert choices_line({"output_rank": None}) == "chosen on the validation windows: output rank: full"
+
+
+def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_prepared, tmp_path):
+    """training.save_fit: a fit_model result saved as a model folder (README's Python API) loads with load_model and
+    predicts what the fitted model predicts; its window and mask are the split's and the dataset's."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models import load_model
+    from eeg2fmri.training import fit_model, save_fit, stack_split
+
+    split = make_split(tiny_prepared, "within")
+    targets = split_targets(tiny_prepared, split)
+    fitted = fit_model(tiny_prepared, split, "ridge_hrf", {"hrf": "canonical"}, targets=targets)
+    out = save_fit(fitted, tiny_prepared, split, tmp_path / "m")
+    loaded = load_model(out)
+    x, _, _ = stack_split(tiny_prepared, split, targets, "test")
+    np.testing.assert_allclose(loaded.predict(x), fitted.model.predict(x), rtol=1e-5, atol=1e-6)
+    assert loaded.meta["window"]["n_frames"] == split.n_frames and np.array_equal(loaded.mask, tiny_prepared.mask)
+    with pytest.raises(Eeg2fmriInputError, match="already exists"):
+        save_fit(fitted, tiny_prepared, split, out)

@@ -2,7 +2,8 @@
 
 * :func:`fit_model` - one entry point for every registered model: closed-form
   models are fitted directly, torch models with PyTorch Lightning
-  (:func:`fit_torch`); the result's ``model`` has ``predict(x) -> array``.
+  (:func:`fit_torch`); the result's ``model`` has ``predict(x) -> array``;
+  :func:`save_fit` writes it as a model folder (``load_model``, ``synthesize``).
 * :mod:`~eeg2fmri.training.predictor` - the ``Predictor`` protocol and
   :func:`predict_windows` (predict masked voxels with any fitted model).
 * :mod:`~eeg2fmri.training.config` - the config schema and its validation;
@@ -10,10 +11,10 @@
 """
 
 from eeg2fmri.training.config import DEFAULTS, load_config, resolve_config
-from eeg2fmri.training.fit import FitResult, data_spec, fit_model, stack_split
+from eeg2fmri.training.fit import FitResult, data_spec, fit_model, save_fit, stack_split
 from eeg2fmri.training.predictor import Predictor, TorchPredictor, predict_windows
 
-__all__ = ["DEFAULTS", "FitResult", "Predictor", "TorchPredictor", "data_spec", "fit_model", "fit_torch", "load_config", "predict_windows", "resolve_config", "stack_split"]
+__all__ = ["DEFAULTS", "FitResult", "Predictor", "TorchPredictor", "data_spec", "fit_model", "fit_torch", "load_config", "predict_windows", "resolve_config", "save_fit", "stack_split"]
 
 
 def __getattr__(name: str):

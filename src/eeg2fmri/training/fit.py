@@ -132,3 +132,37 @@ def fit_model(
         info["alpha"] = model.alpha_
     logger.info("fitted %s on %d windows in %.2f s", name, len(x), dt)
     return FitResult(model, spec, name, hparams, dt, info)
+
+
+def save_fit(fitted: FitResult, ds: PreparedDataset, split: Split, out: str | os.PathLike, *, card: dict | None = None,
+             overwrite: bool = False) -> os.PathLike:
+    """Save a :func:`fit_model` result as a model folder that ``load_model``, ``evaluate`` and ``synthesize`` read.
+
+    Parameters
+    ----------
+    fitted : FitResult
+        What :func:`fit_model` returned.
+    ds : PreparedDataset
+        The dataset it was fitted on (its mask, affine, ROIs and preparation travel with the model, so that
+        synthesis prepares a new recording the same way).
+    split : Split
+        The split it was fitted with (its window length and lag are the model's).
+    out : path-like
+        The model folder to write (atomically; an existing one only with ``overwrite=True``).
+    card : dict | None
+        Extra entries for the model card (``MODEL_CARD.md``).
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    from eeg2fmri.datasets.prepared import model_prepare_config
+    from eeg2fmri.models import save_model
+
+    hparams = fitted.model.get_params() if hasattr(fitted.model, "get_params") else fitted.hparams
+    split_info = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
+                  "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+    return save_model(getattr(fitted.model, "module", fitted.model), out, spec=fitted.spec, name=fitted.name, hparams=hparams, mask=ds.mask,
+                      affine=ds.affine, window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds),
+                      card={"split": split_info, "fit": fitted.info, **(card or {})}, overwrite=overwrite, xform_code=ds.xform_code, rois=ds.rois)

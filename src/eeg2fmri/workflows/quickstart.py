@@ -21,14 +21,13 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets import prepare_dataset
-from eeg2fmri.datasets.prepared import PrepareConfig, model_prepare_config
+from eeg2fmri.datasets.prepared import PrepareConfig
 from eeg2fmri.datasets.targets import make_split, split_targets
 from eeg2fmri.evaluation import evaluate_split, reference_model
-from eeg2fmri.models import save_model
 from eeg2fmri.plotting import plot_slices, plot_timecourses, plot_volumes_mni, write_report
 from eeg2fmri.simulate import SimulationConfig, simulate_dataset
 from eeg2fmri.synthesis import synthesize
-from eeg2fmri.training import fit_model
+from eeg2fmri.training import fit_model, save_fit
 from eeg2fmri.utils.atomic import atomic_dir, final_path, final_paths
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.provenance import software
@@ -135,12 +134,9 @@ def run_quickstart(
         split_info = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
                       "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
         table = format_table(results["summary"], model)
-        card = {"training data": {"dataset": "eeg2fmri simulator", "subjects": ds.subjects, "seed": seed}, "split": split_info,
-                "test metrics (within-subject, later span)": results["summary"], "fit": fitted.info}
-        hparams = fitted.model.get_params() if hasattr(fitted.model, "get_params") else fitted.hparams
-        to_save = getattr(fitted.model, "module", fitted.model)
-        save_model(to_save, tmp / "model", spec=fitted.spec, name=model, hparams=hparams, mask=ds.mask, affine=ds.affine,
-                   window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds), card=card, xform_code=ds.xform_code, rois=ds.rois)
+        card = {"training data": {"dataset": "eeg2fmri simulator", "subjects": ds.subjects, "seed": seed},
+                "test metrics (within-subject, later span)": results["summary"]}
+        save_fit(fitted, ds, split, tmp / "model", card=card)
         from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty, save_calibration
 
         save_calibration(tmp / "model", calibrate_uncertainty(fitted.model, ds, split, targets))  # for synthesize --uncertainty
