@@ -100,3 +100,33 @@ def test_labels_and_split_errors(tiny_prepared, tmp_path, caplog):
     sp.selections["test"] = {}
     with pytest.raises(Eeg2fmriInputError, match=r"split \(within\): expected a test selection, found none; make the split with a test span \(a test share in fractions, e\.g\. \[0\.6, 0\.2, 0\.2\]\) or test subjects"):
         evaluate_models(tiny_prepared, sp, tg, {"x": object()})
+
+
+def test_roi_names_voxels_and_per_roi_table_in_the_report(tiny_prepared, tmp_path):
+    """evaluate --atlas: ROI names from a TSV beside the atlas and each ROI's voxel count are recorded in the settings,
+    and the report has a per-ROI r table (a user test found per-ROI r only in metrics.json, keyed by number)."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.plotting.report import evaluation_markdown
+    from eeg2fmri.training import fit_model
+
+    mask, affine = tiny_prepared.mask, tiny_prepared.affine
+    vol = np.zeros(mask.shape, np.int16)
+    xs = np.argwhere(mask)[:, 0]
+    vol[mask] = np.where(xs < np.median(xs), 1, 2)
+    nib.save(nib.Nifti1Image(vol, affine), tmp_path / "atlas.nii.gz")
+    (tmp_path / "atlas.tsv").write_text("index\tname\n1\tleft_half\n2\tright_half\n")
+    sp = make_split(tiny_prepared, "within")
+    tg = split_targets(tiny_prepared, sp)
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical"}, targets=tg)
+    res = evaluate_models(tiny_prepared, sp, tg, {"ridge_hrf": fitted.model}, atlas=tmp_path / "atlas.nii.gz", n_boot=0)
+    st = res["settings"]
+    assert st["roi_names"] == {"1": "left_half", "2": "right_half"}
+    assert st["roi_voxels"] == {"1": int((vol[mask] == 1).sum()), "2": int((vol[mask] == 2).sum())}
+    md = evaluation_markdown(res, [], title="t")
+    assert "ROI r per ROI" in md and "| 1 left_half | " + str(st["roi_voxels"]["1"]) + " |" in md
+    subs = sorted(res["per_subject"])
+    expect = np.mean([res["per_subject"][s]["models"]["ridge_hrf"]["roi_r"]["2"] for s in subs])
+    assert f"| 2 right_half | {st['roi_voxels']['2']} | {expect:.3f} |" in md
+    # an atlas given as an array has no names: numbers only
+    res2 = evaluate_models(tiny_prepared, sp, tg, {"ridge_hrf": fitted.model}, atlas=vol, n_boot=0)
+    assert res2["settings"]["roi_names"] is None and res2["settings"]["roi_voxels"] == st["roi_voxels"]

@@ -709,6 +709,16 @@ def reference_model(ds: PreparedDataset, split: Split, targets: dict) -> tuple[A
     return _fit_reference(ds, split, targets, REFERENCE)
 
 
+def _roi_names(atlas: Any) -> dict[str, str] | None:
+    """ROI names from a TSV beside an atlas file (``index``/``label`` and ``name`` columns), keyed like ``roi_r``."""
+    if not isinstance(atlas, (str, os.PathLike)):
+        return None
+    from eeg2fmri.preprocessing.atlas import label_names_beside
+
+    names = label_names_beside(atlas)
+    return None if not names else {str(int(k)): str(v) for k, v in names.items()}
+
+
 def evaluate_models(
     ds: PreparedDataset,
     split: Split,
@@ -857,7 +867,9 @@ def evaluate_models(
                      "data_range": "per subject: 1st-99th percentile range of the measured test data in the mask",
                      "units": "targets detrended per span and standardised with the training span's scale (z units)",
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
-                     "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0])))},
+                     "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0]))),
+                     "roi_voxels": None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))},
+                     "roi_names": _roi_names(atlas)},
         "split": {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
                   "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")},
                   "volumes": volume_accounting(ds, split), "tr": float(ds.tr)},

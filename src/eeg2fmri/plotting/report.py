@@ -391,6 +391,25 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
+    """Per-ROI r of each model (mean over test subjects), with the ROI's name (a TSV beside the atlas) and voxel count."""
+    subs = sorted(results.get("per_subject", {}))
+    per = {nm: {} for nm in names}
+    for s_ in subs:
+        for nm in names:
+            for k, v in (results["per_subject"][s_].get("models", {}).get(nm, {}).get("roi_r") or {}).items():
+                per[nm].setdefault(k, []).append(v)
+    keys = sorted({k for d in per.values() for k in d}, key=lambda k: (len(k), k))
+    if not keys:
+        return []
+    roi_names = results.get("settings", {}).get("roi_names") or {}
+    counts = results.get("settings", {}).get("roi_voxels") or {}
+    rows = [[k + (f" {roi_names[k]}" if k in roi_names else ""), str(counts.get(k, "")),
+             *(_f(float(np.nanmean(per[nm][k]))) if per[nm].get(k) else "—" for nm in names)] for k in keys]
+    title = "ROI r per ROI" + (f" (mean over {len(subs)} test subjects)" if len(subs) > 1 else "")
+    return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""]
+
+
 def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: str, model: str | None = None, extra: dict[str, Any] | None = None,
                         folder: str | os.PathLike | None = None) -> str:
     """The Markdown text of an evaluation report (see :func:`write_evaluation_report`)."""
@@ -433,6 +452,7 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     if any(gm[nm].get("roi_median_r") is not None for nm in names):
         lines += [f"ROI r (ROI-average series, {results['settings'].get('n_rois')} ROIs): " + ", ".join(
             f"{nm} median {_f(gm[nm].get('roi_median_r'))}" for nm in names if gm[nm].get("roi_median_r") is not None), ""]
+        lines += _roi_table(results, [nm for nm in names if gm[nm].get("roi_median_r") is not None])
     if g.get("paired"):
         lines += ["## Paired comparison with the reference (same resampled blocks)", ""]
         lines += _table(["model", "Δ median r vs ridge_hrf", "95% CI", "p (two-sided)"],
