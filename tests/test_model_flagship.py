@@ -429,6 +429,17 @@ def test_predict_ensemble_is_the_members_mean_and_spread():
     single = EEG2fMRINet(BP, seed=0, n_members=1).eval()
     with torch.no_grad():
         assert (single.predict_ensemble(x)[1] == 0).all()
+    # with the per-output shrinkage the mean is shrunk and the spread is the members' before it (the shrinkage is of
+    # fluctuations the validation targets do not follow, not of the uncertainty about them)
+    n_out = int(np.prod(BP.output_shape))
+    gain = torch.linspace(0.001, 1.0, n_out)
+    model.register_buffer("voxel_gain", gain)
+    model.register_buffer("gain_centre", torch.zeros(n_out))
+    with torch.no_grad():
+        mean_g, std_g = model.predict_ensemble(x)
+        torch.testing.assert_close(mean_g, model(x), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(mean_g, mean * gain.reshape(BP.output_shape), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(std_g, std, rtol=1e-3, atol=1e-6)
 
 
 def test_tangent_input_network_reads_the_power_block():

@@ -963,14 +963,21 @@ class EEG2fMRINet(nn.Module):
         mean : torch.Tensor, shape (batch, *spec.output_shape)
             The members' mean (the evaluation-mode prediction).
         std : torch.Tensor, shape (batch, *spec.output_shape)
-            The members' standard deviation (zero with one member); a scale
-            to be calibrated on validation windows before it is read as an
-            interval (``eeg2fmri train`` stores that temperature).
+            The members' standard deviation (zero with one member) before the
+            per-output shrinkage (``voxel_gain``: it shrinks the fluctuations a
+            voxel's validation targets do not follow, not the uncertainty about
+            them -- shrunk with it, the spread of a noise voxel fell 1000-fold and
+            a user test's temperature reached 137,518); a scale to be calibrated
+            on validation windows before it is read as an interval
+            (``eeg2fmri train`` stores that temperature).
         """
         members = self.member_predictions(x, subject).float()
         if self.n_members == 1:
             return members[:, 0], torch.zeros_like(members[:, 0])
-        return members.mean(1), members.std(1)
+        std = members.std(1)
+        if "voxel_gain" in self._buffers:
+            std = std / self.voxel_gain.reshape(self.spec.output_shape).to(std.dtype)
+        return members.mean(1), std
 
     def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the targets of a batch of windows.
