@@ -31,29 +31,12 @@ GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 N_BLOCKS = 8
 
 
-def _stats(p: np.ndarray, y: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray:
-    """Per-block sums (n, Sp, Sy, Spp, Syy, Spy), shape (n_blocks, 6, n_voxels), float64."""
-    out = np.empty((len(blocks), 6, p.shape[1]))
-    for b, idx in enumerate(blocks):
-        pb, yb = p[idx].astype(np.float64), y[idx].astype(np.float64)
-        out[b] = [np.full(p.shape[1], len(idx)), pb.sum(0), yb.sum(0), (pb * pb).sum(0), (yb * yb).sum(0), (pb * yb).sum(0)]
-    return out
-
-
-def _mean_r(s: np.ndarray) -> float:
-    n, sp, sy, spp, syy, spy = s
-    cov = spy - sp * sy / n
-    vp, vy = spp - sp * sp / n, syy - sy * sy / n
-    ok = (vp > 1e-12 * np.maximum(spp, 1e-30)) & (vy > 0)
-    r = np.where(ok, cov / np.sqrt(np.where(ok, vp * vy, 1.0)), 0.0)
-    return float(r.mean())
-
-
 def jack(p: np.ndarray, y: np.ndarray, blocks: list[np.ndarray]) -> tuple[float, list[float]]:
-    """Mean voxel r on all windows and with each block left out."""
-    s = _stats(p, y, blocks)
-    tot = s.sum(0)
-    return _mean_r(tot), [_mean_r(tot - s[b]) for b in range(len(blocks))]
+    """Mean voxel r on all windows and with each block left out (the package's jackknife_mean_r, the same blocks)."""
+    from eeg2fmri.utils.stats import jackknife_mean_r
+
+    full, loo = jackknife_mean_r(p, y, len(blocks))
+    return full, loo.tolist()
 
 
 SMOOTHERS = {"k3": np.array([1.0, 2.0, 1.0]), "k5": np.array([1.0, 2.0, 3.0, 2.0, 1.0])}
@@ -210,8 +193,9 @@ def run(args) -> None:
 
 
 def _se(d_loo: np.ndarray) -> float:
-    b = len(d_loo)
-    return float(np.sqrt((b - 1) / b * ((d_loo - d_loo.mean()) ** 2).sum()))
+    from eeg2fmri.utils.stats import jackknife_se
+
+    return jackknife_se(d_loo)
 
 
 #: Rules for the output rank, evaluated offline: (label, gain threshold in jackknife SEs, the full prediction's validation r

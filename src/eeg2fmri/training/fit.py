@@ -134,6 +134,12 @@ def fit_model(
     return FitResult(model, spec, name, hparams, dt, info)
 
 
+def split_summary(split: Split) -> dict:
+    """A split's protocol, window, gap and number of windows per part (what model cards and metrics record)."""
+    return {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
+            "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+
+
 def save_fit(fitted: FitResult, ds: PreparedDataset, split: Split, out: str | os.PathLike, *, card: dict | None = None,
              overwrite: bool = False) -> os.PathLike:
     """Save a :func:`fit_model` result as a model folder that ``load_model``, ``evaluate`` and ``synthesize`` read.
@@ -161,8 +167,7 @@ def save_fit(fitted: FitResult, ds: PreparedDataset, split: Split, out: str | os
     from eeg2fmri.models import save_model
 
     hparams = fitted.model.get_params() if hasattr(fitted.model, "get_params") else fitted.hparams
-    split_info = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
-                  "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+    split_info = split_summary(split)
     return save_model(getattr(fitted.model, "module", fitted.model), out, spec=fitted.spec, name=fitted.name, hparams=hparams, mask=ds.mask,
                       affine=ds.affine, window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds),
                       card={"split": split_info, "fit": fitted.info, **(card or {})}, overwrite=overwrite, xform_code=ds.xform_code, rois=ds.rois)

@@ -28,6 +28,7 @@ from eeg2fmri.plotting import plot_slices, plot_timecourses, plot_volumes_mni, w
 from eeg2fmri.simulate import SimulationConfig, simulate_dataset
 from eeg2fmri.synthesis import synthesize
 from eeg2fmri.training import fit_model, save_fit
+from eeg2fmri.training.fit import split_summary
 from eeg2fmri.utils.atomic import atomic_dir, final_path, final_paths
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.provenance import software
@@ -131,8 +132,7 @@ def run_quickstart(
         timings["fit"] = time.perf_counter() - t0 - sum(timings.values())
         results = evaluate_split(ds, split, targets, fitted.model, baseline=baseline.model, reference=reference)
         timings["evaluate"] = time.perf_counter() - t0 - sum(timings.values())
-        split_info = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
-                      "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+        split_info = split_summary(split)
         table = format_table(results["summary"], model)
         card = {"training data": {"dataset": "eeg2fmri simulator", "subjects": ds.subjects, "seed": seed},
                 "test metrics (within-subject, later span)": results["summary"]}
