@@ -338,25 +338,55 @@ def test_check_reports_confounds_that_do_not_fit_the_bold(tmp_path):
                for n in rep.notes), rep.notes
 
 
-def test_mask_fmriprep_uses_the_first_runs_brain_mask(tmp_path):
-    """prepare option mask='fmriprep': fMRIPrep's *_desc-brain_mask.nii.gz beside the first run's preprocessed BOLD (user
-    test: the EPI mask of the data differed from it); missing: an error naming where it was expected and the fixes."""
+def test_mask_fmriprep_intersects_every_runs_brain_mask(tmp_path, caplog):
+    """prepare option mask='fmriprep': the intersection of fMRIPrep's *_desc-brain_mask.nii.gz of every run (user test: the
+    EPI mask of the data differed from it; the first run's mask alone kept voxels outside another subject's brain),
+    equal to nilearn's intersect_masks; a missing mask, masks with nothing in common or on another grid: errors naming
+    the file and the fixes."""
+    import logging
+
     import nibabel as nib
+    from nilearn.masking import intersect_masks
 
     from eeg2fmri.datasets import prepare_dataset
 
     root, deriv = fmriprep_root(tmp_path)
     opts = {"layout_options": {"derivatives": str(deriv), "space": "MNI152NLin2009cAsym"}, "progress_bar": False}
     cfg = {"mask": "fmriprep", "check_artifacts": False}
+    stem = "sub-{s}/func/sub-{s}_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-{d}.nii.gz"
     with pytest.raises(Eeg2fmriInputError, match=r"sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-brain_mask\.nii\.gz: prepare "
                                                  r"option mask='fmriprep' expected fMRIPrep's brain mask of the first run here, found none"):
         prepare_dataset(root, cfg, **opts)
-    bold = nib.load(deriv / "sub-01/func/sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz")
-    m = np.zeros(bold.shape[:3], np.uint8)
-    m[1:3, 1:4, :2] = 1
-    nib.save(nib.Nifti1Image(m, bold.affine), deriv / "sub-01/func/sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-brain_mask.nii.gz")
-    ds = prepare_dataset(root, cfg, **opts)
-    np.testing.assert_array_equal(ds.mask, m > 0)
+    bold = nib.load(deriv / stem.format(s="01", d="preproc_bold"))
+    m1 = np.zeros(bold.shape[:3], np.uint8)
+    m1[1:3, 1:4, :2] = 1
+    nib.save(nib.Nifti1Image(m1, bold.affine), deriv / stem.format(s="01", d="brain_mask"))
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-brain_mask\.nii\.gz: prepare "
+                                                 r"option mask='fmriprep' expected fMRIPrep's brain mask of run sub-02\S* here, found none; "
+                                                 r"give a mask's path as mask, or use mask 'data'"):
+        prepare_dataset(root, cfg, **opts)
+    m2 = np.zeros(bold.shape[:3], np.uint8)
+    m2[2:4, 0:3, :3] = 1
+    nib.save(nib.Nifti1Image(m2, bold.affine), deriv / stem.format(s="02", d="brain_mask"))
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        ds = prepare_dataset(root, cfg, **opts)
+    ref = intersect_masks([nib.Nifti1Image(m, bold.affine) for m in (m1, m2)], threshold=1, connected=False)
+    np.testing.assert_array_equal(ds.mask, np.asarray(ref.dataobj) > 0)
+    assert ds.mask.sum() == 4 and (m1 > 0).sum() == 12
+    assert "8 of the first run's 12 brain-mask voxels lie outside another run's brain mask and are left out" in caplog.text
+    # the first subject alone: its own mask
+    np.testing.assert_array_equal(prepare_dataset(root, cfg, subjects=["01"], **opts).mask, m1 > 0)
+    m3 = np.zeros_like(m2)
+    m3[0, 4, 2] = 1
+    nib.save(nib.Nifti1Image(m3, bold.affine), deriv / stem.format(s="02", d="brain_mask"))
+    with pytest.raises(Eeg2fmriInputError, match=r"desc-brain_mask\.nii\.gz: prepare option mask='fmriprep': the runs' fMRIPrep brain masks \(2\) "
+                                                 r"have no voxel in common; check that every run is in the same --space"):
+        prepare_dataset(root, cfg, **opts)
+    nib.save(nib.Nifti1Image(m2, bold.affine @ np.diag([1.0, 1.0, 1.0, 1.0]) + np.array([[0, 0, 0, 2.0]] * 3 + [[0, 0, 0, 0]])),
+             deriv / stem.format(s="02", d="brain_mask"))
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02\S*desc-brain_mask\.nii\.gz: voxel-to-world affine differs from the BOLD's .* by up to 2 "
+                                                 r"\(mm\), although the grid shapes agree"):
+        prepare_dataset(root, cfg, **opts)
     with pytest.raises(Eeg2fmriInputError, match=r"prepare option mask='fmriprep' needs fMRIPrep's preprocessed BOLD"):
         prepare_dataset(root, {**cfg, "mask": "fmriprep"}, progress_bar=False)  # the raw BIDS BOLD
 

@@ -79,8 +79,8 @@ class PrepareConfig:
         manifest (``provenance.inputs[run key].non_steady_state_volumes``); a number drops that many in every
         run; ``0`` keeps every volume. Their EEG still serves as the history of later windows.
     mask : str
-        ``"fmriprep"`` (fMRIPrep's ``*_desc-brain_mask.nii.gz`` of the first run, for data prepared from
-        its derivatives), ``"data"`` (EPI mask of the first run's mean image, used for all runs)
+        ``"fmriprep"`` (the intersection of every run's fMRIPrep ``*_desc-brain_mask.nii.gz``, for data
+        prepared from its derivatives), ``"data"`` (EPI mask of the first run's mean image, used for all runs)
         or a path to a mask NIfTI on the BOLD grid.
     representation : {"bandpower", "stft", "raw"}
         EEG representation stored continuously: band-power frames
@@ -857,33 +857,22 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
     return cfg
 
 
-def _fmriprep_brain_mask(img) -> Path:
+def _fmriprep_brain_mask(img, which: str = "the first run") -> Path:
     """fMRIPrep's ``*_desc-brain_mask.nii.gz`` beside a ``*_desc-preproc_bold.nii.gz`` (prepare option ``mask="fmriprep"``)."""
-    name = img.get_filename()
+    name = img if isinstance(img, (str, os.PathLike)) else img.get_filename()
     if not name or "_desc-preproc_bold" not in Path(name).name:
         raise Eeg2fmriInputError(f"{name or 'BOLD image'}: prepare option mask='fmriprep' needs fMRIPrep's preprocessed BOLD "
                                  "(*_desc-preproc_bold.nii.gz, read from its file, not resampled: no grid/voxel_size); prepare from "
                                  "the derivatives (--derivatives, --space) or use mask 'data'.")
     path = Path(name).with_name(Path(name).name.replace("_desc-preproc_bold", "_desc-brain_mask"))
     if not path.is_file():
-        raise Eeg2fmriInputError(f"{path}: prepare option mask='fmriprep' expected fMRIPrep's brain mask of the first run here, "
-                                 "found none; give the mask's path as mask, or use mask 'data'.")
+        raise Eeg2fmriInputError(f"{path}: prepare option mask='fmriprep' expected fMRIPrep's brain mask of {which} here, "
+                                 "found none; give a mask's path as mask, or use mask 'data'.")
     return path
 
 
-def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | None]:
-    """The BOLD mask, and the first run's masked data when computing the mask needed it anyway."""
-    import nibabel as nib
-
-    if cfg.mask == "data":
-        data, mask, _ = load_masked_bold(img, None, where=str(img.get_filename()))
-        return mask, data
-    if cfg.mask == "mni":
-        from eeg2fmri.preprocessing.volumes import mni_mask
-
-        return np.asarray(mni_mask(img), dtype=bool), None
-    mask_path = _fmriprep_brain_mask(img) if cfg.mask == "fmriprep" else cfg.mask
-    mimg = nib.load(mask_path)
+def _check_mask_grid(mask_path, mimg, img) -> None:
+    """A mask NIfTI must be on the BOLD's grid (same shape and voxel-to-world affine): it is applied by voxel index."""
     if mimg.shape[:3] != img.shape[:3]:
         raise Eeg2fmriInputError(f"{mask_path}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
     diff = float(np.max(np.abs(np.asarray(mimg.affine, float) - np.asarray(img.affine, float))))
@@ -893,7 +882,43 @@ def _resolve_mask(cfg: PrepareConfig, img) -> tuple[np.ndarray, np.ndarray | Non
             "shapes agree: the mask would select other places than it marks. Resample it onto the BOLD grid first "
             "(nilearn.image.resample_to_img(mask, bold, interpolation='nearest'))."
         )
-    return np.asarray(mimg.dataobj) > 0, None
+
+
+def _resolve_mask(cfg: PrepareConfig, img, records: list | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The BOLD mask, and the first run's masked data when computing the mask needed it anyway.
+
+    ``mask="fmriprep"``: the intersection of every run's fMRIPrep brain mask (``records``: the runs; the first is ``img``'s),
+    so that no run contributes voxels outside its own brain mask.
+    """
+    import nibabel as nib
+
+    if cfg.mask == "data":
+        data, mask, _ = load_masked_bold(img, None, where=str(img.get_filename()))
+        return mask, data
+    if cfg.mask == "mni":
+        from eeg2fmri.preprocessing.volumes import mni_mask
+
+        return np.asarray(mni_mask(img), dtype=bool), None
+    if cfg.mask != "fmriprep":
+        mimg = nib.load(cfg.mask)
+        _check_mask_grid(cfg.mask, mimg, img)
+        return np.asarray(mimg.dataobj) > 0, None
+    paths = [_fmriprep_brain_mask(img)]
+    paths += [_fmriprep_brain_mask(rec.bold_path, f"run {rec.key}") for rec in (records or [])[1:]]
+    masks = []
+    for path in paths:
+        mimg = nib.load(path)
+        _check_mask_grid(path, mimg, img)
+        masks.append(np.asarray(mimg.dataobj) > 0)
+    mask = np.logical_and.reduce(masks)
+    if not mask.any():
+        raise Eeg2fmriInputError(f"{paths[0]}: prepare option mask='fmriprep': the runs' fMRIPrep brain masks ({len(paths)}) have no voxel in "
+                                 "common; check that every run is in the same --space, or give a mask's path as mask.")
+    lost = int(masks[0].sum() - mask.sum())
+    if lost:
+        logger.info("mask='fmriprep': %d of the first run's %d brain-mask voxels lie outside another run's brain mask and are left out "
+                    "(the intersection of %d runs' masks: %d voxels)", lost, int(masks[0].sum()), len(paths), int(mask.sum()))
+    return mask, None
 
 
 def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndarray] | None = None):
@@ -1347,7 +1372,7 @@ def prepare_dataset(
     # first run: the mask (and, for a data-derived mask, the run's BOLD) is computed in a thread
     # while this thread processes the run's EEG
     with ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(_resolve_mask, cfg, img0)
+        fut = ex.submit(_resolve_mask, cfg, img0, records)
         eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
         mask, first_bold = fut.result()
     atlas, rois = _fit_atlas(cfg, mask, img0.affine)
