@@ -93,6 +93,15 @@ def run_fold(ds, split, labels, args) -> dict:
     rows = np.unique(np.linspace(0, len(x_tr) - 1, min(len(x_tr), _OUTPUT_RANK_WINDOWS)).round().astype(int))
     blocks = np.array_split(np.arange(len(y_va)), N_BLOCKS)
     subj_te = np.array([ds.runs[i].subject for i in run_te])
+    if args.save_preds:  # everything a validation criterion needs, evaluated offline by --criteria
+        fitted = _predict(model, x_tr[rows], "lin")
+        centre = fitted.mean(0)
+        vt = leading_right_vectors(fitted - centre, min(_OUTPUT_RANKS[-1], len(rows) - 1, fitted.shape[1] - 1))
+        args._n_saved = getattr(args, "_n_saved", 0) + 1
+        np.savez(Path(args.save_preds) / f"{args._proto}_{args._n_saved - 1}.npz", net_va=net_va, lin_va=lin_va, y_va=y_va.astype(np.float32),
+                 net_te=net_te, lin_te=lin_te, y_te=y_te.astype(np.float32), subj_te=subj_te.astype(str), run_va=run_va, run_te=run_te,
+                 vt=np.asarray(vt, dtype=np.float32), centre=centre, w_chosen=w_chosen, labels=np.zeros(0) if labels is None else labels)
+        return {"fit_seconds": fit_s, "w_chosen": w_chosen, "saved": args._n_saved - 1}
 
     def test_scores(p: np.ndarray) -> dict:
         out = {}
@@ -186,7 +195,10 @@ def run(args) -> None:
     ds = load_prepared(args.prepared)
     labels = None if args.atlas is None else load_labels(args.atlas, ds.mask, ds.affine)
     doc = {"prepared": str(args.prepared), "atlas": args.atlas, "seed": args.seed, "protocols": {}}
+    if args.save_preds:
+        Path(args.save_preds).mkdir(parents=True, exist_ok=True)
     for proto in args.protocols:
+        args._proto, args._n_saved = proto, 0
         doc["protocols"][proto] = [run_fold(ds, split, labels, args) for split in _folds(ds, proto, 5, {})]
         print(proto, "done", flush=True)
     Path(args.out).write_text(json.dumps(doc, indent=1))
@@ -246,6 +258,160 @@ def table(paths: list[str]) -> None:
                   + f"  (n={len(agg[(metric, 'best')])})")
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Validation criteria weighted by where the signal is (session 18), evaluated offline from --save-preds folders.
+#
+# The flagship scores its blend weight and its output rank by the validation mean voxel r over the whole mask. With a
+# focal signal that mean is mostly noise voxels. A signal-weighted criterion weights each voxel's validation r by how
+# predictable the voxel is, measured on the *other* half of the validation windows (cross-fitted: blocks 0, 2, 4, 6
+# vs 1, 3, 5, 7) by a reference that is neither candidate (the equal blend of the network and the linear path), so a
+# voxel's weight does not share the noise of the r it weights.
+
+
+def _r(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from eeg2fmri.utils.stats import pearson_columns
+
+    return pearson_columns(p, y, constant=0.0, clip=False)
+
+
+class Criteria:
+    """The validation criteria of one fold: ``score(p, name)`` -> a scalar to maximise."""
+
+    def __init__(self, ref: np.ndarray, y: np.ndarray) -> None:
+        blocks = np.array_split(np.arange(len(y)), N_BLOCKS)
+        self.y = y
+        self.halves = [np.concatenate(blocks[h::2]) for h in (0, 1)]
+        self.ref_h = [np.clip(_r(ref[i], y[i]), 0.0, None) for i in self.halves]
+        self.ref = np.clip(_r(ref, y), 0.0, None)
+
+    def weights(self, power: float, h: int | None) -> np.ndarray:
+        a = (self.ref if h is None else self.ref_h[1 - h]) ** power
+        return a / a.sum() if a.sum() > 0 else np.full(len(a), 1.0 / len(a))
+
+    def halves_scores(self, p: np.ndarray, power: float) -> list[float]:
+        return [float(self.weights(power, h) @ _r(p[i], self.y[i])) for h, i in enumerate(self.halves)]
+
+    def score(self, p: np.ndarray, name: str) -> float:
+        if name == "mean":
+            return float(_r(p, self.y).mean())
+        if name.startswith("x"):  # "x1", "x2": cross-fitted, weights |ref r|_+ ** power
+            return float(np.mean(self.halves_scores(p, float(name[1:]))))
+        return float(self.weights(float(name[1:]), None) @ _r(p, self.y))  # "w1", "w2": weights from the same windows
+
+
+#: blend criteria: "mean" (the package's), cross-fitted "x1"/"x2", same-window "w1"/"w2", and "cK": a weight per
+#: k-means cluster (K clusters of the outputs' loadings on the linear fit's leading 8 components), each by its mean r
+BLEND_CRITERIA = ["mean", "x1", "x2", "w1", "w2", "c4", "c8"]
+#: rank rules: (label, criterion of the argmax, guard). Guards: "se" = the package's guarded rule (mean voxel r >= 0.02,
+#: gain > 1 jackknife SE); "veto:x2" = the guarded choice, then the full prediction kept if the cross-fitted weighted
+#: criterion falls; "halves" = the rank must beat the full prediction on both halves of the cross-fitted criterion.
+RANK_RULES = [("full", None, None), ("guarded", "mean", "se"), ("guarded+veto:x2", "mean", "veto:x2"), ("guarded+veto:w2", "mean", "veto:w2"),
+              ("x2+halves", "x2", "halves")]
+
+
+def _cluster_weights(vt: np.ndarray, r_grid: np.ndarray, n_cl: int) -> np.ndarray:
+    """A blend weight per output: the grid weight of the best mean validation r in its k-means cluster of loadings."""
+    from sklearn.cluster import KMeans
+
+    load = vt[: min(8, len(vt))].T.astype(np.float64)
+    load /= np.linalg.norm(load, axis=1, keepdims=True).clip(1e-12)
+    lab = KMeans(n_clusters=n_cl, n_init=4, random_state=0).fit_predict(load)
+    wv = np.empty(load.shape[0])
+    for c in range(n_cl):
+        wv[lab == c] = GRID[int(np.argmax(r_grid[:, lab == c].mean(1)))]
+    return wv
+
+
+def _fold_rules(z) -> dict:
+    """Test scores (per subject: median voxel r, ROI r) of every (blend criterion, rank rule) pair on one saved fold."""
+    from eeg2fmri.evaluation.metrics.correlation import roi_r
+    from eeg2fmri.models.flagship import _CHOICE_BLOCKS, _OUTPUT_RANKS, _rank_guard
+    from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
+
+    net_va, lin_va, y_va = z["net_va"], z["lin_va"], z["y_va"]
+    net_te, lin_te, y_te, subj = z["net_te"], z["lin_te"], z["y_te"], z["subj_te"]
+    vt, centre = z["vt"], z["centre"]
+    labels = z["labels"] if z["labels"].size else None
+    crit = Criteria(0.5 * net_va + 0.5 * lin_va, y_va)
+
+    def test(p: np.ndarray) -> dict:
+        out = {}
+        for s in np.unique(subj):
+            k = subj == s
+            out[str(s)] = {"median_r": float(np.median(_r(p[k], y_te[k])))}
+            if labels is not None:
+                out[str(s)]["roi_r"] = float(np.nanmedian(list(roi_r(y_te[k], p[k], labels).values())))
+        return out
+
+    res = {}
+    r_grid = None
+    for bc in BLEND_CRITERIA:
+        if bc.startswith("c"):
+            if r_grid is None:
+                r_grid = np.array([_r((1 - w) * net_va + w * lin_va, y_va) for w in GRID])
+            w = _cluster_weights(vt, r_grid, int(bc[1:]))
+        else:
+            w = float(GRID[int(np.argmax([crit.score((1 - w) * net_va + w * lin_va, bc) for w in GRID]))])
+        pv, pt = (1 - w) * net_va + w * lin_va, (1 - w) * net_te + w * lin_te
+        cv, ct = (pv - centre) @ vt.T, (pt - centre) @ vt.T
+        ranks = [None, *(k for k in _OUTPUT_RANKS if k <= len(vt))]
+        cand_v = {k: pv if k is None else centre + cv[:, :k] @ vt[:k] for k in ranks}
+        for label, cname, guard in RANK_RULES:
+            k = None
+            if cname is not None:
+                scores = {kk: crit.score(q, cname) for kk, q in cand_v.items()}
+                k = max(ranks, key=lambda kk: scores[kk])  # ties: the first (full rank)
+                if k is not None and guard == "se" or (guard or "").startswith("veto"):
+                    full, loo_f = jackknife_mean_r(cand_v[None], y_va, _CHOICE_BLOCKS)
+                    if k is not None:
+                        r_k, loo_k = jackknife_mean_r(cand_v[k], y_va, _CHOICE_BLOCKS)
+                        if _rank_guard(k, r_k, full, jackknife_se(loo_k, loo_f)) is not None:
+                            k = None
+                    if k is not None and guard.startswith("veto") and crit.score(cand_v[k], guard[5:]) < crit.score(cand_v[None], guard[5:]):
+                        k = None
+                elif k is not None and guard == "halves":
+                    pw = float(cname[1:])
+                    if not all(a > b for a, b in zip(crit.halves_scores(cand_v[k], pw), crit.halves_scores(cand_v[None], pw))):
+                        k = None
+            res[f"{bc}|{label}"] = {"w": float(np.median(w)), "k": k, "test": test(pt if k is None else centre + ct[:, :k] @ vt[:k])}
+    return res
+
+
+def criteria_table(folders: list[str]) -> None:
+    """Per dataset and protocol: test median voxel r (and ROI r) of each rule pair minus the package's current pair
+    (mean | guarded), mean over folds and test subjects; then mean / worst over datasets."""
+    import glob
+
+    base = "mean|guarded"
+    pairs = [f"{b}|{r[0]}" for b in BLEND_CRITERIA for r in RANK_RULES]
+    agg: dict = {}
+    for folder in folders:
+        files = sorted(glob.glob(str(Path(folder) / "*.npz")))
+        by_proto: dict = {}
+        for f in files:
+            with np.load(f, allow_pickle=False) as z:
+                by_proto.setdefault(Path(f).stem.split("_")[0], []).append(_fold_rules(z))
+        for proto, folds in by_proto.items():
+            metrics = ["median_r"] + (["roi_r"] if "roi_r" in next(iter(folds[0][base]["test"].values())) else [])
+            for metric in metrics:
+                def mean_test(pair: str, metric: str = metric, folds: list = folds) -> float:
+                    return float(np.mean([s[metric] for f in folds for s in f[pair]["test"].values()]))
+
+                b = mean_test(base)
+                ds = f"{Path(folder).name}:{proto}:{metric}"
+                print(f"{ds:34s} base {b:.3f}  " + "  ".join(f"{p}={mean_test(p) - b:+.3f}" for p in pairs if p != base), flush=True)
+                print(f"{'':34s} choices " + "  ".join(f"{p}=" + ",".join(f"{f[p]['w']:.2f}/{f[p]['k'] or '-'}" for f in folds)
+                                                       for p in (base, "w2|guarded", "c4|guarded")), flush=True)
+                for p in pairs:
+                    agg.setdefault((metric, p), []).append(mean_test(p) - b)
+    print("\npair minus mean|guarded over dataset x protocol: mean / worst / best")
+    for metric in ("median_r", "roi_r"):
+        for p in pairs:
+            if (metric, p) in agg:
+                v = np.array(agg[(metric, p)])
+                print(f"  {metric:8s} {p:24s} {v.mean():+.4f} / {v.min():+.4f} / {v.max():+.4f}  (n={len(v)})")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prepared")
@@ -255,8 +421,13 @@ if __name__ == "__main__":
     ap.add_argument("--accelerator", default="cpu")
     ap.add_argument("--out")
     ap.add_argument("--table", nargs="+")
+    ap.add_argument("--save-preds", help="a folder: save each fold's validation/test predictions (network, linear path) and targets "
+                    "instead of scoring the rules here (see --criteria)")
+    ap.add_argument("--criteria", nargs="+", help="folders written by --save-preds: the blend/rank criteria's test scores")
     a = ap.parse_args()
     if a.table:
         table(a.table)
+    elif a.criteria:
+        criteria_table(a.criteria)
     else:
         run(a)
