@@ -302,6 +302,8 @@ class Criteria:
 #: blend criteria: "mean" (the package's), cross-fitted "x1"/"x2", same-window "w1"/"w2", and "cK": a weight per
 #: k-means cluster (K clusters of the outputs' loadings on the linear fit's leading 8 components), each by its mean r
 BLEND_CRITERIA = ["mean", "x1", "x2", "w1", "w2", "c4", "c8"]
+#: "n1": w = 1 (the linear path alone) where the best weight's validation mean r is below 0.02 (noise level); "g1": also
+#: where its gain over w = 1 is within one jackknife SE (the rank guard's rule applied to the blend weight)
 #: rank rules: (label, criterion of the argmax, guard). Guards: "se" = the package's guarded rule (mean voxel r >= 0.02,
 #: gain > 1 jackknife SE); "veto:x2" = the guarded choice, then the full prediction kept if the cross-fitted weighted
 #: criterion falls; "halves" = the rank must beat the full prediction on both halves of the cross-fitted criterion.
@@ -350,6 +352,12 @@ def _fold_rules(z) -> dict:
             if r_grid is None:
                 r_grid = np.array([_r((1 - w) * net_va + w * lin_va, y_va) for w in GRID])
             w = _cluster_weights(vt, r_grid, int(bc[1:]))
+        elif bc in ("g1", "n1"):  # the linear path (w = 1) unless the network earns its place on validation
+            scored = [jackknife_mean_r((1 - w) * net_va + w * lin_va, y_va, _CHOICE_BLOCKS) for w in GRID]
+            i = int(np.argmax([v for v, _ in scored]))
+            w = float(GRID[i])
+            if scored[i][0] < 0.02 or (bc == "g1" and not scored[i][0] - scored[-1][0] > jackknife_se(scored[i][1], scored[-1][1])):
+                w = 1.0
         else:
             w = float(GRID[int(np.argmax([crit.score((1 - w) * net_va + w * lin_va, bc) for w in GRID]))])
         pv, pt = (1 - w) * net_va + w * lin_va, (1 - w) * net_te + w * lin_te
@@ -401,7 +409,7 @@ def criteria_table(folders: list[str]) -> None:
                 ds = f"{Path(folder).name}:{proto}:{metric}"
                 print(f"{ds:34s} base {b:.3f}  " + "  ".join(f"{p}={mean_test(p) - b:+.3f}" for p in pairs if p != base), flush=True)
                 print(f"{'':34s} choices " + "  ".join(f"{p}=" + ",".join(f"{f[p]['w']:.2f}/{f[p]['k'] or '-'}" for f in folds)
-                                                       for p in (base, "w2|guarded", "c4|guarded")), flush=True)
+                                                       for p in (base, *pairs[:2]) if p in pairs), flush=True)
                 for p in pairs:
                     agg.setdefault((metric, p), []).append(mean_test(p) - b)
     print("\npair minus mean|guarded over dataset x protocol: mean / worst / best")
@@ -424,10 +432,16 @@ if __name__ == "__main__":
     ap.add_argument("--save-preds", help="a folder: save each fold's validation/test predictions (network, linear path) and targets "
                     "instead of scoring the rules here (see --criteria)")
     ap.add_argument("--criteria", nargs="+", help="folders written by --save-preds: the blend/rank criteria's test scores")
+    ap.add_argument("--blend", nargs="+", help="blend criteria scored by --criteria (default: every one of BLEND_CRITERIA)")
+    ap.add_argument("--rank", nargs="+", help="rank rules scored by --criteria (default: every one of RANK_RULES)")
     a = ap.parse_args()
     if a.table:
         table(a.table)
     elif a.criteria:
+        if a.blend:
+            BLEND_CRITERIA[:] = a.blend
+        if a.rank:
+            RANK_RULES[:] = [r for r in RANK_RULES if r[0] in a.rank]
         criteria_table(a.criteria)
     else:
         run(a)
