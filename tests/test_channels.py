@@ -192,3 +192,43 @@ def test_match_channels_takes_decorated_names_as_prepare_does():
     with pytest.raises(Eeg2fmriInputError, match=r"1 are missing here: \['Fp1'\] \(channels of the recording the model does not use: "
                        r"\['EEG Fp1-REF', 'EEG Fp1-LE'\]\); rename channels .*EDF-style decorations"):
         match_channels(["EEG Fp1-REF", "EEG Fp1-LE"], ["Fp1"])  # two decorated names of one key: none is taken
+
+
+def test_prepare_bad_channel_in_one_run_without_positions(tiny_bids, tmp_path, caplog):
+    """User test 4: one run marks a channel bad, the files carry no electrode positions (EDF / EEGLAB without a
+    digitisation). The channel sets differ; with the prepare option channels (and no channel_positions) the 10-05 sites
+    of the channel names place them, as synthesize does, and the bad channel is interpolated (it used to fail asking
+    for a montage such as biosemi64)."""
+    import logging
+    import shutil
+
+    from eeg2fmri.datasets import prepare_dataset
+
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    for f in list(root.rglob("*_electrodes.tsv")) + list(root.rglob("*_coordsystem.json")):
+        f.unlink()
+    tsvs = sorted(root.glob("sub-02/**/*_channels.tsv"))
+    rows = tsvs[0].read_text(encoding="utf-8").splitlines()
+    head = rows[0].split("\t")
+    status = head.index("status") if "status" in head else None
+    bad = rows[2].split("\t")[0]
+    new = [rows[0] if status is not None else rows[0] + "\tstatus"]
+    for r in rows[1:]:
+        cells = r.split("\t")
+        if status is None:
+            cells.append("good")
+        cells[status if status is not None else -1] = "bad" if cells[0] == bad else cells[status if status is not None else -1]
+        new.append("\t".join(cells))
+    tsvs[0].write_text("\n".join(new) + "\n", encoding="utf-8")
+    with pytest.raises(Eeg2fmriInputError, match=rf"differ from the first run's .*missing here: \['{bad}'\].*by default the file's digitisation, "
+                                                 r"else the 10-05 sites by channel name"):
+        prepare_dataset(root, {"check_artifacts": False}, progress_bar=False)
+    first = prepare_dataset(root, {"check_artifacts": False}, subjects=["01"], progress_bar=False).ch_names
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        ds = prepare_dataset(root, {"channels": first, "check_artifacts": False}, progress_bar=False)
+    assert ds.ch_names == first
+    maps = {k: v["channel_mapping"] for k, v in ds.provenance["inputs"].items()}
+    assert [m["interpolated"] for k, m in maps.items() if k.startswith("sub-02")] == [[bad]]
+    assert "no electrode positions in the recording: channels placed at their 10-05 sites by name" in caplog.text
+    assert all(np.isfinite(r.features).all() for r in ds.runs)

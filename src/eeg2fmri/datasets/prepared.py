@@ -128,8 +128,9 @@ class PrepareConfig:
         (:func:`eeg2fmri.preprocessing.channels.map_channels_by_position`); the
         manifest records the mapping per run. ``None``: the runs' own EEG channels.
     channel_positions : str | None
-        With ``channels``: ``"file"`` (the recordings' digitisation, default) or
-        an MNE standard montage such as ``"biosemi64"``.
+        With ``channels``: ``"file"`` (the recordings' digitisation) or an MNE standard
+        montage such as ``"biosemi64"``; ``None`` (default): the digitisation where a
+        recording has one, else the 10-05 sites by channel name (as ``synthesize``).
     """
 
     bands: dict | str = "auto"
@@ -971,9 +972,13 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         raw, cleaning = clean_for_prepare(raw, cfg.clean, tr=tr, marker=cfg.marker, onsets=sync.onsets, where=where)
     chmap = None
     if cfg.channels:
-        from eeg2fmri.preprocessing.channels import map_channels_by_position
+        from eeg2fmri.preprocessing.channels import default_positions, map_channels_by_position
 
-        raw, chmap = map_channels_by_position(raw, [str(c) for c in cfg.channels], positions=cfg.channel_positions or "file", where=where)
+        positions = cfg.channel_positions or default_positions(raw)
+        if positions != "file" and not cfg.channel_positions:
+            logger.info("%s: no electrode positions in the recording: channels placed at their 10-05 sites by name (%s); "
+                        "prepare option channel_positions names another cap", where, positions)
+        raw, chmap = map_channels_by_position(raw, [str(c) for c in cfg.channels], positions=positions, where=where)
     from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
 
     outliers = amplitude_outliers(raw)
@@ -1155,8 +1160,8 @@ def _check_consistent(infos: list[dict], records) -> None:
             raise Eeg2fmriInputError(
                 f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}. Give every run "
                 "one channel set with the prepare option channels (--config '{\"channels\": [names]}'): channels a run lacks or "
-                "marks bad are interpolated from its electrode positions (channel_positions: 'file' or the montage of the cap, "
-                "such as 'biosemi64' or 'easycap-M1'). Or remove the channels that are not good in every run from all of them. Channels marked bad "
+                "marks bad are interpolated from its electrode positions (channel_positions: by default the file's digitisation, "
+                "else the 10-05 sites by channel name; or the montage of the cap, such as 'biosemi64' or 'easycap-M1'). Or remove the channels that are not good in every run from all of them. Channels marked bad "
                 f"(channels.tsv status, raw.info['bads']) or typed non-EEG are left out of a run ({records[0].eeg_path.name} is the first run)."
             )
 

@@ -65,11 +65,23 @@ def training_montage_name() -> str:
     return "colin27_1005" if "colin27_1005" in mne.channels.get_builtin_montages() else "standard_1005"
 
 
+def default_positions(raw) -> str:
+    """Where electrode positions come from when none are named: ``"file"`` (the recording's digitisation) if it has
+    any, else the 10-05 sites by channel name (:func:`training_montage_name`), as ``prepare`` and ``synthesize`` both do."""
+    mont = raw.get_montage()
+    has_pos = mont is not None and any(v is not None and np.isfinite(v).all() and np.linalg.norm(v) > 0
+                                       for v in mont.get_positions()["ch_pos"].values())
+    return "file" if has_pos else training_montage_name()
+
+
 def _fit_sphere(p: np.ndarray) -> tuple[np.ndarray, float]:
     a = np.c_[2 * p, np.ones(len(p))]
     x = np.linalg.lstsq(a, (p**2).sum(1), rcond=None)[0]
     c = x[:3]
     return c, float(np.sqrt(max(x[3] + c @ c, 1e-12)))
+
+
+_WARNED_MONTAGES: set = set()
 
 
 def _standard_montage(name: str):
@@ -88,7 +100,8 @@ def _standard_montage(name: str):
         mont = None
     else:
         for w in caught:
-            if issubclass(w.category, (DeprecationWarning, FutureWarning)):
+            if issubclass(w.category, (DeprecationWarning, FutureWarning)) and name not in _WARNED_MONTAGES:
+                _WARNED_MONTAGES.add(name)  # once per process, not once per run
                 logger.warning("channel_positions=%r: %s", name, w.message)
         return mont
     close = [m for m in builtin if str(name).casefold() == m.casefold()]
@@ -109,7 +122,8 @@ def _recording_positions(raw, names: list[str], positions: str, where: str) -> d
         pos = {k: v for k, v in pos.items() if k in names and np.linalg.norm(v) > 0}
         if not pos:
             raise Eeg2fmriInputError(f"{where}: channel_positions='file' but the recording carries no electrode positions; "
-                                     "pass a named MNE montage instead, e.g. channel_positions='biosemi64' (--channel-positions biosemi64).")
+                                     f"pass the cap's MNE montage instead, e.g. channel_positions={training_montage_name()!r} (10-05 names such as Fp1, "
+                                     "TP10) or 'biosemi64' (BioSemi A1..B32) (--channel-positions).")
         return pos
     mont = _standard_montage(positions)
     mpos = mont.get_positions()["ch_pos"]

@@ -265,14 +265,9 @@ def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str]
         ignored, the bad channels handled (training names); or the inputs unchanged, ``interpolated`` empty and ``why``
         the reason, when no positions are available.
     """
-    from eeg2fmri.preprocessing.channels import map_channels_by_position, training_montage_name
+    from eeg2fmri.preprocessing.channels import default_positions, map_channels_by_position
 
-    positions = channel_positions
-    if positions is None:
-        mont = raw.get_montage()
-        has_pos = mont is not None and any(v is not None and np.isfinite(v).all() and np.linalg.norm(v) > 0
-                                           for v in mont.get_positions()["ch_pos"].values())
-        positions = "file" if has_pos else training_montage_name()
+    positions = default_positions(raw) if channel_positions is None else channel_positions
     wanted = [str(c) for c in spec.ch_names]
     try:
         new_raw, new_map = map_channels_by_position(raw, wanted, positions=positions, tolerance_mm=tolerance_mm, min_share=min_share, where=where)
