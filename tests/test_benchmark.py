@@ -47,6 +47,13 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ("eeg2fmri_net: ahead of ridge_hrf on the whole-mask median r (+0.014) but behind it on the ROI median r (0.243 vs 0.456): "
             "the ranking depends on where you look") in note
     assert "depends on where you look" not in format_leaderboard([*with_roi, dict(ahead, roi_median_r=0.5)])
+    # a median r above the null's median but not above its 95th percentile (user test 4: LOSO 0.017, null p95 0.028): said
+    assert isinstance(ridge["null_p95_median_r"], float) and "not distinguishable from chance" not in table
+    chance = {"name": "eeg2fmri_net", "role": "model", "median_r": 0.017, "null_median_r": 0.012, "null_p95_median_r": 0.028, "roi_median_r": 0.4}
+    assert ("eeg2fmri_net: whole-mask median r 0.017 does not exceed the 95th percentile of its time-shifted null (0.028; the "
+            "shifted-null column is the null's median): not distinguishable from chance over the whole mask on these data "
+            "(compare the ROI median r)") in format_leaderboard([*with_roi, chance], markdown=False)
+    assert "not distinguishable" not in format_leaderboard([*bench["leaderboard"], dict(chance, median_r=0.029)])
     # conformal intervals per fold (validation windows), their 80% coverage and NLL on the test windows, test-weighted over folds
     folds = bench["fits"]["ridge_hrf"]["calibration_folds"]
     assert len(folds) == 2 and "coverage_80" not in mean

@@ -130,3 +130,11 @@ def test_roi_names_voxels_and_per_roi_table_in_the_report(tiny_prepared, tmp_pat
     # an atlas given as an array has no names: numbers only
     res2 = evaluate_models(tiny_prepared, sp, tg, {"ridge_hrf": fitted.model}, atlas=vol, n_boot=0)
     assert res2["settings"]["roi_names"] is None and res2["settings"]["roi_voxels"] == st["roi_voxels"]
+    # the null's 95th percentile is in the headline sentence; a median r not above it is called chance level (user test 4)
+    gm = res["group"]["models"]["ridge_hrf"]
+    assert "95th percentile" not in md or isinstance(gm.get("null_p95_median_r"), float)
+    gm["null_p95_median_r"] = gm["median_r"] - 0.01
+    md = evaluation_markdown(res, [], title="t")
+    assert f"(median over shifts; 95th percentile {gm['median_r'] - 0.01:.3f})" in md and "not distinguishable from chance" not in md
+    gm["null_p95_median_r"] = gm["median_r"] + 0.01
+    assert "**the model's median r does not exceed that 95th percentile: over the whole mask it is not distinguishable" in evaluation_markdown(res, [], title="t")

@@ -430,7 +430,14 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
                  f"{_f(pr.get('diff_median_r'))} {_ci([pr.get('low'), pr.get('high')] if pr else None)} (paired block bootstrap, p = {_p(pr.get('p_value'))})")
     elif not results.get("reference", {}).get("available", True):
         sent += f"; the reference ridge_hrf is not available here: {results['reference'].get('reason')}"
-    sent += f". Its time-shifted null reaches {_f(m.get('null_median_r'))}."
+    sent += f". Its time-shifted null reaches {_f(m.get('null_median_r'))}"
+    p95, v = m.get("null_p95_median_r"), m.get("median_r")
+    if isinstance(p95, float) and np.isfinite(p95):
+        sent += f" (median over shifts; 95th percentile {_f(p95)})"
+        if isinstance(v, float) and np.isfinite(v) and v <= p95:
+            sent += ("; **the model's median r does not exceed that 95th percentile: over the whole mask it is not distinguishable "
+                     "from chance on these data**")
+    sent += "."
     if "ceilings" in g:
         sent += (f" On this simulated data the noise ceiling is {_f(g['ceilings']['noise_median_r'])} and the oracle (EEG-visible) ceiling "
                  f"{_f(g['ceilings']['oracle_median_r'])}; the model reaches {_f(m.get('fraction_of_oracle'))} of the oracle ceiling.")

@@ -607,8 +607,8 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
     for nm in results["models"]:
         m = g["models"][nm]
         row: dict[str, Any] = {"name": nm, "role": "reference" if nm == ref else "baseline" if nm == BASELINE else "model"}
-        for key in ("median_r", "median_r_ci", "null_median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse", "calhas_ssim",
-                    "fraction_of_oracle", "fraction_of_noise", "roi_median_r"):
+        for key in ("median_r", "median_r_ci", "null_median_r", "null_p95_median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse",
+                    "calhas_ssim", "fraction_of_oracle", "fraction_of_noise", "roi_median_r"):
             if key in m:
                 row[key] = m[key]
         if nm in g.get("paired", {}):
@@ -675,6 +675,19 @@ def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Notes for models whose whole-mask median r does not exceed the 95th percentile of their own time-shifted null
+    (the table's null column is the null's median, which a model at chance level can still beat)."""
+    out = []
+    for r in rows:
+        v, p95 = r.get("median_r"), r.get("null_p95_median_r")
+        if r.get("role") in ("model", "reference") and isinstance(v, float) and isinstance(p95, float) and math.isfinite(v) and v <= p95:
+            out.append(f"{r['name']}: whole-mask median r {v:.3f} does not exceed the 95th percentile of its time-shifted null "
+                       f"({p95:.3f}; the shifted-null column is the null's median): not distinguishable from chance over the whole "
+                       "mask on these data" + (" (compare the ROI median r)" if isinstance(r.get("roi_median_r"), float) else ""))
+    return out
+
+
 def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> str:
     """The leaderboard as a Markdown table (or aligned plain text).
 
@@ -703,7 +716,7 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
         if w and all(x >= 1.0 for x in w):  # the flagship's blend chose its linear path alone: say so (it looked like a network)
             notes.append(f"{name}: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1): its "
                          "predictions are that ridge's; the network adds nothing on these data (see ridge_weight in leaderboard.json)")
-    notes += _roi_disagreements(rows)
+    notes += _roi_disagreements(rows) + _null_notes(rows)
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
