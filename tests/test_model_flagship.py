@@ -804,11 +804,11 @@ def test_an_output_rank_chosen_on_a_noise_level_validation_r_is_warned(caplog):
     assert "compare with model.hparams.output_rank: null" in caplog.text
 
 
-def _noise_windows():
+def _noise_windows(seed: int = 3):
     import dataclasses
 
     spec = dataclasses.replace(BP, output_shape=(30,))
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator().manual_seed(seed)
     x_tr, y_tr = torch.randn(70, *spec.input_shape, generator=g), torch.randn(70, 30, generator=g)
     x_va, y_va = torch.randn(30, *spec.input_shape, generator=g), torch.randn(30, 30, generator=g)
     return spec, x_tr, y_tr, x_va, y_va
@@ -853,3 +853,22 @@ def test_rank_guard_conditions():
     assert "within 1 jackknife SE (0.0120)" in _rank_guard(6, 0.15, 0.14, 0.012)
     assert _rank_guard(6, 0.15, 0.14, 0.0099) is None
 
+
+
+def test_blend_rule_guarded_keeps_the_linear_path_unless_the_network_earns_its_weight():
+    """blend_rule="guarded" (opt-in): on pure noise the best blend weight's validation mean r is below 0.02, so the
+    linear path alone is kept (weight 1, the reason recorded); "best" (default) takes the argmax; an unknown rule is
+    refused."""
+    for seed, why in ((5, "is below 0.02"), (9, "over the linear path alone, within 1 jackknife SE")):
+        spec, x_tr, y_tr, x_va, y_va = _noise_windows(seed)
+        best_model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None)
+        assert best_model.blend_rule == "best"
+        best = best_model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+        assert best["ridge_weight"] < 1.0 and "ridge_weight_kept_linear" not in best  # the argmax of noise
+        model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None, blend_rule="guarded")
+        info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+        assert info["ridge_weight"] == 1.0 and float(model.ridge_weight) == 1.0
+        assert info["ridge_weight_kept_linear"].startswith(f"weight {best['ridge_weight']:g}'s validation mean voxel r")
+        assert why in info["ridge_weight_kept_linear"] and info["ridge_weight_gain_se"] > 0
+    with pytest.raises(Eeg2fmriInputError, match="blend_rule"):
+        EEG2fMRINet(spec, blend_rule="one_se")

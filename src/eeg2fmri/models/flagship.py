@@ -326,6 +326,13 @@ class EEG2fMRINet(nn.Module):
         data whose signal lies in a few regions, ``"best"`` chose ranks 1-3 that lost driven regions (ROI
         r down by up to 0.51); on data with broadly shared signal both rules chose the same ranks
         (``benchmarks/results/design_choice_rule.txt``).
+    blend_rule : {"best", "guarded"}
+        How ``ridge_blend="validation"`` decides. ``"best"`` (default): the weight of the highest validation mean
+        voxel r. ``"guarded"`` (opt-in, under evaluation since 2026-12-05, session 18): the linear path alone
+        (weight 1) unless the best weight's validation mean voxel r is at least 0.02 and its gain over weight 1
+        exceeds one jackknife standard error (the output-rank guard's rule): the network must earn its place.
+        On 18 broad design datasets it chose weight 1 in most folds and raised test r by 0.0034 on average; on
+        focal data it was mixed (``benchmarks/results/design_choice_criteria.txt``).
     voxel_gain : bool
         Last (default since 2026-12-05, session 16): shrink each output's predicted fluctuations by the
         least-squares slope of its validation targets on its validation predictions, clipped to
@@ -398,6 +405,7 @@ class EEG2fMRINet(nn.Module):
         tangent_hrf: str = "auto",
         output_rank: int | str | None = "validation",
         choice_rule: str = "guarded",
+        blend_rule: str = "best",
         voxel_gain: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -430,6 +438,7 @@ class EEG2fMRINet(nn.Module):
             self.ridge_blend = w
         self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
         self.choice_rule = check_choice(choice_rule, "choice_rule", ("guarded", "best"), where="eeg2fmri_net")
+        self.blend_rule = check_choice(blend_rule, "blend_rule", ("best", "guarded"), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         if output_rank is None or output_rank == "validation":
             self.output_rank = output_rank
@@ -739,6 +748,18 @@ class EEG2fMRINet(nn.Module):
             grid = np.round(np.linspace(0.0, 1.0, 21), 2)  # 0, 0.05, ..., 1 exactly (as stored and reported)
             scores = [mean_r((1 - w) * net + w * lin) for w in grid]
             w = float(grid[int(np.argmax(scores))])
+            if self.blend_rule == "guarded" and w < 1.0:  # the network must earn its place against the linear path alone
+                from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
+
+                best, loo_best = jackknife_mean_r((1 - w) * net + w * lin, y_va, _CHOICE_BLOCKS)
+                lin_r, loo_lin = jackknife_mean_r(lin, y_va, _CHOICE_BLOCKS)
+                se = jackknife_se(loo_best, loo_lin)
+                info["ridge_weight_gain_se"] = se
+                if not (best >= _NOISY_VAL_R and best - lin_r > _CHOICE_GAIN_SE * se):
+                    info["ridge_weight_kept_linear"] = (f"weight {w:g}'s validation mean voxel r {best:.4f} " + (
+                        f"is below {_NOISY_VAL_R:g}" if best < _NOISY_VAL_R else
+                        f"gains {best - lin_r:.4f} over the linear path alone, within {_CHOICE_GAIN_SE:g} jackknife SE ({se:.4f})"))
+                    w = 1.0
         else:
             w = float(self.ridge_blend)
         self.ridge_weight.fill_(w)
