@@ -232,3 +232,25 @@ def test_prepare_bad_channel_in_one_run_without_positions(tiny_bids, tmp_path, c
     assert [m["interpolated"] for k, m in maps.items() if k.startswith("sub-02")] == [[bad]]
     assert "no electrode positions in the recording: channels placed at their 10-05 sites by name" in caplog.text
     assert all(np.isfinite(r.features).all() for r in ds.runs)
+
+
+def test_default_positions_are_mnes_montage_sites():
+    """default_positions: the file's digitisation where the recording has one, else MNE's 10-05 montage; the sites it
+    gives by name equal MNE's own montage positions for those names."""
+    import mne
+
+    from eeg2fmri.preprocessing.channels import (
+        _recording_positions,
+        default_positions,
+        training_montage_name,
+    )
+
+    names = ["Fp1", "Cz", "TP10", "O2"]
+    raw = mne.io.RawArray(np.zeros((4, 20)), mne.create_info(names, 100.0, "eeg"), verbose=False)
+    assert default_positions(raw) == training_montage_name()
+    got = _recording_positions(raw, names, default_positions(raw), "r")
+    want = mne.channels.make_standard_montage(training_montage_name()).get_positions()["ch_pos"]
+    for n in names:
+        np.testing.assert_allclose(got[n], want[n])
+    raw.set_montage(mne.channels.make_standard_montage(training_montage_name()), verbose=False)
+    assert default_positions(raw) == "file"
