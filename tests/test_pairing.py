@@ -219,6 +219,11 @@ def test_cli_prepare_with_derivatives_and_space(tmp_path, capsys):
                  "--space", "MNI152NLin2009cAsym", "--quiet"]) == 0
     ds = load_prepared(out)
     assert ds.provenance["inputs"]["sub-01_task-rest_run-1"]["bold"].endswith("_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz")
+    # the file name's space- entity decides the figures' template, before the NIfTI code (nibabel's default 2 here)
+    assert ds.provenance["bold_space"] == "MNI152NLin2009cAsym" and ds.xform_code == 2 and ds.space == "mni"
+    assert main(["prepare", str(root), "--out", str(tmp_path / "pt1"), "--config", str(cfg), "--subjects", "01", "--derivatives", str(deriv),
+                 "--space", "T1w", "--quiet"]) == 0
+    assert load_prepared(tmp_path / "pt1").space == "native"
     assert main(["prepare", str(root), "--out", str(tmp_path / "p2"), "--config", str(cfg), "--bold-filter", "colour=red"]) == 2
     assert "bold filter 'colour': expected one of the entities" in capsys.readouterr().err
 

@@ -76,6 +76,11 @@ def test_report_of_benchmark_has_forest_plot_and_r_map(qs_folder, tmp_path):
     assert "evaluation/r_map_ridge_hrf.nii.gz over the MNI152 template" in text
     imgs = _pngs(text)
     assert len(imgs) == 2 and all(b.startswith(b"\x89PNG") for b in imgs)
+    scanner = nib.Nifti1Image(r, mask.affine)  # the same map in scanner space (code 1): no template, and the caption says so
+    scanner.set_sform(mask.affine, code=1)
+    nib.save(scanner, folder / "evaluation" / "r_map_ridge_hrf.nii.gz")
+    assert main(["report", str(folder), "--overwrite"]) == 0
+    assert "evaluation/r_map_ridge_hrf.nii.gz without a template (not in MNI space)" in (folder / "report.html").read_text()
     assert "<th>median_r_ci</th>" in text and "[0.12, 0.3]" in text and "out of memory" in text
     assert "<script" not in text.lower()
     tail = text.split("<h2>Not shown</h2>", 1)[1]
@@ -279,6 +284,51 @@ def test_r_map_slices_through_the_peak(tmp_path, monkeypatch):
     assert np.allclose(seen[-2], centroid) and np.allclose(seen[-1], centroid)
     with pytest.raises(Eeg2fmriInputError, match=r"plot_r_map: expected cut 'peak' or 'centre', got 'max'"):
         plot_r_map(mask, affine, r, tmp_path / "x.png", cut="max")
+
+
+def test_mni_template_only_where_the_files_say_mni(tmp_path, monkeypatch):
+    """The MNI152 template is drawn behind a grid whose files say MNI (BIDS space-MNI* entity first, else NIfTI code 4),
+    never behind one they say is native (another space- entity, or code 1: user test 4's scanner-space data were drawn
+    on MNI anatomy without a word), and behind one they say nothing of only where it lies in the MNI brain, saying so."""
+    from nilearn import plotting
+
+    from eeg2fmri.io.bold import bids_space_entity, grid_space
+    from eeg2fmri.plotting import report as rep
+
+    assert [grid_space(c, e) for c, e in [(2, "MNI152NLin2009cAsym"), (4, "T1w"), (1, "MNI152NLin6Asym"), (4, None), (1, None), (2, None),
+                                          (3, None), (0, None)]] == ["mni", "native", "mni", "mni", "native", None, None, None]
+    assert bids_space_entity("sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz") == "MNI152NLin2009cAsym"
+    assert bids_space_entity("/d/sub-01_space-T1w_desc-preproc_bold.nii.gz") == "T1w"
+    assert bids_space_entity("sub-01_task-rest_run-1_bold.nii.gz") is None and bids_space_entity("sub-01_task-myspace-x_bold.nii") is None
+    seen = []
+    real = plotting.plot_stat_map
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["bg_img"] is not None, kwargs["title"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_stat_map", spy)
+    mask = np.zeros((7, 8, 6), bool)
+    mask[2:5, 2:6, 1:5] = True
+    inside = np.diag([6.0, 6.0, 6.0, 1.0])
+    inside[:3, 3] = [-18.0, -40.0, 0.0]  # a grid centred in the MNI brain
+    outside = inside.copy()
+    outside[:3, 3] = [200.0, 200.0, 200.0]
+    n = int(mask.sum())
+    rng = np.random.default_rng(1)
+    y, p = rng.standard_normal(n), rng.standard_normal(n)
+    expect = {("native", "in"): (False, "native (scanner) space: no MNI template behind it"), ("mni", "in"): (True, ""),
+              ("mni", "out"): (True, ""), (None, "in"): (True, "space not recorded: MNI template assumed from the grid's position"),
+              (None, "out"): (False, "")}
+    for (space, where), (drawn, note) in expect.items():
+        aff = inside if where == "in" else outside
+        assert rep.draws_mni_template(aff, mask.shape, space) is drawn
+        rep.plot_r_map(mask, aff, y, tmp_path / "r.png", "r map", space=space)
+        assert seen[-1] == (drawn, f"r map ({note})" if note else "r map")
+        rep.plot_volumes_mni(mask, aff, y, p, tmp_path / "v.png", "volumes", space=space)
+        assert [d for d, _ in seen[-2:]] == [drawn, drawn]  # (the note is in the figure's suptitle)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected space 'mni', 'native' or None, got 'MNI'"):
+        rep.plot_volumes_mni(mask, inside, y, p, tmp_path / "v.png", space="MNI")
 
 
 def test_volume_figures_cut_through_the_peak_r(tmp_path, monkeypatch):

@@ -879,9 +879,9 @@ def test_volumes_computed_from_eeg_marked_bad_are_listed(tiny_bids, ridge_dir, t
     assert json.loads(base.with_name("base.json").read_text())["VolumesOverBadEEG"] == []
 
 
-def test_standard_space_code_is_kept_from_bold_to_synthesis(tiny_bids, tiny_prepared, tmp_path):
-    """BOLD in MNI space (sform code 4, as fMRIPrep writes it): the prepared mask, the model's mask and the synthesised
-    image keep code 4 (AFNI's +tlrc view, FSLeyes' MNI coordinates), not 'aligned' (2)."""
+def test_space_code_is_kept_from_bold_to_synthesis(tiny_bids, tiny_prepared, tmp_path):
+    """BOLD in scanner space (sform code 1, as a scanner writes it; the simulator writes 4, MNI, its grid being
+    MNI152's): the prepared mask, the model's mask and the synthesised image keep the input's code, not 'aligned' (2)."""
     import shutil
 
     from eeg2fmri.datasets import load_prepared, prepare_dataset
@@ -895,12 +895,12 @@ def test_standard_space_code_is_kept_from_bold_to_synthesis(tiny_bids, tiny_prep
     for path in root.glob("sub-*/func/*_bold.nii.gz"):
         img = nib.load(path)
         img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
-        img.set_sform(img.affine, code=4)
-        img.set_qform(img.affine, code=4)
+        img.set_sform(img.affine, code=1)
+        img.set_qform(img.affine, code=1)
         nib.save(img, path)
-    assert xform_code(nib.load(path)) == 4 and tiny_prepared.xform_code == 1  # the simulator writes scanner space (1)
+    assert xform_code(nib.load(path)) == 1 and tiny_prepared.xform_code == 4 and tiny_prepared.space == "mni"
     ds = load_prepared(prepare_dataset(root, progress_bar=False).save(tmp_path / "prepared"))
-    assert ds.xform_code == 4 and xform_code(nib.load(tmp_path / "prepared" / "mask.nii.gz")) == 4
+    assert ds.xform_code == 1 and xform_code(nib.load(tmp_path / "prepared" / "mask.nii.gz")) == 1 and ds.space == "native"
     assert nib.load(tmp_path / "prepared" / "mask.nii.gz").header.get_xyzt_units()[0] == "mm"
     sp = make_split(ds, "within")
     fitted = fit_model(ds, sp, "ridge_hrf", targets=split_targets(ds, sp))
@@ -908,7 +908,7 @@ def test_standard_space_code_is_kept_from_bold_to_synthesis(tiny_bids, tiny_prep
                        affine=ds.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=ds.config.to_dict(), xform_code=ds.xform_code)
     out = synthesize(root / EEG_NAME, model, tmp_path / "bold.nii.gz", progress_bar=False)
     img = nib.load(out)
-    assert int(img.header["sform_code"]) == int(img.header["qform_code"]) == 4
+    assert int(img.header["sform_code"]) == int(img.header["qform_code"]) == 1
     np.testing.assert_allclose(img.affine, ds.affine)
 
 

@@ -304,6 +304,15 @@ class PreparedDataset:
         none: 2."""
         return int((self.provenance or {}).get("bold_xform_code") or 2)
 
+    @property
+    def space(self) -> str | None:
+        """``"mni"``, ``"native"`` or ``None``: the BOLD grid's space as its files say it (the BIDS ``space-`` entity of
+        the first run's file name, else the NIfTI code; :func:`eeg2fmri.io.bold.grid_space`). Figures draw the MNI152
+        template only behind ``"mni"`` (and, where nothing is said, behind a grid that lies where the MNI brain is)."""
+        from eeg2fmri.io.bold import grid_space
+
+        return grid_space(self.xform_code, (self.provenance or {}).get("bold_space"))
+
     def subject_index(self, subject: str) -> int:
         return self.subjects.index(subject)
 
@@ -1392,9 +1401,10 @@ def prepare_dataset(
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
     _check_consistent(infos, records)
-    from eeg2fmri.io.bold import xform_code
+    from eeg2fmri.io.bold import bids_space_entity, xform_code
 
-    prov = {"bids_root": str(Path(bids_root).absolute()), "layout": layout, "bold_xform_code": xform_code(img0), "inputs": {}}
+    prov = {"bids_root": str(Path(bids_root).absolute()), "layout": layout, "bold_xform_code": xform_code(img0),
+            "bold_space": bids_space_entity(records[0].bold_path), "inputs": {}}
     for rec, (_, _, p) in zip(records, results):
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
     return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,

@@ -277,6 +277,37 @@ def xform_code(img) -> int:
     return int(hdr.get_sform(coded=True)[1] or 0) or int(hdr.get_qform(coded=True)[1] or 0) or 2
 
 
+def grid_space(code: int, bids_space: str | None = None) -> str | None:
+    """Which space a BOLD grid is in, as far as its files say: ``"mni"``, ``"native"`` or ``None`` (not said).
+
+    Parameters
+    ----------
+    code : int
+        The NIfTI space code (:func:`xform_code`): 4 is MNI152, 1 scanner anatomy; 2 (aligned), 3 (Talairach) and 0 say
+        nothing usable here.
+    bids_space : str | None
+        The BIDS ``space-`` entity of the BOLD file name (e.g. ``"MNI152NLin2009cAsym"``, ``"T1w"``). It comes first:
+        fMRIPrep's standard-space outputs have carried code 2 as well as 4 over its versions.
+
+    Returns
+    -------
+    space : "mni" | "native" | None
+        ``"mni"``: a ``space-MNI*`` entity, or code 4 without an entity; ``"native"``: another ``space-`` entity, or
+        code 1 without an entity (scanner space: an MNI template behind it would place it wrongly); ``None``: neither.
+    """
+    if bids_space:
+        return "mni" if str(bids_space).upper().startswith("MNI") else "native"
+    return {4: "mni", 1: "native"}.get(int(code))
+
+
+def bids_space_entity(path: str | os.PathLike) -> str | None:
+    """The ``space-`` entity of a BIDS file name (``sub-01_task-rest_space-T1w_desc-preproc_bold.nii.gz`` -> ``"T1w"``), or None."""
+    import re
+
+    m = re.search(r"(?:^|_)space-([A-Za-z0-9]+)(?:_|\.|$)", Path(path).name)
+    return m.group(1) if m else None
+
+
 def grid_image(data: np.ndarray, affine: np.ndarray, code: int = 2):
     """A NIfTI image of ``data`` on a grid: ``affine`` as sform and qform with space code ``code`` (see :func:`xform_code`), units mm."""
     import nibabel as nib

@@ -105,8 +105,45 @@ def _in_mni_box(affine: np.ndarray, shape: tuple[int, ...]) -> bool:
     return bool(np.all(np.abs(centre[:3] - np.array([0.0, -18.0, 18.0])) < np.array([40.0, 50.0, 40.0])))
 
 
+_SPACES = ("mni", "native", None)
+
+
+def draws_mni_template(affine: np.ndarray, shape: tuple[int, ...], space: str | None = None) -> bool:
+    """Whether :func:`mni_background` puts the MNI152 template behind this grid (see there)."""
+    if space not in _SPACES:
+        raise Eeg2fmriInputError(f"expected space 'mni', 'native' or None, got {space!r}.")
+    return space == "mni" or (space is None and _in_mni_box(np.asarray(affine), shape))
+
+
+def mni_background(affine: np.ndarray, shape: tuple[int, ...], space: str | None = None) -> tuple[Any, str]:
+    """The MNI152 template where it belongs behind a grid, and what the figure should say about it.
+
+    Parameters
+    ----------
+    affine : array, shape (4, 4)
+    shape : tuple
+        The grid's shape (X, Y, Z).
+    space : "mni" | "native" | None
+        The grid's space as its files say it (``PreparedDataset.space``, :func:`eeg2fmri.io.bold.grid_space`).
+        ``"native"`` (scanner or T1w space): never the template (it would place the data wrongly); ``"mni"``: the
+        template; ``None`` (not said): the template where the grid's centre lies in the MNI brain's box, with a note
+        that this was assumed.
+
+    Returns
+    -------
+    background : nibabel image | None
+    note : str
+        ``""`` where the data say MNI and the template is drawn; otherwise a short note for the title.
+    """
+    if not draws_mni_template(affine, shape, space):
+        return None, "native (scanner) space: no MNI template behind it" if space == "native" else ""
+    from nilearn.datasets import load_mni152_template
+
+    return load_mni152_template(resolution=2), ("" if space == "mni" else "space not recorded: MNI template assumed from the grid's position")
+
+
 def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, title: str = "", *, background: Any = "mni",
-               vmax: float | None = None, cut: str = "peak") -> Path:
+               vmax: float | None = None, cut: str = "peak", space: str | None = None) -> Path:
     """Voxel-wise test r on orthogonal slices over the MNI152 template.
 
     The slices go through the voxel of highest r (``cut="peak"``, default: a focal effect is on the
@@ -123,10 +160,13 @@ def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, t
         PNG to write.
     background : "mni" | nibabel image | None
         ``"mni"``: nilearn's MNI152 template (shipped with nilearn, no
-        download), used when the grid's centre lies in MNI space, otherwise
-        no background; an image (e.g. the mean measured volume) is used as is.
+        download) where ``space`` allows it (:func:`mni_background`),
+        otherwise no background; an image (e.g. the mean measured volume) is used as is.
     vmax : float | None
         Colour scale limit (default: the 99th percentile of |r|, at least 0.1).
+    cut : {"peak", "centre"}
+    space : "mni" | "native" | None
+        The grid's space as its files say it (``PreparedDataset.space``); the title notes a template left out or assumed.
     """
     import nibabel as nib
     from nilearn import plotting
@@ -138,12 +178,10 @@ def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, t
         finite = np.abs(np.asarray(r, dtype=np.float64))
         finite = finite[np.isfinite(finite)]
         vmax = max(0.1, float(np.percentile(finite, 99))) if finite.size else 0.5
-    bg = None
+    bg, note = None, ""
     if isinstance(background, str) and background == "mni":
-        if _in_mni_box(np.asarray(affine), mask.shape):
-            from nilearn.datasets import load_mni152_template
-
-            bg = load_mni152_template(resolution=2)
+        bg, note = mni_background(np.asarray(affine), mask.shape, space)
+        title = f"{title} ({note})" if title and note else (title or note)
     elif background is not None:
         bg = background
     if cut not in ("peak", "centre"):
@@ -220,8 +258,9 @@ def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray,
 
 
 def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray, predicted: np.ndarray, out: Path, title: str = "", *,
-                     r: np.ndarray | None = None) -> Path:
-    """One measured and one synthesised volume over the MNI152 template, same colour scale, world coordinates.
+                     r: np.ndarray | None = None, space: str | None = None) -> Path:
+    """One measured and one synthesised volume over the MNI152 template (where the grid is in MNI space), same colour scale,
+    world coordinates.
 
     The slices go through the voxel of highest test ``r`` when it is given (where the model
     follows the measurement: a focal effect is on the figure), otherwise through the mask's centroid.
@@ -230,25 +269,23 @@ def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray,
     ----------
     mask : array of bool, shape (X, Y, Z)
     affine : array, shape (4, 4)
-        Voxel-to-world affine of the grid; the template is drawn only when
-        the grid lies in MNI space (as :func:`plot_r_map`).
+        Voxel-to-world affine of the grid; the template is drawn only where
+        ``space`` allows it (:func:`mni_background`).
     measured, predicted : array, shape (n_voxels,)
         One volume each, in the same (standardised) units.
     out : Path
         PNG to write.
     r : array, shape (n_voxels,) | None
         Voxel-wise test r (chooses the slices).
+    space : "mni" | "native" | None
+        The grid's space as its files say it (``PreparedDataset.space``); the title notes a template left out or assumed.
     """
     import nibabel as nib
     from nilearn import plotting
 
     plt = _plt()
     lim = float(np.nanpercentile(np.abs(np.concatenate([measured, predicted])), 99)) or 1.0
-    bg = None
-    if _in_mni_box(np.asarray(affine), mask.shape):
-        from nilearn.datasets import load_mni152_template
-
-        bg = load_mni152_template(resolution=2)
+    bg, note = mni_background(np.asarray(affine), mask.shape, space)
     centre = _cut_centre(mask, affine, r)
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.6))
     with warnings.catch_warnings():
@@ -258,7 +295,7 @@ def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray,
             disp = plotting.plot_stat_map(img, bg_img=bg, display_mode="ortho", cut_coords=tuple(centre[:3]), cmap="RdBu_r", vmax=lim,
                                           symmetric_cbar=True, colorbar=True, title=name, axes=ax, draw_cross=False, black_bg=False, annotate=True)
             del disp
-    fig.suptitle(title)
+    fig.suptitle(f"{title} ({note})" if title and note else (title or note))
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out

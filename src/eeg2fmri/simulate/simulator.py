@@ -597,8 +597,8 @@ def _write_bold(root: Path, sub: str, run: int, task: str, anat: Anatomy, bold: 
     img = nib.Nifti1Image(bold, anat.affine)
     img.header.set_xyzt_units("mm", "sec")
     img.header.set_zooms(tuple(np.abs(np.diag(anat.affine)[:3])) + (tr,))
-    img.set_sform(anat.affine, code=1)
-    img.set_qform(anat.affine, code=1)
+    img.set_sform(anat.affine, code=4)  # the grid is nilearn's MNI152 grid: code 4 (MNI), so viewers and figures
+    img.set_qform(anat.affine, code=4)  # place it on MNI anatomy (a scanner's data carry 1)
     nib.save(img, func / f"{stem}_bold.nii.gz")
     (func / f"{stem}_bold.json").write_text(json.dumps({"RepetitionTime": tr, "TaskName": task, "SkullStripped": False}, indent=2))
     lines = ["onset\tduration\ttrial_type"] + [f"{o:.3f}\t{d:.3f}\t{t}" for o, d, t in events]

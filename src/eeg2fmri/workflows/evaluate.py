@@ -482,7 +482,7 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
     for nm, r in _mean_r_maps(results, name).items():
         title = f"{nm}: test r" + (f" (mean over {len(subs)} subjects)" if len(subs) > 1 else "")
-        figs.append(plot_r_map(ds.mask, ds.affine, ds.to_voxels(r), folder / f"r_map_{nm}.png", title))
+        figs.append(plot_r_map(ds.mask, ds.affine, ds.to_voxels(r), folder / f"r_map_{nm}.png", title, space=ds.space))
     dist = {}
     for nm in r_names:
         dist[nm] = np.concatenate([results["per_subject"][s]["_r"][nm] for s in subs])
@@ -508,5 +508,5 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     r_cut = rank_r if rank_r is not None else (np.asarray(run["models"][name]["_r"]) if "_r" in run["models"][name] else None)
     r_vox = ds.to_voxels(np.asarray(r_cut)[None])[0] if r_cut is not None else None
     figs.append(plot_volumes_mni(ds.mask, ds.affine, ds.to_voxels(run["_y"][mid]), ds.to_voxels(run["_preds"][name][mid]), folder / "volumes_mni.png",
-                                 f"{key}: test volume {mid} of the test span, measured vs synthesised", r=r_vox))
+                                 f"{key}: test volume {mid} of the test span, measured vs synthesised", r=r_vox, space=ds.space))
     return figs

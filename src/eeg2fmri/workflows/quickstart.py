@@ -161,7 +161,8 @@ def run_quickstart(
         band = conf.pop("halfwidths")[conf["levels"].index(0.8)]
         vol = int(split.selections["test"][i0][tmid])
         figs = [plot_slices(ds.mask, y[tmid], p[tmid], r, tmp / "slices.png", f"{run.key}: test volume {vol}"),
-                plot_volumes_mni(ds.mask, ds.affine, y[tmid], p[tmid], tmp / "volumes_mni.png", f"{run.key}: test volume {vol}, measured vs synthesised", r=r),
+                plot_volumes_mni(ds.mask, ds.affine, y[tmid], p[tmid], tmp / "volumes_mni.png", f"{run.key}: test volume {vol}, measured vs synthesised", r=r,
+                                 space=ds.space),
                 plot_timecourses(y, p, r, ds.tr, tmp / "timecourses.png", f"{run.key}: test span", halfwidth=band, level=0.8)]
         from eeg2fmri.workflows.insight import write_insight
 

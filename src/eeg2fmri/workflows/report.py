@@ -10,7 +10,7 @@ What the folder holds decides what the page shows:
 * every ``*.png`` in the folder and its subfolders, captioned with its path;
 * ``model/MODEL_CARD.md`` or ``MODEL_CARD.md`` as preformatted text;
 * an r-map NIfTI (``evaluation/r_map_*.nii.gz`` or ``r_map*.nii.gz``) drawn
-  over the MNI152 template.
+  over the MNI152 template where its header says MNI (or says nothing and the grid lies where the MNI brain is).
 
 The last section, "Not shown", lists what the folder did not have.
 """
@@ -218,10 +218,12 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _r_map_png(path: Path) -> bytes | None:
+def _r_map_png(path: Path) -> tuple[bytes, str] | None:
+    """The r map drawn (over the MNI152 template where its header says MNI, or says nothing and lies there) and its caption."""
     import nibabel as nib
 
-    from eeg2fmri.plotting.report import plot_r_map
+    from eeg2fmri.io.bold import bids_space_entity, grid_space, xform_code
+    from eeg2fmri.plotting.report import draws_mni_template, plot_r_map
 
     img = nib.load(str(path))
     data = np.asarray(img.dataobj, dtype=np.float32)
@@ -232,10 +234,12 @@ def _r_map_png(path: Path) -> bytes | None:
     mask = np.isfinite(data) & (data != 0)
     if not mask.any():
         return None
+    space = grid_space(xform_code(img), bids_space_entity(path))
+    drawn = draws_mni_template(img.affine, mask.shape, space)
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / "r_map.png"
-        plot_r_map(mask, img.affine, data[mask], out, title=path.name)
-        return out.read_bytes()
+        plot_r_map(mask, img.affine, data[mask], out, title=path.name, space=space)
+        return out.read_bytes(), "over the MNI152 template" if drawn else "without a template (not in MNI space)"
 
 
 def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, title: str | None = None,
@@ -321,11 +325,11 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     r_maps = sorted((folder / "evaluation").glob("r_map_*.nii.gz")) + sorted(folder.glob("r_map*.nii.gz"))
     r_blocks: list[Any] = []
     for p in r_maps:
-        png = _r_map_png(p)
-        if png is None:
+        drawn = _r_map_png(p)
+        if drawn is None:
             missing.append({"item": str(p.relative_to(folder)), "meaning": "r-map NIfTI with no non-zero 3D values; not drawn"})
         else:
-            r_blocks.append(Image(png, caption=f"{p.relative_to(folder)} over the MNI152 template"))
+            r_blocks.append(Image(drawn[0], caption=f"{p.relative_to(folder)} {drawn[1]}"))
     if r_blocks:
         sections.append(("Voxel-wise r maps", r_blocks))
     elif not r_maps:
