@@ -870,5 +870,20 @@ def test_blend_rule_guarded_keeps_the_linear_path_unless_the_network_earns_its_w
         assert info["ridge_weight"] == 1.0 and float(model.ridge_weight) == 1.0
         assert info["ridge_weight_kept_linear"].startswith(f"weight {best['ridge_weight']:g}'s validation mean voxel r")
         assert why in info["ridge_weight_kept_linear"] and info["ridge_weight_gain_se"] > 0
+        # at weight 1 the network is not run in evaluation mode: the prediction is the linear path's (+ shrinkage) as
+        # the full blend computes it, and the network's layers are never called
+        model.eval()
+        xb = torch.as_tensor(x_va[:7]).float()
+        with torch.no_grad():
+            full = model._blend(model._ranked(xb, None).new_ones((7, spec.n_outputs)) * 1e3, xb)  # any network output: weight 0
+            calls = []
+            orig = model._ranked
+            model._ranked = lambda *a, calls=calls, orig=orig, **k: calls.append(1) or orig(*a, **k)
+            fast = model(xb)
+            assert calls == [] and torch.allclose(fast.reshape(7, -1), full.reshape(7, -1), atol=1e-5)
+            model.ridge_weight.fill_(0.95)  # any other weight: the network runs
+            model(xb)
+            model._ranked = orig
+        assert calls == [1]
     with pytest.raises(Eeg2fmriInputError, match="blend_rule"):
         EEG2fMRINet(spec, blend_rule="one_se")
