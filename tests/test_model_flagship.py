@@ -856,16 +856,16 @@ def test_rank_guard_conditions():
 
 
 def test_blend_rule_guarded_keeps_the_linear_path_unless_the_network_earns_its_weight():
-    """blend_rule="guarded" (opt-in): on pure noise the best blend weight's validation mean r is below 0.02, so the
-    linear path alone is kept (weight 1, the reason recorded); "best" (default) takes the argmax; an unknown rule is
-    refused."""
+    """blend_rule="guarded" (the default since session 19): on pure noise the best blend weight's validation mean r is
+    below 0.02, so the linear path alone is kept (weight 1, the reason recorded); "best" takes the argmax; an unknown
+    rule is refused."""
     for seed, why in ((5, "is below 0.02"), (9, "over the linear path alone, within 1 jackknife SE")):
         spec, x_tr, y_tr, x_va, y_va = _noise_windows(seed)
-        best_model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None)
-        assert best_model.blend_rule == "best"
+        best_model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None, blend_rule="best")
         best = best_model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
         assert best["ridge_weight"] < 1.0 and "ridge_weight_kept_linear" not in best  # the argmax of noise
-        model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None, blend_rule="guarded")
+        model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None)
+        assert model.blend_rule == "guarded"
         info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
         assert info["ridge_weight"] == 1.0 and float(model.ridge_weight) == 1.0
         assert info["ridge_weight_kept_linear"].startswith(f"weight {best['ridge_weight']:g}'s validation mean voxel r")

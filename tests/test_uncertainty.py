@@ -211,6 +211,16 @@ def test_model_uncertainty_with_a_zero_spread_is_not_reported(monkeypatch, caplo
     assert res["reason"].startswith("the model's own predictive scale (spread of the ensemble members) is ~0 (median 1e-13")
     assert "ridge_weight = 1" in res["reason"] and "No model uncertainty is reported" in caplog.text
     assert cal["temperature"] is None and "is ~0" in cal["own_scale_unavailable"] and cal["halfwidths"].shape == (3, 7)
+    # the flagship at blend weight 1 (its linear path alone, the usual case under blend_rule="guarded"): the same
+    # outcome, logged as information, not as a warning
+    import types
+
+    import torch
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        unc.calibrate_uncertainty(types.SimpleNamespace(ridge_weight=torch.tensor(1.0)), None, None, None)
+    assert [r.levelname for r in caplog.records if "is ~0" in r.getMessage()] == ["INFO"]
 
 
 def test_calibration_chooses_the_scale_with_the_lower_crossfitted_nll(monkeypatch):

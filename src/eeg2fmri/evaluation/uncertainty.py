@@ -244,6 +244,16 @@ def _degenerate_scale(y: np.ndarray, mean: np.ndarray, scale: np.ndarray, meanin
     return None
 
 
+def _linear_path_only(model: Any) -> bool:
+    """Whether the model is the flagship with blend weight 1 (its linear path alone: an ensemble spread of 0 is expected,
+    the usual case since ``blend_rule="guarded"`` became the default, so it is logged as information, not a warning)."""
+    w = getattr(model, "ridge_weight", None)
+    try:
+        return w is not None and float(w) == 1.0
+    except (TypeError, ValueError):
+        return False
+
+
 def _temperature(y: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> float:
     """Maximum-likelihood factor ``T`` on a Laplace scale: ``mean(|y - mu| / s)``."""
     return float(np.mean(np.abs(np.asarray(y, dtype=np.float64) - mean) / np.maximum(np.asarray(scale, dtype=np.float64), 1e-12)))
@@ -281,7 +291,7 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
     y_te, m_te, s_te, _ = te
     why = _degenerate_scale(y_va, m_va, s_va, meaning)
     if why is not None:
-        logger.warning("model uncertainty: %s", why)
+        (logger.info if _linear_path_only(model) else logger.warning)("model uncertainty: %s", why)
         return {"available": False, "reason": why, "meaning": meaning}
     temp = _temperature(y_va, m_va, s_va)
     scale = np.maximum(temp * np.asarray(s_te, dtype=np.float64), 1e-12)
@@ -350,7 +360,7 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
                             "model's own scale (%s, %.4f); synthesize --uncertainty writes the residual scale", nll_res, meaning, nll_own)
                 out["own_scale_not_chosen"] = meaning
         else:  # as a model without a scale of its own: synthesize --uncertainty uses the conformal half-widths
-            logger.warning("uncertainty calibration: %s", why)
+            (logger.info if _linear_path_only(model) else logger.warning)("uncertainty calibration: %s", why)
             out["own_scale_unavailable"] = why
     return out
 
