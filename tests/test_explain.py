@@ -376,3 +376,25 @@ def test_output_rank_note_says_when_targets_share_one_pattern():
                                               "validation windows): every target's attribution is the same up to its sign and scale")
     model.register_buffer("out_basis", torch.zeros(3, 11))
     assert "a mixture of 3 patterns" in output_rank_note(model) and "output_rank: null" in output_rank_note(model)
+
+
+def test_flagship_insight_says_how_much_the_network_is_used(trained_net, tmp_path, monkeypatch):
+    """The flagship's patterns and HRFs are the network's: their titles and explain.json say its share of the prediction
+    (1 - the blend weight), and that it is not used at all at blend weight 1 (frequent under blend_rule="guarded")."""
+    import copy
+
+    import eeg2fmri.plotting.explain as pe
+    from eeg2fmri.datasets import load_prepared
+    from eeg2fmri.workflows.insight import write_insight
+
+    _, _, net, sp = trained_net
+    titles = []
+    real = pe.plot_hrfs
+    monkeypatch.setattr(pe, "plot_hrfs", lambda *a, **k: titles.append(a[4]) or real(*a, **k))
+    ds = load_prepared(trained_net[1])
+    for w, expect in ((1.0, "NOT USED in the predictions"), (0.35, "the network's share of the prediction: 0.65")):
+        model = copy.deepcopy(net)
+        model.module.ridge_weight.fill_(w)
+        write_insight(model, ds, sp, tmp_path / f"ins{w}")
+        doc = json.loads((tmp_path / f"ins{w}" / "explain.json").read_text())
+        assert doc["insight"]["network_share"] == pytest.approx(1 - w) and expect in titles[-1]

@@ -239,6 +239,8 @@ def test_flagship_quickstart_draws_patterns_and_hrfs(tmp_path):
     # choice between an ensemble's own scale and the residual scale
     assert "ridge_weight_kept_linear" in card and cal["scale"] == "residuals" and cal["temperature"] is None
     assert "ridge_weight = 1" in cal["own_scale_unavailable"] and "crossfit_nll" not in cal
+    # ... and the insight figures (the network's patterns and HRFs) say that the network is not used
+    assert json.loads((out / "insight" / "explain.json").read_text())["insight"]["network_share"] == 0.0
     eeg = sorted((out / "bids").glob("sub-*/eeg/*_eeg.vhdr"))[0]
     synthesize(eeg, out / "model", tmp_path / "s_bold.nii.gz", progress_bar=False)
     assert not (tmp_path / "s_bold_uncertainty.nii.gz").exists()

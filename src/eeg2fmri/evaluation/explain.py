@@ -260,8 +260,11 @@ def _flagship_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
         xf = bp[:, :, f, :].transpose(0, 2, 1).reshape(-1, c_)  # frames of every training window, (N*T, C)
         for k in range(k_):
             pats[k, f] = haufe_patterns(unmix[k, f], xf)
+    # the network's share of the evaluation-mode prediction (1 - the blend weight of the linear path): at 0 (blend weight
+    # 1, frequent under blend_rule="guarded") these patterns and HRFs are the unused network's and the figures say so
+    share = 1.0 - float(model.ridge_weight) if model._has_ridge() else 1.0
     return {"patterns": pats, "source_weight": weight, "hrf_kernels": hrf.astype(np.float64),
-            "hrf_lag_s": model.frame_lags_s.mean(1).numpy().astype(np.float64), "kind": "eeg2fmri_net"}
+            "hrf_lag_s": model.frame_lags_s.mean(1).numpy().astype(np.float64), "kind": "eeg2fmri_net", "network_share": share}
 
 
 def _attention_insight(model: Any, x: np.ndarray, batch_size: int) -> dict[str, Any]:

@@ -247,7 +247,7 @@ def _degenerate_scale(y: np.ndarray, mean: np.ndarray, scale: np.ndarray, meanin
 def _linear_path_only(model: Any) -> bool:
     """Whether the model is the flagship with blend weight 1 (its linear path alone: an ensemble spread of 0 is expected,
     the usual case since ``blend_rule="guarded"`` became the default, so it is logged as information, not a warning)."""
-    w = getattr(model, "ridge_weight", None)
+    w = getattr(getattr(model, "module", model), "ridge_weight", None)  # (a predictor wrapping the module, or the module)
     try:
         return w is not None and float(w) == 1.0
     except (TypeError, ValueError):

@@ -102,9 +102,15 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
                 for s in np.argsort(-wgt[0, f])[:n_top]:
                     maps.append(pats[0, f, s])
                     titles.append(f"{names[f]} source {s}")
+            share = float(ins.get("network_share", 1.0))
+            note = ("\nNOT USED in the predictions: the blend gave the linear path all the weight (ridge_weight 1)" if share == 0.0 else
+                    f"\nthe network's share of the prediction: {share:.2f} (the rest: the linear path)" if share < 1.0 else "")
+            if share == 0.0:
+                logger.info("eeg2fmri_net insight: the network's patterns and HRFs are drawn, but the blend gave the linear path all the "
+                            "weight (ridge_weight 1): they do not shape the predictions")
             draw("patterns_topomap.png", plot_channel_topomaps, np.array(maps), res["channels"], montage, after=(titles,), n_cols=n_top,
-                 suptitle="eeg2fmri_net spatial patterns (Haufe), member 0, strongest sources per band")
-            plot_hrfs(ins["hrf_lag_s"], ins["hrf_kernels"], names, tmp / "hrfs.png", "eeg2fmri_net learned HRFs (mean per band)")
+                 suptitle="eeg2fmri_net spatial patterns (Haufe), member 0, strongest sources per band" + note)
+            plot_hrfs(ins["hrf_lag_s"], ins["hrf_kernels"], names, tmp / "hrfs.png", "eeg2fmri_net learned HRFs (mean per band)" + note)
             figs.append("hrfs.png")
         elif ins is not None and ins["kind"] == "calhas2022":
             draw("attention_graph.png", plot_attention_graph, ins["attention"], res["channels"], montage,
