@@ -880,7 +880,9 @@ def test_blend_rule_guarded_keeps_the_linear_path_unless_the_network_earns_its_w
             orig = model._ranked
             model._ranked = lambda *a, calls=calls, orig=orig, **k: calls.append(1) or orig(*a, **k)
             fast = model(xb)
+            mean, std = model.predict_ensemble(xb)  # every member is the linear path: its mean, no spread
             assert calls == [] and torch.allclose(fast.reshape(7, -1), full.reshape(7, -1), atol=1e-5)
+            assert torch.equal(mean, fast) and not std.any()
             model.ridge_weight.fill_(0.95)  # any other weight: the network runs
             model(xb)
             model._ranked = orig

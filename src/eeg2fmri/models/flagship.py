@@ -954,6 +954,10 @@ class EEG2fMRINet(nn.Module):
         z = nn.functional.dropout(self.latent(x, subject), self.dropout, self.training)
         return torch.einsum("bkl,klr->bkr", z, self.encode)
 
+    def _linear_only(self) -> bool:
+        """Evaluation mode with a fitted linear path of blend weight 1: the prediction is the linear path's alone."""
+        return not self.training and self._has_ridge() and bool(self.ridge_weight == 1.0)
+
     def member_predictions(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Every member's prediction.
 
@@ -993,6 +997,9 @@ class EEG2fMRINet(nn.Module):
             on validation windows before it is read as an interval
             (``eeg2fmri train`` stores that temperature).
         """
+        if self._linear_only():  # every member is the linear path (blend weight 1): no spread, and no network to run
+            mean = self(x, subject).float()
+            return mean, torch.zeros_like(mean)
         members = self.member_predictions(x, subject).float()
         if self.n_members == 1:
             return members[:, 0], torch.zeros_like(members[:, 0])
@@ -1019,7 +1026,7 @@ class EEG2fMRINet(nn.Module):
             evaluation mode, the mean over members. Neither materialises
             every member's full output.
         """
-        if not self.training and self._has_ridge() and bool(self.ridge_weight == 1.0):
+        if self._linear_only():
             # the linear path alone (blend weight 1, e.g. blend_rule="guarded" kept it): the network's share is 0, so
             # it is not run (its output would be multiplied by 0)
             out = self._blend(x.new_zeros((len(x), self.spec.n_outputs), dtype=torch.float32), x)
