@@ -883,8 +883,16 @@ def test_blend_rule_guarded_keeps_the_linear_path_unless_the_network_earns_its_w
             mean, std = model.predict_ensemble(xb)  # every member is the linear path: its mean, no spread
             assert calls == [] and torch.allclose(fast.reshape(7, -1), full.reshape(7, -1), atol=1e-5)
             assert torch.equal(mean, fast) and not std.any()
-            model.ridge_weight.fill_(0.95)  # any other weight: the network runs
+            # the benchmark's params: the linear path's fitted values alone at weight 1 (not the unused network's)
+            from eeg2fmri.workflows.benchmark import count_parameters
+
+            lin_n = sum(int(model._buffers[k].numel()) for k in ("ridge_coef", "ridge_bias", "ridge_tan_coef", "ridge_tan_proj",
+                                                                "out_basis", "out_centre", "voxel_gain", "gain_centre") if k in model._buffers)
+            net_n = sum(int(p.numel()) for p in model.parameters())
+            assert lin_n > 0 and count_parameters(model) == lin_n
+            model.ridge_weight.fill_(0.95)  # any other weight: the network runs (and its parameters count)
             model(xb)
+            assert count_parameters(model) == lin_n + net_n
             model._ranked = orig
         assert calls == [1]
     with pytest.raises(Eeg2fmriInputError, match="blend_rule"):

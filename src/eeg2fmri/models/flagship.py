@@ -954,6 +954,20 @@ class EEG2fMRINet(nn.Module):
         z = nn.functional.dropout(self.latent(x, subject), self.dropout, self.training)
         return torch.einsum("bkl,klr->bkr", z, self.encode)
 
+    def n_fitted_values(self) -> int:
+        """How many values learned from the data the evaluation-mode prediction uses (the benchmark's ``params``).
+
+        The network's parameters, unless the blend gives it weight 0 (``ridge_weight`` 1: the linear path alone),
+        plus the closed-form fits of :meth:`after_fit`: the linear path's coefficients and intercepts, the output
+        projection and the per-output gain (buffers; the fixed HRF bases are not counted). Counting the parameters
+        alone showed ~1.1 M for a model whose predictions were its ridge's, and none of that ridge's coefficients.
+        """
+        fitted = ("ridge_coef", "ridge_bias", "ridge_tan_coef", "ridge_tan_proj", *self._OUTPUT_BUFFERS, *self._GAIN_BUFFERS)
+        n = sum(int(self._buffers[k].numel()) for k in fitted if k in self._buffers and self._buffers[k] is not None)
+        if not (self._has_ridge() and bool(self.ridge_weight == 1.0)):
+            n += sum(int(p.numel()) for p in self.parameters())
+        return n
+
     def _linear_only(self) -> bool:
         """Evaluation mode with a fitted linear path of blend weight 1: the prediction is the linear path's alone."""
         return not self.training and self._has_ridge() and bool(self.ridge_weight == 1.0)

@@ -66,12 +66,15 @@ _COLUMNS = [
 def count_parameters(model: Any) -> int | None:
     """Number of learned parameters.
 
-    Torch modules (or predictors wrapping one in ``.module``): the sum of
-    ``numel`` over parameters. Closed-form models: the size of the fitted
+    A model with ``n_fitted_values()`` (the flagship: the network's parameters unless its blend weight leaves
+    it out, plus its closed-form linear path) says itself. Torch modules (or predictors wrapping one in
+    ``.module``): the sum of ``numel`` over parameters. Closed-form models: the size of the fitted
     coefficients and intercepts (``ridge_hrf``) or of the stored means
     (``mean``). ``None`` when unknown.
     """
     mod = getattr(model, "module", model)
+    if callable(getattr(mod, "n_fitted_values", None)):  # a model that counts what its predictions use (the flagship)
+        return int(mod.n_fitted_values())
     params = getattr(mod, "parameters", None)
     if callable(params) and not hasattr(mod, "coef_"):
         try:
