@@ -305,6 +305,11 @@ def test_mni_template_only_where_the_files_say_mni(tmp_path, monkeypatch):
     assert bids_space_entity("sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz") == "MNI152NLin2009cAsym"
     assert bids_space_entity("/d/sub-01_space-T1w_desc-preproc_bold.nii.gz") == "T1w"
     assert bids_space_entity("sub-01_task-rest_run-1_bold.nii.gz") is None and bids_space_entity("sub-01_task-myspace-x_bold.nii") is None
+    from mne_bids import get_entities_from_fname  # the same entity as MNE-BIDS reads it
+
+    for name in ("sub-01_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz", "sub-01_space-T1w_desc-preproc_bold.nii.gz",
+                 "sub-01_ses-2_task-rest_acq-mb_run-1_space-MNI152NLin6Asym_bold.nii.gz", "sub-01_task-rest_run-1_bold.nii.gz"):
+        assert bids_space_entity(name) == get_entities_from_fname(name, on_error="ignore").get("space")
     seen = []
     real = plotting.plot_stat_map
 
