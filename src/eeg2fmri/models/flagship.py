@@ -964,13 +964,17 @@ class EEG2fMRINet(nn.Module):
         """
         fitted = ("ridge_coef", "ridge_bias", "ridge_tan_coef", "ridge_tan_proj", *self._OUTPUT_BUFFERS, *self._GAIN_BUFFERS)
         n = sum(int(self._buffers[k].numel()) for k in fitted if k in self._buffers and self._buffers[k] is not None)
-        if not (self._has_ridge() and bool(self.ridge_weight == 1.0)):
+        if not self._network_unused():
             n += sum(int(p.numel()) for p in self.parameters())
         return n
 
+    def _network_unused(self) -> bool:
+        """A fitted linear path of blend weight 1: the evaluation-mode prediction is the linear path's alone."""
+        return self._has_ridge() and bool(self.ridge_weight == 1.0)
+
     def _linear_only(self) -> bool:
-        """Evaluation mode with a fitted linear path of blend weight 1: the prediction is the linear path's alone."""
-        return not self.training and self._has_ridge() and bool(self.ridge_weight == 1.0)
+        """Evaluation mode and :meth:`_network_unused` (training mode always runs the network)."""
+        return not self.training and self._network_unused()
 
     def member_predictions(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Every member's prediction.
