@@ -28,6 +28,8 @@ def choices_line(tr: dict) -> str:
     parts = []
     if "ridge_weight" in tr:
         parts.append(f"linear-path weight {tr['ridge_weight']:.2f}")
+        if tr.get("ridge_weight_kept_linear"):  # blend_rule="guarded" fell back to the linear path: the network is unused
+            parts[-1] += f" (the network is not used: {tr['ridge_weight_kept_linear']})"
     if "output_rank" in tr:
         k = tr["output_rank"]
         if k is not None:
