@@ -131,6 +131,10 @@ PROBES: dict[str, dict] = {
 }
 ALL_SETTINGS = {**SETTINGS, **PROBES}
 #: Linear references (label -> (registered model, hyperparameters)).
+#: Fit-info keys recorded per fold in a cell (``protocols.<p>.choices.<model>``): what a model chose on validation windows.
+_CHOICE_KEYS = ("ridge_weight", "ridge_weight_kept_linear", "output_rank", "output_rank_kept_full", "tangent_weight", "tangent_hrf",
+                "ridge_hrf", "alpha")
+
 REFERENCES = {"ridge_hrf": ("ridge_hrf", {}), "ridge_fir_pt": ("ridge_hrf", {"hrf": "lags", "alpha_per_target": True})}
 FLAGSHIP = "eeg2fmri_net"
 #: PrepareConfig keywords a variant may set (they change the EEG features, not the volumes, frames or mask).
@@ -347,7 +351,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
     rep_of = {label: ("oracle_input" if label == "oracle_region" else label) if label in oracles else _rep_key(variants[label]) if label in variants else args.representations.get(label, "bandpower")
               for label in models}
     for proto in args.protocols:
-        parts, fit_s = [], {nm: 0.0 for nm in models}
+        parts, fit_s, choices = [], {nm: 0.0 for nm in models}, {nm: [] for nm in models}
         folds = _folds(ds, proto, 5, {})
         if proto == "loso" and getattr(args, "loso_val", "spans") == "next-subject":
             from eeg2fmri.datasets.targets import make_split
@@ -370,7 +374,11 @@ def run_cell(setting: str, seed: int, args) -> dict:
                     (x, y, _), (xv, yv, _) = (stack_split(mds, split, targets, part) for part in ("train", "val"))
                     fitted[label] = _RegionOracle(_voxel_regions(ds, bids)).fit(x, y, xv, yv)
                 else:
-                    fitted[label] = fit_model(mds, split, name, hp, targets=targets, train_config=cfg).model
+                    res_fit = fit_model(mds, split, name, hp, targets=targets, train_config=cfg)
+                    fitted[label] = res_fit.model
+                    # what the model chose on the validation windows in this fold (the flagship's blend weight and
+                    # whether the guard kept the linear path alone, its output rank; a ridge's penalty)
+                    choices[label].append({k: v for k, v in (res_fit.info or {}).items() if k in _CHOICE_KEYS and isinstance(v, (int, float, str))})
                 fit_s[label] += time.perf_counter() - t1
             part = None
             for rname, rds in reps.items():  # one evaluation per representation, merged: the same test windows and targets
@@ -388,7 +396,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
         res = merge_results(parts)
         per_subject = {s: {nm: float(np.nanmedian(v["_r"][nm])) for nm in models} for s, v in res["per_subject"].items()}
         ceil = res["group"].get("ceilings") or {}
-        doc["protocols"][proto] = {"per_subject": per_subject, "fit_seconds": fit_s,
+        doc["protocols"][proto] = {"per_subject": per_subject, "fit_seconds": fit_s, "choices": {nm: c for nm, c in choices.items() if c},
                                    "noise_ceiling": ceil.get("noise_median_r"), "oracle_ceiling": ceil.get("oracle_median_r")}
         if ALL_SETTINGS[setting].get("metric") == "driven":  # the median over the ground-truth driven voxels
             keep = _driven_voxels(ds, bids)

@@ -357,7 +357,11 @@ def test_robustness_variant_on_other_bands_keeps_the_band_power_reference(tmp_pa
     assert bench.main(["--out", str(tmp_path / "plain"), *common]) == 0
     variants = json.dumps({"ridge_fine": {"model": "ridge_hrf", "prepare": {"bands": fine}}})
     assert bench.main(["--out", str(tmp_path / "var"), *common, "--variants", variants]) == 0
-    plain = json.loads((tmp_path / "plain" / "cells" / "default_s0.json").read_text())["protocols"]["within"]["per_subject"]
+    plain_doc = json.loads((tmp_path / "plain" / "cells" / "default_s0.json").read_text())["protocols"]["within"]
+    plain = plain_doc["per_subject"]
+    # each fold's validation choices are kept in the cell (here ridge_hrf's basis and penalty; the flagship's blend weight)
+    (ch,) = plain_doc["choices"]["ridge_hrf"]
+    assert ch and set(ch) <= set(bench._CHOICE_KEYS) and "ridge_weight" not in ch
     var = json.loads((tmp_path / "var" / "cells" / "default_s0.json").read_text())["protocols"]["within"]["per_subject"]
     assert plain.keys() == var.keys()
     for s in plain:
