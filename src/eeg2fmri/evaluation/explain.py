@@ -262,7 +262,7 @@ def _flagship_insight(model: Any, x_train: np.ndarray) -> dict[str, Any]:
             pats[k, f] = haufe_patterns(unmix[k, f], xf)
     # the network's share of the evaluation-mode prediction (1 - the blend weight of the linear path): at 0 (blend weight
     # 1, frequent under blend_rule="guarded") these patterns and HRFs are the unused network's and the figures say so
-    share = 1.0 - float(model.ridge_weight) if model._has_ridge() else 1.0
+    share = model.network_share()
     return {"patterns": pats, "source_weight": weight, "hrf_kernels": hrf.astype(np.float64),
             "hrf_lag_s": model.frame_lags_s.mean(1).numpy().astype(np.float64), "kind": "eeg2fmri_net", "network_share": share}
 

@@ -968,9 +968,14 @@ class EEG2fMRINet(nn.Module):
             n += sum(int(p.numel()) for p in self.parameters())
         return n
 
+    def network_share(self) -> float:
+        """The network's weight in the evaluation-mode prediction: ``1 - ridge_weight`` once the linear path is fitted,
+        else 1 (0: the linear path alone, frequent under ``blend_rule="guarded"``)."""
+        return 1.0 - float(self.ridge_weight) if self._has_ridge() else 1.0
+
     def _network_unused(self) -> bool:
         """A fitted linear path of blend weight 1: the evaluation-mode prediction is the linear path's alone."""
-        return self._has_ridge() and bool(self.ridge_weight == 1.0)
+        return self.network_share() == 0.0
 
     def _linear_only(self) -> bool:
         """Evaluation mode and :meth:`_network_unused` (training mode always runs the network)."""

@@ -108,6 +108,11 @@ def _in_mni_box(affine: np.ndarray, shape: tuple[int, ...]) -> bool:
 _SPACES = ("mni", "native", None)
 
 
+def _with_note(title: str, note: str) -> str:
+    """``"title (note)"``, or whichever of the two is not empty."""
+    return f"{title} ({note})" if title and note else (title or note)
+
+
 def draws_mni_template(affine: np.ndarray, shape: tuple[int, ...], space: str | None = None) -> bool:
     """Whether :func:`mni_background` puts the MNI152 template behind this grid (see there)."""
     if space not in _SPACES:
@@ -181,7 +186,7 @@ def plot_r_map(mask: np.ndarray, affine: np.ndarray, r: np.ndarray, out: Path, t
     bg, note = None, ""
     if isinstance(background, str) and background == "mni":
         bg, note = mni_background(np.asarray(affine), mask.shape, space)
-        title = f"{title} ({note})" if title and note else (title or note)
+        title = _with_note(title, note)
     elif background is not None:
         bg = background
     if cut not in ("peak", "centre"):
@@ -295,7 +300,7 @@ def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray,
             disp = plotting.plot_stat_map(img, bg_img=bg, display_mode="ortho", cut_coords=tuple(centre[:3]), cmap="RdBu_r", vmax=lim,
                                           symmetric_cbar=True, colorbar=True, title=name, axes=ax, draw_cross=False, black_bg=False, annotate=True)
             del disp
-    fig.suptitle(f"{title} ({note})" if title and note else (title or note))
+    fig.suptitle(_with_note(title, note))
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
