@@ -155,6 +155,36 @@ def test_runs_on_the_same_shape_but_another_affine_are_refused(tiny_bids, tmp_pa
     assert len(prepare_dataset(root, progress_bar=False).runs) == len(prepare_dataset(tiny_bids, progress_bar=False).runs)
 
 
+@pytest.mark.parametrize("code", [1, 4])
+def test_scanner_space_runs_of_different_subjects_are_refused_with_the_normalisation_advice(tiny_bids, tmp_path, code):
+    """Runs of two subjects in their own scanner spaces (NIfTI code 1; user test 6: each subject's oblique grid): resampling
+    by world coordinates would not line up two brains, so the error says to normalise to a template or prepare each
+    subject alone; for MNI-space runs (code 4) the advice is only the resampling one."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    for sub, shift in (("01", 0.0), ("02", 7.0)):
+        path = next((root / f"sub-{sub}" / "func").glob("*_bold.nii.gz"))
+        img = nib.load(path)
+        aff = img.affine.copy()
+        aff[:3, 3] += shift
+        out = nib.Nifti1Image(np.asarray(img.dataobj), aff, img.header)
+        out.set_sform(aff, code=code)
+        out.set_qform(aff, code=code)
+        nib.save(out, path)
+    advice = r"These runs are in the scanner space of different subjects \(sub-02 and sub-01\): resampling by world coordinates"
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_bold.nii.gz: voxel-to-world affine differs .* by up to 7 ") as err:
+        prepare_dataset(root, progress_bar=False)
+    if code == 1:
+        assert re.search(advice + r".*prepare --subjects ID", str(err.value))
+    else:
+        assert "scanner space of different subjects" not in str(err.value)
+
+
 @pytest.mark.parametrize("how", ["typed_eeg", "no_channels_tsv", "biosemi_exg"])
 def test_ecg_and_eog_named_channels_are_not_eeg_whatever_their_type(tiny_bids, tmp_path, caplog, how):
     """ECG/EOG channels typed EEG in channels.tsv (or with no channels.tsv, as BrainVision files type every channel EEG)

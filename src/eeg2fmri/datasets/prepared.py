@@ -1114,12 +1114,30 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     return run, info, prov
 
 
+def _native_space_hint(rec, img, first: Any) -> str:
+    """Where the run (or the first run) is in scanner space and belongs to another subject than the first run: why
+    resampling by world coordinates is no fix, and what is (empty otherwise)."""
+    from eeg2fmri.io.bold import bids_space_entity, grid_space, xform_code
+
+    first_subject = re.search(r"(?:^|[/_\\])sub-([A-Za-z0-9]+)", str(first or ""))
+    subject = getattr(rec, "subject", None)
+    if first_subject is None or subject is None or str(subject) == first_subject.group(1):
+        return ""
+    if grid_space(xform_code(img), bids_space_entity(rec.bold_path)) != "native":
+        return ""
+    return (f" These runs are in the scanner space of different subjects (sub-{subject} and sub-{first_subject.group(1)}): resampling "
+            "by world coordinates does not line up their brains. Normalise every subject to one template first (e.g. fMRIPrep "
+            "with --output-spaces MNI152NLin2009cAsym, then prepare --derivatives DIR --space MNI152NLin2009cAsym), or prepare "
+            "each subject on its own (prepare --subjects ID) for within-subject models.")
+
+
 def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.ndarray | None = None, first: Any = None) -> None:
     if abs(tr - tr0) > 1e-3 * tr0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
     if img.shape[:3] != shape0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first, "
-                                 "or, for runs in one space (e.g. MNI), pass prepare option grid='first' (--config '{\"grid\": \"first\"}').")
+                                 "or, for runs in one space (e.g. MNI), pass prepare option grid='first' (--config '{\"grid\": \"first\"}')."
+                                 + _native_space_hint(rec, img, first))
     if affine0 is not None:  # the same shape is not the same grid: voxels are pooled by index across runs
         diff = float(np.max(np.abs(np.asarray(img.affine, float) - np.asarray(affine0, float))))
         if diff > 1e-2:
@@ -1128,7 +1146,7 @@ def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.
                 f"grid shapes agree: the same voxel index is a different place in the two runs. Expected every run on one grid; "
                 "resample the runs to one grid first (nilearn.image.resample_to_img(run, first_run), or prepare option grid='first', "
                 "for runs in one space such as MNI; grid=[...] and voxel_size resample each run within its own box), or, if an axis is only flipped "
-                "(e.g. LAS vs RAS), reorient every run with nibabel.as_closest_canonical."
+                "(e.g. LAS vs RAS), reorient every run with nibabel.as_closest_canonical." + _native_space_hint(rec, img, first)
             )
 
 
