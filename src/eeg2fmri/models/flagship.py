@@ -224,6 +224,22 @@ def _rank_guard(k: int, r_rank: float, r_full: float, se_gain: float) -> str | N
     return None
 
 
+def _earned(choice: Any, default: Any, y: Any, what: str, than: str) -> tuple[float, str | None]:
+    """The guard of a validation choice (blend weight, tangent weight): jackknife SE of the gain of ``choice`` over
+    ``default`` (predictions, shape (n_windows, n_outputs), against ``y``), and why the default is kept (None: the
+    choice's mean voxel r is >= 0.02 and its gain exceeds one SE)."""
+    from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
+
+    r_choice, loo_choice = jackknife_mean_r(choice, y, _CHOICE_BLOCKS)
+    r_default, loo_default = jackknife_mean_r(default, y, _CHOICE_BLOCKS)
+    se = jackknife_se(loo_choice, loo_default)
+    if r_choice >= _NOISY_VAL_R and r_choice - r_default > _CHOICE_GAIN_SE * se:
+        return se, None
+    return se, (f"{what}'s validation mean voxel r {r_choice:.4f} " + (
+        f"is below {_NOISY_VAL_R:g}" if r_choice < _NOISY_VAL_R else
+        f"gains {r_choice - r_default:.4f} over {than}, within {_CHOICE_GAIN_SE:g} jackknife SE ({se:.4f})"))
+
+
 @register_model("eeg2fmri_net")
 class EEG2fMRINet(nn.Module):
     """Band unmixing -> per-source HRF -> latent (+ subject FiLM) -> reduced-rank decoder, as an implicit ensemble.
@@ -726,18 +742,11 @@ class EEG2fMRINet(nn.Module):
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
             if self.tangent_rule == "guarded" and v > 0.0:  # the tangent ridge must earn its place against the power ridge alone
-                from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
-
                 t_va = tridge.predict(feats(tan_va, ks)).reshape(len(tan_va), -1)
-                mix, loo_mix = jackknife_mean_r((1 - v) * p_va + v * t_va, ty_va, _CHOICE_BLOCKS)
-                pow_r, loo_pow = jackknife_mean_r(p_va, ty_va, _CHOICE_BLOCKS)
-                se = jackknife_se(loo_mix, loo_pow)
-                info["tangent_weight_gain_se"] = se
-                if not (mix >= _NOISY_VAL_R and mix - pow_r > _CHOICE_GAIN_SE * se):
-                    info["tangent_weight_kept_power"] = (f"tangent weight {v:g}'s validation mean voxel r {mix:.4f} " + (
-                        f"is below {_NOISY_VAL_R:g}" if mix < _NOISY_VAL_R else
-                        f"gains {mix - pow_r:.4f} over the band-power ridge alone, within {_CHOICE_GAIN_SE:g} jackknife SE ({se:.4f})"))
-                    v = 0.0
+                info["tangent_weight_gain_se"], why = _earned((1 - v) * p_va + v * t_va, p_va, ty_va, f"tangent weight {v:g}",
+                                                              "the band-power ridge alone")
+                if why is not None:
+                    info["tangent_weight_kept_power"], v = why, 0.0
             if self.output_rank is not None:  # the tangent ridge's training windows (kept_tr), both members of the path,
                 # in chunks of windows (the float64 feature copies of predict() stay small at the window cap)
                 p_tr = np.empty((len(kept_tr), self.spec.n_outputs), dtype=np.float32)
@@ -773,17 +782,9 @@ class EEG2fMRINet(nn.Module):
             scores = [mean_r((1 - w) * net + w * lin) for w in grid]
             w = float(grid[int(np.argmax(scores))])
             if self.blend_rule == "guarded" and w < 1.0:  # the network must earn its place against the linear path alone
-                from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
-
-                best, loo_best = jackknife_mean_r((1 - w) * net + w * lin, y_va, _CHOICE_BLOCKS)
-                lin_r, loo_lin = jackknife_mean_r(lin, y_va, _CHOICE_BLOCKS)
-                se = jackknife_se(loo_best, loo_lin)
-                info["ridge_weight_gain_se"] = se
-                if not (best >= _NOISY_VAL_R and best - lin_r > _CHOICE_GAIN_SE * se):
-                    info["ridge_weight_kept_linear"] = (f"weight {w:g}'s validation mean voxel r {best:.4f} " + (
-                        f"is below {_NOISY_VAL_R:g}" if best < _NOISY_VAL_R else
-                        f"gains {best - lin_r:.4f} over the linear path alone, within {_CHOICE_GAIN_SE:g} jackknife SE ({se:.4f})"))
-                    w = 1.0
+                info["ridge_weight_gain_se"], why = _earned((1 - w) * net + w * lin, lin, y_va, f"weight {w:g}", "the linear path alone")
+                if why is not None:
+                    info["ridge_weight_kept_linear"], w = why, 1.0
         else:
             w = float(self.ridge_blend)
         self.ridge_weight.fill_(w)
