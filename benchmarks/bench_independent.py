@@ -14,7 +14,8 @@ ROI-mean series' r), and the flagship's blend weight per fold.
 
 Generators (``benchmarks/sim_user_*.py``): ``fmriprep`` (session 16; seeds 0-4 were design/held-out data of the rank
 guard), ``khz`` (sim_user_5khz.py at 1 kHz, session 16; seeds 0-3 used likewise), ``formats`` (session 18, user test 4;
-one fixed dataset), ``blobs`` (session 12; one fixed dataset), ``kuramoto`` (session 20). Datasets and results are
+one fixed dataset), ``blobs`` (session 12; one fixed dataset), ``kuramoto`` (session 20), ``hmm`` (session 20; each
+subject on its own scanner grid, so ``hmm:SEED:SUBJECT`` is a single-subject dataset, within only). Datasets and results are
 kept in OUT and reused (delete a folder to redo it).
 """
 from __future__ import annotations
@@ -32,9 +33,15 @@ CAP32 = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "FC5", "FC1", "FC2", "FC6",
          "CP1", "CP2", "CP6", "TP10", "P7", "P3", "Pz", "P4", "P8", "PO9", "O1", "Oz", "O2", "PO10"]
 
 
-def _spec(name: str, seed: int | None, d: Path) -> dict:
-    """Generation command, BIDS root, prepare arguments and atlas of one dataset (folder ``d``)."""
+def _spec(name: str, seed: int | None, d: Path, subject: str | None = None) -> dict:
+    """Generation command, BIDS root, prepare arguments and atlas of one dataset (generated into folder ``d``)."""
     py = sys.executable
+    if name == "hmm":  # every subject on its own scanner grid: one single-subject dataset per subject (within only)
+        if not subject:
+            raise SystemExit("hmm: name a subject (hmm:SEED:SUBJECT, e.g. hmm:0:01): its subjects are on their own scanner grids")
+        return {"gen": [py, str(HERE / "sim_user_hmm.py"), str(d), "--seed", str(seed or 0)], "bids": d / "bids",
+                "prepare": ["--subjects", subject], "config": {"marker": "TR"},
+                "atlas": d / "groundtruth" / f"sub-{subject}_atlas.nii.gz", "single_subject": True}
     if name == "fmriprep":
         bids = d / "bids"
         return {"gen": [py, str(HERE / "sim_user_fmriprep.py"), str(bids), str(seed or 0)], "bids": bids,
@@ -55,7 +62,7 @@ def _spec(name: str, seed: int | None, d: Path) -> dict:
     if name == "kuramoto":
         return {"gen": [py, str(HERE / "sim_user_kuramoto.py"), str(d), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
                 "config": {"marker": "R128"}, "atlas": d / "groundtruth" / "atlas.nii.gz"}
-    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto")
+    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm")
 
 
 def _run(cmd: list[str], log: Path) -> float:
@@ -68,13 +75,17 @@ def _run(cmd: list[str], log: Path) -> float:
 
 
 def run_dataset(key: str, out: Path, protocols: list[str], device: str, hparams: str | None = None, tag: str = "") -> None:
-    name, _, seed = key.partition(":")
-    d = out / key.replace(":", "_")
+    name, seed, subject = ([*key.split(":"), None, None])[:3]
+    d = out / key.replace(":", "_")  # prepared data and results (hmm:0:01 -> hmm_0_01, generated into hmm_0)
+    gen = out / f"{name}_{seed}" if subject else d
     d.mkdir(parents=True, exist_ok=True)
-    s = _spec(name, int(seed) if seed else None, d)
+    gen.mkdir(parents=True, exist_ok=True)
+    s = _spec(name, int(seed) if seed else None, gen, subject)
     times = json.loads((d / "times.json").read_text()) if (d / "times.json").exists() else {}
     if not s["bids"].exists():
-        times["generate_s"] = _run(s["gen"], d / "generate.log")
+        times["generate_s"] = _run(s["gen"], gen / "generate.log")
+    if s.get("single_subject"):
+        protocols = [p for p in protocols if p == "within"]
     prep = d / "prep_tangent"
     if not (prep / "manifest.json").exists():
         cfg = {**s["config"], "representation": "tangent"}

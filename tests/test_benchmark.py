@@ -606,6 +606,10 @@ def test_independent_scoreboard_table_reads_each_leaderboard(tmp_path, monkeypat
     assert "CI above 0 in 1 of 3, below 0 in 1; ROI r flagship − ridge_hrf: mean +0.025, ahead in 1 of 2" in out
     with pytest.raises(SystemExit, match="unknown generator 'tvb'"):
         bench._spec("tvb", 0, tmp_path)
+    with pytest.raises(SystemExit, match=r"hmm: name a subject \(hmm:SEED:SUBJECT"):
+        bench._spec("hmm", 0, tmp_path)
+    hmm = bench._spec("hmm", 3, tmp_path, "02")
+    assert hmm["prepare"] == ["--subjects", "02"] and hmm["atlas"].name == "sub-02_atlas.nii.gz" and hmm["single_subject"]
 
 
 @pytest.mark.slow
