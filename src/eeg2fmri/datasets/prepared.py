@@ -1119,7 +1119,7 @@ def _native_space_hint(rec, img, first: Any) -> str:
     resampling by world coordinates is no fix, and what is (empty otherwise)."""
     from eeg2fmri.io.bold import bids_space_entity, grid_space, xform_code
 
-    first_subject = re.search(r"(?:^|[/_\\])sub-([A-Za-z0-9]+)", str(first or ""))
+    first_subject = re.match(r"sub-([A-Za-z0-9]+)", Path(str(first or "")).name)  # a BIDS file name starts with its subject
     subject = getattr(rec, "subject", None)
     if first_subject is None or subject is None or str(subject) == first_subject.group(1):
         return ""
