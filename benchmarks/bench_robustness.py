@@ -133,7 +133,7 @@ ALL_SETTINGS = {**SETTINGS, **PROBES}
 #: Linear references (label -> (registered model, hyperparameters)).
 #: Fit-info keys recorded per fold in a cell (``protocols.<p>.choices.<model>``): what a model chose on validation windows.
 _CHOICE_KEYS = ("ridge_weight", "ridge_weight_kept_linear", "output_rank", "output_rank_kept_full", "tangent_weight", "tangent_hrf",
-                "ridge_hrf", "alpha", "tangent_weight_kept_power", "val_r_power_ridge", "val_r_tangent_ridge")
+                "ridge_hrf", "alpha", "tangent_weight_kept_power", "val_r_power_ridge", "val_r_tangent_ridge", "tangent_weight_validation")
 
 REFERENCES = {"ridge_hrf": ("ridge_hrf", {}), "ridge_fir_pt": ("ridge_hrf", {"hrf": "lags", "alpha_per_target": True})}
 FLAGSHIP = "eeg2fmri_net"

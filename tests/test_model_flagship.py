@@ -579,6 +579,48 @@ def test_tangent_rule_guarded_keeps_the_power_ridge_unless_the_tangent_ridge_ear
         EEG2fMRINet(TAN, tangent_rule="one_se")
 
 
+def test_tangent_cv_subjects_chooses_the_weight_that_transfers_across_subjects(caplog):
+    """tangent_cv="subjects": the tangent weight is chosen by refitting both ridges without each training subject. Targets
+    follow band power the same way in every subject but the tangent block with a subject-specific map: the validation
+    windows (from the training subjects) like the tangent ridge; the cross-fit, which scores it on subjects it was not
+    fitted on, gives it less weight. Without subjects or with < 3 the validation choice stays (logged); an unknown value
+    is refused."""
+    import logging
+
+    from eeg2fmri.preprocessing.hrf import double_gamma_hrf
+
+    h = torch.from_numpy(double_gamma_hrf(2.0, length=2.0 * N_FRAMES)[:N_FRAMES][::-1].copy()).float()
+    n_tan = N_CHANS * N_BANDS * N_CHANS
+    w_pow = torch.randn(N_CHANS * N_BANDS, 11, generator=torch.Generator().manual_seed(1)) / 3
+    w_tan = [torch.randn(n_tan, 11, generator=torch.Generator().manual_seed(10 + s)) / 4 for s in range(4)]
+
+    def windows(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, *TAN.input_shape, generator=g)
+        subj = torch.arange(n) % 4
+        pw = torch.einsum("ncft,t->ncf", x[:, :, :N_BANDS], h).reshape(n, -1) @ w_pow
+        tw = torch.stack([torch.einsum("cft,t->cf", x[i, :, N_BANDS:], h).reshape(-1) @ w_tan[int(subj[i])] for i in range(n)])
+        return x, pw + tw + 0.3 * torch.randn(n, 11, generator=g), subj
+
+    def batches(x, y, s, bs=13):
+        return [(x[i : i + bs], y[i : i + bs], s[i : i + bs]) for i in range(0, len(x), bs)]
+
+    x_tr, y_tr, s_tr = windows(160, 1)
+    x_va, y_va, s_va = windows(60, 2)
+    kw = {"seed": 0, "n_members": 2, "calibrate_output": False, "voxel_gain": False, "output_rank": None, "tangent_hrf": "canonical"}
+    val = EEG2fMRINet(TAN, **kw).after_fit(batches(x_va, y_va, s_va), train_batches=batches(x_tr, y_tr, s_tr))
+    cv = EEG2fMRINet(TAN, tangent_cv="subjects", **kw).after_fit(batches(x_va, y_va, s_va), train_batches=batches(x_tr, y_tr, s_tr))
+    assert cv["tangent_weight_validation"] == val["tangent_weight"] and cv["tangent_weight_cv_subjects"] == 4
+    assert cv["tangent_weight"] < val["tangent_weight"], (cv["tangent_weight"], val["tangent_weight"])
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        none = EEG2fMRINet(TAN, tangent_cv="subjects", **kw).after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+        two = EEG2fMRINet(TAN, tangent_cv="subjects", **kw).after_fit(batches(x_va, y_va, s_va % 2), train_batches=batches(x_tr, y_tr, s_tr % 2))
+    assert none["tangent_weight"] == val["tangent_weight"] and "tangent_weight_cv_subjects" not in none and "tangent_weight_cv_subjects" not in two
+    assert "needs the subject of every training window" in caplog.text and "needs >= 3 training subjects, got 2" in caplog.text
+    with pytest.raises(Eeg2fmriInputError, match="tangent_cv"):
+        EEG2fMRINet(TAN, tangent_cv="runs")
+
+
 def test_tangent_ridge_window_cap():
     """The tangent ridge keeps at most tangent_max_windows evenly spaced windows (the power ridge all of them)."""
     x_tr, y_tr = _windows(TAN, 80, 1)

@@ -356,6 +356,13 @@ class EEG2fMRINet(nn.Module):
         voxel r. ``"guarded"``: the band-power ridge alone (tangent weight 0, no tangent path) unless the best mix's
         validation mean voxel r is at least 0.02 and its gain over the band-power ridge exceeds one jackknife standard
         error (the output-rank and blend guards' rule).
+    tangent_cv : {None, "subjects"}
+        ``None`` (default): the tangent weight is chosen on the validation windows. ``"subjects"`` (an opt-in for models
+        meant for unseen subjects, e.g. LOSO): chosen by cross-fitting over the training subjects instead -- both
+        ridges refitted without one training subject at a time (penalties chosen on it), the mix scored on it, the
+        weight of the best mean over subjects kept (the validation windows come from the training subjects and cannot
+        tell whether band covariances transfer to a new subject: ``benchmarks/results/diag_tangent_loso_kuramoto.txt``).
+        Needs windows of at least 3 training subjects (otherwise the validation choice stays, logged).
     voxel_gain : bool
         Last (default since 2026-12-05, session 16): shrink each output's predicted fluctuations by the
         least-squares slope of its validation targets on its validation predictions, clipped to
@@ -430,6 +437,7 @@ class EEG2fMRINet(nn.Module):
         choice_rule: str = "guarded",
         blend_rule: str = "guarded",
         tangent_rule: str = "best",
+        tangent_cv: str | None = None,
         voxel_gain: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -464,6 +472,7 @@ class EEG2fMRINet(nn.Module):
         self.choice_rule = check_choice(choice_rule, "choice_rule", ("guarded", "best"), where="eeg2fmri_net")
         self.blend_rule = check_choice(blend_rule, "blend_rule", ("best", "guarded"), where="eeg2fmri_net")
         self.tangent_rule = check_choice(tangent_rule, "tangent_rule", ("best", "guarded"), where="eeg2fmri_net")
+        self.tangent_cv = None if tangent_cv is None else check_choice(tangent_cv, "tangent_cv", ("subjects",), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         if output_rank is None or output_rank == "validation":
             self.output_rank = output_rank
@@ -665,7 +674,7 @@ class EEG2fMRINet(nn.Module):
                 tan_basis = np.vstack([tan_basis, functions[name]])
             tan_basis = np.ascontiguousarray(tan_basis)
 
-        def blocks(batches):
+        def blocks(batches, subs=None):
             """Power windows, targets and (tangent input) the tangent block convolved with each function of ``tan_basis``
             with its targets, for at most ``tangent_max_windows`` evenly spaced windows (every ``stride``-th: the stride
             doubles whenever more are kept, so memory stays bounded without knowing the number of windows)."""
@@ -673,9 +682,11 @@ class EEG2fMRINet(nn.Module):
             stride, seen = 1, 0
             h = torch.from_numpy(tan_basis).float()  # (K, T)
             n_tan = self.spec.n_chans * (int(self.spec.input_shape[1]) - f_) * len(tan_basis)
-            for xb, yb, _ in batches:
+            for xb, yb, sb in batches:
                 xb = torch.as_tensor(xb).float()
                 yb = torch.as_tensor(yb).float().reshape(len(xb), -1)
+                if subs is not None:  # the subject of every window (None where a batch has none)
+                    subs.append(None if sb is None else np.broadcast_to(np.asarray(torch.as_tensor(sb).reshape(-1)), (len(xb),)))
                 xs.append(xb[:, :, :f_, :].numpy() if tangent else xb.numpy())
                 ys.append(yb.numpy())
                 if tangent:
@@ -697,7 +708,8 @@ class EEG2fMRINet(nn.Module):
         for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
             self._buffers.pop(name, None)
         self.ridge_weight.fill_(0.0)
-        x_tr, y_tr, tan_tr, ty_tr, kept_tr = blocks(train_batches)
+        tr_subs: list = []
+        x_tr, y_tr, tan_tr, ty_tr, kept_tr = blocks(train_batches, tr_subs)
         if x_tr is None or len(x_tr) < 3:
             return {"ridge_weight": 0.0}
         x_va, y_va, tan_va, ty_va, kept_va = blocks(val)
@@ -741,6 +753,8 @@ class EEG2fMRINet(nn.Module):
                 if best is None or max(scores) > best[0]:
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
             _, name, ks, tridge, v, r_tan = best
+            if self.tangent_cv == "subjects":
+                v = self._cross_fit_tangent_weight(v, info, tr_subs, kept_tr, x_tr, y_tr, feats(tan_tr, ks), ty_tr, pspec, grid, mean_r)
             if self.tangent_rule == "guarded" and v > 0.0:  # the tangent ridge must earn its place against the power ridge alone
                 t_va = tridge.predict(feats(tan_va, ks)).reshape(len(tan_va), -1)
                 info["tangent_weight_gain_se"], why = _earned((1 - v) * p_va + v * t_va, p_va, ty_va, f"tangent weight {v:g}",
@@ -792,6 +806,48 @@ class EEG2fMRINet(nn.Module):
         if p_tr is not None:
             info.update(self._fit_output_rank(p_tr, (1 - w) * net + w * lin, y_va))
         return info
+
+    def _cross_fit_tangent_weight(self, v: float, info: dict[str, Any], subs: list, kept: Any, x_tr: Any, y_tr: Any, t_tr: Any, ty_tr: Any,
+                                  pspec: DataSpec, grid: Any, mean_r: Any) -> float:
+        """``tangent_cv="subjects"``: the tangent weight of the best mean over training subjects of the mix's r on each
+        subject, both ridges refitted without it (``v``, the validation choice, is kept where there are < 3 subjects).
+
+        Parameters
+        ----------
+        subs : list of array | None
+            Subject of every training window, per batch. ``kept`` the training windows the tangent features ``t_tr``
+            (shape (n_kept, n_features, 1)) and targets ``ty_tr`` belong to; ``x_tr``, ``y_tr`` all training windows.
+        """
+        import dataclasses
+
+        import numpy as np
+
+        from eeg2fmri.models.ridge_hrf import RidgeHRF
+        from eeg2fmri.utils.logs import logger
+
+        if not subs or any(a is None for a in subs):
+            logger.info("eeg2fmri_net: tangent_cv='subjects' needs the subject of every training window; the validation choice stays")
+            return v
+        subj = np.concatenate(subs)
+        names = np.unique(subj)
+        if len(names) < 3:
+            logger.info("eeg2fmri_net: tangent_cv='subjects' needs >= 3 training subjects, got %d; the validation choice stays", len(names))
+            return v
+        tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=t_tr.shape[1:], freqs=None)
+        t_subj = subj[kept]
+        scores = np.zeros(len(grid))
+        for s_ in names:
+            out, t_out = subj == s_, t_subj == s_
+            if t_out.sum() < 3 or (~t_out).sum() < 3:
+                continue
+            pr = RidgeHRF(pspec).fit(x_tr[~out], y_tr[~out], x_tr[out], y_tr[out])
+            tr = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), factored=True).fit(t_tr[~t_out], ty_tr[~t_out], t_tr[t_out], ty_tr[t_out])
+            p_s = pr.predict(x_tr[kept[t_out]]).reshape(int(t_out.sum()), -1)
+            q_s = tr.predict(t_tr[t_out]).reshape(int(t_out.sum()), -1)
+            scores += [mean_r((1 - w) * p_s + w * q_s, ty_tr[t_out]) for w in grid]
+        v_cv = float(grid[int(np.argmax(scores))])
+        info.update({"tangent_weight_validation": v, "tangent_weight_cv_subjects": len(names)})
+        return v_cv
 
     def _fit_output_rank(self, fitted: Any, val_pred: Any, y_val: Any) -> dict[str, Any]:
         """Set the reduced-rank output (``out_basis``, ``out_centre``) from the linear path's training fit.
