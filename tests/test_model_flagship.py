@@ -495,6 +495,15 @@ def test_tangent_sources_read_the_band_covariances():
         EEG2fMRINet(BP, tangent_sources=3)
 
 
+def _assert_tangent_roundtrip(model, x, out, tmp_path):
+    """A fitted tangent-input flagship saved as safetensors and loaded into a fresh one predicts ``out`` again."""
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "tangent.safetensors"))
+    again = EEG2fMRINet(TAN, seed=3, n_members=2)
+    again.load_state_dict(load_file(str(tmp_path / "tangent.safetensors")))
+    with torch.no_grad():
+        np.testing.assert_allclose(again.eval()(x).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
     """With tangent input the linear path is (1 - v) * ridge on band power + v * ridge on the tangent block (canonical HRF),
     v chosen on validation; targets driven by the tangent block pull v up; the path survives save/load."""
@@ -529,11 +538,7 @@ def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(model.ridge_prediction(x_te).numpy(), want, rtol=1e-3, atol=1e-4)
         out = model(x_te)
-    save_file({k: v_.contiguous() for k, v_ in model.state_dict().items()}, str(tmp_path / "t.safetensors"))
-    again = EEG2fMRINet(TAN, seed=3, n_members=2)
-    again.load_state_dict(load_file(str(tmp_path / "t.safetensors")))
-    with torch.no_grad():
-        np.testing.assert_allclose(again.eval()(x_te).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
+    _assert_tangent_roundtrip(model, x_te, out, tmp_path)
 
 
 def test_tangent_rule_guarded_keeps_the_power_ridge_unless_the_tangent_ridge_earns_its_weight(tmp_path):
@@ -562,11 +567,7 @@ def test_tangent_rule_guarded_keeps_the_power_ridge_unless_the_tangent_ridge_ear
     with torch.no_grad():
         np.testing.assert_allclose(model.ridge_prediction(x_te).numpy(), pr.predict(x_te[:, :, :N_BANDS].numpy()), rtol=1e-3, atol=1e-4)
         out = model(x_te)
-    save_file({k: v_.contiguous() for k, v_ in model.state_dict().items()}, str(tmp_path / "g.safetensors"))
-    again = EEG2fMRINet(TAN, seed=3, n_members=2)
-    again.load_state_dict(load_file(str(tmp_path / "g.safetensors")))
-    with torch.no_grad():
-        np.testing.assert_allclose(again.eval()(x_te).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
+    _assert_tangent_roundtrip(model, x_te, out, tmp_path)
     # targets driven by the tangent block: the mix earns its weight, as "best" chooses it
     h = torch.from_numpy(double_gamma_hrf(2.0, length=2.0 * N_FRAMES)[:N_FRAMES][::-1].copy()).float()
     w = torch.randn(N_CHANS * N_BANDS * N_CHANS, 11, generator=torch.Generator().manual_seed(7)) / 5

@@ -708,7 +708,7 @@ class EEG2fMRINet(nn.Module):
         for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
             self._buffers.pop(name, None)
         self.ridge_weight.fill_(0.0)
-        tr_subs: list = []
+        tr_subs: list | None = [] if self.tangent_cv == "subjects" else None  # subjects only where the cross-fit needs them
         x_tr, y_tr, tan_tr, ty_tr, kept_tr = blocks(train_batches, tr_subs)
         if x_tr is None or len(x_tr) < 3:
             return {"ridge_weight": 0.0}
