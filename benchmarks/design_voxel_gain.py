@@ -4,7 +4,8 @@
 
 ``FOLD`` is ``within`` or a subject (one LOSO fold: that subject held out). Each fold trains the flagship once
 (defaults); its validation windows are kept, and the gain buffers are then refitted under each rule (none, the slope
-per output as measured -- ``voxel_gain="voxel"`` -- and the empirical-Bayes shrunk slope -- ``"shrunk"``). The gain
+per output as measured -- ``voxel_gain=True`` -- and, at commit ae4c8df where it exists, the empirical-Bayes shrunk
+slope -- ``"shrunk"``, rejected: results/design_voxel_gain.txt). The gain
 is a positive factor per output, so voxel r does not move; what does is the ROI r (the mean over a region's outputs
 weights them by their gains), R² and RMSE. One line per fold and rule, then the mean over folds per rule.
 """
@@ -33,7 +34,11 @@ def main(specs: list[str]) -> None:
         return original(self, val)
 
     EEG2fMRINet._fit_voxel_gain = capture
-    rules = {"none": False, "voxel": "voxel", "shrunk": "shrunk"}
+    from eeg2fmri.models import flagship
+
+    rules = {"none": False, "voxel": "voxel"}
+    if "shrunk" in getattr(flagship, "_GAIN_RULES", ()):  # the rejected rule exists at commit ae4c8df only
+        rules["shrunk"] = "shrunk"
     rows: dict[str, list] = {k: [] for k in rules}
     print(f"{'fold':44s} {'rule':7s} {'median r':>9s} {'ROI r':>7s} {'R2':>8s} {'RMSE':>7s}  gain q10/q50/q90", flush=True)
     for spec in specs:

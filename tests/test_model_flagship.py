@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -823,7 +822,7 @@ def test_leading_right_vectors_equal_numpys_svd(shape):
 
 
 def test_voxel_gain_flattens_outputs_the_model_does_not_predict():
-    """voxel_gain="voxel": each output's fluctuations shrink by the validation least-squares slope (in [0.001, 1]); an
+    """voxel_gain (default): each output's fluctuations shrink by the validation least-squares slope (in [0.001, 1]); an
     output without signal becomes nearly flat, one with signal keeps most of it; voxel r is unchanged; the buffers survive
     save/load, and a state without them (a model saved before 2026-12-05) loads into a model without the shrinkage."""
     import dataclasses
@@ -837,7 +836,7 @@ def test_voxel_gain_flattens_outputs_the_model_does_not_predict():
         y[:, :5] = torch.randn(len(y), 5, generator=noise)
     plain = EEG2fMRINet(spec, seed=0, n_members=2, voxel_gain=False, output_rank=None)
     plain.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
-    model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None, voxel_gain="voxel")
+    model = EEG2fMRINet(spec, seed=0, n_members=2, output_rank=None)
     info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     g = model.voxel_gain.numpy()
     assert g.shape == (30,) and g.min() >= 0.001 and g.max() <= 1.0 and len(info["voxel_gain_quantiles"]) == 3
@@ -869,63 +868,12 @@ def test_voxel_gain_flattens_outputs_the_model_does_not_predict():
     rng = np.random.default_rng(0)
     pred = yv + 0.3 * rng.standard_normal(yv.shape)
     pred[:, :5] = 2.0 * rng.standard_normal((len(yv), 5))
-    for rule in ("voxel", "shrunk"):  # both rules separate them (the shrunk slopes: the two groups differ reliably)
-        fake = EEG2fMRINet(spec, seed=0, n_members=2, voxel_gain=rule)
-        rows = iter(np.split(pred, np.cumsum([len(b[0]) for b in _batches(x_va, y_va)])[:-1]))
-        fake.forward = lambda xb, sb=None, rows=rows: torch.as_tensor(next(rows), dtype=torch.float32)
-        fake._fit_voxel_gain(_batches(x_va, y_va))
-        gain = fake.voxel_gain.numpy()
-        assert gain[:5].max() < 0.3 and gain[5:].min() > 0.7, (rule, gain)
-
-
-def _gain_of(pred: np.ndarray, y: np.ndarray, rule, bs: int = 13) -> tuple[np.ndarray, dict]:
-    """The fitted gain of a model whose forward returns ``pred`` (validation windows in order, batches of ``bs``)."""
-    spec = dataclasses.replace(BP, output_shape=(pred.shape[1],))
-    model = EEG2fMRINet(spec, seed=0, n_members=2, voxel_gain=rule)
-    rows = iter(np.split(pred, np.arange(bs, len(pred), bs)))
-    model.forward = lambda xb, sb=None: torch.as_tensor(next(rows), dtype=torch.float32)
-    info = model._fit_voxel_gain(_batches(torch.zeros(len(pred), *spec.input_shape), torch.as_tensor(y, dtype=torch.float32), bs))
-    return model.voxel_gain.numpy(), info
-
-
-def test_shrunk_voxel_gain_pulls_noisy_slopes_together():
-    """voxel_gain="shrunk" (default): every output follows the same signal as weakly (true slopes equal) -> the measured
-    slopes scatter by noise alone, and the shrunk gains are nearly one value (their mean), so a mean over outputs (an
-    ROI series) is not re-weighted at random; the per-output rule keeps the scatter. The slope equals the
-    empirical-Bayes formula computed here independently (numpy), with the prior's mean and spread reported."""
-    rng = np.random.default_rng(3)
-    n, m = 120, 40
-    s = np.cumsum(rng.standard_normal(n)) * 0.1  # a slow shared signal
-    pred = np.repeat(s[:, None], m, 1) + 0.05 * rng.standard_normal((n, m))
-    y = 0.5 * pred + 1.0 * rng.standard_normal((n, m))
-    raw, _ = _gain_of(pred, y, "voxel")
-    shrunk, info = _gain_of(pred, y, "shrunk")
-    assert raw.std() > 0.1 and shrunk.std() < 0.25 * raw.std(), (raw.std(), shrunk.std())
-    assert abs(np.median(shrunk) - np.clip(raw, None, None).mean()) < 0.1
-    # the same computation in numpy (float64): slopes, their residual variance, the halves' inflation, the prior
-    pc, yc = pred - pred.mean(0), y - y.mean(0)
-    var, cov = (pc * pc).sum(0), (pc * yc).sum(0)
-    b = cov / var
-    se2 = ((yc * yc).sum(0) - b * cov) / (n - 2) / var
-    halves = []
-    for rows in (slice(0, n // 2), slice(n // 2, n)):
-        ph, yh = pred[rows] - pred[rows].mean(0), y[rows] - y[rows].mean(0)
-        halves.append((ph * yh).sum(0) / (ph * ph).sum(0))
-    inflate = max(1.0, (((halves[0] - halves[1]) / 2) ** 2).mean() / se2.mean())
-    se2 = se2 * inflate
-    tau2 = max(0.0, b.var(ddof=1) - se2.mean())
-    expect = np.clip(b.mean() + tau2 / (tau2 + se2) * (b - b.mean()), 0.001, 1.0)
-    np.testing.assert_allclose(shrunk, expect, rtol=1e-4, atol=1e-6)
-    assert info["voxel_gain_se_inflation"] == pytest.approx(inflate, rel=1e-6)
-    assert info["voxel_gain_prior_mean"] == pytest.approx(b.mean(), rel=1e-6)
-
-
-def test_voxel_gain_rule_is_checked():
-    with pytest.raises(Eeg2fmriInputError, match=r"voxel_gain.*'shrunk'"):
-        EEG2fMRINet(BP, voxel_gain="smooth")
-    with pytest.raises(Eeg2fmriInputError, match=r"expected voxel_gain as one of 'shrunk', 'voxel', True or False, got 0.5"):
-        EEG2fMRINet(BP, voxel_gain=0.5)
-    assert EEG2fMRINet(BP, voxel_gain=True).fit_voxel_gain == "voxel" and EEG2fMRINet(BP, voxel_gain=False).fit_voxel_gain is False
+    fake = EEG2fMRINet(spec, seed=0, n_members=2)
+    rows = iter(np.split(pred, np.cumsum([len(b[0]) for b in _batches(x_va, y_va)])[:-1]))
+    fake.forward = lambda xb, sb=None: torch.as_tensor(next(rows), dtype=torch.float32)
+    fake._fit_voxel_gain(_batches(x_va, y_va))
+    gain = fake.voxel_gain.numpy()
+    assert gain[:5].max() < 0.3 and gain[5:].min() > 0.7, gain
 
 
 def test_an_output_rank_chosen_on_a_noise_level_validation_r_is_warned(caplog):

@@ -195,7 +195,6 @@ def _gabor_bank(bands: list[tuple[float, float]], n_taps: int, sfreq: float) -> 
 
 
 _MIN_OUTPUT_GAIN = 1e-3  # floor of the calibrated output gain (keeps the predictions non-constant)
-_GAIN_RULES = ("shrunk", "voxel")  # voxel_gain: each output's slope shrunk towards the others' (empirical Bayes), or as measured
 #: A validation mean voxel r below this is near noise level: ``choice_rule="guarded"`` keeps the full prediction there,
 #: and a reduced-rank output chosen on it (``choice_rule="best"``) is warned about.
 _NOISY_VAL_R = 0.02
@@ -364,18 +363,14 @@ class EEG2fMRINet(nn.Module):
         weight of the best mean over subjects kept (the validation windows come from the training subjects and cannot
         tell whether band covariances transfer to a new subject: ``benchmarks/results/diag_tangent_loso_kuramoto.txt``).
         Needs windows of at least 3 training subjects (otherwise the validation choice stays, logged).
-    voxel_gain : {"voxel", "shrunk"} or bool
-        Last: shrink each output's predicted fluctuations by the least-squares slope of its validation
-        targets on its validation predictions, clipped to ``[0.001, 1]`` (``voxel_gain`` buffer, around the
-        validation mean ``gain_centre``): outputs the model does not predict (no EEG-related signal) become
-        nearly flat instead of showing fluctuations as large as elsewhere, so a synthesised volume shows
-        activity where the model has it. Voxel r is unchanged (a positive factor per output); R² and RMSE
-        move towards what a per-output regression of the validation data gives. ``"voxel"`` (or ``True``;
-        the default since 2026-12-05, session 16): each output's slope as measured. ``"shrunk"``: each slope
-        shrunk towards the mean slope by its reliability (empirical Bayes; the slope's sampling variance is
-        scaled for dependent neighbouring windows by how much the two halves of the validation windows
-        disagree): slopes that differ by noise alone no longer re-weight the outputs of a region at random.
-        ``False`` keeps the single ``output_gain``.
+    voxel_gain : bool
+        Last (default since 2026-12-05, session 16): shrink each output's predicted fluctuations by the
+        least-squares slope of its validation targets on its validation predictions, clipped to
+        ``[0.001, 1]`` (``voxel_gain`` buffer, around the validation mean ``gain_centre``): outputs the
+        model does not predict (no EEG-related signal) become nearly flat instead of showing fluctuations as
+        large as elsewhere, so a synthesised volume shows activity where the model has it. Voxel r is
+        unchanged (a positive factor per output); R² and RMSE move towards what a per-output regression
+        of the validation data gives. ``False`` keeps the single ``output_gain``.
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -443,7 +438,7 @@ class EEG2fMRINet(nn.Module):
         blend_rule: str = "guarded",
         tangent_rule: str = "best",
         tangent_cv: str | None = None,
-        voxel_gain: bool | str = True,
+        voxel_gain: bool = True,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -461,13 +456,7 @@ class EEG2fMRINet(nn.Module):
         self.subject_dropout = _check_fraction(subject_dropout, "subject_dropout")
         self.subject_film = bool(subject_film)
         self.calibrate_output = bool(calibrate_output)
-        if isinstance(voxel_gain, str):
-            self.fit_voxel_gain = check_choice(voxel_gain, "voxel_gain", _GAIN_RULES, where="eeg2fmri_net")
-        elif isinstance(voxel_gain, bool):
-            self.fit_voxel_gain = "voxel" if voxel_gain else False  # True: the per-output slope of 2026-12-05 (session 16)
-        else:
-            raise Eeg2fmriInputError(f"eeg2fmri_net: expected voxel_gain as one of {', '.join(map(repr, _GAIN_RULES))}, True or False, "
-                                     f"got {voxel_gain!r}; pass e.g. voxel_gain='shrunk'.")
+        self.fit_voxel_gain = bool(voxel_gain)
         if isinstance(ridge_blend, str):
             self.ridge_blend = check_choice(ridge_blend, "ridge_blend", ("validation",), where="eeg2fmri_net")
         else:
@@ -1210,66 +1199,30 @@ class EEG2fMRINet(nn.Module):
 
     @torch.no_grad()
     def _fit_voxel_gain(self, val: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
-        """Per-output least-squares slope of the validation targets on the validation predictions, clipped to [0.001, 1].
-
-        ``voxel_gain="shrunk"``: each slope is first shrunk towards the mean slope by its reliability (empirical Bayes,
-        normal prior): ``mean + tau2 / (tau2 + se2) * (slope - mean)``, ``se2`` the slope's sampling variance (from
-        its residuals, scaled by how much the two halves of the validation windows disagree beyond it: neighbouring
-        windows are not independent) and ``tau2`` the spread of the true slopes (the slopes' variance less the mean
-        ``se2``). Slopes measured on a few noisy windows are mostly noise; without the shrinkage they re-weight the
-        outputs of a region at random (the mean over a region's outputs, an ROI series, then loses: a user test's ROI
-        r 0.397 -> 0.317 with the slopes as measured).
-        """
+        """Per-output least-squares slope of the validation targets on the validation predictions, clipped to [0.001, 1]."""
         for name in self._GAIN_BUFFERS:
             self._buffers.pop(name, None)
-        n = sum(len(b[0]) for b in val)
-        if n < 2:
-            return {}
-        half, seen = n // 2, 0
-        sums = torch.zeros(2, 5, self.spec.n_outputs, dtype=torch.float64)  # per half of the windows: sum p, y, pp, py, yy
+        n = 0
+        sums = None
         for xb, yb, sb in val:
             xb = torch.as_tensor(xb).float()
             p = self.forward(xb, None if sb is None else torch.as_tensor(sb)).reshape(len(xb), -1).double()
             y = torch.as_tensor(yb, dtype=torch.float32).reshape(len(xb), -1).double()
-            cut = min(max(half - seen, 0), len(xb))
-            for h, rows in enumerate((slice(0, cut), slice(cut, len(xb)))):
-                if rows.stop > rows.start:
-                    pr, yr = p[rows], y[rows]
-                    sums[h] += torch.stack([pr.sum(0), yr.sum(0), (pr * pr).sum(0), (pr * yr).sum(0), (yr * yr).sum(0)])
-            seen += len(xb)
-
-        def moments(s_: torch.Tensor, n_: int) -> tuple[torch.Tensor, ...]:  # mean p, centred sums pp, py, yy; raw pp
-            sp, sy, spp, spy, syy = s_
-            mp, my = sp / n_, sy / n_
-            return mp, spp - n_ * mp * mp, spy - n_ * mp * my, syy - n_ * my * my, spp
-
-        mp, var, cov, vyy, spp = moments(sums.sum(0), n)
-        ok = var > 1e-12 * torch.clamp(spp, min=1e-30)
-        safe = torch.where(ok, var, torch.ones_like(var))
-        slope = torch.where(ok, cov / safe, torch.ones_like(var))
-        info: dict[str, Any] = {}
-        if self.fit_voxel_gain == "shrunk" and int(ok.sum()) >= 3 and n >= 8:
-            se2 = torch.clamp(vyy - slope * cov, min=0.0) / (n - 2) / safe  # the slope's sampling variance, windows independent
-            halves = []
-            for h, n_h in enumerate((half, n - half)):
-                _, v_h, c_h, _, s_h = moments(sums[h], n_h)
-                ok &= v_h > 1e-12 * torch.clamp(s_h, min=1e-30)
-                halves.append(c_h / torch.where(v_h > 0, v_h, torch.ones_like(v_h)))
-            if int(ok.sum()) >= 3:
-                # (b1 - b2) / 2 has the variance of the full-sample slope where the halves are independent: its mean square
-                # over outputs against the mean se2 measures the dependence between neighbouring windows (>= 1)
-                inflate = float(torch.clamp((((halves[0] - halves[1]) / 2)[ok] ** 2).mean() / torch.clamp(se2[ok].mean(), min=1e-30), min=1.0))
-                se2 = se2 * inflate
-                centre = slope[ok].mean()
-                tau2 = torch.clamp(slope[ok].var() - se2[ok].mean(), min=0.0)
-                weight = tau2 / (tau2 + se2)
-                slope = torch.where(ok, centre + weight * (slope - centre), slope)
-                info.update({"voxel_gain_prior_mean": float(centre), "voxel_gain_prior_sd": float(tau2.sqrt()), "voxel_gain_se_inflation": inflate})
+            part = torch.stack([p.sum(0), y.sum(0), (p * p).sum(0), (p * y).sum(0)])
+            sums = part if sums is None else sums + part
+            n += len(xb)
+        if n < 2 or sums is None:
+            return {}
+        sp, sy, spp, spy = sums
+        mp = sp / n
+        var = spp - n * mp * mp
+        cov = spy - n * mp * (sy / n)
+        slope = torch.where(var > 1e-12 * torch.clamp(spp, min=1e-30), cov / torch.where(var > 0, var, torch.ones_like(var)), torch.ones_like(var))
         gain = slope.clamp(_MIN_OUTPUT_GAIN, 1.0).float()
         self.register_buffer("voxel_gain", gain.to(self.decode.device))
         self.register_buffer("gain_centre", mp.float().to(self.decode.device))
         q = torch.quantile(gain.cpu(), torch.tensor([0.1, 0.5, 0.9]))
-        return {"voxel_gain_quantiles": [float(v) for v in q], **info}
+        return {"voxel_gain_quantiles": [float(v) for v in q]}
 
     def calibrate(self, x: torch.Tensor | Any, y: torch.Tensor | Any, subject: torch.Tensor | Any | None = None, *, batch_size: int = 256) -> EEG2fMRINet:
         """Shrink the predicted fluctuations to the scale that fits held-out (validation) windows.
