@@ -195,10 +195,11 @@ def test_match_channels_takes_decorated_names_as_prepare_does():
 
 
 def test_prepare_bad_channel_in_one_run_without_positions(tiny_bids, tmp_path, caplog):
-    """User test 4: one run marks a channel bad, the files carry no electrode positions (EDF / EEGLAB without a
-    digitisation). The channel sets differ; with the prepare option channels (and no channel_positions) the 10-05 sites
-    of the channel names place them, as synthesize does, and the bad channel is interpolated (it used to fail asking
-    for a montage such as biosemi64)."""
+    """User tests 4 and 7: one run marks a channel bad, the files carry no electrode positions (EDF / EEGLAB without a
+    digitisation). The channel sets differ by that channel alone: every run keeps the whole cap by default (it used to
+    fail, asking for the prepare option channels) and, as with the option, the 10-05 sites of the channel names place
+    the electrodes, as synthesize does, and the bad channel is interpolated (it used to fail asking for a montage such
+    as biosemi64)."""
     import logging
     import shutil
 
@@ -221,17 +222,18 @@ def test_prepare_bad_channel_in_one_run_without_positions(tiny_bids, tmp_path, c
         cells[status if status is not None else -1] = "bad" if cells[0] == bad else cells[status if status is not None else -1]
         new.append("\t".join(cells))
     tsvs[0].write_text("\n".join(new) + "\n", encoding="utf-8")
-    with pytest.raises(Eeg2fmriInputError, match=rf"differ from the first run's .*missing here: \['{bad}'\].*by default the file's digitisation, "
-                                                 r"else the 10-05 sites by channel name"):
-        prepare_dataset(root, {"check_artifacts": False}, progress_bar=False)
     first = prepare_dataset(root, {"check_artifacts": False}, subjects=["01"], progress_bar=False).ch_names
-    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
-        ds = prepare_dataset(root, {"channels": first, "check_artifacts": False}, progress_bar=False)
-    assert ds.ch_names == first
-    maps = {k: v["channel_mapping"] for k, v in ds.provenance["inputs"].items()}
-    assert [m["interpolated"] for k, m in maps.items() if k.startswith("sub-02")] == [[bad]]
-    assert "no electrode positions in the recording: channels placed at their 10-05 sites by name" in caplog.text
-    assert all(np.isfinite(r.features).all() for r in ds.runs)
+    for given in ({}, {"channels": first}):  # by default (user test 7: a bad channel per run is routine) and as an option
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+            ds = prepare_dataset(root, {**given, "check_artifacts": False}, progress_bar=False)
+        assert ds.ch_names == first
+        maps = {k: v["channel_mapping"] for k, v in ds.provenance["inputs"].items()}
+        assert [m["interpolated"] for k, m in maps.items() if k.startswith("sub-02")] == [[bad]]
+        assert "no electrode positions in the recording: channels placed at their 10-05 sites by name" in caplog.text
+        assert all(np.isfinite(r.features).all() for r in ds.runs)
+        note = "differ only by the channels some runs mark bad; every run keeps all 16 and its bad ones are interpolated"
+        assert (note in caplog.text and f"sub-02_task-rest_run-1_eeg.vhdr: {bad}" in caplog.text) == (not given)
 
 
 def test_default_positions_are_mnes_montage_sites():

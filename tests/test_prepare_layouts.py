@@ -281,8 +281,8 @@ def test_prepare_tr_from_config_or_an_inherited_sidecar(tiny_bids, tmp_path):
 
 
 def test_channels_option_interpolates_a_channel_marked_bad(tiny_bids, tmp_path):
-    """A channel marked bad in one run's channels.tsv is left out of that run (the error names it and the fixes); with the
-    prepare option channels=[training names] it is interpolated at its site like a missing channel, so all runs agree."""
+    """A channel marked bad in one run's channels.tsv (good in the others) is interpolated at its site in that run, like a
+    missing channel, so all runs agree: by default (user test 7) and with the prepare option channels=[training names]."""
     import shutil
 
     import numpy as np
@@ -296,12 +296,30 @@ def test_channels_option_interpolates_a_channel_marked_bad(tiny_bids, tmp_path):
     bad = names[4]
     rows = [[*r[:status], "bad", *r[status + 1:]] if r[0] == bad else r for r in rows]
     tsv.write_text("\n".join("\t".join(r) for r in rows) + "\n")
-    with pytest.raises(Eeg2fmriInputError, match=rf"missing here: \['{bad}'\].* marked bad"):
-        prepare_dataset(root, progress_bar=False)
-    ds = prepare_dataset(root, {"channels": names}, progress_bar=False)
-    assert ds.ch_names == names and all(np.isfinite(r.features).all() for r in ds.runs)
-    mapping = next(v for k, v in ds.provenance["inputs"].items() if "sub-02" in k)["channel_mapping"]
-    assert bad in mapping["interpolated"]
+    for given in ({}, {"channels": names}):  # by default (the sets differ by channels marked bad only) and as an option
+        ds = prepare_dataset(root, given, progress_bar=False)
+        assert ds.ch_names == names and all(np.isfinite(r.features).all() for r in ds.runs)
+        mapping = next(v for k, v in ds.provenance["inputs"].items() if "sub-02" in k)["channel_mapping"]
+        assert mapping["interpolated"] == [bad]
+        assert ds.config.channels == names  # recorded in the prepared dataset's config
+    from eeg2fmri.io.layouts import check_layout
+
+    rep = check_layout(root, "auto")  # datasets --check says what prepare will do
+    assert rep.ok and any(re.search(rf"differ only by the channels some runs mark bad \(sub-02_task-rest_run-1: {bad}\): prepare keeps "
+                                    rf"all {len(names)} in every run", n) for n in rep.notes), rep.notes
+    # a channel the run does not have at all (removed from the file): a problem, with the fix
+    import mne
+
+    vhdr = next(root.glob("sub-02/eeg/*_eeg.vhdr"))
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False).drop_channels([bad])
+    for f in root.glob("sub-02/eeg/*_eeg.*"):
+        f.unlink()
+    mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
+    tsv.write_text("\n".join("\t".join([*r[:status], "good", *r[status + 1:]] if r[0] != "name" else r) for r in rows if r[0] != bad) + "\n")
+    rep = check_layout(root, "auto")
+    assert not rep.ok and any(re.search(rf"sub-02_task-rest_run-1: EEG channels differ from the first run's \(sub-01_task-rest_run-1\): "
+                                        rf"missing here \['{bad}'\], only here \[\]; prepare refuses .*prepare option channels", p)
+                              for p in rep.problems), rep.problems
 
 
 def test_grid_first_resamples_every_run_onto_the_first_runs_grid(tiny_bids, tmp_path, caplog):

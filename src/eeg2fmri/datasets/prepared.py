@@ -801,8 +801,9 @@ def _check_onset(value: Any, name: str) -> float:
     return float(value)
 
 
-def _headers(records: list) -> list[tuple[float, list[str]]]:
-    """Sampling rate and EEG channels (typed EEG, not marked bad) of every run, from its header.
+def _headers(records: list) -> list[tuple[float, list[str], list[str]]]:
+    """Sampling rate, EEG channels (typed EEG, not marked bad) and all EEG channels (bad ones too, in file order) of every
+    run, from its header.
 
     Read quietly: the runs are read again when they are prepared, and report there (once).
     """
@@ -815,7 +816,8 @@ def _headers(records: list) -> list[tuple[float, list[str]]]:
         out = []
         for rec in records:
             raw = read_layout_eeg(rec, preload=False)
-            out.append((float(raw.info["sfreq"]), [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]))
+            good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
+            out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]))
         return out
     finally:
         logger.disabled = muted
@@ -864,6 +866,18 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
             logger.info("the runs' EEG channels differ only in order or in the spelling of their names; every run is read in the "
                         "first run's order (%s)", records[0].eeg_path.name)
             cfg = replace(cfg, channels=list(first))
+        else:
+            # channels a run marks bad (channels.tsv status, raw.info['bads']) that are good elsewhere: every run keeps the
+            # whole cap (its EEG channels, bad or not, in the first run's file order), and a run's bad ones are
+            # interpolated there from its electrode positions, as the prepare option channels does
+            whole = [h[2] for h in heads]
+            if len(set(folded(whole[0]))) == len(whole[0]) and all(folded(w) == folded(whole[0]) for w in whole[1:]):
+                marked = {rec.eeg_path.name: [c for c in h[2] if c not in h[1]] for rec, h in zip(records, heads)}
+                marked = {k: v for k, v in marked.items() if v}
+                logger.info("the runs' EEG channels differ only by the channels some runs mark bad; every run keeps all %d and its "
+                            "bad ones are interpolated from electrode positions (prepare option channels): %s", len(whole[0]),
+                            "; ".join(f"{k}: {', '.join(v)}" for k, v in marked.items()))
+                cfg = replace(cfg, channels=list(whole[0]))
     return cfg
 
 

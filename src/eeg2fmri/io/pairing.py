@@ -451,7 +451,7 @@ def pair_bids_runs(
                 if space and found:
                     reason += f"; this run has the spaces {', '.join(found)} there: pick one (--space NAME)"
             else:
-                reason = f"no BOLD run; expected {_expected_bold(root, eent)}"
+                reason = f"no BOLD run; expected {_expected_bold(root, eent)} (or .nii)"
             out = PairingRow(**row, bold_path=None, status="eeg-only" if keep_eeg_only else "left out", reason=reason)
         rows.append((_sort(eent), out))
     eeg_acqs: dict[tuple, list[str]] = {}

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from eeg2fmri.io.channel_names import channel_key
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -142,19 +143,6 @@ def _recording_positions(raw, names: list[str], positions: str, where: str) -> d
         raise Eeg2fmriInputError(f"{where}: none of the recording's channels {names[:8]} is in montage {positions!r} (by name or BioSemi A1..H32 "
                                  "numbering); choose the montage of the cap that recorded it, or channel_positions='file'.")
     return out
-
-
-_PREFIX = re.compile(r"^eeg[\s_:-]*")
-_SUFFIX = re.compile(r"[\s_-]*(ref|le|avg|ar)$|[\s_-]+(m1|m2|a1|a2)$|\.+$")  # mastoid/ear references only after a separator (Fp1-M1)
-
-
-def channel_key(name: str) -> str:
-    """A channel name as matched against training names: case folded, without a leading ``EEG`` (``EEG Fp1``,
-    ``EEG-FP1``) or a trailing reference tag or padding (``Fp1-REF``, ``FP1-LE``, ``Fp1-M1``, ``Fp1-A2``, ``Fp1.``), as EDF and clinical exports write
-    them; never empty (a name that is only a prefix stays as it is)."""
-    k = str(name).strip().casefold()
-    stripped = _SUFFIX.sub("", _PREFIX.sub("", k))
-    return stripped or k
 
 
 def _by_key(names: list[str]):

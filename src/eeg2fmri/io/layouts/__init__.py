@@ -537,6 +537,49 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
     return problems, notes
 
 
+def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
+    """The runs' EEG channels as prepare compares them: one note where they differ by order or spelling only, or by the
+    channels some runs mark bad (prepare reads or interpolates those); a problem where a run lacks channels or has
+    others (prepare refuses that without its option channels)."""
+    import mne
+
+    from eeg2fmri.io.channel_names import channel_key
+
+    heads = []
+    for run in runs:
+        try:
+            raw = read_layout_eeg(run, preload=False)
+        except Exception:  # noqa: BLE001  (an unreadable EEG is reported by _check_run)
+            return [], []
+        good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
+        heads.append((run.key, good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]))
+    (key0, good0, whole0) = heads[0]
+    if all(h[1] == good0 for h in heads[1:]):
+        return [], []
+
+    def folded(names: list[str]) -> list[str]:
+        return sorted(channel_key(n) for n in names)
+
+    if len(set(folded(good0))) == len(good0) and all(folded(h[1]) == folded(good0) for h in heads[1:]):
+        return [], ["the runs' EEG channels differ only in order or in the spelling of their names: prepare reads every run in the "
+                    f"first run's ({key0}) order"]
+    if len(set(folded(whole0))) == len(whole0) and all(folded(h[2]) == folded(whole0) for h in heads[1:]):
+        marked = "; ".join(f"{k}: {', '.join(c for c in whole if c not in good)}" for k, good, whole in heads if len(good) < len(whole))
+        return [], [f"the runs' EEG channels differ only by the channels some runs mark bad ({marked}): prepare keeps all "
+                    f"{len(whole0)} in every run and interpolates a run's bad ones from electrode positions"]
+    problems = []
+    there = {channel_key(c) for c in good0}
+    for k, good, _ in heads[1:]:
+        here = {channel_key(c) for c in good}
+        missing = [c for c in good0 if channel_key(c) not in here]
+        extra = [c for c in good if channel_key(c) not in there]
+        if missing or extra:
+            problems.append(f"{k}: EEG channels differ from the first run's ({key0}): missing here {missing}, only here {extra}; "
+                            "prepare refuses runs with different channels: give one set with the prepare option channels (a run's "
+                            "missing ones are interpolated from electrode positions), or leave the run out (--subjects)")
+    return problems, []
+
+
 def _markers_against_regular(run: LayoutRun, raw, n_volumes: int, tr: float, onsets: np.ndarray) -> list[str]:
     """With regular timing (--first-onset): a note when the recording has volume-like markers that put volume 0 elsewhere."""
     from eeg2fmri.io.sync import volume_marker_candidates
@@ -605,6 +648,10 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
     notes += sc.notes
     for r in sc.runs:
         p, n = _check_run(r, marker, first_onset)
+        problems += p
+        notes += n
+    if len(sc.runs) > 1 and not problems:
+        p, n = _compare_channels(sc.runs)
         problems += p
         notes += n
     if not sc.runs and not problems:
