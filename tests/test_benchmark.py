@@ -40,6 +40,12 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ("eeg2fmri_net: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1)"
             in format_leaderboard([*bench["leaderboard"], net]))
     assert "all the weight" not in format_leaderboard([*bench["leaderboard"], dict(net, ridge_weight=[1.0, 0.4])])
+    assert "its own linear path's (a ridge on the same features as ridge_hrf, fitted and chosen on its own" in format_leaderboard([*bench["leaderboard"], net])
+    # a fold that ended at optimizer.max_epochs while still improving (user test 7): said under the table, with the fix
+    limit = format_leaderboard([*bench["leaderboard"], dict(net, at_epoch_limit=[False, True])])
+    assert ("eeg2fmri_net: training reached optimizer.max_epochs in fold(s) [1] with its best validation epoch among the last: "
+            "it may be under-trained there; raise max_epochs (--train-config '{\"optimizer\": {\"max_epochs\": N}}')") in limit
+    assert "max_epochs" not in format_leaderboard([*bench["leaderboard"], dict(net, at_epoch_limit=[False, False])])
     # ahead on the whole-mask r, behind on the ROI r (a user test: focal signal, held-out subjects): said under the table
     ref_r = rows["ridge_hrf"]["median_r"]
     ahead = {"name": "eeg2fmri_net", "role": "model", "median_r": ref_r + 0.014, "roi_median_r": 0.243}
@@ -299,6 +305,7 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
         assert n_folds >= 2 and [f["fold"] for f in folds] == list(range(n_folds))
         assert all(f["total"] >= f["fit"] + f["score"] - 1e-3 and f["fit"] > 0 for f in folds)
     assert boards["2"]["fits"]["bricman_fc (raw)"]["epochs"] == [1] * n_folds
+    assert boards["2"]["fits"]["bricman_fc (raw)"]["at_epoch_limit"] == [True] * n_folds  # one epoch of max_epochs 1, its best
 
 
 def test_ordered_submission_orders_work_whatever_the_threads_timing():

@@ -696,11 +696,15 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     sf, tr = raw.info["sfreq"], 2.0
     base = synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)
     side0 = json.loads(base.with_name("base.json").read_text())
-    assert side0["VolumeGrid"] == {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0}
+    assert side0["VolumeGrid"] == {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0,
+                                   "first_volume": round(side0["StartTime"] / tr)}
     out = synthesize(raw, ridge_dir, tmp_path / "at.nii.gz", progress_bar=False, first_onset=7.3)
     side = json.loads(out.with_name("at.json").read_text())
     off = round(1.3 * sf) / sf
-    assert side["VolumeGrid"] == {"anchor": "first_onset", "anchor_time_s": 7.3, "offset_s": pytest.approx(off)}
+    assert side["VolumeGrid"] == {"anchor": "first_onset", "anchor_time_s": 7.3, "offset_s": pytest.approx(off),
+                                  "first_volume": round((side["StartTime"] - 7.3) / tr)}
+    # which volume of the grid anchored at 7.3 s comes first (user test 7): StartTime = 7.3 + first_volume * TR
+    assert side["StartTime"] == pytest.approx(7.3 + side["VolumeGrid"]["first_volume"] * tr, abs=1 / sf)
     assert side["StartTime"] == pytest.approx(side0["StartTime"] + off)
     # the header says it too: toffset = the first volume's onset (float32 in the header)
     assert nib.load(out).header["toffset"] == pytest.approx(side["StartTime"], abs=1e-5) and side["StartTime"] > 0
@@ -770,7 +774,7 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     only = synthesize(late, ridge_dir, tmp_path / "only.nii.gz", progress_bar=False, first_onset="markers", volumes="markers")
     side = json.loads(only.with_name("only.json").read_text())
     assert nib.load(only).shape[3] == len(t) and side["StartTime"] == pytest.approx(t[0], abs=1 / sf)
-    assert side["VolumeGrid"]["marker_volumes"] == [0, len(t) - 1]
+    assert side["VolumeGrid"]["marker_volumes"] == [0, len(t) - 1] and side["VolumeGrid"]["first_volume"] == 0
     np.testing.assert_array_equal(np.asarray(nib.load(only).dataobj), np.asarray(nib.load(full).dataobj)[..., a : b + 1])
     # the recording as simulated: its first markers come before the first complete EEG window and get no volume (warned)
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):

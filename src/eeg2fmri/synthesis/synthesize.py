@@ -650,6 +650,9 @@ def synthesize(
         n_out = len(ends)
         if n_out <= 0:
             raise Eeg2fmriInputError(f"{where}: too short for one window; need at least {need:.1f} s of EEG.")
+        # the first output volume's index on the grid whose volume 0 starts at the anchor (user test 7: --first-onset 10 wrote
+        # volumes from 17.2 s, and only StartTime told which): StartTime = anchor_time_s + first_volume * RepetitionTime
+        anchor["first_volume"] = int(round((float(onsets[0]) + phase - float(anchor["anchor_time_s"])) / tr_out))
         win_end = np.asarray(onsets, float) + phase + tr_train + lag * (flen if frame_based else 1.0 / float(cfg.raw_sfreq))
         over_bad = np.flatnonzero(((win_end[:, None] - need < bad[None, :, 1]) & (win_end[:, None] > bad[None, :, 0])).any(1)) if len(bad) else np.array([], int)
         if len(over_bad):

@@ -527,6 +527,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
             t.setdefault("epochs", []).extend(f["epochs"])
         if "ridge_weight" in f:
             t.setdefault("ridge_weight", []).extend(f["ridge_weight"])
+        if "at_epoch_limit" in f:
+            t.setdefault("at_epoch_limit", []).extend(f["at_epoch_limit"])
 
 
 def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
@@ -575,6 +577,7 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
         fits[nm]["fit_seconds"] += float(getattr(res, "fit_seconds", time.perf_counter() - t0))
         if isinstance(getattr(res, "info", None), dict) and "epochs" in res.info:
             fits[nm]["epochs"] = [int(res.info["epochs"])]
+            fits[nm]["at_epoch_limit"] = [bool(res.info.get("at_epoch_limit", False))]
         if isinstance(getattr(res, "info", None), dict) and isinstance(res.info.get("ridge_weight"), (int, float)):
             fits[nm]["ridge_weight"] = [float(res.info["ridge_weight"])]  # the flagship's stacked linear path's weight
         fits[nm]["n_params"] = count_parameters(res.model)
@@ -617,7 +620,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         if nm in g.get("paired", {}):
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
-        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight")})
+        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "at_epoch_limit")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         rows.append(row)
     null_src = ref if ref in g["models"] else next((nm for nm in results["models"] if nm != BASELINE), None)
@@ -718,7 +721,14 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
         w = r.get("ridge_weight")
         if w and all(x >= 1.0 for x in w):  # the flagship's blend chose its linear path alone: say so (it looked like a network)
             notes.append(f"{name}: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1): its "
-                         "predictions are that ridge's; the network adds nothing on these data (see ridge_weight in leaderboard.json)")
+                         "predictions are its own linear path's (a ridge on the same features as ridge_hrf, fitted and chosen "
+                         "on its own, so the rows can differ); the network adds nothing on these data (see ridge_weight in "
+                         "leaderboard.json)")
+        limit = r.get("at_epoch_limit")
+        if limit and any(limit):
+            notes.append(f"{name}: training reached optimizer.max_epochs in fold(s) {[i for i, x in enumerate(limit) if x]} with its best "
+                         "validation epoch among the last: it may be under-trained there; raise max_epochs (--train-config "
+                         "'{\"optimizer\": {\"max_epochs\": N}}')")
     notes += _roi_disagreements(rows) + _null_notes(rows)
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
