@@ -671,3 +671,25 @@ def test_check_files_an_unreadable_eeg_under_its_file_not_the_timing(tiny_bids, 
     chk = check_layout(root)
     mine = [p for p in chk.problems if p.startswith("sub-01")]
     assert not chk.ok and mine and "EEG file cannot be read" in mine[0] and "volume timing" not in mine[0]
+
+
+def test_check_report_says_a_repeated_problem_once():
+    """datasets --check (user test 7): a problem or note that says the same of several runs (their keys and file names
+    aside) is printed once, followed by the other runs it holds for; different texts stay apart."""
+    from types import SimpleNamespace
+
+    from eeg2fmri.io.layouts import LayoutCheck
+
+    runs = [SimpleNamespace(key=k) for k in ("sub-01_task-rest", "sub-02_task-rest", "sub-10_task-rest")]
+    problems = [f"{k}: volume timing: /d/{k.split('_')[0]}/eeg/{k}_eeg.set: expected scanner markers, found none" for k in
+                ("sub-01_task-rest", "sub-02_task-rest", "sub-10_task-rest")] + ["sub-02_task-rest: BOLD file /d/x.nii does not exist"]
+    notes = ["sub-01_task-rest: 90 volume(s) timed by 90 'R128' marker(s)", "sub-02_task-rest: 88 volume(s) timed by 88 'R128' marker(s)",
+             "a note about no run"]
+    lines = LayoutCheck("bids", False, runs, problems, [], notes).lines()
+    assert lines[1:] == [
+        "  problem: sub-01_task-rest: volume timing: /d/sub-01/eeg/sub-01_task-rest_eeg.set: expected scanner markers, found none\n"
+        "    (the same for 2 more run(s): sub-02_task-rest, sub-10_task-rest)",
+        "  problem: sub-02_task-rest: BOLD file /d/x.nii does not exist",
+        "  note: sub-01_task-rest: 90 volume(s) timed by 90 'R128' marker(s)",
+        "  note: sub-02_task-rest: 88 volume(s) timed by 88 'R128' marker(s)",
+        "  note: a note about no run"]

@@ -458,10 +458,30 @@ class LayoutCheck:
         out = [f"layout {self.layout}: {len(self.runs)} complete run(s); {'OK' if self.ok else 'PROBLEMS'}"]
         if self.table is not None:
             out += ["  " + line for line in self.table.lines() if not line.startswith("  note: ")]
-        out += [f"  problem: {p}" for p in self.problems]
+        keys = [r.key for r in self.runs]
+        out += [f"  problem: {p}" for p in _collapse(self.problems, keys)]
         out += [f"  skipped: {p}" for p in self.skipped]
-        out += [f"  note: {n}" for n in self.notes]
+        out += [f"  note: {n}" for n in _collapse(self.notes, keys)]
         return out
+
+
+def _collapse(items: list[str], keys: list[str]) -> list[str]:
+    """Items that say the same of several runs (the same text once each run's key and file names are taken out) as one:
+    the first in full, then which other runs it holds for (user test 7: one 900-character paragraph per run)."""
+    import re
+
+    def generic(item: str) -> tuple[str, str | None]:
+        for k in sorted(keys, key=len, reverse=True):
+            if item.startswith(f"{k}: "):
+                return re.sub(rf"\S*{re.escape(k)}\S*", "<run>", item), k
+        return item, None
+
+    groups: dict[str, list[tuple[str, str | None]]] = {}
+    for item in items:
+        g, k = generic(item)
+        groups.setdefault(g if k is not None else f"\0{len(groups)}{item}", []).append((item, k))
+    return [members[0][0] + (f"\n    (the same for {len(members) - 1} more run(s): {', '.join(str(k) for _, k in members[1:])})"
+                             if len(members) > 1 else "") for members in groups.values()]
 
 
 def _check_confounds(path: Path, n_volumes: int, key: str) -> tuple[list[str], list[str]]:
