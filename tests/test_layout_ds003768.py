@@ -79,7 +79,7 @@ def test_ds003768_check_names_unpaired_files(ds3768_root, capsys):
     rep = check_layout(ds3768_root)
     assert rep.layout == "ds003768" and rep.ok
     assert rep.skipped == ["sub-02_task-sleep_run-1: EEG sub-02_task-sleep_run-1_eeg.vhdr left out: no BOLD run; expected "
-                           f"{ds3768_root}/sub-02/func/sub-02_task-sleep_run-1_bold.nii.gz"]
+                           f"{ds3768_root}/sub-02/func/sub-02_task-sleep_run-1_bold.nii.gz (or .nii)"]
     assert main(["datasets", "--check", str(ds3768_root)]) == 0
     out = capsys.readouterr().out
     assert "layout ds003768: 4 complete run(s); OK" in out and "4 paired, 1 left out" in out
