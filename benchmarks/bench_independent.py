@@ -15,7 +15,9 @@ ROI-mean series' r), and the flagship's blend weight per fold.
 Generators (``benchmarks/sim_user_*.py``): ``fmriprep`` (session 16; seeds 0-4 were design/held-out data of the rank
 guard), ``khz`` (sim_user_5khz.py at 1 kHz, session 16; seeds 0-3 used likewise), ``formats`` (session 18, user test 4;
 one fixed dataset), ``blobs`` (session 12; one fixed dataset), ``kuramoto`` (session 20), ``hmm`` (session 20; each
-subject on its own scanner grid, so ``hmm:SEED:SUBJECT`` is a single-subject dataset, within only). Datasets and results are
+subject on its own scanner grid, so ``hmm:SEED:SUBJECT`` is a single-subject dataset, within only), ``eeglab`` (session 21,
+user test 7: EEGLAB files, two sessions per subject, markers only in events.tsv, one bad channel per run; seed 7 was the
+user test's). Datasets and results are
 kept in OUT and reused (delete a folder to redo it).
 """
 from __future__ import annotations
@@ -62,7 +64,10 @@ def _spec(name: str, seed: int | None, d: Path, subject: str | None = None) -> d
     if name == "kuramoto":
         return {"gen": [py, str(HERE / "sim_user_kuramoto.py"), str(d), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
                 "config": {"marker": "R128"}, "atlas": d / "groundtruth" / "atlas.nii.gz"}
-    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm")
+    if name == "eeglab":  # EEGLAB .set/.fdt, 2 sessions, markers only in events.tsv, a bad channel per run (user test 7)
+        return {"gen": [py, str(HERE / "sim_user_eeglab.py"), str(d / "bids"), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
+                "config": {"marker": "volume"}, "atlas": d / "bids" / "groundtruth" / "atlas.nii.gz"}
+    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab")
 
 
 def _run(cmd: list[str], log: Path) -> float:

@@ -350,12 +350,14 @@ class EEG2fMRINet(nn.Module):
         neurolib and the focal probe (24 setting-protocol pairs, seeds 0-4) it moved test r by -0.0045 to +0.015,
         mean +0.003, no paired CI below 0 (``benchmarks/results/robustness_blend_rule_summary.txt``). ``"best"``:
         the weight of the highest validation mean voxel r (the default until then).
-    tangent_rule : {"best", "guarded"}
+    tangent_rule : {"best", "guarded", "floor"}
         How the linear path's tangent weight (the mix of the band-power ridge and the tangent ridge, chosen on the
         validation windows with the tangent HRF variant) decides. ``"best"`` (default): the highest validation mean
         voxel r. ``"guarded"``: the band-power ridge alone (tangent weight 0, no tangent path) unless the best mix's
         validation mean voxel r is at least 0.02 and its gain over the band-power ridge exceeds one jackknife standard
-        error (the output-rank and blend guards' rule).
+        error (the output-rank and blend guards' rule). ``"floor"``: the first half of that rule only -- the band-power
+        ridge alone where the best mix's validation mean voxel r is below 0.02 (a choice among noise: focal signal,
+        most voxels without it).
     tangent_cv : {None, "subjects"}
         ``None`` (default): the tangent weight is chosen on the validation windows. ``"subjects"`` (an opt-in for models
         meant for unseen subjects, e.g. LOSO): chosen by cross-fitting over the training subjects instead -- both
@@ -471,7 +473,7 @@ class EEG2fMRINet(nn.Module):
         self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
         self.choice_rule = check_choice(choice_rule, "choice_rule", ("guarded", "best"), where="eeg2fmri_net")
         self.blend_rule = check_choice(blend_rule, "blend_rule", ("best", "guarded"), where="eeg2fmri_net")
-        self.tangent_rule = check_choice(tangent_rule, "tangent_rule", ("best", "guarded"), where="eeg2fmri_net")
+        self.tangent_rule = check_choice(tangent_rule, "tangent_rule", ("best", "guarded", "floor"), where="eeg2fmri_net")
         self.tangent_cv = None if tangent_cv is None else check_choice(tangent_cv, "tangent_cv", ("subjects",), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
         if output_rank is None or output_rank == "validation":
@@ -752,7 +754,7 @@ class EEG2fMRINet(nn.Module):
                 scores = [mean_r((1 - v) * p_va + v * t_va, ty_va) for v in grid]
                 if best is None or max(scores) > best[0]:
                     best = (max(scores), name, ks, tridge, float(grid[int(np.argmax(scores))]), mean_r(t_va, ty_va))
-            _, name, ks, tridge, v, r_tan = best
+            r_best, name, ks, tridge, v, r_tan = best
             if self.tangent_cv == "subjects":
                 v = self._cross_fit_tangent_weight(v, info, tr_subs, kept_tr, x_tr, y_tr, feats(tan_tr, ks), ty_tr, pspec, grid, mean_r)
             if self.tangent_rule == "guarded" and v > 0.0:  # the tangent ridge must earn its place against the power ridge alone
@@ -761,6 +763,11 @@ class EEG2fMRINet(nn.Module):
                                                               "the band-power ridge alone")
                 if why is not None:
                     info["tangent_weight_kept_power"], v = why, 0.0
+            elif self.tangent_rule == "floor" and v > 0.0:  # a choice among noise: the band-power ridge alone
+                if r_best < _NOISY_VAL_R:
+                    info["tangent_weight_kept_power"] = (f"tangent weight {v:g}'s validation mean voxel r {r_best:.4f} is below "
+                                                         f"{_NOISY_VAL_R:g}")
+                    v = 0.0
             if self.output_rank is not None:  # the tangent ridge's training windows (kept_tr), both members of the path,
                 # in chunks of windows (the float64 feature copies of predict() stay small at the window cap)
                 p_tr = np.empty((len(kept_tr), self.spec.n_outputs), dtype=np.float32)
