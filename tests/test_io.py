@@ -85,8 +85,14 @@ def test_markers_and_fallback(tiny_bids):
     with pytest.raises(Eeg2fmriInputError, match=r"90 markers for 88 volumes; pass dummy_scans='drop-first' if the first 2 were dummy scans, "
                                                  r"or dummy_scans='drop-last'"):
         volume_onsets(raw, 88, 2.0, dummy_scans="error")
-    with pytest.raises(Eeg2fmriInputError, match=r"expected dummy_scans in \['drop-first', 'drop-last', 'error'\], got 'first'"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected dummy_scans in \['auto', 'drop-first', 'drop-last', 'error'\], got 'first'"):
         volume_onsets(raw, 88, 2.0, dummy_scans="first")
+    # more extra markers than a scanner discards, without a pause (user test 8: the BOLD cut to its first volumes): refused
+    # by default with the fixes; explicitly 'drop-first' drops them; 10 extra markers are still dummy scans
+    with pytest.raises(Eeg2fmriInputError, match=r"90 'R128' markers for 60 volumes: dropping the first 30 as dummy scans \(volume 0 at "
+                                                 r"[\d.]+ s\) is more than the 10 a scanner discards\. If the BOLD file holds only part of the scan .*dummy_scans='drop-first'.*dummy_scans='drop-last'"):
+        volume_onsets(raw, 60, 2.0)
+    assert volume_onsets(raw, 60, 2.0, dummy_scans="drop-first").dropped == 30 and volume_onsets(raw, 80, 2.0).dropped == 10
     with pytest.raises(Eeg2fmriInputError, match=r"found 90 'R128' markers but the BOLD run has 95 volumes"):
         volume_onsets(raw, 95, 2.0)
     with pytest.raises(Eeg2fmriInputError, match=r"markers are 2.0000 s apart but TR is 3.0 s"):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.io.bold import load_masked_bold
+from eeg2fmri.io.channel_names import compare_run_channels
 from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
@@ -66,10 +67,12 @@ class PrepareConfig:
         sidecars (for a header with a placeholder TR; ``None``: from the
         ``*_bold.json`` sidecar, a top-level ``task-<task>_bold.json`` it
         inherits from, or the header).
-    dummy_scans : {"drop-first", "drop-last", "error"}
+    dummy_scans : {"auto", "drop-first", "drop-last", "error"}
         More scanner markers than BOLD volumes: the first extra markers are
-        dummy scans the scanner did not save (default), the last ones came
-        after the last saved volume, or raise. Logged as a warning.
+        dummy scans the scanner did not save (``"drop-first"``), the last ones came
+        after the last saved volume (``"drop-last"``), or raise. ``"auto"``
+        (default): ``"drop-first"`` for up to 10 extra markers, else raise (a
+        BOLD cut short would be paired with the wrong EEG). Logged as a warning.
     drop_volumes : int | "auto"
         Leading volumes of every run left out (before confound regression), as fMRIPrep calls them
         non-steady-state volumes: ``"auto"`` (default) detects them per run from the brain signal
@@ -141,7 +144,7 @@ class PrepareConfig:
     reference: str | None = "average"
     marker: list | None = field(default_factory=lambda: list(DEFAULT_MARKERS))
     first_onset: float | dict | None = None
-    dummy_scans: str = "drop-first"
+    dummy_scans: str = "auto"
     drop_volumes: int | str = "auto"
     tr: float | None = None
     mask: str = "data"
@@ -856,28 +859,20 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
         logger.info("the runs are sampled at %s Hz: every run is filtered and turned into features at %g Hz",
                     ", ".join(f"{r:g}" for r in rates), float(cfg.work_sfreq))
     first = heads[0][1]
-    if cfg.channels is None and any(h[1] != first for h in heads[1:]):
-        from eeg2fmri.preprocessing.channels import channel_key
-
-        def folded(names: list[str]) -> list[str]:  # case and EDF-style decorations ignored ("EEG Fp1-REF" is Fp1)
-            return sorted(channel_key(n) for n in names)
-
-        if len(set(folded(first))) == len(first) and all(folded(h[1]) == folded(first) for h in heads[1:]):
-            logger.info("the runs' EEG channels differ only in order or in the spelling of their names; every run is read in the "
-                        "first run's order (%s)", records[0].eeg_path.name)
-            cfg = replace(cfg, channels=list(first))
-        else:
-            # channels a run marks bad (channels.tsv status, raw.info['bads']) that are good elsewhere: every run keeps the
-            # whole cap (its EEG channels, bad or not, in the first run's file order), and a run's bad ones are
-            # interpolated there from its electrode positions, as the prepare option channels does
-            whole = [h[2] for h in heads]
-            if len(set(folded(whole[0]))) == len(whole[0]) and all(folded(w) == folded(whole[0]) for w in whole[1:]):
-                marked = {rec.eeg_path.name: [c for c in h[2] if c not in h[1]] for rec, h in zip(records, heads)}
-                marked = {k: v for k, v in marked.items() if v}
-                logger.info("the runs' EEG channels differ only by the channels some runs mark bad; every run keeps all %d and its "
-                            "bad ones are interpolated from electrode positions (prepare option channels): %s", len(whole[0]),
-                            "; ".join(f"{k}: {', '.join(v)}" for k, v in marked.items()))
-                cfg = replace(cfg, channels=list(whole[0]))
+    kind = compare_run_channels([h[1] for h in heads], [h[2] for h in heads]) if cfg.channels is None else "same"
+    if kind == "spelling":
+        logger.info("the runs' EEG channels differ only in order or in the spelling of their names; every run is read in the "
+                    "first run's order (%s)", records[0].eeg_path.name)
+        cfg = replace(cfg, channels=list(first))
+    elif kind == "bads":
+        # channels a run marks bad (channels.tsv status, raw.info['bads']) that are good elsewhere: every run keeps the
+        # whole cap (the first run's EEG channels, bad or not, in its file order), and a run's bad ones are interpolated
+        # there from its electrode positions, as the prepare option channels does
+        marked = {rec.eeg_path.name: [c for c in h[2] if c not in h[1]] for rec, h in zip(records, heads)}
+        logger.info("the runs' EEG channels differ only by the channels some runs mark bad; every run keeps all %d and its "
+                    "bad ones are interpolated from electrode positions (prepare option channels): %s", len(heads[0][2]),
+                    "; ".join(f"{k}: {', '.join(v)}" for k, v in marked.items() if v))
+        cfg = replace(cfg, channels=list(heads[0][2]))
     return cfg
 
 

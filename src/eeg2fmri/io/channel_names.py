@@ -18,3 +18,33 @@ def channel_key(name: str) -> str:
     k = str(name).strip().casefold()
     stripped = _SUFFIX.sub("", _PREFIX.sub("", k))
     return stripped or k
+
+
+def compare_run_channels(good: list[list[str]], whole: list[list[str]]) -> str:
+    """How the runs' EEG channels differ, as prepare resolves it.
+
+    Parameters
+    ----------
+    good : list of list of str
+        Every run's EEG channels not marked bad (file order).
+    whole : list of list of str
+        Every run's EEG channels, bad ones too (file order).
+
+    Returns
+    -------
+    str
+        ``"same"`` (the same names in the same order), ``"spelling"`` (the same channels in another order or spelled
+        differently: :func:`channel_key`; prepare reads every run in the first run's order), ``"bads"`` (the same
+        channels once the ones some runs mark bad are counted: prepare keeps them all and interpolates a run's bad ones)
+        or ``"differ"`` (a run lacks channels or has others: prepare needs its option ``channels``).
+    """
+    if all(g == good[0] for g in good[1:]):
+        return "same"
+
+    def folded(names: list[str]) -> list[str]:  # case and EDF-style decorations ignored ("EEG Fp1-REF" is Fp1)
+        return sorted(channel_key(n) for n in names)
+
+    for kind, sets in (("spelling", good), ("bads", whole)):
+        if len(set(folded(sets[0]))) == len(sets[0]) and all(folded(s) == folded(sets[0]) for s in sets[1:]):
+            return kind
+    return "differ"

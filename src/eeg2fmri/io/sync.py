@@ -182,7 +182,9 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
 
 
 #: What to do with more scanner markers than BOLD volumes (see :func:`volume_onsets`).
-DUMMY_SCANS = ("drop-first", "drop-last", "error")
+DUMMY_SCANS = ("auto", "drop-first", "drop-last", "error")
+#: dummy scans a scanner discards before the first saved volume: more extra markers need an explicit choice
+MAX_DUMMY_SCANS = 10
 
 
 def volume_marker_candidates(raw, n_volumes: int, tr: float, tolerance: float = 0.05) -> list[tuple[str, int, float]]:
@@ -233,7 +235,7 @@ def volume_onsets(
     *,
     marker: str | tuple[str, ...] | None = DEFAULT_MARKERS,
     first_onset: float | None = None,
-    dummy_scans: str = "drop-first",
+    dummy_scans: str = "auto",
     tolerance: float = 0.05,
     where: str = "EEG",
 ) -> SyncReport:
@@ -254,12 +256,14 @@ def volume_onsets(
     first_onset : float | None
         Fallback without markers: volume ``k`` starts at ``first_onset + k * tr``
         seconds from the EEG start (documented, regular timing).
-    dummy_scans : {"drop-first", "drop-last", "error"}
+    dummy_scans : {"auto", "drop-first", "drop-last", "error"}
         When there are more markers than volumes: drop the first extra markers
         (``"drop-first"``: dummy scans the scanner did not save, the usual
         case), the last ones (``"drop-last"``: markers after the last saved
-        volume) or raise. The choice decides every onset (one TR per dropped
-        marker), so the drop is logged as a warning.
+        volume) or raise. ``"auto"`` (default): ``"drop-first"`` for up to
+        ``MAX_DUMMY_SCANS`` (10) extra markers, otherwise raise (a BOLD file
+        holding part of the scan would be paired with the wrong EEG). The choice decides every
+        onset (one TR per dropped marker), so the drop is logged as a warning.
     tolerance : float
         Allowed relative deviation of the median marker interval from ``tr``
         (and of a missed-marker gap from a whole number of intervals).
@@ -321,6 +325,12 @@ def volume_onsets(
             dropped = len(on) - n_volumes
             info_notes = [n for n in notes if " apart but TR is " not in n]  # the drop, below, and a drift (above) are warnings instead
             if dropped:
+                if dummy_scans == "auto" and dropped > MAX_DUMMY_SCANS:
+                    raise Eeg2fmriInputError(
+                        f"{where}: {len(on)} '{m}' markers for {n_volumes} volumes: dropping the first {dropped} as dummy scans (volume 0 "
+                        f"at {on[dropped]:.3f} s) is more than the {MAX_DUMMY_SCANS} a scanner discards. If the BOLD file holds only part of the scan (cut or truncated), give the whole run; if the first "
+                        f"{dropped} markers really were not saved, pass dummy_scans='drop-first'; if the last {dropped} came after the "
+                        "last saved volume, dummy_scans='drop-last' (prepare option dummy_scans).")
                 if dummy_scans == "error":
                     raise Eeg2fmriInputError(f"{where}: {len(on)} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} "
                                              f"were dummy scans, or dummy_scans='drop-last' if the last {dropped} came after the last saved volume.")

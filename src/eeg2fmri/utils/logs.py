@@ -11,7 +11,9 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 logger = logging.getLogger("eeg2fmri")
-logger.addHandler(logging.NullHandler())
+# no NullHandler: until the user configures logging (or calls set_log_level), Python's last-resort handler prints the
+# package's warnings to stderr, as MNE's are -- a user of the Python API sees "a warning says so" (user test 8: a BOLD cut
+# to half its volumes prepared silently); once any handler is configured (logging.basicConfig, pytest), that one decides
 
 T = TypeVar("T")
 

@@ -362,7 +362,7 @@ def _raw_marker_file(vhdr: Path) -> Path:
 
 
 def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None, tolerance: float = 0.05,
-                         dummy_scans: str = "drop-first") -> LayoutSync:
+                         dummy_scans: str = "auto") -> LayoutSync:
     """Onsets of the BOLD volumes in the EEG time axis, with the layout's conventions.
 
     * markers (``run.marker``, or ``marker`` when the layout has none):
@@ -388,7 +388,7 @@ def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, mark
         Fallbacks for runs whose layout does not fix them (plain BIDS).
     tolerance : float
         Relative deviation of the marker spacing from ``tr`` allowed.
-    dummy_scans : {"drop-first", "drop-last", "error"}
+    dummy_scans : {"auto", "drop-first", "drop-last", "error"}
         More markers than volumes: see :func:`eeg2fmri.io.volume_onsets`.
 
     Returns
@@ -563,7 +563,7 @@ def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
     others (prepare refuses that without its option channels)."""
     import mne
 
-    from eeg2fmri.io.channel_names import channel_key
+    from eeg2fmri.io.channel_names import channel_key, compare_run_channels
 
     heads = []
     for run in runs:
@@ -574,16 +574,13 @@ def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
         good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
         heads.append((run.key, good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]))
     (key0, good0, whole0) = heads[0]
-    if all(h[1] == good0 for h in heads[1:]):
+    kind = compare_run_channels([h[1] for h in heads], [h[2] for h in heads])
+    if kind == "same":
         return [], []
-
-    def folded(names: list[str]) -> list[str]:
-        return sorted(channel_key(n) for n in names)
-
-    if len(set(folded(good0))) == len(good0) and all(folded(h[1]) == folded(good0) for h in heads[1:]):
+    if kind == "spelling":
         return [], ["the runs' EEG channels differ only in order or in the spelling of their names: prepare reads every run in the "
                     f"first run's ({key0}) order"]
-    if len(set(folded(whole0))) == len(whole0) and all(folded(h[2]) == folded(whole0) for h in heads[1:]):
+    if kind == "bads":
         marked = "; ".join(f"{k}: {', '.join(c for c in whole if c not in good)}" for k, good, whole in heads if len(good) < len(whole))
         return [], [f"the runs' EEG channels differ only by the channels some runs mark bad ({marked}): prepare keeps all "
                     f"{len(whole0)} in every run and interpolates a run's bad ones from electrode positions"]
