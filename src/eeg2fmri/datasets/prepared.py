@@ -29,7 +29,12 @@ from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.provenance import software
 from eeg2fmri.utils.timing import step
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
+from eeg2fmri.utils.validation import (
+    Eeg2fmriInputError,
+    check_instance,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "RUN_KEYS", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare", "read_runs_table", "runs_from_files",
            "prepare_dataset", "select_subjects", "subject_labels"]
@@ -1388,6 +1393,10 @@ def prepare_dataset(
         Save it with :meth:`PreparedDataset.save` (or use :func:`prepare` to
         write straight to disk).
     """
+    from collections.abc import Mapping
+
+    check_instance(bids_root, (str, os.PathLike, list, tuple, Mapping), "bids_root", where="prepare_dataset",
+                   fix="pass a BIDS folder, or a list of runs such as [{'eeg': raw_or_path, 'bold': img_or_path, 'subject': '01'}]")
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     if _has_objects(bids_root):  # MNE Raw / nibabel images: written once to a temporary folder, then prepared like files

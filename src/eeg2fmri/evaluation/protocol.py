@@ -63,7 +63,7 @@ from eeg2fmri.training.predictor import predict_windows
 from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.rng import check_random_state
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_like, check_positive_int
 
 __all__ = [
     "hierarchical_draws",
@@ -972,6 +972,8 @@ def evaluate_split(
         ``subjects`` (``{subject: {run_key: per-run dict}}``, each with the
         voxel r of the model under ``"_r"``).
     """
+    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="evaluate_split", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
+    check_like(split, ("selections",), "split", "a Split", where="evaluate_split", fix="make_split(ds, protocol) returns one; the order is evaluate_split(ds, split, targets, model)")
     name = model_name or getattr(model, "registry_name", None) or "model"
     if name == BASELINE:
         raise Eeg2fmriInputError("evaluate_split: the subject-mean baseline is always shown; evaluate another model, or use evaluate_models.")

@@ -52,7 +52,12 @@ from eeg2fmri.training.predictor import (
 from eeg2fmri.utils.atomic import atomic_file, final_paths, remove_stale_temporaries, temp_prefix
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.timing import step
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
+from eeg2fmri.utils.validation import (
+    Eeg2fmriInputError,
+    check_instance,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = ["match_channels", "output_paths", "synthesize"]
 
@@ -288,6 +293,9 @@ def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
     Eeg2fmriInputError
         When neither holds ``model.json``.
     """
+    check_instance(model_dir, (str, os.PathLike), "model_dir", where="synthesize",
+                   fix="pass the folder the model was saved to (save_fit(result, FOLDER), eeg2fmri train's RUN/model); the "
+                       "order is synthesize(eeg, model_dir, out)")
     path = Path(model_dir)
     if (path / "model.json").is_file():
         return path
@@ -431,8 +439,12 @@ def synthesize(
     window lies in the recording, placed as in training (the window ends
     with the volume's own acquisition, plus the model's lag).
     """
+    import mne
     import nibabel as nib
 
+    check_instance(eeg, (str, os.PathLike, mne.io.BaseRaw), "eeg", where="synthesize",
+                   fix="pass an EEG file (any format MNE reads) or an mne.io.Raw; the order is synthesize(eeg, model_dir, out)")
+    check_instance(out, (str, os.PathLike), "out", where="synthesize", fix="pass the output path, e.g. 'synth_bold.nii.gz'")
     bold_out, sidecar, unc_out = output_paths(out)
     batch_size = check_positive_int(batch_size, "batch_size", where="synthesize")
     if channel_positions not in (None, "file"):  # a misspelt montage is refused even when every channel matches by name

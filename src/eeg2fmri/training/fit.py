@@ -22,7 +22,8 @@ from eeg2fmri.datasets.windows import window_matrix
 from eeg2fmri.models.base import build_model, get_model_class
 from eeg2fmri.training.result import FitResult
 from eeg2fmri.utils.logs import logger
-from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.utils.rng import preserve_global_rng
+from eeg2fmri.utils.validation import Eeg2fmriInputError, check_like
 
 __all__ = ["FitResult", "check_input_kind", "data_spec", "fit_model", "stack_split"]
 
@@ -66,6 +67,7 @@ def stack_split(ds: PreparedDataset, split: Split, targets: dict, name: str) -> 
     return x, y, runs
 
 
+@preserve_global_rng()  # also around closed-form fits: the lazy imports of a first fit (scikit-learn, Lightning) draw from `random`
 def fit_model(
     ds: PreparedDataset,
     split: Split,
@@ -108,6 +110,8 @@ def fit_model(
         ``model.predict(x)`` maps windows ``(n, *spec.input_shape)`` to
         ``(n, *spec.output_shape)`` float32 for every kind of model.
     """
+    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="fit_model", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
+    check_like(split, ("selections",), "split", "a Split", where="fit_model", fix="make_split(ds, protocol) returns one; the order is fit_model(ds, split, name, hparams, targets)")
     hparams = dict(hparams or {})
     cls = get_model_class(name)
     check_input_kind(name, getattr(ds, "representation", None))

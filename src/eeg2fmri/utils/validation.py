@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,6 +45,27 @@ def check_choice(value: Any, name: str, choices: Iterable[Any], *, where: str | 
         shown = ", ".join(map(repr, choices[:40])) + (" ..." if len(choices) > 40 else "")
         raise Eeg2fmriInputError(f"{_where(where)}unknown {name} {value!r}; choose one of: {shown}.")
     return value
+
+
+def _given(value: Any) -> str:
+    return f"a {type(value).__name__}" + (f" ({value!r})" if isinstance(value, (str, os.PathLike, int, float)) else "")
+
+
+def check_instance(value: Any, types: type | tuple[type, ...], name: str, *, where: str | None = None, fix: str = "") -> Any:
+    """Raise unless ``value`` is an instance of ``types``: what was expected, what was given, and ``fix`` (user test 8:
+    arguments swapped or a path where an object goes gave ``AttributeError: 'str' object has no attribute ...``)."""
+    if isinstance(value, types):
+        return value
+    names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+    raise Eeg2fmriInputError(f"{_where(where)}expected {name} as a {names}, got {_given(value)}" + (f"; {fix}" if fix else "") + ".")
+
+
+def check_like(value: Any, attrs: tuple[str, ...], name: str, expected: str, *, where: str | None = None, fix: str = "") -> Any:
+    """Raise unless ``value`` has the attributes ``attrs`` of what it stands for (``expected``, e.g. "a PreparedDataset"):
+    views and subclasses pass, a path or a swapped argument gets what to pass instead."""
+    if all(hasattr(value, a) for a in attrs):
+        return value
+    raise Eeg2fmriInputError(f"{_where(where)}expected {name} as {expected}, got {_given(value)}" + (f"; {fix}" if fix else "") + ".")
 
 
 def check_finite(array: np.ndarray, name: str, *, where: str | None = None) -> np.ndarray:

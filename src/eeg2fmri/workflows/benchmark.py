@@ -34,7 +34,12 @@ from eeg2fmri.evaluation.protocol import (
 from eeg2fmri.evaluation.reference import bandpower_view
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.parallel import n_cores
-from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_positive_int
+from eeg2fmri.utils.validation import (
+    Eeg2fmriInputError,
+    check_choice,
+    check_like,
+    check_positive_int,
+)
 
 __all__ = ["PROTOCOLS", "count_parameters", "fold_executor", "format_leaderboard", "leaderboard_rows", "run_benchmark"]
 
@@ -151,7 +156,17 @@ def _benchmark_train_config(train_config: dict[str, Any] | None, protocol: str, 
 
 
 def _check_benchmark_split_options(split_options: dict[str, Any], protocol: str, *, where: str = "split_options") -> None:
-    """Refuse split options the protocol sets per fold (or, for ``cross``, does not use)."""
+    """Refuse split options that are not :func:`make_split`'s, and those the protocol sets per fold (or, for ``cross``,
+    does not use)."""
+    import difflib
+    import inspect
+
+    known = [p.name for p in inspect.signature(make_split).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    for key in split_options:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise Eeg2fmriInputError(f"{where}: unknown split option {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                                     + f"; expected some of {known} (make_split's options).")
     if protocol == "cross":
         bad = sorted(set(split_options) - set(_CROSS_OPTIONS))
         if bad:
@@ -269,8 +284,12 @@ def run_benchmark(
     from eeg2fmri.models import list_models
     from eeg2fmri.models.predictor import resolve_device
 
+    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="run_benchmark",
+               fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
     check_choice(protocol, "protocol", PROTOCOLS)
     known = list_models()
+    if isinstance(models, str):  # one model by name (it was read as a list of one-letter names)
+        models = [models]
     for name in models:
         check_choice(name, "model", known)
     names = list(dict.fromkeys(list(models) + [REFERENCE, BASELINE]))

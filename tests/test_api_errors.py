@@ -1,0 +1,65 @@
+"""The Python API's entry points refuse wrong arguments with what was expected, what was given and the fix (user test 8:
+a path where an object goes, swapped arguments and a misspelt split option gave AttributeError/TypeError)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from eeg2fmri.datasets import prepare_dataset
+from eeg2fmri.datasets.targets import make_split, split_targets
+from eeg2fmri.evaluation import evaluate_split
+from eeg2fmri.synthesis import synthesize
+from eeg2fmri.training import fit_model
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.workflows.benchmark import run_benchmark
+
+
+def test_wrong_objects_are_named_with_the_fix(tiny_prepared, split, tmp_path):
+    ds = tiny_prepared
+    with pytest.raises(Eeg2fmriInputError, match=r"prepare_dataset: expected bids_root as a str or PathLike or list or tuple or Mapping, "
+                                                 r"got a int \(123\); pass a BIDS folder, or a list of runs"):
+        prepare_dataset(123)
+    with pytest.raises(Eeg2fmriInputError, match=r"make_split: expected ds as a PreparedDataset, got a str \('/data/prepared'\); "
+                                                 r"prepare_dataset\(\.\.\.\) returns one, load_prepared\(PATH\) reads one"):
+        make_split("/data/prepared", "within")
+    with pytest.raises(Eeg2fmriInputError, match=r"fit_model: expected split as a Split, got a str \('within'\); make_split\(ds, protocol\) "
+                                                 r"returns one; the order is fit_model\(ds, split, name, hparams, targets\)"):
+        fit_model(ds, "within", "ridge_hrf")
+    with pytest.raises(Eeg2fmriInputError, match=r"fit_model: expected ds as a PreparedDataset, got a Split"):
+        fit_model(split, ds, "ridge_hrf")
+    targets = split_targets(ds, split)
+    with pytest.raises(Eeg2fmriInputError, match=r"evaluate_split: expected split as a Split, got a dict; .*evaluate_split\(ds, split, targets, model\)"):
+        evaluate_split(ds, targets, split, None)
+    with pytest.raises(Eeg2fmriInputError, match=r"run_benchmark: expected ds as a PreparedDataset, got a str"):
+        run_benchmark("/data/prepared", "within", ["ridge_hrf"])
+    with pytest.raises(Eeg2fmriInputError, match=r"unknown split option 'fraction' \(did you mean 'fractions'\?\); expected some of \['n_frames', "):
+        run_benchmark(ds, "within", ["ridge_hrf"], split_options={"fraction": (0.6, 0.2, 0.2)})
+    with pytest.raises(Eeg2fmriInputError, match=r"synthesize: expected eeg as a str or PathLike or BaseRaw, got a ndarray; pass an EEG file "
+                                                 r".*the order is synthesize\(eeg, model_dir, out\)"):
+        synthesize(np.zeros((3, 10)), tmp_path, tmp_path / "out.nii.gz")
+    with pytest.raises(Eeg2fmriInputError, match=r"synthesize: expected model_dir as a str or PathLike, got a SimpleNamespace; pass the "
+                                                 r"folder the model was saved to"):
+        synthesize(tmp_path / "x.vhdr", SimpleNamespace(model=None), tmp_path / "out.nii.gz")
+
+
+def test_one_model_by_name_is_one_model(tiny_prepared):
+    """run_benchmark(ds, protocol, "ridge_hrf"): one model, not the letters r, i, d, ... (user test 8)."""
+    bench = run_benchmark(tiny_prepared, "within", "ridge_hrf", n_boot=10)
+    assert {r["name"] for r in bench["leaderboard"]} >= {"ridge_hrf", "mean"} and bench["n_folds"] == 1
+
+
+def test_a_first_fit_leaves_the_callers_random_streams_alone(tiny_prepared, tmp_path):
+    """In a fresh process the first fit_model (closed form: no training loop) imports scikit-learn and others, which
+    draw from Python's `random`; the fit leaves `random` and numpy's global state as they were (user test 8)."""
+    path = tiny_prepared.save(tmp_path / "prep")
+    code = ("import random, numpy as np\nfrom eeg2fmri.datasets import load_prepared\nfrom eeg2fmri.datasets.targets import make_split\n"
+            "from eeg2fmri.training import fit_model\nds = load_prepared(%r)\nsp = make_split(ds, 'within')\n"
+            "random.seed(1); np.random.seed(1)\na, b = random.getstate(), np.random.get_state()[1].copy()\n"
+            "fit_model(ds, sp, 'ridge_hrf')\nprint(random.getstate() == a, bool((np.random.get_state()[1] == b).all()))\n") % str(path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
