@@ -313,6 +313,14 @@ def test_runs_given_as_mne_raw_and_nibabel_objects(tiny_bids, tiny_prepared):
         np.testing.assert_array_equal(np.asarray(a.bold), np.asarray(b.bold))
     with pytest.raises(Eeg2fmriInputError, match=r"runs\[0\]: eeg: expected a file path or an MNE Raw, got ndarray"):
         prepare_dataset([{**runs[0], "eeg": np.zeros((3, 10))}], progress_bar=False)
+    # an error about a run given as objects names the objects, not the temporary copies (user test 8), and for a TR that
+    # disagrees with the markers says how to give the TR of an in-memory image
+    img = runs[0]["bold"]
+    one = nib.Nifti1Image(np.asarray(img.dataobj), img.affine)  # zooms (1, 1, 1, 1): TR 1 s, the markers 2 s apart
+    with pytest.raises(Eeg2fmriInputError, match=r"^runs\[0\]\['eeg'\] \(the mne\.io\.Raw given\): '\S+' markers are 2\.0000 s apart but TR "
+                                                 r"is 1\.0 s.* pass the run's 'tr'\.$") as err:
+        prepare_dataset([{**runs[0], "bold": one}], {"notch": 50}, progress_bar=False)
+    assert "eeg2fmri-objects" not in str(err.value)
 
 
 def test_prepared_dataset_and_run_repr_show_shapes_not_arrays(tiny_prepared):

@@ -1403,7 +1403,14 @@ def prepare_dataset(
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="eeg2fmri-objects-") as tmp:
-            ds = prepare_dataset(_objects_to_files(bids_root, Path(tmp)), cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs)
+            try:
+                ds = prepare_dataset(_objects_to_files(bids_root, Path(tmp)), cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs)
+            except Eeg2fmriInputError as err:  # the temporary copies' paths mean nothing to the caller: name the objects given
+                msg = re.sub(rf"{re.escape(str(Path(tmp)))}/run(\d+)_raw\.fif", r"runs[\1]['eeg'] (the mne.io.Raw given)", str(err))
+                msg = re.sub(rf"{re.escape(str(Path(tmp)))}/run(\d+)_bold\.nii", r"runs[\1]['bold'] (the nibabel image given)", msg)
+                if "TR is" in msg and "apart" in msg:
+                    msg += " A nibabel image made in memory has the TR its header's zooms give (1.0 s unless set): pass the run's 'tr'."
+                raise Eeg2fmriInputError(msg) from None
         ds.provenance["bids_root"] = "(MNE Raw / nibabel objects, written to a temporary folder while preparing)"
         return ds
     source = _run_source(bids_root)
