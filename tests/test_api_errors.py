@@ -63,3 +63,14 @@ def test_a_first_fit_leaves_the_callers_random_streams_alone(tiny_prepared, tmp_
             "fit_model(ds, sp, 'ridge_hrf')\nprint(random.getstate() == a, bool((np.random.get_state()[1] == b).all()))\n") % str(path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+
+
+def test_fit_model_progress_bar_switch(tiny_prepared, split, capfd, one_torch_thread):
+    """fit_model(progress_bar=False) silences the epoch bars of a torch model, as prepare_dataset(progress_bar=False)
+    does (user test 8: only train_config's trainer section could); a non-boolean is refused."""
+    cfg = {"optimizer": {"max_epochs": 2, "batch_size": 32}}
+    fit_model(tiny_prepared, split, "eeg2fmri_net", {"seed": 0}, train_config=cfg, progress_bar=False)
+    err = capfd.readouterr()
+    assert "Epoch" not in err.out + err.err
+    with pytest.raises(Eeg2fmriInputError, match=r"fit_model: expected progress_bar as True, False or None, got 'no'"):
+        fit_model(tiny_prepared, split, "eeg2fmri_net", train_config=cfg, progress_bar="no")

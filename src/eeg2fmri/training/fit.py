@@ -77,6 +77,7 @@ def fit_model(
     *,
     train_config: dict | None = None,
     out_dir: str | os.PathLike | None = None,
+    progress_bar: bool | None = None,
 ) -> FitResult:
     """Fit registered model ``name`` on ``split``'s training windows.
 
@@ -97,6 +98,10 @@ def fit_model(
     out_dir : path-like | None
         Torch models: folder for checkpoints and logs (a temporary folder
         when ``None``); ignored by closed-form models.
+    progress_bar : bool | None
+        Torch models: show the epoch progress bar (``None``: as ``train_config``'s
+        ``trainer.progress_bar`` says, on by default); ``False`` silences it, as
+        ``prepare_dataset(progress_bar=False)`` does.
 
     Raises
     ------
@@ -118,6 +123,11 @@ def fit_model(
     if getattr(cls, "kind", "torch") != "sklearn":
         from eeg2fmri.training.trainer import fit_torch
 
+        if progress_bar is not None:
+            if not isinstance(progress_bar, bool):
+                raise Eeg2fmriInputError(f"fit_model: expected progress_bar as True, False or None, got {progress_bar!r}.")
+            train_config = dict(train_config or {})
+            train_config["trainer"] = {**dict(train_config.get("trainer") or {}), "progress_bar": progress_bar}
         return fit_torch(ds, split, name, hparams, targets, train_config=train_config, out_dir=out_dir)
     targets = split_targets(ds, split) if targets is None else targets
     spec = data_spec(ds, split.n_frames)
