@@ -58,9 +58,9 @@ def test_a_first_fit_leaves_the_callers_random_streams_alone(tiny_prepared, tmp_
     draw from Python's `random`; the fit leaves `random` and numpy's global state as they were (user test 8)."""
     path = tiny_prepared.save(tmp_path / "prep")
     code = ("import random, numpy as np\nfrom eeg2fmri.datasets import load_prepared\nfrom eeg2fmri.datasets.targets import make_split\n"
-            "from eeg2fmri.training import fit_model\nds = load_prepared(%r)\nsp = make_split(ds, 'within')\n"
+            f"from eeg2fmri.training import fit_model\nds = load_prepared({str(path)!r})\nsp = make_split(ds, 'within')\n"
             "random.seed(1); np.random.seed(1)\na, b = random.getstate(), np.random.get_state()[1].copy()\n"
-            "fit_model(ds, sp, 'ridge_hrf')\nprint(random.getstate() == a, bool((np.random.get_state()[1] == b).all()))\n") % str(path)
+            "fit_model(ds, sp, 'ridge_hrf')\nprint(random.getstate() == a, bool((np.random.get_state()[1] == b).all()))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
 
@@ -74,3 +74,9 @@ def test_fit_model_progress_bar_switch(tiny_prepared, split, capfd, one_torch_th
     assert "Epoch" not in err.out + err.err
     with pytest.raises(Eeg2fmriInputError, match=r"fit_model: expected progress_bar as True, False or None, got 'no'"):
         fit_model(tiny_prepared, split, "eeg2fmri_net", train_config=cfg, progress_bar="no")
+
+
+def test_fractions_that_do_not_sum_to_one_say_their_sum(tiny_prepared):
+    with pytest.raises(Eeg2fmriInputError, match=r"fractions \(0\.7, 0\.2, 0\.2\): expected three shares >= 0 \(train, validation, test\) "
+                                                 r"that sum to 1, got a sum of 1\.1; e\.g\. \(0\.6, 0\.2, 0\.2\)"):
+        make_split(tiny_prepared, "within", fractions=(0.7, 0.2, 0.2))

@@ -36,12 +36,15 @@ def temporal_split(n_volumes: int, first_valid: int, *, fractions: tuple[float, 
     -------
     split : dict with ``train``, ``val``, ``test`` volume indices.
     """
+    if min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:  # (said apart from a recording too short: user test 8)
+        raise Eeg2fmriInputError(f"fractions {tuple(fractions)}: expected three shares >= 0 (train, validation, test) that sum to 1, "
+                                 f"got a sum of {sum(fractions):g}; e.g. (0.6, 0.2, 0.2).")
     n_gaps = 2 if fractions[2] > 0 or test_gap else 1
     usable = n_volumes - first_valid - n_gaps * gap
-    if usable < 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+    if usable < 3:
         raise Eeg2fmriInputError(
             f"cannot split {n_volumes} volumes (first valid {first_valid}, gap {gap}) into fractions {fractions}; "
-            "use a longer recording, a shorter window/gap, or fractions that sum to 1."
+            "use a longer recording or a shorter window/gap."
         )
     n_tr = int(round(fractions[0] * usable))
     n_va = int(round(fractions[1] * usable))
