@@ -80,3 +80,20 @@ def test_fractions_that_do_not_sum_to_one_say_their_sum(tiny_prepared):
     with pytest.raises(Eeg2fmriInputError, match=r"fractions \(0\.7, 0\.2, 0\.2\): expected three shares >= 0 \(train, validation, test\) "
                                                  r"that sum to 1, got a sum of 1\.1; e\.g\. \(0\.6, 0\.2, 0\.2\)"):
         make_split(tiny_prepared, "within", fractions=(0.7, 0.2, 0.2))
+
+
+def test_a_split_or_targets_made_for_something_else_are_refused(tiny_prepared, split):
+    """User test 8: a split of a one-subject dataset used on the whole dataset trained on its run 0 silently; targets of
+    the LOSO split with the within split failed with KeyError."""
+    from eeg2fmri.datasets.prepared import select_subjects
+
+    one = select_subjects(tiny_prepared, [tiny_prepared.subjects[0]])
+    with pytest.raises(Eeg2fmriInputError, match=r"fit_model: the split was made for a dataset of 1 run\(s\) \['sub-01_task-rest_run-1'\], this "
+                                                 r"one has 2 \['sub-01_task-rest_run-1', 'sub-02_task-rest_run-1'\]; make the split from this dataset"):
+        fit_model(tiny_prepared, make_split(one, "within"), "ridge_hrf")
+    loso = make_split(tiny_prepared, "loso")
+    with pytest.raises(Eeg2fmriInputError, match=r"evaluate_split: the targets were not made for this split \('train' windows: the split "
+                                                 r"selects runs \[0, 1\], the targets hold \[0\]\); compute them from it: split_targets"):
+        evaluate_split(tiny_prepared, split, split_targets(tiny_prepared, loso), None)
+    with pytest.raises(Eeg2fmriInputError, match=r"fit_model: the targets were not made for this split"):
+        fit_model(tiny_prepared, split, "ridge_hrf", targets=split_targets(tiny_prepared, loso))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,9 +51,32 @@ class Split:
     test_subjects: list[str]
     #: Windows left out because their EEG overlaps a span the recording marks bad, per split name.
     excluded: dict[str, int] = field(default_factory=dict)
+    #: Keys of the dataset's runs the split was made for (run indices in ``selections`` refer to them); empty: not checked.
+    run_keys: tuple[str, ...] = ()
 
     def n_samples(self, name: str) -> int:
         return int(sum(len(v) for v in self.selections[name].values()))
+
+
+def check_split_fits(ds: Any, split: Split, targets: dict | None = None, *, where: str,
+                     names: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Refuse a split made for another dataset, and targets made for another split (user test 8: the first trained on
+    run 0 of three silently, the second failed with ``KeyError: 2``); ``names``: the parts compared (a fit reads no test
+    windows, not even to check them)."""
+    keys = tuple(r.key for r in ds.runs)
+    if split.run_keys and split.run_keys != keys:
+        raise Eeg2fmriInputError(f"{where}: the split was made for a dataset of {len(split.run_keys)} run(s) {list(split.run_keys)[:4]}"
+                                 f"{' ...' if len(split.run_keys) > 4 else ''}, this one has {len(keys)} {list(keys)[:4]}"
+                                 f"{' ...' if len(keys) > 4 else ''}; make the split from this dataset (make_split(ds, ...)).")
+    if targets is None:
+        return
+    for name in names:
+        sel = split.selections[name]
+        got = targets.get(name) if isinstance(targets, dict) else None
+        if got is None or set(got) != set(sel) or any(len(got[i]) != len(v) for i, v in sel.items()):
+            raise Eeg2fmriInputError(f"{where}: the targets were not made for this split ({name!r} windows: the split selects runs "
+                                     f"{sorted(sel)}, the targets hold {sorted(got) if got is not None else 'none'}); compute them from it: "
+                                     "split_targets(ds, split).")
 
 
 def _kfold_subjects(subjects: list[str], n_folds: int, fold: int) -> list[str]:
@@ -225,7 +249,7 @@ def make_split(
         check_no_overlap(spans["train"], spans["test"], where=run.key)
         check_no_overlap(spans["train"], spans["val"], where=run.key)
     excluded = drop_bad_windows(ds, sel, n_frames, lag)
-    return Split(protocol, sel, n_frames, lag, gap, list(test_subjects), excluded)
+    return Split(protocol, sel, n_frames, lag, gap, list(test_subjects), excluded, tuple(r.key for r in ds.runs))
 
 
 def volume_accounting(ds: PreparedDataset, split: Split) -> dict[str, int]:

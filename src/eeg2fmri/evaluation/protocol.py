@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets.prepared import PreparedDataset
-from eeg2fmri.datasets.targets import HRF_SPAN, Split, volume_accounting
+from eeg2fmri.datasets.targets import HRF_SPAN, Split, check_split_fits, volume_accounting
 from eeg2fmri.datasets.windows import run_windows
 from eeg2fmri.evaluation.metrics import (
     _boot_median_r,
@@ -974,6 +974,7 @@ def evaluate_split(
     """
     check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="evaluate_split", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
     check_like(split, ("selections",), "split", "a Split", where="evaluate_split", fix="make_split(ds, protocol) returns one; the order is evaluate_split(ds, split, targets, model)")
+    check_split_fits(ds, split, targets, where="evaluate_split")
     name = model_name or getattr(model, "registry_name", None) or "model"
     if name == BASELINE:
         raise Eeg2fmriInputError("evaluate_split: the subject-mean baseline is always shown; evaluate another model, or use evaluate_models.")

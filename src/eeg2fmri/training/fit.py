@@ -17,7 +17,7 @@ import numpy as np
 
 from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.datasets.spec import DataSpec
-from eeg2fmri.datasets.targets import Split, split_targets
+from eeg2fmri.datasets.targets import Split, check_split_fits, split_targets
 from eeg2fmri.datasets.windows import window_matrix
 from eeg2fmri.models.base import build_model, get_model_class
 from eeg2fmri.training.result import FitResult
@@ -117,6 +117,7 @@ def fit_model(
     """
     check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="fit_model", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
     check_like(split, ("selections",), "split", "a Split", where="fit_model", fix="make_split(ds, protocol) returns one; the order is fit_model(ds, split, name, hparams, targets)")
+    check_split_fits(ds, split, targets, where="fit_model", names=("train", "val"))
     hparams = dict(hparams or {})
     cls = get_model_class(name)
     check_input_kind(name, getattr(ds, "representation", None))
