@@ -987,7 +987,7 @@ def test_blend_rule_guarded_keeps_the_linear_path_unless_the_network_earns_its_w
 
 
 def test_tangent_rule_floor_keeps_the_power_ridge_where_the_validation_r_is_noise():
-    """tangent_rule="floor": with many outputs of pure noise the best mix's validation mean voxel r is below 0.02 (a
+    """tangent_rule="floor" (default): with many outputs of pure noise the best mix's validation mean voxel r is below 0.02 (a
     choice among noise, as on focal data): the band-power ridge alone is kept, the reason recorded, no tangent buffers;
     where the tangent block drives the targets the mix is kept as "best" chooses it."""
     import dataclasses
@@ -999,9 +999,10 @@ def test_tangent_rule_floor_keeps_the_power_ridge_where_the_validation_r_is_nois
     x_tr, y_tr = torch.randn(160, *spec.input_shape, generator=g), torch.randn(160, 150, generator=g)
     x_va, y_va = torch.randn(120, *spec.input_shape, generator=g), torch.randn(120, 150, generator=g)
     kw = {"seed": 0, "n_members": 2, "calibrate_output": False, "voxel_gain": False, "output_rank": None, "tangent_hrf": "canonical"}
-    best = EEG2fMRINet(spec, **kw).after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    best = EEG2fMRINet(spec, tangent_rule="best", **kw).after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     assert best["tangent_weight"] > 0 and "tangent_weight_kept_power" not in best
-    model = EEG2fMRINet(spec, tangent_rule="floor", **kw)
+    model = EEG2fMRINet(spec, **kw)  # "floor" is the default (session 21)
+    assert model.tangent_rule == "floor"
     info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     assert info["tangent_weight"] == 0.0 and "tangent_weight_gain_se" not in info
     assert re.fullmatch(rf"tangent weight {best['tangent_weight']:g}'s validation mean voxel r -?0\.\d{{4}} is below 0\.02", info["tangent_weight_kept_power"])
@@ -1011,5 +1012,5 @@ def test_tangent_rule_floor_keeps_the_power_ridge_where_the_validation_r_is_nois
     drive = lambda x: torch.einsum("ncft,t->ncf", x[:, :, N_BANDS:], h).reshape(len(x), -1) @ w  # noqa: E731
     ys, yv = drive(x_tr) + 0.3 * torch.randn(160, 150, generator=g), drive(x_va) + 0.3 * torch.randn(120, 150, generator=g)
     sig = EEG2fMRINet(spec, tangent_rule="floor", **kw).after_fit(_batches(x_va, yv), train_batches=_batches(x_tr, ys))
-    ref = EEG2fMRINet(spec, **kw).after_fit(_batches(x_va, yv), train_batches=_batches(x_tr, ys))
+    ref = EEG2fMRINet(spec, tangent_rule="best", **kw).after_fit(_batches(x_va, yv), train_batches=_batches(x_tr, ys))
     assert sig["tangent_weight"] == ref["tangent_weight"] >= 0.5 and "tangent_weight_kept_power" not in sig

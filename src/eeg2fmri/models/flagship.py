@@ -352,12 +352,12 @@ class EEG2fMRINet(nn.Module):
         the weight of the highest validation mean voxel r (the default until then).
     tangent_rule : {"best", "guarded", "floor"}
         How the linear path's tangent weight (the mix of the band-power ridge and the tangent ridge, chosen on the
-        validation windows with the tangent HRF variant) decides. ``"best"`` (default): the highest validation mean
+        validation windows with the tangent HRF variant) decides. ``"best"``: the highest validation mean
         voxel r. ``"guarded"``: the band-power ridge alone (tangent weight 0, no tangent path) unless the best mix's
         validation mean voxel r is at least 0.02 and its gain over the band-power ridge exceeds one jackknife standard
-        error (the output-rank and blend guards' rule). ``"floor"``: the first half of that rule only -- the band-power
-        ridge alone where the best mix's validation mean voxel r is below 0.02 (a choice among noise: focal signal,
-        most voxels without it).
+        error (the output-rank and blend guards' rule). ``"floor"`` (default since 2026-12-06, session 21): the first
+        half of that rule only -- the band-power ridge alone where the best mix's validation mean voxel r is below 0.02
+        (a choice among noise: focal signal, most voxels without it); elsewhere as ``"best"``.
     tangent_cv : {None, "subjects"}
         ``None`` (default): the tangent weight is chosen on the validation windows. ``"subjects"`` (an opt-in for models
         meant for unseen subjects, e.g. LOSO): chosen by cross-fitting over the training subjects instead -- both
@@ -438,7 +438,7 @@ class EEG2fMRINet(nn.Module):
         output_rank: int | str | None = "validation",
         choice_rule: str = "guarded",
         blend_rule: str = "guarded",
-        tangent_rule: str = "best",
+        tangent_rule: str = "floor",
         tangent_cv: str | None = None,
         voxel_gain: bool = True,
         seed: int | None = None,
