@@ -46,6 +46,10 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ("eeg2fmri_net: training reached optimizer.max_epochs in fold(s) [1] with its best validation epoch among the last: "
             "it may be under-trained there; raise max_epochs (--train-config '{\"optimizer\": {\"max_epochs\": N}}')") in limit
     assert "max_epochs" not in format_leaderboard([*bench["leaderboard"], dict(net, at_epoch_limit=[False, False])])
+    # no null percentile for any model (test spans too short, user test 8): said, instead of a silent nan
+    short = [{k: v for k, v in r.items() if k != "null_p95_median_r"} for r in bench["leaderboard"]]
+    assert "the time-shifted null's 95th percentile was not computed: a test span is too short" in format_leaderboard(short)
+    assert "95th percentile was not computed" not in format_leaderboard(bench["leaderboard"])
     # ahead on the whole-mask r, behind on the ROI r (a user test: focal signal, held-out subjects): said under the table
     ref_r = rows["ridge_hrf"]["median_r"]
     ahead = {"name": "eeg2fmri_net", "role": "model", "median_r": ref_r + 0.014, "roi_median_r": 0.243}
