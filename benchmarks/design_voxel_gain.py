@@ -18,12 +18,10 @@ import time
 
 def main(specs: list[str]) -> None:
     import numpy as np
+    from diag_linear_parts import fit_fold  # (benchmarks/, the script's folder, is on the path)
 
-    from eeg2fmri.datasets import load_prepared
-    from eeg2fmri.datasets.targets import make_split, split_targets
     from eeg2fmri.evaluation import evaluate_split
     from eeg2fmri.models.flagship import EEG2fMRINet
-    from eeg2fmri.training import fit_model
 
     logging.disable(logging.WARNING)
     captured: dict[str, list] = {}
@@ -44,12 +42,7 @@ def main(specs: list[str]) -> None:
     for spec in specs:
         prepared, atlas, fold = spec.rsplit(":", 2)
         t0 = time.time()
-        ds = load_prepared(prepared)
-        split = make_split(ds, "within") if fold == "within" else make_split(ds, "subjects", test_subjects=[fold])
-        targets = split_targets(ds, split)
-        ref = fit_model(ds, split, "ridge_hrf", targets=targets)
-        base = fit_model(ds, split, "mean", targets=targets)
-        net = fit_model(ds, split, "eeg2fmri_net", {"seed": 0}, targets=targets, train_config=EEG2fMRINet.recommended_train_config)
+        ds, split, targets, ref, base, net = fit_fold(prepared, fold)
         module = net.model.module
         print("  choices:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in net.info.items()
                              if k in ("tangent_weight", "tangent_hrf", "val_r_power_ridge", "val_r_tangent_ridge", "ridge_weight", "output_rank")}, flush=True)

@@ -23,20 +23,28 @@ _INFO = ("tangent_weight", "tangent_hrf", "output_rank", "ridge_weight", "val_r_
          "val_r_output_rank")
 
 
-def main(prepared: str, atlas: str, test: str) -> None:
+def fit_fold(prepared: str, test: str) -> tuple:
+    """One fold (``test``: ``"within"`` or the held-out subject) of a prepared dataset: the dataset, split, targets and
+    the fitted ``ridge_hrf``, ``mean`` and flagship (defaults, seed 0, its recommended training config)."""
     from eeg2fmri.datasets import load_prepared
     from eeg2fmri.datasets.targets import make_split, split_targets
-    from eeg2fmri.evaluation import evaluate_split
     from eeg2fmri.models.flagship import EEG2fMRINet
     from eeg2fmri.training import fit_model
 
-    logging.disable(logging.WARNING)
     ds = load_prepared(prepared)
     split = make_split(ds, "within") if test == "within" else make_split(ds, "subjects", test_subjects=[test])
     targets = split_targets(ds, split)
     ref = fit_model(ds, split, "ridge_hrf", targets=targets)
     base = fit_model(ds, split, "mean", targets=targets)
     net = fit_model(ds, split, "eeg2fmri_net", {"seed": 0}, targets=targets, train_config=EEG2fMRINet.recommended_train_config)
+    return ds, split, targets, ref, base, net
+
+
+def main(prepared: str, atlas: str, test: str) -> None:
+    from eeg2fmri.evaluation import evaluate_split
+
+    logging.disable(logging.WARNING)
+    ds, split, targets, ref, base, net = fit_fold(prepared, test)
     print({k: v for k, v in net.info.items() if k in _INFO})
     for label, drop in _PARTS.items():
         model = copy.deepcopy(net.model)
