@@ -79,7 +79,8 @@ def _run(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_dataset(key: str, out: Path, protocols: list[str], device: str, hparams: str | None = None, tag: str = "") -> None:
+def run_dataset(key: str, out: Path, protocols: list[str], device: str, hparams: str | None = None, tag: str = "",
+                train_config: str | None = None) -> None:
     name, seed, subject = ([*key.split(":"), None, None])[:3]
     d = out / key.replace(":", "_")  # prepared data and results (hmm:0:01 -> hmm_0_01, generated into hmm_0)
     gen = out / f"{name}_{seed}" if subject else d
@@ -106,6 +107,8 @@ def run_dataset(key: str, out: Path, protocols: list[str], device: str, hparams:
             cmd += ["--atlas", str(s["atlas"])]
         if hparams:
             cmd += ["--hparams", hparams]
+        if train_config:
+            cmd += ["--train-config", train_config]
         times[f"benchmark_{p}{tag}_s"] = _run(cmd, d / f"bench_{p}.log")
         (d / "times.json").write_text(json.dumps(times, indent=1))
         print(f"done {key} {p}{tag} in {times[f'benchmark_{p}{tag}_s']:.0f} s", flush=True)
@@ -153,13 +156,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--protocols", nargs="+", default=["within", "loso"], choices=["within", "loso"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--hparams", help="benchmark --hparams (JSON: model name -> hyperparameters) for a variant; give it a --tag")
+    ap.add_argument("--train-config", help="benchmark --train-config (JSON, e.g. '{\"split\": {\"val_subjects\": \"next\"}}') for a "
+                                           "variant; give it a --tag")
     ap.add_argument("--tag", default="", help="suffix of the result folders (bench_PROTOCOL_TAG) of a variant; rows show it")
     ap.add_argument("--table", action="store_true", help="print the table of what OUT holds (after running --datasets, if any)")
     a = ap.parse_args(argv)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     t = time.perf_counter()
     for key in a.datasets:
-        run_dataset(key, a.out, a.protocols, a.device, a.hparams, f"_{a.tag}" if a.tag else "")
+        run_dataset(key, a.out, a.protocols, a.device, a.hparams, f"_{a.tag}" if a.tag else "", a.train_config)
     if a.datasets:
         print(f"{len(a.datasets)} dataset(s) in {time.perf_counter() - t:.0f} s; commit {os.environ.get('EEG2FMRI_COMMIT', _commit())}")
     if a.table or a.datasets:

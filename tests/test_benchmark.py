@@ -636,3 +636,29 @@ def test_independent_scoreboard_runs_a_helper_generator(tmp_path, monkeypatch, c
     assert board["leaderboard"][0]["roi_median_r"] is not None
     bench.main(["--out", str(tmp_path), "--datasets", "fmriprep:7", "--protocols", "within"])
     assert "done fmriprep:7" not in capsys.readouterr().out
+
+
+def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared):
+    """split option val_subjects="next" (LOSO): fold i tests subject i and validates on subject i+1 (every other run
+    trains whole), so the choices made on validation are made on an unseen subject; refused with fewer than 3 subjects
+    or another protocol, with the fix."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.simulate import simulate_dataset
+    from eeg2fmri.workflows.benchmark import _folds
+
+    from .conftest import TINY
+
+    root = simulate_dataset(tmp_path / "bids", progress_bar=False, **{**TINY, "n_subjects": 3, "minutes": 2.0})
+    ds = prepare_dataset(root, progress_bar=False)
+    folds = _folds(ds, "loso", 5, {"val_subjects": "next"})
+    subs = ds.subjects
+    assert [f.test_subjects for f in folds] == [[s] for s in subs]
+    for i, f in enumerate(folds):
+        by_part = {part: {ds.runs[r].subject for r, v in f.selections[part].items() if len(v)} for part in ("train", "val", "test")}
+        assert by_part == {"test": {subs[i]}, "val": {subs[(i + 1) % 3]}, "train": set(subs) - {subs[i], subs[(i + 1) % 3]}}
+    with pytest.raises(Eeg2fmriInputError, match=r"val_subjects='next': expected >= 3 subjects \(test, validation, training\), got 2"):
+        _folds(tiny_prepared, "loso", 5, {"val_subjects": "next"})
+    with pytest.raises(Eeg2fmriInputError, match=r"expected 'next' with protocol 'loso' .*got 'next' with protocol 'kfold'"):
+        _folds(ds, "kfold", 2, {"val_subjects": "next"})
+    with pytest.raises(Eeg2fmriInputError, match=r"expected 'next' with protocol 'loso' .*got \['01'\] with protocol 'loso'"):
+        _folds(ds, "loso", 5, {"val_subjects": ["01"]})

@@ -180,6 +180,18 @@ def _check_benchmark_split_options(split_options: dict[str, Any], protocol: str,
 
 
 def _folds(ds: PreparedDataset, protocol: str, n_folds: int, split_options: dict) -> list:
+    val = split_options.get("val_subjects")
+    if isinstance(val, str) or (val is not None and protocol == "loso"):
+        # val_subjects="next" (LOSO): each fold validates on the subject after its test subject, every other run trains
+        # whole -- choices (early stopping, blend, tangent weight) made on an unseen subject, as the test subject is
+        if protocol != "loso" or val != "next":
+            raise Eeg2fmriInputError(f"split option val_subjects: expected 'next' with protocol 'loso' (each fold validates on the "
+                                     f"subject after its test subject), got {val!r} with protocol {protocol!r}; drop it or use that.")
+        subs = list(ds.subjects)
+        if len(subs) < 3:
+            raise Eeg2fmriInputError(f"split option val_subjects='next': expected >= 3 subjects (test, validation, training), got {len(subs)}.")
+        rest = {k: v for k, v in split_options.items() if k != "val_subjects"}
+        return [make_split(ds, "loso", test_subjects=[s], val_subjects=[subs[(i + 1) % len(subs)]], **rest) for i, s in enumerate(subs)]
     if protocol == "within":
         return [make_split(ds, "within", **split_options)]
     if protocol == "loso":
