@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.io.bold import load_masked_bold
-from eeg2fmri.io.channel_names import compare_run_channels
+from eeg2fmri.io.channel_names import channel_difference, compare_run_channels
 from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
@@ -1189,12 +1189,7 @@ def _check_consistent(infos: list[dict], records) -> None:
     first = infos[0]
     for inf, rec in zip(infos[1:], records[1:]):
         if inf["ch_names"] != first["ch_names"]:
-            from eeg2fmri.preprocessing.channels import channel_key
-
-            # compared as channels are matched (case, an EEG prefix, a reference suffix ignored): FP1 is fp1
-            here, there = {channel_key(c) for c in inf["ch_names"]}, {channel_key(c) for c in first["ch_names"]}
-            missing = [c for c in first["ch_names"] if channel_key(c) not in here]
-            extra = [c for c in inf["ch_names"] if channel_key(c) not in there]
+            missing, extra = channel_difference(first["ch_names"], inf["ch_names"])  # as channels are matched: FP1 is fp1
             what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else
                     " (the same channels in another order)" if sorted(inf["ch_names"]) == sorted(first["ch_names"]) else
                     " (the same channels under names spelled differently)")

@@ -48,3 +48,10 @@ def compare_run_channels(good: list[list[str]], whole: list[list[str]]) -> str:
         if len(set(folded(sets[0]))) == len(sets[0]) and all(folded(s) == folded(sets[0]) for s in sets[1:]):
             return kind
     return "differ"
+
+
+def channel_difference(first: list[str], here: list[str]) -> tuple[list[str], list[str]]:
+    """Channels of ``first`` that ``here`` lacks, and channels only ``here`` has, compared as channels are matched
+    (:func:`channel_key`: FP1 is fp1, ``EEG Fp1-REF`` is Fp1)."""
+    there, mine = {channel_key(c) for c in first}, {channel_key(c) for c in here}
+    return [c for c in first if channel_key(c) not in mine], [c for c in here if channel_key(c) not in there]

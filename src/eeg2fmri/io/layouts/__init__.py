@@ -563,7 +563,7 @@ def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
     others (prepare refuses that without its option channels)."""
     import mne
 
-    from eeg2fmri.io.channel_names import channel_key, compare_run_channels
+    from eeg2fmri.io.channel_names import channel_difference, compare_run_channels
 
     heads = []
     for run in runs:
@@ -585,11 +585,8 @@ def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
         return [], [f"the runs' EEG channels differ only by the channels some runs mark bad ({marked}): prepare keeps all "
                     f"{len(whole0)} in every run and interpolates a run's bad ones from electrode positions"]
     problems = []
-    there = {channel_key(c) for c in good0}
     for k, good, _ in heads[1:]:
-        here = {channel_key(c) for c in good}
-        missing = [c for c in good0 if channel_key(c) not in here]
-        extra = [c for c in good if channel_key(c) not in there]
+        missing, extra = channel_difference(good0, good)
         if missing or extra:
             problems.append(f"{k}: EEG channels differ from the first run's ({key0}): missing here {missing}, only here {extra}; "
                             "prepare refuses runs with different channels: give one set with the prepare option channels (a run's "
