@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import mne
 import nibabel as nib
@@ -193,6 +194,29 @@ def test_synthesize_header_affine_tr_and_values(tiny_bids, tiny_prepared, ridge_
     assert img2.header.get_zooms()[3] == pytest.approx(1.0) and img2.shape[3] in (2 * data.shape[3], 2 * data.shape[3] + 1)
     with pytest.raises(Eeg2fmriInputError, match=r"tr=0\.7 s: expected the training TR or a step that divides the training frame length 2 s"):
         synthesize(eeg, ridge_dir, tmp_path / "bad.nii.gz", tr=0.7, progress_bar=False)
+
+
+def test_synthesize_takes_a_fit_model_result_as_its_saved_folder_would(tiny_bids, tiny_prepared, tmp_path):
+    """synthesize(eeg, fit_model(...), out): the fitted object in memory gives the volumes its saved folder gives, the sidecar
+    says it was in memory, and no temporary folder is left behind."""
+    import tempfile
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.training import fit_model, save_fit
+
+    sp = make_split(tiny_prepared, "within")
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(tiny_prepared, sp))
+    assert fitted.dataset is tiny_prepared and fitted.split is sp
+    eeg = tiny_bids / EEG_NAME
+    before = set(Path(tempfile.gettempdir()).glob("eeg2fmri-fit-*"))
+    mem = synthesize(eeg, fitted, tmp_path / "mem_bold.nii.gz", progress_bar=False)
+    assert set(Path(tempfile.gettempdir()).glob("eeg2fmri-fit-*")) == before
+    saved = save_fit(fitted, tmp_path / "model")  # the dataset and split come with the result
+    disk = synthesize(eeg, saved, tmp_path / "disk_bold.nii.gz", progress_bar=False)
+    np.testing.assert_array_equal(np.asarray(nib.load(mem).dataobj), np.asarray(nib.load(disk).dataobj))
+    side = json.loads((tmp_path / "mem_bold.json").read_text())
+    assert side["ModelDir"] == "(in memory: fit_model result of 'ridge_hrf')" and side["Model"] == "ridge_hrf"
+    assert json.loads((tmp_path / "disk_bold.json").read_text())["ModelDir"] == str(saved.absolute())
 
 
 def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_path):

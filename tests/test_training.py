@@ -983,3 +983,16 @@ def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_pr
     assert loaded.meta["window"]["n_frames"] == split.n_frames and np.array_equal(loaded.mask, tiny_prepared.mask)
     with pytest.raises(Eeg2fmriInputError, match="already exists"):
         save_fit(fitted, tiny_prepared, split, out)
+    # save_fit(result, FOLDER): the dataset and split the result was fitted on
+    short = save_fit(fitted, tmp_path / "m2")
+    assert json.loads((short / "model.json").read_text())["window"] == loaded.meta["window"]
+    np.testing.assert_allclose(load_model(short).predict(x), loaded.predict(x), rtol=1e-6)
+    import dataclasses
+
+    bare = dataclasses.replace(fitted, dataset=None, split=None)  # a result made by hand
+    with pytest.raises(Eeg2fmriInputError, match=r"save_fit: expected the dataset and split the model was fitted on, found none .*save_fit\(result, ds, split, FOLDER\)"):
+        save_fit(bare, tmp_path / "m3")
+    with pytest.raises(Eeg2fmriInputError, match=r"save_fit: expected the model folder to write, got none"):
+        save_fit(fitted)
+    with pytest.raises(Eeg2fmriInputError, match=r"save_fit: expected fitted as a FitResult, got .*fit_model\(ds, split, name\) returns one"):
+        save_fit(tmp_path / "m4", fitted)

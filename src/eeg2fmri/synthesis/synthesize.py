@@ -294,7 +294,7 @@ def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
         When neither holds ``model.json``.
     """
     check_instance(model_dir, (str, os.PathLike), "model_dir", where="synthesize",
-                   fix="pass the folder the model was saved to (save_fit(result, FOLDER), eeg2fmri train's RUN/model); the "
+                   fix="pass the folder the model was saved to (save_fit(result, FOLDER), eeg2fmri train's RUN/model) or what fit_model returned; the "
                        "order is synthesize(eeg, model_dir, out)")
     path = Path(model_dir)
     if (path / "model.json").is_file():
@@ -310,7 +310,7 @@ def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
 
 def synthesize(
     eeg,
-    model_dir: str | os.PathLike,
+    model_dir,
     out: str | os.PathLike,
     *,
     tr: float | None = None,
@@ -340,9 +340,11 @@ def synthesize(
         name, case-insensitively; extra channels are ignored (reported),
         missing ones raise. Another sampling rate is resampled to the
         training work rate (reported).
-    model_dir : path-like
+    model_dir : path-like | FitResult
         A trained model directory (``model.json``, weights, ``mask.nii.gz``), or a training run folder
-        whose ``model/`` is one.
+        whose ``model/`` is one, or what :func:`~eeg2fmri.training.fit_model` returned (saved with its
+        dataset and split into a temporary folder first, as ``save_fit(result, FOLDER)`` would; the sidecar's
+        ``ModelDir`` then says so).
     out : path-like
         Output ``.nii.gz`` or ``.nii``; written volume block by volume block
         into a temporary file next to it (``.nii.gz``: gzip level 1,
@@ -439,6 +441,27 @@ def synthesize(
     window lies in the recording, placed as in training (the window ends
     with the volume's own acquisition, plus the model's lag).
     """
+    if _is_fit_result(model_dir):  # a fitted model in memory: through the model folder it would be saved as
+        options = {k: v for k, v in locals().items() if k not in ("eeg", "model_dir", "out")}  # the keyword arguments
+        from eeg2fmri.training.fit import save_fit
+
+        with tempfile.TemporaryDirectory(prefix="eeg2fmri-fit-") as tmp:
+            folder = save_fit(model_dir, Path(tmp) / "model")
+            return _synthesize(eeg, folder, out, model_label=f"(in memory: fit_model result of {model_dir.name!r})", **options)
+    return _synthesize(eeg, model_dir, out, tr=tr, overwrite=overwrite, uncertainty=uncertainty, batch_size=batch_size, chunk_seconds=chunk_seconds,
+                       pad_seconds=pad_seconds, progress_bar=progress_bar, device=device, channel_positions=channel_positions,
+                       channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
+                       first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans)
+
+
+def _is_fit_result(value) -> bool:
+    return all(hasattr(value, a) for a in ("model", "spec", "name", "hparams")) and not isinstance(value, (str, os.PathLike))
+
+
+def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
+                progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
+                dummy_scans) -> Path:
+    """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
 
@@ -738,7 +761,7 @@ def synthesize(
                 "TrainingRepetitionTime": tr_train,
                 "Units": "the predicted (expected) BOLD in per-voxel standardised (z) units of the training runs; a prediction varies less than a measured z-scored run (by about the model's r where it follows it), so compare time courses, not amplitudes; 0 outside the model's mask",
                 "Model": meta["model"],
-                "ModelDir": str(Path(model_dir).absolute()),
+                "ModelDir": model_label or str(Path(model_dir).absolute()),
                 "Source": where,
                 "SamplingFrequency": sf,
                 "TrainingSamplingFrequency": train_sf if math.isfinite(train_sf) else None,

@@ -113,7 +113,8 @@ def fit_model(
     -------
     FitResult
         ``model.predict(x)`` maps windows ``(n, *spec.input_shape)`` to
-        ``(n, *spec.output_shape)`` float32 for every kind of model.
+        ``(n, *spec.output_shape)`` float32 for every kind of model; ``dataset`` and ``split`` are ``ds`` and
+        ``split`` (so that ``save_fit(result, FOLDER)`` and ``synthesize(eeg, result, out)`` need nothing else).
     """
     check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="fit_model", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
     check_like(split, ("selections",), "split", "a Split", where="fit_model", fix="make_split(ds, protocol) returns one; the order is fit_model(ds, split, name, hparams, targets)")
@@ -129,7 +130,9 @@ def fit_model(
                 raise Eeg2fmriInputError(f"fit_model: expected progress_bar as True, False or None, got {progress_bar!r}.")
             train_config = dict(train_config or {})
             train_config["trainer"] = {**dict(train_config.get("trainer") or {}), "progress_bar": progress_bar}
-        return fit_torch(ds, split, name, hparams, targets, train_config=train_config, out_dir=out_dir)
+        res = fit_torch(ds, split, name, hparams, targets, train_config=train_config, out_dir=out_dir)
+        res.dataset, res.split = ds, split
+        return res
     targets = split_targets(ds, split) if targets is None else targets
     spec = data_spec(ds, split.n_frames)
     model = build_model(name, spec, **hparams)
@@ -146,7 +149,7 @@ def fit_model(
     if hasattr(model, "alpha_"):
         info["alpha"] = model.alpha_
     logger.info("fitted %s on %d windows in %.2f s", name, len(x), dt)
-    return FitResult(model, spec, name, hparams, dt, info)
+    return FitResult(model, spec, name, hparams, dt, info, dataset=ds, split=split)
 
 
 def split_summary(split: Split) -> dict:
@@ -155,19 +158,22 @@ def split_summary(split: Split) -> dict:
             "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
 
 
-def save_fit(fitted: FitResult, ds: PreparedDataset, split: Split, out: str | os.PathLike, *, card: dict | None = None,
-             overwrite: bool = False) -> os.PathLike:
+def save_fit(fitted: FitResult, ds: PreparedDataset | str | os.PathLike | None = None, split: Split | None = None,
+             out: str | os.PathLike | None = None, *, card: dict | None = None, overwrite: bool = False) -> os.PathLike:
     """Save a :func:`fit_model` result as a model folder that ``load_model``, ``evaluate`` and ``synthesize`` read.
+
+    ``save_fit(result, FOLDER)`` saves it with the dataset and split it was fitted on (``result.dataset``,
+    ``result.split``); ``save_fit(result, ds, split, FOLDER)`` names them (e.g. for a result made by hand).
 
     Parameters
     ----------
     fitted : FitResult
         What :func:`fit_model` returned.
-    ds : PreparedDataset
+    ds : PreparedDataset | None
         The dataset it was fitted on (its mask, affine, ROIs and preparation travel with the model, so that
-        synthesis prepares a new recording the same way).
-    split : Split
-        The split it was fitted with (its window length and lag are the model's).
+        synthesis prepares a new recording the same way); default ``fitted.dataset``.
+    split : Split | None
+        The split it was fitted with (its window length and lag are the model's); default ``fitted.split``.
     out : path-like
         The model folder to write (atomically; an existing one only with ``overwrite=True``).
     card : dict | None
@@ -177,7 +183,25 @@ def save_fit(fitted: FitResult, ds: PreparedDataset, split: Split, out: str | os
     -------
     Path
         ``out``.
+
+    Raises
+    ------
+    Eeg2fmriInputError
+        ``fitted`` is not a FitResult, or the dataset, split or folder is missing.
     """
+    check_like(fitted, ("model", "spec", "name"), "fitted", "a FitResult", where="save_fit",
+               fix="fit_model(ds, split, name) returns one; the order is save_fit(result, FOLDER)")
+    if isinstance(ds, (str, os.PathLike)) and split is None and out is None:  # save_fit(result, FOLDER)
+        ds, out = None, ds
+    ds = getattr(fitted, "dataset", None) if ds is None else ds
+    split = getattr(fitted, "split", None) if split is None else split
+    if ds is None or split is None:
+        raise Eeg2fmriInputError("save_fit: expected the dataset and split the model was fitted on, found none in the result (it was not "
+                                 "made by fit_model); pass them: save_fit(result, ds, split, FOLDER).")
+    if out is None:
+        raise Eeg2fmriInputError("save_fit: expected the model folder to write, got none; pass it: save_fit(result, FOLDER).")
+    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="save_fit", fix="the order is save_fit(result, ds, split, FOLDER)")
+    check_like(split, ("selections",), "split", "a Split", where="save_fit", fix="the order is save_fit(result, ds, split, FOLDER)")
     from eeg2fmri.datasets.prepared import model_prepare_config
     from eeg2fmri.models import save_model
 
