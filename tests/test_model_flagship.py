@@ -542,6 +542,50 @@ def test_tangent_linear_path_mixes_power_and_tangent_ridges(tmp_path):
     _assert_tangent_roundtrip(model, x_te, out, tmp_path)
 
 
+def test_linear_refit_fits_the_path_again_on_training_and_validation_windows_with_the_choices_kept():
+    """linear_refit=True: every choice is made as without it (same weights, basis, penalty, per-output gain), then the
+    band-power ridge and the tangent ridge are fitted again on training + validation windows with those choices:
+    the path equals ridge_hrf(refit=True) and the tangent ridge refitted the same way, mixed with the same weight."""
+    from eeg2fmri.models.ridge_hrf import RidgeHRF
+    from eeg2fmri.preprocessing.hrf import double_gamma_hrf
+
+    def windows(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, *TAN.input_shape, generator=g)
+        h = torch.from_numpy(double_gamma_hrf(2.0, length=2.0 * N_FRAMES)[:N_FRAMES][::-1].copy()).float()
+        drive = torch.einsum("ncft,t->ncf", x[:, :, N_BANDS:], h).reshape(n, -1)
+        power = torch.einsum("ncft,t->n", x[:, :2, :N_BANDS], h)[:, None]
+        w = torch.randn(drive.shape[1], 11, generator=torch.Generator().manual_seed(7)) / 5
+        return x, drive @ w + power + 0.3 * torch.randn(n, 11, generator=g)
+
+    x_tr, y_tr = windows(80, 1)
+    x_va, y_va = windows(30, 2)
+    x_te, _ = windows(9, 3)
+    kw = dict(seed=0, n_members=2, calibrate_output=False, tangent_hrf="canonical", output_rank=None)
+    plain = EEG2fMRINet(TAN, **kw)
+    info0 = plain.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    model = EEG2fMRINet(TAN, linear_refit=True, **kw)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    for key in ("ridge_weight", "tangent_weight", "ridge_hrf", "ridge_alpha", "tangent_alpha", "voxel_gain_quantiles"):
+        assert info[key] == info0[key], key
+    assert info["linear_refit_windows"] == 110 and "linear_refit_windows" not in info0
+    v = info["tangent_weight"]
+    assert 0 < v < 1
+    pspec = DataSpec("bandpower", (N_CHANS, N_BANDS, N_FRAMES), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
+    pr = RidgeHRF(pspec, refit=True).fit(x_tr[:, :, :N_BANDS].numpy(), y_tr.numpy(), x_va[:, :, :N_BANDS].numpy(), y_va.numpy())
+    h = double_gamma_hrf(2.0, length=2.0 * N_FRAMES)[:N_FRAMES][::-1]
+    conv = lambda x: np.einsum("ncft,t->ncf", x[:, :, N_BANDS:].numpy().astype(np.float64), h)[..., None]  # noqa: E731
+    tspec = DataSpec("bandpower", (N_CHANS, N_BANDS * N_CHANS, 1), (11,), sfreq=250.0, tr=2.0, frame_rate=0.5)
+    tr_ = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), refit=True).fit(conv(x_tr), y_tr.numpy(), conv(x_va), y_va.numpy())
+    want = (1 - v) * pr.predict(x_te[:, :, :N_BANDS].numpy()) + v * tr_.predict(conv(x_te))
+    model.eval()
+    plain.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(model.ridge_prediction(x_te).numpy(), want, rtol=1e-3, atol=1e-4)
+        assert not np.allclose(model.ridge_prediction(x_te).numpy(), plain.ridge_prediction(x_te).numpy(), atol=1e-3)
+    assert "_pending_refit" not in model.__dict__
+
+
 def test_tangent_rule_guarded_keeps_the_power_ridge_unless_the_tangent_ridge_earns_its_weight(tmp_path):
     """tangent_rule="guarded": on pure noise the best tangent mix's validation mean r is near 0, so the band-power
     ridge alone is kept (tangent weight 0, no tangent buffers, the reason recorded; its predictions equal that ridge's

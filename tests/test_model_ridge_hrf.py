@@ -297,3 +297,30 @@ def test_gcv_without_validation_equals_its_definition(per_target):
     np.testing.assert_allclose(m.val_scores_, scores.mean(1), rtol=1e-6)
     expected = alphas[int(np.argmin(scores.mean(1)))] if not per_target else np.array(alphas)[np.argmin(scores, axis=0)]
     np.testing.assert_array_equal(np.atleast_1d(m.alpha_), np.atleast_1d(expected))
+
+
+def test_refit_chosen_keeps_the_basis_and_penalty_and_needs_a_fit_first():
+    """RidgeHRF.refit_chosen(x, y): the basis and penalty fit() chose, coefficients from the windows given -- what
+    refit=True does with the training and validation windows; before fit() it says what to call first."""
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    spec = DataSpec("bandpower", (3, 4, 6), (5,), sfreq=100.0, tr=2.0, frame_rate=0.5)
+    rng = np.random.default_rng(0)
+    x, xv = rng.standard_normal((50, 3, 4, 6)), rng.standard_normal((20, 3, 4, 6))
+    w = rng.standard_normal((72, 5))
+    y, yv = x.reshape(50, -1) @ w + rng.standard_normal((50, 5)), xv.reshape(20, -1) @ w + rng.standard_normal((20, 5))
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: call fit\(\) before refit_chosen\(\)"):
+        RidgeHRF(spec).refit_chosen(x, y)
+    m = RidgeHRF(spec, hrf="lags").fit(x, y, xv, yv)
+    alpha, hrf = m.alpha_, m.hrf_
+    both = RidgeHRF(spec, hrf="lags", refit=True).fit(x, y, xv, yv)
+    m.refit_chosen(np.concatenate([x, xv]), np.concatenate([y, yv]))
+    assert (m.alpha_, m.hrf_, m.n_fit_windows_) == (alpha, hrf, 70)
+    np.testing.assert_allclose(m.predict(xv), both.predict(xv), rtol=1e-6)
+    # the ridge solution itself (scikit-learn's Ridge on the same standardised lags, penalty alpha * n_features)
+    from sklearn.linear_model import Ridge
+
+    f = np.concatenate([x, xv]).reshape(70, -1)
+    mu, sd = f.mean(0), f.std(0)
+    ref = Ridge(alpha=alpha * f.shape[1]).fit((f - mu) / sd, np.concatenate([y, yv]))
+    np.testing.assert_allclose(m.predict(xv), ref.predict((xv.reshape(20, -1) - mu) / sd), rtol=1e-4, atol=1e-5)

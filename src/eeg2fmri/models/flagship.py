@@ -373,6 +373,12 @@ class EEG2fMRINet(nn.Module):
         large as elsewhere, so a synthesised volume shows activity where the model has it. Voxel r is
         unchanged (a positive factor per output); R² and RMSE move towards what a per-output regression
         of the validation data gives. ``False`` keeps the single ``output_gain``.
+    linear_refit : bool
+        After every choice made on the validation windows (ridge basis and penalties, tangent variant and
+        weight, blend weight, output rank, per-output gain), fit the linear path's ridges again on the
+        training and validation windows together with those choices (``ridge_hrf(refit=True)`` for the
+        path; the network is not retrained). Meant with a validation set of its own subject (benchmark split
+        option ``val_subjects: next``), where it gives the path back the subject validation took. Off by default.
     seed : int or None
         Seed of the parameter initialisation (the global RNG is left untouched).
 
@@ -441,6 +447,7 @@ class EEG2fMRINet(nn.Module):
         tangent_rule: str = "floor",
         tangent_cv: str | None = None,
         voxel_gain: bool = True,
+        linear_refit: bool = False,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -459,6 +466,7 @@ class EEG2fMRINet(nn.Module):
         self.subject_film = bool(subject_film)
         self.calibrate_output = bool(calibrate_output)
         self.fit_voxel_gain = bool(voxel_gain)
+        self.linear_refit = bool(linear_refit)
         if isinstance(ridge_blend, str):
             self.ridge_blend = check_choice(ridge_blend, "ridge_blend", ("validation",), where="eeg2fmri_net")
         else:
@@ -727,6 +735,26 @@ class EEG2fMRINet(nn.Module):
             c = r.coef_.astype(np.float64)
             return c / r.x_scale_[:, None], r.intercept_.astype(np.float64) - (r.x_mean_ / r.x_scale_) @ c
 
+        def tangent_args(tridge: RidgeHRF, ks: list, v: float, coef: np.ndarray, bias: np.ndarray) -> tuple:
+            """The path's coefficients with the tangent ridge mixed in at weight ``v`` and the tangent buffers."""
+            # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
+            # (float32 components, float64 where they are summed over features; no float64 copy of the components)
+            comp = tridge.components_  # (n_components, n_features), float32
+            proj = comp.T / tridge.x_scale_[:, None].astype(np.float32)
+            t_coef = tridge.coef_.astype(np.float64)
+            centre = tridge.x_mean_ / tridge.x_scale_
+            shift = np.concatenate([comp[i : i + 256].astype(np.float64) @ centre for i in range(0, len(comp), 256)])
+            t_bias = tridge.intercept_.astype(np.float64) - shift @ t_coef
+            coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
+            n_f, n_k = proj.shape
+            if v == 0.0:  # the band-power ridge alone (tangent_rule="guarded" kept it): no tangent path
+                tan = ()
+            elif n_k * (n_f + t_coef.shape[1]) < n_f * t_coef.shape[1]:  # factored only where it is the smaller form
+                tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
+            else:
+                tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(proj.astype(np.float64) @ (v * t_coef)))
+            return coef, bias, tan
+
         coef, bias = folded(ridge)
 
         def mean_r(p: np.ndarray, y: np.ndarray | None = None) -> float:  # constant voxels count as r = 0
@@ -775,22 +803,7 @@ class EEG2fMRINet(nn.Module):
                     rows = slice(i, i + 256)
                     p_tr[rows] = (1 - v) * ridge.predict(x_tr[kept_tr[rows]]).reshape(-1, self.spec.n_outputs)
                     p_tr[rows] += v * tridge.predict(feats(tan_tr[rows], ks)).reshape(-1, self.spec.n_outputs)
-            # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
-            # (float32 components, float64 where they are summed over features; no float64 copy of the components)
-            comp = tridge.components_  # (n_components, n_features), float32
-            proj = comp.T / tridge.x_scale_[:, None].astype(np.float32)
-            t_coef = tridge.coef_.astype(np.float64)
-            centre = tridge.x_mean_ / tridge.x_scale_
-            shift = np.concatenate([comp[i : i + 256].astype(np.float64) @ centre for i in range(0, len(comp), 256)])
-            t_bias = tridge.intercept_.astype(np.float64) - shift @ t_coef
-            coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
-            n_f, n_k = proj.shape
-            if v == 0.0:  # the band-power ridge alone (tangent_rule="guarded" kept it): no tangent path
-                tan_args = ()
-            elif n_k * (n_f + t_coef.shape[1]) < n_f * t_coef.shape[1]:  # factored only where it is the smaller form
-                tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
-            else:
-                tan_args = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(proj.astype(np.float64) @ (v * t_coef)))
+            coef, bias, tan_args = tangent_args(tridge, ks, v, coef, bias)
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),
                          "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": r_tan})
         self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)
@@ -812,6 +825,19 @@ class EEG2fMRINet(nn.Module):
         info.update({"ridge_weight": w, "val_r_network": mean_r(net), "val_r_ridge": mean_r(lin), "val_r_blend": mean_r((1 - w) * net + w * lin)})
         if p_tr is not None:
             info.update(self._fit_output_rank(p_tr, (1 - w) * net + w * lin, y_va))
+        if self.linear_refit:  # after every validation choice (after_fit runs it last): the ridges on training + validation windows
+            def refit() -> dict[str, Any]:
+                ridge.refit_chosen(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]))
+                coef, bias = folded(ridge)
+                tan: tuple = ()
+                if tangent:
+                    if v > 0.0:
+                        tridge.refit_chosen(np.concatenate([feats(tan_tr, ks), feats(tan_va, ks)]), np.concatenate([ty_tr, ty_va]))
+                    coef, bias, tan = tangent_args(tridge, ks, v, coef, bias)
+                self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan)
+                return {"linear_refit_windows": int(len(x_tr) + len(x_va))}
+
+            self._pending_refit = refit
         return info
 
     def _cross_fit_tangent_weight(self, v: float, info: dict[str, Any], subs: list, kept: Any, x_tr: Any, y_tr: Any, t_tr: Any, ty_tr: Any,
@@ -1200,7 +1226,11 @@ class EEG2fMRINet(nn.Module):
                 info.update(self._fit_ridge(train_batches, val))
             if self.fit_voxel_gain and len(val):
                 info.update(self._fit_voxel_gain(val))
+            refit = self.__dict__.pop("_pending_refit", None)
+            if refit is not None:  # linear_refit: once nothing more is chosen on the validation windows
+                info.update(refit())
         finally:
+            self.__dict__.pop("_pending_refit", None)
             self.train(was_training)
         return info
 

@@ -268,13 +268,32 @@ class RidgeHRF:
         self.n_fit_windows_ = len(x)
         if self.refit and x_val is not None and y_val is not None:  # the same basis and penalties, on every window given
             n_out = int(np.prod(self.spec.output_shape))
-            both_x = np.concatenate([np.asarray(x), np.asarray(x_val)])
-            both_y = np.concatenate([np.asarray(y).reshape(len(x), n_out), np.asarray(y_val).reshape(len(x_val), n_out)])
-            again = self._fit_basis(self.hrf_, both_x, both_y, None, None, fixed=self.alpha_index_)
-            for k in ("x_mean_", "x_scale_", "coef_", "intercept_", "components_"):
-                if k in again:
-                    setattr(self, k, again[k])
-            self.n_fit_windows_ = len(both_x)
+            self.refit_chosen(np.concatenate([np.asarray(x), np.asarray(x_val)]),
+                              np.concatenate([np.asarray(y).reshape(len(x), n_out), np.asarray(y_val).reshape(len(x_val), n_out)]))
+        return self
+
+    def refit_chosen(self, x: np.ndarray, y: np.ndarray) -> RidgeHRF:
+        """Fit the coefficients again on windows ``x``, ``y`` with the basis and penalties :meth:`fit` chose.
+
+        What ``refit=True`` does with the training and validation windows; callers that must score the first fit on
+        the validation windows before refitting (the flagship's linear path) call it themselves.
+
+        Parameters
+        ----------
+        x : array, shape (n_samples, *spec.input_shape)
+        y : array, shape (n_samples, n_outputs)
+
+        Returns
+        -------
+        self : RidgeHRF
+        """
+        if not hasattr(self, "alpha_index_"):
+            raise Eeg2fmriInputError("ridge_hrf: call fit() before refit_chosen() (the basis and penalties are chosen there).")
+        again = self._fit_basis(self.hrf_, x, y, None, None, fixed=self.alpha_index_)
+        for k in ("x_mean_", "x_scale_", "coef_", "intercept_", "components_"):
+            if k in again:
+                setattr(self, k, again[k])
+        self.n_fit_windows_ = len(x)
         return self
 
     def _fit_basis(self, hrf: str, x, y, x_val, y_val, fixed: np.ndarray | None = None) -> dict:
