@@ -238,3 +238,17 @@ def test_driven_regions_focal(tmp_path, tiny_bids):
     np.testing.assert_allclose(g["bold_clean"][:, ~off], ref["bold_clean"][:, ~off], rtol=1e-5, atol=1e-6)
     assert g["bold_clean"][:, off].std() < 0.8 * ref["bold_clean"][:, off].std()
     np.testing.assert_array_equal(g["drive_visible"], ref["drive_visible"])
+
+
+@pytest.mark.parametrize("name", ["data", "eeg_test"])
+def test_simulate_writes_into_folders_named_like_eeg_file_extensions(tmp_path, name):
+    """User test 9: `eeg2fmri simulate data` failed with FileNotFoundError (mne_bids rewrites '.dat' -> '.lay' and
+    '.eeg' -> '.vhdr' anywhere in a source path, and the EEG was staged inside the output's temporary '.data.tmp-...'
+    folder). Both simulators stage it elsewhere now."""
+    from eeg2fmri.simulate import simulate_neural_mass_dataset
+
+    root = simulate_dataset(tmp_path / name, progress_bar=False, **{**TINY, "n_subjects": 1, "minutes": 1.0})
+    assert len(list(root.glob("sub-01/eeg/*_eeg.vhdr"))) == 1 and not list(root.glob(".scratch"))
+    nm = simulate_neural_mass_dataset(tmp_path / "nm" / name, n_subjects=1, minutes=1.0, voxel_size=12.0, n_channels=8, sfreq=125.0,
+                                      seed=3, n_regions=10, progress_bar=False)
+    assert len(list(nm.glob("sub-01/eeg/*_eeg.vhdr"))) == 1

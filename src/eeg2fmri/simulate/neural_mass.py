@@ -87,7 +87,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -103,6 +102,7 @@ from eeg2fmri.simulate.simulator import (
     _leadfield,
     _write_bold,
     _write_eeg,
+    scratch_dir,
 )
 from eeg2fmri.utils.atomic import atomic_dir
 from eeg2fmri.utils.logs import logger, progress
@@ -637,9 +637,7 @@ def simulate_neural_mass_dataset(
     dt_bold = k_bold / sfreq
     k_gt = max(1, int(round(sfreq / NEURAL_RATE)))
     task = "rest"
-    with atomic_dir(out, overwrite=overwrite, marker="derivatives/groundtruth") as root:
-        scratch = root / ".scratch"
-        scratch.mkdir()
+    with atomic_dir(out, overwrite=overwrite, marker="derivatives/groundtruth") as root, scratch_dir() as scratch:
         gt_root = root / "derivatives" / "groundtruth"
         gt_root.mkdir(parents=True)
         batches = [list(range(b, min(b + _BATCH, n_subjects))) for b in range(0, n_subjects, _BATCH)]
@@ -702,7 +700,6 @@ def simulate_neural_mass_dataset(
                 params = dict(subject=sub, **{k: v for k, v in sp.items() if k not in ("voxel_gain", "baseline")})
                 (gdir / f"sub-{sub}_parameters.json").write_text(json.dumps(_jsonable(params)))
             del res
-        shutil.rmtree(scratch)
         _write_common(root, gt_root, anat, W, dist, delays * dt, o, names, dict(
             n_subjects=n_subjects, minutes=minutes, seed=seed, n_channels=n_channels, sfreq=sfreq,
             voxel_size=voxel_size, tr=tr, model=model, integration_rate=1.0 / dt))

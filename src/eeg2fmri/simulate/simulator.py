@@ -35,8 +35,11 @@ so that the noise ceiling (``corr(clean, measured)``) and the oracle ceiling
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -560,6 +563,28 @@ def _subject_parameters(cfg: SimulationConfig, anat: Anatomy, group: dict, info,
 _jsonable = to_jsonable
 
 
+#: Parts of a path that mne_bids.write_raw_bids rewrites in the whole source path (".eeg" -> ".vhdr", ".fdt" -> ".set",
+#: ".dat" -> ".lay", mne-bids 0.16), so that a recording written under a folder named e.g. "data" or "eeg_test" is not found.
+_MNE_BIDS_REWRITES = (".eeg", ".fdt", ".dat")
+
+
+@contextlib.contextmanager
+def scratch_dir():
+    """A temporary folder for the EEG files that mne_bids copies into the dataset, on a path it does not rewrite.
+
+    Not inside the output folder: its temporary name (``.NAME.tmp-...``) holds ``.dat`` for an output named ``data``
+    and ``.eeg`` for one named ``eeg...`` (user test 9: ``eeg2fmri simulate data`` failed with FileNotFoundError).
+    """
+    tmp = tempfile.mkdtemp(prefix="eeg2fmri_sim_")
+    try:
+        if any(part in tmp for part in _MNE_BIDS_REWRITES):
+            raise Eeg2fmriInputError(f"simulate: the temporary folder {tmp} contains one of {list(_MNE_BIDS_REWRITES)}, which mne_bids rewrites "
+                                     "in source paths; point TMPDIR at a folder whose path does not.")
+        yield Path(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _write_eeg(root: Path, tmpdir: Path, sub: str, run: int, cfg: SimulationConfig, info, data_uv: np.ndarray, extra: dict, onsets: np.ndarray, task: str,
                slices: np.ndarray | None = None) -> None:
     import mne
@@ -645,9 +670,7 @@ def simulate_dataset(
     logger.info("simulating %d subject(s) x %d run(s) of %.1f min", cfg.n_subjects, cfg.n_runs, cfg.minutes)
     anat = make_anatomy(cfg.voxel_size, cfg.n_regions, cfg.seed)
     group = _group_parameters(cfg, anat)
-    with atomic_dir(out, overwrite=overwrite, marker="derivatives/groundtruth") as root:
-        scratch = root / ".scratch"
-        scratch.mkdir()
+    with atomic_dir(out, overwrite=overwrite, marker="derivatives/groundtruth") as root, scratch_dir() as scratch:
         gt_root = root / "derivatives" / "groundtruth"
         gt_root.mkdir(parents=True)
         subjects = [f"{i + 1:02d}" for i in range(cfg.n_subjects)]
@@ -663,9 +686,6 @@ def simulate_dataset(
                 np.savez_compressed(gdir / f"sub-{sub}_task-{task}_run-{run}_groundtruth.npz", **res["gt"])
             params = dict(subject=sub, **{k: v for k, v in sp.items()})
             (gdir / f"sub-{sub}_parameters.json").write_text(json.dumps(_jsonable(params)))
-        import shutil
-
-        shutil.rmtree(scratch)
         _write_groundtruth_common(gt_root, cfg, anat, group, names)
         _fix_dataset_description(root, cfg)
     logger.info("wrote %s", out)
