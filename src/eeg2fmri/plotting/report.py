@@ -324,7 +324,7 @@ def plot_r_distributions(rs: dict[str, np.ndarray], out: Path, title: str = "") 
         if v.size == 0:
             continue
         style = "--" if "null" in label else "-"
-        ax.hist(v, bins=bins, histtype="step", lw=1.5, ls=style, color=f"C{k}", density=True, label=f"{label} (median {np.median(v):.3f})")
+        ax.hist(v, bins=bins, histtype="step", lw=1.5, ls=style, color=f"C{k}", density=True, label=f"{label} (pooled median {np.median(v):.3f})")
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_xlabel("voxel-wise test r")
     ax.set_ylabel("density")
@@ -479,6 +479,13 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
         if isinstance(v, float) and np.isfinite(v) and v <= p95:
             sent += ("; **the model's median r does not exceed that 95th percentile: over the whole mask it is not distinguishable "
                      "from chance on these data**")
+    elif isinstance(v, float) and np.isfinite(v):  # test runs too short for shifts well away from alignment (user test 9)
+        shortest = min((int(ps.get("n_test", 0)) for ps in results.get("per_subject", {}).values()), default=0)
+        sent += (f"; no null distribution could be formed (the shortest test span has {shortest} volumes: too few for circular shifts "
+                 "at least 16 s and 10 % of a run away from alignment), so **these data cannot tell whether the model exceeds chance**"
+                 + (" -- and its median r is within 0.01 of its half-run shift's" if isinstance(m.get("null_median_r"), float)
+                    and v <= m["null_median_r"] + 0.01 else "")
+                 + "; hold out longer test spans (split fractions) or more runs")
     sent += "."
     if "ceilings" in g:
         sent += (f" On this simulated data the noise ceiling is {_f(g['ceilings']['noise_median_r'])} and the oracle (EEG-visible) ceiling "

@@ -487,7 +487,7 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     for nm in r_names:
         dist[nm] = np.concatenate([results["per_subject"][s]["_r"][nm] for s in subs])
         dist[f"{nm} shifted null"] = np.concatenate([results["per_subject"][s]["_r_null"][nm] for s in subs])
-    figs.append(plot_r_distributions(dist, folder / "r_distributions.png", "voxel-wise test r (all test subjects)"))
+    figs.append(plot_r_distributions(dist, folder / "r_distributions.png", "voxel-wise test r, all test subjects' voxels pooled"))
     figs.append(plot_subject_r(results["per_subject"], r_names, folder / "subjects.png", "median r per test subject"))
     key, run = next(iter(results["runs"].items()))
     band, level = None, None
