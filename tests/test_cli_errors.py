@@ -165,3 +165,27 @@ def test_montage_names():
         _standard_montage("BIOSEMI64")
     with pytest.raises(Eeg2fmriInputError, match=r"found no montage named 'zzz'; pick the one that matches the cap from: .*biosemi64"):
         _standard_montage("zzz")
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "simulate"])
+def test_ctrl_c_says_what_was_left_and_how_to_go_on(tmp_path, capsys, monkeypatch, command):
+    """User test 9: after Ctrl-C, train and tune said 'no partial output was left behind' next to their checkpoints and
+    study. The resumable commands now say what they kept and how to resume; the others still write nothing."""
+    import importlib
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    target = {"train": ("eeg2fmri.workflows.train", "train"), "tune": ("eeg2fmri.workflows.tune", "tune"),
+              "simulate": ("eeg2fmri.simulate", "simulate_dataset")}[command]
+    monkeypatch.setattr(importlib.import_module(target[0]), target[1], stop)
+    argv = {"train": ["train", "cfg.yaml", "--out", str(tmp_path / "run")], "tune": ["tune", "cfg.yaml", "--trials", "3"],
+            "simulate": ["simulate", str(tmp_path / "sim")]}[command]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    want = {"train": f"interrupted; the run so far is kept in {tmp_path / 'run'} (checkpoints, logs): continue it with eeg2fmri train cfg.yaml "
+                     f"--resume --out {tmp_path / 'run'}, or start again with --overwrite.",
+            "tune": "interrupted; the study is kept (OUT/tune/study.db): run the same command again to resume it (the interrupted trial "
+                    "runs again and does not count towards --trials).",
+            "simulate": "interrupted; no partial output was left behind."}[command]
+    assert want in err

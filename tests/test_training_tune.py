@@ -99,3 +99,76 @@ def test_tune_retries_a_trial_whose_process_died_at_once(prepared_dir, tmp_path,
     assert rows[2]["state"] == "RUNNING"  # the live one
     assert rows[3]["state"] == "COMPLETE" and rows[3]["params"]["lr"] == lr  # the retry, with the killed trial's parameters
     assert res.n_finished == 2 and len(rows) == 4  # the retried failure is not one of the two
+
+
+def test_tune_reruns_a_trial_stopped_by_ctrl_c_and_proposes_what_an_uninterrupted_search_would(prepared_dir, tmp_path, monkeypatch, caplog):
+    """User test 9: after Ctrl-C the interrupted trial was FAIL for ever (the resumed search finished one trial short), and
+    after a kill the trials after the retry were proposed from shifted seeds. Now the interrupted trial is run again with its
+    parameters, it does not count, and the completed trials are those of an uninterrupted search, in order."""
+    import eeg2fmri.training.trainer as trainer_mod
+    from eeg2fmri.workflows.tune import tune
+
+    real = trainer_mod.fit_torch
+    calls = []
+
+    def interrupted_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    cfg = _config(prepared_dir, tmp_path / "search")
+    monkeypatch.setattr(trainer_mod, "fit_torch", interrupted_second)
+    with pytest.raises(KeyboardInterrupt):
+        tune(cfg, trials=3, pruner="none")
+    monkeypatch.setattr(trainer_mod, "fit_torch", real)
+    with caplog.at_level("WARNING", logger="eeg2fmri"):
+        res = tune(cfg, trials=3, pruner="none")
+    assert "trial 1 was interrupted; running it again with the same parameters" in caplog.text
+    rows = json.loads((tmp_path / "search" / "tune" / "trials.json").read_text())
+    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"] and "interrupted (Ctrl-C)" in rows[1]["error"]
+    assert rows[2]["params"] == rows[1]["params"] and res.n_finished == 3
+    tune(_config(prepared_dir, tmp_path / "s2"), trials=3, pruner="none")
+    straight = json.loads((tmp_path / "s2" / "tune" / "trials.json").read_text())
+    assert [r["params"] for r in rows if r["state"] == "COMPLETE"] == [r["params"] for r in straight]
+
+
+def test_tune_scores_the_blended_model_and_says_when_the_network_is_never_used(prepared_dir, tmp_path, monkeypatch, caplog):
+    """With monitor val_r, a trial of a model that blends its network with a linear path after training (eeg2fmri_net) is
+    scored by the blended validation r (the model that predicts); the network's own best is kept (user test 9: tune chose
+    the network's settings by a score the final model did not use)."""
+    import eeg2fmri.training.trainer as trainer_mod
+    from eeg2fmri.training.result import FitResult
+    from eeg2fmri.workflows.tune import tune
+
+    def fake(ds, split, name, hparams, targets, *, train_config, out_dir, **kw):
+        lr = float(train_config["optimizer"]["lr"])
+        return FitResult(None, None, name, hparams, 0.0, {"best_score": lr, "val_r_blend": 0.5 - lr, "ridge_weight": 1.0, "history": []})
+
+    monkeypatch.setattr(trainer_mod, "fit_torch", fake)
+    cfg = {**_config(prepared_dir, tmp_path / "s"), "optimizer": {"batch_size": 8, "max_epochs": 2, "patience": None, "monitor": "val_r"}}
+    with caplog.at_level("WARNING", logger="eeg2fmri"):
+        res = tune(cfg, trials=3, pruner="none")
+    rows = json.loads((tmp_path / "s" / "tune" / "trials.json").read_text())
+    assert [r["value"] for r in rows] == pytest.approx([0.5 - r["params"]["lr"] for r in rows])
+    assert res.best_params["lr"] == min(r["params"]["lr"] for r in rows)  # the best blend, not the best network
+    m = json.loads((tmp_path / "s" / "tune" / "trial_0000" / "metrics.json").read_text())
+    assert m["network_value"] == pytest.approx(rows[0]["params"]["lr"]) and m["ridge_weight"] == 1.0
+    assert f"in every completed trial {MODEL}'s blend kept its linear path alone (weight 1): the network is not used" in caplog.text
+
+
+def test_tune_storage_errors_and_a_search_that_stopped_before_its_first_trial(prepared_dir, tmp_path):
+    """A storage URL SQLAlchemy cannot use is refused before anything is written (user test 9: raw SQLAlchemy tracebacks and
+    an empty folder); a search that failed before its first trial (a wrong data path) does not bind the folder to its config."""
+    from eeg2fmri.workflows.tune import tune
+
+    cfg = _config(prepared_dir, tmp_path / "s")
+    with pytest.raises(Eeg2fmriInputError, match=r"--storage 'study\.db': expected an SQLAlchemy database URL such as sqlite:///runs/study\.db .*"
+                                                 r"got one it cannot use \(ArgumentError"):
+        tune(cfg, trials=1, storage="study.db")
+    with pytest.raises(Eeg2fmriInputError, match=r"--storage 'postgres://nowhere/db': .*got one it cannot use \(NoSuchModuleError"):
+        tune(cfg, trials=1, storage="postgres://nowhere/db")
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(Eeg2fmriInputError, match="manifest.json"):
+        tune({**cfg, "data": {"prepared": str(tmp_path / "nowhere")}}, trials=1)
+    assert tune(cfg, trials=1, pruner="none").n_finished == 1

@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eeg2fmri {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; no partial output was left behind.", file=sys.stderr)
+        # resumable commands (train, tune) keep their state on purpose and say how to go on; the others write atomically
+        said = getattr(handlers[args.command], "interrupted", None)
+        print(f"interrupted; {said(args) if said else 'no partial output was left behind.'}", file=sys.stderr)
         return 130
 
 

@@ -41,6 +41,13 @@ def choices_line(tr: dict) -> str:
     return "chosen on the validation windows: " + ", ".join(parts)
 
 
+def interrupted(args) -> str:
+    """What Ctrl-C leaves behind (the CLI prints it)."""
+    where = f" in {args.out}" if getattr(args, "out", None) else " in the config's out folder"
+    return (f"the run so far is kept{where} (checkpoints, logs): continue it with eeg2fmri train {args.config} --resume"
+            f"{' --out ' + str(args.out) if getattr(args, 'out', None) else ''}, or start again with --overwrite.")
+
+
 def run(args) -> int:
     from eeg2fmri.workflows.train import train
 

@@ -23,6 +23,12 @@ def add_arguments(p) -> None:
     p.add_argument("--keep-checkpoints", action="store_true", dest="keep_checkpoints", help="keep every trial's checkpoints")
 
 
+def interrupted(args) -> str:
+    """What Ctrl-C leaves behind (the CLI prints it)."""
+    return (f"the study is kept ({args.storage or 'OUT/tune/study.db'}): run the same command again to resume it (the interrupted "
+            "trial runs again and does not count towards --trials).")
+
+
 def run(args) -> int:
     from eeg2fmri.workflows.tune import tune
 
@@ -30,6 +36,6 @@ def run(args) -> int:
                keep_checkpoints=args.keep_checkpoints, progress_bar=False if args.quiet else None, verbose=args.verbose)
     print(f"study {res.study_name!r} ({res.storage}): {res.n_finished} finished trial(s)")
     if res.best_config is not None:
-        print(f"best value {res.best_value:.6g} with {res.best_params}")
+        print(f"best value {res.best_value:.4f} (validation {res.monitor}) with {res.best_params}")
         print(f"wrote {res.best_config}; train it with: eeg2fmri train {res.best_config}")
     return 0

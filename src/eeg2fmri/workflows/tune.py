@@ -17,7 +17,16 @@ one would have. Several processes may share one storage to search in
 parallel (one device each). A trial whose process was killed is run again
 (twice at most, with the same parameters) by the next ``tune`` on the same
 storage: at once when it ran on this machine (its process id is recorded and
-no longer alive), otherwise once its heartbeat is 120 s old.
+no longer alive), otherwise once its heartbeat is 120 s old; so is a trial
+stopped by Ctrl-C. Neither counts towards ``--trials``, and the trials after
+them are proposed as in an uninterrupted search (the sampler's seed counts
+trials, not retries).
+
+A trial's value is the best validation value of the monitor, except for a
+model that blends its network with other paths after training
+(``eeg2fmri_net``'s linear path): with monitor ``val_r`` its value is the
+validation mean voxel r of the blended prediction -- the model that predicts
+-- and the network's own best is kept as the trial's ``network_value``.
 
 Outputs under ``out``: ``tune/study.db``, ``tune/trial_NNNN/`` (config,
 metrics and logs of each trial; checkpoints removed unless kept),
@@ -73,6 +82,7 @@ class TuneResult:
     best_value: float | None
     best_params: dict
     best_config: Path | None
+    monitor: str = "val_loss"
 
 
 class _Pruning(pl.Callback):
@@ -112,6 +122,51 @@ def _retry_dead_local_trials(study: Any, storage: Any, study_name: str) -> None:
         if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
             logger.warning("tune: trial %d was left running by a process that ended (pid %d); running it again", tr.number, pid)
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)(study, storage.get_trial(trial_id))
+
+
+def _retry_interrupted_trials(study: Any, storage: Any, study_name: str) -> None:
+    """Re-queue the trials an earlier ``tune`` marked ``interrupted`` (Ctrl-C) that have no retry yet, with their parameters."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {tr.system_attrs.get("failed_trial") for tr in trials}
+    for tr in trials:
+        if tr.state == optuna.trial.TrialState.FAIL and tr.user_attrs.get("interrupted") and tr.number not in retried:
+            logger.warning("tune: trial %d was interrupted; running it again with the same parameters", tr.number)
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)(study, storage.get_trial(tr._trial_id))
+
+
+def _retried(trials: list) -> set:
+    """Numbers of the failed trials that were queued again (their retry takes their place in the search)."""
+    import optuna
+
+    again = {tr.system_attrs.get("failed_trial") for tr in trials}
+    return {tr.number for tr in trials if tr.state == optuna.trial.TrialState.FAIL and tr.number in again}
+
+
+class _QuietFailures:
+    """Optuna logs a failed trial with its traceback; for a refused setting (Eeg2fmriInputError) or Ctrl-C the message is
+    enough (user test 9: 49 lines of tracebacks for two refused values)."""
+
+    def filter(self, record: Any) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (Eeg2fmriInputError, KeyboardInterrupt)):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _check_storage(storage: str) -> None:
+    """Refuse a storage URL SQLAlchemy cannot use, before anything is created (a raw SQLAlchemy traceback otherwise)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(storage).get_dialect()
+    except Exception as err:  # ArgumentError (not a URL), NoSuchModuleError (unknown dialect), ImportError (no driver)
+        raise Eeg2fmriInputError(
+            f"--storage {storage!r}: expected an SQLAlchemy database URL such as sqlite:///runs/study.db (three slashes, then a path) or "
+            f"postgresql://user@host/dbname, got one it cannot use ({type(err).__name__}: {' '.join(str(err).split())[:200]}); fix the URL, "
+            "or leave --storage out for sqlite:///<out>/tune/study.db."
+        ) from None
 
 
 def _suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
@@ -228,6 +283,8 @@ def tune(
         cfg["trainer"]["devices"] = 1
     out_path = Path(cfg["out"]).absolute()
     tune_dir = out_path / "tune"
+    if storage is not None:
+        _check_storage(storage)
     tune_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{tune_dir / 'study.db'}"
     monitor = cfg["optimizer"]["monitor"]
@@ -244,9 +301,10 @@ def tune(
         study = optuna.create_study(storage=rdb, study_name=study_name, direction=direction, load_if_exists=True,
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2) if pruner == "median" else optuna.pruners.NopPruner())
         _retry_dead_local_trials(study, rdb, study_name)
+        _retry_interrupted_trials(study, rdb, study_name)
     stored = study.user_attrs.get(STUDY_ATTR)
     fingerprint = {**base, "tune_space": space}
-    if stored is None:
+    if stored is None or not study.get_trials(deepcopy=False):  # (a search that stopped before its first trial binds nothing)
         study.set_user_attr(STUDY_ATTR, json.loads(json.dumps(fingerprint, default=str)))
     else:
         diff = config_diff(stored, json.loads(json.dumps(fingerprint, default=str)), ignore=STUDY_IGNORES)
@@ -281,25 +339,45 @@ def tune(
         except Eeg2fmriInputError as err:  # e.g. hyperparameters the model refuses: this trial fails, the search goes on
             trial.set_user_attr("error", str(err))
             raise
+        except KeyboardInterrupt:  # run again by the next tune on this storage (_retry_interrupted_trials)
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("error", "interrupted (Ctrl-C); run again by the next tune")
+            raise
         finally:
             if not keep_checkpoints:
                 shutil.rmtree(tdir / "checkpoints", ignore_errors=True)
-        value = fit.info["best_score"]
+        value = float(fit.info["best_score"])
         trial.set_user_attr("best_epoch", fit.info.get("best_epoch"))
-        (tdir / "metrics.json").write_text(json.dumps({"params": params, "value": value, "monitor": monitor, "history": fit.info["history"]}, indent=1))
-        return float(value)
+        blended = fit.info.get("val_r_blend")
+        if monitor == "val_r" and isinstance(blended, (int, float)) and np.isfinite(blended):
+            # the model that predicts: the network blended with its linear path (eeg2fmri_net), not the network alone
+            trial.set_user_attr("network_value", value)
+            trial.set_user_attr("ridge_weight", fit.info.get("ridge_weight"))
+            value = float(blended)
+        (tdir / "metrics.json").write_text(json.dumps({"params": params, "value": value, "monitor": monitor, "history": fit.info["history"],
+                                                       **({"network_value": trial.user_attrs["network_value"], "ridge_weight": fit.info.get("ridge_weight")}
+                                                          if "network_value" in trial.user_attrs else {})}, indent=1))
+        return value
 
     def finished() -> int:
-        # a failed trial that was queued again (its process died) is not one of the N: its retry is
+        # a failed trial that was queued again (its process died, Ctrl-C) is not one of the N: its retry is
         all_trials = study.get_trials(deepcopy=False)
-        retried = {tr.system_attrs.get("failed_trial") for tr in all_trials}
-        return sum(1 for tr in all_trials if tr.state.is_finished() and not (tr.state == optuna.trial.TrialState.FAIL and tr.number in retried))
+        retried = _retried(all_trials)
+        return sum(1 for tr in all_trials if tr.state.is_finished() and tr.number not in retried)
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        while finished() < trials:
-            study.sampler = optuna.samplers.TPESampler(seed=_seed(cfg["seed"], len(study.get_trials(deepcopy=False))))
-            study.optimize(objective, n_trials=1, catch=(Eeg2fmriInputError,))
+    quiet = _QuietFailures()
+    optuna_log = __import__("logging").getLogger("optuna.study._optimize")
+    optuna_log.addFilter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            while finished() < trials:
+                # trial k of an uninterrupted search: the trials so far, less those run again (their retry took their place)
+                all_trials = study.get_trials(deepcopy=False)
+                study.sampler = optuna.samplers.TPESampler(seed=_seed(cfg["seed"], len(all_trials) - len(_retried(all_trials))))
+                study.optimize(objective, n_trials=1, catch=(Eeg2fmriInputError,))
+    finally:
+        optuna_log.removeFilter(quiet)
     all_trials = study.get_trials(deepcopy=False)
     rows = [{"number": tr.number, "state": tr.state.name, "value": tr.value, "params": tr.params, "out": tr.user_attrs.get("out"),
              **({"error": tr.user_attrs["error"]} if "error" in tr.user_attrs else {})} for tr in all_trials]
@@ -312,16 +390,21 @@ def tune(
             reason = failed[-1].user_attrs.get("error", "see the log above")
             raise Eeg2fmriInputError(f"{storage}: every trial failed; the last one with: {reason}")
         logger.warning("no trial of study %r completed; see %s", study_name, tune_dir / "trials.json")
-        return TuneResult(study_name, storage, finished(), None, {}, None)
+        return TuneResult(study_name, storage, finished(), None, {}, None, monitor)
     best = study.best_trial
+    weights = [tr.user_attrs.get("ridge_weight") for tr in complete]
+    if weights and all(w == 1.0 for w in weights):
+        logger.warning("tune: in every completed trial %s's blend kept its linear path alone (weight 1): the network is not used, so its "
+                       "hyperparameters did not change the predictions; the values differ only through the linear path's validation "
+                       "choices. Compare with ridge_hrf before training the network further.", name)
     best_cfg = apply_overrides(base, best.params)
     best_cfg["out"] = str(out_path / "best")
     best_cfg = resolve_config(best_cfg)
     path = out_path / "best_config.yaml"
     header = (f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})\n"
-              f"# trial {best.number}: {monitor} = {best.value:.6g}; params {json.dumps(best.params, default=str)}\n"
+              f"# trial {best.number}: {monitor} = {best.value:.4f}; params {json.dumps(best.params, default=str)}\n"
               f"# train it with: eeg2fmri train {path}\n")
     with atomic_file(path, overwrite=True) as tmp:
         tmp.write_text(header + dump_config(best_cfg))
     logger.info("best trial %d: %s = %.4g (%s)", best.number, monitor, best.value, best.params)
-    return TuneResult(study_name, storage, finished(), float(best.value), dict(best.params), path)
+    return TuneResult(study_name, storage, finished(), float(best.value), dict(best.params), path, monitor)
