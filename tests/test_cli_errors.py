@@ -189,3 +189,44 @@ def test_ctrl_c_says_what_was_left_and_how_to_go_on(tmp_path, capsys, monkeypatc
                     "runs again and does not count towards --trials).",
             "simulate": "interrupted; no partial output was left behind."}[command]
     assert want in err
+
+
+def test_run_folder_errors_suggest_the_commands_own_options_and_resume(tmp_path, capsys):
+    """User test 9: explain/classify suggested `--protocol`, which they do not take; an interrupted train folder was called
+    'neither' instead of an unfinished run to resume; config keys with typos got no suggestion."""
+    assert main(["explain", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "or --model DIR (and --data PREPARED)." in err and "--protocol" not in err
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert "or --model DIR --data PREPARED --protocol within." in capsys.readouterr().err
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 0\n")
+    assert main(["classify", str(run)]) == 2
+    assert (f"{run}: expected a run folder with model/model.json, found a training run that did not finish (config.yaml and checkpoints, "
+            f"no model); finish it with eeg2fmri train {run / 'config.yaml'} --resume --out {run}, then run classify again.") in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {prepared: x}\nmodel: {name: ridge_hrf}\nsplit: {protcol: loso}\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert "split.protcol: expected protocol or an option of make_split: [" in (err := capsys.readouterr().err) and "did you mean 'protocol'" in err
+    cfg.write_text("data: {prepared: x}\nmodel: {name: ridge_hrf}\noptimiser: {lr: 0.1}\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert "found 'optimiser'; did you mean 'optimizer' (see docs/training.md)." in capsys.readouterr().err
+    bids = tmp_path / "bids"
+    (bids / "sub-01").mkdir(parents=True)
+    cfg.write_text(f"data: {{prepared: {bids}}}\nmodel: {{name: ridge_hrf}}\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert f"config data.prepared: {bids}: expected a prepared dataset with manifest.json" in (err := capsys.readouterr().err)
+    assert f"looks like a BIDS dataset: give it as data.bids: {bids}" in err
+    cfg.write_text(f"data: {{bids: {tmp_path / 'dta'}}}\nmodel: {{name: ridge_hrf}}\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert f"config data.bids: {tmp_path / 'dta'}: expected" in capsys.readouterr().err
+
+
+def test_cli_error_lines_have_one_command_prefix_and_no_question_full_stop():
+    """User test 9: 'eeg2fmri explain: error: explain: ...' and "did you mean 'eeg2fmri_net'?." on the command line."""
+    from eeg2fmri.cli import _tidy
+
+    assert _tidy("explain: expected a voxel index, got 9", "explain") == "expected a voxel index, got 9"
+    assert _tidy("model 'eeg2fmri_nett': unknown; did you mean 'eeg2fmri_net'?.", "train") == "model 'eeg2fmri_nett': unknown; did you mean 'eeg2fmri_net'?"
+    assert _tidy("synthesize: x", "explain") == "synthesize: x"

@@ -101,6 +101,14 @@ def path_error_message(err: OSError, *, has_out: bool = True) -> str | None:
     return f"{path}: {reason}; {fix}."
 
 
+def _tidy(message: str, command: str) -> str:
+    """An error message as the command line prints it: without a second ``COMMAND:`` prefix (the Python API's messages
+    name the function) and without ``?.`` (a question that ends a sentence)."""
+    if message.startswith(f"{command}: "):
+        message = message[len(command) + 2 :]
+    return message.replace("?.", "?")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``eeg2fmri`` console script; returns the exit status."""
     parser, handlers = build_parser()
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(handlers[args.command].run(args) or 0)
     except Eeg2fmriInputError as err:
         logger.debug("input error", exc_info=True)
-        print(f"eeg2fmri {args.command}: error: {err}", file=sys.stderr)
+        print(f"eeg2fmri {args.command}: error: {_tidy(str(err), args.command)}", file=sys.stderr)
         return 2
     except OSError as err:
         message = path_error_message(err, has_out=hasattr(args, "out"))

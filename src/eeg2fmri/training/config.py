@@ -138,6 +138,14 @@ class _Ctx:
         raise Eeg2fmriInputError(f"{where}{key}: expected {expected}, found {found!r}{tail}.")
 
 
+def _spelling(found: Any, names: Any) -> str:
+    """``did you mean 'x'`` for a misspelt key (user test 9: 'split.protcol' got the list of options but no suggestion)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(found), [str(n) for n in names], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r} (see docs/training.md)" if close else "check the spelling (see docs/training.md)"
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -322,7 +330,7 @@ def _check_section(ctx: _Ctx, name: str, given: Any, defaults: dict, schema: dic
     given = _mapping(ctx, name, given)
     unknown = sorted(set(given) - set(schema))
     if unknown:
-        ctx.fail(f"{name}.{unknown[0]}", f"one of the keys {sorted(schema)}", unknown[0], "check the spelling (see docs/training.md)")
+        ctx.fail(f"{name}.{unknown[0]}", f"one of the keys {sorted(schema)}", unknown[0], _spelling(unknown[0], schema))
     out = dict(defaults)
     for k, v in given.items():
         out[k] = schema[k](ctx, f"{name}.{k}", v)
@@ -453,7 +461,7 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
     cfg = _mapping(ctx, "config", copy.deepcopy(dict(config or {})))
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
-        ctx.fail(unknown[0], f"one of the top-level sections {sorted(DEFAULTS)}", unknown[0], "check the spelling (see docs/training.md)")
+        ctx.fail(unknown[0], f"one of the top-level sections {sorted(DEFAULTS)}", unknown[0], _spelling(unknown[0], DEFAULTS))
     out: dict[str, Any] = {}
     seed = cfg.get("seed", DEFAULTS["seed"])
     if not _is_int(seed) or seed < 0:
@@ -506,7 +514,7 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
     allowed = _split_options()
     bad = sorted(set(split) - allowed - {"protocol"})
     if bad:
-        ctx.fail(f"split.{bad[0]}", f"an option of make_split: {sorted(allowed)}", bad[0])
+        ctx.fail(f"split.{bad[0]}", f"protocol or an option of make_split: {sorted(allowed)}", bad[0], _spelling(bad[0], allowed | {"protocol"}))
     out["split"] = split
     # model
     model = _mapping(ctx, "model", cfg.get("model"))

@@ -213,7 +213,7 @@ def classify_run(
     if run_dir is not None or model is not None:
         from eeg2fmri.models import load_model
 
-        model_dir, rdir = resolve_run(run_dir, model=model)
+        model_dir, rdir = resolve_run(run_dir, model=model, command="classify")
         lm = load_model(model_dir)
         rec_data, rec_split, _, _, rec_subjects = _recorded(model_dir, rdir, lm.meta)
         data = data if data is not None else rec_data

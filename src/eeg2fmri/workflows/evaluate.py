@@ -58,7 +58,7 @@ def _read_json(p: Path) -> dict:
         return {}
 
 
-def resolve_run(run_dir: str | os.PathLike | None = None, *, model: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
+def resolve_run(run_dir: str | os.PathLike | None = None, *, model: str | os.PathLike | None = None, command: str = "evaluate") -> tuple[Path, Path | None]:
     """The model directory (and the run folder around it) of ``eeg2fmri evaluate`` arguments.
 
     Parameters
@@ -68,6 +68,8 @@ def resolve_run(run_dir: str | os.PathLike | None = None, *, model: str | os.Pat
         ``model/model.json`` (``eeg2fmri train`` and quickstart outputs).
     model : path-like | None
         An explicit model directory (``--model``).
+    command : str
+        The command asking (``evaluate``, ``explain``, ``classify``): errors suggest its own options.
 
     Returns
     -------
@@ -85,8 +87,12 @@ def resolve_run(run_dir: str | os.PathLike | None = None, *, model: str | os.Pat
         return rd, rd.parent
     if (rd / "model" / "model.json").exists():
         return rd / "model", rd
+    if (rd / "config.yaml").is_file() and ((rd / "checkpoints").is_dir() or (rd / "logs").is_dir()):  # an unfinished training run
+        raise Eeg2fmriInputError(f"{rd}: expected a run folder with model/model.json, found a training run that did not finish (config.yaml and "
+                                 f"checkpoints, no model); finish it with eeg2fmri train {rd / 'config.yaml'} --resume --out {rd}, then run {command} again.")
+    other = "--model DIR --data PREPARED --protocol within" if command == "evaluate" else "--model DIR (and --data PREPARED)"
     raise Eeg2fmriInputError(f"{rd}: expected a model directory (model.json) or a run folder with model/model.json, found neither; "
-                             "pass the folder written by `eeg2fmri train` or the quickstart, or --model DIR --data PREPARED --protocol within.")
+                             f"pass the folder written by `eeg2fmri train` or the quickstart, or {other}.")
 
 
 def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path | None, dict | None, str, str, list[str] | None]:

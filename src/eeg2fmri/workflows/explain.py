@@ -176,7 +176,7 @@ def explain_run(
     """
     from eeg2fmri.models import load_model
 
-    model_dir, rdir = resolve_run(run_dir, model=model)
+    model_dir, rdir = resolve_run(run_dir, model=model, command="explain")
     out_path = Path(out) if out is not None else (rdir if rdir is not None else model_dir.parent) / "explain"
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")

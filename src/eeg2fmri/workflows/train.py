@@ -106,15 +106,26 @@ def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = 
     if d["prepared"] is None and d["bids"] is None:
         raise Eeg2fmriInputError("config: data: expected data.prepared (a prepared dataset) or data.bids (a BIDS root), found neither.")
     if d["prepared"] is not None:
-        ds = load_prepared(d["prepared"])
+        try:
+            ds = load_prepared(d["prepared"])
+        except Eeg2fmriInputError as err:  # name the config key; a BIDS root given as a prepared dataset gets the key it belongs to
+            src = Path(d["prepared"])
+            bids = (src / "dataset_description.json").is_file() or any(src.glob("sub-*"))
+            raise Eeg2fmriInputError(f"config data.prepared: {err}" + (f" {src} looks like a BIDS dataset: give it as data.bids: {src} "
+                                     "(prepared into data.prepared_out, default <out>/prepared)." if bids else "")) from None
     else:
         from eeg2fmri.datasets.prepared import prepare
 
         dest = d["prepared_out"] or (None if out is None else str(out / "prepared"))
         if dest is None:
             raise Eeg2fmriInputError("config: data.prepared_out: expected a folder for the prepared data (or an out folder), found null.")
-        prepare(d["bids"], dest, d["prepare"], subjects=d["subjects"], progress_bar=progress_bar, n_jobs=d["n_jobs"], overwrite="stale",
-                layout=d["layout"] or "bids", layout_options=d["layout_options"] or None)
+        try:
+            prepare(d["bids"], dest, d["prepare"], subjects=d["subjects"], progress_bar=progress_bar, n_jobs=d["n_jobs"], overwrite="stale",
+                    layout=d["layout"] or "bids", layout_options=d["layout_options"] or None)
+        except Eeg2fmriInputError as err:
+            if Path(d["bids"]).exists():
+                raise
+            raise Eeg2fmriInputError(f"config data.bids: {err}") from None  # (a wrong path: say which key holds it)
         ds = load_prepared(dest)
     ds = select_subjects(ds, d["subjects"], where=f"config: data.subjects ({d['prepared'] or d['bids']})")
     opts = {k: v for k, v in cfg["split"].items() if k != "protocol"}
