@@ -147,6 +147,9 @@ def test_classify_cli_on_simulated_task_blocks(task_run, capsys):
     printed = capsys.readouterr().out
     assert "source" in printed and "wrote" in printed
     doc = json.loads((out / "classify.json").read_text())
+    # under the table: the permutation test's floor and the note on the synthesised source (user test 9: only in the JSON)
+    assert "p: label permutations (19); the smallest p they can give is 1/(19+1) = 0.050." in printed
+    assert f"note (synth): {doc['notes']['synth']}." in printed
     res = doc["results"]
     assert set(res) == {"synth", "eeg", "bold"} and "in-sample for the synthesis" in doc["notes"]["synth"]
     for src in ("eeg", "bold", "synth"):

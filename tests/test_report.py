@@ -121,6 +121,10 @@ def test_report_errors(qs_folder, tmp_path, capsys):
     with pytest.raises(Eeg2fmriInputError, match=r"mynotes.html: expected a page written by eeg2fmri to replace \(overwrite\), found another file"):
         write_html(notes, "t", [("One", ["x"])], overwrite=True)
     assert notes.read_text() == "my notes"
+    # an output name that is not .html (user test 9: HTML written into report.txt)
+    with pytest.raises(Eeg2fmriInputError, match=r"rep.txt: expected an HTML file name \(.html\), got '.txt'; pass e.g. --out .*rep.html"):
+        build_report(folder, tmp_path / "rep.txt")
+    assert not (tmp_path / "rep.txt").exists()
 
 
 def test_write_html_blocks(tmp_path):

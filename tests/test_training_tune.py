@@ -37,6 +37,7 @@ def test_tune_two_trials_resume_to_three(prepared_dir, tmp_path):
     assert [r["value"] for r in rows2] == pytest.approx([r["value"] for r in rows], rel=1e-6)
     assert straight.best_params == resumed.best_params
     # best_config.yaml is a complete train config with the best parameters
+    assert resumed.best_config.read_text().startswith("# written by eeg2fmri ")  # the version line config.yaml has (user test 9)
     best = load_config(resumed.best_config)
     assert best["optimizer"]["lr"] == resumed.best_params["lr"] and best["model"]["hparams"]["hidden"] == resumed.best_params["hidden"]
     assert best["loss"]["corr"] == resumed.best_params["loss.corr"] and best["tune"] == {}

@@ -37,6 +37,8 @@ def run(args) -> int:
                             sources=args.sources, atlas=args.atlas, delay_s=args.delay, n_splits=args.n_splits,
                             n_permutations=args.n_permutations, out=args.out, random_state=args.seed, overwrite=args.overwrite,
                             progress_bar=not args.quiet)
-    print(format_table(res))
+    import json
+
+    print(format_table(res, json.loads((out / "classify.json").read_text()).get("notes")))
     print(f"wrote {out}/classify.json and {out}/classify.tsv")
     return 0

@@ -275,6 +275,9 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
             f"{folder}: expected an eeg2fmri run or benchmark folder (metrics.json or leaderboard.json), found neither; "
             "run eeg2fmri quickstart/evaluate/benchmark first."
         )
+    if not out_path.is_dir() and out_path.suffix.lower() not in (".html", ".htm"):  # (user test 9: HTML written into report.txt)
+        raise Eeg2fmriInputError(f"{out_path}: expected an HTML file name (.html), got {out_path.suffix or 'no extension'!r}; pass e.g. "
+                                 f"--out {out_path.with_suffix('.html')}.")
     if out_path.is_dir():  # checked before --overwrite: a folder is never replaced by the page
         raise Eeg2fmriInputError(f"{out_path}: expected an HTML file path, found a directory; pass --out {out_path / 'report.html'}.")
     if out_path.exists() and not overwrite:

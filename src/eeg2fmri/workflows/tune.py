@@ -401,7 +401,10 @@ def tune(
     best_cfg["out"] = str(out_path / "best")
     best_cfg = resolve_config(best_cfg)
     path = out_path / "best_config.yaml"
-    header = (f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})\n"
+    from eeg2fmri.utils.provenance import software_line
+
+    header = (f"# written by {software_line()}\n"
+              f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})\n"
               f"# trial {best.number}: {monitor} = {best.value:.4f}; params {json.dumps(best.params, default=str)}\n"
               f"# train it with: eeg2fmri train {path}\n")
     with atomic_file(path, overwrite=True) as tmp:
