@@ -377,3 +377,56 @@ def test_volume_figures_cut_through_the_peak_r(tmp_path, monkeypatch):
     rep.plot_slices(mask, rng.standard_normal(n), rng.standard_normal(n), r, tmp_path / "s.png")
     titles = [ax.get_title() for ax in shown[-1][0]]
     assert f"z={int(np.argwhere(mask)[peak][2])}" in titles and len(titles) == 3
+
+
+def test_long_titles_are_wrapped_to_the_figure_and_drawn_inside_it(tmp_path):
+    """User test 9: titles cut off at the figure's edge (hrfs.png, patterns, time courses). fit_title wraps each line to
+    the figure's width, keeps explicit line breaks (the 'NOT USED' note stays on its own line), and the drawn title of a
+    figure lies inside the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eeg2fmri.plotting.report import fit_title
+
+    fig = plt.figure(figsize=(6.5, 3.6))
+    long = "eeg2fmri_net spatial patterns (Haufe), member 0, strongest sources per band, with a title far longer than any figure"
+    text = fit_title(fig, long + "\nNOT USED in the predictions: the blend gave the linear path all the weight (ridge_weight 1)", 12)
+    lines = text.split("\n")
+    assert len(lines) >= 3 and " ".join(lines[:-2]).startswith("eeg2fmri_net spatial") and lines[-1].endswith("(ridge_weight 1)")
+    assert max(len(x) for x in lines) <= int(6.5 * 72 / (0.56 * 12))
+    t = fig.suptitle(text, fontsize=12)
+    fig.canvas.draw()
+    box = t.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1
+    plt.close(fig)
+
+
+def test_mni_volumes_give_a_tiny_prediction_its_own_colour_scale(tmp_path, monkeypatch):
+    """User test 9: a synthesised volume whose fluctuations were 1/40 of the measured one's was blank on the shared
+    scale. Under a quarter of the measured 99th percentile it gets its own scale and its panel says by how much."""
+    import nilearn.plotting
+
+    from eeg2fmri.plotting import plot_volumes_mni
+
+    seen = []
+    real = nilearn.plotting.plot_stat_map
+
+    def spy(img, **kw):
+        seen.append((kw["title"], kw["vmax"]))
+        return real(img, **kw)
+
+    monkeypatch.setattr(nilearn.plotting, "plot_stat_map", spy)
+    rng = np.random.default_rng(3)
+    mask = np.zeros((7, 8, 6), bool)
+    mask[2:5, 2:6, 1:5] = True
+    n = int(mask.sum())
+    y, p = rng.standard_normal(n), 0.02 * rng.standard_normal(n)
+    plot_volumes_mni(mask, np.diag([6.0, 6.0, 6.0, 1.0]), y, p, tmp_path / "v.png", "t")
+    (t_y, v_y), (t_p, v_p) = seen
+    assert v_y == pytest.approx(np.percentile(np.abs(y), 99)) and v_p == pytest.approx(np.percentile(np.abs(p), 99))
+    assert t_y == "measured (z)" and t_p.startswith("synthesised (z; own colour scale: its 99th percentile |value| is 0.0")
+    seen.clear()
+    plot_volumes_mni(mask, np.diag([6.0, 6.0, 6.0, 1.0]), y, 0.5 * y, tmp_path / "w.png", "t")  # comparable: one scale
+    assert [t for t, _ in seen] == ["measured (z)", "synthesised (z)"] and seen[0][1] == seen[1][1]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.plotting.report import _plt
+from eeg2fmri.plotting.report import _plt, fit_title
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["NoChannelPositions", "plot_attention_graph", "plot_channel_topomaps", "plot_hrfs", "plot_importance_bars", "plot_lag_curves"]
@@ -83,11 +83,9 @@ def plot_channel_topomaps(maps: np.ndarray, ch_names: list[str], montage: Any, o
         mne.viz.plot_topomap(v, info, axes=ax, show=False, cmap=cmap if symmetric else "viridis", vlim=vlim, contours=0, sensors=True)
         ax.set_title(titles[i], fontsize=8)
     if suptitle:
-        import textwrap
-
-        fig.suptitle(textwrap.fill(suptitle, width=int(16 * max(3.6, 2.4 * cols))), fontsize=9)
+        fig.suptitle(fit_title(fig, suptitle, 9), fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, bbox_inches="tight")  # (the suptitle's lines included)
     plt.close(fig)
     return out
 
@@ -107,7 +105,7 @@ def plot_importance_bars(values: dict[str, np.ndarray], names: list[str], out: P
         ax.bar(np.arange(len(names)) + j * w - 0.4 + w / 2, v, width=w, label=lab)
     ax.set_xticks(np.arange(len(names)), names, rotation=30 if len(names) > 8 else 0, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fit_title(ax.figure, title, 9, share=ax.get_position().width), fontsize=9)
     if len(values) > 1:
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -125,7 +123,7 @@ def plot_lag_curves(lag_s: np.ndarray, values: dict[str, np.ndarray], out: Path,
     ax.set_xlabel("lag: seconds before the end of the volume", fontsize=8)
     ax.set_ylabel("share of |attribution|", fontsize=8)
     ax.invert_xaxis()
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fit_title(ax.figure, title, 9, share=ax.get_position().width), fontsize=9)
     if len(values) > 1:
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -153,7 +151,7 @@ def plot_hrfs(lag_s: np.ndarray, kernels: np.ndarray, band_names: list[str], out
         ax.plot(lag_s, k[:, f].reshape(-1, k.shape[-1]).mean(0), color=c, lw=2, label=name)
     ax.set_xlabel("lag (s)", fontsize=8)
     ax.set_ylabel("weight", fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fit_title(ax.figure, title, 9, share=ax.get_position().width), fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
@@ -210,7 +208,7 @@ def plot_attention_graph(attention: np.ndarray, ch_names: list[str], montage: An
     else:
         ax1.text(0.5, 0.5, "no channel positions in the montage", ha="center", va="center")
     ax1.axis("off")
-    fig.suptitle(title)
+    fig.suptitle(fit_title(fig, title, 12))
     fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return out

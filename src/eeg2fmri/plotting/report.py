@@ -84,8 +84,8 @@ def plot_slices(mask: np.ndarray, measured: np.ndarray, predicted: np.ndarray, r
             if i == 0:
                 ax.set_title(f"z={z}")
         fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.8)
-    fig.suptitle(title)
-    fig.savefig(out, dpi=80)
+    fig.suptitle(fit_title(fig, title, 12))
+    fig.savefig(out, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return out
 
@@ -106,6 +106,15 @@ def _in_mni_box(affine: np.ndarray, shape: tuple[int, ...]) -> bool:
 
 
 _SPACES = ("mni", "native", None)
+
+
+def fit_title(fig: Any, text: str, fontsize: float = 10.0, share: float = 1.0) -> str:
+    """``text`` wrapped to the width of ``fig`` (times ``share`` for one axis of several), line by line, so that no
+    title is cut off at the figure's edge (user test 9: clipped titles in hrfs.png, patterns and time courses)."""
+    import textwrap
+
+    chars = max(20, int(fig.get_figwidth() * share * 72 / (0.56 * fontsize)))
+    return "\n".join(textwrap.fill(line, width=chars) if line else line for line in str(text).split("\n"))
 
 
 def _with_note(title: str, note: str) -> str:
@@ -255,17 +264,18 @@ def plot_timecourses(measured: np.ndarray, predicted: np.ndarray, r: np.ndarray,
         ax.set_ylabel(label)
     axes[0].legend(loc="upper right", fontsize=8, ncol=3)
     axes[-1].set_xlabel("time in test span (s)")
-    fig.suptitle(title + ("" if halfwidth is not None else " (no calibrated intervals: prediction rescaled, no band)"))
+    fig.suptitle(fit_title(fig, title + ("" if halfwidth is not None else " (no calibrated intervals: prediction rescaled, no band)"), 12))
     fig.tight_layout()
-    fig.savefig(out, dpi=80)
+    fig.savefig(out, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return out
 
 
 def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray, predicted: np.ndarray, out: Path, title: str = "", *,
                      r: np.ndarray | None = None, space: str | None = None) -> Path:
-    """One measured and one synthesised volume over the MNI152 template (where the grid is in MNI space), same colour scale,
-    world coordinates.
+    """One measured and one synthesised volume over the MNI152 template (where the grid is in MNI space), world coordinates,
+    on one colour scale -- or each on its own where the synthesised one's fluctuations are under a quarter of the measured
+    one's (its panel title gives the ratio).
 
     The slices go through the voxel of highest test ``r`` when it is given (where the model
     follows the measurement: a focal effect is on the figure), otherwise through the mask's centroid.
@@ -289,19 +299,27 @@ def plot_volumes_mni(mask: np.ndarray, affine: np.ndarray, measured: np.ndarray,
     from nilearn import plotting
 
     plt = _plt()
-    lim = float(np.nanpercentile(np.abs(np.concatenate([measured, predicted])), 99)) or 1.0
+    lim_m = float(np.nanpercentile(np.abs(np.asarray(measured, dtype=np.float64)), 99)) or 1.0
+    lim_p = float(np.nanpercentile(np.abs(np.asarray(predicted, dtype=np.float64)), 99)) or 1.0
+    lim = max(lim_m, lim_p)
+    # a prediction whose fluctuations are far smaller than the measurement's (shrunk where the model predicts little)
+    # would be blank on the shared scale (user test 9): then each panel gets its own scale, and the panel says so
+    own = lim_p < 0.25 * lim_m
     bg, note = mni_background(np.asarray(affine), mask.shape, space)
     centre = _cut_centre(mask, affine, r)
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.6))
+    panels = (("measured (z)", measured, lim_m if own else lim),
+              (f"synthesised (z; own colour scale: its 99th percentile |value| is {lim_p / lim_m:.2g}x the measured one's)" if own
+               else "synthesised (z)", predicted, lim_p if own else lim))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nilearn's notes on resampling and colour bars
-        for ax, (name, vals) in zip(axes, (("measured", measured), ("synthesised", predicted))):
+        for ax, (name, vals, vmax) in zip(axes, panels):
             img = nib.Nifti1Image(_unmask(mask, np.nan_to_num(np.asarray(vals, dtype=np.float32)), fill=0.0), np.asarray(affine, dtype=np.float64))
-            disp = plotting.plot_stat_map(img, bg_img=bg, display_mode="ortho", cut_coords=tuple(centre[:3]), cmap="RdBu_r", vmax=lim,
+            disp = plotting.plot_stat_map(img, bg_img=bg, display_mode="ortho", cut_coords=tuple(centre[:3]), cmap="RdBu_r", vmax=vmax,
                                           symmetric_cbar=True, colorbar=True, title=name, axes=ax, draw_cross=False, black_bg=False, annotate=True)
             del disp
-    fig.suptitle(_with_note(title, note))
-    fig.savefig(out, dpi=90)
+    fig.suptitle(fit_title(fig, _with_note(title, note), 12))
+    fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return out
 
@@ -329,7 +347,7 @@ def plot_r_distributions(rs: dict[str, np.ndarray], out: Path, title: str = "") 
     ax.set_xlabel("voxel-wise test r")
     ax.set_ylabel("density")
     ax.legend(fontsize=7)
-    ax.set_title(title)
+    ax.set_title(fit_title(fig, title, 12))
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
@@ -366,7 +384,7 @@ def plot_subject_r(per_subject: dict[str, dict], names: list[str], out: Path, ti
     ax.set_xticklabels(subs, rotation=45 if len(subs) > 8 else 0)
     ax.set_ylabel("median voxel r (95% CI)")
     ax.legend(fontsize=7)
-    ax.set_title(title)
+    ax.set_title(fit_title(fig, title, 12))
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
