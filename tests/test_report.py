@@ -48,7 +48,9 @@ def test_report_of_quickstart_is_self_contained(qs_folder, tmp_path):
     assert len(imgs) >= 2 and all(b.startswith(b"\x89PNG") for b in imgs)  # slices.png, timecourses.png
     assert "<figcaption>slices.png</figcaption>" in text and "<figcaption>timecourses.png</figcaption>" in text
     summary = json.loads((qs_folder / "metrics.json").read_text())["summary"]
-    assert "<h2>Summary</h2>" in text and "<td>model_median_r</td>" in text
+    assert "<h2>Summary</h2>" in text and "<td>model median r</td>" in text  # the reader's names, not JSON keys (user test 9)
+    summary_section = text.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "model_median_r" not in summary_section and "<td>model R²</td>" in summary_section
     assert f'<td class="num">{summary["model_median_r"]:.4g}</td>' in text
     assert "<h2>Model card</h2>" in text and "<pre>" in text
     assert "<title>Tiny &lt;run&gt;</title>" in text  # the title is escaped
@@ -430,3 +432,13 @@ def test_mni_volumes_give_a_tiny_prediction_its_own_colour_scale(tmp_path, monke
     seen.clear()
     plot_volumes_mni(mask, np.diag([6.0, 6.0, 6.0, 1.0]), y, 0.5 * y, tmp_path / "w.png", "t")  # comparable: one scale
     assert [t for t, _ in seen] == ["measured (z)", "synthesised (z)"] and seen[0][1] == seen[1][1]
+
+
+def test_summary_names_and_numbers_as_a_reader_says_them():
+    """User test 9: the Summary showed JSON keys (null_median_r, calhas_ssim) and the constant baseline's R² as 4.071e-16."""
+    from eeg2fmri.plotting.html import _cell
+    from eeg2fmri.workflows.report import _label
+
+    assert [_label(k) for k in ("null_median_r", "model_r2", "calhas_ssim", "mean_rmse", "fraction_of_oracle", "n_train")] == [
+        "shifted-null median r", "model R²", "SSIM (Calhas et al.'s definition)", "mean RMSE", "÷ oracle ceiling", "n train"]
+    assert _cell(4.071e-16) == ("0", True) and _cell(0.06641) == ("0.06641", True) and _cell(float("nan")) == ("nan", True)

@@ -74,8 +74,8 @@ def _cell(v: Any) -> tuple[str, bool]:
         return str(v), False
     if isinstance(v, int):
         return str(v), True
-    if isinstance(v, float):
-        return (f"{v:.4g}" if v == v else "nan"), True
+    if isinstance(v, float):  # (a value within rounding of 0, e.g. the constant baseline's R² 4e-16, is shown as 0)
+        return ("0" if abs(v) < 1e-9 else f"{v:.4g}") if v == v else "nan", True
     if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         return "[" + ", ".join(f"{x:.3g}" for x in v) + "]", True
     return str(v), False

@@ -169,6 +169,22 @@ def plot_calibration(curves: list[tuple[str, list[float], list[float]]]) -> byte
     return png[0]
 
 
+#: Column names of the Summary tables as a reader says them (user test 9: raw JSON keys such as null_median_r).
+_LABELS = {"median_r": "median r", "median_r_ci": "median r 95% CI", "null_median_r": "shifted-null median r",
+           "null_p95_median_r": "null 95th percentile", "null_shifts": "null shifts", "r2": "R²", "rmse": "RMSE", "mae": "MAE",
+           "ssim": "SSIM (3D, mask)", "psnr": "PSNR (dB)", "calhas_rmse": "RMSE (Calhas et al.'s definition)",
+           "calhas_ssim": "SSIM (Calhas et al.'s definition)", "fraction_of_oracle": "÷ oracle ceiling", "fraction_of_noise": "÷ noise ceiling",
+           "roi_median_r": "ROI median r", "median_r_in_groundtruth_mask": "median r in the driven voxels"}
+
+
+def _label(key: str) -> str:
+    """A Summary column or metric name: the reader's name of a metric (``model_r2`` -> ``model R²``), else the key spaced."""
+    for prefix in ("", "model_", "mean_", "ridge_hrf_"):
+        if key.startswith(prefix) and key[len(prefix):] in _LABELS:
+            return (prefix.replace("_", " ") + _LABELS[key[len(prefix):]]).strip()
+    return key.replace("_", " ")
+
+
 def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
     blocks: list[Any] = []
     head = {k: metrics[k] for k in ("model", "protocol") if isinstance(metrics.get(k), str)}
@@ -176,14 +192,14 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
         blocks.append(", ".join(f"{k}: {v}" for k, v in head.items()))
     summary = metrics.get("summary")
     if isinstance(summary, dict) and summary:
-        blocks.append([{"metric": k, "value": v} for k, v in summary.items() if _is_num(v) or v is None])
+        blocks.append([{"metric": _label(k), "value": v} for k, v in summary.items() if _is_num(v) or v is None])
     group = metrics.get("group")
     if isinstance(group, dict) and isinstance(group.get("models"), dict):
         rows = []
         for nm, m in group["models"].items():
             if isinstance(m, dict):
                 row: dict[str, Any] = {"model": nm}
-                row.update({k: v for k, v in m.items() if _is_num(v) or _ci(v) is not None})
+                row.update({_label(k): v for k, v in m.items() if _is_num(v) or _ci(v) is not None})
                 rows.append(row)
         if rows:
             blocks.append(rows)
