@@ -193,6 +193,14 @@ def test_report_of_a_training_run_shows_its_evaluation_and_training(tmp_path):
     (alone / "metrics.json").write_text(json.dumps(train))
     page = build_report(alone).read_text()
     assert "0.0463" in page and "best_epoch" in page and "<section id=\"training\">" not in page
+    assert "figures (HRFs" not in page
+    # a flagship whose blend kept the linear path alone: the page says its network does not shape the predictions
+    (alone / "metrics.json").write_text(json.dumps({**train, "training": {**train["training"], "ridge_weight": 1.0}}))
+    page = build_report(alone, overwrite=True).read_text()
+    import html as html_mod
+
+    assert html_mod.escape("the predictions are the linear path's, and the network's figures (HRFs, spatial patterns, attributions) "
+                           "describe a part that does not shape them.") in page
 
 
 def test_quickstart_folder_has_bands_and_mni_volumes(qs_folder):

@@ -215,6 +215,9 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
         rows = [{"training": k, "value": training[k]} for k in keep if k in training and (_is_num(training[k]) or isinstance(training[k], bool))]
         if rows:
             blocks.append(rows)
+        if training.get("ridge_weight") == 1.0:  # (user test 9: only clipped figure titles said so)
+            blocks.append("The blend gave the linear path all the weight (ridge_weight 1): the predictions are the linear path's, and the "
+                          "network's figures (HRFs, spatial patterns, attributions) describe a part that does not shape them.")
     timings = metrics.get("timings_s")
     if isinstance(timings, dict) and timings:
         blocks.append("Timings (seconds):")
