@@ -194,7 +194,7 @@ def test_explain_cli_writes_outputs_atomically(trained_net, tmp_path, capsys):
     assert "integrated_gradients (whole mask" in printed and "top band" in printed and "LRP not applicable" in printed
     doc = json.loads((out / "explain.json").read_text())
     assert doc["montage"].endswith("_electrodes.tsv")  # the training data's electrode positions
-    assert set(doc["figures"]) == {"channels_topomap.png", "bands.png", "lags.png", "patterns_topomap.png", "hrfs.png"}
+    assert set(doc["figures"]) == {"channels_topomap.png", "bands.png", "bands_signed.png", "lags.png", "patterns_topomap.png", "hrfs.png"}
     for f in doc["figures"]:
         assert (out / f).stat().st_size > 1000
     rows = (out / "explain.tsv").read_text().splitlines()
@@ -218,7 +218,7 @@ def test_explain_without_channel_positions_writes_the_rest(trained_net, tmp_path
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         assert main(["explain", str(root / "run"), "--out", str(out), "--montage", "GSN-HydroCel-32", "--n-windows", "4", "--n-steps", "2", "-q"]) == 0
     doc = json.loads((out / "explain.json").read_text())
-    assert set(doc["figures"]) == {"bands.png", "lags.png", "hrfs.png"}
+    assert set(doc["figures"]) == {"bands.png", "bands_signed.png", "lags.png", "hrfs.png"}
     assert set(doc["figures_skipped"]) == {"channels_topomap.png", "patterns_topomap.png"}
     assert all(why.startswith("channel positions: expected positions for at least 3 of the 16 channels (Fp1, Fp2,") and "found 0" in why
                for why in doc["figures_skipped"].values())

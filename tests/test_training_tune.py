@@ -144,6 +144,7 @@ def test_tune_scores_the_blended_model_and_says_when_the_network_is_never_used(p
 
     def fake(ds, split, name, hparams, targets, *, train_config, out_dir, **kw):
         lr = float(train_config["optimizer"]["lr"])
+        trainer_mod.logger.warning("the model may be under-trained")  # a fit's warning names its trial (user test 9)
         return FitResult(None, None, name, hparams, 0.0, {"best_score": lr, "val_r_blend": 0.5 - lr, "ridge_weight": 1.0, "history": []})
 
     monkeypatch.setattr(trainer_mod, "fit_torch", fake)
@@ -156,6 +157,8 @@ def test_tune_scores_the_blended_model_and_says_when_the_network_is_never_used(p
     m = json.loads((tmp_path / "s" / "tune" / "trial_0000" / "metrics.json").read_text())
     assert m["network_value"] == pytest.approx(rows[0]["params"]["lr"]) and m["ridge_weight"] == 1.0
     assert f"in every completed trial {MODEL}'s blend kept its linear path alone (weight 1): the network is not used" in caplog.text
+    assert "tune trial 0: the model may be under-trained" in caplog.text and "tune trial 2: the model may be under-trained" in caplog.text
+    assert "tune trial" not in caplog.text.split(f"in every completed trial {MODEL}")[1]  # only during a trial
 
 
 def test_tune_storage_errors_and_a_search_that_stopped_before_its_first_trial(prepared_dir, tmp_path):

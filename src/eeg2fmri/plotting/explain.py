@@ -45,7 +45,7 @@ def _info(ch_names: list[str], montage: Any) -> tuple[Any, np.ndarray]:
 
 
 def plot_channel_topomaps(maps: np.ndarray, ch_names: list[str], montage: Any, out: Path, titles: list[str], *, suptitle: str = "",
-                          n_cols: int = 4, cmap: str = "RdBu_r", symmetric: bool = True) -> Path:
+                          n_cols: int = 4, cmap: str = "RdBu_r", symmetric: bool = True, unit: str = "") -> Path:
     """Topomaps (``mne.viz.plot_topomap``) of channel values.
 
     Parameters
@@ -59,6 +59,8 @@ def plot_channel_topomaps(maps: np.ndarray, ch_names: list[str], montage: Any, o
     titles : list of str, length n_maps
     symmetric : bool
         Colour limits symmetric around 0 (patterns) or from 0 (importances).
+    unit : str
+        Label of each map's colour bar (what its values are).
 
     Returns
     -------
@@ -80,7 +82,11 @@ def plot_channel_topomaps(maps: np.ndarray, ch_names: list[str], montage: Any, o
         v = maps[i, keep]
         lim = float(np.nanmax(np.abs(v))) or 1.0
         vlim = (-lim, lim) if symmetric else (0.0, lim)
-        mne.viz.plot_topomap(v, info, axes=ax, show=False, cmap=cmap if symmetric else "viridis", vlim=vlim, contours=0, sensors=True)
+        im, _ = mne.viz.plot_topomap(v, info, axes=ax, show=False, cmap=cmap if symmetric else "viridis", vlim=vlim, contours=0, sensors=True)
+        cb = fig.colorbar(im, ax=ax, shrink=0.7, pad=0.02)  # (user test 9: maps without a scale)
+        cb.ax.tick_params(labelsize=6)
+        if unit:
+            cb.set_label(unit, fontsize=6)
         ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(fit_title(fig, suptitle, 9), fontsize=9)

@@ -52,7 +52,8 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
     """Write ``explain.json``, ``explain.tsv`` and the figures of an :func:`~eeg2fmri.evaluation.explain.explain` result atomically.
 
     Figures: ``channels_topomap.png`` (channel importance per method, MNE
-    topomaps), ``bands.png``, ``lags.png``; for the flagship
+    topomaps), ``bands.png`` (share of |attribution|), ``bands_signed.png`` (mean signed attribution: the
+    direction), ``lags.png``; for the flagship
     ``patterns_topomap.png`` (Haufe patterns, member 0, the strongest sources
     per band) and ``hrfs.png``; for BEIRA ``patterns_topomap.png``; for calhas2022
     ``attention_graph.png`` (its topographical attention, mean over the test windows).
@@ -84,12 +85,17 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
         tgt = res["target"]
         if meth:
             draw("channels_topomap.png", plot_channel_topomaps, np.stack([m["channel"] for m in meth.values()]), res["channels"], montage,
-                 after=([f"{k}: channel importance" for k in meth],), suptitle=f"target: {tgt}", symmetric=False)
+                 after=([f"{k}: channel importance" for k in meth],), suptitle=f"target: {tgt}", symmetric=False, unit="share of |attribution|")
             first = next(iter(meth.values()))
             if "band" in first:
                 names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(first["band"]) else [f"{f:g}" for f in res["freqs"]]
                 plot_importance_bars({k: m["band"] for k, m in meth.items()}, names, tmp / "bands.png", f"band importance, target: {tgt}")
                 figs.append("bands.png")
+                # the direction: more power in a band raising (> 0) or lowering (< 0) the target (user test 9: only in explain.tsv)
+                plot_importance_bars({k: m["band_signed"] for k, m in meth.items()}, names, tmp / "bands_signed.png",
+                                     f"band attribution with its sign (> 0: the band's power raises the target), target: {tgt}",
+                                     ylabel="mean signed attribution")
+                figs.append("bands_signed.png")
             plot_lag_curves(first["lag_s"], {k: m["lag"] for k, m in meth.items()}, tmp / "lags.png", f"lag importance, target: {tgt}")
             figs.append("lags.png")
         ins = res.get("insight")

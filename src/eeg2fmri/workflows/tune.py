@@ -144,6 +144,18 @@ def _retried(trials: list) -> set:
     return {tr.number for tr in trials if tr.state == optuna.trial.TrialState.FAIL and tr.number in again}
 
 
+class _TrialPrefix:
+    """Prefix the package's messages during a trial with its number."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def filter(self, record: Any) -> bool:
+        if not str(record.msg).startswith("tune trial "):
+            record.msg = f"tune trial {self.number}: {record.msg}"
+        return True
+
+
 class _QuietFailures:
     """Optuna logs a failed trial with its traceback; for a refused setting (Eeg2fmriInputError) or Ctrl-C the message is
     enough (user test 9: 49 lines of tracebacks for two refused values)."""
@@ -333,6 +345,8 @@ def tune(
         tdir.mkdir(parents=True)
         (tdir / "config.yaml").write_text(dump_config({**tcfg, "out": str(tdir)}))
         trial.set_user_attr("out", str(tdir))
+        prefix = _TrialPrefix(trial.number)  # a warning of the fit says which trial it is about (user test 9)
+        logger.addFilter(prefix)
         try:
             fit = fit_torch(ds, tv_split, tcfg["model"]["name"], tcfg["model"]["hparams"], targets, train_config=tcfg, out_dir=tdir,
                             progress_bar=progress_bar, verbose=verbose, callbacks=[_Pruning(trial, monitor)])
@@ -344,6 +358,7 @@ def tune(
             trial.set_user_attr("error", "interrupted (Ctrl-C); run again by the next tune")
             raise
         finally:
+            logger.removeFilter(prefix)
             if not keep_checkpoints:
                 shutil.rmtree(tdir / "checkpoints", ignore_errors=True)
         value = float(fit.info["best_score"])
