@@ -662,3 +662,15 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared):
         _folds(ds, "kfold", 2, {"val_subjects": "next"})
     with pytest.raises(Eeg2fmriInputError, match=r"expected 'next' with protocol 'loso' .*got \['01'\] with protocol 'loso'"):
         _folds(ds, "loso", 5, {"val_subjects": ["01"]})
+    # the closed-form parts get the validation subject back once it has chosen (refit; the user's own setting wins)
+    from eeg2fmri.workflows.benchmark import refit_hparams, run_benchmark
+
+    assert refit_hparams(["ridge_hrf", "eeg2fmri_net", "mean", "bricman_conv"], {"bricman_conv": {"lr": 1}}) == {
+        "ridge_hrf": {"refit": True}, "eeg2fmri_net": {"linear_refit": True}, "bricman_conv": {"lr": 1}}
+    assert refit_hparams(["ridge_hrf"], {"ridge_hrf": {"refit": False, "hrf": "lags"}}) == {"ridge_hrf": {"refit": False, "hrf": "lags"}}
+    auto = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "next"}, n_boot=0)
+    assert auto["refit"] == {"ridge_hrf": {"refit": True}}
+    off = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "next"}, hparams={"ridge_hrf": {"refit": False}}, n_boot=0)
+    assert "refit" not in off and "refit" not in run_benchmark(ds, "loso", ["ridge_hrf"], n_boot=0)
+    r = {b: {row["name"]: row["median_r"] for row in x["leaderboard"]}["ridge_hrf"] for b, x in (("auto", auto), ("off", off))}
+    assert r["auto"] != pytest.approx(r["off"], abs=1e-6)  # fitted on one subject more

@@ -376,7 +376,8 @@ def run(args) -> int:
                "protocol": args.protocol, "n_folds": bench["n_folds"], "models": [m for _, b in benches for m in b["models"]],
                "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},
                "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"],
-                           "model_train_configs": g.get("model_train_configs") or {}} for g, _ in benches],
+                           "model_train_configs": g.get("model_train_configs") or {},
+                           **({"refit": b["refit"]} if b.get("refit") else {})} for g, b in benches],
                "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings,
                "seed": args.seed, "jobs": args.jobs, "device": args.device, "software": software()}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:

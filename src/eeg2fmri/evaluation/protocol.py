@@ -666,8 +666,8 @@ class _OnView:
         return self.model.predict(x)
 
 
-def _fit_reference(ds: PreparedDataset, split: Split, targets: dict, name: str) -> tuple[Any, str | None]:
-    """Fit ``name`` on the split's training windows; (model, None) or (None, reason)."""
+def _fit_reference(ds: PreparedDataset, split: Split, targets: dict, name: str, hparams: dict | None = None) -> tuple[Any, str | None]:
+    """Fit ``name`` (with ``hparams``) on the split's training windows; (model, None) or (None, reason)."""
     from eeg2fmri.training.fit import fit_model
 
     if not split.selections.get("train"):
@@ -680,9 +680,9 @@ def _fit_reference(ds: PreparedDataset, split: Split, targets: dict, name: str) 
             view, vsplit = bandpower_view(ds, split)
         except ValueError as err:
             return None, f"ridge_hrf needs band-power windows and none could be derived from the {ds.representation} windows: {err}"
-        model = fit_model(view, vsplit, name, targets=split_targets(view, vsplit)).model
+        model = fit_model(view, vsplit, name, hparams, targets=split_targets(view, vsplit)).model
         return _OnView(model, view, vsplit, f"fitted on band-power windows derived from the {ds.representation} data of the same volumes"), None
-    return fit_model(ds, split, name, targets=targets).model, None
+    return fit_model(ds, split, name, hparams, targets=targets).model, None
 
 
 def reference_model(ds: PreparedDataset, split: Split, targets: dict) -> tuple[Any, str | None]:

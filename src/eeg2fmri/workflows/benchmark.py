@@ -179,6 +179,30 @@ def _check_benchmark_split_options(split_options: dict[str, Any], protocol: str,
                                  f"{ {k: split_options[k] for k in bad} }; remove them (kfold: the number of folds is n_folds= / --n-folds).")
 
 
+def refit_hparams(names: list[str], hparams: dict[str, dict] | None) -> dict[str, dict]:
+    """``hparams`` with every model that can fit its closed-form part again on training + validation windows told to.
+
+    With a validation subject of its own (split option ``val_subjects: next``) a fold trains on one subject fewer; a
+    model with a ``refit`` option (``ridge_hrf``: basis and penalties chosen on the validation subject, then fitted on
+    every non-test subject) or ``linear_refit`` (``eeg2fmri_net``'s linear path, after all its validation choices)
+    gets that subject back for its closed-form part. The user's own settings of these options win.
+    """
+    import inspect
+
+    from eeg2fmri.models.base import get_model_class
+
+    out = {k: dict(v or {}) for k, v in (hparams or {}).items()}
+    for nm in dict.fromkeys(names):
+        try:
+            params = inspect.signature(get_model_class(nm).__init__).parameters
+        except Eeg2fmriInputError:
+            continue
+        key = "refit" if "refit" in params else "linear_refit" if "linear_refit" in params else None
+        if key is not None:
+            out[nm] = {key: True, **out.get(nm, {})}
+    return out
+
+
 def _folds(ds: PreparedDataset, protocol: str, n_folds: int, split_options: dict) -> list:
     val = split_options.get("val_subjects")
     if isinstance(val, str) or (val is not None and protocol == "loso"):
@@ -373,6 +397,12 @@ def run_benchmark(
         if test_ds is not None:
             raise Eeg2fmriInputError(f"protocol {protocol!r}: a test dataset is only used with protocol 'cross'; drop --test or use --protocol cross.")
         folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
+    refit = None
+    if split_options.get("val_subjects") == "next":  # the closed-form parts get the validation subject back once it has chosen
+        given = {k: dict(v or {}) for k, v in (hparams or {}).items()}
+        hparams = refit_hparams([*names, REFERENCE], hparams)
+        refit = {nm: {k: v for k, v in hp.items() if k in ("refit", "linear_refit")} for nm, hp in hparams.items()
+                 if any(k in ("refit", "linear_refit") and k not in given.get(nm, {}) for k in hp)}
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
     jobs = 2 if executor is not None else min(jobs, len(folds))  # with an executor: never in this process
@@ -414,7 +444,7 @@ def run_benchmark(
         results["cross_dataset"] = cross_info
     rows = leaderboard_rows(results, fits)
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
-            "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds}
+            "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, **({"refit": refit} if refit else {})}
 
 
 
@@ -579,9 +609,9 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
         if nm in skip:
             continue
         t0 = time.perf_counter()
-        if nm == REFERENCE and train_ds.representation != "bandpower" and not hparams.get(nm):
+        if nm == REFERENCE and train_ds.representation != "bandpower":
             # ridge_hrf on band-power windows derived from the same STFT/raw data (see evaluation.reference)
-            model, reason = _fit_reference(train_ds, split, targets, REFERENCE)
+            model, reason = _fit_reference(train_ds, split, targets, REFERENCE, hparams.get(nm))
             if model is not None and eval_ds is not train_ds:
                 try:
                     view, vsplit = bandpower_view(eval_ds, eval_split)
