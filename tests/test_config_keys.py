@@ -153,7 +153,7 @@ def test_config_keys_a_run_would_ignore_are_refused(cfg, match):
     ("cfg", "match"),
     [
         ({"data": {"subject": ["01"]}}, r"data\.subject: expected one of the keys .*'subjects'"),
-        ({"split": {"test_subject": ["01"]}}, r"split\.test_subject: expected an option of make_split"),
+        ({"split": {"test_subject": ["01"]}}, r"split\.test_subject: expected protocol or an option of make_split: .*did you mean .test_subjects."),
         ({"model": {"name": "mean", "hparam": {}}}, r"model\.hparam: expected only the keys name and hparams"),
         ({"optimizer": {"epochs": 3}}, r"optimizer\.epochs: expected one of the keys"),
         ({"loss": {"cor": 1.0}}, r"loss\.cor: expected one of the keys"),

@@ -415,7 +415,7 @@ def test_device_choice_and_errors(tiny_bids, tiny_prepared, tmp_path, capsys):
                                    atol=2e-3, rtol=2e-3)
     else:
         assert main(["synthesize", str(eeg), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "g.nii.gz"), "-q", "--device", "cuda"]) == 2
-        assert "synthesize: device: expected a visible CUDA GPU for 'cuda', found none" in capsys.readouterr().err
+        assert "synthesize: error: device: expected a visible CUDA GPU for 'cuda', found none" in capsys.readouterr().err
         assert not (tmp_path / "g.nii.gz").exists()
 
 

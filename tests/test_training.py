@@ -89,7 +89,7 @@ class _Forbidden(dict):
         ({"loss": {"mse": -1.0}}, r"loss\.mse: expected a number >= 0, found -1\.0"),
         ({"loss": {"ssmi": 1.0}}, r"loss\.ssmi: expected one of the keys"),
         ({"split": {"protocol": "random"}}, r"split\.protocol: expected one of \['within', 'loso', 'kfold'\], found 'random'"),
-        ({"split": {"gapp": 3}}, r"split\.gapp: expected an option of make_split"),
+        ({"split": {"gapp": 3}}, r"split\.gapp: expected protocol or an option of make_split: .*did you mean .gap."),
         ({"data": {"prepared": "a", "bids": "b"}}, r"data: expected one of data\.prepared or data\.bids, found 'both'"),
         ({"data": {"prepared": "a", "prepare": {"l_freq": 1.0}}}, r"data\.prepare: expected options only together with data\.bids"),
         ({"trainer": {"devices": 0}}, r"trainer\.devices: expected an integer >= 1, \"auto\", or a list of distinct GPU indices >= 0 such as \[1\], found 0"),
