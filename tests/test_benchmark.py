@@ -639,9 +639,9 @@ def test_independent_scoreboard_runs_a_helper_generator(tmp_path, monkeypatch, c
 
 
 def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared):
-    """split option val_subjects="next" (LOSO): fold i tests subject i and validates on subject i+1 (every other run
-    trains whole), so the choices made on validation are made on an unseen subject; refused with fewer than 3 subjects
-    or another protocol, with the fix."""
+    """split option val_subjects="next" (LOSO; the default with >= 3 subjects): fold i tests subject i and validates on
+    subject i+1 (every other run trains whole), so the choices made on validation are made on an unseen subject; refused
+    with fewer than 3 subjects or another protocol, with the fix; "spans" asks for the later span of every training run."""
     from eeg2fmri.datasets import prepare_dataset
     from eeg2fmri.simulate import simulate_dataset
     from eeg2fmri.workflows.benchmark import _folds
@@ -658,19 +658,27 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared):
         assert by_part == {"test": {subs[i]}, "val": {subs[(i + 1) % 3]}, "train": set(subs) - {subs[i], subs[(i + 1) % 3]}}
     with pytest.raises(Eeg2fmriInputError, match=r"val_subjects='next': expected >= 3 subjects \(test, validation, training\), got 2"):
         _folds(tiny_prepared, "loso", 5, {"val_subjects": "next"})
-    with pytest.raises(Eeg2fmriInputError, match=r"expected 'next' with protocol 'loso' .*got 'next' with protocol 'kfold'"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected 'next' .* or 'spans' .* with protocol 'loso', got 'next' with protocol 'kfold'"):
         _folds(ds, "kfold", 2, {"val_subjects": "next"})
-    with pytest.raises(Eeg2fmriInputError, match=r"expected 'next' with protocol 'loso' .*got \['01'\] with protocol 'loso'"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected 'next' .* or 'spans' .* with protocol 'loso', got \['01'\] with protocol 'loso'"):
         _folds(ds, "loso", 5, {"val_subjects": ["01"]})
+    # the LOSO default (2026-12-06): the next subject with >= 3 subjects, the later spans with 2 or when asked ("spans")
+    from eeg2fmri.workflows.benchmark import loso_validation
+
+    assert loso_validation(ds, "loso", {}) == {"val_subjects": "next"} and loso_validation(tiny_prepared, "loso", {}) == {}
+    assert loso_validation(ds, "loso", {"val_subjects": "spans", "gap": 2}) == {"gap": 2} and loso_validation(ds, "within", {}) == {}
+    spans = _folds(ds, "loso", 5, {"val_subjects": "spans"})
+    assert all({ds.runs[r].subject for r, v in f.selections["val"].items() if len(v)} == set(subs) - {subs[i]} for i, f in enumerate(spans))
     # the closed-form parts get the validation subject back once it has chosen (refit; the user's own setting wins)
     from eeg2fmri.workflows.benchmark import refit_hparams, run_benchmark
 
     assert refit_hparams(["ridge_hrf", "eeg2fmri_net", "mean", "bricman_conv"], {"bricman_conv": {"lr": 1}}) == {
         "ridge_hrf": {"refit": True}, "eeg2fmri_net": {"linear_refit": True}, "bricman_conv": {"lr": 1}}
     assert refit_hparams(["ridge_hrf"], {"ridge_hrf": {"refit": False, "hrf": "lags"}}) == {"ridge_hrf": {"refit": False, "hrf": "lags"}}
-    auto = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "next"}, n_boot=0)
-    assert auto["refit"] == {"ridge_hrf": {"refit": True}}
+    auto = run_benchmark(ds, "loso", ["ridge_hrf"], n_boot=0)  # (the default with 3 subjects)
+    assert auto["refit"] == {"ridge_hrf": {"refit": True}} and auto["loso_validation"].startswith("each fold's next subject")
     off = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "next"}, hparams={"ridge_hrf": {"refit": False}}, n_boot=0)
-    assert "refit" not in off and "refit" not in run_benchmark(ds, "loso", ["ridge_hrf"], n_boot=0)
+    old = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "spans"}, n_boot=0)
+    assert "refit" not in off and "refit" not in old and old["loso_validation"] == "the later span of every training run"
     r = {b: {row["name"]: row["median_r"] for row in x["leaderboard"]}["ridge_hrf"] for b, x in (("auto", auto), ("off", off))}
     assert r["auto"] != pytest.approx(r["off"], abs=1e-6)  # fitted on one subject more

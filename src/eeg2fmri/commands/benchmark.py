@@ -10,7 +10,7 @@ ORDER = 65
 HELP = "train and evaluate several models under one protocol and print a leaderboard"
 DESCRIPTION = (
     "Fit every listed model on the training windows of each fold of a protocol (within: each run's later span held out; loso: "
-    "every subject held out in turn; kfold: subject folds; cross: train on DATASET, test on --test), score them on the same test "
+    "every subject held out in turn, validated on the next subject held out whole, then the closed-form parts refitted on all the others -- split option val_subjects: spans for validation on the later span of every training run; kfold: subject folds; cross: train on DATASET, test on --test), score them on the same test "
     "windows and print a leaderboard (median voxel r with 95% block-bootstrap CIs, paired difference with ridge_hrf and its p-value, "
     "R², RMSE, MAE, SSIM, PSNR, the peers' metrics, training time, parameter count). The reference ridge_hrf, the subject-mean "
     "baseline and the time-shifted null are always included. DATASET is a prepared dataset or a BIDS folder (prepared into "
@@ -366,7 +366,8 @@ def run(args) -> int:
     subs = sorted(bench["results"]["per_subject"])
     header = (f"eeg2fmri benchmark: {args.dataset} ({args.protocol}, {bench['n_folds']} fold(s), {len(subs)} test subject(s)); "
               f"median voxel r in the brain mask, 95% block-bootstrap CIs; † = the peers' own metric definitions"
-              + ("; Δr of each model against the ridge_hrf of its own input group" if len(benches) > 1 else ""))
+              + ("; Δr of each model against the ridge_hrf of its own input group" if len(benches) > 1 else "")
+              + (f"; validation: {bench['loso_validation']}" if bench.get("loso_validation") else ""))
     print(header)
     print(format_leaderboard(rows, markdown=False))
     if out is not None:
@@ -377,7 +378,8 @@ def run(args) -> int:
                "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},
                "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"],
                            "model_train_configs": g.get("model_train_configs") or {},
-                           **({"refit": b["refit"]} if b.get("refit") else {})} for g, b in benches],
+                           **({"refit": b["refit"]} if b.get("refit") else {}),
+                           **({"loso_validation": b["loso_validation"]} if b.get("loso_validation") else {})} for g, b in benches],
                "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings,
                "seed": args.seed, "jobs": args.jobs, "device": args.device, "software": software()}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:

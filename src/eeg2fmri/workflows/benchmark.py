@@ -203,14 +203,31 @@ def refit_hparams(names: list[str], hparams: dict[str, dict] | None) -> dict[str
     return out
 
 
+def loso_validation(ds: PreparedDataset, protocol: str, split_options: dict) -> dict:
+    """``split_options`` with the LOSO validation made explicit: ``val_subjects: next`` (the default with >= 3 subjects:
+    each fold validates on the subject after its test subject) unless ``val_subjects`` is given; ``"spans"`` (the later
+    span of every training run, the default before 2026-12-06 and with 2 subjects) is dropped here."""
+    opts = dict(split_options)
+    if protocol != "loso":
+        return opts
+    if opts.get("val_subjects") == "spans":
+        del opts["val_subjects"]
+    elif "val_subjects" not in opts and len(ds.subjects) >= 3:
+        opts["val_subjects"] = "next"
+    return opts
+
+
 def _folds(ds: PreparedDataset, protocol: str, n_folds: int, split_options: dict) -> list:
     val = split_options.get("val_subjects")
+    if val == "spans" and protocol == "loso":
+        return _folds(ds, protocol, n_folds, {k: v for k, v in split_options.items() if k != "val_subjects"})
     if isinstance(val, str) or (val is not None and protocol == "loso"):
         # val_subjects="next" (LOSO): each fold validates on the subject after its test subject, every other run trains
         # whole -- choices (early stopping, blend, tangent weight) made on an unseen subject, as the test subject is
         if protocol != "loso" or val != "next":
-            raise Eeg2fmriInputError(f"split option val_subjects: expected 'next' with protocol 'loso' (each fold validates on the "
-                                     f"subject after its test subject), got {val!r} with protocol {protocol!r}; drop it or use that.")
+            raise Eeg2fmriInputError(f"split option val_subjects: expected 'next' (each fold validates on the subject after its test "
+                                     f"subject) or 'spans' (on the later span of every training run) with protocol 'loso', got {val!r} "
+                                     f"with protocol {protocol!r}; drop it or use one of those.")
         subs = list(ds.subjects)
         if len(subs) < 3:
             raise Eeg2fmriInputError(f"split option val_subjects='next': expected >= 3 subjects (test, validation, training), got {len(subs)}.")
@@ -396,6 +413,7 @@ def run_benchmark(
     else:
         if test_ds is not None:
             raise Eeg2fmriInputError(f"protocol {protocol!r}: a test dataset is only used with protocol 'cross'; drop --test or use --protocol cross.")
+        split_options = loso_validation(ds, protocol, split_options)
         folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
     refit = None
     if split_options.get("val_subjects") == "next":  # the closed-form parts get the validation subject back once it has chosen
@@ -444,7 +462,10 @@ def run_benchmark(
         results["cross_dataset"] = cross_info
     rows = leaderboard_rows(results, fits)
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
-            "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, **({"refit": refit} if refit else {})}
+            "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, **({"refit": refit} if refit else {}),
+            **({"loso_validation": ("each fold's next subject, held out whole (closed-form parts refitted on training + validation "
+                                    "windows)" if split_options.get("val_subjects") == "next" else "the later span of every training run")}
+               if protocol == "loso" else {})}
 
 
 
