@@ -134,7 +134,7 @@ def test_tune_reruns_a_trial_stopped_by_ctrl_c_and_proposes_what_an_uninterrupte
     assert [r["params"] for r in rows if r["state"] == "COMPLETE"] == [r["params"] for r in straight]
 
 
-def test_tune_scores_the_blended_model_and_says_when_the_network_is_never_used(prepared_dir, tmp_path, monkeypatch, caplog):
+def test_tune_scores_the_blended_model_and_says_when_the_network_is_never_used(prepared_dir, tmp_path, monkeypatch, caplog, capsys):
     """With monitor val_r, a trial of a model that blends its network with a linear path after training (eeg2fmri_net) is
     scored by the blended validation r (the model that predicts); the network's own best is kept (user test 9: tune chose
     the network's settings by a score the final model did not use)."""
@@ -159,6 +159,14 @@ def test_tune_scores_the_blended_model_and_says_when_the_network_is_never_used(p
     assert f"in every completed trial {MODEL}'s blend kept its linear path alone (weight 1): the network is not used" in caplog.text
     assert "tune trial 0: the model may be under-trained" in caplog.text and "tune trial 2: the model may be under-trained" in caplog.text
     assert "tune trial" not in caplog.text.split(f"in every completed trial {MODEL}")[1]  # only during a trial
+    # the command line says which validation r it printed (user test 9: two unlabelled "validation r" numbers)
+    import yaml
+
+    from eeg2fmri.cli import main
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "cli")}))
+    assert main(["tune", str(tmp_path / "c.yaml"), "--trials", "1", "--pruner", "none", "-q"]) == 0
+    assert "(validation val_r: mean voxel r over the validation windows pooled across subjects; train's 'validation mean r' is per subject" in capsys.readouterr().out
 
 
 def test_tune_storage_errors_and_a_search_that_stopped_before_its_first_trial(prepared_dir, tmp_path):

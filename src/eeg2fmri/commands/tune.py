@@ -36,6 +36,8 @@ def run(args) -> int:
                keep_checkpoints=args.keep_checkpoints, progress_bar=False if args.quiet else None, verbose=args.verbose)
     print(f"study {res.study_name!r} ({res.storage}): {res.n_finished} finished trial(s)")
     if res.best_config is not None:
-        print(f"best value {res.best_value:.4f} (validation {res.monitor}) with {res.best_params}")
+        what = {"val_r": "val_r: mean voxel r over the validation windows pooled across subjects; train's 'validation mean r' is "
+                         "per subject, then averaged", "val_loss": "val_loss", "val_mse": "val_mse"}.get(res.monitor, res.monitor)
+        print(f"best value {res.best_value:.4f} (validation {what}) with {res.best_params}")
         print(f"wrote {res.best_config}; train it with: eeg2fmri train {res.best_config}")
     return 0
