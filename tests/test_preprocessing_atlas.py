@@ -239,3 +239,24 @@ def test_labels_atlas_takes_names_from_the_tsv_beside_it(tmp_path):
     assert list(Atlas.from_labels(nib.Nifti1Image(_labels(), AFF)).fit((_mask(), AFF)).names_) == [f"label-{v}" for v in atlas.labels_]
     (tmp_path / "atlas_dseg.tsv").write_text("foo\tbar\n1\tx\n")  # not a labels table: ignored
     assert label_names_beside(tmp_path / "atlas_dseg.nii.gz") is None
+
+
+def test_labels_atlas_a_voxel_off_the_data_grid_or_with_labels_outside_the_mask_is_said(caplog):
+    """User test 10: a labels image of 32x39x32 for a 33x39x32 grid was resampled with an info message only (silent by
+    default), and a label lying wholly outside the brain mask was dropped without a word."""
+    from eeg2fmri.preprocessing.atlas import load_labels
+
+    mask = np.zeros((9, 8, 7), bool)
+    mask[2:7, 2:6, 1:6] = True
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    lab = np.zeros(mask.shape, np.int16)
+    lab[2:5, 2:6, 1:6], lab[5:7, 2:6, 1:6], lab[0, 0, 0] = 1, 2, 99  # label 99 outside the mask
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        got = load_labels(nib.Nifti1Image(lab, affine), mask, affine)
+    assert set(np.unique(got)) == {1, 2}
+    assert "atlas: 1 label(s) have no voxel inside the data's brain mask (99): they get no ROI r" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        cut = load_labels(nib.Nifti1Image(lab[:8], affine), mask, affine)  # one voxel short in x, the same affine
+    assert "atlas: the atlas's grid (8, 8, 7) is not the data grid (9, 8, 7): it is resampled onto it by world coordinates" in caplog.text
+    np.testing.assert_array_equal(cut, got)  # the cut row lay outside the mask: the same labels after resampling

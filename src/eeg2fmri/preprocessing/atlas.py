@@ -489,6 +489,7 @@ def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, 
         if not p.exists():
             raise Eeg2fmriInputError(f"{p}: atlas file not found; pass a NIfTI of integer labels on the data grid.")
         atlas = nib.load(p)
+    resampled = False  # (labels lost in resampling are reported there)
     if isinstance(atlas, nib.spatialimages.SpatialImage):
         img = atlas
         if img.shape[:3] != mask.shape or (affine is not None and not np.allclose(img.affine, affine, atol=1e-3)):
@@ -501,10 +502,12 @@ def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, 
                 logger.warning("%s: the atlas has the data's grid shape %s but another voxel-to-world affine (differences up to %.3g): it is "
                                "resampled by world coordinates; if it was made on the data grid and only its header differs, fix the header "
                                "(nibabel: set_sform/set_qform with the data's affine)", where, mask.shape, diff)
-            else:
-                logger.info("%s: resampling the atlas from grid %s to the data grid %s (nearest neighbour)", where, img.shape[:3], mask.shape)
+            else:  # a warning, not info: an atlas cut a voxel short of the data grid is more often a mistake than another grid (user test 10)
+                logger.warning("%s: the atlas's grid %s is not the data grid %s: it is resampled onto it by world coordinates (nearest "
+                               "neighbour); if it was meant to be on the data grid, check how it was made", where, img.shape[:3], mask.shape)
             before = set(np.unique(np.asarray(img.dataobj)).tolist()) - {0}
             img = resample_img(img, target_affine=affine, target_shape=mask.shape, interpolation="nearest", force_resample=True, copy_header=True)
+            resampled = True
             lost = sorted(before - set(np.unique(np.asarray(img.dataobj)[mask]).tolist()))
             if lost:
                 logger.warning("%s: %d of the atlas's %d labels have no voxel inside the data's brain mask after resampling (%s%s): they get no "
@@ -516,6 +519,10 @@ def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, 
     else:
         lab = np.asarray(atlas)
     if lab.shape == mask.shape:
+        outside = sorted(set(np.unique(lab).tolist()) - set(np.unique(lab[mask]).tolist()) - {0}) if np.all(np.isfinite(lab)) else []
+        if outside and not resampled:
+            logger.warning("%s: %d label(s) have no voxel inside the data's brain mask (%s%s): they get no ROI r", where, len(outside),
+                           ", ".join(str(v) for v in outside[:10]), ", ..." if len(outside) > 10 else "")
         lab = lab[mask]
     if lab.shape != (n_vox,):
         raise Eeg2fmriInputError(
