@@ -638,7 +638,7 @@ def test_independent_scoreboard_runs_a_helper_generator(tmp_path, monkeypatch, c
     assert "done fmriprep:7" not in capsys.readouterr().out
 
 
-def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared):
+def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkeypatch, caplog):
     """split option val_subjects="next" (LOSO; the default with >= 3 subjects): fold i tests subject i and validates on
     subject i+1 (every other run trains whole), so the choices made on validation are made on an unseen subject; refused
     with fewer than 3 subjects or another protocol, with the fix; "spans" asks for the later span of every training run."""
@@ -680,5 +680,19 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared):
     off = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "next"}, hparams={"ridge_hrf": {"refit": False}}, n_boot=0)
     old = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "spans"}, n_boot=0)
     assert "refit" not in off and "refit" not in old and old["loso_validation"] == "the later span of every training run"
+    # each fold records whom it trained and validated on (user test 10: only test_subjects and window counts)
+    assert [(f["test_subjects"], f["val_subjects"], f["train_subjects"]) for f in auto["results"]["folds"]] == [
+        ([subs[i]], [subs[(i + 1) % 3]], [subs[(i + 2) % 3]]) for i in range(3)]
     r = {b: {row["name"]: row["median_r"] for row in x["leaderboard"]}["ridge_hrf"] for b, x in (("auto", auto), ("off", off))}
     assert r["auto"] != pytest.approx(r["off"], abs=1e-6)  # fitted on one subject more
+    # a tiny validation set (here: every fold, by raising the floor) is warned about, naming the fold, and its conformal
+    # intervals stay out of the averages (user test 10: 3 validation windows gave a coverage of 0.17 at 50 %)
+    import eeg2fmri.workflows.benchmark as wb
+
+    monkeypatch.setattr(wb, "MIN_VAL_WINDOWS", 10**6)
+    with caplog.at_level("WARNING", logger="eeg2fmri"):
+        few = run_benchmark(ds, "loso", ["ridge_hrf"], n_boot=0)
+    n_val = _folds(ds, "loso", 5, {"val_subjects": "next"})[0].n_samples("val")
+    assert (f"3 fold(s) validate on fewer than 1000000 windows (test {subs[0]}: {n_val} validation window(s) of subject {subs[1]}; "
+            in caplog.text) and "val_subjects: spans" in caplog.text
+    assert not few["fits"]["ridge_hrf"].get("calibration_folds") and "coverage_80" not in next(x for x in few["leaderboard"] if x["name"] == "ridge_hrf")

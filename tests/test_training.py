@@ -985,6 +985,8 @@ def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_pr
         save_fit(fitted, tiny_prepared, split, out)
     # save_fit(result, FOLDER): the dataset and split the result was fitted on
     short = save_fit(fitted, tmp_path / "m2")
+    card_split = json.loads((short / "model.json").read_text())["card"]["split"]
+    assert card_split["train_subjects"] == card_split["val_subjects"] == card_split["test_subjects"] == list(tiny_prepared.subjects)
     assert json.loads((short / "model.json").read_text())["window"] == loaded.meta["window"]
     np.testing.assert_allclose(load_model(short).predict(x), loaded.predict(x), rtol=1e-6)
     import dataclasses

@@ -57,6 +57,11 @@ class Split:
     def n_samples(self, name: str) -> int:
         return int(sum(len(v) for v in self.selections[name].values()))
 
+    def subjects(self, ds: Any) -> dict[str, list[str]]:
+        """The subjects with windows in each part, ``{"train": [...], "val": [...], "test": [...]}`` (``ds``: the dataset
+        the split was made for) -- what a fold or a saved model says it trained, validated and was tested on."""
+        return {name: sorted({ds.runs[i].subject for i, v in sel.items() if len(v)}) for name, sel in self.selections.items()}
+
 
 def check_split_fits(ds: Any, split: Split, targets: dict | None = None, *, where: str,
                      names: tuple[str, ...] = ("train", "val", "test")) -> None:

@@ -152,10 +152,14 @@ def fit_model(
     return FitResult(model, spec, name, hparams, dt, info, dataset=ds, split=split)
 
 
-def split_summary(split: Split) -> dict:
-    """A split's protocol, window, gap and number of windows per part (what model cards and metrics record)."""
-    return {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
-            "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+def split_summary(split: Split, ds: PreparedDataset | None = None) -> dict:
+    """A split's protocol, window, gap and number of windows per part (what model cards and metrics record), with ``ds``
+    also the subjects of each part (``train_subjects``, ``val_subjects``, ``test_subjects``)."""
+    out = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
+           "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+    if ds is not None:
+        out.update({f"{k}_subjects": v for k, v in split.subjects(ds).items()})
+    return out
 
 
 def save_fit(fitted: FitResult, ds: PreparedDataset | str | os.PathLike | None = None, split: Split | None = None,
@@ -206,7 +210,7 @@ def save_fit(fitted: FitResult, ds: PreparedDataset | str | os.PathLike | None =
     from eeg2fmri.models import save_model
 
     hparams = fitted.model.get_params() if hasattr(fitted.model, "get_params") else fitted.hparams
-    split_info = split_summary(split)
+    split_info = split_summary(split, ds)
     return save_model(getattr(fitted.model, "module", fitted.model), out, spec=fitted.spec, name=fitted.name, hparams=hparams, mask=ds.mask,
                       affine=ds.affine, window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds),
                       card={"split": split_info, "fit": fitted.info, **(card or {})}, overwrite=overwrite, xform_code=ds.xform_code, rois=ds.rois)

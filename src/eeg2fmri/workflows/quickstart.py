@@ -132,7 +132,7 @@ def run_quickstart(
         timings["fit"] = time.perf_counter() - t0 - sum(timings.values())
         results = evaluate_split(ds, split, targets, fitted.model, baseline=baseline.model, reference=reference)
         timings["evaluate"] = time.perf_counter() - t0 - sum(timings.values())
-        split_info = split_summary(split)
+        split_info = split_summary(split, ds)
         table = format_table(results["summary"], model)
         card = {"training data": {"dataset": "eeg2fmri simulator", "subjects": ds.subjects, "seed": seed},
                 "test metrics (within-subject, later span)": results["summary"]}
