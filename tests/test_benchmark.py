@@ -667,6 +667,19 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
 
     assert loso_validation(ds, "loso", {}) == {"val_subjects": "next"} and loso_validation(tiny_prepared, "loso", {}) == {}
     assert loso_validation(ds, "loso", {"val_subjects": "spans", "gap": 2}) == {"gap": 2} and loso_validation(ds, "within", {}) == {}
+    # make_split speaks the same vocabulary (user test 10: 'next' was refused with advice that failed again)
+    from eeg2fmri.datasets.targets import make_split
+
+    def lists(sp):
+        return {k: {i: v.tolist() for i, v in sel.items()} for k, sel in sp.selections.items()}
+
+    one = make_split(ds, "loso", test_subjects=[subs[1]], val_subjects="next")
+    assert lists(one) == lists(folds[1]) and lists(make_split(ds, "loso", val_subjects="spans")) == lists(make_split(ds, "loso"))
+    with pytest.raises(Eeg2fmriInputError, match=r"val_subjects='next': expected protocol 'loso' \(or 'subjects'\) with one test subject and >= 3 "
+                                                 r"subjects, got protocol 'kfold'"):
+        make_split(ds, "kfold", val_subjects="next")
+    with pytest.raises(Eeg2fmriInputError, match=r"split option val_subjects: expected a list of subject labels or next or spans, got the string '02'"):
+        make_split(ds, "loso", val_subjects="02")
     spans = _folds(ds, "loso", 5, {"val_subjects": "spans"})
     assert all({ds.runs[r].subject for r, v in f.selections["val"].items() if len(v)} == set(subs) - {subs[i]} for i, f in enumerate(spans))
     # the closed-form parts get the validation subject back once it has chosen (refit; the user's own setting wins)

@@ -111,9 +111,9 @@ def _check_split_types(**given: object) -> None:
         raise Eeg2fmriInputError(f"split option fractions: expected three shares [train, validation, test] >= 0 (e.g. [0.6, 0.2, 0.2]), got {fr!r}.")
     for key in ("test_subjects", "val_subjects"):
         v = given.get(key)
-        if isinstance(v, str):
-            raise Eeg2fmriInputError(f"split option {key}: expected a list of subject labels, got the string {v!r}; write [{v!r}] "
-                                     f"(YAML: {key}: ['{v}']).")
+        if isinstance(v, str) and not (key == "val_subjects" and v in ("next", "spans")):
+            raise Eeg2fmriInputError(f"split option {key}: expected a list of subject labels{' or next or spans' if key == 'val_subjects' else ''}, "
+                                     f"got the string {v!r}; write [{v!r}] (YAML: {key}: ['{v}']).")
 
 
 def _check_split_options(protocol: str, **given: object) -> None:
@@ -139,7 +139,7 @@ def _check_split_options(protocol: str, **given: object) -> None:
             fix = ("drop it: the test fold is chosen with n_folds and fold (or use protocol 'subjects' for explicit test subjects)"
                    if protocol == "kfold" else f"drop {key} or use {why[key]}")
             raise Eeg2fmriInputError(f"split option {key}: expected none with protocol {protocol!r} (it does not use it), got {given[key]!r}; {fix}.")
-    if is_given(given.get("val_subjects")) and protocol != "within":
+    if is_given(given.get("val_subjects")) and given.get("val_subjects") != "spans" and protocol != "within":
         for key in ("fractions", "gap"):
             if is_given(given.get(key)):
                 raise Eeg2fmriInputError(
@@ -186,7 +186,10 @@ def make_split(
         Volumes dropped between spans; default the window length plus the HRF
         span (16 s), in volumes.
     test_subjects, val_subjects : list of str | None
-        Subject labels for the subject-wise protocols.
+        Subject labels for the subject-wise protocols. ``val_subjects="next"`` (``"loso"``/``"subjects"`` with one
+        test subject): the subject after the test subject, held out whole -- what ``benchmark --protocol loso`` does
+        by default with >= 3 subjects (it then also refits the closed-form parts); ``"spans"`` or ``None``: the
+        later span of every training run (this function's default).
     n_folds, fold : int | None
         For ``"kfold"`` (default 5 folds, fold 0).
 
@@ -211,6 +214,15 @@ def make_split(
     if gap is None:
         gap = int(math.ceil((n_frames / fr + HRF_SPAN) / ds.tr))
     subjects = ds.subjects
+    if val_subjects == "spans":  # (the later span of every training run: what no val_subjects gives)
+        val_subjects = None
+    if val_subjects == "next":  # as benchmark's LOSO default: the subject after the (one) test subject, held out whole
+        tests = [subjects[-1]] if protocol == "loso" and test_subjects is None else list(test_subjects or [])
+        if protocol not in ("loso", "subjects") or len(tests) != 1 or len(subjects) < 3:
+            raise Eeg2fmriInputError(f"split option val_subjects='next': expected protocol 'loso' (or 'subjects') with one test subject and "
+                                     f">= 3 subjects, got protocol {protocol!r}, test subjects {tests}, {len(subjects)} subjects; give "
+                                     "val_subjects as a list of labels, or leave it out (validation on the later span of every training run).")
+        val_subjects = [subjects[(list(subjects).index(tests[0]) + 1) % len(subjects)]] if tests[0] in subjects else []
     val_subjects = list(val_subjects or [])
     if protocol == "within":
         test_subjects = []

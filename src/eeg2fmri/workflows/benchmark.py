@@ -246,9 +246,11 @@ def _folds(ds: PreparedDataset, protocol: str, n_folds: int, split_options: dict
         # val_subjects="next" (LOSO): each fold validates on the subject after its test subject, every other run trains
         # whole -- choices (early stopping, blend, tangent weight) made on an unseen subject, as the test subject is
         if protocol != "loso" or val != "next":
+            fix = (f"drop it: protocol {protocol!r} validates on the later span of every training run" if protocol != "loso" else
+                   "use one of those (a fixed list of validation subjects cannot serve every fold: each is some fold's test subject)")
             raise Eeg2fmriInputError(f"split option val_subjects: expected 'next' (each fold validates on the subject after its test "
                                      f"subject) or 'spans' (on the later span of every training run) with protocol 'loso', got {val!r} "
-                                     f"with protocol {protocol!r}; drop it or use one of those.")
+                                     f"with protocol {protocol!r}; {fix}.")
         subs = list(ds.subjects)
         if len(subs) < 3:
             raise Eeg2fmriInputError(f"split option val_subjects='next': expected >= 3 subjects (test, validation, training), got {len(subs)}.")
