@@ -97,3 +97,23 @@ def test_a_split_or_targets_made_for_something_else_are_refused(tiny_prepared, s
         evaluate_split(tiny_prepared, split, split_targets(tiny_prepared, loso), None)
     with pytest.raises(Eeg2fmriInputError, match=r"fit_model: the targets were not made for this split"):
         fit_model(tiny_prepared, split, "ridge_hrf", targets=split_targets(tiny_prepared, loso))
+
+
+def test_evaluate_split_takes_a_fit_result_and_refuses_test_windows_it_saw(tiny_prepared):
+    """User test 10: evaluate_split scored a model on a subject it was trained on (r 0.28 for an honest 0.09) without a
+    word; the CLI's evaluate refuses that. Given what fit_model returned, it checks the split the model was fitted with."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation import evaluate_split
+    from eeg2fmri.training import fit_model
+
+    a, b = tiny_prepared.subjects
+    trained_on_a = make_split(tiny_prepared, "loso", test_subjects=[b])
+    fitted = fit_model(tiny_prepared, trained_on_a, "ridge_hrf", {"hrf": "canonical"})
+    ok = evaluate_split(tiny_prepared, trained_on_a, split_targets(tiny_prepared, trained_on_a), fitted, n_boot=0)
+    assert ok["model"] == "ridge_hrf" and "model_median_r" in ok["summary"]
+    tests_a = make_split(tiny_prepared, "loso", test_subjects=[a])
+    with pytest.raises(Eeg2fmriInputError, match=rf"evaluate_split: the model was fitted on subjects \['{a}'\] \(validated on \['{a}'\]\) with "
+                                                 rf"protocol 'loso'; \d+ of this split's \d+ test windows lie within \d+ volumes of windows it was "
+                                                 r"trained or validated on"):
+        evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted, n_boot=0)
+    evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted.model, n_boot=0)  # a bare model: unchecked, as before

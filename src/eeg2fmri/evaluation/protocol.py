@@ -926,6 +926,27 @@ def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def seen_test_windows(ds: PreparedDataset, split: Split, trained: Split) -> tuple[int, int]:
+    """How many of ``split``'s test windows lie within ``trained.gap`` volumes (in EEG or BOLD time) of a window of
+    ``trained``'s training or validation span, and how many test windows there are: ``(seen, total)``.
+
+    Both splits must be of ``ds`` (the same runs in the same order). A test window is clear of a training one when
+    their spans (``n_frames`` of EEG up to the volume, plus the gap) do not meet.
+    """
+    fr, gap_s, n_frames = ds.frame_rate, trained.gap * ds.tr, split.n_frames
+    seen, total = 0, 0
+    for i, vols in split.selections["test"].items():
+        used = np.concatenate([trained.selections[k].get(i, np.array([], int)) for k in ("train", "val")])
+        total += len(vols)
+        if not len(used):
+            continue
+        end_t = np.asarray(ds.runs[i].onsets, float)[np.asarray(vols)] + ds.tr
+        end_u = np.asarray(ds.runs[i].onsets, float)[used] + ds.tr
+        near = (end_t[:, None] - n_frames / fr < end_u[None, :] + gap_s) & (end_u[None, :] - n_frames / fr < end_t[:, None] + gap_s)
+        seen += int(near.any(1).sum())
+    return seen, total
+
+
 def evaluate_split(
     ds: PreparedDataset,
     split: Split,
@@ -950,8 +971,10 @@ def evaluate_split(
     ----------
     ds, split, targets
         As in :func:`evaluate_models`.
-    model : fitted model
-        Predicts windows (``predict(x)``) or a torch module.
+    model : fitted model | FitResult
+        Predicts windows (``predict(x)``) or a torch module; or what :func:`~eeg2fmri.training.fit_model` returned,
+        whose split is then checked against this one: test windows within the gap of windows it was trained or
+        validated on are refused.
     baseline, reference : fitted models | None
         Subject-mean baseline and ``ridge_hrf``; fitted when ``None``. When
         ``model`` is itself a ``ridge_hrf`` it is its own reference.
@@ -976,6 +999,18 @@ def evaluate_split(
     check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="evaluate_split", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
     check_like(split, ("selections",), "split", "a Split", where="evaluate_split", fix="make_split(ds, protocol) returns one; the order is evaluate_split(ds, split, targets, model)")
     check_split_fits(ds, split, targets, where="evaluate_split")
+    if all(hasattr(model, a) for a in ("model", "spec", "name", "split")):  # a fit_model result: its split says what it saw
+        trained, fit_name, model = model.split, model.name, model.model
+        model_name = model_name or fit_name
+        if trained is not None and tuple(getattr(trained, "run_keys", ())) == tuple(r.key for r in ds.runs):
+            seen, total = seen_test_windows(ds, split, trained)
+            if seen:
+                subs = trained.subjects(ds)
+                raise Eeg2fmriInputError(
+                    f"evaluate_split: the model was fitted on subjects {subs['train']} (validated on {subs['val']}) with protocol "
+                    f"{trained.protocol!r}; {seen} of this split's {total} test windows lie within {trained.gap} volumes of windows it was "
+                    "trained or validated on, so its scores would not be held out; evaluate with the split it was fitted with, or fit "
+                    "a model on this split (fit_model(ds, split, ...)).")
     name = model_name or getattr(model, "registry_name", None) or "model"
     if name == BASELINE:
         raise Eeg2fmriInputError("evaluate_split: the subject-mean baseline is always shown; evaluate another model, or use evaluate_models.")

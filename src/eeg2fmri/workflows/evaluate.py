@@ -441,18 +441,9 @@ def _refuse_seen_test_windows(ds: PreparedDataset, split: Any, rec_split: dict, 
     except Eeg2fmriInputError as err:
         raise Eeg2fmriInputError(f"{model_dir}: the split the model was trained with ({rec_split}) cannot be rebuilt on these data ({err}), "
                                  "so it cannot be checked that the requested test windows are held out; evaluate with the recorded split.") from None
-    fr, gap_s = ds.frame_rate, trained.gap * ds.tr
-    seen, total = 0, 0
-    for i, vols in split.selections["test"].items():
-        used = np.concatenate([trained.selections[k].get(i, np.array([], int)) for k in ("train", "val")])
-        total += len(vols)
-        if not len(used):
-            continue
-        end_t = np.asarray(ds.runs[i].onsets, float)[np.asarray(vols)] + ds.tr
-        end_u = np.asarray(ds.runs[i].onsets, float)[used] + ds.tr
-        # a test window is clear of a training one when their spans (n_frames of EEG up to the volume) lie a gap apart
-        near = (end_t[:, None] - n_frames / fr < end_u[None, :] + gap_s) & (end_u[None, :] - n_frames / fr < end_t[:, None] + gap_s)
-        seen += int(near.any(1).sum())
+    from eeg2fmri.evaluation.protocol import seen_test_windows
+
+    seen, total = seen_test_windows(ds, split, trained)
     if seen:
         raise Eeg2fmriInputError(
             f"{model_dir}: the model was trained with protocol {rec_split['protocol']!r}"
