@@ -117,3 +117,11 @@ def test_evaluate_split_takes_a_fit_result_and_refuses_test_windows_it_saw(tiny_
                                                  r"trained or validated on"):
         evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted, n_boot=0)
     evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted.model, n_boot=0)  # a bare model: unchecked, as before
+
+
+def test_a_run_without_a_complete_window_says_how_to_go_on(tiny_prepared):
+    """User test 10: a subject too short for one window was refused with 'use a shorter window' only."""
+    run = tiny_prepared.runs[0]
+    with pytest.raises(Eeg2fmriInputError, match=rf"{run.key}: no volume has a complete 10000-sample EEG window \(the run has {len(run.onsets)} "
+                                                 r"volumes\); use a shorter window \(split option n_frames\), or leave the subject out \(data.subjects\)"):
+        make_split(tiny_prepared, "within", n_frames=10000)

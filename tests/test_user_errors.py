@@ -90,4 +90,6 @@ def test_short_test_spans_are_warned(tiny_prepared, caplog):
     fitted = fit_model(tiny_prepared, sp, "ridge_hrf", targets=targets)
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         evaluate_split(tiny_prepared, sp, targets, fitted.model, n_boot=0)
-    assert any(f"the shortest test span has {n} windows (per subject)" in r.getMessage() for r in caplog.records)
+    subs = ", ".join(sorted(tiny_prepared.subjects))
+    assert any(f"the shortest test span has {n} windows (per subject; subject(s) {subs})" in r.getMessage() and "data.subjects" in r.getMessage()
+               for r in caplog.records)  # names the short subjects and how to leave them out (user test 10)

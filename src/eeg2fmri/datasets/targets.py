@@ -244,7 +244,8 @@ def make_split(
     for i, run in enumerate(ds.runs):
         valid = valid_volumes(run, n_frames, lag)
         if len(valid) == 0:
-            raise Eeg2fmriInputError(f"{run.key}: no volume has a complete {n_frames}-sample EEG window; use a shorter window.")
+            raise Eeg2fmriInputError(f"{run.key}: no volume has a complete {n_frames}-sample EEG window (the run has {len(run.onsets)} volumes); "
+                                     "use a shorter window (split option n_frames), or leave the subject out (data.subjects).")
         first, last = int(valid[0]), int(valid[-1]) + 1
         if run.subject in test_subjects:
             sel["test"][i] = np.arange(first, last)
@@ -404,8 +405,9 @@ def split_targets(ds: PreparedDataset, split: Split, *, unseen_scale: str = "tra
                     _warned_constant.add(key)
                     logger.warning("%s: %d of %d voxels of the mask are constant over the %s span (e.g. background or outside the "
                                    "field of view: a mask that reaches beyond the data); their targets are 0 and their r undefined "
-                                   "(left out of the medians). Use a mask of the data (prepare option mask: data) to leave them out.",
-                                   run.key, int(const.sum()), const.size, name)
+                                   "(left out of the medians). %s", run.key, int(const.sum()), const.size, name,
+                                   f"The span has {len(vols)} volume(s): too short for the slow voxels to vary; use longer spans."
+                                   if len(vols) < 10 else "Use a mask of the data (prepare option mask: data) to leave them out.")
             sd = y.std(0)
             if name == "train":
                 scales[i] = np.where(sd > 0, sd, 1.0).astype(np.float32)

@@ -851,8 +851,11 @@ def evaluate_models(
     r_names, per_subject, draws, runs_out, group = core["_r_names"], core["per_subject"], core["_draws"], core["runs"], core["group"]
     shortest = min((int(v.get("n_test", 0)) for v in per_subject.values()), default=0)
     if 0 < shortest < _FEW_TEST_WINDOWS:
-        logger.warning("the shortest test span has %d windows (per subject): its r and every CI are very uncertain and the ranking "
-                       "of models may not hold; use longer recordings (or more subjects with --protocol loso).", shortest)
+        short = sorted(s_ for s_, v in per_subject.items() if int(v.get("n_test", 0)) < _FEW_TEST_WINDOWS)
+        logger.warning("the shortest test span has %d windows (per subject; subject(s) %s): its r and every CI are very uncertain, each "
+                       "subject counts equally in the group median, and the ranking of models may not hold; use longer recordings (or "
+                       "more subjects with --protocol loso), or leave the short subject(s) out (data.subjects, benchmark --train-config "
+                       "'{\"data\": {\"subjects\": [...]}}').", shortest, ", ".join(short))
     return {
         "protocol": split.protocol,
         "models": names,

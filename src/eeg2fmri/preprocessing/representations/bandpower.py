@@ -26,7 +26,7 @@ def _frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str)
     starts_pre = onsets[0] - flen * np.arange(n_pre, 0, -1)
     starts_in = (onsets[:, None] + flen * np.arange(m)[None, :]).ravel()
     if starts_in[-1] + flen > dur + 1e-6:
-        raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
+        raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.3f} s) ends before the last volume does ({onsets[-1] + tr:.3f} s: its onset plus the TR); trim the BOLD run or supply the full EEG.")
     return np.concatenate([starts_pre, starts_in]), n_pre
 
 

@@ -100,7 +100,7 @@ class Raw(Representation):
         freqs = None
         window_end = np.round((onsets + tr) * rsf).astype(np.int64)
         if window_end[-1] > len(feats):
-            raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.1f} s) ends before the last volume ({onsets[-1] + tr:.1f} s); trim the BOLD run or supply the full EEG.")
+            raise Eeg2fmriInputError(f"{where}: the EEG ({dur:.3f} s) ends before the last volume does ({onsets[-1] + tr:.3f} s: its onset plus the TR); trim the BOLD run or supply the full EEG.")
         frame_rate = rsf
         return dict(features=feats, freqs=freqs, window_end=window_end, frame_rate=frame_rate)
 
