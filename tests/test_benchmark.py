@@ -689,7 +689,9 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
         "ridge_hrf": {"refit": True}, "eeg2fmri_net": {"linear_refit": True}, "bricman_conv": {"lr": 1}}
     assert refit_hparams(["ridge_hrf"], {"ridge_hrf": {"refit": False, "hrf": "lags"}}) == {"ridge_hrf": {"refit": False, "hrf": "lags"}}
     auto = run_benchmark(ds, "loso", ["ridge_hrf"], n_boot=0)  # (the default with 3 subjects)
-    assert auto["refit"] == {"ridge_hrf": {"refit": True}} and auto["loso_validation"].startswith("each fold's next subject")
+    assert auto["refit"] == {"ridge_hrf": {"refit": True}} and auto["loso_validation"] == (
+        "each fold's next subject, held out whole (refitted on training + validation windows with the choices made there: ridge_hrf; "
+        "the networks train on the other subjects)")
     off = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "next"}, hparams={"ridge_hrf": {"refit": False}}, n_boot=0)
     old = run_benchmark(ds, "loso", ["ridge_hrf"], split_options={"val_subjects": "spans"}, n_boot=0)
     assert "refit" not in off and "refit" not in old and old["loso_validation"] == "the later span of every training run"
@@ -709,3 +711,12 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
     assert (f"3 fold(s) validate on fewer than 1000000 windows (test {subs[0]}: {n_val} validation window(s) of subject {subs[1]}; "
             in caplog.text) and "val_subjects: spans" in caplog.text
     assert not few["fits"]["ridge_hrf"].get("calibration_folds") and "coverage_80" not in next(x for x in few["leaderboard"] if x["name"] == "ridge_hrf")
+    # with 3 subjects the networks train on one subject per fold: said, with the way back
+    from .test_training import MODEL
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="eeg2fmri"):
+        run_benchmark(ds, "loso", [MODEL], n_boot=0, progress_bar=False,
+                      train_config={"optimizer": {"max_epochs": 1, "batch_size": 16}, "trainer": {"accelerator": "cpu", "log": []}})
+    assert (f"with 3 subjects and a validation subject per LOSO fold, the networks ({MODEL}) train on one subject in each fold" in caplog.text
+            and "val_subjects: spans) trains them on two" in caplog.text)

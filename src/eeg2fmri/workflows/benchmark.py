@@ -200,6 +200,13 @@ def _warn_small_validation(ds: PreparedDataset, folds: list) -> None:
                        len(small), MIN_VAL_WINDOWS, "; ".join(small))
 
 
+def _refit_names(refit: dict | None) -> str:
+    """``ridge_hrf, eeg2fmri_net's linear path`` for a ``refit`` record; ``none`` without one."""
+    if not refit:
+        return "none"
+    return ", ".join(nm + ("'s linear path" if "linear_refit" in hp else "") for nm, hp in refit.items() if any(hp.values())) or "none"
+
+
 def refit_hparams(names: list[str], hparams: dict[str, dict] | None) -> dict[str, dict]:
     """``hparams`` with every model that can fit its closed-form part again on training + validation windows told to.
 
@@ -357,7 +364,7 @@ def run_benchmark(
         ``fold_seconds`` (per fold, in fold order: seconds spent fitting,
         scoring, calibrating and in total, in the process that ran it).
     """
-    from eeg2fmri.models import list_models
+    from eeg2fmri.models import get_model_class, list_models
     from eeg2fmri.models.predictor import resolve_device
 
     check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="run_benchmark",
@@ -445,6 +452,11 @@ def run_benchmark(
         hparams = refit_hparams([*names, REFERENCE], hparams)
         refit = {nm: {k: v for k, v in hp.items() if k in ("refit", "linear_refit")} for nm, hp in hparams.items()
                  if any(k in ("refit", "linear_refit") and k not in given.get(nm, {}) for k in hp)}
+        nets = [nm for nm in names if getattr(get_model_class(nm), "kind", "torch") != "sklearn"]
+        if nets and len(ds.subjects) == 3:
+            logger.warning("benchmark: with 3 subjects and a validation subject per LOSO fold, the networks (%s) train on one subject in "
+                           "each fold (the closed-form parts are refitted on two); validation on the later spans of the training runs "
+                           "(split option val_subjects: spans) trains them on two", ", ".join(nets))
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
     jobs = 2 if executor is not None else min(jobs, len(folds))  # with an executor: never in this process
@@ -487,8 +499,9 @@ def run_benchmark(
     rows = leaderboard_rows(results, fits)
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
             "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, **({"refit": refit} if refit else {}),
-            **({"loso_validation": ("each fold's next subject, held out whole (closed-form parts refitted on training + validation "
-                                    "windows)" if split_options.get("val_subjects") == "next" else "the later span of every training run")}
+            **({"loso_validation": (f"each fold's next subject, held out whole (refitted on training + validation windows with the "
+                                    f"choices made there: {_refit_names(refit)}; the networks train on the other subjects)"
+                                    if split_options.get("val_subjects") == "next" else "the later span of every training run")}
                if protocol == "loso" else {})}
 
 
