@@ -450,3 +450,16 @@ def test_summary_names_and_numbers_as_a_reader_says_them():
     assert [_label(k) for k in ("null_median_r", "model_r2", "calhas_ssim", "mean_rmse", "fraction_of_oracle", "n_train")] == [
         "shifted-null median r", "model R²", "SSIM (Calhas et al.'s definition)", "mean RMSE", "÷ oracle ceiling", "n train"]
     assert _cell(4.071e-16) == ("0", True) and _cell(0.06641) == ("0.06641", True) and _cell(float("nan")) == ("nan", True)
+
+
+def test_report_of_a_loso_benchmark_says_how_each_group_validated(tmp_path):
+    """User test 10: report.html said only 'protocol: loso; folds: 5' -- not the validation scheme or what was refitted."""
+    import html as html_mod
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    how = "each fold's next subject, held out whole (refitted on training + validation windows with the choices made there: ridge_hrf)"
+    (folder / "leaderboard.json").write_text(json.dumps({"protocol": "loso", "n_folds": 3, "leaderboard": [{"name": "ridge_hrf", "median_r": 0.2}],
+                                                         "groups": [{"representation": "bandpower", "models": ["ridge_hrf"], "loso_validation": how}]}))
+    text = build_report(folder).read_text()
+    assert html_mod.escape(f"validation (bandpower group): {how}") in text

@@ -317,7 +317,8 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
                     for lab, lvs, cvs in curves]
             sections.append(("Calibration", [rows, Image(plot_calibration(curves), caption="measured vs nominal coverage of the prediction intervals")]))
         else:
-            missing.append({"item": "calibration curve", "meaning": "metrics.json holds no interval coverage (eeg2fmri evaluate measures it)"})
+            missing.append({"item": "calibration curve", "meaning": "metrics.json holds no interval coverage (eeg2fmri evaluate measures it)"
+                            + ("; the leaderboard's 80% cover and NLL columns give each model's coverage over the folds" if board_p.is_file() else "")})
     else:
         missing.append({"item": "metrics.json", "meaning": "no summary numbers (not a quickstart/evaluate folder)"})
     if train_p is not None:
@@ -331,6 +332,9 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
         blocks: list[Any] = []
         if board.get("protocol"):
             blocks.append(f"protocol: {board['protocol']}; folds: {board.get('n_folds', '—')}; dataset: {board.get('dataset', '—')}")
+        for g in board.get("groups") or []:  # how each input group's LOSO folds validated, and what was refitted (user test 10)
+            if isinstance(g, dict) and g.get("loso_validation"):
+                blocks.append(f"validation ({g.get('representation', '—')} group): {g['loso_validation']}")
         if rows:
             blocks.append([{c: r.get(c) for c in cols} for r in rows])
             png = plot_forest(rows, title="median test r per model")
