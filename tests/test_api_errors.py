@@ -125,3 +125,12 @@ def test_a_run_without_a_complete_window_says_how_to_go_on(tiny_prepared):
     with pytest.raises(Eeg2fmriInputError, match=rf"{run.key}: no volume has a complete 10000-sample EEG window \(the run has {len(run.onsets)} "
                                                  r"volumes\); use a shorter window \(split option n_frames\), or leave the subject out \(data.subjects\)"):
         make_split(tiny_prepared, "within", n_frames=10000)
+
+
+def test_a_run_too_short_to_split_is_named_with_the_ways_on(tiny_prepared):
+    """User test 10: 'cannot split 20 volumes ... into fractions (0.8, 0.2, 0.0)' named neither the run nor the subject."""
+    run = tiny_prepared.runs[0]
+    with pytest.raises(Eeg2fmriInputError, match=rf"{run.key} \(subject {run.subject}\): its training/validation spans: cannot split "
+                                                 r"\d+ volumes .*Or validate on a held-out subject instead \(val_subjects: next, with >= 3 "
+                                                 r"subjects\), leave the subject out \(data.subjects\)"):
+        make_split(tiny_prepared, "loso", gap=len(run.onsets))

@@ -253,13 +253,20 @@ def make_split(
         if run.subject in val_subjects:
             sel["val"][i] = np.arange(first, last)
             continue
-        if protocol == "within":
-            sp = temporal_split(last, first, fractions=fractions, gap=gap, test_gap=False)
-        elif val_subjects:
-            sp = {"train": np.arange(first, last), "val": np.array([], int), "test": np.array([], int)}
-        else:
-            sp = temporal_split(last, first, fractions=(fractions[0] + fractions[2], fractions[1], 0.0), gap=gap)
-            sp["test"] = np.array([], dtype=int)
+        try:
+            if protocol == "within":
+                sp = temporal_split(last, first, fractions=fractions, gap=gap, test_gap=False)
+            elif val_subjects:
+                sp = {"train": np.arange(first, last), "val": np.array([], int), "test": np.array([], int)}
+            else:
+                sp = temporal_split(last, first, fractions=(fractions[0] + fractions[2], fractions[1], 0.0), gap=gap)
+                sp["test"] = np.array([], dtype=int)
+        except Eeg2fmriInputError as err:  # name the run and the ways on (user test 10: the message named neither)
+            how = ("its training/validation spans" if protocol != "within" else "its spans")
+            ways = ("validate on a held-out subject instead (val_subjects: next, with >= 3 subjects), leave the subject out "
+                    "(data.subjects), or shorten the window or gap (split options n_frames, gap)" if protocol != "within" else
+                    "leave the subject out (data.subjects), or shorten the window or gap (split options n_frames, gap)")
+            raise Eeg2fmriInputError(f"{run.key} (subject {run.subject}): {how}: {err} Or {ways}.") from None
         for k in sel:
             if len(sp[k]):
                 sel[k][i] = sp[k]
