@@ -324,3 +324,14 @@ def test_refit_chosen_keeps_the_basis_and_penalty_and_needs_a_fit_first():
     mu, sd = f.mean(0), f.std(0)
     ref = Ridge(alpha=alpha * f.shape[1]).fit((f - mu) / sd, np.concatenate([y, yv]))
     np.testing.assert_allclose(m.predict(xv), ref.predict((xv.reshape(20, -1) - mu) / sd), rtol=1e-4, atol=1e-5)
+
+
+def test_fit_model_says_when_ridge_hrf_was_refitted_on_the_validation_windows(tiny_prepared):
+    """User test 10: fit_model's info read n_train/n_val alike with refit=True and without."""
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    plain = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical"})
+    again = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical", "refit": True})
+    assert "n_fit_windows" not in plain.info and again.info["n_fit_windows"] == again.info["n_train"] + again.info["n_val"]

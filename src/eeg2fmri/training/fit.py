@@ -146,6 +146,8 @@ def fit_model(
         model.fit(x, y, xv if len(xv) else None, yv if len(yv) else None)
     dt = time.perf_counter() - t0
     info = {"n_train": int(len(x)), "n_val": int(len(xv))}
+    if getattr(model, "n_fit_windows_", len(x)) != len(x):  # refit=True: the coefficients saw the validation windows too
+        info["n_fit_windows"] = int(model.n_fit_windows_)
     if hasattr(model, "alpha_"):
         info["alpha"] = model.alpha_
     logger.info("fitted %s on %d windows in %.2f s", name, len(x), dt)
