@@ -181,7 +181,7 @@ def _check_benchmark_split_options(split_options: dict[str, Any], protocol: str,
 
 #: Fewer validation windows than this in a fold: benchmark warns (its choices rest on them) and leaves the fold's conformal
 #: intervals out of the 80% cover and NLL (user test 10: 3 validation windows gave a coverage of 0.17 at 50 %).
-MIN_VAL_WINDOWS = 20
+MIN_VAL_WINDOWS = 10
 
 
 def _warn_small_validation(ds: PreparedDataset, folds: list) -> None:
