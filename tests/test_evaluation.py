@@ -179,6 +179,7 @@ def test_group_means_and_draws():
         parts.append(c)
     merged = merge_results(parts)
     assert sorted(merged["per_subject"]) == ["01", "02", "03"] and len(merged["folds"]) == 3
+    assert merged["split"] == {"protocol": "loso", "note": "the first of 3 folds; folds lists each fold's split"}
     mg = merged["group"]
     assert mg["models"]["model"]["median_r"] == pytest.approx(g["models"]["model"]["median_r"])
     # the group draws resample subjects, then time (hierarchical_draws, subject picks from GROUP_SEED); the median-r
