@@ -129,18 +129,23 @@ def _retry_interrupted_trials(study: Any, storage: Any, study_name: str) -> None
     import optuna
 
     trials = study.get_trials(deepcopy=False)
-    retried = {tr.system_attrs.get("failed_trial") for tr in trials}
+    requeued = _requeued(trials)
     for tr in trials:
-        if tr.state == optuna.trial.TrialState.FAIL and tr.user_attrs.get("interrupted") and tr.number not in retried:
+        if tr.state == optuna.trial.TrialState.FAIL and tr.user_attrs.get("interrupted") and tr.number not in requeued:
             logger.warning("tune: trial %d was interrupted; running it again with the same parameters", tr.number)
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)(study, storage.get_trial(tr._trial_id))
+
+
+def _requeued(trials: list) -> set:
+    """Numbers of the trials that a retry was queued for (Optuna's ``failed_trial`` system attribute of the retry)."""
+    return {tr.system_attrs.get("failed_trial") for tr in trials}
 
 
 def _retried(trials: list) -> set:
     """Numbers of the failed trials that were queued again (their retry takes their place in the search)."""
     import optuna
 
-    again = {tr.system_attrs.get("failed_trial") for tr in trials}
+    again = _requeued(trials)
     return {tr.number for tr in trials if tr.state == optuna.trial.TrialState.FAIL and tr.number in again}
 
 
