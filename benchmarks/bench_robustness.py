@@ -6,7 +6,9 @@ TR 2 s) is simulated, prepared with the package defaults (band power,
 ``bands="auto"``: 1-45 Hz classical bands plus 55-95 Hz high gamma) and
 scored under the ``within`` protocol (later 20 % of each run is the test
 span, the 20 % before it validation, gaps between spans) and ``loso``
-(each subject held out in turn). Models:
+(each subject held out in turn; validation on the next subject held out whole,
+then the closed-form parts refitted on every non-test subject, as ``benchmark``
+does -- ``--loso-val`` gives the other choices). Models:
 
 * ``ridge_hrf`` -- the package's reference (canonical HRF, SPM informed basis
   or FIR lags 0-16 s, chosen on validation; one penalty chosen on validation);
@@ -297,6 +299,29 @@ def _rep_key(variant: dict) -> str:
     return rep + (f"|{json.dumps(variant['prepare'], sort_keys=True)}" if variant.get("prepare") else "")
 
 
+def _reusable(doc: dict, args: argparse.Namespace) -> bool:
+    """Whether a stored cell answers this run: same subjects, every protocol and model asked for, and LOSO validated as
+    asked (cells stored before session 23 have no ``validation`` key: spans). ``--table-only`` tabulates whatever LOSO
+    validation is stored (the table says which)."""
+    have = set(next(iter(next(iter(doc["protocols"].values()))["per_subject"].values()))) if doc["protocols"] else set()
+    want = set(args.references + args.models) | (set(ORACLES) if args.oracles else set())
+    same_val = args.table_only or "loso" not in args.protocols or "loso" not in doc["protocols"] or (
+        doc["protocols"]["loso"].get("validation", "spans") == _loso_val(args, doc.get("subjects", args.subjects)))
+    return doc.get("subjects") == args.subjects and all(p in doc["protocols"] for p in args.protocols) and want <= have and same_val
+
+
+LOSO_VALIDATION = {"spans": "spans (the later span of every training run)",
+                   "next-subject": "next-subject (the next subject held out whole)",
+                   "next-subject-refit": "next-subject-refit (the next subject held out whole, closed-form parts refitted)"}
+
+
+def _loso_val(args: argparse.Namespace, n_subjects: int) -> str:
+    """The LOSO validation a cell uses: ``--loso-val``, or ``spans`` below 3 subjects (a held-out validation subject needs
+    another training subject; ``benchmark`` does the same)."""
+    v = getattr(args, "loso_val", "spans")
+    return "spans" if n_subjects < 3 else v
+
+
 def run_cell(setting: str, seed: int, args) -> dict:
     """Simulate, prepare and score one cell under every protocol; the cell's JSON document."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -353,7 +378,7 @@ def run_cell(setting: str, seed: int, args) -> dict:
     for proto in args.protocols:
         parts, fit_s, choices = [], {nm: 0.0 for nm in models}, {nm: [] for nm in models}
         folds = _folds(ds, proto, 5, {})
-        loso_val = getattr(args, "loso_val", "spans")
+        loso_val = _loso_val(args, len(ds.subjects))
         if proto == "loso" and loso_val in ("next-subject", "next-subject-refit"):
             from eeg2fmri.datasets.targets import make_split
 
@@ -404,6 +429,8 @@ def run_cell(setting: str, seed: int, args) -> dict:
         ceil = res["group"].get("ceilings") or {}
         doc["protocols"][proto] = {"per_subject": per_subject, "fit_seconds": fit_s, "choices": {nm: c for nm, c in choices.items() if c},
                                    "noise_ceiling": ceil.get("noise_median_r"), "oracle_ceiling": ceil.get("oracle_median_r")}
+        if proto == "loso":
+            doc["protocols"][proto]["validation"] = loso_val
         if ALL_SETTINGS[setting].get("metric") == "driven":  # the median over the ground-truth driven voxels
             keep = _driven_voxels(ds, bids)
             doc["protocols"][proto]["per_subject_mask"] = per_subject
@@ -483,7 +510,8 @@ def table(cells: dict, settings: list[str], protocols: list[str], models: list[s
     return text, rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked and completed (variants, representations, --quick)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="folder for data/, cells/*.json and robustness.json")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(ALL_SETTINGS),
@@ -501,10 +529,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracles", action="store_true",
                     help=f"also score the input oracles {list(ORACLES)} (neural-mass settings only: {sorted(_NM_SETTINGS)})")
     ap.add_argument("--model-seed", type=int, default=0)
-    ap.add_argument("--loso-val", choices=("spans", "next-subject", "next-subject-refit"), default="spans",
-                    help="LOSO validation: the later span of every training run (default; the protocol every matrix number in the README was "
-                         "measured with), the next training subject held out whole, or that with the closed-form parts fitted again on "
-                         "training + validation windows (benchmark's val_subjects: next)")
+    ap.add_argument("--loso-val", choices=("spans", "next-subject", "next-subject-refit"), default="next-subject-refit",
+                    help="LOSO validation: the next training subject held out whole with the closed-form parts fitted again on "
+                         "training + validation windows (default since session 23: benchmark's val_subjects: next), the same without "
+                         "the refit, or the later span of every training run (spans: the default before session 23, which every "
+                         "matrix LOSO number measured before then used)")
     ap.add_argument("--representation", action="append", default=[], metavar="MODEL=REP",
                     help="prepare REP (e.g. tangent) for MODEL instead of band power (repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
@@ -531,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.subjects, args.minutes = [0], 3, 4.0
         if args.settings == list(SETTINGS):
             args.settings = ["default", "hrf_far"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     cell_dir = args.out / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -541,9 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             f = cell_dir / f"{st}_s{seed}.json"
             if f.exists():
                 doc = json.loads(f.read_text())
-                have = set(next(iter(next(iter(doc["protocols"].values()))["per_subject"].values()))) if doc["protocols"] else set()
-                want = set(args.references + args.models) | (set(ORACLES) if args.oracles else set())
-                if doc.get("subjects") == args.subjects and all(p in doc["protocols"] for p in args.protocols) and want <= have:
+                if _reusable(doc, args):
                     cells[(st, seed)] = doc
                     continue
             todo.append((st, seed))
@@ -577,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     for st in args.settings:
         if ALL_SETTINGS[st].get("metric") == "driven":
             print(f"  ({st}: r is the median over the ground-truth driven voxels, not over the mask)")
+    if "loso" in args.protocols:
+        vals = sorted({d["protocols"]["loso"].get("validation", "spans") for d in cells.values() if "loso" in d["protocols"]})
+        if vals:
+            print(f"  (LOSO validation: {' and '.join(LOSO_VALIDATION[v] for v in vals)}{'; MIXED across cells' if len(vals) > 1 else ''})")
     wins = [r for r in rows if r["low"] > 0]
     losses = [r for r in rows if r["high"] < 0]
     print(f"\nCI above 0: {len(wins)} of {len(rows)} comparisons; CI below 0: {len(losses)}")

@@ -428,6 +428,39 @@ def test_robustness_table_compares_stored_models(tmp_path, monkeypatch, capsys):
     assert "other stored models can be references only with --table-only" in capsys.readouterr().err
 
 
+def test_robustness_loso_cells_are_reused_only_under_the_validation_asked_for(tmp_path, monkeypatch, capsys):
+    """bench_robustness.py: LOSO validates on the next subject with refit by default (as benchmark); a stored LOSO cell
+    is reused only if it was validated that way (cells without the key are the earlier spans protocol), below 3 subjects
+    spans is used, and --table-only tabulates whatever is stored and says which validation (and when it is mixed)."""
+    import importlib
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = importlib.import_module("bench_robustness")
+    per = {f"0{i}": {"ridge_hrf": 0.1, "ridge_fir_pt": 0.1, "eeg2fmri_net": 0.2} for i in range(1, 5)}
+    old = {"setting": "default", "seed": 0, "subjects": 4, "protocols": {"loso": {"per_subject": per, "noise_ceiling": 0.5}}}
+    new = {**old, "protocols": {"loso": {"per_subject": per, "noise_ceiling": 0.5, "validation": "next-subject-refit"}}}
+
+    def parsed(*extra):
+        return bench._parse_args(["--out", str(tmp_path), "--protocols", "loso", *extra])
+
+    assert parsed().loso_val == "next-subject-refit"
+    assert not bench._reusable(old, parsed()) and bench._reusable(new, parsed())
+    assert bench._reusable(old, parsed("--loso-val", "spans")) and not bench._reusable(new, parsed("--loso-val", "spans"))
+    assert bench._reusable(old, parsed("--table-only"))
+    assert bench._loso_val(parsed(), 2) == "spans" and bench._loso_val(parsed(), 3) == "next-subject-refit"
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    (cells / "default_s0.json").write_text(json.dumps(old))
+    (cells / "default_s1.json").write_text(json.dumps({**new, "seed": 1}))
+    args = ["--out", str(tmp_path), "--settings", "default", "--protocols", "loso", "--references", "ridge_hrf", "--table-only"]
+    assert bench.main([*args, "--seeds", "1"]) == 0
+    assert "(LOSO validation: next-subject-refit (the next subject held out whole, closed-form parts refitted))" in capsys.readouterr().out
+    assert bench.main([*args, "--seeds", "0", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "closed-form parts refitted) and spans (the later span of every training run); MIXED across cells)" in out
+
+
 def test_robustness_probes_are_valid_and_outside_the_default_matrix(monkeypatch):
     """bench_robustness.py's acquisition probes name valid simulator options and run only when named."""
     import importlib
