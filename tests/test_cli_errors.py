@@ -230,3 +230,12 @@ def test_cli_error_lines_have_one_command_prefix_and_no_question_full_stop():
     assert _tidy("explain: expected a voxel index, got 9", "explain") == "expected a voxel index, got 9"
     assert _tidy("model 'eeg2fmri_nett': unknown; did you mean 'eeg2fmri_net'?.", "train") == "model 'eeg2fmri_nett': unknown; did you mean 'eeg2fmri_net'?"
     assert _tidy("synthesize: x", "explain") == "synthesize: x"
+    # a keyword offered with its flag reads as the flag on the command line (user test 9: "pass overwrite=True (--overwrite)")
+    assert _tidy("o: exists; choose another --out or pass overwrite=True (--overwrite).", "x") == "o: exists; choose another --out or pass --overwrite."
+    assert _tidy("o: holds a folder. Or pass overwrite=True (--overwrite on the command line) to replace it.", "x") == (
+        "o: holds a folder. Or pass --overwrite to replace it.")
+    assert _tidy("f: no participants.tsv; pass participants= (--participants FILE).", "x") == "f: no participants.tsv; pass --participants FILE."
+    assert _tidy("r: several layouts; pass layout=<one of them> (--layout) explicitly.", "x") == "r: several layouts; pass --layout <one of them> explicitly."
+    assert _tidy("w: none; pass marker=<the name> (--marker on the command line) or volume_onsets=<s>.", "x") == (
+        "w: none; pass --marker <the name> or volume_onsets=<s>.")
+    assert _tidy("pass strict=False to skip them.", "x") == "pass strict=False to skip them."  # no flag offered: unchanged

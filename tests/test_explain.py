@@ -111,7 +111,11 @@ def test_explain_flagship_on_test_windows(trained_net, tiny_prepared):
     assert ig["channel"].shape == (n_ch,) and ig["band"].shape == (n_b,) and ig["lag"].shape == (n_t,)
     np.testing.assert_allclose([ig["channel"].sum(), ig["band"].sum(), ig["lag"].sum()], 1.0, rtol=1e-6)
     assert ig["convergence_delta"] < 0.05  # completeness: sum of attributions = f(x) - f(baseline)
-    assert "lrp" not in res["methods"] and "parameters used outside layers" in res["lrp_note"]
+    # the default ("auto") leaves LRP out quietly where Captum has no rule for a layer (user test 9: asked for, then
+    # reported as not applicable); asked for by name, the result says why it was not run
+    assert "lrp" not in res["methods"] and "lrp_note" not in res and "parameters used outside layers" in res["lrp_skipped"]
+    asked = explain(model, tiny_prepared, sp, target="voxel:5", methods=("integrated_gradients", "lrp"), n_windows=4, n_steps=2, progress_bar=False)
+    assert "lrp" not in asked["methods"] and "parameters used outside layers" in asked["lrp_note"] and "lrp_skipped" not in asked
     ins = res["insight"]
     assert ins["patterns"].shape == (2, n_b, 3, n_ch) and ins["hrf_kernels"].shape == (2, n_b, 3, n_t)
     assert res["n_windows"] == 10 and res["target"] == "voxel 5"
@@ -182,6 +186,10 @@ def test_lrp_where_the_layers_allow(trained_net, tiny_prepared):
     res = explain(mlp, tiny_prepared, sp, methods=("integrated_gradients", "lrp"), n_windows=5, n_steps=4, progress_bar=False)
     assert set(res["methods"]) == {"integrated_gradients", "lrp"}
     assert np.isfinite(res["methods"]["lrp"]["channel"]).all() and abs(res["methods"]["lrp"]["band"].sum() - 1) < 1e-6
+    auto = explain(mlp, tiny_prepared, sp, n_windows=5, n_steps=4, progress_bar=False)  # the default runs LRP where it applies
+    assert set(auto["methods"]) == {"integrated_gradients", "lrp"} and "lrp_skipped" not in auto
+    with pytest.raises(Eeg2fmriInputError, match="methods"):
+        explain(mlp, tiny_prepared, sp, methods="shap", n_windows=5, n_steps=4, progress_bar=False)
     ok, note = lrp_support(torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.GELU()))
     assert not ok and "GELU" in note
 
@@ -191,7 +199,11 @@ def test_explain_cli_writes_outputs_atomically(trained_net, tmp_path, capsys):
     out = tmp_path / "ex"
     assert main(["explain", str(root / "run"), "--out", str(out), "--n-windows", "6", "--n-steps", "4", "-q"]) == 0
     printed = capsys.readouterr().out
-    assert "integrated_gradients (whole mask" in printed and "top band" in printed and "LRP not applicable" in printed
+    # LRP is left out quietly by default where it does not apply (user test 9); asked for, it says why not
+    assert "integrated_gradients (whole mask" in printed and "top band" in printed and "LRP" not in printed
+    assert main(["explain", str(root / "run"), "--out", str(tmp_path / "ex2"), "--n-windows", "3", "--n-steps", "2", "-q",
+                 "--methods", "integrated_gradients", "lrp"]) == 0
+    assert "LRP not applicable: Captum has no LRP rule for" in capsys.readouterr().out
     doc = json.loads((out / "explain.json").read_text())
     assert doc["montage"].endswith("_electrodes.tsv")  # the training data's electrode positions
     assert set(doc["figures"]) == {"channels_topomap.png", "bands.png", "bands_signed.png", "lags.png", "patterns_topomap.png", "hrfs.png"}

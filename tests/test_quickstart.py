@@ -101,7 +101,7 @@ def test_cli_help_and_errors(tmp_path, capsys):
     assert "unknown montage 'bogus'" in capsys.readouterr().err
     (tmp_path / "exists").mkdir()
     assert main(["quickstart", "--out", str(tmp_path / "exists")]) == 2
-    assert "already exists; choose another path or pass overwrite=True (--overwrite" in capsys.readouterr().err
+    assert "already exists; choose another path or pass --overwrite." in capsys.readouterr().err
     assert main(["models"]) == 0
     assert "ridge_hrf" in capsys.readouterr().out
 

@@ -366,7 +366,7 @@ def test_synthesize_cli(tiny_bids, ridge_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed and "cli_bold.json" in printed and "ignored 2 channel(s) the model does not use: ECG, EOG" in printed
     assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(out), "-q"]) == 2
-    assert "output already exists; choose another path or pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert "output already exists; choose another path or pass --overwrite." in capsys.readouterr().err  # the CLI's flag, not the keyword
     assert main(["synthesize", str(tmp_path / "nope.vhdr"), "--model", str(ridge_dir), "--out", str(tmp_path / "n.nii.gz"), "-q"]) == 2
     assert "nope.vhdr: EEG file not found; check the path." in capsys.readouterr().err
     assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(tmp_path / "t.nii.gz"), "--tr", "1", "-q", "--no-uncertainty"]) == 0

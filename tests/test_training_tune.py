@@ -43,6 +43,15 @@ def test_tune_two_trials_resume_to_three(prepared_dir, tmp_path):
     assert best["loss"]["corr"] == resumed.best_params["loss.corr"] and best["tune"] == {}
     assert best["out"] == str(tmp_path / "search" / "best")
     assert resumed.best_value == min(r["value"] for r in rows)
+    # the paths in the file are relative to its folder (user test 9: absolute paths), so the project can be moved;
+    # load_config reads them back as the absolute paths above
+    import os
+
+    import yaml
+
+    raw = yaml.safe_load(resumed.best_config.read_text())
+    assert raw["out"] == "best" and raw["data"]["prepared"] == os.path.relpath(prepared_dir, tmp_path / "search")
+    assert best["data"]["prepared"] == str(prepared_dir.resolve()) and "paths are relative to this file's folder" in resumed.best_config.read_text()
 
 
 def test_tune_errors(prepared_dir, tmp_path):

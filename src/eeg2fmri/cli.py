@@ -101,11 +101,23 @@ def path_error_message(err: OSError, *, has_out: bool = True) -> str | None:
     return f"{path}: {reason}; {fix}."
 
 
+#: "pass name=value (--flag ...)" in a Python API message -> "pass --flag ..." on the command line (user test 9: "pass
+#: overwrite=True (--overwrite)" read as an API hint); the flag's own argument (FILE, LABELS.nii.gz) is kept.
+_API_HINT = re.compile(r"pass [A-Za-z_]\w*=(<[^>]*>|[^\s()]*) ?\((--[\w-]+)( [A-Z][\w.]*)?(?: on the command line)?\)")
+
+
+def _flag_hint(m: re.Match) -> str:
+    value, flag, arg = m.groups()
+    return f"pass {flag}{arg or (' ' + value if value.startswith('<') else '')}"
+
+
 def _tidy(message: str, command: str) -> str:
     """An error message as the command line prints it: without a second ``COMMAND:`` prefix (the Python API's messages
-    name the function) and without ``?.`` (a question that ends a sentence)."""
+    name the function), without ``?.`` (a question that ends a sentence), and with the command-line flag where the
+    message offers a keyword and its flag ("pass overwrite=True (--overwrite)" -> "pass --overwrite")."""
     if message.startswith(f"{command}: "):
         message = message[len(command) + 2 :]
+    message = _API_HINT.sub(_flag_hint, message)
     return message.replace("?.", "?")
 
 

@@ -20,8 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--data", help="prepared dataset (default: the one recorded with the model)")
     p.add_argument("--target", default="mask", help="mask | voxel:I | roi:L (default: %(default)s)")
     p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (for --target roi:L)")
-    p.add_argument("--methods", nargs="+", default=["integrated_gradients", "lrp"], choices=["integrated_gradients", "lrp"],
-                   help="attribution methods (default: %(default)s)")
+    p.add_argument("--methods", nargs="+", default=None, choices=["integrated_gradients", "lrp"],
+                   help="attribution methods (default: integrated_gradients, and lrp too where every layer of the model has an "
+                        "LRP rule)")
     p.add_argument("--n-windows", type=int, default=128, help="test windows attributed (default: %(default)s)")
     p.add_argument("--n-steps", type=int, default=32, help="Integrated Gradients steps (default: %(default)s)")
     p.add_argument("--montage", help="MNE standard montage for the topomaps (default: the data's electrodes.tsv, else colin27_1005)")
@@ -33,7 +34,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from eeg2fmri.workflows.explain import explain_run
 
-    out, res = explain_run(args.run_dir, model=args.model, data=args.data, target=args.target, atlas=args.atlas, methods=tuple(args.methods),
+    out, res = explain_run(args.run_dir, model=args.model, data=args.data, target=args.target, atlas=args.atlas, methods=tuple(args.methods) if args.methods else "auto",
                            n_windows=args.n_windows, n_steps=args.n_steps, montage=args.montage, out=args.out, random_state=args.seed,
                            overwrite=args.overwrite, progress_bar=not args.quiet)
     for m, agg in res["methods"].items():

@@ -28,9 +28,9 @@ def temporal_split(n_volumes: int, first_valid: int, *, fractions: tuple[float, 
     test_gap : bool
         With a test share of 0: ``False`` reserves no gap for the empty test
         span and the validation span runs to the end of the run (a model to
-        deploy: every volume but the validation span trains it); ``True``
-        leaves that gap unused (the subject-wise protocols' training runs,
-        on whose splits every reported LOSO number was measured).
+        deploy, and the training runs of the subject-wise protocols since
+        session 23); ``True`` leaves that gap unused (those training runs
+        before session 23: the LOSO-spans and k-fold numbers measured then).
 
     Returns
     -------

@@ -343,7 +343,7 @@ def explain(
     *,
     target: Any = "mask",
     atlas: np.ndarray | None = None,
-    methods: tuple[str, ...] | list[str] = ("integrated_gradients", "lrp"),
+    methods: str | tuple[str, ...] | list[str] = "auto",
     n_windows: int = 128,
     n_steps: int = 32,
     window: dict | None = None,
@@ -368,9 +368,11 @@ def explain(
         See :func:`resolve_target`.
     atlas : array of int, shape (n_outputs,) | None
         Labels of the outputs, for ``target="roi:L"``.
-    methods : sequence of {"integrated_gradients", "lrp"}
-        LRP is run only where :func:`lrp_support` says every layer has a rule;
-        otherwise the result says why not.
+    methods : "auto" or sequence of {"integrated_gradients", "lrp"}
+        ``"auto"`` (default): Integrated Gradients, and LRP too where
+        :func:`lrp_support` says every layer of the model has a rule (quietly
+        left out otherwise: ``lrp_skipped`` says why). LRP asked for by name
+        is run only where it is supported; otherwise ``lrp_note`` says why not.
     n_windows : int
         Test windows attributed (drawn evenly over the test set, at most all).
     n_steps : int
@@ -387,7 +389,9 @@ def explain(
     dict
         ``target``, ``n_windows``, per method ``methods[m]`` with the
         aggregated importance (:func:`aggregate_attributions`) and the
-        completeness check of IG (``convergence_delta``), ``lrp_note``,
+        completeness check of IG (``convergence_delta``), ``lrp_note`` (LRP
+        asked for: what was used, or why not), ``lrp_skipped`` (``"auto"``
+        and LRP not applicable: why),
         ``insight`` (flagship/BEIRA patterns and HRFs, when available),
         ``channels``, ``band_names``, ``input_kind``.
     """
@@ -401,6 +405,12 @@ def explain(
     spec: DataSpec | None = getattr(mdl, "spec", None)
     if not isinstance(spec, DataSpec):
         raise Eeg2fmriInputError("explain: expected a registered model with a DataSpec (model.spec); build it through eeg2fmri.models.")
+    auto = isinstance(methods, str) and methods == "auto"
+    if isinstance(methods, str) and not auto:
+        methods = (methods,)
+    if auto:
+        ok, why = lrp_support(mdl)  # (user test 9: the default asked for LRP and then reported it as not applicable)
+        methods = ("integrated_gradients", "lrp") if ok else ("integrated_gradients",)
     for m in methods:
         check_choice(m, "methods", EXPLAIN_METHODS, where="explain")
     n_windows = check_positive_int(n_windows, "n_windows", where="explain")
@@ -427,6 +437,8 @@ def explain(
                            "channels": list(spec.ch_names), "band_names": list(ds.bands) if spec.input_kind in ("bandpower", "tangent") else None,
                            "freqs": None if spec.freqs is None else list(spec.freqs), "window": {"n_frames": n_frames, "lag": lag},
                            "baseline": "mean training window", "methods": {}}
+    if auto and "lrp" not in methods:
+        res["lrp_skipped"] = why
     try:
         for m in methods:
             if m == "lrp":

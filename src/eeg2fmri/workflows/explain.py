@@ -145,7 +145,7 @@ def explain_run(
     data: str | os.PathLike | None = None,
     target: Any = "mask",
     atlas: Any = None,
-    methods: tuple[str, ...] | list[str] = ("integrated_gradients", "lrp"),
+    methods: str | tuple[str, ...] | list[str] = "auto",
     n_windows: int = 128,
     n_steps: int = 32,
     montage: str | None = None,

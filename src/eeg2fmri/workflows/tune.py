@@ -235,6 +235,27 @@ def _seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(k), 7]).generate_state(1)[0])
 
 
+def _relative_paths(cfg: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The config's data paths and ``out`` relative to ``folder`` (where the config is written: :func:`load_config` reads
+    relative paths from the config file's folder), so a tuned config keeps working when the project folder is moved or
+    shared (user test 9: best_config.yaml held absolute paths); a path on another drive stays absolute."""
+    folder = Path(folder).absolute()
+
+    def rel(p: str) -> str:
+        try:
+            return Path(os.path.relpath(Path(p).absolute(), folder)).as_posix()
+        except ValueError:  # another drive (Windows)
+            return str(p)
+
+    cfg = {**cfg, "data": dict(cfg["data"])}
+    for key in ("prepared", "bids", "prepared_out"):
+        if cfg["data"].get(key):
+            cfg["data"][key] = rel(cfg["data"][key])
+    if cfg.get("out"):
+        cfg["out"] = rel(cfg["out"])
+    return cfg
+
+
 def tune(
     config: str | os.PathLike | Mapping[str, Any],
     *,
@@ -419,13 +440,14 @@ def tune(
                        "choices. Compare with ridge_hrf before training the network further.", name)
     best_cfg = apply_overrides(base, best.params)
     best_cfg["out"] = str(out_path / "best")
-    best_cfg = resolve_config(best_cfg)
+    best_cfg = _relative_paths(resolve_config(best_cfg), out_path)
     path = out_path / "best_config.yaml"
     from eeg2fmri.utils.provenance import software_line
 
     header = (f"# written by {software_line()}\n"
               f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})\n"
               f"# trial {best.number}: {monitor} = {best.value:.4f}; params {json.dumps(best.params, default=str)}\n"
+              f"# paths are relative to this file's folder (move the folders together, or edit them)\n"
               f"# train it with: eeg2fmri train {path}\n")
     with atomic_file(path, overwrite=True) as tmp:
         tmp.write_text(header + dump_config(best_cfg))
