@@ -117,6 +117,21 @@ def test_evaluate_split_takes_a_fit_result_and_refuses_test_windows_it_saw(tiny_
                                                  r"trained or validated on"):
         evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted, n_boot=0)
     evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted.model, n_boot=0)  # a bare model: unchecked, as before
+    # the README's snippet (user test 11): a within fit evaluated on its own split -- the test span lies one gap after
+    # validation, which is held out (session 22's check also padded by the EEG window and refused it); a split whose
+    # test span starts inside that gap is still refused
+    from eeg2fmri.evaluation.protocol import seen_test_windows
+
+    within = make_split(tiny_prepared, "within")
+    fit_w = fit_model(tiny_prepared, within, "ridge_hrf", {"hrf": "canonical"})
+    assert evaluate_split(tiny_prepared, within, split_targets(tiny_prepared, within), fit_w, n_boot=0)["model"] == "ridge_hrf"
+    n_test = sum(len(v) for v in within.selections["test"].values())
+    assert seen_test_windows(tiny_prepared, within, within) == (0, n_test)
+    closer = make_split(tiny_prepared, "within", gap=within.gap // 2)
+    seen, total = seen_test_windows(tiny_prepared, closer, within)  # its first test windows lie within the recorded gap
+    assert 0 < seen < total
+    with pytest.raises(Eeg2fmriInputError, match=r"test windows lie within \d+ volumes of windows it was trained or validated on"):
+        evaluate_split(tiny_prepared, closer, split_targets(tiny_prepared, closer), fit_w, n_boot=0)
 
 
 def test_a_run_without_a_complete_window_says_how_to_go_on(tiny_prepared):

@@ -932,22 +932,23 @@ def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def seen_test_windows(ds: PreparedDataset, split: Split, trained: Split) -> tuple[int, int]:
-    """How many of ``split``'s test windows lie within ``trained.gap`` volumes (in EEG or BOLD time) of a window of
-    ``trained``'s training or validation span, and how many test windows there are: ``(seen, total)``.
+    """How many of ``split``'s test windows lie within ``trained.gap`` volumes of a window of ``trained``'s training or
+    validation span (in the same run), and how many test windows there are: ``(seen, total)``.
 
-    Both splits must be of ``ds`` (the same runs in the same order). A test window is clear of a training one when
-    their spans (``n_frames`` of EEG up to the volume, plus the gap) do not meet.
+    Both splits must be of ``ds`` (the same runs in the same order). The gap is the splits' own guarantee (at least the
+    EEG window plus the HRF span, in volumes, between spans; :func:`~eeg2fmri.datasets.splits.temporal_split`): a
+    test volume ``gap + 1`` or more volumes from every training and validation volume is held out, as the split the
+    model was fitted with places it. Distances are measured on the volume onsets (half a TR of tolerance for jitter).
     """
-    fr, gap_s, n_frames = ds.frame_rate, trained.gap * ds.tr, split.n_frames
+    limit = (trained.gap + 0.5) * ds.tr  # (session 22 also padded by the EEG window, which flagged the model's own split)
     seen, total = 0, 0
     for i, vols in split.selections["test"].items():
         used = np.concatenate([trained.selections[k].get(i, np.array([], int)) for k in ("train", "val")])
         total += len(vols)
         if not len(used):
             continue
-        end_t = np.asarray(ds.runs[i].onsets, float)[np.asarray(vols)] + ds.tr
-        end_u = np.asarray(ds.runs[i].onsets, float)[used] + ds.tr
-        near = (end_t[:, None] - n_frames / fr < end_u[None, :] + gap_s) & (end_u[None, :] - n_frames / fr < end_t[:, None] + gap_s)
+        on = np.asarray(ds.runs[i].onsets, float)
+        near = np.abs(on[np.asarray(vols)][:, None] - on[used][None, :]) < limit
         seen += int(near.any(1).sum())
     return seen, total
 

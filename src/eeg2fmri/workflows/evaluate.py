@@ -433,8 +433,9 @@ def _mean_r_maps(results: dict, name: str) -> dict[str, np.ndarray]:
 
 
 def _refuse_seen_test_windows(ds: PreparedDataset, split: Any, rec_split: dict, *, n_frames: int, lag: int, model_dir: Path) -> None:
-    """Raise when a test window of ``split`` overlaps (in EEG or BOLD time, with the recorded gap) a window of the
-    training or validation span of the split the model was trained with: those scores would not be held out."""
+    """Raise when a test window of ``split`` lies within the recorded gap of a window of the training or validation span
+    of the split the model was trained with (:func:`~eeg2fmri.evaluation.protocol.seen_test_windows`): those scores would
+    not be held out."""
     opts = {k: v for k, v in rec_split.items() if k != "protocol"}
     try:
         trained = make_split(ds, rec_split["protocol"], n_frames=n_frames, lag=lag, **opts)
