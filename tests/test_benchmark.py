@@ -90,6 +90,10 @@ def test_benchmark_models_and_errors(tiny_prepared):
         run_benchmark(tiny_prepared, "within", ["ridge_hrf"], hparams={"calhas2022": {}})
     with pytest.raises(Eeg2fmriInputError, match="protocol 'cross': expected a test dataset"):
         run_benchmark(tiny_prepared, "cross", ["ridge_hrf"])
+    # more folds than subjects, asked for, is refused (user test 11: ran as many folds as subjects silently)
+    with pytest.raises(Eeg2fmriInputError, match=r"n_folds \(--n-folds\): expected at most 2 \(the number of subjects: one or more "
+                                                 r"subjects per fold\), got 5; pass --n-folds 2 or fewer"):
+        run_benchmark(tiny_prepared, "kfold", ["ridge_hrf"], n_folds=5)
     # a model that cannot be trained on these windows gets an error row, the others are still ranked
     bench = run_benchmark(tiny_prepared, "within", ["bricman_fc"], n_boot=0)
     row = next(r for r in bench["leaderboard"] if r["name"] == "bricman_fc")

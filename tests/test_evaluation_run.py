@@ -80,6 +80,18 @@ def test_evaluate_cli_and_errors(trained, tmp_path, capsys):
     assert "the model records no prepared dataset; pass --data PREPARED" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(root / "elsewhere" / "bare_model"), "--data", str(prep), "--out", str(tmp_path / "x"), "-q"]) == 2
     assert "the model records no split; pass --protocol within|loso|kfold|subjects" in capsys.readouterr().err
+    # the recorded prepared dataset was moved (user test 11: the error said to create it with eeg2fmri prepare)
+    import shutil
+
+    moved = tmp_path / "moved_run"
+    shutil.copytree(root / "run" / "model", moved / "model")
+    card = json.loads((moved / "model" / "model.json").read_text())
+    card["card"]["training data"]["prepared"] = str(tmp_path / "gone" / "prepared")
+    (moved / "model" / "model.json").write_text(json.dumps(card))
+    assert main(["evaluate", str(moved), "--out", str(tmp_path / "y"), "-q"]) == 2
+    assert (f"the model was trained on the prepared dataset {tmp_path / 'gone' / 'prepared'}, which is not there any more (moved or "
+            "deleted?); pass --data with its new place") in capsys.readouterr().err
+    assert main(["evaluate", str(moved), "--data", str(prep), "--out", str(tmp_path / "y"), "-q", "--n-boot", "0"]) == 0
     assert not (tmp_path / "x").exists()
     with pytest.raises(Eeg2fmriInputError, match="expected RUN_DIR"):
         resolve_run(None)

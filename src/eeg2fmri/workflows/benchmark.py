@@ -386,6 +386,7 @@ def run_benchmark(
     if min_channels is not None and protocol != "cross":
         raise Eeg2fmriInputError(f"min_channels: expected only with protocol 'cross' (channels are matched across datasets), got "
                                  f"min_channels={min_channels} with protocol {protocol!r}; drop --min-channels or use --protocol cross.")
+    n_folds_given = n_folds is not None
     n_folds = 5 if n_folds is None else n_folds
     given_config = train_config
     train_config, cfg_split, cfg_subjects = _benchmark_train_config(train_config, protocol, names)
@@ -444,6 +445,10 @@ def run_benchmark(
         if test_ds is not None:
             raise Eeg2fmriInputError(f"protocol {protocol!r}: a test dataset is only used with protocol 'cross'; drop --test or use --protocol cross.")
         split_options = loso_validation(ds, protocol, split_options)
+        if n_folds_given and n_folds > len(ds.subjects):  # (user test 11: --n-folds 5 on 3 subjects ran 3 folds silently)
+            raise Eeg2fmriInputError(f"n_folds (--n-folds): expected at most {len(ds.subjects)} (the number of subjects: one or more "
+                                     f"subjects per fold), got {n_folds}; pass --n-folds {len(ds.subjects)} or fewer "
+                                     "(one subject per fold is leave-one-subject-out: --protocol loso).")
         folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
         _warn_small_validation(ds, [f[1] for f in folds])
     refit = None

@@ -95,6 +95,19 @@ def resolve_run(run_dir: str | os.PathLike | None = None, *, model: str | os.Pat
                              f"pass the folder written by `eeg2fmri train` or the quickstart, or {other}.")
 
 
+def _load_data(model_dir: Path, data: Any, rec_data: Path | None) -> PreparedDataset:
+    """The prepared dataset to evaluate/explain on: ``data`` if given, else the one recorded with the model -- with the fix
+    named when that one is no longer where it was recorded (user test 11: "create it with eeg2fmri prepare" when it
+    had been moved)."""
+    if data is None and rec_data is not None and not (Path(rec_data) / "manifest.json").is_file():
+        raise Eeg2fmriInputError(f"{model_dir}: the model was trained on the prepared dataset {rec_data}, which is not there any more "
+                                 "(moved or deleted?); pass --data with its new place (data= in Python), or prepare it again "
+                                 "with eeg2fmri prepare.")
+    if data is None and rec_data is None:
+        raise Eeg2fmriInputError(f"{model_dir}: the model records no prepared dataset; pass --data PREPARED.")
+    return load_prepared(Path(data) if data is not None else rec_data)
+
+
 def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path | None, dict | None, str, str, list[str] | None]:
     """(prepared path, split options, where each came from, training subjects or None for all) recorded with a model."""
     cfg = _read_json(model_dir / "train_config.json")
@@ -264,9 +277,7 @@ def evaluate_run(
     use_subjects = rec_subjects if subjects is None else list(subjects)
     subjects_where = "subjects (--subjects)" if subjects is not None else f"{model_dir}: data.subjects recorded in train_config.json"
     data_path = Path(data) if data is not None else rec_data
-    if data_path is None:
-        raise Eeg2fmriInputError(f"{model_dir}: the model records no prepared dataset; pass --data PREPARED (and --protocol within|loso).")
-    ds = load_prepared(data_path)
+    ds = _load_data(model_dir, data, rec_data)
     notes["data"] = f"{Path(data_path).absolute()}" + (f" ({source})" if data is None else "")
     window = meta.get("window", {})
     n_frames, lag = int(window.get("n_frames", 0)) or None, int(window.get("lag", 0))

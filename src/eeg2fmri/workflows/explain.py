@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared, select_subjects
+from eeg2fmri.datasets.prepared import PreparedDataset, select_subjects
 from eeg2fmri.datasets.targets import Split, make_split
 from eeg2fmri.evaluation.explain import dataset_montage, explain, explanation_rows
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
 from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
-from eeg2fmri.workflows.evaluate import _recorded, resolve_run
+from eeg2fmri.workflows.evaluate import _load_data, _recorded, resolve_run
 
 __all__ = ["explain_run", "explain_fitted", "write_explanation", "atlas_labels"]
 
@@ -191,11 +191,9 @@ def explain_run(
         raise Eeg2fmriInputError(f"{model_dir}: model {lm.meta['model']!r} is closed-form; explain works on torch models (e.g. eeg2fmri_net).")
     rec_data, rec_split, _, _, rec_subjects = _recorded(model_dir, rdir, lm.meta)
     data_path = Path(data) if data is not None else rec_data
-    if data_path is None:
-        raise Eeg2fmriInputError(f"{model_dir}: the model records no prepared dataset; pass --data PREPARED.")
     if rec_split is None:
         raise Eeg2fmriInputError(f"{model_dir}: the model records no split, so its test windows are unknown; retrain with eeg2fmri train.")
-    ds = select_subjects(load_prepared(data_path), rec_subjects, where=f"{model_dir}: data.subjects")
+    ds = select_subjects(_load_data(model_dir, data, rec_data), rec_subjects, where=f"{model_dir}: data.subjects")
     win = lm.meta.get("window", {})
     opts = {k: v for k, v in rec_split.items() if k != "protocol"}
     opts.update(n_frames=int(win.get("n_frames", 0)) or None, lag=int(win.get("lag", 0)))

@@ -30,6 +30,7 @@ from eeg2fmri.synthesis import synthesize
 from eeg2fmri.training import fit_model, save_fit
 from eeg2fmri.training.fit import split_summary
 from eeg2fmri.utils.atomic import atomic_dir, final_path, final_paths
+from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.provenance import software
 from eeg2fmri.utils.validation import Eeg2fmriInputError
@@ -58,8 +59,16 @@ def format_table(summary: dict[str, float], model: str) -> str:
     if "oracle_ceiling_median_r" in summary:
         rows += [("oracle ceiling (EEG-visible)", f("oracle_ceiling_median_r"), "", ""), ("noise ceiling", f("noise_ceiling_median_r"), "", ""),
                  (f"{model} / oracle (same voxels)", f("fraction_of_oracle"), "", "")]
+    p95 = summary.get("null_p95_median_r")
+    finite_p95 = isinstance(p95, (int, float)) and np.isfinite(p95)
+    if finite_p95:
+        rows.append(("time-shifted null, 95th pct.", f("null_p95_median_r"), "", ""))
     w = max(len(r[0]) for r in rows) + 2
-    return "\n".join(f"{r[0]:<{w}}{r[1]:>10}{r[2]:>9}{r[3]:>9}" for r in rows)
+    text = "\n".join(f"{r[0]:<{w}}{r[1]:>10}{r[2]:>9}{r[3]:>9}" for r in rows)
+    if not finite_p95:  # (user test 11: said by evaluate and benchmark, not here)
+        text += ("\n(no null distribution: the test spans are too short for circular shifts well away from alignment, so these "
+                 "data cannot tell whether the model exceeds chance; simulate longer recordings with --minutes)")
+    return text
 
 
 def run_quickstart(
@@ -173,7 +182,7 @@ def run_quickstart(
         metrics = {"model": model, "protocol": "within", "split": split_info, "summary": results["summary"], "subjects": results["subjects"],
                    "timings_s": timings, "table": table, "synthesized": str(final_path(synth)), "conformal": conf,
                    "software": software()}
-        (tmp / "metrics.json").write_text(json.dumps(final_paths(metrics), indent=1, default=float))
+        (tmp / "metrics.json").write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float))  # strict JSON: NaN -> null
         write_report(tmp, table, figs, metrics, title="eeg2fmri quickstart report")
         if html_report:
             from eeg2fmri.workflows.report import build_report

@@ -48,6 +48,7 @@ from eeg2fmri.training.config import (
 )
 from eeg2fmri.training.fit import FitResult, check_input_kind, fit_model
 from eeg2fmri.utils.atomic import atomic_file, final_paths
+from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.provenance import software, software_line
 from eeg2fmri.utils.stats import pearson_from_sums
@@ -443,6 +444,6 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
     _save_calibration(fitted.model, ds, split, targets, out / "model")
     metrics["software"] = software()
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(final_paths(metrics), indent=1, default=float))
+        tmp.write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float))  # strict JSON: NaN -> null
     logger.info("wrote %s (model/, metrics.json)", out)
     return TrainRun(out, fitted, metrics)
