@@ -400,3 +400,12 @@ def test_tune_refuses_a_misspelt_hyperparameter_before_any_trial(prepared_dir, t
                                                  r"setting once .* keep one of the two keys \(no trial was run\)"):
         tune(path, trials=3)
     assert not (tmp_path / "search").exists()
+    # train refuses it the same way, before its output folder exists (user test 11: it named neither the file nor the
+    # key, and left a folder holding config.yaml)
+    from eeg2fmri.workflows.train import train
+
+    path.write_text(yaml.safe_dump({**base, "model": {"name": "_ext_linear", "hparams": {"hiden": 4}}}))
+    with pytest.raises(Eeg2fmriInputError, match=rf"{re.escape(path.name)}: model\.hparams\.hiden: expected a hyperparameter of model "
+                                                 r"'_ext_linear' .*\(did you mean 'hidden'\?\); fix the name \(nothing was written\)"):
+        train(path)
+    assert not (tmp_path / "search").exists()

@@ -33,7 +33,7 @@ def test_missing_bold_is_named(tiny_bids, tmp_path):
 def test_not_a_bids_folder(tmp_path):
     with pytest.raises(Eeg2fmriInputError, match="expected EEG files sub-"):
         find_runs(tmp_path)
-    with pytest.raises(Eeg2fmriInputError, match="expected a BIDS dataset folder, found nothing"):
+    with pytest.raises(Eeg2fmriInputError, match="expected a BIDS dataset folder, found nothing: the path does not exist"):
         find_runs(tmp_path / "nope")
 
 

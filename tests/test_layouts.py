@@ -604,9 +604,9 @@ def test_registry_and_detection_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(Eeg2fmriInputError, match=r"expected a BIDS dataset .* or one of the published layouts"):
         detect_layout(tmp_path / "empty")
-    with pytest.raises(Eeg2fmriInputError, match=r"expected a dataset folder, found nothing"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a dataset folder, found nothing: the path does not exist"):
         find_runs_layout(tmp_path / "nope", layout="auto")
-    with pytest.raises(Eeg2fmriInputError, match=r"expected a noddi dataset folder, found nothing"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a noddi dataset folder, found nothing: the path does not exist"):
         find_runs_layout(tmp_path / "nope", layout="noddi")
     with pytest.raises(Eeg2fmriInputError, match=r"found no complete noddi runs for subjects \['99'\]"):
         find_runs_layout(build_noddi(tmp_path / "N", subjects=("32",)), layout="noddi", subjects=["99"])

@@ -105,10 +105,10 @@ def test_report_errors(qs_folder, tmp_path, capsys):
     shutil.copy2(qs_folder / "metrics.json", folder / "metrics.json")
     first = build_report(folder)
     assert first == folder / "report.html"
-    with pytest.raises(Eeg2fmriInputError, match=r"report.html: report already exists; pass --overwrite"):
+    with pytest.raises(Eeg2fmriInputError, match=r"report.html: report already exists; pass overwrite=True \(--overwrite\)"):
         build_report(folder)
     assert main(["report", str(folder)]) != 0  # the CLI prints the error instead of a traceback
-    assert "report already exists; pass --overwrite" in capsys.readouterr().err
+    assert "report already exists; pass --overwrite or choose another --out." in capsys.readouterr().err
     assert main(["report", str(folder), "--overwrite", "--title", "again"]) == 0
     assert "<title>again</title>" in (folder / "report.html").read_text()
     # --overwrite replaces a report, never a file of the user's that has the name (user test: notes.html was replaced)

@@ -243,7 +243,8 @@ def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_pat
     assert side["Resampled"] and side["SamplingFrequency"] == 200.0 and side["WorkSamplingFrequency"] == 100.0
     got = np.asarray(nib.load(tmp_path / "up.nii.gz").dataobj)
     assert got.shape == base.shape and np.corrcoef(got.ravel(), base.ravel())[0, 1] > 0.95
-    with pytest.raises(Eeg2fmriInputError, match=r"missing here: \['O1', 'O2'\] \(channels of the recording the model does not use: \['ECG', 'EOG'\]\); rename channels to the training names"):
+    with pytest.raises(Eeg2fmriInputError, match=r"missing here: \['O1', 'O2'\] \(channels of the recording the model does not use: \['ECG', 'EOG'\]\); map them by "
+                                                 r"electrode position with --channel-positions file .* or rename the channels to the training names"):
         synthesize(raw.copy().drop_channels(["O1", "O2"]), ridge_dir, tmp_path / "miss.nii.gz", progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match=r"sampled at 80 Hz, but the model's features use EEG up to 45 Hz"):
         synthesize(raw.copy().resample(80.0, verbose=False), ridge_dir, tmp_path / "low.nii.gz", progress_bar=False)

@@ -370,7 +370,7 @@ def pair_bids_runs(
 
     root = Path(bids_root)
     if not root.is_dir():
-        raise Eeg2fmriInputError(f"{root}: expected a BIDS dataset folder, found {'a file' if root.exists() else 'nothing'}; pass the folder that holds sub-*/.")
+        raise Eeg2fmriInputError(f"{root}: expected a BIDS dataset folder, found {'a file' if root.exists() else 'nothing: the path does not exist'}; pass the folder that holds sub-*/.")
     subs = None if subjects is None else {s[4:] if s.startswith("sub-") else s for s in ([subjects] if isinstance(subjects, str) else subjects)}
     filt = parse_bold_filter(bold_entities)
     deriv = None

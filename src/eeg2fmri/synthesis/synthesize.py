@@ -133,10 +133,10 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
         raise Eeg2fmriInputError(
             f"{where}: the model was trained on {len(wanted)} EEG channels and {len(missing)} are missing here: "
             f"{missing[:12]}{' ...' if len(missing) > 12 else ''} (channels of the recording the model does not use: "
-            f"{unused[:12]}{' ...' if len(unused) > 12 else ''}); rename channels to the training names "
-            "(raw.rename_channels({...}), matching ignores case and EDF-style decorations such as 'EEG Fp1-REF') or add them by interpolation (set a montage, add "
-            "the missing channels as bad ones and call raw.interpolate_bads()), then pass the fixed recording; or map them by electrode "
-            "position with channel_positions='file' or a montage name such as 'biosemi64' (--channel-positions)."
+            f"{unused[:12]}{' ...' if len(unused) > 12 else ''}); map them by electrode position with --channel-positions file "
+            "(the recording's own positions) or a montage name such as biosemi64 (channel_positions= in Python), or rename the "
+            "channels to the training names (matching ignores case and EDF-style decorations such as 'EEG Fp1-REF') or interpolate "
+            "the missing ones in MNE (raw.rename_channels, raw.interpolate_bads) and pass the fixed recording."
         )
     ambiguous = [c for c in wanted if len(by_lower[c.lower()]) > 1]
     if ambiguous:

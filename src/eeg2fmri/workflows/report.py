@@ -300,7 +300,7 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     if out_path.is_dir():  # checked before --overwrite: a folder is never replaced by the page
         raise Eeg2fmriInputError(f"{out_path}: expected an HTML file path, found a directory; pass --out {out_path / 'report.html'}.")
     if out_path.exists() and not overwrite:
-        raise Eeg2fmriInputError(f"{out_path}: report already exists; pass --overwrite (overwrite=True) or choose another --out.")
+        raise Eeg2fmriInputError(f"{out_path}: report already exists; pass overwrite=True (--overwrite) or choose another --out.")
     if out_path.is_file() and not is_our_page(out_path):  # --overwrite replaces a report, never a file of the user's
         raise Eeg2fmriInputError(f"{out_path}: expected an eeg2fmri report to replace (--overwrite), found another file; it is left "
                                  "as it is. Choose another --out, or move the file away first.")

@@ -37,14 +37,16 @@ from eeg2fmri.datasets.prepared import (
     select_subjects,
 )
 from eeg2fmri.datasets.targets import Split, make_split, split_targets, volume_accounting
-from eeg2fmri.models.base import get_model_class
+from eeg2fmri.models.base import get_model_class, model_hparams
 from eeg2fmri.models.predictor import TorchPredictor
 from eeg2fmri.training.config import (
+    DEFAULTS,
     closed_form_unused,
     config_diff,
     dump_config,
     load_config,
     resolve_config,
+    tune_target,
 )
 from eeg2fmri.training.fit import FitResult, check_input_kind, fit_model
 from eeg2fmri.utils.atomic import atomic_file, final_paths
@@ -54,7 +56,7 @@ from eeg2fmri.utils.provenance import software, software_line
 from eeg2fmri.utils.stats import pearson_from_sums
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["TrainRun", "load_data", "score_windows", "split_info", "train"]
+__all__ = ["TrainRun", "check_hparam_names", "load_data", "score_windows", "split_info", "train"]
 
 CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.json"
@@ -69,6 +71,45 @@ class TrainRun:
     out: Path
     fit: FitResult | None
     metrics: dict
+
+
+def check_hparam_names(name: str, space: Mapping[str, Any], hparams: Mapping[str, Any], source: str, *, done: str = "nothing was written") -> None:
+    """Refuse model hyperparameters the model does not take, in ``model.hparams`` and in a ``tune`` search space, naming
+    the config ``source`` and the key, before anything runs (``done`` says so in the message).
+
+    Otherwise every tune trial would fail on the same name (``build_model`` refuses it), and ``train`` refused it only
+    after writing its output folder, without naming the config (user test 11).
+    """
+    import difflib
+    import inspect
+
+    seen: dict[tuple[str, ...], str] = {}
+    for k in space:  # two keys of one setting (rank and model.hparams.rank): a trial would record both and train with one
+        target = tuple(tune_target(k))
+        if target in seen:
+            raise Eeg2fmriInputError(
+                f"{source}: tune: {seen[target]!r} and {k!r} both search {'.'.join(target)}; expected each setting once (a trial would "
+                f"record both values and train with one of them); keep one of the two keys ({done})."
+            )
+        seen[target] = k
+    cls = get_model_class(name)
+    if any(v.kind == v.VAR_KEYWORD for v in inspect.signature(cls.__init__).parameters.values()):
+        return  # takes any keyword: nothing to check by name
+    known = model_hparams(name)
+    keys = [(f"model.hparams.{k}", k, False) for k in hparams]
+    keys += [(f"tune.{k}", tune_target(k)[2], "." not in k) for k in space if tune_target(k)[:2] == ["model", "hparams"]]
+    for key, hp, bare in keys:
+        if hp in known:
+            continue
+        # a bare name may also have been meant as an optimizer or loss key
+        candidates = known + (sorted(DEFAULTS["optimizer"]) + sorted(DEFAULTS["loss"]) if bare else [])
+        close = difflib.get_close_matches(hp, candidates, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        also = " or an optimizer/loss key" if bare else ""
+        raise Eeg2fmriInputError(
+            f"{source}: {key}: expected a hyperparameter of model {name!r} ({', '.join(known) or 'it takes none'}){also}, got {hp!r}{hint}; "
+            f"fix the name ({done})."
+        )
 
 
 def _as_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
@@ -352,6 +393,7 @@ def train(
     if cfg["out"] is None:
         raise Eeg2fmriInputError("config: out: expected an output folder, found null; set out: in the config or pass --out.")
     name = cfg["model"]["name"]
+    check_hparam_names(name, {}, cfg["model"]["hparams"], str(config) if isinstance(config, (str, os.PathLike)) else "config")
     if getattr(get_model_class(name), "kind", "torch") == "sklearn":
         unused = closed_form_unused(cfg)
         if unused:

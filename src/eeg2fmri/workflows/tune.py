@@ -51,20 +51,18 @@ import numpy as np
 import pytorch_lightning as pl
 
 from eeg2fmri.datasets.targets import split_targets
-from eeg2fmri.models.base import get_model_class, model_hparams
+from eeg2fmri.models.base import get_model_class
 from eeg2fmri.training.config import (
-    DEFAULTS,
     MONITORS,
     apply_overrides,
     config_diff,
     dump_config,
     resolve_config,
-    tune_target,
 )
 from eeg2fmri.utils.atomic import atomic_file, process_alive
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
-from eeg2fmri.workflows.train import _as_config, load_data
+from eeg2fmri.workflows.train import _as_config, check_hparam_names, load_data
 
 __all__ = ["TuneResult", "tune"]
 
@@ -194,43 +192,6 @@ def _suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
     return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), step=spec["step"], log=spec["log"])
 
 
-def _check_hparam_names(name: str, space: Mapping[str, Any], hparams: Mapping[str, Any], source: str) -> None:
-    """Refuse model hyperparameters the model does not take, in ``model.hparams`` and in the search space, before any trial.
-
-    Otherwise every trial would fail on the same name (``build_model`` refuses it) and the search would say so only at the end.
-    """
-    import difflib
-    import inspect
-
-    seen: dict[tuple[str, ...], str] = {}
-    for k in space:  # two keys of one setting (rank and model.hparams.rank): a trial would record both and train with one
-        target = tuple(tune_target(k))
-        if target in seen:
-            raise Eeg2fmriInputError(
-                f"{source}: tune: {seen[target]!r} and {k!r} both search {'.'.join(target)}; expected each setting once (a trial would "
-                "record both values and train with one of them); keep one of the two keys (no trial was run)."
-            )
-        seen[target] = k
-    cls = get_model_class(name)
-    if any(v.kind == v.VAR_KEYWORD for v in inspect.signature(cls.__init__).parameters.values()):
-        return  # takes any keyword: nothing to check by name
-    known = model_hparams(name)
-    keys = [(f"model.hparams.{k}", k, False) for k in hparams]
-    keys += [(f"tune.{k}", tune_target(k)[2], "." not in k) for k in space if tune_target(k)[:2] == ["model", "hparams"]]
-    for key, hp, bare in keys:
-        if hp in known:
-            continue
-        # a bare name may also have been meant as an optimizer or loss key
-        candidates = known + (sorted(DEFAULTS["optimizer"]) + sorted(DEFAULTS["loss"]) if bare else [])
-        close = difflib.get_close_matches(hp, candidates, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        also = " or an optimizer/loss key" if bare else ""
-        raise Eeg2fmriInputError(
-            f"{source}: {key}: expected a hyperparameter of model {name!r} ({', '.join(known) or 'it takes none'}){also}, got {hp!r}{hint}; "
-            "fix the name (no trial was run)."
-        )
-
-
 def _seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(k), 7]).generate_state(1)[0])
 
@@ -310,7 +271,8 @@ def tune(
     name = cfg["model"]["name"]
     if getattr(get_model_class(name), "kind", "torch") == "sklearn":
         raise Eeg2fmriInputError(f"model.name: expected a torch model for tuning, found the closed-form {name!r} (it chooses its penalty on validation data itself).")
-    _check_hparam_names(name, cfg["tune"], cfg["model"]["hparams"], str(config) if isinstance(config, (str, os.PathLike)) else "config")
+    check_hparam_names(name, cfg["tune"], cfg["model"]["hparams"], str(config) if isinstance(config, (str, os.PathLike)) else "config",
+                       done="no trial was run")
     t = cfg["trainer"]
     if t["num_nodes"] != 1 or t["devices"] not in (1, "auto") and not (isinstance(t["devices"], list) and len(t["devices"]) == 1):
         raise Eeg2fmriInputError(

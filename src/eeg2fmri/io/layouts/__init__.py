@@ -108,7 +108,7 @@ def detect_layout(root: str | os.PathLike) -> str:
     """
     root = Path(root)
     if not root.is_dir():
-        raise Eeg2fmriInputError(f"{root}: expected a dataset folder, found {'a file' if root.exists() else 'nothing'}; check the path.")
+        raise Eeg2fmriInputError(f"{root}: expected a dataset folder, found {'a file' if root.exists() else 'nothing: the path does not exist'}; check the path.")
     hits = [n for n in list_layouts() if n != "bids" and get_layout(n).detect(root)]
     if len(hits) == 1:
         return hits[0]

@@ -261,7 +261,7 @@ class Layout(ABC):
     def _root(self, root: str | os.PathLike) -> Path:
         p = Path(root)
         if not p.is_dir():
-            raise Eeg2fmriInputError(f"{p}: expected a {self.NAME} dataset folder, found {'a file' if p.exists() else 'nothing'}; pass the folder that holds {self.NEEDS[0].split('/')[0] if self.NEEDS else 'the data'}.")
+            raise Eeg2fmriInputError(f"{p}: expected a {self.NAME} dataset folder, found {'a file' if p.exists() else 'nothing: the path does not exist'}; pass the folder that holds {self.NEEDS[0].split('/')[0] if self.NEEDS else 'the data'}.")
         return p
 
     def _check_options(self, options: dict[str, Any]) -> None:
