@@ -49,7 +49,9 @@ def test_train_folder_rules(tiny_prepared, tmp_path, capsys):
     bad.write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
     assert main(["train", str(bad), "--out", str(run), "-q"]) == 2
-    assert "model 'ridge_hrf': unknown hyperparameter(s) ['alfa'] ('alfa' -> 'alphas'?); expected some of ['alphas'" in capsys.readouterr().err
+    assert ("bad.yaml: model.hparams.alfa: expected a hyperparameter of model 'ridge_hrf' (alphas, hrf, alpha_per_target, factored, "
+            "refit), got 'alfa' (did you mean 'alphas'?); fix the name (nothing was written)") in capsys.readouterr().err
+    assert not run.exists()  # refused before the folder was made (user test 11: it held config.yaml)
     cfg["model"]["hparams"] = {}
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(cfg))
@@ -93,3 +95,5 @@ def test_short_test_spans_are_warned(tiny_prepared, caplog):
     subs = ", ".join(sorted(tiny_prepared.subjects))
     assert any(f"the shortest test span has {n} windows (per subject; subject(s) {subs})" in r.getMessage() and "data.subjects" in r.getMessage()
                for r in caplog.records)  # names the short subjects and how to leave them out (user test 10)
+    # ... with each command's own way (user test 11: quickstart users were told to use --protocol, which it does not have)
+    assert any("(quickstart and simulate: --minutes)" in r.getMessage() and "prepare/evaluate: --subjects" in r.getMessage() for r in caplog.records)

@@ -853,9 +853,10 @@ def evaluate_models(
     if 0 < shortest < _FEW_TEST_WINDOWS:
         short = sorted(s_ for s_, v in per_subject.items() if int(v.get("n_test", 0)) < _FEW_TEST_WINDOWS)
         logger.warning("the shortest test span has %d windows (per subject; subject(s) %s): its r and every CI are very uncertain, each "
-                       "subject counts equally in the group median, and the ranking of models may not hold; use longer recordings (or "
-                       "more subjects with --protocol loso), or leave the short subject(s) out (data.subjects, benchmark --train-config "
-                       "'{\"data\": {\"subjects\": [...]}}').", shortest, ", ".join(short))
+                       "subject counts equally in the group median, and the ranking of models may not hold; use longer recordings (quickstart "
+                       "and simulate: --minutes), hold out whole subjects (protocol loso: evaluate/benchmark --protocol loso), or leave the "
+                       "short subject(s) out (train/tune: data.subjects in the config; prepare/evaluate: --subjects; benchmark: "
+                       "--train-config '{\"data\": {\"subjects\": [...]}}').", shortest, ", ".join(short))
     return {
         "protocol": split.protocol,
         "models": names,
