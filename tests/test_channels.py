@@ -97,7 +97,7 @@ def _biosemi_recording(tiny_bids):
 def test_synthesize_biosemi_recording_with_a_10_20_model(tiny_bids, ridge_dir, tmp_path):  # noqa: F811
     raw, bio = _biosemi_recording(tiny_bids)
     base = np.asarray(nib.load(synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)).dataobj)
-    with pytest.raises(Eeg2fmriInputError, match=r"16 are missing here: .*or map them by electrode position with channel_positions="):
+    with pytest.raises(Eeg2fmriInputError, match=r"16 are missing here: .*; map them by electrode position with --channel-positions file .*\(channel_positions= in Python\)"):
         synthesize(bio, ridge_dir, tmp_path / "no.nii.gz", progress_bar=False)
     synthesize(bio, ridge_dir, tmp_path / "bio.nii.gz", progress_bar=False, channel_positions="biosemi64")
     np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "bio.nii.gz").dataobj), base, atol=1e-5)
@@ -190,7 +190,7 @@ def test_match_channels_takes_decorated_names_as_prepare_does():
     picks, _ = match_channels(["EEG Fp1", "fp1"], ["Fp1"])  # a name equal but for case wins over a decorated one
     assert picks == ["fp1"]
     with pytest.raises(Eeg2fmriInputError, match=r"1 are missing here: \['Fp1'\] \(channels of the recording the model does not use: "
-                       r"\['EEG Fp1-REF', 'EEG Fp1-LE'\]\); rename channels .*EDF-style decorations"):
+                       r"\['EEG Fp1-REF', 'EEG Fp1-LE'\]\); map them .* rename the channels to the training names .*EDF-style decorations"):
         match_channels(["EEG Fp1-REF", "EEG Fp1-LE"], ["Fp1"])  # two decorated names of one key: none is taken
 
 
