@@ -56,13 +56,13 @@ def format_table(summary: dict[str, float], model: str) -> str:
         ("subject-mean baseline", "  const", f("mean_r2"), f("mean_rmse")),
         ("time-shifted null", f("null_shifted_median_r"), "", ""),
     ]
-    if "oracle_ceiling_median_r" in summary:
-        rows += [("oracle ceiling (EEG-visible)", f("oracle_ceiling_median_r"), "", ""), ("noise ceiling", f("noise_ceiling_median_r"), "", ""),
-                 (f"{model} / oracle (same voxels)", f("fraction_of_oracle"), "", "")]
     p95 = summary.get("null_p95_median_r")
     finite_p95 = isinstance(p95, (int, float)) and np.isfinite(p95)
     if finite_p95:
         rows.append(("time-shifted null, 95th pct.", f("null_p95_median_r"), "", ""))
+    if "oracle_ceiling_median_r" in summary:
+        rows += [("oracle ceiling (EEG-visible)", f("oracle_ceiling_median_r"), "", ""), ("noise ceiling", f("noise_ceiling_median_r"), "", ""),
+                 (f"{model} / oracle (same voxels)", f("fraction_of_oracle"), "", "")]
     w = max(len(r[0]) for r in rows) + 2
     text = "\n".join(f"{r[0]:<{w}}{r[1]:>10}{r[2]:>9}{r[3]:>9}" for r in rows)
     if not finite_p95:  # (user test 11: said by evaluate and benchmark, not here)
