@@ -137,9 +137,13 @@ def test_markers_with_jitter_missing_and_spurious():
     rep = volume_onsets(_raw_with_markers(lost), 38, 2.0)
     assert rep.dropped == 2 and rep.onsets[0] == pytest.approx(true[2])
     paused = np.concatenate([true[:20], true[20:] + 7.3])  # the scan paused 7.3 s: not a whole number of TRs
-    with pytest.raises(Eeg2fmriInputError, match=r"EEG: the scanner markers at 4\d\.\d{3} s and 50\.\d{3} s are 9\.\d{3} s apart, which is not a whole number \(<= 4\) of the marker interval"):
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG: the scanner markers at 4\d\.\d{3} s and 50\.\d{3} s are 9\.\d{3} s apart, not a whole number "
+                                                 r"of the marker interval \(2\.0\d+ s\): the recording was interrupted .*\(eeg2fmri prepare --config "
+                                                 r"'\{\"marker\": null, \"first_onset\": <s>\}'"):
         volume_onsets(_raw_with_markers(paused), 40, 2.0)
-    with pytest.raises(Eeg2fmriInputError, match=r"not a whole number \(<= 2\)"):
+    # a whole number of intervals, but more markers missed in a row than are filled in (user test 12: called "not a whole number")
+    with pytest.raises(Eeg2fmriInputError, match=r"are 8\.\d{3} s apart, 4 marker intervals \(2\.0\d+ s each\): more than 1 missed markers in a "
+                                                 r"row are not filled in"):
         repair_markers(np.delete(true, [5, 6, 7]), 2.0, max_missing=1)
 
 
@@ -270,3 +274,32 @@ def test_volume_markers_from_a_trigger_channel(tmp_path):
     # annotations come first: a matching annotation wins over the trigger channel
     raw.set_annotations(mne.Annotations(want + 0.5, 0.0, ["128"] * len(want)))
     np.testing.assert_allclose(volume_onsets(raw, n_vol, tr, marker=("128",)).onsets, want + 0.5)
+
+
+def test_line_frequency_from_the_eeg_json_without_channels_tsv(tmp_path, caplog):
+    """User test 12: a BIDS run without channels.tsv (RECOMMENDED only) was read without its *_eeg.json's
+    PowerLineFrequency, so it alone was not notched; it is now read from the sidecar, as mne-bids does."""
+    import mne_bids
+
+    info = mne.create_info(["Fp1", "Cz", "O1"], 250.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 2500)) * 1e-5, info, verbose=False)
+    eeg_dir = tmp_path / "sub-01" / "eeg"
+    eeg_dir.mkdir(parents=True)
+    edf = eeg_dir / "sub-01_task-rest_eeg.edf"
+    mne.export.export_raw(edf, raw, fmt="edf", verbose=False)
+    (tmp_path / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.8.0"}))
+    (tmp_path / "participants.tsv").write_text("participant_id\nsub-01\n")
+    side = eeg_dir / "sub-01_task-rest_eeg.json"
+    side.write_text(json.dumps({"PowerLineFrequency": 60, "SamplingFrequency": 250, "TaskName": "rest", "EEGReference": "n/a"}))
+    ours = read_eeg(edf)
+    with pytest.warns(RuntimeWarning, match="Did not find any channels.tsv"):  # (mne-bids warns, then reads the sidecar)
+        theirs = mne_bids.read_raw_bids(mne_bids.get_bids_path_from_fname(edf), verbose=False)
+    assert ours.info["line_freq"] == theirs.info["line_freq"] == 60.0
+    side.write_text(json.dumps({"PowerLineFrequency": "n/a"}))  # not a number: left undeclared (prepare then warns)
+    assert read_eeg(edf).info["line_freq"] is None
+    side.write_text("{not json")
+    with caplog.at_level("WARNING", logger="eeg2fmri"):
+        assert read_eeg(edf).info["line_freq"] is None
+    assert any("could not read it as JSON; its PowerLineFrequency is not used" in r.getMessage() for r in caplog.records)
+    side.unlink()
+    assert read_eeg(edf).info["line_freq"] is None

@@ -107,7 +107,7 @@ def find_runs(
     if not eeg_rows and subjects is None:
         raise Eeg2fmriInputError(
             f"{root}: expected EEG files sub-*/[ses-*/]eeg/*_eeg.{{vhdr,edf,bdf,set,fif}}, found none; "
-            "is this a BIDS EEG dataset? For a published dataset's own layout see `eeg2fmri datasets`."
+            "is this a BIDS EEG dataset? For a published dataset's own layout see `eeg2fmri datasets`; for files in folders of your own, list them in a runs table (tab-separated columns eeg, bold, subject; eeg2fmri prepare runs.tsv)."
         )
     for r in eeg_rows:
         if r.status == "ambiguous":

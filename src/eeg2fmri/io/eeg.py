@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -73,7 +74,30 @@ def read_eeg(eeg, *, preload: bool = True):
         logger.debug("%s: reader warning: %s", path.name, w.message)
     if channels_tsv is not None:
         _warn_ignored_channels_tsv(path, channels_tsv, [str(w.message) for w in caught], len(raw.ch_names))
+    elif raw.info.get("line_freq") is None:  # (mne-bids reads the sidecar; the plain reader does not: user test 12)
+        line = _sidecar_line_freq(path)
+        if line is not None:
+            raw.info["line_freq"] = line
     return raw
+
+
+def _sidecar_line_freq(path: Path) -> float | None:
+    """``PowerLineFrequency`` of the ``*_eeg.json`` sidecar next to a BIDS EEG file (a number > 0), else ``None``.
+
+    Read when a run has no ``channels.tsv`` (RECOMMENDED in BIDS, so often absent): the file is then read without
+    mne-bids, and its line frequency -- what the notch filter uses -- would otherwise be lost for that run only.
+    """
+    side = _bids_sidecar(path, "eeg.json")
+    if side is None:
+        return None
+    try:
+        value = json.loads(side.read_text()).get("PowerLineFrequency")
+    except (OSError, ValueError, AttributeError):
+        logger.warning("%s: could not read it as JSON; its PowerLineFrequency is not used (fix the file).", side)
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 #: mne-bids warnings that mean it read nothing from channels.tsv (it does not raise for them).

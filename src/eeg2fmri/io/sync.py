@@ -170,10 +170,13 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
                 out.extend(t0 + gap * np.arange(1, k) / k)
                 filled += k - 1
             else:
-                raise Eeg2fmriInputError(
-                    f"{where}: the scanner markers at {t0:.3f} s and {t1:.3f} s are {gap:.3f} s apart, which is not a whole number "
-                    f"(<= {max_missing + 1}) of the marker interval ({step:.4f} s): the recording was interrupted or the markers are corrupt. "
-                    "Split the run at that point, or pass first_onset=<s> for regular timing if the scan really was regular."
+                why = (f"{k} marker intervals ({step:.4f} s each): more than {max_missing} missed markers in a row are not filled in"
+                       if abs(gap - k * step) <= tolerance * step else f"not a whole number of the marker interval ({step:.4f} s)")
+                raise Eeg2fmriInputError(  # (user test 12: "7 intervals" was called "not a whole number")
+                    f"{where}: the scanner markers at {t0:.3f} s and {t1:.3f} s are {gap:.3f} s apart, {why}: the recording was "
+                    "interrupted or the markers are corrupt. Split the run at that point (two runs), or, if the scan really was "
+                    "regular, ignore the markers and give volume 0's time (eeg2fmri prepare --config '{\"marker\": null, "
+                    "\"first_onset\": <s>}'; Python: marker=None, first_onset=<s>)."
                 )
         out.append(t1)
     if filled:
@@ -347,8 +350,8 @@ def volume_onsets(
                 notes.append("the EEG ends before the last volume is complete.")
                 info_notes.append(notes[-1])
             rep = SyncReport(on, "markers", m, n_found, dropped, notes)
-            for n in info_notes:
-                logger.info("%s: %s", where, n)
+            for n in info_notes:  # repairs of the marker train move onsets: said by default (user test 12: only with -v)
+                logger.warning("%s: %s", where, n)
             return rep
     if first_onset is None:
         raise Eeg2fmriInputError(f"{where}: no markers requested and no first_onset given; pass one of them.")

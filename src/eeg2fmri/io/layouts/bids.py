@@ -59,7 +59,7 @@ def scan_bids(layout: Layout, root: Path, subjects: set[str] | None = None, *, r
     """
     table = pair_bids_runs(root, subjects=sorted(subjects) if subjects is not None else None, keep_eeg_only=require_bold is False, **options)
     if not any(r.eeg_path is not None for r in table.rows):
-        raise Eeg2fmriInputError(f"{root}: expected EEG files sub-*/[ses-*/]eeg/*_eeg.{{vhdr,edf,bdf,set,fif}}, found none; is this a BIDS EEG dataset? For a published dataset's own layout see `eeg2fmri datasets`.")
+        raise Eeg2fmriInputError(f"{root}: expected EEG files sub-*/[ses-*/]eeg/*_eeg.{{vhdr,edf,bdf,set,fif}}, found none; is this a BIDS EEG dataset? For a published dataset's own layout see `eeg2fmri datasets`; for files in folders of your own, list them in a runs table (tab-separated columns eeg, bold, subject; eeg2fmri prepare runs.tsv).")
     sc = Scan(table=table, notes=list(table.notes))
     fmriprep = Path(root) / "derivatives" / "fmriprep"
     if not options.get("derivatives") and fmriprep.is_dir():  # the raw BOLD is read although the preprocessed one is there
