@@ -303,3 +303,17 @@ def test_line_frequency_from_the_eeg_json_without_channels_tsv(tmp_path, caplog)
     assert any("could not read it as JSON; its PowerLineFrequency is not used" in r.getMessage() for r in caplog.records)
     side.unlink()
     assert read_eeg(edf).info["line_freq"] is None
+
+
+def test_eeg_that_stops_before_the_scan_says_so():
+    """User test 12: EEG cut before the scan ended was told to pass first_onset (which then failed with no fix); the error
+    now gives the EEG's end, the volumes without EEG and how to keep the covered ones; markers missing mid-recording keep
+    the general advice, in command-line terms."""
+    true = 3.0 + 2.0 * np.arange(72)
+    with pytest.raises(Eeg2fmriInputError, match=r"found 72 'R128' markers but the BOLD run has 100 volumes: the EEG \(146\.0 s\) ends 1\.0 s after "
+                                                 r"its last marker, so it stopped about 56 s before the scan did \(28 volumes without EEG\)\. Use the "
+                                                 r"volumes the EEG covers: save the BOLD's first 72 volumes .*img\.slicer\[\.\.\., :72\]"):
+        volume_onsets(_raw_with_markers(true, dur=146.0), 100, 2.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"found 72 'R128' markers but the BOLD run has 100 volumes; expected at least one marker per "
+                                                 r"volume\. .*eeg2fmri prepare --config '\{\"marker\": null, \"first_onset\": <s>\}'"):
+        volume_onsets(_raw_with_markers(true, dur=400.0), 100, 2.0)  # the EEG goes on without markers

@@ -304,9 +304,18 @@ def volume_onsets(
             on, fixes = repair_markers(on, tr, tolerance=tolerance, where=where)
             notes.extend(fixes)
             if len(on) < n_volumes:
+                eeg_end = float(raw.times[-1])
+                found = f"found {n_found} '{m}' markers{'' if len(on) == n_found else f' ({len(on)} after repairs)'} but the BOLD run has {n_volumes} volumes"
+                if eeg_end - on[-1] < 2 * tr:  # the markers run to the end of the EEG: the EEG stopped before the scan (user test 12)
+                    raise Eeg2fmriInputError(
+                        f"{where}: {found}: the EEG ({eeg_end:.1f} s) ends {eeg_end - on[-1]:.1f} s after its last marker, so it stopped "
+                        f"about {(n_volumes - len(on)) * tr:.0f} s before the scan did ({n_volumes - len(on)} volumes without EEG). Use the "
+                        f"volumes the EEG covers: save the BOLD's first {len(on)} volumes as the run's BOLD (nibabel: "
+                        f"img.slicer[..., :{len(on)}]), or leave the run out.")
                 raise Eeg2fmriInputError(
-                    f"{where}: found {n_found} '{m}' markers{'' if len(on) == n_found else f' ({len(on)} after repairs)'} but the BOLD run has {n_volumes} volumes; expected at least one marker per volume. "
-                    "Check that the EEG covers the whole scan, trim the BOLD to the recorded volumes, or pass first_onset=<s> for regular timing."
+                    f"{where}: {found}; expected at least one marker per volume. "
+                    "Check that the EEG covers the whole scan, trim the BOLD to the recorded volumes, or, if the scan was regular, ignore "
+                    "the markers and give volume 0's time (eeg2fmri prepare --config '{\"marker\": null, \"first_onset\": <s>}')."
                 )
             steps = np.diff(on)
             if len(steps):
