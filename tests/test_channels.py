@@ -99,6 +99,10 @@ def test_synthesize_biosemi_recording_with_a_10_20_model(tiny_bids, ridge_dir, t
     base = np.asarray(nib.load(synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)).dataobj)
     with pytest.raises(Eeg2fmriInputError, match=r"16 are missing here: .*; map them by electrode position with --channel-positions file .*\(channel_positions= in Python\)"):
         synthesize(bio, ridge_dir, tmp_path / "no.nii.gz", progress_bar=False)
+    bare = bio.copy().set_montage(None)  # no positions in the file (an EDF, say): the montage route is named (user test 12)
+    with pytest.raises(Eeg2fmriInputError, match=r"This recording carries no electrode positions, so --channel-positions file cannot work here: "
+                                                 r"name the montage it was recorded with"):
+        synthesize(bare, ridge_dir, tmp_path / "no.nii.gz", progress_bar=False)
     synthesize(bio, ridge_dir, tmp_path / "bio.nii.gz", progress_bar=False, channel_positions="biosemi64")
     np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "bio.nii.gz").dataobj), base, atol=1e-5)
     side = json.loads((tmp_path / "bio.json").read_text())

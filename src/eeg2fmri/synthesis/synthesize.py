@@ -576,8 +576,11 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     chmap = None
     try:
         picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
-    except Eeg2fmriInputError:
+    except Eeg2fmriInputError as err:
         if channel_positions is None:
+            if raw.get_montage() is None:  # (user test 12: "--channel-positions file" was offered first for an EDF without positions)
+                raise Eeg2fmriInputError(f"{err} This recording carries no electrode positions, so --channel-positions file cannot "
+                                         "work here: name the montage it was recorded with (e.g. --channel-positions easycap-M1).") from None
             raise
         from eeg2fmri.preprocessing.channels import map_channels_by_position
 
