@@ -104,8 +104,14 @@ def test_markers_and_fallback(tiny_bids):
     assert """eeg2fmri benchmark: --train-config '{"data": {"prepare": {"marker": ["<name>"]}}}'""" in str(err.value)
     reg = volume_onsets(raw, 10, 2.0, marker=None, first_onset=1.5)
     assert reg.method == "regular" and reg.onsets[1] == pytest.approx(3.5)
-    with pytest.raises(Eeg2fmriInputError, match="the EEG is shorter than the BOLD"):
+    with pytest.raises(Eeg2fmriInputError, match="the EEG is shorter than the BOLD") as err:
         volume_onsets(raw, 1000, 2.0, marker=None, first_onset=0.0)
+    # the way on (user test 12: the first_onset route's error offered none): the covered volumes, and how to keep them
+    n_cov = int((raw.times[-1] + 1.0 / raw.info["sfreq"]) // 2.0)
+    assert f"The EEG covers the first {n_cov} of the 1000 volumes ({1000 - n_cov} without EEG)" in str(err.value)
+    assert f"img.slicer[..., :{n_cov}]" in str(err.value)
+    with pytest.raises(Eeg2fmriInputError, match=r"No volume fits: volume 0 at 200.0 s is after the EEG's end; check first_onset"):
+        volume_onsets(raw, 10, 2.0, marker=None, first_onset=200.0)
 
 
 def _raw_with_markers(times, sfreq=250.0, dur=None):

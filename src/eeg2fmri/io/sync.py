@@ -114,6 +114,19 @@ def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.nda
     return None, None
 
 
+def short_eeg_fix(eeg_end: float, first_onset: float, tr: float, n_volumes: int) -> str:
+    """How to go on when regular volume timing from ``first_onset`` runs past the EEG's end (``eeg_end``, s): the
+    volumes the EEG covers and the ways to keep them (user test 12: the error gave no way on)."""
+    k = int(np.floor((eeg_end - first_onset) / tr + 1e-9)) if eeg_end > first_onset else 0
+    k = min(max(k, 0), n_volumes)
+    if k == 0:
+        return (f"No volume fits: volume 0 at {first_onset} s is {'after' if first_onset >= eeg_end else 'less than one TR before'} the EEG's "
+                "end; check first_onset (seconds from the EEG's first sample), the TR and that this EEG belongs to this run.")
+    return (f"The EEG covers the first {k} of the {n_volumes} volumes ({n_volumes - k} without EEG): check first_onset (seconds from the "
+            f"EEG's first sample) and the TR, or keep the covered volumes: save the BOLD's first {k} volumes as the run's BOLD "
+            f"(nibabel: img.slicer[..., :{k}]), or leave the run out.")
+
+
 def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_missing: int = 3, where: str = "EEG") -> tuple[np.ndarray, list[str]]:
     """Drop spurious scanner markers and fill in missed ones, as real recordings need.
 
@@ -366,6 +379,7 @@ def volume_onsets(
         raise Eeg2fmriInputError(f"{where}: no markers requested and no first_onset given; pass one of them.")
     on = first_onset + np.arange(n_volumes) * tr
     if on[-1] + tr > raw.times[-1] + 1.0 / raw.info["sfreq"] + 1e-6:
-        raise Eeg2fmriInputError(f"{where}: EEG is {raw.times[-1]:.1f} s long but {n_volumes} volumes from {first_onset} s need {on[-1] + tr:.1f} s; the EEG is shorter than the BOLD.")
+        raise Eeg2fmriInputError(f"{where}: EEG is {raw.times[-1]:.1f} s long but {n_volumes} volumes from {first_onset} s need {on[-1] + tr:.1f} s; "
+                                 f"the EEG is shorter than the BOLD. {short_eeg_fix(raw.times[-1] + 1.0 / raw.info['sfreq'], first_onset, tr, n_volumes)}")
     notes.append(f"no markers used: regular timing from {first_onset} s every {tr} s.")
     return SyncReport(on, "regular", None, 0, 0, notes)

@@ -53,7 +53,7 @@ from eeg2fmri.io.layouts._readers import (
     read_ds000116_mat,
     register_reader,
 )
-from eeg2fmri.io.sync import DEFAULT_MARKERS, SyncReport, volume_onsets
+from eeg2fmri.io.sync import DEFAULT_MARKERS, SyncReport, short_eeg_fix, volume_onsets
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -298,7 +298,8 @@ def _regular(raw, n_volumes: int, tr: float, first_onset: float, where: str) -> 
     dur = raw.n_times / sf
     on = first_onset + np.arange(n_volumes) * tr
     if on[-1] + tr > dur + 0.5 / sf:
-        raise Eeg2fmriInputError(f"{where}: EEG is {dur:.3f} s long but {n_volumes} volumes from {first_onset} s every {tr} s need {on[-1] + tr:.3f} s; the EEG is shorter than the BOLD run (wrong file or sampling rate?).")
+        raise Eeg2fmriInputError(f"{where}: EEG is {dur:.3f} s long but {n_volumes} volumes from {first_onset} s every {tr} s need {on[-1] + tr:.3f} s; the EEG is shorter than the BOLD run (wrong file or sampling rate?). "
+                                 f"{short_eeg_fix(dur, first_onset, tr, n_volumes)}")
     rep = SyncReport(on, "regular", None, 0, 0, [f"no scanner markers in this layout: volume 0 at {first_onset} s, then every {tr} s."])
     return LayoutSync(on, slice(0, n_volumes), rep)
 
