@@ -87,8 +87,8 @@ Usage::
 ``--variants`` adds flagship variants (or other models with hyperparameters) as
 extra columns: for design experiments on design seeds (e.g. ``--seeds 100 101``),
 never on the seeds of the reported matrix. A variant is
-``{"model": ..., "representation": ..., "hparams": {...}, "prepare": {...}}``
-(all optional; ``prepare`` takes :class:`~eeg2fmri.datasets.prepared.PrepareConfig`
+``{"model": ..., "representation": ..., "hparams": {...}, "prepare": {...}, "train_config": {...}}``
+(all optional; ``train_config`` sections are merged key by key onto the model's recommended config; ``prepare`` takes :class:`~eeg2fmri.datasets.prepared.PrepareConfig`
 keywords such as ``bands``, and the variant reads its own prepared copy).
 """
 
@@ -135,7 +135,8 @@ ALL_SETTINGS = {**SETTINGS, **PROBES}
 #: Linear references (label -> (registered model, hyperparameters)).
 #: Fit-info keys recorded per fold in a cell (``protocols.<p>.choices.<model>``): what a model chose on validation windows.
 _CHOICE_KEYS = ("ridge_weight", "ridge_weight_kept_linear", "output_rank", "output_rank_kept_full", "tangent_weight", "tangent_hrf",
-                "ridge_hrf", "alpha", "tangent_weight_kept_power", "val_r_power_ridge", "val_r_tangent_ridge", "tangent_weight_validation")
+                "ridge_hrf", "alpha", "tangent_weight_kept_power", "val_r_power_ridge", "val_r_tangent_ridge", "tangent_weight_validation",
+                "best_epoch", "refit_epochs", "refit_skipped")
 
 REFERENCES = {"ridge_hrf": ("ridge_hrf", {}), "ridge_fir_pt": ("ridge_hrf", {"hrf": "lags", "alpha_per_target": True})}
 FLAGSHIP = "eeg2fmri_net"
@@ -399,6 +400,8 @@ def run_cell(setting: str, seed: int, args) -> dict:
                 if getattr(get_model_class(name), "kind", "torch") != "sklearn":
                     rec = getattr(get_model_class(name), "recommended_train_config", {})
                     cfg = {**rec, "seed": args.model_seed, "trainer": {"accelerator": args.accelerator, "log": [], "progress_bar": False}}
+                    for sect, extra in (variants.get(label, {}).get("train_config") or {}).items():  # e.g. {"optimizer": {"refit": true}}
+                        cfg[sect] = {**dict(cfg.get(sect) or {}), **extra} if isinstance(extra, dict) else extra
                 if label == "oracle_region":
                     from eeg2fmri.training.fit import stack_split
 
@@ -409,7 +412,10 @@ def run_cell(setting: str, seed: int, args) -> dict:
                     fitted[label] = res_fit.model
                     # what the model chose on the validation windows in this fold (the flagship's blend weight and
                     # whether the guard kept the linear path alone, its output rank; a ridge's penalty)
-                    choices[label].append({k: v for k, v in (res_fit.info or {}).items() if k in _CHOICE_KEYS and isinstance(v, (int, float, str))})
+                    info = dict(res_fit.info or {})
+                    if isinstance(info.get("refit"), dict):  # train config optimizer.refit: the refitted network's epochs, or why not
+                        info["refit_epochs"], info["refit_skipped"] = info["refit"].get("epochs"), info["refit"].get("skipped")
+                    choices[label].append({k: v for k, v in info.items() if k in _CHOICE_KEYS and isinstance(v, (int, float, str))})
                 fit_s[label] += time.perf_counter() - t1
             part = None
             for rname, rds in reps.items():  # one evaluation per representation, merged: the same test windows and targets

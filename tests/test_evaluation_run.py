@@ -128,3 +128,25 @@ def test_evaluate_cross_dataset(trained, tiny_prepared, tmp_path):
         evaluate_run(root / "run", data=fewer, protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev2")
     with pytest.raises(Eeg2fmriInputError, match="its EEG channels differ from the model's .* use --protocol cross"):
         evaluate_run(root / "run", data=fewer, n_boot=0, progress_bar=False, out=tmp_path / "ev3")
+
+
+def test_evaluate_prints_the_roi_r_with_an_atlas(trained, tiny_prepared, tmp_path, capsys):
+    """With --atlas the console gives the ROI median r next to the whole-mask r (user test 13: only report.md had it),
+    and the wrote line names report.html when it is written."""
+    import numpy as np
+
+    root, prep = trained
+    mask = np.asarray(tiny_prepared.mask, dtype=bool)
+    labels = np.zeros(mask.shape, dtype=np.int16)
+    idx = np.flatnonzero(mask)
+    labels.flat[idx] = 1 + np.arange(len(idx)) * 3 // len(idx)  # three ROIs over the mask
+    nib.save(nib.Nifti1Image(labels, tiny_prepared.affine), tmp_path / "atlas.nii.gz")
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(root / "run"), "--atlas", str(tmp_path / "atlas.nii.gz"), "--out", str(out), "-q", "--n-boot", "0"]) == 0
+    printed = capsys.readouterr().out
+    roi = json.loads((out / "metrics.json").read_text())["group"]["models"]["ridge_hrf"]["roi_median_r"]
+    assert f"ROI r (ROI-average series, 3 ROIs): ridge_hrf median {roi:.3f}; per ROI in {out}/report.md" in printed
+    assert f"wrote {out}/metrics.json, {out}/report.md, {out}/report.html and figures" in printed
+    assert main(["evaluate", str(root / "run"), "--out", str(tmp_path / "ev2"), "-q", "--n-boot", "0", "--no-report"]) == 0
+    printed = capsys.readouterr().out
+    assert "ROI r" not in printed and f"wrote {tmp_path / 'ev2'}/metrics.json, {tmp_path / 'ev2'}/report.md and figures" in printed

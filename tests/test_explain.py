@@ -410,3 +410,25 @@ def test_flagship_insight_says_how_much_the_network_is_used(trained_net, tmp_pat
         write_insight(model, ds, sp, tmp_path / f"ins{w}")
         doc = json.loads((tmp_path / f"ins{w}" / "explain.json").read_text())
         assert doc["insight"]["network_share"] == pytest.approx(1 - w) and expect in titles[-1]
+
+
+def test_topomaps_place_edf_style_channel_names_as_prepare_does(tmp_path):
+    """EDF exports name channels "EEG Fp1-REF" (user test 13: no topomap was drawn in evaluate, explain or the report
+    although prepare placed them): matched to the montage as prepare matches them (channel_key), same positions as the
+    plain names; a montage naming none of them still raises with the way on."""
+    import mne
+
+    from eeg2fmri.plotting.explain import NoChannelPositions, _info, plot_channel_topomaps
+    from eeg2fmri.preprocessing.channels import training_montage_name
+
+    mont = mne.channels.make_standard_montage(training_montage_name())
+    plain = ["Fp1", "Fp2", "Cz", "O1", "O2", "T7"]
+    edf = ["EEG Fp1-REF", "EEG FP2-REF", "EEG Cz-REF", "EEG O1-REF", "EEG O2-REF", "EEG T7-REF"]
+    info_p, keep_p = _info(plain, mont)
+    info_e, keep_e = _info(edf, mont)
+    assert list(keep_e) == list(keep_p) == list(range(6)) and info_e.ch_names == edf
+    np.testing.assert_allclose(np.array([c["loc"][:3] for c in info_e["chs"]]), np.array([c["loc"][:3] for c in info_p["chs"]]))
+    out = plot_channel_topomaps(np.arange(12.0).reshape(2, 6), edf, mont, tmp_path / "t.png", ["a", "b"])
+    assert out.exists() and out.stat().st_size > 0
+    with pytest.raises(NoChannelPositions, match=r"found 0 in the montage; .*eeg2fmri explain --montage NAME"):
+        _info(["E1", "E2", "E3"], mont)

@@ -139,6 +139,12 @@ def test_markers_with_jitter_missing_and_spurious():
     rep = volume_onsets(_raw_with_markers(spurious), 40, 2.0)
     np.testing.assert_array_equal(rep.onsets, true)
     assert any("1 spurious marker(s)" in n for n in rep.notes)
+    # a glitch just BEFORE a real marker (an audit: the first of the two was kept, so volume 11 moved 0.6 s early), and
+    # one before the first marker and after the last: the marker nearest its neighbours' spacing is kept every time
+    for glitch in (true[11] - 0.6, true[0] - 0.4, true[-1] + 0.3, true[25] + 0.9):
+        rep = volume_onsets(_raw_with_markers(np.sort(np.concatenate([true, [glitch]]))), 40, 2.0)
+        np.testing.assert_array_equal(rep.onsets, true)
+        assert any(f"1 spurious marker(s) less than half a TR from a volume's marker dropped (at {glitch:.3f} s" in n for n in rep.notes), rep.notes
     # dummy scans after a repair: the extra leading markers are still the ones dropped
     rep = volume_onsets(_raw_with_markers(lost), 38, 2.0)
     assert rep.dropped == 2 and rep.onsets[0] == pytest.approx(true[2])

@@ -285,3 +285,25 @@ def test_jackknife_se_of_a_mean_equals_scipy_sem():
     assert jackknife_se(loo, loo) == 0.0  # the difference of a statistic with itself
     assert jackknife_se(loo[:1]) == 0.0
     assert jackknife_se(loo) != pytest.approx(stats.sem(x, ddof=0), rel=1e-6)
+
+
+def test_jackknife_r_columns_matches_scipy_pearsonr_on_all_rows_and_each_left_out_block():
+    from scipy.stats import pearsonr
+
+    from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_r_columns
+
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal((37, 5))
+    p = 0.5 * y + rng.standard_normal((37, 5))
+    p[:, 4] = 2.0  # a constant prediction: r counts as 0
+    full, loo = jackknife_r_columns(p, y, 4)
+    blocks = np.array_split(np.arange(37), 4)
+    for j in range(4):
+        assert full[j] == pytest.approx(pearsonr(p[:, j], y[:, j]).statistic, abs=1e-12)
+        for b, idx in enumerate(blocks):
+            keep = np.setdiff1d(np.arange(37), idx)
+            assert loo[b, j] == pytest.approx(pearsonr(p[keep, j], y[keep, j]).statistic, abs=1e-12)
+    assert full[4] == 0 and (loo[:, 4] == 0).all()
+    m, mloo = jackknife_mean_r(p, y, 4)
+    assert m == pytest.approx(full.mean()) and np.allclose(mloo, loo.mean(1))
+    assert jackknife_r_columns(p, y, 1)[1].shape == (0, 5)

@@ -975,6 +975,66 @@ def test_choice_rule_guarded_keeps_the_full_prediction_on_noise_and_chooses_a_ra
         EEG2fMRINet(spec, choice_rule="one_se")
 
 
+def test_outputs_lost_by_rank_are_those_whose_validation_r_falls_by_more_than_two_jackknife_se():
+    """rank_output_check's test (user test 13: rank 1 kept the alpha region's pattern and took the theta region from ROI r
+    0.74 to -0.20): outputs whose signal the ranked prediction lost are found, those it kept or never had are not."""
+    g = np.random.default_rng(0)
+    n = 160
+    s1, s2 = g.standard_normal(n), g.standard_normal(n)
+    y = np.column_stack([np.tile(s1[:, None], 4), np.tile(s2[:, None], 6), np.zeros((n, 10))]) + g.standard_normal((n, 20))
+    full = np.column_stack([np.tile(s1[:, None], 4), np.tile(s2[:, None], 6), g.standard_normal((n, 10))]) + 0.3 * g.standard_normal((n, 20))
+    ranked = full.copy()
+    ranked[:, :4] = 0.2 * s2[:, None] + 0.1 * g.standard_normal((n, 4))  # outputs 0-3: their own signal lost (s2's pattern instead)
+    ranked[:, 4:10] = s2[:, None]  # outputs 4-9: the pattern the rank kept, denoised
+    lost = EEG2fMRINet._outputs_lost_by_rank(full, ranked, y)
+    assert lost.dtype == bool and lost[:4].all() and not lost[4:].any(), lost
+    assert EEG2fMRINet._outputs_lost_by_rank(full[:1], ranked[:1], y[:1]) is None  # one window: no jackknife
+
+
+def test_rank_output_check_keeps_the_full_prediction_for_the_outputs_a_rank_loses(tmp_path, monkeypatch):
+    """The outputs the check finds keep the unprojected blend (out_keep), the others the rank's projection; saved and
+    loaded with the model; rank_output_check=False projects every output; a non-bool is refused."""
+    import dataclasses
+
+    spec = dataclasses.replace(BP, output_shape=(30,))
+    x_tr, y_tr = _low_rank_windows(spec, 70, 1)
+    x_va, y_va = _low_rank_windows(spec, 30, 2)
+    x_te, _ = _low_rank_windows(spec, 9, 3)
+    off = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False, rank_output_check=False)
+    info_off = off.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert isinstance(info_off["output_rank"], int) and "out_keep" not in off._buffers
+    assert EEG2fMRINet(spec).rank_output_check is True
+    kept = np.zeros(30, dtype=bool)
+    kept[[0, 3, 7]] = True
+    seen = {}
+
+    def fake(full, ranked, y):
+        seen["shapes"] = (full.shape, ranked.shape, y.shape)
+        return kept
+
+    monkeypatch.setattr(EEG2fMRINet, "_outputs_lost_by_rank", staticmethod(fake))
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert seen["shapes"] == ((30, 30), (30, 30), (30, 30))
+    assert info["output_rank"] == info_off["output_rank"] and info["output_rank_outputs_kept_full"] == 3
+    np.testing.assert_array_equal(model.out_keep.numpy(), kept.astype(np.float32))
+    plain = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False)
+    plain.load_state_dict({n: v for n, v in model.state_dict().items() if not n.startswith("out_")})
+    with torch.no_grad():
+        out, blend, projected = model.eval()(x_te).numpy(), plain.eval()(x_te).numpy(), off.eval()(x_te).numpy()
+    np.testing.assert_allclose(out[:, kept], blend[:, kept], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[:, ~kept], projected[:, ~kept], rtol=1e-5, atol=1e-6)
+    save_file({n: v.contiguous() for n, v in model.state_dict().items()}, str(tmp_path / "k.safetensors"))
+    fresh = EEG2fMRINet(spec, seed=5, n_members=2)
+    fresh.load_state_dict(load_file(str(tmp_path / "k.safetensors")))
+    with torch.no_grad():
+        np.testing.assert_allclose(fresh.eval()(x_te).numpy(), out, rtol=1e-5, atol=1e-6)
+    off.load_state_dict(load_file(str(tmp_path / "k.safetensors")))  # a model without out_keep takes it on
+    assert "out_keep" in off._buffers
+    with pytest.raises(Eeg2fmriInputError, match="rank_output_check as true or false"):
+        EEG2fMRINet(spec, rank_output_check="yes")
+
+
 def test_rank_guard_conditions():
     """The guard keeps the full prediction when the rank's validation r is below 0.02 or its gain within one SE."""
     from eeg2fmri.models.flagship import _rank_guard

@@ -821,12 +821,12 @@ def test_model_format_versions(tiny_prepared, tmp_path):
     out = save_model(fitted.model, tmp_path / "m", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask,
                      affine=tiny_prepared.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
     meta = json.loads((out / "model.json").read_text())
-    assert meta["format_version"] == 4
-    for version in (1, 2, 3, 4):
+    assert meta["format_version"] == 5
+    for version in (1, 2, 3, 4, 5):
         (out / "model.json").write_text(json.dumps({**meta, "format_version": version}))
         assert load_model(out).meta["format_version"] == version
-    (out / "model.json").write_text(json.dumps({**meta, "format_version": 5}))
-    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 5 is not supported \(expected one of 1, 2, 3, 4\); retrain or upgrade eeg2fmri"):
+    (out / "model.json").write_text(json.dumps({**meta, "format_version": 6}))
+    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 6 is not supported \(expected one of 1, 2, 3, 4, 5\); retrain or upgrade eeg2fmri"):
         load_model(out)
 
 
@@ -964,6 +964,8 @@ def test_train_prints_the_flagships_validation_choices():
     kept = "weight 0.6's validation mean voxel r 0.2100 gains 0.0010 over the linear path alone, within 1 jackknife SE (0.0030)"
     assert choices_line({"ridge_weight": 1.0, "ridge_weight_kept_linear": kept, "output_rank": 4}) == (
         f"chosen on the validation windows: linear-path weight 1.00 (the network is not used: {kept}), output rank 4")
+    assert choices_line({"output_rank": 1, "output_rank_outputs_kept_full": 110}) == (
+        "chosen on the validation windows: output rank 1 (110 outputs keep the full prediction: the rank lowered their validation r by more than 2 SE)")
 
 
 def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_prepared, tmp_path):
@@ -998,3 +1000,76 @@ def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_pr
         save_fit(fitted)
     with pytest.raises(Eeg2fmriInputError, match=r"save_fit: expected fitted as a FitResult, got .*fit_model\(ds, split, name\) returns one"):
         save_fit(tmp_path / "m4", fitted)
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer.refit: a fresh model on training + validation windows for the chosen epochs
+
+
+def test_merged_train_val_holds_both_selections_with_their_targets(tiny_prepared, split):
+    """The refit's dataset: every training and validation window once, each with the window and target the split's own
+    datasets give it."""
+    from eeg2fmri.datasets.targets import split_targets
+    from eeg2fmri.training.trainer import merged_train_val, train_val_datasets
+
+    targets = split_targets(tiny_prepared, split)
+    tr, va = train_val_datasets(tiny_prepared, split, targets)
+    merged = merged_train_val(tiny_prepared, split, targets)
+    assert len(merged) == len(tr) + len(va)
+    want = {}
+    for part in (tr, va):
+        xb, yb, _ = part.get_batch(np.arange(len(part)))
+        keys = list(zip(part._run.tolist(), part._vol.tolist()))
+        want.update({k: (xb[n], yb[n]) for n, k in enumerate(keys)})
+    xb, yb, _ = merged.get_batch(np.arange(len(merged)))
+    keys = list(zip(merged._run.tolist(), merged._vol.tolist()))
+    assert sorted(keys) == sorted(want) and len(set(keys)) == len(keys)
+    for n, k in enumerate(keys):
+        np.testing.assert_array_equal(np.asarray(xb[n]), np.asarray(want[k][0]))
+        np.testing.assert_array_equal(np.asarray(yb[n]), np.asarray(want[k][1]))
+
+
+def test_refit_trains_a_fresh_model_on_training_and_validation_windows_for_the_chosen_epochs(tiny_prepared, split, one_torch_thread):
+    """optimizer.refit: the chosen epoch count (best_epoch + 1) on train + val windows, deterministic, weights unlike the
+    first fit's; off by default; a non-bool value refused with the key named."""
+    from eeg2fmri.datasets.targets import split_targets
+    from eeg2fmri.training.trainer import fit_torch
+
+    cfg = _cfg(max_epochs=5, patience=2, monitor="val_r")
+    cfg["trainer"]["log"] = []
+    first = fit_torch(tiny_prepared, split, MODEL, {"hidden": 4}, train_config=cfg, progress_bar=False)
+    assert "refit" not in first.info
+    on = {**cfg, "optimizer": {**cfg["optimizer"], "refit": True}}
+    a = fit_torch(tiny_prepared, split, MODEL, {"hidden": 4}, train_config=on, progress_bar=False)
+    b = fit_torch(tiny_prepared, split, MODEL, {"hidden": 4}, train_config=on, progress_bar=False)
+    assert a.info["best_epoch"] == first.info["best_epoch"]  # the same first fit chose the epochs
+    assert a.info["refit"]["epochs"] == first.info["best_epoch"] + 1
+    assert a.info["refit"]["n_windows"] == first.info["n_train"] + first.info["n_val"]
+    sa, sb, s0 = (r.model.module.state_dict() for r in (a, b, first))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)  # reproducible from the seed
+    assert any(not torch.equal(sa[k], s0[k]) for k in sa)  # not the first fit's weights
+    x = np.asarray(split_targets(tiny_prepared, split)["val"][next(iter(split.selections["val"]))][:1])
+    assert np.isfinite(x).all()
+    with pytest.raises(Eeg2fmriInputError, match=r"optimizer\.refit.*true or false"):
+        fit_torch(tiny_prepared, split, MODEL, {"hidden": 4}, train_config={**cfg, "optimizer": {**cfg["optimizer"], "refit": "yes"}})
+
+
+def test_refit_keeps_the_flagships_validation_choices_and_skips_an_unused_network(tiny_prepared, one_torch_thread):
+    """eeg2fmri_net: the refitted network's parameters replace the first one's, and what after_fit chose on the
+    validation windows (blend weight, linear path, output gain) is kept; where the blend kept the linear path alone the
+    network is unused and the refit is skipped, with the reason."""
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.training.trainer import fit_torch
+
+    sp = make_split(tiny_prepared, "within")
+    cfg = {"seed": 0, "optimizer": {"max_epochs": 3, "patience": None, "monitor": "val_r", "refit": True}, "trainer": {"log": [], "accelerator": "cpu"}}
+    hp = {"n_members": 2, "ridge_blend": 0.5, "output_rank": None, "voxel_gain": False}
+    res = fit_torch(tiny_prepared, sp, "eeg2fmri_net", hp, train_config=cfg, progress_bar=False)
+    plain = fit_torch(tiny_prepared, sp, "eeg2fmri_net", hp, train_config={**cfg, "optimizer": {**cfg["optimizer"], "refit": False}}, progress_bar=False)
+    m, p = res.model.module, plain.model.module
+    assert res.info["refit"]["epochs"] == plain.info["best_epoch"] + 1
+    for name in ("ridge_weight", "output_gain", "ridge_coef", "ridge_bias"):
+        assert torch.equal(getattr(m, name), getattr(p, name)), name
+    assert any(not torch.equal(a, b) for a, b in zip(m.parameters(), p.parameters()))
+    lin = fit_torch(tiny_prepared, sp, "eeg2fmri_net", {**hp, "ridge_blend": 1.0}, train_config=cfg, progress_bar=False)
+    assert "not used" in lin.info["refit"]["skipped"]

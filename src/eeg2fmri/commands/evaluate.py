@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from eeg2fmri.commands._common import add_device
 
@@ -65,5 +66,10 @@ def run(args) -> int:
         if pr:
             line += f" (difference {pr['diff_median_r']:+.3f}, p = {pr['p_value']:.3f})"
     print(line)
-    print(f"wrote {out}/metrics.json, {out}/report.md and figures")
+    roi = {nm: g[nm].get("roi_median_r") for nm in (name, "ridge_hrf") if nm in g and g[nm].get("roi_median_r") is not None}
+    if roi:  # --atlas: the regions' own r (user test 13: only report.md had it, and on focal data it is the number that matters)
+        print(f"ROI r (ROI-average series, {res.get('settings', {}).get('n_rois')} ROIs): "
+              + ", ".join(f"{nm} median {v:.3f}" for nm, v in roi.items()) + f"; per ROI in {out}/report.md")
+    html = f", {out}/report.html" if (Path(out) / "report.html").exists() else ""
+    print(f"wrote {out}/metrics.json, {out}/report.md{html} and figures")
     return 0

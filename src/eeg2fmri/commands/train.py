@@ -34,6 +34,9 @@ def choices_line(tr: dict) -> str:
         k = tr["output_rank"]
         if k is not None:
             parts.append(f"output rank {k}")
+            if tr.get("output_rank_outputs_kept_full"):  # rank_output_check: outputs whose validation r the rank lowered
+                parts[-1] += (f" ({tr['output_rank_outputs_kept_full']} outputs keep the full prediction: the rank lowered their "
+                              "validation r by more than 2 SE)")
         elif tr.get("output_rank_kept_full"):
             parts.append(f"output rank: full (kept: {tr['output_rank_kept_full']})")
         else:

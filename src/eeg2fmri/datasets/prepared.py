@@ -908,6 +908,23 @@ def _check_mask_grid(mask_path, mimg, img) -> None:
         )
 
 
+def _mask_volume(mask_path, mimg) -> np.ndarray:
+    """A mask NIfTI's voxels as a 3D bool array: a trailing singleton axis (``(X, Y, Z, 1)``, as FSL and AFNI tools
+    write masks) is dropped, as nilearn does (an audit: it crashed with an IndexError); a mask that selects nothing, or
+    one with more volumes, is refused with the file named."""
+    data = np.asarray(mimg.dataobj)
+    if data.ndim > 3 and all(n == 1 for n in data.shape[3:]):
+        data = data.reshape(data.shape[:3])
+    if data.ndim != 3:
+        raise Eeg2fmriInputError(f"{mask_path}: expected a 3D mask (one volume), found shape {data.shape}; save the one volume to use "
+                                 "(nibabel: img.slicer[..., 0]).")
+    mask = data > 0
+    if not mask.any():
+        raise Eeg2fmriInputError(f"{mask_path}: the mask selects no voxel (no value above 0); pass a mask with the brain's voxels "
+                                 "set to 1, or leave the prepare option mask out (the mask is then computed from the BOLD).")
+    return mask
+
+
 def _resolve_mask(cfg: PrepareConfig, img, records: list | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The BOLD mask, and the first run's masked data when computing the mask needed it anyway.
 
@@ -926,14 +943,14 @@ def _resolve_mask(cfg: PrepareConfig, img, records: list | None = None) -> tuple
     if cfg.mask != "fmriprep":
         mimg = nib.load(cfg.mask)
         _check_mask_grid(cfg.mask, mimg, img)
-        return np.asarray(mimg.dataobj) > 0, None
+        return _mask_volume(cfg.mask, mimg), None
     paths = [_fmriprep_brain_mask(img)]
     paths += [_fmriprep_brain_mask(rec.bold_path, f"run {rec.key}") for rec in (records or [])[1:]]
     masks = []
     for path in paths:
         mimg = nib.load(path)
         _check_mask_grid(path, mimg, img)
-        masks.append(np.asarray(mimg.dataobj) > 0)
+        masks.append(_mask_volume(path, mimg))
     mask = np.logical_and.reduce(masks)
     if not mask.any():
         raise Eeg2fmriInputError(f"{paths[0]}: prepare option mask='fmriprep': the runs' fMRIPrep brain masks ({len(paths)}) have no voxel in "

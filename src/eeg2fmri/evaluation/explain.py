@@ -313,6 +313,7 @@ def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fall
 
     names = list(ch_names if ch_names is not None else ds.ch_names)
     from eeg2fmri.datasets.prepared import recorded_input
+    from eeg2fmri.io.channel_names import channel_key
 
     inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
     for key in inputs:
@@ -328,7 +329,10 @@ def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fall
                     except (KeyError, ValueError):
                         continue
             lower = {k.lower(): v for k, v in pos.items()}
-            found = {n: lower[n.lower()] for n in names if n.lower() in lower}
+            for k, v in pos.items():  # then as prepare matches names (EDF-style "EEG Fp1-REF" is Fp1)
+                lower.setdefault(channel_key(k), v)
+            found = {n: lower[n.lower()] if n.lower() in lower else lower[channel_key(n)] for n in names
+                     if n.lower() in lower or channel_key(n) in lower}
             if len(found) >= 3:
                 return mne.channels.make_dig_montage(ch_pos=found, coord_frame="head"), str(tsv)
         break

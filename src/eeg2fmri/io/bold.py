@@ -40,6 +40,8 @@ def _header_tr(img) -> float | None:
     # pixdim is float32: the shortest decimal that reads back as that float32 (1.8, not 1.7999999523162842)
     tr = float(np.format_float_positional(np.float32(zooms[3]), unique=True))
     unit = img.header.get_xyzt_units()[1] if hasattr(img.header, "get_xyzt_units") else "sec"
+    if unit in ("hz", "ppm", "rads"):  # a spectral 4th axis: pixdim[4] is no repetition time (an audit: read as seconds)
+        return None
     if unit == "msec":
         tr /= 1000.0
     elif unit == "usec":
@@ -92,7 +94,9 @@ def read_bold(bold, *, tr: float | None = None, tr_tolerance: float = 0.01):
     if tr is None:
         tr = side_tr if side_tr is not None else header_tr
         if tr is None:
-            raise Eeg2fmriInputError(f"{where}: no repetition time in a sidecar or the header; pass tr=<seconds> "
+            unit = img.header.get_xyzt_units()[1] if hasattr(img.header, "get_xyzt_units") else "sec"
+            spectral = f" (the header's time unit is {unit!r}: its 4th axis is not time)" if unit in ("hz", "ppm", "rads") else ""
+            raise Eeg2fmriInputError(f"{where}: no repetition time in a sidecar or the header{spectral}; pass tr=<seconds> "
                                      "(eeg2fmri prepare: --config '{\"tr\": <seconds>}'), or add RepetitionTime to the run's *_bold.json.")
         if side_tr is not None and header_tr is not None and abs(side_tr - header_tr) > tr_tolerance * side_tr:
             raise TRDisagreementError(
@@ -308,13 +312,28 @@ def bids_space_entity(path: str | os.PathLike) -> str | None:
     return m.group(1) if m else None
 
 
+def set_qform_if_exact(target, affine: np.ndarray, code: int) -> None:
+    """Set ``affine`` as the qform of ``target`` (a NIfTI image or header) with ``code`` where a qform can hold it, else
+    leave the qform unset (code 0).
+
+    A qform is rotation + zooms + a flip: a sheared affine (legal in the sform) loses its shear there, and a file whose
+    qform and sform name the same space with two grids is placed differently by tools that read the qform (an audit:
+    up to 0.15 mm on a small sheared grid). nibabel's own images leave the qform unset in that case too.
+    """
+    aff = np.asarray(affine, dtype=np.float64)
+    target.set_qform(aff, code=int(code))
+    if not np.allclose(target.get_qform(), aff, atol=1e-4):
+        target.set_qform(None)
+
+
 def grid_image(data: np.ndarray, affine: np.ndarray, code: int = 2):
-    """A NIfTI image of ``data`` on a grid: ``affine`` as sform and qform with space code ``code`` (see :func:`xform_code`), units mm."""
+    """A NIfTI image of ``data`` on a grid: ``affine`` as sform and qform with space code ``code`` (see :func:`xform_code`; the qform
+    only where it can hold the affine, :func:`set_qform_if_exact`), units mm."""
     import nibabel as nib
 
     img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
     img.set_sform(np.asarray(affine, dtype=np.float64), code=int(code))
-    img.set_qform(np.asarray(affine, dtype=np.float64), code=int(code))
+    set_qform_if_exact(img, affine, code)
     img.header.set_xyzt_units("mm")  # every grid here is in mm (viewers show 'unknown' units otherwise)
     return img
 

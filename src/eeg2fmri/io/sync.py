@@ -134,7 +134,8 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
     interval of about two TRs) and an occasional spurious one appears (an interval
     far shorter than the TR). With ``step`` the median marker interval:
 
-    * a marker less than ``0.5 * step`` after the previous kept one is dropped;
+    * of markers less than ``0.5 * step`` apart, the one nearest where its neighbours put it (the previous kept
+      marker + ``step``, the next marker - ``step``) is kept, the others dropped;
     * an interval within ``tolerance * step`` of ``k * step`` (``2 <= k <=
       max_missing + 1``) gets ``k - 1`` evenly spaced markers inserted;
     * any other interval longer than ``1.5 * step`` is a real gap (the recording
@@ -164,15 +165,30 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
     if len(on) < 3:
         return on, notes
     step = float(np.median(np.diff(on)))
-    kept = [on[0]]
-    extra = []
+    # clusters of markers less than half a step apart: one of each is the volume's, the others spurious; the one kept is
+    # the nearest to where its neighbours put it (the previous kept marker + step, the next marker - step): a glitch just
+    # before a real marker must not replace it (an audit: the first of the two was kept, so that volume moved 0.6 s)
+    clusters = [[on[0]]]
     for t in on[1:]:
-        if t - kept[-1] < 0.5 * step:
-            extra.append(float(t))
+        if t - clusters[-1][-1] < 0.5 * step:
+            clusters[-1].append(float(t))
         else:
-            kept.append(t)
+            clusters.append([float(t)])
+    kept: list[float] = []
+    extra = []
+    for c, members in enumerate(clusters):
+        if len(members) == 1:
+            kept.append(members[0])
+            continue
+        expect = [kept[-1] + step] if kept else []
+        if c + 1 < len(clusters):
+            expect.append(clusters[c + 1][0] - step)
+        best = members[0] if not expect else min(members, key=lambda t: min(abs(t - e) for e in expect))
+        kept.append(best)
+        extra.extend(t for t in members if t is not best)
     if extra:
-        notes.append(f"{len(extra)} spurious marker(s) less than half a TR after the previous one dropped (at {', '.join(f'{t:.3f}' for t in extra[:5])} s).")
+        notes.append(f"{len(extra)} spurious marker(s) less than half a TR from a volume's marker dropped (at {', '.join(f'{t:.3f}' for t in extra[:5])} s; "
+                     "of markers that close, the one nearest the regular spacing of its neighbours is kept).")
     out = [kept[0]]
     filled = 0
     for t0, t1 in zip(kept[:-1], kept[1:]):

@@ -27,11 +27,12 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["LoadedModel", "check_compatible", "load_model", "load_predictor", "save_model", "save_trained_model"]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: formats this version reads (2: an ``eeg2fmri_net`` may hold its tangent ridge in factored form, ``ridge_tan_proj``;
 #: 3: an ``eeg2fmri_net`` may hold a reduced-rank output, ``out_basis`` and ``out_centre``; 4: a per-output
-#: shrinkage, ``voxel_gain`` and ``gain_centre``)
-READABLE_FORMATS = (1, 2, 3, 4)
+#: shrinkage, ``voxel_gain`` and ``gain_centre``; 5: outputs that keep the full prediction under the reduced rank,
+#: ``out_keep``)
+READABLE_FORMATS = (1, 2, 3, 4, 5)
 
 
 @dataclass

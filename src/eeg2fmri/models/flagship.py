@@ -202,6 +202,9 @@ _NOISY_VAL_R = 0.02
 _CHOICE_BLOCKS = 8
 #: ``choice_rule="guarded"``: the chosen rank's validation gain must exceed this many jackknife SEs of the gain.
 _CHOICE_GAIN_SE = 1.0
+#: ``rank_output_check``: an output keeps the full prediction where the chosen rank lowers its validation r by more
+#: than this many jackknife SEs of the change (a conventional two-sided 5 % level, fixed before any data was looked at).
+_RANK_LOSS_SE = 2.0
 
 
 def _rank_guard(k: int, r_rank: float, r_full: float, se_gain: float) -> str | None:
@@ -342,6 +345,14 @@ class EEG2fMRINet(nn.Module):
         data whose signal lies in a few regions, ``"best"`` chose ranks 1-3 that lost driven regions (ROI
         r down by up to 0.51); on data with broadly shared signal both rules chose the same ranks
         (``benchmarks/results/design_choice_rule.txt``).
+    rank_output_check : bool
+        With a rank chosen by ``output_rank="validation"`` (default ``True``, since 2026-12-06, session 24): every
+        output whose validation r that rank lowers by more than two jackknife standard errors of the change (8
+        contiguous blocks of validation windows), and whose full prediction's validation r is positive, keeps the
+        full prediction (``out_keep`` buffer). The rank is chosen on the mean over the mask; where two regions carry
+        independent signals a low rank can keep one region's pattern and lose the other while the mean still rises
+        (user test 13: rank 1 took a theta-driven region from ROI r 0.74 to -0.20). ``False``: the projection applies
+        to every output (the rule before).
     blend_rule : {"best", "guarded"}
         How ``ridge_blend="validation"`` decides. ``"guarded"`` (the default since 2026-12-05, session 19; proposed
         in session 18): the linear path alone (weight 1) unless the best weight's validation mean voxel r is at
@@ -409,6 +420,14 @@ class EEG2fMRINet(nn.Module):
 
     #: The trainer passes the training windows to :meth:`after_fit` (for the stacked linear path).
     after_fit_uses_train = True
+    #: Buffers a refitted network (train config ``optimizer.refit``) brings along; every other buffer holds what
+    #: :meth:`after_fit` chose on the validation windows and is kept.
+    refit_buffers = ("seen_subjects",)
+
+    def network_used(self) -> bool:
+        """Whether predictions run the network (``False`` where the blend kept the linear path alone: weight 1, so
+        a refit of the network, train config ``optimizer.refit``, would change nothing and is skipped)."""
+        return not self._network_unused()
 
     kind = "torch"
     input_kinds = ("tangent", "bandpower", "raw")
@@ -443,6 +462,7 @@ class EEG2fMRINet(nn.Module):
         tangent_hrf: str = "auto",
         output_rank: int | str | None = "validation",
         choice_rule: str = "guarded",
+        rank_output_check: bool = True,
         blend_rule: str = "guarded",
         tangent_rule: str = "floor",
         tangent_cv: str | None = None,
@@ -480,6 +500,9 @@ class EEG2fMRINet(nn.Module):
             self.ridge_blend = w
         self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
         self.choice_rule = check_choice(choice_rule, "choice_rule", ("guarded", "best"), where="eeg2fmri_net")
+        if not isinstance(rank_output_check, bool):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected rank_output_check as true or false, got {rank_output_check!r}.")
+        self.rank_output_check = rank_output_check
         self.blend_rule = check_choice(blend_rule, "blend_rule", ("best", "guarded"), where="eeg2fmri_net")
         self.tangent_rule = check_choice(tangent_rule, "tangent_rule", ("best", "guarded", "floor"), where="eeg2fmri_net")
         self.tangent_cv = None if tangent_cv is None else check_choice(tangent_cv, "tangent_cv", ("subjects",), where="eeg2fmri_net")
@@ -589,7 +612,7 @@ class EEG2fMRINet(nn.Module):
     # ------------------------------------------------------------------ stacked linear path
     _RIDGE_BUFFERS = ("ridge_basis", "ridge_coef", "ridge_bias")
     _TANGENT_BUFFERS = ("ridge_tan_basis", "ridge_tan_coef", "ridge_tan_proj")
-    _OUTPUT_BUFFERS = ("out_basis", "out_centre")
+    _OUTPUT_BUFFERS = ("out_basis", "out_centre", "out_keep")
     _GAIN_BUFFERS = ("voxel_gain", "gain_centre")
 
     def _has_ridge(self) -> bool:
@@ -657,7 +680,8 @@ class EEG2fMRINet(nn.Module):
         out = (1 - w) * net + w * ridge.reshape(len(ridge), *([1] * (net.ndim - 2)), -1)
         if "out_basis" in self._buffers:  # the reduced-rank output: centre + (out - centre) projected on out_basis's rows
             c, b = self.out_centre, self.out_basis
-            out = c + ((out - c) @ b.T) @ b
+            proj = c + ((out - c) @ b.T) @ b
+            out = torch.where(self.out_keep > 0, out, proj) if "out_keep" in self._buffers else proj
         return out
 
     @torch.no_grad()
@@ -937,10 +961,38 @@ class EEG2fMRINet(nn.Module):
         else:
             k = min(int(self.output_rank), n_max)
             info = {"output_rank": k}
+        for name in self._OUTPUT_BUFFERS:
+            self._buffers.pop(name, None)
+        if k is not None and self.output_rank == "validation" and self.rank_output_check:
+            keep = self._outputs_lost_by_rank(val_pred, centre + coef[:, :k] @ vt[:k], y_val)
+            if keep is not None and keep.any():
+                from eeg2fmri.utils.stats import jackknife_mean_r
+
+                mixed = np.where(keep, val_pred, centre + coef[:, :k] @ vt[:k])
+                info.update({"output_rank_outputs_kept_full": int(keep.sum()), "val_r_output_rank": jackknife_mean_r(mixed, y_val, 1)[0]})
+                self.register_buffer("out_keep", torch.from_numpy(keep.astype(np.float32)))
         if k is not None:
             self.register_buffer("out_basis", torch.from_numpy(np.ascontiguousarray(vt[:k], dtype=np.float32)))
             self.register_buffer("out_centre", torch.from_numpy(np.ascontiguousarray(centre, dtype=np.float32)))
         return info
+
+    @staticmethod
+    def _outputs_lost_by_rank(full: Any, ranked: Any, y_val: Any) -> Any:
+        """``rank_output_check``: outputs whose validation r ``ranked`` lowers by more than ``_RANK_LOSS_SE`` jackknife SEs
+        of the change and whose ``full`` validation r is positive, as a bool array (n_outputs,); None with too few
+        validation windows for the jackknife."""
+        import numpy as np
+
+        from eeg2fmri.utils.stats import jackknife_r_columns
+
+        r_f, loo_f = jackknife_r_columns(full, y_val, _CHOICE_BLOCKS)
+        r_k, loo_k = jackknife_r_columns(ranked, y_val, _CHOICE_BLOCKS)
+        b = len(loo_f)
+        if b < 2:
+            return None
+        d = loo_f - loo_k
+        se = np.sqrt((b - 1) / b * ((d - d.mean(0)) ** 2).sum(0))
+        return (r_f - r_k > _RANK_LOSS_SE * se) & (r_f > 0)
 
     # ------------------------------------------------------------------ pieces
     def _canonical_kernel(self) -> torch.Tensor:

@@ -24,15 +24,21 @@ def _info(ch_names: list[str], montage: Any) -> tuple[Any, np.ndarray]:
     """An MNE Info with positions for the channels the montage knows, and their indices."""
     import mne
 
+    from eeg2fmri.io.channel_names import channel_key
+
     pos = montage.get_positions()["ch_pos"]
     lower = {k.lower(): k for k in pos}
+    # then as prepare matches names: EDF-style "EEG Fp1-REF" is the montage's Fp1 (user test 13: no topomap was drawn)
+    for k in pos:
+        lower.setdefault(channel_key(k), k)
+    lower.update({c.lower(): lower[channel_key(c)] for c in ch_names if c.lower() not in lower and channel_key(c) in lower})
     keep = np.array([i for i, c in enumerate(ch_names) if c.lower() in lower], dtype=int)
     if len(keep) < MIN_POSITIONS:
         shown = ", ".join(ch_names[:6]) + (", ..." if len(ch_names) > 6 else "")
         raise NoChannelPositions(
             f"channel positions: expected positions for at least {MIN_POSITIONS} of the {len(ch_names)} channels ({shown}), found "
             f"{len(keep)} in the montage; add the BIDS *_electrodes.tsv next to the EEG files, or pass an MNE standard montage "
-            "that names these channels (--montage NAME).")
+            "that names these channels (eeg2fmri explain --montage NAME; evaluate and report place channels by their 10-05 names).")
     names = [ch_names[i] for i in keep]
     info = mne.create_info(names, 100.0, "eeg")
     ch_pos = {n: pos[lower[n.lower()]] for n in names}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eeg2fmri.io.bold import set_qform_if_exact
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_finite
 
@@ -494,7 +495,7 @@ def resample_bold(
     )
     res = nib.Nifti1Image(np.asarray(out.dataobj, dtype=np.float32), new_aff)
     res.set_sform(new_aff, code=max(sform_code, 1))
-    res.set_qform(new_aff, code=1)
+    set_qform_if_exact(res, new_aff, 1)
     new_vox_sizes = tuple(float(v) for v in np.linalg.norm(new_aff[:3, :3], axis=0))
     res.header.set_zooms(new_vox_sizes + zooms[3:4] if data.ndim == 4 and len(zooms) > 3 else new_vox_sizes)
     if hasattr(hdr, "get_xyzt_units"):

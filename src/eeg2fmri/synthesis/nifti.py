@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eeg2fmri.io.bold import set_qform_if_exact
 from eeg2fmri.utils.atomic import _user_mode, remove_stale_temporaries, temp_prefix
 from eeg2fmri.utils.parallel import n_cores
 from eeg2fmri.utils.validation import Eeg2fmriInputError
@@ -86,7 +87,7 @@ def nifti_header(shape: tuple[int, int, int, int], affine: np.ndarray, zooms: tu
         s_code = int(template.get_sform(coded=True)[1] or 0)
         q_code = int(template.get_qform(coded=True)[1] or 0)
         code = s_code or q_code or 2
-    hdr.set_qform(np.asarray(affine, dtype=np.float64), code=code)
+    set_qform_if_exact(hdr, affine, code)  # (left unset for a sheared affine, which a qform cannot hold)
     hdr.set_sform(np.asarray(affine, dtype=np.float64), code=code)
     hdr.set_zooms(tuple(float(z) for z in zooms) + (float(tr),))
     hdr.set_xyzt_units("mm", "sec")

@@ -31,6 +31,8 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       precision: "32"            # "32" | "bf16-mixed" | "16-mixed" | "auto" (bf16-mixed where native, else "32")
       scheduler: none            # none | cosine
       accumulate_grad_batches: 1
+      refit: false               # after early stopping: a fresh model trained on training + validation windows for
+                                 # the chosen number of epochs (the model's validation-chosen settings kept)
     loss:                        # weights; 0 switches a term off
       mse: 1.0
       mae: 0.0
@@ -102,6 +104,7 @@ DEFAULTS: dict[str, Any] = {
         "precision": "32",
         "scheduler": "none",
         "accumulate_grad_batches": 1,
+        "refit": False,
     },
     "loss": {**{k: 0.0 for k in LOSS_TERMS}, "mse": 1.0},
     "trainer": {
@@ -277,6 +280,7 @@ _SCHEMA: dict[str, dict[str, Callable]] = {
         "precision": _precision,
         "scheduler": _choice(("none", "cosine")),
         "accumulate_grad_batches": _num(1, integer=True),
+        "refit": _bool,
     },
     "loss": {k: _num(0) for k in LOSS_TERMS},
     "trainer": {

@@ -539,6 +539,71 @@ def _strip(state: dict[str, torch.Tensor], prefix: str = "model.") -> dict[str, 
 
 
 # ----------------------------------------------------------------------------- entry point
+def merged_train_val(ds: PreparedDataset, split: Split, targets: dict | None = None, window_dataset: Callable | None = None) -> Dataset:
+    """One window dataset of ``split``'s training and validation selections together (volumes of a run in order), with
+    their targets as :func:`split_targets` gives them for the split (the test selection is not read)."""
+    if window_dataset is None:
+        from eeg2fmri.datasets import WindowDataset as window_dataset
+    if targets is None:
+        targets = split_targets(ds, replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": {}}))
+    sel: dict[int, np.ndarray] = {}
+    tgt: dict[int, np.ndarray] = {}
+    for i in sorted(set(split.selections["train"]) | set(split.selections["val"])):
+        parts = [(np.asarray(split.selections[nm][i]), np.asarray(targets[nm][i])) for nm in ("train", "val") if i in split.selections[nm]]
+        vols = np.concatenate([v for v, _ in parts])
+        order = np.argsort(vols, kind="stable")
+        sel[i], tgt[i] = vols[order], np.concatenate([t for _, t in parts])[order]
+    return window_dataset(ds, selection=sel, n_frames=split.n_frames, lag=split.lag, targets=tgt)
+
+
+def _refit(model: torch.nn.Module, ds: PreparedDataset, split: Split, targets: dict | None, window_dataset: Callable | None, name: str,
+           hparams: dict, seed: int, loss: WeightedLoss, opt: dict, tcfg: dict, precision: str, strategy: str, deterministic: Any,
+           best_epoch: int | None, progress_bar: bool, verbose: bool) -> dict[str, Any]:
+    """Train optimizer ``refit``: a fresh model of the same seed on the training and validation windows for the epochs
+    early stopping chose (``best_epoch + 1``, no validation, the same optimizer and learning-rate schedule), its
+    parameters then replace ``model``'s. What the model's ``after_fit`` chose on the validation windows with the first
+    network (its buffers: ``eeg2fmri_net``'s output gain, blend weight, linear path, rank, per-output gain) is kept;
+    only the buffers a model lists in ``refit_buffers`` come along. Skipped, with the reason, when the model says the
+    network is not used (``network_used()`` false) or no epoch was chosen. Returns the ``info["refit"]`` record."""
+    if best_epoch is None:
+        return {"skipped": "no best epoch was recorded (no validation score)"}
+    if hasattr(model, "network_used") and not model.network_used():
+        return {"skipped": "the network is not used by the fitted model (e.g. eeg2fmri_net kept its linear path alone)"}
+    t0 = time.perf_counter()
+    merged = merged_train_val(ds, split, targets, window_dataset)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = build_model(name, merged.spec, **hparams)  # sized from the full windows, as the first fit's model
+    n_feat = getattr(model, "training_features", None)
+    if n_feat is not None and hasattr(merged, "with_features"):  # then trained on the block it reads, as the first fit
+        merged = merged.with_features(n_feat)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    n_epochs = int(best_epoch) + 1
+    lit = LitModel(fresh, loss, opt, seed, name, output_shape=merged.spec.output_shape)
+    dm = WindowDataModule(merged, merged, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed, loader_threads=0)
+    n_batches = max(1, len(merged) // opt["batch_size"])
+    with _quiet_lightning(verbose):
+        trainer = pl.Trainer(
+            accelerator=tcfg["accelerator"], devices=tcfg["devices"], num_nodes=tcfg["num_nodes"], strategy=strategy, precision=precision,
+            max_epochs=n_epochs, gradient_clip_val=opt["gradient_clip"], gradient_clip_algorithm="norm",
+            accumulate_grad_batches=opt["accumulate_grad_batches"], deterministic=deterministic, callbacks=[], logger=False,
+            enable_progress_bar=progress_bar, enable_model_summary=False, log_every_n_steps=min(50, n_batches), limit_val_batches=0,
+            num_sanity_val_steps=0, use_distributed_sampler=False, benchmark=False if deterministic else None, enable_checkpointing=False,
+        )
+        trainer.fit(lit, datamodule=dm)
+    fresh = fresh.cpu()
+    state = fresh.state_dict()
+    with torch.no_grad():
+        if hasattr(model, "after_fit"):  # keep what after_fit chose; take the new network's parameters
+            for nm, p in model.named_parameters():
+                p.copy_(state[nm])
+            for nm in getattr(model, "refit_buffers", ()):
+                getattr(model, nm).copy_(state[nm])
+        else:
+            model.load_state_dict(state)
+    return {"epochs": n_epochs, "n_windows": len(merged), "seconds": time.perf_counter() - t0}
+
+
 @preserve_global_rng()
 def fit_torch(
     ds: PreparedDataset,
@@ -761,6 +826,10 @@ def fit_torch(
             info.update(model.after_fit(val_batches, **kw) or {})
             info["after_fit_seconds"] = time.perf_counter() - t_after
             dt += info["after_fit_seconds"]  # part of fitting the model (eeg2fmri_net: its linear path, output gain and rank)
+        if opt.get("refit") and len(val_ds):
+            info["refit"] = _refit(model, ds, split, targets, window_dataset, name, hparams, seed, loss, lit.opt, tcfg, precision, strategy,
+                                   deterministic, info.get("best_epoch"), progress_bar, verbose)
+            dt += info["refit"].get("seconds", 0.0)
         if tmp is None:
             info["checkpoints"] = {"best": str(best_path), "last": str(last)}
     finally:

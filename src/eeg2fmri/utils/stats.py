@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMS", "jackknife_mean_r", "jackknife_se", "laplace_nll", "pearson_columns", "pearson_from_sums"]
+__all__ = ["CHUNK_ELEMS", "jackknife_mean_r", "jackknife_r_columns", "jackknife_se", "laplace_nll", "pearson_columns", "pearson_from_sums"]
 
 #: Elements per float64 block in column-chunked computations (16 MiB).
 CHUNK_ELEMS = 1 << 21
@@ -100,6 +100,53 @@ def pearson_from_sums(n: Any, sp: Any, st: Any, spp: Any, stt: Any, spt: Any) ->
     return r.where(ok, r.new_full((), float("nan"))), ok
 
 
+def jackknife_r_columns(p: np.ndarray, y: np.ndarray, n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r of every column, on all rows and with each contiguous block of rows left out.
+
+    Columns whose prediction or target is constant (on the rows used) get r = 0, as in the flagship's validation
+    scores.
+
+    Parameters
+    ----------
+    p, y : array, shape (n_samples, n_columns)
+        Predictions and targets, rows in time order.
+    n_blocks : int
+        Contiguous blocks of rows (``numpy.array_split`` of the row index);
+        at most ``n_samples``.
+
+    Returns
+    -------
+    full : array, shape (n_columns,)
+        r of each column on every row.
+    loo : array, shape (n_blocks, n_columns)
+        r of each column with block ``b`` left out (no rows with a single block).
+    """
+    n, m = p.shape
+    blocks = np.array_split(np.arange(n), max(1, min(int(n_blocks), n)))
+    sums = np.zeros((len(blocks), 5, m))
+    step = max(1, CHUNK_ELEMS // max(n, 1))
+    for start in range(0, m, step):
+        sl = slice(start, min(start + step, m))
+        a = np.array(p[:, sl], dtype=np.float64)
+        b = np.array(y[:, sl], dtype=np.float64)
+        a -= a.mean(axis=0)  # shift-invariant; centring first keeps the sums' differences exact enough
+        b -= b.mean(axis=0)
+        for k, idx in enumerate(blocks):
+            ak, bk = a[idx], b[idx]
+            sums[k, :, sl] = [ak.sum(0), bk.sum(0), (ak * ak).sum(0), (bk * bk).sum(0), (ak * bk).sum(0)]
+    counts = np.array([len(idx) for idx in blocks], dtype=np.float64)
+
+    def col_r(s: np.ndarray, count: float) -> np.ndarray:
+        r, ok = pearson_from_sums(count, *s)
+        # a variance that is rounding noise (relative to the raw second moment) counts as constant
+        tiny = (s[2] - s[0] ** 2 / count <= 1e-12 * np.maximum(s[2], 1e-300)) | (s[3] - s[1] ** 2 / count <= 1e-12 * np.maximum(s[3], 1e-300))
+        return np.where(ok & ~tiny, r, 0.0)
+
+    total = sums.sum(axis=0)
+    loo = np.array([col_r(total - sums[k], n - counts[k]) for k in range(len(blocks))]) if len(blocks) > 1 else np.zeros((0, m))
+    return col_r(total, float(n)), loo
+
+
 def jackknife_mean_r(p: np.ndarray, y: np.ndarray, n_blocks: int) -> tuple[float, np.ndarray]:
     """Mean over columns of Pearson r, on all rows and with each contiguous block of rows left out.
 
@@ -121,30 +168,8 @@ def jackknife_mean_r(p: np.ndarray, y: np.ndarray, n_blocks: int) -> tuple[float
     loo : array, shape (n_blocks,)
         Mean r over columns with block ``b`` left out.
     """
-    n, m = p.shape
-    blocks = np.array_split(np.arange(n), max(1, min(int(n_blocks), n)))
-    sums = np.zeros((len(blocks), 5, m))
-    step = max(1, CHUNK_ELEMS // max(n, 1))
-    for start in range(0, m, step):
-        sl = slice(start, min(start + step, m))
-        a = np.array(p[:, sl], dtype=np.float64)
-        b = np.array(y[:, sl], dtype=np.float64)
-        a -= a.mean(axis=0)  # shift-invariant; centring first keeps the sums' differences exact enough
-        b -= b.mean(axis=0)
-        for k, idx in enumerate(blocks):
-            ak, bk = a[idx], b[idx]
-            sums[k, :, sl] = [ak.sum(0), bk.sum(0), (ak * ak).sum(0), (bk * bk).sum(0), (ak * bk).sum(0)]
-    counts = np.array([len(idx) for idx in blocks], dtype=np.float64)
-
-    def mean_r(s: np.ndarray, count: float) -> float:
-        r, ok = pearson_from_sums(count, *s)
-        # a variance that is rounding noise (relative to the raw second moment) counts as constant
-        tiny = (s[2] - s[0] ** 2 / count <= 1e-12 * np.maximum(s[2], 1e-300)) | (s[3] - s[1] ** 2 / count <= 1e-12 * np.maximum(s[3], 1e-300))
-        return float(np.where(ok & ~tiny, r, 0.0).mean())
-
-    total = sums.sum(axis=0)
-    loo = np.array([mean_r(total - sums[k], n - counts[k]) for k in range(len(blocks))]) if len(blocks) > 1 else np.zeros(0)
-    return mean_r(total, float(n)), loo
+    full, loo = jackknife_r_columns(p, y, n_blocks)
+    return float(full.mean()), loo.mean(axis=1)
 
 
 def jackknife_se(loo_a: np.ndarray, loo_b: np.ndarray | None = None) -> float:
