@@ -750,6 +750,13 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
         ([subs[i]], [subs[(i + 1) % 3]], [subs[(i + 2) % 3]]) for i in range(3)]
     r = {b: {row["name"]: row["median_r"] for row in x["leaderboard"]}["ridge_hrf"] for b, x in (("auto", auto), ("off", off))}
     assert r["auto"] != pytest.approx(r["off"], abs=1e-6)  # fitted on one subject more
+    # train config optimizer.refit: the networks too are trained again on every non-test subject, and the header says so
+    net = run_benchmark(ds, "loso", ["eeg2fmri_net"], hparams={"eeg2fmri_net": {"ridge_blend": 0.5, "n_members": 2, "output_rank": None}},
+                        train_config={"optimizer": {"max_epochs": 2, "patience": None, "refit": True}, "trainer": {"accelerator": "cpu"}}, n_boot=0)
+    refit_epochs = net["fits"]["eeg2fmri_net"]["refit_epochs"]
+    assert len(refit_epochs) == 3 and all(e in (1, 2) for e in refit_epochs)  # the best of 2 epochs, + 1
+    assert net["loso_validation"].endswith("the networks train on the other subjects, and eeg2fmri_net again on every non-test subject "
+                                           "for the epochs chosen (optimizer.refit))")
     # a tiny validation set (here: every fold, by raising the floor) is warned about, naming the fold, and its conformal
     # intervals stay out of the averages (user test 10: 3 validation windows gave a coverage of 0.17 at 50 %)
     import eeg2fmri.workflows.benchmark as wb

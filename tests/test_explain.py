@@ -388,6 +388,11 @@ def test_output_rank_note_says_when_targets_share_one_pattern():
                                               "validation windows): every target's attribution is the same up to its sign and scale")
     model.register_buffer("out_basis", torch.zeros(3, 11))
     assert "a mixture of 3 patterns" in output_rank_note(model) and "output_rank: null" in output_rank_note(model)
+    keep = torch.zeros(11)
+    keep[[2, 5]] = 1.0  # rank_output_check: two outputs keep the full prediction
+    model.register_buffer("out_keep", keep)
+    assert output_rank_note(model).startswith("9 of the model's 11 outputs span only 3 response pattern(s) (output_rank 3, chosen on the "
+                                              "validation windows; the other 2 keep the full prediction)")
 
 
 def test_flagship_insight_says_how_much_the_network_is_used(trained_net, tmp_path, monkeypatch):
@@ -430,5 +435,10 @@ def test_topomaps_place_edf_style_channel_names_as_prepare_does(tmp_path):
     np.testing.assert_allclose(np.array([c["loc"][:3] for c in info_e["chs"]]), np.array([c["loc"][:3] for c in info_p["chs"]]))
     out = plot_channel_topomaps(np.arange(12.0).reshape(2, 6), edf, mont, tmp_path / "t.png", ["a", "b"])
     assert out.exists() and out.stat().st_size > 0
+    # two spellings of one site (a review: both got its position and MNE's topomap refused the overlap): the first is drawn
+    dup = ["EEG Fp1-REF", "EEG Fp1-LE", *edf[1:]]
+    info_d, keep_d = _info(dup, mont)
+    assert list(keep_d) == [0, 2, 3, 4, 5, 6] and "EEG Fp1-LE" not in info_d.ch_names
+    assert plot_channel_topomaps(np.arange(7.0)[None], dup, mont, tmp_path / "d.png", ["a"]).exists()
     with pytest.raises(NoChannelPositions, match=r"found 0 in the montage; .*eeg2fmri explain --montage NAME"):
         _info(["E1", "E2", "E3"], mont)

@@ -145,6 +145,11 @@ def test_markers_with_jitter_missing_and_spurious():
         rep = volume_onsets(_raw_with_markers(np.sort(np.concatenate([true, [glitch]]))), 40, 2.0)
         np.testing.assert_array_equal(rep.onsets, true)
         assert any(f"1 spurious marker(s) less than half a TR from a volume's marker dropped (at {glitch:.3f} s" in n for n in rep.notes), rep.notes
+    # ... also where the marker next to the glitch was lost (a review: the glitch was kept, then the gap was refused)
+    for lost_i, glitch in (([1], true[0] + 0.9), ([4, 6], true[5] + 0.8)):
+        rep = volume_onsets(_raw_with_markers(np.sort(np.concatenate([np.delete(true, lost_i), [glitch]]))), 40, 2.0)
+        np.testing.assert_allclose(rep.onsets, true, atol=0.01)
+        assert any("1 spurious marker(s)" in n for n in rep.notes) and any("missed marker(s) filled in" in n for n in rep.notes)
     # dummy scans after a repair: the extra leading markers are still the ones dropped
     rep = volume_onsets(_raw_with_markers(lost), 38, 2.0)
     assert rep.dropped == 2 and rep.onsets[0] == pytest.approx(true[2])

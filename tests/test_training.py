@@ -456,6 +456,7 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     assert vols["gaps"] == 2 * json.loads((out / "metrics.json").read_text())["split"]["gap_volumes"] * n_runs and min(vols.values()) >= 0
     assert f"{vols['used']} of {vols['total']} volumes have a window in train/validation/test" in printed
     assert "chosen on the validation windows" not in printed  # a model without post-training choices
+    assert "in-sample" not in printed and "validation_in_sample" not in json.loads((out / "metrics.json").read_text())
     assert {p.name for p in out.iterdir()} >= {"config.yaml", "checkpoints", "logs", "metrics.json", "model"}
     assert (out / "checkpoints" / "best.ckpt").exists() and (out / "logs" / "version_0" / "metrics.csv").exists()
     metrics = json.loads((out / "metrics.json").read_text())
@@ -1054,22 +1055,64 @@ def test_refit_trains_a_fresh_model_on_training_and_validation_windows_for_the_c
         fit_torch(tiny_prepared, split, MODEL, {"hidden": 4}, train_config={**cfg, "optimizer": {**cfg["optimizer"], "refit": "yes"}})
 
 
-def test_refit_keeps_the_flagships_validation_choices_and_skips_an_unused_network(tiny_prepared, one_torch_thread):
-    """eeg2fmri_net: the refitted network's parameters replace the first one's, and what after_fit chose on the
-    validation windows (blend weight, linear path, output gain) is kept; where the blend kept the linear path alone the
-    network is unused and the refit is skipped, with the reason."""
+def test_refit_keeps_the_flagships_validation_choices_and_skips_an_unused_network(tiny_prepared, one_torch_thread, monkeypatch):
+    """eeg2fmri_net: the refitted network's parameters AND buffers (its batch-norm statistics: a review found them left
+    from the first network) replace the first one's, and what after_fit chose on the validation windows (blend weight,
+    linear path, output gain) is kept; where the blend kept the linear path alone the network is unused and the refit is
+    skipped, with the reason; a multi-node run is refused."""
+    import eeg2fmri.training.trainer as trainer_mod
     from eeg2fmri.datasets.targets import make_split
     from eeg2fmri.training.trainer import fit_torch
 
     sp = make_split(tiny_prepared, "within")
     cfg = {"seed": 0, "optimizer": {"max_epochs": 3, "patience": None, "monitor": "val_r", "refit": True}, "trainer": {"log": [], "accelerator": "cpu"}}
     hp = {"n_members": 2, "ridge_blend": 0.5, "output_rank": None, "voxel_gain": False}
+    built = []
+    real_build = trainer_mod.build_model
+    monkeypatch.setattr(trainer_mod, "build_model", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
     res = fit_torch(tiny_prepared, sp, "eeg2fmri_net", hp, train_config=cfg, progress_bar=False)
+    fresh = built[-1]  # the refitted network, as trained
     plain = fit_torch(tiny_prepared, sp, "eeg2fmri_net", hp, train_config={**cfg, "optimizer": {**cfg["optimizer"], "refit": False}}, progress_bar=False)
     m, p = res.model.module, plain.model.module
     assert res.info["refit"]["epochs"] == plain.info["best_epoch"] + 1
     for name in ("ridge_weight", "output_gain", "ridge_coef", "ridge_bias"):
         assert torch.equal(getattr(m, name), getattr(p, name)), name
+    kept = set(m.after_fit_state)
+    mine, new = m.state_dict(), fresh.state_dict()
+    assert {k for k in new if k.split(".")[0] in kept} <= {"output_gain", "ridge_weight"}  # (the rest is registered by after_fit)
+    for k, v in new.items():
+        if k.split(".")[0] not in kept:
+            assert torch.equal(mine[k], v), k
+    assert not torch.equal(m.latent_norm.running_mean, p.latent_norm.running_mean)  # the new network's statistics
     assert any(not torch.equal(a, b) for a, b in zip(m.parameters(), p.parameters()))
+    with pytest.raises(Eeg2fmriInputError, match=r"optimizer\.refit: expected a single-node run .* got trainer\.num_nodes=2"):
+        trainer_mod._check_refit_nodes(2)
     lin = fit_torch(tiny_prepared, sp, "eeg2fmri_net", {**hp, "ridge_blend": 1.0}, train_config=cfg, progress_bar=False)
     assert "not used" in lin.info["refit"]["skipped"]
+
+
+def test_train_says_when_its_validation_windows_are_in_sample(prepared_dir, tmp_path, capsys, caplog):
+    """optimizer.refit (and refit=True) put the validation windows into the model's training data: train's validation
+    line, metrics.json and the calibration warning say so (a review: they were reported as held out)."""
+    import logging
+
+    from eeg2fmri.cli import main
+    from eeg2fmri.training.fit import FitResult
+    from eeg2fmri.workflows.train import in_sample_reason
+
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(
+        f"seed: 4\nout: run\ndata: {{prepared: {prepared_dir}}}\nsplit: {{protocol: within}}\n"
+        f"model: {{name: {MODEL}, hparams: {{hidden: 8}}}}\noptimizer: {{lr: 1.0e-2, batch_size: 8, max_epochs: 3, patience: 2, refit: true}}\n"
+        "trainer: {log: [], accelerator: cpu}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        assert main(["train", str(cfg_path), "-q"]) == 0
+    why = "optimizer.refit trained the network on the validation windows too"
+    assert f"(in-sample: {why})" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["validation_in_sample"] == why and metrics["training"]["refit"]["epochs"] == metrics["training"]["best_epoch"] + 1
+    assert f"calibration.json (synthesize --uncertainty) comes from in-sample residuals: {why}" in caplog.text
+    fr = FitResult(None, None, "ridge_hrf", {"refit": True}, 0.0, {})
+    assert in_sample_reason(fr) == "refit=True fitted the model on the validation windows too"
+    assert in_sample_reason(FitResult(None, None, "eeg2fmri_net", {}, 0.0, {"refit": {"skipped": "unused"}})) is None

@@ -62,8 +62,8 @@ def run(args) -> int:
     v = m.get("validation", {})
     # r per subject over its own windows, then the mean over subjects (as `eeg2fmri evaluate` reports it)
     line = f"validation: mse {v.get('mse', float('nan')):.4f}, mean r {v.get('mean_r', float('nan')):.4f}"
-    if (getattr(res.fit, "hparams", None) or {}).get("refit"):
-        line += " (refit on the validation windows too: in-sample)"
+    if m.get("validation_in_sample"):  # refit=True, linear_refit=True or optimizer.refit
+        line += f" (in-sample: {m['validation_in_sample']})"
     if "test" in m:
         line += f" | test: mse {m['test']['mse']:.4f}, mean r {m['test']['mean_r']:.4f}, median r {m['test']['median_r']:.4f} (per subject, averaged)"
     elif not m.get("split", {}).get("n_test", 1):

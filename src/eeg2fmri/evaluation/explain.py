@@ -331,8 +331,12 @@ def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fall
             lower = {k.lower(): v for k, v in pos.items()}
             for k, v in pos.items():  # then as prepare matches names (EDF-style "EEG Fp1-REF" is Fp1)
                 lower.setdefault(channel_key(k), v)
-            found = {n: lower[n.lower()] if n.lower() in lower else lower[channel_key(n)] for n in names
-                     if n.lower() in lower or channel_key(n) in lower}
+            found, seen = {}, set()
+            for n in names:  # one channel per electrode (two spellings of one site: the first)
+                key = n.lower() if n.lower() in lower else channel_key(n) if channel_key(n) in lower else None
+                if key is not None and id(lower[key]) not in seen:
+                    seen.add(id(lower[key]))
+                    found[n] = lower[key]
             if len(found) >= 3:
                 return mne.channels.make_dig_montage(ch_pos=found, coord_frame="head"), str(tsv)
         break

@@ -134,8 +134,8 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
     interval of about two TRs) and an occasional spurious one appears (an interval
     far shorter than the TR). With ``step`` the median marker interval:
 
-    * of markers less than ``0.5 * step`` apart, the one nearest where its neighbours put it (the previous kept
-      marker + ``step``, the next marker - ``step``) is kept, the others dropped;
+    * of markers less than ``0.5 * step`` apart, the one nearest a whole number of steps from the previous kept marker
+      (the first ones: from the next marker) is kept, the others dropped;
     * an interval within ``tolerance * step`` of ``k * step`` (``2 <= k <=
       max_missing + 1``) gets ``k - 1`` evenly spaced markers inserted;
     * any other interval longer than ``1.5 * step`` is a real gap (the recording
@@ -166,8 +166,9 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
         return on, notes
     step = float(np.median(np.diff(on)))
     # clusters of markers less than half a step apart: one of each is the volume's, the others spurious; the one kept is
-    # the nearest to where its neighbours put it (the previous kept marker + step, the next marker - step): a glitch just
-    # before a real marker must not replace it (an audit: the first of the two was kept, so that volume moved 0.6 s)
+    # the nearest to a whole number of steps from the previous kept marker (for the first cluster: from the next marker),
+    # so that a glitch just before a real marker does not replace it (an audit: the first of the two was kept, so that
+    # volume moved 0.6 s), also where a neighbouring marker was missed (a review)
     clusters = [[on[0]]]
     for t in on[1:]:
         if t - clusters[-1][-1] < 0.5 * step:
@@ -180,15 +181,21 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
         if len(members) == 1:
             kept.append(members[0])
             continue
-        expect = [kept[-1] + step] if kept else []
-        if c + 1 < len(clusters):
-            expect.append(clusters[c + 1][0] - step)
-        best = members[0] if not expect else min(members, key=lambda t: min(abs(t - e) for e in expect))
+        if kept:  # distance from the nearest whole number of steps after the previous kept marker (one between may be missed)
+            ref, sign = kept[-1], 1.0
+        elif c + 1 < len(clusters):  # the first cluster: before the next marker
+            ref, sign = clusters[c + 1][0], -1.0
+        else:
+            ref = None
+        if ref is None:
+            best = members[0]
+        else:
+            best = min(members, key=lambda t: abs(sign * (t - ref) / step - round(sign * (t - ref) / step)))
         kept.append(best)
         extra.extend(t for t in members if t is not best)
     if extra:
         notes.append(f"{len(extra)} spurious marker(s) less than half a TR from a volume's marker dropped (at {', '.join(f'{t:.3f}' for t in extra[:5])} s; "
-                     "of markers that close, the one nearest the regular spacing of its neighbours is kept).")
+                     "of markers that close, the one in step with the others is kept).")
     out = [kept[0]]
     filled = 0
     for t0, t1 in zip(kept[:-1], kept[1:]):

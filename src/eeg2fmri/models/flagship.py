@@ -203,7 +203,8 @@ _CHOICE_BLOCKS = 8
 #: ``choice_rule="guarded"``: the chosen rank's validation gain must exceed this many jackknife SEs of the gain.
 _CHOICE_GAIN_SE = 1.0
 #: ``rank_output_check``: an output keeps the full prediction where the chosen rank lowers its validation r by more
-#: than this many jackknife SEs of the change (a conventional two-sided 5 % level, fixed before any data was looked at).
+#: than this many jackknife SEs of the change (one-sided; fixed before any data was looked at; with 8 blocks it flags about
+#: 4 % of outputs without signal, which then keep their full prediction: no loss).
 _RANK_LOSS_SE = 2.0
 
 
@@ -420,9 +421,11 @@ class EEG2fMRINet(nn.Module):
 
     #: The trainer passes the training windows to :meth:`after_fit` (for the stacked linear path).
     after_fit_uses_train = True
-    #: Buffers a refitted network (train config ``optimizer.refit``) brings along; every other buffer holds what
-    #: :meth:`after_fit` chose on the validation windows and is kept.
-    refit_buffers = ("seen_subjects",)
+    #: State a refitted network (train config ``optimizer.refit``) does not replace: what :meth:`after_fit` chose or fitted on
+    #: the validation windows (output gain, blend weight, linear path, output projection, per-output gain). Everything else --
+    #: parameters and the network's own buffers (batch-norm statistics, seen subjects) -- comes from the refitted network.
+    after_fit_state = ("output_gain", "ridge_weight", "ridge_basis", "ridge_coef", "ridge_bias", "ridge_tan_basis", "ridge_tan_coef",
+                       "ridge_tan_proj", "out_basis", "out_centre", "out_keep", "voxel_gain", "gain_centre")
 
     def network_used(self) -> bool:
         """Whether predictions run the network (``False`` where the blend kept the linear path alone: weight 1, so
@@ -965,11 +968,18 @@ class EEG2fMRINet(nn.Module):
             self._buffers.pop(name, None)
         if k is not None and self.output_rank == "validation" and self.rank_output_check:
             keep = self._outputs_lost_by_rank(val_pred, centre + coef[:, :k] @ vt[:k], y_val)
-            if keep is not None and keep.any():
+            if keep is not None and keep.all():  # the rank lowers every output: nothing is projected
+                info.update({"output_rank": None, "output_rank_kept_full": f"rank {k} lowered every output's validation r by more than "
+                             f"{_RANK_LOSS_SE:g} jackknife SEs", "val_r_output_rank": float(scores[0])})
+                info.pop("output_rank_gain_se", None)
+                k = None
+            elif keep is not None and keep.any():
                 from eeg2fmri.utils.stats import jackknife_mean_r
 
-                mixed = np.where(keep, val_pred, centre + coef[:, :k] @ vt[:k])
-                info.update({"output_rank_outputs_kept_full": int(keep.sum()), "val_r_output_rank": jackknife_mean_r(mixed, y_val, 1)[0]})
+                ranked = centre + coef[:, :k] @ vt[:k]
+                np.copyto(ranked, val_pred, where=keep[None, :])  # in place: no further (windows x outputs) copy
+                info.update({"output_rank_outputs_kept_full": int(keep.sum()), "val_r_output_rank": jackknife_mean_r(ranked, y_val, 1)[0]})
+                del ranked
                 self.register_buffer("out_keep", torch.from_numpy(keep.astype(np.float32)))
         if k is not None:
             self.register_buffer("out_basis", torch.from_numpy(np.ascontiguousarray(vt[:k], dtype=np.float32)))

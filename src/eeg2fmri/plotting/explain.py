@@ -32,7 +32,14 @@ def _info(ch_names: list[str], montage: Any) -> tuple[Any, np.ndarray]:
     for k in pos:
         lower.setdefault(channel_key(k), k)
     lower.update({c.lower(): lower[channel_key(c)] for c in ch_names if c.lower() not in lower and channel_key(c) in lower})
-    keep = np.array([i for i, c in enumerate(ch_names) if c.lower() in lower], dtype=int)
+    used: set = set()
+    keep_list = []
+    for i, c in enumerate(ch_names):  # one channel per montage position (two spellings of Fp1: the first; MNE refuses overlaps)
+        site = lower.get(c.lower())
+        if site is not None and site not in used:
+            used.add(site)
+            keep_list.append(i)
+    keep = np.array(keep_list, dtype=int)
     if len(keep) < MIN_POSITIONS:
         shown = ", ".join(ch_names[:6]) + (", ..." if len(ch_names) > 6 else "")
         raise NoChannelPositions(

@@ -556,15 +556,23 @@ def merged_train_val(ds: PreparedDataset, split: Split, targets: dict | None = N
     return window_dataset(ds, selection=sel, n_frames=split.n_frames, lag=split.lag, targets=tgt)
 
 
+def _check_refit_nodes(nodes: int) -> None:
+    """``optimizer.refit`` runs on one node: every rank reads the refit's epoch count from the best checkpoint, which the
+    ranks of other nodes may not see (they would skip the refit while the others wait for them)."""
+    if nodes > 1:
+        raise Eeg2fmriInputError("optimizer.refit: expected a single-node run (the refit's epoch count is read from the best "
+                                 f"checkpoint, which other nodes may not see), got trainer.num_nodes={nodes}; drop refit or train on one node.")
+
+
 def _refit(model: torch.nn.Module, ds: PreparedDataset, split: Split, targets: dict | None, window_dataset: Callable | None, name: str,
            hparams: dict, seed: int, loss: WeightedLoss, opt: dict, tcfg: dict, precision: str, strategy: str, deterministic: Any,
-           best_epoch: int | None, progress_bar: bool, verbose: bool) -> dict[str, Any]:
+           best_epoch: int | None, progress_bar: bool, verbose: bool, loader_threads: int = 0) -> dict[str, Any]:
     """Train optimizer ``refit``: a fresh model of the same seed on the training and validation windows for the epochs
-    early stopping chose (``best_epoch + 1``, no validation, the same optimizer and learning-rate schedule), its
-    parameters then replace ``model``'s. What the model's ``after_fit`` chose on the validation windows with the first
-    network (its buffers: ``eeg2fmri_net``'s output gain, blend weight, linear path, rank, per-output gain) is kept;
-    only the buffers a model lists in ``refit_buffers`` come along. Skipped, with the reason, when the model says the
-    network is not used (``network_used()`` false) or no epoch was chosen. Returns the ``info["refit"]`` record."""
+    early stopping chose (``best_epoch + 1``, no validation, the same optimizer and learning-rate schedule), whose
+    parameters and buffers (batch-norm statistics) then replace ``model``'s -- except what the model lists in
+    ``after_fit_state``, which its ``after_fit`` chose on the validation windows with the first network (``eeg2fmri_net``:
+    output gain, blend weight, linear path, rank, per-output gain) and is kept. Skipped, with the reason, when the model
+    says the network is not used (``network_used()`` false) or no epoch was chosen. Returns the ``info["refit"]`` record."""
     if best_epoch is None:
         return {"skipped": "no best epoch was recorded (no validation score)"}
     if hasattr(model, "network_used") and not model.network_used():
@@ -580,7 +588,7 @@ def _refit(model: torch.nn.Module, ds: PreparedDataset, split: Split, targets: d
     pl.seed_everything(seed, workers=True, verbose=False)
     n_epochs = int(best_epoch) + 1
     lit = LitModel(fresh, loss, opt, seed, name, output_shape=merged.spec.output_shape)
-    dm = WindowDataModule(merged, merged, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed, loader_threads=0)
+    dm = WindowDataModule(merged, merged, batch_size=opt["batch_size"], num_workers=tcfg["num_workers"], seed=seed, loader_threads=loader_threads)
     n_batches = max(1, len(merged) // opt["batch_size"])
     with _quiet_lightning(verbose):
         trainer = pl.Trainer(
@@ -593,14 +601,12 @@ def _refit(model: torch.nn.Module, ds: PreparedDataset, split: Split, targets: d
         trainer.fit(lit, datamodule=dm)
     fresh = fresh.cpu()
     state = fresh.state_dict()
+    keep = set(getattr(model, "after_fit_state", ()))  # what after_fit chose on the validation windows stays
+    own = model.state_dict(keep_vars=True)
     with torch.no_grad():
-        if hasattr(model, "after_fit"):  # keep what after_fit chose; take the new network's parameters
-            for nm, p in model.named_parameters():
-                p.copy_(state[nm])
-            for nm in getattr(model, "refit_buffers", ()):
-                getattr(model, nm).copy_(state[nm])
-        else:
-            model.load_state_dict(state)
+        for nm, t in state.items():  # parameters and the network's own buffers (batch-norm statistics, ...) of the new fit
+            if nm.split(".")[0] not in keep and nm in own:
+                own[nm].copy_(t)
     return {"epochs": n_epochs, "n_windows": len(merged), "seconds": time.perf_counter() - t0}
 
 
@@ -685,6 +691,8 @@ def fit_torch(
     seed = cfg["seed"]
     check_input_kind(name, getattr(ds, "representation", None))
     pl.seed_everything(seed, workers=True, verbose=False)
+    if targets is None and opt.get("refit"):  # computed once for the fit and the refit (a second pass over the BOLD otherwise)
+        targets = split_targets(ds, replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": {}}))
     train_ds, val_ds = train_val_datasets(ds, split, targets, window_dataset)
     spec = train_ds.spec
     with torch.random.fork_rng(devices=[]):
@@ -710,6 +718,8 @@ def fit_torch(
     if precision == "16-mixed" and _accelerator_is_cpu(tcfg["accelerator"]):
         raise Eeg2fmriInputError('optimizer.precision: expected "32" or "bf16-mixed" on the CPU, found "16-mixed"; float16 mixed precision needs a GPU.')
     devices, nodes = tcfg["devices"], tcfg["num_nodes"]
+    if opt.get("refit"):
+        _check_refit_nodes(nodes)
     n_devices = len(devices) if isinstance(devices, list) else devices
     strategy = tcfg["strategy"]
     if strategy == "auto" and (nodes > 1 or (n_devices != "auto" and n_devices > 1)):
@@ -828,7 +838,7 @@ def fit_torch(
             dt += info["after_fit_seconds"]  # part of fitting the model (eeg2fmri_net: its linear path, output gain and rank)
         if opt.get("refit") and len(val_ds):
             info["refit"] = _refit(model, ds, split, targets, window_dataset, name, hparams, seed, loss, lit.opt, tcfg, precision, strategy,
-                                   deterministic, info.get("best_epoch"), progress_bar, verbose)
+                                   deterministic, info.get("best_epoch"), progress_bar, verbose, loader_threads=threads)
             dt += info["refit"].get("seconds", 0.0)
         if tmp is None:
             info["checkpoints"] = {"best": str(best_path), "last": str(last)}

@@ -502,10 +502,14 @@ def run_benchmark(
     if cross_info is not None:
         results["cross_dataset"] = cross_info
     rows = leaderboard_rows(results, fits)
+    retrained = sorted(nm for nm, f in fits.items() if any(e is not None for e in f.get("refit_epochs", [])))
+    networks = ("the networks train on the other subjects" if not retrained else
+                f"the networks train on the other subjects, and {', '.join(retrained)} again on every non-test subject for the "
+                "epochs chosen (optimizer.refit)")
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
             "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, **({"refit": refit} if refit else {}),
             **({"loso_validation": (f"each fold's next subject, held out whole (refitted on training + validation windows with the "
-                                    f"choices made there: {_refit_names(refit)}; the networks train on the other subjects)"
+                                    f"choices made there: {_refit_names(refit)}; {networks})"
                                     if split_options.get("val_subjects") == "next" else "the later span of every training run")}
                if protocol == "loso" else {})}
 
@@ -656,6 +660,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
             t.setdefault("ridge_weight", []).extend(f["ridge_weight"])
         if "at_epoch_limit" in f:
             t.setdefault("at_epoch_limit", []).extend(f["at_epoch_limit"])
+        if "refit_epochs" in f:
+            t.setdefault("refit_epochs", []).extend(f["refit_epochs"])
 
 
 def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
@@ -705,6 +711,8 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
         if isinstance(getattr(res, "info", None), dict) and "epochs" in res.info:
             fits[nm]["epochs"] = [int(res.info["epochs"])]
             fits[nm]["at_epoch_limit"] = [bool(res.info.get("at_epoch_limit", False))]
+        if isinstance(getattr(res, "info", None), dict) and isinstance(res.info.get("refit"), dict):  # train config optimizer.refit
+            fits[nm]["refit_epochs"] = [res.info["refit"].get("epochs")]  # None: skipped (e.g. the flagship's network unused)
         if isinstance(getattr(res, "info", None), dict) and isinstance(res.info.get("ridge_weight"), (int, float)):
             fits[nm]["ridge_weight"] = [float(res.info["ridge_weight"])]  # the flagship's stacked linear path's weight
         fits[nm]["n_params"] = count_parameters(res.model)

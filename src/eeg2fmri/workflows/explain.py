@@ -220,6 +220,12 @@ def output_rank_note(model: Any) -> str:
     if basis is None:
         return ""
     k = int(basis.shape[0])
+    keep = module._buffers.get("out_keep")
+    n_kept = int((keep > 0).sum()) if keep is not None else 0
+    if n_kept:  # rank_output_check: these outputs keep the full prediction
+        return (f"{int(keep.numel()) - n_kept} of the model's {int(keep.numel())} outputs span only {k} response pattern(s) (output_rank {k}, "
+                f"chosen on the validation windows; the other {n_kept} keep the full prediction): their attributions are mixtures of "
+                f"those {k}; to tell all regions apart, train with model.hparams.output_rank: null and explain that model")
     same = ("every target's attribution is the same up to its sign and scale" if k == 1 else
             f"every target's attribution is a mixture of {k} patterns, so distant targets can look alike")
     return (f"the model's outputs span only {k} response pattern(s) (output_rank {k}, chosen on the validation windows): {same}; "

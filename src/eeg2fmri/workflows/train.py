@@ -441,13 +441,33 @@ def train(
     return _finish(cfg, ds, split, fitted, out_path, evaluate_test=evaluate_test)
 
 
-def _save_calibration(model, ds: PreparedDataset, split: Split, targets: dict, model_dir: Path) -> None:
+def in_sample_reason(fitted: FitResult) -> str | None:
+    """Why a fitted model's validation windows are not held out (they are in its training data), or None.
+
+    ``ridge_hrf(refit=True)`` and ``eeg2fmri_net(linear_refit=True)`` fit their closed-form parts on the training and
+    validation windows; train config ``optimizer.refit`` trains the network again on them.
+    """
+    hp = fitted.hparams or {}
+    refit = (fitted.info or {}).get("refit")
+    if isinstance(refit, dict) and refit.get("epochs"):
+        return "optimizer.refit trained the network on the validation windows too"
+    if hp.get("refit"):
+        return "refit=True fitted the model on the validation windows too"
+    if hp.get("linear_refit"):
+        return "linear_refit=True fitted the linear path on the validation windows too"
+    return None
+
+
+def _save_calibration(model, ds: PreparedDataset, split: Split, targets: dict, model_dir: Path, in_sample: str | None = None) -> None:
     """Validation calibration for ``synthesize --uncertainty`` (conformal half-widths, Laplace scale, temperature)."""
     from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty, save_calibration
 
     if not split.selections.get("val"):
         logger.info("no validation windows: no calibration.json (synthesize --uncertainty needs one)")
         return
+    if in_sample:  # residuals of windows the model was fitted on: intervals too narrow (a review of optimizer.refit)
+        logger.warning("calibration.json (synthesize --uncertainty) comes from in-sample residuals: %s, so its intervals are too "
+                       "narrow; calibrate a model trained without it", in_sample)
     try:
         save_calibration(model_dir, calibrate_uncertainty(model, ds, split, targets))
     except Eeg2fmriInputError as err:
@@ -475,6 +495,9 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
             module.to("cpu")
     info = {k: v for k, v in fitted.info.items() if k not in ("history", "checkpoints")}
     metrics = {"model": fitted.name, "split": split_info(split, ds), "validation": scores["val"], "training": {**info, "fit_seconds": fitted.fit_seconds}}
+    in_sample = in_sample_reason(fitted)
+    if in_sample:
+        metrics["validation_in_sample"] = in_sample
     if "test" in scores:
         metrics["test"] = scores["test"]
     if "history" in fitted.info:
@@ -483,7 +506,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
     save_trained_model(fitted.model, out / "model", spec=fitted.spec, name=fitted.name, hparams=fitted.hparams, mask=ds.mask, affine=ds.affine,
                        window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=model_prepare_config(ds), config=cfg,
                        split=metrics["split"], metrics=card_metrics, overwrite=True, xform_code=ds.xform_code, rois=ds.rois)
-    _save_calibration(fitted.model, ds, split, targets, out / "model")
+    _save_calibration(fitted.model, ds, split, targets, out / "model", in_sample)
     metrics["software"] = software()
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
         tmp.write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float))  # strict JSON: NaN -> null

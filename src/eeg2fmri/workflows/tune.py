@@ -336,7 +336,10 @@ def tune(
         prefix = _TrialPrefix(trial.number)  # a warning of the fit says which trial it is about (user test 9)
         logger.addFilter(prefix)
         try:
-            fit = fit_torch(ds, tv_split, tcfg["model"]["name"], tcfg["model"]["hparams"], targets, train_config=tcfg, out_dir=tdir,
+            # a trial is scored by its validation windows: a refit on them (optimizer.refit) would cost a second training
+            # and change nothing the score reads; the best config keeps the user's setting
+            fit_cfg = {**tcfg, "optimizer": {**tcfg["optimizer"], "refit": False}} if tcfg["optimizer"].get("refit") else tcfg
+            fit = fit_torch(ds, tv_split, tcfg["model"]["name"], tcfg["model"]["hparams"], targets, train_config=fit_cfg, out_dir=tdir,
                             progress_bar=progress_bar, verbose=verbose, callbacks=[_Pruning(trial, monitor)])
         except Eeg2fmriInputError as err:  # e.g. hyperparameters the model refuses: this trial fails, the search goes on
             trial.set_user_attr("error", str(err))
