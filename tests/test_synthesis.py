@@ -259,6 +259,11 @@ def test_synthesize_errors_and_overwrite(tiny_bids, ridge_dir, tmp_path):
     raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False)
     with pytest.raises(Eeg2fmriInputError, match=r"the recording lasts 10\.0 s but one EEG window of the model needs 18\.0 s"):
         synthesize(raw.copy().crop(0, 10.0, include_tmax=False), ridge_dir, tmp_path / "short.nii.gz", progress_bar=False)
+    padded = raw.copy().crop(0, 10.0, include_tmax=False)  # an EDF's last record padded: MNE marks it BAD_ACQ_SKIP (user test 13)
+    padded.set_annotations(padded.annotations + mne.Annotations([padded.first_time + 9.0], [1.0], ["BAD_ACQ_SKIP"]))
+    with pytest.raises(Eeg2fmriInputError, match=r"the recording lasts 10\.0 s \(1\.0 s of it at the end marked BAD_ACQ_SKIP: a file's padding, "
+                                                 r"no data\) but one EEG window of the model needs 18\.0 s"):
+        synthesize(padded, ridge_dir, tmp_path / "short.nii.gz", progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match="expected an output name ending in .nii.gz or .nii"):
         synthesize(eeg, ridge_dir, tmp_path / "o.png", progress_bar=False)
     # two pieces joined (mne.concatenate_raws marks the join): the regular volume grid would misplace every later volume

@@ -308,6 +308,21 @@ def resolve_model_dir(model_dir: str | os.PathLike) -> Path:
                              "pass RUN/model, the model/ folder that eeg2fmri train or quickstart wrote.")
 
 
+def _trailing_skip(raw, duration: float) -> float:
+    """Seconds at the end of ``raw`` that an annotation marks ``BAD_ACQ_SKIP`` (e.g. the padding of an EDF file's last
+    data record, which MNE reads as samples; user test 13: the too-short message counted it as recording)."""
+    ann = getattr(raw, "annotations", None)
+    if ann is None or not len(ann):
+        return 0.0
+    t0 = float(getattr(raw, "first_time", 0.0) or 0.0)
+    pad = 0.0
+    for on, dur, desc in zip(ann.onset, ann.duration, ann.description):
+        start = float(on) - t0
+        if str(desc).upper().startswith("BAD_ACQ_SKIP") and start + float(dur) >= duration - 1e-3:
+            pad = max(pad, duration - max(start, 0.0))
+    return pad
+
+
 def synthesize(
     eeg,
     model_dir,
@@ -630,9 +645,11 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     duration = raw.n_times / sf
     need = (n_frames - 1) * flen + flen if frame_based else n_frames / float(cfg.raw_sfreq)
     if duration < need + max(0, lag) * (flen if frame_based else 1.0 / float(cfg.raw_sfreq)):
+        pad = _trailing_skip(raw, duration)
         raise Eeg2fmriInputError(
-            f"{where}: the recording lasts {duration:.1f} s but one EEG window of the model needs {need:.1f} s; "
-            "use a longer recording (or a model trained with a shorter window)."
+            f"{where}: the recording lasts {duration:.1f} s" + (f" ({pad:.1f} s of it at the end marked BAD_ACQ_SKIP: a file's "
+                                                                 "padding, no data)" if pad else "")
+            + f" but one EEG window of the model needs {need:.1f} s; use a longer recording (or a model trained with a shorter window)."
         )
     out_dir = bold_out.absolute().parent
     out_dir.mkdir(parents=True, exist_ok=True)
