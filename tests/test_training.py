@@ -1116,3 +1116,22 @@ def test_train_says_when_its_validation_windows_are_in_sample(prepared_dir, tmp_
     fr = FitResult(None, None, "ridge_hrf", {"refit": True}, 0.0, {})
     assert in_sample_reason(fr) == "refit=True fitted the model on the validation windows too"
     assert in_sample_reason(FitResult(None, None, "eeg2fmri_net", {}, 0.0, {"refit": {"skipped": "unused"}})) is None
+
+
+def test_train_saves_a_ridge_with_a_penalty_per_output(prepared_dir, tmp_path, capsys):
+    """ridge_hrf alpha_per_target=True through eeg2fmri train (user test 14: the per-output penalties, an array, crashed
+    the writing of model.json, and nothing was saved): saved, loaded, the penalties summarised in metrics.json."""
+    from eeg2fmri.cli import main
+    from eeg2fmri.models import load_model
+
+    cfg_path = tmp_path / "ridge.yaml"
+    cfg_path.write_text(f"seed: 0\nout: run\ndata: {{prepared: {prepared_dir}}}\nsplit: {{protocol: within}}\n"
+                        "model: {name: ridge_hrf, hparams: {alpha_per_target: true, hrf: canonical}}\n")
+    assert main(["train", str(cfg_path), "-q"]) == 0
+    out = tmp_path / "run"
+    tr = json.loads((out / "metrics.json").read_text())["training"]
+    apt = tr["alpha_per_target"]
+    assert apt["min"] <= apt["median"] == tr["alpha"] <= apt["max"]
+    loaded = load_model(out / "model")
+    assert np.asarray(loaded.model.alpha_).shape == (int(np.asarray(loaded.mask).sum()),)
+    assert json.loads((out / "model" / "model.json").read_text())["card"]

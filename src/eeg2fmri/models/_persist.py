@@ -22,6 +22,7 @@ import numpy as np
 from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models.base import build_model, get_model_class
 from eeg2fmri.utils.atomic import _user_mode, atomic_dir, final_paths
+from eeg2fmri.utils.jsonable import to_jsonable
 from eeg2fmri.utils.provenance import software, software_line
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -103,7 +104,7 @@ def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine
     from eeg2fmri.io.bold import grid_image
 
     nib.save(grid_image(mask.astype(np.uint8), affine, xform_code), tmp / "mask.nii.gz")  # synthesis keeps its space code
-    (tmp / "model.json").write_text(json.dumps(final_paths(meta), indent=1, default=float))
+    (tmp / "model.json").write_text(json.dumps(to_jsonable(final_paths(meta)), indent=1, default=float))
     (tmp / "MODEL_CARD.md").write_text(_card_text(final_paths(meta)))
 
 
@@ -116,7 +117,7 @@ def _card_text(meta: dict) -> str:
              f"- EEG sampling rate at training: {meta['spec']['sfreq']} Hz; TR {meta['spec']['tr']} s",
              f"- preprocessing: {json.dumps(meta['prepare'])}", "", "## Output", f"- grid {meta['grid_shape']}, {meta['spec']['output_shape'][0] if len(meta['spec']['output_shape']) == 1 else meta['spec']['output_shape']} outputs", ""]
     for k, v in card.items():
-        lines += [f"## {k}", "```", json.dumps(v, indent=1, default=float), "```", ""]
+        lines += [f"## {k}", "```", json.dumps(to_jsonable(v), indent=1, default=float), "```", ""]
     return "\n".join(lines)
 
 

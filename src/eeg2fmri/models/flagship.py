@@ -842,6 +842,9 @@ class EEG2fMRINet(nn.Module):
             grid = np.round(np.linspace(0.0, 1.0, 21), 2)  # 0, 0.05, ..., 1 exactly (as stored and reported)
             scores = [mean_r((1 - w) * net + w * lin) for w in grid]
             w = float(grid[int(np.argmax(scores))])
+            if w == 1.0:  # the reason, as when the guard keeps it (user test 14: train gave none)
+                info["ridge_weight_kept_linear"] = (f"the linear path alone has the best validation mean voxel r ({scores[-1]:.4f}; the "
+                                                    f"network alone {mean_r(net):.4f})")
             if self.blend_rule == "guarded" and w < 1.0:  # the network must earn its place against the linear path alone
                 info["ridge_weight_gain_se"], why = _earned((1 - w) * net + w * lin, lin, y_va, f"weight {w:g}", "the linear path alone")
                 if why is not None:

@@ -149,7 +149,12 @@ def fit_model(
     if getattr(model, "n_fit_windows_", len(x)) != len(x):  # refit=True: the coefficients saw the validation windows too
         info["n_fit_windows"] = int(model.n_fit_windows_)
     if hasattr(model, "alpha_"):
-        info["alpha"] = model.alpha_
+        alpha = np.asarray(model.alpha_, dtype=np.float64)
+        if alpha.size == 1:
+            info["alpha"] = float(alpha.reshape(-1)[0])
+        else:  # one penalty per output (alpha_per_target): a summary, not thousands of numbers in metrics.json/model.json
+            info["alpha"] = float(np.median(alpha))  # (user test 14: the array crashed train's model.json)
+            info["alpha_per_target"] = {"median": float(np.median(alpha)), "min": float(alpha.min()), "max": float(alpha.max())}
     logger.info("fitted %s on %d windows in %.2f s", name, len(x), dt)
     return FitResult(model, spec, name, hparams, dt, info, dataset=ds, split=split)
 
