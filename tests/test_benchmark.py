@@ -777,3 +777,30 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
                       train_config={"optimizer": {"max_epochs": 1, "batch_size": 16}, "trainer": {"accelerator": "cpu", "log": []}})
     assert (f"with 3 subjects and a validation subject per LOSO fold, the networks ({MODEL}) train on one subject in each fold" in caplog.text
             and "val_subjects: spans) trains them on two" in caplog.text)
+
+
+def test_benchmark_with_an_atlas_gives_r_per_roi(tiny_prepared, tmp_path, capsys):
+    """benchmark --atlas: the leaderboard's ROI median r, and a table of r per ROI (with the TSV's names) on the console and
+    in leaderboard.md, equal to metrics.json's per-subject ROI r averaged (user test 14: only the median over every ROI,
+    an undriven control included, was shown, which hid a lost region)."""
+    import nibabel as nib
+
+    prep = tiny_prepared.save(tmp_path / "prepared")
+    mask = np.asarray(tiny_prepared.mask, dtype=bool)
+    labels = np.zeros(mask.shape, dtype=np.int16)
+    idx = np.flatnonzero(mask)
+    labels.flat[idx] = 1 + np.arange(len(idx)) * 3 // len(idx)
+    nib.save(nib.Nifti1Image(labels, tiny_prepared.affine), tmp_path / "atlas.nii.gz")
+    (tmp_path / "atlas.tsv").write_text("index\tname\n1\tfront\n2\tmiddle\n3\tback\n")
+    out = tmp_path / "b"
+    assert main(["benchmark", str(prep), "--protocol", "loso", "--atlas", str(tmp_path / "atlas.nii.gz"), "--out", str(out), "--n-boot", "0", "-q"]) == 0
+    printed = capsys.readouterr().out
+    md = (out / "leaderboard.md").read_text()
+    res = json.loads((out / "metrics.json").read_text())
+    subs = sorted(res["per_subject"])
+    for key, name in (("1", "front"), ("2", "middle"), ("3", "back")):
+        want = np.mean([res["per_subject"][s]["models"]["ridge_hrf"]["roi_r"][key] for s in subs])
+        row = f"| {key} {name} | {int((labels == int(key)).sum())} | {want:.3f} |"
+        assert row in md, (row, md)
+        assert f"{key} {name}" in printed
+    assert "### ROI r per ROI (mean over 2 test subjects)" in md and "ROI r per ROI" in printed

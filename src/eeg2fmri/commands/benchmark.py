@@ -251,6 +251,21 @@ def _merged_rows(benches: list) -> list[dict]:
     return sort_leaderboard(rows)
 
 
+def _roi_lines(benches: list) -> list[str]:
+    """The per-ROI r table of each input group (Markdown; empty without an atlas)."""
+    from eeg2fmri.plotting.report import roi_table
+
+    lines: list[str] = []
+    for g, b in benches:
+        res = b["results"]
+        names = [nm for nm in res.get("models", []) if nm != res.get("roles", {}).get("baseline")]
+        table = roi_table(res, names)
+        if table and len(benches) > 1:
+            table[0] = table[0] + f" [{g['representation']}]"
+        lines += table
+    return lines
+
+
 def run(args) -> int:
     import json
     from pathlib import Path
@@ -370,9 +385,12 @@ def run(args) -> int:
               + (f"; validation: {bench['loso_validation']}" if bench.get("loso_validation") else ""))
     print(header)
     print(format_leaderboard(rows, markdown=False))
+    roi_lines = _roi_lines(benches)  # --atlas: r per ROI (user test 14: only the median over every ROI, a control one included)
+    if roi_lines:
+        print("\n" + "\n".join(roi_lines).rstrip())
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        md = "\n".join([f"# {header}", "", format_leaderboard(rows), ""])
+        md = "\n".join([f"# {header}", "", format_leaderboard(rows), "", *roi_lines])
         doc = {"dataset": str(Path(args.dataset).absolute()), "test_dataset": str(Path(args.test).absolute()) if args.test else None,
                "protocol": args.protocol, "n_folds": bench["n_folds"], "models": [m for _, b in benches for m in b["models"]],
                "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},

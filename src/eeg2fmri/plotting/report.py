@@ -451,7 +451,7 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def _roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
+def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     """Per-ROI r of each model (mean over test subjects), with the ROI's name (a TSV beside the atlas) and voxel count."""
     subs = sorted(results.get("per_subject", {}))
     per = {nm: {} for nm in names}
@@ -526,7 +526,7 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     if any(gm[nm].get("roi_median_r") is not None for nm in names):
         lines += [f"ROI r (ROI-average series, {results['settings'].get('n_rois')} ROIs): " + ", ".join(
             f"{nm} median {_f(gm[nm].get('roi_median_r'))}" for nm in names if gm[nm].get("roi_median_r") is not None), ""]
-        lines += _roi_table(results, [nm for nm in names if gm[nm].get("roi_median_r") is not None])
+        lines += roi_table(results, [nm for nm in names if gm[nm].get("roi_median_r") is not None])
     if g.get("paired"):
         lines += ["## Paired comparison with the reference (same resampled blocks)", ""]
         lines += _table(["model", "Δ median r vs ridge_hrf", "95% CI", "p (two-sided)"],

@@ -812,7 +812,7 @@ def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"{r['name']}: {'ahead of' if d_mask > 0 else 'behind'} {ref['name']} on the whole-mask median r ({d_mask:+.3f}) but "
                        f"{'behind' if d_roi < 0 else 'ahead of'} it on the ROI median r ({r['roi_median_r']:.3f} vs {ref['roi_median_r']:.3f}): "
                        "the ranking depends on where you look; if the atlas regions are what matters, go by the ROI r (per ROI in "
-                       "metrics.json; it has no paired CI here)")
+                       "the table below and metrics.json; it has no paired CI here)")
     return out
 
 
