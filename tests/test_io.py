@@ -214,7 +214,8 @@ def test_a_marker_name_with_spaces_is_suggested_quoted_for_the_shell(tmp_path):
     # one marker lost (prepare fills in up to 3): still named as the likely volume marker
     onsets = np.delete(0.5 + 2.0 * np.arange(13), 6)
     raw.set_annotations(mne.Annotations(onsets, 0.0, ["Stimulus/S  1"] * 12))
-    with pytest.raises(Eeg2fmriInputError, match=r"'Stimulus/S  1' occurs 12 times every 2\.000 s, one per volume of TR 2 s: likely the volume marker"):
+    with pytest.raises(Eeg2fmriInputError, match=r"'Stimulus/S  1' occurs 12 times every 2\.000 s, about one per volume \(13 volumes: 1 missed, filled in when used\) "
+                                                 r"of TR 2 s: likely the volume marker"):
         volume_onsets(raw, 13, 2.0)
     # beside a BIDS events.tsv the error says the annotations came from it
     (tmp_path / "sub-01_task-rest_run-1_events.tsv").write_text("onset\tduration\ttrial_type\n")

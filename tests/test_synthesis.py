@@ -815,7 +815,9 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert g["marker_volumes"] == [-g["markers_without_volume"], n_cut - 1] and g["markers_without_volume"] > 0
     assert n_cut == len(times) - g["markers_without_volume"] and g["volumes_before_first_marker"] == g["volumes_after_last_marker"] == 0
     assert "scanner marker(s) come before the first volume whose whole EEG window lies in the recording" in caplog.text
-    assert "needs 18.0 s of EEG up to the end of a volume's acquisition, so the first volume starts 16.0 s in" in caplog.text
+    start = json.loads(cut.with_name("early.json").read_text())["StartTime"]  # (user test 14: the message gave the earliest possible start)
+    assert (f"needs 18.0 s of EEG up to the end of a volume's acquisition, so no volume starts before 16.0 s; the first marker with a "
+            f"volume is at {start:.2f} s)") in caplog.text
     with pytest.raises(Eeg2fmriInputError, match=r"volumes='markers' needs first_onset='markers' \(--first-onset markers\)"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, volumes="markers")
     with pytest.raises(Eeg2fmriInputError, match=r"expected volumes 'all' or 'markers', got 'marked'"):

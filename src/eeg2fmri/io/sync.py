@@ -263,7 +263,9 @@ def _likely_volume_marker(raw, descs: np.ndarray, n_volumes: int, tr: float, tol
         return ""
     d, n, step = hits[0]
     name = d.split("/")[-1]
-    return (f"; {d!r} occurs {n} times every {step:.3f} s, one per volume of TR {tr:g} s: likely the volume marker, "
+    per = ("one per volume" if n == n_volumes else f"about one per volume ({n_volumes} volumes: {abs(n - n_volumes)} "
+           + ("missed, filled in when used" if n < n_volumes else "extra, dropped as dummy scans when used") + ")")
+    return (f"; {d!r} occurs {n} times every {step:.3f} s, {per} of TR {tr:g} s: likely the volume marker, "
             f"marker: [\"{name}\"] (eeg2fmri datasets --check: --marker {shlex.quote(name)})")
 
 

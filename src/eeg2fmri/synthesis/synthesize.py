@@ -690,8 +690,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
             if first_j < 0:
                 anchor["markers_without_volume"] = int(min(-first_j, len(marker_t)))
                 logger.warning("%s: the first %d scanner marker(s) come before the first volume whose whole EEG window lies in the "
-                               "recording (the model needs %.1f s of EEG up to the end of a volume's acquisition, so the first volume starts "
-                               "%.1f s in); they get no output volume", where, -first_j, need, need - tr_train)
+                               "recording (the model needs %.1f s of EEG up to the end of a volume's acquisition, so no volume starts before "
+                               "%.1f s; the first marker with a volume is at %.2f s); they get no output volume", where, -first_j, need,
+                               need - tr_train, float(marker_t[min(-first_j, len(marker_t) - 1)]))
             if volumes == "markers":
                 keep = (np.arange(n_all) >= first_j) & (np.arange(n_all) <= last_j)
                 ends, onsets = ends[keep], np.asarray(onsets)[keep]
