@@ -1118,3 +1118,30 @@ def test_tangent_rule_floor_keeps_the_power_ridge_where_the_validation_r_is_nois
     sig = EEG2fMRINet(spec, tangent_rule="floor", **kw).after_fit(_batches(x_va, yv), train_batches=_batches(x_tr, ys))
     ref = EEG2fMRINet(spec, tangent_rule="best", **kw).after_fit(_batches(x_va, yv), train_batches=_batches(x_tr, ys))
     assert sig["tangent_weight"] == ref["tangent_weight"] >= 0.5 and "tangent_weight_kept_power" not in sig
+
+
+def test_ridge_alpha_per_target_gives_the_linear_path_a_penalty_per_output():
+    """ridge_alpha_per_target=True (opt-in): the band-power ridge of the linear path chooses one penalty per output, as
+    ridge_hrf(alpha_per_target=True) fitted on the same windows does (its coefficients, folded, give the same
+    prediction); a non-bool is refused."""
+    import dataclasses
+
+    from eeg2fmri.models.ridge_hrf import RidgeHRF
+
+    spec = dataclasses.replace(BP, output_shape=(30,))
+    x_tr, y_tr = _low_rank_windows(spec, 70, 1)
+    x_va, y_va = _low_rank_windows(spec, 30, 2)
+    x_te, _ = _low_rank_windows(spec, 9, 3)
+    kw = dict(seed=0, n_members=2, calibrate_output=False, voxel_gain=False, output_rank=None, ridge_blend=1.0)
+    model = EEG2fMRINet(spec, ridge_alpha_per_target=True, **kw)
+    model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    ref = RidgeHRF(spec, alpha_per_target=True).fit(x_tr.numpy(), y_tr.numpy(), x_va.numpy(), y_va.numpy())
+    assert np.asarray(ref.alpha_).shape == (30,) and len(set(np.asarray(ref.alpha_).tolist())) > 1
+    with torch.no_grad():
+        np.testing.assert_allclose(model.eval()(x_te).numpy(), ref.predict(x_te.numpy()), rtol=1e-3, atol=1e-4)
+    one = EEG2fMRINet(spec, **kw)
+    one.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    with torch.no_grad():
+        assert not np.allclose(one.eval()(x_te).numpy(), model(x_te).numpy(), atol=1e-4)
+    with pytest.raises(Eeg2fmriInputError, match="ridge_alpha_per_target as true or false"):
+        EEG2fMRINet(spec, ridge_alpha_per_target=1)

@@ -385,6 +385,12 @@ class EEG2fMRINet(nn.Module):
         large as elsewhere, so a synthesised volume shows activity where the model has it. Voxel r is
         unchanged (a positive factor per output); R² and RMSE move towards what a per-output regression
         of the validation data gives. ``False`` keeps the single ``output_gain``.
+    ridge_alpha_per_target : bool
+        The linear path's ridges (band power and tangent) choose one penalty per output on the validation windows
+        (``ridge_hrf``'s ``alpha_per_target``) instead of one for all outputs. Off by default (an opt-in of session 24,
+        not yet measured on the robustness matrix): where the EEG drives a few regions, one penalty chosen on a
+        mostly-noise mean shrinks the driven outputs' predictions (user test 14: ``ridge_hrf`` with per-output
+        penalties +0.04 to +0.07 ROI r within).
     linear_refit : bool
         After every choice made on the validation windows (ridge basis and penalties, tangent variant and
         weight, blend weight, output rank, per-output gain), fit the linear path's ridges again on the
@@ -471,6 +477,7 @@ class EEG2fMRINet(nn.Module):
         tangent_cv: str | None = None,
         voxel_gain: bool = True,
         linear_refit: bool = False,
+        ridge_alpha_per_target: bool = False,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -490,6 +497,9 @@ class EEG2fMRINet(nn.Module):
         self.calibrate_output = bool(calibrate_output)
         self.fit_voxel_gain = bool(voxel_gain)
         self.linear_refit = bool(linear_refit)
+        if not isinstance(ridge_alpha_per_target, bool):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_alpha_per_target as true or false, got {ridge_alpha_per_target!r}.")
+        self.ridge_alpha_per_target = ridge_alpha_per_target
         if isinstance(ridge_blend, str):
             self.ridge_blend = check_choice(ridge_blend, "ridge_blend", ("validation",), where="eeg2fmri_net")
         else:
@@ -751,7 +761,7 @@ class EEG2fMRINet(nn.Module):
             return {"ridge_weight": 0.0}
         x_va, y_va, tan_va, ty_va, kept_va = blocks(val)
         pspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_, t_), freqs=None) if tangent else self.spec
-        ridge = RidgeHRF(pspec).fit(x_tr, y_tr, x_va, y_va)
+        ridge = RidgeHRF(pspec, alpha_per_target=self.ridge_alpha_per_target).fit(x_tr, y_tr, x_va, y_va)
         if ridge.hrf_ == "canonical":
             basis = canonical[None, :]
         elif ridge.hrf_ == "basis":
@@ -804,7 +814,8 @@ class EEG2fMRINet(nn.Module):
                     return np.ascontiguousarray(t.reshape(len(t), n_c, -1, n_k)[..., ks]).reshape(len(t), n_c, -1, 1)
 
                 tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=feats(tan_tr[:1]).shape[1:], freqs=None)
-                tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), factored=True).fit(feats(tan_tr), ty_tr, feats(tan_va), ty_va)
+                tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), factored=True,
+                                  alpha_per_target=self.ridge_alpha_per_target).fit(feats(tan_tr), ty_tr, feats(tan_va), ty_va)
                 t_va = tridge.predict(feats(tan_va)).reshape(len(tan_va), -1)
                 scores = [mean_r((1 - v) * p_va + v * t_va, ty_va) for v in grid]
                 if best is None or max(scores) > best[0]:
@@ -903,8 +914,9 @@ class EEG2fMRINet(nn.Module):
             out, t_out = subj == s_, t_subj == s_
             if t_out.sum() < 3 or (~t_out).sum() < 3:
                 continue
-            pr = RidgeHRF(pspec).fit(x_tr[~out], y_tr[~out], x_tr[out], y_tr[out])
-            tr = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), factored=True).fit(t_tr[~t_out], ty_tr[~t_out], t_tr[t_out], ty_tr[t_out])
+            pr = RidgeHRF(pspec, alpha_per_target=self.ridge_alpha_per_target).fit(x_tr[~out], y_tr[~out], x_tr[out], y_tr[out])
+            tr = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), factored=True,
+                          alpha_per_target=self.ridge_alpha_per_target).fit(t_tr[~t_out], ty_tr[~t_out], t_tr[t_out], ty_tr[t_out])
             p_s = pr.predict(x_tr[kept[t_out]]).reshape(int(t_out.sum()), -1)
             q_s = tr.predict(t_tr[t_out]).reshape(int(t_out.sum()), -1)
             scores += [mean_r((1 - w) * p_s + w * q_s, ty_tr[t_out]) for w in grid]
