@@ -804,3 +804,21 @@ def test_benchmark_with_an_atlas_gives_r_per_roi(tiny_prepared, tmp_path, capsys
         assert row in md, (row, md)
         assert f"{key} {name}" in printed
     assert "### ROI r per ROI (mean over 2 test subjects)" in md and "ROI r per ROI" in printed
+
+
+def test_benchmark_on_roi_targets_says_so(tiny_bids, tiny_prepared, tmp_path, capsys):
+    """Data prepared on an atlas's ROIs (prepare option atlas): the leaderboard's header names the ROI outputs instead of
+    "median voxel r in the brain mask" (user test 14)."""
+    import nibabel as nib
+
+    from eeg2fmri.datasets import prepare_dataset
+
+    labels = np.zeros(tiny_prepared.mask.shape, np.int16)
+    idx = np.flatnonzero(tiny_prepared.mask)
+    labels.flat[idx] = 1 + np.arange(len(idx)) * 3 // len(idx)
+    nib.save(nib.Nifti1Image(labels, tiny_prepared.affine), tmp_path / "labels.nii.gz")
+    prep = prepare_dataset(tiny_bids, {"atlas": str(tmp_path / "labels.nii.gz")}, progress_bar=False).save(tmp_path / "prepared")
+    assert main(["benchmark", str(prep), "--protocol", "within", "--n-boot", "0", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "; median r over the 3 ROIs the data were prepared on, 95% block-bootstrap CIs" in printed
+    assert "median voxel r in the brain mask" not in printed

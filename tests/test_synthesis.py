@@ -973,6 +973,16 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
     assert fitted.spec.output_shape == (3,)
     res = evaluate_split(ds, sp, targets, fitted.model, n_boot=0)
     assert np.isfinite(res["summary"]["model_median_r"]) and np.isnan(res["summary"]["model_ssim"])
+    # the reports name what the outputs are (user test 14: "median voxel r in the brain mask" on 3 ROI outputs)
+    from eeg2fmri.plotting.report import evaluation_markdown
+
+    assert res["settings"]["targets"] == "3 ROIs"
+    assert "median r of" in evaluation_markdown(res, [], title="t") and "per-subject median over the 3 ROIs the data were prepared on" in (
+        evaluation_markdown(res, [], title="t"))
+    sp_v = make_split(tiny_prepared, "within")
+    tg_v = split_targets(tiny_prepared, sp_v)
+    on_voxels = evaluate_split(tiny_prepared, sp_v, tg_v, fit_model(tiny_prepared, sp_v, "ridge_hrf", targets=tg_v).model, n_boot=0)
+    assert on_voxels["settings"]["targets"] == "voxels" and "median voxel-wise r of" in evaluation_markdown(on_voxels, [], title="t")
     model = save_model(fitted.model, tmp_path / "model", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=ds.mask,
                        affine=ds.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=ds.config.to_dict(), rois=ds.rois)
     out = synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold.nii.gz", progress_bar=False)

@@ -380,7 +380,9 @@ def run(args) -> int:
     res = bench["results"] if len(benches) == 1 else {"groups": {f"{g['representation']}: {', '.join(g['models'])}": b["results"] for g, b in benches}}
     subs = sorted(bench["results"]["per_subject"])
     header = (f"eeg2fmri benchmark: {args.dataset} ({args.protocol}, {bench['n_folds']} fold(s), {len(subs)} test subject(s)); "
-              f"median voxel r in the brain mask, 95% block-bootstrap CIs; † = the peers' own metric definitions"
+              + ("median voxel r in the brain mask" if bench["results"].get("settings", {}).get("targets", "voxels") == "voxels"
+                 else f"median r over the {bench['results']['settings']['targets']} the data were prepared on")
+              + ", 95% block-bootstrap CIs; † = the peers' own metric definitions"
               + ("; Δr of each model against the ridge_hrf of its own input group" if len(benches) > 1 else "")
               + (f"; validation: {bench['loso_validation']}" if bench.get("loso_validation") else ""))
     print(header)

@@ -873,7 +873,10 @@ def evaluate_models(
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
                      "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0]))),
                      "roi_voxels": None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))},
-                     "roi_names": _roi_names(atlas)},
+                     "roi_names": _roi_names(atlas),
+                     # what the outputs are: the mask's voxels, or the ROIs of an atlas the data were prepared on (prepare option atlas)
+                     "targets": (f"{len(ds.rois['names'])} ROIs" if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("names") is not None
+                                 else "voxels")},
         "split": {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
                   "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")},
                   **({f"{k}_subjects": v for k, v in split.subjects(ds).items() if k != "test"} if hasattr(split, "subjects") else {}),

@@ -482,8 +482,11 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     gm = g["models"]
     lines = [f"# {title}", ""]
     m = gm.get(model, {})
-    sent = (f"On held-out test data ({results['protocol']} protocol, {len(subs)} test subject(s)), **{model}** reaches a median voxel-wise "
-            f"r of {_f(m.get('median_r'))} {_ci(m.get('median_r_ci'))} (mean over subjects of the per-subject median in the brain mask)")
+    targets = results.get("settings", {}).get("targets", "voxels")
+    where = "in the brain mask" if targets == "voxels" else f"over the {targets} the data were prepared on"
+    sent = (f"On held-out test data ({results['protocol']} protocol, {len(subs)} test subject(s)), **{model}** reaches a median "
+            f"{'voxel-wise ' if targets == 'voxels' else ''}r of {_f(m.get('median_r'))} {_ci(m.get('median_r_ci'))} (mean over subjects of the "
+            f"per-subject median {where})")
     if ref and ref != model and ref in gm:
         pr = g.get("paired", {}).get(model, {})
         sent += (f"; the reference ridge_hrf reaches {_f(gm[ref].get('median_r'))} {_ci(gm[ref].get('median_r_ci'))}, a difference of "
