@@ -982,7 +982,8 @@ class EEG2fMRINet(nn.Module):
         for name in self._OUTPUT_BUFFERS:
             self._buffers.pop(name, None)
         if k is not None and self.output_rank == "validation" and self.rank_output_check:
-            keep = self._outputs_lost_by_rank(val_pred, centre + coef[:, :k] @ vt[:k], y_val)
+            ranked = centre + coef[:, :k] @ vt[:k]  # the rank's validation prediction, formed once
+            keep = self._outputs_lost_by_rank(val_pred, ranked, y_val)
             if keep is not None and keep.all():  # the rank lowers every output: nothing is projected
                 info.update({"output_rank": None, "output_rank_kept_full": f"rank {k} lowered every output's validation r by more than "
                              f"{_RANK_LOSS_SE:g} jackknife SEs", "val_r_output_rank": float(scores[0])})
@@ -991,11 +992,10 @@ class EEG2fMRINet(nn.Module):
             elif keep is not None and keep.any():
                 from eeg2fmri.utils.stats import jackknife_mean_r
 
-                ranked = centre + coef[:, :k] @ vt[:k]
                 np.copyto(ranked, val_pred, where=keep[None, :])  # in place: no further (windows x outputs) copy
                 info.update({"output_rank_outputs_kept_full": int(keep.sum()), "val_r_output_rank": jackknife_mean_r(ranked, y_val, 1)[0]})
-                del ranked
                 self.register_buffer("out_keep", torch.from_numpy(keep.astype(np.float32)))
+            del ranked
         if k is not None:
             self.register_buffer("out_basis", torch.from_numpy(np.ascontiguousarray(vt[:k], dtype=np.float32)))
             self.register_buffer("out_centre", torch.from_numpy(np.ascontiguousarray(centre, dtype=np.float32)))
