@@ -583,7 +583,12 @@ def test_linear_refit_fits_the_path_again_on_training_and_validation_windows_wit
     with torch.no_grad():
         np.testing.assert_allclose(model.ridge_prediction(x_te).numpy(), want, rtol=1e-3, atol=1e-4)
         assert not np.allclose(model.ridge_prediction(x_te).numpy(), plain.ridge_prediction(x_te).numpy(), atol=1e-3)
+        held_out = (y_va - plain(x_va)).numpy()  # the model before its refit is the plain one
     assert "_pending_refit" not in model.__dict__
+    # the validation residuals before the refit are kept for conformal calibration (in-sample after it)
+    np.testing.assert_allclose(model.val_residuals_, held_out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.val_target_check_, np.arange(1, len(y_va) + 1) @ y_va.double().numpy(), rtol=1e-9)
+    assert getattr(plain, "val_residuals_", None) is None
 
 
 def test_tangent_rule_guarded_keeps_the_power_ridge_unless_the_tangent_ridge_earns_its_weight(tmp_path):

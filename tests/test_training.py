@@ -1091,7 +1091,7 @@ def test_refit_keeps_the_flagships_validation_choices_and_skips_an_unused_networ
     assert "not used" in lin.info["refit"]["skipped"]
 
 
-def test_train_says_when_its_validation_windows_are_in_sample(prepared_dir, tmp_path, capsys, caplog):
+def test_train_says_when_its_validation_windows_are_in_sample(prepared_dir, tmp_path, capsys, caplog, monkeypatch):
     """optimizer.refit (and refit=True) put the validation windows into the model's training data: train's validation
     line, metrics.json and the calibration warning say so (a review: they were reported as held out)."""
     import logging
@@ -1106,12 +1106,25 @@ def test_train_says_when_its_validation_windows_are_in_sample(prepared_dir, tmp_
         f"model: {{name: {MODEL}, hparams: {{hidden: 8}}}}\noptimizer: {{lr: 1.0e-2, batch_size: 8, max_epochs: 3, patience: 2, refit: true}}\n"
         "trainer: {log: [], accelerator: cpu}\n"
     )
-    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
         assert main(["train", str(cfg_path), "-q"]) == 0
     why = "optimizer.refit trained the network on the validation windows too"
     assert f"(in-sample: {why})" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["validation_in_sample"] == why and metrics["training"]["refit"]["epochs"] == metrics["training"]["best_epoch"] + 1
+    # the residuals before the refit were kept: calibration.json is held out (no in-sample warning)
+    assert json.loads((tmp_path / "run" / "model" / "calibration.json").read_text())["residuals"].startswith("held out: kept from the fit")
+    assert "comes from in-sample residuals" not in caplog.text
+    # a model that refitted without keeping them (e.g. a plugin's): warned
+    import types
+
+    import eeg2fmri.evaluation.uncertainty as unc
+    from eeg2fmri.workflows.train import _save_calibration
+
+    caplog.clear()
+    monkeypatch.setattr(unc, "calibrate_uncertainty", lambda *a, **k: (_ for _ in ()).throw(Eeg2fmriInputError("no windows")))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        _save_calibration(types.SimpleNamespace(), None, types.SimpleNamespace(selections={"val": {0: [1]}}), {}, tmp_path, why)
     assert f"calibration.json (synthesize --uncertainty) comes from in-sample residuals: {why}" in caplog.text
     fr = FitResult(None, None, "ridge_hrf", {"refit": True}, 0.0, {})
     assert in_sample_reason(fr) == "refit=True fitted the model on the validation windows too"

@@ -139,3 +139,55 @@ def build_model(name: str, spec: DataSpec, **hparams: Any):
         raise Eeg2fmriInputError(f"model {name!r}: could not be built with hyperparameters {hparams} for {spec.input_kind} windows "
                                  f"{tuple(spec.input_shape)} -> outputs {tuple(spec.output_shape)}: {type(err).__name__}: {err}; check the "
                                  "hyperparameters' types and values (model.hparams in a config).") from err
+
+
+def held_out_residuals(module: Any, batches: Any) -> Any:
+    """Residuals ``target - prediction`` of a torch model on validation batches, before a refit sees them.
+
+    Models that refit on their validation windows (``ridge_hrf(refit=True)``, ``eeg2fmri_net(linear_refit=True)``,
+    train config ``optimizer.refit``) keep them as ``val_residuals_``: conformal intervals calibrated on the refitted
+    model's own validation residuals are too narrow (in-sample).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Called as ``module(x, subject=s)`` (``subject`` None where the batch has none), in eval mode, without gradients.
+    batches : iterable of (x, y, s)
+        The validation windows in order, as the trainer gives them to ``after_fit``.
+
+    Returns
+    -------
+    residuals : array, shape (n_val, n_outputs), float32
+    check : array, shape (n_outputs,), float64
+        :func:`target_fingerprint` of the validation targets: the calibration checks that it is given the same windows in
+        the same order (``val_target_check_``).
+    """
+    import numpy as np
+    import torch
+
+    was_training = module.training
+    module.eval()
+    dev = next((t.device for t in module.parameters()), torch.device("cpu"))
+    out, ys = [], []
+    try:
+        with torch.no_grad():
+            for xb, yb, sb in batches:
+                xb = torch.as_tensor(xb).float().to(dev)
+                p = module(xb, subject=None if sb is None else torch.as_tensor(sb).to(dev)).reshape(len(xb), -1)
+                y = torch.as_tensor(yb, dtype=torch.float32).reshape(len(xb), -1)
+                out.append((y - p.float().cpu()).numpy())
+                ys.append(y.numpy())
+    finally:
+        module.train(was_training)
+    if not out:
+        return np.empty((0, 0), dtype=np.float32), np.zeros(0)
+    return np.concatenate(out).astype(np.float32, copy=False), target_fingerprint(np.concatenate(ys))
+
+
+def target_fingerprint(y: Any) -> Any:
+    """Position-weighted sum of targets ``sum_i (i + 1) y[i]``, shape (n_outputs,), float64: tells the same windows in
+    the same order from others (a plain sum is ~0 for every whole run of standardised targets)."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    return np.arange(1, len(y) + 1, dtype=np.float64) @ y

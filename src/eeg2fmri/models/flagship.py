@@ -80,7 +80,7 @@ import torch
 from torch import nn
 
 from eeg2fmri.datasets.spec import DataSpec
-from eeg2fmri.models.base import register_model
+from eeg2fmri.models.base import held_out_residuals, register_model
 from eeg2fmri.utils.stats import pearson_columns
 from eeg2fmri.utils.validation import (
     Eeg2fmriInputError,
@@ -423,6 +423,10 @@ class EEG2fMRINet(nn.Module):
         orthonormal rows and the centre ``(n_outputs,)`` of the projection.
     voxel_gain, gain_centre : torch.Tensor, shape (n_outputs,)
         Buffers of the per-output shrinkage, present once fitted (``voxel_gain=True``).
+    val_residuals_ : array, shape (n_val, n_outputs)
+        With ``linear_refit`` (or train config ``optimizer.refit``): the validation residuals before the refit, i.e. held
+        out; conformal calibration uses them (not saved with the model); ``val_target_check_``, shape (n_outputs,): a
+        fingerprint of those windows' targets, by which the calibration recognises them.
     """
 
     #: The trainer passes the training windows to :meth:`after_fit` (for the stacked linear path).
@@ -1305,6 +1309,7 @@ class EEG2fMRINet(nn.Module):
                 info.update(self._fit_voxel_gain(val))
             refit = self.__dict__.pop("_pending_refit", None)
             if refit is not None:  # linear_refit: once nothing more is chosen on the validation windows
+                self.val_residuals_, self.val_target_check_ = held_out_residuals(self, val)  # before the refit (conformal calibration)
                 info.update(refit())
         finally:
             self.__dict__.pop("_pending_refit", None)

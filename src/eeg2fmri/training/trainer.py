@@ -837,6 +837,13 @@ def fit_torch(
             info["after_fit_seconds"] = time.perf_counter() - t_after
             dt += info["after_fit_seconds"]  # part of fitting the model (eeg2fmri_net: its linear path, output gain and rank)
         if opt.get("refit") and len(val_ds):
+            if getattr(model, "val_residuals_", None) is None and hasattr(val_ds, "get_batch"):
+                # held-out residuals for conformal calibration, before the network is trained on these windows too
+                from eeg2fmri.models.base import held_out_residuals
+
+                bs, n_val = tcfg["predict_batch_size"], len(val_ds)
+                model.val_residuals_, model.val_target_check_ = held_out_residuals(
+                    model, (val_ds.get_batch(np.arange(b0, min(b0 + bs, n_val))) for b0 in range(0, n_val, bs)))
             info["refit"] = _refit(model, ds, split, targets, window_dataset, name, hparams, seed, loss, lit.opt, tcfg, precision, strategy,
                                    deterministic, info.get("best_epoch"), progress_bar, verbose, loader_threads=threads)
             dt += info["refit"].get("seconds", 0.0)

@@ -465,7 +465,12 @@ def _save_calibration(model, ds: PreparedDataset, split: Split, targets: dict, m
     if not split.selections.get("val"):
         logger.info("no validation windows: no calibration.json (synthesize --uncertainty needs one)")
         return
-    if in_sample:  # residuals of windows the model was fitted on: intervals too narrow (a review of optimizer.refit)
+    from eeg2fmri.evaluation.uncertainty import held_out_residuals_of
+
+    if in_sample and held_out_residuals_of(model) is not None:
+        logger.info("calibration.json (synthesize --uncertainty) is calibrated on the validation residuals of the fit before the "
+                    "refit (%s): held out", in_sample)
+    elif in_sample:  # residuals of windows the model was fitted on: intervals too narrow (a review of optimizer.refit)
         logger.warning("calibration.json (synthesize --uncertainty) comes from in-sample residuals: %s, so its intervals are too "
                        "narrow; calibrate a model trained without it", in_sample)
     try:
