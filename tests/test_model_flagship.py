@@ -1148,5 +1148,12 @@ def test_ridge_alpha_per_target_gives_the_linear_path_a_penalty_per_output():
     one.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     with torch.no_grad():
         assert not np.allclose(one.eval()(x_te).numpy(), model(x_te).numpy(), atol=1e-4)
-    with pytest.raises(Eeg2fmriInputError, match="ridge_alpha_per_target as true or false"):
+    # "guarded": as ridge_hrf(alpha_per_target="guarded") on the same windows; the share of own penalties in info
+    guarded = EEG2fMRINet(spec, ridge_alpha_per_target="guarded", **kw)
+    info = guarded.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    gref = RidgeHRF(spec, alpha_per_target="guarded").fit(x_tr.numpy(), y_tr.numpy(), x_va.numpy(), y_va.numpy())
+    assert info["ridge_own_alpha_fraction"] == gref.own_alpha_fraction_
+    with torch.no_grad():
+        np.testing.assert_allclose(guarded.eval()(x_te).numpy(), gref.predict(x_te.numpy()), rtol=1e-3, atol=1e-4)
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_alpha_per_target as true, false or \"guarded\", got 1"):
         EEG2fMRINet(spec, ridge_alpha_per_target=1)

@@ -335,3 +335,44 @@ def test_fit_model_says_when_ridge_hrf_was_refitted_on_the_validation_windows(ti
     plain = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical"})
     again = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical", "refit": True})
     assert "n_fit_windows" not in plain.info and again.info["n_fit_windows"] == again.info["n_train"] + again.info["n_val"]
+
+
+def test_guarded_penalties_per_output_match_a_jackknife_computed_with_sklearn():
+    """alpha_per_target="guarded": an output keeps its own best penalty only where that lowers its validation squared
+    error by more than GUARD_SE jackknife SEs (10 contiguous blocks) against the common penalty; recomputed here from
+    scikit-learn Ridge fits on the same standardised features."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(5)
+    x, xv = rng.standard_normal((130, 5, 3, 7)), rng.standard_normal((60, 5, 3, 7))
+    w = np.zeros((5 * 3 * 7, 11))
+    w[:4, :3] = rng.standard_normal((4, 3)) * 2.0  # three outputs driven by a few features, strongly; eight noise outputs
+    y = x.reshape(130, -1) @ w + rng.standard_normal((130, 11))
+    yv = xv.reshape(60, -1) @ w + rng.standard_normal((60, 11))
+    alphas = (0.01, 0.3, 3.0, 30.0, 300.0)
+    m = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target="guarded").fit(x, y, xv, yv)
+    f, fv = _standardised(m, x), _standardised(m, xv)
+    p = f.shape[1]
+    sq = np.stack([(yv - Ridge(alpha=a * p).fit(f, y).predict(fv)) ** 2 for a in alphas])  # (n_alphas, n_val, n_outputs)
+    common, own = sq.mean((1, 2)).argmin(), sq.mean(1).argmin(0)
+    want = np.full(11, common)
+    edges = np.linspace(0, 60, 11).astype(int)
+    for j in range(11):
+        d = sq[common, :, j] - sq[own[j], :, j]
+        loo = np.array([np.delete(d, np.s_[edges[b]:edges[b + 1]]).mean() for b in range(10)])
+        se = np.sqrt(9 / 10 * ((loo - loo.mean()) ** 2).sum())
+        if d.mean() > RidgeHRF.GUARD_SE * se:
+            want[j] = own[j]
+    np.testing.assert_allclose(m.alpha_, np.asarray(alphas)[want])
+    assert (want != common).any()  # some outputs kept their own penalty ...
+    assert m.own_alpha_fraction_ == pytest.approx(np.mean(want != common))
+    assert (own != common).sum() > (want != common).sum()  # ... and the guard refused some (else the case tests nothing)
+    np.testing.assert_allclose(m.predict(xv), np.stack([Ridge(alpha=alphas[b] * p).fit(f, y).predict(fv)[:, j] for j, b in enumerate(want)], 1),
+                               rtol=1e-3, atol=1e-5)
+    # saved and loaded; without validation windows one penalty (GCV); anything else refused
+    again = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target="guarded").load_state_dict(m.state_dict())
+    np.testing.assert_allclose(again.predict(xv), m.predict(xv), rtol=1e-6)
+    gcv = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target="guarded").fit(x, y)
+    assert len(np.unique(gcv.alpha_)) == 1 and gcv.own_alpha_fraction_ == 0.0
+    with pytest.raises(Exception, match=r"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got 'yes'"):
+        RidgeHRF(SPEC, alpha_per_target="yes")

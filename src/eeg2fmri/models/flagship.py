@@ -385,9 +385,10 @@ class EEG2fMRINet(nn.Module):
         large as elsewhere, so a synthesised volume shows activity where the model has it. Voxel r is
         unchanged (a positive factor per output); R² and RMSE move towards what a per-output regression
         of the validation data gives. ``False`` keeps the single ``output_gain``.
-    ridge_alpha_per_target : bool
+    ridge_alpha_per_target : bool | "guarded"
         The linear path's ridges (band power and tangent) choose one penalty per output on the validation windows
-        (``ridge_hrf``'s ``alpha_per_target``) instead of one for all outputs. Off by default (an opt-in of session 24,
+        (``ridge_hrf``'s ``alpha_per_target``; ``"guarded"``: an output's own penalty only where it beats the common
+        one by more than two jackknife SEs of its validation squared error) instead of one for all outputs. Off by default (an opt-in of session 24,
         not yet measured on the robustness matrix): where the EEG drives a few regions, one penalty chosen on a
         mostly-noise mean shrinks the driven outputs' predictions (user test 14: ``ridge_hrf`` with per-output
         penalties +0.04 to +0.07 ROI r within).
@@ -501,8 +502,8 @@ class EEG2fMRINet(nn.Module):
         self.calibrate_output = bool(calibrate_output)
         self.fit_voxel_gain = bool(voxel_gain)
         self.linear_refit = bool(linear_refit)
-        if not isinstance(ridge_alpha_per_target, bool):
-            raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_alpha_per_target as true or false, got {ridge_alpha_per_target!r}.")
+        if ridge_alpha_per_target not in (True, False, "guarded") or not isinstance(ridge_alpha_per_target, (bool, str)):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_alpha_per_target as true, false or \"guarded\", got {ridge_alpha_per_target!r}.")
         self.ridge_alpha_per_target = ridge_alpha_per_target
         if isinstance(ridge_blend, str):
             self.ridge_blend = check_choice(ridge_blend, "ridge_blend", ("validation",), where="eeg2fmri_net")
@@ -802,6 +803,8 @@ class EEG2fMRINet(nn.Module):
             return float(pearson_columns(p, y_va if y is None else y, constant=0.0, clip=False).mean())
 
         info: dict[str, Any] = {"ridge_hrf": ridge.hrf_, "ridge_alpha": float(np.mean(ridge.alpha_))}
+        if hasattr(ridge, "own_alpha_fraction_"):  # ridge_alpha_per_target="guarded": outputs that kept their own penalty
+            info["ridge_own_alpha_fraction"] = ridge.own_alpha_fraction_
         tan_args: tuple = ()
         # the linear path's fitted values on (at most _OUTPUT_RANK_WINDOWS evenly spaced) training windows: their leading
         # components are the subspace of the reduced-rank output (output_rank)

@@ -152,8 +152,13 @@ class RidgeHRF:
     hrf : {"auto", "canonical", "basis", "lags"}
         Haemodynamic basis (see the module docstring); ``"auto"`` chooses on
         validation data.
-    alpha_per_target : bool
-        Choose the penalty per output (voxel/ROI) instead of one for all.
+    alpha_per_target : bool | "guarded"
+        Choose the penalty per output (voxel/ROI) instead of one for all. ``"guarded"`` (validation windows
+        needed; without them one penalty): the penalty chosen for all outputs, except where an output's own
+        best penalty lowers its validation squared error by more than ``GUARD_SE`` jackknife SEs (over
+        contiguous blocks of validation windows) -- per-output penalties where an output has the evidence
+        for one (a focal signal's driven voxels), one penalty where the per-output choice would be noise
+        (``own_alpha_fraction_``: the share of outputs that kept their own).
     refit : bool
         With validation windows: once the basis and penalties are chosen on
         them, fit again on the training and validation windows together with
@@ -179,6 +184,8 @@ class RidgeHRF:
     x_mean_, x_scale_ : array, shape (n_features,)
     alpha_ : float | array, shape (n_outputs,)
         Chosen penalty (one per output with ``alpha_per_target``).
+    own_alpha_fraction_ : float
+        ``alpha_per_target="guarded"``: share of the outputs whose own penalty passed the guard.
     hrf_ : str
         The basis used (the chosen one with ``hrf="auto"``).
     hrf_scores_ : dict
@@ -195,13 +202,19 @@ class RidgeHRF:
     kind = "sklearn"
     input_kinds = ("bandpower", "tangent")
 
-    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool = False,
+    #: ``alpha_per_target="guarded"``: an output keeps its own penalty where it lowers its validation squared error by
+    #: more than this many jackknife SEs (the flagship's other per-output and rank checks use 2 as well).
+    GUARD_SE = 2.0
+
+    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool | str = False,
                  factored: bool = False, refit: bool = False) -> None:
         self.spec = spec
         self.refit = bool(refit)
         self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
         self.hrf = hrf
-        self.alpha_per_target = bool(alpha_per_target)
+        if alpha_per_target not in (True, False, "guarded"):
+            raise Eeg2fmriInputError(f"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got {alpha_per_target!r}.")
+        self.alpha_per_target = alpha_per_target if alpha_per_target == "guarded" else bool(alpha_per_target)
         self.factored = bool(factored)
         if spec.input_kind not in self.input_kinds:
             raise Eeg2fmriInputError(
@@ -352,7 +365,8 @@ class RidgeHRF:
                 uty_kept[j] = out
             return out
 
-        shared = not self.alpha_per_target
+        guarded = self.alpha_per_target == "guarded"
+        shared = not self.alpha_per_target or (guarded and not validation)
         err = np.zeros((len(alphas), 1)) if shared and validation else np.zeros((len(alphas), n_out))
         b_acc, c_acc, yy = np.zeros(len(s)), np.zeros((len(s), len(s))), 0.0
         for j, c in enumerate(blocks if fixed is None else ()):  # (fixed: the penalty of each output is given)
@@ -377,12 +391,15 @@ class RidgeHRF:
         if fixed is not None:
             best = np.asarray(fixed, dtype=np.int64)
             alpha = alphas[best] if self.alpha_per_target else float(alphas[best[0]])
-        elif self.alpha_per_target:
+        elif guarded and validation:
+            best = self._guard_own_penalties(err, blocks, uty_block, proj, yv, y_mean, s, alphas * p)
+            alpha = alphas[best]
+        elif self.alpha_per_target and not shared:
             best = np.argmin(err, axis=0)
             alpha = alphas[best]
         else:
             best = np.full(n_out, int(np.argmin(err.mean(1))))
-            alpha = float(alphas[best[0]])
+            alpha = alphas[best] if guarded else float(alphas[best[0]])
         coef = np.empty((len(s) if self.factored else p, n_out), dtype=np.float32)
         # each output's coefficients from its block's projections, grouped by penalty (products of at most
         # _COEF_BLOCK_ELEMS float64 values: the float64 product for every output at once was twice the coefficients)
@@ -397,12 +414,47 @@ class RidgeHRF:
                     k = sel[b0 : b0 + step]
                     coef[:, cols[k]] = d[:, None] * uty[:, k] if self.factored else vt.T @ (d[:, None] * uty[:, k])
             uty_kept.pop(j, None)
-        score = float(err[best, np.arange(err.shape[1])].mean()) if self.alpha_per_target else float(err[best[0]].mean())
+        score = float(err[best, np.arange(err.shape[1])].mean()) if not shared else float(err[best[0]].mean())
         out = {"x_mean_": x_mean, "x_scale_": x_scale, "coef_": coef, "intercept_": y_mean.astype(np.float32), "alpha_": alpha,
                "alpha_index_": best, "val_scores_": [float(v) for v in err.mean(1)], "score": score}
+        if guarded and fixed is None:
+            out["own_alpha_fraction_"] = float(np.mean(best != int(np.argmin(err.mean(1))))) if not shared else 0.0
         if self.factored:
             out["components_"] = vt.astype(np.float32)
         return out
+
+    def _guard_own_penalties(self, err: np.ndarray, blocks: list, uty_block: Any, proj: np.ndarray, yv: np.ndarray, y_mean: np.ndarray,
+                             s: np.ndarray, penalties: np.ndarray) -> np.ndarray:
+        """``alpha_per_target="guarded"``: each output's penalty index -- its own best where that lowers its validation
+        squared error by more than ``GUARD_SE`` jackknife SEs (contiguous blocks of validation windows) against the
+        penalty chosen for all outputs, else that one."""
+        common = int(np.argmin(err.mean(1)))
+        own = np.argmin(err, axis=0)
+        best = np.full(err.shape[1], common)
+        n_val = len(proj)
+        n_blocks = min(10, n_val)
+        if n_blocks < 2:
+            return best
+        edges = np.linspace(0, n_val, n_blocks + 1).astype(int)
+        for j, c in enumerate(blocks):
+            cols = np.arange(c.start, c.stop)
+            cand = cols[own[c] != common]
+            if not len(cand):
+                continue
+            uty = uty_block(j, c)
+            yv_c = np.asarray(yv[:, c], dtype=np.float64) - y_mean[c]
+            e_common = (yv_c - proj @ ((s / (s**2 + penalties[common]))[:, None] * uty)) ** 2
+            for i in np.unique(own[cand]):
+                k = cand[own[cand] == i] - c.start
+                e_own = (yv_c[:, k] - proj @ ((s / (s**2 + penalties[i]))[:, None] * uty[:, k])) ** 2
+                d = e_common[:, k] - e_own  # (n_val, len(k)): positive where the own penalty predicts better
+                sums = np.add.reduceat(d, edges[:-1], axis=0)  # per block
+                sizes = np.diff(edges)[:, None]
+                loo = (d.sum(0) - sums) / (n_val - sizes)  # leave-one-block-out mean gain
+                se = np.sqrt((n_blocks - 1) / n_blocks * ((loo - loo.mean(0)) ** 2).sum(0))
+                gain = d.mean(0)
+                best[c.start + k[gain > self.GUARD_SE * se]] = i
+        return best
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predict targets, array of shape (n_samples, *output_shape)."""

@@ -155,6 +155,8 @@ def fit_model(
         else:  # one penalty per output (alpha_per_target): a summary, not thousands of numbers in metrics.json/model.json
             info["alpha"] = float(np.median(alpha))  # (user test 14: the array crashed train's model.json)
             info["alpha_per_target"] = {"median": float(np.median(alpha)), "min": float(alpha.min()), "max": float(alpha.max())}
+            if hasattr(model, "own_alpha_fraction_"):  # alpha_per_target="guarded"
+                info["alpha_per_target"]["own_fraction"] = float(model.own_alpha_fraction_)
     logger.info("fitted %s on %d windows in %.2f s", name, len(x), dt)
     return FitResult(model, spec, name, hparams, dt, info, dataset=ds, split=split)
 
