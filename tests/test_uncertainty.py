@@ -262,6 +262,7 @@ def test_refit_models_calibrate_on_their_held_out_validation_residuals(tiny_prep
         conformal_coverage,
         held_out_residuals_of,
     )
+    from eeg2fmri.models.base import target_fingerprint
     from eeg2fmri.training import fit_model
 
     sp = make_split(tiny_prepared, "within")
@@ -274,7 +275,8 @@ def test_refit_models_calibrate_on_their_held_out_validation_residuals(tiny_prep
     y_va = np.concatenate([tg["val"][i] for i in sp.selections["val"]])
     c_plain, c_refit = conformal_coverage(plain, tiny_prepared, sp, tg), conformal_coverage(refit, tiny_prepared, sp, tg)
     np.testing.assert_allclose(c_refit["halfwidths"], c_plain["halfwidths"], rtol=1e-5, atol=1e-6)  # the same calibration
-    np.testing.assert_allclose(sums, np.arange(1, len(y_va) + 1) @ y_va.reshape(len(y_va), -1).astype(np.float64), rtol=1e-6)
+    np.testing.assert_allclose(sums, target_fingerprint(y_va), rtol=1e-12)
+    np.testing.assert_allclose(target_fingerprint(y_va[:7]) + target_fingerprint(y_va[7:], start=7), sums, rtol=1e-12)  # batch by batch
     assert res.shape == (len(y_va), tiny_prepared.n_outputs)
     cal = calibrate_uncertainty(refit, tiny_prepared, sp, tg)
     np.testing.assert_allclose(cal["halfwidths"], calibrate_uncertainty(plain, tiny_prepared, sp, tg)["halfwidths"], rtol=1e-5, atol=1e-6)
@@ -289,3 +291,32 @@ def test_refit_models_calibrate_on_their_held_out_validation_residuals(tiny_prep
     refit.val_residuals_ = res
     assert sum(len(v) for v in other.selections["val"].values()) != len(res)
     np.testing.assert_array_equal(conformal_coverage(refit, tiny_prepared, other, tg2)["halfwidths"], own["halfwidths"])
+    # the same number of validation windows, other windows (every span moved 5 volumes earlier; targets detrended per
+    # span, so a position-weighted sum could not tell them apart): their own residuals
+    import copy
+
+    shifted = copy.deepcopy(sp)
+    shifted.selections["val"] = {i: np.asarray(v) - 5 for i, v in sp.selections["val"].items()}
+    tg3 = split_targets(tiny_prepared, shifted)
+    y3 = np.concatenate([tg3["val"][i] for i in shifted.selections["val"]])
+    assert y3.shape == y_va.shape and not np.allclose(y3, y_va)
+    refit.val_residuals_ = None
+    own3 = conformal_coverage(refit, tiny_prepared, shifted, tg3)
+    refit.val_residuals_ = res
+    np.testing.assert_array_equal(conformal_coverage(refit, tiny_prepared, shifted, tg3)["halfwidths"], own3["halfwidths"])
+
+
+def test_evaluate_says_when_its_intervals_are_calibrated_in_sample(prepared_dir, tmp_path):
+    """A saved model keeps no residuals from before its refit: evaluate's conformal note says the intervals of a model
+    fitted on its validation windows are calibrated in-sample, and that train's calibration.json is not."""
+    from eeg2fmri.cli import main
+    from eeg2fmri.workflows.evaluate import evaluate_run
+
+    cfg = tmp_path / "ridge.yaml"
+    cfg.write_text(f"seed: 0\nout: run\ndata: {{prepared: {prepared_dir}}}\nsplit: {{protocol: within}}\n"
+                   "model: {name: ridge_hrf, hparams: {hrf: canonical, refit: true}}\n")
+    assert main(["train", str(cfg), "-q"]) == 0
+    assert json.loads((tmp_path / "run" / "model" / "calibration.json").read_text())["residuals"].startswith("held out")
+    _, res = evaluate_run(tmp_path / "run", n_boot=0, progress_bar=False, html_report=False)
+    note = res["notes"]["conformal intervals"] if "notes" in res else json.loads((tmp_path / "run" / "evaluation" / "metrics.json").read_text())["notes"]["conformal intervals"]
+    assert "(refit=True fitted the model on the validation windows too): the intervals are calibrated on in-sample residuals" in note

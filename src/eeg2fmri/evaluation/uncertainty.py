@@ -190,7 +190,7 @@ def _kept_residuals(model: Any, y: np.ndarray) -> np.ndarray | None:
         return None
     r, check = kept
     y2 = np.asarray(y).reshape(len(y), -1)
-    if r.shape == y2.shape and check.shape == (y2.shape[1],) and np.allclose(target_fingerprint(y2), check, rtol=1e-5, atol=1e-3):
+    if r.shape == y2.shape and check.shape == (2, y2.shape[1]) and np.allclose(target_fingerprint(y2), check, rtol=1e-6, atol=1e-9):
         return r
     return None
 

@@ -158,7 +158,7 @@ def held_out_residuals(module: Any, batches: Any) -> Any:
     Returns
     -------
     residuals : array, shape (n_val, n_outputs), float32
-    check : array, shape (n_outputs,), float64
+    check : array, shape (2, n_outputs), float64
         :func:`target_fingerprint` of the validation targets: the calibration checks that it is given the same windows in
         the same order (``val_target_check_``).
     """
@@ -168,26 +168,45 @@ def held_out_residuals(module: Any, batches: Any) -> Any:
     was_training = module.training
     module.eval()
     dev = next((t.device for t in module.parameters()), torch.device("cpu"))
-    out, ys = [], []
+    out, check, start = [], None, 0
     try:
         with torch.no_grad():
             for xb, yb, sb in batches:
                 xb = torch.as_tensor(xb).float().to(dev)
                 p = module(xb, subject=None if sb is None else torch.as_tensor(sb).to(dev)).reshape(len(xb), -1)
-                y = torch.as_tensor(yb, dtype=torch.float32).reshape(len(xb), -1)
-                out.append((y - p.float().cpu()).numpy())
-                ys.append(y.numpy())
+                y = torch.as_tensor(yb, dtype=torch.float32).reshape(len(xb), -1).numpy()
+                out.append(y - p.float().cpu().numpy())
+                part = target_fingerprint(y, start=start)  # batch by batch: no copy of every target kept
+                check = part if check is None else check + part
+                start += len(y)
     finally:
         module.train(was_training)
     if not out:
-        return np.empty((0, 0), dtype=np.float32), np.zeros(0)
-    return np.concatenate(out).astype(np.float32, copy=False), target_fingerprint(np.concatenate(ys))
+        return np.empty((0, 0), dtype=np.float32), np.zeros((2, 0))
+    return np.concatenate(out).astype(np.float32, copy=False), check
 
 
-def target_fingerprint(y: Any) -> Any:
-    """Position-weighted sum of targets ``sum_i (i + 1) y[i]``, shape (n_outputs,), float64: tells the same windows in
-    the same order from others (a plain sum is ~0 for every whole run of standardised targets)."""
+def target_fingerprint(y: Any, *, start: int = 0) -> Any:
+    """Two sums per output that tell the same target windows in the same order from others.
+
+    ``w @ y`` with pseudo-random weights fixed by each window's position (a Weyl sequence, not linear in the position:
+    a position-weighted or plain sum is ~0 for every detrended span) and ``sum(y**2)``, in float64.
+
+    Parameters
+    ----------
+    y : array, shape (n_windows, ...)
+        Targets; outputs flattened.
+    start : int
+        Position of ``y``'s first window (sums over consecutive batches add up to the sums over all windows).
+
+    Returns
+    -------
+    array, shape (2, n_outputs), float64
+    """
     import numpy as np
 
-    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    return np.arange(1, len(y) + 1, dtype=np.float64) @ y
+    y = np.asarray(y).reshape(len(y), -1)
+    pos = np.arange(start, start + len(y), dtype=np.float64)
+    w = np.mod(pos * 0.6180339887498949 + 0.5, 1.0) - 0.5
+    y64 = y.astype(np.float64)
+    return np.stack([w @ y64, np.einsum("ij,ij->j", y64, y64)])

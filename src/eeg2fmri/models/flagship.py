@@ -426,7 +426,7 @@ class EEG2fMRINet(nn.Module):
         Buffers of the per-output shrinkage, present once fitted (``voxel_gain=True``).
     val_residuals_ : array, shape (n_val, n_outputs)
         With ``linear_refit`` (or train config ``optimizer.refit``): the validation residuals before the refit, i.e. held
-        out; conformal calibration uses them (not saved with the model); ``val_target_check_``, shape (n_outputs,): a
+        out; conformal calibration uses them (not saved with the model); ``val_target_check_``, shape (2, n_outputs): a
         fingerprint of those windows' targets, by which the calibration recognises them.
     """
 

@@ -212,7 +212,7 @@ class RidgeHRF:
         self.refit = bool(refit)
         self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
         self.hrf = hrf
-        if alpha_per_target not in (True, False, "guarded"):
+        if not (isinstance(alpha_per_target, (bool, np.bool_)) or (isinstance(alpha_per_target, str) and alpha_per_target == "guarded")):
             raise Eeg2fmriInputError(f"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got {alpha_per_target!r}.")
         self.alpha_per_target = alpha_per_target if alpha_per_target == "guarded" else bool(alpha_per_target)
         self.factored = bool(factored)

@@ -837,7 +837,8 @@ def fit_torch(
             info["after_fit_seconds"] = time.perf_counter() - t_after
             dt += info["after_fit_seconds"]  # part of fitting the model (eeg2fmri_net: its linear path, output gain and rank)
         if opt.get("refit") and len(val_ds):
-            if getattr(model, "val_residuals_", None) is None and hasattr(val_ds, "get_batch"):
+            kept_here = getattr(model, "val_residuals_", None) is None and hasattr(val_ds, "get_batch")
+            if kept_here:
                 # held-out residuals for conformal calibration, before the network is trained on these windows too
                 from eeg2fmri.models.base import held_out_residuals
 
@@ -846,6 +847,8 @@ def fit_torch(
                     model, (val_ds.get_batch(np.arange(b0, min(b0 + bs, n_val))) for b0 in range(0, n_val, bs)))
             info["refit"] = _refit(model, ds, split, targets, window_dataset, name, hparams, seed, loss, lit.opt, tcfg, precision, strategy,
                                    deterministic, info.get("best_epoch"), progress_bar, verbose, loader_threads=threads)
+            if kept_here and not info["refit"].get("epochs"):  # skipped: the model's own validation residuals are held out
+                model.val_residuals_ = model.val_target_check_ = None
             dt += info["refit"].get("seconds", 0.0)
         if tmp is None:
             info["checkpoints"] = {"best": str(best_path), "last": str(last)}

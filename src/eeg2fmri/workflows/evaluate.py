@@ -175,6 +175,23 @@ def _restricted_model(model: Any, keep: np.ndarray):
     return _Subset()
 
 
+def _refitted_on_validation(model: Any, run_dir: Path | None) -> str | None:
+    """Why a loaded model's validation windows are in its training data (refit on them), or None."""
+    if run_dir is not None and (run_dir / "metrics.json").is_file():
+        try:
+            why = json.loads((run_dir / "metrics.json").read_text()).get("validation_in_sample")
+        except (OSError, ValueError):
+            why = None
+        if why:
+            return str(why)
+    m = getattr(model, "module", model)
+    if getattr(m, "refit", False) is True:
+        return "refit=True fitted the model on the validation windows too"
+    if getattr(m, "linear_refit", False) is True:
+        return "linear_refit=True fitted the linear path on the validation windows too"
+    return None
+
+
 def evaluate_run(
     run_dir: str | os.PathLike | None = None,
     *,
@@ -339,6 +356,11 @@ def evaluate_run(
             results["conformal"] = conf
             notes["conformal intervals"] = ("coverage on the test windows of per-voxel intervals calibrated on the validation windows: "
                                             + ", ".join(f"{lv:.0%} -> {c:.3f}" for lv, c in zip(conf["levels"], conf["coverage"])))
+            why = _refitted_on_validation(lm.model, rdir)
+            if why:  # the loaded model keeps no residuals from before its refit: these are in-sample
+                notes["conformal intervals"] += (f"; the model was also fitted on those validation windows ({why}): the intervals are "
+                                                 "calibrated on in-sample residuals and too narrow (train's calibration.json, which "
+                                                 "synthesize --uncertainty uses, was calibrated on the residuals before the refit)")
             notes["conformal NLL"] = (f"test NLL {conf['nll_laplace']:.3f} nats per voxel and window (Laplace, per-voxel scale from the validation "
                                       f"residuals; {conf['nll_laplace_shared_scale']:.3f} with one scale for all voxels; Gaussian "
                                       f"{conf['nll_gaussian']:.3f}); rank correlation over voxels of that scale with the test error "
