@@ -232,8 +232,16 @@ def test_events_of_fmriprep_derivatives_are_found_in_the_raw_bids_folder(tiny_pr
     one = replace(tiny_prepared, runs=tiny_prepared.runs[:1], provenance={**tiny_prepared.provenance, "inputs": inputs, "bids_root": str(tmp_path / "r")})
     labels = volume_labels_from_events(one)
     assert set(labels[0]) == {"rest", "task"}
+    # a second run without an events file (a rest run, ordinary BIDS): all its volumes are the baseline (user test 15:
+    # refused before)
+    own = {r.key: {**tiny_prepared.provenance["inputs"][r.key], "bold": str(tmp_path / "d" / f"{r.key}_space-MNI_desc-preproc_bold.nii.gz")}
+           for r in tiny_prepared.runs}
+    two = replace(tiny_prepared, runs=tiny_prepared.runs[:2], provenance={**tiny_prepared.provenance, "inputs": own, "bids_root": str(tmp_path / "r")})
+    assert tiny_prepared.runs[1].key != key
+    labels = volume_labels_from_events(two)
+    assert set(labels[0]) == {"rest", "task"} and set(labels[1]) == {"rest"} and len(labels[1]) == tiny_prepared.runs[1].n_volumes
     raw_events.unlink()
-    with pytest.raises(Eeg2fmriInputError, match=r"_desc-preproc_events\.tsv: expected the run's events file \(onset, duration, trial_type\), "
-                                                 r"found none \(also tried .*_events\.tsv\); add a BIDS \*_events\.tsv for the run, or classify "
-                                                 r"subjects instead \(--labels participants:COLUMN"):
+    with pytest.raises(Eeg2fmriInputError, match=r"_desc-preproc_events\.tsv: expected the runs' events files \(onset, duration, trial_type\), "
+                                                 r"found none for any of the 1 run\(s\); add BIDS \*_events\.tsv files for the task runs, or "
+                                                 r"classify subjects instead \(--labels participants:COLUMN"):
         volume_labels_from_events(one)

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from eeg2fmri.datasets.prepared import PreparedDataset
-from eeg2fmri.utils.logs import progress
+from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
 __all__ = ["GroupedLogistic", "classify", "block_samples", "volume_labels_from_events", "participant_labels", "CLASSIFY_SOURCES"]
@@ -281,7 +281,8 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
 
     A volume takes the ``trial_type`` of the event whose ``[onset, onset +
     duration)`` contains its acquisition start (seconds from the first
-    volume of the BOLD file), else ``baseline``.
+    volume of the BOLD file), else ``baseline``; every volume of a run
+    without an events file (a rest run) is ``baseline``.
 
     Returns
     -------
@@ -290,6 +291,7 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
     from eeg2fmri.datasets.prepared import recorded_input
 
     out: dict[int, np.ndarray] = {}
+    missing: list[Path] = []
     inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
     for i, run in enumerate(ds.runs):
         info = inputs.get(run.key) or {}
@@ -298,13 +300,13 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
             raise Eeg2fmriInputError(f"{run.key}: the prepared dataset records no BOLD file for this run, so its events are unknown; pass labels= per volume.")
         tried = _events_candidates(bold, (ds.provenance or {}).get("bids_root") if isinstance(ds.provenance, dict) else None)
         ev = next((c for c in tried if c.exists()), None)
-        if ev is None:
-            raise Eeg2fmriInputError(f"{tried[0]}: expected the run's events file (onset, duration, trial_type), found none (also tried "
-                                     f"{', '.join(str(c) for c in tried[1:]) or 'nothing else'}); add a BIDS *_events.tsv for the run, "
-                                     "or classify subjects instead (--labels participants:COLUMN; Python: labels= per volume).")
         first = int((info.get("volumes") or [0])[0])
         t = (first + np.arange(run.n_volumes)) * ds.tr
         lab = np.full(run.n_volumes, baseline, dtype=object)
+        if ev is None:  # a run without events (e.g. a rest run: ordinary BIDS): every volume is the baseline
+            missing.append(tried[0])
+            out[i] = lab
+            continue
         with open(ev, newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 try:
@@ -313,6 +315,12 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
                     continue
                 lab[(t >= on) & (t < on + du)] = str(row.get("trial_type") or "event")
         out[i] = lab
+    if missing and len(missing) == len(ds.runs):
+        raise Eeg2fmriInputError(f"{missing[0]}: expected the runs' events files (onset, duration, trial_type), found none for any of the "
+                                 f"{len(ds.runs)} run(s); add BIDS *_events.tsv files for the task runs, or classify subjects instead "
+                                 "(--labels participants:COLUMN; Python: labels= per volume).")
+    if missing:
+        logger.info("events: %d run(s) without an events file, every volume %r: %s", len(missing), baseline, ", ".join(p.name for p in missing))
     if all(len(np.unique(v)) < 2 for v in out.values()) and len(np.unique(np.concatenate(list(out.values())))) < 2:
         raise Eeg2fmriInputError("events: every volume has the same condition (no events in the runs' events.tsv); "
                                  "classification needs task blocks (eeg2fmri simulate --task blocks) or a participants column.")
