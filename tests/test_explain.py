@@ -201,6 +201,9 @@ def test_explain_cli_writes_outputs_atomically(trained_net, tmp_path, capsys):
     printed = capsys.readouterr().out
     # LRP is left out quietly by default where it does not apply (user test 9); asked for, it says why not
     assert "integrated_gradients (whole mask" in printed and "top band" in printed and "LRP" not in printed
+    # a network the blend does not use is said in the printed summary too (user test 15: only the figures said it)
+    unused = float(json.loads((out / "explain.json").read_text()).get("insight", {}).get("network_share", 1.0)) == 0.0
+    assert ("eeg2fmri_net: the network is not used in the predictions (linear-path weight 1)" in printed) == unused
     assert main(["explain", str(root / "run"), "--out", str(tmp_path / "ex2"), "--n-windows", "3", "--n-steps", "2", "-q",
                  "--methods", "integrated_gradients", "lrp"]) == 0
     assert "LRP not applicable: Captum has no LRP rule for" in capsys.readouterr().out

@@ -962,6 +962,11 @@ def test_train_prints_the_flagships_validation_choices():
     assert choices_line({"ridge_weight": 0.0, "output_rank": None, "output_rank_kept_full": why}) == (
         f"chosen on the validation windows: linear-path weight 0.00, output rank: full (kept: {why})")
     assert choices_line({"output_rank": None}) == "chosen on the validation windows: output rank: full"
+    # ridge_hrf: its basis and penalty (user test 15: the basis was neither printed nor stored); the flagship's linear-path basis
+    assert choices_line({"hrf": "canonical", "hrf_scores": {"canonical": 0.98, "basis": 0.99, "lags": 1.0}, "alpha": 100.0}) == (
+        "chosen on the validation windows: HRF basis canonical (validation MSE canonical 0.9800, basis 0.9900, lags 1.0000), penalty 100")
+    assert choices_line({"ridge_weight": 1.0, "ridge_hrf": "lags", "output_rank": None}) == (
+        "chosen on the validation windows: linear-path weight 1.00, linear-path HRF basis lags, output rank: full")
     kept = "weight 0.6's validation mean voxel r 0.2100 gains 0.0010 over the linear path alone, within 1 jackknife SE (0.0030)"
     assert choices_line({"ridge_weight": 1.0, "ridge_weight_kept_linear": kept, "output_rank": 4}) == (
         f"chosen on the validation windows: linear-path weight 1.00 (the network is not used: {kept}), output rank 4")
@@ -1145,6 +1150,8 @@ def test_train_saves_a_ridge_with_a_penalty_per_output(prepared_dir, tmp_path, c
     tr = json.loads((out / "metrics.json").read_text())["training"]
     apt = tr["alpha_per_target"]
     assert apt["min"] <= apt["median"] == tr["alpha"] <= apt["max"]
+    assert tr["hrf"] == "canonical" and "hrf_scores" not in tr  # (given, not chosen)
+    assert f"chosen on the validation windows: HRF basis canonical, penalty {tr['alpha']:g} (median over outputs)" in capsys.readouterr().out
     loaded = load_model(out / "model")
     assert np.asarray(loaded.model.alpha_).shape == (int(np.asarray(loaded.mask).sum()),)
     assert json.loads((out / "model" / "model.json").read_text())["card"]

@@ -45,5 +45,9 @@ def run(args) -> int:
         print(line)
     if res.get("lrp_note"):
         print(res["lrp_note"])
+    ins = res.get("insight") or {}
+    if ins.get("kind") == "eeg2fmri_net" and float(ins.get("network_share", 1.0)) == 0.0:  # (user test 15: only the figures said so)
+        print("eeg2fmri_net: the network is not used in the predictions (linear-path weight 1): the attributions above are of the "
+              "predictions, i.e. of its linear path; the network's patterns and HRFs (patterns_topomap.png, hrfs.png) do not shape them")
     print(f"wrote {out}/explain.json, {out}/explain.tsv and figures")
     return 0

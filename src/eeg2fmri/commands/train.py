@@ -26,10 +26,17 @@ def add_arguments(p) -> None:
 def choices_line(tr: dict) -> str:
     """One line on what a model chose on the validation windows after training (eeg2fmri_net: blend weight, output rank)."""
     parts = []
+    if "hrf" in tr:  # ridge_hrf (user test 15: its basis choice was neither printed nor stored)
+        scores = tr.get("hrf_scores") or {}
+        parts.append(f"HRF basis {tr['hrf']}" + (" (validation MSE " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + ")" if scores else ""))
+    if "alpha" in tr:
+        parts.append(f"penalty {tr['alpha']:g}" + (" (median over outputs)" if "alpha_per_target" in tr else ""))
     if "ridge_weight" in tr:
         parts.append(f"linear-path weight {tr['ridge_weight']:.2f}")
         if tr.get("ridge_weight_kept_linear"):  # blend_rule="guarded" fell back to the linear path: the network is unused
             parts[-1] += f" (the network is not used: {tr['ridge_weight_kept_linear']})"
+        if "ridge_hrf" in tr:
+            parts.append(f"linear-path HRF basis {tr['ridge_hrf']}")
     if "output_rank" in tr:
         k = tr["output_rank"]
         if k is not None:
@@ -74,7 +81,7 @@ def run(args) -> int:
         if tr.get("at_epoch_limit"):
             line += " (best epoch among the last at optimizer.max_epochs: raise it)"
     print(line)
-    if "ridge_weight" in tr or "output_rank" in tr:  # eeg2fmri_net's choices on the validation windows
+    if "ridge_weight" in tr or "output_rank" in tr or "hrf" in tr:  # eeg2fmri_net's / ridge_hrf's choices on the validation windows
         print(choices_line(tr))
     sp = m.get("split", {})
     if "volumes" in sp:

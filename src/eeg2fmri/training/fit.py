@@ -148,6 +148,10 @@ def fit_model(
     info = {"n_train": int(len(x)), "n_val": int(len(xv))}
     if getattr(model, "n_fit_windows_", len(x)) != len(x):  # refit=True: the coefficients saw the validation windows too
         info["n_fit_windows"] = int(model.n_fit_windows_)
+    if isinstance(getattr(model, "hrf_", None), str):  # ridge_hrf: the haemodynamic basis chosen on validation (hrf="auto") or given
+        info["hrf"] = model.hrf_
+        if len(getattr(model, "hrf_scores_", {}) or {}) > 1:
+            info["hrf_scores"] = {k: float(v) for k, v in model.hrf_scores_.items()}
     if hasattr(model, "alpha_"):
         alpha = np.asarray(model.alpha_, dtype=np.float64)
         if alpha.size == 1:
