@@ -454,7 +454,22 @@ def test_calibrated_scale_for_a_model_without_its_own(tiny_bids, tiny_prepared, 
     unc = np.asarray(nib.load(tmp_path / "r_bold_uncertainty.nii.gz").dataobj)
     assert unc.shape == nib.load(out).shape
     np.testing.assert_allclose(unc[tiny_prepared.mask], np.repeat(cal["laplace_scale"][:, None], unc.shape[-1], axis=1), rtol=1e-6)
-    assert "validation residuals" in json.loads((tmp_path / "r_bold.json").read_text())["UncertaintyMeaning"]
+    side = json.loads((tmp_path / "r_bold.json").read_text())
+    assert "validation residuals" in side["UncertaintyMeaning"] and "log(1 / (1 - p))\"" not in side["UncertaintyMeaning"]
+    # interval factors calibrated at every level (user test 15: the Laplace reading covered 0.41 at 50 % and 0.98 at 95 %):
+    # the share of validation windows x voxels with |residual| <= k_p * scale is >= p, and < p (+ 1/n) strictly below k_p
+    y_va = np.concatenate([tg["val"][i] for i in sp.selections["val"]]).reshape(-1, n_vox)
+    from eeg2fmri.datasets.windows import run_windows
+    from eeg2fmri.training.predictor import predict_windows
+
+    p_va = np.concatenate([predict_windows(lm.model, run_windows(tiny_prepared.runs[i], v, sp.n_frames, sp.lag), n_outputs=n_vox,
+                                           mask=tiny_prepared.mask) for i, v in sp.selections["val"].items()])
+    ratio = np.abs(y_va - p_va) / cal["laplace_scale"][None, :]
+    ks = cal["interval_multipliers"]["residuals"]
+    assert side["UncertaintyIntervals"] == {f"{lv:.0%}": round(k, 4) for lv, k in zip(cal["levels"], ks)}
+    assert "scale * k_p with k_p from UncertaintyIntervals" in side["UncertaintyMeaning"]
+    for lv, k in zip(cal["levels"], ks):
+        assert np.mean(ratio <= k * (1 + 1e-6)) >= lv and np.mean(ratio < k * (1 - 1e-6)) < lv + 1.0 / ratio.size + 1e-9
     # default (uncertainty=None): only models with a scale of their own write one
     synthesize(tiny_bids / EEG_NAME, model_dir, tmp_path / "d_bold.nii.gz", progress_bar=False)
     assert not (tmp_path / "d_bold_uncertainty.nii.gz").exists()
