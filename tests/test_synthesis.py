@@ -833,6 +833,16 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     start = json.loads(cut.with_name("early.json").read_text())["StartTime"]  # (user test 14: the message gave the earliest possible start)
     assert (f"needs 18.0 s of EEG up to the end of a volume's acquisition, so no volume starts before 16.0 s; the first marker with a "
             f"volume is at {start:.2f} s)") in caplog.text
+    # a finer output grid (--tr half the scan's): counts in markers, not output steps (user test 15: 299 "missing", 25 early)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        fine = synthesize(raw, ridge_dir, tmp_path / "fine.nii.gz", progress_bar=False, first_onset="markers", volumes="markers", tr=1.0)
+    gf = json.loads(fine.with_name("fine.json").read_text())["VolumeGrid"]
+    assert "markers_missing" not in gf and "scanner marker(s) missing" not in caplog.text
+    assert gf["markers_without_volume"] == g["markers_without_volume"] and gf["volumes_per_marker"] == 2
+    assert f"the first {g['markers_without_volume']} scanner marker(s) come before the first volume" in caplog.text
+    a_f, b_f = gf["marker_volumes"]  # marker k is output volume a_f + 2 k; the last marker's is the last volume written
+    assert b_f - a_f == 2 * (len(times) - 1) and nib.load(fine).shape[3] == b_f + 1 and 2 * (n_cut - 1) + 1 <= b_f + 1 <= 2 * n_cut
     with pytest.raises(Eeg2fmriInputError, match=r"volumes='markers' needs first_onset='markers' \(--first-onset markers\)"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, volumes="markers")
     with pytest.raises(Eeg2fmriInputError, match=r"expected volumes 'all' or 'markers', got 'marked'"):
