@@ -411,7 +411,8 @@ def test_prepare_refuses_an_existing_output_before_the_work(tiny_bids, tmp_path,
         raise AssertionError("prepare_dataset ran before the refusal")
 
     monkeypatch.setattr(prep_mod, "prepare_dataset", boom)
-    with pytest.raises(Eeg2fmriInputError, match=r"already holds a prepared dataset of other inputs or another config; nothing was prepared\. "
+    with pytest.raises(Eeg2fmriInputError, match=r"already holds a prepared dataset of other inputs or another config \(what differs: config "
+                                                 r"bands: .* there, \{'alpha': \[8\.0, 12\.0\]\} now\); nothing was prepared\. "
                                                  r"Choose another --out, or pass overwrite=True \(--overwrite on the command line\)"):
         prepare(tiny_bids, out, PrepareConfig(bands={"alpha": (8.0, 12.0)}), progress_bar=False)
     (tmp_path / "other").mkdir()

@@ -186,7 +186,9 @@ def test_reprepare_sees_companion_files_and_overwrite_redoes(tiny_bids, tmp_path
         lines = tsv.read_text().splitlines()
         lines = [("\t".join([c[0], "MISC", *c[2:]]) if c[0] == first else ln) for ln, c in ((ln, ln.split("\t")) for ln in lines)]
         tsv.write_text("\n".join(lines) + "\n")
-    with pytest.raises(Eeg2fmriInputError, match="already holds a prepared dataset of other inputs or another config; nothing was prepared"):
+    with pytest.raises(Eeg2fmriInputError, match=r"already holds a prepared dataset of other inputs or another config \(what differs: the EEG "
+                                                 r"file or a companion of it \(marker file, channels\.tsv, events\.tsv, sidecars\) changed in "
+                                                 r"\d+ run\(s\): sub-\w+.*\); nothing was prepared"):
         prepare(root, out, progress_bar=False)
     assert prepare(root, out, progress_bar=False, overwrite="stale")[1]  # stale: replaced ...
     assert not prepare(root, out, progress_bar=False, overwrite="stale")[1]  # ... then up to date: kept
@@ -219,7 +221,8 @@ def test_raw_representation_and_noop_reprepare(tiny_bids, tmp_path):
     mtime = (out / "manifest.json").stat().st_mtime_ns
     _, written3 = prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 50.0}, progress_bar=False)
     assert not written3 and (out / "manifest.json").stat().st_mtime_ns == mtime
-    with pytest.raises(Eeg2fmriInputError, match="already holds a prepared dataset of other inputs or another config; nothing was prepared"):
+    with pytest.raises(Eeg2fmriInputError, match=r"already holds a prepared dataset of other inputs or another config \(what differs: "
+                                                 r"config raw_sfreq: 50\.0 there, 40\.0 now\); nothing was prepared"):
         prepare(tiny_bids, out, {"representation": "raw", "raw_sfreq": 40.0}, progress_bar=False)
 
 

@@ -1538,6 +1538,28 @@ def _records(source, subjects, layout: str, layout_options: dict | None, tr: flo
     return records
 
 
+def _what_differs(was: dict, now: dict, old_cfg: dict | None, new_cfg: dict) -> str:
+    """`` (what differs: ...)`` between a prepared folder's manifest and this call: runs added or gone, runs whose EEG or
+    BOLD file or a companion changed, config keys (user test 15: the message named neither)."""
+    parts = []
+    added, gone = sorted(set(now) - set(was)), sorted(set(was) - set(now))
+    if added:
+        parts.append(f"{len(added)} run(s) not in it: {', '.join(added[:3])}{' ...' if len(added) > 3 else ''}")
+    if gone:
+        parts.append(f"{len(gone)} of its run(s) not found now: {', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''}")
+    for kind, i in (("EEG", 0), ("BOLD", 1)):
+        changed = sorted(k for k in set(was) & set(now) if was[k][i] != now[k][i])
+        if changed:
+            parts.append(f"the {kind} file or a companion of it (marker file, channels.tsv, events.tsv, sidecars) changed in {len(changed)} "
+                         f"run(s): {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
+    if old_cfg is None:
+        parts.append("its config could not be read")
+    elif old_cfg != new_cfg:
+        keys = sorted(k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k))
+        parts.append("config " + "; ".join(f"{k}: {old_cfg.get(k)!r} there, {new_cfg.get(k)!r} now" for k in keys[:5]) + (" ..." if len(keys) > 5 else ""))
+    return f" (what differs: {'; '.join(parts)})" if parts else ""
+
+
 def prepare(
     bids_root: str | os.PathLike,
     out: str | os.PathLike,
@@ -1571,22 +1593,25 @@ def prepare(
     man = out / "manifest.json"
     if overwrite not in (True, False, "stale"):
         raise Eeg2fmriInputError(f"prepare: expected overwrite True, False or 'stale', got {overwrite!r}.")
+    differs = ""
     if man.exists() and overwrite is not True and not _has_objects(bids_root):  # True (--overwrite) always redoes the work (objects: always)
         old = json.loads(man.read_text())
         records = _records(_run_source(bids_root), subjects, layout, layout_options, cfg.tr)
-        same_inputs = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()} == {
-            r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
+        was = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()}
+        now = {r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
         try:  # keys added since the manifest was written take their defaults, so a newer eeg2fmri does not redo the same work
             # (a manifest from before drop_volumes dropped none: "auto" may leave volumes out, so it is not the same work)
             old_cfg = PrepareConfig.from_dict({"drop_volumes": 0, **(old.get("config") or {})}).to_dict()
         except (Eeg2fmriInputError, TypeError, ValueError):
             old_cfg = None
-        if same_inputs and old_cfg == _resolve_config(cfg, records).to_dict():
+        new_cfg = _resolve_config(cfg, records).to_dict()
+        if was == now and old_cfg == new_cfg:
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
+        differs = _what_differs(was, now, old_cfg, new_cfg)
     if out.exists() and overwrite is False:  # refuse before the work, not after it (the save would refuse)
         what = "a prepared dataset of other inputs or another config" if man.exists() else "a folder"
-        raise Eeg2fmriInputError(f"{out}: already holds {what}; nothing was prepared. Choose another --out, or pass overwrite=True "
+        raise Eeg2fmriInputError(f"{out}: already holds {what}{differs}; nothing was prepared. Choose another --out, or pass overwrite=True "
                                  "(--overwrite on the command line) to replace it.")
     ds = prepare_dataset(bids_root, cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs, layout=layout, layout_options=layout_options)
     return ds.save(out, overwrite=bool(overwrite)), True
