@@ -463,3 +463,18 @@ def test_report_of_a_loso_benchmark_says_how_each_group_validated(tmp_path):
                                                          "groups": [{"representation": "bandpower", "models": ["ridge_hrf"], "loso_validation": how}]}))
     text = build_report(folder).read_text()
     assert html_mod.escape(f"validation (bandpower group): {how}") in text
+
+
+def test_report_summary_has_the_r_of_every_roi():
+    """An atlas evaluation's r per ROI (names from the atlas TSV, voxel counts) is in the HTML summary as in report.md
+    (user test 15: only report.md and the terminal had it); a model without ROI scores (the baseline) gets no column."""
+    from eeg2fmri.workflows.report import _summary_blocks
+
+    metrics = {"group": {"models": {"net": {"median_r": 0.1}, "mean": {"median_r": 0.0}}},
+               "settings": {"roi_names": {"1": "motor", "2": "frontal"}, "roi_voxels": {"1": 136, "2": 72}},
+               "per_subject": {"01": {"models": {"net": {"roi_r": {"1": 0.8, "2": 0.5}}, "mean": {}}},
+                               "02": {"models": {"net": {"roi_r": {"1": 0.6, "2": 0.3}}, "mean": {}}}}}
+    blocks = _summary_blocks(metrics)
+    i = blocks.index("r per ROI (mean over 2 test subjects):")
+    assert blocks[i + 1] == [{"ROI": "1 motor", "voxels": "136", "net": "0.700"}, {"ROI": "2 frontal", "voxels": "72", "net": "0.400"}]
+    assert "r per ROI (mean over 2 test subjects):" not in _summary_blocks({"group": metrics["group"], "per_subject": {}})

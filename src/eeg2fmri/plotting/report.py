@@ -451,22 +451,29 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
-    """Per-ROI r of each model (mean over test subjects), with the ROI's name (a TSV beside the atlas) and voxel count."""
+def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]], int]:
+    """Rows ``[ROI (with its name), voxels, r of each model]`` of the per-ROI r (mean over test subjects) and the number of
+    test subjects; no rows without ROI scores."""
     subs = sorted(results.get("per_subject", {}))
-    per = {nm: {} for nm in names}
+    per: dict[str, dict[str, list[float]]] = {nm: {} for nm in names}
     for s_ in subs:
         for nm in names:
             for k, v in (results["per_subject"][s_].get("models", {}).get(nm, {}).get("roi_r") or {}).items():
                 per[nm].setdefault(k, []).append(v)
     keys = sorted({k for d in per.values() for k in d}, key=lambda k: (len(k), k))
-    if not keys:
-        return []
     roi_names = results.get("settings", {}).get("roi_names") or {}
     counts = results.get("settings", {}).get("roi_voxels") or {}
     rows = [[k + (f" {roi_names[k]}" if k in roi_names else ""), str(counts.get(k, "")),
              *(_f(float(np.nanmean(per[nm][k]))) if per[nm].get(k) else "—" for nm in names)] for k in keys]
-    title = "ROI r per ROI" + (f" (mean over {len(subs)} test subjects)" if len(subs) > 1 else "")
+    return rows, len(subs)
+
+
+def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
+    """Per-ROI r of each model (mean over test subjects), with the ROI's name (a TSV beside the atlas) and voxel count."""
+    rows, n_subs = roi_rows(results, names)
+    if not rows:
+        return []
+    title = "ROI r per ROI" + (f" (mean over {n_subs} test subjects)" if n_subs > 1 else "")
     return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""]
 
 
