@@ -220,7 +220,8 @@ def test_events_of_fmriprep_derivatives_are_found_in_the_raw_bids_folder(tiny_pr
     got = _events_candidates(bold, tmp_path / "raw")
     assert got == [bold.with_name("sub-01_ses-2_task-rest_run-1_space-MNI152NLin2009cAsym_res-2_desc-preproc_events.tsv"),
                    bold.with_name("sub-01_ses-2_task-rest_run-1_events.tsv"),
-                   tmp_path / "raw/sub-01/ses-2/func/sub-01_ses-2_task-rest_run-1_events.tsv"]
+                   tmp_path / "raw/sub-01/ses-2/func/sub-01_ses-2_task-rest_run-1_events.tsv",
+                   tmp_path / "raw/task-rest_events.tsv"]  # (BIDS inheritance: the task's events at the dataset root)
     assert _events_candidates(tmp_path / "sub-01_task-rest_bold.nii", None) == [tmp_path / "sub-01_task-rest_events.tsv"]
     # through volume_labels_from_events: a dataset whose recorded BOLD is a derivative, events only in the raw folder
     key = tiny_prepared.runs[0].key
@@ -240,6 +241,12 @@ def test_events_of_fmriprep_derivatives_are_found_in_the_raw_bids_folder(tiny_pr
     assert tiny_prepared.runs[1].key != key
     labels = volume_labels_from_events(two)
     assert set(labels[0]) == {"rest", "task"} and set(labels[1]) == {"rest"} and len(labels[1]) == tiny_prepared.runs[1].n_volumes
+    # BIDS inheritance: one events file at the dataset root for every run of the task (a review: such runs were all rest)
+    task = dict(p.split("-", 1) for p in tiny_prepared.runs[1].key.split("_") if "-" in p)["task"]
+    root_events = tmp_path / "r" / f"task-{task}_events.tsv"
+    root_events.write_text("onset\tduration\ttrial_type\n10\t20\tinherited\n")
+    assert set(volume_labels_from_events(two)[1]) == {"rest", "inherited"}
+    root_events.unlink()
     raw_events.unlink()
     with pytest.raises(Eeg2fmriInputError, match=r"_desc-preproc_events\.tsv: expected the runs' events files \(onset, duration, trial_type\), "
                                                  r"found none for any of the 1 run\(s\); add BIDS \*_events\.tsv files for the task runs, or "

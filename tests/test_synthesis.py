@@ -841,8 +841,21 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert "markers_missing" not in gf and "scanner marker(s) missing" not in caplog.text
     assert gf["markers_without_volume"] == g["markers_without_volume"] and gf["volumes_per_marker"] == 2
     assert f"the first {g['markers_without_volume']} scanner marker(s) come before the first volume" in caplog.text
+    assert "only the first lines up with a marker" not in caplog.text  # two volumes per marker stay on the scan (review)
     a_f, b_f = gf["marker_volumes"]  # marker k is output volume a_f + 2 k; the last marker's is the last volume written
     assert b_f - a_f == 2 * (len(times) - 1) and nib.load(fine).shape[3] == b_f + 1 and 2 * (n_cut - 1) + 1 <= b_f + 1 <= 2 * n_cut
+    # a marker interval that is no whole number of output volumes (markers every 1.25 s, --tr 0.5): no formula, no markers
+    # "missing" (a review: 18 counted, and "marker k is output volume 2k - a" printed)
+    n_odd = int((raw.times[-1] - times[0]) / 1.25)
+    odd_raw = raw.copy().set_annotations(mne.Annotations(times[0] + 1.25 * np.arange(n_odd), 0.0, ["R128"] * n_odd))
+    odd_raw.save(tmp_path / "odd_raw.fif", verbose=False)
+    odd = synthesize(tmp_path / "odd_raw.fif", ridge_dir, tmp_path / "odd.nii.gz", progress_bar=False, first_onset="markers", tr=0.5)
+    go = json.loads(odd.with_name("odd.json").read_text())["VolumeGrid"]
+    assert "markers_missing" not in go and go["volumes_per_marker"] == 2.5
+    capsys.readouterr()
+    assert main(["synthesize", str(tmp_path / "odd_raw.fif"), "--model", str(ridge_dir), "--out", str(tmp_path / "odd_cli.nii.gz"),
+                 "--first-onset", "markers", "--volumes", "markers", "--tr", "0.5", "-q"]) == 0
+    assert "a marker every 2.5 output volumes, so they do not line up one to one" in capsys.readouterr().out
     with pytest.raises(Eeg2fmriInputError, match=r"volumes='markers' needs first_onset='markers' \(--first-onset markers\)"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, volumes="markers")
     with pytest.raises(Eeg2fmriInputError, match=r"expected volumes 'all' or 'markers', got 'marked'"):
@@ -1024,16 +1037,25 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
 
 
 def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, caplog):
-    """--first-onset markers with an output TR other than the markers' spacing: only the first volume lines up with a
-    marker; the warning gives the --tr that would match (none when they agree)."""
+    """--first-onset markers with an output TR whose grid drifts off the markers' spacing: only the first volume lines up
+    with a marker; the warning gives the --tr that would match (none when they agree or a whole number of volumes fits
+    between markers)."""
     import logging
 
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "same.nii.gz", progress_bar=False, first_onset="markers")
     assert not any("markers come every" in r.getMessage() for r in caplog.records)
+    # half the markers' interval: every second volume is a marker's, the grid stays on the scan (no warning since session 25)
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "tr1.nii.gz", progress_bar=False, first_onset="markers", tr=1.0)
-    assert any("markers come every 2.000 s, but the output's volumes every 1 s" in r.getMessage() and "pass --tr 2 for one volume per marker" in r.getMessage()
+    assert not any("markers come every" in r.getMessage() for r in caplog.records)
+    # markers every 1.25 s, volumes every 2 s: the grid drifts off the markers
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    n = int((raw.times[-1] - 20.0) / 1.25)
+    raw.set_annotations(mne.Annotations(20.0 + 1.25 * np.arange(n), 0.0, ["R128"] * n))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(raw, ridge_dir, tmp_path / "drift.nii.gz", progress_bar=False, first_onset="markers")
+    assert any("markers come every 1.250 s, but the output's volumes every 2 s" in r.getMessage() and "pass --tr 1.25 for one volume per marker" in r.getMessage()
                for r in caplog.records)
 
 

@@ -320,3 +320,14 @@ def test_evaluate_says_when_its_intervals_are_calibrated_in_sample(prepared_dir,
     _, res = evaluate_run(tmp_path / "run", n_boot=0, progress_bar=False, html_report=False)
     note = res["notes"]["conformal intervals"] if "notes" in res else json.loads((tmp_path / "run" / "evaluation" / "metrics.json").read_text())["notes"]["conformal intervals"]
     assert "(refit=True fitted the model on the validation windows too): the intervals are calibrated on in-sample residuals" in note
+
+
+def test_interval_multipliers_follow_the_split_conformal_rank():
+    """k_p = the ceil((n + 1) p)-th smallest ratio; past the largest (too few windows for the level) None, as the
+    conformal half-widths give inf (a review: the largest ratio was returned)."""
+    from eeg2fmri.evaluation.uncertainty import conformal_halfwidths, interval_multipliers
+
+    r = np.arange(1.0, 11.0)
+    assert interval_multipliers(r, (0.5, 0.8, 0.95)) == [6.0, 9.0, None]
+    h = conformal_halfwidths(r[:, None], (0.5, 0.8, 0.95))[:, 0]
+    assert list(h[:2]) == [6.0, 9.0] and np.isinf(h[2])

@@ -82,9 +82,13 @@ def run(args) -> int:
             k = (f"marker k (measured volume k: the first {args.dummy_scans} dummy-scan marker(s) dropped)" if args.dummy_scans else
                  "marker k (measured volume k if the scan had no dummy volumes: else pass --dummy-scans N, N = markers - volumes)")
             m = grid.get("volumes_per_marker", 1)  # a finer --tr than the markers' interval: m output volumes per marker
-            kk = f"{m}k" if m != 1 else "k"
-            print(f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {kk} - {-a}{lost}" if a < 0 else
-                  f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {kk}{lost}")
+            if not float(m).is_integer():  # markers and output volumes do not line up one to one
+                print(f"scanner markers ({grid['n_markers']}): only their span written; a marker every {m:g} output volumes, so they do "
+                      f"not line up one to one (the first marker is output volume {a}, the last {b}){lost}")
+            else:
+                kk = f"{int(m)}k" if m != 1 else "k"
+                print(f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {kk} - {-a}{lost}" if a < 0 else
+                      f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {kk}{lost}")
         else:
             print(f"scanner markers ({grid['n_markers']}): output volumes {a}..{b}; {grid['volumes_before_first_marker']} volume(s) before the first "
                   f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){lost}")

@@ -28,7 +28,8 @@ def choices_line(tr: dict) -> str:
     parts = []
     if "hrf" in tr:  # ridge_hrf (user test 15: its basis choice was neither printed nor stored)
         scores = tr.get("hrf_scores") or {}
-        parts.append(f"HRF basis {tr['hrf']}" + (" (validation MSE " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + ")" if scores else ""))
+        what = "validation MSE" if tr.get("n_val", 1) else "GCV error on the training windows"
+        parts.append(f"HRF basis {tr['hrf']}" + (f" ({what} " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + ")" if scores else ""))
     if "alpha" in tr:
         parts.append(f"penalty {tr['alpha']:g}" + (" (median over outputs)" if "alpha_per_target" in tr else ""))
     if "ridge_weight" in tr:

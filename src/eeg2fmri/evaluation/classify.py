@@ -274,6 +274,12 @@ def _events_candidates(bold, bids_root) -> list:
             parts = dict(p.split("-", 1) for p in raw.split("_") if "-" in p)
             folder = Path(bids_root) / f"sub-{parts.get('sub', '')}" / (f"ses-{parts['ses']}" if "ses" in parts else "") / "func"
             out.append(folder / (raw + "_events.tsv"))
+    if bids_root:  # BIDS inheritance: one events file at the dataset root for every run of a task (task-X[_acq-Y]_events.tsv)
+        parts = dict(p.split("-", 1) for p in raw.split("_") if "-" in p)
+        if "task" in parts:
+            if "acq" in parts:
+                out.append(Path(bids_root) / f"task-{parts['task']}_acq-{parts['acq']}_events.tsv")
+            out.append(Path(bids_root) / f"task-{parts['task']}_events.tsv")
     return out
 
 def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") -> dict[int, np.ndarray]:
@@ -319,8 +325,9 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
         raise Eeg2fmriInputError(f"{missing[0]}: expected the runs' events files (onset, duration, trial_type), found none for any of the "
                                  f"{len(ds.runs)} run(s); add BIDS *_events.tsv files for the task runs, or classify subjects instead "
                                  "(--labels participants:COLUMN; Python: labels= per volume).")
-    if missing:
-        logger.info("events: %d run(s) without an events file, every volume %r: %s", len(missing), baseline, ", ".join(p.name for p in missing))
+    if missing:  # a warning: a task run whose events file was not found would be labelled all baseline
+        logger.warning("events: %d of %d run(s) have no events file, every volume %r (a rest run; if one is a task run, add its "
+                       "*_events.tsv): %s", len(missing), len(ds.runs), baseline, ", ".join(p.name for p in missing))
     if all(len(np.unique(v)) < 2 for v in out.values()) and len(np.unique(np.concatenate(list(out.values())))) < 2:
         raise Eeg2fmriInputError("events: every volume has the same condition (no events in the runs' events.tsv); "
                                  "classification needs task blocks (eeg2fmri simulate --task blocks) or a participants column.")

@@ -417,7 +417,7 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
     return out
 
 
-def interval_multipliers(ratio: np.ndarray, levels: Any) -> list[float]:
+def interval_multipliers(ratio: np.ndarray, levels: Any) -> list[float | None]:
     """Per level ``p``, the factor ``k_p`` with ``|residual| <= k_p * scale`` for a share ``p`` of the validation windows x
     outputs (split conformal on the pooled ratios ``|residual| / scale``: the ``ceil((n + 1) p)``-th smallest).
 
@@ -428,7 +428,8 @@ def interval_multipliers(ratio: np.ndarray, levels: Any) -> list[float]:
     r = r[np.isfinite(r)]
     if not len(r):
         return [float(np.log(1.0 / (1.0 - lv))) for lv in levels]
-    return [float(r[min(len(r) - 1, int(np.ceil((len(r) + 1) * lv)) - 1)]) for lv in levels]
+    # past the largest ratio (too few windows for the level): None, as conformal_halfwidths gives inf
+    return [float(r[k]) if k < len(r) else None for k in (int(np.ceil((len(r) + 1) * lv)) - 1 for lv in levels)]
 
 
 def _crossfit_nll(y: np.ndarray, mean: np.ndarray, scale: np.ndarray | None) -> float:

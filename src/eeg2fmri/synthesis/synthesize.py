@@ -221,7 +221,9 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
         if found is not None:
             label, t0 = f"marker {found!r}" + (f" (after {dummy_scans} dummy scans)" if dummy_scans else ""), float(times[0])
             step_s = float(np.median(np.diff(times))) if len(times) > 1 else None
-            if step_s is not None and abs(step_s - tr) > 0.01 * tr:  # volumes of another TR: the grid would drift off the scan
+            ratio = step_s / tr if step_s else 1.0
+            if step_s is not None and abs(ratio - round(ratio)) > 0.01 * max(1.0, ratio):  # a grid that drifts off the scan
+                # (a whole number of output volumes per marker, e.g. --tr half the scan's TR, stays on it: user test 15)
                 logger.warning("%s: the recording's %r markers come every %.3f s, but the output's volumes every %g s (the training TR, "
                                "or --tr): only the first lines up with a marker; pass --tr %.3g for one volume per marker.",
                                where, found, step_s, tr, step_s)
@@ -682,12 +684,19 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
             n_all = len(ends)
             anchor.update(n_markers=int(len(marker_t)), marker_volumes=[first_j, last_j],
                           volumes_before_first_marker=max(0, min(first_j, n_all)), volumes_after_last_marker=max(0, min(n_all - 1 - last_j, n_all)))
-            # markers a marker interval apart, in output steps (2 with --tr half the scan's TR: user test 15 counted 299 missing)
-            gaps = np.diff(np.unique(mj))
-            per_marker = max(1, int(np.median(gaps))) if len(gaps) else 1
-            missing = (last_j - first_j) // per_marker + 1 - len(np.unique(mj))
-            if per_marker != 1:  # marker k is output volume first_j + per_marker * k
-                anchor["volumes_per_marker"] = per_marker
+            # output volumes per marker interval (2 with --tr half the scan's TR: user test 15 counted 299 markers missing);
+            # a whole number within 1 % (as the grid check above), else markers and volumes do not line up one to one
+            step_m = float(np.median(np.diff(marker_t))) if len(marker_t) > 1 else tr_out
+            ratio = step_m / tr_out
+            whole = int(round(ratio)) >= 1 and abs(ratio - round(ratio)) <= 0.01 * max(1.0, ratio)
+            if whole:
+                per_marker = int(round(ratio))
+                missing = (last_j - first_j) // per_marker + 1 - len(np.unique(mj))
+                if per_marker != 1:  # marker k is output volume first_j + per_marker * k
+                    anchor["volumes_per_marker"] = per_marker
+            else:  # missing markers from the gaps between them; no volume formula
+                missing = int(np.sum(np.maximum(np.round(np.diff(marker_t) / step_m) - 1, 0)))
+                anchor["volumes_per_marker"] = round(ratio, 4)
             if missing > 0:  # lost markers: their volumes lie on the regular grid all the same
                 anchor["markers_missing"] = int(missing)
                 logger.warning("%s: %d scanner marker(s) missing between the first and the last (no marker a TR after the previous one); "
@@ -822,7 +831,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 if mult is not None and len(mult) == len(calib.get("levels") or ()):
                     # factors calibrated at each level on the validation windows (user test 15: the Laplace reading covered 0.41 at
                     # 50 % and 0.98 at 95 % where the errors were Gaussian)
-                    side["UncertaintyIntervals"] = {f"{lv:.0%}": round(float(k), 4) for lv, k in zip(calib["levels"], mult)}
+                    side["UncertaintyIntervals"] = {f"{100 * lv:g}%": (round(float(k), 4) if k is not None else None)
+                                                    for lv, k in zip(calib["levels"], mult)}
                     side["UncertaintyMeaning"] = unc_meaning.replace("; the level-p interval is prediction +/- scale * log(1 / (1 - p))", "") + (
                         "; the level-p interval is prediction +/- scale * k_p with k_p from UncertaintyIntervals (the share p of the "
                         "validation windows x voxels inside; the Laplace reading log(1 / (1 - p)) holds only for Laplace-shaped errors)")
