@@ -109,6 +109,40 @@ def test_a_plugin_file_path_registers_its_layouts_and_models(tmp_path, monkeypat
     assert "plug_file_linear" in list_models()
 
 
+@pytest.mark.parametrize("path_first", [False, True])
+def test_a_plugin_file_imported_by_path_and_by_module_name_registers_once(tmp_path, monkeypatch, path_first):
+    """User test 16: EEG2FMRI_PLUGINS named the model file by its path and the script imported the same file by module
+    name (for the class): registering it twice was refused as another class. Either order now registers one model, and
+    a file already imported by name is not run again."""
+    import importlib
+
+    import eeg2fmri.models.base as base
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.models import get_model_class, list_models
+
+    (tmp_path / "my_twice.py").write_text(PLUGIN.replace("plug_linear", "plug_twice") + "\nRUNS = globals().get('RUNS', 0) + 1\n")
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("EEG2FMRI_PLUGINS", str(tmp_path / "my_twice.py"))
+    try:
+        if path_first:
+            assert "plug_twice" in list_models()
+            mod = importlib.import_module("my_twice")  # a second execution of the file (another module name): replaces
+            assert get_model_class("plug_twice") is mod.PlugLinear
+        else:
+            mod = importlib.import_module("my_twice")
+            assert "plug_twice" in list_models() and get_model_class("plug_twice") is mod.PlugLinear
+            assert "eeg2fmri_plugin_my_twice" not in sys.modules  # not run again under the plugin's module name
+    finally:
+        sys.modules.pop("my_twice", None)
+        sys.modules.pop("eeg2fmri_plugin_my_twice", None)
+    # a different class of the same name in another file is still refused
+    (tmp_path / "other.py").write_text(PLUGIN.replace("plug_linear", "plug_twice"))
+    with pytest.raises(Eeg2fmriInputError, match=r"register_model\('plug_twice'\): expected a free name, found it taken by"):
+        plugins.import_plugin(str(tmp_path / "other.py"))
+
+
 def test_registration_rules(monkeypatch):
     import eeg2fmri.models.base as base
     from eeg2fmri.models import build_model, get_model_class, register_model

@@ -49,6 +49,11 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
             if not path.is_file():
                 raise FileNotFoundError(f"no such file: {path}")
             name = f"eeg2fmri_plugin_{path.stem}"
+            done = _imported_from(path)
+            if done is not None:  # the script imported this file by its module name already: not run twice (user test 16)
+                _loaded.add(spec)
+                logger.info("plugin %s: already imported as module %s", spec, done)
+                return
             mod_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
             sys.modules[name] = module
@@ -73,6 +78,20 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
                                  "check the name (a module on PYTHONPATH, or a path to a .py file) and that the module imports on its own.") from err
     _loaded.add(spec)
     logger.info("plugin %s imported (named in %s)", spec, source)
+
+
+def _imported_from(path: Path) -> str | None:
+    """The name of an imported module whose source is the file ``path``, if any."""
+    want = path.resolve()
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if f and f.endswith(path.name):
+            try:
+                if Path(f).resolve() == want:
+                    return name
+            except OSError:
+                continue
+    return None
 
 
 def load_plugins() -> None:
