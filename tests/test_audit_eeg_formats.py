@@ -133,7 +133,7 @@ def test_edf_with_odd_physical_ranges_equals_mne(tmp_path):
     dig_min, dig_max = [-32768, -2048, 0, -32768], [32767, 2047, 4095, 32767]
     digital = np.stack([rng.integers(lo, hi + 1, n) for lo, hi in zip(dig_min, dig_max)]).astype(np.int16)
     phys_min, phys_max = [3200, -100.5, -1.5, -0.0008], [-3200, 400.25, 2.5, 0.0008]  # Fp1 inverted
-    dims = ["uV", "uV", "mV", "V"]  # (MNE reads any other unit string, "nV" included, as volts: see repro_edf_nV_units.py)
+    dims = ["uV", "uV", "mV", "V"]  # (MNE reads any other unit string, "nV" included, as volts: nV is tested below)
     path = tmp_path / "rec.edf"
     _write_edf(path, digital, phys_min, phys_max, dig_min, dig_max, dims)
     raw = read_eeg(path)
@@ -145,6 +145,45 @@ def test_edf_with_odd_physical_ranges_equals_mne(tmp_path):
     np.testing.assert_allclose(raw.get_data(), ref.get_data(), rtol=0, atol=0)
     np.testing.assert_allclose(raw.get_data(), want, rtol=1e-9, atol=1e-15)
     assert np.corrcoef(raw.get_data()[0], digital[0])[0, 1] < -0.99  # the inverted range really inverts
+
+
+@pytest.mark.parametrize("preload", [True, False])
+@pytest.mark.parametrize("ext", [".edf", ".bdf"])
+def test_edf_channels_in_nanovolts_are_scaled_to_volts(tmp_path, preload, ext):
+    """MNE's EDF/BDF reader reads a physical dimension of nV as volts (1e9 times too large); read_eeg scales those
+    channels (loaded or read on demand) and leaves the others as MNE reads them."""
+    import mne
+
+    n = 1000
+    rng = np.random.default_rng(4)
+    digital = rng.integers(-32768, 32768, size=(len(CH), n)).astype(np.int16)
+    phys = ([-3200.0] * 4, [3200.0] * 4)
+    dims = ["nV", "uV", "nV", "mV"]
+    path = tmp_path / "rec.edf"
+    _write_edf(path, digital, *phys, [-32768] * 4, [32767] * 4, dims)
+    if ext == ".bdf":  # the same header; 24-bit samples
+        head = bytearray(path.read_bytes()[: 256 + 256 * len(CH)])
+        head[0:8] = b"\xffBIOSEMI"
+        head[192:236] = b"24BIT".ljust(44)
+        for i in range(len(CH)):  # digital range of 24 bits, physical kept
+            o = 256 + len(CH) * (16 + 80 + 8 + 8 + 8)
+            head[o + 8 * i : o + 8 * i + 8] = b"-8388608"
+            o += 8 * len(CH)
+            head[o + 8 * i : o + 8 * i + 8] = b"8388607".ljust(8)
+        d24 = digital.astype(np.int32) * 256
+        body = np.stack([(d24 >> s) & 0xFF for s in (0, 8, 16)], -1).astype(np.uint8)  # little-endian 3-byte samples
+        spr = int(SF)
+        body = body.reshape(len(CH), n // spr, spr, 3).transpose(1, 0, 2, 3).tobytes()
+        path = tmp_path / "rec.bdf"
+        path.write_bytes(bytes(head) + body)
+    raw = read_eeg(path, preload=preload)
+    ref = getattr(mne.io, "read_raw_edf" if ext == ".edf" else "read_raw_bdf")(path, preload=True, verbose=False)
+    assert ref._orig_units["Fp1"] == "nV"  # MNE keeps the unit's name ...
+    scale = np.array([1e-9 if d == "nV" else 1.0 for d in dims])[:, None]
+    np.testing.assert_allclose(raw.get_data(), ref.get_data() * scale, rtol=1e-12, atol=0)  # ... but not its size
+    uv = raw.get_data()[[0, 1]]  # the same numbers in nV and in uV: 1000 times apart, both in volts
+    assert 1e-7 < np.abs(uv[0]).max() < 4e-6 and 1e-4 < np.abs(uv[1]).max() < 4e-3
+    np.testing.assert_allclose(raw.get_data(start=100, stop=300), ref.get_data(start=100, stop=300) * scale, rtol=1e-12, atol=0)
 
 
 # --------------------------------------------------------------------------- EEGLAB .set with a separate .fdt

@@ -72,6 +72,8 @@ def read_eeg(eeg, *, preload: bool = True):
         raise Eeg2fmriInputError(f"{path}: could not read EEG ({type(err).__name__}: {err}); is the file complete and in the format its extension says?") from err
     for w in caught:
         logger.debug("%s: reader warning: %s", path.name, w.message)
+    if ext in (".edf", ".bdf"):
+        _scale_nanovolts(raw, path)
     if channels_tsv is not None:
         _warn_ignored_channels_tsv(path, channels_tsv, [str(w.message) for w in caught], len(raw.ch_names))
     elif raw.info.get("line_freq") is None:  # (mne-bids reads the sidecar; the plain reader does not: user test 12)
@@ -79,6 +81,21 @@ def read_eeg(eeg, *, preload: bool = True):
         if line is not None:
             raw.info["line_freq"] = line
     return raw
+
+
+def _scale_nanovolts(raw, path: Path) -> None:
+    """EDF/BDF channels whose physical dimension is ``nV``: MNE's reader knows V, mV and uV only and reads any other unit
+    as volts, i.e. nanovolts 1e9 times too large; scale them to volts (a model trained on a uV file and applied to an nV
+    file saw power 1e18 times too high)."""
+    units = getattr(raw, "_orig_units", None) or {}
+    idx = [i for i, ch in enumerate(raw.ch_names) if str(units.get(ch, "")).strip().lower() == "nv"]
+    if not idx:
+        return
+    if raw.preload:
+        raw._data[idx] *= 1e-9
+    else:  # read on demand: the calibration factors apply when the samples are read
+        raw._cals[idx] *= 1e-9
+    logger.info("%s: %d channel(s) in nV (MNE reads that unit as volts): scaled to volts", path.name, len(idx))
 
 
 def _sidecar_line_freq(path: Path) -> float | None:
