@@ -800,7 +800,8 @@ def test_benchmark_with_an_atlas_gives_r_per_roi(tiny_prepared, tmp_path, capsys
     subs = sorted(res["per_subject"])
     for key, name in (("1", "front"), ("2", "middle"), ("3", "back")):
         want = np.mean([res["per_subject"][s]["models"]["ridge_hrf"]["roi_r"][key] for s in subs])
-        row = f"| {key} {name} | {int((labels == int(key)).sum())} | {want:.3f} |"
+        null = np.mean([res["per_subject"][s]["models"]["ridge_hrf"]["roi_null_p95"][key] for s in subs])
+        row = f"| {key} {name} | {int((labels == int(key)).sum())} | {want:.3f}{'' if want > null else '°'} |"
         assert row in md, (row, md)
         assert f"{key} {name}" in printed
     assert "### ROI r per ROI (mean over 2 test subjects)" in md and "ROI r per ROI" in printed

@@ -596,3 +596,53 @@ def test_constant_voxels_get_zero_targets_not_standardised_rounding(tiny_prepare
     # a quiet but real voxel is not constant
     y = np.random.default_rng(1).standard_normal((40, 3)) * np.array([1.0, 1e-2, 1e-9])  # relative sd 1e-3, 1e-5, 1e-12
     assert tg._constant_voxels(y, np.array([1000.0, 1000.0, 1000.0])).tolist() == [False, False, True]
+
+
+def test_roi_shift_null_is_the_95th_percentile_of_rolled_roi_means():
+    """Per ROI: the 95th percentile, over the whole-mask null's circular shifts, of r(ROI-mean target, ROI-mean
+    prediction rolled within each run), recomputed here with np.roll and np.corrcoef; score_runs records it per model
+    (user test 15: a control region's LOSO r of 0.24 was at chance level for its slow series, and nothing said so)."""
+    from eeg2fmri.evaluation.protocol import _null_shifts, _roi_shift_null_p95
+
+    rng = np.random.default_rng(7)
+    lens, v = (61, 47), 19
+    labels = np.array([1] * 6 + [2] * 5 + [0] * 3 + [5] * 5)
+    runs = []
+    for n in lens:
+        s = np.cumsum(rng.standard_normal((n, 1)), 0) * 0.3  # slow: a random walk
+        y = s + rng.standard_normal((n, v))
+        runs.append({"y": y.astype(np.float32), "preds": {"m": (s + rng.standard_normal((n, v))).astype(np.float32)}})
+    y = np.concatenate([r["y"] for r in runs])
+    got = _roi_shift_null_p95(y, runs, "m", labels, [1, 2, 5], tr=2.0)
+    order = _null_shifts(list(lens), tr=2.0)
+    assert order is not None and len(order) >= 5
+    for k in (1, 2, 5):
+        cols = labels == k
+        ym = y[:, cols].astype(np.float64).mean(1)
+        rs = [np.corrcoef(ym, np.concatenate([np.roll(r["preds"]["m"][:, cols].astype(np.float64).mean(1), sh_j) for r, sh_j in zip(runs, sh)]))[0, 1]
+              for sh in order]
+        assert got[k] == pytest.approx(np.percentile(rs, 95), abs=1e-9)
+    mask = np.ones((v, 1, 1), bool)
+    core = score_runs([{"subject": "01", "key": f"sub-01_run-{i}", **r} for i, r in enumerate(runs)], ["m"], mask, 2.0, labels=labels, n_boot=0)
+    m = core["per_subject"]["01"]["models"]["m"]
+    assert set(m["roi_null_p95"]) == set(m["roi_r"]) == {"1", "2", "5"}
+    assert m["roi_null_p95"]["2"] == pytest.approx(got[2], abs=1e-9)
+    # too short for the shifts: no null
+    short = [{"y": r["y"][:8], "preds": {"m": r["preds"]["m"][:8]}} for r in runs]
+    assert _roi_shift_null_p95(np.concatenate([r["y"] for r in short]), short, "m", labels, [1], tr=2.0) is None
+
+
+def test_per_roi_table_marks_r_at_chance_level():
+    """roi_rows: an ROI's mean r not above the mean over subjects of its shifted null's 95th percentile ends in the mark,
+    and the table says what the mark means."""
+    from eeg2fmri.plotting.report import ROI_NULL_MARK, ROI_NULL_NOTE, roi_rows, roi_table
+
+    ps = {s: {"models": {"a": {"roi_r": {"1": r1, "2": 0.8}, "roi_null_p95": {"1": 0.2, "2": 0.2}}, "b": {"roi_r": {"1": 0.5, "2": 0.1}}}}
+          for s, r1 in (("01", 0.1), ("02", 0.25))}
+    res = {"per_subject": ps, "settings": {"roi_names": {"1": "ctrl"}, "roi_voxels": {"1": 9, "2": 4}}}
+    rows, n = roi_rows(res, ["a", "b"])
+    assert n == 2 and rows == [["1 ctrl", "9", "0.175" + ROI_NULL_MARK, "0.500"], ["2", "4", "0.800", "0.100"]]  # b: no null recorded
+    table = roi_table(res, ["a", "b"])
+    assert f"{ROI_NULL_NOTE}." in table
+    ps["02"]["models"]["a"]["roi_r"]["1"] = 0.35  # mean 0.225 > 0.2: no mark, no note
+    assert ROI_NULL_NOTE + "." not in roi_table(res, ["a", "b"]) and roi_rows(res, ["a"])[0][0][2] == "0.225"

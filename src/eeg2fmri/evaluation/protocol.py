@@ -352,6 +352,9 @@ def _score_subject(
                 rr_roi = roi_r(y, p, labels)
                 m["roi_r"] = {str(key): val for key, val in rr_roi.items()}
                 m["roi_median_r"] = _nanmedian(np.array(list(rr_roi.values())))
+                roi_null = _roi_shift_null_p95(y, runs, nm, labels, list(rr_roi), tr=tr)
+                if roi_null is not None:  # per ROI: the 95th percentile of its r under the same circular shifts
+                    m["roi_null_p95"] = {str(key): val for key, val in roi_null.items()}
         else:
             m["median_r"] = float("nan")
             m["r"] = None
@@ -422,7 +425,14 @@ def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: st
     shifts). ``None`` when a run is too short for that (or under 10 volumes) or there are
     fewer than 5 distinct shifts.
     """
-    lens = [len(rr["y"]) for rr in runs]
+    order = _null_shifts([len(rr["y"]) for rr in runs], n_shifts, tr)
+    if order is None:
+        return None
+    return np.array([_nanmedian(r) for r in _circular_shift_r(y, [rr["preds"][name] for rr in runs], order)])
+
+
+def _null_shifts(lens: list[int], n_shifts: int = NULL_SHIFTS, tr: float | None = None) -> list[tuple[int, ...]] | None:
+    """The shifts of :func:`_shift_null_distribution` (one per run in each tuple), or ``None`` (see there)."""
     if min(lens) < 10:  # a shift of 10% would be under one volume
         return None
     span = int(math.ceil(HRF_SPAN / float(tr) - 1e-9)) if tr else 0
@@ -433,8 +443,26 @@ def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: st
     shifts = {tuple(int(round(e + f * (n - 2 * e))) for n, e in zip(lens, edges)) for f in fracs}
     if len(shifts) < 5:
         return None
-    order = sorted(shifts)
-    return np.array([_nanmedian(r) for r in _circular_shift_r(y, [rr["preds"][name] for rr in runs], order)])
+    return sorted(shifts)
+
+
+def _roi_shift_null_p95(y: np.ndarray, runs: list[dict[str, Any]], name: str, labels: np.ndarray, keys: list,
+                        n_shifts: int = NULL_SHIFTS, tr: float | None = None) -> dict | None:
+    """Per ROI (``keys``, labels of ``labels``): the 95th percentile of the r between its mean observed series and its
+    mean predicted series circularly shifted within each run (the shifts of the whole-mask null). Slow region series
+    correlate well above 0 by chance; this is the level an ROI's r must pass. ``None`` where the runs are too short."""
+    order = _null_shifts([len(rr["y"]) for rr in runs], n_shifts, tr)
+    if order is None or not keys:
+        return None
+    lab = np.asarray(labels).reshape(-1)
+    cols = [np.flatnonzero(lab == k) for k in keys]
+
+    def means(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+        return np.stack([a[:, c].mean(1) for c in cols], 1)
+
+    rs = np.stack(_circular_shift_r(means(y), [means(rr["preds"][name]) for rr in runs], order))  # (n_shifts, n_roi)
+    return {k: float(np.nanpercentile(rs[:, j], 95)) if np.isfinite(rs[:, j]).any() else float("nan") for j, k in enumerate(keys)}
 
 
 def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple[int, ...]]) -> list[np.ndarray]:

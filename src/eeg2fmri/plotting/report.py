@@ -451,20 +451,38 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+#: Marks an ROI r that does not exceed its time-shifted null (``roi_rows``); :data:`ROI_NULL_NOTE` explains it.
+ROI_NULL_MARK = "°"
+ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the 95th percentile of the ROI's time-shifted null (the model's prediction circularly "
+                 "shifted within each test run; mean over test subjects): chance level for series this slow")
+
+
 def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]], int]:
     """Rows ``[ROI (with its name), voxels, r of each model]`` of the per-ROI r (mean over test subjects) and the number of
-    test subjects; no rows without ROI scores."""
+    test subjects; no rows without ROI scores. An r not above the mean over subjects of its ROI's shifted-null 95th
+    percentile (``roi_null_p95``) ends in :data:`ROI_NULL_MARK`."""
     subs = sorted(results.get("per_subject", {}))
     per: dict[str, dict[str, list[float]]] = {nm: {} for nm in names}
+    null: dict[str, dict[str, list[float]]] = {nm: {} for nm in names}
     for s_ in subs:
         for nm in names:
-            for k, v in (results["per_subject"][s_].get("models", {}).get(nm, {}).get("roi_r") or {}).items():
+            m = results["per_subject"][s_].get("models", {}).get(nm, {})
+            for k, v in (m.get("roi_r") or {}).items():
                 per[nm].setdefault(k, []).append(v)
+            for k, v in (m.get("roi_null_p95") or {}).items():
+                null[nm].setdefault(k, []).append(v)
     keys = sorted({k for d in per.values() for k in d}, key=lambda k: (len(k), k))
     roi_names = results.get("settings", {}).get("roi_names") or {}
     counts = results.get("settings", {}).get("roi_voxels") or {}
-    rows = [[k + (f" {roi_names[k]}" if k in roi_names else ""), str(counts.get(k, "")),
-             *(_f(float(np.nanmean(per[nm][k]))) if per[nm].get(k) else "—" for nm in names)] for k in keys]
+
+    def cell(nm: str, k: str) -> str:
+        if not per[nm].get(k):
+            return "—"
+        r = float(np.nanmean(per[nm][k]))
+        lim = float(np.nanmean(null[nm][k])) if null[nm].get(k) and np.isfinite(null[nm][k]).any() else float("nan")
+        return _f(r) + (ROI_NULL_MARK if np.isfinite(r) and np.isfinite(lim) and not r > lim else "")
+
+    rows = [[k + (f" {roi_names[k]}" if k in roi_names else ""), str(counts.get(k, "")), *(cell(nm, k) for nm in names)] for k in keys]
     return rows, len(subs)
 
 
@@ -474,7 +492,8 @@ def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     if not rows:
         return []
     title = "ROI r per ROI" + (f" (mean over {n_subs} test subjects)" if n_subs > 1 else "")
-    return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""]
+    note = [f"{ROI_NULL_NOTE}.", ""] if any(c.endswith(ROI_NULL_MARK) for r in rows for c in r[2:]) else []
+    return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""] + note
 
 
 def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: str, model: str | None = None, extra: dict[str, Any] | None = None,

@@ -204,7 +204,7 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
         if rows:
             blocks.append(rows)
         if isinstance(metrics.get("per_subject"), dict):  # an atlas evaluation: r per ROI (user test 15: only report.md had it)
-            from eeg2fmri.plotting.report import roi_rows
+            from eeg2fmri.plotting.report import ROI_NULL_MARK, ROI_NULL_NOTE, roi_rows
 
             names = [nm for nm in group["models"] if isinstance(group["models"][nm], dict)]
             roi, n_subs = roi_rows(metrics, names)
@@ -212,6 +212,8 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
             if roi and shown:
                 blocks.append("r per ROI" + (f" (mean over {n_subs} test subjects)" if n_subs > 1 else "") + ":")
                 blocks.append([{"ROI": r[0], "voxels": r[1], **{names[j]: r[2 + j] for j in shown}} for r in roi])
+                if any(r[2 + j].endswith(ROI_NULL_MARK) for r in roi for j in shown):
+                    blocks.append(ROI_NULL_NOTE + ".")
     if isinstance(metrics.get("table"), str) and metrics["table"].strip():
         blocks.append(Preformatted(metrics["table"]))
     # a training run's metrics.json (eeg2fmri train): validation and test numbers, the training summary
