@@ -116,7 +116,19 @@ def test_evaluate_split_takes_a_fit_result_and_refuses_test_windows_it_saw(tiny_
                                                  rf"protocol 'loso'; \d+ of this split's \d+ test windows lie within \d+ volumes of windows it was "
                                                  r"trained or validated on"):
         evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted, n_boot=0)
-    evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted.model, n_boot=0)  # a bare model: unchecked, as before
+    # the bare model checked too: fit_model leaves its split on it (user test 16: the README's snippet passed net.model, and a
+    # within-subject model scored on a LOSO split reached r 0.32 for an honest 0.007); as the reference or baseline as well
+    with pytest.raises(Eeg2fmriInputError, match=rf"evaluate_split: the model was fitted on subjects \['{a}'\]"):
+        evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fitted.model, n_boot=0)
+    assert fitted.model.fit_split_ is trained_on_a
+    fit_b = fit_model(tiny_prepared, tests_a, "ridge_hrf", {"hrf": "canonical"})
+    with pytest.raises(Eeg2fmriInputError, match=rf"evaluate_split: the reference was fitted on subjects \['{a}'\]"):
+        evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), fit_b, reference=fitted.model, n_boot=0)
+    import copy
+
+    foreign = copy.copy(fitted.model)
+    del foreign.fit_split_  # a model from elsewhere (no record): scored, with an info line
+    evaluate_split(tiny_prepared, tests_a, split_targets(tiny_prepared, tests_a), foreign, n_boot=0)
     # the README's snippet (user test 11): a within fit evaluated on its own split -- the test span lies one gap after
     # validation, which is held out (session 22's check also padded by the EEG window and refused it); a split whose
     # test span starts inside that gap is still refused

@@ -147,11 +147,21 @@ def _biosemi_bids(tiny_bids, root):
 
 
 def test_prepare_maps_channels_by_position(tiny_bids, tmp_path):
+    import eeg2fmri.datasets.prepared as prepared
     from eeg2fmri.datasets import prepare_dataset
 
     root = _biosemi_bids(tiny_bids, tmp_path / "bio")
-    with pytest.raises(Eeg2fmriInputError, match=r"EEG channels .* differ from the first run's"):
-        prepare_dataset(root, {"check_artifacts": False}, progress_bar=False)
+    real = prepared._prepare_eeg
+
+    def never(*a, **k):  # other channel sets are refused from the headers, before any run is prepared (user test 16)
+        raise AssertionError("a run was prepared")
+
+    prepared._prepare_eeg = never
+    try:
+        with pytest.raises(Eeg2fmriInputError, match=r"EEG channels .* differ from the first run's"):
+            prepare_dataset(root, {"check_artifacts": False}, progress_bar=False)
+    finally:
+        prepared._prepare_eeg = real
     wanted = TEN20 + ["Cz"]
     ds = prepare_dataset(root, {"channels": wanted, "channel_positions": "biosemi64", "check_artifacts": False}, progress_bar=False)
     assert ds.ch_names == wanted and len(ds.runs) == 2

@@ -95,8 +95,13 @@ def test_markers_and_fallback(tiny_bids):
     assert volume_onsets(raw, 60, 2.0, dummy_scans="drop-first").dropped == 30 and volume_onsets(raw, 80, 2.0).dropped == 10
     with pytest.raises(Eeg2fmriInputError, match=r"found 90 'R128' markers but the BOLD run has 95 volumes"):
         volume_onsets(raw, 95, 2.0)
-    with pytest.raises(Eeg2fmriInputError, match=r"markers are 2.0000 s apart but TR is 3.0 s"):
+    with pytest.raises(Eeg2fmriInputError, match=r"markers are 2.0000 s apart but TR is 3.0 s; expected one marker per volume\. .*the TR is wrong: "
+                                                 r"it comes from the run's \*_bold\.json RepetitionTime, else the NIfTI header .*--config '\{\"tr\": 2\}'"):
         volume_onsets(raw, 90, 3.0)
+    # a header TR in milliseconds read as seconds (user test 16): said so, with the TR to pass
+    with pytest.raises(Eeg2fmriInputError, match=r"but TR is 2000.0 s \(the TR is 1000 times the markers' interval: a TR in milliseconds read as "
+                                                 r"seconds.*prepare_dataset\(\.\.\., \{\"tr\": 2\}\)"):
+        volume_onsets(raw, 90, 2000.0)
     with pytest.raises(Eeg2fmriInputError, match=r"expected scanner volume markers \['TR'\], found none") as err:
         volume_onsets(raw, 90, 2.0, marker="TR")
     # the fix for each command that prepares (a user test: train and benchmark users were told prepare's --config)

@@ -376,3 +376,16 @@ def test_guarded_penalties_per_output_match_a_jackknife_computed_with_sklearn():
     assert len(np.unique(gcv.alpha_)) == 1 and gcv.own_alpha_fraction_ == 0.0
     with pytest.raises(Exception, match=r"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got 'yes'"):
         RidgeHRF(SPEC, alpha_per_target="yes")
+
+
+def test_a_band_power_fit_reads_the_band_power_block_of_tangent_windows():
+    """A ridge_hrf fitted on band-power windows predicts tangent windows of the same EEG from their band-power block (the
+    first n_bands entries of axis 1), as a tangent-fitted one does (user test 16: refused as the reference of a tangent
+    evaluation); other shapes are still refused."""
+    x, y = _data(60, 3)
+    m = RidgeHRF(SPEC, hrf="lags").fit(x, y)
+    rng = np.random.default_rng(0)
+    tangent = np.concatenate([x, rng.standard_normal((60, 5, 3 * 5, 7))], axis=2)  # (n, C, F * (1 + C), T)
+    np.testing.assert_array_equal(m.predict(tangent), m.predict(x))
+    with pytest.raises(Exception, match=r"ridge_hrf: expected windows of shape \(n, 5, 3, 7\), got \(60, 5, 17, 7\)"):
+        m.predict(tangent[:, :, :17])

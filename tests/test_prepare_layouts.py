@@ -84,8 +84,18 @@ def test_runs_at_different_rates_share_one_work_rate_and_other_channel_sets_are_
     base = {"sfreq": 100.0, "ch_names": ["A", "B"]}
     _check_consistent([base, {"sfreq": 250.0, "ch_names": ["A", "B"]}], recs)  # rates are not its business any more
     with pytest.raises(Eeg2fmriInputError, match=r"EEG channels \['A', 'C'\] differ from the first run's \['A', 'B'\] \(missing here: \['B'\]; only here: \['C'\]\)\. "
-                                                  r"Give every run one channel set with the prepare option channels .* marked bad"):
+                                                  r"The EEG channels every run has \(1\): \['A'\]\. Give every run one channel set with the prepare option channels .* marked bad"):
         _check_consistent([base, {"sfreq": 100.0, "ch_names": ["A", "C"]}], recs)
+    # user test 16: run 2 only spells its names in upper case, run 3 has an extra channel: run 3 is named (not run 2), with
+    # every other run whose channels differ, and the channels all runs share
+    recs3 = recs + [type("R", (), {"eeg_path": root / "sub-03.vhdr"})(), type("R", (), {"eeg_path": root / "sub-04.vhdr"})()]
+    names = [["Fp1", "Cz", "Oz"], ["FP1", "CZ", "OZ"], ["Fp1", "Cz", "Oz", "FCz"], ["Fp1", "Oz"]]
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-03\.vhdr: EEG channels \['Fp1', 'Cz', 'Oz', 'FCz'\] differ from the first run's \['Fp1', 'Cz', 'Oz'\] "
+                                                  r"\(missing here: \[\]; only here: \['FCz'\]\)\. Other runs with other channels; sub-04\.vhdr: missing \['Cz'\], "
+                                                  r"only there \[\]\. The EEG channels every run has \(2\): \['Fp1', 'Oz'\]\."):
+        _check_consistent([{"ch_names": n} for n in names], recs3)
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_eeg\.vhdr: .*\(the same channels under names spelled differently\)\. Give every run"):
+        _check_consistent([{"ch_names": n} for n in names[:2]], recs3[:2])  # the spelling alone (prepare reads such runs itself)
     # names compared as channels are matched (user test: every name listed as missing for a case difference)
     with pytest.raises(Eeg2fmriInputError, match=r"\(missing here: \['EXG1'\]; only here: \['ecg'\]\)"):
         _check_consistent([{"ch_names": ["FP1", "OZ", "EXG1"]}, {"ch_names": ["oz", "fp1", "ecg"]}], recs)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.io.bold import load_masked_bold
-from eeg2fmri.io.channel_names import channel_difference, compare_run_channels
+from eeg2fmri.io.channel_names import channel_difference, channel_key, compare_run_channels
 from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
@@ -878,6 +878,8 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
                     "bad ones are interpolated from electrode positions (prepare option channels): %s", len(heads[0][2]),
                     "; ".join(f"{k}: {', '.join(v)}" for k, v in marked.items() if v))
         cfg = replace(cfg, channels=list(heads[0][2]))
+    elif kind == "differ":  # refused before any run is prepared (the same check as after preparing them)
+        _check_channel_lists([h[1] for h in heads], records)
     return cfg
 
 
@@ -1203,20 +1205,37 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
 
 def _check_consistent(infos: list[dict], records) -> None:
     """Every run has the first run's EEG channels (sampling rates may differ: _resolve_config gives them one work rate)."""
-    first = infos[0]
-    for inf, rec in zip(infos[1:], records[1:]):
-        if inf["ch_names"] != first["ch_names"]:
-            missing, extra = channel_difference(first["ch_names"], inf["ch_names"])  # as channels are matched: FP1 is fp1
-            what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else
-                    " (the same channels in another order)" if sorted(inf["ch_names"]) == sorted(first["ch_names"]) else
-                    " (the same channels under names spelled differently)")
-            raise Eeg2fmriInputError(
-                f"{rec.eeg_path}: EEG channels {inf['ch_names']} differ from the first run's {first['ch_names']}{what}. Give every run "
-                "one channel set with the prepare option channels (--config '{\"channels\": [names]}'): channels a run lacks or "
-                "marks bad are interpolated from its electrode positions (channel_positions: by default the file's digitisation, "
-                "else the 10-05 sites by channel name; or the montage of the cap, such as 'biosemi64' or 'easycap-M1'). Or remove the channels that are not good in every run from all of them. Channels marked bad "
-                f"(channels.tsv status, raw.info['bads']) or typed non-EEG are left out of a run ({records[0].eeg_path.name} is the first run)."
-            )
+    _check_channel_lists([inf["ch_names"] for inf in infos], records)
+
+
+def _check_channel_lists(names: list[list[str]], records) -> None:
+    """Refuse runs whose EEG channels differ from the first run's: every run with other channels (as channels are
+    matched: FP1 is fp1) is named, with what it lacks and what only it has, and the channels all runs share; only when
+    no run has other channels, the first whose names differ in order or spelling (user test 16: a run that only spelled
+    its names in upper case was blamed for another run's extra channel)."""
+    first = names[0]
+    diffs = [(rec, here, *channel_difference(first, here)) for here, rec in zip(names[1:], records[1:]) if here != first]
+    if not diffs:
+        return
+    real = [d for d in diffs if d[2] or d[3]]
+    rec, here, missing, extra = (real or diffs)[0]
+    what = (f" (missing here: {missing}; only here: {extra})" if missing or extra else
+            " (the same channels in another order)" if sorted(here) == sorted(first) else
+            " (the same channels under names spelled differently)")
+    others = "".join(f"; {r.eeg_path.name}: missing {m}, only there {e}" for r, _, m, e in real[1:])
+    shared = ""
+    if real:
+        keys = [{channel_key(c) for c in n} for n in names]
+        common = [c for c in first if all(channel_key(c) in k for k in keys)]
+        shared = f" The EEG channels every run has ({len(common)}): {common}."
+    raise Eeg2fmriInputError(
+        f"{rec.eeg_path}: EEG channels {here} differ from the first run's {first}{what}"
+        + (f". Other runs with other channels{others}" if others else "") + f".{shared} Give every run "
+        "one channel set with the prepare option channels (--config '{\"channels\": [names]}'): channels a run lacks or "
+        "marks bad are interpolated from its electrode positions (channel_positions: by default the file's digitisation, "
+        "else the 10-05 sites by channel name; or the montage of the cap, such as 'biosemi64' or 'easycap-M1'). Or remove the channels that are not good in every run from all of them. Channels marked bad "
+        f"(channels.tsv status, raw.info['bads']) or typed non-EEG are left out of a run ({records[0].eeg_path.name} is the first run)."
+    )
 
 
 #: Keys of one run given as a mapping to :func:`prepare_dataset` (instead of a dataset folder).

@@ -985,6 +985,20 @@ def seen_test_windows(ds: PreparedDataset, split: Split, trained: Split) -> tupl
     return seen, total
 
 
+def _refuse_seen(ds: PreparedDataset, split: Split, trained: Any, what: str) -> None:
+    """Refuse scoring ``what`` on ``split``'s test windows if it was fitted (split ``trained``) on windows within the gap."""
+    if trained is None or tuple(getattr(trained, "run_keys", ())) != tuple(r.key for r in ds.runs):
+        return
+    seen, total = seen_test_windows(ds, split, trained)
+    if seen:
+        subs = trained.subjects(ds)
+        raise Eeg2fmriInputError(
+            f"evaluate_split: {what} was fitted on subjects {subs['train']} (validated on {subs['val']}) with protocol "
+            f"{trained.protocol!r}; {seen} of this split's {total} test windows lie within {trained.gap} volumes of windows it was "
+            "trained or validated on, so its scores would not be held out; evaluate with the split it was fitted with, or fit "
+            "a model on this split (fit_model(ds, split, ...)).")
+
+
 def evaluate_split(
     ds: PreparedDataset,
     split: Split,
@@ -1028,7 +1042,8 @@ def evaluate_split(
         model's name), ``summary`` (flat floats, means over subjects:
         ``model_median_r``, ``model_r2``, ``model_rmse``, ``model_mae``,
         ``model_ssim``, ``model_psnr``, ``null_shifted_median_r``,
-        ``mean_r2``/``mean_rmse``/..., ``ridge_hrf_median_r``/...,
+        ``mean_r2``/``mean_rmse``/..., ``ridge_hrf_median_r``/... (with an atlas
+        ``ridge_hrf_roi_median_r`` beside ``model_roi_median_r``),
         ``diff_vs_ridge_hrf``/``p_vs_ridge_hrf``, ceilings and
         ``fraction_of_oracle``/``fraction_of_noise`` on simulated data) and
         ``subjects`` (``{subject: {run_key: per-run dict}}``, each with the
@@ -1040,15 +1055,15 @@ def evaluate_split(
     if all(hasattr(model, a) for a in ("model", "spec", "name", "split")):  # a fit_model result: its split says what it saw
         trained, fit_name, model = model.split, model.name, model.model
         model_name = model_name or fit_name
-        if trained is not None and tuple(getattr(trained, "run_keys", ())) == tuple(r.key for r in ds.runs):
-            seen, total = seen_test_windows(ds, split, trained)
-            if seen:
-                subs = trained.subjects(ds)
-                raise Eeg2fmriInputError(
-                    f"evaluate_split: the model was fitted on subjects {subs['train']} (validated on {subs['val']}) with protocol "
-                    f"{trained.protocol!r}; {seen} of this split's {total} test windows lie within {trained.gap} volumes of windows it was "
-                    "trained or validated on, so its scores would not be held out; evaluate with the split it was fitted with, or fit "
-                    "a model on this split (fit_model(ds, split, ...)).")
+    else:  # a bare fitted model: fit_model left its split on it (fit_split_); a model from elsewhere cannot be checked
+        trained = getattr(model, "fit_split_", None)
+        if trained is None:
+            logger.info("evaluate_split: the model carries no record of the windows it was fitted on (not fitted by fit_model in "
+                        "this session); its test windows are not checked against them -- pass fit_model's result to have them checked")
+    _refuse_seen(ds, split, trained, "the model")
+    for what, other in (("baseline", baseline), ("reference", reference)):
+        if other is not None:
+            _refuse_seen(ds, split, getattr(other, "split", None) if hasattr(other, "model") else getattr(other, "fit_split_", None), f"the {what}")
     name = model_name or getattr(model, "registry_name", None) or "model"
     if name == BASELINE:
         raise Eeg2fmriInputError("evaluate_split: the subject-mean baseline is always shown; evaluate another model, or use evaluate_models.")
@@ -1071,7 +1086,7 @@ def evaluate_split(
             summary[legacy] = summary[f"model_{legacy}"]
     for other in (BASELINE, REFERENCE):
         if other in g and other != name:
-            for key in ("median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse", "calhas_ssim"):
+            for key in ("median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse", "calhas_ssim", "roi_median_r"):
                 if key in g[other] and not (other == BASELINE and key == "median_r"):
                     summary[f"{other}_{key}"] = g[other][key]
     if name in res["group"]["paired"]:

@@ -359,9 +359,16 @@ def volume_onsets(
             if len(steps):
                 med = float(np.median(steps))
                 if abs(med - tr) > tolerance * tr:
+                    ratio = tr / med if med > 0 else float("nan")
+                    hint = (" (the TR is 1000 times the markers' interval: a TR in milliseconds read as seconds, e.g. a NIfTI header "
+                            "whose time units are not msec)" if abs(ratio - 1000.0) < 10.0 else
+                            " (the markers' interval is 1000 times the TR: a TR in seconds read as milliseconds?)" if abs(ratio - 1e-3) < 1e-5 else "")
                     raise Eeg2fmriInputError(
-                        f"{where}: '{m}' markers are {med:.4f} s apart but TR is {tr} s; expected one marker per volume. "
-                        "If markers are per slice, pass the per-volume marker name; otherwise check the TR."
+                        f"{where}: '{m}' markers are {med:.4f} s apart but TR is {tr} s{hint}; expected one marker per volume. "
+                        "If markers are per slice, pass the per-volume marker name. If they are one per volume, the TR is wrong: it "
+                        "comes from the run's *_bold.json RepetitionTime, else the NIfTI header (pixdim[4] in its time units), unless "
+                        f"given; pass the markers' interval as the TR (eeg2fmri prepare: --config '{{\"tr\": {med:.4g}}}'; "
+                        f"prepare_dataset(..., {{\"tr\": {med:.4g}}}), or \"tr\" of the run in a runs table)."
                     )
                 if abs(med - tr) > 0.005 * tr:  # accepted, but the volumes drift against the EEG by that much per volume
                     note = (f"'{m}' markers are {med:.4f} s apart but TR is {tr} s ({100 * (med - tr) / tr:+.2f}%): over {n_volumes} "

@@ -242,6 +242,9 @@ class RidgeHRF:
 
     def _features(self, x: np.ndarray, hrf: str | None = None) -> np.ndarray:
         x = np.asarray(x)
+        n_ch, n_b, n_t = (int(v) for v in self.spec.input_shape)
+        if self.spec.input_kind == "bandpower" and x.ndim == 4 and x.shape[1:] == (n_ch, n_b * (1 + n_ch), n_t):
+            x = x[:, :, :n_b]  # tangent windows of the same EEG: their band-power block is this model's input (user test 16)
         if x.ndim != 4 or x.shape[1:] != tuple(self.spec.input_shape):
             raise Eeg2fmriInputError(f"ridge_hrf: expected windows of shape (n, {', '.join(map(str, self.spec.input_shape))}), got {x.shape}; "
                                      f"pass {self.spec.input_kind} windows of the EEG prepared like the training data.")

@@ -93,8 +93,10 @@ def fit_model(
         Output of :func:`split_targets` (computed when ``None``).
     train_config : dict | None
         Training config for torch models (``seed``, ``optimizer``, ``loss``,
-        ``trainer`` sections; see :mod:`eeg2fmri.training.config`); ignored
-        by closed-form models.
+        ``trainer`` sections; see :mod:`eeg2fmri.training.config`); keys it
+        leaves out (all of them with ``None``) take the model's
+        ``recommended_train_config``, then the generic defaults -- the settings
+        ``eeg2fmri train`` and ``benchmark`` use. Ignored by closed-form models.
     out_dir : path-like | None
         Torch models: folder for checkpoints and logs (a temporary folder
         when ``None``); ignored by closed-form models.
@@ -132,6 +134,7 @@ def fit_model(
             train_config["trainer"] = {**dict(train_config.get("trainer") or {}), "progress_bar": progress_bar}
         res = fit_torch(ds, split, name, hparams, targets, train_config=train_config, out_dir=out_dir)
         res.dataset, res.split = ds, split
+        _remember_split(res.model, split)
         return res
     targets = split_targets(ds, split) if targets is None else targets
     spec = data_spec(ds, split.n_frames)
@@ -162,7 +165,18 @@ def fit_model(
             if hasattr(model, "own_alpha_fraction_"):  # alpha_per_target="guarded"
                 info["alpha_per_target"]["own_fraction"] = float(model.own_alpha_fraction_)
     logger.info("fitted %s on %d windows in %.2f s", name, len(x), dt)
+    _remember_split(model, split)
     return FitResult(model, spec, name, hparams, dt, info, dataset=ds, split=split)
+
+
+def _remember_split(model, split: Split) -> None:
+    """The split a model was fitted on, kept on the model itself (``fit_split_``): evaluate_split checks it for test
+    windows the model saw when it is given the bare model rather than the FitResult (user test 16: a within-subject
+    model scored on a leave-one-subject-out split reached r 0.32 instead of 0.007, unchecked)."""
+    try:
+        model.fit_split_ = split
+    except (AttributeError, TypeError):  # an object that takes no attributes: the FitResult still carries the split
+        pass
 
 
 def split_summary(split: Split, ds: PreparedDataset | None = None) -> dict:
