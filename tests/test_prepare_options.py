@@ -361,6 +361,13 @@ def test_non_steady_state_volumes_are_detected_and_left_out(tiny_bids, tiny_prep
                      r"the steady level\): left out; prepare option drop_volumes sets how many", caplog.text)
     key0, key1 = tiny_prepared.runs[0].key, tiny_prepared.runs[1].key
     assert ds.provenance["inputs"][key0]["non_steady_state_volumes"] == 3 and ds.provenance["inputs"][key1]["non_steady_state_volumes"] == 0
+    # the same runs prepared again in this process (another representation, a second call in a script): said at info level
+    # (user test 16: nine repeated warning lines)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        again = prepare_dataset(root, {"representation": "stft"}, progress_bar=False)
+    said = [r for r in caplog.records if "are non-steady-state" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO and again.provenance["inputs"][key0]["non_steady_state_volumes"] == 3
     a, b = ds.runs[0], tiny_prepared.runs[0]
     assert a.n_volumes == b.n_volumes - 3
     np.testing.assert_array_equal(a.onsets, b.onsets[3:])
