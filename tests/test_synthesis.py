@@ -1098,3 +1098,32 @@ def test_grid_offset_equals_exact_rational_arithmetic(t0, tr, sf):
     n = round((t - (t // T) * T) * f)
     expected = 0.0 if n >= round(T * f) else float(n / f)
     assert _grid_offset(t0, tr, sf) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_recording_with_uncorrected_gradient_artefacts_is_refused(tiny_bids, ridge_dir, tmp_path):
+    """User test 17: raw in-scanner EEG (gradient artefacts not removed) synthesised for a model trained on clean EEG gave
+    noise without a word. synthesize runs prepare's gradient-artefact check on the channels the model reads and refuses
+    such a recording with the fixes; check_artifacts=False (--no-artifact-check) writes it; a clean recording records the
+    check in the sidecar."""
+    from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    tr = float(json.loads((tiny_bids / EEG_NAME).parent.parent.joinpath("func").glob("*_bold.json").__next__().read_text())["RepetitionTime"])
+    eeg = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "eeg"]
+    per = int(round(tr * raw.info["sfreq"]))
+    wave = np.tile(np.random.default_rng(0).standard_normal(per), raw.n_times // per + 1)[: raw.n_times]  # periodic in the TR
+    dirty = raw.copy()
+    dirty._data[[dirty.ch_names.index(c) for c in eeg]] += 200e-6 * wave / np.abs(wave).max()  # lines at every multiple of 1 / TR
+    with pytest.warns(UserWarning, match="uncorrected for MRI gradient artifacts"):
+        assert check_gradient_artifacts(dirty.copy().pick(eeg), tr=tr)["detected"]
+    with pytest.raises(Eeg2fmriInputError, match=r"EEG \(Raw object\): strong periodic power at multiples of [\d.]+ Hz .* the recording looks "
+                                                 r"uncorrected for MRI gradient artefacts, and the model was trained on EEG without such artefacts, so "
+                                                 r"its predictions would be noise\. Clean it first -- `eeg2fmri clean REC --out cleaned\.fif` .*"
+                                                 r"\(--no-artifact-check\)"):
+        synthesize(dirty, ridge_dir, tmp_path / "dirty.nii.gz", progress_bar=False)
+    assert not (tmp_path / "dirty.nii.gz").exists()
+    out = synthesize(dirty, ridge_dir, tmp_path / "dirty.nii.gz", progress_bar=False, check_artifacts=False)
+    assert "GradientArtifactCheck" not in json.loads(out.with_name("dirty.json").read_text())
+    clean = synthesize(raw, ridge_dir, tmp_path / "clean.nii.gz", progress_bar=False)
+    check = json.loads(clean.with_name("clean.json").read_text())["GradientArtifactCheck"]
+    assert check["detected"] is False and check["peak_ratio"] < check["threshold"]

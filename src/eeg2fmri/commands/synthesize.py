@@ -42,6 +42,8 @@ def add_arguments(p) -> None:
                    help="with --first-onset markers: the first N scanner markers are of volumes the scanner did not save (the "
                         "measured run's markers minus its volumes); they are dropped so that output volumes line up with the "
                         "measured ones (default: 0)")
+    p.add_argument("--no-artifact-check", dest="check_artifacts", action="store_false",
+                   help="do not refuse a recording that looks uncorrected for MRI gradient artefacts (the check prepare runs)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device(p, "predict")
     p.add_argument("--dsp-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
@@ -66,7 +68,7 @@ def run(args) -> int:
     out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
-                     volumes=args.volumes, dummy_scans=args.dummy_scans)
+                     volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

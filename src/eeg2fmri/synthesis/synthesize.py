@@ -259,6 +259,29 @@ def _grid_offset(t0: float, tr: float, sf: float) -> float:
     return 0.0 if n >= round(tr * sf) else n / sf
 
 
+def _refuse_gradient_artifacts(raw, picks: list[str], tr: float, cfg: PrepareConfig, where: str) -> dict:
+    """The gradient-artefact check of ``prepare`` on the channels the model reads; a recording that fails it is refused
+    (user test 17: raw in-scanner EEG synthesised for a model trained on cleaned EEG gave noise, without a word)."""
+    import warnings
+
+    from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # said below, as an error with the fixes for synthesis
+        report = check_gradient_artifacts(raw.copy().pick(picks), tr=tr, where=where)
+    if report.get("detected"):
+        trained = (f"the model was trained on EEG cleaned with prepare option clean={cfg.clean!r}" if cfg.clean else
+                   "the model was trained on EEG without such artefacts")
+        raise Eeg2fmriInputError(
+            f"{where}: strong periodic power at multiples of {report['comb_hz']:.4g} Hz (the spectral lines {report['peak_ratio']:.3g} times the "
+            f"power next to them; clean EEG is about 1, threshold {report['threshold']:g}): the recording looks uncorrected for MRI "
+            f"gradient artefacts, and {trained}, so its predictions would be noise. Clean it first -- `eeg2fmri clean {Path(where).name if where != 'EEG (Raw object)' else 'REC'} "
+            "--out cleaned.fif` (gradient artefacts by average artifact subtraction, pulse artefacts by PCA-OBS from the ECG channel; "
+            "clean_raw in Python) or your own pipeline -- and synthesise the cleaned file; if the check is wrong for this recording, pass "
+            "check_artifacts=False (--no-artifact-check).")
+    return report
+
+
 def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str], channel_positions: str | None, tolerance_mm: float, min_share: float,
                       where: str):
     """Interpolate the training channels ``bads`` that the recording marks bad (loads the recording).
@@ -345,6 +368,7 @@ def synthesize(
     first_onset: float | str | None = None,
     volumes: str = "all",
     dummy_scans: int = 0,
+    check_artifacts: bool = True,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -437,6 +461,11 @@ def synthesize(
         the last scanner marker, one per marker of a regular scan: the output
         lines up volume by volume with the measured run (markers before the
         first complete EEG window get none; a warning says how many).
+    check_artifacts : bool
+        Refuse a recording whose spectrum shows the comb of uncorrected MRI gradient artefacts at the model's TR
+        (the check ``prepare`` runs, :func:`~eeg2fmri.preprocessing.artifacts.check_gradient_artifacts`), when the
+        model's preparation ran it too: a model trained on clean EEG turns such a recording into noise (a user test:
+        region r 0.62-0.82 after ``eeg2fmri clean``, -0.03 to 0.14 on the raw file). ``False`` skips the check.
     dummy_scans : int
         With ``first_onset="markers"``: the first ``dummy_scans`` scanner markers belong to volumes the scanner
         did not save (as ``prepare`` drops them: ``dummy_scans='drop-first'``); they are left out, so that the grid
@@ -468,7 +497,7 @@ def synthesize(
     return _synthesize(eeg, model_dir, out, tr=tr, overwrite=overwrite, uncertainty=uncertainty, batch_size=batch_size, chunk_seconds=chunk_seconds,
                        pad_seconds=pad_seconds, progress_bar=progress_bar, device=device, channel_positions=channel_positions,
                        channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
-                       first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans)
+                       first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts)
 
 
 def _is_fit_result(value) -> bool:
@@ -477,7 +506,7 @@ def _is_fit_result(value) -> bool:
 
 def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
                 progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
-                dummy_scans) -> Path:
+                dummy_scans, check_artifacts: bool = True) -> Path:
     """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
@@ -620,6 +649,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         else:
             logger.warning("%s: channel(s) %s are marked bad in the recording but the model needs them; they are used as recorded, since "
                            "they could not be interpolated: %s", where, bad_used, why)
+    art = _refuse_gradient_artifacts(raw, picks, tr_train, cfg, where) if check_artifacts and cfg.check_artifacts else None
     from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
 
     outliers = amplitude_outliers(raw, picks)
@@ -798,6 +828,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "StartTime": float(onsets[0]) + phase,
                 "VolumeGrid": anchor,
                 "TrainingRepetitionTime": tr_train,
+                **({"GradientArtifactCheck": {k: art[k] for k in ("peak_ratio", "threshold", "detected") if k in art}} if art else {}),
                 "Units": "the predicted (expected) BOLD in per-voxel standardised (z) units of the training runs; a prediction varies less than a measured z-scored run (by about the model's r where it follows it), so compare time courses, not amplitudes; 0 outside the model's mask",
                 "Model": meta["model"],
                 "ModelDir": model_label or str(Path(model_dir).absolute()),
