@@ -1155,3 +1155,37 @@ def test_train_saves_a_ridge_with_a_penalty_per_output(prepared_dir, tmp_path, c
     loaded = load_model(out / "model")
     assert np.asarray(loaded.model.alpha_).shape == (int(np.asarray(loaded.mask).sum()),)
     assert json.loads((out / "model" / "model.json").read_text())["card"]
+
+
+def test_optimizer_floor_stops_a_fit_whose_validation_score_stays_below_it(tiny_prepared, split):
+    """optimizer.floor = [value, epochs]: a fit whose best monitored value has not reached ``value`` after ``epochs``
+    epochs stops there (recorded as stopped_at_floor, no epoch-limit advice); one that reached it goes on; bad values are
+    refused. eeg2fmri_net recommends [0.02, 10] on val_r: the level its blend guard requires of the validation r."""
+    import re
+
+    from eeg2fmri.models.flagship import _NOISY_VAL_R, EEG2fMRINet
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.training.config import resolve_config
+
+    n_out = int(tiny_prepared.mask.sum())
+    targets = {k: {i: np.ones((len(v), n_out), np.float32) for i, v in split.selections[k].items()} for k in ("train", "val")}
+    targets["test"] = _Forbidden()
+
+    def fit(floor):
+        return fit_model(tiny_prepared, split, BIAS, {}, targets, train_config={
+            "seed": 0, "optimizer": {"lr": 2e-2, "batch_size": 8, "max_epochs": 5, "patience": None, "floor": floor},
+            "trainer": {"accelerator": "cpu", "log": [], "progress_bar": False}})
+
+    low = fit([-1.0, 2])  # val_loss (min) never reaches -1: stopped after epoch 1
+    assert len(low.info["history"]) == 2 and low.info["stopped_early"] and not low.info["at_epoch_limit"]
+    assert re.fullmatch(r"the validation val_loss's best in the first 2 epoch\(s\), [\d.e+-]+, did not reach optimizer\.floor -1",
+                        low.info["stopped_at_floor"])
+    best = min(h["val_loss"] for h in low.info["history"])
+    assert f"{best:.4g}" in low.info["stopped_at_floor"]
+    high = fit([1e9, 2])  # reached at once: the fit runs to max_epochs
+    assert len(high.info["history"]) == 5 and "stopped_at_floor" not in high.info
+    assert EEG2fMRINet.recommended_train_config["optimizer"]["floor"] == [_NOISY_VAL_R, 10]
+    assert resolve_config({"model": {"name": "eeg2fmri_net"}}, require_model=False)["optimizer"]["floor"] == [0.02, 10]
+    for bad in ([0.02], [0.02, 0], [0.02, 2.5], "0.02", [float("nan"), 3]):
+        with pytest.raises(Eeg2fmriInputError, match=r"optimizer\.floor.*null or \[value, epochs\]"):
+            resolve_config({"optimizer": {"floor": bad}}, require_model=False)

@@ -449,7 +449,10 @@ class EEG2fMRINet(nn.Module):
     #: :func:`eeg2fmri.training.fit_model`); early stopping and the checkpoint
     #: use the validation windows' mean voxel r.
     recommended_train_config: dict[str, Any] = {
-        "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 150, "patience": 25, "monitor": "val_r"},
+        "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 150, "patience": 25, "monitor": "val_r",
+                      # a network whose validation mean voxel r stays below the blend guard's floor (0.02) for 10 epochs
+                      # is stopped: the guard would not use it (focal or noise-level data)
+                      "floor": [_NOISY_VAL_R, 10]},
         "loss": {"mse": 1.0},
     }
 

@@ -33,6 +33,8 @@ Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
       accumulate_grad_batches: 1
       refit: false               # after early stopping: a fresh model trained on training + validation windows for
                                  # the chosen number of epochs (the model's validation-chosen settings kept)
+      floor: null                # [value, epochs]: stop when the monitored value has not reached value within the
+                                 # first epochs epochs (eeg2fmri_net: [0.02, 10], the level its blend guard requires)
     loss:                        # weights; 0 switches a term off
       mse: 1.0
       mae: 0.0
@@ -71,6 +73,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -105,6 +108,7 @@ DEFAULTS: dict[str, Any] = {
         "scheduler": "none",
         "accumulate_grad_batches": 1,
         "refit": False,
+        "floor": None,
     },
     "loss": {**{k: 0.0 for k in LOSS_TERMS}, "mse": 1.0},
     "trainer": {
@@ -195,6 +199,19 @@ def _bool(ctx: _Ctx, key: str, v: Any) -> bool:
     return v
 
 
+def _floor(ctx: _Ctx, key: str, v: Any) -> list | None:
+    """``optimizer.floor``: null, or [value, epochs] -- stop when the monitored value has not reached ``value`` within the
+    first ``epochs`` epochs."""
+    if v is None:
+        return None
+    ok = (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in v)
+          and math.isfinite(float(v[0])) and float(v[1]) == int(v[1]) and int(v[1]) >= 1)
+    if not ok:
+        ctx.fail(key, "null or [value, epochs] (a number and a whole number >= 1, e.g. [0.02, 10]: stop when the monitored value "
+                 "has not reached 0.02 within the first 10 epochs)", v)
+    return [float(v[0]), int(v[1])]
+
+
 def _opt_str(ctx: _Ctx, key: str, v: Any) -> str | None:
     if v is None:
         return None
@@ -281,6 +298,7 @@ _SCHEMA: dict[str, dict[str, Callable]] = {
         "scheduler": _choice(("none", "cosine")),
         "accumulate_grad_batches": _num(1, integer=True),
         "refit": _bool,
+        "floor": _floor,
     },
     "loss": {k: _num(0) for k in LOSS_TERMS},
     "trainer": {

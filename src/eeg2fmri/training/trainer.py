@@ -352,6 +352,32 @@ class _BestInMemory(pl.Callback):
             self.state = {k: t.detach().to("cpu", copy=True) for k, t in pl_module.model.state_dict().items()}
 
 
+class _FloorStop(pl.Callback):
+    """``optimizer.floor = [value, epochs]``: stop training when the monitored value has not reached ``value`` (best so
+    far, in the monitor's direction) by the end of epoch ``epochs - 1``: data whose validation score stays at the noise
+    level (eeg2fmri_net: a network below the validation r its blend guard requires is not used, user tests 15-16 trained it
+    for minutes). The decision is the same on every process (the validation metrics are reduced over them)."""
+
+    def __init__(self, monitor: str, mode: str, value: float, epochs: int) -> None:
+        self.monitor, self.mode, self.value, self.epochs = monitor, mode, float(value), int(epochs)
+        self.best: float | None = None
+        self.stopped_epoch: int | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.stopped_epoch is not None:
+            return
+        # every epoch's value, those of an interrupted run included (the history is restored on resume)
+        values = [float(r[self.monitor]) for r in getattr(pl_module, "history", []) if math.isfinite(float(r.get(self.monitor, math.nan)))]
+        if values:
+            self.best = max(values) if self.mode == "max" else min(values)
+        if trainer.current_epoch + 1 < self.epochs:
+            return
+        below = self.best is None or (self.best < self.value if self.mode == "max" else self.best > self.value)
+        if trainer.strategy.reduce_boolean_decision(bool(below), all=True):
+            self.stopped_epoch = int(trainer.current_epoch)
+            trainer.should_stop = True
+
+
 def _fused_ok(params: list[torch.Tensor], precision: str | None, gradient_clip: float | None = None) -> bool:
     """Whether Adam/AdamW can take its fused single-kernel step for ``params``.
 
@@ -767,6 +793,10 @@ def fit_torch(
     if opt["patience"] is not None:
         early = EarlyStopping(monitor=monitor, mode=mode, patience=opt["patience"], min_delta=opt["min_delta"], check_finite=True)
         cbs.append(early)
+    floor = None
+    if opt.get("floor") is not None:
+        floor = _FloorStop(monitor, mode, *opt["floor"])
+        cbs.append(floor)
     cbs += list(callbacks)
     world_guess = nodes * (n_devices if n_devices != "auto" else 1)
     n_batches = max(1, len(train_ds) // max(1, world_guess) // opt["batch_size"])
@@ -802,6 +832,11 @@ def fit_torch(
                                 "world_size": int(trainer.world_size), "precision": precision}
         if resume:
             info["seconds_before_resume"] = lit.seconds_before
+        if floor is not None and floor.stopped_epoch is not None:
+            info["stopped_at_floor"] = (f"the validation {monitor}'s best in the first {floor.epochs} epoch(s), {floor.best if floor.best is not None else math.nan:.4g}, "
+                                        f"did not reach optimizer.floor {floor.value:g}")
+            info["stopped_early"] = True
+            logger.info("%s: stopped after epoch %d: %s", name, floor.stopped_epoch, info["stopped_at_floor"])
         model = model.cpu()
         if in_memory:
             if ckpt.state is not None:  # otherwise the last weights, as with a checkpoint folder
