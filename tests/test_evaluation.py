@@ -646,3 +646,6 @@ def test_per_roi_table_marks_r_at_chance_level():
     assert f"{ROI_NULL_NOTE}." in table
     ps["02"]["models"]["a"]["roi_r"]["1"] = 0.35  # mean 0.225 > 0.2: no mark, no note
     assert ROI_NULL_NOTE + "." not in roi_table(res, ["a", "b"]) and roi_rows(res, ["a"])[0][0][2] == "0.225"
+    # b has ROI r but no null in any subject (short test spans): said under the table (user test 17: r 0.38 unmarked)
+    assert any(line.startswith("No time-shifted null could be formed for b (test spans too short") for line in roi_table(res, ["a", "b"]))
+    assert not any(line.startswith("No time-shifted null") for line in roi_table(res, ["a"]))

@@ -326,6 +326,16 @@ def test_line_frequency_from_the_eeg_json_without_channels_tsv(tmp_path, caplog)
     assert any("could not read it as JSON; its PowerLineFrequency is not used" in r.getMessage() for r in caplog.records)
     side.unlink()
     assert read_eeg(edf).info["line_freq"] is None
+    # inherited from the dataset root (BIDS inheritance; user test 17: ds002336's top-level task-*_eeg.json), the most
+    # specific one at the nearest level; one with an entity the file does not have is not its sidecar
+    (tmp_path / "task-rest_eeg.json").write_text(json.dumps({"PowerLineFrequency": 50}))
+    (tmp_path / "task-other_eeg.json").write_text(json.dumps({"PowerLineFrequency": 60}))
+    assert read_eeg(edf).info["line_freq"] == 50.0
+    (tmp_path / "sub-01" / "sub-01_task-rest_eeg.json").write_text(json.dumps({"PowerLineFrequency": 60}))
+    assert read_eeg(edf).info["line_freq"] == 60.0
+    (tmp_path / "sub-01" / "sub-01_task-rest_eeg.json").unlink()
+    (tmp_path / "task-rest_run-2_eeg.json").write_text(json.dumps({"PowerLineFrequency": 60}))  # run-2 is not this file's
+    assert read_eeg(edf).info["line_freq"] == 50.0
 
 
 def test_eeg_that_stops_before_the_scan_says_so():

@@ -385,6 +385,18 @@ def test_xp1_pairing(xp1_root):
     assert "sub-xp102_task-motorloc: BOLD but no EEG derivatives/sub-*/eeg_pp/*_eeg_pp.vhdr (the raw EEG exists: eeg='raw' would use it)" in text
     raw_runs = find_runs_layout(xp1_root, layout="ds002336", eeg="raw", tasks=["motorloc"])
     assert [(r.subject, r.eeg_path.parent.name) for r in raw_runs] == [("xp101", "eeg"), ("xp102", "eeg")]
+    # the same options from the command line (user test 17: only the Python API reached them)
+    import argparse
+
+    from eeg2fmri.commands._pairing import add_pairing_arguments, pairing_options
+
+    ap = argparse.ArgumentParser()
+    add_pairing_arguments(ap)
+    opts = pairing_options(ap.parse_args(["--layout-option", "eeg=raw", 'tasks=["motorloc"]']))
+    assert opts == {"eeg": "raw", "tasks": ["motorloc"]}
+    assert [r.eeg_path for r in find_runs_layout(xp1_root, layout="ds002336", **opts)] == [r.eeg_path for r in raw_runs]
+    with pytest.raises(Eeg2fmriInputError, match=r"--layout-option: expected KEY=VALUE, got 'raw'; e\.g\. --layout-option eeg=raw\."):
+        pairing_options(ap.parse_args(["--layout-option", "raw"]))
 
 
 def test_xp1_pp_is_placed_with_raw_markers(xp1_root):

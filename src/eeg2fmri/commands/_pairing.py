@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["add_pairing_arguments", "pairing_options"]
 
@@ -14,6 +17,9 @@ def add_pairing_arguments(p) -> None:
     p.add_argument("--derivatives", metavar="DIR", default=None,
                    help="BIDS layouts: fMRIPrep derivatives folder; BOLD is its *_space-<space>_desc-preproc_bold.nii.gz (confounds beside it)")
     p.add_argument("--space", default=None, help="with --derivatives: fMRIPrep output space, e.g. MNI152NLin2009cAsym")
+    p.add_argument("--layout-option", nargs="+", metavar="KEY=VALUE", default=None, dest="layout_option",
+                   help="an option of the dataset layout (see `eeg2fmri datasets NAME`), e.g. eeg=raw for ds002336; a VALUE that "
+                        "reads as JSON is taken as such (tasks='[\"motorloc\"]')")
 
 
 def pairing_options(args) -> dict[str, Any]:
@@ -27,4 +33,12 @@ def pairing_options(args) -> dict[str, Any]:
         out["derivatives"] = args.derivatives
     if getattr(args, "space", None):
         out["space"] = args.space
+    for item in getattr(args, "layout_option", None) or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise Eeg2fmriInputError(f"--layout-option: expected KEY=VALUE, got {item!r}; e.g. --layout-option eeg=raw.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
     return out

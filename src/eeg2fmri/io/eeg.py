@@ -104,7 +104,7 @@ def _sidecar_line_freq(path: Path) -> float | None:
     Read when a run has no ``channels.tsv`` (RECOMMENDED in BIDS, so often absent): the file is then read without
     mne-bids, and its line frequency -- what the notch filter uses -- would otherwise be lost for that run only.
     """
-    side = _bids_sidecar(path, "eeg.json")
+    side = _bids_sidecar(path, "eeg.json") or _inherited_sidecar(path, "eeg.json")
     if side is None:
         return None
     try:
@@ -193,6 +193,31 @@ def discontinuities(raw) -> list[float]:
     end = raw.times[-1]
     return sorted({round(float(t), 6) for d, t in zip(raw.annotations.description, onsets)
                    if kinds & {part.strip() for part in str(d).lower().split("/")} and 0.0 < t < end})
+
+
+def _inherited_sidecar(path: Path, suffix: str) -> Path | None:
+    """A BIDS sidecar inherited from a higher level (the inheritance principle): the nearest ``*_<suffix>`` in a parent
+    folder, up to the dataset root (the folder with dataset_description.json), whose entities are all among the file's
+    own (e.g. ``task-rest_eeg.json`` at the root for ``sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr``); at one level the
+    one with the most entities. ``None`` outside a BIDS dataset or without one (user test 17: ds002336's top-level
+    ``task-*_eeg.json`` gave PowerLineFrequency 50 and no notch was applied)."""
+    name = path.name
+    if "_eeg" not in name:
+        return None
+    mine = set(name[: name.rindex("_eeg")].split("_"))
+    folder = path.parent
+    for _ in range(4):  # eeg/ -> ses-*/ -> sub-*/ -> root
+        folder = folder.parent
+        found = []
+        for cand in folder.glob(f"*_{suffix}"):
+            ents = set(cand.name[: -len(suffix) - 1].split("_"))
+            if ents and ents <= mine and all("-" in e for e in ents):
+                found.append((len(ents), cand))
+        if found:
+            return max(found)[1]
+        if (folder / "dataset_description.json").exists():
+            return None
+    return None
 
 
 def _bids_sidecar(path: Path, suffix: str) -> Path | None:

@@ -486,6 +486,25 @@ def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]]
     return rows, len(subs)
 
 
+def roi_null_missing(results: dict[str, Any], names: list[str]) -> list[str]:
+    """Models with per-ROI r but no per-ROI shifted null in any test subject (test spans too short for the shifts)."""
+    subs = results.get("per_subject", {})
+    out = []
+    for nm in names:
+        ms = [subs[s_].get("models", {}).get(nm, {}) for s_ in subs]
+        if any(m.get("roi_r") for m in ms) and not any(m.get("roi_null_p95") for m in ms):
+            out.append(nm)
+    return out
+
+
+def roi_null_missing_note(missing: list[str]) -> str:
+    """The sentence under a per-ROI table for models without a per-ROI null (user test 17: a control region's r 0.38 on
+    short test spans went unmarked)."""
+    return (f"No time-shifted null could be formed for {', '.join(missing)} (test spans too short for circular shifts 16 s and "
+            "10 % of a run away from alignment): these ROI r cannot be told from chance (a user test's region the EEG could not "
+            "see reached r 0.38 on such spans); hold out longer test spans")
+
+
 def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     """Per-ROI r of each model (mean over test subjects), with the ROI's name (a TSV beside the atlas) and voxel count."""
     rows, n_subs = roi_rows(results, names)
@@ -493,6 +512,9 @@ def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
         return []
     title = "ROI r per ROI" + (f" (mean over {n_subs} test subjects)" if n_subs > 1 else "")
     note = [f"{ROI_NULL_NOTE}.", ""] if any(c.endswith(ROI_NULL_MARK) for r in rows for c in r[2:]) else []
+    missing = roi_null_missing(results, names)
+    if missing:
+        note += [f"{roi_null_missing_note(missing)}.", ""]
     return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""] + note
 
 

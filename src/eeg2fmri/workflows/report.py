@@ -204,7 +204,13 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
         if rows:
             blocks.append(rows)
         if isinstance(metrics.get("per_subject"), dict):  # an atlas evaluation: r per ROI (user test 15: only report.md had it)
-            from eeg2fmri.plotting.report import ROI_NULL_MARK, ROI_NULL_NOTE, roi_rows
+            from eeg2fmri.plotting.report import (
+                ROI_NULL_MARK,
+                ROI_NULL_NOTE,
+                roi_null_missing,
+                roi_null_missing_note,
+                roi_rows,
+            )
 
             names = [nm for nm in group["models"] if isinstance(group["models"][nm], dict)]
             roi, n_subs = roi_rows(metrics, names)
@@ -214,6 +220,9 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
                 blocks.append([{"ROI": r[0], "voxels": r[1], **{names[j]: r[2 + j] for j in shown}} for r in roi])
                 if any(r[2 + j].endswith(ROI_NULL_MARK) for r in roi for j in shown):
                     blocks.append(ROI_NULL_NOTE + ".")
+                missing = roi_null_missing(metrics, [names[j] for j in shown])
+                if missing:
+                    blocks.append(roi_null_missing_note(missing) + ".")
     if isinstance(metrics.get("table"), str) and metrics["table"].strip():
         blocks.append(Preformatted(metrics["table"]))
     # a training run's metrics.json (eeg2fmri train): validation and test numbers, the training summary
