@@ -1171,10 +1171,26 @@ def _native_space_hint(rec, img, first: Any) -> str:
         return ""
     if grid_space(xform_code(img), bids_space_entity(rec.bold_path)) != "native":
         return ""
+    layout = getattr(rec, "layout", "bids") or "bids"
+    takes = _layout_takes_derivatives(layout)
+    then = ("then prepare --derivatives DIR --space MNI152NLin2009cAsym" if takes else
+            f"then prepare the normalised runs as a BIDS dataset or a runs table (the {layout} layout reads no derivatives)")
     return (f" These runs are in the scanner space of different subjects (sub-{subject} and sub-{first_subject.group(1)}): resampling "
             "by world coordinates does not line up their brains. Normalise every subject to one template first (e.g. fMRIPrep "
-            "with --output-spaces MNI152NLin2009cAsym, then prepare --derivatives DIR --space MNI152NLin2009cAsym), or prepare "
-            "each subject on its own (prepare --subjects ID) for within-subject models.")
+            f"with --output-spaces MNI152NLin2009cAsym, {then}), or prepare each subject on its own (prepare --subjects ID) for "
+            "within-subject models.")
+
+
+def _layout_takes_derivatives(layout: str) -> bool:
+    """Whether a dataset layout takes the ``derivatives`` option (the bids layout and those built on it)."""
+    if layout in ("bids", "auto"):
+        return True
+    try:
+        from eeg2fmri.io.layouts import get_layout
+
+        return "derivatives" in (getattr(get_layout(layout), "OPTIONS", None) or {})
+    except Exception:  # noqa: BLE001  (an unknown layout name: say nothing about its options)
+        return False
 
 
 def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.ndarray | None = None, first: Any = None) -> None:
