@@ -104,6 +104,8 @@ def test_prepare_ds003768(ds3768_root, tmp_path):
     nib.save(nib.Nifti1Image(np.ones((5, 5, 4), np.uint8), np.diag([3.0, 3.0, 4.0, 1.0])), mask)
     ds = prepare_dataset(ds3768_root, {"mask": str(mask), "check_artifacts": False}, layout="ds003768", progress_bar=False)
     assert ds.tr == pytest.approx(2.1) and ds.ch_names == CH[:-1] and ds.provenance["layout"] == "ds003768"
+    auto = prepare_dataset(ds3768_root, {"mask": str(mask), "check_artifacts": False}, layout="auto", progress_bar=False, subjects=["02"])
+    assert auto.provenance["layout"] == "ds003768" and auto.provenance["layout_requested"] == "auto"  # the one detected (user test 17)
     assert [r.subject for r in ds.runs] == ["01", "01", "01", "02"]
     for r in ds.runs:
         assert r.bold.shape == (NVOL, 100) and r.n_volumes == len(r.window_end) == NVOL

@@ -1506,7 +1506,11 @@ def prepare_dataset(
     _check_consistent(infos, records)
     from eeg2fmri.io.bold import bids_space_entity, xform_code
 
-    prov = {"bids_root": str(Path(bids_root).absolute()), "layout": layout, "bold_xform_code": xform_code(img0),
+    found = {getattr(r, "layout", None) for r in records} - {None}
+    # the layout that found the runs ("auto" says only how it was chosen: user test 17)
+    used = next(iter(found)) if layout == "auto" and len(found) == 1 else layout
+    prov = {"bids_root": str(Path(bids_root).absolute()), "layout": used, **({"layout_requested": "auto"} if used != layout else {}),
+            "bold_xform_code": xform_code(img0),
             "bold_space": bids_space_entity(records[0].bold_path), "inputs": {}}
     for rec, (_, _, p) in zip(records, results):
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
