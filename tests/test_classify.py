@@ -174,8 +174,12 @@ def test_classify_json_is_strict_json_without_permutations(tiny_prepared, tmp_pa
     res = classify(x, y, g, n_permutations=0, n_boot=50, estimator=_FAST, random_state=0, progress_bar=False)
     assert np.isnan(res["p_value"]) and res["n_permutations"] == 0
     prep = tiny_prepared.save(tmp_path / "prepared")
+    # two subjects are refused before any source is built (user test 17: it took 35 s to say so)
+    with pytest.raises(Eeg2fmriInputError, match=r"classify: expected samples from at least 3 subjects .*got 2 \(01, 02\) in "):
+        wf.classify_run(data=prep, sources=["eeg"], n_permutations=0, out=tmp_path / "cls", progress_bar=False)
     monkeypatch.setattr(wf, "volume_labels_from_events", lambda ds: {})  # the tiny simulation is resting state
     monkeypatch.setattr(wf, "classify_dataset", lambda *a, **k: {"eeg": res})
+    monkeypatch.setattr(type(tiny_prepared), "subjects", property(lambda self: ["01", "02", "03"]))  # (classification itself is mocked)
     out, _ = wf.classify_run(data=prep, sources=["eeg"], n_permutations=0, out=tmp_path / "cls", progress_bar=False)
     text = (out / "classify.json").read_text()
     assert "NaN" not in text and "Infinity" not in text

@@ -232,6 +232,10 @@ def classify_run(
     ds = load_prepared(data)
     if lm is not None:
         ds = select_subjects(ds, rec_subjects, where=f"{model_dir}: data.subjects")
+    n_subjects = len(ds.subjects)
+    if n_subjects < 3:  # checked before any source is built (user test 17: 35 s to say so)
+        raise Eeg2fmriInputError(f"classify: expected samples from at least 3 subjects (subject-wise CV with nested selection), got "
+                                 f"{n_subjects} ({', '.join(ds.subjects)}) in {data}; add subjects.")
     if sources is None:
         sources = (["synth"] if lm is not None else []) + ["eeg"] + (["bold"] if all(r.bold is not None for r in ds.runs) else [])
     for s in sources:
