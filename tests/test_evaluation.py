@@ -649,3 +649,10 @@ def test_per_roi_table_marks_r_at_chance_level():
     # b has ROI r but no null in any subject (short test spans): said under the table (user test 17: r 0.38 unmarked)
     assert any(line.startswith("No time-shifted null could be formed for b (test spans too short") for line in roi_table(res, ["a", "b"]))
     assert not any(line.startswith("No time-shifted null") for line in roi_table(res, ["a"]))
+    # the mark compares r and null over the same subjects; metrics.json read back holds None for NaN (review)
+    ps["01"]["models"]["a"]["roi_r"]["1"] = 0.10
+    ps["02"]["models"]["a"]["roi_r"]["1"] = 0.90
+    del ps["02"]["models"]["a"]["roi_null_p95"]["1"]  # only subject 01 has a null for ROI 1: 0.10 vs 0.2, at chance
+    assert roi_rows(res, ["a"])[0][0][2] == "0.500" + ROI_NULL_MARK
+    ps["02"]["models"]["b"]["roi_r"]["2"] = None
+    assert roi_rows(res, ["b"])[0][1][2] == "0.100"

@@ -336,6 +336,12 @@ def test_line_frequency_from_the_eeg_json_without_channels_tsv(tmp_path, caplog)
     (tmp_path / "sub-01" / "sub-01_task-rest_eeg.json").unlink()
     (tmp_path / "task-rest_run-2_eeg.json").write_text(json.dumps({"PowerLineFrequency": 60}))  # run-2 is not this file's
     assert read_eeg(edf).info["line_freq"] == 50.0
+    # beside the file, a less specific one (review: same-folder inheritance was skipped)
+    (eeg_dir / "sub-01_eeg.json").write_text(json.dumps({"PowerLineFrequency": 60}))
+    assert read_eeg(edf).info["line_freq"] == 60.0
+    # outside a BIDS dataset (no dataset_description.json above): nothing is inherited from unrelated folders
+    (tmp_path / "dataset_description.json").unlink()
+    assert read_eeg(edf).info["line_freq"] is None
 
 
 def test_eeg_that_stops_before_the_scan_says_so():

@@ -397,6 +397,10 @@ def test_xp1_pairing(xp1_root):
     assert [r.eeg_path for r in find_runs_layout(xp1_root, layout="ds002336", **opts)] == [r.eeg_path for r in raw_runs]
     with pytest.raises(Eeg2fmriInputError, match=r"--layout-option: expected KEY=VALUE, got 'raw'; e\.g\. --layout-option eeg=raw\."):
         pairing_options(ap.parse_args(["--layout-option", "raw"]))
+    # given twice: both kept (review: the last one replaced the first); one key twice is refused
+    assert pairing_options(ap.parse_args(["--layout-option", "eeg=raw", "--layout-option", 'tasks=["motorloc"]'])) == opts
+    with pytest.raises(Eeg2fmriInputError, match=r"--layout-option: 'eeg' given twice \('raw' and 'pp'\); give each option once\."):
+        pairing_options(ap.parse_args(["--layout-option", "eeg=raw", "--layout-option", "eeg=pp"]))
 
 
 def test_xp1_pp_is_placed_with_raw_markers(xp1_root):

@@ -137,6 +137,20 @@ def test_a_plugin_file_imported_by_path_and_by_module_name_registers_once(tmp_pa
     finally:
         sys.modules.pop("my_twice", None)
         sys.modules.pop("eeg2fmri_plugin_my_twice", None)
+    # a dataset layout file named by path and imported by module name registers once too (review)
+    import eeg2fmri.io.layouts._base as lbase
+
+    monkeypatch.setattr(lbase, "_REGISTRY", dict(lbase._REGISTRY))
+    (tmp_path / "my_layout_twice.py").write_text(
+        "from eeg2fmri.io.layouts import Layout, register_layout\n\n\n@register_layout('layout_twice')\nclass MyLayout(Layout):\n"
+        "    def detect(self, root):\n        return False\n\n    def scan(self, root, subjects=None, **options):\n        return None  # never called\n")
+    try:
+        plugins.import_plugin(str(tmp_path / "my_layout_twice.py"))
+        importlib.import_module("my_layout_twice")
+        assert type(lbase._REGISTRY["layout_twice"]).__name__ == "MyLayout"
+    finally:
+        sys.modules.pop("my_layout_twice", None)
+        sys.modules.pop("eeg2fmri_plugin_my_layout_twice", None)
     # a different class of the same name in another file is still refused
     (tmp_path / "other.py").write_text(PLUGIN.replace("plug_linear", "plug_twice"))
     with pytest.raises(Eeg2fmriInputError, match=r"register_model\('plug_twice'\): expected a free name, found it taken by"):

@@ -1100,7 +1100,7 @@ def test_grid_offset_equals_exact_rational_arithmetic(t0, tr, sf):
     assert _grid_offset(t0, tr, sf) == pytest.approx(expected, abs=1e-12)
 
 
-def test_a_recording_with_uncorrected_gradient_artefacts_is_refused(tiny_bids, ridge_dir, tmp_path):
+def test_a_recording_with_uncorrected_gradient_artefacts_is_refused(tiny_bids, tiny_prepared, ridge_dir, tmp_path):
     """User test 17: raw in-scanner EEG (gradient artefacts not removed) synthesised for a model trained on clean EEG gave
     noise without a word. synthesize runs prepare's gradient-artefact check on the channels the model reads and refuses
     such a recording with the fixes; check_artifacts=False (--no-artifact-check) writes it; a clean recording records the
@@ -1117,8 +1117,8 @@ def test_a_recording_with_uncorrected_gradient_artefacts_is_refused(tiny_bids, r
     with pytest.warns(UserWarning, match="uncorrected for MRI gradient artifacts"):
         assert check_gradient_artifacts(dirty.copy().pick(eeg), tr=tr)["detected"]
     with pytest.raises(Eeg2fmriInputError, match=r"EEG \(Raw object\): strong periodic power at multiples of [\d.]+ Hz .* the recording looks "
-                                                 r"uncorrected for MRI gradient artefacts, and the model was trained on EEG without such artefacts, so "
-                                                 r"its predictions would be noise\. Clean it first -- `eeg2fmri clean REC --out cleaned\.fif` .*"
+                                                 r"uncorrected for MRI gradient artefacts, and the model does not record such artefacts in its training EEG, "
+                                                 r"so its predictions would be noise\. Clean it first -- `eeg2fmri clean REC --out cleaned\.fif` .*"
                                                  r"\(--no-artifact-check\)"):
         synthesize(dirty, ridge_dir, tmp_path / "dirty.nii.gz", progress_bar=False)
     assert not (tmp_path / "dirty.nii.gz").exists()
@@ -1127,3 +1127,20 @@ def test_a_recording_with_uncorrected_gradient_artefacts_is_refused(tiny_bids, r
     clean = synthesize(raw, ridge_dir, tmp_path / "clean.nii.gz", progress_bar=False)
     check = json.loads(clean.with_name("clean.json").read_text())["GradientArtifactCheck"]
     assert check["detected"] is False and check["peak_ratio"] < check["threshold"]
+    # channels matched by name whatever their type (here typed misc) are checked too (review: refused as "no EEG channels")
+    misc = raw.copy().set_channel_types({c: "misc" for c in eeg}, on_unit_change="ignore")
+    synthesize(misc, ridge_dir, tmp_path / "misc.nii.gz", progress_bar=False)
+    # save_fit records prepare's check of the training runs; a model whose own training runs had the artefacts gets a
+    # warning, not a refusal (review: a model trained on raw ds002336 EEG could not synthesise raw EEG)
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.training import fit_model, save_fit
+
+    sp = make_split(tiny_prepared, "within")
+    recorded = save_fit(fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "canonical"}), tmp_path / "recorded")
+    meta = json.loads((recorded / "model.json").read_text())
+    assert meta["training_gradient_artifacts"] == {"runs": 2, "detected": 0}
+    with pytest.raises(Eeg2fmriInputError, match=r"and the model's 2 training run\(s\) passed this check, so its predictions would be noise"):
+        synthesize(dirty, recorded, tmp_path / "dirty2.nii.gz", progress_bar=False)
+    meta["training_gradient_artifacts"] = {"runs": 2, "detected": 2}
+    (recorded / "model.json").write_text(json.dumps(meta))
+    synthesize(dirty, recorded, tmp_path / "dirty2.nii.gz", progress_bar=False)

@@ -1186,6 +1186,16 @@ def test_optimizer_floor_stops_a_fit_whose_validation_score_stays_below_it(tiny_
     assert len(high.info["history"]) == 5 and "stopped_at_floor" not in high.info
     assert EEG2fMRINet.recommended_train_config["optimizer"]["floor"] == [_NOISY_VAL_R, 10]
     assert resolve_config({"model": {"name": "eeg2fmri_net"}}, require_model=False)["optimizer"]["floor"] == [0.02, 10]
-    for bad in ([0.02], [0.02, 0], [0.02, 2.5], "0.02", [float("nan"), 3]):
+    # the recommended floor is a validation r: another monitor drops it unless given with it (review: a loss never falls
+    # below 0.02, so every fit stopped after 10 epochs); benchmark's merge does the same
+    from eeg2fmri.commands.benchmark import _merge_onto_recommended
+
+    assert resolve_config({"model": {"name": "eeg2fmri_net"}, "optimizer": {"monitor": "val_loss"}}, require_model=False)["optimizer"]["floor"] is None
+    assert resolve_config({"model": {"name": "eeg2fmri_net"}, "optimizer": {"monitor": "val_loss", "floor": [0.9, 3]}},
+                          require_model=False)["optimizer"]["floor"] == [0.9, 3]
+    merged = _merge_onto_recommended(EEG2fMRINet.recommended_train_config, {"optimizer": {"monitor": "val_mse"}})
+    assert "floor" not in merged["optimizer"]
+    assert resolve_config({**merged, "model": {"name": "eeg2fmri_net"}}, require_model=False)["optimizer"]["floor"] is None
+    for bad in ([0.02], [0.02, 0], [0.02, 2.5], "0.02", [float("nan"), 3], [0.02, float("inf")], [0.02, float("nan")]):
         with pytest.raises(Eeg2fmriInputError, match=r"optimizer\.floor.*null or \[value, epochs\]"):
             resolve_config({"optimizer": {"floor": bad}}, require_model=False)

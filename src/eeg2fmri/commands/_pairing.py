@@ -17,7 +17,7 @@ def add_pairing_arguments(p) -> None:
     p.add_argument("--derivatives", metavar="DIR", default=None,
                    help="BIDS layouts: fMRIPrep derivatives folder; BOLD is its *_space-<space>_desc-preproc_bold.nii.gz (confounds beside it)")
     p.add_argument("--space", default=None, help="with --derivatives: fMRIPrep output space, e.g. MNI152NLin2009cAsym")
-    p.add_argument("--layout-option", nargs="+", metavar="KEY=VALUE", default=None, dest="layout_option",
+    p.add_argument("--layout-option", nargs="+", action="extend", metavar="KEY=VALUE", default=None, dest="layout_option",
                    help="an option of the dataset layout (see `eeg2fmri datasets NAME`), e.g. eeg=raw for ds002336; a VALUE that "
                         "reads as JSON is taken as such (tasks='[\"motorloc\"]')")
 
@@ -37,6 +37,8 @@ def pairing_options(args) -> dict[str, Any]:
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip():
             raise Eeg2fmriInputError(f"--layout-option: expected KEY=VALUE, got {item!r}; e.g. --layout-option eeg=raw.")
+        if key.strip() in out:
+            raise Eeg2fmriInputError(f"--layout-option: {key.strip()!r} given twice ({out[key.strip()]!r} and {value!r}); give each option once.")
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:

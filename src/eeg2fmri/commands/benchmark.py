@@ -142,7 +142,10 @@ def _merge_onto_recommended(rec: dict, given: dict) -> dict:
         if section in ("data", "split", "model", "tune", "out"):
             continue
         if section in ("optimizer", "trainer") and isinstance(value, dict):
-            out[section] = {**(out.get(section) or {}), **value}
+            rec_section = out.get(section) or {}
+            out[section] = {**rec_section, **value}
+            if section == "optimizer" and "floor" not in value and "monitor" in value and value["monitor"] != rec_section.get("monitor"):
+                out[section].pop("floor", None)  # a recommended floor is a value of the recommended monitor (as resolve_config drops it)
         else:  # seed; a loss section is the user's whole choice of terms
             out[section] = value
     return out

@@ -452,6 +452,15 @@ def model_prepare_config(ds: PreparedDataset) -> dict[str, Any]:
     return cfg
 
 
+def training_artifact_summary(ds: PreparedDataset) -> dict[str, int] | None:
+    """How many of ``ds``'s runs prepare's gradient-artefact check ran on and how many it flagged (``None`` if it ran on
+    none): saved with a model, so that synthesis knows whether its training EEG had such artefacts."""
+    checks = [v["gradient_artifact_check"] for v in (ds.provenance or {}).get("inputs", {}).values() if isinstance(v.get("gradient_artifact_check"), dict)]
+    if not checks:
+        return None
+    return {"runs": len(checks), "detected": int(sum(bool(c.get("detected")) for c in checks))}
+
+
 def subject_labels(subjects: Sequence[str], *, where: str = "subjects") -> list[str]:
     """Subject labels without a ``sub-`` prefix, in the given order, duplicates dropped.
 

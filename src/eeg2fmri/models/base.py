@@ -38,21 +38,6 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _same_definition(a: type, b: type) -> bool:
-    """Whether two classes are one definition imported twice: the same class name in the same source file (a plugin
-    named by its .py path in EEG2FMRI_PLUGINS and imported by module name in a script: user test 16)."""
-    import inspect
-    from pathlib import Path
-
-    if a.__qualname__ != b.__qualname__:
-        return False
-    try:
-        fa, fb = inspect.getsourcefile(a), inspect.getsourcefile(b)
-    except (TypeError, OSError):
-        return False
-    return fa is not None and fb is not None and Path(fa).resolve() == Path(fb).resolve()
-
-
 def register_model(name: str) -> Callable[[type], type]:
     """Class decorator adding a model to the registry under ``name``.
 
@@ -67,8 +52,10 @@ def register_model(name: str) -> Callable[[type], type]:
     def deco(cls: type) -> type:
         import inspect
 
+        from eeg2fmri.utils.plugins import same_definition
+
         old = _REGISTRY.get(name)
-        if old is not None and old is not cls and _qualname(old) != _qualname(cls) and not _same_definition(old, cls):
+        if old is not None and old is not cls and _qualname(old) != _qualname(cls) and not same_definition(old, cls):
             raise Eeg2fmriInputError(f"register_model({name!r}): expected a free name, found it taken by {_qualname(old)}; register "
                                      f"{_qualname(cls)} under another name.")
         try:

@@ -459,28 +459,38 @@ ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the 95th percentile of the ROI's ti
 
 def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]], int]:
     """Rows ``[ROI (with its name), voxels, r of each model]`` of the per-ROI r (mean over test subjects) and the number of
-    test subjects; no rows without ROI scores. An r not above the mean over subjects of its ROI's shifted-null 95th
-    percentile (``roi_null_p95``) ends in :data:`ROI_NULL_MARK`."""
+    test subjects; no rows without ROI scores. An ROI whose mean r does not exceed the mean of its shifted-null 95th
+    percentile (``roi_null_p95``), both over the subjects that have a null, ends in :data:`ROI_NULL_MARK`."""
     subs = sorted(results.get("per_subject", {}))
     per: dict[str, dict[str, list[float]]] = {nm: {} for nm in names}
-    null: dict[str, dict[str, list[float]]] = {nm: {} for nm in names}
+    per_sub: dict[str, dict[str, dict[str, list]]] = {nm: {} for nm in names}  # r and null of the subjects that have a null
     for s_ in subs:
         for nm in names:
             m = results["per_subject"][s_].get("models", {}).get(nm, {})
+            nulls = m.get("roi_null_p95") or {}
             for k, v in (m.get("roi_r") or {}).items():
                 per[nm].setdefault(k, []).append(v)
-            for k, v in (m.get("roi_null_p95") or {}).items():
-                null[nm].setdefault(k, []).append(v)
+                if k in nulls:
+                    d = per_sub[nm].setdefault(k, {"r": [], "null": []})
+                    d["r"].append(v)
+                    d["null"].append(nulls[k])
     keys = sorted({k for d in per.values() for k in d}, key=lambda k: (len(k), k))
     roi_names = results.get("settings", {}).get("roi_names") or {}
     counts = results.get("settings", {}).get("roi_voxels") or {}
 
+    def floats(v: list) -> np.ndarray:  # (metrics.json read back holds None for NaN)
+        return np.array([np.nan if x is None else float(x) for x in v], dtype=float)
+
     def cell(nm: str, k: str) -> str:
-        if not per[nm].get(k):
+        vals = floats(per[nm].get(k) or [])
+        if not len(vals) or not np.isfinite(vals).any():
             return "—"
-        r = float(np.nanmean(per[nm][k]))
-        lim = float(np.nanmean(null[nm][k])) if null[nm].get(k) and np.isfinite(null[nm][k]).any() else float("nan")
-        return _f(r) + (ROI_NULL_MARK if np.isfinite(r) and np.isfinite(lim) and not r > lim else "")
+        r = float(np.nanmean(vals))
+        # the mark compares r and null over the same subjects (those with both)
+        pairs = [(float(a), float(b)) for a, b in zip(floats(per_sub[nm].get(k, {}).get("r", [])), floats(per_sub[nm].get(k, {}).get("null", [])))
+                 if np.isfinite(a) and np.isfinite(b)]
+        at_chance = bool(pairs) and not np.mean([a for a, _ in pairs]) > np.mean([b for _, b in pairs])
+        return _f(r) + (ROI_NULL_MARK if at_chance else "")
 
     rows = [[k + (f" {roi_names[k]}" if k in roi_names else ""), str(counts.get(k, "")), *(cell(nm, k) for nm in names)] for k in keys]
     return rows, len(subs)

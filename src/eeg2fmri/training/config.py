@@ -205,7 +205,7 @@ def _floor(ctx: _Ctx, key: str, v: Any) -> list | None:
     if v is None:
         return None
     ok = (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in v)
-          and math.isfinite(float(v[0])) and float(v[1]) == int(v[1]) and int(v[1]) >= 1)
+          and math.isfinite(float(v[0])) and math.isfinite(float(v[1])) and float(v[1]) == int(v[1]) and int(v[1]) >= 1)
     if not ok:
         ctx.fail(key, "null or [value, epochs] (a number and a whole number >= 1, e.g. [0.02, 10]: stop when the monitored value "
                  "has not reached 0.02 within the first 10 epochs)", v)
@@ -343,6 +343,11 @@ def _model_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out["input_kinds"] = tuple(getattr(cls, "input_kinds", None) or ())
     rec = getattr(cls, "recommended_train_config", None) or {}
     out["optimizer"].update(rec.get("optimizer", {}))
+    given = cfg.get("optimizer") if isinstance(cfg.get("optimizer"), Mapping) else {}
+    if "floor" not in given and given.get("monitor", out["optimizer"]["monitor"]) != out["optimizer"]["monitor"]:
+        # a recommended floor is a value of the recommended monitor (eeg2fmri_net: a validation r of 0.02); under another
+        # monitor it would stop every fit (a loss never falls below 0.02): dropped unless given with that monitor
+        out["optimizer"]["floor"] = None
     if "loss" in rec and cfg.get("loss") is None:
         out["loss"] = {**{k: 0.0 for k in LOSS_TERMS}, **rec["loss"]}
     return out

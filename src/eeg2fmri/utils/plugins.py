@@ -24,7 +24,7 @@ from pathlib import Path
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "import_plugin", "load_plugins"]
+__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "import_plugin", "load_plugins", "same_definition"]
 
 ENV_VAR = "EEG2FMRI_PLUGINS"
 ENTRY_POINT_GROUP = "eeg2fmri.plugins"
@@ -78,6 +78,21 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
                                  "check the name (a module on PYTHONPATH, or a path to a .py file) and that the module imports on its own.") from err
     _loaded.add(spec)
     logger.info("plugin %s imported (named in %s)", spec, source)
+
+
+def same_definition(a: type, b: type) -> bool:
+    """Whether two classes are one definition imported twice: the same class name in the same source file (a plugin
+    named by its .py path in EEG2FMRI_PLUGINS and imported by module name in a script: user test 16). Used by
+    ``register_model`` and ``register_layout``."""
+    import inspect
+
+    if a.__qualname__ != b.__qualname__:
+        return False
+    try:
+        fa, fb = inspect.getsourcefile(a), inspect.getsourcefile(b)
+    except (TypeError, OSError):
+        return False
+    return fa is not None and fb is not None and Path(fa).resolve() == Path(fb).resolve()
 
 
 def _imported_from(path: Path) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from eeg2fmri.io.bids import RunRecord
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.plugins import same_definition
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = [
@@ -176,7 +177,8 @@ def register_layout(name: str) -> Callable[[type], type]:
 
     def deco(cls: type) -> type:
         old = type(_REGISTRY[name]) if name in _REGISTRY else None
-        if old is not None and old is not cls and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        if (old is not None and old is not cls and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__)
+                and not same_definition(old, cls)):  # (one file imported by path and by module name: user test 16, review)
             raise Eeg2fmriInputError(f"register_layout({name!r}): expected a free name, found it taken by {old.__module__}.{old.__qualname__}; "
                                      f"register {cls.__module__}.{cls.__qualname__} under another name.")
         cls.NAME = name
