@@ -397,6 +397,11 @@ def test_xp1_pairing(xp1_root):
     assert [r.eeg_path for r in find_runs_layout(xp1_root, layout="ds002336", **opts)] == [r.eeg_path for r in raw_runs]
     with pytest.raises(Eeg2fmriInputError, match=r"--layout-option: expected KEY=VALUE, got 'raw'; e\.g\. --layout-option eeg=raw\."):
         pairing_options(ap.parse_args(["--layout-option", "raw"]))
+    # the command datasets --check suggests repeats them (review: it dropped them)
+    from eeg2fmri.io.layouts._base import _check_flags
+
+    assert _check_flags({"eeg": "raw", "tasks": ["motorloc"], "subjects": ["xp101"]}) == " --layout-option eeg=raw 'tasks=[\"motorloc\"]'"
+    assert pairing_options(ap.parse_args(["--layout-option", "eeg=raw", 'tasks=["motorloc"]'])) == {"eeg": "raw", "tasks": ["motorloc"]}
     # given twice: both kept (review: the last one replaced the first); one key twice is refused
     assert pairing_options(ap.parse_args(["--layout-option", "eeg=raw", "--layout-option", 'tasks=["motorloc"]'])) == opts
     with pytest.raises(Eeg2fmriInputError, match=r"--layout-option: 'eeg' given twice \('raw' and 'pp'\); give each option once\."):

@@ -343,11 +343,17 @@ class Layout(ABC):
 
 
 def _check_flags(options: dict) -> str:
-    """The ``datasets --check`` flags that repeat a scan's pairing options (fMRIPrep derivatives and space)."""
+    """The ``datasets --check`` flags that repeat a scan's pairing options (fMRIPrep derivatives and space, and the layout's
+    own options as ``--layout-option KEY=VALUE``: review, the suggested command paired runs differently)."""
+    import json
     import shlex
 
     out = ""
     for key, flag in (("derivatives", "--derivatives"), ("space", "--space")):
         if options.get(key):
             out += f" {flag} {shlex.quote(str(options[key]))}"
+    # the layout's own options (bold_entities is --bold-filter's; subjects is --subjects')
+    rest = {k: v for k, v in options.items() if k not in ("derivatives", "space", "subjects", "bold_entities") and v is not None}
+    if rest:
+        out += " --layout-option " + " ".join(shlex.quote(f"{k}={v if isinstance(v, str) else json.dumps(v)}") for k, v in rest.items())
     return out
