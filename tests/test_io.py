@@ -98,6 +98,10 @@ def test_markers_and_fallback(tiny_bids):
     with pytest.raises(Eeg2fmriInputError, match=r"markers are 2.0000 s apart but TR is 3.0 s; expected one marker per volume\. .*the TR is wrong: "
                                                  r"it comes from the run's \*_bold\.json RepetitionTime, else the NIfTI header .*--config '\{\"tr\": 2\}'"):
         volume_onsets(raw, 90, 3.0)
+    # a layout that gives the TR says so (review: the message named the BOLD sidecar/header for ds003768's fixed 2.1 s)
+    with pytest.raises(Eeg2fmriInputError, match=r"the TR is wrong: it is the one the ds003768 layout gives this run \(3 s; pass tr to override it\); "
+                                                 r"pass the markers' interval as the TR"):
+        volume_onsets(raw, 90, 3.0, tr_source="the one the ds003768 layout gives this run (3 s; pass tr to override it)")
     # a header TR in milliseconds read as seconds (user test 16): said so, with the TR to pass
     with pytest.raises(Eeg2fmriInputError, match=r"but TR is 2000.0 s \(the TR is 1000 times the markers' interval: a TR in milliseconds read as "
                                                  r"seconds.*prepare_dataset\(\.\.\., \{\"tr\": 2\}\)"):

@@ -279,6 +279,7 @@ def volume_onsets(
     dummy_scans: str = "auto",
     tolerance: float = 0.05,
     where: str = "EEG",
+    tr_source: str | None = None,
 ) -> SyncReport:
     """Find the onset of every BOLD volume in the EEG time axis.
 
@@ -310,6 +311,9 @@ def volume_onsets(
         (and of a missed-marker gap from a whole number of intervals).
     where : str
         Name of the recording for messages.
+    tr_source : str | None
+        Where ``tr`` came from, for the message when the markers disagree with it (a layout that fixes the TR says so;
+        ``None``: the run's BOLD sidecar or header).
 
     Returns
     -------
@@ -366,8 +370,9 @@ def volume_onsets(
                     raise Eeg2fmriInputError(
                         f"{where}: '{m}' markers are {med:.4f} s apart but TR is {tr} s{hint}; expected one marker per volume. "
                         "If markers are per slice, pass the per-volume marker name. If they are one per volume, the TR is wrong: it "
-                        "comes from the run's *_bold.json RepetitionTime, else the NIfTI header (pixdim[4] in its time units), unless "
-                        f"given; pass the markers' interval as the TR (eeg2fmri prepare: --config '{{\"tr\": {med:.4g}}}'; "
+                        + (f"is {tr_source}" if tr_source else "comes from the run's *_bold.json RepetitionTime, else the NIfTI header "
+                           "(pixdim[4] in its time units), unless given")
+                        + f"; pass the markers' interval as the TR (eeg2fmri prepare: --config '{{\"tr\": {med:.4g}}}'; "
                         f"prepare_dataset(..., {{\"tr\": {med:.4g}}}), or \"tr\" of the run in a runs table)."
                     )
                 if abs(med - tr) > 0.005 * tr:  # accepted, but the volumes drift against the EEG by that much per volume

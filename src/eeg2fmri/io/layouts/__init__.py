@@ -400,24 +400,28 @@ def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, mark
     """
     run = as_layout_run(run)
     where = str(run.eeg_path)
+    # a layout that fixes the TR (cwl, ds000116, ds003768, ...): the marker/TR mismatch names it as the source (review)
+    src = (f"the one the {run.layout} layout gives this run ({run.tr:g} s; pass tr to override it)"
+           if getattr(run, "tr", None) and getattr(run, "layout", "bids") != "bids" else None)
     if run.marker is None and run.first_onset is not None:
         return _regular(raw, n_volumes, tr, run.first_onset, where)
     if run.meta.get("marker_source"):
         return _from_raw_markers(run, raw, n_volumes, tr, where)
     names = run.marker if run.marker is not None else marker
     if names is None:  # the caller's regular timing, exactly as eeg2fmri.io.volume_onsets does it
-        rep = volume_onsets(raw, n_volumes, tr, marker=None, first_onset=first_onset, tolerance=tolerance, where=where)
+        rep = volume_onsets(raw, n_volumes, tr, marker=None, first_onset=first_onset, tolerance=tolerance, where=where, tr_source=src)
         return LayoutSync(rep.onsets, slice(0, n_volumes), rep)
     names = (names,) if isinstance(names, str) else tuple(names)
     if run.meta.get("fewer_markers") == "keep-first":
         n_found = len(_marker_times(raw.annotations, names, raw.first_time))
         if 2 <= n_found < n_volumes:
-            rep = volume_onsets(raw, n_found, tr, marker=names, tolerance=tolerance, where=where)
+            rep = volume_onsets(raw, n_found, tr, marker=names, tolerance=tolerance, where=where, tr_source=src)
             note = f"{n_found} markers for {n_volumes} volumes: keeping the first {n_found} volumes (dataset convention)."
             rep.notes.append(note)
             logger.info("%s: %s", where, note)
             return LayoutSync(rep.onsets, slice(0, n_found), rep)
-    rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans=dummy_scans, where=where)
+    rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans=dummy_scans, where=where,
+                        tr_source=src)
     return LayoutSync(rep.onsets, slice(0, n_volumes), rep)
 
 
