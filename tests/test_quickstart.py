@@ -259,6 +259,19 @@ def test_auto_bands_follow_the_sampling_rate(tmp_path):
     assert not again
     low = load_prepared(prepare(root, tmp_path / "q", {"work_sfreq": 125.0}, progress_bar=False)[0])
     assert low.config.bands == DEFAULT_BANDS  # a 125 Hz work rate leaves no room for high gamma
+    # a recording that declares a low-pass below its Nyquist frequency (user test 17: ds002336's eeg_pp, 200 Hz low-passed
+    # at 50 Hz, got a 55-80 Hz band of filter noise): the bands stop below the edge
+    import mne
+
+    from eeg2fmri.datasets import prepare_dataset
+
+    vhdr = next(root.glob("sub-*/eeg/*_eeg.vhdr"))
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False)
+    assert raw.info["lowpass"] == 125.0  # the simulator declares none: Nyquist
+    with raw.info._unlock():
+        raw.info["lowpass"] = 45.0
+    run = {"eeg": raw, "bold": next(root.glob("sub-*/func/*_bold.nii.gz")), "subject": "01"}
+    assert prepare_dataset([run], {"check_artifacts": False}, progress_bar=False).config.bands == DEFAULT_BANDS
     with pytest.raises(Eeg2fmriInputError, match="prepare option bands: expected 'auto' or a mapping name -> \\[low, high\\] in Hz, got 'wide'"):
         prepare(root, tmp_path / "r", {"bands": "wide"}, progress_bar=False)
 

@@ -818,8 +818,9 @@ def _check_onset(value: Any, name: str) -> float:
     return float(value)
 
 
-def _headers(records: list) -> list[tuple[float, list[str], list[str]]]:
-    """Sampling rate, EEG channels (typed EEG, not marked bad) and all EEG channels (bad ones too, in file order) of every
+def _headers(records: list) -> list[tuple[float, list[str], list[str], float]]:
+    """Sampling rate, EEG channels (typed EEG, not marked bad), all EEG channels (bad ones too, in file order) and the
+    low-pass edge the recording declares (MNE's ``info["lowpass"]``: the Nyquist frequency when it declares none) of every
     run, from its header.
 
     Read quietly: the runs are read again when they are prepared, and report there (once).
@@ -834,7 +835,9 @@ def _headers(records: list) -> list[tuple[float, list[str], list[str]]]:
         for rec in records:
             raw = read_layout_eeg(rec, preload=False)
             good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
-            out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]))
+            lowpass = raw.info.get("lowpass")
+            lowpass = float(lowpass) if lowpass is not None and np.isfinite(lowpass) and lowpass > 0 else float(raw.info["sfreq"]) / 2.0
+            out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])], lowpass))
         return out
     finally:
         logger.disabled = muted
@@ -859,6 +862,13 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
         from eeg2fmri.preprocessing.eeg import auto_bands
 
         rate = low if cfg.work_sfreq is None else min(low, float(cfg.work_sfreq))
+        # a recording low-pass filtered below its Nyquist frequency (e.g. ds002336's eeg_pp: 200 Hz, low-passed at 50 Hz,
+        # declared in its header) has no signal above that edge: bands are chosen as for a rate of twice the edge
+        # (user test 17: a 55-80 Hz band of filter noise)
+        edge, edge_path = min((h[3], rec.eeg_path) for h, rec in zip(heads, records))
+        if 2.0 * edge < rate - 1e-9:
+            logger.info("%s declares a low-pass at %g Hz: the automatic bands stop below it (as for %g Hz sampling)", edge_path.name, edge, 2.0 * edge)
+            rate = 2.0 * edge
         cfg = replace(cfg, bands=auto_bands(rate))
     rates = sorted({h[0] for h in heads})
     if len(rates) > 1:  # recordings at several rates: every run filtered and turned into features at one work rate
