@@ -26,7 +26,7 @@ from eeg2fmri.io.channel_names import channel_difference, channel_key, compare_r
 from eeg2fmri.io.sync import DEFAULT_MARKERS
 from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.atomic import atomic_dir, final_paths
-from eeg2fmri.utils.logs import logger, progress
+from eeg2fmri.utils.logs import logger, progress, warn_once_per_process
 from eeg2fmri.utils.provenance import software
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import (
@@ -1095,19 +1095,6 @@ def _fmriprep_non_steady(bold_path, first: int) -> int | None:
     return int(len(flag) if flag.all() else np.argmin(flag))
 
 
-#: Non-steady-state warnings given in this process: the same run prepared again (another representation, a second
-#: prepare_dataset call in a script) says it at info level (user test 16: nine repeated warning lines).
-_NON_STEADY_SAID: set[str] = set()
-
-
-def _warn_once_per_process(msg: str) -> None:
-    if msg in _NON_STEADY_SAID:
-        logger.info("%s", msg)
-    else:
-        _NON_STEADY_SAID.add(msg)
-        logger.warning("%s", msg)
-
-
 def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: str, bold_path=None) -> int:
     """Leading volumes of a run (after synchronisation) that prepare leaves out: ``drop_volumes``, detected when "auto"."""
     from eeg2fmri.preprocessing.bold import non_steady_state_volumes
@@ -1117,7 +1104,7 @@ def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: 
         k = non_steady_state_volumes(bold)
         flagged = _fmriprep_non_steady(bold_path, sync.volumes.start or 0) if bold_path is not None else None
         if flagged is not None and flagged != k:  # fMRIPrep's own detector saw the raw data: its count wins
-            _warn_once_per_process(f"{where}: fMRIPrep's confounds flag the first {flagged} volume(s) as non-steady-state "
+            warn_once_per_process(f"{where}: fMRIPrep's confounds flag the first {flagged} volume(s) as non-steady-state "
                                    f"(non_steady_state_outlier*), this package's check found {k}: {flagged} left out, as fMRIPrep says")
             k = flagged
         elif k:
@@ -1125,7 +1112,7 @@ def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: 
             g = bold[: k + 1].mean(axis=1, dtype=np.float64)
             rest = float(np.median(bold[k : k + 50].mean(axis=1, dtype=np.float64)))
             level = ", ".join(f"{v / rest:.2f}x" for v in g[:k]) if rest else "above"
-            _warn_once_per_process(f"{where}: the first {k} volume(s) (from volume {first}) are non-steady-state (brain signal {level} of "
+            warn_once_per_process(f"{where}: the first {k} volume(s) (from volume {first}) are non-steady-state (brain signal {level} of "
                                    "the steady level): left out; prepare option drop_volumes sets how many (0 keeps them)")
     else:
         k = int(cfg.drop_volumes)

@@ -65,6 +65,20 @@ class _Once(logging.Filter):
         return True
 
 
+_SAID_ONCE: set[str] = set()
+
+
+def warn_once_per_process(msg: str) -> None:
+    """A warning the first time this process gives ``msg``, the info level after that (e.g. a run's non-steady-state
+    volumes, said again each time the run is prepared: another representation, a second call in a script; user test 16).
+    :func:`warnings_once` does the same within a block."""
+    if msg in _SAID_ONCE:
+        logger.info("%s", msg)
+    else:
+        _SAID_ONCE.add(msg)
+        logger.warning("%s", msg)
+
+
 @contextmanager
 def warnings_once() -> Iterator[None]:
     """Within the block, a warning the package logger already gave (the same text) is not given again: e.g. the same
