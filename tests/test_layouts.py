@@ -418,6 +418,17 @@ def test_xp1_pp_is_placed_with_raw_markers(xp1_root):
     # pp starts at S 99 (2.3 s): volume 0 (0.6 s) is before it, volume 7 ends after the 13 s segment
     assert sync.volumes == slice(1, 7)
     np.testing.assert_allclose(sync.onsets, XP1_T0 + XP1_TR * np.arange(1, 7) - XP1_S99, atol=1e-6)
+    # synthesis from the same eeg_pp file: its first R128 (0.3 s into the segment) is measured volume 1, not 0 (user test 17)
+    from eeg2fmri.io.layouts import segment_marker_volume
+
+    first = XP1_T0 + XP1_TR - XP1_S99
+    vol, why = segment_marker_volume(run.eeg_path, raw, first)
+    assert vol == 1 and "the ds002336 layout places this segment with the raw recording's markers (sub-xp101_task-motorloc_eeg.vhdr)" in why
+    assert segment_marker_volume(run.eeg_path, raw, first + 2 * XP1_TR)[0] == 3  # anchored on a later marker (dummy_scans)
+    assert segment_marker_volume(run.eeg_path, raw, first + 0.37) is None  # not on a volume: no claim
+    assert segment_marker_volume(run.bold_path, raw, first) is None  # a file the layout does not place as a segment
+    plain = xp1_root / "sub-xp101" / "eeg" / "sub-xp101_task-motorloc_eeg.vhdr"
+    assert segment_marker_volume(plain, raw, first) is None  # no derivatives/ above it
     assert any("covers volumes 1..6 of 8" in n for n in sync.report.notes)
     # the raw recording, read directly, has one R128 per volume
     rrun = find_runs_layout(xp1_root, layout="ds002336", eeg="raw", subjects=["xp101"])[0]

@@ -865,9 +865,26 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
                  "--first-onset", "markers", "--volumes", "markers", "-q"]) == 0
     printed = capsys.readouterr().out
     k = g["markers_without_volume"]
-    assert (f"scanner markers ({len(times)}): only their volumes written, marker k (measured volume k if the scan had no dummy "
-            f"volumes: else pass --dummy-scans N, N = markers - volumes) is output volume k - {k}; the first {k} marker(s) have "
-            "no volume") in printed
+    assert (f"scanner markers ({len(times)}): only their volumes written; output volume j is measured volume j + {k} if the scan had "
+            "no dummy volumes and the recording began before its first volume: else pass --dummy-scans N (N = markers - volumes) or "
+            f"--first-marker-volume N; the first {k} marker(s) have no volume") in printed
+    assert json.loads((tmp_path / "cli.json").read_text())["VolumeGrid"]["measured_volumes"][0] == k
+    # a recording cut after the scan began (a preprocessed segment; user test 17: ds002336 eeg_pp starts after volume 0):
+    # its first marker is measured volume N, so every output volume is N volumes later in the measured run
+    assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cut.nii.gz"),
+                 "--first-onset", "markers", "--volumes", "markers", "--first-marker-volume", "2", "-q"]) == 0
+    assert f"output volume j is measured volume j + {k + 2} (--first-marker-volume)" in capsys.readouterr().out
+    cut_grid = json.loads((tmp_path / "cut.json").read_text())["VolumeGrid"]
+    assert cut_grid["first_marker_volume"] == 2 and cut_grid["first_marker_volume_source"] == "given"
+    assert cut_grid["measured_volumes"] == [k + 2, k + 2 + nib.load(tmp_path / "cut.nii.gz").shape[3] - 1]
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "cut.nii.gz").dataobj), np.asarray(nib.load(tmp_path / "cli.nii.gz").dataobj))
+    all_vols = synthesize(raw, ridge_dir, tmp_path / "cut_all.nii.gz", progress_bar=False, first_onset="markers", first_marker_volume=2)
+    g_all = json.loads(all_vols.with_name("cut_all.json").read_text())["VolumeGrid"]
+    assert g_all["measured_volumes"][0] == 2 - g_all["marker_volumes"][0]
+    with pytest.raises(Eeg2fmriInputError, match=r"first_marker_volume=1 numbers the scanner markers, so it needs first_onset='markers'"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_marker_volume=1)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected first_marker_volume to be a whole number >= 0, got -1"):
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers", first_marker_volume=-1)
     # dummy scans: the first 10 markers of the full recording belong to volumes the scanner did not save; dropping them
     # anchors the grid on the first saved volume: the same output as the recording without those markers (user test:
     # output volume j was measured volume j + 2 with 3 dummy scans)
@@ -876,7 +893,7 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert "after 10 dummy scans" in json.loads(dummy.with_name("dummy.json").read_text())["VolumeGrid"]["anchor"]
     assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cli2.nii.gz"),
                  "--first-onset", "markers", "--volumes", "markers", "--dummy-scans", "10", "-q"]) == 0
-    assert "marker k (measured volume k: the first 10 dummy-scan marker(s) dropped) is output volume k" in capsys.readouterr().out
+    assert "output volume j is measured volume j (the first 10 dummy-scan marker(s) dropped)" in capsys.readouterr().out
     # a marker lost in the middle of the scan: the same volumes (regular grid), the gap reported in the sidecar and printed
     holed = late.copy().set_annotations(mne.Annotations(np.delete(t, 7), 0.0, ["R128"] * (len(t) - 1)))
     fif = tmp_path / "holed_raw.fif"

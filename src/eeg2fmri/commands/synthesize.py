@@ -42,6 +42,10 @@ def add_arguments(p) -> None:
                    help="with --first-onset markers: the first N scanner markers are of volumes the scanner did not save (the "
                         "measured run's markers minus its volumes); they are dropped so that output volumes line up with the "
                         "measured ones (default: 0)")
+    p.add_argument("--first-marker-volume", type=int, default=None, metavar="N",
+                   help="with --first-onset markers: the measured run's volume of the recording's first scanner marker (after "
+                        "--dummy-scans), for EEG cut after the scan began (a preprocessed segment); default: found by the layout "
+                        "for a file it places (ds002336/ds002338 eeg_pp), else 0")
     p.add_argument("--no-artifact-check", dest="check_artifacts", action="store_false",
                    help="do not refuse a recording that looks uncorrected for MRI gradient artefacts (the check prepare runs)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -68,7 +72,8 @@ def run(args) -> int:
     out = synthesize(args.eeg, args.model, args.out, tr=args.tr, overwrite=args.overwrite, uncertainty=args.uncertainty,
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
-                     volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts)
+                     volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts,
+                     first_marker_volume=args.first_marker_volume)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
@@ -80,20 +85,34 @@ def run(args) -> int:
         if grid.get("markers_missing"):
             lost += (f"; {grid['markers_missing']} marker(s) missing between the first and the last: their volumes are on the "
                      "regular grid, so k counts the scan's volumes (TRs from the first marker), not the markers present")
+        v0 = int(grid.get("first_marker_volume", 0))
+        if grid.get("first_marker_volume_source") and grid["first_marker_volume_source"] != "given":
+            why = f": {grid['first_marker_volume_source']}"
+        elif grid.get("first_marker_volume_source"):
+            why = " (--first-marker-volume)"
+        elif args.dummy_scans:
+            why = f" (the first {args.dummy_scans} dummy-scan marker(s) dropped)"
+        else:
+            why = (" if the scan had no dummy volumes and the recording began before its first volume: else pass --dummy-scans N "
+                   "(N = markers - volumes) or --first-marker-volume N")
+        measured = grid.get("measured_volumes")
         if grid.get("volumes"):
-            k = (f"marker k (measured volume k: the first {args.dummy_scans} dummy-scan marker(s) dropped)" if args.dummy_scans else
-                 "marker k (measured volume k if the scan had no dummy volumes: else pass --dummy-scans N, N = markers - volumes)")
             m = grid.get("volumes_per_marker", 1)  # a finer --tr than the markers' interval: m output volumes per marker
             if not float(m).is_integer():  # markers and output volumes do not line up one to one
                 print(f"scanner markers ({grid['n_markers']}): only their span written; a marker every {m:g} output volumes, so they do "
                       f"not line up one to one (the first marker is output volume {a}, the last {b}){lost}")
+            elif measured is not None:
+                d = measured[0]
+                print(f"scanner markers ({grid['n_markers']}): only their volumes written; output volume j is measured volume "
+                      f"{'j' if d == 0 else f'j + {d}' if d > 0 else f'j - {-d}'}{why}{lost}")
             else:
-                kk = f"{int(m)}k" if m != 1 else "k"
-                print(f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {kk} - {-a}{lost}" if a < 0 else
-                      f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {kk}{lost}")
+                k = f"marker k (measured volume {'k' if not v0 else f'k + {v0}'}{why})"
+                print(f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {int(m)}k"
+                      + (f" - {-a}" if a < 0 else "") + lost)
         else:
+            meas = f"; output volume j is measured volume j {'+' if measured[0] >= 0 else '-'} {abs(measured[0])}{why}" if measured is not None else ""
             print(f"scanner markers ({grid['n_markers']}): output volumes {a}..{b}; {grid['volumes_before_first_marker']} volume(s) before the first "
-                  f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){lost}")
+                  f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){meas}{lost}")
     if side.get("ChannelsIgnored"):
         print(f"ignored {len(side['ChannelsIgnored'])} channel(s) the model does not use: {', '.join(side['ChannelsIgnored'][:10])}")
     mapping = side.get("ChannelMapping") or {}

@@ -386,6 +386,7 @@ def synthesize(
     volumes: str = "all",
     dummy_scans: int = 0,
     check_artifacts: bool = True,
+    first_marker_volume: int | None = None,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -489,6 +490,12 @@ def synthesize(
         is anchored on the first *saved* volume and ``volumes="markers"`` output volume ``k`` lines up with measured
         volume ``k`` (from the first one with a complete EEG window). Count them as the measured run's markers minus
         its volumes.
+    first_marker_volume : int | None
+        With ``first_onset="markers"``: the measured run's volume of the recording's first scanner marker (after
+        ``dummy_scans``), for a recording cut after the scan began (a preprocessed segment). ``None`` (default): found
+        by the layout for a file it places (ds002336/ds002338 ``eeg_pp``: volume 1 or 2, the segment starts after
+        volume 0), else 0. The sidecar's ``VolumeGrid`` gives ``measured_volumes``: the measured volumes of the first
+        and last output volume.
 
     Returns
     -------
@@ -514,7 +521,8 @@ def synthesize(
     return _synthesize(eeg, model_dir, out, tr=tr, overwrite=overwrite, uncertainty=uncertainty, batch_size=batch_size, chunk_seconds=chunk_seconds,
                        pad_seconds=pad_seconds, progress_bar=progress_bar, device=device, channel_positions=channel_positions,
                        channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
-                       first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts)
+                       first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts,
+                       first_marker_volume=first_marker_volume)
 
 
 def _is_fit_result(value) -> bool:
@@ -523,7 +531,7 @@ def _is_fit_result(value) -> bool:
 
 def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
                 progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
-                dummy_scans, check_artifacts: bool = True) -> Path:
+                dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None) -> Path:
     """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
@@ -624,7 +632,27 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     if dummy_scans and (not isinstance(first_onset, str) or first_onset.strip().lower() != "markers"):
         raise Eeg2fmriInputError(f"{where}: dummy_scans={dummy_scans} drops scanner markers, so it needs first_onset='markers' "
                                  "(--first-onset markers); without markers, give the first saved volume's time (--first-onset SECONDS).")
+    if first_marker_volume is not None:
+        if not isinstance(first_marker_volume, (int, np.integer)) or isinstance(first_marker_volume, bool) or first_marker_volume < 0:
+            raise Eeg2fmriInputError(f"{where}: expected first_marker_volume to be a whole number >= 0, got {first_marker_volume!r}; pass the "
+                                     "measured run's volume of the recording's first scanner marker (e.g. 1 for a segment cut after volume 0).")
+        if not isinstance(first_onset, str) or first_onset.strip().lower() != "markers":
+            raise Eeg2fmriInputError(f"{where}: first_marker_volume={first_marker_volume} numbers the scanner markers, so it needs "
+                                     "first_onset='markers' (--first-onset markers).")
     anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where, dummy_scans=int(dummy_scans))
+    if marker_t is not None and len(marker_t):
+        marker_volume_source = "given" if first_marker_volume is not None else None
+        src = eeg if isinstance(eeg, (str, os.PathLike)) else next(iter(getattr(eeg, "filenames", None) or ()), None)
+        if first_marker_volume is None and src is not None:
+            from eeg2fmri.io.layouts import segment_marker_volume
+
+            found = segment_marker_volume(src, raw, float(marker_t[0]))
+            if found is not None:
+                first_marker_volume, marker_volume_source = found
+                logger.info("%s: %s (pass first_marker_volume / --first-marker-volume to override)", where, marker_volume_source)
+        anchor["first_marker_volume"] = int(first_marker_volume or 0)
+        if marker_volume_source:
+            anchor["first_marker_volume_source"] = marker_volume_source
     if volumes not in ("all", "markers"):
         raise Eeg2fmriInputError(f"{where}: expected volumes 'all' or 'markers', got {volumes!r}.")
     if volumes == "markers" and marker_t is None:
@@ -764,6 +792,10 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 first_j, last_j = first_j - lo, last_j - lo
                 anchor.update(volumes="markers: only the volumes of the scanner markers' span", marker_volumes=[first_j, last_j],
                               volumes_before_first_marker=0, volumes_after_last_marker=0)
+            # output volume j is measured volume j - first_j + first_marker_volume (the first marker's volume)
+            if "volumes_per_marker" not in anchor:  # one output volume per marker (a finer --tr has no such formula)
+                m0 = int(anchor["first_marker_volume"]) - first_j
+                anchor["measured_volumes"] = [m0, m0 + len(ends) - 1]
             logger.info("%s: scanner markers %d: output volumes %d..%d of %d%s", where, len(marker_t), first_j, last_j, len(ends),
                         "" if volumes == "markers" else f" ({anchor['volumes_before_first_marker']} before the first marker, "
                         f"{anchor['volumes_after_last_marker']} after the last; --volumes markers keeps only the marked ones)")

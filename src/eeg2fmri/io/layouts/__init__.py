@@ -23,6 +23,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ __all__ = [
     "read_ds000116_mat",
     "read_layout_bold",
     "read_layout_eeg",
+    "segment_marker_volume",
     "register_layout",
     "register_reader",
 ]
@@ -349,6 +351,56 @@ def _from_raw_markers(run: LayoutRun, raw, n_volumes: int, tr: float, where: str
     for n in notes:
         logger.info("%s: %s", where, n)
     return LayoutSync(on[keep], keep, SyncReport(on[keep], "markers", run.marker[0], len(t_vol) + dropped, dropped, notes))
+
+
+def segment_marker_volume(eeg_path: str | os.PathLike, raw, first_marker_s: float) -> tuple[int, str] | None:
+    """The measured BOLD volume of a preprocessed segment's first scanner marker, where a layout places the segment.
+
+    A ds002336/ds002338 ``eeg_pp`` file starts at its 'S 99' marker, after volume 0 of the scan: its first
+    scanner marker is measured volume 1 or 2, not 0 (user test 17: synthesis printed it as volume 0, so every
+    output volume was compared with the measured volume one TR earlier). The dataset is found as the folder above
+    ``derivatives/`` holding the file; the segment is placed with the raw recording's markers as ``prepare`` places it.
+
+    Parameters
+    ----------
+    eeg_path : path-like
+        The EEG file being synthesised.
+    raw : mne.io.BaseRaw
+        Its recording (annotations read).
+    first_marker_s : float
+        The first scanner marker used to anchor the grid, seconds from the recording's first sample.
+
+    Returns
+    -------
+    found : (int, str) | None
+        The measured volume and a sentence saying how it was found; ``None`` when no layout places this file
+        (plain recordings, EEG-only runs without a BOLD file to count volumes).
+    """
+    path = Path(eeg_path).absolute()
+    root = next((a.parent for a in path.parents if a.name == "derivatives"), None)
+    if root is None:
+        return None
+    try:
+        name = detect_layout(root)
+        sub = re.search(r"sub-([A-Za-z0-9]+)", path.name)
+        runs = get_layout(name).scan(root, {sub.group(1)} if sub else None).runs  # scan: no warnings about the dataset's other runs
+    except Eeg2fmriInputError:
+        return None
+    run = next((r for r in runs if r.meta.get("marker_source") and Path(r.eeg_path).absolute() == path), None)
+    if run is None or run.bold_path is None:
+        return None
+    try:
+        img, tr = read_layout_bold(run)
+        sync = layout_volume_onsets(run, raw, int(img.shape[3]), tr)
+    except Eeg2fmriInputError as err:
+        logger.info("%s: the %s layout could not place this segment (%s); its first marker is taken as volume 0", path, name, err)
+        return None
+    steps = (first_marker_s - float(sync.onsets[0])) / tr
+    vol = int(sync.volumes.start) + int(round(steps))
+    if vol < 0 or abs(steps - round(steps)) * tr > 2.0 / float(raw.info["sfreq"]) + 1e-3:
+        return None
+    return vol, (f"the {name} layout places this segment with the raw recording's markers ({Path(run.meta['marker_source']).name}): "
+                 f"its first scanner marker is measured volume {vol}")
 
 
 def _raw_marker_file(vhdr: Path) -> Path:

@@ -26,8 +26,8 @@ class Ds002336Layout(LioiLayout):
         "uses the 5 kHz recording and its R128 markers directly (gradient artifacts present). TR from the BOLD sidecar "
         "(2 s); ECG is typed ecg and dropped. Known gaps are skipped with a warning: xp101, xp104, xp109 have no MIpre/MIpost EEG; xp102 has no eegNF BOLD and no motorloc eeg_pp. "
         "Synthesising from an eeg_pp file (eeg2fmri synthesize --first-onset markers): its first 'R128' is the scan's "
-        "volume 1 or 2, not 0 (the segment starts after volume 0), so add that to the measured volume synthesize prints "
-        "for marker k (eeg2fmri datasets --check shows which volumes each segment covers)."
+        "volume 1 or 2, not 0 (the segment starts after volume 0); synthesize finds which from the raw markers and the BOLD "
+        "beside it and prints the measured volume of every output volume (--first-marker-volume N overrides)."
     )
     NEEDS = (
         "sub-xp1NN/func/sub-xp1NN_task-T_bold.nii.gz (+ _bold.json)",

@@ -21,7 +21,7 @@ class Ds002338Layout(LioiLayout):
         "dropped. Known gaps are skipped with a warning: xp202 has no MIpre eeg_pp, xp211 no 1dNF run-02 eeg_pp, "
         "xp219 no 1dNF run-03 BOLD, xp220 has an extra 1dNF run-04 BOLD without EEG and a stray "
         "d_sub-xp220_NF4_eeg_pp.vhdr without a task (ignored). Synthesising from an eeg_pp file: its first 'R128' is not the "
-        "scan's volume 0 (see ds002336)."
+        "scan's volume 0; synthesize finds which volume it is (see ds002336)."
     )
     NEEDS = (
         "sub-xp2NN/func/sub-xp2NN_task-T[_run-0R]_bold.nii.gz (+ _bold.json)",
