@@ -45,7 +45,8 @@ def build_ds003768(root: Path) -> Path:
     # sub-01's file has a leading subject column and padded names (both spellings exist in the dataset)
     (root / "sourcedata" / "sub-01-sleep-stage.tsv").write_text(
         "subject\tsession \tepoch_start_time_sec\t30-sec_epoch_sleep_stage\n"
-        "1\ttask-sleep_run-1\t0\tW\n1\ttask-sleep_run-1\t30\t1\n1\ttask-sleep_run-2\t0\t2\n1\ttask-rest_run-1\t0\tW\n")
+        "1\ttask-sleep_run-1\t0\tW (uncertain)\n1\ttask-sleep_run-1\t8.4\t1\n1\ttask-sleep_run-1\t12.6\t2 or 3 (unscorable)\n"
+        "1\ttask-sleep_run-2\t0\t2\n1\ttask-rest_run-1\t0\tW\n")
     (root / "sourcedata" / "sub-02-sleep-stage.tsv").write_text("session\tepoch_start_time_sec\t30-sec_epoch_sleep_stage\ntask-rest_run-1\t0\tW\n")
     return root
 
@@ -60,7 +61,10 @@ def test_ds003768_pairing_stages_and_sync(ds3768_root):
     runs = find_runs_layout(ds3768_root, layout="auto")
     assert [r.key for r in runs] == ["sub-01_task-rest_run-1", "sub-01_task-sleep_run-1", "sub-01_task-sleep_run-2", "sub-02_task-rest_run-1"]
     assert all(r.layout == "ds003768" and r.marker == ("R128",) and r.tr == 2.1 for r in runs)
-    assert runs[1].meta["sleep_stages"] == ((0.0, "W"), (30.0, "1")) and runs[2].meta["sleep_stages"] == ((0.0, "2"),)
+    assert runs[1].meta["sleep_stages"] == ((0.0, "W (uncertain)"), (8.4, "1"), (12.6, "2 or 3 (unscorable)"))
+    assert runs[2].meta["sleep_stages"] == ((0.0, "2"),)
+    assert runs[1].meta["volume_label_epochs"]["sleep_stage"] == ((0.0, "W"), (8.4, "1"), (12.6, None))
+    assert runs[1].meta["volume_label_epochs"]["sleep_stage_certain"] == ((0.0, None), (8.4, "1"), (12.6, None))
     assert [r.task for r in find_runs_layout(ds3768_root, layout="ds003768", tasks="sleep")] == ["sleep", "sleep"]
     raw = read_layout_eeg(runs[0])
     assert dict(zip(raw.ch_names, raw.get_channel_types()))["ECG"] == "ecg"
@@ -107,5 +111,34 @@ def test_prepare_ds003768(ds3768_root, tmp_path):
     auto = prepare_dataset(ds3768_root, {"mask": str(mask), "check_artifacts": False}, layout="auto", progress_bar=False, subjects=["02"])
     assert auto.provenance["layout"] == "ds003768" and auto.provenance["layout_requested"] == "auto"  # the one detected (user test 17)
     assert [r.subject for r in ds.runs] == ["01", "01", "01", "02"]
+    # the sleep stages per volume in the prepared dataset (user test 17: they stopped at run.meta): volume k at k * TR
+    # from the run's first volume; W (uncertain) to 8.4 s, 1 to 12.6 s, then an unscorable epoch
+    stored = ds.provenance["inputs"]["sub-01_task-sleep_run-1"]["volume_labels"]
+    assert stored["sleep_stage"] == ["W"] * 4 + ["1"] * 2 + [None] * 2
+    assert stored["sleep_stage_certain"] == [None] * 4 + ["1"] * 2 + [None] * 2
+    assert ds.provenance["inputs"]["sub-01_task-sleep_run-2"]["volume_labels"]["sleep_stage"] == ["2"] * NVOL
+    from eeg2fmri.datasets import load_prepared
+    from eeg2fmri.evaluation.classify import stored_volume_labels
+
+    ds.save(tmp_path / "prep")
+    again = load_prepared(tmp_path / "prep")  # as classify reads it back from disk
+    lab = stored_volume_labels(again, "sleep_stage")
+    assert list(lab[1]) == ["W"] * 4 + ["1"] * 2 + [None] * 2 and list(lab[2]) == ["2"] * NVOL
+    with pytest.raises(Eeg2fmriInputError, match=r"got 'stage'; this dataset stores \['sleep_stage', 'sleep_stage_certain'\]\."):
+        stored_volume_labels(ds, "stage")
     for r in ds.runs:
         assert r.bold.shape == (NVOL, 100) and r.n_volumes == len(r.window_end) == NVOL
+
+
+def test_sleep_stage_labels_normalised_and_per_volume():
+    from eeg2fmri.io.layouts import labels_of_volumes
+    from eeg2fmri.io.layouts.ds003768 import normalise_sleep_stage
+
+    assert [normalise_sleep_stage(x) for x in ("W", " w ", "W (uncertain)", "N2", "REM", "R", "S4", "unscorable",
+                                                "2 or 3 (unscorable)", "", "?")] == [
+        ("W", False), ("W", False), ("W", True), ("2", False), ("R", False), ("R", False), ("3", False), (None, False),
+        (None, False), (None, False), (None, False)]
+    ep = ((0.0, "W"), (30.0, "1"), (60.0, None))
+    assert labels_of_volumes(ep, np.array([-1.0, 0.0, 29.9, 30.0, 61.0, 89.9, 90.0])) == [None, "W", "W", "1", None, None, None]
+    assert labels_of_volumes(((0.0, "W"),), np.array([0.0, 29.0, 31.0]), epoch_s=30.0) == ["W", "W", None]
+    assert labels_of_volumes((), np.arange(2.0)) == [None, None]

@@ -408,6 +408,48 @@ def test_xp1_pairing(xp1_root):
         pairing_options(ap.parse_args(["--layout-option", "eeg=raw", "--layout-option", "eeg=pp"]))
 
 
+def test_xp1_bold_from_fmriprep_derivatives(tmp_path):
+    # user test 17 p3: XP1 subjects (each in its native space) could not be pooled through the layout
+    root = build_xp1(tmp_path / "ds002336")
+    fp = root / "derivatives" / "fmriprep"
+    for sub, task in (("xp101", "motorloc"), ("xp102", "fmriNF")):
+        for space in ("MNI152NLin2009cAsym", "T1w"):
+            write_bold(fp / f"sub-{sub}" / "func" / f"sub-{sub}_task-{task}_space-{space}_desc-preproc_bold.nii.gz", (5, 4, 3, XP1_NVOL),
+                       XP1_TR, seed=7, sidecar={"RepetitionTime": XP1_TR})
+        (fp / f"sub-{sub}" / "func" / f"sub-{sub}_task-{task}_space-T1w_desc-brain_mask.nii.gz").write_bytes(b"")
+    runs = find_runs_layout(root, layout="ds002336", derivatives="derivatives/fmriprep", space="MNI152NLin2009cAsym")
+    assert [(r.subject, r.task, r.bold_path.name) for r in runs] == [
+        ("xp101", "motorloc", "sub-xp101_task-motorloc_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"),
+        ("xp102", "fmriNF", "sub-xp102_task-fmriNF_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")]
+    assert runs[0].eeg_path.parent.name == "eeg_pp"  # the EEG side is unchanged
+    with pytest.raises(Eeg2fmriInputError, match=r"preprocessed BOLD in several spaces \['MNI152NLin2009cAsym', 'T1w'\]; choose one with "
+                                                 r"space=<label> \(--layout-option space=MNI152NLin2009cAsym\)"):
+        find_runs_layout(root, layout="ds002336", derivatives=str(fp))
+    with pytest.raises(Eeg2fmriInputError, match=r"no preprocessed BOLD in space 'MNI'; found spaces \['MNI152NLin2009cAsym', 'T1w'\]"):
+        find_runs_layout(root, layout="ds002336", derivatives=str(fp), space="MNI")
+    with pytest.raises(Eeg2fmriInputError, match=r"ds002336: space='T1w' needs derivatives=<fMRIPrep folder>"):
+        find_runs_layout(root, layout="ds002336", space="T1w")
+    with pytest.raises(Eeg2fmriInputError, match=r"nowhere: expected fMRIPrep output of ds002336 .* found none \(the folder does not exist\)"):
+        find_runs_layout(root, layout="ds002336", derivatives="nowhere")
+
+
+def test_published_dataset_read_as_plain_bids_gets_a_hint(xp1_root, tmp_path, caplog):
+    # user test 17 p9: ds002336 read without --layout took the raw 5 kHz EEG, never mentioning the layout and its eeg_pp
+    import logging
+
+    from eeg2fmri.datasets.prepared import _published_layout_hint
+
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        _published_layout_hint(xp1_root)
+    assert (f"{xp1_root}: looks like ds002336 (XP1) motor-imagery neurofeedback (Lioi 2020): 10 subjects, BrainVision 5 kHz / eeg_pp "
+            "200 Hz, TR 2 s, read here as plain BIDS (--layout bids, the default); --layout ds002336 (or --layout auto) reads it") in caplog.text
+    caplog.clear()
+    (tmp_path / "sub-01" / "eeg").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        _published_layout_hint(tmp_path)
+    assert caplog.text == ""
+
+
 def test_xp1_pp_is_placed_with_raw_markers(xp1_root):
     run = find_runs_layout(xp1_root, layout="ds002336", subjects=["xp101"])[0]
     raw = read_layout_eeg(run)

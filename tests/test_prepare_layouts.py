@@ -192,13 +192,16 @@ def test_scanner_space_runs_of_different_subjects_are_refused_with_the_normalisa
     if code == 1:
         assert re.search(advice + r".*then prepare --derivatives DIR --space MNI152NLin2009cAsym\), or prepare each subject on its own "
                          r"\(prepare --subjects ID\)", str(err.value))
-        # a layout without a derivatives option is not told to use one (user test 17: ds002336 refused --derivatives)
+        # a layout without a derivatives option is not told to use one (user test 17: ds002336 refused --derivatives, which
+        # it now takes; ds002158 still has none)
         from eeg2fmri.datasets.prepared import _native_space_hint
 
-        rec = type("R", (), {"subject": "02", "layout": "ds002336", "bold_path": next((root / "sub-02" / "func").glob("*_bold.nii.gz"))})()
+        rec = type("R", (), {"subject": "02", "layout": "ds002158", "bold_path": next((root / "sub-02" / "func").glob("*_bold.nii.gz"))})()
         hint = _native_space_hint(rec, nib.load(rec.bold_path), "sub-01_task-rest_run-1_bold.nii.gz")
-        assert "then prepare the normalised runs as a BIDS dataset or a runs table (the ds002336 layout reads no derivatives)" in hint
+        assert "then prepare the normalised runs as a BIDS dataset or a runs table (the ds002158 layout reads no derivatives)" in hint
         assert "--derivatives" not in hint
+        rec.layout = "ds002336"
+        assert "then prepare --derivatives DIR --space" in _native_space_hint(rec, nib.load(rec.bold_path), "sub-01_task-rest_run-1_bold.nii.gz")
     else:
         assert "scanner space of different subjects" not in str(err.value)
 

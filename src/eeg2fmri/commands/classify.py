@@ -18,7 +18,8 @@ def add_arguments(p) -> None:
     p.add_argument("run_dir", nargs="?", help="training run folder or model directory (for the synth source)")
     p.add_argument("--model", help="model directory (instead of RUN_DIR)")
     p.add_argument("--data", help="prepared dataset (default: the one recorded with the model)")
-    p.add_argument("--labels", default="events", help="events | participants:COLUMN (default: %(default)s)")
+    p.add_argument("--labels", default="events", help="events | participants:COLUMN | a per-volume label the prepared dataset stores (ds003768: sleep_stage, "
+                        "sleep_stage_certain) (default: %(default)s)")
     p.add_argument("--participants", help="participants.tsv (default: the BIDS root's)")
     p.add_argument("--sources", nargs="+", choices=["synth", "eeg", "bold"], help="default: synth (with a model), eeg, bold")
     p.add_argument("--atlas", help="NIfTI of ROI labels on the data grid (BOLD sources averaged per ROI)")

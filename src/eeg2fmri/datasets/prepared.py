@@ -1059,7 +1059,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     from eeg2fmri.io.eeg import bad_spans
 
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
-            "bad_spans": bad_spans(raw), "not_used": not_used}
+            "bad_spans": bad_spans(raw), "not_used": not_used, "tr": float(tr)}
 
 
 def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
@@ -1160,6 +1160,13 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     if eeg.get("not_used") is not None:  # channels of the file not read as EEG (non-EEG types with their type, bad EEG channels)
         prov["channels_not_used"] = eeg["not_used"]
     prov["notch_hz"] = eeg.get("notch_hz")
+    epochs = (getattr(rec, "meta", None) or {}).get("volume_label_epochs")
+    if epochs:  # per-volume labels a layout gives in epochs (ds003768's sleep stages): stored for classify --labels NAME
+        from eeg2fmri.io.layouts import labels_of_volumes
+
+        prov["volume_labels"] = {name: labels_of_volumes(ep, np.arange(kept.start, kept.stop) * float(eeg["tr"]),
+                                                         epoch_s=rec.meta.get("volume_label_epoch_s"))
+                                 for name, ep in epochs.items()}
     if run.bad_spans is not None:
         prov["bad_spans_seconds"] = round(float(np.sum(run.bad_spans[:, 1] - run.bad_spans[:, 0])), 3)
     logger.info("%s: %d volumes, %d EEG channels, features %s", rec.key, n_volumes, len(rep["ch_names"]), rep["features"].shape)
@@ -1560,11 +1567,33 @@ def _map(fn, items: list, n_jobs: int, progress_bar: bool, desc: str = "prepare 
     return out
 
 
+def _published_layout_hint(root: Path) -> None:
+    """Warn when a folder read as plain BIDS looks like a published dataset with a layout of its own (user test 17: ds002336
+    read as BIDS took the raw 5 kHz EEG with its gradient artefacts; the layout reads the corrected eeg_pp)."""
+    from eeg2fmri.io.layouts import get_layout, list_layouts
+
+    hits = []
+    for name in list_layouts():
+        if name == "bids":
+            continue
+        try:
+            if get_layout(name).detect(root):
+                hits.append(name)
+        except (OSError, Eeg2fmriInputError):
+            continue
+    if len(hits) == 1:
+        lay = get_layout(hits[0])
+        logger.warning("%s: looks like %s, read here as plain BIDS (--layout bids, the default); --layout %s (or --layout auto) reads it "
+                       "with that dataset's conventions (`eeg2fmri datasets %s` says which); Python: layout=%r", root, lay.TITLE, hits[0], hits[0], hits[0])
+
+
 def _records(source, subjects, layout: str, layout_options: dict | None, tr: float | None = None, *, root=None) -> list:
     from eeg2fmri.io.layouts import find_runs_layout
 
     listed = not isinstance(source, (str, os.PathLike))  # runs given as explicit file pairs (runs_from_files)
     root = source if root is None else root
+    if not listed and layout == "bids":
+        _published_layout_hint(Path(source))
     every = (lambda: list(source)) if listed else (lambda: find_runs_layout(source, layout=layout, **(layout_options or {})))
     records = list(source) if listed else find_runs_layout(source, layout=layout, subjects=subjects, **(layout_options or {}))
     if subjects is not None:

@@ -28,10 +28,24 @@ from eeg2fmri.datasets.prepared import PreparedDataset
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive_int
 
-__all__ = ["GroupedLogistic", "classify", "block_samples", "volume_labels_from_events", "participant_labels", "CLASSIFY_SOURCES"]
+__all__ = ["GroupedLogistic", "classify", "block_samples", "volume_labels_from_events", "participant_labels", "stored_volume_labels",
+           "CLASSIFY_SOURCES"]
 
 CLASSIFY_SOURCES = ("synth", "eeg", "bold")
 _CS = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Balanced accuracy (mean recall over the classes present in ``y_true``), without sklearn's warning for predicted
+    classes absent from ``y_true``: routine with subject-wise folds, where a subject need not have every class (sleep
+    stages), and already handled by the definition (a user test saw hundreds of these warnings)."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 class GroupedLogistic(ClassifierMixin, BaseEstimator):
@@ -72,7 +86,6 @@ class GroupedLogistic(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> GroupedLogistic:
         """Fit on ``X`` (n_samples, n_features), labels ``y`` (n_samples,), choosing C by inner grouped CV."""
-        from sklearn.metrics import balanced_accuracy_score
         from sklearn.model_selection import GroupKFold
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import check_X_y
@@ -97,7 +110,7 @@ class GroupedLogistic(ClassifierMixin, BaseEstimator):
                 done[te] = True
                 for j, c in enumerate(cs):
                     oof[j, te] = self._pipe(c, k).fit(X[tr], y[tr]).predict(X[te])
-            scores = np.array([balanced_accuracy_score(y[done], oof[j, done]) if done.any() and len(np.unique(y[done])) > 1 else 0.0
+            scores = np.array([_balanced_accuracy(y[done], oof[j, done]) if done.any() and len(np.unique(y[done])) > 1 else 0.0
                                for j in range(len(cs))])
             self.best_C_ = float(cs[int(np.argmax(scores))])
         else:
@@ -197,8 +210,6 @@ def classify(
         ``per_subject`` accuracy, ``cv``, ``chosen_C``, ``n_samples``,
         ``n_subjects``, ``classes``, ``permutation`` (how labels were permuted).
     """
-    from sklearn.metrics import balanced_accuracy_score
-
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     groups = np.asarray(groups)
@@ -219,7 +230,7 @@ def classify(
     est = estimator if estimator is not None else GroupedLogistic(random_state=random_state)
     cv, cv_name = _outer_cv(groups, n_splits)
     pred, cs = _cv_predict(X, y, groups, cv, est)
-    obs = float(balanced_accuracy_score(y, pred))
+    obs = float(_balanced_accuracy(y, pred))
     rng = np.random.default_rng(random_state)
     ug = np.unique(groups)
     boots = []
@@ -228,13 +239,13 @@ def classify(
         idx = np.concatenate([np.flatnonzero(groups == g) for g in pick])
         if len(np.unique(y[idx])) < 2:
             continue
-        boots.append(balanced_accuracy_score(y[idx], pred[idx]))
+        boots.append(_balanced_accuracy(y[idx], pred[idx]))
     null = []
     within = not all(len(np.unique(y[groups == g])) == 1 for g in ug)
     for _ in progress(range(n_permutations), desc="permutations", total=n_permutations, enabled=progress_bar):
         yp = _permute(y, groups, rng)
         pp, _ = _cv_predict(X, yp, groups, cv, est)
-        null.append(balanced_accuracy_score(yp, pp))
+        null.append(_balanced_accuracy(yp, pp))
     null_a = np.asarray(null)
     per_subject = {str(g): float(np.mean(pred[groups == g] == y[groups == g])) for g in ug}
     return {
@@ -334,6 +345,47 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
     return out
 
 
+def stored_volume_labels(ds: PreparedDataset, name: str) -> dict[int, np.ndarray]:
+    """Per-volume labels that ``prepare`` stored from the runs' layout (ds003768's ``sleep_stage``).
+
+    Volumes without a label (no epoch, an unscorable epoch) are ``None`` and form no sample.
+
+    Returns
+    -------
+    dict of run index -> array of object, shape (n_volumes,)
+    """
+    inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
+    have = sorted({k for info in inputs.values() for k in ((info or {}).get("volume_labels") or {})})
+    out: dict[int, np.ndarray] = {}
+    lacking = []
+    for i, run in enumerate(ds.runs):
+        got = ((inputs.get(run.key) or {}).get("volume_labels") or {}).get(name)
+        if got is None:
+            lacking.append(run.key)
+            out[i] = np.full(run.n_volumes, None, dtype=object)
+            continue
+        if len(got) != run.n_volumes:
+            raise Eeg2fmriInputError(f"{run.key}: the prepared dataset stores {len(got)} {name!r} labels for {run.n_volumes} volumes; "
+                                     "prepare the dataset again with this version.")
+        out[i] = np.asarray(got, dtype=object)
+    if len(lacking) == len(ds.runs):
+        raise Eeg2fmriInputError(f"labels: expected 'events', 'participants:COLUMN' or a per-volume label the prepared dataset stores, got "
+                                 f"{name!r}; " + (f"this dataset stores {have}." if have else "this dataset stores none (layouts such as "
+                                                  "ds003768 give them: its sleep stages are 'sleep_stage').") + " E.g. --labels participants:group.")
+    if lacking:
+        logger.warning("labels %r: %d of %d run(s) have none (e.g. rest runs without sleep stages); their volumes form no sample: %s",
+                       name, len(lacking), len(ds.runs), ", ".join(lacking[:5]))
+    n = {}
+    for v in out.values():
+        for x in v:
+            if x is not None:
+                n[x] = n.get(x, 0) + 1
+    if len(n) < 2:
+        raise Eeg2fmriInputError(f"labels {name!r}: expected at least two different labels across the runs' volumes, found {sorted(n) or 'none'}; "
+                                 "classification needs two or more classes.")
+    return out
+
+
 def participant_labels(ds: PreparedDataset, column: str, *, participants: str | Path | None = None) -> dict[int, np.ndarray]:
     """A ``participants.tsv`` column as the label of every volume of each subject's runs."""
     path = Path(participants) if participants is not None else Path(str((ds.provenance or {}).get("bids_root", ""))) / "participants.tsv"
@@ -392,9 +444,11 @@ def block_samples(
             mu, sd = s[ok].mean(0), s[ok].std(0)
             s = (s - mu) / np.where(sd > 0, sd, 1.0)
         lab = np.asarray(lab)
-        edges = np.flatnonzero(lab[1:] != lab[:-1]) + 1
+        edges = np.flatnonzero(lab[1:] != lab[:-1]) + 1  # (None: a volume without a label, in no sample)
         for a, b in zip(np.r_[0, edges], np.r_[edges, len(lab)]):
             step = (b - a) if max_block is None else max(1, int(max_block))
+            if lab[a] is None:
+                continue
             for a2 in range(a, b, step):
                 b2 = min(b, a2 + step)
                 rows = s[min(a2 + delay_volumes, len(s)) : min(b2 + delay_volumes, len(s))]

@@ -76,11 +76,61 @@ def read_eeg(eeg, *, preload: bool = True):
         _scale_nanovolts(raw, path)
     if channels_tsv is not None:
         _warn_ignored_channels_tsv(path, channels_tsv, [str(w.message) for w in caught], len(raw.ch_names))
-    elif raw.info.get("line_freq") is None:  # (mne-bids reads the sidecar; the plain reader does not: user test 12)
-        line = _sidecar_line_freq(path)
-        if line is not None:
-            raw.info["line_freq"] = line
+    else:
+        if raw.info.get("line_freq") is None:  # (mne-bids reads the sidecar; the plain reader does not: user test 12)
+            line = _sidecar_line_freq(path)
+            if line is not None:
+                raw.info["line_freq"] = line
+        inherited = _inherited_sidecar(path, "channels.tsv")  # (mne-bids reads only the one beside the file)
+        if inherited is not None:
+            _apply_channels_tsv(raw, inherited, path)
     return raw
+
+
+#: BIDS channels.tsv types -> MNE channel types (the others are left as the file has them).
+_BIDS_TYPES = {"EEG": "eeg", "ECG": "ecg", "EKG": "ecg", "EOG": "eog", "VEOG": "eog", "HEOG": "eog", "EMG": "emg", "MISC": "misc",
+               "TRIG": "stim", "RESP": "resp", "GSR": "gsr", "TEMP": "temperature", "REF": "misc", "SYSCLOCK": "misc"}
+
+
+def _apply_channels_tsv(raw, tsv: Path, path: Path) -> None:
+    """Channel types and bad status from a ``channels.tsv`` inherited from a higher level of the dataset (BIDS inheritance;
+    user test 17: ds002336's top-level ``task-*_channels.tsv``, the only file saying that channel 32 is ECG, was passed
+    over in silence). Used only when it is a tab-separated table naming exactly the file's channels; otherwise a warning
+    says why it is not used."""
+    import csv
+
+    try:
+        with open(tsv, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter="\t")
+            rows = list(reader)
+            cols = [str(c).strip() for c in (reader.fieldnames or [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        logger.warning("%s: could not read it (%s); channel types of %s come from the file alone (ECG/EOG/EMG typed by name).", tsv, err, path.name)
+        return
+    first = (cols[0] if len(cols) == 1 else "\t".join(cols))[:60]
+    if "name" not in cols or "type" not in cols:
+        logger.warning("%s: inherited by %s but not a BIDS channels table: expected tab-separated columns name, type (status), found the "
+                       "header %r; it is not used, so channel types come from the EEG file alone (channels named ECG/EOG/EMG are still "
+                       "typed by name). Fix the file (tabs between columns, unquoted names) to use it.", tsv, path.name, first)
+        return
+    rows = [{str(k).strip(): str(v or "").strip() for k, v in r.items() if k is not None} for r in rows]
+    names = [r["name"] for r in rows]
+    if sorted(names) != sorted(raw.ch_names):
+        only_tsv = [n for n in names if n not in raw.ch_names]
+        only_file = [n for n in raw.ch_names if n not in names]
+        logger.warning("%s: inherited by %s but it names other channels (only in the table: %s; only in the file: %s); it is not used, so "
+                       "channel types come from the EEG file alone (channels named ECG/EOG/EMG are still typed by name).", tsv, path.name,
+                       only_tsv[:6], only_file[:6])
+        return
+    types = {r["name"]: _BIDS_TYPES[r["type"].upper()] for r in rows if r.get("type", "").upper() in _BIDS_TYPES}
+    current = dict(zip(raw.ch_names, raw.get_channel_types()))
+    change = {c: t for c, t in types.items() if current.get(c) != t}
+    if change:
+        raw.set_channel_types(change, on_unit_change="ignore", verbose=False)
+    bads = [r["name"] for r in rows if r.get("status", "").lower() == "bad"]
+    if bads:
+        raw.info["bads"] = sorted(set(raw.info["bads"]) | set(bads), key=raw.ch_names.index)
+    logger.info("%s: channel types%s from the inherited %s", path.name, " and bad channels" if bads else "", tsv)
 
 
 def _scale_nanovolts(raw, path: Path) -> None:

@@ -507,7 +507,12 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
     if not eeg:
         raise Eeg2fmriInputError(f"{where}: expected EEG channels to remove pulse artifacts from, found none; set the channel types.")
     if method == "pca_obs":
-        out = mne.preprocessing.apply_pca_obs(out, picks=eeg, qrs_times=qrs, n_components=n_components, copy=False, verbose=False)
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread: MNE runs one small SVD (beats x epoch samples) per channel, which a multi-threaded BLAS on a
+        # busy machine slowed ~100x (2 s per channel on 2 loaded cores; user test 17: 85 s CPU per 5-min run at 5 kHz)
+        with threadpool_limits(limits=1, user_api="blas"):
+            out = mne.preprocessing.apply_pca_obs(out, picks=eeg, qrs_times=qrs, n_components=n_components, copy=False, verbose=False)
     else:
         _bcg_aas(out, eeg, qrs, n_template, where)
     rate = 60.0 / float(np.median(np.diff(qrs)))

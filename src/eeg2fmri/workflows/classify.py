@@ -24,6 +24,7 @@ from eeg2fmri.evaluation.classify import (
     block_samples,
     classify,
     participant_labels,
+    stored_volume_labels,
     volume_labels_from_events,
 )
 from eeg2fmri.training.predictor import predict_windows
@@ -197,7 +198,9 @@ def classify_run(
         Prepared dataset (default: the model's).
     labels : str
         ``"events"`` (task condition of every volume from the runs'
-        ``events.tsv``) or ``"participants:COLUMN"``.
+        ``events.tsv``), ``"participants:COLUMN"``, or the name of a per-volume
+        label the prepared dataset stores (ds003768: ``"sleep_stage"``,
+        ``"sleep_stage_certain"``; :func:`~eeg2fmri.evaluation.classify.stored_volume_labels`).
     participants : path-like | None
         ``participants.tsv`` (default: the BIDS root's).
     sources : sequence of {"synth", "eeg", "bold"} | None
@@ -251,8 +254,8 @@ def classify_run(
     elif labels.startswith("participants:"):
         lab = participant_labels(ds, labels.partition(":")[2], participants=participants)
         max_block = max_block or int(round(30.0 / ds.tr))
-    else:
-        raise Eeg2fmriInputError(f"labels: expected 'events' or 'participants:COLUMN', got {labels!r}; e.g. --labels participants:group.")
+    else:  # a per-volume label prepare stored from the layout (ds003768: sleep_stage)
+        lab = stored_volume_labels(ds, labels)
     rois = atlas_labels(atlas, ds.mask, ds.affine) if atlas is not None else None
     res = classify_dataset(ds, lab, sources=sources, model=None if lm is None else lm.model, window=None if lm is None else lm.meta.get("window"),
                            rois=rois, delay_s=delay_s, max_block=max_block, n_splits=n_splits, n_permutations=n_permutations,

@@ -72,6 +72,7 @@ __all__ = [
     "find_runs_layout",
     "get_layout",
     "get_reader",
+    "labels_of_volumes",
     "layout_volume_onsets",
     "list_layouts",
     "list_readers",
@@ -401,6 +402,37 @@ def segment_marker_volume(eeg_path: str | os.PathLike, raw, first_marker_s: floa
         return None
     return vol, (f"the {name} layout places this segment with the raw recording's markers ({Path(run.meta['marker_source']).name}): "
                  f"its first scanner marker is measured volume {vol}")
+
+
+def labels_of_volumes(epochs, times: np.ndarray, *, epoch_s: float | None = None) -> list[str | None]:
+    """The label of every volume from labelled epochs (sleep stages in 30-s epochs).
+
+    Parameters
+    ----------
+    epochs : sequence of (float, str | None)
+        ``(start_s, label)`` in time order; a label holds until the next epoch's start, the last one for ``epoch_s``
+        (default: the median spacing of the starts). ``None`` marks an epoch without a usable label.
+    times : array, shape (n_volumes,)
+        Acquisition start of every volume, in the epochs' clock (seconds from the run's first volume for ds003768).
+    epoch_s : float | None
+        Length of the last epoch.
+
+    Returns
+    -------
+    labels : list of str | None, length n_volumes
+        ``None`` where no epoch covers the volume or its epoch has no label.
+    """
+    ep = sorted(((float(t), lab) for t, lab in epochs), key=lambda e: e[0])
+    if not ep:
+        return [None] * len(times)
+    starts = np.array([t for t, _ in ep])
+    last = float(epoch_s) if epoch_s else (float(np.median(np.diff(starts))) if len(starts) > 1 else np.inf)
+    ends = np.r_[starts[1:], starts[-1] + last]
+    idx = np.searchsorted(starts, np.asarray(times, float), side="right") - 1
+    out: list[str | None] = []
+    for t, i in zip(np.asarray(times, float), idx):
+        out.append(ep[i][1] if i >= 0 and t < ends[i] else None)
+    return out
 
 
 def _raw_marker_file(vhdr: Path) -> Path:

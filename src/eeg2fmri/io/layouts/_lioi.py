@@ -21,6 +21,11 @@ EEG_CHOICES = ("pp", "raw")
 SEGMENT_MARKER = "Stimulus/S 99"
 
 
+def _space(path: Path) -> str | None:
+    m = re.search(r"_space-([A-Za-z0-9]+)", path.name)
+    return m.group(1) if m else None
+
+
 class LioiLayout(Layout):
     """XP1/XP2 layouts; subclasses set ``PREFIX`` (subject label prefix) and the texts."""
 
@@ -32,10 +37,39 @@ class LioiLayout(Layout):
     OPTIONS = {
         "eeg": "'pp' (default): derivatives/*/eeg_pp (gradient+BCG corrected, 200 Hz), placed in time with the raw markers; 'raw': sub-*/eeg (5 kHz, artifacts present)",
         "tasks": "restrict to these task labels (e.g. ['MIpre', 'MIpost'])",
+        "derivatives": "an fMRIPrep output folder of this dataset (absolute or relative to the root): BOLD from its "
+                       "sub-*/func/*_space-S_desc-preproc_bold.nii.gz instead of the raw sub-*/func, so that subjects share one "
+                       "grid and can be pooled (prepare's confounds option reads fMRIPrep's confounds beside them)",
+        "space": "with derivatives: the space- label of the BOLD files to use (needed when the folder holds several)",
     }
 
     def detect(self, root: Path) -> bool:
         return next(iter(root.glob(f"sub-{self.PREFIX}*/func/*_bold.nii*")), None) is not None and next(iter(root.glob(f"sub-{self.PREFIX}*/eeg/*_eeg.vhdr")), None) is not None
+
+    def _bold_paths(self, root: Path, keep, derivatives, space) -> list[Path]:
+        """BOLD files: the raw sub-*/func, or fMRIPrep's preprocessed ones in ``derivatives`` (of one ``space``)."""
+        if derivatives is None:
+            if space is not None:
+                raise Eeg2fmriInputError(f"{self.NAME}: space={space!r} needs derivatives=<fMRIPrep folder> (--layout-option derivatives=DIR); "
+                                         "the raw BOLD has no space. Add the derivatives folder or drop space.")
+            return [p for p in root.glob(f"sub-{self.PREFIX}*/func/*_bold.nii*") if keep(entity_key(p))]
+        deriv = Path(derivatives)
+        if not deriv.is_absolute() and not deriv.is_dir():
+            deriv = root / deriv
+        found = [p for p in sorted(deriv.glob(f"sub-{self.PREFIX}*/func/*_desc-preproc_bold.nii*")) if keep(entity_key(p))]
+        if not found:
+            raise Eeg2fmriInputError(f"{derivatives}: expected fMRIPrep output of {self.NAME} (sub-{self.PREFIX}NN/func/*_space-S_desc-preproc_bold.nii.gz), "
+                                     f"found none{'' if deriv.is_dir() else ' (the folder does not exist)'}; pass the fMRIPrep folder "
+                                     f"(absolute or relative to {root}).")
+        spaces = sorted({_space(p) or "(none)" for p in found})
+        if space is None and len(spaces) > 1:
+            raise Eeg2fmriInputError(f"{deriv}: preprocessed BOLD in several spaces {spaces}; choose one with space=<label> "
+                                     f"(--layout-option space={spaces[0]}).")
+        if space is not None:
+            found = [p for p in found if _space(p) == space]
+            if not found:
+                raise Eeg2fmriInputError(f"{deriv}: no preprocessed BOLD in space {space!r}; found spaces {spaces}: pass one of them.")
+        return found
 
     def scan(self, root: Path, subjects: set[str] | None = None, **options: Any) -> Scan:
         eeg_kind = options.get("eeg", "pp")
@@ -55,7 +89,7 @@ class LioiLayout(Layout):
 
         sc = Scan()
         # keyed by sub/ses/task/acq/run: files that differ only by acq- are separate runs, paired as the bids layout pairs them
-        bolds = index_files((p for p in root.glob(f"sub-{self.PREFIX}*/func/*_bold.nii*") if keep(entity_key(p))), "BOLD")
+        bolds = index_files(self._bold_paths(root, keep, options.get("derivatives"), options.get("space")), "BOLD")
         raws = index_files((p for p in root.glob(f"sub-{self.PREFIX}*/eeg/*_eeg.vhdr") if keep(entity_key(p))), "raw EEG")
         pp_files = []
         for p in sorted(root.glob(f"derivatives/sub-{self.PREFIX}*/eeg_pp/*_eeg_pp.vhdr")):

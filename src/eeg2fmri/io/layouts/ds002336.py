@@ -27,7 +27,9 @@ class Ds002336Layout(LioiLayout):
         "(2 s); ECG is typed ecg and dropped. Known gaps are skipped with a warning: xp101, xp104, xp109 have no MIpre/MIpost EEG; xp102 has no eegNF BOLD and no motorloc eeg_pp. "
         "Synthesising from an eeg_pp file (eeg2fmri synthesize --first-onset markers): its first 'R128' is the scan's "
         "volume 1 or 2, not 0 (the segment starts after volume 0); synthesize finds which from the raw markers and the BOLD "
-        "beside it and prints the measured volume of every output volume (--first-marker-volume N overrides)."
+        "beside it and prints the measured volume of every output volume (--first-marker-volume N overrides). "
+        "Subjects are scanned in their own native spaces; to pool them, run fMRIPrep and pass derivatives=DIR (and "
+        "space=S when it wrote several): BOLD then comes from DIR/sub-*/func/*_space-S_desc-preproc_bold.nii.gz."
     )
     NEEDS = (
         "sub-xp1NN/func/sub-xp1NN_task-T_bold.nii.gz (+ _bold.json)",

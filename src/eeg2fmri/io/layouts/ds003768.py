@@ -10,7 +10,7 @@ from eeg2fmri.io.layouts._base import Layout, Scan, register_layout
 from eeg2fmri.io.layouts.bids import scan_bids
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["Ds003768Layout", "read_sleep_stages"]
+__all__ = ["Ds003768Layout", "normalise_sleep_stage", "read_sleep_stages"]
 
 TASKS = ("rest", "sleep")
 
@@ -52,6 +52,35 @@ def read_sleep_stages(path: str | Path) -> dict[str, tuple[tuple[float, str], ..
     return {k: tuple(v) for k, v in out.items()}
 
 
+STAGES = {"w": "W", "wake": "W", "1": "1", "n1": "1", "s1": "1", "2": "2", "n2": "2", "s2": "2", "3": "3", "n3": "3", "s3": "3",
+          "4": "3", "s4": "3", "r": "R", "rem": "R"}
+
+
+def normalise_sleep_stage(label: str) -> tuple[str | None, bool]:
+    """A scorer's sleep-stage entry as one of W, 1, 2, 3, R, and whether the scorer marked it uncertain.
+
+    ``'W (uncertain)'`` is ``('W', True)``; N1-N3/S1-S4/REM/Wake spellings map to 1, 2, 3 (S4 to 3, as AASM merges it)
+    and R; an entry naming no single stage (``'unscorable'``, ``'2 or 3 (unscorable)'``, empty) is ``(None, False)``.
+
+    Parameters
+    ----------
+    label : str
+        The ``30-sec_epoch_sleep_stage`` entry.
+
+    Returns
+    -------
+    stage : str | None
+    uncertain : bool
+    """
+    text = str(label or "").strip().lower()
+    uncertain = "uncertain" in text
+    core = text.split("(", 1)[0].strip()
+    if "unscor" in text or " or " in core:
+        return None, False
+    stage = STAGES.get(core)
+    return (stage, uncertain) if stage is not None else (None, False)
+
+
 @register_layout("ds003768")
 class Ds003768Layout(Layout):
     """ds003768: 33 subjects, BrainVision 32 channels with R128 volume markers, BOLD 80x80x35 at TR 2.1 s."""
@@ -65,7 +94,9 @@ class Ds003768Layout(Layout):
         "paired through mne-bids like the bids layout (its options apply); one 'R128' marker per volume; the TR is "
         "fixed at 2.1 s. A channel named ECG/EKG (or EOG*/EMG*) is typed non-EEG [I: the channel list is not in the "
         "listing]. Each run carries its sleep stages in run.meta['sleep_stages'] ((start_s, stage), ...) when the "
-        "subject's sleep-stage file names it."
+        "subject's sleep-stage file names it; prepare stores them per volume (normalised to W/1/2/3/R; 'unscorable' and "
+        "'2 or 3' entries unlabelled; epoch times taken from the run's first volume [I]) as labels sleep_stage and "
+        "sleep_stage_certain (epochs the scorer marked uncertain unlabelled): eeg2fmri classify --labels sleep_stage."
     )
     NEEDS = (
         "sub-XX/eeg/sub-XX_task-{rest,sleep}_run-N_eeg.vhdr + .vmrk + .eeg",
@@ -107,7 +138,14 @@ class Ds003768Layout(Layout):
             meta = dict(r.meta)
             label = f"task-{r.task}_run-{r.run}"
             if label in stages[r.subject]:
-                meta.update(sleep_stages=stages[r.subject][label], sleep_stage_file=str(f))
+                epochs = stages[r.subject][label]
+                norm = [(t, *normalise_sleep_stage(s)) for t, s in epochs]
+                # per-volume labels prepare stores (classify --labels sleep_stage): epoch times from the run's first
+                # volume [I: the dataset does not say; the staged EEG was cut to the scan], uncertain epochs kept in
+                # sleep_stage and left out of sleep_stage_certain, epochs naming no single stage left out of both
+                meta.update(sleep_stages=epochs, sleep_stage_file=str(f), volume_label_epoch_s=30.0,
+                            volume_label_epochs={"sleep_stage": tuple((t, s) for t, s, _ in norm),
+                                                 "sleep_stage_certain": tuple((t, None if u else s) for t, s, u in norm)})
             runs.append(self.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta, acquisition=r.acquisition))
         sc.runs = runs
         return sc
