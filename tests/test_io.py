@@ -353,37 +353,39 @@ def test_inherited_channels_tsv_is_used_or_its_fault_named(tmp_path, caplog):
     in silence; an inherited table is now applied as mne-bids applies the one beside the file, or a warning says why not."""
     import mne_bids
 
-    info = mne.create_info(["Fp1", "Cz", "O1", "HEOG", "EKG2"], 250.0, "eeg")
-    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((5, 2500)) * 1e-5, info, verbose=False)
+    info = mne.create_info(["Fp1", "Cz", "O1", "HEOG", "EKG2", "PPG"], 250.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((6, 2500)) * 1e-5, info, verbose=False)
     eeg_dir = tmp_path / "sub-01" / "eeg"
     eeg_dir.mkdir(parents=True)
     edf = eeg_dir / "sub-01_task-rest_eeg.edf"
     mne.export.export_raw(edf, raw, fmt="edf", verbose=False)
     (tmp_path / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.8.0"}))
     (tmp_path / "participants.tsv").write_text("participant_id\nsub-01\n")
-    table = "name\ttype\tunits\tstatus\nFp1\tEEG\tuV\tgood\nCz\tEEG\tuV\tbad\nO1\tEEG\tuV\tgood\nHEOG\tEOG\tuV\tgood\nEKG2\tECG\tuV\tgood\n"
+    table = "name\ttype\tunits\tstatus\nFp1\tEEG\tuV\tgood\nCz\tEEG\tuV\tbad\nO1\tEEG\tuV\tgood\nHEOG\tEOG\tuV\tgood\nEKG2\tECG\tuV\tgood\nPPG\tPPG\tuV\tgood\n"
     # the same table beside the file, read by mne-bids: the reference for the inherited one
     (eeg_dir / "sub-01_task-rest_channels.tsv").write_text(table)
     (eeg_dir / "sub-01_task-rest_eeg.json").write_text(json.dumps({"PowerLineFrequency": 50, "SamplingFrequency": 250, "TaskName": "rest",
                                                                     "EEGReference": "n/a"}))
-    theirs = mne_bids.read_raw_bids(mne_bids.get_bids_path_from_fname(edf), verbose=False)
+    with pytest.warns(RuntimeWarning, match=r'No BIDS -> MNE mapping found for channel type "PPG"\. Type of channel "PPG" will be set to "misc"'):
+        theirs = mne_bids.read_raw_bids(mne_bids.get_bids_path_from_fname(edf), verbose=False)
     (eeg_dir / "sub-01_task-rest_channels.tsv").unlink()
     (tmp_path / "task-rest_channels.tsv").write_text(table)
     ours = read_eeg(edf)
-    assert ours.get_channel_types() == theirs.get_channel_types() == ["eeg", "eeg", "eeg", "eog", "ecg"]
+    # a type MNE has no name for (PPG) is misc, as mne-bids sets it (review: kept as EEG it became a model input)
+    assert ours.get_channel_types() == theirs.get_channel_types() == ["eeg", "eeg", "eeg", "eog", "ecg", "misc"]
     assert ours.info["bads"] == theirs.info["bads"] == ["Cz"]
     # ds002336's: space separated, quoted names -> not used, and said so
     (tmp_path / "task-rest_channels.tsv").write_text("name   type   units\n'Fp1'   EEG   microV\n'Cz'   EEG   microV\n")
     with caplog.at_level("WARNING", logger="eeg2fmri"):
         plain = read_eeg(edf)
-    assert plain.get_channel_types() == ["eeg"] * 5 and plain.info["bads"] == []
+    assert plain.get_channel_types() == ["eeg"] * 6 and plain.info["bads"] == []
     assert (f"{tmp_path / 'task-rest_channels.tsv'}: inherited by sub-01_task-rest_eeg.edf but not a BIDS channels table: expected "
             "tab-separated columns name, type (status), found the header 'name   type   units'") in caplog.text
     caplog.clear()
     (tmp_path / "task-rest_channels.tsv").write_text("name\ttype\nFp1\tEEG\nCz\tEEG\n")
     with caplog.at_level("WARNING", logger="eeg2fmri"):
         read_eeg(edf)
-    assert "but it names other channels (only in the table: []; only in the file: ['O1', 'HEOG', 'EKG2'])" in caplog.text
+    assert "but it names other channels (only in the table: []; only in the file: ['O1', 'HEOG', 'EKG2', 'PPG'])" in caplog.text
 
 
 def test_eeg_that_stops_before_the_scan_says_so():

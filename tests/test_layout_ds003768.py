@@ -141,4 +141,6 @@ def test_sleep_stage_labels_normalised_and_per_volume():
     ep = ((0.0, "W"), (30.0, "1"), (60.0, None))
     assert labels_of_volumes(ep, np.array([-1.0, 0.0, 29.9, 30.0, 61.0, 89.9, 90.0])) == [None, "W", "W", "1", None, None, None]
     assert labels_of_volumes(((0.0, "W"),), np.array([0.0, 29.0, 31.0]), epoch_s=30.0) == ["W", "W", None]
+    # an epoch missing from the file is a gap, not the previous stage carried on (review)
+    assert labels_of_volumes(((0.0, "W"), (60.0, "2")), np.array([10.0, 40.0, 70.0]), epoch_s=30.0) == ["W", None, "2"]
     assert labels_of_volumes((), np.arange(2.0)) == [None, None]

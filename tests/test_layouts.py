@@ -439,13 +439,16 @@ def test_published_dataset_read_as_plain_bids_gets_a_hint(xp1_root, tmp_path, ca
 
     from eeg2fmri.datasets.prepared import _published_layout_hint
 
-    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):  # (a warning the first time in a process, then info)
         _published_layout_hint(xp1_root)
     assert (f"{xp1_root}: looks like ds002336 (XP1) motor-imagery neurofeedback (Lioi 2020): 10 subjects, BrainVision 5 kHz / eeg_pp "
-            "200 Hz, TR 2 s, read here as plain BIDS (--layout bids, the default); --layout ds002336 (or --layout auto) reads it") in caplog.text
+            "200 Hz, TR 2 s, read here as plain BIDS (--layout bids); --layout ds002336 (or --layout auto) reads it") in caplog.text
     caplog.clear()
     (tmp_path / "sub-01" / "eeg").mkdir(parents=True)
-    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+    # a BIDS dataset that merely has a task 'main' in sessions is not ds002158 (review: its detect matched any)
+    (tmp_path / "sub-01" / "ses-1" / "eeg").mkdir(parents=True)
+    (tmp_path / "sub-01" / "ses-1" / "eeg" / "sub-01_ses-1_task-main_run-1_eeg.vhdr").write_text("")
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
         _published_layout_hint(tmp_path)
     assert caplog.text == ""
 

@@ -1161,3 +1161,36 @@ def test_a_recording_with_uncorrected_gradient_artefacts_is_refused(tiny_bids, t
     meta["training_gradient_artifacts"] = {"runs": 2, "detected": 2}
     (recorded / "model.json").write_text(json.dumps(meta))
     synthesize(dirty, recorded, tmp_path / "dirty2.nii.gz", progress_bar=False)
+
+
+def test_measured_volumes_of_a_recording_cut_after_the_scan_began(tiny_bids, ridge_dir, tmp_path, monkeypatch):
+    """A recording cut after the scan began (a preprocessed segment; user test 17 p2): with first_marker_volume N, output
+    volume j of the cut file is the measured volume the sidecar names, i.e. the same volume of the full recording."""
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    full = synthesize(raw, ridge_dir, tmp_path / "full.nii.gz", progress_bar=False, first_onset="markers")
+    g_full = json.loads(full.with_name("full.json").read_text())["VolumeGrid"]
+    assert g_full["first_marker_volume"] == 0 and g_full["first_marker_volume_source"].startswith("assumed: no layout places this recording")
+    on = np.array([a["onset"] for a in raw.annotations if a["description"].endswith("R128")]) - raw.first_time
+    n = 30
+    cut = raw.copy().crop(tmin=float(on[n]) - 0.35)
+    out = synthesize(cut, ridge_dir, tmp_path / "cut.nii.gz", progress_bar=False, first_onset="markers", first_marker_volume=n)
+    g_cut = json.loads(out.with_name("cut.json").read_text())["VolumeGrid"]
+    a = np.asarray(nib.load(full).dataobj).reshape(-1, nib.load(full).shape[3])
+    b = np.asarray(nib.load(out).dataobj).reshape(-1, nib.load(out).shape[3])
+    inside = a.std(1) > 0
+    m_full, m_cut = g_full["measured_volumes"][0], g_cut["measured_volumes"][0]
+    same, off = [], []
+    for j in range(b.shape[1]):
+        k = m_cut + j - m_full  # the full recording's output volume of the same measured volume
+        if 1 <= k < a.shape[1] - 1:
+            same.append(np.corrcoef(a[inside, k], b[inside, j])[0, 1])
+            off.append(np.corrcoef(a[inside, k + 1], b[inside, j])[0, 1])
+    assert len(same) > 10 and np.min(same) > 0.9 and np.median(same) > np.median(off) + 0.2, (np.min(same), np.median(off))
+    # a file a layout places: synthesize takes the layout's N and says where it came from
+    import eeg2fmri.io.layouts as layouts
+
+    monkeypatch.setattr(layouts, "segment_marker_volume", lambda path, rec, t: (n, "the test layout places it"))
+    auto = synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "auto.nii.gz", progress_bar=False, first_onset="markers")
+    g_auto = json.loads(auto.with_name("auto.json").read_text())["VolumeGrid"]
+    assert g_auto["first_marker_volume"] == n and g_auto["first_marker_volume_source"] == "the test layout places it"
+    assert g_auto["measured_volumes"][0] == g_full["measured_volumes"][0] + n

@@ -55,6 +55,11 @@ def add_arguments(p) -> None:
                         "equal to float32 rounding); default auto: the GPU of --device when it resolves to one, else cpu")
 
 
+def _j_plus(d: int) -> str:
+    """``j``, ``j + d`` or ``j - d``: the measured volume of output volume j."""
+    return "j" if d == 0 else f"j + {d}" if d > 0 else f"j - {-d}"
+
+
 def _onset(value: str | None) -> float | str | None:
     """``--first-onset``: a number of seconds, or the word ``markers`` (checked by synthesize)."""
     if value is None:
@@ -86,10 +91,11 @@ def run(args) -> int:
             lost += (f"; {grid['markers_missing']} marker(s) missing between the first and the last: their volumes are on the "
                      "regular grid, so k counts the scan's volumes (TRs from the first marker), not the markers present")
         v0 = int(grid.get("first_marker_volume", 0))
-        if grid.get("first_marker_volume_source") and grid["first_marker_volume_source"] != "given":
-            why = f": {grid['first_marker_volume_source']}"
-        elif grid.get("first_marker_volume_source"):
+        source = str(grid.get("first_marker_volume_source") or "assumed")
+        if source == "given":
             why = " (--first-marker-volume)"
+        elif not source.startswith("assumed"):
+            why = f": {source}"
         elif args.dummy_scans:
             why = f" (the first {args.dummy_scans} dummy-scan marker(s) dropped)"
         else:
@@ -102,15 +108,15 @@ def run(args) -> int:
                 print(f"scanner markers ({grid['n_markers']}): only their span written; a marker every {m:g} output volumes, so they do "
                       f"not line up one to one (the first marker is output volume {a}, the last {b}){lost}")
             elif measured is not None:
-                d = measured[0]
                 print(f"scanner markers ({grid['n_markers']}): only their volumes written; output volume j is measured volume "
-                      f"{'j' if d == 0 else f'j + {d}' if d > 0 else f'j - {-d}'}{why}{lost}")
+                      f"{_j_plus(measured[0])}{why}{lost}")
             else:
                 k = f"marker k (measured volume {'k' if not v0 else f'k + {v0}'}{why})"
                 print(f"scanner markers ({grid['n_markers']}): only their volumes written, {k} is output volume {int(m)}k"
                       + (f" - {-a}" if a < 0 else "") + lost)
         else:
-            meas = f"; output volume j is measured volume j {'+' if measured[0] >= 0 else '-'} {abs(measured[0])}{why}" if measured is not None else ""
+            meas = f"; output volume j is measured volume {_j_plus(measured[0])}{why}" if measured is not None else (
+                f"; marker k is measured volume {'k' if not v0 else f'k + {v0}'}{why}")
             print(f"scanner markers ({grid['n_markers']}): output volumes {a}..{b}; {grid['volumes_before_first_marker']} volume(s) before the first "
                   f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){meas}{lost}")
     if side.get("ChannelsIgnored"):

@@ -1583,8 +1583,10 @@ def _published_layout_hint(root: Path) -> None:
             continue
     if len(hits) == 1:
         lay = get_layout(hits[0])
-        logger.warning("%s: looks like %s, read here as plain BIDS (--layout bids, the default); --layout %s (or --layout auto) reads it "
-                       "with that dataset's conventions (`eeg2fmri datasets %s` says which); Python: layout=%r", root, lay.TITLE, hits[0], hits[0], hits[0])
+        # once per process: prepare lists the runs twice (the stale-output check, then the real reading: review)
+        warn_once_per_process(f"{root}: looks like {lay.TITLE}, read here as plain BIDS (--layout bids); --layout {hits[0]} (or --layout "
+                              f"auto) reads it with that dataset's conventions (`eeg2fmri datasets {hits[0]}` says which); Python: "
+                              f"layout={hits[0]!r}")
 
 
 def _records(source, subjects, layout: str, layout_options: dict | None, tr: float | None = None, *, root=None) -> list:

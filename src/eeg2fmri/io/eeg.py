@@ -122,14 +122,16 @@ def _apply_channels_tsv(raw, tsv: Path, path: Path) -> None:
                        "channel types come from the EEG file alone (channels named ECG/EOG/EMG are still typed by name).", tsv, path.name,
                        only_tsv[:6], only_file[:6])
         return
-    types = {r["name"]: _BIDS_TYPES[r["type"].upper()] for r in rows if r.get("type", "").upper() in _BIDS_TYPES}
+    # a type without an MNE equivalent (PPG, AUDIO, OTHER, ...) is misc, as mne-bids sets it (review: kept as EEG, it
+    # became a model input)
+    types = {r["name"]: _BIDS_TYPES.get(r.get("type", "").upper(), "misc") for r in rows}
     current = dict(zip(raw.ch_names, raw.get_channel_types()))
     change = {c: t for c, t in types.items() if current.get(c) != t}
     if change:
         raw.set_channel_types(change, on_unit_change="ignore", verbose=False)
     bads = [r["name"] for r in rows if r.get("status", "").lower() == "bad"]
-    if bads:
-        raw.info["bads"] = sorted(set(raw.info["bads"]) | set(bads), key=raw.ch_names.index)
+    if "status" in cols:  # the table's status replaces the file's bad channels, as mne-bids does
+        raw.info["bads"] = sorted(bads, key=raw.ch_names.index)
     logger.info("%s: channel types%s from the inherited %s", path.name, " and bad channels" if bads else "", tsv)
 
 

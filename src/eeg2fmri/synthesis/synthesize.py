@@ -651,8 +651,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 first_marker_volume, marker_volume_source = found
                 logger.info("%s: %s (pass first_marker_volume / --first-marker-volume to override)", where, marker_volume_source)
         anchor["first_marker_volume"] = int(first_marker_volume or 0)
-        if marker_volume_source:
-            anchor["first_marker_volume_source"] = marker_volume_source
+        anchor["first_marker_volume_source"] = marker_volume_source or (
+            "assumed: no layout places this recording and first_marker_volume was not given (right when the recording began "
+            "before the scan's first saved volume" + (f", after the {dummy_scans} dummy-scan markers dropped)" if dummy_scans else ")"))
     if volumes not in ("all", "markers"):
         raise Eeg2fmriInputError(f"{where}: expected volumes 'all' or 'markers', got {volumes!r}.")
     if volumes == "markers" and marker_t is None:

@@ -256,6 +256,7 @@ def classify_run(
         max_block = max_block or int(round(30.0 / ds.tr))
     else:  # a per-volume label prepare stored from the layout (ds003768: sleep_stage)
         lab = stored_volume_labels(ds, labels)
+        max_block = max_block or int(round(30.0 / ds.tr))  # one sample per 30-s scoring epoch, not per stretch of a stage (review)
     rois = atlas_labels(atlas, ds.mask, ds.affine) if atlas is not None else None
     res = classify_dataset(ds, lab, sources=sources, model=None if lm is None else lm.model, window=None if lm is None else lm.meta.get("window"),
                            rois=rois, delay_s=delay_s, max_block=max_block, n_splits=n_splits, n_permutations=n_permutations,

@@ -377,27 +377,30 @@ def segment_marker_volume(eeg_path: str | os.PathLike, raw, first_marker_s: floa
         The measured volume and a sentence saying how it was found; ``None`` when no layout places this file
         (plain recordings, EEG-only runs without a BOLD file to count volumes).
     """
-    path = Path(eeg_path).absolute()
+    path = Path(eeg_path).resolve()
+    # only a file a layout places as a segment: ds002336/ds002338's derivatives/sub-*/eeg_pp/ (a cleaned file under any
+    # other derivatives/ folder must not set off a scan of the dataset, with its warnings: review)
     root = next((a.parent for a in path.parents if a.name == "derivatives"), None)
-    if root is None:
+    if root is None or path.parent.name != "eeg_pp":
         return None
+    name = "a layout"
     try:
         name = detect_layout(root)
         sub = re.search(r"sub-([A-Za-z0-9]+)", path.name)
         runs = get_layout(name).scan(root, {sub.group(1)} if sub else None).runs  # scan: no warnings about the dataset's other runs
-    except Eeg2fmriInputError:
-        return None
-    run = next((r for r in runs if r.meta.get("marker_source") and Path(r.eeg_path).absolute() == path), None)
-    if run is None or run.bold_path is None:
-        return None
-    try:
+        run = next((r for r in runs if r.meta.get("marker_source") and Path(r.eeg_path).resolve() == path), None)
+        if run is None or run.bold_path is None:
+            return None
         img, tr = read_layout_bold(run)
         sync = layout_volume_onsets(run, raw, int(img.shape[3]), tr)
-    except Eeg2fmriInputError as err:
-        logger.info("%s: the %s layout could not place this segment (%s); its first marker is taken as volume 0", path, name, err)
+    except Exception as err:  # noqa: BLE001  (synthesis goes on: the mapping is only not known)
+        logger.info("%s: %s could not place this segment (%s: %s); its first marker is taken as volume 0 (pass "
+                    "first_marker_volume to say otherwise)", path, name, type(err).__name__, err)
         return None
-    steps = (first_marker_s - float(sync.onsets[0])) / tr
-    vol = int(sync.volumes.start) + int(round(steps))
+    on = np.asarray(sync.onsets, float)
+    k = int(np.argmin(np.abs(on - first_marker_s)))  # the nearest placed volume (no drift over the dummy scans: review)
+    steps = (first_marker_s - float(on[k])) / tr
+    vol = int(sync.volumes.start) + k + int(round(steps))
     if vol < 0 or abs(steps - round(steps)) * tr > 2.0 / float(raw.info["sfreq"]) + 1e-3:
         return None
     return vol, (f"the {name} layout places this segment with the raw recording's markers ({Path(run.meta['marker_source']).name}): "
@@ -410,8 +413,8 @@ def labels_of_volumes(epochs, times: np.ndarray, *, epoch_s: float | None = None
     Parameters
     ----------
     epochs : sequence of (float, str | None)
-        ``(start_s, label)`` in time order; a label holds until the next epoch's start, the last one for ``epoch_s``
-        (default: the median spacing of the starts). ``None`` marks an epoch without a usable label.
+        ``(start_s, label)`` in time order; a label holds until the next epoch's start, at most ``epoch_s``
+        (the last one: ``epoch_s``, default the median spacing of the starts). ``None`` marks an epoch without a usable label.
     times : array, shape (n_volumes,)
         Acquisition start of every volume, in the epochs' clock (seconds from the run's first volume for ds003768).
     epoch_s : float | None
@@ -428,6 +431,8 @@ def labels_of_volumes(epochs, times: np.ndarray, *, epoch_s: float | None = None
     starts = np.array([t for t, _ in ep])
     last = float(epoch_s) if epoch_s else (float(np.median(np.diff(starts))) if len(starts) > 1 else np.inf)
     ends = np.r_[starts[1:], starts[-1] + last]
+    if epoch_s:  # an epoch missing from the file is a gap, not the previous stage carried on (review)
+        ends = np.minimum(ends, starts + float(epoch_s))
     idx = np.searchsorted(starts, np.asarray(times, float), side="right") - 1
     out: list[str | None] = []
     for t, i in zip(np.asarray(times, float), idx):

@@ -54,7 +54,7 @@ class LioiLayout(Layout):
                                          "the raw BOLD has no space. Add the derivatives folder or drop space.")
             return [p for p in root.glob(f"sub-{self.PREFIX}*/func/*_bold.nii*") if keep(entity_key(p))]
         deriv = Path(derivatives)
-        if not deriv.is_absolute() and not deriv.is_dir():
+        if not deriv.is_absolute() and (root / deriv).is_dir():  # relative to the dataset root first, as documented
             deriv = root / deriv
         found = [p for p in sorted(deriv.glob(f"sub-{self.PREFIX}*/func/*_desc-preproc_bold.nii*")) if keep(entity_key(p))]
         if not found:

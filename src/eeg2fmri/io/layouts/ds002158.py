@@ -46,7 +46,8 @@ class Ds002158Layout(Layout):
     OPTIONS = {}
 
     def detect(self, root: Path) -> bool:
-        return next(iter(root.glob("sub-*/ses-*/eeg/sub-*_task-main_run-*_eeg.vhdr")), None) is not None
+        # the dataset's own naming (ses-001, run-00N): a BIDS dataset that merely has a 'main' task is not it
+        return next(iter(root.glob("sub-*/ses-001/eeg/sub-*_ses-001_task-main_run-00*_eeg.vhdr")), None) is not None
 
     def scan(self, root: Path, subjects: set[str] | None = None, **options: Any) -> Scan:
         if next(iter(root.glob("sub-*/ses-*")), None) is None:
