@@ -89,6 +89,59 @@ def test_aggregate_attributions_tangent_folds_rows_into_bands():
     assert agg["channel_band"].shape == (3, 2)
 
 
+def test_signed_attribution_is_the_direction_not_the_drift():
+    """User test 18: for a linear model the mean signed attribution is w * mean(x - baseline), which follows the test span's
+    drift from the training mean; the direction is the mean of attribution * sign(x - baseline) = w * |x - b|."""
+    spec = DataSpec("bandpower", (1, 2, 3), (1,), sfreq=100.0, tr=2.0, ch_names=("a",), frame_rate=0.5)
+    rng = np.random.default_rng(0)
+    w = np.zeros((1, 2, 3))
+    w[0, 0] = -1.0  # band 0 lowers the target
+    w[0, 1] = 2.0  # band 1 raises it
+    delta = rng.standard_normal((200, 1, 2, 3)) + np.array([0.3, -0.3])[None, None, :, None]  # drift of the span: band 0 up, 1 down
+    attr = w[None] * delta
+    old = aggregate_attributions(attr, spec)
+    assert old["band_signed"][0] < 0 and old["band_signed"][1] < 0  # (the drift's sign, not band 1's direction)
+    new = aggregate_attributions(attr, spec, delta=delta)
+    assert new["band_signed"][0] < 0 < new["band_signed"][1]
+    np.testing.assert_allclose(new["band_signed"], (w[None] * np.abs(delta)).sum((1, 3)).mean(0))
+    # the lag profile of the top band (user test 18: the summed profile was the same for every target)
+    attr2 = np.zeros((4, 1, 2, 3))
+    attr2[:, 0, 0, 0] = 5.0  # band 0 at the oldest frame dominates the band shares
+    attr2[:, 0, 1, 2] = 1.0
+    attr2[:, 0, 1, 1] = 1.0
+    agg = aggregate_attributions(attr2, spec)
+    assert agg["top_band"] == 0
+    np.testing.assert_allclose(agg["lag_top_band"], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(agg["lag_by_band"][1], [0.0, 0.5, 0.5])
+
+
+def test_ridge_hrf_is_explained_exactly(tiny_prepared, tmp_path):
+    """ridge_hrf (the reference recommended for focal data) is linear in its input: its attributions are
+    weight x (input - baseline), with the weights checked against finite differences of predict (user test 18:
+    the deployed ridge model could not be explained)."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.datasets.windows import window_matrix
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    tg = split_targets(tiny_prepared, sp)
+    for hrf in ("canonical", "basis", "lags"):
+        m = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": hrf}, targets=tg).model
+        x, _, _ = window_matrix(tiny_prepared, sp.selections["test"], sp.n_frames, sp.lag)
+        x = x[:3].astype(np.float64)
+        idx = np.array([0, 3, 5])
+        g = m.input_weights(idx)
+        assert g.shape == tuple(m.spec.input_shape)
+        base = m.predict(x)[:, idx].mean(1)
+        rng = np.random.default_rng(1)
+        d = rng.standard_normal(x.shape)
+        moved = m.predict(x + d).reshape(len(x), -1)[:, idx].mean(1)
+        np.testing.assert_allclose(moved - base, (d * g[None]).reshape(len(x), -1).sum(1), rtol=2e-3, atol=1e-4)
+    res = explain(m, tiny_prepared, sp, target="voxel:3", progress_bar=False)
+    assert res["linear_exact"].startswith("the model is linear in its input")
+    assert set(res["methods"]) == {"integrated_gradients"} and abs(sum(res["methods"]["integrated_gradients"]["band"]) - 1) < 1e-9
+
+
 def test_haufe_patterns_recover_the_mixing():
     """Sources mixed by A and unmixed exactly by W = pinv(A): the patterns are A's columns (Haufe et al. 2014)."""
     rng = np.random.default_rng(0)
@@ -153,7 +206,11 @@ def test_explain_errors(trained_net, tiny_prepared):
 
     sp2 = copy.deepcopy(sp)
     sp2.selections["test"] = {}
-    with pytest.raises(Eeg2fmriInputError, match="the split has no test windows"):
+    # a model trained to deploy (no test span): explained on its validation windows (user test 18), and says so
+    res = explain(model, tiny_prepared, sp2, n_windows=8, n_steps=4, progress_bar=False)
+    assert res["windows"] == "validation (the split has no test span)"
+    sp2.selections["val"] = {}
+    with pytest.raises(Eeg2fmriInputError, match="the split has neither test nor validation windows"):
         explain(model, tiny_prepared, sp2)
 
 
@@ -255,7 +312,7 @@ def test_explain_refuses_closed_form(tiny_prepared, tmp_path):
     fitted = fit_model(tiny_prepared, sp, "mean", targets=split_targets(tiny_prepared, sp))
     save_model(fitted.model, tmp_path / "m", spec=fitted.spec, name="mean", hparams={}, mask=tiny_prepared.mask, affine=tiny_prepared.affine,
                window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
-    with pytest.raises(Eeg2fmriInputError, match="is closed-form; explain works on torch models"):
+    with pytest.raises(Eeg2fmriInputError, match="is closed-form without input weights; explain works on torch models"):
         explain_run(tmp_path / "m", progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match=r"atlas: expected labels of shape \(\d+, \d+, \d+\) \(the data grid\) or \(\d+,\) \(one per masked voxel\), got \(2, 2\)"):
         atlas_labels(np.zeros((2, 2)), tiny_prepared.mask)
@@ -445,3 +502,30 @@ def test_topomaps_place_edf_style_channel_names_as_prepare_does(tmp_path):
     assert plot_channel_topomaps(np.arange(7.0)[None], dup, mont, tmp_path / "d.png", ["a"]).exists()
     with pytest.raises(NoChannelPositions, match=r"found 0 in the montage; .*eeg2fmri explain --montage NAME"):
         _info(["E1", "E2", "E3"], mont)
+
+
+def test_explain_a_model_of_roi_targets_by_its_own_labels(tiny_bids, tiny_prepared, tmp_path):
+    """User test 18: on a model of ROI targets, roi:L asked for an atlas and then refused the one the model was prepared
+    with; its outputs are the ROIs, named by the prepared dataset's own labels (and names)."""
+    import nibabel as nib
+
+    from eeg2fmri.datasets import load_prepared, prepare_dataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.training import fit_model
+
+    labels = np.zeros(tiny_prepared.mask.shape, np.int16)
+    xs = np.nonzero(tiny_prepared.mask)[0]
+    cuts = np.quantile(xs, [1 / 3, 2 / 3])
+    for i, j, k in np.argwhere(tiny_prepared.mask):
+        labels[i, j, k] = 3 + 2 * (int(i > cuts[0]) + int(i > cuts[1]))  # labels 3, 5, 7
+    atlas = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, tiny_prepared.affine), atlas)
+    ds = load_prepared(prepare_dataset(tiny_bids, {"atlas": str(atlas)}, progress_bar=False).save(tmp_path / "prepared"))
+    sp = make_split(ds, "within")
+    m = fit_model(ds, sp, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(ds, sp)).model
+    res = explain(m, ds, sp, target="roi:5", progress_bar=False)
+    assert list(res["target_indices"]) == [1]
+    again = explain(m, ds, sp, target="roi:5", atlas=np.arange(99), progress_bar=False)  # an atlas given is not needed
+    assert list(again["target_indices"]) == [1]
+    name = ds.rois["names"][2]
+    assert list(explain(m, ds, sp, target=f"roi:{name}", progress_bar=False)["target_indices"]) == [2]

@@ -7,8 +7,9 @@ ORDER = 62
 HELP = "attribute a trained model's predictions to channels, bands and lags (Captum) on its test windows; topomaps, HRFs"
 DESCRIPTION = (
     "Integrated Gradients (and LRP where every layer of the model has a rule; otherwise the output says why not) on the held-out test "
-    "windows of the split the model was trained with, for one target: the whole mask (mean of every voxel), one voxel (voxel:I, "
-    "in-mask index) or an ROI (roi:L with --atlas). Writes explain.json, explain.tsv (importance per channel, band/frequency and lag) "
+    "windows of the split the model was trained with (a model trained without a test span: its validation windows), for one target: "
+    "the whole mask (mean of every voxel), one voxel (voxel:I, in-mask index) or an ROI (roi:L with --atlas; a model of ROI targets: "
+    "roi:L or roi:NAME of its own atlas). ridge_hrf, linear in its input, is explained exactly (weight x (input - baseline)). Writes explain.json, explain.tsv (importance per channel, band/frequency and lag) "
     "and figures (channel topomaps on the training montage, band bars, lag curves; for eeg2fmri_net its spatial patterns (Haufe) and "
     "learned HRFs; for beira its patterns) into OUT (default RUN_DIR/explain). Needs Captum (pip install 'eeg2fmri[explain]')."
 )
@@ -32,6 +33,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from eeg2fmri.workflows.explain import explain_run
 
     out, res = explain_run(args.run_dir, model=args.model, data=args.data, target=args.target, atlas=args.atlas, methods=tuple(args.methods) if args.methods else "auto",
@@ -39,10 +42,17 @@ def run(args) -> int:
                            overwrite=args.overwrite, progress_bar=not args.quiet)
     for m, agg in res["methods"].items():
         top = sorted(zip(agg["channel"], res["channels"]), reverse=True)[:5]
-        line = f"{m} ({res['target']}, {res['n_windows']} test windows): top channels " + ", ".join(f"{c} {v:.2f}" for v, c in top)
+        which = "test" if res.get("windows", "test") == "test" else "validation"
+        line = f"{m} ({res['target']}, {res['n_windows']} {which} windows): top channels " + ", ".join(f"{c} {v:.2f}" for v, c in top)
         if "band" in agg and res.get("band_names"):
-            line += f"; top band {res['band_names'][int(agg['band'].argmax())]} {agg['band'].max():.2f}"
+            b = int(agg["band"].argmax())
+            direction = "raises" if agg["band_signed"][b] > 0 else "lowers"
+            peak = float(agg["lag_s"][int(np.argmax(agg["lag_top_band"]))]) if "lag_top_band" in agg else None
+            line += (f"; top band {res['band_names'][b]} {agg['band'].max():.2f} (more power {direction} the target"
+                     + (f"; its attribution peaks {peak:.1f} s before the volume's end)" if peak is not None else ")"))
         print(line)
+    if res.get("linear_exact"):
+        print(f"{res['model']}: {res['linear_exact']}")
     if res.get("lrp_note"):
         print(res["lrp_note"])
     ins = res.get("insight") or {}

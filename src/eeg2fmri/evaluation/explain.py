@@ -33,7 +33,7 @@ EXPLAIN_METHODS = ("integrated_gradients", "lrp")
 
 
 # ---------------------------------------------------------------------------------------------------------- targets
-def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None, names: list[str] | None = None) -> tuple[np.ndarray, str]:
     """Output indices whose mean is the explained scalar.
 
     Parameters
@@ -46,6 +46,8 @@ def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None)
         Outputs of the model (masked voxels or ROIs).
     atlas : array of int, shape (n_outputs,) | None
         Label of every output.
+    names : list of str | None
+        Name of every output (a model of ROI targets: ``"roi:NAME"`` picks one).
 
     Returns
     -------
@@ -67,6 +69,9 @@ def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None)
         if not 0 <= num < n_outputs:
             raise Eeg2fmriInputError(f"explain: expected a voxel index in [0, {n_outputs}) (in-mask voxels, C order), got {num}; pick one below {n_outputs}.")
         return np.array([num]), f"voxel {num}"
+    if kind == "roi" and num is None and names is not None and val in names:
+        i = list(names).index(val)
+        return np.array([i]), f"ROI {val!r} (output {i})"
     if kind == "roi" and num is not None:
         if atlas is None:
             raise Eeg2fmriInputError(f"explain: target {target!r} needs an atlas (labels of the outputs); pass atlas= (--atlas LABELS.nii.gz).")
@@ -89,7 +94,7 @@ def _lags_s(spec: DataSpec, lag: int) -> np.ndarray:
     return ((n - np.arange(n) - 0.5) - lag) / rate
 
 
-def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0) -> dict[str, Any]:
+def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0, delta: np.ndarray | None = None) -> dict[str, Any]:
     """Per-channel, per-band (or frequency) and per-lag importance of attributions.
 
     Parameters
@@ -98,20 +103,31 @@ def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0) -> di
     spec : DataSpec
     lag : int
         The window's lag in input steps (``window.lag`` of the model).
+    delta : array, shape (n_windows, *spec.input_shape) | None
+        The attributed inputs minus the baseline. With it, ``*_signed`` is the direction of the effect: the mean of
+        ``attribution * sign(delta)`` (> 0 where more of the feature raises the target: for a linear model
+        ``w * |x - b|``); without it the mean signed attribution, which for a linear model is ``w * mean(x - b)``
+        and follows the drift of the attributed span from the baseline, not the direction (user test 18: beta and
+        gamma came out with the wrong sign).
 
     Returns
     -------
     dict
         ``channel``, ``band`` (absent for raw input) and ``lag`` importance:
         mean over windows of the summed absolute attribution over the other
-        axes, normalised to sum to 1 (``*_signed``: the mean signed
-        attribution, not normalised); ``lag_s`` (seconds before the end of the
+        axes, normalised to sum to 1 (``*_signed``: the direction, see ``delta``,
+        not normalised); ``lag_by_band`` (the lag importance of each band,
+        each normalised) and ``lag_top_band`` (that of the band with the most
+        importance: a summed profile buries the driving band's lag under the
+        others, user test 18); ``lag_s`` (seconds before the end of the
         volume) and ``band_names`` / ``freqs``. For ``tangent`` input each band
         collects its band-power entry and its tangent-matrix row (entry
         ``T_b[c, d]`` counts for channel ``c`` and band ``b``).
     """
     a = np.asarray(attr, dtype=np.float64)
     ab = np.abs(a)
+    if delta is not None:
+        a = a * np.sign(np.asarray(delta, dtype=np.float64))  # the direction of each feature's effect
     if spec.input_kind == "tangent":  # fold (C, F * (1 + C), T) into (C, F, T): power entry + tangent row per band
         n, c = a.shape[:2]
         f = a.shape[2] // (1 + c)
@@ -139,6 +155,10 @@ def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0) -> di
         out["lag"] = frac(ab.sum((1, 2)).mean(0))
         out["lag_signed"] = a.sum((1, 2)).mean(0)
         out["channel_band"] = frac(ab.sum(3).mean(0).ravel()).reshape(ab.shape[1:3])
+        by_band = ab.sum(1).mean(0)  # (n_bands, n_lags)
+        out["lag_by_band"] = np.stack([frac(v) for v in by_band])
+        out["top_band"] = int(np.argmax(out["band"]))
+        out["lag_top_band"] = out["lag_by_band"][out["top_band"]]
     out["lag_s"] = _lags_s(spec, lag)
     return out
 
@@ -406,17 +426,22 @@ def explain(
     import torch
 
     mdl = getattr(model, "model", model)
-    mdl = getattr(mdl, "module", mdl) if not isinstance(mdl, torch.nn.Module) else mdl
-    if not isinstance(mdl, torch.nn.Module):
-        raise Eeg2fmriInputError(f"explain: expected a torch model (a registered neural model), got {type(mdl).__name__}; "
-                                 "closed-form models (ridge_hrf, mean) have coefficients to read instead of attributions.")
+    linear = callable(getattr(mdl, "input_weights", None))  # a closed-form model linear in its input (ridge_hrf): exact
+    if not linear:
+        mdl = getattr(mdl, "module", mdl) if not isinstance(mdl, torch.nn.Module) else mdl
+    if not linear and not isinstance(mdl, torch.nn.Module):
+        raise Eeg2fmriInputError(f"explain: expected a torch model (a registered neural model) or a linear closed-form one (ridge_hrf), got "
+                                 f"{type(mdl).__name__}; its predictions have no attributions to compute.")
     spec: DataSpec | None = getattr(mdl, "spec", None)
     if not isinstance(spec, DataSpec):
         raise Eeg2fmriInputError("explain: expected a registered model with a DataSpec (model.spec); build it through eeg2fmri.models.")
     auto = isinstance(methods, str) and methods == "auto"
     if isinstance(methods, str) and not auto:
         methods = (methods,)
-    if auto:
+    why = ""
+    if linear:  # weight x (input - baseline): what every attribution method gives a linear model, computed exactly
+        methods, auto = ("integrated_gradients",), False
+    elif auto:
         ok, why = lrp_support(mdl)  # (user test 9: the default asked for LRP and then reported it as not applicable)
         methods = ("integrated_gradients", "lrp") if ok else ("integrated_gradients",)
     for m in methods:
@@ -426,9 +451,16 @@ def explain(
     batch_size = check_positive_int(batch_size, "batch_size", where="explain")
     n_frames = int((window or {}).get("n_frames") or split.n_frames)
     lag = int((window or {}).get("lag", split.lag))
-    if not split.selections.get("test") or not sum(len(v) for v in split.selections["test"].values()):
-        raise Eeg2fmriInputError("explain: the split has no test windows; explanations are computed on held-out windows (use a split with a test span).")
-    x_test, _, _ = window_matrix(ds, split.selections["test"], n_frames, lag)
+    def n_sel(name: str) -> int:
+        return sum(len(v) for v in (split.selections.get(name) or {}).values())
+
+    # held-out windows: the test span, else (a model trained to deploy, fractions [0.8, 0.2, 0]: user test 18) the
+    # validation span -- attributions need the EEG only, and the fit never saw those windows' targets
+    part = "test" if n_sel("test") else "val" if n_sel("val") else None
+    if part is None:
+        raise Eeg2fmriInputError("explain: the split has neither test nor validation windows; explanations are computed on windows the "
+                                 "fit did not learn from (use a split with a validation or test span).")
+    x_test, _, _ = window_matrix(ds, split.selections[part], n_frames, lag)
     if tuple(x_test.shape[1:]) != tuple(spec.input_shape):
         raise Eeg2fmriInputError(f"explain: the dataset's windows have shape {tuple(x_test.shape[1:])}, the model expects {tuple(spec.input_shape)}; "
                                  "explain the model on the dataset (and representation) it was trained on.")
@@ -438,13 +470,22 @@ def explain(
         x_test = x_test[pick]
     x_train, _, _ = window_matrix(ds, split.selections["train"], n_frames, lag)
     baseline = x_train.mean(0)
-    idx, desc = resolve_target(target, int(spec.n_outputs), atlas)
-    was_training = mdl.training
-    mdl.eval()
+    rois = ds.rois if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("labels") is not None else None
+    if rois is not None and len(rois["labels"]) == int(spec.n_outputs):  # a model of ROI targets: its outputs are the ROIs
+        if atlas is not None:
+            logger.info("explain: the model's outputs are the ROIs of its own atlas; roi:L names them by that atlas's labels (the atlas given is not needed)")
+        atlas = np.asarray(rois["labels"])
+    idx, desc = resolve_target(target, int(spec.n_outputs), atlas, names=list(rois["names"]) if rois is not None and rois.get("names") else None)
+    was_training = getattr(mdl, "training", False)
+    if hasattr(mdl, "eval"):
+        mdl.eval()
     res: dict[str, Any] = {"target": desc, "target_indices": idx, "n_windows": int(len(x_test)), "input_kind": spec.input_kind,
                            "channels": list(spec.ch_names), "band_names": list(ds.bands) if spec.input_kind in ("bandpower", "tangent") else None,
                            "freqs": None if spec.freqs is None else list(spec.freqs), "window": {"n_frames": n_frames, "lag": lag},
-                           "baseline": "mean training window", "methods": {}}
+                           "baseline": "mean training window", "methods": {},
+                           "windows": "test" if part == "test" else "validation (the split has no test span)"}
+    if linear:
+        res["linear_exact"] = "the model is linear in its input: attribution = weight x (input - baseline), exactly"
     if auto and "lrp" not in methods:
         res["lrp_skipped"] = why
     try:
@@ -455,9 +496,12 @@ def explain(
                 if not ok:
                     logger.info("explain: %s", note)
                     continue
-            attr = _attribute(m, mdl, x_test, baseline, idx, n_steps=n_steps, batch_size=batch_size, progress_bar=progress_bar)
-            agg = aggregate_attributions(attr, spec, lag)
-            if m == "integrated_gradients":
+            if linear:
+                attr = (x_test - baseline[None]) * np.asarray(mdl.input_weights(idx), dtype=np.float64)[None]
+            else:
+                attr = _attribute(m, mdl, x_test, baseline, idx, n_steps=n_steps, batch_size=batch_size, progress_bar=progress_bar)
+            agg = aggregate_attributions(attr, spec, lag, delta=x_test - baseline[None])
+            if m == "integrated_gradients" and not linear:
                 # completeness: attributions sum to f(x) - f(baseline)
                 f = _scalar_model(mdl, idx).eval()
                 with torch.no_grad():
@@ -475,7 +519,8 @@ def explain(
             res["insight"] = _attention_insight(mdl, x_test, batch_size)
         res["model_class"] = name
     finally:
-        mdl.train(was_training)
+        if hasattr(mdl, "train") and not linear:
+            mdl.train(was_training)
     return res
 
 
@@ -491,4 +536,9 @@ def explanation_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append({"method": m, "axis": "band", "name": b, "importance": float(agg["band"][i]), "signed": float(agg["band_signed"][i])})
         for i, s in enumerate(agg["lag_s"]):
             rows.append({"method": m, "axis": "lag_s", "name": f"{s:.3f}", "importance": float(agg["lag"][i]), "signed": float(agg["lag_signed"][i])})
+        if "lag_top_band" in agg:  # the lag profile within the most important band (its name in the axis)
+            names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(agg["band"]) else [f"{f:g} Hz" for f in (res["freqs"] or [])]
+            top = names[agg["top_band"]] if names else str(agg["top_band"])
+            for i, s in enumerate(agg["lag_s"]):
+                rows.append({"method": m, "axis": f"lag_s in {top}", "name": f"{s:.3f}", "importance": float(agg["lag_top_band"][i]), "signed": float("nan")})
     return rows

@@ -459,6 +459,47 @@ class RidgeHRF:
                 best[c.start + k[gain > self.GUARD_SE * se]] = i
         return best
 
+    def input_weights(self, outputs: np.ndarray | None = None) -> np.ndarray:
+        """The gradient of the mean of ``outputs`` with respect to the input window (the model is linear in it).
+
+        What ``explain`` attributes with (``weight * (input - baseline)``, exact for a linear model): the coefficients
+        mapped back through the standardisation and the HRF basis onto every channel, band and frame of the window.
+
+        Parameters
+        ----------
+        outputs : array of int | None
+            Output indices whose mean is differentiated (default: every output).
+
+        Returns
+        -------
+        weights : array, shape spec.input_shape
+            Zero on the tangent entries of tangent windows (the model reads their band-power block only).
+        """
+        if not hasattr(self, "coef_"):
+            raise Eeg2fmriInputError("ridge_hrf: call fit() before input_weights().")
+        idx = np.arange(self.coef_.shape[1]) if outputs is None else np.asarray(outputs).reshape(-1)
+        w = np.asarray(self.coef_, dtype=np.float64)[:, idx].mean(1)
+        if getattr(self, "components_", None) is not None:
+            w = np.asarray(self.components_, dtype=np.float64).T @ w
+        w = w / np.asarray(self.x_scale_, dtype=np.float64)  # per feature of the unstandardised features
+        n_ch, n_in, n_t = (int(v) for v in self.spec.input_shape)
+        n_b = self.n_bands
+        dt = 1.0 / (self.spec.frame_rate or 1.0 / self.spec.tr)
+        hrf = getattr(self, "hrf_", self.hrf)
+        if hrf == "canonical":
+            from eeg2fmri.preprocessing.hrf import double_gamma_hrf
+
+            h = double_gamma_hrf(dt, length=n_t * dt)[:n_t][::-1]
+            g = w.reshape(n_ch, n_b, 1) * h[None, None, :]
+        elif hrf == "basis":
+            b = informed_basis(dt, n_t)[:, ::-1]
+            g = np.einsum("cbk,kt->cbt", w.reshape(n_ch, n_b, -1), b)
+        else:
+            g = w.reshape(n_ch, n_b, n_t)
+        out = np.zeros((n_ch, n_in, n_t))
+        out[:, :n_b] = g
+        return out
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predict targets, array of shape (n_samples, *output_shape)."""
         if not hasattr(self, "coef_"):

@@ -93,10 +93,14 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
                 figs.append("bands.png")
                 # the direction: more power in a band raising (> 0) or lowering (< 0) the target (user test 9: only in explain.tsv)
                 plot_importance_bars({k: m["band_signed"] for k, m in meth.items()}, names, tmp / "bands_signed.png",
-                                     f"band attribution with its sign (> 0: the band's power raises the target), target: {tgt}",
-                                     ylabel="mean signed attribution")
+                                     f"direction (> 0: more power in the band raises the target), target: {tgt}",
+                                     ylabel="mean attribution x sign(input - baseline)")
                 figs.append("bands_signed.png")
-            plot_lag_curves(first["lag_s"], {k: m["lag"] for k, m in meth.items()}, tmp / "lags.png", f"lag importance, target: {tgt}")
+            curves = {k: m["lag"] for k, m in meth.items()}
+            if "lag_top_band" in first:  # the driving band's own lag profile (user test 18: the summed one was the same for every target)
+                names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(first["band"]) else [f"{f:g}" for f in res["freqs"]]
+                curves.update({f"{k}: {names[m['top_band']]} only": m["lag_top_band"] for k, m in meth.items()})
+            plot_lag_curves(first["lag_s"], curves, tmp / "lags.png", f"lag importance, target: {tgt}")
             figs.append("lags.png")
         ins = res.get("insight")
         if ins is not None and ins["kind"] == "eeg2fmri_net":
@@ -187,8 +191,9 @@ def explain_run(
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")
     lm = load_model(model_dir)
-    if lm.meta.get("kind") == "sklearn":
-        raise Eeg2fmriInputError(f"{model_dir}: model {lm.meta['model']!r} is closed-form; explain works on torch models (e.g. eeg2fmri_net).")
+    if lm.meta.get("kind") == "sklearn" and not callable(getattr(lm.model, "input_weights", None)):
+        raise Eeg2fmriInputError(f"{model_dir}: model {lm.meta['model']!r} is closed-form without input weights; explain works on torch models "
+                                 "(e.g. eeg2fmri_net) and on linear closed-form ones (ridge_hrf).")
     rec_data, rec_split, _, _, rec_subjects = _recorded(model_dir, rdir, lm.meta)
     data_path = Path(data) if data is not None else rec_data
     if rec_split is None:
