@@ -1051,6 +1051,18 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
     for roi in (1, 2, 3):  # every voxel of a ROI shows that ROI's series
         col = ds.rois["labels"].index(roi)
         np.testing.assert_allclose(vol[labels == roi], np.broadcast_to(series[:, col], ((labels == roi).sum(), len(series))), rtol=1e-5, atol=1e-6)
+    assert "ValidationR" not in side  # (no calibration in the folder)
+    # with the calibration train writes: which ROIs the model predicts above chance on validation (user test 18)
+    from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty
+    from eeg2fmri.models.calibration import save_calibration
+
+    cal = calibrate_uncertainty(fitted.model, ds, sp, targets)
+    save_calibration(model, cal)
+    out2 = synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold2.nii.gz", progress_bar=False, uncertainty=False)
+    val = json.loads(out2.with_name("bold2.json").read_text())["ValidationR"]
+    assert val["n_outputs"] == 3 and val["outputs_above_null"] == int(np.sum(cal["val_r"] > cal["val_r_null95"]))
+    assert [v["r"] for v in val["rois"].values()] == [round(float(x), 4) for x in cal["val_r"]]
+    assert list(val["rois"]) == [str(n) for n in ds.rois["names"]]
 
 
 def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, caplog):

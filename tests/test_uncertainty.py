@@ -331,3 +331,25 @@ def test_interval_multipliers_follow_the_split_conformal_rank():
     assert interval_multipliers(r, (0.5, 0.8, 0.95)) == [6.0, 9.0, None]
     h = conformal_halfwidths(r[:, None], (0.5, 0.8, 0.95))[:, 0]
     assert list(h[:2]) == [6.0, 9.0] and np.isinf(h[2])
+
+
+def test_validation_r_and_its_shift_null_match_scipy():
+    """Per-output validation r (scipy.stats.pearsonr) and the 95th percentile of r under circular shifts: a predicted
+    output is above its null, an unpredictable one is not (user test 18: synthesis did not say which outputs are which)."""
+    from scipy.stats import pearsonr
+
+    from eeg2fmri.evaluation.uncertainty import validation_r_and_null
+
+    rng = np.random.default_rng(0)
+    n = 300
+    slow = np.convolve(rng.standard_normal(n + 20), np.ones(20) / 20, mode="valid")[:n]  # an autocorrelated signal
+    y = np.stack([slow + 0.5 * rng.standard_normal(n), rng.standard_normal(n), np.ones(n)], 1)
+    p = np.stack([slow, np.convolve(rng.standard_normal(n + 20), np.ones(20) / 20, mode="valid")[:n], rng.standard_normal(n)], 1)
+    r, null95 = validation_r_and_null(y, p)
+    np.testing.assert_allclose(r[:2], [pearsonr(y[:, k], p[:, k])[0] for k in range(2)], rtol=1e-5)
+    assert np.isnan(r[2]) and np.isnan(null95[2])  # a constant target
+    assert r[0] > null95[0] and not r[1] > null95[1]
+    # by hand: the same shifts
+    sh = np.random.default_rng(0).integers(30, n - 30 + 1, size=49)
+    want = np.percentile([pearsonr(y[:, 1], np.roll(p[:, 1], int(s)))[0] for s in sh], 95)
+    assert null95[1] == pytest.approx(want, rel=1e-4)

@@ -119,6 +119,12 @@ def run(args) -> int:
                 f"; marker k is measured volume {'k' if not v0 else f'k + {v0}'}{why}")
             print(f"scanner markers ({grid['n_markers']}): output volumes {a}..{b}; {grid['volumes_before_first_marker']} volume(s) before the first "
                   f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){meas}{lost}")
+    val = side.get("ValidationR") or {}
+    if val:
+        not_above = [k for k, v in (val.get("rois") or {}).items() if not v.get("above_null")]
+        print(f"{val['outputs_above_null']} of {val['n_outputs']} output(s) predicted above chance on the model's validation windows"
+              + (f"; not above chance (their series carry no EEG information the model could show): {', '.join(not_above[:10])}" if not_above else "")
+              + " (sidecar ValidationR)")
     if side.get("ChannelsIgnored"):
         print(f"ignored {len(side['ChannelsIgnored'])} channel(s) the model does not use: {', '.join(side['ChannelsIgnored'][:10])}")
     mapping = side.get("ChannelMapping") or {}

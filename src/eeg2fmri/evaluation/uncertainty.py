@@ -355,6 +355,44 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
     }
 
 
+def validation_r_and_null(y: np.ndarray, p: np.ndarray, *, n_shifts: int = 49, min_shift: float = 0.1,
+                          random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output Pearson r of predictions ``p`` with targets ``y`` and the 95th percentile of r under circular shifts.
+
+    Parameters
+    ----------
+    y, p : array, shape (n_windows, n_outputs)
+        Validation targets and held-out predictions (windows in time order).
+    n_shifts : int
+        Circular shifts of the predictions (each at least ``min_shift`` of the span from 0 and from the end).
+    min_shift : float
+        Smallest shift as a share of the span.
+    random_state : int
+
+    Returns
+    -------
+    r, null95 : arrays, shape (n_outputs,), float32
+        NaN where an output is constant.
+    """
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    p = np.asarray(p, dtype=np.float64).reshape(len(p), -1)
+    n = len(y)
+    yc, pc = y - y.mean(0), p - p.mean(0)
+    ny, npp = np.sqrt((yc ** 2).sum(0)), np.sqrt((pc ** 2).sum(0))
+    ok = (ny > 0) & (npp > 0)
+    den = np.where(ok, ny * npp, 1.0)
+    r = np.where(ok, (yc * pc).sum(0) / den, np.nan)
+    lo = max(1, int(np.ceil(min_shift * n)))
+    if n - 2 * lo < 1:
+        return r.astype(np.float32), np.full(r.shape, np.nan, np.float32)
+    shifts = np.random.default_rng(random_state).integers(lo, n - lo + 1, size=n_shifts)
+    null = np.empty((len(shifts), y.shape[1]))
+    for k, sh in enumerate(shifts):
+        null[k] = (yc * np.roll(pc, int(sh), axis=0)).sum(0) / den
+    null95 = np.where(ok, np.percentile(null, 95, axis=0), np.nan)
+    return r.astype(np.float32), null95.astype(np.float32)
+
+
 def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: dict, *, levels: Any = DEFAULT_LEVELS) -> dict[str, Any]:
     """Everything ``synthesize --uncertainty`` needs, from the validation windows only.
 
@@ -380,14 +418,25 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
         else ``"residuals"``; ``temperature`` and ``meaning`` of the own scale
         (None unless ``scale`` is ``"own"``); ``interval_multipliers``: ``{"residuals": [...], "own": [...]}``
         (``own`` where that scale was chosen), one factor per level on that scale which covers that share of the
-        validation windows x outputs (:func:`interval_multipliers`); ``n_calibration``.
+        validation windows x outputs (:func:`interval_multipliers`); ``n_calibration``; ``val_r`` and
+        ``val_r_null95`` (n_outputs,): the validation r of every output's held-out predictions and the 95th percentile
+        of its circular-shift null (:func:`validation_r_and_null`).
     """
     levels = _check_levels(levels)
     y_va, p_va = _predict_span(model, ds, split, targets, "val")
     res = (y_va - p_va).astype(np.float64)
+    try:  # the validation targets themselves (y_va holds held-out residuals added to the refitted predictions)
+        y_true = np.concatenate([np.asarray(targets["val"][i], dtype=np.float32) for i, v in split.selections["val"].items() if len(v)])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        y_true = None
+    if y_true is None or y_true.shape != y_va.shape:
+        y_true = y_va
     out: dict[str, Any] = {"levels": list(levels), "halfwidths": conformal_halfwidths(res, levels).astype(np.float32),
                            "laplace_scale": np.maximum(np.abs(res).mean(0), 1e-6).astype(np.float32), "temperature": None,
                            "meaning": None, "n_calibration": int(len(y_va))}
+    # which outputs the model predicts at all: validation r of the held-out predictions and its circular-shift null
+    # (user test 18: synthesis wrote an unpredictable region's series with a third of the driven ones' amplitude, unmarked)
+    out["val_r"], out["val_r_null95"] = validation_r_and_null(y_true, y_true - res)
     out["scale"] = "residuals"
     out["interval_multipliers"] = {"residuals": interval_multipliers(np.abs(res) / out["laplace_scale"][None, :].astype(np.float64), levels)}
     if held_out_residuals_of(model) is not None and _kept_residuals(

@@ -919,6 +919,24 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                     side["UncertaintyMeaning"] = unc_meaning.replace("; the level-p interval is prediction +/- scale * log(1 / (1 - p))", "") + (
                         "; the level-p interval is prediction +/- scale * k_p with k_p from UncertaintyIntervals (the share p of the "
                         "validation windows x voxels inside; the Laplace reading log(1 / (1 - p)) holds only for Laplace-shaped errors)")
+            try:  # (with --no-uncertainty the calibration was not loaded above)
+                vcal = calib if calib is not None else load_calibration(model_dir, n_model)
+            except Eeg2fmriInputError:
+                vcal = None
+            vr, vn = (vcal or {}).get("val_r"), (vcal or {}).get("val_r_null95")
+            if vr is not None and vn is not None and len(vr) == n_model:
+                # which outputs the model predicts at all on its validation windows (user test 18: an unpredictable region's series
+                # was written like the driven ones, nothing said so)
+                above = np.isfinite(vr) & np.isfinite(vn) & (vr > vn)
+                side["ValidationR"] = {
+                    "meaning": "per output: Pearson r of the model's held-out predictions with the validation targets, against the 95th "
+                               "percentile of r under circular shifts of the predictions; an output not above it is predicted at chance level "
+                               "on validation, so its synthesised series carries no EEG information the model could show",
+                    "outputs_above_null": int(above.sum()), "n_outputs": int(n_model),
+                    "median_r": float(np.nanmedian(vr)) if np.isfinite(vr).any() else None}
+                if n_model != n_vox:
+                    side["ValidationR"]["rois"] = {str(nm): {"r": round(float(a), 4), "null_p95": round(float(b), 4), "above_null": bool(c)}
+                                                   for nm, a, b, c in zip(rois["names"], vr, vn, above)}
             if n_model != n_vox:  # ROI targets: the region series, one column per ROI, one row per volume
                 roi_out = bold_out.with_name(bold_out.name.split(".")[0] + "_rois.tsv")
                 side["Targets"] = f"{n_model} ROIs of the training atlas ({rois.get('source')}); each voxel of the image shows its ROI's series"
