@@ -61,6 +61,20 @@ def test_auto_keeps_the_basis_with_the_lowest_validation_error():
             np.testing.assert_array_equal(one.predict(xv), auto.predict(xv))
     # the lag weights here are white noise over lags: only the full FIR can fit them
     assert auto.hrf_ == "lags"
+    # the margin over the runner-up in jackknife SEs of per-window errors (user test 18: a 0.0002 whole-mask margin decided)
+    m = auto.hrf_margin_
+    second = sorted(auto.hrf_scores_, key=auto.hrf_scores_.get)[1]
+    assert m["best"] == "lags" and m["runner_up"] == second
+    fits = {h: RidgeHRF(SPEC, hrf=h).fit(x, y, xv, yv) for h in ("lags", second)}
+    d = (((yv - fits[second].predict(xv)) ** 2).sum(1) - ((yv - fits["lags"].predict(xv)) ** 2).sum(1)) / yv.shape[1]
+    assert m["gain"] == pytest.approx(d.mean(), rel=1e-3)
+    blocks = np.array_split(d, 10)
+    loo = np.array([np.concatenate([b for j, b in enumerate(blocks) if j != i]).mean() for i in range(10)])
+    assert m["se"] == pytest.approx(np.sqrt(0.9 * ((loo - loo.mean()) ** 2).sum()), rel=1e-3)
+    assert m["within_noise"] == (m["gain"] < 2 * m["se"])
+    noise = RidgeHRF(SPEC).fit(x, rng_noise := np.random.default_rng(9).standard_normal(y.shape), xv, rng_noise[: len(xv)])
+    assert noise.hrf_margin_["within_noise"]  # targets of pure noise: no basis is better
+    assert RidgeHRF(SPEC).fit(x, y).hrf_margin_ is None  # (GCV without validation windows: no margin)
 
 
 def test_canonical_signal_picks_a_small_basis():

@@ -30,6 +30,11 @@ def choices_line(tr: dict) -> str:
         scores = tr.get("hrf_scores") or {}
         what = "validation MSE" if tr.get("n_val", 1) else "GCV error on the training windows"
         parts.append(f"HRF basis {tr['hrf']}" + (f" ({what} " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + ")" if scores else ""))
+        m = tr.get("hrf_margin") or {}
+        if m.get("within_noise"):  # (user test 18: a coin flip on noise-level whole-mask errors cost a late-HRF region 0.2 ROI r)
+            parts[-1] += (f" -- within noise: {m['best']} beats {m['runner_up']} by {m['gain']:.2g} +/- {m['se']:.2g} (jackknife SE) per output, "
+                          "so the validation windows do not tell the bases apart over the whole mask; for region series, compare "
+                          "hparams hrf: lags / basis on ROI r (benchmark --atlas ... --hparams '{\"ridge_hrf\": {\"hrf\": \"lags\"}}')")
     if "alpha" in tr:
         parts.append(f"penalty {tr['alpha']:g}" + (" (median over outputs)" if "alpha_per_target" in tr else ""))
     if "ridge_weight" in tr:

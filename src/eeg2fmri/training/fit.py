@@ -155,6 +155,8 @@ def fit_model(
         info["hrf"] = model.hrf_
         if len(getattr(model, "hrf_scores_", {}) or {}) > 1:
             info["hrf_scores"] = {k: float(v) for k, v in model.hrf_scores_.items()}
+        if getattr(model, "hrf_margin_", None):
+            info["hrf_margin"] = dict(model.hrf_margin_)
     if hasattr(model, "alpha_"):
         alpha = np.asarray(model.alpha_, dtype=np.float64)
         if alpha.size == 1:
