@@ -7,6 +7,7 @@ import pytest
 
 from eeg2fmri.models.base import DataSpec
 from eeg2fmri.models.ridge_hrf import RidgeHRF
+from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 # a different size on every axis: 5 channels, 3 bands, 7 frames, 11 outputs
 SPEC = DataSpec(input_kind="bandpower", input_shape=(5, 3, 7), output_shape=(11,), sfreq=100.0, tr=2.0, ch_names=tuple("abcde"), frame_rate=0.5)
@@ -75,6 +76,28 @@ def test_auto_keeps_the_basis_with_the_lowest_validation_error():
     noise = RidgeHRF(SPEC).fit(x, rng_noise := np.random.default_rng(9).standard_normal(y.shape), xv, rng_noise[: len(xv)])
     assert noise.hrf_margin_["within_noise"]  # targets of pure noise: no basis is better
     assert RidgeHRF(SPEC).fit(x, y).hrf_margin_ is None  # (GCV without validation windows: no margin)
+
+
+def test_hrf_select_r_scores_group_means_by_correlation():
+    """hrf_select="r": each basis scored by the mean validation correlation of group-mean series over the groups with the
+    most validation signal (by hand here), and the basis with the highest one kept."""
+    x, y = _data(90, 2)
+    xv, yv = _data(40, 4)
+    groups = np.arange(11) % 4  # 4 groups of outputs
+    m = RidgeHRF(SPEC, hrf_select="r").fit(x, y, xv, yv, output_groups=groups)
+    ref = {}
+    preds = {h: RidgeHRF(SPEC, hrf=h).fit(x, y, xv, yv).predict(xv) for h in ("canonical", "basis", "lags")}
+    yg = np.stack([yv[:, groups == k].mean(1) for k in range(4)], 1)
+    for h, p in preds.items():
+        pg = np.stack([p[:, groups == k].mean(1) for k in range(4)], 1)
+        ref[h] = np.mean([np.corrcoef(yg[:, k], pg[:, k])[0, 1] for k in range(4)])  # (4 groups < 10: all kept)
+    assert m.hrf_r_ == pytest.approx(ref, abs=1e-4)  # (predict rounds to float32)
+    assert m.hrf_ == max(ref, key=ref.get)
+    assert RidgeHRF(SPEC, hrf_select="r").get_params()["hrf_select"] == "r" and "hrf_select" not in RidgeHRF(SPEC).get_params()
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: expected hrf_select one of \['mse', 'r'\], got 'R2'"):
+        RidgeHRF(SPEC, hrf_select="R2")
+    with pytest.raises(Eeg2fmriInputError, match=r"output_groups has 3 entries for 11 outputs"):
+        RidgeHRF(SPEC, hrf_select="r").fit(x, y, xv, yv, output_groups=np.arange(3))
 
 
 def test_canonical_signal_picks_a_small_basis():

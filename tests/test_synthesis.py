@@ -1063,6 +1063,8 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
     assert val["n_outputs"] == 3 and val["outputs_above_null"] == int(np.sum(cal["val_r"] > cal["val_r_null95"]))
     assert [v["r"] for v in val["rois"].values()] == [round(float(x), 4) for x in cal["val_r"]]
     assert list(val["rois"]) == [str(n) for n in ds.rois["names"]]
+    with pytest.raises(Eeg2fmriInputError, match=r"the model's outputs are already the ROIs of its own atlas .*: drop the atlas"):
+        synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold3.nii.gz", progress_bar=False, atlas=atlas)
 
 
 def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, caplog):
@@ -1206,3 +1208,29 @@ def test_measured_volumes_of_a_recording_cut_after_the_scan_began(tiny_bids, rid
     g_auto = json.loads(auto.with_name("auto.json").read_text())["VolumeGrid"]
     assert g_auto["first_marker_volume"] == n and g_auto["first_marker_volume_source"] == "the test layout places it"
     assert g_auto["measured_volumes"][0] == g_full["measured_volumes"][0] + n
+
+
+def test_region_series_of_a_voxel_model_with_an_atlas(tiny_bids, tiny_prepared, ridge_dir, tmp_path):
+    """synthesize --atlas on a voxel model (user test 18: parcel series were extracted by hand with nilearn): NAME_rois.tsv
+    holds the mean of every ROI's voxels of the written image (checked against nilearn's NiftiLabelsMasker), named from a
+    look-up table beside the labels."""
+    from nilearn.maskers import NiftiLabelsMasker
+
+    labels = np.zeros(tiny_prepared.mask.shape, np.int16)
+    inside = np.argwhere(tiny_prepared.mask)
+    cut = np.median(inside[:, 0])
+    for i, j, k in inside:
+        labels[i, j, k] = 4 if i <= cut else 9
+    atlas = tmp_path / "parcels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, tiny_prepared.affine), atlas)
+    (tmp_path / "parcels.tsv").write_text("index\tname\n4\tleft part\n9\tright part\n")
+    out = synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "bold.nii.gz", progress_bar=False, atlas=atlas)
+    side = json.loads(out.with_name("bold.json").read_text())
+    assert side["RoiFile"] == "bold_rois.tsv" and side["RoiAtlas"]["labels"] == [4, 9]
+    rows = [line.split("\t") for line in (tmp_path / "bold_rois.tsv").read_text().splitlines()]
+    assert rows[0] == ["onset", "left part", "right part"]
+    series = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    theirs = NiftiLabelsMasker(str(atlas), strategy="mean", standardize=None).fit_transform(str(out))
+    np.testing.assert_allclose(series, theirs, rtol=1e-4, atol=1e-5)
+    with pytest.raises(Eeg2fmriInputError, match=r"atlas: no ROI label inside the brain mask \(all 0\)"):
+        synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, atlas=np.zeros(int(tiny_prepared.mask.sum()), int))

@@ -46,6 +46,9 @@ def add_arguments(p) -> None:
                    help="with --first-onset markers: the measured run's volume of the recording's first scanner marker (after "
                         "--dummy-scans), for EEG cut after the scan began (a preprocessed segment); default: found by the layout "
                         "for a file it places (ds002336/ds002338 eeg_pp), else 0")
+    p.add_argument("--atlas", default=None, metavar="LABELS.nii.gz",
+                   help="also write the mean of every ROI's voxels as region series (OUT_rois.tsv; names from a LABELS.tsv with "
+                        "index and name columns beside it); a model of ROI targets writes its own")
     p.add_argument("--no-artifact-check", dest="check_artifacts", action="store_false",
                    help="do not refuse a recording that looks uncorrected for MRI gradient artefacts (the check prepare runs)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -78,7 +81,7 @@ def run(args) -> int:
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
                      volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts,
-                     first_marker_volume=args.first_marker_volume)
+                     first_marker_volume=args.first_marker_volume, atlas=args.atlas)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

@@ -37,6 +37,10 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 __all__ = ["RidgeHRF", "informed_basis"]
 
 HRF_CHOICES = ("auto", "canonical", "basis", "lags")
+#: How ``hrf="auto"`` compares the bases on the validation windows: ``"mse"`` (the mean squared error over every output)
+#: or ``"r"`` (the mean correlation over the output groups -- supervoxels, or single outputs -- with the most validation
+#: signal; see :meth:`RidgeHRF.fit`).
+HRF_SELECT = ("mse", "r")
 _BASES = ("canonical", "basis", "lags")
 #: Elements (features x outputs) of the float64 coefficient product computed at once in ``fit`` (256 MB).
 _COEF_BLOCK_ELEMS = 1 << 25
@@ -207,8 +211,11 @@ class RidgeHRF:
     GUARD_SE = 2.0
 
     def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool | str = False,
-                 factored: bool = False, refit: bool = False) -> None:
+                 factored: bool = False, refit: bool = False, hrf_select: str = "mse") -> None:
         self.spec = spec
+        if hrf_select not in HRF_SELECT:
+            raise Eeg2fmriInputError(f"ridge_hrf: expected hrf_select one of {list(HRF_SELECT)}, got {hrf_select!r}.")
+        self.hrf_select = hrf_select
         self.refit = bool(refit)
         self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
         self.hrf = hrf
@@ -232,7 +239,8 @@ class RidgeHRF:
     def get_params(self) -> dict[str, Any]:
         params = {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target}
         # (versions before 2026-12-04 know no "factored", before 2026-12-05 no "refit": given only when set)
-        return {**params, **({"factored": True} if self.factored else {}), **({"refit": True} if self.refit else {})}
+        return {**params, **({"factored": True} if self.factored else {}), **({"refit": True} if self.refit else {}),
+                **({"hrf_select": self.hrf_select} if self.hrf_select != "mse" else {})}
 
     @property
     def n_bands(self) -> int:
@@ -262,7 +270,8 @@ class RidgeHRF:
             return np.einsum("ncbt,kt->ncbk", x, b).reshape(len(x), -1)
         return x.reshape(len(x), -1)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> RidgeHRF:
+    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+            output_groups: np.ndarray | None = None) -> RidgeHRF:
         """Fit on training windows; choose the basis and ``alpha_`` on the validation windows if given.
 
         Parameters
@@ -274,6 +283,10 @@ class RidgeHRF:
         x_val, y_val : arrays | None
             Validation windows/targets (model selection only); without them,
             GCV on the training windows.
+        output_groups : array of int, shape (n_outputs,) | None
+            With ``hrf_select="r"``: a group per output (supervoxels: ``fit_model`` passes cubes of 3 x 3 x 3 voxels);
+            each basis is scored by the mean validation correlation of the group-mean series over the groups with the
+            most validation signal (the 10, or 1 %, with the highest best R^2). ``None``: each output its own group.
 
         Returns
         -------
@@ -283,6 +296,10 @@ class RidgeHRF:
         fits = {h: self._fit_basis(h, x, y, x_val, y_val) for h in candidates}
         self.hrf_scores_ = {h: f["score"] for h, f in fits.items()}
         self.hrf_ = min(fits, key=lambda h: fits[h]["score"])
+        self.hrf_r_ = None
+        if self.hrf_select == "r" and len(fits) > 1 and x_val is not None and y_val is not None:
+            self.hrf_r_ = self._group_r(fits, x_val, y_val, output_groups)
+            self.hrf_ = max(self.hrf_r_, key=self.hrf_r_.get)
         self.hrf_margin_ = None
         if len(fits) > 1 and x_val is not None and y_val is not None:
             self.hrf_margin_ = self._basis_margin(fits, x_val, y_val)
@@ -301,6 +318,51 @@ class RidgeHRF:
             self.refit_chosen(np.concatenate([np.asarray(x), np.asarray(x_val)]),
                               np.concatenate([np.asarray(y).reshape(len(x), n_out), np.asarray(y_val).reshape(len(x_val), n_out)]))
         return self
+
+    def _group_r(self, fits: dict, x_val, y_val, groups: np.ndarray | None) -> dict[str, float]:
+        """Mean validation correlation of each basis over the output groups with the most validation signal.
+
+        Group-mean series (supervoxels) average the noise of single voxels away while a spatially smooth signal stays;
+        the groups kept are those where the best basis explains the most validation variance (R^2 of the group mean):
+        where the signal is, not the noise that dominates a whole-mask error (design probe of session 27,
+        ``benchmarks/results/design_hrf_select.txt``: there an error-based score chose the canonical HRF, the
+        correlation the lags that the held-out subject's ROI r preferred).
+        """
+        yv = np.asarray(y_val, dtype=np.float64).reshape(len(x_val), -1)
+        n_out = yv.shape[1]
+        g = np.arange(n_out) if groups is None else np.asarray(groups).reshape(-1)
+        if len(g) != n_out:
+            raise Eeg2fmriInputError(f"ridge_hrf: output_groups has {len(g)} entries for {n_out} outputs; pass one group per output.")
+        _, g = np.unique(g, return_inverse=True)
+        n_g = int(g.max()) + 1
+        cnt = np.bincount(g, minlength=n_g).astype(np.float64)
+
+        def gmean_cols(a: np.ndarray) -> np.ndarray:  # (k, n_out) -> (k, n_groups): the mean over each group's outputs
+            out = np.zeros((a.shape[0], n_g))
+            np.add.at(out.T, g, a.T)
+            return out / cnt
+
+        yg = gmean_cols(yv)
+        yg -= yg.mean(0)
+        preds = {}
+        for h, f in fits.items():
+            fz = (self._features(x_val, h) - f["x_mean_"]) / f["x_scale_"]
+            if f.get("components_") is not None:
+                fz = fz @ np.asarray(f["components_"], dtype=np.float64).T
+            pg = fz @ gmean_cols(np.asarray(f["coef_"], dtype=np.float64))  # (the intercept is a constant per group)
+            preds[h] = pg - pg.mean(0)
+        sst = (yg ** 2).sum(0)
+        ok = sst > 0
+        r2 = np.max(np.stack([1 - ((yg - p) ** 2).sum(0) / np.where(ok, sst, 1.0) for p in preds.values()]), 0)
+        r2[~ok] = -np.inf
+        keep = np.argsort(-r2)[: max(10, int(np.ceil(0.01 * n_g)))]
+        keep = keep[np.isfinite(r2[keep])]
+        out = {}
+        for h, p in preds.items():
+            den = np.sqrt(sst[keep] * (p[:, keep] ** 2).sum(0))
+            r = np.where(den > 0, (yg[:, keep] * p[:, keep]).sum(0) / np.where(den > 0, den, 1.0), 0.0)
+            out[h] = float(r.mean()) if len(keep) else float("nan")
+        return out
 
     def _basis_margin(self, fits: dict, x_val, y_val, n_blocks: int = 10) -> dict:
         """How far the chosen basis's validation error is below the runner-up's, in jackknife SEs over blocks of windows.

@@ -32,6 +32,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -387,6 +388,7 @@ def synthesize(
     dummy_scans: int = 0,
     check_artifacts: bool = True,
     first_marker_volume: int | None = None,
+    atlas: Any = None,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -490,6 +492,11 @@ def synthesize(
         is anchored on the first *saved* volume and ``volumes="markers"`` output volume ``k`` lines up with measured
         volume ``k`` (from the first one with a complete EEG window). Count them as the measured run's markers minus
         its volumes.
+    atlas : path-like | nibabel image | array | None
+        Integer ROI labels (on the model's grid, or resampled to it like ``evaluate --atlas``): the mean of every ROI's
+        voxels is written as region series beside the NIfTI (``NAME_rois.tsv``, one column per label; names from a
+        ``<atlas>.tsv`` with ``index`` and ``name`` columns beside a labels file, else the labels) -- what a model of ROI
+        targets writes by itself.
     first_marker_volume : int | None
         With ``first_onset="markers"``: the measured run's volume of the recording's first scanner marker (after
         ``dummy_scans``), for a recording cut after the scan began (a preprocessed segment). ``None`` (default): found
@@ -522,7 +529,27 @@ def synthesize(
                        pad_seconds=pad_seconds, progress_bar=progress_bar, device=device, channel_positions=channel_positions,
                        channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
                        first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts,
-                       first_marker_volume=first_marker_volume)
+                       first_marker_volume=first_marker_volume, atlas=atlas)
+
+
+def _atlas_names(atlas: Any, ids: np.ndarray) -> list[str]:
+    """ROI names: ``index``/``name`` columns of a ``.tsv`` beside a labels file (nilearn's and BIDS' look-up tables), else the labels."""
+    names = {int(v): str(int(v)) for v in ids}
+    if isinstance(atlas, (str, os.PathLike)):
+        stem = Path(atlas).name.split(".")[0]
+        tsv = Path(atlas).with_name(stem + ".tsv")
+        if tsv.is_file():
+            import csv
+
+            try:
+                with open(tsv, newline="") as fh:
+                    for row in csv.DictReader(fh, delimiter="\t"):
+                        row = {str(k).strip().lower(): str(v or "").strip() for k, v in row.items() if k is not None}
+                        if row.get("index", "").lstrip("-").isdigit() and row.get("name") and int(row["index"]) in names:
+                            names[int(row["index"])] = row["name"]
+            except (OSError, csv.Error, UnicodeDecodeError) as err:
+                logger.info("%s: ROI names not read (%s); the labels name the columns", tsv, err)
+    return [names[int(v)] for v in ids]
 
 
 def _is_fit_result(value) -> bool:
@@ -531,7 +558,7 @@ def _is_fit_result(value) -> bool:
 
 def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
                 progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
-                dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None) -> Path:
+                dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None, atlas: Any = None) -> Path:
     """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
@@ -594,6 +621,21 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         return rois_to_voxels(rois, a, n_vox).astype(np.float32, copy=False)
 
     roi_rows: list[np.ndarray] = []
+    atlas_lab, atlas_ids, atlas_names = None, None, None
+    if atlas is not None:  # region series of a voxel model's output (user test 18: extracted by hand with nilearn)
+        if n_model != n_vox:
+            raise Eeg2fmriInputError(f"{model_dir}: the model's outputs are already the ROIs of its own atlas ({rois.get('source')}); "
+                                     "it writes their series by itself (NAME_rois.tsv): drop the atlas.")
+        from eeg2fmri.preprocessing.atlas import load_labels
+
+        atlas_lab = load_labels(atlas, mask, lm.affine)
+        atlas_ids = np.array([v for v in np.unique(atlas_lab) if v != 0])
+        if not len(atlas_ids):
+            raise Eeg2fmriInputError(f"{atlas}: no ROI label inside the model's mask; pass labels on (or overlapping) the model's grid.")
+        atlas_names = _atlas_names(atlas, atlas_ids)
+
+    def atlas_means(rows: np.ndarray) -> np.ndarray:  # (b, n_vox) -> (b, n_rois)
+        return np.stack([rows[:, atlas_lab == v].mean(1) for v in atlas_ids], 1).astype(np.float32)
     unc_fns = uncertainty_methods(lm.model) if uncertainty is not False else []
     if not uncertainty:  # the ensemble spread and MC dropout cost many full outputs per window: only on request
         unc_fns = [(fn, meaning) for fn, meaning in unc_fns if getattr(fn, "__name__", "") not in ("predict_ensemble", "mc_dropout")]
@@ -852,6 +894,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                         m_rows = as_masked(mean, len(e), mask)
                         if n_model != n_vox:
                             roi_rows.append(m_rows)
+                        elif atlas_lab is not None:
+                            roi_rows.append(atlas_means(m_rows))
                         w_bold.write_masked(b0, on_voxels(m_rows), mask)
                         w_unc.write_masked(b0, on_voxels(as_masked(scale, len(e), mask)) * np.float32(1.0 if temperature is None else temperature), mask)
                     break
@@ -864,6 +908,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                     pred = predict_windows(lm.model, x, n_outputs=n_model, mask=mask)
                 if n_model != n_vox:
                     roi_rows.append(pred)
+                elif atlas_lab is not None:
+                    roi_rows.append(atlas_means(np.asarray(pred).reshape(len(pred), -1)))
                 with step("nifti volumes"):
                     w_bold.write_masked(b0, on_voxels(pred), mask)
                     # on request, or by default where the model's own scale (written by default) was set aside for this one
@@ -937,12 +983,18 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 if n_model != n_vox:
                     side["ValidationR"]["rois"] = {str(nm): {"r": round(float(a), 4), "null_p95": round(float(b), 4), "above_null": bool(c)}
                                                    for nm, a, b, c in zip(rois["names"], vr, vn, above)}
-            if n_model != n_vox:  # ROI targets: the region series, one column per ROI, one row per volume
+            if n_model != n_vox or atlas_lab is not None:  # region series, one column per ROI, one row per volume
                 roi_out = bold_out.with_name(bold_out.name.split(".")[0] + "_rois.tsv")
-                side["Targets"] = f"{n_model} ROIs of the training atlas ({rois.get('source')}); each voxel of the image shows its ROI's series"
+                if n_model != n_vox:
+                    side["Targets"] = f"{n_model} ROIs of the training atlas ({rois.get('source')}); each voxel of the image shows its ROI's series"
+                    names = [str(n).replace("\t", " ") for n in rois["names"]]
+                else:
+                    side["RoiAtlas"] = {"source": str(atlas) if isinstance(atlas, (str, os.PathLike)) else type(atlas).__name__,
+                                        "labels": [int(v) for v in atlas_ids], "voxels": [int((atlas_lab == v).sum()) for v in atlas_ids],
+                                        "series": "the mean of the ROI's voxels of the synthesised image"}
+                    names = [str(n).replace("\t", " ") for n in atlas_names]
                 side["RoiFile"] = roi_out.name
-                series = np.concatenate(roi_rows) if roi_rows else np.zeros((0, n_model), np.float32)
-                names = [str(n).replace("\t", " ") for n in rois["names"]]
+                series = np.concatenate(roi_rows) if roi_rows else np.zeros((0, len(names)), np.float32)
                 lines = ["onset\t" + "\t".join(names)] + [f"{float(onsets[k]) + phase:.4f}\t" + "\t".join(f"{v:.6g}" for v in row) for k, row in enumerate(series)]
                 with atomic_file(roi_out, overwrite=overwrite) as tmp_tsv:
                     tmp_tsv.write_text("\n".join(lines) + "\n")

@@ -68,6 +68,19 @@ def stack_split(ds: PreparedDataset, split: Split, targets: dict, name: str) -> 
 
 
 @preserve_global_rng()  # also around closed-form fits: the lazy imports of a first fit (scikit-learn, Lightning) draw from `random`
+def supervoxels(ds: PreparedDataset, size: int = 3) -> np.ndarray | None:
+    """Group of every output: cubes of ``size`` x ``size`` x ``size`` voxels of the mask's grid (``None`` for ROI targets).
+
+    Returns
+    -------
+    groups : array of int, shape (n_voxels,) | None
+    """
+    if getattr(ds, "rois", None):
+        return None
+    ijk = np.argwhere(np.asarray(ds.mask, bool)) // int(size)
+    return np.unique(ijk, axis=0, return_inverse=True)[1].reshape(-1)
+
+
 def fit_model(
     ds: PreparedDataset,
     split: Split,
@@ -145,6 +158,8 @@ def fit_model(
     subjects = np.array([ds.runs[i].subject for i in runs])
     if name == "mean":
         model.fit(x, y, subjects=subjects)
+    elif getattr(model, "hrf_select", None) == "r":  # ridge_hrf choosing its basis on supervoxels: cubes of the mask's grid
+        model.fit(x, y, xv if len(xv) else None, yv if len(yv) else None, output_groups=supervoxels(ds))
     else:
         model.fit(x, y, xv if len(xv) else None, yv if len(yv) else None)
     dt = time.perf_counter() - t0
@@ -157,6 +172,8 @@ def fit_model(
             info["hrf_scores"] = {k: float(v) for k, v in model.hrf_scores_.items()}
         if getattr(model, "hrf_margin_", None):
             info["hrf_margin"] = dict(model.hrf_margin_)
+        if getattr(model, "hrf_r_", None):
+            info["hrf_r"] = {k: float(v) for k, v in model.hrf_r_.items()}
     if hasattr(model, "alpha_"):
         alpha = np.asarray(model.alpha_, dtype=np.float64)
         if alpha.size == 1:
