@@ -546,9 +546,23 @@ def test_a_channel_in_other_units_is_reported(tiny_bids, ridge_dir, tmp_path, ca
     quiet._data[quiet.ch_names.index(b)] /= 1000.0
     assert list(amplitude_outliers(quiet, eeg)) == [b]
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
-        out = synthesize(loud, ridge_dir, tmp_path / "loud.nii.gz", progress_bar=False)
+        out = synthesize(loud, ridge_dir, tmp_path / "loud.nii.gz", progress_bar=False, interpolate_outliers=False)
     assert any(f"['{a}'] have an amplitude far from the other channels'" in r.getMessage() for r in caplog.records)
     assert list(json.loads(out.with_name("loud.json").read_text())["ChannelsWithOutlyingAmplitude"]) == [a]
+    assert json.loads(out.with_name("loud.json").read_text())["ChannelsOutlyingInterpolated"] == {}  # (kept as recorded)
+    assert not any("interpolated from the other channels" in r.getMessage() for r in caplog.records)
+    # by default such a channel is interpolated like one marked bad (user test 18: x1000 took a region's r from 0.53 to -0.02)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        fixed = synthesize(loud, ridge_dir, tmp_path / "fixed.nii.gz", progress_bar=False)
+    side = json.loads(fixed.with_name("fixed.json").read_text())
+    assert list(side["ChannelsOutlyingInterpolated"]) == [a] and side["ChannelsOutlyingInterpolated"][a] == pytest.approx(found[a], rel=1e-3)
+    assert any(f"['{a}'] have an amplitude far from the other channels'" in r.getMessage() and "interpolated from the other channels" in r.getMessage()
+               for r in caplog.records)
+    marked = loud.copy()
+    marked.info["bads"] = [a]
+    ref = synthesize(marked, ridge_dir, tmp_path / "marked.nii.gz", progress_bar=False)
+    np.testing.assert_allclose(np.asarray(nib.load(fixed).dataobj), np.asarray(nib.load(ref).dataobj), rtol=1e-5, atol=1e-6)
 
 
 def test_synthesis_notches_as_training_did_whatever_the_file_format(tmp_path):

@@ -49,6 +49,9 @@ def add_arguments(p) -> None:
     p.add_argument("--atlas", default=None, metavar="LABELS.nii.gz",
                    help="also write the mean of every ROI's voxels as region series (OUT_rois.tsv; names from a LABELS.tsv with "
                         "index and name columns beside it); a model of ROI targets writes its own")
+    p.add_argument("--keep-outlying-channels", dest="interpolate_outliers", action="store_false",
+                   help="use channels whose amplitude is 20x above or below the median channel's as recorded (default: "
+                        "interpolated from the others, like channels marked bad)")
     p.add_argument("--no-artifact-check", dest="check_artifacts", action="store_false",
                    help="do not refuse a recording that looks uncorrected for MRI gradient artefacts (the check prepare runs)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -81,7 +84,8 @@ def run(args) -> int:
                      chunk_seconds=args.chunk_seconds, progress_bar=not args.quiet, device=args.device,
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
                      volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts,
-                     first_marker_volume=args.first_marker_volume, atlas=args.atlas)
+                     first_marker_volume=args.first_marker_volume, atlas=args.atlas,
+                     interpolate_outliers=args.interpolate_outliers)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
@@ -128,6 +132,9 @@ def run(args) -> int:
         print(f"{val['outputs_above_null']} of {val['n_outputs']} output(s) predicted above chance on the model's validation windows"
               + (f"; not above chance (their series carry no EEG information the model could show): {', '.join(not_above[:10])}" if not_above else "")
               + " (sidecar ValidationR)")
+    if side.get("ChannelsOutlyingInterpolated"):
+        print("interpolated channel(s) whose amplitude is far from the others' (x the median channel's): "
+              + ", ".join(f"{c} {v:.3g}" for c, v in side["ChannelsOutlyingInterpolated"].items()))
     if side.get("ChannelsIgnored"):
         print(f"ignored {len(side['ChannelsIgnored'])} channel(s) the model does not use: {', '.join(side['ChannelsIgnored'][:10])}")
     mapping = side.get("ChannelMapping") or {}

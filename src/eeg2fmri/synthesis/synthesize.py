@@ -389,6 +389,7 @@ def synthesize(
     check_artifacts: bool = True,
     first_marker_volume: int | None = None,
     atlas: Any = None,
+    interpolate_outliers: bool = True,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -492,6 +493,10 @@ def synthesize(
         is anchored on the first *saved* volume and ``volumes="markers"`` output volume ``k`` lines up with measured
         volume ``k`` (from the first one with a complete EEG window). Count them as the measured run's markers minus
         its volumes.
+    interpolate_outliers : bool
+        Interpolate (spherical splines, as bad channels) channels whose amplitude is 20 times above or below the median
+        channel's (:func:`~eeg2fmri.preprocessing.eeg.amplitude_outliers`: other units, a lifted or dead electrode);
+        ``False`` uses them as recorded, with a warning.
     atlas : path-like | nibabel image | array | None
         Integer ROI labels (on the model's grid, or resampled to it like ``evaluate --atlas``): the mean of every ROI's
         voxels is written as region series beside the NIfTI (``NAME_rois.tsv``, one column per label; names from a
@@ -529,7 +534,7 @@ def synthesize(
                        pad_seconds=pad_seconds, progress_bar=progress_bar, device=device, channel_positions=channel_positions,
                        channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
                        first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts,
-                       first_marker_volume=first_marker_volume, atlas=atlas)
+                       first_marker_volume=first_marker_volume, atlas=atlas, interpolate_outliers=interpolate_outliers)
 
 
 def _atlas_names(atlas: Any, ids: np.ndarray) -> list[str]:
@@ -558,7 +563,8 @@ def _is_fit_result(value) -> bool:
 
 def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
                 progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
-                dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None, atlas: Any = None) -> Path:
+                dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None, atlas: Any = None,
+                interpolate_outliers: bool = True) -> Path:
     """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
@@ -742,7 +748,24 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
 
     outliers = amplitude_outliers(raw, picks)
-    if outliers:  # used as recorded, but said
+    outliers_interpolated: list[str] = []
+    ratio_of: dict[str, float] = {}
+    if outliers and interpolate_outliers:
+        # a channel 20x off the others (other units, a lifted or dead electrode) is interpolated like a bad one (user test 18:
+        # one channel x1000 took a region's r from 0.53 to -0.02, with only a warning)
+        out_ch = [c for c in picks if c in outliers]
+        ratio_of = {w: outliers[c] for c, w in zip(picks, spec.ch_names) if c in outliers}  # by training name
+        marked = raw.copy()
+        marked.info["bads"] = sorted(set(marked.info["bads"]) | set(out_ch), key=marked.ch_names.index)
+        new = _interpolate_bads(marked, spec, chmap, picks, extra, out_ch, channel_positions, channel_tolerance_mm, min_channel_share, where)
+        if new[4]:
+            raw, chmap, picks, extra, outliers_interpolated, _ = new
+            logger.warning("%s: %s -- interpolated from the other channels (spherical splines, positions %r); keep_outliers=True "
+                           "(--keep-outlying-channels) uses them as recorded", where,
+                           outlier_message(outliers).split("; through the average reference")[0], chmap.positions)
+        else:
+            logger.warning("%s: %s They could not be interpolated: %s", where, outlier_message(outliers), new[5])
+    elif outliers:  # used as recorded, but said
         logger.warning("%s: %s", where, outlier_message(outliers))
     # the training work rate: features must be computed at the same rate as in training
     train_sf = float(spec.sfreq) if frame_based else math.inf
@@ -943,6 +966,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "ChannelsRenamed": renamed,
                 "ChannelsMarkedBadButUsed": bad_used,
                 "ChannelsMarkedBadInterpolated": bads_interpolated,
+                "ChannelsOutlyingInterpolated": {c: round(float(ratio_of.get(c, float("nan"))), 4) for c in outliers_interpolated},
                 "ChannelsWithOutlyingAmplitude": outliers,
                 # seconds from the recording's first sample (the streamed recording starts `phase` s later)
                 "ChannelsWithFlatStretches": {c: {"start_s": round(a + phase, 3), "duration_s": round(d, 3)} for c, (a, d) in st.info.get("flat_stretches", {}).items()},
