@@ -113,7 +113,7 @@ def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine
 def _card_text(meta: dict) -> str:
     card = meta.get("card", {})
     made_with = software_line(meta["software"]) if meta.get("software") else "eeg2fmri"
-    lines = [f"# Model card: {meta['model']}", "", f"Trained with {made_with}. Predictions are the expected BOLD in per-voxel standardised (z) units of the training runs: they vary less than a measured z-scored run (by about the model's r), so compare time courses, not amplitudes.", "",
+    lines = [f"# Model card: {meta['model']}", "", f"Trained with {made_with}. Predictions are the expected BOLD in per-voxel standardised (z) units of the training runs: they vary less than a measured z-scored run (at least by the model's r, more where penalties and per-voxel gains shrink them), so compare time courses, not amplitudes.", "",
              "## Inputs", f"- representation: {meta['spec']['input_kind']}, window {meta['spec']['input_shape']}",
              f"- EEG channels ({len(meta['spec']['ch_names'])}): {', '.join(meta['spec']['ch_names'])}",
              f"- EEG sampling rate at training: {meta['spec']['sfreq']} Hz; TR {meta['spec']['tr']} s",

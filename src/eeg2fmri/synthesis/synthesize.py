@@ -950,7 +950,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "TrainingRepetitionTime": tr_train,
                 **({"GradientArtifactCheck": {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                                               for k, v in art.items() if k in ("peak_ratio", "threshold", "detected")}} if art else {}),
-                "Units": "the predicted (expected) BOLD in per-voxel standardised (z) units of the training runs; a prediction varies less than a measured z-scored run (by about the model's r where it follows it), so compare time courses, not amplitudes; 0 outside the model's mask",
+                "Units": "the predicted (expected) BOLD in per-voxel standardised (z) units of the training runs; a prediction varies less than a measured z-scored run (at least by the model's r where it follows it, more where ridge penalties and per-voxel gains shrink it), so compare time courses, not amplitudes; 0 outside the model's mask",
                 "Model": meta["model"],
                 "ModelDir": model_label or str(Path(model_dir).absolute()),
                 "Source": where,
