@@ -426,3 +426,21 @@ def test_a_band_power_fit_reads_the_band_power_block_of_tangent_windows():
     np.testing.assert_array_equal(m.predict(tangent), m.predict(x))
     with pytest.raises(Exception, match=r"ridge_hrf: expected windows of shape \(n, 5, 3, 7\), got \(60, 5, 17, 7\)"):
         m.predict(tangent[:, :, :17])
+
+
+def test_hrf_select_r_through_fit_model_and_the_train_line(tiny_prepared):
+    """fit_model passes supervoxels of the mask to ridge_hrf(hrf_select="r"); train's line names the rule and its scores
+    and reports no MSE margin for it (review: the line named the MSE ranking of another basis)."""
+    from eeg2fmri.commands.train import choices_line
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.training.fit import supervoxels
+
+    g = supervoxels(tiny_prepared)
+    ijk = np.argwhere(tiny_prepared.mask)
+    assert len(g) == len(ijk) and len(np.unique(g)) == len(np.unique(ijk // 3, axis=0))
+    sp = make_split(tiny_prepared, "within")
+    res = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf_select": "r"})
+    assert set(res.info["hrf_r"]) == {"canonical", "basis", "lags"} and res.info["hrf"] == max(res.info["hrf_r"], key=res.info["hrf_r"].get)
+    assert "hrf_margin" not in res.info and res.model.hrf_margin_ is None
+    assert f"HRF basis {res.info['hrf']} (validation r of supervoxel means where the signal is canonical" in choices_line(res.info)

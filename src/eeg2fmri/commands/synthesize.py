@@ -129,8 +129,9 @@ def run(args) -> int:
     val = side.get("ValidationR") or {}
     if val:
         not_above = [k for k, v in (val.get("rois") or {}).items() if not v.get("above_null")]
+        more = f" and {len(not_above) - 10} more" if len(not_above) > 10 else ""
         print(f"{val['outputs_above_null']} of {val['n_outputs']} output(s) predicted above chance on the model's validation windows"
-              + (f"; not above chance (their series carry no EEG information the model could show): {', '.join(not_above[:10])}" if not_above else "")
+              + (f"; no evidence above chance (their series need not follow the EEG): {', '.join(not_above[:10])}{more}" if not_above else "")
               + " (sidecar ValidationR)")
     if side.get("ChannelsOutlyingInterpolated"):
         print("interpolated channel(s) whose amplitude is far from the others' (x the median channel's): "

@@ -29,12 +29,15 @@ def choices_line(tr: dict) -> str:
     if "hrf" in tr:  # ridge_hrf (user test 15: its basis choice was neither printed nor stored)
         scores = tr.get("hrf_scores") or {}
         what = "validation MSE" if tr.get("n_val", 1) else "GCV error on the training windows"
+        if tr.get("hrf_r"):  # hrf_select="r": chosen by the validation correlation of supervoxel means
+            scores, what = tr["hrf_r"], "validation r of supervoxel means where the signal is"
         parts.append(f"HRF basis {tr['hrf']}" + (f" ({what} " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + ")" if scores else ""))
         m = tr.get("hrf_margin") or {}
         if m.get("within_noise"):  # (user test 18: a coin flip on noise-level whole-mask errors cost a late-HRF region 0.2 ROI r)
             parts[-1] += (f" -- within noise: {m['best']} beats {m['runner_up']} by {m['gain']:.2g} +/- {m['se']:.2g} (jackknife SE) per output, "
-                          "so the validation windows do not tell the bases apart over the whole mask; for region series, compare "
-                          "hparams hrf: lags / basis on ROI r (benchmark --atlas ... --hparams '{\"ridge_hrf\": {\"hrf\": \"lags\"}}')")
+                          "so the validation windows do not tell the bases apart over the whole mask; for region series of focal "
+                          "signal, hparams hrf_select: r chooses where the signal is (or compare hrf: lags on ROI r: benchmark --atlas "
+                          "... --hparams '{\"ridge_hrf\": {\"hrf_select\": \"r\"}}')")
     if "alpha" in tr:
         parts.append(f"penalty {tr['alpha']:g}" + (" (median over outputs)" if "alpha_per_target" in tr else ""))
     if "ridge_weight" in tr:

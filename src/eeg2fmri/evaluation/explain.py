@@ -83,7 +83,8 @@ def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None,
             present = sorted(int(v) for v in np.unique(lab) if v != 0)
             raise Eeg2fmriInputError(f"explain: ROI label {num} has no voxel in the mask; labels present: {present[:20]}.")
         return idx, f"ROI {num} ({len(idx)} voxels)"
-    raise Eeg2fmriInputError(f"explain: expected target 'mask', 'voxel:I' or 'roi:L', got {target!r}; e.g. target='roi:3'.")
+    raise Eeg2fmriInputError(f"explain: expected target 'mask', 'voxel:I' or 'roi:L', got {target!r}; e.g. target='roi:3'"
+                             + (f", or roi:NAME with a name of the model's ROIs: {list(names)[:12]}." if names else "."))
 
 
 # ---------------------------------------------------------------------------------------------------------- aggregation
@@ -364,6 +365,11 @@ def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fall
 
 
 # ---------------------------------------------------------------------------------------------------------- main
+def _refitted(model: Any) -> bool:
+    """Whether a model refitted on its validation windows (ridge_hrf ``refit``; models that keep held-out residuals)."""
+    return bool(getattr(model, "refit", False)) or getattr(model, "val_residuals_", None) is not None
+
+
 def explain(
     model: Any,
     ds: PreparedDataset,
@@ -379,7 +385,10 @@ def explain(
     random_state: int = 0,
     progress_bar: bool = True,
 ) -> dict[str, Any]:
-    """Attribute a torch model's predictions for one target to channels, bands and lags on the test windows.
+    """Attribute a model's predictions for one target to channels, bands and lags on held-out windows.
+
+    Torch models through Captum; models linear in their input (``ridge_hrf``: ``input_weights``) exactly. The windows
+    are the split's test span, else its validation span (a model trained to deploy).
 
     Parameters
     ----------
@@ -440,6 +449,9 @@ def explain(
         methods = (methods,)
     why = ""
     if linear:  # weight x (input - baseline): what every attribution method gives a linear model, computed exactly
+        if not auto and tuple(methods if not isinstance(methods, str) else (methods,)) != ("integrated_gradients",):
+            logger.info("explain: %s is linear in its input: its exact attribution (weight x (input - baseline), what Integrated "
+                        "Gradients gives) replaces %s", type(mdl).__name__, methods)
         methods, auto = ("integrated_gradients",), False
     elif auto:
         ok, why = lrp_support(mdl)  # (user test 9: the default asked for LRP and then reported it as not applicable)
@@ -455,11 +467,12 @@ def explain(
         return sum(len(v) for v in (split.selections.get(name) or {}).values())
 
     # held-out windows: the test span, else (a model trained to deploy, fractions [0.8, 0.2, 0]: user test 18) the
-    # validation span -- attributions need the EEG only, and the fit never saw those windows' targets
+    # validation span -- attributions need the EEG only; a model refitted on them (refit, optimizer.refit) has seen their
+    # targets, which explain.json's `windows` says
     part = "test" if n_sel("test") else "val" if n_sel("val") else None
     if part is None:
         raise Eeg2fmriInputError("explain: the split has neither test nor validation windows; explanations are computed on windows the "
-                                 "fit did not learn from (use a split with a validation or test span).")
+                                 "model was not trained on (use a split with a validation or test span).")
     x_test, _, _ = window_matrix(ds, split.selections[part], n_frames, lag)
     if tuple(x_test.shape[1:]) != tuple(spec.input_shape):
         raise Eeg2fmriInputError(f"explain: the dataset's windows have shape {tuple(x_test.shape[1:])}, the model expects {tuple(spec.input_shape)}; "
@@ -471,11 +484,13 @@ def explain(
     x_train, _, _ = window_matrix(ds, split.selections["train"], n_frames, lag)
     baseline = x_train.mean(0)
     rois = ds.rois if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("labels") is not None else None
+    roi_names = None
     if rois is not None and len(rois["labels"]) == int(spec.n_outputs):  # a model of ROI targets: its outputs are the ROIs
         if atlas is not None:
             logger.info("explain: the model's outputs are the ROIs of its own atlas; roi:L names them by that atlas's labels (the atlas given is not needed)")
         atlas = np.asarray(rois["labels"])
-    idx, desc = resolve_target(target, int(spec.n_outputs), atlas, names=list(rois["names"]) if rois is not None and rois.get("names") else None)
+        roi_names = [str(n) for n in rois.get("names") or []] or None
+    idx, desc = resolve_target(target, int(spec.n_outputs), atlas, names=roi_names)
     was_training = getattr(mdl, "training", False)
     if hasattr(mdl, "eval"):
         mdl.eval()
@@ -483,7 +498,9 @@ def explain(
                            "channels": list(spec.ch_names), "band_names": list(ds.bands) if spec.input_kind in ("bandpower", "tangent") else None,
                            "freqs": None if spec.freqs is None else list(spec.freqs), "window": {"n_frames": n_frames, "lag": lag},
                            "baseline": "mean training window", "methods": {},
-                           "windows": "test" if part == "test" else "validation (the split has no test span)"}
+                           "windows": "test" if part == "test" else (
+                               "validation (the split has no test span" + ("; the model was refitted on them, so it saw their targets)"
+                                                                           if _refitted(mdl) else ")"))}
     if linear:
         res["linear_exact"] = "the model is linear in its input: attribution = weight x (input - baseline), exactly"
     if auto and "lrp" not in methods:
@@ -500,7 +517,8 @@ def explain(
                 attr = (x_test - baseline[None]) * np.asarray(mdl.input_weights(idx), dtype=np.float64)[None]
             else:
                 attr = _attribute(m, mdl, x_test, baseline, idx, n_steps=n_steps, batch_size=batch_size, progress_bar=progress_bar)
-            agg = aggregate_attributions(attr, spec, lag, delta=x_test - baseline[None])
+            # the direction against each method's reference: the baseline (IG, linear), zero input (LRP)
+            agg = aggregate_attributions(attr, spec, lag, delta=x_test if m == "lrp" else x_test - baseline[None])
             if m == "integrated_gradients" and not linear:
                 # completeness: attributions sum to f(x) - f(baseline)
                 f = _scalar_model(mdl, idx).eval()

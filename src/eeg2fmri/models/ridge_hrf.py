@@ -300,8 +300,8 @@ class RidgeHRF:
         if self.hrf_select == "r" and len(fits) > 1 and x_val is not None and y_val is not None:
             self.hrf_r_ = self._group_r(fits, x_val, y_val, output_groups)
             self.hrf_ = max(self.hrf_r_, key=self.hrf_r_.get)
-        self.hrf_margin_ = None
-        if len(fits) > 1 and x_val is not None and y_val is not None:
+        self.hrf_margin_ = None  # (the MSE rule's margin; hrf_select="r" reports its correlations, hrf_r_)
+        if len(fits) > 1 and x_val is not None and y_val is not None and self.hrf_select == "mse":
             self.hrf_margin_ = self._basis_margin(fits, x_val, y_val)
         for k, v in fits[self.hrf_].items():
             if k != "score":

@@ -541,7 +541,8 @@ def _atlas_names(atlas: Any, ids: np.ndarray) -> list[str]:
     """ROI names: ``index``/``name`` columns of a ``.tsv`` beside a labels file (nilearn's and BIDS' look-up tables), else the labels."""
     names = {int(v): str(int(v)) for v in ids}
     if isinstance(atlas, (str, os.PathLike)):
-        stem = Path(atlas).name.split(".")[0]
+        name = Path(atlas).name
+        stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0] if name.endswith((".nii", ".mgz", ".img", ".hdr")) else name
         tsv = Path(atlas).with_name(stem + ".tsv")
         if tsv.is_file():
             import csv
@@ -760,9 +761,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         new = _interpolate_bads(marked, spec, chmap, picks, extra, out_ch, channel_positions, channel_tolerance_mm, min_channel_share, where)
         if new[4]:
             raw, chmap, picks, extra, outliers_interpolated, _ = new
-            logger.warning("%s: %s -- interpolated from the other channels (spherical splines, positions %r); keep_outliers=True "
+            logger.warning("%s: %s -- %s interpolated from the other channels (spherical splines, positions %r); interpolate_outliers=False "
                            "(--keep-outlying-channels) uses them as recorded", where,
-                           outlier_message(outliers).split("; through the average reference")[0], chmap.positions)
+                           outlier_message(outliers).split("; through the average reference")[0], outliers_interpolated, chmap.positions)
         else:
             logger.warning("%s: %s They could not be interpolated: %s", where, outlier_message(outliers), new[5])
     elif outliers:  # used as recorded, but said
@@ -1000,8 +1001,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 above = np.isfinite(vr) & np.isfinite(vn) & (vr > vn)
                 side["ValidationR"] = {
                     "meaning": "per output: Pearson r of the model's held-out predictions with the validation targets, against the 95th "
-                               "percentile of r under circular shifts of the predictions; an output not above it is predicted at chance level "
-                               "on validation, so its synthesised series carries no EEG information the model could show",
+                               "percentile of r under circular shifts of the predictions (one uncorrected 5 % test per output: about 5 % of "
+                               "unpredictable outputs pass by chance); an output not above it shows no evidence on validation that its "
+                               "synthesised series follows the EEG",
                     "outputs_above_null": int(above.sum()), "n_outputs": int(n_model),
                     "median_r": float(np.nanmedian(vr)) if np.isfinite(vr).any() else None}
                 if n_model != n_vox:

@@ -67,7 +67,6 @@ def stack_split(ds: PreparedDataset, split: Split, targets: dict, name: str) -> 
     return x, y, runs
 
 
-@preserve_global_rng()  # also around closed-form fits: the lazy imports of a first fit (scikit-learn, Lightning) draw from `random`
 def supervoxels(ds: PreparedDataset, size: int = 3) -> np.ndarray | None:
     """Group of every output: cubes of ``size`` x ``size`` x ``size`` voxels of the mask's grid (``None`` for ROI targets).
 
@@ -81,6 +80,7 @@ def supervoxels(ds: PreparedDataset, size: int = 3) -> np.ndarray | None:
     return np.unique(ijk, axis=0, return_inverse=True)[1].reshape(-1)
 
 
+@preserve_global_rng()  # also around closed-form fits: the lazy imports of a first fit (scikit-learn, Lightning) draw from `random`
 def fit_model(
     ds: PreparedDataset,
     split: Split,
