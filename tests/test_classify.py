@@ -273,3 +273,31 @@ def test_balanced_accuracy_of_classes_a_fold_lacks_is_quiet():
         ref = balanced_accuracy_score(y, p)
     assert any("y_pred contains classes not in y_true" in str(w.message) for w in seen)
     assert _balanced_accuracy(y, p) == ref == 0.5  # (warnings are errors in this suite: none raised)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_many_features_are_fitted_in_the_samples_span_with_the_same_predictions(n_classes):
+    """More features than samples: the L2 logistic regression is fitted on the standardised samples' principal-component
+    scores, which gives the same solution (it lies in their span) much faster; predictions and probabilities equal those
+    of the fit on every feature (liblinear for two classes, lbfgs for more)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from eeg2fmri.evaluation.classify import GroupedLogistic
+
+    rng = np.random.default_rng(0)
+    n, p = 40, 600
+    y = np.arange(n) % n_classes
+    X = rng.standard_normal((n, p)) + 0.8 * y[:, None] * (np.arange(p) < 20)
+    Xt = rng.standard_normal((25, p)) + 0.8 * (np.arange(25) % n_classes)[:, None] * (np.arange(p) < 20)
+    est = GroupedLogistic(Cs=(0.05,))
+    fast = est._pipe(0.05, n_classes, n, p).fit(X, y)
+    assert len(fast.steps) == 3  # scaler, PCA, logistic
+    full = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, class_weight="balanced", solver="liblinear" if n_classes == 2 else "lbfgs",
+                                                              max_iter=5000, tol=1e-10, random_state=0)).fit(X, y)
+    fast[-1].set_params(tol=1e-10, max_iter=5000)
+    fast.fit(X, y)
+    np.testing.assert_array_equal(fast.predict(Xt), full.predict(Xt))
+    np.testing.assert_allclose(fast.predict_proba(Xt), full.predict_proba(Xt), atol=2e-3)
+    assert len(est._pipe(0.05, n_classes, n, 30).steps) == 2  # fewer features than samples: no projection

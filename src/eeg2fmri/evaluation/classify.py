@@ -76,13 +76,19 @@ class GroupedLogistic(ClassifierMixin, BaseEstimator):
         self.inner_splits = inner_splits
         self.random_state = random_state
 
-    def _pipe(self, c: float, n_classes: int = 2):
+    def _pipe(self, c: float, n_classes: int = 2, n_samples: int | None = None, n_features: int | None = None):
+        from sklearn.decomposition import PCA
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", solver="liblinear" if n_classes <= 2 else "lbfgs",
-                                                                max_iter=2000, random_state=self.random_state))
+        # more features than samples (voxel BOLD: thousands of voxels, tens of blocks): the L2-penalised solution lies in the
+        # span of the (standardised, centred) training samples, so fitting on their principal-component scores gives the same
+        # decision function at a fraction of the cost (a user test: 15 min for 20 permutations on 4,300 voxels)
+        span = (PCA(svd_solver="full"),) if n_samples is not None and n_features is not None and n_features > n_samples else ()
+        return make_pipeline(StandardScaler(), *span,
+                             LogisticRegression(C=c, class_weight="balanced", solver="liblinear" if n_classes <= 2 else "lbfgs",
+                                                max_iter=2000, random_state=self.random_state))
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> GroupedLogistic:
         """Fit on ``X`` (n_samples, n_features), labels ``y`` (n_samples,), choosing C by inner grouped CV."""
@@ -109,13 +115,13 @@ class GroupedLogistic(ClassifierMixin, BaseEstimator):
                     continue
                 done[te] = True
                 for j, c in enumerate(cs):
-                    oof[j, te] = self._pipe(c, k).fit(X[tr], y[tr]).predict(X[te])
+                    oof[j, te] = self._pipe(c, k, len(tr), X.shape[1]).fit(X[tr], y[tr]).predict(X[te])
             scores = np.array([_balanced_accuracy(y[done], oof[j, done]) if done.any() and len(np.unique(y[done])) > 1 else 0.0
                                for j in range(len(cs))])
             self.best_C_ = float(cs[int(np.argmax(scores))])
         else:
             self.best_C_ = float(cs[0])
-        self.estimator_ = self._pipe(self.best_C_, k).fit(X, y)
+        self.estimator_ = self._pipe(self.best_C_, k, len(X), X.shape[1]).fit(X, y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
