@@ -162,7 +162,8 @@ def test_classify_cli_on_simulated_task_blocks(task_run, capsys):
     assert main(["classify", "--data", str(task_run / "prepared"), "--sources", "synth", "--out", str(task_run / "x"), "-q"]) == 2
     assert "source 'synth' needs a trained model" in capsys.readouterr().err
     assert main(["classify", "--data", str(task_run / "prepared"), "--labels", "age", "--out", str(task_run / "x"), "-q"]) == 2
-    assert "expected 'events' or 'participants:COLUMN'" in capsys.readouterr().err
+    assert ("labels: expected 'events', 'participants:COLUMN' or a per-volume label the prepared dataset stores, got 'age'; this "
+            "dataset stores none (layouts such as ds003768 give them") in capsys.readouterr().err
     assert not (task_run / "x").exists()
 
 
