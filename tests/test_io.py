@@ -303,19 +303,26 @@ def test_volume_markers_from_a_trigger_channel(tmp_path):
     np.testing.assert_allclose(volume_onsets(raw, n_vol, tr, marker=("128",)).onsets, want + 0.5)
 
 
+def _bids_edf(root, names: list[str]):
+    """A one-run BIDS dataset in ``root``: sub-01/eeg/sub-01_task-rest_eeg.edf with EEG channels ``names`` (10 s, 250 Hz)."""
+    info = mne.create_info(names, 250.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((len(names), 2500)) * 1e-5, info, verbose=False)
+    eeg_dir = root / "sub-01" / "eeg"
+    eeg_dir.mkdir(parents=True)
+    edf = eeg_dir / "sub-01_task-rest_eeg.edf"
+    mne.export.export_raw(edf, raw, fmt="edf", verbose=False)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.8.0"}))
+    (root / "participants.tsv").write_text("participant_id\nsub-01\n")
+    return edf
+
+
 def test_line_frequency_from_the_eeg_json_without_channels_tsv(tmp_path, caplog):
     """User test 12: a BIDS run without channels.tsv (RECOMMENDED only) was read without its *_eeg.json's
     PowerLineFrequency, so it alone was not notched; it is now read from the sidecar, as mne-bids does."""
     import mne_bids
 
-    info = mne.create_info(["Fp1", "Cz", "O1"], 250.0, "eeg")
-    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 2500)) * 1e-5, info, verbose=False)
-    eeg_dir = tmp_path / "sub-01" / "eeg"
-    eeg_dir.mkdir(parents=True)
-    edf = eeg_dir / "sub-01_task-rest_eeg.edf"
-    mne.export.export_raw(edf, raw, fmt="edf", verbose=False)
-    (tmp_path / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.8.0"}))
-    (tmp_path / "participants.tsv").write_text("participant_id\nsub-01\n")
+    edf = _bids_edf(tmp_path, ["Fp1", "Cz", "O1"])
+    eeg_dir = edf.parent
     side = eeg_dir / "sub-01_task-rest_eeg.json"
     side.write_text(json.dumps({"PowerLineFrequency": 60, "SamplingFrequency": 250, "TaskName": "rest", "EEGReference": "n/a"}))
     ours = read_eeg(edf)
@@ -353,14 +360,8 @@ def test_inherited_channels_tsv_is_used_or_its_fault_named(tmp_path, caplog):
     in silence; an inherited table is now applied as mne-bids applies the one beside the file, or a warning says why not."""
     import mne_bids
 
-    info = mne.create_info(["Fp1", "Cz", "O1", "HEOG", "EKG2", "PPG"], 250.0, "eeg")
-    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((6, 2500)) * 1e-5, info, verbose=False)
-    eeg_dir = tmp_path / "sub-01" / "eeg"
-    eeg_dir.mkdir(parents=True)
-    edf = eeg_dir / "sub-01_task-rest_eeg.edf"
-    mne.export.export_raw(edf, raw, fmt="edf", verbose=False)
-    (tmp_path / "dataset_description.json").write_text(json.dumps({"Name": "t", "BIDSVersion": "1.8.0"}))
-    (tmp_path / "participants.tsv").write_text("participant_id\nsub-01\n")
+    edf = _bids_edf(tmp_path, ["Fp1", "Cz", "O1", "HEOG", "EKG2", "PPG"])
+    eeg_dir = edf.parent
     table = "name\ttype\tunits\tstatus\nFp1\tEEG\tuV\tgood\nCz\tEEG\tuV\tbad\nO1\tEEG\tuV\tgood\nHEOG\tEOG\tuV\tgood\nEKG2\tECG\tuV\tgood\nPPG\tPPG\tuV\tgood\n"
     # the same table beside the file, read by mne-bids: the reference for the inherited one
     (eeg_dir / "sub-01_task-rest_channels.tsv").write_text(table)
