@@ -242,6 +242,37 @@ def test_resample_to_another_images_grid_and_int_data(tmp_path):
     np.testing.assert_array_equal(np.asarray(near.dataobj), np.asarray(ints.dataobj, dtype=np.float32))
 
 
+def test_resample_onto_the_same_box_stored_flipped_keeps_every_edge_voxel():
+    """User test 19: a run of the first run's box stored with one axis flipped (an oblique grid, so the composed affine
+    carries rounding) lost its edge voxels to the fill value (mapped to -4e-07); every voxel must be nibabel's value."""
+    rng = np.random.default_rng(3)
+    c, s_ = np.cos(0.3), np.sin(0.3)
+    rot = np.array([[1.0, 0.0, 0.0], [0.0, c, -s_], [0.0, s_, c]])
+    first = np.eye(4)
+    first[:3, :3] = rot @ np.diag([4.0, 3.0, 5.0])
+    first[:3, 3] = (-13.3, -40.7, 2.9)
+    shape = (6, 7, 5)
+    data = rng.normal(100.0, 10.0, (*shape, 3)).astype(np.float32)
+    flip = first.copy()  # the same box, y axis stored the other way round
+    flip[:3, 1] = -first[:3, 1]
+    flip[:3, 3] = first[:3, 3] + first[:3, 1] * (shape[1] - 1)
+    flipped = nib.Nifti1Image(data[:, ::-1].copy(), flip)
+    out = resample_bold(flipped, target_shape=shape, target_affine=first)
+    got = np.asarray(out.dataobj)
+    assert np.count_nonzero(np.all(got == 0, axis=3)) == 0
+    # nibabel's reading of the flipped file at every target voxel's world point (nearest index: the points are on its grid)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    world = nib.affines.apply_affine(first, ijk)
+    src = np.rint(nib.affines.apply_affine(np.linalg.inv(flip), world)).astype(int)
+    expect = np.asarray(flipped.dataobj)[src[:, 0], src[:, 1], src[:, 2]].reshape(*shape, 3)
+    np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-3)
+    # a box one voxel shorter along y: the missing plane is outside the field of view (0), the rest nibabel's values
+    short = nib.Nifti1Image(data[:, 1:].copy(), first @ _affine((1.0, 1.0, 1.0), (0.0, 1.0, 0.0)))
+    got = np.asarray(resample_bold(short, target_shape=shape, target_affine=first).dataobj)
+    assert np.all(got[:, 0] == 0)
+    np.testing.assert_allclose(got[:, 1:], data[:, 1:], rtol=1e-5, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
