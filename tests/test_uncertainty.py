@@ -349,7 +349,23 @@ def test_validation_r_and_its_shift_null_match_scipy():
     np.testing.assert_allclose(r[:2], [pearsonr(y[:, k], p[:, k])[0] for k in range(2)], rtol=1e-5)
     assert np.isnan(r[2]) and np.isnan(null95[2])  # a constant target
     assert r[0] > null95[0] and not r[1] > null95[1]
-    # by hand: the same shifts
-    sh = np.random.default_rng(0).integers(30, n - 30 + 1, size=49)
-    want = np.percentile([pearsonr(y[:, 1], np.roll(p[:, 1], int(s)))[0] for s in sh], 95)
+    # by hand: the 15th largest (floor(0.05 * 300)) r of the 299 circular shifts, so that r > null95 <=> p <= 0.05
+    want = sorted((pearsonr(y[:, 1], np.roll(p[:, 1], s))[0] for s in range(1, n)), reverse=True)[14]
     assert null95[1] == pytest.approx(want, rel=1e-4)
+    _, short = validation_r_and_null(y[:19], p[:19])  # 19 windows cannot reach the 5 % level
+    assert np.isnan(short).all()
+
+
+def test_validation_r_null_passes_five_percent_of_unrelated_autocorrelated_outputs():
+    """User test 19: unrelated AR(0.9) series passed the old far-shift null 10-13 % of the time instead of 5 %."""
+    from scipy.signal import lfilter
+
+    from eeg2fmri.evaluation.uncertainty import validation_r_and_null
+
+    rng = np.random.default_rng(1)
+    n, m = 90, 3000
+    for y_ar in (0.0, 0.9):
+        p = lfilter([1.0], [1.0, -0.9], rng.standard_normal((n + 100, m)), axis=0)[100:]
+        y = lfilter([1.0], [1.0, -y_ar], rng.standard_normal((n + 100, m)), axis=0)[100:]
+        r, null95 = validation_r_and_null(y, p)
+        assert 0.025 < np.mean(r > null95) < 0.07

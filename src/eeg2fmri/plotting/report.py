@@ -453,8 +453,8 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 #: Marks an ROI r that does not exceed its time-shifted null (``roi_rows``); :data:`ROI_NULL_NOTE` explains it.
 ROI_NULL_MARK = "°"
-ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the 95th percentile of the ROI's time-shifted null (the model's prediction circularly "
-                 "shifted within each test run; mean over test subjects): chance level for series this slow")
+ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the level of a 5 % test against every circular shift of the ROI's prediction within "
+                 "each test run (mean over test subjects): chance level for series this slow")
 
 
 def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]], int]:

@@ -1000,10 +1000,11 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 # was written like the driven ones, nothing said so)
                 above = np.isfinite(vr) & np.isfinite(vn) & (vr > vn)
                 side["ValidationR"] = {
-                    "meaning": "per output: Pearson r of the model's held-out predictions with the validation targets, against the 95th "
-                               "percentile of r under circular shifts of the predictions (one uncorrected 5 % test per output: about 5 % of "
-                               "unpredictable outputs pass by chance); an output not above it shows no evidence on validation that its "
-                               "synthesised series follows the EEG",
+                    "meaning": "per output: Pearson r of the model's held-out predictions with the validation targets, against the level "
+                               "a 5 % test sets under every circular shift of the predictions (null_p95: the floor(0.05 n)-th largest r "
+                               "of the n - 1 shifts of n validation windows; one uncorrected test per output: about 5 % of unpredictable "
+                               "outputs pass by chance, more where the validation windows that chose the model's settings flatter it); "
+                               "an output not above it shows no evidence on validation that its synthesised series follows the EEG",
                     "outputs_above_null": int(above.sum()), "n_outputs": int(n_model),
                     "median_r": float(np.nanmedian(vr)) if np.isfinite(vr).any() else None}
                 if n_model != n_vox:
