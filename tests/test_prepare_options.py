@@ -425,3 +425,27 @@ def test_prepare_refuses_an_existing_output_before_the_work(tiny_bids, tmp_path,
     (tmp_path / "other").mkdir()
     with pytest.raises(Eeg2fmriInputError, match=r"other: already holds a folder; nothing was prepared"):
         prepare(tiny_bids, tmp_path / "other", None, progress_bar=False)
+
+
+@pytest.mark.parametrize(("code", "name", "warned"), [(1, "bold.nii.gz", True), (4, "bold.nii.gz", False),
+                                                      (1, "sub-01_space-MNI152NLin2009cAsym_bold.nii.gz", False),
+                                                      (4, "sub-01_space-T1w_bold.nii.gz", True)])
+def test_mni_mask_on_bold_not_in_mni_space_is_warned(tmp_path, caplog, code, name, warned):
+    """User test 19: mask='mni' on scanner-space BOLD (sform code 1, oblique) was accepted silently and 1,360 of its
+    2,930 mask voxels lay outside the brain. The file name's space- entity comes first, then the header's code."""
+    import logging
+
+    from eeg2fmri.datasets.prepared import PrepareConfig, _resolve_mask
+
+    aff = np.diag([12.0, 12.0, 12.0, 1.0])
+    aff[:3, 3] = (-78.0, -114.0, -66.0)
+    img = nib.Nifti1Image(np.ones((14, 17, 13, 3), np.float32), aff)
+    img.set_sform(aff, code=code)
+    img.set_qform(aff, code=code)
+    nib.save(img, tmp_path / name)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        mask, _ = _resolve_mask(PrepareConfig(mask="mni"), nib.load(tmp_path / name))
+    assert mask.any()
+    hit = re.search(r"prepare option mask='mni' places the MNI152 brain mask on this grid by its world coordinates, but (its header "
+                    r"\(sform/qform code 1: scanner space\)|its file name's space-T1w) says the BOLD is not in MNI space", caplog.text)
+    assert bool(hit) == warned

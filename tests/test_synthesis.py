@@ -178,6 +178,7 @@ def test_synthesize_header_affine_tr_and_values(tiny_bids, tiny_prepared, ridge_
     side = json.loads((tmp_path / "s_bold.json").read_text())
     assert side["RepetitionTime"] == 2.0 and side["ChannelsIgnored"] == ["ECG", "EOG"] and not side["Resampled"]
     assert side["Model"] == "ridge_hrf" and len(side["ChannelsUsed"]) == 16
+    assert side["VolumeTiming"]["acquisition_s"] == [0.0, 2.0] and side["VolumeTiming"]["fixed_hrf_reference_s"] == 1.0
     # volume j = the model's prediction on the window of one-shot frames j .. j + n_frames - 1
     lm = load_model(ridge_dir)
     raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False).pick(side["ChannelsUsed"])

@@ -958,8 +958,17 @@ def _resolve_mask(cfg: PrepareConfig, img, records: list | None = None) -> tuple
         data, mask, _ = load_masked_bold(img, None, where=str(img.get_filename()))
         return mask, data
     if cfg.mask == "mni":
+        from eeg2fmri.io.bold import bids_space_entity, grid_space, xform_code
         from eeg2fmri.preprocessing.volumes import mni_mask
 
+        where = str(img.get_filename() or "the first run's BOLD")
+        ent = bids_space_entity(where) if img.get_filename() else None
+        if grid_space(xform_code(img), ent) == "native":  # user test 19: accepted silently, 1,360 of 2,930 mask voxels outside the brain
+            said = f"its file name's space-{ent}" if ent else f"its header (sform/qform code {xform_code(img)}: scanner space)"
+            logger.warning("%s: prepare option mask='mni' places the MNI152 brain mask on this grid by its world coordinates, but %s "
+                           "says the BOLD is not in MNI space, so the mask need not cover the brain. Expected BOLD in MNI space "
+                           "(e.g. fMRIPrep's space-MNI152NLin2009cAsym); for native-space BOLD leave mask out (the data mask) or "
+                           "pass a brain mask on the BOLD grid (mask: PATH).", where, said)
         return np.asarray(mni_mask(img), dtype=bool), None
     if cfg.mask != "fmriprep":
         mimg = nib.load(cfg.mask)

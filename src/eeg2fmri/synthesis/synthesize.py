@@ -949,6 +949,16 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "StartTime": float(onsets[0]) + phase,
                 "VolumeGrid": anchor,
                 "TrainingRepetitionTime": tr_train,
+                # what time a volume stands for (user test 19: the README said "at its marker"; a canonical-HRF model's
+                # output followed the continuous BOLD 1.0-1.25 s after it at TR 2 s)
+                "VolumeTiming": {
+                    "acquisition_s": [0.0, tr_train],
+                    "fixed_hrf_reference_s": tr_train / 2.0,
+                    "meaning": "each volume is the BOLD of one training-TR acquisition starting at its onset (StartTime + k * "
+                               "RepetitionTime), predicted from the EEG up to the end of that acquisition; models with a fixed HRF "
+                               "(ridge_hrf's canonical and informed bases, the flagship's HRF start) place it at mid-acquisition, "
+                               "onset + fixed_hrf_reference_s; models that learn their lags (ridge_hrf hrf: lags) follow the timing "
+                               "of the training BOLD (e.g. its slice-time reference)"},
                 **({"GradientArtifactCheck": {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                                               for k, v in art.items() if k in ("peak_ratio", "threshold", "detected")}} if art else {}),
                 "Units": "the predicted (expected) BOLD in per-voxel standardised (z) units of the training runs; a prediction varies less than a measured z-scored run (at least by the model's r where it follows it, more where ridge penalties and per-voxel gains shrink it), so compare time courses, not amplitudes; 0 outside the model's mask",
