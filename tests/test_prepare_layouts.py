@@ -383,3 +383,37 @@ def test_grid_first_resamples_every_run_onto_the_first_runs_grid(tiny_bids, tmp_
         prepare_dataset(root, {"grid": "last"}, progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match=r"grid='first' and voxel_size=3: expected one way of naming the grid; drop one"):
         prepare_dataset(root, {"grid": "first", "voxel_size": 3}, progress_bar=False)
+
+
+def test_a_run_of_another_tr_is_a_problem_of_the_check_and_prepare_says_how_to_split(tiny_bids, tmp_path):
+    """User test 19: `datasets --check` passed a dataset with one run at TR 2.5 s among runs at 2 s, which prepare then
+    refused with "prepare runs with different TRs separately" and no way to do so."""
+    import shutil
+
+    from eeg2fmri.cli import main
+    from eeg2fmri.io.layouts import check_layout
+    from eeg2fmri.simulate import simulate_dataset
+
+    from .conftest import TINY
+
+    root = tmp_path / "mixed"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    other = simulate_dataset(tmp_path / "tr25", progress_bar=False, **{**TINY, "n_subjects": 1, "tr": 2.5, "minutes": 2.0})
+    for f in sorted(other.glob("sub-01/**/*")):
+        if f.is_file():
+            dest = root / str(f.relative_to(other)).replace("sub-01", "sub-03")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            text = f.read_text(errors="strict") if f.suffix in (".vhdr", ".vmrk") else None
+            if text is not None:  # the BrainVision header names its data and marker files
+                dest.write_text(text.replace("sub-01", "sub-03"))
+            else:
+                shutil.copy(f, dest)
+    rep = check_layout(root)
+    assert not rep.ok
+    want = (r"sub-03_task-rest(_run-1)?: TR 2.5 s differs from the first run's \(sub-01_task-rest(_run-1)?\) 2 s; prepare pools only "
+            r"runs of one TR .* prepare the runs of each TR as a dataset of their own \(--subjects, or the layout options sessions/tasks")
+    assert any(re.search(want, p) for p in rep.problems), rep.problems
+    assert main(["datasets", "--check", str(root)]) != 0
+    with pytest.raises(Eeg2fmriInputError, match=r"_bold.nii.gz: sub-03_task-rest(_run-1)?: TR 2.5 s differs from the first run's "
+                                                  r"\(sub-01_task-rest(_run-1)?_bold.nii.gz\) 2 s; prepare pools only runs of one TR"):
+        prepare_dataset(root, progress_bar=False)

@@ -1217,7 +1217,9 @@ def _layout_takes_derivatives(layout: str) -> bool:
 
 def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.ndarray | None = None, first: Any = None) -> None:
     if abs(tr - tr0) > 1e-3 * tr0:
-        raise Eeg2fmriInputError(f"{rec.bold_path}: TR {tr} s differs from the first run's {tr0} s; prepare runs with different TRs separately.")
+        from eeg2fmri.io.layouts import different_tr_hint
+
+        raise Eeg2fmriInputError(f"{rec.bold_path}: " + different_tr_hint(rec.key, tr, Path(str(first)).name if first else "run 1", tr0) + ".")
     if img.shape[:3] != shape0:
         raise Eeg2fmriInputError(f"{rec.bold_path}: grid {img.shape[:3]} differs from the first run's {shape0}; resample all runs to one grid first, "
                                  "or, for runs in one space (e.g. MNI), pass prepare option grid='first' (--config '{\"grid\": \"first\"}')."

@@ -688,6 +688,30 @@ def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
     return problems, []
 
 
+def different_tr_hint(key: str, tr: float, key0: str, tr0: float) -> str:
+    """The message for a run whose TR differs from the first run's (prepare refuses it; ``datasets --check`` lists it)."""
+    return (f"{key}: TR {tr:g} s differs from the first run's ({key0}) {tr0:g} s; prepare pools only runs of one TR (its windows and "
+            "haemodynamic lags are counted in volumes): prepare the runs of each TR as a dataset of their own (--subjects, or the "
+            "layout options sessions/tasks, e.g. --config '{\"tasks\": [...]}'), or resample the BOLD in time first")
+
+
+def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> list[str]:
+    """A problem for every run whose TR differs from the first run's, as prepare would refuse it (user test 19: the check
+    passed a dataset that prepare then refused)."""
+    trs = []
+    for run in runs:
+        if run.bold_path is None or not run.bold_path.is_file():
+            continue
+        try:
+            trs.append((run.key, float(read_layout_bold(run, marker=marker)[1])))
+        except Eeg2fmriInputError:  # (reported by _check_run)
+            continue
+    if not trs:
+        return []
+    key0, tr0 = trs[0]
+    return [different_tr_hint(k, tr, key0, tr0) for k, tr in trs[1:] if abs(tr - tr0) > 1e-3 * tr0]
+
+
 def _markers_against_regular(run: LayoutRun, raw, n_volumes: int, tr: float, onsets: np.ndarray) -> list[str]:
     """With regular timing (--first-onset): a note when the recording has volume-like markers that put volume 0 elsewhere."""
     from eeg2fmri.io.sync import volume_marker_candidates
@@ -762,6 +786,7 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
         p, n = _compare_channels(sc.runs)
         problems += p
         notes += n
+        problems += _compare_trs(sc.runs, marker)
     if not sc.runs and not problems:
         problems.append(f"no complete runs; expected {'; '.join(lay.NEEDS)}")
     return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes, sc.table)
