@@ -1523,7 +1523,8 @@ def prepare_dataset(
     del first_bold, eeg0
     results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0, atlas=atlas, affine0=np.asarray(img0.affine, float),
                             first=records[0].bold_path), records[1:], n_jobs, progress_bar,
-                    desc=f"prepare runs 2-{len(records)} of {len(records)}" if len(records) > 2 else f"prepare run 2 of {len(records)}",
+                    desc=(f"prepare runs 2-{len(records)} of {len(records)}" if len(records) > 2 else f"prepare run 2 of {len(records)}")
+                    + " (run 1 done with the mask)",
                     ) if len(records) > 1 else []  # (the first run is prepared with the mask, above)
     runs = [r[0] for r in results]
     infos = [r[1] for r in results]
