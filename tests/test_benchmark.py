@@ -52,8 +52,8 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert "max_epochs" not in format_leaderboard([*bench["leaderboard"], dict(net, at_epoch_limit=[False, False])])
     # no null percentile for any model (test spans too short, user test 8): said, instead of a silent nan
     short = [{k: v for k, v in r.items() if k != "null_p95_median_r"} for r in bench["leaderboard"]]
-    assert "the time-shifted null's 95th percentile was not computed: a test span is too short" in format_leaderboard(short)
-    assert "95th percentile was not computed" not in format_leaderboard(bench["leaderboard"])
+    assert "the time-shifted null's 5 % level was not computed: a test span is too short (under 20 volumes)" in format_leaderboard(short)
+    assert "5 % level was not computed" not in format_leaderboard(bench["leaderboard"])
     # ahead on the whole-mask r, behind on the ROI r (a user test: focal signal, held-out subjects): said under the table
     ref_r = rows["ridge_hrf"]["median_r"]
     ahead = {"name": "eeg2fmri_net", "role": "model", "median_r": ref_r + 0.014, "roi_median_r": 0.243}
@@ -65,8 +65,8 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert isinstance(ridge["null_p95_median_r"], float)
     assert ("ridge_hrf: whole-mask median r" in table) == (ridge["median_r"] <= ridge["null_p95_median_r"])  # (fixture: 0.040 vs 0.064)
     chance = {"name": "eeg2fmri_net", "role": "model", "median_r": 0.017, "null_median_r": 0.012, "null_p95_median_r": 0.028, "roi_median_r": 0.4}
-    assert ("eeg2fmri_net: whole-mask median r 0.017 does not exceed the 95th percentile of its time-shifted null (0.028; the "
-            "shifted-null column is the null's median): not distinguishable from chance over the whole mask on these data "
+    assert ("eeg2fmri_net: whole-mask median r 0.017 does not exceed the 5 % level of its time-shifted null (0.028, over every "
+            "circular shift; the shifted-null column is the half-run shift's): not distinguishable from chance over the whole mask on these data "
             "(compare the ROI median r)") in format_leaderboard([*with_roi, chance], markdown=False)
     assert "eeg2fmri_net: whole-mask median r" not in format_leaderboard([*bench["leaderboard"], dict(chance, median_r=0.029)])
     # conformal intervals per fold (validation windows), their 80% coverage and NLL on the test windows, test-weighted over folds

@@ -11,6 +11,9 @@ import pytest
 from eeg2fmri.evaluation import metrics as M
 from eeg2fmri.evaluation.protocol import (
     GROUP_SEED,
+    _circular_shift_r,
+    _null_level,
+    _shift_null_distribution,
     default_block_len,
     evaluate_models,
     evaluate_split,
@@ -335,7 +338,7 @@ def test_reference_on_raw_windows(tiny_bids):
 def test_circular_shift_null_distribution():
     """The null of the median r over circular shifts: near 0 for unrelated alignment, far below a real prediction."""
     from eeg2fmri.evaluation.metrics import pearson_r
-    from eeg2fmri.evaluation.protocol import _shift_null_distribution
+    from eeg2fmri.evaluation.protocol import _null_level, _shift_null_distribution
 
     rng = np.random.default_rng(0)
     runs = []
@@ -345,12 +348,34 @@ def test_circular_shift_null_distribution():
     y = np.concatenate([r["y"] for r in runs])
     p = np.concatenate([r["preds"]["m"] for r in runs])
     dist = _shift_null_distribution(y, runs, "m")
-    assert dist is not None and 40 <= len(dist) <= 50
-    assert abs(float(np.median(dist))) < 0.05 and np.percentile(dist, 95) < 0.12
+    assert dist is not None and len(dist) == 96  # every shift: fractions i / 97 of each run, i = 1 .. 96
+    assert abs(float(np.median(dist))) < 0.05 and _null_level(dist) < 0.12
+    # _null_level: the floor(0.05 * 97) = 4th largest, so that exceeding it is p <= 0.05
+    assert _null_level(dist) == np.sort(dist)[-4]
     assert np.median(pearson_r(y, p)) > 0.6
-    # too short to shift: no distribution
-    short = [{"y": y[:4], "preds": {"m": p[:4]}}]
-    assert _shift_null_distribution(y[:4], short, "m") is None
+    # too short for a 5 % test (19 volumes): no distribution
+    short = [{"y": y[:19], "preds": {"m": p[:19]}}]
+    assert _shift_null_distribution(y[:19], short, "m") is None
+    assert _shift_null_distribution(y[:20], [{"y": y[:20], "preds": {"m": p[:20]}}], "m") is not None
+
+
+def test_median_r_null_passes_five_percent_of_unrelated_slow_data():
+    """User test 19: with the shifts kept 10 % of a run and 16 s from alignment, unrelated AR(0.9) targets and predictions
+    (a shared slow signal in each, as brains have) passed the median-r null 10-12 % of the time; every shift: ~5 %."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(2)
+
+    def ar(shape):
+        return lfilter([1.0], [1.0, -0.9], rng.standard_normal((shape[0] + 100, *shape[1:])), axis=0)[100:]
+
+    n, v, reps, passed = 120, 60, 300, 0
+    for _ in range(reps):
+        y = 0.5 * ar((n, 1)) * rng.uniform(0.5, 1.5, v) + ar((n, v))
+        p = 0.5 * ar((n, 1)) * rng.uniform(0.5, 1.5, v) + ar((n, v))
+        runs = [{"y": y, "preds": {"m": p}}]
+        passed += np.median(_circular_shift_r(y, [p], [(0,)])[0]) > _null_level(_shift_null_distribution(y, runs, "m"))
+    assert 0.02 < passed / reps < 0.085
 
 
 @pytest.mark.parametrize("chunk", [None, 300])
@@ -380,21 +405,20 @@ def test_circular_shift_r_equals_pearson_of_rolled_predictions(chunk, monkeypatc
         np.testing.assert_allclose(g[np.isfinite(g)], want[np.isfinite(want)], rtol=0, atol=1e-12)
     runs = [{"y": yy, "preds": {"m": pp}} for yy, pp in zip(ys, ps)]
     dist = _shift_null_distribution(y, runs, "m")
-    fracs = np.linspace(0.1, 0.9, 50)
-    order = sorted({tuple(int(round(f * n)) for n in lens) for f in fracs})
+    order = [tuple(round(i * n / 29) % n for n in lens) for i in range(1, 29)]  # fractions i / 29 (the shortest run)
     want = [np.nanmedian(pearson_r(y, np.concatenate([np.roll(p, k, axis=0) for p, k in zip(ps, sh)]))) for sh in order]
     np.testing.assert_allclose(dist, want, rtol=0, atol=1e-12)
 
 
-def test_shift_null_keeps_an_hrf_span_from_the_aligned_shifts():
-    """On short runs 10% of the run is inside the BOLD's autocorrelation: with the TR known, every shift stays at least
-    the HRF span (16 s) from 0 and from the run length, and the null's 95th percentile no longer comes from near-aligned
-    shifts of a smooth signal (audit: 0.15 on 30-volume runs)."""
+def test_shift_null_keeps_near_shifts_and_a_real_smooth_signal_still_passes():
+    """Every shift is in the null, near-aligned ones included (they make the test exact under no relation; user test
+    19), so on a smooth related signal the level is set by near shifts (an audit of session 14 saw 0.15 on 30-volume
+    runs and moved the shifts 16 s away, which made the test pass unrelated series 10-12 % of the time). The aligned
+    median r is the peak of its neighbourhood, so a real signal on 30-volume runs still passes."""
     from eeg2fmri.evaluation.metrics import pearson_r
-    from eeg2fmri.evaluation.protocol import _shift_null_distribution
 
     rng = np.random.default_rng(3)
-    lens, v, tr = (30, 34), 200, 2.0
+    lens, v = (30, 34), 200
     runs = []
     for n in lens:
         s = np.zeros((n, 1))
@@ -403,16 +427,10 @@ def test_shift_null_keeps_an_hrf_span_from_the_aligned_shifts():
         y = s + 0.5 * rng.standard_normal((n, v))
         runs.append({"y": y, "preds": {"m": s + 0.5 * rng.standard_normal((n, v))}})
     y = np.concatenate([r["y"] for r in runs])
-    edges = [max(0.1 * n, 8) for n in lens]  # ceil(16 s / 2 s) = 8 volumes
-    order = sorted({tuple(int(round(e + f * (n - 2 * e))) for n, e in zip(lens, edges)) for f in np.linspace(0, 1, 50)})
-    assert min(min(k, n - k) for sh in order for k, n in zip(sh, lens)) >= 8
-    want = [np.nanmedian(pearson_r(y, np.concatenate([np.roll(r["preds"]["m"], k, axis=0) for r, k in zip(runs, sh)]))) for sh in order]
-    got = _shift_null_distribution(y, runs, "m", tr=tr)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
-    assert np.percentile(got, 95) < np.percentile(_shift_null_distribution(y, runs, "m"), 95)  # (without the TR: 10% only)
-    assert _shift_null_distribution(y[:15], [{"y": y[:15], "preds": {"m": runs[0]["preds"]["m"][:15]}}], "m", tr=tr) is None
-
-
+    p = np.concatenate([r["preds"]["m"] for r in runs])
+    got = _shift_null_distribution(y, runs, "m", tr=2.0)
+    assert len(got) == 29 and np.array_equal(got, _shift_null_distribution(y, runs, "m"))  # (the TR plays no part)
+    assert float(np.nanmedian(pearson_r(y, p))) > _null_level(got) > 0.15
 def test_measured_block_len_follows_the_autocorrelation():
     rng = np.random.default_rng(0)
     n, v = 400, 30

@@ -135,17 +135,17 @@ def test_roi_names_voxels_and_per_roi_table_in_the_report(tiny_prepared, tmp_pat
     assert "95th percentile" not in md or isinstance(gm.get("null_p95_median_r"), float)
     gm["null_p95_median_r"] = gm["median_r"] - 0.01
     md = evaluation_markdown(res, [], title="t")
-    assert f"(median over shifts; 95th percentile {gm['median_r'] - 0.01:.3f})" in md and "not distinguishable from chance" not in md
+    assert f"(half a run away; a 5 % test over every circular shift sets the level {gm['median_r'] - 0.01:.3f})" in md and "not distinguishable from chance" not in md
     gm["null_p95_median_r"] = gm["median_r"] + 0.01
-    assert "**the model's median r does not exceed that 95th percentile: over the whole mask it is not distinguishable" in evaluation_markdown(res, [], title="t")
+    assert "**the model's median r does not exceed that level: over the whole mask it is not distinguishable" in evaluation_markdown(res, [], title="t")
     # test spans too short for a null distribution: the sentence says chance cannot be excluded (user test 9: r 0.066 vs
     # its shifted null 0.065, 16 test volumes per subject, and nothing said so)
     del gm["null_p95_median_r"]
     shortest = min(int(v["n_test"]) for v in res["per_subject"].values())
     gm["null_median_r"] = gm["median_r"] - 0.005
     md = evaluation_markdown(res, [], title="t")
-    assert (f"no null distribution could be formed (the shortest test span has {shortest} volumes: too few for circular shifts at least "
-            "16 s and 10 % of a run away from alignment), so **these data cannot tell whether the model exceeds chance** -- and its median r "
+    assert (f"no null distribution could be formed (the shortest test span has {shortest} volumes: too few for a 5 % test over "
+            "circular shifts, which needs 20), so **these data cannot tell whether the model exceeds chance** -- and its median r "
             "is within 0.01 of its half-run shift's; hold out longer test spans") in md
     gm["null_median_r"] = gm["median_r"] - 0.2
     md = evaluation_markdown(res, [], title="t")

@@ -69,14 +69,14 @@ def test_quickstart_end_to_end(tmp_path):
 
     doc = json.loads((out / "metrics.json").read_text(), parse_constant=no_nan)  # NaN -> null (user test 11: JSON.parse refused it)
     assert doc["split"]["gap_volumes"] >= 9
-    # the table says when no null distribution could be formed, or gives its 95th percentile
+    # the table says when no null distribution could be formed, or gives its 5 % level
     from eeg2fmri.workflows.quickstart import format_table
 
     p95 = s.get("null_p95_median_r")
     assert ("no null distribution" in m["table"]) == (p95 is None or not np.isfinite(p95))
     assert "no null distribution: the test spans are too short" in format_table({**s, "null_p95_median_r": float("nan")}, "eeg2fmri_net")
     with_p95 = format_table({**s, "null_p95_median_r": 0.031}, "eeg2fmri_net")
-    assert "time-shifted null, 95th pct." in with_p95 and "0.031" in with_p95 and "no null distribution" not in with_p95
+    assert "time-shifted null, 5 % level" in with_p95 and "0.031" in with_p95 and "no null distribution" not in with_p95
     # provenance names the final paths, never the temporary folder the quickstart wrote into
     side = json.loads(Path(m["synthesized"].replace(".nii.gz", ".json")).read_text())
     assert side["ModelDir"] == str(out.absolute() / "model")

@@ -425,7 +425,7 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
         (None unless ``scale`` is ``"own"``); ``interval_multipliers``: ``{"residuals": [...], "own": [...]}``
         (``own`` where that scale was chosen), one factor per level on that scale which covers that share of the
         validation windows x outputs (:func:`interval_multipliers`); ``n_calibration``; ``val_r`` and
-        ``val_r_null95`` (n_outputs,): the validation r of every output's held-out predictions and the 95th percentile
+        ``val_r_null95`` (n_outputs,): the validation r of every output's held-out predictions and the 5 % level
         of its circular-shift null (:func:`validation_r_and_null`).
     """
     levels = _check_levels(levels)

@@ -510,8 +510,8 @@ def roi_null_missing(results: dict[str, Any], names: list[str]) -> list[str]:
 def roi_null_missing_note(missing: list[str]) -> str:
     """The sentence under a per-ROI table for models without a per-ROI null (user test 17: a control region's r 0.38 on
     short test spans went unmarked)."""
-    return (f"No time-shifted null could be formed for {', '.join(missing)} (test spans too short for circular shifts 16 s and "
-            "10 % of a run away from alignment): these ROI r cannot be told from chance (a user test's region the EEG could not "
+    return (f"No time-shifted null could be formed for {', '.join(missing)} (test spans too short for a 5 % test over circular "
+            "shifts: under 20 volumes): these ROI r cannot be told from chance (a user test's region the EEG could not "
             "see reached r 0.38 on such spans); hold out longer test spans")
 
 
@@ -554,14 +554,14 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     sent += f". Its time-shifted null reaches {_f(m.get('null_median_r'))}"
     p95, v = m.get("null_p95_median_r"), m.get("median_r")
     if isinstance(p95, float) and np.isfinite(p95):
-        sent += f" (median over shifts; 95th percentile {_f(p95)})"
+        sent += f" (half a run away; a 5 % test over every circular shift sets the level {_f(p95)})"
         if isinstance(v, float) and np.isfinite(v) and v <= p95:
-            sent += ("; **the model's median r does not exceed that 95th percentile: over the whole mask it is not distinguishable "
+            sent += ("; **the model's median r does not exceed that level: over the whole mask it is not distinguishable "
                      "from chance on these data**")
     elif isinstance(v, float) and np.isfinite(v):  # test runs too short for shifts well away from alignment (user test 9)
         shortest = min((int(ps.get("n_test", 0)) for ps in results.get("per_subject", {}).values()), default=0)
-        sent += (f"; no null distribution could be formed (the shortest test span has {shortest} volumes: too few for circular shifts "
-                 "at least 16 s and 10 % of a run away from alignment), so **these data cannot tell whether the model exceeds chance**"
+        sent += (f"; no null distribution could be formed (the shortest test span has {shortest} volumes: too few for a 5 % test "
+                 "over circular shifts, which needs 20), so **these data cannot tell whether the model exceeds chance**"
                  + (" -- and its median r is within 0.01 of its half-run shift's" if isinstance(m.get("null_median_r"), float)
                     and v <= m["null_median_r"] + 0.01 else "")
                  + "; hold out longer test spans (split fractions) or more runs")

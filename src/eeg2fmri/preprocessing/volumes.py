@@ -400,32 +400,57 @@ def _box_affine(affine: np.ndarray, shape: np.ndarray, new_shape: np.ndarray, ne
     return out
 
 
-#: Target voxels within this distance (in source voxels) outside the source box are read from its edge (rounding of
-#: the composed affines), farther ones are outside the field of view (0).
-_EDGE_TOL = 1e-3
+#: Target voxels within this distance (in source voxels) outside the source box read its edge (rounding of the composed
+#: affines); farther ones are outside the field of view (0).
+_EDGE_TOL = 1e-4
 
 
-def _outside_source_box(affine: np.ndarray, shape: np.ndarray, new_aff: np.ndarray, new_shape: Any) -> np.ndarray | None:
-    """Where a target grid's voxels fall outside a source box (``None`` when none lies within ``_EDGE_TOL`` of its edge).
+def _just_outside_source_box(affine: np.ndarray, shape: np.ndarray, new_aff: np.ndarray, new_shape: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Target voxels within ``_EDGE_TOL`` source voxels of a source box's face (either side, on some axis, and nowhere
+    farther outside), with their source coordinates clipped into the box; ``None`` when there are none.
 
     Returns
     -------
-    outside : array of bool, shape new_shape | None
-        True for target voxels more than ``_EDGE_TOL`` source voxels outside ``[0, n - 1]`` on some axis; ``None``
-        when no target voxel lies just outside the box (within the tolerance), so plain resampling is exact.
+    index : array of int, shape (n_near, 3)
+        The target voxels.
+    coords : array of float, shape (n_near, 3)
+        Their source voxel coordinates, clipped to ``[0, n - 1]``.
     """
     a = np.linalg.inv(np.asarray(affine, np.float64)) @ np.asarray(new_aff, np.float64)
-    dims = [int(s) for s in new_shape]
+    dims = [int(v) for v in new_shape]
+    grids = np.meshgrid(*[np.arange(d, dtype=np.float64) for d in dims], indexing="ij", sparse=True)
     near = np.zeros(dims, dtype=bool)
     far = np.zeros(dims, dtype=bool)
-    grids = np.meshgrid(*[np.arange(d, dtype=np.float64) for d in dims], indexing="ij", sparse=True)
     for ax in range(3):
         c = a[ax, 0] * grids[0] + a[ax, 1] * grids[1] + a[ax, 2] * grids[2] + a[ax, 3]
-        hi = float(shape[ax]) - 1.0
-        beyond = np.maximum(-c, c - hi)  # > 0 outside the box on this axis
-        near |= (beyond > 0) & (beyond <= _EDGE_TOL)
+        beyond = np.maximum(-c, c - (float(shape[ax]) - 1.0))  # > 0 outside the box on this axis
+        near |= np.abs(beyond) <= _EDGE_TOL  # on the edge up to rounding, either side (SciPy may place it just beyond)
         far |= beyond > _EDGE_TOL
-    return far if near.any() else None
+    near &= ~far
+    if not near.any():
+        return None
+    index = np.argwhere(near)
+    coords = index.astype(np.float64) @ a[:3, :3].T + a[:3, 3]
+    return index, np.clip(coords, 0.0, np.asarray(shape, np.float64)[:3] - 1.0)
+
+
+def _values_at(data: np.ndarray, coords: np.ndarray, nearest: bool) -> np.ndarray:
+    """``data`` (X, Y, Z[, T]) at source voxel coordinates ``coords`` (n, 3) inside the box: nearest voxel, or trilinear
+    interpolation (for the few voxels on the box's edge: no spline prefilter over the whole volume)."""
+    shape = np.asarray(data.shape[:3])
+    if nearest:
+        i = np.clip(np.rint(coords).astype(int), 0, shape - 1)
+        return data[i[:, 0], i[:, 1], i[:, 2]]
+    i0 = np.clip(np.floor(coords).astype(int), 0, np.maximum(shape - 2, 0))
+    w = coords - i0
+    out = 0.0
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                j = np.minimum(i0 + (dx, dy, dz), shape - 1)
+                wt = (w[:, 0] if dx else 1 - w[:, 0]) * (w[:, 1] if dy else 1 - w[:, 1]) * (w[:, 2] if dz else 1 - w[:, 2])
+                out = out + wt.reshape(-1, *([1] * (data.ndim - 3))) * data[j[:, 0], j[:, 1], j[:, 2]]
+    return np.asarray(out, dtype=data.dtype)
 
 
 def resample_bold(
@@ -512,14 +537,9 @@ def resample_bold(
     zooms = tuple(float(z) for z in hdr.get_zooms())
     # target voxels that map onto the source box's edge up to rounding (user test 19: a run of the same box stored flipped
     # mapped its edge voxels to -4e-07; SciPy's constant mode leaves points beyond the edge at the fill value, so real brain
-    # voxels became 0): the source is padded by one edge voxel, and only target voxels outside the box by more than
-    # _EDGE_TOL voxels are filled with 0
-    outside = _outside_source_box(affine, shape, new_aff, new_shape)
+    # voxels became 0): their values are read at the clipped coordinates after resampling; everything else is nilearn's
+    edge = _just_outside_source_box(affine, shape, new_aff, new_shape)
     src_aff = affine
-    if outside is not None:
-        pad = [(1, 1)] * 3 + [(0, 0)] * (data.ndim - 3)
-        data = np.pad(data, pad, mode="edge")
-        src_aff = affine @ np.array([[1, 0, 0, -1], [0, 1, 0, -1], [0, 0, 1, -1], [0, 0, 0, 1]], dtype=np.float64)
     src32 = nib.Nifti1Image(data, src_aff)
     src32.header.set_sform(src_aff, code=max(sform_code, 1))
     out = resample_img(
@@ -532,8 +552,13 @@ def resample_bold(
         fill_value=0.0,
     )
     res_data = np.asarray(out.dataobj, dtype=np.float32)
-    if outside is not None:
-        res_data[outside] = 0.0
+    if edge is not None:  # only where SciPy left the fill value (it placed the point beyond the edge); elsewhere nilearn's value
+        idx, coords = edge
+        got = res_data[idx[:, 0], idx[:, 1], idx[:, 2]]
+        filled = np.all(got.reshape(len(idx), -1) == 0.0, axis=1)
+        if filled.any():
+            idx, coords = idx[filled], coords[filled]
+            res_data[idx[:, 0], idx[:, 1], idx[:, 2]] = _values_at(data, coords, nearest=interpolation == "nearest")
     res = nib.Nifti1Image(res_data, new_aff)
     res.set_sform(new_aff, code=max(sform_code, 1))
     set_qform_if_exact(res, new_aff, 1)

@@ -817,21 +817,21 @@ def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """Notes for models whose whole-mask median r does not exceed the 95th percentile of their own time-shifted null
-    (the table's null column is the null's median, which a model at chance level can still beat)."""
+    """Notes for models whose whole-mask median r does not exceed the 5 % level of their own time-shifted null (every
+    circular shift of the prediction; the table's null column is the half-run shift's r, which a model at chance level
+    can still beat)."""
     out = []
     for r in rows:
         v, p95 = r.get("median_r"), r.get("null_p95_median_r")
         if r.get("role") in ("model", "reference") and isinstance(v, float) and isinstance(p95, float) and math.isfinite(v) and v <= p95:
-            out.append(f"{r['name']}: whole-mask median r {v:.3f} does not exceed the 95th percentile of its time-shifted null "
-                       f"({p95:.3f}; the shifted-null column is the null's median): not distinguishable from chance over the whole "
+            out.append(f"{r['name']}: whole-mask median r {v:.3f} does not exceed the 5 % level of its time-shifted null "
+                       f"({p95:.3f}, over every circular shift; the shifted-null column is the half-run shift's): not distinguishable from chance over the whole "
                        "mask on these data" + (" (compare the ROI median r)" if isinstance(r.get("roi_median_r"), float) else ""))
     scored = [r for r in rows if r.get("role") in ("model", "reference") and isinstance(r.get("median_r"), float) and math.isfinite(r["median_r"])]
     if scored and not any(isinstance(r.get("null_p95_median_r"), float) and math.isfinite(r["null_p95_median_r"]) for r in scored):
         # user test 8: 16 test windows per subject, the 95th percentile nan without a word
-        out.append("the time-shifted null's 95th percentile was not computed: a test span is too short to shift its prediction "
-                   "by more than the HRF span (16 s) from both ends in at least 5 ways; with longer recordings or a larger test "
-                   "share it says whether a median r is above chance")
+        out.append("the time-shifted null's 5 % level was not computed: a test span is too short (under 20 volumes) for a 5 % test "
+                   "over its circular shifts; with longer recordings or a larger test share it says whether a median r is above chance")
     return out
 
 

@@ -59,14 +59,14 @@ def format_table(summary: dict[str, float], model: str) -> str:
     p95 = summary.get("null_p95_median_r")
     finite_p95 = isinstance(p95, (int, float)) and np.isfinite(p95)
     if finite_p95:
-        rows.append(("time-shifted null, 95th pct.", f("null_p95_median_r"), "", ""))
+        rows.append(("time-shifted null, 5 % level", f("null_p95_median_r"), "", ""))
     if "oracle_ceiling_median_r" in summary:
         rows += [("oracle ceiling (EEG-visible)", f("oracle_ceiling_median_r"), "", ""), ("noise ceiling", f("noise_ceiling_median_r"), "", ""),
                  (f"{model} / oracle (same voxels)", f("fraction_of_oracle"), "", "")]
     w = max(len(r[0]) for r in rows) + 2
     text = "\n".join(f"{r[0]:<{w}}{r[1]:>10}{r[2]:>9}{r[3]:>9}" for r in rows)
     if not finite_p95:  # (user test 11: said by evaluate and benchmark, not here)
-        text += ("\n(no null distribution: the test spans are too short for circular shifts well away from alignment, so these "
+        text += ("\n(no null distribution: the test spans are too short (under 20 volumes) for a 5 % test over circular shifts, so these "
                  "data cannot tell whether the model exceeds chance; simulate longer recordings with --minutes)")
     return text
 

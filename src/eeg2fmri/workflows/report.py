@@ -171,7 +171,7 @@ def plot_calibration(curves: list[tuple[str, list[float], list[float]]]) -> byte
 
 #: Column names of the Summary tables as a reader says them (user test 9: raw JSON keys such as null_median_r).
 _LABELS = {"median_r": "median r", "median_r_ci": "median r 95% CI", "null_median_r": "shifted-null median r",
-           "null_p95_median_r": "null 95th percentile", "null_shifts": "null shifts", "r2": "R²", "rmse": "RMSE", "mae": "MAE",
+           "null_p95_median_r": "null 5 % level", "null_shifts": "null shifts", "r2": "R²", "rmse": "RMSE", "mae": "MAE",
            "ssim": "SSIM (3D, mask)", "psnr": "PSNR (dB)", "calhas_rmse": "RMSE (Calhas et al.'s definition)",
            "calhas_ssim": "SSIM (Calhas et al.'s definition)", "fraction_of_oracle": "÷ oracle ceiling", "fraction_of_noise": "÷ noise ceiling",
            "roi_median_r": "ROI median r", "median_r_in_groundtruth_mask": "median r in the driven voxels"}
