@@ -359,6 +359,16 @@ def test_circular_shift_null_distribution():
     assert _shift_null_distribution(y[:20], [{"y": y[:20], "preds": {"m": p[:20]}}], "m") is not None
 
 
+def test_shift_null_in_passes_of_bounded_memory_is_the_same(monkeypatch):
+    """The whole-mask null holds NULL_MEMORY bytes of shifted r at once; in many small passes it is the same."""
+    rng = np.random.default_rng(4)
+    runs = [{"y": rng.standard_normal((n, 11)), "preds": {"m": rng.standard_normal((n, 11))}} for n in (43, 38)]
+    y = np.concatenate([r["y"] for r in runs])
+    whole = _shift_null_distribution(y, runs, "m")
+    monkeypatch.setattr("eeg2fmri.evaluation.protocol.NULL_MEMORY", 8 * 11 * 3)  # three shifts per pass
+    np.testing.assert_array_equal(_shift_null_distribution(y, runs, "m"), whole)
+
+
 def test_median_r_null_passes_five_percent_of_unrelated_slow_data():
     """User test 19: with the shifts kept 10 % of a run and 16 s from alignment, unrelated AR(0.9) targets and predictions
     (a shared slow signal in each, as brains have) passed the median-r null 10-12 % of the time; every shift: ~5 %."""

@@ -414,6 +414,9 @@ def _score_subject(
 #: runs are shifted by evenly spaced fractions of their length).
 NULL_SHIFTS = 200
 
+#: Bytes of shifted voxel r held at once by the whole-mask null (its shifts are computed in as few passes as fit).
+NULL_MEMORY = 1 << 28
+
 #: Test level of the time-shifted nulls: a score passes when its p-value over the shifts is at most this.
 NULL_LEVEL = 0.05
 
@@ -433,9 +436,10 @@ def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: st
     if order is None:
         return None
     preds = [rr["preds"][name] for rr in runs]
+    per = max(1, NULL_MEMORY // (8 * max(int(np.prod(y.shape[1:])), 1)))  # shifts of every voxel held at once: bounded memory
     out = []
-    for c0 in range(0, len(order), 50):  # 50 shifts of every voxel at a time: bounded memory
-        out += [_nanmedian(r) for r in _circular_shift_r(y, preds, order[c0 : c0 + 50])]
+    for c0 in range(0, len(order), per):
+        out += [_nanmedian(r) for r in _circular_shift_r(y, preds, order[c0 : c0 + per])]
     return np.array(out)
 
 
