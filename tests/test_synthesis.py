@@ -1078,6 +1078,14 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
     assert val["n_outputs"] == 3 and val["outputs_above_null"] == int(np.sum(cal["val_r"] > cal["val_r_null95"]))
     assert [v["r"] for v in val["rois"].values()] == [round(float(x), 4) for x in cal["val_r"]]
     assert list(val["rois"]) == [str(n) for n in ds.rois["names"]]
+    assert "earlier_level" not in val
+    # a calibration written before session 28 (no val_r_null tag: far shifts only) is named as such
+    cal_json = model / "calibration.json"
+    meta = json.loads(cal_json.read_text())
+    del meta["val_r_null"]
+    cal_json.write_text(json.dumps(meta))
+    out4 = synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold4.nii.gz", progress_bar=False, uncertainty=False)
+    assert "passes about 10 % of unpredictable outputs" in json.loads(out4.with_name("bold4.json").read_text())["ValidationR"]["earlier_level"]
     with pytest.raises(Eeg2fmriInputError, match=r"the model's outputs are already the ROIs of its own atlas .*: drop the atlas"):
         synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold3.nii.gz", progress_bar=False, atlas=atlas)
 

@@ -132,7 +132,9 @@ def run(args) -> int:
         more = f" and {len(not_above) - 10} more" if len(not_above) > 10 else ""
         print(f"{val['outputs_above_null']} of {val['n_outputs']} output(s) predicted above chance on the model's validation windows"
               + (f"; no evidence above chance (their series need not follow the EEG): {', '.join(not_above[:10])}{more}" if not_above else "")
-              + " (sidecar ValidationR)")
+              + " (sidecar ValidationR)"
+              + ("; the model's calibration predates the exact 5 % test and passes about 10 % of unpredictable outputs: re-run "
+                 "eeg2fmri train" if val.get("earlier_level") else ""))
     if side.get("ChannelsOutlyingInterpolated"):
         print("interpolated channel(s) whose amplitude is far from the others' (x the median channel's): "
               + ", ".join(f"{c} {v:.3g}" for c, v in side["ChannelsOutlyingInterpolated"].items()))

@@ -355,6 +355,11 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
     }
 
 
+#: How :func:`validation_r_and_null` sets an output's level (stored with a calibration, so that synthesis can tell a
+#: level of the earlier, permissive far-shift null).
+VAL_R_NULL = "every circular shift, 5 % test"
+
+
 def validation_r_and_null(y: np.ndarray, p: np.ndarray, *, level: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Per-output Pearson r of predictions ``p`` with targets ``y`` and the level an output's r must pass under circular shifts.
 
@@ -443,6 +448,7 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
     # which outputs the model predicts at all: validation r of the held-out predictions and its circular-shift null
     # (user test 18: synthesis wrote an unpredictable region's series with a third of the driven ones' amplitude, unmarked)
     out["val_r"], out["val_r_null95"] = validation_r_and_null(y_true, y_true - res)
+    out["val_r_null"] = VAL_R_NULL  # (calibrations of sessions 27-28 before it: far shifts only, a permissive level)
     out["scale"] = "residuals"
     out["interval_multipliers"] = {"residuals": interval_multipliers(np.abs(res) / out["laplace_scale"][None, :].astype(np.float64), levels)}
     if held_out_residuals_of(model) is not None and _kept_residuals(

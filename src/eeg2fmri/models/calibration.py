@@ -33,7 +33,7 @@ def save_calibration(model_dir: str | os.PathLike, cal: dict[str, Any], *, overw
             np.savez(fh, halfwidths=np.asarray(cal["halfwidths"], dtype=np.float32), laplace_scale=np.asarray(cal["laplace_scale"], dtype=np.float32),
                      **extra)
     meta = {k: cal[k] for k in ("levels", "temperature", "meaning", "n_calibration")}
-    for k in ("scale", "crossfit_nll", "own_scale_not_chosen", "own_scale_unavailable", "residuals", "interval_multipliers"):
+    for k in ("scale", "crossfit_nll", "own_scale_not_chosen", "own_scale_unavailable", "residuals", "interval_multipliers", "val_r_null"):
         if k in cal:
             meta[k] = cal[k]
     meta["method"] = ("per-output split-conformal half-widths and Laplace scale (mean |residual|) on the validation windows; "

@@ -1015,6 +1015,10 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                "of the n - 1 shifts of n validation windows; one uncorrected test per output: about 5 % of unpredictable "
                                "outputs pass by chance, more where the validation windows that chose the model's settings flatter it); "
                                "an output not above it shows no evidence on validation that its synthesised series follows the EEG",
+                    **({} if (vcal or {}).get("val_r_null") else {
+                        "earlier_level": "this model's calibration (eeg2fmri before 2026-12-06 session 28) set the level from far "
+                                         "circular shifts only, which passes about 10 % of unpredictable outputs, not 5 %; re-run "
+                                         "eeg2fmri train for the exact test"}),
                     "outputs_above_null": int(above.sum()), "n_outputs": int(n_model),
                     "median_r": float(np.nanmedian(vr)) if np.isfinite(vr).any() else None}
                 if n_model != n_vox:
