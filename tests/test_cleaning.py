@@ -63,6 +63,32 @@ def test_aas_recovers_the_artifact_free_eeg(grad_sim):
     assert np.all(resid < 0.02 * art)
 
 
+def test_lost_volume_markers_are_filled_where_the_artifact_goes_on(grad_sim, caplog):
+    """User test 20: two lost R128 markers left their volumes uncorrected (540 uV of artefact against 12-17 uV elsewhere)
+    and nothing said so; the epochs are put back where the data go on at the artefact's size, not across a pause."""
+    import logging
+
+    raw = grad_sim["raw"].copy()
+    vol = np.flatnonzero(raw.annotations.description == "Response/R128")
+    raw.annotations.delete(vol[[40, 41]])  # volumes 40 and 41: a gap of three intervals
+    sf = raw.info["sfreq"]
+    on = grad_sim["volume_onsets"]
+    span = slice(int(round(on[40] * sf)), int(round(on[42] * sf)))
+    eeg = mne.pick_types(raw.info, eeg=True)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        cleaned, rep = clean_raw(raw, gradient="aas", bcg=None)
+    assert rep["gradient"]["epochs_filled_in"] == 2 and rep["gradient"]["n_epochs"] == 90
+    assert "2 volume marker(s) missing where the artefact goes on" in caplog.text
+    resid = (cleaned.get_data()[eeg, span] - grad_sim["clean"].get_data()[eeg, span]).std(axis=1)
+    art = grad_sim["artifacts"]["gradient"][:, span].std(axis=1) * 1e-6
+    assert np.all(resid < 0.05 * art)
+    # a pause: no artefact in the gap (the scanner stopped for two volumes) -> nothing put there
+    quiet = raw.copy()
+    quiet._data[:, span] = grad_sim["clean"].get_data()[:, span]
+    _, rep2 = clean_raw(quiet, gradient="aas", bcg=None)
+    assert rep2["gradient"]["epochs_filled_in"] == 0 and rep2["gradient"]["n_epochs"] == 88
+
+
 @pytest.mark.slow
 def test_aas_with_slice_markers_and_without_obs(grad_sim):
     cleaned, info = remove_gradient_artifacts(grad_sim["raw"], slice_marker="R2", obs_components=0)
