@@ -239,3 +239,19 @@ def test_cli_error_lines_have_one_command_prefix_and_no_question_full_stop():
     assert _tidy("w: none; pass marker=<the name> (--marker on the command line) or volume_onsets=<s>.", "x") == (
         "w: none; pass --marker <the name> or volume_onsets=<s>.")
     assert _tidy("pass strict=False to skip them.", "x") == "pass strict=False to skip them."  # no flag offered: unchanged
+
+
+def test_warnings_on_the_command_line_are_one_line_without_source():
+    """User test 20: prepare's warnings echoed `art = check_gradient_artifacts(...)`, a line of the package's source."""
+    import warnings
+
+    from eeg2fmri.cli import cli_warning_format
+
+    text = cli_warning_format("prepare")(UserWarning("run.vhdr: strong periodic power"), UserWarning, "/x/prepared.py", 1061,
+                                         "art = check_gradient_artifacts(raw)")
+    assert text == "eeg2fmri prepare: warning: run.vhdr: strong periodic power\n"
+    before = warnings.formatwarning
+    from eeg2fmri.cli import main
+
+    assert main(["models"]) == 0  # the default formatter is back after a command
+    assert warnings.formatwarning is before

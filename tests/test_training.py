@@ -218,6 +218,10 @@ def test_fit_model_trains_torch_model_loss_goes_down(tiny_prepared, split):
     # closed-form models still go through the same entry point
     ridge = fit_model(tiny_prepared, split, "ridge_hrf")
     assert ridge.model.predict(x).shape == pred.shape
+    # a penalty at the top of its grid is flagged (user test 20), and only then
+    assert ridge.info.get("alpha_at_grid_top", False) == (ridge.info["alpha"] >= max(ridge.model.alphas))
+    top = fit_model(tiny_prepared, split, "ridge_hrf", {"alphas": [1e-3, 1e14], "hrf": "canonical"})
+    assert top.info["alpha"] == 1e14 and top.info["alpha_at_grid_top"] is True  # (1e14: every coefficient ~0 wins on this noise)
 
 
 def test_resume_equals_uninterrupted_and_reruns_reproduce(tiny_prepared, split, tmp_path):
@@ -965,6 +969,10 @@ def test_train_prints_the_flagships_validation_choices():
     # ridge_hrf: its basis and penalty (user test 15: the basis was neither printed nor stored); the flagship's linear-path basis
     assert choices_line({"hrf": "canonical", "hrf_scores": {"canonical": 0.98, "basis": 0.99, "lags": 1.0}, "alpha": 100.0}) == (
         "chosen on the validation windows: HRF basis canonical (validation MSE canonical 0.9800, basis 0.9900, lags 1.0000), penalty 100")
+    # a penalty at the top of its grid (user test 20: 1e5, a near-constant prediction, said nowhere)
+    assert "penalty 100000 -- the largest of its grid: over the whole mask the validation windows favour a prediction shrunk" in (
+        choices_line({"hrf": "canonical", "alpha": 1e5, "alpha_at_grid_top": True}))
+    assert "largest of its grid" not in choices_line({"hrf": "canonical", "alpha": 1e5})
     assert choices_line({"ridge_weight": 1.0, "ridge_hrf": "lags", "output_rank": None}) == (
         "chosen on the validation windows: linear-path weight 1.00, linear-path HRF basis lags, output rank: full")
     kept = "weight 0.6's validation mean voxel r 0.2100 gains 0.0010 over the linear path alone, within 1 jackknife SE (0.0030)"

@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     set_log_level("info" if args.verbose else "warning")
+    import warnings
+
+    shown = warnings.formatwarning
+    warnings.formatwarning = cli_warning_format(args.command)  # (user test 20: warnings echoed a line of our source)
     try:
         return int(handlers[args.command].run(args) or 0)
     except Eeg2fmriInputError as err:
@@ -147,6 +151,18 @@ def main(argv: list[str] | None = None) -> int:
         said = getattr(handlers[args.command], "interrupted", None)
         print(f"interrupted; {said(args) if said else 'no partial output was left behind.'}", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
+
+
+def cli_warning_format(command: str):
+    """A ``warnings.formatwarning`` for the command line: ``eeg2fmri COMMAND: warning: MESSAGE`` on one line (Python's
+    default adds the file, line number and the line of source that warned, which means nothing to a user)."""
+
+    def fmt(message, category, filename, lineno, line=None) -> str:
+        return f"eeg2fmri {command}: warning: {message}\n"
+
+    return fmt
 
 
 if __name__ == "__main__":

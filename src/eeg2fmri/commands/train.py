@@ -40,6 +40,11 @@ def choices_line(tr: dict) -> str:
                           "... --hparams '{\"ridge_hrf\": {\"hrf_select\": \"r\"}}')")
     if "alpha" in tr:
         parts.append(f"penalty {tr['alpha']:g}" + (" (median over outputs)" if "alpha_per_target" in tr else ""))
+        if tr.get("alpha_at_grid_top"):
+            parts[-1] += (" -- the largest of its grid: over the whole mask the validation windows favour a prediction shrunk to "
+                          "nearly constant, so the synthesised series have a tiny amplitude (their r with a region can still be "
+                          "high); for region series train on ROI targets (prepare option atlas) or pass hparams "
+                          "alpha_per_target: guarded, and compare ROI r (evaluate --atlas)")
     if "ridge_weight" in tr:
         parts.append(f"linear-path weight {tr['ridge_weight']:.2f}")
         if tr.get("ridge_weight_kept_linear"):  # blend_rule="guarded" fell back to the linear path: the network is unused

@@ -178,6 +178,9 @@ def fit_model(
         alpha = np.asarray(model.alpha_, dtype=np.float64)
         if alpha.size == 1:
             info["alpha"] = float(alpha.reshape(-1)[0])
+            grid = np.asarray(getattr(model, "alphas", ()) or (), dtype=np.float64)
+            if grid.size > 1 and info["alpha"] >= grid.max() * (1 - 1e-9):  # (user test 20: 1e5, the grid's top, R^2 -6e-7, said nowhere)
+                info["alpha_at_grid_top"] = True
         else:  # one penalty per output (alpha_per_target): a summary, not thousands of numbers in metrics.json/model.json
             info["alpha"] = float(np.median(alpha))  # (user test 14: the array crashed train's model.json)
             info["alpha_per_target"] = {"median": float(np.median(alpha)), "min": float(alpha.min()), "max": float(alpha.max())}
