@@ -1257,3 +1257,23 @@ def test_region_series_of_a_voxel_model_with_an_atlas(tiny_bids, tiny_prepared, 
     np.testing.assert_allclose(series, theirs, rtol=1e-4, atol=1e-5)
     with pytest.raises(Eeg2fmriInputError, match=r"atlas: no ROI label inside the brain mask \(all 0\)"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, atlas=np.zeros(int(tiny_prepared.mask.sum()), int))
+    # with a calibration: how many voxels of every ROI the model predicts above chance on validation (user test 20)
+    import shutil
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty
+    from eeg2fmri.models import load_model
+    from eeg2fmri.models.calibration import save_calibration
+
+    model = tmp_path / "ridge_cal"
+    shutil.copytree(ridge_dir, model)
+    sp = make_split(tiny_prepared, "within")
+    cal = calibrate_uncertainty(load_model(model).model, tiny_prepared, sp, split_targets(tiny_prepared, sp))
+    save_calibration(model, cal)
+    out2 = synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold2.nii.gz", progress_bar=False, atlas=atlas, uncertainty=False)
+    rois = json.loads(out2.with_name("bold2.json").read_text())["ValidationR"]["atlas_rois"]
+    lab = labels[tiny_prepared.mask]
+    above = cal["val_r"] > cal["val_r_null95"]
+    for name, v in (("left part", 4), ("right part", 9)):
+        assert rois[name]["voxels"] == int((lab == v).sum()) and rois[name]["voxels_above_null"] == int(above[lab == v].sum())
+        assert rois[name]["median_r"] == pytest.approx(float(np.median(cal["val_r"][lab == v])), abs=1e-4)

@@ -129,6 +129,8 @@ def run(args) -> int:
     val = side.get("ValidationR") or {}
     if val:
         not_above = [k for k, v in (val.get("rois") or {}).items() if not v.get("above_null")]
+        not_above += [f"{k} ({100 * v['share_above_null']:.0f} % of its voxels)" for k, v in (val.get("atlas_rois") or {}).items()
+                      if v.get("share_above_null", 1.0) <= 0.1]
         more = f" and {len(not_above) - 10} more" if len(not_above) > 10 else ""
         print(f"{val['outputs_above_null']} of {val['n_outputs']} output(s) predicted above chance on the model's validation windows"
               + (f"; no evidence above chance (their series need not follow the EEG): {', '.join(not_above[:10])}{more}" if not_above else "")

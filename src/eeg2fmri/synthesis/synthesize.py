@@ -1016,14 +1016,24 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                "outputs pass by chance, more where the validation windows that chose the model's settings flatter it); "
                                "an output not above it shows no evidence on validation that its synthesised series follows the EEG",
                     **({} if (vcal or {}).get("val_r_null") else {
-                        "earlier_level": "this model's calibration (eeg2fmri before 2026-12-06 session 28) set the level from far "
-                                         "circular shifts only, which passes about 10 % of unpredictable outputs, not 5 %; re-run "
-                                         "eeg2fmri train for the exact test"}),
+                        "earlier_level": "this model's calibration was written by an earlier eeg2fmri version, which set the level "
+                                         "from far circular shifts only and so passes about 10 % of unpredictable outputs, not 5 %; "
+                                         "re-run eeg2fmri train for the exact test"}),
                     "outputs_above_null": int(above.sum()), "n_outputs": int(n_model),
                     "median_r": float(np.nanmedian(vr)) if np.isfinite(vr).any() else None}
                 if n_model != n_vox:
                     side["ValidationR"]["rois"] = {str(nm): {"r": round(float(a), 4), "null_p95": round(float(b), 4), "above_null": bool(c)}
                                                    for nm, a, b, c in zip(rois["names"], vr, vn, above)}
+                elif atlas_lab is not None:  # a voxel model's region series (user test 20: a control region's looked like the driven ones')
+                    side["ValidationR"]["atlas_rois"] = {
+                        str(nm): {"voxels": int((atlas_lab == v).sum()), "voxels_above_null": int(above[atlas_lab == v].sum()),
+                                  "share_above_null": round(float(above[atlas_lab == v].mean()), 4),
+                                  "median_r": round(float(np.nanmedian(vr[atlas_lab == v])), 4) if np.isfinite(vr[atlas_lab == v]).any() else None}
+                        for nm, v in zip(atlas_names, atlas_ids)}
+                    side["ValidationR"]["atlas_rois_meaning"] = (
+                        "per ROI of --atlas: how many of its voxels the model predicts above chance on its validation windows "
+                        "(about 5 % pass by chance, more where neighbouring voxels share noise); an ROI near that share shows no "
+                        "evidence that its series follows the EEG")
             if n_model != n_vox or atlas_lab is not None:  # region series, one column per ROI, one row per volume
                 roi_out = bold_out.with_name(bold_out.name.split(".")[0] + "_rois.tsv")
                 if n_model != n_vox:
