@@ -449,3 +449,27 @@ def test_mni_mask_on_bold_not_in_mni_space_is_warned(tmp_path, caplog, code, nam
     hit = re.search(r"prepare option mask='mni' places the MNI152 brain mask on this grid by its world coordinates, but (its header "
                     r"\(sform/qform code 1: scanner space\)|its file name's space-T1w) says the BOLD is not in MNI space", caplog.text)
     assert bool(hit) == warned
+
+
+def test_loading_a_dataset_prepared_from_uncleaned_eeg_says_so(tiny_prepared, tmp_path, caplog):
+    """User test 20: after prepare's one warning, train/evaluate/classify never said the EEG kept its gradient artefacts."""
+    import json
+    import logging
+
+    from eeg2fmri.datasets import load_prepared
+
+    path = tiny_prepared.save(tmp_path / "prep")
+    man = json.loads((path / "manifest.json").read_text())
+    keys = list(man["provenance"]["inputs"])
+    for k in keys:
+        man["provenance"]["inputs"][k]["gradient_artifact_check"] = {"peak_ratio": 1.1, "detected": False}
+    (path / "manifest.json").write_text(json.dumps(man))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        load_prepared(path)
+    assert "uncorrected for MRI gradient artefacts" not in caplog.text
+    man["provenance"]["inputs"][keys[0]]["gradient_artifact_check"] = {"peak_ratio": 31.4, "detected": True}
+    (path / "manifest.json").write_text(json.dumps(man))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        load_prepared(path)
+    assert re.search(rf"prep: prepare found the EEG uncorrected for MRI gradient artefacts in 1 of its {len(keys)} run\(s\) .*prepare "
+                     r"again with --clean gradient", caplog.text)

@@ -436,8 +436,16 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
                                 np.asarray(rm["bad_spans"], dtype=float).reshape(-1, 2) if rm.get("bad_spans") else None))
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     # (a manifest from before drop_volumes kept every volume: not "auto")
-    return PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict({"drop_volumes": 0, **man["config"]}),
-                           float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}), man.get("rois"))
+    ds = PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict({"drop_volumes": 0, **man["config"]}),
+                         float(man["frame_rate"]), man.get("freqs"), man.get("provenance", {}), man.get("rois"))
+    art = training_artifact_summary(ds)
+    if art and art["detected"]:  # (user test 20: after prepare's one warning nothing said it; EEG decoding 0.40 instead of 0.82)
+        from eeg2fmri.utils.logs import warn_once_per_process
+
+        warn_once_per_process(f"{path}: prepare found the EEG uncorrected for MRI gradient artefacts in {art['detected']} of its "
+                              f"{art['runs']} run(s) (manifest: provenance.inputs.*.gradient_artifact_check): models trained on it learn "
+                              "from the artefact and EEG features decode little; prepare again with --clean gradient (or gradient,bcg)")
+    return ds
 
 
 def model_prepare_config(ds: PreparedDataset) -> dict[str, Any]:
