@@ -529,3 +529,35 @@ def test_explain_a_model_of_roi_targets_by_its_own_labels(tiny_bids, tiny_prepar
     assert list(again["target_indices"]) == [1]
     name = ds.rois["names"][2]
     assert list(explain(m, ds, sp, target=f"roi:{name}", progress_bar=False)["target_indices"]) == [2]
+
+
+def test_explain_says_when_the_model_does_not_predict_its_target(trained_net, tmp_path, caplog):
+    """User test 20: explain on a control region the model could not predict printed "top band alpha ... lowers" without a
+    caveat. With train's calibration, explain.json gives the target's validation evidence and a note when there is none."""
+    import logging
+    import shutil
+
+    from eeg2fmri.models.calibration import save_calibration
+    from eeg2fmri.workflows.explain import explain_run, target_evidence
+
+    root, _, model, _ = trained_net
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    assert target_evidence(run / "model", [0, 1]) is None  # no calibration: nothing claimed
+    n = int(model.spec.n_outputs)
+    r = np.full(n, 0.05, np.float32)
+    r[: n // 2] = 0.6  # the first half predicted above its level
+    cal = {"levels": [0.8], "halfwidths": np.ones((1, n)), "laplace_scale": np.ones(n), "temperature": None, "meaning": "",
+           "n_calibration": 30, "val_r": r, "val_r_null95": np.full(n, 0.3, np.float32), "val_r_null": "every circular shift, 5 % test"}
+    save_calibration(run / "model", cal)
+    ev = target_evidence(run / "model", np.arange(n // 2, n))
+    assert ev["outputs"] == n - n // 2 and ev["outputs_above_null"] == 0 and ev["median_r"] == pytest.approx(0.05, abs=1e-4)
+    assert target_evidence(run / "model", [0])["share_above_null"] == 1.0
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        out, res = explain_run(run, target=f"voxel:{n - 1}", out=tmp_path / "ex", n_windows=3, n_steps=2, progress_bar=False)
+    doc = json.loads((out / "explain.json").read_text())
+    assert doc["target_validation"]["outputs_above_null"] == 0
+    assert "no evidence that the model predicts this target: 0 of its 1 output(s) are above chance" in doc["target_note"]
+    assert "no evidence that the model predicts this target" in caplog.text
+    _, res0 = explain_run(run, target="voxel:0", out=tmp_path / "ex0", n_windows=3, n_steps=2, progress_bar=False)
+    assert res0["target_validation"]["outputs_above_null"] == 1 and "target_note" not in res0
