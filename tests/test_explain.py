@@ -561,3 +561,27 @@ def test_explain_says_when_the_model_does_not_predict_its_target(trained_net, tm
     assert "no evidence that the model predicts this target" in caplog.text
     _, res0 = explain_run(run, target="voxel:0", out=tmp_path / "ex0", n_windows=3, n_steps=2, progress_bar=False)
     assert res0["target_validation"]["outputs_above_null"] == 1 and "target_note" not in res0
+
+
+def test_explain_names_an_roi_of_an_atlas_by_its_lookup_table(trained_net, tmp_path):
+    """User test 20: --target roi:lmotor was refused for an external atlas with regions.tsv beside it, whose names
+    evaluate --atlas and synthesize --atlas use."""
+    import nibabel as nib
+
+    from eeg2fmri.workflows.explain import explain_run
+
+    root, _, model, _ = trained_net
+    mask = np.asarray(nib.load(root / "run" / "model" / "mask.nii.gz").dataobj) > 0
+    aff = nib.load(root / "run" / "model" / "mask.nii.gz").affine
+    labels = np.zeros(mask.shape, np.int16)
+    inside = np.argwhere(mask)
+    for n, (i, j, k) in enumerate(inside):
+        labels[i, j, k] = 7 if n % 2 else 3
+    nib.save(nib.Nifti1Image(labels, aff), tmp_path / "regions.nii.gz")
+    (tmp_path / "regions.tsv").write_text("index\tname\n3\tvisual\n7\tlmotor\n")
+    _, res = explain_run(root / "run", target="roi:lmotor", atlas=tmp_path / "regions.nii.gz", out=tmp_path / "ex", n_windows=3,
+                         n_steps=2, progress_bar=False)
+    assert res["target"].startswith("ROI 7 (") and len(res["target_indices"]) == int((labels[mask] == 7).sum())
+    with pytest.raises(Eeg2fmriInputError, match=r"explain: target 'roi:frontal': no ROI of the atlas is named 'frontal'; names \(from the "
+                                                  r"\.tsv beside the atlas, columns index and name\): \['visual', 'lmotor'\]"):
+        explain_run(root / "run", target="roi:frontal", atlas=tmp_path / "regions.nii.gz", out=tmp_path / "ex2", progress_bar=False)

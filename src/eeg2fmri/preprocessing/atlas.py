@@ -24,7 +24,7 @@ from eeg2fmri.preprocessing.volumes import _axcodes, _load_img, grid_of, sample_
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_finite, check_positive
 
-__all__ = ["Atlas", "load_labels"]
+__all__ = ["Atlas", "atlas_roi_names", "load_labels"]
 
 _KINDS = ("labels", "probabilistic", "spheres")
 
@@ -461,6 +461,27 @@ class Atlas:
         n = len(self.labels_) if hasattr(self, "labels_") else (len(self.labels) if self.labels is not None else "?")
         fitted = f", fitted on {self.n_voxels_} voxels" if hasattr(self, "n_voxels_") else ""
         return f"Atlas(kind={self.kind!r}, n_rois={n}{fitted})"
+
+
+def atlas_roi_names(atlas: Any, ids: np.ndarray) -> list[str]:
+    """ROI names: ``index``/``name`` columns of a ``.tsv`` beside a labels file (nilearn's and BIDS' look-up tables), else the labels."""
+    names = {int(v): str(int(v)) for v in ids}
+    if isinstance(atlas, (str, os.PathLike)):
+        name = Path(atlas).name
+        stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0] if name.endswith((".nii", ".mgz", ".img", ".hdr")) else name
+        tsv = Path(atlas).with_name(stem + ".tsv")
+        if tsv.is_file():
+            import csv
+
+            try:
+                with open(tsv, newline="") as fh:
+                    for row in csv.DictReader(fh, delimiter="\t"):
+                        row = {str(k).strip().lower(): str(v or "").strip() for k, v in row.items() if k is not None}
+                        if row.get("index", "").lstrip("-").isdigit() and row.get("name") and int(row["index"]) in names:
+                            names[int(row["index"])] = row["name"]
+            except (OSError, csv.Error, UnicodeDecodeError) as err:
+                logger.info("%s: ROI names not read (%s); the labels name the columns", tsv, err)
+    return [names[int(v)] for v in ids]
 
 
 def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, *, where: str = "atlas") -> np.ndarray:

@@ -537,27 +537,6 @@ def synthesize(
                        first_marker_volume=first_marker_volume, atlas=atlas, interpolate_outliers=interpolate_outliers)
 
 
-def _atlas_names(atlas: Any, ids: np.ndarray) -> list[str]:
-    """ROI names: ``index``/``name`` columns of a ``.tsv`` beside a labels file (nilearn's and BIDS' look-up tables), else the labels."""
-    names = {int(v): str(int(v)) for v in ids}
-    if isinstance(atlas, (str, os.PathLike)):
-        name = Path(atlas).name
-        stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0] if name.endswith((".nii", ".mgz", ".img", ".hdr")) else name
-        tsv = Path(atlas).with_name(stem + ".tsv")
-        if tsv.is_file():
-            import csv
-
-            try:
-                with open(tsv, newline="") as fh:
-                    for row in csv.DictReader(fh, delimiter="\t"):
-                        row = {str(k).strip().lower(): str(v or "").strip() for k, v in row.items() if k is not None}
-                        if row.get("index", "").lstrip("-").isdigit() and row.get("name") and int(row["index"]) in names:
-                            names[int(row["index"])] = row["name"]
-            except (OSError, csv.Error, UnicodeDecodeError) as err:
-                logger.info("%s: ROI names not read (%s); the labels name the columns", tsv, err)
-    return [names[int(v)] for v in ids]
-
-
 def _is_fit_result(value) -> bool:
     return all(hasattr(value, a) for a in ("model", "spec", "name", "hparams")) and not isinstance(value, (str, os.PathLike))
 
@@ -633,13 +612,13 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         if n_model != n_vox:
             raise Eeg2fmriInputError(f"{model_dir}: the model's outputs are already the ROIs of its own atlas ({rois.get('source')}); "
                                      "it writes their series by itself (NAME_rois.tsv): drop the atlas.")
-        from eeg2fmri.preprocessing.atlas import load_labels
+        from eeg2fmri.preprocessing.atlas import atlas_roi_names, load_labels
 
         atlas_lab = load_labels(atlas, mask, lm.affine)
         atlas_ids = np.array([v for v in np.unique(atlas_lab) if v != 0])
         if not len(atlas_ids):
             raise Eeg2fmriInputError(f"{atlas}: no ROI label inside the model's mask; pass labels on (or overlapping) the model's grid.")
-        atlas_names = _atlas_names(atlas, atlas_ids)
+        atlas_names = atlas_roi_names(atlas, atlas_ids)
 
     def atlas_means(rows: np.ndarray) -> np.ndarray:  # (b, n_vox) -> (b, n_rois)
         return np.stack([rows[:, atlas_lab == v].mean(1) for v in atlas_ids], 1).astype(np.float32)

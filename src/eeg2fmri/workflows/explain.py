@@ -204,6 +204,7 @@ def explain_run(
     opts.update(n_frames=int(win.get("n_frames", 0)) or None, lag=int(win.get("lag", 0)))
     split = make_split(ds, rec_split["protocol"], **opts)
     labels = atlas_labels(atlas, lm.mask, lm.affine) if atlas is not None else None
+    target = _roi_name_to_label(target, atlas, labels)
     res = explain(lm.model, ds, split, target=target, atlas=labels, methods=methods, n_windows=n_windows, n_steps=n_steps, window=win,
                   random_state=random_state, progress_bar=progress_bar)
     res["model"] = lm.meta["model"]
@@ -223,6 +224,24 @@ def explain_run(
     write_explanation(res, out_path, montage=mont, montage_source=source, overwrite=overwrite,
                       extra={"model_dir": str(model_dir.absolute()), "data": str(Path(data_path).absolute()), "split": rec_split})
     return out_path, res
+
+
+def _roi_name_to_label(target: Any, atlas: Any, labels: np.ndarray | None) -> Any:
+    """``roi:NAME`` -> ``roi:L`` for an atlas file with a look-up table beside it (``LABELS.tsv``, columns index and name, as
+    ``evaluate --atlas`` and ``synthesize --atlas`` read it; user test 20: refused although evaluate named the ROIs so)."""
+    if not isinstance(target, str) or not target.startswith("roi:") or labels is None:
+        return target
+    val = target.partition(":")[2]
+    if val.lstrip("-").isdigit():
+        return target
+    from eeg2fmri.preprocessing.atlas import atlas_roi_names
+
+    ids = np.array([int(v) for v in np.unique(labels) if v != 0])
+    names = atlas_roi_names(atlas, ids)
+    if val in names:
+        return f"roi:{int(ids[names.index(val)])}"
+    raise Eeg2fmriInputError(f"explain: target {target!r}: no ROI of the atlas is named {val!r}; names (from the .tsv beside the atlas, "
+                             f"columns index and name): {names[:12]}; or give the label, e.g. roi:{int(ids[0]) if len(ids) else 1}.")
 
 
 def target_evidence(model_dir: Path, indices: Any) -> dict[str, Any] | None:
