@@ -302,3 +302,19 @@ def test_many_features_are_fitted_in_the_samples_span_with_the_same_predictions(
     np.testing.assert_array_equal(fast.predict(Xt), full.predict(Xt))
     np.testing.assert_allclose(fast.predict_proba(Xt), full.predict_proba(Xt), atol=2e-3)
     assert len(est._pipe(0.05, n_classes, n, 30).steps) == 2  # fewer features than samples: no projection
+
+
+def test_per_subject_scores_are_balanced_accuracies():
+    """User test 20: classify.json's per_subject held plain accuracies beside the pooled balanced accuracy."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from eeg2fmri.evaluation.classify import _cv_predict, _outer_cv
+
+    x, y, g = _blocks(n_subjects=4, per_subject=12, effect=0.8, seed=3)
+    keep = ~((g == "s0") & (y == "task") & (np.arange(len(y)) % 4 == 1))  # subject s0 unbalanced: accuracy != balanced accuracy
+    x, y, g = x[keep], y[keep], g[keep]
+    res = classify(x, y, g, n_permutations=0, n_boot=10, random_state=0, progress_bar=False)
+    assert res["per_subject_measure"].startswith("balanced accuracy")
+    pred, _ = _cv_predict(x, y, g, _outer_cv(g, None)[0], GroupedLogistic(random_state=0))  # the same predictions
+    for s_ in ("s0", "s1", "s2", "s3"):
+        assert res["per_subject"][s_] == pytest.approx(balanced_accuracy_score(y[g == s_], pred[g == s_]))
