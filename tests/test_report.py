@@ -478,3 +478,33 @@ def test_report_summary_has_the_r_of_every_roi():
     i = blocks.index("r per ROI (mean over 2 test subjects):")
     assert blocks[i + 1] == [{"ROI": "1 motor", "voxels": "136", "net": "0.700"}, {"ROI": "2 frontal", "voxels": "72", "net": "0.400"}]
     assert "r per ROI (mean over 2 test subjects):" not in _summary_blocks({"group": metrics["group"], "per_subject": {}})
+
+
+def test_report_shows_classification_and_captions_explain_figures_with_their_target(tmp_path):
+    """User test 20: classify's results were neither shown nor listed under "Not shown", and the figures of three explain
+    folders were captioned by their paths only."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = tmp_path / "run"
+    (folder / "classify").mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"model": "ridge_hrf"}))
+    (folder / "classify" / "classify.json").write_text(json.dumps({"labels": "events", "delay_s": 5.0, "notes": ["synth: the model saw BOLD"]}))
+    (folder / "classify" / "classify.tsv").write_text("source\tbalanced_accuracy\tp_value\nsynth\t0.844\t0.05\neeg\t0.822\t0.05\n")
+    for name, target, note in (("explain", "ROI 1 (41 voxels)", None), ("explain_roi3", "ROI 3 (30 voxels)", "no evidence ...")):
+        (folder / name).mkdir()
+        (folder / name / "explain.json").write_text(json.dumps({"target": target, **({"target_note": note} if note else {})}))
+        fig, ax = plt.subplots(figsize=(1, 1))
+        fig.savefig(folder / name / "bands.png")
+        plt.close(fig)
+    page = build_report(folder).read_text()
+    cls = page.split("<section id=\"classification\">")[1].split("</section>")[0]
+    assert "labels events, BOLD read 5.0 s after them" in cls and "0.844" in cls and "0.822" in cls and "synth: the model saw BOLD" in cls
+    assert "explain/bands.png (explain target: ROI 1 (41 voxels))" in page
+    assert "explain_roi3/bands.png (explain target: ROI 3 (30 voxels); no evidence that the model predicts it)" in page
+    empty = tmp_path / "empty"
+    (empty).mkdir()
+    (empty / "metrics.json").write_text(json.dumps({"model": "ridge_hrf"}))
+    assert "no classification results" in build_report(empty).read_text().split("Not shown")[-1]

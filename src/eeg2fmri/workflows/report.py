@@ -381,9 +381,33 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     elif not r_maps:
         missing.append({"item": "r-map NIfTI", "meaning": "no evaluation/r_map_*.nii.gz or r_map*.nii.gz (written by eeg2fmri evaluate)"})
 
+    cls_blocks: list[Any] = []
+    for cj in sorted(folder.rglob("classify.json")):  # (user test 20: classify's results were neither shown nor listed as missing)
+        doc = _read_json(cj)
+        tsv = cj.with_name("classify.tsv")
+        cls_blocks.append(f"{cj.relative_to(folder)}: labels {doc.get('labels', '—')}, BOLD read {doc.get('delay_s', '—')} s after them; "
+                          "subject-wise cross-validation, permutation null, subject-bootstrap CI")
+        if tsv.is_file():
+            import csv
+
+            with open(tsv, newline="") as fh:
+                cls_blocks.append(list(csv.DictReader(fh, delimiter="\t")))
+        for note in doc.get("notes") or []:
+            cls_blocks.append(str(note))
+    if cls_blocks:
+        sections.append(("Classification", cls_blocks))
+    else:
+        missing.append({"item": "classify.json", "meaning": "no classification results (eeg2fmri classify RUN_DIR writes them into RUN_DIR/classify)"})
+
+    targets = {}  # an explanation's figures are captioned with its target (user test 20: only their paths said which)
+    for ex in folder.rglob("explain.json"):
+        d = _read_json(ex)
+        if d.get("target"):
+            targets[ex.parent] = f"explain target: {d['target']}" + ("; no evidence that the model predicts it" if d.get("target_note") else "")
     pngs = sorted(p for p in folder.rglob("*.png") if not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if pngs:
-        sections.append(("Figures", [Image(p, caption=str(p.relative_to(folder))) for p in pngs]))
+        sections.append(("Figures", [Image(p, caption=str(p.relative_to(folder)) + (f" ({targets[p.parent]})" if p.parent in targets else ""))
+                                     for p in pngs]))
     else:
         missing.append({"item": "figures (*.png)", "meaning": "no PNG figure in the folder or its subfolders"})
 
