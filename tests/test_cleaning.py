@@ -244,3 +244,40 @@ def test_bcg_uses_the_one_channel_named_ecg_and_clean_raw_reads_a_path(bcg_sim, 
     from_raw, _ = clean_raw(mne.io.read_raw_fif(fif, preload=True, verbose=False), gradient=None, bcg="pca_obs")
     np.testing.assert_allclose(from_path.get_data(), from_raw.get_data())
     assert rep["where"] == str(fif)
+
+
+def test_synthesize_cleans_an_in_scanner_recording_as_training_did(tmp_path):
+    """User test 20: an EEG-only in-scanner recording had to be cleaned in a separate step (where it could be cleaned
+    otherwise than the training runs were). synthesize(clean="training") cleans it with the model's prepare.clean and the
+    training's volume markers: the same output as cleaning it first with clean_raw."""
+    import nibabel as nib
+
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.io import read_eeg
+    from eeg2fmri.simulate import simulate_dataset
+    from eeg2fmri.synthesis.synthesize import synthesize
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.training.fit import save_fit
+
+    root = simulate_dataset(tmp_path / "bids", n_subjects=1, minutes=3.0, n_channels=12, n_regions=6, voxel_size=12.0,
+                            scanner_artifacts=["gradient"], progress_bar=False)
+    steps = {"gradient": "aas", "bcg": None}
+    ds = prepare_dataset(root, {"clean": steps, "bands": BANDS}, progress_bar=False)
+    sp = make_split(ds, "within")
+    model = save_fit(fit_model(ds, sp, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(ds, sp)), tmp_path / "model")
+    eeg = next(root.glob("sub-*/eeg/*_eeg.vhdr"))
+    with pytest.raises(Exception, match=r"gradient"):  # raw in-scanner EEG is refused without cleaning (the documented check)
+        synthesize(eeg, model, tmp_path / "raw.nii.gz", progress_bar=False, uncertainty=False)
+    out = synthesize(eeg, model, tmp_path / "a.nii.gz", progress_bar=False, uncertainty=False, clean="training")
+    side = json.loads(out.with_name("a.json").read_text())
+    assert side["Cleaning"]["steps"] == {"gradient": "aas"} and side["Cleaning"]["report"]["artifact_power"]["volume_reduction_db"] > 20
+    first, _ = clean_raw(read_eeg(eeg, preload=True), marker=ds.config.marker, **steps)
+    ref = synthesize(first, model, tmp_path / "b.nii.gz", progress_bar=False, uncertainty=False)
+    np.testing.assert_allclose(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(ref).dataobj), rtol=1e-5, atol=1e-6)
+    plain = save_fit(fit_model(prepare_dataset(root, {"bands": BANDS, "check_artifacts": False}, progress_bar=False), sp, "ridge_hrf",
+                               {"hrf": "canonical"}), tmp_path / "plain")
+    with pytest.raises(Eeg2fmriInputError, match=r"model.json: clean='training', but the model's training runs were not cleaned"):
+        synthesize(eeg, plain, tmp_path / "c.nii.gz", progress_bar=False, clean="training")
+    with pytest.raises(Eeg2fmriInputError, match=r"synthesize: clean: expected 'training', steps such as 'gradient,bcg'"):
+        synthesize(eeg, model, tmp_path / "d.nii.gz", progress_bar=False, clean="everything")

@@ -54,6 +54,9 @@ def add_arguments(p) -> None:
                         "interpolated from the others, like channels marked bad)")
     p.add_argument("--no-artifact-check", dest="check_artifacts", action="store_false",
                    help="do not refuse a recording that looks uncorrected for MRI gradient artefacts (the check prepare runs)")
+    p.add_argument("--clean", default=None, metavar="training|gradient,bcg",
+                   help="remove scanner artefacts first: 'training' as the model's training runs were cleaned (model.json "
+                        "prepare.clean), or the steps as prepare --clean takes them; reads the whole recording into memory")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device(p, "predict")
     p.add_argument("--dsp-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
@@ -85,7 +88,7 @@ def run(args) -> int:
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
                      volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts,
                      first_marker_volume=args.first_marker_volume, atlas=args.atlas,
-                     interpolate_outliers=args.interpolate_outliers)
+                     interpolate_outliers=args.interpolate_outliers, clean=args.clean)
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

@@ -390,6 +390,7 @@ def synthesize(
     first_marker_volume: int | None = None,
     atlas: Any = None,
     interpolate_outliers: bool = True,
+    clean: str | dict | None = None,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -509,6 +510,12 @@ def synthesize(
         volume 0), else 0. The sidecar's ``VolumeGrid`` gives ``measured_volumes``: the measured volumes of the first
         and last output volume.
 
+    clean : str | dict | None
+        Remove scanner artefacts from the recording first (:func:`eeg2fmri.preprocessing.cleaning.clean_raw`, with the
+        volume markers of the model's training): ``"training"`` as the model's training runs were cleaned (its
+        ``model.json`` ``prepare.clean``), or steps as ``prepare`` takes them (``"gradient,bcg"``, ``{"gradient": "aas",
+        "bcg": "pca_obs"}``). The whole recording is read into memory for it. The sidecar's ``Cleaning`` gives the report.
+
     Returns
     -------
     out : Path
@@ -534,7 +541,31 @@ def synthesize(
                        pad_seconds=pad_seconds, progress_bar=progress_bar, device=device, channel_positions=channel_positions,
                        channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
                        first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts,
-                       first_marker_volume=first_marker_volume, atlas=atlas, interpolate_outliers=interpolate_outliers)
+                       first_marker_volume=first_marker_volume, atlas=atlas, interpolate_outliers=interpolate_outliers, clean=clean)
+
+
+def _clean_like_training(eeg: Any, clean: str | dict, cfg: PrepareConfig, tr: float, where: str, model_dir: Path) -> tuple[Any, dict]:
+    """The recording with scanner artefacts removed (a corrected copy, in memory) and the cleaning report (JSON-ready)."""
+    from eeg2fmri.preprocessing.cleaning import clean_for_prepare, parse_clean_steps
+
+    if isinstance(clean, str) and clean.strip().lower() == "training":
+        if not cfg.clean:
+            raise Eeg2fmriInputError(f"{Path(model_dir) / 'model.json'}: clean='training', but the model's training runs were not cleaned "
+                                     "(prepare.clean is empty); pass the steps (clean='gradient,bcg', --clean gradient,bcg) or leave clean out.")
+        opts = dict(cfg.clean)
+    else:
+        why = ""
+        try:
+            opts = parse_clean_steps(clean) if isinstance(clean, str) else clean if isinstance(clean, dict) else None
+        except Eeg2fmriInputError as err:
+            opts, why = None, f" ({err})"
+        if not opts:
+            raise Eeg2fmriInputError(f"synthesize: clean: expected 'training', steps such as 'gradient,bcg' or a mapping such as "
+                                     f"{{'gradient': 'aas'}}, got {clean!r}{why}.")
+    # the volume markers of the model's training (prepare's marker names), as prepare cleaned its runs
+    cleaned, report = clean_for_prepare(read_eeg(eeg, preload=False), opts, tr=tr, marker=cfg.marker, onsets=np.zeros(0), where=where)
+    logger.info("%s: cleaned (%s) before synthesis", where, ", ".join(f"{k} {v}" for k, v in opts.items() if k in ("gradient", "bcg") and v))
+    return cleaned, {"steps": {k: v for k, v in opts.items() if v is not None}, "report": report}
 
 
 def _is_fit_result(value) -> bool:
@@ -544,7 +575,7 @@ def _is_fit_result(value) -> bool:
 def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
                 progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
                 dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None, atlas: Any = None,
-                interpolate_outliers: bool = True) -> Path:
+                interpolate_outliers: bool = True, clean: str | dict | None = None) -> Path:
     """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
@@ -647,6 +678,10 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                     or calib.get("own_scale_unavailable") or "no temperature for the model's own scale")
         unc_fns = []
 
+    cleaning = None
+    if clean is not None:  # (user test 20: an EEG-only in-scanner recording had to be cleaned in a separate step, where it
+        # could be cleaned otherwise than the training runs were)
+        eeg, cleaning = _clean_like_training(eeg, clean, cfg, tr_train, where, model_dir)
     with step("open EEG"):
         raw = read_eeg(eeg, preload=False)
     from eeg2fmri.io.eeg import check_continuous
@@ -966,6 +1001,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "NotchFrequency": st.info.get("notch"),
                 "GeneratedBy": "eeg2fmri.synthesize",
+                **({"Cleaning": cleaning} if cleaning is not None else {}),
             }
             if w_unc is not None:
                 side["UncertaintyFile"] = unc_out.name
