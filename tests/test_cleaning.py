@@ -208,7 +208,7 @@ def test_cli_round_trip(grad_sim, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_prepare_with_clean_records_the_report(tmp_path):
+def test_prepare_with_clean_records_the_report(tmp_path, capsys):
     from eeg2fmri.datasets import prepare_dataset
     from eeg2fmri.simulate import simulate_dataset
 
@@ -221,6 +221,11 @@ def test_prepare_with_clean_records_the_report(tmp_path):
     assert prov["gradient_artifact_check"]["detected"] is False
     with pytest.warns(UserWarning, match="prepare with --clean gradient"):
         prepare_dataset(root, {"bands": BANDS}, progress_bar=False)
+    # datasets --check says it before any preparing (user test 20: "OK" of raw in-scanner EEG and nothing else)
+    from eeg2fmri.cli import main
+
+    assert main(["datasets", "--check", str(root)]) == 0
+    assert "sub-01_task-rest_run-1: the EEG looks uncorrected for MRI gradient artefacts" in capsys.readouterr().out
 
 
 def test_bcg_uses_the_one_channel_named_ecg_and_clean_raw_reads_a_path(bcg_sim, tmp_path):

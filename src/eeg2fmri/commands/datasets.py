@@ -46,6 +46,10 @@ def run(args) -> int:
             opts["marker"] = tuple(args.marker)
         opts.update(pairing_options(args))
         rep = check_layout(args.check, args.name or "auto", **opts)
+        if rep.ok:  # what prepare's artefact check will say of each run (user test 20: "OK" of raw in-scanner EEG, nothing else)
+            from eeg2fmri.preprocessing.artifacts import layout_gradient_notes
+
+            rep.notes.extend(layout_gradient_notes(rep.runs, opts.get("marker")))
         print("\n".join(rep.lines()))
         if rep.ok:
             for r in rep.runs:

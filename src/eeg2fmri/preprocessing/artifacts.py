@@ -9,6 +9,8 @@ a comb of sharp spectral lines at multiples of ``1 / TR`` (strongest at the slic
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,7 @@ from eeg2fmri.utils.validation import (
     check_positive_int,
 )
 
-__all__ = ["check_gradient_artifacts"]
+__all__ = ["check_gradient_artifacts", "layout_gradient_notes"]
 
 _MIN_HARMONICS = 8  # a comb must have this many usable lines to be scored
 _MAX_BASE = 128  # candidate slice rates searched when n_slices is unknown: k / TR, k = 2..128
@@ -202,3 +204,28 @@ def check_gradient_artifacts(
     else:
         logger.info("%s: gradient-artifact check passed (largest comb ratio %.3g < %g)", where, top, threshold)
     return report
+
+
+def layout_gradient_notes(runs: Sequence[Any], marker: Any = None) -> list[str]:
+    """One note per run whose EEG shows the comb of uncorrected MRI gradient artefacts (:func:`check_gradient_artifacts` on
+    its first 2 minutes, with the run's BOLD TR), for ``eeg2fmri datasets --check`` (user test 20: the check said OK of raw
+    in-scanner EEG). Runs whose files cannot be read are left to the check's own problems."""
+    from eeg2fmri.io.layouts import read_layout_bold, read_layout_eeg
+
+    notes = []
+    for run in runs:
+        if getattr(run, "bold_path", None) is None:
+            continue
+        try:
+            tr = float(read_layout_bold(run, **({"marker": marker} if marker is not None else {}))[1])
+            raw = read_layout_eeg(run, preload=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (the note says it; prepare warns when it prepares the run)
+                art = check_gradient_artifacts(raw, tr=tr, where=run.key)
+        except Exception:  # noqa: BLE001  (a check that cannot run is no finding about the file)
+            continue
+        if art.get("detected"):
+            notes.append(f"{run.key}: the EEG looks uncorrected for MRI gradient artefacts (spectral lines at multiples of 1/TR "
+                         f"{art['peak_ratio']:.3g} times the power next to them; clean EEG is about 1): prepare with --clean "
+                         "gradient (or gradient,bcg), or clean the files first (eeg2fmri clean)")
+    return notes
