@@ -123,6 +123,9 @@ def test_evaluate_cross_dataset(trained, tiny_prepared, tmp_path):
     out, res = evaluate_run(root / "run", data=other, protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev")
     assert sorted(res["per_subject"]) == ["test-01", "test-02"] and res["models"] == ["ridge_hrf", "mean"]
     assert res["cross_dataset"]["n_channels"] == 16 and res["cross_dataset"]["train_data"] == str(prep.absolute())
+    # the test dataset's targets are on its own scale, and the files say so (user test 21: labelled as the training's)
+    assert res["settings"]["units"].startswith("targets of the test dataset detrended per span and standardised with its own runs'")
+    assert "Units: targets of the test dataset detrended per span and standardised with its own runs'" in (out / "report.md").read_text()
     fewer = restrict_dataset(tiny_prepared, names[2:]).save(tmp_path / "fewer")
     with pytest.raises(Eeg2fmriInputError, match=r"2 are missing here: \['Fp1', 'Fp2'\]"):
         evaluate_run(root / "run", data=fewer, protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev2")

@@ -6,7 +6,10 @@ frame rate) and the voxel grid; channels are matched by name
 training dataset's order (reported); too small an overlap is refused. Voxels
 are those inside both brain masks. The test set is every volume of the test
 dataset with a complete EEG window; its targets are detrended and scaled
-with its own statistics (as for any subject never seen in training).
+with its own runs' statistics -- unlike a subject held out of training within
+a dataset, whose targets the training subjects' scale sets -- so R², RMSE,
+MAE and PSNR across datasets are on the test dataset's own scale (the
+evaluation's ``settings.units`` says so; user test 21).
 """
 
 from __future__ import annotations

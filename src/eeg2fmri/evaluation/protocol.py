@@ -917,7 +917,10 @@ def evaluate_models(
         "settings": {"n_boot": n_boot, "block_len": block_len if block_len is not None else "measured per subject: twice the lag where the reference's residual autocorrelation falls below 0.1, at least max(ceil(16 s / TR), round(n ** (1/3)))",
                      "ci": float(ci), "ssim_volumes_max": int(ssim_volumes), "ssim_window": "Gaussian, sigma 1.5 voxels, truncate 3.5",
                      "data_range": "per subject: 1st-99th percentile range of the measured test data in the mask",
-                     "units": "targets detrended per span and standardised with the training span's scale (z units)",
+                     "units": ("targets of the test dataset detrended per span and standardised with its own runs' standard deviation "
+                               "(another dataset: none of its spans trained the model; R², RMSE, MAE and PSNR are on that scale, not "
+                               "the training's)" if split.protocol == "cross-dataset" else
+                               "targets detrended per span and standardised with the training span's scale (z units)"),
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
                      "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0]))),
                      "roi_voxels": None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))},

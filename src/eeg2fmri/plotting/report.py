@@ -569,8 +569,11 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     if "ceilings" in g:
         sent += (f" On this simulated data the noise ceiling is {_f(g['ceilings']['noise_median_r'])} and the oracle (EEG-visible) ceiling "
                  f"{_f(g['ceilings']['oracle_median_r'])}; the model reaches {_f(m.get('fraction_of_oracle'))} of the oracle ceiling.")
-    lines += [sent, "", "Intervals are 95% block-bootstrap intervals over time (per subject; for means over subjects, the per-subject draws "
-              "averaged, subjects fixed). Units: BOLD detrended per span and standardised with the training span's scale (z).", ""]
+    two_level = "bootstrap" in g  # (user test 21: the sentence said "subjects fixed" where metrics.json resampled them)
+    units = (results.get("settings") or {}).get("units") or "BOLD detrended per span and standardised with the training span's scale (z)"
+    lines += [sent, "", "Intervals are 95% block-bootstrap intervals over time (per subject; for means over subjects, "
+              + ("a two-level bootstrap: subjects resampled, then each drawn subject's block-bootstrap draw" if two_level else
+                 "the per-subject draws averaged, subjects fixed") + f"). Units: {units}.", ""]
     lines += ["## Models, reference and baselines (means over test subjects)", ""]
     head = ["", "median r", "95% CI", "shifted-null r", "R²", "RMSE", "MAE", "SSIM (3D, mask)", "PSNR (dB)", "÷ noise ceiling", "÷ oracle"]
     rows = []
