@@ -61,6 +61,17 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ("eeg2fmri_net: ahead of ridge_hrf on the whole-mask median r (+0.014) but behind it on the ROI median r (0.243 vs 0.456): "
             "the ranking depends on where you look") in note
     assert "depends on where you look" not in format_leaderboard([*with_roi, dict(ahead, roi_median_r=0.5)])
+    # with per-ROI nulls the ROI side is over the ROIs above chance only (user test 21: chance-level regions lifted a model's
+    # ROI median r over the reference's and the note pointed to the weaker model)
+    refrow = next(r for r in with_roi if r.get("role") == "reference")
+    roi_ref = {"roi_r_mean": {"1": 0.49, "2": 0.64, "3": 0.05, "4": 0.02}, "roi_null_mean": {"1": 0.2, "2": 0.2, "3": 0.2, "4": 0.2}}
+    roi_fc = {"roi_r_mean": {"1": 0.25, "2": 0.07, "3": 0.19, "4": 0.05}, "roi_null_mean": {"1": 0.2, "2": 0.2, "3": 0.2, "4": 0.2}}
+    rows_nulls = [dict(r, **roi_ref) if r is refrow else r for r in with_roi]
+    behind = {"name": "bricman_fc", "role": "model", "median_r": ref_r - 0.006, "roi_median_r": refrow["roi_median_r"] + 0.03, **roi_fc}
+    assert "depends on where you look" not in format_leaderboard([*rows_nulls, behind])  # behind on both, over the ROIs above chance
+    ahead2 = dict(behind, median_r=ref_r + 0.01)
+    assert ("bricman_fc: ahead of ridge_hrf on the whole-mask median r (+0.010) but behind it on the median ROI r of the 2 ROI(s) "
+            "above chance for either (0.160 vs 0.565)") in format_leaderboard([*rows_nulls, ahead2])
     # a median r above the null's median but not above its 95th percentile (user test 4: LOSO 0.017, null p95 0.028): said
     assert isinstance(ridge["null_p95_median_r"], float)
     assert ("ridge_hrf: whole-mask median r" in table) == (ridge["median_r"] <= ridge["null_p95_median_r"])  # (fixture: 0.040 vs 0.064)

@@ -757,6 +757,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
         row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "at_epoch_limit")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
+        row.update(_roi_means(results, nm))
         rows.append(row)
     null_src = ref if ref in g["models"] else next((nm for nm in results["models"] if nm != BASELINE), None)
     if null_src is not None and "null_median_r" in g["models"][null_src]:
@@ -798,8 +799,30 @@ def _fmt(key: str, v: Any) -> str:
     return str(v)
 
 
+def _roi_means(results: dict[str, Any], name: str) -> dict[str, Any]:
+    """A model's ROI r and ROI null level per ROI, means over the test subjects that have them (the per-ROI table's numbers)."""
+    per = results.get("per_subject") or {}
+    rs: dict[str, list[float]] = {}
+    ns: dict[str, list[float]] = {}
+    for sub in per.values():
+        m = (sub.get("models") or {}).get(name) or {}
+        for k, v in (m.get("roi_r") or {}).items():
+            if isinstance(v, float) and math.isfinite(v):
+                rs.setdefault(k, []).append(v)
+        for k, v in (m.get("roi_null_p95") or {}).items():
+            if isinstance(v, float) and math.isfinite(v):
+                ns.setdefault(k, []).append(v)
+    if not rs:
+        return {}
+    return {"roi_r_mean": {k: float(np.mean(v)) for k, v in rs.items()}, "roi_null_mean": {k: float(np.mean(v)) for k, v in ns.items()}}
+
+
 def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
-    """Notes for models that the whole-mask median r ranks above the reference and the ROI median r below it (or the reverse)."""
+    """Notes for models that the whole-mask median r ranks above the reference and the ROI r below it (or the reverse).
+
+    The ROI side is the median ROI r over the ROIs above chance for the model or the reference (the per-ROI table's
+    marks; user test 21: over every ROI, chance-level regions decided it and the note pointed to the weaker model);
+    without ROI nulls, the ROI median r over every ROI."""
     refs = [r for r in rows if r.get("role") == "reference" and isinstance(r.get("roi_median_r"), float) and isinstance(r.get("median_r"), float)]
     if not refs:
         return []
@@ -807,10 +830,19 @@ def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         if r.get("role") != "model" or not isinstance(r.get("roi_median_r"), float) or not isinstance(r.get("median_r"), float):
             continue
-        d_mask, d_roi = r["median_r"] - ref["median_r"], r["roi_median_r"] - ref["roi_median_r"]
+        mine, theirs, what = r["roi_median_r"], ref["roi_median_r"], "the ROI median r"
+        rm, rr = r.get("roi_r_mean") or {}, ref.get("roi_r_mean") or {}
+        nm, nr = r.get("roi_null_mean") or {}, ref.get("roi_null_mean") or {}
+        if nm and nr:
+            keys = [k for k in rm if k in rr and ((k in nm and rm[k] > nm[k]) or (k in nr and rr[k] > nr[k]))]
+            if not keys:
+                continue  # no ROI above chance for either: the ROI r ranks nothing
+            mine, theirs = float(np.median([rm[k] for k in keys])), float(np.median([rr[k] for k in keys]))
+            what = f"the median ROI r of the {len(keys)} ROI(s) above chance for either"
+        d_mask, d_roi = r["median_r"] - ref["median_r"], mine - theirs
         if d_mask * d_roi < 0 and min(abs(d_mask), abs(d_roi)) >= 0.0005:  # (not a difference that prints as +0.000)
             out.append(f"{r['name']}: {'ahead of' if d_mask > 0 else 'behind'} {ref['name']} on the whole-mask median r ({d_mask:+.3f}) but "
-                       f"{'behind' if d_roi < 0 else 'ahead of'} it on the ROI median r ({r['roi_median_r']:.3f} vs {ref['roi_median_r']:.3f}): "
+                       f"{'behind' if d_roi < 0 else 'ahead of'} it on {what} ({mine:.3f} vs {theirs:.3f}): "
                        "the ranking depends on where you look; if the atlas regions are what matters, go by the ROI r (per ROI in "
                        "the table below and metrics.json; it has no paired CI here)")
     return out
