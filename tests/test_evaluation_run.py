@@ -129,8 +129,12 @@ def test_evaluate_cross_dataset(trained, tiny_prepared, tmp_path):
     fewer = restrict_dataset(tiny_prepared, names[2:]).save(tmp_path / "fewer")
     with pytest.raises(Eeg2fmriInputError, match=r"2 are missing here: \['Fp1', 'Fp2'\]"):
         evaluate_run(root / "run", data=fewer, protocol="cross", n_boot=0, progress_bar=False, out=tmp_path / "ev2")
-    with pytest.raises(Eeg2fmriInputError, match="its EEG channels differ from the model's .* use --protocol cross"):
+    with pytest.raises(Eeg2fmriInputError, match=r"its EEG channels differ from the model's \(14 vs 16: the model's missing here "
+                                                  r"\['Fp1', 'Fp2'\], not the model's \[\]\); .* use --protocol cross"):
         evaluate_run(root / "run", data=fewer, n_boot=0, progress_bar=False, out=tmp_path / "ev3")
+    shuffled = restrict_dataset(tiny_prepared, names[::-1]).save(tmp_path / "shuffled")  # (user test 21: "differ ... (20 vs 20)")
+    with pytest.raises(Eeg2fmriInputError, match=r"its EEG channels differ from the model's \(the same channels in another order\)"):
+        evaluate_run(root / "run", data=shuffled, n_boot=0, progress_bar=False, out=tmp_path / "ev4")
 
 
 def test_evaluate_prints_the_roi_r_with_an_atlas(trained, tiny_prepared, tmp_path, capsys):

@@ -105,7 +105,9 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
     if diffs:
         raise Eeg2fmriInputError(
             f"{where}: expected datasets prepared alike on one voxel grid, found differences: {'; '.join(diffs)}; prepare both with the same "
-            "options (eeg2fmri prepare --config) and resample the BOLD of both to one grid (e.g. the MNI template, mask='mni')."
+            "options (eeg2fmri prepare --config), with the BOLD of both on one grid: resample the test dataset's BOLD files onto the "
+            "training grid first (nilearn.image.resample_to_img(bold, training_mask_nifti)), or prepare both from one space "
+            "(e.g. fMRIPrep's MNI152NLin2009cAsym outputs at one resolution)."
         )
 
 

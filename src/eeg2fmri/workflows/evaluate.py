@@ -320,8 +320,12 @@ def evaluate_run(
         if use_subjects is not None:
             notes["subjects"] = f"{', '.join(ds.subjects)} (" + ("given" if subjects is not None else "recorded with the model, as in training") + ")"
         if list(ds.ch_names) != list(spec.ch_names):
-            raise Eeg2fmriInputError(f"{data_path}: its EEG channels differ from the model's ({len(ds.ch_names)} vs {len(spec.ch_names)}); "
-                                     "to test on another dataset use --protocol cross.")
+            same = sorted(c.lower() for c in ds.ch_names) == sorted(c.lower() for c in spec.ch_names)
+            how = ("the same channels in another order" if same else
+                   f"{len(ds.ch_names)} vs {len(spec.ch_names)}: the model's missing here {sorted(set(spec.ch_names) - set(ds.ch_names))[:8]}, "
+                   f"not the model's {sorted(set(ds.ch_names) - set(spec.ch_names))[:8]}")
+            raise Eeg2fmriInputError(f"{data_path}: its EEG channels differ from the model's ({how}); "
+                                     "to test on another dataset use --protocol cross (channels matched by name).")
         if ds.mask.shape != lm.mask.shape or not np.array_equal(ds.mask, lm.mask):
             raise Eeg2fmriInputError(f"{data_path}: its brain mask differs from the model's ({int(ds.mask.sum())} vs {int(lm.mask.sum())} voxels); "
                                      "evaluate on the dataset the model was trained on, or use --protocol cross.")
