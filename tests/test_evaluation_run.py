@@ -106,6 +106,12 @@ def test_evaluate_refuses_a_protocol_that_tests_on_training_windows(trained, tmp
                                                  r"would not be held out\. Evaluate with the recorded split"):
         evaluate_run(root / "run", protocol="within", out=tmp_path / "leak", n_boot=0, progress_bar=False)
     assert not (tmp_path / "leak").exists()
+    # the held-out subject alone, within-subject spans: none of its windows trained or validated the model (user test 21:
+    # refused, with a message that said to use protocol 'within')
+    out, res = evaluate_run(root / "run", protocol="within", subjects=["02"], out=tmp_path / "held", n_boot=0, progress_bar=False)
+    assert sorted(res["per_subject"]) == ["02"]
+    with pytest.raises(Eeg2fmriInputError, match=r"holding out subject\(s\) \[.02.\] only; the subject\(s\) asked for, \[.01.\], trained or validated it, so their scores would not be held out\. Evaluate the held-out subject\(s\) \(--subjects 02\)"):  # a training subject alone is refused
+        evaluate_run(root / "run", protocol="within", subjects=["01"], out=tmp_path / "seen", n_boot=0, progress_bar=False)
 
 
 def test_evaluate_cross_dataset(trained, tiny_prepared, tmp_path):

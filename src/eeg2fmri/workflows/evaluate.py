@@ -474,6 +474,17 @@ def _refuse_seen_test_windows(ds: PreparedDataset, split: Any, rec_split: dict, 
     of the split the model was trained with (:func:`~eeg2fmri.evaluation.protocol.seen_test_windows`): those scores would
     not be held out."""
     opts = {k: v for k, v in rec_split.items() if k != "protocol"}
+    held = {str(s_).removeprefix("sub-") for s_ in (rec_split.get("test_subjects") or [])}
+    if held and {str(s_) for s_ in ds.subjects} <= held:
+        # only subjects the model's own split held out whole (LOSO): none of their windows trained or validated it, and the
+        # split need not be rebuilt (user test 21: --subjects 04 of a LOSO model tested on 04 was refused, its training
+        # subjects being left out of the data)
+        return
+    if held and not ({str(s_) for s_ in ds.subjects} & held):
+        raise Eeg2fmriInputError(
+            f"{model_dir}: the model was trained with protocol {rec_split['protocol']!r} holding out subject(s) {sorted(held)} only; "
+            f"the subject(s) asked for, {sorted(ds.subjects)}, trained or validated it, so their scores would not be held out. "
+            f"Evaluate the held-out subject(s) (--subjects {' '.join(sorted(held))}) or with the recorded split.")
     try:
         trained = make_split(ds, rec_split["protocol"], n_frames=n_frames, lag=lag, **opts)
     except Eeg2fmriInputError as err:
