@@ -172,6 +172,12 @@ def test_group_means_and_draws():
         assert g["models"]["model"][key] == pytest.approx(np.mean([subs[s]["models"]["model"][key] for s in subs]))
     assert g["paired"]["model"]["low"] > 0 and g["paired"]["model"]["p_value"] < 0.05  # 0.6 vs 0.3 signal: clearly better
     assert "median_r_ci" not in g["models"]["mean"] and "ceilings" not in g and "two-level" in g["bootstrap"]["subjects"]
+    # one evaluation merged as a one-fold benchmark: the same group CI (user test 21: evaluate and benchmark gave
+    # [-0.0018, 0.0265] and [0.0011, 0.0279] for the same predictions; the group draws took what the subject draws left)
+    one = dict(core, models=["model", "ridge_hrf", "mean"], roles={"reference": "ridge_hrf", "baseline": "mean", "null": ""}, reference={},
+               split={"protocol": "within"}, _ci=0.95, settings={"seed": 0})
+    assert merge_results([one])["group"]["models"]["model"]["median_r_ci"] == pytest.approx(g["models"]["model"]["median_r_ci"])
+    assert merge_results([one])["group"]["paired"]["model"]["low"] == pytest.approx(g["paired"]["model"]["low"])
     # two folds with disjoint test subjects merge into the same group summary
     parts = []
     for s in ("01", "02", "03"):

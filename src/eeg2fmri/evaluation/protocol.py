@@ -537,6 +537,11 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
 GROUP_SEED = 0
 
 
+def _group_seed(random_state: Any) -> int:
+    """The seed of the group (subject-resampling) draws: the evaluation's integer seed, else :data:`GROUP_SEED`."""
+    return int(random_state) if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) else GROUP_SEED
+
+
 def hierarchical_draws(draws: Sequence[np.ndarray], random_state: int | np.random.Generator | None = GROUP_SEED) -> np.ndarray:
     """Bootstrap draws of the mean over subjects, resampling subjects and then time (a two-level bootstrap).
 
@@ -692,7 +697,9 @@ def score_runs(
                         mm.update(median_r=_nanmedian(r), null_median_r=_nanmedian(pearson_r(y, np.roll(p, len(p) // 2, axis=0))), _r=r)
                 one["models"][nm] = mm
             runs_out[rr["key"]] = one
-    group = _group(per_subject, draws, names, r_names, reference if reference in names else None, ci, extra, rng)
+    # the group draws from their own seed, not from what the subject draws left of rng, so that merge_results (benchmark)
+    # gives the same group CI for the same predictions (user test 21: [-0.0018, 0.0265] vs [0.0011, 0.0279])
+    group = _group(per_subject, draws, names, r_names, reference if reference in names else None, ci, extra, _group_seed(random_state))
     return {"per_subject": per_subject, "group": group, "runs": runs_out, "_draws": draws, "_r_names": r_names, "_extra_metrics": list(extra)}
 
 
@@ -914,7 +921,8 @@ def evaluate_models(
         "per_subject": per_subject,
         "group": group,
         "runs": runs_out,
-        "settings": {"n_boot": n_boot, "block_len": block_len if block_len is not None else "measured per subject: twice the lag where the reference's residual autocorrelation falls below 0.1, at least max(ceil(16 s / TR), round(n ** (1/3)))",
+        "settings": {"seed": int(random_state) if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) else None,
+                     "n_boot": n_boot, "block_len": block_len if block_len is not None else "measured per subject: twice the lag where the reference's residual autocorrelation falls below 0.1, at least max(ceil(16 s / TR), round(n ** (1/3)))",
                      "ci": float(ci), "ssim_volumes_max": int(ssim_volumes), "ssim_window": "Gaussian, sigma 1.5 voxels, truncate 3.5",
                      "data_range": "per subject: 1st-99th percentile range of the measured test data in the mask",
                      "units": ("targets of the test dataset detrended per span and standardised with its own runs' standard deviation "
@@ -979,8 +987,9 @@ def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out.update(per_subject=per_subject, runs=runs, _draws=draws, folds=[p["split"] for p in parts])
     if len(parts) > 1 and isinstance(first.get("split"), dict):  # (user test 10: read as the whole benchmark's split)
         out["split"] = {**first["split"], "note": f"the first of {len(parts)} folds; folds lists each fold's split"}
+    seed = (first.get("settings") or {}).get("seed")
     out["group"] = _group(per_subject, draws, first["models"], first["_r_names"], first["roles"]["reference"], first["_ci"],
-                          tuple(first.get("_extra_metrics", ())))
+                          tuple(first.get("_extra_metrics", ())), _group_seed(seed))
     ref = [p["reference"] for p in parts]
     out["reference"] = ref[0] if all(r == ref[0] for r in ref) else {"name": REFERENCE, "per_fold": ref}
     return out
