@@ -508,3 +508,18 @@ def test_report_shows_classification_and_captions_explain_figures_with_their_tar
     (empty).mkdir()
     (empty / "metrics.json").write_text(json.dumps({"model": "ridge_hrf"}))
     assert "no classification results" in build_report(empty).read_text().split("Not shown")[-1]
+
+
+def test_report_of_a_multi_group_benchmark_has_every_group_and_the_notes(tmp_path):
+    """User test 21: the report of `benchmark --models all` said "metrics.json has none of summary, group or table (keys:
+    groups)" and showed none of the leaderboard's notes (chance level, linear path alone, ...)."""
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    res = {"group": {"models": {"ridge_hrf": {"median_r": 0.014}, "calhas2022": {"median_r": 0.003}}}}
+    (folder / "metrics.json").write_text(json.dumps({"groups": {"stft: calhas2022": res, "raw: beira": res}}))
+    rows = [{"name": "ridge_hrf", "role": "reference", "median_r": 0.014, "null_p95_median_r": 0.02},
+            {"name": "calhas2022", "role": "model", "median_r": 0.003, "null_p95_median_r": 0.03}]
+    (folder / "leaderboard.json").write_text(json.dumps({"protocol": "within", "leaderboard": rows}))
+    page = build_report(folder).read_text()
+    assert "group stft: calhas2022:" in page and "group raw: beira:" in page and "has none of summary" not in page
+    assert "calhas2022: whole-mask median r 0.003 does not exceed the 5 % level of its time-shifted null" in page

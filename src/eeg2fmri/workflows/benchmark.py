@@ -880,17 +880,35 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
         cols.insert(3, ("roi_median_r", "ROI median r"))
     head = [h for _, h in cols]
     body = []
-    notes = []
     for r in rows:
         name = r["name"] + (" (reference)" if r["role"] == "reference" else " (baseline)" if r["role"] == "baseline" else "")
         if r.get("error"):
             err = str(r["error"])
             short = err if len(err) <= 80 else err[:80].rsplit(" ", 1)[0] + " ... (below)"
             body.append([name] + ["not trained: " + short] + [""] * (len(cols) - 2))
-            if short != err:  # the whole reason under the table (a cut one hid the fix)
-                notes.append(f"{name} not trained: {err}")
             continue
         body.append([name] + [_fmt(k, r.get(k)) for k, _ in cols[1:]])
+    notes = leaderboard_notes(rows)
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    table = "\n".join("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body)
+    return "\n".join([table] + notes)
+
+
+def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """The notes under a leaderboard (a model not trained, a blend that kept its linear path, training at its epoch limit,
+    a ranking that depends on where you look, a median r at chance): the table's and the HTML report's."""
+    notes = []
+    for r in rows:
+        name = r["name"] + (" (reference)" if r.get("role") == "reference" else " (baseline)" if r.get("role") == "baseline" else "")
+        if r.get("error"):
+            err = str(r["error"])
+            if len(err) > 80:  # the whole reason under the table (a cut one hid the fix)
+                notes.append(f"{name} not trained: {err}")
+            continue
         w = r.get("ridge_weight")
         if w and all(x >= 1.0 for x in w):  # the flagship's blend chose its linear path alone: say so (it looked like a network)
             notes.append(f"{name}: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1): its "
@@ -902,11 +920,4 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
             notes.append(f"{name}: training reached optimizer.max_epochs in fold(s) {[i for i, x in enumerate(limit) if x]} with its best "
                          "validation epoch among the last: it may be under-trained there; raise max_epochs (--train-config "
                          "'{\"optimizer\": {\"max_epochs\": N}}')")
-    notes += _roi_disagreements(rows) + _null_notes(rows)
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
-        return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    table = "\n".join("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths))) for row in [head] + body)
-    return "\n".join([table] + notes)
+    return notes + _roi_disagreements(rows) + _null_notes(rows)

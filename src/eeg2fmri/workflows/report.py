@@ -242,6 +242,12 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
     if isinstance(timings, dict) and timings:
         blocks.append("Timings (seconds):")
         blocks.append([{"step": k, "seconds": v} for k, v in timings.items() if _is_num(v)])
+    groups = metrics.get("groups")
+    if isinstance(groups, dict):  # benchmark --models all: one evaluation per input group (user test 21: "has none of ...")
+        for label, res in groups.items():
+            if isinstance(res, dict):
+                blocks.append(f"group {label}:")
+                blocks += _summary_blocks(res)
     if not blocks:
         blocks.append(f"metrics.json has none of summary, group or table (keys: {', '.join(sorted(metrics)) or 'none'}).")
     return blocks
@@ -357,6 +363,9 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
                 blocks.append(f"validation ({g.get('representation', '—')} group): {g['loso_validation']}")
         if rows:
             blocks.append([{c: r.get(c) for c in cols} for r in rows])
+            from eeg2fmri.workflows.benchmark import leaderboard_notes
+
+            blocks += leaderboard_notes(rows)  # (user test 21: the page showed none of the leaderboard's caveats)
             png = plot_forest(rows, title="median test r per model")
             if png is not None:
                 blocks.append(Image(png, caption="forest plot: median r and 95% CI per model"))
