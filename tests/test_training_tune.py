@@ -175,7 +175,15 @@ def test_tune_scores_the_blended_model_and_says_when_the_network_is_never_used(p
 
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "cli")}))
     assert main(["tune", str(tmp_path / "c.yaml"), "--trials", "1", "--pruner", "none", "-q"]) == 0
-    assert "(validation val_r: mean voxel r over the validation windows pooled across subjects; train's 'validation mean r' is per subject" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "(validation val_r: mean voxel r over the validation windows pooled across subjects; train's 'validation mean r' is per subject" in printed
+    assert "at noise level" not in printed  # (0.5 - lr: well above it)
+    # a best trial at noise level is said (user test 21: -0.0056 reported and written without comment)
+    monkeypatch.setattr(trainer_mod, "fit_torch", lambda *a, **k: FitResult(None, None, MODEL, {}, 0.0, {"best_score": 0.0, "val_r_blend": 0.004,
+                                                                                                          "history": []}))
+    (tmp_path / "c2.yaml").write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "cli2")}))
+    assert main(["tune", str(tmp_path / "c2.yaml"), "--trials", "1", "--pruner", "none", "-q"]) == 0
+    assert "the best trial's validation r is at noise level (below 0.02): no configuration tried predicts" in capsys.readouterr().out
 
 
 def test_tune_storage_errors_and_a_search_that_stopped_before_its_first_trial(prepared_dir, tmp_path):

@@ -29,6 +29,11 @@ def interrupted(args) -> str:
             "trial runs again and does not count towards --trials).")
 
 
+#: A tuned model whose best validation mean voxel r stays below this predicts nothing to speak of (the flagship's guards
+#: use the same level).
+NOISE_R = 0.02
+
+
 def run(args) -> int:
     from eeg2fmri.workflows.tune import tune
 
@@ -39,5 +44,9 @@ def run(args) -> int:
         what = {"val_r": "val_r: mean voxel r over the validation windows pooled across subjects; train's 'validation mean r' is "
                          "per subject, then averaged", "val_loss": "val_loss", "val_mse": "val_mse"}.get(res.monitor, res.monitor)
         print(f"best value {res.best_value:.4f} (validation {what}) with {res.best_params}")
+        if res.monitor == "val_r" and res.best_value is not None and res.best_value < NOISE_R:
+            # (user test 21: a best trial of -0.0056 was reported and written without comment)
+            print(f"the best trial's validation r is at noise level (below {NOISE_R}): no configuration tried predicts the validation "
+                  "windows; compare with ridge_hrf (eeg2fmri benchmark) before training it, or widen the search")
         print(f"wrote {res.best_config}; train it with: eeg2fmri train {res.best_config}")
     return 0
