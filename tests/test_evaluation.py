@@ -709,3 +709,23 @@ def test_per_roi_table_marks_r_at_chance_level():
     assert roi_rows(res, ["a"])[0][0][2] == "0.500" + ROI_NULL_MARK
     ps["02"]["models"]["b"]["roi_r"]["2"] = None
     assert roi_rows(res, ["b"])[0][1][2] == "0.100"
+
+
+def test_circular_shift_level_is_the_five_percent_test_over_the_shifts():
+    """utils.stats.circular_shift_level (the level of every time-shifted null): an aligned score exceeds it exactly when
+    its p-value over the circular shifts, (1 + #{shifted >= aligned}) / N, is at most 0.05; columns are separate tests."""
+    from eeg2fmri.utils.stats import circular_shift_level
+
+    rng = np.random.default_rng(11)
+    n = 47
+    y = np.convolve(rng.standard_normal(n + 6), np.ones(7) / 7, mode="valid")
+    cols = []
+    for strength in (0.0, 0.3, 1.0, 3.0):
+        p_ = strength * y + np.convolve(rng.standard_normal(n + 6), np.ones(7) / 7, mode="valid")
+        shifted = np.array([np.corrcoef(y, np.roll(p_, s))[0, 1] for s in range(1, n)])
+        r0 = np.corrcoef(y, p_)[0, 1]
+        assert (r0 > circular_shift_level(shifted)) == ((1 + np.sum(shifted >= r0)) / n <= 0.05)
+        cols.append(shifted)
+    both = circular_shift_level(np.stack(cols, 1))
+    np.testing.assert_array_equal(both, [circular_shift_level(c) for c in cols])
+    assert np.isnan(circular_shift_level(np.zeros(18)))  # 19 values: no 5 % test

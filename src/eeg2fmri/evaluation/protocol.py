@@ -454,16 +454,12 @@ def _null_shifts(lens: list[int], n_shifts: int = NULL_SHIFTS, tr: float | None 
 
 
 def _null_level(values: np.ndarray, level: float = NULL_LEVEL) -> float:
-    """The level an aligned score must exceed: the ``floor(level N)``-th largest of the ``N - 1`` shifted scores
-    ``values`` (finite ones), so that ``score > level_value`` <=> ``p = (1 + #{shifts >= score}) / N <= level``. NaN when
-    too few are finite."""
+    """The level an aligned score must exceed: :func:`~eeg2fmri.utils.stats.circular_shift_level` of the finite shifted
+    scores ``values`` (the ``floor(level N)``-th largest of ``N - 1``: ``score > level_value`` <=> ``p <= level``)."""
+    from eeg2fmri.utils.stats import circular_shift_level
+
     v = np.asarray(values, dtype=np.float64)
-    n = len(v) + 1
-    v = v[np.isfinite(v)]
-    k = int(np.floor(level * n + 1e-9))
-    if k < 1 or len(v) < k:
-        return float("nan")
-    return float(-np.partition(-v, k - 1)[k - 1])
+    return circular_shift_level(v[np.isfinite(v)], level)
 
 
 def _roi_shift_null_p95(y: np.ndarray, runs: list[dict[str, Any]], name: str, labels: np.ndarray, keys: list,

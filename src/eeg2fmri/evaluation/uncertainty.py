@@ -382,7 +382,7 @@ def validation_r_and_null(y: np.ndarray, p: np.ndarray, *, level: float = 0.05) 
         NaN where an output is constant; ``null95`` NaN everywhere with fewer than ``1 / level`` windows (the test cannot
         reach the level).
     """
-    from eeg2fmri.utils.stats import CHUNK_ELEMS
+    from eeg2fmri.utils.stats import CHUNK_ELEMS, circular_shift_level
 
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     p = np.asarray(p, dtype=np.float64).reshape(len(p), -1)
@@ -392,14 +392,13 @@ def validation_r_and_null(y: np.ndarray, p: np.ndarray, *, level: float = 0.05) 
     ok = (ny > 0) & (npp > 0)
     den = np.where(ok, ny * npp, 1.0)
     r = np.where(ok, (yc * pc).sum(0) / den, np.nan)
-    k = int(np.floor(level * n + 1e-9))  # r_0 above the k-th largest of the n - 1 shifts  <=>  p <= level
     null95 = np.full(m, np.nan)
-    if k >= 1:
+    if np.floor(level * n + 1e-9) >= 1:  # r_0 above the floor(level n)-th largest of the n - 1 shifts  <=>  p <= level
         step = max(1, CHUNK_ELEMS // max(n, 1))
         for c0 in range(0, m, step):
             sl = slice(c0, min(c0 + step, m))
             cc = np.fft.irfft(np.conj(np.fft.rfft(yc[:, sl], axis=0)) * np.fft.rfft(pc[:, sl], axis=0), n=n, axis=0)[1:]
-            null95[sl] = -np.partition(-cc, k - 1, axis=0)[k - 1] / den[sl]
+            null95[sl] = circular_shift_level(cc, level) / den[sl]
         null95 = np.where(ok, null95, np.nan)
     return r.astype(np.float32), null95.astype(np.float32)
 

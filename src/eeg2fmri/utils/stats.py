@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMS", "jackknife_mean_r", "jackknife_r_columns", "jackknife_se", "laplace_nll", "pearson_columns", "pearson_from_sums"]
+__all__ = ["CHUNK_ELEMS", "circular_shift_level", "jackknife_mean_r", "jackknife_r_columns", "jackknife_se", "laplace_nll", "pearson_columns", "pearson_from_sums"]
 
 #: Elements per float64 block in column-chunked computations (16 MiB).
 CHUNK_ELEMS = 1 << 21
@@ -212,3 +212,29 @@ def laplace_nll(pred: Any, log_scale: Any, y: Any) -> Any:
     """
     s = log_scale.float()
     return ((y.float() - pred.float()).abs() * (-s).exp() + s).mean() + _LOG2
+
+
+def circular_shift_level(shifted: np.ndarray, level: float = 0.05) -> np.ndarray | float:
+    """The value an aligned score must exceed to pass a level-``level`` test against its circular shifts.
+
+    With ``N - 1`` shifted scores (every shift but the aligned one), the aligned score's p-value is
+    ``(1 + #{shifts >= score}) / N``; it is at most ``level`` exactly when the score exceeds the ``floor(level N)``-th
+    largest shifted score, which this returns (the time-shifted nulls of evaluation and of synthesis' ValidationR).
+
+    Parameters
+    ----------
+    shifted : array, shape (n_shifts,) or (n_shifts, n_outputs)
+        Scores of the shifted predictions (finite).
+    level : float
+
+    Returns
+    -------
+    float | array, shape (n_outputs,)
+        NaN where ``floor(level N) < 1`` (too few shifts for the level).
+    """
+    v = np.asarray(shifted, dtype=np.float64)
+    k = int(np.floor(level * (len(v) + 1) + 1e-9))
+    if k < 1 or len(v) < k:
+        return float("nan") if v.ndim == 1 else np.full(v.shape[1:], np.nan)
+    out = -np.partition(-v, k - 1, axis=0)[k - 1]
+    return float(out) if v.ndim == 1 else out
