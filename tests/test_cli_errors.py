@@ -255,3 +255,20 @@ def test_warnings_on_the_command_line_are_one_line_without_source():
 
     assert main(["models"]) == 0  # the default formatter is back after a command
     assert warnings.formatwarning is before
+
+
+def test_arguments_in_another_order_are_refused_with_the_calls_order(tiny_prepared):
+    """README: a path, or arguments in another order, are refused with the call's order (user test 22: the order was not
+    in the message)."""
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.evaluation.protocol import evaluate_split
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    split = make_split(tiny_prepared, "within")
+    with pytest.raises(Eeg2fmriInputError, match=r"the order is fit_model\(ds, split, name, hparams, targets\)"):
+        fit_model(split, tiny_prepared, "ridge_hrf")
+    with pytest.raises(Eeg2fmriInputError, match=r"the order is make_split\(ds, protocol, \.\.\.\)"):
+        make_split("within", tiny_prepared)
+    with pytest.raises(Eeg2fmriInputError, match=r"the order is evaluate_split\(ds, split, targets, model\)"):
+        evaluate_split(split, tiny_prepared, {}, None)

@@ -473,3 +473,14 @@ def test_loading_a_dataset_prepared_from_uncleaned_eeg_says_so(tiny_prepared, tm
         load_prepared(path)
     assert re.search(rf"prep: prepare found the EEG uncorrected for MRI gradient artefacts in 1 of its {len(keys)} run\(s\) .*prepare "
                      r"again with --clean gradient", caplog.text)
+
+
+def test_a_first_onset_that_markers_override_is_said(tiny_bids, tmp_path, caplog):
+    """User test 22: first_onset on runs with scanner markers was recorded in the manifest and silently not used."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(tiny_bids, {"first_onset": 7.7}, subjects=["01"], progress_bar=False)
+    assert ds.runs
+    assert re.search(r"prepare option first_onset \(7\.7\) is not used for this run: its volumes are timed by its \d+ '.+' scanner "
+                     r"marker\(s\); to time them by first_onset instead, pass marker: null as well", caplog.text)

@@ -60,7 +60,7 @@ def run(args) -> int:
         return 0
     names = list_layouts()
     width = max(len(n) for n in names)
-    print("Supported layouts (find_runs_layout(root, layout=NAME); 'auto' detects them):\n")
+    print("Supported layouts (eeg2fmri.io.layouts.find_runs_layout(root, layout=NAME); 'auto' detects them):\n")
     for n in names:
         lay = get_layout(n)
         print(f"{n:{width}s}  {lay.TITLE}")

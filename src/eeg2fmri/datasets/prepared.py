@@ -1043,6 +1043,12 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
                                      f"({rec.key!r}); add it (one entry per run key) or give one number for every run.")
         first_onset = float(first_onset[rec.key])
     sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=first_onset, dummy_scans=cfg.dummy_scans)
+    if first_onset is not None and getattr(sync.report, "method", None) == "markers":  # (user test 22: silently not used)
+        from eeg2fmri.utils.logs import warn_once_per_process
+
+        warn_once_per_process(f"{where}: prepare option first_onset ({first_onset}) is not used for this run: its volumes are timed "
+                              f"by its {sync.report.n_markers} {sync.report.marker!r} scanner marker(s); to time them by first_onset "
+                              "instead, pass marker: null as well")
     cleaning = None
     if cfg.clean:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare

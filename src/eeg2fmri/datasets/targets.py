@@ -201,7 +201,7 @@ def make_split(
         outside ``"kfold"``, ``test_subjects`` with ``"kfold"``,
         ``fractions``/``gap`` next to ``val_subjects``).
     """
-    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="make_split", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
+    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="make_split", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder; the order is make_split(ds, protocol, ...)")
     check_choice(protocol, "protocol", ("within", "loso", "kfold", "subjects"))
     _check_split_options(protocol, fractions=fractions, gap=gap, test_subjects=test_subjects, val_subjects=val_subjects, n_folds=n_folds, fold=fold)
     _check_split_types(n_frames=n_frames, lag=lag, gap=gap, n_folds=n_folds, fold=fold, fractions=fractions, test_subjects=test_subjects,

@@ -1077,7 +1077,7 @@ def evaluate_split(
         ``subjects`` (``{subject: {run_key: per-run dict}}``, each with the
         voxel r of the model under ``"_r"``).
     """
-    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="evaluate_split", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
+    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="evaluate_split", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder; the order is evaluate_split(ds, split, targets, model)")
     check_like(split, ("selections",), "split", "a Split", where="evaluate_split", fix="make_split(ds, protocol) returns one; the order is evaluate_split(ds, split, targets, model)")
     check_split_fits(ds, split, targets, where="evaluate_split")
     if all(hasattr(model, a) for a in ("model", "spec", "name", "split")):  # a fit_model result: its split says what it saw

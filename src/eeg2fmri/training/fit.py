@@ -131,7 +131,7 @@ def fit_model(
         ``(n, *spec.output_shape)`` float32 for every kind of model; ``dataset`` and ``split`` are ``ds`` and
         ``split`` (so that ``save_fit(result, FOLDER)`` and ``synthesize(eeg, result, out)`` need nothing else).
     """
-    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="fit_model", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder")
+    check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="fit_model", fix="prepare_dataset(...) returns one, load_prepared(PATH) reads one from its folder; the order is fit_model(ds, split, name, hparams, targets)")
     check_like(split, ("selections",), "split", "a Split", where="fit_model", fix="make_split(ds, protocol) returns one; the order is fit_model(ds, split, name, hparams, targets)")
     check_split_fits(ds, split, targets, where="fit_model", names=("train", "val"))
     hparams = dict(hparams or {})
