@@ -260,6 +260,10 @@ def test_models_command_lists_inputs_and_configs(capsys):
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("calhas2022"))
     assert " stft " in line
+    # every description starts in one column, however many inputs a model reads
+    lines = [ln for ln in out.splitlines() if ln and not ln.startswith(" ")]
+    starts = {ln.index(ln.split(None, 2)[2]) for ln in lines}
+    assert lines[0].split() == ["model", "inputs", "description"] and len(starts) == 1
     assert '"latent_cosine": 1.0' in out and "closed form (no training config)" in out
 
 

@@ -323,6 +323,27 @@ def test_runs_given_as_mne_raw_and_nibabel_objects(tiny_bids, tiny_prepared):
     assert "eeg2fmri-objects" not in str(err.value)
 
 
+def test_warnings_about_objects_name_the_objects(tiny_bids, caplog):
+    """A warning about a run given as an MNE Raw names runs[i]['eeg'], not its temporary copy (user test 22)."""
+    import logging
+
+    import mne
+
+    sub = sorted(p.name for p in tiny_bids.glob("sub-*"))[0]
+    raw = mne.io.read_raw_brainvision(next((tiny_bids / sub / "eeg").glob("*_eeg.vhdr")), preload=False, verbose=False)
+    raw.set_channel_types({c: "ecg" if c.upper().startswith("ECG") else "eog" for c in raw.ch_names
+                           if c.upper().startswith(("ECG", "EOG", "HEOG", "VEOG"))}, verbose=False)
+    runs = [{"eeg": raw, "bold": nib.load(next((tiny_bids / sub / "func").glob("*_bold.nii*"))), "subject": sub[4:]}]
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        prepare_dataset(runs, {"notch": 50, "first_onset": 0.25}, progress_bar=False)
+    texts = [r.getMessage() for r in caplog.records]
+    said = [t for t in texts if "first_onset (0.25) is not used" in t]
+    assert said and said[0].startswith("runs[0]['eeg'] (the mne.io.Raw given)")
+    assert not any("eeg2fmri-objects" in t for t in texts)
+    # outside the call the package's messages are left as they are
+    assert not [f for name in ("eeg2fmri", "mne") for f in logging.getLogger(name).filters if type(f).__name__ == "_RenameFilter"]
+
+
 def test_prepared_dataset_and_run_repr_show_shapes_not_arrays(tiny_prepared):
     """print(ds) and print(run) say what they hold in one line each (user test: the dataclass repr dumped every array)."""
     ds = tiny_prepared

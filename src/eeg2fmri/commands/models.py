@@ -19,12 +19,19 @@ def run(args) -> int:
     from eeg2fmri.models import get_model_class, list_models
     from eeg2fmri.models.base import model_input_kinds
 
+    rows = []
     for name in list_models():
         cls = get_model_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:22s} {'/'.join(model_input_kinds(name)):18s} {doc[0] if doc else ''}")
+        rows.append((name, "/".join(model_input_kinds(name)), doc[0] if doc else "", cls))
+    # columns as wide as their longest entry (a model reading several inputs pushed the description out of line)
+    w_name = max([len("model")] + [len(r[0]) for r in rows])
+    w_in = max([len("inputs")] + [len(r[1]) for r in rows])
+    print(f"{'model':{w_name}s}  {'inputs':{w_in}s}  description")
+    for name, inputs, doc, cls in rows:
+        print(f"{name:{w_name}s}  {inputs:{w_in}s}  {doc}")
         if getattr(args, "configs", False):
             cfg = getattr(cls, "recommended_train_config", None)
             what = "closed form (no training config)" if getattr(cls, "kind", "torch") == "sklearn" else json.dumps(cfg) if cfg else "the generic defaults"
-            print(f"{'':22s} train: {what}")
+            print(f"{'':{w_name}s}  train: {what}")
     return 0

@@ -9,11 +9,13 @@ arrays, never copies.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -1450,6 +1452,35 @@ def _objects_to_files(runs: Sequence, folder: Path) -> list:
     return out
 
 
+class _RenameFilter(logging.Filter):
+    """Rewrites each record's text with ``rename`` (a logging filter that lets every record through)."""
+
+    def __init__(self, rename: Callable[[str], str]) -> None:
+        super().__init__()
+        self.rename = rename
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        new = self.rename(text)
+        if new != text:
+            record.msg, record.args = new, ()
+        return True
+
+
+@contextlib.contextmanager
+def _messages_renamed(rename: Callable[[str], str]) -> Iterator[None]:
+    """Within the block, the package's and MNE's log records (warnings included) read as ``rename`` rewrites them."""
+    loggers = [logging.getLogger("eeg2fmri"), logging.getLogger("mne")]
+    flt = _RenameFilter(rename)
+    for lg in loggers:
+        lg.addFilter(flt)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(flt)
+
+
 def prepare_dataset(
     bids_root: str | os.PathLike | Sequence,
     config: PrepareConfig | dict | None = None,
@@ -1501,11 +1532,16 @@ def prepare_dataset(
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="eeg2fmri-objects-") as tmp:
+            def given(text: str) -> str:  # the temporary copies' paths mean nothing to the caller: name the objects given
+                text = re.sub(rf"{re.escape(str(Path(tmp)))}/run(\d+)_raw\.fif", r"runs[\1]['eeg'] (the mne.io.Raw given)", text)
+                return re.sub(rf"{re.escape(str(Path(tmp)))}/run(\d+)_bold\.nii", r"runs[\1]['bold'] (the nibabel image given)", text)
+
             try:
-                ds = prepare_dataset(_objects_to_files(bids_root, Path(tmp)), cfg, subjects=subjects, progress_bar=progress_bar, n_jobs=n_jobs)
-            except Eeg2fmriInputError as err:  # the temporary copies' paths mean nothing to the caller: name the objects given
-                msg = re.sub(rf"{re.escape(str(Path(tmp)))}/run(\d+)_raw\.fif", r"runs[\1]['eeg'] (the mne.io.Raw given)", str(err))
-                msg = re.sub(rf"{re.escape(str(Path(tmp)))}/run(\d+)_bold\.nii", r"runs[\1]['bold'] (the nibabel image given)", msg)
+                with _messages_renamed(given):  # warnings and info lines too (user test 22)
+                    ds = prepare_dataset(_objects_to_files(bids_root, Path(tmp)), cfg, subjects=subjects, progress_bar=progress_bar,
+                                         n_jobs=n_jobs)
+            except Eeg2fmriInputError as err:
+                msg = given(str(err))
                 if "TR is" in msg and "apart" in msg:
                     msg += " A nibabel image made in memory has the TR its header's zooms give (1.0 s unless set): pass the run's 'tr'."
                 raise Eeg2fmriInputError(msg) from None
