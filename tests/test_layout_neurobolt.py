@@ -74,11 +74,20 @@ def test_neurobolt_pairing_eeg_targets_and_timing(nb_root):
                                               "sub22-scan01_difumo64_roi.pkl: ROI targets without EEG EEG_set/sub22-scan01_eeg.set"]
 
 
-def test_neurobolt_refusals(nb_root, tmp_path):
+def test_neurobolt_prepares_its_region_tables(nb_root):
+    """The DiFuMo-64 tables are the targets (one row per R149 marker), the global-signal columns left out."""
     from eeg2fmri.datasets import prepare_dataset
 
-    with pytest.raises(Eeg2fmriInputError, match=r"have ROI target tables instead of BOLD volumes \(layout 'neurobolt'\)"):
-        prepare_dataset(nb_root, layout="neurobolt", progress_bar=False)
+    ds = prepare_dataset(nb_root, {"notch": 60}, layout="neurobolt", progress_bar=False)
+    assert not ds.has_grid and ds.rois["names"] == ROIS and ds.n_outputs == 64 and ds.tr == 2.1
+    assert [r.key for r in ds.runs] == ["sub-01_run-01", "sub-07_run-01", "sub-07_run-02"]
+    for k, run in enumerate(ds.runs):
+        kept = slice(*ds.provenance["inputs"][run.key]["volumes"])
+        np.testing.assert_allclose(run.bold, _table(k).to_numpy()[:, :64][kept])
+        np.testing.assert_allclose(run.onsets, (1.0 + np.arange(NVOL) * TR)[kept], atol=1.0 / SF)
+
+
+def test_neurobolt_refusals(nb_root, tmp_path):
 
     class Evil:
         def __reduce__(self):

@@ -92,6 +92,7 @@ def run(args) -> int:
     _, sidecar, _ = output_paths(out)
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
+    extra += f"; region series in {side['RoiFile']}" if "RoiFile" in side else ""
     print(f"wrote {out} ({side['RepetitionTime']:g} s TR, first volume at {side['StartTime']:.2f} s) and {sidecar.name}{extra}")
     grid = side.get("VolumeGrid") or {}
     if "marker_volumes" in grid:

@@ -300,6 +300,12 @@ class PreparedDataset:
         run = next((r for r in self.runs if r.bold is not None), None)
         return int(run.bold.shape[1]) if run is not None else int(self.mask.sum())
 
+    @property
+    def has_grid(self) -> bool:
+        """Whether the targets lie on a voxel grid (BOLD volumes, or an atlas's ROIs on them); ``False`` for region tables
+        (:mod:`eeg2fmri.io.roi_tables`): their mask is a stand-in with one element per region, nothing to draw as a volume."""
+        return not (isinstance(self.rois, dict) and self.rois.get("source") == "table")
+
     def to_voxels(self, values: np.ndarray) -> np.ndarray:
         """Per-output values ``(..., n_outputs)`` as values of the mask's voxels ``(..., n_voxels)``: identity for voxel
         targets, :func:`rois_to_voxels` for ROI targets (maps and figures on the grid)."""
@@ -1308,7 +1314,8 @@ def _check_channel_lists(names: list[list[str]], records) -> None:
 
 
 #: Keys of one run given as a mapping to :func:`prepare_dataset` (instead of a dataset folder).
-RUN_KEYS = {"eeg": "EEG file (any format MNE reads)", "bold": "4D BOLD NIfTI", "subject": "subject label",
+RUN_KEYS = {"eeg": "EEG file (any format MNE reads)",
+            "bold": "4D BOLD NIfTI, or a region table (.tsv/.csv/.npy/.pkl: one row per volume, one column per region; give tr)", "subject": "subject label",
             "session": "session label", "task": "task label", "run": "run index", "acquisition": "acq- label",
             "tr": "TR in s (default: the NIfTI header)", "marker": "scanner marker name(s)", "first_onset": "s of volume 0 without markers"}
 
@@ -1555,6 +1562,7 @@ def prepare_dataset(
         if bids_root.is_file():
             bids_root = bids_root.parent
     records = _records(given if explicit else bids_root, subjects, layout, layout_options, cfg.tr, root=bids_root)
+    table_names = _table_names(records, cfg)  # region tables instead of BOLD volumes: their regions' names (else None)
     cfg = _resolve_config(cfg, records)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1563,10 +1571,15 @@ def prepare_dataset(
     # first run: the mask (and, for a data-derived mask, the run's BOLD) is computed in a thread
     # while this thread processes the run's EEG
     with ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(_resolve_mask, cfg, img0, records)
+        # (region tables: every region is a target, whatever its values)
+        fut = ex.submit(_resolve_mask, cfg, img0, records) if table_names is None else None
         eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
-        mask, first_bold = fut.result()
+        mask, first_bold = fut.result() if fut is not None else (np.ones(shape0, dtype=bool), None)
     atlas, rois = _fit_atlas(cfg, mask, img0.affine)
+    if table_names is not None:
+        from eeg2fmri.io.roi_tables import TABLE_SOURCE
+
+        rois = {"names": table_names, "labels": list(range(1, len(table_names) + 1)), "source": TABLE_SOURCE}
     if first_bold is None:
         first_bold = load_masked_bold(img0, mask, where=str(records[0].bold_path))[0]
     results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3], mask)]
@@ -1591,6 +1604,42 @@ def prepare_dataset(
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
     return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,
                            float(infos[0]["frame_rate"]), infos[0]["freqs"], prov, rois)
+
+
+def _table_names(records: list, cfg: PrepareConfig) -> list[str] | None:
+    """The regions of runs whose targets are region tables (:mod:`eeg2fmri.io.roi_tables`), checked to be the same in
+    every run and not mixed with BOLD images; ``None`` when the runs have BOLD images. Options that act on a voxel grid
+    are refused with tables."""
+    from eeg2fmri.io.roi_tables import is_target_table, read_target_table
+
+    tables = [is_target_table(r.bold_path) for r in records]
+    if not any(tables):
+        return None
+    if not all(tables):
+        img = next(r for r, t in zip(records, tables) if not t)
+        tab = next(r for r, t in zip(records, tables) if t)
+        raise Eeg2fmriInputError(f"{tab.bold_path}: expected every run's targets in one form, found region tables (this run) and BOLD images "
+                                 f"({img.bold_path}); prepare the runs with tables and those with images as two datasets, or extract the "
+                                 "images' region series into tables of the same regions.")
+    grid_options = {k: v for k, v in (("atlas", cfg.atlas), ("grid", cfg.grid), ("voxel_size", cfg.voxel_size), ("confounds", cfg.confounds))
+                    if v not in (None, [], ())}
+    if cfg.mask != "data":
+        grid_options["mask"] = cfg.mask
+    if grid_options:
+        raise Eeg2fmriInputError(f"{records[0].bold_path}: the targets are region tables (one column per region, no voxel grid), but the "
+                                 f"prepare options {sorted(grid_options)} act on BOLD volumes; leave them out (regress confounds and "
+                                 "choose regions when you extract the tables).")
+    first = None
+    for rec in records:
+        names = read_target_table(rec.bold_path)[1]
+        if first is None:
+            first = (rec, names)
+        elif names != first[1]:
+            missing, extra = [n for n in first[1] if n not in names], [n for n in names if n not in first[1]]
+            what = (f"missing here: {missing[:5]}; only here: {extra[:5]}" if missing or extra else "the same regions in another order")
+            raise Eeg2fmriInputError(f"{rec.bold_path}: expected the regions of the first run's table {first[0].bold_path} in the same order "
+                                     f"({len(first[1])} columns), found {len(names)} ({what}); give every run the same columns.")
+    return first[1]
 
 
 def _fit_atlas(cfg: PrepareConfig, mask: np.ndarray, affine: np.ndarray):
@@ -1672,17 +1721,16 @@ def _records(source, subjects, layout: str, layout_options: dict | None, tr: flo
                 f"{root}: expected subjects with complete runs {available}, got subject(s) {missing} without any; "
                 "use labels from that list (with or without 'sub-'), or check the folder with `eeg2fmri datasets --check ROOT`."
             )
-    eeg_only = [r.key for r in records if r.bold_path is None]
+    from dataclasses import replace
+
+    from eeg2fmri.io.layouts import as_layout_run
+
     if tr is not None:  # PrepareConfig.tr: every run's TR, whatever its header or sidecar says
-        from dataclasses import replace
-
-        from eeg2fmri.io.layouts import as_layout_run
-
         records = [replace(as_layout_run(r), tr=float(tr)) for r in records]
-    roi_only = [r.key for r in records if r.bold_path is None and getattr(r, "meta", {}).get("roi_targets")]
-    if roi_only:
-        raise Eeg2fmriInputError(f"{root}: runs {roi_only[:5]} have ROI target tables instead of BOLD volumes (layout {layout!r}); prepare needs BOLD "
-                                 "volumes. Read the targets with eeg2fmri.io.layouts.neurobolt.read_roi_targets; training on ROI tables is not supported yet.")
+    # region tables instead of BOLD volumes (NeuroBOLT's DiFuMo-64 pickles): the table stands where the BOLD file would
+    records = [replace(as_layout_run(r), bold_path=Path(r.meta["roi_targets"])) if r.bold_path is None and getattr(r, "meta", {}).get("roi_targets")
+               else r for r in records]
+    eeg_only = [r.key for r in records if r.bold_path is None]
     if eeg_only:
         raise Eeg2fmriInputError(f"{root}: runs {eeg_only[:5]} have EEG but no BOLD (an EEG-only layout?); preparing training data needs both. "
                                  "Use `eeg2fmri synthesize` for EEG-only recordings.")

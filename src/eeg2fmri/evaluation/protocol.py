@@ -273,7 +273,7 @@ def _score_subject(
     names: list[str],
     r_names: list[str],
     reference: str | None,
-    mask: np.ndarray,
+    mask: np.ndarray | None,
     labels: np.ndarray | None,
     tr: float,
     *,
@@ -294,10 +294,11 @@ def _score_subject(
         dr = float(np.ptp(y)) or 1.0
     k = min(n, ssim_volumes)
     ssim_idx = np.unique(np.linspace(0, n - 1, k).round().astype(int))
-    on_grid = v == int(mask.sum())  # voxels of the mask; ROI targets (an atlas) have no volumes: no SSIM, no peers' grid metrics
+    # voxels of the mask; ROI targets (an atlas) and region tables (mask None) have no volumes: no SSIM, no peers' grid metrics
+    on_grid = mask is not None and v == int(mask.sum())
     vol_y_ssim = _volumes(mask, y[ssim_idx]) if on_grid else None
-    box = _ssim_box(mask) + (slice(None),)
-    n_grid = int(np.prod(mask.shape))
+    box = _ssim_box(mask) + (slice(None),) if on_grid else None
+    n_grid = int(np.prod(mask.shape)) if mask is not None else v
     ss_tot = _ss_total(y)
     res: dict[str, Any] = {
         "runs": [r["key"] for r in runs],
@@ -617,7 +618,7 @@ def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], na
 def score_runs(
     runs: list[dict[str, Any]],
     names: list[str],
-    mask: np.ndarray,
+    mask: np.ndarray | None,
     tr: float,
     *,
     reference: str | None = REFERENCE,
@@ -641,8 +642,9 @@ def score_runs(
         :func:`groundtruth_ceilings`, or ``None``).
     names : list of str
         Predictors to score (keys of every run's ``preds``).
-    mask : array of bool, shape (X, Y, Z)
-        Brain mask of the voxel columns (for SSIM and the peers' metrics).
+    mask : array of bool, shape (X, Y, Z) | None
+        Brain mask of the voxel columns (for SSIM and the peers' metrics); ``None`` for targets without a voxel grid
+        (region tables).
     tr : float
         Repetition time (s), for the default bootstrap block length.
     reference, baseline : str | None
@@ -876,7 +878,13 @@ def evaluate_models(
         names.append(BASELINE)
     r_names = [nm for nm in names if nm != BASELINE]
     ref_name = REFERENCE if REFERENCE in models else None
+    grid = getattr(ds, "has_grid", True)
+    if not grid and atlas is not None:
+        raise Eeg2fmriInputError(f"atlas {atlas}: the dataset's targets are region tables ({ds.n_outputs} regions, no voxel grid), so an atlas "
+                                 "cannot group them; leave the atlas out: every region is scored on its own (roi_r).")
     labels = None if atlas is None else load_labels(atlas, ds.mask, ds.affine)
+    if not grid:  # region tables: each output is its own ROI (per-region r, named, with its chance level)
+        labels = np.arange(1, ds.n_outputs + 1)
     n_vox = ds.n_outputs  # voxels of the mask, or the ROIs of an atlas
     trained_subjects = {ds.runs[i].subject for i in split.selections.get("train", {})}
     train_index = {s: k for k, s in enumerate(ds.subjects)}
@@ -894,9 +902,9 @@ def evaluate_models(
                 raise Eeg2fmriInputError(f"{run.key}: {nm} returned {len(p)} predictions for {len(y)} test windows.")
         by_subject.setdefault(run.subject, []).append(
             {"index": i, "key": run.key, "subject": run.subject, "volumes": np.asarray(vols), "y": y, "preds": preds,
-             "ceilings": groundtruth_ceilings(ds, i, vols) if n_vox == int(ds.mask.sum()) else None})  # (voxel ceilings; none for ROIs)
+             "ceilings": groundtruth_ceilings(ds, i, vols) if grid and n_vox == int(ds.mask.sum()) else None})  # (voxel ceilings; none for ROIs)
 
-    core = score_runs([rr for subj in sorted(by_subject) for rr in by_subject[subj]], names, ds.mask, ds.tr, reference=ref_name,
+    core = score_runs([rr for subj in sorted(by_subject) for rr in by_subject[subj]], names, ds.mask if grid else None, ds.tr, reference=ref_name,
                       baseline=BASELINE if BASELINE in models else None, labels=labels, n_boot=n_boot, block_len=block_len, ci=ci,
                       random_state=random_state, ssim_volumes=ssim_volumes, extra_metrics=extra_metrics)
     r_names, per_subject, draws, runs_out, group = core["_r_names"], core["per_subject"], core["_draws"], core["runs"], core["group"]
@@ -928,7 +936,7 @@ def evaluate_models(
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
                      "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0]))),
                      "roi_voxels": None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))},
-                     "roi_names": _roi_names(atlas),
+                     "roi_names": _roi_names(atlas) if grid else {str(i + 1): str(nm) for i, nm in enumerate(ds.rois["names"])},
                      # what the outputs are: the mask's voxels, or the ROIs of an atlas the data were prepared on (prepare option atlas)
                      "targets": (f"{len(ds.rois['names'])} ROIs" if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("names") is not None
                                  else "voxels")},

@@ -630,6 +630,11 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         raise Eeg2fmriInputError(f"{model_dir}: the model predicts {n_model} outputs but its mask has {n_vox} voxels and model.json records no "
                                  "atlas for them; re-train it with this version of eeg2fmri (it records the atlas of ROI targets).")
 
+    # a model of region tables (prepare's targets were region series, no grid): its NIfTI is a stand-in with one voxel per
+    # region along the first axis; the series are written as NAME_rois.tsv
+    table = isinstance(rois, dict) and rois.get("source") == "table"
+    regions = n_model != n_vox or table  # outputs that are regions (of an atlas, or of tables)
+
     def on_voxels(a: np.ndarray) -> np.ndarray:  # (b, n_model) -> (b, n_vox)
         if n_model == n_vox:
             return a
@@ -640,8 +645,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     roi_rows: list[np.ndarray] = []
     atlas_lab, atlas_ids, atlas_names = None, None, None
     if atlas is not None:  # region series of a voxel model's output (user test 18: extracted by hand with nilearn)
-        if n_model != n_vox:
-            raise Eeg2fmriInputError(f"{model_dir}: the model's outputs are already the ROIs of its own atlas ({rois.get('source')}); "
+        if regions:
+            raise Eeg2fmriInputError(f"{model_dir}: the model's outputs are already the ROIs of its own {'region tables' if table else 'atlas'} ({rois.get('source')}); "
                                      "it writes their series by itself (NAME_rois.tsv): drop the atlas.")
         from eeg2fmri.preprocessing.atlas import atlas_roi_names, load_labels
 
@@ -930,7 +935,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                        f"{meaning}; UNCALIBRATED (the model folder has no {CALIBRATION_NAME} with a temperature)")
                     with step("nifti volumes"):
                         m_rows = as_masked(mean, len(e), mask)
-                        if n_model != n_vox:
+                        if regions:
                             roi_rows.append(m_rows)
                         elif atlas_lab is not None:
                             roi_rows.append(atlas_means(m_rows))
@@ -944,7 +949,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                     continue
                 with step("model", sync=dev):
                     pred = predict_windows(lm.model, x, n_outputs=n_model, mask=mask)
-                if n_model != n_vox:
+                if regions:
                     roi_rows.append(pred)
                 elif atlas_lab is not None:
                     roi_rows.append(atlas_means(np.asarray(pred).reshape(len(pred), -1)))
@@ -1036,7 +1041,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                          "re-run eeg2fmri train for the exact test"}),
                     "outputs_above_null": int(above.sum()), "n_outputs": int(n_model),
                     "median_r": float(np.nanmedian(vr)) if np.isfinite(vr).any() else None}
-                if n_model != n_vox:
+                if regions:
                     side["ValidationR"]["rois"] = {str(nm): {"r": round(float(a), 4), "null_p95": round(float(b), 4), "above_null": bool(c)}
                                                    for nm, a, b, c in zip(rois["names"], vr, vn, above)}
                 elif atlas_lab is not None:  # a voxel model's region series (user test 20: a control region's looked like the driven ones')
@@ -1049,9 +1054,14 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                         "per ROI of --atlas: how many of its voxels the model predicts above chance on its validation windows "
                         "(about 5 % pass by chance, more where neighbouring voxels share noise); an ROI near that share shows no "
                         "evidence that its series follows the EEG")
-            if n_model != n_vox or atlas_lab is not None:  # region series, one column per ROI, one row per volume
+            if regions or atlas_lab is not None:  # region series, one column per ROI, one row per volume
                 roi_out = bold_out.with_name(bold_out.name.split(".")[0] + "_rois.tsv")
-                if n_model != n_vox:
+                if table:
+                    side["Targets"] = (f"{n_model} region series, as the training runs' region tables had them (no voxel grid): the "
+                                       f"series are in {roi_out.name}; the image is a stand-in with one voxel per region along its first "
+                                       "axis, in the tables' column order")
+                    names = [str(n).replace("\t", " ") for n in rois["names"]]
+                elif n_model != n_vox:
                     side["Targets"] = f"{n_model} ROIs of the training atlas ({rois.get('source')}); each voxel of the image shows its ROI's series"
                     names = [str(n).replace("\t", " ") for n in rois["names"]]
                 else:

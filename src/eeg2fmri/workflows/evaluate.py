@@ -509,7 +509,9 @@ def _write_r_maps(results: dict, ds: PreparedDataset, name: str, folder: Path) -
 
     from eeg2fmri.io.bold import grid_image
 
-    paths = []
+    paths: list[Path] = []
+    if not getattr(ds, "has_grid", True):  # region tables: no grid to write a map on (per-region r are in metrics.json)
+        return paths
     for nm, r in _mean_r_maps(results, name).items():
         vol = np.zeros(ds.mask.shape, np.float32)
         vol[ds.mask] = np.nan_to_num(ds.to_voxels(np.asarray(r, np.float32)))  # (ROI targets: each voxel its ROI's r)
@@ -526,14 +528,16 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     figs = []
     subs = sorted(results["per_subject"])
     r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
-    for nm, r in _mean_r_maps(results, name).items():
+    grid = getattr(ds, "has_grid", True)  # (region tables: no maps, no volumes)
+    for nm, r in (_mean_r_maps(results, name) if grid else {}).items():
         title = f"{nm}: test r" + (f" (mean over {len(subs)} subjects)" if len(subs) > 1 else "")
         figs.append(plot_r_map(ds.mask, ds.affine, ds.to_voxels(r), folder / f"r_map_{nm}.png", title, space=ds.space))
     dist = {}
     for nm in r_names:
         dist[nm] = np.concatenate([results["per_subject"][s]["_r"][nm] for s in subs])
         dist[f"{nm} shifted null"] = np.concatenate([results["per_subject"][s]["_r_null"][nm] for s in subs])
-    figs.append(plot_r_distributions(dist, folder / "r_distributions.png", "voxel-wise test r, all test subjects' voxels pooled"))
+    what = "voxel" if grid else "region"
+    figs.append(plot_r_distributions(dist, folder / "r_distributions.png", f"{what}-wise test r, all test subjects' {what}s pooled"))
     figs.append(plot_subject_r(results["per_subject"], r_names, folder / "subjects.png", "median r per test subject"))
     key, run = next(iter(results["runs"].items()))
     band, level = None, None
@@ -548,6 +552,8 @@ def _figures(results: dict, ds: PreparedDataset, name: str, folder: Path, plot_r
     if "_r" in run["models"][name]:  # (best, median and worst voxel by r: the subject-mean baseline has no r)
         figs.append(plot_timecourses(run["_y"], run["_preds"][name], run["models"][name]["_r"], ds.tr, folder / "timecourses.png",
                                      f"{key}: {name}, test span{ranked}", halfwidth=band, level=level, rank_r=rank_r))
+    if not grid:
+        return figs
     from eeg2fmri.plotting import plot_volumes_mni
 
     mid = len(run["_y"]) // 2

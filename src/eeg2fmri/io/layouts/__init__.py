@@ -19,6 +19,7 @@ Typical use::
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -232,8 +233,18 @@ def read_layout_bold(run: RunRecord, *, marker: str | tuple[str, ...] | None = N
     from eeg2fmri.io.bold import TRDisagreementError, read_bold
 
     run = as_layout_run(run)
+    if run.bold_path is None and run.meta.get("roi_targets"):  # NeuroBOLT: region tables instead of volumes
+        run = dataclasses.replace(run, bold_path=Path(run.meta["roi_targets"]))
     if run.bold_path is None:
         raise Eeg2fmriInputError(f"{run.eeg_path}: run {run.key} of layout {run.layout!r} has no BOLD (EEG-only data); use it for EEG-only synthesis/classification, not for training.")
+    from eeg2fmri.io.roi_tables import is_target_table, read_target_table, table_image
+
+    if is_target_table(run.bold_path):  # region series (volumes x regions): one voxel per region
+        if run.tr is None:
+            raise Eeg2fmriInputError(f"{run.bold_path}: a region table has no header to give the TR; expected the run's tr, got none: give it "
+                                     "(the runs table's tr column, {'tr': 2.0} in a run given as a mapping, or the prepare option tr).")
+        values, _ = read_target_table(run.bold_path)
+        return table_image(values, run.tr), float(run.tr)
     try:
         return read_bold(run.bold_path, tr=run.tr)
     except TRDisagreementError as err:

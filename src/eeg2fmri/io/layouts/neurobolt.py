@@ -2,8 +2,8 @@
 
 The targets are ROI tables, not BOLD volumes: runs have ``bold_path=None`` and
 ``run.meta["roi_targets"]`` names the pickle; :func:`read_roi_targets` reads it
-without running code from it. ``prepare`` cannot use these runs yet (it needs
-BOLD volumes); pairing, reading the EEG, volume timing and the targets work.
+without running code from it. ``prepare`` takes the tables as the runs' targets
+(:mod:`eeg2fmri.io.roi_tables`: 64 region outputs, no voxel grid).
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ class NeuroboltLayout(Layout):
         "TP10' plus EOG1 EOG2 EMG1 EMG2 EMG3 ECG and, on some scans, CWL1-CWL4) and fMRI_difumo64/subNN-scanNN_difumo64_roi.pkl "
         "(a pandas DataFrame, volumes x 66: 64 DiFuMo regions plus 'global signal clean' and 'global signal raw', which "
         "read_roi_targets drops). One 'R149' marker per volume, row i of the table with marker i; TR 2.1 s. The targets are "
-        "ROI time series, not BOLD volumes: runs have bold_path None and run.meta['roi_targets']; prepare/training on them "
-        "is not supported yet. The pickle is read with a restricted unpickler (pandas/numpy objects only) [I: checked against "
+        "ROI time series, not BOLD volumes: runs have bold_path None and run.meta['roi_targets']; prepare takes the tables as "
+        "the targets (64 region outputs, no voxel grid; synthesis writes region series, NAME_rois.tsv). The pickle is read with a restricted unpickler (pandas/numpy objects only) [I: checked against "
         "pickles written by pandas 3, not the release files]."
     )
     NEEDS = ("EEG_set/subNN-scanNN_eeg.set (+ .fdt)", "fMRI_difumo64/subNN-scanNN_difumo64_roi.pkl")
