@@ -81,20 +81,30 @@ def test_a_mask_on_another_grid_of_the_same_shape_is_refused(tiny_bids, tiny_pre
     np.testing.assert_array_equal(ds.mask, tiny_prepared.mask)
 
 
-@pytest.mark.parametrize("kind", ["New Segment/", "Comment/boundary", "boundary"])
+@pytest.mark.parametrize("kind", ["New Segment/", "Comment/boundary", "boundary", "New Segment/ only in the marker file"])
 def test_a_recording_joined_from_pieces_is_refused(tiny_bids, tmp_path, kind):
     """A BrainVision recording paused and resumed (New Segment) or with data cut out (EEGLAB's boundary, also as a
     BrainVision Comment), marked in the marker file and events.tsv as mne-bids writes them: the EEG after the join is out
-    of step with the volumes, so prepare refuses it as synthesize does."""
+    of step with the volumes, so prepare refuses it as synthesize does. Also when only the marker file has it and
+    events.tsv lists the volume markers alone, as a lab's script writes it (user test 24: prepared, every later volume
+    paired with the wrong EEG)."""
     root = _copy(tiny_bids, tmp_path)
     eeg = root / "sub-02" / "eeg"
     vmrk, events = next(eeg.glob("*.vmrk")), next(eeg.glob("*_events.tsv"))
+    only_vmrk = kind.endswith("only in the marker file")
+    kind = kind.split(" only")[0].strip()
     mtype, desc = kind.split("/") if "/" in kind else ("Comment", kind)
     vmrk.write_text(vmrk.read_text().rstrip("\n") + f"\nMk900={mtype},{desc},6001,1,0\n")
-    events.write_text(events.read_text().rstrip("\n") + f"\n60.000\t0.0\t{kind}\t1\t6000\n")
+    if not only_vmrk:
+        events.write_text(events.read_text().rstrip("\n") + f"\n60.000\t0.0\t{kind}\t1\t6000\n")
     with pytest.raises(Eeg2fmriInputError, match=r"sub-02_task-rest_run-1_eeg\.vhdr: the recording is not continuous: data are joined at 60\.000 s .* "
-                                                 r"Expected one continuous recording per BOLD run"):
+                                                 r"Expected one continuous recording per BOLD run.* prepare each continuous piece as a run of its own"):
         prepare_dataset(root, progress_bar=False)
+    from eeg2fmri.io.layouts import check_layout
+
+    rep = check_layout(root)  # `eeg2fmri datasets --check` says so before prepare (user test 24: it said OK)
+    assert not rep.ok and any(p.startswith("sub-02_task-rest_run-1: sub-02_task-rest_run-1_eeg.vhdr: the recording is not continuous: "
+                                           "joined or paused at 60.000 s, so prepare refuses it") for p in rep.problems)
 
 
 def test_outlier_message_names_each_channel_with_its_ratio():
@@ -505,3 +515,40 @@ def test_a_first_onset_that_markers_override_is_said(tiny_bids, tmp_path, caplog
     assert ds.runs
     assert re.search(r"prepare option first_onset \(7\.7\) is not used for this run: its volumes are timed by its \d+ '.+' scanner "
                      r"marker\(s\); to time them by first_onset instead, pass marker: null as well", caplog.text)
+
+
+@pytest.mark.parametrize("case", ["declared-other", "declared-same", "bright-start"])
+def test_extra_markers_are_dummies_only_where_nothing_says_otherwise(tiny_bids, tmp_path, case):
+    """A BOLD file that lacks its last 3 volumes leaves 3 markers more than volumes; by default the first 3 are taken as
+    dummy scans, which pairs every volume with EEG 3 TRs late (user test 24). A sidecar declaring another number of
+    discarded volumes, or bright (non-steady-state) first volumes -- a scanner that saved its run from the start --
+    refute it: refused with the fix; a sidecar declaring 3 confirms it."""
+    import json
+
+    root = _copy(tiny_bids, tmp_path)
+    path = next((root / "sub-02" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(path)
+    data = np.asarray(img.dataobj, dtype=np.float32)[..., :-3]
+    if case == "bright-start":
+        data[..., :3] *= np.array([1.4, 1.25, 1.12], dtype=np.float32)
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
+    side = path.with_name(path.name.replace(".nii.gz", ".json"))
+    meta = json.loads(side.read_text()) if side.exists() else {"RepetitionTime": float(img.header.get_zooms()[3])}
+    if case.startswith("declared"):
+        meta["NumberOfVolumesDiscardedByUser"] = 0 if case == "declared-other" else 3
+    side.write_text(json.dumps(meta))
+    if case == "declared-same":
+        ds = prepare_dataset(root, progress_bar=False, subjects=["02"])
+        assert ds.provenance["inputs"][ds.runs[0].key]["volumes"][0] == 0
+        assert any("agree with the BOLD sidecar (NumberOfVolumesDiscardedByScanner 0, NumberOfVolumesDiscardedByUser 3)" in n
+                   for n in ds.provenance["inputs"][ds.runs[0].key]["sync_notes"])
+        return
+    want = (r"\d+ 'R128' markers for \d+ volumes, 3 more, but sub-02_task-rest_run-1_bold\.nii\.gz's sidecar declares "
+            r"NumberOfVolumesDiscardedByScanner 0, NumberOfVolumesDiscardedByUser 0: the extra markers are not dummy scans.*dummy_scans='drop-last'"
+            if case == "declared-other" else
+            r"3 more 'R128' markers than the BOLD's volumes were taken as dummy scans before the first saved volume, but the first \d "
+            r"saved volume\(s\) of sub-02_task-rest_run-1_bold\.nii\.gz are non-steady-state \(brighter\).*dummy_scans='drop-last'")
+    with pytest.raises(Eeg2fmriInputError, match=want):
+        prepare_dataset(root, progress_bar=False, subjects=["02"])
+    ds = prepare_dataset(root, {"dummy_scans": "drop-last"}, progress_bar=False, subjects=["02"])  # the fix it names
+    assert ds.runs[0].n_volumes > 0

@@ -1036,7 +1036,8 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
     # windows across a join would mix data from two times, and volume onsets across it are shifted
     check_continuous(raw, where, ", so the EEG after a join is out of step with the BOLD volumes. Expected one continuous recording "
-                                 "per BOLD run: use the recording before data were cut out.")
+                                 "per BOLD run: use the recording before data were cut out; for a recording paused during the scan, prepare "
+                                 "each continuous piece as a run of its own, with the BOLD volumes its markers cover (img.slicer[..., a:b]).")
     # what the file holds that is not read as EEG: channels typed non-EEG (channels.tsv, the file, or their names) and bad ones
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     not_used = {"non_eeg": {c: t for c, t in types.items() if t != "eeg"},
@@ -1153,12 +1154,33 @@ def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: 
     return k
 
 
+def _check_dummies_against_brightness(rec, cfg: PrepareConfig, rp, n_drop: int) -> None:
+    """Refuse leading "dummy" markers (more markers than volumes, the first ones dropped by default) when the first saved
+    volumes are non-steady-state: a scanner that saved its first, bright volumes discarded none before them, so the extra
+    markers are at the end -- a BOLD file cut short -- and dropping the first ones would pair every volume with EEG that
+    many TRs late (user test 24: prepared with a warning, 12 s late). A sidecar that declares discarded volumes decides
+    instead (:func:`eeg2fmri.io.layouts.layout_volume_onsets`)."""
+    from eeg2fmri.io.bold import declared_discarded_volumes
+
+    if not (n_drop and cfg.drop_volumes == "auto" and cfg.dummy_scans == "auto" and getattr(rp, "method", None) == "markers"
+            and getattr(rp, "dropped", 0) > 0) or declared_discarded_volumes(rec.bold_path) is not None:
+        return
+    raise Eeg2fmriInputError(
+        f"{rec.eeg_path}: {rp.dropped} more '{rp.marker}' markers than the BOLD's volumes were taken as dummy scans before the first "
+        f"saved volume, but the first {n_drop} saved volume(s) of {Path(rec.bold_path).name} are non-steady-state (brighter): the "
+        f"scanner saved the run from its start, so the extra markers are not leading dummy scans. Likely the BOLD file lacks its last "
+        f"{rp.dropped} volumes, and taking the first markers as dummies would pair every volume with EEG {rp.dropped} TRs late. Pass "
+        "dummy_scans='drop-last' (prepare option) if the BOLD was cut at the end, or give the whole run; dummy_scans='drop-first' if "
+        "the first markers really belong to no saved volume (or declare NumberOfVolumesDiscardedByScanner in the *_bold.json).")
+
+
 def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_volumes: int, mask: np.ndarray) -> tuple[PreparedRun, dict, dict]:
     """BOLD side of one run (volumes kept by synchronisation, confounds, atlas) and the run record."""
     rep, sync, art = eeg["rep"], eeg["sync"], eeg["art"]
     bold = np.ascontiguousarray(bold[sync.volumes])
     _check_finite_bold(bold, mask, sync.volumes.start or 0, str(rec.bold_path))
     n_drop = _leading_volumes_to_drop(cfg, bold, sync, str(rec.bold_path), rec.bold_path)
+    _check_dummies_against_brightness(rec, cfg, sync.report, n_drop)
     kept = slice((sync.volumes.start or 0) + n_drop, sync.volumes.stop)
     if n_drop:
         bold = np.ascontiguousarray(bold[n_drop:])

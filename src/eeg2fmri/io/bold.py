@@ -33,6 +33,33 @@ def bold_sidecar(path: Path) -> Path | None:
     return None
 
 
+def declared_discarded_volumes(path: str | os.PathLike | None) -> dict[str, int] | None:
+    """The volumes a run's ``*_bold.json`` says were discarded before the first saved one (BIDS
+    ``NumberOfVolumesDiscardedByScanner`` / ``NumberOfVolumesDiscardedByUser``): ``{"scanner": a, "user": b}`` with the
+    fields given (a missing one counts 0), or ``None`` where the sidecar gives neither (or there is none)."""
+    import json
+
+    if path is None:
+        return None
+    side = bold_sidecar(Path(path))
+    if side is None:
+        return None
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    keys = {"scanner": "NumberOfVolumesDiscardedByScanner", "user": "NumberOfVolumesDiscardedByUser"}
+    if not isinstance(meta, dict) or not any(k in meta for k in keys.values()):
+        return None
+    out = {}
+    for short, key in keys.items():
+        try:
+            out[short] = int(meta.get(key) or 0)
+        except (TypeError, ValueError):
+            raise Eeg2fmriInputError(f"{side}: expected {key} as a whole number of volumes, got {meta.get(key)!r}; correct the sidecar.") from None
+    return out
+
+
 def _header_tr(img) -> float | None:
     zooms = img.header.get_zooms()
     if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:

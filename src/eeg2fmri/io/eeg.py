@@ -60,6 +60,7 @@ def read_eeg(eeg, *, preload: bool = True):
 
                 bp = mne_bids.get_bids_path_from_fname(path)
                 raw = mne_bids.read_raw_bids(bp, verbose=False)
+                _keep_own_joins(raw, path, ext)
                 if preload:
                     raw.load_data(verbose=False)
             else:
@@ -226,13 +227,34 @@ def bad_spans(raw) -> np.ndarray:
     return np.array(sorted(out), dtype=np.float64).reshape(-1, 2)
 
 
+def _keep_own_joins(raw, path: Path, ext: str) -> None:
+    """mne-bids replaces a file's annotations with its ``events.tsv``, which a lab's script often writes with the volume
+    markers only: a recording pause (BrainVision ``New Segment``, EEGLAB ``boundary``, EDF+D) the file itself marks
+    would then go unseen and every volume after it be paired with the wrong EEG (user test 24). The joins the file's
+    own reader finds are added back (``New Segment/...``) where ``events.tsv`` lacks them."""
+    import mne
+
+    try:
+        own = getattr(mne.io, _READERS[ext])(path, preload=False, verbose=False)
+    except Exception as err:  # noqa: BLE001  (the BIDS reader read it; its own reader only adds what it can)
+        logger.debug("%s: own reader for pauses/joins failed (%s)", path.name, err)
+        return
+    have = set(discontinuities(raw))
+    missing = [t for t in discontinuities(own) if t not in have]
+    if missing:
+        raw.annotations.append([t + raw.first_time for t in missing], [0.0] * len(missing),
+                               ["New Segment/in the EEG file, not in events.tsv"] * len(missing))
+        logger.info("%s: the file marks %d join(s)/pause(s) (at %s s) that events.tsv does not list; kept", path.name, len(missing),
+                    ", ".join(f"{t:.3f}" for t in missing[:5]))
+
+
 def check_continuous(raw, where: str, tail: str) -> None:
     """Raise if ``raw`` is joined from pieces (:func:`discontinuities`): the times, then ``tail`` (what it breaks and the fix)."""
     joins = discontinuities(raw)
     if joins:
         raise Eeg2fmriInputError(
             f"{where}: the recording is not continuous: data are joined at {', '.join(f'{t:.3f}' for t in joins[:5])} s (boundary "
-            f"annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments){tail}"
+            f"annotations, e.g. from mne.concatenate_raws or EEGLAB's removed segments, or a pause: a BrainVision New Segment){tail}"
         )
 
 

@@ -522,7 +522,32 @@ def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, mark
             return LayoutSync(rep.onsets, slice(0, n_found), rep)
     rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans=dummy_scans, where=where,
                         tr_source=src)
+    if dummy_scans == "auto" and rep.method == "markers" and rep.dropped > 0:
+        _check_declared_dummies(run, rep, where)
     return LayoutSync(rep.onsets, slice(0, n_volumes), rep)
+
+
+def _check_declared_dummies(run: LayoutRun, rep: SyncReport, where: str) -> None:
+    """More markers than volumes, the first ones taken as dummy scans: confirmed where the BOLD sidecar declares that many
+    discarded volumes, refused where it declares another number (the extra markers are then likely at the end: a BOLD
+    file cut short, whose every volume would be paired with EEG that many TRs late; user test 24)."""
+    from eeg2fmri.io.bold import declared_discarded_volumes
+
+    declared = declared_discarded_volumes(run.bold_path)
+    if declared is None:
+        rep.notes.append(f"the BOLD sidecar declares no discarded volumes (NumberOfVolumesDiscardedByScanner/ByUser): that the first "
+                         f"{rep.dropped} markers are dummy scans is assumed, not confirmed")
+        return
+    fits = {declared["user"], declared["user"] + declared["scanner"]}
+    said = f"NumberOfVolumesDiscardedByScanner {declared['scanner']}, NumberOfVolumesDiscardedByUser {declared['user']}"
+    if rep.dropped in fits:
+        rep.notes.append(f"the {rep.dropped} leading dummy markers agree with the BOLD sidecar ({said})")
+        return
+    raise Eeg2fmriInputError(
+        f"{where}: {rep.n_markers} '{rep.marker}' markers for {len(rep.onsets)} volumes, {rep.dropped} more, but {run.bold_path.name}'s "
+        f"sidecar declares {said}: the extra markers are not dummy scans before the first saved volume. If the BOLD file lacks its "
+        f"last {rep.dropped} volumes (cut short), pass dummy_scans='drop-last' (prepare option dummy_scans), or give the whole run; "
+        f"if the first {rep.dropped} markers really belong to no saved volume, correct the sidecar or pass dummy_scans='drop-first'.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,6 +672,15 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                     except Exception as err:  # noqa: BLE001  (an unreadable EEG is a problem of its file, not of the timing)
                         why = str(err) if isinstance(err, Eeg2fmriInputError) else f"{eeg}: {type(err).__name__}: {err}"
                         problems.append(f"{run.key}: EEG file cannot be read: {why}")
+                        return problems, notes
+                    from eeg2fmri.io.eeg import discontinuities
+
+                    joins = discontinuities(raw)
+                    if joins:  # prepare refuses it (user test 24: --check said OK)
+                        problems.append(f"{run.key}: {eeg.name}: the recording is not continuous: joined or paused at "
+                                        f"{', '.join(f'{t:.3f}' for t in joins[:5])} s, so prepare refuses it (the EEG after a join is "
+                                        "out of step with the volumes); prepare each continuous piece as a run of its own, with the "
+                                        "BOLD volumes its markers cover")
                         return problems, notes
                     try:
                         sync = layout_volume_onsets(run, raw, int(img.shape[3]) if len(img.shape) == 4 else 1, tr, marker=marker,
