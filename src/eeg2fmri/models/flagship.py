@@ -353,7 +353,8 @@ class EEG2fMRINet(nn.Module):
         full prediction (``out_keep`` buffer). The rank is chosen on the mean over the mask; where two regions carry
         independent signals a low rank can keep one region's pattern and lose the other while the mean still rises
         (user test 13: rank 1 took a theta-driven region from ROI r 0.74 to -0.20). ``False``: the projection applies
-        to every output (the rule before).
+        to every output (the rule before). ``"evident"``: also every output whose full prediction's validation r is
+        evidently positive (above two jackknife SEs of itself) keeps it wherever the rank lowers that r at all.
     blend_rule : {"best", "guarded"}
         How ``ridge_blend="validation"`` decides. ``"guarded"`` (the default since 2026-12-05, session 19; proposed
         in session 18): the linear path alone (weight 1) unless the best weight's validation mean voxel r is at
@@ -521,8 +522,8 @@ class EEG2fMRINet(nn.Module):
             self.ridge_blend = w
         self.tangent_hrf = check_choice(tangent_hrf, "tangent_hrf", ("canonical", "basis", "auto"), where="eeg2fmri_net")
         self.choice_rule = check_choice(choice_rule, "choice_rule", ("guarded", "best"), where="eeg2fmri_net")
-        if not isinstance(rank_output_check, bool):
-            raise Eeg2fmriInputError(f"eeg2fmri_net: expected rank_output_check as true or false, got {rank_output_check!r}.")
+        if not (isinstance(rank_output_check, bool) or rank_output_check == "evident"):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected rank_output_check as true, false or \"evident\", got {rank_output_check!r}.")
         self.rank_output_check = rank_output_check
         self.blend_rule = check_choice(blend_rule, "blend_rule", ("best", "guarded"), where="eeg2fmri_net")
         self.tangent_rule = check_choice(tangent_rule, "tangent_rule", ("best", "guarded", "floor"), where="eeg2fmri_net")
@@ -993,7 +994,7 @@ class EEG2fMRINet(nn.Module):
             self._buffers.pop(name, None)
         if k is not None and self.output_rank == "validation" and self.rank_output_check:
             ranked = centre + coef[:, :k] @ vt[:k]  # the rank's validation prediction, formed once
-            keep = self._outputs_lost_by_rank(val_pred, ranked, y_val)
+            keep = self._outputs_lost_by_rank(val_pred, ranked, y_val, evident=self.rank_output_check == "evident")
             if keep is not None and keep.all():  # the rank lowers every output: nothing is projected
                 info.update({"output_rank": None, "output_rank_kept_full": f"rank {k} lowered every output's validation r by more than "
                              f"{_RANK_LOSS_SE:g} jackknife SEs", "val_r_output_rank": float(scores[0])})
@@ -1012,10 +1013,11 @@ class EEG2fMRINet(nn.Module):
         return info
 
     @staticmethod
-    def _outputs_lost_by_rank(full: Any, ranked: Any, y_val: Any) -> Any:
+    def _outputs_lost_by_rank(full: Any, ranked: Any, y_val: Any, evident: bool = False) -> Any:
         """``rank_output_check``: outputs whose validation r ``ranked`` lowers by more than ``_RANK_LOSS_SE`` jackknife SEs
         of the change and whose ``full`` validation r is positive, as a bool array (n_outputs,); None with too few
-        validation windows for the jackknife."""
+        validation windows for the jackknife. ``evident``: also every output whose ``full`` validation r is evidently
+        positive (above ``_RANK_LOSS_SE`` jackknife SEs of itself) and which ``ranked`` lowers at all."""
         import numpy as np
 
         from eeg2fmri.utils.stats import jackknife_r_columns
@@ -1027,7 +1029,11 @@ class EEG2fMRINet(nn.Module):
             return None
         d = loo_f - loo_k
         se = np.sqrt((b - 1) / b * ((d - d.mean(0)) ** 2).sum(0))
-        return (r_f - r_k > _RANK_LOSS_SE * se) & (r_f > 0)
+        lost = (r_f - r_k > _RANK_LOSS_SE * se) & (r_f > 0)
+        if evident:
+            se_f = np.sqrt((b - 1) / b * ((loo_f - loo_f.mean(0)) ** 2).sum(0))
+            lost |= (r_f > _RANK_LOSS_SE * se_f) & (r_k < r_f)
+        return lost
 
     # ------------------------------------------------------------------ pieces
     def _canonical_kernel(self) -> torch.Tensor:
