@@ -883,7 +883,12 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert (f"scanner markers ({len(times)}): only their volumes written; output volume j is measured volume j + {k} if the scan had "
             "no dummy volumes and the recording began before its first volume: else pass --dummy-scans N (N = markers - volumes) or "
             f"--first-marker-volume N; the first {k} marker(s) have no volume") in printed
-    assert json.loads((tmp_path / "cli.json").read_text())["VolumeGrid"]["measured_volumes"][0] == k
+    cli_side = json.loads((tmp_path / "cli.json").read_text())
+    assert cli_side["VolumeGrid"]["measured_volumes"][0] == k
+    # the shift that times the scan's events.tsv from this file's volume 0 (user test 23: a GLM with the events as found
+    # found nothing), and the warning against reading a GLM's statistics on a prediction
+    assert cli_side["VolumeGrid"]["events_shift_s"] == pytest.approx(-k * cli_side["RepetitionTime"])
+    assert cli_side["StatisticalUse"].startswith("a prediction, not a measurement") and "signal_scaling=False" in cli_side["StatisticalUse"]
     # a recording cut after the scan began (a preprocessed segment; user test 17: ds002336 eeg_pp starts after volume 0):
     # its first marker is measured volume N, so every output volume is N volumes later in the measured run
     assert main(["synthesize", str(tiny_bids / EEG_NAME), "--model", str(ridge_dir), "--out", str(tmp_path / "cut.nii.gz"),
@@ -1274,6 +1279,15 @@ def test_region_series_of_a_voxel_model_with_an_atlas(tiny_bids, tiny_prepared, 
     rois = json.loads(out2.with_name("bold2.json").read_text())["ValidationR"]["atlas_rois"]
     lab = labels[tiny_prepared.mask]
     above = cal["val_r"] > cal["val_r_null95"]
+    # the voxels above chance as a mask on the model's grid (user test 23: a GLM restricted to them found 129 voxels
+    # outside the driven regions instead of 2,445)
+    side = json.loads(out2.with_name("bold2.json").read_text())
+    chance = nib.load(tmp_path / side["AboveChanceMask"]["file"])
+    assert side["AboveChanceMask"]["file"] == "bold2_abovechance_mask.nii.gz" and side["AboveChanceMask"]["voxels"] == int(above.sum())
+    np.testing.assert_allclose(chance.affine, nib.load(out2).affine)
+    got = np.asarray(chance.dataobj)
+    assert got.shape == tiny_prepared.mask.shape and got.dtype == np.uint8 and not got[~tiny_prepared.mask].any()
+    np.testing.assert_array_equal(got[tiny_prepared.mask].astype(bool), above)
     for name, v in (("left part", 4), ("right part", 9)):
         assert rois[name]["voxels"] == int((lab == v).sum()) and rois[name]["voxels_above_null"] == int(above[lab == v].sum())
         assert rois[name]["median_r"] == pytest.approx(float(np.median(cal["val_r"][lab == v])), abs=1e-4)

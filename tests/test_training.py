@@ -979,7 +979,10 @@ def test_train_prints_the_flagships_validation_choices():
     assert choices_line({"ridge_weight": 1.0, "ridge_weight_kept_linear": kept, "output_rank": 4}) == (
         f"chosen on the validation windows: linear-path weight 1.00 (the network is not used: {kept}), output rank 4")
     assert choices_line({"output_rank": 1, "output_rank_outputs_kept_full": 110}) == (
-        "chosen on the validation windows: output rank 1 (110 outputs keep the full prediction: the rank lowered their validation r by more than 2 SE)")
+        "chosen on the validation windows: output rank 1 (110 outputs keep the full prediction: the rank lowered their validation r) -- the "
+        "other outputs follow one time course: where regions driven by different EEG features matter, compare with "
+        "model.hparams.output_rank: null (evaluate --atlas)")
+    assert choices_line({"output_rank": 3}) == "chosen on the validation windows: output rank 3"  # (no hint above rank 2)
 
 
 def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_prepared, tmp_path):

@@ -57,7 +57,10 @@ def choices_line(tr: dict) -> str:
             parts.append(f"output rank {k}")
             if tr.get("output_rank_outputs_kept_full"):  # rank_output_check: outputs whose validation r the rank lowered
                 parts[-1] += (f" ({tr['output_rank_outputs_kept_full']} outputs keep the full prediction: the rank lowered their "
-                              "validation r by more than 2 SE)")
+                              "validation r)")
+            if k <= 2:  # (user test 23: rank 1 gave an unseen subject's second region the first region's course, sign reversed)
+                parts[-1] += (f" -- the other outputs follow {'one time course' if k == 1 else 'two time courses'}: where regions "
+                              "driven by different EEG features matter, compare with model.hparams.output_rank: null (evaluate --atlas)")
         elif tr.get("output_rank_kept_full"):
             parts.append(f"output rank: full (kept: {tr['output_rank_kept_full']})")
         else:

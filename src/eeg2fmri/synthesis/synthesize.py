@@ -882,6 +882,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
             if "volumes_per_marker" not in anchor:  # one output volume per marker (a finer --tr has no such formula)
                 m0 = int(anchor["first_marker_volume"]) - first_j
                 anchor["measured_volumes"] = [m0, m0 + len(ends) - 1]
+                # an events.tsv of the scan is timed from its first saved volume: this shift times it from this file's volume 0
+                # (user test 23: a task GLM with the events as they are found nothing; shifted by -10 s it found the regions)
+                anchor["events_shift_s"] = round(-m0 * float(tr_out), 6)
             logger.info("%s: scanner markers %d: output volumes %d..%d of %d%s", where, len(marker_t), first_j, last_j, len(ends),
                         "" if volumes == "markers" else f" ({anchor['volumes_before_first_marker']} before the first marker, "
                         f"{anchor['volumes_after_last_marker']} after the last; --volumes markers keeps only the marked ones)")
@@ -1006,6 +1009,14 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "NotchFrequency": st.info.get("notch"),
                 "GeneratedBy": "eeg2fmri.synthesize",
+                # (user test 23: z maps of a task GLM on a synthesised run: 2,445 voxels above z 3.1 outside the driven regions
+                # against 60 on the measured run)
+                "StatisticalUse": ("a prediction, not a measurement: every voxel's series is a smooth function of the same EEG "
+                                   "features, without the measurement noise a GLM's statistics assume, so t/z/p values and cluster "
+                                   "inference computed on it are not valid (far too many voxels pass); read effect sizes, peaks and the "
+                                   "spatial pattern, restrict analyses to AboveChanceMask, and test across subjects (a group model "
+                                   "on per-subject effects). Values are standardised units of the training runs, not percent signal "
+                                   "change: analyse without intensity scaling (nilearn: signal_scaling=False)"),
                 **({"Cleaning": cleaning} if cleaning is not None else {}),
             }
             if w_unc is not None:
@@ -1054,6 +1065,19 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                         "per ROI of --atlas: how many of its voxels the model predicts above chance on its validation windows "
                         "(about 5 % pass by chance, more where neighbouring voxels share noise); an ROI near that share shows no "
                         "evidence that its series follows the EEG")
+                if not regions:  # the voxels above chance, as a mask a GLM or a viewer can take (user test 23)
+                    chance_out = bold_out.with_name(bold_out.name.split(".")[0] + "_abovechance_mask.nii.gz")
+                    vol = np.zeros(mask.shape, np.uint8)
+                    vol[mask] = above.astype(np.uint8)
+                    from eeg2fmri.io.bold import grid_image
+
+                    with atomic_file(chance_out, overwrite=overwrite) as tmp_mask:
+                        nib.save(grid_image(vol, lm.affine, int(hdr.get_sform(coded=True)[1] or 2)), tmp_mask)
+                    side["AboveChanceMask"] = {
+                        "file": chance_out.name, "voxels": int(above.sum()), "of": int(n_model),
+                        "meaning": "1 where the output's validation r is above its 5 % chance level (ValidationR), 0 elsewhere in the model's "
+                                   "mask and outside it: the voxels whose synthesised series the model showed it predicts; pass it as the "
+                                   "mask of an analysis of this image (e.g. nilearn's mask_img)"}
             if regions or atlas_lab is not None:  # region series, one column per ROI, one row per volume
                 roi_out = bold_out.with_name(bold_out.name.split(".")[0] + "_rois.tsv")
                 if table:
