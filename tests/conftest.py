@@ -46,3 +46,15 @@ def split(tiny_prepared):
 def prepared_dir(tiny_prepared, tmp_path_factory):
     """The tiny prepared dataset saved to disk, a fresh copy per test module (commands read folders)."""
     return tiny_prepared.save(tmp_path_factory.mktemp("prep") / "prepared")
+
+
+@pytest.fixture(autouse=True)
+def _plugins_named_stay_in_their_test():
+    """Plugins a test names (EEG2FMRI_PLUGINS, a config's plugins) are recorded in provenance and resolved configs
+    (eeg2fmri.utils.plugins.named_plugins): forgotten after the test, as the registry is."""
+    import eeg2fmri.utils.plugins as plugins
+
+    saved = dict(plugins._named)
+    yield
+    plugins._named.clear()
+    plugins._named.update(saved)

@@ -140,6 +140,8 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     assert [r["name"] for r in board["leaderboard"]] == ["ridge_hrf", "time-shifted null (ridge_hrf)", "mean"]
     assert board["leaderboard"][2]["median_r"] is None  # strict JSON
     assert board["seed"] == 0 and board["jobs"] == 1 and board["software"]["eeg2fmri"] == __version__  # what reproduces it
+    # the bootstrap seed is named as such; closed-form models train with no seed; the device actually used (user test 25)
+    assert board["boot_seed"] == 0 and board["train_seeds"] == {} and board["device_used"] in ("cpu", "cuda")
     assert (out / "leaderboard.md").read_text().startswith("# eeg2fmri benchmark:")
     assert json.loads((out / "metrics.json").read_text())["protocol"] == "loso"
     assert main(["benchmark", str(prep), "--protocol", "loso", "--out", str(out), "-q"]) == 2

@@ -273,3 +273,88 @@ def test_a_plugin_package_of_the_working_directory_imports_from_the_console_scri
     other.mkdir()
     done = subprocess.run([sys.executable, "-P", "-c", code], cwd=other, env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "got 'mylab.models', which failed: ModuleNotFoundError" in done.stderr
+
+
+def test_registration_checks_the_calls_models_get(monkeypatch, tiny_prepared):
+    """A torch model's forward must take subject (every command calls model(x, subject=...)); a closed-form one needs the
+    methods train saves it with; a model that does not keep its DataSpec gets it from build_model (explain reads it)
+    (user test 25: raw tracebacks after fitting, and explain refused the README's own example)."""
+    import eeg2fmri.models.base as base
+    from eeg2fmri.models import build_model, register_model
+    from eeg2fmri.models.base import DataSpec
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    with pytest.raises(Eeg2fmriInputError, match=r"register_model\('_no_subject'\): expected tests\.test_plugins\..+NoSubject\.forward\(self, x, "
+                                                 r"subject=None\) .* found \(self, x\); add subject=None"):
+        @register_model("_no_subject")
+        class NoSubject(nn.Module):
+            def __init__(self, spec):
+                super().__init__()
+
+            def forward(self, x):
+                return x
+
+    with pytest.raises(Eeg2fmriInputError, match=r"register_model\('_no_save'\): a closed-form model \(kind = 'sklearn'\) needs the methods .* "
+                                                 r"lacks \['state_dict', 'load_state_dict'\]"):
+        @register_model("_no_save")
+        class NoSave:
+            kind = "sklearn"
+
+            def __init__(self, spec):
+                pass
+
+            def fit(self, x, y, x_val=None, y_val=None):
+                return self
+
+            def predict(self, x, subject=None):
+                return x
+
+            def get_params(self):
+                return {}
+
+    @register_model("_keeps_no_spec")
+    class KeepsNoSpec(nn.Module):
+        def __init__(self, spec, width: int = 3):
+            super().__init__()
+            self.lin = nn.Linear(int(np.prod(spec.input_shape)), spec.n_outputs)
+
+        def forward(self, x, subject=None):
+            return self.lin(x.flatten(1))
+
+    spec = DataSpec(input_kind="bandpower", input_shape=(3, 2, 4), output_shape=(5,), sfreq=250.0, tr=2.0)
+    assert build_model("_keeps_no_spec", spec).spec is spec
+
+
+def test_a_plugin_file_is_recorded_where_results_and_models_need_it(tmp_path, monkeypatch, tiny_prepared):
+    """User test 25: a model of a .py plugin left no trace: config.yaml and load_model failed in a fresh shell, and no
+    result said which code it ran. Now the resolved config lists the plugin, provenance has its file and sha256, and
+    model.json the file that load_model imports."""
+    import hashlib
+
+    import eeg2fmri.models.base as base
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.training import fit_model, resolve_config, save_fit
+    from eeg2fmri.utils.provenance import software
+
+    src = tmp_path / "lab_file_models.py"
+    src.write_text(PLUGIN.replace("plug_linear", "plug_recorded"))
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    cfg = resolve_config({"data": {"prepared": "p"}, "model": {"name": "plug_recorded"}, "plugins": [str(src)]})
+    assert cfg["plugins"] == [str(src)]
+    rec = software()["plugins"]
+    assert rec == [{"plugin": str(src), "file": str(src), "sha256": hashlib.sha256(src.read_bytes()).hexdigest()}]
+    with pytest.raises(Eeg2fmriInputError, match=r"plugins: expected a list of module names or \.py file paths"):
+        resolve_config({"data": {"prepared": "p"}, "model": {"name": "plug_recorded"}, "plugins": [3]})
+    sp = make_split(tiny_prepared, "within")
+    fitted = fit_model(tiny_prepared, sp, "plug_recorded", train_config={"optimizer": {"max_epochs": 1}, "trainer": {"accelerator": "cpu"}},
+                       targets=split_targets(tiny_prepared, sp), progress_bar=False)
+    model = save_fit(fitted, tmp_path / "model")
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["plugin_file"] == str(src) and meta["software"]["plugins"][0]["plugin"] == str(src)
+    # a new process that knows nothing of the plugin loads the model through the file model.json names
+    env = {k: v for k, v in os.environ.items() if k != "EEG2FMRI_PLUGINS"}
+    code = f"from eeg2fmri.models import load_model; print(type(load_model({str(model)!r}).model).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "PlugLinear"

@@ -29,6 +29,26 @@ DESCRIPTION = (
 )
 
 
+def _train_seeds(benches: list) -> dict[str, int]:
+    """The seed each torch model trained with (its train config's; user test 25: only the bootstrap seed was on top)."""
+    out = {}
+    for g, _ in benches:
+        for m, cfg in (g.get("model_train_configs") or {}).items():
+            if isinstance(cfg, dict):
+                out[m] = int(cfg.get("seed", 0))  # (the train configs' default seed is 0)
+    return out
+
+
+def _device_used(device: str | None) -> str:
+    """The device the torch models ran on (``auto`` resolved)."""
+    try:
+        from eeg2fmri.models.predictor import resolve_device
+
+        return str(resolve_device(device or "auto", where="benchmark: --device"))
+    except Exception:  # noqa: BLE001  (only a record)
+        return str(device)
+
+
 def add_arguments(p) -> None:
     p.add_argument("dataset", help="prepared dataset folder (manifest.json) or BIDS root")
     p.add_argument("--protocol", choices=["within", "loso", "kfold", "cross"], default="within", help="evaluation protocol (default: %(default)s)")
@@ -42,7 +62,8 @@ def add_arguments(p) -> None:
     p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
     p.add_argument("--min-channels", type=int, default=None, help="cross only: fewest common channels accepted (default: 8)")
     p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap CIs only (default: %(default)s); the models train with "
+                   "their train config's seed: --train-config '{\"seed\": N}'")
     p.add_argument("--out", help="output folder (leaderboard.md/.json, metrics.json; prepared/ for BIDS input)")
     p.add_argument("--overwrite", action="store_true", help="replace existing leaderboard files in OUT")
     p.add_argument("--no-report", action="store_true", help="with --out: do not write OUT/report.html")
@@ -404,7 +425,8 @@ def run(args) -> int:
                            **({"refit": b["refit"]} if b.get("refit") else {}),
                            **({"loso_validation": b["loso_validation"]} if b.get("loso_validation") else {})} for g, b in benches],
                "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings,
-               "seed": args.seed, "jobs": args.jobs, "device": args.device, "software": software()}
+               "seed": args.seed, "boot_seed": args.seed, "train_seeds": _train_seeds(benches), "jobs": args.jobs, "device": args.device,
+               "device_used": _device_used(args.device), "software": software()}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
             tmp.write_text(md)
         with atomic_file(out / "leaderboard.json", overwrite=args.overwrite) as tmp:

@@ -69,7 +69,13 @@ def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dic
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card, software=software())
     module = get_model_class(name).__module__
     if not module.startswith("eeg2fmri.") and not module.startswith("eeg2fmri_plugin_"):
-        meta["module"] = module  # a model of your own: load_model imports it (a .py plugin file is named in EEG2FMRI_PLUGINS instead)
+        meta["module"] = module  # a model of your own: load_model imports it
+    elif module.startswith("eeg2fmri_plugin_"):  # a .py plugin file (EEG2FMRI_PLUGINS): its path, so load_model finds it (user test 25)
+        import sys
+
+        file = getattr(sys.modules.get(module), "__file__", None)
+        if file:
+            meta["plugin_file"] = str(Path(file).absolute())
     if rois is not None:
         meta["rois"] = rois
     if gradient_artifacts is not None:  # prepare's gradient-artefact check on the training runs: {"runs": n, "detected": k}
@@ -137,6 +143,12 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise Eeg2fmriInputError(f"{mj}: model format {meta.get('format_version')} is not supported (expected one of "
                                  f"{', '.join(map(str, READABLE_FORMATS))}); retrain or upgrade eeg2fmri.")
     spec = DataSpec.from_dict(meta["spec"])
+    if meta.get("plugin_file") and Path(meta["plugin_file"]).is_file():  # a model of your own from a .py file, recorded at saving
+        from eeg2fmri.models.base import _REGISTRY
+        from eeg2fmri.utils.plugins import import_plugin
+
+        if meta["model"] not in _REGISTRY:
+            import_plugin(meta["plugin_file"], source=f"{path} (plugin_file)")
     get_model_class(meta["model"], module=meta.get("module"))  # a model of your own: its module, recorded at saving, is imported
     with torch.random.fork_rng(devices=[]):  # building initialises weights from the global generator: leave the caller's as it was
         model = build_model(meta["model"], spec, **meta.get("hparams", {}))

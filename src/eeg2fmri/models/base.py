@@ -66,6 +66,25 @@ def register_model(name: str) -> Callable[[type], type]:
             raise Eeg2fmriInputError(f"register_model({name!r}): expected {_qualname(cls)}.__init__(self, spec, **hyperparameters) (models are built "
                                      f"as cls(spec, **hparams) from the data's DataSpec), found ({', '.join(p.name for p in params)}); take the "
                                      "DataSpec as the first argument and read sizes from it (spec.input_shape, spec.n_outputs, ...).")
+        if getattr(cls, "kind", "torch") == "sklearn":  # closed-form: the methods fit/predict/save use (user test 25)
+            missing = [m for m in ("fit", "predict", "state_dict", "load_state_dict", "get_params") if not callable(getattr(cls, m, None))]
+            if missing:
+                raise Eeg2fmriInputError(f"register_model({name!r}): a closed-form model (kind = 'sklearn') needs the methods fit(x, y, x_val, "
+                                         f"y_val), predict(x, subject=None), state_dict(), load_state_dict(state) and get_params(); "
+                                         f"{_qualname(cls)} lacks {missing} (train saves the fitted model with state_dict and "
+                                         "get_params, load_model restores it with load_state_dict).")
+        else:  # a torch module is called as model(x, subject=...) (user test 25: forward(self, x) crashed inside torch)
+            fwd = getattr(cls, "forward", None)
+            if getattr(fwd, "__name__", "") == "_forward_unimplemented":  # (torch's placeholder: nothing defined yet to check)
+                fwd = None
+            try:
+                fparams = list(inspect.signature(fwd).parameters.values()) if fwd is not None else []
+            except (TypeError, ValueError):
+                fparams = []
+            if fparams and not any(q.name == "subject" or q.kind == q.VAR_KEYWORD for q in fparams):
+                raise Eeg2fmriInputError(f"register_model({name!r}): expected {_qualname(cls)}.forward(self, x, subject=None) (the trainer and "
+                                         f"every command call model(x, subject=...): subject indices, or None for unseen subjects), found "
+                                         f"({', '.join(q.name for q in fparams)}); add subject=None to its parameters (it may ignore it).")
         cls.registry_name = name
         _REGISTRY[name] = cls
         return cls
@@ -135,13 +154,19 @@ def build_model(name: str, spec: DataSpec, **hparams: Any):
         raise Eeg2fmriInputError(f"model {name!r}: unknown hyperparameter(s) {unknown}{' (' + ', '.join(hints) + ')' if hints else ''}; "
                                  f"expected some of {known} (model.hparams in a config).")
     try:
-        return cls(spec, **hparams)
+        model = cls(spec, **hparams)
     except Eeg2fmriInputError:
         raise
     except (TypeError, ValueError, RuntimeError) as err:  # e.g. a hyperparameter of the wrong type reaching torch
         raise Eeg2fmriInputError(f"model {name!r}: could not be built with hyperparameters {hparams} for {spec.input_kind} windows "
                                  f"{tuple(spec.input_shape)} -> outputs {tuple(spec.output_shape)}: {type(err).__name__}: {err}; check the "
                                  "hyperparameters' types and values (model.hparams in a config).") from err
+    if not isinstance(getattr(model, "spec", None), DataSpec):  # what explain, insight and save read (user test 25: a model
+        try:  # that did not keep it could not be explained); a class that keeps it elsewhere is left as it is
+            model.spec = spec
+        except (AttributeError, TypeError):
+            pass
+    return model
 
 
 def held_out_residuals(module: Any, batches: Any) -> Any:

@@ -3,6 +3,7 @@
 Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
 
     seed: 0                      # seeds model init, shuffling, dropout
+    plugins: []                  # your own models/layouts: module names or .py paths, imported first (as EEG2FMRI_PLUGINS)
     out: runs/my_run             # output folder (or --out)
     data:                        # exactly one of prepared / bids
       prepared: path/to/prepared # a prepared dataset (eeg2fmri prepare)
@@ -486,6 +487,18 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
     """
     ctx = _Ctx(source)
     cfg = _mapping(ctx, "config", copy.deepcopy(dict(config or {})))
+    # plugins: modules or .py files of the user's own models/layouts, imported before the model is looked up, so that the
+    # config (and the config.yaml train writes) runs in a fresh shell without EEG2FMRI_PLUGINS (user test 25)
+    plugins = cfg.pop("plugins", None)
+    if plugins is not None:
+        if isinstance(plugins, str):
+            plugins = [plugins]
+        if not isinstance(plugins, list) or not all(isinstance(x, str) and x.strip() for x in plugins):
+            ctx.fail("plugins", "a list of module names or .py file paths (your own models/layouts)", plugins)
+        from eeg2fmri.utils.plugins import import_plugin
+
+        for spec in plugins:
+            import_plugin(spec, source=f"{source or 'config'}: plugins")
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
         ctx.fail(unknown[0], f"one of the top-level sections {sorted(DEFAULTS)}", unknown[0], _spelling(unknown[0], DEFAULTS))
@@ -565,7 +578,13 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
     if not any(out["loss"][k] > 0 for k in PRED_TERMS):
         ctx.fail("loss", f"a weight > 0 for at least one of {list(PRED_TERMS)}", {k: out["loss"][k] for k in PRED_TERMS}, "e.g. loss: {mse: 1.0}")
     out["tune"] = _check_tune(ctx, cfg.get("tune"))
-    return {k: out[k] for k in DEFAULTS}
+    resolved = {k: out[k] for k in DEFAULTS}
+    from eeg2fmri.utils.plugins import named_plugins
+
+    named = [p["plugin"] for p in named_plugins()]  # the config's and EEG2FMRI_PLUGINS': config.yaml re-runs with them
+    if named:
+        resolved["plugins"] = named
+    return resolved
 
 
 def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[str, Any]:

@@ -24,11 +24,12 @@ from pathlib import Path
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "import_plugin", "load_plugins", "same_definition"]
+__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "import_plugin", "load_plugins", "named_plugins", "same_definition"]
 
 ENV_VAR = "EEG2FMRI_PLUGINS"
 ENTRY_POINT_GROUP = "eeg2fmri.plugins"
 _loaded: set[str] = set()
+_named: dict[str, str] = {}  # plugins named by the user (EEG2FMRI_PLUGINS, a config's plugins): spec -> its source file
 _entry_points_read = False
 
 
@@ -43,6 +44,10 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
     spec = spec.strip()
     if not spec or spec in _loaded:
         return
+    if spec.endswith(".py") or os.sep in spec or "/" in spec:  # a file: recorded by its absolute path (runs again from elsewhere)
+        spec = str(Path(spec).expanduser().absolute())
+        if spec in _loaded:
+            return
     try:
         if spec.endswith(".py") or os.sep in spec or "/" in spec:
             path = Path(spec).expanduser().absolute()
@@ -77,7 +82,26 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
         raise Eeg2fmriInputError(f"{source}: expected an importable module or .py file, got {spec!r}, which failed: {type(err).__name__}: {err}; "
                                  "check the name (a module on PYTHONPATH, or a path to a .py file) and that the module imports on its own.") from err
     _loaded.add(spec)
+    if not source.startswith("entry point"):  # (an installed package's entry point is loaded wherever it is installed)
+        mod = sys.modules.get(spec) if not spec.endswith(".py") else None
+        _named[spec] = spec if spec.endswith(".py") else str(getattr(mod, "__file__", "") or "")
     logger.info("plugin %s imported (named in %s)", spec, source)
+
+
+def named_plugins() -> list[dict[str, str | None]]:
+    """The plugins this process imported because a user named them (``EEG2FMRI_PLUGINS``, a train config's ``plugins``):
+    ``{"plugin": module name or .py path, "file": its source file, "sha256": of that file}`` each, for provenance -- a
+    result computed with a model of your own says which code it ran (user test 25: nothing did). Entry-point plugins
+    (installed packages) are not listed."""
+    import hashlib
+
+    out = []
+    for spec, file in sorted(_named.items()):
+        digest = None
+        if file and Path(file).is_file():
+            digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+        out.append({"plugin": spec, "file": file or None, "sha256": digest})
+    return out
 
 
 def same_definition(a: type, b: type) -> bool:

@@ -57,13 +57,16 @@ def software() -> dict:
     dict
         ``eeg2fmri`` (version), ``git_commit`` (40 hex digits, or ``None`` when eeg2fmri is not
         imported from a git checkout), ``git_dirty`` (uncommitted changes to tracked files, or
-        ``None``), ``python`` and one entry per library (``None`` where not installed).
+        ``None``), ``python`` and one entry per library (``None`` where not installed); ``plugins``
+        (:func:`eeg2fmri.utils.plugins.named_plugins`) where the user named any.
     """
     from eeg2fmri import __version__
+    from eeg2fmri.utils.plugins import named_plugins
 
     commit, dirty = _checkout_commit()
+    plugins = named_plugins()  # models/layouts of the user's own code, with its hash (only when there are any)
     return {"eeg2fmri": __version__, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
-            **{lib: _version(lib) for lib in _LIBRARIES}}
+            **{lib: _version(lib) for lib in _LIBRARIES}, **({"plugins": plugins} if plugins else {})}
 
 
 def software_line(recorded: dict | None = None) -> str:
