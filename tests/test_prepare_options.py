@@ -66,6 +66,35 @@ def test_nan_voxels_inside_the_mask_are_named(tiny_bids, tiny_prepared, tmp_path
         prepare_dataset(root, progress_bar=False)
 
 
+def test_nan_and_constant_voxels_outside_a_given_mask_are_said(tiny_bids, tiny_prepared, tmp_path, caplog):
+    """User test 24: NaN voxels of the first run left the data mask without a word, and voxels zeroed in a later run
+    stayed targets without a word (train then advised the data mask, which was in use)."""
+    import logging
+
+    root = _copy(tiny_bids, tmp_path)
+    first = next((root / "sub-01" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(first)
+    data = np.asarray(img.dataobj, dtype=np.float32).copy()
+    i, j, k = np.argwhere(tiny_prepared.mask)[7]
+    data[i, j, k, 10:20] = np.nan
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), first)
+    later = next((root / "sub-02" / "func").glob("*_bold.nii.gz"))
+    img2 = nib.load(later)
+    data2 = np.asarray(img2.dataobj, dtype=np.float32).copy()
+    zeroed = np.argwhere(tiny_prepared.mask)[[3, 40, 41]]
+    for a, b, c in zeroed:
+        data2[a, b, c, :] = 0.0
+    nib.save(nib.Nifti1Image(data2, img2.affine, img2.header), later)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, progress_bar=False)
+    said = [r.getMessage() for r in caplog.records]
+    assert not ds.mask[i, j, k] and any("sub-01_task-rest_run-1_bold.nii.gz: 1 voxel(s) hold NaN/Inf in some volume; the data mask leaves "
+                                        "them out" in m for m in said)
+    kept = sum(bool(ds.mask[a, b, c]) for a, b, c in zeroed)
+    assert kept and any(f"sub-02_task-rest_run-1_bold.nii.gz: {kept} of {int(ds.mask.sum())} mask voxels are constant over this run" in m
+                        and "the mask comes from the first run's data" in m for m in said)
+
+
 def test_a_mask_on_another_grid_of_the_same_shape_is_refused(tiny_bids, tiny_prepared, tmp_path):
     affine = np.asarray(tiny_prepared.affine, float)
     good = tmp_path / "mask.nii.gz"

@@ -1297,6 +1297,13 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
             logger.warning("%s: %d of %d mask voxels lie outside this run's field of view (zero after resampling onto the first run's "
                            "grid); they carry no signal for this run. Put the run with the smallest field of view first, or pass a mask "
                            "inside every run's box (prepare option mask).", rec.bold_path, outside, bold.shape[1])
+    elif len(bold) > 1:  # (user test 24: ten zeroed brain voxels of a later run passed without a word; the mask is the first run's)
+        flat = int(np.count_nonzero(np.all(bold == bold[:1], axis=0)))
+        if flat:
+            logger.warning("%s: %d of %d mask voxels are constant over this run (e.g. zeroed, or outside its field of view); the mask "
+                           "comes from %s, so they stay targets, with no signal in this run. Pass a mask that leaves them out "
+                           "(prepare option mask: PATH), or leave the run out.", rec.bold_path, flat, bold.shape[1],
+                           "the first run's data" if cfg.mask == "data" else f"the prepare option mask ({cfg.mask})")
     return _finish_run(rec, cfg, eeg, bold, atlas, img.shape[3], mask)
 
 

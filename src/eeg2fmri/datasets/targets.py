@@ -415,7 +415,8 @@ def split_targets(ds: PreparedDataset, split: Split, *, unseen_scale: str = "tra
                                    "field of view: a mask that reaches beyond the data); their targets are 0 and their r undefined "
                                    "(left out of the medians). %s", run.key, int(const.sum()), const.size, name,
                                    f"The span has {len(vols)} volume(s): too short for the slow voxels to vary; use longer spans."
-                                   if len(vols) < 10 else "Use a mask of the data (prepare option mask: data) to leave them out.")
+                                   if len(vols) < 10 else "Leave them out with a mask: the data mask (prepare option mask: data, the default) comes from the "
+                                   "first run alone, so voxels constant in another run need a mask of your own (mask: PATH).")
             sd = y.std(0)
             if name == "train":
                 scales[i] = np.where(sd > 0, sd, 1.0).astype(np.float32)
