@@ -581,3 +581,10 @@ def test_extra_markers_are_dummies_only_where_nothing_says_otherwise(tiny_bids, 
         prepare_dataset(root, progress_bar=False, subjects=["02"])
     ds = prepare_dataset(root, {"dummy_scans": "drop-last"}, progress_bar=False, subjects=["02"])  # the fix it names
     assert ds.runs[0].n_volumes > 0
+
+
+def test_volumes_before_the_eeg_are_refused_naming_the_run(tiny_bids):
+    """User test 24: EEG that began 20 s after the scan, timed with first_onset -20: the error named no file and no fix."""
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-01_task-rest_run-1_eeg\.vhdr: the EEG \([\d.]+ s\) does not cover every volume's window: "
+                                                 r"volumes are timed from -20\.0 s .* save the BOLD from the first volume the EEG covers"):
+        prepare_dataset(tiny_bids, {"marker": None, "first_onset": -20.0}, progress_bar=False, subjects=["01"])

@@ -1082,7 +1082,19 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts
 
         art = check_gradient_artifacts(raw, tr=tr, where=where)
-    rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
+    try:
+        rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
+    except Eeg2fmriInputError as err:
+        if not str(err).startswith("frames extend beyond the EEG recording"):
+            raise
+        # (user test 24: the bare message named no file, no volume and no fix)
+        end = float(raw.times[-1])
+        first, last = float(sync.onsets[0]), float(sync.onsets[-1]) + float(tr)
+        raise Eeg2fmriInputError(
+            f"{where}: the EEG ({end:.1f} s) does not cover every volume's window: volumes are timed from {first:.1f} s to {last:.1f} s "
+            f"(first_onset or markers), and each needs the EEG of its window before it. If the EEG began after the scan, save the "
+            "BOLD from the first volume the EEG covers (img.slicer[..., k:]) or give the volumes' true onsets; if it stopped early, "
+            "cut the BOLD's last volumes (img.slicer[..., :n]).") from None
     notch = cfg.notch if cfg.notch is not None else raw.info.get("line_freq")  # what lowrate_plan notched
     if notch is None:  # (BIDS gives it from PowerLineFrequency; a bare file or another layout may not)
         logger.warning("%s: the recording declares no power-line frequency (BIDS PowerLineFrequency, MNE info['line_freq']), so no notch "

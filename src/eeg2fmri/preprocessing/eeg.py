@@ -193,7 +193,9 @@ def flat_message(stretches: dict[str, tuple[float, float]], duration: float) -> 
     why = " (they all end at the recording's end: a file writer's padding, e.g. EDF's last data record?)" if tail else ""
     return (f"channel(s) hold one value for {FLAT_SECONDS:g} s or longer: {parts}{why}; recorded EEG never does (a disconnected or saturated "
             "electrode, zeroed data). Their features there are not EEG. Mark such channels bad and interpolate them "
-            "(raw.info['bads'] + raw.interpolate_bads), or crop the stretch (raw.crop), first.")
+            "(raw.info['bads'] + raw.interpolate_bads), or mark the stretch bad (an annotation starting with BAD, e.g. BAD_flat, "
+            "in events.tsv or raw.annotations: windows over it are left out), first; a stretch at the start or end can also be "
+            "cropped off (raw.crop), not one inside the run (a cut recording is refused).")
 
 
 def _eeg_picks(raw) -> np.ndarray:
