@@ -150,3 +150,18 @@ def test_roi_names_voxels_and_per_roi_table_in_the_report(tiny_prepared, tmp_pat
     gm["null_median_r"] = gm["median_r"] - 0.2
     md = evaluation_markdown(res, [], title="t")
     assert "cannot tell whether the model exceeds chance**; hold out longer" in md
+
+
+def test_fit_results_are_taken_as_reference_and_baseline(tiny_prepared):
+    """User test 25: evaluate_split took a FitResult as the model but refused one as the reference."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation import evaluate_split
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    tg = split_targets(tiny_prepared, sp)
+    ref = fit_model(tiny_prepared, sp, "ridge_hrf", targets=tg)
+    base = fit_model(tiny_prepared, sp, "mean", targets=tg)
+    got = evaluate_split(tiny_prepared, sp, tg, ref, reference=ref, baseline=base, n_boot=0)
+    bare = evaluate_split(tiny_prepared, sp, tg, ref.model, reference=ref.model, baseline=base.model, n_boot=0)
+    assert got["summary"]["model_median_r"] == bare["summary"]["model_median_r"]

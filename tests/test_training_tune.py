@@ -62,7 +62,7 @@ def test_tune_errors(prepared_dir, tmp_path):
         tune({**cfg, "tune": {}}, trials=1)
     with pytest.raises(Eeg2fmriInputError, match=r"trainer: expected one device per tuning process, found devices=2, num_nodes=1; run several"):
         tune({**cfg, "trainer": {"devices": 2}}, trials=1)
-    with pytest.raises(Eeg2fmriInputError, match=r"model\.name: expected a torch model for tuning, found the closed-form 'ridge_hrf'"):
+    with pytest.raises(Eeg2fmriInputError, match=r"model\.name: expected a torch model for tuning \(tune searches .* torch models only\), found the closed-form 'ridge_hrf' \(it chooses its penalty"):
         tune({**cfg, "model": {"name": "ridge_hrf"}}, trials=1)
     with pytest.raises(Eeg2fmriInputError, match=r"expected trials to be an integer >= 1, got 0; pass --trials N with N >= 1"):
         tune(cfg, trials=0)

@@ -1100,6 +1100,11 @@ def evaluate_split(
     for what, other in (("baseline", baseline), ("reference", reference)):
         if other is not None:
             _refuse_seen(ds, split, getattr(other, "split", None) if hasattr(other, "model") else getattr(other, "fit_split_", None), f"the {what}")
+    # fit_model results as reference/baseline too, as for the model (user test 25: refused, naming the fix)
+    if baseline is not None and all(hasattr(baseline, a) for a in ("model", "spec", "name", "split")):
+        baseline = baseline.model
+    if reference is not None and all(hasattr(reference, a) for a in ("model", "spec", "name", "split")):
+        reference = reference.model
     name = model_name or getattr(model, "registry_name", None) or "model"
     if name == BASELINE:
         raise Eeg2fmriInputError("evaluate_split: the subject-mean baseline is always shown; evaluate another model, or use evaluate_models.")

@@ -465,7 +465,11 @@ def _mean_r_maps(results: dict, name: str) -> dict[str, np.ndarray]:
     r_names = [nm for nm in results["models"] if nm in results["per_subject"][subs[0]]["_r"]]
     out = {}
     for nm in [n for n in r_names if n == name] + [n for n in r_names if n == REFERENCE and n != name]:
-        out[nm] = np.nanmean(np.stack([results["per_subject"][s]["_r"][nm] for s in subs]), axis=0)
+        stack = np.stack([results["per_subject"][s]["_r"][nm] for s in subs])
+        seen = np.isfinite(stack).any(axis=0)  # (a constant prediction: r undefined everywhere; no "mean of empty slice": user test 25)
+        out[nm] = np.full(stack.shape[1], np.nan)
+        if seen.any():
+            out[nm][seen] = np.nanmean(stack[:, seen], axis=0)
     return out
 
 

@@ -270,7 +270,10 @@ def tune(
         raise Eeg2fmriInputError("config: out: expected an output folder, found null; set out: in the config or pass --out.")
     name = cfg["model"]["name"]
     if getattr(get_model_class(name), "kind", "torch") == "sklearn":
-        raise Eeg2fmriInputError(f"model.name: expected a torch model for tuning, found the closed-form {name!r} (it chooses its penalty on validation data itself).")
+        raise Eeg2fmriInputError(f"model.name: expected a torch model for tuning (tune searches training settings and hyperparameters of "
+                                 f"torch models only), found the closed-form {name!r}"
+                                 + (" (it chooses its penalty on validation data itself)" if name in ("ridge_hrf", "mean") else
+                                    "; compare its hyperparameters with eeg2fmri benchmark --hparams, or fit each with eeg2fmri train") + ".")
     check_hparam_names(name, cfg["tune"], cfg["model"]["hparams"], str(config) if isinstance(config, (str, os.PathLike)) else "config",
                        done="no trial was run")
     t = cfg["trainer"]
