@@ -995,6 +995,12 @@ def test_outputs_lost_by_rank_are_those_whose_validation_r_falls_by_more_than_tw
     lost = EEG2fMRINet._outputs_lost_by_rank(full, ranked, y)
     assert lost.dtype == bool and lost[:4].all() and not lost[4:].any(), lost
     assert EEG2fMRINet._outputs_lost_by_rank(full[:1], ranked[:1], y[:1]) is None  # one window: no jackknife
+    # "evident": the same, plus outputs evidently predicted in full that the rank lowers at all (user test 23); the
+    # denoised ones (4-9) and the unpredicted ones (10-19, no evident r) keep the rank
+    ranked[:, 9] = s2 + 0.3 * g.standard_normal(n)  # output 9: lowered a little (r 0.727 -> 0.715), within 2 SEs of the change
+    evident = EEG2fMRINet._outputs_lost_by_rank(full, ranked, y, evident=True)
+    plain = EEG2fMRINet._outputs_lost_by_rank(full, ranked, y)
+    assert evident[:4].all() and evident[9] and not plain[9] and not evident[4:9].any() and not evident[10:].any(), evident
 
 
 def test_rank_output_check_keeps_the_full_prediction_for_the_outputs_a_rank_loses(tmp_path, monkeypatch):
@@ -1014,7 +1020,7 @@ def test_rank_output_check_keeps_the_full_prediction_for_the_outputs_a_rank_lose
     kept[[0, 3, 7]] = True
     seen = {}
 
-    def fake(full, ranked, y):
+    def fake(full, ranked, y, evident=False):
         seen["shapes"] = (full.shape, ranked.shape, y.shape)
         return kept
 
@@ -1037,7 +1043,7 @@ def test_rank_output_check_keeps_the_full_prediction_for_the_outputs_a_rank_lose
         np.testing.assert_allclose(fresh.eval()(x_te).numpy(), out, rtol=1e-5, atol=1e-6)
     off.load_state_dict(load_file(str(tmp_path / "k.safetensors")))  # a model without out_keep takes it on
     assert "out_keep" in off._buffers
-    with pytest.raises(Eeg2fmriInputError, match="rank_output_check as true or false"):
+    with pytest.raises(Eeg2fmriInputError, match='rank_output_check as true, false or "evident", got .yes.'):
         EEG2fMRINet(spec, rank_output_check="yes")
 
 
