@@ -87,9 +87,9 @@ def test_read_target_table_refusals(tmp_path):
     np.save(cube, np.zeros((3, 4, 5)))
     with pytest.raises(Eeg2fmriInputError, match=r"cube\.npy: expected a 2D numeric array \(volumes x regions\), found shape \(3, 4, 5\)"):
         read_target_table(cube)
-    with pytest.raises(Eeg2fmriInputError, match=r"x\.txt: expected a region table ending in \.tsv, \.csv, \.npy, \.pkl"):
-        (tmp_path / "x.txt").write_text("1\n")
-        read_target_table(tmp_path / "x.txt")
+    with pytest.raises(Eeg2fmriInputError, match=r"x\.dat: expected a region table ending in \.tsv, \.csv, \.txt, \.npy, \.pkl"):
+        (tmp_path / "x.dat").write_text("1\n")
+        read_target_table(tmp_path / "x.dat")
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_region_tables_train_evaluate_and_synthesize(table_ds, tiny_bids, tmp_pa
     assert sorted(sub["roi_r"]) == ["1", "2", "3", "4", "5"]
     np.testing.assert_allclose(sorted(sub["roi_r"].values())[N_REGIONS // 2], sub["median_r"], rtol=1e-6)
     assert np.isnan(sub["ssim"]) and np.isnan(sub["calhas_ssim"])
-    with pytest.raises(Eeg2fmriInputError, match=r"the dataset's targets are region tables \(5 regions, no voxel grid\), so an atlas cannot group them"):
+    with pytest.raises(Eeg2fmriInputError, match=r"the dataset's targets are 5 regions, region tables \(no voxel grid\), so another atlas cannot group them"):
         evaluate_split(ds, sp, targets, fitted, n_boot=0, atlas=str(tmp_path / "labels.nii.gz"))
     model = save_fit(fitted, tmp_path / "model")
     eeg = next((tiny_bids / "sub-01" / "eeg").glob("*_eeg.vhdr"))
@@ -185,3 +185,50 @@ def test_region_tables_train_evaluate_and_synthesize(table_ds, tiny_bids, tmp_pa
     vol = np.asarray(nib.load(out).dataobj)
     assert vol.shape[:3] == (N_REGIONS, 1, 1)
     np.testing.assert_allclose(series, vol[:, 0, 0, :].T, rtol=1e-5, atol=1e-6)
+
+
+def test_index_and_onset_columns_are_dropped_only_when_they_are_ones(tmp_path, caplog):
+    """User test 26: an empty first header cell over a region dropped that region, a headerless table written with its
+    index trained the index as a region, and an onset column placed last was read as a region."""
+    import logging
+
+    import pandas as pd
+
+    g = np.random.default_rng(3)
+    vals = g.standard_normal((12, 3))
+    names = ["alphaL", "betaR", "ctrl"]
+    excel = tmp_path / "excel.tsv"  # an empty first header cell over a region
+    excel.write_text("\t" + "\t".join(names[1:]) + "\n" + "\n".join("\t".join(f"{v:.6f}" for v in row) for row in vals) + "\n")
+    with pytest.raises(Eeg2fmriInputError, match=r"excel\.tsv: column 1 has no name in the header row and holds no row index"):
+        read_target_table(excel)
+    headerless = tmp_path / "headerless.tsv"
+    pd.DataFrame(vals, columns=names).reset_index().to_csv(headerless, sep="\t", index=False, header=False)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        got, got_names = read_target_table(headerless)
+    assert got_names == ["roi_2", "roi_3", "roi_4"] and "the first column counts the rows (0, 1, ...)" in caplog.text
+    np.testing.assert_allclose(got, vals, rtol=1e-6)
+    last = tmp_path / "onset_last.tsv"
+    df = pd.DataFrame(vals, columns=names)
+    df["onset"] = np.arange(12) * 2.0
+    df.to_csv(last, sep="\t", index=False)
+    got, got_names = read_target_table(last)
+    assert got_names == names
+    np.testing.assert_allclose(got, vals, rtol=1e-6)
+    txt = tmp_path / "saved.txt"  # numpy.savetxt's default: spaces, its header after "# "
+    np.savetxt(txt, vals, header=",".join(names))
+    got, got_names = read_target_table(txt)
+    assert got_names == names
+    np.testing.assert_allclose(got, vals, rtol=1e-6)
+
+
+@pytest.mark.parametrize("protocol", [None, 2, 3, 4])
+def test_pandas_pickles_of_every_protocol_read(tmp_path, protocol):
+    """pandas' default to_pickle (protocol 5, numpy 2's _frombuffer) and protocol 2 were refused (user test 26)."""
+    import pandas as pd
+
+    vals = np.random.default_rng(4).standard_normal((9, 4)).astype(np.float32)
+    path = tmp_path / "t.pkl"
+    pd.DataFrame(vals, columns=list("abcd")).to_pickle(path, **({} if protocol is None else {"protocol": protocol}))
+    got, names = read_target_table(path)
+    assert names == list("abcd")
+    np.testing.assert_array_equal(got, vals)

@@ -1052,6 +1052,9 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
     from eeg2fmri.plotting.report import evaluation_markdown
 
     assert res["settings"]["targets"] == "3 ROIs"
+    # each ROI scored by name, as region tables are (user test 26: only tables got the per-ROI table)
+    assert res["settings"]["roi_names"] == {str(i + 1): str(nm) for i, nm in enumerate(ds.rois["names"])}
+    assert all(sorted(v["models"]["ridge_hrf"]["roi_r"]) == ["1", "2", "3"] for v in res["per_subject"].values())
     assert "median r of" in evaluation_markdown(res, [], title="t") and "per-subject median over the 3 ROIs the data were prepared on" in (
         evaluation_markdown(res, [], title="t"))
     sp_v = make_split(tiny_prepared, "within")

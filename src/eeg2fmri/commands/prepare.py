@@ -45,6 +45,7 @@ def run(args) -> int:
                            layout_options=pairing_options(args) or None)
     ds = load_prepared(out)
     what = "wrote" if written else "up to date (same inputs and config):"
-    targets = f"{ds.n_outputs} ROIs ({int(ds.mask.sum())} voxels in the mask)" if ds.rois else f"{int(ds.mask.sum())} voxels"
+    targets = (f"{ds.n_outputs} regions (region tables)" if not ds.has_grid else
+               f"{ds.n_outputs} ROIs ({int(ds.mask.sum())} voxels in the mask)" if ds.rois else f"{int(ds.mask.sum())} voxels")
     print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {targets}, representation {ds.representation}")
     return 0

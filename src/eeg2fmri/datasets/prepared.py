@@ -1051,7 +1051,17 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
             raise Eeg2fmriInputError(f"{where}: prepare option first_onset gives onsets for runs {sorted(first_onset)} but not for this run "
                                      f"({rec.key!r}); add it (one entry per run key) or give one number for every run.")
         first_onset = float(first_onset[rec.key])
-    sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=first_onset, dummy_scans=cfg.dummy_scans)
+    try:
+        sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=first_onset, dummy_scans=cfg.dummy_scans)
+    except Eeg2fmriInputError as err:
+        from eeg2fmri.io.roi_tables import is_target_table
+
+        if not (is_target_table(rec.bold_path) and img.shape[0] > img.shape[3]):
+            raise
+        # (user test 26: a transposed table -- regions as rows -- got the dummy-scan advice, which would train on 6 "volumes")
+        raise Eeg2fmriInputError(f"{err} Note: {Path(rec.bold_path).name} has {img.shape[3]} rows (volumes) and {img.shape[0]} columns "
+                                 "(regions): if its rows are the regions, it is transposed; save it with one row per volume "
+                                 "(pandas: df.T, numpy: array.T).") from None
     if first_onset is not None and getattr(sync.report, "method", None) == "markers":  # (user test 22: silently not used)
         from eeg2fmri.utils.logs import warn_once_per_process
 
@@ -1679,7 +1689,8 @@ def _table_names(records: list, cfg: PrepareConfig) -> list[str] | None:
             missing, extra = [n for n in first[1] if n not in names], [n for n in names if n not in first[1]]
             what = (f"missing here: {missing[:5]}; only here: {extra[:5]}" if missing or extra else "the same regions in another order")
             raise Eeg2fmriInputError(f"{rec.bold_path}: expected the regions of the first run's table {first[0].bold_path} in the same order "
-                                     f"({len(first[1])} columns), found {len(names)} ({what}); give every run the same columns.")
+                                     f"({len(first[1])} columns), found {len(names)} ({what}); give every run the same columns (one of "
+                                     "the two files differs from the others: check both).")
     return first[1]
 
 

@@ -879,11 +879,14 @@ def evaluate_models(
     r_names = [nm for nm in names if nm != BASELINE]
     ref_name = REFERENCE if REFERENCE in models else None
     grid = getattr(ds, "has_grid", True)
-    if not grid and atlas is not None:
-        raise Eeg2fmriInputError(f"atlas {atlas}: the dataset's targets are region tables ({ds.n_outputs} regions, no voxel grid), so an atlas "
-                                 "cannot group them; leave the atlas out: every region is scored on its own (roi_r).")
+    rois = getattr(ds, "rois", None)
+    regions = isinstance(rois, dict) and rois.get("names") is not None and len(rois["names"]) == ds.n_outputs  # outputs are regions
+    if regions and atlas is not None:
+        what = "region tables (no voxel grid)" if not grid else f"the ROIs of the atlas it was prepared with ({rois.get('source')})"
+        raise Eeg2fmriInputError(f"atlas {atlas}: the dataset's targets are {ds.n_outputs} regions, {what}, so another atlas cannot group "
+                                 "them; leave the atlas out: every region is scored on its own (roi_r).")
     labels = None if atlas is None else load_labels(atlas, ds.mask, ds.affine)
-    if not grid:  # region tables: each output is its own ROI (per-region r, named, with its chance level)
+    if regions:  # region targets (tables, or an atlas's ROIs): each output is its own ROI (per-region r, named, with its chance level)
         labels = np.arange(1, ds.n_outputs + 1)
     n_vox = ds.n_outputs  # voxels of the mask, or the ROIs of an atlas
     trained_subjects = {ds.runs[i].subject for i in split.selections.get("train", {})}
@@ -936,7 +939,7 @@ def evaluate_models(
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
                      "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0]))),
                      "roi_voxels": None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))},
-                     "roi_names": _roi_names(atlas) if grid else {str(i + 1): str(nm) for i, nm in enumerate(ds.rois["names"])},
+                     "roi_names": {str(i + 1): str(nm) for i, nm in enumerate(rois["names"])} if regions else _roi_names(atlas),
                      # what the outputs are: the mask's voxels, or the ROIs of an atlas the data were prepared on (prepare option atlas)
                      "targets": (f"{len(ds.rois['names'])} ROIs" if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("names") is not None
                                  else "voxels")},

@@ -21,7 +21,7 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 __all__ = ["TABLE_SUFFIXES", "INDEX_COLUMNS", "is_target_table", "read_target_table", "table_image", "TABLE_SOURCE"]
 
 #: File endings read as region tables (``.pkl``: a pandas DataFrame, read without running code from the file).
-TABLE_SUFFIXES = (".tsv", ".csv", ".npy", ".pkl")
+TABLE_SUFFIXES = (".tsv", ".csv", ".txt", ".npy", ".pkl")
 #: Header names of a first column that numbers or times the rows instead of holding a region (pandas' index, the
 #: ``onset`` column of ``eeg2fmri synthesize``'s region file): dropped.
 INDEX_COLUMNS = ("", "index", "unnamed: 0", "onset", "time", "time_s", "volume", "volume_index", "frame")
@@ -42,31 +42,69 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _is_ramp(col: np.ndarray) -> bool:
+    """Whether a column counts or times the rows instead of holding a region: 0..n-1, 1..n, or evenly spaced increasing
+    values (onsets)."""
+    col = np.asarray(col, dtype=np.float64)
+    if len(col) < 3 or not np.isfinite(col).all():
+        return False
+    steps = np.diff(col)
+    return bool(steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-3, atol=1e-6))
+
+
 def _read_delimited(path: Path) -> tuple[np.ndarray, list[str]]:
-    delim = "\t" if path.suffix.lower() == ".tsv" else ","
+    suffix = path.suffix.lower()
+    delim = {".tsv": "\t", ".csv": ","}.get(suffix)
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = [row for row in csv.reader(fh, delimiter=delim) if row and any(c.strip() for c in row)]
+        if delim is None:  # .txt: numpy.savetxt's whitespace (or tabs)
+            rows = [line.split() for line in fh if line.strip()]
+        else:
+            rows = [row for row in csv.reader(fh, delimiter=delim) if row and any(c.strip() for c in row)]
     if not rows:
         raise Eeg2fmriInputError(f"{path}: expected a table of region series (one row per volume, one column per region), found an "
                                  "empty file.")
+    if rows[0] and rows[0][0].lstrip().startswith("#"):  # numpy.savetxt(..., header=...) writes "# name1,name2"
+        first = " ".join(rows[0]).lstrip()[1:].strip()
+        rows[0] = [c.strip() for c in (first.split(delim) if delim else first.replace(",", " ").split())]
     head = [c.strip() for c in rows[0]]
-    if all(_is_number(c) for c in head):  # no header (numpy.savetxt): regions numbered
-        names, body = [f"roi_{i + 1}" for i in range(len(head))], rows
-    else:
+    header = not all(_is_number(c) for c in head)
+    if header:
         names, body = head, rows[1:]
+    else:  # no header (numpy.savetxt): regions numbered
+        names, body = [f"roi_{i + 1}" for i in range(len(head))], rows
     widths = {len(r) for r in body}
     if len(widths) > 1 or (body and len(body[0]) != len(names)):
         bad = next(i for i, r in enumerate(body) if len(r) != len(names))
+        sep = {"\t": "tab", ",": "comma", None: "whitespace"}[delim]
         raise Eeg2fmriInputError(f"{path}: expected {len(names)} fields on every row (as the first row has), found {len(body[bad])} on "
-                                 f"data row {bad + 1}; every volume needs one value per region ('{'tab' if delim == chr(9) else delim}'-separated).")
-    drop = 1 if names and names[0].strip().lower() in INDEX_COLUMNS else 0
+                                 f"data row {bad + 1}; every volume needs one value per region ({sep}-separated).")
     try:
-        values = np.array([[float(v) if v.strip().lower() not in ("n/a", "nan", "") else np.nan for v in r[drop:]] for r in body],
-                          dtype=np.float64)
+        values = np.array([[float(v) if v.strip().lower() not in ("n/a", "nan", "") else np.nan for v in r] for r in body],
+                          dtype=np.float64).reshape(len(body), len(names))
     except ValueError as err:
         raise Eeg2fmriInputError(f"{path}: expected numbers below the header row, found {err}; one row per volume, one column per "
                                  "region, the header (if any) naming the regions.") from None
-    return values.reshape(len(body), len(names) - drop), names[drop:]
+    # columns that count or time the rows (pandas' index, an onset column), wherever they are; an unnamed first column only
+    # where its values are such a ramp (user test 26: an empty first header cell over a region dropped that region)
+    keep = []
+    for j, nm in enumerate(names):
+        low = nm.strip().lower()
+        if header and low in INDEX_COLUMNS and low != "":
+            continue
+        if header and low == "":
+            if j == 0 and _is_ramp(values[:, 0]):
+                continue
+            raise Eeg2fmriInputError(f"{path}: column {j + 1} has no name in the header row and holds {'no row index' if j == 0 else 'values'}; "
+                                     "expected a name for every region (a first column without a name is dropped only when it numbers "
+                                     "or times the rows, as pandas' index does): name it, or remove it.")
+        if not header and j == 0 and _is_ramp(values[:, 0]):  # a headerless table written with its row index
+            from eeg2fmri.utils.logs import logger
+
+            logger.warning("%s: the first column counts the rows (%g, %g, ...), as a written index does: left out; name the columns "
+                           "in a header row to keep it", path, values[0, 0], values[1, 0])
+            continue
+        keep.append(j)
+    return values[:, keep], [names[j] for j in keep]
 
 
 def read_target_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
@@ -75,9 +113,10 @@ def read_target_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     Parameters
     ----------
     path : path-like
-        ``.tsv`` / ``.csv`` (a header row naming the regions, or none: ``roi_1``, ``roi_2``, ...; a first column
-        named as in :data:`INDEX_COLUMNS` -- pandas' index, ``onset`` -- is dropped), ``.npy`` (a 2D array; regions
-        ``roi_1``, ...) or ``.pkl`` (a pandas DataFrame, read with a restricted unpickler; the NeuroBOLT release's
+        ``.tsv`` / ``.csv`` / ``.txt`` (whitespace-separated, as ``numpy.savetxt`` writes; a header row naming the
+        regions, or none: ``roi_1``, ``roi_2``, ...; columns named as in :data:`INDEX_COLUMNS` -- pandas' index,
+        ``onset`` -- are dropped wherever they are, an unnamed first column only where it numbers or times the rows, and so
+        is a header-less first column that does), ``.npy`` (a 2D array; regions ``roi_1``, ...) or ``.pkl`` (a pandas DataFrame, read with a restricted unpickler; the NeuroBOLT release's
         global-signal columns are dropped).
 
     Returns
@@ -96,7 +135,7 @@ def read_target_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     if not path.is_file():
         raise Eeg2fmriInputError(f"{path}: region table not found; check the path.")
     suffix = path.suffix.lower()
-    if suffix in (".tsv", ".csv"):
+    if suffix in (".tsv", ".csv", ".txt"):
         values, names = _read_delimited(path)
     elif suffix == ".npy":
         try:
@@ -130,7 +169,8 @@ def read_target_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     flat = np.ptp(values, axis=0) == 0
     if flat.any():
         raise Eeg2fmriInputError(f"{path}: region(s) {[names[i] for i in np.nonzero(flat)[0][:5]]} are constant over the run "
-                                 "(no series to learn); leave them out of the table.")
+                                 "(no series to learn); leave them out of every run's table (every run needs the same columns), or "
+                                 "leave this run out.")
     return values.astype(np.float32), list(names)
 
 

@@ -556,8 +556,10 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     if isinstance(p95, float) and np.isfinite(p95):
         sent += f" (half a run away; a 5 % test over every circular shift sets the level {_f(p95)})"
         if isinstance(v, float) and np.isfinite(v) and v <= p95:
-            sent += ("; **the model's median r does not exceed that level: over the whole mask it is not distinguishable "
-                     "from chance on these data**")
+            sent += ("; **the model's median r does not exceed that level: "
+                     + ("over the whole mask it is not distinguishable from chance on these data**" if targets == "voxels" else
+                        "over all the regions' median it is not distinguishable from chance on these data; see each region's r "
+                        "against its own level below**"))
     elif isinstance(v, float) and np.isfinite(v):  # test runs too short for shifts well away from alignment (user test 9)
         shortest = min((int(ps.get("n_test", 0)) for ps in results.get("per_subject", {}).values()), default=0)
         sent += (f"; no null distribution could be formed (the shortest test span has {shortest} volumes: too few for a 5 % test "

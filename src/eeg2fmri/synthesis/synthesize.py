@@ -1014,7 +1014,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "StatisticalUse": ("a prediction, not a measurement: every voxel's series is a smooth function of the same EEG "
                                    "features, without the measurement noise a GLM's statistics assume, so t/z/p values and cluster "
                                    "inference computed on it are not valid (far too many voxels pass); read effect sizes, peaks and the "
-                                   "spatial pattern, restrict analyses to AboveChanceMask, and test across subjects (a group model "
+                                   "spatial pattern, restrict analyses to the outputs above chance (AboveChanceMask, written where the model folder "
+                                   "has a calibration), and test across subjects (a group model "
                                    "on per-subject effects). Values are standardised units of the training runs, not percent signal "
                                    "change: analyse without intensity scaling (nilearn: signal_scaling=False)"),
                 **({"Cleaning": cleaning} if cleaning is not None else {}),

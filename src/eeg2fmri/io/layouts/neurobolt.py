@@ -29,9 +29,10 @@ _NAME = re.compile(r"^sub(\d+)-scan(\d+)_eeg\.set$")
 _SAFE_NAMES = {
     "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "BlockManager", "SingleBlockManager", "_new_Index", "new_block",
     "_unpickle_block", "_reconstruct", "ndarray", "dtype", "scalar", "slice", "range", "tuple", "list", "dict", "frozenset", "set",
+    "_frombuffer",  # (numpy 2's arrays in pandas' default pickle protocol 5: user test 26)
     "complex", "_reconstructor", "object", "encode", "__pyx_unpickle_NDArrayBacked", "StringArray", "StringDtype", "_restore_array",
 }
-_SAFE_MODULES = ("pandas", "numpy", "builtins", "copyreg", "_codecs")
+_SAFE_MODULES = ("pandas", "numpy", "builtins", "__builtin__", "copyreg", "_codecs")  # (__builtin__: pickle protocol 2)
 
 
 class _SafeUnpickler(pickle.Unpickler):
