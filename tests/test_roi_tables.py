@@ -232,3 +232,19 @@ def test_pandas_pickles_of_every_protocol_read(tmp_path, protocol):
     got, names = read_target_table(path)
     assert names == list("abcd")
     np.testing.assert_array_equal(got, vals)
+
+
+def test_centred_tables_say_the_non_steady_state_check_cannot_see_them(table_runs, tmp_path, caplog):
+    """User test 26: z-scored tables kept their bright first volumes without a word."""
+    import logging
+
+    from eeg2fmri.datasets import prepare_dataset
+
+    runs = []
+    for i, run in enumerate(table_runs):
+        values, names = read_target_table(run["bold"])
+        z = (values - values.mean(0)) / values.std(0)
+        runs.append({**run, "bold": str(_write_tsv(tmp_path / f"z{i}.tsv", z, names))})
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        prepare_dataset(runs, {"notch": 50}, progress_bar=False)
+    assert "z0.tsv: the region series are centred (mean about 0, e.g. z-scored): the automatic non-steady-state check" in caplog.text

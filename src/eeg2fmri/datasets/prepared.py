@@ -1682,9 +1682,15 @@ def _table_names(records: list, cfg: PrepareConfig) -> list[str] | None:
                                  "choose regions when you extract the tables).")
     first = None
     for rec in records:
-        names = read_target_table(rec.bold_path)[1]
+        values, names = read_target_table(rec.bold_path)
         if first is None:
             first = (rec, names)
+            centred = np.abs(values.mean(0)) < 0.1 * np.maximum(values.std(0), 1e-12)
+            if cfg.drop_volumes == "auto" and centred.all():  # (user test 26: bright first volumes kept without a word)
+                logger.warning("%s: the region series are centred (mean about 0, e.g. z-scored): the automatic non-steady-state check "
+                               "(drop_volumes: auto) looks for bright first volumes in raw intensities and cannot see them here; "
+                               "give drop_volumes (the scan's number of non-steady-state volumes) if the tables keep them",
+                               rec.bold_path)
         elif names != first[1]:
             missing, extra = [n for n in first[1] if n not in names], [n for n in names if n not in first[1]]
             what = (f"missing here: {missing[:5]}; only here: {extra[:5]}" if missing or extra else "the same regions in another order")
