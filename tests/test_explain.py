@@ -585,3 +585,12 @@ def test_explain_names_an_roi_of_an_atlas_by_its_lookup_table(trained_net, tmp_p
     with pytest.raises(Eeg2fmriInputError, match=r"explain: target 'roi:frontal': no ROI of the atlas is named 'frontal'; names \(from the "
                                                   r"\.tsv beside the atlas, columns index and name\): \['visual', 'lmotor'\]"):
         explain_run(root / "run", target="roi:frontal", atlas=tmp_path / "regions.nii.gz", out=tmp_path / "ex2", progress_bar=False)
+
+
+def test_band_direction_is_said_only_where_the_signed_attribution_says_it():
+    from eeg2fmri.commands.explain import band_direction
+
+    assert band_direction([0.0006, -0.018, 0.001], 0) == "direction unclear: its signed attribution is near 0"  # (user test 25)
+    assert band_direction([0.0006, -0.018, 0.001], 1) == "more power lowers the target"
+    assert band_direction([0.02, -0.018], 0) == "more power raises the target"
+    assert band_direction([0.0, 0.0], 1) == "direction unclear: its signed attribution is near 0"
