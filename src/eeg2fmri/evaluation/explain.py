@@ -215,7 +215,9 @@ def lrp_support(model: Any) -> tuple[bool, str]:
             bad.append(f"{name}: {type(mod).__name__}")
     if bad:
         return False, "LRP not applicable: Captum has no LRP rule for " + "; ".join(bad[:6]) + (" ..." if len(bad) > 6 else "")
-    return True, "LRP (Captum's epsilon rule on linear/conv layers, pass-through on non-linearities)"
+    return True, ("LRP (Captum's epsilon rule on linear/conv layers, pass-through on non-linearities); it decomposes the output "
+                  "against a zero input, not the mean training window the other methods use, so its ranking can differ from theirs "
+                  "(user test 25: on a linear model, integrated gradients' top band beta, LRP's delta)")
 
 
 def _attribute(method: str, model: Any, x: np.ndarray, baseline: np.ndarray, idx: np.ndarray, *, n_steps: int, batch_size: int,
