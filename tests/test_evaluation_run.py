@@ -93,6 +93,17 @@ def test_evaluate_cli_and_errors(trained, tmp_path, capsys):
             "deleted?); pass --data with its new place") in capsys.readouterr().err
     assert main(["evaluate", str(moved), "--data", str(prep), "--out", str(tmp_path / "y"), "-q", "--n-boot", "0"]) == 0
     assert not (tmp_path / "x").exists()
+    # a metric of your own from the command line (user test 25: only the Python API took one)
+    (tmp_path / "my_metrics.py").write_text("import numpy as np\ndef mean_abs(y, p):\n    return float(np.mean(np.abs(y - p)))\n")
+    capsys.readouterr()
+    assert main(["evaluate", str(moved), "--data", str(prep), "--out", str(tmp_path / "z"), "-q", "--n-boot", "0",
+                 "--metric", f"mae2={tmp_path / 'my_metrics.py'}:mean_abs"]) == 0
+    g = json.loads((tmp_path / "z" / "metrics.json").read_text())["group"]["models"]
+    assert g["ridge_hrf"]["mae2"] == pytest.approx(g["ridge_hrf"]["mae"], rel=1e-5) and "mae2: ridge_hrf" in capsys.readouterr().out
+    assert main(["evaluate", str(moved), "--data", str(prep), "--out", str(tmp_path / "w"), "-q", "--metric", "nope"]) == 2
+    assert "--metric: expected NAME=MODULE:FUNCTION" in capsys.readouterr().err
+    assert main(["evaluate", str(moved), "--data", str(prep), "--out", str(tmp_path / "w"), "-q", "--metric", "a=no_such_mod_x:f"]) == 2
+    assert "metric 'a': could not import 'no_such_mod_x:f' (ModuleNotFoundError" in capsys.readouterr().err
     with pytest.raises(Eeg2fmriInputError, match="expected RUN_DIR"):
         resolve_run(None)
 

@@ -210,6 +210,7 @@ def evaluate_run(
     progress_bar: bool = True,
     device: str | None = "auto",
     intervals: bool = True,
+    extra_metrics: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a trained model and write ``metrics.json``, ``report.md`` and figures.
 
@@ -254,6 +255,10 @@ def evaluate_run(
         Calibrate per-voxel conformal intervals (50/80/95%) on the validation
         windows and report their coverage on the test windows
         (``results["conformal"]``; not for ``cross``).
+    extra_metrics : dict | None
+        Metrics of your own, ``name -> function(y_true, y_pred) -> float`` on one subject's test windows
+        ``(n_windows, n_outputs)``, or ``name -> "module:function"`` (imported); averaged over subjects into
+        ``results["group"]["models"][model][name]`` (``eeg2fmri evaluate --metric NAME=module:function``).
 
     Returns
     -------
@@ -344,7 +349,7 @@ def evaluate_run(
         else:
             notes["split"] = f"rebuilt from the split recorded in {split_source}"
     results = evaluate_models(ds_eval, split, targets, fitted, fit_missing=proto != "cross", atlas=atlas, n_boot=n_boot,
-                              random_state=random_state, progress_bar=progress_bar)
+                              random_state=random_state, progress_bar=progress_bar, extra_metrics=resolve_metrics(extra_metrics))
     if proto == "cross":
         results["cross_dataset"] = cross_info
     results["model"] = name
@@ -454,6 +459,37 @@ def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, 
                 fitted[nm] = fit_model(a, sp, nm, targets=tg).model
             info["train_data"] = str(Path(train_path).absolute())
     return test_view, split, targets, fitted, info
+
+
+def resolve_metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Metrics of your own as callables: a ``"module:function"`` (or ``"path/to/file.py:function"``) value is imported
+    (user test 25: extra_metrics reached neither the commands nor their reports)."""
+    if not metrics:
+        return None
+    import importlib
+    import importlib.util
+
+    out = {}
+    for name, fn in metrics.items():
+        if isinstance(fn, str):
+            mod_name, _, attr = fn.rpartition(":")
+            if not mod_name or not attr:
+                raise Eeg2fmriInputError(f"metric {name!r}: expected 'module:function' or 'file.py:function', got {fn!r}.")
+            try:
+                if mod_name.endswith(".py"):
+                    spec = importlib.util.spec_from_file_location(f"eeg2fmri_metric_{Path(mod_name).stem}", Path(mod_name).expanduser())
+                    if spec is None or spec.loader is None:
+                        raise FileNotFoundError(mod_name)
+                    mod = importlib.util.module_from_spec(spec)
+                    spec.loader.exec_module(mod)
+                else:
+                    mod = importlib.import_module(mod_name)
+                fn = getattr(mod, attr)
+            except Exception as err:  # noqa: BLE001  (any failure of the user's module: say which metric)
+                raise Eeg2fmriInputError(f"metric {name!r}: could not import {fn!r} ({type(err).__name__}: {err}); expected a module on "
+                                         "PYTHONPATH or a .py file, and a function of it (y_true, y_pred) -> float.") from None
+        out[name] = fn
+    return out
 
 
 def _mean_r_maps(results: dict, name: str) -> dict[str, np.ndarray]:
