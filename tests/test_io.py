@@ -159,9 +159,16 @@ def test_markers_with_jitter_missing_and_spurious():
         rep = volume_onsets(_raw_with_markers(np.sort(np.concatenate([np.delete(true, lost_i), [glitch]]))), 40, 2.0)
         np.testing.assert_allclose(rep.onsets, true, atol=0.01)
         assert any("1 spurious marker(s)" in n for n in rep.notes) and any("missed marker(s) filled in" in n for n in rep.notes)
-    # dummy scans after a repair: the extra leading markers are still the ones dropped
-    rep = volume_onsets(_raw_with_markers(lost), 38, 2.0)
+    # dummy scans after a repair: the two repairs cancel out, as a pause does (user test 27: a 4-s pause read as 2 lost
+    # markers + 2 dummy scans): refused by default; said to be dummies, the extra leading markers are the ones dropped
+    with pytest.raises(Eeg2fmriInputError, match=r"missed 'R128' markers were filled in mid-run, and then 2 more markers than volumes would be "
+                                                 r"dropped as dummy scans .* pass dummy_scans='drop-first'"):
+        volume_onsets(_raw_with_markers(lost), 38, 2.0)
+    rep = volume_onsets(_raw_with_markers(lost), 38, 2.0, dummy_scans="drop-first")
     assert rep.dropped == 2 and rep.onsets[0] == pytest.approx(true[2])
+    # an interval of 1.5 TRs (a 1-s pause at TR 2 s) is neither jitter nor a lost marker (user test 27: passed in silence)
+    with pytest.raises(Eeg2fmriInputError, match=r"are 3\.0\d\d s apart, not a whole number of the marker interval"):
+        volume_onsets(_raw_with_markers(np.concatenate([true[:20], true[20:] + 1.0])), 40, 2.0)
     paused = np.concatenate([true[:20], true[20:] + 7.3])  # the scan paused 7.3 s: not a whole number of TRs
     with pytest.raises(Eeg2fmriInputError, match=r"EEG: the scanner markers at 4\d\.\d{3} s and 50\.\d{3} s are 9\.\d{3} s apart, not a whole number "
                                                  r"of the marker interval \(2\.0\d+ s\): the recording was interrupted .*\(eeg2fmri prepare --config "
@@ -401,3 +408,49 @@ def test_eeg_that_stops_before_the_scan_says_so():
     with pytest.raises(Eeg2fmriInputError, match=r"found 72 'R128' markers but the BOLD run has 100 volumes; expected at least one marker per "
                                                  r"volume\. .*eeg2fmri prepare --config '\{\"marker\": null, \"first_onset\": <s>\}'"):
         volume_onsets(_raw_with_markers(true, dur=400.0), 100, 2.0)  # the EEG goes on without markers
+
+
+def _write_edf_plus(path, starts, sfreq=100, kind="EDF+D", markers=()):
+    """A minimal EDF+ file: one EEG channel and the annotation signal, 1-s records starting at ``starts`` (s)."""
+    n_sig, n_ann = int(sfreq), 60  # samples per record of the EEG channel and of "EDF Annotations" (2 bytes each)
+    g = np.random.default_rng(0)
+
+    def field(v, n):
+        return str(v).ljust(n)[:n].encode("ascii")
+
+    labels, dims = ["Fz", "EDF Annotations"], ["uV", ""]
+    head = (field("0", 8) + field("X X X X", 80) + field("Startdate 01-JAN-2020 X X X", 80) + field("01.01.20", 8) + field("00.00.00", 8)
+            + field(256 * 3, 8) + field(kind, 44) + field(len(starts), 8) + field(1, 8) + field(2, 4))
+    head += b"".join(field(x, 16) for x in labels) + b"".join(field("", 80) for _ in labels) + b"".join(field(x, 8) for x in dims)
+    head += field(-3200, 8) + field(-1, 8) + field(3200, 8) + field(1, 8) + field(-32768, 8) + field(-32768, 8) + field(32767, 8) + field(32767, 8)
+    head += b"".join(field("", 80) for _ in labels) + field(n_sig, 8) + field(n_ann, 8) + b"".join(field("", 32) for _ in labels)
+    body = b""
+    for t in starts:
+        eeg = (g.standard_normal(n_sig) * 1000).astype("<i2").tobytes()
+        tal = f"+{t:g}\x14\x14\x00".encode("ascii") + b"".join(f"+{m:g}\x14R128\x14\x00".encode("ascii") for m in markers if t <= m < t + 1)
+        body += eeg + tal.ljust(2 * n_ann, b"\x00")
+    path.write_bytes(head + body)
+    return path
+
+
+def test_edf_plus_d_pauses_are_found_from_the_record_times(tmp_path):
+    """MNE reads EDF+D as one continuous recording (a pause between data records is dropped without an annotation): the
+    record start times of the annotation signal give the pauses (user test 27: every volume after a 1-s pause was paired
+    with EEG 1 s late), and the recording is then refused as a joined one."""
+    import mne
+
+    from eeg2fmri.io.eeg import check_continuous, discontinuities, edf_plus_d_joins, read_eeg
+
+    starts = [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]  # a 1-s pause after the fifth record
+    gap = _write_edf_plus(tmp_path / "gap.edf", starts, markers=(0.5, 2.5, 6.5))
+    mne_raw = mne.io.read_raw_edf(gap, verbose="error")
+    assert mne_raw.n_times == 1000 and discontinuities(mne_raw) == []  # what MNE alone sees: no pause
+    assert edf_plus_d_joins(gap) == [5.0]
+    raw = read_eeg(gap, preload=False)
+    assert discontinuities(raw) == [5.0]
+    with pytest.raises(Eeg2fmriInputError, match=r"gap\.edf: the recording is not continuous: data are joined at 5\.000 s"):
+        check_continuous(raw, str(gap), ".")
+    # records that follow each other (EDF+D without a pause, EDF+C) and plain EDF: nothing
+    assert edf_plus_d_joins(_write_edf_plus(tmp_path / "nogap.edf", list(range(10)))) == []
+    assert edf_plus_d_joins(_write_edf_plus(tmp_path / "cont.edf", [0, 1, 2, 3, 4, 6, 7], kind="EDF+C")) == []
+    assert discontinuities(read_eeg(tmp_path / "nogap.edf", preload=False)) == []

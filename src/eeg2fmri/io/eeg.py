@@ -75,6 +75,7 @@ def read_eeg(eeg, *, preload: bool = True):
         logger.debug("%s: reader warning: %s", path.name, w.message)
     if ext in (".edf", ".bdf"):
         _scale_nanovolts(raw, path)
+        _keep_edf_plus_d_joins(raw, path)
     if channels_tsv is not None:
         _warn_ignored_channels_tsv(path, channels_tsv, [str(w.message) for w in caught], len(raw.ch_names))
     else:
@@ -225,6 +226,66 @@ def bad_spans(raw) -> np.ndarray:
         if dur > 0 and any(p.startswith("bad") for p in parts) and not any(p.endswith("boundary") for p in parts):
             out.append((float(onset) - t0, float(onset) - t0 + float(dur)))
     return np.array(sorted(out), dtype=np.float64).reshape(-1, 2)
+
+
+def edf_plus_d_joins(path: str | os.PathLike) -> list[float]:
+    """Times (s from the first sample, as MNE lays the samples end to end) where an EDF+D file's data records do not follow
+    each other: each record's start time (the first time-stamped annotation list of its ``EDF Annotations`` signal) against
+    the previous record's start plus the record duration. MNE reads EDF+D as if it were continuous (user test 27: a 1-s
+    pause shifted every later volume by 1 s, a 4-s pause by two volumes, without a word). ``[]`` for EDF+C and plain EDF.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+        if len(head) < 256 or not head[192:236].decode("ascii", "replace").strip().upper().startswith("EDF+D"):
+            return []
+        try:
+            n_rec = int(head[236:244].decode("ascii").strip())
+            dur = float(head[244:252].decode("ascii").strip())
+            ns = int(head[252:256].decode("ascii").strip())
+        except ValueError:
+            return []
+        sig = fh.read(ns * 256)
+        if len(sig) < ns * 256 or dur <= 0:
+            return []
+        labels = [sig[i * 16 : (i + 1) * 16].decode("ascii", "replace").strip() for i in range(ns)]
+        base = ns * (16 + 80 + 8 + 8 + 8 + 8 + 8 + 80)
+        samples = [int(sig[base + i * 8 : base + (i + 1) * 8].decode("ascii", "replace").strip() or 0) for i in range(ns)]
+        if "EDF Annotations" not in labels:
+            return []
+        k = labels.index("EDF Annotations")
+        offset, size, rec_bytes = 2 * sum(samples[:k]), 2 * samples[k], 2 * sum(samples)
+        starts = []
+        for r in range(max(n_rec, 0)):
+            fh.seek(256 + ns * 256 + r * rec_bytes + offset)
+            tal = fh.read(size)
+            if len(tal) < size:
+                break
+            first = tal.split(b"\x14", 1)[0].decode("ascii", "replace").strip()  # "+<onset>" of the record's time-keeping TAL
+            try:
+                starts.append(float(first))
+            except ValueError:
+                return []
+    joins = []
+    for r in range(1, len(starts)):
+        if abs(starts[r] - (starts[r - 1] + dur)) > 1e-3:  # a pause (or a jump back) between records r - 1 and r
+            joins.append(round(r * dur, 6))
+    return joins
+
+
+def _keep_edf_plus_d_joins(raw, path: Path) -> None:
+    """Mark the pauses of an EDF+D file (:func:`edf_plus_d_joins`) as ``EDGE boundary`` annotations, MNE's own convention."""
+    try:
+        joins = edf_plus_d_joins(path)
+    except OSError as err:  # (only a check: an unreadable header is reported where the file is read)
+        logger.debug("%s: EDF+D record times not read (%s)", path.name, err)
+        return
+    have = set(discontinuities(raw))
+    missing = [t for t in joins if t not in have and 0.0 < t < raw.times[-1]]
+    if missing:
+        raw.annotations.append([t + raw.first_time for t in missing], [0.0] * len(missing), ["EDGE boundary"] * len(missing))
+        logger.info("%s: EDF+D with %d pause(s) between data records (at %s s of the samples laid end to end)", path.name, len(missing),
+                    ", ".join(f"{t:.3f}" for t in missing[:5]))
 
 
 def _keep_own_joins(raw, path: Path, ext: str) -> None:

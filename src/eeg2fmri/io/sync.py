@@ -200,7 +200,8 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
     filled = 0
     for t0, t1 in zip(kept[:-1], kept[1:]):
         gap = t1 - t0
-        if gap > 1.5 * step:
+        # (user test 27: a 1.5-TR interval -- a 1-s pause in a TR of 2 s -- was neither filled in nor refused)
+        if gap > 1.5 * step or gap > (1.0 + 2.0 * tolerance) * step:
             k = int(round(gap / step))
             if abs(gap - k * step) <= tolerance * step and k - 1 <= max_missing:
                 out.extend(t0 + gap * np.arange(1, k) / k)
@@ -387,6 +388,16 @@ def volume_onsets(
             dropped = len(on) - n_volumes
             info_notes = [n for n in notes if " apart but TR is " not in n]  # the drop, below, and a drift (above) are warnings instead
             if dropped:
+                if dummy_scans == "auto" and any("missed marker(s) filled in" in n for n in notes):
+                    # two repairs that cancel out: lost markers filled in mid-run, then as many extra markers dropped at the start
+                    # (user test 27: a 4-s pause read as 2 lost markers + 2 dummy scans, every volume paired 2 TRs late)
+                    raise Eeg2fmriInputError(
+                        f"{where}: missed '{m}' markers were filled in mid-run, and then {dropped} more markers than volumes would be "
+                        "dropped as dummy scans before the first volume: the two repairs cancel out, as a pause in the recording "
+                        "does (the markers after it are then not the volumes they seem). Check the recording around the filled-in "
+                        "markers (a pause: prepare each piece as its own run); if the scanner really sent markers for dummy scans "
+                        "and lost some mid-run, pass dummy_scans='drop-first' (or 'drop-last' if the extra markers came after the "
+                        "last saved volume).")
                 if dummy_scans == "auto" and dropped > MAX_DUMMY_SCANS:
                     raise Eeg2fmriInputError(
                         f"{where}: {len(on)} '{m}' markers for {n_volumes} volumes: dropping the first {dropped} as dummy scans (volume 0 "
