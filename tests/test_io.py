@@ -454,3 +454,28 @@ def test_edf_plus_d_pauses_are_found_from_the_record_times(tmp_path):
     assert edf_plus_d_joins(_write_edf_plus(tmp_path / "nogap.edf", list(range(10)))) == []
     assert edf_plus_d_joins(_write_edf_plus(tmp_path / "cont.edf", [0, 1, 2, 3, 4, 6, 7], kind="EDF+C")) == []
     assert discontinuities(read_eeg(tmp_path / "nogap.edf", preload=False)) == []
+
+
+def test_discarded_volumes_are_read_from_the_run_sidecar_or_an_inherited_one(tmp_path):
+    """BIDS NumberOfVolumesDiscardedByScanner/ByUser: the run's own *_bold.json first, then a top-level task-<task>_bold.json
+    it inherits (a review: only the run's own was read); another task's sidecar is not inherited."""
+    import json
+
+    from eeg2fmri.io.bold import declared_discarded_volumes
+
+    (tmp_path / "dataset_description.json").write_text("{}")
+    f = tmp_path / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.nii.gz"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"")
+    assert declared_discarded_volumes(f) is None and declared_discarded_volumes(None) is None
+    (tmp_path / "task-other_bold.json").write_text(json.dumps({"NumberOfVolumesDiscardedByScanner": 9}))
+    assert declared_discarded_volumes(f) is None
+    (tmp_path / "task-rest_bold.json").write_text(json.dumps({"NumberOfVolumesDiscardedByScanner": 3}))
+    assert declared_discarded_volumes(f) == {"scanner": 3, "user": 0}
+    own = f.with_name("sub-01_task-rest_run-1_bold.json")
+    own.write_text(json.dumps({"RepetitionTime": 2.0, "NumberOfVolumesDiscardedByUser": 2}))
+    assert declared_discarded_volumes(f) == {"scanner": 0, "user": 2}
+    own.write_text(json.dumps({"NumberOfVolumesDiscardedByUser": "two"}))
+    with pytest.raises(Eeg2fmriInputError, match=r"sub-01_task-rest_run-1_bold\.json: expected NumberOfVolumesDiscardedByScanner as a whole number|"
+                                                 r"expected NumberOfVolumesDiscardedByUser as a whole number of volumes, got 'two'"):
+        declared_discarded_volumes(f)

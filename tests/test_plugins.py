@@ -345,6 +345,13 @@ def test_a_plugin_file_is_recorded_where_results_and_models_need_it(tmp_path, mo
     assert cfg["plugins"] == [str(src)]
     rec = software()["plugins"]
     assert rec == [{"plugin": str(src), "file": str(src), "sha256": hashlib.sha256(src.read_bytes()).hexdigest()}]
+    # in a config file, a relative plugin path is taken from the config's folder (a review: from the working directory)
+    from eeg2fmri.training.config import load_config
+
+    (tmp_path / "cfgdir").mkdir()
+    (tmp_path / "cfgdir" / "c.yaml").write_text("data: {prepared: p}\nmodel: {name: plug_recorded}\nplugins: [../lab_file_models.py]\n")
+    monkeypatch.chdir(tmp_path / "cfgdir" / "..")
+    assert load_config(tmp_path / "cfgdir" / "c.yaml")["plugins"] == [str(src)]
     with pytest.raises(Eeg2fmriInputError, match=r"plugins: expected a list of module names or \.py file paths"):
         resolve_config({"data": {"prepared": "p"}, "model": {"name": "plug_recorded"}, "plugins": [3]})
     sp = make_split(tiny_prepared, "within")

@@ -169,6 +169,10 @@ def test_region_tables_train_evaluate_and_synthesize(table_ds, tiny_bids, tmp_pa
     assert fitted.spec.output_shape == (N_REGIONS,)
     res = evaluate_split(ds, sp, targets, fitted, n_boot=0)
     assert res["settings"]["targets"] == f"{N_REGIONS} ROIs" and res["settings"]["roi_names"]["1"] == "region 0"
+    assert res["settings"]["roi_voxels"] is None  # (regions without voxels: the report has no voxel column)
+    from eeg2fmri.plotting.report import roi_table
+
+    assert roi_table(res, ["ridge_hrf"])[2].startswith("| ROI | ridge_hrf |")
     sub = res["per_subject"][ds.subjects[0]]["models"]["ridge_hrf"]
     assert sorted(sub["roi_r"]) == ["1", "2", "3", "4", "5"]
     np.testing.assert_allclose(sorted(sub["roi_r"].values())[N_REGIONS // 2], sub["median_r"], rtol=1e-6)
@@ -213,6 +217,16 @@ def test_index_and_onset_columns_are_dropped_only_when_they_are_ones(tmp_path, c
     df.to_csv(last, sep="\t", index=False)
     got, got_names = read_target_table(last)
     assert got_names == names
+    np.testing.assert_allclose(got, vals, rtol=1e-6)
+    for suffix, sep in ((".csv", ","), (".tsv", "\t")):  # numpy.savetxt's header in a delimited file (a review: one name)
+        path = tmp_path / f"savetxt{suffix}"
+        np.savetxt(path, vals, delimiter=sep, header=sep.join(names))
+        got, got_names = read_target_table(path)
+        assert got_names == names and got.shape == vals.shape
+    ints = tmp_path / "ints.csv"  # pandas' integer column names: a header, not volume 0 (a review)
+    pd.DataFrame(vals).to_csv(ints, index=False)
+    got, got_names = read_target_table(ints)
+    assert got_names == ["0", "1", "2"] and got.shape == vals.shape
     np.testing.assert_allclose(got, vals, rtol=1e-6)
     txt = tmp_path / "saved.txt"  # numpy.savetxt's default: spaces, its header after "# "
     np.savetxt(txt, vals, header=",".join(names))

@@ -1055,6 +1055,8 @@ def test_roi_targets_train_evaluate_and_synthesize_region_series(tiny_bids, tiny
     # each ROI scored by name, as region tables are (user test 26: only tables got the per-ROI table)
     assert res["settings"]["roi_names"] == {str(i + 1): str(nm) for i, nm in enumerate(ds.rois["names"])}
     assert all(sorted(v["models"]["ridge_hrf"]["roi_r"]) == ["1", "2", "3"] for v in res["per_subject"].values())
+    lab_in = labels[tiny_prepared.mask]
+    assert res["settings"]["roi_voxels"] == {str(i + 1): int((lab_in == v).sum()) for i, v in enumerate(ds.rois["labels"])}
     assert "median r of" in evaluation_markdown(res, [], title="t") and "per-subject median over the 3 ROIs the data were prepared on" in (
         evaluation_markdown(res, [], title="t"))
     sp_v = make_split(tiny_prepared, "within")

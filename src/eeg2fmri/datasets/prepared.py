@@ -1176,7 +1176,7 @@ def _leading_volumes_to_drop(cfg: PrepareConfig, bold: np.ndarray, sync, where: 
     return k
 
 
-def _check_dummies_against_brightness(rec, cfg: PrepareConfig, rp, n_drop: int) -> None:
+def _check_dummies_against_brightness(rec, cfg: PrepareConfig, rp, n_drop: int, bold: np.ndarray) -> None:
     """Refuse leading "dummy" markers (more markers than volumes, the first ones dropped by default) when the first saved
     volumes are non-steady-state: a scanner that saved its first, bright volumes discarded none before them, so the extra
     markers are at the end -- a BOLD file cut short -- and dropping the first ones would pair every volume with EEG that
@@ -1186,6 +1186,11 @@ def _check_dummies_against_brightness(rec, cfg: PrepareConfig, rp, n_drop: int) 
 
     if not (n_drop and cfg.drop_volumes == "auto" and cfg.dummy_scans == "auto" and getattr(rp, "method", None) == "markers"
             and getattr(rp, "dropped", 0) > 0) or declared_discarded_volumes(rec.bold_path) is not None:
+        return
+    from eeg2fmri.preprocessing.bold import non_steady_state_volumes
+
+    n_drop = non_steady_state_volumes(bold)  # this package's brightness check itself (fMRIPrep's flags may count otherwise)
+    if not n_drop:
         return
     raise Eeg2fmriInputError(
         f"{rec.eeg_path}: {rp.dropped} more '{rp.marker}' markers than the BOLD's volumes were taken as dummy scans before the first "
@@ -1202,7 +1207,7 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     bold = np.ascontiguousarray(bold[sync.volumes])
     _check_finite_bold(bold, mask, sync.volumes.start or 0, str(rec.bold_path))
     n_drop = _leading_volumes_to_drop(cfg, bold, sync, str(rec.bold_path), rec.bold_path)
-    _check_dummies_against_brightness(rec, cfg, sync.report, n_drop)
+    _check_dummies_against_brightness(rec, cfg, sync.report, n_drop, bold)
     kept = slice((sync.volumes.start or 0) + n_drop, sync.volumes.stop)
     if n_drop:
         bold = np.ascontiguousarray(bold[n_drop:])

@@ -762,6 +762,16 @@ def reference_model(ds: PreparedDataset, split: Split, targets: dict) -> tuple[A
     return _fit_reference(ds, split, targets, REFERENCE)
 
 
+def _region_voxels(rois: dict, n: int) -> dict[str, int] | None:
+    """Voxels of each output ROI of a dataset prepared with an atlas (keyed like ``roi_r``: "1".."n"); ``None`` for region
+    tables, whose regions have no voxels here (a review: the report's column said 1 for every region)."""
+    w = rois.get("weights") if isinstance(rois, dict) else None
+    if not w or "rows" not in w:
+        return None
+    counts = np.bincount(np.asarray(w["rows"], dtype=np.int64), minlength=n)[:n]
+    return {str(i + 1): int(c) for i, c in enumerate(counts)}
+
+
 def _roi_names(atlas: Any) -> dict[str, str] | None:
     """ROI names from a TSV beside an atlas file (``index``/``label`` and ``name`` columns), keyed like ``roi_r``."""
     if not isinstance(atlas, (str, os.PathLike)):
@@ -938,7 +948,8 @@ def evaluate_models(
                                "targets detrended per span and standardised with the training span's scale (z units)"),
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
                      "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0]))),
-                     "roi_voxels": None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))},
+                     "roi_voxels": _region_voxels(rois, ds.n_outputs) if regions else (
+                         None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))}),
                      "roi_names": {str(i + 1): str(nm) for i, nm in enumerate(rois["names"])} if regions else _roi_names(atlas),
                      # what the outputs are: the mask's voxels, or the ROIs of an atlas the data were prepared on (prepare option atlas)
                      "targets": (f"{len(ds.rois['names'])} ROIs" if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("names") is not None

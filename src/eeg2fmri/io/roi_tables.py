@@ -64,10 +64,17 @@ def _read_delimited(path: Path) -> tuple[np.ndarray, list[str]]:
         raise Eeg2fmriInputError(f"{path}: expected a table of region series (one row per volume, one column per region), found an "
                                  "empty file.")
     if rows[0] and rows[0][0].lstrip().startswith("#"):  # numpy.savetxt(..., header=...) writes "# name1,name2"
-        first = " ".join(rows[0]).lstrip()[1:].strip()
-        rows[0] = [c.strip() for c in (first.split(delim) if delim else first.replace(",", " ").split())]
+        if delim:  # the csv reader split the header already: only the "#" of its first cell goes
+            rows[0] = [rows[0][0].lstrip()[1:].strip(), *(c.strip() for c in rows[0][1:])]
+            if not rows[0][0]:
+                rows[0] = rows[0][1:]
+        else:
+            rows[0] = " ".join(rows[0]).lstrip()[1:].strip().replace(",", " ").split()
     head = [c.strip() for c in rows[0]]
     header = not all(_is_number(c) for c in head)
+    if not header and len(rows) > 1 and len(head) > 1 and all(float(c).is_integer() for c in head) and (
+            [int(float(c)) for c in head] in (list(range(len(head))), list(range(1, len(head) + 1)))):
+        header = True  # pandas' integer column names (DataFrame(array).to_csv(index=False)): a header, not volume 0
     if header:
         names, body = head, rows[1:]
     else:  # no header (numpy.savetxt): regions numbered

@@ -67,12 +67,12 @@ def register_model(name: str) -> Callable[[type], type]:
                                      f"as cls(spec, **hparams) from the data's DataSpec), found ({', '.join(p.name for p in params)}); take the "
                                      "DataSpec as the first argument and read sizes from it (spec.input_shape, spec.n_outputs, ...).")
         if getattr(cls, "kind", "torch") == "sklearn":  # closed-form: the methods fit/predict/save use (user test 25)
-            missing = [m for m in ("fit", "predict", "state_dict", "load_state_dict", "get_params") if not callable(getattr(cls, m, None))]
+            missing = [m for m in ("fit", "predict", "state_dict", "load_state_dict") if not callable(getattr(cls, m, None))]
             if missing:
                 raise Eeg2fmriInputError(f"register_model({name!r}): a closed-form model (kind = 'sklearn') needs the methods fit(x, y, x_val, "
-                                         f"y_val), predict(x, subject=None), state_dict(), load_state_dict(state) and get_params(); "
-                                         f"{_qualname(cls)} lacks {missing} (train saves the fitted model with state_dict and "
-                                         "get_params, load_model restores it with load_state_dict).")
+                                         f"y_val), predict(x, subject=None), state_dict() and load_state_dict(state) (get_params() is "
+                                         f"optional); {_qualname(cls)} lacks {missing} (train saves the fitted model with state_dict, "
+                                         "load_model restores it with load_state_dict).")
         else:  # a torch module is called as model(x, subject=...) (user test 25: forward(self, x) crashed inside torch)
             fwd = getattr(cls, "forward", None)
             if getattr(fwd, "__name__", "") == "_forward_unimplemented":  # (torch's placeholder: nothing defined yet to check)

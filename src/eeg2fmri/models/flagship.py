@@ -997,7 +997,9 @@ class EEG2fMRINet(nn.Module):
             keep = self._outputs_lost_by_rank(val_pred, ranked, y_val, evident=self.rank_output_check == "evident")
             if keep is not None and keep.all():  # the rank lowers every output: nothing is projected
                 info.update({"output_rank": None, "output_rank_kept_full": f"rank {k} lowered every output's validation r by more than "
-                             f"{_RANK_LOSS_SE:g} jackknife SEs", "val_r_output_rank": float(scores[0])})
+                             f"{_RANK_LOSS_SE:g} jackknife SEs" + (", or at all where the full prediction is evident"
+                                                                    if self.rank_output_check == "evident" else ""),
+                             "val_r_output_rank": float(scores[0])})
                 info.pop("output_rank_gain_se", None)
                 k = None
             elif keep is not None and keep.any():

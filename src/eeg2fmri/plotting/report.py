@@ -525,6 +525,8 @@ def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     missing = roi_null_missing(results, names)
     if missing:
         note += [f"{roi_null_missing_note(missing)}.", ""]
+    if all(r[1] == "" for r in rows):  # regions without voxels here (region tables): no voxel column
+        return [f"### {title}", ""] + _table(["ROI", *names], [[r[0], *r[2:]] for r in rows]) + [""] + note
     return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""] + note
 
 

@@ -589,9 +589,17 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         from eeg2fmri.preprocessing.channels import _standard_montage
 
         _standard_montage(channel_positions)
-    for p in (bold_out, sidecar) + ((unc_out,) if uncertainty else ()):
+    chance_out = bold_out.with_name(bold_out.name.split(".")[0] + "_abovechance_mask.nii.gz")
+    for p in (bold_out, sidecar, chance_out) + ((unc_out,) if uncertainty else ()):
         if p.exists() and not overwrite:
             raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
+    # an above-chance mask an earlier synthesis wrote beside this output goes with the output it belonged to (a review)
+    stale_chance = False
+    if overwrite and chance_out.exists() and sidecar.exists():
+        try:
+            stale_chance = (json.loads(sidecar.read_text()).get("AboveChanceMask") or {}).get("file") == chance_out.name
+        except (OSError, ValueError, AttributeError):
+            stale_chance = False
     # an uncertainty file an earlier synthesis wrote beside this output (its sidecar names it) goes with the output it
     # belonged to when that output is overwritten; one this run does not rewrite would otherwise pair with the new output
     stale_unc = False
@@ -1067,7 +1075,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                         "(about 5 % pass by chance, more where neighbouring voxels share noise); an ROI near that share shows no "
                         "evidence that its series follows the EEG")
                 if not regions:  # the voxels above chance, as a mask a GLM or a viewer can take (user test 23)
-                    chance_out = bold_out.with_name(bold_out.name.split(".")[0] + "_abovechance_mask.nii.gz")
+                    stale_chance = False
                     vol = np.zeros(mask.shape, np.uint8)
                     vol[mask] = above.astype(np.uint8)
                     from eeg2fmri.io.bold import grid_image
@@ -1108,6 +1116,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         del feats, st
     if stale_unc and w_unc is None:
         unc_out.unlink(missing_ok=True)
+    if stale_chance:  # (rewritten above where this run has one)
+        chance_out.unlink(missing_ok=True)
         logger.info("%s: removed the uncertainty file of the output this run replaced", unc_out)
     logger.info("wrote %s (%d volumes, TR %.3f s)", bold_out, n_out, tr_out)
     return bold_out

@@ -3,7 +3,7 @@
 Sections (every key optional unless marked; defaults in :data:`DEFAULTS`)::
 
     seed: 0                      # seeds model init, shuffling, dropout
-    plugins: []                  # your own models/layouts: module names or .py paths, imported first (as EEG2FMRI_PLUGINS)
+    plugins: []                  # your own models/layouts: module names or .py paths (relative to this file), imported first
     out: runs/my_run             # output folder (or --out)
     data:                        # exactly one of prepared / bids
       prepared: path/to/prepared # a prepared dataset (eeg2fmri prepare)
@@ -590,13 +590,17 @@ def resolve_config(config: Mapping[str, Any] | None, *, source: str | None = Non
 def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[str, Any]:
     """Read a YAML/TOML/JSON training config and :func:`resolve_config` it.
 
-    Relative paths in ``data`` and ``out`` are taken relative to the config
+    Relative paths in ``data``, ``out`` and ``plugins`` (.py files) are taken relative to the config
     file's folder.
     """
     path = Path(path)
     raw = read_config(str(path))
-    cfg = resolve_config(raw, source=str(path), require_model=require_model)
     base = path.absolute().parent
+    plugins = raw.get("plugins") if isinstance(raw, dict) else None
+    if isinstance(plugins, (str, list)):  # a plugin file's relative path: from the config's folder, as data and out (a review)
+        raw = {**raw, "plugins": [str(base / p_) if isinstance(p_, str) and (p_.endswith(".py") or "/" in p_) and not os.path.isabs(
+            os.path.expanduser(p_)) else p_ for p_ in ([plugins] if isinstance(plugins, str) else plugins)]}
+    cfg = resolve_config(raw, source=str(path), require_model=require_model)
     for sect, key in (("data", "prepared"), ("data", "bids"), ("data", "prepared_out")):
         if cfg[sect][key] is not None:
             cfg[sect][key] = str((base / cfg[sect][key]).resolve()) if not os.path.isabs(cfg[sect][key]) else cfg[sect][key]

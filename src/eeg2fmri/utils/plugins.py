@@ -45,7 +45,7 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
     if not spec or spec in _loaded:
         return
     if spec.endswith(".py") or os.sep in spec or "/" in spec:  # a file: recorded by its absolute path (runs again from elsewhere)
-        spec = str(Path(spec).expanduser().absolute())
+        spec = os.path.normpath(str(Path(spec).expanduser().absolute()))
         if spec in _loaded:
             return
     try:
@@ -57,6 +57,8 @@ def import_plugin(spec: str, *, source: str = ENV_VAR) -> None:
             done = _imported_from(path)
             if done is not None:  # the script imported this file by its module name already: not run twice (user test 16)
                 _loaded.add(spec)
+                if not source.startswith("entry point"):
+                    _named[spec] = str(path)
                 logger.info("plugin %s: already imported as module %s", spec, done)
                 return
             mod_spec = importlib.util.spec_from_file_location(name, path)

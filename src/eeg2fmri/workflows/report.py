@@ -217,7 +217,8 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
             shown = [j for j, _ in enumerate(names) if any(r[2 + j] != "—" for r in roi)]  # (not the baseline's empty column)
             if roi and shown:
                 blocks.append("r per ROI" + (f" (mean over {n_subs} test subjects)" if n_subs > 1 else "") + ":")
-                blocks.append([{"ROI": r[0], "voxels": r[1], **{names[j]: r[2 + j] for j in shown}} for r in roi])
+                counted = any(r[1] for r in roi)  # (region tables: no voxel column)
+                blocks.append([{"ROI": r[0], **({"voxels": r[1]} if counted else {}), **{names[j]: r[2 + j] for j in shown}} for r in roi])
                 if any(r[2 + j].endswith(ROI_NULL_MARK) for r in roi for j in shown):
                     blocks.append(ROI_NULL_NOTE + ".")
                 missing = roi_null_missing(metrics, [names[j] for j in shown])
