@@ -626,7 +626,7 @@ def _check_confounds(path: Path, n_volumes: int, key: str) -> tuple[list[str], l
     problems, notes = [], []
     if len(table) != n_volumes:
         problems.append(f"{key}: {path.name}: {len(table)} rows for {n_volumes} BOLD volumes; expected one row per volume "
-                        "(the confounds of another run or output?)")
+                        "(the confounds of another run or output?): use the confounds file of this run and this fMRIPrep output")
     gaps = [c for c in table.columns if table[c].iloc[1:].isna().any()]
     if gaps:
         notes.append(f"{key}: {path.name}: missing values after the first row in {', '.join(map(str, gaps[:8]))}"
