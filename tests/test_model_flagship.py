@@ -761,7 +761,7 @@ def test_output_rank_projects_on_the_linear_paths_leading_components(tmp_path, s
     x_va, y_va = _low_rank_windows(spec, 30, 2)
     x_te, _ = _low_rank_windows(spec, 9, 3)
     assert EEG2fMRINet(spec).output_rank == "validation"
-    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False)
+    model = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False, rank_output_check=True)  # (every output projected)
     info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     k = info["output_rank"]
     assert isinstance(k, int) and 1 <= k <= 4, info
@@ -1015,7 +1015,7 @@ def test_rank_output_check_keeps_the_full_prediction_for_the_outputs_a_rank_lose
     off = EEG2fMRINet(spec, seed=0, n_members=2, calibrate_output=False, voxel_gain=False, rank_output_check=False)
     info_off = off.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
     assert isinstance(info_off["output_rank"], int) and "out_keep" not in off._buffers
-    assert EEG2fMRINet(spec).rank_output_check is True
+    assert EEG2fMRINet(spec).rank_output_check == "evident"  # (the default since session 29)
     kept = np.zeros(30, dtype=bool)
     kept[[0, 3, 7]] = True
     seen = {}
