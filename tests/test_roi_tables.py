@@ -262,3 +262,20 @@ def test_centred_tables_say_the_non_steady_state_check_cannot_see_them(table_run
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         prepare_dataset(runs, {"notch": 50}, progress_bar=False)
     assert "z0.tsv: the region series are centred (mean about 0, e.g. z-scored): the automatic non-steady-state check" in caplog.text
+
+
+def test_datasets_check_takes_a_runs_table(table_runs, tmp_path, capsys):
+    """User test 26: `eeg2fmri datasets --check runs.tsv` said "no such folder"; it checks the runs as prepare will."""
+    from eeg2fmri.cli import main
+
+    table = tmp_path / "runs.tsv"
+    table.write_text("eeg\tbold\tsubject\ttr\n" + "".join(f"{r['eeg']}\t{r['bold']}\t{r['subject']}\t{r['tr']}\n" for r in table_runs))
+    assert main(["datasets", "--check", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"bold={r['bold']}" in out for r in table_runs)
+    values, names = read_target_table(table_runs[1]["bold"])
+    long = _write_tsv(tmp_path / "long.tsv", np.concatenate([values, values[:5]]), names)  # 5 rows more than the markers
+    table.write_text("eeg\tbold\tsubject\ttr\n" + f"{table_runs[1]['eeg']}\t{long}\t{table_runs[1]['subject']}\t2.0\n")
+    assert main(["datasets", "--check", str(table)]) == 1
+    out = capsys.readouterr().out
+    assert "volume timing" in out and f"but the BOLD run has {len(values) + 5} volumes" in out, out

@@ -39,7 +39,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handlers = {}
     for mod in _command_modules():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        # no abbreviated options: `datasets --check X --layout files` was read as --layout-option (user test 26)
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP), allow_abbrev=False)
         mod.add_arguments(p)
         add_common(p)
         handlers[mod.NAME] = mod

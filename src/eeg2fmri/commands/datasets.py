@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from eeg2fmri.commands._pairing import add_pairing_arguments, pairing_options
 
 NAME = "datasets"
@@ -45,7 +47,15 @@ def run(args) -> int:
         elif args.marker:
             opts["marker"] = tuple(args.marker)
         opts.update(pairing_options(args))
-        rep = check_layout(args.check, args.name or "auto", **opts)
+        if Path(args.check).is_file() and Path(args.check).suffix.lower() in (".tsv", ".csv"):  # a runs table (eeg, bold, subject, ...)
+            from eeg2fmri.datasets.prepared import read_runs_table, runs_from_files
+            from eeg2fmri.io.layouts import check_runs
+
+            runs = [r for r in runs_from_files(read_runs_table(args.check))
+                    if not opts.get("subjects") or r.subject in {str(x).removeprefix("sub-") for x in opts["subjects"]}]
+            rep = check_runs(runs, **{k: v for k, v in opts.items() if k in ("marker", "first_onset")})
+        else:
+            rep = check_layout(args.check, args.name or "auto", **opts)
         if rep.ok:  # what prepare's artefact check will say of each run (user test 20: "OK" of raw in-scanner EEG, nothing else)
             from eeg2fmri.preprocessing.artifacts import layout_gradient_notes
 

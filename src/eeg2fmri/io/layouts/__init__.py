@@ -60,6 +60,7 @@ from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = [
+    "check_runs",
     "FrozenDict",
     "Layout",
     "LayoutCheck",
@@ -823,18 +824,37 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
     except Eeg2fmriInputError as err:
         return LayoutCheck(layout, False, problems=problems + [str(err)])
     notes += sc.notes
-    for r in sc.runs:
-        p, n = _check_run(r, marker, first_onset)
-        problems += p
-        notes += n
-    if len(sc.runs) > 1 and not problems:
-        p, n = _compare_channels(sc.runs)
-        problems += p
-        notes += n
-        problems += _compare_trs(sc.runs, marker)
+    p, n = _check_runs(sc.runs, marker, first_onset)
+    problems += p
+    notes += n
     if not sc.runs and not problems:
         problems.append(f"no complete runs; expected {'; '.join(lay.NEEDS)}")
     return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes, sc.table)
+
+
+def _check_runs(runs: list, marker: Any, first_onset: float | None) -> tuple[list[str], list[str]]:
+    """Every run's files and volume timing, then the runs against each other (channels, TRs)."""
+    problems, notes = [], []
+    for r in runs:
+        p, n = _check_run(r, marker, first_onset)
+        problems += p
+        notes += n
+    if len(runs) > 1 and not problems:
+        p, n = _compare_channels(runs)
+        problems += p
+        notes += n
+        problems += _compare_trs(runs, marker)
+    return problems, notes
+
+
+def check_runs(runs: list, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None) -> LayoutCheck:
+    """:func:`check_layout` for runs given as file pairs (a runs table, ``LayoutRun`` records): every run's files, volume
+    timing, channels and TRs as prepare will find them (user test 26: a runs table could not be checked)."""
+    runs = [as_layout_run(r) for r in runs]
+    problems, notes = _check_runs(runs, marker, first_onset)
+    if not runs:
+        problems.append("no runs given")
+    return LayoutCheck("files", bool(runs) and not problems, runs, problems, [], notes, None)
 
 
 _import_layouts()
