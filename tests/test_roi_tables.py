@@ -189,6 +189,16 @@ def test_region_tables_train_evaluate_and_synthesize(table_ds, tiny_bids, tmp_pa
     vol = np.asarray(nib.load(out).dataobj)
     assert vol.shape[:3] == (N_REGIONS, 1, 1)
     np.testing.assert_allclose(series, vol[:, 0, 0, :].T, rtol=1e-5, atol=1e-6)
+    # the region series alone: out ending in .tsv (user test 26: only a stand-in NIfTI could be asked for)
+    only = synthesize(eeg, model, tmp_path / "regions_only.tsv", progress_bar=False)
+    side2 = json.loads((tmp_path / "regions_only.json").read_text())
+    assert only == tmp_path / "regions_only.tsv" and side2["RoiFile"] == "regions_only.tsv" and side2["Image"].startswith("none")
+    assert not list(tmp_path.glob("regions_only*.nii*")) and not list(tmp_path.glob(".regions_only*"))
+    again, names2 = read_target_table(only)
+    assert names2 == names
+    np.testing.assert_allclose(again, series, rtol=1e-5, atol=1e-6)
+    with pytest.raises(Eeg2fmriInputError, match=r"regions_only\.tsv: output already exists"):
+        synthesize(eeg, model, only, progress_bar=False)
 
 
 def test_index_and_onset_columns_are_dropped_only_when_they_are_ones(tmp_path, caplog):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from eeg2fmri.commands._common import add_device
 
@@ -89,10 +90,10 @@ def run(args) -> int:
                      volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts,
                      first_marker_volume=args.first_marker_volume, atlas=args.atlas,
                      interpolate_outliers=args.interpolate_outliers, clean=args.clean)
-    _, sidecar, _ = output_paths(out)
+    sidecar = out.with_suffix(".json") if out.suffix.lower() == ".tsv" else output_paths(out)[1]
     side = json.loads(sidecar.read_text())
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
-    extra += f"; region series in {side['RoiFile']}" if "RoiFile" in side else ""
+    extra += f"; region series in {side['RoiFile']}" if "RoiFile" in side and side["RoiFile"] != Path(out).name else ""
     print(f"wrote {out} ({side['RepetitionTime']:g} s TR, first volume at {side['StartTime']:.2f} s) and {sidecar.name}{extra}")
     grid = side.get("VolumeGrid") or {}
     if "marker_volumes" in grid:

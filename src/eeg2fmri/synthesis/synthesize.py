@@ -30,6 +30,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -366,6 +367,33 @@ def _trailing_skip(raw, duration: float) -> float:
     return pad
 
 
+def _region_file_only(eeg, model_dir, out: Path, *, overwrite: bool, **kw: Any) -> Path:
+    """``synthesize(..., out="NAME.tsv")``: the region series alone (``NAME.tsv`` and its sidecar ``NAME.json``), for a model
+    whose outputs are regions (of region tables, or of an atlas) or a voxel model with ``atlas``; no image is kept."""
+    import shutil
+
+    sidecar = out.with_suffix(".json")
+    for p in (out, sidecar):
+        if p.exists() and not overwrite:
+            raise Eeg2fmriInputError(f"{p}: output already exists; choose another path or pass overwrite=True (--overwrite).")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(out.stem), dir=out.parent) as tmp:
+        img = synthesize(eeg, model_dir, Path(tmp) / "regions.nii", overwrite=True, **kw)
+        side = json.loads(img.with_name("regions.json").read_text())
+        if "RoiFile" not in side:
+            raise Eeg2fmriInputError(f"{out}: an output ending in .tsv holds region series, but this model's outputs are voxels and no atlas "
+                                     "was given; pass atlas (--atlas LABELS.nii.gz) for the series of its regions, or write a .nii.gz.")
+        side["RoiFile"] = out.name
+        if "Targets" in side:
+            side["Targets"] = re.sub(r": the series are in regions_rois\.tsv; the image is a stand-in.*$", "", str(side["Targets"]))
+        side.pop("AboveChanceMask", None)
+        side["Image"] = "none: the output was asked as a .tsv of region series (one row per volume: onset, then one column per region)"
+        shutil.move(str(Path(tmp) / "regions_rois.tsv"), str(out))
+        with atomic_file(sidecar, overwrite=True) as tmp_json:
+            tmp_json.write_text(json.dumps(final_paths(side), indent=2))
+    return out
+
+
 def synthesize(
     eeg,
     model_dir,
@@ -409,7 +437,8 @@ def synthesize(
         dataset and split into a temporary folder first, as ``save_fit(result, FOLDER)`` would; the sidecar's
         ``ModelDir`` then says so).
     out : path-like
-        Output ``.nii.gz`` or ``.nii``; written volume block by volume block
+        Output ``.nii.gz`` or ``.nii`` (or ``.tsv``: the region series alone, with ``NAME.json``, for a model of region
+        outputs or with ``atlas``); written volume block by volume block
         into a temporary file next to it (``.nii.gz``: gzip level 1,
         compressed by background threads while the next volumes are
         predicted) and renamed at the end (an existing file needs
@@ -580,6 +609,13 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     import mne
     import nibabel as nib
 
+    if isinstance(out, (str, os.PathLike)) and Path(out).suffix.lower() == ".tsv":  # region series only (user test 26)
+        kw = dict(tr=tr, uncertainty=False, batch_size=batch_size, chunk_seconds=chunk_seconds, pad_seconds=pad_seconds,
+                  progress_bar=progress_bar, device=device, channel_positions=channel_positions, channel_tolerance_mm=channel_tolerance_mm,
+                  min_channel_share=min_channel_share, dsp_device=dsp_device, first_onset=first_onset, volumes=volumes,
+                  dummy_scans=dummy_scans, check_artifacts=check_artifacts, first_marker_volume=first_marker_volume, atlas=atlas,
+                  interpolate_outliers=interpolate_outliers, clean=clean)
+        return _region_file_only(eeg, model_dir, Path(out), overwrite=overwrite, **kw)
     check_instance(eeg, (str, os.PathLike, mne.io.BaseRaw), "eeg", where="synthesize",
                    fix="pass an EEG file (any format MNE reads) or an mne.io.Raw; the order is synthesize(eeg, model_dir, out)")
     check_instance(out, (str, os.PathLike), "out", where="synthesize", fix="pass the output path, e.g. 'synth_bold.nii.gz'")
