@@ -410,25 +410,31 @@ def test_eeg_that_stops_before_the_scan_says_so():
         volume_onsets(_raw_with_markers(true, dur=400.0), 100, 2.0)  # the EEG goes on without markers
 
 
-def _write_edf_plus(path, starts, sfreq=100, kind="EDF+D", markers=()):
-    """A minimal EDF+ file: one EEG channel and the annotation signal, 1-s records starting at ``starts`` (s)."""
-    n_sig, n_ann = int(sfreq), 60  # samples per record of the EEG channel and of "EDF Annotations" (2 bytes each)
+def _write_edf_plus(path, starts, sfreq=100, kind="EDF+D", markers=(), n_records=None, tal_duration=False):
+    """A minimal EDF+ (or BDF+) file: one EEG channel and the annotation signal, 1-s records starting at ``starts`` (s)."""
+    bdf = kind.startswith("BDF")
+    bps = 3 if bdf else 2
+    n_sig, n_ann = int(sfreq), 60  # samples per record of the EEG channel and of the annotation signal
     g = np.random.default_rng(0)
 
     def field(v, n):
         return str(v).ljust(n)[:n].encode("ascii")
 
-    labels, dims = ["Fz", "EDF Annotations"], ["uV", ""]
-    head = (field("0", 8) + field("X X X X", 80) + field("Startdate 01-JAN-2020 X X X", 80) + field("01.01.20", 8) + field("00.00.00", 8)
-            + field(256 * 3, 8) + field(kind, 44) + field(len(starts), 8) + field(1, 8) + field(2, 4))
+    labels, dims = ["Fz", "BDF Annotations" if bdf else "EDF Annotations"], ["uV", ""]
+    version = b"\xffBIOSEMI" if bdf else field("0", 8)
+    head = (version + field("X X X X", 80) + field("Startdate 01-JAN-2020 X X X", 80) + field("01.01.20", 8) + field("00.00.00", 8)
+            + field(256 * 3, 8) + field(kind, 44) + field(len(starts) if n_records is None else n_records, 8) + field(1, 8) + field(2, 4))
     head += b"".join(field(x, 16) for x in labels) + b"".join(field("", 80) for _ in labels) + b"".join(field(x, 8) for x in dims)
-    head += field(-3200, 8) + field(-1, 8) + field(3200, 8) + field(1, 8) + field(-32768, 8) + field(-32768, 8) + field(32767, 8) + field(32767, 8)
+    lo, hi = (-(2 ** 23), 2 ** 23 - 1) if bdf else (-32768, 32767)
+    head += field(-3200, 8) + field(-1, 8) + field(3200, 8) + field(1, 8) + field(lo, 8) + field(lo, 8) + field(hi, 8) + field(hi, 8)
     head += b"".join(field("", 80) for _ in labels) + field(n_sig, 8) + field(n_ann, 8) + b"".join(field("", 32) for _ in labels)
     body = b""
     for t in starts:
-        eeg = (g.standard_normal(n_sig) * 1000).astype("<i2").tobytes()
-        tal = f"+{t:g}\x14\x14\x00".encode("ascii") + b"".join(f"+{m:g}\x14R128\x14\x00".encode("ascii") for m in markers if t <= m < t + 1)
-        body += eeg + tal.ljust(2 * n_ann, b"\x00")
+        x = (g.standard_normal(n_sig) * 1000).astype(np.int32)
+        eeg = b"".join(int(v).to_bytes(3, "little", signed=True) for v in x) if bdf else x.astype("<i2").tobytes()
+        keep = f"+{t:g}\x151\x14\x14\x00" if tal_duration else f"+{t:g}\x14\x14\x00"
+        tal = keep.encode("ascii") + b"".join(f"+{m:g}\x14R128\x14\x00".encode("ascii") for m in markers if t <= m < t + 1)
+        body += eeg + tal.ljust(bps * n_ann, b"\x00")
     path.write_bytes(head + body)
     return path
 
@@ -448,6 +454,16 @@ def test_edf_plus_d_pauses_are_found_from_the_record_times(tmp_path):
     assert edf_plus_d_joins(gap) == [5.0]
     raw = read_eeg(gap, preload=False)
     assert discontinuities(raw) == [5.0]
+    # the markers lie on the samples' time axis: the one 0.5 s into the record after the pause (6.5 s of real time, where
+    # MNE puts it) is at 5.5 s of the samples (a review: a piece cut out after the pause kept its markers 1 s late)
+    marks = sorted(float(o - raw.first_time) for o, d in zip(raw.annotations.onset, raw.annotations.description) if d == "R128")
+    assert sorted(float(o - mne_raw.first_time) for o, d in zip(mne_raw.annotations.onset, mne_raw.annotations.description)
+                  if d == "R128") == [0.5, 2.5, 6.5]
+    np.testing.assert_allclose(marks, [0.5, 2.5, 5.5])
+    # BDF+D (3-byte samples, 'BDF Annotations'), a time-keeping TAL with a duration, an unknown record count (-1)
+    assert edf_plus_d_joins(_write_edf_plus(tmp_path / "gap.bdf", starts, kind="BDF+D")) == [5.0]
+    assert edf_plus_d_joins(_write_edf_plus(tmp_path / "dur.edf", starts, tal_duration=True)) == [5.0]
+    assert edf_plus_d_joins(_write_edf_plus(tmp_path / "unknown.edf", starts, n_records=-1)) == [5.0]
     with pytest.raises(Eeg2fmriInputError, match=r"gap\.edf: the recording is not continuous: data are joined at 5\.000 s"):
         check_continuous(raw, str(gap), ".")
     # records that follow each other (EDF+D without a pause, EDF+C) and plain EDF: nothing

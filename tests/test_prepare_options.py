@@ -588,3 +588,33 @@ def test_volumes_before_the_eeg_are_refused_naming_the_run(tiny_bids):
     with pytest.raises(Eeg2fmriInputError, match=r"sub-01_task-rest_run-1_eeg\.vhdr: the EEG \([\d.]+ s\) does not cover every volume's window: "
                                                  r"volumes are timed from -20\.0 s .* save the BOLD from the first volume the EEG covers"):
         prepare_dataset(tiny_bids, {"marker": None, "first_onset": -20.0}, progress_bar=False, subjects=["01"])
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_lost_marker_and_declared_dummy_scans(tiny_bids, tmp_path, declared):
+    """A marker lost mid-run and extra leading markers: refused as a pause would be (user test 27), unless the sidecar
+    declares exactly those dummy scans (a review: documented dummies were refused with one lost marker)."""
+    import json
+
+    root = _copy(tiny_bids, tmp_path)
+    eeg = root / "sub-02" / "eeg"
+    events = next(eeg.glob("*_events.tsv"))
+    lines = events.read_text().splitlines()
+    events.write_text("\n".join(lines[:30] + lines[31:]) + "\n")  # the 30th marker lost (events.tsv is what mne-bids reads)
+    path = next((root / "sub-02" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(path)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., 2:], img.affine, img.header), path)  # 2 dummy scans not saved
+    side = path.with_name(path.name.replace(".nii.gz", ".json"))
+    meta = json.loads(side.read_text()) if side.exists() else {"RepetitionTime": float(img.header.get_zooms()[3])}
+    if declared:
+        meta["NumberOfVolumesDiscardedByScanner"] = 2
+    side.write_text(json.dumps(meta))
+    if not declared:
+        with pytest.raises(Eeg2fmriInputError, match=r"missed 'R128' markers were filled in mid-run, and then 2 more markers than volumes .*"
+                                                     r"declare NumberOfVolumesDiscardedByScanner"):
+            prepare_dataset(root, progress_bar=False, subjects=["02"])
+        return
+    ds = prepare_dataset(root, progress_bar=False, subjects=["02"])
+    onsets = np.asarray(ds.runs[0].onsets)
+    first = float(lines[3].split("\t")[0])  # the third marker (header row first) is the first saved volume's
+    assert onsets[0] == pytest.approx(first, abs=0.02) and np.allclose(np.diff(onsets), np.diff(onsets).mean(), atol=0.02)

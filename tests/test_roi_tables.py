@@ -238,6 +238,10 @@ def test_index_and_onset_columns_are_dropped_only_when_they_are_ones(tmp_path, c
     got, got_names = read_target_table(ints)
     assert got_names == ["0", "1", "2"] and got.shape == vals.shape
     np.testing.assert_allclose(got, vals, rtol=1e-6)
+    labels = tmp_path / "labels.csv"  # atlas label values as column names (FreeSurfer's 1001, 2001, ...; a review)
+    pd.DataFrame(vals + 5.0, columns=[1001, 1002, 2001]).to_csv(labels, index=False)
+    got, got_names = read_target_table(labels)
+    assert got_names == ["1001", "1002", "2001"] and got.shape == vals.shape
     txt = tmp_path / "saved.txt"  # numpy.savetxt's default: spaces, its header after "# "
     np.savetxt(txt, vals, header=",".join(names))
     got, got_names = read_target_table(txt)
@@ -283,6 +287,13 @@ def test_datasets_check_takes_a_runs_table(table_runs, tmp_path, capsys):
     assert main(["datasets", "--check", str(table)]) == 0
     out = capsys.readouterr().out
     assert all(f"bold={r['bold']}" in out for r in table_runs)
+    assert main(["datasets", "bids", "--check", str(table)]) == 2
+    assert "a runs table names every run's files itself, so a layout and its options (bids) do not apply" in capsys.readouterr().err
+    assert main(["datasets", "--check", str(table), "--subjects", "09"]) == 2
+    assert "no run of the table has subject(s) ['09']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # no abbreviated options (a review: --layout was read as --layout-option)
+        main(["datasets", "--check", str(table), "--layout", "files"])
+    capsys.readouterr()
     values, names = read_target_table(table_runs[1]["bold"])
     long = _write_tsv(tmp_path / "long.tsv", np.concatenate([values, values[:5]]), names)  # 5 rows more than the markers
     table.write_text("eeg\tbold\tsubject\ttr\n" + f"{table_runs[1]['eeg']}\t{long}\t{table_runs[1]['subject']}\t2.0\n")

@@ -51,8 +51,17 @@ def run(args) -> int:
             from eeg2fmri.datasets.prepared import read_runs_table, runs_from_files
             from eeg2fmri.io.layouts import check_runs
 
-            runs = [r for r in runs_from_files(read_runs_table(args.check))
-                    if not opts.get("subjects") or r.subject in {str(x).removeprefix("sub-") for x in opts["subjects"]}]
+            layout_only = sorted(k for k in opts if k not in ("subjects", "marker", "first_onset"))
+            if args.name or layout_only:
+                raise Eeg2fmriInputError(f"{args.check}: a runs table names every run's files itself, so a layout and its options "
+                                         f"({', '.join(([args.name] if args.name else []) + layout_only)}) do not apply; expected only "
+                                         "--subjects, --marker or --first-onset with it.")
+            runs = runs_from_files(read_runs_table(args.check))
+            if opts.get("subjects"):
+                wanted = {str(x).removeprefix("sub-") for x in opts["subjects"]}
+                runs = [r for r in runs if r.subject in wanted]
+                if not runs:
+                    raise Eeg2fmriInputError(f"{args.check}: no run of the table has subject(s) {sorted(wanted)}; check the subject column.")
             rep = check_runs(runs, **{k: v for k, v in opts.items() if k in ("marker", "first_onset")})
         else:
             rep = check_layout(args.check, args.name or "auto", **opts)

@@ -78,9 +78,10 @@ def _inherited_bold_sidecars(path: Path) -> list[Path]:
         if len(folders) > 4 or folders[-1].parent == folders[-1]:
             return []
         folders.append(folders[-1].parent)
+    own = bold_sidecar(path)
     out = []
-    for folder in folders[1:] if len(folders) > 1 else []:
-        found = [c for c in folder.glob("*_bold.json") if set(c.name[: -len("_bold.json")].split("_")) <= mine]
+    for folder in folders:  # the run's own folder too (files with fewer entities), nearest first
+        found = [c for c in folder.glob("*_bold.json") if c != own and set(c.name[: -len("_bold.json")].split("_")) <= mine]
         out += sorted(found, key=lambda c: -len(c.name.split("_")))
     return out
 

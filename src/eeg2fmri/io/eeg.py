@@ -228,64 +228,95 @@ def bad_spans(raw) -> np.ndarray:
     return np.array(sorted(out), dtype=np.float64).reshape(-1, 2)
 
 
-def edf_plus_d_joins(path: str | os.PathLike) -> list[float]:
-    """Times (s from the first sample, as MNE lays the samples end to end) where an EDF+D file's data records do not follow
-    each other: each record's start time (the first time-stamped annotation list of its ``EDF Annotations`` signal) against
-    the previous record's start plus the record duration. MNE reads EDF+D as if it were continuous (user test 27: a 1-s
-    pause shifted every later volume by 1 s, a 4-s pause by two volumes, without a word). ``[]`` for EDF+C and plain EDF.
-    """
+def edf_plus_d_records(path: str | os.PathLike) -> tuple[list[float], float] | None:
+    """An EDF+D / BDF+D file's data-record start times (s, from its annotation signal's time-keeping TALs) and the record
+    duration; ``None`` for EDF+C, plain EDF/BDF, or a header this reader cannot follow (logged)."""
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(256)
-        if len(head) < 256 or not head[192:236].decode("ascii", "replace").strip().upper().startswith("EDF+D"):
-            return []
+        kind = head[192:236].decode("ascii", "replace").strip().upper() if len(head) >= 256 else ""
+        bdf = kind.startswith("BDF+D")
+        if not (bdf or kind.startswith("EDF+D")):
+            return None
+        bps, label = (3, "BDF Annotations") if bdf else (2, "EDF Annotations")
         try:
+            hdr_bytes = int(head[184:192].decode("ascii").strip())
             n_rec = int(head[236:244].decode("ascii").strip())
             dur = float(head[244:252].decode("ascii").strip())
             ns = int(head[252:256].decode("ascii").strip())
         except ValueError:
-            return []
+            logger.debug("%s: EDF+D header fields not readable: record times not read", path.name)
+            return None
         sig = fh.read(ns * 256)
         if len(sig) < ns * 256 or dur <= 0:
-            return []
+            return None
         labels = [sig[i * 16 : (i + 1) * 16].decode("ascii", "replace").strip() for i in range(ns)]
         base = ns * (16 + 80 + 8 + 8 + 8 + 8 + 8 + 80)
         samples = [int(sig[base + i * 8 : base + (i + 1) * 8].decode("ascii", "replace").strip() or 0) for i in range(ns)]
-        if "EDF Annotations" not in labels:
-            return []
-        k = labels.index("EDF Annotations")
-        offset, size, rec_bytes = 2 * sum(samples[:k]), 2 * samples[k], 2 * sum(samples)
+        if label not in labels:
+            return None
+        k = labels.index(label)
+        offset, size, rec_bytes = bps * sum(samples[:k]), bps * samples[k], bps * sum(samples)
+        if n_rec < 0 and rec_bytes > 0:  # -1: unknown (a file closed while recording): the records the file holds
+            n_rec = (path.stat().st_size - hdr_bytes) // rec_bytes
         starts = []
         for r in range(max(n_rec, 0)):
-            fh.seek(256 + ns * 256 + r * rec_bytes + offset)
+            fh.seek(hdr_bytes + r * rec_bytes + offset)
             tal = fh.read(size)
             if len(tal) < size:
                 break
-            first = tal.split(b"\x14", 1)[0].decode("ascii", "replace").strip()  # "+<onset>" of the record's time-keeping TAL
+            first = tal.split(b"\x14", 1)[0].split(b"\x15", 1)[0].decode("ascii", "replace").strip()  # "+<onset>[\x15<duration>]"
             try:
                 starts.append(float(first))
             except ValueError:
-                return []
-    joins = []
-    for r in range(1, len(starts)):
-        if abs(starts[r] - (starts[r - 1] + dur)) > 1e-3:  # a pause (or a jump back) between records r - 1 and r
-            joins.append(round(r * dur, 6))
-    return joins
+                logger.debug("%s: record %d has no time-keeping annotation (%r): record times not read", path.name, r, first[:20])
+                return None
+    return starts, dur
+
+
+def edf_plus_d_joins(path: str | os.PathLike) -> list[float]:
+    """Times (s, from the first sample, as MNE lays the samples end to end) where an EDF+D (or BDF+D) file's data records
+    do not follow each other: each record's start time against the previous record's start plus the record duration.
+    MNE reads EDF+D as if it were continuous (user test 27: a 1-s pause shifted every later volume by 1 s, a 4-s pause by
+    two volumes, without a word). ``[]`` for EDF+C and plain EDF/BDF."""
+    rec = edf_plus_d_records(path)
+    if rec is None:
+        return []
+    starts, dur = rec
+    return [round(r * dur, 6) for r in range(1, len(starts)) if abs(starts[r] - (starts[r - 1] + dur)) > 1e-3]
 
 
 def _keep_edf_plus_d_joins(raw, path: Path) -> None:
-    """Mark the pauses of an EDF+D file (:func:`edf_plus_d_joins`) as ``EDGE boundary`` annotations, MNE's own convention."""
+    """Mark the pauses of an EDF+D file (:func:`edf_plus_d_joins`) as ``EDGE boundary`` annotations, MNE's own convention,
+    and move its annotations onto the samples' time axis: MNE times them from the first record's start in real time, so
+    after a pause every marker would lie that much later than its samples (a review: a piece cut out after the pause
+    kept markers shifted by the pause)."""
+    import mne
+
     try:
-        joins = edf_plus_d_joins(path)
+        rec = edf_plus_d_records(path)
     except OSError as err:  # (only a check: an unreadable header is reported where the file is read)
         logger.debug("%s: EDF+D record times not read (%s)", path.name, err)
         return
+    if rec is None or len(rec[0]) < 2:
+        return
+    starts, dur = rec
+    joins = [round(r * dur, 6) for r in range(1, len(starts)) if abs(starts[r] - (starts[r - 1] + dur)) > 1e-3]
+    if not joins:
+        return
+    s0 = np.asarray(starts, dtype=float) - starts[0]
+    ann = raw.annotations
+    on = np.asarray(ann.onset, dtype=float) - raw.first_time
+    r = np.clip(np.searchsorted(s0, on, side="right") - 1, 0, len(s0) - 1)
+    moved = r * dur + np.minimum(on - s0[r], dur)  # (an onset inside a pause goes to the end of the record before it)
+    n_moved = int(np.sum(np.abs(moved - on) > 1e-6))
     have = set(discontinuities(raw))
     missing = [t for t in joins if t not in have and 0.0 < t < raw.times[-1]]
-    if missing:
-        raw.annotations.append([t + raw.first_time for t in missing], [0.0] * len(missing), ["EDGE boundary"] * len(missing))
-        logger.info("%s: EDF+D with %d pause(s) between data records (at %s s of the samples laid end to end)", path.name, len(missing),
-                    ", ".join(f"{t:.3f}" for t in missing[:5]))
+    raw.set_annotations(mne.Annotations(np.concatenate([moved, missing]) + raw.first_time,
+                                        np.concatenate([np.asarray(ann.duration, float), np.zeros(len(missing))]),
+                                        list(ann.description) + ["EDGE boundary"] * len(missing), orig_time=ann.orig_time))
+    logger.info("%s: EDF+D with %d pause(s) between data records (at %s s of the samples laid end to end); %d annotation(s) moved "
+                "onto the samples' time axis", path.name, len(joins), ", ".join(f"{t:.3f}" for t in joins[:5]), n_moved)
 
 
 def _keep_own_joins(raw, path: Path, ext: str) -> None:

@@ -72,9 +72,14 @@ def _read_delimited(path: Path) -> tuple[np.ndarray, list[str]]:
             rows[0] = " ".join(rows[0]).lstrip()[1:].strip().replace(",", " ").split()
     head = [c.strip() for c in rows[0]]
     header = not all(_is_number(c) for c in head)
-    if not header and len(rows) > 1 and len(head) > 1 and all(float(c).is_integer() for c in head) and (
-            [int(float(c)) for c in head] in (list(range(len(head))), list(range(1, len(head) + 1)))):
-        header = True  # pandas' integer column names (DataFrame(array).to_csv(index=False)): a header, not volume 0
+    if not header and len(rows) > 1 and len(head) > 1 and all(float(c).is_integer() for c in head):
+        ints = [int(float(c)) for c in head]
+        body_ints = all(float(c).is_integer() for r in rows[1:11] for c in r if _is_number(c))
+        if ints in (list(range(len(head))), list(range(1, len(head) + 1))) or (
+                not body_ints and all(b > a for a, b in zip(ints, ints[1:]))):
+            # pandas' integer column names (DataFrame(array).to_csv(index=False)), or atlas label values (1001, 2001, ...)
+            # over series that are not whole numbers: a header, not volume 0 (a review)
+            header = True
     if header:
         names, body = head, rows[1:]
     else:  # no header (numpy.savetxt): regions numbered

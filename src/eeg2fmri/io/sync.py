@@ -396,8 +396,9 @@ def volume_onsets(
                         "dropped as dummy scans before the first volume: the two repairs cancel out, as a pause in the recording "
                         "does (the markers after it are then not the volumes they seem). Check the recording around the filled-in "
                         "markers (a pause: prepare each piece as its own run); if the scanner really sent markers for dummy scans "
-                        "and lost some mid-run, pass dummy_scans='drop-first' (or 'drop-last' if the extra markers came after the "
-                        "last saved volume).")
+                        "and lost some mid-run, pass dummy_scans='drop-first' (eeg2fmri prepare --config '{\"dummy_scans\": "
+                        "\"drop-first\"}'; or 'drop-last' if the extra markers came after the last saved volume), or declare "
+                        "NumberOfVolumesDiscardedByScanner in the run's *_bold.json.")
                 if dummy_scans == "auto" and dropped > MAX_DUMMY_SCANS:
                     raise Eeg2fmriInputError(
                         f"{where}: {len(on)} '{m}' markers for {n_volumes} volumes: dropping the first {dropped} as dummy scans (volume 0 "

@@ -1152,8 +1152,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         del feats, st
     if stale_unc and w_unc is None:
         unc_out.unlink(missing_ok=True)
+        logger.info("%s: removed the uncertainty file of the output this run replaced", unc_out)
     if stale_chance:  # (rewritten above where this run has one)
         chance_out.unlink(missing_ok=True)
-        logger.info("%s: removed the uncertainty file of the output this run replaced", unc_out)
+        logger.info("%s: removed the above-chance mask of the output this run replaced", chance_out)
     logger.info("wrote %s (%d volumes, TR %.3f s)", bold_out, n_out, tr_out)
     return bold_out

@@ -521,8 +521,23 @@ def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, mark
             rep.notes.append(note)
             logger.info("%s: %s", where, note)
             return LayoutSync(rep.onsets, slice(0, n_found), rep)
-    rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans=dummy_scans, where=where,
-                        tr_source=src)
+    try:
+        rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans=dummy_scans,
+                            where=where, tr_source=src)
+    except Eeg2fmriInputError as err:
+        # lost markers filled in and extra leading markers: where the sidecar declares exactly those dummy scans, they are
+        # documented, not a pause (a review)
+        if dummy_scans != "auto" or "were filled in mid-run" not in str(err):
+            raise
+        from eeg2fmri.io.bold import declared_discarded_volumes
+
+        declared = declared_discarded_volumes(run.bold_path)
+        if declared is None:
+            raise
+        rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans="drop-first",
+                            where=where, tr_source=src)
+        if rep.dropped not in {declared["user"], declared["user"] + declared["scanner"]}:
+            raise
     if dummy_scans == "auto" and rep.method == "markers" and rep.dropped > 0:
         _check_declared_dummies(run, rep, where)
     return LayoutSync(rep.onsets, slice(0, n_volumes), rep)
