@@ -547,7 +547,7 @@ def test_a_first_onset_that_markers_override_is_said(tiny_bids, tmp_path, caplog
 
 
 @pytest.mark.parametrize("case", ["declared-other", "declared-same", "bright-start"])
-def test_extra_markers_are_dummies_only_where_nothing_says_otherwise(tiny_bids, tmp_path, case):
+def test_extra_markers_are_dummies_only_where_nothing_says_otherwise(tiny_bids, tmp_path, case, caplog):
     """A BOLD file that lacks its last 3 volumes leaves 3 markers more than volumes; by default the first 3 are taken as
     dummy scans, which pairs every volume with EEG 3 TRs late (user test 24). A sidecar declaring another number of
     discarded volumes, or bright (non-steady-state) first volumes -- a scanner that saved its run from the start --
@@ -567,7 +567,13 @@ def test_extra_markers_are_dummies_only_where_nothing_says_otherwise(tiny_bids, 
         meta["NumberOfVolumesDiscardedByUser"] = 0 if case == "declared-other" else 3
     side.write_text(json.dumps(meta))
     if case == "declared-same":
-        ds = prepare_dataset(root, progress_bar=False, subjects=["02"])
+        import logging
+
+        with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+            ds = prepare_dataset(root, progress_bar=False, subjects=["02"])
+        # said as what the sidecar declares, at info level, without the drop-last hint (user test 27: the warning contradicted it)
+        assert "the first 3 dropped as the dummy scans the BOLD sidecar declares" in caplog.text
+        assert not any("drop-last" in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
         assert ds.provenance["inputs"][ds.runs[0].key]["volumes"][0] == 0
         assert any("agree with the BOLD sidecar (NumberOfVolumesDiscardedByScanner 0, NumberOfVolumesDiscardedByUser 3)" in n
                    for n in ds.provenance["inputs"][ds.runs[0].key]["sync_notes"])

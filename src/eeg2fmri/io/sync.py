@@ -281,6 +281,7 @@ def volume_onsets(
     tolerance: float = 0.05,
     where: str = "EEG",
     tr_source: str | None = None,
+    declared_dummies: tuple[int, ...] = (),
 ) -> SyncReport:
     """Find the onset of every BOLD volume in the EEG time axis.
 
@@ -315,6 +316,9 @@ def volume_onsets(
     tr_source : str | None
         Where ``tr`` came from, for the message when the markers disagree with it (a layout that fixes the TR says so;
         ``None``: the run's BOLD sidecar or header).
+    declared_dummies : tuple of int
+        Numbers of leading dummy markers the run's BOLD sidecar declares (``NumberOfVolumesDiscardedByUser``, and with
+        ``...ByScanner``): dropping that many is said at info level, without the drop-last hint (user test 27).
 
     Returns
     -------
@@ -411,11 +415,15 @@ def volume_onsets(
                 if dummy_scans == "drop-last":
                     note = f"{dropped} more marker(s) than volumes: the last {dropped} dropped (dummy_scans='drop-last')."
                     on = on[:n_volumes]
+                elif dropped in declared_dummies:
+                    note = (f"{dropped} more marker(s) than volumes: the first {dropped} dropped as the dummy scans the BOLD sidecar "
+                            f"declares (volume 0 at {on[dropped]:.3f} s).")
+                    on = on[dropped:]
                 else:
                     note = (f"{dropped} more marker(s) than volumes: the first {dropped} treated as dummy scans and dropped (volume 0 at "
                             f"{on[dropped]:.3f} s); if the extra markers came after the last saved volume, pass dummy_scans='drop-last'.")
                     on = on[dropped:]
-                logger.warning("%s: %s", where, note)
+                (logger.info if dropped in declared_dummies and dummy_scans != "drop-last" else logger.warning)("%s: %s", where, note)
                 notes.append(note)
             if on[-1] + tr > raw.times[-1] + 1.0 / raw.info["sfreq"] + 1e-9:
                 notes.append("the EEG ends before the last volume is complete.")

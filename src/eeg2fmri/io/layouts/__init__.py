@@ -521,21 +521,20 @@ def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, mark
             rep.notes.append(note)
             logger.info("%s: %s", where, note)
             return LayoutSync(rep.onsets, slice(0, n_found), rep)
+    from eeg2fmri.io.bold import declared_discarded_volumes
+
+    declared = declared_discarded_volumes(run.bold_path) if run.bold_path is not None else None
+    said = () if declared is None else tuple(sorted({declared["user"], declared["user"] + declared["scanner"]} - {0}))
     try:
         rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans=dummy_scans,
-                            where=where, tr_source=src)
+                            where=where, tr_source=src, declared_dummies=said)
     except Eeg2fmriInputError as err:
         # lost markers filled in and extra leading markers: where the sidecar declares exactly those dummy scans, they are
         # documented, not a pause (a review)
-        if dummy_scans != "auto" or "were filled in mid-run" not in str(err):
-            raise
-        from eeg2fmri.io.bold import declared_discarded_volumes
-
-        declared = declared_discarded_volumes(run.bold_path)
-        if declared is None:
+        if dummy_scans != "auto" or "were filled in mid-run" not in str(err) or declared is None:
             raise
         rep = volume_onsets(raw, n_volumes, tr, marker=names, first_onset=first_onset, tolerance=tolerance, dummy_scans="drop-first",
-                            where=where, tr_source=src)
+                            where=where, tr_source=src, declared_dummies=said)
         if rep.dropped not in {declared["user"], declared["user"] + declared["scanner"]}:
             raise
     if dummy_scans == "auto" and rep.method == "markers" and rep.dropped > 0:
