@@ -272,3 +272,23 @@ def test_arguments_in_another_order_are_refused_with_the_calls_order(tiny_prepar
         make_split("within", tiny_prepared)
     with pytest.raises(Eeg2fmriInputError, match=r"the order is evaluate_split\(ds, split, targets, model\)"):
         evaluate_split(split, tiny_prepared, {}, None)
+
+
+def test_a_full_disk_and_home_paths(tmp_path, monkeypatch, capsys):
+    """User test 29: a full disk met inside a library's write (no file name) gave a raw traceback, and a quoted '~/x' made a
+    folder named '~'."""
+    import errno
+
+    from eeg2fmri.cli import path_error_message
+
+    assert path_error_message(OSError("90450 requested and 14304 written")) == (
+        "a write was cut short (90450 requested and 14304 written): the disk is full or over quota; free some space or choose "
+        "another --out.")
+    assert path_error_message(OSError(errno.ENOSPC, "No space left on device"), has_out=False).endswith(
+        "free some space or choose another path.")
+    assert path_error_message(OSError("something else")) is None
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", "~/sim", "--subjects", "2", "--minutes", "1", "--channels", "16", "--voxel-size", "16", "-q"]) == 0
+    assert (tmp_path / "home" / "sim" / "participants.tsv").is_file() and not (tmp_path / "~").exists()

@@ -300,3 +300,26 @@ def test_datasets_check_takes_a_runs_table(table_runs, tmp_path, capsys):
     assert main(["datasets", "--check", str(table)]) == 1
     out = capsys.readouterr().out
     assert "volume timing" in out and f"but the BOLD run has {len(values) + 5} volumes" in out, out
+
+
+def test_a_synthesis_that_fails_at_the_end_leaves_no_side_files(table_ds, tiny_bids, tmp_path, monkeypatch):
+    """User test 29: a full disk met while finishing the image left the region file (and the above-chance mask) behind,
+    and the re-run was refused for it."""
+    import errno
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.synthesis import synthesize
+    from eeg2fmri.synthesis.nifti import StreamingNifti
+    from eeg2fmri.training import fit_model, save_fit
+
+    sp = make_split(table_ds, "within")
+    model = save_fit(fit_model(table_ds, sp, "ridge_hrf", targets=split_targets(table_ds, sp)), tmp_path / "model")
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(StreamingNifti, "finish", full)
+    eeg = next((tiny_bids / "sub-01" / "eeg").glob("*_eeg.vhdr"))
+    with pytest.raises(OSError, match="No space left"):
+        synthesize(eeg, model, tmp_path / "out" / "s.nii.gz", progress_bar=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == []

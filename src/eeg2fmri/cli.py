@@ -81,6 +81,10 @@ def path_error_message(err: OSError, *, has_out: bool = True) -> str | None:
 
     A hidden temporary an output is written through is reported as the folder it was to be written in.
     """
+    other = "choose another --out" if has_out else "choose another path"
+    if err.filename is None and (err.errno in _NO_SPACE or re.search(r"\d+ requested and \d+ written", str(err))):
+        # a full disk met inside a library's write (gzip, numpy's tofile: no file name; user test 29: raw tracebacks)
+        return f"a write was cut short ({err}): the disk is full or over quota; free some space or {other}."
     if err.errno not in _PATH_ERRNOS or err.filename is None:
         return None
     path = os.fsdecode(err.filename) if isinstance(err.filename, (str, bytes, os.PathLike)) else str(err.filename)
@@ -92,7 +96,6 @@ def path_error_message(err: OSError, *, has_out: bool = True) -> str | None:
         path, reason = _file_in_the_way(path), "expected a folder, found a file"
     elif err.errno == errno.EROFS or err.errno in _NO_SPACE:
         reason = f"cannot write ({reason})"
-    other = "choose another --out" if has_out else "choose another path"
     if err.errno in (errno.EACCES, errno.EPERM):
         fix = f"fix the permissions or {other}"
     elif err.errno in _NO_SPACE:
@@ -129,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
+    # a path given as '~/...' (quoted, so the shell left it) is the home folder's, as a shell would read it (user test 29:
+    # `simulate '~/x'` made a folder named '~')
+    for key, val in vars(args).items():
+        if isinstance(val, str) and (val == "~" or val.startswith("~/")):
+            setattr(args, key, os.path.expanduser(val))
+        elif isinstance(val, list) and any(isinstance(v, str) and v.startswith("~/") for v in val):
+            setattr(args, key, [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~/") else v for v in val])
     set_log_level("info" if args.verbose else "warning")
     import warnings
 

@@ -428,11 +428,11 @@ def run(args) -> int:
                "seed": args.seed, "boot_seed": args.seed, "train_seeds": _train_seeds(benches), "jobs": args.jobs, "device": args.device,
                "device_used": _device_used(args.device), "software": software()}
         with atomic_file(out / "leaderboard.md", overwrite=args.overwrite) as tmp:
-            tmp.write_text(md)
+            tmp.write_text(md, encoding="utf-8")
         with atomic_file(out / "leaderboard.json", overwrite=args.overwrite) as tmp:
-            tmp.write_text(json.dumps(results_to_json(doc), indent=1))
+            tmp.write_text(json.dumps(results_to_json(doc), indent=1), encoding="utf-8")
         with atomic_file(out / "metrics.json", overwrite=args.overwrite) as tmp:
-            tmp.write_text(json.dumps(results_to_json(res), indent=1))
+            tmp.write_text(json.dumps(results_to_json(res), indent=1), encoding="utf-8")
         print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and {out / 'metrics.json'}")
         if not args.no_report:
             from eeg2fmri.workflows.report import build_report

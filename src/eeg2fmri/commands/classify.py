@@ -40,6 +40,6 @@ def run(args) -> int:
                             progress_bar=not args.quiet)
     import json
 
-    print(format_table(res, json.loads((out / "classify.json").read_text()).get("notes")))
+    print(format_table(res, json.loads((out / "classify.json").read_text(encoding="utf-8")).get("notes")))
     print(f"wrote {out}/classify.json and {out}/classify.tsv")
     return 0

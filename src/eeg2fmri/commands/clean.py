@@ -127,6 +127,6 @@ def run(args) -> int:
     _print_report(rep)
     if args.report:
         with atomic_file(args.report, overwrite=args.overwrite) as tmp:
-            tmp.write_text(json.dumps(_jsonable(rep), indent=1))
+            tmp.write_text(json.dumps(_jsonable(rep), indent=1), encoding="utf-8")
     print(f"wrote {paths[0]}")
     return 0

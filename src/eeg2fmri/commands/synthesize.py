@@ -91,7 +91,7 @@ def run(args) -> int:
                      first_marker_volume=args.first_marker_volume, atlas=args.atlas,
                      interpolate_outliers=args.interpolate_outliers, clean=args.clean)
     sidecar = out.with_suffix(".json") if out.suffix.lower() == ".tsv" else output_paths(out)[1]
-    side = json.loads(sidecar.read_text())
+    side = json.loads(sidecar.read_text(encoding="utf-8"))
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""
     extra += f"; region series in {side['RoiFile']}" if "RoiFile" in side and side["RoiFile"] != Path(out).name else ""
     print(f"wrote {out} ({side['RepetitionTime']:g} s TR, first volume at {side['StartTime']:.2f} s) and {sidecar.name}{extra}")

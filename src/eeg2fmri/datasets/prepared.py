@@ -419,18 +419,18 @@ def _write_common(folder: Path, ds: PreparedDataset, runs_meta: list[dict]) -> N
     from eeg2fmri.io.bold import grid_image
 
     nib.save(grid_image(ds.mask.astype(np.uint8), ds.affine, ds.xform_code), folder / "mask.nii.gz")
-    (folder / "manifest.json").write_text(json.dumps(final_paths(ds._manifest(runs_meta)), indent=1))
+    (folder / "manifest.json").write_text(json.dumps(final_paths(ds._manifest(runs_meta)), indent=1), encoding="utf-8")
 
 
 def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedDataset:
     """Open a prepared dataset; arrays are memory-mapped (read-only) by default."""
     import nibabel as nib
 
-    path = Path(path)
+    path = Path(path).expanduser()
     man_path = path / "manifest.json"
     if not man_path.exists():
         raise Eeg2fmriInputError(f"{path}: expected a prepared dataset with manifest.json, found none; create it with `eeg2fmri prepare`.")
-    man = json.loads(man_path.read_text())
+    man = json.loads(man_path.read_text(encoding="utf-8"))
     if man.get("kind") != "eeg2fmri-prepared" or man.get("format_version") != FORMAT_VERSION:
         raise Eeg2fmriInputError(f"{man_path}: not an eeg2fmri prepared dataset of format {FORMAT_VERSION}; re-run `eeg2fmri prepare`.")
     mode = "r" if mmap else None
@@ -1587,6 +1587,8 @@ def prepare_dataset(
     """
     from collections.abc import Mapping
 
+    if isinstance(bids_root, (str, os.PathLike)):
+        bids_root = Path(bids_root).expanduser()  # (user test 29: '~/...' was read as a folder named '~')
     check_instance(bids_root, (str, os.PathLike, list, tuple, Mapping), "bids_root", where="prepare_dataset",
                    fix="pass a BIDS folder, or a list of runs such as [{'eeg': raw_or_path, 'bold': img_or_path, 'subject': '01'}]")
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
@@ -1857,7 +1859,7 @@ def prepare(
         raise Eeg2fmriInputError(f"prepare: expected overwrite True, False or 'stale', got {overwrite!r}.")
     differs = ""
     if man.exists() and overwrite is not True and not _has_objects(bids_root):  # True (--overwrite) always redoes the work (objects: always)
-        old = json.loads(man.read_text())
+        old = json.loads(man.read_text(encoding="utf-8"))
         records = _records(_run_source(bids_root), subjects, layout, layout_options, cfg.tr)
         was = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()}
         now = {r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}

@@ -335,7 +335,7 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
             missing.append(tried[0])
             out[i] = lab
             continue
-        with open(ev, newline="") as fh:
+        with open(ev, newline="", encoding="utf-8-sig") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 try:
                     on, du = float(row["onset"]), float(row["duration"])
@@ -402,7 +402,7 @@ def participant_labels(ds: PreparedDataset, column: str, *, participants: str | 
     path = Path(participants) if participants is not None else Path(str((ds.provenance or {}).get("bids_root", ""))) / "participants.tsv"
     if not path.is_file():
         raise Eeg2fmriInputError(f"{path}: expected a participants.tsv, found none; pass participants= (--participants FILE).")
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     if not rows or column not in rows[0]:
         raise Eeg2fmriInputError(f"{path}: expected a column {column!r}, got {list(rows[0]) if rows else []}; pick one of them.")

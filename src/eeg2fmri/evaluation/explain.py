@@ -345,7 +345,7 @@ def dataset_montage(ds: PreparedDataset, ch_names: list[str] | None = None, fall
             continue
         for tsv in sorted(eeg.parent.glob("*_electrodes.tsv")):
             pos = {}
-            with open(tsv, newline="") as fh:
+            with open(tsv, newline="", encoding="utf-8-sig") as fh:
                 for row in csv.DictReader(fh, delimiter="\t"):
                     try:
                         pos[row["name"]] = np.array([float(row["x"]), float(row["y"]), float(row["z"])])

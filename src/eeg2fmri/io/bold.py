@@ -48,7 +48,7 @@ def declared_discarded_volumes(path: str | os.PathLike | None) -> dict[str, int]
         if cand is None:
             continue
         try:
-            m = json.loads(cand.read_text())
+            m = json.loads(cand.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if isinstance(m, dict) and any(k in m for k in keys.values()):
@@ -141,7 +141,7 @@ def read_bold(bold, *, tr: float | None = None, tr_tolerance: float = 0.01):
     header_tr = _header_tr(img)
     side_tr = None
     if sidecar is not None:
-        meta = json.loads(sidecar.read_text())
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
         if "RepetitionTime" in meta:
             side_tr = float(meta["RepetitionTime"])
     if tr is None:

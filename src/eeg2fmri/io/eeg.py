@@ -162,7 +162,7 @@ def _sidecar_line_freq(path: Path) -> float | None:
     if side is None:
         return None
     try:
-        value = json.loads(side.read_text()).get("PowerLineFrequency")
+        value = json.loads(side.read_text(encoding="utf-8")).get("PowerLineFrequency")
     except (OSError, ValueError, AttributeError):
         logger.warning("%s: could not read it as JSON; its PowerLineFrequency is not used (fix the file).", side)
         return None
@@ -184,7 +184,7 @@ def _warn_ignored_channels_tsv(path: Path, channels_tsv: Path, messages: list[st
     if why is None:
         import csv
 
-        with open(channels_tsv, newline="") as fh:
+        with open(channels_tsv, newline="", encoding="utf-8-sig") as fh:
             n_tsv = sum(1 for _ in csv.DictReader(fh, delimiter="\t"))
         why = f"it lists {n_tsv} channel(s) but the EEG file has {n_file}"
     logger.warning("%s: %s, so mne-bids ignored it: channel types and bad-channel status come from %s alone (channels named "
@@ -202,7 +202,7 @@ def _channel_mismatch_message(path: Path, channels_tsv: Path, ext: str) -> str:
         in_file = list(getattr(mne.io, _READERS[ext])(path, preload=False, verbose=False).ch_names)
     except Exception:  # noqa: BLE001 -- the message is best effort; the file's own reading error comes later
         in_file = []
-    with open(channels_tsv, newline="") as fh:
+    with open(channels_tsv, newline="", encoding="utf-8-sig") as fh:
         in_tsv = [row.get("name", "") for row in csv.DictReader(fh, delimiter="\t")]
     only_file = [c for c in in_file if c not in in_tsv]
     only_tsv = [c for c in in_tsv if c not in in_file]

@@ -112,8 +112,8 @@ def _write_model_dir(tmp: Path, model: Any, meta: dict, mask: np.ndarray, affine
     from eeg2fmri.io.bold import grid_image
 
     nib.save(grid_image(mask.astype(np.uint8), affine, xform_code), tmp / "mask.nii.gz")  # synthesis keeps its space code
-    (tmp / "model.json").write_text(json.dumps(to_jsonable(final_paths(meta)), indent=1, default=float))
-    (tmp / "MODEL_CARD.md").write_text(_card_text(final_paths(meta)))
+    (tmp / "model.json").write_text(json.dumps(to_jsonable(final_paths(meta)), indent=1, default=float), encoding="utf-8")
+    (tmp / "MODEL_CARD.md").write_text(_card_text(final_paths(meta)), encoding="utf-8")
 
 
 def _card_text(meta: dict) -> str:
@@ -138,7 +138,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     mj = path / "model.json"
     if not mj.exists():
         raise Eeg2fmriInputError(f"{path}: expected a model directory with model.json, found none; pass the folder written by training/quickstart.")
-    meta = json.loads(mj.read_text())
+    meta = json.loads(mj.read_text(encoding="utf-8"))
     if meta.get("format_version") not in READABLE_FORMATS:
         raise Eeg2fmriInputError(f"{mj}: model format {meta.get('format_version')} is not supported (expected one of "
                                  f"{', '.join(map(str, READABLE_FORMATS))}); retrain or upgrade eeg2fmri.")
@@ -207,7 +207,7 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
     meta = _model_meta(name, kind, spec, hparams, window, prepare, mask, affine, card, rois, gradient_artifacts)
     with atomic_dir(out, overwrite=overwrite, marker="model.json") as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
-        (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))
+        (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
     return Path(out)
 
 

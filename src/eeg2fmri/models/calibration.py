@@ -42,7 +42,7 @@ def save_calibration(model_dir: str | os.PathLike, cal: dict[str, Any], *, overw
                       "cross-fitted validation NLL")
     meta["arrays"] = _CALIBRATION_ARRAYS
     with atomic_file(folder / CALIBRATION_NAME, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return folder / CALIBRATION_NAME
 
 
@@ -58,7 +58,7 @@ def load_calibration(model_dir: str | os.PathLike, n_outputs: int | None = None)
     if not (folder / CALIBRATION_NAME).is_file():
         return None
     try:
-        meta = json.loads((folder / CALIBRATION_NAME).read_text())
+        meta = json.loads((folder / CALIBRATION_NAME).read_text(encoding="utf-8"))
         with np.load(folder / meta.get("arrays", _CALIBRATION_ARRAYS)) as z:
             arrays = {k: np.asarray(z[k]) for k in ("halfwidths", "laplace_scale")}
             arrays.update({k: np.asarray(z[k]) for k in ("val_r", "val_r_null95") if k in z.files})  # (since session 27)

@@ -409,7 +409,7 @@ def write_report(out_dir: Path, table: str, figures: list[Path], metrics: dict[s
         lines += [f"![{Path(f).stem}]({_relative(f, out_dir)})", ""]
     lines += ["## Protocol", "", f"- protocol: {metrics.get('protocol')}", f"- split: {metrics.get('split')}", ""]
     p = Path(out_dir) / "report.md"
-    p.write_text("\n".join(lines))
+    p.write_text("\n".join(lines), encoding="utf-8")
     return p
 
 
@@ -676,5 +676,5 @@ def write_evaluation_report(out_dir: str | os.PathLike, results: dict[str, Any],
     out_dir = Path(out_dir)
     text = evaluation_markdown(results, figures, title=title, model=model, extra=extra, folder=out_dir)
     md = out_dir / "report.md"
-    md.write_text(text)
+    md.write_text(text, encoding="utf-8")
     return md

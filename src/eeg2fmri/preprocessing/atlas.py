@@ -64,7 +64,7 @@ def label_names_beside(path: str | os.PathLike) -> dict[int, str] | None:
     tsv = p.with_name(stem + ".tsv")
     if not tsv.is_file():
         return None
-    with open(tsv, newline="") as fh:
+    with open(tsv, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     key = next((k for k in ("index", "label") if rows and k in rows[0]), None)
     if key is None or "name" not in rows[0]:
@@ -474,7 +474,7 @@ def atlas_roi_names(atlas: Any, ids: np.ndarray) -> list[str]:
             import csv
 
             try:
-                with open(tsv, newline="") as fh:
+                with open(tsv, newline="", encoding="utf-8-sig") as fh:
                     for row in csv.DictReader(fh, delimiter="\t"):
                         row = {str(k).strip().lower(): str(v or "").strip() for k, v in row.items() if k is not None}
                         if row.get("index", "").lstrip("-").isdigit() and row.get("name") and int(row["index"]) in names:

@@ -698,7 +698,7 @@ def simulate_neural_mass_dataset(
                     labels=anat.labels.astype(np.int32),
                 )
                 params = dict(subject=sub, **{k: v for k, v in sp.items() if k not in ("voxel_gain", "baseline")})
-                (gdir / f"sub-{sub}_parameters.json").write_text(json.dumps(_jsonable(params)))
+                (gdir / f"sub-{sub}_parameters.json").write_text(json.dumps(_jsonable(params)), encoding="utf-8")
             del res
         _write_common(root, gt_root, anat, W, dist, delays * dt, o, names, dict(
             n_subjects=n_subjects, minutes=minutes, seed=seed, n_channels=n_channels, sfreq=sfreq,
@@ -718,13 +718,13 @@ def _write_common(root: Path, gt_root: Path, anat: Anatomy, W, dist, delays_s, o
         group_connectome=W, distances_mm=dist, delays_s=delays_s, region_centroids_mm=anat.centroids,
         note="no separable EEG-visible drive: bold_visible is the whole noise-free BOLD (oracle ceiling = noise ceiling)",
     )
-    (gt_root / "simulation.json").write_text(json.dumps(_jsonable(meta), indent=1))
+    (gt_root / "simulation.json").write_text(json.dumps(_jsonable(meta), indent=1), encoding="utf-8")
     gen = [{"Name": "eeg2fmri.simulate.neural_mass", "Version": __version__}]
     (gt_root / "dataset_description.json").write_text(json.dumps({
         "Name": "eeg2fmri neural-mass simulator ground truth", "BIDSVersion": "1.9.0", "DatasetType": "derivative", "GeneratedBy": gen,
-    }, indent=2))
+    }, indent=2), encoding="utf-8")
     p = root / "dataset_description.json"
-    d = json.loads(p.read_text()) if p.exists() else {}
+    d = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
     d.update({"Name": f"eeg2fmri neural-mass ({settings['model']}) simulated EEG-fMRI (seed {settings['seed']})",
               "BIDSVersion": d.get("BIDSVersion", "1.9.0"), "DatasetType": "raw", "GeneratedBy": gen})
-    p.write_text(json.dumps(d, indent=2))
+    p.write_text(json.dumps(d, indent=2), encoding="utf-8")

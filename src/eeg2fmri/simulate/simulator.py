@@ -625,9 +625,9 @@ def _write_bold(root: Path, sub: str, run: int, task: str, anat: Anatomy, bold: 
     img.set_sform(anat.affine, code=4)  # the grid is nilearn's MNI152 grid: code 4 (MNI), so viewers and figures
     img.set_qform(anat.affine, code=4)  # place it on MNI anatomy (a scanner's data carry 1)
     nib.save(img, func / f"{stem}_bold.nii.gz")
-    (func / f"{stem}_bold.json").write_text(json.dumps({"RepetitionTime": tr, "TaskName": task, "SkullStripped": False}, indent=2))
+    (func / f"{stem}_bold.json").write_text(json.dumps({"RepetitionTime": tr, "TaskName": task, "SkullStripped": False}, indent=2), encoding="utf-8")
     lines = ["onset\tduration\ttrial_type"] + [f"{o:.3f}\t{d:.3f}\t{t}" for o, d, t in events]
-    (func / f"{stem}_events.tsv").write_text("\n".join(lines) + "\n")
+    (func / f"{stem}_events.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def simulate_dataset(
@@ -661,6 +661,7 @@ def simulate_dataset(
     """
     import mne
 
+    out = Path(out).expanduser()  # ('~/sim' is the home folder's, not a folder named '~': user test 29)
     cfg = SimulationConfig(**{**asdict(config or SimulationConfig()), **overrides}) if overrides or config is None else config
     cfg.validate()
     task = "blocks" if cfg.task == "blocks" else "rest"
@@ -685,7 +686,7 @@ def simulate_dataset(
                 _write_bold(root, sub, run, task, anat_s, res["bold"], cfg.tr, res["events"])
                 np.savez_compressed(gdir / f"sub-{sub}_task-{task}_run-{run}_groundtruth.npz", **res["gt"])
             params = dict(subject=sub, **{k: v for k, v in sp.items()})
-            (gdir / f"sub-{sub}_parameters.json").write_text(json.dumps(_jsonable(params)))
+            (gdir / f"sub-{sub}_parameters.json").write_text(json.dumps(_jsonable(params)), encoding="utf-8")
         _write_groundtruth_common(gt_root, cfg, anat, group, names)
         _fix_dataset_description(root, cfg)
     logger.info("wrote %s", out)
@@ -696,19 +697,19 @@ def _write_groundtruth_common(gt_root: Path, cfg: SimulationConfig, anat: Anatom
 
     write_anatomy_maps(anat, gt_root)
     meta = dict(config=cfg.to_dict(), channels=names, neural_rate=NEURAL_RATE, pre_seconds=_PRE, group=_jsonable(group), region_centroids_mm=anat.centroids.tolist())
-    (gt_root / "simulation.json").write_text(json.dumps(meta, indent=1))
+    (gt_root / "simulation.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     (gt_root / "dataset_description.json").write_text(json.dumps({
         "Name": "eeg2fmri simulator ground truth", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "eeg2fmri.simulate", "Version": _version()}],
-    }, indent=2))
+    }, indent=2), encoding="utf-8")
 
 
 def _fix_dataset_description(root: Path, cfg: SimulationConfig) -> None:
     p = root / "dataset_description.json"
-    d = json.loads(p.read_text()) if p.exists() else {}
+    d = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
     d.update({"Name": f"eeg2fmri simulated EEG-fMRI (seed {cfg.seed})", "BIDSVersion": d.get("BIDSVersion", "1.9.0"),
               "DatasetType": "raw", "GeneratedBy": [{"Name": "eeg2fmri.simulate", "Version": _version()}]})
-    p.write_text(json.dumps(d, indent=2))
+    p.write_text(json.dumps(d, indent=2), encoding="utf-8")
 
 
 def _version() -> str:

@@ -379,7 +379,7 @@ def _region_file_only(eeg, model_dir, out: Path, *, overwrite: bool, **kw: Any) 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=temp_prefix(out.stem), dir=out.parent) as tmp:
         img = synthesize(eeg, model_dir, Path(tmp) / "regions.nii", overwrite=True, **kw)
-        side = json.loads(img.with_name("regions.json").read_text())
+        side = json.loads(img.with_name("regions.json").read_text(encoding="utf-8"))
         if "RoiFile" not in side:
             raise Eeg2fmriInputError(f"{out}: an output ending in .tsv holds region series, but this model's outputs are voxels and no atlas "
                                      "was given; pass atlas (--atlas LABELS.nii.gz) for the series of its regions, or write a .nii.gz.")
@@ -390,7 +390,7 @@ def _region_file_only(eeg, model_dir, out: Path, *, overwrite: bool, **kw: Any) 
         side["Image"] = "none: the output was asked as a .tsv of region series (one row per volume: onset, then one column per region)"
         shutil.move(str(Path(tmp) / "regions_rois.tsv"), str(out))
         with atomic_file(sidecar, overwrite=True) as tmp_json:
-            tmp_json.write_text(json.dumps(final_paths(side), indent=2))
+            tmp_json.write_text(json.dumps(final_paths(side), indent=2), encoding="utf-8")
     return out
 
 
@@ -633,7 +633,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     stale_chance = False
     if overwrite and chance_out.exists() and sidecar.exists():
         try:
-            stale_chance = (json.loads(sidecar.read_text()).get("AboveChanceMask") or {}).get("file") == chance_out.name
+            stale_chance = (json.loads(sidecar.read_text(encoding="utf-8")).get("AboveChanceMask") or {}).get("file") == chance_out.name
         except (OSError, ValueError, AttributeError):
             stale_chance = False
     # an uncertainty file an earlier synthesis wrote beside this output (its sidecar names it) goes with the output it
@@ -641,7 +641,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     stale_unc = False
     if overwrite and unc_out.exists() and sidecar.exists():
         try:
-            stale_unc = json.loads(sidecar.read_text()).get("UncertaintyFile") == unc_out.name
+            stale_unc = json.loads(sidecar.read_text(encoding="utf-8")).get("UncertaintyFile") == unc_out.name
         except (OSError, ValueError):
             stale_unc = False
     dev = resolve_device(device, where="synthesize: device") if device is not None else None
@@ -687,6 +687,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         return rois_to_voxels(rois, a, n_vox).astype(np.float32, copy=False)
 
     roi_rows: list[np.ndarray] = []
+    side_written: list[Path] = []  # files beside the image, removed again if the image is not finished
     atlas_lab, atlas_ids, atlas_names = None, None, None
     if atlas is not None:  # region series of a voxel model's output (user test 18: extracted by hand with nilearn)
         if regions:
@@ -1116,6 +1117,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                     vol[mask] = above.astype(np.uint8)
                     from eeg2fmri.io.bold import grid_image
 
+                    side_written.append(chance_out)
                     with atomic_file(chance_out, overwrite=overwrite) as tmp_mask:
                         nib.save(grid_image(vol, lm.affine, int(hdr.get_sform(coded=True)[1] or 2)), tmp_mask)
                     side["AboveChanceMask"] = {
@@ -1141,14 +1143,20 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 side["RoiFile"] = roi_out.name
                 series = np.concatenate(roi_rows) if roi_rows else np.zeros((0, len(names)), np.float32)
                 lines = ["onset\t" + "\t".join(names)] + [f"{float(onsets[k]) + phase:.4f}\t" + "\t".join(f"{v:.6g}" for v in row) for k, row in enumerate(series)]
+                side_written.append(roi_out)
                 with atomic_file(roi_out, overwrite=overwrite) as tmp_tsv:
-                    tmp_tsv.write_text("\n".join(lines) + "\n")
-            with atomic_file(sidecar, overwrite=overwrite) as tmp_json:
-                tmp_json.write_text(json.dumps(final_paths(side), indent=2))
-                with step("nifti finish"):
-                    w_bold.finish()
-                    if w_unc is not None:
-                        w_unc.finish()
+                    tmp_tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            try:
+                with atomic_file(sidecar, overwrite=overwrite) as tmp_json:
+                    tmp_json.write_text(json.dumps(final_paths(side), indent=2), encoding="utf-8")
+                    with step("nifti finish"):
+                        w_bold.finish()
+                        if w_unc is not None:
+                            w_unc.finish()
+            except BaseException:  # the image was not finished: its side files go too (user test 29: a full disk left a mask)
+                for f in side_written:
+                    f.unlink(missing_ok=True)
+                raise
         del feats, st
     if stale_unc and w_unc is None:
         unc_out.unlink(missing_ok=True)

@@ -603,9 +603,11 @@ def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[
     cfg = resolve_config(raw, source=str(path), require_model=require_model)
     for sect, key in (("data", "prepared"), ("data", "bids"), ("data", "prepared_out")):
         if cfg[sect][key] is not None:
-            cfg[sect][key] = str((base / cfg[sect][key]).resolve()) if not os.path.isabs(cfg[sect][key]) else cfg[sect][key]
-    if cfg["out"] is not None and not os.path.isabs(cfg["out"]):
-        cfg["out"] = str((base / cfg["out"]).resolve())
+            val = os.path.expanduser(cfg[sect][key])  # (user test 29: '~/x' became CONFIG_FOLDER/~/x)
+            cfg[sect][key] = str((base / val).resolve()) if not os.path.isabs(val) else val
+    if cfg["out"] is not None:
+        val = os.path.expanduser(cfg["out"])
+        cfg["out"] = str((base / val).resolve()) if not os.path.isabs(val) else val
     return cfg
 
 

@@ -46,7 +46,7 @@ def read_config(path: str | None) -> dict:
     p = Path(path)
     if not p.exists():
         raise Eeg2fmriInputError(f"{p}: config file not found; check the path.")
-    text = p.read_text()
+    text = p.read_text(encoding="utf-8")
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
         import yaml

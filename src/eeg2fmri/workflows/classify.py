@@ -263,13 +263,13 @@ def classify_run(
                            random_state=random_state, progress_bar=progress_bar)
     with atomic_dir(out_path, overwrite=overwrite, marker="classify.json") as tmp:
         rows = _table_rows(res)
-        with open(tmp / "classify.tsv", "w", newline="") as fh:
+        with open(tmp / "classify.tsv", "w", newline="", encoding="utf-8") as fh:
             wr = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t")
             wr.writeheader()
             wr.writerows(rows)
         doc = {"results": res, "labels": labels, "delay_s": delay_s, "data": str(Path(data).absolute()),
                "model_dir": None if model_dir is None else str(model_dir.absolute()), "notes": notes}
         # strict JSON: a p-value without permutations (n_permutations=0) or a CI without bootstraps is null, never NaN
-        (tmp / "classify.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False))
+        (tmp / "classify.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False), encoding="utf-8")
     logger.info("wrote %s", out_path)
     return out_path, res

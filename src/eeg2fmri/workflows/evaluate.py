@@ -53,7 +53,7 @@ EVAL_PROTOCOLS = ("within", "loso", "kfold", "subjects", "cross")
 
 def _read_json(p: Path) -> dict:
     try:
-        return json.loads(p.read_text())
+        return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
@@ -179,7 +179,7 @@ def _refitted_on_validation(model: Any, run_dir: Path | None) -> str | None:
     """Why a loaded model's validation windows are in its training data (refit on them), or None."""
     if run_dir is not None and (run_dir / "metrics.json").is_file():
         try:
-            why = json.loads((run_dir / "metrics.json").read_text()).get("validation_in_sample")
+            why = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")).get("validation_in_sample")
         except (OSError, ValueError):
             why = None
         if why:
@@ -401,7 +401,7 @@ def evaluate_run(
         doc = results_to_json(results)
         doc.update(model_dir=str(model_dir.absolute()), data=str(Path(data_path).absolute()), evaluation_seconds=seconds, notes=notes,
                    software=software())
-        (tmp / "metrics.json").write_text(json.dumps(final_paths(doc), indent=1))
+        (tmp / "metrics.json").write_text(json.dumps(final_paths(doc), indent=1), encoding="utf-8")
         write_evaluation_report(tmp, results, figs, title=f"eeg2fmri evaluation: {name} ({results['protocol']})", model=name, extra=notes)
         if html_report:
             from eeg2fmri.workflows.report import build_report

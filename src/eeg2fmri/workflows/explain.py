@@ -130,14 +130,14 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
             draw("patterns_topomap.png", plot_channel_topomaps, p, res["channels"], montage, after=([f"virtual channel {i}" for i in range(len(p))],),
                  suptitle="BEIRA spatial patterns (Haufe)")
         rows = explanation_rows(res)
-        with open(tmp / "explain.tsv", "w", newline="") as fh:
+        with open(tmp / "explain.tsv", "w", newline="", encoding="utf-8") as fh:
             wr = csv.DictWriter(fh, fieldnames=["method", "axis", "name", "importance", "signed"], delimiter="\t")
             wr.writeheader()
             wr.writerows(rows)
         doc = dict(res)
         doc["target_indices"] = np.asarray(res["target_indices"]).tolist()
         doc.update(montage=montage_source, figures=figs, figures_skipped=skipped, **(extra or {}))
-        (tmp / "explain.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False))
+        (tmp / "explain.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False), encoding="utf-8")
     logger.info("wrote %s (explain.json, explain.tsv, %d figures)", out, len(figs))
     return out
 

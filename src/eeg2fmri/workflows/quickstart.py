@@ -182,7 +182,7 @@ def run_quickstart(
         metrics = {"model": model, "protocol": "within", "split": split_info, "summary": results["summary"], "subjects": results["subjects"],
                    "timings_s": timings, "table": table, "synthesized": str(final_path(synth)), "conformal": conf,
                    "software": software()}
-        (tmp / "metrics.json").write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float))  # strict JSON: NaN -> null
+        (tmp / "metrics.json").write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float), encoding="utf-8")  # strict JSON: NaN -> null
         write_report(tmp, table, figs, metrics, title="eeg2fmri quickstart report")
         if html_report:
             from eeg2fmri.workflows.report import build_report

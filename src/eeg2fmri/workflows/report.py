@@ -256,7 +256,7 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise Eeg2fmriInputError(f"{path}: expected a JSON document, got an unreadable file ({err}); re-run the command that wrote it.") from err
     if not isinstance(doc, dict):
@@ -400,7 +400,7 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
         if tsv.is_file():
             import csv
 
-            with open(tsv, newline="") as fh:
+            with open(tsv, newline="", encoding="utf-8-sig") as fh:
                 cls_blocks.append(list(csv.DictReader(fh, delimiter="\t")))
         for note in doc.get("notes") or []:
             cls_blocks.append(str(note))

@@ -310,7 +310,7 @@ def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict
                 f"(only trainer settings and out may change) or start a new run in another folder."
             )
         if (out / METRICS_NAME).exists():
-            return json.loads((out / METRICS_NAME).read_text())
+            return json.loads((out / METRICS_NAME).read_text(encoding="utf-8"))
     elif out.exists() and any(out.iterdir()):
         from eeg2fmri.utils.atomic import check_replaceable
 
@@ -333,7 +333,7 @@ def _prepare_out(cfg: dict, out: Path, *, resume: bool, overwrite: bool) -> dict
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(saved, overwrite=True) as tmp:
-        tmp.write_text(f"# written by {software_line()}; `eeg2fmri train {CONFIG_NAME}` runs it again\n" + dump_config(final_paths(cfg)))
+        tmp.write_text(f"# written by {software_line()}; `eeg2fmri train {CONFIG_NAME}` runs it again\n" + dump_config(final_paths(cfg)), encoding="utf-8")
     return None
 
 
@@ -516,6 +516,6 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
     _save_calibration(fitted.model, ds, split, targets, out / "model", in_sample)
     metrics["software"] = software()
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float))  # strict JSON: NaN -> null
+        tmp.write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float), encoding="utf-8")  # strict JSON: NaN -> null
     logger.info("wrote %s (model/, metrics.json)", out)
     return TrainRun(out, fitted, metrics)

@@ -334,7 +334,7 @@ def tune(
         if tdir.exists():
             shutil.rmtree(tdir)
         tdir.mkdir(parents=True)
-        (tdir / "config.yaml").write_text(dump_config({**tcfg, "out": str(tdir)}))
+        (tdir / "config.yaml").write_text(dump_config({**tcfg, "out": str(tdir)}), encoding="utf-8")
         trial.set_user_attr("out", str(tdir))
         prefix = _TrialPrefix(trial.number)  # a warning of the fit says which trial it is about (user test 9)
         logger.addFilter(prefix)
@@ -365,7 +365,7 @@ def tune(
             value = float(blended)
         (tdir / "metrics.json").write_text(json.dumps({"params": params, "value": value, "monitor": monitor, "history": fit.info["history"],
                                                        **({"network_value": trial.user_attrs["network_value"], "ridge_weight": fit.info.get("ridge_weight")}
-                                                          if "network_value" in trial.user_attrs else {})}, indent=1))
+                                                          if "network_value" in trial.user_attrs else {})}, indent=1), encoding="utf-8")
         return value
 
     def finished() -> int:
@@ -391,7 +391,7 @@ def tune(
     rows = [{"number": tr.number, "state": tr.state.name, "value": tr.value, "params": tr.params, "out": tr.user_attrs.get("out"),
              **({"error": tr.user_attrs["error"]} if "error" in tr.user_attrs else {})} for tr in all_trials]
     with atomic_file(tune_dir / "trials.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(rows, indent=1, default=str))
+        tmp.write_text(json.dumps(rows, indent=1, default=str), encoding="utf-8")
     complete = [tr for tr in all_trials if tr.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         failed = [tr for tr in all_trials if tr.state == optuna.trial.TrialState.FAIL]
@@ -418,6 +418,6 @@ def tune(
               f"# paths are relative to this file's folder (move the folders together, or edit them)\n"
               f"# train it with: eeg2fmri train {path}\n")
     with atomic_file(path, overwrite=True) as tmp:
-        tmp.write_text(header + dump_config(best_cfg))
+        tmp.write_text(header + dump_config(best_cfg), encoding="utf-8")
     logger.info("best trial %d: %s = %.4g (%s)", best.number, monitor, best.value, best.params)
     return TuneResult(study_name, storage, finished(), float(best.value), dict(best.params), path, monitor)

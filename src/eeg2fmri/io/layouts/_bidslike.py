@@ -137,11 +137,11 @@ def inherited_tr(bold: Path, root: Path, task: str | None) -> float | None:
     and cross-checks it) or no sidecar has it (the NIfTI header is used).
     """
     own = bold_sidecar(bold)
-    if own is not None and "RepetitionTime" in json.loads(own.read_text()):
+    if own is not None and "RepetitionTime" in json.loads(own.read_text(encoding="utf-8")):
         return None
     top = root / f"task-{task}_bold.json"
     if task is not None and top.is_file():
-        meta = json.loads(top.read_text())
+        meta = json.loads(top.read_text(encoding="utf-8"))
         if "RepetitionTime" in meta:
             return float(meta["RepetitionTime"])
     return None

@@ -34,7 +34,7 @@ def read_sleep_stages(path: str | Path) -> dict[str, tuple[tuple[float, str], ..
         ``{"task-sleep_run-1": ((start_s, stage), ...), ...}``, epochs in file order.
     """
     path = Path(path)
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f, delimiter="\t")]
     cols = list(rows[0]) if rows else []
     ses = next((c for c in cols if c.lower() == "session"), None)

@@ -18,7 +18,7 @@ def read_groups(root: Path) -> dict[str, str]:
     path = root / "participants.tsv"
     if not path.is_file():
         raise Eeg2fmriInputError(f"{path}: expected participants.tsv with columns participant_id and group (HC/P), found nothing; it is part of ds004000, download it with the EEG.")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     cols = list(rows[0]) if rows else []
     if "participant_id" not in cols or "group" not in cols:
