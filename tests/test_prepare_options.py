@@ -624,3 +624,18 @@ def test_a_lost_marker_and_declared_dummy_scans(tiny_bids, tmp_path, declared):
     onsets = np.asarray(ds.runs[0].onsets)
     first = float(lines[3].split("\t")[0])  # the third marker (header row first) is the first saved volume's
     assert onsets[0] == pytest.approx(first, abs=0.02) and np.allclose(np.diff(onsets), np.diff(onsets).mean(), atol=0.02)
+
+
+def test_renamed_brainvision_files_are_read_in_a_bids_folder(tiny_bids, tiny_prepared, tmp_path):
+    """User test 29: BrainVision files renamed (their header's DataFile=/MarkerFile= still the old names) were refused in a
+    BIDS folder although `datasets --check` announced the repair; the repair is used, with the BIDS sidecars."""
+    root = _copy(tiny_bids, tmp_path)
+    for folder in (root / "sub-02" / "eeg", root / "sub-02" / "func"):
+        for f in list(folder.iterdir()):
+            f.rename(f.with_name(f.name.replace("_run-1_", "_run-2_")))
+    vhdr = next((root / "sub-02" / "eeg").glob("*.vhdr"))
+    assert "DataFile=sub-02_task-rest_run-1_eeg.eeg" in vhdr.read_text()  # (stale)
+    ds = prepare_dataset(root, progress_bar=False, subjects=["02"])
+    want = next(r for r in tiny_prepared.runs if r.subject == "02")
+    np.testing.assert_allclose(np.asarray(ds.runs[0].features), np.asarray(want.features), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ds.runs[0].onsets, want.onsets)

@@ -49,6 +49,19 @@ def read_eeg(eeg, *, preload: bool = True):
             f"{path}: unsupported EEG format {ext!r}; expected one of {sorted(_READERS)}. Convert it with MNE "
             "(mne.io.read_raw(...).export(...)) or pass a loaded mne.io.Raw."
         )
+    if ext == ".vhdr":  # a header whose DataFile=/MarkerFile= name files renamed since (user test 29: refused in BIDS folders)
+        from eeg2fmri.io.layouts._readers import brainvision_files, read_brainvision
+
+        if brainvision_files(path)[2]:
+            raw = read_brainvision(path, preload=preload)  # (its own markers; the repairs are logged)
+            tsv = _bids_sidecar(path, "channels.tsv") or _inherited_sidecar(path, "channels.tsv")
+            if tsv is not None:
+                _apply_channels_tsv(raw, tsv, path)
+            if raw.info.get("line_freq") is None:
+                line = _sidecar_line_freq(path)
+                if line is not None:
+                    raw.info["line_freq"] = line
+            return raw
     caught: list[warnings.WarningMessage] = []
     channels_tsv = None
     try:
