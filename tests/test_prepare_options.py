@@ -639,3 +639,18 @@ def test_renamed_brainvision_files_are_read_in_a_bids_folder(tiny_bids, tiny_pre
     want = next(r for r in tiny_prepared.runs if r.subject == "02")
     np.testing.assert_allclose(np.asarray(ds.runs[0].features), np.asarray(want.features), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(ds.runs[0].onsets, want.onsets)
+
+
+def test_a_prepared_folder_and_an_upper_case_header_are_named(tiny_bids, tiny_prepared, tmp_path):
+    """User test 29: a prepared folder given to prepare was 'not a BIDS EEG dataset'; an upper-case .VHDR got MNE's message."""
+    from eeg2fmri.io import read_eeg
+
+    prep = tiny_prepared.save(tmp_path / "prepared")
+    with pytest.raises(Eeg2fmriInputError, match=r"prepared: expected a dataset of EEG and BOLD runs, found a prepared dataset \(its "
+                                                 r"manifest\.json\); it is ready: pass it to train, evaluate or benchmark"):
+        prepare_dataset(prep, progress_bar=False)
+    vhdr = next((tiny_bids / "sub-01" / "eeg").glob("*.vhdr"))
+    upper = tmp_path / (vhdr.stem + ".VHDR")
+    upper.write_bytes(vhdr.read_bytes())
+    with pytest.raises(Eeg2fmriInputError, match=r"\.VHDR: expected a BrainVision header ending in \.vhdr, found '\.VHDR'.*rename the header"):
+        read_eeg(upper, preload=False)

@@ -1589,6 +1589,10 @@ def prepare_dataset(
 
     if isinstance(bids_root, (str, os.PathLike)):
         bids_root = Path(bids_root).expanduser()  # (user test 29: '~/...' was read as a folder named '~')
+        if (bids_root / "manifest.json").is_file() and '"eeg2fmri-prepared"' in (bids_root / "manifest.json").read_text(encoding="utf-8"):
+            raise Eeg2fmriInputError(f"{bids_root}: expected a dataset of EEG and BOLD runs, found a prepared dataset (its manifest.json); "
+                                     "it is ready: pass it to train, evaluate or benchmark (data.prepared in a config, "
+                                     "load_prepared(PATH) in Python) -- prepare it again only from its raw data (user test 29).")
     check_instance(bids_root, (str, os.PathLike, list, tuple, Mapping), "bids_root", where="prepare_dataset",
                    fix="pass a BIDS folder, or a list of runs such as [{'eeg': raw_or_path, 'bold': img_or_path, 'subject': '01'}]")
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)

@@ -44,6 +44,9 @@ def read_eeg(eeg, *, preload: bool = True):
     if not path.exists():
         raise Eeg2fmriInputError(f"{path}: EEG file not found; check the path.")
     ext = path.suffix.lower()
+    if ext == ".vhdr" and path.suffix != ".vhdr":  # MNE's BrainVision reader takes only the lower-case ending (user test 29)
+        raise Eeg2fmriInputError(f"{path}: expected a BrainVision header ending in .vhdr, found {path.suffix!r}, which MNE's reader does not "
+                                 "take; rename the header to .vhdr (its DataFile=/MarkerFile= lines name the other two files).")
     if ext not in _READERS:
         raise Eeg2fmriInputError(
             f"{path}: unsupported EEG format {ext!r}; expected one of {sorted(_READERS)}. Convert it with MNE "
