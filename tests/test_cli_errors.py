@@ -292,3 +292,24 @@ def test_a_full_disk_and_home_paths(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["simulate", "~/sim", "--subjects", "2", "--minutes", "1", "--channels", "16", "--voxel-size", "16", "-q"]) == 0
     assert (tmp_path / "home" / "sim" / "participants.tsv").is_file() and not (tmp_path / "~").exists()
+
+
+def test_outputs_are_checked_writable_before_any_work(tmp_path, monkeypatch):
+    """User test 29: evaluate, explain and report computed everything, then failed at the write."""
+    import tempfile
+
+    from eeg2fmri.utils.atomic import check_writable
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    check_writable(tmp_path / "new" / "deeper" / "out")  # (the nearest existing folder takes a file)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Eeg2fmriInputError, match=r"file: expected a folder, found a file; choose another --out"):
+        check_writable(tmp_path / "file" / "out")
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(Eeg2fmriInputError, match=r"cannot write there \(Read-only file system\); expected a folder this process can write "
+                                                 r"the output out in: choose another --out"):
+        check_writable(tmp_path / "out")

@@ -176,6 +176,26 @@ def final_paths(obj: Any) -> Any:
     return obj
 
 
+def check_writable(path: str | os.PathLike, *, flag: str = "--out") -> None:
+    """Refuse, before any work, an output whose folder cannot be written (user test 29: evaluate, explain and report
+    computed everything and then failed at the write). The nearest existing folder above ``path`` must take a file."""
+    import tempfile
+
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise Eeg2fmriInputError(f"{folder}: expected a folder, found a file; choose another {flag}.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".eeg2fmri-write-check-"):
+            pass
+    except OSError as err:
+        raise Eeg2fmriInputError(f"{folder}: cannot write there ({err.strerror or err}); expected a folder this process can write "
+                                 f"the output {Path(path).name} in: choose another {flag}.") from None
+
+
 def check_replaceable(path: Path, marker: str | None, what: str = "output directory") -> None:
     """Refuse to replace (``overwrite``) a folder that is not one of this package's outputs of the same kind.
 

@@ -280,6 +280,9 @@ def evaluate_run(
     out_path = Path(out) if out is not None else (rdir if rdir is not None else model_dir.parent) / "evaluation"
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")
+    from eeg2fmri.utils.atomic import check_writable
+
+    check_writable(out_path)  # before any work (user test 29)
     dev = resolve_device(device, where="evaluate: device") if device is not None else None
     lm = load_model(model_dir)
     place_model(lm.model, dev)

@@ -190,6 +190,9 @@ def explain_run(
     out_path = Path(out) if out is not None else (rdir if rdir is not None else model_dir.parent) / "explain"
     if out_path.exists() and not overwrite:
         raise Eeg2fmriInputError(f"{out_path}: output directory already exists; choose another --out or pass overwrite=True (--overwrite).")
+    from eeg2fmri.utils.atomic import check_writable
+
+    check_writable(out_path)  # before any work (user test 29)
     lm = load_model(model_dir)
     if lm.meta.get("kind") == "sklearn" and not callable(getattr(lm.model, "input_weights", None)):
         raise Eeg2fmriInputError(f"{model_dir}: model {lm.meta['model']!r} is closed-form without input weights; explain works on torch models "

@@ -312,6 +312,9 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     if not folder.is_dir():
         raise Eeg2fmriInputError(f"{folder}: expected an eeg2fmri run or benchmark folder, found no such folder; check the path.")
     out_path = Path(out) if out is not None else folder / "report.html"
+    from eeg2fmri.utils.atomic import check_writable
+
+    check_writable(out_path)  # before any work (user test 29)
     metrics_p, board_p = folder / "metrics.json", folder / "leaderboard.json"
     train_p = None
     if (folder / "evaluation" / "metrics.json").is_file():  # a training run that eeg2fmri evaluate scored: its evaluation leads
