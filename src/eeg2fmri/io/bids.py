@@ -121,3 +121,32 @@ def find_runs(
     if not runs:
         raise Eeg2fmriInputError(f"{root}: no runs left for subjects={subjects}; check the subject labels (without 'sub-').")
     return runs
+
+
+def inherited_sidecars(path: Path, kind: str, suffix: str) -> list[Path]:
+    """BIDS sidecars ``*_<suffix>`` a ``*_<kind>.*`` file inherits (the inheritance principle), nearest level first and,
+    at one level, the most specific first: from the file's own folder up to the dataset root (the folder with
+    dataset_description.json), those whose entities are all among the file's own, the file's own sidecar excluded
+    (e.g. ``task-rest_eeg.json`` at the root for ``sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr``). ``[]`` outside a BIDS
+    dataset (no dataset_description.json within four levels)."""
+    name = path.name
+    tag = f"_{kind}"
+    if tag not in name:
+        return []
+    folders = [path.parent]
+    while not (folders[-1] / "dataset_description.json").exists():
+        if len(folders) > 4 or folders[-1].parent == folders[-1]:
+            return []  # not inside a BIDS dataset: nothing to inherit from
+        folders.append(folders[-1].parent)
+    stem = name[: name.rindex(tag)]
+    mine = set(stem.split("_"))
+    own = path.with_name(f"{stem}_{suffix}")
+    out: list[Path] = []
+    for folder in folders:
+        found = []
+        for cand in folder.glob(f"*_{suffix}"):
+            ents = set(cand.name[: -len(suffix) - 1].split("_"))
+            if cand != own and ents and ents <= mine and all("-" in e for e in ents):
+                found.append((len(ents), cand.name, cand))
+        out += [c for _, _, c in sorted(found, reverse=True)]
+    return out

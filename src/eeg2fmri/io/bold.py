@@ -42,9 +42,11 @@ def declared_discarded_volumes(path: str | os.PathLike | None) -> dict[str, int]
 
     if path is None:
         return None
+    from eeg2fmri.io.bids import inherited_sidecars
+
     keys = {"scanner": "NumberOfVolumesDiscardedByScanner", "user": "NumberOfVolumesDiscardedByUser"}
     meta, side = None, None
-    for cand in [bold_sidecar(Path(path)), *_inherited_bold_sidecars(Path(path))]:  # the run's own, then inherited ones (BIDS)
+    for cand in [bold_sidecar(Path(path)), *inherited_sidecars(Path(path), "bold", "bold.json")]:  # the run's own, then inherited ones (BIDS)
         if cand is None:
             continue
         try:
@@ -62,27 +64,6 @@ def declared_discarded_volumes(path: str | os.PathLike | None) -> dict[str, int]
             out[short] = int(meta.get(key) or 0)
         except (TypeError, ValueError):
             raise Eeg2fmriInputError(f"{side}: expected {key} as a whole number of volumes, got {meta.get(key)!r}; correct the sidecar.") from None
-    return out
-
-
-def _inherited_bold_sidecars(path: Path) -> list[Path]:
-    """``*_bold.json`` files a BIDS run inherits from higher levels (e.g. ``task-rest_bold.json`` at the root): those whose
-    entities are all among the file's own, nearest level first; none outside a dataset (no dataset_description.json
-    within four levels)."""
-    name = path.name
-    if "_bold" not in name:
-        return []
-    mine = set(name[: name.rindex("_bold")].split("_"))
-    folders = [path.parent]
-    while not (folders[-1] / "dataset_description.json").exists():
-        if len(folders) > 4 or folders[-1].parent == folders[-1]:
-            return []
-        folders.append(folders[-1].parent)
-    own = bold_sidecar(path)
-    out = []
-    for folder in folders:  # the run's own folder too (files with fewer entities), nearest first
-        found = [c for c in folder.glob("*_bold.json") if c != own and set(c.name[: -len("_bold.json")].split("_")) <= mine]
-        out += sorted(found, key=lambda c: -len(c.name.split("_")))
     return out
 
 

@@ -378,30 +378,12 @@ def discontinuities(raw) -> list[float]:
 
 
 def _inherited_sidecar(path: Path, suffix: str) -> Path | None:
-    """A BIDS sidecar inherited from the file's own folder or a higher level (the inheritance principle): the nearest
-    ``*_<suffix>``, from the file's folder up to the dataset root (the folder with dataset_description.json), whose
-    entities are all among the file's own (e.g. ``task-rest_eeg.json`` at the root for
-    ``sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr``); at one level the one with the most entities. ``None`` outside a BIDS
-    dataset (no dataset_description.json within four levels) or without one (user test 17: ds002336's top-level
-    ``task-*_eeg.json`` gave PowerLineFrequency 50 and no notch was applied)."""
-    name = path.name
-    if "_eeg" not in name:
-        return None
-    folders = [path.parent]
-    while not (folders[-1] / "dataset_description.json").exists():
-        if len(folders) > 4 or folders[-1].parent == folders[-1]:
-            return None  # not inside a BIDS dataset: nothing to inherit from
-        folders.append(folders[-1].parent)
-    mine = set(name[: name.rindex("_eeg")].split("_"))
-    for folder in folders:
-        found = []
-        for cand in folder.glob(f"*_{suffix}"):
-            ents = set(cand.name[: -len(suffix) - 1].split("_"))
-            if cand != path.with_name(name[: name.rindex("_eeg")] + "_" + suffix) and ents and ents <= mine and all("-" in e for e in ents):
-                found.append((len(ents), cand.name, cand))
-        if found:
-            return max(found)[2]
-    return None
+    """The nearest BIDS sidecar ``*_<suffix>`` an ``*_eeg.*`` file inherits (:func:`eeg2fmri.io.bids.inherited_sidecars`), or
+    ``None`` (user test 17: ds002336's top-level ``task-*_eeg.json`` gave PowerLineFrequency 50 and no notch was applied)."""
+    from eeg2fmri.io.bids import inherited_sidecars
+
+    found = inherited_sidecars(path, "eeg", suffix)
+    return found[0] if found else None
 
 
 def _bids_sidecar(path: Path, suffix: str) -> Path | None:
