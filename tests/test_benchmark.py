@@ -154,6 +154,23 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     assert "--protocol cross: expected --test DATASET" in capsys.readouterr().err
     assert main(["benchmark", str(prep), "--hparams", "{not json", "-q"]) == 2
     assert "--hparams: expected a JSON object or a config file, got invalid JSON" in capsys.readouterr().err
+    # a metric of the user's own, as evaluate takes it: a leaderboard column and metrics.json, also from worker processes
+    (tmp_path / "my_metrics.py").write_text("import numpy as np\ndef mean_abs(y, p):\n    return float(np.mean(np.abs(y - p)))\n")
+    for jobs in ("1", "2"):
+        mo = tmp_path / f"bm{jobs}"
+        assert main(["benchmark", str(prep), "--protocol", "loso", "--out", str(mo), "--n-boot", "0", "-q", "--jobs", jobs,
+                     "--metric", f"mae2={tmp_path / 'my_metrics.py'}:mean_abs"]) == 0
+        head = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("model "))
+        assert head.rstrip().endswith("mae2")
+        g = json.loads((mo / "metrics.json").read_text())["group"]["models"]
+        assert g["ridge_hrf"]["mae2"] == pytest.approx(g["ridge_hrf"]["mae"], rel=1e-5)
+        row = json.loads((mo / "leaderboard.json").read_text())["leaderboard"][0]
+        assert row["mae2"] == pytest.approx(row["mae"], rel=1e-5)
+        assert "| mae2 |" in (mo / "leaderboard.md").read_text()
+    assert main(["benchmark", str(prep), "-q", "--metric", "a=no_such_mod_x:f"]) == 2  # refused before any work
+    assert "metric 'a': could not import 'no_such_mod_x:f' (ModuleNotFoundError" in capsys.readouterr().err
+    assert main(["benchmark", str(prep), "-q", "--metric", f"mae={tmp_path / 'my_metrics.py'}:mean_abs"]) == 2  # a built-in name
+    assert "expected a new metric name, got 'mae'" in capsys.readouterr().err
     # BIDS input is prepared into OUT/prepared, then benchmarked
     assert main(["benchmark", str(tiny_bids), "--out", str(tmp_path / "b2"), "--n-boot", "0", "-q"]) == 0
     assert (tmp_path / "b2" / "prepared" / "manifest.json").exists()

@@ -181,6 +181,9 @@ def test_ctrl_c_says_what_was_left_and_how_to_go_on(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(importlib.import_module(target[0]), target[1], stop)
     argv = {"train": ["train", "cfg.yaml", "--out", str(tmp_path / "run")], "tune": ["tune", "cfg.yaml", "--trials", "3"],
             "simulate": ["simulate", str(tmp_path / "sim")]}[command]
+    if command == "train":  # a torch run that wrote its checkpoint
+        (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+        (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
     assert main(argv) == 130
     err = capsys.readouterr().err
     want = {"train": f"interrupted; the run so far is kept in {tmp_path / 'run'} (checkpoints, logs): continue it with eeg2fmri train cfg.yaml "
@@ -189,6 +192,12 @@ def test_ctrl_c_says_what_was_left_and_how_to_go_on(tmp_path, capsys, monkeypatc
                     "runs again and does not count towards --trials).",
             "simulate": "interrupted; no partial output was left behind."}[command]
     assert want in err
+    if command == "train":  # user test 29: a closed-form model (or a torch run before its first epoch) has no checkpoint to resume
+        (tmp_path / "run" / "checkpoints" / "last.ckpt").unlink()
+        assert main(argv) == 130
+        assert (f"interrupted; no checkpoint was written in {tmp_path / 'run'} (a closed-form model is fitted in one step; a torch model "
+                f"had not finished an epoch): nothing to resume; run eeg2fmri train cfg.yaml --out {tmp_path / 'run'} again to start over"
+                in capsys.readouterr().err)
 
 
 def test_run_folder_errors_suggest_the_commands_own_options_and_resume(tmp_path, capsys):

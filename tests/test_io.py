@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 
 import mne
@@ -52,7 +54,7 @@ def test_tr_from_sidecar_and_disagreement(tiny_bids, tmp_path):
 def test_truncated_and_3d_nifti(tmp_path):
     p = tmp_path / "vol.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), p)
-    with pytest.raises(Eeg2fmriInputError, match=r"expected a 4D BOLD image .* found shape \(4, 5, 6\)"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a 4D BOLD image .* found shape \(4, 5, 6\)\. A series of one file per volume \(SPM, Analyze \.img/\.hdr\)\? Stack it into one 4D file first: nilearn\.image\.concat_imgs"):
         read_bold(p)
     bad = tmp_path / "bad.nii"
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 7), np.float32), np.eye(4)), bad)
@@ -131,7 +133,7 @@ def _raw_with_markers(times, sfreq=250.0, dur=None):
     return raw
 
 
-def test_markers_with_jitter_missing_and_spurious():
+def test_markers_with_jitter_missing_and_spurious(caplog):
     """Real marker streams: sample jitter kept as is, a lost marker filled in, a spurious one dropped."""
     from eeg2fmri.io.sync import repair_markers
 
@@ -178,6 +180,14 @@ def test_markers_with_jitter_missing_and_spurious():
     with pytest.raises(Eeg2fmriInputError, match=r"are 8\.\d{3} s apart, 4 marker intervals \(2\.0\d+ s each\): more than 1 missed markers in a "
                                                  r"row are not filled in"):
         repair_markers(np.delete(true, [5, 6, 7]), 2.0, max_missing=1)
+    # an interval of 1.08 TR (a 160-ms hiccup) is kept but said: more than jitter (user test 27: passed in silence)
+    late = np.concatenate([true[:15], true[15:] + 0.16])
+    want = (r"1 marker interval\(s\) differ from the median \(2\.0\d+ s\) by more than 5% \(2\.1\d\d s after 3\d\.\d{3} s\): "
+                            r"more than a scanner's jitter; the volume onsets follow the markers there")
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        rep = volume_onsets(_raw_with_markers(late), 40, 2.0)
+    np.testing.assert_allclose(rep.onsets, late, atol=1e-9)
+    assert any(re.search(want, r.getMessage()) for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 def test_nan_and_flat_channels_rejected():
@@ -243,7 +253,6 @@ def test_a_marker_name_with_spaces_is_suggested_quoted_for_the_shell(tmp_path):
 def test_markers_drifting_against_the_tr_are_used_with_a_warning(caplog):
     """Markers 2% slower than the TR (a wrong TR, or an EEG clock off by 2%) pass the 5% tolerance: the onsets follow
     the markers, and a warning says how far they part from a TR grid."""
-    import logging
 
     from eeg2fmri.io.sync import volume_onsets
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -423,3 +424,42 @@ def test_raw_bold_read_beside_fmriprep_derivatives_is_said(tmp_path, caplog):
         find_runs_layout(root, derivatives=deriv, space="T1w")
     assert "exists but the raw BOLD is read" not in caplog.text
     assert any("exists but the raw BOLD is read" in n for n in check_layout(root, "bids").notes)
+
+
+def test_runs_are_in_numeric_order(tmp_path):
+    """run-10 comes after run-2 (a string sort put it first), in the pairing table and in the layout's run list."""
+    from eeg2fmri.io.pairing import natural_key
+
+    root = tmp_path / "runs"
+    describe(root)
+    for run in ("10", "2", "1"):
+        eeg_run(root, f"sub-01_task-rest_run-{run}", seed=int(run))
+        bold_run(root, f"sub-01_task-rest_run-{run}_bold.nii.gz", seed=int(run))
+    assert [r.run for r in pair_bids_runs(root).rows] == ["1", "2", "10"]
+    assert [r.key for r in find_runs_layout(root)] == [f"sub-01_task-rest_run-{k}" for k in ("1", "2", "10")]
+    assert sorted(["10", "2", "01", "1", "b", "a2", "a10"], key=natural_key) == ["1", "01", "2", "10", "a2", "a10", "b"]
+    assert natural_key(None) == natural_key("") == ()
+
+
+def test_check_says_what_slice_timing_means_here(tmp_path):
+    """User test 27: `datasets --check` said nothing of a run's SliceTiming (prepare does not read it)."""
+    from eeg2fmri.io.bold import slice_timing_note
+
+    root = tmp_path / "st"
+    describe(root)
+    eeg_run(root, "sub-01_task-rest_run-1")
+    bold = bold_run(root, "sub-01_task-rest_run-1_bold.nii.gz")
+    side = bold.with_name("sub-01_task-rest_run-1_bold.json")
+    assert slice_timing_note(bold, TR) is None  # the fixture's sidecar gives no slice times
+    side.write_text(json.dumps({"RepetitionTime": TR, "SliceTiming": [0.0, 0.95, 0.3, 1.25, 0.6, 1.6]}))
+    note = ("sub-01_task-rest_run-1: sub-01_task-rest_run-1_bold.json: slices acquired 0.000-1.600 s after each volume's start "
+            "(TR 2 s, 6 slices), not slice-time corrected: prepare does not correct slice times")
+    assert any(n.startswith(note) for n in check_layout(root, "bids").notes)
+    # a slice-time corrected derivative with its reference, inherited from the dataset's top-level sidecar (BIDS)
+    side.unlink()
+    (root / "task-rest_bold.json").write_text(json.dumps({"RepetitionTime": TR, "SliceTiming": [0.0, 1.0, 0.5],
+                                                          "SliceTimingCorrected": True, "StartTime": 0.0}))
+    assert slice_timing_note(bold, TR).startswith("task-rest_bold.json: slices acquired 0.000-1.000 s after each volume's start "
+                                                  "(TR 2 s, 3 slices), slice-time corrected to 0.000 s (StartTime): ")
+    (root / "task-rest_bold.json").write_text(json.dumps({"SliceTiming": "0 1 2"}))
+    assert slice_timing_note(bold, TR) == "task-rest_bold.json: SliceTiming is not a list of seconds (0 1 2); it is not read here"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eeg2fmri.commands._common import add_device
+from eeg2fmri.commands._common import add_device, add_metric, parse_metrics
 from eeg2fmri.preprocessing.representations import list_representations
 
 NAME = "benchmark"
@@ -60,6 +60,7 @@ def add_arguments(p) -> None:
                    "recommended config, as train merges them); data.subjects and split "
                    "options for every model")
     p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
+    add_metric(p, "a column of the leaderboard for every model, and in metrics.json")
     p.add_argument("--min-channels", type=int, default=None, help="cross only: fewest common channels accepted (default: 8)")
     p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap CIs only (default: %(default)s); the models train with "
@@ -308,6 +309,12 @@ def run(args) -> int:
                 raise Eeg2fmriInputError(f"{out / n}: output file already exists; choose another --out or pass --overwrite.")
     if args.protocol == "cross" and not args.test:
         raise Eeg2fmriInputError("--protocol cross: expected --test DATASET (prepared folder or BIDS root), got none.")
+    metrics = parse_metrics(args.metric)
+    if metrics:  # imported here, before any data are prepared, so that a wrong name fails at once
+        from eeg2fmri.evaluation.protocol import _check_extra_metrics
+        from eeg2fmri.workflows.evaluate import resolve_metrics
+
+        _check_extra_metrics(resolve_metrics(metrics))
     hparams = _mapping(args.hparams, "hparams")
     train_config = _mapping(args.train_config, "train-config") or None
     prep: dict = {}
@@ -371,7 +378,8 @@ def run(args) -> int:
         bench = run_benchmark(ds, args.protocol, g["models"], hparams=g_h, test_ds=test_ds, n_folds=args.n_folds, n_boot=args.n_boot,
                               random_state=args.seed, atlas=args.atlas, min_channels=args.min_channels, train_config=g["train_config"],
                               model_train_configs=g.get("model_train_configs") or None,
-                              progress_bar=not args.quiet and executor is None, device=args.device, n_jobs=args.jobs, executor=executor)
+                              progress_bar=not args.quiet and executor is None, device=args.device, n_jobs=args.jobs, executor=executor,
+                              extra_metrics=metrics or None)
         label = f"{g['representation']}: {', '.join(g['models'])}" if g["models"] else g["representation"]
         timings["run_s"][label] = round(time.perf_counter() - t0, 2)  # keyed by group: two groups may read one representation
         timings.setdefault("folds", {})[label] = bench.get("fold_seconds", [])

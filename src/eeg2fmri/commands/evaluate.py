@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from eeg2fmri.commands._common import add_device
-from eeg2fmri.utils.validation import Eeg2fmriInputError
+from eeg2fmri.commands._common import add_device, add_metric, parse_metrics
 
 NAME = "evaluate"
 ORDER = 60
@@ -39,9 +38,7 @@ def add_arguments(p) -> None:
     p.add_argument("--html", action="store_true", help=argparse.SUPPRESS)  # report.html is written by default now; kept so old scripts run
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--metric", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
-                   help="a metric of your own, function(y_true, y_pred) -> float on one subject's test windows (module on PYTHONPATH "
-                        "or a .py file); repeatable; in metrics.json beside the built-in ones")
+    add_metric(p, "in metrics.json beside the built-in ones")
     add_device(p, "predict")
 
 
@@ -55,12 +52,7 @@ def run(args) -> int:
         opts["n_folds"] = args.n_folds
     if args.fold is not None:
         opts["fold"] = args.fold
-    metrics = {}
-    for item in args.metric:
-        name, eq, target = item.partition("=")
-        if not eq or not name.strip() or ":" not in target:
-            raise Eeg2fmriInputError(f"--metric: expected NAME=MODULE:FUNCTION (e.g. spearman=mylab.metrics:spearman), got {item!r}.")
-        metrics[name.strip()] = target.strip()
+    metrics = parse_metrics(args.metric)
     out, res = evaluate_run(args.run_dir, model=args.model, data=args.data, protocol=args.protocol, split_options=opts, train_data=args.train_data,
                             subjects=args.subjects, out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=not args.no_report,
                             overwrite=args.overwrite, progress_bar=not args.quiet, device=args.device, extra_metrics=metrics or None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 NAME = "train"
 ORDER = 40
 HELP = "train a model from one config file (laptop CPU to many GPUs), resumable"
@@ -69,8 +71,21 @@ def choices_line(tr: dict) -> str:
 
 
 def interrupted(args) -> str:
-    """What Ctrl-C leaves behind (the CLI prints it)."""
-    where = f" in {args.out}" if getattr(args, "out", None) else " in the config's out folder"
+    """What Ctrl-C leaves behind (the CLI prints it): a run to resume only where a checkpoint was written (user test 29:
+    a closed-form model, fitted in one step, has none, and neither has a torch run stopped before its first epoch)."""
+    out = getattr(args, "out", None)
+    try:
+        if out is None:
+            from eeg2fmri.training.config import load_config
+
+            out = load_config(args.config).get("out")
+    except Exception:  # the config itself may be what was being read
+        out = None
+    where = f" in {out}" if out else " in the config's out folder"
+    again = f"eeg2fmri train {args.config}{' --out ' + str(args.out) if getattr(args, 'out', None) else ''}"
+    if out is not None and not (Path(out) / "checkpoints" / "last.ckpt").is_file():
+        return (f"no checkpoint was written{where} (a closed-form model is fitted in one step; a torch model had not finished an "
+                f"epoch): nothing to resume; run {again} again to start over (it reuses the folder's config and prepared data).")
     return (f"the run so far is kept{where} (checkpoints, logs): continue it with eeg2fmri train {args.config} --resume"
             f"{' --out ' + str(args.out) if getattr(args, 'out', None) else ''}, or start again with --overwrite.")
 

@@ -34,28 +34,61 @@ def bold_sidecar(path: Path) -> Path | None:
     return None
 
 
-def declared_discarded_volumes(path: str | os.PathLike | None) -> dict[str, int] | None:
-    """The volumes a run's ``*_bold.json`` says were discarded before the first saved one (BIDS
-    ``NumberOfVolumesDiscardedByScanner`` / ``NumberOfVolumesDiscardedByUser``): ``{"scanner": a, "user": b}`` with the
-    fields given (a missing one counts 0), or ``None`` where the sidecar gives neither (or there is none)."""
-    import json
-
-    if path is None:
-        return None
+def sidecar_with(path: Path, keys) -> tuple[dict | None, Path | None]:
+    """The first of a run's ``*_bold.json`` sidecars (its own, then the inherited ones, as BIDS reads them) that gives any
+    of ``keys``, and its path; ``(None, None)`` where none does."""
     from eeg2fmri.io.bids import inherited_sidecars
 
-    keys = {"scanner": "NumberOfVolumesDiscardedByScanner", "user": "NumberOfVolumesDiscardedByUser"}
-    meta, side = None, None
-    for cand in [bold_sidecar(Path(path)), *inherited_sidecars(Path(path), "bold", "bold.json")]:  # the run's own, then inherited ones (BIDS)
+    for cand in [bold_sidecar(path), *inherited_sidecars(path, "bold", "bold.json")]:
         if cand is None:
             continue
         try:
             m = json.loads(cand.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(m, dict) and any(k in m for k in keys.values()):
-            meta, side = m, cand
-            break
+        if isinstance(m, dict) and any(k in m for k in keys):
+            return m, cand
+    return None, None
+
+
+def slice_timing_note(path: str | os.PathLike, tr: float) -> str | None:
+    """What a run's ``SliceTiming`` (BIDS, in its ``*_bold.json`` or an inherited one) means here, or ``None`` without it.
+
+    Prepare reads no slice times (every voxel of a volume is one sample of the acquisition that starts at the volume's
+    marker); ``datasets --check`` says so where the sidecar gives them, with their span and whether the BOLD says it was
+    slice-time corrected (``SliceTimingCorrected``, ``StartTime``).
+    """
+    meta, side = sidecar_with(Path(path), ("SliceTiming",))
+    if meta is None:
+        return None
+    times = meta.get("SliceTiming")
+    try:
+        t = np.asarray(times, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return f"{side.name}: SliceTiming is not a list of seconds ({str(times)[:40]}); it is not read here"
+    if not t.size or not np.isfinite(t).all():
+        return f"{side.name}: SliceTiming is empty or not finite; it is not read here"
+    span = f"slices acquired {t.min():.3f}-{t.max():.3f} s after each volume's start (TR {tr:g} s, {t.size} slices)"
+    if meta.get("SliceTimingCorrected") is True:
+        ref = meta.get("StartTime")
+        return (f"{side.name}: {span}, slice-time corrected" + (f" to {float(ref):.3f} s (StartTime)" if isinstance(ref, (int, float)) else "")
+                + ": models with a fixed HRF shape take each volume at marker + TR/2; with a reference near 0 use ridge_hrf "
+                "hrf: lags (it learns the timing) (README: Reading your own data, SliceTiming)")
+    if t.max() - t.min() < 0.25 * tr:
+        return f"{side.name}: {span}; not read here: each volume is taken as one sample at marker + TR/2"
+    return (f"{side.name}: {span}, not slice-time corrected: prepare does not correct slice times (each volume is one sample "
+            "at marker + TR/2); correct them first (fMRIPrep, AFNI 3dTshift) or prefer models that learn their lags "
+            "(ridge_hrf hrf: lags) (README: Reading your own data, SliceTiming)")
+
+
+def declared_discarded_volumes(path: str | os.PathLike | None) -> dict[str, int] | None:
+    """The volumes a run's ``*_bold.json`` says were discarded before the first saved one (BIDS
+    ``NumberOfVolumesDiscardedByScanner`` / ``NumberOfVolumesDiscardedByUser``): ``{"scanner": a, "user": b}`` with the
+    fields given (a missing one counts 0), or ``None`` where the sidecar gives neither (or there is none)."""
+    if path is None:
+        return None
+    keys = {"scanner": "NumberOfVolumesDiscardedByScanner", "user": "NumberOfVolumesDiscardedByUser"}
+    meta, side = sidecar_with(Path(path), keys.values())
     if meta is None:
         return None
     out = {}
@@ -118,7 +151,12 @@ def read_bold(bold, *, tr: float | None = None, tr_tolerance: float = 0.01):
     else:
         img, where, sidecar = bold, "BOLD image", None
     if len(img.shape) != 4 or img.shape[3] < 2:
-        raise Eeg2fmriInputError(f"{where}: expected a 4D BOLD image (X, Y, Z, n_volumes) with >= 2 volumes, found shape {img.shape}.")
+        hint = ""
+        if len(img.shape) == 3 or (len(img.shape) == 4 and img.shape[3] == 1):  # one volume per file (SPM/Analyze series)
+            hint = (" A series of one file per volume (SPM, Analyze .img/.hdr)? Stack it into one 4D file first: "
+                    "nilearn.image.concat_imgs(sorted(glob.glob('f*.nii'))).to_filename('sub-01_task-x_bold.nii.gz'), and give the TR "
+                    "(RepetitionTime in the *_bold.json beside it).")
+        raise Eeg2fmriInputError(f"{where}: expected a 4D BOLD image (X, Y, Z, n_volumes) with >= 2 volumes, found shape {img.shape}.{hint}")
     header_tr = _header_tr(img)
     side_tr = None
     if sidecar is not None:

@@ -189,8 +189,26 @@ def _label(ent: Mapping[str, str | None]) -> str:
     return "_".join(f"{k}-{ent[k]}" for k in _KEY if ent.get(k) is not None)
 
 
-def _sort(ent: Mapping[str, str | None]) -> tuple[str, ...]:
-    return tuple(ent.get(k) or "" for k in ("sub", "ses", "task", "run", "acq"))
+def natural_key(label: str | None) -> tuple:
+    """Sort key of an entity label with numbers in numeric order (``run-2`` before ``run-10``; ``None`` first).
+
+    Parameters
+    ----------
+    label : str or None
+        An entity label (``"10"``, ``"rest"``, ``"01a"``).
+
+    Returns
+    -------
+    key : tuple
+        Digit runs compare as integers (then by their length, so ``"01"`` and ``"1"`` stay distinct), the rest as text.
+    """
+    if not label:
+        return ()
+    return tuple((0, int(p), len(p)) if p.isdigit() else (1, p, 0) for p in re.split(r"(\d+)", label) if p)
+
+
+def _sort(ent: Mapping[str, str | None]) -> tuple:
+    return tuple(natural_key(ent.get(k)) for k in ("sub", "ses", "task", "run", "acq"))
 
 
 def _check_name(path: Path) -> None:

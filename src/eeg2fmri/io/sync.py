@@ -198,6 +198,7 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
                      "of markers that close, the one in step with the others is kept).")
     out = [kept[0]]
     filled = 0
+    odd: list[tuple[float, float]] = []
     for t0, t1 in zip(kept[:-1], kept[1:]):
         gap = t1 - t0
         # (user test 27: a 1.5-TR interval -- a 1-s pause in a TR of 2 s -- was neither filled in nor refused)
@@ -215,7 +216,14 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
                     "regular, ignore the markers and give volume 0's time (eeg2fmri prepare --config '{\"marker\": null, "
                     "\"first_onset\": <s>}'; Python: marker=None, first_onset=<s>)."
                 )
+        elif abs(gap - step) > tolerance * step:  # kept as it is, but more than a scanner's jitter of a sample or two
+            odd.append((t0, gap))
         out.append(t1)
+    if odd:  # (user test 27: intervals of 1.05-1.1 TR passed without a word)
+        notes.append(f"{len(odd)} marker interval(s) differ from the median ({step:.4f} s) by more than {100 * tolerance:.0f}% "
+                     f"({', '.join(f'{g:.3f} s after {t:.3f} s' for t, g in odd[:3])}{', ...' if len(odd) > 3 else ''}): more than a "
+                     "scanner's jitter; the volume onsets follow the markers there. Check the recording at those times (a short "
+                     "pause, a delayed trigger).")
     if filled:
         notes.append(f"{filled} missed marker(s) filled in at the midpoints of intervals of about 2-{max_missing + 1} TRs.")
     return np.asarray(out, dtype=float), notes

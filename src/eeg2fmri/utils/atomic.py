@@ -246,12 +246,19 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False, marker: str 
         _PENDING.pop(tmp, None)
     _user_mode(tmp, directory=True)
     if path.exists():
+        if not overwrite:  # it did not exist when this run began: another process wrote it meanwhile
+            _appeared_meanwhile(path, tmp, "output directory")
         old = path.with_name(f"{temp_prefix(path.name, 'old')}replaced")
         os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if path.exists():  # created between the check and the rename
+                _appeared_meanwhile(path, tmp, "output directory")
+            raise
 
 
 @contextlib.contextmanager
@@ -275,4 +282,29 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = False, suffix: str
         tmp.unlink(missing_ok=True)
         raise
     _user_mode(tmp, directory=False)
-    os.replace(tmp, path)
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:  # no-clobber: a hard link fails if another process wrote ``path`` while this one ran
+        os.link(tmp, path)
+    except FileExistsError:
+        _appeared_meanwhile(path, tmp, "output file")
+    except OSError:  # a file system without hard links
+        if path.exists():
+            _appeared_meanwhile(path, tmp, "output file")
+        os.replace(tmp, path)
+    else:
+        tmp.unlink(missing_ok=True)
+
+
+def _appeared_meanwhile(path: Path, tmp: Path, what: str) -> None:
+    """Raise for an output that did not exist when this run began and does now (two runs writing one output, user
+    test 29): neither is replaced; this run's result is kept beside it under a visible name."""
+    kept = path.with_name(f"{path.name.split('.')[0]}.unsaved-{os.getpid()}{''.join(path.suffixes)}")
+    try:
+        os.replace(tmp, kept)
+    except OSError:
+        kept = tmp
+    raise Eeg2fmriInputError(f"{path}: {what} was written by another process while this run worked (it did not exist when this run "
+                             f"began); expected to create it, so the other one is kept and this run's result is at {kept}. "
+                             "Run one command per output at a time; move the one you want into place yourself.")

@@ -291,6 +291,7 @@ def run_benchmark(
     device: str | None = "auto",
     n_jobs: int = 1,
     executor: Any = None,
+    extra_metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit and score models under one protocol; results and a leaderboard.
 
@@ -465,8 +466,13 @@ def run_benchmark(
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
     jobs = 2 if executor is not None else min(jobs, len(folds))  # with an executor: never in this process
+    if extra_metrics:  # checked here; each worker imports "module:function" values itself (functions need not pickle)
+        from eeg2fmri.evaluation.protocol import _check_extra_metrics
+        from eeg2fmri.workflows.evaluate import resolve_metrics
+
+        _check_extra_metrics(resolve_metrics(extra_metrics))
     fold_args = dict(names=names, hparams=hparams, train_config=train_config, model_train_configs=own_configs, atlas=atlas, n_boot=n_boot,
-                     random_state=random_state,
+                     random_state=random_state, extra_metrics=extra_metrics or None,
                      progress_bar=progress_bar and jobs == 1, device=None if dev is None else str(dev))
     parts = []
     fold_seconds: list[dict[str, float]] = []
@@ -666,8 +672,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
 
 def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
               hparams: dict, train_config: dict | None, atlas: Any, n_boot: int, random_state: int, progress_bar: bool,
-              device: str | None, skip: set[str], model_train_configs: dict[str, dict | None] | None = None
-              ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+              device: str | None, skip: set[str], model_train_configs: dict[str, dict | None] | None = None,
+              extra_metrics: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Fit ``names`` on one fold's training windows and score them on its test windows (in this or a worker process)."""
     from eeg2fmri.models.predictor import place_model
     from eeg2fmri.training import fit_model
@@ -721,8 +727,10 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
         place_model(m, device)  # closed-form models (and the reference on a band-power view) stay as they are
     logger.info("fold %d/%d: fitted %s", k + 1, n_folds, ", ".join(fitted))
     t_score = time.perf_counter()
+    from eeg2fmri.workflows.evaluate import resolve_metrics
+
     part = evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
-                           random_state=random_state + k, progress_bar=progress_bar)
+                           random_state=random_state + k, progress_bar=progress_bar, extra_metrics=resolve_metrics(extra_metrics))
     t_cal = time.perf_counter()
     _fold_calibration(fitted, eval_ds, eval_split, eval_targets, fits)
     t_end = time.perf_counter()
@@ -749,7 +757,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         m = g["models"][nm]
         row: dict[str, Any] = {"name": nm, "role": "reference" if nm == ref else "baseline" if nm == BASELINE else "model"}
         for key in ("median_r", "median_r_ci", "null_median_r", "null_p95_median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse",
-                    "calhas_ssim", "fraction_of_oracle", "fraction_of_noise", "roi_median_r"):
+                    "calhas_ssim", "fraction_of_oracle", "fraction_of_noise", "roi_median_r", *results.get("_extra_metrics", ())):
             if key in m:
                 row[key] = m[key]
         if nm in g.get("paired", {}):
@@ -758,6 +766,8 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "at_epoch_limit")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         row.update(_roi_means(results, nm))
+        if results.get("_extra_metrics"):
+            row["extra_metrics"] = list(results["_extra_metrics"])
         rows.append(row)
     null_src = ref if ref in g["models"] else next((nm for nm in results["models"] if nm != BASELINE), None)
     if null_src is not None and "null_median_r" in g["models"][null_src]:
@@ -867,6 +877,16 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def extra_metric_names(rows: list[dict[str, Any]]) -> list[str]:
+    """The user's own metrics (``extra_metrics``, ``--metric``) the rows hold, in order of first appearance."""
+    out: list[str] = []
+    for r in rows:
+        for k in r.get("extra_metrics", ()):
+            if k not in out:
+                out.append(k)
+    return out
+
+
 def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> str:
     """The leaderboard as a Markdown table (or aligned plain text).
 
@@ -876,6 +896,7 @@ def format_leaderboard(rows: list[dict[str, Any]], *, markdown: bool = True) -> 
     follows the whole-mask CI: a focal effect hides in the whole-mask median.
     """
     cols = list(_COLUMNS)
+    cols += [(k, k) for k in extra_metric_names(rows)]  # --metric NAME: a column of the user's own (built-in names are refused)
     if any(isinstance(r.get("roi_median_r"), float) for r in rows):  # an atlas was given: ROI r next to the whole-mask r
         cols.insert(3, ("roi_median_r", "ROI median r"))
     head = [h for _, h in cols]

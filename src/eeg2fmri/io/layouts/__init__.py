@@ -706,6 +706,11 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                         rep = sync.report
                         how = (f"{rep.n_markers} {rep.marker!r} marker(s)" if rep.method == "markers" else "regular timing")
                         notes.append(f"{run.key}: {len(sync.onsets)} volume(s) timed by {how}" + "".join(f"; {n}" for n in rep.notes))
+                        from eeg2fmri.io.bold import slice_timing_note
+
+                        st = slice_timing_note(run.bold_path, tr)  # (user test 27: the check said nothing of SliceTiming)
+                        if st:
+                            notes.append(f"{run.key}: {st}")
                         if rep.method == "regular":
                             notes += _markers_against_regular(run, raw, int(img.shape[3]) if len(img.shape) == 4 else 1, tr, sync.onsets)
     return problems, notes

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from eeg2fmri.io.bids import parse_entities
 from eeg2fmri.io.bold import bold_sidecar
-from eeg2fmri.io.pairing import acquisition_candidates
+from eeg2fmri.io.pairing import acquisition_candidates, natural_key
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["EntityPairing", "entity_key", "index_files", "inherited_tr", "key_label", "key_order", "pair_entities"]
@@ -29,10 +29,11 @@ def key_label(key: tuple[str | None, ...]) -> str:
     return "_".join(f"{n}-{v}" for n, v in zip(KEY_ENTITIES, key) if v is not None)
 
 
-def key_order(key: tuple[str | None, ...]) -> tuple[str, ...]:
-    """Sort key of runs: sub, ses, task, run, then acq (as :func:`eeg2fmri.io.pairing.pair_bids_runs` sorts its table)."""
+def key_order(key: tuple[str | None, ...]) -> tuple:
+    """Sort key of runs: sub, ses, task, run, then acq, numbers in numeric order (as
+    :func:`eeg2fmri.io.pairing.pair_bids_runs` sorts its table: ``run-2`` before ``run-10``)."""
     sub, ses, task, acq, run = key
-    return tuple(v or "" for v in (sub, ses, task, run, acq))
+    return tuple(natural_key(v) for v in (sub, ses, task, run, acq))
 
 
 def index_files(paths: Iterable[Path], what: str, key=None) -> dict[tuple, Path]:
