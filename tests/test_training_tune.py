@@ -62,7 +62,9 @@ def test_tune_errors(prepared_dir, tmp_path):
         tune({**cfg, "tune": {}}, trials=1)
     with pytest.raises(Eeg2fmriInputError, match=r"trainer: expected one device per tuning process, found devices=2, num_nodes=1; run several"):
         tune({**cfg, "trainer": {"devices": 2}}, trials=1)
-    with pytest.raises(Eeg2fmriInputError, match=r"model\.name: expected a torch model for tuning \(tune searches .* torch models only\), found the closed-form 'ridge_hrf' \(it chooses its penalty"):
+    with pytest.raises(Eeg2fmriInputError, match=r"config: optimizer\.batch_size, optimizer\.max_epochs, optimizer\.patience, trainer\.accelerator, trainer\.log, lr, "
+                                                 r"loss\.corr: expected only model hyperparameters \(and split options\) in the search of the "
+                                                 r"closed-form model 'ridge_hrf'"):
         tune({**cfg, "model": {"name": "ridge_hrf"}}, trials=1)
     with pytest.raises(Eeg2fmriInputError, match=r"expected trials to be an integer >= 1, got 0; pass --trials N with N >= 1"):
         tune(cfg, trials=0)
@@ -201,3 +203,26 @@ def test_tune_storage_errors_and_a_search_that_stopped_before_its_first_trial(pr
     with pytest.raises(Eeg2fmriInputError, match="manifest.json"):
         tune({**cfg, "data": {"prepared": str(tmp_path / "nowhere")}}, trials=1)
     assert tune(cfg, trials=1, pruner="none").n_finished == 1
+
+
+def test_tune_searches_a_closed_form_model_as_train_scores_it(prepared_dir, tmp_path):
+    """tune searched torch models only; a closed-form model's trial is one fit scored on the validation windows, and the best
+    trial's value is the validation r that `train` of best_config.yaml reports."""
+    from eeg2fmri.workflows.train import train
+    from eeg2fmri.workflows.tune import tune
+
+    cfg = {"seed": 1, "out": str(tmp_path / "ridge"), "data": {"prepared": str(prepared_dir)},
+           "model": {"name": "ridge_hrf", "hparams": {}}, "optimizer": {"monitor": "val_r"}, "trainer": {"progress_bar": False},
+           "tune": {"hrf": {"choices": ["canonical", "lags"]}, "alpha_per_target": {"choices": [True, False]}}}
+    res = tune(cfg, trials=3, pruner="none")
+    rows = json.loads((tmp_path / "ridge" / "tune" / "trials.json").read_text())
+    assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows)
+    assert res.best_value == max(r["value"] for r in rows) and res.monitor == "val_r"
+    trial = json.loads((tmp_path / "ridge" / "tune" / f"trial_{rows[0]['number']:04d}" / "metrics.json").read_text())
+    assert trial["value"] == pytest.approx(trial["validation"]["mean_r"]) and trial["fit_seconds"] > 0
+    run = train(res.best_config, evaluate_test=False)
+    assert run.metrics["validation"]["mean_r"] == pytest.approx(res.best_value, rel=1e-6)
+    # the default monitor (val_loss): the validation mse, minimised
+    low = tune({**cfg, "out": str(tmp_path / "mse"), "optimizer": {}}, trials=2, pruner="none")
+    rows = json.loads((tmp_path / "mse" / "tune" / "trials.json").read_text())
+    assert low.best_value == min(r["value"] for r in rows) and low.monitor == "val_loss"

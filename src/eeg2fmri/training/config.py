@@ -418,8 +418,9 @@ def _check_tune(ctx: _Ctx, space: Any) -> dict:
 
 #: Keys a closed-form model (``kind = "sklearn"``) uses in ``eeg2fmri train``; every other optimizer,
 #: loss and trainer key belongs to gradient training. ``seed`` is accepted: closed-form fits draw no
-#: random numbers, so every seed gives the same model.
-CLOSED_FORM_USED = ("trainer.predict_batch_size", "trainer.progress_bar")
+#: random numbers, so every seed gives the same model. ``optimizer.monitor`` is what ``eeg2fmri tune`` ranks
+#: a closed-form model's trials by (validation mse, or ``val_r``: the validation mean r).
+CLOSED_FORM_USED = ("trainer.predict_batch_size", "trainer.progress_bar", "optimizer.monitor")
 
 
 def closed_form_unused(cfg: Mapping[str, Any], *, used: tuple[str, ...] = CLOSED_FORM_USED) -> list[str]:

@@ -269,11 +269,17 @@ def tune(
     if cfg["out"] is None:
         raise Eeg2fmriInputError("config: out: expected an output folder, found null; set out: in the config or pass --out.")
     name = cfg["model"]["name"]
-    if getattr(get_model_class(name), "kind", "torch") == "sklearn":
-        raise Eeg2fmriInputError(f"model.name: expected a torch model for tuning (tune searches training settings and hyperparameters of "
-                                 f"torch models only), found the closed-form {name!r}"
-                                 + (" (it chooses its penalty on validation data itself)" if name in ("ridge_hrf", "mean") else
-                                    "; compare its hyperparameters with eeg2fmri benchmark --hparams, or fit each with eeg2fmri train") + ".")
+    closed = getattr(get_model_class(name), "kind", "torch") == "sklearn"
+    if closed:  # fitted in one step: a trial is one fit with its hyperparameters, scored on the validation windows
+        from eeg2fmri.training.config import closed_form_unused, tune_target
+
+        unused = closed_form_unused(cfg)
+        unused += [k for k in cfg["tune"] if tune_target(k)[0] in ("optimizer", "loss", "trainer")]
+        if unused:
+            raise Eeg2fmriInputError(
+                f"config: {', '.join(unused)}: expected only model hyperparameters (and split options) in the search of the closed-form "
+                f"model {name!r} (it is fitted in one step, with no optimiser, loss weights or Lightning trainer); remove these "
+                "settings, or choose a torch model.")
     check_hparam_names(name, cfg["tune"], cfg["model"]["hparams"], str(config) if isinstance(config, (str, os.PathLike)) else "config",
                        done="no trial was run")
     t = cfg["trainer"]
@@ -323,6 +329,25 @@ def tune(
     tv_split = replace(split, selections={"train": split.selections["train"], "val": split.selections["val"], "test": {}})
     targets = split_targets(ds, tv_split)
 
+    def closed_form_trial(tcfg: dict, tdir: Path) -> tuple[float, dict]:
+        """One closed-form fit, scored on the validation windows as ``train`` scores it (mse, or each subject's mean voxel r
+        over its own windows, then the mean over subjects)."""
+        from eeg2fmri.datasets import WindowDataset
+        from eeg2fmri.training import fit_model
+        from eeg2fmri.workflows.train import score_windows
+
+        sp = (load_data(tcfg, out_path)[1] if tcfg["split"] != base["split"] else tv_split)
+        sp = replace(sp, selections={"train": sp.selections["train"], "val": sp.selections["val"], "test": {}})
+        tg = targets if sp is tv_split else split_targets(ds, sp)
+        fit = fit_model(ds, sp, tcfg["model"]["name"], tcfg["model"]["hparams"], targets=tg)
+        wd = WindowDataset(ds, selection=sp.selections["val"], n_frames=sp.n_frames, lag=sp.lag, targets=tg["val"])
+        sc = score_windows(fit.model, wd, batch_size=tcfg["trainer"]["predict_batch_size"])
+        value = float(sc["mean_r"] if monitor == "val_r" else sc["mse"])
+        if not np.isfinite(value):
+            raise Eeg2fmriInputError(f"trial: {tcfg['model']['name']} with {tcfg['model']['hparams']} gave a non-finite validation "
+                                     f"{'r' if monitor == 'val_r' else 'mse'}; this trial failed.")
+        return value, {"validation": sc, "fit_seconds": fit.fit_seconds}
+
     def objective(trial: Any) -> float:
         from eeg2fmri.training.trainer import fit_torch
 
@@ -341,6 +366,11 @@ def tune(
         try:
             # a trial is scored by its validation windows: a refit on them (optimizer.refit) would cost a second training
             # and change nothing the score reads; the best config keeps the user's setting
+            if closed:
+                value, scores = closed_form_trial(tcfg, tdir)
+                (tdir / "metrics.json").write_text(json.dumps({"params": params, "value": value, "monitor": monitor, **scores}, indent=1,
+                                                              default=float), encoding="utf-8")
+                return value
             fit_cfg = {**tcfg, "optimizer": {**tcfg["optimizer"], "refit": False}} if tcfg["optimizer"].get("refit") else tcfg
             fit = fit_torch(ds, tv_split, tcfg["model"]["name"], tcfg["model"]["hparams"], targets, train_config=fit_cfg, out_dir=tdir,
                             progress_bar=progress_bar, verbose=verbose, callbacks=[_Pruning(trial, monitor)])
