@@ -217,7 +217,7 @@ def test_tune_searches_a_closed_form_model_as_train_scores_it(prepared_dir, tmp_
     res = tune(cfg, trials=3, pruner="none")
     rows = json.loads((tmp_path / "ridge" / "tune" / "trials.json").read_text())
     assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows)
-    assert res.best_value == max(r["value"] for r in rows) and res.monitor == "val_r"
+    assert res.best_value == max(r["value"] for r in rows) and res.monitor == "val_r" and res.closed_form
     trial = json.loads((tmp_path / "ridge" / "tune" / f"trial_{rows[0]['number']:04d}" / "metrics.json").read_text())
     assert trial["value"] == pytest.approx(trial["validation"]["mean_r"]) and trial["fit_seconds"] > 0
     run = train(res.best_config, evaluate_test=False)

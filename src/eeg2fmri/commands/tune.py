@@ -43,6 +43,9 @@ def run(args) -> int:
     if res.best_config is not None:
         what = {"val_r": "val_r: mean voxel r over the validation windows pooled across subjects; train's 'validation mean r' is "
                          "per subject, then averaged", "val_loss": "val_loss", "val_mse": "val_mse"}.get(res.monitor, res.monitor)
+        if res.closed_form:  # one fit per trial, scored as train scores it
+            what = ("val_r: train's validation mean r, per subject then averaged" if res.monitor == "val_r" else
+                    f"{res.monitor}: the mse over the validation windows")
         print(f"best value {res.best_value:.4f} (validation {what}) with {res.best_params}")
         if res.monitor == "val_r" and res.best_value is not None and res.best_value < NOISE_R:
             # (user test 21: a best trial of -0.0056 was reported and written without comment)

@@ -81,6 +81,8 @@ class TuneResult:
     best_params: dict
     best_config: Path | None
     monitor: str = "val_loss"
+    #: a closed-form model's search: ``val_r`` is then train's validation mean r (per subject, then averaged)
+    closed_form: bool = False
 
 
 class _Pruning(pl.Callback):
@@ -429,7 +431,7 @@ def tune(
             reason = failed[-1].user_attrs.get("error", "see the log above")
             raise Eeg2fmriInputError(f"{storage}: every trial failed; the last one with: {reason}")
         logger.warning("no trial of study %r completed; see %s", study_name, tune_dir / "trials.json")
-        return TuneResult(study_name, storage, finished(), None, {}, None, monitor)
+        return TuneResult(study_name, storage, finished(), None, {}, None, monitor, closed)
     best = study.best_trial
     weights = [tr.user_attrs.get("ridge_weight") for tr in complete]
     if weights and all(w == 1.0 for w in weights):
@@ -450,4 +452,4 @@ def tune(
     with atomic_file(path, overwrite=True) as tmp:
         tmp.write_text(header + dump_config(best_cfg), encoding="utf-8")
     logger.info("best trial %d: %s = %.4g (%s)", best.number, monitor, best.value, best.params)
-    return TuneResult(study_name, storage, finished(), float(best.value), dict(best.params), path, monitor)
+    return TuneResult(study_name, storage, finished(), float(best.value), dict(best.params), path, monitor, closed)
