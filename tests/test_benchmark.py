@@ -857,3 +857,20 @@ def test_benchmark_on_roi_targets_says_so(tiny_bids, tiny_prepared, tmp_path, ca
     printed = capsys.readouterr().out
     assert "; median r over the 3 ROIs the data were prepared on, 95% block-bootstrap CIs" in printed
     assert "median voxel r in the brain mask" not in printed
+
+
+def test_run_benchmark_merges_a_train_config_onto_each_models_recommended_one(tiny_prepared, monkeypatch):
+    """User test 31: run_benchmark(train_config={"seed": 0}) gave every torch model the generic settings (lr, epochs,
+    stopping) in place of its recommended config, in silence; only the keys given now replace the recommended ones."""
+    from tests.test_training import MODEL, BandpowerMLP
+
+    from eeg2fmri.workflows.benchmark import _benchmark_train_config, run_benchmark
+
+    assert _benchmark_train_config({"seed": 3, "optimizer": {"lr": 0.01}}, "within", [MODEL])[0] == {"seed": 3, "optimizer": {"lr": 0.01}}
+    monkeypatch.setattr(BandpowerMLP, "recommended_train_config",
+                        {"optimizer": {"max_epochs": 2, "patience": None, "batch_size": 8}, "trainer": {"accelerator": "cpu"}}, raising=False)
+    for given in (None, {"seed": 0}, {"seed": 1, "optimizer": {"lr": 0.003}}):
+        bench = run_benchmark(tiny_prepared, "within", [MODEL], train_config=given, n_boot=0, device=None)
+        assert bench["fits"][MODEL]["epochs"] == [2], given  # the recommended max_epochs, not the generic 50
+    bench = run_benchmark(tiny_prepared, "within", [MODEL], train_config={"optimizer": {"max_epochs": 3}}, n_boot=0, device=None)
+    assert bench["fits"][MODEL]["epochs"] == [3]  # a key given replaces the recommended one

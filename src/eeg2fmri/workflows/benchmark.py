@@ -14,6 +14,8 @@ count.
 
 from __future__ import annotations
 
+import copy
+
 import math
 import time
 from typing import Any
@@ -151,7 +153,9 @@ def _benchmark_train_config(train_config: dict[str, Any] | None, protocol: str, 
                 f"{where}: {', '.join(unused)}: expected the defaults, since every benchmarked model ({', '.join(names)}) is fitted in closed form "
                 "and takes no seed, optimiser, loss or trainer settings; add a torch model to --models or remove these settings."
             )
-    fit_config = {k: cfg[k] for k in ("seed", "optimizer", "loss", "trainer")}
+    # only the sections and keys given: fit_model merges them onto each model's recommended config (user test 31: the
+    # resolved sections, every default filled in, replaced the recommended lr, epochs and stopping of every torch model)
+    fit_config = {k: copy.deepcopy(train_config[k]) for k in ("seed", "optimizer", "loss", "trainer") if k in train_config}
     return fit_config, split_options, d["subjects"]
 
 
