@@ -862,9 +862,8 @@ def test_benchmark_on_roi_targets_says_so(tiny_bids, tiny_prepared, tmp_path, ca
 def test_run_benchmark_merges_a_train_config_onto_each_models_recommended_one(tiny_prepared, monkeypatch):
     """User test 31: run_benchmark(train_config={"seed": 0}) gave every torch model the generic settings (lr, epochs,
     stopping) in place of its recommended config, in silence; only the keys given now replace the recommended ones."""
-    from tests.test_training import MODEL, BandpowerMLP
-
     from eeg2fmri.workflows.benchmark import _benchmark_train_config, run_benchmark
+    from tests.test_training import MODEL, BandpowerMLP
 
     assert _benchmark_train_config({"seed": 3, "optimizer": {"lr": 0.01}}, "within", [MODEL])[0] == {"seed": 3, "optimizer": {"lr": 0.01}}
     monkeypatch.setattr(BandpowerMLP, "recommended_train_config",

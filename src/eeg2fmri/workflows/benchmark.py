@@ -15,7 +15,6 @@ count.
 from __future__ import annotations
 
 import copy
-
 import math
 import time
 from typing import Any
