@@ -365,3 +365,80 @@ def test_a_plugin_file_is_recorded_where_results_and_models_need_it(tmp_path, mo
     code = f"from eeg2fmri.models import load_model; print(type(load_model({str(model)!r}).model).__name__)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "PlugLinear"
+
+
+def test_a_closed_form_plugin_on_sklearn_base_estimator_saves_and_reloads(tmp_path, monkeypatch, tiny_prepared):
+    """User test 31: save_fit wrote model.get_params() to JSON, and a scikit-learn BaseEstimator lists its spec there
+    (TypeError: ... not 'DataSpec'). The spec is left out; the reloaded model predicts the same."""
+    from sklearn.base import BaseEstimator, clone
+    from sklearn.linear_model import Ridge
+
+    import eeg2fmri.models.base as base
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.models import load_model
+    from eeg2fmri.models.base import register_model
+    from eeg2fmri.training import fit_model, save_fit
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+
+    @register_model("_sk_ridge")
+    class SkRidge(BaseEstimator):
+        kind = "sklearn"
+
+        def __init__(self, spec, alpha: float = 3.0):
+            self.spec, self.alpha = spec, alpha
+
+        def fit(self, x, y, x_val=None, y_val=None):
+            self.ridge_ = Ridge(alpha=self.alpha).fit(np.asarray(x).reshape(len(x), -1), np.asarray(y).reshape(len(y), -1))
+            return self
+
+        def predict(self, x, subject=None):
+            return self.ridge_.predict(np.asarray(x).reshape(len(x), -1)).astype(np.float32)
+
+        def state_dict(self):
+            return {"coef": self.ridge_.coef_, "intercept": self.ridge_.intercept_}
+
+        def load_state_dict(self, state):
+            self.ridge_ = Ridge(alpha=self.alpha)
+            self.ridge_.coef_, self.ridge_.intercept_ = np.asarray(state["coef"]), np.asarray(state["intercept"])
+            self.ridge_.n_features_in_ = self.ridge_.coef_.shape[1]
+            return self
+
+    split = make_split(tiny_prepared, "within")
+    res = fit_model(tiny_prepared, split, "_sk_ridge", {"alpha": 7.0})
+    assert set(clone(res.model).get_params()) == {"spec", "alpha"}
+    save_fit(res, tmp_path / "sk")
+    assert json.loads((tmp_path / "sk" / "model.json").read_text())["hparams"] == {"alpha": 7.0}
+    again = load_model(tmp_path / "sk")
+    wd = WindowDataset(tiny_prepared, selection=split.selections["test"], n_frames=split.n_frames, lag=split.lag)
+    xb = np.stack([np.asarray(wd[i][0]) for i in range(5)])
+    np.testing.assert_array_equal(again.predict(xb), res.model.predict(xb))
+
+
+def test_a_metric_in_the_plugin_file_does_not_register_its_models_again(tmp_path, monkeypatch):
+    """User test 31: extra_metrics={"m": "plugin.py:fn"} ran the plugin file a second time as another module, whose model
+    was then refused as a clash with itself; the file imported as a plugin is reused."""
+    import eeg2fmri.models.base as base
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.workflows.evaluate import resolve_metrics
+
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    src = tmp_path / "lab_metric_models.py"
+    src.write_text(PLUGIN.replace("plug_linear", "plug_metric") + "\n\ndef spearman(y, p):\n    return 0.5\n")
+    plugins.import_plugin(str(src))
+    fn = resolve_metrics({"s": f"{src}:spearman"})["s"]
+    assert fn(None, None) == 0.5 and fn.__module__ == "eeg2fmri_plugin_lab_metric_models"
+    # a metric file of its own is imported once, as a module of its own
+    other = tmp_path / "only_metrics.py"
+    other.write_text("def mad(y, p):\n    return 1.5\n")
+    assert resolve_metrics({"m": f"{other}:mad"})["m"](None, None) == 1.5
+    with pytest.raises(Eeg2fmriInputError, match=r"metric 'b': could not import .*broken\.py:f' \(ZeroDivisionError"):
+        (tmp_path / "broken.py").write_text("1 / 0\n")
+        resolve_metrics({"b": f"{tmp_path / 'broken.py'}:f"})
+    import sys
+
+    assert "eeg2fmri_metric_broken" not in sys.modules
+    sys.modules.pop("eeg2fmri_plugin_lab_metric_models", None)
+    sys.modules.pop("eeg2fmri_metric_only_metrics", None)

@@ -219,7 +219,7 @@ def test_fit_model_trains_torch_model_loss_goes_down(tiny_prepared, split):
     ridge = fit_model(tiny_prepared, split, "ridge_hrf")
     assert ridge.model.predict(x).shape == pred.shape
     # a penalty at the top of its grid is flagged (user test 20), and only then
-    assert ridge.info.get("alpha_at_grid_top", False) == (ridge.info["alpha"] >= max(ridge.model.alphas))
+    assert ridge.info.get("alpha_at_grid_top", False) == (ridge.info["alpha"] >= max(ridge.model.alphas_))
     top = fit_model(tiny_prepared, split, "ridge_hrf", {"alphas": [1e-3, 1e14], "hrf": "canonical"})
     assert top.info["alpha"] == 1e14 and top.info["alpha_at_grid_top"] is True  # (1e14: every coefficient ~0 wins on this noise)
 
@@ -822,7 +822,7 @@ def test_model_format_versions(tiny_prepared, tmp_path):
 
     sp = make_split(tiny_prepared, "within")
     fitted = fit_model(tiny_prepared, sp, "ridge_hrf", targets=split_targets(tiny_prepared, sp))
-    assert "factored" not in fitted.model.get_params()  # readable by versions that know no factored ridge
+    assert fitted.model.get_params()["factored"] is False  # scikit-learn's contract: every parameter (user test 31)
     out = save_model(fitted.model, tmp_path / "m", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask,
                      affine=tiny_prepared.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
     meta = json.loads((out / "model.json").read_text())
@@ -1210,3 +1210,33 @@ def test_optimizer_floor_stops_a_fit_whose_validation_score_stays_below_it(tiny_
     for bad in ([0.02], [0.02, 0], [0.02, 2.5], "0.02", [float("nan"), 3], [0.02, float("inf")], [0.02, float("nan")]):
         with pytest.raises(Eeg2fmriInputError, match=r"optimizer\.floor.*null or \[value, epochs\]"):
             resolve_config({"optimizer": {"floor": bad}}, require_model=False)
+
+
+def test_closed_form_models_keep_the_scikit_learn_contract(tiny_prepared):
+    """User test 31: ridge_hrf and mean, "scikit-learn style", had no get_params(deep=...), set_params or clone, and
+    ridge_hrf turned alphas=None into a tuple of 15 floats (parameters did not round-trip)."""
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.models import build_model
+    from eeg2fmri.models.ridge_hrf import DEFAULT_ALPHAS
+    from eeg2fmri.training import fit_model
+
+    sp = make_split(tiny_prepared, "within")
+    fitted = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "lags"})
+    m = fitted.model
+    params = m.get_params(deep=True)
+    assert params["alphas"] is None and params["hrf"] == "lags" and params["spec"] is fitted.spec
+    twin = clone(m)  # unfitted, same parameters
+    assert twin.get_params() == params and not hasattr(twin, "coef_")
+    with pytest.raises(NotFittedError):
+        check_is_fitted(twin)
+    check_is_fitted(m)
+    assert twin.set_params(hrf="canonical", alpha_per_target=True) is twin and twin.hrf == "canonical" and twin.alpha_per_target is True
+    assert m.alpha_ in DEFAULT_ALPHAS or np.isin(np.atleast_1d(m.alpha_), DEFAULT_ALPHAS).all()
+    again = fit_model(tiny_prepared, sp, "ridge_hrf", {k: v for k, v in params.items() if k != "spec"})
+    base = build_model("mean", fitted.spec)
+    assert clone(base).get_params() == {"spec": fitted.spec}
+    assert again.model.get_params() == params | {"spec": again.model.spec}

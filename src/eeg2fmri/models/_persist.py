@@ -65,6 +65,8 @@ class LoadedModel:
 def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dict, prepare: dict, mask: np.ndarray, affine: np.ndarray,
                 card: dict, rois: dict | None, gradient_artifacts: dict | None = None) -> dict[str, Any]:
     """``model.json`` of a model directory."""
+    # (a scikit-learn style get_params() lists the spec too: it is saved on its own, below)
+    hparams = {k: v for k, v in dict(hparams or {}).items() if k != "spec"}
     meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card, software=software())
     module = get_model_class(name).__module__

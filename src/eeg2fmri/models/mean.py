@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from eeg2fmri.datasets.spec import INPUT_KINDS, DataSpec
 from eeg2fmri.models.base import register_model
@@ -18,7 +19,7 @@ __all__ = ["MeanBaseline"]
 
 
 @register_model("mean")
-class MeanBaseline:
+class MeanBaseline(BaseEstimator):
     """Subject-mean baseline (scikit-learn style).
 
     Attributes
@@ -34,9 +35,6 @@ class MeanBaseline:
 
     def __init__(self, spec: DataSpec) -> None:
         self.spec = spec
-
-    def get_params(self) -> dict[str, Any]:
-        return {}
 
     def fit(self, x: np.ndarray, y: np.ndarray, subjects: np.ndarray | None = None, **_: Any) -> MeanBaseline:
         y = np.asarray(y, dtype=np.float64).reshape((len(y),) + tuple(self.spec.output_shape))

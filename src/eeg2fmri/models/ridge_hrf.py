@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models.base import register_model, target_fingerprint
@@ -37,6 +38,8 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 __all__ = ["RidgeHRF", "informed_basis"]
 
 HRF_CHOICES = ("auto", "canonical", "basis", "lags")
+#: The ridge penalties tried when ``alphas`` is None (chosen on validation data; per output with ``alpha_per_target``).
+DEFAULT_ALPHAS = tuple(np.logspace(-2, 5, 15))
 #: How ``hrf="auto"`` compares the bases on the validation windows: ``"mse"`` (the mean squared error over every output)
 #: or ``"r"`` (the mean correlation over the output groups -- supervoxels, or single outputs -- with the most validation
 #: signal; see :meth:`RidgeHRF.fit`).
@@ -141,7 +144,7 @@ def _thin_svd(a: np.ndarray, gram: bool = False) -> tuple[np.ndarray, np.ndarray
 
 
 @register_model("ridge_hrf")
-class RidgeHRF:
+class RidgeHRF(BaseEstimator):
     """Multi-lag (or HRF-convolved) band-power ridge regression (scikit-learn style).
 
     Parameters
@@ -188,6 +191,8 @@ class RidgeHRF:
     x_mean_, x_scale_ : array, shape (n_features,)
     alpha_ : float | array, shape (n_outputs,)
         Chosen penalty (one per output with ``alpha_per_target``).
+    alphas_ : tuple of float
+        The penalties it was chosen from (``alphas``, or :data:`DEFAULT_ALPHAS` when None).
     own_alpha_fraction_ : float
         ``alpha_per_target="guarded"``: share of the outputs whose own penalty passed the guard.
     hrf_ : str
@@ -216,13 +221,14 @@ class RidgeHRF:
         if hrf_select not in HRF_SELECT:
             raise Eeg2fmriInputError(f"ridge_hrf: expected hrf_select one of {list(HRF_SELECT)}, got {hrf_select!r}.")
         self.hrf_select = hrf_select
-        self.refit = bool(refit)
-        self.alphas = tuple(np.logspace(-2, 5, 15)) if alphas is None else tuple(alphas)
+        # every parameter stored as given (scikit-learn's get_params/set_params/clone round-trip them; user test 31)
+        self.refit = refit
+        self.alphas = alphas
         self.hrf = hrf
         if not (isinstance(alpha_per_target, (bool, np.bool_)) or (isinstance(alpha_per_target, str) and alpha_per_target == "guarded")):
             raise Eeg2fmriInputError(f"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got {alpha_per_target!r}.")
-        self.alpha_per_target = alpha_per_target if alpha_per_target == "guarded" else bool(alpha_per_target)
-        self.factored = bool(factored)
+        self.alpha_per_target = alpha_per_target
+        self.factored = factored
         if spec.input_kind not in self.input_kinds:
             raise Eeg2fmriInputError(
                 f"ridge_hrf: expected input_kind 'bandpower' (n_chans, n_bands, n_frames) or 'tangent' (it reads the band-power block), "
@@ -235,12 +241,6 @@ class RidgeHRF:
                                      "prepare the data with representation='tangent'.")
         if hrf not in HRF_CHOICES:
             raise Eeg2fmriInputError(f"unknown hrf {hrf!r}; choose one of {', '.join(map(repr, HRF_CHOICES))}.")
-
-    def get_params(self) -> dict[str, Any]:
-        params = {"alphas": list(self.alphas), "hrf": self.hrf, "alpha_per_target": self.alpha_per_target}
-        # (versions before 2026-12-04 know no "factored", before 2026-12-05 no "refit": given only when set)
-        return {**params, **({"factored": True} if self.factored else {}), **({"refit": True} if self.refit else {}),
-                **({"hrf_select": self.hrf_select} if self.hrf_select != "mse" else {})}
 
     @property
     def n_bands(self) -> int:
@@ -436,7 +436,8 @@ class RidgeHRF:
         u, s, vt = _thin_svd(fz, gram=self.factored)
         n, p = fz.shape
         n_out = y.shape[1]
-        alphas = np.asarray(self.alphas, dtype=np.float64)
+        alphas = np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64)
+        self.alphas_ = tuple(float(a) for a in alphas)  # the grid the penalty was chosen from
         validation = x_val is not None and y_val is not None
         if validation:
             fv = (self._features(x_val, hrf) - x_mean) / x_scale

@@ -178,7 +178,7 @@ def fit_model(
         alpha = np.asarray(model.alpha_, dtype=np.float64)
         if alpha.size == 1:
             info["alpha"] = float(alpha.reshape(-1)[0])
-            grid = np.asarray(getattr(model, "alphas", ()) or (), dtype=np.float64)
+            grid = np.asarray(getattr(model, "alphas_", None) or getattr(model, "alphas", None) or (), dtype=np.float64)
             if grid.size > 1 and info["alpha"] >= grid.max() * (1 - 1e-9):  # (user test 20: 1e5, the grid's top, R^2 -6e-7, said nowhere)
                 info["alpha_at_grid_top"] = True
         else:  # one penalty per output (alpha_per_target): a summary, not thousands of numbers in metrics.json/model.json
@@ -208,6 +208,33 @@ def split_summary(split: Split, ds: PreparedDataset | None = None) -> dict:
            "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
     if ds is not None:
         out.update({f"{k}_subjects": v for k, v in split.subjects(ds).items()})
+    return out
+
+
+def _saved_hparams(fitted) -> dict:
+    """The hyperparameters ``model.json`` records: the model's ``get_params()`` where it has one, less its ``spec`` (a
+    scikit-learn ``BaseEstimator`` plugin lists it, user test 31: ``save_fit`` failed on it) and any value JSON cannot hold
+    (kept from the fit's own ``hparams`` where given there)."""
+    import json
+
+    from eeg2fmri.utils.jsonable import to_jsonable
+
+    out = dict(fitted.hparams or {})
+    model = fitted.model
+    if not hasattr(model, "get_params"):
+        return out
+    try:
+        got = model.get_params(deep=False)
+    except TypeError:  # a get_params without the deep keyword
+        got = model.get_params()
+    for k, v in dict(got).items():
+        if k == "spec":
+            continue
+        try:
+            json.dumps(to_jsonable(v))
+        except (TypeError, ValueError):
+            continue
+        out[k] = v
     return out
 
 
@@ -258,7 +285,7 @@ def save_fit(fitted: FitResult, ds: PreparedDataset | str | os.PathLike | None =
     from eeg2fmri.datasets.prepared import model_prepare_config, training_artifact_summary
     from eeg2fmri.models import save_model
 
-    hparams = fitted.model.get_params() if hasattr(fitted.model, "get_params") else fitted.hparams
+    hparams = _saved_hparams(fitted)
     split_info = split_summary(split, ds)
     return save_model(getattr(fitted.model, "module", fitted.model), out, spec=fitted.spec, name=fitted.name, hparams=hparams, mask=ds.mask,
                       affine=ds.affine, window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds),

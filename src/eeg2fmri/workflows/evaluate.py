@@ -480,11 +480,25 @@ def resolve_metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
                 raise Eeg2fmriInputError(f"metric {name!r}: expected 'module:function' or 'file.py:function', got {fn!r}.")
             try:
                 if mod_name.endswith(".py"):
-                    spec = importlib.util.spec_from_file_location(f"eeg2fmri_metric_{Path(mod_name).stem}", Path(mod_name).expanduser())
-                    if spec is None or spec.loader is None:
-                        raise FileNotFoundError(mod_name)
-                    mod = importlib.util.module_from_spec(spec)
-                    spec.loader.exec_module(mod)
+                    import sys
+
+                    from eeg2fmri.utils.plugins import _imported_from
+
+                    path = Path(mod_name).expanduser().absolute()
+                    done = _imported_from(path) if path.is_file() else None
+                    if done is not None:  # the file is a plugin (or a module) imported already: not run twice (user test 31:
+                        mod = sys.modules[done]  # its models were registered again under another module and refused)
+                    else:
+                        spec = importlib.util.spec_from_file_location(f"eeg2fmri_metric_{path.stem}", path)
+                        if spec is None or spec.loader is None:
+                            raise FileNotFoundError(mod_name)
+                        mod = importlib.util.module_from_spec(spec)
+                        sys.modules[spec.name] = mod  # (its classes then know their source file)
+                        try:
+                            spec.loader.exec_module(mod)
+                        except BaseException:
+                            sys.modules.pop(spec.name, None)
+                            raise
                 else:
                     mod = importlib.import_module(mod_name)
                 fn = getattr(mod, attr)
