@@ -374,8 +374,8 @@ def test_a_closed_form_plugin_on_sklearn_base_estimator_saves_and_reloads(tmp_pa
     from sklearn.linear_model import Ridge
 
     import eeg2fmri.models.base as base
-    from eeg2fmri.datasets.targets import make_split
     from eeg2fmri.datasets import WindowDataset
+    from eeg2fmri.datasets.targets import make_split
     from eeg2fmri.models import load_model
     from eeg2fmri.models.base import register_model
     from eeg2fmri.training import fit_model, save_fit
