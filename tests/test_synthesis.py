@@ -748,7 +748,7 @@ def test_synthesize_cli_prints_interpolated_channels(tiny_bids, ridge_dir, tmp_p
     assert f"interpolated 1 of {len(eeg)} training channel(s) from their neighbours' positions" in printed and eeg[2] in printed
 
 
-def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
+def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path, caplog):
     """first_onset (seconds or the recording's scanner markers) moves the volume grid so that a volume starts there: the
     output is the one of the recording read from that phase, its StartTime shifted by it (default: the first sample)."""
     from eeg2fmri.io.sync import marker_times
@@ -772,6 +772,14 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path):
     assert ((7.3 - side["StartTime"]) / tr) == pytest.approx(round((7.3 - side["StartTime"]) / tr), abs=1 / sf)
     cropped = synthesize(raw.copy().crop(tmin=off), ridge_dir, tmp_path / "cropped.nii.gz", progress_bar=False)
     np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(cropped).dataobj))
+    # a first_onset so early that its first volumes lack a whole EEG window: said, with the volume to start from (user test 31)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        early = synthesize(raw, ridge_dir, tmp_path / "early.nii.gz", progress_bar=False, first_onset=0.5)
+    k = json.loads(early.with_name("early.json").read_text())["VolumeGrid"]["first_volume"]
+    assert k > 0 and any(f"output volume 0 is volume {k} of the scan timed from first_onset 0.50 s" in r.getMessage()
+                         and f"drop the scan's first {k} volumes (nibabel: img.slicer[..., {k}:])" in r.getMessage() for r in caplog.records)
     # times in the sidecar stay those of the recording (a flat stretch at 20-25 s is reported there, not 1.3 s earlier)
     flat = raw.copy()
     ch = flat.ch_names.index("C3")

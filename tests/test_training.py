@@ -1240,3 +1240,13 @@ def test_closed_form_models_keep_the_scikit_learn_contract(tiny_prepared):
     base = build_model("mean", fitted.spec)
     assert clone(base).get_params() == {"spec": fitted.spec}
     assert again.model.get_params() == params | {"spec": again.model.spec}
+
+
+def test_a_split_prints_its_counts(tiny_prepared):
+    """User test 31: print(split) printed every volume index (hundreds of lines)."""
+    from eeg2fmri.datasets.targets import make_split
+
+    sp = make_split(tiny_prepared, "within")
+    text = repr(sp)
+    assert text.startswith("Split(protocol='within', train=") and "\n" not in text and len(text) < 300
+    assert f"test={sp.n_samples('test')} windows in" in text and f"n_frames={sp.n_frames}" in text

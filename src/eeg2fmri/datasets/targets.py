@@ -57,6 +57,14 @@ class Split:
     def n_samples(self, name: str) -> int:
         return int(sum(len(v) for v in self.selections[name].values()))
 
+    def __repr__(self) -> str:
+        """Counts, not index arrays (user test 31: print(split) printed every volume index)."""
+        parts = ", ".join(f"{name}={self.n_samples(name)} windows in {sum(1 for v in sel.values() if len(v))} run(s)"
+                          for name, sel in self.selections.items())
+        extra = f", test_subjects={self.test_subjects}" if self.test_subjects else ""
+        excl = f", excluded={self.excluded}" if self.excluded else ""
+        return f"Split(protocol={self.protocol!r}, {parts}, n_frames={self.n_frames}, lag={self.lag}, gap={self.gap}{extra}{excl})"
+
     def subjects(self, ds: Any) -> dict[str, list[str]]:
         """The subjects with windows in each part, ``{"train": [...], "val": [...], "test": [...]}`` (``ds``: the dataset
         the split was made for) -- what a fold or a saved model says it trained, validated and was tested on."""

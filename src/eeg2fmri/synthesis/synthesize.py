@@ -939,6 +939,15 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         # the first output volume's index on the grid whose volume 0 starts at the anchor (user test 7: --first-onset 10 wrote
         # volumes from 17.2 s, and only StartTime told which): StartTime = anchor_time_s + first_volume * RepetitionTime
         anchor["first_volume"] = int(round((float(onsets[0]) + phase - float(anchor["anchor_time_s"])) / tr_out))
+        if anchor["first_volume"] > 0 and anchor["anchor"] == "first_onset":
+            # (user test 31: compared volume by volume with the scan from first_onset, every volume was 3 TRs off: only the
+            # sidecar and the NIfTI toffset said where output volume 0 lies)
+            k = anchor["first_volume"]
+            logger.warning("%s: output volume 0 is volume %d of the scan timed from first_onset %.2f s (at %.2f s): the %d volume(s) "
+                           "before it lack a whole EEG window (%.1f s of EEG up to the end of a volume's acquisition), so output volume "
+                           "j is scan volume j + %d (sidecar VolumeGrid.first_volume, StartTime). To compare volume by volume, drop the "
+                           "scan's first %d volumes (nibabel: img.slicer[..., %d:]).", where, k, float(anchor["anchor_time_s"]),
+                           float(onsets[0]) + phase, k, need, k, k, k)
         win_end = np.asarray(onsets, float) + phase + tr_train + lag * (flen if frame_based else 1.0 / float(cfg.raw_sfreq))
         over_bad = np.flatnonzero(((win_end[:, None] - need < bad[None, :, 1]) & (win_end[:, None] > bad[None, :, 0])).any(1)) if len(bad) else np.array([], int)
         if len(over_bad):
