@@ -171,6 +171,13 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     assert "metric 'a': could not import 'no_such_mod_x:f' (ModuleNotFoundError" in capsys.readouterr().err
     assert main(["benchmark", str(prep), "-q", "--metric", f"mae={tmp_path / 'my_metrics.py'}:mean_abs"]) == 2  # a built-in name
     assert "expected a new metric name, got 'mae'" in capsys.readouterr().err
+    assert main(["benchmark", str(prep), "-q", "--n-boot", "0", "--metric", f"name={tmp_path / 'my_metrics.py'}:mean_abs"]) == 2
+    assert "extra_metrics: expected names the leaderboard does not use, got ['name']; rename them." in capsys.readouterr().err
+    from eeg2fmri.workflows.benchmark import run_benchmark
+
+    with pytest.raises(Eeg2fmriInputError, match=r"extra_metrics\['f'\]: expected 'module:function' .* with n_jobs != 1: the worker "
+                                                 r"processes import it; got a function"):
+        run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_jobs=2, extra_metrics={"f": lambda y, p: 0.0})
     # BIDS input is prepared into OUT/prepared, then benchmarked
     assert main(["benchmark", str(tiny_bids), "--out", str(tmp_path / "b2"), "--n-boot", "0", "-q"]) == 0
     assert (tmp_path / "b2" / "prepared" / "manifest.json").exists()

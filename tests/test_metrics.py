@@ -631,3 +631,23 @@ def test_ceiling_fraction_errors():
         M.ceiling_fraction(np.array([0.1, 0.2]), np.array([-0.1, -0.1]))
     with pytest.raises(Eeg2fmriInputError, match="ceiling_fraction: expected finite correlations"):
         M.ceiling_fraction(np.array([np.nan, np.nan]), np.array([0.3, 0.2]))
+
+
+def test_bootstrap_median_r_same_draws_in_any_chunking(monkeypatch):
+    """The resampled median r is computed in chunks of resamples and voxels (buffers reused since session 30): several
+    chunks with a partial last one, a constant column and a spike give the draws of one chunk."""
+    import eeg2fmri.evaluation.metrics.bootstrap as B
+
+    rng = np.random.default_rng(4)
+    n, v = 90, 37
+    y = rng.standard_normal((n, v))
+    y[:, 5] = 2.0
+    preds = [0.4 * y + rng.standard_normal((n, v)) for _ in range(2)]
+    preds[1][40, 7] = 1e4
+    w = B._weights(B.block_bootstrap_indices(n, 23, 6, random_state=1), n)
+    one = B._boot_median_r(y, preds, w)
+    monkeypatch.setattr(B, "_BOOT_ELEMS", v * 2 * 5)  # 5 resamples per chunk: 23 = 4 x 5 + 3
+    monkeypatch.setattr(B, "_STATS_ELEMS", n * 8 * 10)  # 10 voxels per chunk: 37 = 3 x 10 + 7
+    many = B._boot_median_r(y, preds, w)
+    assert one.shape == (2, 23) and np.isfinite(one).all()
+    np.testing.assert_allclose(many, one, atol=1e-6)

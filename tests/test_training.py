@@ -1219,10 +1219,11 @@ def test_closed_form_models_keep_the_scikit_learn_contract(tiny_prepared):
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.datasets.targets import make_split, split_targets
     from eeg2fmri.models import build_model
     from eeg2fmri.models.ridge_hrf import DEFAULT_ALPHAS
     from eeg2fmri.training import fit_model
+    from eeg2fmri.training.fit import stack_split
 
     sp = make_split(tiny_prepared, "within")
     fitted = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": "lags"})
@@ -1235,6 +1236,15 @@ def test_closed_form_models_keep_the_scikit_learn_contract(tiny_prepared):
         check_is_fitted(twin)
     check_is_fitted(m)
     assert twin.set_params(hrf="canonical", alpha_per_target=True) is twin and twin.hrf == "canonical" and twin.alpha_per_target is True
+    # parameters set after __init__ are checked at fit, those given to it at once (a review: a scalar alphas crashed in fit)
+    x, y, _ = stack_split(tiny_prepared, sp, split_targets(tiny_prepared, sp), "train")
+    with pytest.raises(Eeg2fmriInputError, match=r"unknown hrf 'bogus'; choose one of"):
+        clone(m).set_params(hrf="bogus").fit(x, y)
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: expected alphas as a non-empty list of positive numbers, or null for the "
+                                                 r"default grid, got 10; e\.g\. alphas: \[0\.1, 1, 10\]"):
+        build_model("ridge_hrf", fitted.spec, alphas=10)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected alphas as a non-empty list of positive numbers.*got \[1, -2\]"):
+        build_model("ridge_hrf", fitted.spec, alphas=[1, -2])
     assert m.alpha_ in DEFAULT_ALPHAS or np.isin(np.atleast_1d(m.alpha_), DEFAULT_ALPHAS).all()
     again = fit_model(tiny_prepared, sp, "ridge_hrf", {k: v for k, v in params.items() if k != "spec"})
     base = build_model("mean", fitted.spec)

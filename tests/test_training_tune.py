@@ -222,6 +222,11 @@ def test_tune_searches_a_closed_form_model_as_train_scores_it(prepared_dir, tmp_
     assert trial["value"] == pytest.approx(trial["validation"]["mean_r"]) and trial["fit_seconds"] > 0
     run = train(res.best_config, evaluate_test=False)
     assert run.metrics["validation"]["mean_r"] == pytest.approx(res.best_value, rel=1e-6)
+    # a split option in the search: each trial's split of the dataset loaded once, and train of the best config agrees
+    nf = tune({**cfg, "out": str(tmp_path / "nf"), "tune": {"split.n_frames": {"choices": [3, 5]}}}, trials=2, pruner="none")
+    rows = json.loads((tmp_path / "nf" / "tune" / "trials.json").read_text())
+    assert {r["params"]["split.n_frames"] for r in rows} <= {3, 5} and len({r["value"] for r in rows}) == len({r["params"]["split.n_frames"] for r in rows})
+    assert train(nf.best_config, evaluate_test=False).metrics["validation"]["mean_r"] == pytest.approx(nf.best_value, rel=1e-6)
     # the default monitor (val_loss): the validation mse, minimised
     low = tune({**cfg, "out": str(tmp_path / "mse"), "optimizer": {}}, trials=2, pruner="none")
     rows = json.loads((tmp_path / "mse" / "tune" / "trials.json").read_text())

@@ -35,15 +35,15 @@ def test_overwrite_never_replaces_a_folder_of_other_files_or_the_working_directo
     assert json.loads((prev / "manifest.json").read_text()) == {"new": 1}
 
 
-def test_two_runs_writing_one_output_keep_both_results(tmp_path):
+def test_two_runs_writing_one_output_keep_both_results(tmp_path, monkeypatch):
     """User test 29: a second process that writes the same output while this one runs is neither replaced nor blamed
     on the user; this run's result is kept beside it under a visible name."""
     from eeg2fmri.utils.atomic import atomic_dir, atomic_file
 
     out = tmp_path / "model"
-    with pytest.raises(Eeg2fmriInputError, match=r"model: output directory was written by another process while this run worked \(it did "
-                                                 r"not exist when this run began\).*this run's result is at .*model\.unsaved-\d+\. Run one "
-                                                 r"command per output at a time"):
+    with pytest.raises(Eeg2fmriInputError, match=r"model: expected to create this output directory, found one another process wrote while "
+                                                 r"this run worked \(it did not exist when this run began\).*this run's result is at "
+                                                 r".*model\.unsaved-\d+\. Run one command per output at a time"):
         with atomic_dir(out) as d:
             (d / "mine.txt").write_text("this run")
             out.mkdir()
@@ -52,13 +52,30 @@ def test_two_runs_writing_one_output_keep_both_results(tmp_path):
     kept = next(tmp_path.glob("model.unsaved-*"))
     assert (kept / "mine.txt").read_text() == "this run"
     img = tmp_path / "pred.nii.gz"
-    with pytest.raises(Eeg2fmriInputError, match=r"pred\.nii\.gz: output file was written by another process .*pred\.unsaved-\d+\.nii\.gz"):
+    with pytest.raises(Eeg2fmriInputError, match=r"pred\.nii\.gz: expected to create this output file, found one another .*pred\.unsaved-\d+\.nii\.gz"):
         with atomic_file(img) as t:
             t.write_text("this run")
             img.write_text("other run")
     assert img.read_text() == "other run"
     assert next(tmp_path.glob("pred.unsaved-*.nii.gz")).read_text() == "this run"
     assert not list(tmp_path.glob(".pred*")) and not list(tmp_path.glob(".model*"))  # no hidden temporaries left
+    # again: an earlier kept result is not replaced; a file system without hard links gives the same outcome
+    import eeg2fmri.utils.atomic as atomic
+
+    def no_links(src, dst):
+        raise PermissionError("operation not permitted")
+
+    for links in (True, False):
+        if not links:
+            monkeypatch.setattr(atomic.os, "link", no_links)
+        img.unlink()
+        with pytest.raises(Eeg2fmriInputError, match=r"pred\.unsaved-\d+-\d\.nii\.gz"):
+            with atomic_file(img) as t:
+                t.write_text(f"run links={links}")
+                img.write_text("other run")
+        assert img.read_text() == "other run"
+    assert sorted(p.read_text() for p in tmp_path.glob("pred.unsaved-*.nii.gz")) == ["run links=False", "run links=True", "this run"]
+    monkeypatch.undo()
     # with overwrite the later run replaces, as asked
     with atomic_file(img, overwrite=True) as t:
         t.write_text("third")

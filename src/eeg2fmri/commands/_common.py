@@ -34,4 +34,6 @@ def parse_metrics(items: list[str]) -> dict[str, str]:
         if not eq or not name.strip() or ":" not in target:
             raise Eeg2fmriInputError(f"--metric: expected NAME=MODULE:FUNCTION (e.g. spearman=mylab.metrics:spearman), got {item!r}.")
         metrics[name.strip()] = target.strip()
-    return metrics
+    from eeg2fmri.workflows.benchmark import absolute_metric
+
+    return {k: absolute_metric(v) for k, v in metrics.items()}  # (worker processes may run in another folder)

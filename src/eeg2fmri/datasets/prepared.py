@@ -275,7 +275,10 @@ class PreparedDataset:
 
     @property
     def subjects(self) -> list[str]:
-        return sorted({r.subject for r in self.runs})
+        """The subject labels, numbers in numeric order (``2`` before ``10``, as the runs are)."""
+        from eeg2fmri.io.pairing import natural_key
+
+        return sorted({r.subject for r in self.runs}, key=natural_key)
 
     def __repr__(self) -> str:  # what it holds, not the arrays (print(ds) dumped every run's features)
         out = (f" -> {len(self.rois.get('labels', []))} ROIs" if isinstance(self.rois, dict) and self.rois.get("labels") is not None

@@ -204,7 +204,7 @@ def natural_key(label: str | None) -> tuple:
     """
     if not label:
         return ()
-    return tuple((0, int(p), len(p)) if p.isdigit() else (1, p, 0) for p in re.split(r"(\d+)", label) if p)
+    return tuple((0, int(p), len(p)) if p.isdecimal() else (1, p, 0) for p in re.split(r"(\d+)", label) if p)
 
 
 def _sort(ent: Mapping[str, str | None]) -> tuple:

@@ -217,18 +217,32 @@ class RidgeHRF(BaseEstimator):
 
     def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool | str = False,
                  factored: bool = False, refit: bool = False, hrf_select: str = "mse") -> None:
+        # every parameter stored as given (scikit-learn's get_params/set_params/clone round-trip them; user test 31), and
+        # checked here and again at fit (set_params changes them without __init__)
         self.spec = spec
-        if hrf_select not in HRF_SELECT:
-            raise Eeg2fmriInputError(f"ridge_hrf: expected hrf_select one of {list(HRF_SELECT)}, got {hrf_select!r}.")
-        self.hrf_select = hrf_select
-        # every parameter stored as given (scikit-learn's get_params/set_params/clone round-trip them; user test 31)
-        self.refit = refit
         self.alphas = alphas
         self.hrf = hrf
-        if not (isinstance(alpha_per_target, (bool, np.bool_)) or (isinstance(alpha_per_target, str) and alpha_per_target == "guarded")):
-            raise Eeg2fmriInputError(f"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got {alpha_per_target!r}.")
         self.alpha_per_target = alpha_per_target
         self.factored = factored
+        self.refit = refit
+        self.hrf_select = hrf_select
+        self._check_params()
+
+    def _check_params(self) -> None:
+        spec = self.spec
+        if self.hrf_select not in HRF_SELECT:
+            raise Eeg2fmriInputError(f"ridge_hrf: expected hrf_select one of {list(HRF_SELECT)}, got {self.hrf_select!r}.")
+        apt = self.alpha_per_target
+        if not (isinstance(apt, (bool, np.bool_)) or (isinstance(apt, str) and apt == "guarded")):
+            raise Eeg2fmriInputError(f"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got {apt!r}.")
+        a = DEFAULT_ALPHAS if self.alphas is None else self.alphas
+        try:
+            arr = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = np.zeros(0)
+        if arr.ndim != 1 or not arr.size or not (np.isfinite(arr) & (arr > 0)).all():
+            raise Eeg2fmriInputError(f"ridge_hrf: expected alphas as a non-empty list of positive numbers, or null for the default grid, "
+                                     f"got {a!r}; e.g. alphas: [0.1, 1, 10].")
         if spec.input_kind not in self.input_kinds:
             raise Eeg2fmriInputError(
                 f"ridge_hrf: expected input_kind 'bandpower' (n_chans, n_bands, n_frames) or 'tangent' (it reads the band-power block), "
@@ -239,8 +253,8 @@ class RidgeHRF(BaseEstimator):
         if spec.input_kind == "tangent" and n_feat % (1 + n_ch):
             raise Eeg2fmriInputError(f"ridge_hrf: tangent windows: expected axis 1 of size n_bands * (1 + n_chans) = k * {1 + n_ch}, got {n_feat}; "
                                      "prepare the data with representation='tangent'.")
-        if hrf not in HRF_CHOICES:
-            raise Eeg2fmriInputError(f"unknown hrf {hrf!r}; choose one of {', '.join(map(repr, HRF_CHOICES))}.")
+        if self.hrf not in HRF_CHOICES:
+            raise Eeg2fmriInputError(f"unknown hrf {self.hrf!r}; choose one of {', '.join(map(repr, HRF_CHOICES))}.")
 
     @property
     def n_bands(self) -> int:
@@ -292,6 +306,7 @@ class RidgeHRF(BaseEstimator):
         -------
         self : RidgeHRF
         """
+        self._check_params()
         candidates = _BASES if self.hrf == "auto" else (self.hrf,)
         fits = {h: self._fit_basis(h, x, y, x_val, y_val) for h in candidates}
         self.hrf_scores_ = {h: f["score"] for h, f in fits.items()}

@@ -145,7 +145,7 @@ def final_path(path: str | os.PathLike) -> Path:
 
 
 def _check_target(path: Path, overwrite: bool, what: str) -> None:
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:  # (a dangling link counts: it is the user's)
         raise Eeg2fmriInputError(
             f"{path}: {what} already exists; choose another path or pass overwrite=True (--overwrite on the command line)."
         )
@@ -288,6 +288,13 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = False, suffix: str
     try:  # no-clobber: a hard link fails if another process wrote ``path`` while this one ran
         os.link(tmp, path)
     except FileExistsError:
+        try:
+            ours = os.path.samefile(tmp, path)  # a link call repeated by a network file system: it is this run's file
+        except OSError:
+            ours = False
+        if ours:
+            tmp.unlink(missing_ok=True)
+            return
         _appeared_meanwhile(path, tmp, "output file")
     except OSError:  # a file system without hard links
         if path.exists():
@@ -300,11 +307,20 @@ def atomic_file(path: str | os.PathLike, *, overwrite: bool = False, suffix: str
 def _appeared_meanwhile(path: Path, tmp: Path, what: str) -> None:
     """Raise for an output that did not exist when this run began and does now (two runs writing one output, user
     test 29): neither is replaced; this run's result is kept beside it under a visible name."""
-    kept = path.with_name(f"{path.name.split('.')[0]}.unsaved-{os.getpid()}{''.join(path.suffixes)}")
-    try:
-        os.replace(tmp, kept)
-    except OSError:
-        kept = tmp
-    raise Eeg2fmriInputError(f"{path}: {what} was written by another process while this run worked (it did not exist when this run "
-                             f"began); expected to create it, so the other one is kept and this run's result is at {kept}. "
-                             "Run one command per output at a time; move the one you want into place yourself.")
+    stem, ext = path.name.split(".")[0], "".join(path.suffixes)
+    kept = None
+    for k in range(100):  # a free visible name (never over an earlier run's kept result)
+        cand = path.with_name(f"{stem}.unsaved-{os.getpid()}{'' if k == 0 else f'-{k}'}{ext}")
+        if os.path.lexists(cand):
+            continue
+        try:
+            os.rename(tmp, cand)
+        except OSError:
+            break
+        kept = cand
+        break
+    where = (f"this run's result is at {kept}" if kept is not None else
+             f"this run's result is in the hidden {tmp} (the next run in this folder removes it: move it now)")
+    raise Eeg2fmriInputError(f"{path}: expected to create this {what}, found one another process wrote while this run worked (it did not "
+                             f"exist when this run began); the other one is kept and {where}. Run one command per output at a time; "
+                             "move the one you want into place yourself.")

@@ -473,6 +473,17 @@ def run_benchmark(
         from eeg2fmri.evaluation.protocol import _check_extra_metrics
         from eeg2fmri.workflows.evaluate import resolve_metrics
 
+        if not isinstance(extra_metrics, dict):
+            raise Eeg2fmriInputError(f"extra_metrics: expected a mapping name -> 'module:function', got {type(extra_metrics).__name__}.")
+        taken = sorted(set(extra_metrics) & LEADERBOARD_FIELDS)
+        if taken:  # (a review: --metric name=... replaced the model's name in its row)
+            raise Eeg2fmriInputError(f"extra_metrics: expected names the leaderboard does not use, got {taken}; rename them.")
+        extra_metrics = {k: absolute_metric(v) for k, v in extra_metrics.items()}
+        if n_jobs != 1 or executor is not None:
+            funcs = sorted(k for k, v in extra_metrics.items() if not isinstance(v, str))
+            if funcs:
+                raise Eeg2fmriInputError(f"extra_metrics{funcs}: expected 'module:function' (or 'file.py:function') with n_jobs != 1: the "
+                                         "worker processes import it; got a function. Pass its module and name, or n_jobs=1.")
         _check_extra_metrics(resolve_metrics(extra_metrics))
     fold_args = dict(names=names, hparams=hparams, train_config=train_config, model_train_configs=own_configs, atlas=atlas, n_boot=n_boot,
                      random_state=random_state, extra_metrics=extra_metrics or None,
@@ -878,6 +889,23 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
         out.append("the time-shifted null's 5 % level was not computed: a test span is too short (under 20 volumes) for a 5 % test "
                    "over its circular shifts; with longer recordings or a larger test share it says whether a median r is above chance")
     return out
+
+
+#: Keys of a leaderboard row: a metric of the user's own may not take them.
+LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
+                                "ridge_weight", "at_epoch_limit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
+                                "nll_laplace", "roi_r_mean", "roi_null_mean"} | {k for k, _ in _COLUMNS})
+
+
+def absolute_metric(value: Any) -> Any:
+    """A ``"path/file.py:function"`` metric with its file made absolute (worker processes may run elsewhere); others as given."""
+    if isinstance(value, str):
+        mod, sep, fn = value.rpartition(":")
+        if sep and mod.endswith(".py"):
+            from pathlib import Path
+
+            return f"{Path(mod).expanduser().absolute()}:{fn}"
+    return value
 
 
 def extra_metric_names(rows: list[dict[str, Any]]) -> list[str]:

@@ -338,16 +338,23 @@ def tune(
         from eeg2fmri.training import fit_model
         from eeg2fmri.workflows.train import score_windows
 
-        sp = (load_data(tcfg, out_path)[1] if tcfg["split"] != base["split"] else tv_split)
-        sp = replace(sp, selections={"train": sp.selections["train"], "val": sp.selections["val"], "test": {}})
+        sp = tv_split
+        if tcfg["split"] != base["split"]:  # a split option searched: the split again, of the dataset already loaded
+            from eeg2fmri.datasets.targets import make_split
+
+            opts = {k: v for k, v in tcfg["split"].items() if k != "protocol"}  # (as load_data makes it)
+            if isinstance(opts.get("fractions"), list):
+                opts["fractions"] = tuple(opts["fractions"])
+            sp = make_split(ds, tcfg["split"]["protocol"], **opts)
+            sp = replace(sp, selections={"train": sp.selections["train"], "val": sp.selections["val"], "test": {}})
         tg = targets if sp is tv_split else split_targets(ds, sp)
         fit = fit_model(ds, sp, tcfg["model"]["name"], tcfg["model"]["hparams"], targets=tg)
         wd = WindowDataset(ds, selection=sp.selections["val"], n_frames=sp.n_frames, lag=sp.lag, targets=tg["val"])
         sc = score_windows(fit.model, wd, batch_size=tcfg["trainer"]["predict_batch_size"])
         value = float(sc["mean_r"] if monitor == "val_r" else sc["mse"])
         if not np.isfinite(value):
-            raise Eeg2fmriInputError(f"trial: {tcfg['model']['name']} with {tcfg['model']['hparams']} gave a non-finite validation "
-                                     f"{'r' if monitor == 'val_r' else 'mse'}; this trial failed.")
+            raise Eeg2fmriInputError(f"{tdir.name}: expected a finite validation {'r' if monitor == 'val_r' else 'mse'}, got {value}; check "
+                                     f"the hyperparameters {tcfg['model']['hparams']} (constant predictions?); this trial failed.")
         return value, {"validation": sc, "fit_seconds": fit.fit_seconds}
 
     def objective(trial: Any) -> float:
