@@ -320,3 +320,85 @@ def test_find_confounds_next_to_fmriprep_bold(tmp_path):
     assert find_confounds(str(bold)) == new
     with pytest.raises(Eeg2fmriInputError, match=r"expected a BIDS BOLD file name ending in _bold.nii\[.gz\]"):
         find_confounds(tmp_path / "sub-01_T1w.nii.gz")
+
+
+def test_resample_bold_time_against_the_truth_and_scipy():
+    """resample_bold_time: sinusoids below the new Nyquist frequency come back at the new times; at a whole factor it
+    agrees with scipy.signal.resample_poly (anti-aliased decimation) inside the run."""
+    from scipy.signal import resample_poly
+
+    from eeg2fmri.preprocessing.volumes import resample_bold_time, resampled_times
+
+    t = 3.0 + 1.5 * np.arange(240) + np.random.default_rng(0).integers(-1, 2, 240) / 500.0  # sample jitter of the markers
+    f = np.array([0.01, 0.03, 0.06])
+    y = np.sin(2 * np.pi * f * t[:, None] + np.arange(3))
+    tn = resampled_times(t, 2.0)
+    assert tn[0] == t[0] and np.allclose(np.diff(tn), 2.0) and tn[-1] <= t[-1] and tn[-1] > t[-1] - 2.0
+    out = resample_bold_time(y.astype(np.float32), t, tn)
+    assert out.dtype == np.float32 and out.shape == (len(tn), 3)
+    truth = np.sin(2 * np.pi * f * tn[:, None] + np.arange(3))
+    assert np.abs(out - truth)[8:-8].max() < 2e-3
+    tr = 3.0 + 1.5 * np.arange(240)
+    yr = np.sin(2 * np.pi * f * tr[:, None] + np.arange(3))
+    t3 = resampled_times(tr, 3.0)
+    ref = resample_poly(yr, 1, 2, axis=0)[: len(t3)]
+    assert np.abs(resample_bold_time(yr, tr, t3) - ref)[10:-10].max() < 5e-3
+    # a shorter TR interpolates (no filter)
+    up = resample_bold_time(yr, tr, resampled_times(tr, 1.0))
+    assert np.abs(up - np.sin(2 * np.pi * f * resampled_times(tr, 1.0)[:, None] + np.arange(3)))[8:-8].max() < 2e-3
+    with pytest.raises(Eeg2fmriInputError, match=r"run-1: expected the new volume times within the run's 3\.000-361\.500 s, got"):
+        resample_bold_time(yr, tr, tr + 1.0, where="run-1")
+    with pytest.raises(Eeg2fmriInputError, match=r"expected at least 4 volumes at increasing times to resample in time, got 3"):
+        resample_bold_time(yr[:3], tr[:3], tr[:2])
+
+
+def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
+    """User test 30: a multi-site study (TR 2 s and 1.5 s) could not be prepared as one dataset. resample_tr resamples
+    every run's BOLD in time after its volumes are paired with its markers; the EEG windows end at the new times."""
+    import json
+
+    import nibabel as nib
+
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.preprocessing.volumes import resample_bold_time
+
+    from .test_layouts import eeg_uv, write_bv
+
+    root = tmp_path / "sites"
+    (root).mkdir()
+    (root / "dataset_description.json").write_text('{"Name": "sites", "BIDSVersion": "1.8.0"}')
+    ch, sf = ["Fz", "Cz", "Pz", "Oz", "C3", "C4", "P3"], 100.0
+    for sub, tr, nvol in (("01", 2.0, 40), ("02", 1.5, 53)):
+        n = int((nvol * tr + 3.0) * sf)
+        write_bv(root / f"sub-{sub}" / "eeg", f"sub-{sub}_task-rest_eeg", eeg_uv(len(ch), n, int(sub)), sf, ch,
+                 [("Response", "R128", int((1.0 + k * tr) * sf)) for k in range(nvol)])
+        t = 1.0 + tr * np.arange(nvol)
+        data = 100 + 5 * np.sin(2 * np.pi * 0.02 * t)[None, None, None, :] * np.linspace(0.5, 1.5, 5 * 4 * 3).reshape(5, 4, 3, 1)
+        img = nib.Nifti1Image(data.astype(np.float32), np.diag([4.0, 4.0, 4.0, 1.0]))
+        img.header.set_zooms((4.0, 4.0, 4.0, tr))
+        img.header.set_xyzt_units("mm", "sec")
+        func = root / f"sub-{sub}" / "func"
+        func.mkdir(parents=True)
+        nib.save(img, func / f"sub-{sub}_task-rest_bold.nii.gz")
+        (func / f"sub-{sub}_task-rest_bold.json").write_text(json.dumps({"RepetitionTime": tr}))
+    mask = np.zeros((5, 4, 3), dtype=np.uint8)
+    mask[1:4, 1:3, :] = 1
+    nib.save(nib.Nifti1Image(mask, np.diag([4.0, 4.0, 4.0, 1.0])), tmp_path / "mask.nii.gz")
+    opts = {"mask": str(tmp_path / "mask.nii.gz"), "drop_volumes": 0}
+    with pytest.raises(Eeg2fmriInputError, match=r"TR 1\.5 s differs from the first run's .* 2 s; .*--layout-option "
+                                                 r"'tasks=\[\.\.\.\]'.* or resample the BOLD in time: prepare option resample_tr "
+                                                 r"\(--config '\{\"resample_tr\": 2\}'"):
+        prepare_dataset(root, opts)
+    ds = prepare_dataset(root, {**opts, "resample_tr": 2.0})
+    assert ds.tr == 2.0 and [r.n_volumes for r in ds.runs] == [40, 40]  # 53 volumes at 1.5 s span 78 s: 40 at 2 s
+    on = ds.runs[1].onsets
+    assert on[0] == pytest.approx(1.0) and np.allclose(np.diff(on), 2.0) and on[-1] <= 1.0 + 1.5 * 52
+    prov = ds.provenance["inputs"]["sub-02_task-rest"]["resampled_in_time"]
+    assert prov == {"from_tr": 1.5, "to_tr": 2.0, "volumes": [53, 40]}
+    assert ds.provenance["inputs"]["sub-01_task-rest"]["resampled_in_time"] == {"from_tr": 2.0, "to_tr": 2.0, "volumes": [40, 40]}
+    # the resampled series are the run's own series through resample_bold_time, at the new times
+    raw = np.asarray(nib.load(root / "sub-02" / "func" / "sub-02_task-rest_bold.nii.gz").dataobj)[ds.mask].T
+    want = resample_bold_time(raw, 1.0 + 1.5 * np.arange(53), on)
+    np.testing.assert_allclose(np.asarray(ds.runs[1].bold), want, rtol=1e-5, atol=1e-4)
+    # the windows end at the new volumes' ends: frame index of onset + TR
+    assert np.all(np.diff(ds.runs[1].window_end) == np.diff(ds.runs[0].window_end)[: len(ds.runs[1].window_end) - 1])

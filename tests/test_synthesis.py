@@ -1127,8 +1127,23 @@ def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, cap
     raw.set_annotations(mne.Annotations(20.0 + 1.25 * np.arange(n), 0.0, ["R128"] * n))
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(raw, ridge_dir, tmp_path / "drift.nii.gz", progress_bar=False, first_onset="markers")
-    assert any("markers come every 1.250 s, but the output's volumes every 2 s" in r.getMessage() and "pass --tr 1.25 for one volume per marker" in r.getMessage()
-               for r in caplog.records)
+    # (user test 30: --tr 1.25 was advised and then refused: the model writes only steps that divide its frame length)
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.models import load_model
+
+    lm = load_model(ridge_dir)
+    flen = lm.spec.tr / PrepareConfig.from_dict(lm.meta["prepare"]).frames_per_tr
+    assert any("markers come every 1.250 s, but the output's volumes every 2 s" in r.getMessage()
+               and f"the model writes only steps that divide its frame length ({flen:g} s), so the output cannot follow this scan's 1.25 s"
+               in r.getMessage() and "prepare option resample_tr" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    step = flen / 2  # a step it can write: advised, and taken
+    n = int((raw.times[-1] - 20.0) / step)
+    raw.set_annotations(mne.Annotations(20.0 + step * np.arange(n), 0.0, ["R128"] * n))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(raw, ridge_dir, tmp_path / "drift2.nii.gz", progress_bar=False, first_onset="markers")
+    assert any(f"pass --tr {step:.3g} for one volume per marker" in r.getMessage() for r in caplog.records)
+    synthesize(raw, ridge_dir, tmp_path / "drift3.nii.gz", progress_bar=False, first_onset="markers", tr=step)
 
 
 def test_line_frequency_other_than_the_models_notch_is_warned(tiny_bids, ridge_dir, tmp_path, caplog):

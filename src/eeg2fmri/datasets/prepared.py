@@ -74,6 +74,12 @@ class PrepareConfig:
         sidecars (for a header with a placeholder TR; ``None``: from the
         ``*_bold.json`` sidecar, a top-level ``task-<task>_bold.json`` it
         inherits from, or the header).
+    resample_tr : float | None
+        Resample every run's BOLD in time to this TR (s), so that runs of different TRs (sites, protocols) pool into
+        one dataset: each run's volumes are first timed by its own markers (or ``first_onset``) at its own TR, then
+        its voxel series are low-passed below the new Nyquist frequency (when the new TR is longer) and interpolated
+        (cubic spline) at ``first onset + k * resample_tr`` within the run; the EEG windows end at those times.
+        :func:`eeg2fmri.preprocessing.volumes.resample_bold_time`. ``None`` (default): every run must have one TR.
     dummy_scans : {"auto", "drop-first", "drop-last", "error"}
         More scanner markers than BOLD volumes: the first extra markers are
         dummy scans the scanner did not save (``"drop-first"``), the last ones came
@@ -154,6 +160,7 @@ class PrepareConfig:
     dummy_scans: str = "auto"
     drop_volumes: int | str = "auto"
     tr: float | None = None
+    resample_tr: float | None = None
     mask: str = "data"
     representation: str = "bandpower"
     work_sfreq: float | None = None
@@ -794,6 +801,8 @@ def _validate_config(cfg: PrepareConfig) -> None:
                                  f"got {dv!r}; e.g. --config '{{\"drop_volumes\": 3}}' (0 keeps every volume).")
     if cfg.tr is not None:
         check_positive(cfg.tr, "tr")
+    if cfg.resample_tr is not None:
+        check_positive(cfg.resample_tr, "resample_tr")
     if cfg.channel_positions is not None and not cfg.channels:
         raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
@@ -1071,6 +1080,11 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         warn_once_per_process(f"{where}: prepare option first_onset ({first_onset}) is not used for this run: its volumes are timed "
                               f"by its {sync.report.n_markers} {sync.report.marker!r} scanner marker(s); to time them by first_onset "
                               "instead, pass marker: null as well")
+    native_tr, onsets = float(tr), sync.onsets
+    if cfg.resample_tr is not None:  # the volumes of a run resampled in time: a regular grid from its first marked volume
+        from eeg2fmri.preprocessing.volumes import resampled_times
+
+        onsets = resampled_times(sync.onsets, float(cfg.resample_tr))
     cleaning = None
     if cfg.clean:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
@@ -1096,7 +1110,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
         art = check_gradient_artifacts(raw, tr=tr, where=where)
     try:
-        rep = eeg_representation(raw, cfg, tr=tr, onsets=sync.onsets, where=where)
+        rep = eeg_representation(raw, cfg, tr=cfg.resample_tr or tr, onsets=onsets, where=where)
     except Eeg2fmriInputError as err:
         if not str(err).startswith("frames extend beyond the EEG recording"):
             raise
@@ -1116,7 +1130,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     from eeg2fmri.io.eeg import bad_spans
 
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
-            "bad_spans": bad_spans(raw), "not_used": not_used, "tr": float(tr)}
+            "bad_spans": bad_spans(raw), "not_used": not_used, "tr": float(cfg.resample_tr or tr), "native_tr": native_tr}
 
 
 def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
@@ -1212,9 +1226,12 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     n_drop = _leading_volumes_to_drop(cfg, bold, sync, str(rec.bold_path), rec.bold_path)
     _check_dummies_against_brightness(rec, cfg, sync.report, n_drop, bold)
     kept = slice((sync.volumes.start or 0) + n_drop, sync.volumes.stop)
+    native_on = np.asarray(sync.onsets, dtype=np.float64)[n_drop:]  # the kept volumes' own onsets (before any resampling)
     if n_drop:
         bold = np.ascontiguousarray(bold[n_drop:])
-        rep = {**rep, "onsets": np.asarray(rep["onsets"])[n_drop:], "window_end": np.asarray(rep["window_end"])[n_drop:]}
+        # (resampled in time: the new volumes before the first kept one go, the EEG features stay)
+        m = int(np.searchsorted(np.asarray(rep["onsets"]), native_on[0] - 1e-6)) if cfg.resample_tr is not None else n_drop
+        rep = {**rep, "onsets": np.asarray(rep["onsets"])[m:], "window_end": np.asarray(rep["window_end"])[m:]}
     if cfg.confounds:
         from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
 
@@ -1225,6 +1242,15 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
                 f"{conf_path}: {len(conf)} rows, but {rec.bold_path} has {n_volumes} volumes; expected one row per BOLD volume "
                 "(fMRIPrep writes them so): use the confounds file of this run and this fMRIPrep output.")
         bold = regress_confounds(bold, conf[kept], where=str(rec.bold_path))
+    resampled = None
+    if cfg.resample_tr is not None:  # after the confounds (regressed at the run's own TR)
+        from eeg2fmri.preprocessing.volumes import resample_bold_time
+
+        new_on = np.asarray(rep["onsets"], dtype=np.float64)
+        bold = resample_bold_time(bold, native_on, new_on, where=str(rec.bold_path))
+        resampled = {"from_tr": float(eeg["native_tr"]), "to_tr": float(cfg.resample_tr), "volumes": [int(len(native_on)), int(len(new_on))]}
+        logger.info("%s: BOLD resampled in time from TR %g s to %g s (%d -> %d volumes)", rec.key, eeg["native_tr"], cfg.resample_tr,
+                    len(native_on), len(new_on))
     if atlas is not None:
         bold = np.ascontiguousarray(atlas.transform(bold), dtype=np.float32)
     bad = eeg.get("bad_spans")
@@ -1234,6 +1260,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     # absolute paths: readers of the manifest (classify's events, explain's electrodes) may run from another directory
     prov = {"eeg": str(Path(rec.eeg_path).absolute()), "bold": str(Path(rec.bold_path).absolute()) if rec.bold_path is not None else None, "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [kept.start, kept.stop], "non_steady_state_volumes": int(n_drop)}
+    if resampled is not None:
+        prov["resampled_in_time"] = resampled
     if art is not None:
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
     if eeg.get("cleaning") is not None:
@@ -1247,7 +1275,10 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     if epochs:  # per-volume labels a layout gives in epochs (ds003768's sleep stages): stored for classify --labels NAME
         from eeg2fmri.io.layouts import labels_of_volumes
 
-        prov["volume_labels"] = {name: labels_of_volumes(ep, np.arange(kept.start, kept.stop) * float(eeg["tr"]),
+        # times from the BOLD file's first saved volume (a run resampled in time: its new volumes' times)
+        t_vol = (np.arange(kept.start, kept.stop) * float(eeg.get("native_tr", eeg["tr"])) if resampled is None else
+                 kept.start * float(eeg["native_tr"]) + np.asarray(rep["onsets"], float) - native_on[0])
+        prov["volume_labels"] = {name: labels_of_volumes(ep, t_vol,
                                                          epoch_s=rec.meta.get("volume_label_epoch_s"))
                                  for name, ep in epochs.items()}
     if run.bad_spans is not None:
@@ -1289,8 +1320,9 @@ def _layout_takes_derivatives(layout: str) -> bool:
         return False
 
 
-def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.ndarray | None = None, first: Any = None) -> None:
-    if abs(tr - tr0) > 1e-3 * tr0:
+def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.ndarray | None = None, first: Any = None,
+                    resample_tr: float | None = None) -> None:
+    if resample_tr is None and abs(tr - tr0) > 1e-3 * tr0:  # (resample_tr: every run is resampled from its own TR)
         from eeg2fmri.io.layouts import different_tr_hint
 
         raise Eeg2fmriInputError(f"{rec.bold_path}: " + different_tr_hint(rec.key, tr, Path(str(first)).name if first else "run 1", tr0) + ".")
@@ -1316,7 +1348,7 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
     from concurrent.futures import ThreadPoolExecutor
 
     img, tr = _read_bold_on_grid(rec, cfg, (shape0, affine0) if affine0 is not None else None)
-    _check_run_grid(rec, img, tr, tr0, shape0, affine0, first)
+    _check_run_grid(rec, img, tr, tr0, shape0, affine0, first, cfg.resample_tr)
     with ThreadPoolExecutor(1) as ex:
         fut = ex.submit(load_masked_bold, img, mask, where=str(rec.bold_path))
         eeg = _prepare_eeg(rec, cfg, img, tr)
@@ -1667,7 +1699,7 @@ def prepare_dataset(
             "bold_space": bids_space_entity(records[0].bold_path), "inputs": {}}
     for rec, (_, _, p) in zip(records, results):
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
-    return PreparedDataset(runs, mask, np.asarray(img0.affine), float(tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,
+    return PreparedDataset(runs, mask, np.asarray(img0.affine), float(cfg.resample_tr or tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,
                            float(infos[0]["frame_rate"]), infos[0]["freqs"], prov, rois)
 
 

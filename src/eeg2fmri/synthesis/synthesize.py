@@ -180,7 +180,7 @@ def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.devic
 
 
 def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str,
-                dummy_scans: int = 0) -> tuple[dict, float, np.ndarray | None]:
+                dummy_scans: int = 0, frame_len: float | None = None) -> tuple[dict, float, np.ndarray | None]:
     """Where the output's volume grid is anchored: a description for the sidecar and the grid's offset from the first sample.
 
     Returns
@@ -226,9 +226,15 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             ratio = step_s / tr if step_s else 1.0
             if step_s is not None and abs(ratio - round(ratio)) > 0.01 * max(1.0, ratio):  # a grid that drifts off the scan
                 # (a whole number of output volumes per marker, e.g. --tr half the scan's TR, stays on it: user test 15)
+                q = frame_len / step_s if frame_len else float("nan")
+                if np.isfinite(q) and q >= 1 - 1e-9 and abs(q - round(q)) < 1e-6:  # a step the model can write (_hop_for)
+                    fix = f"pass --tr {step_s:.3g} for one volume per marker"
+                else:  # (user test 30: --tr 2.16 was advised, then refused: it does not divide the training frame length)
+                    fix = (f"the model writes only steps that divide its frame length ({frame_len:g} s), so the output cannot follow "
+                           f"this scan's {step_s:.3g} s: to compare volume by volume, resample the scan's BOLD in time to the output's "
+                           "times (sidecar VolumeGrid), or train on data of this TR (prepare option resample_tr)")
                 logger.warning("%s: the recording's %r markers come every %.3f s, but the output's volumes every %g s (the training TR, "
-                               "or --tr): only the first lines up with a marker; pass --tr %.3g for one volume per marker.",
-                               where, found, step_s, tr, step_s)
+                               "or --tr): only the first lines up with a marker; %s.", where, found, step_s, tr, fix)
         else:
             raise Eeg2fmriInputError(f"{where}: first_onset='markers' but none of the scanner markers {list(names)} (the model's training "
                                      f"marker names and the usual scanner names) is in the recording (annotations present: {sorted(set(descs))[:15]}); pass the first "
@@ -752,7 +758,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         if not isinstance(first_onset, str) or first_onset.strip().lower() != "markers":
             raise Eeg2fmriInputError(f"{where}: first_marker_volume={first_marker_volume} numbers the scanner markers, so it needs "
                                      "first_onset='markers' (--first-onset markers).")
-    anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where, dummy_scans=int(dummy_scans))
+    anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where, dummy_scans=int(dummy_scans),
+                                          frame_len=flen if frame_based else None)
     if marker_t is not None and len(marker_t):
         marker_volume_source = "given" if first_marker_volume is not None else None
         src = eeg if isinstance(eeg, (str, os.PathLike)) else next(iter(getattr(eeg, "filenames", None) or ()), None)

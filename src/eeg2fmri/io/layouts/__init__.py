@@ -757,7 +757,8 @@ def different_tr_hint(key: str, tr: float, key0: str, tr0: float) -> str:
     """The message for a run whose TR differs from the first run's (prepare refuses it; ``datasets --check`` lists it)."""
     return (f"{key}: TR {tr:g} s differs from the first run's ({key0}) {tr0:g} s; prepare pools only runs of one TR (its windows and "
             "haemodynamic lags are counted in volumes): prepare the runs of each TR as a dataset of their own (--subjects, or the "
-            "layout options sessions/tasks, e.g. --config '{\"tasks\": [...]}'), or resample the BOLD in time first")
+            "layout options sessions/tasks, e.g. --layout-option 'tasks=[...]'), or resample the BOLD in time: prepare option "
+            "resample_tr (--config '{\"resample_tr\": " + f"{tr0:g}" + "}': every run's BOLD to one TR after its volumes are timed)")
 
 
 def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> list[str]:
