@@ -463,3 +463,28 @@ def test_check_says_what_slice_timing_means_here(tmp_path):
                                                   "(TR 2 s, 3 slices), slice-time corrected to 0.000 s (StartTime): ")
     (root / "task-rest_bold.json").write_text(json.dumps({"SliceTiming": "0 1 2"}))
     assert slice_timing_note(bold, TR) == "task-rest_bold.json: SliceTiming is not a list of seconds (0 1 2); it is not read here"
+
+
+def test_check_finds_the_grid_differences_prepare_refuses(tmp_path):
+    """User test 30: `datasets --check` passed runs on other grids (3 vs 4 mm, a box shifted by 2 mm) that prepare then
+    refused; and the runs were compared only once every run's own problems were fixed."""
+    import nibabel as nib
+
+    from .test_layouts import write_bold
+
+    root = tmp_path / "grids"
+    describe(root)
+    for sub in ("01", "02", "03"):
+        eeg_run(root, f"sub-{sub}_task-rest_run-1", seed=int(sub))
+    bold_run(root, "sub-01_task-rest_run-1_bold.nii.gz")
+    write_bold(root / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.nii.gz", (4, 5, 4, NVOL), TR, sidecar={"RepetitionTime": TR})
+    p3 = bold_run(root, "sub-03_task-rest_run-1_bold.nii.gz")
+    img = nib.load(p3)
+    shifted = img.affine.copy()
+    shifted[0, 3] += 2.0
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), shifted, img.header), p3)
+    rep = check_layout(root, "bids")
+    assert any("sub-02_task-rest_run-1: BOLD grid (4, 5, 4) differs from the first run's (sub-01_task-rest_run-1) (4, 5, 3); prepare "
+               "refuses it unless the runs are put on one grid: prepare option grid='first'" in p for p in rep.problems), rep.problems
+    assert any("sub-03_task-rest_run-1: BOLD voxel-to-world affine differs from the first run's (sub-01_task-rest_run-1) by up to 2 mm"
+               in p for p in rep.problems), rep.problems

@@ -762,20 +762,36 @@ def different_tr_hint(key: str, tr: float, key0: str, tr0: float) -> str:
 
 
 def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> list[str]:
-    """A problem for every run whose TR differs from the first run's, as prepare would refuse it (user test 19: the check
-    passed a dataset that prepare then refused)."""
-    trs = []
+    """A problem for every run whose TR or voxel grid differs from the first run's, as prepare would refuse it (user test
+    19: the check passed a dataset that prepare then refused; user test 30: the same for grids)."""
+    from eeg2fmri.io.roi_tables import is_target_table
+
+    heads = []
     for run in runs:
         if run.bold_path is None or not run.bold_path.is_file():
             continue
         try:
-            trs.append((run.key, float(read_layout_bold(run, marker=marker)[1])))
+            img, tr = read_layout_bold(run, marker=marker)
         except Eeg2fmriInputError:  # (reported by _check_run)
             continue
-    if not trs:
+        grid = None if is_target_table(run.bold_path) else (tuple(img.shape[:3]), np.asarray(img.affine, float))
+        heads.append((run.key, float(tr), grid))
+    if not heads:
         return []
-    key0, tr0 = trs[0]
-    return [different_tr_hint(k, tr, key0, tr0) for k, tr in trs[1:] if abs(tr - tr0) > 1e-3 * tr0]
+    key0, tr0, grid0 = heads[0]
+    out = [different_tr_hint(k, tr, key0, tr0) for k, tr, _ in heads[1:] if abs(tr - tr0) > 1e-3 * tr0]
+    for k, _, grid in heads[1:]:
+        if grid is None or grid0 is None:
+            continue
+        if grid[0] != grid0[0]:
+            out.append(f"{k}: BOLD grid {grid[0]} differs from the first run's ({key0}) {grid0[0]}; prepare refuses it unless the runs are "
+                       "put on one grid: prepare option grid='first' (--config '{\"grid\": \"first\"}') for runs in one space such as "
+                       "MNI, or resample them yourself first")
+        elif float(np.max(np.abs(grid[1] - grid0[1]))) > 1e-2:
+            out.append(f"{k}: BOLD voxel-to-world affine differs from the first run's ({key0}) by up to "
+                       f"{float(np.max(np.abs(grid[1] - grid0[1]))):.3g} mm although the grid shapes agree; prepare refuses it unless the "
+                       "runs are put on one grid: prepare option grid='first' for runs in one space such as MNI")
+    return out
 
 
 def _markers_against_regular(run: LayoutRun, raw, n_volumes: int, tr: float, onsets: np.ndarray) -> list[str]:
@@ -859,7 +875,7 @@ def _check_runs(runs: list, marker: Any, first_onset: float | None) -> tuple[lis
         p, n = _check_run(r, marker, first_onset)
         problems += p
         notes += n
-    if len(runs) > 1 and not problems:
+    if len(runs) > 1:  # (user test 30: found only once every run's own problems were fixed, one layer at a time)
         p, n = _compare_channels(runs)
         problems += p
         notes += n
