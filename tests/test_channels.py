@@ -94,15 +94,26 @@ def _biosemi_recording(tiny_bids):
     return raw, raw.copy().rename_channels({s: biosemi_name(s) for s in TEN20})
 
 
-def test_synthesize_biosemi_recording_with_a_10_20_model(tiny_bids, ridge_dir, tmp_path):  # noqa: F811
+def test_synthesize_biosemi_recording_with_a_10_20_model(tiny_bids, ridge_dir, tmp_path, caplog):  # noqa: F811
     raw, bio = _biosemi_recording(tiny_bids)
     base = np.asarray(nib.load(synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)).dataobj)
-    with pytest.raises(Eeg2fmriInputError, match=r"16 are missing here: .*; map them by electrode position with --channel-positions file .*\(channel_positions= in Python\)"):
+    # BioSemi names (A1..B32) are no 10-05 sites: mapped by name as prepare does, too few are found; the cap is asked for
+    with pytest.raises(Eeg2fmriInputError, match=r"16 are missing here: .*\. Mapped by the 10-05 sites of their names \(colin27_1005\) as "
+                                                 r"prepare does, only 2 of the model's 16 training channels were found by name or position.*: "
+                                                 r"name the montage it was recorded with \(e\.g\. --channel-positions biosemi64"):
         synthesize(bio, ridge_dir, tmp_path / "no.nii.gz", progress_bar=False)
-    bare = bio.copy().set_montage(None)  # no positions in the file (an EDF, say): the montage route is named (user test 12)
-    with pytest.raises(Eeg2fmriInputError, match=r"This recording carries no electrode positions, so --channel-positions file cannot work here: "
-                                                 r"name the montage it was recorded with"):
-        synthesize(bare, ridge_dir, tmp_path / "no.nii.gz", progress_bar=False)
+    assert not (tmp_path / "no.nii.gz").exists()
+    # the old 10-20 names (T3 for T7, ...) of a recording without positions: mapped by their 10-05 sites as prepare maps them
+    # (user test 30: prepare did, synthesize refused), said, and recorded in the sidecar
+    import logging
+
+    old = raw.copy().set_montage(None).rename_channels({"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"})
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(old, ridge_dir, tmp_path / "old.nii.gz", progress_bar=False)
+    assert any("the recording's channels differ from the model's; mapped by the 10-05 sites of their names" in r.getMessage()
+               for r in caplog.records)
+    np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "old.nii.gz").dataobj), base, atol=1e-5)
+    assert json.loads((tmp_path / "old.json").read_text())["ChannelMapping"]["by_position"]["T7"] == "T3"
     synthesize(bio, ridge_dir, tmp_path / "bio.nii.gz", progress_bar=False, channel_positions="biosemi64")
     np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "bio.nii.gz").dataobj), base, atol=1e-5)
     side = json.loads((tmp_path / "bio.json").read_text())

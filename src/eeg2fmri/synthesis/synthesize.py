@@ -789,15 +789,26 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     try:
         picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
     except Eeg2fmriInputError as err:
-        if channel_positions is None:
-            if raw.get_montage() is None:  # (user test 12: "--channel-positions file" was offered first for an EDF without positions)
-                raise Eeg2fmriInputError(f"{err} This recording carries no electrode positions, so --channel-positions file cannot "
-                                         "work here: name the montage it was recorded with (e.g. --channel-positions easycap-M1).") from None
-            raise
-        from eeg2fmri.preprocessing.channels import map_channels_by_position
+        from eeg2fmri.preprocessing.channels import default_positions, map_channels_by_position
 
-        raw, chmap = map_channels_by_position(raw, [str(c) for c in spec.ch_names], positions=channel_positions, tolerance_mm=channel_tolerance_mm,
-                                              min_share=min_channel_share, where=where)
+        auto = channel_positions is None
+        if auto:
+            # as prepare's channels option does (user test 30: prepare mapped T3 -> T7 by their 10-05 sites, synthesize refused
+            # the same recording): the recording's own positions, else the 10-05 sites by name
+            channel_positions = default_positions(raw)
+        how = "the recording's own positions" if channel_positions == "file" else f"the 10-05 sites of their names ({channel_positions})"
+        try:
+            raw, chmap = map_channels_by_position(raw, [str(c) for c in spec.ch_names], positions=channel_positions,
+                                                  tolerance_mm=channel_tolerance_mm, min_share=min_channel_share, where=where)
+        except Eeg2fmriInputError as err2:
+            if not auto:
+                raise
+            why = str(err2).split(": ", 1)[-1].split(". ")[0]
+            raise Eeg2fmriInputError(f"{err} Mapped by {how} as prepare does, {why}: name the montage it was recorded with (e.g. "
+                                     "--channel-positions biosemi64; channel_positions= in Python).") from None
+        if auto:
+            logger.warning("%s: the recording's channels differ from the model's; mapped by %s as prepare does (sidecar "
+                           "ChannelMapping); --channel-positions names the cap, --channel-tolerance-mm the distance allowed", where, how)
         picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
         extra = chmap.ignored
     if extra:
