@@ -220,7 +220,9 @@ def test_synthesize_takes_a_fit_model_result_as_its_saved_folder_would(tiny_bids
     assert json.loads((tmp_path / "disk_bold.json").read_text())["ModelDir"] == str(saved.absolute())
 
 
-def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_path):
+def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_path, caplog):
+    import logging
+
     eeg = tiny_bids / EEG_NAME
     base = np.asarray(nib.load(synthesize(eeg, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)).dataobj)
     raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False)
@@ -244,15 +246,18 @@ def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_pat
     assert side["Resampled"] and side["SamplingFrequency"] == 200.0 and side["WorkSamplingFrequency"] == 100.0
     got = np.asarray(nib.load(tmp_path / "up.nii.gz").dataobj)
     assert got.shape == base.shape and np.corrcoef(got.ravel(), base.ravel())[0, 1] > 0.95
-    with pytest.raises(Eeg2fmriInputError, match=r"missing here: \['O1', 'O2'\] \(channels of the recording the model does not use: \['ECG', 'EOG'\]\); map them by "
-                                                 r"electrode position with --channel-positions file .* or rename the channels to the training names"):
-        synthesize(raw.copy().drop_channels(["O1", "O2"]), ridge_dir, tmp_path / "miss.nii.gz", progress_bar=False)
+    # two training channels missing: interpolated at their sites, as prepare's channels option does (user test 30: synthesize
+    # refused what prepare did), said and recorded
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(raw.copy().drop_channels(["O1", "O2"]), ridge_dir, tmp_path / "interp2.nii.gz", progress_bar=False)
+    assert any("the recording's channels differ from the model's; mapped by" in r.getMessage() for r in caplog.records)
+    assert json.loads((tmp_path / "interp2.json").read_text())["ChannelMapping"]["interpolated"] == ["O1", "O2"]
     with pytest.raises(Eeg2fmriInputError, match=r"sampled at 80 Hz, but the model's features use EEG up to 45 Hz"):
         synthesize(raw.copy().resample(80.0, verbose=False), ridge_dir, tmp_path / "low.nii.gz", progress_bar=False)
     dup = raw.copy().pick(["Fp1", "Fp2"])
     with pytest.raises(Eeg2fmriInputError, match=r"and 14 are missing here"):
         synthesize(dup, ridge_dir, tmp_path / "few.nii.gz", progress_bar=False)
-    assert not any(p.name.startswith(("miss", "low", "few")) for p in tmp_path.iterdir())
+    assert not any(p.name.startswith(("low", "few")) for p in tmp_path.iterdir())
 
 
 def test_synthesize_errors_and_overwrite(tiny_bids, ridge_dir, tmp_path):
