@@ -396,6 +396,21 @@ def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
     prov = ds.provenance["inputs"]["sub-02_task-rest"]["resampled_in_time"]
     assert prov == {"from_tr": 1.5, "to_tr": 2.0, "volumes": [53, 40]}
     assert ds.provenance["inputs"]["sub-01_task-rest"]["resampled_in_time"] == {"from_tr": 2.0, "to_tr": 2.0, "volumes": [40, 40]}
+    # the command prints what pooling changed (user test 30: only -v said it)
+    from types import SimpleNamespace
+
+    from eeg2fmri.commands.prepare import pooling_summary
+
+    assert pooling_summary(ds)[1] == "  BOLD resampled in time in 1 run(s): sub-02_task-rest (TR 1.5 -> 2 s)"
+    fake = SimpleNamespace(provenance={"inputs": {
+        "a": {"channel_mapping": {"by_position": {"T7": "T3", "Cz": "Cz"}, "interpolated": ["FT9"]}, "notch_hz": 50.0},
+        "b": {"non_steady_state_volumes": 3, "notch_hz": 60.0}}})
+    assert pooling_summary(fake) == ["what prepare changed (details: manifest.json, provenance.inputs):",
+                                     "  channels renamed by electrode position in 1 run(s): a (T3->T7)",
+                                     "  training channels interpolated in 1 run(s): a (FT9)",
+                                     "  leading non-steady-state volumes left out in 1 run(s): b (3)",
+                                     "  power-line notch: 50 Hz in 1 run(s); 60 Hz in 1 run(s)"]
+    assert pooling_summary(SimpleNamespace(provenance={"inputs": {"a": {"notch_hz": 50.0}}})) == []
     # the resampled series are the run's own series through resample_bold_time, at the new times
     raw = np.asarray(nib.load(root / "sub-02" / "func" / "sub-02_task-rest_bold.nii.gz").dataobj)[ds.mask].T
     want = resample_bold_time(raw, 1.0 + 1.5 * np.arange(53), on)

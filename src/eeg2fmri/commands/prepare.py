@@ -48,4 +48,40 @@ def run(args) -> int:
     targets = (f"{ds.n_outputs} regions (region tables)" if not ds.has_grid else
                f"{ds.n_outputs} ROIs ({int(ds.mask.sum())} voxels in the mask)" if ds.rois else f"{int(ds.mask.sum())} voxels")
     print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {targets}, representation {ds.representation}")
+    for line in pooling_summary(ds):  # (user test 30: what pooling changed was said only with -v)
+        print(line)
     return 0
+
+
+def pooling_summary(ds) -> list[str]:
+    """One line per kind of change prepare made to some runs (channels mapped or interpolated, BOLD resampled in time,
+    leading volumes left out, notch frequencies), from the manifest's provenance; empty when it changed nothing."""
+    inputs = (ds.provenance or {}).get("inputs") or {}
+    mapped, interp, resampled, dropped, notch = [], [], [], [], {}
+    for key, p in inputs.items():
+        cm = p.get("channel_mapping") or {}
+        pairs = [f"{rec}->{train}" for train, rec in (cm.get("by_position") or {}).items() if rec != train]
+        if pairs:
+            mapped.append(f"{key} ({', '.join(pairs[:4])}{' ...' if len(pairs) > 4 else ''})")
+        if cm.get("interpolated"):
+            interp.append(f"{key} ({', '.join(cm['interpolated'][:4])}{' ...' if len(cm['interpolated']) > 4 else ''})")
+        rs = p.get("resampled_in_time")
+        if rs and abs(float(rs["from_tr"]) - float(rs["to_tr"])) > 1e-9:
+            resampled.append(f"{key} (TR {rs['from_tr']:g} -> {rs['to_tr']:g} s)")
+        if p.get("non_steady_state_volumes"):
+            dropped.append(f"{key} ({p['non_steady_state_volumes']})")
+        if p.get("notch_hz") is not None:
+            notch.setdefault(float(p["notch_hz"]), []).append(key)
+    out = []
+
+    def line(what: str, items: list[str]) -> None:
+        if items:
+            out.append(f"  {what} in {len(items)} run(s): {'; '.join(items[:3])}{'; ...' if len(items) > 3 else ''}")
+
+    line("channels renamed by electrode position", mapped)
+    line("training channels interpolated", interp)
+    line("BOLD resampled in time", resampled)
+    line("leading non-steady-state volumes left out", dropped)
+    if len(notch) > 1:
+        out.append("  power-line notch: " + "; ".join(f"{hz:g} Hz in {len(keys)} run(s)" for hz, keys in sorted(notch.items())))
+    return (["what prepare changed (details: manifest.json, provenance.inputs):"] + out) if out else []
