@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 
 import mne
@@ -1121,7 +1122,13 @@ def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, cap
 
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "same.nii.gz", progress_bar=False, first_onset="markers")
-    assert not any("markers come every" in r.getMessage() for r in caplog.records)
+    assert not any("markers come every" in r.getMessage() or "timed from its first sample" in r.getMessage() for r in caplog.records)
+    # without --first-onset, a recording with scanner markers gets its grid from the first sample: said (user test 30)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "sample0.nii.gz", progress_bar=False)
+    assert any(re.search(r"the recording has \d+ 'R128' scanner markers, but the output's volumes are timed from its first sample \(no "
+                         r"--first-onset\); pass --first-onset markers", r.getMessage()) for r in caplog.records)
+    caplog.clear()
     # half the markers' interval: every second volume is a marker's, the grid stays on the scan (no warning since session 25)
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "tr1.nii.gz", progress_bar=False, first_onset="markers", tr=1.0)

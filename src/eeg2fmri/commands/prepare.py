@@ -57,7 +57,7 @@ def pooling_summary(ds) -> list[str]:
     """One line per kind of change prepare made to some runs (channels mapped or interpolated, BOLD resampled in time,
     leading volumes left out, notch frequencies), from the manifest's provenance; empty when it changed nothing."""
     inputs = (ds.provenance or {}).get("inputs") or {}
-    mapped, interp, resampled, dropped, notch = [], [], [], [], {}
+    mapped, interp, resampled, dropped, notch, sliced = [], [], [], [], {}, []
     for key, p in inputs.items():
         cm = p.get("channel_mapping") or {}
         pairs = [f"{rec}->{train}" for train, rec in (cm.get("by_position") or {}).items() if rec != train]
@@ -72,6 +72,8 @@ def pooling_summary(ds) -> list[str]:
             dropped.append(f"{key} ({p['non_steady_state_volumes']})")
         if p.get("notch_hz") is not None:
             notch.setdefault(float(p["notch_hz"]), []).append(key)
+        if p.get("slice_timing") and "), slice-time corrected" not in p["slice_timing"]:  # (not: "..., not slice-time corrected")
+            sliced.append(key)
     out = []
 
     def line(what: str, items: list[str]) -> None:
@@ -82,6 +84,7 @@ def pooling_summary(ds) -> list[str]:
     line("training channels interpolated", interp)
     line("BOLD resampled in time", resampled)
     line("leading non-steady-state volumes left out", dropped)
+    line("SliceTiming given but not read (volumes taken at marker + TR/2; README: SliceTiming)", sliced)
     if len(notch) > 1:
         out.append("  power-line notch: " + "; ".join(f"{hz:g} Hz in {len(keys)} run(s)" for hz, keys in sorted(notch.items())))
     return (["what prepare changed (details: manifest.json, provenance.inputs):"] + out) if out else []

@@ -1262,6 +1262,12 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [kept.start, kept.stop], "non_steady_state_volumes": int(n_drop)}
     if resampled is not None:
         prov["resampled_in_time"] = resampled
+    if rec.bold_path is not None:  # (user test 30: only datasets --check said that a run's SliceTiming is not read)
+        from eeg2fmri.io.bold import slice_timing_note
+
+        st = slice_timing_note(rec.bold_path, float(eeg.get("native_tr", eeg["tr"])))
+        if st:
+            prov["slice_timing"] = st
     if art is not None:
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
     if eeg.get("cleaning") is not None:

@@ -195,6 +195,14 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
     sf = float(raw.info["sfreq"])
     times = None
     if first_onset is None:
+        from eeg2fmri.io.sync import DEFAULT_MARKERS, marker_times
+
+        names = cfg.marker if cfg.marker is not None else DEFAULT_MARKERS
+        found, mk = marker_times(raw, (names,) if isinstance(names, str) else tuple(names))
+        if found is not None and len(mk) > 1:  # (user test 30: volumes at 16, 18 ... s against markers at 17, 19 ... s, no hint)
+            logger.warning("%s: the recording has %d %r scanner markers, but the output's volumes are timed from its first sample (no "
+                           "--first-onset); pass --first-onset markers (first_onset='markers') to put them on the scan's volumes",
+                           where, len(mk), found)
         return {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0}, 0.0, None
     if isinstance(first_onset, str):
         if first_onset.strip().lower() != "markers":
