@@ -1324,6 +1324,7 @@ def test_region_series_of_a_voxel_model_with_an_atlas(tiny_bids, tiny_prepared, 
     side = json.loads(out2.with_name("bold2.json").read_text())
     chance = nib.load(tmp_path / side["AboveChanceMask"]["file"])
     assert side["AboveChanceMask"]["file"] == "bold2_abovechance_mask.nii.gz" and side["AboveChanceMask"]["voxels"] == int(above.sum())
+    assert side["AboveChanceMask"]["false_positives"].startswith(f"uncorrected, voxel by voxel: up to about {int(round(0.05 * side['AboveChanceMask']['of']))} of these voxels")
     np.testing.assert_allclose(chance.affine, nib.load(out2).affine)
     got = np.asarray(chance.dataobj)
     assert got.shape == tiny_prepared.mask.shape and got.dtype == np.uint8 and not got[~tiny_prepared.mask].any()
