@@ -21,3 +21,22 @@ def test_warnings_are_printed_without_logging_configured_and_info_is_not():
     assert out.stderr.strip() == "ROOT WARNING once"
     out = _run("from eeg2fmri.utils.logs import logger, set_log_level\nset_log_level('info')\nlogger.info('a note')\nlogger.warning('w')")
     assert out.stderr.split() == ["a", "note", "w"]
+
+
+def test_the_handler_writes_to_the_current_stderr(monkeypatch):
+    """A handler bound to the stderr of its first call wrote to a closed stream once a caller (a test harness, a notebook)
+    had replaced it: a later warning printed a logging traceback instead of itself."""
+    import io
+    import sys
+
+    from eeg2fmri.utils.logs import logger, set_log_level
+
+    set_log_level("warning")
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logger.warning("one")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logger.warning("two")
+    assert second.getvalue().strip().endswith("two") and "Traceback" not in second.getvalue()

@@ -28,6 +28,19 @@ _LEVELS = {
 }
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each message (a notebook, a test harness or a caller that
+    replaces it later: a handler bound to the stream of its first call wrote to a closed file)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def set_log_level(verbose: bool | str | int | None = "info") -> None:
     """Set the eeg2fmri logger level and attach a stderr handler once.
 
@@ -42,7 +55,7 @@ def set_log_level(verbose: bool | str | int | None = "info") -> None:
         return
     logger.setLevel(level)
     if not any(getattr(h, "_eeg2fmri", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._eeg2fmri = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
