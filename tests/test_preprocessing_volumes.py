@@ -332,20 +332,26 @@ def test_resample_bold_time_against_the_truth_and_scipy():
     t = 3.0 + 1.5 * np.arange(240) + np.random.default_rng(0).integers(-1, 2, 240) / 500.0  # sample jitter of the markers
     f = np.array([0.01, 0.03, 0.06])
     y = np.sin(2 * np.pi * f * t[:, None] + np.arange(3))
-    tn = resampled_times(t, 2.0)
-    assert tn[0] == t[0] and np.allclose(np.diff(tn), 2.0) and tn[-1] <= t[-1] and tn[-1] > t[-1] - 2.0
+    tn = resampled_times(t, 2.0, 1.5)
+    # the new volumes' middles (onset + TR/2) step from the first old middle to the last (user test 32: onsets mapped to
+    # onsets shifted the BOLD by half the TR difference against the package's own timing)
+    assert tn[0] + 1.0 == pytest.approx(t[0] + 0.75) and np.allclose(np.diff(tn), 2.0) and t[-1] + 0.75 - 2.0 < tn[-1] + 1.0 <= t[-1] + 0.75
+    assert resampled_times(t, 2.0, 1.5, end=t[-1] + 1.5)[-1] + 2.0 <= t[-1] + 1.5 + 1e-9  # every new acquisition inside the EEG
+    assert resampled_times(np.array([0.1, 2.1, 4.1]), 3.0, 2.0)[0] > 0  # none before the recording starts
+    tn = t[0] + 2.0 * np.arange(int((t[-1] - t[0]) // 2.0) + 1)  # sample times (the middles) of the new series
     out = resample_bold_time(y.astype(np.float32), t, tn)
     assert out.dtype == np.float32 and out.shape == (len(tn), 3)
     truth = np.sin(2 * np.pi * f * tn[:, None] + np.arange(3))
     assert np.abs(out - truth)[8:-8].max() < 2e-3
     tr = 3.0 + 1.5 * np.arange(240)
     yr = np.sin(2 * np.pi * f * tr[:, None] + np.arange(3))
-    t3 = resampled_times(tr, 3.0)
+    t3 = tr[::2]
     ref = resample_poly(yr, 1, 2, axis=0)[: len(t3)]
     assert np.abs(resample_bold_time(yr, tr, t3) - ref)[10:-10].max() < 5e-3
     # a shorter TR interpolates (no filter)
-    up = resample_bold_time(yr, tr, resampled_times(tr, 1.0))
-    assert np.abs(up - np.sin(2 * np.pi * f * resampled_times(tr, 1.0)[:, None] + np.arange(3)))[8:-8].max() < 2e-3
+    t1 = tr[0] + np.arange(int(tr[-1] - tr[0]) + 1, dtype=float)
+    up = resample_bold_time(yr, tr, t1)
+    assert np.abs(up - np.sin(2 * np.pi * f * t1[:, None] + np.arange(3)))[8:-8].max() < 2e-3
     with pytest.raises(Eeg2fmriInputError, match=r"run-1: expected the new volume times within the run's 3\.000-361\.500 s, got"):
         resample_bold_time(yr, tr, tr + 1.0, where="run-1")
     with pytest.raises(Eeg2fmriInputError, match=r"expected at least 4 volumes at increasing times to resample in time, got 3"):
@@ -392,7 +398,8 @@ def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
     ds = prepare_dataset(root, {**opts, "resample_tr": 2.0})
     assert ds.tr == 2.0 and [r.n_volumes for r in ds.runs] == [40, 40]  # 53 volumes at 1.5 s span 78 s: 40 at 2 s
     on = ds.runs[1].onsets
-    assert on[0] == pytest.approx(1.0) and np.allclose(np.diff(on), 2.0) and on[-1] <= 1.0 + 1.5 * 52
+    # middles on middles: the first new volume's middle (onset + 1 s) is the first old one's (1.0 + 0.75 s)
+    assert on[0] == pytest.approx(0.75) and np.allclose(np.diff(on), 2.0) and on[-1] + 1.0 <= 1.0 + 1.5 * 52 + 0.75
     prov = ds.provenance["inputs"]["sub-02_task-rest"]["resampled_in_time"]
     assert prov == {"from_tr": 1.5, "to_tr": 2.0, "volumes": [53, 40]}
     assert ds.provenance["inputs"]["sub-01_task-rest"]["resampled_in_time"] == {"from_tr": 2.0, "to_tr": 2.0, "volumes": [40, 40]}
@@ -416,7 +423,7 @@ def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
     assert pooling_summary(SimpleNamespace(provenance={"inputs": {"a": {"notch_hz": 50.0}}})) == []
     # the resampled series are the run's own series through resample_bold_time, at the new times
     raw = np.asarray(nib.load(root / "sub-02" / "func" / "sub-02_task-rest_bold.nii.gz").dataobj)[ds.mask].T
-    want = resample_bold_time(raw, 1.0 + 1.5 * np.arange(53), on)
+    want = resample_bold_time(raw, 1.0 + 1.5 * np.arange(53) + 0.75, on + 1.0)
     np.testing.assert_allclose(np.asarray(ds.runs[1].bold), want, rtol=1e-5, atol=1e-4)
     # the windows end at the new volumes' ends: frame index of onset + TR
     assert np.all(np.diff(ds.runs[1].window_end) == np.diff(ds.runs[0].window_end)[: len(ds.runs[1].window_end) - 1])

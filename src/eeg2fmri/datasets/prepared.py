@@ -1084,7 +1084,11 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     if cfg.resample_tr is not None:  # the volumes of a run resampled in time: a regular grid from its first marked volume
         from eeg2fmri.preprocessing.volumes import resampled_times
 
-        onsets = resampled_times(sync.onsets, float(cfg.resample_tr))
+        sf = float(raw.info["sfreq"])
+        onsets = resampled_times(sync.onsets, float(cfg.resample_tr), native_tr, end=float(raw.times[-1]) + 1.0 / sf)
+        if not len(onsets):
+            raise Eeg2fmriInputError(f"{where}: resample_tr={cfg.resample_tr} s leaves no volume inside the run's {len(sync.onsets)} "
+                                     f"volume(s) at TR {native_tr:g} s and its EEG; choose a TR shorter than the run.")
     cleaning = None
     if cfg.clean:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
@@ -1229,8 +1233,9 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     native_on = np.asarray(sync.onsets, dtype=np.float64)[n_drop:]  # the kept volumes' own onsets (before any resampling)
     if n_drop:
         bold = np.ascontiguousarray(bold[n_drop:])
-        # (resampled in time: the new volumes before the first kept one go, the EEG features stay)
-        m = int(np.searchsorted(np.asarray(rep["onsets"]), native_on[0] - 1e-6)) if cfg.resample_tr is not None else n_drop
+        # (resampled in time: the new volumes whose middle precedes the first kept one's go; the EEG features stay)
+        m = (int(np.searchsorted(np.asarray(rep["onsets"]) + float(cfg.resample_tr) / 2, native_on[0] + float(eeg["native_tr"]) / 2 - 1e-6))
+             if cfg.resample_tr is not None else n_drop)
         rep = {**rep, "onsets": np.asarray(rep["onsets"])[m:], "window_end": np.asarray(rep["window_end"])[m:]}
     if cfg.confounds:
         from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
@@ -1247,7 +1252,10 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         from eeg2fmri.preprocessing.volumes import resample_bold_time
 
         new_on = np.asarray(rep["onsets"], dtype=np.float64)
-        bold = resample_bold_time(bold, native_on, new_on, where=str(rec.bold_path))
+        # each volume is the sample of its acquisition's middle (onset + TR/2, the models' convention): old middles to new
+        # middles (user test 32: onset to onset shifted the BOLD by half the TR difference against the EEG)
+        bold = resample_bold_time(bold, native_on + float(eeg["native_tr"]) / 2, new_on + float(cfg.resample_tr) / 2,
+                                  where=str(rec.bold_path))
         resampled = {"from_tr": float(eeg["native_tr"]), "to_tr": float(cfg.resample_tr), "volumes": [int(len(native_on)), int(len(new_on))]}
         logger.info("%s: BOLD resampled in time from TR %g s to %g s (%d -> %d volumes)", rec.key, eeg["native_tr"], cfg.resample_tr,
                     len(native_on), len(new_on))

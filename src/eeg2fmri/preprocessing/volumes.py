@@ -576,8 +576,10 @@ def resample_bold(
 # --------------------------------------------------------------------------- resampling in time
 
 
-def resampled_times(onsets: np.ndarray, tr: float) -> np.ndarray:
-    """Onsets of a run resampled in time: ``onsets[0] + k * tr`` for every ``k`` up to the last onset.
+def resampled_times(onsets: np.ndarray, tr: float, native_tr: float | None = None, end: float | None = None) -> np.ndarray:
+    """Onsets of a run resampled in time to ``tr``, on the package's timing convention (a volume is the sample of its
+    acquisition's middle, onset + TR/2): the new volumes' middles step by ``tr`` from the first old volume's middle to
+    the last one's.
 
     Parameters
     ----------
@@ -585,14 +587,24 @@ def resampled_times(onsets: np.ndarray, tr: float) -> np.ndarray:
         The run's volume onsets (s), increasing.
     tr : float
         The new repetition time (s).
+    native_tr : float | None
+        The run's own TR (s); ``None``: the onsets' median step.
+    end : float | None
+        The EEG's end (s): new volumes whose acquisition would end after it (or start before 0) are left out.
 
     Returns
     -------
     new_onsets : array, shape (n_new,)
     """
     on = np.asarray(onsets, dtype=np.float64)
-    n_new = int(np.floor((on[-1] - on[0]) / float(tr) + 1e-6)) + 1
-    return on[0] + np.arange(n_new) * float(tr)
+    ntr = float(np.median(np.diff(on))) if native_tr is None else float(native_tr)
+    a, b = on[0] + ntr / 2.0, on[-1] + ntr / 2.0  # the first and last old volumes' middles
+    n_new = int(np.floor((b - a) / float(tr) + 1e-6)) + 1
+    new_on = a + np.arange(n_new) * float(tr) - float(tr) / 2.0
+    keep = new_on >= -1e-9
+    if end is not None:
+        keep &= new_on + float(tr) <= float(end) + 1e-6
+    return new_on[keep]
 
 
 def resample_bold_time(bold: np.ndarray, times: np.ndarray, new_times: np.ndarray, *, where: str = "BOLD",
