@@ -314,7 +314,7 @@ def test_cross_dataset_mapping(tiny_prepared):
     shifted = restrict_dataset(tiny_prepared, names)
     shifted.affine = shifted.affine.copy()
     shifted.affine[0, 3] += 5
-    with pytest.raises(Eeg2fmriInputError, match=r"found differences: affine \(voxel-to-world\); prepare both with the same options"):
+    with pytest.raises(Eeg2fmriInputError, match=r"found differences: affine \(voxel-to-world\); for the grid, put the BOLD of both on one grid.*; otherwise prepare both with the same options"):
         check_same_space(tiny_prepared, shifted)
 
 

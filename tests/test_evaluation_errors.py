@@ -53,7 +53,8 @@ def test_crossdata_errors(tiny_prepared):
         check_same_space(tiny_prepared, stft)
     with pytest.raises(Eeg2fmriInputError, match=r"found differences: STFT bins \(2 vs 1\)"):
         check_same_space(stft, replace(stft, freqs=[1.0]))
-    with pytest.raises(Eeg2fmriInputError, match="found differences: TR 2.0 vs 2.5 s"):
+    with pytest.raises(Eeg2fmriInputError, match=r"found differences: TR 2\.0 vs 2\.5 s.*; for the TRs, prepare both with the prepare option "
+                                                 r"resample_tr \(benchmark: --train-config '\{\"data\": \{\"prepare\": \{\"resample_tr\": 2\}\}\}'"):
         check_same_space(tiny_prepared, replace(tiny_prepared, tr=2.5))
     with pytest.raises(Eeg2fmriInputError, match=r"expected voxels inside the dataset's mask; intersect the masks first"):
         restrict_dataset(tiny_prepared, tiny_prepared.ch_names, np.ones(tiny_prepared.mask.shape, bool))

@@ -103,12 +103,19 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
     elif not np.allclose(train.affine, test.affine, atol=1e-3):
         diffs.append("affine (voxel-to-world)")
     if diffs:
-        raise Eeg2fmriInputError(
-            f"{where}: expected datasets prepared alike on one voxel grid, found differences: {'; '.join(diffs)}; prepare both with the same "
-            "options (eeg2fmri prepare --config), with the BOLD of both on one grid: resample the test dataset's BOLD files onto the "
-            "training grid first (nilearn.image.resample_to_img(bold, training_mask_nifti)), or prepare both from one space "
-            "(e.g. fMRIPrep's MNI152NLin2009cAsym outputs at one resolution)."
-        )
+        grid = any(d.startswith(("grid", "affine")) for d in diffs)
+        fixes = []
+        if abs(train.tr - test.tr) > 1e-6:  # (user test 32: the grid advice was given for datasets of two TRs on one grid)
+            fixes.append(f"for the TRs, prepare both with the prepare option resample_tr (benchmark: --train-config "
+                         f"'{{\"data\": {{\"prepare\": {{\"resample_tr\": {train.tr:g}}}}}}}' prepares both so; eeg2fmri prepare "
+                         f"--config '{{\"resample_tr\": {train.tr:g}}}')")
+        if grid:
+            fixes.append("for the grid, put the BOLD of both on one grid: resample the test dataset's BOLD files onto the training grid "
+                         "first (nilearn.image.resample_to_img(bold, training_mask_nifti)), or prepare both from one space (e.g. "
+                         "fMRIPrep's MNI152NLin2009cAsym outputs at one resolution)")
+        fixes.append(("otherwise " if fixes else "") + "prepare both with the same options (eeg2fmri prepare --config)")
+        raise Eeg2fmriInputError(f"{where}: expected datasets prepared alike on one voxel grid, found differences: {'; '.join(diffs)}; "
+                                 + "; ".join(fixes) + ".")
 
 
 def check_disjoint(train: PreparedDataset, test: PreparedDataset, *, where: str = "cross-dataset") -> None:
