@@ -488,3 +488,13 @@ def test_check_finds_the_grid_differences_prepare_refuses(tmp_path):
                "refuses it unless the runs are put on one grid: prepare option grid='first'" in p for p in rep.problems), rep.problems
     assert any("sub-03_task-rest_run-1: BOLD voxel-to-world affine differs from the first run's (sub-01_task-rest_run-1) by up to 2 mm"
                in p for p in rep.problems), rep.problems
+
+
+def test_a_stray_file_at_the_root_is_no_subject(sessions_root, tmp_path):
+    """User test 32: a file such as notes_sub-01.txt at the BIDS root ended prepare and the check in an AttributeError from
+    mne_bids.get_entity_vals."""
+    (sessions_root / "truth_sub-01.npz").write_bytes(b"x")
+    (sessions_root / "notes_sub-01.txt").write_text("x")
+    assert [r.key for r in pair_bids_runs(sessions_root).paired] == ["sub-01_ses-1_task-rest_run-1", "sub-01_ses-2_task-rest_run-1"]
+    with pytest.raises(Eeg2fmriInputError, match=r"subject\(s\) 7 not found in .*; available: 01, 02"):
+        pair_bids_runs(sessions_root, subjects=["7"])

@@ -145,18 +145,18 @@ def test_unknown_subjects_are_named_with_the_available_ones(tmp_path, capsys):
     for i, sub in enumerate(("01", "02", "003", "0003")):
         eeg_run(root, f"sub-{sub}_task-rest_run-1", seed=i)
         bold_run(root, f"sub-{sub}_task-rest_run-1_bold.nii.gz", seed=i)
-    with pytest.raises(Eeg2fmriInputError, match=r"^subject\(s\) 07 not found in .*subs; available: 0003, 003, 01, 02; pass subject labels from that list \(without 'sub-'\)\.$"):
+    with pytest.raises(Eeg2fmriInputError, match=r"^subject\(s\) 07 not found in .*subs; available: 01, 02, 003, 0003; pass subject labels from that list \(without 'sub-'\)\.$"):
         pair_bids_runs(root, subjects=["07"])
     # an unpadded label that matches exactly one padded label: said, not remapped
-    with pytest.raises(Eeg2fmriInputError, match=r"subject\(s\) 1 not found in .*; available: 0003, 003, 01, 02 \('1' is not '01': labels are matched exactly, as written after 'sub-'; pass 01\); pass subject"):
+    with pytest.raises(Eeg2fmriInputError, match=r"subject\(s\) 1 not found in .*; available: 01, 02, 003, 0003 \('1' is not '01': labels are matched exactly, as written after 'sub-'; pass 01\); pass subject"):
         find_runs(root, subjects=["1"])
-    with pytest.raises(Eeg2fmriInputError, match=r"subject\(s\) 3 not found in .*; available: 0003, 003, 01, 02; pass subject labels"):
+    with pytest.raises(Eeg2fmriInputError, match=r"subject\(s\) 3 not found in .*; available: 01, 02, 003, 0003; pass subject labels"):
         find_runs_layout(root, subjects=["3"])  # two padded labels match: no guess
     # some found: the others are named in the table's notes, the found ones paired
     table = pair_bids_runs(root, subjects=["sub-01", "7"])
     assert [r.key for r in table.paired] == ["sub-01_task-rest_run-1"]
-    assert table.notes == [f"subject(s) 7 not found in {root}; available: 0003, 003, 01, 02"]
+    assert table.notes == [f"subject(s) 7 not found in {root}; available: 01, 02, 003, 0003"]
     assert main(["prepare", str(root), "--out", str(tmp_path / "p"), "--subjects", "07", "-q"]) == 2
-    assert f"subject(s) 07 not found in {root}; available: 0003, 003, 01, 02" in capsys.readouterr().err
+    assert f"subject(s) 07 not found in {root}; available: 01, 02, 003, 0003" in capsys.readouterr().err
     assert main(["datasets", "--check", str(root), "--subjects", "2"]) == 1
     assert "problem: subject(s) 2 not found in" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """Pair the EEG runs of a BIDS dataset with their BOLD runs through mne-bids, with a table of the outcome.
 
 EEG runs are found with :func:`mne_bids.find_matching_paths` (``datatype`` eeg,
-suffix ``eeg``), subjects and sessions listed with :func:`mne_bids.get_entity_vals`,
+suffix ``eeg``), subjects listed from the ``sub-*`` folders,
 and expected paths spelled with :class:`mne_bids.BIDSPath`. BOLD files are globbed
 (``func/*_bold.nii[.gz]``) and their entities parsed with
 :func:`mne_bids.get_entities_from_fname`: the file-name pattern of
@@ -384,7 +384,7 @@ def pair_bids_runs(
         are not alphanumeric (``task-eyes-closed``), subjects none of which is
         in the dataset, a bad ``bold_entities``/``derivatives``/``space``.
     """
-    from mne_bids import find_matching_paths, get_entity_vals
+    from mne_bids import find_matching_paths
 
     root = Path(bids_root)
     if not root.is_dir():
@@ -400,7 +400,8 @@ def pair_bids_runs(
             raise Eeg2fmriInputError(f"{derivatives}: expected an fMRIPrep derivatives folder (sub-*/func/*_desc-preproc_bold.nii.gz), found nothing; pass its path (absolute or relative to {root}).")
     elif space is not None:
         raise Eeg2fmriInputError(f"space={space!r}: expected together with derivatives=<fMRIPrep folder> (--derivatives); raw BOLD has no space. Add the derivatives folder or drop space.")
-    all_subs = get_entity_vals(root, "subject")
+    # the subject folders (mne_bids.get_entity_vals fails on a file at the root such as notes_sub-01.txt: user test 32)
+    all_subs = sorted((p.name[4:] for p in root.iterdir() if p.is_dir() and re.fullmatch(r"sub-[A-Za-z0-9]+", p.name)), key=natural_key)
     table = PairingTable(root, bold_root=deriv or root)
     if subs is not None and all_subs:
         unknown = sorted(subs - set(all_subs))
