@@ -504,3 +504,17 @@ def test_discarded_volumes_are_read_from_the_run_sidecar_or_an_inherited_one(tmp
     with pytest.raises(Eeg2fmriInputError, match=r"sub-01_task-rest_run-1_bold\.json: expected NumberOfVolumesDiscardedByScanner as a whole number|"
                                                  r"expected NumberOfVolumesDiscardedByUser as a whole number of volumes, got 'two'"):
         declared_discarded_volumes(f)
+
+
+def test_eeg_in_other_units_is_said():
+    """User test 32: EEG written 1e6 times too large (±6 kV) ran through prepare, train and synthesize without a word."""
+    from eeg2fmri.preprocessing.eeg import implausible_scale
+
+    rng = np.random.default_rng(3)
+    info = mne.create_info(["Fz", "Cz", "Pz", "Oz", "C3"], 250.0, "eeg")
+    volts = rng.normal(scale=20e-6, size=(5, 2500))
+    assert implausible_scale(mne.io.RawArray(volts, info, verbose=False)) is None
+    assert implausible_scale(mne.io.RawArray(volts * 100, info, verbose=False)) is None  # mV-level (gradient artefacts)
+    msg = implausible_scale(mne.io.RawArray(volts * 1e6, info, verbose=False))
+    assert re.match(r"the EEG's typical amplitude is 1\d\.\d V \(median channel's robust scale\), expected 1e-08-0\.05 V", msg)
+    assert "1e-08" in implausible_scale(mne.io.RawArray(volts * 1e-6, info, verbose=False))

@@ -1103,11 +1103,14 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
             logger.info("%s: no electrode positions in the recording: channels placed at their 10-05 sites by name (%s); "
                         "prepare option channel_positions names another cap", where, positions)
         raw, chmap = map_channels_by_position(raw, [str(c) for c in cfg.channels], positions=positions, where=where)
-    from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
+    from eeg2fmri.preprocessing.eeg import amplitude_outliers, implausible_scale, outlier_message
 
     outliers = amplitude_outliers(raw)
     if outliers:
         logger.warning("%s: %s", where, outlier_message(outliers))
+    scale = implausible_scale(raw)
+    if scale:
+        logger.warning("%s: %s", where, scale)
     art = None
     if cfg.check_artifacts:
         from eeg2fmri.preprocessing.artifacts import check_gradient_artifacts

@@ -88,6 +88,35 @@ def amplitude_outliers(raw, picks: list[str] | None = None, *, ratio: float = 20
     return {c: float(r) for c, r in zip(names, rel) if r > ratio or r < 1.0 / ratio}
 
 
+#: Robust amplitude (median over channels of the median absolute deviation, volts) outside which a recording's EEG is
+#: not in volts as MNE gives it: scalp EEG is some µV to tens of µV, in the scanner with gradient artefacts up to mV.
+PLAUSIBLE_SCALE_V = (1e-8, 0.05)
+
+
+def implausible_scale(raw, picks: list[str] | None = None, *, max_seconds: float = 20.0) -> str | None:
+    """A message when the EEG's typical amplitude is no EEG's in volts (units written wrongly: user test 32's EEG was
+    1e6 times too large and every command ran, since log band power is scale-free), else ``None``.
+
+    The median over channels of each channel's median absolute deviation, on up to ``max_seconds`` from the middle of
+    the recording, is compared with :data:`PLAUSIBLE_SCALE_V`.
+    """
+    names = list(picks) if picks is not None else [raw.ch_names[i] for i in _eeg_picks(raw)]
+    if not names:
+        return None
+    n = raw.n_times
+    length = min(n, int(round(max_seconds * raw.info["sfreq"])))
+    start = (n - length) // 2
+    x = raw.get_data(picks=names, start=start, stop=start + length)
+    ref = float(np.median(np.median(np.abs(x - np.median(x, axis=1, keepdims=True)), axis=1)))
+    lo, hi = PLAUSIBLE_SCALE_V
+    if not np.isfinite(ref) or ref == 0 or lo <= ref <= hi:
+        return None
+    return (f"the EEG's typical amplitude is {ref:.3g} V (median channel's robust scale), expected {lo:g}-{hi:g} V for EEG in "
+            "volts: were the data written in other units (µV stored as V, a wrong resolution in the header)? The band-power "
+            "features do not show it (log power is scale-free), but raw-EEG models and the average reference of mixed "
+            "recordings do; fix the units (raw.apply_function(lambda x: x * 1e-6)) before preparing.")
+
+
 def outlier_message(outliers: dict[str, float]) -> str:
     """The warning about :func:`amplitude_outliers`' channels (the same words in ``prepare`` and ``synthesize``)."""
     sizes = ", ".join(f"{c}: {v:.3g} x" for c, v in sorted(outliers.items()))

@@ -836,8 +836,11 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                            "they could not be interpolated: %s", where, bad_used, why)
     art = (_refuse_gradient_artifacts(raw, picks, tr_train, cfg, where, meta.get("training_gradient_artifacts"))
            if check_artifacts and cfg.check_artifacts else None)
-    from eeg2fmri.preprocessing.eeg import amplitude_outliers, outlier_message
+    from eeg2fmri.preprocessing.eeg import amplitude_outliers, implausible_scale, outlier_message
 
+    scale = implausible_scale(raw, picks)
+    if scale:
+        logger.warning("%s: %s", where, scale)
     outliers = amplitude_outliers(raw, picks)
     outliers_interpolated: list[str] = []
     ratio_of: dict[str, float] = {}
