@@ -78,7 +78,8 @@ class PrepareConfig:
         Resample every run's BOLD in time to this TR (s), so that runs of different TRs (sites, protocols) pool into
         one dataset: each run's volumes are first timed by its own markers (or ``first_onset``) at its own TR, then
         its voxel series are low-passed below the new Nyquist frequency (when the new TR is longer) and interpolated
-        (cubic spline) at ``first onset + k * resample_tr`` within the run; the EEG windows end at those times.
+        (cubic spline) from its volumes' acquisition middles (onset + TR/2) to new middles that step by ``resample_tr``
+        within the run (:func:`eeg2fmri.preprocessing.volumes.resampled_times`); the EEG windows end at the new volumes' ends.
         :func:`eeg2fmri.preprocessing.volumes.resample_bold_time`. ``None`` (default): every run must have one TR.
     dummy_scans : {"auto", "drop-first", "drop-last", "error"}
         More scanner markers than BOLD volumes: the first extra markers are
