@@ -31,6 +31,7 @@ def test_the_handler_writes_to_the_current_stderr(monkeypatch):
 
     from eeg2fmri.utils.logs import logger, set_log_level
 
+    monkeypatch.setattr(logger, "level", logger.level)  # restored afterwards
     set_log_level("warning")
     first = io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)

@@ -402,7 +402,11 @@ def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
     assert on[0] == pytest.approx(0.75) and np.allclose(np.diff(on), 2.0) and on[-1] + 1.0 <= 1.0 + 1.5 * 52 + 0.75
     prov = ds.provenance["inputs"]["sub-02_task-rest"]["resampled_in_time"]
     assert prov == {"from_tr": 1.5, "to_tr": 2.0, "volumes": [53, 40]}
-    assert ds.provenance["inputs"]["sub-01_task-rest"]["resampled_in_time"] == {"from_tr": 2.0, "to_tr": 2.0, "volumes": [40, 40]}
+    # a run already at resample_tr keeps its onsets and values (a review: it was re-gridded and re-interpolated)
+    assert "resampled_in_time" not in ds.provenance["inputs"]["sub-01_task-rest"]
+    raw1 = np.asarray(nib.load(root / "sub-01" / "func" / "sub-01_task-rest_bold.nii.gz").dataobj)[ds.mask].T
+    np.testing.assert_array_equal(np.asarray(ds.runs[0].bold), raw1.astype(np.float32))
+    assert ds.provenance["inputs"]["sub-02_task-rest"]["volume_times_s"] == [pytest.approx(-0.25), 2.0]  # from the first saved volume
     # the command prints what pooling changed (user test 30: only -v said it)
     from types import SimpleNamespace
 
@@ -425,5 +429,15 @@ def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
     raw = np.asarray(nib.load(root / "sub-02" / "func" / "sub-02_task-rest_bold.nii.gz").dataobj)[ds.mask].T
     want = resample_bold_time(raw, 1.0 + 1.5 * np.arange(53) + 0.75, on + 1.0)
     np.testing.assert_allclose(np.asarray(ds.runs[1].bold), want, rtol=1e-5, atol=1e-4)
-    # the windows end at the new volumes' ends: frame index of onset + TR
-    assert np.all(np.diff(ds.runs[1].window_end) == np.diff(ds.runs[0].window_end)[: len(ds.runs[1].window_end) - 1])
+    # raw windows end at the new volumes' ends (onset + TR), sample by sample
+    rawds = prepare_dataset(root, {**opts, "resample_tr": 2.0, "representation": "raw"})
+    rs = rawds.config.raw_sfreq
+    np.testing.assert_array_equal(rawds.runs[1].window_end, np.round((rawds.runs[1].onsets + 2.0) * rs).astype(int))
+    # leading volumes left out before resampling: the new volumes whose middle precedes the first kept one's go too
+    dropped = prepare_dataset(root, {**opts, "resample_tr": 2.0, "drop_volumes": 3})
+    on3 = dropped.runs[1].onsets
+    assert on3[0] + 1.0 >= 1.0 + 1.5 * 3 + 0.75 - 1e-6 and on3[0] + 1.0 - 2.0 < 1.0 + 1.5 * 3 + 0.75
+    np.testing.assert_allclose(np.asarray(dropped.runs[1].bold), resample_bold_time(raw[3:], 1.0 + 1.5 * np.arange(3, 53) + 0.75, on3 + 1.0),
+                               rtol=1e-5, atol=1e-4)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected at least one volume at resample_tr=500\.0 s within the run, got none"):
+        prepare_dataset(root, {**opts, "resample_tr": 500.0})

@@ -1332,3 +1332,21 @@ def test_region_series_of_a_voxel_model_with_an_atlas(tiny_bids, tiny_prepared, 
     for name, v in (("left part", 4), ("right part", 9)):
         assert rois[name]["voxels"] == int((lab == v).sum()) and rois[name]["voxels_above_null"] == int(above[lab == v].sum())
         assert rois[name]["median_r"] == pytest.approx(float(np.median(cal["val_r"][lab == v])), abs=1e-4)
+
+
+def test_marker_advice_of_a_sample_based_model(caplog):
+    """A review: for a raw-window model (no frame length) the --tr advice formatted None and crashed; any step up to the
+    training TR is advised, a longer one is said to be out of reach."""
+    import logging
+
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.synthesis.synthesize import _grid_phase
+
+    raw = mne.io.RawArray(np.zeros((2, 100 * 60)), mne.create_info(["Cz", "Pz"], 100.0, "eeg"), verbose=False)
+    for step, want in ((1.25, "pass --tr 1.25 for one volume per marker"),
+                       (3.0, "the model writes steps up to its training TR (2 s), so the output cannot follow this scan's 3 s")):
+        raw.set_annotations(mne.Annotations(5.0 + step * np.arange(10), 0.0, ["R128"] * 10))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+            _grid_phase(raw, "markers", 2.0, PrepareConfig(), "rec", frame_len=None, max_step=2.0)
+        assert any(want in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]

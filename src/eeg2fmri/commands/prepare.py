@@ -72,7 +72,7 @@ def pooling_summary(ds) -> list[str]:
             dropped.append(f"{key} ({p['non_steady_state_volumes']})")
         if p.get("notch_hz") is not None:
             notch.setdefault(float(p["notch_hz"]), []).append(key)
-        if p.get("slice_timing") and "), slice-time corrected" not in p["slice_timing"]:  # (not: "..., not slice-time corrected")
+        if p.get("slice_timing") and not p.get("slice_time_corrected", "), slice-time corrected" in p["slice_timing"]):
             sliced.append(key)
     out = []
 

@@ -1082,14 +1082,17 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
                               f"by its {sync.report.n_markers} {sync.report.marker!r} scanner marker(s); to time them by first_onset "
                               "instead, pass marker: null as well")
     native_tr, onsets = float(tr), sync.onsets
-    if cfg.resample_tr is not None:  # the volumes of a run resampled in time: a regular grid from its first marked volume
+    # resampled in time only where the TR differs (a run already at resample_tr keeps its own onsets and values)
+    resample = cfg.resample_tr is not None and abs(native_tr - float(cfg.resample_tr)) > 1e-3 * float(cfg.resample_tr)
+    if resample:  # the volumes of a run resampled in time: a regular grid of acquisition middles within the run
         from eeg2fmri.preprocessing.volumes import resampled_times
 
-        sf = float(raw.info["sfreq"])
-        onsets = resampled_times(sync.onsets, float(cfg.resample_tr), native_tr, end=float(raw.times[-1]) + 1.0 / sf)
+        # (a margin of 20 ms: the representation's work rate may end a sample earlier than the recording)
+        onsets = resampled_times(sync.onsets, float(cfg.resample_tr), native_tr, end=float(raw.times[-1]) - 0.02)
         if not len(onsets):
-            raise Eeg2fmriInputError(f"{where}: resample_tr={cfg.resample_tr} s leaves no volume inside the run's {len(sync.onsets)} "
-                                     f"volume(s) at TR {native_tr:g} s and its EEG; choose a TR shorter than the run.")
+            raise Eeg2fmriInputError(f"{where}: expected at least one volume at resample_tr={cfg.resample_tr} s within the run, got none "
+                                     f"({len(sync.onsets)} volume(s) at TR {native_tr:g} s and the EEG around them); choose a "
+                                     "resample_tr shorter than the run, or leave the run out.")
     cleaning = None
     if cfg.clean:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
@@ -1138,7 +1141,8 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     from eeg2fmri.io.eeg import bad_spans
 
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
-            "bad_spans": bad_spans(raw), "not_used": not_used, "tr": float(cfg.resample_tr or tr), "native_tr": native_tr}
+            "bad_spans": bad_spans(raw), "not_used": not_used, "tr": float(cfg.resample_tr or tr), "native_tr": native_tr,
+            "resampled": resample}
 
 
 def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
@@ -1239,7 +1243,11 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         bold = np.ascontiguousarray(bold[n_drop:])
         # (resampled in time: the new volumes whose middle precedes the first kept one's go; the EEG features stay)
         m = (int(np.searchsorted(np.asarray(rep["onsets"]) + float(cfg.resample_tr) / 2, native_on[0] + float(eeg["native_tr"]) / 2 - 1e-6))
-             if cfg.resample_tr is not None else n_drop)
+             if eeg.get("resampled") else n_drop)
+        if m >= len(rep["onsets"]):
+            raise Eeg2fmriInputError(f"{rec.bold_path}: expected at least one volume at resample_tr={cfg.resample_tr} s after the {n_drop} "
+                                     "leading non-steady-state volume(s), got none; choose a shorter resample_tr, keep those volumes "
+                                     "(drop_volumes: 0), or leave the run out.")
         rep = {**rep, "onsets": np.asarray(rep["onsets"])[m:], "window_end": np.asarray(rep["window_end"])[m:]}
     if cfg.confounds:
         from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
@@ -1252,7 +1260,7 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
                 "(fMRIPrep writes them so): use the confounds file of this run and this fMRIPrep output.")
         bold = regress_confounds(bold, conf[kept], where=str(rec.bold_path))
     resampled = None
-    if cfg.resample_tr is not None:  # after the confounds (regressed at the run's own TR)
+    if eeg.get("resampled"):  # after the confounds (regressed at the run's own TR)
         from eeg2fmri.preprocessing.volumes import resample_bold_time
 
         new_on = np.asarray(rep["onsets"], dtype=np.float64)
@@ -1274,12 +1282,16 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [kept.start, kept.stop], "non_steady_state_volumes": int(n_drop)}
     if resampled is not None:
         prov["resampled_in_time"] = resampled
+        # each prepared volume's time from the BOLD file's first saved volume (events.tsv onsets): first, step (s)
+        prov["volume_times_s"] = [round(kept.start * float(eeg["native_tr"]) + float(rep["onsets"][0]) - float(native_on[0]), 6),
+                                  float(cfg.resample_tr)]
     if rec.bold_path is not None:  # (user test 30: only datasets --check said that a run's SliceTiming is not read)
         from eeg2fmri.io.bold import slice_timing_note
 
         st = slice_timing_note(rec.bold_path, float(eeg.get("native_tr", eeg["tr"])))
         if st:
             prov["slice_timing"] = st
+            prov["slice_time_corrected"] = "), slice-time corrected" in st
     if art is not None:
         prov["gradient_artifact_check"] = {"peak_ratio": float(art["peak_ratio"]), "detected": bool(art["detected"])}
     if eeg.get("cleaning") is not None:

@@ -330,6 +330,9 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
         ev = next((c for c in tried if c.exists()), None)
         first = int((info.get("volumes") or [0])[0])
         t = (first + np.arange(run.n_volumes)) * ds.tr
+        if info.get("volume_times_s"):  # a run resampled in time (prepare option resample_tr): its volumes' own times
+            t0, step = (float(v) for v in info["volume_times_s"])
+            t = t0 + np.arange(run.n_volumes) * step
         lab = np.full(run.n_volumes, baseline, dtype=object)
         if ev is None:  # a run without events (e.g. a rest run: ordinary BIDS): every volume is the baseline
             missing.append(tried[0])

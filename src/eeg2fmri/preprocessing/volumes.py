@@ -651,15 +651,17 @@ def resample_bold_time(bold: np.ndarray, times: np.ndarray, new_times: np.ndarra
                                  f"{tn[0]:.3f}-{tn[-1]:.3f} s.")
     step = float(np.median(np.diff(t)))
     new_step = float(np.median(np.diff(tn))) if len(tn) > 1 else step
-    sos = None
+    # the filter and the spline are linear in the series: one (n_new, n_volumes) operator for every voxel, applied to the
+    # voxels' deviations from their means by chunks (a spline per chunk held 4 x n_volumes x chunk float64 coefficients)
+    op = np.eye(len(t))
     if new_step > step * (1 + 1e-6):
         cutoff = 0.9 * 0.5 / new_step  # Hz, below the new Nyquist frequency
         sos = butter(4, cutoff, btype="low", fs=1.0 / step, output="sos")
+        op = sosfiltfilt(sos, op, axis=0, padlen=min(len(t) - 1, 3 * 2 * 4))
+    op = CubicSpline(t, op, axis=0)(tn)
     out = np.empty((len(tn), y.shape[1]), dtype=np.float32)
     for v0 in range(0, y.shape[1], chunk):
         part = np.asarray(y[:, v0 : v0 + chunk], dtype=np.float64)
-        if sos is not None:
-            mean = part.mean(axis=0)
-            part = sosfiltfilt(sos, part - mean, axis=0, padlen=min(len(part) - 1, 3 * 2 * 4)) + mean
-        out[:, v0 : v0 + chunk] = CubicSpline(t, part, axis=0)(tn)
+        mean = part.mean(axis=0)
+        out[:, v0 : v0 + chunk] = op @ (part - mean) + mean
     return out

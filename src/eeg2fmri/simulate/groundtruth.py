@@ -54,7 +54,13 @@ def groundtruth_ceilings(ds: Any, run_index: int, volumes: np.ndarray) -> dict[s
     if gmask.shape != ds.mask.shape:
         return None
     # prepared volume k is BOLD volume k + the first one prepare kept (dummy scans, non-steady-state volumes left out)
-    first = int(((ds.provenance.get("inputs") or {}).get(run.key, {}).get("volumes") or [0])[0] or 0)
+    info = (ds.provenance.get("inputs") or {}).get(run.key, {})
+    if info.get("volume_times_s"):  # resampled in time: no ground-truth volume is a prepared one
+        from eeg2fmri.utils.logs import logger
+
+        logger.info("%s: resampled in time (prepare option resample_tr): no noise ceiling from the simulator's volumes", run.key)
+        return None
+    first = int((info.get("volumes") or [0])[0] or 0)
     c = ceilings(gt, np.asarray(volumes) + first)
     gidx = np.cumsum(gmask.ravel()) - 1
     flat = np.flatnonzero(ds.mask.ravel())

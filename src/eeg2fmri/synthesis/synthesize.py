@@ -180,7 +180,7 @@ def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.devic
 
 
 def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str,
-                dummy_scans: int = 0, frame_len: float | None = None) -> tuple[dict, float, np.ndarray | None]:
+                dummy_scans: int = 0, frame_len: float | None = None, max_step: float | None = None) -> tuple[dict, float, np.ndarray | None]:
     """Where the output's volume grid is anchored: a description for the sidecar and the grid's offset from the first sample.
 
     Returns
@@ -234,9 +234,17 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             ratio = step_s / tr if step_s else 1.0
             if step_s is not None and abs(ratio - round(ratio)) > 0.01 * max(1.0, ratio):  # a grid that drifts off the scan
                 # (a whole number of output volumes per marker, e.g. --tr half the scan's TR, stays on it: user test 15)
-                q = frame_len / step_s if frame_len else float("nan")
-                if np.isfinite(q) and q >= 1 - 1e-9 and abs(q - round(q)) < 1e-6:  # a step the model can write (_hop_for)
+                if frame_len is None:  # a sample-based model (raw windows): any step up to the training TR (_hop_for)
+                    writable = max_step is None or step_s <= max_step + 1e-9
+                else:
+                    q = frame_len / step_s
+                    writable = q >= 1 - 1e-9 and abs(q - round(q)) < 1e-6
+                if writable:  # a step the model can write
                     fix = f"pass --tr {step_s:.3g} for one volume per marker"
+                elif frame_len is None:
+                    fix = (f"the model writes steps up to its training TR ({max_step:g} s), so the output cannot follow this scan's "
+                           f"{step_s:.3g} s: to compare volume by volume, resample the scan's BOLD in time to the output's times "
+                           "(sidecar VolumeGrid), or train on data of this TR (prepare option resample_tr)")
                 else:  # (user test 30: --tr 2.16 was advised, then refused: it does not divide the training frame length)
                     fix = (f"the model writes only steps that divide its frame length ({frame_len:g} s), so the output cannot follow "
                            f"this scan's {step_s:.3g} s: to compare volume by volume, resample the scan's BOLD in time to the output's "
@@ -767,7 +775,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
             raise Eeg2fmriInputError(f"{where}: first_marker_volume={first_marker_volume} numbers the scanner markers, so it needs "
                                      "first_onset='markers' (--first-onset markers).")
     anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where, dummy_scans=int(dummy_scans),
-                                          frame_len=flen if frame_based else None)
+                                          frame_len=flen if frame_based else None, max_step=None if frame_based else tr_train)
     if marker_t is not None and len(marker_t):
         marker_volume_source = "given" if first_marker_volume is not None else None
         src = eeg if isinstance(eeg, (str, os.PathLike)) else next(iter(getattr(eeg, "filenames", None) or ()), None)

@@ -728,10 +728,12 @@ def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
     for run in runs:
         try:
             raw = read_layout_eeg(run, preload=False)
-        except Exception:  # noqa: BLE001  (an unreadable EEG is reported by _check_run)
-            return [], []
+        except Exception:  # noqa: BLE001  (an unreadable EEG is reported by _check_run; the others are still compared)
+            continue
         good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
         heads.append((run.key, good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]))
+    if len(heads) < 2:
+        return [], []
     (key0, good0, whole0) = heads[0]
     kind = compare_run_channels([h[1] for h in heads], [h[2] for h in heads])
     if kind == "same":
