@@ -885,6 +885,12 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert main(["synthesize", str(tmp_path / "odd_raw.fif"), "--model", str(ridge_dir), "--out", str(tmp_path / "odd_cli.nii.gz"),
                  "--first-onset", "markers", "--volumes", "markers", "--tr", "0.5", "-q"]) == 0
     assert "a marker every 2.5 output volumes, so they do not line up one to one" in capsys.readouterr().out
+    # without --volumes markers the same (user test 32: "marker k is measured volume k" was printed)
+    assert main(["synthesize", str(tmp_path / "odd_raw.fif"), "--model", str(ridge_dir), "--out", str(tmp_path / "odd_all.nii.gz"),
+                 "--first-onset", "markers", "--tr", "0.5", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "a marker every 2.5 output volumes: markers and output volumes do not line up one to one" in out
+    assert "marker k is measured volume" not in out
     with pytest.raises(Eeg2fmriInputError, match=r"volumes='markers' needs first_onset='markers' \(--first-onset markers\)"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, volumes="markers")
     with pytest.raises(Eeg2fmriInputError, match=r"expected volumes 'all' or 'markers', got 'marked'"):
