@@ -949,8 +949,10 @@ def _check_mask_grid(mask_path, mimg, img) -> None:
     """A mask NIfTI must be on the BOLD's grid (same shape and voxel-to-world affine): it is applied by voxel index."""
     if mimg.shape[:3] != img.shape[:3]:
         raise Eeg2fmriInputError(f"{mask_path}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
-    diff = float(np.max(np.abs(np.asarray(mimg.affine, float) - np.asarray(img.affine, float))))
-    if diff > 1e-2:  # the same shape is not the same grid: the mask is applied by voxel index
+    from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
+
+    diff = affine_difference_mm(mimg.affine, img.affine)
+    if diff > GRID_ATOL_MM:  # the same shape is not the same grid: the mask is applied by voxel index
         raise Eeg2fmriInputError(
             f"{mask_path}: voxel-to-world affine differs from the BOLD's ({img.get_filename()}) by up to {diff:.3g} (mm), although the grid "
             "shapes agree: the mask would select other places than it marks. Resample it onto the BOLD grid first "
@@ -1027,7 +1029,9 @@ def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndar
 
     img, tr = read_layout_bold(rec, marker=cfg.marker)
     if cfg.grid == "first":
-        if first_grid is not None and (img.shape[:3] != tuple(first_grid[0]) or not np.allclose(img.affine, first_grid[1], atol=1e-2)):
+        from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
+
+        if first_grid is not None and (img.shape[:3] != tuple(first_grid[0]) or affine_difference_mm(img.affine, first_grid[1]) > GRID_ATOL_MM):
             from eeg2fmri.preprocessing.volumes import resample_bold
 
             img = resample_bold(img, target_shape=tuple(first_grid[0]), target_affine=np.asarray(first_grid[1], float), where=str(rec.bold_path))
@@ -1361,8 +1365,10 @@ def _check_run_grid(rec, img, tr: float, tr0: float, shape0: tuple, affine0: np.
                                  "or, for runs in one space (e.g. MNI), pass prepare option grid='first' (--config '{\"grid\": \"first\"}')."
                                  + _native_space_hint(rec, img, first))
     if affine0 is not None:  # the same shape is not the same grid: voxels are pooled by index across runs
-        diff = float(np.max(np.abs(np.asarray(img.affine, float) - np.asarray(affine0, float))))
-        if diff > 1e-2:
+        from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
+
+        diff = affine_difference_mm(img.affine, affine0)
+        if diff > GRID_ATOL_MM:
             raise Eeg2fmriInputError(
                 f"{rec.bold_path}: voxel-to-world affine differs from the first run's ({first}) by up to {diff:.3g} (mm), although the "
                 f"grid shapes agree: the same voxel index is a different place in the two runs. Expected every run on one grid; "

@@ -24,6 +24,16 @@ class TRDisagreementError(Eeg2fmriInputError):
         self.header_tr = header_tr
 
 
+#: Largest difference (mm) between two voxel-to-world affines of one grid: runs, masks and grids farther apart are
+#: different grids (the same voxel index is another place).
+GRID_ATOL_MM = 1e-2
+
+
+def affine_difference_mm(a, b) -> float:
+    """Largest absolute difference between two voxel-to-world affines (mm); above :data:`GRID_ATOL_MM` they are two grids."""
+    return float(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float))))
+
+
 def bold_sidecar(path: Path) -> Path | None:
     """The ``*_bold.json`` next to a ``*_bold.nii[.gz]`` file, if it exists."""
     name = path.name

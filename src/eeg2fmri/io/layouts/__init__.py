@@ -766,6 +766,7 @@ def different_tr_hint(key: str, tr: float, key0: str, tr0: float) -> str:
 def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> list[str]:
     """A problem for every run whose TR or voxel grid differs from the first run's, as prepare would refuse it (user test
     19: the check passed a dataset that prepare then refused; user test 30: the same for grids)."""
+    from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
     from eeg2fmri.io.roi_tables import is_target_table
 
     heads = []
@@ -789,9 +790,9 @@ def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = D
             out.append(f"{k}: BOLD grid {grid[0]} differs from the first run's ({key0}) {grid0[0]}; prepare refuses it unless the runs are "
                        "put on one grid: prepare option grid='first' (--config '{\"grid\": \"first\"}') for runs in one space such as "
                        "MNI, or resample them yourself first")
-        elif float(np.max(np.abs(grid[1] - grid0[1]))) > 1e-2:
+        elif affine_difference_mm(grid[1], grid0[1]) > GRID_ATOL_MM:  # (as prepare's _check_run_grid)
             out.append(f"{k}: BOLD voxel-to-world affine differs from the first run's ({key0}) by up to "
-                       f"{float(np.max(np.abs(grid[1] - grid0[1]))):.3g} mm although the grid shapes agree; prepare refuses it unless the "
+                       f"{affine_difference_mm(grid[1], grid0[1]):.3g} mm although the grid shapes agree; prepare refuses it unless the "
                        "runs are put on one grid: prepare option grid='first' for runs in one space such as MNI")
     return out
 
