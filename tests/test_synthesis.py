@@ -860,8 +860,9 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert n_cut == len(times) - g["markers_without_volume"] and g["volumes_before_first_marker"] == g["volumes_after_last_marker"] == 0
     assert "scanner marker(s) come before the first volume whose whole EEG window lies in the recording" in caplog.text
     start = json.loads(cut.with_name("early.json").read_text())["StartTime"]  # (user test 14: the message gave the earliest possible start)
-    assert (f"needs 18.0 s of EEG up to the end of a volume's acquisition, so no volume starts before 16.0 s; the first marker with a "
-            f"volume is at {start:.2f} s)") in caplog.text
+    # (user test 30: "no volume starts before" the earliest possible time contradicted the marker time after the grid's rounding)
+    assert (f"needs 18.0 s of EEG up to the end of a volume's acquisition; on the markers' grid the first volume with a whole window "
+            f"starts at {start:.2f} s; the first marker with a volume is at {start:.2f} s)") in caplog.text
     # a finer output grid (--tr half the scan's): counts in markers, not output steps (user test 15: 299 "missing", 25 early)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):

@@ -950,8 +950,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 anchor["markers_without_volume"] = early
                 with_volume = marker_t[mj >= 0]
                 logger.warning("%s: the first %d scanner marker(s) come before the first volume whose whole EEG window lies in the "
-                               "recording (the model needs %.1f s of EEG up to the end of a volume's acquisition, so no volume starts before "
-                               "%.1f s; %s); they get no output volume", where, early, need, need - tr_train,
+                               "recording (the model needs %.1f s of EEG up to the end of a volume's acquisition; on the markers' grid the first "
+                               "volume with a whole window starts at %.2f s; %s); they get no output volume", where, early, need, start,
                                f"the first marker with a volume is at {float(with_volume[0]):.2f} s" if len(with_volume) else "no marker has one")
             if volumes == "markers":
                 keep = (np.arange(n_all) >= first_j) & (np.arange(n_all) <= last_j)
