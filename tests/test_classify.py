@@ -318,3 +318,15 @@ def test_per_subject_scores_are_balanced_accuracies():
     pred, _ = _cv_predict(x, y, g, _outer_cv(g, None)[0], GroupedLogistic(random_state=0))  # the same predictions
     for s_ in ("s0", "s1", "s2", "s3"):
         assert res["per_subject"][s_] == pytest.approx(balanced_accuracy_score(y[g == s_], pred[g == s_]))
+
+
+def test_classify_table_prints_chance():
+    """User test 33: chance (1/3 for three classes) was only in classify.json, not in the printed table."""
+    from eeg2fmri.workflows.classify import format_table
+
+    row = {"balanced_accuracy": 0.6333, "ci95": [0.583, 0.683], "chance": 1 / 3, "null_mean": 0.334, "null_95": 0.39, "p_value": 0.048,
+           "n_samples": 120, "n_subjects": 4, "n_features": 7, "cv": "leave-one-subject-out", "n_permutations": 20}
+    text = format_table({"synth": row}, {"synth": "in-sample"})
+    head, line = text.splitlines()[:2]
+    assert head.split()[5] == "chance" and line.split()[4] == "0.333"
+    assert "note (synth): in-sample." in text

@@ -145,12 +145,12 @@ def test_roi_names_voxels_and_per_roi_table_in_the_report(tiny_prepared, tmp_pat
     shortest = min(int(v["n_test"]) for v in res["per_subject"].values())
     gm["null_median_r"] = gm["median_r"] - 0.005
     md = evaluation_markdown(res, [], title="t")
-    assert (f"no null distribution could be formed (the shortest test span has {shortest} volumes: too few for a 5 % test over "
-            "circular shifts, which needs 20), so **these data cannot tell whether the model exceeds chance** -- and its median r "
+    assert (f"**no null distribution could be formed (the shortest test span has {shortest} volumes: too few for a 5 % test over "
+            "circular shifts, which needs 20), so these data cannot tell whether the model exceeds chance -- and its median r "
             "is within 0.01 of its half-run shift's; hold out longer test spans") in md
     gm["null_median_r"] = gm["median_r"] - 0.2
     md = evaluation_markdown(res, [], title="t")
-    assert "cannot tell whether the model exceeds chance**; hold out longer" in md
+    assert "cannot tell whether the model exceeds chance; hold out longer test spans (split fractions) or more runs**." in md
 
 
 def test_fit_results_are_taken_as_reference_and_baseline(tiny_prepared):

@@ -523,3 +523,25 @@ def test_report_of_a_multi_group_benchmark_has_every_group_and_the_notes(tmp_pat
     page = build_report(folder).read_text()
     assert "group stft: calhas2022:" in page and "group raw: beira:" in page and "has none of summary" not in page
     assert "calhas2022: whole-mask median r 0.003 does not exceed the 5 % level of its time-shifted null" in page
+
+
+def test_report_html_says_what_the_markdown_says_about_chance_and_classification(tmp_path):
+    """User test 33: the HTML summary dropped report.md's "not distinguishable from chance", the classification notes (a
+    dict in classify.json) were printed as their keys only, and its table showed 0.6333333333333333."""
+    folder = tmp_path / "run"
+    (folder / "classify").mkdir(parents=True)
+    metrics = {"group": {"models": {"ridge_hrf": {"median_r": 0.011, "null_p95_median_r": 0.013},
+                                    "net": {"median_r": 0.2, "null_p95_median_r": 0.013}}},
+               "settings": {"targets": "voxels"}, "per_subject": {}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "classify" / "classify.json").write_text(json.dumps({"labels": "events", "delay_s": 5.0,
+                                                                   "notes": {"synth": "the synthesis model saw the BOLD of its training windows"}}))
+    (folder / "classify" / "classify.tsv").write_text("source\tbalanced_accuracy\tn_samples\nsynth\t0.6333333333333333\t120\n")
+    page = build_report(folder).read_text()
+    summary = page.split("<section id=\"summary\">")[1].split("</section>")[0]
+    assert ("ridge_hrf: median r 0.011, the 5 % level over every circular shift 0.013: the model&#x27;s median r does not exceed "
+            "that level: over the whole mask it is not distinguishable from chance on these data.") in summary
+    assert "net: median r" not in summary  # above its level: nothing to warn
+    cls = page.split("<section id=\"classification\">")[1].split("</section>")[0]
+    assert "note (synth): the synthesis model saw the BOLD of its training windows" in cls
+    assert "0.633" in cls and "0.6333333" not in cls and "120" in cls

@@ -530,6 +530,46 @@ def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""] + note
 
 
+def chance_verdict(results: dict[str, Any], model: str) -> str | None:
+    """What the time-shifted null says about ``model``'s median r, where it says something a reader must not miss.
+
+    Parameters
+    ----------
+    results : dict
+        An evaluation's results (``metrics.json``).
+    model : str
+        A model of ``results["group"]["models"]``.
+
+    Returns
+    -------
+    str or None
+        "the model's median r does not exceed that level: ... not distinguishable from chance ..." where the median r is at
+        or below the 5 % level over every circular shift; "no null distribution could be formed ..." where the test spans
+        are too short for one; ``None`` otherwise (the model exceeds its chance level, or it has no median r).
+    """
+    m = ((results.get("group") or {}).get("models") or {}).get(model)
+    if not isinstance(m, dict):
+        return None
+    targets = (results.get("settings") or {}).get("targets", "voxels")
+    p95, v = m.get("null_p95_median_r"), m.get("median_r")
+    if not (isinstance(v, float) and np.isfinite(v)):
+        return None
+    if isinstance(p95, float) and np.isfinite(p95):
+        if v > p95:
+            return None
+        return ("the model's median r does not exceed that level: "
+                + ("over the whole mask it is not distinguishable from chance on these data" if targets == "voxels" else
+                   "over all the regions' median it is not distinguishable from chance on these data; see each region's r "
+                   "against its own level below"))
+    # test runs too short for shifts well away from alignment (user test 9)
+    shortest = min((int(ps.get("n_test", 0)) for ps in (results.get("per_subject") or {}).values()), default=0)
+    return (f"no null distribution could be formed (the shortest test span has {shortest} volumes: too few for a 5 % test "
+            "over circular shifts, which needs 20), so these data cannot tell whether the model exceeds chance"
+            + (" -- and its median r is within 0.01 of its half-run shift's" if isinstance(m.get("null_median_r"), float)
+               and v <= m["null_median_r"] + 0.01 else "")
+            + "; hold out longer test spans (split fractions) or more runs")
+
+
 def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: str, model: str | None = None, extra: dict[str, Any] | None = None,
                         folder: str | os.PathLike | None = None) -> str:
     """The Markdown text of an evaluation report (see :func:`write_evaluation_report`)."""
@@ -554,21 +594,12 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
     elif not results.get("reference", {}).get("available", True):
         sent += f"; the reference ridge_hrf is not available here: {results['reference'].get('reason')}"
     sent += f". Its time-shifted null reaches {_f(m.get('null_median_r'))}"
-    p95, v = m.get("null_p95_median_r"), m.get("median_r")
+    p95 = m.get("null_p95_median_r")
     if isinstance(p95, float) and np.isfinite(p95):
         sent += f" (half a run away; a 5 % test over every circular shift sets the level {_f(p95)})"
-        if isinstance(v, float) and np.isfinite(v) and v <= p95:
-            sent += ("; **the model's median r does not exceed that level: "
-                     + ("over the whole mask it is not distinguishable from chance on these data**" if targets == "voxels" else
-                        "over all the regions' median it is not distinguishable from chance on these data; see each region's r "
-                        "against its own level below**"))
-    elif isinstance(v, float) and np.isfinite(v):  # test runs too short for shifts well away from alignment (user test 9)
-        shortest = min((int(ps.get("n_test", 0)) for ps in results.get("per_subject", {}).values()), default=0)
-        sent += (f"; no null distribution could be formed (the shortest test span has {shortest} volumes: too few for a 5 % test "
-                 "over circular shifts, which needs 20), so **these data cannot tell whether the model exceeds chance**"
-                 + (" -- and its median r is within 0.01 of its half-run shift's" if isinstance(m.get("null_median_r"), float)
-                    and v <= m["null_median_r"] + 0.01 else "")
-                 + "; hold out longer test spans (split fractions) or more runs")
+    verdict = chance_verdict(results, model)
+    if verdict:
+        sent += f"; **{verdict}**"
     sent += "."
     if "ceilings" in g:
         sent += (f" On this simulated data the noise ceiling is {_f(g['ceilings']['noise_median_r'])} and the oracle (EEG-visible) ceiling "

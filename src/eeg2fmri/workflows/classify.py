@@ -156,11 +156,12 @@ def _table_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
 def format_table(res: dict[str, Any], notes: dict[str, str] | None = None) -> str:
     """A plain-text table of :func:`classify_dataset` results, with the permutation test's smallest p and ``notes``
     (source -> what the table must not hide, as :func:`classify_run` records them in ``classify.json``)."""
-    lines = [f"{'source':<8} {'bal. acc.':>9} {'95% CI':>15} {'null mean':>9} {'null 95%':>8} {'p':>7} {'samples':>7} {'subjects':>8}"]
+    # (user test 33: chance was only in the JSON)
+    lines = [f"{'source':<8} {'bal. acc.':>9} {'95% CI':>15} {'chance':>6} {'null mean':>9} {'null 95%':>8} {'p':>7} {'samples':>7} {'subjects':>8}"]
     rows = _table_rows(res)
     for r in rows:
-        lines.append(f"{r['source']:<8} {r['balanced_accuracy']:9.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['null_mean']:9.3f} {r['null_95']:8.3f} "
-                     f"{r['p_value']:7.3f} {r['n_samples']:7d} {r['n_subjects']:8d}")
+        lines.append(f"{r['source']:<8} {r['balanced_accuracy']:9.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] {r['chance']:6.3f} {r['null_mean']:9.3f} "
+                     f"{r['null_95']:8.3f} {r['p_value']:7.3f} {r['n_samples']:7d} {r['n_subjects']:8d}")
     n_perm = {int(v.get("n_permutations", 0)) for v in res.values() if isinstance(v, dict) and v.get("n_permutations")}
     if len(n_perm) == 1:  # the smallest p a permutation test can give (user test 9: p = 0.048 was the floor of 20 permutations)
         n = n_perm.pop()

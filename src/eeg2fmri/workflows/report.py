@@ -203,6 +203,15 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
                 rows.append(row)
         if rows:
             blocks.append(rows)
+        from eeg2fmri.plotting.report import chance_verdict
+
+        for nm in group["models"]:  # (user test 33: report.md said "not distinguishable from chance", the HTML only gave numbers)
+            verdict = chance_verdict(metrics, nm)
+            if verdict:
+                m = group["models"][nm]
+                level = m.get("null_p95_median_r")
+                blocks.append(f"{nm}: median r {m['median_r']:.3f}" + (f", the 5 % level over every circular shift {level:.3f}"
+                                                                        if _is_num(level) else "") + f": {verdict}.")
         if isinstance(metrics.get("per_subject"), dict):  # an atlas evaluation: r per ROI (user test 15: only report.md had it)
             from eeg2fmri.plotting.report import (
                 ROI_NULL_MARK,
@@ -252,6 +261,16 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
     if not blocks:
         blocks.append(f"metrics.json has none of summary, group or table (keys: {', '.join(sorted(metrics)) or 'none'}).")
     return blocks
+
+
+def _short_number(text: str | None) -> str | None:
+    """A TSV cell with a non-integer number rounded to 3 decimals (as the terminal table prints it); other cells as they are."""
+    if text is None or "." not in text:
+        return text
+    try:
+        return f"{float(text):.3f}"
+    except ValueError:
+        return text
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -403,10 +422,11 @@ def build_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
         if tsv.is_file():
             import csv
 
-            with open(tsv, newline="", encoding="utf-8-sig") as fh:
-                cls_blocks.append(list(csv.DictReader(fh, delimiter="\t")))
-        for note in doc.get("notes") or []:
-            cls_blocks.append(str(note))
+            with open(tsv, newline="", encoding="utf-8-sig") as fh:  # numbers to 3 decimals (user test 33: 0.6333333333333333)
+                cls_blocks.append([{k: _short_number(v) for k, v in row.items()} for row in csv.DictReader(fh, delimiter="\t")])
+        notes = doc.get("notes") or {}  # source -> note (user test 33: the loop over the dict printed its keys, "synth", only)
+        for src, note in (notes.items() if isinstance(notes, dict) else ((None, n) for n in notes)):
+            cls_blocks.append(f"note ({src}): {note}" if src else str(note))
     if cls_blocks:
         sections.append(("Classification", cls_blocks))
     else:
