@@ -71,7 +71,9 @@ def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None,
         return np.array([num]), f"voxel {num}"
     if kind == "roi" and num is None and names is not None and val in names:
         i = list(names).index(val)
-        return np.array([i]), f"ROI {val!r} (output {i})"
+        lab = None if atlas is None else np.asarray(atlas).reshape(-1)
+        label = f"{int(lab[i])} " if lab is not None and len(lab) == n_outputs else ""
+        return np.array([i]), f"ROI {label}{val!r} (output {i})"
     if kind == "roi" and num is not None:
         if atlas is None:
             raise Eeg2fmriInputError(f"explain: target {target!r} needs an atlas (labels of the outputs); pass atlas= (--atlas LABELS.nii.gz).")
@@ -82,6 +84,8 @@ def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None,
         if not len(idx):
             present = sorted(int(v) for v in np.unique(lab) if v != 0)
             raise Eeg2fmriInputError(f"explain: ROI label {num} has no voxel in the mask; labels present: {present[:20]}.")
+        if names is not None and len(names) == n_outputs and len(idx) == 1:  # a model of ROI targets: one output per ROI (user test 33:
+            return idx, f"ROI {num} {names[int(idx[0])]!r} (output {int(idx[0])})"  # "ROI 2 (1 voxels)" vs "ROI 'central_beta' (output 1)")
         return idx, f"ROI {num} ({len(idx)} voxels)"
     raise Eeg2fmriInputError(f"explain: expected target 'mask', 'voxel:I' or 'roi:L', got {target!r}; e.g. target='roi:3'"
                              + (f", or roi:NAME with a name of the model's ROIs: {list(names)[:12]}." if names else "."))

@@ -85,7 +85,8 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
         tgt = res["target"]
         if meth:
             draw("channels_topomap.png", plot_channel_topomaps, np.stack([m["channel"] for m in meth.values()]), res["channels"], montage,
-                 after=([f"{k}: channel importance" for k in meth],), suptitle=f"target: {tgt}", symmetric=False, unit="share of |attribution|")
+                 after=([f"{k}: channel importance" for k in meth],), suptitle=f"target: {tgt}\nwhere the model reads its input, not a source map: neighbouring channels carry the same "
+                          "source's power, and the weight spreads over them", symmetric=False, unit="share of |attribution|")
             first = next(iter(meth.values()))
             if "band" in first:
                 names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(first["band"]) else [f"{f:g}" for f in res["freqs"]]
