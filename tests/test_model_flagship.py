@@ -1164,3 +1164,25 @@ def test_ridge_alpha_per_target_gives_the_linear_path_a_penalty_per_output():
         np.testing.assert_allclose(guarded.eval()(x_te).numpy(), gref.predict(x_te.numpy()), rtol=1e-3, atol=1e-4)
     with pytest.raises(Eeg2fmriInputError, match=r"ridge_alpha_per_target as true, false or \"guarded\", got 1"):
         EEG2fMRINet(spec, ridge_alpha_per_target=1)
+
+
+def test_linear_refit_on_more_windows_changes_the_tangent_form_cleanly():
+    """User test 34: a LOSO fold's first fit (one subject's windows) kept the tangent ridge factored, the refit on more
+    windows as one matrix, and the first fit's projection stayed behind: predicting raised "mat1 and mat2 shapes cannot be
+    multiplied". 200 outputs, 100 tangent features: 50 training windows give the factored form (50 x (100 + 200) < 100 x
+    200), the refit on 50 + 70 windows one matrix (120 x 300 > 20,000)."""
+    import dataclasses
+
+    wide = dataclasses.replace(TAN, output_shape=(200,))
+    x_tr, y_tr = _windows(wide, 50, 1)
+    x_va, y_va = _windows(wide, 70, 2)
+    kw = dict(seed=0, n_members=2, tangent_hrf="canonical", output_rank=None, tangent_rule="best")
+    plain = EEG2fMRINet(wide, **kw)
+    plain.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert plain.ridge_tan_proj.shape == (N_CHANS * N_BANDS * N_CHANS, 50)  # the first fit: factored
+    model = EEG2fMRINet(wide, linear_refit=True, **kw)
+    info = model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    assert info["tangent_weight"] > 0 and info["linear_refit_windows"] == 120
+    assert "ridge_tan_proj" not in model._buffers and model.ridge_tan_coef.shape == (N_CHANS * N_BANDS * N_CHANS, 200)
+    with torch.no_grad():
+        assert model.eval()(x_va).shape == (70, 200)

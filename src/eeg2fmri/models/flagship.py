@@ -648,12 +648,15 @@ class EEG2fMRINet(nn.Module):
                    tan_coef: torch.Tensor | None = None, tan_proj: torch.Tensor | None = None) -> None:
         for name, t in zip(self._RIDGE_BUFFERS, (basis, coef, bias)):
             self.register_buffer(name, t.detach().float().contiguous())
-        if tan_coef is not None:
-            # tan_proj (n_tangent_features, n_components) @ tan_coef (n_components, n_outputs): the tangent ridge in factored
-            # form (models saved before 2026-12-04 hold one (n_tangent_features, n_outputs) matrix and no tan_proj)
-            for name, t in zip(self._TANGENT_BUFFERS, (tan_basis, tan_coef, tan_proj)):
-                if t is not None:
-                    self.register_buffer(name, t.detach().float().contiguous())
+        # tan_proj (n_tangent_features, n_components) @ tan_coef (n_components, n_outputs): the tangent ridge in factored
+        # form (models saved before 2026-12-04 hold one (n_tangent_features, n_outputs) matrix and no tan_proj). A buffer
+        # not given is dropped: a refit (linear_refit) on more windows can change the form, and a factor left from the
+        # first fit multiplied the new matrix (user test 34: "mat1 and mat2 shapes cannot be multiplied (237x237 and 4608x504)")
+        for name, t in zip(self._TANGENT_BUFFERS, (tan_basis, tan_coef, tan_proj)):
+            if t is not None and tan_coef is not None:
+                self.register_buffer(name, t.detach().float().contiguous())
+            else:
+                self._buffers.pop(name, None)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         # a saved model with a fitted linear path: (re)create its buffers, whose sizes depend on the basis chosen and
