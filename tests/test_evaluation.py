@@ -729,3 +729,28 @@ def test_circular_shift_level_is_the_five_percent_test_over_the_shifts():
     both = circular_shift_level(np.stack(cols, 1))
     np.testing.assert_array_equal(both, [circular_shift_level(c) for c in cols])
     assert np.isnan(circular_shift_level(np.zeros(18)))  # 19 values: no 5 % test
+
+
+def test_group_null_level_is_the_level_of_the_mean_over_subjects():
+    """User test 34: the group's 5 % level was the mean of the subjects' levels, stricter than a 5 % test of the mean
+    (0.145 against 0.092 over four subjects: a model with r 0.108 was called chance). The level of the mean of one shift
+    drawn per subject: against the exact distribution of that mean (every combination of two subjects' shifts), below the
+    mean of the levels, one subject its own level; _group uses it where every subject has a null, the mean of the levels
+    elsewhere (as before)."""
+    from eeg2fmri.evaluation.protocol import _group, _null_level, group_null_level
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.0, 0.05, 199), rng.normal(0.01, 0.08, 149)
+    exact = _null_level((a[:, None] + b[None, :]).ravel() / 2)
+    level = group_null_level([a, b])
+    assert level == pytest.approx(exact, abs=0.002)
+    assert level < (_null_level(a) + _null_level(b)) / 2 - 0.01
+    assert group_null_level([a]) == _null_level(a) and group_null_level([a, b], random_state=0) == level
+    assert np.isnan(group_null_level([a, np.array([np.nan])]))
+    per = {"01": {"models": {"m": {"median_r": 0.2, "null_p95_median_r": _null_level(a), "null_median_r_shifts": list(a)}}},
+           "02": {"models": {"m": {"median_r": 0.1, "null_p95_median_r": _null_level(b), "null_median_r_shifts": list(b)}}}}
+    g = _group(per, {}, ["m"], ["m"], None, 0.95)["models"]["m"]
+    assert g["null_p95_median_r"] == pytest.approx(level) and "one circular shift drawn per subject" in g["null_level_over_subjects"]
+    del per["02"]["models"]["m"]["null_median_r_shifts"]  # (results written before session 31): the mean of the levels
+    g = _group(per, {}, ["m"], ["m"], None, 0.95)["models"]["m"]
+    assert g["null_p95_median_r"] == pytest.approx((_null_level(a) + _null_level(b)) / 2) and "null_level_over_subjects" not in g
