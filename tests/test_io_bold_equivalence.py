@@ -212,3 +212,52 @@ def test_header_tr_is_the_shortest_decimal_of_the_float32_pixdim(tmp_path, tr, u
     scale = 1000.0 if unit == "msec" else 1.0
     assert np.float32(got * scale) == np.float32(nib.load(tmp_path / "b.nii").header.get_zooms()[3])  # nibabel's float32
     assert repr(got) == text
+
+
+def test_damaged_gzip_stream_is_refused_once_read(tmp_path):
+    """User test 35: 64 flipped bytes inside a .nii.gz were prepared silently (values up to 4e36; nibabel never reads the
+    gzip trailer with the checksum). Reading every volume now reads the trailer too: gzip's CRC check fails, and the
+    error names the file; an intact file still equals nibabel's reading (test_chunks_equal_nibabel)."""
+    import gzip
+    import zlib
+
+    path, _ = _write(tmp_path, "bad.nii.gz", "float32")
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    # a valid deflate stream whose content differs from what the trailer's CRC covers: the damage gzip can find only
+    # at the end (flipped bytes in the compressed data often give valid deflate data, as in the user test)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = bytes(raw)
+    raw[352 + 4000 : 352 + 4064] = bytes(b ^ 0xFF for b in raw[352 + 4000 : 352 + 4064])
+    stream = comp.compress(bytes(raw)) + comp.flush()
+    crc_of_intact = zlib.crc32(body).to_bytes(4, "little")
+    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + stream + crc_of_intact + (len(body) % 2**32).to_bytes(4, "little"))
+    img = nib.load(path)
+    with pytest.raises(Eeg2fmriInputError, match=r"bad\.nii\.gz: the compressed file is damaged \(BadGzipFile: CRC check failed.*re-copy or re-export"):
+        for _ in iter_bold_chunks(img, 4, where=str(path)):
+            pass
+    with pytest.raises(Eeg2fmriInputError, match=r"bad\.nii\.gz: the compressed file is damaged"):
+        load_masked_bold(img, where=str(path))
+
+
+@pytest.mark.parametrize("name", ["cut.nii", "cut.nii.gz", "whole.nii", "whole.nii.gz"])
+def test_file_size_check_without_reading_the_data(tmp_path, name):
+    """datasets --check reported truncated files OK (user test 35): the size a header implies against the file's (.nii)
+    or the gzip trailer's length field (.nii.gz), without decompressing."""
+    import gzip
+
+    from eeg2fmri.io.bold import bold_file_size_problem
+
+    path, _ = _write(tmp_path, name, "float32")
+    need = 352 + 4 * int(np.prod(SHAPE))
+    if name.startswith("cut"):
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) * 2 // 3])
+        msg = bold_file_size_problem(path, nib.load(path))
+        want = (rf"{name}: expected at least {need} bytes .*found \d+: the file is truncated" if name.endswith(".nii") else
+                rf"{name}: expected {need} bytes once decompressed .*the gzip trailer says \d+ and reading it fails \(EOFError: .*the file "
+                "is truncated or damaged")
+        assert msg is not None and __import__("re").search(want, msg)
+    else:
+        assert bold_file_size_problem(path, nib.load(path)) is None
+        if name.endswith(".gz"):
+            assert len(gzip.decompress(path.read_bytes())) == need

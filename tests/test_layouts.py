@@ -750,6 +750,19 @@ def test_check_files_an_unreadable_eeg_under_its_file_not_the_timing(tiny_bids, 
     assert not chk.ok and mine and "EEG file cannot be read" in mine[0] and "volume timing" not in mine[0]
 
 
+def test_check_finds_a_truncated_bold_file(tiny_bids, tmp_path):
+    """User test 35: a .nii.gz cut short passed datasets --check (only prepare found it)."""
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    bold = sorted(root.glob("sub-02/func/*_bold.nii*"))[0]
+    raw = bold.read_bytes()
+    bold.write_bytes(raw[: len(raw) * 3 // 4])
+    chk = check_layout(root)
+    mine = [p for p in chk.problems if p.startswith("sub-02")]
+    assert not chk.ok and mine and bold.name in mine[0] and ("truncated" in mine[0]) and "re-copy or re-export it" in mine[0]
+    assert not [p for p in chk.problems if p.startswith("sub-01")]
+
+
 def test_check_report_says_a_repeated_problem_once():
     """datasets --check (user test 7): a problem or note that says the same of several runs (their keys and file names
     aside) is printed once, followed by the other runs it holds for; different texts stay apart."""

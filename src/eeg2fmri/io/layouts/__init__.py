@@ -677,6 +677,11 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
             except Eeg2fmriInputError as err:
                 problems.append(f"{run.key}: {err}")
             else:
+                from eeg2fmri.io.bold import bold_file_size_problem
+
+                size = bold_file_size_problem(run.bold_path, img)  # (user test 35: truncated files were reported OK)
+                if size:
+                    problems.append(f"{run.key}: {size}")
                 if run.meta.get("confounds"):
                     p_, n_ = _check_confounds(Path(run.meta["confounds"]), int(img.shape[3]) if len(img.shape) == 4 else 1, run.key)
                     problems += p_
