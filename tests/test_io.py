@@ -56,6 +56,11 @@ def test_truncated_and_3d_nifti(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), p)
     with pytest.raises(Eeg2fmriInputError, match=r"expected a 4D BOLD image .* found shape \(4, 5, 6\)\. A series of one file per volume \(SPM, Analyze \.img/\.hdr\)\? Stack it into one 4D file first: nilearn\.image\.concat_imgs"):
         read_bold(p)
+    five = tmp_path / "five.nii.gz"  # (user test 35: a trailing 5th dimension of size 1 was refused with no fix)
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 7, 1), np.float32), np.eye(4)), five)
+    with pytest.raises(Eeg2fmriInputError, match=r"five\.nii\.gz: expected a 4D BOLD image .* found shape \(4, 5, 6, 7, 1\)\. Its dimensions after "
+                       r"the 4th have size 1: drop them first, e\.g\. nibabel\.funcs\.squeeze_image"):
+        read_bold(five)
     bad = tmp_path / "bad.nii"
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 7), np.float32), np.eye(4)), bad)
     bad.write_bytes(bad.read_bytes()[:600])
@@ -518,3 +523,24 @@ def test_eeg_in_other_units_is_said():
     msg = implausible_scale(mne.io.RawArray(volts * 1e6, info, verbose=False))
     assert re.match(r"the EEG's typical amplitude is 1\d\.\d V \(median channel's robust scale\), expected 1e-08-0\.05 V", msg)
     assert "1e-08" in implausible_scale(mne.io.RawArray(volts * 1e-6, info, verbose=False))
+
+
+def test_bold_without_orientation_is_warned(tmp_path, caplog):
+    """User test 35: sform and qform codes 0 (no orientation): nibabel's fallback affine is used and written on as aligned,
+    without a word; a header with an sform says nothing."""
+    import logging
+
+    p = tmp_path / "noxform.nii.gz"
+    img = nib.Nifti1Image(np.zeros((4, 5, 6, 7), np.float32), None)
+    img.header["pixdim"][4] = 2.0
+    nib.save(img, p)
+    assert int(nib.load(p).header["sform_code"]) == 0 and int(nib.load(p).header["qform_code"]) == 0
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        read_bold(p)
+    assert "noxform.nii.gz: the header gives no orientation (sform and qform codes 0): nibabel's fallback affine is used" in caplog.text
+    caplog.clear()
+    q = tmp_path / "xform.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 7), np.float32), np.eye(4)), q)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        read_bold(q, tr=2.0)
+    assert "no orientation" not in caplog.text

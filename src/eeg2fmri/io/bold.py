@@ -166,7 +166,15 @@ def read_bold(bold, *, tr: float | None = None, tr_tolerance: float = 0.01):
             hint = (" A series of one file per volume (SPM, Analyze .img/.hdr)? Stack it into one 4D file first: "
                     "nilearn.image.concat_imgs(sorted(glob.glob('f*.nii'))).to_filename('sub-01_task-x_bold.nii.gz'), and give the TR "
                     "(RepetitionTime in the *_bold.json beside it).")
+        elif len(img.shape) > 4 and img.shape[3] >= 2 and all(int(n) == 1 for n in img.shape[4:]):  # (user test 35)
+            hint = (" Its dimensions after the 4th have size 1: drop them first, e.g. nibabel.funcs.squeeze_image(nibabel.load(FILE))"
+                    ".to_filename(FILE) (check that the header's TR survives: pixdim[4]).")
         raise Eeg2fmriInputError(f"{where}: expected a 4D BOLD image (X, Y, Z, n_volumes) with >= 2 volumes, found shape {img.shape}.{hint}")
+    hdr = img.header
+    if hasattr(hdr, "get_sform") and int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:  # (user test 35)
+        logger.warning("%s: the header gives no orientation (sform and qform codes 0): nibabel's fallback affine is used (voxel sizes "
+                       "only, no position or axis directions), and the files written from it (mask, synthesised BOLD) carry it as an "
+                       "aligned affine. Set the image's real sform/qform (e.g. from the scanner's DICOMs) before preparing.", where)
     header_tr = _header_tr(img)
     side_tr = None
     if sidecar is not None:
