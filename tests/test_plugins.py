@@ -442,3 +442,37 @@ def test_a_metric_in_the_plugin_file_does_not_register_its_models_again(tmp_path
     assert "eeg2fmri_metric_broken" not in sys.modules
     sys.modules.pop("eeg2fmri_plugin_lab_metric_models", None)
     sys.modules.pop("eeg2fmri_metric_only_metrics", None)
+
+
+def test_rerun_warns_when_a_plugin_file_changed(tmp_path, monkeypatch, caplog):
+    """User test 34: re-running a run's config.yaml after editing the plugin's default dropout moved the test r in silence
+    (metrics.json recorded the plugin's sha256, nothing compared it)."""
+    import json
+    import logging
+
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.workflows.train import changed_plugins
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"software": {"plugins": [{"plugin": "mylab.models", "file": "/x/mylab/models.py", "sha256": "a" * 64}]}}))
+    monkeypatch.setattr(plugins, "named_plugins", lambda: [{"plugin": "mylab.models", "file": "/x/mylab/models.py", "sha256": "b" * 64}])
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        assert changed_plugins(metrics) == ["mylab.models"]
+    assert f"plugin mylab.models: its file /x/mylab/models.py differs from the one the run in {tmp_path} was trained with (sha256 aaaaaaaaaaaa..., " \
+           "now bbbbbbbbbbbb...)" in caplog.text
+    monkeypatch.setattr(plugins, "named_plugins", lambda: [{"plugin": "mylab.models", "file": "/x/mylab/models.py", "sha256": "a" * 64}])
+    assert changed_plugins(metrics) == []
+    assert changed_plugins(tmp_path / "none.json") == []
+
+
+def test_effective_hparams_are_the_defaults_with_the_given_ones_over_them():
+    """User test 34: a run recorded only the hyperparameters given (ridge_hrf: {}); metrics.json now holds them all."""
+    import inspect
+
+    from eeg2fmri.models import get_model_class
+    from eeg2fmri.models.base import effective_hparams
+
+    hp = effective_hparams("ridge_hrf", {"hrf": "canonical"})
+    sig = inspect.signature(get_model_class("ridge_hrf").__init__).parameters
+    assert hp["hrf"] == "canonical" and set(hp) == {p for p in sig if p not in ("self", "spec")}
+    assert all(hp[k] == sig[k].default for k in hp if k != "hrf")

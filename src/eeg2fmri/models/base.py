@@ -25,7 +25,7 @@ alignment, attention regulariser, Laplace scale) also implement
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from eeg2fmri.datasets.spec import INPUT_KINDS, DataSpec  # noqa: F401  (re-exported for users)
@@ -137,6 +137,19 @@ def model_hparams(name: str) -> list[str]:
 
     params = inspect.signature(get_model_class(name).__init__).parameters
     return [p for p, v in params.items() if p not in ("self", "spec") and v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)]
+
+
+def effective_hparams(name: str, hparams: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every hyperparameter of registered model ``name`` as it is built: the constructor's defaults, then ``hparams``
+    over them (user test 34: a run recorded only the hyperparameters given, so a changed default went unnoticed).
+    A keyword without a default (none of the registered models has one) is left out."""
+    import inspect
+
+    params = inspect.signature(get_model_class(name).__init__).parameters
+    out = {p: v.default for p, v in params.items() if p not in ("self", "spec") and v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)
+           and v.default is not inspect.Parameter.empty}
+    out.update(dict(hparams or {}))
+    return out
 
 
 def build_model(name: str, spec: DataSpec, **hparams: Any):

@@ -2,7 +2,8 @@
 
 Output folder (``out``)::
 
-    config.yaml          the resolved config (every default filled in); --resume checks it
+    config.yaml          the resolved config (every training default filled in; the model's defaults: metrics.json
+                         model_hparams); --resume checks it
                          (a run that stopped before its first checkpoint starts over in place, config.yaml rewritten)
     checkpoints/         last.ckpt (resume) and best.ckpt (lowest validation loss / highest r)
     logs/version_N/      metrics.csv per (re)start; tensorboard/ when installed
@@ -116,7 +117,34 @@ def check_hparam_names(name: str, space: Mapping[str, Any], hparams: Mapping[str
 def _as_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, Mapping):
         return resolve_config(config)
-    return load_config(config)
+    cfg = load_config(config)
+    changed_plugins(Path(config).absolute().parent / METRICS_NAME)
+    return cfg
+
+
+def changed_plugins(metrics_path: Path) -> list[str]:
+    """Plugins of the user's own code whose file differs from the one a finished run recorded (its ``metrics.json``
+    ``software.plugins`` sha256), each warned: re-running that run's ``config.yaml`` then runs other code (user test 34:
+    a plugin's default dropout changed, the re-run's test r moved from 0.0587 to 0.0533 in silence). No run beside the
+    config, or no plugin recorded: nothing to compare."""
+    from eeg2fmri.utils.plugins import named_plugins
+
+    if not metrics_path.is_file():
+        return []
+    try:
+        recorded = (json.loads(metrics_path.read_text(encoding="utf-8")).get("software") or {}).get("plugins") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    now = {p["plugin"]: p for p in named_plugins()}
+    out = []
+    for rec in recorded:
+        cur = now.get(rec.get("plugin"))
+        if cur is not None and rec.get("sha256") and cur.get("sha256") and cur["sha256"] != rec["sha256"]:
+            out.append(rec["plugin"])
+            logger.warning("plugin %s: its file %s differs from the one the run in %s was trained with (sha256 %s..., now %s...): this "
+                           "run uses the current code, so its results may differ", rec["plugin"], cur.get("file"), metrics_path.parent,
+                           rec["sha256"][:12], cur["sha256"][:12])
+    return out
 
 
 def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = True) -> tuple[PreparedDataset, Split]:
@@ -500,7 +528,11 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
         if on_gpu:
             module.to("cpu")
     info = {k: v for k, v in fitted.info.items() if k not in ("history", "checkpoints")}
-    metrics = {"model": fitted.name, "split": split_info(split, ds), "validation": scores["val"], "training": {**info, "fit_seconds": fitted.fit_seconds}}
+    from eeg2fmri.models.base import effective_hparams
+
+    # every hyperparameter as the model was built, defaults included (config.yaml holds the ones given)
+    metrics = {"model": fitted.name, "model_hparams": effective_hparams(fitted.name, fitted.hparams), "split": split_info(split, ds),
+               "validation": scores["val"], "training": {**info, "fit_seconds": fitted.fit_seconds}}
     in_sample = in_sample_reason(fitted)
     if in_sample:
         metrics["validation_in_sample"] = in_sample
