@@ -454,6 +454,9 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     out = tmp_path / "run"
     printed = capsys.readouterr().out
     assert "validation: mse" in printed
+    tr = json.loads((out / "metrics.json").read_text())["training"]  # what tune reports beside what evaluate does (user test 34)
+    assert f"({tr['monitor']} {tr['best_score']:.4f}, over the validation windows pooled, as tune reports it)" in printed
+    assert json.loads((out / "metrics.json").read_text())["model_hparams"]["hidden"] == 8
     vols = json.loads((out / "metrics.json").read_text())["split"]["volumes"]
     assert sum(vols[k] for k in ("used", "no_full_window", "gaps", "bad_eeg")) == vols["total"] > vols["used"] > 0
     n_runs = len(load_prepared(prepared_dir).runs)  # (gaps is the rest by construction: counted independently here)

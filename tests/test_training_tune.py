@@ -231,3 +231,17 @@ def test_tune_searches_a_closed_form_model_as_train_scores_it(prepared_dir, tmp_
     low = tune({**cfg, "out": str(tmp_path / "mse"), "optimizer": {}}, trials=2, pruner="none")
     rows = json.loads((tmp_path / "mse" / "tune" / "trials.json").read_text())
     assert low.best_value == min(r["value"] for r in rows) and low.monitor == "val_loss"
+
+
+def test_best_config_header_counts_trials_that_did_not_complete():
+    """User test 34: the log said 4 finished trials, best_config.yaml "best of 3 completed", and nothing named the pruned one."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from eeg2fmri.workflows.tune import _not_completed
+
+    st = optuna.trial.TrialState
+    trials = [SimpleNamespace(state=s) for s in (st.COMPLETE, st.PRUNED, st.COMPLETE, st.FAIL, st.PRUNED)]
+    assert _not_completed(trials) == "; also 2 pruned, 1 failed"
+    assert _not_completed(trials[:1]) == ""

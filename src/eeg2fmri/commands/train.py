@@ -110,6 +110,8 @@ def run(args) -> int:
     tr = m.get("training", {})
     if "best_epoch" in tr:
         line += f" | best epoch {tr['best_epoch']} of {tr['epochs']}"
+        if isinstance(tr.get("best_score"), (int, float)) and tr.get("monitor"):  # what tune compares (user test 34: pooled windows)
+            line += f" ({tr['monitor']} {tr['best_score']:.4f}, over the validation windows pooled, as tune reports it)"
         if tr.get("at_epoch_limit"):
             line += " (best epoch among the last at optimizer.max_epochs: raise it)"
     print(line)

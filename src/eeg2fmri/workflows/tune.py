@@ -42,7 +42,7 @@ import os
 import shutil
 import socket
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,19 @@ def _suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
     if spec["type"] == "int":
         return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), step=int(spec["step"] or 1), log=spec["log"])
     return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), step=spec["step"], log=spec["log"])
+
+
+def _not_completed(trials: Sequence[Any]) -> str:
+    """``"; also 1 pruned, 2 failed"`` for the finished trials that did not complete (user test 34: the log counted 4
+    finished trials, the header "best of 3 completed", and nothing said that one was pruned); ``""`` when none."""
+    import optuna
+
+    counts = {}
+    for tr in trials:
+        if tr.state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL):
+            key = "pruned" if tr.state == optuna.trial.TrialState.PRUNED else "failed"
+            counts[key] = counts.get(key, 0) + 1
+    return ("; also " + ", ".join(f"{n} {k}" for k, n in counts.items())) if counts else ""
 
 
 def _seed(seed: int, k: int) -> int:
@@ -452,7 +465,8 @@ def tune(
     from eeg2fmri.utils.provenance import software_line
 
     header = (f"# written by {software_line()}\n"
-              f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})\n"
+              f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})"
+              + _not_completed(all_trials) + "\n"
               f"# trial {best.number}: {monitor} = {best.value:.4f}; params {json.dumps(best.params, default=str)}\n"
               f"# paths are relative to this file's folder (move the folders together, or edit them)\n"
               f"# train it with: eeg2fmri train {path}\n")
