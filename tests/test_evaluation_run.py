@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import nibabel as nib
+import numpy as np
 import pytest
 
 from eeg2fmri.cli import main
@@ -69,10 +70,26 @@ def test_evaluate_cli_and_errors(trained, tmp_path, capsys):
     root, prep = trained
     out = tmp_path / "ev"
     assert main(["evaluate", "--model", str(root / "elsewhere" / "bare_model"), "--data", str(prep), "--protocol", "within", "--out", str(out), "-q",
-                 "--n-boot", "20"]) == 0
+                 "--n-boot", "20", "--save-predictions"]) == 0
     printed = capsys.readouterr().out
     assert "ridge_hrf: median test r" in printed and f"wrote {out}/metrics.json" in printed
-    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    # --save-predictions (user test 34): the scored arrays, from which the metrics recompute with scipy
+    from scipy.stats import pearsonr
+
+    doc = json.loads((out / "metrics.json").read_text())
+    files = sorted((out / "predictions").glob("*.npz"))
+    assert files and len(files) == len(doc["runs"])
+    by_subject: dict = {}
+    for f in files:
+        with np.load(f) as z:
+            assert {"y", "volumes", "subject", "tr", "pred_ridge_hrf", "pred_mean"} <= set(z.files) and z["y"].shape == z["pred_ridge_hrf"].shape
+            by_subject.setdefault(str(z["subject"]), []).append((z["y"], z["pred_ridge_hrf"]))
+    for subj, parts in by_subject.items():
+        y = np.concatenate([a for a, _ in parts])
+        p = np.concatenate([b for _, b in parts])
+        r = [pearsonr(y[:, j], p[:, j])[0] for j in range(y.shape[1]) if np.std(y[:, j]) > 0 and np.std(p[:, j]) > 0]
+        assert np.median(r) == pytest.approx(doc["per_subject"][subj]["models"]["ridge_hrf"]["median_r"], abs=1e-4)
+    notes = doc["notes"]
     assert "rebuilt from the command line" in notes["split"]
     assert main(["evaluate", str(tmp_path / "nothing"), "-q"]) == 2
     assert "expected a model directory (model.json) or a run folder with model/model.json, found neither" in capsys.readouterr().err

@@ -38,6 +38,8 @@ def add_arguments(p) -> None:
     p.add_argument("--html", action="store_true", help=argparse.SUPPRESS)  # report.html is written by default now; kept so old scripts run
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--save-predictions", action="store_true",
+                   help="also write predictions/<run>.npz: the scored test targets (y) and every model's predictions (pred_<model>)")
     add_metric(p, "in metrics.json beside the built-in ones")
     add_device(p, "predict")
 
@@ -55,7 +57,8 @@ def run(args) -> int:
     metrics = parse_metrics(args.metric)
     out, res = evaluate_run(args.run_dir, model=args.model, data=args.data, protocol=args.protocol, split_options=opts, train_data=args.train_data,
                             subjects=args.subjects, out=args.out, atlas=args.atlas, n_boot=args.n_boot, random_state=args.seed, html_report=not args.no_report,
-                            overwrite=args.overwrite, progress_bar=not args.quiet, device=args.device, extra_metrics=metrics or None)
+                            overwrite=args.overwrite, progress_bar=not args.quiet, device=args.device, extra_metrics=metrics or None,
+                            save_predictions=args.save_predictions)
     g = res["group"]["models"]
     name = res["model"]
     ci = g[name].get("median_r_ci")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -856,6 +857,7 @@ def evaluate_models(
     batch_size: int = 256,
     progress_bar: bool = False,
     extra_metrics: Mapping[str, Callable] | None = None,
+    keep_predictions: bool = False,
 ) -> dict[str, Any]:
     """Score several fitted models, the reference and the baselines on a split's test set.
 
@@ -897,6 +899,10 @@ def evaluate_models(
         Metrics of your own, ``{"name": fn}`` with ``fn(y_true, y_pred) -> float`` on one subject's test
         windows (arrays ``(n_windows, n_voxels)``, z units): computed for every model next to the
         built-in ones (``per_subject[s]["models"][m]["name"]``) and averaged over subjects in ``group``.
+    keep_predictions : bool
+        Also return every test run's targets and predictions (``results["_predictions"]``: run key -> ``subject``,
+        ``volumes`` (indices into the run), ``y`` and ``preds`` (name -> array, shape (n_windows, n_outputs)), as
+        scored; :func:`save_predictions` writes them).
 
     Returns
     -------
@@ -985,7 +991,10 @@ def evaluate_models(
                        "and simulate: --minutes), hold out whole subjects (protocol loso: evaluate/benchmark --protocol loso), or leave the "
                        "short subject(s) out (train/tune: data.subjects in the config; prepare/evaluate: --subjects; benchmark: "
                        "--train-config '{\"data\": {\"subjects\": [...]}}').", shortest, ", ".join(short))
+    kept = ({rr["key"]: {"subject": rr["subject"], "volumes": rr["volumes"], "y": rr["y"], "preds": rr["preds"]}
+             for subj in sorted(by_subject) for rr in by_subject[subj]} if keep_predictions else None)
     return {
+        **({"_predictions": kept} if kept is not None else {}),
         "protocol": split.protocol,
         "models": names,
         "roles": {"reference": ref_name, "baseline": BASELINE if BASELINE in models else None,
@@ -1023,6 +1032,38 @@ def evaluate_models(
 
 #: Fewer test windows than this in a subject's span: evaluate_models warns that its scores are very uncertain.
 _FEW_TEST_WINDOWS = 20
+
+
+def save_predictions(predictions: Mapping[str, Mapping[str, Any]], folder: str | os.PathLike, tr: float) -> list[Path]:
+    """Write the scored test targets and predictions, one ``.npz`` per test run (``<run key>.npz``).
+
+    Parameters
+    ----------
+    predictions : mapping
+        ``results["_predictions"]`` of :func:`evaluate_models` (``keep_predictions=True``).
+    folder : path-like
+        Where to write (created).
+    tr : float
+        Repetition time (s), stored beside the arrays.
+
+    Returns
+    -------
+    list of Path
+        The files: each holds ``y`` (measured, shape (n_windows, n_outputs), standardised as scored), one array per
+        model named ``pred_<model>`` of the same shape, ``volumes`` (the windows' target volume indices in the run),
+        ``subject`` and ``tr``; recomputing ``pearson_r`` per output from them gives the scores in ``metrics.json``.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for key, rec in predictions.items():
+        arrays = {"y": np.asarray(rec["y"], np.float32), "volumes": np.asarray(rec["volumes"], np.int64),
+                  "subject": np.array(str(rec["subject"])), "tr": np.array(float(tr))}
+        arrays.update({f"pred_{nm}": np.asarray(p, np.float32) for nm, p in rec["preds"].items()})
+        path = out / f"{key}.npz"
+        np.savez_compressed(path, **arrays)
+        files.append(path)
+    return files
 
 
 def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -211,6 +211,7 @@ def evaluate_run(
     device: str | None = "auto",
     intervals: bool = True,
     extra_metrics: dict[str, Any] | None = None,
+    save_predictions: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a trained model and write ``metrics.json``, ``report.md`` and figures.
 
@@ -259,6 +260,10 @@ def evaluate_run(
         Metrics of your own, ``name -> function(y_true, y_pred) -> float`` on one subject's test windows
         ``(n_windows, n_outputs)``, or ``name -> "module:function"`` (imported); averaged over subjects into
         ``results["group"]["models"][model][name]`` (``eeg2fmri evaluate --metric NAME=module:function``).
+    save_predictions : bool
+        Also write ``predictions/<run key>.npz``: the scored test targets ``y`` and every model's ``pred_<model>``
+        (shape (n_windows, n_outputs)), the windows' ``volumes``, ``subject`` and ``tr``
+        (:func:`eeg2fmri.evaluation.protocol.save_predictions`; ``--save-predictions``).
 
     Returns
     -------
@@ -352,7 +357,8 @@ def evaluate_run(
         else:
             notes["split"] = f"rebuilt from the split recorded in {split_source}"
     results = evaluate_models(ds_eval, split, targets, fitted, fit_missing=proto != "cross", atlas=atlas, n_boot=n_boot,
-                              random_state=random_state, progress_bar=progress_bar, extra_metrics=resolve_metrics(extra_metrics))
+                              random_state=random_state, progress_bar=progress_bar, extra_metrics=resolve_metrics(extra_metrics),
+                              keep_predictions=save_predictions)
     if proto == "cross":
         results["cross_dataset"] = cross_info
     results["model"] = name
@@ -397,6 +403,10 @@ def evaluate_run(
     with atomic_dir(out_path, overwrite=overwrite, marker="metrics.json") as tmp:
         figs = _figures(results, ds_eval, name, tmp, plot_r_map, plot_r_distributions, plot_subject_r, plot_timecourses)
         _write_r_maps(results, ds_eval, name, tmp)
+        if save_predictions:  # (user test 34: nothing to recompute the metrics from without re-fitting through the API)
+            from eeg2fmri.evaluation.protocol import save_predictions as write_predictions
+
+            write_predictions(results.pop("_predictions"), tmp / "predictions", ds_eval.tr)
         if proto != "cross":
             from eeg2fmri.workflows.insight import write_insight
 
