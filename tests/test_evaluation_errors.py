@@ -166,3 +166,28 @@ def test_fit_results_are_taken_as_reference_and_baseline(tiny_prepared):
     got = evaluate_split(tiny_prepared, sp, tg, ref, reference=ref, baseline=base, n_boot=0)
     bare = evaluate_split(tiny_prepared, sp, tg, ref.model, reference=ref.model, baseline=base.model, n_boot=0)
     assert got["summary"]["model_median_r"] == bare["summary"]["model_median_r"]
+
+
+def test_median_over_few_outputs_is_said_to_be_unreliable():
+    """User test 33: over 3 ROIs the paired bootstrap gave +0.109 [-0.246, 0.152], p = 0.985 -- the median of three
+    values jumps between them under resampling; the report's sentence says so below 10 outputs, not at 10 or more."""
+    import numpy as np
+
+    from eeg2fmri.evaluation.protocol import score_runs
+    from eeg2fmri.plotting.report import evaluation_markdown
+
+    rng = np.random.default_rng(1)
+
+    def results(n_out):
+        y = rng.standard_normal((60, n_out)).astype(np.float32)
+        runs = [{"key": "r1", "subject": "01", "y": y, "preds": {"net": (y + rng.standard_normal(y.shape)).astype(np.float32),
+                                                                  "ridge_hrf": (y + 2 * rng.standard_normal(y.shape)).astype(np.float32)}}]
+        core = score_runs(runs, ["net", "ridge_hrf"], None, 2.0, reference="ridge_hrf", baseline=None, n_boot=50, block_len=6)
+        settings = {"targets": "regions", "n_boot": 50, "block_len": 6, "ci": 0.95, "ssim_window": "-", "ssim_volumes_max": 0, "data_range": "-", "units": "z"}
+        return {"protocol": "within", "models": ["net", "ridge_hrf"], "roles": {"reference": "ridge_hrf", "baseline": None, "null": "-"},
+                "reference": {"available": True}, "per_subject": core["per_subject"], "group": core["group"], "runs": core["runs"],
+                "settings": settings}
+
+    md = evaluation_markdown(results(3), [], title="t")
+    assert "over only 3 outputs the median jumps from one output's r to another's under resampling, so this interval and p are unreliable" in md
+    assert "outputs the median jumps" not in evaluation_markdown(results(12), [], title="t")

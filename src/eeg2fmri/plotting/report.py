@@ -454,7 +454,8 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 #: Marks an ROI r that does not exceed its time-shifted null (``roi_rows``); :data:`ROI_NULL_NOTE` explains it.
 ROI_NULL_MARK = "°"
 ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the level of a 5 % test against every circular shift of the ROI's prediction within "
-                 "each test run (mean over test subjects): chance level for series this slow")
+                 "each test run (mean over test subjects): chance level for series this slow and test spans this short -- a "
+                 "span shorter than a few task cycles cannot pass it; whole held-out subjects (protocol loso) test longer spans")
 
 
 def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]], int]:
@@ -530,6 +531,10 @@ def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""] + note
 
 
+#: Fewer outputs than this: the median over outputs (and its bootstrap) is said to be unreliable.
+FEW_OUTPUTS = 10
+
+
 def chance_verdict(results: dict[str, Any], model: str) -> str | None:
     """What the time-shifted null says about ``model``'s median r, where it says something a reader must not miss.
 
@@ -591,6 +596,10 @@ def evaluation_markdown(results: dict[str, Any], figures: list[Path], *, title: 
         pr = g.get("paired", {}).get(model, {})
         sent += (f"; the reference ridge_hrf reaches {_f(gm[ref].get('median_r'))} {_ci(gm[ref].get('median_r_ci'))}, a difference of "
                  f"{_f(pr.get('diff_median_r'))} {_ci([pr.get('low'), pr.get('high')] if pr else None)} (paired block bootstrap, p = {_p(pr.get('p_value'))})")
+        n_out = min((int(ps.get("n_voxels", 0)) for ps in results.get("per_subject", {}).values()), default=0)
+        if 0 < n_out < FEW_OUTPUTS:  # (user test 33: +0.109 [-0.246, 0.152], p = 0.985 over 3 ROIs)
+            sent += (f" -- over only {n_out} outputs the median jumps from one output's r to another's under resampling, so this interval "
+                     "and p are unreliable: compare the outputs' own r below")
     elif not results.get("reference", {}).get("available", True):
         sent += f"; the reference ridge_hrf is not available here: {results['reference'].get('reason')}"
     sent += f". Its time-shifted null reaches {_f(m.get('null_median_r'))}"
