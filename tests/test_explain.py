@@ -52,8 +52,8 @@ def test_resolve_target_and_errors():
     assert resolve_target("roi:2", 5, np.array([1, 2, 2, 0, 1]))[0].tolist() == [1, 2]
     # a model of ROI targets names an ROI alike by label or by name (user test 33: "ROI 2 (1 voxels)" vs "ROI 'central' (output 1)")
     names, labels = ["posterior", "central", "frontal"], np.array([1, 2, 3])
-    assert resolve_target("roi:2", 3, labels, names=names) == (np.array([1]), "ROI 2 'central' (output 1)") or \
-        resolve_target("roi:2", 3, labels, names=names)[1] == "ROI 2 'central' (output 1)"
+    idx, d = resolve_target("roi:2", 3, labels, names=names)
+    assert idx.tolist() == [1] and d == "ROI 2 'central' (output 1)"
     assert resolve_target("roi:central", 3, labels, names=names)[1] == "ROI 2 'central' (output 1)"
     assert resolve_target("roi:central", 3, None, names=names)[1] == "ROI 'central' (output 1)"
     with pytest.raises(Eeg2fmriInputError, match=r"expected a voxel index in \[0, 7\)"):

@@ -232,10 +232,10 @@ def test_damaged_gzip_stream_is_refused_once_read(tmp_path):
     crc_of_intact = zlib.crc32(body).to_bytes(4, "little")
     path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + stream + crc_of_intact + (len(body) % 2**32).to_bytes(4, "little"))
     img = nib.load(path)
-    with pytest.raises(Eeg2fmriInputError, match=r"bad\.nii\.gz: the compressed file is damaged \(BadGzipFile: CRC check failed.*re-copy or re-export"):
+    with pytest.raises(Eeg2fmriInputError, match=r"bad\.nii\.gz: expected an intact gzip stream, got a damaged one \(BadGzipFile: CRC check failed.*re-copy or re-export"):
         for _ in iter_bold_chunks(img, 4, where=str(path)):
             pass
-    with pytest.raises(Eeg2fmriInputError, match=r"bad\.nii\.gz: the compressed file is damaged"):
+    with pytest.raises(Eeg2fmriInputError, match=r"bad\.nii\.gz: expected an intact gzip stream, got a damaged one"):
         load_masked_bold(img, where=str(path))
 
 

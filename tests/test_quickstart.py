@@ -80,6 +80,7 @@ def test_quickstart_end_to_end(tmp_path):
     # provenance names the final paths, never the temporary folder the quickstart wrote into
     side = json.loads(Path(m["synthesized"].replace(".nii.gz", ".json")).read_text())
     assert side["ModelDir"] == str(out.absolute() / "model")
+    assert side["VolumeGrid"]["anchor"].startswith("marker ")  # timed by the recording's scanner markers (it warned before: session 31)
     assert Path(side["Source"]).is_file() and Path(side["Source"]).is_relative_to(out.absolute())
     man = json.loads((out / "prepared" / "manifest.json").read_text())
     assert man["provenance"]["bids_root"] == str(out.absolute() / "bids")

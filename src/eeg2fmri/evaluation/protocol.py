@@ -597,7 +597,8 @@ def group_null_level(dists: Sequence[np.ndarray], random_state: int | np.random.
     Parameters
     ----------
     dists : sequence of array, shape (n_shifts_s,)
-        Every subject's median r over the circular shifts of its prediction (:func:`_shift_null_distribution`).
+        Every subject's median r over the circular shifts of its prediction (:func:`_shift_null_distribution`), and
+        its aligned median r (under no relation one of them at random: :func:`_group` appends it).
     random_state : int | Generator | None
         Seed of the draws (the result is reproducible from it).
     n_draws : int
@@ -649,10 +650,18 @@ def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], na
             g[key] = float(np.mean(ok)) if ok else float("nan")
             if ok and len(ok) < len(subs):  # a subject without it (a short test span: no null distribution) or with NaN
                 g.setdefault("n_subjects_with", {})[key] = len(ok)  # the mean is over these subjects only: recorded, not hidden
-        dists = [per_subject[s]["models"][nm].get("null_median_r_shifts") for s in subs]
-        if len(subs) > 1 and all(d is not None and len(d) for d in dists):  # every subject has a null: the mean's own level
-            g["null_p95_median_r"] = group_null_level(dists, random_state)
+        # the level of the mean over subjects (each subject's pool: its shifts and its aligned value, as for one subject);
+        # subjects without a null (a short test span) are left out of the level and of the median r it is compared with
+        have = [s for s in subs if per_subject[s]["models"][nm].get("null_median_r_shifts")
+                and isinstance(per_subject[s]["models"][nm].get("median_r"), float) and np.isfinite(per_subject[s]["models"][nm]["median_r"])]
+        if len(subs) > 1 and have:
+            pools = [np.append(np.asarray(per_subject[s]["models"][nm]["null_median_r_shifts"], dtype=np.float64),
+                               per_subject[s]["models"][nm]["median_r"]) for s in have]
+            g["null_p95_median_r"] = group_null_level(pools, random_state)
             g["null_level_over_subjects"] = "the 5 % level of the mean of one circular shift drawn per subject"
+            if len(have) < len(subs):
+                g["null_level_over_subjects"] += f" (the {len(have)} of {len(subs)} subjects with a null)"
+                g["median_r_subjects_with_null"] = float(np.mean([per_subject[s]["models"][nm]["median_r"] for s in have]))
         if mean_draws is not None and nm in r_names:
             g["median_r_ci"] = _interval(mean_draws[r_names.index(nm)], ci, g.get("median_r"))
         out["models"][nm] = g

@@ -252,8 +252,8 @@ def _verify_gzip_rest(fh, where: str) -> None:
             pass
     except (OSError, EOFError, zlib.error) as err:
         raise Eeg2fmriInputError(
-            f"{where}: the compressed file is damaged ({type(err).__name__}: {err}): the values read from it cannot be trusted; "
-            "re-copy or re-export it (gzip -t FILE tests a copy)."
+            f"{where}: expected an intact gzip stream, got a damaged one ({type(err).__name__}: {err}; bytes after the compressed "
+            "data count as damage too): the values read from it cannot be trusted; re-copy or re-export it (gzip -t FILE tests a copy)."
         ) from err
 
 
@@ -276,11 +276,11 @@ def bold_file_size_problem(path: str | os.PathLike, img) -> str | None:
     if type(proxy) is not ArrayProxy:
         return None
     need = int(proxy.offset) + int(np.prod(proxy.shape)) * np.dtype(proxy.dtype).itemsize
-    p = Path(path)
+    p = Path(proxy.file_like) if isinstance(proxy.file_like, (str, os.PathLike)) else Path(path)  # (a .hdr/.img pair: the .img)
     size = p.stat().st_size
     if p.name.lower().endswith(".gz"):
         if size < 18:
-            return f"{p}: {size} bytes: too short for a gzip file; re-copy or re-export it"
+            return f"{p}: expected a gzip file (at least 18 bytes), found {size} bytes; re-copy or re-export it"
         with open(p, "rb") as fh:
             fh.seek(-4, os.SEEK_END)
             isize = int.from_bytes(fh.read(4), "little")

@@ -557,6 +557,8 @@ def chance_verdict(results: dict[str, Any], model: str) -> str | None:
         return None
     targets = (results.get("settings") or {}).get("targets", "voxels")
     p95, v = m.get("null_p95_median_r"), m.get("median_r")
+    if isinstance(m.get("median_r_subjects_with_null"), float):  # the level is over the subjects with a null: compare theirs
+        v = m["median_r_subjects_with_null"]
     if not (isinstance(v, float) and np.isfinite(v)):
         return None
     if isinstance(p95, float) and np.isfinite(p95):

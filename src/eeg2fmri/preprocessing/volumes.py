@@ -532,7 +532,12 @@ def resample_bold(
     qform_code = int(hdr["qform_code"]) if is_nifti else 0
     if sform_code == 0 and qform_code == 0:
         raise Eeg2fmriInputError(f"{where}: the header has neither an sform nor a qform, so the orientation is unknown; fix the NIfTI header (e.g. with fslorient or nibabel set_sform).")
-    data = np.asarray(src.get_fdata(dtype=np.float32))
+    from eeg2fmri.io.bold import iter_bold_chunks
+
+    # streamed like every BOLD read: a .nii.gz is read to its gzip trailer, so a damaged file fails its CRC check (a review:
+    # get_fdata never reaches it)
+    data = np.concatenate([x for _, x in iter_bold_chunks(src, where=where)], axis=3) if len(src.shape) == 4 else \
+        np.asarray(src.get_fdata(dtype=np.float32))
     check_finite(data, "BOLD data", where=where)
     zooms = tuple(float(z) for z in hdr.get_zooms())
     # target voxels that map onto the source box's edge up to rounding (user test 19: a run of the same box stored flipped

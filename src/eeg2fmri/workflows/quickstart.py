@@ -151,7 +151,9 @@ def run_quickstart(
         save_calibration(tmp / "model", calibrate_uncertainty(fitted.model, ds, split, targets))  # for synthesize --uncertainty
         # EEG-only recording -> 4D NIfTI (the EEG file alone; its BOLD is not used)
         eeg_only = sorted((tmp / "bids").glob("sub-*/eeg/*_eeg.vhdr"))[0]
-        synth = synthesize(eeg_only, tmp / "model", tmp / "synthesized" / f"{eeg_only.name.replace('_eeg.vhdr', '')}_desc-synth_bold.nii.gz", progress_bar=progress_bar)
+        # timed by its scanner markers, so output volume k is the scan's volume k (without, synthesize warns that it is not)
+        synth = synthesize(eeg_only, tmp / "model", tmp / "synthesized" / f"{eeg_only.name.replace('_eeg.vhdr', '')}_desc-synth_bold.nii.gz",
+                           progress_bar=progress_bar, first_onset="markers")
         timings["synthesize"] = time.perf_counter() - t0 - sum(timings.values())
         # figures on the first test run
         i0 = next(iter(split.selections["test"]))

@@ -466,7 +466,7 @@ def tune(
 
     header = (f"# written by {software_line()}\n"
               f"# eeg2fmri tune: best of {len(complete)} completed trial(s) of study {study_name!r} ({storage})"
-              + _not_completed(all_trials) + "\n"
+              + _not_completed([t for t in all_trials if t.number not in _retried(all_trials)]) + "\n"
               f"# trial {best.number}: {monitor} = {best.value:.4f}; params {json.dumps(best.params, default=str)}\n"
               f"# paths are relative to this file's folder (move the folders together, or edit them)\n"
               f"# train it with: eeg2fmri train {path}\n")
