@@ -476,3 +476,23 @@ def test_effective_hparams_are_the_defaults_with_the_given_ones_over_them():
     sig = inspect.signature(get_model_class("ridge_hrf").__init__).parameters
     assert hp["hrf"] == "canonical" and set(hp) == {p for p in sig if p not in ("self", "spec")}
     assert all(hp[k] == sig[k].default for k in hp if k != "hrf")
+
+
+def test_models_command_names_a_plugin_without_docstring(monkeypatch, capsys):
+    """User test 34: a plugin class without a docstring got an empty description in `eeg2fmri models`."""
+    import eeg2fmri.models.base as base
+    from eeg2fmri.cli import main
+    from eeg2fmri.models import register_model
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+
+    @register_model("_undocumented")
+    class Undocumented(nn.Module):
+        input_kinds = ("bandpower",)
+
+        def __init__(self, spec):
+            super().__init__()
+
+    assert main(["models"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("_undocumented"))
+    assert "(no docstring) tests.test_plugins." in line and "Undocumented" in line

@@ -23,7 +23,9 @@ def run(args) -> int:
     for name in list_models():
         cls = get_model_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append((name, "/".join(model_input_kinds(name)), doc[0] if doc else "", cls))
+        if not doc:  # (user test 34: a plugin class without a docstring got an empty column)
+            doc = [f"(no docstring) {cls.__module__}.{cls.__qualname__}"]
+        rows.append((name, "/".join(model_input_kinds(name)), doc[0], cls))
     # columns as wide as their longest entry (a model reading several inputs pushed the description out of line)
     w_name = max([len("model")] + [len(r[0]) for r in rows])
     w_in = max([len("inputs")] + [len(r[1]) for r in rows])
