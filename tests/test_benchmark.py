@@ -880,3 +880,15 @@ def test_run_benchmark_merges_a_train_config_onto_each_models_recommended_one(ti
         assert bench["fits"][MODEL]["epochs"] == [2], given  # the recommended max_epochs, not the generic 50
     bench = run_benchmark(tiny_prepared, "within", [MODEL], train_config={"optimizer": {"max_epochs": 3}}, n_boot=0, device=None)
     assert bench["fits"][MODEL]["epochs"] == [3]  # a key given replaces the recommended one
+
+
+def test_leaderboard_chance_note_compares_the_subjects_that_have_a_null():
+    """Session 31 review: where some test subjects have no null (short test spans), the group level is over the others,
+    and the leaderboard's chance note compares their mean median r, not the mean over every subject."""
+    from eeg2fmri.workflows.benchmark import _null_notes
+
+    row = {"name": "net", "role": "model", "median_r": 0.30, "null_p95_median_r": 0.10, "median_r_subjects_with_null": 0.08}
+    notes = _null_notes([row])
+    assert notes and notes[0].startswith("net: whole-mask median r 0.080 (over the test subjects with a null) does not exceed the 5 % level")
+    assert _null_notes([{**row, "median_r_subjects_with_null": 0.2}]) == []
+    assert _null_notes([{k: v for k, v in row.items() if k != "median_r_subjects_with_null"}]) == []

@@ -770,8 +770,8 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
     for nm in results["models"]:
         m = g["models"][nm]
         row: dict[str, Any] = {"name": nm, "role": "reference" if nm == ref else "baseline" if nm == BASELINE else "model"}
-        for key in ("median_r", "median_r_ci", "null_median_r", "null_p95_median_r", "r2", "rmse", "mae", "ssim", "psnr", "calhas_rmse",
-                    "calhas_ssim", "fraction_of_oracle", "fraction_of_noise", "roi_median_r", *results.get("_extra_metrics", ())):
+        for key in ("median_r", "median_r_ci", "null_median_r", "null_p95_median_r", "median_r_subjects_with_null", "r2", "rmse", "mae", "ssim",
+                    "psnr", "calhas_rmse", "calhas_ssim", "fraction_of_oracle", "fraction_of_noise", "roi_median_r", *results.get("_extra_metrics", ())):
             if key in m:
                 row[key] = m[key]
         if nm in g.get("paired", {}):
@@ -879,8 +879,12 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for r in rows:
         v, p95 = r.get("median_r"), r.get("null_p95_median_r")
+        if isinstance(r.get("median_r_subjects_with_null"), float):  # the level is over the subjects with a null: their mean
+            v = r["median_r_subjects_with_null"]
         if r.get("role") in ("model", "reference") and isinstance(v, float) and isinstance(p95, float) and math.isfinite(v) and v <= p95:
-            out.append(f"{r['name']}: whole-mask median r {v:.3f} does not exceed the 5 % level of its time-shifted null "
+            out.append(f"{r['name']}: whole-mask median r {v:.3f}"
+                       + (" (over the test subjects with a null)" if isinstance(r.get("median_r_subjects_with_null"), float) else "")
+                       + " does not exceed the 5 % level of its time-shifted null "
                        f"({p95:.3f}, over every circular shift; the shifted-null column is the half-run shift's): not distinguishable from chance over the whole "
                        "mask on these data" + (" (compare the ROI median r)" if isinstance(r.get("roi_median_r"), float) else ""))
     scored = [r for r in rows if r.get("role") in ("model", "reference") and isinstance(r.get("median_r"), float) and math.isfinite(r["median_r"])]
@@ -894,7 +898,7 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
                                 "ridge_weight", "at_epoch_limit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
-                                "nll_laplace", "roi_r_mean", "roi_null_mean"} | {k for k, _ in _COLUMNS})
+                                "nll_laplace", "roi_r_mean", "roi_null_mean", "median_r_subjects_with_null"} | {k for k, _ in _COLUMNS})
 
 
 def absolute_metric(value: Any) -> Any:
