@@ -857,13 +857,23 @@ def test_benchmark_on_roi_targets_says_so(tiny_bids, tiny_prepared, tmp_path, ca
 
     labels = np.zeros(tiny_prepared.mask.shape, np.int16)
     idx = np.flatnonzero(tiny_prepared.mask)
-    labels.flat[idx] = 1 + np.arange(len(idx)) * 3 // len(idx)
+    labels.flat[idx] = 10 * (1 + np.arange(len(idx)) * 3 // len(idx))  # labels 10, 20, 30 (user test 37: scored as 1, 2, 3)
     nib.save(nib.Nifti1Image(labels, tiny_prepared.affine), tmp_path / "labels.nii.gz")
+    (tmp_path / "labels.tsv").write_text("index\tname\n10\tfront\n20\tmiddle\n30\tback\n")
     prep = prepare_dataset(tiny_bids, {"atlas": str(tmp_path / "labels.nii.gz")}, progress_bar=False).save(tmp_path / "prepared")
-    assert main(["benchmark", str(prep), "--protocol", "within", "--n-boot", "0", "-q"]) == 0
+    out = tmp_path / "bench"
+    assert main(["benchmark", str(prep), "--protocol", "within", "--n-boot", "0", "--out", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
     assert "; median r over the 3 ROIs the data were prepared on, 95% block-bootstrap CIs" in printed
     assert "median voxel r in the brain mask" not in printed
+    # the ROIs keep the atlas's own labels, as explain's roi:L and evaluate --atlas of a voxel model name them
+    import json
+
+    doc = json.loads((out / "metrics.json").read_text())
+    st = doc["settings"]
+    assert st["roi_names"] == {"10": "front", "20": "middle", "30": "back"} and set(st["roi_voxels"]) == {"10", "20", "30"}
+    sub = next(iter(doc["per_subject"].values()))
+    assert set(sub["models"]["ridge_hrf"]["roi_r"]) == {"10", "20", "30"}
 
 
 def test_run_benchmark_merges_a_train_config_onto_each_models_recommended_one(tiny_prepared, monkeypatch):

@@ -60,7 +60,7 @@ def test_resolve_target_and_errors():
         resolve_target("voxel:9", 7)
     with pytest.raises(Eeg2fmriInputError, match="needs an atlas"):
         resolve_target("roi:1", 7)
-    with pytest.raises(Eeg2fmriInputError, match="ROI label 4 has no voxel in the mask; labels present: \\[1, 2\\]"):
+    with pytest.raises(Eeg2fmriInputError, match=r"ROI label 4 has no voxel in the mask \(or is not in the atlas\); labels present: \[1, 2\]; pass one of them"):
         resolve_target("roi:4", 5, np.array([1, 2, 2, 0, 1]))
     with pytest.raises(Eeg2fmriInputError, match="one label per output \\(5\\), got 3"):
         resolve_target("roi:1", 5, np.array([1, 2, 2]))

@@ -83,7 +83,8 @@ def resolve_target(target: Any, n_outputs: int, atlas: np.ndarray | None = None,
         idx = np.flatnonzero(lab == num)
         if not len(idx):
             present = sorted(int(v) for v in np.unique(lab) if v != 0)
-            raise Eeg2fmriInputError(f"explain: ROI label {num} has no voxel in the mask; labels present: {present[:20]}.")
+            raise Eeg2fmriInputError(f"explain: ROI label {num} has no voxel in the mask (or is not in the atlas); labels present: {present[:20]}; "
+                                     "pass one of them (the atlas's own labels, as evaluate and benchmark key roi_r).")
         if names is not None and len(names) == n_outputs and len(idx) == 1:  # a model of ROI targets: one output per ROI (user test 33:
             return idx, f"ROI {num} {names[int(idx[0])]!r} (output {int(idx[0])})"  # "ROI 2 (1 voxels)" vs "ROI 'central_beta' (output 1)")
         return idx, f"ROI {num} ({len(idx)} voxels)"

@@ -828,14 +828,29 @@ def reference_model(ds: PreparedDataset, split: Split, targets: dict) -> tuple[A
     return _fit_reference(ds, split, targets, REFERENCE)
 
 
-def _region_voxels(rois: dict, n: int) -> dict[str, int] | None:
-    """Voxels of each output ROI of a dataset prepared with an atlas (keyed like ``roi_r``: "1".."n"); ``None`` for region
-    tables, whose regions have no voxels here (a review: the report's column said 1 for every region)."""
+def _region_labels(rois: dict, n: int) -> np.ndarray:
+    """The label of each of the ``n`` output regions: the atlas's own (``rois["labels"]``, positive distinct integers),
+    else 1..n (region tables without labels)."""
+    lab = rois.get("labels") if isinstance(rois, dict) else None
+    try:
+        arr = np.asarray(lab, dtype=np.int64).reshape(-1) if lab is not None else None
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or len(arr) != n or len(np.unique(arr)) != n or (arr <= 0).any():
+        return np.arange(1, n + 1)
+    return arr
+
+
+def _region_voxels(rois: dict, n: int, labels: np.ndarray | None = None) -> dict[str, int] | None:
+    """Voxels of each output ROI of a dataset prepared with an atlas (keyed like ``roi_r``: the region labels, 1..n by
+    default); ``None`` for region tables, whose regions have no voxels here (a review: the report's column said 1 for
+    every region)."""
     w = rois.get("weights") if isinstance(rois, dict) else None
     if not w or "rows" not in w:
         return None
+    keys = np.arange(1, n + 1) if labels is None else np.asarray(labels)
     counts = np.bincount(np.asarray(w["rows"], dtype=np.int64), minlength=n)[:n]
-    return {str(i + 1): int(c) for i, c in enumerate(counts)}
+    return {str(int(k)): int(c) for k, c in zip(keys, counts)}
 
 
 def _roi_names(atlas: Any) -> dict[str, str] | None:
@@ -967,8 +982,9 @@ def evaluate_models(
         raise Eeg2fmriInputError(f"atlas {atlas}: the dataset's targets are {ds.n_outputs} regions, {what}, so another atlas cannot group "
                                  "them; leave the atlas out: every region is scored on its own (roi_r).")
     labels = None if atlas is None else load_labels(atlas, ds.mask, ds.affine)
-    if regions:  # region targets (tables, or an atlas's ROIs): each output is its own ROI (per-region r, named, with its chance level)
-        labels = np.arange(1, ds.n_outputs + 1)
+    region_labels = _region_labels(rois, ds.n_outputs) if regions else None
+    if regions:  # region targets (tables, or an atlas's ROIs): each output is its own ROI (per-region r, named, with its chance level),
+        labels = region_labels  # keyed by the atlas's own labels (user test 37: labels 10, 20, 50 were scored as 1, 2, 3)
     n_vox = ds.n_outputs  # voxels of the mask, or the ROIs of an atlas
     trained_subjects = {ds.runs[i].subject for i in split.selections.get("train", {})}
     train_index = {s: k for k, s in enumerate(ds.subjects)}
@@ -1022,9 +1038,9 @@ def evaluate_models(
                                "targets detrended per span and standardised with the training span's scale (z units)"),
                      "atlas": None if atlas is None else (str(atlas) if isinstance(atlas, (str, os.PathLike)) else "array"),
                      "n_rois": None if labels is None else int(len(np.unique(labels[labels > 0]))),
-                     "roi_voxels": _region_voxels(rois, ds.n_outputs) if regions else (
+                     "roi_voxels": _region_voxels(rois, ds.n_outputs, region_labels) if regions else (
                          None if labels is None else {str(int(k)): int(n) for k, n in zip(*np.unique(labels[labels > 0], return_counts=True))}),
-                     "roi_names": {str(i + 1): str(nm) for i, nm in enumerate(rois["names"])} if regions else _roi_names(atlas),
+                     "roi_names": {str(int(k)): str(nm) for k, nm in zip(region_labels, rois["names"])} if regions else _roi_names(atlas),
                      # what the outputs are: the mask's voxels, or the ROIs of an atlas the data were prepared on (prepare option atlas)
                      "targets": (f"{len(ds.rois['names'])} ROIs" if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("names") is not None
                                  else "voxels")},
