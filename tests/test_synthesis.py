@@ -1339,6 +1339,21 @@ def test_region_series_of_a_voxel_model_with_an_atlas(tiny_bids, tiny_prepared, 
     for name, v in (("left part", 4), ("right part", 9)):
         assert rois[name]["voxels"] == int((lab == v).sum()) and rois[name]["voxels_above_null"] == int(above[lab == v].sum())
         assert rois[name]["median_r"] == pytest.approx(float(np.median(cal["val_r"][lab == v])), abs=1e-4)
+        # evidence: a share above 10 % and more voxels than 5 % chance gives (binomial; user test 37: 3 of 22 voxels passed)
+        from scipy.stats import binom
+
+        n_v, k_v = rois[name]["voxels"], rois[name]["voxels_above_null"]
+        p_v = binom.sf(k_v - 1, n_v, 0.05) if k_v else 1.0
+        assert rois[name]["binomial_p"] == pytest.approx(p_v, abs=1e-4)
+        assert rois[name]["evidence"] == (k_v / n_v > 0.1 and p_v < 0.05)
+    assert binom.sf(2, 22, 0.05) > 0.05  # the user test's control region: 3 of 22 is no evidence
+    # a validation span too short for the test: "not testable", not "no evidence" (user test 38: 16 windows)
+    short = dict(cal)
+    short["val_r_null95"] = np.full_like(np.asarray(cal["val_r_null95"], dtype=float), np.nan)
+    save_calibration(model, short)
+    out3 = synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold3.nii.gz", progress_bar=False, atlas=atlas, uncertainty=False)
+    v3 = json.loads(out3.with_name("bold3.json").read_text())["ValidationR"]
+    assert v3["not_testable"].startswith("the model's validation span is too short for a 5 % test over circular shifts (under 20 windows)")
 
 
 def test_marker_advice_of_a_sample_based_model(caplog):
