@@ -902,3 +902,21 @@ def test_leaderboard_chance_note_compares_the_subjects_that_have_a_null():
     assert notes and notes[0].startswith("net: whole-mask median r 0.080 (over the test subjects with a null) does not exceed the 5 % level")
     assert _null_notes([{**row, "median_r_subjects_with_null": 0.2}]) == []
     assert _null_notes([{k: v for k, v in row.items() if k != "median_r_subjects_with_null"}]) == []
+
+
+def test_two_subject_loso_says_how_it_validates(tiny_prepared, caplog):
+    """User test 38: with 2 subjects LOSO validated on the later span of each training run in silence (the header alone
+    said so), and nothing said that the group numbers rest on two subjects."""
+    import logging
+
+    from eeg2fmri.workflows.benchmark import loso_validation
+
+    assert len(tiny_prepared.subjects) == 2
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        assert loso_validation(tiny_prepared, "loso", {}) == {}
+    assert ("benchmark --protocol loso with 2 subjects: no subject is left to validate on whole, so each fold validates on the later "
+            "span of its training subject's runs") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        assert loso_validation(tiny_prepared, "within", {}) == {}
+    assert "no subject is left" not in caplog.text

@@ -165,7 +165,9 @@ def test_subject_splits(tiny_prepared):
         make_split(tiny_prepared, "kfold", n_folds=3)
     with pytest.raises(Eeg2fmriInputError, match="are in both test_subjects and val_subjects"):
         make_split(tiny_prepared, "subjects", test_subjects=["01"], val_subjects=["01"])
-    with pytest.raises(Eeg2fmriInputError, match="no training subject left"):
+    with pytest.raises(Eeg2fmriInputError, match=r"split: expected at least one training subject besides the test \['01'\] and validation "
+                                                 r"\['02'\] subject\(s\), found 2 subject\(s\) \['01', '02'\] in the dataset: no training subject "
+                                                 r"left; protocol 'subjects' needs at least 3 subjects\. .*--protocol within"):
         make_split(tiny_prepared, "subjects", test_subjects=["01"], val_subjects=["02"])
 
 

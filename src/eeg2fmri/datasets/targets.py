@@ -247,7 +247,12 @@ def make_split(
     if set(test_subjects) & set(val_subjects):
         raise Eeg2fmriInputError(f"subject(s) {sorted(set(test_subjects) & set(val_subjects))} are in both test_subjects and val_subjects.")
     if protocol != "within" and not (set(subjects) - set(test_subjects) - set(val_subjects)):
-        raise Eeg2fmriInputError("no training subject left after removing test/validation subjects; add subjects or use protocol='within'.")
+        # (user test 38: the message named neither the data, the counts nor the command-line fix)
+        raise Eeg2fmriInputError(
+            f"split: expected at least one training subject besides the test {sorted(test_subjects)} and validation {sorted(val_subjects)} "
+            f"subject(s), found {len(subjects)} subject(s) {list(subjects)} in the dataset: no training subject left; protocol "
+            f"{protocol!r} needs at least {len(set(test_subjects) | set(val_subjects)) + 1} subjects. Add subjects, or split each "
+            "subject's recording in time instead (--protocol within; protocol='within' in Python).")
     sel: dict[str, dict[int, np.ndarray]] = {"train": {}, "val": {}, "test": {}}
     for i, run in enumerate(ds.runs):
         valid = valid_volumes(run, n_frames, lag)

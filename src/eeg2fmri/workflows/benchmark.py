@@ -245,6 +245,11 @@ def loso_validation(ds: PreparedDataset, protocol: str, split_options: dict) -> 
         del opts["val_subjects"]
     elif "val_subjects" not in opts and len(ds.subjects) >= 3:
         opts["val_subjects"] = "next"
+    elif "val_subjects" not in opts:  # (user test 38: two subjects switched the validation in silence)
+        logger.warning("benchmark --protocol loso with %d subjects: no subject is left to validate on whole, so each fold validates on "
+                       "the later span of its training subject's runs (the held-out-subject validation needs >= 3 subjects), and every "
+                       "group number rests on %d test subject(s): read the intervals and p-values as very uncertain.",
+                       len(ds.subjects), len(ds.subjects))
     return opts
 
 
