@@ -255,8 +255,37 @@ def test_labels_atlas_a_voxel_off_the_data_grid_or_with_labels_outside_the_mask_
         got = load_labels(nib.Nifti1Image(lab, affine), mask, affine)
     assert set(np.unique(got)) == {1, 2}
     assert "atlas: 1 label(s) have no voxel inside the data's brain mask (99): they get no ROI r" in caplog.text
+    assert "keep under half" not in caplog.text  # labels 1 and 2 lie wholly inside
+    # a label mostly outside the mask (user test 38: 12 of 96 voxels used, nothing said)
+    caplog.clear()
+    part = lab.copy()
+    part[2:5, 6:8, 1:6] = 1  # label 1: 60 voxels inside, 30 more outside
+    part[7:9, 0:8, 0:7] = 2  # label 2: 40 inside, 112 more outside
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        load_labels(nib.Nifti1Image(part, affine), mask, affine)
+    assert "atlas: 1 label(s) keep under half of their voxels inside the data's brain mask (2: 40 of 152)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         cut = load_labels(nib.Nifti1Image(lab[:8], affine), mask, affine)  # one voxel short in x, the same affine
     assert "atlas: the atlas's grid (8, 8, 7) is not the data grid (9, 8, 7): it is resampled onto it by world coordinates" in caplog.text
     np.testing.assert_array_equal(cut, got)  # the cut row lay outside the mask: the same labels after resampling
+
+
+def test_labels_atlas_says_when_an_roi_lies_mostly_outside_the_mask(caplog):
+    """User tests 37 and 38: ROIs kept 16 of 22 and 12 of 96 voxels inside the mask, and prepare (atlas option) said nothing;
+    an ROI with under half its volume inside is warned, one that loses some is noted (info), one wholly inside neither."""
+    mask = np.zeros((10, 9, 8), bool)
+    mask[2:8, 2:7, 2:6] = True
+    lab = np.zeros(mask.shape, np.int16)
+    lab[2:8, 2:4, 2:6] = 1  # wholly inside
+    lab[2:8, 6:9, 2:6] = 2  # 24 inside (j = 6), 48 outside (j = 7, 8)
+    lab[2:5, 4:6, 1:6] = 3  # 24 inside, 6 outside (k = 1)
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        Atlas.from_labels(nib.Nifti1Image(lab, AFF), names={1: "in", 2: "out", 3: "edge"}).fit((mask, AFF))
+    assert "atlas image: 1 ROI(s) keep under half of their volume inside the BOLD mask (out: 24 of about 72)" in caplog.text
+    assert "edge: 24 of about 30" not in caplog.text  # (the warning names only the ROIs under half)
+    caplog.clear()
+    lab[2:8, 6:9, 2:6] = 0
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        Atlas.from_labels(nib.Nifti1Image(lab, AFF), names={1: "in", 3: "edge"}).fit((mask, AFF))
+    assert "atlas image: 1 ROI(s) lose part of their volume outside the BOLD mask (edge: 24 of about 30)" in caplog.text and "keep under half" not in caplog.text

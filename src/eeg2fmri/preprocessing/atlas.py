@@ -327,6 +327,8 @@ class Atlas:
             keep = np.flatnonzero(count > 0)
             m = m[keep]
             labels, names, count, dropped = labels[keep], [names[i] for i in keep], count[keep], bad
+        if self.kind == "labels":  # labels partly outside the mask (user test 37: 16 of 22 voxels kept, nothing said)
+            self._report_partial(labels, names, count, affine)
         self.membership_ = m.astype(np.float32)  # raw memberships (1, or map weights)
         rowsum = np.asarray(m.sum(axis=1)).ravel()
         self.weights_ = sp.csr_array(sp.diags_array(1.0 / rowsum) @ m, dtype=np.float32)
@@ -339,6 +341,27 @@ class Atlas:
         self.n_voxels_ = n_vox
         logger.info("%s: %d ROIs on %d voxels (median %d voxels per ROI)", self.where, len(labels), n_vox, int(np.median(count)))
         return self
+
+    def _report_partial(self, labels: np.ndarray, names: list, count: np.ndarray, affine: np.ndarray) -> None:
+        """Say which labels keep under half of their volume inside the BOLD mask (a warning) or lose some of it (info):
+        their ROI series average only the voxels inside."""
+        data = np.asarray(self.data)
+        vol_atlas = abs(float(np.linalg.det(np.asarray(self.affine, float)[:3, :3])))
+        vol_bold = abs(float(np.linalg.det(np.asarray(affine, float)[:3, :3])))
+        if not (vol_atlas > 0 and vol_bold > 0):
+            return
+        vals, tot = np.unique(data[data > 0].astype(np.int64), return_counts=True)
+        whole = dict(zip(vals.tolist(), (tot * vol_atlas / vol_bold).tolist()))  # each label's volume in BOLD voxels
+        part = [(nm, int(c), whole[int(v)]) for v, nm, c in zip(labels, names, count) if int(v) in whole and c < 0.95 * whole[int(v)]]
+        few = [x for x in part if x[1] < 0.5 * x[2]]
+        fmt = "%s: %d of about %.0f"
+        if few:
+            logger.warning("%s: %d ROI(s) keep under half of their volume inside the BOLD mask (%s%s): their series average only those "
+                           "voxels; check the mask (prepare option mask) and that the atlas is in the data's space", self.where, len(few),
+                           ", ".join(fmt % x for x in few[:10]), ", ..." if len(few) > 10 else "")
+        elif part:
+            logger.info("%s: %d ROI(s) lose part of their volume outside the BOLD mask (%s%s)", self.where, len(part),
+                        ", ".join(fmt % x for x in part[:10]), ", ..." if len(part) > 10 else "")
 
     def transform(self, y_masked: np.ndarray) -> np.ndarray:
         """ROI time series: the weighted average of each ROI's voxels.
@@ -544,6 +567,18 @@ def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, 
         if outside and not resampled:
             logger.warning("%s: %d label(s) have no voxel inside the data's brain mask (%s%s): they get no ROI r", where, len(outside),
                            ", ".join(str(v) for v in outside[:10]), ", ..." if len(outside) > 10 else "")
+        if np.all(np.isfinite(lab)):  # labels partly outside the mask (user tests 37, 38: 12 of 96 voxels used, nothing said)
+            vals, total = np.unique(lab[lab > 0], return_counts=True)
+            inside = dict(zip(*np.unique(lab[mask & (lab > 0)], return_counts=True)))
+            part = [(v, int(inside.get(v, 0)), int(t)) for v, t in zip(vals.tolist(), total.tolist()) if 0 < inside.get(v, 0) < t]
+            few = [x for x in part if x[1] < 0.5 * x[2]]
+            if few:
+                logger.warning("%s: %d label(s) keep under half of their voxels inside the data's brain mask (%s%s): their ROI series "
+                               "average only those voxels; check the mask (prepare option mask) and that the atlas is in the data's space",
+                               where, len(few), ", ".join(f"{v}: {i} of {t}" for v, i, t in few[:10]), ", ..." if len(few) > 10 else "")
+            elif part:
+                logger.info("%s: %d label(s) lose some voxels outside the data's brain mask (%s%s)", where, len(part),
+                            ", ".join(f"{v}: {i} of {t}" for v, i, t in part[:10]), ", ..." if len(part) > 10 else "")
         lab = lab[mask]
     if lab.shape != (n_vox,):
         raise Eeg2fmriInputError(
