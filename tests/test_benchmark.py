@@ -902,6 +902,11 @@ def test_leaderboard_chance_note_compares_the_subjects_that_have_a_null():
     assert notes and notes[0].startswith("net: whole-mask median r 0.080 (over the test subjects with a null) does not exceed the 5 % level")
     assert _null_notes([{**row, "median_r_subjects_with_null": 0.2}]) == []
     assert _null_notes([{k: v for k, v in row.items() if k != "median_r_subjects_with_null"}]) == []
+    # a strongly negative half-run shift (user test 37: task blocks anti-aligned by half a run) is said to be no chance level
+    null = {"name": "time-shifted null (ridge_hrf)", "role": "null", "median_r": -0.452, "null_p95_median_r": 0.1}
+    assert _null_notes([null]) == ["time-shifted null (ridge_hrf): -0.452 -- half a run's shift anti-aligns a periodic design (task blocks), "
+                                   "so this r is no chance level; the 5 % level column (every circular shift) is"]
+    assert _null_notes([{**null, "median_r": -0.02}]) == []
 
 
 def test_two_subject_loso_says_how_it_validates(tiny_prepared, caplog):

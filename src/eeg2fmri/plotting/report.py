@@ -455,7 +455,8 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 ROI_NULL_MARK = "°"
 ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the level of a 5 % test against every circular shift of the ROI's prediction within "
                  "each test run (mean over test subjects): chance level for series this slow and test spans this short -- a "
-                 "span shorter than a few task cycles cannot pass it; whole held-out subjects (protocol loso) test longer spans")
+                 "span shorter than a few task cycles cannot pass it (longer test spans: a larger test share of each run, or "
+                 "whole held-out subjects)")
 
 
 def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]], int]:

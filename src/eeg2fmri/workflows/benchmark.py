@@ -892,6 +892,11 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
                        + " does not exceed the 5 % level of its time-shifted null "
                        f"({p95:.3f}, over every circular shift; the shifted-null column is the half-run shift's): not distinguishable from chance over the whole "
                        "mask on these data" + (" (compare the ROI median r)" if isinstance(r.get("roi_median_r"), float) else ""))
+    for r in rows:  # (user test 37: -0.45 to -0.54 with 48-s task blocks; models looked far above "chance")
+        v = r.get("median_r")
+        if r.get("role") == "null" and isinstance(v, float) and v < -0.1:
+            out.append(f"{r['name']}: {v:.3f} -- half a run's shift anti-aligns a periodic design (task blocks), so this r is no chance "
+                       "level; the 5 % level column (every circular shift) is")
     scored = [r for r in rows if r.get("role") in ("model", "reference") and isinstance(r.get("median_r"), float) and math.isfinite(r["median_r"])]
     if scored and not any(isinstance(r.get("null_p95_median_r"), float) and math.isfinite(r["null_p95_median_r"]) for r in scored):
         # user test 8: 16 test windows per subject, the 95th percentile nan without a word
