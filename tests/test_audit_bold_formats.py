@@ -304,6 +304,15 @@ def test_empty_mask_file_is_refused_like_nilearn(sim_bids, tmp_path):
         warnings.filterwarnings("ignore", message="Only .* head digitization points", category=RuntimeWarning)  # MNE, 8 simulated channels
         with pytest.raises(Eeg2fmriInputError, match=r"expected a 3D mask \(one volume\), found shape .*img\.slicer\[\.\.\., 0\]"):
             prepare_dataset(sim_bids, {"mask": str(p2)}, progress_bar=False)
+    # a mask on another grid: refused with how to resample it (user test 38: the message named no tool)
+    shape = nib.load(bold).shape[:3]
+    _, p3 = _mask_case(sim_bids, tmp_path, np.ones((shape[0] + 1, *shape[1:]), np.uint8))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Only .* head digitization points", category=RuntimeWarning)  # MNE, 8 simulated channels
+        with pytest.raises(Eeg2fmriInputError, match=rf"mask\.nii\.gz: mask grid \({shape[0] + 1}, {shape[1]}, {shape[2]}\) differs from the BOLD "
+                                                     r"grid .*resample it to the BOLD grid first, with nearest-neighbour interpolation \(nilearn: "
+                                                     r"resample_to_img\(mask, bold, interpolation='nearest'"):
+            prepare_dataset(sim_bids, {"mask": str(p3)}, progress_bar=False)
 
 
 @pytest.mark.parametrize("unit", ["hz", "ppm", "rads"])

@@ -948,7 +948,7 @@ def _fmriprep_brain_mask(img, which: str = "the first run") -> Path:
 def _check_mask_grid(mask_path, mimg, img) -> None:
     """A mask NIfTI must be on the BOLD's grid (same shape and voxel-to-world affine): it is applied by voxel index."""
     if mimg.shape[:3] != img.shape[:3]:
-        raise Eeg2fmriInputError(f"{mask_path}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first.")
+        raise Eeg2fmriInputError(f"{mask_path}: mask grid {mimg.shape[:3]} differs from the BOLD grid {img.shape[:3]}; resample it to the BOLD grid first, with nearest-neighbour interpolation (nilearn: resample_to_img(mask, bold, interpolation='nearest', force_resample=True, copy_header=True).to_filename(...)).")
     from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
 
     diff = affine_difference_mm(mimg.affine, img.affine)
