@@ -79,6 +79,12 @@ def test_aggregate_attributions_hand_computed():
     np.testing.assert_allclose(agg["lag"], [0.2, 0, 0, 0.8])
     np.testing.assert_allclose(agg["channel_signed"], [0, 0, 0.5])
     np.testing.assert_allclose(agg["lag_s"], [7.0, 5.0, 3.0, 1.0])  # frame centres, seconds before the volume's end
+    # the top band's own lag profile, signed too (user test 37: explain.tsv's signed column was NaN for it): band 0's
+    # attributions cancel over the two windows (2 and -2 at the newest frame)
+    assert agg["top_band"] == 0
+    np.testing.assert_allclose(agg["lag_top_band_signed"], [0, 0, 0, 0])
+    attr[1, 1, 0, 3] = 4.0
+    np.testing.assert_allclose(aggregate_attributions(attr, spec)["lag_top_band_signed"], [0, 0, 0, 3.0])
 
 
 def test_aggregate_attributions_tangent_folds_rows_into_bands():

@@ -165,6 +165,7 @@ def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0, delta
         out["lag_by_band"] = np.stack([frac(v) for v in by_band])
         out["top_band"] = int(np.argmax(out["band"]))
         out["lag_top_band"] = out["lag_by_band"][out["top_band"]]
+        out["lag_top_band_signed"] = a.sum(1).mean(0)[out["top_band"]]  # (user test 37: explain.tsv's signed column was NaN there)
     out["lag_s"] = _lags_s(spec, lag)
     return out
 
@@ -565,5 +566,7 @@ def explanation_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(agg["band"]) else [f"{f:g} Hz" for f in (res["freqs"] or [])]
             top = names[agg["top_band"]] if names else str(agg["top_band"])
             for i, s in enumerate(agg["lag_s"]):
-                rows.append({"method": m, "axis": f"lag_s in {top}", "name": f"{s:.3f}", "importance": float(agg["lag_top_band"][i]), "signed": float("nan")})
+                signed = agg.get("lag_top_band_signed")
+                rows.append({"method": m, "axis": f"lag_s in {top}", "name": f"{s:.3f}", "importance": float(agg["lag_top_band"][i]),
+                             "signed": float(signed[i]) if signed is not None else float("nan")})
     return rows
