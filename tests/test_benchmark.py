@@ -925,3 +925,20 @@ def test_two_subject_loso_says_how_it_validates(tiny_prepared, caplog):
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         assert loso_validation(tiny_prepared, "within", {}) == {}
     assert "no subject is left" not in caplog.text
+
+
+def test_benchmark_says_the_epoch_limit_once(caplog):
+    """User test 38: the "may be under-trained" warning was printed by every fold's fit and again in the leaderboard's
+    notes (which name the folds); during a benchmark's fits only that warning is held back."""
+    import logging
+
+    from eeg2fmri.utils.logs import logger
+    from eeg2fmri.workflows.benchmark import _epoch_limit_said_once
+
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        with _epoch_limit_said_once():
+            logger.warning("net: ... the model may be under-trained; raise optimizer.max_epochs")
+            logger.warning("another warning")
+        logger.warning("after: the model may be under-trained")
+    assert "another warning" in caplog.text and "after: the model may be under-trained" in caplog.text
+    assert "net: ... the model may be under-trained" not in caplog.text
