@@ -384,6 +384,13 @@ def test_synthesize_cli(tiny_bids, ridge_dir, tmp_path, capsys):
     assert "nope.vhdr: EEG file not found; check the path." in capsys.readouterr().err
     assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(tmp_path / "t.nii.gz"), "--tr", "1", "-q", "--no-uncertainty"]) == 0
     assert nib.load(tmp_path / "t.nii.gz").header.get_zooms()[3] == pytest.approx(1.0)
+    capsys.readouterr()
+    # a finer grid on the markers: where marker k lies among the output volumes (user test 38: "marker k is measured volume
+    # k" beside output volumes of half the marker interval)
+    assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(tmp_path / "t2.nii.gz"), "--tr", "1", "--first-onset", "markers",
+                 "-q", "--no-uncertainty"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("scanner markers"))
+    assert "; marker k is measured volume k" in line and re.search(r"and output volume -?\d+ \+ 2k \(2 output volumes per marker\)", line), line
 
 
 def test_device_choice_and_errors(tiny_bids, tiny_prepared, tmp_path, capsys):

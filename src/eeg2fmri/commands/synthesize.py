@@ -131,7 +131,8 @@ def run(args) -> int:
             meas = (f"; output volume j is measured volume {_j_plus(measured[0])}{why}" if measured is not None else
                     # (user test 32: said "marker k is measured volume k" where only every third marker met a volume)
                     f"; a marker every {m:g} output volumes: markers and output volumes do not line up one to one"
-                    if not float(m).is_integer() else f"; marker k is measured volume {'k' if not v0 else f'k + {v0}'}{why}")
+                    if not float(m).is_integer() else f"; marker k is measured volume {'k' if not v0 else f'k + {v0}'}{why}"
+                    + (f" and output volume {a} + {int(m)}k ({int(m)} output volumes per marker)" if int(m) > 1 else ""))
             print(f"scanner markers ({grid['n_markers']}): output volumes {a}..{b}; {grid['volumes_before_first_marker']} volume(s) before the first "
                   f"marker, {grid['volumes_after_last_marker']} after the last (--volumes markers keeps only the marked ones){meas}{lost}")
     val = side.get("ValidationR") or {}
