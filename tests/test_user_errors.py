@@ -144,3 +144,23 @@ def test_short_test_spans_are_warned(tiny_prepared, caplog):
                for r in caplog.records)  # names the short subjects and how to leave them out (user test 10)
     # ... with each command's own way (user test 11: quickstart users were told to use --protocol, which it does not have)
     assert any("(quickstart and simulate: --minutes)" in r.getMessage() and "prepare/evaluate: --subjects" in r.getMessage() for r in caplog.records)
+
+
+def test_short_test_span_of_the_only_subject_gets_advice_it_can_take(tiny_prepared, caplog):
+    """User test 38: a one-subject dataset was told to hold out whole subjects or leave the short subject out."""
+    import logging
+
+    from eeg2fmri.datasets.prepared import select_subjects
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.protocol import evaluate_split
+    from eeg2fmri.training import fit_model
+
+    one = select_subjects(tiny_prepared, ["01"])
+    sp = make_split(one, "within")
+    targets = split_targets(one, sp)
+    fitted = fit_model(one, sp, "ridge_hrf", targets=targets)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        evaluate_split(one, sp, targets, fitted.model, n_boot=0)
+    msg = next(r.getMessage() for r in caplog.records if "test span has" in r.getMessage())
+    assert "(subject 01, the dataset's only subject)" in msg and "split option fractions" in msg
+    assert "protocol loso" not in msg and "data.subjects" not in msg

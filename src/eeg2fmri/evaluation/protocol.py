@@ -1011,11 +1011,16 @@ def evaluate_models(
     shortest = min((int(v.get("n_test", 0)) for v in per_subject.values()), default=0)
     if 0 < shortest < _FEW_TEST_WINDOWS:
         short = sorted(s_ for s_, v in per_subject.items() if int(v.get("n_test", 0)) < _FEW_TEST_WINDOWS)
-        logger.warning("the shortest test span has %d windows (per subject; subject(s) %s): its r and every CI are very uncertain, each "
-                       "subject counts equally in the group median, and the ranking of models may not hold; use longer recordings (quickstart "
-                       "and simulate: --minutes), hold out whole subjects (protocol loso: evaluate/benchmark --protocol loso), or leave the "
-                       "short subject(s) out (train/tune: data.subjects in the config; prepare/evaluate: --subjects; benchmark: "
-                       "--train-config '{\"data\": {\"subjects\": [...]}}').", shortest, ", ".join(short))
+        if len(ds.subjects) < 2:  # (user test 38: one subject was told to hold out whole subjects or leave itself out)
+            logger.warning("the test span has %d windows (subject %s, the dataset's only subject): its r and every CI are very uncertain; "
+                           "use a longer recording, or give the test a larger share of it (split option fractions, e.g. "
+                           "[0.6, 0.2, 0.2] -> [0.5, 0.2, 0.3]).", shortest, ", ".join(short))
+        else:
+            logger.warning("the shortest test span has %d windows (per subject; subject(s) %s): its r and every CI are very uncertain, each "
+                           "subject counts equally in the group median, and the ranking of models may not hold; use longer recordings (quickstart "
+                           "and simulate: --minutes), hold out whole subjects (protocol loso: evaluate/benchmark --protocol loso), or leave the "
+                           "short subject(s) out (train/tune: data.subjects in the config; prepare/evaluate: --subjects; benchmark: "
+                           "--train-config '{\"data\": {\"subjects\": [...]}}').", shortest, ", ".join(short))
     kept = ({rr["key"]: {"subject": rr["subject"], "volumes": rr["volumes"], "y": rr["y"], "preds": rr["preds"]}
              for subj in sorted(by_subject) for rr in by_subject[subj]} if keep_predictions else None)
     return {
