@@ -559,7 +559,9 @@ def synthesize(
         ``dummy_scans``), for a recording cut after the scan began (a preprocessed segment). ``None`` (default): found
         by the layout for a file it places (ds002336/ds002338 ``eeg_pp``: volume 1 or 2, the segment starts after
         volume 0), else 0. The sidecar's ``VolumeGrid`` gives ``measured_volumes``: the measured volumes of the first
-        and last output volume.
+        and last output volume, on the scan's volume grid extended both ways (output volumes before the first marker or
+        after the last map to indices outside the scan: ``volumes_before_first_marker``/``volumes_after_last_marker``
+        of them; ``volumes="markers"`` writes only the scan's).
 
     clean : str | dict | None
         Remove scanner artefacts from the recording first (:func:`eeg2fmri.preprocessing.cleaning.clean_raw`, with the
