@@ -1697,17 +1697,14 @@ def prepare_dataset(
     records = _records(given if explicit else bids_root, subjects, layout, layout_options, cfg.tr, root=bids_root)
     table_names = _table_names(records, cfg)  # region tables instead of BOLD volumes: their regions' names (else None)
     cfg = _resolve_config(cfg, records)
-    from concurrent.futures import ThreadPoolExecutor
-
     img0, tr0 = _read_bold_on_grid(records[0], cfg)
     shape0 = img0.shape[:3]
-    # first run: the mask (and, for a data-derived mask, the run's BOLD) is computed in a thread
-    # while this thread processes the run's EEG
-    with ThreadPoolExecutor(1) as ex:
-        # (region tables: every region is a target, whatever its values)
-        fut = ex.submit(_resolve_mask, cfg, img0, records) if table_names is None else None
-        eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
-        mask, first_bold = fut.result() if fut is not None else (np.ones(shape0, dtype=bool), None)
+    # first run: the mask (and, for a data-derived mask, the run's BOLD), then the run's EEG -- one after the other: in a
+    # thread beside the EEG reader, nilearn's and our warnings.catch_warnings blocks raced (the module's filters are
+    # process-wide), so a reader warning meant to be recorded was raised or printed (a flaky CI failure, session 31)
+    # (region tables: every region is a target, whatever its values)
+    mask, first_bold = _resolve_mask(cfg, img0, records) if table_names is None else (np.ones(shape0, dtype=bool), None)
+    eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
     atlas, rois = _fit_atlas(cfg, mask, img0.affine)
     if table_names is not None:
         from eeg2fmri.io.roi_tables import TABLE_SOURCE

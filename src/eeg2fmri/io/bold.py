@@ -534,9 +534,9 @@ def compute_mask(img, where: str = "BOLD") -> np.ndarray:
     opening = 2 if voxel <= 4.0 else (1 if voxel <= 8.0 else False)
     from nilearn.exceptions import MaskWarning
 
-    # (``catch_warnings`` is process-global and not thread-safe: prepare computes the mask in a
-    # thread while the main thread reads EEG, so a warning turned into an error elsewhere can
-    # still reach here; an empty-mask warning means what the check below says)
+    # (``catch_warnings`` is process-global and not thread-safe: a caller that runs this in a thread
+    # beside another catch_warnings block can see a warning turned into an error elsewhere; prepare no
+    # longer does since session 31; an empty-mask warning means what the check below says)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
