@@ -1699,12 +1699,26 @@ def prepare_dataset(
     cfg = _resolve_config(cfg, records)
     img0, tr0 = _read_bold_on_grid(records[0], cfg)
     shape0 = img0.shape[:3]
-    # first run: the mask (and, for a data-derived mask, the run's BOLD), then the run's EEG -- one after the other: in a
-    # thread beside the EEG reader, nilearn's and our warnings.catch_warnings blocks raced (the module's filters are
-    # process-wide), so a reader warning meant to be recorded was raised or printed (a flaky CI failure, session 31)
+    # first run: for a data-derived mask the run's BOLD is read in a thread while this thread processes the run's EEG; the
+    # mask is computed here afterwards. (The whole mask computation ran in the thread until session 31: its
+    # warnings.catch_warnings block raced with the EEG reader's -- the module's filters are process-wide -- so a reader
+    # warning meant to be recorded was raised or printed: a flaky CI failure. The thread now touches no warnings filter.)
     # (region tables: every region is a target, whatever its values)
-    mask, first_bold = _resolve_mask(cfg, img0, records) if table_names is None else (np.ones(shape0, dtype=bool), None)
-    eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
+    if table_names is None and cfg.mask == "data":
+        from concurrent.futures import ThreadPoolExecutor
+
+        from eeg2fmri.io.bold import data_masked_bold, stream_bold
+
+        where0 = str(img0.get_filename())
+        with ThreadPoolExecutor(1) as ex:
+            fut = ex.submit(stream_bold, img0, where=where0)
+            eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
+            streamed = fut.result()
+        first_bold, mask, _ = data_masked_bold(streamed, img0, where=where0)
+        del streamed
+    else:
+        mask, first_bold = _resolve_mask(cfg, img0, records) if table_names is None else (np.ones(shape0, dtype=bool), None)
+        eeg0 = _prepare_eeg(records[0], cfg, img0, tr0)
     atlas, rois = _fit_atlas(cfg, mask, img0.affine)
     if table_names is not None:
         from eeg2fmri.io.roi_tables import TABLE_SOURCE

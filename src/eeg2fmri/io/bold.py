@@ -390,14 +390,33 @@ def load_masked_bold(img, mask: np.ndarray | None = None, *, chunk_volumes: int 
             total += x.sum(axis=3)
             out[a : a + x.shape[3]] = x[mask].T
         return out, mask, (total / shape[3]).astype(np.float32)
+    return data_masked_bold(stream_bold(img, chunk_volumes, where), img, where)
+
+
+def stream_bold(img, chunk_volumes: int = 64, where: str = "BOLD image") -> tuple[list, np.ndarray]:
+    """Every volume of ``img`` read once, in its stored dtype where that is exact: ``(chunks, mean image)``.
+
+    The first half of :func:`load_masked_bold` without a mask: file reading and arithmetic only (no warnings filters
+    touched), so it may run in a thread beside code that uses ``warnings.catch_warnings``; :func:`data_masked_bold`
+    computes the mask from the mean and masks the chunks.
+    """
+    shape = img.shape
+    total = np.zeros(shape[:3], dtype=np.float64)
     keep = []
     stored = _lossless_storage_dtype(img)
     for _a, x in iter_bold_chunks(img, chunk_volumes, where):
         total += x.sum(axis=3)
         keep.append(x.astype(stored) if stored is not None else x)
-    mean = (total / shape[3]).astype(np.float32)
+    return keep, (total / shape[3]).astype(np.float32)
+
+
+def data_masked_bold(streamed: tuple[list, np.ndarray], img, where: str = "BOLD image") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The EPI mask of a :func:`stream_bold` result's mean image and the masked series: ``(data, mask, mean)`` as
+    :func:`load_masked_bold` returns them (the chunks are freed as they are copied)."""
     import nibabel as nib
 
+    keep, mean = streamed
+    shape = img.shape
     bad = ~np.isfinite(mean)
     if bad.any():  # (user test 24: NaN voxels left the mask without a word; inside a given mask they are refused)
         logger.warning("%s: %d voxel(s) hold NaN/Inf in some volume; the data mask leaves them out (a mask given with the prepare option "
