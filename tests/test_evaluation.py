@@ -688,7 +688,7 @@ def test_roi_shift_null_passes_five_percent_of_unrelated_slow_series():
 def test_per_roi_table_marks_r_at_chance_level():
     """roi_rows: an ROI's mean r not above the mean over subjects of its shifted null's 95th percentile ends in the mark,
     and the table says what the mark means."""
-    from eeg2fmri.plotting.report import ROI_NULL_MARK, ROI_NULL_NOTE, roi_rows, roi_table
+    from eeg2fmri.plotting.report import ROI_NULL_MARK, ROI_NULL_NOTE, roi_at_chance, roi_rows, roi_table
 
     ps = {s: {"models": {"a": {"roi_r": {"1": r1, "2": 0.8}, "roi_null_p95": {"1": 0.2, "2": 0.2}}, "b": {"roi_r": {"1": 0.5, "2": 0.1}}}}
           for s, r1 in (("01", 0.1), ("02", 0.25))}
@@ -709,6 +709,47 @@ def test_per_roi_table_marks_r_at_chance_level():
     assert roi_rows(res, ["a"])[0][0][2] == "0.500" + ROI_NULL_MARK
     ps["02"]["models"]["b"]["roi_r"]["2"] = None
     assert roi_rows(res, ["b"])[0][1][2] == "0.100"
+    # several subjects: the group's level of the mean decides (session 32), not the mean of the subjects' levels
+    res["group"] = {"models": {"a": {"roi_null_p95": {"1": 0.45, "2": 0.9}, "roi_r_subjects_with_null": {"1": 0.5, "2": 0.8}}}}
+    assert [r[2] for r in roi_rows(res, ["a"])[0]] == ["0.500", "0.800" + ROI_NULL_MARK]
+    assert roi_at_chance(res, "a") == {"1": False, "2": True}
+    res["group"]["models"]["a"]["roi_null_p95"]["1"] = None  # (NaN read back from metrics.json): the subjects' levels decide
+    assert roi_rows(res, ["a"])[0][0][2] == "0.500" + ROI_NULL_MARK
+
+
+def test_group_roi_levels_equal_group_null_level_and_hold_five_percent():
+    """group_roi_null_levels: per ROI the level of the mean over subjects of one shift drawn per subject -- equal to
+    group_null_level for an ROI every subject holds, and passed by ~5 % of unrelated slow ROIs over three subjects through
+    score_runs (before session 32 the per-ROI mark used the mean of the subjects' levels: stricter than 5 %)."""
+    from scipy.signal import lfilter
+    from scipy.stats import norm
+
+    from eeg2fmri.evaluation.protocol import group_null_level, group_roi_null_levels
+
+    rng = np.random.default_rng(3)
+    pools = [{"1": rng.normal(0, 0.2, 401), "2": rng.normal(0.1, 0.1, 401)}, {"1": rng.normal(0, 0.3, 577), "2": rng.normal(0, 0.1, 577)}]
+    got = group_roi_null_levels(pools, random_state=5, n_draws=20_000)
+    for k in ("1", "2"):
+        assert got[k] == pytest.approx(group_null_level([p[k] for p in pools], random_state=5, n_draws=20_000), abs=1e-12)
+    # an ROI one subject lacks (or holds a NaN for) is the level over the others; a single subject: its own level
+    pools[1]["3"] = rng.permutation(0.2 * norm.ppf((np.arange(577) + 0.5) / 577))  # (no gaps between order statistics)
+    pools[0]["3"] = np.full(401, np.nan)
+    one = group_roi_null_levels([pools[1]], n_draws=20_000)
+    assert group_roi_null_levels(pools, n_draws=20_000)["3"] == pytest.approx(one["3"], abs=0.01)
+    assert one["3"] == pytest.approx(group_null_level([pools[1]["3"]]), abs=1e-12)
+    # false positives through score_runs: 3 subjects x 2 runs of unrelated AR(0.9) series, 300 ROIs of one voxel each
+    n_roi = 300
+    runs = []
+    for s in ("01", "02", "03"):
+        for i, n in enumerate((48, 37)):
+            ar = [lfilter([1.0], [1.0, -0.9], rng.standard_normal((n + 100, n_roi)), axis=0)[100:].astype(np.float32) for _ in range(2)]
+            runs.append({"subject": s, "key": f"sub-{s}_run-{i}", "y": ar[0], "preds": {"m": ar[1]}})
+    core = score_runs(runs, ["m"], None, 2.0, labels=np.arange(1, n_roi + 1), n_boot=0, reference=None, baseline=None)
+    g = core["group"]["models"]["m"]
+    passed = np.mean([g["roi_r_subjects_with_null"][k] > g["roi_null_p95"][k] for k in g["roi_null_p95"]])
+    old = np.mean([np.mean([core["per_subject"][s]["models"]["m"]["roi_r"][k] for s in ("01", "02", "03")])
+                   > np.mean([core["per_subject"][s]["models"]["m"]["roi_null_p95"][k] for s in ("01", "02", "03")]) for k in g["roi_null_p95"]])
+    assert 0.02 < passed < 0.09 and old < passed
 
 
 def test_circular_shift_level_is_the_five_percent_test_over_the_shifts():

@@ -315,6 +315,7 @@ def _score_subject(
     }
     rs: dict[str, np.ndarray] = {}
     r_nulls: dict[str, np.ndarray] = {}
+    roi_pools: dict[str, dict[str, np.ndarray]] = {}
     for nm in names:
         p = preds[nm]
         # one pass over the errors gives our RMSE, MAE, R² and PSNR and the peers' RMSE; each equals the
@@ -359,9 +360,12 @@ def _score_subject(
                 rr_roi = roi_r(y, p, labels)
                 m["roi_r"] = {str(key): val for key, val in rr_roi.items()}
                 m["roi_median_r"] = _nanmedian(np.array(list(rr_roi.values())))
-                roi_null = _roi_shift_null_p95(y, runs, nm, labels, list(rr_roi), tr=tr)
-                if roi_null is not None:  # per ROI: the 5 % level of its r over every circular shift
-                    m["roi_null_p95"] = {str(key): val for key, val in roi_null.items()}
+                keys = list(rr_roi)
+                roi_shifts = _roi_shift_r(y, runs, nm, labels, keys)
+                if roi_shifts is not None:  # per ROI: the 5 % level of its r over every circular shift
+                    m["roi_null_p95"] = {str(key): _null_level(roi_shifts[:, j]) for j, key in enumerate(keys)}
+                    # each ROI's pool (its shifts and its aligned r), for the level of the mean over subjects (_group)
+                    roi_pools[nm] = {str(key): np.append(roi_shifts[:, j], rr_roi[key]) for j, key in enumerate(keys)}
         else:
             m["median_r"] = float("nan")
             m["r"] = None
@@ -419,6 +423,7 @@ def _score_subject(
         res["ceilings"] = cres
     res["_r"] = rs
     res["_r_null"] = r_nulls
+    res["_roi_pools"] = roi_pools
     return res, draws
 
 
@@ -479,6 +484,15 @@ def _roi_shift_null_p95(y: np.ndarray, runs: list[dict[str, Any]], name: str, la
     """Per ROI (``keys``, labels of ``labels``): the level its r must pass, a 5 % test against every circular shift of its
     mean predicted series within each run (:func:`_null_shifts`, :func:`_null_level`; an aligned r above it has
     p <= 0.05). Slow region series correlate well above 0 by chance. ``None`` where the runs are too short."""
+    rs = _roi_shift_r(y, runs, name, labels, keys)
+    if rs is None:
+        return None
+    return {key: _null_level(rs[:, j]) for j, key in enumerate(keys)}
+
+
+def _roi_shift_r(y: np.ndarray, runs: list[dict[str, Any]], name: str, labels: np.ndarray, keys: list) -> np.ndarray | None:
+    """Every ROI's r over the circular shifts of :func:`_roi_shift_null_p95`, array ``(n_shifts, len(keys))``;
+    ``None`` where the runs are too short (or no ROI)."""
     order = _null_shifts([len(rr["y"]) for rr in runs], max(NULL_SHIFTS, 1000))
     if order is None or not keys:
         return None
@@ -489,8 +503,7 @@ def _roi_shift_null_p95(y: np.ndarray, runs: list[dict[str, Any]], name: str, la
         a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
         return np.stack([a[:, c].mean(1) for c in cols], 1)
 
-    rs = np.stack(_circular_shift_r(means(y), [means(rr["preds"][name]) for rr in runs], order))  # (n_shifts, n_roi)
-    return {key: _null_level(rs[:, j]) for j, key in enumerate(keys)}
+    return np.stack(_circular_shift_r(means(y), [means(rr["preds"][name]) for rr in runs], order))  # (n_shifts, n_roi)
 
 
 def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple[int, ...]]) -> list[np.ndarray]:
@@ -627,6 +640,55 @@ def group_null_level(dists: Sequence[np.ndarray], random_state: int | np.random.
     return _null_level(means / len(ds), level)
 
 
+def group_roi_null_levels(pools: Sequence[Mapping[str, np.ndarray]], random_state: int | np.random.Generator | None = GROUP_SEED,
+                          n_draws: int = GROUP_NULL_DRAWS, level: float = NULL_LEVEL, chunk: int = 64) -> dict[str, float]:
+    """Per ROI, :func:`group_null_level` over the subjects whose pool holds that ROI: the level the mean over those
+    subjects of its r must exceed.
+
+    Parameters
+    ----------
+    pools : sequence of dict
+        One per subject: ROI key -> array, shape (n_shifts_s + 1,), the ROI's r over the subject's circular shifts and its
+        aligned r (every ROI of a subject over the same shifts). A pool with a non-finite value leaves that subject out
+        of that ROI's level.
+    random_state, n_draws, level
+        As in :func:`group_null_level`; one set of shift indices is drawn per subject and used for all its ROIs (an ROI
+        every subject holds gets exactly :func:`group_null_level`'s value).
+    chunk : int
+        ROIs drawn at once (memory: ``n_draws * chunk`` floats).
+
+    Returns
+    -------
+    dict
+        ROI key -> level (NaN for an ROI no subject has a finite pool of).
+    """
+    rng = check_random_state(random_state)
+    keys = sorted({k for p in pools for k in p}, key=lambda k: (len(k), k))
+    subs = [p for p in pools if p]
+    if not keys:
+        return {}
+    if len(subs) == 1:
+        return {k: (_null_level(np.asarray(subs[0][k], dtype=np.float64)) if k in subs[0] else float("nan")) for k in keys}
+    from eeg2fmri.utils.stats import circular_shift_level
+
+    sizes = [len(next(iter(p.values()))) for p in subs]
+    draws = [rng.integers(0, n, size=int(n_draws)) for n in sizes]  # (subject by subject, as group_null_level draws)
+    out: dict[str, float] = {}
+    for c0 in range(0, len(keys), chunk):
+        ck = keys[c0:c0 + chunk]
+        total = np.zeros((len(ck), int(n_draws)))  # (ROI, draw): each ROI's draws contiguous
+        count = np.zeros(len(ck))
+        for p, idx in zip(subs, draws):
+            for j, k in enumerate(ck):
+                pool = np.asarray(p[k], dtype=np.float64) if k in p else None
+                if pool is not None and np.isfinite(pool).all():
+                    total[j] += pool[idx]  # (row by row: faster than one fancy index over the chunk)
+                    count[j] += 1
+        for j, k in enumerate(ck):
+            out[k] = float(circular_shift_level(total[j] / count[j], level)) if count[j] else float("nan")
+    return out
+
+
 def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], names: list[str], r_names: list[str], reference: str | None,
            ci: float, extra_keys: tuple[str, ...] = (), random_state: int | np.random.Generator | None = GROUP_SEED) -> dict[str, Any]:
     """Means over subjects; CIs of the mean median r from draws that resample subjects, then time (:func:`hierarchical_draws`)."""
@@ -662,6 +724,18 @@ def _group(per_subject: dict[str, dict], draws: dict[str, np.ndarray | None], na
             if len(have) < len(subs):
                 g["null_level_over_subjects"] += f" (the {len(have)} of {len(subs)} subjects with a null)"
                 g["median_r_subjects_with_null"] = float(np.mean([per_subject[s]["models"][nm]["median_r"] for s in have]))
+        # per ROI likewise (subjects whose test span had a null for that ROI): the level of the mean over them
+        roi_pools = [per_subject[s].get("_roi_pools", {}).get(nm) for s in subs]
+        roi_pools = [p for p in roi_pools if p]
+        if len(subs) > 1 and roi_pools:
+            g["roi_null_p95"] = group_roi_null_levels(roi_pools, random_state)
+            with_null: dict[str, list[float]] = {}
+            for s in subs:
+                pool = per_subject[s].get("_roi_pools", {}).get(nm) or {}
+                for k, v in (per_subject[s]["models"][nm].get("roi_r") or {}).items():
+                    if k in pool and np.isfinite(pool[k]).all():
+                        with_null.setdefault(k, []).append(float(v))
+            g["roi_r_subjects_with_null"] = {k: float(np.mean(v)) for k, v in with_null.items()}
         if mean_draws is not None and nm in r_names:
             g["median_r_ci"] = _interval(mean_draws[r_names.index(nm)], ci, g.get("median_r"))
         out["models"][nm] = g

@@ -454,45 +454,66 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 #: Marks an ROI r that does not exceed its time-shifted null (``roi_rows``); :data:`ROI_NULL_NOTE` explains it.
 ROI_NULL_MARK = "°"
 ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the level of a 5 % test against every circular shift of the ROI's prediction within "
-                 "each test run (mean over test subjects): chance level for series this slow and test spans this short -- a "
+                 "each test run (over several test subjects: of their mean r, against the mean of one shift drawn per subject): chance level for series this slow and test spans this short -- a "
                  "span shorter than a few task cycles cannot pass it (longer test spans: a larger test share of each run, or "
                  "whole held-out subjects)")
 
 
+def _floats(v: list) -> np.ndarray:
+    """(metrics.json read back holds None for NaN.)"""
+    return np.array([np.nan if x is None else float(x) for x in v], dtype=float)
+
+
+def roi_at_chance(results: dict[str, Any], name: str) -> dict[str, bool]:
+    """Per ROI key of ``name``'s ROI r: whether it is at chance level (the mark :data:`ROI_NULL_MARK`); ROIs without a
+    null (test spans too short) are left out.
+
+    Over several test subjects: the ROI's mean r over the subjects with a null must exceed the group's level
+    (``group.models[name].roi_null_p95``: a 5 % test of that mean against the mean of one circular shift drawn per
+    subject, :func:`eeg2fmri.evaluation.protocol.group_roi_null_levels`). One subject, or results written before that
+    level existed: the mean r against the mean of the subjects' own levels, over the same subjects."""
+    g = (results.get("group") or {}).get("models", {}).get(name) or {}
+    lev, rw = g.get("roi_null_p95") or {}, g.get("roi_r_subjects_with_null") or {}
+    pairs: dict[str, list[tuple[float, float]]] = {}
+    for s_ in sorted(results.get("per_subject", {})):
+        m = results["per_subject"][s_].get("models", {}).get(name, {})
+        nulls = m.get("roi_null_p95") or {}
+        for k, v in (m.get("roi_r") or {}).items():
+            if k in nulls:
+                a, b = _floats([v, nulls[k]])
+                if np.isfinite(a) and np.isfinite(b):
+                    pairs.setdefault(k, []).append((float(a), float(b)))
+    out: dict[str, bool] = {}
+    for k in set(pairs) | set(lev):
+        gl, gr = _floats([lev.get(k), rw.get(k)])
+        if np.isfinite(gl) and np.isfinite(gr):
+            out[k] = not gr > gl
+        elif pairs.get(k):
+            out[k] = not np.mean([a for a, _ in pairs[k]]) > np.mean([b for _, b in pairs[k]])
+    return out
+
+
 def roi_rows(results: dict[str, Any], names: list[str]) -> tuple[list[list[str]], int]:
     """Rows ``[ROI (with its name), voxels, r of each model]`` of the per-ROI r (mean over test subjects) and the number of
-    test subjects; no rows without ROI scores. An ROI whose mean r does not exceed the mean of its shifted-null 95th
-    percentile (``roi_null_p95``), both over the subjects that have a null, ends in :data:`ROI_NULL_MARK`."""
+    test subjects; no rows without ROI scores. An ROI at chance level (:func:`roi_at_chance`) ends in
+    :data:`ROI_NULL_MARK`."""
     subs = sorted(results.get("per_subject", {}))
     per: dict[str, dict[str, list[float]]] = {nm: {} for nm in names}
-    per_sub: dict[str, dict[str, dict[str, list]]] = {nm: {} for nm in names}  # r and null of the subjects that have a null
     for s_ in subs:
         for nm in names:
             m = results["per_subject"][s_].get("models", {}).get(nm, {})
-            nulls = m.get("roi_null_p95") or {}
             for k, v in (m.get("roi_r") or {}).items():
                 per[nm].setdefault(k, []).append(v)
-                if k in nulls:
-                    d = per_sub[nm].setdefault(k, {"r": [], "null": []})
-                    d["r"].append(v)
-                    d["null"].append(nulls[k])
+    chance = {nm: roi_at_chance(results, nm) for nm in names}
     keys = sorted({k for d in per.values() for k in d}, key=lambda k: (len(k), k))
     roi_names = results.get("settings", {}).get("roi_names") or {}
     counts = results.get("settings", {}).get("roi_voxels") or {}
 
-    def floats(v: list) -> np.ndarray:  # (metrics.json read back holds None for NaN)
-        return np.array([np.nan if x is None else float(x) for x in v], dtype=float)
-
     def cell(nm: str, k: str) -> str:
-        vals = floats(per[nm].get(k) or [])
+        vals = _floats(per[nm].get(k) or [])
         if not len(vals) or not np.isfinite(vals).any():
             return "—"
-        r = float(np.nanmean(vals))
-        # the mark compares r and null over the same subjects (those with both)
-        pairs = [(float(a), float(b)) for a, b in zip(floats(per_sub[nm].get(k, {}).get("r", [])), floats(per_sub[nm].get(k, {}).get("null", [])))
-                 if np.isfinite(a) and np.isfinite(b)]
-        at_chance = bool(pairs) and not np.mean([a for a, _ in pairs]) > np.mean([b for _, b in pairs])
-        return _f(r) + (ROI_NULL_MARK if at_chance else "")
+        return _f(float(np.nanmean(vals))) + (ROI_NULL_MARK if chance[nm].get(k, False) else "")
 
     rows = [[k + (f" {roi_names[k]}" if k in roi_names else ""), str(counts.get(k, "")), *(cell(nm, k) for nm in names)] for k in keys]
     return rows, len(subs)

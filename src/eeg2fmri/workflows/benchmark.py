@@ -35,6 +35,7 @@ from eeg2fmri.evaluation.protocol import (
     merge_results,
 )
 from eeg2fmri.evaluation.reference import bandpower_view
+from eeg2fmri.plotting.report import roi_at_chance
 from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.parallel import n_cores
 from eeg2fmri.utils.validation import (
@@ -846,7 +847,8 @@ def _roi_means(results: dict[str, Any], name: str) -> dict[str, Any]:
                 ns.setdefault(k, []).append(v)
     if not rs:
         return {}
-    return {"roi_r_mean": {k: float(np.mean(v)) for k, v in rs.items()}, "roi_null_mean": {k: float(np.mean(v)) for k, v in ns.items()}}
+    return {"roi_r_mean": {k: float(np.mean(v)) for k, v in rs.items()}, "roi_null_mean": {k: float(np.mean(v)) for k, v in ns.items()},
+            "roi_at_chance": roi_at_chance(results, name)}
 
 
 def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
@@ -864,8 +866,15 @@ def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
             continue
         mine, theirs, what = r["roi_median_r"], ref["roi_median_r"], "the ROI median r"
         rm, rr = r.get("roi_r_mean") or {}, ref.get("roi_r_mean") or {}
+        cm, cr = r.get("roi_at_chance") or {}, ref.get("roi_at_chance") or {}
         nm, nr = r.get("roi_null_mean") or {}, ref.get("roi_null_mean") or {}
-        if nm and nr:
+        if cm and cr:  # the per-ROI table's marks
+            keys = [k for k in rm if k in rr and ((k in cm and not cm[k]) or (k in cr and not cr[k]))]
+            if not keys:
+                continue  # no ROI above chance for either: the ROI r ranks nothing
+            mine, theirs = float(np.median([rm[k] for k in keys])), float(np.median([rr[k] for k in keys]))
+            what = f"the median ROI r of the {len(keys)} ROI(s) above chance for either"
+        elif nm and nr:
             keys = [k for k in rm if k in rr and ((k in nm and rm[k] > nm[k]) or (k in nr and rr[k] > nr[k]))]
             if not keys:
                 continue  # no ROI above chance for either: the ROI r ranks nothing
@@ -928,7 +937,7 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
                                 "ridge_weight", "at_epoch_limit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
-                                "nll_laplace", "roi_r_mean", "roi_null_mean", "median_r_subjects_with_null"} | {k for k, _ in _COLUMNS})
+                                "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null"} | {k for k, _ in _COLUMNS})
 
 
 def absolute_metric(value: Any) -> Any:
