@@ -80,9 +80,17 @@ def test_evaluate_cli_and_errors(trained, tmp_path, capsys):
     files = sorted((out / "predictions").glob("*.npz"))
     assert files and len(files) == len(doc["runs"])
     by_subject: dict = {}
+    ds = load_prepared(prep)
+    runs = {r.key: r for r in ds.runs}
     for f in files:
         with np.load(f) as z:
-            assert {"y", "volumes", "subject", "tr", "pred_ridge_hrf", "pred_mean"} <= set(z.files) and z["y"].shape == z["pred_ridge_hrf"].shape
+            assert {"y", "volumes", "subject", "tr", "pred_ridge_hrf", "pred_mean", "bold_volumes", "onsets_s"} <= set(z.files)
+            assert z["y"].shape == z["pred_ridge_hrf"].shape
+            # user test 39: volumes count prepared volumes; bold_volumes are the BOLD file's (prepare's first kept one
+            # added), onsets_s the volumes' onsets in the EEG recording
+            first = ds.provenance["inputs"][f.stem]["volumes"][0]
+            assert np.array_equal(z["bold_volumes"], z["volumes"] + first)
+            assert np.allclose(z["onsets_s"], runs[f.stem].onsets[z["volumes"]])
             by_subject.setdefault(str(z["subject"]), []).append((z["y"], z["pred_ridge_hrf"]))
     for subj, parts in by_subject.items():
         y = np.concatenate([a for a, _ in parts])
@@ -191,3 +199,19 @@ def test_evaluate_prints_the_roi_r_with_an_atlas(trained, tiny_prepared, tmp_pat
     assert main(["evaluate", str(root / "run"), "--out", str(tmp_path / "ev2"), "-q", "--n-boot", "0", "--no-report"]) == 0
     printed = capsys.readouterr().out
     assert "ROI r" not in printed and f"wrote {tmp_path / 'ev2'}/metrics.json, {tmp_path / 'ev2'}/report.md and figures" in printed
+
+
+def test_saved_prediction_volumes_name_the_bold_file_volumes():
+    """User test 39: prepare drops dummy/non-steady-state volumes, so prepared volume k is BOLD-file volume k + the first
+    kept one (manifest inputs[run].volumes); bold_volumes says so, onsets_s gives their onsets; after a resampling in
+    time there is no file index."""
+    from types import SimpleNamespace
+
+    from eeg2fmri.evaluation.protocol import _file_volumes
+
+    run = SimpleNamespace(key="sub-01_run-1", onsets=np.arange(50) * 1.95 + 7.3)
+    ds = SimpleNamespace(runs=[run], provenance={"inputs": {"sub-01_run-1": {"volumes": [3, 53]}}})
+    got = _file_volumes(ds, 0, np.array([4, 5, 9]))
+    assert got["bold_volumes"].tolist() == [7, 8, 12] and np.allclose(got["onsets_s"], [7.3 + 4 * 1.95, 7.3 + 5 * 1.95, 7.3 + 9 * 1.95])
+    ds.provenance["inputs"]["sub-01_run-1"]["resampled_in_time"] = {"from_tr": 2.0, "to_tr": 1.0}
+    assert "bold_volumes" not in _file_volumes(ds, 0, np.array([4]))

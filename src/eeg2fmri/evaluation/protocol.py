@@ -1095,7 +1095,8 @@ def evaluate_models(
                            "and simulate: --minutes), hold out whole subjects (protocol loso: evaluate/benchmark --protocol loso), or leave the "
                            "short subject(s) out (train/tune: data.subjects in the config; prepare/evaluate: --subjects; benchmark: "
                            "--train-config '{\"data\": {\"subjects\": [...]}}').", shortest, ", ".join(short))
-    kept = ({rr["key"]: {"subject": rr["subject"], "volumes": rr["volumes"], "y": rr["y"], "preds": rr["preds"]}
+    kept = ({rr["key"]: {"subject": rr["subject"], "volumes": rr["volumes"], "y": rr["y"], "preds": rr["preds"],
+                         **_file_volumes(ds, rr["index"], rr["volumes"])}
              for subj in sorted(by_subject) for rr in by_subject[subj]} if keep_predictions else None)
     return {
         **({"_predictions": kept} if kept is not None else {}),
@@ -1138,6 +1139,20 @@ def evaluate_models(
 _FEW_TEST_WINDOWS = 20
 
 
+def _file_volumes(ds: PreparedDataset, index: int, volumes: np.ndarray) -> dict[str, Any]:
+    """Where prepared volumes ``volumes`` of run ``index`` come from: ``onsets_s`` (their onsets, s from the EEG start) and,
+    unless the BOLD was resampled in time, ``bold_volumes`` (their indices in the BOLD file: prepare drops dummy and
+    non-steady-state volumes, so prepared volume k is file volume k + the first kept one; user test 39)."""
+    run = ds.runs[index]
+    vols = np.asarray(volumes, dtype=np.int64)
+    out: dict[str, Any] = {"onsets_s": np.asarray(run.onsets, dtype=np.float64)[vols]}
+    info = ((ds.provenance or {}).get("inputs") or {}).get(run.key) if isinstance(ds.provenance, dict) else None
+    kept = info.get("volumes") if isinstance(info, dict) else None
+    if isinstance(kept, (list, tuple)) and len(kept) == 2 and kept[0] is not None and not info.get("resampled_in_time"):
+        out["bold_volumes"] = vols + int(kept[0])
+    return out
+
+
 def save_predictions(predictions: Mapping[str, Mapping[str, Any]], folder: str | os.PathLike, tr: float) -> list[Path]:
     """Write the scored test targets and predictions, one ``.npz`` per test run (``<run key>.npz``).
 
@@ -1154,8 +1169,11 @@ def save_predictions(predictions: Mapping[str, Mapping[str, Any]], folder: str |
     -------
     list of Path
         The files: each holds ``y`` (measured, shape (n_windows, n_outputs), standardised as scored), one array per
-        model named ``pred_<model>`` of the same shape, ``volumes`` (the windows' target volume indices in the run),
-        ``subject`` and ``tr``; recomputing ``pearson_r`` per output from them gives the scores in ``metrics.json``.
+        model named ``pred_<model>`` of the same shape, ``volumes`` (the windows' target volumes: indices in the
+        *prepared* run, after prepare dropped dummy and non-steady-state volumes), ``bold_volumes`` (the same volumes'
+        indices in the BOLD file; absent when prepare resampled the BOLD in time), ``onsets_s`` (their onsets, s from
+        the EEG recording's start), ``subject`` and ``tr``; recomputing ``pearson_r`` per output from them gives the
+        scores in ``metrics.json``.
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -1163,6 +1181,9 @@ def save_predictions(predictions: Mapping[str, Mapping[str, Any]], folder: str |
     for key, rec in predictions.items():
         arrays = {"y": np.asarray(rec["y"], np.float32), "volumes": np.asarray(rec["volumes"], np.int64),
                   "subject": np.array(str(rec["subject"])), "tr": np.array(float(tr))}
+        for extra in ("bold_volumes", "onsets_s"):
+            if rec.get(extra) is not None:
+                arrays[extra] = np.asarray(rec[extra])
         arrays.update({f"pred_{nm}": np.asarray(p, np.float32) for nm, p in rec["preds"].items()})
         path = out / f"{key}.npz"
         np.savez_compressed(path, **arrays)
