@@ -261,3 +261,26 @@ def test_file_size_check_without_reading_the_data(tmp_path, name):
         assert bold_file_size_problem(path, nib.load(path)) is None
         if name.endswith(".gz"):
             assert len(gzip.decompress(path.read_bytes())) == need
+
+
+def test_a_data_mask_of_a_tiny_share_of_the_grid_is_warned(tmp_path, caplog):
+    """User test 39: the automatic mask kept 5 of 210 voxels without a word; a brain fills 10-40 % of an EPI grid."""
+    import logging
+
+    from eeg2fmri.io.bold import SMALL_MASK_FRACTION, compute_mask
+
+    shape = (23, 19, 17, 6)
+    rng = np.random.default_rng(2)
+    data = 30.0 + 5 * rng.standard_normal(shape)
+    data[10:13, 8:11, 7:10] += 1000.0  # 27 bright voxels of 7,429: 0.4 %
+    img = nib.Nifti1Image(data.astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0]))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        mask = compute_mask(img, where="tiny.nii.gz")
+    assert mask.mean() < SMALL_MASK_FRACTION
+    assert f"tiny.nii.gz: the automatic brain mask (EPI mask of the mean image) keeps {int(mask.sum())} of 7429 voxels" in caplog.text
+    assert "pass a mask image on the BOLD grid (prepare option mask=<path>, or mask='mni')" in caplog.text
+    caplog.clear()
+    data[3:20, 3:16, 3:14] += 1000.0  # a brain-sized object: no warning
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        compute_mask(nib.Nifti1Image(data.astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0])), where="brain.nii.gz")
+    assert "automatic brain mask" not in caplog.text
