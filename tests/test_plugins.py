@@ -365,6 +365,15 @@ def test_a_plugin_file_is_recorded_where_results_and_models_need_it(tmp_path, mo
     code = f"from eeg2fmri.models import load_model; print(type(load_model({str(model)!r}).model).__name__)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "PlugLinear"
+    # user test 41: model.json kept only the given hyperparameters, so a default changed in the plugin's code since
+    # rebuilt another model silently; now every value is saved, a changed default is warned and the saved one used
+    assert meta["hparams_effective"] == {"rank": 4} and meta["model_source"]["file"] == str(src)
+    src.write_text(PLUGIN.replace("plug_linear", "plug_recorded").replace("rank: int = 4", "rank: int = 6"))
+    code = f"from eeg2fmri.models import load_model; print(load_model({str(model)!r}).model.enc.out_features)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "4"
+    assert "now has other defaults than when this model was saved (rank: saved 4, now 6); it is built with the saved values" in out.stderr
+    assert f"the source file of model 'plug_recorded' ({src}) changed since this model was saved" in out.stderr
 
 
 def test_a_closed_form_plugin_on_sklearn_base_estimator_saves_and_reloads(tmp_path, monkeypatch, tiny_prepared):

@@ -491,6 +491,7 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     x, _, _ = window_matrix(ds, {0: np.arange(20, 30)}, lm.meta["window"]["n_frames"])
     rerun = train(cfg_path, out=tmp_path / "run2", progress_bar=False)
     assert np.array_equal(lm.model.predict(x), rerun.fit.model.predict(x))  # same config, same numbers
+    assert np.array_equal(lm.predict(x), lm.model.predict(x))  # (user test 41: the loaded model's own predict wrapped it twice)
     assert json.loads((tmp_path / "run2" / "metrics.json").read_text())["validation"] == metrics["validation"]
     # existing output: refuse without --resume/--overwrite; a finished run resumes to nothing
     assert main(["train", str(cfg_path), "-q"]) == 2

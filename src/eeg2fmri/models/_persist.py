@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.datasets.spec import DataSpec
-from eeg2fmri.models.base import build_model, get_model_class
+from eeg2fmri.models.base import build_model, effective_hparams, get_model_class
 from eeg2fmri.utils.atomic import _user_mode, atomic_dir, final_paths
 from eeg2fmri.utils.jsonable import to_jsonable
+from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.provenance import software, software_line
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -55,10 +56,12 @@ class LoadedModel:
         A torch model goes through :class:`~eeg2fmri.models.predictor.TorchPredictor` (eval mode, no
         gradients, batches, a clear error for windows of another shape); a closed-form one predicts itself.
         """
-        if self.meta.get("kind") == "sklearn":
-            return np.asarray(self.model.predict(x), dtype=np.float32)
         from eeg2fmri.models.predictor import TorchPredictor
 
+        if self.meta.get("kind") == "sklearn":
+            return np.asarray(self.model.predict(x), dtype=np.float32)
+        if isinstance(self.model, TorchPredictor):  # load_predictor wrapped it already (user test 41: wrapped twice, crashed)
+            return self.model.predict(x, subject)
         return TorchPredictor(self.model, self.spec, self.meta.get("hparams", {})).predict(x, subject)
 
 
@@ -69,20 +72,60 @@ def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dic
     hparams = {k: v for k, v in dict(hparams or {}).items() if k != "spec"}
     meta = dict(format_version=FORMAT_VERSION, model=name, kind=kind, spec=spec.to_dict(), hparams=hparams, window=window, prepare=prepare,
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card, software=software())
+    # every hyperparameter as built, defaults included: load_model builds with the saved values and says when a default
+    # changed in the code since (user test 41: a changed default silently doubled a loaded model's predictions)
+    meta["hparams_effective"] = _plain({k: v for k, v in effective_hparams(name, hparams).items() if k != "spec"})
     module = get_model_class(name).__module__
+    import sys
+
+    file = getattr(sys.modules.get(module), "__file__", None)
     if not module.startswith("eeg2fmri.") and not module.startswith("eeg2fmri_plugin_"):
         meta["module"] = module  # a model of your own: load_model imports it
     elif module.startswith("eeg2fmri_plugin_"):  # a .py plugin file (EEG2FMRI_PLUGINS): its path, so load_model finds it (user test 25)
-        import sys
-
-        file = getattr(sys.modules.get(module), "__file__", None)
         if file:
             meta["plugin_file"] = str(Path(file).absolute())
+    if not module.startswith("eeg2fmri.") and file and Path(file).is_file():  # the code of a model of your own, checked at loading
+        import hashlib
+
+        meta["model_source"] = {"file": str(Path(file).absolute()), "sha256": hashlib.sha256(Path(file).read_bytes()).hexdigest()}
     if rois is not None:
         meta["rois"] = rois
     if gradient_artifacts is not None:  # prepare's gradient-artefact check on the training runs: {"runs": n, "detected": k}
         meta["training_gradient_artifacts"] = dict(gradient_artifacts)
     return meta
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as model.json holds it (tuples as lists, NumPy values as Python ones), for comparisons with what was read."""
+    return json.loads(json.dumps(to_jsonable(value), default=float))
+
+
+def _saved_hparams(meta: dict, where: Path) -> dict[str, Any]:
+    """The hyperparameters to build a saved model with: those given at training, and the saved value of every default
+    that the model's code has changed since (warned, by name); a warning too when the source file of a model of your own
+    changed (its sha256)."""
+    hp = dict(meta.get("hparams", {}))
+    saved = meta.get("hparams_effective")
+    name = meta["model"]
+    if isinstance(saved, dict):
+        now = effective_hparams(name, hp)
+        changed = {k: v for k, v in saved.items() if k in now and k not in hp and _plain(now[k]) != v}
+        if changed:
+            logger.warning("%s: the code of model %r now has other defaults than when this model was saved (%s); it is built with "
+                           "the saved values", where, name, "; ".join(f"{k}: saved {v!r}, now {_plain(now[k])!r}" for k, v in changed.items()))
+            hp.update(changed)
+        gone = sorted(k for k in saved if k not in now and k not in hp)
+        if gone:
+            logger.warning("%s: model %r was saved with hyperparameter(s) %s that its code no longer has; it is built without them "
+                           "(load it with the code that trained it to be sure of its predictions)", where, name, gone)
+    src = meta.get("model_source")
+    if isinstance(src, dict) and src.get("file") and Path(src["file"]).is_file():
+        import hashlib
+
+        if hashlib.sha256(Path(src["file"]).read_bytes()).hexdigest() != src.get("sha256"):
+            logger.warning("%s: the source file of model %r (%s) changed since this model was saved; its predictions may differ from "
+                           "the recorded ones (load it with the code that trained it)", where, name, src["file"])
+    return hp
 
 
 def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
@@ -153,7 +196,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
             import_plugin(meta["plugin_file"], source=f"{path} (plugin_file)")
     get_model_class(meta["model"], module=meta.get("module"))  # a model of your own: its module, recorded at saving, is imported
     with torch.random.fork_rng(devices=[]):  # building initialises weights from the global generator: leave the caller's as it was
-        model = build_model(meta["model"], spec, **meta.get("hparams", {}))
+        model = build_model(meta["model"], spec, **_saved_hparams(meta, path))
     wpath = path / "weights.safetensors"
     if meta["kind"] == "sklearn":
         from safetensors.numpy import load_file
