@@ -505,3 +505,22 @@ def test_models_command_names_a_plugin_without_docstring(monkeypatch, capsys):
     assert main(["models"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("_undocumented"))
     assert "(no docstring) tests.test_plugins." in line and "Undocumented" in line
+
+
+def test_benchmark_workers_import_the_plugins_of_a_config(tmp_path, monkeypatch):
+    """User test 41: a plugin named only in --train-config's plugins was imported by the main process but not by the
+    fold workers (--jobs > 1): every fold failed with "unknown model". The workers now import what the main process did."""
+    import eeg2fmri.models.base as base
+    import eeg2fmri.utils.plugins as plugins
+    from eeg2fmri.models.base import list_models
+    from eeg2fmri.workflows.benchmark import fold_executor
+
+    src = tmp_path / "cfg_only_models.py"
+    src.write_text(PLUGIN.replace("plug_linear", "plug_in_workers"))
+    monkeypatch.delenv("EEG2FMRI_PLUGINS", raising=False)
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setattr(plugins, "_named", {})
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    plugins.import_plugin(str(src), source="train config plugins")
+    with fold_executor(1) as pool:
+        assert "plug_in_workers" in pool.submit(list_models).result(timeout=120)

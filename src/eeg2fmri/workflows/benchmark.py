@@ -619,7 +619,12 @@ def fold_executor(n_jobs: int) -> Any:
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
     threads = max(1, _n_cores() // jobs)
     logger.info("benchmark: folds in %d processes of %d thread(s) each", jobs, threads)
-    return cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,))
+    from eeg2fmri.utils.plugins import named_plugins
+
+    # the plugins this process imported by name (EEG2FMRI_PLUGINS, or a --train-config's plugins: user test 41, whose
+    # workers did not know the config's model), imported again in every worker
+    plugins = [str(p["plugin"]) for p in named_plugins()]
+    return cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads, plugins))
 
 
 def _n_cores() -> int:
@@ -627,9 +632,14 @@ def _n_cores() -> int:
     return n_cores()
 
 
-def _worker_init(threads: int) -> None:
-    """A benchmark worker process: its share of the cores for torch and BLAS."""
+def _worker_init(threads: int, plugins: list[str] | None = None) -> None:
+    """A benchmark worker process: its share of the cores for torch and BLAS, and the plugins the main process imported."""
     import torch
+
+    from eeg2fmri.utils.plugins import import_plugin
+
+    for spec in plugins or ():
+        import_plugin(spec, source="benchmark worker (a plugin the main process imported)")
 
     torch.set_num_threads(threads)
     try:
