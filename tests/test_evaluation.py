@@ -688,7 +688,13 @@ def test_roi_shift_null_passes_five_percent_of_unrelated_slow_series():
 def test_per_roi_table_marks_r_at_chance_level():
     """roi_rows: an ROI's mean r not above the mean over subjects of its shifted null's 95th percentile ends in the mark,
     and the table says what the mark means."""
-    from eeg2fmri.plotting.report import ROI_NULL_MARK, ROI_NULL_NOTE, roi_at_chance, roi_rows, roi_table
+    from eeg2fmri.plotting.report import (
+        ROI_NULL_MARK,
+        ROI_NULL_NOTE,
+        roi_at_chance,
+        roi_rows,
+        roi_table,
+    )
 
     ps = {s: {"models": {"a": {"roi_r": {"1": r1, "2": 0.8}, "roi_null_p95": {"1": 0.2, "2": 0.2}}, "b": {"roi_r": {"1": 0.5, "2": 0.1}}}}
           for s, r1 in (("01", 0.1), ("02", 0.25))}

@@ -312,6 +312,27 @@ def test_registration_checks_the_calls_models_get(monkeypatch, tiny_prepared):
             def get_params(self):
                 return {}
 
+    with pytest.raises(Eeg2fmriInputError, match=r"register_model\('_sk_fit'\): expected .*SkFit.fit\(self, x, y, x_val, y_val\) .*found \(x, y\); "
+                                                 r"add x_val=None, y_val=None to its parameters"):
+        @register_model("_sk_fit")  # (user test 41: scikit-learn's fit(X, y) registered, then train crashed with a TypeError)
+        class SkFit:
+            kind = "sklearn"
+
+            def __init__(self, spec):
+                pass
+
+            def fit(self, x, y):
+                return self
+
+            def predict(self, x, subject=None):
+                return x
+
+            def state_dict(self):
+                return {}
+
+            def load_state_dict(self, state):
+                pass
+
     @register_model("_keeps_no_spec")
     class KeepsNoSpec(nn.Module):
         def __init__(self, spec, width: int = 3):

@@ -73,6 +73,14 @@ def register_model(name: str) -> Callable[[type], type]:
                                          f"y_val), predict(x, subject=None), state_dict() and load_state_dict(state) (get_params() is "
                                          f"optional); {_qualname(cls)} lacks {missing} (train saves the fitted model with state_dict, "
                                          "load_model restores it with load_state_dict).")
+            try:  # (user test 41: scikit-learn's fit(X, y) registered, then train crashed with a raw TypeError)
+                fit_params = [q for q in inspect.signature(cls.fit).parameters.values() if q.name != "self"]
+            except (TypeError, ValueError):
+                fit_params = None
+            if fit_params is not None and not any(q.kind in (q.VAR_POSITIONAL, q.VAR_KEYWORD) for q in fit_params) and len(fit_params) < 4:
+                raise Eeg2fmriInputError(f"register_model({name!r}): expected {_qualname(cls)}.fit(self, x, y, x_val, y_val) (training passes the "
+                                         f"validation windows and targets too, e.g. to choose a penalty; they may be ignored), found "
+                                         f"({', '.join(q.name for q in fit_params)}); add x_val=None, y_val=None to its parameters.")
         else:  # a torch module is called as model(x, subject=...) (user test 25: forward(self, x) crashed inside torch)
             fwd = getattr(cls, "forward", None)
             if getattr(fwd, "__name__", "") == "_forward_unimplemented":  # (torch's placeholder: nothing defined yet to check)

@@ -45,8 +45,11 @@ DEFAULT_ALPHAS = tuple(np.logspace(-2, 5, 15))
 #: signal; see :meth:`RidgeHRF.fit`).
 HRF_SELECT = ("mse", "r")
 _BASES = ("canonical", "basis", "lags")
-#: Elements (features x outputs) of the float64 coefficient product computed at once in ``fit`` (256 MB).
-_COEF_BLOCK_ELEMS = 1 << 25
+#: Elements (features x outputs) of the float64 coefficient product computed at once in ``fit`` (64 MB; user test 40:
+#: 256 MB blocks were a quarter of the whole-brain lags fit's transient memory, for no measurable speed).
+_COEF_BLOCK_ELEMS = 1 << 23
+#: Outputs whose float32 validation errors ``hrf="auto"``'s margin computes at once (windows x this many).
+_SSE_BLOCK_OUTPUTS = 8192
 #: Elements (windows x outputs) of float64 targets handled at once in ``fit`` (256 MB).
 _Y_BLOCK_ELEMS = 1 << 25
 
@@ -308,19 +311,44 @@ class RidgeHRF(BaseEstimator):
         """
         self._check_params()
         candidates = _BASES if self.hrf == "auto" else (self.hrf,)
-        fits = {h: self._fit_basis(h, x, y, x_val, y_val) for h in candidates}
+        validation = x_val is not None and y_val is not None
+        by_r = self.hrf_select == "r" and len(candidates) > 1 and validation
+        margin = self.hrf_select == "mse" and len(candidates) > 1 and validation
+        # memory (user test 40: whole-brain lags coefficients are ~0.9 GB): except for hrf_select="r", which compares
+        # every basis at the end, only the best basis so far keeps its coefficients; the margin's per-window validation
+        # errors are taken from each basis as soon as it is fitted
+        fits: dict[str, dict] = {}
+        sse: dict[str, np.ndarray] = {}
+        yv_m = np.asarray(y_val).reshape(len(x_val), -1) if margin else None  # (as given: a block at a time in float64)
+        yv_cols = yv_m.shape[1] if margin else 0
+        best: str | None = None
+        for h in candidates:
+            f = self._fit_basis(h, x, y, x_val, y_val)
+            if margin:
+                sse[h] = self._window_sse(f, h, x_val, yv_m)
+            fits[h] = f
+            if best is None or f["score"] < fits[best]["score"]:  # (strict: ties keep the earlier basis, as min() did)
+                if best is not None and not by_r:
+                    self._drop_coefficients(fits[best])
+                best = h
+            elif not by_r:
+                self._drop_coefficients(f)
+            del f
+        del yv_m
         self.hrf_scores_ = {h: f["score"] for h, f in fits.items()}
-        self.hrf_ = min(fits, key=lambda h: fits[h]["score"])
+        self.hrf_ = best
         self.hrf_r_ = None
-        if self.hrf_select == "r" and len(fits) > 1 and x_val is not None and y_val is not None:
+        if by_r:
             self.hrf_r_ = self._group_r(fits, x_val, y_val, output_groups)
             self.hrf_ = max(self.hrf_r_, key=self.hrf_r_.get)
         self.hrf_margin_ = None  # (the MSE rule's margin; hrf_select="r" reports its correlations, hrf_r_)
-        if len(fits) > 1 and x_val is not None and y_val is not None and self.hrf_select == "mse":
-            self.hrf_margin_ = self._basis_margin(fits, x_val, y_val)
+        if margin:
+            self.hrf_margin_ = self._basis_margin(fits, sse, n_out=yv_cols)
+        del sse
         for k, v in fits[self.hrf_].items():
             if k != "score":
                 setattr(self, k, v)
+        del fits  # (the other bases' coefficients: not held through a refit)
         self.n_fit_windows_ = len(x)
         self.val_residuals_ = self.val_target_check_ = None
         if self.refit and x_val is not None and y_val is not None:  # the same basis and penalties, on every window given
@@ -354,7 +382,11 @@ class RidgeHRF(BaseEstimator):
 
         def gmean_cols(a: np.ndarray) -> np.ndarray:  # (k, n_out) -> (k, n_groups): the mean over each group's outputs
             out = np.zeros((a.shape[0], n_g))
-            np.add.at(out.T, g, a.T)
+            # float64 sums, a block of outputs converted at a time (no float64 copy of whole-brain coefficients); the
+            # same additions in the same order as one np.add.at over every output
+            for b in range(0, n_out, _SSE_BLOCK_OUTPUTS):
+                c = slice(b, b + _SSE_BLOCK_OUTPUTS)
+                np.add.at(out.T, g[c], np.asarray(a[:, c], dtype=np.float64).T)
             return out / cnt
 
         yg = gmean_cols(yv)
@@ -364,7 +396,7 @@ class RidgeHRF(BaseEstimator):
             fz = (self._features(x_val, h) - f["x_mean_"]) / f["x_scale_"]
             if f.get("components_") is not None:
                 fz = fz @ np.asarray(f["components_"], dtype=np.float64).T
-            pg = fz @ gmean_cols(np.asarray(f["coef_"], dtype=np.float64))  # (the intercept is a constant per group)
+            pg = fz @ gmean_cols(f["coef_"])  # (the intercept is a constant per group)
             preds[h] = pg - pg.mean(0)
         sst = (yg ** 2).sum(0)
         ok = sst > 0
@@ -379,25 +411,63 @@ class RidgeHRF(BaseEstimator):
             out[h] = float(r.mean()) if len(keep) else float("nan")
         return out
 
-    def _basis_margin(self, fits: dict, x_val, y_val, n_blocks: int = 10) -> dict:
+    @staticmethod
+    def _drop_coefficients(fit: dict) -> None:
+        """Free a fitted basis's output-sized arrays (``coef_``, ``components_``, ``intercept_``) once it can no longer be
+        chosen; its score and penalties stay."""
+        for k in ("coef_", "components_", "intercept_"):
+            fit.pop(k, None)
+
+    def _window_sse(self, fit: dict, hrf: str, x_val: np.ndarray, yv: np.ndarray) -> np.ndarray:
+        """Squared validation error of each window summed over outputs under one basis's fit.
+
+        float32 predictions (those of :meth:`predict`) of ``_SSE_BLOCK_OUTPUTS`` outputs at a time, their errors
+        in float64: no float64 copy of the coefficients or of the targets (user test 40: the float64 copy of the
+        runner-up's whole-brain coefficients was 1.8 GB and 12 s).
+
+        Parameters
+        ----------
+        fit : dict
+            :meth:`_fit_basis`'s output for basis ``hrf``.
+        x_val : array, shape (n_val, *spec.input_shape)
+        yv : array, shape (n_val, n_outputs)
+
+        Returns
+        -------
+        sse : array, shape (n_val,), float64
+        """
+        fz = ((self._features(x_val, hrf) - fit["x_mean_"]) / fit["x_scale_"]).astype(np.float32)
+        if fit.get("components_") is not None:
+            fz = fz @ np.asarray(fit["components_"], dtype=np.float32).T
+        coef = np.asarray(fit["coef_"], dtype=np.float32)
+        icpt = np.asarray(fit["intercept_"], dtype=np.float32)
+        sse = np.zeros(len(yv))
+        for b in range(0, yv.shape[1], _SSE_BLOCK_OUTPUTS):
+            c = slice(b, b + _SSE_BLOCK_OUTPUTS)
+            p = fz @ coef[:, c]
+            p += icpt[c]  # (float32: the arithmetic of predict())
+            e = np.asarray(yv[:, c], dtype=np.float64) - p  # float64 differences: errors of two bases are compared
+            sse += np.einsum("ij,ij->i", e, e)
+        return sse
+
+    def _basis_margin(self, fits: dict, sse: dict, n_out: int, n_blocks: int = 10) -> dict:
         """How far the chosen basis's validation error is below the runner-up's, in jackknife SEs over blocks of windows.
 
         User test 18: the canonical HRF won by 0.0002 of the whole-mask validation MSE (noise, where the signal is focal)
         while FIR lags gave a late-HRF region ROI r 0.68 instead of 0.46; a margin within 2 SEs is reported as a coin flip.
+
+        Parameters
+        ----------
+        fits : dict
+            Basis -> :meth:`_fit_basis`'s output (its ``score``).
+        sse : dict
+            Basis -> :meth:`_window_sse` on the validation windows, array of shape (n_val,).
+        n_out : int
+            Outputs the errors are summed over.
         """
         order = sorted(fits, key=lambda h: fits[h]["score"])
         best, second = order[0], order[1]
-        yv = np.asarray(y_val, dtype=np.float64).reshape(len(x_val), -1)
-
-        def window_sse(h: str) -> np.ndarray:
-            f = fits[h]
-            fz = (self._features(x_val, h) - f["x_mean_"]) / f["x_scale_"]
-            if f.get("components_") is not None:
-                fz = fz @ np.asarray(f["components_"], dtype=np.float64).T
-            e = yv - (fz @ np.asarray(f["coef_"], dtype=np.float64) + f["intercept_"])
-            return (e ** 2).sum(1)
-
-        d = (window_sse(second) - window_sse(best)) / yv.shape[1]  # > 0: the best basis's per-window error is lower
+        d = (sse[second] - sse[best]) / n_out  # > 0: the best basis's per-window error is lower
         k = int(min(n_blocks, len(d)))
         blocks = np.array_split(d, k)
         loo = np.array([np.concatenate([b for j, b in enumerate(blocks) if j != i]).mean() for i in range(k)]) if k > 1 else np.array([d.mean()])
@@ -423,6 +493,10 @@ class RidgeHRF(BaseEstimator):
         """
         if not hasattr(self, "alpha_index_"):
             raise Eeg2fmriInputError("ridge_hrf: call fit() before refit_chosen() (the basis and penalties are chosen there).")
+        # the first fit's output-sized arrays are replaced: freed before the new ones are computed (memory: both
+        # at once were twice the whole-brain coefficients)
+        for k in ("coef_", "components_"):
+            self.__dict__.pop(k, None)
         again = self._fit_basis(self.hrf_, x, y, None, None, fixed=self.alpha_index_)
         for k in ("x_mean_", "x_scale_", "coef_", "intercept_", "components_"):
             if k in again:

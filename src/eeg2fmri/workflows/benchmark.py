@@ -463,18 +463,28 @@ def run_benchmark(
                                      "(one subject per fold is leave-one-subject-out: --protocol loso).")
         folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
         _warn_small_validation(ds, [f[1] for f in folds])
-    refit = None
+    refit, no_refit = None, []
     if split_options.get("val_subjects") == "next":  # the closed-form parts get the validation subject back once it has chosen
         given = {k: dict(v or {}) for k, v in (hparams or {}).items()}
         hparams = refit_hparams([*names, REFERENCE], hparams)
         refit = {nm: {k: v for k, v in hp.items() if k in ("refit", "linear_refit")} for nm, hp in hparams.items()
                  if any(k in ("refit", "linear_refit") and k not in given.get(nm, {}) for k in hp)}
         nets = [nm for nm in names if getattr(get_model_class(nm), "kind", "torch") != "sklearn"]
+        # closed-form models without a refit option (a plugin's) keep the fold's training subjects only, while the reference
+        # is refitted with the validation subject too (user test 41: a plugin's Δr biased by about -0.025): said, not hidden
+        no_refit = [nm for nm in dict.fromkeys(names) if nm not in (REFERENCE, BASELINE) and nm not in nets and not
+                    any(k in ("refit", "linear_refit") for k in hparams.get(nm, {}))]
+        if no_refit:
+            logger.warning("benchmark: %s %s closed-form without a refit option: fitted on the fold's training subjects only, while %s is "
+                           "refitted with the validation subject too (one subject more); give the model a refit hyperparameter (README: "
+                           "models of your own) for equal data", ", ".join(no_refit), "is" if len(no_refit) == 1 else "are", REFERENCE)
         if nets and len(ds.subjects) == 3:
             logger.warning("benchmark: with 3 subjects and a validation subject per LOSO fold, the networks (%s) train on one subject in "
                            "each fold (the closed-form parts are refitted on two); validation on the later spans of the training runs "
                            "(split option val_subjects: spans) trains them on two", ", ".join(nets))
     fits: dict[str, dict[str, Any]] = {nm: {"fit_seconds": 0.0, "n_params": None, "error": None} for nm in names}
+    for nm in no_refit:
+        fits[nm]["no_refit"] = True
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
     jobs = 2 if executor is not None else min(jobs, len(folds))  # with an executor: never in this process
     if extra_metrics:  # checked here; each worker imports "module:function" values itself (functions need not pickle)
@@ -796,7 +806,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         if nm in g.get("paired", {}):
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
-        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "at_epoch_limit")})
+        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "at_epoch_limit", "no_refit")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         row.update(_roi_means(results, nm))
         if results.get("_extra_metrics"):
@@ -946,7 +956,7 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
-                                "ridge_weight", "at_epoch_limit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
+                                "ridge_weight", "at_epoch_limit", "no_refit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
                                 "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null"} | {k for k, _ in _COLUMNS})
 
 
@@ -1020,6 +1030,10 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
                          "predictions are its own linear path's (a ridge on the same features as ridge_hrf, fitted and chosen "
                          "on its own, so the rows can differ); the network adds nothing on these data (see ridge_weight in "
                          "leaderboard.json)")
+        if r.get("no_refit"):
+            notes.append(f"{name}: closed-form without a refit option, fitted on each fold's training subjects only, while the reference "
+                         "is refitted with the fold's validation subject too (one subject more): its Δ is not on equal data; give the "
+                         "model a refit hyperparameter (README: models of your own)")
         limit = r.get("at_epoch_limit")
         if limit and any(limit):
             notes.append(f"{name}: training reached optimizer.max_epochs in fold(s) {[i for i, x in enumerate(limit) if x]} with its best "
