@@ -245,3 +245,42 @@ def test_best_config_header_counts_trials_that_did_not_complete():
     trials = [SimpleNamespace(state=s) for s in (st.COMPLETE, st.PRUNED, st.COMPLETE, st.FAIL, st.PRUNED)]
     assert _not_completed(trials) == "; also 2 pruned, 1 failed"
     assert _not_completed(trials[:1]) == ""
+
+
+def test_a_trial_whose_model_crashes_fails_and_the_search_goes_on(prepared_dir, tmp_path, monkeypatch, caplog):
+    """User test 41: a model that raised (not an Eeg2fmriInputError) at one setting ended the whole search with a raw
+    traceback and no trials.json; now that trial fails (its traceback in the trial's error.txt) and the others run."""
+    import numpy as np
+    from torch import nn
+
+    import eeg2fmri.models.base as base
+    from eeg2fmri.models import register_model
+    from eeg2fmri.workflows.tune import tune
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+
+    @register_model("_odd_only")
+    class OddOnly(nn.Module):
+        input_kinds = ("bandpower",)
+
+        def __init__(self, spec, hidden: int = 3):
+            super().__init__()
+            self.hidden = hidden
+            self.lin = nn.Linear(int(np.prod(spec.input_shape)), spec.n_outputs)
+
+        def forward(self, x, subject=None):
+            if self.hidden % 2 == 0:
+                raise RuntimeError(f"even hidden {self.hidden} is broken")
+            return self.lin(x.flatten(1))
+
+    cfg = {**_config(prepared_dir, tmp_path / "s"), "model": {"name": "_odd_only", "hparams": {}}, "tune": {"hidden": {"choices": [2, 3]}}}
+    with caplog.at_level("WARNING", logger="eeg2fmri"):
+        res = tune(cfg, trials=4, pruner="none")
+    rows = json.loads((tmp_path / "s" / "tune" / "trials.json").read_text())
+    bad = [r for r in rows if r["params"]["hidden"] == 2]
+    good = [r for r in rows if r["params"]["hidden"] == 3]
+    assert bad and good and len(rows) == 4
+    assert all(r["state"] == "FAIL" and r["error"] == "RuntimeError: even hidden 2 is broken" for r in bad)
+    assert all(r["state"] == "COMPLETE" for r in good) and res.best_params == {"hidden": 3}
+    assert "failed with RuntimeError: even hidden 2 is broken (traceback: " in caplog.text
+    assert "raise RuntimeError" in (tmp_path / "s" / "tune" / f"trial_{bad[0]['number']:04d}" / "error.txt").read_text()

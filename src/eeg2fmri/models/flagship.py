@@ -167,6 +167,15 @@ def leading_right_vectors(a: Any, k: int, *, block: int = 4096) -> Any:
     return vt
 
 
+#: Outputs whose float64 coefficients the linear path's folding handles at once (_fit_ridge; user test 40).
+_FOLD_BLOCK_OUTPUTS = 8192
+
+
+def _column_blocks(n: int, step: int = _FOLD_BLOCK_OUTPUTS) -> list[slice]:
+    """Slices of at most ``step`` consecutive columns covering ``range(n)``."""
+    return [slice(b, min(b + step, n)) for b in range(0, n, step)]
+
+
 def _check_fraction(p: Any, name: str) -> float:
     try:
         out = float(p)
@@ -784,31 +793,57 @@ class EEG2fMRINet(nn.Module):
             basis = informed_basis(dt, t_)[:, ::-1]
         else:
             basis = np.eye(t_)
-        def folded(r: RidgeHRF) -> tuple[np.ndarray, np.ndarray]:  # coefficients and intercept on the unscaled features
-            c = r.coef_.astype(np.float64)
-            return c / r.x_scale_[:, None], r.intercept_.astype(np.float64) - (r.x_mean_ / r.x_scale_) @ c
+        def folded(r: RidgeHRF, w: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+            """``w`` times the coefficients on the unscaled features, float32 (n_features, n_outputs), and the intercept,
+            float64 (n_outputs,): float64 arithmetic a block of outputs at a time (user test 40: two float64 copies of
+            the whole-brain coefficients were 1.2 GB), the same numbers as on the whole matrix."""
+            n_f, n_o = r.coef_.shape
+            coef = np.empty((n_f, n_o), dtype=np.float32)
+            bias = r.intercept_.astype(np.float64)
+            centre = r.x_mean_ / r.x_scale_
+            for c in _column_blocks(n_o):
+                b = r.coef_[:, c].astype(np.float64)
+                bias[c] -= centre @ b
+                b /= r.x_scale_[:, None]
+                if w != 1.0:
+                    b *= w
+                coef[:, c] = b
+            return coef, bias
 
-        def tangent_args(tridge: RidgeHRF, ks: list, v: float, coef: np.ndarray, bias: np.ndarray) -> tuple:
-            """The path's coefficients with the tangent ridge mixed in at weight ``v`` and the tangent buffers."""
+        def tangent_args(tridge: RidgeHRF, ks: list, v: float, r: RidgeHRF) -> tuple:
+            """The path's coefficients (power ridge ``r``) with the tangent ridge mixed in at weight ``v`` and the tangent buffers."""
             # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
-            # (float32 components, float64 where they are summed over features; no float64 copy of the components)
+            # (float32 components, float64 where they are summed over features; no float64 copy of the components, and
+            # float64 copies of the coefficients a block of outputs at a time)
             comp = tridge.components_  # (n_components, n_features), float32
             proj = comp.T / tridge.x_scale_[:, None].astype(np.float32)
-            t_coef = tridge.coef_.astype(np.float64)
+            t_coef = tridge.coef_  # (n_components, n_outputs), float32
             centre = tridge.x_mean_ / tridge.x_scale_
             shift = np.concatenate([comp[i : i + 256].astype(np.float64) @ centre for i in range(0, len(comp), 256)])
-            t_bias = tridge.intercept_.astype(np.float64) - shift @ t_coef
-            coef, bias = (1 - v) * coef, (1 - v) * bias + v * t_bias
             n_f, n_k = proj.shape
-            if v == 0.0:  # the band-power ridge alone (tangent_rule="guarded" kept it): no tangent path
+            n_o = t_coef.shape[1]
+            # v == 0: the band-power ridge alone (tangent_rule="guarded" kept it): no tangent path; else factored only
+            # where it is the smaller form
+            form = None if v == 0.0 else "factored" if n_k * (n_f + n_o) < n_f * n_o else "dense"
+            t_out = None if form is None else np.empty((n_k if form == "factored" else n_f, n_o), dtype=np.float32)
+            proj64 = proj.astype(np.float64) if form == "dense" else None
+            t_bias = tridge.intercept_.astype(np.float64)
+            for c in _column_blocks(n_o):
+                b = t_coef[:, c].astype(np.float64)
+                t_bias[c] -= shift @ b
+                if t_out is not None:
+                    b *= v
+                    t_out[:, c] = b if form == "factored" else proj64 @ b
+            del proj64
+            coef, bias = folded(r, 1 - v)
+            bias = (1 - v) * bias + v * t_bias
+            if form is None:
                 tan = ()
-            elif n_k * (n_f + t_coef.shape[1]) < n_f * t_coef.shape[1]:  # factored only where it is the smaller form
-                tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(v * t_coef), torch.from_numpy(proj))
+            elif form == "factored":
+                tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(t_out), torch.from_numpy(proj))
             else:
-                tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(proj.astype(np.float64) @ (v * t_coef)))
+                tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(t_out))
             return coef, bias, tan
-
-        coef, bias = folded(ridge)
 
         def mean_r(p: np.ndarray, y: np.ndarray | None = None) -> float:  # constant voxels count as r = 0
             return float(pearson_columns(p, y_va if y is None else y, constant=0.0, clip=False).mean())
@@ -859,9 +894,11 @@ class EEG2fMRINet(nn.Module):
                     rows = slice(i, i + 256)
                     p_tr[rows] = (1 - v) * ridge.predict(x_tr[kept_tr[rows]]).reshape(-1, self.spec.n_outputs)
                     p_tr[rows] += v * tridge.predict(feats(tan_tr[rows], ks)).reshape(-1, self.spec.n_outputs)
-            coef, bias, tan_args = tangent_args(tridge, ks, v, coef, bias)
+            coef, bias, tan_args = tangent_args(tridge, ks, v, ridge)
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),
                          "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": r_tan})
+        else:
+            coef, bias = folded(ridge)
         self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)
         # the blend weight: mean voxel r of the validation windows over a grid of weights
         self.ridge_weight.fill_(0.0)
@@ -886,15 +923,28 @@ class EEG2fMRINet(nn.Module):
             info.update(self._fit_output_rank(p_tr, (1 - w) * net + w * lin, y_va))
         if self.linear_refit:  # after every validation choice (after_fit runs it last): the ridges on training + validation windows
             def refit() -> dict[str, Any]:
-                ridge.refit_chosen(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]))
-                coef, bias = folded(ridge)
-                tan: tuple = ()
+                # memory: the first fit's path and the windows are dropped as soon as they are no longer needed (user
+                # test 40: a LOSO fold held both fits' coefficients and every window copy at once, 11 GB)
+                nonlocal x_tr, y_tr, x_va, y_va, tan_tr, tan_va, ty_tr, ty_va
+                for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS:
+                    self._buffers.pop(name, None)
+                n_windows = int(len(x_tr) + len(x_va))
+                xs, ys = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
+                x_tr = y_tr = x_va = y_va = None
+                ridge.refit_chosen(xs, ys)
+                del xs, ys
                 if tangent:
                     if v > 0.0:
-                        tridge.refit_chosen(np.concatenate([feats(tan_tr, ks), feats(tan_va, ks)]), np.concatenate([ty_tr, ty_va]))
-                    coef, bias, tan = tangent_args(tridge, ks, v, coef, bias)
+                        ts, tys = np.concatenate([feats(tan_tr, ks), feats(tan_va, ks)]), np.concatenate([ty_tr, ty_va])
+                        tan_tr = tan_va = ty_tr = ty_va = None
+                        tridge.refit_chosen(ts, tys)
+                        del ts, tys
+                    coef, bias, tan = tangent_args(tridge, ks, v, ridge)
+                else:
+                    coef, bias = folded(ridge)
+                    tan = ()
                 self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan)
-                return {"linear_refit_windows": int(len(x_tr) + len(x_va))}
+                return {"linear_refit_windows": n_windows}
 
             self._pending_refit = refit
         return info

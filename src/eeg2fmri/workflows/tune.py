@@ -403,6 +403,17 @@ def tune(
             trial.set_user_attr("interrupted", True)
             trial.set_user_attr("error", "interrupted (Ctrl-C); run again by the next tune")
             raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:  # noqa: BLE001  a model that fails at some settings (user test 41: one trial ended the search)
+            import traceback
+
+            what = f"{type(err).__name__}: {err}"
+            tdir.mkdir(parents=True, exist_ok=True)
+            (tdir / "error.txt").write_text("".join(traceback.format_exception(err)), encoding="utf-8")
+            trial.set_user_attr("error", what)
+            logger.warning("trial %d failed with %s (traceback: %s); the search goes on", trial.number, what, tdir / "error.txt")
+            raise Eeg2fmriInputError(f"trial {trial.number}: {what}") from err
         finally:
             logger.removeFilter(prefix)
             if not keep_checkpoints:
