@@ -1264,3 +1264,38 @@ def test_a_split_prints_its_counts(tiny_prepared):
     text = repr(sp)
     assert text.startswith("Split(protocol='within', train=") and "\n" not in text and len(text) < 300
     assert f"test={sp.n_samples('test')} windows in" in text and f"n_frames={sp.n_frames}" in text
+
+
+def test_sigterm_during_training_exits_143_and_says_how_to_resume(prepared_dir, tmp_path):
+    """User test 41: SIGTERM (a scheduler's time limit, kill) during train exited with status 0 and no word -- Lightning
+    turns it into a SystemExit without a code -- so `train && evaluate` went on. Now status 143 and the resume advice.
+    (In a subprocess: a signal sent to the test process itself would stop pytest if a handler were missing.)"""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import os, signal
+        import pytorch_lightning as pl
+        from eeg2fmri.datasets import load_prepared
+        from eeg2fmri.datasets.targets import make_split
+        from eeg2fmri.training.trainer import fit_torch
+        import tests.test_training as tt
+
+        class Term(pl.Callback):
+            def on_train_epoch_end(self, trainer, module):
+                if trainer.current_epoch == 1:
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        ds = load_prepared({str(prepared_dir)!r})
+        fit_torch(ds, make_split(ds, "within"), tt.MODEL, {{"hidden": 4}}, out_dir={str(tmp_path / "run")!r}, progress_bar=False,
+                  train_config={{"optimizer": {{"max_epochs": 6, "batch_size": 8, "patience": None}}, "trainer": {{"accelerator": "cpu"}}}},
+                  callbacks=[Term()])
+        print("finished")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=str(Path(__file__).parents[1]))
+    assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
+    assert "finished" not in done.stdout
+    assert f"training terminated by SIGTERM at epoch 2; the last completed epoch's checkpoint is kept in {tmp_path / 'run'}: run the same " \
+           "command with --resume (Python: resume=True)" in done.stderr
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -378,6 +379,25 @@ class _FloorStop(pl.Callback):
             trainer.should_stop = True
 
 
+#: Exit status of a training run terminated by SIGTERM (128 + 15, what the shell reports for a process killed by it).
+SIGTERM_STATUS = 143
+
+
+def _fit_or_exit(trainer: Any, lit: Any, dm: Any, *, out: Path | None = None, **fit_kwargs: Any) -> None:
+    """``trainer.fit``; a SIGTERM (a job scheduler's time limit, ``kill``) ends the process with status 143 and says how to
+    go on. Lightning turns it into a ``SystemExit`` without a code, which exited with status 0 and no word (user test 41:
+    a ``train && evaluate`` pipeline or a SLURM record took it for a success)."""
+    try:
+        trainer.fit(lit, datamodule=dm, **fit_kwargs)
+    except SystemExit as err:
+        if type(err).__name__ != "SIGTERMException":
+            raise
+        where = (f"the last completed epoch's checkpoint is kept in {out}: run the same command with --resume (Python: resume=True)"
+                 if out is not None else "nothing was saved")
+        print(f"eeg2fmri: training terminated by SIGTERM at epoch {trainer.current_epoch}; {where}", file=sys.stderr)
+        raise SystemExit(SIGTERM_STATUS) from err
+
+
 def _fused_ok(params: list[torch.Tensor], precision: str | None, gradient_clip: float | None = None) -> bool:
     """Whether Adam/AdamW can take its fused single-kernel step for ``params``.
 
@@ -624,7 +644,7 @@ def _refit(model: torch.nn.Module, ds: PreparedDataset, split: Split, targets: d
             enable_progress_bar=progress_bar, enable_model_summary=False, log_every_n_steps=min(50, n_batches), limit_val_batches=0,
             num_sanity_val_steps=0, use_distributed_sampler=False, benchmark=False if deterministic else None, enable_checkpointing=False,
         )
-        trainer.fit(lit, datamodule=dm)
+        _fit_or_exit(trainer, lit, dm)
     fresh = fresh.cpu()
     state = fresh.state_dict()
     keep = set(getattr(model, "after_fit_state", ()))  # what after_fit chose on the validation windows stays
@@ -823,7 +843,7 @@ def fit_torch(
                 log_every_n_steps=min(50, n_batches), num_sanity_val_steps=1, default_root_dir=str(out), use_distributed_sampler=False,
                 benchmark=False if deterministic else None, enable_checkpointing=not in_memory,
             )
-            trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
+            _fit_or_exit(trainer, lit, dm, out=None if in_memory else out, ckpt_path=str(last) if resume else None, weights_only=True)
         dt = time.perf_counter() - t0 + lit.seconds_before  # a resumed fit counts the interrupted run's training time too
         rank = trainer.global_rank
         best_path = Path(ckpt.best_model_path) if not in_memory and ckpt.best_model_path else last
