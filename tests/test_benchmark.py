@@ -142,6 +142,10 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     assert board["seed"] == 0 and board["jobs"] == 1 and board["software"]["eeg2fmri"] == __version__  # what reproduces it
     # the bootstrap seed is named as such; closed-form models train with no seed; the device actually used (user test 25)
     assert board["boot_seed"] == 0 and board["train_seeds"] == {} and board["device_used"] in ("cpu", "cuda")
+    # every hyperparameter each model was built with (user test 41: none was recorded)
+    from eeg2fmri.models.base import effective_hparams
+
+    assert board["groups"][0]["model_hparams"] == {"ridge_hrf": effective_hparams("ridge_hrf"), "mean": {}}
     assert (out / "leaderboard.md").read_text().startswith("# eeg2fmri benchmark:")
     assert json.loads((out / "metrics.json").read_text())["protocol"] == "loso"
     assert main(["benchmark", str(prep), "--protocol", "loso", "--out", str(out), "-q"]) == 2
