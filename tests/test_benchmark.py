@@ -146,6 +146,9 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     from eeg2fmri.models.base import effective_hparams
 
     assert board["groups"][0]["model_hparams"] == {"ridge_hrf": effective_hparams("ridge_hrf"), "mean": {}}
+    from eeg2fmri.datasets.prepared import data_fingerprint
+
+    assert board["groups"][0]["data_fingerprint"] == data_fingerprint(tiny_prepared) and len(board["groups"][0]["data_fingerprint"]) == 64
     assert (out / "leaderboard.md").read_text().startswith("# eeg2fmri benchmark:")
     assert json.loads((out / "metrics.json").read_text())["protocol"] == "loso"
     assert main(["benchmark", str(prep), "--protocol", "loso", "--out", str(out), "-q"]) == 2

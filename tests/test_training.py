@@ -472,6 +472,9 @@ def test_train_command_saves_loadable_model(prepared_dir, tmp_path, capsys):
     from eeg2fmri.utils.provenance import software, software_line
 
     assert metrics["software"] == software() == json.loads((out / "model" / "model.json").read_text())["software"]
+    from eeg2fmri.datasets.prepared import data_fingerprint
+
+    assert metrics["data_fingerprint"] == data_fingerprint(load_prepared(prepared_dir)) is not None  # (user test 41)
     assert (out / "config.yaml").read_text().startswith(f"# written by {software_line()}")
     assert software_line() in (out / "model" / "MODEL_CARD.md").read_text()
     assert {p.name for p in (out / "model").iterdir()} == {"model.json", "weights.safetensors", "mask.nii.gz", "MODEL_CARD.md", "train_config.json",
@@ -1299,3 +1302,29 @@ def test_sigterm_during_training_exits_143_and_says_how_to_resume(prepared_dir, 
     assert f"training terminated by SIGTERM at epoch 2; the last completed epoch's checkpoint is kept in {tmp_path / 'run'}: run the same " \
            "command with --resume (Python: resume=True)" in done.stderr
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_rerun_warns_when_the_prepared_data_changed(tiny_prepared, tmp_path, caplog):
+    """User test 41: a prepared folder re-made in place from changed inputs gave a re-run of the recorded config another
+    test error in silence. metrics.json records a data fingerprint (the runs, their inputs' checksums, the prepare
+    options); a re-run beside a finished run whose fingerprint differs is warned."""
+    import copy
+    import logging
+
+    from eeg2fmri.datasets.prepared import data_fingerprint
+    from eeg2fmri.workflows.train import changed_data
+
+    fp = data_fingerprint(tiny_prepared)
+    assert fp is not None and len(fp) == 64 and fp == data_fingerprint(copy.deepcopy(tiny_prepared))
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"data_fingerprint": fp}))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        assert changed_data(metrics, tiny_prepared) is False
+    assert "prepared data differ" not in caplog.text
+    changed = copy.deepcopy(tiny_prepared)
+    key = changed.runs[0].key
+    changed.provenance["inputs"][key]["bold_sha1"] = "0" * 40  # one BOLD file changed since
+    assert data_fingerprint(changed) != fp
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        assert changed_data(metrics, changed) is True
+    assert f"the prepared data differ from those the run in {tmp_path} was trained on (data fingerprint {fp[:12]}..." in caplog.text

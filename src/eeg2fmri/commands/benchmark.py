@@ -430,7 +430,7 @@ def run(args) -> int:
                "subjects": bench["subjects"], "fits": {f"{m} ({g['representation']})" if len(benches) > 1 else m: f for g, b in benches for m, f in b["fits"].items()},
                "groups": [{"representation": g["representation"], "models": g["models"], "train_config": g["train_config"],
                            "model_train_configs": g.get("model_train_configs") or {},
-                           "model_hparams": b.get("model_hparams") or {},
+                           "model_hparams": b.get("model_hparams") or {}, "data_fingerprint": b.get("data_fingerprint"),
                            **({"refit": b["refit"]} if b.get("refit") else {}),
                            **({"loso_validation": b["loso_validation"]} if b.get("loso_validation") else {})} for g, b in benches],
                "leaderboard": rows, "cross_dataset": bench["cross_dataset"], "timings": timings,

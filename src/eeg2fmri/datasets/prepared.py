@@ -357,6 +357,23 @@ class PreparedDataset:
         return Path(out)
 
 
+def data_fingerprint(ds: PreparedDataset) -> str | None:
+    """A sha256 of what a prepared dataset was made from: its runs, their input files' checksums (manifest) and the prepare
+    options -- equal for the same inputs prepared again the same way, different when an input file or an option changed
+    (user test 41: a folder re-prepared in place from changed files gave another test error in silence). ``None`` for a
+    dataset without recorded inputs (built in memory)."""
+    import hashlib
+
+    prov = ds.provenance if isinstance(ds.provenance, dict) else {}
+    inputs = prov.get("inputs")
+    if not isinstance(inputs, dict) or not inputs:
+        return None
+    keys = [r.key for r in ds.runs]
+    doc = {"runs": keys, "inputs": {k: [inputs.get(k, {}).get("eeg_sha1"), inputs.get(k, {}).get("bold_sha1"), inputs.get(k, {}).get("volumes")]
+                                    for k in keys}, "prepare": ds.config.to_dict() if ds.config is not None else None}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def recorded_input(ds: PreparedDataset, key: str, kind: str) -> Path | None:
     """The input file (``kind`` ``"eeg"`` or ``"bold"``) the manifest records for run ``key``, as a usable path.
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PreparedDataset, select_subjects
+from eeg2fmri.datasets.prepared import PreparedDataset, data_fingerprint, select_subjects
 from eeg2fmri.datasets.targets import make_split, split_targets
 from eeg2fmri.evaluation.protocol import (
     BASELINE,
@@ -550,7 +550,8 @@ def run_benchmark(
     used = {nm: {k: v for k, v in effective_hparams(nm, (hparams or {}).get(nm)).items() if k != "spec"}
             for nm in dict.fromkeys([*names, REFERENCE, BASELINE])}
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
-            "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, "model_hparams": used, **({"refit": refit} if refit else {}),
+            "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, "model_hparams": used,
+            "data_fingerprint": data_fingerprint(ds), **({"refit": refit} if refit else {}),
             **({"loso_validation": (f"each fold's next subject, held out whole (refitted on training + validation windows with the "
                                     f"choices made there: {_refit_names(refit)}; {networks})"
                                     if split_options.get("val_subjects") == "next" else "the later span of every training run")}

@@ -33,6 +33,7 @@ import torch
 from eeg2fmri.datasets.prepared import (
     PrepareConfig,
     PreparedDataset,
+    data_fingerprint,
     load_prepared,
     model_prepare_config,
     select_subjects,
@@ -145,6 +146,24 @@ def changed_plugins(metrics_path: Path) -> list[str]:
                            "run uses the current code, so its results may differ", rec["plugin"], cur.get("file"), metrics_path.parent,
                            rec["sha256"][:12], cur["sha256"][:12])
     return out
+
+
+def changed_data(metrics_path: Path, ds: PreparedDataset) -> bool:
+    """Warn when a finished run beside the config (its ``metrics.json``) was trained on other data than ``ds`` (another
+    :func:`~eeg2fmri.datasets.prepared.data_fingerprint`: an input file or a prepare option changed since), as
+    :func:`changed_plugins` does for code. Returns whether it differs."""
+    if not metrics_path.is_file():
+        return False
+    try:
+        recorded = json.loads(metrics_path.read_text(encoding="utf-8")).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return False
+    now = data_fingerprint(ds)
+    if not recorded or not now or recorded == now:
+        return False
+    logger.warning("the prepared data differ from those the run in %s was trained on (data fingerprint %s..., now %s...: an input file or a "
+                   "prepare option changed since): this run's results may differ", metrics_path.parent, recorded[:12], now[:12])
+    return True
 
 
 def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = True) -> tuple[PreparedDataset, Split]:
@@ -450,6 +469,8 @@ def train(
             return TrainRun(out_path, None, done)
     # DDP workers (ranks > 0) re-run this command with the same arguments; only rank 0 touches the folder
     ds, split = data if data is not None else load_data(cfg, out_path, progress_bar=progress_bar and rank0)
+    if isinstance(config, (str, os.PathLike)) and rank0:
+        changed_data(Path(config).absolute().parent / METRICS_NAME, ds)
     cls = get_model_class(name)
     is_torch = getattr(cls, "kind", "torch") != "sklearn"
     kinds = tuple(getattr(cls, "input_kinds", None) or ())
@@ -547,6 +568,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
                        gradient_artifacts=training_artifact_summary(ds))
     _save_calibration(fitted.model, ds, split, targets, out / "model", in_sample)
     metrics["software"] = software()
+    metrics["data_fingerprint"] = data_fingerprint(ds)
     with atomic_file(out / METRICS_NAME, overwrite=True) as tmp:
         tmp.write_text(json.dumps(to_jsonable(final_paths(metrics), finite=True), indent=1, default=float), encoding="utf-8")  # strict JSON: NaN -> null
     logger.info("wrote %s (model/, metrics.json)", out)
