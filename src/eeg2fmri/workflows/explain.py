@@ -48,7 +48,7 @@ def atlas_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None)
 
 
 def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_source: str, overwrite: bool = False,
-                      extra: dict | None = None) -> Path:
+                      extra: dict | None = None, say_written: bool = True) -> Path:
     """Write ``explain.json``, ``explain.tsv`` and the figures of an :func:`~eeg2fmri.evaluation.explain.explain` result atomically.
 
     Figures: ``channels_topomap.png`` (channel importance per method, MNE
@@ -139,7 +139,8 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
         doc["target_indices"] = np.asarray(res["target_indices"]).tolist()
         doc.update(montage=montage_source, figures=figs, figures_skipped=skipped, **(extra or {}))
         (tmp / "explain.json").write_text(json.dumps(final_paths(to_jsonable(doc, finite=True)), indent=1, allow_nan=False), encoding="utf-8")
-    logger.info("wrote %s (explain.json, explain.tsv, %d figures)", out, len(figs))
+    if say_written:  # (not for a folder inside another command's temporary output: user test 40 saw a path that was gone)
+        logger.info("wrote %s (explain.json, explain.tsv, %d figures)", out, len(figs))
     return out
 
 

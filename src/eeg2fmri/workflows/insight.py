@@ -65,7 +65,7 @@ def write_insight(model: Any, ds: PreparedDataset, split: Split, out: Path, *, w
         if res.get("insight") is None:
             return []
         montage, source = dataset_montage(ds, list(res["channels"]))
-        write_explanation(res, Path(out), montage=montage, montage_source=source)
+        write_explanation(res, Path(out), montage=montage, montage_source=source, say_written=False)
     except (Eeg2fmriInputError, ValueError, RuntimeError) as err:  # e.g. channels without positions in any montage
         logger.info("insight figures skipped: %s", err)
         return []
