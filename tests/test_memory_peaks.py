@@ -163,7 +163,7 @@ def test_linear_refit_folds_the_coefficients_without_float64_copies(spec):
         float64_way = 2 * c64.nbytes
     np.testing.assert_allclose(model.ridge_coef.numpy(), (1 - v) * c64, rtol=1e-5, atol=1e-6 * np.abs(c64).max())
     np.testing.assert_allclose(model.ridge_bias.numpy(), b64, rtol=1e-5, atol=1e-6 * np.abs(b64).max())
-    bound = out_bytes + block + (1 << 20)
+    bound = out_bytes + block + (4 << 20)
     assert float64_way > bound  # the float64 folding crosses the bound: the test can fail
     assert state["peak"] < bound, f"folding peak {state['peak'] / 2**20:.1f} MiB >= {bound / 2**20:.1f} MiB"
     model.eval()

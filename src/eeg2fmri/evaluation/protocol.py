@@ -1024,10 +1024,16 @@ def evaluate_models(
     if not models:
         raise Eeg2fmriInputError("evaluate: expected at least one model to score, got none.")
     ref_status: dict[str, Any] = {"name": REFERENCE, "available": True, "fitted_here": False}
+    to_fit = [nm for nm, have, given in ((REFERENCE, REFERENCE in models, reference), (BASELINE, BASELINE in models, baseline))
+              if fit_missing and not have and given is None]
+    if to_fit:  # (user test 40: the reference's fit took minutes on a whole-brain grid with nothing on screen)
+        logger.info("evaluate: fitting %s on the training windows (compared with every model)", " and ".join(to_fit))
+    fitted_here = {nm: _fit_reference(ds, split, targets, nm)
+                   for nm in progress(to_fit, desc=f"fit {' and '.join(to_fit)} on the training windows", enabled=progress_bar)}
     if REFERENCE in models:
         reference = models[REFERENCE]
-    elif reference is None and fit_missing:
-        reference, reason = _fit_reference(ds, split, targets, REFERENCE)
+    elif REFERENCE in fitted_here:
+        reference, reason = fitted_here[REFERENCE]
         ref_status["fitted_here"] = reference is not None
         if reason:
             ref_status.update(available=False, reason=reason)
@@ -1037,8 +1043,8 @@ def evaluate_models(
         ref_status.update(available=False, reason="not requested (fit_missing=False)")
     if BASELINE in models:
         baseline = models.pop(BASELINE)
-    elif baseline is None and fit_missing:
-        baseline, _ = _fit_reference(ds, split, targets, BASELINE)
+    elif BASELINE in fitted_here:
+        baseline = fitted_here[BASELINE][0]
     names = list(models)
     if reference is not None and REFERENCE not in models:
         models[REFERENCE] = reference

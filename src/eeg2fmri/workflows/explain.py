@@ -56,7 +56,8 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
     direction), ``lags.png``; for the flagship
     ``patterns_topomap.png`` (Haufe patterns, member 0, the strongest sources
     per band) and ``hrfs.png``; for BEIRA ``patterns_topomap.png``; for calhas2022
-    ``attention_graph.png`` (its topographical attention, mean over the test windows).
+    ``attention_graph.png`` (its topographical attention, mean over the test windows). ``say_written=False`` leaves out
+    the "wrote" log line (a folder inside another command's temporary output).
     """
     from eeg2fmri.plotting.explain import (
         NoChannelPositions,
