@@ -161,3 +161,20 @@ def test_a_run_too_short_to_split_is_named_with_the_ways_on(tiny_prepared):
                                                  r"\d+ volumes .*Or validate on a held-out subject instead \(val_subjects: next, with >= 3 "
                                                  r"subjects\), leave the subject out \(data.subjects\)"):
         make_split(tiny_prepared, "loso", gap=len(run.onsets))
+
+
+def test_mean_fit_refuses_mismatched_rows_and_torch_predictor_clones():
+    """User test 41: mean.fit(x, y[:-3]) was accepted in silence; TorchPredictor.get_params() lacked scikit-learn's deep
+    argument (scikit-learn's helpers call get_params(deep=...))."""
+    from torch import nn
+
+    from eeg2fmri.models import DataSpec, build_model
+    from eeg2fmri.models.predictor import TorchPredictor
+
+    spec = DataSpec(input_kind="bandpower", input_shape=(3, 2, 4), output_shape=(5,), sfreq=250.0, tr=2.0)
+    x, y = np.zeros((7, 3, 2, 4), np.float32), np.zeros((7, 5), np.float32)
+    with pytest.raises(Eeg2fmriInputError, match=r"mean.fit: expected as many targets as windows, got 7 windows and 4 targets"):
+        build_model("mean", spec).fit(x, y[:4])
+    pred = TorchPredictor(nn.Linear(24, 5), spec, {"width": 3})
+    assert pred.get_params(deep=False) == pred.get_params() == {"width": 3}
+    assert pred.get_params(deep=True) == {"width": 3}

@@ -37,6 +37,9 @@ class MeanBaseline(BaseEstimator):
         self.spec = spec
 
     def fit(self, x: np.ndarray, y: np.ndarray, subjects: np.ndarray | None = None, **_: Any) -> MeanBaseline:
+        if len(x) != len(y):  # (user test 41: accepted in silence)
+            raise Eeg2fmriInputError(f"mean.fit: expected as many targets as windows, got {len(x)} windows and {len(y)} targets; pass the "
+                                     "targets of the same windows.")
         y = np.asarray(y, dtype=np.float64).reshape((len(y),) + tuple(self.spec.output_shape))
         subjects = np.zeros(len(y), dtype=int) if subjects is None else np.asarray(subjects)
         self.means_ = {s: y[subjects == s].mean(0).astype(np.float32) for s in np.unique(subjects)}

@@ -108,8 +108,9 @@ class TorchPredictor:
         """The wrapped model's registry name (how evaluations label it), ``None`` for an unregistered module."""
         return getattr(self.module, "registry_name", None)
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters of the wrapped model."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyperparameters of the wrapped model (scikit-learn's signature; ``deep`` changes nothing: the module is not an
+        estimator)."""
         return dict(self.hparams)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
