@@ -1015,6 +1015,13 @@ def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_pr
     assert card_split["train_subjects"] == card_split["val_subjects"] == card_split["test_subjects"] == list(tiny_prepared.subjects)
     assert json.loads((short / "model.json").read_text())["window"] == loaded.meta["window"]
     np.testing.assert_allclose(load_model(short).predict(x), loaded.predict(x), rtol=1e-6)
+    # evaluate takes the folder with its recorded within split (user test 42: the card's test subjects were passed as a
+    # split option that protocol within refuses, so no quickstart or save_fit folder could be evaluated)
+    from eeg2fmri.cli import main
+
+    prep = tiny_prepared.save(tmp_path / "prep")
+    assert main(["evaluate", "--model", str(short), "--data", str(prep), "--out", str(tmp_path / "ev"), "-q", "--n-boot", "0", "--no-report"]) == 0
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocol"] == "within"
     import dataclasses
 
     bare = dataclasses.replace(fitted, dataset=None, split=None)  # a result made by hand

@@ -136,7 +136,9 @@ def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path |
     elif isinstance(card.get("split"), dict) and card["split"].get("protocol"):
         cs = card["split"]
         split = {"protocol": cs["protocol"]}
-        if cs.get("test_subjects"):
+        # (the card lists the test subjects of every protocol; only the subject-wise ones take them as an option -- user
+        # test 42: a within model folder of quickstart/save_fit could not be evaluated at all)
+        if cs.get("test_subjects") and cs["protocol"] in ("loso", "subjects"):
             split["test_subjects"] = list(cs["test_subjects"])
         if cs.get("gap_volumes") is not None:
             split["gap"] = int(cs["gap_volumes"])
