@@ -40,8 +40,8 @@ def add_arguments(p) -> None:
     p.add_argument("--hemodynamics", choices=["gamma", "balloon"], help=f"HRF model (default: {d['hemodynamics']})")
     p.add_argument("--eeg-format", choices=["BrainVision", "EDF", "EEGLAB"], help=f"EEG file format (default: {d['eeg_format']})")
     p.add_argument("--no-artifacts", action="store_true", help="no blinks, ECG or line noise")
-    p.add_argument("--config", help="JSON/YAML/TOML file of SimulationConfig fields (options given on the command line win; the others "
-                   "take the file's values, then the defaults)")
+    p.add_argument("--config", help="JSON/YAML/TOML file of SimulationConfig fields, or the JSON itself (options given on the command "
+                   "line win; the others take the file's values, then the defaults)")
     p.add_argument("--generator", choices=["envelope", "neural_mass"], default="envelope",
                    help="generative model: 'envelope' (prescribed band envelopes following a latent drive; default) or "
                    "'neural_mass' (Jansen-Rit columns on a connectome, Balloon-Windkessel BOLD; --config then takes "
