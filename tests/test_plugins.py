@@ -389,6 +389,7 @@ def test_a_plugin_file_is_recorded_where_results_and_models_need_it(tmp_path, mo
     # user test 41: model.json kept only the given hyperparameters, so a default changed in the plugin's code since
     # rebuilt another model silently; now every value is saved, a changed default is warned and the saved one used
     assert meta["hparams_effective"] == {"rank": 4} and meta["model_source"]["file"] == str(src)
+    assert "## hyperparameters (as built, defaults included)\n```\n{\n \"rank\": 4\n}" in (model / "MODEL_CARD.md").read_text()
     src.write_text(PLUGIN.replace("plug_linear", "plug_recorded").replace("rank: int = 4", "rank: int = 6"))
     code = f"from eeg2fmri.models import load_model; print(load_model({str(model)!r}).model.enc.out_features)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True, text=True)

@@ -169,6 +169,8 @@ def _card_text(meta: dict) -> str:
              f"- EEG channels ({len(meta['spec']['ch_names'])}): {', '.join(meta['spec']['ch_names'])}",
              f"- EEG sampling rate at training: {meta['spec']['sfreq']} Hz; TR {meta['spec']['tr']} s",
              f"- preprocessing: {json.dumps(meta['prepare'])}", "", "## Output", f"- grid {meta['grid_shape']}, {meta['spec']['output_shape'][0] if len(meta['spec']['output_shape']) == 1 else meta['spec']['output_shape']} outputs", ""]
+    if meta.get("hparams_effective"):  # every value as built, defaults included (user test 41: only the given ones were shown)
+        lines += ["## hyperparameters (as built, defaults included)", "```", json.dumps(meta["hparams_effective"], indent=1, default=float), "```", ""]
     for k, v in card.items():
         lines += [f"## {k}", "```", json.dumps(to_jsonable(v), indent=1, default=float), "```", ""]
     return "\n".join(lines)
