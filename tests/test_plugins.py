@@ -546,3 +546,30 @@ def test_benchmark_workers_import_the_plugins_of_a_config(tmp_path, monkeypatch)
     plugins.import_plugin(str(src), source="train config plugins")
     with fold_executor(1) as pool:
         assert "plug_in_workers" in pool.submit(list_models).result(timeout=120)
+
+
+def test_a_model_of_a_working_directory_plugin_loads_from_another_folder(tmp_path):
+    """User test 41: a plugin module found in the working directory (mylab.models) was recorded by name only, so its saved
+    model did not load from another folder; model.json now records the module's file (model_source), imported when the
+    module name is not importable."""
+    (tmp_path / "mylab").mkdir()
+    (tmp_path / "mylab" / "__init__.py").write_text("")
+    (tmp_path / "mylab" / "models.py").write_text(PLUGIN)
+    env = {**os.environ, "EEG2FMRI_PLUGINS": "mylab.models"}
+    env.pop("PYTHONPATH", None)
+    save = textwrap.dedent(f"""
+        import numpy as np
+        from eeg2fmri.models import DataSpec, build_model, save_model
+        spec = DataSpec(input_kind="bandpower", input_shape=(3, 2, 4), output_shape=(5,), sfreq=250.0, tr=2.0)
+        save_model(build_model("plug_linear", spec), {str(tmp_path / 'm')!r}, spec=spec, name="plug_linear", hparams={{}},
+                   mask=np.ones((5, 1, 1), bool), affine=np.eye(4), window={{"n_frames": 4, "lag": 0}}, prepare={{}})
+    """)
+    done = subprocess.run([sys.executable, "-P", "-c", save], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    env.pop("EEG2FMRI_PLUGINS")
+    load = f"from eeg2fmri.models import load_model; print(type(load_model({str(tmp_path / 'm')!r}).model).__name__)"
+    done = subprocess.run([sys.executable, "-P", "-c", load], cwd=other, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "PlugLinear"

@@ -196,7 +196,20 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
 
         if meta["model"] not in _REGISTRY:
             import_plugin(meta["plugin_file"], source=f"{path} (plugin_file)")
-    get_model_class(meta["model"], module=meta.get("module"))  # a model of your own: its module, recorded at saving, is imported
+    src = meta.get("model_source") if isinstance(meta.get("model_source"), dict) else {}
+    try:
+        get_model_class(meta["model"], module=meta.get("module"))  # a model of your own: its module, recorded at saving, is imported
+    except Eeg2fmriInputError:
+        # its module is not importable here (found in the working directory at training: user test 41), but its file is
+        # recorded: imported from there
+        if not (meta.get("module") and src.get("file") and Path(src["file"]).is_file()):
+            raise
+        from eeg2fmri.models.base import _REGISTRY
+        from eeg2fmri.utils.plugins import import_plugin
+
+        if meta["model"] not in _REGISTRY:
+            import_plugin(src["file"], source=f"{path} (model_source)")
+        get_model_class(meta["model"])
     with torch.random.fork_rng(devices=[]):  # building initialises weights from the global generator: leave the caller's as it was
         model = build_model(meta["model"], spec, **_saved_hparams(meta, path))
     wpath = path / "weights.safetensors"
