@@ -26,6 +26,7 @@ as scikit-learn's ``RidgeCV(alpha_per_target=True)``).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from sklearn.base import BaseEstimator
 
 from eeg2fmri.datasets.spec import DataSpec
 from eeg2fmri.models.base import register_model, target_fingerprint
+from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["RidgeHRF", "informed_basis"]
@@ -323,7 +325,11 @@ class RidgeHRF(BaseEstimator):
         yv_cols = yv_m.shape[1] if margin else 0
         best: str | None = None
         for h in candidates:
+            t_basis = time.perf_counter()
             f = self._fit_basis(h, x, y, x_val, y_val)
+            # (user test 40: a whole-brain fit ran 96 s with no word; -v says where it is)
+            logger.info("ridge_hrf: basis %r fitted in %.1f s (%d window(s) x %d output(s)); its score %s", h, time.perf_counter() - t_basis,
+                        len(x), int(np.prod(np.shape(y)[1:])), f.get("score"))
             if margin:
                 sse[h] = self._window_sse(f, h, x_val, yv_m)
             fits[h] = f

@@ -43,7 +43,7 @@ from eeg2fmri.training.fit import check_input_kind
 from eeg2fmri.training.losses import WeightedLoss
 from eeg2fmri.training.predictor import TorchPredictor
 from eeg2fmri.training.result import FitResult
-from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.logs import logger, progress
 from eeg2fmri.utils.rng import preserve_global_rng
 from eeg2fmri.utils.stats import pearson_from_sums
 from eeg2fmri.utils.validation import Eeg2fmriInputError
@@ -891,7 +891,12 @@ def fit_torch(
                 n_tr = len(train_ds)
                 kw["train_batches"] = (train_ds.get_batch(np.arange(b0, min(b0 + bs, n_tr))) for b0 in range(0, n_tr, bs))
             t_after = time.perf_counter()
-            info.update(model.after_fit(val_batches, **kw) or {})
+            info["epoch_seconds"] = round(dt, 3)
+            logger.info("%s: %d epoch(s) trained in %.1f s; its post-training steps on the training and validation windows follow", name,
+                        info["epochs"], dt)
+            # (user test 40: these steps took 113 s on a whole-brain grid with nothing on screen; one step shown while they run)
+            for _ in progress([0], desc=f"{name}: post-training steps", enabled=bool(progress_bar) and trainer.is_global_zero):
+                info.update(model.after_fit(val_batches, **kw) or {})
             info["after_fit_seconds"] = time.perf_counter() - t_after
             dt += info["after_fit_seconds"]  # part of fitting the model (eeg2fmri_net: its linear path, output gain and rank)
         if hasattr(model, "network_used") and not model.network_used():
@@ -925,6 +930,7 @@ def fit_torch(
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     model.eval()
-    logger.info("trained %s for %d epoch(s) in %.1f s; best %s %.4g at epoch %s", name, info["epochs"], dt, monitor,
-                info.get("best_score") if info.get("best_score") is not None else math.nan, info.get("best_epoch"))
+    logger.info("trained %s for %d epoch(s) in %.1f s%s; best %s %.4g at epoch %s", name, info["epochs"], dt,
+                f" ({info['epoch_seconds']:.1f} s of epochs, {info['after_fit_seconds']:.1f} s of post-training steps)" if "after_fit_seconds" in info
+                else "", monitor, info.get("best_score") if info.get("best_score") is not None else math.nan, info.get("best_epoch"))
     return FitResult(TorchPredictor(model, spec, hparams, batch_size=tcfg["predict_batch_size"]), spec, name, hparams, dt, info)
