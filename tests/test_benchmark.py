@@ -811,34 +811,35 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
     from eeg2fmri.models import register_model
     from eeg2fmri.workflows.benchmark import format_leaderboard
 
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    with monkeypatch.context() as mp:  # (the registry is restored before the test goes on: a model imported later registers for good)
+        mp.setattr(base, "_REGISTRY", dict(base._REGISTRY))
 
-    @register_model("_cf_no_refit")
-    class CfNoRefit:
-        kind = "sklearn"
+        @register_model("_cf_no_refit")
+        class CfNoRefit:
+            kind = "sklearn"
 
-        def __init__(self, spec):
-            self.spec = spec
+            def __init__(self, spec):
+                self.spec = spec
 
-        def fit(self, x, y, x_val=None, y_val=None):
-            self.mean_ = np.asarray(y, np.float32).mean(0)
-            return self
+            def fit(self, x, y, x_val=None, y_val=None):
+                self.mean_ = np.asarray(y, np.float32).mean(0)
+                return self
 
-        def predict(self, x, subject=None):
-            return np.tile(self.mean_, (len(x), 1)) + 1e-3 * np.asarray(x, np.float32).reshape(len(x), -1)[:, :1]
+            def predict(self, x, subject=None):
+                return np.tile(self.mean_, (len(x), 1)) + 1e-3 * np.asarray(x, np.float32).reshape(len(x), -1)[:, :1]
 
-        def state_dict(self):
-            return {"mean_": self.mean_}
+            def state_dict(self):
+                return {"mean_": self.mean_}
 
-        def load_state_dict(self, state):
-            self.mean_ = state["mean_"]
+            def load_state_dict(self, state):
+                self.mean_ = state["mean_"]
 
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="eeg2fmri"):
-        cf = run_benchmark(ds, "loso", ["_cf_no_refit"], n_boot=0)
-    assert ("benchmark: _cf_no_refit is closed-form without a refit option: fitted on the fold's training subjects only, while ridge_hrf "
-            "is refitted with the validation subject too") in caplog.text
-    assert "_cf_no_refit: closed-form without a refit option, fitted on each fold's training subjects only" in format_leaderboard(cf["leaderboard"])
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="eeg2fmri"):
+            cf = run_benchmark(ds, "loso", ["_cf_no_refit"], n_boot=0)
+        assert ("benchmark: _cf_no_refit is closed-form without a refit option: fitted on the fold's training subjects only, while ridge_hrf "
+                "is refitted with the validation subject too") in caplog.text
+        assert "_cf_no_refit: closed-form without a refit option, fitted on each fold's training subjects only" in format_leaderboard(cf["leaderboard"])
     assert not any(row.get("no_refit") for row in auto["leaderboard"])
     # a tiny validation set (here: every fold, by raising the floor) is warned about, naming the fold, and its conformal
     # intervals stay out of the averages (user test 10: 3 validation windows gave a coverage of 0.17 at 50 %)

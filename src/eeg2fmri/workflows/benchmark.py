@@ -780,6 +780,9 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
 
     part = evaluate_models(eval_ds, eval_split, eval_targets, fitted, fit_missing=False, atlas=atlas, n_boot=n_boot,
                            random_state=random_state + k, progress_bar=progress_bar, extra_metrics=resolve_metrics(extra_metrics))
+    for run in part.get("runs", {}).values():  # each test run's targets and predictions: no leaderboard reads them, and kept
+        run.pop("_preds", None)                 # they held every fold's (n_test, n_voxels) arrays to the end (user test 40:
+        run.pop("_y", None)                     # memory climbed from fold to fold)
     t_cal = time.perf_counter()
     _fold_calibration(fitted, eval_ds, eval_split, eval_targets, fits)
     t_end = time.perf_counter()
