@@ -992,7 +992,7 @@ def test_train_prints_the_flagships_validation_choices():
     assert choices_line({"output_rank": 3}) == "chosen on the validation windows: output rank 3"  # (no hint above rank 2)
 
 
-def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_prepared, tmp_path):
+def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_prepared, tmp_path, capsys):
     """training.save_fit: a fit_model result saved as a model folder (README's Python API) loads with load_model and
     predicts what the fitted model predicts; its window and mask are the split's and the dataset's."""
     from eeg2fmri.datasets.targets import make_split, split_targets
@@ -1022,6 +1022,19 @@ def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_pr
     prep = tiny_prepared.save(tmp_path / "prep")
     assert main(["evaluate", "--model", str(short), "--data", str(prep), "--out", str(tmp_path / "ev"), "-q", "--n-boot", "0", "--no-report"]) == 0
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocol"] == "within"
+    # (a review) a card records no fractions: other shares than the defaults are refused, not scored on seen windows
+    odd = make_split(tiny_prepared, "within", fractions=[0.8, 0.1, 0.1])
+    odd_dir = save_fit(fit_model(tiny_prepared, odd, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(tiny_prepared, odd)),
+                       tiny_prepared, odd, tmp_path / "m_odd")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(odd_dir), "--data", str(prep), "--out", str(tmp_path / "ev2"), "-q", "--n-boot", "0"]) == 2
+    assert "expected the split recorded in the model card" in capsys.readouterr().err
+    # a kfold card: its fold's test subjects, held out whole (the defaults scored a training subject)
+    kf = make_split(tiny_prepared, "kfold", n_folds=2, fold=1)
+    kf_dir = save_fit(fit_model(tiny_prepared, kf, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(tiny_prepared, kf)),
+                      tiny_prepared, kf, tmp_path / "m_kf")
+    assert main(["evaluate", "--model", str(kf_dir), "--data", str(prep), "--out", str(tmp_path / "ev3"), "-q", "--n-boot", "0", "--no-report"]) == 0
+    assert sorted(json.loads((tmp_path / "ev3" / "metrics.json").read_text())["per_subject"]) == kf.test_subjects
     import dataclasses
 
     bare = dataclasses.replace(fitted, dataset=None, split=None)  # a result made by hand

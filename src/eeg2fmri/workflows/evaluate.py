@@ -140,6 +140,10 @@ def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path |
         # test 42: a within model folder of quickstart/save_fit could not be evaluated at all)
         if cs.get("test_subjects") and cs["protocol"] in ("loso", "subjects"):
             split["test_subjects"] = list(cs["test_subjects"])
+        elif cs.get("test_subjects") and cs["protocol"] == "kfold":
+            # the card records no n_folds/fold: the fold's test subjects, held out whole, are the same test set (a review:
+            # the defaults scored a kfold model on one of its training subjects)
+            split = {"protocol": "subjects", "test_subjects": list(cs["test_subjects"])}
         if cs.get("gap_volumes") is not None:
             split["gap"] = int(cs["gap_volumes"])
     subjects = d.get("subjects") if d else td.get("subjects")
@@ -345,6 +349,15 @@ def evaluate_run(
             raise Eeg2fmriInputError(f"{data_path}: its brain mask differs from the model's ({int(ds.mask.sum())} vs {int(lm.mask.sum())} voxels); "
                                      "evaluate on the dataset the model was trained on, or use --protocol cross.")
         split = make_split(ds, proto, **opts)
+        card_n = ((meta.get("card") or {}).get("split") or {}).get("n_test")
+        if (split_source == "the model card" and not split_options and subjects is None and proto == (rec_split or {}).get("protocol")
+                and isinstance(card_n, int) and split.n_samples("test") != card_n):
+            # the card records no fractions: a split of other shares would score windows the model was trained near (a review)
+            raise Eeg2fmriInputError(
+                f"{model_dir}: expected the split recorded in the model card ({card_n} test windows), got {split.n_samples('test')} test "
+                f"windows from protocol {proto!r} with its default options (the card records no fractions); pass the split options the "
+                "model was fitted with (Python: evaluate_run(..., split_options={\"fractions\": [...]})), or hold out whole subjects the "
+                "model was not trained on (--protocol subjects --test-subjects ...), so that its test windows are held out.")
         targets = split_targets(ds, split)
         ds_eval, fitted = ds, {name: lm.model}
         rebuilt = protocol is not None and protocol != (rec_split or {}).get("protocol") or bool(split_options)
