@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,10 @@ def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dic
                 grid_shape=list(mask.shape), affine=np.asarray(affine).tolist(), card=card, software=software())
     # every hyperparameter as built, defaults included: load_model builds with the saved values and says when a default
     # changed in the code since (user test 41: a changed default silently doubled a loaded model's predictions)
-    meta["hparams_effective"] = _plain({k: v for k, v in effective_hparams(name, hparams).items() if k != "spec"})
+    saved, other = json_hparams({k: v for k, v in effective_hparams(name, hparams).items() if k != "spec"})
+    meta["hparams_effective"] = saved
+    if other:  # (a class, a function, a torch dtype as a default: shown, never used to build -- a review: they crashed saving)
+        meta["hparams_not_saved"] = other
     module = get_model_class(name).__module__
     import sys
 
@@ -84,7 +88,8 @@ def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dic
     elif module.startswith("eeg2fmri_plugin_"):  # a .py plugin file (EEG2FMRI_PLUGINS): its path, so load_model finds it (user test 25)
         if file:
             meta["plugin_file"] = str(Path(file).absolute())
-    if not module.startswith("eeg2fmri.") and file and Path(file).is_file():  # the code of a model of your own, checked at loading
+    if not module.startswith("eeg2fmri.") and module != "__main__" and file and Path(file).is_file():  # its code, checked at loading
+        # (not a script's __main__: importing it at loading would run the script again -- a review)
         import hashlib
 
         meta["model_source"] = {"file": str(Path(file).absolute()), "sha256": hashlib.sha256(Path(file).read_bytes()).hexdigest()}
@@ -100,6 +105,23 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(to_jsonable(value), default=float))
 
 
+def json_hparams(hp: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``hp`` split into the values JSON holds (as :func:`_plain` writes them) and the others (their ``repr``)."""
+    ok: dict[str, Any] = {}
+    other: dict[str, str] = {}
+    for k, v in hp.items():
+        try:
+            ok[k] = _plain(v)
+        except (TypeError, ValueError, OverflowError):
+            other[k] = repr(v)
+    return ok, other
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values (NaN equal to NaN)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def _saved_hparams(meta: dict, where: Path) -> dict[str, Any]:
     """The hyperparameters to build a saved model with: those given at training, and the saved value of every default
     that the model's code has changed since (warned, by name); a warning too when the source file of a model of your own
@@ -109,10 +131,17 @@ def _saved_hparams(meta: dict, where: Path) -> dict[str, Any]:
     name = meta["model"]
     if isinstance(saved, dict):
         now = effective_hparams(name, hp)
-        changed = {k: v for k, v in saved.items() if k in now and k not in hp and _plain(now[k]) != v}
+        changed = {}
+        for k, v in saved.items():
+            if k in now and k not in hp:
+                try:
+                    if not _same(_plain(now[k]), v):
+                        changed[k] = v
+                except (TypeError, ValueError, OverflowError):  # the default is no longer a JSON value: the code changed
+                    changed[k] = v
         if changed:
             logger.warning("%s: the code of model %r now has other defaults than when this model was saved (%s); it is built with "
-                           "the saved values", where, name, "; ".join(f"{k}: saved {v!r}, now {_plain(now[k])!r}" for k, v in changed.items()))
+                           "the saved values", where, name, "; ".join(f"{k}: saved {v!r}, now {now[k]!r}" for k, v in changed.items()))
             hp.update(changed)
         gone = sorted(k for k in saved if k not in now and k not in hp)
         if gone:

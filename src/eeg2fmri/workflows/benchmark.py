@@ -544,10 +544,12 @@ def run_benchmark(
     networks = ("the networks train on the other subjects" if not retrained else
                 f"the networks train on the other subjects, and {', '.join(retrained)} again on every non-test subject for the "
                 "epochs chosen (optimizer.refit)")
+    from eeg2fmri.models._persist import json_hparams
     from eeg2fmri.models.base import effective_hparams
 
-    # every hyperparameter each model was built with, defaults included (user test 41: a leaderboard recorded none)
-    used = {nm: {k: v for k, v in effective_hparams(nm, (hparams or {}).get(nm)).items() if k != "spec"}
+    # every hyperparameter each model was built with, defaults included (user test 41: a leaderboard recorded none); values
+    # JSON cannot hold (a class as a default) are left out
+    used = {nm: json_hparams({k: v for k, v in effective_hparams(nm, (hparams or {}).get(nm)).items() if k != "spec"})[0]
             for nm in dict.fromkeys([*names, REFERENCE, BASELINE])}
     return {"protocol": protocol, "n_folds": len(folds), "models": names, "subjects": list(ds.subjects), "results": results, "leaderboard": rows,
             "fits": fits, "cross_dataset": cross_info, "fold_seconds": fold_seconds, "model_hparams": used,

@@ -549,10 +549,11 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
         if on_gpu:
             module.to("cpu")
     info = {k: v for k, v in fitted.info.items() if k not in ("history", "checkpoints")}
+    # every hyperparameter as the model was built, defaults included (config.yaml holds the ones given)
+    from eeg2fmri.models._persist import json_hparams
     from eeg2fmri.models.base import effective_hparams
 
-    # every hyperparameter as the model was built, defaults included (config.yaml holds the ones given)
-    metrics = {"model": fitted.name, "model_hparams": effective_hparams(fitted.name, fitted.hparams), "split": split_info(split, ds),
+    metrics = {"model": fitted.name, "model_hparams": json_hparams(effective_hparams(fitted.name, fitted.hparams))[0], "split": split_info(split, ds),
                "validation": scores["val"], "training": {**info, "fit_seconds": fitted.fit_seconds}}
     in_sample = in_sample_reason(fitted)
     if in_sample:
