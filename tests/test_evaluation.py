@@ -742,7 +742,13 @@ def test_group_roi_levels_equal_group_null_level_and_hold_five_percent():
     pools[0]["3"] = np.full(401, np.nan)
     one = group_roi_null_levels([pools[1]], n_draws=20_000)
     assert group_roi_null_levels(pools, n_draws=20_000)["3"] == pytest.approx(one["3"], abs=0.01)
-    assert one["3"] == pytest.approx(group_null_level([pools[1]["3"]]), abs=1e-12)
+    # one subject: its own level over its shifts -- the pool's last value is the aligned r, no shift (a review: with it, an
+    # aligned r above every shift of a short span was its own level and could never pass)
+    from eeg2fmri.evaluation.protocol import _null_level
+
+    assert one["3"] == pytest.approx(group_null_level([pools[1]["3"]]), abs=1e-12) == _null_level(pools[1]["3"][:-1])
+    short = np.append(np.linspace(-0.2, 0.2, 24), 0.35)  # 24 shifts, an aligned r above them all (p = 1/25 = 0.04)
+    assert group_roi_null_levels([{"1": short}])["1"] < 0.35 and group_null_level([short]) < 0.35
     # false positives through score_runs: 3 subjects x 2 runs of unrelated AR(0.9) series, 300 ROIs of one voxel each
     n_roi = 300
     runs = []
@@ -792,7 +798,7 @@ def test_group_null_level_is_the_level_of_the_mean_over_subjects():
     level = group_null_level([a, b])
     assert level == pytest.approx(exact, abs=0.002)
     assert level < (_null_level(a) + _null_level(b)) / 2 - 0.01
-    assert group_null_level([a]) == _null_level(a) and group_null_level([a, b], random_state=0) == level
+    assert group_null_level([a]) == _null_level(a[:-1]) and group_null_level([a, b], random_state=0) == level  # (one: over its shifts)
     assert np.isnan(group_null_level([a, np.array([np.nan])]))
     per = {"01": {"models": {"m": {"median_r": 0.2, "null_p95_median_r": _null_level(a), "null_median_r_shifts": list(a)}}},
            "02": {"models": {"m": {"median_r": 0.1, "null_p95_median_r": _null_level(b), "null_median_r_shifts": list(b)}}}}
@@ -813,7 +819,7 @@ def test_group_null_level_is_the_level_of_the_mean_over_subjects():
     del per["03"]
     del per["02"]["models"]["m"]["null_median_r_shifts"]  # (results written before session 31): the level of subject 01 alone
     g = _group(per, {}, ["m"], ["m"], None, 0.95)["models"]["m"]
-    assert g["null_p95_median_r"] == pytest.approx(_null_level(np.append(a, 0.2))) and g["median_r_subjects_with_null"] == pytest.approx(0.2)
+    assert g["null_p95_median_r"] == pytest.approx(_null_level(a)) and g["median_r_subjects_with_null"] == pytest.approx(0.2)
 
 
 def test_group_chance_level_holds_about_five_percent():

@@ -1319,8 +1319,8 @@ def test_sigterm_during_training_exits_143_and_says_how_to_resume(prepared_dir, 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=str(Path(__file__).parents[1]))
     assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
     assert "finished" not in done.stdout
-    assert f"training terminated by SIGTERM at epoch 2; the last completed epoch's checkpoint is kept in {tmp_path / 'run'}: run the same " \
-           "command with --resume (Python: resume=True)" in done.stderr
+    assert f"training terminated by SIGTERM at epoch 2; the last completed epoch's checkpoint is in {tmp_path / 'run'}: run the same " \
+           "command again (train: with --resume, Python: resume=True; tune: it runs the trial again)" in done.stderr
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 
 

@@ -359,7 +359,8 @@ class PreparedDataset:
 
 def data_fingerprint(ds: PreparedDataset) -> str | None:
     """A sha256 of what a prepared dataset was made from: its runs, their input files' checksums (manifest) and the prepare
-    options -- equal for the same inputs prepared again the same way, different when an input file or an option changed
+    options -- equal for the same input files prepared again the same way, different when an input file (its size, its first
+    MiB or its modification time: a copy that did not keep timestamps counts as changed) or an option changed
     (user test 41: a folder re-prepared in place from changed files gave another test error in silence). ``None`` for a
     dataset without recorded inputs (built in memory)."""
     import hashlib

@@ -365,7 +365,7 @@ def _score_subject(
                 if roi_shifts is not None:  # per ROI: the 5 % level of its r over every circular shift
                     m["roi_null_p95"] = {str(key): _null_level(roi_shifts[:, j]) for j, key in enumerate(keys)}
                     # each ROI's pool (its shifts and its aligned r), for the level of the mean over subjects (_group)
-                    roi_pools[nm] = {str(key): np.append(roi_shifts[:, j], rr_roi[key]) for j, key in enumerate(keys)}
+                    roi_pools[nm] = {str(key): np.append(roi_shifts[:, j], rr_roi[key]).astype(np.float32) for j, key in enumerate(keys)}
         else:
             m["median_r"] = float("nan")
             m["r"] = None
@@ -623,16 +623,16 @@ def group_null_level(dists: Sequence[np.ndarray], random_state: int | np.random.
     Returns
     -------
     float
-        :func:`_null_level` of the drawn means (one subject: that subject's own level, exactly). The mean of the
+        :func:`_null_level` of the drawn means (one subject: that subject's own level over its shifts, exactly). The mean of the
         subjects' levels, used before, lies above it: averaging narrows the null distribution (user test 34: 0.145
         against 0.092 over four subjects).
     """
     ds = [np.asarray(d, dtype=np.float64) for d in dists]
+    if len(ds) == 1:  # one subject: its own level, over its shifts (the aligned value, last, is no shift -- a review)
+        return _null_level(ds[0][:-1], level) if len(ds[0]) > 1 else float("nan")
     ds = [d[np.isfinite(d)] for d in ds]
     if not ds or any(len(d) == 0 for d in ds):
         return float("nan")
-    if len(ds) == 1:
-        return _null_level(ds[0], level)
     rng = check_random_state(random_state)
     means = np.zeros(int(n_draws))
     for d in ds:
@@ -667,8 +667,9 @@ def group_roi_null_levels(pools: Sequence[Mapping[str, np.ndarray]], random_stat
     subs = [p for p in pools if p]
     if not keys:
         return {}
-    if len(subs) == 1:
-        return {k: (_null_level(np.asarray(subs[0][k], dtype=np.float64)) if k in subs[0] else float("nan")) for k in keys}
+    if len(subs) == 1:  # its own level over its shifts (the aligned r, last, is no shift -- a review)
+        return {k: (_null_level(np.asarray(subs[0][k], dtype=np.float64)[:-1]) if k in subs[0] and np.isfinite(subs[0][k]).all()
+                    else float("nan")) for k in keys}
     from eeg2fmri.utils.stats import circular_shift_level
 
     sizes = [len(next(iter(p.values()))) for p in subs]
@@ -1029,7 +1030,7 @@ def evaluate_models(
     if to_fit:  # (user test 40: the reference's fit took minutes on a whole-brain grid with nothing on screen)
         logger.info("evaluate: fitting %s on the training windows (compared with every model)", " and ".join(to_fit))
     fitted_here = {nm: _fit_reference(ds, split, targets, nm)
-                   for nm in progress(to_fit, desc=f"fit {' and '.join(to_fit)} on the training windows", enabled=progress_bar)}
+                   for nm in progress(to_fit, desc=f"fit {' and '.join(to_fit)} on the training windows", enabled=progress_bar and bool(to_fit))}
     if REFERENCE in models:
         reference = models[REFERENCE]
     elif REFERENCE in fitted_here:

@@ -77,7 +77,9 @@ def register_model(name: str) -> Callable[[type], type]:
                 fit_params = [q for q in inspect.signature(cls.fit).parameters.values() if q.name != "self"]
             except (TypeError, ValueError):
                 fit_params = None
-            if fit_params is not None and not any(q.kind in (q.VAR_POSITIONAL, q.VAR_KEYWORD) for q in fit_params) and len(fit_params) < 4:
+            positional = [q for q in (fit_params or []) if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)]
+            # (training calls fit(x, y, x_val, y_val) positionally: keyword-only validation arguments fail too -- a review)
+            if fit_params is not None and not any(q.kind == q.VAR_POSITIONAL for q in fit_params) and len(positional) < 4:
                 raise Eeg2fmriInputError(f"register_model({name!r}): expected {_qualname(cls)}.fit(self, x, y, x_val, y_val) (training passes the "
                                          f"validation windows and targets too, e.g. to choose a penalty; they may be ignored), found "
                                          f"({', '.join(q.name for q in fit_params)}); add x_val=None, y_val=None to its parameters.")

@@ -36,7 +36,8 @@ class MeanBaseline(BaseEstimator):
     def __init__(self, spec: DataSpec) -> None:
         self.spec = spec
 
-    def fit(self, x: np.ndarray, y: np.ndarray, subjects: np.ndarray | None = None, **_: Any) -> MeanBaseline:
+    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+            subjects: np.ndarray | None = None, **_: Any) -> MeanBaseline:
         if len(x) != len(y):  # (user test 41: accepted in silence)
             raise Eeg2fmriInputError(f"mean.fit: expected as many targets as windows, got {len(x)} windows and {len(y)} targets; pass the "
                                      "targets of the same windows.")

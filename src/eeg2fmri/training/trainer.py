@@ -392,9 +392,10 @@ def _fit_or_exit(trainer: Any, lit: Any, dm: Any, *, out: Path | None = None, **
     except SystemExit as err:
         if type(err).__name__ != "SIGTERMException":
             raise
-        where = (f"the last completed epoch's checkpoint is kept in {out}: run the same command with --resume (Python: resume=True)"
-                 if out is not None else "nothing was saved")
-        print(f"eeg2fmri: training terminated by SIGTERM at epoch {trainer.current_epoch}; {where}", file=sys.stderr)
+        where = (f"the last completed epoch's checkpoint is in {out}: run the same command again (train: with --resume, Python: "
+                 "resume=True; tune: it runs the trial again)" if out is not None else "nothing was saved")
+        if getattr(trainer, "is_global_zero", True):  # (DDP: every rank gets the broadcast SIGTERM; one message)
+            print(f"eeg2fmri: training terminated by SIGTERM at epoch {trainer.current_epoch}; {where}", file=sys.stderr)
         raise SystemExit(SIGTERM_STATUS) from err
 
 

@@ -162,7 +162,7 @@ def changed_data(metrics_path: Path, ds: PreparedDataset) -> bool:
     if not recorded or not now or recorded == now:
         return False
     logger.warning("the prepared data differ from those the run in %s was trained on (data fingerprint %s..., now %s...: an input file or a "
-                   "prepare option changed since): this run's results may differ", metrics_path.parent, recorded[:12], now[:12])
+                   "prepare option changed since, or the input files were copied with new modification times): this run's results may differ", metrics_path.parent, recorded[:12], now[:12])
     return True
 
 

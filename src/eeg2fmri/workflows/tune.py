@@ -405,8 +405,19 @@ def tune(
             raise
         except optuna.TrialPruned:
             raise
+        except SystemExit as err:  # SIGTERM (status 143): run again by the next tune, as after a Ctrl-C
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("error", f"terminated (exit status {err.code}); run again by the next tune")
+            raise
         except Exception as err:  # noqa: BLE001  a model that fails at some settings (user test 41: one trial ended the search)
+            if isinstance(err, (MemoryError, ImportError, OSError)):  # the machine or the install, not this trial's setting
+                raise
             import traceback
+
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # (a trial out of GPU memory: the next one gets it back)
 
             what = f"{type(err).__name__}: {err}"
             tdir.mkdir(parents=True, exist_ok=True)
