@@ -96,6 +96,13 @@ def test_quickstart_end_to_end(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
     for f in ("model/weights.safetensors", "metrics.json", "model/model.json", Path(m["synthesized"]).relative_to(out.absolute())):
         assert stat.S_IMODE((out / f).stat().st_mode) == 0o666 & ~umask, f
+    # evaluate takes the quickstart folder with its recorded within split (user test 42: it crashed on the card's
+    # test subjects), and the split rebuilt from the card has the recorded test windows
+    from eeg2fmri.cli import main
+
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "ev"), "-q", "--n-boot", "0", "--no-report"]) == 0
+    card = json.loads((out / "model" / "model.json").read_text())["card"]["split"]
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["split"]["n_test"] == card["n_test"]
 
 
 def test_cli_help_and_errors(tmp_path, capsys):
