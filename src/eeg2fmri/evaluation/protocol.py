@@ -653,7 +653,8 @@ def group_roi_null_levels(pools: Sequence[Mapping[str, np.ndarray]], random_stat
         of that ROI's level.
     random_state, n_draws, level
         As in :func:`group_null_level`; one set of shift indices is drawn per subject and used for all its ROIs (an ROI
-        every subject holds gets exactly :func:`group_null_level`'s value).
+        every subject holds gets exactly :func:`group_null_level`'s value; an ROI only one subject holds, that subject's
+        own level over its shifts).
     chunk : int
         ROIs drawn at once (memory: ``n_draws * chunk`` floats).
 
@@ -679,14 +680,19 @@ def group_roi_null_levels(pools: Sequence[Mapping[str, np.ndarray]], random_stat
         ck = keys[c0:c0 + chunk]
         total = np.zeros((len(ck), int(n_draws)))  # (ROI, draw): each ROI's draws contiguous
         count = np.zeros(len(ck))
+        only: dict[int, np.ndarray] = {}  # an ROI's pool while it is the only one (one subject: its own level, below)
         for p, idx in zip(subs, draws):
             for j, k in enumerate(ck):
                 pool = np.asarray(p[k], dtype=np.float64) if k in p else None
                 if pool is not None and np.isfinite(pool).all():
                     total[j] += pool[idx]  # (row by row: faster than one fancy index over the chunk)
                     count[j] += 1
+                    only[j] = pool
         for j, k in enumerate(ck):
-            out[k] = float(circular_shift_level(total[j] / count[j], level)) if count[j] else float("nan")
+            if count[j] == 1:  # one subject holds it: its own level over its shifts, as with one subject in all (a review)
+                out[k] = _null_level(only[j][:-1], level)
+            else:
+                out[k] = float(circular_shift_level(total[j] / count[j], level)) if count[j] else float("nan")
     return out
 
 
