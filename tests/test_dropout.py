@@ -32,6 +32,23 @@ def test_drop_rate_and_mean_match_torch(p):
     assert abs(float(out.mean()) - 2.0) < 2.0 * 5 * math.sqrt(p / (1 - p) / n)
 
 
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_every_lane_of_a_draw_drops_at_p_independently(p):
+    # the mask comes from four 15-bit lanes of each 64-bit draw: each lane position must drop at rate p, and neighbours
+    # (lanes of one draw) must be uncorrelated
+    torch.manual_seed(11)
+    x = torch.ones(4 * 60_001)
+    drop = (dropout(x, p, training=True) == 0).double()
+    lanes = drop.reshape(-1, 4)
+    n = lanes.shape[0]
+    sd = math.sqrt(p * (1 - p) / n)
+    for j in range(4):
+        assert abs(float(lanes[:, j].mean()) - p) < 5 * sd, j
+    for j in range(3):
+        r = float(torch.corrcoef(torch.stack([lanes[:, j], lanes[:, j + 1]]))[0, 1])
+        assert abs(r) < 5 / math.sqrt(n), (j, r)
+
+
 def test_gradient_is_the_mask():
     x = torch.randn(57, 31, requires_grad=True)
     torch.manual_seed(0)

@@ -727,7 +727,8 @@ def test_fused_optimizer_only_where_lightning_allows_it():
     p = [torch.nn.Parameter(torch.zeros(3))]
     assert _fused_ok(p, "32")
     assert _fused_ok(p, "bf16-mixed", None)
-    assert not _fused_ok(p, "bf16-mixed", 1.0)  # the mixed-precision plugin refuses to clip for fused optimizers
+    assert _fused_ok(p, "bf16-mixed", 1.0)  # no scaler: LitModel.configure_gradient_clipping clips (tests/test_training_clip.py)
+    assert not _fused_ok(p, "16-mixed", 1.0)  # the gradients are still scaled where Lightning clips
     assert not _fused_ok([], "32")
     assert not _fused_ok([torch.zeros(3, dtype=torch.long)], "32")
 

@@ -3,8 +3,9 @@
 ``torch.nn.functional.dropout`` draws its CPU mask with ``bernoulli_``, about
 15 ns per element on one core: in ``bricman_transformer``'s per-channel
 convolution embedder that was a fifth of a training step on two cores. Here
-the mask is drawn as 15-bit random integers (``random_`` on ``int16``, a few
-times cheaper) compared with a threshold, so an element is dropped with
+the mask is drawn as 15-bit random integers (the four 16-bit lanes of ``random_``
+on ``int64``, each masked to 15 bits: about 4x cheaper than ``bernoulli_``, 2x
+cheaper than ``random_`` on ``int16``) compared with a threshold, so an element is dropped with
 probability ``round(p * 32768) / 32768`` (within 1.6e-5 of ``p``) and the kept
 ones are scaled by the exact inverse of the keep probability, so the output's
 expectation equals the input. Same generator (``torch.manual_seed`` /
@@ -46,7 +47,10 @@ def dropout(x: torch.Tensor, p: float, training: bool = True, inplace: bool = Fa
     thr = round(float(p) * _LEVELS)
     if x.device.type != "cpu" or not x.is_floating_point() or thr <= 0 or thr >= _LEVELS:
         return F.dropout(x, p, training, inplace)
-    keep = torch.empty(x.shape, dtype=torch.int16).random_() >= thr
+    n = x.numel()
+    # 64 random bits per draw (``random_`` on int64: [0, 2**63 - 1]) give four 15-bit lanes: half the generator calls of int16
+    bits = torch.empty(((n + 3) // 4,), dtype=torch.int64).random_()
+    keep = bits.view(torch.int16)[:n].bitwise_and_(_LEVELS - 1).reshape(x.shape) >= thr
     mask = keep.to(x.dtype).mul_(_LEVELS / (_LEVELS - thr))
     return x.mul_(mask) if inplace else x * mask
 

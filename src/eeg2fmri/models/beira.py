@@ -32,6 +32,7 @@ from eeg2fmri.models._bricman_common import (
     strided_conv_stack,
 )
 from eeg2fmri.models._dropout import Dropout
+from eeg2fmri.models._fftconv import depthwise_conv1d
 from eeg2fmri.models.base import register_model
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_positive, check_positive_int
 
@@ -242,7 +243,8 @@ class BEIRA(nn.Module):
         torch.Tensor, shape (batch, n_virtual, (n_times - 1) // decimation + 1)
         """
         check_raw_batch(x, self.spec, "beira", check_times=False)
-        return self.lowpass(self.bandpass(self.unmix(x)).abs())
+        # the two depthwise filters by FFT on the CPU (oneDNN's depthwise kernels are slow for long filters)
+        return depthwise_conv1d(depthwise_conv1d(self.unmix(x), self.bandpass).abs(), self.lowpass)
 
     def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the target from raw EEG.

@@ -317,6 +317,26 @@ class LitModel(pl.LightningModule):
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         return opt
 
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip as Lightning does, also for a fused optimizer under ``bf16-mixed`` (no gradient scaler).
+
+        Lightning's mixed-precision plugin refuses to clip for any optimizer that unscales
+        gradients itself (the fused Adam/AdamW), because under ``16-mixed`` the gradients are
+        still scaled here. Under ``bf16-mixed`` there is no scaler: the gradients are the true
+        ones, and ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_`` on the optimizer's
+        parameters is exactly what Lightning's own clipping computes.
+        """
+        fused = bool(getattr(optimizer, "_step_supports_amp_scaling", False))
+        if gradient_clip_val and fused and str(self.opt.get("precision")) == "bf16-mixed":
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(params, float(gradient_clip_val))
+            else:
+                torch.nn.utils.clip_grad_norm_(params, float(gradient_clip_val))
+            return
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+
     # checkpoint extras (plain lists of floats: loadable with weights_only=True) ---------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["eeg2fmri_history"] = [dict(r) for r in self.history]
@@ -405,11 +425,12 @@ def _fused_ok(params: list[torch.Tensor], precision: str | None, gradient_clip: 
     The fused step does the whole update in one pass per tensor (about 10x faster than
     the default on the CPU for the flagship's 1M decoder weights; the same update up to
     rounding). It needs torch >= 2.4 on the CPU, floating-point parameters on one kind of
-    device (CPU or CUDA), and is left out under mixed precision with gradient clipping
-    (Lightning's mixed-precision plugin clips only for optimizers that do not unscale
-    gradients themselves, which the fused ones do).
+    device (CPU or CUDA), and is left out under ``16-mixed`` with gradient clipping (the
+    gradients are still scaled where Lightning clips, and the fused step unscales them
+    itself); under ``bf16-mixed`` (no scaler) the module's ``configure_gradient_clipping``
+    clips them directly.
     """
-    if not params or (str(precision).endswith("-mixed") and gradient_clip):
+    if not params or (str(precision) == "16-mixed" and gradient_clip):
         return False
     major, minor = (int(v) for v in torch.__version__.split(".")[:2])
     kinds = {p.device.type for p in params}
