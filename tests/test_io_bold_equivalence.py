@@ -111,15 +111,27 @@ def test_masked_bold_equals_nilearn_apply_mask(tmp_path, name, kind):
 
 @pytest.mark.parametrize("name,kind", [("f32.nii.gz", "float32"), ("i16.nii", "int16_scaled"), ("be.nii.gz", "bigendian")])
 def test_data_mask_equals_nilearn_epi_mask(tmp_path, name, kind):
-    """The automatic mask == ``nilearn.masking.compute_epi_mask`` of nilearn's mean image (same opening)."""
+    """The automatic mask == ``nilearn.masking.compute_epi_mask`` of nilearn's mean image (same opening) inside the grid; on
+    the outer layers of the faces, which nilearn's opening always erodes, nilearn's mask of the mean image padded with its
+    faces repeated (this brain reaches the faces: user test 44's cropped field of view)."""
     from nilearn.image import mean_img
     from nilearn.masking import apply_mask, compute_epi_mask
 
     path, img = _write(tmp_path, name, kind)
     got, mask, _ = load_masked_bold(img, None, chunk_volumes=6, where=str(path))
     # compute_mask's opening for voxels of at most 4 mm (these are 3-4 mm) is 2
-    ref = compute_epi_mask(mean_img(img, copy_header=True), opening=2).get_fdata() > 0
-    np.testing.assert_array_equal(mask, ref)
+    mean = mean_img(img, copy_header=True)
+    ref = compute_epi_mask(mean, opening=2).get_fdata() > 0
+    band = np.ones(SHAPE[:3], bool)
+    band[2:-2, 2:-2, 2:-2] = False
+    np.testing.assert_array_equal(mask[~band], ref[~band])
+    assert not ref[band].any()  # nilearn: nothing on the outer two layers
+    aff = mean.affine.copy()
+    aff[:3, 3] -= aff[:3, :3] @ np.full(3, 2.0)
+    padded = compute_epi_mask(nib.Nifti1Image(np.pad(mean.get_fdata(), 2, mode="edge"), aff), opening=2).get_fdata() > 0
+    np.testing.assert_array_equal(mask[band], padded[2:-2, 2:-2, 2:-2][band])
+    assert mask[band].sum() > 20  # the brain on the faces is kept
+    ref = mask
     np.testing.assert_allclose(got, apply_mask(img, nib.Nifti1Image(ref.astype(np.uint8), AFFINE)), rtol=1e-6)
 
 
@@ -284,3 +296,41 @@ def test_a_data_mask_of_a_tiny_share_of_the_grid_is_warned(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         compute_mask(nib.Nifti1Image(data.astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0])), where="brain.nii.gz")
     assert "automatic brain mask" not in caplog.text
+
+
+@pytest.mark.parametrize("voxel,p", [(6.0, 1), (3.0, 2)])
+def test_data_mask_keeps_brain_cut_by_the_grid_faces(tmp_path, voxel, p):
+    """User test 44: a cropped field of view (brain through two faces of the grid) lost every face voxel to nilearn's
+    opening (30 % of an occipital region); now the brain on the faces is kept, no background added, the rest nilearn's."""
+    from nilearn.masking import compute_epi_mask
+
+    shape = (14, 12, 10, 7)
+    ijk = np.indices(shape[:3]).astype(float)
+    centre = np.array([2.0, 6.0, 7.5])[:, None, None, None]  # through the x = 0 face and the top z face
+    inside = (((ijk - centre) / np.array([8.0, 4.6, 5.0])[:, None, None, None]) ** 2).sum(0) <= 1
+    rng = np.random.default_rng(5)
+    data = np.where(inside[..., None], 900.0 + 100 * rng.random(shape[:3])[..., None], 20.0) + 4 * rng.standard_normal(shape)
+    img = nib.Nifti1Image(data.astype(np.float32), np.diag([voxel, voxel, voxel, 1.0]))
+    _, mask, mean = load_masked_bold(img, None, chunk_volumes=3, where="cropped.nii")
+    ref = compute_epi_mask(nib.Nifti1Image(mean, img.affine), opening=p).get_fdata() > 0
+    band = np.ones(shape[:3], bool)
+    band[p:-p, p:-p, p:-p] = False
+    assert not ref[band].any() and (inside & band).sum() > 20  # nilearn drops the brain on the faces
+    np.testing.assert_array_equal(mask[~band], ref[~band])
+    assert (mask & band).sum() >= 0.9 * (inside & band & (ijk[0] < 14)).sum()  # kept (nearly all: the opening rounds corners)
+    assert not (mask & ~inside).any()  # nothing of the background
+
+
+def test_data_mask_off_the_faces_is_nilearns_exactly(tmp_path):
+    """A brain well inside the grid: the face step adds nothing (the mask is nilearn's, bit for bit)."""
+    from nilearn.masking import compute_epi_mask
+
+    shape = (17, 15, 13, 6)
+    ijk = np.indices(shape[:3]).astype(float)
+    inside = (((ijk - np.array([8.0, 7.0, 6.0])[:, None, None, None]) / np.array([5.0, 4.0, 3.5])[:, None, None, None]) ** 2).sum(0) <= 1
+    rng = np.random.default_rng(6)
+    data = np.where(inside[..., None], 1000.0, 25.0) + 5 * rng.standard_normal(shape)
+    img = nib.Nifti1Image(data.astype(np.float32), np.diag([3.0, 3.0, 3.0, 1.0]))
+    _, mask, mean = load_masked_bold(img, None, chunk_volumes=4, where="inner.nii")
+    ref = compute_epi_mask(nib.Nifti1Image(mean, img.affine), opening=2).get_fdata() > 0
+    np.testing.assert_array_equal(mask, ref)
