@@ -17,7 +17,8 @@ guard), ``khz`` (sim_user_5khz.py at 1 kHz, session 16; seeds 0-3 used likewise)
 one fixed dataset), ``blobs`` (session 12; one fixed dataset), ``kuramoto`` (session 20), ``hmm`` (session 20; each
 subject on its own scanner grid, so ``hmm:SEED:SUBJECT`` is a single-subject dataset, within only), ``eeglab`` (session 21,
 user test 7: EEGLAB files, two sessions per subject, markers only in events.tsv, one bad channel per run; seed 7 was the
-user test's). Datasets and results are
+user test's), ``alpha`` (session 33, user test 44: resting-state alpha-BOLD after Goldman 2002 / Laufs 2003, EDF, an
+oblique int16 6 mm grid cropped through the occipital pole; seed 44 was the user test's). Datasets and results are
 kept in OUT and reused (delete a folder to redo it).
 """
 from __future__ import annotations
@@ -67,7 +68,10 @@ def _spec(name: str, seed: int | None, d: Path, subject: str | None = None) -> d
     if name == "eeglab":  # EEGLAB .set/.fdt, 2 sessions, markers only in events.tsv, a bad channel per run (user test 7)
         return {"gen": [py, str(HERE / "sim_user_eeglab.py"), str(d / "bids"), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
                 "config": {"marker": "volume"}, "atlas": d / "bids" / "groundtruth" / "atlas.nii.gz"}
-    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab")
+    if name == "alpha":  # resting-state alpha-BOLD (occipital negative, thalamus positive, frontal theta), EDF, oblique int16 grid (user test 44)
+        return {"gen": [py, str(HERE / "sim_user_alpha.py"), str(d), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
+                "config": {"marker": "R128"}, "atlas": d / "groundtruth" / "atlas.nii.gz"}
+    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab, alpha")
 
 
 def _run(cmd: list[str], log: Path) -> float:
