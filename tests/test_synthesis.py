@@ -1352,8 +1352,29 @@ def test_region_series_of_a_voxel_model_with_an_atlas(tiny_bids, tiny_prepared, 
         n_v, k_v = rois[name]["voxels"], rois[name]["voxels_above_null"]
         p_v = binom.sf(k_v - 1, n_v, 0.05) if k_v else 1.0
         assert rois[name]["binomial_p"] == pytest.approx(p_v, abs=1e-4)
-        assert rois[name]["evidence"] == (k_v / n_v > 0.1 and p_v < 0.05)
+        # evidence (user test 44: voxels sharing noise wider than the region passed the count): the ROI's mean prediction vs its
+        # mean validation target, against that pair's own circular-shift null -- recomputed here from the calibration's series
+        assert rois[name]["test"] == "roi_mean"
+        sel = lab == v
+        yt, yp = cal["val_true"][:, sel].astype(float).mean(1), cal["val_pred"][:, sel].astype(float).mean(1)
+        n = len(yt)
+        r0 = np.corrcoef(yt, yp)[0, 1]
+        shifted = sorted((np.corrcoef(yt, np.roll(yp, k))[0, 1] for k in range(1, n)), reverse=True)
+        level = shifted[int(np.floor(0.05 * n + 1e-9)) - 1]
+        assert rois[name]["roi_r"] == pytest.approx(r0, abs=2e-3) and rois[name]["roi_null_p95"] == pytest.approx(level, abs=2e-3)
+        assert rois[name]["evidence"] == bool(r0 > level)
     assert binom.sf(2, 22, 0.05) > 0.05  # the user test's control region: 3 of 22 is no evidence
+    assert cal["val_true"].dtype == np.float16 and cal["val_true"].shape == (n, lab.size)
+    # a calibration without the validation series (written before session 33): the voxel count decides, and the sidecar says so
+    old_cal = {k: v for k, v in cal.items() if k not in ("val_true", "val_pred")}
+    save_calibration(model, old_cal)
+    out_old = synthesize(tiny_bids / EEG_NAME, model, tmp_path / "bold_old.nii.gz", progress_bar=False, atlas=atlas, uncertainty=False)
+    vold = json.loads(out_old.with_name("bold_old.json").read_text())["ValidationR"]
+    assert vold["atlas_rois_meaning"].endswith("the voxel count was used, re-run eeg2fmri train for the ROI-mean test")
+    for name in ("left part", "right part"):
+        e = vold["atlas_rois"][name]
+        assert e["test"] == "voxel_count" and "roi_r" not in e
+        assert e["evidence"] == (e["share_above_null"] > 0.1 and e["binomial_p"] < 0.05)
     # a validation span too short for the test: "not testable", not "no evidence" (user test 38: 16 windows)
     short = dict(cal)
     short["val_r_null95"] = np.full_like(np.asarray(cal["val_r_null95"], dtype=float), np.nan)

@@ -140,8 +140,10 @@ def run(args) -> int:
         print(f"chance on the model's validation windows: not testable ({val['not_testable']}) (sidecar ValidationR)")
     elif val:
         not_above = [k for k, v in (val.get("rois") or {}).items() if not v.get("above_null")]
-        not_above += [f"{k} ({100 * v['share_above_null']:.0f} % of its voxels)" for k, v in (val.get("atlas_rois") or {}).items()
-                      if not v.get("evidence", v.get("share_above_null", 1.0) > 0.1)]
+        not_above += [(f"{k} (ROI-mean r {v['roi_r']:.2f} vs chance {v['roi_null_p95']:.2f})"
+                       if v.get("roi_r") is not None and v.get("roi_null_p95") is not None
+                       else f"{k} ({100 * v['share_above_null']:.0f} % of its voxels)")
+                      for k, v in (val.get("atlas_rois") or {}).items() if not v.get("evidence", v.get("share_above_null", 1.0) > 0.1)]
         more = f" and {len(not_above) - 10} more" if len(not_above) > 10 else ""
         print(f"{val['outputs_above_null']} of {val['n_outputs']} output(s) predicted above chance on the model's validation windows"
               + (f"; no evidence above chance (their series need not follow the EEG): {', '.join(not_above[:10])}{more}" if not_above else "")

@@ -403,6 +403,10 @@ def validation_r_and_null(y: np.ndarray, p: np.ndarray, *, level: float = 0.05) 
     return r.astype(np.float32), null95.astype(np.float32)
 
 
+#: Validation targets and predictions are kept in a calibration (float16) up to this many values each (20 MB).
+VAL_SERIES_MAX_ELEMS = 10_000_000
+
+
 def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: dict, *, levels: Any = DEFAULT_LEVELS) -> dict[str, Any]:
     """Everything ``synthesize --uncertainty`` needs, from the validation windows only.
 
@@ -430,7 +434,8 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
         (``own`` where that scale was chosen), one factor per level on that scale which covers that share of the
         validation windows x outputs (:func:`interval_multipliers`); ``n_calibration``; ``val_r`` and
         ``val_r_null95`` (n_outputs,): the validation r of every output's held-out predictions and the 5 % level
-        of its circular-shift null (:func:`validation_r_and_null`).
+        of its circular-shift null (:func:`validation_r_and_null`); ``val_true`` and ``val_pred`` (n_windows, n_outputs),
+        float16: the validation targets and held-out predictions (left out above :data:`VAL_SERIES_MAX_ELEMS` values).
     """
     levels = _check_levels(levels)
     y_va, p_va = _predict_span(model, ds, split, targets, "val")
@@ -447,6 +452,11 @@ def calibrate_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets
     # which outputs the model predicts at all: validation r of the held-out predictions and its circular-shift null
     # (user test 18: synthesis wrote an unpredictable region's series with a third of the driven ones' amplitude, unmarked)
     out["val_r"], out["val_r_null95"] = validation_r_and_null(y_true, y_true - res)
+    if y_true.size <= VAL_SERIES_MAX_ELEMS:
+        # the validation targets and held-out predictions themselves (float16: ROI means of them are tested by synthesize --atlas
+        # against their own circular-shift null; user test 44: a voxel count assumed independent voxels and passed a control region)
+        out["val_true"] = np.asarray(y_true, dtype=np.float16)
+        out["val_pred"] = np.asarray(y_true - res, dtype=np.float16)
     out["val_r_null"] = VAL_R_NULL  # (calibrations of sessions 27-28 before it: far shifts only, a permissive level)
     out["scale"] = "residuals"
     out["interval_multipliers"] = {"residuals": interval_multipliers(np.abs(res) / out["laplace_scale"][None, :].astype(np.float64), levels)}

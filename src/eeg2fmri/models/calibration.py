@@ -30,6 +30,7 @@ def save_calibration(model_dir: str | os.PathLike, cal: dict[str, Any], *, overw
     with atomic_file(folder / _CALIBRATION_ARRAYS, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fh:
             extra = {k: np.asarray(cal[k], dtype=np.float32) for k in ("val_r", "val_r_null95") if cal.get(k) is not None}
+            extra.update({k: np.asarray(cal[k], dtype=np.float16) for k in ("val_true", "val_pred") if cal.get(k) is not None})
             np.savez(fh, halfwidths=np.asarray(cal["halfwidths"], dtype=np.float32), laplace_scale=np.asarray(cal["laplace_scale"], dtype=np.float32),
                      **extra)
     meta = {k: cal[k] for k in ("levels", "temperature", "meaning", "n_calibration")}
@@ -62,6 +63,7 @@ def load_calibration(model_dir: str | os.PathLike, n_outputs: int | None = None)
         with np.load(folder / meta.get("arrays", _CALIBRATION_ARRAYS)) as z:
             arrays = {k: np.asarray(z[k]) for k in ("halfwidths", "laplace_scale")}
             arrays.update({k: np.asarray(z[k]) for k in ("val_r", "val_r_null95") if k in z.files})  # (since session 27)
+            arrays.update({k: np.asarray(z[k]) for k in ("val_true", "val_pred") if k in z.files})  # (since session 33)
     except (OSError, ValueError, KeyError) as err:
         raise Eeg2fmriInputError(f"{folder / CALIBRATION_NAME}: unreadable calibration ({err}); re-run eeg2fmri train, or delete "
                                  f"{CALIBRATION_NAME} and {_CALIBRATION_ARRAYS} to synthesise without it.") from err

@@ -1155,23 +1155,45 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 elif atlas_lab is not None:  # a voxel model's region series (user test 20: a control region's looked like the driven ones')
                     from scipy.stats import binom
 
+                    from eeg2fmri.evaluation.uncertainty import validation_r_and_null
+
+                    vt, vp = (vcal or {}).get("val_true"), (vcal or {}).get("val_pred")
+                    series = vt is not None and vp is not None and vt.shape == vp.shape and vt.ndim == 2 and vt.shape[1] == n_model
+
                     def roi_entry(v):
                         sel = atlas_lab == v
                         n_v, k_v = int(sel.sum()), int(above[sel].sum())
                         share = float(above[sel].mean())
-                        # (user test 37: 3 of 22 voxels, 13.6 %, passed the 10 % share and a control region's series was written
-                        # as evidenced; 3 of 22 happen by chance with p = 0.09): a share above 10 % AND more voxels than 5 %
-                        # chance gives (binomial p < 0.05; neighbouring voxels share noise, so that alone would be too lenient)
                         p_v = float(binom.sf(k_v - 1, n_v, 0.05)) if k_v > 0 else 1.0
-                        return {"voxels": n_v, "voxels_above_null": k_v, "share_above_null": round(share, 4), "binomial_p": round(p_v, 4),
-                                "evidence": bool(share > 0.1 and p_v < 0.05),
-                                "median_r": round(float(np.nanmedian(vr[sel])), 4) if np.isfinite(vr[sel]).any() else None}
+                        entry = {"voxels": n_v, "voxels_above_null": k_v, "share_above_null": round(share, 4), "binomial_p": round(p_v, 4),
+                                 "median_r": round(float(np.nanmedian(vr[sel])), 4) if np.isfinite(vr[sel]).any() else None}
+                        if series:
+                            # the region's mean series against its own circular-shift null, as evaluate tests an ROI (user test 44:
+                            # voxels counted as independent passed a control region whose noise was wider than the region)
+                            r_roi, n_roi = validation_r_and_null(np.asarray(vt[:, sel], np.float64).mean(1, keepdims=True),
+                                                                 np.asarray(vp[:, sel], np.float64).mean(1, keepdims=True))
+                            entry.update({"roi_r": round(float(r_roi[0]), 4) if np.isfinite(r_roi[0]) else None,
+                                          "roi_null_p95": round(float(n_roi[0]), 4) if np.isfinite(n_roi[0]) else None,
+                                          "evidence": bool(np.isfinite(r_roi[0]) and np.isfinite(n_roi[0]) and r_roi[0] > n_roi[0]),
+                                          "test": "roi_mean"})
+                        else:
+                            # (user test 37: 3 of 22 voxels, 13.6 %, passed the 10 % share and a control region's series was written
+                            # as evidenced; 3 of 22 happen by chance with p = 0.09): a share above 10 % AND more voxels than 5 %
+                            # chance gives (binomial p < 0.05; neighbouring voxels share noise, so that alone is too lenient)
+                            entry.update({"evidence": bool(share > 0.1 and p_v < 0.05), "test": "voxel_count"})
+                        return entry
 
                     side["ValidationR"]["atlas_rois"] = {str(nm): roi_entry(v) for nm, v in zip(atlas_names, atlas_ids)}
                     side["ValidationR"]["atlas_rois_meaning"] = (
                         "per ROI of --atlas: how many of its voxels the model predicts above chance on its validation windows "
-                        "(about 5 % pass by chance, more where neighbouring voxels share noise); evidence that its series follows the "
-                        "EEG only where more than 10 % of its voxels pass and more than 5 % chance would give (binomial_p < 0.05)")
+                        "(about 5 % pass by chance, more where neighbouring voxels share noise), and (test roi_mean) the r of the ROI's "
+                        "mean prediction with its mean validation target against that pair's own circular-shift null (roi_r, "
+                        "roi_null_p95): evidence that its series follows the EEG where roi_r passes that 5 % level. Models whose "
+                        "calibration holds no validation series (written before eeg2fmri 2026-12-07, or over 10 M validation values) "
+                        "use the voxel count (test voxel_count): more than 10 % of its voxels pass and more than 5 % chance would give "
+                        "(binomial_p < 0.05), which neighbouring voxels sharing noise can pass"
+                        + ("" if series else "; this model's calibration holds no validation series: the voxel count was used, re-run "
+                           "eeg2fmri train for the ROI-mean test"))
                 if not regions:  # the voxels above chance, as a mask a GLM or a viewer can take (user test 23)
                     stale_chance = False
                     vol = np.zeros(mask.shape, np.uint8)
