@@ -137,8 +137,18 @@ def test_ridge_hrf_is_explained_exactly(tiny_prepared, tmp_path):
 
     sp = make_split(tiny_prepared, "within")
     tg = split_targets(tiny_prepared, sp)
+    from eeg2fmri.workflows.explain import lag_shape_note
+
     for hrf in ("canonical", "basis", "lags"):
         m = fit_model(tiny_prepared, sp, "ridge_hrf", {"hrf": hrf}, targets=tg).model
+        # what the lag profile can show (user test 44: the canonical HRF's peak was read as a finding)
+        note = lag_shape_note(m)
+        if hrf == "lags":
+            assert note is None
+        else:
+            assert note.startswith({"canonical": "the lag profile is the canonical HRF's shape, fixed by the model",
+                                    "basis": "the lag profile lies within the shapes the informed basis allows"}[hrf])
+            assert note.endswith("train ridge_hrf with hparams hrf: lags")
         x, _, _ = window_matrix(tiny_prepared, sp.selections["test"], sp.n_frames, sp.lag)
         x = x[:3].astype(np.float64)
         idx = np.array([0, 3, 5])
@@ -487,6 +497,15 @@ def test_flagship_insight_says_how_much_the_network_is_used(trained_net, tmp_pat
         write_insight(model, ds, sp, tmp_path / f"ins{w}")
         doc = json.loads((tmp_path / f"ins{w}" / "explain.json").read_text())
         assert doc["insight"]["network_share"] == pytest.approx(1 - w) and expect in titles[-1]
+    # the lag profile: a fixed shape only where the linear path alone predicts with the canonical basis (k = 1)
+    from eeg2fmri.workflows.explain import lag_shape_note
+
+    mod = copy.deepcopy(net).module
+    k = int(mod.ridge_basis.shape[0])
+    mod.ridge_weight.fill_(1.0)
+    assert (lag_shape_note(mod) or "").startswith("the lag profile is the canonical HRF's shape") == (k == 1)
+    mod.ridge_weight.fill_(0.35)  # the network's learned HRFs take part: no note
+    assert lag_shape_note(mod) is None
 
 
 def test_topomaps_place_edf_style_channel_names_as_prepare_does(tmp_path):

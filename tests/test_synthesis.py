@@ -251,7 +251,8 @@ def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_pat
     # refused what prepare did), said and recorded
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(raw.copy().drop_channels(["O1", "O2"]), ridge_dir, tmp_path / "interp2.nii.gz", progress_bar=False)
-    assert any("the recording's channels differ from the model's; mapped by" in r.getMessage() for r in caplog.records)
+    assert any("the recording's channels differ from the model's; mapped by" in r.getMessage()
+               and "; interpolated from their neighbours: O1, O2;" in r.getMessage() for r in caplog.records)  # (user test 44: unnamed)
     assert json.loads((tmp_path / "interp2.json").read_text())["ChannelMapping"]["interpolated"] == ["O1", "O2"]
     with pytest.raises(Eeg2fmriInputError, match=r"sampled at 80 Hz, but the model's features use EEG up to 45 Hz"):
         synthesize(raw.copy().resample(80.0, verbose=False), ridge_dir, tmp_path / "low.nii.gz", progress_bar=False)

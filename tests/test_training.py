@@ -991,6 +991,12 @@ def test_train_prints_the_flagships_validation_choices():
         "other outputs follow one time course: where regions driven by different EEG features matter, compare with "
         "model.hparams.output_rank: null (evaluate --atlas)")
     assert choices_line({"output_rank": 3}) == "chosen on the validation windows: output rank 3"  # (no hint above rank 2)
+    # a whole-mask validation r at noise level (user test 44: a focal signal): the way to give the network a chance
+    noisy = "weight 0's validation mean voxel r 0.0128 is below 0.02 (the mean over the mask is mostly noise voxels' r: a focal signal or none)"
+    line = choices_line({"ridge_weight": 1.0, "ridge_weight_kept_linear": noisy})
+    assert line.endswith("-- for a focal signal, train on region targets (prepare option atlas: LABELS.nii.gz) or on a mask of your regions "
+                         "(prepare option mask), where the network can be chosen, and compare ROI r (evaluate --atlas)")
+    assert "for a focal signal" not in choices_line({"ridge_weight": 1.0, "ridge_weight_kept_linear": kept})
 
 
 def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_prepared, tmp_path, capsys):

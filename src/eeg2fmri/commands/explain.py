@@ -63,6 +63,8 @@ def run(args) -> int:
             line += (f"; top band {res['band_names'][b]} {agg['band'].max():.2f} ({direction}"
                      + (f"; its attribution peaks {peak:.1f} s before the volume's end)" if peak is not None else ")"))
         print(line)
+    if res.get("lag_note"):  # (user test 44: a fixed HRF's peak read as a finding)
+        print(f"lags: {res['lag_note']}")
     if res.get("linear_exact"):
         print(f"{res['model']}: {res['linear_exact']}")
     if res.get("lrp_note"):

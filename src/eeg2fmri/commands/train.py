@@ -51,6 +51,9 @@ def choices_line(tr: dict) -> str:
         parts.append(f"linear-path weight {tr['ridge_weight']:.2f}")
         if tr.get("ridge_weight_kept_linear"):  # blend_rule="guarded" fell back to the linear path: the network is unused
             parts[-1] += f" (the network is not used: {tr['ridge_weight_kept_linear']})"
+            if "mostly noise" in str(tr["ridge_weight_kept_linear"]):  # (user test 44: a focal signal, 2 % of the mask coupled)
+                parts[-1] += (" -- for a focal signal, train on region targets (prepare option atlas: LABELS.nii.gz) or on a mask of "
+                              "your regions (prepare option mask), where the network can be chosen, and compare ROI r (evaluate --atlas)")
         if "ridge_hrf" in tr:
             parts.append(f"linear-path HRF basis {tr['ridge_hrf']}")
     if "output_rank" in tr:

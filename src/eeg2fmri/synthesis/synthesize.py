@@ -825,8 +825,11 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
             raise Eeg2fmriInputError(f"{err} Mapped by {how} as prepare does, {why}: name the montage it was recorded with (e.g. "
                                      "--channel-positions biosemi64; channel_positions= in Python).") from None
         if auto:
+            interp = list(getattr(chmap, "interpolated", []) or [])
             logger.warning("%s: the recording's channels differ from the model's; mapped by %s as prepare does (sidecar "
-                           "ChannelMapping); --channel-positions names the cap, --channel-tolerance-mm the distance allowed", where, how)
+                           "ChannelMapping)%s; --channel-positions names the cap, --channel-tolerance-mm the distance allowed", where, how,
+                           # (user test 44: the Python warning did not name the missing channel it interpolated)
+                           f"; interpolated from their neighbours: {', '.join(map(str, interp))}" if interp else "")
         picks, extra = match_channels(list(raw.ch_names), [str(c) for c in spec.ch_names], where)
         extra = chmap.ignored
     if extra:

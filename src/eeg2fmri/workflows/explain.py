@@ -226,10 +226,36 @@ def explain_run(
     if note:
         logger.warning("%s: %s", model_dir, note)
         res["output_rank_note"] = note
+    lag = lag_shape_note(lm.model)
+    if lag:
+        res["lag_note"] = lag
     mont, source = _montage(ds, montage)
     write_explanation(res, out_path, montage=mont, montage_source=source, overwrite=overwrite,
                       extra={"model_dir": str(model_dir.absolute()), "data": str(Path(data_path).absolute()), "split": rec_split})
     return out_path, res
+
+
+def lag_shape_note(model: Any) -> str | None:
+    """What the lag profile of an explanation can show, for models whose HRF shape is fixed or constrained.
+
+    ``ridge_hrf`` with the canonical HRF (or the flagship whose network is unused and whose linear path has the canonical
+    basis) gives every band, region and subject the same lag profile: the HRF's own shape, not an estimate (user test 44:
+    "its attribution peaks 7.0 s before the volume's end" read as a finding). The informed basis constrains it to shapes near
+    the canonical one. ``None`` for free lags (``hrf="lags"``) and for networks with learned HRFs.
+    """
+    hrf = getattr(model, "hrf_", None)
+    basis = getattr(model, "ridge_basis", None)
+    if hrf is None and basis is not None and getattr(model, "ridge_weight", None) is not None:
+        if float(model.ridge_weight) >= 1.0 - 1e-9:  # the network is unused: the linear path alone predicts
+            k = int(basis.shape[0])
+            hrf = "canonical" if k == 1 else "basis" if k == 3 else None
+    if hrf == "canonical":
+        return ("the lag profile is the canonical HRF's shape, fixed by the model: the same for every band, region and subject, not "
+                "estimated from the data; to estimate lags, train ridge_hrf with hparams hrf: lags")
+    if hrf == "basis":
+        return ("the lag profile lies within the shapes the informed basis allows (the canonical HRF and its time and dispersion "
+                "derivatives: near the canonical peak); to estimate lags freely, train ridge_hrf with hparams hrf: lags")
+    return None
 
 
 def _roi_name_to_label(target: Any, atlas: Any, labels: np.ndarray | None) -> Any:
