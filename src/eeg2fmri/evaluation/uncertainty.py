@@ -23,6 +23,7 @@ from eeg2fmri.models.base import target_fingerprint
 from eeg2fmri.models.calibration import CALIBRATION_NAME, load_calibration, save_calibration
 from eeg2fmri.training.predictor import predict_windows, predict_windows_uncertainty
 from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.stats import validation_r_and_null  # noqa: F401 - defined there (synthesis uses it too), kept importable here
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["DEFAULT_LEVELS", "conformal_halfwidths", "interval_coverage", "conformal_coverage", "gaussian_nll", "laplace_nll",
@@ -358,49 +359,6 @@ def model_uncertainty(model: Any, ds: PreparedDataset, split: Split, targets: di
 #: How :func:`validation_r_and_null` sets an output's level (stored with a calibration, so that synthesis can tell a
 #: level of the earlier, permissive far-shift null).
 VAL_R_NULL = "every circular shift, 5 % test"
-
-
-def validation_r_and_null(y: np.ndarray, p: np.ndarray, *, level: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output Pearson r of predictions ``p`` with targets ``y`` and the level an output's r must pass under circular shifts.
-
-    The null compares the aligned r with the r of *every* circular shift of the predictions (1 .. n - 1 windows, one
-    FFT per chunk of outputs): under no relation between two (circularly) stationary series the aligned pair is one of
-    the n shifts at random, so ``r > null95`` is a test of level ``level`` (``p = (1 + #{shifts with r >= r_0}) / n``).
-    Shifts near 0 stay in: leaving them out (as before user test 19) compared the aligned r with a few effectively
-    independent far shifts and passed 10-13 % of unrelated autocorrelated outputs instead of 5 %.
-
-    Parameters
-    ----------
-    y, p : array, shape (n_windows, n_outputs)
-        Validation targets and held-out predictions (windows in time order).
-    level : float
-        Test level (0.05: ``null95`` is the ``floor(0.05 n)``-th largest shifted r).
-
-    Returns
-    -------
-    r, null95 : arrays, shape (n_outputs,), float32
-        NaN where an output is constant; ``null95`` NaN everywhere with fewer than ``1 / level`` windows (the test cannot
-        reach the level).
-    """
-    from eeg2fmri.utils.stats import CHUNK_ELEMS, circular_shift_level
-
-    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    p = np.asarray(p, dtype=np.float64).reshape(len(p), -1)
-    n, m = y.shape
-    yc, pc = y - y.mean(0), p - p.mean(0)
-    ny, npp = np.sqrt((yc ** 2).sum(0)), np.sqrt((pc ** 2).sum(0))
-    ok = (ny > 0) & (npp > 0)
-    den = np.where(ok, ny * npp, 1.0)
-    r = np.where(ok, (yc * pc).sum(0) / den, np.nan)
-    null95 = np.full(m, np.nan)
-    if np.floor(level * n + 1e-9) >= 1:  # r_0 above the floor(level n)-th largest of the n - 1 shifts  <=>  p <= level
-        step = max(1, CHUNK_ELEMS // max(n, 1))
-        for c0 in range(0, m, step):
-            sl = slice(c0, min(c0 + step, m))
-            cc = np.fft.irfft(np.conj(np.fft.rfft(yc[:, sl], axis=0)) * np.fft.rfft(pc[:, sl], axis=0), n=n, axis=0)[1:]
-            null95[sl] = circular_shift_level(cc, level) / den[sl]
-        null95 = np.where(ok, null95, np.nan)
-    return r.astype(np.float32), null95.astype(np.float32)
 
 
 #: Validation targets and predictions are kept in a calibration (float16) up to this many values each (20 MB).

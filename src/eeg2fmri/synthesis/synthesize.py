@@ -1158,7 +1158,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 elif atlas_lab is not None:  # a voxel model's region series (user test 20: a control region's looked like the driven ones')
                     from scipy.stats import binom
 
-                    from eeg2fmri.evaluation.uncertainty import validation_r_and_null
+                    from eeg2fmri.utils.stats import validation_r_and_null
 
                     vt, vp = (vcal or {}).get("val_true"), (vcal or {}).get("val_pred")
                     series = vt is not None and vp is not None and vt.shape == vp.shape and vt.ndim == 2 and vt.shape[1] == n_model
