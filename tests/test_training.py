@@ -1029,12 +1029,22 @@ def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_pr
     prep = tiny_prepared.save(tmp_path / "prep")
     assert main(["evaluate", "--model", str(short), "--data", str(prep), "--out", str(tmp_path / "ev"), "-q", "--n-boot", "0", "--no-report"]) == 0
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocol"] == "within"
-    # (a review) a card records no fractions: other shares than the defaults are refused, not scored on seen windows
+    # other shares than the defaults: the card records the split's options and evaluate rebuilds the same split (session 33)
     odd = make_split(tiny_prepared, "within", fractions=[0.8, 0.1, 0.1])
     odd_dir = save_fit(fit_model(tiny_prepared, odd, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(tiny_prepared, odd)),
                        tiny_prepared, odd, tmp_path / "m_odd")
+    card = json.loads((odd_dir / "model.json").read_text())
+    assert card["card"]["split"]["options"] == {"fractions": [0.8, 0.1, 0.1]}
+    assert main(["evaluate", "--model", str(odd_dir), "--data", str(prep), "--out", str(tmp_path / "ev2"), "-q", "--n-boot", "0", "--no-report"]) == 0
+    ev2 = json.loads((tmp_path / "ev2" / "metrics.json").read_text())["split"]
+    assert ev2["n_test"] == odd.n_samples("test") and ev2["n_train"] == odd.n_samples("train") and ev2["options"] == {"fractions": [0.8, 0.1, 0.1]}
+    assert odd.n_samples("test") != split.n_samples("test")  # (the default shares would give another test set)
+    # (a review) a card written before the options were recorded: other shares than the defaults are refused, not scored on
+    # windows the model was trained near
+    del card["card"]["split"]["options"]
+    (odd_dir / "model.json").write_text(json.dumps(card))
     capsys.readouterr()
-    assert main(["evaluate", "--model", str(odd_dir), "--data", str(prep), "--out", str(tmp_path / "ev2"), "-q", "--n-boot", "0"]) == 2
+    assert main(["evaluate", "--model", str(odd_dir), "--data", str(prep), "--out", str(tmp_path / "ev2b"), "-q", "--n-boot", "0"]) == 2
     assert "expected the split recorded in the model card" in capsys.readouterr().err
     # a kfold card: its fold's test subjects, held out whole (the defaults scored a training subject)
     kf = make_split(tiny_prepared, "kfold", n_folds=2, fold=1)

@@ -53,6 +53,9 @@ class Split:
     excluded: dict[str, int] = field(default_factory=dict)
     #: Keys of the dataset's runs the split was made for (run indices in ``selections`` refer to them); empty: not checked.
     run_keys: tuple[str, ...] = ()
+    #: The options :func:`make_split` was given that shape the split besides protocol, window and gap (``fractions``,
+    #: ``val_subjects``, ``n_folds``, ``fold``), JSON-ready: a model card records them, so that ``evaluate`` rebuilds the split.
+    options: dict = field(default_factory=dict)
 
     def n_samples(self, name: str) -> int:
         return int(sum(len(v) for v in self.selections[name].values()))
@@ -214,6 +217,14 @@ def make_split(
     _check_split_options(protocol, fractions=fractions, gap=gap, test_subjects=test_subjects, val_subjects=val_subjects, n_folds=n_folds, fold=fold)
     _check_split_types(n_frames=n_frames, lag=lag, gap=gap, n_folds=n_folds, fold=fold, fractions=fractions, test_subjects=test_subjects,
                        val_subjects=val_subjects)
+    # the options as given (before defaults), recorded with the split: a model card keeps them for evaluate to rebuild it
+    options: dict[str, Any] = {}
+    if fractions is not None:
+        options["fractions"] = [float(f) for f in fractions]
+    if val_subjects is not None and val_subjects != "spans" and not (isinstance(val_subjects, (list, tuple)) and len(val_subjects) == 0):
+        options["val_subjects"] = val_subjects if isinstance(val_subjects, str) else [str(v) for v in val_subjects]
+    if protocol == "kfold":
+        options["n_folds"], options["fold"] = int(5 if n_folds is None else n_folds), int(0 if fold is None else fold)
     fractions = (0.6, 0.2, 0.2) if fractions is None else tuple(fractions)
     n_folds = 5 if n_folds is None else n_folds
     fold = 0 if fold is None else fold
@@ -288,7 +299,7 @@ def make_split(
         check_no_overlap(spans["train"], spans["test"], where=run.key)
         check_no_overlap(spans["train"], spans["val"], where=run.key)
     excluded = drop_bad_windows(ds, sel, n_frames, lag)
-    return Split(protocol, sel, n_frames, lag, gap, list(test_subjects), excluded, tuple(r.key for r in ds.runs))
+    return Split(protocol, sel, n_frames, lag, gap, list(test_subjects), excluded, tuple(r.key for r in ds.runs), options)
 
 
 def volume_accounting(ds: PreparedDataset, split: Split) -> dict[str, int]:

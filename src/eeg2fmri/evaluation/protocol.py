@@ -1140,6 +1140,7 @@ def evaluate_models(
         "split": {"protocol": split.protocol, "n_frames": int(split.n_frames), "lag": int(split.lag), "gap_volumes": int(split.gap),
                   "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")},
                   **({f"{k}_subjects": v for k, v in split.subjects(ds).items() if k != "test"} if hasattr(split, "subjects") else {}),
+                  **({"options": dict(split.options)} if getattr(split, "options", None) else {}),
                   "volumes": volume_accounting(ds, split), "tr": float(ds.tr)},
         "_r_names": r_names,
         "_draws": draws,

@@ -206,6 +206,8 @@ def split_summary(split: Split, ds: PreparedDataset | None = None) -> dict:
     also the subjects of each part (``train_subjects``, ``val_subjects``, ``test_subjects``)."""
     out = {"protocol": split.protocol, "n_frames": split.n_frames, "lag": split.lag, "gap_volumes": split.gap,
            "n_train": split.n_samples("train"), "n_val": split.n_samples("val"), "n_test": split.n_samples("test")}
+    if getattr(split, "options", None):  # fractions / val_subjects / n_folds, fold as given: evaluate rebuilds the split from them
+        out["options"] = dict(split.options)
     if ds is not None:
         out.update({f"{k}_subjects": v for k, v in split.subjects(ds).items()})
     return out

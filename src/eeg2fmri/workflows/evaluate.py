@@ -136,6 +136,15 @@ def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path |
     elif isinstance(card.get("split"), dict) and card["split"].get("protocol"):
         cs = card["split"]
         split = {"protocol": cs["protocol"]}
+        opts = cs.get("options") if isinstance(cs.get("options"), dict) else {}
+        if opts:  # the options the split was made with (cards since 2026-12-07): the same split again
+            split.update({k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in opts.items()
+                          if k in ("fractions", "val_subjects", "n_folds", "fold")})
+            if cs.get("test_subjects") and cs["protocol"] in ("loso", "subjects"):
+                split["test_subjects"] = list(cs["test_subjects"])
+            if cs.get("gap_volumes") is not None and "val_subjects" not in split:
+                split["gap"] = int(cs["gap_volumes"])
+            return data, split, source, split_source, _subjects(d, td)
         # (the card lists the test subjects of every protocol; only the subject-wise ones take them as an option -- user
         # test 42: a within model folder of quickstart/save_fit could not be evaluated at all)
         if cs.get("test_subjects") and cs["protocol"] in ("loso", "subjects"):
@@ -146,9 +155,13 @@ def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path |
             split = {"protocol": "subjects", "test_subjects": list(cs["test_subjects"])}
         if cs.get("gap_volumes") is not None:
             split["gap"] = int(cs["gap_volumes"])
+    return data, split, source, split_source, _subjects(d, td)
+
+
+def _subjects(d: dict, td: dict) -> list[str] | None:
+    """The training subjects a train config (``data.subjects``) or the card's training data record; None for all."""
     subjects = d.get("subjects") if d else td.get("subjects")
-    subjects = list(subjects) if isinstance(subjects, (list, tuple)) and subjects else None
-    return data, split, source, split_source, subjects
+    return list(subjects) if isinstance(subjects, (list, tuple)) and subjects else None
 
 
 def _check_subject_positions(trained: list[str], used: list[str]) -> None:
@@ -352,7 +365,8 @@ def evaluate_run(
         card_n = ((meta.get("card") or {}).get("split") or {}).get("n_test")
         if (split_source == "the model card" and not split_options and subjects is None and proto == (rec_split or {}).get("protocol")
                 and isinstance(card_n, int) and split.n_samples("test") != card_n):
-            # the card records no fractions: a split of other shares would score windows the model was trained near (a review)
+            # a card from before 2026-12-07 records no fractions: a split of other shares would score windows the model was trained
+            # near (a review)
             raise Eeg2fmriInputError(
                 f"{model_dir}: expected the split recorded in the model card ({card_n} test windows), got {split.n_samples('test')} test "
                 f"windows from protocol {proto!r} with its default options (the card records no fractions); pass the split options the "

@@ -243,6 +243,8 @@ def split_info(split: Split, ds: PreparedDataset | None = None) -> dict[str, Any
             "test_subjects": list(split.test_subjects), **{f"n_{k}": split.n_samples(k) for k in ("train", "val", "test")}}
     if split.excluded:  # windows left out over EEG the recordings mark bad
         info["excluded_bad_eeg"] = dict(split.excluded)
+    if getattr(split, "options", None):  # fractions / val_subjects / n_folds, fold as given: evaluate rebuilds the split from them
+        info["options"] = dict(split.options)
     if ds is not None:
         info["subjects"] = {k: sorted({ds.runs[i].subject for i, v in sel.items() if len(v)}) for k, sel in split.selections.items()}
         info["volumes"] = volume_accounting(ds, split)
