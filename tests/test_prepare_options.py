@@ -654,3 +654,41 @@ def test_a_prepared_folder_and_an_upper_case_header_are_named(tiny_bids, tiny_pr
     upper.write_bytes(vhdr.read_bytes())
     with pytest.raises(Eeg2fmriInputError, match=r"\.VHDR: expected a BrainVision header ending in \.vhdr, found '\.VHDR'.*rename the header"):
         read_eeg(upper, preload=False)
+
+
+def test_markers_an_events_tsv_leaves_out_are_kept_from_the_file(tiny_bids, tmp_path, caplog):
+    """User test 45 (high): an events.tsv listing only a clinician's spike marks replaced the .vmrk's volume markers
+    (mne-bids reads events.tsv instead of the file's markers), so nothing could be prepared; markers whose names
+    events.tsv does not list are kept from the file, with a warning; a name it lists (with or without the Type/ prefix)
+    is not added twice."""
+    import logging
+
+    import mne
+
+    from eeg2fmri.io import read_eeg
+
+    root = _copy(tiny_bids, tmp_path)
+    eeg = root / "sub-02" / "eeg"
+    vhdr, events = next(eeg.glob("*_eeg.vhdr")), next(eeg.glob("*_events.tsv"))
+    own = mne.io.read_raw_brainvision(vhdr, verbose=False).annotations
+    vol = [i for i, d in enumerate(own.description) if d.endswith("R128")]
+    assert len(vol) > 50
+    header = events.read_text().splitlines()[0].split("\t")
+    row = {"onset": "12.340", "duration": "0.0", "trial_type": "IED", "value": "7", "sample": "1234"}
+    events.write_text("\t".join(header) + "\n" + "\t".join(row.get(h, "n/a") for h in header) + "\n")
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        raw = read_eeg(vhdr)
+    desc = np.asarray(raw.annotations.description)
+    assert "IED" in desc
+    kept = [i for i, d in enumerate(desc) if d.endswith("R128")]
+    np.testing.assert_allclose(np.sort(raw.annotations.onset[kept] - raw.first_time), np.sort(own.onset[vol]), atol=1e-9)
+    assert any("events.tsv does not list the recording's own marker(s)" in r.getMessage() and "kept from the EEG file" in r.getMessage()
+               for r in caplog.records)
+    ds = prepare_dataset(root, progress_bar=False)  # prepares: the scanner markers are the file's
+    assert len(ds.runs) == 2
+    # events.tsv listing the volume markers without the Type/ prefix: not added a second time
+    lines = ["\t".join(header)] + ["\t".join({"onset": f"{own.onset[i]:.4f}", "duration": "0.0", "trial_type": "R128", "value": "1",
+                                              "sample": "0"}.get(h, "n/a") for h in header) for i in vol]
+    events.write_text("\n".join(lines) + "\n")
+    raw2 = read_eeg(vhdr)
+    assert sum(str(d).endswith("R128") for d in raw2.annotations.description) == len(vol)

@@ -354,6 +354,32 @@ def _keep_own_joins(raw, path: Path, ext: str) -> None:
                                ["New Segment/in the EEG file, not in events.tsv"] * len(missing))
         logger.info("%s: the file marks %d join(s)/pause(s) (at %s s) that events.tsv does not list; kept", path.name, len(missing),
                     ", ".join(f"{t:.3f}" for t in missing[:5]))
+    _keep_own_markers(raw, own, path)
+
+
+def _marker_name(desc: str) -> str:
+    """A marker's name without its ``Type/`` prefix, lower case (``Response/R128`` and ``R128`` are one marker)."""
+    return str(desc).split("/")[-1].strip().lower()
+
+
+def _keep_own_markers(raw, own, path: Path) -> None:
+    """Add back the file's own markers whose names ``events.tsv`` does not list at all (user test 45: an ``events.tsv``
+    listing only a clinician's spike marks hid the 240 ``R128`` scanner markers of the ``.vmrk``, and a runs table of file
+    pairs met the same end). A name ``events.tsv`` lists (with or without its ``Type/`` prefix) keeps ``events.tsv``'s
+    events only; joins are :func:`_keep_own_joins`' business."""
+    listed = {_marker_name(d) for d in raw.annotations.description}
+    kinds = {"bad boundary", "edge boundary", "boundary", "new segment"}
+    ann = own.annotations
+    keep = [i for i, d in enumerate(ann.description)
+            if _marker_name(d) not in listed and not (kinds & {part.strip() for part in str(d).lower().split("/")})]
+    if not keep:
+        return
+    onsets = ann.onset[keep] - own.first_time + raw.first_time
+    raw.annotations.append(onsets, ann.duration[keep], [str(ann.description[i]) for i in keep])
+    names = sorted({str(ann.description[i]) for i in keep})
+    logger.warning("%s: events.tsv does not list the recording's own marker(s) %s (%d events); kept from the EEG file (events.tsv "
+                   "replaces a file's markers when read through mne-bids)", path.name, ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""),
+                   len(keep))
 
 
 def check_continuous(raw, where: str, tail: str) -> None:
