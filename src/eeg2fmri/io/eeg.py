@@ -362,6 +362,9 @@ def _marker_name(desc: str) -> str:
     return str(desc).split("/")[-1].strip().lower()
 
 
+_SAID_OWN_MARKERS: set[str] = set()
+
+
 def _keep_own_markers(raw, own, path: Path) -> None:
     """Add back the file's own markers whose names ``events.tsv`` does not list at all (user test 45: an ``events.tsv``
     listing only a clinician's spike marks hid the 240 ``R128`` scanner markers of the ``.vmrk``, and a runs table of file
@@ -377,7 +380,10 @@ def _keep_own_markers(raw, own, path: Path) -> None:
     onsets = ann.onset[keep] - own.first_time + raw.first_time
     raw.annotations.append(onsets, ann.duration[keep], [str(ann.description[i]) for i in keep])
     names = sorted({str(ann.description[i]) for i in keep})
-    logger.warning("%s: events.tsv does not list the recording's own marker(s) %s (%d events); kept from the EEG file (events.tsv "
+    key = str(Path(path).resolve())
+    say = logger.warning if key not in _SAID_OWN_MARKERS else logger.debug  # once per file and process (a check reads a file thrice)
+    _SAID_OWN_MARKERS.add(key)
+    say("%s: events.tsv does not list the recording's own marker(s) %s (%d events); kept from the EEG file (events.tsv "
                    "replaces a file's markers when read through mne-bids)", path.name, ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""),
                    len(keep))
 
