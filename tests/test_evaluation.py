@@ -723,6 +723,38 @@ def test_per_roi_table_marks_r_at_chance_level():
     assert roi_rows(res, ["a"])[0][0][2] == "0.500" + ROI_NULL_MARK
 
 
+def test_per_roi_table_says_multiplicity_opposite_signs_and_each_subjects_best_roi():
+    """User test 45: a different focus per subject vanished in the mean over subjects (a best-ROI table per subject now),
+    one ROI of ten passing went without the note that ~0.5 pass by chance, and ROIs predicted with the opposite sign beyond
+    chance went unsaid."""
+    from eeg2fmri.plotting.report import ROI_NULL_MARK, roi_table
+
+    keys = [str(k) for k in range(1, 7)]
+    ps = {}
+    for i, s_ in enumerate(("01", "02", "03")):
+        r = {k: 0.02 for k in keys}
+        r[keys[i]] = 0.7  # each subject's own focus
+        r["6"] = -0.5
+        ps[s_] = {"models": {"m": {"roi_r": r, "roi_null_p95": {k: 0.3 for k in keys}}}}
+    ps["03"]["models"]["m"]["roi_r"]["3"] = 0.2  # subject 03's best ROI is below its level
+    res = {"per_subject": ps, "settings": {"roi_names": {"6": "dmn"}, "roi_voxels": {k: 5 for k in keys}},
+           "group": {"models": {"m": {"roi_null_p95": {k: 0.25 for k in keys}, "roi_r_subjects_with_null": {"6": -0.5, "1": 0.25}}}}}
+    lines = roi_table(res, ["m"])
+    text = "\n".join(lines)
+    assert "Each of the 6 ROIs is tested on its own at 5 % (uncorrected): about 0.3 of them pass per model" in text
+    assert "m: ROI r below minus its chance level (predicted with the opposite sign, beyond chance): 6 dmn (-0.500)." in text
+    i = lines.index("#### Best ROI per test subject")
+    rows = [ln for ln in lines[i:] if ln.startswith("| 0")]
+    assert rows == ["| 01 | 1 0.700 (chance 0.300) |", "| 02 | 2 0.700 (chance 0.300) |",
+                    f"| 03 | 3 0.200 (chance 0.300, {ROI_NULL_MARK}) |"]
+    # one test subject: no per-subject table; fewer than 5 ROIs: no multiplicity note
+    one = {"per_subject": {"01": ps["01"]}, "settings": res["settings"]}
+    assert "#### Best ROI per test subject" not in roi_table(one, ["m"])
+    few = {"per_subject": {s_: {"models": {"m": {"roi_r": {k: v for k, v in p["models"]["m"]["roi_r"].items() if k in ("1", "2")},
+                                                 "roi_null_p95": {"1": 0.3, "2": 0.3}}}} for s_, p in ps.items()}, "settings": res["settings"]}
+    assert not any(ln.startswith("Each of the") for ln in roi_table(few, ["m"]))
+
+
 def test_group_roi_levels_equal_group_null_level_and_hold_five_percent():
     """group_roi_null_levels: per ROI the level of the mean over subjects of one shift drawn per subject -- equal to
     group_null_level for an ROI every subject holds, and passed by ~5 % of unrelated slow ROIs over three subjects through

@@ -548,9 +548,64 @@ def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     missing = roi_null_missing(results, names)
     if missing:
         note += [f"{roi_null_missing_note(missing)}.", ""]
+    note += roi_multiplicity_note(results, names, len(rows))
+    extra = roi_per_subject_table(results, names) if n_subs > 1 else []
     if all(r[1] == "" for r in rows):  # regions without voxels here (region tables): no voxel column
-        return [f"### {title}", ""] + _table(["ROI", *names], [[r[0], *r[2:]] for r in rows]) + [""] + note
-    return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""] + note
+        return [f"### {title}", ""] + _table(["ROI", *names], [[r[0], *r[2:]] for r in rows]) + [""] + note + extra
+    return [f"### {title}", ""] + _table(["ROI", "voxels", *names], rows) + [""] + note + extra
+
+
+def roi_multiplicity_note(results: dict[str, Any], names: list[str], n_rois: int) -> list[str]:
+    """Lines saying that every ROI is its own uncorrected 5 % test (user test 45: an ROI no subject's signal reached was
+    marked above chance among 10, and nothing said about 0.5 expected by chance), and naming ROIs whose mean r lies below
+    minus their chance level (predicted with the opposite sign: the held-out subjects' own foci at r -0.3 went unsaid)."""
+    out: list[str] = []
+    if n_rois >= 5:
+        out.append(f"Each of the {n_rois} ROIs is tested on its own at 5 % (uncorrected): about {0.05 * n_rois:.1f} of them pass per "
+                   "model where the EEG predicts nothing; read a single ROI above chance among many with that in mind.")
+        out.append("")
+    roi_names = results.get("settings", {}).get("roi_names") or {}
+    for nm in names:
+        g = (results.get("group") or {}).get("models", {}).get(nm) or {}
+        lev, rw = g.get("roi_null_p95") or {}, g.get("roi_r_subjects_with_null") or {}
+        below = []
+        for k in sorted(set(lev) & set(rw), key=lambda k: (len(k), k)):
+            a, b = _floats([rw[k], lev[k]])
+            if np.isfinite(a) and np.isfinite(b) and b > 0 and a < -b:
+                below.append(f"{k}{(' ' + roi_names[k]) if k in roi_names else ''} ({_f(float(a))})")
+        if below:
+            out.append(f"{nm}: ROI r below minus its chance level (predicted with the opposite sign, beyond chance): {', '.join(below[:10])}"
+                       + (f" and {len(below) - 10} more" if len(below) > 10 else "") + ".")
+            out.append("")
+    return out
+
+
+def roi_per_subject_table(results: dict[str, Any], names: list[str]) -> list[str]:
+    """Each test subject's best ROI per model, with its r and the subject's own 5 % level for that ROI (user test 45: the
+    mean over subjects hid that every subject's own focus, a different ROI each, was predicted at r 0.46-0.86)."""
+    subs = sorted(results.get("per_subject", {}))
+    roi_names = results.get("settings", {}).get("roi_names") or {}
+    rows = []
+    for s_ in subs:
+        cells = []
+        for nm in names:
+            m = results["per_subject"][s_].get("models", {}).get(nm, {})
+            rr = {k: float(v) for k, v in (m.get("roi_r") or {}).items() if np.isfinite(_floats([v])[0])}
+            if not rr:
+                cells.append("—")
+                continue
+            k = max(rr, key=rr.get)
+            lev = _floats([(m.get("roi_null_p95") or {}).get(k)])[0]
+            cells.append(f"{k}{(' ' + roi_names[k]) if k in roi_names else ''} {_f(rr[k])}"
+                         + (f" (chance {_f(float(lev))}{'' if rr[k] > lev else ', ' + ROI_NULL_MARK})" if np.isfinite(lev) else ""))
+        rows.append([s_, *cells])
+    if not rows:
+        return []
+    return (["#### Best ROI per test subject", "",
+             "Each subject's highest ROI r per model, with that subject's own 5 % chance level for the ROI (regions that differ "
+             "between subjects vanish from the mean above; the highest of several ROIs passes its own level by chance more often "
+             "than 5 %: a selection).", ""]
+            + _table(["subject", *names], rows) + [""])
 
 
 #: Fewer outputs than this: the median over outputs (and its bootstrap) is said to be unreliable.

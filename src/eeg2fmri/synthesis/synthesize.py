@@ -323,6 +323,10 @@ def _refuse_gradient_artifacts(raw, picks: list[str], tr: float, cfg: PrepareCon
         "check_artifacts=False (--no-artifact-check).")
 
 
+#: A synthesised image whose median per-output SD (training z units) is below this is warned about (user test 45: 3e-5).
+SMALL_AMPLITUDE = 0.01
+
+
 def _interpolate_bads(raw, spec, chmap, picks: list[str], extra, bads: list[str], channel_positions: str | None, tolerance_mm: float, min_share: float,
                       where: str):
     """Interpolate the training channels ``bads`` that the recording marks bad (loads the recording).
@@ -1002,6 +1006,14 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         template = nib.load(Path(model_dir) / "mask.nii.gz").header
         # toffset: the first volume's onset, seconds after the first EEG sample (the sidecar's grid anchor, in the header)
         hdr = nifti_header(mask.shape + (n_out,), lm.affine, zooms, tr_out, template=template, toffset=float(onsets[0]) + phase)
+        amp = [0, None, None]  # rows, sum, sum of squares per output: the synthesised series' SD (user test 45: 3e-5, unsaid)
+
+        def track(rows: Any) -> None:
+            a = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+            amp[0] += len(a)
+            amp[1] = a.sum(0) if amp[1] is None else amp[1] + a.sum(0)
+            amp[2] = (a * a).sum(0) if amp[2] is None else amp[2] + (a * a).sum(0)
+
         with contextlib.ExitStack() as stack:
             w_bold = stack.enter_context(StreamingNifti(bold_out, hdr, overwrite=overwrite, sequential=True))
             w_unc, unc_kind = None, None
@@ -1034,6 +1046,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                        f"{meaning}; UNCALIBRATED (the model folder has no {CALIBRATION_NAME} with a temperature)")
                     with step("nifti volumes"):
                         m_rows = as_masked(mean, len(e), mask)
+                        track(m_rows)
                         if regions:
                             roi_rows.append(m_rows)
                         elif atlas_lab is not None:
@@ -1048,6 +1061,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                     continue
                 with step("model", sync=dev):
                     pred = predict_windows(lm.model, x, n_outputs=n_model, mask=mask)
+                track(pred)
                 if regions:
                     roi_rows.append(pred)
                 elif atlas_lab is not None:
@@ -1062,7 +1076,21 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                             unc_meaning = (f"per-voxel Laplace scale from the validation residuals (mean |residual|, {CALIBRATION_NAME}), the same "
                                            "in every volume; the level-p interval is prediction +/- scale * log(1 / (1 - p))")
                         w_unc.write_masked(b0, on_voxels(np.broadcast_to(np.asarray(calib["laplace_scale"], dtype=np.float32), (len(e), n_model))), mask)
+            amp_note = None
+            if amp[0] > 1 and amp[1] is not None:
+                sd = np.sqrt(np.maximum(amp[2] / amp[0] - (amp[1] / amp[0]) ** 2, 0.0))
+                med_sd = float(np.median(sd)) if sd.size else float("nan")
+                if np.isfinite(med_sd) and med_sd < SMALL_AMPLITUDE:
+                    amp_note = {"median_sd": med_sd, "max_sd": float(np.max(sd)),
+                                "meaning": (f"the synthesised series vary by {med_sd:.2g} (median SD over outputs; largest {float(np.max(sd)):.2g}) "
+                                            "in the training runs' z units, under 1 % of a z-scored run: the model's penalties and gains, "
+                                            "chosen on its validation windows over every output, shrink its predictions (a focal signal "
+                                            "among many unpredictable outputs: r is unaffected, the amplitude is not meaningful); "
+                                            "compare time courses (r), or train on region targets (prepare option atlas) for region "
+                                            "series of a usable scale")}
+                    logger.warning("%s: %s", where, amp_note["meaning"])
             side = {
+                **({"SmallAmplitude": amp_note} if amp_note else {}),
                 "RepetitionTime": tr_out,
                 "StartTime": float(onsets[0]) + phase,
                 "VolumeGrid": anchor,
