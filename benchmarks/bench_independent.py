@@ -18,7 +18,9 @@ one fixed dataset), ``blobs`` (session 12; one fixed dataset), ``kuramoto`` (ses
 subject on its own scanner grid, so ``hmm:SEED:SUBJECT`` is a single-subject dataset, within only), ``eeglab`` (session 21,
 user test 7: EEGLAB files, two sessions per subject, markers only in events.tsv, one bad channel per run; seed 7 was the
 user test's), ``alpha`` (session 33, user test 44: resting-state alpha-BOLD after Goldman 2002 / Laufs 2003, EDF, an
-oblique int16 6 mm grid cropped through the occipital pole; seed 44 was the user test's). Datasets and results are
+oblique int16 6 mm grid cropped through the occipital pole; seed 44 was the user test's), ``epilepsy`` (session 33, user
+test 45: interictal discharges with a different focus per subject, events.tsv listing only the clinician's spike marks,
+BrainVision, TR 2.5 s; seed 45 was the user test's). Datasets and results are
 kept in OUT and reused (delete a folder to redo it).
 """
 from __future__ import annotations
@@ -71,7 +73,10 @@ def _spec(name: str, seed: int | None, d: Path, subject: str | None = None) -> d
     if name == "alpha":  # resting-state alpha-BOLD (occipital negative, thalamus positive, frontal theta), EDF, oblique int16 grid (user test 44)
         return {"gen": [py, str(HERE / "sim_user_alpha.py"), str(d), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
                 "config": {"marker": "R128"}, "atlas": d / "groundtruth" / "atlas.nii.gz"}
-    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab, alpha")
+    if name == "epilepsy":  # interictal discharges, a different focus per subject, BrainVision, TR 2.5 s (user test 45)
+        return {"gen": [py, str(HERE / "sim_user_epilepsy.py"), str(d / "bids"), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
+                "config": {"marker": "R128"}, "atlas": d / "bids" / "groundtruth" / "atlas.nii.gz"}
+    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab, alpha, epilepsy")
 
 
 def _run(cmd: list[str], log: Path) -> float:
