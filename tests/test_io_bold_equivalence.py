@@ -129,7 +129,9 @@ def test_data_mask_equals_nilearn_epi_mask(tmp_path, name, kind):
     aff = mean.affine.copy()
     aff[:3, 3] -= aff[:3, :3] @ np.full(3, 2.0)
     padded = compute_epi_mask(nib.Nifti1Image(np.pad(mean.get_fdata(), 2, mode="edge"), aff), opening=2).get_fdata() > 0
-    np.testing.assert_array_equal(mask[band], padded[2:-2, 2:-2, 2:-2][band])
+    # ... within nilearn's threshold of the image itself (no opening): the padded histogram's threshold would add a ring of background
+    own = compute_epi_mask(mean, opening=False).get_fdata() > 0
+    np.testing.assert_array_equal(mask[band], (padded[2:-2, 2:-2, 2:-2] & own)[band])
     assert mask[band].sum() > 20  # the brain on the faces is kept
     ref = mask
     np.testing.assert_allclose(got, apply_mask(img, nib.Nifti1Image(ref.astype(np.uint8), AFFINE)), rtol=1e-6)

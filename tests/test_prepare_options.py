@@ -692,3 +692,18 @@ def test_markers_an_events_tsv_leaves_out_are_kept_from_the_file(tiny_bids, tmp_
     events.write_text("\n".join(lines) + "\n")
     raw2 = read_eeg(vhdr)
     assert sum(str(d).endswith("R128") for d in raw2.annotations.description) == len(vol)
+    # spelled with spaces or another case (BrainVision's "Stimulus/S  1" vs events.tsv's "S1"): one marker, as the sync code
+    # matches names (a review: the file's markers were added a second time and the marker interval was 0)
+    lines = ["\t".join(header)] + ["\t".join({"onset": f"{own.onset[i]:.4f}", "duration": "0.0", "trial_type": "r 128", "value": "1",
+                                              "sample": "0"}.get(h, "n/a") for h in header) for i in vol]
+    events.write_text("\n".join(lines) + "\n")
+    raw3 = read_eeg(vhdr)
+    assert len(raw3.annotations) == len(vol)
+    from eeg2fmri.io.sync import marker_times
+
+    assert len(marker_times(raw3, "R128")[1]) == len(vol)
+    # the same marker listed twice at one time is one volume (a safeguard of marker_times)
+    dup = raw3.copy()
+    dup.annotations.append(dup.annotations.onset[:5], 0.0, ["Response/R128"] * 5)
+    name, t = marker_times(dup, "R128")
+    assert len(t) == len(vol) and np.all(np.diff(t) > 0)

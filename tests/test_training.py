@@ -992,7 +992,14 @@ def test_train_prints_the_flagships_validation_choices():
         "model.hparams.output_rank: null (evaluate --atlas)")
     assert choices_line({"output_rank": 3}) == "chosen on the validation windows: output rank 3"  # (no hint above rank 2)
     # a whole-mask validation r at noise level (user test 44: a focal signal): the way to give the network a chance
-    noisy = "weight 0's validation mean voxel r 0.0128 is below 0.02 (the mean over the mask is mostly noise voxels' r: a focal signal or none)"
+    import numpy as np
+
+    from eeg2fmri.models.flagship import _earned
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((60, 40))
+    _, noisy = _earned(rng.standard_normal((60, 40)), rng.standard_normal((60, 40)), y, "weight 0", "the linear path alone")
+    assert noisy.startswith("weight 0's validation mean voxel r") and "is below 0.02" in noisy  # what the guard writes (a review)
     line = choices_line({"ridge_weight": 1.0, "ridge_weight_kept_linear": noisy})
     assert line.endswith("-- for a focal signal, train on region targets (prepare option atlas: LABELS.nii.gz) or on a mask of your regions "
                          "(prepare option mask), where the network can be chosen, and compare ROI r (evaluate --atlas)")
@@ -1052,6 +1059,12 @@ def test_save_fit_writes_a_model_folder_that_loads_and_predicts_the_same(tiny_pr
                       tiny_prepared, kf, tmp_path / "m_kf")
     assert main(["evaluate", "--model", str(kf_dir), "--data", str(prep), "--out", str(tmp_path / "ev3"), "-q", "--n-boot", "0", "--no-report"]) == 0
     assert sorted(json.loads((tmp_path / "ev3" / "metrics.json").read_text())["per_subject"]) == kf.test_subjects
+    # the card records n_folds/fold now, but a fold depends on the subjects loaded: the recorded test subjects decide (a review)
+    from eeg2fmri.models import load_model
+    from eeg2fmri.workflows.evaluate import _recorded
+
+    rec = _recorded(kf_dir, None, load_model(kf_dir).meta)[1]
+    assert rec == {"protocol": "subjects", "test_subjects": kf.test_subjects, "gap": kf.gap}
     import dataclasses
 
     bare = dataclasses.replace(fitted, dataset=None, split=None)  # a result made by hand

@@ -616,4 +616,6 @@ def _mask_on_faces(img, mask: np.ndarray, p: int, compute_epi_mask) -> np.ndarra
                 idx = [slice(None)] * 3
                 idx[ax] = layers
                 add[tuple(idx)] |= full[tuple(idx)]
+    if add.any():  # only voxels above nilearn's threshold of the image itself (the padded histogram moves it: a review)
+        add &= np.asarray(compute_epi_mask(mean, opening=False).get_fdata()) > 0
     return add

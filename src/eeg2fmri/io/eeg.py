@@ -358,8 +358,9 @@ def _keep_own_joins(raw, path: Path, ext: str) -> None:
 
 
 def _marker_name(desc: str) -> str:
-    """A marker's name without its ``Type/`` prefix, lower case (``Response/R128`` and ``R128`` are one marker)."""
-    return str(desc).split("/")[-1].strip().lower()
+    """A marker's name without its ``Type/`` prefix, lower case, spaces dropped (``Response/R128``, ``R128`` and ``r 128`` are
+    one marker; ``Stimulus/S  1`` and ``S1`` too), as :func:`eeg2fmri.io.sync.marker_times` matches names."""
+    return "".join(str(desc).split("/")[-1].split()).lower()
 
 
 _SAID_OWN_MARKERS: set[str] = set()

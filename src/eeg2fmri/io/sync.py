@@ -105,7 +105,9 @@ def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.nda
     for m in wanted:
         hit = np.array([_match(d, m) for d in descs], dtype=bool)
         if hit.any():
-            return m, np.sort(times[hit])
+            t = np.sort(times[hit])
+            # one marker listed twice at the same time (e.g. under two spellings) is one volume, not two a zero interval apart
+            return m, t[np.r_[True, np.diff(t) > 1e-6]]
     stim = stim_events(raw)
     for m in wanted:
         for name, on in stim.items():

@@ -249,7 +249,7 @@ def _earned(choice: Any, default: Any, y: Any, what: str, than: str) -> tuple[fl
     if r_choice >= _NOISY_VAL_R and r_choice - r_default > _CHOICE_GAIN_SE * se:
         return se, None
     return se, (f"{what}'s validation mean voxel r {r_choice:.4f} " + (
-        f"is below {_NOISY_VAL_R:g}" if r_choice < _NOISY_VAL_R else
+        f"is below {_NOISY_VAL_R:g} (the mean over the mask is mostly noise voxels' r: a focal signal or none)" if r_choice < _NOISY_VAL_R else
         f"gains {r_choice - r_default:.4f} over {than}, within {_CHOICE_GAIN_SE:g} jackknife SE ({se:.4f})"))
 
 

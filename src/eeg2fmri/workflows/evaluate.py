@@ -142,6 +142,11 @@ def _recorded(model_dir: Path, run_dir: Path | None, meta: dict) -> tuple[Path |
                           if k in ("fractions", "val_subjects", "n_folds", "fold")})
             if cs.get("test_subjects") and cs["protocol"] in ("loso", "subjects"):
                 split["test_subjects"] = list(cs["test_subjects"])
+            elif cs.get("test_subjects") and cs["protocol"] == "kfold":
+                # a fold's subjects depend on the subject list loaded (dealt in sorted order): hold out the recorded ones, as
+                # for older cards (a review: --subjects or a changed prepared folder would rebuild another fold, leaking)
+                split = {"protocol": "subjects", "test_subjects": list(cs["test_subjects"]),
+                         **({"fractions": split["fractions"]} if "fractions" in split else {})}
             if cs.get("gap_volumes") is not None and "val_subjects" not in split:
                 split["gap"] = int(cs["gap_volumes"])
             return data, split, source, split_source, _subjects(d, td)

@@ -247,8 +247,10 @@ def lag_shape_note(model: Any) -> str | None:
     basis = getattr(model, "ridge_basis", None)
     if hrf is None and basis is not None and getattr(model, "ridge_weight", None) is not None:
         if float(model.ridge_weight) >= 1.0 - 1e-9:  # the network is unused: the linear path alone predicts
-            k = int(basis.shape[0])
-            hrf = "canonical" if k == 1 else "basis" if k == 3 else None
+            b = np.asarray(basis.detach().cpu() if hasattr(basis, "detach") else basis, dtype=np.float64)
+            k = int(b.shape[0])
+            free = b.ndim == 2 and b.shape[0] == b.shape[1] and np.allclose(b, np.eye(k))  # free lags (eye), also of 1 or 3 frames
+            hrf = None if free else "canonical" if k == 1 else "basis" if k == 3 else None
     if hrf == "canonical":
         return ("the lag profile is the canonical HRF's shape, fixed by the model: the same for every band, region and subject, not "
                 "estimated from the data; to estimate lags, train ridge_hrf with hparams hrf: lags")
