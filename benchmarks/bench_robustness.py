@@ -349,6 +349,9 @@ def run_cell(setting: str, seed: int, args) -> dict:
     prepared, _ = prepare(bids, data / f"{bids.name}_prepared", None, progress_bar=False, overwrite="stale")
     ds = load_prepared(prepared)
     variants = getattr(args, "variant_hparams", {}) or {}
+    # --representation LABEL=REP applies to a variant too (session 33: a variant given only that way read band power in silence)
+    variants = {label: ({**v, "representation": args.representations[label]} if "representation" not in v and label in args.representations else v)
+                for label, v in variants.items()}
     # other representations some models need (same volumes and frames, so the same splits and test windows)
     # a variant may also change how its representation is prepared ("prepare": PrepareConfig keywords, e.g. bands)
     reps = {"bandpower": ds}  # first: the references are fitted and scored on it

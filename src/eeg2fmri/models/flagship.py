@@ -402,10 +402,12 @@ class EEG2fMRINet(nn.Module):
     ridge_alpha_per_target : bool | "guarded"
         The linear path's ridges (band power and tangent) choose one penalty per output on the validation windows
         (``ridge_hrf``'s ``alpha_per_target``; ``"guarded"``: an output's own penalty only where it beats the common
-        one by more than two jackknife SEs of its validation squared error) instead of one for all outputs. Off by default (an opt-in of session 24,
-        not yet measured on the robustness matrix): where the EEG drives a few regions, one penalty chosen on a
-        mostly-noise mean shrinks the driven outputs' predictions (user test 14: ``ridge_hrf`` with per-output
-        penalties +0.04 to +0.07 ROI r within).
+        one by more than two jackknife SEs of its validation squared error) instead of one for all outputs. Off by default (an opt-in of session 24):
+        where the EEG drives a few regions, one penalty chosen on a mostly-noise mean shrinks the driven outputs'
+        predictions (user test 14: ``ridge_hrf`` with per-output penalties +0.04 to +0.07 ROI r within); on the
+        robustness matrix (design seeds, session 33) ``"guarded"`` gained on ``neural_mass`` (+0.010 within, +0.006
+        LOSO) and lost on short recordings within (-0.013), within 0.002 elsewhere
+        (``benchmarks/results/design_alpha_per_target_matrix.txt``).
     linear_refit : bool
         After every choice made on the validation windows (ridge basis and penalties, tangent variant and
         weight, blend weight, output rank, per-output gain), fit the linear path's ridges again on the
