@@ -157,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         logger.debug("file system error", exc_info=True)
         print(f"eeg2fmri {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except MemoryError as err:  # (user test 47: a 2 mm LOSO benchmark ended with numpy's _ArrayMemoryError traceback after 21 min)
+        logger.debug("out of memory", exc_info=True)
+        print(f"eeg2fmri {args.command}: error: out of memory ({err}); the data are too large for this machine's memory: prepare with a "
+              "coarser grid (prepare option voxel_size, e.g. 3 or 4 mm), region targets (prepare option atlas) or a smaller mask, or use a "
+              "machine with more memory (-v: the traceback)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         # resumable commands (train, tune) keep their state on purpose and say how to go on; the others write atomically
         said = getattr(handlers[args.command], "interrupted", None)

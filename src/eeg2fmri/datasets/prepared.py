@@ -856,6 +856,12 @@ def _validate_config(cfg: PrepareConfig) -> None:
         raise Eeg2fmriInputError(f"prepare option grid: expected a grid shape such as [64, 64, 30] or 'first' (every run onto the first run's grid), got {cfg.grid!r}.")
     if cfg.grid == "first" and cfg.voxel_size is not None:
         raise Eeg2fmriInputError(f"prepare options grid='first' and voxel_size={cfg.voxel_size!r}: expected one way of naming the grid; drop one.")
+    resampled = cfg.voxel_size is not None or (cfg.grid is not None and cfg.grid != "first")
+    if cfg.mask == "fmriprep" and resampled:  # (user test 47: refused only after minutes of resampling, and naming --derivatives)
+        what = f"voxel_size={cfg.voxel_size!r}" if cfg.voxel_size is not None else f"grid={cfg.grid!r}"
+        raise Eeg2fmriInputError(f"prepare options mask='fmriprep' and {what}: expected the BOLD's own grid with fMRIPrep's brain "
+                                 "masks (they are on that grid); with a resampled grid use mask 'mni' (BOLD in MNI space) or 'data', "
+                                 f"or drop {what.split('=')[0]}.")
 
 
 def _check_onset(value: Any, name: str) -> float:

@@ -201,6 +201,41 @@ def _remember_split(model, split: Split) -> None:
         pass
 
 
+#: Bytes per coefficient a linear fit holds at its peak, in copies of its dense (features x outputs) float32 matrix (user
+#: test 47: 3,456 lag features x 235,375 voxels peaked at 11.6 GB training the flagship, 3.0 copies of 3.25 GB).
+_COEF_COPIES = 3.0
+
+
+def memory_check(ds: PreparedDataset, n_frames: int, where: str) -> float | None:
+    """Warn before fitting when the linear models' dense coefficient matrices would not fit in this machine's memory.
+
+    ``ridge_hrf`` (also the flagship's linear path) fits up to ``n_chans x n_bands x n_frames`` lag features per output,
+    a dense float32 matrix held in about three copies at its peak (user test 47: 2 mm MNI BOLD, 235,375 voxels, 11.6 GB
+    for one fit, and a LOSO benchmark that ran out of memory after 21 minutes with a numpy traceback).
+
+    Returns
+    -------
+    float | None
+        The estimated peak in bytes (None where the representation has no band-power block or the memory is unknown).
+    """
+    bands = getattr(getattr(ds, "config", None), "bands", None) or {}
+    if getattr(ds, "representation", None) not in ("bandpower", "tangent") or not bands:
+        return None
+    try:
+        total = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return None
+    p = len(ds.ch_names) * len(bands) * int(n_frames)
+    est = _COEF_COPIES * 4.0 * p * int(ds.n_outputs)
+    if est > 0.5 * total:
+        logger.warning("%s: the linear models' coefficients alone will need about %.1f GB (%d lag features x %d outputs, float32, "
+                       "~%g copies at the peak) of this machine's %.1f GB: expect swapping or an out-of-memory error; prepare with a "
+                       "coarser grid (prepare option voxel_size, e.g. 3 or 4 mm: 8x fewer voxels at 4 mm for 2 mm data), region targets "
+                       "(atlas), or a smaller mask, or use a machine with more memory", where, est / 1e9, p, int(ds.n_outputs),
+                       _COEF_COPIES, total / 1e9)
+    return est
+
+
 def split_summary(split: Split, ds: PreparedDataset | None = None) -> dict:
     """A split's protocol, window, gap and number of windows per part (what model cards and metrics record), with ``ds``
     also the subjects of each part (``train_subjects``, ``val_subjects``, ``test_subjects``)."""

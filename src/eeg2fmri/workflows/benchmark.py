@@ -463,6 +463,10 @@ def run_benchmark(
                                      "(one subject per fold is leave-one-subject-out: --protocol loso).")
         folds = [(ds, sp, ds, sp) for sp in _folds(ds, protocol, n_folds, split_options)]
         _warn_small_validation(ds, [f[1] for f in folds])
+        if folds:
+            from eeg2fmri.training.fit import memory_check
+
+            memory_check(ds, folds[0][1].n_frames, "benchmark")  # (user test 47: out of memory after 21 min, nothing said before)
     refit, no_refit = None, []
     if split_options.get("val_subjects") == "next":  # the closed-form parts get the validation subject back once it has chosen
         given = {k: dict(v or {}) for k, v in (hparams or {}).items()}

@@ -222,6 +222,9 @@ def load_data(cfg: Mapping[str, Any], out: Path | None, *, progress_bar: bool = 
     if isinstance(opts.get("fractions"), list):
         opts["fractions"] = tuple(opts["fractions"])
     split = make_split(ds, cfg["split"]["protocol"], **opts)
+    from eeg2fmri.training.fit import memory_check
+
+    memory_check(ds, split.n_frames, "train")  # (user test 47: 11.6 GB for one fit at 2 mm, nothing said before)
     return ds, split
 
 
