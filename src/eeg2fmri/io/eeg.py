@@ -363,6 +363,9 @@ def _marker_name(desc: str) -> str:
     return "".join(str(desc).split("/")[-1].split()).lower()
 
 
+#: Annotation names (or ``Type/`` parts) that mark a join or pause in a recording (:func:`discontinuities`).
+_JOIN_KINDS = frozenset({"bad boundary", "edge boundary", "boundary", "new segment"})
+
 _SAID_OWN_MARKERS: set[str] = set()
 
 
@@ -372,7 +375,7 @@ def _keep_own_markers(raw, own, path: Path) -> None:
     pairs met the same end). A name ``events.tsv`` lists (with or without its ``Type/`` prefix) keeps ``events.tsv``'s
     events only; joins are :func:`_keep_own_joins`' business."""
     listed = {_marker_name(d) for d in raw.annotations.description}
-    kinds = {"bad boundary", "edge boundary", "boundary", "new segment"}
+    kinds = _JOIN_KINDS
     ann = own.annotations
     keep = [i for i, d in enumerate(ann.description)
             if _marker_name(d) not in listed and not (kinds & {part.strip() for part in str(d).lower().split("/")})]
@@ -403,7 +406,7 @@ def discontinuities(raw) -> list[float]:
     """Times (s from the first sample) where a recording is not continuous, strictly inside it: MNE's ``BAD boundary``/
     ``EDGE boundary`` annotations (``mne.concatenate_raws``, EDF+D), EEGLAB's ``boundary`` events (removed data), also as
     a BrainVision ``Comment`` marker, and BrainVision's ``New Segment`` markers (the recording was paused and resumed)."""
-    kinds = {"bad boundary", "edge boundary", "boundary", "new segment"}
+    kinds = _JOIN_KINDS
     onsets = raw.annotations.onset - raw.first_time
     end = raw.times[-1]
     return sorted({round(float(t), 6) for d, t in zip(raw.annotations.description, onsets)
