@@ -29,8 +29,12 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert bench["leaderboard"][0]["name"] == "ridge_hrf" and bench["leaderboard"][-1]["name"] == "mean"
     # parameter counts: ridge coefficients + intercepts (80 features x n_vox voxels + n_vox); mean: one subject mean + the grand mean
     n_vox = int(tiny_prepared.mask.sum())
-    n_coef, rest = divmod(ridge["n_params"] - n_vox, n_vox)  # 80 band-power features x the haemodynamic functions chosen
-    assert rest == 0 and n_coef % 80 == 0 and n_coef // 80 in (1, 3, 9)  # canonical, SPM basis or FIR over the 9 frames
+    # 80 band-power features x the haemodynamic functions chosen (canonical, SPM basis or FIR over the 9 frames), one matrix
+    # (features x voxels) or factored (components x (features + voxels), fewer components than features: factored="auto")
+    n_feat = [80 * m for m in (1, 3, 9)]
+    dense = [f for f in n_feat if ridge["n_params"] - n_vox == f * n_vox]
+    factored = [f for f in n_feat if (ridge["n_params"] - n_vox) % (f + n_vox) == 0 and (ridge["n_params"] - n_vox) // (f + n_vox) < f]
+    assert len(dense) + len(factored) == 1, (ridge["n_params"], n_vox)
     assert mean["n_params"] == 2 * n_vox and ridge["fit_seconds"] > 0
     table = format_leaderboard(bench["leaderboard"])
     assert table.splitlines()[0].startswith("| model | median r | 95% CI | Δr vs ridge_hrf") and "| mean (baseline) | — |" in table
@@ -92,7 +96,13 @@ def test_benchmark_models_and_errors(tiny_prepared):
     bench = run_benchmark(tiny_prepared, "within", ["mean"], hparams={"ridge_hrf": {"hrf": "lags"}}, n_boot=0)
     assert bench["models"] == ["mean", "ridge_hrf"]
     n_vox = int(tiny_prepared.mask.sum())
-    assert bench["fits"]["ridge_hrf"]["n_params"] == 16 * 5 * 9 * n_vox + n_vox  # lags: every frame of every band and channel
+    # lags: every frame of every band and channel (720 features), held factored -- one component per training window, fewer
+    # than the features (factored="auto": the smaller form) -- components x (features + voxels) + the intercepts
+    n_comp, rest = divmod(bench["fits"]["ridge_hrf"]["n_params"] - n_vox, 16 * 5 * 9 + n_vox)
+    assert rest == 0 and 0 < n_comp < 16 * 5 * 9
+    dense = run_benchmark(tiny_prepared, "within", ["mean"], hparams={"ridge_hrf": {"hrf": "lags", "factored": False}}, n_boot=0)
+    assert dense["fits"]["ridge_hrf"]["n_params"] == 16 * 5 * 9 * n_vox + n_vox
+    assert dense["leaderboard"][0]["median_r"] == pytest.approx(bench["leaderboard"][0]["median_r"], abs=1e-5)
     with pytest.raises(Eeg2fmriInputError, match="unknown model 'nope'"):
         run_benchmark(tiny_prepared, "within", ["nope"])
     with pytest.raises(Eeg2fmriInputError, match="unknown protocol 'bogus'"):

@@ -106,12 +106,14 @@ def _batches(x: np.ndarray, y: np.ndarray, bs: int = 13) -> list:
     return [(torch.from_numpy(x[i : i + bs]), torch.from_numpy(y[i : i + bs]), None) for i in range(0, len(x), bs)]
 
 
+@pytest.mark.parametrize("form", ["factored", "dense"])
 @pytest.mark.parametrize("spec", [BP, TAN], ids=["bandpower", "tangent"])
-def test_linear_refit_folds_the_coefficients_without_float64_copies(spec):
+def test_linear_refit_folds_the_coefficients_without_float64_copies(spec, form):
     """eeg2fmri_net(linear_refit=True): from the refitted ridges to the path's buffers (folding the standardisation in,
     mixing the tangent ridge in) the peak stays below the float32 buffers it produces plus one float64 block of outputs
     (two float64 copies of the coefficients were four times their float32 size); the buffers equal the float64 folding
-    of the refitted ridges to float32 rounding (1e-5)."""
+    of the refitted ridges to float32 rounding (1e-5). The band-power ridge in both forms: factored (the smaller one
+    here, FIR lags of 140 features > 85 windows: ridge_hrf's factored="auto") and one matrix (factored=False)."""
     x_tr, y_tr = _windows(spec, 60, 1)
     x_va, y_va = _windows(spec, 25, 2)
     x_te, _ = _windows(spec, 9, 3)
@@ -132,6 +134,8 @@ def test_linear_refit_folds_the_coefficients_without_float64_copies(spec):
 
     model = EEG2fMRINet(spec, seed=0, n_members=2, linear_refit=True, output_rank=None, tangent_rule="best", tangent_hrf="canonical")
     mp = pytest.MonkeyPatch()
+    if form == "dense":  # the flagship's power ridge takes ridge_hrf's default form
+        mp.setitem(RidgeHRF.__init__.__kwdefaults__, "factored", False)
     mp.setattr(RidgeHRF, "refit_chosen", refit_chosen)
     mp.setattr(EEG2fMRINet, "_set_ridge", set_ridge)
     tracemalloc.start()
@@ -145,10 +149,19 @@ def test_linear_refit_folds_the_coefficients_without_float64_copies(spec):
     assert len(state["ridges"]) == (2 if tangent else 1) and (not tangent or info["tangent_weight"] > 0)
     ridge = state["ridges"][0]
     v = info["tangent_weight"] if tangent else 0.0
-    # the float64 folding: coefficients / scale, intercept - (mean / scale) @ coefficients
-    c64 = ridge.coef_.astype(np.float64) / ridge.x_scale_[:, None]
-    b64 = ridge.intercept_.astype(np.float64) - (ridge.x_mean_ / ridge.x_scale_) @ ridge.coef_.astype(np.float64)
-    out_bytes = model.ridge_coef.numel() * 4
+    assert (getattr(ridge, "components_", None) is not None) == (form == "factored") == ("ridge_proj" in model._buffers)
+    # the float64 folding: coefficients / scale, intercept - (mean / scale) @ coefficients (factored: the projection
+    # components.T / scale, the coefficients as they are, intercept - (components @ (mean / scale)) @ coefficients)
+    centre = ridge.x_mean_ / ridge.x_scale_
+    if form == "factored":
+        comp = ridge.components_.astype(np.float64)
+        c64 = ridge.coef_.astype(np.float64)
+        b64 = ridge.intercept_.astype(np.float64) - (comp @ centre) @ c64
+        np.testing.assert_allclose(model.ridge_proj.numpy(), comp.T / ridge.x_scale_[:, None], rtol=1e-5, atol=1e-6 * np.abs(comp).max() / ridge.x_scale_.min())
+    else:
+        c64 = ridge.coef_.astype(np.float64) / ridge.x_scale_[:, None]
+        b64 = ridge.intercept_.astype(np.float64) - centre @ ridge.coef_.astype(np.float64)
+    out_bytes = model.ridge_coef.numel() * 4 + (model.ridge_proj.numel() * 4 if form == "factored" else 0)
     block = ridge.coef_.shape[0] * 8192 * 8
     if tangent:
         tr = state["ridges"][1]

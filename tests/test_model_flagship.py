@@ -739,6 +739,48 @@ def test_tangent_ridge_is_stored_factored_and_old_models_still_load():
     assert "ridge_tan_proj" not in small._buffers and small.ridge_tan_coef.shape == (n_feat, 11)
 
 
+@pytest.mark.parametrize("linear_refit", [False, True])
+def test_band_power_ridge_is_stored_factored_where_smaller(linear_refit, tmp_path):
+    """Lag features of many outputs: the band-power ridge is kept as ridge_proj (n_features, n_components) @ ridge_coef
+    (n_components, n_outputs) -- the smaller form, as ridge_hrf(factored="auto") fits it -- and predicts what ridge_hrf
+    predicts; saved and loaded (also into a fresh model), and from the one-matrix layout of format 5 and before."""
+    import dataclasses
+
+    from eeg2fmri.models.ridge_hrf import RidgeHRF
+
+    wide = dataclasses.replace(BP, output_shape=(300,))
+    x_tr, y_tr = _windows(wide, 40, 1)
+    x_va, y_va = _windows(wide, 17, 2)
+    x_te, _ = _windows(wide, 9, 3)
+    model = EEG2fMRINet(wide, seed=0, n_members=2, calibrate_output=False, output_rank=None, ridge_blend=1.0, voxel_gain=False,
+                        linear_refit=linear_refit)
+    model.after_fit(_batches(x_va, y_va), train_batches=_batches(x_tr, y_tr))
+    n_feat = N_CHANS * N_BANDS * N_FRAMES
+    ref = RidgeHRF(wide, hrf="lags").fit(x_tr.numpy(), y_tr.numpy(), x_va.numpy(), y_va.numpy())
+    if linear_refit:  # (after_fit refitted the path on training + validation windows)
+        ref.refit_chosen(np.concatenate([x_tr.numpy(), x_va.numpy()]), np.concatenate([y_tr.numpy(), y_va.numpy()]))
+    n_win = 57 if linear_refit else 40
+    # (validation chooses the lags here, as for the flagship's path: what makes the features outnumber the windows)
+    assert RidgeHRF(wide).fit(x_tr.numpy(), y_tr.numpy(), x_va.numpy(), y_va.numpy()).hrf_ == "lags"
+    assert model.ridge_proj.shape == (n_feat, n_win) and model.ridge_coef.shape == (n_win, 300)  # 140 features, 300 outputs
+    model.eval()
+    with torch.no_grad():
+        lin = model.ridge_prediction(x_te).numpy()
+        want = model(x_te).numpy()
+    np.testing.assert_allclose(lin, ref.predict(x_te.numpy()), rtol=1e-4, atol=1e-4)
+    assert model.n_fitted_values() == n_feat * n_win + n_win * 300 + 300
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    state = load_file(str(tmp_path / "w.safetensors"))
+    old = {k: v.clone() for k, v in state.items()}
+    old["ridge_coef"] = old.pop("ridge_proj") @ old["ridge_coef"]  # format 5 and before: one (n_features, n_outputs) matrix
+    for saved in (state, old):
+        for target in (EEG2fMRINet(wide, seed=4, n_members=2), model):  # a fresh model, and one whose path is fitted
+            target.load_state_dict(saved)
+            assert ("ridge_proj" in target._buffers) == (saved is state)
+            with torch.no_grad():
+                np.testing.assert_allclose(target.eval()(x_te).numpy(), want, rtol=1e-4, atol=1e-4)
+
+
 def _low_rank_windows(spec: DataSpec, n: int, seed: int, rank: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Windows whose targets share ``rank`` time courses (linear in the band power), plus independent noise per output."""
     g = torch.Generator().manual_seed(seed)

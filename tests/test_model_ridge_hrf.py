@@ -240,6 +240,28 @@ def test_wide_features_and_factored_coefficients_equal_sklearn(per_target):
     assert "components" not in dense.state_dict() and RidgeHRF(SPEC).load_state_dict(dense.state_dict()).components_ is None
 
 
+def test_factored_auto_takes_the_smaller_form_with_the_same_predictions():
+    """factored="auto" (the default): the factored form where n_components * (n_features + n_outputs) < n_features *
+    n_outputs (lag features of many outputs), one matrix otherwise; predictions equal the dense fit's either way."""
+    rng = np.random.default_rng(3)
+    spec = DataSpec(input_kind="bandpower", input_shape=(5, 3, 7), output_shape=(300,), sfreq=100.0, tr=2.0, ch_names=tuple("abcde"),
+                    frame_rate=0.5)
+    x, xv = rng.standard_normal((37, 5, 3, 7)), rng.standard_normal((19, 5, 3, 7))
+    w = rng.standard_normal((105, 300)) * 0.1
+    y, yv = x.reshape(37, -1) @ w + rng.standard_normal((37, 300)), xv.reshape(19, -1) @ w + rng.standard_normal((19, 300))
+    auto = RidgeHRF(spec, hrf="lags").fit(x, y, xv, yv)
+    dense = RidgeHRF(spec, hrf="lags", factored=False).fit(x, y, xv, yv)
+    assert RidgeHRF(spec).get_params()["factored"] == "auto"
+    assert auto.components_.shape == (37, 105) and auto.coef_.shape == (37, 300)  # 37 x (105 + 300) < 105 x 300
+    assert dense.coef_.shape == (105, 300) and getattr(dense, "components_", None) is None
+    np.testing.assert_array_equal(np.atleast_1d(auto.alpha_), np.atleast_1d(dense.alpha_))
+    np.testing.assert_allclose(auto.predict(xv), dense.predict(xv), rtol=1e-4, atol=1e-5)
+    few = RidgeHRF(SPEC, hrf="lags").fit(*_data(37, 0), *_data(19, 1))  # 11 outputs: 37 x (105 + 11) > 105 x 11
+    assert few.coef_.shape == (105, 11) and getattr(few, "components_", None) is None
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_hrf: expected factored as true, false or \"auto\", got 'yes'"):
+        RidgeHRF(SPEC, factored="yes")
+
+
 @pytest.mark.parametrize("factored", [False, True])
 def test_coefficients_in_output_blocks_equal_one_product(monkeypatch, factored):
     """fit computes the coefficients a few outputs at a time (memory): the same bits as one product for all outputs,

@@ -822,24 +822,24 @@ def test_flagship_trains_on_the_power_block_of_tangent_windows(tiny_tangent, mon
 
 
 def test_model_format_versions(tiny_prepared, tmp_path):
-    """Models are written in format 4 (a flagship may hold a factored tangent ridge, format 2, a reduced-rank
-    output, 3, and a per-output shrinkage, 4); formats 1-3 still load; others are refused with the file named and what to do."""
+    """Models are written in format 6 (a flagship may hold a factored tangent ridge, format 2, a reduced-rank
+    output, 3, a per-output shrinkage, 4, outputs kept at full rank, 5, a factored band-power ridge, 6); formats 1-5 still load; others are refused with the file named and what to do."""
     from eeg2fmri.datasets.targets import make_split, split_targets
     from eeg2fmri.models import load_model, save_model
     from eeg2fmri.training import fit_model
 
     sp = make_split(tiny_prepared, "within")
     fitted = fit_model(tiny_prepared, sp, "ridge_hrf", targets=split_targets(tiny_prepared, sp))
-    assert fitted.model.get_params()["factored"] is False  # scikit-learn's contract: every parameter (user test 31)
+    assert fitted.model.get_params()["factored"] == "auto"  # scikit-learn's contract: every parameter (user test 31)
     out = save_model(fitted.model, tmp_path / "m", spec=fitted.spec, name="ridge_hrf", hparams=fitted.model.get_params(), mask=tiny_prepared.mask,
                      affine=tiny_prepared.affine, window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=tiny_prepared.config.to_dict())
     meta = json.loads((out / "model.json").read_text())
-    assert meta["format_version"] == 5
-    for version in (1, 2, 3, 4, 5):
+    assert meta["format_version"] == 6
+    for version in (1, 2, 3, 4, 5, 6):
         (out / "model.json").write_text(json.dumps({**meta, "format_version": version}))
         assert load_model(out).meta["format_version"] == version
-    (out / "model.json").write_text(json.dumps({**meta, "format_version": 6}))
-    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 6 is not supported \(expected one of 1, 2, 3, 4, 5\); retrain or upgrade eeg2fmri"):
+    (out / "model.json").write_text(json.dumps({**meta, "format_version": 7}))
+    with pytest.raises(Eeg2fmriInputError, match=r"model\.json: model format 7 is not supported \(expected one of 1, 2, 3, 4, 5, 6\); retrain or upgrade eeg2fmri"):
         load_model(out)
 
 

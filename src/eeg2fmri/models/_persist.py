@@ -30,12 +30,12 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["LoadedModel", "check_compatible", "load_model", "load_predictor", "save_model", "save_trained_model"]
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 #: formats this version reads (2: an ``eeg2fmri_net`` may hold its tangent ridge in factored form, ``ridge_tan_proj``;
 #: 3: an ``eeg2fmri_net`` may hold a reduced-rank output, ``out_basis`` and ``out_centre``; 4: a per-output
 #: shrinkage, ``voxel_gain`` and ``gain_centre``; 5: outputs that keep the full prediction under the reduced rank,
-#: ``out_keep``)
-READABLE_FORMATS = (1, 2, 3, 4, 5)
+#: ``out_keep``; 6: its band-power ridge in factored form, ``ridge_proj``, and a ``ridge_hrf`` factored by default)
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6)
 
 
 @dataclass

@@ -435,6 +435,9 @@ class EEG2fMRINet(nn.Module):
         haemodynamic basis ``(n_basis, n_frames)``, coefficients
         ``(n_chans * n_bands * n_basis, n_outputs)`` with the feature scaling
         folded in, intercept ``(n_outputs,)``.
+    ridge_proj : torch.Tensor
+        Buffer, where the band-power ridge is kept factored (the smaller form: lag features of many outputs):
+        ``(n_chans * n_bands * n_basis, n_components)``; ``ridge_coef`` is then ``(n_components, n_outputs)``.
     out_basis, out_centre : torch.Tensor
         Buffers of the reduced-rank output, present once chosen: ``(k, n_outputs)``
         orthonormal rows and the centre ``(n_outputs,)`` of the projection.
@@ -451,8 +454,8 @@ class EEG2fMRINet(nn.Module):
     #: State a refitted network (train config ``optimizer.refit``) does not replace: what :meth:`after_fit` chose or fitted on
     #: the validation windows (output gain, blend weight, linear path, output projection, per-output gain). Everything else --
     #: parameters and the network's own buffers (batch-norm statistics, seen subjects) -- comes from the refitted network.
-    after_fit_state = ("output_gain", "ridge_weight", "ridge_basis", "ridge_coef", "ridge_bias", "ridge_tan_basis", "ridge_tan_coef",
-                       "ridge_tan_proj", "out_basis", "out_centre", "out_keep", "voxel_gain", "gain_centre")
+    after_fit_state = ("output_gain", "ridge_weight", "ridge_basis", "ridge_coef", "ridge_proj", "ridge_bias", "ridge_tan_basis",
+                       "ridge_tan_coef", "ridge_tan_proj", "out_basis", "out_centre", "out_keep", "voxel_gain", "gain_centre")
 
     def network_used(self) -> bool:
         """Whether predictions run the network (``False`` where the blend kept the linear path alone: weight 1, so
@@ -649,6 +652,9 @@ class EEG2fMRINet(nn.Module):
     # ------------------------------------------------------------------ stacked linear path
     _RIDGE_BUFFERS = ("ridge_basis", "ridge_coef", "ridge_bias")
     _TANGENT_BUFFERS = ("ridge_tan_basis", "ridge_tan_coef", "ridge_tan_proj")
+    #: the band-power ridge in factored form: ``ridge_proj`` (n_features, n_components) @ ``ridge_coef`` (n_components,
+    #: n_outputs) (absent: ``ridge_coef`` is one (n_features, n_outputs) matrix, as in models saved before format 6)
+    _PROJ_BUFFERS = ("ridge_proj",)
     _OUTPUT_BUFFERS = ("out_basis", "out_centre", "out_keep")
     _GAIN_BUFFERS = ("voxel_gain", "gain_centre")
 
@@ -656,9 +662,13 @@ class EEG2fMRINet(nn.Module):
         return "ridge_coef" in self._buffers
 
     def _set_ridge(self, basis: torch.Tensor, coef: torch.Tensor, bias: torch.Tensor, tan_basis: torch.Tensor | None = None,
-                   tan_coef: torch.Tensor | None = None, tan_proj: torch.Tensor | None = None) -> None:
+                   tan_coef: torch.Tensor | None = None, tan_proj: torch.Tensor | None = None, *, proj: torch.Tensor | None = None) -> None:
         for name, t in zip(self._RIDGE_BUFFERS, (basis, coef, bias)):
             self.register_buffer(name, t.detach().float().contiguous())
+        if proj is not None:  # the band-power ridge factored (a refit may change the form: a stale factor is dropped)
+            self.register_buffer("ridge_proj", proj.detach().float().contiguous())
+        else:
+            self._buffers.pop("ridge_proj", None)
         # tan_proj (n_tangent_features, n_components) @ tan_coef (n_components, n_outputs): the tangent ridge in factored
         # form (models saved before 2026-12-04 hold one (n_tangent_features, n_outputs) matrix and no tan_proj). A buffer
         # not given is dropped: a refit (linear_refit) on more windows can change the form, and a factor left from the
@@ -673,7 +683,7 @@ class EEG2fMRINet(nn.Module):
         # a saved model with a fitted linear path: (re)create its buffers, whose sizes depend on the basis chosen and
         # on the training windows (factored tangent ridge), and drop those the saved path does not have
         if prefix + "ridge_coef" in state_dict:
-            for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
+            for name in self._RIDGE_BUFFERS + self._PROJ_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
                 saved = state_dict.get(prefix + name)
                 if saved is None:
                     if name not in self._RIDGE_BUFFERS:  # (models saved before 2026-12-04, session 6, have no output projection)
@@ -694,6 +704,8 @@ class EEG2fMRINet(nn.Module):
             raise Eeg2fmriInputError("eeg2fmri_net: the linear path is not fitted; it is fitted by after_fit() with the training windows.")
         bp = self.band_power(x)  # (B, C, F, T)
         feats = torch.einsum("bcft,kt->bcfk", bp, self.ridge_basis).reshape(len(bp), -1)
+        if "ridge_proj" in self._buffers:
+            feats = feats @ self.ridge_proj
         out = feats @ self.ridge_coef + self.ridge_bias
         if "ridge_tan_coef" in self._buffers:
             tan = x.float()[:, :, self.n_bands :, :]
@@ -779,7 +791,7 @@ class EEG2fMRINet(nn.Module):
 
         # a refit starts from the network alone: no linear path, no output projection (the validation choices below
         # score the network through self(...), which must not see a previous fit's path or projection)
-        for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
+        for name in self._RIDGE_BUFFERS + self._PROJ_BUFFERS + self._TANGENT_BUFFERS + self._OUTPUT_BUFFERS:
             self._buffers.pop(name, None)
         self.ridge_weight.fill_(0.0)
         tr_subs: list | None = [] if self.tangent_cv == "subjects" else None  # subjects only where the cross-fit needs them
@@ -788,6 +800,7 @@ class EEG2fMRINet(nn.Module):
             return {"ridge_weight": 0.0}
         x_va, y_va, tan_va, ty_va, kept_va = blocks(val)
         pspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_, t_), freqs=None) if tangent else self.spec
+        # (factored where that is the smaller form -- lag features of many voxels -- as folded() below keeps it)
         ridge = RidgeHRF(pspec, alpha_per_target=self.ridge_alpha_per_target).fit(x_tr, y_tr, x_va, y_va)
         if ridge.hrf_ == "canonical":
             basis = canonical[None, :]
@@ -795,25 +808,33 @@ class EEG2fMRINet(nn.Module):
             basis = informed_basis(dt, t_)[:, ::-1]
         else:
             basis = np.eye(t_)
-        def folded(r: RidgeHRF, w: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-            """``w`` times the coefficients on the unscaled features, float32 (n_features, n_outputs), and the intercept,
-            float64 (n_outputs,): float64 arithmetic a block of outputs at a time (user test 40: two float64 copies of
-            the whole-brain coefficients were 1.2 GB), the same numbers as on the whole matrix."""
+        def folded(r: RidgeHRF, w: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            """``w`` times the coefficients on the unscaled features, float32 (n_features, n_outputs), the intercept,
+            float64 (n_outputs,), and ``None``; for a factored ridge (``components_``): ``w`` times its (n_components,
+            n_outputs) coefficients, the intercept and the projection of the unscaled features on the components,
+            float32 (n_features, n_components). float64 arithmetic a block of outputs at a time (user test 40: two
+            float64 copies of the whole-brain coefficients were 1.2 GB), the same numbers as on the whole matrix."""
+            comp = getattr(r, "components_", None)
             n_f, n_o = r.coef_.shape
             coef = np.empty((n_f, n_o), dtype=np.float32)
             bias = r.intercept_.astype(np.float64)
             centre = r.x_mean_ / r.x_scale_
+            if comp is not None:  # ((f - mean) / scale) @ comp.T @ coef = f @ proj @ coef - (comp @ centre) @ coef
+                centre = np.concatenate([comp[i : i + 256].astype(np.float64) @ centre for i in range(0, len(comp), 256)])
             for c in _column_blocks(n_o):
                 b = r.coef_[:, c].astype(np.float64)
                 bias[c] -= centre @ b
-                b /= r.x_scale_[:, None]
+                if comp is None:
+                    b /= r.x_scale_[:, None]
                 if w != 1.0:
                     b *= w
                 coef[:, c] = b
-            return coef, bias
+            proj = None if comp is None else np.ascontiguousarray(comp.T / r.x_scale_[:, None].astype(np.float32), dtype=np.float32)
+            return coef, bias, proj
 
         def tangent_args(tridge: RidgeHRF, ks: list, v: float, r: RidgeHRF) -> tuple:
-            """The path's coefficients (power ridge ``r``) with the tangent ridge mixed in at weight ``v`` and the tangent buffers."""
+            """The path's coefficients (power ridge ``r``) with the tangent ridge mixed in at weight ``v``, the tangent buffers
+            and the power ridge's projection (factored, else None)."""
             # factored: prediction = ((f - mean) / scale) @ components.T @ coef + intercept = f @ proj @ coef + t_bias
             # (float32 components, float64 where they are summed over features; no float64 copy of the components, and
             # float64 copies of the coefficients a block of outputs at a time)
@@ -837,7 +858,7 @@ class EEG2fMRINet(nn.Module):
                     b *= v
                     t_out[:, c] = b if form == "factored" else proj64 @ b
             del proj64
-            coef, bias = folded(r, 1 - v)
+            coef, bias, p_proj = folded(r, 1 - v)
             bias = (1 - v) * bias + v * t_bias
             if form is None:
                 tan = ()
@@ -845,7 +866,7 @@ class EEG2fMRINet(nn.Module):
                 tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(t_out), torch.from_numpy(proj))
             else:
                 tan = (torch.from_numpy(tan_basis[ks].copy()), torch.from_numpy(t_out))
-            return coef, bias, tan
+            return coef, bias, tan, p_proj
 
         def mean_r(p: np.ndarray, y: np.ndarray | None = None) -> float:  # constant voxels count as r = 0
             return float(pearson_columns(p, y_va if y is None else y, constant=0.0, clip=False).mean())
@@ -896,12 +917,13 @@ class EEG2fMRINet(nn.Module):
                     rows = slice(i, i + 256)
                     p_tr[rows] = (1 - v) * ridge.predict(x_tr[kept_tr[rows]]).reshape(-1, self.spec.n_outputs)
                     p_tr[rows] += v * tridge.predict(feats(tan_tr[rows], ks)).reshape(-1, self.spec.n_outputs)
-            coef, bias, tan_args = tangent_args(tridge, ks, v, ridge)
+            coef, bias, tan_args, p_proj = tangent_args(tridge, ks, v, ridge)
             info.update({"tangent_windows": [len(tan_tr), len(tan_va)], "tangent_hrf": name, "tangent_weight": v, "tangent_alpha": float(np.mean(tridge.alpha_)),
                          "val_r_power_ridge": mean_r(p_va, ty_va), "val_r_tangent_ridge": r_tan})
         else:
-            coef, bias = folded(ridge)
-        self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args)
+            coef, bias, p_proj = folded(ridge)
+        self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan_args,
+                        proj=None if p_proj is None else torch.from_numpy(p_proj))
         # the blend weight: mean voxel r of the validation windows over a grid of weights
         self.ridge_weight.fill_(0.0)
         net = np.concatenate([self(torch.as_tensor(b[0]).float()).reshape(len(b[0]), -1).numpy() for b in val])
@@ -928,7 +950,7 @@ class EEG2fMRINet(nn.Module):
                 # memory: the first fit's path and the windows are dropped as soon as they are no longer needed (user
                 # test 40: a LOSO fold held both fits' coefficients and every window copy at once, 11 GB)
                 nonlocal x_tr, y_tr, x_va, y_va, tan_tr, tan_va, ty_tr, ty_va
-                for name in self._RIDGE_BUFFERS + self._TANGENT_BUFFERS:
+                for name in self._RIDGE_BUFFERS + self._PROJ_BUFFERS + self._TANGENT_BUFFERS:
                     self._buffers.pop(name, None)
                 n_windows = int(len(x_tr) + len(x_va))
                 xs, ys = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
@@ -941,11 +963,12 @@ class EEG2fMRINet(nn.Module):
                         tan_tr = tan_va = ty_tr = ty_va = None
                         tridge.refit_chosen(ts, tys)
                         del ts, tys
-                    coef, bias, tan = tangent_args(tridge, ks, v, ridge)
+                    coef, bias, tan, p_proj = tangent_args(tridge, ks, v, ridge)
                 else:
-                    coef, bias = folded(ridge)
+                    coef, bias, p_proj = folded(ridge)
                     tan = ()
-                self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan)
+                self._set_ridge(torch.from_numpy(np.ascontiguousarray(basis)), torch.from_numpy(coef), torch.from_numpy(bias), *tan,
+                                proj=None if p_proj is None else torch.from_numpy(p_proj))
                 return {"linear_refit_windows": n_windows}
 
             self._pending_refit = refit
@@ -1229,7 +1252,7 @@ class EEG2fMRINet(nn.Module):
         projection and the per-output gain (buffers; the fixed HRF bases are not counted). Counting the parameters
         alone showed ~1.1 M for a model whose predictions were its ridge's, and none of that ridge's coefficients.
         """
-        fitted = ("ridge_coef", "ridge_bias", "ridge_tan_coef", "ridge_tan_proj", *self._OUTPUT_BUFFERS, *self._GAIN_BUFFERS)
+        fitted = ("ridge_coef", "ridge_proj", "ridge_bias", "ridge_tan_coef", "ridge_tan_proj", *self._OUTPUT_BUFFERS, *self._GAIN_BUFFERS)
         n = sum(int(self._buffers[k].numel()) for k in fitted if k in self._buffers and self._buffers[k] is not None)
         if not self._network_unused():
             n += sum(int(p.numel()) for p in self.parameters())

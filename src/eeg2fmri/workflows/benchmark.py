@@ -91,7 +91,8 @@ def count_parameters(model: Any) -> int | None:
         except TypeError:
             pass
     if hasattr(model, "coef_"):
-        return int(np.size(model.coef_) + np.size(getattr(model, "intercept_", 0)))
+        comp = getattr(model, "components_", None)  # a factored ridge: its components too (values its predictions use)
+        return int(np.size(model.coef_) + np.size(getattr(model, "intercept_", 0)) + (0 if comp is None else np.size(comp)))
     if hasattr(model, "means_"):
         return int(sum(np.size(v) for v in model.means_.values()) + np.size(getattr(model, "grand_mean_", 0)))
     state = getattr(model, "state_dict", None)
