@@ -1074,7 +1074,17 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     where = str(rec.eeg_path)
     raw = read_layout_eeg(rec, preload=False)
     from eeg2fmri.io.eeg import check_continuous
+    from eeg2fmri.io.layouts import cut_run_eeg
 
+    first_onset = cfg.first_onset
+    if isinstance(first_onset, dict):  # one onset per run (runs started at different times)
+        if rec.key not in first_onset:
+            raise Eeg2fmriInputError(f"{where}: prepare option first_onset gives onsets for runs {sorted(first_onset)} but not for this run "
+                                     f"({rec.key!r}); add it (one entry per run key) or give one number for every run.")
+        first_onset = float(first_onset[rec.key])
+    # one EEG file across several BOLD runs: this run's part (times below count from its first sample; first_onset, given
+    # from the file's, moved with them)
+    raw, rec, first_onset, span = cut_run_eeg(rec, raw, tr, marker=cfg.marker, first_onset=first_onset)
     # windows across a join would mix data from two times, and volume onsets across it are shifted
     check_continuous(raw, where, ", so the EEG after a join is out of step with the BOLD volumes. Expected one continuous recording "
                                  "per BOLD run: use the recording before data were cut out; for a recording paused during the scan, prepare "
@@ -1086,12 +1096,6 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     if not_used["non_eeg"] or not_used["bad"]:
         logger.info("%s: not used as EEG: %d non-EEG channel(s) %s, %d marked bad %s", where, len(not_used["non_eeg"]),
                     sorted(f"{c} ({t})" for c, t in not_used["non_eeg"].items()), len(not_used["bad"]), not_used["bad"])
-    first_onset = cfg.first_onset
-    if isinstance(first_onset, dict):  # one onset per run (runs started at different times)
-        if rec.key not in first_onset:
-            raise Eeg2fmriInputError(f"{where}: prepare option first_onset gives onsets for runs {sorted(first_onset)} but not for this run "
-                                     f"({rec.key!r}); add it (one entry per run key) or give one number for every run.")
-        first_onset = float(first_onset[rec.key])
     try:
         sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=first_onset, dummy_scans=cfg.dummy_scans)
     except Eeg2fmriInputError as err:
@@ -1170,7 +1174,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
 
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
             "bad_spans": bad_spans(raw), "not_used": not_used, "tr": float(cfg.resample_tr or tr), "native_tr": native_tr,
-            "resampled": resample}
+            "resampled": resample, "eeg_span": None if span is None else [round(span[0], 6), round(span[1], 6)]}
 
 
 def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
@@ -1308,6 +1312,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     # absolute paths: readers of the manifest (classify's events, explain's electrodes) may run from another directory
     prov = {"eeg": str(Path(rec.eeg_path).absolute()), "bold": str(Path(rec.bold_path).absolute()) if rec.bold_path is not None else None, "layout": getattr(rec, "layout", "bids"), "sync": rp.method, "sync_marker": rp.marker,
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [kept.start, kept.stop], "non_steady_state_volumes": int(n_drop)}
+    if eeg.get("eeg_span") is not None:  # the run's part of its EEG file (s); the run's onsets count from its start
+        prov["eeg_span_s"] = eeg["eeg_span"]
     if resampled is not None:
         prov["resampled_in_time"] = resampled
         # each prepared volume's time from the BOLD file's first saved volume (events.tsv onsets): first, step (s)
@@ -1468,7 +1474,10 @@ def _check_channel_lists(names: list[list[str]], records) -> None:
 RUN_KEYS = {"eeg": "EEG file (any format MNE reads)",
             "bold": "4D BOLD NIfTI, or a region table (.tsv/.csv/.npy/.pkl: one row per volume, one column per region; give tr)", "subject": "subject label",
             "session": "session label", "task": "task label", "run": "run index", "acquisition": "acq- label",
-            "tr": "TR in s (default: the NIfTI header)", "marker": "scanner marker name(s)", "first_onset": "s of volume 0 without markers"}
+            "tr": "TR in s (default: the NIfTI header)", "marker": "scanner marker name(s)", "first_onset": "s of volume 0 without markers",
+            "eeg_start": "s of the EEG file where this run's part begins (one EEG file across several runs)",
+            "eeg_stop": "s of the EEG file where this run's part ends",
+            "marker_block": "this run's block of scanner markers in its EEG file (1 = the first; blocks are parted by pauses)"}
 
 
 def runs_from_files(runs: Any) -> list:
@@ -1478,8 +1487,12 @@ def runs_from_files(runs: Any) -> list:
     ----------
     runs : sequence of mapping or RunRecord
         One entry per simultaneous run: ``{"eeg": path, "bold": path, "subject": "01"}`` plus optional
-        ``session``, ``task``, ``run``, ``acquisition``, ``tr``, ``marker``, ``first_onset``
-        (:data:`RUN_KEYS`); a :class:`~eeg2fmri.io.RunRecord` / ``LayoutRun`` is taken as it is.
+        ``session``, ``task``, ``run``, ``acquisition``, ``tr``, ``marker``, ``first_onset``, ``eeg_start``,
+        ``eeg_stop``, ``marker_block`` (:data:`RUN_KEYS`); a :class:`~eeg2fmri.io.RunRecord` / ``LayoutRun`` is taken
+        as it is. One EEG file recorded across several BOLD runs is listed once per run: each with its part
+        (``marker_block``: its block of scanner markers; or ``eeg_start``/``eeg_stop`` in seconds of the file), or, with
+        neither on any of them, the runs take the file's blocks of markers in the order they are listed
+        (:func:`~eeg2fmri.io.layouts.run_eeg_span`; ``first_onset`` counts from the file's first sample either way).
 
     Returns
     -------
@@ -1517,16 +1530,62 @@ def runs_from_files(runs: Any) -> list:
             if v is not None and not v.replace("_", "").isalnum():
                 raise Eeg2fmriInputError(f"{where}: expected an alphanumeric {k} label, got {v!r}; it becomes part of the run key "
                                          "(sub-<subject>_task-<task>_run-<run>).")
+        part = {k: _run_number(r.get(k), f"{where}: {k}", integer=k == "marker_block") for k in ("eeg_start", "eeg_stop", "marker_block")}
         out.append(LayoutRun(subject=labels["subject"], session=labels["session"], task=labels["task"], run=labels["run"], eeg_path=files["eeg"],
                              bold_path=files["bold"], acquisition=labels["acquisition"], layout="files",
-                             tr=None if r.get("tr") is None else float(r["tr"]), marker=r.get("marker"),
-                             first_onset=None if r.get("first_onset") is None else float(r["first_onset"])))
+                             tr=_run_number(r.get("tr"), f"{where}: tr"), marker=r.get("marker"),
+                             first_onset=_run_number(r.get("first_onset"), f"{where}: first_onset"), **part))
     if not out:
         raise Eeg2fmriInputError("runs: expected at least one run, got an empty list.")
+    out = _shared_eeg_files(out)
     keys = [rec.key for rec in out]
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:
         raise Eeg2fmriInputError(f"runs: expected one run per key, found {dup} more than once; give them different run (or task, session) labels.")
+    return out
+
+
+def _run_number(value: Any, where: str, *, integer: bool = False) -> float | int | None:
+    """A number of a run's mapping (a runs table gives text): ``None`` when absent, else a finite float (or an integer >= 1)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if integer:
+        if not (np.isfinite(v) and v == int(v) and v >= 1):
+            raise Eeg2fmriInputError(f"{where}: expected a whole number >= 1 (1 = the first block of scanner markers), got {value!r}.")
+        return int(v)
+    if not np.isfinite(v):
+        raise Eeg2fmriInputError(f"{where}: expected a number (seconds), got {value!r}.")
+    return v
+
+
+def _shared_eeg_files(runs: list) -> list:
+    """Runs listed with one EEG file each get its blocks of scanner markers in the order listed, where none of them says
+    which part of the file is its own (``marker_block``, ``eeg_start``/``eeg_stop``); mixed lists are refused."""
+    import dataclasses
+
+    by_file: dict[Path, list[int]] = {}
+    for i, rec in enumerate(runs):
+        by_file.setdefault(Path(rec.eeg_path), []).append(i)
+    out = list(runs)
+    for path, idx in by_file.items():
+        if len(idx) < 2:
+            continue
+        told = [i for i in idx if runs[i].marker_block is not None or runs[i].eeg_start is not None or runs[i].eeg_stop is not None]
+        if told and len(told) < len(idx):
+            missing = [runs[i].key for i in idx if i not in told]
+            raise Eeg2fmriInputError(f"{path}: this EEG file is listed for {len(idx)} runs; expected each to say which part of it is its own "
+                                     f"(marker_block, or eeg_start/eeg_stop), found none for {missing}; give them one too, or leave "
+                                     "them out everywhere (the runs then take the file's blocks of scanner markers in the order listed).")
+        if told:
+            continue
+        for k, i in enumerate(idx, start=1):
+            out[i] = dataclasses.replace(runs[i], marker_block=k, meta={**dict(runs[i].meta), "runs_in_eeg_file": len(idx)})
+        logger.info("%s: listed for %d runs (%s): each takes the file's block of scanner markers in that order", path, len(idx),
+                    ", ".join(runs[i].key for i in idx))
     return out
 
 

@@ -1154,13 +1154,16 @@ _FEW_TEST_WINDOWS = 20
 
 
 def _file_volumes(ds: PreparedDataset, index: int, volumes: np.ndarray) -> dict[str, Any]:
-    """Where prepared volumes ``volumes`` of run ``index`` come from: ``onsets_s`` (their onsets, s from the EEG start) and,
+    """Where prepared volumes ``volumes`` of run ``index`` come from: ``onsets_s`` (their onsets, s from the EEG file's
+    first sample -- a run cut from a longer recording, ``eeg_span_s``, counts from the file's start too) and,
     unless the BOLD was resampled in time, ``bold_volumes`` (their indices in the BOLD file: prepare drops dummy and
     non-steady-state volumes, so prepared volume k is file volume k + the first kept one; user test 39)."""
     run = ds.runs[index]
     vols = np.asarray(volumes, dtype=np.int64)
-    out: dict[str, Any] = {"onsets_s": np.asarray(run.onsets, dtype=np.float64)[vols]}
     info = ((ds.provenance or {}).get("inputs") or {}).get(run.key) if isinstance(ds.provenance, dict) else None
+    span = info.get("eeg_span_s") if isinstance(info, dict) else None
+    offset = float(span[0]) if isinstance(span, (list, tuple)) and span else 0.0
+    out: dict[str, Any] = {"onsets_s": np.asarray(run.onsets, dtype=np.float64)[vols] + offset}
     kept = info.get("volumes") if isinstance(info, dict) else None
     if isinstance(kept, (list, tuple)) and len(kept) == 2 and kept[0] is not None and not info.get("resampled_in_time"):
         out["bold_volumes"] = vols + int(kept[0])

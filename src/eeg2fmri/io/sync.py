@@ -212,10 +212,14 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
             else:
                 why = (f"{k} marker intervals ({step:.4f} s each): more than {max_missing} missed markers in a row are not filled in"
                        if abs(gap - k * step) <= tolerance * step else f"not a whole number of the marker interval ({step:.4f} s)")
+                several = (f" If the file holds several BOLD runs (the scanner stopped and started again: {len(marker_blocks(on, step))} "
+                           f"blocks of markers, {describe_blocks(on, marker_blocks(on, step), step)}), give each run its part: in a runs "
+                           "table the columns marker_block (1 = the first block) or eeg_start/eeg_stop (s); a file listed for several "
+                           "runs is given its blocks in the table's order." if gap > BLOCK_GAP_TRS * step else "")
                 raise Eeg2fmriInputError(  # (user test 12: "7 intervals" was called "not a whole number")
                     f"{where}: the scanner markers at {t0:.3f} s and {t1:.3f} s are {gap:.3f} s apart, {why}: the recording was "
-                    "interrupted or the markers are corrupt. Split the run at that point (two runs), or, if the scan really was "
-                    "regular, ignore the markers and give volume 0's time (eeg2fmri prepare --config '{\"marker\": null, "
+                    "interrupted or the markers are corrupt." + several + " Split the run at that point (two runs), or, if the scan "
+                    "really was regular, ignore the markers and give volume 0's time (eeg2fmri prepare --config '{\"marker\": null, "
                     "\"first_onset\": <s>}'; Python: marker=None, first_onset=<s>)."
                 )
         elif abs(gap - step) > tolerance * step:  # kept as it is, but more than a scanner's jitter of a sample or two
@@ -229,6 +233,41 @@ def repair_markers(on: np.ndarray, tr: float, *, tolerance: float = 0.05, max_mi
     if filled:
         notes.append(f"{filled} missed marker(s) filled in at the midpoints of intervals of about 2-{max_missing + 1} TRs.")
     return np.asarray(out, dtype=float), notes
+
+
+#: A pause between scanner markers longer than this many marker intervals parts two blocks of one recording (several BOLD
+#: runs recorded into one EEG file): longer than any stretch of missed markers :func:`repair_markers` fills in (up to 3 in
+#: a row: 4 intervals).
+BLOCK_GAP_TRS = 4.5
+
+
+def marker_blocks(on: np.ndarray, tr: float, *, gap_trs: float = BLOCK_GAP_TRS) -> list[tuple[int, int]]:
+    """Blocks of scanner markers in one recording: runs of markers parted by pauses longer than ``gap_trs`` TRs.
+
+    Parameters
+    ----------
+    on : array, shape (n_markers,)
+        Marker times in seconds, sorted.
+    tr : float
+        Repetition time in seconds.
+    gap_trs : float
+        Shortest pause (in TRs) that parts two blocks.
+
+    Returns
+    -------
+    blocks : list of (int, int)
+        Index ranges ``[start, stop)`` into ``on``, in time order.
+    """
+    on = np.asarray(on, dtype=float)
+    if not len(on):
+        return []
+    edges = np.r_[0, np.flatnonzero(np.diff(on) > gap_trs * tr) + 1, len(on)]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def describe_blocks(on: np.ndarray, blocks: list[tuple[int, int]], tr: float) -> str:
+    """One line per block for messages: ``1: 12.0-612.0 s, 300 markers``."""
+    return "; ".join(f"{i}: {on[a]:.1f}-{on[b - 1] + tr:.1f} s, {b - a} markers" for i, (a, b) in enumerate(blocks, start=1))
 
 
 #: What to do with more scanner markers than BOLD volumes (see :func:`volume_onsets`).

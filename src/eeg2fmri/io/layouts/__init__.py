@@ -76,6 +76,8 @@ __all__ = [
     "get_reader",
     "labels_of_volumes",
     "layout_volume_onsets",
+    "run_eeg_span",
+    "cut_run_eeg",
     "list_layouts",
     "list_readers",
     "read_brainvision",
@@ -463,6 +465,116 @@ def _raw_marker_file(vhdr: Path) -> Path:
     raise Eeg2fmriInputError(f"{vhdr}: expected its marker file {named or vhdr.with_suffix('.vmrk').name} beside it, found none; download the .vmrk too.")
 
 
+#: Seconds of EEG kept before a marker block's first volume and after its last (less where a neighbouring block is nearer:
+#: at most half the pause, so that no marker of another run is in the cut).
+BLOCK_MARGIN_S = 10.0
+
+
+def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> tuple[float, float, str] | None:
+    """The part of a run's EEG file that is this run's: ``eeg_start``/``eeg_stop``, or its block of scanner markers.
+
+    One continuous EEG recording across several BOLD runs is listed once per run, each with its part: ``eeg_start`` /
+    ``eeg_stop`` (s from the file's first sample) or ``marker_block`` (k: the k-th block of volume markers, blocks being
+    parted by pauses longer than :data:`~eeg2fmri.io.sync.BLOCK_GAP_TRS` TRs; the cut keeps up to
+    :data:`BLOCK_MARGIN_S` s before the block's first marker and after its last volume, at most half the pause to a
+    neighbouring block). A run listed with ``meta["runs_in_eeg_file"]`` (the runs table gave its file to that many
+    runs without saying which part is whose) must find exactly that many blocks.
+
+    Parameters
+    ----------
+    run : LayoutRun | RunRecord
+    raw : mne.io.BaseRaw
+        The whole file (:func:`read_layout_eeg`).
+    tr : float
+        The run's TR (s).
+    marker : str | tuple of str | None
+        Volume marker names when the run does not fix them (``run.marker``).
+
+    Returns
+    -------
+    span : (float, float, str) | None
+        ``(tmin, tmax, note)`` in seconds from the file's first sample for ``raw.crop(tmin, tmax)``, with a sentence
+        saying what was cut; ``None`` for a run that is the whole file.
+    """
+    from eeg2fmri.io.sync import BLOCK_GAP_TRS, describe_blocks, marker_blocks, marker_times
+
+    run = as_layout_run(run)
+    where = str(run.eeg_path)
+    start, stop, block = run.eeg_start, run.eeg_stop, run.marker_block
+    if start is None and stop is None and block is None:
+        return None
+    end = float(raw.times[-1])
+    if block is not None:
+        if start is not None or stop is not None:
+            raise Eeg2fmriInputError(f"{where}: expected either marker_block or eeg_start/eeg_stop for run {run.key}, got both; give one "
+                                     "(marker_block: the k-th block of scanner markers; eeg_start/eeg_stop: seconds of the file).")
+        names = run.marker if run.marker is not None else marker
+        if names is None:
+            raise Eeg2fmriInputError(f"{where}: marker_block {block} for run {run.key} needs scanner volume markers, but the prepare "
+                                     "option marker is null; give the run's part in seconds instead (eeg_start/eeg_stop), or name the "
+                                     "markers (marker: [\"R128\"]).")
+        name, on = marker_times(raw, names)
+        if on is None or not len(on):
+            present = sorted({str(d) for d in raw.annotations.description})[:15]
+            raise Eeg2fmriInputError(f"{where}: marker_block {block} for run {run.key}: expected scanner volume markers "
+                                     f"{list((names,) if isinstance(names, str) else names)}, found none (annotations present: {present}); "
+                                     "name the markers (prepare option marker) or give the run's part in seconds (eeg_start/eeg_stop).")
+        blocks = marker_blocks(on, tr)
+        listing = describe_blocks(on, blocks, tr)
+        want = run.meta.get("runs_in_eeg_file")
+        if want is not None and len(blocks) != int(want):
+            raise Eeg2fmriInputError(
+                f"{where}: the runs table gives this file to {want} runs, so its {name!r} markers should form {want} blocks (parted by "
+                f"pauses > {BLOCK_GAP_TRS:g} TRs), found {len(blocks)} ({listing}). Say which block is each run's: a marker_block "
+                "column (1 = the first block), or eeg_start/eeg_stop columns (s from the file's first sample).")
+        if not 1 <= int(block) <= len(blocks):
+            raise Eeg2fmriInputError(f"{where}: marker_block {block} for run {run.key}: expected 1-{len(blocks)}, the file's blocks of "
+                                     f"{name!r} markers being {listing}; give one of those numbers (or eeg_start/eeg_stop).")
+        a, b = blocks[int(block) - 1]
+        first, last_end = float(on[a]), float(on[b - 1]) + float(tr)
+        before = (first - float(on[a - 1])) / 2 if a > 0 else np.inf
+        after = (float(on[b]) - last_end) / 2 if b < len(on) else np.inf
+        tmin = max(0.0, first - min(BLOCK_MARGIN_S, before))
+        tmax = min(end, last_end + min(BLOCK_MARGIN_S, after))
+        note = (f"EEG {tmin:.2f}-{tmax:.2f} s of the file used: marker block {block} of {len(blocks)} ({b - a} {name!r} markers; "
+                f"the file's blocks: {listing})")
+        return tmin, tmax, note
+    tmin = 0.0 if start is None else float(start)
+    tmax = end if stop is None else min(float(stop), end)
+    if not (0.0 <= tmin < tmax) or tmin >= end:
+        raise Eeg2fmriInputError(f"{where}: eeg_start/eeg_stop for run {run.key}: expected 0 <= eeg_start < eeg_stop within the recording "
+                                 f"(0-{end:.1f} s), got {start}-{stop}; give seconds from the file's first sample.")
+    return tmin, tmax, f"EEG {tmin:.2f}-{tmax:.2f} s of the file used (eeg_start/eeg_stop)"
+
+
+def cut_run_eeg(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS,
+                first_onset: float | None = None) -> tuple[Any, LayoutRun, float | None, tuple[float, float, str] | None]:
+    """Cut ``raw`` (in place) to the run's part of its EEG file (:func:`run_eeg_span`).
+
+    Returns
+    -------
+    raw : mne.io.BaseRaw
+        The run's part; its times (and every onset found in it) count from the part's first sample.
+    run : LayoutRun
+        The run, its ``first_onset`` (seconds from the file's first sample) moved to the part's time axis.
+    first_onset : float | None
+        ``first_onset`` likewise.
+    span : (float, float, str) | None
+        What :func:`run_eeg_span` returned.
+    """
+    run = as_layout_run(run)
+    span = run_eeg_span(run, raw, tr, marker=marker)
+    if span is None:
+        return raw, run, first_onset, None
+    raw.crop(span[0], span[1], include_tmax=False)
+    logger.info("%s: %s", run.eeg_path, span[2])
+    if span[0]:
+        first_onset = None if first_onset is None else float(first_onset) - span[0]
+        if run.first_onset is not None:
+            run = dataclasses.replace(run, first_onset=run.first_onset - span[0])
+    return raw, run, first_onset, span
+
+
 def layout_volume_onsets(run: RunRecord, raw, n_volumes: int, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None, tolerance: float = 0.05,
                          dummy_scans: str = "auto") -> LayoutSync:
     """Onsets of the BOLD volumes in the EEG time axis, with the layout's conventions.
@@ -693,6 +805,13 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                         why = str(err) if isinstance(err, Eeg2fmriInputError) else f"{eeg}: {type(err).__name__}: {err}"
                         problems.append(f"{run.key}: EEG file cannot be read: {why}")
                         return problems, notes
+                    try:  # one EEG file across several runs: this run's part, as prepare cuts it
+                        raw, run, first_onset, span = cut_run_eeg(run, raw, tr, marker=marker, first_onset=first_onset)
+                    except Eeg2fmriInputError as err:
+                        problems.append(f"{run.key}: {err}")
+                        return problems, notes
+                    if span is not None:
+                        notes.append(f"{run.key}: {span[2]}")
                     from eeg2fmri.io.eeg import discontinuities
 
                     joins = discontinuities(raw)

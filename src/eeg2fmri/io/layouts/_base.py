@@ -69,6 +69,15 @@ class LayoutRun(RunRecord):
     meta : mapping
         Read-only extra facts (e.g. ``group`` labels, the raw recording whose
         markers place a preprocessed one, notes).
+    eeg_start, eeg_stop : float | None
+        The part of the EEG file that is this run's, in seconds from the file's
+        first sample (one continuous recording across several BOLD runs);
+        ``None``: from the start / to the end.
+    marker_block : int | None
+        This run's block of scanner volume markers in its EEG file (1 = the
+        first), blocks being parted by pauses longer than
+        :data:`eeg2fmri.io.sync.BLOCK_GAP_TRS` TRs: the EEG is cut to that
+        block (see :func:`eeg2fmri.io.layouts.run_eeg_span`).
     """
 
     layout: str = "bids"
@@ -78,6 +87,9 @@ class LayoutRun(RunRecord):
     non_eeg_channels: tuple[str, ...] = ()
     first_onset: float | None = None
     meta: dict = field(default_factory=dict, hash=False)
+    eeg_start: float | None = None
+    eeg_stop: float | None = None
+    marker_block: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.marker, str):

@@ -1,0 +1,162 @@
+"""One continuous EEG recording across several BOLD runs (a runs table lists the file once per run): each run is cut to
+its block of scanner markers (``marker_block``, given or in the order listed) or to ``eeg_start``/``eeg_stop``."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+PAUSE_S = 30.0  # the scanner stopped between the two runs; the EEG went on
+
+
+@pytest.fixture(scope="module")
+def continuous(tiny_bids, tmp_path_factory):
+    """The tiny dataset's two runs recorded into one FIF file with a 30-s pause between them (EEG, no markers), and
+    their two BOLD files: returns (folder, eeg path, [bold paths], [first sample of each run in the file])."""
+    import mne
+
+    out = tmp_path_factory.mktemp("continuous")
+    raws = [mne.io.read_raw_brainvision(next((tiny_bids / s / "eeg").glob("*_eeg.vhdr")), preload=True, verbose=False)
+            for s in ("sub-01", "sub-02")]
+    sf = raws[0].info["sfreq"]
+    pause = raws[0].get_data(start=int(150 * sf), stop=int((150 + PAUSE_S) * sf))  # EEG without scanner markers
+    data = np.concatenate([raws[0].get_data(), pause, raws[1].get_data()], axis=1)
+    starts = [0.0, (raws[0].n_times + pause.shape[1]) / sf]
+    onset, desc = [], []
+    for raw, t0 in zip(raws, starts):
+        onset += list(raw.annotations.onset - raw.first_time + t0)
+        desc += list(raw.annotations.description)
+    both = mne.io.RawArray(data, raws[0].info.copy(), verbose=False)
+    both.set_channel_types({"ECG": "ecg", "EOG": "eog"}, on_unit_change="ignore", verbose=False)  # (as channels.tsv types them)
+    both.set_annotations(mne.Annotations(onset, np.zeros(len(onset)), desc))
+    eeg = out / "session_raw.fif"
+    both.save(eeg, fmt="double", verbose="error")
+    bolds = [next((tiny_bids / s / "func").glob("*_bold.nii*")) for s in ("sub-01", "sub-02")]
+    return out, eeg, bolds, starts
+
+
+def _runs(eeg, bolds, **extra):
+    return [{"eeg": str(eeg), "bold": str(b), "subject": "01", "task": "rest", "run": i + 1, **{k: v[i] for k, v in extra.items()}}
+            for i, b in enumerate(bolds)]
+
+
+def test_one_file_for_two_runs_takes_its_marker_blocks_in_order(continuous, tiny_prepared, caplog):
+    """Listed twice without saying which part is whose, the file's two blocks of markers go to the runs in the order
+    listed: each run's volumes have the onsets and BOLD of the same run prepared from its own file, its EEG features
+    equal those of that file away from the cut's edges (filters start afresh there; up to the per-run standardisation), and the run's part of the file is
+    recorded (``eeg_span_s``); the same spans given as eeg_start/eeg_stop give the same dataset."""
+    import logging
+
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import runs_from_files
+
+    _, eeg, bolds, starts = continuous
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        recs = runs_from_files(_runs(eeg, bolds))
+    assert [(r.marker_block, r.meta["runs_in_eeg_file"]) for r in recs] == [(1, 2), (2, 2)]
+    assert "listed for 2 runs (sub-01_task-rest_run-1, sub-01_task-rest_run-2): each takes the file's block" in caplog.text
+    ds = prepare_dataset(_runs(eeg, bolds), {"notch": 50}, progress_bar=False)
+    spans = [ds.provenance["inputs"][r.key]["eeg_span_s"] for r in ds.runs]
+    first_marker = [float(r.onsets[0]) for r in tiny_prepared.runs]
+    # block 1 from the file's start (its first marker is < 10 s in); block 2 from 10 s before its first marker
+    assert spans[0][0] == 0.0 and spans[1][0] == pytest.approx(starts[1] + first_marker[1] - 10.0, abs=1e-4)
+    for mine, own, span, t0 in zip(ds.runs, tiny_prepared.runs, spans, starts):
+        np.testing.assert_allclose(np.asarray(mine.onsets) + span[0], np.asarray(own.onsets) + t0, atol=1e-4)  # (FIF: float32 onsets)
+        np.testing.assert_array_equal(np.asarray(mine.bold), np.asarray(own.bold))
+        a, b = np.asarray(mine.features), np.asarray(own.features)
+        shift = int(own.window_end[0] - mine.window_end[0])  # the run's frames count from the cut (frames end at volume onsets)
+        k0, k1 = 10, min(len(a), len(b) - shift) - 10
+        # (standardised per run: the same up to each feature's scale and offset over the run's own frames)
+        fa, fb = a[k0:k1].reshape(k1 - k0, -1), b[k0 + shift : k1 + shift].reshape(k1 - k0, -1)
+        r = [np.corrcoef(fa[:, j], fb[:, j])[0, 1] for j in range(fa.shape[1])]
+        assert min(r) > 0.999, min(r)
+    from eeg2fmri.evaluation.protocol import _file_volumes
+
+    # saved predictions (evaluate --save-predictions) time the volumes in seconds of the file, as the user reads it
+    np.testing.assert_allclose(_file_volumes(ds, 1, np.arange(3))["onsets_s"], np.asarray(tiny_prepared.runs[1].onsets[:3]) + starts[1],
+                               atol=1e-4)
+    given = prepare_dataset(_runs(eeg, bolds, eeg_start=[s[0] for s in spans], eeg_stop=[s[1] for s in spans]), {"notch": 50},
+                            progress_bar=False)
+    for a, b in zip(given.runs, ds.runs):
+        np.testing.assert_array_equal(np.asarray(a.features), np.asarray(b.features))
+        np.testing.assert_array_equal(np.asarray(a.onsets), np.asarray(b.onsets))
+
+
+def test_the_file_as_one_run_says_how_to_give_each_run_its_part(continuous, tiny_bids):
+    """The whole recording as one run: the pause is refused with the blocks listed and the runs-table columns named."""
+    from eeg2fmri.datasets import prepare_dataset
+
+    _, eeg, bolds, _ = continuous
+    with pytest.raises(Eeg2fmriInputError, match=r"session_raw\.fif: the scanner markers at .* If the file holds several BOLD runs "
+                                                 r"\(the scanner stopped and started again: 2 blocks of markers, 1: 3\.7-183\.7 s, 90 "
+                                                 r"markers; 2: .*\), give each run its part: in a runs table the columns marker_block"):
+        prepare_dataset(_runs(eeg, bolds[:1]), {"notch": 50}, progress_bar=False)
+
+
+def test_shared_file_errors_name_the_file_and_the_fix(continuous, tmp_path):
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import runs_from_files
+
+    _, eeg, bolds, _ = continuous
+    three = _runs(eeg, bolds) + [{"eeg": str(eeg), "bold": str(bolds[0]), "subject": "01", "task": "rest", "run": 3}]
+    with pytest.raises(Eeg2fmriInputError, match=r"session_raw\.fif: the runs table gives this file to 3 runs, so its 'R128' markers "
+                                                 r"should form 3 blocks \(parted by pauses > 4\.5 TRs\), found 2 \(1: 3\.7-183\.7 s, 90 "
+                                                 r"markers; 2: .*\)\. Say which block is each run's: a marker_block column"):
+        prepare_dataset(three, {"notch": 50}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"marker_block 3 for run sub-01_task-rest_run-1: expected 1-2, the file's blocks of "
+                                                 r"'R128' markers being 1: 3\.7-183\.7 s"):
+        prepare_dataset(_runs(eeg, bolds[:1], marker_block=[3]), {"notch": 50}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected either marker_block or eeg_start/eeg_stop for run sub-01_task-rest_run-1, "
+                                                 r"got both"):
+        prepare_dataset(_runs(eeg, bolds[:1], marker_block=[1], eeg_start=[0.0]), {"notch": 50}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"eeg_start/eeg_stop for run sub-01_task-rest_run-1: expected 0 <= eeg_start < "
+                                                 r"eeg_stop within the recording \(0-\d+\.\d s\), got 50\.0-20\.0"):
+        prepare_dataset(_runs(eeg, bolds[:1], eeg_start=[50.0], eeg_stop=[20.0]), {"notch": 50}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"marker_block 1 for run sub-01_task-rest_run-1 needs scanner volume markers, but the "
+                                                 r"prepare option marker is null"):
+        prepare_dataset(_runs(eeg, bolds[:1], marker_block=[1]), {"notch": 50, "marker": None, "first_onset": 3.69}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"session_raw\.fif: this EEG file is listed for 2 runs; expected each to say which part "
+                                                 r"of it is its own \(marker_block, or eeg_start/eeg_stop\), found none for "
+                                                 r"\['sub-01_task-rest_run-2'\]"):
+        runs_from_files([{**_runs(eeg, bolds)[0], "marker_block": 1}, _runs(eeg, bolds)[1]])
+    with pytest.raises(Eeg2fmriInputError, match=r"runs\[0\]: marker_block: expected a whole number >= 1 \(1 = the first block of "
+                                                 r"scanner markers\), got '1\.5'"):
+        runs_from_files(_runs(eeg, bolds[:1], marker_block=["1.5"]))
+    with pytest.raises(Eeg2fmriInputError, match=r"runs\[0\]: eeg_start: expected a number \(seconds\), got 'soon'"):
+        runs_from_files(_runs(eeg, bolds[:1], eeg_start=["soon"]))
+
+
+def test_first_onset_counts_from_the_file_start(continuous, tiny_prepared):
+    """Regular timing inside a cut (no markers): first_onset is given in seconds of the file, as the user reads it there."""
+    from eeg2fmri.datasets import prepare_dataset
+
+    _, eeg, bolds, starts = continuous
+    t1 = starts[1] + float(tiny_prepared.runs[1].onsets[0])  # run 2's first volume in the file
+    ds = prepare_dataset([{**_runs(eeg, bolds)[1], "eeg_start": starts[1] - 5.0, "first_onset": t1}], {"notch": 50, "marker": None},
+                         progress_bar=False)
+    span = ds.provenance["inputs"][ds.runs[0].key]["eeg_span_s"]
+    np.testing.assert_allclose(np.asarray(ds.runs[0].onsets) + span[0], np.asarray(tiny_prepared.runs[1].onsets) + starts[1], atol=1e-4)
+
+
+def test_runs_table_and_check_with_a_shared_file(continuous, capsys):
+    """`eeg2fmri datasets --check runs.tsv` and `prepare runs.tsv` with one EEG file on two rows: checked and prepared as
+    two runs, each its block (the check says which part of the file each run is)."""
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets import load_prepared
+
+    folder, eeg, bolds, starts = continuous
+    table = folder / "runs.tsv"
+    table.write_text("eeg\tbold\tsubject\trun\n" + "".join(f"{eeg.name}\t{b}\t01\t{i + 1}\n" for i, b in enumerate(bolds)))
+    assert main(["datasets", "--check", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "layout files: 2 complete run(s); OK" in out and "problem" not in out
+    assert re.search(r"sub-01_run-2: EEG 210\.09-402\.4\d s of the file used: marker block 2 of 2 \(90 'R128' markers; the file's "
+                     r"blocks: 1: 3\.7-183\.7 s, 90 markers; 2: 220\.1-400\.1 s, 90 markers\)", out)  # (to the file's end: < 10 s after)
+    assert main(["prepare", str(table), "--out", str(folder / "prep"), "--config", json.dumps({"notch": 50}), "-q"]) == 0
+    ds = load_prepared(folder / "prep")
+    assert [ds.provenance["inputs"][r.key]["eeg_span_s"][0] > 0 for r in ds.runs] == [False, True]
