@@ -160,3 +160,45 @@ def test_runs_table_and_check_with_a_shared_file(continuous, capsys):
     assert main(["prepare", str(table), "--out", str(folder / "prep"), "--config", json.dumps({"notch": 50}), "-q"]) == 0
     ds = load_prepared(folder / "prep")
     assert [ds.provenance["inputs"][r.key]["eeg_span_s"][0] > 0 for r in ds.runs] == [False, True]
+
+
+def _bids_with_one_recording(root, eeg, bolds):
+    """A BIDS folder whose EEG has no run- entity beside BOLD runs run-1..run-n (copies of ``bolds``)."""
+    import shutil
+
+    (root / "sub-01" / "eeg").mkdir(parents=True)
+    (root / "sub-01" / "func").mkdir(parents=True)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "one recording", "BIDSVersion": "1.8.0"}))
+    shutil.copy(eeg, root / "sub-01" / "eeg" / "sub-01_task-rest_eeg.fif")
+    for i, b in enumerate(bolds, start=1):
+        shutil.copy(b, root / "sub-01" / "func" / f"sub-01_task-rest_run-{i}_bold.nii.gz")
+        side = b.parent / b.name.replace(".nii.gz", ".json")
+        if side.is_file():
+            shutil.copy(side, root / "sub-01" / "func" / f"sub-01_task-rest_run-{i}_bold.json")
+    return root
+
+
+def test_bids_eeg_without_run_pairs_with_each_bold_run(continuous, tiny_prepared, tmp_path):
+    """BIDS: an EEG recording named without run- beside BOLD runs run-1 and run-2 (the EEG ran on across the scanner's
+    runs) pairs with both, each run taking its block of scanner markers in run order: the runs table's result; with one
+    BOLD run, the EEG is simply that run's (a file named without run-)."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.io.pairing import pair_bids_runs
+
+    _, eeg, bolds, starts = continuous
+    root = _bids_with_one_recording(tmp_path / "bids", eeg, bolds)
+    table = pair_bids_runs(root)
+    assert [(r.key, r.status, r.marker_block, r.runs_in_eeg_file) for r in table.rows] == [
+        ("sub-01_task-rest_run-1", "paired", 1, 2), ("sub-01_task-rest_run-2", "paired", 2, 2)]
+    assert ("sub-01_task-rest_eeg.fif: an EEG recording without a run- entity, paired with the 2 BOLD runs run-1, run-2 of its "
+            "subject/session/task: each run takes its block of scanner markers") in str(table)
+    assert "sub-01_task-rest_eeg.fif [marker block 2 of 2] -> sub-01_task-rest_run-2_bold.nii.gz" in str(table)
+    ds = prepare_dataset(root, {"notch": 50}, progress_bar=False)
+    for mine, own, t0 in zip(ds.runs, tiny_prepared.runs, starts):
+        span = ds.provenance["inputs"][mine.key]["eeg_span_s"]
+        np.testing.assert_allclose(np.asarray(mine.onsets) + span[0], np.asarray(own.onsets) + t0, atol=1e-4)
+        np.testing.assert_array_equal(np.asarray(mine.bold), np.asarray(own.bold))
+    single = _bids_with_one_recording(tmp_path / "single", eeg, bolds[:1])
+    table = pair_bids_runs(single)
+    assert [(r.key, r.status, r.marker_block) for r in table.rows] == [("sub-01_task-rest_run-1", "paired", None)]
+    assert "sub-01_task-rest_eeg.fif: an EEG recording without a run- entity, paired with the BOLD run run-1" in str(table)

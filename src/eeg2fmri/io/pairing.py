@@ -97,6 +97,10 @@ class PairingRow:
     acquisition : str | None
         The EEG's ``acq-`` label (the BOLD's for a BOLD file without EEG);
         part of ``key``.
+    marker_block, runs_in_eeg_file : int | None
+        An EEG recording without a ``run-`` entity paired with several BOLD runs (the EEG ran on across the
+        scanner's runs): this run's block of scanner markers in it (1 = the first, in run order) and how many runs
+        share the recording; ``None`` otherwise.
     """
 
     key: str
@@ -110,6 +114,8 @@ class PairingRow:
     reason: str = ""
     confounds_path: Path | None = None
     acquisition: str | None = None
+    marker_block: int | None = None
+    runs_in_eeg_file: int | None = None
 
 
 @dataclass
@@ -152,7 +158,8 @@ class PairingTable:
         for r in self.rows:
             eeg = r.eeg_path.name if r.eeg_path is not None else "-"
             if r.status == "paired":
-                what = f"{eeg} -> {r.bold_path.name}" + (f" (+ {r.confounds_path.name})" if r.confounds_path is not None else "")
+                what = (f"{eeg}" + (f" [marker block {r.marker_block} of {r.runs_in_eeg_file}]" if r.marker_block is not None else "")
+                        + f" -> {r.bold_path.name}" + (f" (+ {r.confounds_path.name})" if r.confounds_path is not None else ""))
             elif r.status == "eeg-only":
                 what = f"{eeg} (no BOLD; kept for EEG-only use)"
             else:
@@ -335,6 +342,49 @@ def ambiguity_advice(differ: Mapping[str, list[str | None]]) -> str:
     return f"choose one with bold_entities={{{k!r}: {v!r}}} (command line: --bold-filter {k}={v}); {what}"
 
 
+def _eeg_without_run(rows: list, eeg_by_key: dict, bold: list, claimed: set, filt: Mapping[str, str | None], deriv: Path | None,
+                     table: PairingTable) -> list:
+    """EEG recordings without a ``run-`` entity that found no BOLD run without one, paired with the BOLD runs of their
+    subject/session/task that have one and no EEG of their own: with one such run, as its EEG (a file named without
+    ``run-``); with several, each run takes the recording's blocks of scanner markers in run order (the EEG ran on
+    across the scanner's runs; ``marker_block``). BOLD runs of one index that differ by another entity stay unpaired."""
+    by_path = {p: e for p, e in eeg_by_key.values()}
+    out = []
+    for sort_key, row in rows:
+        eent = by_path.get(row.eeg_path) if row.eeg_path is not None else None
+        if eent is None or row.bold_path is not None or row.run is not None or row.status not in ("left out", "eeg-only"):
+            out.append((sort_key, row))
+            continue
+        same = [(p, e) for p, e in bold if p not in claimed and e.get("run") is not None
+                and all(e.get(k) == eent.get(k) for k in ("sub", "ses", "task"))]
+        cands, _ = acquisition_candidates(eent.get("acq"), same)
+        by_run: dict[str | None, list] = {}
+        for p, e in cands:
+            if all(e.get(fk) == fv for fk, fv in filt.items()):
+                by_run.setdefault(_run_index(e.get("run")), []).append((p, e))
+        if not by_run or any(len(v) > 1 for v in by_run.values()):
+            out.append((sort_key, row))
+            continue
+        order = sorted(by_run, key=natural_key)
+        n = len(order)
+        for k, run in enumerate(order, start=1):
+            p, e = by_run[run][0]
+            ent = {**eent, "run": e["run"]}
+            conf = _confounds(p) if deriv is not None else None
+            out.append((_sort(ent), PairingRow(key=_label(ent), subject=eent["sub"], session=eent.get("ses"), task=eent.get("task"),
+                                               run=e["run"], eeg_path=row.eeg_path, bold_path=p, status="paired", confounds_path=conf,
+                                               acquisition=eent.get("acq"), marker_block=k if n > 1 else None,
+                                               runs_in_eeg_file=n if n > 1 else None)))
+            claimed.add(p)
+        runs = ", ".join(f"run-{by_run[r][0][1]['run']}" for r in order)
+        note = (f"{row.eeg_path.name}: an EEG recording without a run- entity, paired with the {'BOLD run ' + runs if n == 1 else f'{n} BOLD runs ' + runs}"
+                + ("" if n == 1 else " of its subject/session/task: each run takes its block of scanner markers in the recording, in run order "
+                   "(blocks parted by pauses; prepare refuses a recording with another number of blocks)"))
+        table.notes.append(note)
+        logger.info("%s", note)
+    return out
+
+
 def pair_bids_runs(
     bids_root: str | os.PathLike,
     *,
@@ -473,6 +523,7 @@ def pair_bids_runs(
                 reason = f"no BOLD run; expected {_expected_bold(root, eent)} (or .nii)"
             out = PairingRow(**row, bold_path=None, status="eeg-only" if keep_eeg_only else "left out", reason=reason)
         rows.append((_sort(eent), out))
+    rows = _eeg_without_run(rows, eeg_by_key, bold, claimed, filt, deriv, table)
     eeg_acqs: dict[tuple, list[str]] = {}
     for k, (_, eent) in eeg_by_key.items():
         if eent.get("acq") is not None:

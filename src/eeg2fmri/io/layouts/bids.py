@@ -79,5 +79,8 @@ def scan_bids(layout: Layout, root: Path, subjects: set[str] | None = None, *, r
             # BIDS inheritance: RepetitionTime from a top-level task-<task>_bold.json when the run's own sidecar lacks it
             tr = inherited_tr(r.bold_path, root, r.task) if r.bold_path is not None and layout.TR is None else None
             extra = {"tr": tr} if tr is not None else {}
+            if r.marker_block is not None:  # one EEG recording across several BOLD runs: this run's block of scanner markers
+                extra["marker_block"] = r.marker_block
+                meta["runs_in_eeg_file"] = r.runs_in_eeg_file
             sc.runs.append(layout.make_run(r.subject, r.session, r.task, r.run, r.eeg_path, r.bold_path, meta=meta, acquisition=r.acquisition, **extra))
     return sc
