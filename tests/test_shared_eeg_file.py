@@ -63,8 +63,10 @@ def test_one_file_for_two_runs_takes_its_marker_blocks_in_order(continuous, tiny
     ds = prepare_dataset(_runs(eeg, bolds), {"notch": 50}, progress_bar=False)
     spans = [ds.provenance["inputs"][r.key]["eeg_span_s"] for r in ds.runs]
     first_marker = [float(r.onsets[0]) for r in tiny_prepared.runs]
-    # block 1 from the file's start (its first marker is < 10 s in); block 2 from 10 s before its first marker
-    assert spans[0][0] == 0.0 and spans[1][0] == pytest.approx(starts[1] + first_marker[1] - 10.0, abs=1e-4)
+    # block 1 from the file's start (its first marker is < 20 s in); block 2 from 20 s before its first marker, or half the
+    # pause after block 1's last volume where that is less (the cut holds no marker of the other run)
+    first2, end1 = starts[1] + first_marker[1], float(tiny_prepared.runs[0].onsets[-1]) + tiny_prepared.tr
+    assert spans[0][0] == 0.0 and spans[1][0] == pytest.approx(first2 - min(20.0, (first2 - end1) / 2), abs=0.006)
     for mine, own, span, t0 in zip(ds.runs, tiny_prepared.runs, spans, starts):
         np.testing.assert_allclose(np.asarray(mine.onsets) + span[0], np.asarray(own.onsets) + t0, atol=1e-4)  # (FIF: float32 onsets)
         np.testing.assert_array_equal(np.asarray(mine.bold), np.asarray(own.bold))
@@ -74,7 +76,7 @@ def test_one_file_for_two_runs_takes_its_marker_blocks_in_order(continuous, tiny
         # (standardised per run: the same up to each feature's scale and offset over the run's own frames)
         fa, fb = a[k0:k1].reshape(k1 - k0, -1), b[k0 + shift : k1 + shift].reshape(k1 - k0, -1)
         r = [np.corrcoef(fa[:, j], fb[:, j])[0, 1] for j in range(fa.shape[1])]
-        assert min(r) > 0.999, min(r)
+        assert min(r) > 0.995, min(r)  # (a frame off: below 0.4)
     from eeg2fmri.evaluation.protocol import _file_volumes
 
     # saved predictions (evaluate --save-predictions) time the volumes in seconds of the file, as the user reads it
@@ -121,8 +123,8 @@ def test_shared_file_errors_name_the_file_and_the_fix(continuous, tmp_path):
                                                  r"prepare option marker is null"):
         prepare_dataset(_runs(eeg, bolds[:1], marker_block=[1]), {"notch": 50, "marker": None, "first_onset": 3.69}, progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match=r"session_raw\.fif: this EEG file is listed for 2 runs; expected each to say which part "
-                                                 r"of it is its own \(marker_block, or eeg_start/eeg_stop\), found none for "
-                                                 r"\['sub-01_task-rest_run-2'\]"):
+                                                 r"of it is its own \(marker_block, or eeg_start/eeg_stop\) or when its first volume "
+                                                 r"starts \(first_onset, s of the file\), found none for \['sub-01_task-rest_run-2'\]"):
         runs_from_files([{**_runs(eeg, bolds)[0], "marker_block": 1}, _runs(eeg, bolds)[1]])
     with pytest.raises(Eeg2fmriInputError, match=r"runs\[0\]: marker_block: expected a whole number >= 1 \(1 = the first block of "
                                                  r"scanner markers\), got '1\.5'"):
@@ -155,11 +157,23 @@ def test_runs_table_and_check_with_a_shared_file(continuous, capsys):
     assert main(["datasets", "--check", str(table)]) == 0
     out = capsys.readouterr().out
     assert "layout files: 2 complete run(s); OK" in out and "problem" not in out
-    assert re.search(r"sub-01_run-2: EEG 210\.09-402\.4\d s of the file used: marker block 2 of 2 \(90 'R128' markers; the file's "
-                     r"blocks: 1: 3\.7-183\.7 s, 90 markers; 2: 220\.1-400\.1 s, 90 markers\)", out)  # (to the file's end: < 10 s after)
+    assert re.search(r"sub-01_run-2: EEG 201\.89-402\.4\d s of the file used: marker block 2 of 2 \(90 'R128' markers; the file's "
+                     r"blocks: 1: 3\.7-183\.7 s, 90 markers; 2: 220\.1-400\.1 s, 90 markers\)", out)  # (to the file's end: < 20 s after)
     assert main(["prepare", str(table), "--out", str(folder / "prep"), "--config", json.dumps({"notch": 50}), "-q"]) == 0
     ds = load_prepared(folder / "prep")
     assert [ds.provenance["inputs"][r.key]["eeg_span_s"][0] > 0 for r in ds.runs] == [False, True]
+    assert main(["prepare", str(table), "--out", str(folder / "prep"), "--config", json.dumps({"notch": 50}), "-q"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    # other parts of the file (a review: "up to date", and the old cut kept): prepared again, what differs named
+    table.write_text("eeg\tbold\tsubject\trun\teeg_start\teeg_stop\n"
+                     + "".join(f"{eeg.name}\t{b}\t01\t{i + 1}\t{s:.3f}\t{e:.3f}\n" for i, (b, (s, e)) in
+                               enumerate(zip(bolds, [(0.0, 190.0), (starts[1] - 2.0, starts[1] + 190.0)]))))
+    assert main(["prepare", str(table), "--out", str(folder / "prep"), "--config", json.dumps({"notch": 50}), "-q"]) == 2
+    assert ("a run's part of its EEG file or its own timing (marker_block, eeg_start/eeg_stop, first_onset, tr, marker of a runs "
+            "table) changed in 2 run(s)") in capsys.readouterr().err
+    assert main(["prepare", str(table), "--out", str(folder / "prep"), "--config", json.dumps({"notch": 50}), "-q", "--overwrite"]) == 0
+    again = load_prepared(folder / "prep")
+    assert again.provenance["inputs"][again.runs[1].key]["eeg_span_s"][0] == pytest.approx(starts[1] - 2.0, abs=0.006)
 
 
 def _bids_with_one_recording(root, eeg, bolds):
@@ -202,3 +216,69 @@ def test_bids_eeg_without_run_pairs_with_each_bold_run(continuous, tiny_prepared
     table = pair_bids_runs(single)
     assert [(r.key, r.status, r.marker_block) for r in table.rows] == [("sub-01_task-rest_run-1", "paired", None)]
     assert "sub-01_task-rest_eeg.fif: an EEG recording without a run- entity, paired with the BOLD run run-1" in str(table)
+
+
+def test_review_cases_of_a_shared_file(continuous, tiny_prepared, tmp_path):
+    """A review's cases (user test 49): rows timed by their own first_onset read the whole file as before; one MNE Raw
+    listed twice is one file; one file by two spellings is one file; a recording paused between the runs (a join) bounds
+    the cut (run 1's); a cut to the file's end keeps its last sample; a start between samples is recorded as the sample it took."""
+    import mne
+
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import runs_from_files
+
+    folder, eeg, bolds, starts = continuous
+    t_first = [starts[i] + float(tiny_prepared.runs[i].onsets[0]) for i in range(2)]
+    # 1. each row its own first_onset (s of the file), no markers: no block is assigned, each run reads the whole file
+    recs = runs_from_files(_runs(eeg, bolds, first_onset=t_first))
+    assert [r.marker_block for r in recs] == [None, None]
+    ds = prepare_dataset(_runs(eeg, bolds, first_onset=t_first), {"notch": 50, "marker": None}, progress_bar=False)
+    for mine, t0, own in zip(ds.runs, starts, tiny_prepared.runs):
+        np.testing.assert_allclose(np.asarray(mine.onsets), np.asarray(own.onsets) + t0, atol=1e-4)  # (the whole file: no cut)
+    with pytest.raises(Eeg2fmriInputError, match=r"listed for 2 runs, so run sub-01_task-rest_run-1 takes the file's block 1 of "
+                                                 r"scanner markers, but the prepare option marker is null; give each run its part"):
+        prepare_dataset(_runs(eeg, bolds), {"notch": 50, "marker": None, "first_onset": 3.69}, progress_bar=False)
+    # 2. one Raw object listed for both runs: written once, each run its block
+    raw = mne.io.read_raw_fif(eeg, preload=True, verbose=False)
+    objs = prepare_dataset([{**r, "eeg": raw} for r in _runs(eeg, bolds)], {"notch": 50}, progress_bar=False)
+    np.testing.assert_array_equal(np.asarray(objs.runs[1].bold), np.asarray(tiny_prepared.runs[1].bold))
+    # 3. one file by two spellings
+    (folder / "sub").mkdir(exist_ok=True)
+    twice = runs_from_files([{**_runs(eeg, bolds)[0], "eeg": str(folder / "sub" / ".." / eeg.name)}, _runs(eeg, bolds)[1]])
+    assert [r.marker_block for r in twice] == [1, 2]
+    # 4. the recorder paused 3 s after run 1's last volume (a New Segment join): run 1's cut stops at the join
+    joined = raw.copy()
+    t_join = float(tiny_prepared.runs[0].onsets[-1]) + tiny_prepared.tr + 3.0
+    joined.set_annotations(joined.annotations + mne.Annotations([t_join], [0.0], ["New Segment/"]))
+    path = tmp_path / "joined_raw.fif"
+    joined.save(path, fmt="double", verbose="error")
+    ds = prepare_dataset(_runs(path, bolds), {"notch": 50}, progress_bar=False)
+    spans = [ds.provenance["inputs"][r.key]["eeg_span_s"] for r in ds.runs]
+    assert spans[0][1] == pytest.approx(t_join, abs=0.011) and spans[1][0] > t_join  # (run 1 would reach 18 s into the pause)
+    # 5. a start between two samples: the sample the cut took is recorded, and first_onset moves by exactly that; to the
+    # file's end (no eeg_stop): its last sample stays
+    odd = prepare_dataset([{**_runs(eeg, bolds)[1], "eeg_start": starts[1] - 5.004, "first_onset": t_first[1]}], {"notch": 50, "marker": None},
+                          progress_bar=False)
+    span = odd.provenance["inputs"][odd.runs[0].key]["eeg_span_s"]
+    assert abs(span[0] * raw.info["sfreq"] - round(span[0] * raw.info["sfreq"])) < 1e-6  # a whole sample
+    assert span[1] == pytest.approx(raw.times[-1] + 1.0 / raw.info["sfreq"], abs=1e-6)
+    np.testing.assert_allclose(np.asarray(odd.runs[0].onsets) + span[0], np.asarray(tiny_prepared.runs[1].onsets) + starts[1], atol=1e-4)
+
+
+def test_bids_recording_with_other_blocks_than_runs_says_to_use_a_runs_table(continuous, tmp_path):
+    """A BIDS recording named without run- whose markers form another number of blocks than its BOLD runs (a stray block
+    of a localizer): the message names a runs table (a BIDS user has no marker_block column to add)."""
+    import mne
+
+    from eeg2fmri.datasets import prepare_dataset
+
+    _, eeg, bolds, _ = continuous
+    raw = mne.io.read_raw_fif(eeg, preload=True, verbose=False)
+    raw.set_annotations(raw.annotations + mne.Annotations([100.0, 196.0, 198.0], [0.0] * 3, ["Comment/x", "Response/R128", "Response/R128"]))
+    src = tmp_path / "localizer_raw.fif"
+    raw.save(src, fmt="double", verbose="error")
+    root = _bids_with_one_recording(tmp_path / "bids", src, bolds)
+    with pytest.raises(Eeg2fmriInputError, match=r"this recording \(named without run-\) is paired with 2 runs, so its 'R128' markers "
+                                                 r"should form 2 blocks .* found 3 \(.*2: 196\.0-200\.0 s, 2 markers.*\)\. Say which block "
+                                                 r"is each run's: list the runs in a runs table"):
+        prepare_dataset(root, {"notch": 50}, progress_bar=False)

@@ -370,7 +370,9 @@ def data_fingerprint(ds: PreparedDataset) -> str | None:
     if not isinstance(inputs, dict) or not inputs:
         return None
     keys = [r.key for r in ds.runs]
+    # (a run's part of its EEG file and its own timing, where given: datasets without them keep their fingerprints)
     doc = {"runs": keys, "inputs": {k: [inputs.get(k, {}).get("eeg_sha1"), inputs.get(k, {}).get("bold_sha1"), inputs.get(k, {}).get("volumes")]
+                                    + [inputs[k][x] for x in ("eeg_span_s", "given") if inputs.get(k, {}).get(x)]
                                     for k in keys}, "prepare": ds.config.to_dict() if ds.config is not None else None}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -1084,11 +1086,14 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         first_onset = float(first_onset[rec.key])
     # one EEG file across several BOLD runs: this run's part (times below count from its first sample; first_onset, given
     # from the file's, moved with them)
+    given_onset = first_onset  # (for messages: seconds of the file, as the user gave it)
     raw, rec, first_onset, span = cut_run_eeg(rec, raw, tr, marker=cfg.marker, first_onset=first_onset)
     # windows across a join would mix data from two times, and volume onsets across it are shifted
     check_continuous(raw, where, ", so the EEG after a join is out of step with the BOLD volumes. Expected one continuous recording "
                                  "per BOLD run: use the recording before data were cut out; for a recording paused during the scan, prepare "
-                                 "each continuous piece as a run of its own, with the BOLD volumes its markers cover (img.slicer[..., a:b]).")
+                                 "each continuous piece as a run of its own, with the BOLD volumes its markers cover (img.slicer[..., a:b]); "
+                                 "for one recording paused between BOLD runs, list it once per run in a runs table (each run then takes "
+                                 "its block of scanner markers; or columns marker_block, eeg_start/eeg_stop).")
     # what the file holds that is not read as EEG: channels typed non-EEG (channels.tsv, the file, or their names) and bad ones
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     not_used = {"non_eeg": {c: t for c, t in types.items() if t != "eeg"},
@@ -1110,7 +1115,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     if first_onset is not None and getattr(sync.report, "method", None) == "markers":  # (user test 22: silently not used)
         from eeg2fmri.utils.logs import warn_once_per_process
 
-        warn_once_per_process(f"{where}: prepare option first_onset ({first_onset}) is not used for this run: its volumes are timed "
+        warn_once_per_process(f"{where}: prepare option first_onset ({given_onset}) is not used for this run: its volumes are timed "
                               f"by its {sync.report.n_markers} {sync.report.marker!r} scanner marker(s); to time them by first_onset "
                               "instead, pass marker: null as well")
     native_tr, onsets = float(tr), sync.onsets
@@ -1564,22 +1569,24 @@ def _run_number(value: Any, where: str, *, integer: bool = False) -> float | int
 
 def _shared_eeg_files(runs: list) -> list:
     """Runs listed with one EEG file each get its blocks of scanner markers in the order listed, where none of them says
-    which part of the file is its own (``marker_block``, ``eeg_start``/``eeg_stop``); mixed lists are refused."""
+    which part of the file is its own (``marker_block``, ``eeg_start``/``eeg_stop``) or times its volumes itself
+    (``first_onset``, seconds of the file: the run reads the whole file); mixed lists are refused."""
     import dataclasses
 
     by_file: dict[Path, list[int]] = {}
     for i, rec in enumerate(runs):
-        by_file.setdefault(Path(rec.eeg_path), []).append(i)
+        by_file.setdefault(Path(rec.eeg_path).resolve(), []).append(i)  # (one file by two spellings: a/../b, a link)
     out = list(runs)
     for path, idx in by_file.items():
         if len(idx) < 2:
             continue
-        told = [i for i in idx if runs[i].marker_block is not None or runs[i].eeg_start is not None or runs[i].eeg_stop is not None]
+        told = [i for i in idx if any(getattr(runs[i], k) is not None for k in ("marker_block", "eeg_start", "eeg_stop", "first_onset"))]
         if told and len(told) < len(idx):
             missing = [runs[i].key for i in idx if i not in told]
             raise Eeg2fmriInputError(f"{path}: this EEG file is listed for {len(idx)} runs; expected each to say which part of it is its own "
-                                     f"(marker_block, or eeg_start/eeg_stop), found none for {missing}; give them one too, or leave "
-                                     "them out everywhere (the runs then take the file's blocks of scanner markers in the order listed).")
+                                     f"(marker_block, or eeg_start/eeg_stop) or when its first volume starts (first_onset, s of the "
+                                     f"file), found none for {missing}; give them one too, or leave them out everywhere (the runs then "
+                                     "take the file's blocks of scanner markers in the order listed).")
         if told:
             continue
         for k, i in enumerate(idx, start=1):
@@ -1648,15 +1655,18 @@ def _objects_to_files(runs: Sequence, folder: Path) -> list:
     import nibabel as nib
 
     out = []
+    written: dict[int, str] = {}  # one Raw listed for several runs is written once (runs_from_files then gives each its part)
     for i, r in enumerate(runs):
         if not isinstance(r, Mapping):
             out.append(r)
             continue
         r = dict(r)
         if isinstance(r.get("eeg"), mne.io.BaseRaw):
-            path = folder / f"run{i}_raw.fif"
-            r["eeg"].save(path, fmt="double", overwrite=True, verbose="error")  # (no float32 round-off of the samples)
-            r["eeg"] = str(path)
+            if id(r["eeg"]) not in written:
+                path = folder / f"run{i}_raw.fif"
+                r["eeg"].save(path, fmt="double", overwrite=True, verbose="error")  # (no float32 round-off of the samples)
+                written[id(r["eeg"])] = str(path)
+            r["eeg"] = written[id(r["eeg"])]
         elif r.get("eeg") is not None and not isinstance(r["eeg"], (str, os.PathLike)):
             raise Eeg2fmriInputError(f"runs[{i}]: eeg: expected a file path or an MNE Raw, got {type(r['eeg']).__name__}.")
         if isinstance(r.get("bold"), nib.spatialimages.SpatialImage):
@@ -1828,7 +1838,8 @@ def prepare_dataset(
             "bold_xform_code": xform_code(img0),
             "bold_space": bids_space_entity(records[0].bold_path), "inputs": {}}
     for rec, (_, _, p) in zip(records, results):
-        prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path)}
+        given = _run_given(rec)
+        prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path), **({"given": given} if given else {})}
     return PreparedDataset(runs, mask, np.asarray(img0.affine), float(cfg.resample_tr or tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,
                            float(infos[0]["frame_rate"]), infos[0]["freqs"], prov, rois)
 
@@ -1971,6 +1982,15 @@ def _records(source, subjects, layout: str, layout_options: dict | None, tr: flo
     return records
 
 
+def _run_given(rec) -> dict | None:
+    """What a run was given beside its files that decides its timing: its part of the EEG file (``marker_block``,
+    ``eeg_start``, ``eeg_stop``) and, for runs given as file pairs (a runs table), its own ``first_onset``, ``tr`` and
+    ``marker``; ``None`` where nothing was (a manifest's runs then compare as before these were recorded)."""
+    keys = ("marker_block", "eeg_start", "eeg_stop") + (("first_onset", "tr", "marker") if getattr(rec, "layout", None) == "files" else ())
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k in keys if (v := getattr(rec, k, None)) is not None}
+    return out or None
+
+
 def _what_differs(was: dict, now: dict, old_cfg: dict | None, new_cfg: dict) -> str:
     """`` (what differs: ...)`` between a prepared folder's manifest and this call: runs added or gone, runs whose EEG or
     BOLD file or a companion changed, config keys (user test 15: the message named neither)."""
@@ -1985,6 +2005,10 @@ def _what_differs(was: dict, now: dict, old_cfg: dict | None, new_cfg: dict) -> 
         if changed:
             parts.append(f"the {kind} file or a companion of it (marker file, channels.tsv, events.tsv, sidecars) changed in {len(changed)} "
                          f"run(s): {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
+    moved = sorted(k for k in set(was) & set(now) if was[k][2:] != now[k][2:])
+    if moved:
+        parts.append(f"a run's part of its EEG file or its own timing (marker_block, eeg_start/eeg_stop, first_onset, tr, marker of a runs "
+                     f"table) changed in {len(moved)} run(s): {', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''}")
     if old_cfg is None:
         parts.append("its config could not be read")
     elif old_cfg != new_cfg:
@@ -2030,8 +2054,8 @@ def prepare(
     if man.exists() and overwrite is not True and not _has_objects(bids_root):  # True (--overwrite) always redoes the work (objects: always)
         old = json.loads(man.read_text(encoding="utf-8"))
         records = _records(_run_source(bids_root), subjects, layout, layout_options, cfg.tr)
-        was = {k: (v.get("eeg_sha1"), v.get("bold_sha1")) for k, v in old.get("provenance", {}).get("inputs", {}).items()}
-        now = {r.key: (_checksum(r.eeg_path), _checksum(r.bold_path)) for r in records}
+        was = {k: (v.get("eeg_sha1"), v.get("bold_sha1"), v.get("given")) for k, v in old.get("provenance", {}).get("inputs", {}).items()}
+        now = {r.key: (_checksum(r.eeg_path), _checksum(r.bold_path), _run_given(r)) for r in records}
         try:  # keys added since the manifest was written take their defaults, so a newer eeg2fmri does not redo the same work
             # (a manifest from before drop_volumes dropped none: "auto" may leave volumes out, so it is not the same work)
             old_cfg = PrepareConfig.from_dict({"drop_volumes": 0, **(old.get("config") or {})}).to_dict()

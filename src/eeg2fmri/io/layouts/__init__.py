@@ -466,8 +466,9 @@ def _raw_marker_file(vhdr: Path) -> Path:
 
 
 #: Seconds of EEG kept before a marker block's first volume and after its last (less where a neighbouring block is nearer:
-#: at most half the pause, so that no marker of another run is in the cut).
-BLOCK_MARGIN_S = 10.0
+#: at most half the pause, so that no marker of another run is in the cut; or where the recording was paused, a join):
+#: more than the default window of EEG before a volume (lags to 16 s + 1 TR), so that the first volumes keep theirs.
+BLOCK_MARGIN_S = 20.0
 
 
 def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> tuple[float, float, str] | None:
@@ -477,7 +478,8 @@ def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...
     ``eeg_stop`` (s from the file's first sample) or ``marker_block`` (k: the k-th block of volume markers, blocks being
     parted by pauses longer than :data:`~eeg2fmri.io.sync.BLOCK_GAP_TRS` TRs; the cut keeps up to
     :data:`BLOCK_MARGIN_S` s before the block's first marker and after its last volume, at most half the pause to a
-    neighbouring block). A run listed with ``meta["runs_in_eeg_file"]`` (the runs table gave its file to that many
+    neighbouring block and never across a join of the recording, such as BrainVision's ``New Segment`` where the
+    recorder was paused between runs). A run listed with ``meta["runs_in_eeg_file"]`` (the runs table gave its file to that many
     runs without saying which part is whose) must find exactly that many blocks.
 
     Parameters
@@ -509,6 +511,10 @@ def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...
             raise Eeg2fmriInputError(f"{where}: expected either marker_block or eeg_start/eeg_stop for run {run.key}, got both; give one "
                                      "(marker_block: the k-th block of scanner markers; eeg_start/eeg_stop: seconds of the file).")
         names = run.marker if run.marker is not None else marker
+        if names is None and run.meta.get("runs_in_eeg_file") is not None:  # the block comes from the listing, not the user
+            raise Eeg2fmriInputError(f"{where}: listed for {run.meta['runs_in_eeg_file']} runs, so run {run.key} takes the file's block "
+                                     f"{block} of scanner markers, but the prepare option marker is null; give each run its part in "
+                                     "seconds (eeg_start/eeg_stop) or its own first_onset (s of the file), or name the markers.")
         if names is None:
             raise Eeg2fmriInputError(f"{where}: marker_block {block} for run {run.key} needs scanner volume markers, but the prepare "
                                      "option marker is null; give the run's part in seconds instead (eeg_start/eeg_stop), or name the "
@@ -523,19 +529,28 @@ def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...
         listing = describe_blocks(on, blocks, tr)
         want = run.meta.get("runs_in_eeg_file")
         if want is not None and len(blocks) != int(want):
+            table = run.layout == "files"  # (a BIDS recording named without run-: no runs table to add a column to)
             raise Eeg2fmriInputError(
-                f"{where}: the runs table gives this file to {want} runs, so its {name!r} markers should form {want} blocks (parted by "
-                f"pauses > {BLOCK_GAP_TRS:g} TRs), found {len(blocks)} ({listing}). Say which block is each run's: a marker_block "
-                "column (1 = the first block), or eeg_start/eeg_stop columns (s from the file's first sample).")
+                f"{where}: " + ("the runs table gives this file to" if table else "this recording (named without run-) is paired with")
+                + f" {want} runs, so its {name!r} markers should form {want} blocks (parted by pauses > {BLOCK_GAP_TRS:g} TRs), found "
+                f"{len(blocks)} ({listing}). Say which block is each run's: " + (
+                    "a marker_block column (1 = the first block), or eeg_start/eeg_stop columns (s from the file's first sample)."
+                    if table else "list the runs in a runs table (tab-separated columns eeg, bold, subject, run and marker_block or "
+                    "eeg_start/eeg_stop; eeg2fmri prepare runs.tsv)."))
         if not 1 <= int(block) <= len(blocks):
             raise Eeg2fmriInputError(f"{where}: marker_block {block} for run {run.key}: expected 1-{len(blocks)}, the file's blocks of "
                                      f"{name!r} markers being {listing}; give one of those numbers (or eeg_start/eeg_stop).")
         a, b = blocks[int(block) - 1]
         first, last_end = float(on[a]), float(on[b - 1]) + float(tr)
-        before = (first - float(on[a - 1])) / 2 if a > 0 else np.inf
+        before = (first - float(on[a - 1]) - float(tr)) / 2 if a > 0 else np.inf  # (from the previous block's last volume's end)
         after = (float(on[b]) - last_end) / 2 if b < len(on) else np.inf
         tmin = max(0.0, first - min(BLOCK_MARGIN_S, before))
         tmax = min(end, last_end + min(BLOCK_MARGIN_S, after))
+        from eeg2fmri.io.eeg import discontinuities
+
+        joins = np.asarray(discontinuities(raw), dtype=float)  # the recorder paused between runs (New Segment): the cut stops there
+        tmin = max([tmin, *joins[joins <= first]])
+        tmax = min([tmax, *joins[joins >= last_end]])
         note = (f"EEG {tmin:.2f}-{tmax:.2f} s of the file used: marker block {block} of {len(blocks)} ({b - a} {name!r} markers; "
                 f"the file's blocks: {listing})")
         return tmin, tmax, note
@@ -566,12 +581,15 @@ def cut_run_eeg(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...]
     span = run_eeg_span(run, raw, tr, marker=marker)
     if span is None:
         return raw, run, first_onset, None
-    raw.crop(span[0], span[1], include_tmax=False)
+    samp0, sfreq, end = raw.first_samp, float(raw.info["sfreq"]), float(raw.times[-1])
+    raw.crop(span[0], span[1], include_tmax=span[1] >= end)  # (to the file's end: its last sample stays)
+    t0 = float(raw.first_samp - samp0) / sfreq  # crop snaps the start to a sample: the part's true start in the file
+    span = (t0, t0 + float(raw.times[-1]) + 1.0 / sfreq, span[2])
     logger.info("%s: %s", run.eeg_path, span[2])
-    if span[0]:
-        first_onset = None if first_onset is None else float(first_onset) - span[0]
+    if t0:
+        first_onset = None if first_onset is None else float(first_onset) - t0
         if run.first_onset is not None:
-            run = dataclasses.replace(run, first_onset=run.first_onset - span[0])
+            run = dataclasses.replace(run, first_onset=run.first_onset - t0)
     return raw, run, first_onset, span
 
 
