@@ -539,8 +539,9 @@ class RidgeHRF(BaseEstimator):
         n_out = y.shape[1]
         # "auto": the Gram path where the features outnumber the windows enough for it (_thin_svd), the factored form
         # where it is the smaller one (rank <= min(n, p) components)
-        u, s, vt = _thin_svd(fz, gram=self.factored is not False)
-        factored = bool(self.factored) if self.factored != "auto" else len(s) * (p + n_out) < p * n_out
+        auto = isinstance(self.factored, str)  # ("auto": _check_params allows no other string)
+        u, s, vt = _thin_svd(fz, gram=auto or bool(self.factored))
+        factored = len(s) * (p + n_out) < p * n_out if auto else bool(self.factored)
         alphas = np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64)
         self.alphas_ = tuple(float(a) for a in alphas)  # the grid the penalty was chosen from
         validation = x_val is not None and y_val is not None
