@@ -20,7 +20,9 @@ user test 7: EEGLAB files, two sessions per subject, markers only in events.tsv,
 user test's), ``alpha`` (session 33, user test 44: resting-state alpha-BOLD after Goldman 2002 / Laufs 2003, EDF, an
 oblique int16 6 mm grid cropped through the occipital pole; seed 44 was the user test's), ``epilepsy`` (session 33, user
 test 45: interictal discharges with a different focus per subject, events.tsv listing only the clinician's spike marks,
-BrainVision, TR 2.5 s; seed 45 was the user test's). Datasets and results are
+BrainVision, TR 2.5 s; seed 45 was the user test's), ``oddball`` (session 34, user test 48: an auditory oddball whose
+single-trial evoked responses drive auditory cortex, TPJ and ACC, BrainVision with stimulus and scanner markers; seed 48
+was the user test's). Datasets and results are
 kept in OUT and reused (delete a folder to redo it).
 """
 from __future__ import annotations
@@ -76,7 +78,11 @@ def _spec(name: str, seed: int | None, d: Path, subject: str | None = None) -> d
     if name == "epilepsy":  # interictal discharges, a different focus per subject, BrainVision, TR 2.5 s (user test 45)
         return {"gen": [py, str(HERE / "sim_user_epilepsy.py"), str(d / "bids"), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
                 "config": {"marker": "R128"}, "atlas": d / "bids" / "groundtruth" / "atlas.nii.gz"}
-    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab, alpha, epilepsy")
+    if name == "oddball":  # auditory oddball: evoked N1/P3 drive auditory cortex, TPJ, ACC; BrainVision with stimulus markers (user test 48)
+        return {"gen": [py, str(HERE / "sim_user_oddball.py"), str(d / "bids"), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
+                "config": {"marker": "R128"}, "atlas": d / "bids" / "groundtruth" / "atlas.nii.gz"}
+    raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab, alpha, epilepsy, "
+                     "oddball")
 
 
 def _run(cmd: list[str], log: Path) -> float:

@@ -103,9 +103,21 @@ def test_block_samples_hand_computed(tiny_prepared):
     assert y2.tolist()[:3] == ["a", "a", "a"] and x2[0, 0] == pytest.approx(1.5)
 
 
-def test_labels_errors(tiny_prepared, tmp_path):
+def test_labels_errors(tiny_prepared, tmp_path, monkeypatch):
     with pytest.raises(Eeg2fmriInputError, match="every volume has the same condition"):
         volume_labels_from_events(tiny_prepared)  # resting-state simulation: events.tsv without events
+    # an event-related design (user test 48): instantaneous stimuli (duration 0) label no volume -- said so
+    ev = tmp_path / "task-odd_events.tsv"
+    ev.write_text("onset\tduration\ttrial_type\n" + "".join(f"{3.0 + 1.7 * k:.2f}\t0\t{'deviant' if k % 5 == 0 else 'standard'}\n"
+                                                           for k in range(40)))
+    from eeg2fmri.evaluation import classify as cl
+
+    monkeypatch.setattr(cl, "_events_candidates", lambda bold, root: [ev])
+    with pytest.raises(Eeg2fmriInputError, match=r"events: all 80 events in the runs' events\.tsv files have duration 0 \(an "
+                                                 r"event-related design\), so no volume lies inside an event; .* give the events their "
+                                                 r"durations in events\.tsv, or pass labels= per volume"):
+        volume_labels_from_events(tiny_prepared)
+    monkeypatch.undo()
     with pytest.raises(Eeg2fmriInputError, match="expected a participants.tsv"):
         participant_labels(tiny_prepared, "group", participants=tmp_path / "none.tsv")
     p = tmp_path / "participants.tsv"

@@ -691,6 +691,7 @@ def test_per_roi_table_marks_r_at_chance_level():
     from eeg2fmri.plotting.report import (
         ROI_NULL_MARK,
         ROI_NULL_NOTE,
+        ROI_NULL_NOTE_SUBJECTS,
         roi_at_chance,
         roi_rows,
         roi_table,
@@ -703,6 +704,8 @@ def test_per_roi_table_marks_r_at_chance_level():
     assert n == 2 and rows == [["1 ctrl", "9", "0.175" + ROI_NULL_MARK, "0.500"], ["2", "4", "0.800", "0.100"]]  # b: no null recorded
     table = roi_table(res, ["a", "b"])
     assert f"{ROI_NULL_NOTE}." in table
+    loso = roi_table({**res, "protocol": "loso"}, ["a", "b"])  # whole held-out subjects: no advice to hold them out (user test 48)
+    assert f"{ROI_NULL_NOTE_SUBJECTS}." in loso and f"{ROI_NULL_NOTE}." not in loso and "or whole held-out subjects" not in " ".join(loso)
     ps["02"]["models"]["a"]["roi_r"]["1"] = 0.35  # mean 0.225 > 0.2: no mark, no note
     assert ROI_NULL_NOTE + "." not in roi_table(res, ["a", "b"]) and roi_rows(res, ["a"])[0][0][2] == "0.225"
     # b has ROI r but no null in any subject (short test spans): said under the table (user test 17: r 0.38 unmarked)

@@ -676,7 +676,7 @@ def test_markers_an_events_tsv_leaves_out_are_kept_from_the_file(tiny_bids, tmp_
     header = events.read_text().splitlines()[0].split("\t")
     row = {"onset": "12.340", "duration": "0.0", "trial_type": "IED", "value": "7", "sample": "1234"}
     events.write_text("\t".join(header) + "\n" + "\t".join(row.get(h, "n/a") for h in header) + "\n")
-    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):  # (a warning the first time these names are kept in a process, then info)
         raw = read_eeg(vhdr)
     desc = np.asarray(raw.annotations.description)
     assert "IED" in desc
@@ -707,3 +707,13 @@ def test_markers_an_events_tsv_leaves_out_are_kept_from_the_file(tiny_bids, tmp_
     dup.annotations.append(dup.annotations.onset[:5], 0.0, ["Response/R128"] * 5)
     name, t = marker_times(dup, "R128")
     assert len(t) == len(vol) and np.all(np.diff(t) > 0)
+    # events.tsv listing the volumes under another name ("volume"): the kept markers are said to be the same events (user
+    # test 48: stimuli listed as standard/deviant read as missing)
+    lines = ["\t".join(header)] + ["\t".join({"onset": f"{own.onset[i] - 0.0:.4f}", "duration": "0.0", "trial_type": "volume", "value": "1",
+                                              "sample": "0"}.get(h, "n/a") for h in header) for i in vol]
+    events.write_text("\n".join(lines) + "\n")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        read_eeg(vhdr)
+    assert any(f"{len(vol)} of them at the time of an events.tsv row: the same events under another name there" in r.getMessage()
+               for r in caplog.records)

@@ -167,7 +167,7 @@ def test_synthesize_header_affine_tr_and_values(tiny_bids, tiny_prepared, ridge_
     from eeg2fmri.models import load_model
 
     eeg = tiny_bids / EEG_NAME
-    out = synthesize(eeg, ridge_dir, tmp_path / "s_bold.nii.gz", progress_bar=False)
+    out = synthesize(eeg, ridge_dir, tmp_path / "s_bold.nii.gz", progress_bar=False, first_onset=0)
     img = nib.load(out)
     data = np.asarray(img.dataobj)
     mask = tiny_prepared.mask
@@ -191,11 +191,11 @@ def test_synthesize_header_affine_tr_and_values(tiny_bids, tiny_prepared, ridge_
     ref = lm.model.predict(x)
     np.testing.assert_allclose(data[mask].T, ref, atol=2e-3 * np.abs(ref).max())
     # a finer output step: twice the volumes, TR in the header
-    out2 = synthesize(eeg, ridge_dir, tmp_path / "fine.nii", tr=1.0, progress_bar=False)
+    out2 = synthesize(eeg, ridge_dir, tmp_path / "fine.nii", tr=1.0, progress_bar=False, first_onset=0)
     img2 = nib.load(out2)
     assert img2.header.get_zooms()[3] == pytest.approx(1.0) and img2.shape[3] in (2 * data.shape[3], 2 * data.shape[3] + 1)
     with pytest.raises(Eeg2fmriInputError, match=r"tr=0\.7 s: expected the training TR or a step that divides the training frame length 2 s"):
-        synthesize(eeg, ridge_dir, tmp_path / "bad.nii.gz", tr=0.7, progress_bar=False)
+        synthesize(eeg, ridge_dir, tmp_path / "bad.nii.gz", tr=0.7, progress_bar=False, first_onset=0)
 
 
 def test_synthesize_takes_a_fit_model_result_as_its_saved_folder_would(tiny_bids, tiny_prepared, tmp_path):
@@ -266,12 +266,12 @@ def test_synthesize_errors_and_overwrite(tiny_bids, ridge_dir, tmp_path):
     eeg = tiny_bids / EEG_NAME
     raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False)
     with pytest.raises(Eeg2fmriInputError, match=r"the recording lasts 10\.0 s but one EEG window of the model needs 18\.0 s"):
-        synthesize(raw.copy().crop(0, 10.0, include_tmax=False), ridge_dir, tmp_path / "short.nii.gz", progress_bar=False)
+        synthesize(raw.copy().crop(0, 10.0, include_tmax=False), ridge_dir, tmp_path / "short.nii.gz", progress_bar=False, first_onset=0)
     padded = raw.copy().crop(0, 10.0, include_tmax=False)  # an EDF's last record padded: MNE marks it BAD_ACQ_SKIP (user test 13)
     padded.set_annotations(padded.annotations + mne.Annotations([padded.first_time + 9.0], [1.0], ["BAD_ACQ_SKIP"]))
     with pytest.raises(Eeg2fmriInputError, match=r"the recording lasts 10\.0 s \(1\.0 s of it at the end marked BAD_ACQ_SKIP: a file's padding, "
                                                  r"no data\) but one EEG window of the model needs 18\.0 s"):
-        synthesize(padded, ridge_dir, tmp_path / "short.nii.gz", progress_bar=False)
+        synthesize(padded, ridge_dir, tmp_path / "short.nii.gz", progress_bar=False, first_onset=0)
     with pytest.raises(Eeg2fmriInputError, match="expected an output name ending in .nii.gz or .nii"):
         synthesize(eeg, ridge_dir, tmp_path / "o.png", progress_bar=False)
     # two pieces joined (mne.concatenate_raws marks the join): the regular volume grid would misplace every later volume
@@ -283,7 +283,7 @@ def test_synthesize_errors_and_overwrite(tiny_bids, ridge_dir, tmp_path):
         synthesize(eeg, tmp_path, tmp_path / "o.nii.gz", progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match="provides no uncertainty"):
         synthesize(eeg, ridge_dir, tmp_path / "u.nii.gz", uncertainty=True, progress_bar=False)
-    out = synthesize(eeg, ridge_dir, tmp_path / "o.nii.gz", progress_bar=False)
+    out = synthesize(eeg, ridge_dir, tmp_path / "o.nii.gz", progress_bar=False, first_onset=0)
     mtime = out.stat().st_mtime_ns
     with pytest.raises(Eeg2fmriInputError, match=r"o\.nii\.gz: output already exists; choose another path or pass overwrite=True"):
         synthesize(eeg, ridge_dir, out, progress_bar=False)
@@ -523,7 +523,7 @@ def test_synthesize_flagship_on_tangent_windows(tiny_bids, tmp_path, one_torch_t
     save_model(fitted.model, out, spec=fitted.spec, name="eeg2fmri_net", hparams={"n_members": 2}, mask=prep.mask, affine=prep.affine,
                window={"n_frames": sp.n_frames, "lag": sp.lag}, prepare=prep.config.to_dict())
     eeg = tiny_bids / EEG_NAME
-    data = np.asarray(nib.load(synthesize(eeg, out, tmp_path / "t_bold.nii.gz", progress_bar=False)).dataobj)
+    data = np.asarray(nib.load(synthesize(eeg, out, tmp_path / "t_bold.nii.gz", progress_bar=False, first_onset=0)).dataobj)
     side = json.loads((tmp_path / "t_bold.json").read_text())
     assert side["Representation"] == "tangent"
     lm = load_model(out)
@@ -561,7 +561,7 @@ def test_a_channel_in_other_units_is_reported(tiny_bids, ridge_dir, tmp_path, ca
     quiet._data[quiet.ch_names.index(b)] /= 1000.0
     assert list(amplitude_outliers(quiet, eeg)) == [b]
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
-        out = synthesize(loud, ridge_dir, tmp_path / "loud.nii.gz", progress_bar=False, interpolate_outliers=False)
+        out = synthesize(loud, ridge_dir, tmp_path / "loud.nii.gz", progress_bar=False, first_onset=0, interpolate_outliers=False)
     assert any(f"['{a}'] have an amplitude far from the other channels'" in r.getMessage() for r in caplog.records)
     assert list(json.loads(out.with_name("loud.json").read_text())["ChannelsWithOutlyingAmplitude"]) == [a]
     assert json.loads(out.with_name("loud.json").read_text())["ChannelsOutlyingInterpolated"] == {}  # (kept as recorded)
@@ -569,14 +569,14 @@ def test_a_channel_in_other_units_is_reported(tiny_bids, ridge_dir, tmp_path, ca
     # by default such a channel is interpolated like one marked bad (user test 18: x1000 took a region's r from 0.53 to -0.02)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
-        fixed = synthesize(loud, ridge_dir, tmp_path / "fixed.nii.gz", progress_bar=False)
+        fixed = synthesize(loud, ridge_dir, tmp_path / "fixed.nii.gz", progress_bar=False, first_onset=0)
     side = json.loads(fixed.with_name("fixed.json").read_text())
     assert list(side["ChannelsOutlyingInterpolated"]) == [a] and side["ChannelsOutlyingInterpolated"][a] == pytest.approx(found[a], rel=1e-3)
     assert any(f"['{a}'] have an amplitude far from the other channels'" in r.getMessage() and "interpolated from the other channels" in r.getMessage()
                for r in caplog.records)
     marked = loud.copy()
     marked.info["bads"] = [a]
-    ref = synthesize(marked, ridge_dir, tmp_path / "marked.nii.gz", progress_bar=False)
+    ref = synthesize(marked, ridge_dir, tmp_path / "marked.nii.gz", progress_bar=False, first_onset=0)
     np.testing.assert_allclose(np.asarray(nib.load(fixed).dataobj), np.asarray(nib.load(ref).dataobj), rtol=1e-5, atol=1e-6)
 
 
@@ -769,7 +769,7 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path, cap
 
     raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
     sf, tr = raw.info["sfreq"], 2.0
-    base = synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False)
+    base = synthesize(raw, ridge_dir, tmp_path / "base.nii.gz", progress_bar=False, first_onset=0)
     side0 = json.loads(base.with_name("base.json").read_text())
     assert side0["VolumeGrid"] == {"anchor": "first EEG sample", "anchor_time_s": 0.0, "offset_s": 0.0,
                                    "first_volume": round(side0["StartTime"] / tr)}
@@ -784,7 +784,7 @@ def test_first_onset_anchors_the_volume_grid(tiny_bids, ridge_dir, tmp_path, cap
     # the header says it too: toffset = the first volume's onset (float32 in the header)
     assert nib.load(out).header["toffset"] == pytest.approx(side["StartTime"], abs=1e-5) and side["StartTime"] > 0
     assert ((7.3 - side["StartTime"]) / tr) == pytest.approx(round((7.3 - side["StartTime"]) / tr), abs=1 / sf)
-    cropped = synthesize(raw.copy().crop(tmin=off), ridge_dir, tmp_path / "cropped.nii.gz", progress_bar=False)
+    cropped = synthesize(raw.copy().crop(tmin=off), ridge_dir, tmp_path / "cropped.nii.gz", progress_bar=False, first_onset=0)
     np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), np.asarray(nib.load(cropped).dataobj))
     # a first_onset so early that its first volumes lack a whole EEG window: said, with the volume to start from (user test 31)
     import logging
@@ -901,7 +901,7 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     assert "a marker every 2.5 output volumes: markers and output volumes do not line up one to one" in out
     assert "marker k is measured volume" not in out
     with pytest.raises(Eeg2fmriInputError, match=r"volumes='markers' needs first_onset='markers' \(--first-onset markers\)"):
-        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, volumes="markers")
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset=0, volumes="markers")
     with pytest.raises(Eeg2fmriInputError, match=r"expected volumes 'all' or 'markers', got 'marked'"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers", volumes="marked")
     capsys.readouterr()
@@ -931,7 +931,7 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
     g_all = json.loads(all_vols.with_name("cut_all.json").read_text())["VolumeGrid"]
     assert g_all["measured_volumes"][0] == 2 - g_all["marker_volumes"][0]
     with pytest.raises(Eeg2fmriInputError, match=r"first_marker_volume=1 numbers the scanner markers, so it needs first_onset='markers'"):
-        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_marker_volume=1)
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset=0, first_marker_volume=1)
     with pytest.raises(Eeg2fmriInputError, match=r"expected first_marker_volume to be a whole number >= 0, got -1"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers", first_marker_volume=-1)
     # dummy scans: the first 10 markers of the full recording belong to volumes the scanner did not save; dropping them
@@ -959,7 +959,7 @@ def test_marker_volumes_map_output_to_scan(tiny_bids, ridge_dir, tmp_path, caplo
                  "--volumes", "markers", "-q"]) == 0
     assert "1 marker(s) missing between the first and the last: their volumes are on the regular grid" in capsys.readouterr().out
     with pytest.raises(Eeg2fmriInputError, match=r"dummy_scans=3 drops scanner markers, so it needs first_onset='markers'"):
-        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, dummy_scans=3)
+        synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset=0, dummy_scans=3)
     with pytest.raises(Eeg2fmriInputError, match=rf"dummy_scans={len(times)} but the recording has only {len(times)} 'R128' marker"):
         synthesize(raw, ridge_dir, tmp_path / "x.nii.gz", progress_bar=False, first_onset="markers", dummy_scans=len(times))
     with pytest.raises(Eeg2fmriInputError, match=r"expected dummy_scans to be a whole number >= 0, got -1"):
@@ -1138,11 +1138,18 @@ def test_marker_grid_of_another_tr_is_warned(tiny_bids, ridge_dir, tmp_path, cap
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "same.nii.gz", progress_bar=False, first_onset="markers")
     assert not any("markers come every" in r.getMessage() or "timed from its first sample" in r.getMessage() for r in caplog.records)
-    # without --first-onset, a recording with scanner markers gets its grid from the first sample: said (user test 30)
-    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
-        synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "sample0.nii.gz", progress_bar=False)
-    assert any(re.search(r"the recording has \d+ 'R128' scanner markers, but the output's volumes are timed from its first sample \(no "
-                         r"--first-onset\); pass --first-onset markers", r.getMessage()) for r in caplog.records)
+    # without --first-onset, a recording with scanner markers is timed by them (user test 48: by the first sample, a held-out
+    # run's synthesis was 0.18 s off its volumes; user test 30 had asked for a warning), said at info level; --first-onset 0
+    # keeps the first sample
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        default = synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "default.nii.gz", progress_bar=False)
+    assert any(re.search(r"the recording has \d+ 'R128' scanner markers: the output's volumes are timed by them \(pass --first-onset 0 ",
+                         r.getMessage()) for r in caplog.records)
+    grid = json.loads(default.with_name("default.json").read_text())["VolumeGrid"]
+    same = json.loads((tmp_path / "same.json").read_text())["VolumeGrid"]
+    assert grid["anchor"] == "marker 'R128'" and grid == same
+    sample0 = synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "sample0.nii.gz", progress_bar=False, first_onset=0)
+    assert json.loads(sample0.with_name("sample0.json").read_text())["VolumeGrid"]["anchor"] == "first EEG sample"
     caplog.clear()
     # half the markers' interval: every second volume is a marker's, the grid stays on the scan (no warning since session 25)
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):

@@ -284,7 +284,7 @@ def _roi_lines(benches: list) -> list[str]:
     for g, b in benches:
         res = b["results"]
         names = [nm for nm in res.get("models", []) if nm != res.get("roles", {}).get("baseline")]
-        table = roi_table(res, names)
+        table = roi_table({"protocol": b.get("protocol"), **res}, names)  # (the chance note's advice depends on the protocol)
         if table and len(benches) > 1:
             table[0] = table[0] + f" [{g['representation']}]"
         lines += table

@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
     p.add_argument("--first-onset", default=None, metavar="SECONDS|markers",
                    help="anchor the volume grid: a volume starts at this time (s from the first EEG sample), e.g. the first volume of "
                         "a scan, or 'markers' for the recording's first scanner marker (the training's marker names); default: "
-                        "the first EEG sample")
+                        "'markers' where the recording has scanner markers, else the first EEG sample (0)")
     p.add_argument("--volumes", choices=("all", "markers"), default="all",
                    help="all (default): every volume the recording allows; markers (with --first-onset markers): only the volumes from "
                         "the first to the last scanner marker, to line up with the measured run")

@@ -320,6 +320,7 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
 
     out: dict[int, np.ndarray] = {}
     missing: list[Path] = []
+    n_events = n_instant = 0  # (user test 48: an event-related design's zero-duration events labelled no volume)
     inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
     for i, run in enumerate(ds.runs):
         info = inputs.get(run.key) or {}
@@ -344,6 +345,8 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
                     on, du = float(row["onset"]), float(row["duration"])
                 except (KeyError, ValueError):
                     continue
+                n_events += 1
+                n_instant += du <= 0
                 lab[(t >= on) & (t < on + du)] = str(row.get("trial_type") or "event")
         out[i] = lab
     if missing and len(missing) == len(ds.runs):
@@ -354,6 +357,11 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
         logger.warning("events: %d of %d run(s) have no events file, every volume %r (a rest run; if one is a task run, add its "
                        "*_events.tsv): %s", len(missing), len(ds.runs), baseline, ", ".join(p.name for p in missing))
     if all(len(np.unique(v)) < 2 for v in out.values()) and len(np.unique(np.concatenate(list(out.values())))) < 2:
+        if n_events and n_instant == n_events:
+            raise Eeg2fmriInputError(f"events: all {n_events} events in the runs' events.tsv files have duration 0 (an event-related "
+                                     "design), so no volume lies inside an event; classification labels volumes by conditions that last "
+                                     "(task blocks): give the events their durations in events.tsv, or pass labels= per volume "
+                                     "(or classify subjects: --labels participants:COLUMN).")
         raise Eeg2fmriInputError("events: every volume has the same condition (no events in the runs' events.tsv); "
                                  "classification needs task blocks (eeg2fmri simulate --task blocks) or a participants column.")
     return out

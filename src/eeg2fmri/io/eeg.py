@@ -382,14 +382,25 @@ def _keep_own_markers(raw, own, path: Path) -> None:
     if not keep:
         return
     onsets = ann.onset[keep] - own.first_time + raw.first_time
+    # kept markers at the time of an events.tsv row (within a sample): the same events under another name (user test 48: an
+    # events.tsv listing the stimuli as standard/deviant, the file as Stimulus/S  1, S  2)
+    listed_on = np.sort(np.asarray(raw.annotations.onset, dtype=float))
+    same = 0
+    if len(listed_on):
+        idx = np.searchsorted(listed_on, onsets)
+        near = np.minimum(np.abs(listed_on[np.clip(idx - 1, 0, len(listed_on) - 1)] - onsets),
+                          np.abs(listed_on[np.clip(idx, 0, len(listed_on) - 1)] - onsets))
+        same = int(np.sum(near <= 1.0 / raw.info["sfreq"]))
     raw.annotations.append(onsets, ann.duration[keep], [str(ann.description[i]) for i in keep])
     names = sorted({str(ann.description[i]) for i in keep})
-    key = str(Path(path).resolve())
-    say = logger.warning if key not in _SAID_OWN_MARKERS else logger.debug  # once per file and process (a check reads a file thrice)
+    key = "|".join(names)  # said once per process for a set of marker names (user test 48: 8 runs, 8 identical warnings), then
+    # at info level per file (a check reads a file thrice)
+    say = logger.warning if key not in _SAID_OWN_MARKERS else logger.info
     _SAID_OWN_MARKERS.add(key)
     say("%s: events.tsv does not list the recording's own marker(s) %s (%d events); kept from the EEG file (events.tsv "
-                   "replaces a file's markers when read through mne-bids)", path.name, ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""),
-                   len(keep))
+        "replaces a file's markers when read through mne-bids)%s", path.name, ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""),
+        len(keep), f"; {same} of them at the time of an events.tsv row: the same events under another name there (harmless: "
+        "prepare reads only the scanner markers)" if same else "")
 
 
 def check_continuous(raw, where: str, tail: str) -> None:

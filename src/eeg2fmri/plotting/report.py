@@ -457,6 +457,19 @@ ROI_NULL_NOTE = (f"{ROI_NULL_MARK} not above the level of a 5 % test against eve
                  "each test run (over several test subjects: of their mean r, against the mean of one shift drawn per subject): chance level for series this slow and test spans this short -- a "
                  "span shorter than a few task cycles cannot pass it (longer test spans: a larger test share of each run, or "
                  "whole held-out subjects)")
+#: :data:`ROI_NULL_NOTE` where the test spans already are whole held-out subjects (LOSO, k-fold, subject splits).
+ROI_NULL_NOTE_SUBJECTS = (f"{ROI_NULL_MARK} not above the level of a 5 % test against every circular shift of the ROI's prediction "
+                          "within each test run (over several test subjects: of their mean r, against the mean of one shift drawn per "
+                          "subject): the test spans are whole held-out subjects, so a region marked so is not predicted from this "
+                          "EEG by this model (or its effect is too weak for these recordings)")
+
+
+def roi_null_note(results: dict[str, Any]) -> str:
+    """The sentence explaining :data:`ROI_NULL_MARK`, with advice that fits the protocol (user test 48: "whole held-out
+    subjects" was advised under a LOSO benchmark)."""
+    split = results.get("split") if isinstance(results.get("split"), dict) else {}
+    protocol = results.get("protocol") or split.get("protocol")
+    return ROI_NULL_NOTE_SUBJECTS if protocol in ("loso", "kfold", "subjects", "cross") else ROI_NULL_NOTE
 
 
 def _floats(v: list) -> np.ndarray:
@@ -544,7 +557,7 @@ def roi_table(results: dict[str, Any], names: list[str]) -> list[str]:
     if not rows:
         return []
     title = "ROI r per ROI" + (f" (mean over {n_subs} test subjects)" if n_subs > 1 else "")
-    note = [f"{ROI_NULL_NOTE}.", ""] if any(c.endswith(ROI_NULL_MARK) for r in rows for c in r[2:]) else []
+    note = [f"{roi_null_note(results)}.", ""] if any(c.endswith(ROI_NULL_MARK) for r in rows for c in r[2:]) else []
     missing = roi_null_missing(results, names)
     if missing:
         note += [f"{roi_null_missing_note(missing)}.", ""]

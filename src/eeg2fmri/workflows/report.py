@@ -215,9 +215,9 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
         if isinstance(metrics.get("per_subject"), dict):  # an atlas evaluation: r per ROI (user test 15: only report.md had it)
             from eeg2fmri.plotting.report import (
                 ROI_NULL_MARK,
-                ROI_NULL_NOTE,
                 roi_null_missing,
                 roi_null_missing_note,
+                roi_null_note,
                 roi_rows,
             )
 
@@ -229,7 +229,7 @@ def _summary_blocks(metrics: dict[str, Any]) -> list[Any]:
                 counted = any(r[1] for r in roi)  # (region tables: no voxel column)
                 blocks.append([{"ROI": r[0], **({"voxels": r[1]} if counted else {}), **{names[j]: r[2 + j] for j in shown}} for r in roi])
                 if any(r[2 + j].endswith(ROI_NULL_MARK) for r in roi for j in shown):
-                    blocks.append(ROI_NULL_NOTE + ".")
+                    blocks.append(roi_null_note(metrics) + ".")
                 missing = roi_null_missing(metrics, [names[j] for j in shown])
                 if missing:
                     blocks.append(roi_null_missing_note(missing) + ".")
