@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,7 +266,7 @@ def test_events_of_fmriprep_derivatives_are_found_in_the_raw_bids_folder(tiny_pr
     assert set(volume_labels_from_events(two)[1]) == {"rest", "inherited"}
     root_events.unlink()
     raw_events.unlink()
-    with pytest.raises(Eeg2fmriInputError, match=r"_desc-preproc_events\.tsv: expected the runs' events files \(onset, duration, trial_type\), "
+    with pytest.raises(Eeg2fmriInputError, match=r"_desc-preproc_events\.tsv: expected the runs' events files \(onset, duration, trial_type\) beside their BOLD or EEG files, "
                                                  r"found none for any of the 1 run\(s\); add BIDS \*_events\.tsv files for the task runs, or "
                                                  r"classify subjects instead \(--labels participants:COLUMN"):
         volume_labels_from_events(one)
@@ -342,3 +343,29 @@ def test_classify_table_prints_chance():
     head, line = text.splitlines()[:2]
     assert head.split()[5] == "chance" and line.split()[4] == "0.333"
     assert "note (synth): in-sample." in text
+
+
+def test_events_beside_the_eeg_label_volumes_in_eeg_time(tiny_prepared, tmp_path):
+    """User test 48: events kept beside the EEG (where an EEG-fMRI study writes the events it took from the EEG's markers)
+    were never found; they are used when the BOLD has none, their onsets compared with the volumes' onsets in the EEG
+    (EEG time, not BOLD time), and the scanner's own volume markers listed there are no condition."""
+    import shutil
+    from dataclasses import replace
+
+    run = tiny_prepared.runs[0]
+    eeg = tmp_path / "eeg" / f"{run.key}_eeg.vhdr"
+    eeg.parent.mkdir()
+    src = Path(tiny_prepared.provenance["inputs"][run.key]["eeg"])
+    shutil.copy(src, eeg)
+    t_on = float(run.onsets[10])  # volume 10's onset in the EEG: a block from it, 10 volumes long
+    rows = [f"{float(run.onsets[k]):.3f}\t0.01\tResponse/R128" for k in range(run.n_volumes)]  # the scanner's markers
+    rows.append(f"{t_on - 0.001:.3f}\t{10 * tiny_prepared.tr:.3f}\tmotor")
+    eeg.with_name(f"{run.key}_events.tsv").write_text("onset\tduration\ttrial_type\n" + "\n".join(rows) + "\n")
+    inputs = {run.key: {**tiny_prepared.provenance["inputs"][run.key], "eeg": str(eeg), "bold": str(tmp_path / "func" / "none_bold.nii.gz")}}
+    one = replace(tiny_prepared, runs=[run], provenance={**tiny_prepared.provenance, "inputs": inputs})
+    lab = volume_labels_from_events(one)[0]
+    assert list(np.flatnonzero(lab == "motor")) == list(range(10, 20)) and set(lab) == {"rest", "motor"}
+    eeg.with_name(f"{run.key}_events.tsv").write_text("onset\tduration\ttrial_type\n" + "\n".join(rows[:-1]) + "\n")
+    with pytest.raises(Eeg2fmriInputError, match=r"none_events\.tsv: expected the runs' events files \(onset, duration, trial_type\) "
+                                                 r"beside their BOLD or EEG files, found none"):
+        volume_labels_from_events(one)  # the scanner's markers only: no events file of the task

@@ -305,12 +305,15 @@ def _events_candidates(bold, bids_root) -> list:
     return out
 
 def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") -> dict[int, np.ndarray]:
-    """Condition of every volume of every run from the BIDS ``*_events.tsv`` next to its BOLD file.
+    """Condition of every volume of every run from the BIDS ``*_events.tsv`` next to its BOLD file, else next to its EEG file.
 
     A volume takes the ``trial_type`` of the event whose ``[onset, onset +
     duration)`` contains its acquisition start (seconds from the first
-    volume of the BOLD file), else ``baseline``; every volume of a run
-    without an events file (a rest run) is ``baseline``.
+    volume of the BOLD file; for an events file beside the EEG, where an
+    EEG-fMRI study keeps the events it took from the EEG's markers, seconds
+    from the EEG file's first sample, compared with the volumes' onsets in
+    the EEG), else ``baseline``; every volume of a run without an events
+    file (a rest run) is ``baseline``.
 
     Returns
     -------
@@ -321,6 +324,10 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
     out: dict[int, np.ndarray] = {}
     missing: list[Path] = []
     n_events = n_instant = 0  # (user test 48: an event-related design's zero-duration events labelled no volume)
+    from eeg2fmri.io.sync import DEFAULT_MARKERS, _match
+
+    own = ds.config.marker if ds.config is not None and ds.config.marker is not None else ()
+    scanner = tuple(dict.fromkeys(((own,) if isinstance(own, str) else tuple(own)) + DEFAULT_MARKERS))
     inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
     for i, run in enumerate(ds.runs):
         info = inputs.get(run.key) or {}
@@ -334,23 +341,38 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
         if info.get("volume_times_s"):  # a run resampled in time (prepare option resample_tr): its volumes' own times
             t0, step = (float(v) for v in info["volume_times_s"])
             t = t0 + np.arange(run.n_volumes) * step
+        eeg = recorded_input(ds, run.key, "eeg")
+        beside_eeg = eeg.with_name(eeg.name[: eeg.name.rindex("_eeg")] + "_events.tsv") if eeg is not None and "_eeg" in eeg.name else None
+        if ev is None and beside_eeg is not None and beside_eeg.exists():  # (user test 48: kept beside the EEG, never found)
+            ev = beside_eeg
+            span = info.get("eeg_span_s") or [0.0]
+            t = np.asarray(run.onsets, dtype=np.float64) + float(span[0])  # EEG time: the volumes' onsets in the EEG file
+        elif beside_eeg is not None:
+            tried = [*tried, beside_eeg]
         lab = np.full(run.n_volumes, baseline, dtype=object)
         if ev is None:  # a run without events (e.g. a rest run: ordinary BIDS): every volume is the baseline
             missing.append(tried[0])
             out[i] = lab
             continue
+        used = 0
         with open(ev, newline="", encoding="utf-8-sig") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 try:
                     on, du = float(row["onset"]), float(row["duration"])
                 except (KeyError, ValueError):
                     continue
-                n_events += 1
+                if ev == beside_eeg and any(_match(str(row.get("trial_type") or ""), m) for m in scanner):
+                    continue  # (an EEG events file lists the scanner's volume markers too: they are no condition)
+                used += 1
                 n_instant += du <= 0
                 lab[(t >= on) & (t < on + du)] = str(row.get("trial_type") or "event")
+        n_events += used
+        if ev == beside_eeg and not used:  # the EEG's events file holds the scanner's markers only: no events file of the task
+            missing.append(tried[0])
         out[i] = lab
     if missing and len(missing) == len(ds.runs):
-        raise Eeg2fmriInputError(f"{missing[0]}: expected the runs' events files (onset, duration, trial_type), found none for any of the "
+        raise Eeg2fmriInputError(f"{missing[0]}: expected the runs' events files (onset, duration, trial_type) beside their BOLD or EEG "
+                                 "files, found none for any of the "
                                  f"{len(ds.runs)} run(s); add BIDS *_events.tsv files for the task runs, or classify subjects instead "
                                  "(--labels participants:COLUMN; Python: labels= per volume).")
     if missing:  # a warning: a task run whose events file was not found would be labelled all baseline
