@@ -579,7 +579,7 @@ def test_extra_markers_are_dummies_only_where_nothing_says_otherwise(tiny_bids, 
                    for n in ds.provenance["inputs"][ds.runs[0].key]["sync_notes"])
         return
     want = (r"\d+ 'R128' markers for \d+ volumes, 3 more, but sub-02_task-rest_run-1_bold\.nii\.gz's sidecar declares "
-            r"NumberOfVolumesDiscardedByScanner 0, NumberOfVolumesDiscardedByUser 0: the extra markers are not dummy scans.*dummy_scans='drop-last'"
+            r"NumberOfVolumesDiscardedByScanner 0, NumberOfVolumesDiscardedByUser 0: the extra markers are not all dummy scans.*dummy_scans='drop-last'"
             if case == "declared-other" else
             r"3 more 'R128' markers than the BOLD's volumes were taken as dummy scans before the first saved volume, but the first \d "
             r"saved volume\(s\) of sub-02_task-rest_run-1_bold\.nii\.gz are non-steady-state \(brighter\).*dummy_scans='drop-last'")
@@ -717,3 +717,37 @@ def test_markers_an_events_tsv_leaves_out_are_kept_from_the_file(tiny_bids, tmp_
         read_eeg(vhdr)
     assert any(f"{len(vol)} of them at the time of an events.tsv row: the same events under another name there" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_run_cut_short_after_declared_dummies_is_timed_by_its_own_dummy_scans(tiny_bids, tmp_path):
+    """User test 50: a run whose sidecar declares 1 leading dummy and whose BOLD lacks its last 2 volumes (3 markers more than
+    volumes): refused, naming the per-run fix; dummy_scans='drop-last' for that run alone (a runs-table column) drops the
+    declared leading marker first and the other 2 from the end -- the onsets of the intact file's volumes 1..n-2 -- while
+    the other run keeps the default (the prepare option would have applied drop-last to every run)."""
+    import json
+
+    from eeg2fmri.datasets.prepared import runs_from_files
+
+    root = _copy(tiny_bids, tmp_path)
+    full = prepare_dataset(root, progress_bar=False, subjects=["02"])
+    path = next((root / "sub-02" / "func").glob("*_bold.nii.gz"))
+    img = nib.load(path)
+    data = np.asarray(img.dataobj, dtype=np.float32)[..., 1:-2]  # the first volume a dummy, the last two lost
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
+    side = path.with_name(path.name.replace(".nii.gz", ".json"))
+    meta = json.loads(side.read_text()) if side.exists() else {"RepetitionTime": float(img.header.get_zooms()[3])}
+    side.write_text(json.dumps({**meta, "NumberOfVolumesDiscardedByUser": 1}))
+    runs = [{"eeg": str(next((root / s / "eeg").glob("*_eeg.vhdr"))), "bold": str(next((root / s / "func").glob("*_bold.nii.gz"))),
+             "subject": s[4:], "task": "rest", "run": 1} for s in ("sub-01", "sub-02")]
+    with pytest.raises(Eeg2fmriInputError, match=r"sidecar declares NumberOfVolumesDiscardedByScanner 0, NumberOfVolumesDiscardedByUser 1: "
+                                                 r"the extra markers are not all dummy scans before the first saved volume\. If the BOLD "
+                                                 r"file lacks its last 2 volumes \(cut short\), pass dummy_scans='drop-last' \(the 1 "
+                                                 r"declared leading markers are dropped first, the other 2 from the end\) for this run -- a "
+                                                 r"dummy_scans column in a runs table"):
+        prepare_dataset(runs, {"notch": 50}, progress_bar=False)
+    ds = prepare_dataset([runs[0], {**runs[1], "dummy_scans": "drop-last"}], {"notch": 50}, progress_bar=False)
+    np.testing.assert_allclose(np.asarray(ds.runs[1].onsets), np.asarray(full.runs[0].onsets)[1:-2], atol=1e-9)
+    assert ds.provenance["inputs"][ds.runs[1].key]["given"]["dummy_scans"] == "drop-last"
+    with pytest.raises(Eeg2fmriInputError, match=r"runs\[1\]: dummy_scans: expected one of \['auto', 'drop-first', 'drop-last', 'error'\], "
+                                                 r"got 'last'"):
+        runs_from_files([runs[0], {**runs[1], "dummy_scans": "last"}])

@@ -60,6 +60,12 @@ def test_one_file_for_two_runs_takes_its_marker_blocks_in_order(continuous, tiny
         recs = runs_from_files(_runs(eeg, bolds))
     assert [(r.marker_block, r.meta["runs_in_eeg_file"]) for r in recs] == [(1, 2), (2, 2)]
     assert "listed for 2 runs (sub-01_task-rest_run-1, sub-01_task-rest_run-2): each takes the file's block" in caplog.text
+    # listed out of run order (user test 50: run 3's BOLD took the first block, silently): blocks in run order, warned
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        back = runs_from_files(_runs(eeg, bolds)[::-1])
+    assert [(r.run, r.marker_block) for r in back] == [("2", 2), ("1", 1)]
+    assert "listed for 2 runs out of run order; each takes the file's block of scanner markers in run order" in caplog.text
     ds = prepare_dataset(_runs(eeg, bolds), {"notch": 50}, progress_bar=False)
     spans = [ds.provenance["inputs"][r.key]["eeg_span_s"] for r in ds.runs]
     first_marker = [float(r.onsets[0]) for r in tiny_prepared.runs]
@@ -255,6 +261,8 @@ def test_review_cases_of_a_shared_file(continuous, tiny_prepared, tmp_path):
     ds = prepare_dataset(_runs(path, bolds), {"notch": 50}, progress_bar=False)
     spans = [ds.provenance["inputs"][r.key]["eeg_span_s"] for r in ds.runs]
     assert spans[0][1] == pytest.approx(t_join, abs=0.011) and spans[1][0] > t_join  # (run 1 would reach 18 s into the pause)
+    # ... and run 2, after the join, takes its full 20 s margin (the EEG from the join on is its alone: no half-pause limit)
+    assert spans[1][0] == pytest.approx(t_first[1] - 20.0, abs=0.011)
     # 5. a start between two samples: the sample the cut took is recorded, and first_onset moves by exactly that; to the
     # file's end (no eeg_stop): its last sample stays
     odd = prepare_dataset([{**_runs(eeg, bolds)[1], "eeg_start": starts[1] - 5.004, "first_onset": t_first[1]}], {"notch": 50, "marker": None},

@@ -1430,3 +1430,31 @@ def test_a_tiny_synthesised_amplitude_is_said(tiny_bids, ridge_dir, tmp_path, mo
     assert note["median_sd"] == pytest.approx(1e-4 * float(np.median(inside.std(1))), rel=1e-3)
     assert note["meaning"].startswith("the synthesised series vary by")
     assert any("under 1 % of a z-scored run" in r.getMessage() for r in caplog.records)
+
+
+def test_a_recording_of_several_scans_is_said(tiny_bids, ridge_dir, tmp_path, caplog):
+    """User test 50: one session recording holding several scans (blocks of scanner markers parted by pauses): the output's
+    grid follows the first marker, which puts later scans off their volumes -- warned with each block's start, and the
+    pauses are not reported as lost markers ("output volume k stays the scan's volume k" was false); the sidecar counts
+    the blocks; --first-onset at block 2's first marker puts the output on that scan's volumes."""
+    import logging
+
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    sf = raw.info["sfreq"]
+    pause = raw.get_data(start=int(100 * sf), stop=int(131.3 * sf))  # 31.3 s: no whole number of TRs
+    both = mne.io.RawArray(np.concatenate([raw.get_data(), pause, raw.get_data()], axis=1), raw.info.copy(), verbose=False)
+    t2 = (raw.n_times + pause.shape[1]) / sf
+    ann = raw.annotations
+    on = ann.onset - raw.first_time
+    both.set_annotations(mne.Annotations(np.r_[on, on + t2], np.zeros(2 * len(on)), list(ann.description) * 2))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        out = synthesize(both, ridge_dir, tmp_path / "session.nii.gz", progress_bar=False)
+    text = " ".join(r.getMessage() for r in caplog.records)
+    first2 = float(np.sort(on[[str(d).endswith("R128") for d in ann.description]])[0]) + t2
+    assert re.search(r"the recording holds 2 blocks of 'R128' scanner markers, parted by pauses \(separate scans: 1: 3\.7-183\.7 s, "
+                     r"90 markers; 2: .*\): the output's grid follows the first marker", text)
+    assert f"e.g. {first2:.3f} s for block 2" in text and "scanner marker(s) missing" not in text
+    assert json.loads(out.with_name("session.json").read_text())["VolumeGrid"]["marker_blocks"] == 2
+    second = synthesize(both, ridge_dir, tmp_path / "second.nii.gz", progress_bar=False, first_onset=round(first2, 3))
+    grid = json.loads(second.with_name("second.json").read_text())["VolumeGrid"]
+    assert grid["anchor"] == "first_onset" and abs(grid["offset_s"] - (first2 % 2.0)) < 1.5 / sf

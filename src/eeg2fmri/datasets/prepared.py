@@ -1102,7 +1102,8 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         logger.info("%s: not used as EEG: %d non-EEG channel(s) %s, %d marked bad %s", where, len(not_used["non_eeg"]),
                     sorted(f"{c} ({t})" for c, t in not_used["non_eeg"].items()), len(not_used["bad"]), not_used["bad"])
     try:
-        sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=first_onset, dummy_scans=cfg.dummy_scans)
+        sync = layout_volume_onsets(rec, raw, img.shape[3], tr, marker=cfg.marker, first_onset=first_onset,
+                                    dummy_scans=getattr(rec, "dummy_scans", None) or cfg.dummy_scans)
     except Eeg2fmriInputError as err:
         from eeg2fmri.io.roi_tables import is_target_table
 
@@ -1250,7 +1251,8 @@ def _check_dummies_against_brightness(rec, cfg: PrepareConfig, rp, n_drop: int, 
     instead (:func:`eeg2fmri.io.layouts.layout_volume_onsets`)."""
     from eeg2fmri.io.bold import declared_discarded_volumes
 
-    if not (n_drop and cfg.drop_volumes == "auto" and cfg.dummy_scans == "auto" and getattr(rp, "method", None) == "markers"
+    if not (n_drop and cfg.drop_volumes == "auto" and (getattr(rec, "dummy_scans", None) or cfg.dummy_scans) == "auto"
+            and getattr(rp, "method", None) == "markers"
             and getattr(rp, "dropped", 0) > 0) or declared_discarded_volumes(rec.bold_path) is not None:
         return
     from eeg2fmri.preprocessing.bold import non_steady_state_volumes
@@ -1482,7 +1484,8 @@ RUN_KEYS = {"eeg": "EEG file (any format MNE reads)",
             "tr": "TR in s (default: the NIfTI header)", "marker": "scanner marker name(s)", "first_onset": "s of volume 0 without markers",
             "eeg_start": "s of the EEG file where this run's part begins (one EEG file across several runs)",
             "eeg_stop": "s of the EEG file where this run's part ends",
-            "marker_block": "this run's block of scanner markers in its EEG file (1 = the first; blocks are parted by pauses)"}
+            "marker_block": "this run's block of scanner markers in its EEG file (1 = the first; blocks are parted by pauses)",
+            "dummy_scans": "this run's dummy_scans (auto, drop-first, drop-last, error): more scanner markers than volumes"}
 
 
 def runs_from_files(runs: Any) -> list:
@@ -1536,6 +1539,14 @@ def runs_from_files(runs: Any) -> list:
                 raise Eeg2fmriInputError(f"{where}: expected an alphanumeric {k} label, got {v!r}; it becomes part of the run key "
                                          "(sub-<subject>_task-<task>_run-<run>).")
         part = {k: _run_number(r.get(k), f"{where}: {k}", integer=k == "marker_block") for k in ("eeg_start", "eeg_stop", "marker_block")}
+        dummies = None if r.get("dummy_scans") in (None, "") else str(r["dummy_scans"]).strip()
+        if dummies is not None:
+            from eeg2fmri.io.sync import DUMMY_SCANS
+
+            if dummies not in DUMMY_SCANS:
+                raise Eeg2fmriInputError(f"{where}: dummy_scans: expected one of {list(DUMMY_SCANS)}, got {r['dummy_scans']!r}; e.g. "
+                                         "drop-last for a BOLD file that lacks its last volumes.")
+            part["dummy_scans"] = dummies
         out.append(LayoutRun(subject=labels["subject"], session=labels["session"], task=labels["task"], run=labels["run"], eeg_path=files["eeg"],
                              bold_path=files["bold"], acquisition=labels["acquisition"], layout="files",
                              tr=_run_number(r.get("tr"), f"{where}: tr"), marker=r.get("marker"),
@@ -1589,10 +1600,20 @@ def _shared_eeg_files(runs: list) -> list:
                                      "take the file's blocks of scanner markers in the order listed).")
         if told:
             continue
-        for k, i in enumerate(idx, start=1):
+        from eeg2fmri.io.pairing import natural_key
+
+        # in run order where every row has a run label (user test 50: a table listing runs 3, 2, 1 paired run 3's BOLD with
+        # the first block, without a word), else in the order listed
+        numbered = all(runs[i].run is not None for i in idx)
+        order = sorted(idx, key=lambda i: (natural_key(str(runs[i].session or "")), natural_key(str(runs[i].run)))) if numbered else idx
+        for k, i in enumerate(order, start=1):
             out[i] = dataclasses.replace(runs[i], marker_block=k, meta={**dict(runs[i].meta), "runs_in_eeg_file": len(idx)})
-        logger.info("%s: listed for %d runs (%s): each takes the file's block of scanner markers in that order", path, len(idx),
-                    ", ".join(runs[i].key for i in idx))
+        if order != idx:
+            logger.warning("%s: listed for %d runs out of run order; each takes the file's block of scanner markers in run order (%s); "
+                           "give a marker_block column to pair them otherwise", path, len(idx), ", ".join(runs[i].key for i in order))
+        else:
+            logger.info("%s: listed for %d runs (%s): each takes the file's block of scanner markers in %s order", path, len(idx),
+                        ", ".join(runs[i].key for i in order), "run" if numbered else "listed")
     return out
 
 
@@ -1986,7 +2007,7 @@ def _run_given(rec) -> dict | None:
     """What a run was given beside its files that decides its timing: its part of the EEG file (``marker_block``,
     ``eeg_start``, ``eeg_stop``) and, for runs given as file pairs (a runs table), its own ``first_onset``, ``tr`` and
     ``marker``; ``None`` where nothing was (a manifest's runs then compare as before these were recorded)."""
-    keys = ("marker_block", "eeg_start", "eeg_stop") + (("first_onset", "tr", "marker") if getattr(rec, "layout", None) == "files" else ())
+    keys = ("marker_block", "eeg_start", "eeg_stop") + (("first_onset", "tr", "marker", "dummy_scans") if getattr(rec, "layout", None) == "files" else ())
     out = {k: (list(v) if isinstance(v, tuple) else v) for k in keys if (v := getattr(rec, k, None)) is not None}
     return out or None
 

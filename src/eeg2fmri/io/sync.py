@@ -461,7 +461,13 @@ def volume_onsets(
                 if dummy_scans == "error":
                     raise Eeg2fmriInputError(f"{where}: {len(on)} markers for {n_volumes} volumes; pass dummy_scans='drop-first' if the first {dropped} "
                                              f"were dummy scans, or dummy_scans='drop-last' if the last {dropped} came after the last saved volume.")
-                if dummy_scans == "drop-last":
+                lead = max([d for d in declared_dummies if 0 < d < dropped], default=0)
+                if dummy_scans == "drop-last" and lead:  # the sidecar's leading dummies first, then the file's missing end
+                    # (user test 50: 2 declared dummies and a BOLD cut 2 volumes short were dropped all from the end, 2 TRs off)
+                    note = (f"{dropped} more marker(s) than volumes: the first {lead} dropped as the dummy scans the BOLD sidecar declares, "
+                            f"the last {dropped - lead} as volumes the BOLD file lacks (dummy_scans='drop-last'; volume 0 at {on[lead]:.3f} s).")
+                    on = on[lead : lead + n_volumes]
+                elif dummy_scans == "drop-last":
                     note = f"{dropped} more marker(s) than volumes: the last {dropped} dropped (dummy_scans='drop-last')."
                     on = on[:n_volumes]
                 elif dropped in declared_dummies:

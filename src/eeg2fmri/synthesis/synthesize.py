@@ -220,6 +220,19 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             logger.info("%s: the first %d %r marker(s) dropped as dummy scans; volume 0 at %.3f s", where, dummy_scans, found,
                         float(times[dummy_scans]))
             times = times[dummy_scans:]
+        blocks: list = []
+        if found is not None and len(times) > 2:  # several scans in one recording (user test 50): said, with each one's start
+            from eeg2fmri.io.sync import describe_blocks, marker_blocks
+
+            step_b = float(np.median(np.diff(times)))
+            blocks = marker_blocks(times, step_b)
+            if len(blocks) > 1:
+                logger.warning("%s: the recording holds %d blocks of %r scanner markers, parted by pauses (separate scans: %s): the "
+                               "output's grid follows the first marker, so the volumes of later scans are off their scan's volumes "
+                               "(a pause is no whole number of TRs). To put the output on one scan's volumes, pass --first-onset "
+                               "with that scan's first saved volume (e.g. %.3f s for block 2, after its dummy-scan markers), or cut "
+                               "the recording to that scan first (Python: raw.crop(tmin, tmax)).", where, len(blocks), found,
+                               describe_blocks(times, blocks, step_b), float(times[blocks[1][0]]))
         if found is not None:
             label, t0 = f"marker {found!r}" + (f" (after {dummy_scans} dummy scans)" if dummy_scans else ""), float(times[0])
             step_s = float(np.median(np.diff(times))) if len(times) > 1 else None
@@ -261,7 +274,10 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
     offset = _grid_offset(t0, tr, sf)
     if offset >= raw.n_times / sf:
         offset = 0.0
-    return {"anchor": label, "anchor_time_s": t0, "offset_s": offset}, offset, times
+    out = {"anchor": label, "anchor_time_s": t0, "offset_s": offset}
+    if times is not None and len(blocks) > 1:
+        out["marker_blocks"] = len(blocks)
+    return out, offset, times
 
 
 def _default_first_onset(raw, cfg: PrepareConfig, where: str) -> str | None:
@@ -963,7 +979,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
             else:  # missing markers from the gaps between them; no volume formula
                 missing = int(np.sum(np.maximum(np.round(np.diff(marker_t) / step_m) - 1, 0)))
                 anchor["volumes_per_marker"] = round(ratio, 4)
-            if missing > 0:  # lost markers: their volumes lie on the regular grid all the same
+            if missing > 0 and anchor.get("marker_blocks", 1) == 1:  # lost markers: their volumes lie on the regular grid all the same
+                # (several scans: the gaps are pauses between them, not lost markers -- said above; user test 50)
                 anchor["markers_missing"] = int(missing)
                 logger.warning("%s: %d scanner marker(s) missing between the first and the last (no marker a TR after the previous one); "
                                "their volumes are written on the regular grid, so output volume k stays the scan's volume k", where, missing)

@@ -544,13 +544,18 @@ def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...
         first, last_end = float(on[a]), float(on[b - 1]) + float(tr)
         before = (first - float(on[a - 1]) - float(tr)) / 2 if a > 0 else np.inf  # (from the previous block's last volume's end)
         after = (float(on[b]) - last_end) / 2 if b < len(on) else np.inf
-        tmin = max(0.0, first - min(BLOCK_MARGIN_S, before))
-        tmax = min(end, last_end + min(BLOCK_MARGIN_S, after))
         from eeg2fmri.io.eeg import discontinuities
 
-        joins = np.asarray(discontinuities(raw), dtype=float)  # the recorder paused between runs (New Segment): the cut stops there
-        tmin = max([tmin, *joins[joins <= first]])
-        tmax = min([tmax, *joins[joins >= last_end]])
+        # the recorder paused between runs (New Segment): the cut never crosses a join, and where one lies between this block
+        # and its neighbour, the EEG from it on is this run's alone (no half-pause limit; user test 50: the first volumes
+        # lost their window)
+        joins = np.asarray(discontinuities(raw), dtype=float)
+        lo = float(joins[joins <= first].max()) if (joins <= first).any() else -np.inf
+        hi = float(joins[joins >= last_end].min()) if (joins >= last_end).any() else np.inf
+        prev_end = float(on[a - 1]) + float(tr) if a > 0 else -np.inf
+        next_on = float(on[b]) if b < len(on) else np.inf
+        tmin = max(0.0, lo, first - (BLOCK_MARGIN_S if lo > prev_end else min(BLOCK_MARGIN_S, before)))
+        tmax = min(end, hi, last_end + (BLOCK_MARGIN_S if hi < next_on else min(BLOCK_MARGIN_S, after)))
         note = (f"EEG {tmin:.2f}-{tmax:.2f} s of the file used: marker block {block} of {len(blocks)} ({b - a} {name!r} markers; "
                 f"the file's blocks: {listing})")
         return tmin, tmax, note
@@ -688,10 +693,14 @@ def _check_declared_dummies(run: LayoutRun, rep: SyncReport, where: str) -> None
     if rep.dropped in fits:
         rep.notes.append(f"the {rep.dropped} leading dummy markers agree with the BOLD sidecar ({said})")
         return
+    lead = max([d for d in fits if 0 < d < rep.dropped], default=0)
+    end = (f"If the BOLD file lacks its last {rep.dropped - lead} volumes (cut short), pass dummy_scans='drop-last'"
+           + (f" (the {lead} declared leading markers are dropped first, the other {rep.dropped - lead} from the end)" if lead else "")
+           + " for this run -- a dummy_scans column in a runs table (the prepare option dummy_scans sets it for every run) -- or give "
+           "the whole run")
     raise Eeg2fmriInputError(
         f"{where}: {rep.n_markers} '{rep.marker}' markers for {len(rep.onsets)} volumes, {rep.dropped} more, but {run.bold_path.name}'s "
-        f"sidecar declares {said}: the extra markers are not dummy scans before the first saved volume. If the BOLD file lacks its "
-        f"last {rep.dropped} volumes (cut short), pass dummy_scans='drop-last' (prepare option dummy_scans), or give the whole run; "
+        f"sidecar declares {said}: the extra markers are not all dummy scans before the first saved volume. {end}; "
         f"if the first {rep.dropped} markers really belong to no saved volume, correct the sidecar or pass dummy_scans='drop-first'.")
 
 
@@ -841,7 +850,7 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                         return problems, notes
                     try:
                         sync = layout_volume_onsets(run, raw, int(img.shape[3]) if len(img.shape) == 4 else 1, tr, marker=marker,
-                                                    first_onset=first_onset)
+                                                    first_onset=first_onset, dummy_scans=run.dummy_scans or "auto")
                     except Eeg2fmriInputError as err:
                         problems.append(f"{run.key}: volume timing: {err}")
                     else:

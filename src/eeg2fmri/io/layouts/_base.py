@@ -78,6 +78,10 @@ class LayoutRun(RunRecord):
         first), blocks being parted by pauses longer than
         :data:`eeg2fmri.io.sync.BLOCK_GAP_TRS` TRs: the EEG is cut to that
         block (see :func:`eeg2fmri.io.layouts.run_eeg_span`).
+    dummy_scans : str | None
+        This run's choice for more scanner markers than volumes (``"auto"``,
+        ``"drop-first"``, ``"drop-last"``, ``"error"``; see
+        :func:`eeg2fmri.io.volume_onsets`); ``None``: the prepare option's.
     """
 
     layout: str = "bids"
@@ -90,6 +94,7 @@ class LayoutRun(RunRecord):
     eeg_start: float | None = None
     eeg_stop: float | None = None
     marker_block: int | None = None
+    dummy_scans: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.marker, str):
