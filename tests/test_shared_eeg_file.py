@@ -273,20 +273,43 @@ def test_review_cases_of_a_shared_file(continuous, tiny_prepared, tmp_path):
     np.testing.assert_allclose(np.asarray(odd.runs[0].onsets) + span[0], np.asarray(tiny_prepared.runs[1].onsets) + starts[1], atol=1e-4)
 
 
-def test_bids_recording_with_other_blocks_than_runs_says_to_use_a_runs_table(continuous, tmp_path):
-    """A BIDS recording named without run- whose markers form another number of blocks than its BOLD runs (a stray block
-    of a localizer): the message names a runs table (a BIDS user has no marker_block column to add)."""
+def test_bids_recording_with_other_blocks_than_runs(continuous, tiny_prepared, tmp_path, caplog):
+    """A BIDS recording named without run- whose markers form more blocks than its BOLD runs: a short block (a localizer's
+    2 markers; user test 50: refused) is left out, warned, where that leaves one block per run; a block as long as a run's
+    cannot be told from one: refused, the message naming a runs table (a BIDS user has no marker_block column to add)."""
+    import logging
+
     import mne
 
     from eeg2fmri.datasets import prepare_dataset
 
-    _, eeg, bolds, _ = continuous
+    _, eeg, bolds, starts = continuous
     raw = mne.io.read_raw_fif(eeg, preload=True, verbose=False)
-    raw.set_annotations(raw.annotations + mne.Annotations([100.0, 196.0, 198.0], [0.0] * 3, ["Comment/x", "Response/R128", "Response/R128"]))
+    loc = raw.copy()
+    loc.set_annotations(raw.annotations + mne.Annotations([100.0, 196.0, 198.0], [0.0] * 3, ["Comment/x", "Response/R128", "Response/R128"]))
     src = tmp_path / "localizer_raw.fif"
-    raw.save(src, fmt="double", verbose="error")
+    loc.save(src, fmt="double", verbose="error")
     root = _bids_with_one_recording(tmp_path / "bids", src, bolds)
-    with pytest.raises(Eeg2fmriInputError, match=r"this recording \(named without run-\) is paired with 2 runs, so its 'R128' markers "
-                                                 r"should form 2 blocks .* found 3 \(.*2: 196\.0-200\.0 s, 2 markers.*\)\. Say which block "
-                                                 r"is each run's: list the runs in a runs table"):
-        prepare_dataset(root, {"notch": 50}, progress_bar=False)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, {"notch": 50}, progress_bar=False)
+    assert "1 short block(s) of 'R128' markers left out (196.0-200.0 s, 2 markers: a localizer or shim scan?); the 2 runs take" in caplog.text
+    for mine, own, t0 in zip(ds.runs, tiny_prepared.runs, starts):
+        span = ds.provenance["inputs"][mine.key]["eeg_span_s"]
+        np.testing.assert_allclose(np.asarray(mine.onsets) + span[0], np.asarray(own.onsets) + t0, atol=1e-4)
+    # a block that is not short beside the runs' (here: 4 markers, with the share set to 0) cannot be told from a run's
+    from eeg2fmri.io import layouts
+
+    four = raw.copy()
+    four.set_annotations(raw.annotations + mne.Annotations(196.0 + 2.0 * np.arange(4), [0.0] * 4, ["Response/R128"] * 4))
+    src2 = tmp_path / "four_raw.fif"
+    four.save(src2, fmt="double", verbose="error")
+    root2 = _bids_with_one_recording(tmp_path / "bids2", src2, bolds)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(layouts, "STRAY_BLOCK_SHARE", 0.0)
+    try:
+        with pytest.raises(Eeg2fmriInputError, match=r"this recording \(named without run-\) is paired with 2 runs, so its 'R128' markers "
+                                                     r"should form 2 blocks .* found 3 \(.*2: 196\.0-204\.0 s, 4 markers.*\)\. Say which "
+                                                     r"block is each run's: list the runs in a runs table"):
+            prepare_dataset(root2, {"notch": 50}, progress_bar=False)
+    finally:
+        mp.undo()

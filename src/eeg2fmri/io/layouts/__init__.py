@@ -469,6 +469,9 @@ def _raw_marker_file(vhdr: Path) -> Path:
 #: at most half the pause, so that no marker of another run is in the cut; or where the recording was paused, a join):
 #: more than the default window of EEG before a volume (lags to 16 s + 1 TR), so that the first volumes keep theirs.
 BLOCK_MARGIN_S = 20.0
+#: A block of scanner markers with fewer than this share of the longest block's markers (and never fewer than 3 counted as a
+#: run) is a stray scan -- a localizer or shim -- where leaving such blocks out gives one block per run of the file.
+STRAY_BLOCK_SHARE = 0.25
 
 
 def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> tuple[float, float, str] | None:
@@ -528,6 +531,18 @@ def run_eeg_span(run: RunRecord, raw, tr: float, *, marker: str | tuple[str, ...
         blocks = marker_blocks(on, tr)
         listing = describe_blocks(on, blocks, tr)
         want = run.meta.get("runs_in_eeg_file")
+        if want is not None and len(blocks) > int(want):  # short blocks beside the runs' (a localizer or shim scan): left out
+            # where that leaves one block per run (user test 50: a BIDS session with a 5-marker localizer was refused)
+            longest = max(b - a for a, b in blocks)
+            stray = [(a, b) for a, b in blocks if b - a < max(3.0, STRAY_BLOCK_SHARE * longest)]
+            if len(blocks) - len(stray) == int(want):
+                from eeg2fmri.utils.logs import warn_once_per_process
+
+                warn_once_per_process(f"{where}: {len(stray)} short block(s) of {name!r} markers left out ("
+                                      + "; ".join(f"{on[a]:.1f}-{on[b - 1] + tr:.1f} s, {b - a} markers" for a, b in stray)
+                                      + f": a localizer or shim scan?); the {want} runs take the other blocks in order. If a run's "
+                                      "scan is among them, give each run its part (a runs table with marker_block or eeg_start/eeg_stop)")
+                blocks = [blk for blk in blocks if blk not in stray]
         if want is not None and len(blocks) != int(want):
             table = run.layout == "files"  # (a BIDS recording named without run-: no runs table to add a column to)
             raise Eeg2fmriInputError(
