@@ -1499,8 +1499,9 @@ def runs_from_files(runs: Any) -> list:
         ``eeg_stop``, ``marker_block`` (:data:`RUN_KEYS`); a :class:`~eeg2fmri.io.RunRecord` / ``LayoutRun`` is taken
         as it is. One EEG file recorded across several BOLD runs is listed once per run: each with its part
         (``marker_block``: its block of scanner markers; or ``eeg_start``/``eeg_stop`` in seconds of the file), or, with
-        neither on any of them, the runs take the file's blocks of markers in the order they are listed
-        (:func:`~eeg2fmri.io.layouts.run_eeg_span`; ``first_onset`` counts from the file's first sample either way).
+        neither on any of them, the runs take the file's blocks of markers in run order (every row with a ``run``
+        label), else in the order they are listed (:func:`~eeg2fmri.io.layouts.run_eeg_span`; ``first_onset`` counts
+        from the file's first sample either way).
 
     Returns
     -------
@@ -1579,7 +1580,7 @@ def _run_number(value: Any, where: str, *, integer: bool = False) -> float | int
 
 
 def _shared_eeg_files(runs: list) -> list:
-    """Runs listed with one EEG file each get its blocks of scanner markers in the order listed, where none of them says
+    """Runs listed with one EEG file each get its blocks of scanner markers in run order (else as listed), where none of them says
     which part of the file is its own (``marker_block``, ``eeg_start``/``eeg_stop``) or times its volumes itself
     (``first_onset``, seconds of the file: the run reads the whole file); mixed lists are refused."""
     import dataclasses
@@ -1597,7 +1598,7 @@ def _shared_eeg_files(runs: list) -> list:
             raise Eeg2fmriInputError(f"{path}: this EEG file is listed for {len(idx)} runs; expected each to say which part of it is its own "
                                      f"(marker_block, or eeg_start/eeg_stop) or when its first volume starts (first_onset, s of the "
                                      f"file), found none for {missing}; give them one too, or leave them out everywhere (the runs then "
-                                     "take the file's blocks of scanner markers in the order listed).")
+                                     "take the file's blocks of scanner markers in run order).")
         if told:
             continue
         from eeg2fmri.io.pairing import natural_key
