@@ -313,3 +313,23 @@ def test_bids_recording_with_other_blocks_than_runs(continuous, tiny_prepared, t
             prepare_dataset(root2, {"notch": 50}, progress_bar=False)
     finally:
         mp.undo()
+
+
+def test_unequal_leading_drops_of_one_recording_are_warned(continuous, tmp_path, caplog):
+    """User test 50: of runs cut from one recording, a BOLD file cut short by 2 volumes has 2 extra markers, taken as leading
+    dummy scans (every volume 2 TRs late) while the other run dropped none: warned, naming the run and the fixes."""
+    import logging
+
+    import nibabel as nib
+
+    from eeg2fmri.datasets import prepare_dataset
+
+    _, eeg, bolds, _ = continuous
+    img = nib.load(bolds[1])
+    short = tmp_path / "run2_bold.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :-2], img.affine, img.header), short)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        prepare_dataset(_runs(eeg, [bolds[0], short]), {"notch": 50}, progress_bar=False)
+    assert ("session_raw.fif: runs cut from this recording dropped different numbers of leading scanner markers as dummy scans "
+            "(sub-01_task-rest_run-1: 0, sub-01_task-rest_run-2: 2); a scanner discards as many in every run, so "
+            "sub-01_task-rest_run-2 may be a BOLD file cut short") in caplog.text

@@ -1862,6 +1862,7 @@ def prepare_dataset(
     for rec, (_, _, p) in zip(records, results):
         given = _run_given(rec)
         prov["inputs"][rec.key] = {**p, "eeg_sha1": _checksum(rec.eeg_path), "bold_sha1": _checksum(rec.bold_path), **({"given": given} if given else {})}
+    _unequal_leading_drops(records, prov["inputs"])
     return PreparedDataset(runs, mask, np.asarray(img0.affine), float(cfg.resample_tr or tr0), min(float(i["sfreq"]) for i in infos), list(infos[0]["ch_names"]), cfg,
                            float(infos[0]["frame_rate"]), infos[0]["freqs"], prov, rois)
 
@@ -2002,6 +2003,27 @@ def _records(source, subjects, layout: str, layout_options: dict | None, tr: flo
         raise Eeg2fmriInputError(f"{root}: runs {eeg_only[:5]} have EEG but no BOLD (an EEG-only layout?); preparing training data needs both. "
                                  "Use `eeg2fmri synthesize` for EEG-only recordings.")
     return records
+
+
+def _unequal_leading_drops(records: list, inputs: dict) -> None:
+    """Warn where runs cut from one EEG recording dropped different numbers of leading markers as dummy scans: a scanner
+    discards as many in every run of a session, so a run with more is likely a BOLD file cut short whose extra markers
+    were taken as leading dummies, every volume paired k TRs late (user test 50: only the run's "assumed" note said it)."""
+    by_file: dict[str, list] = {}
+    for rec in records:
+        info = inputs.get(rec.key) or {}
+        if getattr(rec, "marker_block", None) is not None and info.get("sync") == "markers":
+            by_file.setdefault(str(Path(rec.eeg_path).resolve()), []).append((rec.key, int(info.get("sync_dropped") or 0)))
+    for path, drops in by_file.items():
+        counts = sorted({d for _, d in drops})
+        if len(drops) > 1 and len(counts) > 1:
+            most = max(d for _, d in drops)
+            odd = [k for k, d in drops if d == most]
+            warn_once_per_process(f"{Path(path).name}: runs cut from this recording dropped different numbers of leading scanner markers "
+                                  f"as dummy scans ({', '.join(f'{k}: {d}' for k, d in drops)}); a scanner discards as many in every "
+                                  f"run, so {', '.join(odd)} may be a BOLD file cut short whose extra markers were taken as dummies "
+                                  f"(every volume {most - counts[0]} TR(s) late): check it; if so, give that run dummy_scans "
+                                  "'drop-last' (a runs-table column) or declare NumberOfVolumesDiscardedByScanner in its *_bold.json")
 
 
 def _run_given(rec) -> dict | None:
