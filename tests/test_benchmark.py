@@ -48,6 +48,10 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert ("eeg2fmri_net: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1)"
             in format_leaderboard([*bench["leaderboard"], net]))
     assert "all the weight" not in format_leaderboard([*bench["leaderboard"], dict(net, ridge_weight=[1.0, 0.4])])
+    # on raw windows the flagship has no linear path: said, as its row has no ridge_weight (user test 48)
+    raw_net = {"name": "eeg2fmri_net [raw]", "role": "model", "median_r": 0.1, "input": "raw"}
+    assert "eeg2fmri_net [raw]: on raw windows the flagship has no stacked linear path" in format_leaderboard([*bench["leaderboard"], raw_net])
+    assert "no stacked linear path" not in format_leaderboard([*bench["leaderboard"], dict(raw_net, input="tangent")])
     assert "its own linear path's (a ridge on the same features as ridge_hrf, fitted and chosen on its own" in format_leaderboard([*bench["leaderboard"], net])
     # a fold that ended at optimizer.max_epochs while still improving (user test 7): said under the table, with the fix
     limit = format_leaderboard([*bench["leaderboard"], dict(net, at_epoch_limit=[False, True])])

@@ -1046,6 +1046,10 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
                          "predictions are its own linear path's (a ridge on the same features as ridge_hrf, fitted and chosen "
                          "on its own, so the rows can differ); the network adds nothing on these data (see ridge_weight in "
                          "leaderboard.json)")
+        if r.get("role") == "model" and str(r["name"]).startswith("eeg2fmri_net") and r.get("input") == "raw" and not w:
+            # (user test 48: leaderboard.json held no ridge_weight for it, so whether the network was used could not be told)
+            notes.append(f"{name}: on raw windows the flagship has no stacked linear path (its learned filter bank stands in for "
+                         "band power): its predictions are the network's alone, so it records no ridge_weight")
         if r.get("no_refit"):
             notes.append(f"{name}: closed-form without a refit option, fitted on each fold's training subjects only, while the reference "
                          "is refitted with the fold's validation subject too (one subject more): its Δ is not on equal data; give the "
