@@ -324,10 +324,9 @@ def volume_labels_from_events(ds: PreparedDataset, *, baseline: str = "rest") ->
     out: dict[int, np.ndarray] = {}
     missing: list[Path] = []
     n_events = n_instant = 0  # (user test 48: an event-related design's zero-duration events labelled no volume)
-    from eeg2fmri.io.sync import DEFAULT_MARKERS, _match
+    from eeg2fmri.io.sync import _match, with_default_markers
 
-    own = ds.config.marker if ds.config is not None and ds.config.marker is not None else ()
-    scanner = tuple(dict.fromkeys(((own,) if isinstance(own, str) else tuple(own)) + DEFAULT_MARKERS))
+    scanner = with_default_markers(ds.config.marker if ds.config is not None else None)
     inputs = (ds.provenance or {}).get("inputs", {}) if isinstance(ds.provenance, dict) else {}
     for i, run in enumerate(ds.runs):
         info = inputs.get(run.key) or {}

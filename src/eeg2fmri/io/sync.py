@@ -80,6 +80,13 @@ def _stim_summary(events: dict[str, np.ndarray]) -> str:
     return ", ".join(f"{k} ({len(v)}x)" for k, v in sorted(events.items(), key=lambda kv: -len(kv[1]))[:8])
 
 
+def with_default_markers(marker: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """``marker``'s names (a training's, a prepare option's) followed by the usual scanner names (:data:`DEFAULT_MARKERS`),
+    each once: the names a recording's volume markers are looked for under."""
+    own = () if marker is None else (marker,) if isinstance(marker, str) else tuple(marker)
+    return tuple(dict.fromkeys((*own, *DEFAULT_MARKERS)))
+
+
 def marker_times(raw, marker: str | tuple[str, ...]) -> tuple[str | None, np.ndarray | None]:
     """Times of the first of ``marker``'s names found in ``raw``'s annotations (or trigger channels).
 

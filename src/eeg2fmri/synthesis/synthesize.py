@@ -200,7 +200,7 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
         if first_onset.strip().lower() != "markers":
             raise Eeg2fmriInputError(f"{where}: expected first_onset to be a time in seconds or 'markers', got {first_onset!r}; "
                                      "pass e.g. first_onset=12.5 (--first-onset 12.5) or first_onset='markers'.")
-        from eeg2fmri.io.sync import DEFAULT_MARKERS, marker_times
+        from eeg2fmri.io.sync import DEFAULT_MARKERS, marker_times, with_default_markers
 
         names = cfg.marker if cfg.marker is not None else DEFAULT_MARKERS
         names = (names,) if isinstance(names, str) else tuple(names)
@@ -212,7 +212,7 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             found, times = marker_times(raw, DEFAULT_MARKERS)
             if found is not None:
                 logger.info("%s: none of the training marker names %s in the recording; using its %r markers", where, list(names), found)
-            names = tuple(dict.fromkeys((*names, *DEFAULT_MARKERS)))
+            names = with_default_markers(names)
         if found is not None and dummy_scans:
             if dummy_scans >= len(times):
                 raise Eeg2fmriInputError(f"{where}: dummy_scans={dummy_scans} but the recording has only {len(times)} {found!r} marker(s); "
@@ -285,11 +285,9 @@ def _default_first_onset(raw, cfg: PrepareConfig, where: str) -> str | None:
     so that by default the output's volumes are the scan's (user test 48: a held-out run was synthesised 0.18 s off its
     volumes unless --first-onset markers was given; user test 30 had asked for a warning); ``None`` (the first EEG sample)
     for a recording without them -- an EEG-only session outside the scanner."""
-    from eeg2fmri.io.sync import DEFAULT_MARKERS, marker_times
+    from eeg2fmri.io.sync import marker_times, with_default_markers
 
-    names = cfg.marker if cfg.marker is not None else DEFAULT_MARKERS
-    names = (names,) if isinstance(names, str) else tuple(names)
-    found, mk = marker_times(raw, tuple(dict.fromkeys((*names, *DEFAULT_MARKERS))))
+    found, mk = marker_times(raw, with_default_markers(cfg.marker))
     if found is None or len(mk) < 2:
         return None
     logger.info("%s: the recording has %d %r scanner markers: the output's volumes are timed by them (pass --first-onset 0 to time "
