@@ -95,7 +95,7 @@ def _run(cmd: list[str], log: Path) -> float:
 
 
 def run_dataset(key: str, out: Path, protocols: list[str], device: str, hparams: str | None = None, tag: str = "",
-                train_config: str | None = None) -> None:
+                train_config: str | None = None, prepare_config: str | None = None) -> None:
     name, seed, subject = ([*key.split(":"), None, None])[:3]
     d = out / key.replace(":", "_")  # prepared data and results (hmm:0:01 -> hmm_0_01, generated into hmm_0)
     gen = out / f"{name}_{seed}" if subject else d
@@ -107,9 +107,9 @@ def run_dataset(key: str, out: Path, protocols: list[str], device: str, hparams:
         times["generate_s"] = _run(s["gen"], gen / "generate.log")
     if s.get("single_subject"):
         protocols = [p for p in protocols if p == "within"]
-    prep = d / "prep_tangent"
+    prep = d / f"prep_tangent{tag}" if prepare_config else d / "prep_tangent"
     if not (prep / "manifest.json").exists():
-        cfg = {**s["config"], "representation": "tangent"}
+        cfg = {**s["config"], "representation": "tangent", **(json.loads(prepare_config) if prepare_config else {})}
         times["prepare_s"] = _run(["eeg2fmri", "prepare", str(s["bids"]), "--out", str(prep), *s["prepare"], "--config", json.dumps(cfg), "-q"],
                                   d / "prepare.log")
     for p in protocols:
@@ -140,7 +140,7 @@ def table(out: Path) -> None:
     for lb in sorted(out.glob("*/bench_*/leaderboard.json")):
         d = json.loads(lb.read_text())
         by = {r["name"]: r for r in d["leaderboard"]}
-        net, ref = by.get("eeg2fmri_net"), by.get("ridge_hrf")
+        net, ref, glm = by.get("eeg2fmri_net"), by.get("ridge_hrf"), by.get("stimulus_glm")
         if net is None or ref is None:
             continue
         ci = net.get("diff_ci") or [None, None]
@@ -149,10 +149,10 @@ def table(out: Path) -> None:
         tag = lb.parent.name.removeprefix(f"bench_{d['protocol']}")
         rows.append([lb.parent.parent.name + tag, d["protocol"], str(len(d["subjects"])), _f(ref["median_r"]), _f(net["median_r"]),
                      f"{net['diff_vs_reference']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci[0] is not None else "-", verdict,
-                     _f(ref.get("roi_median_r")), _f(net.get("roi_median_r")),
+                     _f(ref.get("roi_median_r")), _f(net.get("roi_median_r")), _f(glm.get("roi_median_r")) if glm else "-",
                      " ".join(f"{x:g}" for x in w), _f(net.get("null_p95_median_r"))])
     head = ["dataset", "protocol", "subjects", "ridge_hrf r", "flagship r", "Δ flagship − ridge_hrf [95% CI]", "whole mask",
-            "ridge_hrf ROI r", "flagship ROI r", "blend weight per fold", "null p95 (flagship)"]
+            "ridge_hrf ROI r", "flagship ROI r", "stimulus GLM ROI r", "blend weight per fold", "null p95 (flagship)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
@@ -173,13 +173,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hparams", help="benchmark --hparams (JSON: model name -> hyperparameters) for a variant; give it a --tag")
     ap.add_argument("--train-config", help="benchmark --train-config (JSON, e.g. '{\"split\": {\"val_subjects\": \"next\"}}') for a "
                                            "variant; give it a --tag")
+    ap.add_argument("--prepare-config", help="prepare options (JSON) added to the generator's, e.g. '{\"events\": \"auto\"}' (stimulus "
+                                             "markers as event regressors; benchmark then adds the stimulus_glm row); give it a --tag")
     ap.add_argument("--tag", default="", help="suffix of the result folders (bench_PROTOCOL_TAG) of a variant; rows show it")
     ap.add_argument("--table", action="store_true", help="print the table of what OUT holds (after running --datasets, if any)")
     a = ap.parse_args(argv)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     t = time.perf_counter()
     for key in a.datasets:
-        run_dataset(key, a.out, a.protocols, a.device, a.hparams, f"_{a.tag}" if a.tag else "", a.train_config)
+        run_dataset(key, a.out, a.protocols, a.device, a.hparams, f"_{a.tag}" if a.tag else "", a.train_config, a.prepare_config)
     if a.datasets:
         print(f"{len(a.datasets)} dataset(s) in {time.perf_counter() - t:.0f} s; commit {os.environ.get('EEG2FMRI_COMMIT', _commit())}")
     if a.table or a.datasets:

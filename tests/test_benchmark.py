@@ -244,9 +244,10 @@ def test_benchmark_groups_models_by_input():
     groups, refused = _groups(builtin, None, None)
     assert not refused and "bandpower" not in [g["representation"] for g in groups]
     where = {m: g for g in groups for m in g["models"]}
-    # ridge_hrf and mean read the band-power block of tangent windows (the same numbers): no band-power group of only
-    # them next to a tangent group, whose reference and baseline they are (they were fitted and listed twice)
-    assert set(where) == set(builtin) - {"ridge_hrf", "mean"}
+    # ridge_hrf, mean and stimulus_glm read the band-power block of tangent windows (the same numbers): no band-power group
+    # of only them next to a tangent group, whose reference and baseline they are (they were fitted and listed twice;
+    # run_benchmark adds stimulus_glm wherever the data carry event regressors)
+    assert set(where) == set(builtin) - {"ridge_hrf", "mean", "stimulus_glm"}
     assert where["calhas2022"]["representation"] == "stft" and where["bricman_fc"]["representation"] == "raw"
     assert where["eeg2fmri_net"]["representation"] == "tangent"
     assert [g["models"] for g in _groups(["ridge_hrf", "eeg2fmri_net"], None, None)[0]] == [["eeg2fmri_net"]]
@@ -703,21 +704,23 @@ def test_independent_scoreboard_table_reads_each_leaderboard(tmp_path, monkeypat
     refused by name."""
     bench = _independent_module(monkeypatch)
 
-    def board(folder, protocol, diff, ci, roi_net, roi_ref, weights):
+    def board(folder, protocol, diff, ci, roi_net, roi_ref, weights, glm=None):
         folder.mkdir(parents=True)
         rows = [{"name": "eeg2fmri_net", "median_r": 0.1 + diff, "diff_vs_reference": diff, "diff_ci": ci, "roi_median_r": roi_net,
                  "ridge_weight": weights, "null_p95_median_r": 0.01},
                 {"name": "ridge_hrf", "median_r": 0.1, "roi_median_r": roi_ref}, {"name": "mean", "median_r": None}]
+        if glm is not None:  # (data with event regressors: the stimulus GLM's row)
+            rows.append({"name": "stimulus_glm", "median_r": 0.05, "roi_median_r": glm})
         (folder / "leaderboard.json").write_text(json.dumps({"protocol": protocol, "subjects": ["01", "02", "03"], "leaderboard": rows}))
 
-    board(tmp_path / "fmriprep_7" / "bench_within", "within", 0.03, [0.01, 0.05], 0.6, 0.5, [1.0])
+    board(tmp_path / "fmriprep_7" / "bench_within", "within", 0.03, [0.01, 0.05], 0.6, 0.5, [1.0], glm=0.7)
     board(tmp_path / "fmriprep_7" / "bench_loso_tg", "loso", -0.02, [-0.04, -0.005], 0.4, 0.45, [1.0, 0.25, 1.0])
     board(tmp_path / "blobs" / "bench_loso", "loso", 0.001, [-0.01, 0.012], None, None, [0.6])
     bench.table(tmp_path)
     out = capsys.readouterr().out
-    assert "| fmriprep_7 | within | 3 | 0.100 | 0.130 | +0.030 [+0.010, +0.050] | ahead | 0.500 | 0.600 | 1 | 0.010 |" in out
-    assert "| fmriprep_7_tg | loso | 3 | 0.100 | 0.080 | -0.020 [-0.040, -0.005] | behind | 0.450 | 0.400 | 1 0.25 1 |" in out
-    assert "| blobs | loso | 3 | 0.100 | 0.101 | +0.001 [-0.010, +0.012] | tie | - | - | 0.6 |" in out
+    assert "| fmriprep_7 | within | 3 | 0.100 | 0.130 | +0.030 [+0.010, +0.050] | ahead | 0.500 | 0.600 | 0.700 | 1 | 0.010 |" in out
+    assert "| fmriprep_7_tg | loso | 3 | 0.100 | 0.080 | -0.020 [-0.040, -0.005] | behind | 0.450 | 0.400 | - | 1 0.25 1 |" in out
+    assert "| blobs | loso | 3 | 0.100 | 0.101 | +0.001 [-0.010, +0.012] | tie | - | - | - | 0.6 |" in out
     assert "CI above 0 in 1 of 3, below 0 in 1; ROI r flagship − ridge_hrf: mean +0.025, ahead in 1 of 2" in out
     with pytest.raises(SystemExit, match="unknown generator 'tvb'"):
         bench._spec("tvb", 0, tmp_path)

@@ -218,8 +218,8 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
         if own is not None:
             g["model_train_configs"][m] = own
     if representation is None:
-        # ridge_hrf and mean read the band-power block of tangent windows: the same numbers as a band-power preparation of
-        # the same runs. A band-power group of only those would fit them twice and list the same rows twice (with and
+        # ridge_hrf, mean and stimulus_glm read the band-power block (and event regressors) of tangent windows: the same
+        # numbers as a band-power preparation of the same runs. A band-power group of only those would fit them twice and list the same rows twice (with and
         # without [tangent]); the tangent group's reference and baseline are those models.
         for key, g in list(groups.items()):
             if (g["representation"] == "bandpower" and all(m in _BANDPOWER_BLOCK_READERS for m in g["models"])
@@ -230,7 +230,7 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
 
 
 #: Closed-form models that read the band-power block of tangent windows (the same numbers as band-power windows).
-_BANDPOWER_BLOCK_READERS = ("ridge_hrf", "mean")
+_BANDPOWER_BLOCK_READERS = ("ridge_hrf", "mean", "stimulus_glm")
 
 
 def _mapping(text: str | None, what: str) -> dict:
@@ -329,6 +329,7 @@ def run(args) -> int:
             train_config = {**train_config, "data": {**data, "bids": str(Path(args.dataset).absolute())}}
         resolve_config(train_config, source="--train-config", require_model=False)  # every key checked before any work
         train_config, prep = _data_keys(train_config, args.train_config, args.dataset)
+    from eeg2fmri.datasets.prepared import EVENT_REPRESENTATIONS
     from eeg2fmri.models import list_models
 
     models = list(args.models)
@@ -363,9 +364,13 @@ def run(args) -> int:
             g_prep = dict(prep)
             if not is_prepared and rep != "bandpower":
                 g_prep["config"] = {**dict(prep.get("config") or {}), "representation": rep}
+                if rep not in EVENT_REPRESENTATIONS:  # (event regressors live on the band-power frame grid: the other groups go without)
+                    g_prep["config"].pop("events", None)
                 g_prep["prepared_out"] = (Path(prep["prepared_out"]).with_name(Path(prep["prepared_out"]).name + f"_{rep}")
                                           if prep.get("prepared_out") else (out / f"prepared_{rep}" if out is not None else None))
             ds = _load_dataset(args.dataset, out, "train", not args.quiet, g_prep)
+            if "stimulus_glm" in g["models"] and not ds.config.event_names and "stimulus_glm" not in args.models:
+                g["models"] = [m for m in g["models"] if m != "stimulus_glm"]  # ('all': it needs event regressors, which these data lack)
             test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
             test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
             g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}

@@ -148,6 +148,15 @@ class PrepareConfig:
         With ``channels``: ``"file"`` (the recordings' digitisation) or an MNE standard
         montage such as ``"biosemi64"``; ``None`` (default): the digitisation where a
         recording has one, else the 10-05 sites by channel name (as ``synthesize``).
+    events : None | "auto" | list of str | dict
+        Event regressors beside the EEG features (band power and tangent only; see
+        :mod:`eeg2fmri.preprocessing.events`): ``None`` (default) none; ``"auto"`` one condition per stimulus-like
+        marker name of the recordings (not scanner markers or recorder notes; at least 2 events); a list of
+        marker names (one condition each); a mapping condition -> marker names. Each condition becomes one entry
+        after the EEG features of every channel: the number of its events starting in each frame (events of a
+        frame or longer: the share of the frame they cover). ``ridge_hrf`` and the flagship's linear path
+        convolve them with their haemodynamic basis; ``synthesize`` reads them from the EEG-only recording's
+        markers. The manifest records the conditions resolved.
     """
 
     bands: dict | str = "auto"
@@ -178,6 +187,12 @@ class PrepareConfig:
     atlas_radius: float = 5.0
     channels: list | None = None
     channel_positions: str | None = None
+    events: Any = None
+
+    @property
+    def event_names(self) -> list[str]:
+        """The conditions of ``events`` once resolved (a mapping), else ``[]``."""
+        return [str(k) for k in self.events] if isinstance(self.events, dict) else []
 
     def resolved(self, sfreq: float) -> PrepareConfig:
         """This config with ``bands="auto"`` replaced by the bands of EEG sampled at ``sfreq`` (Hz)
@@ -738,6 +753,24 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
     return out, wsf, picks
 
 
+def with_event_regressors(raw, features: np.ndarray, onsets: np.ndarray, tr: float, config: PrepareConfig, *, where: str = "EEG") -> np.ndarray:
+    """``features`` ``(n_frames, n_chans, n_feat)`` of a band-power-grid representation with ``config.events``'
+    regressors appended (:func:`~eeg2fmri.preprocessing.events.event_regressors` on the frames anchored at ``onsets``);
+    a condition without events in this recording is logged (its series is zero)."""
+    from eeg2fmri.preprocessing.events import append_events, event_regressors, event_times
+    from eeg2fmri.preprocessing.representations.bandpower import frame_starts
+
+    m = int(config.frames_per_tr)
+    starts, _ = frame_starts(np.asarray(onsets, dtype=float), float(tr), m, np.inf, where)
+    if len(starts) != len(features):
+        raise RuntimeError(f"{where}: {len(starts)} frame starts for {len(features)} frames (a bug; please report it)")
+    regs = event_regressors(event_times(raw), config.events, starts, float(tr) / m)
+    empty = [c for c, v in zip(config.event_names, regs.T) if not v.any()]
+    if empty:
+        logger.info("%s: no events of condition(s) %s inside the run's frames (their regressors are zero)", where, empty)
+    return append_events(features, regs)
+
+
 def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> dict[str, Any]:
     """Turn one EEG recording into its continuous representation.
 
@@ -809,6 +842,18 @@ def _checksum(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Representations that can carry event regressors (the frame grid of band power).
+EVENT_REPRESENTATIONS = ("bandpower", "tangent")
+
+
+def _event_option_names(option: Any) -> list[str]:
+    """The marker names of a list or mapping ``events`` option (as given; its form is checked by resolve_events)."""
+    if isinstance(option, Mapping):
+        return [n for v in option.values() for n in ([v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else [])
+                if isinstance(n, str)]
+    return [n for n in option if isinstance(n, str)] if isinstance(option, (list, tuple)) else []
+
+
 def _validate_config(cfg: PrepareConfig) -> None:
     from eeg2fmri.io.sync import DUMMY_SCANS
     from eeg2fmri.utils.validation import check_choice
@@ -824,6 +869,15 @@ def _validate_config(cfg: PrepareConfig) -> None:
         check_positive(cfg.tr, "tr")
     if cfg.resample_tr is not None:
         check_positive(cfg.resample_tr, "resample_tr")
+    if cfg.events is not None:
+        from eeg2fmri.preprocessing.events import resolve_events
+
+        if cfg.representation not in EVENT_REPRESENTATIONS:
+            raise Eeg2fmriInputError(f"prepare option events: expected representation one of {list(EVENT_REPRESENTATIONS)} (event regressors "
+                                     f"are stored on their frame grid), got {cfg.representation!r}; prepare with --representation bandpower "
+                                     "(or tangent), or leave events out.")
+        if not isinstance(cfg.events, str):  # (a name list or mapping: its form checked here; names against the runs later)
+            resolve_events(cfg.events, [{n: 1 for n in _event_option_names(cfg.events)}])
     if cfg.channel_positions is not None and not cfg.channels:
         raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
@@ -873,16 +927,18 @@ def _check_onset(value: Any, name: str) -> float:
     return float(value)
 
 
-def _headers(records: list) -> list[tuple[float, list[str], list[str], float]]:
-    """Sampling rate, EEG channels (typed EEG, not marked bad), all EEG channels (bad ones too, in file order) and the
-    low-pass edge the recording declares (MNE's ``info["lowpass"]``: the Nyquist frequency when it declares none) of every
-    run, from its header.
+def _headers(records: list, *, events: bool = False, marker: Any = None) -> list[tuple[float, list[str], list[str], float, dict]]:
+    """Sampling rate, EEG channels (typed EEG, not marked bad), all EEG channels (bad ones too, in file order), the
+    low-pass edge the recording declares (MNE's ``info["lowpass"]``: the Nyquist frequency when it declares none) and,
+    with ``events``, its stimulus-like marker names and counts (:func:`~eeg2fmri.preprocessing.events.stimulus_names`;
+    else ``{}``) of every run, from its header.
 
     Read quietly: the runs are read again when they are prepared, and report there (once).
     """
     import mne
 
     from eeg2fmri.io.layouts import read_layout_eeg
+    from eeg2fmri.preprocessing.events import stimulus_names
 
     muted, logger.disabled = logger.disabled, True
     try:
@@ -892,7 +948,8 @@ def _headers(records: list) -> list[tuple[float, list[str], list[str], float]]:
             good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
             lowpass = raw.info.get("lowpass")
             lowpass = float(lowpass) if lowpass is not None and np.isfinite(lowpass) and lowpass > 0 else float(raw.info["sfreq"]) / 2.0
-            out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])], lowpass))
+            out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])], lowpass,
+                        stimulus_names(raw, marker) if events else {}))
         return out
     finally:
         logger.disabled = muted
@@ -908,7 +965,13 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
         if unknown:
             raise Eeg2fmriInputError(f"prepare option first_onset names run(s) {unknown} that are not in the data set; the runs are "
                                      f"{sorted(rec.key for rec in records)}.")
-    heads = _headers(records)
+    heads = _headers(records, events=cfg.events is not None, marker=cfg.marker)
+    if cfg.events is not None:
+        from eeg2fmri.preprocessing.events import resolve_events
+
+        conds = resolve_events(cfg.events, [h[4] for h in heads])
+        logger.info("event regressors: %s", ", ".join(f"{c} ({'+'.join(n)})" for c, n in conds.items()))
+        cfg = replace(cfg, events=conds)
     low, path = min((h[0], rec.eeg_path) for h, rec in zip(heads, records))
     if cfg.h_freq is not None and float(cfg.h_freq) >= low / 2.0:
         raise Eeg2fmriInputError(f"{path}: prepare option h_freq={cfg.h_freq} Hz is at or above the Nyquist frequency ({low / 2:g} Hz) of "
@@ -1171,6 +1234,8 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
             f"(first_onset or markers), and each needs the EEG of its window before it. If the EEG began after the scan, save the "
             "BOLD from the first volume the EEG covers (img.slicer[..., k:]) or give the volumes' true onsets; if it stopped early, "
             "cut the BOLD's last volumes (img.slicer[..., :n]).") from None
+    if cfg.event_names:  # event regressors after the EEG features of every channel, on the same frames
+        rep["features"] = with_event_regressors(raw, rep["features"], rep["onsets"], float(cfg.resample_tr or tr), cfg, where=where)
     notch = cfg.notch if cfg.notch is not None else raw.info.get("line_freq")  # what lowrate_plan notched
     if notch is None:  # (BIDS gives it from PowerLineFrequency; a bare file or another layout may not)
         logger.warning("%s: the recording declares no power-line frequency (BIDS PowerLineFrequency, MNE info['line_freq']), so no notch "

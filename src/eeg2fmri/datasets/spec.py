@@ -59,6 +59,10 @@ class DataSpec:
     n_subjects : int
         Number of training subjects (for subject embeddings); ``subject``
         indices passed to ``forward`` are in ``range(n_subjects)``.
+    event_names : tuple of str
+        Conditions of the event regressors (prepare option ``events``): the last ``len(event_names)``
+        entries of axis 1 of frame-based windows, the same on every channel (``n_eeg_features`` entries
+        of EEG features come first). Empty (default): windows hold EEG features only.
     """
 
     input_kind: str
@@ -71,6 +75,7 @@ class DataSpec:
     frame_rate: float | None = None
     n_subjects: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    event_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_choice(self.input_kind, "input_kind", INPUT_KINDS)
@@ -84,12 +89,26 @@ class DataSpec:
             raise Eeg2fmriInputError(
                 f"expected {self.input_shape[0]} channel names (input_shape[0]), got {len(self.ch_names)}."
             )
+        if self.event_names:
+            if not get_representation(self.input_kind).frame_based or int(self.input_shape[1]) <= len(self.event_names):
+                raise Eeg2fmriInputError(f"expected event regressors after at least one EEG feature on axis 1 of frame-based windows, got "
+                                         f"{len(self.event_names)} event name(s) for input_kind={self.input_kind!r}, input_shape={self.input_shape}.")
         if not self.output_shape or any(int(s) < 1 for s in self.output_shape):
             raise Eeg2fmriInputError(f"expected a non-empty output_shape of positive sizes, got {self.output_shape}.")
 
     @property
     def n_chans(self) -> int:
         return int(self.input_shape[0])
+
+    @property
+    def n_events(self) -> int:
+        """Event regressors: the last ``n_events`` entries of axis 1 (the same on every channel)."""
+        return len(self.event_names)
+
+    @property
+    def n_eeg_features(self) -> int:
+        """Entries of axis 1 computed from the EEG (before the event regressors)."""
+        return int(self.input_shape[1]) - self.n_events
 
     @property
     def n_outputs(self) -> int:
@@ -105,7 +124,7 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataSpec:
         d = dict(d)
-        for key in ("input_shape", "output_shape", "ch_names"):
+        for key in ("input_shape", "output_shape", "ch_names", "event_names"):
             if key in d and d[key] is not None:
                 d[key] = tuple(d[key])
         if d.get("freqs") is not None:

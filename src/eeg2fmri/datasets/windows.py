@@ -95,6 +95,7 @@ def dataset_spec(ds: PreparedDataset, n_frames: int, output_shape: tuple[int, ..
     else:
         n_f = len(ds.freqs) if ds.freqs is not None else len(ds.bands)
         shape = representation.input_shape(n_ch, n_f, n_frames)
+        shape = (shape[0], shape[1] + len(ds.config.event_names), shape[2])  # event regressors after the EEG features
     return DataSpec(
         input_kind=rep,
         input_shape=shape,
@@ -105,6 +106,7 @@ def dataset_spec(ds: PreparedDataset, n_frames: int, output_shape: tuple[int, ..
         freqs=None if ds.freqs is None else tuple(float(f) for f in ds.freqs),
         frame_rate=float(ds.frame_rate),
         n_subjects=len(ds.subjects),
+        event_names=tuple(ds.config.event_names),
     )
 
 
@@ -217,7 +219,8 @@ class WindowDataset:
         if self._n_features is not None:
             c, _, t = spec.input_shape
             freqs = spec.freqs[: self._n_features] if spec.freqs is not None and len(spec.freqs) > self._n_features else spec.freqs
-            spec = dataclasses.replace(spec, input_shape=(c, self._n_features, t), freqs=freqs)
+            events = spec.event_names if self._n_features > spec.n_eeg_features else ()  # (a leading block of EEG features only: no events)
+            spec = dataclasses.replace(spec, input_shape=(c, self._n_features, t), freqs=freqs, event_names=events)
         return spec
 
     @property

@@ -72,6 +72,7 @@ from eeg2fmri.utils.validation import Eeg2fmriInputError, check_like, check_posi
 __all__ = [
     "hierarchical_draws",
     "BASELINE",
+    "STIMULUS",
     "DEFAULT_N_BOOT",
     "DEFAULT_SSIM_VOLUMES",
     "REFERENCE",
@@ -91,6 +92,8 @@ __all__ = [
 REFERENCE = "ridge_hrf"
 #: Name of the subject-mean baseline.
 BASELINE = "mean"
+#: Name of the stimulus GLM: a row wherever the data carry event regressors (prepare option ``events``).
+STIMULUS = "stimulus_glm"
 #: Bootstrap resamples per subject: sized so that a NODDI-sized test set
 #: (600 volumes x 30k voxels, model + reference) is scored in seconds.
 DEFAULT_N_BOOT = 200

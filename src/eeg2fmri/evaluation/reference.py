@@ -90,8 +90,12 @@ def _cached_bands(ds: PreparedDataset, compute):
 #: How each non-band-power representation becomes band power (evaluation-side: they read prepared runs).
 def _tangent_bands(ds: PreparedDataset) -> tuple[list[PreparedRun], dict]:
     # the tangent representation's first n_bands entries per channel are the band-power representation itself
-    n_b = len(ds.config.bands)
-    runs = [PreparedRun(r.key, r.subject, r.features[:, :, :n_b], r.window_end, r.bold, r.onsets) for r in ds.runs]
+    n_b, n_ev = len(ds.config.bands), len(ds.config.event_names)
+
+    def bands(f: np.ndarray) -> np.ndarray:  # (the event regressors, after the tangent block, follow the band power: a copy then)
+        return f[:, :, :n_b] if not n_ev else np.concatenate([f[:, :, :n_b], f[:, :, f.shape[2] - n_ev :]], axis=2)
+
+    runs = [PreparedRun(r.key, r.subject, bands(r.features), r.window_end, r.bold, r.onsets) for r in ds.runs]
     return runs, dict(ds.config.bands)
 
 

@@ -570,6 +570,7 @@ class EEG2fMRINet(nn.Module):
 
         if spec.input_kind in ("bandpower", "tangent"):
             _, self.n_bands, self.n_frames = (int(s) for s in spec.input_shape)
+            self.n_bands -= spec.n_events  # (event regressors after the EEG features: not read, see _eeg_x)
             if spec.input_kind == "tangent":
                 if self.n_bands % (n_chans + 1):
                     raise Eeg2fmriInputError(f"eeg2fmri_net: tangent windows need axis 1 of size n_bands * (1 + n_chans) = k * {n_chans + 1}, "
@@ -703,6 +704,7 @@ class EEG2fMRINet(nn.Module):
         if not self._has_ridge():
             raise Eeg2fmriInputError("eeg2fmri_net: the linear path is not fitted; it is fitted by after_fit() with the training windows.")
         bp = self.band_power(x)  # (B, C, F, T)
+        x = self._eeg_x(x)
         feats = torch.einsum("bcft,kt->bcfk", bp, self.ridge_basis).reshape(len(bp), -1)
         if "ridge_proj" in self._buffers:
             feats = feats @ self.ridge_proj
@@ -767,9 +769,9 @@ class EEG2fMRINet(nn.Module):
             xs, ys, ts, tys = [], [], [], []
             stride, seen = 1, 0
             h = torch.from_numpy(tan_basis).float()  # (K, T)
-            n_tan = self.spec.n_chans * (int(self.spec.input_shape[1]) - f_) * len(tan_basis)
+            n_tan = self.spec.n_chans * (self.spec.n_eeg_features - f_) * len(tan_basis)
             for xb, yb, sb in batches:
-                xb = torch.as_tensor(xb).float()
+                xb = self._eeg_x(torch.as_tensor(xb).float())
                 yb = torch.as_tensor(yb).float().reshape(len(xb), -1)
                 if subs is not None:  # the subject of every window (None where a batch has none)
                     subs.append(None if sb is None else np.broadcast_to(np.asarray(torch.as_tensor(sb).reshape(-1)), (len(xb),)))
@@ -799,7 +801,8 @@ class EEG2fMRINet(nn.Module):
         if x_tr is None or len(x_tr) < 3:
             return {"ridge_weight": 0.0}
         x_va, y_va, tan_va, ty_va, kept_va = blocks(val)
-        pspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_, t_), freqs=None) if tangent else self.spec
+        pspec = (dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_, t_), freqs=None, event_names=())
+                 if tangent or self.spec.n_events else self.spec)
         # (factored where that is the smaller form -- lag features of many voxels -- as folded() below keeps it)
         ridge = RidgeHRF(pspec, alpha_per_target=self.ridge_alpha_per_target).fit(x_tr, y_tr, x_va, y_va)
         if ridge.hrf_ == "canonical":
@@ -889,7 +892,7 @@ class EEG2fMRINet(nn.Module):
                 def feats(t, ks=ks):  # (n, C * F' * K) in (c, f', k) order -> this variant's functions, shaped as 1-frame windows
                     return np.ascontiguousarray(t.reshape(len(t), n_c, -1, n_k)[..., ks]).reshape(len(t), n_c, -1, 1)
 
-                tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=feats(tan_tr[:1]).shape[1:], freqs=None)
+                tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=feats(tan_tr[:1]).shape[1:], freqs=None, event_names=())
                 tridge = RidgeHRF(tspec, hrf="lags", alphas=tuple(np.logspace(-2, 7, 19)), factored=True,
                                   alpha_per_target=self.ridge_alpha_per_target).fit(feats(tan_tr), ty_tr, feats(tan_va), ty_va)
                 t_va = tridge.predict(feats(tan_va)).reshape(len(tan_va), -1)
@@ -1000,7 +1003,7 @@ class EEG2fMRINet(nn.Module):
         if len(names) < 3:
             logger.info("eeg2fmri_net: tangent_cv='subjects' needs >= 3 training subjects, got %d; the validation choice stays", len(names))
             return v
-        tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=t_tr.shape[1:], freqs=None)
+        tspec = dataclasses.replace(self.spec, input_kind="bandpower", input_shape=t_tr.shape[1:], freqs=None, event_names=())
         t_subj = subj[kept]
         scores = np.zeros(len(grid))
         for s_ in names:
@@ -1149,12 +1152,24 @@ class EEG2fMRINet(nn.Module):
         ``tangent`` windows: the band-power block only (the tangent block is
         read by the linear path, which :meth:`after_fit` fits on full
         windows), so the trainer copies only that block into training batches;
-        all of it with ``tangent_sources``.
+        all of it with ``tangent_sources``. Windows with event regressors: never those.
         """
-        return self.n_bands if self.spec.input_kind == "tangent" and not self.tangent_sources else None
+        if self.spec.input_kind == "tangent" and not self.tangent_sources:
+            return self.n_bands
+        return self.spec.n_eeg_features if self.spec.n_events else None  # (event regressors: not read)
+
+    def _eeg_x(self, x: Any) -> Any:
+        """Windows without their event regressors (``spec.event_names``; the network and its linear path read the EEG
+        features only -- ``ridge_hrf`` reads the events): the leading ``spec.n_eeg_features`` entries of axis 1."""
+        n_ev = self.spec.n_events
+        if n_ev and getattr(x, "ndim", 0) == 4 and int(x.shape[2]) == int(self.spec.input_shape[1]):
+            return x[:, :, : self.spec.n_eeg_features, :]
+        return x
 
     def _check_x(self, x: torch.Tensor) -> None:
         want = tuple(int(s) for s in self.spec.input_shape)
+        if self.spec.n_events and x.ndim == 4 and x.shape[2] == self.spec.n_eeg_features:
+            want = (want[0], self.spec.n_eeg_features, want[2])  # (windows without their events: _eeg_x)
         if self.spec.input_kind == "tangent" and not self._has_ridge() and x.ndim == 4 and x.shape[2] == self.n_bands:
             want = (want[0], self.n_bands, want[2])  # power-only training windows (see training_features)
         if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
@@ -1178,7 +1193,7 @@ class EEG2fMRINet(nn.Module):
             averaged over frames ending with the window.
         """
         self._check_x(x)
-        x = x.float()
+        x = self._eeg_x(x).float()
         if self.filters is None:
             return x[:, :, : self.n_bands, :] if self.spec.input_kind == "tangent" else x
         b, c, n = x.shape
@@ -1224,6 +1239,7 @@ class EEG2fMRINet(nn.Module):
             Latent ``j = band * (n_sources + tangent_sources) + source``.
         """
         bp = self.band_power(x)  # (B, C, F, T)
+        x = self._eeg_x(x)
         src = torch.einsum("bcft,kfmc->bkfmt", bp, self.unmix)
         if self.tangent_sources:  # w^T T w per band, frame and unit filter w
             b_, c_, f_, t_ = bp.shape

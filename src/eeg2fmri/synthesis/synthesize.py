@@ -650,6 +650,25 @@ def _clean_like_training(eeg: Any, clean: str | dict, cfg: PrepareConfig, tr: fl
     return cleaned, {"steps": {k: v for k, v in opts.items() if v is not None}, "report": report}
 
 
+def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where: str) -> tuple[np.ndarray, dict[str, int]]:
+    """The event regressors of a model trained with the prepare option ``events``, on the streamed frames ``starts``
+    (s from ``raw``'s first sample): ``(n_rows, n_conditions)`` float32, and the events of each condition found. A
+    condition with no events in the recording is warned (its regressor is zero: the model predicts as for no stimulus)."""
+    from eeg2fmri.io.sync import _match
+    from eeg2fmri.preprocessing.events import event_regressors, event_times
+
+    times = event_times(raw)
+    rows = event_regressors(times, cfg.events, starts, flen)
+    counts = {c: int(sum(len(on) for k, (on, _) in times.items() if any(_match(k, n) for n in names))) for c, names in cfg.events.items()}
+    missing = [c for c, n in counts.items() if not n]
+    if missing:
+        logger.warning("%s: the model reads event regressors of condition(s) %s (marker names %s), and this recording holds none of "
+                       "their events: those regressors are zero, so the synthesised BOLD has no response to them. If the recording "
+                       "names its stimuli otherwise, rename its annotations (raw.annotations.rename) to the training's names.", where,
+                       missing, sorted({n for c in missing for n in cfg.events[c]}))
+    return rows, counts
+
+
 def _is_fit_result(value) -> bool:
     return all(hasattr(value, a) for a in ("model", "spec", "name", "hparams")) and not isinstance(value, (str, os.PathLike))
 
@@ -941,6 +960,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                    chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where,
                                    torch_device=dsp_dev)
         feats = st.features
+        ev_rows, ev_counts = None, None
+        if getattr(spec, "event_names", ()):  # the model reads event regressors: from this recording's markers, on the same frames
+            ev_rows, ev_counts = _event_rows(raw, cfg, st.starts, flen, where)
         if get_representation(kind).rate_dependent_freqs and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
             raise Eeg2fmriInputError(f"{where}: the STFT bins ({len(st.freqs)}) differ from the model's ({len(spec.freqs)}); use a recording at the training sampling rate.")
         # windows: indices of the rows of every output volume's window
@@ -1053,6 +1075,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                     else:
                         idx = e[:, None] - 1 - q * np.arange(n_frames - 1, -1, -1)[None, :]
                         x = np.transpose(np.asarray(feats[idx]), (0, 2, 3, 1))  # (b, C, F, n_frames)
+                        if ev_rows is not None:  # (b, C, F + E, n_frames): the event regressors after the EEG features, every channel
+                            ev = np.broadcast_to(np.transpose(ev_rows[idx], (0, 2, 1))[:, None], (len(x), x.shape[1], ev_rows.shape[1], x.shape[3]))
+                            x = np.concatenate([x, ev], axis=2)
                 while unc_fns:
                     fn, meaning = unc_fns[0]
                     try:
@@ -1158,6 +1183,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                 "ChannelMapping": None if chmap is None else chmap.to_dict(),
                 "EEGSpansMarkedBad": [[round(a, 3), round(b, 3)] for a, b in bad],  # seconds from the recording's first sample
                 "VolumesOverBadEEG": [int(v) for v in over_bad],
+                # conditions of the event regressors the model reads -> events of each found in this recording (None: none read)
+                "EventRegressors": ev_counts,
                 "Streaming": {k: v for k, v in st.info.items() if k in ("chunk_seconds", "pad_seconds", "n_chunks")},
                 "NotchFrequency": st.info.get("notch"),
                 "GeneratedBy": "eeg2fmri.synthesize",

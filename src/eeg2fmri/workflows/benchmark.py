@@ -29,6 +29,7 @@ from eeg2fmri.evaluation.protocol import (
     BASELINE,
     DEFAULT_N_BOOT,
     REFERENCE,
+    STIMULUS,
     _fit_reference,
     _OnView,
     evaluate_models,
@@ -388,7 +389,8 @@ def run_benchmark(
         models = [models]
     for name in models:
         check_choice(name, "model", known)
-    names = list(dict.fromkeys(list(models) + [REFERENCE, BASELINE]))
+    # data with event regressors (prepare option events): the stimulus GLM is a row too -- the baseline of a task design
+    names = list(dict.fromkeys(list(models) + [REFERENCE, BASELINE] + ([STIMULUS] if getattr(ds.config, "event_names", None) else [])))
     hparams = dict(hparams or {})
     unknown_h = set(hparams) - set(names)
     if unknown_h:

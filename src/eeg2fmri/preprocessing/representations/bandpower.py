@@ -17,10 +17,13 @@ from eeg2fmri.preprocessing.representations.registry import Representation, regi
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["BANDPOWER", "envelope_rate"]
+__all__ = ["BANDPOWER", "envelope_rate", "frame_starts"]
 
 
-def _frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str) -> tuple[np.ndarray, int]:
+def frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str) -> tuple[np.ndarray, int]:
+    """Starts (s from the first sample) of the band-power frames of volumes at ``onsets``: whole frames of ``tr / m`` s
+    before the first volume, then ``m`` per volume from its onset; and the number before the first volume. Raises where
+    the last frame ends after ``dur`` s."""
     flen = tr / m
     n_pre = int(np.floor(onsets[0] / flen + 1e-9))
     starts_pre = onsets[0] - flen * np.arange(n_pre, 0, -1)
@@ -99,7 +102,7 @@ class Bandpower(Representation):
     def compute(self, data, wsf, onsets, tr, config, *, where="EEG"):
         m = config.frames_per_tr
         dur = data.shape[1] / wsf
-        starts, n_pre = _frame_starts(onsets, tr, m, dur, where)
+        starts, n_pre = frame_starts(onsets, tr, m, dur, where)
         power, prate = band_envelopes(data, wsf, config.bands, out_rate=max(8.0 * m / tr, 10.0))
         frames = bin_frames(power, prate, starts, tr / m)  # (n_frames, n_bands, n_chans)
         del power

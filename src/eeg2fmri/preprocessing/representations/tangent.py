@@ -39,7 +39,7 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from eeg2fmri.preprocessing.eeg import band_gains, standardize_features
-from eeg2fmri.preprocessing.representations.bandpower import BANDPOWER, _frame_starts
+from eeg2fmri.preprocessing.representations.bandpower import BANDPOWER, frame_starts
 from eeg2fmri.preprocessing.representations.registry import Representation, register_representation
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
@@ -178,7 +178,7 @@ class Tangent(Representation):
     def compute(self, data, wsf, onsets, tr, config, *, where="EEG"):
         rep = BANDPOWER.compute(data, wsf, onsets, tr, config, where=where)
         m = config.frames_per_tr
-        starts, _ = _frame_starts(onsets, tr, m, data.shape[1] / wsf, where)
+        starts, _ = frame_starts(onsets, tr, m, data.shape[1] / wsf, where)
         cov = band_covariances(data, wsf, config.bands, starts, tr / m)
         rep["features"] = _pack(rep["features"], tangent_space(cov))
         rep["freqs"] = self.feature_freqs(rep["freqs"], data.shape[0])

@@ -1,0 +1,219 @@
+"""Event regressors: a recording's stimulus/task markers as per-frame series beside the EEG features.
+
+Band power sees induced (oscillatory) changes; it does not see evoked responses, and in an
+event-related design the BOLD follows the stimuli (user test 48: every EEG model near chance where a
+stimulus GLM from the same file's markers reached r = 0.22-0.42). With the prepare option ``events``
+each condition becomes one series on the representation's frame grid -- the number of its events
+whose onset falls in the frame (events shorter than a frame), or the share of the frame its events
+cover (events of a frame or longer: blocks) -- stored after the EEG features of every channel
+(:func:`append_events`), so that windows, batches and synthesis carry them unchanged and linear
+models convolve them with their haemodynamic basis (a stimulus GLM when read alone).
+
+Event times come from the recording itself (MNE annotations: the BrainVision ``.vmrk``, EDF+
+annotations, EEGLAB events, BIDS ``events.tsv`` through mne-bids; and trigger channels), in seconds
+from its first sample, as the scanner markers are read (:func:`eeg2fmri.io.sync.marker_times`), so
+an EEG-only recording gives them to ``synthesize`` the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.io.sync import _match, stim_events, with_default_markers
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = ["NOT_STIMULI", "append_events", "event_times", "event_regressors", "resolve_events", "stimulus_names"]
+
+#: Annotation names (case and spaces ignored; with or without a ``Type/`` prefix; ``BAD``/``EDGE`` as prefixes), or
+#: BrainVision marker types (``Comment/any text``), that are recorder bookkeeping, not stimuli: never a condition of
+#: ``events="auto"``.
+NOT_STIMULI = ("boundary", "new segment", "comment", "sync on", "sync off", "syncstatus", "dc correction", "impedance",
+               "lostsamples", "buffer overflow", "time 0", "userdefined")
+
+#: ``events="auto"``: a name needs this many events over all runs to be a condition (one-off markers are not a design).
+MIN_AUTO_EVENTS = 2
+
+#: ``events="auto"``: at most this many conditions (more is rarely a design: list the ones to use).
+MAX_AUTO_CONDITIONS = 32
+
+
+def _not_stimulus(desc: str, markers: Sequence[str]) -> bool:
+    d = str(desc).strip().lower()
+    base = d.split("/", 1)[-1].strip() if "/" in d else d
+    if d.startswith(("bad", "edge")) or base.startswith(("bad", "edge")):
+        return True
+    if any(_match(d, n) for n in NOT_STIMULI) or ("/" in d and d.split("/", 1)[0].strip() in NOT_STIMULI):  # (BrainVision "Comment/...")
+        return True
+    return any(_match(desc, m) for m in markers)
+
+
+def event_times(raw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every named event of a recording: annotations and trigger-channel codes.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+
+    Returns
+    -------
+    dict
+        name -> (onsets, durations), seconds from the first sample, sorted by onset; annotation names as the
+        recording gives them, trigger codes as ``"<channel>/<code>"`` (duration 0).
+    """
+    out: dict[str, list[tuple[float, float]]] = {}
+    ann = raw.annotations
+    if len(ann):
+        on = np.asarray(ann.onset, dtype=float) - raw.first_time  # (as marker_times: mne's onsets include first_time)
+        for d, o, du in zip(ann.description, on, np.asarray(ann.duration, dtype=float)):
+            out.setdefault(str(d), []).append((float(o), float(du)))
+    for name, on in stim_events(raw).items():
+        out.setdefault(name, []).extend((float(o), 0.0) for o in on)
+    res = {}
+    for k, v in out.items():
+        a = np.asarray(sorted(v), dtype=float).reshape(-1, 2)
+        res[k] = (a[:, 0], a[:, 1])
+    return res
+
+
+def stimulus_names(raw, marker: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Names of ``raw``'s events that may be stimuli (not scanner markers -- ``marker`` and the usual scanner names --,
+    not recorder bookkeeping, :data:`NOT_STIMULI`), with their onsets (s from the first sample)."""
+    markers = with_default_markers(tuple(marker) if isinstance(marker, (list, tuple)) else marker)
+    return {k: v[0] for k, v in event_times(raw).items() if not _not_stimulus(k, markers)}
+
+
+def _same_events(a: Sequence[Mapping[str, Any]], n1: str, n2: str) -> bool:
+    """Names ``n1`` and ``n2`` mark the same events in every run (onsets equal to 2 ms): one event under two names, e.g. a
+    BrainVision marker and the ``trial_type`` of its ``events.tsv`` row."""
+    for f in a:
+        o1, o2 = f.get(n1), f.get(n2)
+        if o1 is None and o2 is None:
+            continue
+        if o1 is None or o2 is None or np.ndim(o1) == 0 or len(o1) != len(o2) or not np.allclose(np.sort(o1), np.sort(o2), atol=2e-3):
+            return False
+    return True
+
+
+def resolve_events(option: Any, found: Sequence[Mapping[str, int]], *, where: str = "prepare option events") -> dict[str, list[str]] | None:
+    """The conditions of the prepare option ``events``, checked against the events the runs hold.
+
+    Parameters
+    ----------
+    option : None | "auto" | list of str | dict
+        ``None``: no event regressors. ``"auto"``: every stimulus-like name (:func:`stimulus_names`) with at least
+        :data:`MIN_AUTO_EVENTS` events over all runs, one condition each, sorted. A list of names: one condition
+        each. A mapping condition -> name or list of names (their events pooled).
+    found : list of dict
+        Per run, :func:`stimulus_names` (name -> onsets; or name -> count). With ``"auto"``, names that mark the
+        same events in every run (a BrainVision marker and its ``events.tsv`` ``trial_type``) are one condition,
+        named by the name without a ``Type/`` prefix (else the first in order).
+
+    Returns
+    -------
+    dict | None
+        condition -> the names pooled into it; ``None`` for no events.
+    """
+    if option is None or option is False:
+        return None
+    total: dict[str, int] = {}
+    for f in found:
+        for k, n in f.items():
+            total[k] = total.get(k, 0) + (int(n) if np.ndim(n) == 0 else len(n))
+    seen = ", ".join(f"{k!r} ({n}x)" for k, n in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:12]) or "none"
+    if isinstance(option, str):
+        if option != "auto":
+            option = [option]
+        else:
+            names = sorted(k for k, n in total.items() if n >= MIN_AUTO_EVENTS)
+            if not names:
+                raise Eeg2fmriInputError(f"{where}='auto': expected stimulus markers in the recordings (annotations or events.tsv rows other "
+                                         f"than scanner markers and recorder notes), found {seen}; give the names to use "
+                                         "(events: ['Stimulus/S  1', ...]) or leave events out.")
+            if len(names) > MAX_AUTO_CONDITIONS:
+                raise Eeg2fmriInputError(f"{where}='auto': found {len(names)} marker names ({seen}, ...), expected at most "
+                                         f"{MAX_AUTO_CONDITIONS} conditions; list the ones to use, or pool them: "
+                                         "events: {\"target\": [\"S  1\"], \"standard\": [\"S  2\"]}.")
+            kept: list[str] = []
+            for n in sorted(names, key=lambda n: ("/" in n, n)):  # plain names (events.tsv trial types) first
+                if not any(_same_events(found, n, k) for k in kept):
+                    kept.append(n)
+            dup = sorted(set(names) - set(kept))
+            if dup:
+                logger.info("%s='auto': %s mark the same events as other names (left out)", where, dup)
+            return {n: [n] for n in sorted(kept)}
+    if isinstance(option, Mapping):
+        conds = {}
+        for c, v in option.items():
+            names = [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else None
+            if not names or not all(isinstance(n, str) and n.strip() for n in names):
+                raise Eeg2fmriInputError(f"{where}: expected condition -> marker name or list of names, got {c!r}: {v!r}; "
+                                         "e.g. events: {\"target\": [\"S  1\"], \"standard\": [\"S  2\"]}.")
+            conds[str(c)] = names
+    elif isinstance(option, (list, tuple)) and option and all(isinstance(n, str) and n.strip() for n in option):
+        conds = {str(n): [str(n)] for n in option}
+    else:
+        raise Eeg2fmriInputError(f"{where}: expected 'auto', a list of marker names or a mapping condition -> names, got {option!r}; "
+                                 "e.g. events: auto, or events: ['S  1', 'S  2'].")
+    for c, names in conds.items():
+        if not any(_match(k, n) for n in names for k in total):
+            raise Eeg2fmriInputError(f"{where}: condition {c!r} ({names}) matches no event of the recordings; they hold {seen}. "
+                                     "Names match without case, spaces or a 'Type/' prefix ('S 1' finds 'Stimulus/S  1').")
+    return conds
+
+
+def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], conditions: Mapping[str, Sequence[str]],
+                     starts: np.ndarray, flen: float) -> np.ndarray:
+    """Per-frame series of each condition.
+
+    Parameters
+    ----------
+    events : dict
+        :func:`event_times` of the recording (name -> (onsets, durations) in s from its first sample).
+    conditions : dict
+        condition -> names (matched as scanner markers are: case, spaces and a ``Type/`` prefix ignored).
+    starts : array, shape (n_frames,)
+        Frame starts in s from the first sample (frames may overlap: synthesis' finer hops).
+    flen : float
+        Frame length in s.
+
+    Returns
+    -------
+    array, shape (n_frames, n_conditions), float32
+        Events shorter than ``flen``: the number whose onset lies in ``[start, start + flen)``; longer ones: the
+        share of the frame they cover (a block of one frame or more counts as much as one short event per frame).
+    """
+    starts = np.asarray(starts, dtype=float)
+    out = np.zeros((len(starts), len(conditions)), dtype=np.float64)
+    for j, names in enumerate(conditions.values()):
+        ons, durs = [], []
+        for k, (on, du) in events.items():
+            if any(_match(k, n) for n in names):
+                ons.append(on)
+                durs.append(du)
+        if not ons:
+            continue
+        on, du = np.concatenate(ons), np.concatenate(durs)
+        short = du < flen
+        o = np.sort(on[short])
+        out[:, j] += np.searchsorted(o, starts + flen, side="left") - np.searchsorted(o, starts, side="left")
+        for a, d in zip(on[~short], du[~short]):
+            out[:, j] += np.clip(np.minimum(starts + flen, a + d) - np.maximum(starts, a), 0.0, None) / flen
+    return out.astype(np.float32)
+
+
+def append_events(features: np.ndarray, regressors: np.ndarray) -> np.ndarray:
+    """Frame features ``(n_frames, n_chans, n_feat)`` with the event regressors ``(n_frames, n_events)`` appended to every
+    channel: ``(n_frames, n_chans, n_feat + n_events)`` float32 (the same values on every channel; models read them from
+    channel 0, :func:`eeg2fmri.datasets.spec.DataSpec.event_names`)."""
+    f = np.asarray(features)
+    r = np.asarray(regressors, dtype=np.float32)
+    if f.ndim != 3 or r.shape != (f.shape[0], r.shape[1] if r.ndim == 2 else -1):
+        raise ValueError(f"append_events: expected features (n_frames, n_chans, n_feat) and regressors (n_frames, n_events), got {f.shape} and {r.shape}")
+    out = np.empty((f.shape[0], f.shape[1], f.shape[2] + r.shape[1]), dtype=np.float32)
+    out[:, :, : f.shape[2]] = f
+    out[:, :, f.shape[2]:] = r[:, None, :]
+    return out
