@@ -44,19 +44,20 @@ def _with_stimuli(raw, seed: int, *, t0: float = 3.0, block: bool = False):
     return out, times
 
 
-def _brute(events, conditions, starts, flen):
+def _brute(events, conditions, starts, flen, ends=None):
     """Loop version of event_regressors (one frame, one event at a time)."""
+    ends = np.asarray(starts) + flen if ends is None else ends
     out = np.zeros((len(starts), len(conditions)))
     for j, names in enumerate(conditions.values()):
         for name, (on, du) in events.items():
             if name not in names:
                 continue
             for a, d in zip(on, du):
-                for i, s in enumerate(starts):
+                for i, (s, e) in enumerate(zip(starts, ends)):
                     if d < flen:
-                        out[i, j] += s <= a < s + flen
+                        out[i, j] += s <= a < e
                     else:
-                        out[i, j] += max(0.0, min(s + flen, a + d) - max(s, a)) / flen
+                        out[i, j] += max(0.0, min(e, a + d) - max(s, a)) / flen
     return out
 
 
@@ -71,6 +72,18 @@ def test_event_regressors_count_onsets_and_cover_blocks():
         got = event_regressors(events, conds, starts, flen)
         assert got.dtype == np.float32 and got.shape == (len(starts), 2)
         np.testing.assert_allclose(got, _brute(events, conds, starts, flen), atol=1e-6)
+    # one event under two names (a marker and its trigger code): counted once
+    dup = {"Stimulus/S  1": (np.array([3.0, 9.0]), np.zeros(2)), "STI 014/1": (np.array([3.0005, 9.0]), np.zeros(2))}
+    twice = event_regressors(dup, {"s1": ["S 1", "1"]}, np.arange(0, 12, 2.0), 2.0)
+    assert twice.sum() == 2 and twice[1, 0] == 1 and twice[4, 0] == 1
+    # frames anchored on jittered onsets: counted up to the next frame's start, never twice and never lost
+    from eeg2fmri.preprocessing.events import contiguous_ends
+
+    st = np.cumsum(np.r_[0.0, 2.0 + rng.uniform(-0.05, 0.05, 40)])
+    on = np.sort(rng.choice(np.arange(0.0, st[-1], 0.01), 60, replace=False))  # (at least 10 ms apart: 60 events)
+    both = event_regressors({"a": (on, np.zeros(60))}, {"A": ["a"]}, st, 2.0, ends=contiguous_ends(st, 2.0))
+    assert both.sum() == 60
+    np.testing.assert_array_equal(contiguous_ends(np.array([0.0, 2.0, 1.0]), 2.0), [2.0, 4.0, 3.0])  # (not in time order: starts + flen)
     # frames that tile the recording: every short event counted once, a block's frames sum to its length in frames
     got = event_regressors(events, conds, np.arange(0, 64, 2.0), 2.0)
     assert got[:, 0].sum() == 25
@@ -100,12 +113,15 @@ def test_resolve_events_forms_and_messages():
     found = [{"Stimulus/S  1": np.array([1.0, 5.0]), "standard": np.array([1.0, 5.0]), "Stimulus/S  2": np.array([3.0]),
               "Response/R  8": np.array([9.0])}, {"Stimulus/S  2": np.array([2.0, 8.0])}]
     assert resolve_events(None, found) is None
-    # auto: names with >= 2 events; a marker and the events.tsv trial type of the same events are one condition (the plain name)
-    assert resolve_events("auto", found) == {"Stimulus/S  2": ["Stimulus/S  2"], "standard": ["standard"]}
+    # auto: names with >= 2 events; a marker and the events.tsv trial type of the same events are one condition (the plain
+    # name first; a recording with only one of them still finds its events)
+    assert resolve_events("auto", found) == {"Stimulus/S  2": ["Stimulus/S  2"], "standard": ["standard", "Stimulus/S  1"]}
     assert resolve_events(["S 2"], found) == {"S 2": ["S 2"]}
     assert resolve_events({"deviant": "S 2", "std": ["S 1", "standard"]}, found) == {"deviant": ["S 2"], "std": ["S 1", "standard"]}
-    with pytest.raises(Eeg2fmriInputError, match=r"condition 'S 9' \(\['S 9'\]\) matches no event of the recordings; they hold"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected condition 'S 9' \(\['S 9'\]\) to match events of the recordings, found none; they hold"):
         resolve_events(["S 9"], found)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected at least one condition, got an empty mapping"):
+        resolve_events({}, found)
     with pytest.raises(Eeg2fmriInputError, match=r"expected 'auto', a list of marker names or a mapping condition -> names, got 3"):
         resolve_events(3, found)
     with pytest.raises(Eeg2fmriInputError, match=r"expected condition -> marker name or list of names, got 'x': 5"):
@@ -157,7 +173,13 @@ def test_prepare_appends_event_regressors_after_the_eeg_features(event_prepared,
         starts, _ = frame_starts(np.asarray(run.onsets), ds.tr, 1, np.inf, "x")
         flen = ds.tr
         events = {n: (times[s][n], np.full(len(times[s][n]), 12.0 if (s == "sub-02" and n == STIM[1]) else 0.0)) for n in STIM}
-        np.testing.assert_allclose(f[:, 0, n_b:], _brute(events, {n: [n] for n in STIM}, starts, flen), atol=1e-5)  # (FIF: float32 onsets)
+        # each frame counts the events up to the next frame's start (frames anchored on jittered markers: no gap, no overlap)
+        ends = np.r_[starts[1:], starts[-1] + flen]
+        want = _brute(events, {n: [n] for n in STIM}, starts, flen, ends)
+        np.testing.assert_allclose(f[:, 0, n_b:], want, atol=1e-5)  # (FIF: float32 onsets)
+        first, last = starts[0], ends[-1]
+        for k, n in enumerate(STIM[:1]):  # short events inside the frames: each counted exactly once
+            assert f[:, 0, n_b + k].sum() == np.sum((times[s][n] >= first) & (times[s][n] < last))
 
 
 def test_prepare_events_refusals(event_runs):
@@ -166,7 +188,7 @@ def test_prepare_events_refusals(event_runs):
     runs = event_runs[0]
     with pytest.raises(Eeg2fmriInputError, match=r"prepare option events: expected representation one of \['bandpower', 'tangent'\] .* got 'stft'"):
         prepare_dataset(runs, {"notch": 50, "events": "auto", "representation": "stft"}, progress_bar=False)
-    with pytest.raises(Eeg2fmriInputError, match=r"condition 'S 77' \(\['S 77'\]\) matches no event of the recordings; they hold 'Stimulus/S  "):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected condition 'S 77' \(\['S 77'\]\) to match events of the recordings, found none; they hold 'Stimulus/S  "):
         prepare_dataset(runs, {"notch": 50, "events": ["S 77"]}, progress_bar=False)
 
 
@@ -354,3 +376,173 @@ def test_benchmark_command_leaves_the_stimulus_glm_of_all_out_without_events(tin
     assert main(["benchmark", str(prepared), "--models", "stimulus_glm", "--protocol", "within", "--out", str(tmp_path / "c"), "-q",
                  "--no-report", "--n-boot", "20"]) == 1  # (a model that could not be trained: its row says why)
     assert "stimulus_glm not trained: stimulus_glm: expected windows with event regressors" in capsys.readouterr().out
+
+
+def test_explain_reports_the_event_regressors_apart(event_prepared, tmp_path):
+    """explain on models of data with event regressors: the events get their own rows (share of the attribution), the
+    channel/band/lag shares are of the EEG entries; the stimulus GLM's attribution is all on the events."""
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.explain import explain, explanation_rows
+    from eeg2fmri.training import fit_model
+    from eeg2fmri.workflows.explain import explain_fitted
+
+    ds = event_prepared
+    sp = make_split(ds, "within")
+    for name in ("stimulus_glm", "ridge_hrf"):
+        fitted = fit_model(ds, sp, name, {"hrf": "canonical"}, targets=split_targets(ds, sp))
+        res = explain(fitted.model, ds, sp, target="voxel:3", n_windows=8, progress_bar=False)
+        agg = res["methods"]["integrated_gradients"]
+        assert agg["event_names"] == list(STIM) and len(agg["band"]) == len(ds.config.bands)
+        rows = [r for r in explanation_rows(res) if r["axis"] == "event"]
+        assert [r["name"] for r in rows] == list(STIM)
+        if name == "stimulus_glm":
+            assert agg["event_share"] == pytest.approx(1.0) and not np.any(agg["channel"])
+        else:
+            assert 0 <= agg["event_share"] < 1 and sum(agg["channel"]) == pytest.approx(1.0)
+    out, _ = explain_fitted(fitted.model, ds, sp, tmp_path / "explain", target="voxel:3", n_windows=8, progress_bar=False)
+    assert (out / "events.png").is_file()
+
+
+def test_classify_eeg_source_leaves_the_event_regressors_out(event_prepared, tiny_prepared):
+    """The classifier's EEG features must not contain the stimulus markers its labels come from."""
+    from eeg2fmri.workflows.classify import source_series
+
+    got, want = source_series(event_prepared, "eeg"), source_series(tiny_prepared, "eeg")
+    assert sorted(got) == sorted(want)
+    for a, b in ((got[i], want[i]) for i in got):
+        assert a.shape == b.shape
+        ok = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+        np.testing.assert_allclose(a[ok], b[ok], atol=1e-4)
+
+
+def test_event_conditions_must_match_across_datasets(event_prepared, tiny_prepared):
+    from eeg2fmri.evaluation.crossdata import check_same_space
+
+    with pytest.raises(Eeg2fmriInputError, match=r"event regressors \{'Stimulus/S  1': \['Stimulus/S  1'\], .*\} vs none"):
+        check_same_space(event_prepared, tiny_prepared)
+
+
+def test_auto_events_leave_the_runs_own_scanner_markers_out(tiny_bids):
+    """A layout's own volume marker (CWL: 'mri', NeuroBOLT: 'R149') and its segment marker are never a condition of 'auto'."""
+    from eeg2fmri.datasets.prepared import _run_markers
+    from eeg2fmri.io.layouts._base import LayoutRun
+    from eeg2fmri.preprocessing.events import stimulus_names
+
+    raw = mne.io.read_raw_brainvision(next((tiny_bids / "sub-01" / "eeg").glob("*_eeg.vhdr")), preload=False, verbose=False)
+    raw, _ = _with_stimuli(raw, 3)
+    raw.annotations.rename({d: "mri" for d in set(raw.annotations.description) if "R128" in d})
+    raw.annotations.append(raw.annotations.onset[:3] - raw.first_time + raw.first_time, 0.0, "Stimulus/S 99")
+    rec = LayoutRun(eeg_path=tiny_bids, bold_path=tiny_bids, subject="01", session=None, task="rest", run=None, marker=("mri",),
+                    meta={"segment_marker": "Stimulus/S 99"})
+    assert _run_markers(rec, ["R128"]) == ("mri", "R128", "Stimulus/S 99")
+    assert sorted(stimulus_names(raw, _run_markers(rec, ["R128"]))) == list(STIM)
+    assert "mri" in stimulus_names(raw, ["R128"])  # (without the layout's marker it would be a condition)
+
+
+def test_synthesize_a_model_of_several_frames_per_tr_at_its_training_tr(tiny_bids, tmp_path):
+    """frames_per_tr > 1: synthesize without --tr writes one volume per training TR (it was refused: 'tr=2.0 s: expected
+    the training TR or ...'), each the model's prediction on the window ending with that volume."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import eeg_representation
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.models import load_model
+    from eeg2fmri.synthesis import synthesize
+    from eeg2fmri.training import fit_model, save_fit
+
+    ds = prepare_dataset(tiny_bids, {"frames_per_tr": 2}, progress_bar=False)
+    sp = make_split(ds, "within")
+    saved = save_fit(fit_model(ds, sp, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(ds, sp)), tmp_path / "m2")
+    eeg = next((tiny_bids / "sub-01" / "eeg").glob("*_eeg.vhdr"))
+    out = synthesize(eeg, saved, tmp_path / "s_bold.nii.gz", progress_bar=False, first_onset=0)
+    img = nib.load(out)
+    assert img.header.get_zooms()[3] == pytest.approx(2.0)
+    side = json.loads((tmp_path / "s_bold.json").read_text())
+    lm = load_model(saved)
+    raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False).pick(side["ChannelsUsed"])
+    feats = eeg_representation(raw, ds.config, tr=2.0)["features"]  # frames of 1 s from the first sample
+    n = lm.meta["window"]["n_frames"]
+    data = np.asarray(img.dataobj)[ds.mask].T
+    # output volume j starts at StartTime + 2 j s; its window is the n frames that end at the volume's end
+    e0 = int(round((side["StartTime"] + 2.0) / 1.0))
+    x = np.stack([feats[e0 + 2 * j - n : e0 + 2 * j].transpose(1, 2, 0) for j in range(len(data))])
+    ref = lm.model.predict(x)
+    # (the streamed band power interpolates the one-shot envelope samples: ~1 % of the range at 1-s frames)
+    np.testing.assert_allclose(data, ref, atol=3e-2 * np.abs(ref).max())
+    r = [np.corrcoef(data[:, v], ref[:, v])[0, 1] for v in range(0, ref.shape[1], 11)]
+    assert np.median(r) > 0.995
+    # one frame off would be far worse: the grid is the volumes'
+    k = min(len(data), (len(feats) - e0 - 1) // 2 + 1)  # (windows one frame later that fit in the recording)
+    off = lm.model.predict(np.stack([feats[e0 + 2 * j - n + 1 : e0 + 2 * j + 1].transpose(1, 2, 0) for j in range(k)]))
+    r_off = [np.corrcoef(data[:k, v], off[:, v])[0, 1] for v in range(0, ref.shape[1], 11)]
+    assert np.median(r_off) < np.median(r) - 0.01
+
+
+def test_synthesize_says_nothing_of_events_a_model_does_not_read(tiny_bids, caplog):
+    import logging
+
+    from eeg2fmri.datasets.prepared import PrepareConfig
+    from eeg2fmri.synthesis.synthesize import _event_rows
+
+    raw = mne.io.read_raw_brainvision(next((tiny_bids / "sub-01" / "eeg").glob("*_eeg.vhdr")), preload=False, verbose=False)
+    cfg = PrepareConfig(events={"x": ["S 42"]})
+    starts = np.arange(0, 100, 2.0)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        rows, counts = _event_rows(raw, cfg, starts, 2.0, "rec", reads_events=False)
+    assert counts == {"x": 0} and not rows.any() and "holds none of their events" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        _event_rows(raw, cfg, starts, 2.0, "rec", reads_events=True)
+    assert "holds none of their events" in caplog.text
+
+
+def test_evaluate_and_benchmark_keep_the_trained_event_conditions(event_prepared, tiny_prepared, tmp_path, capsys):
+    """evaluate refuses data prepared without the model's event regressors; benchmark --hparams reaches the stimulus GLM row."""
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.training import fit_model, save_fit
+    from eeg2fmri.workflows.evaluate import evaluate_run
+
+    sp = make_split(event_prepared, "within")
+    saved = save_fit(fit_model(event_prepared, sp, "ridge_hrf", {"hrf": "canonical"}, targets=split_targets(event_prepared, sp)),
+                     tmp_path / "model")
+    plain = tmp_path / "plain"
+    tiny_prepared.save(plain)
+    with pytest.raises(Eeg2fmriInputError, match=r"plain: expected the event regressors the model was trained with \(\{'Stimulus/S  1'.* got none; "
+                                                 r"prepare the data with the prepare option events"):
+        evaluate_run(model=saved, data=plain, out=tmp_path / "ev", n_boot=0, progress_bar=False)
+    prepared = tmp_path / "events"
+    event_prepared.save(prepared)
+    assert main(["benchmark", str(prepared), "--models", "ridge_hrf", "--protocol", "within", "--out", str(tmp_path / "b"), "-q",
+                 "--no-report", "--n-boot", "20", "--hparams", '{"stimulus_glm": {"hrf": "lags"}}']) == 0
+    capsys.readouterr()
+
+
+def test_flagship_linear_path_reads_the_event_regressors(event_prepared, tmp_path, one_torch_thread):
+    """The flagship's network reads the EEG features only; its linear path (band-power ridge) reads the event regressors
+    too, as ridge_hrf does -- after a save and load as well."""
+    import torch
+
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.datasets.windows import valid_volumes, window_matrix
+    from eeg2fmri.models import load_model
+    from eeg2fmri.training import fit_model, save_fit
+
+    ds = event_prepared
+    sp = make_split(ds, "within")
+    fitted = fit_model(ds, sp, "eeg2fmri_net", {"n_sources": 2, "seed": 0}, targets=split_targets(ds, sp),
+                       train_config={"optimizer": {"max_epochs": 2}, "trainer": {"progress_bar": False}})
+    net = fitted.model.module.eval()
+    assert net._reads == (True, float(net.ridge_weight) > 0)
+    x, _, _ = window_matrix(ds, {0: valid_volumes(ds.runs[0], sp.n_frames)[:20]}, sp.n_frames)
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    moved = xt.clone()
+    moved[:, :, -2:, :] += 1.0
+    with torch.no_grad():
+        lin, lin_moved = net.ridge_prediction(xt), net.ridge_prediction(moved)
+        assert not torch.allclose(lin, lin_moved)  # the linear path reads them
+        with pytest.raises(Eeg2fmriInputError, match=r"eeg2fmri_net: its linear path reads the event regressors \['Stimulus/S  1', 'Stimulus/S  2'\]"):
+            net.ridge_prediction(xt[:, :, :-2])
+        before = net(xt)
+    saved = save_fit(fitted, tmp_path / "net")
+    again = load_model(saved).model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(xt), before)

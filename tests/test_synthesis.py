@@ -194,7 +194,7 @@ def test_synthesize_header_affine_tr_and_values(tiny_bids, tiny_prepared, ridge_
     out2 = synthesize(eeg, ridge_dir, tmp_path / "fine.nii", tr=1.0, progress_bar=False, first_onset=0)
     img2 = nib.load(out2)
     assert img2.header.get_zooms()[3] == pytest.approx(1.0) and img2.shape[3] in (2 * data.shape[3], 2 * data.shape[3] + 1)
-    with pytest.raises(Eeg2fmriInputError, match=r"tr=0\.7 s: expected the training TR or a step that divides the training frame length 2 s"):
+    with pytest.raises(Eeg2fmriInputError, match=r"tr=0\.7 s: expected the training TR, a whole number of training frames \(2 s each\) or a step that divides the frame length"):
         synthesize(eeg, ridge_dir, tmp_path / "bad.nii.gz", tr=0.7, progress_bar=False, first_onset=0)
 
 

@@ -344,7 +344,7 @@ def run(args) -> int:
         representation = None
         if prep.get("config", {}).get("representation") if isinstance(prep.get("config"), dict) else None:
             representation = prep["config"]["representation"]
-    unused_h = sorted(set(hparams) - set(models) - {"ridge_hrf", "mean"})
+    unused_h = sorted(set(hparams) - set(models) - {"ridge_hrf", "mean", "stimulus_glm"})
     if unused_h:
         raise Eeg2fmriInputError(f"hparams given for model(s) {unused_h} that are not benchmarked; benchmark them with --models or drop them.")
     groups, refused = _groups(models, representation, train_config)
@@ -372,8 +372,10 @@ def run(args) -> int:
             if "stimulus_glm" in g["models"] and not ds.config.event_names and "stimulus_glm" not in args.models:
                 g["models"] = [m for m in g["models"] if m != "stimulus_glm"]  # ('all': it needs event regressors, which these data lack)
             test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
+            if ds.config.events and test_prep:  # the training's resolved conditions, not "auto" found again in the test data
+                test_prep = {"config": {**test_prep["config"], "events": ds.config.events}}
             test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
-            g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean") and g is groups[0])}
+            g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean", "stimulus_glm") and g is groups[0])}
             timings["prepare_s"][rep] = round(time.perf_counter() - t0, 2)
             plans.append((g, ds, test_ds, g_h))
 

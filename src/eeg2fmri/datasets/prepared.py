@@ -154,9 +154,9 @@ class PrepareConfig:
         marker name of the recordings (not scanner markers or recorder notes; at least 2 events); a list of
         marker names (one condition each); a mapping condition -> marker names. Each condition becomes one entry
         after the EEG features of every channel: the number of its events starting in each frame (events of a
-        frame or longer: the share of the frame they cover). ``ridge_hrf`` and the flagship's linear path
-        convolve them with their haemodynamic basis; ``synthesize`` reads them from the EEG-only recording's
-        markers. The manifest records the conditions resolved.
+        frame or longer: the share of the frame they cover). ``ridge_hrf`` and ``stimulus_glm`` convolve them
+        with their haemodynamic basis (the flagship does not read them); ``synthesize`` reads them from the
+        EEG-only recording's markers. The manifest records the conditions resolved.
     """
 
     bands: dict | str = "auto"
@@ -757,14 +757,20 @@ def with_event_regressors(raw, features: np.ndarray, onsets: np.ndarray, tr: flo
     """``features`` ``(n_frames, n_chans, n_feat)`` of a band-power-grid representation with ``config.events``'
     regressors appended (:func:`~eeg2fmri.preprocessing.events.event_regressors` on the frames anchored at ``onsets``);
     a condition without events in this recording is logged (its series is zero)."""
-    from eeg2fmri.preprocessing.events import append_events, event_regressors, event_times
+    from eeg2fmri.preprocessing.events import (
+        append_events,
+        contiguous_ends,
+        event_regressors,
+        event_times,
+    )
     from eeg2fmri.preprocessing.representations.bandpower import frame_starts
 
     m = int(config.frames_per_tr)
     starts, _ = frame_starts(np.asarray(onsets, dtype=float), float(tr), m, np.inf, where)
     if len(starts) != len(features):
         raise RuntimeError(f"{where}: {len(starts)} frame starts for {len(features)} frames (a bug; please report it)")
-    regs = event_regressors(event_times(raw), config.events, starts, float(tr) / m)
+    flen = float(tr) / m
+    regs = event_regressors(event_times(raw), config.events, starts, flen, ends=contiguous_ends(starts, flen))
     empty = [c for c, v in zip(config.event_names, regs.T) if not v.any()]
     if empty:
         logger.info("%s: no events of condition(s) %s inside the run's frames (their regressors are zero)", where, empty)
@@ -927,6 +933,15 @@ def _check_onset(value: Any, name: str) -> float:
     return float(value)
 
 
+def _run_markers(rec, marker: Any) -> tuple[str, ...]:
+    """The names of a run's scanner and segment markers: its layout's (``rec.marker``, ``meta["segment_marker"]``) and the
+    prepare option ``marker`` -- never a stimulus condition of ``events="auto"``."""
+    own = getattr(rec, "marker", None)
+    names = [*((own,) if isinstance(own, str) else tuple(own or ())), *((marker,) if isinstance(marker, str) else tuple(marker or ()))]
+    seg = (getattr(rec, "meta", None) or {}).get("segment_marker")
+    return tuple(dict.fromkeys([*names, *([seg] if isinstance(seg, str) else [])]))
+
+
 def _headers(records: list, *, events: bool = False, marker: Any = None) -> list[tuple[float, list[str], list[str], float, dict]]:
     """Sampling rate, EEG channels (typed EEG, not marked bad), all EEG channels (bad ones too, in file order), the
     low-pass edge the recording declares (MNE's ``info["lowpass"]``: the Nyquist frequency when it declares none) and,
@@ -949,7 +964,7 @@ def _headers(records: list, *, events: bool = False, marker: Any = None) -> list
             lowpass = raw.info.get("lowpass")
             lowpass = float(lowpass) if lowpass is not None and np.isfinite(lowpass) and lowpass > 0 else float(raw.info["sfreq"]) / 2.0
             out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])], lowpass,
-                        stimulus_names(raw, marker) if events else {}))
+                        stimulus_names(raw, _run_markers(rec, marker)) if events else {}))
         return out
     finally:
         logger.disabled = muted
@@ -969,7 +984,10 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
     if cfg.events is not None:
         from eeg2fmri.preprocessing.events import resolve_events
 
-        conds = resolve_events(cfg.events, [h[4] for h in heads])
+        once = {}  # (one file listed for several runs: its events counted once)
+        for h, rec in zip(heads, records):
+            once.setdefault(str(rec.eeg_path), h[4])
+        conds = resolve_events(cfg.events, list(once.values()))
         logger.info("event regressors: %s", ", ".join(f"{c} ({'+'.join(n)})" for c, n in conds.items()))
         cfg = replace(cfg, events=conds)
     low, path = min((h[0], rec.eeg_path) for h, rec in zip(heads, records))

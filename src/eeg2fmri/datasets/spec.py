@@ -91,8 +91,9 @@ class DataSpec:
             )
         if self.event_names:
             if not get_representation(self.input_kind).frame_based or int(self.input_shape[1]) <= len(self.event_names):
-                raise Eeg2fmriInputError(f"expected event regressors after at least one EEG feature on axis 1 of frame-based windows, got "
-                                         f"{len(self.event_names)} event name(s) for input_kind={self.input_kind!r}, input_shape={self.input_shape}.")
+                raise Eeg2fmriInputError(f"DataSpec: expected event regressors after at least one EEG feature on axis 1 of frame-based windows, "
+                                         f"got {len(self.event_names)} event name(s) for input_kind={self.input_kind!r}, input_shape={self.input_shape}; "
+                                         "build it with event_names=() or from data prepared with the prepare option events (dataset_spec).")
         if not self.output_shape or any(int(s) < 1 for s in self.output_shape):
             raise Eeg2fmriInputError(f"expected a non-empty output_shape of positive sizes, got {self.output_shape}.")
 

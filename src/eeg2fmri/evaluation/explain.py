@@ -128,12 +128,26 @@ def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0, delta
         others, user test 18); ``lag_s`` (seconds before the end of the
         volume) and ``band_names`` / ``freqs``. For ``tangent`` input each band
         collects its band-power entry and its tangent-matrix row (entry
-        ``T_b[c, d]`` counts for channel ``c`` and band ``b``).
+        ``T_b[c, d]`` counts for channel ``c`` and band ``b``). Windows with event regressors
+        (``spec.event_names``): ``event`` (each condition's share of the whole |attribution|),
+        ``event_signed``, ``event_names`` and ``event_share`` (their sum); the channel, band and lag
+        shares are then of the EEG entries alone.
     """
     a = np.asarray(attr, dtype=np.float64)
     ab = np.abs(a)
     if delta is not None:
         a = a * np.sign(np.asarray(delta, dtype=np.float64))  # the direction of each feature's effect
+    n_ev = int(getattr(spec, "n_events", 0) or 0)
+    events: dict[str, Any] = {}
+    if n_ev:  # event regressors (prepare option events): their own importance; the channel/band/lag shares are of the EEG entries
+        import dataclasses
+
+        ev_abs = ab[:, :, ab.shape[2] - n_ev :].sum((1, 3)).mean(0)  # (n_events,)
+        total = float(ab.sum((1, 2, 3)).mean())
+        events = {"event": ev_abs / total if total > 0 else ev_abs, "event_signed": a[:, :, a.shape[2] - n_ev :].sum((1, 3)).mean(0),
+                  "event_names": list(spec.event_names), "event_share": float(ev_abs.sum() / total) if total > 0 else 0.0}
+        a, ab = a[:, :, : a.shape[2] - n_ev], ab[:, :, : ab.shape[2] - n_ev]
+        spec = dataclasses.replace(spec, input_shape=(spec.n_chans, spec.n_eeg_features, int(spec.input_shape[2])), event_names=())
     if spec.input_kind == "tangent":  # fold (C, F * (1 + C), T) into (C, F, T): power entry + tangent row per band
         n, c = a.shape[:2]
         f = a.shape[2] // (1 + c)
@@ -147,7 +161,7 @@ def aggregate_attributions(attr: np.ndarray, spec: DataSpec, lag: int = 0, delta
         s = v.sum()
         return v / s if s > 0 else v
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = dict(events)
     if spec.input_kind == "raw":
         out["channel"] = frac(ab.sum(2).mean(0))
         out["channel_signed"] = a.sum(2).mean(0)
@@ -562,6 +576,8 @@ def explanation_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append({"method": m, "axis": "band", "name": b, "importance": float(agg["band"][i]), "signed": float(agg["band_signed"][i])})
         for i, s in enumerate(agg["lag_s"]):
             rows.append({"method": m, "axis": "lag_s", "name": f"{s:.3f}", "importance": float(agg["lag"][i]), "signed": float(agg["lag_signed"][i])})
+        for i, name in enumerate(agg.get("event_names") or []):  # event regressors: share of all |attribution|
+            rows.append({"method": m, "axis": "event", "name": name, "importance": float(agg["event"][i]), "signed": float(agg["event_signed"][i])})
         if "lag_top_band" in agg:  # the lag profile within the most important band (its name in the axis)
             names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(agg["band"]) else [f"{f:g} Hz" for f in (res["freqs"] or [])]
             top = names[agg["top_band"]] if names else str(agg["top_band"])

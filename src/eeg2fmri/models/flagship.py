@@ -704,8 +704,16 @@ class EEG2fMRINet(nn.Module):
         if not self._has_ridge():
             raise Eeg2fmriInputError("eeg2fmri_net: the linear path is not fitted; it is fitted by after_fit() with the training windows.")
         bp = self.band_power(x)  # (B, C, F, T)
+        n_ev = self.spec.n_events
+        ev = x[:, :1, x.shape[2] - n_ev :, :].float() if n_ev and x.shape[2] == int(self.spec.input_shape[1]) else None
         x = self._eeg_x(x)
         feats = torch.einsum("bcft,kt->bcfk", bp, self.ridge_basis).reshape(len(bp), -1)
+        n_rows = int(self.ridge_proj.shape[0] if "ridge_proj" in self._buffers else self.ridge_coef.shape[0])
+        if n_rows > feats.shape[1]:  # a path fitted with the event regressors (read from channel 0, after the band power)
+            if ev is None:
+                raise Eeg2fmriInputError(f"eeg2fmri_net: its linear path reads the event regressors {list(self.spec.event_names)}; pass "
+                                         f"whole windows (batch, {', '.join(map(str, self.spec.input_shape))}), with their events.")
+            feats = torch.cat([feats, torch.einsum("bcft,kt->bcfk", ev, self.ridge_basis).reshape(len(ev), -1)], dim=1)
         if "ridge_proj" in self._buffers:
             feats = feats @ self.ridge_proj
         out = feats @ self.ridge_coef + self.ridge_bias
@@ -753,6 +761,7 @@ class EEG2fMRINet(nn.Module):
         canonical = double_gamma_hrf(dt, length=t_ * dt)[:t_][::-1].copy()  # oldest frame first
         tangent = self.spec.input_kind == "tangent"
         f_ = self.n_bands
+        n_ev = self.spec.n_events
         # the tangent ridge's haemodynamic functions (rows of tan_basis) and the rows each variant uses
         tan_basis, variants = np.zeros((0, t_)), {}
         if tangent:
@@ -771,11 +780,15 @@ class EEG2fMRINet(nn.Module):
             h = torch.from_numpy(tan_basis).float()  # (K, T)
             n_tan = self.spec.n_chans * (self.spec.n_eeg_features - f_) * len(tan_basis)
             for xb, yb, sb in batches:
-                xb = self._eeg_x(torch.as_tensor(xb).float())
+                x_all = torch.as_tensor(xb).float()
+                xb = self._eeg_x(x_all)
                 yb = torch.as_tensor(yb).float().reshape(len(xb), -1)
                 if subs is not None:  # the subject of every window (None where a batch has none)
                     subs.append(None if sb is None else np.broadcast_to(np.asarray(torch.as_tensor(sb).reshape(-1)), (len(xb),)))
-                xs.append(xb[:, :, :f_, :].numpy() if tangent else xb.numpy())
+                power = xb[:, :, :f_, :] if tangent else xb
+                if n_ev:  # the event regressors after the band power: the linear path reads them (the network does not)
+                    power = torch.cat([power, x_all[:, :, x_all.shape[2] - n_ev :, :]], dim=2)
+                xs.append(power.numpy())
                 ys.append(yb.numpy())
                 if tangent:
                     keep = np.nonzero((seen + np.arange(len(xb))) % stride == 0)[0]
@@ -801,8 +814,9 @@ class EEG2fMRINet(nn.Module):
         if x_tr is None or len(x_tr) < 3:
             return {"ridge_weight": 0.0}
         x_va, y_va, tan_va, ty_va, kept_va = blocks(val)
-        pspec = (dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_, t_), freqs=None, event_names=())
-                 if tangent or self.spec.n_events else self.spec)
+        # the band-power ridge's windows: the band power (of tangent windows: its block), then the event regressors if any
+        pspec = (dataclasses.replace(self.spec, input_kind="bandpower", input_shape=(self.spec.n_chans, f_ + n_ev, t_), freqs=None)
+                 if tangent else self.spec)
         # (factored where that is the smaller form -- lag features of many voxels -- as folded() below keeps it)
         ridge = RidgeHRF(pspec, alpha_per_target=self.ridge_alpha_per_target).fit(x_tr, y_tr, x_va, y_va)
         if ridge.hrf_ == "canonical":
@@ -1158,9 +1172,17 @@ class EEG2fMRINet(nn.Module):
             return self.n_bands
         return self.spec.n_eeg_features if self.spec.n_events else None  # (event regressors: not read)
 
+    @property
+    def _reads(self) -> tuple[bool, bool]:
+        """(reads EEG features, reads the event regressors): the events only through a linear path fitted with them."""
+        if not self.spec.n_events or not self._has_ridge() or float(self.ridge_weight) == 0.0:
+            return True, False
+        n_rows = int(self.ridge_proj.shape[0] if "ridge_proj" in self._buffers else self.ridge_coef.shape[0])
+        return True, n_rows > self.spec.n_chans * self.n_bands * int(self.ridge_basis.shape[0])
+
     def _eeg_x(self, x: Any) -> Any:
-        """Windows without their event regressors (``spec.event_names``; the network and its linear path read the EEG
-        features only -- ``ridge_hrf`` reads the events): the leading ``spec.n_eeg_features`` entries of axis 1."""
+        """Windows without their event regressors (``spec.event_names``; the network reads the EEG features only, the
+        linear path reads the events too, from the whole windows): the leading ``spec.n_eeg_features`` entries of axis 1."""
         n_ev = self.spec.n_events
         if n_ev and getattr(x, "ndim", 0) == 4 and int(x.shape[2]) == int(self.spec.input_shape[1]):
             return x[:, :, : self.spec.n_eeg_features, :]

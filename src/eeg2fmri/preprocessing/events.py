@@ -26,13 +26,17 @@ from eeg2fmri.io.sync import _match, stim_events, with_default_markers
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["NOT_STIMULI", "append_events", "event_times", "event_regressors", "resolve_events", "stimulus_names"]
+__all__ = ["NOT_STIMULI", "append_events", "contiguous_ends", "event_regressors", "event_times", "resolve_events", "stimulus_names"]
 
 #: Annotation names (case and spaces ignored; with or without a ``Type/`` prefix; ``BAD``/``EDGE`` as prefixes), or
 #: BrainVision marker types (``Comment/any text``), that are recorder bookkeeping, not stimuli: never a condition of
 #: ``events="auto"``.
 NOT_STIMULI = ("boundary", "new segment", "comment", "sync on", "sync off", "syncstatus", "dc correction", "impedance",
                "lostsamples", "buffer overflow", "time 0", "userdefined")
+
+#: Events of one condition closer than this (s) are one event listed under two names (a BrainVision marker and its
+#: ``events.tsv`` row or trigger-channel code): counted once.
+SAME_EVENT_S = 2e-3
 
 #: ``events="auto"``: a name needs this many events over all runs to be a condition (one-off markers are not a design).
 MIN_AUTO_EVENTS = 2
@@ -93,7 +97,7 @@ def _same_events(a: Sequence[Mapping[str, Any]], n1: str, n2: str) -> bool:
         o1, o2 = f.get(n1), f.get(n2)
         if o1 is None and o2 is None:
             continue
-        if o1 is None or o2 is None or np.ndim(o1) == 0 or len(o1) != len(o2) or not np.allclose(np.sort(o1), np.sort(o2), atol=2e-3):
+        if o1 is None or o2 is None or np.ndim(o1) == 0 or len(o1) != len(o2) or not np.allclose(np.sort(o1), np.sort(o2), atol=SAME_EVENT_S):
             return False
     return True
 
@@ -137,15 +141,21 @@ def resolve_events(option: Any, found: Sequence[Mapping[str, int]], *, where: st
                 raise Eeg2fmriInputError(f"{where}='auto': found {len(names)} marker names ({seen}, ...), expected at most "
                                          f"{MAX_AUTO_CONDITIONS} conditions; list the ones to use, or pool them: "
                                          "events: {\"target\": [\"S  1\"], \"standard\": [\"S  2\"]}.")
-            kept: list[str] = []
+            kept: dict[str, list[str]] = {}
             for n in sorted(names, key=lambda n: ("/" in n, n)):  # plain names (events.tsv trial types) first
-                if not any(_same_events(found, n, k) for k in kept):
-                    kept.append(n)
-            dup = sorted(set(names) - set(kept))
+                same = next((k for k in kept if _same_events(found, n, k)), None)
+                if same is None:
+                    kept[n] = [n]
+                else:  # an alias of the same events: pooled into that condition (counted once; a recording with only one of
+                    kept[same].append(n)  # the two names -- an EEG-only file without its events.tsv -- still finds them)
+            dup = {k: v[1:] for k, v in kept.items() if len(v) > 1}
             if dup:
-                logger.info("%s='auto': %s mark the same events as other names (left out)", where, dup)
-            return {n: [n] for n in sorted(kept)}
+                logger.info("%s='auto': %s", where, "; ".join(f"{v} mark the same events as {k!r} (one condition)" for k, v in dup.items()))
+            return {n: kept[n] for n in sorted(kept)}
     if isinstance(option, Mapping):
+        if not option:
+            raise Eeg2fmriInputError(f"{where}: expected at least one condition, got an empty mapping {{}}; give condition -> marker names "
+                                     "(e.g. {\"target\": [\"S  1\"]}), 'auto', or leave events out.")
         conds = {}
         for c, v in option.items():
             names = [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else None
@@ -160,13 +170,14 @@ def resolve_events(option: Any, found: Sequence[Mapping[str, int]], *, where: st
                                  "e.g. events: auto, or events: ['S  1', 'S  2'].")
     for c, names in conds.items():
         if not any(_match(k, n) for n in names for k in total):
-            raise Eeg2fmriInputError(f"{where}: condition {c!r} ({names}) matches no event of the recordings; they hold {seen}. "
-                                     "Names match without case, spaces or a 'Type/' prefix ('S 1' finds 'Stimulus/S  1').")
+            raise Eeg2fmriInputError(f"{where}: expected condition {c!r} ({names}) to match events of the recordings, found none; they "
+                                     f"hold {seen}. Correct the name or leave the condition out (names match without case, spaces or "
+                                     "a 'Type/' prefix: 'S 1' finds 'Stimulus/S  1').")
     return conds
 
 
 def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], conditions: Mapping[str, Sequence[str]],
-                     starts: np.ndarray, flen: float) -> np.ndarray:
+                     starts: np.ndarray, flen: float, ends: np.ndarray | None = None) -> np.ndarray:
     """Per-frame series of each condition.
 
     Parameters
@@ -179,6 +190,10 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
         Frame starts in s from the first sample (frames may overlap: synthesis' finer hops).
     flen : float
         Frame length in s.
+    ends : array, shape (n_frames,) | None
+        Where each frame's events stop counting (s); ``None``: ``starts + flen``. Prepared runs pass the next
+        frame's start (:func:`contiguous_ends`): frames anchored on jittered volume onsets then neither leave
+        gaps (events lost) nor overlap (events counted twice).
 
     Returns
     -------
@@ -187,6 +202,7 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
         share of the frame they cover (a block of one frame or more counts as much as one short event per frame).
     """
     starts = np.asarray(starts, dtype=float)
+    ends = starts + flen if ends is None else np.asarray(ends, dtype=float)
     out = np.zeros((len(starts), len(conditions)), dtype=np.float64)
     for j, names in enumerate(conditions.values()):
         ons, durs = [], []
@@ -197,12 +213,27 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
         if not ons:
             continue
         on, du = np.concatenate(ons), np.concatenate(durs)
+        o_ = np.argsort(on, kind="stable")
+        on, du = on[o_], du[o_]
+        keep = np.r_[True, np.diff(on) > SAME_EVENT_S]  # one event under two names (a marker and its trigger code or events.tsv row): once
+        on, du = on[keep], du[keep]
         short = du < flen
         o = np.sort(on[short])
-        out[:, j] += np.searchsorted(o, starts + flen, side="left") - np.searchsorted(o, starts, side="left")
+        out[:, j] += np.searchsorted(o, ends, side="left") - np.searchsorted(o, starts, side="left")
         for a, d in zip(on[~short], du[~short]):
-            out[:, j] += np.clip(np.minimum(starts + flen, a + d) - np.maximum(starts, a), 0.0, None) / flen
+            out[:, j] += np.clip(np.minimum(ends, a + d) - np.maximum(starts, a), 0.0, None) / flen
     return out.astype(np.float32)
+
+
+def contiguous_ends(starts: np.ndarray, flen: float) -> np.ndarray:
+    """Each frame's end for counting events: the next frame's start (the last frame: its start + ``flen``), where the
+    frames are in time order; a frame that would otherwise overlap the next or leave a gap before it (volume onsets a
+    few samples off the TR) then shares no event with it and loses none."""
+    starts = np.asarray(starts, dtype=float)
+    ends = starts + float(flen)
+    if len(starts) > 1 and np.all(np.diff(starts) > 0):
+        ends[:-1] = starts[1:]
+    return ends
 
 
 def append_events(features: np.ndarray, regressors: np.ndarray) -> np.ndarray:

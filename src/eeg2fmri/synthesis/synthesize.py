@@ -153,18 +153,29 @@ def match_channels(available: list[str], wanted: list[str], where: str = "EEG") 
 
 
 def _hop_for(tr_out: float, tr_train: float, flen: float, kind: str) -> int:
-    """Frame hops per frame for ``tr_out`` (1 for a sample-based representation such as raw)."""
+    """Frame hops per frame for ``tr_out`` (1 for a sample-based representation such as raw, and for a step of several
+    frames: the training TR of a model prepared with ``frames_per_tr`` > 1, whose windows are then taken every
+    ``tr_out / flen`` frames, :func:`_frames_per_step`)."""
     if not get_representation(kind).frame_based:
         if tr_out > tr_train + 1e-9:
             raise Eeg2fmriInputError(f"tr={tr_out} s: expected at most the training TR {tr_train} s (finer steps are allowed); omit --tr for the training TR.")
         return 1
     q = flen / tr_out
+    if _frames_per_step(tr_out, flen) > 1:
+        return 1
     if q < 1 - 1e-9 or abs(q - round(q)) > 1e-6:
         raise Eeg2fmriInputError(
-            f"tr={tr_out} s: expected the training TR or a step that divides the training frame length {flen:g} s "
-            f"(e.g. {flen:g}, {flen / 2:g}, {flen / 4:g}); omit --tr for the training TR."
+            f"tr={tr_out} s: expected the training TR, a whole number of training frames ({flen:g} s each) or a step that divides "
+            f"the frame length (e.g. {flen:g}, {flen / 2:g}, {flen / 4:g}); omit --tr for the training TR."
         )
     return int(round(q))
+
+
+def _frames_per_step(tr_out: float, flen: float) -> int:
+    """Frames per output step where ``tr_out`` is a whole number (> 1) of frames of ``flen`` s (``frames_per_tr`` > 1 at the
+    training TR: user test 52 found every such model refused by default), else 1."""
+    k = tr_out / flen
+    return int(round(k)) if k > 1 + 1e-9 and abs(k - round(k)) <= 1e-6 else 1
 
 
 def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.device | None:
@@ -650,18 +661,23 @@ def _clean_like_training(eeg: Any, clean: str | dict, cfg: PrepareConfig, tr: fl
     return cleaned, {"steps": {k: v for k, v in opts.items() if v is not None}, "report": report}
 
 
-def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where: str) -> tuple[np.ndarray, dict[str, int]]:
+def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where: str, *, reads_events: bool = True) -> tuple[np.ndarray, dict[str, int]]:
     """The event regressors of a model trained with the prepare option ``events``, on the streamed frames ``starts``
     (s from ``raw``'s first sample): ``(n_rows, n_conditions)`` float32, and the events of each condition found. A
-    condition with no events in the recording is warned (its regressor is zero: the model predicts as for no stimulus)."""
+    condition with no events in the recording is warned where the model reads the regressors (its regressor is zero: the
+    model predicts as for no stimulus)."""
     from eeg2fmri.io.sync import _match
-    from eeg2fmri.preprocessing.events import event_regressors, event_times
+    from eeg2fmri.preprocessing.events import SAME_EVENT_S, event_regressors, event_times
 
     times = event_times(raw)
     rows = event_regressors(times, cfg.events, starts, flen)
-    counts = {c: int(sum(len(on) for k, (on, _) in times.items() if any(_match(k, n) for n in names))) for c, names in cfg.events.items()}
+    def count(names: list[str]) -> int:  # (one event under two names counted once, as in the regressors)
+        on = np.sort(np.concatenate([times[k][0] for k in times if any(_match(k, n) for n in names)] or [np.zeros(0)]))
+        return int(len(on) and 1 + np.sum(np.diff(on) > SAME_EVENT_S))
+
+    counts = {c: count(names) for c, names in cfg.events.items()}
     missing = [c for c, n in counts.items() if not n]
-    if missing:
+    if missing and reads_events:
         logger.warning("%s: the model reads event regressors of condition(s) %s (marker names %s), and this recording holds none of "
                        "their events: those regressors are zero, so the synthesised BOLD has no response to them. If the recording "
                        "names its stimuli otherwise, rename its annotations (raw.annotations.rename) to the training's names.", where,
@@ -962,7 +978,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         feats = st.features
         ev_rows, ev_counts = None, None
         if getattr(spec, "event_names", ()):  # the model reads event regressors: from this recording's markers, on the same frames
-            ev_rows, ev_counts = _event_rows(raw, cfg, st.starts, flen, where)
+            reads = getattr(lm.model, "_reads", None)  # (ridge_hrf, the flagship: (EEG, events) -- its network reads no events)
+            ev_rows, ev_counts = _event_rows(raw, cfg, st.starts, flen, where, reads_events=bool(reads[1]) if reads is not None else True)
         if get_representation(kind).rate_dependent_freqs and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
             raise Eeg2fmriInputError(f"{where}: the STFT bins ({len(st.freqs)}) differ from the model's ({len(spec.freqs)}); use a recording at the training sampling rate.")
         # windows: indices of the rows of every output volume's window
@@ -978,6 +995,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
             first_end = q * (n_frames - 1)
             ends = np.arange(first_end, len(feats)) + 1  # exclusive end (hop index + 1) of each window's last frame
             onsets = st.starts[ends - 1] + flen - lag * flen - tr_train
+            if _frames_per_step(tr_out, flen) > 1:  # a step of several frames: the windows whose volumes lie on the output grid
+                on_grid = np.abs(onsets / tr_out - np.round(onsets / tr_out)) < 1e-6
+                ends, onsets = ends[on_grid], onsets[on_grid]
         if marker_t is not None and len(onsets):
             # output volume j <-> marker k: the grid is anchored on the first marker, so marker times fall on grid points
             start = float(onsets[0]) + phase

@@ -77,6 +77,7 @@ def source_series(ds: PreparedDataset, source: str, *, model: Any = None, window
                 raise Eeg2fmriInputError(f"classify: the EEG source uses band power, got a {ds.representation!r} dataset; "
                                          "prepare the data with representation='bandpower' (or 'tangent', whose band-power block it reads).")
             f = np.asarray(run.features)
+            f = f[:, :, : f.shape[2] - len(ds.config.event_names)]  # the EEG features, never the event regressors (the labels' markers)
             if ds.representation == "tangent":  # (n_frames, n_chans, n_bands * (1 + n_chans)): its band-power block
                 f = f[:, :, : f.shape[2] // (1 + f.shape[1])]
             fpt = max(1, int(round(ds.frame_rate * ds.tr)))

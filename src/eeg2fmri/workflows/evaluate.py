@@ -363,6 +363,11 @@ def evaluate_run(
                    f"not the model's {sorted(set(ds.ch_names) - set(spec.ch_names))[:8]}")
             raise Eeg2fmriInputError(f"{data_path}: its EEG channels differ from the model's ({how}); "
                                      "to test on another dataset use --protocol cross (channels matched by name).")
+        trained_events = (meta.get("prepare") or {}).get("events") or None
+        if (ds.config.events or None) != trained_events:
+            raise Eeg2fmriInputError(f"{data_path}: expected the event regressors the model was trained with ({trained_events or 'none'}), "
+                                     f"got {ds.config.events or 'none'}; prepare the data with the prepare option events as for training "
+                                     "(the manifest of the training data records it).")
         if ds.mask.shape != lm.mask.shape or not np.array_equal(ds.mask, lm.mask):
             raise Eeg2fmriInputError(f"{data_path}: its brain mask differs from the model's ({int(ds.mask.sum())} vs {int(lm.mask.sum())} voxels); "
                                      "evaluate on the dataset the model was trained on, or use --protocol cross.")

@@ -98,6 +98,11 @@ def write_explanation(res: dict[str, Any], out: Path, *, montage: Any, montage_s
                                      f"direction (> 0: more power in the band raises the target), target: {tgt}",
                                      ylabel="mean attribution x sign(input - baseline)")
                 figs.append("bands_signed.png")
+            if first.get("event_names"):  # event regressors: each condition's share of the whole attribution
+                plot_importance_bars({k: m["event"] for k, m in meth.items()}, list(first["event_names"]), tmp / "events.png",
+                                     f"event regressors ({100 * first['event_share']:.0f} % of the attribution), target: {tgt}",
+                                     ylabel="share of |attribution|")
+                figs.append("events.png")
             curves = {k: m["lag"] for k, m in meth.items()}
             if "lag_top_band" in first:  # the driving band's own lag profile (user test 18: the summed one was the same for every target)
                 names = res["band_names"] if res["band_names"] and len(res["band_names"]) == len(first["band"]) else [f"{f:g}" for f in res["freqs"]]
