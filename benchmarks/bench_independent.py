@@ -22,7 +22,10 @@ oblique int16 6 mm grid cropped through the occipital pole; seed 44 was the user
 test 45: interictal discharges with a different focus per subject, events.tsv listing only the clinician's spike marks,
 BrainVision, TR 2.5 s; seed 45 was the user test's), ``oddball`` (session 34, user test 48: an auditory oddball whose
 single-trial evoked responses drive auditory cortex, TPJ and ACC, BrainVision with stimulus and scanner markers; seed 48
-was the user test's). Datasets and results are
+was the user test's), ``blocks`` (session 35, user test 51: checkerboard blocks and button presses drive visual and
+motor cortex, the thalamus follows spontaneous alpha; BrainVision block markers of one sample, durations in events.tsv;
+seed 0 was the user test's). Task designs: ``--prepare-config '{"events": "auto"}' --tag events`` adds the stimulus
+markers as event regressors (and the stimulus_glm row). Datasets and results are
 kept in OUT and reused (delete a folder to redo it).
 """
 from __future__ import annotations
@@ -81,8 +84,11 @@ def _spec(name: str, seed: int | None, d: Path, subject: str | None = None) -> d
     if name == "oddball":  # auditory oddball: evoked N1/P3 drive auditory cortex, TPJ, ACC; BrainVision with stimulus markers (user test 48)
         return {"gen": [py, str(HERE / "sim_user_oddball.py"), str(d / "bids"), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
                 "config": {"marker": "R128"}, "atlas": d / "bids" / "groundtruth" / "atlas.nii.gz"}
+    if name == "blocks":  # checkerboard blocks + button presses; thalamus follows spontaneous alpha (user test 51)
+        return {"gen": [py, str(HERE / "sim_user_blocks.py"), str(d / "bids"), "--seed", str(seed or 0)], "bids": d / "bids", "prepare": [],
+                "config": {"marker": "R128"}, "atlas": d / "bids" / "groundtruth" / "atlas.nii.gz"}
     raise SystemExit(f"unknown generator {name!r}; expected one of fmriprep, khz, formats, blobs, kuramoto, hmm, eeglab, alpha, epilepsy, "
-                     "oddball")
+                     "oddball, blocks")
 
 
 def _run(cmd: list[str], log: Path) -> float:

@@ -122,6 +122,13 @@ def test_resolve_events_forms_and_messages():
         resolve_events(["S 9"], found)
     with pytest.raises(Eeg2fmriInputError, match=r"expected at least one condition, got an empty mapping"):
         resolve_events({}, found)
+    assert resolve_events(" Auto", found) == resolve_events("auto", found)
+    with pytest.raises(Eeg2fmriInputError, match=r"condition 'R128': expected stimulus marker names, got the scanner marker name\(s\) \['R128'\]"):
+        resolve_events(["R128"], found)
+    with pytest.raises(Eeg2fmriInputError, match=r"found none; they hold .*\. Did you mean \['standard'\]\?"):
+        resolve_events(["standrad"], found)
+    with pytest.raises(Eeg2fmriInputError, match=r"conditions 'a' and 'b' name the same markers \(\['S  2'\]\); expected each condition once"):
+        resolve_events({"a": "S 2", "b": ["S  2"]}, found)
     with pytest.raises(Eeg2fmriInputError, match=r"expected 'auto', a list of marker names or a mapping condition -> names, got 3"):
         resolve_events(3, found)
     with pytest.raises(Eeg2fmriInputError, match=r"expected condition -> marker name or list of names, got 'x': 5"):
@@ -351,11 +358,15 @@ def test_synthesize_reads_the_recordings_events_as_prepare_did(event_prepared, e
 
 
 def test_benchmark_adds_the_stimulus_glm_row(event_prepared, tiny_prepared):
-    from eeg2fmri.workflows.benchmark import run_benchmark
+    from eeg2fmri.workflows.benchmark import leaderboard_notes, run_benchmark
 
     bench = run_benchmark(event_prepared, "within", ["ridge_hrf"], n_boot=20, progress_bar=False)
     names = [r["name"] for r in bench["leaderboard"]]
     assert "stimulus_glm" in names and "ridge_hrf" in names
+    assert {r["name"] for r in bench["leaderboard"] if r.get("reads_events")} == {"ridge_hrf", "stimulus_glm"}
+    assert any(n.startswith("event regressors (the stimulus markers, prepare option events) are read by: ") for n in leaderboard_notes(bench["leaderboard"]))
+    eeg = run_benchmark(event_prepared, "within", ["ridge_hrf"], n_boot=20, progress_bar=False, hparams={"ridge_hrf": {"inputs": "eeg"}})
+    assert {r["name"] for r in eeg["leaderboard"] if r.get("reads_events")} == {"stimulus_glm"}
     plain = run_benchmark(tiny_prepared, "within", ["ridge_hrf"], n_boot=20, progress_bar=False)
     assert "stimulus_glm" not in [r["name"] for r in plain["leaderboard"]]
 
@@ -546,3 +557,73 @@ def test_flagship_linear_path_reads_the_event_regressors(event_prepared, tmp_pat
     again = load_model(saved).model.eval()
     with torch.no_grad():
         torch.testing.assert_close(again(xt), before)
+
+
+def test_datasets_check_names_the_stimulus_markers(event_runs, tiny_bids, tmp_path, capsys):
+    from eeg2fmri.cli import main
+
+    runs, times = event_runs
+    table = tmp_path / "runs.tsv"
+    table.write_text("eeg\tbold\tsubject\n" + "".join(f"{r['eeg']}\t{r['bold']}\t{r['subject']}\n" for r in runs))
+    assert main(["datasets", "--check", str(table)]) == 0
+    out = capsys.readouterr().out
+    n1 = sum(len(t[STIM[0]]) for t in times.values())
+    assert f"stimulus markers in the recordings: 'Stimulus/S  1' ({n1}x)" in out
+    assert "prepare --config '{\"events\": \"auto\"}'" in out and "Comment" not in out.split("stimulus markers")[1].split("\n")[0]
+    assert main(["datasets", "--check", str(tiny_bids)]) == 0
+    assert "stimulus markers" not in capsys.readouterr().out  # (scanner markers only)
+
+
+def test_block_durations_survive_markers_without_them():
+    """User test 51: a BrainVision block marker of one sample beside its events.tsv row of 20 s is one 20-s block (not an
+    impulse), and a recording that gives the markers alone (an EEG-only .vhdr) gets the training's recorded duration."""
+    from eeg2fmri.preprocessing.events import condition_durations, event_regressors
+
+    starts, flen = np.arange(0, 100, 2.0), 2.0
+    marker = {"Stimulus/S 11": (np.array([10.0, 50.0]), np.array([0.002, 0.002]))}
+    both = {**marker, "checkerboard": (np.array([10.0005, 50.0]), np.array([20.0, 20.0]))}
+    conds = {"checkerboard": ["checkerboard", "Stimulus/S 11"]}
+    full = event_regressors(both, conds, starts, flen)
+    assert full.sum() == pytest.approx(20.0) and full[5:15, 0].tolist() == [1.0] * 10  # two 20-s blocks of 10 frames
+    assert event_regressors(marker, conds, starts, flen).sum() == 2  # the markers alone: impulses ...
+    durations = condition_durations([both], conds)
+    assert durations == {"checkerboard": 20.0} and condition_durations([marker], conds) == {}
+    np.testing.assert_array_equal(event_regressors(marker, conds, starts, flen, durations=durations), full)  # ... or blocks
+
+
+def test_prepare_records_block_durations_and_checks_the_option(event_runs, capsys):
+    from eeg2fmri.datasets import prepare_dataset
+
+    runs, times = event_runs
+    ds = prepare_dataset(runs, {"notch": 50, "events": "auto"}, progress_bar=False)
+    # condition 2: 12-s blocks in sub-02, brief events (more of them) in sub-01: the median is brief, no block duration
+    assert ds.config.event_durations is None
+    given = prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {STIM[1]: 12}}, progress_bar=False)
+    assert given.config.event_durations == {STIM[1]: 12}
+    n_b = len(given.config.bands)
+    # sub-01's brief events of condition 2 are now 12-s blocks: more frames carry them
+    assert (np.asarray(given.runs[0].features)[:, 0, n_b + 1] > 0).sum() > 3 * (np.asarray(ds.runs[0].features)[:, 0, n_b + 1] > 0).sum()
+    with pytest.raises(Eeg2fmriInputError, match=r"prepare option event_durations: expected durations of the conditions \['Stimulus/S  1', "
+                                                 r"'Stimulus/S  2'\], got \['nope'\] as well"):
+        prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {"nope": 3}}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"event_durations=\{'a': 3\}: expected together with the option events"):
+        prepare_dataset(runs, {"notch": 50, "event_durations": {"a": 3}}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"event_durations: expected a mapping condition -> seconds > 0, got \{'a': -1\}"):
+        prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {"a": -1}}, progress_bar=False)
+
+
+def test_synthesize_refuses_a_stimulus_glm_without_its_events(event_prepared, event_runs, tmp_path):
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.synthesis import synthesize
+    from eeg2fmri.training import fit_model, save_fit
+
+    sp = make_split(event_prepared, "within")
+    saved = save_fit(fit_model(event_prepared, sp, "stimulus_glm", targets=split_targets(event_prepared, sp)), tmp_path / "glm")
+    raw = mne.io.read_raw_fif(event_runs[0][0]["eeg"], preload=True, verbose=False)
+    raw.annotations.rename({n: n.replace("S  ", "X  ") for n in STIM})
+    with pytest.raises(Eeg2fmriInputError, match=r"expected events of the model's conditions \['Stimulus/S  1', 'Stimulus/S  2'\] .* the model "
+                                                 r"reads only them \(a stimulus GLM\) and this recording holds none"):
+        synthesize(raw, saved, tmp_path / "none_bold.nii.gz", progress_bar=False)
+    out = synthesize(event_runs[0][0]["eeg"], saved, tmp_path / "ok_bold.nii.gz", progress_bar=False)
+    use = json.loads(out.with_name("ok_bold.json").read_text())["StatisticalUse"]
+    assert "a GLM of these conditions on it is circular" in use

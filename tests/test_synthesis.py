@@ -1453,8 +1453,36 @@ def test_a_recording_of_several_scans_is_said(tiny_bids, ridge_dir, tmp_path, ca
     first2 = float(np.sort(on[[str(d).endswith("R128") for d in ann.description]])[0]) + t2
     assert re.search(r"the recording holds 2 blocks of 'R128' scanner markers, parted by pauses \(separate scans: 1: 3\.7-183\.7 s, "
                      r"90 markers; 2: .*\): the output's grid follows the first marker", text)
-    assert f"e.g. {first2:.3f} s for block 2" in text and "scanner marker(s) missing" not in text
+    assert "pass --marker-block K (K = 1..2; marker_block=K)" in text and "scanner marker(s) missing" not in text
     assert json.loads(out.with_name("session.json").read_text())["VolumeGrid"]["marker_blocks"] == 2
     second = synthesize(both, ridge_dir, tmp_path / "second.nii.gz", progress_bar=False, first_onset=round(first2, 3))
     grid = json.loads(second.with_name("second.json").read_text())["VolumeGrid"]
     assert grid["anchor"] == "first_onset" and abs(grid["offset_s"] - (first2 % 2.0)) < 1.5 / sf
+    # --marker-block 2: scan 2's volumes on its own grid -- the volumes of the same file's scan 1, 93 markers later in time
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        blk = synthesize(both, ridge_dir, tmp_path / "block2.nii.gz", progress_bar=False, marker_block=2)
+    assert "blocks of 'R128' scanner markers" not in caplog.text
+    side = json.loads(blk.with_name("block2.json").read_text())
+    assert side["VolumeGrid"]["marker_block"] == 2 and abs(side["VolumeGrid"]["anchor_time_s"] - first2) < 1.5 / sf
+    assert side["StartTime"] >= first2 - 1.5 / sf  # (file seconds: the scan's own volumes only)
+    one = synthesize(both, ridge_dir, tmp_path / "block1.nii.gz", progress_bar=False, marker_block=1)
+    a, b = np.asarray(nib.load(one).dataobj), np.asarray(nib.load(blk).dataobj)
+    # the same scan twice: output volume 0 is scan volume k (block 1: the first volumes lack a whole EEG window before them)
+    side1 = json.loads(one.with_name("block1.json").read_text())
+    ka = round((side1["StartTime"] - side1["VolumeGrid"]["anchor_time_s"]) / 2.0)
+    kb = round((side["StartTime"] - side["VolumeGrid"]["anchor_time_s"]) / 2.0)
+    assert ka > kb == 0 and a.shape[3] + ka == b.shape[3]
+    # (away from the pause's edges; the whole recording's standardisation differs a little between the two grids)
+    va, vb = a[..., 5:-5][a[..., 0] != 0], b[..., ka + 5 : -5][a[..., 0] != 0]
+    r = [np.corrcoef(va[i], vb[i])[0, 1] for i in range(0, len(va), 13)]
+    assert np.median(r) > 0.99
+    # (scan 1's grid put on scan 2: one TR off would correlate far less)
+    r_off = [np.corrcoef(va[i][1:], b[..., ka + 5 : -6][a[..., 0] != 0][i])[0, 1] for i in range(0, len(va), 13)]
+    assert np.median(r_off) < np.median(r) - 0.05
+    with pytest.raises(Eeg2fmriInputError, match=r"marker_block=3, but the recording holds 2 block\(s\) of 'R128' scanner markers \(1: 3\.7"):
+        synthesize(both, ridge_dir, tmp_path / "b3.nii.gz", progress_bar=False, marker_block=3)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected marker_block as a whole number >= 1 .* got 0"):
+        synthesize(both, ridge_dir, tmp_path / "b0.nii.gz", progress_bar=False, marker_block=0)
+    with pytest.raises(Eeg2fmriInputError, match=r"marker_block=2 picks a block of scanner markers, .* got 12\.0: drop --first-onset"):
+        synthesize(both, ridge_dir, tmp_path / "bx.nii.gz", progress_bar=False, marker_block=2, first_onset=12.0)

@@ -69,6 +69,11 @@ def run(args) -> int:
             from eeg2fmri.preprocessing.artifacts import layout_gradient_notes
 
             rep.notes.extend(layout_gradient_notes(rep.runs, opts.get("marker")))
+            from eeg2fmri.preprocessing.events import stimulus_note
+
+            note = stimulus_note(rep.runs, opts.get("marker"))
+            if note:
+                rep.notes.append(note)
         print("\n".join(rep.lines()))
         if rep.ok:
             for r in rep.runs:

@@ -47,7 +47,11 @@ def run(args) -> int:
     what = "wrote" if written else "up to date (same inputs and config):"
     targets = (f"{ds.n_outputs} regions (region tables)" if not ds.has_grid else
                f"{ds.n_outputs} ROIs ({int(ds.mask.sum())} voxels in the mask)" if ds.rois else f"{int(ds.mask.sum())} voxels")
-    print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {targets}, representation {ds.representation}")
+    ev = ds.config.events or {}
+    dur = ds.config.event_durations or {}
+    events = ("; event regressors: " + ", ".join(f"{c} ({' + '.join(map(repr, n))}" + (f", blocks of {dur[c]:g} s" if c in dur else "") + ")"
+                                                 for c, n in ev.items())) if ev else ""
+    print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {targets}, representation {ds.representation}{events}")
     for line in pooling_summary(ds):  # (user test 30: what pooling changed was said only with -v)
         print(line)
     return 0

@@ -47,6 +47,9 @@ def add_arguments(p) -> None:
                    help="with --first-onset markers: the measured run's volume of the recording's first scanner marker (after "
                         "--dummy-scans), for EEG cut after the scan began (a preprocessed segment); default: found by the layout "
                         "for a file it places (ds002336/ds002338 eeg_pp), else 0")
+    p.add_argument("--marker-block", type=int, default=None, metavar="K",
+                   help="a recording of several scans (blocks of scanner markers parted by pauses): write scan K's volumes "
+                        "(1 = the first), on its own volume grid (with --dummy-scans for its dummy-scan markers)")
     p.add_argument("--atlas", default=None, metavar="LABELS.nii.gz",
                    help="also write the mean of every ROI's voxels as region series (OUT_rois.tsv; names from a LABELS.tsv with "
                         "index and name columns beside it); a model of ROI targets writes its own")
@@ -89,7 +92,7 @@ def run(args) -> int:
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
                      volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts,
                      first_marker_volume=args.first_marker_volume, atlas=args.atlas,
-                     interpolate_outliers=args.interpolate_outliers, clean=args.clean)
+                     interpolate_outliers=args.interpolate_outliers, clean=args.clean, marker_block=args.marker_block)
     sidecar = out.with_suffix(".json") if out.suffix.lower() == ".tsv" else output_paths(out)[1]
     side = json.loads(sidecar.read_text(encoding="utf-8"))
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

@@ -39,7 +39,9 @@ def choices_line(tr: dict) -> str:
             parts[-1] += (f" -- within noise: {m['best']} beats {m['runner_up']} by {m['gain']:.2g} +/- {m['se']:.2g} (jackknife SE) per output, "
                           "so the validation windows do not tell the bases apart over the whole mask; for region series of focal "
                           "signal, hparams hrf_select: r chooses where the signal is (or compare hrf: lags on ROI r: benchmark --atlas "
-                          "... --hparams '{\"ridge_hrf\": {\"hrf_select\": \"r\"}}')")
+                          f"... --hparams '{{\"{tr.get('model_name') or 'ridge_hrf'}\": {{\"hrf_select\": \"r\"}}}}')")
+    if "event_gain" in tr:  # (EEG + event regressors: the events' columns penalised gain**2 times less)
+        parts.append(f"event regressors weighted {tr['event_gain']:g}x the EEG features")
     if "alpha" in tr:
         parts.append(f"penalty {tr['alpha']:g}" + (" (median over outputs)" if "alpha_per_target" in tr else ""))
         if tr.get("alpha_at_grid_top"):

@@ -157,6 +157,11 @@ class PrepareConfig:
         frame or longer: the share of the frame they cover). ``ridge_hrf`` and ``stimulus_glm`` convolve them
         with their haemodynamic basis (the flagship does not read them); ``synthesize`` reads them from the
         EEG-only recording's markers. The manifest records the conditions resolved.
+    event_durations : dict | None
+        condition -> duration (s) of its events where the recording gives them none or shorter than half of it (markers
+        of one sample: a BrainVision file read without its ``events.tsv``). ``None`` (default): for every block
+        condition (median duration of its events in the recordings at least 1 s) that median, recorded in the manifest,
+        so that ``synthesize`` gives an EEG-only recording's block markers the training's duration.
     """
 
     bands: dict | str = "auto"
@@ -188,6 +193,7 @@ class PrepareConfig:
     channels: list | None = None
     channel_positions: str | None = None
     events: Any = None
+    event_durations: dict | None = None
 
     @property
     def event_names(self) -> list[str]:
@@ -770,7 +776,7 @@ def with_event_regressors(raw, features: np.ndarray, onsets: np.ndarray, tr: flo
     if len(starts) != len(features):
         raise RuntimeError(f"{where}: {len(starts)} frame starts for {len(features)} frames (a bug; please report it)")
     flen = float(tr) / m
-    regs = event_regressors(event_times(raw), config.events, starts, flen, ends=contiguous_ends(starts, flen))
+    regs = event_regressors(event_times(raw), config.events, starts, flen, ends=contiguous_ends(starts, flen), durations=config.event_durations)
     empty = [c for c, v in zip(config.event_names, regs.T) if not v.any()]
     if empty:
         logger.info("%s: no events of condition(s) %s inside the run's frames (their regressors are zero)", where, empty)
@@ -884,6 +890,15 @@ def _validate_config(cfg: PrepareConfig) -> None:
                                      "(or tangent), or leave events out.")
         if not isinstance(cfg.events, str):  # (a name list or mapping: its form checked here; names against the runs later)
             resolve_events(cfg.events, [{n: 1 for n in _event_option_names(cfg.events)}])
+    ed = cfg.event_durations
+    if ed is not None:
+        if cfg.events is None:
+            raise Eeg2fmriInputError(f"prepare option event_durations={ed!r}: expected together with the option events (durations of its "
+                                     "conditions); add events or drop event_durations.")
+        if not isinstance(ed, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+                                                for v in ed.values()):
+            raise Eeg2fmriInputError(f"prepare option event_durations: expected a mapping condition -> seconds > 0, got {ed!r}; e.g. "
+                                     "{\"checkerboard\": 20}.")
     if cfg.channel_positions is not None and not cfg.channels:
         raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
@@ -945,15 +960,15 @@ def _run_markers(rec, marker: Any) -> tuple[str, ...]:
 def _headers(records: list, *, events: bool = False, marker: Any = None) -> list[tuple[float, list[str], list[str], float, dict]]:
     """Sampling rate, EEG channels (typed EEG, not marked bad), all EEG channels (bad ones too, in file order), the
     low-pass edge the recording declares (MNE's ``info["lowpass"]``: the Nyquist frequency when it declares none) and,
-    with ``events``, its stimulus-like marker names and counts (:func:`~eeg2fmri.preprocessing.events.stimulus_names`;
-    else ``{}``) of every run, from its header.
+    with ``events``, its stimulus-like events (:func:`~eeg2fmri.preprocessing.events.stimulus_events`: name -> onsets,
+    durations; else ``{}``) of every run, from its header.
 
     Read quietly: the runs are read again when they are prepared, and report there (once).
     """
     import mne
 
     from eeg2fmri.io.layouts import read_layout_eeg
-    from eeg2fmri.preprocessing.events import stimulus_names
+    from eeg2fmri.preprocessing.events import stimulus_events
 
     muted, logger.disabled = logger.disabled, True
     try:
@@ -964,7 +979,7 @@ def _headers(records: list, *, events: bool = False, marker: Any = None) -> list
             lowpass = raw.info.get("lowpass")
             lowpass = float(lowpass) if lowpass is not None and np.isfinite(lowpass) and lowpass > 0 else float(raw.info["sfreq"]) / 2.0
             out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])], lowpass,
-                        stimulus_names(raw, _run_markers(rec, marker)) if events else {}))
+                        stimulus_events(raw, _run_markers(rec, marker)) if events else {}))
         return out
     finally:
         logger.disabled = muted
@@ -982,14 +997,20 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
                                      f"{sorted(rec.key for rec in records)}.")
     heads = _headers(records, events=cfg.events is not None, marker=cfg.marker)
     if cfg.events is not None:
-        from eeg2fmri.preprocessing.events import resolve_events
+        from eeg2fmri.preprocessing.events import condition_durations, resolve_events
 
         once = {}  # (one file listed for several runs: its events counted once)
         for h, rec in zip(heads, records):
             once.setdefault(str(rec.eeg_path), h[4])
-        conds = resolve_events(cfg.events, list(once.values()))
-        logger.info("event regressors: %s", ", ".join(f"{c} ({'+'.join(n)})" for c, n in conds.items()))
-        cfg = replace(cfg, events=conds)
+        conds = resolve_events(cfg.events, [{k: v[0] for k, v in f.items()} for f in once.values()])
+        durations = dict(cfg.event_durations) if cfg.event_durations else condition_durations(list(once.values()), conds)
+        unknown = sorted(set(durations) - set(conds))
+        if unknown:
+            raise Eeg2fmriInputError(f"prepare option event_durations: expected durations of the conditions {list(conds)}, got {unknown} "
+                                     "as well; name the conditions of the option events.")
+        logger.info("event regressors (prepare option events): %s", "; ".join(
+            f"{c} = {' + '.join(map(repr, n))}" + (f" (blocks of {durations[c]:g} s)" if c in durations else "") for c, n in conds.items()))
+        cfg = replace(cfg, events=conds, event_durations=durations or None)
     low, path = min((h[0], rec.eeg_path) for h, rec in zip(heads, records))
     if cfg.h_freq is not None and float(cfg.h_freq) >= low / 2.0:
         raise Eeg2fmriInputError(f"{path}: prepare option h_freq={cfg.h_freq} Hz is at or above the Nyquist frequency ({low / 2:g} Hz) of "

@@ -26,7 +26,8 @@ from eeg2fmri.io.sync import _match, stim_events, with_default_markers
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["NOT_STIMULI", "append_events", "contiguous_ends", "event_regressors", "event_times", "resolve_events", "stimulus_names"]
+__all__ = ["NOT_STIMULI", "append_events", "condition_durations", "contiguous_ends", "event_regressors", "event_times", "resolve_events",
+           "stimulus_events", "stimulus_names", "stimulus_note"]
 
 #: Annotation names (case and spaces ignored; with or without a ``Type/`` prefix; ``BAD``/``EDGE`` as prefixes), or
 #: BrainVision marker types (``Comment/any text``), that are recorder bookkeeping, not stimuli: never a condition of
@@ -83,11 +84,79 @@ def event_times(raw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return res
 
 
-def stimulus_names(raw, marker: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Names of ``raw``'s events that may be stimuli (not scanner markers -- ``marker`` and the usual scanner names --,
-    not recorder bookkeeping, :data:`NOT_STIMULI`), with their onsets (s from the first sample)."""
+def stimulus_events(raw, marker: str | Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`event_times` of ``raw``'s events that may be stimuli (not scanner markers -- ``marker`` and the usual scanner
+    names --, not recorder bookkeeping, :data:`NOT_STIMULI`): name -> (onsets, durations)."""
     markers = with_default_markers(tuple(marker) if isinstance(marker, (list, tuple)) else marker)
-    return {k: v[0] for k, v in event_times(raw).items() if not _not_stimulus(k, markers)}
+    return {k: v for k, v in event_times(raw).items() if not _not_stimulus(k, markers)}
+
+
+def stimulus_names(raw, marker: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """:func:`stimulus_events`' names with their onsets (s from the first sample)."""
+    return {k: v[0] for k, v in stimulus_events(raw, marker).items()}
+
+
+#: A condition whose events last this long (median, s) or longer is a block condition: its duration is recorded, so that
+#: a recording that gives its events without durations (BrainVision markers of one sample) gets them as blocks.
+MIN_BLOCK_S = 1.0
+
+
+def _merged(events: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The events of ``names`` (matched as markers are), one per onset (within :data:`SAME_EVENT_S`) with the longest
+    duration any of its names gives, sorted."""
+    ons, durs = [], []
+    for k, (on, du) in events.items():
+        if any(_match(k, n) for n in names):
+            ons.append(np.asarray(on, dtype=float))
+            durs.append(np.asarray(du, dtype=float))
+    if not ons:
+        return np.zeros(0), np.zeros(0)
+    on, du = np.concatenate(ons), np.concatenate(durs)
+    o_ = np.argsort(on, kind="stable")
+    on, du = on[o_], du[o_]
+    first = np.flatnonzero(np.r_[True, np.diff(on) > SAME_EVENT_S])
+    return on[first], np.maximum.reduceat(du, first)
+
+
+def condition_durations(found: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], conditions: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """The duration of each block condition: the median over the runs' events (:func:`stimulus_events` per run) where it
+    is at least :data:`MIN_BLOCK_S` (events without a duration, e.g. a marker of one sample, then get it: see
+    :func:`event_regressors`); conditions of brief events are left out."""
+    out = {}
+    for c, names in conditions.items():
+        du = np.concatenate([_merged(f, names)[1] for f in found] or [np.zeros(0)])
+        if len(du) and float(np.median(du)) >= MIN_BLOCK_S:
+            out[c] = round(float(np.median(du)), 6)
+    return out
+
+
+def stimulus_note(runs: Sequence[Any], marker: Any = None) -> str | None:
+    """For ``eeg2fmri datasets --check``: the stimulus-like markers the runs' recordings hold (names and counts over the
+    runs, each file once) and how to use them -- the prepare option ``events`` -- or None without any. A run whose EEG
+    cannot be read is left to the check's own problems."""
+    from eeg2fmri.io.layouts import read_layout_eeg
+
+    total: dict[str, int] = {}
+    seen: set[str] = set()
+    for run in runs:
+        path = str(getattr(run, "eeg_path", ""))
+        if path in seen:
+            continue
+        seen.add(path)
+        own = getattr(run, "marker", None)
+        names = [*((own,) if isinstance(own, str) else tuple(own or ())), *((marker,) if isinstance(marker, str) else tuple(marker or ()))]
+        try:
+            found = stimulus_names(read_layout_eeg(run, preload=False), tuple(names))
+        except Exception:  # noqa: BLE001  (a file that cannot be read is the check's own finding)
+            continue
+        for k, v in found.items():
+            total[k] = total.get(k, 0) + len(v)
+    if not total:
+        return None
+    top = ", ".join(f"{k!r} ({n}x)" for k, n in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
+    return (f"stimulus markers in the recordings: {top}{' ...' if len(total) > 8 else ''}. In a task design the BOLD follows them: "
+            "prepare --config '{\"events\": \"auto\"}' (or a list of their names) adds them as event regressors, and "
+            "benchmark then shows the stimulus GLM (stimulus_glm) that the EEG models must beat")
 
 
 def _same_events(a: Sequence[Mapping[str, Any]], n1: str, n2: str) -> bool:
@@ -129,7 +198,7 @@ def resolve_events(option: Any, found: Sequence[Mapping[str, int]], *, where: st
             total[k] = total.get(k, 0) + (int(n) if np.ndim(n) == 0 else len(n))
     seen = ", ".join(f"{k!r} ({n}x)" for k, n in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:12]) or "none"
     if isinstance(option, str):
-        if option != "auto":
+        if option.strip().lower() != "auto":  # (user test 51: "Auto" was taken as a marker name)
             option = [option]
         else:
             names = sorted(k for k, n in total.items() if n >= MIN_AUTO_EVENTS)
@@ -169,15 +238,30 @@ def resolve_events(option: Any, found: Sequence[Mapping[str, int]], *, where: st
         raise Eeg2fmriInputError(f"{where}: expected 'auto', a list of marker names or a mapping condition -> names, got {option!r}; "
                                  "e.g. events: auto, or events: ['S  1', 'S  2'].")
     for c, names in conds.items():
+        scanner = [n for n in names if any(_match(n, m) or _match(m, n) for m in with_default_markers(None))]
+        if scanner:
+            raise Eeg2fmriInputError(f"{where}: condition {c!r}: expected stimulus marker names, got the scanner marker name(s) {scanner} (volume "
+                                     "markers time the BOLD volumes; they are no design); leave them out.")
         if not any(_match(k, n) for n in names for k in total):
+            import difflib
+
+            close = difflib.get_close_matches(names[0], list(total), n=3, cutoff=0.6)
             raise Eeg2fmriInputError(f"{where}: expected condition {c!r} ({names}) to match events of the recordings, found none; they "
-                                     f"hold {seen}. Correct the name or leave the condition out (names match without case, spaces or "
-                                     "a 'Type/' prefix: 'S 1' finds 'Stimulus/S  1').")
+                                     f"hold {seen}.{f' Did you mean {close}?' if close else ''} Correct the name or leave the condition "
+                                     "out (names match without case, spaces or a 'Type/' prefix: 'S 1' finds 'Stimulus/S  1').")
+    keys = {}
+    for c, names in conds.items():  # (user test 51: two conditions of the same events were accepted)
+        key = tuple(sorted(str(n).strip().lower().replace(" ", "") for n in names))
+        if key in keys:
+            raise Eeg2fmriInputError(f"{where}: conditions {keys[key]!r} and {c!r} name the same markers ({names}); expected each condition "
+                                     "once: leave one out.")
+        keys[key] = c
     return conds
 
 
 def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], conditions: Mapping[str, Sequence[str]],
-                     starts: np.ndarray, flen: float, ends: np.ndarray | None = None) -> np.ndarray:
+                     starts: np.ndarray, flen: float, ends: np.ndarray | None = None,
+                     durations: Mapping[str, float] | None = None) -> np.ndarray:
     """Per-frame series of each condition.
 
     Parameters
@@ -194,6 +278,10 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
         Where each frame's events stop counting (s); ``None``: ``starts + flen``. Prepared runs pass the next
         frame's start (:func:`contiguous_ends`): frames anchored on jittered volume onsets then neither leave
         gaps (events lost) nor overlap (events counted twice).
+    durations : dict | None
+        condition -> duration (s) of a block condition (prepare option ``event_durations``, by default
+        :func:`condition_durations` of the training recordings): its events shorter than half of it -- markers that
+        carry no duration, e.g. a BrainVision file without its ``events.tsv`` -- last that long.
 
     Returns
     -------
@@ -204,19 +292,15 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
     starts = np.asarray(starts, dtype=float)
     ends = starts + flen if ends is None else np.asarray(ends, dtype=float)
     out = np.zeros((len(starts), len(conditions)), dtype=np.float64)
-    for j, names in enumerate(conditions.values()):
-        ons, durs = [], []
-        for k, (on, du) in events.items():
-            if any(_match(k, n) for n in names):
-                ons.append(on)
-                durs.append(du)
-        if not ons:
+    for j, (cond, names) in enumerate(conditions.items()):
+        # one event under two names (a marker and its trigger code or events.tsv row): once, with the longest duration any of
+        # its names gives (a BrainVision marker of one sample beside its events.tsv row of 20 s is a 20-s block: user test 51)
+        on, du = _merged(events, names)
+        if not len(on):
             continue
-        on, du = np.concatenate(ons), np.concatenate(durs)
-        o_ = np.argsort(on, kind="stable")
-        on, du = on[o_], du[o_]
-        keep = np.r_[True, np.diff(on) > SAME_EVENT_S]  # one event under two names (a marker and its trigger code or events.tsv row): once
-        on, du = on[keep], du[keep]
+        block = (durations or {}).get(cond)
+        if block:
+            du = np.where(du < 0.5 * float(block), float(block), du)
         short = du < flen
         o = np.sort(on[short])
         out[:, j] += np.searchsorted(o, ends, side="left") - np.searchsorted(o, starts, side="left")

@@ -191,7 +191,8 @@ def _dsp_device(dsp_device: str | None, dev: torch.device | None) -> torch.devic
 
 
 def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareConfig, where: str,
-                dummy_scans: int = 0, frame_len: float | None = None, max_step: float | None = None) -> tuple[dict, float, np.ndarray | None]:
+                dummy_scans: int = 0, frame_len: float | None = None, max_step: float | None = None,
+                marker_block: int | None = None) -> tuple[dict, float, np.ndarray | None]:
     """Where the output's volume grid is anchored: a description for the sidecar and the grid's offset from the first sample.
 
     Returns
@@ -224,6 +225,19 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             if found is not None:
                 logger.info("%s: none of the training marker names %s in the recording; using its %r markers", where, list(names), found)
             names = with_default_markers(names)
+        blocks: list = []
+        if found is not None and marker_block is not None:  # one scan of several: its markers only
+            from eeg2fmri.io.sync import describe_blocks, marker_blocks
+
+            step_b = float(np.median(np.diff(times))) if len(times) > 1 else tr
+            blocks = marker_blocks(times, step_b)
+            if marker_block > len(blocks):
+                raise Eeg2fmriInputError(f"{where}: marker_block={marker_block}, but the recording holds {len(blocks)} block(s) of {found!r} "
+                                         f"scanner markers ({describe_blocks(times, blocks, step_b)}); pass a block from 1 to {len(blocks)}.")
+            a, b = blocks[marker_block - 1]
+            logger.info("%s: block %d of %d of %r scanner markers (%s): the output is that scan's volumes", where, marker_block, len(blocks),
+                        found, describe_blocks(times, [(a, b)], step_b).split(": ", 1)[1])
+            times = times[a:b]
         if found is not None and dummy_scans:
             if dummy_scans >= len(times):
                 raise Eeg2fmriInputError(f"{where}: dummy_scans={dummy_scans} but the recording has only {len(times)} {found!r} marker(s); "
@@ -231,8 +245,7 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             logger.info("%s: the first %d %r marker(s) dropped as dummy scans; volume 0 at %.3f s", where, dummy_scans, found,
                         float(times[dummy_scans]))
             times = times[dummy_scans:]
-        blocks: list = []
-        if found is not None and len(times) > 2:  # several scans in one recording (user test 50): said, with each one's start
+        if found is not None and len(times) > 2 and marker_block is None:  # several scans in one recording (user test 50): said
             from eeg2fmri.io.sync import describe_blocks, marker_blocks
 
             step_b = float(np.median(np.diff(times)))
@@ -240,10 +253,9 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             if len(blocks) > 1:
                 logger.warning("%s: the recording holds %d blocks of %r scanner markers, parted by pauses (separate scans: %s): the "
                                "output's grid follows the first marker, so the volumes of later scans are off their scan's volumes "
-                               "(a pause is no whole number of TRs). To put the output on one scan's volumes, pass --first-onset "
-                               "with that scan's first saved volume (e.g. %.3f s for block 2, after its dummy-scan markers), or cut "
-                               "the recording to that scan first (Python: raw.crop(tmin, tmax)).", where, len(blocks), found,
-                               describe_blocks(times, blocks, step_b), float(times[blocks[1][0]]))
+                               "(a pause is no whole number of TRs). To write one scan's volumes on its own grid, pass --marker-block K "
+                               "(K = 1..%d; marker_block=K), with --dummy-scans for that scan's dummy-scan markers.", where, len(blocks),
+                               found, describe_blocks(times, blocks, step_b), len(blocks))
         if found is not None:
             label, t0 = f"marker {found!r}" + (f" (after {dummy_scans} dummy scans)" if dummy_scans else ""), float(times[0])
             step_s = float(np.median(np.diff(times))) if len(times) > 1 else None
@@ -286,8 +298,10 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
     if offset >= raw.n_times / sf:
         offset = 0.0
     out = {"anchor": label, "anchor_time_s": t0, "offset_s": offset}
-    if times is not None and len(blocks) > 1:
+    if times is not None and len(blocks) > 1 and marker_block is None:
         out["marker_blocks"] = len(blocks)
+    if marker_block is not None:
+        out["marker_block"] = int(marker_block)
     return out, offset, times
 
 
@@ -479,6 +493,7 @@ def synthesize(
     atlas: Any = None,
     interpolate_outliers: bool = True,
     clean: str | dict | None = None,
+    marker_block: int | None = None,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -603,6 +618,12 @@ def synthesize(
         after the last map to indices outside the scan: ``volumes_before_first_marker``/``volumes_after_last_marker``
         of them; ``volumes="markers"`` writes only the scan's).
 
+    marker_block : int | None
+        For a recording that holds several scans (blocks of scanner markers parted by pauses, as ``prepare`` finds
+        them for one EEG file across several BOLD runs): write the volumes of block ``marker_block`` (1 = the first),
+        on that scan's own volume grid (the grid anchored on its first marker, after ``dummy_scans`` of its markers;
+        ``volumes="markers"``). Times in the sidecar still count from the file's first sample. ``None`` (default):
+        the grid follows the recording's first marker, and several blocks are warned about.
     clean : str | dict | None
         Remove scanner artefacts from the recording first (:func:`eeg2fmri.preprocessing.cleaning.clean_raw`, with the
         volume markers of the model's training): ``"training"`` as the model's training runs were cleaned (its
@@ -634,7 +655,8 @@ def synthesize(
                        pad_seconds=pad_seconds, progress_bar=progress_bar, device=device, channel_positions=channel_positions,
                        channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
                        first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts,
-                       first_marker_volume=first_marker_volume, atlas=atlas, interpolate_outliers=interpolate_outliers, clean=clean)
+                       first_marker_volume=first_marker_volume, atlas=atlas, interpolate_outliers=interpolate_outliers, clean=clean,
+                       marker_block=marker_block)
 
 
 def _clean_like_training(eeg: Any, clean: str | dict, cfg: PrepareConfig, tr: float, where: str, model_dir: Path) -> tuple[Any, dict]:
@@ -670,7 +692,12 @@ def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where:
     from eeg2fmri.preprocessing.events import SAME_EVENT_S, event_regressors, event_times
 
     times = event_times(raw)
-    rows = event_regressors(times, cfg.events, starts, flen)
+    rows = event_regressors(times, cfg.events, starts, flen, durations=cfg.event_durations)
+    for c, d in (cfg.event_durations or {}).items():  # block markers without their durations (a .vhdr without events.tsv): said
+        du = np.concatenate([times[k][1] for k in times if any(_match(k, n) for n in cfg.events.get(c, []))] or [np.zeros(0)])
+        if len(du) and (du < 0.5 * d).any():
+            logger.info("%s: %d event(s) of condition %r carry no duration here: taken as blocks of %g s, the training's", where,
+                        int((du < 0.5 * d).sum()), c, d)
     def count(names: list[str]) -> int:  # (one event under two names counted once, as in the regressors)
         on = np.sort(np.concatenate([times[k][0] for k in times if any(_match(k, n) for n in names)] or [np.zeros(0)]))
         return int(len(on) and 1 + np.sum(np.diff(on) > SAME_EVENT_S))
@@ -692,7 +719,7 @@ def _is_fit_result(value) -> bool:
 def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
                 progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
                 dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None, atlas: Any = None,
-                interpolate_outliers: bool = True, clean: str | dict | None = None) -> Path:
+                interpolate_outliers: bool = True, clean: str | dict | None = None, marker_block: int | None = None) -> Path:
     """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
@@ -702,7 +729,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                   progress_bar=progress_bar, device=device, channel_positions=channel_positions, channel_tolerance_mm=channel_tolerance_mm,
                   min_channel_share=min_channel_share, dsp_device=dsp_device, first_onset=first_onset, volumes=volumes,
                   dummy_scans=dummy_scans, check_artifacts=check_artifacts, first_marker_volume=first_marker_volume, atlas=atlas,
-                  interpolate_outliers=interpolate_outliers, clean=clean)
+                  interpolate_outliers=interpolate_outliers, clean=clean, marker_block=marker_block)
         return _region_file_only(eeg, model_dir, Path(out), overwrite=overwrite, **kw)
     check_instance(eeg, (str, os.PathLike, mne.io.BaseRaw), "eeg", where="synthesize",
                    fix="pass an EEG file (any format MNE reads) or an mne.io.Raw; the order is synthesize(eeg, model_dir, out)")
@@ -842,8 +869,17 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         if not isinstance(first_onset, str) or first_onset.strip().lower() != "markers":
             raise Eeg2fmriInputError(f"{where}: first_marker_volume={first_marker_volume} numbers the scanner markers, so it needs "
                                      "first_onset='markers' (--first-onset markers).")
+    if marker_block is not None:  # one scan of a session recording: its markers anchor the grid, its volumes are written
+        if isinstance(marker_block, bool) or not isinstance(marker_block, (int, np.integer)) or marker_block < 1:
+            raise Eeg2fmriInputError(f"{where}: expected marker_block as a whole number >= 1 (1 = the recording's first block of scanner "
+                                     f"markers), got {marker_block!r}; e.g. --marker-block 2.")
+        if first_onset is not None and not (isinstance(first_onset, str) and first_onset.strip().lower() == "markers"):
+            raise Eeg2fmriInputError(f"{where}: marker_block={marker_block} picks a block of scanner markers, so the volumes are timed by "
+                                     f"them; expected no first_onset (or 'markers'), got {first_onset!r}: drop --first-onset.")
+        first_onset, volumes = "markers", "markers"
     anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where, dummy_scans=int(dummy_scans),
-                                          frame_len=flen if frame_based else None, max_step=None if frame_based else tr_train)
+                                          frame_len=flen if frame_based else None, max_step=None if frame_based else tr_train,
+                                          marker_block=marker_block)
     if marker_t is not None and len(marker_t):
         marker_volume_source = "given" if first_marker_volume is not None else None
         src = eeg if isinstance(eeg, (str, os.PathLike)) else next(iter(getattr(eeg, "filenames", None) or ()), None)
@@ -976,10 +1012,16 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                    chunk_seconds=chunk_seconds, pad_seconds=pad_seconds, folder=tmp, progress_bar=progress_bar, where=where,
                                    torch_device=dsp_dev)
         feats = st.features
-        ev_rows, ev_counts = None, None
+        ev_rows, ev_counts, ev_reads = None, None, False
         if getattr(spec, "event_names", ()):  # the model reads event regressors: from this recording's markers, on the same frames
             reads = getattr(lm.model, "_reads", None)  # (ridge_hrf, the flagship: (EEG, events) -- its network reads no events)
-            ev_rows, ev_counts = _event_rows(raw, cfg, st.starts, flen, where, reads_events=bool(reads[1]) if reads is not None else True)
+            ev_reads = bool(reads[1]) if reads is not None else True
+            ev_rows, ev_counts = _event_rows(raw, cfg, st.starts, flen, where, reads_events=ev_reads)
+            if reads is not None and not reads[0] and not any(ev_counts.values()):  # (user test 51: a constant NIfTI, exit 0)
+                raise Eeg2fmriInputError(f"{where}: expected events of the model's conditions {list(ev_counts)} (marker names "
+                                         f"{sorted({n for v in cfg.events.values() for n in v})}): the model reads only them (a stimulus "
+                                         "GLM) and this recording holds none, so its output would be constant; rename the recording's "
+                                         "stimulus annotations to those names (raw.annotations.rename), or use a model that reads the EEG.")
         if get_representation(kind).rate_dependent_freqs and spec.freqs is not None and (len(st.freqs) != len(spec.freqs) or not np.allclose(st.freqs, spec.freqs, atol=1e-6)):
             raise Eeg2fmriInputError(f"{where}: the STFT bins ({len(st.freqs)}) differ from the model's ({len(spec.freqs)}); use a recording at the training sampling rate.")
         # windows: indices of the rows of every output volume's window
@@ -1216,7 +1258,11 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                    "spatial pattern, restrict analyses to the outputs above chance (AboveChanceMask, written where the model folder "
                                    "has a calibration), and test across subjects (a group model "
                                    "on per-subject effects). Values are standardised units of the training runs, not percent signal "
-                                   "change: analyse without intensity scaling (nilearn: signal_scaling=False)"),
+                                   "change: analyse without intensity scaling (nilearn: signal_scaling=False)"
+                                   + ("; this model reads the recording's stimulus markers (event regressors "
+                                      f"{list(ev_counts)}): its output holds the design's response by construction, so a GLM of these "
+                                      "conditions on it is circular -- it shows what the model learned of the design, not evidence "
+                                      "from this recording's EEG" if ev_reads else "")),
                 **({"Cleaning": cleaning} if cleaning is not None else {}),
             }
             if w_unc is not None:

@@ -174,6 +174,10 @@ def fit_model(
             info["hrf_margin"] = dict(model.hrf_margin_)
         if getattr(model, "hrf_r_", None):
             info["hrf_r"] = {k: float(v) for k, v in model.hrf_r_.items()}
+        reads = getattr(model, "_reads", (True, False))
+        if all(reads) and getattr(model, "n_events", 0):  # EEG + event regressors: the events' gain chosen (user test 51: not said)
+            info["event_gain"] = float(getattr(model, "event_gain_", 1.0))
+        info["model_name"] = getattr(type(model), "registry_name", None) or name
     if hasattr(model, "alpha_"):
         alpha = np.asarray(model.alpha_, dtype=np.float64)
         if alpha.size == 1:

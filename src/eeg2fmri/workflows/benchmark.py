@@ -547,6 +547,12 @@ def run_benchmark(
     if cross_info is not None:
         results["cross_dataset"] = cross_info
     rows = leaderboard_rows(results, fits)
+    if getattr(ds.config, "event_names", None):  # which rows read the stimulus markers (user test 51: the table did not say)
+        for r in rows:
+            base = str(r["name"]).split(" ")[0]
+            eeg_only = base == REFERENCE and ((hparams or {}).get(REFERENCE) or {}).get("inputs") == "eeg"
+            if r.get("role") in ("model", "reference") and base in (REFERENCE, STIMULUS, "eeg2fmri_net") and not eeg_only:
+                r["reads_events"] = "its linear path" if base == "eeg2fmri_net" else "yes"
     retrained = sorted(nm for nm, f in fits.items() if any(e is not None for e in f.get("refit_epochs", [])))
     networks = ("the networks train on the other subjects" if not retrained else
                 f"the networks train on the other subjects, and {', '.join(retrained)} again on every non-test subject for the "
@@ -975,7 +981,8 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
                                 "ridge_weight", "at_epoch_limit", "no_refit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
-                                "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null"} | {k for k, _ in _COLUMNS})
+                                "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null",
+                                "reads_events"} | {k for k, _ in _COLUMNS})
 
 
 def absolute_metric(value: Any) -> Any:
@@ -1061,4 +1068,11 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"{name}: training reached optimizer.max_epochs in fold(s) {[i for i, x in enumerate(limit) if x]} with its best "
                          "validation epoch among the last: it may be under-trained there; raise max_epochs (--train-config "
                          "'{\"optimizer\": {\"max_epochs\": N}}')")
+    readers = [f"{r['name']}" + (" (its linear path; the network reads the EEG only)" if r["reads_events"] != "yes" else "")
+               for r in rows if r.get("reads_events")]
+    if readers:  # (user test 51: "Δr vs ridge_hrf" compared an EEG-only model with a reference that reads the design)
+        notes.append(f"event regressors (the stimulus markers, prepare option events) are read by: {', '.join(readers)}; the other rows "
+                     "read the EEG only. Δr vs ridge_hrf is against a reference that reads the design: a model of the EEG alone is "
+                     "compared with ridge_hrf on the same data prepared without events, or with hparams "
+                     "'{\"ridge_hrf\": {\"inputs\": \"eeg\"}}'")
     return notes + _roi_disagreements(rows) + _null_notes(rows)
