@@ -117,6 +117,8 @@ def test_resolve_events_forms_and_messages():
     # name first; a recording with only one of them still finds its events)
     assert resolve_events("auto", found) == {"Stimulus/S  2": ["Stimulus/S  2"], "standard": ["standard", "Stimulus/S  1"]}
     assert resolve_events(["S 2"], found) == {"S 2": ["S 2"]}
+    # a marker named by the user pools its events.tsv row (user test 51: a block marker of one sample lost its 20 s)
+    assert resolve_events(["S 1"], found) == {"S 1": ["S 1", "standard"]}
     assert resolve_events({"deviant": "S 2", "std": ["S 1", "standard"]}, found) == {"deviant": ["S 2"], "std": ["S 1", "standard"]}
     with pytest.raises(Eeg2fmriInputError, match=r"expected condition 'S 9' \(\['S 9'\]\) to match events of the recordings, found none; they hold"):
         resolve_events(["S 9"], found)

@@ -399,8 +399,8 @@ def _keep_own_markers(raw, own, path: Path) -> None:
     _SAID_OWN_MARKERS.add(key)
     say("%s: events.tsv does not list the recording's own marker(s) %s (%d events); kept from the EEG file (events.tsv "
         "replaces a file's markers when read through mne-bids)%s", path.name, ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""),
-        len(keep), f"; {same} of them at the time of an events.tsv row: the same events under another name there (harmless: "
-        "prepare reads only the scanner markers)" if same else "")
+        len(keep), f"; {same} of them at the time of an events.tsv row: the same events under another name there (prepare's "
+        "option events pools the two names into one condition, with the events.tsv row's duration)" if same else "")
 
 
 def check_continuous(raw, where: str, tail: str) -> None:

@@ -237,6 +237,12 @@ def resolve_events(option: Any, found: Sequence[Mapping[str, int]], *, where: st
     else:
         raise Eeg2fmriInputError(f"{where}: expected 'auto', a list of marker names or a mapping condition -> names, got {option!r}; "
                                  "e.g. events: auto, or events: ['S  1', 'S  2'].")
+    for c, names in list(conds.items()):  # the same events under another name (a marker and its events.tsv row): pooled too
+        hits = [k for k in total if any(_match(k, n) for n in names)]
+        alias = [k for k in total if k not in hits and any(_same_events(found, h, k) for h in hits)]
+        if alias:
+            logger.info("%s: condition %r: %s mark the same events as %s (pooled: one event, the longer duration)", where, c, alias, hits)
+            conds[c] = [*names, *alias]
     for c, names in conds.items():
         scanner = [n for n in names if any(_match(n, m) or _match(m, n) for m in with_default_markers(None))]
         if scanner:
