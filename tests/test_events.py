@@ -131,6 +131,8 @@ def test_resolve_events_forms_and_messages():
         resolve_events(["standrad"], found)
     with pytest.raises(Eeg2fmriInputError, match=r"conditions 'a' and 'b' name the same markers \(\['S  2'\]\); expected each condition once"):
         resolve_events({"a": "S 2", "b": ["S  2"]}, found)
+    with pytest.raises(Eeg2fmriInputError, match=r"conditions 'a' and 'b' name the same markers"):
+        resolve_events({"a": "S 2", "b": "Stimulus/S  2"}, found)
     with pytest.raises(Eeg2fmriInputError, match=r"expected 'auto', a list of marker names or a mapping condition -> names, got 3"):
         resolve_events(3, found)
     with pytest.raises(Eeg2fmriInputError, match=r"expected condition -> marker name or list of names, got 'x': 5"):
@@ -181,7 +183,9 @@ def test_prepare_appends_event_regressors_after_the_eeg_features(event_prepared,
         assert (f[:, :, n_b:] == f[:, :1, n_b:]).all()  # the same regressors on every channel
         starts, _ = frame_starts(np.asarray(run.onsets), ds.tr, 1, np.inf, "x")
         flen = ds.tr
-        events = {n: (times[s][n], np.full(len(times[s][n]), 12.0 if (s == "sub-02" and n == STIM[1]) else 0.0)) for n in STIM}
+        # (condition 2: 12-s blocks in sub-02; sub-01's events of it carry no duration and take the recorded 12 s)
+        assert ds.config.event_durations == {STIM[1]: 12.0}
+        events = {n: (times[s][n], np.full(len(times[s][n]), 12.0 if n == STIM[1] else 0.0)) for n in STIM}
         # each frame counts the events up to the next frame's start (frames anchored on jittered markers: no gap, no overlap)
         ends = np.r_[starts[1:], starts[-1] + flen]
         want = _brute(events, {n: [n] for n in STIM}, starts, flen, ends)
@@ -429,10 +433,15 @@ def test_classify_eeg_source_leaves_the_event_regressors_out(event_prepared, tin
 
 
 def test_event_conditions_must_match_across_datasets(event_prepared, tiny_prepared):
+    import dataclasses
+
     from eeg2fmri.evaluation.crossdata import check_same_space
 
     with pytest.raises(Eeg2fmriInputError, match=r"event regressors \{'Stimulus/S  1': \['Stimulus/S  1'\], .*\} vs none"):
         check_same_space(event_prepared, tiny_prepared)
+    brief = dataclasses.replace(event_prepared, config=dataclasses.replace(event_prepared.config, event_durations=None))
+    with pytest.raises(Eeg2fmriInputError, match=r"event durations \{'Stimulus/S  2': 12\.0\} vs none"):
+        check_same_space(event_prepared, brief)
 
 
 def test_auto_events_leave_the_runs_own_scanner_markers_out(tiny_bids):
@@ -520,7 +529,7 @@ def test_evaluate_and_benchmark_keep_the_trained_event_conditions(event_prepared
     plain = tmp_path / "plain"
     tiny_prepared.save(plain)
     with pytest.raises(Eeg2fmriInputError, match=r"plain: expected the event regressors the model was trained with \(\{'Stimulus/S  1'.* got none; "
-                                                 r"prepare the data with the prepare option events"):
+                                                 r"prepare the data with the prepare options events and event_durations"):
         evaluate_run(model=saved, data=plain, out=tmp_path / "ev", n_boot=0, progress_bar=False)
     prepared = tmp_path / "events"
     event_prepared.save(prepared)
@@ -591,6 +600,12 @@ def test_block_durations_survive_markers_without_them():
     durations = condition_durations([both], conds)
     assert durations == {"checkerboard": 20.0} and condition_durations([marker], conds) == {}
     np.testing.assert_array_equal(event_regressors(marker, conds, starts, flen, durations=durations), full)  # ... or blocks
+    # events that carry a duration keep it (an 8-s block stays 8 s); only those without one take the recorded duration, and
+    # a file of markers alone beside files with durations does not switch the durations off (user test 53)
+    mixed = {"blk": (np.array([4.0, 40.0, 70.0]), np.array([8.0, 20.0, 0.002]))}
+    got = event_regressors(mixed, {"b": ["blk"]}, starts, flen, durations={"b": 20.0})
+    assert got.sum() == pytest.approx(4 + 10 + 10)
+    assert condition_durations([both, marker, marker], conds) == {"checkerboard": 20.0}
 
 
 def test_prepare_records_block_durations_and_checks_the_option(event_runs, capsys):
@@ -598,19 +613,21 @@ def test_prepare_records_block_durations_and_checks_the_option(event_runs, capsy
 
     runs, times = event_runs
     ds = prepare_dataset(runs, {"notch": 50, "events": "auto"}, progress_bar=False)
-    # condition 2: 12-s blocks in sub-02, brief events (more of them) in sub-01: the median is brief, no block duration
-    assert ds.config.event_durations is None
-    given = prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {STIM[1]: 12}}, progress_bar=False)
-    assert given.config.event_durations == {STIM[1]: 12}
-    n_b = len(given.config.bands)
-    # sub-01's brief events of condition 2 are now 12-s blocks: more frames carry them
-    assert (np.asarray(given.runs[0].features)[:, 0, n_b + 1] > 0).sum() > 3 * (np.asarray(ds.runs[0].features)[:, 0, n_b + 1] > 0).sum()
+    # condition 2: 12-s blocks in sub-02; in sub-01 events without a duration (0 s), which take the recorded 12 s
+    assert ds.config.event_durations == {STIM[1]: 12.0}
+    off = prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {STIM[1]: 0}}, progress_bar=False)
+    assert off.config.event_durations is None  # (0 switches a condition's duration off)
+    n_b = len(ds.config.bands)
+    # sub-01's events of condition 2 are 12-s blocks with the duration, impulses without it
+    assert (np.asarray(ds.runs[0].features)[:, 0, n_b + 1] > 0).sum() > 3 * (np.asarray(off.runs[0].features)[:, 0, n_b + 1] > 0).sum()
+    given = prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {STIM[0]: 3}}, progress_bar=False)
+    assert given.config.event_durations == {STIM[0]: 3, STIM[1]: 12.0}  # (given on top of the recorded ones)
     with pytest.raises(Eeg2fmriInputError, match=r"prepare option event_durations: expected durations of the conditions \['Stimulus/S  1', "
                                                  r"'Stimulus/S  2'\], got \['nope'\] as well"):
         prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {"nope": 3}}, progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match=r"event_durations=\{'a': 3\}: expected together with the option events"):
         prepare_dataset(runs, {"notch": 50, "event_durations": {"a": 3}}, progress_bar=False)
-    with pytest.raises(Eeg2fmriInputError, match=r"event_durations: expected a mapping condition -> seconds > 0, got \{'a': -1\}"):
+    with pytest.raises(Eeg2fmriInputError, match=r"event_durations: expected a mapping condition -> seconds >= 0, got \{'a': -1\}"):
         prepare_dataset(runs, {"notch": 50, "events": "auto", "event_durations": {"a": -1}}, progress_bar=False)
 
 

@@ -1482,6 +1482,10 @@ def test_a_recording_of_several_scans_is_said(tiny_bids, ridge_dir, tmp_path, ca
     assert np.median(r_off) < np.median(r) - 0.05
     with pytest.raises(Eeg2fmriInputError, match=r"marker_block=3, but the recording holds 2 block\(s\) of 'R128' scanner markers \(1: 3\.7"):
         synthesize(both, ridge_dir, tmp_path / "b3.nii.gz", progress_bar=False, marker_block=3)
+    with pytest.raises(Eeg2fmriInputError, match=r"marker_block=2 writes that scan's volumes only; expected volumes='markers' .* got 'all'"):
+        synthesize(both, ridge_dir, tmp_path / "ba.nii.gz", progress_bar=False, marker_block=2, volumes="all")
+    with pytest.raises(Eeg2fmriInputError, match=r"dummy_scans=95 but block 2 has only 90 'R128' marker\(s\)"):
+        synthesize(both, ridge_dir, tmp_path / "bd.nii.gz", progress_bar=False, marker_block=2, dummy_scans=95)
     with pytest.raises(Eeg2fmriInputError, match=r"expected marker_block as a whole number >= 1 .* got 0"):
         synthesize(both, ridge_dir, tmp_path / "b0.nii.gz", progress_bar=False, marker_block=0)
     with pytest.raises(Eeg2fmriInputError, match=r"marker_block=2 picks a block of scanner markers, .* got 12\.0: drop --first-onset"):

@@ -373,7 +373,7 @@ def run(args) -> int:
                 g["models"] = [m for m in g["models"] if m != "stimulus_glm"]  # ('all': it needs event regressors, which these data lack)
             test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
             if ds.config.events and test_prep:  # the training's resolved conditions, not "auto" found again in the test data
-                test_prep = {"config": {**test_prep["config"], "events": ds.config.events}}
+                test_prep = {"config": {**test_prep["config"], "events": ds.config.events, "event_durations": ds.config.event_durations}}
             test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
             g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean", "stimulus_glm") and g is groups[0])}
             timings["prepare_s"][rep] = round(time.perf_counter() - t0, 2)

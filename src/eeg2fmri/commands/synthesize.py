@@ -36,9 +36,9 @@ def add_arguments(p) -> None:
                    help="anchor the volume grid: a volume starts at this time (s from the first EEG sample), e.g. the first volume of "
                         "a scan, or 'markers' for the recording's first scanner marker (the training's marker names); default: "
                         "'markers' where the recording has scanner markers, else the first EEG sample (0)")
-    p.add_argument("--volumes", choices=("all", "markers"), default="all",
-                   help="all (default): every volume the recording allows; markers (with --first-onset markers): only the volumes from "
-                        "the first to the last scanner marker, to line up with the measured run")
+    p.add_argument("--volumes", choices=("all", "markers"), default=None,
+                   help="all (default): every volume the recording allows; markers (with --first-onset markers; the default with "
+                        "--marker-block): only the volumes from the first to the last scanner marker, to line up with the measured run")
     p.add_argument("--dummy-scans", type=int, default=0, metavar="N",
                    help="with --first-onset markers: the first N scanner markers are of volumes the scanner did not save (the "
                         "measured run's markers minus its volumes); they are dropped so that output volumes line up with the "

@@ -158,10 +158,11 @@ class PrepareConfig:
         with their haemodynamic basis (the flagship does not read them); ``synthesize`` reads them from the
         EEG-only recording's markers. The manifest records the conditions resolved.
     event_durations : dict | None
-        condition -> duration (s) of its events where the recording gives them none or shorter than half of it (markers
-        of one sample: a BrainVision file read without its ``events.tsv``). ``None`` (default): for every block
-        condition (median duration of its events in the recordings at least 1 s) that median, recorded in the manifest,
-        so that ``synthesize`` gives an EEG-only recording's block markers the training's duration.
+        condition -> duration (s) of its events where the recording gives them none (markers of one sample: a
+        BrainVision file read without its ``events.tsv``). By default, for every block condition (the median duration of
+        its events that carry one, at least 1 s) that median; durations given here replace those of their conditions (0:
+        none). Recorded in the manifest, so that ``synthesize`` gives an EEG-only recording's block markers the
+        training's duration.
     """
 
     bands: dict | str = "auto"
@@ -895,10 +896,10 @@ def _validate_config(cfg: PrepareConfig) -> None:
         if cfg.events is None:
             raise Eeg2fmriInputError(f"prepare option event_durations={ed!r}: expected together with the option events (durations of its "
                                      "conditions); add events or drop event_durations.")
-        if not isinstance(ed, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+        if not isinstance(ed, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
                                                 for v in ed.values()):
-            raise Eeg2fmriInputError(f"prepare option event_durations: expected a mapping condition -> seconds > 0, got {ed!r}; e.g. "
-                                     "{\"checkerboard\": 20}.")
+            raise Eeg2fmriInputError(f"prepare option event_durations: expected a mapping condition -> seconds >= 0, got {ed!r}; e.g. "
+                                     "{\"checkerboard\": 20} (0: no block duration for that condition).")
     if cfg.channel_positions is not None and not cfg.channels:
         raise Eeg2fmriInputError(f"prepare option channel_positions={cfg.channel_positions!r}: expected together with channels=[training channel names]; add channels or drop channel_positions.")
     if isinstance(cfg.bands, str) and cfg.bands != "auto":
@@ -1003,7 +1004,9 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
         for h, rec in zip(heads, records):
             once.setdefault(str(rec.eeg_path), h[4])
         conds = resolve_events(cfg.events, [{k: v[0] for k, v in f.items()} for f in once.values()])
-        durations = dict(cfg.event_durations) if cfg.event_durations else condition_durations(list(once.values()), conds)
+        # the recordings' block durations, with the ones given on top (a duration of 0 switches a condition's off)
+        durations = {**condition_durations(list(once.values()), conds), **dict(cfg.event_durations or {})}
+        durations = {c: d for c, d in durations.items() if d}
         unknown = sorted(set(durations) - set(conds))
         if unknown:
             raise Eeg2fmriInputError(f"prepare option event_durations: expected durations of the conditions {list(conds)}, got {unknown} "

@@ -100,6 +100,8 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
             diffs.append(f"STFT bins ({0 if fa is None else len(fa)} vs {0 if fb is None else len(fb)})")
     if (train.config.events or None) != (test.config.events or None):  # (same count, other meaning: silently wrong columns)
         diffs.append(f"event regressors {train.config.events or 'none'} vs {test.config.events or 'none'}")
+    elif (train.config.event_durations or None) != (test.config.event_durations or None):  # (blocks in one, impulses in the other)
+        diffs.append(f"event durations {train.config.event_durations or 'none'} vs {test.config.event_durations or 'none'}")
     if train.mask.shape != test.mask.shape:
         diffs.append(f"grid {train.mask.shape} vs {test.mask.shape}")
     elif not np.allclose(train.affine, test.affine, atol=1e-3):

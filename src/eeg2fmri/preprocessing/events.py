@@ -96,6 +96,10 @@ def stimulus_names(raw, marker: str | Sequence[str] | None = None) -> dict[str, 
     return {k: v[0] for k, v in stimulus_events(raw, marker).items()}
 
 
+#: An event this short (s) or shorter carries no duration: a marker of one sample (recorded at >= 20 Hz) or an events.tsv
+#: row of duration 0 / n/a. Only such events take a block condition's recorded duration (user test 53).
+NO_DURATION_S = 0.05
+
 #: A condition whose events last this long (median, s) or longer is a block condition: its duration is recorded, so that
 #: a recording that gives its events without durations (BrainVision markers of one sample) gets them as blocks.
 MIN_BLOCK_S = 1.0
@@ -119,14 +123,21 @@ def _merged(events: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence
 
 
 def condition_durations(found: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], conditions: Mapping[str, Sequence[str]]) -> dict[str, float]:
-    """The duration of each block condition: the median over the runs' events (:func:`stimulus_events` per run) where it
-    is at least :data:`MIN_BLOCK_S` (events without a duration, e.g. a marker of one sample, then get it: see
-    :func:`event_regressors`); conditions of brief events are left out."""
+    """The duration of each block condition: the median over the runs' events that carry a duration (longer than
+    :data:`NO_DURATION_S`; :func:`stimulus_events` per run) where it is at least :data:`MIN_BLOCK_S` (events without a
+    duration, e.g. a marker of one sample, then get it: see :func:`event_regressors`); conditions of brief events are
+    left out. A condition mixing brief events and blocks (its events' durations spread over more than a factor of 4) is
+    logged: give it its own durations, or split it."""
     out = {}
     for c, names in conditions.items():
         du = np.concatenate([_merged(f, names)[1] for f in found] or [np.zeros(0)])
+        du = du[du > NO_DURATION_S]  # the events that carry a duration
         if len(du) and float(np.median(du)) >= MIN_BLOCK_S:
             out[c] = round(float(np.median(du)), 6)
+            if float(du.min()) < float(np.median(du)) / 4:
+                logger.info("condition %r mixes brief events (%.3g s) and blocks (median %.3g s): only its events without a duration "
+                            "take the median; split the condition if its brief events are a design of their own", c, float(du.min()),
+                            float(np.median(du)))
     return out
 
 
@@ -145,6 +156,8 @@ def stimulus_note(runs: Sequence[Any], marker: Any = None) -> str | None:
         seen.add(path)
         own = getattr(run, "marker", None)
         names = [*((own,) if isinstance(own, str) else tuple(own or ())), *((marker,) if isinstance(marker, str) else tuple(marker or ()))]
+        seg = (getattr(run, "meta", None) or {}).get("segment_marker")  # (a layout's segment marker, as prepare leaves it out)
+        names += [seg] if isinstance(seg, str) else []
         try:
             found = stimulus_names(read_layout_eeg(run, preload=False), tuple(names))
         except Exception:  # noqa: BLE001  (a file that cannot be read is the check's own finding)
@@ -257,7 +270,7 @@ def resolve_events(option: Any, found: Sequence[Mapping[str, int]], *, where: st
                                      "out (names match without case, spaces or a 'Type/' prefix: 'S 1' finds 'Stimulus/S  1').")
     keys = {}
     for c, names in conds.items():  # (user test 51: two conditions of the same events were accepted)
-        key = tuple(sorted(str(n).strip().lower().replace(" ", "") for n in names))
+        key = tuple(sorted(k for k in total if any(_match(k, n) for n in names)))
         if key in keys:
             raise Eeg2fmriInputError(f"{where}: conditions {keys[key]!r} and {c!r} name the same markers ({names}); expected each condition "
                                      "once: leave one out.")
@@ -286,8 +299,8 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
         gaps (events lost) nor overlap (events counted twice).
     durations : dict | None
         condition -> duration (s) of a block condition (prepare option ``event_durations``, by default
-        :func:`condition_durations` of the training recordings): its events shorter than half of it -- markers that
-        carry no duration, e.g. a BrainVision file without its ``events.tsv`` -- last that long.
+        :func:`condition_durations` of the training recordings): its events that carry no duration (at most
+        :data:`NO_DURATION_S`: markers of one sample, e.g. a BrainVision file without its ``events.tsv``) last that long.
 
     Returns
     -------
@@ -305,8 +318,8 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
         if not len(on):
             continue
         block = (durations or {}).get(cond)
-        if block:
-            du = np.where(du < 0.5 * float(block), float(block), du)
+        if block:  # only the events that carry no duration (markers of one sample): those with one keep it
+            du = np.where(du <= NO_DURATION_S, float(block), du)
         short = du < flen
         o = np.sort(on[short])
         out[:, j] += np.searchsorted(o, ends, side="left") - np.searchsorted(o, starts, side="left")

@@ -240,7 +240,9 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
             times = times[a:b]
         if found is not None and dummy_scans:
             if dummy_scans >= len(times):
-                raise Eeg2fmriInputError(f"{where}: dummy_scans={dummy_scans} but the recording has only {len(times)} {found!r} marker(s); "
+                raise Eeg2fmriInputError(f"{where}: dummy_scans={dummy_scans} but "
+                                         + (f"block {marker_block} has" if marker_block is not None else "the recording has")
+                                         + f" only {len(times)} {found!r} marker(s); "
                                          "pass the number of markers before the first saved volume.")
             logger.info("%s: the first %d %r marker(s) dropped as dummy scans; volume 0 at %.3f s", where, dummy_scans, found,
                         float(times[dummy_scans]))
@@ -264,9 +266,9 @@ def _grid_phase(raw, first_onset: float | str | None, tr: float, cfg: PrepareCon
                 # (a whole number of output volumes per marker, e.g. --tr half the scan's TR, stays on it: user test 15)
                 if frame_len is None:  # a sample-based model (raw windows): any step up to the training TR (_hop_for)
                     writable = max_step is None or step_s <= max_step + 1e-9
-                else:
+                else:  # a step that divides the frame, or a whole number of frames (frames_per_tr > 1: user test 53)
                     q = frame_len / step_s
-                    writable = q >= 1 - 1e-9 and abs(q - round(q)) < 1e-6
+                    writable = (q >= 1 - 1e-9 and abs(q - round(q)) < 1e-6) or _frames_per_step(step_s, frame_len) > 1
                 if writable:  # a step the model can write
                     fix = f"pass --tr {step_s:.3g} for one volume per marker"
                 elif frame_len is None:
@@ -486,7 +488,7 @@ def synthesize(
     min_channel_share: float = 0.5,
     dsp_device: str | None = "auto",
     first_onset: float | str | None = None,
-    volumes: str = "all",
+    volumes: str | None = None,
     dummy_scans: int = 0,
     check_artifacts: bool = True,
     first_marker_volume: int | None = None,
@@ -583,8 +585,8 @@ def synthesize(
         The sidecar records it (``VolumeGrid``; with markers also which output
         volumes the first and last marker are, ``marker_volumes``, and how many
         volumes lie before the first and after the last).
-    volumes : {"all", "markers"}
-        ``"all"`` (default): every volume the recording allows. ``"markers"``
+    volumes : {"all", "markers"} | None
+        ``"all"`` (``None``, the default; ``"markers"`` with ``marker_block``): every volume the recording allows. ``"markers"``
         (with ``first_onset="markers"``): only the volumes from the first to
         the last scanner marker, one per marker of a regular scan: the output
         lines up volume by volume with the measured run (markers before the
@@ -689,15 +691,21 @@ def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where:
     condition with no events in the recording is warned where the model reads the regressors (its regressor is zero: the
     model predicts as for no stimulus)."""
     from eeg2fmri.io.sync import _match
-    from eeg2fmri.preprocessing.events import SAME_EVENT_S, event_regressors, event_times
+    from eeg2fmri.preprocessing.events import (
+        NO_DURATION_S,
+        SAME_EVENT_S,
+        _merged,
+        event_regressors,
+        event_times,
+    )
 
     times = event_times(raw)
     rows = event_regressors(times, cfg.events, starts, flen, durations=cfg.event_durations)
     for c, d in (cfg.event_durations or {}).items():  # block markers without their durations (a .vhdr without events.tsv): said
-        du = np.concatenate([times[k][1] for k in times if any(_match(k, n) for n in cfg.events.get(c, []))] or [np.zeros(0)])
-        if len(du) and (du < 0.5 * d).any():
+        du = _merged(times, cfg.events.get(c, []))[1]  # (one event under two names: the longer duration, as the regressors)
+        if len(du) and (du <= NO_DURATION_S).any():
             logger.info("%s: %d event(s) of condition %r carry no duration here: taken as blocks of %g s, the training's", where,
-                        int((du < 0.5 * d).sum()), c, d)
+                        int((du <= NO_DURATION_S).sum()), c, d)
     def count(names: list[str]) -> int:  # (one event under two names counted once, as in the regressors)
         on = np.sort(np.concatenate([times[k][0] for k in times if any(_match(k, n) for n in names)] or [np.zeros(0)]))
         return int(len(on) and 1 + np.sum(np.diff(on) > SAME_EVENT_S))
@@ -731,6 +739,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                   dummy_scans=dummy_scans, check_artifacts=check_artifacts, first_marker_volume=first_marker_volume, atlas=atlas,
                   interpolate_outliers=interpolate_outliers, clean=clean, marker_block=marker_block)
         return _region_file_only(eeg, model_dir, Path(out), overwrite=overwrite, **kw)
+    volumes_given = volumes is not None  # (None: "all", or "markers" with marker_block)
+    volumes = "all" if volumes is None else volumes
     check_instance(eeg, (str, os.PathLike, mne.io.BaseRaw), "eeg", where="synthesize",
                    fix="pass an EEG file (any format MNE reads) or an mne.io.Raw; the order is synthesize(eeg, model_dir, out)")
     check_instance(out, (str, os.PathLike), "out", where="synthesize", fix="pass the output path, e.g. 'synth_bold.nii.gz'")
@@ -876,6 +886,9 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         if first_onset is not None and not (isinstance(first_onset, str) and first_onset.strip().lower() == "markers"):
             raise Eeg2fmriInputError(f"{where}: marker_block={marker_block} picks a block of scanner markers, so the volumes are timed by "
                                      f"them; expected no first_onset (or 'markers'), got {first_onset!r}: drop --first-onset.")
+        if volumes == "all" and volumes_given:
+            raise Eeg2fmriInputError(f"{where}: marker_block={marker_block} writes that scan's volumes only; expected volumes='markers' (the "
+                                     "default with marker_block), got 'all': drop --volumes.")
         first_onset, volumes = "markers", "markers"
     anchor, phase, marker_t = _grid_phase(raw, first_onset, tr_out, cfg, where, dummy_scans=int(dummy_scans),
                                           frame_len=flen if frame_based else None, max_step=None if frame_based else tr_train,
@@ -1093,6 +1106,10 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                         f"{anchor['volumes_after_last_marker']} after the last; --volumes markers keeps only the marked ones)")
         n_out = len(ends)
         if n_out <= 0:
+            if marker_block is not None:  # (user test 53: a short test scan at the recording's start read as "too short")
+                raise Eeg2fmriInputError(f"{where}: marker_block={marker_block}: expected volumes with a whole EEG window ({need:.1f} s of EEG "
+                                         "up to each volume's end), found none: every volume of that block comes before the first whole "
+                                         "window; pick another block (--marker-block).")
             raise Eeg2fmriInputError(f"{where}: too short for one window; need at least {need:.1f} s of EEG.")
         # the first output volume's index on the grid whose volume 0 starts at the anchor (user test 7: --first-onset 10 wrote
         # volumes from 17.2 s, and only StartTime told which): StartTime = anchor_time_s + first_volume * RepetitionTime

@@ -552,6 +552,8 @@ def run_benchmark(
             base = str(r["name"]).split(" ")[0]
             eeg_only = base == REFERENCE and ((hparams or {}).get(REFERENCE) or {}).get("inputs") == "eeg"
             if r.get("role") in ("model", "reference") and base in (REFERENCE, STIMULUS, "eeg2fmri_net") and not eeg_only:
+                if base == "eeg2fmri_net" and not any(float(w) > 0 for w in (r.get("ridge_weight") or [])):
+                    continue  # no linear path, or a blend weight of 0 in every fold: the network alone reads no events
                 r["reads_events"] = "its linear path" if base == "eeg2fmri_net" else "yes"
     retrained = sorted(nm for nm, f in fits.items() if any(e is not None for e in f.get("refit_epochs", [])))
     networks = ("the networks train on the other subjects" if not retrained else
@@ -1071,8 +1073,9 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
     readers = [f"{r['name']}" + (" (its linear path; the network reads the EEG only)" if r["reads_events"] != "yes" else "")
                for r in rows if r.get("reads_events")]
     if readers:  # (user test 51: "Δr vs ridge_hrf" compared an EEG-only model with a reference that reads the design)
+        ref_reads = any(r.get("role") == "reference" and r.get("reads_events") for r in rows)
         notes.append(f"event regressors (the stimulus markers, prepare option events) are read by: {', '.join(readers)}; the other rows "
-                     "read the EEG only. Δr vs ridge_hrf is against a reference that reads the design: a model of the EEG alone is "
-                     "compared with ridge_hrf on the same data prepared without events, or with hparams "
-                     "'{\"ridge_hrf\": {\"inputs\": \"eeg\"}}'")
+                     "read the EEG only." + (" Δr vs ridge_hrf is against a reference that reads the design: a model of the EEG alone "
+                                             "is compared with ridge_hrf on the same data prepared without events, or with hparams "
+                                             "'{\"ridge_hrf\": {\"inputs\": \"eeg\"}}'" if ref_reads else ""))
     return notes + _roi_disagreements(rows) + _null_notes(rows)

@@ -363,11 +363,12 @@ def evaluate_run(
                    f"not the model's {sorted(set(ds.ch_names) - set(spec.ch_names))[:8]}")
             raise Eeg2fmriInputError(f"{data_path}: its EEG channels differ from the model's ({how}); "
                                      "to test on another dataset use --protocol cross (channels matched by name).")
-        trained_events = (meta.get("prepare") or {}).get("events") or None
-        if (ds.config.events or None) != trained_events:
-            raise Eeg2fmriInputError(f"{data_path}: expected the event regressors the model was trained with ({trained_events or 'none'}), "
-                                     f"got {ds.config.events or 'none'}; prepare the data with the prepare option events as for training "
-                                     "(the manifest of the training data records it).")
+        trained = meta.get("prepare") or {}
+        for key, what in (("events", "event regressors"), ("event_durations", "event durations")):
+            if (getattr(ds.config, key) or None) != (trained.get(key) or None):
+                raise Eeg2fmriInputError(f"{data_path}: expected the {what} the model was trained with ({trained.get(key) or 'none'}), "
+                                         f"got {getattr(ds.config, key) or 'none'}; prepare the data with the prepare options events and "
+                                         "event_durations as for training (the manifest of the training data records them).")
         if ds.mask.shape != lm.mask.shape or not np.array_equal(ds.mask, lm.mask):
             raise Eeg2fmriInputError(f"{data_path}: its brain mask differs from the model's ({int(ds.mask.sum())} vs {int(lm.mask.sum())} voxels); "
                                      "evaluate on the dataset the model was trained on, or use --protocol cross.")
