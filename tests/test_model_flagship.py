@@ -1204,7 +1204,7 @@ def test_ridge_alpha_per_target_gives_the_linear_path_a_penalty_per_output():
     assert info["ridge_own_alpha_fraction"] == gref.own_alpha_fraction_
     with torch.no_grad():
         np.testing.assert_allclose(guarded.eval()(x_te).numpy(), gref.predict(x_te.numpy()), rtol=1e-3, atol=1e-4)
-    with pytest.raises(Eeg2fmriInputError, match=r"ridge_alpha_per_target as true, false or \"guarded\", got 1"):
+    with pytest.raises(Eeg2fmriInputError, match=r"ridge_alpha_per_target as true, false, \"guarded\" or \"auto\", got 1"):
         EEG2fMRINet(spec, ridge_alpha_per_target=1)
 
 

@@ -433,7 +433,7 @@ def test_guarded_penalties_per_output_match_a_jackknife_computed_with_sklearn():
     np.testing.assert_allclose(again.predict(xv), m.predict(xv), rtol=1e-6)
     gcv = RidgeHRF(SPEC, alphas=alphas, hrf="lags", alpha_per_target="guarded").fit(x, y)
     assert len(np.unique(gcv.alpha_)) == 1 and gcv.own_alpha_fraction_ == 0.0
-    with pytest.raises(Exception, match=r"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got 'yes'"):
+    with pytest.raises(Exception, match=r"ridge_hrf: expected alpha_per_target as true, false, \"guarded\" or \"auto\", got 'yes'"):
         RidgeHRF(SPEC, alpha_per_target="yes")
 
 

@@ -399,10 +399,12 @@ class EEG2fMRINet(nn.Module):
         large as elsewhere, so a synthesised volume shows activity where the model has it. Voxel r is
         unchanged (a positive factor per output); R² and RMSE move towards what a per-output regression
         of the validation data gives. ``False`` keeps the single ``output_gain``.
-    ridge_alpha_per_target : bool | "guarded"
+    ridge_alpha_per_target : bool | "guarded" | "auto"
         The linear path's ridges (band power and tangent) choose one penalty per output on the validation windows
         (``ridge_hrf``'s ``alpha_per_target``; ``"guarded"``: an output's own penalty only where it beats the common
-        one by more than two jackknife SEs of its validation squared error) instead of one for all outputs. Off by default (an opt-in of session 24):
+        one by more than two jackknife SEs of its validation squared error) instead of one for all outputs.
+        ``"auto"`` (default): per output only in the band-power ridge of data with event regressors (as
+        ``ridge_hrf``), else off -- on EEG alone an opt-in of session 24:
         where the EEG drives a few regions, one penalty chosen on a mostly-noise mean shrinks the driven outputs'
         predictions (user test 14: ``ridge_hrf`` with per-output penalties +0.04 to +0.07 ROI r within); on the
         robustness matrix (design seeds, session 33) ``"guarded"`` gained on ``neural_mass`` (+0.010 within, +0.006
@@ -504,7 +506,7 @@ class EEG2fMRINet(nn.Module):
         tangent_cv: str | None = None,
         voxel_gain: bool = True,
         linear_refit: bool = False,
-        ridge_alpha_per_target: bool = False,
+        ridge_alpha_per_target: bool | str = "auto",
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -524,8 +526,9 @@ class EEG2fMRINet(nn.Module):
         self.calibrate_output = bool(calibrate_output)
         self.fit_voxel_gain = bool(voxel_gain)
         self.linear_refit = bool(linear_refit)
-        if ridge_alpha_per_target not in (True, False, "guarded") or not isinstance(ridge_alpha_per_target, (bool, str)):
-            raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_alpha_per_target as true, false or \"guarded\", got {ridge_alpha_per_target!r}.")
+        if ridge_alpha_per_target not in (True, False, "guarded", "auto") or not isinstance(ridge_alpha_per_target, (bool, str)):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected ridge_alpha_per_target as true, false, \"guarded\" or \"auto\", got "
+                                     f"{ridge_alpha_per_target!r}.")
         self.ridge_alpha_per_target = ridge_alpha_per_target
         if isinstance(ridge_blend, str):
             self.ridge_blend = check_choice(ridge_blend, "ridge_blend", ("validation",), where="eeg2fmri_net")

@@ -170,8 +170,11 @@ class RidgeHRF(BaseEstimator):
     hrf : {"auto", "canonical", "basis", "lags"}
         Haemodynamic basis (see the module docstring); ``"auto"`` chooses on
         validation data.
-    alpha_per_target : bool | "guarded"
-        Choose the penalty per output (voxel/ROI) instead of one for all. ``"guarded"`` (validation windows
+    alpha_per_target : bool | "guarded" | "auto"
+        Choose the penalty per output (voxel/ROI) instead of one for all. ``"auto"`` (default): per output where
+        the model reads EEG features and event regressors together (``inputs="all"`` on data with events: one
+        penalty for every voxel, chosen mostly on voxels of noise, traded the EEG-driven regions for the
+        design's -- user test 51 and its generator's held-out seeds), else one for all (``False``). ``"guarded"`` (validation windows
         needed; without them one penalty): the penalty chosen for all outputs, except where an output's own
         best penalty lowers its validation squared error by more than ``GUARD_SE`` jackknife SEs (over
         contiguous blocks of validation windows) -- per-output penalties where an output has the evidence
@@ -244,7 +247,7 @@ class RidgeHRF(BaseEstimator):
     #: more than this many jackknife SEs (the flagship's other per-output and rank checks use 2 as well).
     GUARD_SE = 2.0
 
-    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool | str = False,
+    def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool | str = "auto",
                  factored: bool | str = "auto", refit: bool = False, hrf_select: str = "mse", inputs: str = "all",
                  event_gain: float | str = "auto") -> None:
         # every parameter stored as given (scikit-learn's get_params/set_params/clone round-trip them; user test 31), and
@@ -268,8 +271,8 @@ class RidgeHRF(BaseEstimator):
         if not (isinstance(fac, (bool, np.bool_)) or (isinstance(fac, str) and fac == "auto")):
             raise Eeg2fmriInputError(f"ridge_hrf: expected factored as true, false or \"auto\", got {fac!r}.")
         apt = self.alpha_per_target
-        if not (isinstance(apt, (bool, np.bool_)) or (isinstance(apt, str) and apt == "guarded")):
-            raise Eeg2fmriInputError(f"ridge_hrf: expected alpha_per_target as true, false or \"guarded\", got {apt!r}.")
+        if not (isinstance(apt, (bool, np.bool_)) or (isinstance(apt, str) and apt in ("guarded", "auto"))):
+            raise Eeg2fmriInputError(f"ridge_hrf: expected alpha_per_target as true, false, \"guarded\" or \"auto\", got {apt!r}.")
         a = DEFAULT_ALPHAS if self.alphas is None else self.alphas
         try:
             arr = np.asarray(a, dtype=np.float64)
@@ -312,6 +315,16 @@ class RidgeHRF(BaseEstimator):
         """Band-power entries per channel that the model reads (the leading block of ``tangent`` windows)."""
         n_ch, n_feat = int(self.spec.input_shape[0]), int(self.spec.input_shape[1]) - self.n_events
         return n_feat // (1 + n_ch) if self.spec.input_kind == "tangent" else n_feat
+
+    @property
+    def _alpha_per_target(self) -> bool | str:
+        """``alpha_per_target`` in effect: ``"auto"`` is a penalty per output where the model reads the EEG features and
+        event regressors together (a design's focal regions beside EEG-driven ones: one penalty for all traded one for
+        the other -- user test 51 and its generator's held-out seeds), else one penalty."""
+        apt = self.alpha_per_target
+        if isinstance(apt, str) and apt == "auto":
+            return all(self._reads)
+        return apt
 
     @property
     def _reads(self) -> tuple[bool, bool]:
@@ -644,8 +657,9 @@ class RidgeHRF(BaseEstimator):
                 uty_kept[j] = out
             return out
 
-        guarded = self.alpha_per_target == "guarded"
-        shared = not self.alpha_per_target or (guarded and not validation)
+        apt = self._alpha_per_target
+        guarded = apt == "guarded"
+        shared = not apt or (guarded and not validation)
         err = np.zeros((len(alphas), 1)) if shared and validation else np.zeros((len(alphas), n_out))
         b_acc, c_acc, yy = np.zeros(len(s)), np.zeros((len(s), len(s))), 0.0
         for j, c in enumerate(blocks if fixed is None else ()):  # (fixed: the penalty of each output is given)
@@ -669,11 +683,11 @@ class RidgeHRF(BaseEstimator):
             err[:, 0] = _shared_error_from_sums(b_acc, gram, c_acc, yy, len(yv) * n_out, s, alphas * p)
         if fixed is not None:
             best = np.asarray(fixed, dtype=np.int64)
-            alpha = alphas[best] if self.alpha_per_target else float(alphas[best[0]])
+            alpha = alphas[best] if apt else float(alphas[best[0]])
         elif guarded and validation:
             best = self._guard_own_penalties(err, blocks, uty_block, proj, yv, y_mean, s, alphas * p)
             alpha = alphas[best]
-        elif self.alpha_per_target and not shared:
+        elif apt and not shared:
             best = np.argmin(err, axis=0)
             alpha = alphas[best]
         else:
@@ -812,5 +826,5 @@ class RidgeHRF(BaseEstimator):
             self.hrf_ = "canonical"
         self.event_gain_ = float(np.asarray(state["event_gain"])[0]) if "event_gain" in state else 1.0
         alpha = np.asarray(state["alpha"], dtype=np.float64)
-        self.alpha_ = float(alpha[0]) if alpha.size == 1 and not self.alpha_per_target else alpha
+        self.alpha_ = float(alpha[0]) if alpha.size == 1 and not self._alpha_per_target else alpha
         return self
