@@ -446,9 +446,8 @@ def test_event_conditions_must_match_across_datasets(event_prepared, tiny_prepar
 
 def test_auto_events_leave_the_runs_own_scanner_markers_out(tiny_bids):
     """A layout's own volume marker (CWL: 'mri', NeuroBOLT: 'R149') and its segment marker are never a condition of 'auto'."""
-    from eeg2fmri.datasets.prepared import _run_markers
     from eeg2fmri.io.layouts._base import LayoutRun
-    from eeg2fmri.preprocessing.events import stimulus_names
+    from eeg2fmri.preprocessing.events import run_marker_names, stimulus_names
 
     raw = mne.io.read_raw_brainvision(next((tiny_bids / "sub-01" / "eeg").glob("*_eeg.vhdr")), preload=False, verbose=False)
     raw, _ = _with_stimuli(raw, 3)
@@ -456,8 +455,8 @@ def test_auto_events_leave_the_runs_own_scanner_markers_out(tiny_bids):
     raw.annotations.append(raw.annotations.onset[:3] - raw.first_time + raw.first_time, 0.0, "Stimulus/S 99")
     rec = LayoutRun(eeg_path=tiny_bids, bold_path=tiny_bids, subject="01", session=None, task="rest", run=None, marker=("mri",),
                     meta={"segment_marker": "Stimulus/S 99"})
-    assert _run_markers(rec, ["R128"]) == ("mri", "R128", "Stimulus/S 99")
-    assert sorted(stimulus_names(raw, _run_markers(rec, ["R128"]))) == list(STIM)
+    assert run_marker_names(rec, ["R128"]) == ("mri", "R128", "Stimulus/S 99")
+    assert sorted(stimulus_names(raw, run_marker_names(rec, ["R128"]))) == list(STIM)
     assert "mri" in stimulus_names(raw, ["R128"])  # (without the layout's marker it would be a condition)
 
 

@@ -949,15 +949,6 @@ def _check_onset(value: Any, name: str) -> float:
     return float(value)
 
 
-def _run_markers(rec, marker: Any) -> tuple[str, ...]:
-    """The names of a run's scanner and segment markers: its layout's (``rec.marker``, ``meta["segment_marker"]``) and the
-    prepare option ``marker`` -- never a stimulus condition of ``events="auto"``."""
-    own = getattr(rec, "marker", None)
-    names = [*((own,) if isinstance(own, str) else tuple(own or ())), *((marker,) if isinstance(marker, str) else tuple(marker or ()))]
-    seg = (getattr(rec, "meta", None) or {}).get("segment_marker")
-    return tuple(dict.fromkeys([*names, *([seg] if isinstance(seg, str) else [])]))
-
-
 def _headers(records: list, *, events: bool = False, marker: Any = None) -> list[tuple[float, list[str], list[str], float, dict]]:
     """Sampling rate, EEG channels (typed EEG, not marked bad), all EEG channels (bad ones too, in file order), the
     low-pass edge the recording declares (MNE's ``info["lowpass"]``: the Nyquist frequency when it declares none) and,
@@ -969,7 +960,7 @@ def _headers(records: list, *, events: bool = False, marker: Any = None) -> list
     import mne
 
     from eeg2fmri.io.layouts import read_layout_eeg
-    from eeg2fmri.preprocessing.events import stimulus_events
+    from eeg2fmri.preprocessing.events import run_marker_names, stimulus_events
 
     muted, logger.disabled = logger.disabled, True
     try:
@@ -980,7 +971,7 @@ def _headers(records: list, *, events: bool = False, marker: Any = None) -> list
             lowpass = raw.info.get("lowpass")
             lowpass = float(lowpass) if lowpass is not None and np.isfinite(lowpass) and lowpass > 0 else float(raw.info["sfreq"]) / 2.0
             out.append((float(raw.info["sfreq"]), good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])], lowpass,
-                        stimulus_events(raw, _run_markers(rec, marker)) if events else {}))
+                        stimulus_events(raw, run_marker_names(rec, marker)) if events else {}))
         return out
     finally:
         logger.disabled = muted

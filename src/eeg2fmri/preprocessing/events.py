@@ -27,7 +27,7 @@ from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
 __all__ = ["NOT_STIMULI", "append_events", "condition_durations", "contiguous_ends", "event_regressors", "event_times", "resolve_events",
-           "stimulus_events", "stimulus_names", "stimulus_note"]
+           "run_marker_names", "stimulus_events", "stimulus_names", "stimulus_note"]
 
 #: Annotation names (case and spaces ignored; with or without a ``Type/`` prefix; ``BAD``/``EDGE`` as prefixes), or
 #: BrainVision marker types (``Comment/any text``), that are recorder bookkeeping, not stimuli: never a condition of
@@ -141,6 +141,15 @@ def condition_durations(found: Sequence[Mapping[str, tuple[np.ndarray, np.ndarra
     return out
 
 
+def run_marker_names(run: Any, marker: Any = None) -> tuple[str, ...]:
+    """The names of a run's scanner and segment markers: its layout's (``run.marker``, ``run.meta["segment_marker"]``) and
+    ``marker`` (the prepare option) -- never a stimulus condition of ``events="auto"``."""
+    own = getattr(run, "marker", None)
+    names = [*((own,) if isinstance(own, str) else tuple(own or ())), *((marker,) if isinstance(marker, str) else tuple(marker or ()))]
+    seg = (getattr(run, "meta", None) or {}).get("segment_marker")
+    return tuple(dict.fromkeys([*names, *([seg] if isinstance(seg, str) else [])]))
+
+
 def stimulus_note(runs: Sequence[Any], marker: Any = None) -> str | None:
     """For ``eeg2fmri datasets --check``: the stimulus-like markers the runs' recordings hold (names and counts over the
     runs, each file once) and how to use them -- the prepare option ``events`` -- or None without any. A run whose EEG
@@ -154,12 +163,8 @@ def stimulus_note(runs: Sequence[Any], marker: Any = None) -> str | None:
         if path in seen:
             continue
         seen.add(path)
-        own = getattr(run, "marker", None)
-        names = [*((own,) if isinstance(own, str) else tuple(own or ())), *((marker,) if isinstance(marker, str) else tuple(marker or ()))]
-        seg = (getattr(run, "meta", None) or {}).get("segment_marker")  # (a layout's segment marker, as prepare leaves it out)
-        names += [seg] if isinstance(seg, str) else []
         try:
-            found = stimulus_names(read_layout_eeg(run, preload=False), tuple(names))
+            found = stimulus_names(read_layout_eeg(run, preload=False), run_marker_names(run, marker))
         except Exception:  # noqa: BLE001  (a file that cannot be read is the check's own finding)
             continue
         for k, v in found.items():
