@@ -26,7 +26,7 @@ from eeg2fmri.io.sync import _match, stim_events, with_default_markers
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["NOT_STIMULI", "append_events", "condition_durations", "contiguous_ends", "event_regressors", "event_times", "resolve_events",
+__all__ = ["NOT_STIMULI", "append_events", "condition_durations", "contiguous_ends", "event_regressors", "event_times", "merged_events", "resolve_events",
            "run_marker_names", "stimulus_events", "stimulus_names", "stimulus_note"]
 
 #: Annotation names (case and spaces ignored; with or without a ``Type/`` prefix; ``BAD``/``EDGE`` as prefixes), or
@@ -105,7 +105,7 @@ NO_DURATION_S = 0.05
 MIN_BLOCK_S = 1.0
 
 
-def _merged(events: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def merged_events(events: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """The events of ``names`` (matched as markers are), one per onset (within :data:`SAME_EVENT_S`) with the longest
     duration any of its names gives, sorted."""
     ons, durs = [], []
@@ -130,7 +130,7 @@ def condition_durations(found: Sequence[Mapping[str, tuple[np.ndarray, np.ndarra
     logged: give it its own durations, or split it."""
     out = {}
     for c, names in conditions.items():
-        du = np.concatenate([_merged(f, names)[1] for f in found] or [np.zeros(0)])
+        du = np.concatenate([merged_events(f, names)[1] for f in found] or [np.zeros(0)])
         du = du[du > NO_DURATION_S]  # the events that carry a duration
         if len(du) and float(np.median(du)) >= MIN_BLOCK_S:
             out[c] = round(float(np.median(du)), 6)
@@ -319,7 +319,7 @@ def event_regressors(events: Mapping[str, tuple[np.ndarray, np.ndarray]], condit
     for j, (cond, names) in enumerate(conditions.items()):
         # one event under two names (a marker and its trigger code or events.tsv row): once, with the longest duration any of
         # its names gives (a BrainVision marker of one sample beside its events.tsv row of 20 s is a 20-s block: user test 51)
-        on, du = _merged(events, names)
+        on, du = merged_events(events, names)
         if not len(on):
             continue
         block = (durations or {}).get(cond)

@@ -690,27 +690,23 @@ def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where:
     (s from ``raw``'s first sample): ``(n_rows, n_conditions)`` float32, and the events of each condition found. A
     condition with no events in the recording is warned where the model reads the regressors (its regressor is zero: the
     model predicts as for no stimulus)."""
-    from eeg2fmri.io.sync import _match
     from eeg2fmri.preprocessing.events import (
         NO_DURATION_S,
-        SAME_EVENT_S,
-        _merged,
         event_regressors,
         event_times,
+        merged_events,
     )
 
     times = event_times(raw)
     rows = event_regressors(times, cfg.events, starts, flen, durations=cfg.event_durations)
+    # each condition's events as the regressors count them (one event under two names once, with the longer duration)
+    merged = {c: merged_events(times, names) for c, names in cfg.events.items()}
     for c, d in (cfg.event_durations or {}).items():  # block markers without their durations (a .vhdr without events.tsv): said
-        du = _merged(times, cfg.events.get(c, []))[1]  # (one event under two names: the longer duration, as the regressors)
+        du = merged[c][1]
         if len(du) and (du <= NO_DURATION_S).any():
             logger.info("%s: %d event(s) of condition %r carry no duration here: taken as blocks of %g s, the training's", where,
                         int((du <= NO_DURATION_S).sum()), c, d)
-    def count(names: list[str]) -> int:  # (one event under two names counted once, as in the regressors)
-        on = np.sort(np.concatenate([times[k][0] for k in times if any(_match(k, n) for n in names)] or [np.zeros(0)]))
-        return int(len(on) and 1 + np.sum(np.diff(on) > SAME_EVENT_S))
-
-    counts = {c: count(names) for c, names in cfg.events.items()}
+    counts = {c: int(len(on)) for c, (on, _) in merged.items()}
     missing = [c for c, n in counts.items() if not n]
     if missing and reads_events:
         logger.warning("%s: the model reads event regressors of condition(s) %s (marker names %s), and this recording holds none of "
