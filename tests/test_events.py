@@ -354,13 +354,23 @@ def test_synthesize_reads_the_recordings_events_as_prepare_did(event_prepared, e
             r = [np.corrcoef(data[j[ok], v], ref[ok, v])[0, 1] for v in range(0, ref.shape[1], 7)]
             assert np.median(r) > 0.99
     # a recording without the training's stimulus names: warned, its regressors zero
+    from eeg2fmri.evaluation.uncertainty import calibrate_uncertainty
+    from eeg2fmri.models.calibration import save_calibration
+
+    save_calibration(saved, calibrate_uncertainty(fitted.model, ds, sp, split_targets(ds, sp)))
+    synthesize(eeg, saved, tmp_path / "all_bold.nii.gz", progress_bar=False, volumes="markers")
+    side = json.loads((tmp_path / "all_bold.json").read_text())
     raw = mne.io.read_raw_fif(eeg, preload=True, verbose=False)
     raw.annotations.rename({n: n.replace("S  ", "X  ") for n in STIM})
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         synthesize(raw, saved, tmp_path / "none_bold.nii.gz", progress_bar=False)
     assert "reads event regressors of condition(s) ['Stimulus/S  1', 'Stimulus/S  2']" in caplog.text
     assert "this recording holds none of their events" in caplog.text
-    assert json.loads((tmp_path / "none_bold.json").read_text())["EventRegressors"] == {n: 0 for n in STIM}
+    none_side = json.loads((tmp_path / "none_bold.json").read_text())
+    assert none_side["EventRegressors"] == {n: 0 for n in STIM}
+    # the validation evidence was measured with the events: said not to carry over (user test 51)
+    assert none_side["ValidationR"]["conditions_missing_here"]["conditions"] == list(STIM)
+    assert "conditions_missing_here" not in side["ValidationR"]
 
 
 def test_benchmark_adds_the_stimulus_glm_row(event_prepared, tiny_prepared):
@@ -398,6 +408,7 @@ def test_benchmark_command_leaves_the_stimulus_glm_of_all_out_without_events(tin
 def test_explain_reports_the_event_regressors_apart(event_prepared, tmp_path):
     """explain on models of data with event regressors: the events get their own rows (share of the attribution), the
     channel/band/lag shares are of the EEG entries; the stimulus GLM's attribution is all on the events."""
+    from eeg2fmri.commands.explain import method_line
     from eeg2fmri.datasets.targets import make_split, split_targets
     from eeg2fmri.evaluation.explain import explain, explanation_rows
     from eeg2fmri.training import fit_model
@@ -412,7 +423,10 @@ def test_explain_reports_the_event_regressors_apart(event_prepared, tmp_path):
         assert agg["event_names"] == list(STIM) and len(agg["band"]) == len(ds.config.bands)
         rows = [r for r in explanation_rows(res) if r["axis"] == "event"]
         assert [r["name"] for r in rows] == list(STIM)
+        line = method_line("integrated_gradients", agg, res)  # the console summary names the events' share too
+        assert f"event regressors {100 * agg['event_share']:.0f} % of the attribution ({STIM[0]} " in line
         if name == "stimulus_glm":
+            assert "event regressors 100 %" in line
             assert agg["event_share"] == pytest.approx(1.0) and not np.any(agg["channel"])
         else:
             assert 0 <= agg["event_share"] < 1 and sum(agg["channel"]) == pytest.approx(1.0)

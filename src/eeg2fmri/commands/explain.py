@@ -44,8 +44,27 @@ def band_direction(band_signed, b: int) -> str:
     return "more power raises the target" if signed[b] > 0 else "more power lowers the target"
 
 
-def run(args) -> int:
+def method_line(m: str, agg: dict, res: dict) -> str:
+    """The console summary of one attribution method: top channels, top band with its direction and lag, and the event
+    regressors' share where the windows carry them."""
     import numpy as np
+
+    top = sorted(zip(agg["channel"], res["channels"]), reverse=True)[:5]
+    which = "test" if res.get("windows", "test") == "test" else "validation"
+    line = f"{m} ({res['target']}, {res['n_windows']} {which} windows): top channels " + ", ".join(f"{c} {v:.2f}" for v, c in top)
+    if "band" in agg and res.get("band_names"):
+        b = int(agg["band"].argmax())
+        direction = band_direction(agg["band_signed"], b)
+        peak = float(agg["lag_s"][int(np.argmax(agg["lag_top_band"]))]) if "lag_top_band" in agg else None
+        line += (f"; top band {res['band_names'][b]} {agg['band'].max():.2f} ({direction}"
+                 + (f"; its attribution peaks {peak:.1f} s before the volume's end)" if peak is not None else ")"))
+    if agg.get("event_names"):  # event regressors: their share of all |attribution|, apart from the EEG's (channels/bands above)
+        line += (f"; event regressors {100 * float(agg['event_share']):.0f} % of the attribution ("
+                 + ", ".join(f"{n} {float(v):.2f}" for n, v in zip(agg["event_names"], agg["event"])) + ")")
+    return line
+
+
+def run(args) -> int:
 
     from eeg2fmri.workflows.explain import explain_run
 
@@ -53,16 +72,7 @@ def run(args) -> int:
                            n_windows=args.n_windows, n_steps=args.n_steps, montage=args.montage, out=args.out, random_state=args.seed,
                            overwrite=args.overwrite, progress_bar=not args.quiet)
     for m, agg in res["methods"].items():
-        top = sorted(zip(agg["channel"], res["channels"]), reverse=True)[:5]
-        which = "test" if res.get("windows", "test") == "test" else "validation"
-        line = f"{m} ({res['target']}, {res['n_windows']} {which} windows): top channels " + ", ".join(f"{c} {v:.2f}" for v, c in top)
-        if "band" in agg and res.get("band_names"):
-            b = int(agg["band"].argmax())
-            direction = band_direction(agg["band_signed"], b)
-            peak = float(agg["lag_s"][int(np.argmax(agg["lag_top_band"]))]) if "lag_top_band" in agg else None
-            line += (f"; top band {res['band_names'][b]} {agg['band'].max():.2f} ({direction}"
-                     + (f"; its attribution peaks {peak:.1f} s before the volume's end)" if peak is not None else ")"))
-        print(line)
+        print(method_line(m, agg, res))
     if res.get("lag_note"):  # (user test 44: a fixed HRF's peak read as a finding)
         print(f"lags: {res['lag_note']}")
     if res.get("linear_exact"):

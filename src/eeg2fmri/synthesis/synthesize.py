@@ -1311,6 +1311,13 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                          "re-run eeg2fmri train for the exact test"}),
                     "outputs_above_null": int(above.sum()), "n_outputs": int(n_model),
                     "median_r": float(np.nanmedian(vr)) if np.isfinite(vr).any() else None}
+                missing = [c for c, k in (ev_counts or {}).items() if not k] if ev_reads else []
+                if missing:  # (user test 51: "evidence" for a region driven by a condition this recording lacks)
+                    side["ValidationR"]["conditions_missing_here"] = {
+                        "conditions": missing,
+                        "meaning": "the validation r above was measured with every event regressor present; this recording has no "
+                                   f"events of {missing}, so outputs the model predicts through those conditions are flat here and "
+                                   "their validation evidence does not carry over to this synthesis"}
                 if not np.isfinite(vn).any():  # (user test 38: 16 validation windows; "no evidence above chance" for a region at r 0.65)
                     side["ValidationR"]["not_testable"] = ("the model's validation span is too short for a 5 % test over circular shifts "
                                                            "(under 20 windows): no output could be tested, which is no evidence either way")
