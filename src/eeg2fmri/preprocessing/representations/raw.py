@@ -31,8 +31,9 @@ def raw_continuous(
         Sampling frequency of an array in Hz (required for arrays); for a ``Raw`` it
         defaults to ``raw.info["sfreq"]`` and must agree with it when given.
     resample : float | None
-        New sampling rate in Hz (:func:`mne.filter.resample`, with its anti-aliasing;
-        ``round(n_times * resample / sfreq)`` samples); ``None`` keeps the rate.
+        New sampling rate in Hz (:func:`mne.filter.resample`, with its anti-aliasing, at the ratio
+        ``resample / sfreq`` as a fraction with a denominator up to 1000; ``round(n_times * resample / sfreq)``
+        samples); ``None`` keeps the rate.
     method : {"fft", "polyphase"}
         MNE's resampling method (``"polyphase"`` is faster on long recordings).
     where : str
@@ -63,7 +64,19 @@ def raw_continuous(
     if resample is not None:
         resample = check_positive(resample, "resample", where=where, fix="pass the new sampling rate in Hz, or None")
         if abs(resample - sfreq) > 1e-9 * sfreq:
-            x = mne.filter.resample(np.asarray(x, dtype=np.float64), up=resample, down=sfreq, axis=-1, method=method, verbose=False)
+            from fractions import Fraction
+
+            # MNE stretches the time base where the output is not a whole number of samples and shifts it by a fraction
+            # of a sample where its padding is not (UT55: up to half an output sample late by the end): pad the input to
+            # a whole number of output samples at the exact ratio p / q, and the padding to a multiple of q
+            fr = Fraction(resample / sfreq).limit_denominator(1000)
+            p, q = fr.numerator, fr.denominator
+            n_in = x.shape[-1]
+            n_out = int(round(n_in * resample / sfreq))
+            pad_end = (-n_in) % q
+            xp = np.pad(np.asarray(x, dtype=np.float64), [(0, 0)] * (x.ndim - 1) + [(0, pad_end)], mode="reflect" if n_in > pad_end else "edge")
+            npad = int(np.ceil(100 / q)) * q
+            x = mne.filter.resample(xp, up=p, down=q, axis=-1, npad=npad, method=method, verbose=False)[..., :n_out]
     return np.ascontiguousarray(np.asarray(x).T, dtype=np.float32)
 
 
