@@ -299,8 +299,14 @@ def test_cross_dataset_mapping(tiny_prepared):
     tr, te, rep = common_channels(names, [c.upper() for c in names[::-1][:12]] + ["EXTRA"])
     assert len(tr) == 12 and te == [c.upper() for c in tr] and rep["only_test"] == ["EXTRA"] and rep["min_required"] == 8
     assert tr == [c for c in names if c in tr]  # training order
-    with pytest.raises(Eeg2fmriInputError, match=r"expected at least 8 EEG channels in common .* found 3 of 16 \(training\) and 3 \(test\)"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected at least 8 EEG channels in common .* found 3 of 16 \(training\) and 3 \(test\).*"
+                       r"prepare option channels: \[names\]"):
         common_channels(names, names[:3])
+    # EDF-style decorations as prepare and synthesize match them (user test 54: "EEG FP1-REF" is "Fp1")
+    edf = [f"EEG {c.upper()}-REF" for c in names[:10]] + ["ECG"]
+    tr, te, rep = common_channels(names, edf)
+    assert tr == names[:10] and te == edf[:10] and rep["only_test"] == ["ECG"] and rep["only_train"] == names[10:]
+    assert common_channels(names, names[:3], min_channels=3, min_fraction=0.0)[0] == names[:3]
     # another "dataset": 12 of the channels, renamed, in another order
     other = restrict_dataset(tiny_prepared, names[::-1][:12], names=[c.upper() for c in names[::-1][:12]])
     with pytest.raises(Eeg2fmriInputError, match=r"the test dataset holds recordings of the training dataset \(\['sub-01_task-rest_run-1'"):

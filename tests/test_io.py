@@ -416,9 +416,12 @@ def test_eeg_that_stops_before_the_scan_says_so():
     the general advice, in command-line terms."""
     true = 3.0 + 2.0 * np.arange(72)
     with pytest.raises(Eeg2fmriInputError, match=r"found 72 'R128' markers but the BOLD run has 100 volumes: the EEG \(146\.0 s\) ends 1\.0 s after "
-                                                 r"its last marker, so it stopped about 56 s before the scan did \(28 volumes without EEG\)\. Use the "
-                                                 r"volumes the EEG covers: save the BOLD's first 72 volumes .*img\.slicer\[\.\.\., :72\]"):
-        volume_onsets(_raw_with_markers(true, dur=146.0), 100, 2.0)
+                                                 r"its last marker, so it stopped about 57 s before the scan did \(29 volumes without a whole acquisition of EEG\)\. "
+                                                 r"Use the volumes the EEG covers: save the BOLD's first 71 volumes .*img\.slicer\[\.\.\., :71\]\) and "
+                                                 r"prepare with dummy_scans 'drop-last' \(its last 1 marker\(s\) then have no volume"):
+        volume_onsets(_raw_with_markers(true, dur=146.0), 100, 2.0)  # the last marker's volume (145-147 s) is half covered
+    with pytest.raises(Eeg2fmriInputError, match=r"save the BOLD's first 72 volumes .*img\.slicer\[\.\.\., :72\]\), or leave"):
+        volume_onsets(_raw_with_markers(true, dur=147.5), 100, 2.0)  # every marker's volume covered: no drop-last needed
     with pytest.raises(Eeg2fmriInputError, match=r"found 72 'R128' markers but the BOLD run has 100 volumes; expected at least one marker per "
                                                  r"volume\. .*eeg2fmri prepare --config '\{\"marker\": null, \"first_onset\": <s>\}'"):
         volume_onsets(_raw_with_markers(true, dur=400.0), 100, 2.0)  # the EEG goes on without markers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -761,6 +762,28 @@ def test_check_finds_a_truncated_bold_file(tiny_bids, tmp_path):
     mine = [p for p in chk.problems if p.startswith("sub-02")]
     assert not chk.ok and mine and bold.name in mine[0] and ("truncated" in mine[0]) and "re-copy or re-export it" in mine[0]
     assert not [p for p in chk.problems if p.startswith("sub-01")]
+
+
+def test_check_files_an_eeg_that_ends_inside_the_last_volume_as_a_problem(tiny_bids, tmp_path):
+    """User test 54: an EEG ending inside the last volume's acquisition was a note of datasets --check, while prepare
+    refuses the run; it is a problem with the way out."""
+    import mne
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    vhdr = sorted(root.glob("sub-01/eeg/*_eeg.vhdr"))[0]
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False)
+    last = max(a["onset"] for a in raw.annotations if a["description"].endswith("R128"))
+    raw.crop(0.0, last + 1.0)  # half of the last volume (TR 2 s) has EEG
+    for f in vhdr.parent.glob(vhdr.name.replace(".vhdr", ".*")):
+        f.unlink()
+    mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
+    chk = check_layout(root)
+    mine = [p for p in chk.problems if p.startswith("sub-01")]
+    assert not chk.ok and len(mine) == 1
+    assert re.search(r"volume timing: the EEG \(\d+\.\d s\) ends before the last volume's acquisition does \(\d+\.\d s\), so "
+                     r"prepare refuses the run: keep the BOLD volumes the EEG covers", mine[0])
+    assert not [p for p in chk.problems if p.startswith("sub-02")]
 
 
 def test_check_report_says_a_repeated_problem_once():

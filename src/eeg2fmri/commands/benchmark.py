@@ -61,7 +61,7 @@ def add_arguments(p) -> None:
                    "options for every model")
     p.add_argument("--atlas", help="NIfTI of integer ROI labels on the data grid (ROI r)")
     add_metric(p, "a column of the leaderboard for every model, and in metrics.json")
-    p.add_argument("--min-channels", type=int, default=None, help="cross only: fewest common channels accepted (default: 8)")
+    p.add_argument("--min-channels", type=int, default=None, help="cross only: fewest common channels accepted (default: 8 and half the smaller montage; a number given sets the fewest alone)")
     p.add_argument("--n-boot", type=int, default=200, help="block-bootstrap resamples per subject (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap CIs only (default: %(default)s); the models train with "
                    "their train config's seed: --train-config '{\"seed\": N}'")

@@ -1,8 +1,8 @@
 """Cross-dataset evaluation: train on one prepared dataset, test on another.
 
 The two datasets must share the representation (same preprocessing, TR and
-frame rate) and the voxel grid; channels are matched by name
-(case-insensitive) and only the channels common to both are used, in the
+frame rate) and the voxel grid; channels are matched by name as prepare and
+synthesize match them (case folded, EDF decorations such as ``EEG Fp1-REF`` ignored) and only the channels common to both are used, in the
 training dataset's order (reported); too small an overlap is refused. Voxels
 are those inside both brain masks. The test set is every volume of the test
 dataset with a complete EEG window; its targets are detrended and scaled
@@ -36,7 +36,8 @@ MIN_FRACTION = 0.5
 def common_channels(
     train: list[str], test: list[str], *, min_channels: int = MIN_CHANNELS, min_fraction: float = MIN_FRACTION, where: str = "cross-dataset"
 ) -> tuple[list[str], list[str], dict[str, Any]]:
-    """Channels present in both montages, matched by name ignoring case.
+    """Channels present in both montages, matched by :func:`~eeg2fmri.io.channel_names.channel_key` (case folded, EDF
+    prefixes and reference tags ignored: ``EEG FP1-REF`` is ``Fp1``), as prepare and synthesize match names.
 
     Parameters
     ----------
@@ -59,18 +60,24 @@ def common_channels(
     Eeg2fmriInputError
         Too few channels in common (the message lists the overlap and the fix).
     """
-    by_lower = {c.lower(): c for c in test}
-    train_picks = [c for c in train if c.lower() in by_lower]
-    test_picks = [by_lower[c.lower()] for c in train_picks]
+    from eeg2fmri.io.channel_names import channel_key
+
+    # (user test 54: an EDF site's "EEG FP1-REF" names matched 10 of 31 channels of a BrainVision site's "Fp1"...)
+    by_key = {channel_key(c): c for c in test}
+    train_picks = [c for c in train if channel_key(c) in by_key]
+    test_picks = [by_key[channel_key(c)] for c in train_picks]
+    train_keys = {channel_key(c) for c in train}
     need = max(int(min_channels), int(np.ceil(min_fraction * min(len(train), len(test)))))
     report = {"n_train": len(train), "n_test": len(test), "n_common": len(train_picks), "common": train_picks,
-              "only_train": [c for c in train if c.lower() not in by_lower],
-              "only_test": [c for c in test if c.lower() not in {t.lower() for t in train}], "min_required": need}
+              "only_train": [c for c in train if channel_key(c) not in by_key],
+              "only_test": [c for c in test if channel_key(c) not in train_keys], "min_required": need}
     if len(train_picks) < need:
         raise Eeg2fmriInputError(
             f"{where}: expected at least {need} EEG channels in common (>= {min_channels} and >= {min_fraction:g} of the smaller montage), "
-            f"found {len(train_picks)} of {len(train)} (training) and {len(test)} (test): {train_picks[:12]}; the names are matched ignoring case, "
-            "so rename channels to one convention (e.g. 10-20 labels) when preparing, or lower min_channels/min_fraction if a small overlap is intended."
+            f"found {len(train_picks)} of {len(train)} (training) and {len(test)} (test): {train_picks[:12]}; the names are matched ignoring case "
+            "and EDF decorations (EEG Fp1-REF is Fp1), so prepare the test dataset with the training dataset's channels (prepare option "
+            "channels: [names]; missing ones are interpolated), or lower min_channels (benchmark --min-channels, which then sets the "
+            "fewest alone) if a small overlap is intended."
         )
     logger.info("%s: %d common channel(s); dropped %d training-only and %d test-only", where, len(train_picks), len(report["only_train"]), len(report["only_test"]))
     return train_picks, test_picks, report

@@ -410,11 +410,19 @@ def volume_onsets(
                 eeg_end = float(raw.times[-1])
                 found = f"found {n_found} '{m}' markers{'' if len(on) == n_found else f' ({len(on)} after repairs)'} but the BOLD run has {n_volumes} volumes"
                 if eeg_end - on[-1] < 2 * tr:  # the markers run to the end of the EEG: the EEG stopped before the scan (user test 12)
+                    # the volumes whose whole acquisition the EEG holds (user test 54: the last marker's volume was half covered,
+                    # so "save the first 177 volumes" failed again)
+                    sf = float(raw.info["sfreq"])
+                    n_cov = int(np.sum(on + tr <= eeg_end + 1.0 / sf + 1e-9))
+                    scan_end = float(on[-1]) + (n_volumes - len(on) + 1) * tr
                     raise Eeg2fmriInputError(
                         f"{where}: {found}: the EEG ({eeg_end:.1f} s) ends {eeg_end - on[-1]:.1f} s after its last marker, so it stopped "
-                        f"about {(n_volumes - len(on)) * tr:.0f} s before the scan did ({n_volumes - len(on)} volumes without EEG). Use the "
-                        f"volumes the EEG covers: save the BOLD's first {len(on)} volumes as the run's BOLD (nibabel: "
-                        f"img.slicer[..., :{len(on)}]), or leave the run out.")
+                        f"about {scan_end - eeg_end:.0f} s before the scan did ({n_volumes - n_cov} volumes without a whole acquisition of "
+                        f"EEG). Use the volumes the EEG covers: save the BOLD's first {n_cov} volumes as the run's BOLD (nibabel: "
+                        f"img.slicer[..., :{n_cov}])"
+                        + (f" and prepare with dummy_scans 'drop-last' (its last {len(on) - n_cov} marker(s) then have no volume; a "
+                           "runs table's dummy_scans column sets it for this run alone)" if n_cov < len(on) else "")
+                        + ", or leave the run out.")
                 raise Eeg2fmriInputError(
                     f"{where}: {found}; expected at least one marker per volume. "
                     "Check that the EEG covers the whole scan, trim the BOLD to the recorded volumes, or, if the scan was regular, ignore "

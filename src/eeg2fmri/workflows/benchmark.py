@@ -332,7 +332,8 @@ def run_benchmark(
     n_boot, random_state, atlas
         As in :func:`~eeg2fmri.evaluation.protocol.evaluate_models`.
     min_channels : int | None
-        Fewest common channels accepted for ``cross`` (default 8); only with ``cross``.
+        Fewest common channels accepted for ``cross`` (default: 8 and half the smaller montage; a number given sets the
+        fewest alone); only with ``cross``.
     train_config : dict | None
         A training config (see :mod:`eeg2fmri.training.config`): ``seed``,
         ``optimizer``, ``loss`` and ``trainer`` train the torch models
@@ -448,12 +449,13 @@ def run_benchmark(
                              where="subjects" if subjects is not None else "train_config: data.subjects")
     cross_info = None
     if protocol == "cross":
-        from eeg2fmri.evaluation.crossdata import MIN_CHANNELS, cross_dataset_split
+        from eeg2fmri.evaluation.crossdata import MIN_CHANNELS, MIN_FRACTION, cross_dataset_split
 
         if test_ds is None:
             raise Eeg2fmriInputError("protocol 'cross': expected a test dataset (--test PREPARED_OR_BIDS), got none.")
         train_ds, split, test_view, test_split, cross_info = cross_dataset_split(
-            ds, test_ds, min_channels=MIN_CHANNELS if min_channels is None else min_channels, n_frames=split_options.get("n_frames"),
+            ds, test_ds, min_channels=MIN_CHANNELS if min_channels is None else min_channels,
+            min_fraction=MIN_FRACTION if min_channels is None else 0.0, n_frames=split_options.get("n_frames"),
             lag=split_options.get("lag", 0))
         folds = [(train_ds, split, test_view, test_split)]
     else:

@@ -872,6 +872,11 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                         rep = sync.report
                         how = (f"{rep.n_markers} {rep.marker!r} marker(s)" if rep.method == "markers" else "regular timing")
                         notes.append(f"{run.key}: {len(sync.onsets)} volume(s) timed by {how}" + "".join(f"; {n}" for n in rep.notes))
+                        if "the EEG ends before the last volume is complete." in rep.notes:  # prepare refuses it (user test 54: a note)
+                            problems.append(f"{run.key}: volume timing: the EEG ({float(raw.times[-1]):.1f} s) ends before the last volume's "
+                                            f"acquisition does ({float(sync.onsets[-1]) + tr:.1f} s), so prepare refuses the run: keep the "
+                                            "BOLD volumes the EEG covers (nibabel: img.slicer[..., :N]; where extra markers then follow "
+                                            "the last kept volume, prepare with dummy_scans 'drop-last'), or leave the run out")
                         from eeg2fmri.io.bold import slice_timing_note
 
                         st = slice_timing_note(run.bold_path, tr)  # (user test 27: the check said nothing of SliceTiming)
