@@ -322,6 +322,17 @@ def test_cross_dataset_mapping(tiny_prepared):
     shifted.affine[0, 3] += 5
     with pytest.raises(Eeg2fmriInputError, match=r"found differences: affine \(voxel-to-world\); for the grid, put the BOLD of both on one grid.*; otherwise prepare both with the same options"):
         check_same_space(tiny_prepared, shifted)
+    # bands "auto" adapted to another rate (user test 54): the fix names the bands to give both, not "the same options"
+    import dataclasses
+    import re
+
+    capped = restrict_dataset(tiny_prepared, names)
+    bands = dict(tiny_prepared.config.bands)
+    top = list(bands)[-1]
+    capped.config = dataclasses.replace(tiny_prepared.config, bands={**bands, top: (bands[top][0], bands[top][1] - 5.0)})
+    want = re.escape(f'"{top}": [{float(bands[top][0])}, {float(bands[top][1])}]')
+    with pytest.raises(Eeg2fmriInputError, match=r"for the bands, give both datasets the same bands explicitly \(bands 'auto'.*prepare option bands: \{.*" + want):
+        check_same_space(tiny_prepared, capped)
 
 
 def test_reference_on_raw_windows(tiny_bids):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -269,6 +270,20 @@ def test_labels_atlas_a_voxel_off_the_data_grid_or_with_labels_outside_the_mask_
         cut = load_labels(nib.Nifti1Image(lab[:8], affine), mask, affine)  # one voxel short in x, the same affine
     assert "atlas: the atlas's grid (8, 8, 7) is not the data grid (9, 8, 7): it is resampled onto it by world coordinates" in caplog.text
     np.testing.assert_array_equal(cut, got)  # the cut row lay outside the mask: the same labels after resampling
+    # an atlas file: said once per process and grid, not once per LOSO fold (user test 54); an in-memory image each time
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "cut_atlas.nii.gz"
+        nib.save(nib.Nifti1Image(lab[:8], affine), f)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+            for _ in range(3):
+                np.testing.assert_array_equal(load_labels(f, mask, affine), got)
+        assert caplog.text.count("is not the data grid (9, 8, 7)") == 1
+        with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+            load_labels(f, mask[:, :, :6], affine)  # another data grid: said again
+        assert caplog.text.count("is not the data grid") == 2
 
 
 def test_labels_atlas_says_when_an_roi_lies_mostly_outside_the_mask(caplog):

@@ -124,6 +124,15 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
             fixes.append("for the grid, put the BOLD of both on one grid: resample the test dataset's BOLD files onto the training grid "
                          "first (nilearn.image.resample_to_img(bold, training_mask_nifti)), or prepare both from one space (e.g. "
                          "fMRIPrep's MNI152NLin2009cAsym outputs at one resolution)")
+        if train.representation in ("bandpower", "tangent") and dict(train.config.bands) != dict(test.config.bands):
+            # (user test 54: both prepared with the same config; bands "auto" caps the top band by each recording's rate and
+            # low-pass edge, so two sites got 55-95 and 55-80 Hz, and "prepare both with the same options" blamed the user)
+            import json
+
+            fixes.append("for the bands, give both datasets the same bands explicitly (bands 'auto', the default, adapts the top band "
+                         "to each recording's sampling rate and low-pass edge): prepare option bands: "
+                         + json.dumps({k: [float(a), float(b)] for k, (a, b) in dict(train.config.bands).items()})
+                         + " (the training dataset's; lower a top edge above the test recordings' low-pass)")
         fixes.append(("otherwise " if fixes else "") + "prepare both with the same options (eeg2fmri prepare --config)")
         raise Eeg2fmriInputError(f"{where}: expected datasets prepared alike on one voxel grid, found differences: {'; '.join(diffs)}; "
                                  + "; ".join(fixes) + ".")

@@ -24,6 +24,9 @@ from eeg2fmri.preprocessing.volumes import _axcodes, _load_img, grid_of, sample_
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice, check_finite, check_positive
 
+#: (atlas file, grid, message) already warned in this process: an atlas's resampling is said once, not once per fold
+_SAID: set = set()
+
 __all__ = ["Atlas", "atlas_roi_names", "load_labels"]
 
 _KINDS = ("labels", "probabilistic", "spheres")
@@ -534,6 +537,17 @@ def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, 
             raise Eeg2fmriInputError(f"{p}: atlas file not found; pass a NIfTI of integer labels on the data grid.")
         atlas = nib.load(p)
     resampled = False  # (labels lost in resampling are reported there)
+    # an atlas file's resampling warnings once per process and data grid (user test 54: once per LOSO fold, 4 times a run)
+    said = None
+    if isinstance(atlas, nib.spatialimages.SpatialImage) and atlas.get_filename():
+        said = (str(Path(atlas.get_filename()).resolve()), tuple(mask.shape), None if affine is None else np.round(np.asarray(affine, float), 3).tobytes())
+
+    def warn(*args: Any) -> None:
+        if said is None or (said, args[0]) not in _SAID:
+            logger.warning(*args)
+            if said is not None:
+                _SAID.add((said, args[0]))
+
     if isinstance(atlas, nib.spatialimages.SpatialImage):
         img = atlas
         if img.shape[:3] != mask.shape or (affine is not None and not np.allclose(img.affine, affine, atol=1e-3)):
@@ -543,18 +557,18 @@ def load_labels(atlas: Any, mask: np.ndarray, affine: np.ndarray | None = None, 
 
             if img.shape[:3] == mask.shape:  # the same shape with another affine: often a header that is wrong, not another grid
                 diff = float(np.max(np.abs(np.asarray(img.affine, float) - np.asarray(affine, float))))
-                logger.warning("%s: the atlas has the data's grid shape %s but another voxel-to-world affine (differences up to %.3g): it is "
+                warn("%s: the atlas has the data's grid shape %s but another voxel-to-world affine (differences up to %.3g): it is "
                                "resampled by world coordinates; if it was made on the data grid and only its header differs, fix the header "
                                "(nibabel: set_sform/set_qform with the data's affine)", where, mask.shape, diff)
             else:  # a warning, not info: an atlas cut a voxel short of the data grid is more often a mistake than another grid (user test 10)
-                logger.warning("%s: the atlas's grid %s is not the data grid %s: it is resampled onto it by world coordinates (nearest "
+                warn("%s: the atlas's grid %s is not the data grid %s: it is resampled onto it by world coordinates (nearest "
                                "neighbour); if it was meant to be on the data grid, check how it was made", where, img.shape[:3], mask.shape)
             before = set(np.unique(np.asarray(img.dataobj)).tolist()) - {0}
             img = resample_img(img, target_affine=affine, target_shape=mask.shape, interpolation="nearest", force_resample=True, copy_header=True)
             resampled = True
             lost = sorted(before - set(np.unique(np.asarray(img.dataobj)[mask]).tolist()))
             if lost:
-                logger.warning("%s: %d of the atlas's %d labels have no voxel inside the data's brain mask after resampling (%s%s): they get no "
+                warn("%s: %d of the atlas's %d labels have no voxel inside the data's brain mask after resampling (%s%s): they get no "
                                "ROI r; check that the atlas and the data are in the same space", where, len(lost), len(before),
                                ", ".join(str(v) for v in lost[:10]), ", ..." if len(lost) > 10 else "")
         lab = np.asarray(img.dataobj)
