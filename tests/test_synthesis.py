@@ -254,6 +254,11 @@ def test_synthesize_channel_mapping_and_resampling(tiny_bids, ridge_dir, tmp_pat
     assert any("the recording's channels differ from the model's; mapped by" in r.getMessage()
                and "; interpolated from their neighbours: O1, O2;" in r.getMessage() for r in caplog.records)  # (user test 44: unnamed)
     assert json.loads((tmp_path / "interp2.json").read_text())["ChannelMapping"]["interpolated"] == ["O1", "O2"]
+    # EDF names with a channel missing: the mapping renames them; the sidecar still says which fed which (user test 54: {})
+    synthesize(decorated.copy().drop_channels(["EEG O1-REF"]), ridge_dir, tmp_path / "edfmap.nii.gz", progress_bar=False)
+    side = json.loads((tmp_path / "edfmap.json").read_text())
+    assert side["ChannelMapping"]["interpolated"] == ["O1"] and side["ChannelsRenamed"]["EEG FP1-REF"] == "Fp1"
+    assert side["ChannelMapping"]["renamed"]["EEG C3-REF"] == "C3" and "EEG O1-REF" not in side["ChannelsRenamed"]
     with pytest.raises(Eeg2fmriInputError, match=r"sampled at 80 Hz, but the model's features use EEG up to 45 Hz"):
         synthesize(raw.copy().resample(80.0, verbose=False), ridge_dir, tmp_path / "low.nii.gz", progress_bar=False)
     dup = raw.copy().pick(["Fp1", "Fp2"])

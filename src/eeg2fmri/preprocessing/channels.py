@@ -45,6 +45,9 @@ class ChannelMapping:
         Training channels interpolated from neighbours (spherical splines).
     ignored : list of str
         Recording EEG channels not used.
+    renamed : dict
+        ``{recording name: training name}`` of the channels found by name under another spelling (``EEG FP1-REF`` ->
+        ``Fp1``).
     """
 
     positions: str
@@ -53,6 +56,7 @@ class ChannelMapping:
     distances_mm: dict[str, float] = field(default_factory=dict)
     interpolated: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -262,6 +266,7 @@ def map_channels_by_position(
     out.drop_channels(drop)
     rename = {c: w for w, c in rep.by_position.items()}
     rename.update({named[w]: w for w in by_name if named[w] != w})
+    rep.renamed = {named[w]: w for w in by_name if named[w] != w}  # (user test 54: the sidecar never said EEG FP1-REF fed Fp1)
     out.rename_channels(rename)
     ch_pos = {}
     for c in out.ch_names:

@@ -946,6 +946,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     if extra:
         logger.info("%s: ignoring %d channel(s) the model was not trained on: %s", where, len(extra), ", ".join(extra[:20]))
     renamed = {p: w for p, w in zip(picks, spec.ch_names) if p != w}
+    if chmap is not None:  # the mapping renamed the recording's channels already: its own record says which fed which
+        renamed = {**chmap.renamed, **{rec: w for w, rec in chmap.by_position.items() if rec != w}, **renamed}
     bad_used = [c for c in picks if c in raw.info["bads"]]
     bads_interpolated: list[str] = []
     if bad_used:  # channels the recording marks bad are interpolated at their sites, as prepare's channel mapping does
