@@ -786,6 +786,43 @@ def test_check_files_an_eeg_that_ends_inside_the_last_volume_as_a_problem(tiny_b
     assert not [p for p in chk.problems if p.startswith("sub-02")]
 
 
+def test_check_applies_the_prepare_config_as_prepare_will(tiny_bids, tmp_path, capsys):
+    """User test 54: datasets --check never passed a two-site dataset that prepare --config accepted (channels mapped onto
+    one set, runs resampled onto one grid); --config applies channels, grid and dummy_scans as prepare does."""
+    import mne
+    import nibabel as nib
+
+    from eeg2fmri.cli import main
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_bids, root, ignore=shutil.ignore_patterns("derivatives"))
+    vhdr = sorted(root.glob("sub-02/eeg/*_eeg.vhdr"))[0]
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False)
+    names = [c for c in raw.ch_names if c not in ("ECG", "EOG")]
+    raw.drop_channels(["O1"])  # site B lacks one channel
+    for f in vhdr.parent.glob(vhdr.name.replace(".vhdr", ".*")):
+        f.unlink()
+    mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
+    bold = sorted(root.glob("sub-02/func/*_bold.nii*"))[0]
+    img = nib.load(bold)
+    aff = img.affine.copy()
+    aff[:3, 3] += 3.0  # another grid (same space, shifted by a quarter voxel)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), aff, img.header), bold)
+    assert main(["datasets", "--check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "EEG channels differ from the first run's" in out and "BOLD voxel-to-world affine differs" in out
+    cfg = json.dumps({"channels": names, "grid": "first", "dummy_scans": "auto", "bands": "auto"})
+    assert main(["datasets", "--check", str(root), "--config", cfg]) == 0
+    out = capsys.readouterr().out
+    assert f"prepare maps every run onto the {len(names)} channels of the option channels" in out and "(sub-02_task-rest_run-1: O1)" in out
+    assert "prepare puts every run's BOLD on one grid (option grid 'first')" in out
+    # a run holding under half of the channels named is still a problem
+    assert main(["datasets", "--check", str(root), "--config", json.dumps({"channels": names + [f"X{i}" for i in range(20)]})]) == 1
+    assert re.search(r"sub-0\d\S*: holds \d+ of the 36 channels of the prepare option channels", capsys.readouterr().out)
+    assert main(["datasets", "--config", cfg]) == 2
+    assert "--config: expected only together with --check ROOT (it sets how the check times the volumes)" in capsys.readouterr().err
+
+
 def test_check_report_says_a_repeated_problem_once():
     """datasets --check (user test 7): a problem or note that says the same of several runs (their keys and file names
     aside) is printed once, followed by the other runs it holds for; different texts stay apart."""

@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
                    "(default: R128, Scanner/Scan Start, Scan Start, TR)")
     p.add_argument("--first-onset", type=float, metavar="S", help="with --check only: no markers; volume 0 starts S seconds "
                    "after the EEG start (regular timing, as prepare's first_onset)")
+    p.add_argument("--config", metavar="CONFIG", help="with --check only: the prepare config you will use (file or inline JSON, as "
+                   "prepare --config); its marker, first_onset, channels, grid and dummy_scans are checked as prepare applies them")
     add_pairing_arguments(p)
 
 
@@ -36,12 +38,23 @@ def run(args) -> int:
     if args.subjects and not args.check:
         raise Eeg2fmriInputError(f"--subjects: expected only together with --check ROOT (it restricts the check), got {args.subjects}; "
                                  "add --check ROOT or drop --subjects.")
-    for flag, val in (("--marker", args.marker), ("--first-onset", args.first_onset)):
+    for flag, val in (("--marker", args.marker), ("--first-onset", args.first_onset), ("--config", args.config)):
         if val is not None and not args.check:
             raise Eeg2fmriInputError(f"{flag}: expected only together with --check ROOT (it sets how the check times the volumes), got {val}; "
                                      f"add --check ROOT or drop {flag}.")
     if args.check:
         opts = {"subjects": args.subjects} if args.subjects else {}
+        if args.config:  # (user test 54: the check refused the channels and grids prepare --config accepted)
+            from eeg2fmri.utils.config import read_config
+
+            cfg = read_config(args.config)
+            if "marker" in cfg:
+                opts["marker"] = cfg["marker"] if cfg["marker"] is None or isinstance(cfg["marker"], str) else tuple(cfg["marker"])
+            if cfg.get("first_onset") is not None:
+                opts.update(marker=None, first_onset=float(cfg["first_onset"]))
+            prep = {k: cfg[k] for k in ("channels", "grid", "dummy_scans") if cfg.get(k) is not None}
+            if prep:
+                opts["prepare"] = prep
         if args.first_onset is not None:
             opts.update(marker=None, first_onset=args.first_onset)
         elif args.marker:
@@ -51,7 +64,7 @@ def run(args) -> int:
             from eeg2fmri.datasets.prepared import read_runs_table, runs_from_files
             from eeg2fmri.io.layouts import check_runs
 
-            layout_only = sorted(k for k in opts if k not in ("subjects", "marker", "first_onset"))
+            layout_only = sorted(k for k in opts if k not in ("subjects", "marker", "first_onset", "prepare"))
             if args.name or layout_only:
                 raise Eeg2fmriInputError(f"{args.check}: a runs table names every run's files itself, so a layout and its options "
                                          f"({', '.join(([args.name] if args.name else []) + layout_only)}) do not apply; expected only "
@@ -62,7 +75,7 @@ def run(args) -> int:
                 runs = [r for r in runs if r.subject in wanted]
                 if not runs:
                     raise Eeg2fmriInputError(f"{args.check}: no run of the table has subject(s) {sorted(wanted)}; check the subject column.")
-            rep = check_runs(runs, **{k: v for k, v in opts.items() if k in ("marker", "first_onset")})
+            rep = check_runs(runs, **{k: v for k, v in opts.items() if k in ("marker", "first_onset", "prepare")})
         else:
             rep = check_layout(args.check, args.name or "auto", **opts)
         if rep.ok:  # what prepare's artefact check will say of each run (user test 20: "OK" of raw in-scanner EEG, nothing else)

@@ -804,7 +804,7 @@ def _check_confounds(path: Path, n_volumes: int, key: str) -> tuple[list[str], l
 
 
 def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS,
-               first_onset: float | None = None) -> tuple[list[str], list[str]]:
+               first_onset: float | None = None, dummy_scans: str | None = None) -> tuple[list[str], list[str]]:
     problems, notes = [], []
     eeg = run.eeg_path
     if not eeg.is_file():
@@ -865,7 +865,7 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
                         return problems, notes
                     try:
                         sync = layout_volume_onsets(run, raw, int(img.shape[3]) if len(img.shape) == 4 else 1, tr, marker=marker,
-                                                    first_onset=first_onset, dummy_scans=run.dummy_scans or "auto")
+                                                    first_onset=first_onset, dummy_scans=run.dummy_scans or dummy_scans or "auto")
                     except Eeg2fmriInputError as err:
                         problems.append(f"{run.key}: volume timing: {err}")
                     else:
@@ -887,10 +887,11 @@ def _check_run(run: LayoutRun, marker: str | tuple[str, ...] | None = DEFAULT_MA
     return problems, notes
 
 
-def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
+def _compare_channels(runs: list[LayoutRun], channels: list[str] | None = None) -> tuple[list[str], list[str]]:
     """The runs' EEG channels as prepare compares them: one note where they differ by order or spelling only, or by the
     channels some runs mark bad (prepare reads or interpolates those); a problem where a run lacks channels or has
-    others (prepare refuses that without its option channels)."""
+    others (prepare refuses that without its option channels). With ``channels`` (prepare's option) every run is
+    mapped onto that set: a note names what each run lacks (interpolated) and a problem where a run holds under half."""
     import mne
 
     from eeg2fmri.io.channel_names import channel_difference, compare_run_channels
@@ -903,6 +904,23 @@ def _compare_channels(runs: list[LayoutRun]) -> tuple[list[str], list[str]]:
             continue
         good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
         heads.append((run.key, good, [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]))
+    if channels:  # prepare maps each run onto these (user test 54: the check refused what prepare --config accepted)
+        from eeg2fmri.io.channel_names import channel_key
+
+        want = [str(c) for c in channels]
+        problems, lacking = [], []
+        for k, good, _ in heads:
+            have = {channel_key(c) for c in good}
+            missing = [c for c in want if channel_key(c) not in have]
+            if len(want) - len(missing) < 0.5 * len(want):
+                problems.append(f"{k}: holds {len(want) - len(missing)} of the {len(want)} channels of the prepare option channels (missing "
+                                f"{missing[:12]}{' ...' if len(missing) > 12 else ''}); prepare maps a run by name and electrode position "
+                                "and needs at least half of them: check the names, or leave the run out (--subjects)")
+            elif missing:
+                lacking.append(f"{k}: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        notes = [f"prepare maps every run onto the {len(want)} channels of the option channels (by name, then by electrode position); "
+                 + (f"interpolated where a run lacks them ({'; '.join(lacking)})" if lacking else "every run holds them all")]
+        return problems, notes
     if len(heads) < 2:
         return [], []
     (key0, good0, whole0) = heads[0]
@@ -934,7 +952,7 @@ def different_tr_hint(key: str, tr: float, key0: str, tr0: float) -> str:
             "resample_tr (--config '{\"resample_tr\": " + f"{tr0:g}" + "}': every run's BOLD to one TR after its volumes are timed)")
 
 
-def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = DEFAULT_MARKERS) -> list[str]:
+def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, grid_option: Any = None) -> list[str]:
     """A problem for every run whose TR or voxel grid differs from the first run's, as prepare would refuse it (user test
     19: the check passed a dataset that prepare then refused; user test 30: the same for grids)."""
     from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
@@ -955,7 +973,7 @@ def _compare_trs(runs: list[LayoutRun], marker: str | tuple[str, ...] | None = D
     key0, tr0, grid0 = heads[0]
     out = [different_tr_hint(k, tr, key0, tr0) for k, tr, _ in heads[1:] if abs(tr - tr0) > 1e-3 * tr0]
     for k, _, grid in heads[1:]:
-        if grid is None or grid0 is None:
+        if grid is None or grid0 is None or grid_option is not None:  # (the prepare option grid puts every run on one grid)
             continue
         if grid[0] != grid0[0]:
             out.append(f"{k}: BOLD grid {grid[0]} differs from the first run's ({key0}) {grid0[0]}; prepare refuses it unless the runs are "
@@ -1006,7 +1024,10 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
         runs whose layout does not fix them: every run's volumes are timed as
         prepare times them, and a run prepare would refuse (no scanner
         markers, fewer markers than volumes, markers a TR apart that is not
-        the BOLD's) is a problem.
+        the BOLD's) is a problem. ``prepare``: prepare options the check
+        applies as prepare will (``channels``: every run mapped onto that
+        set; ``grid``: runs on other grids resampled, so not compared;
+        ``dummy_scans``).
 
     Returns
     -------
@@ -1028,13 +1049,14 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
     subjects = norm_subjects(options.pop("subjects", None))
     marker = options.pop("marker", DEFAULT_MARKERS)
     first_onset = options.pop("first_onset", None)
+    prepare = options.pop("prepare", None)
     try:
         lay._check_options(options)
         sc = lay.scan(root, subjects, **options)
     except Eeg2fmriInputError as err:
         return LayoutCheck(layout, False, problems=problems + [str(err)])
     notes += sc.notes
-    p, n = _check_runs(sc.runs, marker, first_onset)
+    p, n = _check_runs(sc.runs, marker, first_onset, prepare)
     problems += p
     notes += n
     if not sc.runs and not problems:
@@ -1042,26 +1064,32 @@ def check_layout(root: str | os.PathLike, layout: str = "auto", **options: Any) 
     return LayoutCheck(layout, bool(sc.runs) and not problems, sc.runs, problems, sc.skipped, notes, sc.table)
 
 
-def _check_runs(runs: list, marker: Any, first_onset: float | None) -> tuple[list[str], list[str]]:
-    """Every run's files and volume timing, then the runs against each other (channels, TRs)."""
+def _check_runs(runs: list, marker: Any, first_onset: float | None, prepare: dict | None = None) -> tuple[list[str], list[str]]:
+    """Every run's files and volume timing, then the runs against each other (channels, TRs), under prepare's options
+    ``prepare`` (``channels``, ``grid``, ``dummy_scans``) as prepare will apply them."""
+    prepare = prepare or {}
     problems, notes = [], []
     for r in runs:
-        p, n = _check_run(r, marker, first_onset)
+        p, n = _check_run(r, marker, first_onset, dummy_scans=prepare.get("dummy_scans"))
         problems += p
         notes += n
-    if len(runs) > 1:  # (user test 30: found only once every run's own problems were fixed, one layer at a time)
-        p, n = _compare_channels(runs)
+    if len(runs) > 1 or prepare.get("channels"):  # (user test 30: found only once every run's own problems were fixed, one layer at a time)
+        p, n = _compare_channels(runs, prepare.get("channels"))
         problems += p
         notes += n
-        problems += _compare_trs(runs, marker)
+    if len(runs) > 1:
+        problems += _compare_trs(runs, marker, prepare.get("grid"))
+        if prepare.get("grid") is not None:
+            notes.append(f"prepare puts every run's BOLD on one grid (option grid {prepare['grid']!r}); the runs' own grids are not compared")
     return problems, notes
 
 
-def check_runs(runs: list, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None) -> LayoutCheck:
+def check_runs(runs: list, *, marker: str | tuple[str, ...] | None = DEFAULT_MARKERS, first_onset: float | None = None,
+               prepare: dict | None = None) -> LayoutCheck:
     """:func:`check_layout` for runs given as file pairs (a runs table, ``LayoutRun`` records): every run's files, volume
     timing, channels and TRs as prepare will find them (user test 26: a runs table could not be checked)."""
     runs = [as_layout_run(r) for r in runs]
-    problems, notes = _check_runs(runs, marker, first_onset)
+    problems, notes = _check_runs(runs, marker, first_onset, prepare)
     if not runs:
         problems.append("no runs given")
     return LayoutCheck("files", bool(runs) and not problems, runs, problems, [], notes, None)
