@@ -400,7 +400,10 @@ class EEG2fMRINet(nn.Module):
         blocks misses what shared noise does to a mean over the mask: where the EEG drives a few regions, a smooth
         low-rank prediction's mean voxel r swings several times more under shifts than the full prediction's (a
         helper's interictal-spike data: rank 2 gained 0.021 on validation, its shifted gains reached 0.05) and the
-        choice is the winner of chance. ``False`` (default): the rules without it.
+        choice is the winner of chance. ``True`` is the default since 2026-12-07 (session 36): on design seeds 100-101 of
+        the robustness matrix it moved the flagship's LOSO r by -0.0015 to +0.014 (mean +0.003, focal +0.014) and its
+        within r by -0.013 (short) to +0.012 (focal; mean -0.0001), and on helpers' focal datasets it kept the region
+        series the rank had lost (``benchmarks/results/design_shift_guard.txt``). ``False``: the rules without it.
     tangent_rule : {"best", "guarded", "floor"}
         How the linear path's tangent weight (the mix of the band-power ridge and the tangent ridge, chosen on the
         validation windows with the tangent HRF variant) decides. ``"best"``: the highest validation mean
@@ -527,7 +530,7 @@ class EEG2fMRINet(nn.Module):
         choice_rule: str = "guarded",
         rank_output_check: bool | str = "evident",
         blend_rule: str = "guarded",
-        shift_guard: bool = False,
+        shift_guard: bool = True,
         tangent_rule: str = "floor",
         tangent_cv: str | None = None,
         voxel_gain: bool = True,
