@@ -371,6 +371,14 @@ def test_grid_first_resamples_every_run_onto_the_first_runs_grid(tiny_bids, tmp_
                                      copy_header=True).dataobj)
     np.testing.assert_allclose(ds.runs[1].bold, ref[ds.mask].T, rtol=1e-4, atol=1e-3 * np.abs(ref[ds.mask]).max())
     np.testing.assert_array_equal(ds.affine, first.affine)
+    # the file's own grid recorded and said by the prepare summary (user test 54); the first run is not resampled
+    from eeg2fmri.commands.prepare import pooling_summary
+
+    src = ds.provenance["inputs"]["sub-02_task-rest_run-1"]["bold_grid_source"]
+    assert src["shape"] == list(data.shape[:3]) and src["voxel_mm"] == [12.0, 12.0, 12.0] and src["oblique"] is False
+    assert "bold_grid_source" not in ds.provenance["inputs"]["sub-01_task-rest_run-1"]
+    want = f"  BOLD resampled onto the dataset's grid in 1 run(s): sub-02_task-rest_run-1 ({'x'.join(map(str, data.shape[:3]))} of 12x12x12 mm)"
+    assert want in pooling_summary(ds)
     # a box that misses the mask's lowest slices: those voxels are zero in that run, and the warning says so
     low = nib.Nifti1Image(orig[:, :, 3:], img.affine @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1.0]]),
                           img.header)

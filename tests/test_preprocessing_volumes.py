@@ -414,13 +414,16 @@ def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
 
     assert pooling_summary(ds)[1] == "  BOLD resampled in time in 1 run(s): sub-02_task-rest (TR 1.5 -> 2 s)"
     fake = SimpleNamespace(provenance={"inputs": {
-        "a": {"channel_mapping": {"by_position": {"T7": "T3", "Cz": "Cz"}, "interpolated": ["FT9"]}, "notch_hz": 50.0},
+        "a": {"channel_mapping": {"by_position": {"T7": "T3", "Cz": "Cz"}, "interpolated": ["FT9"], "ignored": ["X1", "X2"]}, "notch_hz": 50.0,
+              "bold_grid_source": {"shape": [64, 64, 50], "voxel_mm": [3.0, 3.0, 3.0], "oblique": True}},
         "b": {"non_steady_state_volumes": 3, "notch_hz": 60.0,
               "slice_timing": "b_bold.json: slices acquired 0-1.9 s after each volume's start (TR 2 s, 30 slices), not slice-time corrected"},
         "c": {"slice_timing": "c_bold.json: slices acquired 0-1 s after each volume's start (TR 2 s, 3 slices), slice-time corrected to 0.5 s"}}})
     assert pooling_summary(fake) == ["what prepare changed (details: manifest.json, provenance.inputs):",
                                      "  channels renamed by electrode position in 1 run(s): a (T3->T7)",
                                      "  training channels interpolated in 1 run(s): a (FT9)",
+                                     "  EEG channels left out (not in the channel set) in 1 run(s): a (X1, X2)",
+                                     "  BOLD resampled onto the dataset's grid in 1 run(s): a (64x64x50 of 3x3x3 mm, oblique)",
                                      "  leading non-steady-state volumes left out in 1 run(s): b (3)",
                                      "  SliceTiming given but not read (volumes taken at marker + TR/2; README: SliceTiming) in 1 run(s): b",
                                      "  power-line notch: 50 Hz in 1 run(s); 60 Hz in 1 run(s)"]

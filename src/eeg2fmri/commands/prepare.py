@@ -61,7 +61,7 @@ def pooling_summary(ds) -> list[str]:
     """One line per kind of change prepare made to some runs (channels mapped or interpolated, BOLD resampled in time,
     leading volumes left out, notch frequencies), from the manifest's provenance; empty when it changed nothing."""
     inputs = (ds.provenance or {}).get("inputs") or {}
-    mapped, interp, resampled, dropped, notch, sliced = [], [], [], [], {}, []
+    mapped, interp, resampled, dropped, notch, sliced, regrid, ignored = [], [], [], [], {}, [], [], []
     for key, p in inputs.items():
         cm = p.get("channel_mapping") or {}
         pairs = [f"{rec}->{train}" for train, rec in (cm.get("by_position") or {}).items() if rec != train]
@@ -69,6 +69,12 @@ def pooling_summary(ds) -> list[str]:
             mapped.append(f"{key} ({', '.join(pairs[:4])}{' ...' if len(pairs) > 4 else ''})")
         if cm.get("interpolated"):
             interp.append(f"{key} ({', '.join(cm['interpolated'][:4])}{' ...' if len(cm['interpolated']) > 4 else ''})")
+        if cm.get("ignored"):  # (user test 54: a site's extra channels left out without a word)
+            ignored.append(f"{key} ({', '.join(cm['ignored'][:4])}{' ...' if len(cm['ignored']) > 4 else ''})")
+        src = p.get("bold_grid_source")
+        if src:
+            regrid.append(f"{key} ({'x'.join(map(str, src['shape']))} of {'x'.join(f'{v:g}' for v in src['voxel_mm'])} mm"
+                          f"{', oblique' if src.get('oblique') else ''})")
         rs = p.get("resampled_in_time")
         if rs and abs(float(rs["from_tr"]) - float(rs["to_tr"])) > 1e-9:
             resampled.append(f"{key} (TR {rs['from_tr']:g} -> {rs['to_tr']:g} s)")
@@ -86,6 +92,8 @@ def pooling_summary(ds) -> list[str]:
 
     line("channels renamed by electrode position", mapped)
     line("training channels interpolated", interp)
+    line("EEG channels left out (not in the channel set)", ignored)
+    line("BOLD resampled onto the dataset's grid", regrid)
     line("BOLD resampled in time", resampled)
     line("leading non-steady-state volumes left out", dropped)
     line("SliceTiming given but not read (volumes taken at marker + TR/2; README: SliceTiming)", sliced)

@@ -1145,11 +1145,18 @@ def _resolve_mask(cfg: PrepareConfig, img, records: list | None = None) -> tuple
     return mask, None
 
 
-def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndarray] | None = None):
-    """A run's BOLD on the grid the config asks for; ``first_grid`` (shape, affine): the first run's, for ``grid="first"``."""
+def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndarray] | None = None, source: dict | None = None):
+    """A run's BOLD on the grid the config asks for; ``first_grid`` (shape, affine): the first run's, for ``grid="first"``.
+    ``source``: filled with the file's own grid (``shape``, ``voxel_mm``, ``oblique``) where the run is resampled."""
     from eeg2fmri.io.layouts import read_layout_bold
 
     img, tr = read_layout_bold(rec, marker=cfg.marker)
+    if source is not None:  # (user test 54: the prepare summary never said that two runs' BOLD were resampled)
+        import nibabel as nib
+
+        a = np.asarray(img.affine, float)
+        own = {"shape": [int(v) for v in img.shape[:3]], "voxel_mm": [round(float(v), 3) for v in np.sqrt((a[:3, :3] ** 2).sum(0))],
+               "oblique": bool(nib.affines.obliquity(a).max() > 1e-3)}
     if cfg.grid == "first":
         from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
 
@@ -1158,10 +1165,14 @@ def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndar
 
             img = resample_bold(img, target_shape=tuple(first_grid[0]), target_affine=np.asarray(first_grid[1], float), where=str(rec.bold_path))
             logger.info("%s: resampled onto the first run's grid %s", rec.bold_path, tuple(first_grid[0]))
+            if source is not None:
+                source.update(own)
     elif cfg.grid is not None or cfg.voxel_size is not None:
         from eeg2fmri.preprocessing.volumes import resample_bold
 
         img = resample_bold(img, target_shape=tuple(cfg.grid) if cfg.grid is not None else None, voxel_size=cfg.voxel_size)
+        if source is not None:
+            source.update(own)
     return img, tr
 
 
@@ -1518,7 +1529,8 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
     """One run: the BOLD is streamed in a thread while the EEG is processed (both release the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    img, tr = _read_bold_on_grid(rec, cfg, (shape0, affine0) if affine0 is not None else None)
+    source: dict = {}
+    img, tr = _read_bold_on_grid(rec, cfg, (shape0, affine0) if affine0 is not None else None, source)
     _check_run_grid(rec, img, tr, tr0, shape0, affine0, first, cfg.resample_tr)
     with ThreadPoolExecutor(1) as ex:
         fut = ex.submit(load_masked_bold, img, mask, where=str(rec.bold_path))
@@ -1537,7 +1549,10 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
                            "comes from %s, so they stay targets, with no signal in this run. Pass a mask that leaves them out "
                            "(prepare option mask: PATH), or leave the run out.", rec.bold_path, flat, bold.shape[1],
                            "the first run's data" if cfg.mask == "data" else f"the prepare option mask ({cfg.mask})")
-    return _finish_run(rec, cfg, eeg, bold, atlas, img.shape[3], mask)
+    run, info, prov = _finish_run(rec, cfg, eeg, bold, atlas, img.shape[3], mask)
+    if source:  # the file's own grid, where this run was resampled onto the dataset's
+        prov["bold_grid_source"] = source
+    return run, info, prov
 
 
 def _check_consistent(infos: list[dict], records) -> None:
