@@ -241,7 +241,7 @@ def circular_shift_level(shifted: np.ndarray, level: float = 0.05) -> np.ndarray
     return float(out) if v.ndim == 1 else out
 
 
-def shift_mean_r(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+def shift_mean_r(p: np.ndarray, y: np.ndarray, *others: np.ndarray) -> np.ndarray:
     """Mean over columns of Pearson r between ``y`` and ``p`` circularly shifted by every lag.
 
     Columns whose prediction or target is constant count as r = 0, as in :func:`jackknife_mean_r` (whose full value is
@@ -251,28 +251,37 @@ def shift_mean_r(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     ----------
     p, y : array, shape (n_samples, n_columns)
         Predictions and targets, rows in time order.
+    *others : array, shape (n_samples, n_columns)
+        More predictions against the same ``y`` (its transform computed once).
 
     Returns
     -------
-    array, shape (n_samples,)
+    array, shape (n_samples,), or (1 + len(others), n_samples) with ``others``
         Entry ``s``: the mean over columns of r(``y[t]``, ``p[(t + s) mod n]``); entry 0 is the aligned mean r.
     """
-    n, m = p.shape
-    out = np.zeros(n)
+    preds = (p, *others)
+    n, m = y.shape
+    out = np.zeros((len(preds), n))
     step = max(1, CHUNK_ELEMS // max(n, 1))
     for start in range(0, m, step):
         sl = slice(start, min(start + step, m))
-        a = np.array(p[:, sl], dtype=np.float64)
         b = np.array(y[:, sl], dtype=np.float64)
-        a -= a.mean(axis=0)
         b -= b.mean(axis=0)
-        na, nb = (a * a).sum(0), (b * b).sum(0)
-        ok = (na > 1e-300) & (nb > 1e-300)
-        if not ok.any():
-            continue
-        cc = np.fft.irfft(np.conj(np.fft.rfft(b[:, ok], axis=0)) * np.fft.rfft(a[:, ok], axis=0), n=n, axis=0)
-        out += (cc / np.sqrt(na[ok] * nb[ok])).sum(axis=1)
-    return out / max(m, 1)
+        nb = (b * b).sum(0)
+        fb = None
+        for i, q in enumerate(preds):
+            a = np.array(q[:, sl], dtype=np.float64)
+            a -= a.mean(axis=0)
+            na = (a * a).sum(0)
+            ok = (na > 1e-300) & (nb > 1e-300)
+            if not ok.any():
+                continue
+            if fb is None or fb[0] is not None and not np.array_equal(fb[0], ok):
+                fb = (ok, np.conj(np.fft.rfft(b[:, ok], axis=0)))
+            cc = np.fft.irfft(fb[1] * np.fft.rfft(a[:, ok], axis=0), n=n, axis=0)
+            out[i] += (cc / np.sqrt(na[ok] * nb[ok])).sum(axis=1)
+    out /= max(m, 1)
+    return out[0] if not others else out
 
 
 def shift_gain_level(choice: np.ndarray, default: np.ndarray, y: np.ndarray, level: float = 0.05) -> tuple[float, float]:
@@ -298,7 +307,8 @@ def shift_gain_level(choice: np.ndarray, default: np.ndarray, y: np.ndarray, lev
     threshold : float
         The ``floor(level n)``-th largest shifted gain; NaN with fewer than ``1 / level`` rows.
     """
-    g = shift_mean_r(choice, y) - shift_mean_r(default, y)
+    both = shift_mean_r(choice, y, default)
+    g = both[0] - both[1]
     return float(g[0]), float(circular_shift_level(g[1:], level))
 
 
