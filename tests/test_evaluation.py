@@ -723,6 +723,8 @@ def test_per_roi_table_marks_r_at_chance_level():
     assert f"{ROI_NULL_NOTE}." in table
     loso = roi_table({**res, "protocol": "loso"}, ["a", "b"])  # whole held-out subjects: no advice to hold them out (user test 48)
     assert f"{ROI_NULL_NOTE_SUBJECTS}." in loso and f"{ROI_NULL_NOTE}." not in loso and "or whole held-out subjects" not in " ".join(loso)
+    cross = roi_table({**res, "protocol": "cross-dataset"}, ["a", "b"])  # whole recordings of another dataset (user test 54)
+    assert f"{ROI_NULL_NOTE_SUBJECTS}." in cross and f"{ROI_NULL_NOTE}." not in cross
     ps["02"]["models"]["a"]["roi_r"]["1"] = 0.35  # mean 0.225 > 0.2: no mark, no note
     assert ROI_NULL_NOTE + "." not in roi_table(res, ["a", "b"]) and roi_rows(res, ["a"])[0][0][2] == "0.225"
     # b has ROI r but no null in any subject (short test spans): said under the table (user test 17: r 0.38 unmarked)

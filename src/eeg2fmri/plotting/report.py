@@ -469,7 +469,8 @@ def roi_null_note(results: dict[str, Any]) -> str:
     subjects" was advised under a LOSO benchmark)."""
     split = results.get("split") if isinstance(results.get("split"), dict) else {}
     protocol = results.get("protocol") or split.get("protocol")
-    return ROI_NULL_NOTE_SUBJECTS if protocol in ("loso", "kfold", "subjects", "cross") else ROI_NULL_NOTE
+    # (user test 54: a cross-dataset benchmark records "cross-dataset" and got the short-test-span advice)
+    return ROI_NULL_NOTE_SUBJECTS if protocol in ("loso", "kfold", "subjects", "cross", "cross-dataset") else ROI_NULL_NOTE
 
 
 def _floats(v: list) -> np.ndarray:
