@@ -268,18 +268,17 @@ def shift_mean_r(p: np.ndarray, y: np.ndarray, *others: np.ndarray) -> np.ndarra
         b = np.array(y[:, sl], dtype=np.float64)
         b -= b.mean(axis=0)
         nb = (b * b).sum(0)
-        fb = None
+        okb = nb > 1e-300
+        if not okb.any():
+            continue
+        fb = np.conj(np.fft.rfft(b[:, okb], axis=0))  # once per chunk, for every prediction
         for i, q in enumerate(preds):
-            a = np.array(q[:, sl], dtype=np.float64)
+            a = np.array(q[:, sl][:, okb], dtype=np.float64)
             a -= a.mean(axis=0)
             na = (a * a).sum(0)
-            ok = (na > 1e-300) & (nb > 1e-300)
-            if not ok.any():
-                continue
-            if fb is None or fb[0] is not None and not np.array_equal(fb[0], ok):
-                fb = (ok, np.conj(np.fft.rfft(b[:, ok], axis=0)))
-            cc = np.fft.irfft(fb[1] * np.fft.rfft(a[:, ok], axis=0), n=n, axis=0)
-            out[i] += (cc / np.sqrt(na[ok] * nb[ok])).sum(axis=1)
+            ok = na > 1e-300  # a constant prediction column counts as r = 0
+            cc = np.fft.irfft(fb * np.fft.rfft(a, axis=0), n=n, axis=0)
+            out[i] += (cc[:, ok] / np.sqrt(na[ok] * nb[okb][ok])).sum(axis=1)
     out /= max(m, 1)
     return out[0] if not others else out
 
