@@ -1204,6 +1204,57 @@ def test_line_frequency_other_than_the_models_notch_is_warned(tiny_bids, ridge_d
     assert json.loads(out.with_name("b.json").read_text())["NotchFrequency"] == 45.0
 
 
+def test_training_notches_recorded_and_a_recording_without_line_frequency_is_warned(tiny_bids, tiny_prepared, ridge_dir, tmp_path, caplog):
+    """User test 54 #6: training runs notched at two line frequencies leave prepare.notch empty; a recording declaring no
+    line frequency is then left unnotched, which a warning says, and ``notch=`` gives it (0: none, silenced)."""
+    import logging
+    import shutil
+
+    from eeg2fmri.datasets.targets import make_split
+    from eeg2fmri.training import fit_model, save_fit
+
+    sp = make_split(tiny_prepared, "within")
+    folder = save_fit(fit_model(tiny_prepared, sp, "mean"), tmp_path / "saved")
+    used = {p.get("notch_hz") for p in tiny_prepared.provenance["inputs"].values()}
+    # every training run counted by its notch (a saved model keeps them: model.json training_notch_hz)
+    assert json.loads((folder / "model.json").read_text())["training_notch_hz"] == {
+        ("none" if hz is None else f"{hz:g}"): sum(p.get("notch_hz") == hz for p in tiny_prepared.provenance["inputs"].values()) for hz in used}
+    model = tmp_path / "mixed"
+    shutil.copytree(ridge_dir, model)
+    meta = json.loads((model / "model.json").read_text())
+    meta["prepare"]["notch"] = None
+    meta["training_notch_hz"] = {"20": 2, "30": 1}  # below the tiny recording's 50 Hz Nyquist
+    (model / "model.json").write_text(json.dumps(meta))
+    raw = mne.io.read_raw_brainvision(tiny_bids / EEG_NAME, preload=True, verbose=False)
+    raw.info["line_freq"] = None
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        plain = synthesize(raw, model, tmp_path / "plain.nii.gz", progress_bar=False)
+    assert any("declares no power-line frequency" in r.getMessage() and "(20 Hz in 2 run(s); 30 Hz in 1 run(s))" in r.getMessage()
+               and "--notch 50" in r.getMessage() for r in caplog.records)
+    assert json.loads(plain.with_name("plain.json").read_text())["NotchFrequency"] is None
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        given = synthesize(raw, model, tmp_path / "given.nii.gz", progress_bar=False, notch=20)
+        off = synthesize(raw, model, tmp_path / "off.nii.gz", progress_bar=False, notch=0)
+    assert not any("power-line" in r.getMessage() for r in caplog.records)
+    assert json.loads(given.with_name("given.json").read_text())["NotchFrequency"] == 20.0
+    assert json.loads(off.with_name("off.json").read_text())["NotchFrequency"] is None
+    a, b, c = (np.asarray(nib.load(p).dataobj) for p in (plain, given, off))
+    assert np.array_equal(a, c) and not np.allclose(a, b)  # notch=0 is the unnotched output; 20 Hz changed the features
+    # a notch given overrides the model's own (45 Hz here), and the recording's declared line does not warn then
+    meta["prepare"]["notch"] = 45.0
+    (model / "model.json").write_text(json.dumps(meta))
+    raw.info["line_freq"] = 50.0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        over = synthesize(raw, model, tmp_path / "over.nii.gz", progress_bar=False, notch=20.0)
+    assert json.loads(over.with_name("over.json").read_text())["NotchFrequency"] == 20.0
+    assert not any("power line" in r.getMessage() for r in caplog.records)
+    for bad in (-50, "fifty", float("nan"), True):
+        with pytest.raises(Eeg2fmriInputError, match=r"expected notch to be the power-line frequency in Hz \(50 or 60\) or 0 for no notch, got"):
+            synthesize(raw, model, tmp_path / "bad.nii.gz", progress_bar=False, notch=bad)
+
+
 def test_misspelt_montage_is_refused_even_when_channels_match_by_name(tiny_bids, ridge_dir, tmp_path):
     with pytest.raises(Eeg2fmriInputError, match=r"channel_positions='biosemi65': expected 'file' or an MNE standard montage.*'biosemi64'"):
         synthesize(tiny_bids / EEG_NAME, ridge_dir, tmp_path / "m.nii.gz", progress_bar=False, channel_positions="biosemi65")

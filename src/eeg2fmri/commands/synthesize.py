@@ -61,6 +61,9 @@ def add_arguments(p) -> None:
     p.add_argument("--clean", default=None, metavar="training|gradient,bcg",
                    help="remove scanner artefacts first: 'training' as the model's training runs were cleaned (model.json "
                         "prepare.clean), or the steps as prepare --clean takes them; reads the whole recording into memory")
+    p.add_argument("--notch", type=float, default=None, metavar="HZ",
+                   help="the recording's power-line frequency (50 or 60): it and its harmonics are notched in place of the "
+                        "model's notch or the recording's declared one; 0: no notch (default: as the model's training)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device(p, "predict")
     p.add_argument("--dsp-device", default="auto", metavar="{auto,cpu,cuda,cuda:N}",
@@ -92,7 +95,7 @@ def run(args) -> int:
                      channel_positions=args.channel_positions, dsp_device=args.dsp_device, first_onset=_onset(args.first_onset),
                      volumes=args.volumes, dummy_scans=args.dummy_scans, check_artifacts=args.check_artifacts,
                      first_marker_volume=args.first_marker_volume, atlas=args.atlas,
-                     interpolate_outliers=args.interpolate_outliers, clean=args.clean, marker_block=args.marker_block)
+                     interpolate_outliers=args.interpolate_outliers, clean=args.clean, marker_block=args.marker_block, notch=args.notch)
     sidecar = out.with_suffix(".json") if out.suffix.lower() == ".tsv" else output_paths(out)[1]
     side = json.loads(sidecar.read_text(encoding="utf-8"))
     extra = f" and {side['UncertaintyFile']}" if "UncertaintyFile" in side else ""

@@ -521,6 +521,22 @@ def model_prepare_config(ds: PreparedDataset) -> dict[str, Any]:
     return cfg
 
 
+def training_notch_summary(ds: PreparedDataset) -> dict[str, int] | None:
+    """The training runs counted by the power-line frequency prepare notched them at (``{"50": 2, "60": 2}``; ``"none"``
+    for runs not notched), from ``ds``'s provenance; ``None`` when it records no run. Saved with a model (model.json
+    ``training_notch_hz``), so that synthesis can say when a recording declaring no line frequency is left unnotched
+    while the training runs were notched (user test 54: sites at 50 and 60 Hz leave ``prepare.notch`` empty)."""
+    inputs = (ds.provenance or {}).get("inputs", {})
+    if not inputs:
+        return None
+    out: dict[str, int] = {}
+    for v in inputs.values():
+        hz = v.get("notch_hz") if isinstance(v, dict) else None
+        key = "none" if hz is None else f"{float(hz):g}"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
 def training_artifact_summary(ds: PreparedDataset) -> dict[str, int] | None:
     """How many of ``ds``'s runs prepare's gradient-artefact check ran on and how many it flagged (``None`` if it ran on
     none): saved with a model, so that synthesis knows whether its training EEG had such artefacts."""

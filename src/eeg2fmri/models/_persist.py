@@ -67,7 +67,7 @@ class LoadedModel:
 
 
 def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dict, prepare: dict, mask: np.ndarray, affine: np.ndarray,
-                card: dict, rois: dict | None, gradient_artifacts: dict | None = None) -> dict[str, Any]:
+                card: dict, rois: dict | None, gradient_artifacts: dict | None = None, training_notch: dict | None = None) -> dict[str, Any]:
     """``model.json`` of a model directory."""
     # (a scikit-learn style get_params() lists the spec too: it is saved on its own, below)
     hparams = {k: v for k, v in dict(hparams or {}).items() if k != "spec"}
@@ -97,6 +97,8 @@ def _model_meta(name: str, kind: str, spec: DataSpec, hparams: dict, window: dic
         meta["rois"] = rois
     if gradient_artifacts is not None:  # prepare's gradient-artefact check on the training runs: {"runs": n, "detected": k}
         meta["training_gradient_artifacts"] = dict(gradient_artifacts)
+    if training_notch:  # the power-line notch of every training run, {"50": n_runs, "none": n_runs}: synthesis warns from it
+        meta["training_notch_hz"] = dict(training_notch)
     return meta
 
 
@@ -159,12 +161,12 @@ def _saved_hparams(meta: dict, where: Path) -> dict[str, Any]:
 
 def save_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
                window: dict, prepare: dict, card: dict | None = None, overwrite: bool = False, xform_code: int = 2,
-               rois: dict | None = None, gradient_artifacts: dict | None = None) -> Path:
+               rois: dict | None = None, gradient_artifacts: dict | None = None, training_notch: dict | None = None) -> Path:
     """Write a model directory atomically (see module docstring); ``xform_code``: the grid's NIfTI space code
     (``PreparedDataset.xform_code``), which the mask and every synthesised image keep; ``rois``: a model of ROI targets
     keeps its atlas (``PreparedDataset.rois``: names, labels, voxel weights), so synthesis can name and paint its outputs."""
     kind = getattr(model, "kind", "torch")
-    meta = _model_meta(name, kind, spec, hparams, window, prepare, mask, affine, card or {}, rois, gradient_artifacts)
+    meta = _model_meta(name, kind, spec, hparams, window, prepare, mask, affine, card or {}, rois, gradient_artifacts, training_notch)
     with atomic_dir(out, overwrite=overwrite, marker="model.json") as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
     return Path(out)
@@ -267,7 +269,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
 
 def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, name: str, hparams: dict, mask: np.ndarray, affine: np.ndarray,
                        window: dict, prepare: dict, config: dict, split: dict, metrics: dict, overwrite: bool = False,
-                       xform_code: int = 2, rois: dict | None = None, gradient_artifacts: dict | None = None) -> Path:
+                       xform_code: int = 2, rois: dict | None = None, gradient_artifacts: dict | None = None,
+                       training_notch: dict | None = None) -> Path:
     """Write a model directory like :func:`save_model`, plus the training config and a fuller card.
 
     Parameters
@@ -277,9 +280,10 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
         or a closed-form model.
     out : path-like
         Model directory (written atomically; an existing one needs ``overwrite``).
-    spec, name, hparams, mask, affine, window, prepare, gradient_artifacts
+    spec, name, hparams, mask, affine, window, prepare, gradient_artifacts, training_notch
         As in :func:`save_model` (``gradient_artifacts``: ``{"runs": n, "detected": k}`` of prepare's gradient-artefact
-        check on the training runs, kept in model.json for synthesis).
+        check on the training runs, kept in model.json for synthesis; ``training_notch``: the training runs counted by the
+        power-line frequency they were notched at, ``{"50": n, "60": m, "none": k}``, model.json's ``training_notch_hz``).
     config : dict
         The resolved training config (saved as ``train_config.json``).
     split : dict
@@ -293,7 +297,7 @@ def save_trained_model(model: Any, out: str | os.PathLike, *, spec: DataSpec, na
     for k, v in metrics.items():
         card[f"{k} metrics"] = v
     card["training config"] = {k: config[k] for k in ("seed", "model", "optimizer", "loss") if k in config}
-    meta = _model_meta(name, kind, spec, hparams, window, prepare, mask, affine, card, rois, gradient_artifacts)
+    meta = _model_meta(name, kind, spec, hparams, window, prepare, mask, affine, card, rois, gradient_artifacts, training_notch)
     with atomic_dir(out, overwrite=overwrite, marker="model.json") as tmp:
         _write_model_dir(tmp, model, meta, mask, affine, xform_code)
         (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")

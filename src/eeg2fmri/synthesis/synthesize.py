@@ -27,6 +27,7 @@ synthesis leaves no output file behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -496,6 +497,7 @@ def synthesize(
     interpolate_outliers: bool = True,
     clean: str | dict | None = None,
     marker_block: int | None = None,
+    notch: float | None = None,
 ) -> Path:
     """Predict a 4D BOLD image from an EEG recording, streaming it in time chunks.
 
@@ -631,6 +633,11 @@ def synthesize(
         volume markers of the model's training): ``"training"`` as the model's training runs were cleaned (its
         ``model.json`` ``prepare.clean``), or steps as ``prepare`` takes them (``"gradient,bcg"``, ``{"gradient": "aas",
         "bcg": "pca_obs"}``). The whole recording is read into memory for it. The sidecar's ``Cleaning`` gives the report.
+    notch : float | None
+        The recording's power-line frequency in Hz: it and its harmonics are notched, in place of the model's notch
+        (``model.json`` ``prepare.notch``) or, where that is empty, the recording's own (``info["line_freq"]``); ``0``: no
+        notch. ``None`` (default): as training. When the training runs were notched at several frequencies (sites at 50
+        and 60 Hz) and the recording declares none (a bare ``.edf``), nothing is notched and a warning says to give it.
 
     Returns
     -------
@@ -658,7 +665,7 @@ def synthesize(
                        channel_tolerance_mm=channel_tolerance_mm, min_channel_share=min_channel_share, dsp_device=dsp_device,
                        first_onset=first_onset, volumes=volumes, dummy_scans=dummy_scans, check_artifacts=check_artifacts,
                        first_marker_volume=first_marker_volume, atlas=atlas, interpolate_outliers=interpolate_outliers, clean=clean,
-                       marker_block=marker_block)
+                       marker_block=marker_block, notch=notch)
 
 
 def _clean_like_training(eeg: Any, clean: str | dict, cfg: PrepareConfig, tr: float, where: str, model_dir: Path) -> tuple[Any, dict]:
@@ -716,6 +723,21 @@ def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where:
     return rows, counts
 
 
+def _say_notch(where: str, notch: float | None, line: float | None, trained: dict | None, *, given: bool) -> None:
+    """Warn when the recording is left unnotched although the model's training runs were notched: the model's notch is
+    empty (its training runs were notched at several frequencies, or at each recording's own) and the recording declares
+    no power-line frequency (a bare ``.edf``/``.vhdr``); ``trained`` is model.json's ``training_notch_hz``."""
+    if given or notch is not None or line:
+        return
+    used = {k: int(n) for k, n in (trained or {}).items() if k != "none"}
+    if not used:
+        return
+    runs = "; ".join(f"{k} Hz in {n} run(s)" for k, n in sorted(used.items(), key=lambda kv: float(kv[0])))
+    logger.warning("%s: the recording declares no power-line frequency (MNE info['line_freq']; a BIDS sidecar's PowerLineFrequency), so no "
+                   "notch filter is applied, but the model's training runs were notched (%s). Give the recording's line frequency: "
+                   "synthesize(..., notch=50) (--notch 50), or 0 to keep it unnotched and silence this.", where, runs)
+
+
 def _is_fit_result(value) -> bool:
     return all(hasattr(value, a) for a in ("model", "spec", "name", "hparams")) and not isinstance(value, (str, os.PathLike))
 
@@ -723,7 +745,8 @@ def _is_fit_result(value) -> bool:
 def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, overwrite, uncertainty, batch_size, chunk_seconds, pad_seconds,
                 progress_bar, device, channel_positions, channel_tolerance_mm, min_channel_share, dsp_device, first_onset, volumes,
                 dummy_scans, check_artifacts: bool = True, first_marker_volume: int | None = None, atlas: Any = None,
-                interpolate_outliers: bool = True, clean: str | dict | None = None, marker_block: int | None = None) -> Path:
+                interpolate_outliers: bool = True, clean: str | dict | None = None, marker_block: int | None = None,
+                notch: float | None = None) -> Path:
     """:func:`synthesize` from a model folder (``model_label`` names the model in the sidecar instead of the folder)."""
     import mne
     import nibabel as nib
@@ -733,7 +756,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                   progress_bar=progress_bar, device=device, channel_positions=channel_positions, channel_tolerance_mm=channel_tolerance_mm,
                   min_channel_share=min_channel_share, dsp_device=dsp_device, first_onset=first_onset, volumes=volumes,
                   dummy_scans=dummy_scans, check_artifacts=check_artifacts, first_marker_volume=first_marker_volume, atlas=atlas,
-                  interpolate_outliers=interpolate_outliers, clean=clean, marker_block=marker_block)
+                  interpolate_outliers=interpolate_outliers, clean=clean, marker_block=marker_block, notch=notch)
         return _region_file_only(eeg, model_dir, Path(out), overwrite=overwrite, **kw)
     volumes_given = volumes is not None  # (None: "all", or "markers" with marker_block)
     volumes = "all" if volumes is None else volumes
@@ -773,6 +796,10 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         place_model(lm.model, dev)
     meta, spec = lm.meta, lm.spec
     cfg = PrepareConfig.from_dict(meta["prepare"])
+    if notch is not None:  # the power-line frequency given for this recording (0: none), in place of the model's / the recording's
+        if isinstance(notch, bool) or not isinstance(notch, (int, float, np.integer, np.floating)) or not math.isfinite(notch) or notch < 0:
+            raise Eeg2fmriInputError(f"synthesize: expected notch to be the power-line frequency in Hz (50 or 60) or 0 for no notch, got {notch!r}.")
+        cfg = dataclasses.replace(cfg, notch=float(notch))
     kind = spec.input_kind
     if kind != cfg.representation:
         raise Eeg2fmriInputError(f"{Path(model_dir) / 'model.json'}: the model takes {kind!r} windows but its preprocessing says {cfg.representation!r}; re-save the model.")
@@ -1002,7 +1029,8 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         logger.info("%s: sampled at %g Hz (training recordings: %g Hz, the lowest rate among them); resampled to the training work rate %g Hz", where, sf,
                     train_sf if math.isfinite(train_sf) else wsf_train, wsf_train)
     line = raw.info.get("line_freq")
-    if cfg.notch is not None and line and abs(float(line) - float(cfg.notch)) > 0.5:
+    _say_notch(where, cfg.notch, line, meta.get("training_notch_hz"), given=notch is not None)
+    if notch is None and cfg.notch is not None and line and abs(float(line) - float(cfg.notch)) > 0.5:
         logger.warning("%s: the recording declares a %g Hz power line, but the model's training runs were notched at %g Hz, which "
                        "synthesis applies as training did; the recording's line noise is not notched (the sidecar records NotchFrequency).",
                        where, float(line), float(cfg.notch))

@@ -323,7 +323,11 @@ def save_fit(fitted: FitResult, ds: PreparedDataset | str | os.PathLike | None =
         raise Eeg2fmriInputError("save_fit: expected the model folder to write, got none; pass it: save_fit(result, FOLDER).")
     check_like(ds, ("runs", "ch_names"), "ds", "a PreparedDataset", where="save_fit", fix="the order is save_fit(result, ds, split, FOLDER)")
     check_like(split, ("selections",), "split", "a Split", where="save_fit", fix="the order is save_fit(result, ds, split, FOLDER)")
-    from eeg2fmri.datasets.prepared import model_prepare_config, training_artifact_summary
+    from eeg2fmri.datasets.prepared import (
+        model_prepare_config,
+        training_artifact_summary,
+        training_notch_summary,
+    )
     from eeg2fmri.models import save_model
 
     hparams = _saved_hparams(fitted)
@@ -331,4 +335,4 @@ def save_fit(fitted: FitResult, ds: PreparedDataset | str | os.PathLike | None =
     return save_model(getattr(fitted.model, "module", fitted.model), out, spec=fitted.spec, name=fitted.name, hparams=hparams, mask=ds.mask,
                       affine=ds.affine, window={"n_frames": split.n_frames, "lag": split.lag}, prepare=model_prepare_config(ds),
                       card={"split": split_info, "fit": fitted.info, **(card or {})}, overwrite=overwrite, xform_code=ds.xform_code, rois=ds.rois,
-                      gradient_artifacts=training_artifact_summary(ds))
+                      gradient_artifacts=training_artifact_summary(ds), training_notch=training_notch_summary(ds))

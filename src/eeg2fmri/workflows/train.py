@@ -38,6 +38,7 @@ from eeg2fmri.datasets.prepared import (
     model_prepare_config,
     select_subjects,
     training_artifact_summary,
+    training_notch_summary,
 )
 from eeg2fmri.datasets.targets import Split, make_split, split_targets, volume_accounting
 from eeg2fmri.models.base import get_model_class, model_hparams
@@ -571,7 +572,7 @@ def _finish(cfg: dict, ds: PreparedDataset, split: Split, fitted: FitResult, out
     save_trained_model(fitted.model, out / "model", spec=fitted.spec, name=fitted.name, hparams=fitted.hparams, mask=ds.mask, affine=ds.affine,
                        window={"n_frames": int(split.n_frames), "lag": int(split.lag)}, prepare=model_prepare_config(ds), config=cfg,
                        split=metrics["split"], metrics=card_metrics, overwrite=True, xform_code=ds.xform_code, rois=ds.rois,
-                       gradient_artifacts=training_artifact_summary(ds))
+                       gradient_artifacts=training_artifact_summary(ds), training_notch=training_notch_summary(ds))
     _save_calibration(fitted.model, ds, split, targets, out / "model", in_sample)
     metrics["software"] = software()
     metrics["data_fingerprint"] = data_fingerprint(ds)
