@@ -95,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     for rep, folds in (timings.get("folds") or {}).items():
         for part in ("fit", "score", "calibration"):
             print(f"| {part}: group {rep} (sum over folds, in the worker that ran each) | {sum(float(f.get(part, 0)) for f in folds):.1f} |")
+    if "startup_s" in timings:
+        print(f"| the command's start-up (imports, model registry, argument checks) | {float(timings['startup_s']):.1f} |")
     if "total_s" in timings:
         print(f"| inside the benchmark command (after its imports) | {float(timings['total_s']):.1f} |")
+        rest = wall - float(timings["total_s"]) - float(timings.get("startup_s", 0.0))
+        print(f"| the rest: interpreter start, writing the leaderboard and report, exit | {rest:.1f} |")
     print(f"| **total wall** | **{wall:.1f}** |")
     print()
     print("| model | median r |")

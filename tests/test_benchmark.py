@@ -376,6 +376,7 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
     # one entry per group of models (one group per representation), with every fold's seconds
     assert set(timings["run_s"]) == set(timings["folds"]) and any(k.startswith("raw: ") and "bricman_fc" in k for k in timings["run_s"])
     assert timings["total_s"] >= max(timings["run_s"].values())
+    assert timings["startup_s"] >= 0  # (here main() runs in the test's process: from cli's import, long before)
     n_folds = boards["2"]["n_folds"]
     for folds in timings["folds"].values():
         assert n_folds >= 2 and [f["fold"] for f in folds] == list(range(n_folds))

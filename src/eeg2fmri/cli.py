@@ -12,10 +12,14 @@ import os
 import pkgutil
 import re
 import sys
+import time
 
 from eeg2fmri.commands._common import add_common
 from eeg2fmri.utils.logs import logger, set_log_level
 from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+# when the command line's module was imported: commands that time themselves (benchmark) report their start-up from it
+STARTED = time.perf_counter()
 
 DESCRIPTION = """Synthesise fMRI (BOLD) from EEG: simulate data, prepare recordings, train,
 evaluate honestly, and turn EEG-only recordings into 4D NIfTI.

@@ -354,6 +354,9 @@ def run(args) -> int:
 
     timings: dict = {"prepare_s": {}, "run_s": {}}
     t_start = time.perf_counter()
+    from eeg2fmri import cli
+
+    timings["startup_s"] = round(t_start - cli.STARTED, 2)  # imports, the model registry, argument checks
     plans = []
     from eeg2fmri.utils.logs import warnings_once
 
