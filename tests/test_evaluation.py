@@ -320,7 +320,7 @@ def test_cross_dataset_mapping(tiny_prepared):
     shifted = restrict_dataset(tiny_prepared, names)
     shifted.affine = shifted.affine.copy()
     shifted.affine[0, 3] += 5
-    with pytest.raises(Eeg2fmriInputError, match=r"found differences: affine \(voxel-to-world\); for the grid, put the BOLD of both on one grid.*; otherwise prepare both with the same options"):
+    with pytest.raises(Eeg2fmriInputError, match=r"found differences: affine \(voxel-to-world\); for the grid, put the BOLD of both on one grid: prepare the test dataset onto the training dataset.s grid with the prepare option grid set to its mask.*; otherwise prepare both with the same options"):
         check_same_space(tiny_prepared, shifted)
     # bands "auto" adapted to another rate (user test 54): the fix names the bands to give both, not "the same options"
     import dataclasses

@@ -387,10 +387,49 @@ def test_grid_first_resamples_every_run_onto_the_first_runs_grid(tiny_bids, tmp_
     ds = prepare_dataset(root, {"grid": "first"}, progress_bar=False)
     assert re.search(r"sub-02_task-rest_run-1_bold.nii.gz: \d+ of \d+ mask voxels lie outside this run's field of view", caplog.text)
     assert int(np.count_nonzero(~np.any(ds.runs[1].bold != 0, axis=0))) > 0
-    with pytest.raises(Eeg2fmriInputError, match=r"prepare option grid: expected a grid shape such as \[64, 64, 30\] or 'first'"):
+    with pytest.raises(Eeg2fmriInputError, match=r"prepare option grid: expected a grid shape such as \[64, 64, 30\], 'first' .* or the "
+                                                 r"path of a NIfTI image whose grid the runs are resampled onto, got 'last' \(no such file\)"):
         prepare_dataset(root, {"grid": "last"}, progress_bar=False)
     with pytest.raises(Eeg2fmriInputError, match=r"grid='first' and voxel_size=3: expected one way of naming the grid; drop one"):
         prepare_dataset(root, {"grid": "first", "voxel_size": 3}, progress_bar=False)
+
+
+def test_grid_reference_image_puts_every_run_on_its_grid(tiny_bids, tmp_path, caplog):
+    """User test 54 #4b: the prepare option grid as a NIfTI path (another site's mask.nii.gz): every run, the first included,
+    is resampled onto that image's grid, its BOLD equal to nilearn's resample_to_img onto the image (clip=True: spline
+    overshoots clipped to the run's range, as resample_img's default); a dataset prepared so
+    is on the reference's grid (shape, affine); a wrong path, a non-image and grid + voxel_size are refused."""
+    import nibabel as nib
+    import numpy as np
+    from nilearn.image import resample_to_img
+
+    first = nib.load(next((tiny_bids / "sub-01" / "func").glob("*_bold.nii.gz")))
+    # the reference: another site's grid over the same space -- 10 mm voxels on a box shifted by 3 mm, 3D, int mask
+    aff = np.diag([10.0, 10.0, 10.0, 1.0])
+    aff[:3, 3] = first.affine[:3, 3] + 3.0
+    ref_shape = (19, 23, 18)
+    ref = tmp_path / "site_a_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones(ref_shape, dtype=np.uint8), aff), ref)
+    ds = prepare_dataset(tiny_bids, {"grid": str(ref)}, progress_bar=False)
+    assert ds.mask.shape == ref_shape
+    np.testing.assert_allclose(ds.affine, aff)
+    for k, run in enumerate(ds.runs):
+        src = nib.load(next((tiny_bids / f"sub-0{k + 1}" / "func").glob("*_bold.nii.gz")))
+        want = np.asarray(resample_to_img(nib.Nifti1Image(np.asarray(src.dataobj, dtype=np.float32), src.affine), nib.load(ref),
+                                          interpolation="continuous", force_resample=True, copy_header=True, clip=True).dataobj)
+        np.testing.assert_allclose(run.bold, want[ds.mask].T, rtol=1e-4, atol=1e-3 * np.abs(want[ds.mask]).max())
+        assert ds.provenance["inputs"][run.key]["bold_grid_source"]["shape"] == list(src.shape[:3])  # every run resampled, said
+    # a run already on the reference's grid is read as it is (no resampling, no grid source recorded)
+    same = prepare_dataset(tiny_bids, {"grid": str(next((tiny_bids / "sub-01" / "func").glob("*_bold.nii.gz")))}, progress_bar=False)
+    assert "bold_grid_source" not in same.provenance["inputs"][same.runs[0].key]
+    np.testing.assert_array_equal(same.affine, first.affine)
+    with pytest.raises(Eeg2fmriInputError, match=r"got '.*nowhere\.nii\.gz' \(no such file\); check the path"):
+        prepare_dataset(tiny_bids, {"grid": str(tmp_path / "nowhere.nii.gz")}, progress_bar=False)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(Eeg2fmriInputError, match=r"notes\.txt: prepare option grid: expected a NIfTI image .* but nibabel cannot read it"):
+        prepare_dataset(tiny_bids, {"grid": str(tmp_path / "notes.txt")}, progress_bar=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"grid='.*site_a_mask\.nii\.gz' and voxel_size=3: expected one way of naming the grid"):
+        prepare_dataset(tiny_bids, {"grid": str(ref), "voxel_size": 3}, progress_bar=False)
 
 
 def test_a_run_of_another_tr_is_a_problem_of_the_check_and_prepare_says_how_to_split(tiny_bids, tmp_path):

@@ -38,7 +38,7 @@ from eeg2fmri.utils.validation import (
     check_positive_int,
 )
 
-__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "RUN_KEYS", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare", "read_runs_table", "runs_from_files",
+__all__ = ["LowratePlan", "PrepareConfig", "PreparedDataset", "PreparedRun", "RUN_KEYS", "eeg_representation", "load_eeg_lowrate", "load_prepared", "lowrate_plan", "model_prepare_config", "prepare", "read_runs_table", "reference_grid", "runs_from_files",
            "prepare_dataset", "select_subjects", "subject_labels"]
 
 FORMAT_VERSION = 1
@@ -124,10 +124,13 @@ class PrepareConfig:
         :func:`eeg2fmri.preprocessing.cleaning.clean_raw`, e.g. ``{"gradient": "aas",
         "bcg": "pca_obs"}`` (missing keys: ``None``, i.e. that step off); the report
         (residual artifact power) is recorded in the manifest's provenance.
-    grid : list of int | "first" | None
+    grid : list of int | "first" | str | None
         Resample BOLD to this grid shape (same field of view), e.g. ``[64, 64, 30]``;
         ``"first"``: every run onto the first run's grid (runs already in one space,
-        e.g. MNI, but with other boxes or voxel sizes; continuous interpolation).
+        e.g. MNI, but with other boxes or voxel sizes; continuous interpolation);
+        a NIfTI path: every run onto that image's grid (its shape and affine: another
+        dataset's ``mask.nii.gz``, a model's, or any image in the runs' space), so that a
+        second site's data can be prepared onto the first site's grid.
     voxel_size : float | None
         Or resample BOLD to this isotropic voxel size in mm.
     confounds : list of str | None
@@ -947,9 +950,9 @@ def _validate_config(cfg: PrepareConfig) -> None:
     if cfg.mask not in ("data", "mni", "fmriprep") and not Path(str(cfg.mask)).is_file():
         raise Eeg2fmriInputError(f"prepare option mask: expected 'data', 'mni', 'fmriprep' or the path of a mask NIfTI, got {cfg.mask!r} (no such file); check the path.")
     if isinstance(cfg.grid, str) and cfg.grid != "first":
-        raise Eeg2fmriInputError(f"prepare option grid: expected a grid shape such as [64, 64, 30] or 'first' (every run onto the first run's grid), got {cfg.grid!r}.")
-    if cfg.grid == "first" and cfg.voxel_size is not None:
-        raise Eeg2fmriInputError(f"prepare options grid='first' and voxel_size={cfg.voxel_size!r}: expected one way of naming the grid; drop one.")
+        reference_grid(cfg.grid)  # a reference image: read (its header) now, so that a wrong path fails before any run is read
+    if isinstance(cfg.grid, str) and cfg.voxel_size is not None:
+        raise Eeg2fmriInputError(f"prepare options grid={cfg.grid!r} and voxel_size={cfg.voxel_size!r}: expected one way of naming the grid; drop one.")
     resampled = cfg.voxel_size is not None or (cfg.grid is not None and cfg.grid != "first")
     if cfg.mask == "fmriprep" and resampled:  # (user test 47: refused only after minutes of resampling, and naming --derivatives)
         what = f"voxel_size={cfg.voxel_size!r}" if cfg.voxel_size is not None else f"grid={cfg.grid!r}"
@@ -1161,6 +1164,43 @@ def _resolve_mask(cfg: PrepareConfig, img, records: list | None = None) -> tuple
     return mask, None
 
 
+def reference_grid(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The grid of the prepare option ``grid`` given as an image: its shape (3 axes) and affine, from the header alone.
+
+    Parameters
+    ----------
+    path : path-like
+        A 3D or 4D NIfTI (a prepared dataset's or a model's ``mask.nii.gz``, or any image on the wanted grid).
+
+    Returns
+    -------
+    shape : tuple of 3 int
+    affine : array, shape (4, 4)
+    """
+    import nibabel as nib
+
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_file():
+        raise Eeg2fmriInputError(f"prepare option grid: expected a grid shape such as [64, 64, 30], 'first' (every run onto the first "
+                                 f"run's grid) or the path of a NIfTI image whose grid the runs are resampled onto, got {str(path)!r} "
+                                 "(no such file); check the path (relative paths are taken from the folder prepare runs in).")
+    try:
+        img = nib.load(str(p))
+    except Exception as err:  # (nibabel raises ImageFileError, OSError, ValueError ... on what is not an image)
+        raise Eeg2fmriInputError(f"{p}: prepare option grid: expected a NIfTI image (.nii or .nii.gz) whose grid the runs are resampled "
+                                 f"onto, but nibabel cannot read it ({type(err).__name__}: {err}).") from None
+    if len(img.shape) < 3 or len(img.shape) > 4:
+        raise Eeg2fmriInputError(f"{p}: prepare option grid: expected a 3D or 4D image, got shape {tuple(img.shape)}; give a volume on "
+                                 "the grid wanted (e.g. a prepared dataset's mask.nii.gz).")
+    return tuple(int(v) for v in img.shape[:3]), np.asarray(img.affine, dtype=np.float64)
+
+
+def _onto_one_grid(cfg: PrepareConfig) -> bool:
+    """Every run is resampled onto one given grid (``grid`` is ``"first"`` or a reference image): some runs' mask voxels
+    may then lie outside their own field of view."""
+    return isinstance(cfg.grid, (str, os.PathLike))
+
+
 def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndarray] | None = None, source: dict | None = None):
     """A run's BOLD on the grid the config asks for; ``first_grid`` (shape, affine): the first run's, for ``grid="first"``.
     ``source``: filled with the file's own grid (``shape``, ``voxel_mm``, ``oblique``) where the run is resampled."""
@@ -1181,6 +1221,17 @@ def _read_bold_on_grid(rec, cfg: PrepareConfig, first_grid: tuple[tuple, np.ndar
 
             img = resample_bold(img, target_shape=tuple(first_grid[0]), target_affine=np.asarray(first_grid[1], float), where=str(rec.bold_path))
             logger.info("%s: resampled onto the first run's grid %s", rec.bold_path, tuple(first_grid[0]))
+            if source is not None:
+                source.update(own)
+    elif isinstance(cfg.grid, (str, os.PathLike)):  # a reference image's grid, for every run (user test 54: a second site onto the first's)
+        from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
+
+        shape, affine = reference_grid(cfg.grid)
+        if img.shape[:3] != shape or affine_difference_mm(img.affine, affine) > GRID_ATOL_MM:
+            from eeg2fmri.preprocessing.volumes import resample_bold
+
+            img = resample_bold(img, target_shape=shape, target_affine=affine, where=str(rec.bold_path))
+            logger.info("%s: resampled onto the grid of %s %s", rec.bold_path, cfg.grid, shape)
             if source is not None:
                 source.update(own)
     elif cfg.grid is not None or cfg.voxel_size is not None:
@@ -1552,12 +1603,14 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
         fut = ex.submit(load_masked_bold, img, mask, where=str(rec.bold_path))
         eeg = _prepare_eeg(rec, cfg, img, tr)
         bold = fut.result()[0]
-    if cfg.grid == "first":  # a run resampled from a smaller box has no data for the mask voxels outside it
+    if _onto_one_grid(cfg):  # a run resampled from a smaller box has no data for the mask voxels outside it
         outside = int(np.count_nonzero(~np.any(bold != 0, axis=0)))
         if outside:
-            logger.warning("%s: %d of %d mask voxels lie outside this run's field of view (zero after resampling onto the first run's "
-                           "grid); they carry no signal for this run. Put the run with the smallest field of view first, or pass a mask "
-                           "inside every run's box (prepare option mask).", rec.bold_path, outside, bold.shape[1])
+            onto = "the first run's grid" if cfg.grid == "first" else f"the grid of {cfg.grid}"
+            fix = "Put the run with the smallest field of view first, or pass" if cfg.grid == "first" else "Pass"
+            logger.warning("%s: %d of %d mask voxels lie outside this run's field of view (zero after resampling onto %s); they carry "
+                           "no signal for this run. %s a mask inside every run's box (prepare option mask).", rec.bold_path, outside,
+                           bold.shape[1], onto, fix)
     elif len(bold) > 1:  # (user test 24: ten zeroed brain voxels of a later run passed without a word; the mask is the first run's)
         flat = int(np.count_nonzero(np.all(bold == bold[:1], axis=0)))
         if flat:
@@ -1941,7 +1994,8 @@ def prepare_dataset(
     records = _records(given if explicit else bids_root, subjects, layout, layout_options, cfg.tr, root=bids_root)
     table_names = _table_names(records, cfg)  # region tables instead of BOLD volumes: their regions' names (else None)
     cfg = _resolve_config(cfg, records)
-    img0, tr0 = _read_bold_on_grid(records[0], cfg)
+    source0: dict = {}  # the first run's own grid where it was resampled (voxel_size, a grid shape or a reference image)
+    img0, tr0 = _read_bold_on_grid(records[0], cfg, source=source0)
     shape0 = img0.shape[:3]
     # first run: for a data-derived mask the run's BOLD is read in a thread while this thread processes the run's EEG; the
     # mask is computed here afterwards. (The whole mask computation ran in the thread until session 31: its
@@ -1971,6 +2025,8 @@ def prepare_dataset(
     if first_bold is None:
         first_bold = load_masked_bold(img0, mask, where=str(records[0].bold_path))[0]
     results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3], mask)]
+    if source0:
+        results[0][2]["bold_grid_source"] = source0
     del first_bold, eeg0
     results += _map(partial(_prepare_one, cfg=cfg, mask=mask, tr0=tr0, shape0=shape0, atlas=atlas, affine0=np.asarray(img0.affine, float),
                             first=records[0].bold_path), records[1:], n_jobs, progress_bar,

@@ -121,9 +121,10 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
                          f"'{{\"data\": {{\"prepare\": {{\"resample_tr\": {train.tr:g}}}}}}}' prepares both so; eeg2fmri prepare "
                          f"--config '{{\"resample_tr\": {train.tr:g}}}')")
         if grid:
-            fixes.append("for the grid, put the BOLD of both on one grid: resample the test dataset's BOLD files onto the training grid "
-                         "first (nilearn.image.resample_to_img(bold, training_mask_nifti)), or prepare both from one space (e.g. "
-                         "fMRIPrep's MNI152NLin2009cAsym outputs at one resolution)")
+            fixes.append("for the grid, put the BOLD of both on one grid: prepare the test dataset onto the training dataset's grid with "
+                         "the prepare option grid set to its mask (--config '{\"grid\": \"TRAINING_PREPARED/mask.nii.gz\"}'; both "
+                         "datasets in one space such as MNI), or prepare both from one space (e.g. fMRIPrep's MNI152NLin2009cAsym "
+                         "outputs at one resolution)")
         if train.representation in ("bandpower", "tangent") and dict(train.config.bands) != dict(test.config.bands):
             # (user test 54: both prepared with the same config; bands "auto" caps the top band by each recording's rate and
             # low-pass edge, so two sites got 55-95 and 55-80 Hz, and "prepare both with the same options" blamed the user)
