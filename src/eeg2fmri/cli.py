@@ -15,11 +15,11 @@ import sys
 import time
 
 from eeg2fmri.commands._common import add_common
+from eeg2fmri.utils import timing as _timing
 from eeg2fmri.utils.logs import logger, set_log_level
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-# when the command line's module was imported: commands that time themselves (benchmark) report their start-up from it
-STARTED = time.perf_counter()
+_timing.CLI_STARTED = time.perf_counter()  # when the command line's module was imported: benchmark reports its start-up from it
 
 DESCRIPTION = """Synthesise fMRI (BOLD) from EEG: simulate data, prepare recordings, train,
 evaluate honestly, and turn EEG-only recordings into 4D NIfTI.

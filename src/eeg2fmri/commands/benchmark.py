@@ -354,9 +354,10 @@ def run(args) -> int:
 
     timings: dict = {"prepare_s": {}, "run_s": {}}
     t_start = time.perf_counter()
-    from eeg2fmri import cli
+    from eeg2fmri.utils import timing
 
-    timings["startup_s"] = round(t_start - cli.STARTED, 2)  # imports, the model registry, argument checks
+    if timing.CLI_STARTED is not None:  # (run through the command line)
+        timings["startup_s"] = round(t_start - timing.CLI_STARTED, 2)  # imports, the model registry, argument checks
     plans = []
     from eeg2fmri.utils.logs import warnings_once
 

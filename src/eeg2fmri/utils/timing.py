@@ -28,6 +28,9 @@ from typing import Any
 
 __all__ = ["collect_timings", "step"]
 
+# when the command line started (``time.perf_counter()``, set by eeg2fmri.cli): commands that time themselves report their start-up
+CLI_STARTED: float | None = None
+
 _ACTIVE: ContextVar[dict[str, float] | None] = ContextVar("eeg2fmri_timings", default=None)
 
 
