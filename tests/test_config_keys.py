@@ -358,3 +358,17 @@ def test_train_without_test_span_uses_every_volume_but_validation(prepared_dir, 
     assert "test" not in metrics and metrics["split"]["n_test"] == 0
     held = make_split(tiny_prepared, "within")
     assert metrics["split"]["n_train"] + metrics["split"]["n_val"] > held.n_samples("train") + held.n_samples("val") + held.n_samples("test")
+
+
+def test_load_config_takes_a_grid_reference_from_the_config_folder(tmp_path, monkeypatch):
+    """data.prepare.grid as a NIfTI path is read from the config file's folder, as data.bids (a review, session 37)."""
+    from eeg2fmri.training.config import load_config
+
+    (tmp_path / "proj" / "cfg").mkdir(parents=True)
+    conf = tmp_path / "proj" / "cfg" / "train.yaml"
+    conf.write_text("model: {name: ridge_hrf}\ndata:\n  bids: ../bids\n  prepare: {grid: ../ref/site_a_mask.nii.gz}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(conf)
+    assert cfg["data"]["prepare"]["grid"] == str((tmp_path / "proj" / "ref" / "site_a_mask.nii.gz").resolve())
+    conf.write_text("model: {name: ridge_hrf}\ndata:\n  bids: ../bids\n  prepare: {grid: first}\n")
+    assert load_config(conf)["data"]["prepare"]["grid"] == "first"

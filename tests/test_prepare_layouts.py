@@ -432,6 +432,50 @@ def test_grid_reference_image_puts_every_run_on_its_grid(tiny_bids, tmp_path, ca
         prepare_dataset(tiny_bids, {"grid": str(ref), "voxel_size": 3}, progress_bar=False)
 
 
+def test_grid_reference_as_path_object_relative_or_replaced(tiny_bids, tmp_path, monkeypatch, caplog, capsys):
+    """A review of the grid reference (session 37): a pathlib.Path is stored as one absolute string (the manifest is
+    JSON), the same file spelt relatively is the same config, a reference replaced since is prepared again only with
+    overwrite (the no-op check compares its grid, not its name), the first run's voxels outside its box are warned
+    about, and `datasets --check --config` reads the file as prepare does."""
+    import json
+    from pathlib import Path
+
+    import nibabel as nib
+    import numpy as np
+
+    from eeg2fmri.cli import main
+    from eeg2fmri.datasets import load_prepared, prepare
+
+    first = nib.load(next((tiny_bids / "sub-01" / "func").glob("*_bold.nii.gz")))
+    aff = np.diag([10.0, 10.0, 10.0, 1.0])
+    aff[:3, 3] = first.affine[:3, 3] - 20.0  # a box reaching 20 mm past the runs' on the low sides
+    (tmp_path / "ref").mkdir()
+    ref = tmp_path / "ref" / "site_a_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((24, 28, 23), dtype=np.uint8), aff), ref)
+    with pytest.raises(Eeg2fmriInputError, match=r"grid=PosixPath\(.*site_a_mask.nii.gz'\) and voxel_size=3: expected one way of naming"):
+        prepare_dataset(tiny_bids, {"grid": Path(ref), "voxel_size": 3}, progress_bar=False)
+    caplog.clear()
+    out, written = prepare(tiny_bids, tmp_path / "prep_fov", {"grid": Path(ref), "mask": str(ref)}, progress_bar=False)
+    assert written and json.loads((out / "manifest.json").read_text())["config"]["grid"] == str(ref.absolute())
+    # every run, the first included, is said to miss part of the reference's box
+    for sub in ("sub-01", "sub-02"):
+        assert re.search(rf"{sub}_task-rest_run-1_bold.nii.gz: \d+ of \d+ mask voxels lie outside this run's field of view \(zero "
+                         rf"after resampling onto the grid of .*site_a_mask.nii.gz\)", caplog.text), sub
+    monkeypatch.chdir(tmp_path)
+    assert prepare(tiny_bids, tmp_path / "prep", {"grid": Path(ref)}, progress_bar=False)[1]
+    assert prepare(tiny_bids, tmp_path / "prep", {"grid": "ref/site_a_mask.nii.gz"}, progress_bar=False)[1] is False  # the same file
+    # the reference replaced by another grid: not "up to date"
+    nib.save(nib.Nifti1Image(np.ones((21, 25, 20), dtype=np.uint8), aff), ref)
+    with pytest.raises(Eeg2fmriInputError, match=r"already holds a prepared dataset of other inputs or another config \(what differs: the "
+                                                 r"grid of .*site_a_mask.nii.gz, replaced since\)"):
+        prepare(tiny_bids, tmp_path / "prep", {"grid": "ref/site_a_mask.nii.gz"}, progress_bar=False)
+    out, written = prepare(tiny_bids, tmp_path / "prep", {"grid": "ref/site_a_mask.nii.gz"}, progress_bar=False, overwrite="stale")
+    assert written and load_prepared(out).mask.shape == (21, 25, 20)
+    # the check reads the reference as prepare does
+    assert main(["datasets", "--check", str(tiny_bids), "--config", json.dumps({"grid": "ref/nowhere.nii.gz"})]) == 1
+    assert "prepare option grid: expected a grid shape such as [64, 64, 30]" in capsys.readouterr().out
+
+
 def test_a_run_of_another_tr_is_a_problem_of_the_check_and_prepare_says_how_to_split(tiny_bids, tmp_path):
     """User test 19: `datasets --check` passed a dataset with one run at TR 2.5 s among runs at 2 s, which prepare then
     refused with "prepare runs with different TRs separately" and no way to do so."""

@@ -390,6 +390,8 @@ def test_synthesize_cli(tiny_bids, ridge_dir, tmp_path, capsys):
     assert "nope.vhdr: EEG file not found; check the path." in capsys.readouterr().err
     assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(tmp_path / "t.nii.gz"), "--tr", "1", "-q", "--no-uncertainty"]) == 0
     assert nib.load(tmp_path / "t.nii.gz").header.get_zooms()[3] == pytest.approx(1.0)
+    assert main(["synthesize", eeg, "--model", str(ridge_dir), "--out", str(tmp_path / "n20.nii.gz"), "--notch", "20", "-q"]) == 0
+    assert json.loads((tmp_path / "n20.json").read_text())["NotchFrequency"] == 20.0  # --notch reaches synthesize
     capsys.readouterr()
     # a finer grid on the markers: where marker k lies among the output volumes (user test 38: "marker k is measured volume
     # k" beside output volumes of half the marker interval)
@@ -1250,7 +1252,16 @@ def test_training_notches_recorded_and_a_recording_without_line_frequency_is_war
         over = synthesize(raw, model, tmp_path / "over.nii.gz", progress_bar=False, notch=20.0)
     assert json.loads(over.with_name("over.json").read_text())["NotchFrequency"] == 20.0
     assert not any("power line" in r.getMessage() for r in caplog.records)
-    for bad in (-50, "fifty", float("nan"), True):
+    # a training notch the work rate never filtered (a line at or above its Nyquist frequency - 1 Hz) is not claimed
+    meta["prepare"]["notch"] = None
+    meta["training_notch_hz"] = {"50": 2}  # the tiny recordings' work rate is 100 Hz: nothing was notched at 50 Hz
+    (model / "model.json").write_text(json.dumps(meta))
+    raw.info["line_freq"] = None
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        synthesize(raw, model, tmp_path / "nyq.nii.gz", progress_bar=False)
+    assert not any("power-line" in r.getMessage() for r in caplog.records)
+    for bad in (-50, "fifty", float("nan"), True, 0.5, 2):  # (a 2 Hz notch takes out every band; 0.5 Hz failed inside MNE)
         with pytest.raises(Eeg2fmriInputError, match=r"expected notch to be the power-line frequency in Hz \(50 or 60\) or 0 for no notch, got"):
             synthesize(raw, model, tmp_path / "bad.nii.gz", progress_bar=False, notch=bad)
 

@@ -949,9 +949,9 @@ def _validate_config(cfg: PrepareConfig) -> None:
         raise Eeg2fmriInputError(f"prepare option marker: expected a list of marker names (e.g. ['R128', 'Volume']) or null, got {cfg.marker!r}.")
     if cfg.mask not in ("data", "mni", "fmriprep") and not Path(str(cfg.mask)).is_file():
         raise Eeg2fmriInputError(f"prepare option mask: expected 'data', 'mni', 'fmriprep' or the path of a mask NIfTI, got {cfg.mask!r} (no such file); check the path.")
-    if isinstance(cfg.grid, str) and cfg.grid != "first":
+    if isinstance(cfg.grid, os.PathLike) or (isinstance(cfg.grid, str) and cfg.grid != "first"):
         reference_grid(cfg.grid)  # a reference image: read (its header) now, so that a wrong path fails before any run is read
-    if isinstance(cfg.grid, str) and cfg.voxel_size is not None:
+    if isinstance(cfg.grid, (str, os.PathLike)) and cfg.voxel_size is not None:
         raise Eeg2fmriInputError(f"prepare options grid={cfg.grid!r} and voxel_size={cfg.voxel_size!r}: expected one way of naming the grid; drop one.")
     resampled = cfg.voxel_size is not None or (cfg.grid is not None and cfg.grid != "first")
     if cfg.mask == "fmriprep" and resampled:  # (user test 47: refused only after minutes of resampling, and naming --derivatives)
@@ -1193,6 +1193,38 @@ def reference_grid(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.nd
         raise Eeg2fmriInputError(f"{p}: prepare option grid: expected a 3D or 4D image, got shape {tuple(img.shape)}; give a volume on "
                                  "the grid wanted (e.g. a prepared dataset's mask.nii.gz).")
     return tuple(int(v) for v in img.shape[:3]), np.asarray(img.affine, dtype=np.float64)
+
+
+def _absolute_grid(cfg: PrepareConfig) -> PrepareConfig:
+    """``cfg`` with a reference image's path (``grid``) as one absolute string: a ``pathlib.Path`` goes into the manifest's
+    JSON, and the same file spelt relatively, absolutely or from another folder is one config (prepare's no-op check)."""
+    if isinstance(cfg.grid, os.PathLike) or (isinstance(cfg.grid, str) and cfg.grid != "first"):
+        return replace(cfg, grid=str(Path(os.path.expanduser(os.fspath(cfg.grid))).absolute()))
+    return cfg
+
+
+def _reference_grid_changed(cfg: PrepareConfig, manifest: dict) -> bool:
+    """``grid`` names a reference image whose grid is no longer the one the prepared folder is on (its manifest's
+    ``grid_shape`` and ``affine``): the file was replaced since, e.g. the first site prepared again at another voxel size."""
+    if not isinstance(cfg.grid, str) or cfg.grid == "first":
+        return False
+    from eeg2fmri.io.bold import GRID_ATOL_MM, affine_difference_mm
+
+    shape, affine = reference_grid(cfg.grid)
+    old_affine = manifest.get("affine")
+    return (list(shape) != list(manifest.get("grid_shape") or []) or old_affine is None
+            or affine_difference_mm(np.asarray(old_affine, float), affine) > GRID_ATOL_MM)
+
+
+def _warn_outside_fov(rec, cfg: PrepareConfig, bold: np.ndarray) -> None:
+    """Warn about the mask voxels a run resampled onto one grid (``grid`` ``"first"`` or a reference image) has no data for."""
+    outside = int(np.count_nonzero(~np.any(bold != 0, axis=0)))
+    if outside:
+        onto = "the first run's grid" if cfg.grid == "first" else f"the grid of {cfg.grid}"
+        fix = "Put the run with the smallest field of view first, or pass" if cfg.grid == "first" else "Pass"
+        logger.warning("%s: %d of %d mask voxels lie outside this run's field of view (zero after resampling onto %s); they carry "
+                       "no signal for this run. %s a mask inside every run's box (prepare option mask).", rec.bold_path, outside,
+                       bold.shape[1], onto, fix)
 
 
 def _onto_one_grid(cfg: PrepareConfig) -> bool:
@@ -1604,13 +1636,7 @@ def _prepare_one(rec, cfg: PrepareConfig, mask: np.ndarray, tr0: float, shape0: 
         eeg = _prepare_eeg(rec, cfg, img, tr)
         bold = fut.result()[0]
     if _onto_one_grid(cfg):  # a run resampled from a smaller box has no data for the mask voxels outside it
-        outside = int(np.count_nonzero(~np.any(bold != 0, axis=0)))
-        if outside:
-            onto = "the first run's grid" if cfg.grid == "first" else f"the grid of {cfg.grid}"
-            fix = "Put the run with the smallest field of view first, or pass" if cfg.grid == "first" else "Pass"
-            logger.warning("%s: %d of %d mask voxels lie outside this run's field of view (zero after resampling onto %s); they carry "
-                           "no signal for this run. %s a mask inside every run's box (prepare option mask).", rec.bold_path, outside,
-                           bold.shape[1], onto, fix)
+        _warn_outside_fov(rec, cfg, bold)
     elif len(bold) > 1:  # (user test 24: ten zeroed brain voxels of a later run passed without a word; the mask is the first run's)
         flat = int(np.count_nonzero(np.all(bold == bold[:1], axis=0)))
         if flat:
@@ -1965,6 +1991,7 @@ def prepare_dataset(
                    fix="pass a BIDS folder, or a list of runs such as [{'eeg': raw_or_path, 'bold': img_or_path, 'subject': '01'}]")
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
+    cfg = _absolute_grid(cfg)
     if _has_objects(bids_root):  # MNE Raw / nibabel images: written once to a temporary folder, then prepared like files
         import tempfile
 
@@ -2024,6 +2051,8 @@ def prepare_dataset(
         rois = {"names": table_names, "labels": list(range(1, len(table_names) + 1)), "source": TABLE_SOURCE}
     if first_bold is None:
         first_bold = load_masked_bold(img0, mask, where=str(records[0].bold_path))[0]
+    if _onto_one_grid(cfg) and cfg.grid != "first":  # (a reference image's grid: the first run may not fill it either)
+        _warn_outside_fov(records[0], cfg, first_bold)
     results = [_finish_run(records[0], cfg, eeg0, first_bold, atlas, img0.shape[3], mask)]
     if source0:
         results[0][2]["bold_grid_source"] = source0
@@ -2275,6 +2304,7 @@ def prepare(
     """
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
+    cfg = _absolute_grid(cfg)
     out = Path(out)
     man = out / "manifest.json"
     if overwrite not in (True, False, "stale"):
@@ -2291,10 +2321,11 @@ def prepare(
         except (Eeg2fmriInputError, TypeError, ValueError):
             old_cfg = None
         new_cfg = _resolve_config(cfg, records).to_dict()
-        if was == now and old_cfg == new_cfg:
+        regridded = _reference_grid_changed(cfg, old)
+        if was == now and old_cfg == new_cfg and not regridded:
             logger.info("%s is up to date (same inputs and config): nothing to do", out)
             return out, False
-        differs = _what_differs(was, now, old_cfg, new_cfg)
+        differs = _what_differs(was, now, old_cfg, new_cfg) or (f" (what differs: the grid of {cfg.grid}, replaced since)" if regridded else "")
     if out.exists() and overwrite is False:  # refuse before the work, not after it (the save would refuse)
         what = "a prepared dataset of other inputs or another config" if man.exists() else "a folder"
         raise Eeg2fmriInputError(f"{out}: already holds {what}{differs}; nothing was prepared. Choose another --out, or pass overwrite=True "

@@ -723,13 +723,14 @@ def _event_rows(raw, cfg: PrepareConfig, starts: np.ndarray, flen: float, where:
     return rows, counts
 
 
-def _say_notch(where: str, notch: float | None, line: float | None, trained: dict | None, *, given: bool) -> None:
+def _say_notch(where: str, notch: float | None, line: float | None, trained: dict | None, *, given: bool, wsf: float = math.inf) -> None:
     """Warn when the recording is left unnotched although the model's training runs were notched: the model's notch is
     empty (its training runs were notched at several frequencies, or at each recording's own) and the recording declares
     no power-line frequency (a bare ``.edf``/``.vhdr``); ``trained`` is model.json's ``training_notch_hz``."""
     if given or notch is not None or line:
         return
-    used = {k: int(n) for k, n in (trained or {}).items() if k != "none"}
+    # (a line at or above the work rate's Nyquist frequency - 1 Hz was never filtered: lowrate_plan notches nothing there)
+    used = {k: int(n) for k, n in (trained or {}).items() if k != "none" and float(k) < wsf / 2 - 1}
     if not used:
         return
     runs = "; ".join(f"{k} Hz in {n} run(s)" for k, n in sorted(used.items(), key=lambda kv: float(kv[0])))
@@ -797,7 +798,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
     meta, spec = lm.meta, lm.spec
     cfg = PrepareConfig.from_dict(meta["prepare"])
     if notch is not None:  # the power-line frequency given for this recording (0: none), in place of the model's / the recording's
-        if isinstance(notch, bool) or not isinstance(notch, (int, float, np.integer, np.floating)) or not math.isfinite(notch) or notch < 0:
+        if isinstance(notch, bool) or not isinstance(notch, (int, float, np.integer, np.floating)) or not math.isfinite(notch) or notch < 0 or 0 < notch < 10:
             raise Eeg2fmriInputError(f"synthesize: expected notch to be the power-line frequency in Hz (50 or 60) or 0 for no notch, got {notch!r}.")
         cfg = dataclasses.replace(cfg, notch=float(notch))
     kind = spec.input_kind
@@ -1029,7 +1030,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
         logger.info("%s: sampled at %g Hz (training recordings: %g Hz, the lowest rate among them); resampled to the training work rate %g Hz", where, sf,
                     train_sf if math.isfinite(train_sf) else wsf_train, wsf_train)
     line = raw.info.get("line_freq")
-    _say_notch(where, cfg.notch, line, meta.get("training_notch_hz"), given=notch is not None)
+    _say_notch(where, cfg.notch, line, meta.get("training_notch_hz"), given=notch is not None, wsf=wsf_train)
     if notch is None and cfg.notch is not None and line and abs(float(line) - float(cfg.notch)) > 0.5:
         logger.warning("%s: the recording declares a %g Hz power line, but the model's training runs were notched at %g Hz, which "
                        "synthesis applies as training did; the recording's line noise is not notched (the sidecar records NotchFrequency).",

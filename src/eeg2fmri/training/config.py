@@ -606,6 +606,10 @@ def load_config(path: str | os.PathLike, *, require_model: bool = True) -> dict[
         if cfg[sect][key] is not None:
             val = os.path.expanduser(cfg[sect][key])  # (user test 29: '~/x' became CONFIG_FOLDER/~/x)
             cfg[sect][key] = str((base / val).resolve()) if not os.path.isabs(val) else val
+    prep = cfg["data"].get("prepare") or {}
+    if isinstance(prep.get("grid"), str) and prep["grid"] != "first":  # a reference image, as data.bids: from the config's folder
+        val = os.path.expanduser(prep["grid"])
+        prep["grid"] = str((base / val).resolve()) if not os.path.isabs(val) else val
     if cfg["out"] is not None:
         val = os.path.expanduser(cfg["out"])
         cfg["out"] = str((base / val).resolve()) if not os.path.isabs(val) else val

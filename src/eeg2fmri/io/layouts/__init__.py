@@ -1077,6 +1077,14 @@ def _check_runs(runs: list, marker: Any, first_onset: float | None, prepare: dic
         p, n = _compare_channels(runs, prepare.get("channels"))
         problems += p
         notes += n
+    grid = prepare.get("grid")
+    if isinstance(grid, str) and grid != "first":  # a reference image: as prepare reads it (user test 54: the check passed, prepare refused)
+        from eeg2fmri.datasets.prepared import reference_grid
+
+        try:
+            reference_grid(grid)
+        except Eeg2fmriInputError as err:
+            problems.append(str(err))
     if len(runs) > 1:
         problems += _compare_trs(runs, marker, prepare.get("grid"))
         if prepare.get("grid") is not None:
