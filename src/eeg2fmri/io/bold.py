@@ -12,7 +12,7 @@ import numpy as np
 from eeg2fmri.utils.logs import logger
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["read_bold", "bold_sidecar", "compute_mask"]
+__all__ = ["read_bold", "bold_sidecar", "compute_mask", "reference_grid"]
 
 
 class TRDisagreementError(Eeg2fmriInputError):
@@ -619,3 +619,34 @@ def _mask_on_faces(img, mask: np.ndarray, p: int, compute_epi_mask) -> np.ndarra
     if add.any():  # only voxels above nilearn's threshold of the image itself (the padded histogram moves it: a review)
         add &= np.asarray(compute_epi_mask(mean, opening=False).get_fdata()) > 0
     return add
+
+
+def reference_grid(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The grid of the prepare option ``grid`` given as an image: its shape (3 axes) and affine, from the header alone.
+
+    Parameters
+    ----------
+    path : path-like
+        A 3D or 4D NIfTI (a prepared dataset's or a model's ``mask.nii.gz``, or any image on the wanted grid).
+
+    Returns
+    -------
+    shape : tuple of 3 int
+    affine : array, shape (4, 4)
+    """
+    import nibabel as nib
+
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_file():
+        raise Eeg2fmriInputError(f"prepare option grid: expected a grid shape such as [64, 64, 30], 'first' (every run onto the first "
+                                 f"run's grid) or the path of a NIfTI image whose grid the runs are resampled onto, got {str(path)!r} "
+                                 "(no such file); check the path (relative paths are taken from the folder prepare runs in).")
+    try:
+        img = nib.load(str(p))
+    except Exception as err:  # (nibabel raises ImageFileError, OSError, ValueError ... on what is not an image)
+        raise Eeg2fmriInputError(f"{p}: prepare option grid: expected a NIfTI image (.nii or .nii.gz) whose grid the runs are resampled "
+                                 f"onto, but nibabel cannot read it ({type(err).__name__}: {err}).") from None
+    if len(img.shape) < 3 or len(img.shape) > 4:
+        raise Eeg2fmriInputError(f"{p}: prepare option grid: expected a 3D or 4D image, got shape {tuple(img.shape)}; give a volume on "
+                                 "the grid wanted (e.g. a prepared dataset's mask.nii.gz).")
+    return tuple(int(v) for v in img.shape[:3]), np.asarray(img.affine, dtype=np.float64)

@@ -1079,7 +1079,7 @@ def _check_runs(runs: list, marker: Any, first_onset: float | None, prepare: dic
         notes += n
     grid = prepare.get("grid")
     if isinstance(grid, str) and grid != "first":  # a reference image: as prepare reads it (user test 54: the check passed, prepare refused)
-        from eeg2fmri.datasets.prepared import reference_grid
+        from eeg2fmri.io.bold import reference_grid
 
         try:
             reference_grid(grid)
