@@ -656,6 +656,42 @@ def test_a_prepared_folder_and_an_upper_case_header_are_named(tiny_bids, tiny_pr
         read_eeg(upper, preload=False)
 
 
+def test_file_markers_at_the_scanner_markers_of_events_tsv_are_not_stimuli(tiny_bids, tmp_path, caplog):
+    """User test 56: mne-bids/pybv write R128 annotations into the .vmrk as 'Stimulus, S  1' and into events.tsv as R128;
+    the file's S  1 (every event at a scanner marker's time) is not kept as a stimulus -- it was offered to `events: auto`
+    and became a regressor of one event per volume -- while a real stimulus marker of the file still is."""
+    import logging
+
+    import mne
+
+    from eeg2fmri.io import read_eeg
+    from eeg2fmri.preprocessing.events import stimulus_names
+
+    root = _copy(tiny_bids, tmp_path)
+    eeg = root / "sub-02" / "eeg"
+    vhdr, events = next(eeg.glob("*_eeg.vhdr")), next(eeg.glob("*_events.tsv"))
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose=False)
+    own = raw.annotations
+    vol = np.asarray([o for o, d in zip(own.onset, own.description) if d.endswith("R128")]) - raw.first_time
+    stim = vol[:-1][::7] + 0.73  # a few real stimuli between volumes
+    raw.set_annotations(mne.Annotations(np.r_[vol, stim], 0.0, ["Stimulus/S  1"] * len(vol) + ["Stimulus/S  2"] * len(stim)))
+    for f in eeg.glob(vhdr.name.replace(".vhdr", ".*")):
+        f.unlink()
+    mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
+    header = events.read_text().splitlines()[0].split("\t")
+    rows = ["\t".join({"onset": f"{t:.4f}", "duration": "0.0", "trial_type": "R128", "value": "1", "sample": "0"}.get(h, "n/a")
+                      for h in header) for t in vol]
+    events.write_text("\n".join(["\t".join(header), *rows]) + "\n")
+    with caplog.at_level(logging.INFO, logger="eeg2fmri"):
+        got = read_eeg(vhdr)
+    desc = [str(d) for d in got.annotations.description]
+    assert sum(d.endswith("R128") for d in desc) == len(vol) and not any(d.endswith("S  1") for d in desc)
+    assert sum(d.endswith("S  2") for d in desc) == len(stim)  # a marker of its own times stays
+    assert any(f"the recording's marker 'Stimulus/S  1' ({len(vol)} events) marks the times of events.tsv's scanner markers"
+               in r.getMessage() for r in caplog.records)
+    assert sorted(stimulus_names(got)) == ["Stimulus/S  2"]  # what `events: auto` and the check's note offer
+
+
 def test_markers_an_events_tsv_leaves_out_are_kept_from_the_file(tiny_bids, tmp_path, caplog):
     """User test 45 (high): an events.tsv listing only a clinician's spike marks replaced the .vmrk's volume markers
     (mne-bids reads events.tsv instead of the file's markers), so nothing could be prepared; markers whose names

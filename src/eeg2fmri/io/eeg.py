@@ -381,6 +381,9 @@ def _keep_own_markers(raw, own, path: Path) -> None:
             if _marker_name(d) not in listed and not (kinds & {part.strip() for part in str(d).lower().split("/")})]
     if not keep:
         return
+    keep = _without_scanner_aliases(raw, own, keep, path)
+    if not keep:
+        return
     onsets = ann.onset[keep] - own.first_time + raw.first_time
     # kept markers at the time of an events.tsv row (within a sample): the same events under another name (user test 48: an
     # events.tsv listing the stimuli as standard/deviant, the file as Stimulus/S  1, S  2)
@@ -401,6 +404,35 @@ def _keep_own_markers(raw, own, path: Path) -> None:
         "replaces a file's markers when read through mne-bids)%s", path.name, ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""),
         len(keep), f"; {same} of them at the time of an events.tsv row: the same events under another name there (prepare's "
         "option events pools the two names into one condition, with the events.tsv row's duration)" if same else "")
+
+
+def _without_scanner_aliases(raw, own, keep: list[int], path: Path) -> list[int]:
+    """``keep`` without the file's markers of a name whose events are (95 % or more, within a sample) at the times of
+    ``events.tsv``'s scanner markers (``R128``, ``Scan Start``, ...): the volume markers under the file's own name, as
+    mne-bids/pybv writes ``R128`` annotations into a ``.vmrk`` (``Stimulus, S  1``) -- kept, they were offered as stimuli
+    (user test 56: ``events: auto`` then built a regressor of one event per volume)."""
+    from eeg2fmri.io.sync import DEFAULT_MARKERS, _match
+
+    listed = raw.annotations
+    scan_on = np.sort(np.asarray([o for o, d in zip(listed.onset, listed.description) if any(_match(d, m) for m in DEFAULT_MARKERS)], dtype=float))
+    if not len(scan_on):
+        return keep
+    ann = own.annotations
+    tol = 1.0 / raw.info["sfreq"]
+    by_name: dict[str, list[int]] = {}
+    for i in keep:
+        by_name.setdefault(str(ann.description[i]), []).append(i)
+    out: list[int] = []
+    for name, idx in by_name.items():
+        on = ann.onset[idx] - own.first_time + raw.first_time
+        j = np.searchsorted(scan_on, on)
+        near = np.minimum(np.abs(scan_on[np.clip(j - 1, 0, len(scan_on) - 1)] - on), np.abs(scan_on[np.clip(j, 0, len(scan_on) - 1)] - on))
+        if len(idx) >= 2 and np.mean(near <= tol) >= 0.95:
+            logger.info("%s: the recording's marker %r (%d events) marks the times of events.tsv's scanner markers: the volume markers "
+                        "under the file's own name (as mne-bids writes them into a .vmrk); not kept as events", path.name, name, len(idx))
+            continue
+        out.extend(idx)
+    return sorted(out)
 
 
 def check_continuous(raw, where: str, tail: str) -> None:
