@@ -68,6 +68,13 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     note = format_leaderboard([*with_roi, ahead])
     assert ("eeg2fmri_net: ahead of ridge_hrf on the whole-mask median r (+0.014) but behind it on the ROI median r (0.243 vs 0.456): "
             "the ranking depends on where you look") in note
+    # a whole-mask difference inside its paired CI ranks nothing: no note (user test 56: +0.002 [-0.029, +0.027])
+    assert "the ranking depends" not in format_leaderboard([*with_roi, dict(ahead, diff_ci=[-0.029, 0.027])])
+    assert "the ranking depends" in format_leaderboard([*with_roi, dict(ahead, diff_ci=[0.004, 0.027])])
+    # the linear path mixing in the tangent-space ridge: said, with its weight per fold (user test 56)
+    mixed = format_leaderboard([*bench["leaderboard"], dict(net, tangent_weight=[0.3, 0.0])])
+    assert ("its own linear path's (a ridge on the same band power as ridge_hrf, mixed with a ridge on the tangent-space covariances "
+            "(tangent_weight 0.3, 0 per fold), so the rows differ)") in mixed and "see ridge_weight and tangent_weight" in mixed
     assert "depends on where you look" not in format_leaderboard([*with_roi, dict(ahead, roi_median_r=0.5)])
     # with per-ROI nulls the ROI side is over the ROIs above chance only (user test 21: chance-level regions lifted a model's
     # ROI median r over the reference's and the note pointed to the weaker model)
@@ -367,6 +374,10 @@ def test_benchmark_cli_runs_input_groups_at_once(tiny_bids, tmp_path, one_torch_
     for name in ("ridge_hrf [tangent]", "ridge_hrf [raw]"):
         assert para[name]["median_r"] == pytest.approx(serial[name]["median_r"], rel=1e-4, abs=1e-6), name
     assert np.isfinite(para["bricman_fc [raw]"]["median_r"]) and np.isfinite(para["eeg2fmri_net [tangent]"]["median_r"])
+    # the flagship's blend weights per fold, its linear path's tangent share included (user test 56: only ridge_weight was kept)
+    net_fit = boards["2"]["fits"]["eeg2fmri_net (tangent)"]
+    assert len(net_fit["ridge_weight"]) == len(net_fit["tangent_weight"]) == boards["2"]["n_folds"]
+    assert para["eeg2fmri_net [tangent]"]["tangent_weight"] == net_fit["tangent_weight"]
     # every trained model has a fold-averaged conformal coverage, the reference on the raw group's band-power view included
     for name in ("ridge_hrf [tangent]", "ridge_hrf [raw]", "bricman_fc [raw]", "eeg2fmri_net [tangent]"):
         assert 0.3 < para[name]["coverage_80"] <= 1.0 and np.isfinite(para[name]["nll_laplace"]), name

@@ -731,6 +731,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
             t.setdefault("epochs", []).extend(f["epochs"])
         if "ridge_weight" in f:
             t.setdefault("ridge_weight", []).extend(f["ridge_weight"])
+        if "tangent_weight" in f:
+            t.setdefault("tangent_weight", []).extend(f["tangent_weight"])
         if "at_epoch_limit" in f:
             t.setdefault("at_epoch_limit", []).extend(f["at_epoch_limit"])
         if "refit_epochs" in f:
@@ -789,6 +791,8 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
             fits[nm]["refit_epochs"] = [res.info["refit"].get("epochs")]  # None: skipped (e.g. the flagship's network unused)
         if isinstance(getattr(res, "info", None), dict) and isinstance(res.info.get("ridge_weight"), (int, float)):
             fits[nm]["ridge_weight"] = [float(res.info["ridge_weight"])]  # the flagship's stacked linear path's weight
+            if isinstance(res.info.get("tangent_weight"), (int, float)):  # its linear path's share of the tangent-space ridge
+                fits[nm]["tangent_weight"] = [float(res.info["tangent_weight"])]
         fits[nm]["n_params"] = count_parameters(res.model)
         fitted[nm] = res.model
     for m in fitted.values():
@@ -834,7 +838,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         if nm in g.get("paired", {}):
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
-        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "at_epoch_limit", "no_refit")})
+        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         row.update(_roi_means(results, nm))
         if results.get("_extra_metrics"):
@@ -929,6 +933,9 @@ def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
             mine, theirs = float(np.median([rm[k] for k in keys])), float(np.median([rr[k] for k in keys]))
             what = f"the median ROI r of the {len(keys)} ROI(s) above chance for either"
         d_mask, d_roi = r["median_r"] - ref["median_r"], mine - theirs
+        ci = r.get("diff_ci")
+        if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(c, (int, float)) and np.isfinite(c) for c in ci) and ci[0] <= 0 <= ci[1]:
+            continue  # the whole-mask difference is within its paired CI: no ranking to contradict (user test 56: +0.002 [-0.029, +0.027])
         if d_mask * d_roi < 0 and min(abs(d_mask), abs(d_roi)) >= 0.0005:  # (not a difference that prints as +0.000)
             out.append(f"{r['name']}: {'ahead of' if d_mask > 0 else 'behind'} {ref['name']} on the whole-mask median r ({d_mask:+.3f}) but "
                        f"{'behind' if d_roi < 0 else 'ahead of'} it on {what} ({mine:.3f} vs {theirs:.3f}): "
@@ -984,7 +991,7 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
-                                "ridge_weight", "at_epoch_limit", "no_refit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
+                                "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
                                 "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null",
                                 "reads_events"} | {k for k, _ in _COLUMNS})
 
@@ -1055,10 +1062,13 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
             continue
         w = r.get("ridge_weight")
         if w and all(x >= 1.0 for x in w):  # the flagship's blend chose its linear path alone: say so (it looked like a network)
+            tw = [float(x) for x in (r.get("tangent_weight") or [])]
+            what = ("a ridge on the same features as ridge_hrf, fitted and chosen on its own, so the rows can differ" if not any(tw) else
+                    "a ridge on the same band power as ridge_hrf, mixed with a ridge on the tangent-space covariances (tangent_weight "
+                    + ", ".join(f"{x:g}" for x in tw) + " per fold), so the rows differ")
             notes.append(f"{name}: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1): its "
-                         "predictions are its own linear path's (a ridge on the same features as ridge_hrf, fitted and chosen "
-                         "on its own, so the rows can differ); the network adds nothing on these data (see ridge_weight in "
-                         "leaderboard.json)")
+                         f"predictions are its own linear path's ({what}); the network adds nothing on these data (see ridge_weight"
+                         f"{' and tangent_weight' if any(tw) else ''} in leaderboard.json)")
         if r.get("role") == "model" and str(r["name"]).startswith("eeg2fmri_net") and r.get("input") == "raw" and not w:
             # (user test 48: leaderboard.json held no ridge_weight for it, so whether the network was used could not be told)
             notes.append(f"{name}: on raw windows the flagship has no stacked linear path (its learned filter bank stands in for "
