@@ -869,7 +869,24 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
         assert ("benchmark: _cf_no_refit is closed-form without a refit option: fitted on the fold's training subjects only, while ridge_hrf "
                 "is refitted with the validation subject too") in caplog.text
         assert "_cf_no_refit: closed-form without a refit option, fitted on each fold's training subjects only" in format_leaderboard(cf["leaderboard"])
-    assert not any(row.get("no_refit") for row in auto["leaderboard"])
+
+        # one with a refit option that keeps no residuals from before its refit: its calibration is in-sample, noted (user test 56)
+        @register_model("_cf_refit")
+        class CfRefit(CfNoRefit):
+            def __init__(self, spec, refit=False):
+                self.spec, self.refit = spec, refit
+
+            def fit(self, x, y, x_val=None, y_val=None):
+                both = np.concatenate([y, y_val]) if self.refit and y_val is not None else y
+                self.mean_ = np.asarray(both, np.float32).mean(0)
+                return self
+
+        cr = run_benchmark(ds, "loso", ["_cf_refit"], n_boot=0)
+        row = {r["name"]: r for r in cr["leaderboard"]}["_cf_refit"]
+        assert row["calibration_in_sample"] is True and cr["fits"]["_cf_refit"]["calibration_in_sample"] is True
+        assert ("_cf_refit: refitted on its validation windows (refit=True) without keeping its residuals from before the refit, so "
+                "its 80% cover and NLL are calibrated on in-sample residuals") in format_leaderboard(cr["leaderboard"])
+    assert not any(row.get("no_refit") or row.get("calibration_in_sample") for row in auto["leaderboard"])
     # a tiny validation set (here: every fold, by raising the floor) is warned about, naming the fold, and its conformal
     # intervals stay out of the averages (user test 10: 3 validation windows gave a coverage of 0.17 at 50 %)
     import eeg2fmri.workflows.benchmark as wb

@@ -737,6 +737,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
             t.setdefault("at_epoch_limit", []).extend(f["at_epoch_limit"])
         if "refit_epochs" in f:
             t.setdefault("refit_epochs", []).extend(f["refit_epochs"])
+        if f.get("calibration_in_sample"):
+            t["calibration_in_sample"] = True
 
 
 def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
@@ -794,6 +796,11 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
             if isinstance(res.info.get("tangent_weight"), (int, float)):  # its linear path's share of the tangent-space ridge
                 fits[nm]["tangent_weight"] = [float(res.info["tangent_weight"])]
         fits[nm]["n_params"] = count_parameters(res.model)
+        if (hparams.get(nm) or {}).get("refit") is True and getattr(res.model, "kind", "torch") == "sklearn" and nm != REFERENCE:
+            from eeg2fmri.evaluation.uncertainty import held_out_residuals_of
+
+            if held_out_residuals_of(res.model) is None:  # refitted on its validation windows, keeping no residuals from before
+                fits[nm]["calibration_in_sample"] = True
         fitted[nm] = res.model
     for m in fitted.values():
         place_model(m, device)  # closed-form models (and the reference on a band-power view) stay as they are
@@ -838,7 +845,8 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         if nm in g.get("paired", {}):
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
-        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit")})
+        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit",
+                                                                 "calibration_in_sample")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         row.update(_roi_means(results, nm))
         if results.get("_extra_metrics"):
@@ -991,7 +999,7 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
-                                "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
+                                "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit", "calibration_in_sample", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
                                 "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null",
                                 "reads_events"} | {k for k, _ in _COLUMNS})
 
@@ -1077,6 +1085,10 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"{name}: closed-form without a refit option, fitted on each fold's training subjects only, while the reference "
                          "is refitted with the fold's validation subject too (one subject more): its Δ is not on equal data; give the "
                          "model a refit hyperparameter (README: models of your own)")
+        if r.get("calibration_in_sample"):  # (user test 56: a plugin's 80 % intervals covered 0.63, in-sample, without a word)
+            notes.append(f"{name}: refitted on its validation windows (refit=True) without keeping its residuals from before the refit, "
+                         "so its 80% cover and NLL are calibrated on in-sample residuals (too narrow); keep them as val_residuals_ "
+                         "and val_target_check_ (README: models of your own)")
         limit = r.get("at_epoch_limit")
         if limit and any(limit):
             notes.append(f"{name}: training reached optimizer.max_epochs in fold(s) {[i for i, x in enumerate(limit) if x]} with its best "
