@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -280,6 +281,7 @@ def test_explain_cli_writes_outputs_atomically(trained_net, tmp_path, capsys):
     printed = capsys.readouterr().out
     # LRP is left out quietly by default where it does not apply (user test 9); asked for, it says why not
     assert "integrated_gradients (whole mask" in printed and "top band" in printed and "LRP" not in printed
+    assert re.search(r"across the \d+ bands the signed attribution follows log frequency with Spearman [+-]\d\.\d\d", printed)
     # a network the blend does not use is said in the printed summary too (user test 15: only the figures said it)
     unused = float(json.loads((out / "explain.json").read_text()).get("insight", {}).get("network_share", 1.0)) == 0.0
     assert ("eeg2fmri_net: the network is not used in the predictions (linear-path weight 1)" in printed) == unused
@@ -625,3 +627,22 @@ def test_band_direction_is_said_only_where_the_signed_attribution_says_it():
     assert band_direction([0.0006, -0.018, 0.001], 1) == "more power lowers the target"
     assert band_direction([0.02, -0.018], 0) == "more power raises the target"
     assert band_direction([0.0, 0.0], 1) == "direction unclear: its signed attribution is near 0"
+
+
+def test_spectral_tilt_line_matches_scipy_and_needs_four_bands():
+    """The console's spectral-tilt summary (user test 56): Spearman's rho of the signed band attribution with log band
+    centre, as scipy computes it; the first n centres of tangent windows' repeated freqs; said as a tilt from |rho| >= 0.6."""
+    from scipy.stats import spearmanr
+
+    from eeg2fmri.commands.explain import spectral_tilt
+
+    freqs = [2.5, 6.0, 10.5, 21.5, 37.5, 75.0]
+    signed = [-0.22, -0.01, 0.05, -0.02, 0.17, 0.27]
+    want = spearmanr(np.log(freqs), signed).statistic
+    line = spectral_tilt(signed, freqs + freqs)  # (tangent windows: the centres repeated per block)
+    assert f"across the 6 bands the signed attribution follows log frequency with Spearman {want:+.2f}" in line
+    assert "power at higher frequencies raises the target" in line and want >= 0.6
+    assert "a spectral tilt" in spectral_tilt(signed[::-1], freqs) and "at lower frequencies raises" in spectral_tilt(signed[::-1], freqs)
+    flat = spectral_tilt([0.1, -0.1, 0.1, -0.1, 0.1, -0.1], freqs)
+    assert "Spearman" in flat and "tilt" not in flat
+    assert spectral_tilt(signed[:3], freqs[:3]) is None and spectral_tilt(signed, None) is None and spectral_tilt([0.0] * 6, freqs) is None

@@ -44,6 +44,24 @@ def band_direction(band_signed, b: int) -> str:
     return "more power raises the target" if signed[b] > 0 else "more power lowers the target"
 
 
+def spectral_tilt(band_signed, freqs) -> str | None:
+    """How the signed band attributions run across frequency: Spearman's rank correlation with the log band centre (the
+    first ``len(band_signed)`` of ``freqs``; tangent windows repeat them per block), over 4 bands or more (user test 56: a
+    hypothesis on the aperiodic 1/f exponent looks for a sign that turns across frequency, not for one band)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    signed = np.asarray(band_signed, dtype=float)
+    f = np.asarray(freqs if freqs is not None else [], dtype=float)[: len(signed)]
+    if len(signed) < 4 or len(f) != len(signed) or not np.all(f > 0) or len(np.unique(f)) != len(f) or np.ptp(signed) == 0:
+        return None
+    rho = float(spearmanr(np.log(f), signed).statistic)
+    trend = ("power at higher frequencies raises the target, at lower ones lowers it" if rho > 0 else
+             "power at lower frequencies raises the target, at higher ones lowers it")
+    return (f"across the {len(signed)} bands the signed attribution follows log frequency with Spearman {rho:+.2f}"
+            + (f" ({trend}: a spectral tilt such as the aperiodic exponent's, or band effects that happen to line up)" if abs(rho) >= 0.6 else ""))
+
+
 def method_line(m: str, agg: dict, res: dict) -> str:
     """The console summary of one attribution method: top channels, top band with its direction and lag, and the event
     regressors' share where the windows carry them."""
@@ -58,6 +76,9 @@ def method_line(m: str, agg: dict, res: dict) -> str:
         peak = float(agg["lag_s"][int(np.argmax(agg["lag_top_band"]))]) if "lag_top_band" in agg else None
         line += (f"; top band {res['band_names'][b]} {agg['band'].max():.2f} ({direction}"
                  + (f"; its attribution peaks {peak:.1f} s before the volume's end)" if peak is not None else ")"))
+        tilt = spectral_tilt(agg["band_signed"], res.get("freqs"))
+        if tilt is not None:
+            line += f"; {tilt}"
     if agg.get("event_names"):  # event regressors: their share of all |attribution|, apart from the EEG's (channels/bands above)
         line += (f"; event regressors {100 * float(agg['event_share']):.0f} % of the attribution ("
                  + ", ".join(f"{n} {float(v):.2f}" for n, v in zip(agg["event_names"], agg["event"])) + ")")
