@@ -266,7 +266,6 @@ def main() -> None:
     root, truth, eeg_only = out / "bids", out / "truth", out / "eeg_only"
     truth.mkdir(parents=True)
     root.mkdir(parents=True)
-    rng = np.random.default_rng(args.seed)
     montage = mne.channels.make_standard_montage("standard_1005")
     pos = montage.get_positions()["ch_pos"]
     montage_pos = np.array([pos[c] for c in CH_NAMES]) * 1000.0  # mm
