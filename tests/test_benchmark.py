@@ -68,6 +68,15 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     note = format_leaderboard([*with_roi, ahead])
     assert ("eeg2fmri_net: ahead of ridge_hrf on the whole-mask median r (+0.014) but behind it on the ROI median r (0.243 vs 0.456): "
             "the ranking depends on where you look") in note
+    # a focal signal (ROI r far above the whole mask's) under one penalty for every voxel: the per-voxel penalty is suggested
+    ref_row = next(r for r in with_roi if r["name"] == "ridge_hrf")
+    focal = [dict(r, median_r=0.006, roi_median_r=0.41, alpha_per_target="auto") if r is ref_row else r for r in with_roi]
+    assert ("ridge_hrf: the signal is focal here (ROI median r 0.410 against 0.006 over the whole mask), and one ridge penalty was "
+            "chosen for every voxel") in format_leaderboard(focal) and '"alpha_per_target": "guarded"' in format_leaderboard(focal)
+    guarded = [dict(r, alpha_per_target="guarded") if r["name"] == "ridge_hrf" else r for r in focal]
+    assert "the signal is focal here" not in format_leaderboard(guarded)  # already per voxel
+    broad = [dict(r, roi_median_r=r["median_r"] + 0.02) if r is ref_row else r for r in with_roi]
+    assert "the signal is focal here" not in format_leaderboard(broad)  # broad: ROI r near the whole mask's
     # a whole-mask difference inside its paired CI ranks nothing: no note (user test 56: +0.002 [-0.029, +0.027])
     assert "the ranking depends" not in format_leaderboard([*with_roi, dict(ahead, diff_ci=[-0.029, 0.027])])
     assert "the ranking depends" in format_leaderboard([*with_roi, dict(ahead, diff_ci=[0.004, 0.027])])
@@ -887,6 +896,7 @@ def test_loso_with_a_validation_subject_per_fold(tmp_path, tiny_prepared, monkey
         assert ("_cf_refit: refitted on its validation windows (refit=True) without keeping its residuals from before the refit, so "
                 "its 80% cover and NLL are calibrated on in-sample residuals") in format_leaderboard(cr["leaderboard"])
     assert not any(row.get("no_refit") or row.get("calibration_in_sample") for row in auto["leaderboard"])
+    assert {r["name"]: r for r in auto["leaderboard"]}["ridge_hrf"]["alpha_per_target"] == "auto"  # the reference's rule, recorded
     # a tiny validation set (here: every fold, by raising the floor) is warned about, naming the fold, and its conformal
     # intervals stay out of the averages (user test 10: 3 validation windows gave a coverage of 0.17 at 50 %)
     import eeg2fmri.workflows.benchmark as wb
