@@ -690,6 +690,14 @@ def test_file_markers_at_the_scanner_markers_of_events_tsv_are_not_stimuli(tiny_
     assert any(f"the recording's marker 'Stimulus/S  1' ({len(vol)} events) marks the times of events.tsv's scanner markers"
                in r.getMessage() for r in caplog.records)
     assert sorted(stimulus_names(got)) == ["Stimulus/S  2"]  # what `events: auto` and the check's note offer
+    # stimuli triggered by the scanner's pulse (every 5th volume, at its marker's time) are stimuli: kept
+    locked = vol[::5]
+    raw.set_annotations(mne.Annotations(np.r_[vol, locked], 0.0, ["Stimulus/S  1"] * len(vol) + ["Stimulus/S  3"] * len(locked)))
+    for f in eeg.glob(vhdr.name.replace(".vhdr", ".*")):
+        f.unlink()
+    mne.export.export_raw(vhdr, raw, fmt="brainvision", verbose=False)
+    desc = [str(d) for d in read_eeg(vhdr).annotations.description]
+    assert sum(d.endswith("S  3") for d in desc) == len(locked) and not any(d.endswith("S  1") for d in desc)
 
 
 def test_markers_an_events_tsv_leaves_out_are_kept_from_the_file(tiny_bids, tmp_path, caplog):

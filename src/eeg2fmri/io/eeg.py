@@ -408,7 +408,8 @@ def _keep_own_markers(raw, own, path: Path) -> None:
 
 def _without_scanner_aliases(raw, own, keep: list[int], path: Path) -> list[int]:
     """``keep`` without the file's markers of a name whose events are (95 % or more, within a sample) at the times of
-    ``events.tsv``'s scanner markers (``R128``, ``Scan Start``, ...): the volume markers under the file's own name, as
+    ``events.tsv``'s scanner markers (``R128``, ``Scan Start``, ...), at nearly every one of them (90 %): the volume markers
+    under the file's own name, as
     mne-bids/pybv writes ``R128`` annotations into a ``.vmrk`` (``Stimulus, S  1``) -- kept, they were offered as stimuli
     (user test 56: ``events: auto`` then built a regressor of one event per volume)."""
     from eeg2fmri.io.sync import DEFAULT_MARKERS, _match
@@ -427,7 +428,9 @@ def _without_scanner_aliases(raw, own, keep: list[int], path: Path) -> list[int]
         on = ann.onset[idx] - own.first_time + raw.first_time
         j = np.searchsorted(scan_on, on)
         near = np.minimum(np.abs(scan_on[np.clip(j - 1, 0, len(scan_on) - 1)] - on), np.abs(scan_on[np.clip(j, 0, len(scan_on) - 1)] - on))
-        if len(idx) >= 2 and np.mean(near <= tol) >= 0.95:
+        # (and one at nearly every scanner marker: stimuli triggered by the scanner's pulse sit at some markers' times too,
+        # but not at nearly all of them -- they stay events)
+        if len(idx) >= 2 and np.mean(near <= tol) >= 0.95 and len(idx) >= 0.9 * len(scan_on):
             logger.info("%s: the recording's marker %r (%d events) marks the times of events.tsv's scanner markers: the volume markers "
                         "under the file's own name (as mne-bids writes them into a .vmrk); not kept as events", path.name, name, len(idx))
             continue
