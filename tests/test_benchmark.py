@@ -77,6 +77,12 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert "the signal is focal here" not in format_leaderboard(guarded)  # already per voxel
     broad = [dict(r, roi_median_r=r["median_r"] + 0.02) if r is ref_row else r for r in with_roi]
     assert "the signal is focal here" not in format_leaderboard(broad)  # broad: ROI r near the whole mask's
+    # recordings with ECG/respiration channels and no confounds regressed: the physiological-noise caveat (user test 57)
+    assert ridge.get("physiology_unregressed") == ["ecg"]  # the tiny fixture's ECG channel; its EOG is not a rhythm of the BOLD
+    assert ("the recordings carry physiological channels (ecg) and no confounds were regressed from the BOLD: the EEG's pulse "
+            "artefact and breathing drifts") in table
+    assert "physiological channels" not in format_leaderboard([{k: v for k, v in r.items() if k != "physiology_unregressed"}
+                                                               for r in bench["leaderboard"]])
     # a whole-mask difference inside its paired CI ranks nothing: no note (user test 56: +0.002 [-0.029, +0.027])
     assert "the ranking depends" not in format_leaderboard([*with_roi, dict(ahead, diff_ci=[-0.029, 0.027])])
     assert "the ranking depends" in format_leaderboard([*with_roi, dict(ahead, diff_ci=[0.004, 0.027])])
@@ -1049,3 +1055,17 @@ def test_benchmark_says_the_epoch_limit_once(caplog):
         logger.warning("after: the model may be under-trained")
     assert "another warning" in caplog.text and "after: the model may be under-trained" in caplog.text
     assert "net: ... the model may be under-trained" not in caplog.text
+
+
+def test_physiology_unregressed_needs_physiological_channels_and_no_confounds():
+    """The physiological-noise caveat's condition (user test 57): ECG/respiration channels beside the EEG, no confounds."""
+    from types import SimpleNamespace
+
+    from eeg2fmri.datasets.prepared import physiology_unregressed
+
+    prov = {"inputs": {"a": {"channels_not_used": {"non_eeg": {"ECG": "ecg", "Resp": "resp", "Status": "stim"}}},
+                       "b": {"channels_not_used": {"non_eeg": {"EOG": "eog"}}}}}
+    assert physiology_unregressed(SimpleNamespace(config=SimpleNamespace(confounds=None), provenance=prov)) == ["ecg", "resp"]
+    assert physiology_unregressed(SimpleNamespace(config=SimpleNamespace(confounds=["csf"]), provenance=prov)) == []
+    eog_only = {"inputs": {"b": prov["inputs"]["b"]}}
+    assert physiology_unregressed(SimpleNamespace(config=SimpleNamespace(confounds=None), provenance=eog_only)) == []

@@ -646,3 +646,13 @@ def test_spectral_tilt_line_matches_scipy_and_needs_four_bands():
     flat = spectral_tilt([0.1, -0.1, 0.1, -0.1, 0.1, -0.1], freqs)
     assert "Spearman" in flat and "tilt" not in flat
     assert spectral_tilt(signed[:3], freqs[:3]) is None and spectral_tilt(signed, None) is None and spectral_tilt([0.0] * 6, freqs) is None
+
+
+def test_no_spectral_tilt_for_a_target_without_evidence():
+    """User test 57: the tilt line was printed for a target explain had just called unpredicted."""
+    from eeg2fmri.commands.explain import method_line
+
+    agg = {"channel": np.full(3, 1 / 3), "band": np.array([0.1, 0.2, 0.3, 0.4]), "band_signed": np.array([-0.3, -0.1, 0.1, 0.3])}
+    res = {"channels": ["C3", "C4", "Cz"], "target": "roi:3", "n_windows": 8, "band_names": ["d", "t", "a", "b"], "freqs": [2.5, 6, 10.5, 21.5]}
+    assert "Spearman +1.00" in method_line("integrated_gradients", agg, res)
+    assert "Spearman" not in method_line("integrated_gradients", agg, dict(res, target_note="no evidence that the model predicts this target"))

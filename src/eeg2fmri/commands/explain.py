@@ -76,7 +76,8 @@ def method_line(m: str, agg: dict, res: dict) -> str:
         peak = float(agg["lag_s"][int(np.argmax(agg["lag_top_band"]))]) if "lag_top_band" in agg else None
         line += (f"; top band {res['band_names'][b]} {agg['band'].max():.2f} ({direction}"
                  + (f"; its attribution peaks {peak:.1f} s before the volume's end)" if peak is not None else ")"))
-        tilt = spectral_tilt(agg["band_signed"], res.get("freqs"))
+        # (user test 57: a tilt was read into a target the run had just called unpredicted)
+        tilt = None if res.get("target_note") else spectral_tilt(agg["band_signed"], res.get("freqs"))
         if tilt is not None:
             line += f"; {tilt}"
     if agg.get("event_names"):  # event regressors: their share of all |attribution|, apart from the EEG's (channels/bands above)

@@ -540,6 +540,23 @@ def training_notch_summary(ds: PreparedDataset) -> dict[str, int] | None:
     return out
 
 
+#: Channel types of physiological recordings beside the EEG (MNE's names): their rhythms are in the EEG's artefacts too.
+PHYSIOLOGY_TYPES = ("ecg", "resp", "bio")
+
+
+def physiology_unregressed(ds: PreparedDataset) -> list[str]:
+    """The physiological channel types (``ecg``, ``resp``, ``bio``) the recordings of ``ds`` carry beside the EEG when no
+    confounds were regressed from its BOLD (prepare option ``confounds`` empty), else ``[]``: the pulse artefact and
+    breathing drifts of the EEG share the cardiac and respiratory rhythms with the BOLD's physiological noise, so EEG
+    features can predict that noise (user test 57: a whole-mask r 0.064 called above chance was 0.002 once physiological
+    regressors were removed from the BOLD)."""
+    if ds.config.confounds:
+        return []
+    found = {str(t) for v in (ds.provenance or {}).get("inputs", {}).values() if isinstance(v, dict)
+             for t in ((v.get("channels_not_used") or {}).get("non_eeg") or {}).values()}
+    return sorted(found & set(PHYSIOLOGY_TYPES))
+
+
 def training_artifact_summary(ds: PreparedDataset) -> dict[str, int] | None:
     """How many of ``ds``'s runs prepare's gradient-artefact check ran on and how many it flagged (``None`` if it ran on
     none): saved with a model, so that synthesis knows whether its training EEG had such artefacts."""

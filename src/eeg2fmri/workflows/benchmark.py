@@ -497,6 +497,11 @@ def run_benchmark(
     if REFERENCE in fits:  # the reference's penalty rule, for the focal-signal note (user test 56)
         apt = ((hparams or {}).get(REFERENCE) or {}).get("alpha_per_target", "auto")
         fits[REFERENCE]["alpha_per_target"] = apt if isinstance(apt, (bool, str)) else str(apt)
+        from eeg2fmri.datasets.prepared import physiology_unregressed
+
+        physio = physiology_unregressed(ds)  # physiological channels beside the EEG, no confounds regressed (user test 57)
+        if physio:
+            fits[REFERENCE]["physiology_unregressed"] = physio
     jobs = check_positive_int(n_jobs, "n_jobs", where="benchmark") if n_jobs != -1 else _n_cores()
     jobs = 2 if executor is not None else min(jobs, len(folds))  # with an executor: never in this process
     if extra_metrics:  # checked here; each worker imports "module:function" values itself (functions need not pickle)
@@ -849,7 +854,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
         row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit",
-                                                                 "calibration_in_sample", "alpha_per_target")})
+                                                                 "calibration_in_sample", "alpha_per_target", "physiology_unregressed")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         row.update(_roi_means(results, nm))
         if results.get("_extra_metrics"):
@@ -928,7 +933,24 @@ def _focal_penalty_note(rows: list[dict[str, Any]]) -> list[str]:
             "mask), and one ridge penalty was chosen for every voxel, mostly noise, which shrinks the regions' predictions; for region "
             "series try a penalty per voxel where it earns one: --hparams '{\"ridge_hrf\": {\"alpha_per_target\": \"guarded\"}, "
             "\"eeg2fmri_net\": {\"ridge_alpha_per_target\": \"guarded\"}}' (user test 56: LOSO ROI r 0.41 -> 0.53), or prepare "
-            "with the atlas option (ROI targets)"]
+            "with the atlas option (ROI targets); per-voxel penalties favour any region the EEG features predict, physiological "
+            "noise included (user test 57: ventricles 0.25 -> 0.29), so regress physiological confounds first where they may be"]
+
+
+def _physiology_note(rows: list[dict[str, Any]]) -> list[str]:
+    """A note where the recordings carry ECG/respiration channels and no confounds were regressed from the BOLD (user test
+    57: the pulse artefact and breathing drifts in the EEG predicted the BOLD's physiological noise, and the whole-mask r,
+    the time-shifted null and the ROI chance marks credited the EEG for it)."""
+    ref = next((r for r in rows if r.get("role") == "reference" and r.get("physiology_unregressed")), None)
+    if ref is None:
+        return []
+    kinds = ", ".join(ref["physiology_unregressed"])
+    return [f"the recordings carry physiological channels ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
+            "artefact and breathing drifts share the cardiac and respiratory rhythms with the BOLD's physiological noise (ventricles, "
+            "vessels), and the r above, the time-shifted null and the ROI chance marks cannot tell that from neural coupling "
+            "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); regress "
+            "physiological confounds (prepare option confounds: fMRIPrep's CSF / white-matter / motion columns, or "
+            "RETROICOR/RVT columns of your own in a confounds file) and compare"]
 
 
 def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
@@ -1019,7 +1041,8 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
-                                "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit", "calibration_in_sample", "alpha_per_target", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
+                                "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit", "calibration_in_sample", "alpha_per_target",
+                                "physiology_unregressed", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
                                 "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null",
                                 "reads_events"} | {k for k, _ in _COLUMNS})
 
@@ -1122,4 +1145,4 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
                      "read the EEG only." + (" Δr vs ridge_hrf is against a reference that reads the design: a model of the EEG alone "
                                              "is compared with ridge_hrf on the same data prepared without events, or with hparams "
                                              "'{\"ridge_hrf\": {\"inputs\": \"eeg\"}}'" if ref_reads else ""))
-    return notes + _roi_disagreements(rows) + _focal_penalty_note(rows) + _null_notes(rows)
+    return notes + _roi_disagreements(rows) + _focal_penalty_note(rows) + _physiology_note(rows) + _null_notes(rows)
