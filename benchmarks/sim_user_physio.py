@@ -30,7 +30,6 @@ import argparse
 import gzip
 import json
 import shutil
-import struct
 from pathlib import Path
 
 import nibabel as nib
