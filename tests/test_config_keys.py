@@ -340,9 +340,12 @@ def test_config_may_be_inline_json(tiny_bids, tmp_path, capsys):
         read_config("{'tr': 2.0}")
     with pytest.raises(Eeg2fmriInputError, match=r"config file not found"):
         read_config(str(tmp_path / "missing.json"))
+    capsys.readouterr()
     assert main(["prepare", str(tiny_bids), "--out", str(tmp_path / "p"), "--config", '{"tr": 2.0}', "-q"]) == 0
     man = json.loads((tmp_path / "p" / "manifest.json").read_text())
     assert man["config"]["tr"] == 2.0
+    # the tiny recordings carry an ECG channel and no confounds were given: the physiological-noise note (user test 57)
+    assert "note: the recordings carry physiological channels (ecg), and no confounds were regressed from the BOLD" in capsys.readouterr().out
 
 
 def test_train_without_test_span_uses_every_volume_but_validation(prepared_dir, tmp_path, tiny_prepared):

@@ -54,6 +54,13 @@ def run(args) -> int:
     print(f"{what} {out}: {len(ds.runs)} run(s), {len(ds.ch_names)} EEG channels, {targets}, representation {ds.representation}{events}")
     for line in pooling_summary(ds):  # (user test 30: what pooling changed was said only with -v)
         print(line)
+    from eeg2fmri.datasets.prepared import physiology_unregressed
+
+    physio = physiology_unregressed(ds)
+    if physio and ds.has_grid:  # (user test 57: the EEG's artefacts predicted the BOLD's physiological noise)
+        print(f"note: the recordings carry physiological channels ({', '.join(physio)}), and no confounds were regressed from the BOLD: "
+              "the EEG's pulse artefact and breathing drifts can predict the BOLD's physiological noise, which the scores then credit "
+              "to the EEG; regress physiological confounds (prepare option confounds) where that matters (README: Evaluation)")
     return 0
 
 
