@@ -656,3 +656,24 @@ def test_no_spectral_tilt_for_a_target_without_evidence():
     res = {"channels": ["C3", "C4", "Cz"], "target": "roi:3", "n_windows": 8, "band_names": ["d", "t", "a", "b"], "freqs": [2.5, 6, 10.5, 21.5]}
     assert "Spearman +1.00" in method_line("integrated_gradients", agg, res)
     assert "Spearman" not in method_line("integrated_gradients", agg, dict(res, target_note="no evidence that the model predicts this target"))
+
+
+def test_diffuse_note_where_no_channel_or_band_stands_out():
+    """User test 57: channel shares ~1/32 each and band shares 0.15-0.19 (physiological noise through EEG artefacts) were
+    printed as a 'top band gamma'; the summary now says that nothing stands out. Entropy compared with scipy's."""
+    from scipy.stats import entropy
+
+    from eeg2fmri.commands.explain import diffuse_note, method_line
+
+    bands = np.array([0.17, 0.17, 0.15, 0.18, 0.19, 0.15])
+    chans = np.full(32, 1 / 32) + np.linspace(-0.003, 0.003, 32)
+    assert entropy(bands) / np.log(6) > 0.98 and entropy(chans) / np.log(32) > 0.98  # the helper's shares are flat
+    assert "no channel or band stands out" in diffuse_note(chans, bands)
+    alpha = np.array([0.05, 0.08, 0.49, 0.18, 0.12, 0.08])  # the alpha region: one band stands out
+    assert entropy(alpha) / np.log(6) < 0.98 and diffuse_note(chans, alpha) is None
+    focal = np.r_[0.3, np.full(31, 0.7 / 31)]
+    assert diffuse_note(focal, bands) is None  # one channel stands out
+    res = {"channels": [f"E{i}" for i in range(32)], "target": "roi:3", "n_windows": 8, "band_names": list("dtabgh"),
+           "freqs": [2.5, 6, 10.5, 21.5, 37.5, 75]}
+    agg = {"channel": chans, "band": bands, "band_signed": bands - bands.mean()}
+    assert "no channel or band stands out" in method_line("integrated_gradients", agg, res)

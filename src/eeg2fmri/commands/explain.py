@@ -62,6 +62,28 @@ def spectral_tilt(band_signed, freqs) -> str | None:
             + (f" ({trend}: a spectral tilt such as the aperiodic exponent's, or band effects that happen to line up)" if abs(rho) >= 0.6 else ""))
 
 
+def diffuse_note(channel_share, band_share, level: float = 0.98) -> str | None:
+    """A note where neither channels nor bands stand out: both shares' normalised entropies above ``level`` (1: every
+    channel, or band, equal). User test 57: the BOLD's physiological noise, predicted through the EEG's pulse artefact and
+    breathing drifts, got channel shares of ~1/32 each and band shares of 0.15-0.19, printed as a "top band gamma"."""
+    import numpy as np
+
+    def flat(share) -> bool:
+        p = np.asarray(share, dtype=float).ravel()
+        p = p[np.isfinite(p)]
+        if len(p) < 3 or p.sum() <= 0:
+            return False
+        p = p / p.sum()
+        nz = p[p > 0]
+        return float(-(nz * np.log(nz)).sum() / np.log(len(p))) > level
+
+    if flat(channel_share) and flat(band_share):
+        return ("no channel or band stands out (their shares are near equal): a diffuse driver -- a global signal, or the EEG's "
+                "pulse artefact and breathing drifts predicting the BOLD's physiological noise -- is more likely than a localised "
+                "rhythm; compare with physiological confounds regressed (README: Evaluation)")
+    return None
+
+
 def method_line(m: str, agg: dict, res: dict) -> str:
     """The console summary of one attribution method: top channels, top band with its direction and lag, and the event
     regressors' share where the windows carry them."""
@@ -80,6 +102,9 @@ def method_line(m: str, agg: dict, res: dict) -> str:
         tilt = None if res.get("target_note") else spectral_tilt(agg["band_signed"], res.get("freqs"))
         if tilt is not None:
             line += f"; {tilt}"
+    diffuse = diffuse_note(agg["channel"], agg["band"]) if "band" in agg and res.get("band_names") else None
+    if diffuse:  # (user test 57)
+        line += f"; {diffuse}"
     if agg.get("event_names"):  # event regressors: their share of all |attribution|, apart from the EEG's (channels/bands above)
         line += (f"; event regressors {100 * float(agg['event_share']):.0f} % of the attribution ("
                  + ", ".join(f"{n} {float(v):.2f}" for n, v in zip(agg["event_names"], agg["event"])) + ")")
