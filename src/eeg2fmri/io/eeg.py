@@ -390,10 +390,7 @@ def _keep_own_markers(raw, own, path: Path) -> None:
     listed_on = np.sort(np.asarray(raw.annotations.onset, dtype=float))
     same = 0
     if len(listed_on):
-        idx = np.searchsorted(listed_on, onsets)
-        near = np.minimum(np.abs(listed_on[np.clip(idx - 1, 0, len(listed_on) - 1)] - onsets),
-                          np.abs(listed_on[np.clip(idx, 0, len(listed_on) - 1)] - onsets))
-        same = int(np.sum(near <= 1.0 / raw.info["sfreq"]))
+        same = int(np.sum(_nearest_gap(listed_on, onsets) <= 1.0 / raw.info["sfreq"]))
     raw.annotations.append(onsets, ann.duration[keep], [str(ann.description[i]) for i in keep])
     names = sorted({str(ann.description[i]) for i in keep})
     key = "|".join(names)  # said once per process for a set of marker names (user test 48: 8 runs, 8 identical warnings), then
@@ -404,6 +401,13 @@ def _keep_own_markers(raw, own, path: Path) -> None:
         "replaces a file's markers when read through mne-bids)%s", path.name, ", ".join(names[:6]) + (" ..." if len(names) > 6 else ""),
         len(keep), f"; {same} of them at the time of an events.tsv row: the same events under another name there (prepare's "
         "option events pools the two names into one condition, with the events.tsv row's duration)" if same else "")
+
+
+def _nearest_gap(sorted_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """For every one of ``times``, the distance (s) to the nearest of ``sorted_times`` (increasing, not empty)."""
+    j = np.searchsorted(sorted_times, times)
+    last = len(sorted_times) - 1
+    return np.minimum(np.abs(sorted_times[np.clip(j - 1, 0, last)] - times), np.abs(sorted_times[np.clip(j, 0, last)] - times))
 
 
 def _without_scanner_aliases(raw, own, keep: list[int], path: Path) -> list[int]:
@@ -426,8 +430,7 @@ def _without_scanner_aliases(raw, own, keep: list[int], path: Path) -> list[int]
     out: list[int] = []
     for name, idx in by_name.items():
         on = ann.onset[idx] - own.first_time + raw.first_time
-        j = np.searchsorted(scan_on, on)
-        near = np.minimum(np.abs(scan_on[np.clip(j - 1, 0, len(scan_on) - 1)] - on), np.abs(scan_on[np.clip(j, 0, len(scan_on) - 1)] - on))
+        near = _nearest_gap(scan_on, on)
         # (and one at nearly every scanner marker: stimuli triggered by the scanner's pulse sit at some markers' times too,
         # but not at nearly all of them -- they stay events)
         if len(idx) >= 2 and np.mean(near <= tol) >= 0.95 and len(idx) >= 0.9 * len(scan_on):
