@@ -60,7 +60,8 @@ def run(args) -> int:
     if physio and ds.has_grid:  # (user test 57: the EEG's artefacts predicted the BOLD's physiological noise)
         print(f"note: the recordings carry physiological channels ({', '.join(physio)}), and no confounds were regressed from the BOLD: "
               "the EEG's pulse artefact and breathing drifts can predict the BOLD's physiological noise, which the scores then credit "
-              "to the EEG; regress physiological confounds (prepare option confounds) where that matters (README: Evaluation)")
+              "to the EEG; regress it where that matters: prepare option physio ('{\"physio\": \"regress\"}': RETROICOR, heart rate and "
+              "respiration volume from those channels) or confounds (README: Evaluation)")
     return 0
 
 

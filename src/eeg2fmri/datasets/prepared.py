@@ -136,6 +136,15 @@ class PrepareConfig:
     confounds : list of str | None
         Columns (names or glob patterns) of the run's fMRIPrep
         ``*_desc-confounds_timeseries.tsv`` regressed out of the BOLD.
+    physio : "regress" | list of str | None
+        Regress physiological noise from the BOLD, built from the recordings' own cardiac and
+        respiratory traces (:mod:`eeg2fmri.preprocessing.physio`): the EEG file's channels typed
+        ``ecg`` / ``resp``, else the run's BIDS ``*_physio.tsv.gz`` (``cardiac`` /
+        ``respiratory`` columns). ``"regress"``: RETROICOR (2 harmonics of the cardiac and
+        respiratory phase), heart rate x CRF and respiration volume x RRF, at every volume's
+        middle; a list picks groups among ``"retroicor"``, ``"hr"``, ``"rv"``. Regressed together
+        with ``confounds``; the manifest records each run's beats, breathing rate and the median
+        share of BOLD variance the regressors explained.
     atlas : str | None
         Targets become ROI time series: ``"power_2011"`` (264 spheres, ships
         with nilearn) or a path to a labels (3D) or probabilistic (4D) atlas
@@ -192,6 +201,7 @@ class PrepareConfig:
     grid: list | None = None
     voxel_size: float | None = None
     confounds: list | None = None
+    physio: Any = None
     atlas: str | None = None
     atlas_radius: float = 5.0
     channels: list | None = None
@@ -550,7 +560,7 @@ def physiology_unregressed(ds: PreparedDataset) -> list[str]:
     breathing drifts of the EEG share the cardiac and respiratory rhythms with the BOLD's physiological noise, so EEG
     features can predict that noise (user test 57: a whole-mask r 0.064 called above chance was 0.002 once physiological
     regressors were removed from the BOLD)."""
-    if ds.config.confounds:
+    if ds.config.confounds or getattr(ds.config, "physio", None):
         return []
     found = {str(t) for v in (ds.provenance or {}).get("inputs", {}).values() if isinstance(v, dict)
              for t in ((v.get("channels_not_used") or {}).get("non_eeg") or {}).values()}
@@ -910,6 +920,9 @@ def _validate_config(cfg: PrepareConfig) -> None:
     check_positive_int(cfg.frames_per_tr, "frames_per_tr")
     check_choice(cfg.representation, "representation", REPRESENTATIONS)
     check_choice(cfg.dummy_scans, "dummy_scans", DUMMY_SCANS)
+    from eeg2fmri.preprocessing.physio import check_physio_option
+
+    check_physio_option(cfg.physio)
     dv = cfg.drop_volumes
     if not (dv == "auto" or (isinstance(dv, (int, np.integer)) and not isinstance(dv, bool) and dv >= 0)):
         raise Eeg2fmriInputError(f"prepare option drop_volumes: expected 'auto' or a whole number >= 0 of leading volumes to leave out, "
@@ -1311,6 +1324,7 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         warn_once_per_process(f"{where}: prepare option first_onset ({given_onset}) is not used for this run: its volumes are timed "
                               f"by its {sync.report.n_markers} {sync.report.marker!r} scanner marker(s); to time them by first_onset "
                               "instead, pass marker: null as well")
+    physio = _physio_from_eeg(raw, cfg, sync.onsets, float(tr), where) if cfg.physio else None
     native_tr, onsets = float(tr), sync.onsets
     # resampled in time only where the TR differs (a run already at resample_tr keeps its own onsets and values)
     resample = cfg.resample_tr is not None and abs(native_tr - float(cfg.resample_tr)) > 1e-3 * float(cfg.resample_tr)
@@ -1373,8 +1387,80 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     from eeg2fmri.io.eeg import bad_spans
 
     return {"rep": rep, "sync": sync, "art": art, "cleaning": cleaning, "chmap": chmap, "notch_hz": None if notch is None else float(notch),
-            "bad_spans": bad_spans(raw), "not_used": not_used, "tr": float(cfg.resample_tr or tr), "native_tr": native_tr,
+            "bad_spans": bad_spans(raw), "not_used": not_used, "physio": physio, "tr": float(cfg.resample_tr or tr), "native_tr": native_tr,
             "resampled": resample, "eeg_span": None if span is None else [round(span[0], 6), round(span[1], 6)]}
+
+
+def _physio_from_eeg(raw, cfg: PrepareConfig, onsets: np.ndarray, tr: float, where: str) -> dict | None:
+    """Physiological regressors from the EEG file's channels typed ``ecg`` / ``resp`` at the volumes' middles (one row per
+    synchronised volume), or None where the file has neither (the run's BIDS physio file is tried on the BOLD side)."""
+    from eeg2fmri.preprocessing.physio import check_physio_option, physio_regressors
+
+    types = dict(zip(raw.ch_names, raw.get_channel_types()))
+    ecg = [c for c, t in types.items() if t == "ecg"]
+    resp = [c for c, t in types.items() if t == "resp"]
+    if not ecg and not resp:
+        return None
+    sf = float(raw.info["sfreq"])
+    traces = {}
+    for kind, names in (("cardiac", ecg), ("resp", resp)):
+        if names:
+            if len(names) > 1:
+                logger.info("%s: %d channels typed %s (%s); physiological regressors use %r", where, len(names),
+                            "ecg" if kind == "cardiac" else "resp", names, names[0])
+            traces[kind] = raw.get_data(picks=[names[0]])[0]
+    times = np.asarray(onsets, dtype=np.float64) + tr / 2
+    x, names_out, summary = physio_regressors(times, cardiac=traces.get("cardiac"), cardiac_sfreq=sf,
+                                              resp=traces.get("resp"), resp_sfreq=sf, groups=check_physio_option(cfg.physio),
+                                              where=where)
+    source = {k: f"{v[0]} (EEG file)" for k, v in (("cardiac", ecg), ("respiratory", resp)) if v}
+    return {"regressors": x, "names": names_out, "source": source, **summary}
+
+
+def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, n_drop: int) -> dict:
+    """The physiological regressors of the run's kept volumes: from the EEG file's channels, else from the run's BIDS
+    ``*_physio.tsv.gz`` (timed from the BOLD's first volume), else a clear error."""
+    from eeg2fmri.preprocessing.physio import (
+        check_physio_option,
+        find_physio_files,
+        physio_regressors,
+        read_bids_physio,
+    )
+
+    got = eeg.get("physio")
+    if got is not None:
+        return {**got, "regressors": np.asarray(got["regressors"])[n_drop:]}
+    files = find_physio_files(rec.bold_path) if rec.bold_path is not None else []
+    if not files:
+        raise Eeg2fmriInputError(
+            f"{rec.eeg_path}: prepare option physio={cfg.physio!r} needs a cardiac or respiration recording, found none: expected "
+            "EEG channels typed 'ecg' / 'resp' (BIDS channels.tsv type ECG / RESP; or MNE raw.set_channel_types) or a BIDS "
+            f"{Path(str(rec.bold_path)).name.replace('_bold.nii.gz', '').replace('_bold.nii', '')}_physio.tsv.gz (+ .json) beside "
+            "the BOLD; give one of them or leave the physio option out.")
+    traces: dict = {}
+    for f in files:
+        for kind, v in read_bids_physio(f).items():
+            traces.setdefault(kind, (*v, f.name))
+    tr = float(eeg["native_tr"])
+    times = (np.arange(kept.start, kept.stop, dtype=np.float64) + 0.5) * tr  # BIDS physio StartTime counts from the first volume
+    c, r = traces.get("cardiac"), traces.get("respiratory")
+    x, names, summary = physio_regressors(
+        times, cardiac=None if c is None else c[0], cardiac_sfreq=None if c is None else c[1], cardiac_start=0.0 if c is None else c[2],
+        resp=None if r is None else r[0], resp_sfreq=None if r is None else r[1], resp_start=0.0 if r is None else r[2],
+        groups=check_physio_option(cfg.physio), where=str(files[0]))
+    source = {k: f"{v[3]} column" for k, v in (("cardiac", c), ("respiratory", r)) if v is not None}
+    return {"regressors": x, "names": names, "source": source, **summary}
+
+
+def _median_variance_share(before: np.ndarray, after: np.ndarray) -> float:
+    """Median over columns of the share of (demeaned) variance removed going from ``before`` to ``after``."""
+    b = np.asarray(before, dtype=np.float64)
+    a = np.asarray(after, dtype=np.float64)
+    vb = b.var(axis=0)
+    ok = vb > 0
+    if not ok.any():
+        return 0.0
+    return round(float(np.median(1.0 - a.var(axis=0)[ok] / vb[ok])), 4)
 
 
 def _check_finite_bold(bold: np.ndarray, mask: np.ndarray, first_volume: int, where: str) -> None:
@@ -1482,8 +1568,9 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
                                      "leading non-steady-state volume(s), got none; choose a shorter resample_tr, keep those volumes "
                                      "(drop_volumes: 0), or leave the run out.")
         rep = {**rep, "onsets": np.asarray(rep["onsets"])[m:], "window_end": np.asarray(rep["window_end"])[m:]}
+    regressors = []
     if cfg.confounds:
-        from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds, regress_confounds
+        from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds
 
         conf_path = find_confounds(rec.bold_path)
         conf = read_confounds(conf_path, cfg.confounds).to_numpy()
@@ -1491,7 +1578,21 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
             raise Eeg2fmriInputError(
                 f"{conf_path}: {len(conf)} rows, but {rec.bold_path} has {n_volumes} volumes; expected one row per BOLD volume "
                 "(fMRIPrep writes them so): use the confounds file of this run and this fMRIPrep output.")
-        bold = regress_confounds(bold, conf[kept], where=str(rec.bold_path))
+        regressors.append(conf[kept])
+    physio = None
+    if cfg.physio:
+        physio = _physio_for_run(rec, cfg, eeg, kept, n_drop)
+        regressors.append(physio.pop("regressors"))
+    if regressors:
+        from eeg2fmri.preprocessing.volumes import regress_confounds
+
+        both = np.column_stack(regressors)
+        before = bold
+        bold = regress_confounds(bold, both, where=str(rec.bold_path))
+        if physio is not None:  # the median share of a voxel's variance the physiological regressors alone explain
+            alone = bold if len(regressors) == 1 else regress_confounds(before, regressors[-1], where=str(rec.bold_path))
+            physio["variance_explained_median"] = _median_variance_share(before, alone)
+        del before
     resampled = None
     if eeg.get("resampled"):  # after the confounds (regressed at the run's own TR)
         from eeg2fmri.preprocessing.volumes import resample_bold_time
@@ -1515,6 +1616,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
             "sync_dropped": rp.dropped, "sync_notes": rp.notes, "volumes": [kept.start, kept.stop], "non_steady_state_volumes": int(n_drop)}
     if eeg.get("eeg_span") is not None:  # the run's part of its EEG file (s); the run's onsets count from its start
         prov["eeg_span_s"] = eeg["eeg_span"]
+    if physio is not None:
+        prov["physio"] = physio
     if resampled is not None:
         prov["resampled_in_time"] = resampled
         # each prepared volume's time from the BOLD file's first saved volume (events.tsv onsets): first, step (s)

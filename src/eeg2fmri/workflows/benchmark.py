@@ -948,9 +948,9 @@ def _physiology_note(rows: list[dict[str, Any]]) -> list[str]:
     return [f"the recordings carry physiological channels ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
             "artefact and breathing drifts share the cardiac and respiratory rhythms with the BOLD's physiological noise (ventricles, "
             "vessels), and the r above, the time-shifted null and the ROI chance marks cannot tell that from neural coupling "
-            "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); regress "
-            "physiological confounds (prepare option confounds: fMRIPrep's CSF / white-matter / motion columns, or "
-            "RETROICOR/RVT columns of your own in a confounds file) and compare"]
+            "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); prepare again "
+            "with the physiological noise regressed (prepare option physio: \"regress\" -- RETROICOR, heart rate and respiration "
+            "volume from those channels; or confounds: fMRIPrep's CSF / white-matter columns) and compare"]
 
 
 def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,489 @@
+"""Physiological noise regressors from recorded cardiac and respiratory signals.
+
+The BOLD carries cardiac and respiratory noise; the EEG carries the same rhythms as artefacts
+(ballistocardiogram, breathing drifts), so EEG features can "predict" that noise (user test 57).
+This module turns the recordings' own ECG/pulse and respiration signals into the standard
+regressors, sampled at the middle of every volume:
+
+* **RETROICOR** (Glover, Li & Ress 2000): cardiac phase (linear from one beat to the next) and
+  respiratory phase (histogram-equalised amplitude, signed by the direction of breathing), each
+  expanded as ``cos(m phase), sin(m phase)`` for ``m = 1..order``;
+* **HR x CRF** (Chang, Cunningham & Glover 2009): heart rate in a 6-s window around each time,
+  convolved with the cardiac response function;
+* **RV x RRF** (Chang & Glover 2009; RRF of Birn et al. 2008): respiration volume (standard
+  deviation of the belt in a 6-s window), convolved with the respiration response function.
+
+R peaks of an ECG come from MNE (``mne.preprocessing.find_ecg_events``), the peaks of a pulse-oximeter
+(PPG) trace (as BIDS ``*_physio.tsv.gz`` ``cardiac`` columns often are) from ``scipy.signal.find_peaks``;
+without a declared kind, the more regular of the two rhythms is taken.
+:func:`physio_regressors` is the entry point; :func:`find_physio_files` and
+:func:`read_bids_physio` read BIDS physiological recordings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eeg2fmri.utils.logs import logger
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+__all__ = [
+    "PHYSIO_REGRESSORS",
+    "cardiac_peaks",
+    "cardiac_phase",
+    "check_physio_option",
+    "crf",
+    "find_physio_files",
+    "heart_rate",
+    "physio_regressors",
+    "read_bids_physio",
+    "respiration_volume",
+    "respiratory_phase",
+    "rrf",
+]
+
+#: The regressor groups :func:`physio_regressors` builds (prepare option ``physio``).
+PHYSIO_REGRESSORS = ("retroicor", "hr", "rv")
+#: Column names (lower case) of a BIDS physio file read as cardiac / respiratory traces.
+CARDIAC_COLUMNS = ("cardiac", "ecg", "pulse", "ppg", "pleth")
+RESPIRATORY_COLUMNS = ("respiratory", "respiration", "resp", "breathing")
+_GRID_HZ = 10.0  # HR and RV are built on this grid, convolved there, then sampled at the volumes
+_WINDOW_S = 6.0  # Chang et al. 2009's window for heart rate and respiration volume
+_MIN_BPM, _MAX_BPM = 30.0, 200.0
+
+
+def check_physio_option(value: Any, where: str = "prepare option physio") -> tuple[str, ...] | None:
+    """Validate the prepare option ``physio``: ``None``, ``"regress"`` (every group) or a list of groups.
+
+    Returns
+    -------
+    groups : tuple of str | None
+        The regressor groups among :data:`PHYSIO_REGRESSORS`, in that order; ``None`` for none.
+    """
+    if value is None or value is False:
+        return None
+    if isinstance(value, str):
+        if value in ("regress", "all"):
+            return PHYSIO_REGRESSORS
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise Eeg2fmriInputError(f"{where}: expected 'regress' or a list of regressor groups among {list(PHYSIO_REGRESSORS)}, got "
+                                 f"{value!r}; e.g. --config '{{\"physio\": \"regress\"}}'.")
+    bad = sorted(set(value) - set(PHYSIO_REGRESSORS))
+    if bad:
+        raise Eeg2fmriInputError(f"{where}: unknown regressor group(s) {bad}; expected 'regress' or groups among {list(PHYSIO_REGRESSORS)} "
+                                 "(retroicor: cardiac and respiratory phase; hr: heart rate x CRF; rv: respiration volume x RRF).")
+    return tuple(g for g in PHYSIO_REGRESSORS if g in value)
+
+
+# --------------------------------------------------------------------------- cardiac
+def _plausible(peaks: np.ndarray, sfreq: float) -> tuple[bool, float]:
+    """Whether beats at ``peaks`` (samples) form a heart rhythm: 30-200 bpm and regular (robust spread of intervals)."""
+    if len(peaks) < 5:
+        return False, np.nan
+    bpm = 60.0 / float(np.median(np.diff(peaks) / sfreq))
+    return bool(_MIN_BPM <= bpm <= _MAX_BPM and _spread(peaks, sfreq) < 0.15), bpm
+
+
+def _spread(peaks: np.ndarray, sfreq: float) -> float:
+    """Median absolute deviation of the beat intervals over their median (irregularity; inf for fewer than 3 beats)."""
+    if len(peaks) < 3:
+        return float("inf")
+    ibi = np.diff(peaks) / sfreq
+    med = float(np.median(ibi))
+    return float(np.median(np.abs(ibi - med)) / med)
+
+
+def _ppg_peaks(x: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
+    """Systolic peaks of a pulse trace and the band-passed trace they were found on."""
+    from scipy.signal import butter, find_peaks, sosfiltfilt
+
+    sos = butter(2, [0.5, min(8.0, 0.45 * sfreq)], btype="bandpass", fs=sfreq, output="sos")
+    y = sosfiltfilt(sos, x - np.median(x))
+    scale = np.subtract(*np.percentile(y, [95, 5]))
+    peaks, _ = find_peaks(y, distance=max(1, int(60.0 / _MAX_BPM * sfreq)), prominence=0.3 * scale)
+    return peaks, y
+
+
+def _qrs_signal(x: np.ndarray, sfreq: float, peaks: np.ndarray) -> np.ndarray:
+    """The ECG's QRS band (5-30 Hz), signed so that the detected R peaks are positive."""
+    from scipy.signal import butter, sosfiltfilt
+
+    y = sosfiltfilt(butter(2, [5.0, min(30.0, 0.45 * sfreq)], btype="bandpass", fs=sfreq, output="sos"), x - np.median(x))
+    return y * (np.sign(np.median(y[peaks])) or 1.0) if len(peaks) else y
+
+
+def _fill_gaps(y: np.ndarray, peaks: np.ndarray, sfreq: float) -> np.ndarray:
+    """Beats a detector missed: in every interval longer than 1.5 median intervals, the ``k`` beats it should hold are
+    taken at the maxima of ``y`` within a quarter interval of their evenly spaced positions (a missed beat puts the cardiac
+    phase a whole cycle off for two beats)."""
+    if len(peaks) < 5:
+        return peaks
+    med = float(np.median(np.diff(peaks)))
+    half = max(1, int(0.25 * med))
+    extra = []
+    for a, b in zip(peaks[:-1], peaks[1:]):
+        k = int(round((b - a) / med)) - 1
+        if (b - a) <= 1.5 * med or k < 1:
+            continue
+        for j in range(1, k + 1):
+            c = int(round(a + j * (b - a) / (k + 1)))
+            lo, hi = max(a + half, c - half), min(b - half, c + half + 1)
+            if hi > lo:
+                extra.append(lo + int(np.argmax(y[lo:hi])))
+    return np.unique(np.concatenate([peaks, np.asarray(extra, dtype=np.int64)])) if extra else peaks
+
+
+def cardiac_peaks(x: np.ndarray, sfreq: float, *, kind: str = "auto", where: str = "cardiac") -> tuple[np.ndarray, str]:
+    """Heartbeats of an ECG or pulse (PPG) trace.
+
+    Parameters
+    ----------
+    x : array, shape (n_samples,)
+        The trace.
+    sfreq : float
+        Its sampling rate (Hz).
+    kind : {"auto", "ecg", "ppg"}
+        ``"ecg"``: R peaks by MNE's QRS detector (``mne.preprocessing.find_ecg_events``); ``"ppg"``: systolic peaks
+        (``scipy.signal.find_peaks`` on the 0.5-8 Hz band); ``"auto"``: both, and the more regular plausible rhythm
+        (30-200 bpm); the QRS detector's where they are as regular. Intervals longer than 1.5 median intervals get the
+        beats the detector missed (the trace's maxima near their evenly spaced positions).
+    where : str
+        Name used in messages.
+
+    Returns
+    -------
+    peaks : array of int, shape (n_beats,)
+        Sample indices of the beats, increasing.
+    kind : str
+        The detector that was used (``"ecg"`` or ``"ppg"``).
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if kind not in ("auto", "ecg", "ppg"):
+        raise Eeg2fmriInputError(f"{where}: expected kind 'auto', 'ecg' or 'ppg', got {kind!r}.")
+    if not np.all(np.isfinite(x)) or len(x) < 10 * sfreq or np.ptp(x) == 0:
+        raise Eeg2fmriInputError(f"{where}: expected a finite, non-constant cardiac trace of at least 10 s, got {len(x) / sfreq:.1f} s"
+                                 f"{' with non-finite values' if not np.all(np.isfinite(x)) else ''}; check the channel or column.")
+    found = {}
+    if kind in ("auto", "ecg"):
+        import mne
+
+        info = mne.create_info(["ECG"], float(sfreq), ["ecg"])
+        raw = mne.io.RawArray(x[None] * (1e-3 / max(np.std(x), 1e-30)), info, verbose=False)  # scale-free (QRS detector thresholds)
+        qrs = np.unique(np.asarray(mne.preprocessing.find_ecg_events(raw, ch_name="ECG", verbose=False)[0][:, 0], dtype=np.int64))
+        found["ecg"] = _fill_gaps(_qrs_signal(x, sfreq, qrs), qrs, sfreq)
+    if kind in ("auto", "ppg"):
+        ppg, y = _ppg_peaks(x, sfreq)
+        found["ppg"] = _fill_gaps(y, ppg, sfreq)
+    checked = {k: (*_plausible(p, sfreq), _spread(p, sfreq)) for k, p in found.items()}
+    good = [k for k, (ok, _, _) in checked.items() if ok]
+    if not good:
+        tried = "; ".join(f"{'QRS' if k == 'ecg' else 'pulse'} detector: {len(found[k])} beats ({checked[k][1]:.0f} bpm)" for k in found)
+        raise Eeg2fmriInputError(f"{where}: found no plausible heart rhythm ({tried}), expected regular beats at "
+                                 f"{_MIN_BPM:.0f}-{_MAX_BPM:.0f} bpm; check the channel/column (is it the ECG or pulse trace, "
+                                 "recorded for the whole run?) or leave 'retroicor' and 'hr' out of the physio option.")
+    # both plausible: the more regular rhythm (a QRS detector on a pulse trace also takes dicrotic notches; a pulse
+    # detector on an ECG, T waves); the QRS detector where they are as regular
+    best = min(good, key=lambda k: checked[k][2] * (1.0 if k == "ecg" else 1.1))
+    return found[best], best
+
+
+def cardiac_phase(peak_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Cardiac phase (rad, 0..2 pi) at ``times``: linear from one beat to the next (Glover et al. 2000).
+
+    Times before the first or after the last beat continue the phase at the median beat interval.
+
+    Parameters
+    ----------
+    peak_times : array, shape (n_beats,)
+        Beat times (s), increasing.
+    times : array, shape (n_times,)
+        Where to evaluate (s), same clock.
+    """
+    pk = np.asarray(peak_times, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    med = float(np.median(np.diff(pk)))
+    cycles = np.interp(t, pk, np.arange(len(pk), dtype=np.float64))
+    cycles = np.where(t < pk[0], (t - pk[0]) / med, cycles)
+    cycles = np.where(t > pk[-1], len(pk) - 1 + (t - pk[-1]) / med, cycles)
+    return 2 * np.pi * np.mod(cycles, 1.0)
+
+
+def heart_rate(peak_times: np.ndarray, times: np.ndarray, window: float = _WINDOW_S) -> np.ndarray:
+    """Heart rate (bpm) at ``times``: 60 over the mean interval between the beats within ``window`` s around each time
+    (Chang et al. 2009); where a window holds fewer than two beats, the nearest defined value.
+
+    Returns
+    -------
+    hr : array, shape (n_times,)
+    """
+    pk = np.asarray(peak_times, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    lo = np.searchsorted(pk, t - window / 2, side="left")
+    hi = np.searchsorted(pk, t + window / 2, side="right") - 1
+    n = hi - lo
+    span = pk[np.clip(hi, 0, len(pk) - 1)] - pk[np.clip(lo, 0, len(pk) - 1)]
+    ok = n >= 1
+    hr = np.full(len(t), np.nan)
+    hr[ok] = 60.0 * n[ok] / np.maximum(span[ok], 1e-9)
+    if not ok.any():
+        raise Eeg2fmriInputError(f"heart rate: expected at least two beats within {window:g} s of some time, got none; the beats are too sparse.")
+    idx = np.flatnonzero(ok)
+    return np.interp(np.arange(len(t)), idx, hr[idx])
+
+
+def crf(t: np.ndarray) -> np.ndarray:
+    """Cardiac response function of Chang et al. (2009): ``0.6 t^2.7 e^(-t/1.6) - 16/sqrt(18 pi) e^(-(t-12)^2/18)``."""
+    t = np.asarray(t, dtype=np.float64)
+    return 0.6 * t**2.7 * np.exp(-t / 1.6) - 16.0 / np.sqrt(2 * np.pi * 9) * np.exp(-0.5 * (t - 12.0) ** 2 / 9.0)
+
+
+def rrf(t: np.ndarray) -> np.ndarray:
+    """Respiration response function of Birn et al. (2008): ``0.6 t^2.1 e^(-t/1.6) - 0.0023 t^3.54 e^(-t/4.25)``."""
+    t = np.asarray(t, dtype=np.float64)
+    return 0.6 * t**2.1 * np.exp(-t / 1.6) - 0.0023 * t**3.54 * np.exp(-t / 4.25)
+
+
+# --------------------------------------------------------------------------- respiration
+def _lowpass(x: np.ndarray, sfreq: float, cutoff: float = 1.0) -> np.ndarray:
+    from scipy.signal import butter, sosfiltfilt
+
+    if cutoff >= 0.45 * sfreq:
+        return np.asarray(x, dtype=np.float64)
+    return sosfiltfilt(butter(4, cutoff, fs=sfreq, output="sos"), np.asarray(x, dtype=np.float64))
+
+
+def respiratory_phase(resp: np.ndarray, sfreq: float, n_bins: int = 100) -> np.ndarray:
+    """Respiratory phase (rad, -pi..pi) of every sample, after Glover et al. (2000).
+
+    The belt (low-passed at 1 Hz) is histogram-equalised over the recording -- the phase's magnitude is ``pi`` times the
+    fraction of samples at or below the current amplitude -- and signed by the direction of breathing (positive while
+    breathing in, i.e. the amplitude rising).
+
+    Parameters
+    ----------
+    resp : array, shape (n_samples,)
+    sfreq : float
+    n_bins : int
+        Histogram bins (Glover: 100).
+
+    Returns
+    -------
+    phase : array, shape (n_samples,)
+    """
+    r = _lowpass(resp, sfreq)
+    r = r - r.min()
+    edges = np.linspace(0.0, max(float(r.max()), 1e-30), n_bins + 1)
+    hist, _ = np.histogram(r, bins=edges)
+    cdf = np.cumsum(hist) / max(hist.sum(), 1)
+    b = np.clip(np.searchsorted(edges, r, side="right") - 1, 0, n_bins - 1)
+    # direction of breathing from a 1-s smoothed derivative (Glover's sign of dR/dt)
+    k = max(1, int(round(sfreq)))
+    d = np.convolve(np.gradient(r), np.ones(k) / k, mode="same")
+    return np.pi * cdf[b] * np.sign(d)
+
+
+def respiration_volume(resp: np.ndarray, sfreq: float, times: np.ndarray, window: float = _WINDOW_S) -> np.ndarray:
+    """Respiration volume (Chang & Glover 2009): the standard deviation of the belt within ``window`` s around each time.
+
+    Returns
+    -------
+    rv : array, shape (n_times,)
+    """
+    r = np.asarray(resp, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    c = np.concatenate([[0.0], np.cumsum(r)])
+    c2 = np.concatenate([[0.0], np.cumsum(r * r)])
+    lo = np.clip(np.round((t - window / 2) * sfreq).astype(np.int64), 0, len(r))
+    hi = np.clip(np.round((t + window / 2) * sfreq).astype(np.int64) + 1, 0, len(r))
+    n = np.maximum(hi - lo, 1)
+    mean = (c[hi] - c[lo]) / n
+    var = np.maximum((c2[hi] - c2[lo]) / n - mean**2, 0.0) * n / np.maximum(n - 1, 1)
+    return np.sqrt(var)
+
+
+# --------------------------------------------------------------------------- regressors
+def _convolved(values: np.ndarray, grid_t: np.ndarray, kernel, times: np.ndarray) -> np.ndarray:
+    """Demeaned ``values`` (on the regular grid ``grid_t``) convolved with ``kernel(t)`` (0-40 s), sampled at ``times``."""
+    dt = grid_t[1] - grid_t[0]
+    h = kernel(np.arange(0.0, 40.0, dt))
+    v = values - values.mean()
+    y = np.convolve(v, h)[: len(v)] * dt
+    return np.interp(times, grid_t, y)
+
+
+def _check_cover(times: np.ndarray, start: float, stop: float, what: str, where: str) -> None:
+    if times[0] < start - 1.0 or times[-1] > stop + 1.0:
+        raise Eeg2fmriInputError(
+            f"{where}: the {what} recording covers {start:.1f}-{stop:.1f} s, but the volumes' middles run from {times[0]:.1f} to "
+            f"{times[-1]:.1f} s; expected it to cover the whole run (BIDS physio: StartTime relative to the first volume); "
+            "record it for the whole scan or leave the physio option out for this dataset.")
+
+
+def physio_regressors(
+    times: np.ndarray,
+    *,
+    cardiac: np.ndarray | None = None,
+    cardiac_sfreq: float | None = None,
+    cardiac_start: float = 0.0,
+    cardiac_kind: str = "auto",
+    resp: np.ndarray | None = None,
+    resp_sfreq: float | None = None,
+    resp_start: float = 0.0,
+    groups: Sequence[str] = PHYSIO_REGRESSORS,
+    order: int = 2,
+    where: str = "physio",
+) -> tuple[np.ndarray, list[str], dict]:
+    """Physiological noise regressors sampled at ``times`` (the volumes' middles).
+
+    Parameters
+    ----------
+    times : array, shape (n_volumes,)
+        Seconds on the clock of the recordings (``cardiac_start`` / ``resp_start`` is the time of their first sample).
+    cardiac, resp : array, shape (n_samples,) | None
+        The ECG or pulse trace and the respiration belt; a group needing a missing trace is left out (logged).
+    cardiac_sfreq, resp_sfreq : float | None
+        Their sampling rates (Hz).
+    cardiac_kind : {"auto", "ecg", "ppg"}
+        See :func:`cardiac_peaks`.
+    groups : sequence of str
+        Among ``"retroicor"`` (cardiac and respiratory phase, ``order`` harmonics each), ``"hr"`` (heart rate x CRF),
+        ``"rv"`` (respiration volume x RRF).
+    order : int
+        RETROICOR harmonics (Glover et al.: 2).
+    where : str
+        Name used in messages.
+
+    Returns
+    -------
+    regressors : array, shape (n_volumes, n_regressors), float64
+    names : list of str
+        E.g. ``retroicor_c1_cos``, ``hr_crf``, ``rv_rrf``.
+    summary : dict
+        Beats and heart rate, breaths per minute, the cardiac detector used.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    groups = check_physio_option(list(groups), where) or ()
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    summary: dict[str, Any] = {}
+    need_c = any(g in groups for g in ("retroicor", "hr"))
+    need_r = any(g in groups for g in ("retroicor", "rv"))
+    if need_c and cardiac is None:
+        logger.info("%s: no cardiac trace, so no cardiac regressors", where)
+    if need_r and resp is None:
+        logger.info("%s: no respiration trace, so no respiratory regressors", where)
+    pk_t = None
+    if need_c and cardiac is not None:
+        c = np.asarray(cardiac, dtype=np.float64)
+        _check_cover(t, cardiac_start, cardiac_start + len(c) / cardiac_sfreq, "cardiac", where)
+        peaks, kind = cardiac_peaks(c, float(cardiac_sfreq), kind=cardiac_kind, where=where)
+        pk_t = cardiac_start + peaks / float(cardiac_sfreq)
+        summary.update({"cardiac_detector": kind, "beats": int(len(peaks)), "heart_rate_bpm": round(60.0 / float(np.median(np.diff(pk_t))), 1)})
+    r_phase = None
+    if need_r and resp is not None:
+        r = np.asarray(resp, dtype=np.float64)
+        rs = float(resp_sfreq)
+        _check_cover(t, resp_start, resp_start + len(r) / rs, "respiration", where)
+        if not np.all(np.isfinite(r)) or np.ptp(r) == 0:
+            raise Eeg2fmriInputError(f"{where}: expected a finite, non-constant respiration trace, got "
+                                     f"{'non-finite values' if not np.all(np.isfinite(r)) else 'a constant'}; check the channel or column.")
+        r_phase = (r, rs)
+        from scipy.signal import welch
+
+        f, p = welch(r - r.mean(), fs=rs, nperseg=min(len(r), int(64 * rs)))
+        band = (f >= 0.05) & (f <= 1.0)
+        if band.any():
+            summary["breaths_per_min"] = round(60.0 * float(f[band][np.argmax(p[band])]), 1)
+    if "retroicor" in groups:
+        if pk_t is not None:
+            ph = cardiac_phase(pk_t, t)
+            for m in range(1, order + 1):
+                cols += [np.cos(m * ph), np.sin(m * ph)]
+                names += [f"retroicor_c{m}_cos", f"retroicor_c{m}_sin"]
+        if r_phase is not None:
+            r, rs = r_phase
+            ph_all = respiratory_phase(r, rs)
+            ph = ph_all[np.clip(np.round((t - resp_start) * rs).astype(np.int64), 0, len(r) - 1)]
+            for m in range(1, order + 1):
+                cols += [np.cos(m * ph), np.sin(m * ph)]
+                names += [f"retroicor_r{m}_cos", f"retroicor_r{m}_sin"]
+    if "hr" in groups and pk_t is not None:
+        grid = np.arange(min(t[0], pk_t[0]) - 40.0, t[-1] + 1.0, 1.0 / _GRID_HZ)
+        cols.append(_convolved(heart_rate(pk_t, grid), grid, crf, t))
+        names.append("hr_crf")
+    if "rv" in groups and r_phase is not None:
+        r, rs = r_phase
+        grid = np.arange(resp_start, resp_start + len(r) / rs, 1.0 / _GRID_HZ)
+        cols.append(_convolved(respiration_volume(r, rs, grid - resp_start), grid, rrf, t))
+        names.append("rv_rrf")
+    if not cols:
+        raise Eeg2fmriInputError(f"{where}: no physiological regressor could be built for groups {list(groups)}: expected an ECG/pulse "
+                                 "trace (channel type 'ecg', or a BIDS *_physio.tsv.gz 'cardiac' column) and/or a respiration belt "
+                                 "(channel type 'resp', or a 'respiratory' column); found neither.")
+    return np.column_stack(cols), names, summary
+
+
+# --------------------------------------------------------------------------- BIDS physio files
+def find_physio_files(bold_path: str | os.PathLike) -> list[Path]:
+    """BIDS physiological recordings of a BOLD run: ``<stem>_physio.tsv.gz`` and ``<stem>_recording-<label>_physio.tsv.gz``
+    next to ``<stem>_bold.nii[.gz]`` (each with its ``.json`` sidecar). Empty list if none."""
+    p = Path(bold_path)
+    name = p.name
+    for suffix in ("_bold.nii.gz", "_bold.nii"):
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            break
+    else:
+        return []
+    found = [p.with_name(f"{stem}_physio.tsv.gz")] + sorted(p.parent.glob(f"{stem}_recording-*_physio.tsv.gz"))
+    return [f for f in found if f.is_file()]
+
+
+def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, float, float]]:
+    """Read a BIDS ``*_physio.tsv.gz`` with its ``.json`` sidecar (``SamplingFrequency``, ``StartTime``, ``Columns``).
+
+    Returns
+    -------
+    traces : dict
+        ``{"cardiac": (values, sfreq, start), "respiratory": (...)}`` for the columns found (names in
+        :data:`CARDIAC_COLUMNS` / :data:`RESPIRATORY_COLUMNS`); ``start`` in seconds from the first volume.
+    """
+    path = Path(path)
+    side = path.with_name(path.name[: -len(".tsv.gz")] + ".json")
+    if not side.is_file():
+        raise Eeg2fmriInputError(f"{path}: expected its sidecar {side.name} (BIDS: SamplingFrequency, StartTime, Columns), found none; "
+                                 "write it beside the recording.")
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError) as err:
+        raise Eeg2fmriInputError(f"{side}: could not read JSON ({err}); expected a BIDS physio sidecar.") from None
+    missing = [k for k in ("SamplingFrequency", "StartTime", "Columns") if k not in meta]
+    if missing:
+        raise Eeg2fmriInputError(f"{side}: expected the BIDS keys SamplingFrequency, StartTime and Columns, missing {missing}; add them.")
+    sfreq, start, columns = float(meta["SamplingFrequency"]), float(meta["StartTime"]), [str(c) for c in meta["Columns"]]
+    if not sfreq > 0:
+        raise Eeg2fmriInputError(f"{side}: expected SamplingFrequency > 0, got {meta['SamplingFrequency']!r}.")
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, sep="\t", header=None, compression="gzip", dtype=np.float64, na_values=["n/a"])
+    except (OSError, ValueError, EOFError) as err:
+        raise Eeg2fmriInputError(f"{path}: could not read a gzipped headerless TSV of numbers ({type(err).__name__}: {err}); expected "
+                                 "the BIDS physio format (one column per entry of Columns in the sidecar).") from None
+    if table.shape[1] != len(columns):
+        raise Eeg2fmriInputError(f"{path}: {table.shape[1]} column(s), but {side.name} lists {len(columns)} ({columns}); expected one "
+                                 "column per name in Columns.")
+    out = {}
+    for name in columns:
+        key = name.lower()
+        kind = "cardiac" if key in CARDIAC_COLUMNS else "respiratory" if key in RESPIRATORY_COLUMNS else None
+        if kind and kind not in out:
+            out[kind] = (table[columns.index(name)].to_numpy(), sfreq, start)
+    return out

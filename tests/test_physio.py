@@ -1,0 +1,228 @@
+"""Physiological noise regressors (prepare option ``physio``), checked against neurokit2, pandas and scipy."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from eeg2fmri.preprocessing.physio import (
+    cardiac_peaks,
+    cardiac_phase,
+    check_physio_option,
+    crf,
+    find_physio_files,
+    heart_rate,
+    physio_regressors,
+    read_bids_physio,
+    respiration_volume,
+    respiratory_phase,
+    rrf,
+)
+from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+
+def _nk():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import neurokit2 as nk
+    return nk
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("bpm, sfreq", [(58, 128.0), (97, 500.0)])
+def test_cardiac_peaks_match_neurokit2_on_ecg_and_ppg(bpm, sfreq):
+    """R peaks of an ECG (MNE's QRS detector) and systolic peaks of a pulse trace (ours) sit where neurokit2 puts them, and
+    'auto' picks the right detector for each (a QRS detector on a pulse trace takes extra beats)."""
+    nk = _nk()
+    ecg = _quiet(nk.ecg_simulate, duration=130, sampling_rate=int(sfreq), heart_rate=bpm, heart_rate_std=3, random_state=bpm)
+    ppg = _quiet(nk.ppg_simulate, duration=110, sampling_rate=int(sfreq), heart_rate=bpm, random_state=bpm + 1)
+    ours, kind = cardiac_peaks(ecg, sfreq)
+    ref = _quiet(nk.ecg_peaks, ecg, sampling_rate=int(sfreq))[1]["ECG_R_Peaks"]
+    assert kind == "ecg"
+    assert abs(len(ours) - len(ref)) <= 1
+    inner = ours[(ours > ref[0] + sfreq) & (ours < ref[-1] - sfreq)]
+    assert np.median(np.abs(inner[:, None] - ref[None]).min(1)) / sfreq < 0.02  # within 20 ms
+    ours, kind = cardiac_peaks(ppg, sfreq)
+    ref = _quiet(nk.ppg_peaks, ppg, sampling_rate=int(sfreq))[1]["PPG_Peaks"]
+    assert kind == "ppg"
+    assert abs(len(ours) - len(ref)) <= 2
+    assert abs(len(ours) - bpm * 110 / 60) <= 3
+    inner = ours[(ours > ref[0] + sfreq) & (ours < ref[-1] - sfreq)]
+    assert np.median(np.abs(inner[:, None] - ref[None]).min(1)) / sfreq < 0.05
+
+
+def test_cardiac_peaks_refuse_what_is_no_heart_rhythm():
+    rng = np.random.default_rng(3)
+    with pytest.raises(Eeg2fmriInputError, match=r"found no plausible heart rhythm .* expected regular beats at 30-200 bpm"):
+        cardiac_peaks(rng.standard_normal(3100), 100.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a finite, non-constant cardiac trace of at least 10 s, got 5.0 s"):
+        cardiac_peaks(rng.standard_normal(500), 100.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected kind 'auto', 'ecg' or 'ppg', got 'pulse'"):
+        cardiac_peaks(rng.standard_normal(3000), 100.0, kind="pulse")
+
+
+def test_cardiac_phase_and_heart_rate():
+    """Phase 0 at each beat and pi half-way; heart rate 60 / interval, following a change of rhythm."""
+    beats = np.concatenate([np.arange(0.0, 30.0, 0.8), 30.0 + np.arange(1, 60) * 0.6])  # median interval 0.6 s
+    t = np.array([0.8 * 5, 0.8 * 5 + 0.4, 30.0 + 0.6 * 10 + 0.15, -0.2, beats[-1] + 0.3])
+    ph = cardiac_phase(beats, t)
+    np.testing.assert_allclose(ph[:3], [0.0, np.pi, np.pi / 2], atol=1e-9)
+    np.testing.assert_allclose(ph[3:], [2 * np.pi * (1 - 0.2 / 0.6), 2 * np.pi * 0.5], atol=1e-9)  # continued at the median interval
+    hr = heart_rate(beats, np.array([10.0, 45.0]))
+    np.testing.assert_allclose(hr, [75.0, 100.0], rtol=1e-6)
+
+
+def test_respiration_volume_matches_pandas_rolling_std():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(5)
+    sf = 25.0
+    r = np.cumsum(rng.standard_normal(2437)) * 0.1 + np.sin(2 * np.pi * 0.27 * np.arange(2437) / sf)
+    idx = np.arange(100, 2300, 37)
+    ours = respiration_volume(r, sf, idx / sf, window=6.0)
+    ref = pd.Series(r).rolling(int(6 * sf) + 1, center=True).std().to_numpy()[idx]
+    np.testing.assert_allclose(ours, ref, rtol=1e-6)
+
+
+def test_respiratory_phase_is_the_signed_empirical_cdf():
+    """|phase| / pi is the histogram-equalised amplitude (scipy's empirical CDF to within a bin); the sign follows breathing in."""
+    from scipy.stats import rankdata
+
+    sf = 20.0
+    t = np.arange(0, 173.0, 1 / sf)
+    r = np.sin(2 * np.pi * 0.25 * t) + 0.3 * np.sin(2 * np.pi * 0.031 * t)
+    ph = respiratory_phase(r, sf)
+    from scipy.signal import butter, sosfiltfilt
+
+    low = sosfiltfilt(butter(4, 1.0, fs=sf, output="sos"), r)
+    ecdf = rankdata(low, method="max") / len(low)
+    assert np.max(np.abs(np.abs(ph) / np.pi - ecdf)[50:-50]) < 0.03
+    rising = np.gradient(low) > 0.01
+    falling = np.gradient(low) < -0.01
+    assert np.all(ph[rising][30:-30] > 0) and np.all(ph[falling][30:-30] < 0)
+
+
+def test_response_functions_peak_where_the_papers_put_them():
+    t = np.arange(0, 40, 0.01)
+    assert 3.5 < t[np.argmax(crf(t))] < 5.0 and 10.0 < t[np.argmin(crf(t))] < 14.0  # Chang 2009: positive ~4 s, undershoot ~12 s
+    assert 2.5 < t[np.argmax(rrf(t))] < 4.0 and 12.0 < t[np.argmin(rrf(t))] < 17.0  # Birn 2008: peak ~3 s, undershoot ~15 s
+
+
+def test_physio_regressors_on_neurokit2_signals_and_errors():
+    nk = _nk()
+    ecg = _quiet(nk.ecg_simulate, duration=190, sampling_rate=250, heart_rate=71, heart_rate_std=3, random_state=2)  # (std 1 hung ecgsyn)
+    rsp = _quiet(nk.rsp_simulate, duration=185, sampling_rate=50, respiratory_rate=14, random_state=3)
+    times = 2.0 + np.arange(87) * 2.0
+    x, names, summary = physio_regressors(times, cardiac=ecg, cardiac_sfreq=250.0, resp=rsp, resp_sfreq=50.0)
+    assert x.shape == (87, 10) and names[-2:] == ["hr_crf", "rv_rrf"] and names[0] == "retroicor_c1_cos"
+    assert summary["cardiac_detector"] == "ecg" and abs(summary["heart_rate_bpm"] - 71) < 4 and abs(summary["breaths_per_min"] - 14) < 2
+    assert np.all(np.abs(x[:, :8]) <= 1) and np.all(np.isfinite(x))
+    x2, names2, _ = physio_regressors(times, resp=rsp, resp_sfreq=50.0, groups=["rv"])
+    assert names2 == ["rv_rrf"]
+    np.testing.assert_allclose(x2[:, 0], x[:, -1])
+    with pytest.raises(Eeg2fmriInputError, match=r"the respiration recording covers 10.0-195.0 s, but the volumes' middles run from 2.0"):
+        physio_regressors(times, resp=rsp, resp_sfreq=50.0, resp_start=10.0, groups=["rv"])
+    with pytest.raises(Eeg2fmriInputError, match=r"no physiological regressor could be built for groups \['hr'\]"):
+        physio_regressors(times, resp=rsp, resp_sfreq=50.0, groups=["hr"])
+    with pytest.raises(Eeg2fmriInputError, match=r"expected a finite, non-constant respiration trace, got a constant"):
+        physio_regressors(times, resp=np.ones(9000), resp_sfreq=50.0, groups=["rv"])
+
+
+def test_check_physio_option():
+    assert check_physio_option(None) is None
+    assert check_physio_option("regress") == ("retroicor", "hr", "rv")
+    assert check_physio_option(["rv", "retroicor"]) == ("retroicor", "rv")
+    with pytest.raises(Eeg2fmriInputError, match=r"unknown regressor group\(s\) \['rvt'\]"):
+        check_physio_option(["rvt"])
+    with pytest.raises(Eeg2fmriInputError, match=r"expected 'regress' or a list of regressor groups .* got 3"):
+        check_physio_option(3)
+
+
+def _write_physio(func, stem, columns, data, sfreq, start, sidecar=True):
+    path = func / f"{stem}_physio.tsv.gz"
+    with gzip.open(path, "wt") as f:
+        for row in data:
+            f.write("\t".join(f"{v:.6f}" for v in row) + "\n")
+    if sidecar:
+        (func / f"{stem}_physio.json").write_text(json.dumps({"SamplingFrequency": sfreq, "StartTime": start, "Columns": columns}))
+    return path
+
+
+def test_read_bids_physio_and_its_errors(tmp_path):
+    func = tmp_path / "sub-01" / "func"
+    func.mkdir(parents=True)
+    (func / "sub-01_task-rest_bold.nii.gz").write_bytes(b"")
+    assert find_physio_files(func / "sub-01_task-rest_bold.nii.gz") == []
+    data = np.column_stack([np.arange(37.0), np.arange(37.0) * 2, np.zeros(37)])
+    p = _write_physio(func, "sub-01_task-rest", ["trigger", "Respiratory", "cardiac"], data, 50.0, -1.5)
+    assert find_physio_files(func / "sub-01_task-rest_bold.nii.gz") == [p]
+    got = read_bids_physio(p)
+    assert sorted(got) == ["cardiac", "respiratory"]
+    np.testing.assert_allclose(got["respiratory"][0], np.arange(37.0) * 2)  # the column Columns names so (any case)
+    assert got["cardiac"][1:] == (50.0, -1.5)
+    (func / "sub-01_task-rest_physio.json").write_text(json.dumps({"SamplingFrequency": 50.0, "Columns": ["a", "b", "c"]}))
+    with pytest.raises(Eeg2fmriInputError, match=r"expected the BIDS keys SamplingFrequency, StartTime and Columns, missing \['StartTime'\]"):
+        read_bids_physio(p)
+    (func / "sub-01_task-rest_physio.json").write_text(json.dumps({"SamplingFrequency": 50.0, "StartTime": 0, "Columns": ["a", "b"]}))
+    with pytest.raises(Eeg2fmriInputError, match=r"3 column\(s\), but sub-01_task-rest_physio.json lists 2"):
+        read_bids_physio(p)
+    (func / "sub-01_task-rest_physio.json").unlink()
+    with pytest.raises(Eeg2fmriInputError, match=r"expected its sidecar sub-01_task-rest_physio.json"):
+        read_bids_physio(p)
+
+
+def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepared):
+    """physio='regress' on the tiny recordings (an ECG channel, no belt): the cardiac regressors at every kept volume's
+    middle, regressed from the BOLD exactly as regress_confounds does; the note about unregressed physiology goes."""
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import physiology_unregressed
+    from eeg2fmri.io.eeg import read_eeg
+    from eeg2fmri.preprocessing.volumes import regress_confounds
+
+    ds = prepare_dataset(tiny_bids, {"physio": "regress"}, progress_bar=False)
+    run = ds.runs[0]
+    info = ds.provenance["inputs"][run.key]["physio"]
+    assert info["names"] == ["retroicor_c1_cos", "retroicor_c1_sin", "retroicor_c2_cos", "retroicor_c2_sin", "hr_crf"]
+    assert info["source"] == {"cardiac": "ECG (EEG file)"} and info["cardiac_detector"] == "ecg"
+    assert 0 < info["variance_explained_median"] < 1
+    assert physiology_unregressed(tiny_prepared) == ["ecg"] and physiology_unregressed(ds) == []
+    # the same regressors built here, from the file's ECG, remove the same part of the unregressed BOLD
+    base = tiny_prepared.runs[0]
+    raw = read_eeg(ds.provenance["inputs"][run.key]["eeg"], preload=False)
+    ecg = raw.get_data(picks=[c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "ecg"][:1])[0]
+    tr = float(np.median(np.diff(run.onsets)))
+    x, _, _ = physio_regressors(np.asarray(run.onsets) + tr / 2, cardiac=ecg, cardiac_sfreq=raw.info["sfreq"])
+    np.testing.assert_allclose(run.bold, regress_confounds(base.bold, x), atol=1e-4)
+    assert not np.allclose(run.bold, base.bold, atol=1e-3)
+
+
+def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, tmp_path):
+    """Without ECG/resp channels, the run's BIDS *_physio.tsv.gz is read (times from the first volume); without either, a
+    clear error."""
+    from eeg2fmri.datasets import prepare_dataset
+
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    for f in [*root.rglob("*_channels.tsv"), *root.rglob("*.vhdr")]:  # the ECG becomes an AUX channel: no cardiac trace in the EEG
+        f.write_text(f.read_text().replace("ECG\tECG\t", "AUX1\tMISC\t").replace("=ECG,", "=AUX1,"))
+    with pytest.raises(Eeg2fmriInputError, match=r"prepare option physio='regress' needs a cardiac or respiration recording, found none"):
+        prepare_dataset(root, {"physio": "regress"}, progress_bar=False, subjects=["01"])
+    bold = sorted((root / "sub-01" / "func").glob("*_bold.nii.gz"))[0]
+    stem = bold.name[: -len("_bold.nii.gz")]
+    sf = 25.0
+    t = np.arange(-3.0, 200.0, 1 / sf)
+    resp = np.sin(2 * np.pi * 0.23 * t) * (1 + 0.4 * np.sin(2 * np.pi * 0.02 * t))
+    _write_physio(bold.parent, stem, ["respiratory"], resp[:, None], sf, -3.0)
+    ds = prepare_dataset(root, {"physio": ["rv", "retroicor"]}, progress_bar=False, subjects=["01"])
+    info = ds.provenance["inputs"][ds.runs[0].key]["physio"]
+    assert info["names"] == ["retroicor_r1_cos", "retroicor_r1_sin", "retroicor_r2_cos", "retroicor_r2_sin", "rv_rrf"]
+    assert info["source"] == {"respiratory": f"{stem}_physio.tsv.gz column"} and abs(info["breaths_per_min"] - 13.8) < 1
