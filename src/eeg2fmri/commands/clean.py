@@ -26,6 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="cleaned output: a .fif file, or a .vhdr (BrainVision: .vhdr/.vmrk/.eeg)")
     p.add_argument("--gradient", default="aas", choices=["aas", "none"], help="gradient-artifact removal (default: %(default)s)")
     p.add_argument("--bcg", default="pca_obs", choices=["pca_obs", "aas", "none"], help="pulse-artifact removal (default: %(default)s)")
+    p.add_argument("--bcg-crossfade", default="0.5", metavar="F",
+                   help="PCA-OBS: neighbouring beat fits cross-faded over F x half the median RR interval (0: edge to edge; "
+                        "'mne': MNE's apply_pca_obs as it is; default: %(default)s)")
     p.add_argument("--marker", help="volume marker name (default: R128, Scanner/Scan Start, Scan Start or TR, the first found)")
     p.add_argument("--slice-marker", help="slice marker name: epochs per slice instead of per volume (e.g. R2)")
     p.add_argument("--ecg-channel", help="ECG channel name (default: the channel of type ecg)")
@@ -105,7 +108,27 @@ def _print_report(rep: dict) -> None:
             line += f"; slice comb ({p['slice_hz']:.4g} Hz x k) {p['slice_db_before']:.1f} -> {p['slice_db_after']:.1f} dB (reduced {p['slice_reduction_db']:.1f} dB)"
         print(line)
     if b:
-        print(f"bcg: {b['method']} with {b['n_beats']} R peaks from {b['ecg_channel']} ({b['heart_rate_bpm']:.0f} bpm)")
+        cf = b.get("crossfade")
+        how = "" if b["method"] != "pca_obs" else " (MNE's apply_pca_obs)" if cf is None else f" (fits cross-faded over {cf:g} x half an RR)" if cf else " (fits edge to edge)"
+        print(f"bcg: {b['method']}{how} with {b['n_beats']} R peaks from {b['ecg_channel']} ({b['heart_rate_bpm']:.0f} bpm)")
+        c = b.get("coupling") or {}
+        if c.get("raised"):  # (user test 57: cleaning made band power track breathing)
+            print("bcg: band power tracks the physiology more after cleaning (median |r| over channels): " + ", ".join(
+                f"{d['band']} vs {d['covariate'].replace('_', ' ')} {d['before']:.2f} -> {d['after']:.2f}" for d in c["raised"]))
+
+
+def _crossfade(text: str) -> float | None:
+    """``--bcg-crossfade``: a fraction 0-1, or 'mne' (None: MNE's apply_pca_obs)."""
+    if str(text).strip().lower() == "mne":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise Eeg2fmriInputError(f"--bcg-crossfade: expected a number from 0 to 1 or 'mne', got {text!r}; e.g. --bcg-crossfade 0.5 (the "
+                                 "default), 0 for beat fits edge to edge, mne for MNE's apply_pca_obs.")
+    return value
 
 
 def run(args) -> int:
@@ -120,9 +143,10 @@ def run(args) -> int:
     bcg = None if args.bcg == "none" else args.bcg
     if gradient is None and bcg is None:
         raise Eeg2fmriInputError("--gradient none and --bcg none: nothing to do; choose at least one step.")
+    crossfade = _crossfade(args.bcg_crossfade)
     raw = read_eeg(src, preload=True)
     cleaned, rep = clean_raw(raw, gradient=gradient, bcg=bcg, marker=args.marker or VOLUME_MARKERS, slice_marker=args.slice_marker,
-                             ecg_channel=args.ecg_channel, n_template=args.n_template, where=str(src))
+                             ecg_channel=args.ecg_channel, n_template=args.n_template, bcg_crossfade=crossfade, where=str(src))
     paths = write_cleaned(cleaned, args.out, overwrite=args.overwrite, source=src)
     _print_report(rep)
     if args.report:

@@ -9,7 +9,11 @@
   residual artefact over epochs, fitted per epoch and channel) removes what averaging
   leaves. Low-pass filtering is left to the band-power step.
 * :func:`remove_bcg_artifacts` -- R peaks from the ECG channel
-  (``mne.preprocessing.find_ecg_events``), then PCA-OBS (``mne.preprocessing.apply_pca_obs``).
+  (``mne.preprocessing.find_ecg_events``), then PCA-OBS (MNE's ``apply_pca_obs`` algorithm, with
+  the per-beat fits cross-faded where they meet) or AAS; the report holds
+  :func:`bcg_coupling_report`.
+* :func:`bcg_coupling_report` -- how much per-window EEG band power tracks heart rate and
+  respiration depth, before and after the pulse-artefact removal (warns when cleaning raises it).
 * :func:`artifact_power_report` -- power at the volume (``k / TR``) and slice
   (``k * n_slices / TR``) lines before and after, in dB (median over channels).
 * :func:`clean_raw` -- the one entry point: gradient, then BCG, then the report.
@@ -31,8 +35,8 @@ from eeg2fmri.utils.validation import (
     check_positive_int,
 )
 
-__all__ = ["GRADIENT_METHODS", "BCG_METHODS", "artifact_power_report", "clean_raw", "find_markers", "remove_bcg_artifacts",
-           "remove_gradient_artifacts"]
+__all__ = ["GRADIENT_METHODS", "BCG_METHODS", "COUPLING_BANDS", "artifact_power_report", "bcg_coupling_report", "clean_raw", "find_markers",
+           "remove_bcg_artifacts", "remove_gradient_artifacts"]
 
 GRADIENT_METHODS = (None, "aas")
 BCG_METHODS = (None, "pca_obs", "aas")
@@ -461,13 +465,102 @@ def remove_gradient_artifacts(
 # pulse (BCG) artefact: PCA-OBS
 
 
+def _raised_cosine(u: np.ndarray) -> np.ndarray:
+    """0 for ``u <= 0``, 1 for ``u >= 1``, ``(1 - cos(pi u)) / 2`` between (two complementary ramps sum to 1)."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(u, 0.0, 1.0))
+
+
+def _pca_obs(data: np.ndarray, rows: list[int], r: np.ndarray, n_components: int, crossfade: float) -> dict[str, Any]:
+    """PCA-OBS (Niazy et al. 2005, as ``mne.preprocessing.apply_pca_obs``) in place on ``data[rows]``, fits cross-faded.
+
+    Every beat's epoch spans ``±(h + round(median RR / 2))`` samples around its R peak (``h =
+    round(crossfade * median RR / 2)``), its mean taken out (the epoch's offset is EEG, not
+    artefact). The template is the mean epoch and the first ``n_components`` principal
+    components over beats (learnt, as MNE does, from the complete epochs after the first
+    beat), fitted to every beat by least squares. Beat ``p`` owns the samples from half-way
+    to the previous R peak to half-way to the next (at most ``round(median RR / 2)`` either
+    side, as in MNE); with ``h > 0`` neighbouring fits are cross-faded (raised cosine) over
+    ``±h`` samples around every such boundary, and a fit fades out over ``±h`` where no
+    neighbour takes over, instead of stopping with a step. MNE writes the fit one sample
+    early (``fitted_art[pk - pre - 1 : pk + post] = fit[pk - pre : pk + post + 1]``); here
+    it is written where it was fitted.
+
+    Parameters
+    ----------
+    data : array, shape (n_channels, n_times)
+        Corrected in place (rows ``rows``).
+    rows : list of int
+    r : array of int, shape (n_beats,)
+        R-peak samples, sorted.
+    n_components : int
+    crossfade : float
+        ``h`` as a fraction of half the median RR interval (0: abutting fits, hard edges).
+
+    Returns
+    -------
+    info : dict
+        ``epoch_samples`` (``2 (h + pr) + 1``), ``crossfade_samples`` (``h``).
+    """
+    n = data.shape[1]
+    r = np.asarray(r, dtype=np.int64)
+    pr = int(round(float(np.median(np.diff(r))) / 2))
+    h = int(round(crossfade * pr))
+    w_half = pr + h
+    t = np.arange(-w_half, w_half + 1)
+    pos = r[:, None] + t[None, :]  # (n_beats, 2 W + 1)
+    inside = (pos >= 0) & (pos < n)
+    idx = np.clip(pos, 0, n - 1)
+    complete = np.flatnonzero(inside.all(axis=1))
+    learn = complete[complete > 0] if np.sum(complete > 0) > n_components + 1 else complete
+    # ownership: from half-way to the previous R peak to half-way to the next, at most pr away
+    prev_gap = np.r_[2 * pr + 1, np.diff(r)]
+    next_gap = np.r_[np.diff(r), 2 * pr + 1]
+    lo = r - np.minimum(prev_gap // 2, pr)
+    hi = r + np.minimum(next_gap - next_gap // 2, pr + 1)  # exclusive; lo[p + 1] == hi[p] where beats abut
+    if h:
+        w = _raised_cosine((pos - (lo - h)[:, None] + 0.5) / (2 * h)) * _raised_cosine(((hi + h)[:, None] - pos - 0.5) / (2 * h))
+    else:
+        w = ((pos >= lo[:, None]) & (pos < hi[:, None])).astype(np.float64)
+    w[~inside] = 0.0
+    flat = idx.ravel()
+    wsum = np.maximum(np.bincount(flat, weights=w.ravel(), minlength=n), 1.0)  # 1 where beats abut; < 1 only where a fit fades out
+    for c in rows:
+        ep = data[c][idx].astype(np.float64)
+        ep -= ep.mean(axis=1, keepdims=True)
+        le = ep[learn]
+        mean = le.mean(axis=0)
+        dev = le - mean
+        if dev.shape[0] <= dev.shape[1]:  # components from the smaller Gram matrix
+            _, u = np.linalg.eigh(dev @ dev.T)
+            comp = u[:, ::-1][:, :n_components].T @ dev
+        else:
+            _, v = np.linalg.eigh(dev.T @ dev)
+            comp = v[:, ::-1][:, :n_components].T
+        tpl = np.c_[mean, comp.T]  # (2 W + 1, 1 + n_components)
+        fit = (ep @ np.linalg.pinv(tpl).T) @ tpl.T  # every beat's least-squares fit
+        art = np.bincount(flat, weights=(w * fit).ravel(), minlength=n) / wsum
+        data[c] -= art.astype(data.dtype)
+    return dict(epoch_samples=int(2 * w_half + 1), crossfade_samples=h)
+
+
 def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | None = None, n_components: int = 4, n_template: int = 21,
-                         where: str | None = None):
+                         crossfade: float | None = 0.5, coupling: bool = True, window: float = 2.0, where: str | None = None):
     """Pulse (ballistocardiogram) artefact removal: R peaks from the ECG, then PCA-OBS or AAS.
 
-    ``"pca_obs"`` is MNE's :func:`mne.preprocessing.apply_pca_obs` (Niazy et al. 2005): the
-    mean heartbeat epoch plus ``n_components`` principal components over beats, fitted to
-    every beat. When the EEG rhythms are strong next to the BCG, those components partly
+    ``"pca_obs"`` is the optimal basis set of Niazy et al. (2005) as MNE's
+    :func:`mne.preprocessing.apply_pca_obs` implements it: every heartbeat epoch (± half the
+    median RR interval around its R peak, mean removed) is fitted by the mean epoch plus
+    ``n_components`` principal components over beats, and the fit subtracted where the beat
+    owns the data (half-way to the neighbouring R peaks). MNE places consecutive fits edge
+    to edge, so wherever two fits disagree the subtracted signal steps; slow respiration
+    drift, which the first components describe (a ramp across the epoch), makes those steps
+    follow the breathing and turns respiration depth into broadband power (user test 57:
+    beta to high-gamma power tracking respiration after cleaning). With ``crossfade`` (the
+    default) the epochs are longer by ``crossfade`` times half the median RR either side and
+    neighbouring fits are cross-faded over that margin, which removes the steps; ``crossfade=0``
+    keeps MNE's edge-to-edge placement, and ``crossfade=None`` calls MNE's
+    ``apply_pca_obs`` itself (which also removes each channel's mean and writes each fit one
+    sample early). Where the EEG rhythms are strong next to the BCG the components partly
     describe EEG (e.g. alpha) and fitting them removes some EEG too. ``"aas"`` (Allen et al.
     1998) subtracts from every beat the mean of its ``n_template`` nearest other beats
     (epochs from 0.25 to 0.75 of the median RR interval around the R peak), scaled to the
@@ -477,28 +570,40 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
     ----------
     raw : mne.io.BaseRaw
         The recording (gradient artefacts already removed), with an ECG channel.
+    method : {"pca_obs", "aas"}
+        PCA-OBS or average artefact subtraction.
     ecg_channel : str | None
         Name of the ECG channel; ``None`` takes the (first) channel of type ``ecg``.
-    method : {"pca_obs", "aas"}
-        PCA-OBS (MNE) or average artefact subtraction.
     n_components : int
         Principal components of the heartbeat epochs fitted per beat (MNE's default, 4).
     n_template : int
         Beats averaged per template (``"aas"``).
+    crossfade : float | None
+        PCA-OBS: margin over which neighbouring beat fits are cross-faded, as a fraction
+        (0-1) of half the median RR interval (default 0.5); 0: edge to edge; ``None``: MNE's
+        ``apply_pca_obs`` as it is.
+    coupling : bool
+        Measure the coupling of band power to heart rate and respiration before and after
+        (:func:`bcg_coupling_report`; a few seconds on an hour of 64 channels) and warn when
+        cleaning raises it.
+    window : float
+        Window (s) of the band-power series of the coupling measure (e.g. the TR).
     where : str | None
         Recording name for messages.
 
     Returns
     -------
     cleaned : mne.io.BaseRaw
-        A corrected copy (EEG channels corrected; PCA-OBS also removes each channel's mean).
+        A corrected copy (EEG channels corrected).
     info : dict
-        ``method``, ``ecg_channel``, ``n_beats``, ``heart_rate_bpm``, ``n_components``.
+        ``method``, ``ecg_channel``, ``n_beats``, ``heart_rate_bpm``, ``n_components``,
+        ``crossfade`` (PCA-OBS), ``coupling`` (:func:`bcg_coupling_report`, or ``None``).
 
     Raises
     ------
     Eeg2fmriInputError
-        No ECG channel, too few R peaks, or an MNE without ``apply_pca_obs``.
+        No ECG channel, too few R peaks, bad settings, or ``crossfade=None`` with an MNE
+        without ``apply_pca_obs``.
     """
     import mne
 
@@ -506,9 +611,14 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
     check_choice(method, "bcg method", ("pca_obs", "aas"), where=where)
     n_components = check_positive_int(n_components, "n_components", where=where)
     n_template = check_positive_int(n_template, "n_template", where=where)
-    if method == "pca_obs" and not hasattr(mne.preprocessing, "apply_pca_obs"):
-        raise Eeg2fmriInputError(f"{where}: pulse-artifact removal needs mne.preprocessing.apply_pca_obs (MNE >= 1.10), found MNE {mne.__version__}; "
-                                 "upgrade MNE (pip install -U mne) or clean without bcg.")
+    window = check_positive(window, "window", where=where, fix="pass the band-power window in seconds, e.g. the TR")
+    if crossfade is not None and (isinstance(crossfade, bool) or not isinstance(crossfade, (int, float, np.integer, np.floating))
+                                  or not 0.0 <= float(crossfade) <= 1.0):
+        raise Eeg2fmriInputError(f"{where}: expected crossfade between 0 and 1 (a fraction of half the median RR interval) or None, got "
+                                 f"{crossfade!r}; pass 0.5 (default), 0 for edge-to-edge fits, or None for MNE's apply_pca_obs.")
+    if method == "pca_obs" and crossfade is None and not hasattr(mne.preprocessing, "apply_pca_obs"):
+        raise Eeg2fmriInputError(f"{where}: crossfade=None needs mne.preprocessing.apply_pca_obs (MNE >= 1.10), found MNE {mne.__version__}; "
+                                 "upgrade MNE (pip install -U mne) or pass crossfade=0.5.")
     types = raw.get_channel_types()
     if ecg_channel is None:
         ecg = [n for n, t in zip(raw.ch_names, types) if t == "ecg"]
@@ -542,22 +652,40 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
             f"{where}: found {len(qrs)} R peak(s) in ECG channel {ecg_channel!r}, expected at least {need} heartbeats; "
             "check that the channel holds the ECG (and that gradient artifacts were removed first), or clean a longer recording."
         )
+    # the respiration belt: a channel typed 'resp', else the one channel named Resp*/Breath* (a bare file types it EEG)
+    resp = [n for n, t in zip(out.ch_names, out.get_channel_types()) if t == "resp"]
+    if not resp:
+        named_resp = [n for n in out.ch_names if n.strip().upper().startswith(("RESP", "BREATH"))]
+        resp = named_resp if len(named_resp) == 1 else []
+    resp_channel = resp[0] if resp else None
     # (the ECG itself is left as recorded, also where its type says EEG: a bare file whose ECG was found by its name)
-    eeg = [n for n, t in zip(out.ch_names, out.get_channel_types()) if t == "eeg" and n not in out.info["bads"] and n != ecg_channel]
+    eeg = [n for n, t in zip(out.ch_names, out.get_channel_types())
+           if t == "eeg" and n not in out.info["bads"] and n not in (ecg_channel, resp_channel)]
     if not eeg:
         raise Eeg2fmriInputError(f"{where}: expected EEG channels to remove pulse artifacts from, found none; set the channel types.")
+    info: dict[str, Any] = dict(method=method, ecg_channel=ecg_channel, n_beats=int(len(qrs)), heart_rate_bpm=None, n_components=n_components)
     if method == "pca_obs":
+        info["crossfade"] = None if crossfade is None else float(crossfade)
         from threadpoolctl import threadpool_limits
 
-        # one BLAS thread: MNE runs one small SVD (beats x epoch samples) per channel, which a multi-threaded BLAS on a
+        # one BLAS thread: one small decomposition (beats x epoch samples) per channel, which a multi-threaded BLAS on a
         # busy machine slowed ~100x (2 s per channel on 2 loaded cores; user test 17: 85 s CPU per 5-min run at 5 kHz)
         with threadpool_limits(limits=1, user_api="blas"):
-            out = mne.preprocessing.apply_pca_obs(out, picks=eeg, qrs_times=qrs, n_components=n_components, copy=False, verbose=False)
+            if crossfade is None:
+                out = mne.preprocessing.apply_pca_obs(out, picks=eeg, qrs_times=qrs, n_components=n_components, copy=False, verbose=False)
+            else:
+                r = np.round(qrs * float(out.info["sfreq"])).astype(np.int64)
+                info.update(_pca_obs(out._data, [out.ch_names.index(c) for c in eeg], r, n_components, float(crossfade)))
     else:
         _bcg_aas(out, eeg, qrs, n_template, where)
     rate = 60.0 / float(np.median(np.diff(qrs)))
+    info["heart_rate_bpm"] = rate
     logger.info("%s: BCG %s on %d channel(s), %d R peaks from %s (%.0f bpm)", where, method, len(eeg), len(qrs), ecg_channel, rate)
-    return out, dict(method=method, ecg_channel=ecg_channel, n_beats=int(len(qrs)), heart_rate_bpm=rate, n_components=n_components)
+    info["coupling"] = None
+    if coupling:
+        info["coupling"] = bcg_coupling_report(raw, out, qrs, picks=eeg, resp_channel=resp_channel, window=window, method=method,
+                                               crossfade=crossfade, where=where)
+    return out, info
 
 
 def _bcg_aas(raw, picks: list[str], qrs: np.ndarray, n_template: int, where: str) -> None:
@@ -582,6 +710,225 @@ def _bcg_aas(raw, picks: list[str], qrs: np.ndarray, n_template: int, where: str
         art = scale[:, None] * tpl
         for k, s0 in enumerate(starts):
             raw._data[c, s0 : s0 + tile[k]] -= art[k, : tile[k]]
+
+
+# ---------------------------------------------------------------------------------------
+# physiological coupling of band power, before and after the pulse-artefact removal
+
+#: Bands (Hz) of the coupling measure; those above 0.45 x the analysis rate are left out.
+COUPLING_BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0),
+                  "high_gamma": (55.0, 95.0)}
+#: Cleaning "raises" a coupling when the median |r| grows by at least this much ...
+COUPLING_RAISE = 0.15
+#: ... to at least this (and at least 3 / sqrt(n_windows), beyond chance).
+COUPLING_MIN = 0.3
+#: Respiration depth: the belt's standard deviation over a centred span of at least this many seconds (about a breath or two).
+RESP_SPAN_S = 6.0
+
+
+def _window_band_power(x: np.ndarray, sf: float, window: float, bands: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Log band power of consecutive non-overlapping windows (Welch, 1-s Hann segments, half overlap, inside every window).
+
+    Parameters
+    ----------
+    x : array, shape (n_channels, n_times)
+    sf : float
+    window : float
+        Seconds per window.
+    bands : dict
+        Name -> (low, high) Hz; power is the mean density over ``low <= f < high``.
+
+    Returns
+    -------
+    logpow : array, shape (n_bands, n_channels, n_windows)
+    """
+    from scipy.signal import welch
+
+    length = int(round(window * sf))
+    n_win = x.shape[1] // length
+    frames = x[:, : n_win * length].reshape(x.shape[0], n_win, length)
+    nper = min(length, int(round(sf)))
+    f, p = welch(frames, fs=sf, window="hann", nperseg=nper, noverlap=nper // 2, detrend="constant", axis=-1)
+    out = np.empty((len(bands), x.shape[0], n_win))
+    for k, (lo, hi) in enumerate(bands.values()):
+        sel = (f >= lo) & (f < hi)
+        out[k] = np.log(np.maximum(p[..., sel].mean(axis=-1), 1e-300))
+    return out
+
+
+def _rolling_sd(x: np.ndarray, centres: np.ndarray, half: int) -> np.ndarray:
+    """Standard deviation of ``x`` over ``[c - half, c + half)`` (clipped to the data) for every centre sample ``c``."""
+    c1 = np.r_[0.0, np.cumsum(x, dtype=np.float64)]
+    c2 = np.r_[0.0, np.cumsum(np.asarray(x, dtype=np.float64) ** 2)]
+    lo = np.clip(centres - half, 0, len(x))
+    hi = np.clip(centres + half, 0, len(x))
+    cnt = np.maximum(hi - lo, 1)
+    m = (c1[hi] - c1[lo]) / cnt
+    return np.sqrt(np.maximum((c2[hi] - c2[lo]) / cnt - m * m, 0.0))
+
+
+def _median_abs_corr(logpow: np.ndarray, cov: np.ndarray) -> np.ndarray | None:
+    """Median over channels of |Pearson r| between every (band, channel) series and ``cov``; shape (n_bands,); None if ``cov`` is flat."""
+    c = cov - cov.mean()
+    if not np.isfinite(c).all() or np.sqrt(np.mean(c * c)) <= 1e-12 * max(np.abs(cov).max(), 1e-300):
+        return None
+    z = logpow - logpow.mean(axis=-1, keepdims=True)
+    den = np.sqrt((z * z).sum(axis=-1) * (c * c).sum())
+    r = np.where(den > 0, (z * c).sum(axis=-1) / np.where(den > 0, den, 1.0), 0.0)
+    return np.median(np.abs(r), axis=1)
+
+
+def bcg_coupling_report(
+    before,
+    after,
+    qrs: np.ndarray,
+    *,
+    picks: list[str] | None = None,
+    resp_channel: str | None = None,
+    window: float = 2.0,
+    bands: dict[str, tuple[float, float]] | None = None,
+    max_channels: int = 16,
+    method: str | None = None,
+    crossfade: float | None = None,
+    where: str | None = None,
+) -> dict[str, Any]:
+    """How much per-window EEG band power tracks heart rate and respiration, before and after cleaning.
+
+    The EEG (at most ``max_channels`` channels spread over ``picks``) is decimated
+    (:func:`scipy.signal.resample_poly`) to about 250 Hz, cut into consecutive
+    ``window``-s windows, and the log band power of every window taken (Welch, 1-s Hann
+    segments). Heart rate: ``60 / RR`` from the R peaks (irregular intervals left out),
+    interpolated at the window centres. Respiration depth: the standard deviation of the respiration channel over a
+    centred span of ``max(6 s, window)``. For every band the report gives the median over
+    channels of ``|r|`` (Pearson, over windows) between band power and each covariate,
+    before and after. A band whose coupling grows by ``COUPLING_RAISE`` (0.15) or more to at
+    least ``max(COUPLING_MIN, 3 / sqrt(n_windows))`` is listed under ``raised`` and logged as
+    a warning: the cleaning made band power track the physiology more, either by adding
+    physiology-locked power (PCA-OBS with fits edge to edge turns respiration drift into
+    steps) or by removing the pulse artefact that masked a respiration artefact already there.
+
+    Parameters
+    ----------
+    before, after : mne.io.BaseRaw
+        The recording before and after the pulse-artefact removal (same channels and rate).
+    qrs : array, shape (n_beats,)
+        R-peak times (s from the first sample).
+    picks : list of str | None
+        EEG channel names (default: the good EEG channels).
+    resp_channel : str | None
+        Respiration-belt channel (``None``: no respiration covariate).
+    window : float
+        Seconds per band-power window (e.g. the TR).
+    bands : dict | None
+        Name -> (low, high) Hz (default :data:`COUPLING_BANDS`).
+    max_channels : int
+        EEG channels analysed (an evenly spread subset when there are more).
+    method, crossfade : str | None, float | None
+        The cleaning that ran, for the warning's advice.
+    where : str | None
+        Recording name for messages.
+
+    Returns
+    -------
+    report : dict
+        ``window_s``, ``n_windows``, ``channels`` (used), ``bands`` (name -> [low, high]),
+        ``resp_channel``, ``irregular_rr`` (RR intervals more than 35 % off the running median
+        of 9, missed or extra R peaks, left out of the heart rate); ``heart_rate`` and ``respiration``: ``{"before": {band: r},
+        "after": {band: r}}`` (median |r| over channels; ``respiration`` is ``None`` without a
+        belt, a covariate that does not vary is ``None`` too); ``raised``: list of
+        ``{"covariate", "band", "before", "after"}``; ``skipped``: why nothing was measured,
+        or ``None``.
+    """
+    from scipy.ndimage import median_filter
+    from scipy.signal import resample_poly
+
+    where = _where(before, where)
+    window = check_positive(window, "window", where=where, fix="pass the band-power window in seconds, e.g. the TR")
+    max_channels = check_positive_int(max_channels, "max_channels", where=where)
+    bands = dict(COUPLING_BANDS if bands is None else bands)
+    if picks is None:
+        picks = [n for n, t in zip(before.ch_names, before.get_channel_types()) if t == "eeg" and n not in before.info["bads"]]
+    if resp_channel is not None and resp_channel not in before.ch_names:
+        raise Eeg2fmriInputError(f"{where}: expected a respiration channel named {resp_channel!r}, found none among {before.ch_names[:12]}; "
+                                 "pass the belt's channel name or None.")
+    if len(picks) > max_channels:
+        picks = [picks[i] for i in np.unique(np.linspace(0, len(picks) - 1, max_channels).round().astype(int))]
+    sf = float(before.info["sfreq"])
+    q = max(1, int(sf // 250.0))
+    sfd = sf / q
+    bands = {k: (float(lo), float(hi)) for k, (lo, hi) in bands.items() if hi <= 0.45 * sfd}
+    rep: dict[str, Any] = dict(window_s=window, n_windows=0, channels=list(picks), bands={k: list(v) for k, v in bands.items()},
+                               resp_channel=resp_channel, irregular_rr=None, heart_rate=None, respiration=None, raised=[], skipped=None)
+    n_win = int(before.n_times // int(round(window * sf)))
+    if not picks or not bands or n_win < 10 or len(qrs) < 3:
+        rep["skipped"] = (f"{n_win} window(s) of {window:g} s, {len(picks)} EEG channel(s), {len(bands)} band(s) below "
+                          f"{0.45 * sfd:.0f} Hz, {len(qrs)} R peak(s): expected at least 10 windows, 1 channel, 1 band and 3 R peaks")
+        logger.info("%s: BCG coupling report skipped: %s", where, rep["skipped"])
+        return rep
+
+    def logpow(raw) -> np.ndarray:
+        x = raw.get_data(picks=picks) * 1e6
+        x = x - x.mean(axis=1, keepdims=True)
+        if q > 1:
+            x = resample_poly(x, 1, q, axis=-1)
+        return _window_band_power(x, sfd, window, bands)
+
+    lp_b, lp_a = logpow(before), logpow(after)
+    n_win = lp_b.shape[-1]
+    rep["n_windows"] = int(n_win)
+    centres = (np.arange(n_win) + 0.5) * window
+    qrs = np.sort(np.asarray(qrs, dtype=float))
+    rr = np.diff(qrs)
+    # a missed or extra R peak gives an RR interval far from its neighbours': left out (else the windows where the pulse artefact
+    # was not removed, and the heart rate looks halved, make band power seem to track heart rate)
+    regular = np.abs(rr / median_filter(rr, size=9, mode="nearest") - 1.0) <= 0.35
+    rep["irregular_rr"] = int(np.sum(~regular))
+    if regular.sum() < 3:
+        regular[:] = True
+    hr = np.interp(centres, (0.5 * (qrs[1:] + qrs[:-1]))[regular], 60.0 / rr[regular])
+    covs = {"heart_rate": hr}
+    if resp_channel is not None:
+        belt = before.get_data(picks=[resp_channel])[0]
+        if q > 1:
+            belt = resample_poly(belt - belt.mean(), 1, q)
+        half = int(round(max(RESP_SPAN_S, window) * sfd / 2))
+        covs["respiration"] = _rolling_sd(belt, np.round(centres * sfd).astype(np.int64), half)
+    names = list(bands)
+    floor = max(COUPLING_MIN, 3.0 / np.sqrt(n_win))
+    for cov_name, cov in covs.items():
+        rb, ra = _median_abs_corr(lp_b, cov), _median_abs_corr(lp_a, cov)
+        if rb is None or ra is None:
+            continue
+        rep[cov_name] = {"before": {k: float(v) for k, v in zip(names, rb)}, "after": {k: float(v) for k, v in zip(names, ra)}}
+        for k, b, a in zip(names, rb, ra):
+            if a - b >= COUPLING_RAISE and a >= floor:
+                rep["raised"].append(dict(covariate=cov_name, band=k, before=float(b), after=float(a)))
+
+    def fmt(cov_name: str) -> str:
+        c = rep[cov_name]
+        return ", ".join(f"{k} {c['before'][k]:.2f}->{c['after'][k]:.2f}" for k in names)
+
+    msg = f"heart rate {fmt('heart_rate')}" if rep["heart_rate"] else "heart rate: constant"
+    msg += f"; respiration ({resp_channel}) {fmt('respiration')}" if rep["respiration"] else "; respiration: no belt channel"
+    logger.info("%s: band power vs physiology (median |r| over %d channels, %d windows of %g s), before->after: %s", where, len(picks), n_win,
+                window, msg)
+    if rep["raised"]:
+        what = "; ".join(f"{d['band']} vs {d['covariate'].replace('_', ' ')} {d['before']:.2f} -> {d['after']:.2f}" for d in rep["raised"])
+        if method == "pca_obs" and crossfade is not None and float(crossfade) > 0:
+            advice = ("compare with --bcg aas (method='aas'): if it raises the same bands, removing the pulse artefact unmasked a "
+                      "respiration artefact already in the EEG")
+        elif method == "pca_obs":
+            advice = ("PCA-OBS with fits edge to edge turns respiration drift into steps: use the default cross-faded PCA-OBS "
+                      "(crossfade=0.5) or --bcg aas (method='aas')")
+        else:
+            advice = "removing the pulse artefact may have unmasked a respiration or cardiac artefact already in the EEG"
+        logger.warning(
+            "%s: after pulse-artifact (BCG) cleaning, EEG band power tracks the physiology more than before (median |r| over channels "
+            "of per-%g-s band power with heart rate / respiration depth: %s). Such power lets a model 'predict' the BOLD's physiological "
+            "noise (CSF, vessels), which a leaderboard reads as a gain; %s, and regress the physiology from the BOLD (prepare option "
+            "physio: \"regress\") or drop the affected bands (README: 'Pulse-artifact cleaning and physiological noise')",
+            where, window, what, advice)
+    return rep
 
 
 # ---------------------------------------------------------------------------------------
@@ -734,6 +1081,7 @@ def clean_raw(
     upsample: int = 10,
     obs_components: int = 3,
     bcg_components: int = 4,
+    bcg_crossfade: float | None = 0.5,
     n_jobs: int = 1,
     random_state: int | None = None,
     verbose: bool | str | None = None,
@@ -748,8 +1096,10 @@ def clean_raw(
     gradient : {"aas", None}
         Gradient-artefact removal (:func:`remove_gradient_artifacts`) or none.
     bcg : {"pca_obs", "aas", None}
-        Pulse-artefact removal (:func:`remove_bcg_artifacts`: MNE's PCA-OBS, or average
-        artefact subtraction) or none.
+        Pulse-artefact removal (:func:`remove_bcg_artifacts`: PCA-OBS, or average artefact
+        subtraction) or none; its report includes the coupling of band power to heart rate
+        and respiration before and after (:func:`bcg_coupling_report`, windows of ``tr`` s,
+        2 s when unknown).
     tr : float | None
         Repetition time (s) for the report; ``None`` takes the median volume-marker interval.
     volume_onsets, slice_onsets : array | None
@@ -765,6 +1115,9 @@ def clean_raw(
         AAS settings (see :func:`remove_gradient_artifacts`).
     bcg_components : int
         PCA-OBS components for the pulse artefact.
+    bcg_crossfade : float | None
+        PCA-OBS: cross-fade of neighbouring beat fits, a fraction of half the median RR
+        interval (default 0.5; 0: edge to edge; ``None``: MNE's ``apply_pca_obs``).
     n_jobs : int
         Threads for the gradient AAS (:func:`remove_gradient_artifacts`).
     random_state : int | None
@@ -824,7 +1177,11 @@ def clean_raw(
                     "artefact (check the marker name), or the data were already cleaned; look at the cleaned EEG before using it",
                     where, ap["volume_reduction_db"], ap["volume_db_before"], ap["volume_db_after"])
     if bcg is not None:
-        out, report["bcg"] = remove_bcg_artifacts(out, method=bcg, ecg_channel=ecg_channel, n_components=bcg_components, where=where)
+        if tr is None:  # the coupling windows: the TR where the volume markers give it
+            vol = np.sort(np.asarray(volume_onsets, dtype=float)) if volume_onsets is not None else find_markers(raw, marker or (), where=where)[0]
+            tr = float(np.median(np.diff(vol))) if len(vol) > 1 else None
+        out, report["bcg"] = remove_bcg_artifacts(out, method=bcg, ecg_channel=ecg_channel, n_components=bcg_components,
+                                                  crossfade=bcg_crossfade, window=tr if tr and 0.5 <= tr <= 10.0 else 2.0, where=where)
     if out is raw:
         out = raw.copy()
     return out, report
@@ -835,7 +1192,7 @@ LOW_REDUCTION_DB = 20.0
 
 #: Options of :func:`clean_raw` that a prepare config's ``clean`` mapping may set.
 CLEAN_OPTIONS = ("gradient", "bcg", "slice_marker", "n_slices", "ecg_channel", "n_template", "upsample", "obs_components", "bcg_components",
-                 "n_jobs")
+                 "bcg_crossfade", "n_jobs")
 
 
 def check_clean_options(options: Any, where: str = "prepare option clean") -> dict[str, Any]:
