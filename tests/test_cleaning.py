@@ -165,7 +165,7 @@ def test_errors_name_the_recording_and_the_fix(grad_sim):
 
 
 def test_parse_clean_steps():
-    assert parse_clean_steps("gradient,bcg") == {"gradient": "aas", "bcg": "pca_obs"}
+    assert parse_clean_steps("gradient,bcg") == {"gradient": "aas", "bcg": "pca_obs", "bcg_crossfade": 0.5}  # (written out)
     assert parse_clean_steps("gradient") == {"gradient": "aas", "bcg": None}
     assert parse_clean_steps("bcg=aas") == {"gradient": None, "bcg": "aas"}
     assert parse_clean_steps("") is None
@@ -286,3 +286,20 @@ def test_synthesize_cleans_an_in_scanner_recording_as_training_did(tmp_path):
         synthesize(eeg, plain, tmp_path / "c.nii.gz", progress_bar=False, clean="training")
     with pytest.raises(Eeg2fmriInputError, match=r"synthesize: clean: expected 'training', steps such as 'gradient,bcg'"):
         synthesize(eeg, model, tmp_path / "d.nii.gz", progress_bar=False, clean="everything")
+
+
+def test_synthesis_cleans_as_an_older_model_was_cleaned(monkeypatch, tmp_path):
+    """A model whose prepare.clean has PCA-OBS without bcg_crossfade was prepared with MNE's apply_pca_obs (before the
+    cross-fade): clean='training' cleans a recording the same way; a newer model's cross-fade is kept."""
+    import importlib
+
+    import eeg2fmri.preprocessing.cleaning as cleaning
+    from eeg2fmri.datasets.prepared import PrepareConfig
+
+    syn = importlib.import_module("eeg2fmri.synthesis.synthesize")  # (the package exports a function of that name)
+    seen = []
+    monkeypatch.setattr(cleaning, "clean_for_prepare", lambda raw, opts, **kw: (seen.append(dict(opts)) or (raw, {})))
+    monkeypatch.setattr(syn, "read_eeg", lambda eeg, preload=False: eeg)
+    for clean, expected in (({"gradient": "aas", "bcg": "pca_obs"}, None), ({"gradient": "aas", "bcg": "pca_obs", "bcg_crossfade": 0.25}, 0.25)):
+        syn._clean_like_training("raw", "training", PrepareConfig(clean=clean), 2.0, "rec", tmp_path)
+        assert seen[-1]["bcg_crossfade"] == expected

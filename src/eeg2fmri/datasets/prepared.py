@@ -10,6 +10,7 @@ arrays, never copies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -2081,6 +2082,10 @@ def prepare_dataset(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     cfg = _absolute_grid(cfg)
+    if cfg.clean is not None:  # (defaults written out, e.g. PCA-OBS's cross-fade: the manifest and a model say what ran)
+        from eeg2fmri.preprocessing.cleaning import check_clean_options
+
+        cfg = dataclasses.replace(cfg, clean=check_clean_options(cfg.clean))
     if _has_objects(bids_root):  # MNE Raw / nibabel images: written once to a temporary folder, then prepared like files
         import tempfile
 
@@ -2394,6 +2399,10 @@ def prepare(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     cfg = _absolute_grid(cfg)
+    if cfg.clean is not None:  # (defaults written out, e.g. PCA-OBS's cross-fade: the manifest and a model say what ran)
+        from eeg2fmri.preprocessing.cleaning import check_clean_options
+
+        cfg = dataclasses.replace(cfg, clean=check_clean_options(cfg.clean))
     out = Path(out)
     man = out / "manifest.json"
     if overwrite not in (True, False, "stale"):

@@ -1201,7 +1201,7 @@ def check_clean_options(options: Any, where: str = "prepare option clean") -> di
     Returns
     -------
     options : dict
-        With ``gradient`` and ``bcg`` present.
+        With ``gradient`` and ``bcg`` present, and ``bcg_crossfade`` (0.5, the default) for ``bcg="pca_obs"``.
     """
     if not isinstance(options, dict):
         raise Eeg2fmriInputError(f"{where}: expected a mapping such as {{'gradient': 'aas', 'bcg': 'pca_obs'}}, got {options!r}.")
@@ -1211,6 +1211,8 @@ def check_clean_options(options: Any, where: str = "prepare option clean") -> di
     out = {"gradient": None, "bcg": None, **options}
     check_choice(out["gradient"], "gradient method", GRADIENT_METHODS, where=where)
     check_choice(out["bcg"], "bcg method", BCG_METHODS, where=where)
+    if out["bcg"] == "pca_obs" and "bcg_crossfade" not in out:  # written out, so that a model says which PCA-OBS its data had
+        out["bcg_crossfade"] = 0.5
     return out
 
 

@@ -677,6 +677,9 @@ def _clean_like_training(eeg: Any, clean: str | dict, cfg: PrepareConfig, tr: fl
             raise Eeg2fmriInputError(f"{Path(model_dir) / 'model.json'}: clean='training', but the model's training runs were not cleaned "
                                      "(prepare.clean is empty); pass the steps (clean='gradient,bcg', --clean gradient,bcg) or leave clean out.")
         opts = dict(cfg.clean)
+        if opts.get("bcg") == "pca_obs" and "bcg_crossfade" not in opts:  # a model prepared before session 38: MNE's PCA-OBS
+            opts["bcg_crossfade"] = None
+            logger.info("%s: the model's training runs were cleaned before PCA-OBS was cross-faded: MNE's apply_pca_obs, as then", where)
     else:
         why = ""
         try:
