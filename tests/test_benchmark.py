@@ -452,10 +452,64 @@ def test_ordered_submission_orders_work_whatever_the_threads_timing():
             t.join(timeout=10)
         assert not any(t.is_alive() for t in threads)
     assert seen == ["0.0", "0.1", "0.2", "2.0", "2.1", "2.2", "3.0", "3.1", "3.2"]
-    # raw torch models before STFT before band power; closed-form groups last
+    # raw torch models first, then the flagship (its longest folds outlast calhas2022's), then STFT, band-power torch models;
+    # closed-form groups last
     costs = {g: group_cost(*g_spec) for g, g_spec in {"raw": ("raw", ["bricman_fc", "beira"]), "stft": ("stft", ["calhas2022"]),
-                                                       "bp": ("bandpower", ["eeg2fmri_net"]), "lin": ("bandpower", ["ridge_hrf", "mean"])}.items()}
-    assert sorted(costs, key=lambda g: -costs[g]) == ["raw", "stft", "bp", "lin"]
+                                                       "net": ("tangent", ["eeg2fmri_net"]), "bp": ("bandpower", ["beira"]),
+                                                       "lin": ("bandpower", ["ridge_hrf", "mean"])}.items()}
+    assert sorted(costs, key=lambda g: -costs[g]) == ["raw", "net", "stft", "bp", "lin"]
+
+
+def test_warm_and_stop_executor():
+    """warm_executor starts the workers (each imports the fold's modules); stop_executor ends a pool whose tasks still run,
+    without waiting for them."""
+    import concurrent.futures as cf
+    import time
+
+    from eeg2fmri.workflows.benchmark import _warm, fold_executor, stop_executor, warm_executor
+
+    assert _warm("cpu") > 0
+    pool = fold_executor(2)
+    try:
+        warm_executor(pool, 2, device="cpu")
+        long = pool.submit(time.sleep, 120)
+        pending = [pool.submit(time.sleep, 120) for _ in range(3)]
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        stop_executor(pool)
+        with pytest.raises((cf.CancelledError, cf.process.BrokenProcessPool)):
+            long.result(timeout=60)
+        assert all(f.cancelled() or f.done() for f in pending)
+        assert time.perf_counter() - t0 < 60
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_benchmark_cli_stops_running_folds_when_a_later_group_fails(tiny_bids, tmp_path, monkeypatch, capsys):
+    """--jobs 2: the first group's folds start while the next group's data are prepared; a failure there ends the run at
+    once with that error (the running folds stopped), not after them."""
+    import time
+
+    from eeg2fmri.commands import benchmark as cmd
+
+    real, calls = cmd._load_dataset, []
+
+    def load(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            time.sleep(1.0)  # the first group's folds are in the pool by now
+            raise Eeg2fmriInputError("prepared_x: expected data, found none; a test failure of the second group")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(cmd, "_load_dataset", load)
+    cfg = tmp_path / "slow.json"
+    cfg.write_text(json.dumps({"optimizer": {"max_epochs": 500, "patience": 500, "batch_size": 8}, "trainer": {"accelerator": "cpu"}}))
+    t0 = time.perf_counter()
+    argv = ["benchmark", str(tiny_bids), "--protocol", "loso", "--models", "eeg2fmri_net", "bricman_fc", "--train-config", str(cfg),
+            "--out", str(tmp_path / "b"), "--no-report", "--n-boot", "0", "-q", "--device", "cpu", "--jobs", "2"]
+    assert main(argv) != 0
+    assert "a test failure of the second group" in capsys.readouterr().err
+    assert time.perf_counter() - t0 < 120  # 500 epochs of bricman_fc on every fold would take far longer
 
 
 @pytest.mark.slow

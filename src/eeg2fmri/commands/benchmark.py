@@ -358,30 +358,9 @@ def run(args) -> int:
 
     if timing.CLI_STARTED is not None:  # (run through the command line)
         timings["startup_s"] = round(t_start - timing.CLI_STARTED, 2)  # imports, the model registry, argument checks
-    plans = []
-    from eeg2fmri.utils.logs import warnings_once
+    import contextlib
 
-    with warnings_once():  # the same runs, prepared once per representation, warn once
-        for g in groups:  # every representation prepared (or loaded) before any model trains
-            t0 = time.perf_counter()
-            rep = g["representation"]
-            g_prep = dict(prep)
-            if not is_prepared and rep != "bandpower":
-                g_prep["config"] = {**dict(prep.get("config") or {}), "representation": rep}
-                if rep not in EVENT_REPRESENTATIONS:  # (event regressors live on the band-power frame grid: the other groups go without)
-                    g_prep["config"].pop("events", None)
-                g_prep["prepared_out"] = (Path(prep["prepared_out"]).with_name(Path(prep["prepared_out"]).name + f"_{rep}")
-                                          if prep.get("prepared_out") else (out / f"prepared_{rep}" if out is not None else None))
-            ds = _load_dataset(args.dataset, out, "train", not args.quiet, g_prep)
-            if "stimulus_glm" in g["models"] and not ds.config.event_names and "stimulus_glm" not in args.models:
-                g["models"] = [m for m in g["models"] if m != "stimulus_glm"]  # ('all': it needs event regressors, which these data lack)
-            test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
-            if ds.config.events and test_prep:  # the training's resolved conditions, not "auto" found again in the test data
-                test_prep = {"config": {**test_prep["config"], "events": ds.config.events, "event_durations": ds.config.event_durations}}
-            test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
-            g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean", "stimulus_glm") and g is groups[0])}
-            timings["prepare_s"][rep] = round(time.perf_counter() - t0, 2)
-            plans.append((g, ds, test_ds, g_h))
+    from eeg2fmri.utils.logs import warnings_once
 
     def one(plan, executor=None):
         g, ds, test_ds, g_h = plan
@@ -396,27 +375,70 @@ def run(args) -> int:
         timings.setdefault("folds", {})[label] = bench.get("fold_seconds", [])
         return g, bench
 
-    if args.jobs != 1 and len(plans) > 1:
-        # one pool of --jobs worker processes for the folds of every input group, all groups at once
+    # With --jobs and several input groups, one pool of worker processes takes the folds of every group. It starts before
+    # the representations are prepared (its workers import torch and the models meanwhile), and each group's folds enter
+    # it as soon as that group's data are ready, the costliest groups first (they run longest; the cheap ones fill the
+    # workers at the end). Serially, every representation is prepared before any model trains.
+    order = list(range(len(groups)))
+    parallel = args.jobs != 1 and len(groups) > 1
+    if parallel:
         from concurrent.futures import ThreadPoolExecutor
 
-        from eeg2fmri.workflows.benchmark import OrderedSubmission, fold_executor, group_cost
+        from eeg2fmri.workflows.benchmark import (
+            OrderedSubmission,
+            fold_executor,
+            group_cost,
+            stop_executor,
+            warm_executor,
+        )
 
-        # the costliest groups' folds enter the pool first, so that the cheap ones fill the workers at the end
-        order = sorted(range(len(plans)), key=lambda i: -group_cost(plans[i][0]["representation"], plans[i][0]["models"]))
-        with fold_executor(args.jobs) as pool, ThreadPoolExecutor(len(plans)) as threads:
+        order.sort(key=lambda i: -group_cost(groups[i]["representation"], groups[i]["models"]))
+    plans: list = [None] * len(groups)
+    with contextlib.ExitStack() as stack:
+        if parallel:
+            pool = stack.enter_context(fold_executor(args.jobs))
+            warm_executor(pool, args.jobs, device=args.device)
+            threads = stack.enter_context(ThreadPoolExecutor(len(groups)))
             turns = OrderedSubmission(pool)
 
-            def in_turn(i: int):
-                view = turns.turn(order.index(i))
+            def in_turn(pos: int, plan):
+                view = turns.turn(pos)
                 try:
-                    return one(plans[i], view)
+                    return one(plan, view)
                 finally:
                     view.done_submitting()  # a group that failed before submitting must not block the next ones
 
-            benches = list(threads.map(in_turn, range(len(plans))))
-    else:
-        benches = [one(pl) for pl in plans]
+        futures = {}
+        try:
+            with warnings_once():  # the same runs, prepared once per representation, warn once
+                for pos, i in enumerate(order):
+                    g = groups[i]
+                    t0 = time.perf_counter()
+                    rep = g["representation"]
+                    g_prep = dict(prep)
+                    if not is_prepared and rep != "bandpower":
+                        g_prep["config"] = {**dict(prep.get("config") or {}), "representation": rep}
+                        if rep not in EVENT_REPRESENTATIONS:  # (event regressors live on the band-power frame grid: the other groups go without)
+                            g_prep["config"].pop("events", None)
+                        g_prep["prepared_out"] = (Path(prep["prepared_out"]).with_name(Path(prep["prepared_out"]).name + f"_{rep}")
+                                                  if prep.get("prepared_out") else (out / f"prepared_{rep}" if out is not None else None))
+                    ds = _load_dataset(args.dataset, out, "train", not args.quiet, g_prep)
+                    if "stimulus_glm" in g["models"] and not ds.config.event_names and "stimulus_glm" not in args.models:
+                        g["models"] = [m for m in g["models"] if m != "stimulus_glm"]  # ('all': it needs event regressors, which these data lack)
+                    test_prep = {"config": g_prep["config"]} if g_prep.get("config") else {}
+                    if ds.config.events and test_prep:  # the training's resolved conditions, not "auto" found again in the test data
+                        test_prep = {"config": {**test_prep["config"], "events": ds.config.events, "event_durations": ds.config.event_durations}}
+                    test_ds = _load_dataset(args.test, out, "test", not args.quiet, test_prep) if args.test else None
+                    g_h = {m: h for m, h in hparams.items() if m in g["models"] or (m in ("ridge_hrf", "mean", "stimulus_glm") and g is groups[0])}
+                    timings["prepare_s"][rep] = round(time.perf_counter() - t0, 2)
+                    plans[i] = (g, ds, test_ds, g_h)
+                    if parallel:
+                        futures[i] = threads.submit(in_turn, pos, plans[i])
+        except BaseException:
+            if parallel:  # a later group's data failed: the folds already running are stopped, and the error shows at once
+                stop_executor(pool)
+            raise
+        benches = [futures[i].result() for i in range(len(groups))] if parallel else [one(pl) for pl in plans]
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     rows = _merged_rows(benches) + refused
     bench = benches[0][1]

@@ -588,18 +588,56 @@ def run_benchmark(
 
 #: Relative training cost of one torch model per input representation (raw windows are the largest inputs).
 _REPRESENTATION_COST = {"raw": 3.0, "stft": 2.0, "bandpower": 1.0}
+#: ... and of models whose folds run longer than their input suggests: the flagship trains its network and several ridges,
+#: and its early stopping on a validation subject ran one fold to 112 epochs where the others took 39-53 (session 37's GPU
+#: leaderboard: its longest fold outlasted calhas2022's, whose group was started before it).
+_MODEL_COST = {"eeg2fmri_net": 2.5}
 
 
 def group_cost(representation: str, models: list[str]) -> float:
     """A rough relative cost of fitting a group of models on one fold (for ordering work, not for reporting).
 
-    Torch models count by their input representation (raw > STFT > band power); closed-form
-    models (``ridge_hrf``, ``mean``) count as nearly free.
+    Torch models count by their input representation (raw > STFT > band power) or, for the
+    flagship, its own (:data:`_MODEL_COST`); closed-form models (``ridge_hrf``, ``mean``) count as
+    nearly free.
     """
     from eeg2fmri.models import get_model_class
 
     torch_models = [m for m in models if getattr(get_model_class(m), "kind", "torch") != "sklearn"]
-    return _REPRESENTATION_COST.get(representation, 1.0) * len(torch_models) + 0.01 * (len(models) - len(torch_models))
+    return (sum(_MODEL_COST.get(m, _REPRESENTATION_COST.get(representation, 1.0)) for m in torch_models)
+            + 0.01 * (len(models) - len(torch_models)))
+
+
+def _warm(device: str | None) -> int:
+    """A worker's first task: import what a fold needs (torch, Lightning, the models, the scoring) and start CUDA where it
+    will be used, so that its first fold does not wait for them. Returns the worker's process id."""
+    import os
+
+    import eeg2fmri.training  # noqa: F401  (torch, Lightning, the model registry)
+    import eeg2fmri.workflows.evaluate  # noqa: F401
+
+    if device != "cpu":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.zeros(1, device="cuda" if device in (None, "auto") else device)
+    return os.getpid()
+
+
+def warm_executor(executor: Any, n_workers: int, *, device: str | None = None) -> None:
+    """Start the workers of ``executor`` now (one :func:`_warm` task per worker, not waited for): they import and start
+    CUDA while this process prepares the data."""
+    for _ in range(max(1, int(n_workers))):
+        executor.submit(_warm, device)
+
+
+def stop_executor(executor: Any) -> None:
+    """Cancel the pending tasks of a process pool and end its workers (their running folds included), without waiting."""
+    # workers first: the pool then marks every unfinished task broken (shut down first, a running task's future stayed
+    # pending for ever)
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
+        proc.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 class OrderedSubmission:
