@@ -195,6 +195,11 @@ def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepa
     assert info["source"] == {"cardiac": "ECG (EEG file)"} and info["cardiac_detector"] == "ecg"
     assert 0 < info["variance_explained_median"] < 1
     assert physiology_unregressed(tiny_prepared) == ["ecg"] and physiology_unregressed(ds) == []
+    from eeg2fmri.io.layouts import find_runs_layout
+    from eeg2fmri.preprocessing.physio import physio_note
+
+    note = physio_note(find_runs_layout(tiny_bids)[:2])
+    assert note.startswith("physiological recordings: 2 recording(s) with an EEG channel typed ecg. The EEG's pulse artefact")
     # the same regressors built here, from the file's ECG, remove the same part of the unregressed BOLD
     base = tiny_prepared.runs[0]
     raw = read_eeg(ds.provenance["inputs"][run.key]["eeg"], preload=False)
@@ -205,7 +210,7 @@ def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepa
     assert not np.allclose(run.bold, base.bold, atol=1e-3)
 
 
-def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, tmp_path):
+def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, tmp_path, capsys):
     """Without ECG/resp channels, the run's BIDS *_physio.tsv.gz is read (times from the first volume); without either, a
     clear error."""
     from eeg2fmri.datasets import prepare_dataset
@@ -222,6 +227,12 @@ def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, 
     t = np.arange(-3.0, 200.0, 1 / sf)
     resp = np.sin(2 * np.pi * 0.23 * t) * (1 + 0.4 * np.sin(2 * np.pi * 0.02 * t))
     _write_physio(bold.parent, stem, ["respiratory"], resp[:, None], sf, -3.0)
+    from eeg2fmri.cli import main
+
+    capsys.readouterr()
+    assert main(["datasets", "--check", str(root), "--subjects", "01"]) == 0  # (user test 57: the physio files went unmentioned)
+    assert ("note: physiological recordings: BIDS physio files beside 1 BOLD run(s) (columns: respiratory 1x). The EEG's pulse "
+            "artefact") in capsys.readouterr().out
     ds = prepare_dataset(root, {"physio": ["rv", "retroicor"]}, progress_bar=False, subjects=["01"])
     info = ds.provenance["inputs"][ds.runs[0].key]["physio"]
     assert info["names"] == ["retroicor_r1_cos", "retroicor_r1_sin", "retroicor_r2_cos", "retroicor_r2_sin", "rv_rrf"]

@@ -87,6 +87,11 @@ def run(args) -> int:
             note = stimulus_note(rep.runs, opts.get("marker"))
             if note:
                 rep.notes.append(note)
+            from eeg2fmri.preprocessing.physio import physio_note
+
+            note = physio_note(rep.runs)  # (user test 57: the ECG, belt and BIDS physio files went unmentioned)
+            if note:
+                rep.notes.append(note)
         print("\n".join(rep.lines()))
         if rep.ok:
             for r in rep.runs:

@@ -40,6 +40,7 @@ __all__ = [
     "check_physio_option",
     "crf",
     "find_physio_files",
+    "physio_note",
     "heart_rate",
     "physio_regressors",
     "read_bids_physio",
@@ -487,3 +488,43 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
         if kind and kind not in out:
             out[kind] = (table[columns.index(name)].to_numpy(), sfreq, start)
     return out
+
+
+def physio_note(runs: Sequence[Any]) -> str | None:
+    """For ``eeg2fmri datasets --check``: the physiological recordings the runs have -- EEG channels typed ``ecg`` /
+    ``resp`` and BIDS ``*_physio.tsv.gz`` files beside the BOLD (their columns) -- and the prepare option that uses them,
+    or None without any. A run whose EEG cannot be read is left to the check's own problems."""
+    from eeg2fmri.io.layouts import read_layout_eeg
+
+    channels: dict[str, int] = {}
+    columns: dict[str, int] = {}
+    n_files = 0
+    seen: set[str] = set()
+    for run in runs:
+        path = str(getattr(run, "eeg_path", ""))
+        if path not in seen:
+            seen.add(path)
+            try:
+                types = read_layout_eeg(run, preload=False).get_channel_types()
+            except Exception:  # noqa: BLE001  (a file that cannot be read is the check's own finding)
+                types = []
+            for t in sorted(set(types) & {"ecg", "resp"}):
+                channels[t] = channels.get(t, 0) + 1
+        bold = getattr(run, "bold_path", None)
+        files = find_physio_files(bold) if bold is not None else []
+        n_files += bool(files)
+        for f in files:
+            try:
+                cols = json.loads(f.with_name(f.name[: -len(".tsv.gz")] + ".json").read_text()).get("Columns") or []
+            except (OSError, ValueError):
+                cols = ["(no readable sidecar)"]
+            for c in cols:
+                columns[str(c)] = columns.get(str(c), 0) + 1
+    if not channels and not n_files:
+        return None
+    found = [f"{n} recording(s) with an EEG channel typed {t}" for t, n in channels.items()]
+    if n_files:
+        found.append(f"BIDS physio files beside {n_files} BOLD run(s) (columns: {', '.join(f'{c} {n}x' for c, n in columns.items())})")
+    return ("physiological recordings: " + "; ".join(found) + ". The EEG's pulse artefact and breathing drifts can predict the BOLD's "
+            "physiological noise, which scores would credit to the EEG: prepare --config '{\"physio\": \"regress\"}' regresses "
+            "RETROICOR, heart rate and respiration volume regressors built from them out of the BOLD")
