@@ -180,6 +180,9 @@ def test_synthesize_header_affine_tr_and_values(tiny_bids, tiny_prepared, ridge_
     assert side["RepetitionTime"] == 2.0 and side["ChannelsIgnored"] == ["ECG", "EOG"] and not side["Resampled"]
     assert side["Model"] == "ridge_hrf" and len(side["ChannelsUsed"]) == 16
     assert side["VolumeTiming"]["acquisition_s"] == [0.0, 2.0] and side["VolumeTiming"]["fixed_hrf_reference_s"] == 1.0
+    # the HRF basis the predictions use, and what it means for timing (user test 56)
+    assert side["HrfBasis"]["basis"] == load_model(ridge_dir).model.hrf_ in ("canonical", "basis", "lags")
+    assert side["HrfBasis"]["meaning"]
     # volume j = the model's prediction on the window of one-shot frames j .. j + n_frames - 1
     lm = load_model(ridge_dir)
     raw = mne.io.read_raw_brainvision(eeg, preload=True, verbose=False).pick(side["ChannelsUsed"])
@@ -1557,3 +1560,27 @@ def test_a_recording_of_several_scans_is_said(tiny_bids, ridge_dir, tmp_path, ca
         synthesize(both, ridge_dir, tmp_path / "b0.nii.gz", progress_bar=False, marker_block=0)
     with pytest.raises(Eeg2fmriInputError, match=r"marker_block=2 picks a block of scanner markers, .* got 12\.0: drop --first-onset"):
         synthesize(both, ridge_dir, tmp_path / "bx.nii.gz", progress_bar=False, marker_block=2, first_onset=12.0)
+
+
+def test_hrf_basis_note_of_the_flagship_reads_its_linear_path():
+    """The flagship's linear-path basis is read from its saved basis matrix (identity: lags; one row: canonical; else the
+    informed basis); no note where the blend gives the linear path no weight or there is no path."""
+    import torch
+
+    from eeg2fmri.synthesis.synthesize import _hrf_basis_note
+
+    class Net:  # what _hrf_basis_note reads of an eeg2fmri_net
+        def __init__(self, basis, weight):
+            self.linear_hrf, self.ridge_weight = basis, torch.tensor(weight)
+
+    assert _hrf_basis_note(Net("lags", 0.6))["basis"] == "lags"
+    assert "comes out early" in _hrf_basis_note(Net("canonical", 1.0))["meaning"]
+    assert _hrf_basis_note(Net("basis", 0.0)) is None and _hrf_basis_note(Net(None, 1.0)) is None
+    from eeg2fmri.models.flagship import EEG2fMRINet
+
+    for rows, expected in ((torch.ones(1, 7), "canonical"), (torch.eye(7), "lags"), (torch.ones(3, 7), "basis")):
+        net = EEG2fMRINet.__new__(EEG2fMRINet)
+        torch.nn.Module.__init__(net)
+        net.register_buffer("ridge_basis", rows)
+        net.register_buffer("ridge_coef", torch.zeros(1))
+        assert net.linear_hrf == expected

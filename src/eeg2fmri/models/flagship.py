@@ -734,6 +734,17 @@ class EEG2fMRINet(nn.Module):
                 self.register_buffer(name, torch.empty_like(saved, dtype=torch.float32, device=self.decode.device))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
+    @property
+    def linear_hrf(self) -> str | None:
+        """The HRF basis of the fitted linear path -- ``"canonical"``, ``"basis"`` (canonical + derivatives) or ``"lags"``
+        (one weight per lag) -- read from its saved basis; None without a fitted path."""
+        if not self._has_ridge():
+            return None
+        b = self.ridge_basis
+        if b.ndim == 2 and b.shape[0] == b.shape[1] > 1 and torch.equal(b, torch.eye(b.shape[0], dtype=b.dtype, device=b.device)):
+            return "lags"
+        return "canonical" if b.shape[0] == 1 else "basis"
+
     def ridge_prediction(self, x: torch.Tensor) -> torch.Tensor:
         """The stacked linear path's prediction, shape (batch, n_outputs) (needs a fitted path)."""
         if not self._has_ridge():

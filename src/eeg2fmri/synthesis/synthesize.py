@@ -668,6 +668,23 @@ def synthesize(
                        marker_block=marker_block, notch=notch)
 
 
+def _hrf_basis_note(model: Any) -> dict | None:
+    """The HRF basis a model's linear predictions use (``ridge_hrf``'s, or the flagship's linear path where its blend weight
+    is above 0) and what it means for timing (user test 56: a region whose HRF peaked at 6.2-6.9 s came out 0.5-2.5 s early
+    from a canonical-basis model, without a word); None for other models."""
+    basis = getattr(model, "hrf_", None)
+    if basis is None and hasattr(model, "linear_hrf") and float(getattr(model, "ridge_weight", 0.0)) > 0:
+        basis = model.linear_hrf
+    if basis not in ("canonical", "basis", "lags"):
+        return None
+    meaning = {"canonical": "one canonical double-gamma HRF (peak about 5 s): a region whose response peaks later comes out early "
+                            "by about the difference (earlier: late)",
+               "basis": "the canonical HRF and its time and dispersion derivatives: peak shifts of about +/-1 s are followed, "
+                        "larger ones come out early or late",
+               "lags": "one weight per lag (FIR): each output's response shape and delay were learnt from its training BOLD"}[basis]
+    return {"basis": basis, "meaning": meaning}
+
+
 def _clean_like_training(eeg: Any, clean: str | dict, cfg: PrepareConfig, tr: float, where: str, model_dir: Path) -> tuple[Any, dict]:
     """The recording with scanner artefacts removed (a corrected copy, in memory) and the cleaning report (JSON-ready)."""
     from eeg2fmri.preprocessing.cleaning import clean_for_prepare, parse_clean_steps
@@ -1267,6 +1284,7 @@ def _synthesize(eeg, model_dir, out, *, model_label: str | None = None, tr, over
                                "(ridge_hrf's canonical and informed bases, the flagship's HRF start) place it at mid-acquisition, "
                                "onset + fixed_hrf_reference_s; models that learn their lags (ridge_hrf hrf: lags) follow the timing "
                                "of the training BOLD (e.g. its slice-time reference)"},
+                **({"HrfBasis": hrf_basis} if (hrf_basis := _hrf_basis_note(lm.model)) else {}),
                 **({"GradientArtifactCheck": {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                                               for k, v in art.items() if k in ("peak_ratio", "threshold", "detected")}} if art else {}),
                 "Units": "the predicted (expected) BOLD in per-voxel standardised (z) units of the training runs; a prediction varies less than a measured z-scored run (at least by the model's r where it follows it, more where ridge penalties and per-voxel gains shrink it), so compare time courses, not amplitudes; 0 outside the model's mask",
