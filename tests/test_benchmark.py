@@ -469,6 +469,18 @@ def test_warm_and_stop_executor():
     from eeg2fmri.workflows.benchmark import _warm, fold_executor, stop_executor, warm_executor
 
     assert _warm("cpu") > 0
+    submitted = []
+
+    class Pool:  # --jobs -1: one warm-up per worker the pool may start, not one in all
+        _max_workers = 3
+
+        def submit(self, fn, *a):
+            submitted.append(fn)
+
+    warm_executor(Pool(), -1)
+    from eeg2fmri.utils.parallel import n_cores
+
+    assert len(submitted) == min(3, n_cores())
     pool = fold_executor(2)
     try:
         warm_executor(pool, 2, device="cpu")

@@ -169,6 +169,11 @@ def test_parse_clean_steps():
     assert parse_clean_steps("gradient") == {"gradient": "aas", "bcg": None}
     assert parse_clean_steps("bcg=aas") == {"gradient": None, "bcg": "aas"}
     assert parse_clean_steps("") is None
+    from eeg2fmri.preprocessing.cleaning import check_clean_options
+
+    with pytest.raises(Eeg2fmriInputError, match=r"expected bcg_crossfade from 0 to 1 .* got '0.5'"):  # checked before any cleaning
+        check_clean_options({"bcg": "pca_obs", "bcg_crossfade": "0.5"})
+    assert check_clean_options({"bcg": "pca_obs", "bcg_crossfade": None})["bcg_crossfade"] is None
 
 
 def test_too_few_heartbeats():

@@ -61,6 +61,17 @@ def test_cardiac_peaks_match_neurokit2_on_ecg_and_ppg(bpm, sfreq):
     assert np.median(np.abs(inner[:, None] - ref[None]).min(1)) / sfreq < 0.05
 
 
+def test_cardiac_peaks_of_a_pulse_log_at_a_low_rate():
+    """A scanner's pulse log at 50 Hz (older Siemens PMU files): no QRS band below its Nyquist frequency, so the pulse
+    detector alone (review: MNE's detector raised a bare ValueError); an ECG that slow is refused with the fix."""
+    nk = _nk()
+    ppg = _quiet(nk.ppg_simulate, duration=95, sampling_rate=50, heart_rate=66, random_state=8)
+    peaks, kind = cardiac_peaks(ppg, 50.0)
+    assert kind == "ppg" and abs(len(peaks) - 66 * 95 / 60) <= 3
+    with pytest.raises(Eeg2fmriInputError, match=r"expected an ECG sampled at 24 Hz or more for the QRS detector, got 20 Hz"):
+        cardiac_peaks(ppg[::2][: 20 * 60], 20.0, kind="ecg")
+
+
 def test_cardiac_peaks_refuse_what_is_no_heart_rhythm():
     rng = np.random.default_rng(3)
     with pytest.raises(Eeg2fmriInputError, match=r"found no plausible heart rhythm .* expected regular beats at 30-200 bpm"):
@@ -131,7 +142,8 @@ def test_physio_regressors_on_neurokit2_signals_and_errors():
     np.testing.assert_allclose(x2[:, 0], x[:, -1])
     with pytest.raises(Eeg2fmriInputError, match=r"the respiration recording covers 10.0-195.0 s, but the volumes' middles run from 2.0"):
         physio_regressors(times, resp=rsp, resp_sfreq=50.0, resp_start=10.0, groups=["rv"])
-    with pytest.raises(Eeg2fmriInputError, match=r"no physiological regressor could be built for groups \['hr'\]"):
+    with pytest.raises(Eeg2fmriInputError, match=r"no physiological regressor could be built for groups \['hr'\]: they need a "
+                       r"cardiac trace .* found a respiration trace; give the trace"):
         physio_regressors(times, resp=rsp, resp_sfreq=50.0, groups=["hr"])
     with pytest.raises(Eeg2fmriInputError, match=r"expected a finite, non-constant respiration trace, got a constant"):
         physio_regressors(times, resp=np.ones(9000), resp_sfreq=50.0, groups=["rv"])
@@ -176,8 +188,19 @@ def test_read_bids_physio_and_its_errors(tmp_path):
     with pytest.raises(Eeg2fmriInputError, match=r"3 column\(s\), but sub-01_task-rest_physio.json lists 2"):
         read_bids_physio(p)
     (func / "sub-01_task-rest_physio.json").unlink()
-    with pytest.raises(Eeg2fmriInputError, match=r"expected its sidecar sub-01_task-rest_physio.json"):
+    with pytest.raises(Eeg2fmriInputError, match=r"expected its sidecar sub-01_task-rest_physio.json .* found none \(nor one it inherits"):
         read_bids_physio(p)
+    # BIDS inheritance: one task-rest_physio.json at the dataset root serves every run (review)
+    (tmp_path / "dataset_description.json").write_text(json.dumps({"Name": "x", "BIDSVersion": "1.9.0"}))
+    (tmp_path / "task-rest_physio.json").write_text(json.dumps({"SamplingFrequency": 25.0, "StartTime": 0.5,
+                                                                 "Columns": ["trigger", "respiratory", "cardiac"]}))
+    assert read_bids_physio(p)["cardiac"][1:] == (25.0, 0.5)
+    # fMRIPrep derivatives: the preprocessed BOLD's physio files are the raw run's, beside the EEG folder's func (review)
+    deriv = tmp_path / "derivatives" / "fmriprep" / "sub-01" / "func"
+    deriv.mkdir(parents=True)
+    pre = deriv / "sub-01_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    assert find_physio_files(pre) == []
+    assert find_physio_files(pre, tmp_path / "sub-01" / "eeg" / "sub-01_task-rest_eeg.vhdr") == [p]
 
 
 def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepared):
@@ -234,6 +257,26 @@ def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, 
     assert ("note: physiological recordings: BIDS physio files beside 1 BOLD run(s) (columns: respiratory 1x). The EEG's pulse "
             "artefact") in capsys.readouterr().out
     ds = prepare_dataset(root, {"physio": ["rv", "retroicor"]}, progress_bar=False, subjects=["01"])
-    info = ds.provenance["inputs"][ds.runs[0].key]["physio"]
+    run = ds.runs[0]
+    info = ds.provenance["inputs"][run.key]["physio"]
     assert info["names"] == ["retroicor_r1_cos", "retroicor_r1_sin", "retroicor_r2_cos", "retroicor_r2_sin", "rv_rrf"]
     assert info["source"] == {"respiratory": f"{stem}_physio.tsv.gz column"} and abs(info["breaths_per_min"] - 13.8) < 1
+    # the timing: StartTime -3 s counts from the BOLD file's first volume; the kept volumes' middles (k + 0.5) TR
+    from eeg2fmri.preprocessing.volumes import regress_confounds
+
+    base = prepare_dataset(root, progress_bar=False, subjects=["01"]).runs[0]
+    first, stop = ds.provenance["inputs"][run.key]["volumes"]
+    tr = float(np.median(np.diff(run.onsets)))
+    t_mid = (np.arange(first, stop) + 0.5) * tr
+    right, _, _ = physio_regressors(t_mid, resp=resp, resp_sfreq=sf, resp_start=-3.0, groups=["rv", "retroicor"])
+    wrong, _, _ = physio_regressors(t_mid, resp=resp, resp_sfreq=sf, resp_start=-2.0, groups=["rv", "retroicor"])  # 1 s off
+    err_right = np.abs(run.bold - regress_confounds(base.bold, right)).max()
+    err_wrong = np.abs(run.bold - regress_confounds(base.bold, wrong)).max()
+    assert err_right < 0.05 < 1.0 < err_wrong  # (float rounding of the 0.1-s convolution grid; 1 s off: ~16)
+    # each trace from where it is: the EEG file's ECG (typed again) and the BIDS belt together (review: all or nothing)
+    for f in [*root.rglob("*_channels.tsv"), *root.rglob("*.vhdr")]:
+        f.write_text(f.read_text().replace("AUX1\tMISC\t", "ECG\tECG\t").replace("=AUX1,", "=ECG,"))
+    ds = prepare_dataset(root, {"physio": "regress"}, progress_bar=False, subjects=["01"])
+    info = ds.provenance["inputs"][ds.runs[0].key]["physio"]
+    assert info["source"] == {"cardiac": "ECG (EEG file)", "respiratory": f"{stem}_physio.tsv.gz column"}
+    assert info["names"][-2:] == ["hr_crf", "rv_rrf"] and len(info["names"]) == 10

@@ -1325,7 +1325,6 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         warn_once_per_process(f"{where}: prepare option first_onset ({given_onset}) is not used for this run: its volumes are timed "
                               f"by its {sync.report.n_markers} {sync.report.marker!r} scanner marker(s); to time them by first_onset "
                               "instead, pass marker: null as well")
-    physio = _physio_from_eeg(raw, cfg, sync.onsets, float(tr), where) if cfg.physio else None
     native_tr, onsets = float(tr), sync.onsets
     # resampled in time only where the TR differs (a run already at resample_tr keeps its own onsets and values)
     resample = cfg.resample_tr is not None and abs(native_tr - float(cfg.resample_tr)) > 1e-3 * float(cfg.resample_tr)
@@ -1343,6 +1342,9 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
 
         raw, cleaning = clean_for_prepare(raw, cfg.clean, tr=tr, marker=cfg.marker, onsets=sync.onsets, where=where)
+    # the cardiac and respiration traces the file holds, after the gradient AAS (which corrects the ECG too: an in-scanner ECG
+    # is buried in gradient artefacts); regressors are built on the BOLD side, where a BIDS physio file may add what is missing
+    physio = _physio_traces(raw, where) if cfg.physio else None
     chmap = None
     if cfg.channels:
         from eeg2fmri.preprocessing.channels import default_positions, map_channels_by_position
@@ -1392,35 +1394,33 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
             "resampled": resample, "eeg_span": None if span is None else [round(span[0], 6), round(span[1], 6)]}
 
 
-def _physio_from_eeg(raw, cfg: PrepareConfig, onsets: np.ndarray, tr: float, where: str) -> dict | None:
-    """Physiological regressors from the EEG file's channels typed ``ecg`` / ``resp`` at the volumes' middles (one row per
-    synchronised volume), or None where the file has neither (the run's BIDS physio file is tried on the BOLD side)."""
-    from eeg2fmri.preprocessing.physio import check_physio_option, physio_regressors
+def _physio_traces(raw, where: str) -> dict:
+    """The EEG file's first channel typed ``ecg`` and first typed ``resp`` (MNE's types), anti-alias decimated to at most
+    250 Hz (ECG) and 50 Hz (belt): ``{"cardiac": {...}, "respiratory": {...}}`` with ``values``, ``sfreq``, ``start``
+    (0: the EEG's clock, on which the volume onsets are given) and ``source``; ``{}`` without them."""
+    from scipy.signal import resample_poly
 
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
-    ecg = [c for c, t in types.items() if t == "ecg"]
-    resp = [c for c, t in types.items() if t == "resp"]
-    if not ecg and not resp:
-        return None
     sf = float(raw.info["sfreq"])
-    traces = {}
-    for kind, names in (("cardiac", ecg), ("resp", resp)):
-        if names:
-            if len(names) > 1:
-                logger.info("%s: %d channels typed %s (%s); physiological regressors use %r", where, len(names),
-                            "ecg" if kind == "cardiac" else "resp", names, names[0])
-            traces[kind] = raw.get_data(picks=[names[0]])[0]
-    times = np.asarray(onsets, dtype=np.float64) + tr / 2
-    x, names_out, summary = physio_regressors(times, cardiac=traces.get("cardiac"), cardiac_sfreq=sf,
-                                              resp=traces.get("resp"), resp_sfreq=sf, groups=check_physio_option(cfg.physio),
-                                              where=where)
-    source = {k: f"{v[0]} (EEG file)" for k, v in (("cardiac", ecg), ("respiratory", resp)) if v}
-    return {"regressors": x, "names": names_out, "source": source, **summary}
+    out = {}
+    for kind, typ, top in (("cardiac", "ecg", 250.0), ("respiratory", "resp", 50.0)):
+        names = [c for c, t in types.items() if t == typ]
+        if not names:
+            continue
+        if len(names) > 1:
+            logger.info("%s: %d channels typed %s (%s); physiological regressors use %r", where, len(names), typ, names, names[0])
+        x = raw.get_data(picks=[names[0]])[0]
+        q = max(1, int(sf // top))
+        if q > 1:
+            x = resample_poly(x - np.median(x), 1, q)
+        out[kind] = {"values": np.asarray(x, dtype=np.float32), "sfreq": sf / q, "start": 0.0, "source": f"{names[0]} (EEG file)"}
+    return out
 
 
-def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, n_drop: int) -> dict:
-    """The physiological regressors of the run's kept volumes: from the EEG file's channels, else from the run's BIDS
-    ``*_physio.tsv.gz`` (timed from the BOLD's first volume), else a clear error."""
+def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray) -> dict:
+    """The physiological regressors of the run's kept volumes (their middles, on the EEG's clock), each trace from the EEG
+    file's channel, else from the run's BIDS ``*_physio.tsv.gz`` (its ``StartTime`` counts from the BOLD file's first
+    volume), else a clear error."""
     from eeg2fmri.preprocessing.physio import (
         check_physio_option,
         find_physio_files,
@@ -1428,29 +1428,30 @@ def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, n_drop: int
         read_bids_physio,
     )
 
-    got = eeg.get("physio")
-    if got is not None:
-        return {**got, "regressors": np.asarray(got["regressors"])[n_drop:]}
-    files = find_physio_files(rec.bold_path) if rec.bold_path is not None else []
-    if not files:
+    groups = check_physio_option(cfg.physio)
+    need = {k for k, gs in (("cardiac", ("retroicor", "hr")), ("respiratory", ("retroicor", "rv"))) if set(gs) & set(groups)}
+    traces = {k: v for k, v in (eeg.get("physio") or {}).items() if k in need}
+    tr = float(eeg["native_tr"])
+    files = find_physio_files(rec.bold_path, rec.eeg_path) if rec.bold_path is not None and need - set(traces) else []
+    t0 = float(native_on[0]) - kept.start * tr  # the EEG time of the BOLD file's first volume
+    for f in files:
+        for kind, (values, sfreq, start) in read_bids_physio(f).items():
+            if kind in need and kind not in traces:
+                traces[kind] = {"values": values, "sfreq": sfreq, "start": start + t0, "source": f"{f.name} column"}
+    if not traces:
+        stem = Path(str(rec.bold_path)).name.replace("_bold.nii.gz", "").replace("_bold.nii", "")
         raise Eeg2fmriInputError(
             f"{rec.eeg_path}: prepare option physio={cfg.physio!r} needs a cardiac or respiration recording, found none: expected "
             "EEG channels typed 'ecg' / 'resp' (BIDS channels.tsv type ECG / RESP; or MNE raw.set_channel_types) or a BIDS "
-            f"{Path(str(rec.bold_path)).name.replace('_bold.nii.gz', '').replace('_bold.nii', '')}_physio.tsv.gz (+ .json) beside "
-            "the BOLD; give one of them or leave the physio option out.")
-    traces: dict = {}
-    for f in files:
-        for kind, v in read_bids_physio(f).items():
-            traces.setdefault(kind, (*v, f.name))
-    tr = float(eeg["native_tr"])
-    times = (np.arange(kept.start, kept.stop, dtype=np.float64) + 0.5) * tr  # BIDS physio StartTime counts from the first volume
+            f"{stem}_physio.tsv.gz (+ .json) beside the BOLD; give one of them or leave the physio option out.")
     c, r = traces.get("cardiac"), traces.get("respiratory")
     x, names, summary = physio_regressors(
-        times, cardiac=None if c is None else c[0], cardiac_sfreq=None if c is None else c[1], cardiac_start=0.0 if c is None else c[2],
-        resp=None if r is None else r[0], resp_sfreq=None if r is None else r[1], resp_start=0.0 if r is None else r[2],
-        groups=check_physio_option(cfg.physio), where=str(files[0]))
-    source = {k: f"{v[3]} column" for k, v in (("cardiac", c), ("respiratory", r)) if v is not None}
-    return {"regressors": x, "names": names, "source": source, **summary}
+        np.asarray(native_on, dtype=np.float64) + tr / 2,
+        cardiac=None if c is None else c["values"], cardiac_sfreq=None if c is None else c["sfreq"],
+        cardiac_start=0.0 if c is None else c["start"], resp=None if r is None else r["values"],
+        resp_sfreq=None if r is None else r["sfreq"], resp_start=0.0 if r is None else r["start"], groups=groups,
+        where=str(rec.eeg_path if files == [] else files[0]))
+    return {"regressors": x, "names": names, "source": {k: v["source"] for k, v in traces.items()}, **summary}
 
 
 def _median_variance_share(before: np.ndarray, after: np.ndarray) -> float:
@@ -1582,7 +1583,7 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         regressors.append(conf[kept])
     physio = None
     if cfg.physio:
-        physio = _physio_for_run(rec, cfg, eeg, kept, n_drop)
+        physio = _physio_for_run(rec, cfg, eeg, kept, native_on)
         regressors.append(physio.pop("regressors"))
     if regressors:
         from eeg2fmri.preprocessing.volumes import regress_confounds
@@ -2082,7 +2083,7 @@ def prepare_dataset(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     cfg = _absolute_grid(cfg)
-    if cfg.clean is not None:  # (defaults written out, e.g. PCA-OBS's cross-fade: the manifest and a model say what ran)
+    if cfg.clean:  # (defaults written out, e.g. PCA-OBS's cross-fade: the manifest and a model say what ran)
         from eeg2fmri.preprocessing.cleaning import check_clean_options
 
         cfg = dataclasses.replace(cfg, clean=check_clean_options(cfg.clean))
@@ -2399,7 +2400,7 @@ def prepare(
     cfg = config if isinstance(config, PrepareConfig) else PrepareConfig.from_dict(config)
     _validate_config(cfg)
     cfg = _absolute_grid(cfg)
-    if cfg.clean is not None:  # (defaults written out, e.g. PCA-OBS's cross-fade: the manifest and a model say what ran)
+    if cfg.clean:  # (defaults written out, e.g. PCA-OBS's cross-fade: the manifest and a model say what ran)
         from eeg2fmri.preprocessing.cleaning import check_clean_options
 
         cfg = dataclasses.replace(cfg, clean=check_clean_options(cfg.clean))

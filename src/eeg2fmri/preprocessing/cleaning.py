@@ -244,7 +244,7 @@ def remove_gradient_artifacts(
     obs_components: int = 3,
     obs_highpass: float | None = None,
     search: int = 2,
-    picks=("eeg", "ecg", "eog", "emg"),
+    picks=("eeg", "ecg", "eog", "emg", "resp"),
     n_jobs: int = 1,
     where: str | None = None,
 ):
@@ -1213,6 +1213,10 @@ def check_clean_options(options: Any, where: str = "prepare option clean") -> di
     check_choice(out["bcg"], "bcg method", BCG_METHODS, where=where)
     if out["bcg"] == "pca_obs" and "bcg_crossfade" not in out:  # written out, so that a model says which PCA-OBS its data had
         out["bcg_crossfade"] = 0.5
+    cf = out.get("bcg_crossfade")
+    if cf is not None and (isinstance(cf, bool) or not isinstance(cf, (int, float)) or not 0.0 <= float(cf) <= 1.0):
+        raise Eeg2fmriInputError(f"{where}: expected bcg_crossfade from 0 to 1 (a fraction of half the median RR interval) or null (MNE's "
+                                 f"apply_pca_obs), got {cf!r}; e.g. 0.5 (the default).")
     return out
 
 

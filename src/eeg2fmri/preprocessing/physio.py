@@ -57,6 +57,7 @@ RESPIRATORY_COLUMNS = ("respiratory", "respiration", "resp", "breathing")
 _GRID_HZ = 10.0  # HR and RV are built on this grid, convolved there, then sampled at the volumes
 _WINDOW_S = 6.0  # Chang et al. 2009's window for heart rate and respiration volume
 _MIN_BPM, _MAX_BPM = 30.0, 200.0
+_MIN_QRS_SFREQ = 24.0  # MNE's QRS detector needs its 5 Hz-and-up band below the Nyquist frequency
 
 
 def check_physio_option(value: Any, where: str = "prepare option physio") -> tuple[str, ...] | None:
@@ -153,7 +154,8 @@ def cardiac_peaks(x: np.ndarray, sfreq: float, *, kind: str = "auto", where: str
     kind : {"auto", "ecg", "ppg"}
         ``"ecg"``: R peaks by MNE's QRS detector (``mne.preprocessing.find_ecg_events``); ``"ppg"``: systolic peaks
         (``scipy.signal.find_peaks`` on the 0.5-8 Hz band); ``"auto"``: both, and the more regular plausible rhythm
-        (30-200 bpm); the QRS detector's where they are as regular. Intervals longer than 1.5 median intervals get the
+        (30-200 bpm); the QRS detector's where they are as regular (below 24 Hz, as some scanners log pulse traces, only the
+        pulse detector). Intervals longer than 1.5 median intervals get the
         beats the detector missed (the trace's maxima near their evenly spaced positions).
     where : str
         Name used in messages.
@@ -172,12 +174,16 @@ def cardiac_peaks(x: np.ndarray, sfreq: float, *, kind: str = "auto", where: str
         raise Eeg2fmriInputError(f"{where}: expected a finite, non-constant cardiac trace of at least 10 s, got {len(x) / sfreq:.1f} s"
                                  f"{' with non-finite values' if not np.all(np.isfinite(x)) else ''}; check the channel or column.")
     found = {}
-    if kind in ("auto", "ecg"):
+    if kind == "ecg" and sfreq < _MIN_QRS_SFREQ:
+        raise Eeg2fmriInputError(f"{where}: expected an ECG sampled at {_MIN_QRS_SFREQ:g} Hz or more for the QRS detector, got {sfreq:g} "
+                                 "Hz; pass kind='ppg' for a pulse trace, or give the recording at its own rate.")
+    if kind in ("auto", "ecg") and sfreq >= _MIN_QRS_SFREQ:  # (a 50 Hz pulse log has no QRS band below its Nyquist frequency)
         import mne
 
         info = mne.create_info(["ECG"], float(sfreq), ["ecg"])
         raw = mne.io.RawArray(x[None] * (1e-3 / max(np.std(x), 1e-30)), info, verbose=False)  # scale-free (QRS detector thresholds)
-        qrs = np.unique(np.asarray(mne.preprocessing.find_ecg_events(raw, ch_name="ECG", verbose=False)[0][:, 0], dtype=np.int64))
+        events = mne.preprocessing.find_ecg_events(raw, ch_name="ECG", h_freq=min(35.0, 0.45 * sfreq), verbose=False)[0]
+        qrs = np.unique(np.asarray(events[:, 0], dtype=np.int64))
         found["ecg"] = _fill_gaps(_qrs_signal(x, sfreq, qrs), qrs, sfreq)
     if kind in ("auto", "ppg"):
         ppg, y = _ppg_peaks(x, sfreq)
@@ -188,7 +194,8 @@ def cardiac_peaks(x: np.ndarray, sfreq: float, *, kind: str = "auto", where: str
         tried = "; ".join(f"{'QRS' if k == 'ecg' else 'pulse'} detector: {len(found[k])} beats ({checked[k][1]:.0f} bpm)" for k in found)
         raise Eeg2fmriInputError(f"{where}: found no plausible heart rhythm ({tried}), expected regular beats at "
                                  f"{_MIN_BPM:.0f}-{_MAX_BPM:.0f} bpm; check the channel/column (is it the ECG or pulse trace, "
-                                 "recorded for the whole run?) or leave 'retroicor' and 'hr' out of the physio option.")
+                                 "recorded for the whole run, with the MR gradient artefact removed from an ECG recorded with the EEG: "
+                                 "prepare option clean?) or leave 'retroicor' and 'hr' out of the physio option.")
     # both plausible: the more regular rhythm (a QRS detector on a pulse trace also takes dicrotic notches; a pulse
     # detector on an ECG, T waves); the QRS detector where they are as regular
     best = min(good, key=lambda k: checked[k][2] * (1.0 if k == "ecg" else 1.1))
@@ -421,20 +428,24 @@ def physio_regressors(
         names.append("hr_crf")
     if "rv" in groups and r_phase is not None:
         r, rs = r_phase
-        grid = np.arange(resp_start, resp_start + len(r) / rs, 1.0 / _GRID_HZ)
-        cols.append(_convolved(respiration_volume(r, rs, grid - resp_start), grid, rrf, t))
+        rel = np.arange(int(len(r) / rs * _GRID_HZ)) / _GRID_HZ  # (from the recording's first sample: the same on any clock)
+        cols.append(_convolved(respiration_volume(r, rs, rel), resp_start + rel, rrf, t))
         names.append("rv_rrf")
     if not cols:
-        raise Eeg2fmriInputError(f"{where}: no physiological regressor could be built for groups {list(groups)}: expected an ECG/pulse "
-                                 "trace (channel type 'ecg', or a BIDS *_physio.tsv.gz 'cardiac' column) and/or a respiration belt "
-                                 "(channel type 'resp', or a 'respiratory' column); found neither.")
+        have = [k for k, v in (("a cardiac trace", cardiac), ("a respiration trace", resp)) if v is not None]
+        raise Eeg2fmriInputError(f"{where}: no physiological regressor could be built for groups {list(groups)}: they need "
+                                 f"{'a cardiac trace' if need_c else 'a respiration trace'}{' or a respiration trace' if need_c and need_r else ''} "
+                                 "(ECG/pulse: channel type 'ecg' or a BIDS *_physio.tsv.gz 'cardiac' column; belt: channel type 'resp' or "
+                                 f"a 'respiratory' column), found {' and '.join(have) or 'neither'}; give the trace or choose other groups.")
     return np.column_stack(cols), names, summary
 
 
 # --------------------------------------------------------------------------- BIDS physio files
-def find_physio_files(bold_path: str | os.PathLike) -> list[Path]:
+def find_physio_files(bold_path: str | os.PathLike, eeg_path: str | os.PathLike | None = None) -> list[Path]:
     """BIDS physiological recordings of a BOLD run: ``<stem>_physio.tsv.gz`` and ``<stem>_recording-<label>_physio.tsv.gz``
-    next to ``<stem>_bold.nii[.gz]`` (each with its ``.json`` sidecar). Empty list if none."""
+    next to ``<stem>_bold.nii[.gz]`` or, for a preprocessed BOLD of derivatives (``_space-``, ``_res-``, ``_den-``,
+    ``_desc-`` entities dropped from the stem), in the raw ``func`` folder beside the run's EEG folder (``eeg_path``).
+    Empty list if none."""
     p = Path(bold_path)
     name = p.name
     for suffix in ("_bold.nii.gz", "_bold.nii"):
@@ -443,8 +454,24 @@ def find_physio_files(bold_path: str | os.PathLike) -> list[Path]:
             break
     else:
         return []
-    found = [p.with_name(f"{stem}_physio.tsv.gz")] + sorted(p.parent.glob(f"{stem}_recording-*_physio.tsv.gz"))
-    return [f for f in found if f.is_file()]
+    stem = "_".join(e for e in stem.split("_") if not e.startswith(("space-", "res-", "den-", "desc-")))
+    folders = [p.parent] + ([Path(eeg_path).parent.parent / "func"] if eeg_path is not None else [])
+    found: list[Path] = []
+    for d in dict.fromkeys(folders):
+        found += [d / f"{stem}_physio.tsv.gz", *sorted(d.glob(f"{stem}_recording-*_physio.tsv.gz"))]
+    return list(dict.fromkeys(f for f in found if f.is_file()))
+
+
+def _physio_sidecar(path: Path) -> Path:
+    """The ``.json`` of a ``*_physio.tsv.gz``: its own, else one it inherits (BIDS inheritance: e.g. ``task-rest_physio.json``
+    at the dataset root); the own name where there is none."""
+    from eeg2fmri.io.bids import inherited_sidecars
+
+    own = path.with_name(path.name[: -len(".tsv.gz")] + ".json")
+    if own.is_file():
+        return own
+    up = inherited_sidecars(path.with_name(path.name[: -len(".gz")]), "physio", "physio.json")
+    return up[0] if up else own
 
 
 def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, float, float]]:
@@ -457,10 +484,10 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
         :data:`CARDIAC_COLUMNS` / :data:`RESPIRATORY_COLUMNS`); ``start`` in seconds from the first volume.
     """
     path = Path(path)
-    side = path.with_name(path.name[: -len(".tsv.gz")] + ".json")
+    side = _physio_sidecar(path)
     if not side.is_file():
-        raise Eeg2fmriInputError(f"{path}: expected its sidecar {side.name} (BIDS: SamplingFrequency, StartTime, Columns), found none; "
-                                 "write it beside the recording.")
+        raise Eeg2fmriInputError(f"{path}: expected its sidecar {side.name} (BIDS: SamplingFrequency, StartTime, Columns), found none "
+                                 "(nor one it inherits from a folder above); write it beside the recording.")
     try:
         meta = json.loads(side.read_text())
     except (OSError, ValueError) as err:
@@ -511,11 +538,11 @@ def physio_note(runs: Sequence[Any]) -> str | None:
             for t in sorted(set(types) & {"ecg", "resp"}):
                 channels[t] = channels.get(t, 0) + 1
         bold = getattr(run, "bold_path", None)
-        files = find_physio_files(bold) if bold is not None else []
+        files = find_physio_files(bold, getattr(run, "eeg_path", None)) if bold is not None else []
         n_files += bool(files)
         for f in files:
             try:
-                cols = json.loads(f.with_name(f.name[: -len(".tsv.gz")] + ".json").read_text()).get("Columns") or []
+                cols = json.loads(_physio_sidecar(f).read_text()).get("Columns") or []
             except (OSError, ValueError):
                 cols = ["(no readable sidecar)"]
             for c in cols:

@@ -627,7 +627,8 @@ def _warm(device: str | None) -> int:
 def warm_executor(executor: Any, n_workers: int, *, device: str | None = None) -> None:
     """Start the workers of ``executor`` now (one :func:`_warm` task per worker, not waited for): they import and start
     CUDA while this process prepares the data."""
-    for _ in range(max(1, int(n_workers))):
+    n = _n_cores() if int(n_workers) == -1 else int(n_workers)
+    for _ in range(max(1, min(n, int(getattr(executor, "_max_workers", n) or n)))):
         executor.submit(_warm, device)
 
 
