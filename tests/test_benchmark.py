@@ -79,7 +79,7 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     assert "the signal is focal here" not in format_leaderboard(broad)  # broad: ROI r near the whole mask's
     # recordings with ECG/respiration channels and no confounds regressed: the physiological-noise caveat (user test 57)
     assert ridge.get("physiology_unregressed") == ["ecg"]  # the tiny fixture's ECG channel; its EOG is not a rhythm of the BOLD
-    assert ("the recordings carry physiological channels (ecg) and no confounds were regressed from the BOLD: the EEG's pulse "
+    assert ("the data include physiological recordings (ecg) and no confounds were regressed from the BOLD: the EEG's pulse "
             "artefact and breathing drifts") in table
     assert "physiological channels" not in format_leaderboard([{k: v for k, v in r.items() if k != "physiology_unregressed"}
                                                                for r in bench["leaderboard"]])

@@ -345,7 +345,7 @@ def test_config_may_be_inline_json(tiny_bids, tmp_path, capsys):
     man = json.loads((tmp_path / "p" / "manifest.json").read_text())
     assert man["config"]["tr"] == 2.0
     # the tiny recordings carry an ECG channel and no confounds were given: the physiological-noise note (user test 57)
-    assert "note: the recordings carry physiological channels (ecg), and no confounds were regressed from the BOLD" in capsys.readouterr().out
+    assert "note: the data include physiological recordings (ecg), and no confounds were regressed from the BOLD" in capsys.readouterr().out
 
 
 def test_train_without_test_span_uses_every_volume_but_validation(prepared_dir, tmp_path, tiny_prepared):

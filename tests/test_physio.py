@@ -133,8 +133,18 @@ def test_physio_regressors_on_neurokit2_signals_and_errors():
     ecg = _quiet(nk.ecg_simulate, duration=190, sampling_rate=250, heart_rate=71, heart_rate_std=3, random_state=2)  # (std 1 hung ecgsyn)
     rsp = _quiet(nk.rsp_simulate, duration=185, sampling_rate=50, respiratory_rate=14, random_state=3)
     times = 2.0 + np.arange(87) * 2.0
-    x, names, summary = physio_regressors(times, cardiac=ecg, cardiac_sfreq=250.0, resp=rsp, resp_sfreq=50.0)
+    x, names, summary = physio_regressors(times, cardiac=ecg, cardiac_sfreq=250.0, resp=rsp, resp_sfreq=50.0, groups=["retroicor", "hr", "rv"])
     assert x.shape == (87, 10) and names[-2:] == ["hr_crf", "rv_rrf"] and names[0] == "retroicor_c1_cos"
+    xd, names_d, _ = physio_regressors(times, cardiac=ecg, cardiac_sfreq=250.0, resp=rsp, resp_sfreq=50.0)  # "regress": lags
+    assert xd.shape == (87, 18) and names_d[8:] == [f"{k}_lag{d}s" for k in ("hr", "rv") for d in (0, 4, 8, 12, 16)]
+    np.testing.assert_allclose(xd[:, :8], x[:, :8])
+    # the lag-0 heart rate is the 6-s window heart rate at the volumes (demeaned); lag 4 s the same 4 s earlier
+    from eeg2fmri.preprocessing.physio import cardiac_peaks as peaks_of
+
+    pk = peaks_of(ecg, 250.0)[0] / 250.0
+    for j, d in ((8, 0.0), (9, 4.0)):
+        hr = heart_rate(pk, times - d)
+        np.testing.assert_allclose(xd[:, j], hr - hr.mean(), atol=1e-9)
     assert summary["cardiac_detector"] == "ecg" and abs(summary["heart_rate_bpm"] - 71) < 4 and abs(summary["breaths_per_min"] - 14) < 2
     assert np.all(np.abs(x[:, :8]) <= 1) and np.all(np.isfinite(x))
     x2, names2, _ = physio_regressors(times, resp=rsp, resp_sfreq=50.0, groups=["rv"])
@@ -151,7 +161,7 @@ def test_physio_regressors_on_neurokit2_signals_and_errors():
 
 def test_check_physio_option():
     assert check_physio_option(None) is None
-    assert check_physio_option("regress") == ("retroicor", "hr", "rv")
+    assert check_physio_option("regress") == ("retroicor", "hr_lags", "rv_lags")
     assert check_physio_option(["rv", "retroicor"]) == ("retroicor", "rv")
     with pytest.raises(Eeg2fmriInputError, match=r"unknown regressor group\(s\) \['rvt'\]"):
         check_physio_option(["rvt"])
@@ -214,7 +224,8 @@ def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepa
     ds = prepare_dataset(tiny_bids, {"physio": "regress"}, progress_bar=False)
     run = ds.runs[0]
     info = ds.provenance["inputs"][run.key]["physio"]
-    assert info["names"] == ["retroicor_c1_cos", "retroicor_c1_sin", "retroicor_c2_cos", "retroicor_c2_sin", "hr_crf"]
+    assert info["names"] == ["retroicor_c1_cos", "retroicor_c1_sin", "retroicor_c2_cos", "retroicor_c2_sin",
+                             *(f"hr_lag{d}s" for d in (0, 4, 8, 12, 16))]
     assert info["source"] == {"cardiac": "ECG (EEG file)"} and info["cardiac_detector"] == "ecg"
     assert 0 < info["variance_explained_median"] < 1
     assert physiology_unregressed(tiny_prepared) == ["ecg"] and physiology_unregressed(ds) == []
@@ -233,10 +244,11 @@ def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepa
     assert not np.allclose(run.bold, base.bold, atol=1e-3)
 
 
-def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, tmp_path, capsys):
+def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, tmp_path, capsys, caplog):
     """Without ECG/resp channels, the run's BIDS *_physio.tsv.gz is read (times from the first volume); without either, a
     clear error."""
     from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.datasets.prepared import physiology_unregressed
 
     root = tmp_path / "bids"
     shutil.copytree(tiny_bids, root)
@@ -258,6 +270,10 @@ def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, 
             "artefact") in capsys.readouterr().out
     ds = prepare_dataset(root, {"physio": ["rv", "retroicor"]}, progress_bar=False, subjects=["01"])
     run = ds.runs[0]
+    # without the option, the files are recorded and named as physiology left in (user test 58: only channels counted)
+    plain = prepare_dataset(root, progress_bar=False, subjects=["01"])
+    assert plain.provenance["inputs"][plain.runs[0].key]["physio_files"] == [f"{stem}_physio.tsv.gz"]
+    assert physiology_unregressed(plain) == ["BIDS physio files"] and physiology_unregressed(ds) == []
     info = ds.provenance["inputs"][run.key]["physio"]
     assert info["names"] == ["retroicor_r1_cos", "retroicor_r1_sin", "retroicor_r2_cos", "retroicor_r2_sin", "rv_rrf"]
     assert info["source"] == {"respiratory": f"{stem}_physio.tsv.gz column"} and abs(info["breaths_per_min"] - 13.8) < 1
@@ -279,4 +295,17 @@ def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, 
     ds = prepare_dataset(root, {"physio": "regress"}, progress_bar=False, subjects=["01"])
     info = ds.provenance["inputs"][ds.runs[0].key]["physio"]
     assert info["source"] == {"cardiac": "ECG (EEG file)", "respiratory": f"{stem}_physio.tsv.gz column"}
-    assert info["names"][-2:] == ["hr_crf", "rv_rrf"] and len(info["names"]) == 10
+    assert info["names"][-1] == "rv_lag16s" and len(info["names"]) == 18
+    assert info["sampling_hz"] == {"cardiac": 100.0, "respiratory": 25.0}
+    # a needed trace found nowhere: its regressors are left out with a warning (user test 58: a trigger-only file, in silence)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, {"physio": ["hr_lags", "rv_lags"]}, progress_bar=False, subjects=["01"])
+    names = ds.provenance["inputs"][ds.runs[0].key]["physio"]["names"]
+    assert names == [f"hr_lag{d}s" for d in (0, 4, 8, 12, 16)] + [f"rv_lag{d}s" for d in (0, 4, 8, 12, 16)]
+    (bold.parent / f"{stem}_physio.json").write_text(json.dumps({"SamplingFrequency": sf, "StartTime": -3.0, "Columns": ["trigger"]}))
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, {"physio": "regress"}, progress_bar=False, subjects=["01"])
+    assert f"no respiratory trace for this run (no EEG channel typed resp, no 'respiratory' column in {stem}_physio.tsv.gz)" in caplog.text
+    assert ds.provenance["inputs"][ds.runs[0].key]["physio"]["names"][-1] == "hr_lag16s"

@@ -58,7 +58,7 @@ def run(args) -> int:
 
     physio = physiology_unregressed(ds)
     if physio and ds.has_grid:  # (user test 57: the EEG's artefacts predicted the BOLD's physiological noise)
-        print(f"note: the recordings carry physiological channels ({', '.join(physio)}), and no confounds were regressed from the BOLD: "
+        print(f"note: the data include physiological recordings ({', '.join(physio)}), and no confounds were regressed from the BOLD: "
               "the EEG's pulse artefact and breathing drifts can predict the BOLD's physiological noise, which the scores then credit "
               "to the EEG; regress it where that matters: prepare option physio ('{\"physio\": \"regress\"}': RETROICOR, heart rate and "
               "respiration volume from those channels) or confounds (README: Evaluation)")

@@ -556,16 +556,18 @@ PHYSIOLOGY_TYPES = ("ecg", "resp", "bio")
 
 
 def physiology_unregressed(ds: PreparedDataset) -> list[str]:
-    """The physiological channel types (``ecg``, ``resp``, ``bio``) the recordings of ``ds`` carry beside the EEG when no
+    """The physiological channel types (``ecg``, ``resp``, ``bio``) the recordings of ``ds`` carry beside the EEG (and
+    ``"BIDS physio files"`` where runs have ``*_physio.tsv.gz`` files) when no
     confounds were regressed from its BOLD (prepare option ``confounds`` empty), else ``[]``: the pulse artefact and
     breathing drifts of the EEG share the cardiac and respiratory rhythms with the BOLD's physiological noise, so EEG
     features can predict that noise (user test 57: a whole-mask r 0.064 called above chance was 0.002 once physiological
     regressors were removed from the BOLD)."""
     if ds.config.confounds or getattr(ds.config, "physio", None):
         return []
-    found = {str(t) for v in (ds.provenance or {}).get("inputs", {}).values() if isinstance(v, dict)
-             for t in ((v.get("channels_not_used") or {}).get("non_eeg") or {}).values()}
-    return sorted(found & set(PHYSIOLOGY_TYPES))
+    inputs = [v for v in (ds.provenance or {}).get("inputs", {}).values() if isinstance(v, dict)]
+    found = {str(t) for v in inputs for t in ((v.get("channels_not_used") or {}).get("non_eeg") or {}).values()}
+    files = ["BIDS physio files"] if any(v.get("physio_files") for v in inputs) else []  # (user test 58: scanner-recorded physiology)
+    return sorted(found & set(PHYSIOLOGY_TYPES)) + files
 
 
 def training_artifact_summary(ds: PreparedDataset) -> dict[str, int] | None:
@@ -1429,7 +1431,8 @@ def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: 
     )
 
     groups = check_physio_option(cfg.physio)
-    need = {k for k, gs in (("cardiac", ("retroicor", "hr")), ("respiratory", ("retroicor", "rv"))) if set(gs) & set(groups)}
+    need = {k for k, gs in (("cardiac", ("retroicor", "hr", "hr_lags")), ("respiratory", ("retroicor", "rv", "rv_lags")))
+            if set(gs) & set(groups)}
     traces = {k: v for k, v in (eeg.get("physio") or {}).items() if k in need}
     tr = float(eeg["native_tr"])
     files = find_physio_files(rec.bold_path, rec.eeg_path) if rec.bold_path is not None and need - set(traces) else []
@@ -1438,6 +1441,12 @@ def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: 
         for kind, (values, sfreq, start) in read_bids_physio(f).items():
             if kind in need and kind not in traces:
                 traces[kind] = {"values": values, "sfreq": sfreq, "start": start + t0, "source": f"{f.name} column"}
+    for kind in sorted(need - set(traces)) if traces else ():  # (user test 58: a trigger-only file left them out in silence)
+        from eeg2fmri.utils.logs import warn_once_per_process
+
+        warn_once_per_process(f"{rec.eeg_path}: no {kind} trace for this run (no EEG channel typed {'ecg' if kind == 'cardiac' else 'resp'}, "
+                              f"no '{kind}' column in {', '.join(f.name for f in files) or 'a BIDS physio file'}): its "
+                              f"{kind} regressors are left out of the physio option's regression")
     if not traces:
         stem = Path(str(rec.bold_path)).name.replace("_bold.nii.gz", "").replace("_bold.nii", "")
         raise Eeg2fmriInputError(
@@ -1445,13 +1454,17 @@ def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: 
             "EEG channels typed 'ecg' / 'resp' (BIDS channels.tsv type ECG / RESP; or MNE raw.set_channel_types) or a BIDS "
             f"{stem}_physio.tsv.gz (+ .json) beside the BOLD; give one of them or leave the physio option out.")
     c, r = traces.get("cardiac"), traces.get("respiratory")
+    sources = "; ".join(f"{k} from {v['source']}" for k, v in traces.items())
     x, names, summary = physio_regressors(
         np.asarray(native_on, dtype=np.float64) + tr / 2,
         cardiac=None if c is None else c["values"], cardiac_sfreq=None if c is None else c["sfreq"],
         cardiac_start=0.0 if c is None else c["start"], resp=None if r is None else r["values"],
         resp_sfreq=None if r is None else r["sfreq"], resp_start=0.0 if r is None else r["start"], groups=groups,
-        where=str(rec.eeg_path if files == [] else files[0]))
-    return {"regressors": x, "names": names, "source": {k: v["source"] for k, v in traces.items()}, **summary}
+        where=f"{rec.key}: physiology ({sources})")
+    out = {"regressors": x, "names": names, "source": {k: v["source"] for k, v in traces.items()},
+           "sampling_hz": {k: round(float(v["sfreq"]), 3) for k, v in traces.items()}, **summary}
+    logger.info("%s: physio: %d regressors (%s)%s", rec.key, len(names), sources, "".join(f", {k} {v}" for k, v in summary.items()))
+    return out
 
 
 def _median_variance_share(before: np.ndarray, after: np.ndarray) -> float:
@@ -1620,6 +1633,12 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         prov["eeg_span_s"] = eeg["eeg_span"]
     if physio is not None:
         prov["physio"] = physio
+    elif rec.bold_path is not None:  # the run's BIDS physio files, unused (physiology_unregressed says so)
+        from eeg2fmri.preprocessing.physio import find_physio_files
+
+        files = find_physio_files(rec.bold_path, rec.eeg_path)
+        if files:
+            prov["physio_files"] = [f.name for f in files]
     if resampled is not None:
         prov["resampled_in_time"] = resampled
         # each prepared volume's time from the BOLD file's first saved volume (events.tsv onsets): first, step (s)

@@ -984,7 +984,7 @@ def _physiology_note(rows: list[dict[str, Any]]) -> list[str]:
     if ref is None:
         return []
     kinds = ", ".join(ref["physiology_unregressed"])
-    return [f"the recordings carry physiological channels ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
+    return [f"the data include physiological recordings ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
             "artefact and breathing drifts share the cardiac and respiratory rhythms with the BOLD's physiological noise (ventricles, "
             "vessels), and the r above, the time-shifted null and the ROI chance marks cannot tell that from neural coupling "
             "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); prepare again "
