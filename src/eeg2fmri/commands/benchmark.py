@@ -392,7 +392,12 @@ def run(args) -> int:
             warm_executor,
         )
 
-        order.sort(key=lambda i: -group_cost(groups[i]["representation"], groups[i]["models"]))
+        on = args.device
+        if on in (None, "auto"):
+            import torch
+
+            on = "cuda" if torch.cuda.is_available() else "cpu"
+        order.sort(key=lambda i: -group_cost(groups[i]["representation"], groups[i]["models"], on))
     plans: list = [None] * len(groups)
     with contextlib.ExitStack() as stack:
         if parallel:

@@ -588,23 +588,25 @@ def run_benchmark(
 
 #: Relative training cost of one torch model per input representation (raw windows are the largest inputs).
 _REPRESENTATION_COST = {"raw": 3.0, "stft": 2.0, "bandpower": 1.0}
-#: ... and of models whose folds run longer than their input suggests: the flagship trains its network and several ridges,
-#: and its early stopping on a validation subject ran one fold to 112 epochs where the others took 39-53 (session 37's GPU
-#: leaderboard: its longest fold outlasted calhas2022's, whose group was started before it).
-_MODEL_COST = {"eeg2fmri_net": 2.5}
+#: ... and, on a GPU, of models whose folds run longer than their input suggests there: the flagship's linear path (its
+#: ridges, closed form on the CPU) does not speed up on a GPU as the convolutional networks do, and its early stopping ran
+#: one fold to 112 epochs where the others took 39-53 (session 37's GPU leaderboard: its longest fold outlasted
+#: calhas2022's, whose group was started before it). On the CPU calhas2022's folds take 4x the flagship's.
+_MODEL_COST_GPU = {"eeg2fmri_net": 2.5}
 
 
-def group_cost(representation: str, models: list[str]) -> float:
+def group_cost(representation: str, models: list[str], device: str | None = None) -> float:
     """A rough relative cost of fitting a group of models on one fold (for ordering work, not for reporting).
 
-    Torch models count by their input representation (raw > STFT > band power) or, for the
-    flagship, its own (:data:`_MODEL_COST`); closed-form models (``ridge_hrf``, ``mean``) count as
-    nearly free.
+    Torch models count by their input representation (raw > STFT > band power) or, on a GPU
+    (``device`` "cuda..."), the flagship by its own (:data:`_MODEL_COST_GPU`); closed-form models
+    (``ridge_hrf``, ``mean``) count as nearly free.
     """
     from eeg2fmri.models import get_model_class
 
+    own = _MODEL_COST_GPU if str(device or "").startswith("cuda") else {}
     torch_models = [m for m in models if getattr(get_model_class(m), "kind", "torch") != "sklearn"]
-    return (sum(_MODEL_COST.get(m, _REPRESENTATION_COST.get(representation, 1.0)) for m in torch_models)
+    return (sum(own.get(m, _REPRESENTATION_COST.get(representation, 1.0)) for m in torch_models)
             + 0.01 * (len(models) - len(torch_models)))
 
 
