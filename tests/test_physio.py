@@ -179,7 +179,7 @@ def _write_physio(func, stem, columns, data, sfreq, start, sidecar=True):
     return path
 
 
-def test_read_bids_physio_and_its_errors(tmp_path):
+def test_read_bids_physio_and_its_errors(tmp_path, caplog):
     func = tmp_path / "sub-01" / "func"
     func.mkdir(parents=True)
     (func / "sub-01_task-rest_bold.nii.gz").write_bytes(b"")
@@ -191,6 +191,21 @@ def test_read_bids_physio_and_its_errors(tmp_path):
     assert sorted(got) == ["cardiac", "respiratory"]
     np.testing.assert_allclose(got["respiratory"][0], np.arange(37.0) * 2)  # the column Columns names so (any case)
     assert got["cardiac"][1:] == (50.0, -1.5)
+    # missing samples: short runs interpolated with a warning, a long one refused with its time (user test 58)
+    gappy = np.column_stack([np.zeros(400), np.sin(np.arange(400) / 7.0), np.zeros(400)])
+    gappy[100:130, 1] = np.nan  # 0.6 s at 50 Hz
+    p_gap = _write_physio(func, "sub-01_task-rest", ["trigger", "respiratory", "cardiac"], gappy, 50.0, -1.5)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        filled = read_bids_physio(p_gap)["respiratory"][0]
+    assert "30 missing (n/a) sample(s) in 1 run(s) of at most 0.60 s filled by linear interpolation" in caplog.text
+    np.testing.assert_allclose(filled[100:130], np.interp(np.arange(100, 130), [99, 130], gappy[[99, 130], 1]), atol=2e-6)  # (6 decimals)
+    gappy[200:350, 1] = np.nan  # 3 s
+    _write_physio(func, "sub-01_task-rest", ["trigger", "respiratory", "cardiac"], gappy, 50.0, -1.5)
+    with pytest.raises(Eeg2fmriInputError, match=r"2 run\(s\) of missing \(n/a\) samples, the longest 3.0 s \(2.5-5.5 s from the first volume\)"):
+        read_bids_physio(p_gap)
+    _write_physio(func, "sub-01_task-rest", ["trigger", "Respiratory", "cardiac"], data, 50.0, -1.5)
     (func / "sub-01_task-rest_physio.json").write_text(json.dumps({"SamplingFrequency": 50.0, "Columns": ["a", "b", "c"]}))
     with pytest.raises(Eeg2fmriInputError, match=r"expected the BIDS keys SamplingFrequency, StartTime and Columns, missing \['StartTime'\]"):
         read_bids_physio(p)

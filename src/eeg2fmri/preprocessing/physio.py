@@ -535,8 +535,41 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
         key = name.lower()
         kind = "cardiac" if key in CARDIAC_COLUMNS else "respiratory" if key in RESPIRATORY_COLUMNS else None
         if kind and kind not in out:
-            out[kind] = (table[columns.index(name)].to_numpy(), sfreq, start)
+            values = _fill_dropouts(table[columns.index(name)].to_numpy(), sfreq, start, f"{path} column {name!r}")
+            out[kind] = (values, sfreq, start)
     return out
+
+
+#: The longest run of missing (``n/a``) samples filled by linear interpolation (s): scanner pulse and belt logs drop samples.
+MAX_DROPOUT_S = 2.0
+
+
+def _fill_dropouts(x: np.ndarray, sfreq: float, start: float, where: str) -> np.ndarray:
+    """``x`` with runs of missing samples up to :data:`MAX_DROPOUT_S` long filled by linear interpolation (a warning says
+    how many); a longer run is an error naming its time (s from the first volume)."""
+    x = np.asarray(x, dtype=np.float64)
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    if bad.all():
+        raise Eeg2fmriInputError(f"{where}: every sample is missing (n/a); expected a recorded trace; leave the column out of Columns.")
+    edges = np.diff(np.r_[0, bad.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int(np.argmax(stops - starts))
+    if (stops[longest] - starts[longest]) / sfreq > MAX_DROPOUT_S:
+        t0, t1 = start + starts[longest] / sfreq, start + stops[longest] / sfreq
+        raise Eeg2fmriInputError(f"{where}: {len(starts)} run(s) of missing (n/a) samples, the longest {t1 - t0:.1f} s ({t0:.1f}-{t1:.1f} s "
+                                 f"from the first volume), expected none longer than {MAX_DROPOUT_S:g} s (filled by interpolation); "
+                                 "the trace cannot time heartbeats or breaths across such a gap: prepare this run without the "
+                                 "physio option (its own dataset), or cut the BOLD to the part the trace covers.")
+    from eeg2fmri.utils.logs import warn_once_per_process
+
+    good = np.flatnonzero(~bad)
+    x = x.copy()
+    x[bad] = np.interp(np.flatnonzero(bad), good, x[good])
+    warn_once_per_process(f"{where}: {int(bad.sum())} missing (n/a) sample(s) in {len(starts)} run(s) of at most "
+                          f"{(stops - starts).max() / sfreq:.2f} s filled by linear interpolation")
+    return x
 
 
 def physio_note(runs: Sequence[Any]) -> str | None:
