@@ -128,7 +128,7 @@ def test_response_functions_peak_where_the_papers_put_them():
     assert 2.5 < t[np.argmax(rrf(t))] < 4.0 and 12.0 < t[np.argmin(rrf(t))] < 17.0  # Birn 2008: peak ~3 s, undershoot ~15 s
 
 
-def test_physio_regressors_on_neurokit2_signals_and_errors():
+def test_physio_regressors_on_neurokit2_signals_and_errors(caplog):
     nk = _nk()
     ecg = _quiet(nk.ecg_simulate, duration=190, sampling_rate=250, heart_rate=71, heart_rate_std=3, random_state=2)  # (std 1 hung ecgsyn)
     rsp = _quiet(nk.rsp_simulate, duration=185, sampling_rate=50, respiratory_rate=14, random_state=3)
@@ -155,6 +155,15 @@ def test_physio_regressors_on_neurokit2_signals_and_errors():
     with pytest.raises(Eeg2fmriInputError, match=r"no physiological regressor could be built for groups \['hr'\]: they need a "
                        r"cardiac trace .* found a respiration trace; give the trace"):
         physio_regressors(times, resp=rsp, resp_sfreq=50.0, groups=["hr"])
+    # a belt that came loose half-way: warned, and the summary says how much of the run (user test 58 #4)
+    import logging
+
+    loose = rsp.copy()
+    loose[len(loose) // 2 :] = loose[len(loose) // 2]
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        _, _, s_loose = physio_regressors(times, resp=loose, resp_sfreq=50.0, groups=["rv"])
+    assert "the respiration trace is nearly flat" in caplog.text and 0.4 < s_loose["respiration_flat_fraction"] < 0.6
+    assert "respiration_flat_fraction" not in summary
     with pytest.raises(Eeg2fmriInputError, match=r"expected a finite, non-constant respiration trace, got a constant"):
         physio_regressors(times, resp=np.ones(9000), resp_sfreq=50.0, groups=["rv"])
 

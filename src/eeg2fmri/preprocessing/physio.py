@@ -414,6 +414,17 @@ def physio_regressors(
             raise Eeg2fmriInputError(f"{where}: expected a finite, non-constant respiration trace, got "
                                      f"{'non-finite values' if not np.all(np.isfinite(r)) else 'a constant'}; check the channel or column.")
         r_phase = (r, rs)
+        # a belt that slipped or came loose: flat (little breathing depth) over a long part of the run (user test 58 #4)
+        depth = respiration_volume(r, rs, t - resp_start)
+        flat = depth < 0.1 * float(np.median(depth))
+        if flat.mean() > 0.2:
+            from eeg2fmri.utils.logs import warn_once_per_process
+
+            at = t[flat]
+            warn_once_per_process(f"{where}: the respiration trace is nearly flat (breathing depth under a tenth of its median) at "
+                                  f"{flat.mean():.0%} of the volumes, from {at[0]:.0f} to {at[-1]:.0f} s: a belt that slipped or came "
+                                  "loose; its respiratory regressors describe only the rest of the run")
+            summary["respiration_flat_fraction"] = round(float(flat.mean()), 3)
         from scipy.signal import welch
 
         f, p = welch(r - r.mean(), fs=rs, nperseg=min(len(r), int(64 * rs)))
