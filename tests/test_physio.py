@@ -150,7 +150,7 @@ def test_physio_regressors_on_neurokit2_signals_and_errors(caplog):
     x2, names2, _ = physio_regressors(times, resp=rsp, resp_sfreq=50.0, groups=["rv"])
     assert names2 == ["rv_rrf"]
     np.testing.assert_allclose(x2[:, 0], x[:, -1])
-    with pytest.raises(Eeg2fmriInputError, match=r"the respiration recording covers 10.0-195.0 s, but the volumes' middles run from 2.0"):
+    with pytest.raises(Eeg2fmriInputError, match=r"the respiration recording covers 10.0 to 195.0 s, but the volumes' middles run from 2.0"):
         physio_regressors(times, resp=rsp, resp_sfreq=50.0, resp_start=10.0, groups=["rv"])
     with pytest.raises(Eeg2fmriInputError, match=r"no physiological regressor could be built for groups \['hr'\]: they need a "
                        r"cardiac trace .* found a respiration trace; give the trace"):
@@ -197,7 +197,7 @@ def test_read_bids_physio_and_its_errors(tmp_path, caplog):
     p = _write_physio(func, "sub-01_task-rest", ["trigger", "Respiratory", "cardiac"], data, 50.0, -1.5)
     assert find_physio_files(func / "sub-01_task-rest_bold.nii.gz") == [p]
     got = read_bids_physio(p)
-    assert sorted(got) == ["cardiac", "respiratory"]
+    assert sorted(got) == ["cardiac", "respiratory", "trigger"]
     np.testing.assert_allclose(got["respiratory"][0], np.arange(37.0) * 2)  # the column Columns names so (any case)
     assert got["cardiac"][1:] == (50.0, -1.5)
     # missing samples: short runs interpolated with a warning, a long one refused with its time (user test 58)
@@ -333,3 +333,106 @@ def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, 
         ds = prepare_dataset(root, {"physio": "regress"}, progress_bar=False, subjects=["01"])
     assert f"no respiratory trace for this run (no EEG channel typed resp, no 'respiratory' column in {stem}_physio.tsv.gz)" in caplog.text
     assert ds.provenance["inputs"][ds.runs[0].key]["physio"]["names"][-1] == "hr_lag16s"
+
+
+def test_trigger_offset_and_the_starttime_it_gives(tmp_path):
+    """The trigger column's pulses against StartTime (user test 58 #10): about 0 when right, the shift (modulo TR) when not;
+    a sidecar without StartTime is refused with the value the first pulse gives."""
+    from eeg2fmri.preprocessing.physio import PhysioCoverageError, trigger_offset
+
+    sf, tr = 50.0, 2.0
+    trig = np.zeros(int(130 * sf))
+    first = int(7.3 * sf)  # the first volume starts 7.3 s after the recording's first sample: StartTime -7.3
+    for k in range(60):
+        trig[first + int(k * tr * sf): first + int(k * tr * sf) + 3] = 5.0
+    off, n = trigger_offset(trig, sf, -7.3, tr)
+    assert n == 60 and abs(off) < 1e-9
+    off, _ = trigger_offset(trig, sf, -7.3 + 0.5, tr)  # StartTime 0.5 s too late: the pulses appear 0.5 s after the volume starts
+    assert abs(off - 0.5) < 1e-9
+    off, _ = trigger_offset(trig, sf, -7.3 + 2.5, tr)  # 2.5 s: seen modulo the TR
+    assert abs(off - 0.5) < 1e-9
+    per_slice = np.zeros(int(30 * sf))
+    per_slice[:: int(0.1 * sf)] = 1.0  # one pulse per slice, not per volume
+    assert trigger_offset(per_slice, sf, 0.0, tr) is None and trigger_offset(np.zeros(99), sf, 0.0, tr) is None
+    func = tmp_path / "sub-01" / "func"
+    func.mkdir(parents=True)
+    p = _write_physio(func, "sub-01_task-rest", ["trigger", "cardiac"], np.column_stack([trig, np.sin(np.arange(len(trig)))]), sf, 0.0)
+    (func / "sub-01_task-rest_physio.json").write_text(json.dumps({"SamplingFrequency": sf, "Columns": ["trigger", "cardiac"]}))
+    with pytest.raises(Eeg2fmriInputError, match=r"missing \['StartTime'\] .* Its 'trigger' column has 60 pulse\(s\), the first at 7.300 s "
+                       r"from the recording's start: if that pulse is the BOLD file's first volume, StartTime is -7.300"):
+        read_bids_physio(p)
+    # a recording that does not overlap the run: StartTime named, and milliseconds suspected when far off (user test 58 #7)
+    times = 1.0 + np.arange(60) * 2.0
+    with pytest.raises(PhysioCoverageError, match=r"covers -10262.0 to -10142.0 s, .* does not overlap the run at all: check the BIDS "
+                       r"StartTime .* a StartTime in milliseconds, or on another clock\? Prepare option physio_incomplete: 'trim'"):
+        physio_regressors(times, resp=np.sin(np.arange(6000) / 9.0), resp_sfreq=50.0, resp_start=-10262.0, groups=["rv"])
+    with pytest.raises(PhysioCoverageError, match=r"covers 30.0 to 150.0 s, but the volumes' middles run from 1.0 to 119.0 s; expected it "
+                       r"to cover the whole run \(BIDS physio: StartTime relative to the first volume\)\. Prepare option") as info:
+        physio_regressors(times, resp=np.sin(np.arange(6000) / 9.0), resp_sfreq=50.0, resp_start=30.0, groups=["rv"])
+    assert info.value.span == (30.0, 150.0)
+
+
+def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, tmp_path, caplog, capsys):
+    """A BIDS belt recording that stops before the run ends (user test 58 #7): refused by default, the uncovered volumes left
+    out with 'trim' (the rest regressed as a full recording of that span would be), the run prepared without regressors
+    with 'unregressed'; a trigger column that contradicts StartTime is warned about (#10)."""
+    import logging
+
+    from eeg2fmri.commands.prepare import pooling_summary
+    from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.preprocessing.volumes import regress_confounds
+
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    for f in [*root.rglob("*_channels.tsv"), *root.rglob("*.vhdr")]:  # no ECG channel: the physio file is the only trace
+        f.write_text(f.read_text().replace("ECG\tECG\t", "AUX1\tMISC\t").replace("=ECG,", "=AUX1,"))
+    bold = sorted((root / "sub-01" / "func").glob("*_bold.nii.gz"))[0]
+    stem = bold.name[: -len("_bold.nii.gz")]
+    base = prepare_dataset(root, progress_bar=False, subjects=["01"])
+    first, stop = base.provenance["inputs"][base.runs[0].key]["volumes"]
+    tr = float(np.median(np.diff(base.runs[0].onsets)))
+    sf = 25.0
+    end = (first + 0.5 * (stop - first)) * tr  # the belt stops half-way through the kept volumes
+    t = np.arange(-3.0, end, 1 / sf)
+    resp = np.sin(2 * np.pi * 0.23 * t) * (1 + 0.4 * np.sin(2 * np.pi * 0.02 * t))
+    trig = np.zeros_like(t)
+    from eeg2fmri.io.bold import read_bold
+
+    tr_file = read_bold(bold)[1]
+    for k in range(int(end // tr_file) + 1):  # pulses 0.32 s after the volume starts StartTime implies
+        i = int(round((3.0 + k * tr_file + 0.32) * sf))
+        trig[i: i + 2] = 1.0
+    _write_physio(bold.parent, stem, ["respiratory", "trigger"], np.column_stack([resp, trig]), sf, -3.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"the respiration recording covers .* physio_incomplete: 'trim' leaves out the volumes"):
+        prepare_dataset(root, {"physio": ["rv_lags"]}, progress_bar=False, subjects=["01"])
+    with pytest.raises(Eeg2fmriInputError, match=r"unknown physio_incomplete 'drop'; choose one of: 'error', 'trim', 'unregressed'"):
+        prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "drop"}, progress_bar=False, subjects=["01"])
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "trim"}, progress_bar=False, subjects=["01"])
+    assert "trigger column's" in caplog.text and "+0.320 s (median) from the volume starts its StartTime (-3 s) implies" in caplog.text
+    prov = ds.provenance["inputs"][ds.runs[0].key]
+    left = prov["physio_trimmed"]["volumes_left_out"]
+    n = stop - first
+    assert left[0] == 0 and 0.4 * n < left[1] < 0.6 * n and prov["volumes"] == [first, stop - left[1]]
+    assert prov["physio_trimmed"]["kept"] == prov["volumes"]
+    assert "do not cover the first 0 and the last" in caplog.text
+    run = ds.runs[0]
+    assert len(run.bold) == len(run.onsets) == n - left[1]
+    np.testing.assert_allclose(run.onsets, base.runs[0].onsets[: n - left[1]])
+    t_mid = (np.arange(first, stop - left[1]) + 0.5) * tr  # the BOLD file's clock, on which StartTime is given
+    x, _, _ = physio_regressors(t_mid, resp=resp, resp_sfreq=sf, resp_start=-3.0, groups=["rv_lags"])
+    np.testing.assert_allclose(run.bold, regress_confounds(base.runs[0].bold[: n - left[1]], x), atol=1e-4)
+    assert any("left out (first+last; physio_incomplete: 'trim') in 1 run(s)" in line for line in pooling_summary(ds))
+    # 'unregressed': the whole run, its BOLD untouched, the reason in the manifest
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        ds = prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "unregressed"}, progress_bar=False, subjects=["01"])
+    prov = ds.provenance["inputs"][ds.runs[0].key]
+    assert "physio" not in prov and "the respiration recording covers" in prov["physio_unregressed"]
+    assert "prepared WITHOUT physiological regressors" in caplog.text
+    np.testing.assert_allclose(ds.runs[0].bold, base.runs[0].bold)
+    assert any("physiological noise NOT regressed" in line for line in pooling_summary(ds))
+    # too little left to trim to: refused, naming the other way out
+    _write_physio(bold.parent, stem, ["respiratory"], resp[: int(8 * tr * sf), None], sf, -3.0)
+    with pytest.raises(Eeg2fmriInputError, match=r"cover \d of the run's \d+ kept volumes .* expected at least \d+ for prepare option "
+                       r"physio_incomplete: 'trim'.* \(physio_incomplete: 'unregressed'\)"):
+        prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "trim"}, progress_bar=False, subjects=["01"])

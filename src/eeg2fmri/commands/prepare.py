@@ -70,7 +70,12 @@ def pooling_summary(ds) -> list[str]:
     leading volumes left out, notch frequencies), from the manifest's provenance; empty when it changed nothing."""
     inputs = (ds.provenance or {}).get("inputs") or {}
     mapped, interp, resampled, dropped, notch, sliced, regrid, ignored = [], [], [], [], {}, [], [], []
+    trimmed, unregressed = [], []
     for key, p in inputs.items():
+        if p.get("physio_trimmed"):  # (prepare option physio_incomplete; user test 58 #7)
+            trimmed.append(f"{key} ({'+'.join(map(str, p['physio_trimmed']['volumes_left_out']))})")
+        if p.get("physio_unregressed"):
+            unregressed.append(key)
         cm = p.get("channel_mapping") or {}
         pairs = [f"{rec}->{train}" for train, rec in (cm.get("by_position") or {}).items() if rec != train]
         if pairs:
@@ -104,6 +109,8 @@ def pooling_summary(ds) -> list[str]:
     line("BOLD resampled onto the dataset's grid", regrid)
     line("BOLD resampled in time", resampled)
     line("leading non-steady-state volumes left out", dropped)
+    line("volumes the physiological recordings do not cover left out (first+last; physio_incomplete: 'trim')", trimmed)
+    line("physiological noise NOT regressed (physio_incomplete: 'unregressed'; the reason: manifest physio_unregressed)", unregressed)
     line("SliceTiming given but not read (volumes taken at marker + TR/2; README: SliceTiming)", sliced)
     if len(notch) > 1:
         out.append("  power-line notch: " + "; ".join(f"{hz:g} Hz in {len(keys)} run(s)" for hz, keys in sorted(notch.items())))

@@ -142,10 +142,18 @@ class PrepareConfig:
         respiratory traces (:mod:`eeg2fmri.preprocessing.physio`): the EEG file's channels typed
         ``ecg`` / ``resp``, else the run's BIDS ``*_physio.tsv.gz`` (``cardiac`` /
         ``respiratory`` columns). ``"regress"``: RETROICOR (2 harmonics of the cardiac and
-        respiratory phase), heart rate x CRF and respiration volume x RRF, at every volume's
-        middle; a list picks groups among ``"retroicor"``, ``"hr"``, ``"rv"``. Regressed together
-        with ``confounds``; the manifest records each run's beats, breathing rate and the median
-        share of BOLD variance the regressors explained.
+        respiratory phase) and heart rate and respiration volume delayed by 0, 4, 8, 12 and 16 s,
+        at every volume's middle; a list picks groups among ``"retroicor"``, ``"hr_lags"``,
+        ``"rv_lags"``, ``"hr"`` (x CRF), ``"rv"`` (x RRF). Regressed together with ``confounds``;
+        the manifest records each run's beats, breathing rate and the median share of BOLD
+        variance the regressors explained.
+    physio_incomplete : {"error", "trim", "unregressed"}
+        A run whose physiological traces do not serve every kept volume (a recording shorter than
+        the run, a gap of missing samples over 2 s, no trace at all): ``"error"`` (default) stops
+        with the reason; ``"trim"`` leaves out the volumes at the run's start or end that a trace
+        does not cover (a gap inside the run still stops); ``"unregressed"`` prepares that run
+        without physiological regressors. Both warn and record it in the manifest
+        (``physio_trimmed`` / ``physio_unregressed`` of the run).
     atlas : str | None
         Targets become ROI time series: ``"power_2011"`` (264 spheres, ships
         with nilearn) or a path to a labels (3D) or probabilistic (4D) atlas
@@ -203,6 +211,7 @@ class PrepareConfig:
     voxel_size: float | None = None
     confounds: list | None = None
     physio: Any = None
+    physio_incomplete: str = "error"
     atlas: str | None = None
     atlas_radius: float = 5.0
     channels: list | None = None
@@ -916,6 +925,10 @@ def _event_option_names(option: Any) -> list[str]:
     return [n for n in option if isinstance(n, str)] if isinstance(option, (list, tuple)) else []
 
 
+#: Values of the prepare option ``physio_incomplete``.
+PHYSIO_INCOMPLETE = ("error", "trim", "unregressed")
+
+
 def _validate_config(cfg: PrepareConfig) -> None:
     from eeg2fmri.io.sync import DUMMY_SCANS
     from eeg2fmri.utils.validation import check_choice
@@ -926,6 +939,7 @@ def _validate_config(cfg: PrepareConfig) -> None:
     from eeg2fmri.preprocessing.physio import check_physio_option
 
     check_physio_option(cfg.physio)
+    check_choice(cfg.physio_incomplete, "physio_incomplete", PHYSIO_INCOMPLETE)
     dv = cfg.drop_volumes
     if not (dv == "auto" or (isinstance(dv, (int, np.integer)) and not isinstance(dv, bool) and dv >= 0)):
         raise Eeg2fmriInputError(f"prepare option drop_volumes: expected 'auto' or a whole number >= 0 of leading volumes to leave out, "
@@ -1419,15 +1433,16 @@ def _physio_traces(raw, where: str) -> dict:
     return out
 
 
-def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray) -> dict:
-    """The physiological regressors of the run's kept volumes (their middles, on the EEG's clock), each trace from the EEG
-    file's channel, else from the run's BIDS ``*_physio.tsv.gz`` (its ``StartTime`` counts from the BOLD file's first
-    volume), else a clear error."""
+def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray) -> tuple[tuple[str, ...], dict]:
+    """The regressor groups of the physio option and the run's traces it needs: ``{kind: {values, sfreq, start, source}}``,
+    each from the EEG file's channel, else from the run's BIDS ``*_physio.tsv.gz`` (its ``StartTime`` counts from the BOLD
+    file's first volume; put on the EEG's clock here), else a clear error. A ``trigger`` column is checked against
+    ``StartTime`` (user test 58 #10)."""
     from eeg2fmri.preprocessing.physio import (
         check_physio_option,
         find_physio_files,
-        physio_regressors,
         read_bids_physio,
+        trigger_offset,
     )
 
     groups = check_physio_option(cfg.physio)
@@ -1438,9 +1453,20 @@ def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: 
     files = find_physio_files(rec.bold_path, rec.eeg_path) if rec.bold_path is not None and need - set(traces) else []
     t0 = float(native_on[0]) - kept.start * tr  # the EEG time of the BOLD file's first volume
     for f in files:
-        for kind, (values, sfreq, start) in read_bids_physio(f).items():
-            if kind in need and kind not in traces:
-                traces[kind] = {"values": values, "sfreq": sfreq, "start": start + t0, "source": f"{f.name} column"}
+        found = read_bids_physio(f)
+        used = [k for k in found if k in need and k not in traces]
+        for kind in used:
+            values, sfreq, start = found[kind]
+            traces[kind] = {"values": values, "sfreq": sfreq, "start": start + t0, "source": f"{f.name} column"}
+        if used and "trigger" in found:
+            off = trigger_offset(*found["trigger"], tr)
+            if off is not None and abs(off[0]) > max(2.0 / found["trigger"][1], 0.02):
+                from eeg2fmri.utils.logs import warn_once_per_process
+
+                warn_once_per_process(f"{f}: its trigger column's {off[1]} scanner pulses fall {off[0]:+.3f} s (median) from the volume "
+                                      f"starts its StartTime ({found['trigger'][2]:g} s) implies (TR {tr:g} s; a shift is seen modulo the TR): "
+                                      "StartTime is likely off by that much (BIDS: seconds from the first volume to the first sample), "
+                                      "which shifts the cardiac and respiratory regressors in time; correct it in the sidecar")
     for kind in sorted(need - set(traces)) if traces else ():  # (user test 58: a trigger-only file left them out in silence)
         from eeg2fmri.utils.logs import warn_once_per_process
 
@@ -1452,7 +1478,30 @@ def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: 
         raise Eeg2fmriInputError(
             f"{rec.eeg_path}: prepare option physio={cfg.physio!r} needs a cardiac or respiration recording, found none: expected "
             "EEG channels typed 'ecg' / 'resp' (BIDS channels.tsv type ECG / RESP; or MNE raw.set_channel_types) or a BIDS "
-            f"{stem}_physio.tsv.gz (+ .json) beside the BOLD; give one of them or leave the physio option out.")
+            f"{stem}_physio.tsv.gz (+ .json) beside the BOLD; give one of them, leave the physio option out, or prepare such runs "
+            "without it (prepare option physio_incomplete: 'unregressed').")
+    return groups, traces
+
+
+def _physio_covered(traces: dict, middles: np.ndarray) -> tuple[int, int]:
+    """The first and one-past-last index of the volume ``middles`` that every trace covers (up to
+    :data:`~eeg2fmri.preprocessing.physio.COVER_SLACK_S` past its ends); ``(k, k)`` when none."""
+    from eeg2fmri.preprocessing.physio import COVER_SLACK_S
+
+    lo = max(v["start"] for v in traces.values()) - COVER_SLACK_S
+    hi = min(v["start"] + len(v["values"]) / float(v["sfreq"]) for v in traces.values()) + COVER_SLACK_S
+    ok = (middles >= lo) & (middles <= hi)
+    if not ok.any():
+        return 0, 0
+    idx = np.flatnonzero(ok)
+    return int(idx[0]), int(idx[-1]) + 1
+
+
+def _physio_for_run(rec, cfg: PrepareConfig, groups: tuple[str, ...], traces: dict, native_on: np.ndarray, tr: float) -> dict:
+    """The physiological regressors of the run's kept volumes (their middles, on the EEG's clock) from ``traces``
+    (:func:`_physio_inputs`), with what the manifest records of them."""
+    from eeg2fmri.preprocessing.physio import physio_regressors
+
     c, r = traces.get("cardiac"), traces.get("respiratory")
     sources = "; ".join(f"{k} from {v['source']}" for k, v in traces.items())
     x, names, summary = physio_regressors(
@@ -1465,6 +1514,41 @@ def _physio_for_run(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: 
            "sampling_hz": {k: round(float(v["sfreq"]), 3) for k, v in traces.items()}, **summary}
     logger.info("%s: physio: %d regressors (%s)%s", rec.key, len(names), sources, "".join(f", {k} {v}" for k, v in summary.items()))
     return out
+
+
+def _trim_to_physio(rec, cfg: PrepareConfig, eeg: dict, traces: dict, bold: np.ndarray, native_on: np.ndarray, rep: dict,
+                    kept: slice) -> tuple[np.ndarray, np.ndarray, dict, slice, dict | None]:
+    """Prepare option ``physio_incomplete: "trim"``: the run's kept volumes (BOLD rows, onsets, the representation's
+    windows, the slice of the BOLD file) cut to those whose middle every physiological trace covers; a warning and a
+    manifest entry ``{"volumes_left_out": [at start, at end], "kept": [first, stop]}`` when some go (else ``None``)."""
+    tr = float(eeg["native_tr"])
+    mid = native_on + tr / 2
+    a, b = _physio_covered(traces, mid)
+    n = len(native_on)
+    if (a, b) == (0, n):
+        return bold, native_on, rep, kept, None
+    spans = ", ".join(f"{k} {v['start']:.1f} to {v['start'] + len(v['values']) / float(v['sfreq']):.1f} s" for k, v in traces.items())
+    if b - a < max(10, n // 4):
+        raise Eeg2fmriInputError(
+            f"{rec.key}: the physiological recordings ({spans}, on the EEG's clock) cover {b - a} of the run's {n} kept volumes "
+            f"(middles {mid[0]:.1f} to {mid[-1]:.1f} s); expected at least {max(10, n // 4)} for prepare option physio_incomplete: 'trim'. "
+            "Check the BIDS StartTime of the physio file, or prepare this run without physiological regressors "
+            "(physio_incomplete: 'unregressed').")
+    if eeg.get("resampled"):  # the new volumes whose middle lies within the covered native volumes' middles
+        rtr = float(cfg.resample_tr)
+        new_mid = np.asarray(rep["onsets"], dtype=np.float64) + rtr / 2
+        keep = (new_mid >= mid[a] - 1e-6) & (new_mid <= mid[b - 1] + 1e-6)
+        idx = np.flatnonzero(keep)
+        sel = slice(int(idx[0]), int(idx[-1]) + 1)
+    else:
+        sel = slice(a, b)
+    rep = {**rep, "onsets": np.asarray(rep["onsets"])[sel], "window_end": np.asarray(rep["window_end"])[sel]}
+    start = kept.start or 0
+    info = {"volumes_left_out": [a, n - b], "kept": [start + a, start + b]}
+    warn_once_per_process(f"{rec.key}: the physiological recordings ({spans}) do not cover the first {a} and the last {n - b} of its "
+                          f"{n} kept volumes (middles {mid[0]:.1f} to {mid[-1]:.1f} s): those volumes are left out (prepare option "
+                          "physio_incomplete: 'trim')")
+    return (np.ascontiguousarray(bold[a:b]), native_on[a:b], rep, slice(start + a, start + b), info)
 
 
 def _median_variance_share(before: np.ndarray, after: np.ndarray) -> float:
@@ -1583,6 +1667,19 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
                                      "leading non-steady-state volume(s), got none; choose a shorter resample_tr, keep those volumes "
                                      "(drop_volumes: 0), or leave the run out.")
         rep = {**rep, "onsets": np.asarray(rep["onsets"])[m:], "window_end": np.asarray(rep["window_end"])[m:]}
+    physio, physio_trim, physio_skipped = None, None, None
+    if cfg.physio:  # (before the confounds: "trim" may leave volumes out)
+        try:
+            groups, traces = _physio_inputs(rec, cfg, eeg, kept, native_on)
+            if cfg.physio_incomplete == "trim":
+                bold, native_on, rep, kept, physio_trim = _trim_to_physio(rec, cfg, eeg, traces, bold, native_on, rep, kept)
+            physio = _physio_for_run(rec, cfg, groups, traces, native_on, float(eeg["native_tr"]))
+        except Eeg2fmriInputError as err:
+            if cfg.physio_incomplete != "unregressed":
+                raise
+            physio_skipped = str(err)
+            warn_once_per_process(f"{rec.key}: prepared WITHOUT physiological regressors (prepare option physio_incomplete: "
+                                  f"'unregressed'), its BOLD keeps its physiological noise: {err}")
     regressors = []
     if cfg.confounds:
         from eeg2fmri.preprocessing.volumes import find_confounds, read_confounds
@@ -1594,9 +1691,7 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
                 f"{conf_path}: {len(conf)} rows, but {rec.bold_path} has {n_volumes} volumes; expected one row per BOLD volume "
                 "(fMRIPrep writes them so): use the confounds file of this run and this fMRIPrep output.")
         regressors.append(conf[kept])
-    physio = None
-    if cfg.physio:
-        physio = _physio_for_run(rec, cfg, eeg, kept, native_on)
+    if physio is not None:
         regressors.append(physio.pop("regressors"))
     if regressors:
         from eeg2fmri.preprocessing.volumes import regress_confounds
@@ -1633,7 +1728,11 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         prov["eeg_span_s"] = eeg["eeg_span"]
     if physio is not None:
         prov["physio"] = physio
-    elif rec.bold_path is not None:  # the run's BIDS physio files, unused (physiology_unregressed says so)
+    if physio_skipped is not None:
+        prov["physio_unregressed"] = physio_skipped
+    if physio_trim is not None:
+        prov["physio_trimmed"] = physio_trim
+    if physio is None and rec.bold_path is not None:  # the run's BIDS physio files, unused (physiology_unregressed says so)
         from eeg2fmri.preprocessing.physio import find_physio_files
 
         files = find_physio_files(rec.bold_path, rec.eeg_path)

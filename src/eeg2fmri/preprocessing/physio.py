@@ -336,12 +336,32 @@ def _convolved(values: np.ndarray, grid_t: np.ndarray, kernel, times: np.ndarray
     return np.interp(times, grid_t, y)
 
 
+class PhysioCoverageError(Eeg2fmriInputError):
+    """A physiological trace that does not cover every volume of its run; ``span`` = (start, stop) s it covers."""
+
+    def __init__(self, message: str, span: tuple[float, float]):
+        super().__init__(message)
+        self.span = (float(span[0]), float(span[1]))
+
+
+#: How far (s) past its first or last sample a trace still counts as covering a volume's middle.
+COVER_SLACK_S = 1.0
+
+
 def _check_cover(times: np.ndarray, start: float, stop: float, what: str, where: str) -> None:
-    if times[0] < start - 1.0 or times[-1] > stop + 1.0:
-        raise Eeg2fmriInputError(
-            f"{where}: the {what} recording covers {start:.1f}-{stop:.1f} s, but the volumes' middles run from {times[0]:.1f} to "
-            f"{times[-1]:.1f} s; expected it to cover the whole run (BIDS physio: StartTime relative to the first volume); "
-            "record it for the whole scan or leave the physio option out for this dataset.")
+    if times[0] < start - COVER_SLACK_S or times[-1] > stop + COVER_SLACK_S:
+        hint = ""
+        run = float(times[-1] - times[0])
+        if stop < times[0] or start > times[-1]:  # no overlap at all (user test 58 #7: "covers -10262.0--9947.7 s")
+            hint = (" It does not overlap the run at all: check the BIDS StartTime (seconds from the first volume, negative when the "
+                    "recording began before it)")
+            hint += ("; it starts further from the run than the run is long: a StartTime in milliseconds, or on another clock?"
+                     if abs(start) > 2 * run + 60 else ".")
+        raise PhysioCoverageError(
+            f"{where}: the {what} recording covers {start:.1f} to {stop:.1f} s, but the volumes' middles run from {times[0]:.1f} to "
+            f"{times[-1]:.1f} s; expected it to cover the whole run (BIDS physio: StartTime relative to the first volume).{hint} "
+            "Prepare option physio_incomplete: 'trim' leaves out the volumes it does not cover, 'unregressed' prepares such runs "
+            "without physiological regressors (both warned and recorded in the manifest).", (start, stop))
 
 
 def physio_regressors(
@@ -507,14 +527,59 @@ def _physio_sidecar(path: Path) -> Path:
     return up[0] if up else own
 
 
+TRIGGER_COLUMNS = ("trigger",)
+
+
+def _rising_edges(x: np.ndarray) -> np.ndarray:
+    """Samples where a pulse train crosses half-way from its low to its high level upwards (a first sample already high counts)."""
+    x = np.asarray(x, dtype=np.float64)
+    good = x[np.isfinite(x)]
+    if len(good) < 2 or np.ptp(good) == 0:
+        return np.zeros(0, dtype=np.int64)
+    high = np.nan_to_num(x, nan=float(good.min())) > (good.min() + good.max()) / 2
+    return np.flatnonzero(np.r_[high[0], high[1:] & ~high[:-1]])
+
+
+def trigger_offset(values: np.ndarray, sfreq: float, start: float, tr: float) -> tuple[float, int] | None:
+    """Where a BIDS physio file's ``trigger`` column puts the volume starts against its ``StartTime``.
+
+    Parameters
+    ----------
+    values : array, shape (n_samples,)
+        The trigger column (scanner pulses, any two levels).
+    sfreq : float
+        Its sampling rate (Hz).
+    start : float
+        ``StartTime`` (s; the first sample's time from the BOLD file's first volume).
+    tr : float
+        The run's repetition time (s).
+
+    Returns
+    -------
+    (offset, n_pulses) | None
+        The median time (s) of the rising edges from the nearest volume start that ``StartTime`` implies (``k * tr``),
+        in ``[-tr/2, tr/2)``: about 0 when ``StartTime`` is right (it can tell a shift only modulo the TR), and the number
+        of pulses; ``None`` with fewer than 3 pulses or pulses not one per TR (e.g. one per slice).
+    """
+    edges = _rising_edges(values)
+    if len(edges) < 3:
+        return None
+    t = float(start) + edges / float(sfreq)
+    if abs(float(np.median(np.diff(t))) - tr) > 0.05 * tr:
+        return None
+    off = (t + tr / 2) % tr - tr / 2
+    return float(np.median(off)), int(len(edges))
+
+
 def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, float, float]]:
     """Read a BIDS ``*_physio.tsv.gz`` with its ``.json`` sidecar (``SamplingFrequency``, ``StartTime``, ``Columns``).
 
     Returns
     -------
     traces : dict
-        ``{"cardiac": (values, sfreq, start), "respiratory": (...)}`` for the columns found (names in
-        :data:`CARDIAC_COLUMNS` / :data:`RESPIRATORY_COLUMNS`); ``start`` in seconds from the first volume.
+        ``{"cardiac": (values, sfreq, start), "respiratory": (...), "trigger": (...)}`` for the columns found (names in
+        :data:`CARDIAC_COLUMNS` / :data:`RESPIRATORY_COLUMNS` / :data:`TRIGGER_COLUMNS`); ``start`` in seconds from the first
+        volume.
     """
     path = Path(path)
     side = _physio_sidecar(path)
@@ -525,10 +590,11 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
         meta = json.loads(side.read_text())
     except (OSError, ValueError) as err:
         raise Eeg2fmriInputError(f"{side}: could not read JSON ({err}); expected a BIDS physio sidecar.") from None
-    missing = [k for k in ("SamplingFrequency", "StartTime", "Columns") if k not in meta]
+    missing = [k for k in ("SamplingFrequency", "Columns") if k not in meta]
     if missing:
-        raise Eeg2fmriInputError(f"{side}: expected the BIDS keys SamplingFrequency, StartTime and Columns, missing {missing}; add them.")
-    sfreq, start, columns = float(meta["SamplingFrequency"]), float(meta["StartTime"]), [str(c) for c in meta["Columns"]]
+        raise Eeg2fmriInputError(f"{side}: expected the BIDS keys SamplingFrequency, StartTime and Columns, missing "
+                                 f"{missing + (['StartTime'] if 'StartTime' not in meta else [])}; add them.")
+    sfreq, columns = float(meta["SamplingFrequency"]), [str(c) for c in meta["Columns"]]
     if not sfreq > 0:
         raise Eeg2fmriInputError(f"{side}: expected SamplingFrequency > 0, got {meta['SamplingFrequency']!r}.")
     import pandas as pd
@@ -541,12 +607,25 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
     if table.shape[1] != len(columns):
         raise Eeg2fmriInputError(f"{path}: {table.shape[1]} column(s), but {side.name} lists {len(columns)} ({columns}); expected one "
                                  "column per name in Columns.")
+    if "StartTime" not in meta:  # (user test 58 #10: the trigger column gives it)
+        hint = ""
+        trig = [c for c in columns if c.lower() in TRIGGER_COLUMNS]
+        if trig:
+            edges = _rising_edges(table[columns.index(trig[0])].to_numpy())
+            if len(edges):
+                hint = (f" Its {trig[0]!r} column has {len(edges)} pulse(s), the first at {edges[0] / sfreq:.3f} s from the "
+                        f"recording's start: if that pulse is the BOLD file's first volume, StartTime is {-edges[0] / sfreq:.3f}.")
+        raise Eeg2fmriInputError(f"{side}: expected the BIDS keys SamplingFrequency, StartTime and Columns, missing ['StartTime'] "
+                                 f"(seconds from the first volume to the recording's first sample; negative when it began before); add it.{hint}")
+    start = float(meta["StartTime"])
     out = {}
     for name in columns:
         key = name.lower()
-        kind = "cardiac" if key in CARDIAC_COLUMNS else "respiratory" if key in RESPIRATORY_COLUMNS else None
+        kind = ("cardiac" if key in CARDIAC_COLUMNS else "respiratory" if key in RESPIRATORY_COLUMNS else
+                "trigger" if key in TRIGGER_COLUMNS else None)
         if kind and kind not in out:
-            values = _fill_dropouts(table[columns.index(name)].to_numpy(), sfreq, start, f"{path} column {name!r}")
+            raw = table[columns.index(name)].to_numpy()
+            values = raw if kind == "trigger" else _fill_dropouts(raw, sfreq, start, f"{path} column {name!r}")
             out[kind] = (values, sfreq, start)
     return out
 
