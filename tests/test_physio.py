@@ -407,6 +407,21 @@ def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, t
         prepare_dataset(root, {"physio": ["rv_lags"]}, progress_bar=False, subjects=["01"])
     with pytest.raises(Eeg2fmriInputError, match=r"unknown physio_incomplete 'drop'; choose one of: 'error', 'trim', 'unregressed'"):
         prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "drop"}, progress_bar=False, subjects=["01"])
+    # datasets --check with the prepare config checks the physio files as prepare will (user test 58 #6)
+    from eeg2fmri.cli import main
+
+    capsys.readouterr()
+    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"]}']) == 1
+    out = capsys.readouterr().out
+    assert "physio: sub-01_task-rest_run-1: physiology (respiratory from" in out and "the respiration recording covers -3.0 to" in out
+    assert f"{stem}_physio.tsv.gz: 25 Hz, StartTime -3 s, covers -3.0 to" in out and "used: respiratory" in out
+    assert "trigger pulses fall +0.320 s from the volume starts StartTime implies (StartTime off?)" in out
+    assert "prepare --config '{\"physio\": \"regress\"}' regresses" not in out  # (no advice to do what the config does)
+    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config",
+                 '{"physio": ["rv_lags"], "physio_incomplete": "trim"}']) == 0
+    assert "physio: prepare will leave out the volumes the recording does not cover" in capsys.readouterr().out
+    assert main(["datasets", "--check", str(root), "--config", '{"physio": "regress", "physio_incomplete": "all"}']) != 0
+    assert "--config: unknown physio_incomplete 'all'; choose one of: 'error', 'trim', 'unregressed'" in capsys.readouterr().err
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         ds = prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "trim"}, progress_bar=False, subjects=["01"])
     assert "trigger column's" in caplog.text and "+0.320 s (median) from the volume starts its StartTime (-3 s) implies" in caplog.text

@@ -44,6 +44,7 @@ def run(args) -> int:
                                      f"add --check ROOT or drop {flag}.")
     if args.check:
         opts = {"subjects": args.subjects} if args.subjects else {}
+        physio_cfg, physio_incomplete = None, "error"
         if args.config:  # (user test 54: the check refused the channels and grids prepare --config accepted)
             from eeg2fmri.utils.config import read_config
 
@@ -53,6 +54,14 @@ def run(args) -> int:
             if cfg.get("first_onset") is not None:
                 opts.update(marker=None, first_onset=float(cfg["first_onset"]))
             prep = {k: cfg[k] for k in ("channels", "grid", "dummy_scans") if cfg.get(k) is not None}
+            physio_cfg, physio_incomplete = cfg.get("physio"), cfg.get("physio_incomplete", "error")
+            if physio_cfg:
+                from eeg2fmri.datasets.prepared import PHYSIO_INCOMPLETE
+                from eeg2fmri.preprocessing.physio import check_physio_option
+                from eeg2fmri.utils.validation import check_choice
+
+                check_physio_option(physio_cfg, "--config physio")
+                check_choice(physio_incomplete, "physio_incomplete", PHYSIO_INCOMPLETE, where="--config")
             if prep:
                 opts["prepare"] = prep
         if args.first_onset is not None:
@@ -87,11 +96,18 @@ def run(args) -> int:
             note = stimulus_note(rep.runs, opts.get("marker"))
             if note:
                 rep.notes.append(note)
-            from eeg2fmri.preprocessing.physio import physio_note
+            from eeg2fmri.preprocessing.physio import physio_check, physio_note
 
-            note = physio_note(rep.runs)  # (user test 57: the ECG, belt and BIDS physio files went unmentioned)
-            if note:
-                rep.notes.append(note)
+            if physio_cfg:  # (user test 58 #6: "OK" for physio files prepare refuses)
+                problems, notes = physio_check(rep.runs, physio_cfg, str(physio_incomplete))
+                rep.notes.extend(notes)
+                if problems:
+                    rep.problems.extend(problems)
+                    rep.ok = False
+            else:
+                note = physio_note(rep.runs)  # (user test 57: the ECG, belt and BIDS physio files went unmentioned)
+                if note:
+                    rep.notes.append(note)
         print("\n".join(rep.lines()))
         if rep.ok:
             for r in rep.runs:

@@ -37,11 +37,13 @@ __all__ = [
     "DEFAULT_GROUPS",
     "PHYSIO_LAGS_S",
     "PHYSIO_REGRESSORS",
+    "PhysioCoverageError",
     "cardiac_peaks",
     "cardiac_phase",
     "check_physio_option",
     "crf",
     "find_physio_files",
+    "physio_check",
     "physio_note",
     "heart_rate",
     "physio_regressors",
@@ -49,6 +51,7 @@ __all__ = [
     "respiration_volume",
     "respiratory_phase",
     "rrf",
+    "trigger_offset",
 ]
 
 #: The regressor groups :func:`physio_regressors` builds (prepare option ``physio``).
@@ -700,3 +703,90 @@ def physio_note(runs: Sequence[Any]) -> str | None:
     return ("physiological recordings: " + "; ".join(found) + ". The EEG's pulse artefact and breathing drifts can predict the BOLD's "
             "physiological noise, which scores would credit to the EEG: prepare --config '{\"physio\": \"regress\"}' regresses "
             "RETROICOR, heart rate and respiration volume regressors built from them out of the BOLD")
+
+
+def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error") -> tuple[list[str], list[str]]:
+    """For ``eeg2fmri datasets --check --config`` with the prepare option ``physio``: what prepare will find of each run's
+    physiological traces, checked as prepare checks them (user test 58 #6).
+
+    Each run's BIDS ``*_physio.tsv.gz`` files (for the traces its EEG file has no channel for) are read, their span
+    compared with the BOLD's volumes (on the BIDS clock: volume ``k``'s middle at ``(k + 0.5) * TR``), the trigger column
+    with ``StartTime``, and the regressors built as prepare builds them.
+
+    Parameters
+    ----------
+    runs : sequence of LayoutRun
+        The runs of the check.
+    physio : "regress" | list of str
+        The prepare option.
+    incomplete : {"error", "trim", "unregressed"}
+        The prepare option ``physio_incomplete``: with ``"error"`` a run that prepare would refuse is a problem, else a note.
+
+    Returns
+    -------
+    problems, notes : list of str
+        One note per physio file read (rate, ``StartTime``, span against the volumes, columns taken, detector, rates).
+    """
+    from eeg2fmri.io.bold import read_bold
+    from eeg2fmri.io.layouts import read_layout_eeg
+
+    groups = check_physio_option(physio, "--config physio") or ()
+    need = {k for k, gs in (("cardiac", ("retroicor", "hr", "hr_lags")), ("respiratory", ("retroicor", "rv", "rv_lags")))
+            if set(gs) & set(groups)}
+    problems: list[str] = []
+    notes: list[str] = []
+    for run in runs:
+        bold = getattr(run, "bold_path", None)
+        if bold is None:
+            continue
+        key = getattr(run, "key", str(bold))
+        try:
+            types = set(read_layout_eeg(run, preload=False).get_channel_types())
+        except Exception:  # noqa: BLE001  (an EEG that cannot be read is the check's own finding)
+            types = set()
+        have = {k for k, t in (("cardiac", "ecg"), ("respiratory", "resp")) if t in types and k in need}
+        traces: dict[str, tuple[np.ndarray, float, float]] = {}
+        taken: dict[str, str] = {}
+        failed: Eeg2fmriInputError | None = None
+        try:
+            img, tr = read_bold(bold)
+            n_vol = int(img.shape[3])
+            for f in find_physio_files(bold, getattr(run, "eeg_path", None)) if need - have else []:
+                found = read_bids_physio(f)
+                used = [k for k in found if k in need - have and k not in traces]
+                for k in used:
+                    traces[k] = found[k]
+                    taken[k] = f.name
+                sf, start = next(iter(found.values()))[1:] if found else (float("nan"), float("nan"))
+                lens = [len(v[0]) / v[1] for v in found.values()]
+                line = (f"{f.name}: {sf:g} Hz, StartTime {start:g} s, covers {start:.1f} to {start + max(lens, default=0):.1f} s "
+                        f"of the volumes' middles {0.5 * tr:.1f} to {(n_vol - 0.5) * tr:.1f} s; used: {', '.join(used) or 'nothing'}")
+                if "trigger" in found:
+                    off = trigger_offset(*found["trigger"], tr)
+                    if off is not None and abs(off[0]) > max(2.0 / found["trigger"][1], 0.02):
+                        line += f"; its {off[1]} trigger pulses fall {off[0]:+.3f} s from the volume starts StartTime implies (StartTime off?)"
+                    elif off is not None:
+                        line += f"; its {off[1]} trigger pulses agree with StartTime"
+                notes.append(line)
+            if not traces and not have:
+                raise Eeg2fmriInputError(f"{key}: no cardiac or respiration recording (no EEG channel typed ecg/resp, no BIDS physio file "
+                                         "with a cardiac or respiratory column)")
+            if traces:
+                c, r = traces.get("cardiac"), traces.get("respiratory")
+                _, _, summary = physio_regressors(
+                    (np.arange(n_vol) + 0.5) * tr, cardiac=None if c is None else c[0], cardiac_sfreq=None if c is None else c[1],
+                    cardiac_start=0.0 if c is None else c[2], resp=None if r is None else r[0], resp_sfreq=None if r is None else r[1],
+                    resp_start=0.0 if r is None else r[2], groups=groups,
+                    where=f"{key}: physiology ({', '.join(f'{k} from {v}' for k, v in taken.items())})")
+                notes.append(f"{key}: physio regressors can be built" + "".join(f", {k} {v}" for k, v in summary.items()))
+        except Eeg2fmriInputError as err:
+            failed = err
+        if failed is None:
+            continue
+        if incomplete == "unregressed":
+            notes.append(f"physio: prepare will prepare this run without physiological regressors (physio_incomplete: 'unregressed'): {failed}")
+        elif incomplete == "trim" and isinstance(failed, PhysioCoverageError):
+            notes.append(f"physio: prepare will leave out the volumes the recording does not cover (physio_incomplete: 'trim'): {failed}")
+        else:
+            problems.append(f"physio: {failed}")
+    return problems, notes
