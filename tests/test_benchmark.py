@@ -17,7 +17,9 @@ def test_ridge_beats_mean_on_tiny_fixture(tiny_prepared):
     bench = run_benchmark(tiny_prepared, "loso", ["ridge_hrf"], n_boot=100)
     assert bench["n_folds"] == 2 and sorted(bench["results"]["per_subject"]) == ["01", "02"]  # every subject held out once
     rows = {r["name"]: r for r in bench["leaderboard"]}
-    assert set(rows) == {"ridge_hrf", "mean", "time-shifted null (ridge_hrf)"}
+    # (the tiny recordings have an ECG channel: the physiology-only row, a ridge from its regressors alone)
+    assert set(rows) == {"ridge_hrf", "mean", "time-shifted null (ridge_hrf)", "physiology only"}
+    assert rows["physiology only"]["role"] == "physiology"
     ridge, mean, null = rows["ridge_hrf"], rows["mean"], rows["time-shifted null (ridge_hrf)"]
     assert (ridge["role"], mean["role"], null["role"]) == ("reference", "baseline", "null")
     # the trained ridge beats the subject-mean baseline on held-out subjects (R², RMSE) and its own shifted null (r)
@@ -173,8 +175,8 @@ def test_benchmark_cli(tiny_bids, tiny_prepared, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "eeg2fmri benchmark:" in printed and "time-shifted null (ridge_hrf)" in printed and "mean (baseline)" in printed
     board = json.loads((out / "leaderboard.json").read_text())
-    assert [r["name"] for r in board["leaderboard"]] == ["ridge_hrf", "time-shifted null (ridge_hrf)", "mean"]
-    assert board["leaderboard"][2]["median_r"] is None  # strict JSON
+    assert [r["name"] for r in board["leaderboard"]] == ["ridge_hrf", "time-shifted null (ridge_hrf)", "physiology only", "mean"]
+    assert board["leaderboard"][-1]["median_r"] is None  # strict JSON
     assert board["seed"] == 0 and board["jobs"] == 1 and board["software"]["eeg2fmri"] == __version__  # what reproduces it
     # the bootstrap seed is named as such; closed-form models train with no seed; the device actually used (user test 25)
     assert board["boot_seed"] == 0 and board["train_seeds"] == {} and board["device_used"] in ("cpu", "cuda")

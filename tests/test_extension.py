@@ -304,7 +304,7 @@ def test_benchmark_cli_lists_the_reference_once_next_to_a_model_with_its_own_con
     capsys.readouterr()
     board = json.loads((out / "leaderboard.json").read_text())
     names = [r["name"] for r in board["leaderboard"]]
-    assert sorted(names) == sorted(["_ext_recommended", "ridge_hrf", "mean", "time-shifted null (ridge_hrf)"])  # each once, no "[bandpower]"
+    assert sorted(names) == sorted(["_ext_recommended", "ridge_hrf", "mean", "time-shifted null (ridge_hrf)", "physiology only"])  # each once, no "[bandpower]"
     assert len(board["groups"]) == 1 and board["groups"][0]["models"] == ["_ext_recommended", "ridge_hrf"]
     assert len(seen["ridge_hrf"]) == len(seen["mean"]) == 1  # fitted once (not once more for a second band-power group)
     own = seen["_ext_recommended"][0]

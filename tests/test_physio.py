@@ -451,3 +451,56 @@ def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, t
     with pytest.raises(Eeg2fmriInputError, match=r"cover \d of the run's \d+ kept volumes .* expected at least \d+ for prepare option "
                        r"physio_incomplete: 'trim'.* \(physio_incomplete: 'unregressed'\)"):
         prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "trim"}, progress_bar=False, subjects=["01"])
+
+
+def test_prepare_stores_physio_regressors_and_benchmark_scores_a_physiology_only_row(tiny_prepared, tmp_path):
+    """Prepare keeps each run's physiological regressors (standardised) even without the physio option; benchmark's
+    'physiology only' row is a ridge from them alone (sklearn's RidgeCV on the training windows), scored on the same test
+    windows: high where the BOLD holds physiological noise, and the note names the models at or below it."""
+    import dataclasses
+
+    from sklearn.linear_model import RidgeCV
+
+    from eeg2fmri.datasets.prepared import PreparedDataset, load_prepared
+    from eeg2fmri.datasets.targets import make_split, split_targets
+    from eeg2fmri.evaluation.protocol import PHYSIOLOGY, physiology_model
+    from eeg2fmri.workflows.benchmark import leaderboard_notes, run_benchmark
+
+    run = tiny_prepared.runs[0]
+    assert run.physio.shape == (run.n_volumes, 9) and run.physio.dtype == np.float32
+    assert run.physio_names[:2] == ["retroicor_c1_cos", "retroicor_c1_sin"] and run.physio_names[-1] == "hr_lag16s"
+    np.testing.assert_allclose(run.physio.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(run.physio.std(0), 1, atol=1e-4)
+    tiny_prepared.save(tmp_path / "p")
+    back = load_prepared(tmp_path / "p")
+    np.testing.assert_array_equal(back.runs[1].physio, tiny_prepared.runs[1].physio)
+    assert back.runs[1].physio_names == tiny_prepared.runs[1].physio_names
+    # BOLD = physiological noise (a fixed map per regressor) + a little noise: the row finds it, the EEG's ridge much less
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((9, run.bold.shape[1])).astype(np.float32)
+    runs = [dataclasses.replace(r, bold=r.physio @ w + 0.5 * rng.standard_normal(r.bold.shape).astype(np.float32)) for r in tiny_prepared.runs]
+    ds = PreparedDataset(runs, tiny_prepared.mask, tiny_prepared.affine, tiny_prepared.tr, tiny_prepared.sfreq, tiny_prepared.ch_names,
+                         tiny_prepared.config, tiny_prepared.frame_rate, tiny_prepared.freqs, tiny_prepared.provenance, tiny_prepared.rois)
+    split = make_split(ds, "loso", test_subjects=[ds.subjects[0]])
+    targets = split_targets(ds, split)
+    model, reason = physiology_model(ds, split, targets)
+    assert reason is None and model.names == run.physio_names
+    train = split.selections["train"]
+    x = np.concatenate([ds.runs[i].physio[v] for i, v in train.items()])
+    y = np.concatenate([targets["train"][i] for i in train])
+    i, v = next(iter(split.selections["test"].items()))
+    np.testing.assert_allclose(model.predict(model.windows(i, v)), RidgeCV(alphas=np.logspace(-1, 5, 13)).fit(x, y).predict(ds.runs[i].physio[v]),
+                               rtol=1e-4, atol=1e-4)
+    bench = run_benchmark(ds, "loso", ["ridge_hrf"], n_boot=20)
+    rows = {r["name"]: r for r in bench["leaderboard"]}
+    assert rows[PHYSIOLOGY]["role"] == "physiology" and rows[PHYSIOLOGY]["median_r"] > 0.8
+    assert rows[PHYSIOLOGY]["median_r"] > rows["ridge_hrf"]["median_r"] + 0.3
+    assert any("'physiology only' is a ridge from the physiological regressors alone" in n and "at or below it: ridge_hrf" in n
+               for n in leaderboard_notes(bench["leaderboard"]))
+    # runs without the same regressors: no row, and the model says why
+    runs[1] = dataclasses.replace(runs[1], physio=None, physio_names=None)
+    ds2 = dataclasses.replace(ds, runs=runs) if dataclasses.is_dataclass(ds) else PreparedDataset(
+        runs, ds.mask, ds.affine, ds.tr, ds.sfreq, ds.ch_names, ds.config, ds.frame_rate, ds.freqs, ds.provenance, ds.rois)
+    assert physiology_model(ds2, split, targets) == (None, "no physiological regressors for run(s) ['sub-02_task-rest_run-1'] (no cardiac "
+                                                           "or respiration trace, or none usable)")
+    assert PHYSIOLOGY not in {r["name"] for r in run_benchmark(ds2, "loso", ["ridge_hrf"], n_boot=10)["leaderboard"]}

@@ -263,7 +263,10 @@ def _merged_rows(benches: list) -> list[dict]:
     for k, (g, b) in enumerate(benches):
         for r in b["leaderboard"]:
             r = dict(r, input=g["representation"])
-            if r["role"] in ("reference", "baseline", "null"):
+            if r["role"] == "physiology":  # the same regressors and test windows in every group: one row
+                if r["name"] in seen:
+                    continue
+            elif r["role"] in ("reference", "baseline", "null"):
                 if k > 0 or g["representation"] != "bandpower":
                     r["name"] = f"{r['name']} [{g['representation']}]"
             elif r["name"] in seen:

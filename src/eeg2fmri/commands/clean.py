@@ -16,7 +16,8 @@ ORDER = 28
 HELP = "remove MRI gradient (AAS) and pulse (BCG) artifacts from an in-scanner EEG file"
 DESCRIPTION = (
     "Read one EEG recording, subtract the gradient artifact (average artifact subtraction locked to the volume or slice markers) "
-    "and the pulse artifact (R peaks from the ECG channel, then PCA-OBS), write the cleaned recording (FIF, or BrainVision for a "
+    "and the pulse artifact (R peaks from the ECG channel, or the peaks of a pulse oximeter -- a channel of the file or a BIDS "
+    "physio file -- moved by their estimated delay; then PCA-OBS or AAS), write the cleaned recording (FIF, or BrainVision for a "
     ".vhdr output) and print the residual artifact power at the volume and slice frequencies."
 )
 
@@ -32,6 +33,17 @@ def add_arguments(p) -> None:
     p.add_argument("--marker", help="volume marker name (default: R128, Scanner/Scan Start, Scan Start or TR, the first found)")
     p.add_argument("--slice-marker", help="slice marker name: epochs per slice instead of per volume (e.g. R2)")
     p.add_argument("--ecg-channel", help="ECG channel name (default: the channel of type ecg)")
+    p.add_argument("--pulse-channel", metavar="NAME",
+                   help="take the heartbeats from this pulse-oximeter (PPG) channel of the file instead of an ECG ('auto': the one "
+                        "channel named PPG*, Pulse* or Pleth*); their delay to the artifact is estimated")
+    p.add_argument("--physio", metavar="FILE",
+                   help="take the heartbeats from the cardiac column of this BIDS *_physio.tsv.gz (+ .json) instead of an ECG")
+    p.add_argument("--physio-start", type=float, metavar="SECONDS",
+                   help="with --physio: the EEG time (s from its first sample) of the physio file's time 0, the first BOLD volume "
+                        "(BIDS StartTime counts from it; default: the first volume marker)")
+    p.add_argument("--bcg-delay", default="auto", metavar="S",
+                   help="seconds added to pulse-oximeter beats ('auto': the delay that puts the artifact 0-400 ms after them, as "
+                        "after R peaks; default: %(default)s)")
     p.add_argument("--n-template", type=int, default=21, help="artifact epochs averaged per template (default: %(default)s)")
     p.add_argument("--report", help="also write the artifact report to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -110,7 +122,13 @@ def _print_report(rep: dict) -> None:
     if b:
         cf = b.get("crossfade")
         how = "" if b["method"] != "pca_obs" else " (MNE's apply_pca_obs)" if cf is None else f" (fits cross-faded over {cf:g} x half an RR)" if cf else " (fits edge to edge)"
-        print(f"bcg: {b['method']}{how} with {b['n_beats']} R peaks from {b['ecg_channel']} ({b['heart_rate_bpm']:.0f} bpm)")
+        beats = "R peaks" if b.get("beat_kind", "ecg") == "ecg" and b.get("beat_delay", "none") == "none" else "beats"
+        src = b.get("beat_source") or b.get("ecg_channel")
+        print(f"bcg: {b['method']}{how} with {b['n_beats']} {beats} from {src} ({b['heart_rate_bpm']:.0f} bpm)")
+        if b.get("beat_delay") in ("estimated", "given"):
+            est = b.get("delay_estimate") or {}
+            extra = f", score {est['peak_ratio']:.1f} x the mean over {est['search_s'][0]:g}..{est['search_s'][1]:g} s" if est else ""
+            print(f"bcg: beats moved by {1e3 * b['beat_delay_s']:+.0f} ms ({b['beat_delay']}{extra})")
         c = b.get("coupling") or {}
         if c.get("raised"):  # (user test 57: cleaning made band power track breathing)
             print("bcg: band power tracks the physiology more after cleaning (median |r| over channels): " + ", ".join(
@@ -131,6 +149,28 @@ def _crossfade(text: str) -> float | None:
     return value
 
 
+def _physio_beats(raw, physio: Path, start: float | None, marker: str | None, where: str) -> dict:
+    """``clean_raw``'s beat arguments from a BIDS physio file: its time 0 at ``start`` s of the EEG, else at the first volume
+    marker."""
+    from eeg2fmri.preprocessing.cleaning import VOLUME_MARKERS, find_markers, physio_file_beats
+
+    if not physio.is_file():
+        raise Eeg2fmriInputError(f"{physio}: --physio file not found; expected a BIDS *_physio.tsv.gz (with its .json); check the path.")
+    if not physio.name.endswith(".tsv.gz"):
+        raise Eeg2fmriInputError(f"{physio}: --physio expected a BIDS *_physio.tsv.gz (with its .json), got {physio.name!r}; give the "
+                                 "gzipped TSV.")
+    if start is None:
+        times, name = find_markers(raw, (marker,) if marker else VOLUME_MARKERS, where=where)
+        if not len(times):
+            raise Eeg2fmriInputError(f"{where}: --physio needs the EEG time of the first BOLD volume (the physio file's StartTime counts "
+                                     f"from it), found no volume marker ({marker or ', '.join(VOLUME_MARKERS)}); pass --physio-start SECONDS "
+                                     "(s from the EEG's first sample) or --marker NAME.")
+        start = float(times[0])
+        print(f"physio: {physio.name}'s time 0 placed at the first {name!r} marker, {start:.3f} s of the EEG (--physio-start sets it)")
+    times, kind, source = physio_file_beats([physio], float(start), where=where, caller="clean")
+    return dict(beat_times=times, beat_kind="ppg", beat_source=f"{source} ({'QRS' if kind == 'ecg' else 'pulse'} detector)")
+
+
 def run(args) -> int:
     from eeg2fmri.io.eeg import read_eeg
     from eeg2fmri.preprocessing.cleaning import VOLUME_MARKERS, _jsonable, clean_raw
@@ -144,9 +184,25 @@ def run(args) -> int:
     if gradient is None and bcg is None:
         raise Eeg2fmriInputError("--gradient none and --bcg none: nothing to do; choose at least one step.")
     crossfade = _crossfade(args.bcg_crossfade)
+    sources = [f for f, v in (("--ecg-channel", args.ecg_channel), ("--pulse-channel", args.pulse_channel), ("--physio", args.physio)) if v]
+    if len(sources) > 1:
+        raise Eeg2fmriInputError(f"{' and '.join(sources)}: expected one source of heartbeats, got {len(sources)}; keep one of them.")
+    if sources and bcg is None:
+        raise Eeg2fmriInputError(f"{sources[0]}: sets the heartbeats of the pulse-artifact removal, but --bcg is none; expected --bcg aas "
+                                 f"or pca_obs with it, or leave {sources[0]} out.")
+    if args.physio_start is not None and not args.physio:
+        raise Eeg2fmriInputError("--physio-start: expected together with --physio FILE (the physio file whose time 0 it places), got no "
+                                 "--physio; add it or leave --physio-start out.")
+    from eeg2fmri.preprocessing.cleaning import _check_delay
+
+    delay = _check_delay(args.bcg_delay, "--bcg-delay", "--bcg-delay")
     raw = read_eeg(src, preload=True)
+    beats = {}
+    if args.physio:
+        beats = _physio_beats(raw, Path(args.physio), args.physio_start, args.marker, str(src))
     cleaned, rep = clean_raw(raw, gradient=gradient, bcg=bcg, marker=args.marker or VOLUME_MARKERS, slice_marker=args.slice_marker,
-                             ecg_channel=args.ecg_channel, n_template=args.n_template, bcg_crossfade=crossfade, where=str(src))
+                             ecg_channel=args.ecg_channel, pulse_channel=args.pulse_channel, bcg_delay=delay, n_template=args.n_template,
+                             bcg_crossfade=crossfade, caller="clean", where=str(src), **beats)
     paths = write_cleaned(cleaned, args.out, overwrite=args.overwrite, source=src)
     _print_report(rep)
     if args.report:

@@ -282,6 +282,13 @@ class PreparedRun:
     bad_spans : array, shape (n_spans, 2) | None
         EEG spans the recording marks bad (``BAD_*`` annotations), seconds from the EEG start: windows that
         overlap one are left out of every split (:func:`~eeg2fmri.datasets.targets.make_split`).
+    physio : array, shape (n_volumes, n_regressors) | None
+        Physiological noise regressors (RETROICOR, lagged heart rate and respiration volume) at the volumes'
+        middles, each standardised over the run, where the recordings hold a cardiac or respiration trace
+        (built whether or not prepare option ``physio`` regressed them): the ``physiology only`` row of
+        ``benchmark`` predicts the BOLD from them alone.
+    physio_names : list of str | None
+        Their names (``retroicor_c1_cos``, ``hr_lag4s``, ...).
     """
 
     key: str
@@ -291,6 +298,8 @@ class PreparedRun:
     bold: np.ndarray | None
     onsets: np.ndarray
     bad_spans: np.ndarray | None = None
+    physio: np.ndarray | None = None
+    physio_names: list | None = None
 
     @property
     def n_volumes(self) -> int:
@@ -486,6 +495,9 @@ def _write_run(folder: Path, i: int, r: PreparedRun) -> dict:
                 bold_shape=None if r.bold is None else list(r.bold.shape))
     if r.bad_spans is not None and len(r.bad_spans):
         meta["bad_spans"] = np.asarray(r.bad_spans, dtype=float).tolist()
+    if r.physio is not None:
+        np.save(folder / f"run{i:03d}_physio.npy", np.ascontiguousarray(r.physio, dtype=np.float32))
+        meta["physio_names"] = list(r.physio_names or [])
     return meta
 
 
@@ -517,7 +529,9 @@ def load_prepared(path: str | os.PathLike, *, mmap: bool = True) -> PreparedData
         runs.append(PreparedRun(rm["key"], rm["subject"], np.load(path / f"run{i:03d}_features.npy", mmap_mode=mode),
                                 np.load(path / f"run{i:03d}_window_end.npy"),
                                 np.load(bold_p, mmap_mode=mode) if bold_p.exists() else None, np.load(path / f"run{i:03d}_onsets.npy"),
-                                np.asarray(rm["bad_spans"], dtype=float).reshape(-1, 2) if rm.get("bad_spans") else None))
+                                np.asarray(rm["bad_spans"], dtype=float).reshape(-1, 2) if rm.get("bad_spans") else None,
+                                np.load(path / f"run{i:03d}_physio.npy") if rm.get("physio_names") is not None else None,
+                                rm.get("physio_names")))
     mask = np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0
     # (a manifest from before drop_volumes kept every volume: not "auto")
     ds = PreparedDataset(runs, mask, np.asarray(man["affine"]), man["tr"], man["sfreq"], man["ch_names"], PrepareConfig.from_dict({"drop_volumes": 0, **man["config"]}),
@@ -1357,10 +1371,17 @@ def _prepare_eeg(rec, cfg: PrepareConfig, img, tr: float) -> dict:
     if cfg.clean:
         from eeg2fmri.preprocessing.cleaning import clean_for_prepare
 
-        raw, cleaning = clean_for_prepare(raw, cfg.clean, tr=tr, marker=cfg.marker, onsets=sync.onsets, where=where)
+        beats = {}
+        if cfg.clean.get("bcg"):  # the run's BIDS physio files (heartbeats of bcg_beats 'physio', or offered when no ECG is found)
+            from eeg2fmri.preprocessing.physio import find_physio_files
+
+            # their StartTime counts from the BOLD file's first volume, at this EEG time (as _physio_for_run's t0)
+            beats = {"physio_files": find_physio_files(rec.bold_path, rec.eeg_path) if rec.bold_path is not None else [],
+                     "bold_start": float(sync.onsets[0]) - (sync.volumes.start or 0) * float(tr)}
+        raw, cleaning = clean_for_prepare(raw, cfg.clean, tr=tr, marker=cfg.marker, onsets=sync.onsets, where=where, **beats)
     # the cardiac and respiration traces the file holds, after the gradient AAS (which corrects the ECG too: an in-scanner ECG
     # is buried in gradient artefacts); regressors are built on the BOLD side, where a BIDS physio file may add what is missing
-    physio = _physio_traces(raw, where) if cfg.physio else None
+    physio = _physio_traces(raw, where)  # (also without the option: the physiology-only row)
     chmap = None
     if cfg.channels:
         from eeg2fmri.preprocessing.channels import default_positions, map_channels_by_position
@@ -1433,11 +1454,12 @@ def _physio_traces(raw, where: str) -> dict:
     return out
 
 
-def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray) -> tuple[tuple[str, ...], dict]:
+def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray, *,
+                   quiet: bool = False) -> tuple[tuple[str, ...], dict]:
     """The regressor groups of the physio option and the run's traces it needs: ``{kind: {values, sfreq, start, source}}``,
     each from the EEG file's channel, else from the run's BIDS ``*_physio.tsv.gz`` (its ``StartTime`` counts from the BOLD
     file's first volume; put on the EEG's clock here), else a clear error. A ``trigger`` column is checked against
-    ``StartTime`` (user test 58 #10)."""
+    ``StartTime`` (user test 58 #10). ``quiet``: nothing warned (regressors nobody asked for: :func:`_physio_baseline`)."""
     from eeg2fmri.preprocessing.physio import (
         check_physio_option,
         find_physio_files,
@@ -1445,7 +1467,7 @@ def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: n
         trigger_offset,
     )
 
-    groups = check_physio_option(cfg.physio)
+    groups = check_physio_option(cfg.physio or "regress")
     need = {k for k, gs in (("cardiac", ("retroicor", "hr", "hr_lags")), ("respiratory", ("retroicor", "rv", "rv_lags")))
             if set(gs) & set(groups)}
     traces = {k: v for k, v in (eeg.get("physio") or {}).items() if k in need}
@@ -1453,12 +1475,12 @@ def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: n
     files = find_physio_files(rec.bold_path, rec.eeg_path) if rec.bold_path is not None and need - set(traces) else []
     t0 = float(native_on[0]) - kept.start * tr  # the EEG time of the BOLD file's first volume
     for f in files:
-        found = read_bids_physio(f)
+        found = read_bids_physio(f, quiet=quiet)
         used = [k for k in found if k in need and k not in traces]
         for kind in used:
             values, sfreq, start = found[kind]
             traces[kind] = {"values": values, "sfreq": sfreq, "start": start + t0, "source": f"{f.name} column"}
-        if used and "trigger" in found:
+        if used and "trigger" in found and not quiet:
             off = trigger_offset(*found["trigger"], tr)
             if off is not None and abs(off[0]) > max(2.0 / found["trigger"][1], 0.02):
                 from eeg2fmri.utils.logs import warn_once_per_process
@@ -1467,7 +1489,7 @@ def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: n
                                       f"starts its StartTime ({found['trigger'][2]:g} s) implies (TR {tr:g} s; a shift is seen modulo the TR): "
                                       "StartTime is likely off by that much (BIDS: seconds from the first volume to the first sample), "
                                       "which shifts the cardiac and respiratory regressors in time; correct it in the sidecar")
-    for kind in sorted(need - set(traces)) if traces else ():  # (user test 58: a trigger-only file left them out in silence)
+    for kind in sorted(need - set(traces)) if traces and not quiet else ():  # (user test 58: a trigger-only file left them out in silence)
         from eeg2fmri.utils.logs import warn_once_per_process
 
         warn_once_per_process(f"{rec.eeg_path}: no {kind} trace for this run (no EEG channel typed {'ecg' if kind == 'cardiac' else 'resp'}, "
@@ -1514,6 +1536,53 @@ def _physio_for_run(rec, cfg: PrepareConfig, groups: tuple[str, ...], traces: di
            "sampling_hz": {k: round(float(v["sfreq"]), 3) for k, v in traces.items()}, **summary}
     logger.info("%s: physio: %d regressors (%s)%s", rec.key, len(names), sources, "".join(f", {k} {v}" for k, v in summary.items()))
     return out
+
+
+def _physio_baseline(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray, onsets: np.ndarray,
+                     regressed: tuple | None, used: tuple | None, skipped: str | None) -> tuple[np.ndarray, list[str]] | None:
+    """The physiological regressors at the prepared volumes' middles, each column standardised over the run (float32), with
+    their names -- for ``benchmark``'s physiology-only row -- or ``None`` where the run has no usable trace. Without the
+    physio option they are built quietly (``physio: "regress"``'s groups; nothing warned, nothing refused: nobody asked for
+    them); with it, they are those regressed (at the new volumes of a run resampled in time)."""
+    if rec.bold_path is None or skipped is not None:
+        return None
+    import warnings
+
+    try:
+        if regressed is not None and not eeg.get("resampled"):
+            x, names = regressed
+        else:
+            with warnings.catch_warnings():  # (unasked for: no warning of MNE's QRS detector on a short trace either)
+                if used is None:
+                    warnings.simplefilter("ignore")
+                x, names = _physio_baseline_regressors(rec, cfg, eeg, kept, native_on, onsets, used)
+    except Eeg2fmriInputError as err:
+        logger.debug("%s: no physiological regressors for the physiology-only row: %s", rec.key, err)
+        return None
+    except (ValueError, RuntimeError, IndexError) as err:  # a trace no detector reads (MNE's, scipy's): no row, no failure
+        logger.info("%s: no physiological regressors for the physiology-only row (%s: %s)", rec.key, type(err).__name__, err)
+        return None
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(axis=0)
+    x = np.where(sd > 0, (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), 0.0)
+    return x.astype(np.float32), names
+
+
+def _physio_baseline_regressors(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray, onsets: np.ndarray,
+                                used: tuple | None) -> tuple[np.ndarray, list[str]]:
+    """:func:`_physio_baseline`'s regressors at the prepared volumes' middles (unstandardised)."""
+    from eeg2fmri.preprocessing.physio import physio_regressors
+
+    groups, traces = used if used is not None else _physio_inputs(rec, cfg, eeg, kept, native_on, quiet=True)
+    c, r = traces.get("cardiac"), traces.get("respiratory")
+    tr_out = float(cfg.resample_tr) if eeg.get("resampled") else float(eeg["native_tr"])
+    x, names, _ = physio_regressors(
+        np.asarray(onsets, dtype=np.float64) + tr_out / 2,
+        cardiac=None if c is None else c["values"], cardiac_sfreq=None if c is None else c["sfreq"],
+        cardiac_start=0.0 if c is None else c["start"], resp=None if r is None else r["values"],
+        resp_sfreq=None if r is None else r["sfreq"], resp_start=0.0 if r is None else r["start"], groups=groups,
+        where=f"{rec.key}: physiology", quiet=used is None)
+    return x, names
 
 
 def _trim_to_physio(rec, cfg: PrepareConfig, eeg: dict, traces: dict, bold: np.ndarray, native_on: np.ndarray, rep: dict,
@@ -1667,10 +1736,10 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
                                      "leading non-steady-state volume(s), got none; choose a shorter resample_tr, keep those volumes "
                                      "(drop_volumes: 0), or leave the run out.")
         rep = {**rep, "onsets": np.asarray(rep["onsets"])[m:], "window_end": np.asarray(rep["window_end"])[m:]}
-    physio, physio_trim, physio_skipped = None, None, None
+    physio, physio_trim, physio_skipped, physio_in = None, None, None, None
     if cfg.physio:  # (before the confounds: "trim" may leave volumes out)
         try:
-            groups, traces = _physio_inputs(rec, cfg, eeg, kept, native_on)
+            groups, traces = physio_in = _physio_inputs(rec, cfg, eeg, kept, native_on)
             if cfg.physio_incomplete == "trim":
                 bold, native_on, rep, kept, physio_trim = _trim_to_physio(rec, cfg, eeg, traces, bold, native_on, rep, kept)
             physio = _physio_for_run(rec, cfg, groups, traces, native_on, float(eeg["native_tr"]))
@@ -1691,8 +1760,10 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
                 f"{conf_path}: {len(conf)} rows, but {rec.bold_path} has {n_volumes} volumes; expected one row per BOLD volume "
                 "(fMRIPrep writes them so): use the confounds file of this run and this fMRIPrep output.")
         regressors.append(conf[kept])
+    physio_x = None
     if physio is not None:
-        regressors.append(physio.pop("regressors"))
+        physio_x = physio.pop("regressors")
+        regressors.append(physio_x)
     if regressors:
         from eeg2fmri.preprocessing.volumes import regress_confounds
 
@@ -1718,7 +1789,10 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     if atlas is not None:
         bold = np.ascontiguousarray(atlas.transform(bold), dtype=np.float32)
     bad = eeg.get("bad_spans")
-    run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"], bad if bad is not None and len(bad) else None)
+    base = _physio_baseline(rec, cfg, eeg, kept, native_on, rep["onsets"], None if physio_x is None else (physio_x, physio["names"]),
+                            physio_in, physio_skipped)
+    run = PreparedRun(rec.key, rec.subject, rep["features"], rep["window_end"], bold, rep["onsets"], bad if bad is not None and len(bad) else None,
+                      *(base or (None, None)))
     info = {"sfreq": rep["sfreq"], "ch_names": rep["ch_names"], "frame_rate": rep["frame_rate"], "freqs": rep["freqs"]}
     rp = sync.report
     # absolute paths: readers of the manifest (classify's events, explain's electrodes) may run from another directory

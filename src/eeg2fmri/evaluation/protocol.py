@@ -82,6 +82,8 @@ __all__ = [
     "groundtruth_ceilings",
     "load_labels",
     "merge_results",
+    "PHYSIOLOGY",
+    "physiology_model",
     "predict_windows",
     "reference_model",
     "results_to_json",
@@ -92,6 +94,8 @@ __all__ = [
 REFERENCE = "ridge_hrf"
 #: Name of the subject-mean baseline.
 BASELINE = "mean"
+#: Name of the physiology-only row: a ridge from the physiological regressors prepare stored (PreparedRun.physio) alone.
+PHYSIOLOGY = "physiology only"
 #: Name of the stimulus GLM: a row wherever the data carry event regressors (prepare option ``events``).
 STIMULUS = "stimulus_glm"
 #: Bootstrap resamples per subject: sized so that a NODDI-sized test set
@@ -867,6 +871,55 @@ class _OnView:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.model.predict(x)
+
+
+class _OnPhysio(_OnView):
+    """A ridge from the physiological regressors of each volume (:attr:`PreparedRun.physio`) to its targets."""
+
+    def __init__(self, model: Any, ds: PreparedDataset, names: list[str]) -> None:
+        super().__init__(model, ds, None, "a ridge from the physiological regressors alone (RETROICOR, lagged heart rate and "
+                                         f"respiration volume: {len(names)} columns), no EEG")
+        self.names = list(names)
+
+    def windows(self, run_index: int, volumes: np.ndarray) -> np.ndarray:
+        return np.asarray(self.view.runs[run_index].physio, dtype=np.float32)[np.asarray(volumes)]
+
+
+def physiology_model(ds: PreparedDataset, split: Split, targets: dict) -> tuple[Any, str | None]:
+    """The physiology-only model: a ridge (penalty by generalised cross-validation on the training windows) from every
+    volume's physiological regressors to its targets, fitted on the split's training windows.
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+        Its runs' ``physio`` (prepare stores them where the recordings hold a cardiac or respiration trace).
+    split : Split
+    targets : dict
+        ``split_targets(ds, split)``.
+
+    Returns
+    -------
+    model : object | None
+        Pass it among the models of :func:`evaluate_models` (under :data:`PHYSIOLOGY`); it reads its own windows.
+    reason : str | None
+        Why there is none: a run of the split without regressors, or runs with different ones.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    used = sorted({i for sel in split.selections.values() for i in sel})
+    missing = [ds.runs[i].key for i in used if ds.runs[i].physio is None]
+    if missing:
+        return None, f"no physiological regressors for run(s) {missing[:3]} (no cardiac or respiration trace, or none usable)"
+    names = {tuple(ds.runs[i].physio_names or ()) for i in used}
+    if len(names) != 1:
+        return None, "the runs' physiological regressors differ (a trace some runs lack): " + " vs ".join(sorted(",".join(n[:2]) + "..." for n in names))
+    train = split.selections.get("train") or {}
+    if not train:
+        return None, "no training windows"
+    x = np.concatenate([np.asarray(ds.runs[i].physio, dtype=np.float64)[np.asarray(v)] for i, v in train.items()])
+    y = np.concatenate([np.asarray(targets["train"][i], dtype=np.float64) for i in train])
+    model = RidgeCV(alphas=np.logspace(-1, 5, 13)).fit(x, y)
+    return _OnPhysio(model, ds, list(next(iter(names)))), None
 
 
 def _fit_reference(ds: PreparedDataset, split: Split, targets: dict, name: str, hparams: dict | None = None) -> tuple[Any, str | None]:

@@ -9,7 +9,9 @@
   residual artefact over epochs, fitted per epoch and channel) removes what averaging
   leaves. Low-pass filtering is left to the band-power step.
 * :func:`remove_bcg_artifacts` -- R peaks from the ECG channel
-  (``mne.preprocessing.find_ecg_events``), then PCA-OBS (MNE's ``apply_pca_obs`` algorithm, with
+  (``mne.preprocessing.find_ecg_events``), or pulse-oximeter peaks (a PPG channel of the file, or a BIDS
+  ``*_physio.tsv.gz`` cardiac column placed on the EEG's clock: :func:`physio_file_beats`) moved by their
+  delay to the artefact (:func:`estimate_bcg_delay`), then PCA-OBS (MNE's ``apply_pca_obs`` algorithm, with
   the per-beat fits cross-faded where they meet) or AAS; the report holds
   :func:`bcg_coupling_report`.
 * :func:`bcg_coupling_report` -- how much per-window EEG band power tracks heart rate and
@@ -23,6 +25,7 @@ Every function returns a new Raw and never modifies its input.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,8 +38,8 @@ from eeg2fmri.utils.validation import (
     check_positive_int,
 )
 
-__all__ = ["GRADIENT_METHODS", "BCG_METHODS", "COUPLING_BANDS", "artifact_power_report", "bcg_coupling_report", "clean_raw", "find_markers",
-           "remove_bcg_artifacts", "remove_gradient_artifacts"]
+__all__ = ["GRADIENT_METHODS", "BCG_BEATS", "BCG_METHODS", "COUPLING_BANDS", "artifact_power_report", "bcg_coupling_report", "clean_raw",
+           "estimate_bcg_delay", "find_markers", "physio_file_beats", "remove_bcg_artifacts", "remove_gradient_artifacts", "trace_beats"]
 
 GRADIENT_METHODS = (None, "aas")
 BCG_METHODS = (None, "pca_obs", "aas")
@@ -543,9 +546,254 @@ def _pca_obs(data: np.ndarray, rows: list[int], r: np.ndarray, n_components: int
     return dict(epoch_samples=int(2 * w_half + 1), crossfade_samples=h)
 
 
+#: Where the heartbeats of the pulse-artefact removal come from (clean option ``bcg_beats``): the ECG channel of the EEG
+#: file (R peaks), a pulse-oximeter (PPG) channel of the EEG file, or the run's BIDS ``*_physio.tsv.gz`` cardiac column.
+BCG_BEATS = ("ecg", "pulse", "physio")
+#: Channel names (upper case, start of the name) taken as a pulse oximeter when ``pulse_channel="auto"``.
+PULSE_NAMES = ("PPG", "PULSE", "PLETH")
+#: Delays (s) searched for pulse-oximeter beats (:func:`estimate_bcg_delay`): the PPG peak reaches the finger 150-300 ms
+#: after the R wave, the BCG follows the R wave by 200-300 ms, so the BCG may come before or after the PPG peak.
+BCG_DELAY_SEARCH_S = (-0.5, 0.5)
+#: The span after an R peak (s) that holds the pulse artefact: the delay puts the artefact's energy there.
+BCG_DELAY_WINDOW_S = (0.0, 0.4)
+#: A delay whose score is below this many times the search range's mean is warned about (no clear heartbeat-locked artefact;
+#: EEG without one scored 1.14-1.20 over 90 s, with a 30 uV BCG 3.7).
+BCG_DELAY_MIN_RATIO = 1.5
+_BEAT_RATE_HZ = 250.0  # rate at which pulse traces are searched for beats, and the EEG for the delay
+
+
+def _pulse_channel_name(raw, name: str, where: str, caller: str) -> str:
+    """The pulse-oximeter channel: ``name``, or for ``"auto"`` the one channel whose name starts with PPG / Pulse / Pleth."""
+    if name != "auto":
+        if name not in raw.ch_names:
+            raise Eeg2fmriInputError(f"{where}: expected a pulse-oximeter (PPG) channel named {name!r}, found none among "
+                                     f"{raw.ch_names[:12]}{' ...' if len(raw.ch_names) > 12 else ''}; pass the pulse channel's name "
+                                     f"({_option('pulse_channel', caller)}).")
+        return name
+    found = [n for n in raw.ch_names if n.strip().upper().startswith(PULSE_NAMES)]
+    if len(found) != 1:
+        raise Eeg2fmriInputError(f"{where}: expected one pulse-oximeter channel named PPG*, Pulse* or Pleth*, found "
+                                 f"{len(found) or 'none'}{f' ({found})' if found else ''} among {raw.ch_names[:12]}"
+                                 f"{' ...' if len(raw.ch_names) > 12 else ''}; name it ({_option('pulse_channel', caller)}).")
+    return found[0]
+
+
+def _option(name: str, caller: str) -> str:
+    """How ``caller`` (``"clean"``: the command, ``"prepare"`` / ``"synthesize"``: the clean option, else Python) sets ``name``."""
+    if caller == "clean":
+        return "--" + name.replace("_", "-") + " <name>"
+    if caller in ("prepare", "synthesize"):
+        return f"clean option {name}: <name>"
+    return f"{name}=<name>"
+
+
+def _upsampled(x: np.ndarray, sfreq: float) -> tuple[np.ndarray, float]:
+    """``x`` brought to about :data:`_BEAT_RATE_HZ` (anti-aliased down, or polyphase up for a slow pulse log: beat times
+    finer than the log's samples), and its rate."""
+    from scipy.signal import resample_poly
+
+    x = np.asarray(x, dtype=np.float64)
+    if sfreq >= 2 * _BEAT_RATE_HZ:
+        q = int(sfreq // _BEAT_RATE_HZ)
+        return resample_poly(x - np.median(x), 1, q), sfreq / q
+    if sfreq < _BEAT_RATE_HZ / 2:
+        u = int(np.ceil(_BEAT_RATE_HZ / sfreq))
+        return resample_poly(x - np.median(x), u, 1), sfreq * u
+    return x, sfreq
+
+
+def trace_beats(x: np.ndarray, sfreq: float, *, kind: str = "ppg", where: str = "cardiac") -> tuple[np.ndarray, str]:
+    """Heartbeat times (s from the trace's first sample) of a pulse-oximeter or ECG trace, for the pulse-artefact removal.
+
+    The trace is brought to about 250 Hz (anti-aliased decimation, or polyphase upsampling of a slow scanner log, so that
+    the beat times are finer than its samples) and its beats found by
+    :func:`eeg2fmri.preprocessing.physio.cardiac_peaks`.
+
+    Parameters
+    ----------
+    x : array, shape (n_samples,)
+    sfreq : float
+    kind : {"ppg", "ecg", "auto"}
+        The detector (see :func:`~eeg2fmri.preprocessing.physio.cardiac_peaks`).
+    where : str
+
+    Returns
+    -------
+    times : array, shape (n_beats,)
+    kind : str
+        The detector used (``"ppg"`` or ``"ecg"``).
+    """
+    from eeg2fmri.preprocessing.physio import cardiac_peaks
+
+    y, sf = _upsampled(x, float(sfreq))
+    peaks, used = cardiac_peaks(y, sf, kind=kind, where=where)
+    return peaks / sf, used
+
+
+def physio_file_beats(files, bold_start: float, *, where: str = "physio", caller: str = "prepare") -> tuple[np.ndarray, str, str]:
+    """Heartbeats of a run's BIDS ``*_physio.tsv.gz`` cardiac column, on the EEG's clock.
+
+    The file is read by :func:`eeg2fmri.preprocessing.physio.read_bids_physio` (its ``StartTime`` counts from the BOLD
+    file's first volume), so a beat at ``t`` s of the file's clock is at ``bold_start + t`` s of the EEG (``bold_start``:
+    the EEG time of the BOLD file's first volume, as the prepare option ``physio`` places the file).
+
+    Parameters
+    ----------
+    files : sequence of path-like
+        The run's physio files (:func:`eeg2fmri.preprocessing.physio.find_physio_files`); the first with a cardiac column
+        is read.
+    bold_start : float
+        EEG time (s from its first sample) of the BOLD file's first volume.
+    where : str
+        Name used in messages.
+    caller : {"prepare", "clean"}
+        The interface whose options the error messages name.
+
+    Returns
+    -------
+    times : array, shape (n_beats,)
+        Seconds from the EEG's first sample.
+    kind : str
+        ``"ppg"`` (pulse peaks) or ``"ecg"`` (R peaks), as :func:`trace_beats` detected them.
+    source : str
+        The file and column, for the report.
+    """
+    from eeg2fmri.preprocessing.physio import read_bids_physio
+
+    files = [Path(f) for f in files]
+    seen = []
+    for f in files:
+        traces = read_bids_physio(f)
+        seen.append(f"{f.name} ({', '.join(traces) or 'no cardiac or respiration column'})")
+        if "cardiac" in traces:
+            values, sfreq, start = traces["cardiac"]
+            times, kind = trace_beats(values, sfreq, kind="auto", where=f"{f} cardiac column")
+            return bold_start + start + times, kind, f"{f.name} cardiac column"
+    if caller == "clean":
+        asked, fix = "--physio", ("give a BIDS physio file with a 'cardiac' column in its .json Columns, or take the beats from the EEG "
+                                  "file: --ecg-channel <name> (an ECG channel) or --pulse-channel <name> (a pulse-oximeter channel)")
+    else:
+        asked, fix = "clean option bcg_beats='physio'", (
+            "expected a <bold stem>_physio.tsv.gz (+ .json with SamplingFrequency, StartTime and Columns naming a 'cardiac' column) "
+            "beside the run's BOLD, or take the beats from the EEG file: bcg_beats 'ecg' (an ECG channel; ecg_channel: <name>) or "
+            "'pulse' (a pulse-oximeter channel; pulse_channel: <name>)")
+    raise Eeg2fmriInputError(f"{where}: {asked} takes the heartbeats from a BIDS *_physio.tsv.gz cardiac column, found "
+                             f"{'; '.join(seen) if seen else 'no physio file beside the BOLD'}; {fix}.")
+
+
+def estimate_bcg_delay(
+    data: np.ndarray,
+    sfreq: float,
+    beats: np.ndarray,
+    *,
+    search: tuple[float, float] = BCG_DELAY_SEARCH_S,
+    window: tuple[float, float] = BCG_DELAY_WINDOW_S,
+    max_channels: int = 16,
+    where: str = "EEG",
+) -> tuple[float, dict[str, Any]]:
+    """The delay from pulse-oximeter beats to the pulse artefact: how far to move the beats to stand for R peaks.
+
+    The pulse wave reaches the finger 150-300 ms after the R wave while the BCG follows the R wave by 200-300 ms, so the
+    artefact may come before or after the PPG peak. Every delay ``d`` in ``search`` (on a grid of about 4 ms, refined by a
+    parabola) is scored by the energy of the beat-locked average of the EEG (at most ``max_channels`` channels, each
+    high-passed at 0.5 Hz and scaled to unit variance, decimated to about 250 Hz) over ``window`` after the moved beats,
+    weighted by a Hann taper: the delay that centres the artefact's energy in that window (by default 200 ms after the
+    moved beat, as a BCG follows an R peak) wins. Beats whose span of the search leaves the recording are left out of the
+    average.
+
+    Parameters
+    ----------
+    data : array, shape (n_channels, n_times)
+        EEG channels (any unit).
+    sfreq : float
+        Their rate (Hz).
+    beats : array, shape (n_beats,)
+        Beat times (s from the first sample).
+    search : (float, float)
+        Delays tried (s).
+    window : (float, float)
+        Span after the moved beat where the artefact is placed (s).
+    max_channels : int
+        Channels used (an evenly spread subset of more).
+    where : str
+        Name used in messages.
+
+    Returns
+    -------
+    delay : float
+        Seconds to add to the beats.
+    info : dict
+        ``search_s``, ``window_s``, ``n_beats`` (averaged), ``peak_ratio`` (best score over the mean score of the search
+        range: near 1, no clear beat-locked artefact), ``profile_s`` and ``profile`` (the scores on the search grid, best 1).
+    """
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    lo_s, hi_s = (float(v) for v in search)
+    w0, w1 = (float(v) for v in window)
+    if not (np.isfinite([lo_s, hi_s, w0, w1]).all() and lo_s < hi_s and w0 < w1):
+        raise Eeg2fmriInputError(f"{where}: expected a delay search range (low, high) and a window (start, stop) in seconds with "
+                                 f"low < high and start < stop, got search={search!r}, window={window!r}; e.g. search=(-0.5, 0.5), "
+                                 "window=(0.0, 0.4).")
+    x = np.asarray(data, dtype=np.float64)
+    if x.ndim != 2 or not len(x):
+        raise Eeg2fmriInputError(f"{where}: expected EEG data of shape (n_channels, n_times) to estimate the pulse-artefact delay, got "
+                                 f"shape {x.shape}.")
+    if len(x) > max_channels:
+        x = x[np.unique(np.linspace(0, len(x) - 1, max_channels).round().astype(int))]
+    sf = float(sfreq)
+    q = max(1, int(sf // _BEAT_RATE_HZ))
+    x = x - x.mean(axis=1, keepdims=True)
+    if q > 1:
+        x = resample_poly(x, 1, q, axis=1)
+    sfd = sf / q
+    x = sosfiltfilt(butter(2, 0.5, btype="highpass", fs=sfd, output="sos"), x, axis=1)
+    x /= np.maximum(x.std(axis=1, keepdims=True), 1e-30)
+    lo, hi = int(np.floor(lo_s * sfd)), int(np.ceil(hi_s * sfd))
+    a, b = int(round(w0 * sfd)), max(int(round(w1 * sfd)), int(round(w0 * sfd)) + 3)
+    span = (hi - lo) + b  # epoch offsets lo + a .. hi + b - 1 from every beat
+    start = np.round(np.asarray(beats, dtype=np.float64) * sfd).astype(np.int64) + lo + a
+    start = start[(start >= 0) & (start + span - a <= x.shape[1])]
+    if len(start) < 5:
+        raise Eeg2fmriInputError(f"{where}: {len(start)} heartbeat(s) lie {-lo_s:g} s or more from the start and {hi_s + w1:g} s from the "
+                                 "end of the recording, expected at least 5 to estimate the delay of the pulse artefact after the "
+                                 "beats; give the delay (bcg_delay) or clean a longer recording.")
+    avg = np.zeros((len(x), span - a))
+    for s0 in start:
+        avg += x[:, s0 : s0 + span - a]
+    avg /= len(start)
+    energy = np.sum(avg * avg, axis=0)  # (span - a,): offset lo + a + i
+    taper = np.hanning(b - a + 2)[1:-1]
+    score = np.correlate(energy, taper, mode="valid")  # score[j]: window starting at offset lo + a + j, i.e. delay lo + j
+    k = int(np.argmax(score))
+    frac = 0.0
+    if 0 < k < len(score) - 1:
+        y0, y1, y2 = score[k - 1], score[k], score[k + 1]
+        den = y0 - 2 * y1 + y2
+        frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) if den < 0 else 0.0
+    delay = (lo + k + frac) / sfd
+    ratio = float(score[k] / max(float(np.mean(score)), 1e-300))
+    grid = (lo + np.arange(len(score))) / sfd
+    info = dict(search_s=[lo_s, hi_s], window_s=[w0, w1], n_beats=int(len(start)), peak_ratio=ratio,
+                profile_s=[round(float(v), 4) for v in grid], profile=[round(float(v), 4) for v in score / score[k]])
+    if k in (0, len(score) - 1):
+        logger.warning("%s: the pulse artefact's delay after the beats is at the edge of the range searched (%.3f s in %g..%g s): the "
+                       "artefact may lie further from the beats; give the delay (bcg_delay) or check the beats", where, delay, lo_s, hi_s)
+    return float(delay), info
+
+
+def _beats_from_pulse_channel(raw, name: str, where: str) -> np.ndarray:
+    """Pulse peaks (s from the first sample) of the EEG file's pulse-oximeter channel ``name``."""
+    x = raw.get_data(picks=[name])[0]
+    return trace_beats(x, float(raw.info["sfreq"]), kind="ppg", where=f"{where}: pulse channel {name!r}")[0]
+
+
 def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | None = None, n_components: int = 4, n_template: int = 21,
-                         crossfade: float | None = 0.5, coupling: bool = True, window: float = 2.0, where: str | None = None):
-    """Pulse (ballistocardiogram) artefact removal: R peaks from the ECG, then PCA-OBS or AAS.
+                         crossfade: float | None = 0.5, coupling: bool = True, window: float = 2.0, pulse_channel: str | None = None,
+                         beat_times: np.ndarray | None = None, beat_kind: str = "ppg", beat_delay: float | str | None = None,
+                         beat_source: str | None = None, delay_search: tuple[float, float] = BCG_DELAY_SEARCH_S, caller: str = "python",
+                         where: str | None = None):
+    """Pulse (ballistocardiogram) artefact removal: heartbeats (R peaks of the ECG, or pulse-oximeter peaks moved by their
+    estimated delay), then PCA-OBS or AAS.
 
     ``"pca_obs"`` is the optimal basis set of Niazy et al. (2005) as MNE's
     :func:`mne.preprocessing.apply_pca_obs` implements it: every heartbeat epoch (± half the
@@ -566,10 +814,17 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
     (epochs from 0.25 to 0.75 of the median RR interval around the R peak), scaled to the
     beat by least squares: one dimension per beat, which leaves the EEG nearly untouched.
 
+    The heartbeats come from, in this order: ``beat_times`` (e.g. a BIDS physio file's cardiac column on the EEG's clock,
+    :func:`physio_file_beats`), the pulse-oximeter channel ``pulse_channel`` of the recording, or its ECG channel. Pulse
+    peaks (``beat_kind="ppg"``) lag the R wave by the pulse transit time, and the artefact may precede or follow them: unless
+    ``beat_delay`` gives the delay, :func:`estimate_bcg_delay` picks the shift (within ``delay_search``) that centres the
+    artefact's energy 0-400 ms after the moved beats, as after R peaks, and the report records it. Moved beats outside the
+    recording are dropped; the epochs of the beats near its ends are handled as for R peaks there.
+
     Parameters
     ----------
     raw : mne.io.BaseRaw
-        The recording (gradient artefacts already removed), with an ECG channel.
+        The recording (gradient artefacts already removed), with an ECG channel unless the beats are given otherwise.
     method : {"pca_obs", "aas"}
         PCA-OBS or average artefact subtraction.
     ecg_channel : str | None
@@ -588,6 +843,22 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
         cleaning raises it.
     window : float
         Window (s) of the band-power series of the coupling measure (e.g. the TR).
+    pulse_channel : str | None
+        A pulse-oximeter (PPG) channel of the recording to take the beats from (any channel type; it is not cleaned);
+        ``"auto"``: the one channel named PPG*, Pulse* or Pleth*.
+    beat_times : array, shape (n_beats,) | None
+        Heartbeat times in seconds from the recording's first sample (the EEG's clock).
+    beat_kind : {"ppg", "ecg"}
+        What ``beat_times`` mark: pulse peaks (their delay is estimated) or R peaks (used as they are).
+    beat_delay : float | "auto" | None
+        Seconds added to the beats; ``None`` / ``"auto"``: estimated for pulse peaks, 0 for R peaks.
+    beat_source : str | None
+        Where ``beat_times`` came from, for the report and the log.
+    delay_search : (float, float)
+        Delays (s) searched for pulse peaks.
+    caller : {"python", "clean", "prepare", "synthesize"}
+        The interface whose options the error messages name (``eeg2fmri clean``'s flags, the clean option's keys, or
+        this function's arguments).
     where : str | None
         Recording name for messages.
 
@@ -596,19 +867,23 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
     cleaned : mne.io.BaseRaw
         A corrected copy (EEG channels corrected).
     info : dict
-        ``method``, ``ecg_channel``, ``n_beats``, ``heart_rate_bpm``, ``n_components``,
-        ``crossfade`` (PCA-OBS), ``coupling`` (:func:`bcg_coupling_report`, or ``None``).
+        ``method``, ``beats`` (``"ecg"``, ``"pulse"`` or ``"given"``), ``beat_source``, ``beat_kind`` (``"ecg"``: R peaks,
+        ``"ppg"``: pulse peaks), ``ecg_channel`` (``None`` for other beats), ``pulse_channel``, ``beat_delay_s`` (seconds
+        added to the beats), ``beat_delay`` (``"estimated"``, ``"given"`` or ``"none"``), ``delay_estimate``
+        (:func:`estimate_bcg_delay`'s info without its profile, or ``None``), ``n_beats``, ``heart_rate_bpm``,
+        ``n_components``, ``crossfade`` (PCA-OBS), ``coupling`` (:func:`bcg_coupling_report`, or ``None``).
 
     Raises
     ------
     Eeg2fmriInputError
-        No ECG channel, too few R peaks, bad settings, or ``crossfade=None`` with an MNE
+        No ECG channel (and no other beats), too few beats, bad settings, or ``crossfade=None`` with an MNE
         without ``apply_pca_obs``.
     """
     import mne
 
     where = _where(raw, where)
     check_choice(method, "bcg method", ("pca_obs", "aas"), where=where)
+    check_choice(beat_kind, "beat kind", ("ppg", "ecg"), where=where)
     n_components = check_positive_int(n_components, "n_components", where=where)
     n_template = check_positive_int(n_template, "n_template", where=where)
     window = check_positive(window, "window", where=where, fix="pass the band-power window in seconds, e.g. the TR")
@@ -616,54 +891,85 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
                                   or not 0.0 <= float(crossfade) <= 1.0):
         raise Eeg2fmriInputError(f"{where}: expected crossfade between 0 and 1 (a fraction of half the median RR interval) or None, got "
                                  f"{crossfade!r}; pass 0.5 (default), 0 for edge-to-edge fits, or None for MNE's apply_pca_obs.")
+    beat_delay = _check_delay(beat_delay, "beat_delay" if caller == "python" else "--bcg-delay" if caller == "clean" else "bcg_delay", where)
     if method == "pca_obs" and crossfade is None and not hasattr(mne.preprocessing, "apply_pca_obs"):
         raise Eeg2fmriInputError(f"{where}: crossfade=None needs mne.preprocessing.apply_pca_obs (MNE >= 1.10), found MNE {mne.__version__}; "
                                  "upgrade MNE (pip install -U mne) or pass crossfade=0.5.")
-    types = raw.get_channel_types()
-    if ecg_channel is None:
-        ecg = [n for n, t in zip(raw.ch_names, types) if t == "ecg"]
-        named = [n for n in raw.ch_names if n.strip().upper().startswith(("ECG", "EKG"))]
-        if not ecg and len(named) == 1:  # a bare .vhdr/.edf types every channel EEG: one channel named ECG*/EKG* is the ECG
-            logger.info("%s: no channel is typed ECG; using %r, named as one, for the R peaks (pass ecg_channel to choose another)", where, named[0])
-            ecg = named
-        if not ecg:
-            guess = [n for n in raw.ch_names if any(s in n.upper() for s in ("ECG", "EKG"))]
-            hint = f" (channel(s) {guess} look like ECG: raw.set_channel_types({{{guess[0]!r}: 'ecg'}}), or pass ecg_channel={guess[0]!r})" if guess else ""
-            raise Eeg2fmriInputError(
-                f"{where}: expected an ECG channel (channel type 'ecg') to find the R peaks for pulse (BCG) artifact removal, found none among "
-                f"{raw.ch_names[:12]}{' ...' if len(raw.ch_names) > 12 else ''}{hint}; set its type, pass ecg_channel=<name> "
-                "(--ecg-channel on the command line), or clean without bcg."
-            )
-        ecg_channel = ecg[0]
-    elif ecg_channel not in raw.ch_names:
-        raise Eeg2fmriInputError(f"{where}: expected an ECG channel named {ecg_channel!r}, found none among {raw.ch_names[:12]}; pass the ECG channel's name.")
+    if beat_times is not None:
+        beats_from, kind = "given", beat_kind
+        qrs = np.sort(np.asarray(beat_times, dtype=np.float64).ravel())
+        if not np.isfinite(qrs).all():
+            raise Eeg2fmriInputError(f"{where}: expected finite heartbeat times (s from the first sample), got {int(np.sum(~np.isfinite(qrs)))} "
+                                     "non-finite value(s); drop them.")
+        source = beat_source or "given beat times"
+        ecg_channel = None
+        pulse_name = None
+    elif pulse_channel is not None:
+        beats_from, kind = "pulse", "ppg"
+        pulse_name = _pulse_channel_name(raw, str(pulse_channel), where, caller)
+        source = f"pulse channel {pulse_name!r}"
+        ecg_channel = None
+    else:
+        beats_from, kind, pulse_name = "ecg", "ecg", None
+        ecg_channel = _ecg_channel_name(raw, ecg_channel, where, caller)
+        source = f"ECG channel {ecg_channel!r}"
     need = max(n_components + 2, 10)
     if raw.times[-1] < 20.0:
         raise Eeg2fmriInputError(
-            f"{where}: the recording lasts {raw.times[-1]:.1f} s, expected at least 20 s (and {need} heartbeats) to find R peaks in ECG channel "
-            f"{ecg_channel!r} and fit PCA-OBS; clean a longer recording."
+            f"{where}: the recording lasts {raw.times[-1]:.1f} s, expected at least 20 s (and {need} heartbeats) to find "
+            f"{'R peaks in ' + source[0].upper() + source[1:] if beats_from == 'ecg' else 'heartbeats in the ' + source} and fit PCA-OBS; "
+            "clean a longer recording."
         )
     out = raw.copy().load_data(verbose=False)
-    events = mne.preprocessing.find_ecg_events(out, ch_name=ecg_channel, verbose=False)[0]
-    qrs = (events[:, 0] - out.first_samp) / float(out.info["sfreq"])
-    qrs = qrs[(qrs > 0) & (qrs < out.times[-1])].astype(np.float64)
-    if len(qrs) < need:
-        raise Eeg2fmriInputError(
-            f"{where}: found {len(qrs)} R peak(s) in ECG channel {ecg_channel!r}, expected at least {need} heartbeats; "
-            "check that the channel holds the ECG (and that gradient artifacts were removed first), or clean a longer recording."
-        )
+    if beats_from == "ecg":
+        events = mne.preprocessing.find_ecg_events(out, ch_name=ecg_channel, verbose=False)[0]
+        qrs = (events[:, 0] - out.first_samp) / float(out.info["sfreq"])
+    elif beats_from == "pulse":
+        qrs = _beats_from_pulse_channel(out, pulse_name, where)
     # the respiration belt: a channel typed 'resp', else the one channel named Resp*/Breath* (a bare file types it EEG)
     resp = [n for n, t in zip(out.ch_names, out.get_channel_types()) if t == "resp"]
     if not resp:
         named_resp = [n for n in out.ch_names if n.strip().upper().startswith(("RESP", "BREATH"))]
         resp = named_resp if len(named_resp) == 1 else []
     resp_channel = resp[0] if resp else None
-    # (the ECG itself is left as recorded, also where its type says EEG: a bare file whose ECG was found by its name)
+    # (the ECG and pulse channels are left as recorded, also where their type says EEG: a bare file whose ECG was found by its name)
     eeg = [n for n, t in zip(out.ch_names, out.get_channel_types())
-           if t == "eeg" and n not in out.info["bads"] and n not in (ecg_channel, resp_channel)]
+           if t == "eeg" and n not in out.info["bads"] and n not in (ecg_channel, resp_channel, pulse_name)]
     if not eeg:
         raise Eeg2fmriInputError(f"{where}: expected EEG channels to remove pulse artifacts from, found none; set the channel types.")
-    info: dict[str, Any] = dict(method=method, ecg_channel=ecg_channel, n_beats=int(len(qrs)), heart_rate_bpm=None, n_components=n_components)
+    sf = float(out.info["sfreq"])
+    delay_how, delay_info = "none", None
+    if beat_delay is not None:
+        delay, delay_how = float(beat_delay), "given"
+    elif kind == "ppg":
+        inside = qrs[(qrs > 0) & (qrs < out.times[-1])]
+        if len(inside) < need:
+            raise Eeg2fmriInputError(f"{where}: found {len(inside)} heartbeat(s) within the recording from the {source}, expected at least "
+                                     f"{need}; check that it holds the pulse or ECG trace for this recording (and its clock), or clean a "
+                                     "longer recording.")
+        delay, delay_info = estimate_bcg_delay(out.get_data(picks=eeg), sf, inside, search=delay_search, where=where)
+        delay_how = "estimated"
+        delay_info.pop("profile_s")
+        delay_info.pop("profile")
+        if delay_info["peak_ratio"] < BCG_DELAY_MIN_RATIO:
+            logger.warning("%s: the EEG averaged around the beats of the %s holds no clear pulse artefact (best delay's score %.2f x the "
+                           "mean over %g..%g s): its delay (%.3f s) is a guess; check the beats or give the delay (%s)", where, source,
+                           delay_info["peak_ratio"], delay_search[0], delay_search[1], delay,
+                           "--bcg-delay" if caller == "clean" else "bcg_delay")
+    else:
+        delay = 0.0
+    qrs = qrs + delay
+    qrs = qrs[(qrs > 0) & (qrs < out.times[-1])].astype(np.float64)
+    if len(qrs) < need:
+        what = f"R peak(s) in ECG channel {ecg_channel!r}" if beats_from == "ecg" else f"heartbeat(s) within the recording from the {source}"
+        raise Eeg2fmriInputError(
+            f"{where}: found {len(qrs)} {what}, expected at least {need} heartbeats; "
+            + ("check that the channel holds the ECG (and that gradient artifacts were removed first), or clean a longer recording."
+               if beats_from == "ecg" else "check that the beats belong to this recording and its clock, or clean a longer recording.")
+        )
+    info: dict[str, Any] = dict(method=method, beats=beats_from, beat_source=source, beat_kind=kind, ecg_channel=ecg_channel,
+                                pulse_channel=pulse_name, beat_delay_s=round(float(delay), 6), beat_delay=delay_how,
+                                delay_estimate=delay_info, n_beats=int(len(qrs)), heart_rate_bpm=None, n_components=n_components)
     if method == "pca_obs":
         info["crossfade"] = None if crossfade is None else float(crossfade)
         from threadpoolctl import threadpool_limits
@@ -674,18 +980,82 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
             if crossfade is None:
                 out = mne.preprocessing.apply_pca_obs(out, picks=eeg, qrs_times=qrs, n_components=n_components, copy=False, verbose=False)
             else:
-                r = np.round(qrs * float(out.info["sfreq"])).astype(np.int64)
+                r = np.round(qrs * sf).astype(np.int64)
                 info.update(_pca_obs(out._data, [out.ch_names.index(c) for c in eeg], r, n_components, float(crossfade)))
     else:
         _bcg_aas(out, eeg, qrs, n_template, where)
     rate = 60.0 / float(np.median(np.diff(qrs)))
     info["heart_rate_bpm"] = rate
-    logger.info("%s: BCG %s on %d channel(s), %d R peaks from %s (%.0f bpm)", where, method, len(eeg), len(qrs), ecg_channel, rate)
+    shift = f", moved by {delay * 1e3:+.0f} ms ({delay_how})" if delay_how != "none" else ""
+    logger.info("%s: BCG %s on %d channel(s), %d beats from the %s%s (%.0f bpm)", where, method, len(eeg), len(qrs), source, shift, rate)
     info["coupling"] = None
     if coupling:
         info["coupling"] = bcg_coupling_report(raw, out, qrs, picks=eeg, resp_channel=resp_channel, window=window, method=method,
                                                crossfade=crossfade, where=where)
     return out, info
+
+
+def _check_delay(value: Any, name: str, where: str) -> float | None:
+    """``None`` for "auto" (estimated for pulse beats), else the delay in seconds (within ±1 s)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not -1.0 <= float(value) <= 1.0:
+        raise Eeg2fmriInputError(f"{where}: expected {name} 'auto' (estimated for pulse-oximeter beats) or seconds from -1 to 1 added to "
+                                 f"the heartbeats, got {value!r}; e.g. {name} -0.2 (the artefact begins 200 ms before the pulse peak) "
+                                 "or leave it out.")
+    return float(value)
+
+
+def _ecg_channel_name(raw, ecg_channel: str | None, where: str, caller: str) -> str:
+    """The ECG channel for the R peaks; when there is none, an error naming the other sources of heartbeats ``caller`` has."""
+    types = raw.get_channel_types()
+    if ecg_channel is not None:
+        if ecg_channel not in raw.ch_names:
+            raise Eeg2fmriInputError(f"{where}: expected an ECG channel named {ecg_channel!r}, found none among {raw.ch_names[:12]}; pass "
+                                     "the ECG channel's name.")
+        return ecg_channel
+    ecg = [n for n, t in zip(raw.ch_names, types) if t == "ecg"]
+    named = [n for n in raw.ch_names if n.strip().upper().startswith(("ECG", "EKG"))]
+    if not ecg and len(named) == 1:  # a bare .vhdr/.edf types every channel EEG: one channel named ECG*/EKG* is the ECG
+        logger.info("%s: no channel is typed ECG; using %r, named as one, for the R peaks (pass ecg_channel to choose another)", where, named[0])
+        ecg = named
+    if ecg:
+        return ecg[0]
+    guess = [n for n in raw.ch_names if any(s in n.upper() for s in ("ECG", "EKG"))]
+    pulse = [n for n in raw.ch_names if n.strip().upper().startswith(PULSE_NAMES)]
+    hint = ""
+    if guess:
+        hint = f" (channel(s) {guess} look like ECG: raw.set_channel_types({{{guess[0]!r}: 'ecg'}}), or {_option('ecg_channel', caller).replace('<name>', repr(guess[0]) if caller not in ('clean',) else guess[0])})"
+    elif pulse:
+        hint = f" (channel(s) {pulse} look like a pulse oximeter: {_option('pulse_channel', caller).replace('<name>', repr(pulse[0]) if caller not in ('clean',) else pulse[0])})"
+    chans = f"{raw.ch_names[:12]}{' ...' if len(raw.ch_names) > 12 else ''}"
+    if caller == "clean":
+        fix = ("pass --ecg-channel <name> (an ECG channel of the file), --pulse-channel <name> (a pulse-oximeter channel of the file), or "
+               "--physio FILE_physio.tsv.gz (a BIDS physio file's cardiac column; --physio-start: the EEG time of its StartTime 0, "
+               "default the first volume marker), or run with --bcg none")
+    elif caller == "prepare":
+        fix = ("take the heartbeats from the run's BIDS *_physio.tsv.gz cardiac column (clean option bcg_beats: 'physio'; "
+               "--clean bcg,bcg_beats=physio or --config '{\"clean\": {\"bcg\": \"pca_obs\", \"bcg_beats\": \"physio\"}}'), from a "
+               "pulse-oximeter channel of the EEG file (bcg_beats: 'pulse', pulse_channel: <name>), or from an ECG channel of "
+               "another name (ecg_channel: <name>); or clean without bcg (--clean gradient)")
+    elif caller == "synthesize":
+        fix = ("clean with the heartbeats of a pulse-oximeter channel (clean={'bcg': 'aas', 'bcg_beats': 'pulse', 'pulse_channel': <name>}; "
+               "--clean bcg=aas,bcg_beats=pulse,pulse_channel=<name>) or an ECG channel of another name (ecg_channel), or without bcg")
+    else:
+        fix = ("set its type, pass ecg_channel=<name>, pulse_channel=<name> (a pulse-oximeter channel) or beat_times (heartbeats on the "
+               "EEG's clock, e.g. physio_file_beats(...) of a BIDS physio file), or clean without bcg")
+    raise _NoHeartbeatSource(
+        f"{where}: expected an ECG channel (channel type 'ecg') to find the R peaks for pulse (BCG) artifact removal, found none among "
+        f"{chans}{hint}; {fix}.")
+
+
+class _NoHeartbeatSource(Eeg2fmriInputError):
+    """No ECG channel and no other heartbeats: prepare adds what the run's physio files offer."""
 
 
 def _bcg_aas(raw, picks: list[str], qrs: np.ndarray, n_template: int, where: str) -> None:
@@ -1082,9 +1452,15 @@ def clean_raw(
     obs_components: int = 3,
     bcg_components: int = 4,
     bcg_crossfade: float | None = 0.5,
+    pulse_channel: str | None = None,
+    beat_times: np.ndarray | None = None,
+    beat_kind: str = "ppg",
+    beat_source: str | None = None,
+    bcg_delay: float | str | None = None,
     n_jobs: int = 1,
     random_state: int | None = None,
     verbose: bool | str | None = None,
+    caller: str = "python",
     where: str | None = None,
 ):
     """Remove gradient and pulse artefacts from in-scanner EEG; returns a cleaned copy and a report.
@@ -1118,12 +1494,27 @@ def clean_raw(
     bcg_crossfade : float | None
         PCA-OBS: cross-fade of neighbouring beat fits, a fraction of half the median RR
         interval (default 0.5; 0: edge to edge; ``None``: MNE's ``apply_pca_obs``).
+    pulse_channel : str | None
+        Take the heartbeats from this pulse-oximeter (PPG) channel of the recording instead of an ECG (``"auto"``: the
+        one channel named PPG*, Pulse* or Pleth*); their delay to the artefact is estimated
+        (:func:`estimate_bcg_delay`).
+    beat_times : array | None
+        Heartbeat times (s from the first sample, the EEG's clock), e.g. :func:`physio_file_beats` of a BIDS physio
+        file; they take precedence over ``pulse_channel`` and the ECG.
+    beat_kind : {"ppg", "ecg"}
+        What ``beat_times`` mark: pulse peaks (delay estimated) or R peaks (used as they are).
+    beat_source : str | None
+        Where ``beat_times`` came from (report, log).
+    bcg_delay : float | "auto" | None
+        Seconds added to the heartbeats; ``None`` / ``"auto"``: estimated for pulse peaks, 0 for R peaks.
     n_jobs : int
         Threads for the gradient AAS (:func:`remove_gradient_artifacts`).
     random_state : int | None
         Accepted for a uniform API; both methods are deterministic.
     verbose : bool | str | None
         Log level for this call (``None``: unchanged).
+    caller : {"python", "clean", "prepare", "synthesize"}
+        The interface whose options the error messages name.
     where : str | None
         Recording name for messages (default: the file name).
 
@@ -1181,7 +1572,9 @@ def clean_raw(
             vol = np.sort(np.asarray(volume_onsets, dtype=float)) if volume_onsets is not None else find_markers(raw, marker or (), where=where)[0]
             tr = float(np.median(np.diff(vol))) if len(vol) > 1 else None
         out, report["bcg"] = remove_bcg_artifacts(out, method=bcg, ecg_channel=ecg_channel, n_components=bcg_components,
-                                                  crossfade=bcg_crossfade, window=tr if tr and 0.5 <= tr <= 10.0 else 2.0, where=where)
+                                                  crossfade=bcg_crossfade, window=tr if tr and 0.5 <= tr <= 10.0 else 2.0,
+                                                  pulse_channel=pulse_channel, beat_times=beat_times, beat_kind=beat_kind,
+                                                  beat_source=beat_source, beat_delay=bcg_delay, caller=caller, where=where)
     if out is raw:
         out = raw.copy()
     return out, report
@@ -1190,13 +1583,20 @@ def clean_raw(
 #: A gradient removal that lowers the volume comb by less than this (dB) is warned about (``low_reduction`` in the report).
 LOW_REDUCTION_DB = 20.0
 
-#: Options of :func:`clean_raw` that a prepare config's ``clean`` mapping may set.
+#: Options of :func:`clean_raw` that a prepare config's ``clean`` mapping may set (``bcg_beats`` is the mapping's own:
+#: where the heartbeats come from, :data:`BCG_BEATS`).
 CLEAN_OPTIONS = ("gradient", "bcg", "slice_marker", "n_slices", "ecg_channel", "n_template", "upsample", "obs_components", "bcg_components",
-                 "bcg_crossfade", "n_jobs")
+                 "bcg_crossfade", "bcg_beats", "pulse_channel", "bcg_delay", "n_jobs")
 
 
 def check_clean_options(options: Any, where: str = "prepare option clean") -> dict[str, Any]:
     """Validate a ``clean`` mapping (e.g. ``{"gradient": "aas", "bcg": "pca_obs"}``); missing steps are off.
+
+    ``bcg_beats`` says where the pulse-artefact removal finds the heartbeats: ``"ecg"`` (default: the ECG channel of the
+    EEG file, or ``ecg_channel``), ``"pulse"`` (a pulse-oximeter channel of the EEG file: ``pulse_channel``, or the one
+    named PPG*, Pulse* or Pleth*) or ``"physio"`` (the run's BIDS ``*_physio.tsv.gz`` cardiac column, placed on the EEG's
+    clock by its ``StartTime``; prepare only). Pulse peaks are moved by ``bcg_delay`` seconds, estimated when it is left
+    out or ``"auto"`` (:func:`estimate_bcg_delay`).
 
     Returns
     -------
@@ -1217,38 +1617,143 @@ def check_clean_options(options: Any, where: str = "prepare option clean") -> di
     if cf is not None and (isinstance(cf, bool) or not isinstance(cf, (int, float)) or not 0.0 <= float(cf) <= 1.0):
         raise Eeg2fmriInputError(f"{where}: expected bcg_crossfade from 0 to 1 (a fraction of half the median RR interval) or null (MNE's "
                                  f"apply_pca_obs), got {cf!r}; e.g. 0.5 (the default).")
+    beats = out.get("bcg_beats")
+    beat_keys = [k for k in ("bcg_beats", "pulse_channel", "bcg_delay", "ecg_channel") if out.get(k) is not None]
+    if out["bcg"] is None and beat_keys:
+        raise Eeg2fmriInputError(f"{where}: {beat_keys[0]}={out[beat_keys[0]]!r} sets the heartbeats of the pulse-artifact removal, but "
+                                 "bcg is off; expected bcg 'aas' or 'pca_obs' with it (e.g. {'bcg': 'aas', 'bcg_beats': 'physio'}), or "
+                                 f"leave {beat_keys[0]} out.")
+    if beats is not None and beats not in BCG_BEATS:
+        raise Eeg2fmriInputError(f"{where}: expected bcg_beats 'ecg' (the ECG channel of the EEG file), 'pulse' (a pulse-oximeter channel "
+                                 "of the EEG file) or 'physio' (the run's BIDS *_physio.tsv.gz cardiac column), got "
+                                 f"{beats!r}; e.g. {{'bcg': 'aas', 'bcg_beats': 'physio'}}.")
+    for key in ("pulse_channel", "ecg_channel"):
+        v = out.get(key)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            raise Eeg2fmriInputError(f"{where}: expected {key} as a channel name, got {v!r}; e.g. {{'{key}': 'PPG'}}." if key == "pulse_channel"
+                                     else f"{where}: expected {key} as a channel name, got {v!r}; e.g. {{'{key}': 'ECG'}}.")
+    if out.get("pulse_channel") is not None and (beats or "pulse") != "pulse":
+        raise Eeg2fmriInputError(f"{where}: pulse_channel={out['pulse_channel']!r} takes the heartbeats from a pulse-oximeter channel, but "
+                                 f"bcg_beats is {beats!r}; expected bcg_beats 'pulse' with it, or leave pulse_channel out.")
+    if out.get("ecg_channel") is not None and (beats or "ecg") != "ecg":
+        raise Eeg2fmriInputError(f"{where}: ecg_channel={out['ecg_channel']!r} takes the R peaks from an ECG channel, but bcg_beats is "
+                                 f"{beats!r}; expected bcg_beats 'ecg' with it, or leave ecg_channel out.")
+    if out.get("bcg_delay") is not None:  # (seconds as a number, also from --clean's text)
+        delay = _check_delay(out["bcg_delay"], "bcg_delay", where)
+        out["bcg_delay"] = "auto" if delay is None else delay
     return out
+
+
+#: Keys that ``--clean`` takes as ``key=value`` beside its steps.
+_CLEAN_STEP_KEYS = ("bcg_beats", "pulse_channel", "ecg_channel", "bcg_delay")
 
 
 def parse_clean_steps(text: str | None, *, gradient: str = "aas", bcg: str = "pca_obs") -> dict[str, Any] | None:
     """``"gradient,bcg"`` (the ``--clean`` option) -> ``{"gradient": "aas", "bcg": "pca_obs"}``; ``None``/``""`` -> ``None``.
 
-    A step may name its method: ``"gradient=aas,bcg=aas"``.
+    A step may name its method: ``"gradient=aas,bcg=aas"``; the heartbeats of the pulse step may be set by
+    ``bcg_beats=physio``, ``bcg_beats=pulse``, ``pulse_channel=NAME``, ``ecg_channel=NAME`` and ``bcg_delay=SECONDS``.
     """
     if not text:
         return None
     out: dict[str, Any] = {"gradient": None, "bcg": None}
     for part in str(text).split(","):
-        name, _, method = part.strip().partition("=")
+        name, eq, method = (v.strip() for v in part.strip().partition("="))
+        if name in _CLEAN_STEP_KEYS and eq and method:
+            out[name] = method
+            continue
         if name not in ("gradient", "bcg"):
-            raise Eeg2fmriInputError(f"--clean: expected a comma-separated list of 'gradient' and 'bcg' (optionally 'bcg=aas'), got {part.strip()!r}; "
-                                     "e.g. --clean gradient,bcg.")
+            raise Eeg2fmriInputError(f"--clean: expected a comma-separated list of 'gradient' and 'bcg' (optionally 'bcg=aas', and the "
+                                     f"heartbeats: {', '.join(k + '=...' for k in _CLEAN_STEP_KEYS)}), got {part.strip()!r}; e.g. --clean "
+                                     "gradient,bcg or --clean bcg=aas,bcg_beats=physio.")
         out[name] = method or (gradient if name == "gradient" else bcg)
+    if out.get("pulse_channel") and "bcg_beats" not in out:
+        out["bcg_beats"] = "pulse"
     return check_clean_options(out, where="--clean")
 
 
-def clean_for_prepare(raw, options: dict, *, tr: float, marker, onsets: np.ndarray, where: str):
+def clean_for_prepare(raw, options: dict, *, tr: float, marker, onsets: np.ndarray, where: str, physio_files=None,
+                      bold_start: float | None = None, caller: str | None = None):
     """The cleaning step of ``prepare``: :func:`clean_raw` with the config's options and a JSON-ready report.
 
     Volume markers are read from the annotations (``marker``: every scanner volume,
-    dummy scans included); without markers the synchronised ``onsets`` are used.
+    dummy scans included); without markers the synchronised ``onsets`` are used. With ``bcg_beats: "physio"`` the
+    heartbeats come from ``physio_files`` (the run's BIDS physio files, :func:`physio_file_beats`), whose time 0 is the
+    BOLD file's first volume at ``bold_start`` s of the EEG.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+    options : dict
+        The ``clean`` mapping (:func:`check_clean_options`).
+    tr : float
+    marker : str | sequence of str | None
+    onsets : array
+        The volumes' onsets (s of the EEG).
+    where : str
+    physio_files : sequence of path-like | None
+        The run's BIDS physio files (``None``: not known, as in synthesis from an EEG file alone).
+    bold_start : float | None
+        EEG time (s) of the BOLD file's first volume (the physio files' ``StartTime`` counts from it).
+    caller : {"prepare", "synthesize"} | None
+        The interface whose options the error messages name (``None``: ``"prepare"`` when ``physio_files`` is given, else
+        ``"synthesize"``).
     """
     opts = check_clean_options(options)
+    caller = caller or ("prepare" if physio_files is not None else "synthesize")
+    beats = opts.pop("bcg_beats", None) or "ecg"
+    extra: dict[str, Any] = {}
+    if opts["bcg"] is not None and beats == "pulse":
+        opts["pulse_channel"] = opts.get("pulse_channel") or "auto"
+    elif opts["bcg"] is not None and beats == "physio":
+        if physio_files is None or bold_start is None:
+            raise Eeg2fmriInputError(
+                f"{where}: clean option bcg_beats='physio' takes the heartbeats from the run's BIDS *_physio.tsv.gz, which prepare "
+                "finds beside the BOLD; here there is none (synthesis reads the EEG alone, e.g. clean='training' of a model prepared "
+                "so): clean with the heartbeats of the EEG file instead (clean={'bcg': 'aas', 'bcg_beats': 'pulse', 'pulse_channel': "
+                "<name>} or an ECG channel, 'bcg_beats': 'ecg'), or without bcg.")
+        times, kind, source = physio_file_beats(physio_files, float(bold_start), where=where)
+        extra = dict(beat_times=times, beat_kind="ppg", beat_source=f"{source} ({'QRS' if kind == 'ecg' else 'pulse'} detector)")
+        _warn_uncovered(times, onsets, tr, source, where)
     markers = (marker,) if isinstance(marker, str) else tuple(marker or ())
     found = find_markers(raw, markers, where=where)[0] if markers else np.zeros(0)
     vol = None if len(found) else np.asarray(onsets, dtype=float)
-    cleaned, report = clean_raw(raw, tr=tr, marker=markers or None, volume_onsets=vol, where=where, **opts)
+    try:
+        cleaned, report = clean_raw(raw, tr=tr, marker=markers or None, volume_onsets=vol, where=where, caller=caller, **extra, **opts)
+    except _NoHeartbeatSource as err:
+        offer = _physio_offer(physio_files)
+        if not offer:
+            raise
+        raise Eeg2fmriInputError(f"{err} This run has {offer}: bcg_beats 'physio' uses it.") from None
     return cleaned, _jsonable(report)
+
+
+def _physio_offer(physio_files) -> str | None:
+    """"a BIDS physio file X with a cardiac column" when one of ``physio_files`` has one (unreadable files: ``None``)."""
+    from eeg2fmri.preprocessing.physio import read_bids_physio
+
+    for f in physio_files or ():
+        try:
+            if "cardiac" in read_bids_physio(f):
+                return f"a BIDS physio file with a cardiac column, {Path(f).name}"
+        except Eeg2fmriInputError:
+            continue
+    return None
+
+
+def _warn_uncovered(beats: np.ndarray, onsets: np.ndarray, tr: float, source: str, where: str) -> None:
+    """Warn when the heartbeats of ``source`` leave more than 2 s of the volumes' span (EEG clock) without beats."""
+    on = np.asarray(onsets, dtype=float)
+    if not len(on) or not len(beats):
+        return
+    span = (float(on[0]), float(on[-1]) + float(tr))
+    rr = float(np.median(np.diff(beats))) if len(beats) > 1 else 1.0
+    before = max(0.0, float(beats[0]) - rr - span[0])
+    after = max(0.0, span[1] - float(beats[-1]) - rr)
+    if before + after > 2.0:
+        logger.warning("%s: the heartbeats of %s run from %.1f to %.1f s of the EEG, the volumes from %.1f to %.1f s: the pulse artifact of "
+                       "%.1f s of the scan is left in (check the file's StartTime, or the recording was stopped early)", where, source,
+                       beats[0], beats[-1], span[0], span[1], before + after)
 
 
 def _jsonable(x: Any) -> Any:

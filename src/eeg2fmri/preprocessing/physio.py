@@ -380,6 +380,7 @@ def physio_regressors(
     groups: Sequence[str] = DEFAULT_GROUPS,
     order: int = 2,
     where: str = "physio",
+    quiet: bool = False,
 ) -> tuple[np.ndarray, list[str], dict]:
     """Physiological noise regressors sampled at ``times`` (the volumes' middles).
 
@@ -401,6 +402,8 @@ def physio_regressors(
         RETROICOR harmonics (Glover et al.: 2).
     where : str
         Name used in messages.
+    quiet : bool
+        Log what would be warned about (a flat belt) at debug level instead: for regressors nobody asked for.
 
     Returns
     -------
@@ -444,7 +447,7 @@ def physio_regressors(
             from eeg2fmri.utils.logs import warn_once_per_process
 
             at = t[flat]
-            warn_once_per_process(f"{where}: the respiration trace is nearly flat (breathing depth under a tenth of its median) at "
+            (logger.debug if quiet else warn_once_per_process)(f"{where}: the respiration trace is nearly flat (breathing depth under a tenth of its median) at "
                                   f"{flat.mean():.0%} of the volumes, from {at[0]:.0f} to {at[-1]:.0f} s: a belt that slipped or came "
                                   "loose; its respiratory regressors describe only the rest of the run")
             summary["respiration_flat_fraction"] = round(float(flat.mean()), 3)
@@ -574,7 +577,7 @@ def trigger_offset(values: np.ndarray, sfreq: float, start: float, tr: float) ->
     return float(np.median(off)), int(len(edges))
 
 
-def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, float, float]]:
+def read_bids_physio(path: str | os.PathLike, *, quiet: bool = False) -> dict[str, tuple[np.ndarray, float, float]]:
     """Read a BIDS ``*_physio.tsv.gz`` with its ``.json`` sidecar (``SamplingFrequency``, ``StartTime``, ``Columns``).
 
     Returns
@@ -582,7 +585,7 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
     traces : dict
         ``{"cardiac": (values, sfreq, start), "respiratory": (...), "trigger": (...)}`` for the columns found (names in
         :data:`CARDIAC_COLUMNS` / :data:`RESPIRATORY_COLUMNS` / :data:`TRIGGER_COLUMNS`); ``start`` in seconds from the first
-        volume.
+        volume. ``quiet``: missing samples filled are logged at debug level instead of warned about.
     """
     path = Path(path)
     side = _physio_sidecar(path)
@@ -628,7 +631,7 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
                 "trigger" if key in TRIGGER_COLUMNS else None)
         if kind and kind not in out:
             raw = table[columns.index(name)].to_numpy()
-            values = raw if kind == "trigger" else _fill_dropouts(raw, sfreq, start, f"{path} column {name!r}")
+            values = raw if kind == "trigger" else _fill_dropouts(raw, sfreq, start, f"{path} column {name!r}", quiet)
             out[kind] = (values, sfreq, start)
     return out
 
@@ -637,7 +640,7 @@ def read_bids_physio(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, flo
 MAX_DROPOUT_S = 2.0
 
 
-def _fill_dropouts(x: np.ndarray, sfreq: float, start: float, where: str) -> np.ndarray:
+def _fill_dropouts(x: np.ndarray, sfreq: float, start: float, where: str, quiet: bool = False) -> np.ndarray:
     """``x`` with runs of missing samples up to :data:`MAX_DROPOUT_S` long filled by linear interpolation (a warning says
     how many); a longer run is an error naming its time (s from the first volume)."""
     x = np.asarray(x, dtype=np.float64)
@@ -660,7 +663,7 @@ def _fill_dropouts(x: np.ndarray, sfreq: float, start: float, where: str) -> np.
     good = np.flatnonzero(~bad)
     x = x.copy()
     x[bad] = np.interp(np.flatnonzero(bad), good, x[good])
-    warn_once_per_process(f"{where}: {int(bad.sum())} missing (n/a) sample(s) in {len(starts)} run(s) of at most "
+    (logger.debug if quiet else warn_once_per_process)(f"{where}: {int(bad.sum())} missing (n/a) sample(s) in {len(starts)} run(s) of at most "
                           f"{(stops - starts).max() / sfreq:.2f} s filled by linear interpolation")
     return x
 

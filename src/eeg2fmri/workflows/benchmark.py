@@ -28,12 +28,14 @@ from eeg2fmri.datasets.targets import make_split, split_targets
 from eeg2fmri.evaluation.protocol import (
     BASELINE,
     DEFAULT_N_BOOT,
+    PHYSIOLOGY,
     REFERENCE,
     STIMULUS,
     _fit_reference,
     _OnView,
     evaluate_models,
     merge_results,
+    physiology_model,
 )
 from eeg2fmri.evaluation.reference import bandpower_view
 from eeg2fmri.plotting.report import roi_at_chance
@@ -520,7 +522,12 @@ def run_benchmark(
                 raise Eeg2fmriInputError(f"extra_metrics{funcs}: expected 'module:function' (or 'file.py:function') with n_jobs != 1: the "
                                          "worker processes import it; got a function. Pass its module and name, or n_jobs=1.")
         _check_extra_metrics(resolve_metrics(extra_metrics))
+    # the physiology-only row: where every run holds the same physiological regressors (prepare stores them from the ECG /
+    # belt channels or BIDS physio files), a ridge from them alone, scored on the same test windows (user test 57 #3)
+    physio_names = {tuple(r.physio_names or ()) if r.physio is not None else None for r in ds.runs if r.bold is not None}
+    physiology = protocol != "cross" and len(physio_names) == 1 and None not in physio_names
     fold_args = dict(names=names, hparams=hparams, train_config=train_config, model_train_configs=own_configs, atlas=atlas, n_boot=n_boot,
+                     physiology=physiology,
                      random_state=random_state, extra_metrics=extra_metrics or None,
                      progress_bar=progress_bar and jobs == 1, device=None if dev is None else str(dev))
     parts = []
@@ -744,7 +751,7 @@ def _fold_calibration(fitted: dict[str, Any], ds: PreparedDataset, split, target
         logger.info("no conformal calibration on this fold: %d validation windows (< %d)", split.n_samples("val"), MIN_VAL_WINDOWS)
         return
     for nm, model in fitted.items():
-        if nm == BASELINE:
+        if nm in (BASELINE, PHYSIOLOGY):
             continue
         try:
             if hasattr(model, "view") and hasattr(model, "windows"):  # the reference on band-power windows of the same volumes
@@ -793,8 +800,9 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
 def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: PreparedDataset, eval_split, *, names: list[str],
               hparams: dict, train_config: dict | None, atlas: Any, n_boot: int, random_state: int, progress_bar: bool,
               device: str | None, skip: set[str], model_train_configs: dict[str, dict | None] | None = None,
-              extra_metrics: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Fit ``names`` on one fold's training windows and score them on its test windows (in this or a worker process)."""
+              extra_metrics: dict[str, Any] | None = None, physiology: bool = False) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Fit ``names`` on one fold's training windows and score them on its test windows (in this or a worker process);
+    ``physiology``: also the physiology-only ridge (:func:`~eeg2fmri.evaluation.protocol.physiology_model`)."""
     from eeg2fmri.models.predictor import place_model
     from eeg2fmri.training import fit_model
 
@@ -851,6 +859,11 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
             if held_out_residuals_of(res.model) is None:  # refitted on its validation windows, keeping no residuals from before
                 fits[nm]["calibration_in_sample"] = True
         fitted[nm] = res.model
+    if physiology:
+        model, reason = physiology_model(train_ds, split, targets)
+        if model is None:  # (every run was checked to hold the regressors: only a split without training windows lands here)
+            raise Eeg2fmriInputError(f"benchmark: the physiology-only row could not be fitted on fold {k + 1}: {reason}.")
+        fitted[PHYSIOLOGY] = model
     for m in fitted.values():
         place_model(m, device)  # closed-form models (and the reference on a band-power view) stay as they are
     logger.info("fold %d/%d: fitted %s", k + 1, n_folds, ", ".join(fitted))
@@ -886,7 +899,8 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
     rows = []
     for nm in results["models"]:
         m = g["models"][nm]
-        row: dict[str, Any] = {"name": nm, "role": "reference" if nm == ref else "baseline" if nm == BASELINE else "model"}
+        row: dict[str, Any] = {"name": nm, "role": ("reference" if nm == ref else "baseline" if nm == BASELINE else
+                                                     "physiology" if nm == PHYSIOLOGY else "model")}
         for key in ("median_r", "median_r_ci", "null_median_r", "null_p95_median_r", "median_r_subjects_with_null", "r2", "rmse", "mae", "ssim",
                     "psnr", "calhas_rmse", "calhas_ssim", "fraction_of_oracle", "fraction_of_noise", "roi_median_r", *results.get("_extra_metrics", ())):
             if key in m:
@@ -913,11 +927,11 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
 
 
 def sort_leaderboard(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Models and references by median r (best first), then nulls, baselines, and rows without an r."""
+    """Models and references by median r (best first), then nulls, the physiology-only row, baselines, and rows without an r."""
 
     def key(r: dict) -> tuple:
         v = r.get("median_r")
-        order = {"model": 0, "reference": 0, "null": 1, "baseline": 2}[r["role"]]
+        order = {"model": 0, "reference": 0, "null": 1, "physiology": 1.5, "baseline": 2}[r["role"]]
         return (order if v is not None and math.isfinite(v) else 3, -(v if v is not None and math.isfinite(v) else 0.0))
 
     return sorted(rows, key=key)
@@ -981,17 +995,27 @@ def _focal_penalty_note(rows: list[dict[str, Any]]) -> list[str]:
 def _physiology_note(rows: list[dict[str, Any]]) -> list[str]:
     """A note where the recordings carry ECG/respiration channels and no confounds were regressed from the BOLD (user test
     57: the pulse artefact and breathing drifts in the EEG predicted the BOLD's physiological noise, and the whole-mask r,
-    the time-shifted null and the ROI chance marks credited the EEG for it)."""
+    the time-shifted null and the ROI chance marks credited the EEG for it); and what the physiology-only row says."""
+    out = []
     ref = next((r for r in rows if r.get("role") == "reference" and r.get("physiology_unregressed")), None)
-    if ref is None:
-        return []
-    kinds = ", ".join(ref["physiology_unregressed"])
-    return [f"the data include physiological recordings ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
-            "artefact and breathing drifts share the cardiac and respiratory rhythms with the BOLD's physiological noise (ventricles, "
-            "vessels), and the r above, the time-shifted null and the ROI chance marks cannot tell that from neural coupling "
-            "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); prepare again "
-            "with the physiological noise regressed (prepare option physio: \"regress\" -- RETROICOR, heart rate and respiration "
-            "volume from those channels; or confounds: fMRIPrep's CSF / white-matter columns) and compare"]
+    phys = next((r for r in rows if r.get("role") == "physiology" and isinstance(r.get("median_r"), float)), None)
+    if ref is not None:
+        kinds = ", ".join(ref["physiology_unregressed"])
+        out.append(f"the data include physiological recordings ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
+                   "artefact and breathing drifts share the cardiac and respiratory rhythms with the BOLD's physiological noise (ventricles, "
+                   "vessels), and the r above, the time-shifted null and the ROI chance marks cannot tell that from neural coupling "
+                   "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); prepare again "
+                   "with the physiological noise regressed (prepare option physio: \"regress\" -- RETROICOR, heart rate and respiration "
+                   "volume from those channels; or confounds: fMRIPrep's CSF / white-matter columns) and compare")
+    if phys is not None:
+        v = phys["median_r"]
+        below = [r["name"] for r in rows if r.get("role") in ("model", "reference") and isinstance(r.get("median_r"), float)
+                 and math.isfinite(r["median_r"]) and r["median_r"] <= v] if v > 0 else []
+        out.append(f"'{PHYSIOLOGY}' is a ridge from the physiological regressors alone (RETROICOR, heart rate and respiration volume "
+                   f"delayed 0-16 s; no EEG), fitted on the training windows and scored on the same test windows: median r {v:.3f}"
+                   + (f"; at or below it: {', '.join(below)} (what they predict, the physiology predicts as well)" if below else
+                      "; every model is above it" if v > 0 else ""))
+    return out
 
 
 def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
