@@ -504,3 +504,17 @@ def test_prepare_stores_physio_regressors_and_benchmark_scores_a_physiology_only
     assert physiology_model(ds2, split, targets) == (None, "no physiological regressors for run(s) ['sub-02_task-rest_run-1'] (no cardiac "
                                                            "or respiration trace, or none usable)")
     assert PHYSIOLOGY not in {r["name"] for r in run_benchmark(ds2, "loso", ["ridge_hrf"], n_boot=10)["leaderboard"]}
+
+
+def test_rolling_sd_matches_numpy_on_every_window():
+    """The one rolling SD of the belt (respiration volume, ddof 1) and of the BCG coupling report (ddof 0), against
+    numpy's std window by window, windows clipped at the edges."""
+    from eeg2fmri.utils.stats import rolling_sd
+
+    x = np.random.default_rng(3).standard_normal(257) * 5 + 40  # (a large mean: cumulative sums must not lose it)
+    lo = np.array([-5, 0, 10, 100, 250, 256])
+    hi = np.array([3, 17, 11, 160, 300, 257])
+    for ddof in (0, 1):
+        want = [np.std(x[max(a, 0):min(b, 257)], ddof=ddof) if min(b, 257) - max(a, 0) > ddof else 0.0 for a, b in zip(lo, hi)]
+        np.testing.assert_allclose(rolling_sd(x, lo, hi, ddof=ddof), want, rtol=1e-7, atol=1e-6)  # (sqrt of a rounding-level variance)
+    assert rolling_sd(x, np.array([5]), np.array([5]))[0] == 0.0

@@ -1128,13 +1128,9 @@ def _window_band_power(x: np.ndarray, sf: float, window: float, bands: dict[str,
 
 def _rolling_sd(x: np.ndarray, centres: np.ndarray, half: int) -> np.ndarray:
     """Standard deviation of ``x`` over ``[c - half, c + half)`` (clipped to the data) for every centre sample ``c``."""
-    c1 = np.r_[0.0, np.cumsum(x, dtype=np.float64)]
-    c2 = np.r_[0.0, np.cumsum(np.asarray(x, dtype=np.float64) ** 2)]
-    lo = np.clip(centres - half, 0, len(x))
-    hi = np.clip(centres + half, 0, len(x))
-    cnt = np.maximum(hi - lo, 1)
-    m = (c1[hi] - c1[lo]) / cnt
-    return np.sqrt(np.maximum((c2[hi] - c2[lo]) / cnt - m * m, 0.0))
+    from eeg2fmri.utils.stats import rolling_sd
+
+    return rolling_sd(x, centres - half, centres + half)
 
 
 def _median_abs_corr(logpow: np.ndarray, cov: np.ndarray) -> np.ndarray | None:

@@ -317,16 +317,12 @@ def respiration_volume(resp: np.ndarray, sfreq: float, times: np.ndarray, window
     -------
     rv : array, shape (n_times,)
     """
-    r = np.asarray(resp, dtype=np.float64)
+    from eeg2fmri.utils.stats import rolling_sd
+
     t = np.asarray(times, dtype=np.float64)
-    c = np.concatenate([[0.0], np.cumsum(r)])
-    c2 = np.concatenate([[0.0], np.cumsum(r * r)])
-    lo = np.clip(np.round((t - window / 2) * sfreq).astype(np.int64), 0, len(r))
-    hi = np.clip(np.round((t + window / 2) * sfreq).astype(np.int64) + 1, 0, len(r))
-    n = np.maximum(hi - lo, 1)
-    mean = (c[hi] - c[lo]) / n
-    var = np.maximum((c2[hi] - c2[lo]) / n - mean**2, 0.0) * n / np.maximum(n - 1, 1)
-    return np.sqrt(var)
+    lo = np.round((t - window / 2) * sfreq).astype(np.int64)
+    hi = np.round((t + window / 2) * sfreq).astype(np.int64) + 1
+    return rolling_sd(resp, lo, hi, ddof=1)
 
 
 # --------------------------------------------------------------------------- regressors

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMS", "circular_shift_level", "jackknife_mean_r", "jackknife_r_columns", "jackknife_se", "laplace_nll", "pearson_columns", "pearson_from_sums",
+__all__ = ["CHUNK_ELEMS", "circular_shift_level", "rolling_sd", "jackknife_mean_r", "jackknife_r_columns", "jackknife_se", "laplace_nll", "pearson_columns", "pearson_from_sums",
            "validation_r_and_null"]
 
 #: Elements per float64 block in column-chunked computations (16 MiB).
@@ -66,6 +66,33 @@ def pearson_columns(a: np.ndarray, b: np.ndarray, *, constant: float = np.nan, c
         r[const] = constant
         out[sl] = np.clip(r, -1.0, 1.0) if clip else r
     return out
+
+
+def rolling_sd(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, ddof: int = 0) -> np.ndarray:
+    """Standard deviation of ``x[lo[k]:hi[k]]`` for every window ``k``, from cumulative sums (one pass, any overlap).
+
+    Parameters
+    ----------
+    x : array, shape (n_samples,)
+    lo, hi : array of int, shape (n_windows,)
+        Window bounds, clipped to ``[0, n_samples]``; an empty window gives 0.
+    ddof : int
+        Delta degrees of freedom (0: population SD, as ``numpy.std``; 1: sample SD, as ``pandas``' rolling ``std``).
+
+    Returns
+    -------
+    sd : array, shape (n_windows,), float64
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean() if len(x) else x  # (the SD does not change; the sums' cancellation does: a belt's offset cost 1e-6)
+    c1 = np.r_[0.0, np.cumsum(x)]
+    c2 = np.r_[0.0, np.cumsum(x * x)]
+    lo = np.clip(np.asarray(lo, dtype=np.int64), 0, len(x))
+    hi = np.clip(np.asarray(hi, dtype=np.int64), 0, len(x))
+    n = np.maximum(hi - lo, 1)
+    mean = (c1[hi] - c1[lo]) / n
+    var = np.maximum((c2[hi] - c2[lo]) / n - mean * mean, 0.0) * n / np.maximum(n - ddof, 1)
+    return np.sqrt(var)
 
 
 def pearson_from_sums(n: Any, sp: Any, st: Any, spp: Any, stt: Any, spt: Any) -> Any:
