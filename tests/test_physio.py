@@ -243,6 +243,7 @@ def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepa
     from eeg2fmri.datasets import prepare_dataset
     from eeg2fmri.datasets.prepared import physiology_unregressed
     from eeg2fmri.io.eeg import read_eeg
+    from eeg2fmri.preprocessing.bold import drift_basis
     from eeg2fmri.preprocessing.volumes import regress_confounds
 
     ds = prepare_dataset(tiny_bids, {"physio": "regress"}, progress_bar=False)
@@ -264,7 +265,7 @@ def test_prepare_regresses_physiology_from_the_ecg_channel(tiny_bids, tiny_prepa
     ecg = raw.get_data(picks=[c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "ecg"][:1])[0]
     tr = float(np.median(np.diff(run.onsets)))
     x, _, _ = physio_regressors(np.asarray(run.onsets) + tr / 2, cardiac=ecg, cardiac_sfreq=raw.info["sfreq"])
-    np.testing.assert_allclose(run.bold, regress_confounds(base.bold, x), atol=1e-4)
+    np.testing.assert_allclose(run.bold, regress_confounds(base.bold, x, drift=drift_basis(len(x), tr)), atol=1e-4)
     assert not np.allclose(run.bold, base.bold, atol=1e-3)
 
 
@@ -302,6 +303,7 @@ def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, 
     assert info["names"] == ["retroicor_r1_cos", "retroicor_r1_sin", "retroicor_r2_cos", "retroicor_r2_sin", "rv_rrf"]
     assert info["source"] == {"respiratory": f"{stem}_physio.tsv.gz column"} and abs(info["breaths_per_min"] - 13.8) < 1
     # the timing: StartTime -3 s counts from the BOLD file's first volume; the kept volumes' middles (k + 0.5) TR
+    from eeg2fmri.preprocessing.bold import drift_basis
     from eeg2fmri.preprocessing.volumes import regress_confounds
 
     base = prepare_dataset(root, progress_bar=False, subjects=["01"]).runs[0]
@@ -310,8 +312,8 @@ def test_prepare_reads_bids_physio_files_and_says_when_there_is_none(tiny_bids, 
     t_mid = (np.arange(first, stop) + 0.5) * tr
     right, _, _ = physio_regressors(t_mid, resp=resp, resp_sfreq=sf, resp_start=-3.0, groups=["rv", "retroicor"])
     wrong, _, _ = physio_regressors(t_mid, resp=resp, resp_sfreq=sf, resp_start=-2.0, groups=["rv", "retroicor"])  # 1 s off
-    err_right = np.abs(run.bold - regress_confounds(base.bold, right)).max()
-    err_wrong = np.abs(run.bold - regress_confounds(base.bold, wrong)).max()
+    err_right = np.abs(run.bold - regress_confounds(base.bold, right, drift=drift_basis(len(right), tr))).max()
+    err_wrong = np.abs(run.bold - regress_confounds(base.bold, wrong, drift=drift_basis(len(right), tr))).max()
     assert err_right < 0.05 < 1.0 < err_wrong  # (float rounding of the 0.1-s convolution grid; 1 s off: ~16)
     # each trace from where it is: the EEG file's ECG (typed again) and the BIDS belt together (review: all or nothing)
     for f in [*root.rglob("*_channels.tsv"), *root.rglob("*.vhdr")]:
@@ -380,6 +382,7 @@ def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, t
 
     from eeg2fmri.commands.prepare import pooling_summary
     from eeg2fmri.datasets import prepare_dataset
+    from eeg2fmri.preprocessing.bold import drift_basis
     from eeg2fmri.preprocessing.volumes import regress_confounds
 
     root = tmp_path / "bids"
@@ -436,7 +439,7 @@ def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, t
     np.testing.assert_allclose(run.onsets, base.runs[0].onsets[: n - left[1]])
     t_mid = (np.arange(first, stop - left[1]) + 0.5) * tr  # the BOLD file's clock, on which StartTime is given
     x, _, _ = physio_regressors(t_mid, resp=resp, resp_sfreq=sf, resp_start=-3.0, groups=["rv_lags"])
-    np.testing.assert_allclose(run.bold, regress_confounds(base.runs[0].bold[: n - left[1]], x), atol=1e-4)
+    np.testing.assert_allclose(run.bold, regress_confounds(base.runs[0].bold[: n - left[1]], x, drift=drift_basis(len(x), tr)), atol=1e-4)
     assert any("left out (first+last; physio_incomplete: 'trim') in 1 run(s)" in line for line in pooling_summary(ds))
     # 'unregressed': the whole run, its BOLD untouched, the reason in the manifest
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):

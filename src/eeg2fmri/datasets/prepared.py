@@ -1767,11 +1767,16 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
     if regressors:
         from eeg2fmri.preprocessing.volumes import regress_confounds
 
+        from eeg2fmri.preprocessing.bold import drift_basis
+
         both = np.column_stack(regressors)
         before = bold
-        bold = regress_confounds(bold, both, where=str(rec.bold_path))
+        # fitted with the slow drift the targets' detrending removes, and only their part removed: otherwise their slow part
+        # fits the drift too and the detrended BOLD keeps its mirror image (a physiology-only ridge found it: ROI r 0.14)
+        drift = drift_basis(len(bold), float(eeg["native_tr"]))
+        bold = regress_confounds(bold, both, drift=drift, where=str(rec.bold_path))
         if physio is not None:  # the median share of a voxel's variance the physiological regressors alone explain
-            alone = bold if len(regressors) == 1 else regress_confounds(before, regressors[-1], where=str(rec.bold_path))
+            alone = bold if len(regressors) == 1 else regress_confounds(before, regressors[-1], drift=drift, where=str(rec.bold_path))
             physio["variance_explained_median"] = _median_variance_share(before, alone)
         del before
     resampled = None

@@ -77,17 +77,37 @@ def detrend(y: np.ndarray, tr: float, *, high_pass: float | None = 1.0 / 128.0, 
     -------
     y : array, shape (n_volumes, n_voxels), float32
     """
-    n = y.shape[0]
+    q, _ = np.linalg.qr(drift_basis(y.shape[0], tr, high_pass=high_pass, order=order))
+    y = np.asarray(y, dtype=np.float64)
+    return (y - q @ (q.T @ y)).astype(np.float32)
+
+
+def drift_basis(n: int, tr: float, *, high_pass: float | None = 1.0 / 128.0, order: int = 1) -> np.ndarray:
+    """The slow-drift basis :func:`detrend` removes: polynomials up to ``order`` (the constant first) and the discrete
+    cosines below ``high_pass`` Hz (SPM style).
+
+    Parameters
+    ----------
+    n : int
+        Volumes.
+    tr : float
+        Repetition time in seconds.
+    high_pass : float | None
+        Cut-off in Hz of the cosine basis; ``None``: polynomials only.
+    order : int
+        Polynomial order (0 = mean only).
+
+    Returns
+    -------
+    basis : array, shape (n, n_columns), float64
+    """
     t = np.linspace(-1, 1, n)
     cols = [t**k for k in range(order + 1)]
     if high_pass:
         n_cos = int(np.floor(2 * n * tr * high_pass))
         k = np.arange(n)
         cols += [np.cos(np.pi * (k + 0.5) * j / n) for j in range(1, n_cos + 1)]
-    basis = np.stack(cols, axis=1)
-    q, _ = np.linalg.qr(basis)
-    y = np.asarray(y, dtype=np.float64)
-    return (y - q @ (q.T @ y)).astype(np.float32)
+    return np.stack(cols, axis=1)
 
 
 class Standardizer:

@@ -320,12 +320,20 @@ def read_confounds(path: str | os.PathLike, columns: Sequence[str] | str) -> pan
     return pd.DataFrame(out)
 
 
-def regress_confounds(y: np.ndarray, confounds, *, keep_mean: bool = True, where: str = "BOLD") -> np.ndarray:
+def regress_confounds(y: np.ndarray, confounds, *, keep_mean: bool = True, drift: np.ndarray | None = None,
+                      where: str = "BOLD") -> np.ndarray:
     """Remove confound time courses from every column by least squares.
 
     The confounds are centred, so the mean of each column of ``y`` is untouched
     (``keep_mean=True``); the residual is ``y - Q Q^T y`` with ``Q`` an orthonormal
     basis of the centred confounds (rank-deficient or duplicated confounds are fine).
+    With ``drift``, the confounds are fitted together with those columns and only
+    the confounds' part is removed (the drift stays): their effect is then estimated
+    net of the slow trends a later :func:`~eeg2fmri.preprocessing.bold.detrend`
+    removes, so the detrended residual holds none of the confounds (Frisch-Waugh-Lovell;
+    nilearn's ``signal.clean`` filters the confounds with the signal for the same reason).
+    Without it, the slow part of a confound (a lagged heart rate, a motion drift) also
+    fits the drift, and detrending then leaves its mirror image in the data.
 
     Parameters
     ----------
@@ -335,6 +343,8 @@ def regress_confounds(y: np.ndarray, confounds, *, keep_mean: bool = True, where
         E.g. from :func:`read_confounds`.
     keep_mean : bool
         ``False`` also removes each column's mean.
+    drift : array, shape (n_volumes, n_drift) | None
+        Columns fitted jointly and kept, e.g. :func:`~eeg2fmri.preprocessing.bold.drift_basis`.
     where : str
         Name used in error messages.
 
@@ -362,14 +372,28 @@ def regress_confounds(y: np.ndarray, confounds, *, keep_mean: bool = True, where
     if c.shape[1] >= n - 1:
         raise Eeg2fmriInputError(f"{where}: expected fewer confounds than volumes - 1, got {c.shape[1]} confounds for {n} volumes; select fewer columns.")
     cc = c - c.mean(axis=0)
-    u, s, _ = np.linalg.svd(cc, full_matrices=False)
-    keep = s > (s.max() if len(s) else 0.0) * max(cc.shape) * np.finfo(np.float64).eps
-    q = u[:, keep]
+    if drift is not None:
+        d = np.asarray(drift, dtype=np.float64)
+        if d.ndim != 2 or d.shape[0] != n:
+            raise Eeg2fmriInputError(f"{where}: expected drift of shape ({n}, n_columns), got shape {d.shape}.")
+        du, ds, _ = np.linalg.svd(np.column_stack([np.ones(n), d]), full_matrices=False)  # (a rank-safe basis: the constant may repeat)
+        dq = du[:, ds > ds.max() * max(n, d.shape[1] + 1) * np.finfo(np.float64).eps]
+        perp = cc - dq @ (dq.T @ cc)  # the confounds net of the drift (and the mean)
+        u, s, vt = np.linalg.svd(perp, full_matrices=False)
+        keep = s > (s.max() if len(s) else 0.0) * max(perp.shape) * np.finfo(np.float64).eps
+        # coefficients of the joint fit (FWL): b = V S^-1 U^T y; the confounds' part cc @ b is removed
+        remove = cc @ (vt[keep].T / s[keep])  # (n, k): times U^T y gives the part removed
+        q = u[:, keep]
+    else:
+        u, s, _ = np.linalg.svd(cc, full_matrices=False)
+        keep = s > (s.max() if len(s) else 0.0) * max(cc.shape) * np.finfo(np.float64).eps
+        q = u[:, keep]
+        remove = q
     out = np.empty(yv.shape, dtype=np.float32)
     step = max(1, (1 << 22) // max(n, 1))  # ~32 MiB of float64 per block
     for j in range(0, yv.shape[1], step):
         blk = np.asarray(yv[:, j : j + step], dtype=np.float64)
-        res = blk - q @ (q.T @ blk)
+        res = blk - remove @ (q.T @ blk)
         if not keep_mean:
             res -= res.mean(axis=0)
         out[:, j : j + step] = res
