@@ -444,3 +444,25 @@ def test_prepare_pools_runs_of_different_trs_with_resample_tr(tmp_path):
                                rtol=1e-5, atol=1e-4)
     with pytest.raises(Eeg2fmriInputError, match=r"expected at least one volume at resample_tr=500\.0 s within the run, got none"):
         prepare_dataset(root, {**opts, "resample_tr": 500.0})
+
+
+def test_regress_confounds_with_drift_is_the_joint_least_squares_fit():
+    """drift=: the confounds' coefficients of numpy's joint least-squares fit [confounds, drift], only their part removed
+    (mean and drift kept); once detrended, the residual is orthogonal to the detrended confounds (without drift= it is not)."""
+    from eeg2fmri.preprocessing.bold import detrend, drift_basis
+    from eeg2fmri.preprocessing.volumes import regress_confounds
+
+    rng = np.random.default_rng(4)
+    n, tr = 137, 1.7
+    d = drift_basis(n, tr)
+    c = np.cumsum(rng.standard_normal((n, 3)), axis=0)  # slow confounds (random walks), like lagged heart rate
+    y = c @ rng.standard_normal((3, 5)) + d @ rng.standard_normal((d.shape[1], 5)) * 4 + rng.standard_normal((n, 5)) + 50
+    b = np.linalg.lstsq(np.column_stack([c, d]), y, rcond=None)[0]
+    want = y - (c - c.mean(axis=0)) @ b[:3]
+    got = regress_confounds(y, c, drift=d)
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    np.testing.assert_allclose(regress_confounds(y, c, drift=d[:, 1:]), got, atol=1e-5)  # the constant may be given or not
+    assert np.abs(detrend(c, tr).T @ detrend(got, tr)).max() < 1e-2
+    assert np.abs(detrend(c, tr).T @ detrend(regress_confounds(y, c), tr)).max() > 10
+    with pytest.raises(Eeg2fmriInputError, match=r"expected drift of shape \(137, n_columns\), got shape \(136, 5\)"):
+        regress_confounds(y, c, drift=d[1:])
