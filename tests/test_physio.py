@@ -353,6 +353,13 @@ def test_trigger_offset_and_the_starttime_it_gives(tmp_path):
     assert abs(off - 0.5) < 1e-9
     off, _ = trigger_offset(trig, sf, -7.3 + 2.5, tr)  # 2.5 s: seen modulo the TR
     assert abs(off - 0.5) < 1e-9
+    off, n = trigger_offset(5.0 - trig, sf, -7.3 + 0.5, tr)  # active-low pulses: the same
+    assert n == 60 and abs(off - 0.5) < 1e-9
+    near_half = np.zeros_like(trig)
+    for k in range(60):  # pulses 0.98 and 1.02 s after the volume starts, in turn: half wrap to -0.98 s (a median gave ~0)
+        i = first + int(k * tr * sf) + (int(round(1.02 * sf)) if k % 2 else int(round(0.98 * sf)))
+        near_half[i: i + 2] = 1.0
+    assert abs(abs(trigger_offset(near_half, sf, -7.3, tr)[0]) - 1.0) < 0.03
     per_slice = np.zeros(int(30 * sf))
     per_slice[:: int(0.1 * sf)] = 1.0  # one pulse per slice, not per volume
     assert trigger_offset(per_slice, sf, 0.0, tr) is None and trigger_offset(np.zeros(99), sf, 0.0, tr) is None
@@ -427,7 +434,7 @@ def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, t
     assert "--config: unknown physio_incomplete 'all'; choose one of: 'error', 'trim', 'unregressed'" in capsys.readouterr().err
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
         ds = prepare_dataset(root, {"physio": ["rv_lags"], "physio_incomplete": "trim"}, progress_bar=False, subjects=["01"])
-    assert "trigger column's" in caplog.text and "+0.320 s (median) from the volume starts its StartTime (-3 s) implies" in caplog.text
+    assert "trigger column's" in caplog.text and "+0.320 s (on average) from the volume starts its StartTime (-3 s) implies" in caplog.text
     prov = ds.provenance["inputs"][ds.runs[0].key]
     left = prov["physio_trimmed"]["volumes_left_out"]
     n = stop - first
@@ -498,15 +505,16 @@ def test_prepare_stores_physio_regressors_and_benchmark_scores_a_physiology_only
     rows = {r["name"]: r for r in bench["leaderboard"]}
     assert rows[PHYSIOLOGY]["role"] == "physiology" and rows[PHYSIOLOGY]["median_r"] > 0.8
     assert rows[PHYSIOLOGY]["median_r"] > rows["ridge_hrf"]["median_r"] + 0.3
-    assert any("'physiology only' is a ridge from the physiological regressors alone" in n and "at or below it: ridge_hrf" in n
-               for n in leaderboard_notes(bench["leaderboard"]))
+    assert any("'physiology only' is a ridge from the physiological regressors alone" in n and "ridge_hrf scores no higher: compare "
+               "the per-ROI table" in n for n in leaderboard_notes(bench["leaderboard"]))
     # runs without the same regressors: no row, and the model says why
     runs[1] = dataclasses.replace(runs[1], physio=None, physio_names=None)
-    ds2 = dataclasses.replace(ds, runs=runs) if dataclasses.is_dataclass(ds) else PreparedDataset(
-        runs, ds.mask, ds.affine, ds.tr, ds.sfreq, ds.ch_names, ds.config, ds.frame_rate, ds.freqs, ds.provenance, ds.rois)
+    ds2 = PreparedDataset(runs, ds.mask, ds.affine, ds.tr, ds.sfreq, ds.ch_names, ds.config, ds.frame_rate, ds.freqs, ds.provenance, ds.rois)
     assert physiology_model(ds2, split, targets) == (None, "no physiological regressors for run(s) ['sub-02_task-rest_run-1'] (no cardiac "
                                                            "or respiration trace, or none usable)")
-    assert PHYSIOLOGY not in {r["name"] for r in run_benchmark(ds2, "loso", ["ridge_hrf"], n_boot=10)["leaderboard"]}
+    rows2 = run_benchmark(ds2, "loso", ["ridge_hrf"], n_boot=10)["leaderboard"]
+    assert PHYSIOLOGY not in {r["name"] for r in rows2}
+    assert "no 'physiology only' row: 1 run(s) have no usable physiological regressors" in leaderboard_notes(rows2)
 
 
 def test_rolling_sd_matches_numpy_on_every_window():
@@ -521,3 +529,25 @@ def test_rolling_sd_matches_numpy_on_every_window():
         want = [np.std(x[max(a, 0):min(b, 257)], ddof=ddof) if min(b, 257) - max(a, 0) > ddof else 0.0 for a, b in zip(lo, hi)]
         np.testing.assert_allclose(rolling_sd(x, lo, hi, ddof=ddof), want, rtol=1e-7, atol=1e-6)  # (sqrt of a rounding-level variance)
     assert rolling_sd(x, np.array([5]), np.array([5]))[0] == 0.0
+
+
+def test_a_broken_physio_sidecar_is_refused_clearly_and_never_stops_prepare_without_the_option(tiny_bids, tmp_path):
+    """A sidecar with "StartTime": null (a review: TypeError in prepare, which reads physio files for the physiology-only row
+    even without the option): a clear error where the option asks for it, no row and no failure where it does not."""
+    from eeg2fmri.datasets import prepare_dataset
+
+    root = tmp_path / "bids"
+    shutil.copytree(tiny_bids, root)
+    for f in [*root.rglob("*_channels.tsv"), *root.rglob("*.vhdr")]:
+        f.write_text(f.read_text().replace("ECG\tECG\t", "AUX1\tMISC\t").replace("=ECG,", "=AUX1,"))
+    bold = sorted((root / "sub-01" / "func").glob("*_bold.nii.gz"))[0]
+    stem = bold.name[: -len("_bold.nii.gz")]
+    p = _write_physio(bold.parent, stem, ["cardiac"], np.sin(np.arange(5000) / 3.0)[:, None], 25.0, 0.0)
+    (bold.parent / f"{stem}_physio.json").write_text(json.dumps({"SamplingFrequency": 25, "StartTime": None, "Columns": ["cardiac"]}))
+    with pytest.raises(Eeg2fmriInputError, match=r"_physio.json: expected StartTime as a number \(s\), got None; fix the sidecar"):
+        read_bids_physio(p)
+    (bold.parent / f"{stem}_physio.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(Eeg2fmriInputError, match=r"_physio.json: expected a JSON object \(SamplingFrequency, StartTime, Columns\), got a list"):
+        read_bids_physio(p)
+    ds = prepare_dataset(root, progress_bar=False, subjects=["01"])
+    assert ds.runs[0].physio is None

@@ -1485,7 +1485,7 @@ def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: n
             if off is not None and abs(off[0]) > max(2.0 / found["trigger"][1], 0.02):
                 from eeg2fmri.utils.logs import warn_once_per_process
 
-                warn_once_per_process(f"{f}: its trigger column's {off[1]} scanner pulses fall {off[0]:+.3f} s (median) from the volume "
+                warn_once_per_process(f"{f}: its trigger column's {off[1]} scanner pulses fall {off[0]:+.3f} s (on average) from the volume "
                                       f"starts its StartTime ({found['trigger'][2]:g} s) implies (TR {tr:g} s; a shift is seen modulo the TR): "
                                       "StartTime is likely off by that much (BIDS: seconds from the first volume to the first sample), "
                                       "which shifts the cardiac and respiratory regressors in time; correct it in the sidecar")
@@ -1559,7 +1559,7 @@ def _physio_baseline(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on:
     except Eeg2fmriInputError as err:
         logger.debug("%s: no physiological regressors for the physiology-only row: %s", rec.key, err)
         return None
-    except (ValueError, RuntimeError, IndexError) as err:  # a trace no detector reads (MNE's, scipy's): no row, no failure
+    except (ValueError, RuntimeError, IndexError, TypeError, KeyError, OSError) as err:  # a trace no detector reads: no row, no failure
         logger.info("%s: no physiological regressors for the physiology-only row (%s: %s)", rec.key, type(err).__name__, err)
         return None
     x = np.asarray(x, dtype=np.float64)
@@ -1765,9 +1765,8 @@ def _finish_run(rec, cfg: PrepareConfig, eeg: dict, bold: np.ndarray, atlas, n_v
         physio_x = physio.pop("regressors")
         regressors.append(physio_x)
     if regressors:
-        from eeg2fmri.preprocessing.volumes import regress_confounds
-
         from eeg2fmri.preprocessing.bold import drift_basis
+        from eeg2fmri.preprocessing.volumes import regress_confounds
 
         both = np.column_stack(regressors)
         before = bold

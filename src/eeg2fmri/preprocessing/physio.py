@@ -533,12 +533,15 @@ TRIGGER_COLUMNS = ("trigger",)
 
 
 def _rising_edges(x: np.ndarray) -> np.ndarray:
-    """Samples where a pulse train crosses half-way from its low to its high level upwards (a first sample already high counts)."""
+    """Samples where a pulse train enters its pulse level: the rarer of its two levels (a scanner's trigger pulses are short;
+    active-low pulses too), a first sample already at it counted."""
     x = np.asarray(x, dtype=np.float64)
     good = x[np.isfinite(x)]
     if len(good) < 2 or np.ptp(good) == 0:
         return np.zeros(0, dtype=np.int64)
-    high = np.nan_to_num(x, nan=float(good.min())) > (good.min() + good.max()) / 2
+    high = np.nan_to_num(x, nan=float(np.median(good))) > (good.min() + good.max()) / 2
+    if high.mean() > 0.5:  # pulses low (review: active-low triggers gave "StartTime is -0.000")
+        high = ~high
     return np.flatnonzero(np.r_[high[0], high[1:] & ~high[:-1]])
 
 
@@ -559,7 +562,7 @@ def trigger_offset(values: np.ndarray, sfreq: float, start: float, tr: float) ->
     Returns
     -------
     (offset, n_pulses) | None
-        The median time (s) of the rising edges from the nearest volume start that ``StartTime`` implies (``k * tr``),
+        The mean time (s, circular over the TR) of the pulses from the nearest volume start that ``StartTime`` implies (``k * tr``),
         in ``[-tr/2, tr/2)``: about 0 when ``StartTime`` is right (it can tell a shift only modulo the TR), and the number
         of pulses; ``None`` with fewer than 3 pulses or pulses not one per TR (e.g. one per slice).
     """
@@ -569,8 +572,9 @@ def trigger_offset(values: np.ndarray, sfreq: float, start: float, tr: float) ->
     t = float(start) + edges / float(sfreq)
     if abs(float(np.median(np.diff(t))) - tr) > 0.05 * tr:
         return None
-    off = (t + tr / 2) % tr - tr / 2
-    return float(np.median(off)), int(len(edges))
+    # circular mean of the phases within the TR (a median of values wrapped at +-TR/2 split near there: a review)
+    off = float(np.angle(np.mean(np.exp(2j * np.pi * t / tr))) * tr / (2 * np.pi))
+    return (off if off < tr / 2 else off - tr), int(len(edges))
 
 
 def read_bids_physio(path: str | os.PathLike, *, quiet: bool = False) -> dict[str, tuple[np.ndarray, float, float]]:
@@ -592,10 +596,18 @@ def read_bids_physio(path: str | os.PathLike, *, quiet: bool = False) -> dict[st
         meta = json.loads(side.read_text())
     except (OSError, ValueError) as err:
         raise Eeg2fmriInputError(f"{side}: could not read JSON ({err}); expected a BIDS physio sidecar.") from None
+    if not isinstance(meta, dict):
+        raise Eeg2fmriInputError(f"{side}: expected a JSON object (SamplingFrequency, StartTime, Columns), got a {type(meta).__name__}.")
     missing = [k for k in ("SamplingFrequency", "Columns") if k not in meta]
     if missing:
         raise Eeg2fmriInputError(f"{side}: expected the BIDS keys SamplingFrequency, StartTime and Columns, missing "
                                  f"{missing + (['StartTime'] if 'StartTime' not in meta else [])}; add them.")
+    for k in ("SamplingFrequency", "StartTime"):  # (a review: "StartTime": null crashed prepare with a TypeError)
+        if k in meta and (isinstance(meta[k], bool) or not isinstance(meta[k], (int, float))):
+            raise Eeg2fmriInputError(f"{side}: expected {k} as a number ({'Hz' if k == 'SamplingFrequency' else 's'}), got {meta[k]!r}; "
+                                     "fix the sidecar.")
+    if not isinstance(meta["Columns"], list):
+        raise Eeg2fmriInputError(f"{side}: expected Columns as a list of column names, got {meta['Columns']!r}; fix the sidecar.")
     sfreq, columns = float(meta["SamplingFrequency"]), [str(c) for c in meta["Columns"]]
     if not sfreq > 0:
         raise Eeg2fmriInputError(f"{side}: expected SamplingFrequency > 0, got {meta['SamplingFrequency']!r}.")

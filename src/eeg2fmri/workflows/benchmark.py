@@ -526,6 +526,11 @@ def run_benchmark(
     # belt channels or BIDS physio files), a ridge from them alone, scored on the same test windows (user test 57 #3)
     physio_names = {tuple(r.physio_names or ()) if r.physio is not None else None for r in ds.runs if r.bold is not None}
     physiology = protocol != "cross" and len(physio_names) == 1 and None not in physio_names
+    if not physiology and REFERENCE in fits and any(r.physio is not None for r in ds.runs):  # (a review: the row went in silence)
+        fits[REFERENCE]["physiology_row"] = (
+            "not with protocol 'cross'" if protocol == "cross" else
+            f"{sum(r.physio is None for r in ds.runs if r.bold is not None)} run(s) have no usable physiological regressors"
+            if None in physio_names else "the runs' physiological regressors differ (a trace some runs lack)")
     fold_args = dict(names=names, hparams=hparams, train_config=train_config, model_train_configs=own_configs, atlas=atlas, n_boot=n_boot,
                      physiology=physiology,
                      random_state=random_state, extra_metrics=extra_metrics or None,
@@ -909,7 +914,8 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
         row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit",
-                                                                 "calibration_in_sample", "alpha_per_target", "physiology_unregressed")})
+                                                                 "calibration_in_sample", "alpha_per_target", "physiology_unregressed",
+                                                                 "physiology_row")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
         row.update(_roi_means(results, nm))
         if results.get("_extra_metrics"):
@@ -1009,12 +1015,18 @@ def _physiology_note(rows: list[dict[str, Any]]) -> list[str]:
                    "volume from those channels; or confounds: fMRIPrep's CSF / white-matter columns) and compare")
     if phys is not None:
         v = phys["median_r"]
+        regressed = any(r.get("role") == "reference" and not r.get("physiology_unregressed") for r in rows) and ref is None
         below = [r["name"] for r in rows if r.get("role") in ("model", "reference") and isinstance(r.get("median_r"), float)
-                 and math.isfinite(r["median_r"]) and r["median_r"] <= v] if v > 0 else []
+                 and math.isfinite(r["median_r"]) and 0 < r["median_r"] <= v] if v > 0 else []
         out.append(f"'{PHYSIOLOGY}' is a ridge from the physiological regressors alone (RETROICOR, heart rate and respiration volume "
                    f"delayed 0-16 s; no EEG), fitted on the training windows and scored on the same test windows: median r {v:.3f}"
-                   + (f"; at or below it: {', '.join(below)} (what they predict, the physiology predicts as well)" if below else
-                      "; every model is above it" if v > 0 else ""))
+                   + (f"; {', '.join(below)} score{'s' if len(below) == 1 else ''} no higher: compare the per-ROI table (the "
+                      "physiology's regions: ventricles, vessels) before crediting the EEG" if below else "")
+                   + ("; where prepare regressed these regressors from the BOLD (physio option), about 0 by construction"
+                      if regressed and abs(v) < 0.05 else ""))
+    no_row = next((r.get("physiology_row") for r in rows if r.get("role") == "reference" and r.get("physiology_row")), None)
+    if no_row:
+        out.append(f"no '{PHYSIOLOGY}' row: {no_row}")
     return out
 
 
@@ -1107,7 +1119,7 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
                                 "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit", "calibration_in_sample", "alpha_per_target",
-                                "physiology_unregressed", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
+                                "physiology_unregressed", "physiology_row", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
                                 "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null",
                                 "reads_events"} | {k for k, _ in _COLUMNS})
 
