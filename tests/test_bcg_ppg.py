@@ -353,3 +353,16 @@ def test_prepare_takes_the_heartbeats_from_the_runs_physio_file(tmp_path):
     assert b["beat_source"] == "sub-01_task-rest_run-1_physio.tsv.gz cardiac column (pulse detector)" and b["beat_delay"] == "estimated"
     assert abs(b["n_beats"] - len(r)) <= 2 and abs(b["beat_delay_s"] - (d_r - PTT)) < 0.02, (b["beat_delay_s"], d_r)
     shutil.rmtree(root)
+
+
+def test_r_peaks_of_a_trace_of_unknown_kind_are_moved_only_where_the_artefact_is_clear(sim):
+    """beat_kind='qrs' (R peaks a QRS detector found in a BIDS 'cardiac' column, a review: an ECG column's R peaks were
+    moved by a guessed 0.39 s): the delay is estimated where the artefact is clear, else the R peaks stay (delay 0)."""
+    raw = sim["raw"]
+    _, rep = remove_bcg_artifacts(raw, method="aas", beat_times=sim["r"], beat_kind="qrs", coupling=False)
+    assert rep["beat_delay"] == "estimated" and abs(rep["beat_delay_s"]) < 0.02  # the R peaks' own place
+    clean = mne.io.RawArray(np.vstack([sim["eeg"] * 1e-6, raw.get_data(picks=["ECG", "PPG"])]), raw.info, verbose=False)
+    _, rep0 = remove_bcg_artifacts(clean, method="aas", beat_times=sim["r"], beat_kind="qrs", coupling=False)
+    assert rep0["beat_delay_s"] == 0.0 and rep0["beat_delay"].startswith("none (R peaks; no clear artefact")
+    _, rep_ppg = remove_bcg_artifacts(clean, method="aas", beat_times=sim["r"], beat_kind="ppg", coupling=False)
+    assert rep_ppg["beat_delay"] == "estimated"  # (pulse peaks: a guess, warned about)

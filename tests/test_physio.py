@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import warnings
 
@@ -429,7 +430,22 @@ def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, t
     assert "prepare --config '{\"physio\": \"regress\"}' regresses" not in out  # (no advice to do what the config does)
     assert main(["datasets", "--check", str(root), "--subjects", "01", "--config",
                  '{"physio": ["rv_lags"], "physio_incomplete": "trim"}']) == 0
-    assert "physio: prepare will leave out the volumes the recording does not cover" in capsys.readouterr().out
+    assert re.search(r"physio: prepare will leave out the \d+ volume\(s\) the recording does not cover", capsys.readouterr().out)
+    # the check applies prepare's rules: too little left to trim to is a problem (a review: "OK", then prepare refused)
+    short = _write_physio(bold.parent, stem, ["respiratory"], resp[: int(16 * sf), None], sf, -3.0)
+    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config",
+                 '{"physio": ["rv_lags"], "physio_incomplete": "trim"}']) == 1
+    assert "volumes would remain: fewer than" in capsys.readouterr().out
+    # a recording that starts late by a few volumes that drop_volumes leaves out is no problem (a review)
+    late = np.sin(2 * np.pi * 0.23 * np.arange(0, 400, 1 / sf))
+    _write_physio(bold.parent, stem, ["respiratory"], late[:, None], sf, 9.0)
+    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"], "drop_volumes": 5}']) == 0
+    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"]}']) == 0
+    assert "the recording misses only the first 4 volume(s): prepare goes on if its non-steady-state check" in capsys.readouterr().out
+    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"], "drop_volumes": 0}']) == 1
+    capsys.readouterr()
+    _write_physio(bold.parent, stem, ["respiratory", "trigger"], np.column_stack([resp, trig]), sf, -3.0)
+    del short
     assert main(["datasets", "--check", str(root), "--config", '{"physio": "regress", "physio_incomplete": "all"}']) != 0
     assert "--config: unknown physio_incomplete 'all'; choose one of: 'error', 'trim', 'unregressed'" in capsys.readouterr().err
     with caplog.at_level(logging.WARNING, logger="eeg2fmri"):

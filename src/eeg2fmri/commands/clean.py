@@ -168,7 +168,7 @@ def _physio_beats(raw, physio: Path, start: float | None, marker: str | None, wh
         start = float(times[0])
         print(f"physio: {physio.name}'s time 0 placed at the first {name!r} marker, {start:.3f} s of the EEG (--physio-start sets it)")
     times, kind, source = physio_file_beats([physio], float(start), where=where, caller="clean")
-    return dict(beat_times=times, beat_kind="ppg", beat_source=f"{source} ({'QRS' if kind == 'ecg' else 'pulse'} detector)")
+    return dict(beat_times=times, beat_kind="qrs" if kind == "ecg" else "ppg", beat_source=f"{source} ({'QRS' if kind == 'ecg' else 'pulse'} detector)")
 
 
 def run(args) -> int:

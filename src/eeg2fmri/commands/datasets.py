@@ -44,7 +44,7 @@ def run(args) -> int:
                                      f"add --check ROOT or drop {flag}.")
     if args.check:
         opts = {"subjects": args.subjects} if args.subjects else {}
-        physio_cfg, physio_incomplete = None, "error"
+        physio_cfg, physio_incomplete, drop_volumes = None, "error", "auto"
         if args.config:  # (user test 54: the check refused the channels and grids prepare --config accepted)
             from eeg2fmri.utils.config import read_config
 
@@ -55,6 +55,7 @@ def run(args) -> int:
                 opts.update(marker=None, first_onset=float(cfg["first_onset"]))
             prep = {k: cfg[k] for k in ("channels", "grid", "dummy_scans") if cfg.get(k) is not None}
             physio_cfg, physio_incomplete = cfg.get("physio"), cfg.get("physio_incomplete", "error")
+            drop_volumes = cfg.get("drop_volumes", "auto")
             if physio_cfg:
                 from eeg2fmri.datasets.prepared import PHYSIO_INCOMPLETE
                 from eeg2fmri.preprocessing.physio import check_physio_option
@@ -99,7 +100,7 @@ def run(args) -> int:
             from eeg2fmri.preprocessing.physio import physio_check, physio_note
 
             if physio_cfg:  # (user test 58 #6: "OK" for physio files prepare refuses)
-                problems, notes = physio_check(rep.runs, physio_cfg, str(physio_incomplete))
+                problems, notes = physio_check(rep.runs, physio_cfg, str(physio_incomplete), drop_volumes)
                 rep.notes.extend(notes)
                 if problems:
                     rep.problems.extend(problems)

@@ -848,8 +848,10 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
         ``"auto"``: the one channel named PPG*, Pulse* or Pleth*.
     beat_times : array, shape (n_beats,) | None
         Heartbeat times in seconds from the recording's first sample (the EEG's clock).
-    beat_kind : {"ppg", "ecg"}
-        What ``beat_times`` mark: pulse peaks (their delay is estimated) or R peaks (used as they are).
+    beat_kind : {"ppg", "ecg", "qrs"}
+        What ``beat_times`` mark: pulse peaks (their delay is estimated), R peaks (used as they are), or R peaks a QRS
+        detector found in a trace not known to be an ECG (a BIDS physio ``cardiac`` column: the delay is estimated where the
+        artefact is clear, else 0).
     beat_delay : float | "auto" | None
         Seconds added to the beats; ``None`` / ``"auto"``: estimated for pulse peaks, 0 for R peaks.
     beat_source : str | None
@@ -883,7 +885,7 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
 
     where = _where(raw, where)
     check_choice(method, "bcg method", ("pca_obs", "aas"), where=where)
-    check_choice(beat_kind, "beat kind", ("ppg", "ecg"), where=where)
+    check_choice(beat_kind, "beat kind", ("ppg", "ecg", "qrs"), where=where)
     n_components = check_positive_int(n_components, "n_components", where=where)
     n_template = check_positive_int(n_template, "n_template", where=where)
     window = check_positive(window, "window", where=where, fix="pass the band-power window in seconds, e.g. the TR")
@@ -941,17 +943,22 @@ def remove_bcg_artifacts(raw, *, method: str = "pca_obs", ecg_channel: str | Non
     delay_how, delay_info = "none", None
     if beat_delay is not None:
         delay, delay_how = float(beat_delay), "given"
-    elif kind == "ppg":
+    elif kind in ("ppg", "qrs"):
         inside = qrs[(qrs > 0) & (qrs < out.times[-1])]
         if len(inside) < need:
             raise Eeg2fmriInputError(f"{where}: found {len(inside)} heartbeat(s) within the recording from the {source}, expected at least "
                                      f"{need}; check that it holds the pulse or ECG trace for this recording (and its clock), or clean a "
                                      "longer recording.")
-        delay, delay_info = estimate_bcg_delay(out.get_data(picks=eeg), sf, inside, search=delay_search, where=where)
+        few = [eeg[i] for i in np.unique(np.linspace(0, len(eeg) - 1, min(len(eeg), 16)).round().astype(int))]  # (as the estimate
+        delay, delay_info = estimate_bcg_delay(out.get_data(picks=few), sf, inside, search=delay_search, where=where)  # picks: no copy of all)
         delay_how = "estimated"
         delay_info.pop("profile_s")
         delay_info.pop("profile")
-        if delay_info["peak_ratio"] < BCG_DELAY_MIN_RATIO:
+        if delay_info["peak_ratio"] < BCG_DELAY_MIN_RATIO and kind == "qrs":  # R peaks of a trace of unknown kind: kept where found
+            logger.info("%s: no clear pulse artefact around the beats of the %s (score %.2f): its R peaks are used as found (delay 0)",
+                        where, source, delay_info["peak_ratio"])
+            delay, delay_how = 0.0, "none (R peaks; no clear artefact to place)"
+        elif delay_info["peak_ratio"] < BCG_DELAY_MIN_RATIO:
             logger.warning("%s: the EEG averaged around the beats of the %s holds no clear pulse artefact (best delay's score %.2f x the "
                            "mean over %g..%g s): its delay (%.3f s) is a guess; check the beats or give the delay (%s)", where, source,
                            delay_info["peak_ratio"], delay_search[0], delay_search[1], delay,
@@ -1709,7 +1716,9 @@ def clean_for_prepare(raw, options: dict, *, tr: float, marker, onsets: np.ndarr
                 "so): clean with the heartbeats of the EEG file instead (clean={'bcg': 'aas', 'bcg_beats': 'pulse', 'pulse_channel': "
                 "<name>} or an ECG channel, 'bcg_beats': 'ecg'), or without bcg.")
         times, kind, source = physio_file_beats(physio_files, float(bold_start), where=where)
-        extra = dict(beat_times=times, beat_kind="ppg", beat_source=f"{source} ({'QRS' if kind == 'ecg' else 'pulse'} detector)")
+        # (R peaks of a column that does not say it is an ECG: placed by the artefact where it is clear, else kept: a review)
+        extra = dict(beat_times=times, beat_kind="qrs" if kind == "ecg" else "ppg",
+                     beat_source=f"{source} ({'QRS' if kind == 'ecg' else 'pulse'} detector)")
         _warn_uncovered(times, onsets, tr, source, where)
     markers = (marker,) if isinstance(marker, str) else tuple(marker or ())
     found = find_markers(raw, markers, where=where)[0] if markers else np.zeros(0)

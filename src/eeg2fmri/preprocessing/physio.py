@@ -716,7 +716,7 @@ def physio_note(runs: Sequence[Any]) -> str | None:
             "RETROICOR, heart rate and respiration volume regressors built from them out of the BOLD")
 
 
-def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error") -> tuple[list[str], list[str]]:
+def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error", drop_volumes: Any = "auto") -> tuple[list[str], list[str]]:
     """For ``eeg2fmri datasets --check --config`` with the prepare option ``physio``: what prepare will find of each run's
     physiological traces, checked as prepare checks them (user test 58 #6).
 
@@ -731,7 +731,11 @@ def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error") ->
     physio : "regress" | list of str
         The prepare option.
     incomplete : {"error", "trim", "unregressed"}
-        The prepare option ``physio_incomplete``: with ``"error"`` a run that prepare would refuse is a problem, else a note.
+        The prepare option ``physio_incomplete``: with ``"error"`` a run that prepare would refuse is a problem, else a note
+        (``"trim"``: a problem where less than a quarter of the run, or 10 volumes, would remain).
+    drop_volumes : int | "auto"
+        The prepare option: the leading volumes it leaves out are not checked; with ``"auto"`` (detected by prepare) a
+        recording that misses only the first 10 volumes is a note.
 
     Returns
     -------
@@ -762,6 +766,8 @@ def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error") ->
         try:
             img, tr = read_bold(bold)
             n_vol = int(img.shape[3])
+            first = int(drop_volumes) if isinstance(drop_volumes, (int, np.integer)) and not isinstance(drop_volumes, bool) else 0
+            middles = (np.arange(min(first, n_vol - 1), n_vol) + 0.5) * tr
             for f in find_physio_files(bold, getattr(run, "eeg_path", None)) if need - have else []:
                 found = read_bids_physio(f)
                 used = [k for k in found if k in need - have and k not in traces]
@@ -785,7 +791,7 @@ def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error") ->
             if traces:
                 c, r = traces.get("cardiac"), traces.get("respiratory")
                 _, _, summary = physio_regressors(
-                    (np.arange(n_vol) + 0.5) * tr, cardiac=None if c is None else c[0], cardiac_sfreq=None if c is None else c[1],
+                    middles, cardiac=None if c is None else c[0], cardiac_sfreq=None if c is None else c[1],
                     cardiac_start=0.0 if c is None else c[2], resp=None if r is None else r[0], resp_sfreq=None if r is None else r[1],
                     resp_start=0.0 if r is None else r[2], groups=groups,
                     where=f"{key}: physiology ({', '.join(f'{k} from {v}' for k, v in taken.items())})")
@@ -794,10 +800,19 @@ def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error") ->
             failed = err
         if failed is None:
             continue
+        covered = None
+        if isinstance(failed, PhysioCoverageError):  # which volume middles the recording covers (as prepare counts them)
+            lo, hi = failed.span
+            covered = (middles >= lo - COVER_SLACK_S) & (middles <= hi + COVER_SLACK_S)
         if incomplete == "unregressed":
             notes.append(f"physio: prepare will prepare this run without physiological regressors (physio_incomplete: 'unregressed'): {failed}")
-        elif incomplete == "trim" and isinstance(failed, PhysioCoverageError):
-            notes.append(f"physio: prepare will leave out the volumes the recording does not cover (physio_incomplete: 'trim'): {failed}")
+        elif incomplete == "trim" and covered is not None and covered.sum() >= max(10, len(middles) // 4):
+            notes.append(f"physio: prepare will leave out the {int((~covered).sum())} volume(s) the recording does not cover "
+                         f"(physio_incomplete: 'trim'): {failed}")
+        elif covered is not None and drop_volumes == "auto" and (~covered).any() and np.flatnonzero(~covered).max() < 10:
+            notes.append(f"physio: the recording misses only the first {int((~covered).sum())} volume(s): prepare goes on if its "
+                         f"non-steady-state check (drop_volumes 'auto') leaves them out, and stops otherwise: {failed}")
         else:
-            problems.append(f"physio: {failed}")
+            problems.append(f"physio: {failed}" + (f" (with 'trim', {int(covered.sum())} of {len(middles)} volumes would remain: "
+                                                   f"fewer than {max(10, len(middles) // 4)})" if incomplete == "trim" and covered is not None else ""))
     return problems, notes
