@@ -190,6 +190,7 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
     import json
 
     from eeg2fmri.models.base import get_model_class, model_input_kinds
+    from eeg2fmri.utils.logs import logger
 
     groups: dict[tuple, dict] = {}
     refused = []
@@ -198,6 +199,12 @@ def _groups(models: list[str], representation: str | None, train_config: dict | 
         given_folds = {k: train_config[k] for k in ("data", "split") if k in train_config} or None
     for m in models:
         kinds = model_input_kinds(m)
+        if m in ("ridge_hrf", "mean") and representation is not None and representation not in kinds:
+            # the reference and the baseline of every group: scored on band power derived from these windows (user test 59:
+            # "not trained" and exit status 1 beside a ridge_hrf row with numbers)
+            logger.info("%s: scored as every group's %s on band power derived from the %s windows", m,
+                        "reference" if m == "ridge_hrf" else "baseline", representation)
+            continue
         if representation is not None and representation not in kinds:
             refused.append({"name": m, "role": "model", "error": f"reads {' or '.join(kinds)} windows, the dataset holds {representation}; "
                             f"benchmark the BIDS folder (it prepares every representation) or prepare with representation={kinds[0]}"})

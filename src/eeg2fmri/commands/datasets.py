@@ -44,7 +44,9 @@ def run(args) -> int:
                                      f"add --check ROOT or drop {flag}.")
     if args.check:
         opts = {"subjects": args.subjects} if args.subjects else {}
-        physio_cfg, physio_incomplete, drop_volumes = None, "error", "auto"
+        from eeg2fmri.datasets.prepared import PrepareConfig
+
+        physio_cfg, physio_incomplete, drop_volumes, l_freq = None, "error", "auto", PrepareConfig().l_freq
         if args.config:  # (user test 54: the check refused the channels and grids prepare --config accepted)
             from eeg2fmri.utils.config import read_config
 
@@ -56,6 +58,7 @@ def run(args) -> int:
             prep = {k: cfg[k] for k in ("channels", "grid", "dummy_scans") if cfg.get(k) is not None}
             physio_cfg, physio_incomplete = cfg.get("physio"), cfg.get("physio_incomplete", "error")
             drop_volumes = cfg.get("drop_volumes", "auto")
+            l_freq = cfg.get("l_freq", l_freq)
             if physio_cfg:
                 from eeg2fmri.datasets.prepared import PHYSIO_INCOMPLETE
                 from eeg2fmri.preprocessing.physio import check_physio_option
@@ -97,8 +100,12 @@ def run(args) -> int:
             note = stimulus_note(rep.runs, opts.get("marker"))
             if note:
                 rep.notes.append(note)
+            from eeg2fmri.preprocessing.eeg import slow_band_note
             from eeg2fmri.preprocessing.physio import physio_check, physio_note
 
+            note = slow_band_note(rep.runs, l_freq)  # (user test 59: a DC-coupled recording's slow band, filtered out in silence)
+            if note:
+                rep.notes.append(note)
             if physio_cfg:  # (user test 58 #6: "OK" for physio files prepare refuses)
                 problems, notes = physio_check(rep.runs, physio_cfg, str(physio_incomplete), drop_volumes)
                 rep.notes.extend(notes)

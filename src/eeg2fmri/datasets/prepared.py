@@ -817,6 +817,12 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
         if stretches:
             logger.warning("%s: %s", where, flat_message(stretches, n_in / sf))
     hf, freqs = plan.h_freq, plan.notch_freqs
+    if plan.l_freq is not None:  # MNE's high-pass FIR spans 3.3 / transition s (user test 59: its bare warning named no run)
+        span = 3.3 / min(max(0.25 * float(plan.l_freq), 2.0), float(plan.l_freq))
+        if span > n_out / wsf:
+            raise Eeg2fmriInputError(
+                f"{where}: prepare option l_freq={plan.l_freq:g} Hz needs a {span:.0f}-s high-pass filter, the run lasts {n_out / wsf:.0f} s "
+                f"(the filter would distort it); use l_freq >= {3.3 / (n_out / wsf):.3g} Hz, or null for no high-pass.")
     group = max(1, (1 << 22) // max(n_out, 1))
     with step("filter"):
         for g0 in range(0, len(picks), group):
@@ -998,6 +1004,22 @@ def _validate_config(cfg: PrepareConfig) -> None:
             check_positive(getattr(cfg, name), name, where="prepare option", fix=f"or null to switch {name} off" if name != "work_sfreq" else "or null for the automatic rate")
     if cfg.l_freq is not None and cfg.h_freq is not None and float(cfg.h_freq) <= float(cfg.l_freq):
         raise Eeg2fmriInputError(f"prepare options l_freq={cfg.l_freq!r}, h_freq={cfg.h_freq!r}: expected h_freq above l_freq (a band-pass); swap or drop one.")
+    if isinstance(cfg.bands, dict):  # (user test 59: a band below the high-pass was prepared as filter noise without a word)
+        for name, edges in cfg.bands.items():
+            try:
+                lo, hi = (float(v) for v in edges)
+            except (TypeError, ValueError):
+                raise Eeg2fmriInputError(f"prepare option bands[{name!r}]: expected [low, high] in Hz, got {edges!r}.") from None
+            if not 0 < lo < hi:
+                raise Eeg2fmriInputError(f"prepare option bands[{name!r}]={[lo, hi]}: expected 0 < low < high (Hz).")
+            if cfg.l_freq is not None and hi <= float(cfg.l_freq):
+                raise Eeg2fmriInputError(
+                    f"prepare option bands[{name!r}]={[lo, hi]} Hz lies below l_freq={cfg.l_freq!r} Hz: the high-pass removes it, so its power "
+                    "would be filter noise; lower l_freq below the band (null: no high-pass) or drop the band. Note that band power is an "
+                    "envelope: the sign of a slow potential is lost either way.")
+            if cfg.l_freq is not None and lo < float(cfg.l_freq):
+                warn_once_per_process(f"prepare option bands[{name!r}]={[lo, hi]} Hz starts below l_freq={cfg.l_freq!r} Hz: its part below "
+                                      "the high-pass is filtered out")
     check_positive(cfg.raw_sfreq, "raw_sfreq", where="prepare option")
     for name in ("stft_fmin", "stft_fmax", "atlas_radius"):
         check_positive(getattr(cfg, name), name, where="prepare option")

@@ -50,6 +50,36 @@ def auto_bands(sfreq: float) -> dict[str, tuple[float, float]]:
     return bands
 
 
+#: Hardware high-pass (Hz) under which a recording is taken to keep slow potentials (DC-coupled amplifiers record from 0 Hz).
+SLOW_HIGHPASS_HZ = 0.05
+
+
+def slow_band_note(runs, l_freq: float | None) -> str | None:
+    """For ``datasets --check``: where recordings keep frequencies below ``SLOW_HIGHPASS_HZ`` (their header's high-pass,
+    MNE's ``info["highpass"]``: 0 for DC-coupled amplifiers) and the prepare option ``l_freq`` removes them, a note saying
+    that slow potentials reach no model (user test 59: a DC-coupled recording's infraslow coupling, silently filtered out);
+    ``None`` otherwise. A run whose EEG cannot be read is left to the check's own problems."""
+    from eeg2fmri.io.layouts import read_layout_eeg
+
+    if l_freq is None:
+        return None
+    slow = []
+    for run in runs:
+        try:
+            hp = float(read_layout_eeg(run, preload=False).info["highpass"])
+        except Exception:  # noqa: BLE001  (the check's own finding)
+            continue
+        if hp < min(SLOW_HIGHPASS_HZ, float(l_freq)):
+            slow.append(hp)
+    if not slow:
+        return None
+    lo = "0 Hz (a DC-coupled amplifier, or a header that gives no high-pass)" if min(slow) == 0 else f"{min(slow):g} Hz"
+    return (f"{len(slow)} recording(s) declare a hardware high-pass of {lo}, and prepare's l_freq {float(l_freq):g} Hz removes "
+            f"everything below {float(l_freq):g} Hz: slow and infraslow potentials (< 0.1 Hz) reach no model. Band power is an envelope, so the sign "
+            "of a slow potential is lost in any band; the raw representation (l_freq null) keeps it, for the networks that read raw "
+            "windows (README: l_freq)")
+
+
 def check_channels(raw, where: str = "EEG") -> None:
     """Raise on NaN/Inf or flat EEG channels, naming them and the fix."""
     data = raw.get_data()
