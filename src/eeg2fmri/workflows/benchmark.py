@@ -994,8 +994,11 @@ def _focal_penalty_note(rows: list[dict[str, Any]]) -> list[str]:
             "mask), and one ridge penalty was chosen for every voxel, mostly noise, which shrinks the regions' predictions; for region "
             "series try a penalty per voxel where it earns one: --hparams '{\"ridge_hrf\": {\"alpha_per_target\": \"guarded\"}, "
             "\"eeg2fmri_net\": {\"ridge_alpha_per_target\": \"guarded\"}}' (user test 56: LOSO ROI r 0.41 -> 0.53), or prepare "
-            "with the atlas option (ROI targets); per-voxel penalties favour any region the EEG features predict, physiological "
-            "noise included (user test 57: ventricles 0.25 -> 0.29), so regress physiological confounds first where they may be"]
+            "with the atlas option (ROI targets; the flagship's share of its covariance (tangent) features and its blend weight "
+            "are one number for all its outputs, chosen where most voxels are noise: on ROI targets they are chosen for the "
+            "regions -- user test 59: tangent weight 0 in 8 of 8 voxel folds); per-voxel penalties favour any region the EEG "
+            "features predict, physiological noise included (user test 57: ventricles 0.25 -> 0.29), so regress physiological "
+            "confounds first where they may be"]
 
 
 def _physiology_note(rows: list[dict[str, Any]]) -> list[str]:
