@@ -458,10 +458,18 @@ def test_regress_confounds_with_drift_is_the_joint_least_squares_fit():
     c = np.cumsum(rng.standard_normal((n, 3)), axis=0)  # slow confounds (random walks), like lagged heart rate
     y = c @ rng.standard_normal((3, 5)) + d @ rng.standard_normal((d.shape[1], 5)) * 4 + rng.standard_normal((n, 5)) + 50
     b = np.linalg.lstsq(np.column_stack([c, d]), y, rcond=None)[0]
-    want = y - (c - c.mean(axis=0)) @ b[:3]
+    want = y - np.column_stack([c, d]) @ b  # the joint fit's residual
     got = regress_confounds(y, c, drift=d)
-    np.testing.assert_allclose(got, want, atol=2e-4)
-    np.testing.assert_allclose(regress_confounds(y, c, drift=d[:, 1:]), got, atol=1e-5)  # the constant may be given or not
+    np.testing.assert_allclose(detrend(got, tr), want, atol=2e-4)  # the same once the drift (kept) is detrended
+    np.testing.assert_allclose(got.mean(axis=0), y.mean(axis=0), rtol=1e-5)  # the mean kept
+    np.testing.assert_allclose(regress_confounds(y, c, drift=d[:, 1:]), got, atol=1e-4)  # the constant may be given or not
+    # a confound inside the drift (fMRIPrep's cosine columns, a trend) removes nothing (a review: 1e5 from rounding residue)
+    inside = np.column_stack([c, d[:, 1:3], np.round(d[:, 3], 6)])  # (written with 6 decimals: a rounding residue remains)
+    assert np.abs(regress_confounds(y, inside, drift=d) - got).max() < 0.5 * y.std()  # bounded (was ~1e5 x the data)
+    only = regress_confounds(y, d[:, 1:3], drift=d)
+    np.testing.assert_allclose(only, y, atol=1e-3)
+    with pytest.raises(Eeg2fmriInputError, match=r"expected fewer confounds plus drift columns than volumes, got 133 confounds"):
+        regress_confounds(y, rng.standard_normal((n, 133)), drift=d)
     assert np.abs(detrend(c, tr).T @ detrend(got, tr)).max() < 1e-2
     assert np.abs(detrend(c, tr).T @ detrend(regress_confounds(y, c), tr)).max() > 10
     with pytest.raises(Eeg2fmriInputError, match=r"expected drift of shape \(137, n_columns\), got shape \(136, 5\)"):

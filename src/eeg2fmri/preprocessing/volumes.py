@@ -378,12 +378,17 @@ def regress_confounds(y: np.ndarray, confounds, *, keep_mean: bool = True, drift
             raise Eeg2fmriInputError(f"{where}: expected drift of shape ({n}, n_columns), got shape {d.shape}.")
         du, ds, _ = np.linalg.svd(np.column_stack([np.ones(n), d]), full_matrices=False)  # (a rank-safe basis: the constant may repeat)
         dq = du[:, ds > ds.max() * max(n, d.shape[1] + 1) * np.finfo(np.float64).eps]
+        if cc.shape[1] + dq.shape[1] >= n:
+            raise Eeg2fmriInputError(f"{where}: expected fewer confounds plus drift columns than volumes, got {cc.shape[1]} confounds and "
+                                     f"{dq.shape[1]} drift columns for {n} volumes; select fewer columns.")
         perp = cc - dq @ (dq.T @ cc)  # the confounds net of the drift (and the mean)
-        u, s, vt = np.linalg.svd(perp, full_matrices=False)
-        keep = s > (s.max() if len(s) else 0.0) * max(perp.shape) * np.finfo(np.float64).eps
-        # coefficients of the joint fit (FWL): b = V S^-1 U^T y; the confounds' part cc @ b is removed
-        remove = cc @ (vt[keep].T / s[keep])  # (n, k): times U^T y gives the part removed
-        q = u[:, keep]
+        u, s, _ = np.linalg.svd(perp, full_matrices=False)
+        # cut relative to the confounds' own scale: a confound inside the drift (fMRIPrep's cosineXX, a trend) has nothing left
+        # to fit (a review: its rounding residue, divided by ~1e-16, blew the BOLD up to 1e5)
+        scale = np.linalg.svd(cc, compute_uv=False).max() if cc.size else 0.0
+        q = u[:, s > scale * 1e-8]
+        # FWL: once detrended, y - q q^T y is the joint fit's residual (q is orthogonal to the drift and the mean, which stay)
+        remove = q
     else:
         u, s, _ = np.linalg.svd(cc, full_matrices=False)
         keep = s > (s.max() if len(s) else 0.0) * max(cc.shape) * np.finfo(np.float64).eps
