@@ -440,8 +440,9 @@ def test_prepare_physio_incomplete_trims_or_leaves_runs_unregressed(tiny_bids, t
     late = np.sin(2 * np.pi * 0.23 * np.arange(0, 400, 1 / sf))
     _write_physio(bold.parent, stem, ["respiratory"], late[:, None], sf, 9.0)
     assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"], "drop_volumes": 5}']) == 0
-    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"]}']) == 0
-    assert "the recording misses only the first 4 volume(s): prepare goes on if its non-steady-state check" in capsys.readouterr().out
+    assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"]}']) == 1
+    assert ("the recording misses only the first 4 volume(s): prepare stops unless its non-steady-state check (drop_volumes "
+            "'auto') happens to leave them out; set drop_volumes: 4") in capsys.readouterr().out
     assert main(["datasets", "--check", str(root), "--subjects", "01", "--config", '{"physio": ["rv_lags"], "drop_volumes": 0}']) == 1
     capsys.readouterr()
     _write_physio(bold.parent, stem, ["respiratory", "trigger"], np.column_stack([resp, trig]), sf, -3.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mne
+import numpy as np
 import pytest
 
 from eeg2fmri.datasets.prepared import PrepareConfig, _validate_config
@@ -42,6 +43,20 @@ def test_datasets_check_says_when_l_freq_removes_a_band_the_recordings_keep(tiny
     assert main(["datasets", "--check", str(tiny_bids)]) == 0
     out = capsys.readouterr().out
     assert ("2 recording(s) declare a hardware high-pass of 0 Hz (a DC-coupled amplifier, or a header that gives no high-pass), and "
-            "prepare's l_freq 0.5 Hz removes everything below 0.5 Hz: slow and infraslow potentials") in out
+            "prepare's l_freq 0.5 Hz removes everything below 0.5 Hz: slow potentials below it reach no model") in out
     assert main(["datasets", "--check", str(tiny_bids), "--config", '{"l_freq": null}']) == 0
     assert "declare a hardware high-pass" not in capsys.readouterr().out
+
+
+def test_synthesis_chunks_skip_the_filter_length_check():
+    """A 5-s clip at the default l_freq 0.5 (a 6.6-s filter) is refused by prepare's check, and read when synthesis's
+    padded chunks ask without it (a review: synthesis of short chunks on the CPU path was refused)."""
+    from eeg2fmri.datasets.prepared import load_eeg_lowrate
+
+    info = mne.create_info([f"E{i}" for i in range(3)], 100.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 500)) * 1e-5, info, verbose=False)
+    with pytest.raises(Eeg2fmriInputError, match=r"l_freq=0.5 Hz needs a 7-s high-pass filter, the run lasts 5 s"):
+        load_eeg_lowrate(raw, PrepareConfig(bands={"alpha": (8.0, 13.0)}))
+    with pytest.warns(RuntimeWarning, match="filter_length"):  # (MNE's own warning: as before the check)
+        data, wsf, ch = load_eeg_lowrate(raw, PrepareConfig(bands={"alpha": (8.0, 13.0)}), check_filter_length=False)
+    assert data.shape[0] == 3 and np.isfinite(data).all()

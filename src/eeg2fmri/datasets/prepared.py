@@ -184,6 +184,14 @@ class PrepareConfig:
         its events that carry one, at least 1 s) that median; durations given here replace those of their conditions (0:
         none). Recorded in the manifest, so that ``synthesize`` gives an EEG-only recording's block markers the
         training's duration.
+    slow_potential : None | "auto" | [low, high]
+        One more entry per channel after the bands: the channel's *signed* EEG band-passed to ``[low, high]`` Hz and
+        averaged over each frame (band power is an envelope and loses the sign of a slow potential). ``"auto"``:
+        ``[0.01, 0.1]`` (the infraslow potential of DC-coupled recordings). It is computed from the EEG before the
+        ``l_freq`` high-pass (read a second time without it; same channels, notch and reference:
+        :func:`slow_potential_features`), standardised per run like the bands but without the log; ``freqs`` gets the
+        band's centre and ``bands`` the name ``"slow_potential"``. Band power only (not ``tangent``); each run must last
+        at least ``1 / low`` s. ``None`` (default): off. The manifest records the band.
     """
 
     bands: dict | str = "auto"
@@ -218,11 +226,24 @@ class PrepareConfig:
     channel_positions: str | None = None
     events: Any = None
     event_durations: dict | None = None
+    slow_potential: Any = None
 
     @property
     def event_names(self) -> list[str]:
         """The conditions of ``events`` once resolved (a mapping), else ``[]``."""
         return [str(k) for k in self.events] if isinstance(self.events, dict) else []
+
+    @property
+    def slow_band(self) -> tuple[float, float] | None:
+        """``slow_potential`` as ``(low, high)`` Hz (``"auto"`` resolved), or ``None`` when off."""
+        sp = self.slow_potential
+        if sp is None:
+            return None
+        if isinstance(sp, str):
+            from eeg2fmri.preprocessing.representations.bandpower import SLOW_POTENTIAL_AUTO
+
+            return SLOW_POTENTIAL_AUTO
+        return (float(sp[0]), float(sp[1]))
 
     def resolved(self, sfreq: float) -> PrepareConfig:
         """This config with ``bands="auto"`` replaced by the bands of EEG sampled at ``sfreq`` (Hz)
@@ -351,7 +372,8 @@ class PreparedDataset:
 
     @property
     def bands(self) -> list[str]:
-        return list(self.config.bands)
+        """Names of the entries per channel of band-power features: the bands, then ``"slow_potential"`` where prepared with it."""
+        return list(self.config.bands) + (["slow_potential"] if getattr(self.config, "slow_potential", None) is not None else [])
 
     @property
     def representation(self) -> str:
@@ -746,7 +768,8 @@ def lowrate_plan(sfreq: float, config: PrepareConfig, line_freq: float | None = 
     return LowratePlan(up, down, wsf, h, config.l_freq, hf, freqs, config.reference == "average")
 
 
-def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_seconds: float = 30.0, check_flat: bool = True) -> tuple[np.ndarray, float, list[str]]:
+def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_seconds: float = 30.0, check_flat: bool = True,
+                     padtype: str = "constant", check_filter_length: bool = True) -> tuple[np.ndarray, float, list[str]]:
     """Read EEG channels in time blocks, resample to the work rate and filter.
 
     Only EEG channels are kept (others and bad channels are dropped and
@@ -762,6 +785,11 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
     error and one holding a value for :data:`~eeg2fmri.preprocessing.eeg.FLAT_SECONDS`
     or longer a warning (synthesis, which reads a recording in pieces, checks
     the whole recording itself and passes False).
+
+    ``padtype`` is ``scipy.signal.resample_poly``'s assumption beyond the recording's ends: ``"constant"``
+    (zeros, the default), or ``"line"`` for EEG that keeps its electrode offsets (the slow potential: zeros would
+    make each offset a step at the ends). With ``check_filter_length`` (prepare), an ``l_freq`` whose high-pass FIR
+    is longer than the recording is refused; synthesis's padded chunks skip it (the model fixes ``l_freq``).
 
     Returns
     -------
@@ -805,7 +833,7 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
                 scan.update(x[:, a - s0 : a - s0 + min(block, n_in - a)])
         with step("resample"):
             if up != down:
-                x = resample_poly(x, up, down, axis=1, window=h)
+                x = resample_poly(x, up, down, axis=1, window=h) if padtype == "constant" else resample_poly(x, up, down, axis=1, window=h, padtype=padtype)
             o0 = (a - s0) * up // down
             o_start = a * up // down
             n_take = min(int(np.ceil(min(block, n_in - a) * up / down)), n_out - o_start)
@@ -817,7 +845,8 @@ def load_eeg_lowrate(raw, config: PrepareConfig, *, where: str = "EEG", block_se
         if stretches:
             logger.warning("%s: %s", where, flat_message(stretches, n_in / sf))
     hf, freqs = plan.h_freq, plan.notch_freqs
-    if plan.l_freq is not None:  # MNE's high-pass FIR spans 3.3 / transition s (user test 59: its bare warning named no run)
+    if plan.l_freq is not None and check_filter_length:  # MNE's high-pass FIR spans 3.3 / transition s (user test 59: its bare
+        # warning named no run); not for synthesis's padded chunks (check_filter_length=False: the model fixes l_freq)
         span = 3.3 / min(max(0.25 * float(plan.l_freq), 2.0), float(plan.l_freq))
         if span > n_out / wsf:
             raise Eeg2fmriInputError(
@@ -862,6 +891,44 @@ def with_event_regressors(raw, features: np.ndarray, onsets: np.ndarray, tr: flo
     return append_events(features, regs)
 
 
+def slow_potential_features(raw, config: PrepareConfig, starts: np.ndarray, flen: float, *, picks: list[str] | None = None,
+                            where: str = "EEG") -> np.ndarray:
+    """The prepare option ``slow_potential`` of one recording: per channel, the mean over every frame of its signed EEG
+    band-passed to ``config.slow_band`` (:func:`~eeg2fmri.preprocessing.representations.bandpower.slow_potential_frames`),
+    standardised within the recording.
+
+    The EEG is read again by :func:`load_eeg_lowrate` with ``l_freq`` and ``h_freq`` off (the high-pass would remove the
+    band) and otherwise as the other features: the same work rate, channels, notch and reference.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+    config : PrepareConfig
+        With ``slow_potential`` set (``bands`` resolved when ``work_sfreq`` is ``None``).
+    starts : array, shape (n_frames,)
+        Frame starts (s from the first sample).
+    flen : float
+        Frame length (s).
+    picks : list of str | None
+        Channels in this order (the streaming synthesis' channels); ``None``: the EEG channels not marked bad, as
+        :func:`load_eeg_lowrate` picks them.
+
+    Returns
+    -------
+    frames : array, shape (n_frames, n_chans), float32
+    """
+    from eeg2fmri.preprocessing.representations.bandpower import slow_potential_frames
+
+    if picks is not None:
+        raw = raw.copy().pick(list(picks))
+        raw.info["bads"] = []
+    data, wsf, ch = load_eeg_lowrate(raw, replace(config, l_freq=None, h_freq=None), where=where, check_flat=False, padtype="line")
+    if picks is not None and list(ch) != list(picks):
+        raise Eeg2fmriInputError(f"{where}: prepare option slow_potential: expected the EEG channels {list(picks)}, found {list(ch)}; "
+                                 "give every channel the model reads the type 'eeg' (raw.set_channel_types).")
+    return slow_potential_frames(data, wsf, config.slow_band, starts, flen, where=where)
+
+
 def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndarray | None = None, where: str = "EEG") -> dict[str, Any]:
     """Turn one EEG recording into its continuous representation.
 
@@ -890,6 +957,15 @@ def eeg_representation(raw, config: PrepareConfig, *, tr: float, onsets: np.ndar
     onsets = np.asarray(onsets, dtype=np.float64)
     r = get_representation(config.representation).compute(data, wsf, onsets, tr, config, where=where)
     feats, freqs, window_end, frame_rate = r["features"], r["freqs"], r["window_end"], r["frame_rate"]
+    if config.slow_band is not None:  # one more entry per channel: the signed slow potential, from EEG without the high-pass
+        from eeg2fmri.preprocessing.representations.bandpower import frame_starts
+
+        m = int(config.frames_per_tr)
+        starts, _ = frame_starts(onsets, float(tr), m, dur, where)
+        del data
+        slow = slow_potential_features(raw, config, starts, float(tr) / m, where=where)
+        feats = np.concatenate([feats, slow[:, :, None]], axis=2)
+        freqs = list(freqs) + [float(np.mean(config.slow_band))]
     return dict(features=feats, window_end=np.asarray(window_end, dtype=np.int64), frame_rate=float(frame_rate), freqs=freqs, ch_names=ch,
                 onsets=onsets, sfreq=float(raw.info["sfreq"]))
 
@@ -949,6 +1025,29 @@ def _event_option_names(option: Any) -> list[str]:
 PHYSIO_INCOMPLETE = ("error", "trim", "unregressed")
 
 
+def _check_slow_potential(cfg: PrepareConfig) -> None:
+    """The prepare option ``slow_potential``: ``None``, ``"auto"`` or ``[low, high]`` Hz with ``0 < low < high``, band power only."""
+    sp = cfg.slow_potential
+    if sp is None:
+        return
+    fix = "e.g. --config '{\"slow_potential\": [0.01, 0.1]}' (or \"auto\": the same band)"
+    if isinstance(sp, str):
+        if sp != "auto":
+            raise Eeg2fmriInputError(f"prepare option slow_potential: expected null, 'auto' or [low, high] in Hz, got {sp!r}; {fix}.")
+    else:
+        try:
+            lo, hi = (float(v) for v in sp)
+        except (TypeError, ValueError):
+            raise Eeg2fmriInputError(f"prepare option slow_potential: expected null, 'auto' or [low, high] in Hz, got {sp!r}; {fix}.") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+            raise Eeg2fmriInputError(f"prepare option slow_potential={[lo, hi]}: expected 0 < low < high (Hz; a low edge of 0 would "
+                                     f"keep the electrodes' offsets and drift), got low {lo:g}, high {hi:g}; {fix}.")
+    if cfg.representation != "bandpower":
+        raise Eeg2fmriInputError(f"prepare option slow_potential: expected representation 'bandpower' (the slow potential is one more "
+                                 f"entry after the bands), got {cfg.representation!r}; prepare with --representation bandpower, or "
+                                 "leave slow_potential out.")
+
+
 def _validate_config(cfg: PrepareConfig) -> None:
     from eeg2fmri.io.sync import DUMMY_SCANS
     from eeg2fmri.utils.validation import check_choice
@@ -1004,7 +1103,8 @@ def _validate_config(cfg: PrepareConfig) -> None:
             check_positive(getattr(cfg, name), name, where="prepare option", fix=f"or null to switch {name} off" if name != "work_sfreq" else "or null for the automatic rate")
     if cfg.l_freq is not None and cfg.h_freq is not None and float(cfg.h_freq) <= float(cfg.l_freq):
         raise Eeg2fmriInputError(f"prepare options l_freq={cfg.l_freq!r}, h_freq={cfg.h_freq!r}: expected h_freq above l_freq (a band-pass); swap or drop one.")
-    if isinstance(cfg.bands, dict):  # (user test 59: a band below the high-pass was prepared as filter noise without a word)
+    if isinstance(cfg.bands, dict) and cfg.representation in ("bandpower", "tangent"):  # (user test 59: a band below the high-pass
+        # was prepared as filter noise without a word; stft/raw read no bands: only the reference's view, which drops what it cannot use)
         for name, edges in cfg.bands.items():
             try:
                 lo, hi = (float(v) for v in edges)
@@ -1020,6 +1120,7 @@ def _validate_config(cfg: PrepareConfig) -> None:
             if cfg.l_freq is not None and lo < float(cfg.l_freq):
                 warn_once_per_process(f"prepare option bands[{name!r}]={[lo, hi]} Hz starts below l_freq={cfg.l_freq!r} Hz: its part below "
                                       "the high-pass is filtered out")
+    _check_slow_potential(cfg)
     check_positive(cfg.raw_sfreq, "raw_sfreq", where="prepare option")
     for name in ("stft_fmin", "stft_fmax", "atlas_radius"):
         check_positive(getattr(cfg, name), name, where="prepare option")
@@ -1152,6 +1253,8 @@ def _resolve_config(cfg: PrepareConfig, records: list) -> PrepareConfig:
         cfg = replace(cfg, channels=list(heads[0][2]))
     elif kind == "differ":  # refused before any run is prepared (the same check as after preparing them)
         _check_channel_lists([h[1] for h in heads], records)
+    if cfg.slow_potential is not None:  # the band itself in the manifest ("auto" resolved)
+        cfg = replace(cfg, slow_potential=[float(v) for v in cfg.slow_band])
     return cfg
 
 

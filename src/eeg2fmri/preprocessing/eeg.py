@@ -75,7 +75,7 @@ def slow_band_note(runs, l_freq: float | None) -> str | None:
         return None
     lo = "0 Hz (a DC-coupled amplifier, or a header that gives no high-pass)" if min(slow) == 0 else f"{min(slow):g} Hz"
     return (f"{len(slow)} recording(s) declare a hardware high-pass of {lo}, and prepare's l_freq {float(l_freq):g} Hz removes "
-            f"everything below {float(l_freq):g} Hz: slow and infraslow potentials (< 0.1 Hz) reach no model. Band power is an envelope, so the sign "
+            f"everything below {float(l_freq):g} Hz: slow potentials below it reach no model. Band power is an envelope, so the sign "
             "of a slow potential is lost in any band; the raw representation (l_freq null) keeps it, for the networks that read raw "
             "windows (README: l_freq)")
 

@@ -810,8 +810,10 @@ def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error", dr
             notes.append(f"physio: prepare will leave out the {int((~covered).sum())} volume(s) the recording does not cover "
                          f"(physio_incomplete: 'trim'): {failed}")
         elif covered is not None and drop_volumes == "auto" and (~covered).any() and np.flatnonzero(~covered).max() < 10:
-            notes.append(f"physio: the recording misses only the first {int((~covered).sum())} volume(s): prepare goes on if its "
-                         f"non-steady-state check (drop_volumes 'auto') leaves them out, and stops otherwise: {failed}")
+            k = int(np.flatnonzero(~covered).max()) + 1  # (a review: a note and exit 0, then prepare refused)
+            problems.append(f"physio: the recording misses only the first {k} volume(s): prepare stops unless its non-steady-state "
+                            f"check (drop_volumes 'auto') happens to leave them out; set drop_volumes: {k} (or physio_incomplete: "
+                            f"'trim'): {failed}")
         else:
             problems.append(f"physio: {failed}" + (f" (with 'trim', {int(covered.sum())} of {len(middles)} volumes would remain: "
                                                    f"fewer than {max(10, len(middles) // 4)})" if incomplete == "trim" and covered is not None else ""))

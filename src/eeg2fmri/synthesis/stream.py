@@ -44,7 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eeg2fmri.datasets.prepared import PrepareConfig, load_eeg_lowrate, lowrate_plan, work_rate
+from eeg2fmri.datasets.prepared import (
+    PrepareConfig,
+    load_eeg_lowrate,
+    lowrate_plan,
+    slow_potential_features,
+    work_rate,
+)
 from eeg2fmri.preprocessing import standardize_features
 from eeg2fmri.preprocessing.eeg import FlatScan, flat_message
 from eeg2fmri.preprocessing.representations import get_representation
@@ -339,6 +345,12 @@ def stream_representation(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)  # (features.npy is written there; an existing one is replaced)
     # rate conversions after the work rate (raw representation only)
+    slow = getattr(config, "slow_band", None) is not None
+    if slow and rep != "bandpower":
+        raise Eeg2fmriInputError(f"{where}: slow_potential is not supported by the streaming synthesis for the {rep!r} representation: "
+                                 "expected 'bandpower' (the only representation prepare computes it for), got a model configuration with "
+                                 f"representation {rep!r} and slow_potential {config.slow_potential!r}; retrain the model on data "
+                                 "prepared with representation 'bandpower' (or without slow_potential).")
     if not representation.frame_based:  # raw samples: a second rate change, no frames
         rsf = float(config.raw_sfreq)
         frac2 = Fraction(rsf / wsf).limit_denominator(1000)
@@ -361,9 +373,12 @@ def stream_representation(
         step = hop
         state = representation.stream_setup(config, wsf=wsf, n_work=n_work, tr=tr, where=where)
         freqs = representation.feature_freqs(state["freqs"], len(picks))
+        if slow:  # prepare option slow_potential: one more entry after the bands (computed from the whole recording below)
+            freqs = list(freqs) + [float(np.mean(config.slow_band))]
         feats = _open_array(folder, "features", (n_rows, len(picks), len(freqs)))
     if n_rows < 1:
         raise Eeg2fmriInputError(f"{where}: the recording ({n_times / sf:.1f} s) is shorter than one frame ({flen:g} s); use a longer recording.")
+    main = feats[:, :, :-1] if slow else feats  # the representation's own entries (the slow potential is the last one)
     w_chunk = align * max(1, int(math.ceil(chunk_seconds * wsf / align)))
     # the padding also covers one frame, so that a chunk's last frame lies inside the segment
     w_pad = align * int(math.ceil(max(pad_seconds, flen + 1.0 / wsf) * wsf / align))
@@ -390,7 +405,8 @@ def stream_representation(
                     x = resample_poly(x, up, down, axis=1)[:, : s1 - s0]
             seg_raw = mne.io.RawArray(x, seg_info, verbose=False)
             del x
-            seg, _, _ = load_eeg_lowrate(seg_raw, cfg_seg, where=where, check_flat=False)  # the caller checks the whole recording
+            seg, _, _ = load_eeg_lowrate(seg_raw, cfg_seg, where=where, check_flat=False,  # the caller checks the whole recording
+                                         check_filter_length=False)  # (a review: short padded chunks were refused)
             return seg[:, : s1 - s0]
 
         def read(s0: int, s1: int) -> np.ndarray:
@@ -498,7 +514,7 @@ def stream_representation(
                 out = representation.stream_frames(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
             else:
                 out = representation.stream_frames_torch(seg, wsf, t_seg, starts, keep, q, flen, config, state, where=where)
-            feats[keep[0] : keep[-1] + 1] = out
+            main[keep[0] : keep[-1] + 1] = out
             row = keep[-1] + 1
         if row < n_rows:
             raise Eeg2fmriInputError(f"{where}: could only compute {row} of {n_rows} frames; is the recording complete?")
@@ -513,7 +529,12 @@ def stream_representation(
         logger.warning("%s: %s", where, flat_message(flat_stretches, n_times / sf))
     # within-recording standardisation, as in the one-shot path
     with _step("standardise"):
-        _standardise(feats, len(picks), representation, config)
+        _standardise(main, len(picks), representation, config)
+    if slow:  # the whole recording at the work rate once more, without the high-pass (as prepare computes it)
+        with _step("slow potential"):
+            feats[:, :, -1] = slow_potential_features(raw, cfg_seg, np.asarray(starts), flen, picks=picks, where=where)
+        if isinstance(feats, np.memmap):
+            feats.flush()
     info = {"chunk_seconds": w_chunk / wsf, "pad_seconds": w_pad / wsf, "n_chunks": n_chunks, "work_sfreq": wsf, "resample": [up, down],
             "notch": notch or None, "dsp": "numpy" if dev is None else f"torch:{dev}", "flat_stretches": flat_stretches}
     logger.info("%s: %d channels, %.1f s, %d %s rows in %d chunk(s)", where, len(picks), duration, n_rows, rep, n_chunks)

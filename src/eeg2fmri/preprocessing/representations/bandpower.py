@@ -17,7 +17,12 @@ from eeg2fmri.preprocessing.representations.registry import Representation, regi
 from eeg2fmri.utils.timing import step
 from eeg2fmri.utils.validation import Eeg2fmriInputError
 
-__all__ = ["BANDPOWER", "envelope_rate", "frame_starts"]
+__all__ = ["BANDPOWER", "SLOW_POTENTIAL_AUTO", "envelope_rate", "frame_starts", "slow_potential_frames", "slow_potential_rate"]
+
+#: The band (Hz) of ``PrepareConfig.slow_potential="auto"``: the infraslow potential.
+SLOW_POTENTIAL_AUTO = (0.01, 0.1)
+#: Butterworth order of each edge of the slow-potential band-pass (applied forwards and backwards).
+SLOW_POTENTIAL_ORDER = 2
 
 
 def frame_starts(onsets: np.ndarray, tr: float, m: int, dur: float, where: str) -> tuple[np.ndarray, int]:
@@ -83,6 +88,70 @@ def bandpower_frames(seg: np.ndarray, wsf: float, bands: dict, t_seg: float, sta
             cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=-1, dtype=np.float64)], axis=-1)
             out[:, :, bi] = ((cs[:, b - j0] - cs[:, a - j0]) / np.maximum(b - a, 1)).T
     return out
+
+
+def slow_potential_rate(band: tuple[float, float], flen: float, wsf: float) -> float:
+    """The rate (Hz) at which the slow potential is band-passed: at least 10 Hz, 5 x the band's upper edge and 4 samples
+    per frame of ``flen`` s, never above the work rate ``wsf``."""
+    return float(min(wsf, max(10.0, 5.0 * float(band[1]), 4.0 / float(flen))))
+
+
+def slow_potential_frames(data: np.ndarray, wsf: float, band: tuple[float, float], starts: np.ndarray, flen: float, *,
+                          where: str = "EEG") -> np.ndarray:
+    """The signed slow potential of every channel averaged over frames, standardised within the recording.
+
+    ``data`` is EEG that no high-pass has touched (re-referenced and notched like the other features). Each channel has
+    its least-squares line removed (electrode offsets and linear drift, so that neither the resampling nor the filter
+    starts with a step), is resampled to :func:`slow_potential_rate` (``scipy.signal.resample_poly``, anti-aliased,
+    ``padtype="line"``), band-passed to ``band``
+    (Butterworth of order :data:`SLOW_POTENTIAL_ORDER` per edge, ``scipy.signal.sosfiltfilt``: zero phase, odd
+    extension of one period of the low edge) and averaged over every frame ``[start, start + flen)``
+    (:func:`~eeg2fmri.preprocessing.eeg.bin_frames`); then standardised per channel (median and IQR, as the band power,
+    without the log).
+
+    Parameters
+    ----------
+    data : array, shape (n_chans, n_times)
+        EEG at ``wsf`` Hz, not high-passed.
+    band : (low, high)
+        Hz, ``0 < low < high``.
+    starts : array, shape (n_frames,)
+        Frame starts in seconds from the first sample.
+    flen : float
+        Frame length (s).
+
+    Returns
+    -------
+    frames : array, shape (n_frames, n_chans), float32
+    """
+    from fractions import Fraction
+
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    lo, hi = (float(v) for v in band)
+    srate = slow_potential_rate((lo, hi), flen, wsf)
+    dur = data.shape[1] / float(wsf)
+    if hi >= srate / 2:
+        raise Eeg2fmriInputError(f"{where}: prepare option slow_potential={[lo, hi]} Hz: expected an upper edge below {srate / 2:g} Hz (half "
+                                 f"the rate it is filtered at, {srate:g} Hz, at most the work rate), got {hi:g}; choose a lower upper edge "
+                                 "(the slow potential is meant for < 1 Hz; faster activity is in the bands).")
+    if dur < 1.0 / lo:
+        raise Eeg2fmriInputError(f"{where}: prepare option slow_potential={[lo, hi]} Hz: expected a run of at least one period of the low edge "
+                                 f"(1 / {lo:g} Hz = {1.0 / lo:.0f} s), found {dur:.0f} s of EEG; raise the low edge to at least "
+                                 f"{1.0 / dur:.3g} Hz or leave slow_potential out.")
+    frac = Fraction(srate / float(wsf)).limit_denominator(1000)
+    up, down = frac.numerator, frac.denominator
+    srate = float(wsf) * up / down
+    x = np.asarray(data, dtype=np.float64)
+    t = np.arange(x.shape[1]) / float(wsf)
+    design = np.stack([np.ones_like(t), t - t.mean()], axis=1)
+    x = x - (np.linalg.lstsq(design, x.T, rcond=None)[0].T @ design.T)
+    if up != down:
+        x = resample_poly(x, up, down, axis=1, padtype="line")
+    sos = butter(SLOW_POTENTIAL_ORDER, [lo, hi], btype="bandpass", fs=srate, output="sos")
+    x = sosfiltfilt(sos, x, axis=1, padtype="odd", padlen=min(x.shape[1] - 1, int(np.ceil(srate / lo))))
+    frames = bin_frames(x, srate, np.asarray(starts, dtype=np.float64), float(flen))  # (n_frames, n_chans)
+    return standardize_features(frames[:, :, None], log=False)[:, :, 0]
 
 
 class Bandpower(Representation):
