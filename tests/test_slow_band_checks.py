@@ -60,3 +60,27 @@ def test_synthesis_chunks_skip_the_filter_length_check():
     with pytest.warns(RuntimeWarning, match="filter_length"):  # (MNE's own warning: as before the check)
         data, wsf, ch = load_eeg_lowrate(raw, PrepareConfig(bands={"alpha": (8.0, 13.0)}), check_filter_length=False)
     assert data.shape[0] == 3 and np.isfinite(data).all()
+
+
+def test_new_prepare_options_leave_earlier_fingerprints_alone(tiny_prepared):
+    """physio_incomplete and slow_potential at their defaults are not part of the data fingerprint (the datasets and runs
+    prepared before they existed keep theirs); set, they change it."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from eeg2fmri.datasets.prepared import data_fingerprint
+
+    ds = tiny_prepared
+    inputs = ds.provenance["inputs"]
+    keys = [r.key for r in ds.runs]
+    cfg = {k: v for k, v in ds.config.to_dict().items() if k not in ("physio_incomplete", "slow_potential")}
+    doc = {"runs": keys, "inputs": {k: [inputs.get(k, {}).get("eeg_sha1"), inputs.get(k, {}).get("bold_sha1"), inputs.get(k, {}).get("volumes")]
+                                    + [inputs[k][x] for x in ("eeg_span_s", "given") if inputs.get(k, {}).get(x)] for k in keys},
+           "prepare": cfg}
+    assert data_fingerprint(ds) == hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    from copy import copy
+
+    other = copy(ds)  # (a shallow copy with another config)
+    other.config = dataclasses.replace(ds.config, slow_potential=(0.01, 0.1))
+    assert data_fingerprint(other) != data_fingerprint(ds)

@@ -449,8 +449,20 @@ def data_fingerprint(ds: PreparedDataset) -> str | None:
     # (a run's part of its EEG file and its own timing, where given: datasets without them keep their fingerprints)
     doc = {"runs": keys, "inputs": {k: [inputs.get(k, {}).get("eeg_sha1"), inputs.get(k, {}).get("bold_sha1"), inputs.get(k, {}).get("volumes")]
                                     + [inputs[k][x] for x in ("eeg_span_s", "given") if inputs.get(k, {}).get(x)]
-                                    for k in keys}, "prepare": ds.config.to_dict() if ds.config is not None else None}
+                                    for k in keys}, "prepare": _fingerprint_options(ds.config)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+#: Prepare options added after fingerprints were first recorded, left out of them at their default (the value every dataset
+#: prepared before had): a new option must not make every earlier dataset and trained run read as changed.
+_LATER_OPTIONS = {"physio_incomplete": "error", "slow_potential": None}
+
+
+def _fingerprint_options(config: PrepareConfig | None) -> dict | None:
+    if config is None:
+        return None
+    d = config.to_dict()
+    return {k: v for k, v in d.items() if not (k in _LATER_OPTIONS and v == _LATER_OPTIONS[k])}
 
 
 def recorded_input(ds: PreparedDataset, key: str, kind: str) -> Path | None:
