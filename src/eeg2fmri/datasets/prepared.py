@@ -1601,12 +1601,12 @@ def _physio_inputs(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: n
         check_physio_option,
         find_physio_files,
         read_bids_physio,
+        traces_needed,
         trigger_offset,
     )
 
     groups = check_physio_option(cfg.physio or "regress")
-    need = {k for k, gs in (("cardiac", ("retroicor", "hr", "hr_lags")), ("respiratory", ("retroicor", "rv", "rv_lags")))
-            if set(gs) & set(groups)}
+    need = traces_needed(groups)
     traces = {k: v for k, v in (eeg.get("physio") or {}).items() if k in need}
     tr = float(eeg["native_tr"])
     files = find_physio_files(rec.bold_path, rec.eeg_path) if rec.bold_path is not None and need - set(traces) else []
@@ -1659,16 +1659,11 @@ def _physio_covered(traces: dict, middles: np.ndarray) -> tuple[int, int]:
 def _physio_for_run(rec, cfg: PrepareConfig, groups: tuple[str, ...], traces: dict, native_on: np.ndarray, tr: float) -> dict:
     """The physiological regressors of the run's kept volumes (their middles, on the EEG's clock) from ``traces``
     (:func:`_physio_inputs`), with what the manifest records of them."""
-    from eeg2fmri.preprocessing.physio import physio_regressors
+    from eeg2fmri.preprocessing.physio import regressors_from_traces
 
-    c, r = traces.get("cardiac"), traces.get("respiratory")
     sources = "; ".join(f"{k} from {v['source']}" for k, v in traces.items())
-    x, names, summary = physio_regressors(
-        np.asarray(native_on, dtype=np.float64) + tr / 2,
-        cardiac=None if c is None else c["values"], cardiac_sfreq=None if c is None else c["sfreq"],
-        cardiac_start=0.0 if c is None else c["start"], resp=None if r is None else r["values"],
-        resp_sfreq=None if r is None else r["sfreq"], resp_start=0.0 if r is None else r["start"], groups=groups,
-        where=f"{rec.key}: physiology ({sources})")
+    x, names, summary = regressors_from_traces(np.asarray(native_on, dtype=np.float64) + tr / 2, traces, groups,
+                                               where=f"{rec.key}: physiology ({sources})")
     out = {"regressors": x, "names": names, "source": {k: v["source"] for k, v in traces.items()},
            "sampling_hz": {k: round(float(v["sfreq"]), 3) for k, v in traces.items()}, **summary}
     logger.info("%s: physio: %d regressors (%s)%s", rec.key, len(names), sources, "".join(f", {k} {v}" for k, v in summary.items()))
@@ -1708,17 +1703,12 @@ def _physio_baseline(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on:
 def _physio_baseline_regressors(rec, cfg: PrepareConfig, eeg: dict, kept: slice, native_on: np.ndarray, onsets: np.ndarray,
                                 used: tuple | None) -> tuple[np.ndarray, list[str]]:
     """:func:`_physio_baseline`'s regressors at the prepared volumes' middles (unstandardised)."""
-    from eeg2fmri.preprocessing.physio import physio_regressors
+    from eeg2fmri.preprocessing.physio import regressors_from_traces
 
     groups, traces = used if used is not None else _physio_inputs(rec, cfg, eeg, kept, native_on, quiet=True)
-    c, r = traces.get("cardiac"), traces.get("respiratory")
     tr_out = float(cfg.resample_tr) if eeg.get("resampled") else float(eeg["native_tr"])
-    x, names, _ = physio_regressors(
-        np.asarray(onsets, dtype=np.float64) + tr_out / 2,
-        cardiac=None if c is None else c["values"], cardiac_sfreq=None if c is None else c["sfreq"],
-        cardiac_start=0.0 if c is None else c["start"], resp=None if r is None else r["values"],
-        resp_sfreq=None if r is None else r["sfreq"], resp_start=0.0 if r is None else r["start"], groups=groups,
-        where=f"{rec.key}: physiology", quiet=used is None)
+    x, names, _ = regressors_from_traces(np.asarray(onsets, dtype=np.float64) + tr_out / 2, traces, groups,
+                                         where=f"{rec.key}: physiology", quiet=used is None)
     return x, names
 
 

@@ -48,6 +48,8 @@ __all__ = [
     "heart_rate",
     "physio_regressors",
     "read_bids_physio",
+    "regressors_from_traces",
+    "traces_needed",
     "respiration_volume",
     "respiratory_phase",
     "rrf",
@@ -414,8 +416,8 @@ def physio_regressors(
     cols: list[np.ndarray] = []
     names: list[str] = []
     summary: dict[str, Any] = {}
-    need_c = any(g in groups for g in ("retroicor", "hr", "hr_lags"))
-    need_r = any(g in groups for g in ("retroicor", "rv", "rv_lags"))
+    need = traces_needed(groups)
+    need_c, need_r = "cardiac" in need, "respiratory" in need
     if need_c and cardiac is None:
         logger.info("%s: no cardiac trace, so no cardiac regressors", where)
     if need_r and resp is None:
@@ -493,6 +495,29 @@ def physio_regressors(
                                  "(ECG/pulse: channel type 'ecg' or a BIDS *_physio.tsv.gz 'cardiac' column; belt: channel type 'resp' or "
                                  f"a 'respiratory' column), found {' and '.join(have) or 'neither'}; give the trace or choose other groups.")
     return np.column_stack(cols), names, summary
+
+
+#: The trace each regressor group is built from.
+_GROUP_TRACE = {"retroicor": ("cardiac", "respiratory"), "hr": ("cardiac",), "hr_lags": ("cardiac",), "rv": ("respiratory",),
+                "rv_lags": ("respiratory",)}
+
+
+def traces_needed(groups: Sequence[str]) -> set[str]:
+    """The traces (``"cardiac"``, ``"respiratory"``) that regressor ``groups`` are built from."""
+    return {k for g in groups for k in _GROUP_TRACE[g]}
+
+
+def regressors_from_traces(times: np.ndarray, traces: dict, groups: Sequence[str], *, where: str = "physio",
+                           quiet: bool = False) -> tuple[np.ndarray, list[str], dict]:
+    """:func:`physio_regressors` of ``traces`` = ``{"cardiac" | "respiratory": {"values", "sfreq", "start"}}`` (either may
+    be missing)."""
+    c, r = traces.get("cardiac"), traces.get("respiratory")
+    return physio_regressors(
+        np.asarray(times, dtype=np.float64),
+        cardiac=None if c is None else c["values"], cardiac_sfreq=None if c is None else c["sfreq"],
+        cardiac_start=0.0 if c is None else c["start"], resp=None if r is None else r["values"],
+        resp_sfreq=None if r is None else r["sfreq"], resp_start=0.0 if r is None else r["start"], groups=groups,
+        where=where, quiet=quiet)
 
 
 # --------------------------------------------------------------------------- BIDS physio files
@@ -746,8 +771,7 @@ def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error", dr
     from eeg2fmri.io.layouts import read_layout_eeg
 
     groups = check_physio_option(physio, "--config physio") or ()
-    need = {k for k, gs in (("cardiac", ("retroicor", "hr", "hr_lags")), ("respiratory", ("retroicor", "rv", "rv_lags")))
-            if set(gs) & set(groups)}
+    need = traces_needed(groups)
     problems: list[str] = []
     notes: list[str] = []
     for run in runs:
@@ -789,11 +813,8 @@ def physio_check(runs: Sequence[Any], physio: Any, incomplete: str = "error", dr
                 raise Eeg2fmriInputError(f"{key}: no cardiac or respiration recording (no EEG channel typed ecg/resp, no BIDS physio file "
                                          "with a cardiac or respiratory column)")
             if traces:
-                c, r = traces.get("cardiac"), traces.get("respiratory")
-                _, _, summary = physio_regressors(
-                    middles, cardiac=None if c is None else c[0], cardiac_sfreq=None if c is None else c[1],
-                    cardiac_start=0.0 if c is None else c[2], resp=None if r is None else r[0], resp_sfreq=None if r is None else r[1],
-                    resp_start=0.0 if r is None else r[2], groups=groups,
+                _, _, summary = regressors_from_traces(
+                    middles, {k: dict(zip(("values", "sfreq", "start"), v)) for k, v in traces.items()}, groups,
                     where=f"{key}: physiology ({', '.join(f'{k} from {v}' for k, v in taken.items())})")
                 notes.append(f"{key}: physio regressors can be built" + "".join(f", {k} {v}" for k, v in summary.items()))
         except Eeg2fmriInputError as err:
