@@ -42,6 +42,10 @@ def choices_line(tr: dict) -> str:
                           f"... --hparams '{{\"{tr.get('model_name') or 'ridge_hrf'}\": {{\"hrf_select\": \"r\"}}}}')")
     if "event_gain" in tr:  # (EEG + event regressors: the events' columns penalised gain**2 times less)
         parts.append(f"event regressors weighted {tr['event_gain']:g}x the EEG features")
+    if "slow_gain" in tr:  # (prepare option slow_potential: its columns penalised 1 / gain**2 times the bands')
+        sg = tr["slow_gain"]
+        parts.append(f"slow-potential columns weighted {sg:g}x the bands" if not isinstance(sg, dict) else
+                     "slow-potential columns' gain per output (gain x outputs): " + ", ".join(f"{g} x {n}" for g, n in sg["per_target"].items()))
     if "alpha" in tr:
         parts.append(f"penalty {tr['alpha']:g}" + (" (median over outputs)" if "alpha_per_target" in tr else ""))
         if tr.get("alpha_at_grid_top"):

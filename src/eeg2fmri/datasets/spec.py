@@ -27,7 +27,10 @@ from typing import Any
 from eeg2fmri.preprocessing.representations import get_representation, list_representations
 from eeg2fmri.utils.validation import Eeg2fmriInputError, check_choice
 
-__all__ = ["INPUT_KINDS", "DataSpec"]
+__all__ = ["INPUT_KINDS", "OUTPUT_KINDS", "DataSpec"]
+
+#: What a model's outputs can be (``DataSpec.output_kind``).
+OUTPUT_KINDS = ("voxels", "regions")
 
 #: Every registered representation (eeg2fmri.preprocessing.representations): the three built-in ones in
 #: their historical order, then any other.
@@ -63,6 +66,12 @@ class DataSpec:
         Conditions of the event regressors (prepare option ``events``): the last ``len(event_names)``
         entries of axis 1 of frame-based windows, the same on every channel (``n_eeg_features`` entries
         of EEG features come first). Empty (default): windows hold EEG features only.
+    band_names : tuple of str
+        Names of the band-power entries per channel (``bandpower`` windows; the leading band block of ``tangent``
+        windows), e.g. ``("delta", ..., "slow_potential")``; empty where unknown or not band power. Models that treat
+        an entry apart read it here (``ridge_hrf``'s ``slow_gain``).
+    output_kind : {"voxels", "regions"}
+        What the outputs are: the voxels of a mask, or the time series of an atlas's regions (prepared with an atlas).
     """
 
     input_kind: str
@@ -76,9 +85,12 @@ class DataSpec:
     n_subjects: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
     event_names: tuple[str, ...] = ()
+    band_names: tuple[str, ...] = ()
+    output_kind: str = "voxels"
 
     def __post_init__(self) -> None:
         check_choice(self.input_kind, "input_kind", INPUT_KINDS)
+        check_choice(self.output_kind, "output_kind", OUTPUT_KINDS)
         expected = 3 if get_representation(self.input_kind).frame_based else 2  # (chans, freqs, frames) or (chans, samples)
         if len(self.input_shape) != expected:
             raise Eeg2fmriInputError(
@@ -125,7 +137,7 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataSpec:
         d = dict(d)
-        for key in ("input_shape", "output_shape", "ch_names", "event_names"):
+        for key in ("input_shape", "output_shape", "ch_names", "event_names", "band_names"):
             if key in d and d[key] is not None:
                 d[key] = tuple(d[key])
         if d.get("freqs") is not None:

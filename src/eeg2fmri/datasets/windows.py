@@ -107,6 +107,8 @@ def dataset_spec(ds: PreparedDataset, n_frames: int, output_shape: tuple[int, ..
         frame_rate=float(ds.frame_rate),
         n_subjects=len(ds.subjects),
         event_names=tuple(ds.config.event_names),
+        band_names=tuple(ds.bands) if rep in ("bandpower", "tangent") else (),
+        output_kind="regions" if isinstance(getattr(ds, "rois", None), dict) and ds.rois.get("names") is not None else "voxels",
     )
 
 
@@ -220,7 +222,8 @@ class WindowDataset:
             c, _, t = spec.input_shape
             freqs = spec.freqs[: self._n_features] if spec.freqs is not None and len(spec.freqs) > self._n_features else spec.freqs
             events = spec.event_names if self._n_features > spec.n_eeg_features else ()  # (a leading block of EEG features only: no events)
-            spec = dataclasses.replace(spec, input_shape=(c, self._n_features, t), freqs=freqs, event_names=events)
+            spec = dataclasses.replace(spec, input_shape=(c, self._n_features, t), freqs=freqs, event_names=events,
+                                       band_names=spec.band_names[: self._n_features])
         return spec
 
     @property

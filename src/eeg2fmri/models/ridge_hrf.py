@@ -51,6 +51,11 @@ INPUTS = ("all", "eeg", "events")
 #: ``event_gain="auto"``: the gains of the event columns tried (penalties 1, 1/16, 1/256, 1/4096 times the EEG's).
 EVENT_GAINS = (1.0, 4.0, 16.0, 64.0)
 
+#: ``slow_gain="auto"``: the gains of the slow-potential columns tried (penalties 4096, 16, 1, 1/16 times the bands').
+SLOW_GAINS = (1.0 / 64.0, 0.25, 1.0, 4.0)
+#: ``slow_gain`` as a rule: one gain for every output, or each output its own (see :class:`RidgeHRF`).
+SLOW_GAIN_RULES = ("auto", "shared", "per_target")
+
 HRF_SELECT = ("mse", "r")
 _BASES = ("canonical", "basis", "lags")
 #: Elements (features x outputs) of the float64 coefficient product computed at once in ``fit`` (64 MB; user test 40:
@@ -209,6 +214,20 @@ class RidgeHRF(BaseEstimator):
         columns beside hundreds of EEG lag features need a smaller penalty -- with one penalty for all, an oddball's
         events were drowned: ROI r 0.09 against 0.30 for the events alone). ``"auto"`` (default): chosen from
         :data:`EVENT_GAINS` with the basis and penalty, on the validation windows (or by GCV).
+    slow_gain : "auto" | "shared" | "per_target" | float
+        On band power prepared with the option ``slow_potential`` (the entry ``"slow_potential"`` of
+        ``spec.band_names``): its standardised columns are multiplied by this gain, i.e. penalised ``1 / gain**2``
+        times the bands' (a banded ridge of two bands: a slow potential drives some regions, and with one penalty
+        for everything its n_chans noisy columns cost the band-driven regions -- user test 59's generator, region
+        targets, LOSO, mean of 4 seeds: beta ROI r 0.335 without the slow entry, 0.290 with it at gain 1). A number:
+        that gain.
+        ``"shared"``: one gain for every output, from :data:`SLOW_GAINS`, on the validation windows (or by GCV) with
+        the basis chosen at gain 1. ``"per_target"`` (validation windows needed; without them ``"shared"``): each
+        output the gain of :data:`SLOW_GAINS` with its lowest validation squared error. ``"auto"`` (default):
+        ``"per_target"`` where the outputs are regions (``spec.output_kind == "regions"``: an atlas's series have
+        the signal to choose on; user test 59's generator, 4 seeds, LOSO: mean ROI r of the three driven regions 0.223
+        against 0.170 at gain 1), gain 1 for voxels (a voxel's validation error is mostly noise: chosen per voxel or once
+        for the mask, the gain did not beat 1 there -- 0.095 and 0.075 against 0.105). Without the slow entry: ignored.
 
     Attributes
     ----------
@@ -229,6 +248,8 @@ class RidgeHRF(BaseEstimator):
         The basis used (the chosen one with ``hrf="auto"``).
     event_gain_ : float
         The gain of the event columns used (1.0 without events).
+    slow_gain_ : float | array, shape (n_outputs,)
+        The gain of the slow-potential columns used (1.0 without them); one per output with ``"per_target"``.
     hrf_scores_ : dict
         Validation (or GCV) mean squared error of each basis tried.
     n_fit_windows_ : int
@@ -249,7 +270,7 @@ class RidgeHRF(BaseEstimator):
 
     def __init__(self, spec: DataSpec, *, alphas: tuple[float, ...] | None = None, hrf: str = "auto", alpha_per_target: bool | str = "auto",
                  factored: bool | str = "auto", refit: bool = False, hrf_select: str = "mse", inputs: str = "all",
-                 event_gain: float | str = "auto") -> None:
+                 event_gain: float | str = "auto", slow_gain: float | str = "auto") -> None:
         # every parameter stored as given (scikit-learn's get_params/set_params/clone round-trip them; user test 31), and
         # checked here and again at fit (set_params changes them without __init__)
         self.spec = spec
@@ -261,6 +282,7 @@ class RidgeHRF(BaseEstimator):
         self.hrf_select = hrf_select
         self.inputs = inputs
         self.event_gain = event_gain
+        self.slow_gain = slow_gain
         self._check_params()
 
     def _check_params(self) -> None:
@@ -294,6 +316,10 @@ class RidgeHRF(BaseEstimator):
         if not ((isinstance(g, str) and g == "auto") or (isinstance(g, (int, float, np.number)) and not isinstance(g, bool) and np.isfinite(g) and g > 0)):
             raise Eeg2fmriInputError(f"ridge_hrf: expected event_gain \"auto\" or a positive number, got {g!r}; pass e.g. event_gain=16 "
                                      "(the event columns penalised 256 x less than the EEG's) or leave it \"auto\".")
+        g = getattr(self, "slow_gain", "auto")
+        if not ((isinstance(g, str) and g in SLOW_GAIN_RULES) or (isinstance(g, (int, float, np.number)) and not isinstance(g, bool) and np.isfinite(g) and g > 0)):
+            raise Eeg2fmriInputError(f"ridge_hrf: expected slow_gain one of {list(SLOW_GAIN_RULES)} or a positive number, got {g!r}; pass e.g. "
+                                     "slow_gain=0.25 (the slow-potential columns penalised 16 x more than the bands') or leave it \"auto\".")
         n_ev = len(getattr(spec, "event_names", ()) or ())
         if self.inputs == "events" and not n_ev:
             raise Eeg2fmriInputError("ridge_hrf: inputs='events' (a stimulus GLM) needs windows with event regressors, got windows without; "
@@ -315,6 +341,33 @@ class RidgeHRF(BaseEstimator):
         """Band-power entries per channel that the model reads (the leading block of ``tangent`` windows)."""
         n_ch, n_feat = int(self.spec.input_shape[0]), int(self.spec.input_shape[1]) - self.n_events
         return n_feat // (1 + n_ch) if self.spec.input_kind == "tangent" else n_feat
+
+    @property
+    def _slow_index(self) -> int | None:
+        """Index of the ``"slow_potential"`` entry among the bands the model reads (``spec.band_names``), or None."""
+        names = tuple(getattr(self.spec, "band_names", ()) or ())
+        if not self._reads[0] or len(names) != self.n_bands or "slow_potential" not in names:
+            return None
+        return names.index("slow_potential")
+
+    def _slow_rule(self) -> str | float:
+        """``slow_gain`` in effect: a rule (``"shared"``/``"per_target"``) or a fixed gain (``"auto"`` on voxels: 1)."""
+        g = getattr(self, "slow_gain", "auto")
+        if not isinstance(g, str):
+            return float(g)
+        if g == "auto":
+            return "per_target" if getattr(self.spec, "output_kind", "voxels") == "regions" else 1.0
+        return g
+
+    def _slow_columns(self, n_cols: int) -> np.ndarray:
+        """Feature columns of the slow-potential entry among ``n_cols`` columns of :meth:`_features` (empty without it)."""
+        j = self._slow_index
+        if j is None:
+            return np.zeros(0, dtype=np.int64)
+        n_ch, n_b = self.spec.n_chans, self.n_bands
+        per = n_ch * n_b + (self.n_events if self._reads[1] else 0)  # features before the basis/lag axis
+        k = n_cols // per  # basis functions (or lags) per feature
+        return ((np.arange(n_ch)[:, None] * n_b + j) * k + np.arange(k)[None, :]).reshape(-1)
 
     @property
     def _alpha_per_target(self) -> bool | str:
@@ -405,9 +458,12 @@ class RidgeHRF(BaseEstimator):
         # several gains of the event columns: the basis is chosen at the middle one, the other gains tried on that basis only
         # (3 + 3 fits instead of 3 x 4)
         g0 = gains[len(gains) // 2]
+        rule = self._slow_rule() if self._slow_index is not None else 1.0
+        sgains = SLOW_GAINS if isinstance(rule, str) else (float(rule),)
+        s0 = 1.0 if 1.0 in sgains else sgains[0]  # (the basis and the events' gain are chosen at this gain of the slow columns)
         for h in candidates:
             t_basis = time.perf_counter()
-            f = self._fit_basis(h, x, y, x_val, y_val, gain=g0)
+            f = self._fit_basis(h, x, y, x_val, y_val, gain=g0, slow=s0)
             f["event_gain_"] = g0
             # (user test 40: a whole-brain fit ran 96 s with no word; -v says where it is)
             logger.info("ridge_hrf: basis %r fitted in %.1f s (%d window(s) x %d output(s)); its score %s", h, time.perf_counter() - t_basis,
@@ -438,13 +494,17 @@ class RidgeHRF(BaseEstimator):
         for g in gains:  # the event columns' gain, on the chosen basis
             if g == g0:
                 continue
-            fg = self._fit_basis(self.hrf_, x, y, x_val, y_val, gain=g)
+            fg = self._fit_basis(self.hrf_, x, y, x_val, y_val, gain=g, slow=s0)
             fg["event_gain_"] = g
             if fg["score"] < chosen["score"]:
                 chosen = fg
             del fg
         if len(gains) > 1:
             logger.info("ridge_hrf: event regressors weighted %g x the EEG features (penalty / %g)", chosen["event_gain_"], chosen["event_gain_"] ** 2)
+        chosen["slow_gain_"] = s0
+        if len(sgains) > 1:
+            chosen = self._choose_slow_gain(chosen, sgains, s0, rule, x, y, x_val, y_val)
+        self.__dict__.pop("components_", None)  # (a refit of an estimator fitted before in the other form: none left over)
         for k, v in chosen.items():
             if k != "score":
                 setattr(self, k, v)
@@ -597,14 +657,18 @@ class RidgeHRF(BaseEstimator):
         # at once were twice the whole-brain coefficients)
         for k in ("coef_", "components_"):
             self.__dict__.pop(k, None)
-        again = self._fit_basis(self.hrf_, x, y, None, None, fixed=self.alpha_index_, gain=getattr(self, "event_gain_", 1.0))
+        sg = np.asarray(getattr(self, "slow_gain_", 1.0), dtype=np.float64)
+        if sg.ndim:  # one slow gain per output: each gain's outputs fitted with it, the coefficients on one scale
+            again = self._combine_slow(x, y, None, None, sg, getattr(self, "event_gain_", 1.0), fixed=np.asarray(self.alpha_index_))
+        else:
+            again = self._fit_basis(self.hrf_, x, y, None, None, fixed=self.alpha_index_, gain=getattr(self, "event_gain_", 1.0), slow=float(sg))
         for k in ("x_mean_", "x_scale_", "coef_", "intercept_", "components_"):
             if k in again:
                 setattr(self, k, again[k])
         self.n_fit_windows_ = len(x)
         return self
 
-    def _fit_basis(self, hrf: str, x, y, x_val, y_val, fixed: np.ndarray | None = None, gain: float = 1.0) -> dict:
+    def _fit_basis(self, hrf: str, x, y, x_val, y_val, fixed: np.ndarray | None = None, gain: float = 1.0, slow: float = 1.0) -> dict:
         """Ridge on one basis's features: fitted attributes and the selection score.
 
         The outputs are taken in blocks (``_Y_BLOCK_ELEMS`` float64 values of targets at a time): the float64 copies
@@ -624,6 +688,8 @@ class RidgeHRF(BaseEstimator):
         eeg_read, ev_read = self._reads
         if gain != 1.0 and eeg_read and ev_read:  # the event columns (the last ones) weigh `gain` times more: a smaller penalty
             x_scale[x_scale.size - self.n_events * (x_scale.size // (self.n_events + self.spec.n_chans * self.n_bands)) :] /= gain
+        if slow != 1.0:  # the slow-potential columns weigh `slow` times the bands': a penalty 1 / slow**2 times theirs
+            x_scale[self._slow_columns(x_scale.size)] /= slow
         fz /= x_scale
         n, p = fz.shape
         n_out = y.shape[1]
@@ -714,6 +780,85 @@ class RidgeHRF(BaseEstimator):
             out["own_alpha_fraction_"] = float(np.mean(best != int(np.argmin(err.mean(1))))) if not shared else 0.0
         if factored:
             out["components_"] = vt.astype(np.float32)
+        return out
+
+    def _choose_slow_gain(self, chosen: dict, sgains: tuple, s0: float, rule: str, x, y, x_val, y_val) -> dict:
+        """The slow-potential columns' gain on the chosen basis and events' gain (``slow_gain``): the fit of the lowest
+        score over :data:`SLOW_GAINS` (``"shared"``), or each output the gain of its lowest validation squared error
+        (``"per_target"``, validation windows needed), the coefficients then on one scale (:meth:`_combine_slow`)."""
+        validation = x_val is not None and y_val is not None
+        g_ev = chosen.get("event_gain_", 1.0)
+        if rule == "per_target" and validation:
+            yv = np.asarray(y_val).reshape(len(x_val), -1)
+            errs = []
+            for g in sgains:
+                f = chosen if g == s0 else self._fit_basis(self.hrf_, x, y, x_val, y_val, gain=g_ev, slow=g)
+                errs.append(self._output_mse(f, self.hrf_, x_val, yv))
+                del f
+            per = np.asarray(sgains, dtype=np.float64)[np.argmin(np.stack(errs), axis=0)]
+            if np.unique(per).size > 1:
+                out = self._combine_slow(x, y, x_val, y_val, per, g_ev)
+                out["event_gain_"] = g_ev
+                out["score"] = float(np.min(np.stack(errs), axis=0).mean())
+                logger.info("ridge_hrf: slow-potential columns' gain per output: %s",
+                            ", ".join(f"{g:g} x {int((per == g).sum())}" for g in np.unique(per)))
+                return out
+            s0 = float(per[0])  # every output chose the same gain: one fit
+            best = chosen if s0 == chosen["slow_gain_"] else self._fit_basis(self.hrf_, x, y, x_val, y_val, gain=g_ev, slow=s0)
+            best["event_gain_"], best["slow_gain_"] = g_ev, s0
+            return best
+        for g in sgains:
+            if g == s0:
+                continue
+            fg = self._fit_basis(self.hrf_, x, y, x_val, y_val, gain=g_ev, slow=g)
+            fg["event_gain_"], fg["slow_gain_"] = g_ev, g
+            if fg["score"] < chosen["score"]:
+                chosen = fg
+            del fg
+        logger.info("ridge_hrf: slow-potential columns weighted %g x the bands (penalty x %g)", chosen["slow_gain_"], 1.0 / chosen["slow_gain_"] ** 2)
+        return chosen
+
+    def _output_mse(self, fit: dict, hrf: str, x_val: np.ndarray, yv: np.ndarray) -> np.ndarray:
+        """Validation mean squared error of each output under one fit (:meth:`_fit_basis`'s output), shape (n_outputs,)."""
+        fz = ((self._features(x_val, hrf) - fit["x_mean_"]) / fit["x_scale_"]).astype(np.float32)
+        if fit.get("components_") is not None:
+            fz = fz @ np.asarray(fit["components_"], dtype=np.float32).T
+        out = np.empty(yv.shape[1])
+        for b in range(0, yv.shape[1], _SSE_BLOCK_OUTPUTS):
+            c = slice(b, b + _SSE_BLOCK_OUTPUTS)
+            e = np.asarray(yv[:, c], dtype=np.float64) - (fz @ np.asarray(fit["coef_"][:, c], dtype=np.float32) + fit["intercept_"][c])
+            out[c] = (e * e).mean(0)
+        return out
+
+    def _combine_slow(self, x, y, x_val, y_val, per: np.ndarray, g_ev: float, fixed: np.ndarray | None = None) -> dict:
+        """Each output fitted with its own slow-potential gain ``per`` (shape (n_outputs,)), the coefficients of every
+        gain brought onto the standardisation of gain 1 (``coef * x_scale_1 / x_scale_g`` per feature: the same
+        predictions) in one ``(n_features, n_outputs)`` matrix."""
+        y = np.asarray(y).reshape(len(x), -1)
+        yv = None if y_val is None else np.asarray(y_val).reshape(len(x_val), -1)
+        out: dict[str, Any] = {}
+        coef = intercept = alpha_index = None
+        for g in np.unique(per):
+            cols = np.flatnonzero(per == g)
+            f = self._fit_basis(self.hrf_, x, y[:, cols], x_val, None if yv is None else yv[:, cols],
+                                fixed=None if fixed is None else fixed[cols], gain=g_ev, slow=float(g))
+            if coef is None:
+                base = np.asarray(f["x_scale_"], dtype=np.float64).copy()
+                base[self._slow_columns(base.size)] *= float(g)  # the standardisation at gain 1
+                coef = np.zeros((base.size, y.shape[1]), dtype=np.float32)
+                intercept = np.zeros(y.shape[1], dtype=np.float32)
+                alpha_index = np.zeros(y.shape[1], dtype=np.int64)
+                out["x_mean_"], out["x_scale_"] = f["x_mean_"], base
+            w = np.asarray(f["coef_"], dtype=np.float64)
+            if f.get("components_") is not None:
+                w = np.asarray(f["components_"], dtype=np.float64).T @ w
+            coef[:, cols] = (w * (base / np.asarray(f["x_scale_"], dtype=np.float64))[:, None]).astype(np.float32)
+            intercept[cols] = f["intercept_"]
+            alpha_index[cols] = np.broadcast_to(np.asarray(f["alpha_index_"]), cols.shape)
+            del f, w
+        alphas = np.asarray(self.alphas_, dtype=np.float64)
+        out.update(coef_=coef, intercept_=intercept, components_=None, alpha_index_=alpha_index, alpha_=alphas[alpha_index],
+                   slow_gain_=np.asarray(per, dtype=np.float64))
         return out
 
     def _guard_own_penalties(self, err: np.ndarray, blocks: list, uty_block: Any, proj: np.ndarray, yv: np.ndarray, y_mean: np.ndarray,
@@ -810,7 +955,8 @@ class RidgeHRF(BaseEstimator):
     def state_dict(self) -> dict[str, np.ndarray]:
         extra = {"components": self.components_} if getattr(self, "components_", None) is not None else {}
         return {**extra, "coef": self.coef_, "intercept": self.intercept_, "x_mean": self.x_mean_.astype(np.float64), "x_scale": self.x_scale_.astype(np.float64), "alpha": np.atleast_1d(np.asarray(self.alpha_, dtype=np.float64)),
-                "hrf": np.array([_BASES.index(getattr(self, "hrf_", self.hrf))]), "event_gain": np.array([float(getattr(self, "event_gain_", 1.0))])}
+                "hrf": np.array([_BASES.index(getattr(self, "hrf_", self.hrf))]), "event_gain": np.array([float(getattr(self, "event_gain_", 1.0))]),
+                "slow_gain": np.atleast_1d(np.asarray(getattr(self, "slow_gain_", 1.0), dtype=np.float64))}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> RidgeHRF:
         self.coef_ = np.asarray(state["coef"], dtype=np.float32)
@@ -825,6 +971,8 @@ class RidgeHRF(BaseEstimator):
         else:  # saved before "auto" existed: the old default was the canonical HRF
             self.hrf_ = "canonical"
         self.event_gain_ = float(np.asarray(state["event_gain"])[0]) if "event_gain" in state else 1.0
+        sg = np.asarray(state["slow_gain"], dtype=np.float64) if "slow_gain" in state else np.ones(1)
+        self.slow_gain_ = float(sg[0]) if sg.size == 1 else sg
         alpha = np.asarray(state["alpha"], dtype=np.float64)
         self.alpha_ = float(alpha[0]) if alpha.size == 1 and not self._alpha_per_target else alpha
         return self

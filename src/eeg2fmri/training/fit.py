@@ -177,6 +177,10 @@ def fit_model(
         reads = getattr(model, "_reads", (True, False))
         if all(reads) and getattr(model, "n_events", 0):  # EEG + event regressors: the events' gain chosen (user test 51: not said)
             info["event_gain"] = float(getattr(model, "event_gain_", 1.0))
+        if getattr(model, "_slow_index", None) is not None:  # prepare option slow_potential: its columns' gain (one, or per output)
+            sg = np.asarray(getattr(model, "slow_gain_", 1.0), dtype=np.float64)
+            info["slow_gain"] = (float(sg) if not sg.ndim else
+                                 {"per_target": {f"{g:g}": int((sg == g).sum()) for g in np.unique(sg)}})
         info["model_name"] = getattr(type(model), "registry_name", None) or name
     if hasattr(model, "alpha_"):
         alpha = np.asarray(model.alpha_, dtype=np.float64)

@@ -794,6 +794,8 @@ def _add_fits(total: dict[str, dict[str, Any]], fold: dict[str, dict[str, Any]])
             t.setdefault("ridge_weight", []).extend(f["ridge_weight"])
         if "tangent_weight" in f:
             t.setdefault("tangent_weight", []).extend(f["tangent_weight"])
+        if "slow_gain" in f:
+            t.setdefault("slow_gain", []).extend(f["slow_gain"])
         if "at_epoch_limit" in f:
             t.setdefault("at_epoch_limit", []).extend(f["at_epoch_limit"])
         if "refit_epochs" in f:
@@ -857,6 +859,8 @@ def _run_fold(k: int, n_folds: int, train_ds: PreparedDataset, split, eval_ds: P
             fits[nm]["ridge_weight"] = [float(res.info["ridge_weight"])]  # the flagship's stacked linear path's weight
             if isinstance(res.info.get("tangent_weight"), (int, float)):  # its linear path's share of the tangent-space ridge
                 fits[nm]["tangent_weight"] = [float(res.info["tangent_weight"])]
+        if isinstance(getattr(res, "info", None), dict) and "slow_gain" in res.info:  # ridge_hrf on data with slow_potential
+            fits[nm]["slow_gain"] = [res.info["slow_gain"]]
         fits[nm]["n_params"] = count_parameters(res.model)
         if (hparams.get(nm) or {}).get("refit") is True and getattr(res.model, "kind", "torch") == "sklearn" and nm != REFERENCE:
             from eeg2fmri.evaluation.uncertainty import held_out_residuals_of
@@ -913,7 +917,7 @@ def leaderboard_rows(results: dict[str, Any], fits: dict[str, dict[str, Any]] | 
         if nm in g.get("paired", {}):
             pr = g["paired"][nm]
             row.update(diff_vs_reference=pr["diff_median_r"], diff_ci=[pr["low"], pr["high"]], p_value=pr["p_value"])
-        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit",
+        row.update({k: v for k, v in fits.get(nm, {}).items() if k in ("fit_seconds", "n_params", "ridge_weight", "tangent_weight", "slow_gain", "at_epoch_limit", "no_refit",
                                                                  "calibration_in_sample", "alpha_per_target", "physiology_unregressed",
                                                                  "physiology_row")})
         row.update(_calibration_summary(fits.get(nm, {}).get("calibration_folds", [])))
@@ -1121,7 +1125,7 @@ def _null_notes(rows: list[dict[str, Any]]) -> list[str]:
 
 #: Keys of a leaderboard row: a metric of the user's own may not take them.
 LEADERBOARD_FIELDS = frozenset({"name", "role", "error", "extra_metrics", "diff_vs_reference", "diff_ci", "p_value", "fit_seconds", "n_params",
-                                "ridge_weight", "tangent_weight", "at_epoch_limit", "no_refit", "calibration_in_sample", "alpha_per_target",
+                                "ridge_weight", "tangent_weight", "slow_gain", "at_epoch_limit", "no_refit", "calibration_in_sample", "alpha_per_target",
                                 "physiology_unregressed", "physiology_row", "epochs", "refit_epochs", "calibration_folds", "coverage_80",
                                 "nll_laplace", "roi_r_mean", "roi_null_mean", "roi_at_chance", "median_r_subjects_with_null",
                                 "reads_events"} | {k for k, _ in _COLUMNS})
@@ -1200,6 +1204,11 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"{name}: the blend gave its stacked linear path all the weight in every fold (ridge_weight 1): its "
                          f"predictions are its own linear path's ({what}); the network adds nothing on these data (see ridge_weight"
                          f"{' and tangent_weight' if any(tw) else ''} in leaderboard.json)")
+        sg = r.get("slow_gain")
+        if sg:  # (prepare option slow_potential: the slow entry's own penalty, chosen per fold)
+            per = [g if not isinstance(g, dict) else "per output " + ", ".join(f"{k} x {n}" for k, n in g["per_target"].items()) for g in sg]
+            notes.append(f"{name}: the slow-potential columns' gain (penalty 1 / gain^2 times the bands') per fold: "
+                         + "; ".join(f"{g:g}" if isinstance(g, (int, float)) else str(g) for g in per))
         if r.get("role") == "model" and str(r["name"]).startswith("eeg2fmri_net") and r.get("input") == "raw" and not w:
             # (user test 48: leaderboard.json held no ridge_weight for it, so whether the network was used could not be told)
             notes.append(f"{name}: on raw windows the flagship has no stacked linear path (its learned filter bank stands in for "
