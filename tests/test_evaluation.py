@@ -462,7 +462,7 @@ def test_shift_null_keeps_near_shifts_and_a_real_smooth_signal_still_passes():
     y = np.concatenate([r["y"] for r in runs])
     p = np.concatenate([r["preds"]["m"] for r in runs])
     got = _shift_null_distribution(y, runs, "m", tr=2.0)
-    assert len(got) == 29 and np.array_equal(got, _shift_null_distribution(y, runs, "m"))  # (the TR plays no part)
+    assert len(got) == 29 and np.array_equal(got, _shift_null_distribution(y, runs, "m"))  # (targets not detrended: the TR plays no part)
     assert float(np.nanmedian(pearson_r(y, p))) > _null_level(got) > 0.15
 def test_measured_block_len_follows_the_autocorrelation():
     rng = np.random.default_rng(0)

@@ -354,7 +354,8 @@ def _score_subject(
             m["r"] = summarize_r(r)
             m["median_r"] = m["r"]["median"]
             # each run's prediction rolled by half its length (the same computation as the null distribution's shifts)
-            r_null = _circular_shift_r(y, [rr["preds"][nm] for rr in runs], [tuple(len(rr["y"]) // 2 for rr in runs)])[0]
+            r_null = _circular_shift_r(y, [rr["preds"][nm] for rr in runs], [tuple(len(rr["y"]) // 2 for rr in runs)],
+                                       bases=_drift_bases(y, [len(rr["y"]) for rr in runs], tr))[0]
             r_nulls[nm] = r_null
             m["null_median_r"] = _nanmedian(r_null)
             dist = _shift_null_distribution(y, runs, nm, tr=tr)
@@ -368,7 +369,7 @@ def _score_subject(
                 m["roi_r"] = {str(key): val for key, val in rr_roi.items()}
                 m["roi_median_r"] = _nanmedian(np.array(list(rr_roi.values())))
                 keys = list(rr_roi)
-                roi_shifts = _roi_shift_r(y, runs, nm, labels, keys)
+                roi_shifts = _roi_shift_r(y, runs, nm, labels, keys, tr=tr)
                 if roi_shifts is not None:  # per ROI: the 5 % level of its r over every circular shift
                     m["roi_null_p95"] = {str(key): _null_level(roi_shifts[:, j]) for j, key in enumerate(keys)}
                     # each ROI's pool (its shifts and its aligned r), for the level of the mean over subjects (_group)
@@ -453,17 +454,18 @@ def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: st
     level-5 % test when it exceeds :func:`_null_level` of them. Shifts near 0 stay in: the null of sessions 1-27 kept
     them 10 % of a run and the HRF span (16 s) away, and compared the aligned r with a few effectively independent far
     shifts: unrelated slow series passed 10-12 % of the time instead of 5 % (user test 19; tests/test_evaluation.py).
-    ``None`` when the runs are too short for a 5 % test (under 20 volumes). ``tr`` is accepted for callers' signatures
-    and not used.
+    ``None`` when the runs are too short for a 5 % test (under 20 volumes). With ``tr``, runs whose targets are
+    detrended (:func:`_drift_bases`) get the drift-projected shifts of :func:`_circular_shift_r`.
     """
     order = _null_shifts([len(rr["y"]) for rr in runs], n_shifts)
     if order is None:
         return None
     preds = [rr["preds"][name] for rr in runs]
+    bases = _drift_bases(y, [len(pr) for pr in preds], tr)
     per = max(1, NULL_MEMORY // (8 * max(int(np.prod(y.shape[1:])), 1)))  # shifts of every voxel held at once: bounded memory
     out = []
     for c0 in range(0, len(order), per):
-        out += [_nanmedian(r) for r in _circular_shift_r(y, preds, order[c0 : c0 + per])]
+        out += [_nanmedian(r) for r in _circular_shift_r(y, preds, order[c0 : c0 + per], bases=bases)]
     return np.array(out)
 
 
@@ -490,16 +492,19 @@ def _roi_shift_null_p95(y: np.ndarray, runs: list[dict[str, Any]], name: str, la
                         tr: float | None = None) -> dict | None:
     """Per ROI (``keys``, labels of ``labels``): the level its r must pass, a 5 % test against every circular shift of its
     mean predicted series within each run (:func:`_null_shifts`, :func:`_null_level`; an aligned r above it has
-    p <= 0.05). Slow region series correlate well above 0 by chance. ``None`` where the runs are too short."""
-    rs = _roi_shift_r(y, runs, name, labels, keys)
+    p <= 0.05). Slow region series correlate well above 0 by chance. ``None`` where the runs are too short. With
+    ``tr``: the drift-projected shifts of detrended targets (:func:`_circular_shift_r`)."""
+    rs = _roi_shift_r(y, runs, name, labels, keys, tr=tr)
     if rs is None:
         return None
     return {key: _null_level(rs[:, j]) for j, key in enumerate(keys)}
 
 
-def _roi_shift_r(y: np.ndarray, runs: list[dict[str, Any]], name: str, labels: np.ndarray, keys: list) -> np.ndarray | None:
+def _roi_shift_r(y: np.ndarray, runs: list[dict[str, Any]], name: str, labels: np.ndarray, keys: list,
+                 tr: float | None = None) -> np.ndarray | None:
     """Every ROI's r over the circular shifts of :func:`_roi_shift_null_p95`, array ``(n_shifts, len(keys))``;
-    ``None`` where the runs are too short (or no ROI)."""
+    ``None`` where the runs are too short (or no ROI). With ``tr``, runs whose ROI-mean targets are detrended
+    (:func:`_drift_bases`) get the drift-projected shifts of :func:`_circular_shift_r`."""
     order = _null_shifts([len(rr["y"]) for rr in runs], max(NULL_SHIFTS, 1000))
     if order is None or not keys:
         return None
@@ -510,15 +515,93 @@ def _roi_shift_r(y: np.ndarray, runs: list[dict[str, Any]], name: str, labels: n
         a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
         return np.stack([a[:, c].mean(1) for c in cols], 1)
 
-    return np.stack(_circular_shift_r(means(y), [means(rr["preds"][name]) for rr in runs], order))  # (n_shifts, n_roi)
+    ym = means(y)
+    preds = [means(rr["preds"][name]) for rr in runs]
+    return np.stack(_circular_shift_r(ym, preds, order, bases=_drift_bases(ym, [len(pr) for pr in preds], tr)))  # (n_shifts, n_roi)
 
 
-def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple[int, ...]]) -> list[np.ndarray]:
+#: A run's targets count as detrended with its drift basis (:func:`_drift_bases`) when their energy in the basis, their
+#: own mean left aside, is at most this fraction of their energy about that mean (``split_targets``' float32 targets:
+#: ~1e-14; series that were not detrended: a few % and more).
+DRIFT_FREE_TOL = 1e-6
+
+
+def _drift_bases(y: np.ndarray, lens: list[int], tr: float | None) -> list[np.ndarray | None] | None:
+    """Per run: the orthonormalised drift basis its targets were detrended with, or ``None`` for a run that was not.
+
+    The basis is :func:`eeg2fmri.preprocessing.bold.drift_basis` of the run's length at ``tr`` (linear + discrete
+    cosines below 1/128 Hz: what :func:`eeg2fmri.datasets.targets.split_targets` removes from every test span), made
+    orthonormal; a run counts as detrended with it when the targets' energy in it, their own mean left aside, is at
+    most :data:`DRIFT_FREE_TOL` of their energy about that mean. Targets detrended otherwise keep the plain shifts: a
+    test span with left-out windows (detrended over its whole length, then the kept volumes taken), targets detrended
+    at another TR, or targets a caller of :func:`score_runs` did not detrend.
+
+    Parameters
+    ----------
+    y : array, shape (n_volumes, n_outputs)
+        The runs' targets, concatenated.
+    lens : list of int
+        The runs' lengths, in order.
+    tr : float | None
+        Repetition time (s); ``None``: no run is treated as detrended.
+
+    Returns
+    -------
+    list of (array, shape (n_run, n_columns), float64 | None) | None
+        The basis's columns but the constant (orthogonal to it: the means are left to the global centring of
+        :func:`pearson_r`, so that a run's offset counts in every shift as in the aligned r); ``None`` when no run is
+        detrended (the plain shifts, exactly as without ``tr``).
+    """
+    if tr is None or not np.isfinite(tr) or tr <= 0:
+        return None
+    from eeg2fmri.preprocessing.bold import drift_basis
+    from eeg2fmri.utils.stats import CHUNK_ELEMS
+
+    n, m = y.shape
+    starts = np.cumsum([0] + list(lens))
+    step = max(1, CHUNK_ELEMS // max(n, 1))
+    qs: list[np.ndarray | None] = []
+    for nj in lens:
+        q = np.linalg.qr(drift_basis(nj, float(tr)))[0] if nj > 2 else None
+        qs.append(q if q is not None and q.shape[1] < nj - 1 else None)  # (a basis that leaves under two dimensions: none)
+    e_drift, e_tot = np.zeros(len(lens)), np.zeros(len(lens))
+    for j, q in enumerate(qs):
+        for c0 in range(0, m, step) if q is not None else ():
+            a = np.array(y[starts[j] : starts[j + 1], c0 : c0 + step], dtype=np.float64)
+            a -= a.mean(axis=0)  # (a run's own offset is no drift: the projection takes it off the shifts, pearson_r off the runs)
+            g = q[:, 1:].T @ a  # (q[:, 0] is the constant: QR keeps the polynomials' nested spans)
+            e_drift[j] += float(np.einsum("ij,ij->", g, g))
+            e_tot[j] += float(np.einsum("ij,ij->", a, a))
+    out = [q[:, 1:] if q is not None and e_drift[j] <= DRIFT_FREE_TOL * e_tot[j] else None for j, q in enumerate(qs)]
+    return out if any(q is not None for q in out) else None
+
+
+def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple[int, ...]],
+                      bases: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
     """Voxel-wise r between ``y`` and the runs' predictions, each run circularly shifted by its entry of each shift tuple.
 
-    Equals ``pearson_r(y, concat(np.roll(pred_j, k_j, axis=0)))`` for every ``(k_j)`` in ``shifts``: the means, spreads
-    and constant voxels of the concatenated prediction do not change when each run is rolled within itself, and the
-    cross terms of all shifts of a run come from one FFT (circular cross-correlation), in chunks of voxels.
+    Without ``bases``: equals ``pearson_r(y, concat(np.roll(pred_j, k_j, axis=0)))`` for every ``(k_j)`` in ``shifts``:
+    the means, spreads and constant voxels of the concatenated prediction do not change when each run is rolled within
+    itself, and the cross terms of all shifts of a run come from one FFT (circular cross-correlation), in chunks of
+    voxels.
+
+    With ``bases`` (one orthonormal drift basis ``Q_j`` or ``None`` per run, :func:`_drift_bases`): the targets of a run
+    with a basis are detrended, so only the part of a prediction off the basis can correlate with them. Rolling a
+    drift-free prediction puts slow content and a jump at the wrap point, which the target cannot match: the plain
+    shifted r are too narrow a null, and unrelated slow series of 60 volumes passed the 5 % level 10-11 % of the time
+    (benchmarks/check_shift_null_slow.py). So each rolled run (the prediction centred over all runs, as pearson_r
+    does) is projected off its basis, ``x_kj = (I - Q_j Q_j^T) roll(pred_j, k_j)`` (a run without a basis is rolled
+    only), and the cross product with the target is scaled by its own null spread, the spread it has when the target's
+    Fourier phases are random::
+
+        s_k^2 = sum_j sum_f |Y_j(f)|^2 |X_kj(f)|^2 / n_j^2                    (full DFTs of y_j and x_kj)
+        r_k   = sum_j y_j . x_kj / (||y - mean(y)|| ||p - mean(p)||) * s_0 / s_k
+
+    ``s_0`` the aligned prediction's (``k = 0``), so that ``r_0 = pearson_r(y, p)`` (up to the targets' rounding in
+    the basis) and every shifted r is on the aligned r's scale. The projection alone, with the norm of ``x_k`` in place
+    of ``s_k``, left 7-8 % on 60 volumes; weighting by the target's spectrum takes the jump's fast content (which slow
+    targets hardly meet) out of the scale. ``Q_j^T roll(pred_j, k)`` and the cross terms of ``s_k`` for every ``k`` are
+    circular cross-correlations too: a few FFTs per basis column, in the same voxel chunks (fewer voxels a chunk).
 
     Parameters
     ----------
@@ -527,11 +610,14 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
     preds : list of array, shape (n_volumes_of_run, n_voxels)
     shifts : list of tuple of int
         One shift per run in each tuple.
+    bases : list of (array, shape (n_volumes_of_run, n_columns) | None) | None
+        Orthonormal drift bases of the runs (:func:`_drift_bases`); ``None``: no projection (the plain r).
 
     Returns
     -------
     list of array, shape (n_voxels,), float64
-        NaN for a voxel constant in ``y`` or the prediction, as :func:`pearson_r`.
+        NaN for a voxel constant in ``y`` or the prediction, as :func:`pearson_r` (and, with ``bases``, for a voxel
+        whose aligned or shifted prediction has no part off the drift bases that the target's spectrum meets).
     """
     from eeg2fmri.utils.stats import CHUNK_ELEMS
 
@@ -539,23 +625,63 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
     n, m = y.shape
     starts = np.cumsum([0] + lens)
     out = [np.empty(m, dtype=np.float64) for _ in shifts]
-    step = max(1, CHUNK_ELEMS // max(n, 1))
+    if bases is not None and all(q is None for q in bases):
+        bases = None
+    n_cols = 1 if bases is None else 3 + max(q.shape[1] for q in bases if q is not None)  # arrays of (n, chunk) held per run
+    step = max(1, CHUNK_ELEMS // max(n * n_cols, 1))
     for c0 in range(0, m, step):
         sl = slice(c0, min(c0 + step, m))
         yc = np.array(y[:, sl], dtype=np.float64)
         pc = np.concatenate([np.asarray(pr[:, sl], dtype=np.float64) for pr in preds])
         yc -= yc.mean(axis=0)
         pc -= pc.mean(axis=0)
-        norm = np.sqrt(np.einsum("ij,ij->j", yc, yc) * np.einsum("ij,ij->j", pc, pc))
+        yy = np.einsum("ij,ij->j", yc, yc)
+        pp = np.einsum("ij,ij->j", pc, pc)
+        norm = np.sqrt(yy * pp)
         const = (np.ptp(yc, axis=0) == 0) | (np.ptp(pc, axis=0) == 0)
         cross = []  # per run: sum_t y[t] p[t - k] for every k, shape (n_run, n_chunk)
+        spread: list[np.ndarray] = []  # per run (with bases): s_j^2 for every k, shape (n_run, n_chunk) or (n_chunk,)
         for j, nj in enumerate(lens):
             a, b = yc[starts[j] : starts[j + 1]], pc[starts[j] : starts[j + 1]]
-            cross.append(np.fft.irfft(np.fft.rfft(a, axis=0) * np.conj(np.fft.rfft(b, axis=0)), n=nj, axis=0))
+            fa, fb = np.fft.rfft(a, axis=0), np.conj(np.fft.rfft(b, axis=0))
+            cr = np.fft.irfft(fa * fb, n=nj, axis=0)
+            if bases is not None:
+                amp = (fa.real**2 + fa.imag**2) / float(nj) ** 2  # |Y_j(f)|^2 / n_j^2, half spectrum
+                w = np.full(len(amp), 2.0)  # each half-spectrum bin stands for f and -f, but 0 and Nyquist
+                w[0] = 1.0
+                if nj % 2 == 0:
+                    w[-1] = 1.0
+                wamp = w[:, None] * amp
+                s2 = np.einsum("fj,fj->j", wamp, fb.real**2 + fb.imag**2)  # sum_f |Y|^2 |B|^2 / n^2: the plain roll's
+                q = bases[j]
+                if q is not None:
+                    nc = q.shape[1]
+                    fq = np.fft.rfft(q, axis=0)  # (n_f, n_columns)
+                    g = q.T @ a  # the target's part in the basis (~0): off the cross products too
+                    h = np.stack([np.fft.irfft(fq[:, c, None] * fb, n=nj, axis=0) for c in range(nc)])  # Q^T roll(b, k)
+                    cr -= np.einsum("cj,ckj->kj", g, h)
+                    # s^2(k) = s2 - 2 sum_c h_c(k) G_c(k) + sum_cd h_c(k) h_d(k) M_cd, X_k = e^{-iwk} B - sum_c h_c(k) Q_c
+                    s2 = np.broadcast_to(s2, cr.shape).copy()
+                    for c in range(nc):
+                        s2 -= 2.0 * h[c] * np.fft.irfft(amp * fq[:, c, None] * fb, n=nj, axis=0) * nj
+                    mix = fq[:, :, None] * np.conj(fq[:, None, :])  # (n_f, c, d)
+                    mcd = np.einsum("fj,fcd->cdj", wamp, mix.real)  # M_cd per voxel
+                    for c in range(nc):
+                        s2 += h[c] * np.einsum("dj,dkj->kj", mcd[c], h)
+                spread.append(s2)
+            cross.append(cr)
+        if bases is not None:
+            tiny = 1e-12 * yy * pp
+            s0 = sum((v[0] if v.ndim == 2 else v) for v in spread)  # s_0^2
+            s0 = np.where(s0 > tiny, s0, np.nan)
         for i, sh in enumerate(shifts):
             sxy = sum(cr[k % nj] for cr, k, nj in zip(cross, sh, lens))
             with np.errstate(divide="ignore", invalid="ignore"):
-                r = sxy / norm
+                if bases is None:
+                    r = sxy / norm
+                else:  # r on the aligned prediction's scale: sxy / norm * s_0 / s_k
+                    sk = sum((v[k % nj] if v.ndim == 2 else v) for v, k, nj in zip(spread, sh, lens))  # s_k^2
+                    r = sxy / (norm * np.sqrt(np.where(sk > tiny, sk, np.nan) / s0))
             r[const] = np.nan
             out[i][sl] = np.clip(r, -1.0, 1.0)
     return out
