@@ -48,7 +48,7 @@ def main() -> None:
             _run([sys.executable, str(here / "sim_user_infraslow.py"), "--out", str(bids), "--seed", str(seed)], work / f"sim_s{seed}.log")
         atlas = bids / "derivatives" / "truth" / "atlas_regions.nii.gz"
         for kind in args.targets:
-            for slow in (False, True):
+            for slow in (False, True) if kind == "regions" else (True,):  # (voxels: no row without the option)
                 cfg = {"slow_potential": "auto"} if slow else {}
                 if kind == "regions":
                     cfg["atlas"] = str(atlas)
@@ -60,8 +60,9 @@ def main() -> None:
                     continue
                 prep = work / f"prep_{kind}_s{seed}_{'off' if hp is None else 'on'}"
                 out = work / f"b_{kind}_s{seed}_{var}"
-                if not out.exists():
-                    cmd = ["eeg2fmri", "benchmark", str(prep), "--protocol", "loso", "--models", "ridge_hrf", "--out", str(out), "-q", "--no-report"]
+                if not (out / "leaderboard.json").exists():
+                    cmd = ["eeg2fmri", "benchmark", str(prep), "--protocol", "loso", "--models", "ridge_hrf", "--out", str(out), "-q", "--no-report",
+                           "--overwrite"]
                     if hp:
                         cmd += ["--hparams", json.dumps({"ridge_hrf": hp})]
                     if kind == "voxels":
