@@ -67,23 +67,30 @@ def test_no_slow_entry_means_no_slow_columns_and_the_gain_is_ignored():
     assert c._slow_index is None
 
 
-def test_per_target_gains_give_the_predictions_of_separate_fits():
-    """Each output's prediction equals that of a model fitted with its chosen gain fixed (penalties per output, so that
-    nothing but the gain links the outputs), after the coefficients are brought onto one standardisation."""
+@pytest.mark.parametrize("apt", [True, False, "guarded"])
+def test_per_target_gains_give_the_predictions_of_separate_fits(apt):
+    """Each output's prediction equals that of a model fitted with its chosen gain fixed, penalties as chosen there
+    (one for all, per output or guarded), after the coefficients are brought onto one standardisation: the model
+    returned is the one whose validation errors chose the gains (a review found the penalty chosen again per group)."""
     x, y = _data(0, 240)
     xv, yv = _data(1, 90)
     xt, _ = _data(2, 50)
     spec = _spec("regions")
-    model = RidgeHRF(spec, hrf="lags", alpha_per_target=True).fit(x, y, xv, yv)
+    model = RidgeHRF(spec, hrf="lags", alpha_per_target=apt).fit(x, y, xv, yv)
     assert np.shape(model.slow_gain_) == (N_OUT,) and set(np.unique(model.slow_gain_)) <= set(SLOW_GAINS)
     assert model.slow_gain_[0] >= 1.0  # the slow-driven output keeps the slow entry
     assert model.slow_gain_[1] < model.slow_gain_[0]
     assert model.components_ is None and model.coef_.shape == (N_CH * N_B * N_T, N_OUT)
     pred = model.predict(xt)
-    for g in np.unique(model.slow_gain_):
-        single = RidgeHRF(spec, hrf="lags", alpha_per_target=True, slow_gain=float(g)).fit(x, y, xv, yv)
+    val = ((yv - model.predict(xv)) ** 2).mean(0)
+    best = np.full(N_OUT, np.inf)
+    for g in SLOW_GAINS:
+        single = RidgeHRF(spec, hrf="lags", alpha_per_target=apt, slow_gain=float(g)).fit(x, y, xv, yv)
+        best = np.minimum(best, ((yv - single.predict(xv)) ** 2).mean(0))
         cols = np.flatnonzero(model.slow_gain_ == g)
         np.testing.assert_allclose(pred[:, cols], single.predict(xt)[:, cols], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(model.alpha_)[cols], np.broadcast_to(single.alpha_, (N_OUT,))[cols])
+    np.testing.assert_allclose(val, best, rtol=1e-4)  # every output at the lowest validation error it was chosen by
 
 
 def test_per_target_predicts_both_kinds_of_output_better_than_one_gain():

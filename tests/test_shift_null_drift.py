@@ -188,3 +188,11 @@ def test_score_runs_uses_the_projected_null_on_detrended_targets():
     want = _shift_null_distribution(y, runs, "m", tr=TR)
     np.testing.assert_allclose(m["null_median_r_shifts"], np.round(want, 6), atol=1e-9)
     assert m["null_p95_median_r"] == pytest.approx(_null_level(want), abs=1e-12)
+    # each run's own half-shift null (a subject of several runs): the drift-projected one too, as the subject's (a review)
+    for rr in runs:
+        want_run = _circular_shift_r(rr["y"], [rr["preds"]["m"]], [(len(rr["y"]) // 2,)],
+                                     bases=_drift_bases(rr["y"], [len(rr["y"])], TR))[0]
+        plain = pearson_r(rr["y"], np.roll(rr["preds"]["m"], len(rr["y"]) // 2, axis=0))
+        got = core["runs"][rr["key"]]["models"]["m"]["null_median_r"]
+        assert got == pytest.approx(float(np.nanmedian(want_run)), abs=1e-9)
+        assert got != pytest.approx(float(np.nanmedian(plain)), abs=1e-6)

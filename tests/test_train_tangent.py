@@ -75,7 +75,7 @@ def test_ridge_hrf_trained_on_tangent_data_evaluates_and_synthesises(tangent_dir
 
     run = train(_config(tangent_dir, tmp_path / "run", "ridge_hrf"))
     _, results = evaluate_run(tmp_path / "run", out=tmp_path / "ev", n_boot=0, progress_bar=False)
-    assert results["models"] == ["ridge_hrf", "mean"] and results["reference"]["available"]
+    assert results["models"] == ["ridge_hrf", "physiology only", "mean"] and results["reference"]["available"]
     assert results["group"]["models"]["ridge_hrf"]["median_r"] == pytest.approx(run.metrics["test"]["median_r"], abs=1e-6)
     eeg = tiny_bids / "sub-01/eeg/sub-01_task-rest_run-1_eeg.vhdr"
     out = synthesize(eeg, tmp_path / "run" / "model", tmp_path / "syn.nii.gz", progress_bar=False)

@@ -17,7 +17,10 @@ DESCRIPTION = (
     "template, r distributions, per-subject CIs, time courses) into OUT (default RUN_DIR/evaluation). Without a recorded dataset "
     "and split, pass --data and --protocol. --protocol cross tests on every window of another prepared dataset (--data). "
     "The subjects the model was trained on (data.subjects of its training config) restrict the dataset as in training; "
-    "--subjects gives others (e.g. to test on a subject left out of training)."
+    "--subjects gives others (e.g. to test on a subject left out of training). Where every run holds the same physiological "
+    "regressors (prepare builds them from ECG / respiration channels or BIDS physio files), a 'physiology only' row is scored "
+    "too, as in benchmark: a ridge from those regressors alone, no EEG, fitted on the same training windows (not with "
+    "--protocol cross)."
 )
 
 
@@ -71,6 +74,14 @@ def run(args) -> int:
         if pr:
             line += f" (difference {pr['diff_median_r']:+.3f}, p = {pr['p_value']:.3f})"
     print(line)
+    phys = res.get("physiology") or {}
+    if phys.get("available"):  # (user test 57: could the cardiac and respiratory traces alone explain the scores?)
+        below = phys.get("not_above") or []
+        print(f"{phys['name']} (a ridge from the physiological regressors alone, no EEG): median test r {g[phys['name']].get('median_r', float('nan')):.3f}"
+              + (f"; {', '.join(below)} score{'s' if len(below) == 1 else ''} no higher: compare the ROI r before crediting the EEG "
+                 f"(notes in {out}/report.md)" if below else ""))
+    elif phys.get("reason"):
+        print(f"no '{phys['name']}' row: {phys['reason']}")
     for key in metrics:  # the user's metrics, for every model scored
         print(f"{key}: " + ", ".join(f"{nm} {g[nm][key]:.4g}" for nm in g if isinstance(g[nm].get(key), (int, float))))
     roi = {nm: g[nm].get("roi_median_r") for nm in (name, "ridge_hrf") if nm in g and g[nm].get("roi_median_r") is not None}

@@ -84,6 +84,9 @@ __all__ = [
     "merge_results",
     "PHYSIOLOGY",
     "physiology_model",
+    "physiology_not_above",
+    "physiology_notes",
+    "physiology_row",
     "predict_windows",
     "reference_model",
     "results_to_json",
@@ -322,6 +325,7 @@ def _score_subject(
     }
     rs: dict[str, np.ndarray] = {}
     r_nulls: dict[str, np.ndarray] = {}
+    drift: dict[str, Any] = {}  # the targets' drift bases (:func:`_drift_bases`), computed at the first model scored
     roi_pools: dict[str, dict[str, np.ndarray]] = {}
     for nm in names:
         p = preds[nm]
@@ -354,11 +358,13 @@ def _score_subject(
             m["r"] = summarize_r(r)
             m["median_r"] = m["r"]["median"]
             # each run's prediction rolled by half its length (the same computation as the null distribution's shifts)
+            if "bases" not in drift:  # (the targets' drift bases: the same for every model)
+                drift["bases"] = _drift_bases(y, [len(rr["y"]) for rr in runs], tr)
             r_null = _circular_shift_r(y, [rr["preds"][nm] for rr in runs], [tuple(len(rr["y"]) // 2 for rr in runs)],
-                                       bases=_drift_bases(y, [len(rr["y"]) for rr in runs], tr))[0]
+                                       bases=drift["bases"])[0]
             r_nulls[nm] = r_null
             m["null_median_r"] = _nanmedian(r_null)
-            dist = _shift_null_distribution(y, runs, nm, tr=tr)
+            dist = _shift_null_distribution(y, runs, nm, tr=tr, bases=drift["bases"])
             if dist is not None:
                 m["null_p95_median_r"] = _null_level(dist)
                 m["null_shifts"] = int(len(dist))
@@ -447,7 +453,7 @@ NULL_LEVEL = 0.05
 
 
 def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: str, n_shifts: int = NULL_SHIFTS,
-                             tr: float | None = None) -> np.ndarray | None:
+                             tr: float | None = None, bases: Any = "auto") -> np.ndarray | None:
     """Median r of the prediction circularly shifted within each run, over every shift (:func:`_null_shifts`).
 
     Under no relation between prediction and target the aligned median r is one of these at random, so it passes a
@@ -455,13 +461,15 @@ def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: st
     them 10 % of a run and the HRF span (16 s) away, and compared the aligned r with a few effectively independent far
     shifts: unrelated slow series passed 10-12 % of the time instead of 5 % (user test 19; tests/test_evaluation.py).
     ``None`` when the runs are too short for a 5 % test (under 20 volumes). With ``tr``, runs whose targets are
-    detrended (:func:`_drift_bases`) get the drift-projected shifts of :func:`_circular_shift_r`.
+    detrended (:func:`_drift_bases`) get the drift-projected shifts of :func:`_circular_shift_r`; ``bases``: those
+    bases when the caller has them already (``"auto"``: computed here from ``tr``).
     """
     order = _null_shifts([len(rr["y"]) for rr in runs], n_shifts)
     if order is None:
         return None
     preds = [rr["preds"][name] for rr in runs]
-    bases = _drift_bases(y, [len(pr) for pr in preds], tr)
+    if isinstance(bases, str):
+        bases = _drift_bases(y, [len(pr) for pr in preds], tr)
     per = max(1, NULL_MEMORY // (8 * max(int(np.prod(y.shape[1:])), 1)))  # shifts of every voxel held at once: bounded memory
     out = []
     for c0 in range(0, len(order), per):
@@ -665,7 +673,7 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
                     for c in range(nc):
                         s2 -= 2.0 * h[c] * np.fft.irfft(amp * fq[:, c, None] * fb, n=nj, axis=0) * nj
                     mix = fq[:, :, None] * np.conj(fq[:, None, :])  # (n_f, c, d)
-                    mcd = np.einsum("fj,fcd->cdj", wamp, mix.real)  # M_cd per voxel
+                    mcd = (mix.real.reshape(len(mix), -1).T @ wamp).reshape(nc, nc, -1)  # M_cd per voxel
                     for c in range(nc):
                         s2 += h[c] * np.einsum("dj,dkj->kj", mcd[c], h)
                 spread.append(s2)
@@ -926,7 +934,8 @@ def score_runs(
         Brain mask of the voxel columns (for SSIM and the peers' metrics); ``None`` for targets without a voxel grid
         (region tables).
     tr : float
-        Repetition time (s), for the default bootstrap block length.
+        Repetition time (s): the default bootstrap block length, and the drift basis of targets detrended per run
+        (``split_targets``), whose circular-shift nulls are drift-projected (:func:`_circular_shift_r`).
     reference, baseline : str | None
         Names of the reference (paired comparisons) and of the constant
         baseline (no r) among ``names``.
@@ -972,7 +981,9 @@ def score_runs(
                     mm = {"rmse": rmse(y, p), "r2": _r2(y, p)}
                     if nm in r_names:
                         r = np.asarray(pearson_r(y, p), dtype=np.float64)
-                        mm.update(median_r=_nanmedian(r), null_median_r=_nanmedian(pearson_r(y, np.roll(p, len(p) // 2, axis=0))), _r=r)
+                        # (the half-shift null of the run, as the subject's: drift-projected on detrended targets; a review)
+                        half = _circular_shift_r(np.asarray(y), [p], [(len(p) // 2,)], bases=_drift_bases(np.asarray(y), [len(y)], tr))[0]
+                        mm.update(median_r=_nanmedian(r), null_median_r=_nanmedian(half), _r=r)
                 one["models"][nm] = mm
             runs_out[rr["key"]] = one
     # the group draws from their own seed, not from what the subject draws left of rng, so that merge_results (benchmark)
@@ -1043,6 +1054,104 @@ def physiology_model(ds: PreparedDataset, split: Split, targets: dict) -> tuple[
     x = np.concatenate([np.asarray(ds.runs[i].physio, dtype=np.float64)[np.asarray(v)] for i, v in train.items()])
     model = _LooRidge().fit(x, [targets["train"][i] for i in train])
     return _OnPhysio(model, ds, list(next(iter(names)))), None
+
+
+def physiology_row(ds: PreparedDataset, protocol: str) -> tuple[bool, str | None]:
+    """Whether an evaluation of ``ds`` under ``protocol`` gets the physiology-only row (:func:`physiology_model`), and why not.
+
+    There is a row where every run with BOLD holds the same physiological regressors (prepare stores them from the ECG /
+    belt channels or BIDS physio files) and the protocol is not ``"cross"`` (``benchmark`` and ``evaluate`` apply the
+    same rule).
+
+    Parameters
+    ----------
+    ds : PreparedDataset
+    protocol : str
+        ``"cross"`` (another dataset's test windows) gets no row.
+
+    Returns
+    -------
+    row : bool
+    reason : str | None
+        Why there is no row where some run holds regressors (for the notes: the row should not go in silence); ``None``
+        where there is a row or where no run holds any.
+    """
+    names = {tuple(r.physio_names or ()) if r.physio is not None else None for r in ds.runs if r.bold is not None}
+    row = protocol != "cross" and len(names) == 1 and None not in names
+    if row or not any(r.physio is not None for r in ds.runs):
+        return row, None
+    return False, ("not with protocol 'cross'" if protocol == "cross" else
+                   f"{sum(r.physio is None for r in ds.runs if r.bold is not None)} run(s) have no usable physiological regressors"
+                   if None in names else "the runs' physiological regressors differ (a trace some runs lack)")
+
+
+def physiology_not_above(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the models and references whose median r is positive and no higher than the physiology-only row's.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Rows with ``name``, ``role`` (``"model"``, ``"reference"``, ``"physiology"``, ...) and ``median_r``
+        (benchmark's leaderboard rows, or evaluate's models).
+
+    Returns
+    -------
+    names : list of str
+        Empty where there is no physiology-only row with a positive median r.
+    """
+    phys = next((r for r in rows if r.get("role") == "physiology" and isinstance(r.get("median_r"), float)), None)
+    if phys is None or not phys["median_r"] > 0:
+        return []
+    v = phys["median_r"]
+    return [r["name"] for r in rows if r.get("role") in ("model", "reference") and isinstance(r.get("median_r"), float)
+            and math.isfinite(r["median_r"]) and 0 < r["median_r"] <= v]
+
+
+def physiology_notes(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Notes about physiology for a table of rows: where the recordings carry ECG/respiration channels and no confounds
+    were regressed from the BOLD (user test 57: the pulse artefact and breathing drifts in the EEG predicted the BOLD's
+    physiological noise, and the whole-mask r, the time-shifted null and the ROI chance marks credited the EEG for it);
+    what the physiology-only row says; and why there is none.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Rows with ``name``, ``role`` and ``median_r``; the reference row carries the dataset's facts:
+        ``physiology_unregressed`` (:func:`~eeg2fmri.datasets.prepared.physiology_unregressed`) and ``physiology_row``
+        (the reason of :func:`physiology_row`).
+
+    Returns
+    -------
+    notes : dict of str to str
+        ``"physiological recordings"``, ``"physiology only"`` and ``"no physiology-only row"``, each where it applies, in
+        that order.
+    """
+    out: dict[str, str] = {}
+    ref = next((r for r in rows if r.get("role") == "reference" and r.get("physiology_unregressed")), None)
+    phys = next((r for r in rows if r.get("role") == "physiology" and isinstance(r.get("median_r"), float)), None)
+    if ref is not None:
+        kinds = ", ".join(ref["physiology_unregressed"])
+        out["physiological recordings"] = (
+            f"the data include physiological recordings ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
+            "artefact and breathing drifts share the cardiac and respiratory rhythms with the BOLD's physiological noise (ventricles, "
+            "vessels), and the r above, the time-shifted null and the ROI chance marks cannot tell that from neural coupling "
+            "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); prepare again "
+            "with the physiological noise regressed (prepare option physio: \"regress\" -- RETROICOR, heart rate and respiration "
+            "volume from those channels; or confounds: fMRIPrep's CSF / white-matter columns) and compare")
+    if phys is not None:
+        v = phys["median_r"]
+        regressed = any(r.get("role") == "reference" and not r.get("physiology_unregressed") for r in rows) and ref is None
+        below = physiology_not_above(rows)
+        out[PHYSIOLOGY] = (f"'{PHYSIOLOGY}' is a ridge from the physiological regressors alone (RETROICOR, heart rate and respiration "
+                           f"volume delayed 0-16 s; no EEG), fitted on the training windows and scored on the same test windows: median r {v:.3f}"
+                           + (f"; {', '.join(below)} score{'s' if len(below) == 1 else ''} no higher: compare the per-ROI table (the "
+                              "physiology's regions: ventricles, vessels) before crediting the EEG" if below else "")
+                           + ("; where prepare regressed these regressors from the BOLD (physio option), about 0 by construction"
+                              if regressed and abs(v) < 0.05 else ""))
+    no_row = next((r.get("physiology_row") for r in rows if r.get("role") == "reference" and r.get("physiology_row")), None)
+    if no_row:
+        out["no physiology-only row"] = f"no '{PHYSIOLOGY}' row: {no_row}"
+    return out
 
 
 class _LooRidge:

@@ -504,7 +504,8 @@ class RidgeHRF(BaseEstimator):
         chosen["slow_gain_"] = s0
         if len(sgains) > 1:
             chosen = self._choose_slow_gain(chosen, sgains, s0, rule, x, y, x_val, y_val)
-        self.__dict__.pop("components_", None)  # (a refit of an estimator fitted before in the other form: none left over)
+        for k in ("components_", "own_alpha_fraction_", "val_scores_"):  # (an estimator fitted before: nothing left over)
+            self.__dict__.pop(k, None)
         for k, v in chosen.items():
             if k != "score":
                 setattr(self, k, v)
@@ -790,16 +791,27 @@ class RidgeHRF(BaseEstimator):
         g_ev = chosen.get("event_gain_", 1.0)
         if rule == "per_target" and validation:
             yv = np.asarray(y_val).reshape(len(x_val), -1)
-            errs = []
+            errs, picks, own = [], [], []
             for g in sgains:
                 f = chosen if g == s0 else self._fit_basis(self.hrf_, x, y, x_val, y_val, gain=g_ev, slow=g)
                 errs.append(self._output_mse(f, self.hrf_, x_val, yv))
+                picks.append(np.broadcast_to(np.asarray(f["alpha_index_"]), (yv.shape[1],)).copy())  # each output's penalty at gain g
+                own.append(f.get("own_alpha_fraction_"))
                 del f
-            per = np.asarray(sgains, dtype=np.float64)[np.argmin(np.stack(errs), axis=0)]
+            which = np.argmin(np.stack(errs), axis=0)
+            per = np.asarray(sgains, dtype=np.float64)[which]
             if np.unique(per).size > 1:
-                out = self._combine_slow(x, y, x_val, y_val, per, g_ev)
+                # each output keeps the penalty it had in the fit its gain was chosen on (a penalty chosen again over the
+                # outputs that share a gain would be another model than the one scored; a review of session 40)
+                fixed = np.stack(picks)[which, np.arange(len(which))]
+                out = self._combine_slow(x, y, None, None, per, g_ev, fixed=fixed)
                 out["event_gain_"] = g_ev
                 out["score"] = float(np.min(np.stack(errs), axis=0).mean())
+                if chosen.get("val_scores_") is not None:
+                    out["val_scores_"] = chosen["val_scores_"]
+                if self._alpha_per_target == "guarded" and own[0] is not None:  # outputs whose penalty is not their gain-fit's common one
+                    commons = [int(np.bincount(pk).argmax()) for pk in picks]
+                    out["own_alpha_fraction_"] = float(np.mean(fixed != np.asarray(commons)[which]))
                 logger.info("ridge_hrf: slow-potential columns' gain per output: %s",
                             ", ".join(f"{g:g} x {int((per == g).sum())}" for g in np.unique(per)))
                 return out
@@ -849,14 +861,23 @@ class RidgeHRF(BaseEstimator):
                 intercept = np.zeros(y.shape[1], dtype=np.float32)
                 alpha_index = np.zeros(y.shape[1], dtype=np.int64)
                 out["x_mean_"], out["x_scale_"] = f["x_mean_"], base
-            w = np.asarray(f["coef_"], dtype=np.float64)
-            if f.get("components_") is not None:
-                w = np.asarray(f["components_"], dtype=np.float64).T @ w
-            coef[:, cols] = (w * (base / np.asarray(f["x_scale_"], dtype=np.float64))[:, None]).astype(np.float32)
+            ratio = base / np.asarray(f["x_scale_"], dtype=np.float64)
+            comp = f.get("components_")
+            if comp is not None and not out.get("_said"):
+                out["_said"] = True
+                logger.warning("ridge_hrf: slow_gain='per_target' keeps one (n_features, n_outputs) = (%d, %d) coefficient matrix "
+                               "(%.0f MB) instead of the factored form (each gain has components of its own); on voxels the "
+                               "default (gain 1) keeps the factored form", base.size, y.shape[1], base.size * y.shape[1] * 4 / 2**20)
+            comp64 = None if comp is None else np.asarray(comp, dtype=np.float64).T * ratio[:, None]  # (n_features, k), once
+            step = max(1, _COEF_BLOCK_ELEMS // max(base.size, 1))
+            for b0 in range(0, len(cols), step):  # float64 a block of outputs at a time (user test 40)
+                w = np.asarray(f["coef_"][:, b0 : b0 + step], dtype=np.float64)
+                coef[:, cols[b0 : b0 + step]] = comp64 @ w if comp64 is not None else w * ratio[:, None]
             intercept[cols] = f["intercept_"]
             alpha_index[cols] = np.broadcast_to(np.asarray(f["alpha_index_"]), cols.shape)
-            del f, w
+            del f, comp64
         alphas = np.asarray(self.alphas_, dtype=np.float64)
+        out.pop("_said", None)
         out.update(coef_=coef, intercept_=intercept, components_=None, alpha_index_=alpha_index, alpha_=alphas[alpha_index],
                    slow_gain_=np.asarray(per, dtype=np.float64))
         return out

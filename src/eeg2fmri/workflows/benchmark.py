@@ -36,6 +36,8 @@ from eeg2fmri.evaluation.protocol import (
     evaluate_models,
     merge_results,
     physiology_model,
+    physiology_notes,
+    physiology_row,
 )
 from eeg2fmri.evaluation.reference import bandpower_view
 from eeg2fmri.plotting.report import roi_at_chance
@@ -524,13 +526,9 @@ def run_benchmark(
         _check_extra_metrics(resolve_metrics(extra_metrics))
     # the physiology-only row: where every run holds the same physiological regressors (prepare stores them from the ECG /
     # belt channels or BIDS physio files), a ridge from them alone, scored on the same test windows (user test 57 #3)
-    physio_names = {tuple(r.physio_names or ()) if r.physio is not None else None for r in ds.runs if r.bold is not None}
-    physiology = protocol != "cross" and len(physio_names) == 1 and None not in physio_names
-    if not physiology and REFERENCE in fits and any(r.physio is not None for r in ds.runs):  # (a review: the row went in silence)
-        fits[REFERENCE]["physiology_row"] = (
-            "not with protocol 'cross'" if protocol == "cross" else
-            f"{sum(r.physio is None for r in ds.runs if r.bold is not None)} run(s) have no usable physiological regressors"
-            if None in physio_names else "the runs' physiological regressors differ (a trace some runs lack)")
+    physiology, no_physiology_row = physiology_row(ds, protocol)
+    if no_physiology_row is not None and REFERENCE in fits:  # (a review: the row went in silence)
+        fits[REFERENCE]["physiology_row"] = no_physiology_row
     fold_args = dict(names=names, hparams=hparams, train_config=train_config, model_train_configs=own_configs, atlas=atlas, n_boot=n_boot,
                      physiology=physiology,
                      random_state=random_state, extra_metrics=extra_metrics or None,
@@ -1005,38 +1003,6 @@ def _focal_penalty_note(rows: list[dict[str, Any]]) -> list[str]:
             "confounds first where they may be"]
 
 
-def _physiology_note(rows: list[dict[str, Any]]) -> list[str]:
-    """A note where the recordings carry ECG/respiration channels and no confounds were regressed from the BOLD (user test
-    57: the pulse artefact and breathing drifts in the EEG predicted the BOLD's physiological noise, and the whole-mask r,
-    the time-shifted null and the ROI chance marks credited the EEG for it); and what the physiology-only row says."""
-    out = []
-    ref = next((r for r in rows if r.get("role") == "reference" and r.get("physiology_unregressed")), None)
-    phys = next((r for r in rows if r.get("role") == "physiology" and isinstance(r.get("median_r"), float)), None)
-    if ref is not None:
-        kinds = ", ".join(ref["physiology_unregressed"])
-        out.append(f"the data include physiological recordings ({kinds}) and no confounds were regressed from the BOLD: the EEG's pulse "
-                   "artefact and breathing drifts share the cardiac and respiratory rhythms with the BOLD's physiological noise (ventricles, "
-                   "vessels), and the r above, the time-shifted null and the ROI chance marks cannot tell that from neural coupling "
-                   "(user test 57: whole-mask r 0.064 'above chance', 0.002 once physiological regressors were removed); prepare again "
-                   "with the physiological noise regressed (prepare option physio: \"regress\" -- RETROICOR, heart rate and respiration "
-                   "volume from those channels; or confounds: fMRIPrep's CSF / white-matter columns) and compare")
-    if phys is not None:
-        v = phys["median_r"]
-        regressed = any(r.get("role") == "reference" and not r.get("physiology_unregressed") for r in rows) and ref is None
-        below = [r["name"] for r in rows if r.get("role") in ("model", "reference") and isinstance(r.get("median_r"), float)
-                 and math.isfinite(r["median_r"]) and 0 < r["median_r"] <= v] if v > 0 else []
-        out.append(f"'{PHYSIOLOGY}' is a ridge from the physiological regressors alone (RETROICOR, heart rate and respiration volume "
-                   f"delayed 0-16 s; no EEG), fitted on the training windows and scored on the same test windows: median r {v:.3f}"
-                   + (f"; {', '.join(below)} score{'s' if len(below) == 1 else ''} no higher: compare the per-ROI table (the "
-                      "physiology's regions: ventricles, vessels) before crediting the EEG" if below else "")
-                   + ("; where prepare regressed these regressors from the BOLD (physio option), about 0 by construction"
-                      if regressed and abs(v) < 0.05 else ""))
-    no_row = next((r.get("physiology_row") for r in rows if r.get("role") == "reference" and r.get("physiology_row")), None)
-    if no_row:
-        out.append(f"no '{PHYSIOLOGY}' row: {no_row}")
-    return out
-
-
 def _roi_disagreements(rows: list[dict[str, Any]]) -> list[str]:
     """Notes for models that the whole-mask median r ranks above the reference and the ROI r below it (or the reverse).
 
@@ -1205,7 +1171,7 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
                          f"predictions are its own linear path's ({what}); the network adds nothing on these data (see ridge_weight"
                          f"{' and tangent_weight' if any(tw) else ''} in leaderboard.json)")
         sg = r.get("slow_gain")
-        if sg:  # (prepare option slow_potential: the slow entry's own penalty, chosen per fold)
+        if sg and any(isinstance(g, dict) or float(g) != 1.0 for g in sg):  # (slow_potential: the slow entry's own penalty, per fold)
             per = [g if not isinstance(g, dict) else "per output " + ", ".join(f"{k} x {n}" for k, n in g["per_target"].items()) for g in sg]
             notes.append(f"{name}: the slow-potential columns' gain (penalty 1 / gain^2 times the bands') per fold: "
                          + "; ".join(f"{g:g}" if isinstance(g, (int, float)) else str(g) for g in per))
@@ -1234,4 +1200,4 @@ def leaderboard_notes(rows: list[dict[str, Any]]) -> list[str]:
                      "read the EEG only." + (" Δr vs ridge_hrf is against a reference that reads the design: a model of the EEG alone "
                                              "is compared with ridge_hrf on the same data prepared without events, or with hparams "
                                              "'{\"ridge_hrf\": {\"inputs\": \"eeg\"}}'" if ref_reads else ""))
-    return notes + _roi_disagreements(rows) + _focal_penalty_note(rows) + _physiology_note(rows) + _null_notes(rows)
+    return notes + _roi_disagreements(rows) + _focal_penalty_note(rows) + list(physiology_notes(rows).values()) + _null_notes(rows)

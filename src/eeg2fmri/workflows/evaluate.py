@@ -13,6 +13,16 @@ prepared dataset: the model's channels are looked up there by name
 (case-insensitive), voxels are those inside both brain masks, and the
 reference and baseline are fitted on the model's training data restricted to
 the same channels and voxels (when it can be found).
+
+Where every run of the evaluated data holds the same physiological regressors
+(prepare builds them from ECG / respiration channels or BIDS physio files:
+``PreparedRun.physio``), a ``physiology only`` row is scored too, as in
+``eeg2fmri benchmark``: a ridge from those regressors alone, no EEG
+(:func:`~eeg2fmri.evaluation.protocol.physiology_model`), fitted on the same
+training windows and scored on the same test windows, listed after the
+reference (could the cardiac and respiratory traces alone explain the
+scores?). Not with ``protocol="cross"``; where the data hold regressors but
+get no row, the notes say why.
 """
 
 from __future__ import annotations
@@ -35,8 +45,13 @@ from eeg2fmri.datasets.targets import make_split, split_targets
 from eeg2fmri.evaluation.protocol import (
     BASELINE,
     DEFAULT_N_BOOT,
+    PHYSIOLOGY,
     REFERENCE,
     evaluate_models,
+    physiology_model,
+    physiology_not_above,
+    physiology_notes,
+    physiology_row,
     results_to_json,
 )
 from eeg2fmri.models.base import get_model_class
@@ -292,7 +307,10 @@ def evaluate_run(
     Returns
     -------
     out, results : Path, dict
-        The output folder and the evaluation results (arrays included).
+        The output folder and the evaluation results (arrays included). Where the data hold physiological
+        regressors: ``results["physiology"]`` (``name``, ``available``, ``reason`` where there is no row,
+        ``regressors``, ``not_above``: the models scoring no higher than it) and, where there is a row,
+        ``"physiology only"`` among ``results["models"]`` after the reference (``results["roles"]["physiology"]``).
     """
     from eeg2fmri.models import load_model
     from eeg2fmri.models.predictor import place_model, resolve_device
@@ -396,9 +414,17 @@ def evaluate_run(
                               "test window overlaps a window the model was trained or validated on")
         else:
             notes["split"] = f"rebuilt from the split recorded in {split_source}"
+    # the physiology-only row, as benchmark's (user test 57): a ridge from the physiological regressors alone, fitted on the
+    # split's training windows (ds: the evaluated subjects; cross: the test dataset as prepared, which gets no row)
+    with_physiology, no_physiology_row = physiology_row(ds, proto)
+    if with_physiology:
+        phys, no_physiology_row = physiology_model(ds_eval, split, targets)
+        if phys is not None:
+            fitted[PHYSIOLOGY] = phys
     results = evaluate_models(ds_eval, split, targets, fitted, fit_missing=proto != "cross", atlas=atlas, n_boot=n_boot,
                               random_state=random_state, progress_bar=progress_bar, extra_metrics=resolve_metrics(extra_metrics),
                               keep_predictions=save_predictions)
+    _record_physiology(results, ds, fitted.get(PHYSIOLOGY), no_physiology_row, notes)
     if proto == "cross":
         results["cross_dataset"] = cross_info
     results["model"] = name
@@ -462,6 +488,44 @@ def evaluate_run(
             build_report(tmp, title=f"eeg2fmri evaluation: {name} ({results['protocol']})")
     logger.info("wrote %s (metrics.json, report.md, %d figures)", out_path, len(figs))
     return out_path, results
+
+
+def _record_physiology(results: dict[str, Any], ds: PreparedDataset, model: Any, reason: str | None, notes: dict[str, Any]) -> None:
+    """Place the physiology-only row after the reference (before the baseline), as benchmark ranks it; record it in
+    ``results["physiology"]`` and ``results["roles"]``; add benchmark's physiology notes to ``notes``.
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`~eeg2fmri.evaluation.protocol.evaluate_models`; changed in place.
+    ds : PreparedDataset
+        The evaluated data (its physiological channels and confounds, for the notes).
+    model : object | None
+        The physiology-only model scored, or None.
+    reason : str | None
+        Why there is no row although the data hold physiological regressors.
+    notes : dict
+        The evaluation's notes; changed in place.
+    """
+    from eeg2fmri.datasets.prepared import physiology_unregressed
+
+    names = list(results["models"])
+    if PHYSIOLOGY in names:
+        names = [nm for nm in names if nm not in (PHYSIOLOGY, BASELINE)] + [PHYSIOLOGY] + [nm for nm in names if nm == BASELINE]
+        results["models"] = names
+        results["group"]["models"] = {nm: results["group"]["models"][nm] for nm in names}
+    results["roles"]["physiology"] = PHYSIOLOGY if PHYSIOLOGY in names else None
+    g, ref = results["group"]["models"], results["roles"]["reference"]
+    rows: list[dict[str, Any]] = [{"name": nm, "median_r": g[nm].get("median_r"), "role": "reference" if nm == ref else "baseline"
+                                   if nm == BASELINE else "physiology" if nm == PHYSIOLOGY else "model"} for nm in names]
+    facts = next((r for r in rows if r["role"] == "reference"), None)
+    if facts is None:  # (the notes read the dataset's facts from the reference's row: a row without a score where it is missing)
+        rows.append(facts := {"name": REFERENCE, "role": "reference"})
+    facts.update(physiology_unregressed=physiology_unregressed(ds), physiology_row=reason)
+    notes.update(physiology_notes(rows))
+    if PHYSIOLOGY in names or reason:
+        results["physiology"] = {"name": PHYSIOLOGY, "available": PHYSIOLOGY in names, "reason": reason,
+                                 "regressors": list(model.names) if model is not None else None, "not_above": physiology_not_above(rows)}
 
 
 def _cross_setup(lm, ds_test: PreparedDataset, train_path, test_path, n_frames, lag, *, subjects: list[str] | None = None,
