@@ -97,7 +97,7 @@ def test_train_folder_rules(tiny_prepared, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(bad), "--out", str(run), "-q"]) == 2
     assert ("bad.yaml: model.hparams.alfa: expected a hyperparameter of model 'ridge_hrf' (alphas, hrf, alpha_per_target, factored, "
-            "refit, hrf_select, inputs, event_gain), got 'alfa' (did you mean 'alphas'?); fix the name (nothing was written)") in capsys.readouterr().err
+            "refit, hrf_select, inputs, event_gain, slow_gain), got 'alfa' (did you mean 'alphas'?); fix the name (nothing was written)") in capsys.readouterr().err
     assert not run.exists()  # refused before the folder was made (user test 11: it held config.yaml)
     cfg["model"]["hparams"] = {}
     good = tmp_path / "good.yaml"
