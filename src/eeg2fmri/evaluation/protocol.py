@@ -360,11 +360,10 @@ def _score_subject(
             # each run's prediction rolled by half its length (the same computation as the null distribution's shifts)
             if "bases" not in drift:  # (the targets' drift bases: the same for every model)
                 drift["bases"] = _drift_bases(y, [len(rr["y"]) for rr in runs], tr)
-            r_null = _circular_shift_r(y, [rr["preds"][nm] for rr in runs], [tuple(len(rr["y"]) // 2 for rr in runs)],
-                                       bases=drift["bases"])[0]
+            # (in the same pass as the null distribution's shifts: each pass computes the FFTs of every run once)
+            dist, r_null = _shift_null_distribution(y, runs, nm, tr=tr, bases=drift["bases"], also=tuple(len(rr["y"]) // 2 for rr in runs))
             r_nulls[nm] = r_null
             m["null_median_r"] = _nanmedian(r_null)
-            dist = _shift_null_distribution(y, runs, nm, tr=tr, bases=drift["bases"])
             if dist is not None:
                 m["null_p95_median_r"] = _null_level(dist)
                 m["null_shifts"] = int(len(dist))
@@ -453,7 +452,7 @@ NULL_LEVEL = 0.05
 
 
 def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: str, n_shifts: int = NULL_SHIFTS,
-                             tr: float | None = None, bases: Any = "auto") -> np.ndarray | None:
+                             tr: float | None = None, bases: Any = "auto", also: tuple[int, ...] | None = None) -> Any:
     """Median r of the prediction circularly shifted within each run, over every shift (:func:`_null_shifts`).
 
     Under no relation between prediction and target the aligned median r is one of these at random, so it passes a
@@ -462,19 +461,26 @@ def _shift_null_distribution(y: np.ndarray, runs: list[dict[str, Any]], name: st
     shifts: unrelated slow series passed 10-12 % of the time instead of 5 % (user test 19; tests/test_evaluation.py).
     ``None`` when the runs are too short for a 5 % test (under 20 volumes). With ``tr``, runs whose targets are
     detrended (:func:`_drift_bases`) get the drift-projected shifts of :func:`_circular_shift_r`; ``bases``: those
-    bases when the caller has them already (``"auto"``: computed here from ``tr``).
+    bases when the caller has them already (``"auto"``: computed here from ``tr``). ``also``: one more shift tuple
+    whose per-voxel r are computed in the first pass too (the half-run shift of the null row); then the return value is
+    ``(distribution or None, r of that shift)``.
     """
     order = _null_shifts([len(rr["y"]) for rr in runs], n_shifts)
-    if order is None:
-        return None
     preds = [rr["preds"][name] for rr in runs]
+    if order is None and also is None:
+        return None
     if isinstance(bases, str):
         bases = _drift_bases(y, [len(pr) for pr in preds], tr)
     per = max(1, NULL_MEMORY // (8 * max(int(np.prod(y.shape[1:])), 1)))  # shifts of every voxel held at once: bounded memory
-    out = []
-    for c0 in range(0, len(order), per):
-        out += [_nanmedian(r) for r in _circular_shift_r(y, preds, order[c0 : c0 + per], bases=bases)]
-    return np.array(out)
+    todo = ([also] if also is not None else []) + list(order or [])
+    out, first = [], None
+    for c0 in range(0, len(todo), per):
+        rs = _circular_shift_r(y, preds, todo[c0 : c0 + per], bases=bases)
+        if c0 == 0 and also is not None:
+            first = rs.pop(0)
+        out += [_nanmedian(r) for r in rs]
+    dist = np.array(out) if order is not None else None
+    return (dist, first) if also is not None else dist
 
 
 def _null_shifts(lens: list[int], n_shifts: int = NULL_SHIFTS, tr: float | None = None) -> list[tuple[int, ...]] | None:
@@ -627,6 +633,8 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
         NaN for a voxel constant in ``y`` or the prediction, as :func:`pearson_r` (and, with ``bases``, for a voxel
         whose aligned or shifted prediction has no part off the drift bases that the target's spectrum meets).
     """
+    import scipy.fft as sfft  # (about twice numpy's FFT speed here: the null is a large share of scoring)
+
     from eeg2fmri.utils.stats import CHUNK_ELEMS
 
     lens = [len(pr) for pr in preds]
@@ -651,8 +659,8 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
         spread: list[np.ndarray] = []  # per run (with bases): s_j^2 for every k, shape (n_run, n_chunk) or (n_chunk,)
         for j, nj in enumerate(lens):
             a, b = yc[starts[j] : starts[j + 1]], pc[starts[j] : starts[j + 1]]
-            fa, fb = np.fft.rfft(a, axis=0), np.conj(np.fft.rfft(b, axis=0))
-            cr = np.fft.irfft(fa * fb, n=nj, axis=0)
+            fa, fb = sfft.rfft(a, axis=0), np.conj(sfft.rfft(b, axis=0))
+            cr = sfft.irfft(fa * fb, n=nj, axis=0)
             if bases is not None:
                 amp = (fa.real**2 + fa.imag**2) / float(nj) ** 2  # |Y_j(f)|^2 / n_j^2, half spectrum
                 w = np.full(len(amp), 2.0)  # each half-spectrum bin stands for f and -f, but 0 and Nyquist
@@ -664,18 +672,26 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
                 q = bases[j]
                 if q is not None:
                     nc = q.shape[1]
-                    fq = np.fft.rfft(q, axis=0)  # (n_f, n_columns)
+                    fq = sfft.rfft(q, axis=0)  # (n_f, n_columns)
                     g = q.T @ a  # the target's part in the basis (~0): off the cross products too
-                    h = np.stack([np.fft.irfft(fq[:, c, None] * fb, n=nj, axis=0) for c in range(nc)])  # Q^T roll(b, k)
+                    # Q^T roll(b, k) and the cross terms G_c(k) of the spread, for every k: one batched inverse FFT each
+                    # (columns on a leading axis; the products built in place: the null is a large share of scoring)
+                    prod = fq.T[:, :, None] * fb[None]  # (c, n_f, n_chunk)
+                    h = sfft.irfft(prod, n=nj, axis=1)  # (c, n_run, n_chunk): Q^T roll(b, k)
                     cr -= np.einsum("cj,ckj->kj", g, h)
                     # s^2(k) = s2 - 2 sum_c h_c(k) G_c(k) + sum_cd h_c(k) h_d(k) M_cd, X_k = e^{-iwk} B - sum_c h_c(k) Q_c
-                    s2 = np.broadcast_to(s2, cr.shape).copy()
-                    for c in range(nc):
-                        s2 -= 2.0 * h[c] * np.fft.irfft(amp * fq[:, c, None] * fb, n=nj, axis=0) * nj
+                    prod *= amp[None]
+                    gk = sfft.irfft(prod, n=nj, axis=1)  # (c, n_run, n_chunk)
+                    del prod
+                    gk *= h
+                    s2 = s2 - (2.0 * nj) * gk.sum(0)
+                    del gk
                     mix = fq[:, :, None] * np.conj(fq[:, None, :])  # (n_f, c, d)
                     mcd = (mix.real.reshape(len(mix), -1).T @ wamp).reshape(nc, nc, -1)  # M_cd per voxel
                     for c in range(nc):
-                        s2 += h[c] * np.einsum("dj,dkj->kj", mcd[c], h)
+                        t = np.einsum("dj,dkj->kj", mcd[c], h)
+                        t *= h[c]
+                        s2 += t
                 spread.append(s2)
             cross.append(cr)
         if bases is not None:
