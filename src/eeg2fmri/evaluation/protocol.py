@@ -688,8 +688,10 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
                     del gk
                     mix = fq[:, :, None] * np.conj(fq[:, None, :])  # (n_f, c, d)
                     mcd = (mix.real.reshape(len(mix), -1).T @ wamp).reshape(nc, nc, -1)  # M_cd per voxel
-                    for c in range(nc):
-                        t = np.einsum("dj,dkj->kj", mcd[c], h)
+                    for c in range(nc):  # sum_cd h_c h_d M_cd = sum_c h_c (M_cc h_c + 2 sum_{d > c} M_cd h_d): M is symmetric
+                        t = np.einsum("dj,dkj->kj", mcd[c, c + 1 :], h[c + 1 :]) if c + 1 < nc else np.zeros_like(h[c])
+                        t *= 2.0
+                        t += mcd[c, c] * h[c]
                         t *= h[c]
                         s2 += t
                 spread.append(s2)
