@@ -194,3 +194,18 @@ def test_region_targets_end_to_end_with_the_flagship(tiny_bids, tiny_prepared, t
     for fit in (ridge, net):
         pred = fit.model.predict(x)
         assert pred.shape == (2, ds.n_outputs) and np.isfinite(pred).all()
+
+
+def test_cross_dataset_refuses_another_slow_potential(tiny_prepared):
+    """Two datasets prepared with and without slow_potential (or with another band) are not compared."""
+    from eeg2fmri.evaluation.crossdata import check_same_space
+
+    def with_slow(band):
+        return dataclasses.replace(tiny_prepared, config=dataclasses.replace(tiny_prepared.config, slow_potential=band))
+
+    with pytest.raises(Eeg2fmriInputError, match=r"slow_potential \[0\.01, 0\.1\] vs none; for the slow potential, prepare both with "
+                                                   r"the same prepare option slow_potential \(--config '\{\"slow_potential\": \[0\.01, 0\.1\]\}'\)"):
+        check_same_space(with_slow([0.01, 0.1]), tiny_prepared)
+    with pytest.raises(Eeg2fmriInputError, match=r"slow_potential \[0\.01, 0\.1\] vs \[0\.02, 0\.1\]"):
+        check_same_space(with_slow([0.01, 0.1]), with_slow([0.02, 0.1]))
+    check_same_space(with_slow("auto"), with_slow([0.01, 0.1]))  # "auto" is that band: alike

@@ -105,6 +105,9 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
         fa, fb = train.freqs, test.freqs
         if (fa is None) != (fb is None) or (fa is not None and (len(fa) != len(fb) or not np.allclose(fa, fb))):
             diffs.append(f"STFT bins ({0 if fa is None else len(fa)} vs {0 if fb is None else len(fb)})")
+    slow_tr, slow_te = getattr(train.config, "slow_band", None), getattr(test.config, "slow_band", None)
+    if slow_tr != slow_te:  # (one more band-power entry, or the same entry of another band: user test 59)
+        diffs.append(f"slow_potential {list(slow_tr) if slow_tr else 'none'} vs {list(slow_te) if slow_te else 'none'}")
     if (train.config.events or None) != (test.config.events or None):  # (same count, other meaning: silently wrong columns)
         diffs.append(f"event regressors {train.config.events or 'none'} vs {test.config.events or 'none'}")
     elif (train.config.event_durations or None) != (test.config.event_durations or None):  # (blocks in one, impulses in the other)
@@ -134,6 +137,9 @@ def check_same_space(train: PreparedDataset, test: PreparedDataset, *, where: st
                          "to each recording's sampling rate and low-pass edge): prepare option bands: "
                          + json.dumps({k: [float(a), float(b)] for k, (a, b) in dict(train.config.bands).items()})
                          + " (the training dataset's; lower a top edge above the test recordings' low-pass)")
+        if slow_tr != slow_te:
+            fixes.append("for the slow potential, prepare both with the same prepare option slow_potential ("
+                         + (f"--config '{{\"slow_potential\": {list(slow_tr)}}}'" if slow_tr else "or both without it") + ")")
         fixes.append(("otherwise " if fixes else "") + "prepare both with the same options (eeg2fmri prepare --config)")
         raise Eeg2fmriInputError(f"{where}: expected datasets prepared alike on one voxel grid, found differences: {'; '.join(diffs)}; "
                                  + "; ".join(fixes) + ".")
