@@ -157,3 +157,16 @@ def test_cross_dataset_evaluation_has_no_physiology_row(physio_bold, tmp_path):
     assert res["physiology"]["available"] is False and res["physiology"]["reason"] == "not with protocol 'cross'"
     notes = json.loads((out / "metrics.json").read_text())["notes"]
     assert notes["no physiology-only row"] == f"no '{PHYSIOLOGY}' row: not with protocol 'cross'" and PHYSIOLOGY not in notes
+
+
+def test_evaluate_refuses_data_of_another_slow_potential(physio_bold, tmp_path):
+    """The model's recorded prepare settings name its slow_potential: data prepared with another band (or without one,
+    when the model had one) are refused, whether or not the training dataset can be found (a review of session 40)."""
+    root, ds, _ = physio_bold
+    other = dataclasses.replace(ds, config=dataclasses.replace(ds.config, slow_potential=[0.02, 0.1])).save(tmp_path / "slow")
+    from eeg2fmri.utils.validation import Eeg2fmriInputError
+
+    with pytest.raises(Eeg2fmriInputError, match=r"expected the slow_potential the model was trained with \(none\), got \[0\.02, 0\.1\]; "
+                                        r"prepare the data with the prepare option slow_potential as for training \(--config "
+                                        r"'\{\"slow_potential\": null\}'\)"):
+        evaluate_run(root / "ridge_hrf" / "model", data=other, out=tmp_path / "ev", progress_bar=False)

@@ -643,7 +643,9 @@ def _circular_shift_r(y: np.ndarray, preds: list[np.ndarray], shifts: list[tuple
     out = [np.empty(m, dtype=np.float64) for _ in shifts]
     if bases is not None and all(q is None for q in bases):
         bases = None
-    n_cols = 1 if bases is None else 3 + max(q.shape[1] for q in bases if q is not None)  # arrays of (n, chunk) held per run
+    # arrays of (n, chunk) held at once: yc, pc, cross, spread, and per run the batched products (complex, c x n_f), h and
+    # the spread's cross terms (c x n each)
+    n_cols = 1 if bases is None else 4 + 3 * max(q.shape[1] for q in bases if q is not None)
     step = max(1, CHUNK_ELEMS // max(n * n_cols, 1))
     for c0 in range(0, m, step):
         sl = slice(c0, min(c0 + step, m))

@@ -356,6 +356,17 @@ def evaluate_run(
     proto = protocol or (rec_split or {}).get("protocol")
     if proto is None:
         raise Eeg2fmriInputError(f"{model_dir}: the model records no split; pass --protocol within|loso|kfold|subjects (and the split options used in training).")
+    if isinstance(meta.get("prepare"), dict):  # (the model's own record: also where its training dataset cannot be found; a review)
+        from eeg2fmri.preprocessing.representations.bandpower import SLOW_POTENTIAL_AUTO
+
+        sp = meta["prepare"].get("slow_potential")
+        slow_model = None if sp is None else tuple(SLOW_POTENTIAL_AUTO) if isinstance(sp, str) else (float(sp[0]), float(sp[1]))
+        slow_data = getattr(ds.config, "slow_band", None)
+        if slow_model != (None if slow_data is None else tuple(slow_data)):
+            raise Eeg2fmriInputError(
+                f"{data_path}: expected the slow_potential the model was trained with ({list(slow_model) if slow_model else 'none'}), "
+                f"got {list(slow_data) if slow_data else 'none'}; prepare the data with the prepare option slow_potential as for "
+                "training (--config '{\"slow_potential\": " + (json.dumps(list(slow_model)) if slow_model else "null") + "}').")
     if proto == "cross":
         ds_eval, split, targets, fitted, cross_info = _cross_setup(lm, ds, train_data if train_data is not None else rec_data, data_path, n_frames, lag,
                                                                    subjects=use_subjects, subjects_where=subjects_where)
