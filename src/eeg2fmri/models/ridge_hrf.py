@@ -850,6 +850,7 @@ class RidgeHRF(BaseEstimator):
         yv = None if y_val is None else np.asarray(y_val).reshape(len(x_val), -1)
         out: dict[str, Any] = {}
         coef = intercept = alpha_index = None
+        said = False  # (the warning about the dense form: once)
         for g in np.unique(per):
             cols = np.flatnonzero(per == g)
             f = self._fit_basis(self.hrf_, x, y[:, cols], x_val, None if yv is None else yv[:, cols],
@@ -863,8 +864,8 @@ class RidgeHRF(BaseEstimator):
                 out["x_mean_"], out["x_scale_"] = f["x_mean_"], base
             ratio = base / np.asarray(f["x_scale_"], dtype=np.float64)
             comp = f.get("components_")
-            if comp is not None and not out.get("_said"):
-                out["_said"] = True
+            if comp is not None and not said:
+                said = True
                 logger.warning("ridge_hrf: slow_gain='per_target' keeps one (n_features, n_outputs) = (%d, %d) coefficient matrix "
                                "(%.0f MB) instead of the factored form (each gain has components of its own); on voxels the "
                                "default (gain 1) keeps the factored form", base.size, y.shape[1], base.size * y.shape[1] * 4 / 2**20)
@@ -877,7 +878,6 @@ class RidgeHRF(BaseEstimator):
             alpha_index[cols] = np.broadcast_to(np.asarray(f["alpha_index_"]), cols.shape)
             del f, comp64
         alphas = np.asarray(self.alphas_, dtype=np.float64)
-        out.pop("_said", None)
         out.update(coef_=coef, intercept_=intercept, components_=None, alpha_index_=alpha_index, alpha_=alphas[alpha_index],
                    slow_gain_=np.asarray(per, dtype=np.float64))
         return out
