@@ -209,3 +209,21 @@ def test_cross_dataset_refuses_another_slow_potential(tiny_prepared):
     with pytest.raises(Eeg2fmriInputError, match=r"slow_potential \[0\.01, 0\.1\] vs \[0\.02, 0\.1\]"):
         check_same_space(with_slow([0.01, 0.1]), with_slow([0.02, 0.1]))
     check_same_space(with_slow("auto"), with_slow([0.01, 0.1]))  # "auto" is that band: alike
+
+
+def test_per_target_on_a_factored_fit_says_it_keeps_dense_coefficients(caplog):
+    """Voxel-sized outputs (more than the windows): the factored form is given up by slow_gain='per_target', and said."""
+    import logging
+
+    rng = np.random.default_rng(5)
+    n_out = 500
+    spec = dataclasses.replace(_spec("voxels"), output_shape=(n_out,))
+    x, xv = (rng.standard_normal((n, N_CH, N_B, N_T)).astype(np.float32) for n in (60, 40))
+    w = rng.standard_normal((N_CH * N_B * N_T, n_out)) * (rng.random(n_out) < 0.5)  # half the outputs driven
+    y, yv = (a.reshape(len(a), -1) @ w / 30 + rng.standard_normal((len(a), n_out)) for a in (x, xv))
+    assert RidgeHRF(spec, hrf="lags", slow_gain=1.0).fit(x, y, xv, yv).components_ is not None  # (factored at one gain)
+    with caplog.at_level(logging.WARNING, logger="eeg2fmri"):
+        model = RidgeHRF(spec, hrf="lags", slow_gain="per_target").fit(x, y, xv, yv)
+    assert np.unique(model.slow_gain_).size > 1  # (noise outputs and driven ones: several gains chosen)
+    assert model.components_ is None and model.coef_.shape == (N_CH * N_B * N_T, n_out)
+    assert caplog.text.count("slow_gain='per_target' keeps one (n_features, n_outputs) = (180, 500) coefficient matrix") == 1
