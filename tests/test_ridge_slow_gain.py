@@ -227,3 +227,13 @@ def test_per_target_on_a_factored_fit_says_it_keeps_dense_coefficients(caplog):
     assert np.unique(model.slow_gain_).size > 1  # (noise outputs and driven ones: several gains chosen)
     assert model.components_ is None and model.coef_.shape == (N_CH * N_B * N_T, n_out)
     assert caplog.text.count("slow_gain='per_target' keeps one (n_features, n_outputs) = (180, 500) coefficient matrix") == 1
+
+
+def test_train_prints_the_slow_gains():
+    """`eeg2fmri train`'s line of choices names the slow-potential gain (one, or per output), from fit_model's info."""
+    from eeg2fmri.commands.train import choices_line
+
+    one = choices_line({"hrf": "lags", "slow_gain": 0.25, "alpha": 10.0})
+    assert "slow-potential columns weighted 0.25x the bands" in one
+    per = choices_line({"hrf": "lags", "slow_gain": {"per_target": {"0.25": 2, "4": 1}}, "alpha": 10.0})
+    assert "slow-potential columns' gain per output (gain x outputs): 0.25 x 2, 4 x 1" in per
