@@ -237,3 +237,14 @@ def test_train_prints_the_slow_gains():
     assert "slow-potential columns weighted 0.25x the bands" in one
     per = choices_line({"hrf": "lags", "slow_gain": {"per_target": {"0.25": 2, "4": 1}}, "alpha": 10.0})
     assert "slow-potential columns' gain per output (gain x outputs): 0.25 x 2, 4 x 1" in per
+
+
+def test_benchmark_notes_the_slow_gains_unless_all_are_one():
+    from eeg2fmri.workflows.benchmark import leaderboard_notes
+
+    def notes(gains):
+        return [n for n in leaderboard_notes([{"name": "ridge_hrf", "role": "reference", "slow_gain": gains}]) if "slow-potential" in n]
+
+    assert notes([1.0, 0.25]) == ["ridge_hrf (reference): the slow-potential columns' gain (penalty 1 / gain^2 times the bands') per fold: 1; 0.25"]
+    assert "per output 0.25 x 3, 4 x 1" in notes([{"per_target": {"0.25": 3, "4": 1}}, 1.0])[0]
+    assert notes([1.0, 1.0]) == []  # (voxels, the default: nothing chosen, nothing said)
